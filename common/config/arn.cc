@@ -1,0 +1,110 @@
+#include "common/config/arn.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace stepflow::config {
+namespace {
+
+std::string Prefix(const ArnScope& scope) {
+  return absl::StrCat("arn:", scope.partition, ":states:", scope.region, ":",
+                      scope.account, ":");
+}
+
+absl::Status InvalidArn(absl::string_view arn, absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("InvalidArn: Invalid Arn: '", why, ": ", arn, "'"));
+}
+
+absl::StatusOr<ParsedArn> ParseScoped(const ArnScope& scope,
+                                      absl::string_view arn,
+                                      absl::string_view type, size_t parts) {
+  if (arn.substr(0, 4) != "arn:") {
+    return InvalidArn(arn, "Invalid ARN prefix");
+  }
+  auto parsed = ParseArn(arn);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->service != "states" || parsed->resource_type != type ||
+      parsed->resource.size() != parts) {
+    return InvalidArn(arn, "Resource type not valid in this context");
+  }
+  if (arn.substr(0, Prefix(scope).size()) != Prefix(scope)) {
+    return InvalidArn(arn, "Invalid region or account");
+  }
+  for (const auto& part : parsed->resource) {
+    if (part.empty()) return InvalidArn(arn, "Invalid resource name");
+  }
+  return parsed;
+}
+
+}  // namespace
+
+std::string StateMachineArn(const ArnScope& scope, absl::string_view name) {
+  return absl::StrCat(Prefix(scope), "stateMachine:", name);
+}
+
+std::string ExecutionArn(const ArnScope& scope, absl::string_view state_machine,
+                         absl::string_view execution) {
+  return absl::StrCat(Prefix(scope), "execution:", state_machine, ":",
+                      execution);
+}
+
+std::string ActivityArn(const ArnScope& scope, absl::string_view name) {
+  return absl::StrCat(Prefix(scope), "activity:", name);
+}
+
+absl::StatusOr<ParsedArn> ParseArn(absl::string_view arn) {
+  std::vector<std::string> parts = absl::StrSplit(arn, ':');
+  if (parts.size() < 7 || parts[0] != "arn") {
+    return InvalidArn(arn, "Invalid ARN prefix");
+  }
+  ParsedArn parsed;
+  parsed.service = parts[2];
+  parsed.resource_type = parts[5];
+  parsed.resource.assign(parts.begin() + 6, parts.end());
+  return parsed;
+}
+
+absl::StatusOr<std::string> StateMachineNameFromArn(const ArnScope& scope,
+                                                    absl::string_view arn) {
+  auto parsed = ParseScoped(scope, arn, "stateMachine", 1);
+  if (!parsed.ok()) return parsed.status();
+  return parsed->resource[0];
+}
+
+absl::StatusOr<std::pair<std::string, std::string>> ExecutionNamesFromArn(
+    const ArnScope& scope, absl::string_view arn) {
+  auto parsed = ParseScoped(scope, arn, "execution", 2);
+  if (!parsed.ok()) return parsed.status();
+  return std::make_pair(parsed->resource[0], parsed->resource[1]);
+}
+
+absl::StatusOr<std::string> ActivityNameFromArn(const ArnScope& scope,
+                                                absl::string_view arn) {
+  auto parsed = ParseScoped(scope, arn, "activity", 1);
+  if (!parsed.ok()) return parsed.status();
+  return parsed->resource[0];
+}
+
+absl::Status ValidateResourceName(absl::string_view name) {
+  auto invalid = [&] {
+    return absl::InvalidArgumentError(
+        absl::StrCat("InvalidName: Invalid Name: '", name, "'"));
+  };
+  if (name.empty() || name.size() > 80) return invalid();
+  for (unsigned char c : name) {
+    if (c <= 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f)) return invalid();
+    switch (c) {
+      case '<': case '>': case '{': case '}': case '[': case ']':
+      case '?': case '*': case '"': case '#': case '%': case '\\':
+      case '^': case '|': case '~': case '`': case '$': case '&':
+      case ',': case ';': case ':': case '/':
+        return invalid();
+      default:
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace stepflow::config

@@ -1,0 +1,65 @@
+#include "common/config/arn.h"
+#include "common/config/sharding.h"
+
+#include "gtest/gtest.h"
+
+namespace stepflow::config {
+namespace {
+
+TEST(ShardingTest, HashIsStableAndSpreads) {
+  // Fixed values: stored data is placed by this hash, so it must never change.
+  EXPECT_EQ(StableHash(""), 14695981039346656037ull);
+  EXPECT_EQ(StableHash("a"), 0xaf63dc4c8601ec8cull);
+  std::vector<int> counts(4);
+  for (int i = 0; i < 4000; ++i) counts[ShardOf("exec-" + std::to_string(i), 4)]++;
+  for (int c : counts) EXPECT_GT(c, 800);
+}
+
+TEST(ShardingTest, MapOwnership) {
+  auto map = ShardMap::Parse(8, "a:1, b:2");
+  ASSERT_TRUE(map.ok()) << map.status();
+  EXPECT_EQ(map->servers().size(), 2u);
+  EXPECT_EQ(map->OrdinalForShard(5), 1);
+  EXPECT_TRUE(Owns(5, 1, 2));
+  EXPECT_FALSE(Owns(5, 0, 2));
+  EXPECT_EQ(map->ServerFor("x"), map->servers()[map->OrdinalFor("x")]);
+  EXPECT_FALSE(ShardMap::Parse(8, "").ok());
+  EXPECT_FALSE(ShardMap::Parse(8, "noport").ok());
+  EXPECT_FALSE(ShardMap::Parse(1, "a:1,b:2").ok());
+  EXPECT_FALSE(ShardMap::Parse(0, "a:1").ok());
+}
+
+TEST(ArnTest, BuildAndParse) {
+  ArnScope scope;
+  std::string sm = StateMachineArn(scope, "Orders");
+  EXPECT_EQ(sm, "arn:aws:states:us-east-1:123456789012:stateMachine:Orders");
+  EXPECT_EQ(*StateMachineNameFromArn(scope, sm), "Orders");
+  std::string ex = ExecutionArn(scope, "Orders", "run-1");
+  auto names = ExecutionNamesFromArn(scope, ex);
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(names->first, "Orders");
+  EXPECT_EQ(names->second, "run-1");
+  EXPECT_EQ(*ActivityNameFromArn(scope, ActivityArn(scope, "x")), "x");
+
+  auto bad = StateMachineNameFromArn(scope, "nope");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "InvalidArn: Invalid Arn: 'Invalid ARN prefix: nope'");
+  EXPECT_FALSE(StateMachineNameFromArn(scope, ex).ok());
+  EXPECT_FALSE(StateMachineNameFromArn(
+      scope, "arn:aws:states:eu-west-1:123456789012:stateMachine:Orders").ok());
+}
+
+TEST(ArnTest, ResourceNames) {
+  EXPECT_TRUE(ValidateResourceName("Order_Flow-1.v2").ok());
+  EXPECT_FALSE(ValidateResourceName("").ok());
+  EXPECT_FALSE(ValidateResourceName(std::string(81, 'a')).ok());
+  EXPECT_TRUE(ValidateResourceName(std::string(80, 'a')).ok());
+  for (std::string bad : {"a b", "a:b", "a/b", "a*", "a\tb", "{x}", "a$b"}) {
+    auto status = ValidateResourceName(bad);
+    EXPECT_FALSE(status.ok()) << bad;
+    EXPECT_EQ(status.message(), "InvalidName: Invalid Name: '" + bad + "'");
+  }
+}
+
+}  // namespace
+}  // namespace stepflow::config

@@ -1,0 +1,65 @@
+// Logical shards and the map from shards to shard servers.
+//
+// Every execution, state machine and activity belongs to one logical shard,
+// chosen by a stable hash of its ARN. The shard count is fixed when a
+// cluster is created. Shard servers own shards by `shard % replicas ==
+// ordinal`, so adding logical shards never re-hashes anything.
+//
+//   ShardMap map(256, {"10.0.0.1:7300", "10.0.0.2:7300"});
+//   const std::string& owner = map.ServerFor(execution_arn);
+//
+// Immutable after construction; safe to share between threads.
+#ifndef STEPFLOW_COMMON_CONFIG_SHARDING_H_
+#define STEPFLOW_COMMON_CONFIG_SHARDING_H_
+
+#include <cstdint>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace stepflow::config {
+
+inline constexpr uint32_t kDefaultShardCount = 256;
+
+// 64-bit FNV-1a: stable across processes, platforms and releases (never
+// change it: stored data is placed by it).
+uint64_t StableHash(absl::string_view key);
+
+uint32_t ShardOf(absl::string_view key, uint32_t shard_count);
+
+// Whether server `ordinal` of `replicas` owns `shard`.
+inline bool Owns(uint32_t shard, int ordinal, int replicas) {
+  return static_cast<int>(shard % static_cast<uint32_t>(replicas)) == ordinal;
+}
+
+class ShardMap {
+ public:
+  ShardMap(uint32_t shard_count, std::vector<std::string> servers)
+      : shard_count_(shard_count), servers_(std::move(servers)) {}
+
+  // Parses "host:port,host:port,...": server i is ordinal i.
+  static absl::StatusOr<ShardMap> Parse(uint32_t shard_count,
+                                        absl::string_view servers);
+
+  uint32_t shard_count() const { return shard_count_; }
+  const std::vector<std::string>& servers() const { return servers_; }
+  int OrdinalForShard(uint32_t shard) const {
+    return static_cast<int>(shard % servers_.size());
+  }
+  int OrdinalFor(absl::string_view key) const {
+    return OrdinalForShard(ShardOf(key, shard_count_));
+  }
+  const std::string& ServerFor(absl::string_view key) const {
+    return servers_[OrdinalFor(key)];
+  }
+
+ private:
+  uint32_t shard_count_;
+  std::vector<std::string> servers_;
+};
+
+}  // namespace stepflow::config
+
+#endif  // STEPFLOW_COMMON_CONFIG_SHARDING_H_
