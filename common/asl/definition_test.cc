@@ -1,0 +1,69 @@
+#include "common/asl/definition.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace stepflow::asl {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<std::string> Codes(absl::string_view text) {
+  std::vector<std::string> codes;
+  for (const auto& d : ValidateDefinition(text)) codes.push_back(d.code + "@" + d.location);
+  return codes;
+}
+
+TEST(DefinitionTest, ParsesValidDefinition) {
+  auto def = Definition::Parse(R"({
+    "Comment": "c", "StartAt": "A",
+    "States": {
+      "A": {"Type": "Pass", "Result": {"x": 1}, "ResultPath": "$.r", "Next": "B"},
+      "B": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:w",
+            "TimeoutSeconds": 30, "HeartbeatSeconds": 5, "InputPath": null, "Next": "C"},
+      "C": {"Type": "Succeed"}
+    }})");
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_EQ((*def)->start_at(), "A");
+  const State* b = (*def)->FindState("B");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->type, StateType::kTask);
+  EXPECT_EQ(b->timeout_seconds, 30);
+  EXPECT_EQ(b->input_path.kind, PathField::Kind::kNull);
+  EXPECT_EQ((*def)->FindState("A")->result_path.path->text(), "$.r");
+}
+
+TEST(DefinitionTest, ReportsProblemsWithLocations) {
+  EXPECT_THAT(Codes("not json"), ::testing::ElementsAre("INVALID_JSON_DESCRIPTION@/"));
+  EXPECT_THAT(Codes(R"({"States": {"A": {"Type": "Succeed"}}})"),
+              ::testing::Contains("SCHEMA_VALIDATION_FAILED@/"));
+  EXPECT_THAT(Codes(R"({"StartAt": "A", "States": {"A": {"Type": "Bogus"}}})"),
+              ::testing::ElementsAre("SCHEMA_VALIDATION_FAILED@/States/A/Type"));
+  EXPECT_THAT(Codes(R"({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Z"}}})"),
+              ::testing::ElementsAre("MISSING_TRANSITION_TARGET@/States/A/Next"));
+  EXPECT_THAT(Codes(R"({"StartAt": "Z", "States": {"A": {"Type": "Succeed"}}})"),
+              ::testing::Contains("MISSING_TRANSITION_TARGET@/StartAt"));
+  EXPECT_THAT(Codes(R"({"StartAt": "A", "States": {"A": {"Type": "Pass"}}})"),
+              ::testing::ElementsAre("SCHEMA_VALIDATION_FAILED@/States/A"));
+  EXPECT_THAT(Codes(R"({"StartAt": "A", "States": {"A": {"Type": "Succeed"},
+                                                   "B": {"Type": "Succeed"}}})"),
+              ::testing::ElementsAre("UNREACHABLE_STATE@/States/B"));
+  EXPECT_THAT(Codes(R"({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true,
+                                                         "Resource": "x"}}})"),
+              ::testing::ElementsAre("SCHEMA_VALIDATION_FAILED@/States/A/Resource"));
+  EXPECT_THAT(Codes(R"({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true,
+                                                         "InputPath": "nope"}}})"),
+              ::testing::ElementsAre("INVALID_JSON_PATH@/States/A/InputPath"));
+}
+
+TEST(DefinitionTest, ParseErrorCarriesAwsMessage) {
+  auto def = Definition::Parse(R"({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}})");
+  ASSERT_FALSE(def.ok());
+  EXPECT_EQ(def.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(def.status().message(),
+            "InvalidDefinition: Invalid State Machine Definition: 'MISSING_TRANSITION_TARGET: "
+            "Missing 'Next' target: B at /States/A/Next'");
+}
+
+}  // namespace
+}  // namespace stepflow::asl
