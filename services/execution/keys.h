@@ -1,0 +1,110 @@
+// Key layout of the shard server's RocksDB column families. Keys are
+// big-endian so that iteration order is shard, then sequence/time order.
+// Every per-shard key starts with the 4-byte logical shard id: a logical
+// shard is a key prefix, so shards can later move between servers.
+#ifndef STEPFLOW_SERVICES_EXECUTION_KEYS_H_
+#define STEPFLOW_SERVICES_EXECUTION_KEYS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/storage/store.h"
+
+namespace stepflow::execution::keys {
+
+// Column families.
+inline constexpr char kMeta[] = "meta";
+inline constexpr char kStateMachines[] = "state_machines";
+inline constexpr char kActivities[] = "activities";
+inline constexpr char kDefinitions[] = "definitions";
+inline constexpr char kExecutions[] = "executions";
+inline constexpr char kHistory[] = "history";
+inline constexpr char kVisibility[] = "visibility";
+inline constexpr char kTasks[] = "tasks";
+inline constexpr char kOutbox[] = "outbox";
+
+// Keys of the meta family.
+inline constexpr char kShardCountKey[] = "shard_count";
+
+inline std::string ShardPrefix(uint32_t shard) {
+  std::string key;
+  storage::AppendUint32(&key, shard);
+  return key;
+}
+
+// shard | arn
+inline std::string ResourceKey(uint32_t shard, absl::string_view arn) {
+  std::string key = ShardPrefix(shard);
+  key.append(arn.data(), arn.size());
+  return key;
+}
+
+// state machine arn | 0 | revision id
+inline std::string DefinitionKey(absl::string_view state_machine_arn,
+                                 absl::string_view revision_id) {
+  std::string key(state_machine_arn);
+  key.push_back('\0');
+  key.append(revision_id.data(), revision_id.size());
+  return key;
+}
+
+// shard | execution arn | 0 [| event id]
+inline std::string HistoryPrefix(uint32_t shard, absl::string_view execution_arn) {
+  std::string key = ResourceKey(shard, execution_arn);
+  key.push_back('\0');
+  return key;
+}
+inline std::string HistoryKey(uint32_t shard, absl::string_view execution_arn,
+                              int64_t event_id) {
+  std::string key = HistoryPrefix(shard, execution_arn);
+  storage::AppendUint64(&key, static_cast<uint64_t>(event_id));
+  return key;
+}
+
+// Visibility index for ListExecutions, newest first within a state machine:
+// state machine arn | 0 | ~start nanos | execution arn. Server-local (not
+// shard-prefixed): it is an index over whatever this server owns.
+inline std::string VisibilityPrefix(absl::string_view state_machine_arn) {
+  std::string key(state_machine_arn);
+  key.push_back('\0');
+  return key;
+}
+inline std::string VisibilitySortKey(absl::Time start, absl::string_view execution_arn) {
+  std::string key;
+  storage::AppendUint64(&key, ~static_cast<uint64_t>(absl::ToUnixNanos(start)));
+  key.append(execution_arn.data(), execution_arn.size());
+  return key;
+}
+
+// Activity task backlog: shard | 'q' | activity arn | 0 | sequence.
+inline std::string TaskQueuePrefix(uint32_t shard, absl::string_view activity_arn) {
+  std::string key = ShardPrefix(shard);
+  key.push_back('q');
+  key.append(activity_arn.data(), activity_arn.size());
+  key.push_back('\0');
+  return key;
+}
+inline std::string TaskKey(uint32_t shard, absl::string_view activity_arn, uint64_t seq) {
+  std::string key = TaskQueuePrefix(shard, activity_arn);
+  storage::AppendUint64(&key, seq);
+  return key;
+}
+// Task ids already accepted (idempotent enqueue): shard | 'i' | task id.
+inline std::string TaskIdKey(uint32_t shard, absl::string_view task_id) {
+  std::string key = ShardPrefix(shard);
+  key.push_back('i');
+  key.append(task_id.data(), task_id.size());
+  return key;
+}
+
+inline std::string OutboxKey(uint64_t seq) {
+  std::string key;
+  storage::AppendUint64(&key, seq);
+  return key;
+}
+
+}  // namespace stepflow::execution::keys
+
+#endif  // STEPFLOW_SERVICES_EXECUTION_KEYS_H_

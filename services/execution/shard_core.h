@@ -1,0 +1,187 @@
+// The shard server's logic, without the RPC layer: the state machine and
+// activity catalog, Standard executions and their history, the activity task
+// queues, and the transactional outbox, all stored in one RocksDB database.
+//
+// Each logical shard this server owns is a key prefix. Every change to an
+// execution is one WriteBatch (history events + execution record + outbox
+// items) written with a synced WAL before anything it implies becomes
+// visible; effects on other shards (handing a task to the activity's queue,
+// reporting that a worker picked a task up) leave through the outbox, which
+// a background thread drains and retries until delivered, also after a
+// restart.
+//
+//   auto core = ShardCore::Open(options, &peers);
+//   RETURN_IF_ERROR((*core)->StartExecution(request, &response));
+//
+// Thread-safe: calls for one logical shard are serialized by that shard's
+// mutex; calls for different shards run in parallel and share WAL fsyncs.
+#ifndef STEPFLOW_SERVICES_EXECUTION_SHARD_CORE_H_
+#define STEPFLOW_SERVICES_EXECUTION_SHARD_CORE_H_
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/asl/definition.h"
+#include "common/asl/interpreter.h"
+#include "common/clock/clock.h"
+#include "common/config/arn.h"
+#include "common/storage/store.h"
+#include "common/tasktoken/task_token.h"
+#include "stepflow/internal/v1/shard.pb.h"
+#include "stepflow/v1/states.pb.h"
+
+namespace stepflow::execution {
+
+// Delivery of outbox items to the shard that must act on them (possibly
+// this server itself).
+class Peers {
+ public:
+  virtual ~Peers() = default;
+  virtual absl::Status EnqueueActivityTask(const internal::v1::ActivityTask& task) = 0;
+  virtual absl::Status RecordActivityStarted(
+      const internal::v1::RecordActivityStartedRequest& request) = 0;
+};
+
+struct ShardCoreOptions {
+  std::string data_dir;
+  uint32_t shard_count = 256;
+  int ordinal = 0;
+  int replicas = 1;
+  config::ArnScope arn_scope;
+  std::string token_secret = tasktoken::kDevelopmentSecret;
+  clock::Clock* clock = nullptr;  // required; must outlive the core
+};
+
+class ShardCore {
+ public:
+  // `peers` must outlive the core. Fails when the data folder was created
+  // with a different logical shard count.
+  static absl::StatusOr<std::unique_ptr<ShardCore>> Open(const ShardCoreOptions& options,
+                                                         Peers* peers);
+  ~ShardCore();
+
+  ShardCore(const ShardCore&) = delete;
+  ShardCore& operator=(const ShardCore&) = delete;
+
+  // Stops the outbox thread and wakes long polls; later calls fail.
+  void Shutdown();
+
+  // Catalog.
+  absl::Status CreateStateMachine(const v1::CreateStateMachineRequest& request,
+                                  v1::CreateStateMachineResponse* response);
+  absl::Status DescribeStateMachine(const v1::DescribeStateMachineRequest& request,
+                                    v1::DescribeStateMachineResponse* response);
+  absl::Status DeleteStateMachine(const v1::DeleteStateMachineRequest& request);
+  absl::StatusOr<internal::v1::StateMachineRecord> GetStateMachineRecord(
+      const std::string& state_machine_arn);
+  absl::Status ListStateMachines(const internal::v1::ListShardRequest& request,
+                                 internal::v1::ListStateMachinesShardResponse* response);
+  absl::Status CreateActivity(const v1::CreateActivityRequest& request,
+                              v1::CreateActivityResponse* response);
+  absl::Status DescribeActivity(const v1::DescribeActivityRequest& request,
+                                v1::DescribeActivityResponse* response);
+  absl::Status DeleteActivity(const v1::DeleteActivityRequest& request);
+  absl::Status ListActivities(const internal::v1::ListShardRequest& request,
+                              internal::v1::ListActivitiesShardResponse* response);
+
+  // Executions.
+  absl::Status StartExecution(const internal::v1::StartExecutionShardRequest& request,
+                              v1::StartExecutionResponse* response);
+  absl::Status DescribeExecution(const v1::DescribeExecutionRequest& request,
+                                 v1::DescribeExecutionResponse* response);
+  absl::Status StopExecution(const v1::StopExecutionRequest& request,
+                             v1::StopExecutionResponse* response);
+  absl::Status GetExecutionHistory(const v1::GetExecutionHistoryRequest& request,
+                                   v1::GetExecutionHistoryResponse* response);
+  absl::Status ListExecutions(const internal::v1::ListShardRequest& request,
+                              internal::v1::ListExecutionsShardResponse* response);
+
+  // Activity task queues (this server owns the activity's shard).
+  absl::Status EnqueueActivityTask(const internal::v1::ActivityTask& task);
+  // Waits until a task arrives, `deadline` passes or `cancelled()` turns
+  // true; an empty response means no task.
+  absl::Status GetActivityTask(const v1::GetActivityTaskRequest& request,
+                               v1::GetActivityTaskResponse* response, absl::Time deadline,
+                               const std::function<bool()>& cancelled);
+
+  // Task results (this server owns the execution's shard).
+  absl::Status RecordActivityStarted(const internal::v1::RecordActivityStartedRequest& request);
+  absl::Status SendTaskSuccess(const v1::SendTaskSuccessRequest& request);
+  absl::Status SendTaskFailure(const v1::SendTaskFailureRequest& request);
+  absl::Status SendTaskHeartbeat(const v1::SendTaskHeartbeatRequest& request);
+
+  uint32_t shard_count() const { return options_.shard_count; }
+
+ private:
+  struct Families {
+    storage::FamilyId meta, state_machines, activities, definitions, executions, history,
+        visibility, tasks, outbox;
+  };
+  struct QueuedTask {
+    uint64_t seq;
+    internal::v1::ActivityTask task;
+  };
+
+  ShardCore(const ShardCoreOptions& options, Peers* peers);
+  absl::Status Init();
+  absl::Status LoadTaskQueues();
+
+  absl::StatusOr<uint32_t> OwnedShard(absl::string_view arn) const;
+  absl::Mutex& ShardMutex(uint32_t shard) { return shard_mu_[shard]; }
+
+  template <typename Message>
+  absl::StatusOr<std::optional<Message>> Read(storage::FamilyId family, const std::string& key);
+
+  absl::StatusOr<std::shared_ptr<const asl::Definition>> LoadDefinition(
+      const std::string& state_machine_arn, const std::string& revision_id);
+
+  // Writes one transition of `record` (history, record, outbox) durably.
+  absl::Status CommitTransition(uint32_t shard, internal::v1::ExecutionRecord& record,
+                                asl::Outcome& outcome,
+                                storage::WriteBatch& batch);
+
+  // Loads the running execution a task token names and applies `step`.
+  using TaskStep = std::function<absl::StatusOr<asl::Outcome>(
+      asl::Interpreter&, internal::v1::ExecutionState*, absl::Time)>;
+  absl::Status ApplyTaskResult(const std::string& task_token, bool ignore_stale,
+                               const TaskStep& step);
+
+  void OutboxLoop();
+  void WakeOutbox();
+
+  ShardCoreOptions options_;
+  Peers* peers_;
+  tasktoken::TaskTokenCodec codec_;
+  std::unique_ptr<storage::Store> store_;
+  Families families_{};
+  std::unique_ptr<absl::Mutex[]> shard_mu_;
+
+  absl::Mutex definitions_mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const asl::Definition>> definitions_
+      ABSL_GUARDED_BY(definitions_mu_);
+
+  // Activity queues in memory, mirroring the durable backlog.
+  absl::Mutex queues_mu_;
+  absl::CondVar queues_cv_;
+  std::map<std::string, std::deque<QueuedTask>> queues_ ABSL_GUARDED_BY(queues_mu_);
+  bool shutting_down_ ABSL_GUARDED_BY(queues_mu_) = false;
+  std::atomic<uint64_t> next_task_seq_{1};
+
+  std::atomic<uint64_t> next_outbox_seq_{1};
+  absl::Mutex outbox_mu_;
+  bool outbox_wake_ ABSL_GUARDED_BY(outbox_mu_) = false;
+  bool outbox_stop_ ABSL_GUARDED_BY(outbox_mu_) = false;
+  std::thread outbox_thread_;
+};
+
+}  // namespace stepflow::execution
+
+#endif  // STEPFLOW_SERVICES_EXECUTION_SHARD_CORE_H_
