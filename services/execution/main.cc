@@ -1,0 +1,108 @@
+// stepflow-shard: a shard server owning the logical shards s with
+// s % replicas == ordinal.
+#include <iostream>
+
+#include "absl/strings/str_split.h"
+#include "common/clock/clock.h"
+#include "common/config/flags.h"
+#include "common/config/sharding.h"
+#include "common/config/signals.h"
+#include "common/log/log.h"
+#include "common/metrics/metrics.h"
+#include "prometheus/registry.h"
+#include "services/execution/shard_service.h"
+
+int main(int argc, char** argv) {
+  using namespace stepflow;
+  config::BlockTerminationSignals();
+  std::string data_dir = "./data/shard";
+  int shards = static_cast<int>(config::kDefaultShardCount);
+  int ordinal = 0;
+  int replicas = 1;
+  std::string peers;
+  std::string listen = "0.0.0.0:7300";
+  std::string metrics_listen;
+  std::string region = "us-east-1";
+  std::string account = "123456789012";
+  std::string token_secret;
+  std::string log_level = "info";
+  std::string log_format = "text";
+
+  config::FlagSet flags(
+      "stepflow-shard",
+      "Runs a Stepflow shard server: it owns the logical shards s with\n"
+      "s % replicas == ordinal, keeps their executions, histories, catalog entries\n"
+      "and activity task queues in RocksDB under --data-dir, and serves the\n"
+      "internal shard API to gateways and to the other shard servers.");
+  flags.Add("data-dir", &data_dir, "RocksDB folder of this server (created if missing)");
+  flags.Add("shards", &shards,
+            "number of logical shards of the cluster; fixed when the data folder is created");
+  flags.Add("ordinal", &ordinal, "this server's ordinal (StatefulSet pod index), 0-based");
+  flags.Add("replicas", &replicas, "number of shard servers in the cluster");
+  flags.Add("peers", &peers,
+            "comma-separated addresses of all shard servers by ordinal (host:port); needed "
+            "when replicas > 1 to hand tasks to the shard that owns an activity");
+  flags.Add("listen", &listen, "gRPC listen address (port 0 picks a free port)");
+  flags.Add("metrics-listen", &metrics_listen,
+            "address for the Prometheus /metrics endpoint, e.g. 0.0.0.0:9300 (empty: off)");
+  flags.Add("region", &region, "region used in ARNs");
+  flags.Add("account", &account, "account id used in ARNs");
+  flags.Add("token-secret", &token_secret,
+            "secret keying task-token MACs; the same on every server (default: "
+            "$STEPFLOW_TOKEN_SECRET, else a development secret)");
+  flags.Add("log-level", &log_level, "debug, info, warn or error");
+  flags.Add("log-format", &log_format, "text or json");
+  if (auto code = flags.ParseOrExit(argc, argv)) return *code;
+
+  auto level = log::ParseLevel(log_level);
+  if (!level.ok()) {
+    std::cerr << "stepflow-shard: " << level.status().message() << "\n";
+    return 2;
+  }
+  log::SetMinLevel(*level);
+  log::SetFormat(log_format == "json" ? log::Format::kJson : log::Format::kText);
+
+  if (token_secret.empty()) {
+    const char* env = std::getenv("STEPFLOW_TOKEN_SECRET");
+    token_secret = env != nullptr ? env : tasktoken::kDevelopmentSecret;
+  }
+  clock::RealClock clock;
+  auto registry = std::make_shared<prometheus::Registry>();
+  execution::ShardServerOptions options;
+  options.core.data_dir = data_dir;
+  options.core.shard_count = static_cast<uint32_t>(shards);
+  options.core.ordinal = ordinal;
+  options.core.replicas = replicas;
+  options.core.arn_scope.region = region;
+  options.core.arn_scope.account = account;
+  options.core.token_secret = token_secret;
+  options.core.clock = &clock;
+  options.listen_address = listen;
+  options.registry = registry.get();
+  for (absl::string_view peer : absl::StrSplit(peers, ',', absl::SkipEmpty())) {
+    options.peers.emplace_back(peer);
+  }
+  if (replicas > 1 && static_cast<int>(options.peers.size()) != replicas) {
+    std::cerr << "stepflow-shard: --peers must list " << replicas << " addresses\n";
+    return 2;
+  }
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  if (!metrics_listen.empty()) {
+    auto started = metrics::MetricsServer::Start(metrics_listen, registry);
+    if (!started.ok()) {
+      std::cerr << "stepflow-shard: " << started.status() << "\n";
+      return 1;
+    }
+    metrics_server = std::move(*started);
+  }
+  auto server = execution::ShardServer::Start(std::move(options));
+  if (!server.ok()) {
+    std::cerr << "stepflow-shard: " << server.status().message() << "\n";
+    return 1;
+  }
+  std::cout << "stepflow-shard listening on " << (*server)->address() << std::endl;
+  int signal_number = config::WaitForTerminationSignal();
+  log::Info("shard", "shutting down", {{"signal", signal_number}});
+  (*server)->Shutdown();
+  return 0;
+}

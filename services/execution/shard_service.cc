@@ -1,0 +1,191 @@
+#include "services/execution/shard_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/config/sharding.h"
+#include "common/log/log.h"
+#include "common/rpc/server.h"
+#include "common/rpc/status.h"
+#include "common/status/status_macros.h"
+#include "stepflow/internal/v1/shard.grpc.pb.h"
+
+namespace stepflow::execution {
+namespace {
+
+namespace iv1 = ::stepflow::internal::v1;
+
+constexpr absl::Duration kPeerCallTimeout = absl::Seconds(10);
+constexpr absl::Duration kMaxLongPoll = absl::Seconds(60);
+
+// Delivers outbox items to the owning server: in process when that is us.
+class GrpcPeers : public Peers {
+ public:
+  GrpcPeers(uint32_t shard_count, int ordinal, const std::vector<std::string>& addresses)
+      : shard_count_(shard_count), ordinal_(ordinal) {
+    for (size_t i = 0; i < addresses.size(); ++i) {
+      stubs_.push_back(static_cast<int>(i) == ordinal || addresses[i].empty()
+                           ? nullptr
+                           : iv1::ShardService::NewStub(rpc::MakeChannel(addresses[i])));
+    }
+    if (stubs_.empty()) stubs_.push_back(nullptr);
+  }
+
+  void set_local(ShardCore* core) { local_ = core; }
+
+  absl::Status EnqueueActivityTask(const iv1::ActivityTask& task) override {
+    int owner = OwnerOf(task.activity_arn());
+    if (owner == ordinal_) return local_->EnqueueActivityTask(task);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
+    iv1::EnqueueActivityTaskResponse response;
+    return rpc::FromGrpcStatus(stubs_[owner]->EnqueueActivityTask(&context, task, &response));
+  }
+
+  absl::Status RecordActivityStarted(const iv1::RecordActivityStartedRequest& request) override {
+    auto content = tasktoken::TaskTokenCodec::Peek(request.task_token());
+    if (!content.ok()) return content.status();
+    int owner = OwnerOf(content->execution_arn());
+    if (owner == ordinal_) return local_->RecordActivityStarted(request);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
+    iv1::RecordActivityStartedResponse response;
+    return rpc::FromGrpcStatus(stubs_[owner]->RecordActivityStarted(&context, request, &response));
+  }
+
+ private:
+  int OwnerOf(absl::string_view arn) const {
+    int owner = static_cast<int>(config::ShardOf(arn, shard_count_) % stubs_.size());
+    return stubs_[owner] == nullptr ? ordinal_ : owner;
+  }
+
+  uint32_t shard_count_;
+  int ordinal_;
+  std::vector<std::unique_ptr<iv1::ShardService::Stub>> stubs_;
+  ShardCore* local_ = nullptr;
+};
+
+// Each handler is a one-line hand-off to the core.
+class ShardServiceImpl final : public iv1::ShardService::Service {
+ public:
+  explicit ShardServiceImpl(ShardCore* core) : core_(core) {}
+
+#define STEPFLOW_FORWARD(Method, Request, Response, call)                               \
+  grpc::Status Method(grpc::ServerContext*, const Request* request, Response* response) \
+      override {                                                                        \
+    (void)response;                                                                     \
+    return rpc::ToGrpcStatus(call);                                                     \
+  }
+
+  STEPFLOW_FORWARD(CreateStateMachine, v1::CreateStateMachineRequest,
+                   v1::CreateStateMachineResponse, core_->CreateStateMachine(*request, response))
+  STEPFLOW_FORWARD(DescribeStateMachine, v1::DescribeStateMachineRequest,
+                   v1::DescribeStateMachineResponse,
+                   core_->DescribeStateMachine(*request, response))
+  STEPFLOW_FORWARD(DeleteStateMachine, v1::DeleteStateMachineRequest,
+                   v1::DeleteStateMachineResponse, core_->DeleteStateMachine(*request))
+  STEPFLOW_FORWARD(ListStateMachines, iv1::ListShardRequest, iv1::ListStateMachinesShardResponse,
+                   core_->ListStateMachines(*request, response))
+  STEPFLOW_FORWARD(StartExecution, iv1::StartExecutionShardRequest, v1::StartExecutionResponse,
+                   core_->StartExecution(*request, response))
+  STEPFLOW_FORWARD(DescribeExecution, v1::DescribeExecutionRequest,
+                   v1::DescribeExecutionResponse, core_->DescribeExecution(*request, response))
+  STEPFLOW_FORWARD(StopExecution, v1::StopExecutionRequest, v1::StopExecutionResponse,
+                   core_->StopExecution(*request, response))
+  STEPFLOW_FORWARD(GetExecutionHistory, v1::GetExecutionHistoryRequest,
+                   v1::GetExecutionHistoryResponse, core_->GetExecutionHistory(*request, response))
+  STEPFLOW_FORWARD(ListExecutions, iv1::ListShardRequest, iv1::ListExecutionsShardResponse,
+                   core_->ListExecutions(*request, response))
+  STEPFLOW_FORWARD(CreateActivity, v1::CreateActivityRequest, v1::CreateActivityResponse,
+                   core_->CreateActivity(*request, response))
+  STEPFLOW_FORWARD(DescribeActivity, v1::DescribeActivityRequest, v1::DescribeActivityResponse,
+                   core_->DescribeActivity(*request, response))
+  STEPFLOW_FORWARD(DeleteActivity, v1::DeleteActivityRequest, v1::DeleteActivityResponse,
+                   core_->DeleteActivity(*request))
+  STEPFLOW_FORWARD(ListActivities, iv1::ListShardRequest, iv1::ListActivitiesShardResponse,
+                   core_->ListActivities(*request, response))
+  STEPFLOW_FORWARD(EnqueueActivityTask, iv1::ActivityTask, iv1::EnqueueActivityTaskResponse,
+                   core_->EnqueueActivityTask(*request))
+  STEPFLOW_FORWARD(RecordActivityStarted, iv1::RecordActivityStartedRequest,
+                   iv1::RecordActivityStartedResponse, core_->RecordActivityStarted(*request))
+  STEPFLOW_FORWARD(SendTaskSuccess, v1::SendTaskSuccessRequest, v1::SendTaskSuccessResponse,
+                   core_->SendTaskSuccess(*request))
+  STEPFLOW_FORWARD(SendTaskFailure, v1::SendTaskFailureRequest, v1::SendTaskFailureResponse,
+                   core_->SendTaskFailure(*request))
+  STEPFLOW_FORWARD(SendTaskHeartbeat, v1::SendTaskHeartbeatRequest,
+                   v1::SendTaskHeartbeatResponse, core_->SendTaskHeartbeat(*request))
+#undef STEPFLOW_FORWARD
+
+  grpc::Status GetStateMachineRecord(grpc::ServerContext*,
+                                     const iv1::GetStateMachineRecordRequest* request,
+                                     iv1::StateMachineRecord* response) override {
+    auto record = core_->GetStateMachineRecord(request->state_machine_arn());
+    if (!record.ok()) return rpc::ToGrpcStatus(record.status());
+    *response = std::move(*record);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetActivityTask(grpc::ServerContext* context,
+                               const v1::GetActivityTaskRequest* request,
+                               v1::GetActivityTaskResponse* response) override {
+    absl::Time deadline = absl::Now() + kMaxLongPoll;
+    deadline = std::min(deadline, absl::FromChrono(context->deadline()));
+    return rpc::ToGrpcStatus(core_->GetActivityTask(
+        *request, response, deadline, [context] { return context->IsCancelled(); }));
+  }
+
+ private:
+  ShardCore* core_;
+};
+
+}  // namespace
+
+class ShardServer::Impl {
+ public:
+  std::unique_ptr<GrpcPeers> peers;
+  std::unique_ptr<ShardCore> core;
+  std::unique_ptr<ShardServiceImpl> service;
+  std::unique_ptr<rpc::RunningServer> server;
+};
+
+ShardServer::ShardServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ShardServer::~ShardServer() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(ShardServerOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->peers = std::make_unique<GrpcPeers>(options.core.shard_count, options.core.ordinal,
+                                            options.peers);
+  ASSIGN_OR_RETURN(impl->core, ShardCore::Open(options.core, impl->peers.get()));
+  impl->peers->set_local(impl->core.get());
+  impl->service = std::make_unique<ShardServiceImpl>(impl->core.get());
+  if (!options.embedded) {
+    rpc::ServerOptions server_options;
+    server_options.listen_address = options.listen_address;
+    server_options.component = "shard";
+    server_options.registry = options.registry;
+    server_options.services = {impl->service.get()};
+    ASSIGN_OR_RETURN(impl->server, rpc::RunningServer::Start(std::move(server_options)));
+    log::Info("shard", "shard server serving",
+              {{"address", impl->server->address()},
+               {"ordinal", options.core.ordinal},
+               {"replicas", options.core.replicas},
+               {"shards", static_cast<int64_t>(options.core.shard_count)},
+               {"data_dir", options.core.data_dir}});
+  }
+  return std::unique_ptr<ShardServer>(new ShardServer(std::move(impl)));
+}
+
+grpc::Service* ShardServer::service() { return impl_->service.get(); }
+int ShardServer::port() const { return impl_->server ? impl_->server->port() : 0; }
+std::string ShardServer::address() const {
+  return impl_->server ? impl_->server->address() : "";
+}
+
+void ShardServer::Shutdown() {
+  if (!impl_) return;
+  // Wake long polls first so the server can drain quickly.
+  if (impl_->core) impl_->core->Shutdown();
+  if (impl_->server) impl_->server->Shutdown(absl::Seconds(2));
+}
+
+}  // namespace stepflow::execution

@@ -1,0 +1,68 @@
+// The gRPC face of a shard server: the internal ShardService over a
+// ShardCore, and the Peers implementation that reaches the other shard
+// servers (or this one, without a network hop).
+//
+//   auto server = ShardServer::Start(options);   // core + service + port
+//   ...
+//   server->Shutdown();
+//
+// Thread-safe.
+#ifndef STEPFLOW_SERVICES_EXECUTION_SHARD_SERVICE_H_
+#define STEPFLOW_SERVICES_EXECUTION_SHARD_SERVICE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "services/execution/shard_core.h"
+
+namespace grpc {
+class Service;
+}  // namespace grpc
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+namespace stepflow::rpc {
+class RunningServer;
+}  // namespace stepflow::rpc
+
+namespace stepflow::execution {
+
+struct ShardServerOptions {
+  ShardCoreOptions core;
+  // Where to serve; port 0 picks one.
+  std::string listen_address = "0.0.0.0:7300";
+  // Address of every shard server by ordinal (this one's entry may be
+  // empty: calls to itself stay in process).
+  std::vector<std::string> peers;
+  // RPC metrics go here when set; must outlive the server.
+  prometheus::Registry* registry = nullptr;
+  // Serve the service on a server of the caller's instead of starting one
+  // (`stepflow dev` puts every service on one port).
+  bool embedded = false;
+};
+
+class ShardServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<ShardServer>> Start(ShardServerOptions options);
+  ~ShardServer();
+
+  // The service, for embedding in another server (with `embedded`).
+  grpc::Service* service();
+  // The bound port and dialable address; 0 / "" when embedded.
+  int port() const;
+  std::string address() const;
+
+  // Stops serving (when not embedded) and closes the store.
+  void Shutdown();
+
+ private:
+  class Impl;
+  explicit ShardServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace stepflow::execution
+
+#endif  // STEPFLOW_SERVICES_EXECUTION_SHARD_SERVICE_H_

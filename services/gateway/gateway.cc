@@ -1,0 +1,565 @@
+#include "services/gateway/gateway.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/asl/definition.h"
+#include "common/log/log.h"
+#include "common/rpc/server.h"
+#include "common/rpc/status.h"
+#include "common/status/status_macros.h"
+#include "common/storage/store.h"
+#include "common/tasktoken/task_token.h"
+#include "services/gateway/validation.h"
+#include "stepflow/internal/v1/shard.grpc.pb.h"
+#include "stepflow/v1/events.grpc.pb.h"
+#include "stepflow/v1/states.grpc.pb.h"
+
+namespace stepflow::gateway {
+namespace {
+
+namespace iv1 = ::stepflow::internal::v1;
+using Stub = iv1::ShardService::Stub;
+
+constexpr char kComponent[] = "gateway";
+constexpr absl::Duration kDefaultDeadline = absl::Seconds(30);
+constexpr absl::Duration kMaxPoll = absl::Seconds(65);
+constexpr int kDefaultPageSize = 100;
+constexpr int kMaxPageSize = 1000;
+
+int PageSize(int requested) {
+  return requested > 0 ? std::min(requested, kMaxPageSize) : kDefaultPageSize;
+}
+
+absl::Status Unimplemented(absl::string_view method) {
+  return absl::UnimplementedError(
+      absl::StrCat(method, " is not implemented yet in this Stepflow release"));
+}
+
+// Sort key of an execution in listings: newest first, then by ARN.
+std::string ExecutionSortKey(const iv1::ExecutionRecord& record) {
+  std::string key;
+  const int64_t nanos =
+      record.start_date().seconds() * 1000000000 + record.start_date().nanos();
+  storage::AppendUint64(&key, ~static_cast<uint64_t>(nanos));
+  key.append(record.execution_arn());
+  return key;
+}
+
+}  // namespace
+
+// Routes calls to shard servers and retries the unavailable ones.
+class ShardRouter {
+ public:
+  explicit ShardRouter(const config::ShardMap& map) : map_(map) {
+    for (const std::string& address : map.servers()) {
+      stubs_.push_back(iv1::ShardService::NewStub(rpc::MakeChannel(address)));
+    }
+  }
+
+  size_t size() const { return stubs_.size(); }
+  int OwnerOf(absl::string_view key) const { return map_.OrdinalFor(key); }
+
+  // Calls `method` on server `ordinal`, retrying UNAVAILABLE with backoff
+  // until `deadline`.
+  template <typename Request, typename Response>
+  absl::Status Call(int ordinal, absl::Time deadline,
+                    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                    const Request& request, Response* response) {
+    absl::Duration backoff = absl::Milliseconds(50);
+    while (true) {
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(deadline));
+      grpc::Status status = (stubs_[ordinal].get()->*method)(&context, request, response);
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
+          absl::Now() + backoff >= deadline) {
+        return rpc::FromGrpcStatus(status);
+      }
+      log::Debug(kComponent, "shard server unavailable; retrying",
+                 {{"ordinal", ordinal}, {"error", status.error_message()}});
+      absl::SleepFor(backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(1));
+    }
+  }
+
+  template <typename Request, typename Response>
+  absl::Status CallOwner(absl::string_view key, absl::Time deadline,
+                         grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                      Response*),
+                         const Request& request, Response* response) {
+    return Call(OwnerOf(key), deadline, method, request, response);
+  }
+
+ private:
+  config::ShardMap map_;
+  std::vector<std::unique_ptr<Stub>> stubs_;
+};
+
+namespace {
+
+absl::Time DeadlineOf(const grpc::ServerContext* context, absl::Duration fallback) {
+  absl::Time deadline = absl::FromChrono(context->deadline());
+  return std::min(deadline, absl::Now() + fallback);
+}
+
+class StepFunctionsService final : public v1::StepFunctions::Service {
+ public:
+  StepFunctionsService(const GatewayOptions& options, ShardRouter* router)
+      : options_(options), router_(router) {}
+
+  grpc::Status CreateStateMachine(grpc::ServerContext* context,
+                                  const v1::CreateStateMachineRequest* request,
+                                  v1::CreateStateMachineResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(config::ValidateResourceName(request->name()));
+      if (!request->type().empty() && request->type() != "STANDARD" &&
+          request->type() != "EXPRESS") {
+        return ConstraintViolation("type", "Member must satisfy enum value set: [STANDARD, EXPRESS]");
+      }
+      RETURN_IF_ERROR(ValidateLength("definition", request->definition(), 1, kMaxDefinitionBytes));
+      RETURN_IF_ERROR(asl::Definition::Parse(request->definition()).status());
+      const std::string arn = config::StateMachineArn(options_.arn_scope, request->name());
+      return router_->CallOwner(arn, DeadlineOf(context, kDefaultDeadline),
+                                &Stub::CreateStateMachine, *request, response);
+    }());
+  }
+
+  grpc::Status DescribeStateMachine(grpc::ServerContext* context,
+                                    const v1::DescribeStateMachineRequest* request,
+                                    v1::DescribeStateMachineResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(
+          config::StateMachineNameFromArn(options_.arn_scope, request->state_machine_arn())
+              .status());
+      return router_->CallOwner(request->state_machine_arn(), DeadlineOf(context, kDefaultDeadline),
+                                &Stub::DescribeStateMachine, *request, response);
+    }());
+  }
+
+  grpc::Status DeleteStateMachine(grpc::ServerContext* context,
+                                  const v1::DeleteStateMachineRequest* request,
+                                  v1::DeleteStateMachineResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(
+          config::StateMachineNameFromArn(options_.arn_scope, request->state_machine_arn())
+              .status());
+      return router_->CallOwner(request->state_machine_arn(), DeadlineOf(context, kDefaultDeadline),
+                                &Stub::DeleteStateMachine, *request, response);
+    }());
+  }
+
+  grpc::Status ListStateMachines(grpc::ServerContext* context,
+                                 const v1::ListStateMachinesRequest* request,
+                                 v1::ListStateMachinesResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      iv1::ListShardRequest shard_request;
+      RETURN_IF_ERROR(DecodePageToken(request->next_token(), shard_request.mutable_after_key()));
+      const int page = PageSize(request->max_results());
+      shard_request.set_limit(page + 1);
+      std::vector<iv1::StateMachineRecord> all;
+      const absl::Time deadline = DeadlineOf(context, kDefaultDeadline);
+      for (size_t i = 0; i < router_->size(); ++i) {
+        iv1::ListStateMachinesShardResponse part;
+        RETURN_IF_ERROR(router_->Call(static_cast<int>(i), deadline, &Stub::ListStateMachines,
+                                      shard_request, &part));
+        for (auto& record : *part.mutable_state_machines()) all.push_back(std::move(record));
+      }
+      std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.name() < b.name(); });
+      for (int i = 0; i < static_cast<int>(all.size()) && i < page; ++i) {
+        auto* item = response->add_state_machines();
+        item->set_state_machine_arn(all[i].state_machine_arn());
+        item->set_name(all[i].name());
+        item->set_type(all[i].type());
+        *item->mutable_creation_date() = all[i].creation_date();
+      }
+      if (static_cast<int>(all.size()) > page) {
+        response->set_next_token(EncodePageToken(all[page - 1].name()));
+      }
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::Status ValidateStateMachineDefinition(
+      grpc::ServerContext*, const v1::ValidateStateMachineDefinitionRequest* request,
+      v1::ValidateStateMachineDefinitionResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(ValidateLength("definition", request->definition(), 1, kMaxDefinitionBytes));
+      if (!request->type().empty() && request->type() != "STANDARD" &&
+          request->type() != "EXPRESS") {
+        return ConstraintViolation("type", "Member must satisfy enum value set: [STANDARD, EXPRESS]");
+      }
+      const int limit = request->max_results() > 0 ? request->max_results() : 100;
+      std::vector<asl::Diagnostic> diagnostics = asl::ValidateDefinition(request->definition());
+      bool any_error = false;
+      for (const asl::Diagnostic& d : diagnostics) {
+        any_error |= d.severity == "ERROR";
+        if (request->severity() == "ERROR" && d.severity != "ERROR") continue;
+        if (response->diagnostics_size() == limit) {
+          response->set_truncated(true);
+          break;
+        }
+        auto* out = response->add_diagnostics();
+        out->set_severity(d.severity);
+        out->set_code(d.code);
+        out->set_message(d.message);
+        out->set_location(d.location);
+      }
+      response->set_result(any_error ? "FAIL" : "OK");
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::Status StartExecution(grpc::ServerContext* context,
+                              const v1::StartExecutionRequest* request,
+                              v1::StartExecutionResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      ASSIGN_OR_RETURN(std::string machine_name,
+                       config::StateMachineNameFromArn(options_.arn_scope,
+                                                       request->state_machine_arn()));
+      iv1::StartExecutionShardRequest shard_request;
+      *shard_request.mutable_request() = *request;
+      v1::StartExecutionRequest& start = *shard_request.mutable_request();
+      if (start.name().empty()) start.set_name(options_.new_execution_name());
+      RETURN_IF_ERROR(config::ValidateResourceName(start.name()));
+      if (start.input().empty()) start.set_input("{}");
+      RETURN_IF_ERROR(ValidateJsonPayload("input", start.input(), "InvalidExecutionInput",
+                                          kMaxPayloadBytes));
+      const absl::Time deadline = DeadlineOf(context, kDefaultDeadline);
+      iv1::GetStateMachineRecordRequest lookup;
+      lookup.set_state_machine_arn(request->state_machine_arn());
+      RETURN_IF_ERROR(router_->CallOwner(request->state_machine_arn(), deadline,
+                                         &Stub::GetStateMachineRecord, lookup,
+                                         shard_request.mutable_state_machine()));
+      const std::string execution_arn =
+          config::ExecutionArn(options_.arn_scope, machine_name, start.name());
+      return router_->CallOwner(execution_arn, deadline, &Stub::StartExecution, shard_request,
+                                response);
+    }());
+  }
+
+  grpc::Status DescribeExecution(grpc::ServerContext* context,
+                                 const v1::DescribeExecutionRequest* request,
+                                 v1::DescribeExecutionResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(
+          config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
+      return router_->CallOwner(request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
+                                &Stub::DescribeExecution, *request, response);
+    }());
+  }
+
+  grpc::Status StopExecution(grpc::ServerContext* context, const v1::StopExecutionRequest* request,
+                             v1::StopExecutionResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(
+          config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
+      RETURN_IF_ERROR(ValidateLength("error", request->error(), 0, 256));
+      RETURN_IF_ERROR(ValidateLength("cause", request->cause(), 0, 32768));
+      return router_->CallOwner(request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
+                                &Stub::StopExecution, *request, response);
+    }());
+  }
+
+  grpc::Status GetExecutionHistory(grpc::ServerContext* context,
+                                   const v1::GetExecutionHistoryRequest* request,
+                                   v1::GetExecutionHistoryResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(
+          config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
+      if (request->max_results() < 0 || request->max_results() > kMaxPageSize) {
+        return ConstraintViolation("maxResults",
+                                   "Member must have value less than or equal to 1000");
+      }
+      return router_->CallOwner(request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
+                                &Stub::GetExecutionHistory, *request, response);
+    }());
+  }
+
+  grpc::Status ListExecutions(grpc::ServerContext* context,
+                              const v1::ListExecutionsRequest* request,
+                              v1::ListExecutionsResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      if (request->state_machine_arn().empty()) {
+        return absl::InvalidArgumentError(
+            "ValidationException: Must provide a StateMachine ARN or MapRun ARN");
+      }
+      RETURN_IF_ERROR(
+          config::StateMachineNameFromArn(options_.arn_scope, request->state_machine_arn())
+              .status());
+      static const std::set<std::string> kStatuses = {"RUNNING", "SUCCEEDED", "FAILED",
+                                                      "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"};
+      if (!request->status_filter().empty() && !kStatuses.count(request->status_filter())) {
+        return ConstraintViolation(
+            "statusFilter",
+            "Member must satisfy enum value set: [RUNNING, SUCCEEDED, FAILED, TIMED_OUT, "
+            "ABORTED, PENDING_REDRIVE]");
+      }
+      const absl::Time deadline = DeadlineOf(context, kDefaultDeadline);
+      // AWS refuses listings of unknown state machines.
+      iv1::GetStateMachineRecordRequest lookup;
+      lookup.set_state_machine_arn(request->state_machine_arn());
+      iv1::StateMachineRecord machine;
+      RETURN_IF_ERROR(router_->CallOwner(request->state_machine_arn(), deadline,
+                                         &Stub::GetStateMachineRecord, lookup, &machine));
+      iv1::ListShardRequest shard_request;
+      RETURN_IF_ERROR(DecodePageToken(request->next_token(), shard_request.mutable_after_key()));
+      const int page = PageSize(request->max_results());
+      shard_request.set_limit(page + 1);
+      shard_request.set_state_machine_arn(request->state_machine_arn());
+      shard_request.set_status_filter(request->status_filter());
+      std::vector<std::pair<std::string, iv1::ExecutionRecord>> all;
+      for (size_t i = 0; i < router_->size(); ++i) {
+        iv1::ListExecutionsShardResponse part;
+        RETURN_IF_ERROR(router_->Call(static_cast<int>(i), deadline, &Stub::ListExecutions,
+                                      shard_request, &part));
+        for (auto& record : *part.mutable_executions()) {
+          all.emplace_back(ExecutionSortKey(record), std::move(record));
+        }
+      }
+      std::sort(all.begin(), all.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (int i = 0; i < static_cast<int>(all.size()) && i < page; ++i) {
+        const iv1::ExecutionRecord& record = all[i].second;
+        auto* item = response->add_executions();
+        item->set_execution_arn(record.execution_arn());
+        item->set_state_machine_arn(record.state_machine_arn());
+        item->set_name(record.name());
+        item->set_status(record.status());
+        *item->mutable_start_date() = record.start_date();
+        if (record.has_stop_date()) *item->mutable_stop_date() = record.stop_date();
+      }
+      if (static_cast<int>(all.size()) > page) {
+        response->set_next_token(EncodePageToken(all[page - 1].first));
+      }
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::Status CreateActivity(grpc::ServerContext* context,
+                              const v1::CreateActivityRequest* request,
+                              v1::CreateActivityResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(config::ValidateResourceName(request->name()));
+      const std::string arn = config::ActivityArn(options_.arn_scope, request->name());
+      return router_->CallOwner(arn, DeadlineOf(context, kDefaultDeadline), &Stub::CreateActivity,
+                                *request, response);
+    }());
+  }
+
+  grpc::Status DescribeActivity(grpc::ServerContext* context,
+                                const v1::DescribeActivityRequest* request,
+                                v1::DescribeActivityResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(
+          config::ActivityNameFromArn(options_.arn_scope, request->activity_arn()).status());
+      return router_->CallOwner(request->activity_arn(), DeadlineOf(context, kDefaultDeadline),
+                                &Stub::DescribeActivity, *request, response);
+    }());
+  }
+
+  grpc::Status DeleteActivity(grpc::ServerContext* context,
+                              const v1::DeleteActivityRequest* request,
+                              v1::DeleteActivityResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(
+          config::ActivityNameFromArn(options_.arn_scope, request->activity_arn()).status());
+      return router_->CallOwner(request->activity_arn(), DeadlineOf(context, kDefaultDeadline),
+                                &Stub::DeleteActivity, *request, response);
+    }());
+  }
+
+  grpc::Status ListActivities(grpc::ServerContext* context,
+                              const v1::ListActivitiesRequest* request,
+                              v1::ListActivitiesResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      iv1::ListShardRequest shard_request;
+      RETURN_IF_ERROR(DecodePageToken(request->next_token(), shard_request.mutable_after_key()));
+      const int page = PageSize(request->max_results());
+      shard_request.set_limit(page + 1);
+      std::vector<iv1::ActivityRecord> all;
+      const absl::Time deadline = DeadlineOf(context, kDefaultDeadline);
+      for (size_t i = 0; i < router_->size(); ++i) {
+        iv1::ListActivitiesShardResponse part;
+        RETURN_IF_ERROR(router_->Call(static_cast<int>(i), deadline, &Stub::ListActivities,
+                                      shard_request, &part));
+        for (auto& record : *part.mutable_activities()) all.push_back(std::move(record));
+      }
+      std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.name() < b.name(); });
+      for (int i = 0; i < static_cast<int>(all.size()) && i < page; ++i) {
+        auto* item = response->add_activities();
+        item->set_activity_arn(all[i].activity_arn());
+        item->set_name(all[i].name());
+        *item->mutable_creation_date() = all[i].creation_date();
+      }
+      if (static_cast<int>(all.size()) > page) {
+        response->set_next_token(EncodePageToken(all[page - 1].name()));
+      }
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::Status GetActivityTask(grpc::ServerContext* context,
+                               const v1::GetActivityTaskRequest* request,
+                               v1::GetActivityTaskResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(
+          config::ActivityNameFromArn(options_.arn_scope, request->activity_arn()).status());
+      RETURN_IF_ERROR(ValidateLength("workerName", request->worker_name(), 0, 80));
+      return router_->CallOwner(request->activity_arn(), DeadlineOf(context, kMaxPoll),
+                                &Stub::GetActivityTask, *request, response);
+    }());
+  }
+
+  grpc::Status SendTaskSuccess(grpc::ServerContext* context,
+                               const v1::SendTaskSuccessRequest* request,
+                               v1::SendTaskSuccessResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
+      RETURN_IF_ERROR(
+          ValidateJsonPayload("output", request->output(), "InvalidOutput", kMaxPayloadBytes));
+      return router_->CallOwner(token.execution_arn(), DeadlineOf(context, kDefaultDeadline),
+                                &Stub::SendTaskSuccess, *request, response);
+    }());
+  }
+
+  grpc::Status SendTaskFailure(grpc::ServerContext* context,
+                               const v1::SendTaskFailureRequest* request,
+                               v1::SendTaskFailureResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
+      RETURN_IF_ERROR(ValidateLength("error", request->error(), 0, 256));
+      RETURN_IF_ERROR(ValidateLength("cause", request->cause(), 0, 32768));
+      return router_->CallOwner(token.execution_arn(), DeadlineOf(context, kDefaultDeadline),
+                                &Stub::SendTaskFailure, *request, response);
+    }());
+  }
+
+  grpc::Status SendTaskHeartbeat(grpc::ServerContext* context,
+                                 const v1::SendTaskHeartbeatRequest* request,
+                                 v1::SendTaskHeartbeatResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
+      return router_->CallOwner(token.execution_arn(), DeadlineOf(context, kDefaultDeadline),
+                                &Stub::SendTaskHeartbeat, *request, response);
+    }());
+  }
+
+  // Later releases build these.
+#define STEPFLOW_NOT_YET(Method)                                                     \
+  grpc::Status Method(grpc::ServerContext*, const v1::Method##Request*,             \
+                      v1::Method##Response*) override {                             \
+    return rpc::ToGrpcStatus(Unimplemented(#Method));                                \
+  }
+  STEPFLOW_NOT_YET(UpdateStateMachine)
+  STEPFLOW_NOT_YET(TestState)
+  STEPFLOW_NOT_YET(PublishStateMachineVersion)
+  STEPFLOW_NOT_YET(DeleteStateMachineVersion)
+  STEPFLOW_NOT_YET(ListStateMachineVersions)
+  STEPFLOW_NOT_YET(CreateStateMachineAlias)
+  STEPFLOW_NOT_YET(DescribeStateMachineAlias)
+  STEPFLOW_NOT_YET(UpdateStateMachineAlias)
+  STEPFLOW_NOT_YET(DeleteStateMachineAlias)
+  STEPFLOW_NOT_YET(ListStateMachineAliases)
+  STEPFLOW_NOT_YET(DescribeStateMachineForExecution)
+  STEPFLOW_NOT_YET(StartSyncExecution)
+  STEPFLOW_NOT_YET(RedriveExecution)
+  STEPFLOW_NOT_YET(TagResource)
+  STEPFLOW_NOT_YET(UntagResource)
+  STEPFLOW_NOT_YET(ListTagsForResource)
+
+ private:
+  static absl::StatusOr<iv1::TaskTokenContent> PeekToken(const std::string& token) {
+    RETURN_IF_ERROR(ValidateLength("taskToken", token, 1, 1024));
+    return tasktoken::TaskTokenCodec::Peek(token);
+  }
+
+  const GatewayOptions& options_;
+  ShardRouter* router_;
+};
+
+// The event bus API arrives with the event bus; until then every call says
+// so clearly.
+class EventBridgeService final : public v1::EventBridge::Service {
+ public:
+  STEPFLOW_NOT_YET(CreateEventBus)
+  STEPFLOW_NOT_YET(DescribeEventBus)
+  STEPFLOW_NOT_YET(ListEventBuses)
+  STEPFLOW_NOT_YET(DeleteEventBus)
+  STEPFLOW_NOT_YET(PutEvents)
+  STEPFLOW_NOT_YET(PutRule)
+  STEPFLOW_NOT_YET(DescribeRule)
+  STEPFLOW_NOT_YET(ListRules)
+  STEPFLOW_NOT_YET(DeleteRule)
+  STEPFLOW_NOT_YET(EnableRule)
+  STEPFLOW_NOT_YET(DisableRule)
+  STEPFLOW_NOT_YET(PutTargets)
+  STEPFLOW_NOT_YET(RemoveTargets)
+  STEPFLOW_NOT_YET(ListTargetsByRule)
+  STEPFLOW_NOT_YET(ListRuleNamesByTarget)
+  STEPFLOW_NOT_YET(TestEventPattern)
+  STEPFLOW_NOT_YET(CreateArchive)
+  STEPFLOW_NOT_YET(DescribeArchive)
+  STEPFLOW_NOT_YET(UpdateArchive)
+  STEPFLOW_NOT_YET(ListArchives)
+  STEPFLOW_NOT_YET(DeleteArchive)
+  STEPFLOW_NOT_YET(StartReplay)
+  STEPFLOW_NOT_YET(DescribeReplay)
+  STEPFLOW_NOT_YET(ListReplays)
+  STEPFLOW_NOT_YET(CancelReplay)
+#undef STEPFLOW_NOT_YET
+};
+
+}  // namespace
+
+class Gateway::Impl {
+ public:
+  GatewayOptions options;
+  std::unique_ptr<ShardRouter> router;
+  std::unique_ptr<StepFunctionsService> states;
+  std::unique_ptr<EventBridgeService> events;
+  std::unique_ptr<rpc::RunningServer> server;
+};
+
+Gateway::Gateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Gateway::~Gateway() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) {
+  if (options.shard_map.servers().empty()) {
+    return absl::InvalidArgumentError("the gateway needs at least one shard server address");
+  }
+  if (!options.new_execution_name) options.new_execution_name = RandomUuid;
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  impl->router = std::make_unique<ShardRouter>(impl->options.shard_map);
+  impl->states = std::make_unique<StepFunctionsService>(impl->options, impl->router.get());
+  impl->events = std::make_unique<EventBridgeService>();
+  if (!impl->options.embedded) {
+    rpc::ServerOptions server_options;
+    server_options.listen_address = impl->options.listen_address;
+    server_options.component = kComponent;
+    server_options.registry = impl->options.registry;
+    server_options.services = {impl->states.get(), impl->events.get()};
+    ASSIGN_OR_RETURN(impl->server, rpc::RunningServer::Start(std::move(server_options)));
+    log::Info(kComponent, "gateway serving",
+              {{"address", impl->server->address()},
+               {"shard_servers", static_cast<int64_t>(impl->options.shard_map.servers().size())},
+               {"shards", static_cast<int64_t>(impl->options.shard_map.shard_count())}});
+  }
+  return std::unique_ptr<Gateway>(new Gateway(std::move(impl)));
+}
+
+std::vector<grpc::Service*> Gateway::services() {
+  return {impl_->states.get(), impl_->events.get()};
+}
+int Gateway::port() const { return impl_->server ? impl_->server->port() : 0; }
+std::string Gateway::address() const { return impl_->server ? impl_->server->address() : ""; }
+
+void Gateway::Shutdown() {
+  if (impl_ && impl_->server) impl_->server->Shutdown(absl::Seconds(2));
+}
+
+}  // namespace stepflow::gateway

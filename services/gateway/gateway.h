@@ -1,0 +1,69 @@
+// The gateway: Stepflow's stateless public front door. It serves the
+// stepflow.v1 StepFunctions and EventBridge APIs, validates every request
+// (names, ARNs, sizes, JSON, definitions) and routes it to the shard server
+// that owns the named resource, retrying UNAVAILABLE owners with backoff
+// within the caller's deadline. Listings fan out to every shard server and
+// merge.
+//
+//   GatewayOptions options;
+//   options.shard_map = config::ShardMap(256, {"10.0.0.1:7300", "10.0.0.2:7300"});
+//   auto gateway = Gateway::Start(options);
+//
+// Thread-safe; holds no state beyond connections.
+#ifndef STEPFLOW_SERVICES_GATEWAY_GATEWAY_H_
+#define STEPFLOW_SERVICES_GATEWAY_GATEWAY_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/config/arn.h"
+#include "common/config/sharding.h"
+
+namespace grpc {
+class Service;
+}  // namespace grpc
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
+namespace stepflow::gateway {
+
+struct GatewayOptions {
+  config::ShardMap shard_map{config::kDefaultShardCount, {}};
+  config::ArnScope arn_scope;
+  std::string listen_address = "0.0.0.0:7233";
+  prometheus::Registry* registry = nullptr;  // RPC metrics; must outlive the gateway
+  // Serve on a server of the caller's instead of starting one.
+  bool embedded = false;
+  // Names executions started without one; a random UUID by default.
+  std::function<std::string()> new_execution_name;
+};
+
+class Gateway {
+ public:
+  static absl::StatusOr<std::unique_ptr<Gateway>> Start(GatewayOptions options);
+  ~Gateway();
+
+  // The public services, for embedding (with `embedded`).
+  std::vector<grpc::Service*> services();
+  int port() const;
+  std::string address() const;
+  void Shutdown();
+
+ private:
+  class Impl;
+  explicit Gateway(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Maximum size of inputs, outputs and other JSON payloads (AWS: 256 KiB).
+inline constexpr size_t kMaxPayloadBytes = 256 * 1024;
+// Maximum size of a state machine definition (AWS: 1 MiB).
+inline constexpr size_t kMaxDefinitionBytes = 1024 * 1024;
+
+}  // namespace stepflow::gateway
+
+#endif  // STEPFLOW_SERVICES_GATEWAY_GATEWAY_H_

@@ -1,0 +1,68 @@
+#include "services/gateway/validation.h"
+
+#include <cstdio>
+
+#include "absl/random/random.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "common/json/json.h"
+
+namespace stepflow::gateway {
+
+absl::Status ConstraintViolation(absl::string_view field, absl::string_view constraint) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("ValidationException: 1 validation error detected: Value at '", field,
+                   "' failed to satisfy constraint: ", constraint));
+}
+
+absl::Status ValidateJsonPayload(absl::string_view field, absl::string_view text,
+                                 absl::string_view error_name, size_t max_bytes) {
+  if (text.size() > max_bytes) {
+    return ConstraintViolation(
+        field, absl::StrCat("Member must have length less than or equal to ", max_bytes));
+  }
+  auto parsed = json::Parse(text);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        error_name, ": Invalid ", field, " JSON: '", parsed.status().message(), "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateLength(absl::string_view field, absl::string_view value, size_t min,
+                            size_t max) {
+  if (value.size() < min) {
+    return ConstraintViolation(
+        field, absl::StrCat("Member must have length greater than or equal to ", min));
+  }
+  if (value.size() > max) {
+    return ConstraintViolation(
+        field, absl::StrCat("Member must have length less than or equal to ", max));
+  }
+  return absl::OkStatus();
+}
+
+std::string EncodePageToken(absl::string_view key) { return absl::WebSafeBase64Escape(key); }
+
+absl::Status DecodePageToken(absl::string_view token, std::string* key) {
+  if (token.size() > 1024 || !absl::WebSafeBase64Unescape(token, key)) {
+    return absl::InvalidArgumentError(absl::StrCat("InvalidToken: Invalid Token: '", token, "'"));
+  }
+  return absl::OkStatus();
+}
+
+std::string RandomUuid() {
+  thread_local absl::BitGen gen;
+  uint64_t hi = absl::Uniform<uint64_t>(gen);
+  uint64_t lo = absl::Uniform<uint64_t>(gen);
+  hi = (hi & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
+  lo = (lo & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant 1
+  char out[37];
+  std::snprintf(out, sizeof(out), "%08x-%04x-%04x-%04x-%012llx",
+                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xffff),
+                static_cast<unsigned>(hi & 0xffff), static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffull));
+  return out;
+}
+
+}  // namespace stepflow::gateway
