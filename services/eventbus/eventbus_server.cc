@@ -1,0 +1,177 @@
+#include "services/eventbus/eventbus_server.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/kafka/client.h"
+#include "common/kafka/mock_cluster.h"
+#include "common/log/log.h"
+#include "common/metrics/metrics.h"
+#include "common/rpc/server.h"
+#include "common/status/status_macros.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+#include "stepflow/v1/events.grpc.pb.h"
+
+namespace stepflow::eventbus {
+namespace {
+
+constexpr char kComponent[] = "eventbus";
+constexpr absl::Duration kShutdownGrace = absl::Seconds(5);
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EventBusServer>> EventBusServer::Start(
+    EventBusOptions options) {
+  if (options.kafka_brokers.empty()) {
+    return absl::InvalidArgumentError(
+        "the eventbus needs Kafka brokers (--kafka-brokers HOST:PORT[,...])");
+  }
+  if (options.listen_address.empty()) {
+    return absl::InvalidArgumentError("the eventbus needs a listen address");
+  }
+  if (options.kafka_check_interval <= absl::ZeroDuration() ||
+      options.kafka_check_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "Kafka check interval and timeout must be positive");
+  }
+  std::unique_ptr<EventBusServer> bus(new EventBusServer(std::move(options)));
+  const EventBusOptions& opts = bus->options_;
+
+  if (!opts.metrics_address.empty()) {
+    ASSIGN_OR_RETURN(
+        bus->metrics_server_,
+        metrics::MetricsServer::Start(opts.metrics_address, bus->registry_));
+  }
+
+  // Checked before serving, so that a healthy Kafka means SERVING from the
+  // first health call on.
+  bus->CheckKafka();
+
+  // gRPC refuses to build a server whose only service is its health
+  // service. Until the eventbus serves an API of its own, it registers the
+  // EventBridge service with no methods implemented: every call answers
+  // UNIMPLEMENTED (the gateway serves EventBridge).
+  bus->placeholder_service_ = std::make_unique<v1::EventBridge::Service>();
+  rpc::ServerOptions server_options;
+  server_options.listen_address = opts.listen_address;
+  server_options.component = kComponent;
+  server_options.registry = bus->registry_.get();
+  server_options.services = {bus->placeholder_service_.get()};
+  ASSIGN_OR_RETURN(bus->server_,
+                   rpc::RunningServer::Start(std::move(server_options)));
+  bus->server_->SetServing(bus->kafka_reachable());
+
+  bus->checker_ = std::thread([bus = bus.get()] { bus->CheckLoop(); });
+  log::Info(kComponent, "started",
+            {{"address", bus->server_->address()},
+             {"kafka_brokers", opts.kafka_brokers},
+             {"kafka_reachable", bus->kafka_reachable()}});
+  return bus;
+}
+
+EventBusServer::EventBusServer(EventBusOptions options)
+    : options_(std::move(options)),
+      registry_(std::make_shared<prometheus::Registry>()) {
+  kafka_up_ = &prometheus::BuildGauge()
+                   .Name("stepflow_eventbus_kafka_up")
+                   .Help(
+                       "1 if the Kafka brokers answered the latest check, "
+                       "else 0.")
+                   .Register(*registry_)
+                   .Add({});
+}
+
+EventBusServer::~EventBusServer() { Shutdown(); }
+
+int EventBusServer::port() const { return server_->port(); }
+
+std::string EventBusServer::address() const { return server_->address(); }
+
+int EventBusServer::metrics_port() const {
+  return metrics_server_ == nullptr ? 0 : metrics_server_->port();
+}
+
+void EventBusServer::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+    stopping_ = true;
+  }
+  if (checker_.joinable()) checker_.join();
+  metrics_server_.reset();
+  if (server_ != nullptr) {
+    server_->Shutdown(kShutdownGrace);
+    log::Info(kComponent, "stopped");
+  }
+}
+
+void EventBusServer::CheckLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                               options_.kafka_check_interval)) {
+        return;
+      }
+    }
+    CheckKafka();
+  }
+}
+
+void EventBusServer::CheckKafka() {
+  absl::Status status =
+      kafka::CheckBrokers(options_.kafka_brokers, options_.kafka_check_timeout);
+  const bool reachable = status.ok();
+  const bool was_reachable = kafka_reachable_.exchange(reachable);
+  kafka_up_->Set(reachable ? 1 : 0);
+  if (server_ != nullptr) server_->SetServing(reachable);
+
+  // Log transitions only, and the first failure, not every check.
+  const bool first_check = server_ == nullptr;
+  if (reachable && !was_reachable) {
+    log::Info(kComponent, "Kafka brokers reachable; serving",
+              {{"kafka_brokers", options_.kafka_brokers}});
+    EnsureTopics();
+  } else if (!reachable && (was_reachable || first_check)) {
+    log::Warn(kComponent, "Kafka brokers unreachable; not serving",
+              {{"kafka_brokers", options_.kafka_brokers}, {"error", status}});
+  }
+}
+
+void EventBusServer::EnsureTopics() {
+  if (options_.embedded_kafka != nullptr) {
+    for (const TopicSpec& topic : kEventTopics) {
+      absl::Status created =
+          options_.embedded_kafka->CreateTopic(topic.name, topic.partitions);
+      if (created.ok()) {
+        log::Info(kComponent, "created Kafka topic",
+                  {{"topic", topic.name}, {"partitions", topic.partitions}});
+      } else if (!absl::IsAlreadyExists(created)) {
+        log::Warn(kComponent, "cannot create Kafka topic",
+                  {{"topic", topic.name}, {"error", created}});
+      }
+    }
+  }
+  absl::StatusOr<std::vector<std::string>> topics =
+      kafka::ListTopics(options_.kafka_brokers, options_.kafka_check_timeout);
+  if (!topics.ok()) {
+    log::Warn(kComponent, "cannot list Kafka topics",
+              {{"error", topics.status()}});
+    return;
+  }
+  for (const TopicSpec& topic : kEventTopics) {
+    if (!std::binary_search(topics->begin(), topics->end(), topic.name)) {
+      log::Warn(
+          kComponent,
+          "Kafka topic missing; create it (the eventbus does not create "
+          "topics on a real Kafka)",
+          {{"topic", topic.name}, {"suggested_partitions", topic.partitions}});
+    }
+  }
+}
+
+}  // namespace stepflow::eventbus

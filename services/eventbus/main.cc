@@ -1,0 +1,77 @@
+// stepflow-eventbus: the eventbus process. See eventbus_server.h.
+#include <iostream>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "common/config/flags.h"
+#include "common/config/signals.h"
+#include "common/log/log.h"
+#include "services/eventbus/eventbus_server.h"
+
+int main(int argc, char** argv) {
+  using namespace stepflow;
+  config::BlockTerminationSignals();
+
+  eventbus::EventBusOptions options;
+  std::string log_level = "info";
+  std::string log_format = "text";
+  config::FlagSet flags(
+      "stepflow-eventbus",
+      "Runs a Stepflow eventbus: it connects to the Kafka brokers that\n"
+      "carry the event bus topics and serves the gRPC health service\n"
+      "(grpc.health.v1.Health), SERVING while the brokers answer and\n"
+      "NOT_SERVING otherwise (checked every 3 s). The topic\n"
+      "stepflow.events.default must exist (operators create it, e.g. with\n"
+      "4 partitions); a missing topic is logged as a warning. Once the\n"
+      "gRPC server listens, prints one line to stdout,\n"
+      "\"stepflow-eventbus listening on HOST:PORT\"; logs go to stderr.\n"
+      "Shuts down cleanly (exit code 0) on SIGINT or SIGTERM.");
+  flags.Add("kafka-brokers", &options.kafka_brokers,
+            "Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (required)");
+  flags.Add("listen", &options.listen_address,
+            "gRPC listen address (port 0 picks a free port)");
+  flags.Add("metrics-listen", &options.metrics_address,
+            "address for the Prometheus /metrics endpoint, e.g. 0.0.0.0:9240 "
+            "(empty: off)");
+  flags.Add("log-level", &log_level, "debug, info, warn or error");
+  flags.Add("log-format", &log_format, "text or json");
+  if (auto code = flags.ParseOrExit(argc, argv)) return *code;
+
+  if (!flags.positional().empty()) {
+    std::cerr << "stepflow-eventbus: unexpected argument '"
+              << flags.positional().front() << "' (see --help)\n";
+    return 2;
+  }
+  if (options.kafka_brokers.empty()) {
+    std::cerr
+        << "stepflow-eventbus: --kafka-brokers is required (see --help)\n";
+    return 2;
+  }
+  auto level = log::ParseLevel(log_level);
+  if (!level.ok()) {
+    std::cerr << "stepflow-eventbus: --log-level: " << level.status().message()
+              << "\n";
+    return 2;
+  }
+  auto format = log::ParseFormat(log_format);
+  if (!format.ok()) {
+    std::cerr << "stepflow-eventbus: --log-format: "
+              << format.status().message() << "\n";
+    return 2;
+  }
+  log::SetMinLevel(*level);
+  log::SetFormat(*format);
+
+  auto server = eventbus::EventBusServer::Start(std::move(options));
+  if (!server.ok()) {
+    std::cerr << "stepflow-eventbus: " << server.status().message() << "\n";
+    return 1;
+  }
+  std::cout << "stepflow-eventbus listening on " << (*server)->address()
+            << std::endl;
+  int signal_number = config::WaitForTerminationSignal();
+  log::Info("eventbus", "shutting down", {{"signal", signal_number}});
+  (*server)->Shutdown();
+  return 0;
+}
