@@ -686,6 +686,9 @@ absl::Status ShardCore::GetActivityTask(const v1::GetActivityTaskRequest& reques
       if (shutting_down_) return absl::UnavailableError("the shard server is shutting down");
       auto it = queues_.find(arn);
       if (it != queues_.end() && !it->second.empty()) {
+        // A poller whose caller went away must not take a task it cannot
+        // hand over.
+        if (cancelled && cancelled()) return absl::OkStatus();
         taken = std::move(it->second.front());
         it->second.pop_front();
         break;

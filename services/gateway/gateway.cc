@@ -66,15 +66,19 @@ class ShardRouter {
 
   // Calls `method` on server `ordinal`, retrying UNAVAILABLE with backoff
   // until `deadline`.
+  // `parent` is the public call being served: its cancellation (a client
+  // that went away) cancels the call to the shard server too.
   template <typename Request, typename Response>
-  absl::Status Call(int ordinal, absl::Time deadline,
+  absl::Status Call(const grpc::ServerContext* parent, int ordinal, absl::Time deadline,
                     grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                     const Request& request, Response* response) {
     absl::Duration backoff = absl::Milliseconds(50);
     while (true) {
-      grpc::ClientContext context;
-      context.set_deadline(absl::ToChronoTime(deadline));
-      grpc::Status status = (stubs_[ordinal].get()->*method)(&context, request, response);
+      std::unique_ptr<grpc::ClientContext> context =
+          parent != nullptr ? grpc::ClientContext::FromServerContext(*parent)
+                            : std::make_unique<grpc::ClientContext>();
+      context->set_deadline(absl::ToChronoTime(deadline));
+      grpc::Status status = (stubs_[ordinal].get()->*method)(context.get(), request, response);
       if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
           absl::Now() + backoff >= deadline) {
         return rpc::FromGrpcStatus(status);
@@ -87,11 +91,12 @@ class ShardRouter {
   }
 
   template <typename Request, typename Response>
-  absl::Status CallOwner(absl::string_view key, absl::Time deadline,
+  absl::Status CallOwner(const grpc::ServerContext* parent, absl::string_view key,
+                         absl::Time deadline,
                          grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                                       Response*),
                          const Request& request, Response* response) {
-    return Call(OwnerOf(key), deadline, method, request, response);
+    return Call(parent, OwnerOf(key), deadline, method, request, response);
   }
 
  private:
@@ -123,7 +128,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       RETURN_IF_ERROR(ValidateLength("definition", request->definition(), 1, kMaxDefinitionBytes));
       RETURN_IF_ERROR(asl::Definition::Parse(request->definition()).status());
       const std::string arn = config::StateMachineArn(options_.arn_scope, request->name());
-      return router_->CallOwner(arn, DeadlineOf(context, kDefaultDeadline),
+      return router_->CallOwner(context, arn, DeadlineOf(context, kDefaultDeadline),
                                 &Stub::CreateStateMachine, *request, response);
     }());
   }
@@ -135,7 +140,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       RETURN_IF_ERROR(
           config::StateMachineNameFromArn(options_.arn_scope, request->state_machine_arn())
               .status());
-      return router_->CallOwner(request->state_machine_arn(), DeadlineOf(context, kDefaultDeadline),
+      return router_->CallOwner(context, request->state_machine_arn(), DeadlineOf(context, kDefaultDeadline),
                                 &Stub::DescribeStateMachine, *request, response);
     }());
   }
@@ -147,7 +152,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       RETURN_IF_ERROR(
           config::StateMachineNameFromArn(options_.arn_scope, request->state_machine_arn())
               .status());
-      return router_->CallOwner(request->state_machine_arn(), DeadlineOf(context, kDefaultDeadline),
+      return router_->CallOwner(context, request->state_machine_arn(), DeadlineOf(context, kDefaultDeadline),
                                 &Stub::DeleteStateMachine, *request, response);
     }());
   }
@@ -164,7 +169,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       const absl::Time deadline = DeadlineOf(context, kDefaultDeadline);
       for (size_t i = 0; i < router_->size(); ++i) {
         iv1::ListStateMachinesShardResponse part;
-        RETURN_IF_ERROR(router_->Call(static_cast<int>(i), deadline, &Stub::ListStateMachines,
+        RETURN_IF_ERROR(router_->Call(context, static_cast<int>(i), deadline, &Stub::ListStateMachines,
                                       shard_request, &part));
         for (auto& record : *part.mutable_state_machines()) all.push_back(std::move(record));
       }
@@ -231,12 +236,12 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       const absl::Time deadline = DeadlineOf(context, kDefaultDeadline);
       iv1::GetStateMachineRecordRequest lookup;
       lookup.set_state_machine_arn(request->state_machine_arn());
-      RETURN_IF_ERROR(router_->CallOwner(request->state_machine_arn(), deadline,
+      RETURN_IF_ERROR(router_->CallOwner(context, request->state_machine_arn(), deadline,
                                          &Stub::GetStateMachineRecord, lookup,
                                          shard_request.mutable_state_machine()));
       const std::string execution_arn =
           config::ExecutionArn(options_.arn_scope, machine_name, start.name());
-      return router_->CallOwner(execution_arn, deadline, &Stub::StartExecution, shard_request,
+      return router_->CallOwner(context, execution_arn, deadline, &Stub::StartExecution, shard_request,
                                 response);
     }());
   }
@@ -247,7 +252,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       RETURN_IF_ERROR(
           config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
-      return router_->CallOwner(request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
+      return router_->CallOwner(context, request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
                                 &Stub::DescribeExecution, *request, response);
     }());
   }
@@ -259,7 +264,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
           config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
       RETURN_IF_ERROR(ValidateLength("error", request->error(), 0, 256));
       RETURN_IF_ERROR(ValidateLength("cause", request->cause(), 0, 32768));
-      return router_->CallOwner(request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
+      return router_->CallOwner(context, request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
                                 &Stub::StopExecution, *request, response);
     }());
   }
@@ -274,7 +279,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
         return ConstraintViolation("maxResults",
                                    "Member must have value less than or equal to 1000");
       }
-      return router_->CallOwner(request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
+      return router_->CallOwner(context, request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
                                 &Stub::GetExecutionHistory, *request, response);
     }());
   }
@@ -303,7 +308,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       iv1::GetStateMachineRecordRequest lookup;
       lookup.set_state_machine_arn(request->state_machine_arn());
       iv1::StateMachineRecord machine;
-      RETURN_IF_ERROR(router_->CallOwner(request->state_machine_arn(), deadline,
+      RETURN_IF_ERROR(router_->CallOwner(context, request->state_machine_arn(), deadline,
                                          &Stub::GetStateMachineRecord, lookup, &machine));
       iv1::ListShardRequest shard_request;
       RETURN_IF_ERROR(DecodePageToken(request->next_token(), shard_request.mutable_after_key()));
@@ -314,7 +319,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       std::vector<std::pair<std::string, iv1::ExecutionRecord>> all;
       for (size_t i = 0; i < router_->size(); ++i) {
         iv1::ListExecutionsShardResponse part;
-        RETURN_IF_ERROR(router_->Call(static_cast<int>(i), deadline, &Stub::ListExecutions,
+        RETURN_IF_ERROR(router_->Call(context, static_cast<int>(i), deadline, &Stub::ListExecutions,
                                       shard_request, &part));
         for (auto& record : *part.mutable_executions()) {
           all.emplace_back(ExecutionSortKey(record), std::move(record));
@@ -345,7 +350,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       RETURN_IF_ERROR(config::ValidateResourceName(request->name()));
       const std::string arn = config::ActivityArn(options_.arn_scope, request->name());
-      return router_->CallOwner(arn, DeadlineOf(context, kDefaultDeadline), &Stub::CreateActivity,
+      return router_->CallOwner(context, arn, DeadlineOf(context, kDefaultDeadline), &Stub::CreateActivity,
                                 *request, response);
     }());
   }
@@ -356,7 +361,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       RETURN_IF_ERROR(
           config::ActivityNameFromArn(options_.arn_scope, request->activity_arn()).status());
-      return router_->CallOwner(request->activity_arn(), DeadlineOf(context, kDefaultDeadline),
+      return router_->CallOwner(context, request->activity_arn(), DeadlineOf(context, kDefaultDeadline),
                                 &Stub::DescribeActivity, *request, response);
     }());
   }
@@ -367,7 +372,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       RETURN_IF_ERROR(
           config::ActivityNameFromArn(options_.arn_scope, request->activity_arn()).status());
-      return router_->CallOwner(request->activity_arn(), DeadlineOf(context, kDefaultDeadline),
+      return router_->CallOwner(context, request->activity_arn(), DeadlineOf(context, kDefaultDeadline),
                                 &Stub::DeleteActivity, *request, response);
     }());
   }
@@ -384,7 +389,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       const absl::Time deadline = DeadlineOf(context, kDefaultDeadline);
       for (size_t i = 0; i < router_->size(); ++i) {
         iv1::ListActivitiesShardResponse part;
-        RETURN_IF_ERROR(router_->Call(static_cast<int>(i), deadline, &Stub::ListActivities,
+        RETURN_IF_ERROR(router_->Call(context, static_cast<int>(i), deadline, &Stub::ListActivities,
                                       shard_request, &part));
         for (auto& record : *part.mutable_activities()) all.push_back(std::move(record));
       }
@@ -409,7 +414,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       RETURN_IF_ERROR(
           config::ActivityNameFromArn(options_.arn_scope, request->activity_arn()).status());
       RETURN_IF_ERROR(ValidateLength("workerName", request->worker_name(), 0, 80));
-      return router_->CallOwner(request->activity_arn(), DeadlineOf(context, kMaxPoll),
+      return router_->CallOwner(context, request->activity_arn(), DeadlineOf(context, kMaxPoll),
                                 &Stub::GetActivityTask, *request, response);
     }());
   }
@@ -421,7 +426,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
       RETURN_IF_ERROR(
           ValidateJsonPayload("output", request->output(), "InvalidOutput", kMaxPayloadBytes));
-      return router_->CallOwner(token.execution_arn(), DeadlineOf(context, kDefaultDeadline),
+      return router_->CallOwner(context, token.execution_arn(), DeadlineOf(context, kDefaultDeadline),
                                 &Stub::SendTaskSuccess, *request, response);
     }());
   }
@@ -433,7 +438,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
       RETURN_IF_ERROR(ValidateLength("error", request->error(), 0, 256));
       RETURN_IF_ERROR(ValidateLength("cause", request->cause(), 0, 32768));
-      return router_->CallOwner(token.execution_arn(), DeadlineOf(context, kDefaultDeadline),
+      return router_->CallOwner(context, token.execution_arn(), DeadlineOf(context, kDefaultDeadline),
                                 &Stub::SendTaskFailure, *request, response);
     }());
   }
@@ -443,7 +448,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
                                  v1::SendTaskHeartbeatResponse* response) override {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
-      return router_->CallOwner(token.execution_arn(), DeadlineOf(context, kDefaultDeadline),
+      return router_->CallOwner(context, token.execution_arn(), DeadlineOf(context, kDefaultDeadline),
                                 &Stub::SendTaskHeartbeat, *request, response);
     }());
   }
