@@ -10,7 +10,7 @@ PACKAGES=(
   libabsl-dev librocksdb-dev librdkafka-dev prometheus-cpp-dev
   rapidjson-dev libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev zlib1g-dev
-  python3 python3-grpcio python3-protobuf python3-grpc-tools
+  python3 python3-yaml python3-grpcio python3-protobuf python3-grpc-tools
   curl
 )
 
