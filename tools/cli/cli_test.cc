@@ -1,0 +1,425 @@
+// The CLI end to end in-process: Run() against a fake StepFunctions server on
+// an in-process channel (no ports, no cluster).
+#include "tools/cli/cli.h"
+
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+#include "stepflow/v1/states.grpc.pb.h"
+#include "tools/cli/commands.h"
+
+namespace stepflow::cli {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+constexpr char kOrdersArn[] =
+    "arn:aws:states:us-east-1:123456789012:stateMachine:Orders";
+
+// Answers a handful of calls from canned data and records the requests.
+class FakeStepFunctions final : public v1::StepFunctions::Service {
+ public:
+  grpc::Status CreateStateMachine(
+      grpc::ServerContext*, const v1::CreateStateMachineRequest* request,
+      v1::CreateStateMachineResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    create_requests_.push_back(*request);
+    response->set_state_machine_arn(absl::StrCat(
+        "arn:aws:states:eu-west-1:42:stateMachine:", request->name()));
+    response->mutable_creation_date()->set_seconds(1714564800);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DescribeStateMachine(
+      grpc::ServerContext*, const v1::DescribeStateMachineRequest* request,
+      v1::DescribeStateMachineResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    describe_arns_.push_back(request->state_machine_arn());
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("StateMachineDoesNotExist: State Machine "
+                                     "Does Not Exist: '",
+                                     request->state_machine_arn(), "'"));
+  }
+
+  // Three pages: a,b | c,d | e.
+  grpc::Status ListStateMachines(
+      grpc::ServerContext*, const v1::ListStateMachinesRequest* request,
+      v1::ListStateMachinesResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    list_tokens_.push_back(request->next_token());
+    std::vector<std::string> names;
+    std::string next;
+    if (request->next_token().empty()) {
+      names = {"a", "b"};
+      next = "page2";
+    } else if (request->next_token() == "page2") {
+      names = {"c", "d"};
+      next = "page3";
+    } else {
+      names = {"e"};
+    }
+    for (const std::string& name : names) {
+      auto* item = response->add_state_machines();
+      item->set_state_machine_arn(absl::StrCat(
+          "arn:aws:states:us-east-1:123456789012:stateMachine:", name));
+      item->set_name(name);
+      item->set_type("STANDARD");
+    }
+    response->set_next_token(next);
+    return grpc::Status::OK;
+  }
+
+  // One execution per state machine, started later for later names.
+  grpc::Status ListExecutions(grpc::ServerContext*,
+                              const v1::ListExecutionsRequest* request,
+                              v1::ListExecutionsResponse* response) override {
+    std::string name = request->state_machine_arn().substr(
+        request->state_machine_arn().rfind(':') + 1);
+    auto* item = response->add_executions();
+    item->set_execution_arn(absl::StrCat(
+        "arn:aws:states:us-east-1:123456789012:execution:", name, ":run"));
+    item->set_status("RUNNING");
+    item->mutable_start_date()->set_seconds(1714564800 + name[0]);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetExecutionHistory(
+      grpc::ServerContext*, const v1::GetExecutionHistoryRequest* request,
+      v1::GetExecutionHistoryResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    history_requests_.push_back(*request);
+    v1::HistoryEvent* event = response->add_events();
+    if (request->next_token().empty()) {
+      event->set_id(1);
+      event->set_type("ExecutionStarted");
+      event->mutable_timestamp()->set_seconds(1714564800);
+      event->mutable_execution_started_event_details()->set_input("{}");
+      response->set_next_token("more");
+    } else {
+      event->set_id(2);
+      event->set_previous_event_id(1);
+      event->set_type("PassStateEntered");
+      event->mutable_timestamp()->set_seconds(1714564801);
+      event->mutable_state_entered_event_details()->set_name("P");
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DeleteActivity(grpc::ServerContext*,
+                              const v1::DeleteActivityRequest* request,
+                              v1::DeleteActivityResponse*) override {
+    absl::MutexLock lock(&mu_);
+    deleted_activities_.push_back(request->activity_arn());
+    return grpc::Status::OK;
+  }
+
+  absl::Mutex mu_;
+  std::vector<v1::CreateStateMachineRequest> create_requests_
+      ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> describe_arns_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> list_tokens_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::GetExecutionHistoryRequest> history_requests_
+      ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> deleted_activities_ ABSL_GUARDED_BY(mu_);
+};
+
+struct Result {
+  int exit_code;
+  std::string out;
+  std::string err;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  Result RunCli(std::vector<std::string> args,
+                const std::string& stdin_text = "") {
+    std::istringstream in(stdin_text);
+    std::ostringstream out, err;
+    Environment env;
+    env.in = &in;
+    env.out = &out;
+    env.err = &err;
+    env.getenv = [this](const std::string& name) -> std::optional<std::string> {
+      auto it = env_vars_.find(name);
+      if (it == env_vars_.end()) return std::nullopt;
+      return it->second;
+    };
+    env.make_channel = [this](const std::string& endpoint)
+        -> std::shared_ptr<grpc::ChannelInterface> {
+      endpoints_.push_back(endpoint);
+      if (real_channels_) {
+        return grpc::CreateChannel(endpoint,
+                                   grpc::InsecureChannelCredentials());
+      }
+      return server_->InProcessChannel(grpc::ChannelArguments());
+    };
+    env.run_dev = [this](int argc, char** argv) {
+      dev_argv_.assign(argv, argv + argc);
+      return 7;
+    };
+    args.insert(args.begin(), "stepflow");
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    int code = cli::Run(static_cast<int>(argv.size()), argv.data(), env);
+    return {code, out.str(), err.str()};
+  }
+
+  FakeStepFunctions service_;
+  std::unique_ptr<grpc::Server> server_;
+  bool real_channels_ = false;  // else in-process channels to service_
+  std::map<std::string, std::string> env_vars_;
+  std::vector<std::string> endpoints_;
+  std::vector<std::string> dev_argv_;
+};
+
+TEST_F(CliTest, Version) {
+  Result result = RunCli({"--version"});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.out, absl::StrCat("stepflow ", kVersion, "\n"));
+}
+
+TEST_F(CliTest, HelpAtEveryLevel) {
+  Result top = RunCli({"--help"});
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_THAT(top.out, HasSubstr("state-machines"));
+  EXPECT_THAT(top.out, HasSubstr("--endpoint HOST:PORT"));
+  EXPECT_THAT(top.out, HasSubstr("STEPFLOW_ENDPOINT"));
+
+  for (const GroupSpec& group : CommandGroups()) {
+    Result result = RunCli({group.name, "--help"});
+    EXPECT_EQ(result.exit_code, 0) << group.name;
+    EXPECT_THAT(top.out, HasSubstr(group.name));
+    for (const CommandSpec& command : Commands()) {
+      if (command.group == group.name) {
+        EXPECT_THAT(result.out, HasSubstr(command.name));
+      }
+    }
+  }
+  for (const CommandSpec& command : Commands()) {
+    Result result = RunCli({command.group, command.name, "-h"});
+    EXPECT_EQ(result.exit_code, 0) << command.group << " " << command.name;
+    EXPECT_THAT(result.out,
+                StartsWith(absl::StrCat("Usage: stepflow ", command.group, " ",
+                                        command.name)));
+    for (const FlagSpec& flag : command.flags) {
+      EXPECT_THAT(result.out, HasSubstr("--" + flag.name));
+    }
+    for (const PositionalSpec& positional : command.positionals) {
+      EXPECT_THAT(result.out, HasSubstr(positional.name));
+    }
+    EXPECT_THAT(result.out, HasSubstr("--timeout SECONDS"));
+  }
+  EXPECT_TRUE(endpoints_.empty());  // help never connects
+}
+
+TEST_F(CliTest, BadUsageExitsTwoWithUsageOnStderr) {
+  Result none = RunCli({});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_THAT(none.err, HasSubstr("Usage: stepflow"));
+
+  Result group = RunCli({"nope"});
+  EXPECT_EQ(group.exit_code, 2);
+  EXPECT_THAT(group.err, HasSubstr("unknown command group 'nope'"));
+
+  Result command = RunCli({"executions", "frobnicate"});
+  EXPECT_EQ(command.exit_code, 2);
+  EXPECT_THAT(command.err, HasSubstr("Usage: stepflow executions"));
+
+  Result flag = RunCli({"executions", "history", "arn:x", "--bogus"});
+  EXPECT_EQ(flag.exit_code, 2);
+  EXPECT_THAT(flag.err, HasSubstr("error: unknown flag --bogus"));
+  EXPECT_THAT(flag.err,
+              HasSubstr("Usage: stepflow executions history EXECUTION_ARN"));
+
+  Result missing = RunCli({"executions", "describe"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.err, HasSubstr("missing argument EXECUTION_ARN"));
+
+  Result extra = RunCli({"state-machines", "describe", "a", "b"});
+  EXPECT_EQ(extra.exit_code, 2);
+  EXPECT_THAT(extra.err, HasSubstr("unexpected argument 'b'"));
+
+  Result bad_choice = RunCli({"executions", "list", "--status", "DONE"});
+  EXPECT_EQ(bad_choice.exit_code, 2);
+  EXPECT_THAT(bad_choice.err, HasSubstr("--status must be one of RUNNING"));
+  EXPECT_TRUE(endpoints_.empty());  // none of the above got to an RPC
+
+  // Checked by the command itself, still before any RPC.
+  Result no_name =
+      RunCli({"state-machines", "create", "--definition-string", "{}"});
+  EXPECT_EQ(no_name.exit_code, 2);
+  EXPECT_THAT(no_name.err, HasSubstr("--name is required"));
+  Result two_inputs = RunCli({"executions", "start", "Orders", "--input={}",
+                              "--input-file", "x.json"});
+  EXPECT_EQ(two_inputs.exit_code, 2);
+  EXPECT_THAT(two_inputs.err, HasSubstr("Usage: stepflow executions start"));
+}
+
+TEST_F(CliTest, CreateReadsDefinitionFromStdinWithGlobalFlagsAnywhere) {
+  Result result =
+      RunCli({"--region", "eu-west-1", "state-machines", "--account=42",
+              "create", "--name", "Orders", "--definition", "-",
+              "--type=EXPRESS", "--endpoint", "gw:1"},
+             R"({"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}})");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out,
+            "{\n"
+            "  \"stateMachineArn\": "
+            "\"arn:aws:states:eu-west-1:42:stateMachine:Orders\",\n"
+            "  \"creationDate\": \"2024-05-01T12:00:00Z\"\n"
+            "}\n");
+  EXPECT_THAT(endpoints_, ElementsAre("gw:1"));
+  absl::MutexLock lock(&service_.mu_);
+  ASSERT_EQ(service_.create_requests_.size(), 1u);
+  EXPECT_EQ(service_.create_requests_[0].name(), "Orders");
+  EXPECT_EQ(service_.create_requests_[0].type(), "EXPRESS");
+  EXPECT_THAT(service_.create_requests_[0].definition(),
+              HasSubstr("\"StartAt\":\"P\""));
+}
+
+TEST_F(CliTest, CreateReportsUnreadableDefinitionFile) {
+  Result result = RunCli({"state-machines", "create", "--name", "x",
+                          "--definition", "/nonexistent/def.json"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err,
+              StartsWith("error: NOT_FOUND: cannot read definition file "
+                         "'/nonexistent/def.json'"));
+}
+
+TEST_F(CliTest, ServerErrorPrintsCodeAndMessage) {
+  Result result = RunCli({"state-machines", "describe", "Orders"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.out, "");
+  EXPECT_EQ(result.err,
+            absl::StrCat("error: NOT_FOUND: StateMachineDoesNotExist: State "
+                         "Machine Does Not Exist: '",
+                         kOrdersArn, "'\n"));
+  absl::MutexLock lock(&service_.mu_);
+  EXPECT_THAT(service_.describe_arns_, ElementsAre(kOrdersArn));
+}
+
+TEST_F(CliTest, EndpointFromEnvironmentUnlessFlagGiven) {
+  RunCli({"activities", "delete", "a"});
+  env_vars_["STEPFLOW_ENDPOINT"] = "env-host:9";
+  RunCli({"activities", "delete", "b"});
+  RunCli({"activities", "delete", "c", "--endpoint=flag-host:8"});
+  EXPECT_THAT(endpoints_,
+              ElementsAre("127.0.0.1:7233", "env-host:9", "flag-host:8"));
+  absl::MutexLock lock(&service_.mu_);
+  EXPECT_THAT(service_.deleted_activities_,
+              ElementsAre("arn:aws:states:us-east-1:123456789012:activity:a",
+                          "arn:aws:states:us-east-1:123456789012:activity:b",
+                          "arn:aws:states:us-east-1:123456789012:activity:c"));
+}
+
+TEST_F(CliTest, DeletePrintsNothing) {
+  Result result = RunCli({"activities", "delete", "a"});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.out, "");
+}
+
+TEST_F(CliTest, ListFollowsPagesUnlessMaxResults) {
+  Result all = RunCli({"--output", "text", "state-machines", "list"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(
+      all.out,
+      "arn:aws:states:us-east-1:123456789012:stateMachine:a\tSTANDARD\t-\n"
+      "arn:aws:states:us-east-1:123456789012:stateMachine:b\tSTANDARD\t-\n"
+      "arn:aws:states:us-east-1:123456789012:stateMachine:c\tSTANDARD\t-\n"
+      "arn:aws:states:us-east-1:123456789012:stateMachine:d\tSTANDARD\t-\n"
+      "arn:aws:states:us-east-1:123456789012:stateMachine:e\tSTANDARD\t-\n");
+  {
+    absl::MutexLock lock(&service_.mu_);
+    EXPECT_THAT(service_.list_tokens_, ElementsAre("", "page2", "page3"));
+    service_.list_tokens_.clear();
+  }
+
+  Result one = RunCli(
+      {"state-machines", "list", "--max-results", "2", "--next-token=page2"});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_THAT(one.out, HasSubstr("stateMachine:c"));
+  EXPECT_THAT(one.out, HasSubstr("\"nextToken\": \"page3\""));
+  EXPECT_THAT(one.out, Not(HasSubstr("stateMachine:e")));
+  absl::MutexLock lock(&service_.mu_);
+  EXPECT_THAT(service_.list_tokens_, ElementsAre("page2"));
+}
+
+TEST_F(CliTest, ExecutionsListWithoutStateMachineMergesNewestFirst) {
+  Result result =
+      RunCli({"executions", "list", "--max-results=3", "--output=text"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out,
+            "arn:aws:states:us-east-1:123456789012:execution:e:run\tRUNNING\t"
+            "2024-05-01T12:01:41Z\n"
+            "arn:aws:states:us-east-1:123456789012:execution:d:run\tRUNNING\t"
+            "2024-05-01T12:01:40Z\n"
+            "arn:aws:states:us-east-1:123456789012:execution:c:run\tRUNNING\t"
+            "2024-05-01T12:01:39Z\n");
+}
+
+TEST_F(CliTest, HistoryJsonAndText) {
+  Result json = RunCli({"executions", "history", "arn:exec", "--reverse"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_THAT(json.out, HasSubstr("\"events\": ["));
+  EXPECT_THAT(json.out, HasSubstr("\"id\": 1,"));
+  EXPECT_THAT(json.out, HasSubstr("\"previousEventId\": 1,"));
+  EXPECT_THAT(json.out, HasSubstr("\"executionStartedEventDetails\": {"));
+  EXPECT_THAT(json.out, HasSubstr("\"timestamp\": \"2024-05-01T12:00:01Z\""));
+  EXPECT_THAT(json.out, Not(HasSubstr("nextToken")));
+  {
+    absl::MutexLock lock(&service_.mu_);
+    ASSERT_EQ(service_.history_requests_.size(), 2u);
+    EXPECT_TRUE(service_.history_requests_[0].reverse_order());
+    EXPECT_EQ(service_.history_requests_[0].execution_arn(), "arn:exec");
+    EXPECT_FALSE(service_.history_requests_[0].has_include_execution_data());
+  }
+
+  Result text = RunCli({"executions", "history", "arn:exec", "--output", "text",
+                        "--no-include-execution-data"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_EQ(text.out,
+            "1\t2024-05-01T12:00:00Z\tExecutionStarted\t{\"input\":\"{}\"}\n"
+            "2\t2024-05-01T12:00:01Z\tPassStateEntered\t{\"name\":\"P\"}\n");
+  absl::MutexLock lock(&service_.mu_);
+  EXPECT_TRUE(service_.history_requests_.back().has_include_execution_data());
+  EXPECT_FALSE(service_.history_requests_.back().include_execution_data());
+}
+
+TEST_F(CliTest, UnavailableServerGivesAHint) {
+  // Port 1 on loopback: nothing listens there, so the connect is refused.
+  real_channels_ = true;
+  Result result = RunCli({"activities", "delete", "a", "--timeout", "5",
+                          "--endpoint", "127.0.0.1:1"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, StartsWith("error: UNAVAILABLE: "));
+  EXPECT_THAT(result.err, HasSubstr("hint: is a Stepflow gateway listening "
+                                    "at 127.0.0.1:1?"));
+}
+
+TEST_F(CliTest, DevIsHandedOnWhole) {
+  Result result =
+      RunCli({"--endpoint", "x:1", "dev", "--data-dir", "/tmp/d", "--help"});
+  EXPECT_EQ(result.exit_code, 7);
+  EXPECT_THAT(dev_argv_, ElementsAre("dev", "--data-dir", "/tmp/d", "--help"));
+}
+
+}  // namespace
+}  // namespace stepflow::cli

@@ -1,0 +1,652 @@
+#include "tools/cli/commands.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <sstream>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/json/json.h"
+#include "common/status/status_macros.h"
+#include "tools/cli/names.h"
+#include "tools/cli/render.h"
+
+namespace stepflow::cli {
+namespace {
+
+constexpr char kUsagePayloadUrl[] = "type.stepflow.dev/cli.UsageError";
+
+const std::vector<std::string> kExecutionStatuses = {
+    "RUNNING",   "SUCCEEDED", "FAILED",
+    "TIMED_OUT", "ABORTED",   "PENDING_REDRIVE"};
+
+// ---------------------------------------------------------------------------
+// Output
+
+// Prints `response` in the chosen format: AWS-shaped JSON (nothing at all for
+// an empty response, as the AWS CLI does), or the lines `text` writes.
+absl::Status Emit(const Invocation& inv,
+                  const google::protobuf::Message& response,
+                  const std::function<void(std::ostream&)>& text) {
+  if (inv.output == OutputFormat::kText) {
+    if (text) text(inv.out);
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(json::Document doc, ToJson(response));
+  if (doc.IsObject() && doc.MemberCount() == 0) return absl::OkStatus();
+  inv.out << json::SerializePretty(doc) << "\n";
+  return absl::OkStatus();
+}
+
+// One line of tab-separated fields.
+void Line(std::ostream& out, const std::vector<std::string>& fields) {
+  out << absl::StrJoin(fields, "\t") << "\n";
+}
+
+// ---------------------------------------------------------------------------
+// Input
+
+// The contents of `source`: a file path (an AWS-CLI-style "file://" prefix is
+// accepted), or "-" for stdin. `what` names the document in errors.
+absl::StatusOr<std::string> ReadSource(const Invocation& inv,
+                                       absl::string_view source,
+                                       absl::string_view what) {
+  if (source == "-") {
+    return std::string(std::istreambuf_iterator<char>(inv.in),
+                       std::istreambuf_iterator<char>());
+  }
+  std::string path(source);
+  if (absl::StartsWith(path, "file://")) path = path.substr(7);
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return absl::ErrnoToStatus(
+        errno, absl::StrCat("cannot read ", what, " file '", path, "'"));
+  }
+  std::ostringstream contents;
+  contents << file.rdbuf();
+  if (file.bad()) {
+    return absl::ErrnoToStatus(
+        errno, absl::StrCat("cannot read ", what, " file '", path, "'"));
+  }
+  return contents.str();
+}
+
+// ---------------------------------------------------------------------------
+// Paging
+
+// Calls `method` from `request`'s next_token on, appending each page's items
+// (`items(page)`) to `merged`. With `follow`, pages are fetched until one has
+// no next_token and `merged` ends with none; otherwise one page is fetched
+// and its next_token kept, so the user can continue with --next-token.
+template <typename Request, typename Response, typename Items>
+absl::Status FetchPages(const Rpc& rpc, StubMethod<Request, Response> method,
+                        Request request, bool follow, Items items,
+                        Response* merged) {
+  while (true) {
+    Response page;
+    RETURN_IF_ERROR(rpc.Call(method, request, &page));
+    for (auto& item : *items(page)) items(*merged)->Add(std::move(item));
+    merged->set_next_token(follow ? "" : page.next_token());
+    if (!follow || page.next_token().empty()) return absl::OkStatus();
+    request.set_next_token(page.next_token());
+  }
+}
+
+// --max-results N asks for one page of N; without it every page is fetched.
+bool FollowPages(const Invocation& inv) { return !inv.args.Has("max-results"); }
+
+// ---------------------------------------------------------------------------
+// state-machines
+
+absl::Status CreateStateMachine(const Invocation& inv) {
+  const ParsedArgs& args = inv.args;
+  if (!args.Has("name")) return UsageError("--name is required");
+  if (args.Has("definition") == args.Has("definition-string")) {
+    return UsageError(
+        "give exactly one of --definition FILE|- and --definition-string JSON");
+  }
+  v1::CreateStateMachineRequest request;
+  request.set_name(args.Get("name"));
+  if (args.Has("definition")) {
+    ASSIGN_OR_RETURN(std::string definition,
+                     ReadSource(inv, args.Get("definition"), "definition"));
+    request.set_definition(std::move(definition));
+  } else {
+    request.set_definition(args.Get("definition-string"));
+  }
+  request.set_type(args.Get("type"));
+  request.set_role_arn(args.Get("role-arn"));
+  v1::CreateStateMachineResponse response;
+  RETURN_IF_ERROR(
+      inv.rpc.Call(&v1::StepFunctions::StubInterface::CreateStateMachine,
+                   request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    Line(out, {response.state_machine_arn()});
+  });
+}
+
+absl::Status DescribeStateMachine(const Invocation& inv) {
+  v1::DescribeStateMachineRequest request;
+  request.set_state_machine_arn(
+      StateMachineArnFor(inv.scope, inv.args.positionals[0]));
+  v1::DescribeStateMachineResponse response;
+  RETURN_IF_ERROR(
+      inv.rpc.Call(&v1::StepFunctions::StubInterface::DescribeStateMachine,
+                   request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    Line(out, {response.state_machine_arn(), response.status(), response.type(),
+               FormatTimestamp(response.creation_date())});
+  });
+}
+
+absl::Status ListStateMachines(const Invocation& inv) {
+  v1::ListStateMachinesRequest request;
+  request.set_max_results(static_cast<int32_t>(inv.args.GetInt("max-results")));
+  request.set_next_token(inv.args.Get("next-token"));
+  v1::ListStateMachinesResponse response;
+  RETURN_IF_ERROR(FetchPages(
+      inv.rpc, &v1::StepFunctions::StubInterface::ListStateMachines, request,
+      FollowPages(inv),
+      [](v1::ListStateMachinesResponse& page) {
+        return page.mutable_state_machines();
+      },
+      &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    for (const auto& item : response.state_machines()) {
+      Line(out, {item.state_machine_arn(), item.type(),
+                 FormatTimestamp(item.creation_date())});
+    }
+  });
+}
+
+absl::Status DeleteStateMachine(const Invocation& inv) {
+  v1::DeleteStateMachineRequest request;
+  request.set_state_machine_arn(
+      StateMachineArnFor(inv.scope, inv.args.positionals[0]));
+  v1::DeleteStateMachineResponse response;
+  RETURN_IF_ERROR(
+      inv.rpc.Call(&v1::StepFunctions::StubInterface::DeleteStateMachine,
+                   request, &response));
+  return Emit(inv, response, nullptr);
+}
+
+// ---------------------------------------------------------------------------
+// executions
+
+absl::Status StartExecution(const Invocation& inv) {
+  const ParsedArgs& args = inv.args;
+  if (args.Has("input") && args.Has("input-file")) {
+    return UsageError("give at most one of --input and --input-file");
+  }
+  v1::StartExecutionRequest request;
+  request.set_state_machine_arn(
+      StateMachineArnFor(inv.scope, args.positionals[0]));
+  request.set_name(args.Get("name"));
+  if (args.Has("input-file")) {
+    ASSIGN_OR_RETURN(std::string input,
+                     ReadSource(inv, args.Get("input-file"), "input"));
+    request.set_input(std::move(input));
+  } else {
+    request.set_input(args.Get("input"));
+  }
+  v1::StartExecutionResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(
+      &v1::StepFunctions::StubInterface::StartExecution, request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    Line(out, {response.execution_arn()});
+  });
+}
+
+absl::Status DescribeExecution(const Invocation& inv) {
+  v1::DescribeExecutionRequest request;
+  request.set_execution_arn(inv.args.positionals[0]);
+  v1::DescribeExecutionResponse response;
+  RETURN_IF_ERROR(
+      inv.rpc.Call(&v1::StepFunctions::StubInterface::DescribeExecution,
+                   request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    std::vector<std::string> fields = {response.execution_arn(),
+                                       response.status(),
+                                       FormatTimestamp(response.start_date()),
+                                       FormatTimestamp(response.stop_date())};
+    if (response.status() == "SUCCEEDED") {
+      fields.push_back(response.output());
+    } else if (!response.error().empty() || !response.cause().empty()) {
+      fields.push_back(response.error());
+      fields.push_back(response.cause());
+    }
+    Line(out, fields);
+  });
+}
+
+// The "...EventDetails" member of a rendered HistoryEvent, as compact JSON;
+// empty if the event has none.
+std::string EventDetailsText(const json::Document& event) {
+  for (const auto& member : event.GetObject()) {
+    if (absl::EndsWith(member.name.GetString(), "EventDetails")) {
+      return json::Serialize(member.value);
+    }
+  }
+  return "";
+}
+
+absl::Status GetExecutionHistory(const Invocation& inv) {
+  const ParsedArgs& args = inv.args;
+  v1::GetExecutionHistoryRequest request;
+  request.set_execution_arn(args.positionals[0]);
+  request.set_max_results(static_cast<int32_t>(args.GetInt("max-results")));
+  request.set_reverse_order(args.IsSet("reverse"));
+  request.set_next_token(args.Get("next-token"));
+  if (args.IsSet("no-include-execution-data")) {
+    request.set_include_execution_data(false);
+  }
+  v1::GetExecutionHistoryResponse response;
+  RETURN_IF_ERROR(FetchPages(
+      inv.rpc, &v1::StepFunctions::StubInterface::GetExecutionHistory, request,
+      FollowPages(inv),
+      [](v1::GetExecutionHistoryResponse& page) {
+        return page.mutable_events();
+      },
+      &response));
+  if (inv.output == OutputFormat::kJson) return Emit(inv, response, nullptr);
+  for (const v1::HistoryEvent& event : response.events()) {
+    ASSIGN_OR_RETURN(json::Document rendered, ToJson(event));
+    std::vector<std::string> fields = {absl::StrCat(event.id()),
+                                       FormatTimestamp(event.timestamp()),
+                                       event.type()};
+    std::string details = EventDetailsText(rendered);
+    if (!details.empty()) fields.push_back(std::move(details));
+    Line(inv.out, fields);
+  }
+  return absl::OkStatus();
+}
+
+bool NewestFirst(const v1::ExecutionListItem& a,
+                 const v1::ExecutionListItem& b) {
+  if (a.start_date().seconds() != b.start_date().seconds()) {
+    return a.start_date().seconds() > b.start_date().seconds();
+  }
+  return a.start_date().nanos() > b.start_date().nanos();
+}
+
+absl::Status ListExecutions(const Invocation& inv) {
+  const ParsedArgs& args = inv.args;
+  v1::ListExecutionsRequest request;
+  request.set_status_filter(args.Get("status"));
+  request.set_max_results(static_cast<int32_t>(args.GetInt("max-results")));
+  request.set_next_token(args.Get("next-token"));
+  auto items = [](v1::ListExecutionsResponse& page) {
+    return page.mutable_executions();
+  };
+  v1::ListExecutionsResponse response;
+
+  if (args.Has("state-machine")) {
+    request.set_state_machine_arn(
+        StateMachineArnFor(inv.scope, args.Get("state-machine")));
+    RETURN_IF_ERROR(
+        FetchPages(inv.rpc, &v1::StepFunctions::StubInterface::ListExecutions,
+                   request, FollowPages(inv), items, &response));
+  } else {
+    // The API lists one state machine's executions; without --state-machine
+    // we ask every state machine and merge, newest first.
+    if (args.Has("next-token")) {
+      return UsageError("--next-token needs --state-machine");
+    }
+    v1::ListStateMachinesResponse machines;
+    RETURN_IF_ERROR(FetchPages(
+        inv.rpc, &v1::StepFunctions::StubInterface::ListStateMachines,
+        v1::ListStateMachinesRequest(), /*follow=*/true,
+        [](v1::ListStateMachinesResponse& page) {
+          return page.mutable_state_machines();
+        },
+        &machines));
+    request.set_max_results(0);
+    for (const auto& machine : machines.state_machines()) {
+      request.set_state_machine_arn(machine.state_machine_arn());
+      absl::Status status = FetchPages(
+          inv.rpc, &v1::StepFunctions::StubInterface::ListExecutions, request,
+          /*follow=*/true, items, &response);
+      // Deleted since we listed it: it has nothing to show any more.
+      if (absl::IsNotFound(status)) continue;
+      RETURN_IF_ERROR(status);
+    }
+    auto* executions = response.mutable_executions();
+    std::stable_sort(executions->begin(), executions->end(), NewestFirst);
+    if (args.Has("max-results")) {
+      int64_t limit = args.GetInt("max-results");
+      while (executions->size() > limit) executions->RemoveLast();
+    }
+    response.clear_next_token();
+  }
+  return Emit(inv, response, [&](std::ostream& out) {
+    for (const auto& item : response.executions()) {
+      Line(out, {item.execution_arn(), item.status(),
+                 FormatTimestamp(item.start_date())});
+    }
+  });
+}
+
+absl::Status StopExecution(const Invocation& inv) {
+  v1::StopExecutionRequest request;
+  request.set_execution_arn(inv.args.positionals[0]);
+  request.set_error(inv.args.Get("error"));
+  request.set_cause(inv.args.Get("cause"));
+  v1::StopExecutionResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(&v1::StepFunctions::StubInterface::StopExecution,
+                               request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    Line(out, {FormatTimestamp(response.stop_date())});
+  });
+}
+
+// ---------------------------------------------------------------------------
+// activities
+
+absl::Status CreateActivity(const Invocation& inv) {
+  v1::CreateActivityRequest request;
+  request.set_name(inv.args.positionals[0]);
+  v1::CreateActivityResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(
+      &v1::StepFunctions::StubInterface::CreateActivity, request, &response));
+  return Emit(inv, response,
+              [&](std::ostream& out) { Line(out, {response.activity_arn()}); });
+}
+
+absl::Status DescribeActivity(const Invocation& inv) {
+  v1::DescribeActivityRequest request;
+  request.set_activity_arn(ActivityArnFor(inv.scope, inv.args.positionals[0]));
+  v1::DescribeActivityResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(
+      &v1::StepFunctions::StubInterface::DescribeActivity, request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    Line(out,
+         {response.activity_arn(), FormatTimestamp(response.creation_date())});
+  });
+}
+
+absl::Status ListActivities(const Invocation& inv) {
+  v1::ListActivitiesRequest request;
+  request.set_max_results(static_cast<int32_t>(inv.args.GetInt("max-results")));
+  request.set_next_token(inv.args.Get("next-token"));
+  v1::ListActivitiesResponse response;
+  RETURN_IF_ERROR(FetchPages(
+      inv.rpc, &v1::StepFunctions::StubInterface::ListActivities, request,
+      FollowPages(inv),
+      [](v1::ListActivitiesResponse& page) {
+        return page.mutable_activities();
+      },
+      &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    for (const auto& item : response.activities()) {
+      Line(out, {item.activity_arn(), FormatTimestamp(item.creation_date())});
+    }
+  });
+}
+
+absl::Status DeleteActivity(const Invocation& inv) {
+  v1::DeleteActivityRequest request;
+  request.set_activity_arn(ActivityArnFor(inv.scope, inv.args.positionals[0]));
+  v1::DeleteActivityResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(
+      &v1::StepFunctions::StubInterface::DeleteActivity, request, &response));
+  return Emit(inv, response, nullptr);
+}
+
+// ---------------------------------------------------------------------------
+// Flags shared by several commands
+
+FlagSpec MaxResultsFlag(absl::string_view items) {
+  return {.name = "max-results",
+          .kind = FlagKind::kInt,
+          .value_name = "N",
+          .help = absl::StrCat("Fetch one page of at most N ", items,
+                               " and print its\nnextToken (if any). Without "
+                               "it, every page is\nfetched and printed "
+                               "together.")};
+}
+
+FlagSpec NextTokenFlag() {
+  return {.name = "next-token",
+          .value_name = "TOKEN",
+          .help =
+              "Start from this page (the nextToken printed\nby an "
+              "earlier call with --max-results)."};
+}
+
+}  // namespace
+
+absl::Status UsageError(absl::string_view message) {
+  absl::Status status = absl::InvalidArgumentError(message);
+  status.SetPayload(kUsagePayloadUrl, absl::Cord("1"));
+  return status;
+}
+
+bool IsUsageError(const absl::Status& status) {
+  return status.GetPayload(kUsagePayloadUrl).has_value();
+}
+
+const std::vector<GroupSpec>& CommandGroups() {
+  static const auto* const kGroups = new std::vector<GroupSpec>{
+      {"state-machines", "Create, describe, list and delete state machines."},
+      {"executions",
+       "Start, describe, list and stop executions; read their history."},
+      {"activities", "Create, describe, list and delete activities."},
+  };
+  return *kGroups;
+}
+
+const std::vector<CommandSpec>& Commands() {
+  static const auto* const kCommands = new std::vector<CommandSpec>{
+      // ---- state-machines ----
+      {.group = "state-machines",
+       .name = "create",
+       .synopsis = "--name NAME (--definition FILE|- | --definition-string "
+                   "JSON) [--type STANDARD|EXPRESS] [--role-arn ARN]",
+       .summary = "Create a state machine from an ASL definition.",
+       .description =
+           "Creates a state machine (CreateStateMachine) from an Amazon "
+           "States\n"
+           "Language definition and prints its stateMachineArn and "
+           "creationDate.\nThe definition is validated by the server; "
+           "errors come back as\nInvalidDefinition.",
+       .flags =
+           {{.name = "name",
+             .value_name = "NAME",
+             .help = "Name of the state machine (required; 1-80\ncharacters, "
+                     "no whitespace or ARN separators)."},
+            {.name = "definition",
+             .value_name = "FILE|-",
+             .help = "Read the definition from FILE (a \"file://\"\nprefix "
+                     "is accepted) or, for \"-\", from stdin."},
+            {.name = "definition-string",
+             .value_name = "JSON",
+             .help = "The definition itself, as a JSON string."},
+            {.name = "type",
+             .value_name = "TYPE",
+             .help = "STANDARD (default) or EXPRESS.",
+             .choices = {"STANDARD", "EXPRESS"}},
+            {.name = "role-arn",
+             .value_name = "ARN",
+             .help = "IAM role ARN recorded with the state machine\n(accepted "
+                     "for compatibility; Stepflow does not\nassume it)."}},
+       .run = &CreateStateMachine},
+      {.group = "state-machines",
+       .name = "describe",
+       .synopsis = "ARN|NAME",
+       .summary = "Show a state machine, including its definition.",
+       .description =
+           "Describes a state machine (DescribeStateMachine): name, status,\n"
+           "type, definition, roleArn, creationDate. Version and alias ARNs\n"
+           "are accepted too.",
+       .positionals = {{"ARN|NAME",
+                        "State machine ARN, or a name in the current\n"
+                        "--region/--account."}},
+       .run = &DescribeStateMachine},
+      {.group = "state-machines",
+       .name = "list",
+       .synopsis = "[--max-results N] [--next-token TOKEN]",
+       .summary = "List state machines.",
+       .description =
+           "Lists state machines (ListStateMachines) as\n"
+           "{\"stateMachines\": [...]}. Text output: one line per state "
+           "machine,\nARN<TAB>TYPE<TAB>CREATION_DATE.",
+       .flags = {MaxResultsFlag("state machines"), NextTokenFlag()},
+       .run = &ListStateMachines},
+      {.group = "state-machines",
+       .name = "delete",
+       .synopsis = "ARN|NAME",
+       .summary = "Delete a state machine.",
+       .description =
+           "Deletes a state machine (DeleteStateMachine). Its status becomes\n"
+           "DELETING until its running executions finish. Prints nothing.",
+       .positionals = {{"ARN|NAME",
+                        "State machine ARN, or a name in the current\n"
+                        "--region/--account."}},
+       .run = &DeleteStateMachine},
+
+      // ---- executions ----
+      {.group = "executions",
+       .name = "start",
+       .synopsis =
+           "STATE_MACHINE_ARN|NAME [--name NAME] [--input JSON | --input-file "
+           "FILE|-]",
+       .summary = "Start an execution of a state machine.",
+       .description =
+           "Starts an execution (StartExecution) and prints its executionArn\n"
+           "and startDate. It does not wait for the execution to finish; use\n"
+           "`stepflow executions describe` or `history` for that.",
+       .positionals = {{"STATE_MACHINE_ARN|NAME",
+                        "State machine (or version/alias) ARN, or a\nstate "
+                        "machine name in the current --region/--account."}},
+       .flags = {{.name = "name",
+                  .value_name = "NAME",
+                  .help = "Execution name (default: generated). For\nSTANDARD "
+                          "state machines it is an idempotency key."},
+                 {.name = "input",
+                  .value_name = "JSON",
+                  .help = "Execution input, a JSON text (default \"{}\")."},
+                 {.name = "input-file",
+                  .value_name = "FILE|-",
+                  .help = "Read the input from FILE (a \"file://\" prefix\nis "
+                          "accepted) or, for \"-\", from stdin."}},
+       .run = &StartExecution},
+      {.group = "executions",
+       .name = "describe",
+       .synopsis = "EXECUTION_ARN",
+       .summary = "Show an execution's status, input and output.",
+       .description =
+           "Describes an execution (DescribeExecution): status, startDate,\n"
+           "stopDate, input, output (when SUCCEEDED), error and cause. Text\n"
+           "output: ARN<TAB>STATUS<TAB>START<TAB>STOP, then the output, or "
+           "the\nerror and cause.",
+       .positionals = {{"EXECUTION_ARN", "Execution ARN."}},
+       .run = &DescribeExecution},
+      {.group = "executions",
+       .name = "history",
+       .synopsis = "EXECUTION_ARN [--reverse] [--max-results N] [--next-token "
+                   "TOKEN] [--no-include-execution-data]",
+       .summary = "Show an execution's history events.",
+       .description =
+           "Prints an execution's history (GetExecutionHistory) as\n"
+           "{\"events\": [...]}, each event with timestamp, type, id,\n"
+           "previousEventId and its ...EventDetails. Text output: one line "
+           "per\nevent, ID<TAB>TIMESTAMP<TAB>TYPE<TAB>DETAILS_JSON.",
+       .positionals = {{"EXECUTION_ARN", "Execution ARN."}},
+       .flags = {{.name = "reverse",
+                  .kind = FlagKind::kBool,
+                  .help = "Newest event first."},
+                 MaxResultsFlag("events"),
+                 NextTokenFlag(),
+                 {.name = "no-include-execution-data",
+                  .kind = FlagKind::kBool,
+                  .help = "Leave input and output out of the event\ndetails."}},
+       .run = &GetExecutionHistory},
+      {.group = "executions",
+       .name = "list",
+       .synopsis = "[--state-machine ARN|NAME] [--status STATUS] "
+                   "[--max-results N] [--next-token TOKEN]",
+       .summary = "List executions, newest first.",
+       .description =
+           "Lists executions (ListExecutions) as {\"executions\": [...]}, "
+           "newest\nfirst. Without --state-machine, the executions of every "
+           "state\nmachine are listed together (--next-token then cannot be "
+           "used, and\n--max-results just cuts the list). Text output: one "
+           "line per\nexecution, ARN<TAB>STATUS<TAB>START_DATE.",
+       .flags = {{.name = "state-machine",
+                  .value_name = "ARN|NAME",
+                  .help = "Only this state machine's (or version's or\n"
+                          "alias's) executions."},
+                 {.name = "status",
+                  .value_name = "STATUS",
+                  .help = "Only executions with this status: RUNNING,\n"
+                          "SUCCEEDED, FAILED, TIMED_OUT, ABORTED or\n"
+                          "PENDING_REDRIVE.",
+                  .choices = kExecutionStatuses},
+                 MaxResultsFlag("executions"),
+                 NextTokenFlag()},
+       .run = &ListExecutions},
+      {.group = "executions",
+       .name = "stop",
+       .synopsis = "EXECUTION_ARN [--error ERROR] [--cause CAUSE]",
+       .summary = "Stop (abort) a running execution.",
+       .description =
+           "Stops a running execution (StopExecution); its status becomes\n"
+           "ABORTED. Prints the stopDate.",
+       .positionals = {{"EXECUTION_ARN", "Execution ARN."}},
+       .flags = {{.name = "error",
+                  .value_name = "ERROR",
+                  .help =
+                      "Error code recorded in the ExecutionAborted\nevent."},
+                 {.name = "cause",
+                  .value_name = "CAUSE",
+                  .help = "Human-readable cause recorded with it."}},
+       .run = &StopExecution},
+
+      // ---- activities ----
+      {.group = "activities",
+       .name = "create",
+       .synopsis = "NAME",
+       .summary = "Create an activity.",
+       .description =
+           "Creates an activity (CreateActivity) that workers poll for tasks,\n"
+           "and prints its activityArn and creationDate. Creating an "
+           "existing\nactivity again returns the same ARN.",
+       .positionals = {{"NAME", "Activity name."}},
+       .run = &CreateActivity},
+      {.group = "activities",
+       .name = "describe",
+       .synopsis = "ARN|NAME",
+       .summary = "Show an activity.",
+       .description = "Describes an activity (DescribeActivity).",
+       .positionals = {{"ARN|NAME",
+                        "Activity ARN, or a name in the current\n"
+                        "--region/--account."}},
+       .run = &DescribeActivity},
+      {.group = "activities",
+       .name = "list",
+       .synopsis = "[--max-results N] [--next-token TOKEN]",
+       .summary = "List activities.",
+       .description =
+           "Lists activities (ListActivities) as {\"activities\": [...]}. "
+           "Text\noutput: one line per activity, ARN<TAB>CREATION_DATE.",
+       .flags = {MaxResultsFlag("activities"), NextTokenFlag()},
+       .run = &ListActivities},
+      {.group = "activities",
+       .name = "delete",
+       .synopsis = "ARN|NAME",
+       .summary = "Delete an activity.",
+       .description = "Deletes an activity (DeleteActivity). Prints nothing.",
+       .positionals = {{"ARN|NAME",
+                        "Activity ARN, or a name in the current\n"
+                        "--region/--account."}},
+       .run = &DeleteActivity},
+  };
+  return *kCommands;
+}
+
+}  // namespace stepflow::cli

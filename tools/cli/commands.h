@@ -1,0 +1,105 @@
+// The commands of the `stepflow` CLI as data: what each accepts (used both to
+// parse the command line and to print --help) and the function that runs it.
+// cli.cc dispatches on this table; adding a command is one entry in
+// Commands() plus its function in commands.cc.
+#ifndef STEPFLOW_TOOLS_CLI_COMMANDS_H_
+#define STEPFLOW_TOOLS_CLI_COMMANDS_H_
+
+#include <chrono>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/config/arn.h"
+#include "grpcpp/client_context.h"
+#include "stepflow/v1/states.grpc.pb.h"
+#include "tools/cli/args.h"
+
+namespace stepflow::cli {
+
+enum class OutputFormat { kJson, kText };
+
+// A unary method of the StepFunctions stub, e.g.
+// &v1::StepFunctions::StubInterface::DescribeExecution.
+template <typename Request, typename Response>
+using StubMethod = grpc::Status (v1::StepFunctions::StubInterface::*)(
+    grpc::ClientContext*, const Request&, Response*);
+
+// Issues unary StepFunctions calls, each with its own deadline `timeout` from
+// when it starts. Not copyable; the stub must outlive it. Const methods may be
+// called concurrently if the stub allows it (gRPC stubs do).
+class Rpc {
+ public:
+  Rpc(v1::StepFunctions::StubInterface* stub, absl::Duration timeout)
+      : stub_(stub), timeout_(timeout) {}
+  Rpc(const Rpc&) = delete;
+  Rpc& operator=(const Rpc&) = delete;
+
+  template <typename Request, typename Response>
+  [[nodiscard]] absl::Status Call(StubMethod<Request, Response> method,
+                                  const Request& request,
+                                  Response* response) const {
+    grpc::ClientContext context;
+    context.set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            absl::ToChronoNanoseconds(timeout_)));
+    grpc::Status status = (stub_->*method)(&context, request, response);
+    // gRPC and Abseil share the canonical code numbering.
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        status.error_message());
+  }
+
+ private:
+  v1::StepFunctions::StubInterface* const stub_;
+  const absl::Duration timeout_;
+};
+
+// Everything a command's function gets. References are valid for the call.
+struct Invocation {
+  const ParsedArgs& args;  // the command's flags (and global ones) and
+                           // positionals, already checked against its spec
+  const config::ArnScope& scope;  // for NAME -> ARN
+  OutputFormat output;
+  const Rpc& rpc;
+  std::istream& in;  // for "-" (read from stdin) arguments
+  std::ostream& out;
+};
+
+struct PositionalSpec {
+  std::string name;  // e.g. "ARN|NAME"
+  std::string help;
+};
+
+struct CommandSpec {
+  std::string group;        // e.g. "state-machines"
+  std::string name;         // e.g. "describe"
+  std::string synopsis;     // what follows "stepflow GROUP NAME" in the usage
+  std::string summary;      // one line, for the group's command list
+  std::string description;  // paragraphs for --help
+  std::vector<PositionalSpec> positionals;  // all required, in this order
+  std::vector<FlagSpec> flags;              // besides the global flags
+  absl::Status (*run)(const Invocation& invocation);
+};
+
+struct GroupSpec {
+  std::string name;
+  std::string summary;
+};
+
+// The command groups, in help order; "dev" is not among them (it is not
+// parsed here but handed on whole).
+const std::vector<GroupSpec>& CommandGroups();
+const std::vector<CommandSpec>& Commands();
+
+// A status meaning "the command line is wrong": the CLI prints `message` and
+// the command's usage to stderr and exits 2.
+absl::Status UsageError(absl::string_view message);
+bool IsUsageError(const absl::Status& status);
+
+}  // namespace stepflow::cli
+
+#endif  // STEPFLOW_TOOLS_CLI_COMMANDS_H_
