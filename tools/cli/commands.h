@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/rpc/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/config/arn.h"
@@ -47,10 +48,7 @@ class Rpc {
         std::chrono::system_clock::now() +
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             absl::ToChronoNanoseconds(timeout_)));
-    grpc::Status status = (stub_->*method)(&context, request, response);
-    // gRPC and Abseil share the canonical code numbering.
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
+    return rpc::FromGrpcStatus((stub_->*method)(&context, request, response));
   }
 
  private:
