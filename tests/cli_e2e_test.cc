@@ -1,0 +1,154 @@
+// The `stepflow` CLI against a real cluster: every command of the first
+// release, its JSON output and its errors.
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/json/json.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/fixture/cluster.h"
+
+namespace stepflow {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto cluster = testing::TestCluster::Start({.shard_servers = 2, .logical_shards = 8,
+                                                .eventbus = false});
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = cluster->release();
+  }
+  static void TearDownTestSuite() { delete cluster_; }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << cluster_->Logs();
+  }
+
+  // Runs `stepflow --endpoint GATEWAY args...`.
+  CliResult Run(const std::vector<std::string>& args, bool merge_stderr = false) {
+    std::string command = absl::StrCat(STEPFLOW_CLI_BIN, " --endpoint ", cluster_->gateway_address());
+    for (const std::string& arg : args) {
+      std::string quoted = "'";
+      for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      absl::StrAppend(&command, " ", quoted, "'");
+    }
+    if (merge_stderr) command += " 2>&1";
+    CliResult result;
+    FILE* pipe = popen(command.c_str(), "r");
+    char buffer[4096];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.out.append(buffer, n);
+    int status = pclose(pipe);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return result;
+  }
+
+  json::Document Json(const CliResult& result) {
+    EXPECT_EQ(result.exit_code, 0) << result.out;
+    auto doc = json::Parse(result.out);
+    EXPECT_TRUE(doc.ok()) << result.out;
+    return doc.ok() ? std::move(*doc) : json::Document();
+  }
+
+  static testing::TestCluster* cluster_;
+};
+
+testing::TestCluster* CliTest::cluster_ = nullptr;
+
+TEST_F(CliTest, StateMachinesExecutionsAndActivities) {
+  const std::string definition_file = cluster_->work_dir() + "/hello.asl.json";
+  std::ofstream(definition_file)
+      << R"({"StartAt": "Hello", "States": {"Hello": {"Type": "Pass", "Result": {"hello": "world"}, "End": true}}})";
+
+  json::Document created = Json(Run({"state-machines", "create", "--name", "hello",
+                                     "--definition", definition_file}));
+  ASSERT_TRUE(created.IsObject());
+  EXPECT_STREQ(created["stateMachineArn"].GetString(),
+               "arn:aws:states:us-east-1:123456789012:stateMachine:hello");
+
+  json::Document described = Json(Run({"state-machines", "describe", "hello"}));
+  ASSERT_TRUE(described.IsObject());
+  EXPECT_STREQ(described["type"].GetString(), "STANDARD");
+  EXPECT_STREQ(described["status"].GetString(), "ACTIVE");
+
+  json::Document listed = Json(Run({"state-machines", "list"}));
+  ASSERT_TRUE(listed.IsObject());
+  EXPECT_EQ(listed["stateMachines"].Size(), 1u);
+
+  json::Document started = Json(Run({"executions", "start", "hello", "--name", "run-1",
+                                     "--input", R"({"x": 1})"}));
+  ASSERT_TRUE(started.IsObject());
+  const std::string execution = started["executionArn"].GetString();
+  EXPECT_EQ(execution, "arn:aws:states:us-east-1:123456789012:execution:hello:run-1");
+
+  json::Document execution_described = Json(Run({"executions", "describe", execution}));
+  ASSERT_TRUE(execution_described.IsObject());
+  EXPECT_STREQ(execution_described["status"].GetString(), "SUCCEEDED");
+  EXPECT_STREQ(execution_described["output"].GetString(), R"({"hello":"world"})");
+
+  json::Document history = Json(Run({"executions", "history", execution}));
+  ASSERT_TRUE(history.IsObject());
+  std::vector<std::string> types;
+  for (const auto& event : history["events"].GetArray()) types.push_back(event["type"].GetString());
+  EXPECT_EQ(absl::StrJoin(types, ","),
+            "ExecutionStarted,PassStateEntered,PassStateExited,ExecutionSucceeded");
+
+  json::Document executions = Json(Run({"executions", "list", "--state-machine", "hello",
+                                        "--status", "SUCCEEDED"}));
+  ASSERT_TRUE(executions.IsObject());
+  EXPECT_EQ(executions["executions"].Size(), 1u);
+
+  json::Document activity = Json(Run({"activities", "create", "approve"}));
+  ASSERT_TRUE(activity.IsObject());
+  EXPECT_STREQ(activity["activityArn"].GetString(),
+               "arn:aws:states:us-east-1:123456789012:activity:approve");
+  json::Document activities = Json(Run({"activities", "list"}));
+  ASSERT_TRUE(activities.IsObject());
+  EXPECT_EQ(activities["activities"].Size(), 1u);
+
+  // An execution waiting on a task, stopped from the CLI.
+  std::ofstream(definition_file)
+      << R"({"StartAt": "Wait", "States": {"Wait": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:approve", "End": true}}})";
+  Json(Run({"state-machines", "create", "--name", "approval", "--definition", definition_file}));
+  json::Document waiting = Json(Run({"executions", "start", "approval", "--name", "w"}));
+  ASSERT_TRUE(waiting.IsObject());
+  const std::string waiting_arn = waiting["executionArn"].GetString();
+  EXPECT_EQ(Run({"executions", "stop", waiting_arn, "--error", "Rejected", "--cause", "by hand"})
+                .exit_code, 0);
+  json::Document stopped = Json(Run({"executions", "describe", waiting_arn}));
+  ASSERT_TRUE(stopped.IsObject());
+  EXPECT_STREQ(stopped["status"].GetString(), "ABORTED");
+  EXPECT_STREQ(stopped["error"].GetString(), "Rejected");
+
+  EXPECT_EQ(Run({"state-machines", "delete", "hello"}).exit_code, 0);
+  CliResult missing = Run({"state-machines", "describe", "hello"}, /*merge_stderr=*/true);
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.out, HasSubstr("error: NOT_FOUND: StateMachineDoesNotExist"));
+}
+
+TEST_F(CliTest, BadDefinitionAndUsage) {
+  const std::string definition_file = cluster_->work_dir() + "/bad.asl.json";
+  std::ofstream(definition_file) << R"({"StartAt": "Nope", "States": {}})";
+  CliResult bad = Run({"state-machines", "create", "--name", "bad", "--definition", definition_file},
+                      /*merge_stderr=*/true);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.out, HasSubstr("error: INVALID_ARGUMENT: InvalidDefinition"));
+  CliResult usage = Run({"executions", "start"}, /*merge_stderr=*/true);
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_THAT(usage.out, HasSubstr("Usage"));
+}
+
+}  // namespace
+}  // namespace stepflow
