@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -45,7 +46,10 @@ class Interpreter::Run {
     event.set_type(std::string(type));
     int64_t id = state_->next_event_id() == 0 ? 1 : state_->next_event_id();
     event.set_id(id);
-    event.set_previous_event_id(id - 1);
+    // AWS links each event to the one before it, except the first state
+    // entered, which names no predecessor (0) just like ExecutionStarted.
+    const bool first_state = id == 2 && absl::EndsWith(type, "StateEntered");
+    event.set_previous_event_id(first_state ? 0 : id - 1);
     SetTimestamp(now_, event.mutable_timestamp());
     state_->set_next_event_id(id + 1);
     return &event;
@@ -54,6 +58,7 @@ class Interpreter::Run {
   void ExecutionStarted(absl::string_view input) {
     auto* details = Emit("ExecutionStarted")->mutable_execution_started_event_details();
     details->set_input(std::string(input));
+    details->mutable_input_details()->set_truncated(false);
     details->set_role_arn(context_.role_arn);
   }
 
@@ -72,6 +77,7 @@ class Interpreter::Run {
       auto* details = entered->mutable_state_entered_event_details();
       details->set_name(name);
       details->set_input(input);
+      details->mutable_input_details()->set_truncated(false);
       state_->set_current_state(name);
       state_->set_state_input(input);
       state_->set_state_entered_event_id(entered->id());
@@ -114,6 +120,7 @@ class Interpreter::Run {
                         ->mutable_state_exited_event_details();
     details->set_name(state.name);
     details->set_output(output);
+    details->mutable_output_details()->set_truncated(false);
     if (state.end) {
       SucceedExecution(output);
       return false;
@@ -122,7 +129,9 @@ class Interpreter::Run {
   }
 
   void SucceedExecution(const std::string& output) {
-    Emit("ExecutionSucceeded")->mutable_execution_succeeded_event_details()->set_output(output);
+    auto* details = Emit("ExecutionSucceeded")->mutable_execution_succeeded_event_details();
+    details->set_output(output);
+    details->mutable_output_details()->set_truncated(false);
     outcome_.closed_status = "SUCCEEDED";
     outcome_.output = output;
   }
@@ -362,6 +371,7 @@ class Interpreter::Run {
     details->set_name(state.name);
     std::string text = json::Serialize(output);
     details->set_output(text);
+    details->mutable_output_details()->set_truncated(false);
     return text;
   }
 
@@ -387,6 +397,7 @@ class Interpreter::Run {
     auto* details = scheduled->mutable_activity_scheduled_event_details();
     details->set_resource(state.resource);
     details->set_input(task_input);
+    details->mutable_input_details()->set_truncated(false);
     details->set_timeout_in_seconds(state.timeout_seconds);
     details->set_heartbeat_in_seconds(state.heartbeat_seconds);
     state_->set_pending_scheduled_event_id(scheduled->id());
@@ -428,9 +439,9 @@ class Interpreter::Run {
   }
 
   void CompleteTask(const State& state, absl::string_view output_text) {
-    Emit("ActivitySucceeded")
-        ->mutable_activity_succeeded_event_details()
-        ->set_output(std::string(output_text));
+    auto* succeeded = Emit("ActivitySucceeded")->mutable_activity_succeeded_event_details();
+    succeeded->set_output(std::string(output_text));
+    succeeded->mutable_output_details()->set_truncated(false);
     ClearPending();
     json::Document doc;
     auto& a = doc.GetAllocator();
@@ -521,6 +532,19 @@ absl::StatusOr<Outcome> Interpreter::ActivityFailed(ExecutionState* state,
   if (!pending.ok()) return pending.status();
   run.EnsureStarted("");
   run.FailTask(error, cause);
+  return run.Finish();
+}
+
+absl::StatusOr<Outcome> Interpreter::ActivityDoesNotExist(ExecutionState* state,
+                                                          int64_t scheduled_event_id,
+                                                          absl::string_view activity_arn,
+                                                          absl::Time now) {
+  Run run(*this, state, now);
+  auto pending = run.PendingTask(scheduled_event_id);
+  if (!pending.ok()) return pending.status();
+  run.ClearPending();
+  run.FailWithRuntimeError(run.PathError(
+      **pending, absl::StrCat("The activity ", activity_arn, " does not exist.")));
   return run.Finish();
 }
 

@@ -86,6 +86,12 @@ class Interpreter {
                                          int64_t scheduled_event_id, absl::string_view error,
                                          absl::string_view cause, absl::Time now);
 
+  // The activity of the waiting Task does not exist: the execution fails
+  // with States.Runtime as on AWS.
+  absl::StatusOr<Outcome> ActivityDoesNotExist(internal::v1::ExecutionState* state,
+                                               int64_t scheduled_event_id,
+                                               absl::string_view activity_arn, absl::Time now);
+
   // StopExecution: ExecutionAborted with the given error and cause.
   Outcome Abort(internal::v1::ExecutionState* state, absl::string_view error,
                 absl::string_view cause, absl::Time now);

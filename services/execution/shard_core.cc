@@ -654,6 +654,9 @@ absl::Status ShardCore::ListExecutions(const internal::v1::ListShardRequest& req
 
 absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task) {
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(task.activity_arn()));
+  ASSIGN_OR_RETURN(auto activity, Read<ActivityRecord>(families_.activities,
+                                                       keys::ResourceKey(shard, task.activity_arn())));
+  if (!activity.has_value()) return ActivityDoesNotExist(task.activity_arn());
   absl::MutexLock lock(&queues_mu_);
   const std::string id_key = keys::TaskIdKey(shard, task.task_id());
   ASSIGN_OR_RETURN(auto seen, store_->Get(families_.tasks, id_key));
@@ -762,6 +765,19 @@ absl::Status ShardCore::RecordActivityStarted(
                          });
 }
 
+absl::Status ShardCore::ActivityScheduleFailed(
+    const internal::v1::ActivityScheduleFailedRequest& request) {
+  auto content = codec_.Decode(request.task_token());
+  if (!content.ok()) return content.status();
+  const int64_t scheduled = content->scheduled_event_id();
+  return ApplyTaskResult(request.task_token(), /*ignore_stale=*/true,
+                         [&](asl::Interpreter& interpreter, internal::v1::ExecutionState* state,
+                             absl::Time now) {
+                           return interpreter.ActivityDoesNotExist(state, scheduled,
+                                                                   request.activity_arn(), now);
+                         });
+}
+
 absl::Status ShardCore::SendTaskSuccess(const v1::SendTaskSuccessRequest& request) {
   ASSIGN_OR_RETURN(auto content, codec_.Decode(request.task_token()));
   const int64_t scheduled = content.scheduled_event_id();
@@ -833,12 +849,27 @@ void ShardCore::OutboxLoop() {
     }
     storage::WriteBatch done;
     bool failed = false;
+    bool new_reports = false;
     for (auto& [key, item] : items) {
       absl::Status status;
       if (item.has_enqueue_activity_task()) {
-        status = peers_->EnqueueActivityTask(item.enqueue_activity_task());
+        const ActivityTask& task = item.enqueue_activity_task();
+        status = peers_->EnqueueActivityTask(task);
+        if (absl::IsNotFound(status)) {
+          // The activity is gone: tell the execution, through the outbox
+          // again so the report survives restarts.
+          internal::v1::OutboxItem report;
+          report.mutable_activity_schedule_failed()->set_task_token(task.task_token());
+          report.mutable_activity_schedule_failed()->set_activity_arn(task.activity_arn());
+          done.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++),
+                   report.SerializeAsString());
+          new_reports = true;
+          status = absl::OkStatus();
+        }
       } else if (item.has_activity_started()) {
         status = peers_->RecordActivityStarted(item.activity_started());
+      } else if (item.has_activity_schedule_failed()) {
+        status = peers_->ActivityScheduleFailed(item.activity_schedule_failed());
       }
       if (status.ok() || absl::IsInvalidArgument(status) || absl::IsNotFound(status)) {
         // Delivered, or refused for good (nothing to retry).
@@ -853,9 +884,11 @@ void ShardCore::OutboxLoop() {
       }
     }
     if (!done.empty()) {
-      if (absl::Status status = store_->Write(done, /*sync=*/false); !status.ok()) {
+      // Synced: it may carry new reports that must not be lost.
+      if (absl::Status status = store_->Write(done, /*sync=*/true); !status.ok()) {
         log::Error(kComponent, "outbox cleanup failed", {{"error", status.ToString()}});
       }
+      if (new_reports) WakeOutbox();
     }
     if (failed) {
       absl::MutexLock lock(&outbox_mu_);

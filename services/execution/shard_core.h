@@ -48,6 +48,8 @@ class Peers {
   virtual absl::Status EnqueueActivityTask(const internal::v1::ActivityTask& task) = 0;
   virtual absl::Status RecordActivityStarted(
       const internal::v1::RecordActivityStartedRequest& request) = 0;
+  virtual absl::Status ActivityScheduleFailed(
+      const internal::v1::ActivityScheduleFailedRequest& request) = 0;
 };
 
 struct ShardCoreOptions {
@@ -114,6 +116,7 @@ class ShardCore {
 
   // Task results (this server owns the execution's shard).
   absl::Status RecordActivityStarted(const internal::v1::RecordActivityStartedRequest& request);
+  absl::Status ActivityScheduleFailed(const internal::v1::ActivityScheduleFailedRequest& request);
   absl::Status SendTaskSuccess(const v1::SendTaskSuccessRequest& request);
   absl::Status SendTaskFailure(const v1::SendTaskFailureRequest& request);
   absl::Status SendTaskHeartbeat(const v1::SendTaskHeartbeatRequest& request);

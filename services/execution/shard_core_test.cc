@@ -28,6 +28,9 @@ class LoopbackPeers : public Peers {
   absl::Status RecordActivityStarted(const iv1::RecordActivityStartedRequest& r) override {
     return core->RecordActivityStarted(r);
   }
+  absl::Status ActivityScheduleFailed(const iv1::ActivityScheduleFailedRequest& r) override {
+    return core->ActivityScheduleFailed(r);
+  }
 };
 
 class ShardCoreTest : public ::testing::Test {
@@ -242,6 +245,23 @@ TEST_F(ShardCoreTest, StopAbortsAndRefusesLateResults) {
   late.set_task_token(task.task_token());
   late.set_output("{}");
   EXPECT_EQ(core_->SendTaskSuccess(late).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ShardCoreTest, MissingActivityFailsExecution) {
+  auto machine = CreateMachine();
+  v1::DeleteActivityRequest del;
+  del.set_activity_arn("arn:aws:states:us-east-1:123456789012:activity:work");
+  ASSERT_TRUE(core_->DeleteActivity(del).ok());
+  std::string arn = Start(machine, "orphan", "{}");
+  for (int i = 0; i < 200 && Describe(arn).status() == "RUNNING"; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  auto described = Describe(arn);
+  EXPECT_EQ(described.status(), "FAILED");
+  EXPECT_EQ(described.error(), "States.Runtime");
+  EXPECT_EQ(described.cause(),
+            "An error occurred while executing the state 'Work' (entered at the event id #4). "
+            "The activity arn:aws:states:us-east-1:123456789012:activity:work does not exist.");
 }
 
 TEST_F(ShardCoreTest, HistoryPagination) {

@@ -42,6 +42,17 @@ class GrpcPeers : public Peers {
     return rpc::FromGrpcStatus(stubs_[owner]->EnqueueActivityTask(&context, task, &response));
   }
 
+  absl::Status ActivityScheduleFailed(const iv1::ActivityScheduleFailedRequest& request) override {
+    auto content = tasktoken::TaskTokenCodec::Peek(request.task_token());
+    if (!content.ok()) return content.status();
+    int owner = OwnerOf(content->execution_arn());
+    if (owner == ordinal_) return local_->ActivityScheduleFailed(request);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
+    iv1::ActivityScheduleFailedResponse response;
+    return rpc::FromGrpcStatus(stubs_[owner]->ActivityScheduleFailed(&context, request, &response));
+  }
+
   absl::Status RecordActivityStarted(const iv1::RecordActivityStartedRequest& request) override {
     auto content = tasktoken::TaskTokenCodec::Peek(request.task_token());
     if (!content.ok()) return content.status();
@@ -108,6 +119,8 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                    core_->EnqueueActivityTask(*request))
   STEPFLOW_FORWARD(RecordActivityStarted, iv1::RecordActivityStartedRequest,
                    iv1::RecordActivityStartedResponse, core_->RecordActivityStarted(*request))
+  STEPFLOW_FORWARD(ActivityScheduleFailed, iv1::ActivityScheduleFailedRequest,
+                   iv1::ActivityScheduleFailedResponse, core_->ActivityScheduleFailed(*request))
   STEPFLOW_FORWARD(SendTaskSuccess, v1::SendTaskSuccessRequest, v1::SendTaskSuccessResponse,
                    core_->SendTaskSuccess(*request))
   STEPFLOW_FORWARD(SendTaskFailure, v1::SendTaskFailureRequest, v1::SendTaskFailureResponse,
