@@ -51,8 +51,11 @@ TEST_F(InterpreterTest, PassChainSucceeds) {
   EXPECT_EQ(out.output, "1");
   for (size_t i = 0; i < out.events.size(); ++i) {
     EXPECT_EQ(out.events[i].id(), static_cast<int64_t>(i + 1));
-    EXPECT_EQ(out.events[i].previous_event_id(), static_cast<int64_t>(i));
+    // As on AWS, the first state entered names no previous event.
+    EXPECT_EQ(out.events[i].previous_event_id(), i == 1 ? 0 : static_cast<int64_t>(i));
   }
+  EXPECT_FALSE(out.events[0].execution_started_event_details().input_details().truncated());
+  EXPECT_TRUE(out.events[0].execution_started_event_details().has_input_details());
 }
 
 TEST_F(InterpreterTest, TaskWaitsThenCompletes) {
