@@ -80,7 +80,7 @@ TEST_F(BadInputTest, MalformedDefinitionsAreInvalidArgument) {
       {"not json", "INVALID_JSON_DESCRIPTION"},
       {R"({"StartAt": "A", "States": {"A": {"Type": "Teleport", "End": true}}})",
        "'Teleport' is not a valid state type"},
-      {R"({"States": {"A": {"Type": "Succeed"}}})", "'StartAt' is required"},
+      {R"({"States": {"A": {"Type": "Succeed"}}})", "SCHEMA_VALIDATION_FAILED: These fields are required: [StartAt] at /"},
       {R"({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}})",
        "MISSING_TRANSITION_TARGET: Missing 'Next' target: Nowhere at /States/A/Next"},
       {R"({"StartAt": "A", "States": {"A": {"Type": "Pass"}}})",

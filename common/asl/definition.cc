@@ -1,10 +1,12 @@
 #include "common/asl/definition.h"
 
+#include <cmath>
 #include <deque>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/asl/timestamp.h"
 
 namespace stepflow::asl {
 
@@ -22,6 +24,57 @@ absl::string_view StateTypeName(StateType type) {
   return "Unknown";
 }
 
+const State* StateMachine::Find(absl::string_view name) const {
+  auto it = states.find(name);
+  return it == states.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+using FieldSet = std::set<std::string, std::less<>>;
+
+const FieldSet& AllowedFields(StateType type) {
+  static const FieldSet kPass = {"Type", "Comment", "Next", "End", "InputPath", "OutputPath",
+                                 "ResultPath", "Parameters", "Result"};
+  static const FieldSet kTask = {"Type", "Comment", "Next", "End", "InputPath", "OutputPath",
+                                 "ResultPath", "Parameters", "ResultSelector", "Resource",
+                                 "TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds",
+                                 "HeartbeatSecondsPath", "Retry", "Catch", "Credentials"};
+  static const FieldSet kChoice = {"Type", "Comment", "InputPath", "OutputPath", "Choices",
+                                   "Default"};
+  static const FieldSet kWait = {"Type", "Comment", "Next", "End", "InputPath", "OutputPath",
+                                 "Seconds", "SecondsPath", "Timestamp", "TimestampPath"};
+  static const FieldSet kSucceed = {"Type", "Comment", "InputPath", "OutputPath"};
+  static const FieldSet kFail = {"Type", "Comment", "Error", "Cause", "ErrorPath", "CausePath"};
+  static const FieldSet kParallel = {"Type", "Comment", "Next", "End", "InputPath",
+                                     "OutputPath", "ResultPath", "Parameters", "ResultSelector",
+                                     "Branches", "Retry", "Catch"};
+  static const FieldSet kMap = {"Type", "Comment", "Next", "End", "InputPath", "OutputPath",
+                                "ResultPath", "Parameters", "ResultSelector", "ItemsPath",
+                                "ItemSelector", "ItemProcessor", "Iterator", "MaxConcurrency",
+                                "MaxConcurrencyPath", "Retry", "Catch", "Label",
+                                "ToleratedFailurePercentage", "ToleratedFailurePercentagePath",
+                                "ToleratedFailureCount", "ToleratedFailureCountPath",
+                                "ItemReader", "ItemBatcher", "ResultWriter"};
+  switch (type) {
+    case StateType::kPass: return kPass;
+    case StateType::kTask: return kTask;
+    case StateType::kChoice: return kChoice;
+    case StateType::kWait: return kWait;
+    case StateType::kSucceed: return kSucceed;
+    case StateType::kFail: return kFail;
+    case StateType::kParallel: return kParallel;
+    case StateType::kMap: return kMap;
+  }
+  return kPass;
+}
+
+bool HasTransition(StateType type) {
+  return type != StateType::kChoice && type != StateType::kSucceed && type != StateType::kFail;
+}
+
+}  // namespace
+
 // Builds a Definition from a parsed document, collecting diagnostics rather
 // than stopping at the first problem.
 class DefinitionParser {
@@ -31,6 +84,10 @@ class DefinitionParser {
   static std::pair<std::shared_ptr<Definition>, std::vector<Diagnostic>> ParseText(
       absl::string_view text) {
     std::shared_ptr<Definition> def(new Definition());
+    if (text.find_first_not_of(" \t\r\n") == absl::string_view::npos) {
+      return {nullptr, {Diagnostic{"ERROR", "SCHEMA_VALIDATION_FAILED",
+                                   "Definition must be a valid JSON object", ""}}};
+    }
     auto doc = json::Parse(text);
     if (!doc.ok()) {
       return {nullptr, {Diagnostic{"ERROR", "INVALID_JSON_DESCRIPTION",
@@ -44,49 +101,66 @@ class DefinitionParser {
   std::vector<Diagnostic> Run() {
     const json::Value& root = def_->document_;
     if (!root.IsObject()) {
-      Error("SCHEMA_VALIDATION_FAILED", "The definition must be a JSON object", "/");
+      Error("SCHEMA_VALIDATION_FAILED", "Definition must be a valid JSON object", "/");
       return std::move(diagnostics_);
     }
-    static const std::set<absl::string_view> kTopFields = {
-        "Comment", "StartAt", "States", "TimeoutSeconds", "Version", "QueryLanguage"};
+    static const FieldSet kTopFields = {"Comment", "StartAt", "States", "TimeoutSeconds",
+                                        "Version", "QueryLanguage"};
     for (const auto& member : root.GetObject()) {
       absl::string_view key(member.name.GetString(), member.name.GetStringLength());
       if (!kTopFields.count(key)) {
-        Error("SCHEMA_VALIDATION_FAILED",
-              absl::StrCat("Field '", key, "' is not supported"), absl::StrCat("/", key));
+        Error("SCHEMA_VALIDATION_FAILED", absl::StrCat("Field '", key, "' is not supported"),
+              absl::StrCat("/", key));
       }
     }
-    if (auto* comment = StringField(root, "Comment", "/")) def_->comment_ = *comment;
-    const json::Value* start = root.HasMember("StartAt") ? &root["StartAt"] : nullptr;
-    if (start == nullptr) {
-      Error("SCHEMA_VALIDATION_FAILED", "The field 'StartAt' is required but was missing", "/");
-    } else if (!start->IsString()) {
-      Error("SCHEMA_VALIDATION_FAILED", "The field 'StartAt' must be a string", "/StartAt");
-    } else {
-      def_->start_at_ = start->GetString();
+    if (auto* comment = StringField(root, "Comment", "")) def_->comment_ = *comment;
+    CheckQueryLanguage(root, "");
+    if (root.HasMember("TimeoutSeconds")) {
+      const json::Value& timeout = root["TimeoutSeconds"];
+      if (!timeout.IsInt64() || timeout.GetInt64() <= 0 || timeout.GetInt64() > 99999999) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              "The value for the field 'TimeoutSeconds' must be a positive integer",
+              "/TimeoutSeconds");
+      } else {
+        def_->timeout_seconds_ = timeout.GetInt64();
+      }
     }
-    const json::Value* states = root.HasMember("States") ? &root["States"] : nullptr;
-    if (states == nullptr) {
-      Error("SCHEMA_VALIDATION_FAILED", "The field 'States' is required but was missing", "/");
-      return std::move(diagnostics_);
-    }
-    if (!states->IsObject() || states->MemberCount() == 0) {
-      Error("SCHEMA_VALIDATION_FAILED", "The field 'States' must be a non-empty object",
-            "/States");
-      return std::move(diagnostics_);
-    }
-    for (const auto& member : states->GetObject()) {
-      ParseState(std::string(member.name.GetString(), member.name.GetStringLength()),
-                 member.value);
-    }
-    CheckTransitions();
+    ParseMachine(root, "", &def_->root_);
     return std::move(diagnostics_);
   }
 
  private:
   void Error(std::string code, std::string message, std::string location) {
     diagnostics_.push_back(Diagnostic{"ERROR", std::move(code), std::move(message),
-                                      std::move(location)});
+                                      location.empty() ? "/" : std::move(location)});
+  }
+
+  void CheckQueryLanguage(const json::Value& obj, const std::string& where) {
+    if (!obj.HasMember("QueryLanguage")) return;
+    const json::Value& value = obj["QueryLanguage"];
+    if (!value.IsString() || (std::string(value.GetString()) != "JSONPath" &&
+                              std::string(value.GetString()) != "JSONata")) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            "The value for the field 'QueryLanguage' must be 'JSONPath' or 'JSONata'",
+            where + "/QueryLanguage");
+    } else if (std::string(value.GetString()) == "JSONata") {
+      Error("UNSUPPORTED_FEATURE", "QueryLanguage 'JSONata' is not supported by this release",
+            where + "/QueryLanguage");
+    }
+  }
+
+  // Checks the required fields of an object and reports them together, as
+  // AWS does: "These fields are required: [States, StartAt]".
+  bool Require(const json::Value& obj, std::initializer_list<const char*> fields,
+               const std::string& where) {
+    std::vector<std::string> missing;
+    for (const char* field : fields) {
+      if (!obj.HasMember(field)) missing.emplace_back(field);
+    }
+    if (missing.empty()) return true;
+    Error("SCHEMA_VALIDATION_FAILED",
+          absl::StrCat("These fields are required: [", absl::StrJoin(missing, ", "), "]"), where);
+    return false;
   }
 
   const std::string* StringField(const json::Value& obj, const char* field,
@@ -95,12 +169,26 @@ class DefinitionParser {
     const json::Value& value = obj[field];
     if (!value.IsString()) {
       Error("SCHEMA_VALIDATION_FAILED",
-            absl::StrCat("The field '", field, "' must be a string"),
-            absl::StrCat(where == "/" ? "" : where, "/", field));
+            absl::StrCat("The value for the field '", field, "' must be a STRING"),
+            absl::StrCat(where, "/", field));
       return nullptr;
     }
     scratch_.emplace_back(value.GetString(), value.GetStringLength());
     return &scratch_.back();
+  }
+
+  std::optional<ReferencePath> PathValue(const json::Value& obj, const char* field,
+                                         const std::string& where) {
+    const std::string* text = StringField(obj, field, where);
+    if (text == nullptr) return std::nullopt;
+    auto path = ReferencePath::Parse(*text);
+    if (!path.ok()) {
+      Error("INVALID_JSON_PATH",
+            absl::StrCat("The value for the field '", field, "' must be a valid JSONPath: ", *text),
+            absl::StrCat(where, "/", field));
+      return std::nullopt;
+    }
+    return std::move(*path);
   }
 
   void ParsePathField(const json::Value& obj, const char* field, const std::string& where,
@@ -114,7 +202,8 @@ class DefinitionParser {
     }
     if (!value.IsString()) {
       Error("SCHEMA_VALIDATION_FAILED",
-            absl::StrCat("The field '", field, "' must be a string or null"), location);
+            absl::StrCat("The value for the field '", field, "' must be a STRING or null"),
+            location);
       return;
     }
     auto path = ReferencePath::Parse(value.GetString());
@@ -129,7 +218,7 @@ class DefinitionParser {
     out->path = std::move(*path);
   }
 
-  void CheckParameters(const json::Value& value, const std::string& location) {
+  void CheckTemplate(const json::Value& value, const std::string& location) {
     if (value.IsObject()) {
       for (const auto& member : value.GetObject()) {
         absl::string_view key(member.name.GetString(), member.name.GetStringLength());
@@ -144,8 +233,9 @@ class DefinitionParser {
           }
           absl::string_view text(member.value.GetString(), member.value.GetStringLength());
           if (text.substr(0, 7) == "States.") {
-            Error("SCHEMA_VALIDATION_FAILED",
-                  absl::StrCat("Intrinsic functions are not supported yet: ", text), where);
+            Error("UNSUPPORTED_FEATURE",
+                  absl::StrCat("Intrinsic functions are not supported by this release: ", text),
+                  where);
           } else if (!ReferencePath::Parse(text).ok()) {
             Error("INVALID_JSON_PATH",
                   absl::StrCat("The value for the field '", key,
@@ -153,52 +243,249 @@ class DefinitionParser {
                   where);
           }
         } else {
-          CheckParameters(member.value, where);
+          CheckTemplate(member.value, where);
         }
       }
     } else if (value.IsArray()) {
       for (rapidjson::SizeType i = 0; i < value.Size(); ++i) {
-        CheckParameters(value[i], absl::StrCat(location, "/", i));
+        CheckTemplate(value[i], absl::StrCat(location, "/", i));
       }
     }
   }
 
-  bool ParseNonNegativeInt(const json::Value& obj, const char* field, const std::string& where,
-                           int64_t* out) {
-    if (!obj.HasMember(field)) return false;
+  const json::Value* TemplateField(const json::Value& obj, const char* field,
+                                   const std::string& where, bool object_only) {
+    if (!obj.HasMember(field)) return nullptr;
     const json::Value& value = obj[field];
-    if (!value.IsInt64() || value.GetInt64() <= 0) {
+    if (object_only && !value.IsObject()) {
       Error("SCHEMA_VALIDATION_FAILED",
-            absl::StrCat("The field '", field, "' must be a positive integer"),
+            absl::StrCat("The value for the field '", field, "' must be an OBJECT"),
             absl::StrCat(where, "/", field));
-      return false;
+      return nullptr;
     }
-    *out = value.GetInt64();
-    return true;
+    CheckTemplate(value, absl::StrCat(where, "/", field));
+    return &value;
   }
 
-  void ParseState(std::string name, const json::Value& value) {
-    std::string where = absl::StrCat("/States/", name);
-    state_names_.insert(name);
-    if (name.empty() || name.size() > 80) {
+  // A positive integer, given literally (`field`) or through `field`Path.
+  void ParseIntOrPath(const json::Value& obj, const char* field, const std::string& where,
+                      bool allow_zero, IntOrPath* out) {
+    std::string path_field = absl::StrCat(field, "Path");
+    bool literal = obj.HasMember(field);
+    bool path = obj.HasMember(path_field.c_str());
+    if (literal && path) {
       Error("SCHEMA_VALIDATION_FAILED",
-            "State names must be between 1 and 80 characters long", where);
+            absl::StrCat("These fields cannot both be set: [", field, ", ", path_field, "]"),
+            where);
+      return;
+    }
+    if (literal) {
+      const json::Value& value = obj[field];
+      if (!value.IsInt64() || value.GetInt64() < (allow_zero ? 0 : 1) ||
+          value.GetInt64() > 99999999) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              absl::StrCat("The value for the field '", field, "' must be ",
+                           allow_zero ? "a non-negative" : "a positive", " integer"),
+              absl::StrCat(where, "/", field));
+      } else {
+        out->value = value.GetInt64();
+      }
+    } else if (path) {
+      out->path = PathValue(obj, path_field.c_str(), where);
+    }
+  }
+
+  std::vector<std::string> ErrorEquals(const json::Value& obj, const std::string& where) {
+    std::vector<std::string> errors;
+    if (!obj.HasMember("ErrorEquals")) return errors;
+    const json::Value& list = obj["ErrorEquals"];
+    if (!list.IsArray() || list.Empty()) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            "The value for the field 'ErrorEquals' must be a non-empty ARRAY of STRINGs",
+            where + "/ErrorEquals");
+      return errors;
+    }
+    for (const auto& item : list.GetArray()) {
+      if (!item.IsString()) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              "The value for the field 'ErrorEquals' must be a non-empty ARRAY of STRINGs",
+              where + "/ErrorEquals");
+        return {};
+      }
+      errors.emplace_back(item.GetString(), item.GetStringLength());
+    }
+    bool has_all = std::find(errors.begin(), errors.end(), "States.ALL") != errors.end();
+    if (has_all && errors.size() > 1) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            "'States.ALL' must appear alone in 'ErrorEquals'", where + "/ErrorEquals");
+    }
+    return errors;
+  }
+
+  void ParseRetry(const json::Value& obj, const std::string& where, State* state) {
+    if (!obj.HasMember("Retry")) return;
+    const json::Value& list = obj["Retry"];
+    if (!list.IsArray()) {
+      Error("SCHEMA_VALIDATION_FAILED", "The value for the field 'Retry' must be an ARRAY",
+            where + "/Retry");
+      return;
+    }
+    static const FieldSet kFields = {"ErrorEquals", "IntervalSeconds", "MaxAttempts",
+                                     "BackoffRate", "MaxDelaySeconds", "JitterStrategy",
+                                     "Comment"};
+    for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
+      const json::Value& item = list[i];
+      std::string at = absl::StrCat(where, "/Retry/", i);
+      if (!item.IsObject()) {
+        Error("SCHEMA_VALIDATION_FAILED", "A retrier must be an OBJECT", at);
+        continue;
+      }
+      for (const auto& member : item.GetObject()) {
+        absl::string_view key(member.name.GetString(), member.name.GetStringLength());
+        if (!kFields.count(key)) {
+          Error("SCHEMA_VALIDATION_FAILED", absl::StrCat("Field '", key, "' is not supported"),
+                absl::StrCat(at, "/", key));
+        }
+      }
+      if (!Require(item, {"ErrorEquals"}, at)) continue;
+      Retrier retrier;
+      retrier.error_equals = ErrorEquals(item, at);
+      if (item.HasMember("IntervalSeconds")) {
+        const json::Value& v = item["IntervalSeconds"];
+        if (!v.IsInt64() || v.GetInt64() < 1 || v.GetInt64() > 99999999) {
+          Error("SCHEMA_VALIDATION_FAILED",
+                "The value for the field 'IntervalSeconds' must be a positive integer",
+                at + "/IntervalSeconds");
+        } else {
+          retrier.interval_seconds = static_cast<double>(v.GetInt64());
+        }
+      }
+      if (item.HasMember("MaxAttempts")) {
+        const json::Value& v = item["MaxAttempts"];
+        if (!v.IsInt64() || v.GetInt64() < 0 || v.GetInt64() > 99999999) {
+          Error("SCHEMA_VALIDATION_FAILED",
+                "The value for the field 'MaxAttempts' must be a non-negative integer",
+                at + "/MaxAttempts");
+        } else {
+          retrier.max_attempts = v.GetInt64();
+        }
+      }
+      if (item.HasMember("BackoffRate")) {
+        const json::Value& v = item["BackoffRate"];
+        if (!v.IsNumber() || v.GetDouble() < 1.0) {
+          Error("SCHEMA_VALIDATION_FAILED",
+                "The value for the field 'BackoffRate' must be a number greater than or equal "
+                "to 1.0",
+                at + "/BackoffRate");
+        } else {
+          retrier.backoff_rate = v.GetDouble();
+        }
+      }
+      if (item.HasMember("MaxDelaySeconds")) {
+        const json::Value& v = item["MaxDelaySeconds"];
+        if (!v.IsInt64() || v.GetInt64() < 1 || v.GetInt64() > 31622400) {
+          Error("SCHEMA_VALIDATION_FAILED",
+                "The value for the field 'MaxDelaySeconds' must be a positive integer",
+                at + "/MaxDelaySeconds");
+        } else {
+          retrier.max_delay_seconds = v.GetInt64();
+        }
+      }
+      if (const std::string* jitter = StringField(item, "JitterStrategy", at)) {
+        if (*jitter == "FULL") {
+          retrier.full_jitter = true;
+        } else if (*jitter != "NONE") {
+          Error("SCHEMA_VALIDATION_FAILED",
+                "The value for the field 'JitterStrategy' must be one of [FULL, NONE]",
+                at + "/JitterStrategy");
+        }
+      }
+      bool all = retrier.error_equals.size() == 1 && retrier.error_equals[0] == "States.ALL";
+      if (all && i + 1 != list.Size()) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              "A retrier with 'States.ALL' must be the last retrier", at + "/ErrorEquals");
+      }
+      state->retry.push_back(std::move(retrier));
+    }
+  }
+
+  void ParseCatch(const json::Value& obj, const std::string& where, State* state) {
+    if (!obj.HasMember("Catch")) return;
+    const json::Value& list = obj["Catch"];
+    if (!list.IsArray()) {
+      Error("SCHEMA_VALIDATION_FAILED", "The value for the field 'Catch' must be an ARRAY",
+            where + "/Catch");
+      return;
+    }
+    static const FieldSet kFields = {"ErrorEquals", "Next", "ResultPath", "Comment"};
+    for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
+      const json::Value& item = list[i];
+      std::string at = absl::StrCat(where, "/Catch/", i);
+      if (!item.IsObject()) {
+        Error("SCHEMA_VALIDATION_FAILED", "A catcher must be an OBJECT", at);
+        continue;
+      }
+      for (const auto& member : item.GetObject()) {
+        absl::string_view key(member.name.GetString(), member.name.GetStringLength());
+        if (!kFields.count(key)) {
+          Error("SCHEMA_VALIDATION_FAILED", absl::StrCat("Field '", key, "' is not supported"),
+                absl::StrCat(at, "/", key));
+        }
+      }
+      if (!Require(item, {"ErrorEquals", "Next"}, at)) continue;
+      Catcher catcher;
+      catcher.error_equals = ErrorEquals(item, at);
+      if (const std::string* next = StringField(item, "Next", at)) catcher.next = *next;
+      ParsePathField(item, "ResultPath", at, &catcher.result_path);
+      bool all = catcher.error_equals.size() == 1 && catcher.error_equals[0] == "States.ALL";
+      if (all && i + 1 != list.Size()) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              "A catcher with 'States.ALL' must be the last catcher", at + "/ErrorEquals");
+      }
+      state->catchers.push_back(std::move(catcher));
+    }
+  }
+
+  void ParseMachine(const json::Value& obj, const std::string& where, StateMachine* machine) {
+    if (!Require(obj, {"States", "StartAt"}, where)) {
+      // Keep going where possible so every problem is reported.
+      if (!obj.HasMember("States")) return;
+    }
+    if (const std::string* start = StringField(obj, "StartAt", where)) machine->start_at = *start;
+    const json::Value& states = obj["States"];
+    if (!states.IsObject() || states.MemberCount() == 0) {
+      Error("SCHEMA_VALIDATION_FAILED", "The value for the field 'States' must be a non-empty OBJECT",
+            where + "/States");
+      return;
+    }
+    std::set<std::string, std::less<>> names;
+    for (const auto& member : states.GetObject()) {
+      std::string name(member.name.GetString(), member.name.GetStringLength());
+      names.insert(name);
+      if (!all_names_.insert(name).second) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              absl::StrCat("State names must be unique across the state machine: '", name, "'"),
+              absl::StrCat(where, "/States/", name));
+      }
+      ParseState(name, member.value, absl::StrCat(where, "/States/", name), machine);
+    }
+    CheckTransitions(*machine, names, where);
+  }
+
+  void ParseState(const std::string& name, const json::Value& value, const std::string& where,
+                  StateMachine* machine) {
+    if (name.empty() || name.size() > 80) {
+      Error("SCHEMA_VALIDATION_FAILED", "State names must be between 1 and 80 characters long",
+            where);
     }
     if (!value.IsObject()) {
-      Error("SCHEMA_VALIDATION_FAILED", "A state must be a JSON object", where);
+      Error("SCHEMA_VALIDATION_FAILED", "A state must be an OBJECT", where);
       return;
     }
-    State state;
-    state.name = name;
+    if (!Require(value, {"Type"}, where)) return;
     const std::string* type = StringField(value, "Type", where);
-    if (type == nullptr) {
-      if (!value.HasMember("Type")) {
-        Error("SCHEMA_VALIDATION_FAILED", "The field 'Type' is required but was missing",
-              where);
-      }
-      return;
-    }
-    static const std::map<absl::string_view, StateType> kTypes = {
+    if (type == nullptr) return;
+    static const std::map<std::string, StateType, std::less<>> kTypes = {
         {"Pass", StateType::kPass},         {"Task", StateType::kTask},
         {"Choice", StateType::kChoice},     {"Wait", StateType::kWait},
         {"Succeed", StateType::kSucceed},   {"Fail", StateType::kFail},
@@ -207,73 +494,44 @@ class DefinitionParser {
     if (found == kTypes.end()) {
       Error("SCHEMA_VALIDATION_FAILED",
             absl::StrCat("The value '", *type,
-                         "' is not a valid state type; expected one of Pass, Task, "
-                         "Choice, Wait, Succeed, Fail, Parallel, Map"),
+                         "' is not a valid state type; expected one of Pass, Task, Choice, Wait, "
+                         "Succeed, Fail, Parallel, Map"),
             where + "/Type");
       return;
     }
+    State state;
+    state.name = name;
     state.type = found->second;
-    switch (state.type) {
-      case StateType::kChoice:
-      case StateType::kWait:
-      case StateType::kParallel:
-      case StateType::kMap:
-        Error("UNSUPPORTED_FEATURE",
-              absl::StrCat("State type '", *type, "' is not supported by this release"),
-              where + "/Type");
-        return;
-      default:
-        break;
-    }
-
-    // Fields each supported type allows (ASL specification, "State Type
-    // Fields" table).
-    std::set<absl::string_view> allowed = {"Type", "Comment"};
-    bool transitions = false;
-    switch (state.type) {
-      case StateType::kPass:
-        allowed.insert({"Next", "End", "InputPath", "OutputPath", "ResultPath", "Parameters",
-                        "Result"});
-        transitions = true;
-        break;
-      case StateType::kTask:
-        allowed.insert({"Next", "End", "InputPath", "OutputPath", "ResultPath", "Parameters",
-                        "ResultSelector", "Resource", "TimeoutSeconds", "HeartbeatSeconds"});
-        transitions = true;
-        break;
-      case StateType::kSucceed:
-        allowed.insert({"InputPath", "OutputPath"});
-        break;
-      case StateType::kFail:
-        allowed.insert({"Error", "Cause"});
-        break;
-      default:
-        break;
-    }
+    CheckQueryLanguage(value, where);
+    const FieldSet& allowed = AllowedFields(state.type);
     for (const auto& member : value.GetObject()) {
       absl::string_view key(member.name.GetString(), member.name.GetStringLength());
-      if (!allowed.count(key)) {
+      if (key == "QueryLanguage") continue;
+      if (key == "Assign" || key == "Arguments" || key == "Output") {
+        Error("UNSUPPORTED_FEATURE",
+              absl::StrCat("Field '", key, "' is not supported by this release"),
+              absl::StrCat(where, "/", key));
+      } else if (!allowed.count(key)) {
         Error("SCHEMA_VALIDATION_FAILED",
-              absl::StrCat("Field '", key, "' is not supported for state type '", *type,
-                           "'"),
+              absl::StrCat("Field '", key, "' is not supported for state type '", *type, "'"),
               absl::StrCat(where, "/", key));
       }
     }
     if (auto* comment = StringField(value, "Comment", where)) state.comment = *comment;
-    if (transitions) {
+    if (HasTransition(state.type)) {
       const std::string* next = StringField(value, "Next", where);
       bool has_end = false;
       if (value.HasMember("End")) {
         if (!value["End"].IsBool()) {
-          Error("SCHEMA_VALIDATION_FAILED", "The field 'End' must be a boolean",
+          Error("SCHEMA_VALIDATION_FAILED", "The value for the field 'End' must be a BOOLEAN",
                 where + "/End");
         } else {
           has_end = value["End"].GetBool();
         }
       }
       if (next != nullptr && has_end) {
-        Error("SCHEMA_VALIDATION_FAILED",
-              "A state may not have both 'Next' and 'End': true", where);
+        Error("SCHEMA_VALIDATION_FAILED", "A state may not have both 'Next' and 'End': true",
+              where);
       } else if (next == nullptr && !has_end && !value.HasMember("Next")) {
         Error("SCHEMA_VALIDATION_FAILED",
               "The state must have either a 'Next' field or 'End': true", where);
@@ -284,91 +542,269 @@ class DefinitionParser {
     ParsePathField(value, "InputPath", where, &state.input_path);
     ParsePathField(value, "OutputPath", where, &state.output_path);
     ParsePathField(value, "ResultPath", where, &state.result_path);
-    if (value.HasMember("Parameters")) {
-      state.parameters = &value["Parameters"];
-      CheckParameters(*state.parameters, where + "/Parameters");
-    }
+    state.parameters = TemplateField(value, "Parameters", where, /*object_only=*/false);
     if (value.HasMember("Result")) state.result = &value["Result"];
-    if (value.HasMember("ResultSelector")) {
-      state.result_selector = &value["ResultSelector"];
-      if (!state.result_selector->IsObject()) {
-        Error("SCHEMA_VALIDATION_FAILED", "The field 'ResultSelector' must be an object",
-              where + "/ResultSelector");
-      }
-      CheckParameters(*state.result_selector, where + "/ResultSelector");
-    }
-    if (state.type == StateType::kTask) {
-      const std::string* resource = StringField(value, "Resource", where);
-      if (resource == nullptr) {
-        if (!value.HasMember("Resource")) {
+    state.result_selector = TemplateField(value, "ResultSelector", where, /*object_only=*/true);
+    ParseRetry(value, where, &state);
+    ParseCatch(value, where, &state);
+
+    switch (state.type) {
+      case StateType::kTask:
+        ParseTask(value, where, &state);
+        break;
+      case StateType::kChoice:
+        ParseChoice(value, where, &state);
+        break;
+      case StateType::kWait:
+        ParseWait(value, where, &state);
+        break;
+      case StateType::kFail:
+        if (auto* error = StringField(value, "Error", where)) state.error = *error;
+        if (auto* cause = StringField(value, "Cause", where)) state.cause = *cause;
+        state.error_path = PathValue(value, "ErrorPath", where);
+        state.cause_path = PathValue(value, "CausePath", where);
+        if (value.HasMember("Error") && value.HasMember("ErrorPath")) {
           Error("SCHEMA_VALIDATION_FAILED",
-                "The field 'Resource' is required but was missing", where);
+                "These fields cannot both be set: [Error, ErrorPath]", where);
         }
-      } else if (resource->rfind("arn:", 0) != 0 ||
-                 resource->find(":activity:") == std::string::npos) {
+        if (value.HasMember("Cause") && value.HasMember("CausePath")) {
+          Error("SCHEMA_VALIDATION_FAILED",
+                "These fields cannot both be set: [Cause, CausePath]", where);
+        }
+        break;
+      case StateType::kParallel:
+        ParseParallel(value, where, &state);
+        break;
+      case StateType::kMap:
+        ParseMap(value, where, &state);
+        break;
+      default:
+        break;
+    }
+    machine->states.emplace(name, std::move(state));
+  }
+
+  void ParseTask(const json::Value& value, const std::string& where, State* state) {
+    if (!Require(value, {"Resource"}, where)) return;
+    const std::string* resource = StringField(value, "Resource", where);
+    if (resource != nullptr) {
+      if (resource->rfind("arn:", 0) != 0 || resource->find(":activity:") == std::string::npos) {
         Error("INVALID_RESOURCE",
               absl::StrCat("The resource '", *resource,
                            "' is not supported; this release runs activity ARNs "
                            "(arn:aws:states:REGION:ACCOUNT:activity:NAME)"),
               where + "/Resource");
       } else {
-        state.resource = *resource;
-      }
-      ParseNonNegativeInt(value, "TimeoutSeconds", where, &state.timeout_seconds);
-      ParseNonNegativeInt(value, "HeartbeatSeconds", where, &state.heartbeat_seconds);
-      if (state.heartbeat_seconds > 0 && state.timeout_seconds > 0 &&
-          state.heartbeat_seconds >= state.timeout_seconds) {
-        Error("SCHEMA_VALIDATION_FAILED",
-              "HeartbeatSeconds must be smaller than TimeoutSeconds", where);
+        state->resource = *resource;
       }
     }
-    if (state.type == StateType::kFail) {
-      if (auto* error = StringField(value, "Error", where)) state.error = *error;
-      if (auto* cause = StringField(value, "Cause", where)) state.cause = *cause;
+    ParseIntOrPath(value, "TimeoutSeconds", where, false, &state->timeout_seconds);
+    ParseIntOrPath(value, "HeartbeatSeconds", where, false, &state->heartbeat_seconds);
+    if (state->heartbeat_seconds.value && state->timeout_seconds.value &&
+        *state->heartbeat_seconds.value >= *state->timeout_seconds.value) {
+      Error("SCHEMA_VALIDATION_FAILED", "HeartbeatSeconds must be smaller than TimeoutSeconds",
+            where);
     }
-    def_->states_.emplace(name, std::move(state));
   }
 
-  void CheckTransitions() {
-    if (!def_->start_at_.empty() && state_names_.count(def_->start_at_) == 0) {
-      Error("MISSING_TRANSITION_TARGET",
-            absl::StrCat("Missing 'Next' target: ", def_->start_at_), "/StartAt");
+  void ParseChoice(const json::Value& value, const std::string& where, State* state) {
+    if (!Require(value, {"Choices"}, where)) return;
+    const json::Value& choices = value["Choices"];
+    if (!choices.IsArray() || choices.Empty()) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            "The value for the field 'Choices' must be a non-empty ARRAY", where + "/Choices");
+      return;
     }
-    for (const auto& [name, state] : def_->states_) {
-      if (!state.next.empty() && state_names_.count(state.next) == 0) {
-        Error("MISSING_TRANSITION_TARGET", absl::StrCat("Missing 'Next' target: ", state.next),
-              absl::StrCat("/States/", name, "/Next"));
+    for (rapidjson::SizeType i = 0; i < choices.Size(); ++i) {
+      std::vector<ChoiceDiagnostic> problems;
+      auto rule = ChoiceRule::Parse(choices[i], /*top_level=*/true,
+                                    absl::StrCat(where, "/Choices/", i), &problems);
+      for (ChoiceDiagnostic& problem : problems) {
+        Error(std::move(problem.code), std::move(problem.message), std::move(problem.location));
+      }
+      if (rule) state->choices.push_back(std::move(rule));
+    }
+    if (const std::string* fallback = StringField(value, "Default", where)) {
+      state->default_next = *fallback;
+    }
+  }
+
+  void ParseWait(const json::Value& value, const std::string& where, State* state) {
+    int given = 0;
+    for (const char* field : {"Seconds", "SecondsPath", "Timestamp", "TimestampPath"}) {
+      given += value.HasMember(field) ? 1 : 0;
+    }
+    if (given != 1) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            "A Wait state must have exactly one of: [Seconds, SecondsPath, Timestamp, "
+            "TimestampPath]",
+            where);
+      return;
+    }
+    ParseIntOrPath(value, "Seconds", where, /*allow_zero=*/true, &state->seconds);
+    if (const std::string* timestamp = StringField(value, "Timestamp", where)) {
+      auto parsed = ParseTimestamp(*timestamp);
+      if (!parsed.ok()) {
+        Error("SCHEMA_VALIDATION_FAILED", "String does not match RFC3339 timestamp",
+              where + "/Timestamp");
+      } else {
+        state->timestamp = *parsed;
       }
     }
-    if (!diagnostics_.empty()) return;
+    state->timestamp_path = PathValue(value, "TimestampPath", where);
+  }
+
+  void ParseParallel(const json::Value& value, const std::string& where, State* state) {
+    if (!Require(value, {"Branches"}, where)) return;
+    const json::Value& branches = value["Branches"];
+    if (!branches.IsArray() || branches.Empty()) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            "The value for the field 'Branches' must be a non-empty ARRAY", where + "/Branches");
+      return;
+    }
+    for (rapidjson::SizeType i = 0; i < branches.Size(); ++i) {
+      std::string at = absl::StrCat(where, "/Branches/", i);
+      if (!branches[i].IsObject()) {
+        Error("SCHEMA_VALIDATION_FAILED", "A branch must be an OBJECT", at);
+        continue;
+      }
+      auto machine = std::make_unique<StateMachine>();
+      ParseMachine(branches[i], at, machine.get());
+      state->branches.push_back(std::move(machine));
+    }
+  }
+
+  void ParseMap(const json::Value& value, const std::string& where, State* state) {
+    const bool processor = value.HasMember("ItemProcessor");
+    const bool iterator = value.HasMember("Iterator");
+    if (processor == iterator) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            processor ? "These fields cannot both be set: [ItemProcessor, Iterator]"
+                      : "These fields are required: [ItemProcessor]",
+            where);
+      return;
+    }
+    const char* field = processor ? "ItemProcessor" : "Iterator";
+    const json::Value& body = value[field];
+    std::string at = absl::StrCat(where, "/", field);
+    if (!body.IsObject()) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            absl::StrCat("The value for the field '", field, "' must be an OBJECT"), at);
+      return;
+    }
+    if (body.HasMember("ProcessorConfig")) {
+      const json::Value& config = body["ProcessorConfig"];
+      if (config.IsObject() && config.HasMember("Mode") && config["Mode"].IsString()) {
+        std::string mode = config["Mode"].GetString();
+        if (mode == "DISTRIBUTED") {
+          state->distributed = true;
+          Error("UNSUPPORTED_FEATURE", "Map Mode 'DISTRIBUTED' is not supported by this release",
+                at + "/ProcessorConfig/Mode");
+        } else if (mode != "INLINE") {
+          Error("SCHEMA_VALIDATION_FAILED",
+                "The value for the field 'Mode' must be one of [INLINE, DISTRIBUTED]",
+                at + "/ProcessorConfig/Mode");
+        }
+      }
+    }
+    state->processor = std::make_unique<StateMachine>();
+    ParseMachine(body, at, state->processor.get());
+    ParsePathField(value, "ItemsPath", where, &state->items_path);
+    state->item_selector = TemplateField(value, "ItemSelector", where, /*object_only=*/true);
+    if (state->item_selector != nullptr && state->parameters != nullptr) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            "These fields cannot both be set: [ItemSelector, Parameters]", where);
+    }
+    ParseIntOrPath(value, "MaxConcurrency", where, /*allow_zero=*/true, &state->max_concurrency);
+    if (const std::string* label = StringField(value, "Label", where)) {
+      bool bad = label->empty() || label->size() > 40;
+      for (char c : *label) {
+        if (std::isspace(static_cast<unsigned char>(c)) || std::string("<>{}[]?*\"#%\\^|~`$&,;:/").find(c) != std::string::npos) {
+          bad = true;
+        }
+      }
+      if (bad) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              "The value for the field 'Label' must be at most 40 characters without "
+              "whitespace or any of < > { } [ ] ? * \" # % \\ ^ | ~ ` $ & , ; : /",
+              where + "/Label");
+      }
+      state->label = *label;
+    }
+    for (const char* unsupported : {"ItemReader", "ItemBatcher", "ResultWriter",
+                                    "ToleratedFailurePercentage", "ToleratedFailurePercentagePath",
+                                    "ToleratedFailureCount", "ToleratedFailureCountPath"}) {
+      if (value.HasMember(unsupported) && !state->distributed) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              absl::StrCat("Field '", unsupported, "' is only supported in DISTRIBUTED mode"),
+              absl::StrCat(where, "/", unsupported));
+      }
+    }
+  }
+
+  void CheckTransitions(const StateMachine& machine,
+                        const std::set<std::string, std::less<>>& names,
+                        const std::string& where) {
+    size_t before = diagnostics_.size();
+    auto check = [&](const std::string& target, const std::string& location) {
+      if (!target.empty() && names.count(target) == 0) {
+        Error("MISSING_TRANSITION_TARGET", absl::StrCat("Missing 'Next' target: ", target),
+              location);
+      }
+    };
+    if (!machine.start_at.empty()) check(machine.start_at, where + "/StartAt");
+    for (const auto& [name, state] : machine.states) {
+      std::string at = absl::StrCat(where, "/States/", name);
+      check(state.next, at + "/Next");
+      check(state.default_next, at + "/Default");
+      for (size_t i = 0; i < state.choices.size(); ++i) {
+        check(state.choices[i]->next(), absl::StrCat(at, "/Choices/", i, "/Next"));
+      }
+      for (size_t i = 0; i < state.catchers.size(); ++i) {
+        check(state.catchers[i].next, absl::StrCat(at, "/Catch/", i, "/Next"));
+      }
+    }
+    if (diagnostics_.size() != before || machine.start_at.empty() ||
+        machine.states.size() != names.size()) {
+      return;
+    }
     // Every state must be reachable from StartAt.
-    std::set<std::string> seen;
-    std::deque<std::string> queue = {def_->start_at_};
+    std::set<std::string, std::less<>> seen;
+    std::deque<std::string> queue = {machine.start_at};
     while (!queue.empty()) {
       std::string name = std::move(queue.front());
       queue.pop_front();
       if (!seen.insert(name).second) continue;
-      const State& state = def_->states_.at(name);
-      if (!state.next.empty()) queue.push_back(state.next);
+      const State* state = machine.Find(name);
+      if (state == nullptr) continue;
+      if (!state->next.empty()) queue.push_back(state->next);
+      if (!state->default_next.empty()) queue.push_back(state->default_next);
+      for (const auto& rule : state->choices) queue.push_back(rule->next());
+      for (const auto& catcher : state->catchers) queue.push_back(catcher.next);
     }
-    for (const auto& [name, state] : def_->states_) {
+    for (const auto& [name, state] : machine.states) {
       if (!seen.count(name)) {
         Error("UNREACHABLE_STATE", absl::StrCat("State '", name, "' is not reachable"),
-              absl::StrCat("/States/", name));
+              absl::StrCat(where, "/States/", name));
       }
+    }
+    // Some path must end the machine.
+    bool terminal = false;
+    for (const auto& [name, state] : machine.states) {
+      terminal |= state.end || state.type == StateType::kSucceed ||
+                  state.type == StateType::kFail;
+    }
+    if (!terminal) {
+      Error("SCHEMA_VALIDATION_FAILED", "No terminal state: no state has 'End': true or is a "
+            "Succeed or Fail state", where.empty() ? "/" : where);
     }
   }
 
   Definition* def_;
   std::vector<Diagnostic> diagnostics_;
   std::deque<std::string> scratch_;
-  std::set<std::string, std::less<>> state_names_;
+  std::set<std::string, std::less<>> all_names_;
 };
-
-const State* Definition::FindState(absl::string_view name) const {
-  auto it = states_.find(name);
-  return it == states_.end() ? nullptr : &it->second;
-}
 
 absl::StatusOr<std::shared_ptr<const Definition>> Definition::Parse(absl::string_view text) {
   auto [def, diagnostics] = DefinitionParser::ParseText(text);

@@ -2,13 +2,17 @@
 //
 //   auto def = Definition::Parse(text);   // InvalidDefinition on any error
 //   if (!def.ok()) ...
-//   const State* start = (*def)->FindState((*def)->start_at());
+//   const StateMachine& root = (*def)->root();
+//   const State* start = root.Find(root.start_at);
 //
-// ValidateDefinition reports every problem at once, in the shape of
-// ValidateStateMachineDefinition (code, message, location); Parse fails with
-// AWS's InvalidDefinition message made of the same diagnostics.
+// A definition is a tree of state machines: the top level, each Parallel
+// branch and each Map processor. ValidateDefinition reports every problem
+// at once, in the shape of ValidateStateMachineDefinition (code, message,
+// location); Parse fails with AWS's InvalidDefinition message made of the
+// same diagnostics.
 //
-// A Definition is immutable after Parse and safe to share between threads.
+// A Definition is immutable after Parse and safe to share between threads;
+// States point into the JSON document it owns.
 #ifndef STEPFLOW_COMMON_ASL_DEFINITION_H_
 #define STEPFLOW_COMMON_ASL_DEFINITION_H_
 
@@ -16,10 +20,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/asl/choice.h"
 #include "common/asl/path.h"
 #include "common/json/json.h"
 
@@ -29,31 +35,90 @@ enum class StateType { kPass, kTask, kChoice, kWait, kSucceed, kFail, kParallel,
 
 absl::string_view StateTypeName(StateType type);
 
-// InputPath / OutputPath / ResultPath: absent (the default), JSON null, or a
-// path.
+// InputPath / OutputPath / ResultPath / ItemsPath: absent (the default),
+// JSON null, or a path.
 struct PathField {
   enum class Kind { kDefault, kNull, kPath };
   Kind kind = Kind::kDefault;
   std::optional<ReferencePath> path;
 };
 
+struct Retrier {
+  std::vector<std::string> error_equals;
+  double interval_seconds = 1;
+  int64_t max_attempts = 3;
+  double backoff_rate = 2.0;
+  int64_t max_delay_seconds = 0;  // 0 = no cap
+  bool full_jitter = false;
+};
+
+struct Catcher {
+  std::vector<std::string> error_equals;
+  std::string next;
+  PathField result_path;
+};
+
+struct State;
+
+// The top level, a Parallel branch or a Map processor.
+struct StateMachine {
+  std::string start_at;
+  std::map<std::string, State, std::less<>> states;
+  const State* Find(absl::string_view name) const;
+};
+
+// An integer field given literally or through a *Path field.
+struct IntOrPath {
+  std::optional<int64_t> value;
+  std::optional<ReferencePath> path;
+  bool present() const { return value.has_value() || path.has_value(); }
+};
+
 struct State {
   std::string name;
   StateType type = StateType::kPass;
-  std::string next;  // empty when `end`
+  std::string next;  // empty when `end` (and for Choice, Succeed, Fail)
   bool end = false;
   std::string comment;
   PathField input_path;
   PathField output_path;
   PathField result_path;
-  const json::Value* parameters = nullptr;       // Pass, Task
+  const json::Value* parameters = nullptr;       // Pass, Task, Parallel, Map (legacy)
   const json::Value* result = nullptr;           // Pass
-  const json::Value* result_selector = nullptr;  // Task
-  std::string resource;                          // Task
-  int64_t timeout_seconds = 0;                   // Task; 0 = none
-  int64_t heartbeat_seconds = 0;                 // Task; 0 = none
-  std::string error;                             // Fail
-  std::string cause;                             // Fail
+  const json::Value* result_selector = nullptr;  // Task, Parallel, Map
+  std::vector<Retrier> retry;                    // Task, Parallel, Map
+  std::vector<Catcher> catchers;                 // Task, Parallel, Map
+
+  // Task
+  std::string resource;
+  IntOrPath timeout_seconds;
+  IntOrPath heartbeat_seconds;
+
+  // Choice
+  std::vector<std::unique_ptr<ChoiceRule>> choices;
+  std::string default_next;
+
+  // Wait
+  IntOrPath seconds;
+  std::optional<absl::Time> timestamp;
+  std::optional<ReferencePath> timestamp_path;
+
+  // Fail
+  std::string error;
+  std::string cause;
+  std::optional<ReferencePath> error_path;
+  std::optional<ReferencePath> cause_path;
+
+  // Parallel
+  std::vector<std::unique_ptr<StateMachine>> branches;
+
+  // Map
+  std::unique_ptr<StateMachine> processor;
+  PathField items_path;
+  const json::Value* item_selector = nullptr;
+  IntOrPath max_concurrency;
+  bool distributed = false;
+  std::string label;
 };
 
 struct Diagnostic {
@@ -67,18 +132,21 @@ class Definition {
  public:
   static absl::StatusOr<std::shared_ptr<const Definition>> Parse(absl::string_view text);
 
-  const std::string& start_at() const { return start_at_; }
+  const StateMachine& root() const { return root_; }
+  const std::string& start_at() const { return root_.start_at; }
   const std::string& comment() const { return comment_; }
-  const State* FindState(absl::string_view name) const;
-  const std::map<std::string, State, std::less<>>& states() const { return states_; }
+  // Execution-level TimeoutSeconds; 0 = none.
+  int64_t timeout_seconds() const { return timeout_seconds_; }
+  // A state of the top-level machine.
+  const State* FindState(absl::string_view name) const { return root_.Find(name); }
 
  private:
   friend class DefinitionParser;
   Definition() = default;
   json::Document document_;  // owns the JSON the states point into
-  std::string start_at_;
+  StateMachine root_;
   std::string comment_;
-  std::map<std::string, State, std::less<>> states_;
+  int64_t timeout_seconds_ = 0;
 };
 
 // Every problem in `text`, empty when it is a valid definition.

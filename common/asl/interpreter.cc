@@ -1,20 +1,28 @@
 #include "common/asl/interpreter.h"
 
+#include <cmath>
+#include <deque>
 #include <optional>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "absl/strings/strip.h"
+#include "common/asl/timestamp.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace stepflow::asl {
 namespace {
 
 using internal::v1::ExecutionState;
+using internal::v1::Frame;
 
-std::string FormatTimestamp(absl::Time time) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone());
-}
+// What a frame's timer_id waits for.
+enum TimerKind : int32_t { kWaitTimer = 1, kRetryTimer = 2 };
+
+constexpr char kRuntime[] = "States.Runtime";
+constexpr char kTimeout[] = "States.Timeout";
+constexpr char kHeartbeatTimeout[] = "States.HeartbeatTimeout";
 
 void SetTimestamp(absl::Time time, google::protobuf::Timestamp* out) {
   const int64_t nanos = absl::ToUnixNanos(time);
@@ -22,15 +30,39 @@ void SetTimestamp(absl::Time time, google::protobuf::Timestamp* out) {
   out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
 }
 
-// An ASL runtime error (States.Runtime and friends) that fails the execution.
-struct RuntimeError {
+absl::Time FromProto(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+// An ASL error raised while running a state.
+struct StateError {
   std::string error;
   std::string cause;
 };
 
+// Whether an ErrorEquals list matches `error` (AWS's rules: States.ALL
+// matches everything but States.Runtime and States.DataLimitExceeded;
+// States.TaskFailed everything but those and States.Timeout).
+bool Matches(const std::vector<std::string>& error_equals, const std::string& error) {
+  for (const std::string& name : error_equals) {
+    if (name == error) return true;
+    if (error == kRuntime || error == "States.DataLimitExceeded") continue;
+    if (name == "States.ALL") return true;
+    if (name == "States.TaskFailed" && error != kTimeout && error != kHeartbeatTimeout) {
+      return true;
+    }
+  }
+  return false;
+}
+
+json::Value StringValue(absl::string_view text, json::Allocator& a) {
+  return json::Value(text.data(), static_cast<rapidjson::SizeType>(text.size()), a);
+}
+
 }  // namespace
 
-// One transition: accumulates events and effects into an Outcome.
+// One transition: runs frames until every one waits or the execution
+// closes, accumulating events and effects into an Outcome.
 class Interpreter::Run {
  public:
   Run(const Interpreter& interpreter, ExecutionState* state, absl::Time now)
@@ -40,138 +72,393 @@ class Interpreter::Run {
         now_(now) {}
 
   Outcome Finish() { return std::move(outcome_); }
+  bool closed() const { return !outcome_.closed_status.empty(); }
 
-  v1::HistoryEvent* Emit(absl::string_view type) {
+  // --- Events ---------------------------------------------------------------
+
+  v1::HistoryEvent* Emit(absl::string_view type, bool advance_cursor = true) {
     v1::HistoryEvent& event = outcome_.events.emplace_back();
     event.set_type(std::string(type));
-    int64_t id = state_->next_event_id() == 0 ? 1 : state_->next_event_id();
+    const int64_t id = state_->next_event_id() == 0 ? 1 : state_->next_event_id();
     event.set_id(id);
-    // AWS links each event to the one before it, except the first state
-    // entered, which names no predecessor (0) just like ExecutionStarted.
+    // AWS links each event to the one before it, except that the first
+    // state entered names no predecessor, and a Map iteration's end event
+    // does not become the predecessor of what follows.
     const bool first_state = id == 2 && absl::EndsWith(type, "StateEntered");
-    event.set_previous_event_id(first_state ? 0 : id - 1);
+    event.set_previous_event_id(first_state ? 0 : state_->last_event_id());
     SetTimestamp(now_, event.mutable_timestamp());
     state_->set_next_event_id(id + 1);
+    if (advance_cursor) state_->set_last_event_id(id);
     return &event;
   }
 
-  void ExecutionStarted(absl::string_view input) {
+  // --- Frames ---------------------------------------------------------------
+
+  Frame* F(int64_t id) {
+    auto* frames = state_->mutable_frames();
+    auto it = frames->find(id);
+    return it == frames->end() ? nullptr : &it->second;
+  }
+
+  Frame* NewFrame(int64_t parent, int32_t index) {
+    const int64_t id = state_->next_frame_id() + 1;
+    state_->set_next_frame_id(id);
+    Frame& frame = (*state_->mutable_frames())[id];
+    frame.set_id(id);
+    frame.set_parent_id(parent);
+    frame.set_index(index);
+    return &frame;
+  }
+
+  const StateMachine* MachineOf(const Frame& frame) {
+    if (frame.parent_id() == 0) return &definition_.root();
+    Frame* parent = F(frame.parent_id());
+    if (parent == nullptr) return nullptr;
+    const State* owner = StateOf(*parent);
+    if (owner == nullptr) return nullptr;
+    if (owner->type == StateType::kParallel) {
+      return frame.index() < static_cast<int>(owner->branches.size())
+                 ? owner->branches[frame.index()].get()
+                 : nullptr;
+    }
+    return owner->processor.get();
+  }
+
+  const State* StateOf(const Frame& frame) {
+    const StateMachine* machine = MachineOf(frame);
+    return machine == nullptr ? nullptr : machine->Find(frame.state());
+  }
+
+  // Removes a frame and everything below it, giving up their tasks.
+  void DropFrame(int64_t id) {
+    std::vector<int64_t> children;
+    for (const auto& [child_id, child] : state_->frames()) {
+      if (child.parent_id() == id) children.push_back(child_id);
+    }
+    for (int64_t child : children) DropFrame(child);
+    if (Frame* frame = F(id); frame != nullptr && frame->scheduled_event_id() != 0) {
+      outcome_.cancelled_tasks.push_back(frame->scheduled_event_id());
+    }
+    state_->mutable_frames()->erase(id);
+  }
+
+  void DropChildren(int64_t id) {
+    std::vector<int64_t> children;
+    for (const auto& [child_id, child] : state_->frames()) {
+      if (child.parent_id() == id) children.push_back(child_id);
+    }
+    for (int64_t child : children) DropFrame(child);
+  }
+
+  // --- The work queue -------------------------------------------------------
+  // States are entered from a FIFO queue rather than by recursion, so long
+  // synchronous chains cannot exhaust the stack, and Parallel branches
+  // advance in step as they do on AWS.
+
+  void Enqueue(int64_t frame, std::string name, std::string input) {
+    queue_.push_back(Step{frame, std::move(name), std::move(input)});
+  }
+
+  void Drain() {
+    while (!queue_.empty() && !closed()) {
+      Step step = std::move(queue_.front());
+      queue_.pop_front();
+      if (F(step.frame) == nullptr) continue;  // dropped meanwhile
+      EnterState(step.frame, step.name, std::move(step.input));
+    }
+    if (closed()) queue_.clear();
+  }
+
+  // --- Execution-level ------------------------------------------------------
+
+  void Start(absl::string_view input) {
+    state_->set_next_event_id(1);
     auto* details = Emit("ExecutionStarted")->mutable_execution_started_event_details();
     details->set_input(std::string(input));
     details->mutable_input_details()->set_truncated(false);
     details->set_role_arn(context_.role_arn);
+    if (definition_.timeout_seconds() > 0) {
+      state_->set_execution_timeout_timer(ArmTimer(absl::Seconds(definition_.timeout_seconds())));
+    }
+    Frame* root = NewFrame(0, 0);
+    Enqueue(root->id(), definition_.start_at(), std::string(input));
+    Drain();
   }
 
-  // Enters `name` with `input` and runs states until one waits or the
-  // execution closes.
-  void Advance(std::string name, std::string input) {
-    while (true) {
-      const State* state = definition_.FindState(name);
-      if (state == nullptr) {
-        // Validation guarantees targets exist; a stored execution whose
-        // definition lost a state is failed rather than left hanging.
-        FailExecution("States.Runtime", absl::StrCat("State '", name, "' does not exist"));
-        return;
-      }
-      v1::HistoryEvent* entered = Emit(absl::StrCat(StateTypeName(state->type), "StateEntered"));
-      auto* details = entered->mutable_state_entered_event_details();
-      details->set_name(name);
-      details->set_input(input);
-      details->mutable_input_details()->set_truncated(false);
-      state_->set_current_state(name);
-      state_->set_state_input(input);
-      state_->set_state_entered_event_id(entered->id());
-      state_->clear_pending_scheduled_event_id();
-      state_->clear_pending_started();
-      state_->clear_pending_activity_arn();
-      state_->clear_pending_started_event_id();
-
-      std::optional<std::string> output;
-      switch (state->type) {
-        case StateType::kPass:
-          output = RunPass(*state, input);
-          break;
-        case StateType::kTask:
-          ScheduleTask(*state, input);
-          return;
-        case StateType::kSucceed:
-          output = RunSucceed(*state, input);
-          if (output) SucceedExecution(*output);
-          return;
-        case StateType::kFail:
-          FailExecution(state->error, state->cause);
-          return;
-        default:
-          FailExecution("States.Runtime",
-                        absl::StrCat("State type '", StateTypeName(state->type),
-                                     "' is not supported by this release"));
-          return;
-      }
-      if (!output) return;  // the execution failed
-      if (!ExitState(*state, *output)) return;
-      name = state->next;
-      input = std::move(*output);
+  void CloseExecution(absl::string_view status) {
+    outcome_.closed_status = std::string(status);
+    std::vector<int64_t> all;
+    for (const auto& [id, frame] : state_->frames()) {
+      if (frame.parent_id() == 0) all.push_back(id);
     }
-  }
-
-  // Emits <Type>StateExited; true when the execution moves on to `next`.
-  bool ExitState(const State& state, const std::string& output) {
-    auto* details = Emit(absl::StrCat(StateTypeName(state.type), "StateExited"))
-                        ->mutable_state_exited_event_details();
-    details->set_name(state.name);
-    details->set_output(output);
-    details->mutable_output_details()->set_truncated(false);
-    if (state.end) {
-      SucceedExecution(output);
-      return false;
-    }
-    return true;
+    for (int64_t id : all) DropFrame(id);
+    queue_.clear();
   }
 
   void SucceedExecution(const std::string& output) {
     auto* details = Emit("ExecutionSucceeded")->mutable_execution_succeeded_event_details();
     details->set_output(output);
     details->mutable_output_details()->set_truncated(false);
-    outcome_.closed_status = "SUCCEEDED";
     outcome_.output = output;
+    CloseExecution("SUCCEEDED");
   }
 
   void FailExecution(absl::string_view error, absl::string_view cause) {
     auto* details = Emit("ExecutionFailed")->mutable_execution_failed_event_details();
     details->set_error(std::string(error));
     details->set_cause(std::string(cause));
-    outcome_.closed_status = "FAILED";
     outcome_.error = std::string(error);
     outcome_.cause = std::string(cause);
+    CloseExecution("FAILED");
   }
 
-  void Abort(absl::string_view error, absl::string_view cause) {
+  void AbortExecution(absl::string_view error, absl::string_view cause) {
     auto* details = Emit("ExecutionAborted")->mutable_execution_aborted_event_details();
     details->set_error(std::string(error));
     details->set_cause(std::string(cause));
-    outcome_.closed_status = "ABORTED";
     outcome_.error = std::string(error);
     outcome_.cause = std::string(cause);
+    CloseExecution("ABORTED");
   }
 
-  void FailWithRuntimeError(const RuntimeError& failure) {
-    FailExecution(failure.error, failure.cause);
+  void TimeOutExecution() {
+    auto* details = Emit("ExecutionTimedOut")->mutable_execution_timed_out_event_details();
+    details->set_error(kTimeout);
+    details->set_cause("The execution timed out");
+    outcome_.error = kTimeout;
+    outcome_.cause = "The execution timed out";
+    CloseExecution("TIMED_OUT");
   }
 
-  RuntimeError PathError(const State& state, absl::string_view message) {
-    return RuntimeError{
-        "States.Runtime",
-        absl::StrCat("An error occurred while executing the state '", state.name,
-                     "' (entered at the event id #", state_->state_entered_event_id(), "). ",
-                     message)};
+  int64_t ArmTimer(absl::Duration delay) {
+    const int64_t id = state_->next_timer_id() + 1;
+    state_->set_next_timer_id(id);
+    outcome_.timers.push_back(TimerRequest{id, now_ + delay});
+    return id;
   }
 
-  // --- Input and output processing -----------------------------------
+  // --- States ---------------------------------------------------------------
 
-  // Fills `out` with the node `field` selects from `input`.
-  std::optional<RuntimeError> SelectPath(const State& state, const PathField& field,
-                                         const json::Value& input, json::Value* out,
-                                         json::Allocator& allocator) {
+  void EnterState(int64_t frame_id, const std::string& name, std::string input) {
+    Frame* frame = F(frame_id);
+    const StateMachine* machine = MachineOf(*frame);
+    const State* state = machine == nullptr ? nullptr : machine->Find(name);
+    if (state == nullptr) {
+      // Validation guarantees targets exist; a definition that lost one is
+      // failed rather than left hanging.
+      FailExecution(kRuntime, absl::StrCat("State '", name, "' does not exist"));
+      return;
+    }
+    v1::HistoryEvent* entered = Emit(absl::StrCat(StateTypeName(state->type), "StateEntered"));
+    auto* details = entered->mutable_state_entered_event_details();
+    details->set_name(name);
+    details->set_input(input);
+    details->mutable_input_details()->set_truncated(false);
+    Frame fresh;
+    fresh.set_id(frame->id());
+    fresh.set_parent_id(frame->parent_id());
+    fresh.set_index(frame->index());
+    fresh.set_item_value(frame->item_value());
+    fresh.set_state(name);
+    fresh.set_input(std::move(input));
+    fresh.set_entered_event_id(entered->id());
+    SetTimestamp(now_, fresh.mutable_entered_time());
+    *frame = std::move(fresh);
+    Execute(frame_id);
+  }
+
+  // Runs the frame's current state (also again after a retry backoff).
+  void Execute(int64_t frame_id) {
+    Frame* frame = F(frame_id);
+    const State& state = *StateOf(*frame);
+    switch (state.type) {
+      case StateType::kPass:
+        RunPass(frame_id, state);
+        return;
+      case StateType::kTask:
+        ScheduleTask(frame_id, state);
+        return;
+      case StateType::kChoice:
+        RunChoice(frame_id, state);
+        return;
+      case StateType::kWait:
+        RunWait(frame_id, state);
+        return;
+      case StateType::kSucceed:
+        RunSucceed(frame_id, state);
+        return;
+      case StateType::kFail:
+        RunFail(frame_id, state);
+        return;
+      case StateType::kParallel:
+        StartParallel(frame_id, state);
+        return;
+      case StateType::kMap:
+        StartMap(frame_id, state);
+        return;
+    }
+  }
+
+  // Emits <Type>StateExited and moves on: to Next, or ends the frame.
+  void ExitState(int64_t frame_id, const State& state, std::string output) {
+    auto* details = Emit(absl::StrCat(StateTypeName(state.type), "StateExited"))
+                        ->mutable_state_exited_event_details();
+    details->set_name(state.name);
+    details->set_output(output);
+    details->mutable_output_details()->set_truncated(false);
+    if (state.end) {
+      FrameSucceeded(frame_id, std::move(output));
+    } else {
+      Enqueue(frame_id, state.next, std::move(output));
+    }
+  }
+
+  void FrameSucceeded(int64_t frame_id, std::string output) {
+    Frame* frame = F(frame_id);
+    if (frame->parent_id() == 0) {
+      SucceedExecution(output);
+      return;
+    }
+    const int64_t parent_id = frame->parent_id();
+    const int32_t index = frame->index();
+    Frame* parent = F(parent_id);
+    const State* owner = StateOf(*parent);
+    if (owner->type == StateType::kMap) {
+      auto* details = Emit("MapIterationSucceeded", /*advance_cursor=*/false)
+                          ->mutable_map_iteration_succeeded_event_details();
+      details->set_name(owner->name);
+      details->set_index(index);
+    }
+    *parent->mutable_child_outputs(index) = std::move(output);
+    parent->set_running_children(parent->running_children() - 1);
+    DropFrame(frame_id);
+    ChildDone(parent_id);
+  }
+
+  void FrameFailed(int64_t frame_id, const StateError& failure) {
+    Frame* frame = F(frame_id);
+    if (frame->parent_id() == 0) {
+      FailExecution(failure.error, failure.cause);
+      return;
+    }
+    const int64_t parent_id = frame->parent_id();
+    Frame* parent = F(parent_id);
+    const State* owner = StateOf(*parent);
+    if (owner->type == StateType::kMap) {
+      auto* details = Emit("MapIterationFailed", /*advance_cursor=*/false)
+                          ->mutable_map_iteration_failed_event_details();
+      details->set_name(owner->name);
+      details->set_index(frame->index());
+    }
+    // A failing branch or iteration stops the others.
+    DropChildren(parent_id);
+    parent = F(parent_id);
+    parent->set_waiting_children(false);
+    Emit(owner->type == StateType::kMap ? "MapStateFailed" : "ParallelStateFailed");
+    HandleError(parent_id, failure);
+  }
+
+  // Retry, then Catch, then fail the frame.
+  void HandleError(int64_t frame_id, const StateError& failure) {
+    Frame* frame = F(frame_id);
+    const State& state = *StateOf(*frame);
+    for (size_t i = 0; i < state.retry.size(); ++i) {
+      const Retrier& retrier = state.retry[i];
+      if (!Matches(retrier.error_equals, failure.error)) continue;
+      while (frame->retrier_attempts_size() <= static_cast<int>(i)) frame->add_retrier_attempts(0);
+      const int attempts = frame->retrier_attempts(static_cast<int>(i));
+      if (attempts >= retrier.max_attempts) break;  // exhausted: on to Catch
+      double delay = retrier.interval_seconds * std::pow(retrier.backoff_rate, attempts);
+      if (retrier.max_delay_seconds > 0) {
+        delay = std::min(delay, static_cast<double>(retrier.max_delay_seconds));
+      }
+      if (retrier.full_jitter) {
+        delay *= context_.random_unit ? context_.random_unit() : 0.5;
+      }
+      frame->set_retrier_attempts(static_cast<int>(i), attempts + 1);
+      frame->set_retry_count(frame->retry_count() + 1);
+      frame->set_timer_kind(kRetryTimer);
+      frame->set_timer_id(ArmTimer(absl::Milliseconds(std::llround(delay * 1000))));
+      return;
+    }
+    for (const Catcher& catcher : state.catchers) {
+      if (!Matches(catcher.error_equals, failure.error)) continue;
+      json::Document doc;
+      auto& a = doc.GetAllocator();
+      json::Value error_output(rapidjson::kObjectType);
+      error_output.AddMember("Error", StringValue(failure.error, a), a);
+      error_output.AddMember("Cause", StringValue(failure.cause, a), a);
+      auto raw = json::Parse(frame->input());
+      json::Value combined;
+      if (auto problem = ApplyResultPath(state, catcher.result_path, raw.ok() ? *raw : doc,
+                                         std::move(error_output), &combined, a)) {
+        FrameFailed(frame_id, *problem);
+        return;
+      }
+      std::string output = json::Serialize(combined);
+      auto* details = Emit(absl::StrCat(StateTypeName(state.type), "StateExited"))
+                          ->mutable_state_exited_event_details();
+      details->set_name(state.name);
+      details->set_output(output);
+      details->mutable_output_details()->set_truncated(false);
+      Enqueue(frame_id, catcher.next, std::move(output));
+      return;
+    }
+    FrameFailed(frame_id, failure);
+  }
+
+  StateError RuntimeError(const Frame& frame, absl::string_view message) {
+    return StateError{kRuntime, absl::StrCat("An error occurred while executing the state '",
+                                             frame.state(), "' (entered at the event id #",
+                                             frame.entered_event_id(), "). ", message)};
+  }
+
+  // --- Input and output processing ------------------------------------------
+
+  const json::Value& ContextObject(const Frame& frame) {
+    context_doc_.emplace();
+    json::Document& doc = *context_doc_;
+    auto& a = doc.GetAllocator();
+    doc.SetObject();
+    json::Value execution(rapidjson::kObjectType);
+    execution.AddMember("Id", StringValue(context_.execution_arn, a), a);
+    auto input = json::Parse(context_.execution_input);
+    execution.AddMember("Input", input.ok() ? json::Copy(*input, a) : json::Value(), a);
+    execution.AddMember("Name", StringValue(context_.execution_name, a), a);
+    execution.AddMember("RoleArn", StringValue(context_.role_arn, a), a);
+    execution.AddMember("StartTime", StringValue(FormatTimestamp(context_.start_time), a), a);
+    execution.AddMember("RedriveCount", 0, a);
+    doc.AddMember("Execution", execution, a);
+    json::Value state(rapidjson::kObjectType);
+    state.AddMember("EnteredTime",
+                    StringValue(FormatTimestamp(FromProto(frame.entered_time())), a), a);
+    state.AddMember("Name", StringValue(frame.state(), a), a);
+    state.AddMember("RetryCount", frame.retry_count(), a);
+    doc.AddMember("State", state, a);
+    json::Value machine(rapidjson::kObjectType);
+    machine.AddMember("Id", StringValue(context_.state_machine_arn, a), a);
+    machine.AddMember("Name", StringValue(context_.state_machine_name, a), a);
+    doc.AddMember("StateMachine", machine, a);
+    if (!task_token_.empty()) {
+      json::Value task(rapidjson::kObjectType);
+      task.AddMember("Token", StringValue(task_token_, a), a);
+      doc.AddMember("Task", task, a);
+    }
+    if (map_item_.has_value()) {
+      json::Value item(rapidjson::kObjectType);
+      item.AddMember("Index", map_item_->first, a);
+      auto value = json::Parse(map_item_->second);
+      item.AddMember("Value", value.ok() ? json::Copy(*value, a) : json::Value(), a);
+      json::Value map(rapidjson::kObjectType);
+      map.AddMember("Item", item, a);
+      doc.AddMember("Map", map, a);
+    }
+    return doc;
+  }
+
+  std::optional<StateError> SelectPath(const Frame& frame, const PathField& field,
+                                       const json::Value& input, json::Value* out,
+                                       json::Allocator& allocator) {
     switch (field.kind) {
       case PathField::Kind::kDefault:
         *out = json::Copy(input, allocator);
@@ -182,9 +469,9 @@ class Interpreter::Run {
       case PathField::Kind::kPath: {
         const json::Value* found = field.path->Find(input);
         if (found == nullptr) {
-          return PathError(state, absl::StrCat("Invalid path '", field.path->text(),
-                                               "' : No results for path: ",
-                                               field.path->Canonical()));
+          return RuntimeError(frame, absl::StrCat("Invalid path '", field.path->text(),
+                                                  "' : No results for path: ",
+                                                  field.path->Canonical()));
         }
         *out = json::Copy(*found, allocator);
         return std::nullopt;
@@ -193,46 +480,10 @@ class Interpreter::Run {
     return std::nullopt;
   }
 
-  const json::Value& ContextObject(const State& state) {
-    if (!context_doc_) {
-      context_doc_.emplace();
-      json::Document& doc = *context_doc_;
-      auto& a = doc.GetAllocator();
-      auto str = [&](absl::string_view s) {
-        return json::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
-      };
-      doc.SetObject();
-      json::Value execution(rapidjson::kObjectType);
-      execution.AddMember("Id", str(context_.execution_arn), a);
-      auto input = json::Parse(context_.execution_input);
-      execution.AddMember("Input", input.ok() ? json::Copy(*input, a) : json::Value(), a);
-      execution.AddMember("Name", str(context_.execution_name), a);
-      execution.AddMember("RoleArn", str(context_.role_arn), a);
-      execution.AddMember("StartTime", str(FormatTimestamp(context_.start_time)), a);
-      execution.AddMember("RedriveCount", 0, a);
-      doc.AddMember("Execution", execution, a);
-      json::Value state_obj(rapidjson::kObjectType);
-      state_obj.AddMember("EnteredTime", str(FormatTimestamp(now_)), a);
-      state_obj.AddMember("Name", str(state.name), a);
-      state_obj.AddMember("RetryCount", 0, a);
-      doc.AddMember("State", state_obj, a);
-      json::Value machine(rapidjson::kObjectType);
-      machine.AddMember("Id", str(context_.state_machine_arn), a);
-      machine.AddMember("Name", str(context_.state_machine_name), a);
-      doc.AddMember("StateMachine", machine, a);
-      if (!task_token_.empty()) {
-        json::Value task(rapidjson::kObjectType);
-        task.AddMember("Token", str(task_token_), a);
-        doc.AddMember("Task", task, a);
-      }
-    }
-    return *context_doc_;
-  }
-
-  // Evaluates a Parameters / ResultSelector template against `input`.
-  std::optional<RuntimeError> ApplyTemplate(const State& state, const json::Value& tmpl,
-                                            const json::Value& input, json::Value* out,
-                                            json::Allocator& allocator) {
+  // Evaluates a Parameters / ResultSelector / ItemSelector template.
+  std::optional<StateError> ApplyTemplate(const Frame& frame, const json::Value& tmpl,
+                                          const json::Value& input, json::Value* out,
+                                          json::Allocator& allocator) {
     if (tmpl.IsObject()) {
       out->SetObject();
       for (const auto& member : tmpl.GetObject()) {
@@ -240,24 +491,20 @@ class Interpreter::Run {
         if (key.size() > 2 && key.substr(key.size() - 2) == ".$" && member.value.IsString()) {
           absl::string_view field_name = key.substr(0, key.size() - 2);
           auto path = ReferencePath::Parse(member.value.GetString());
-          if (!path.ok()) {
-            return PathError(state, std::string(path.status().message()));
-          }
-          const json::Value& root = path->is_context() ? ContextObject(state) : input;
+          if (!path.ok()) return RuntimeError(frame, path.status().message());
+          const json::Value& root = path->is_context() ? ContextObject(frame) : input;
           const json::Value* found = path->Find(root);
           if (found == nullptr) {
-            return PathError(
-                state, absl::StrCat("The JSONPath '", path->text(), "' specified for the field '",
+            return RuntimeError(
+                frame, absl::StrCat("The JSONPath '", path->text(), "' specified for the field '",
                                     key, "' could not be found in the input '",
                                     json::Serialize(root), "'"));
           }
-          out->AddMember(json::Value(field_name.data(),
-                                     static_cast<rapidjson::SizeType>(field_name.size()),
-                                     allocator),
-                         json::Copy(*found, allocator), allocator);
+          out->AddMember(StringValue(field_name, allocator), json::Copy(*found, allocator),
+                         allocator);
         } else {
           json::Value value;
-          if (auto error = ApplyTemplate(state, member.value, input, &value, allocator)) {
+          if (auto error = ApplyTemplate(frame, member.value, input, &value, allocator)) {
             return error;
           }
           out->AddMember(json::Value(member.name, allocator), value, allocator);
@@ -269,7 +516,7 @@ class Interpreter::Run {
       out->SetArray();
       for (const auto& item : tmpl.GetArray()) {
         json::Value value;
-        if (auto error = ApplyTemplate(state, item, input, &value, allocator)) return error;
+        if (auto error = ApplyTemplate(frame, item, input, &value, allocator)) return error;
         out->PushBack(value, allocator);
       }
       return std::nullopt;
@@ -279,236 +526,656 @@ class Interpreter::Run {
   }
 
   // InputPath then Parameters: the state's effective input.
-  std::optional<RuntimeError> EffectiveInput(const State& state, const json::Value& raw,
-                                             json::Value* out, json::Allocator& allocator) {
+  std::optional<StateError> EffectiveInput(const Frame& frame, const State& state,
+                                           const json::Value& raw, json::Value* out,
+                                           json::Allocator& allocator) {
     json::Value selected;
-    if (auto error = SelectPath(state, state.input_path, raw, &selected, allocator)) {
+    if (auto error = SelectPath(frame, state.input_path, raw, &selected, allocator)) {
       return error;
     }
     if (state.parameters == nullptr) {
       *out = std::move(selected);
       return std::nullopt;
     }
-    return ApplyTemplate(state, *state.parameters, selected, out, allocator);
+    return ApplyTemplate(frame, *state.parameters, selected, out, allocator);
   }
 
-  // ResultPath then OutputPath: the state's output from its raw input and
-  // its result.
-  std::optional<RuntimeError> StateOutput(const State& state, const json::Value& raw,
-                                          json::Value result, json::Value* out,
-                                          json::Allocator& allocator) {
-    json::Value combined;
-    switch (state.result_path.kind) {
+  std::optional<StateError> ApplyResultPath(const State& state, const PathField& result_path,
+                                            const json::Value& raw, json::Value result,
+                                            json::Value* out, json::Allocator& allocator) {
+    switch (result_path.kind) {
       case PathField::Kind::kDefault:
-        combined = std::move(result);
-        break;
+        *out = std::move(result);
+        return std::nullopt;
       case PathField::Kind::kNull:
-        combined = json::Copy(raw, allocator);
-        break;
+        *out = json::Copy(raw, allocator);
+        return std::nullopt;
       case PathField::Kind::kPath:
-        if (state.result_path.path->is_root()) {
-          combined = std::move(result);
-          break;
+        if (result_path.path->is_root()) {
+          *out = std::move(result);
+          return std::nullopt;
         }
         if (!raw.IsObject()) {
-          return PathError(state, absl::StrCat("Unable to apply ResultPath '",
-                                               state.result_path.path->text(),
-                                               "' to input '", json::Serialize(raw),
-                                               "': the input is not an object"));
+          return StateError{kRuntime,
+                            absl::StrCat("An error occurred while executing the state '",
+                                         state.name, "'. Unable to apply ResultPath '",
+                                         result_path.path->text(), "' to input '",
+                                         json::Serialize(raw), "'")};
         }
-        combined = json::Copy(raw, allocator);
-        if (auto status = state.result_path.path->Set(&combined, std::move(result), allocator);
+        *out = json::Copy(raw, allocator);
+        if (auto status = result_path.path->Set(out, std::move(result), allocator);
             !status.ok()) {
-          return PathError(state, status.message());
+          return StateError{kRuntime, std::string(status.message())};
         }
-        break;
+        return std::nullopt;
     }
-    return SelectPath(state, state.output_path, combined, out, allocator);
+    return std::nullopt;
   }
 
-  std::optional<std::string> RunPass(const State& state, const std::string& input_text) {
+  // ResultSelector, ResultPath, OutputPath: a state's output from its raw
+  // input and result.
+  std::optional<StateError> StateOutput(const Frame& frame, const State& state,
+                                        const json::Value& raw, json::Value result,
+                                        std::string* out_text) {
     json::Document doc;
     auto& a = doc.GetAllocator();
-    auto raw = json::Parse(input_text);
-    if (!raw.ok()) {
-      FailExecution("States.Runtime", std::string(raw.status().message()));
-      return std::nullopt;
+    json::Value selected;
+    if (state.result_selector != nullptr) {
+      if (auto error = ApplyTemplate(frame, *state.result_selector, result, &selected, a)) {
+        return error;
+      }
+    } else {
+      selected = std::move(result);
     }
-    json::Value result;
-    if (state.result != nullptr) {
-      result = json::Copy(*state.result, a);
-    } else if (auto error = EffectiveInput(state, *raw, &result, a)) {
-      FailWithRuntimeError(*error);
-      return std::nullopt;
+    json::Value combined;
+    if (auto error = ApplyResultPath(state, state.result_path, raw, std::move(selected),
+                                     &combined, a)) {
+      return error;
     }
     json::Value output;
-    if (auto error = StateOutput(state, *raw, std::move(result), &output, a)) {
-      FailWithRuntimeError(*error);
-      return std::nullopt;
-    }
-    return json::Serialize(output);
+    if (auto error = SelectPath(frame, state.output_path, combined, &output, a)) return error;
+    *out_text = json::Serialize(output);
+    return std::nullopt;
   }
 
-  std::optional<std::string> RunSucceed(const State& state, const std::string& input_text) {
+  std::optional<json::Document> ParseInput(int64_t frame_id) {
+    auto raw = json::Parse(F(frame_id)->input());
+    if (!raw.ok()) {
+      FrameFailed(frame_id, RuntimeError(*F(frame_id), raw.status().message()));
+      return std::nullopt;
+    }
+    return std::move(*raw);
+  }
+
+  // A positive integer given literally or through a path of the input.
+  std::optional<int64_t> ResolveInt(int64_t frame_id, const IntOrPath& field,
+                                    const json::Value& input, absl::string_view name) {
+    if (field.value) return *field.value;
+    if (!field.path) return 0;
+    const json::Value* found = field.path->Find(input);
+    if (found == nullptr || !found->IsInt64() || found->GetInt64() < 0) {
+      FrameFailed(frame_id,
+                  RuntimeError(*F(frame_id),
+                               absl::StrCat("The ", name, "Path parameter does not reference a "
+                                            "valid non-negative integer: ",
+                                            field.path->text())));
+      return std::nullopt;
+    }
+    return found->GetInt64();
+  }
+
+  // --- State types ----------------------------------------------------------
+
+  void RunPass(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
     json::Document doc;
     auto& a = doc.GetAllocator();
-    auto raw = json::Parse(input_text);
-    if (!raw.ok()) {
-      FailExecution("States.Runtime", std::string(raw.status().message()));
-      return std::nullopt;
+    json::Value result;
+    if (state.result != nullptr) {
+      json::Value ignored;
+      if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &ignored, a)) {
+        FrameFailed(frame_id, *error);
+        return;
+      }
+      result = json::Copy(*state.result, a);
+    } else if (auto error = EffectiveInput(*F(frame_id), state, *raw, &result, a)) {
+      FrameFailed(frame_id, *error);
+      return;
     }
-    json::Value selected, output;
-    if (auto error = SelectPath(state, state.input_path, *raw, &selected, a)) {
-      FailWithRuntimeError(*error);
-      return std::nullopt;
+    std::string output;
+    // Pass has no ResultSelector; StateOutput skips it when absent.
+    if (auto error = StateOutput(*F(frame_id), state, *raw, std::move(result), &output)) {
+      FrameFailed(frame_id, *error);
+      return;
     }
-    if (auto error = SelectPath(state, state.output_path, selected, &output, a)) {
-      FailWithRuntimeError(*error);
-      return std::nullopt;
-    }
-    auto* details =
-        Emit("SucceedStateExited")->mutable_state_exited_event_details();
-    details->set_name(state.name);
-    std::string text = json::Serialize(output);
-    details->set_output(text);
-    details->mutable_output_details()->set_truncated(false);
-    return text;
+    ExitState(frame_id, state, std::move(output));
   }
 
-  void ScheduleTask(const State& state, const std::string& input_text) {
+  void RunSucceed(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc;
+    auto& a = doc.GetAllocator();
+    json::Value selected, output;
+    if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &selected, a)) {
+      FrameFailed(frame_id, *error);
+      return;
+    }
+    if (auto error = SelectPath(*F(frame_id), state.output_path, selected, &output, a)) {
+      FrameFailed(frame_id, *error);
+      return;
+    }
+    std::string text = json::Serialize(output);
+    auto* details = Emit("SucceedStateExited")->mutable_state_exited_event_details();
+    details->set_name(state.name);
+    details->set_output(text);
+    details->mutable_output_details()->set_truncated(false);
+    FrameSucceeded(frame_id, std::move(text));
+  }
+
+  void RunFail(int64_t frame_id, const State& state) {
+    StateError failure{state.error, state.cause};
+    if (state.error_path || state.cause_path) {
+      auto raw = ParseInput(frame_id);
+      if (!raw) return;
+      for (auto [path, out] : {std::pair{&state.error_path, &failure.error},
+                               std::pair{&state.cause_path, &failure.cause}}) {
+        if (!path->has_value()) continue;
+        const json::Value* found = (*path)->Find(*raw);
+        if (found == nullptr || !found->IsString()) {
+          FrameFailed(frame_id,
+                      RuntimeError(*F(frame_id),
+                                   absl::StrCat("The JSONPath '", (*path)->text(),
+                                                "' did not resolve to a string")));
+          return;
+        }
+        *out = std::string(found->GetString(), found->GetStringLength());
+      }
+    }
+    // A Fail state cannot be caught by itself: its frame fails.
+    FrameFailed(frame_id, failure);
+  }
+
+  void RunChoice(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc;
+    auto& a = doc.GetAllocator();
+    json::Value input;
+    if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &input, a)) {
+      FrameFailed(frame_id, *error);
+      return;
+    }
+    ChoicePathResolver resolve = [&](absl::string_view text) -> absl::StatusOr<const json::Value*> {
+      auto path = ReferencePath::Parse(text);
+      if (!path.ok()) return path.status();
+      const json::Value& root = path->is_context() ? ContextObject(*F(frame_id)) : input;
+      const json::Value* found = path->Find(root);
+      if (found == nullptr) return absl::NotFoundError(text);
+      return found;
+    };
+    std::string next;
+    for (const auto& rule : state.choices) {
+      auto matched = rule->Evaluate(resolve);
+      if (!matched.ok()) {
+        absl::string_view message = matched.status().message();
+        if (absl::ConsumePrefix(&message, "States.Runtime: ")) {
+          FrameFailed(frame_id, RuntimeError(*F(frame_id), message));
+        } else {
+          FrameFailed(frame_id, RuntimeError(*F(frame_id), matched.status().message()));
+        }
+        return;
+      }
+      if (*matched) {
+        next = rule->next();
+        break;
+      }
+    }
+    if (next.empty()) next = state.default_next;
+    if (next.empty()) {
+      FrameFailed(frame_id, StateError{"States.NoChoiceMatched", "No Matches!"});
+      return;
+    }
+    json::Value output;
+    if (auto error = SelectPath(*F(frame_id), state.output_path, input, &output, a)) {
+      FrameFailed(frame_id, *error);
+      return;
+    }
+    std::string text = json::Serialize(output);
+    auto* details = Emit("ChoiceStateExited")->mutable_state_exited_event_details();
+    details->set_name(state.name);
+    details->set_output(text);
+    details->mutable_output_details()->set_truncated(false);
+    Enqueue(frame_id, next, std::move(text));
+  }
+
+  void RunWait(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc;
+    auto& a = doc.GetAllocator();
+    json::Value input;
+    if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &input, a)) {
+      FrameFailed(frame_id, *error);
+      return;
+    }
+    absl::Time fire_at = now_;
+    if (state.seconds.present()) {
+      auto seconds = ResolveInt(frame_id, state.seconds, input, "Seconds");
+      if (!seconds) return;
+      fire_at = now_ + absl::Seconds(*seconds);
+    } else if (state.timestamp) {
+      fire_at = *state.timestamp;
+    } else if (state.timestamp_path) {
+      const json::Value* found = state.timestamp_path->Find(input);
+      absl::Time parsed;
+      if (found == nullptr || !found->IsString() ||
+          !TryParseTimestamp(absl::string_view(found->GetString(), found->GetStringLength()),
+                             &parsed)) {
+        FrameFailed(frame_id, RuntimeError(*F(frame_id),
+                                           absl::StrCat("The TimestampPath parameter does not "
+                                                        "reference a valid ISO-8601 extended "
+                                                        "offset date-time format string: ",
+                                                        state.timestamp_path->text())));
+        return;
+      }
+      fire_at = parsed;
+    }
+    if (fire_at <= now_) {
+      FinishWait(frame_id, state);
+      return;
+    }
+    Frame* frame = F(frame_id);
+    frame->set_timer_kind(kWaitTimer);
+    frame->set_timer_id(ArmTimer(fire_at - now_));
+  }
+
+  void FinishWait(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc;
+    auto& a = doc.GetAllocator();
+    json::Value input, output;
+    if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &input, a)) {
+      FrameFailed(frame_id, *error);
+      return;
+    }
+    if (auto error = SelectPath(*F(frame_id), state.output_path, input, &output, a)) {
+      FrameFailed(frame_id, *error);
+      return;
+    }
+    F(frame_id)->clear_timer_id();
+    ExitState(frame_id, state, json::Serialize(output));
+  }
+
+  void ScheduleTask(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
     // The token names the ActivityScheduled event about to be emitted, so
     // Parameters can pass $$.Task.Token along.
     const int64_t scheduled_id = state_->next_event_id();
     task_token_ = context_.mint_task_token ? context_.mint_task_token(scheduled_id) : "";
     json::Document doc;
     auto& a = doc.GetAllocator();
-    auto raw = json::Parse(input_text);
-    if (!raw.ok()) {
-      FailExecution("States.Runtime", std::string(raw.status().message()));
-      return;
-    }
     json::Value effective;
-    if (auto error = EffectiveInput(state, *raw, &effective, a)) {
-      FailWithRuntimeError(*error);
+    auto error = EffectiveInput(*F(frame_id), state, *raw, &effective, a);
+    task_token_.clear();
+    if (error) {
+      FrameFailed(frame_id, *error);
       return;
     }
+    auto timeout = ResolveInt(frame_id, state.timeout_seconds, *raw, "TimeoutSeconds");
+    if (!timeout) return;
+    auto heartbeat = ResolveInt(frame_id, state.heartbeat_seconds, *raw, "HeartbeatSeconds");
+    if (!heartbeat) return;
     std::string task_input = json::Serialize(effective);
     v1::HistoryEvent* scheduled = Emit("ActivityScheduled");
     auto* details = scheduled->mutable_activity_scheduled_event_details();
     details->set_resource(state.resource);
     details->set_input(task_input);
     details->mutable_input_details()->set_truncated(false);
-    details->set_timeout_in_seconds(state.timeout_seconds);
-    details->set_heartbeat_in_seconds(state.heartbeat_seconds);
-    state_->set_pending_scheduled_event_id(scheduled->id());
-    state_->set_pending_activity_arn(state.resource);
-    outcome_.dispatches.push_back(ActivityDispatch{state.resource, scheduled->id(), task_token_,
-                                                   std::move(task_input), state.timeout_seconds,
-                                                   state.heartbeat_seconds});
+    details->set_timeout_in_seconds(*timeout);
+    details->set_heartbeat_in_seconds(*heartbeat);
+    Frame* frame = F(frame_id);
+    frame->set_scheduled_event_id(scheduled->id());
+    frame->set_task_started(false);
+    frame->set_activity_arn(state.resource);
+    frame->set_heartbeat_seconds(*heartbeat);
+    frame->clear_timer_id();
+    if (*timeout > 0) frame->set_task_timeout_timer(ArmTimer(absl::Seconds(*timeout)));
+    outcome_.dispatches.push_back(ActivityDispatch{
+        state.resource, scheduled->id(),
+        context_.mint_task_token ? context_.mint_task_token(scheduled->id()) : "",
+        std::move(task_input), *timeout, *heartbeat});
   }
 
-  // Validates that `scheduled_event_id` is what the execution waits for and
-  // returns the waiting Task state.
-  absl::StatusOr<const State*> PendingTask(int64_t scheduled_event_id) {
-    if (state_->pending_scheduled_event_id() == 0 ||
-        state_->pending_scheduled_event_id() != scheduled_event_id) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("no activity with scheduled event id ", scheduled_event_id,
-                       " is waiting"));
+  int64_t FindTaskFrame(int64_t scheduled_event_id) {
+    if (scheduled_event_id == 0) return 0;
+    for (const auto& [id, frame] : state_->frames()) {
+      if (frame.scheduled_event_id() == scheduled_event_id) return id;
     }
-    const State* state = definition_.FindState(state_->current_state());
-    if (state == nullptr || state->type != StateType::kTask) {
-      return absl::FailedPreconditionError("the current state is not a Task state");
-    }
-    return state;
+    return 0;
   }
 
-  void EnsureStarted(absl::string_view worker_name) {
-    if (state_->pending_started()) return;
+  void ClearTask(Frame* frame) {
+    frame->clear_scheduled_event_id();
+    frame->clear_task_started();
+    frame->clear_activity_arn();
+    frame->clear_task_timeout_timer();
+    frame->clear_heartbeat_timer();
+    frame->clear_heartbeat_seconds();
+  }
+
+  void TaskStarted(int64_t frame_id, absl::string_view worker_name) {
+    Frame* frame = F(frame_id);
+    if (frame->task_started()) return;
     auto* event = Emit("ActivityStarted");
     event->mutable_activity_started_event_details()->set_worker_name(std::string(worker_name));
-    state_->set_pending_started(true);
-    state_->set_pending_started_event_id(event->id());
+    frame->set_task_started(true);
+    if (frame->heartbeat_seconds() > 0) {
+      frame->set_heartbeat_timer(ArmTimer(absl::Seconds(frame->heartbeat_seconds())));
+    }
   }
 
-  void ClearPending() {
-    state_->clear_pending_scheduled_event_id();
-    state_->clear_pending_started();
-    state_->clear_pending_activity_arn();
-    state_->clear_pending_started_event_id();
-  }
-
-  void CompleteTask(const State& state, absl::string_view output_text) {
+  void TaskSucceeded(int64_t frame_id, absl::string_view output_text) {
     auto* succeeded = Emit("ActivitySucceeded")->mutable_activity_succeeded_event_details();
     succeeded->set_output(std::string(output_text));
     succeeded->mutable_output_details()->set_truncated(false);
-    ClearPending();
-    json::Document doc;
-    auto& a = doc.GetAllocator();
-    auto raw = json::Parse(state_->state_input());
+    Frame* frame = F(frame_id);
+    ClearTask(frame);
+    const State& state = *StateOf(*frame);
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
     auto result = json::Parse(output_text);
-    if (!raw.ok() || !result.ok()) {
-      FailExecution("States.Runtime",
-                    absl::StrCat("An error occurred while executing the state '", state.name,
-                                 "': the task output is not valid JSON"));
+    if (!result.ok()) {
+      HandleError(frame_id, StateError{kRuntime, "The task output is not valid JSON"});
       return;
     }
-    json::Value selected;
-    if (state.result_selector != nullptr) {
-      if (auto error = ApplyTemplate(state, *state.result_selector, *result, &selected, a)) {
-        FailWithRuntimeError(*error);
-        return;
-      }
-    } else {
-      selected = json::Copy(*result, a);
-    }
-    json::Value output;
-    if (auto error = StateOutput(state, *raw, std::move(selected), &output, a)) {
-      FailWithRuntimeError(*error);
+    std::string output;
+    if (auto error = StateOutput(*F(frame_id), state, *raw,
+                                 std::move(static_cast<json::Value&>(*result)), &output)) {
+      HandleError(frame_id, *error);
       return;
     }
-    std::string text = json::Serialize(output);
-    if (!ExitState(state, text)) return;
-    Advance(state.next, std::move(text));
+    ExitState(frame_id, state, std::move(output));
   }
 
-  void FailTask(absl::string_view error, absl::string_view cause) {
-    auto* details = Emit("ActivityFailed")->mutable_activity_failed_event_details();
-    details->set_error(std::string(error));
-    details->set_cause(std::string(cause));
-    ClearPending();
-    FailExecution(error, cause);
+  void TaskFailed(int64_t frame_id, absl::string_view event_type, absl::string_view error,
+                  absl::string_view cause) {
+    v1::HistoryEvent* event = Emit(event_type);
+    if (event_type == "ActivityFailed") {
+      auto* details = event->mutable_activity_failed_event_details();
+      details->set_error(std::string(error));
+      details->set_cause(std::string(cause));
+    } else {
+      auto* details = event->mutable_activity_timed_out_event_details();
+      details->set_error(std::string(error));
+      details->set_cause(std::string(cause));
+    }
+    ClearTask(F(frame_id));
+    HandleError(frame_id, StateError{std::string(error), std::string(cause)});
+  }
+
+  void StartParallel(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc;
+    auto& a = doc.GetAllocator();
+    json::Value effective;
+    if (auto error = EffectiveInput(*F(frame_id), state, *raw, &effective, a)) {
+      HandleError(frame_id, *error);
+      return;
+    }
+    std::string input = json::Serialize(effective);
+    Emit("ParallelStateStarted");
+    Frame* frame = F(frame_id);
+    const int total = static_cast<int>(state.branches.size());
+    frame->set_waiting_children(true);
+    frame->set_total_children(total);
+    frame->set_next_child(total);
+    frame->set_running_children(total);
+    frame->clear_child_outputs();
+    for (int i = 0; i < total; ++i) frame->add_child_outputs();
+    for (int i = 0; i < total; ++i) {
+      Frame* branch = NewFrame(frame_id, i);
+      Enqueue(branch->id(), state.branches[i]->start_at, input);
+    }
+  }
+
+  void StartMap(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc;
+    auto& a = doc.GetAllocator();
+    json::Value selected;
+    if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &selected, a)) {
+      HandleError(frame_id, *error);
+      return;
+    }
+    json::Value items;
+    if (state.items_path.kind == PathField::Kind::kPath) {
+      const json::Value* found = state.items_path.path->Find(selected);
+      if (found == nullptr) {
+        HandleError(frame_id,
+                    RuntimeError(*F(frame_id),
+                                 absl::StrCat("Invalid path '", state.items_path.path->text(),
+                                              "' : No results for path: ",
+                                              state.items_path.path->Canonical())));
+        return;
+      }
+      items = json::Copy(*found, a);
+    } else {
+      items = json::Copy(selected, a);
+    }
+    if (!items.IsArray()) {
+      HandleError(frame_id, RuntimeError(*F(frame_id),
+                                         absl::StrCat("Unable to apply ItemsPath: the value is "
+                                                      "not an array: ",
+                                                      json::Serialize(items))));
+      return;
+    }
+    auto max = ResolveInt(frame_id, state.max_concurrency, selected, "MaxConcurrency");
+    if (!max) return;
+    auto* started = Emit("MapStateStarted")->mutable_map_state_started_event_details();
+    started->set_length(static_cast<int32_t>(items.Size()));
+    Frame* frame = F(frame_id);
+    frame->set_waiting_children(true);
+    frame->set_total_children(static_cast<int32_t>(items.Size()));
+    frame->set_next_child(0);
+    frame->set_running_children(0);
+    frame->set_max_concurrency(static_cast<int32_t>(*max));
+    frame->clear_child_outputs();
+    for (rapidjson::SizeType i = 0; i < items.Size(); ++i) frame->add_child_outputs();
+    frame->set_items(json::Serialize(items));
+    frame->set_effective_input(json::Serialize(selected));
+    Pump(frame_id);
+  }
+
+  // Starts Map iterations while the concurrency limit allows. Each runs
+  // until it waits or ends before the next starts, as AWS orders them.
+  void Pump(int64_t frame_id) {
+    if (!pumping_.insert(frame_id).second) return;
+    while (true) {
+      Frame* frame = F(frame_id);
+      if (frame == nullptr || !frame->waiting_children() || closed()) break;
+      const State& state = *StateOf(*frame);
+      if (frame->next_child() >= frame->total_children()) break;
+      if (frame->max_concurrency() > 0 && frame->running_children() >= frame->max_concurrency()) {
+        break;
+      }
+      const int32_t index = frame->next_child();
+      frame->set_next_child(index + 1);
+      frame->set_running_children(frame->running_children() + 1);
+      auto items = json::Parse(frame->items());
+      auto effective = json::Parse(frame->effective_input());
+      if (!items.ok() || !effective.ok()) break;
+      const json::Value& item = (*items)[static_cast<rapidjson::SizeType>(index)];
+      std::string item_text = json::Serialize(item);
+      std::string input = item_text;
+      if (const json::Value* selector =
+              state.item_selector != nullptr ? state.item_selector : state.parameters) {
+        map_item_ = std::make_pair(static_cast<int64_t>(index), item_text);
+        json::Document doc;
+        json::Value selected;
+        auto error = ApplyTemplate(*frame, *selector, *effective, &selected, doc.GetAllocator());
+        map_item_.reset();
+        if (error) {
+          pumping_.erase(frame_id);
+          DropChildren(frame_id);
+          F(frame_id)->set_waiting_children(false);
+          Emit("MapStateFailed");
+          HandleError(frame_id, *error);
+          return;
+        }
+        input = json::Serialize(selected);
+      }
+      auto* details = Emit("MapIterationStarted")->mutable_map_iteration_started_event_details();
+      details->set_name(state.name);
+      details->set_index(index);
+      Frame* child = NewFrame(frame_id, index);
+      child->set_item_value(item_text);
+      Enqueue(child->id(), state.processor->start_at, std::move(input));
+      Drain();
+    }
+    pumping_.erase(frame_id);
+    MaybeCompleteChildren(frame_id);
+  }
+
+  void ChildDone(int64_t parent_id) {
+    Frame* parent = F(parent_id);
+    if (parent == nullptr || !parent->waiting_children()) return;
+    if (pumping_.count(parent_id)) return;  // the pump loop goes on
+    if (StateOf(*parent)->type == StateType::kMap) {
+      Pump(parent_id);
+      return;
+    }
+    MaybeCompleteChildren(parent_id);
+  }
+
+  void MaybeCompleteChildren(int64_t frame_id) {
+    Frame* frame = F(frame_id);
+    if (frame == nullptr || !frame->waiting_children() || closed()) return;
+    if (frame->next_child() < frame->total_children() || frame->running_children() > 0) return;
+    frame->set_waiting_children(false);
+    const State& state = *StateOf(*frame);
+    Emit(state.type == StateType::kMap ? "MapStateSucceeded" : "ParallelStateSucceeded");
+    json::Document doc;
+    auto& a = doc.GetAllocator();
+    json::Value results(rapidjson::kArrayType);
+    for (const std::string& text : frame->child_outputs()) {
+      auto value = json::Parse(text);
+      results.PushBack(value.ok() ? json::Copy(*value, a) : json::Value(), a);
+    }
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    std::string output;
+    if (auto error = StateOutput(*F(frame_id), state, *raw, std::move(results), &output)) {
+      HandleError(frame_id, *error);
+      return;
+    }
+    frame = F(frame_id);
+    frame->clear_child_outputs();
+    frame->clear_items();
+    frame->clear_effective_input();
+    ExitState(frame_id, state, std::move(output));
+  }
+
+  // --- Timers ---------------------------------------------------------------
+
+  absl::Status Fire(int64_t timer_id) {
+    if (timer_id == state_->execution_timeout_timer()) {
+      TimeOutExecution();
+      return absl::OkStatus();
+    }
+    for (const auto& [id, frame] : state_->frames()) {
+      if (frame.timer_id() == timer_id) {
+        const int64_t frame_id = id;
+        const int32_t kind = frame.timer_kind();
+        F(frame_id)->clear_timer_id();
+        if (kind == kWaitTimer) {
+          FinishWait(frame_id, *StateOf(*F(frame_id)));
+        } else {
+          Execute(frame_id);  // a retry: the state runs again
+        }
+        Drain();
+        return absl::OkStatus();
+      }
+      if (frame.task_timeout_timer() == timer_id || frame.heartbeat_timer() == timer_id) {
+        const int64_t frame_id = id;
+        const bool heartbeat = frame.heartbeat_timer() == timer_id;
+        outcome_.cancelled_tasks.push_back(frame.scheduled_event_id());
+        TaskFailed(frame_id, "ActivityTimedOut", heartbeat ? kHeartbeatTimeout : kTimeout, "");
+        Drain();
+        return absl::OkStatus();
+      }
+    }
+    return absl::FailedPreconditionError(absl::StrCat("timer ", timer_id, " is not armed"));
+  }
+
+  absl::Status Heartbeat(int64_t frame_id) {
+    Frame* frame = F(frame_id);
+    if (frame->heartbeat_seconds() > 0) {
+      frame->set_heartbeat_timer(ArmTimer(absl::Seconds(frame->heartbeat_seconds())));
+    }
+    return absl::OkStatus();
   }
 
  private:
+  struct Step {
+    int64_t frame;
+    std::string name;
+    std::string input;
+  };
+
   const Definition& definition_;
   const ExecutionContext& context_;
   ExecutionState* state_;
   absl::Time now_;
   Outcome outcome_;
+  std::deque<Step> queue_;
+  std::set<int64_t> pumping_;
   std::string task_token_;
+  std::optional<std::pair<int64_t, std::string>> map_item_;
   std::optional<json::Document> context_doc_;
+
+  friend class Interpreter;
 };
 
 Outcome Interpreter::Start(ExecutionState* state, absl::string_view input, absl::Time now) {
   Run run(*this, state, now);
-  state->set_next_event_id(1);
-  run.ExecutionStarted(input);
-  run.Advance(definition_.start_at(), std::string(input));
+  run.Start(input);
   return run.Finish();
 }
+
+bool Interpreter::AwaitsTask(const ExecutionState& state, int64_t scheduled_event_id) {
+  if (scheduled_event_id == 0) return false;
+  for (const auto& [id, frame] : state.frames()) {
+    if (frame.scheduled_event_id() == scheduled_event_id) return true;
+  }
+  return false;
+}
+
+namespace {
+
+absl::Status NotAwaited(int64_t scheduled_event_id) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("no activity with scheduled event id ", scheduled_event_id, " is awaited"));
+}
+
+}  // namespace
 
 absl::StatusOr<Outcome> Interpreter::ActivityStarted(ExecutionState* state,
                                                      int64_t scheduled_event_id,
                                                      absl::string_view worker_name,
                                                      absl::Time now) {
   Run run(*this, state, now);
-  auto pending = run.PendingTask(scheduled_event_id);
-  if (!pending.ok()) return pending.status();
-  if (state->pending_started()) {
+  const int64_t frame = run.FindTaskFrame(scheduled_event_id);
+  if (frame == 0) return NotAwaited(scheduled_event_id);
+  if (run.F(frame)->task_started()) {
     return absl::FailedPreconditionError("the activity has already started");
   }
-  run.EnsureStarted(worker_name);
+  run.TaskStarted(frame, worker_name);
   return run.Finish();
 }
 
@@ -516,10 +1183,11 @@ absl::StatusOr<Outcome> Interpreter::ActivitySucceeded(ExecutionState* state,
                                                        int64_t scheduled_event_id,
                                                        absl::string_view output, absl::Time now) {
   Run run(*this, state, now);
-  auto pending = run.PendingTask(scheduled_event_id);
-  if (!pending.ok()) return pending.status();
-  run.EnsureStarted("");
-  run.CompleteTask(**pending, output);
+  const int64_t frame = run.FindTaskFrame(scheduled_event_id);
+  if (frame == 0) return NotAwaited(scheduled_event_id);
+  run.TaskStarted(frame, "");
+  run.TaskSucceeded(frame, output);
+  run.Drain();
   return run.Finish();
 }
 
@@ -528,10 +1196,21 @@ absl::StatusOr<Outcome> Interpreter::ActivityFailed(ExecutionState* state,
                                                     absl::string_view error,
                                                     absl::string_view cause, absl::Time now) {
   Run run(*this, state, now);
-  auto pending = run.PendingTask(scheduled_event_id);
-  if (!pending.ok()) return pending.status();
-  run.EnsureStarted("");
-  run.FailTask(error, cause);
+  const int64_t frame = run.FindTaskFrame(scheduled_event_id);
+  if (frame == 0) return NotAwaited(scheduled_event_id);
+  run.TaskStarted(frame, "");
+  run.TaskFailed(frame, "ActivityFailed", error, cause);
+  run.Drain();
+  return run.Finish();
+}
+
+absl::StatusOr<Outcome> Interpreter::ActivityHeartbeat(ExecutionState* state,
+                                                       int64_t scheduled_event_id,
+                                                       absl::Time now) {
+  Run run(*this, state, now);
+  const int64_t frame = run.FindTaskFrame(scheduled_event_id);
+  if (frame == 0) return NotAwaited(scheduled_event_id);
+  if (absl::Status status = run.Heartbeat(frame); !status.ok()) return status;
   return run.Finish();
 }
 
@@ -540,18 +1219,27 @@ absl::StatusOr<Outcome> Interpreter::ActivityDoesNotExist(ExecutionState* state,
                                                           absl::string_view activity_arn,
                                                           absl::Time now) {
   Run run(*this, state, now);
-  auto pending = run.PendingTask(scheduled_event_id);
-  if (!pending.ok()) return pending.status();
-  run.ClearPending();
-  run.FailWithRuntimeError(run.PathError(
-      **pending, absl::StrCat("The activity ", activity_arn, " does not exist.")));
+  const int64_t frame = run.FindTaskFrame(scheduled_event_id);
+  if (frame == 0) return NotAwaited(scheduled_event_id);
+  run.ClearTask(run.F(frame));
+  run.FrameFailed(frame, run.RuntimeError(*run.F(frame),
+                                          absl::StrCat("The activity ", activity_arn,
+                                                       " does not exist.")));
+  run.Drain();
+  return run.Finish();
+}
+
+absl::StatusOr<Outcome> Interpreter::TimerFired(ExecutionState* state, int64_t timer_id,
+                                                absl::Time now) {
+  Run run(*this, state, now);
+  if (absl::Status status = run.Fire(timer_id); !status.ok()) return status;
   return run.Finish();
 }
 
 Outcome Interpreter::Abort(ExecutionState* state, absl::string_view error,
                            absl::string_view cause, absl::Time now) {
   Run run(*this, state, now);
-  run.Abort(error, cause);
+  run.AbortExecution(error, cause);
   return run.Finish();
 }
 

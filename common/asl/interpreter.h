@@ -1,17 +1,20 @@
 // The deterministic States Language interpreter.
 //
 // Given a definition, the execution's interpreter state and one event (the
-// start, an activity started/succeeded/failed, an abort), it produces the
-// history events of the transition, the new state, and the effects the
-// caller must carry out once the transition is durable (activity tasks to
-// dispatch). Time, task tokens and identities are passed in; nothing here
-// reads a clock, draws random numbers or does I/O, so replaying the same
-// inputs gives the same outputs.
+// start, an activity started/succeeded/failed/heartbeat, a timer firing, an
+// abort), it produces the history events of the transition, the new state,
+// and the effects the caller must carry out once the transition is durable:
+// activity tasks to dispatch, timers to arm, tasks no longer wanted. Time,
+// task tokens and randomness are passed in; nothing here reads a clock,
+// draws random numbers of its own or does I/O, so replaying the same inputs
+// gives the same outputs.
 //
 //   Interpreter interpreter(*definition, context);
 //   Outcome outcome = interpreter.Start(&state, input_json, now);
-//   // persist outcome.events + state + outcome.dispatches atomically, then
-//   // dispatch the tasks.
+//   // persist outcome.events + state + effects atomically, then act on them.
+//
+// An execution is a tree of frames (the top level, Parallel branches, Map
+// iterations), each at one state; see Frame in shard.proto.
 //
 // Not thread-safe; create one per transition (construction is cheap).
 #ifndef STEPFLOW_COMMON_ASL_INTERPRETER_H_
@@ -19,10 +22,10 @@
 
 #include <functional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/asl/definition.h"
 #include "stepflow/internal/v1/shard.pb.h"
@@ -42,6 +45,8 @@ struct ExecutionContext {
   // Mints the task token for the activity scheduled by event
   // `scheduled_event_id`.
   std::function<std::string(int64_t scheduled_event_id)> mint_task_token;
+  // A uniform number in [0, 1) for retry jitter; 0.5 when unset.
+  std::function<double()> random_unit;
 };
 
 struct ActivityDispatch {
@@ -53,11 +58,21 @@ struct ActivityDispatch {
   int64_t heartbeat_seconds = 0;
 };
 
+// Deliver TimerFired(timer_id) at `fire_at` (or at once when late).
+struct TimerRequest {
+  int64_t timer_id = 0;
+  absl::Time fire_at;
+};
+
 struct Outcome {
   std::vector<v1::HistoryEvent> events;
   std::vector<ActivityDispatch> dispatches;
-  // Empty while the execution runs; "SUCCEEDED" / "FAILED" / "ABORTED" once
-  // this transition closed it, with output or error and cause.
+  std::vector<TimerRequest> timers;
+  // Activities no longer awaited (their execution branch ended).
+  std::vector<int64_t> cancelled_tasks;
+  // Empty while the execution runs; "SUCCEEDED" / "FAILED" / "TIMED_OUT" /
+  // "ABORTED" once this transition closed it, with output or error and
+  // cause.
   std::string closed_status;
   std::string output;
   std::string error;
@@ -70,12 +85,12 @@ class Interpreter {
   Interpreter(const Definition& definition, const ExecutionContext& context)
       : definition_(definition), context_(context) {}
 
-  // ExecutionStarted, then every state up to the first one that waits.
+  // ExecutionStarted, then every state up to the first ones that wait.
   Outcome Start(internal::v1::ExecutionState* state, absl::string_view input, absl::Time now);
 
-  // The waiting Task's activity was handed to a worker. FAILED_PRECONDITION
-  // when no activity `scheduled_event_id` is waiting (a late or duplicate
-  // report), which callers treat as a no-op.
+  // Events for the activity scheduled by event `scheduled_event_id`.
+  // FAILED_PRECONDITION when no such activity is awaited (a late or
+  // duplicate report), which callers treat as stale.
   absl::StatusOr<Outcome> ActivityStarted(internal::v1::ExecutionState* state,
                                           int64_t scheduled_event_id,
                                           absl::string_view worker_name, absl::Time now);
@@ -85,16 +100,25 @@ class Interpreter {
   absl::StatusOr<Outcome> ActivityFailed(internal::v1::ExecutionState* state,
                                          int64_t scheduled_event_id, absl::string_view error,
                                          absl::string_view cause, absl::Time now);
-
+  // Restarts the heartbeat clock of the activity.
+  absl::StatusOr<Outcome> ActivityHeartbeat(internal::v1::ExecutionState* state,
+                                            int64_t scheduled_event_id, absl::Time now);
   // The activity of the waiting Task does not exist: the execution fails
   // with States.Runtime as on AWS.
   absl::StatusOr<Outcome> ActivityDoesNotExist(internal::v1::ExecutionState* state,
                                                int64_t scheduled_event_id,
                                                absl::string_view activity_arn, absl::Time now);
+  // A timer armed by an earlier outcome fired. FAILED_PRECONDITION when it
+  // is no longer wanted.
+  absl::StatusOr<Outcome> TimerFired(internal::v1::ExecutionState* state, int64_t timer_id,
+                                     absl::Time now);
 
   // StopExecution: ExecutionAborted with the given error and cause.
   Outcome Abort(internal::v1::ExecutionState* state, absl::string_view error,
                 absl::string_view cause, absl::Time now);
+
+  // Whether the execution awaits the activity scheduled by that event.
+  static bool AwaitsTask(const internal::v1::ExecutionState& state, int64_t scheduled_event_id);
 
  private:
   class Run;

@@ -1,5 +1,7 @@
 #include "common/asl/interpreter.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -10,10 +12,10 @@ using ::testing::ElementsAre;
 
 constexpr char kActivity[] = "arn:aws:states:us-east-1:123456789012:activity:work";
 
-std::vector<std::string> Types(const Outcome& outcome) {
+std::string Types(const Outcome& outcome) {
   std::vector<std::string> types;
   for (const auto& e : outcome.events) types.push_back(e.type());
-  return types;
+  return absl::StrJoin(types, ",");
 }
 
 class InterpreterTest : public ::testing::Test {
@@ -29,22 +31,39 @@ class InterpreterTest : public ::testing::Test {
     context_.state_machine_name = "sm";
     context_.mint_task_token = [](int64_t id) { return "token-" + std::to_string(id); };
   }
+  // Starts `definition` and keeps the interpreter for further events.
+  Outcome Begin(absl::string_view definition, absl::string_view input) {
+    def_ = Load(definition);
+    interpreter_ = std::make_unique<Interpreter>(*def_, context_);
+    return interpreter_->Start(&state_, input, now_);
+  }
+  // Fires every armed timer of `outcome`, in order, advancing the clock.
+  Outcome FireTimers(const Outcome& outcome) {
+    Outcome last;
+    for (const TimerRequest& timer : outcome.timers) {
+      now_ = std::max(now_, timer.fire_at);
+      auto fired = interpreter_->TimerFired(&state_, timer.timer_id, now_);
+      if (fired.ok()) last = *fired;
+    }
+    return last;
+  }
+
   ExecutionContext context_;
   internal::v1::ExecutionState state_;
   absl::Time now_ = absl::FromUnixSeconds(1700000000);
+  std::shared_ptr<const Definition> def_;
+  std::unique_ptr<Interpreter> interpreter_;
 };
 
 TEST_F(InterpreterTest, PassChainSucceeds) {
-  auto def = Load(R"({"StartAt": "A", "States": {
+  Outcome out = Begin(R"({"StartAt": "A", "States": {
     "A": {"Type": "Pass", "Result": {"v": 1}, "ResultPath": "$.r", "Next": "B"},
     "B": {"Type": "Pass", "InputPath": "$.r", "Parameters": {"w.$": "$.v", "k": [1], "n.$": "$$.Execution.Name"}, "Next": "C"},
-    "C": {"Type": "Succeed", "OutputPath": "$.w"}}})");
-  Interpreter interpreter(*def, context_);
-  Outcome out = interpreter.Start(&state_, R"({"in":true})", now_);
-  EXPECT_THAT(Types(out), ElementsAre("ExecutionStarted", "PassStateEntered", "PassStateExited",
-                                      "PassStateEntered", "PassStateExited",
-                                      "SucceedStateEntered", "SucceedStateExited",
-                                      "ExecutionSucceeded"));
+    "C": {"Type": "Succeed", "OutputPath": "$.w"}}})",
+                      R"({"in":true})");
+  EXPECT_EQ(Types(out),
+            "ExecutionStarted,PassStateEntered,PassStateExited,PassStateEntered,PassStateExited,"
+            "SucceedStateEntered,SucceedStateExited,ExecutionSucceeded");
   EXPECT_EQ(out.events[2].state_exited_event_details().output(), R"({"in":true,"r":{"v":1}})");
   EXPECT_EQ(out.events[4].state_exited_event_details().output(), R"({"w":1,"k":[1],"n":"e1"})");
   EXPECT_EQ(out.closed_status, "SUCCEEDED");
@@ -54,76 +73,230 @@ TEST_F(InterpreterTest, PassChainSucceeds) {
     // As on AWS, the first state entered names no previous event.
     EXPECT_EQ(out.events[i].previous_event_id(), i == 1 ? 0 : static_cast<int64_t>(i));
   }
-  EXPECT_FALSE(out.events[0].execution_started_event_details().input_details().truncated());
   EXPECT_TRUE(out.events[0].execution_started_event_details().has_input_details());
+  EXPECT_TRUE(state_.frames().empty());
 }
 
 TEST_F(InterpreterTest, TaskWaitsThenCompletes) {
-  auto def = Load(absl::StrCat(R"({"StartAt": "T", "States": {
+  Outcome started = Begin(absl::StrCat(R"({"StartAt": "T", "States": {
     "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "Parameters": {"x.$": "$.x", "tok.$": "$$.Task.Token"},
-          "ResultSelector": {"y.$": "$.y"}, "ResultPath": "$.res", "TimeoutSeconds": 9, "End": true}}})"));
-  Interpreter interpreter(*def, context_);
-  Outcome started = interpreter.Start(&state_, R"({"x":5})", now_);
-  EXPECT_THAT(Types(started), ElementsAre("ExecutionStarted", "TaskStateEntered", "ActivityScheduled"));
+          "ResultSelector": {"y.$": "$.y"}, "ResultPath": "$.res", "TimeoutSeconds": 9, "End": true}}})"),
+                          R"({"x":5})");
+  EXPECT_EQ(Types(started), "ExecutionStarted,TaskStateEntered,ActivityScheduled");
   ASSERT_EQ(started.dispatches.size(), 1u);
   EXPECT_EQ(started.dispatches[0].input, R"({"x":5,"tok":"token-3"})");
   EXPECT_EQ(started.dispatches[0].task_token, "token-3");
   EXPECT_EQ(started.dispatches[0].timeout_seconds, 9);
-  EXPECT_EQ(state_.pending_scheduled_event_id(), 3);
+  ASSERT_EQ(started.timers.size(), 1u);  // the task timeout
+  EXPECT_EQ(started.timers[0].fire_at, now_ + absl::Seconds(9));
+  EXPECT_TRUE(Interpreter::AwaitsTask(state_, 3));
 
-  EXPECT_FALSE(interpreter.ActivitySucceeded(&state_, 99, "{}", now_).ok());
-  auto began = interpreter.ActivityStarted(&state_, 3, "w1", now_);
+  EXPECT_FALSE(interpreter_->ActivitySucceeded(&state_, 99, "{}", now_).ok());
+  auto began = interpreter_->ActivityStarted(&state_, 3, "w1", now_);
   ASSERT_TRUE(began.ok());
-  EXPECT_THAT(Types(*began), ElementsAre("ActivityStarted"));
-  EXPECT_FALSE(interpreter.ActivityStarted(&state_, 3, "w1", now_).ok());
+  EXPECT_EQ(Types(*began), "ActivityStarted");
+  EXPECT_FALSE(interpreter_->ActivityStarted(&state_, 3, "w1", now_).ok());
 
-  auto done = interpreter.ActivitySucceeded(&state_, 3, R"({"y":"ok","z":0})", now_);
+  auto done = interpreter_->ActivitySucceeded(&state_, 3, R"({"y":"ok","z":0})", now_);
   ASSERT_TRUE(done.ok());
-  EXPECT_THAT(Types(*done), ElementsAre("ActivitySucceeded", "TaskStateExited", "ExecutionSucceeded"));
+  EXPECT_EQ(Types(*done), "ActivitySucceeded,TaskStateExited,ExecutionSucceeded");
   EXPECT_EQ(done->output, R"({"x":5,"res":{"y":"ok"}})");
-  EXPECT_EQ(done->events[0].previous_event_id(), 4);
-  EXPECT_FALSE(interpreter.ActivitySucceeded(&state_, 3, "{}", now_).ok());
+  EXPECT_FALSE(interpreter_->ActivitySucceeded(&state_, 3, "{}", now_).ok());
+  // The timeout timer is stale now.
+  EXPECT_FALSE(interpreter_->TimerFired(&state_, started.timers[0].timer_id, now_).ok());
 }
 
 TEST_F(InterpreterTest, TaskFailureFailsExecution) {
-  auto def = Load(absl::StrCat(R"({"StartAt": "T", "States": {
-    "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}})"));
-  Interpreter interpreter(*def, context_);
-  interpreter.Start(&state_, "{}", now_);
-  auto failed = interpreter.ActivityFailed(&state_, 3, "Boom", "it broke", now_);
+  Begin(absl::StrCat(R"({"StartAt": "T", "States": {
+    "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}})"), "{}");
+  auto failed = interpreter_->ActivityFailed(&state_, 3, "Boom", "it broke", now_);
   ASSERT_TRUE(failed.ok());
   // The started event is filled in when the pick-up report never arrived.
-  EXPECT_THAT(Types(*failed), ElementsAre("ActivityStarted", "ActivityFailed", "ExecutionFailed"));
+  EXPECT_EQ(Types(*failed), "ActivityStarted,ActivityFailed,ExecutionFailed");
   EXPECT_EQ(failed->closed_status, "FAILED");
   EXPECT_EQ(failed->error, "Boom");
   EXPECT_EQ(failed->cause, "it broke");
 }
 
-TEST_F(InterpreterTest, FailStateAndRuntimeErrors) {
-  auto def = Load(R"({"StartAt": "A", "States": {
-    "A": {"Type": "Fail", "Error": "E", "Cause": "C"}}})");
-  Outcome out = Interpreter(*def, context_).Start(&state_, "{}", now_);
-  EXPECT_THAT(Types(out), ElementsAre("ExecutionStarted", "FailStateEntered", "ExecutionFailed"));
-  EXPECT_EQ(out.error, "E");
+TEST_F(InterpreterTest, TaskTimeoutRaisesStatesTimeout) {
+  Outcome started = Begin(absl::StrCat(R"({"StartAt": "T", "States": {
+    "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "TimeoutSeconds": 5, "End": true}}})"), "{}");
+  ASSERT_TRUE(interpreter_->ActivityStarted(&state_, 3, "w", now_).ok());
+  Outcome out = FireTimers(started);
+  EXPECT_EQ(Types(out), "ActivityTimedOut,ExecutionFailed");
+  EXPECT_EQ(out.error, "States.Timeout");
+  EXPECT_THAT(out.cancelled_tasks, ElementsAre(3));
+}
 
-  auto def2 = Load(R"({"StartAt": "P", "States": {"P": {"Type": "Pass", "InputPath": "$.missing", "End": true}}})");
-  internal::v1::ExecutionState state2;
-  Outcome out2 = Interpreter(*def2, context_).Start(&state2, R"({"a":1})", now_);
-  EXPECT_EQ(out2.closed_status, "FAILED");
-  EXPECT_EQ(out2.error, "States.Runtime");
-  EXPECT_EQ(out2.cause,
-            "An error occurred while executing the state 'P' (entered at the event id #2). "
+TEST_F(InterpreterTest, RetryThenCatch) {
+  Outcome started = Begin(absl::StrCat(R"({"StartAt": "T", "States": {
+    "T": {"Type": "Task", "Resource": ")", kActivity, R"(",
+          "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 2, "MaxAttempts": 2, "BackoffRate": 3}],
+          "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.err", "Next": "Handled"}],
+          "End": true},
+    "Handled": {"Type": "Pass", "End": true}}})"),
+                          R"({"a":1})");
+  // First failure: retried after 2 s; second: after 6 s; third: caught.
+  auto first = interpreter_->ActivityFailed(&state_, 3, "Flaky", "1", now_);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(Types(*first), "ActivityStarted,ActivityFailed");
+  ASSERT_EQ(first->timers.size(), 1u);
+  EXPECT_EQ(first->timers[0].fire_at, now_ + absl::Seconds(2));
+  Outcome rescheduled = FireTimers(*first);
+  EXPECT_EQ(Types(rescheduled), "ActivityScheduled");
+  const int64_t second_id = rescheduled.dispatches.at(0).scheduled_event_id;
+  auto second = interpreter_->ActivityFailed(&state_, second_id, "Flaky", "2", now_);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->timers.at(0).fire_at, now_ + absl::Seconds(6));
+  Outcome third_scheduled = FireTimers(*second);
+  const int64_t third_id = third_scheduled.dispatches.at(0).scheduled_event_id;
+  auto third = interpreter_->ActivityFailed(&state_, third_id, "Flaky", "3", now_);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(Types(*third),
+            "ActivityStarted,ActivityFailed,TaskStateExited,PassStateEntered,PassStateExited,"
+            "ExecutionSucceeded");
+  EXPECT_EQ(third->output, R"({"a":1,"err":{"Error":"Flaky","Cause":"3"}})");
+}
+
+TEST_F(InterpreterTest, ChoiceAndWait) {
+  Outcome out = Begin(R"({"StartAt": "C", "States": {
+    "C": {"Type": "Choice", "Choices": [
+            {"Variable": "$.n", "NumericGreaterThan": 10, "Next": "Big"},
+            {"And": [{"Variable": "$.s", "StringMatches": "a*"}, {"Variable": "$.n", "IsNumeric": true}], "Next": "W"}],
+          "Default": "Big"},
+    "W": {"Type": "Wait", "Seconds": 30, "Next": "Done"},
+    "Big": {"Type": "Fail", "Error": "TooBig"},
+    "Done": {"Type": "Succeed"}}})",
+                      R"({"n": 3, "s": "abc"})");
+  EXPECT_EQ(Types(out), "ExecutionStarted,ChoiceStateEntered,ChoiceStateExited,WaitStateEntered");
+  ASSERT_EQ(out.timers.size(), 1u);
+  EXPECT_EQ(out.timers[0].fire_at, now_ + absl::Seconds(30));
+  Outcome done = FireTimers(out);
+  EXPECT_EQ(Types(done), "WaitStateExited,SucceedStateEntered,SucceedStateExited,ExecutionSucceeded");
+
+  internal::v1::ExecutionState other;
+  Interpreter again(*def_, context_);
+  Outcome big = again.Start(&other, R"({"n": 30})", now_);
+  EXPECT_EQ(big.closed_status, "FAILED");
+  EXPECT_EQ(big.error, "TooBig");
+}
+
+TEST_F(InterpreterTest, NoChoiceMatched) {
+  Outcome out = Begin(R"({"StartAt": "C", "States": {
+    "C": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericEquals": 1, "Next": "D"}]},
+    "D": {"Type": "Succeed"}}})",
+                      R"({"n": 2})");
+  EXPECT_EQ(Types(out), "ExecutionStarted,ChoiceStateEntered,ExecutionFailed");
+  EXPECT_EQ(out.error, "States.NoChoiceMatched");
+}
+
+// Branches advance one state at a time in turn (AWS runs them concurrently,
+// so its interleaving varies; ours is fixed).
+TEST_F(InterpreterTest, ParallelCollectsBranchOutputs) {
+  Outcome out = Begin(R"({"StartAt": "P", "States": {
+    "P": {"Type": "Parallel", "ResultPath": "$.results", "End": true, "Branches": [
+      {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": 1, "End": true}}},
+      {"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": 2, "Next": "B2"},
+                                  "B2": {"Type": "Pass", "End": true}}}]}}})",
+                      R"({"in": 0})");
+  EXPECT_EQ(Types(out),
+            "ExecutionStarted,ParallelStateEntered,ParallelStateStarted,PassStateEntered,"
+            "PassStateExited,PassStateEntered,PassStateExited,PassStateEntered,PassStateExited,"
+            "ParallelStateSucceeded,ParallelStateExited,ExecutionSucceeded");
+  EXPECT_EQ(out.output, R"({"in":0,"results":[1,2]})");
+}
+
+TEST_F(InterpreterTest, FailingBranchStopsTheOthersAndIsCaught) {
+  Outcome out = Begin(absl::StrCat(R"({"StartAt": "P", "States": {
+    "P": {"Type": "Parallel", "Next": "After",
+          "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "After"}],
+          "Branches": [
+      {"StartAt": "Wait", "States": {"Wait": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}},
+      {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E", "Cause": "C"}}}]},
+    "After": {"Type": "Pass", "End": true}}})"),
+                      "{}");
+  EXPECT_EQ(Types(out),
+            "ExecutionStarted,ParallelStateEntered,ParallelStateStarted,TaskStateEntered,"
+            "ActivityScheduled,FailStateEntered,ParallelStateFailed,ParallelStateExited,"
+            "PassStateEntered,PassStateExited,ExecutionSucceeded");
+  EXPECT_EQ(out.output, R"({"Error":"E","Cause":"C"})");
+  EXPECT_FALSE(out.cancelled_tasks.empty());
+}
+
+TEST_F(InterpreterTest, MapIteratesWithItemSelector) {
+  Outcome out = Begin(R"({"StartAt": "M", "States": {
+    "M": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 0,
+          "ItemSelector": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index", "k.$": "$.k"},
+          "ItemProcessor": {"StartAt": "Inner", "States": {"Inner": {"Type": "Pass", "End": true}}},
+          "End": true}}})",
+                      R"({"items": ["a", "b"], "k": 7})");
+  EXPECT_EQ(Types(out),
+            "ExecutionStarted,MapStateEntered,MapStateStarted,MapIterationStarted,"
+            "PassStateEntered,PassStateExited,MapIterationSucceeded,MapIterationStarted,"
+            "PassStateEntered,PassStateExited,MapIterationSucceeded,MapStateSucceeded,"
+            "MapStateExited,ExecutionSucceeded");
+  EXPECT_EQ(out.output, R"([{"v":"a","i":0,"k":7},{"v":"b","i":1,"k":7}])");
+  // AWS's previous-event links around iterations.
+  EXPECT_EQ(out.events[6].previous_event_id(), 6);  // MapIterationSucceeded -> PassStateExited
+  EXPECT_EQ(out.events[7].previous_event_id(), 6);  // next MapIterationStarted too
+}
+
+TEST_F(InterpreterTest, MapIterationFailureAndRetry) {
+  Outcome out = Begin(R"({"StartAt": "M", "States": {
+    "M": {"Type": "Map", "Retry": [{"ErrorEquals": ["Bad"], "MaxAttempts": 1, "IntervalSeconds": 1}],
+          "Iterator": {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Bad", "Cause": "c"}}},
+          "End": true}}})",
+                      "[1]");
+  EXPECT_EQ(Types(out),
+            "ExecutionStarted,MapStateEntered,MapStateStarted,MapIterationStarted,"
+            "FailStateEntered,MapIterationFailed,MapStateFailed");
+  Outcome retried = FireTimers(out);
+  EXPECT_EQ(Types(retried),
+            "MapStateStarted,MapIterationStarted,FailStateEntered,MapIterationFailed,"
+            "MapStateFailed,ExecutionFailed");
+  EXPECT_EQ(retried.error, "Bad");
+}
+
+TEST_F(InterpreterTest, ExecutionTimeout) {
+  Outcome out = Begin(R"({"StartAt": "W", "TimeoutSeconds": 10, "States": {
+    "W": {"Type": "Wait", "Seconds": 100, "End": true}}})",
+                      "{}");
+  ASSERT_EQ(out.timers.size(), 2u);
+  auto timed_out = interpreter_->TimerFired(&state_, out.timers[0].timer_id, now_ + absl::Seconds(10));
+  ASSERT_TRUE(timed_out.ok());
+  EXPECT_EQ(Types(*timed_out), "ExecutionTimedOut");
+  EXPECT_EQ(timed_out->closed_status, "TIMED_OUT");
+}
+
+TEST_F(InterpreterTest, RuntimeErrorsAreNotCaught) {
+  Outcome out = Begin(R"({"StartAt": "P", "States": {
+    "P": {"Type": "Parallel", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "X"}], "End": true,
+          "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "InputPath": "$.missing", "End": true}}}]},
+    "X": {"Type": "Succeed"}}})",
+                      R"({"a":1})");
+  EXPECT_EQ(out.closed_status, "FAILED");
+  EXPECT_EQ(out.error, "States.Runtime");
+  EXPECT_EQ(out.cause,
+            "An error occurred while executing the state 'A' (entered at the event id #4). "
             "Invalid path '$.missing' : No results for path: $['missing']");
 }
 
 TEST_F(InterpreterTest, AbortClosesExecution) {
-  auto def = Load(absl::StrCat(R"({"StartAt": "T", "States": {
-    "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}})"));
-  Interpreter interpreter(*def, context_);
-  interpreter.Start(&state_, "{}", now_);
-  Outcome out = interpreter.Abort(&state_, "Stop", "by user", now_);
-  EXPECT_THAT(Types(out), ElementsAre("ExecutionAborted"));
+  Begin(absl::StrCat(R"({"StartAt": "T", "States": {
+    "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}})"), "{}");
+  Outcome out = interpreter_->Abort(&state_, "Stop", "by user", now_);
+  EXPECT_EQ(Types(out), "ExecutionAborted");
   EXPECT_EQ(out.closed_status, "ABORTED");
+  EXPECT_THAT(out.cancelled_tasks, ElementsAre(3));
+}
+
+TEST_F(InterpreterTest, LongSynchronousLoopDoesNotRecurse) {
+  Outcome out = Begin(R"({"StartAt": "Inc", "States": {
+    "Inc": {"Type": "Pass", "Next": "Check"},
+    "Check": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericEquals": 1, "Next": "Inc"}], "Default": "Done"},
+    "Done": {"Type": "Succeed"}}})",
+                      R"({"n": 2})");
+  EXPECT_EQ(out.closed_status, "SUCCEEDED");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #define STEPFLOW_SERVICES_EXECUTION_KEYS_H_
 
 #include <cstdint>
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -24,6 +25,7 @@ inline constexpr char kHistory[] = "history";
 inline constexpr char kVisibility[] = "visibility";
 inline constexpr char kTasks[] = "tasks";
 inline constexpr char kOutbox[] = "outbox";
+inline constexpr char kTimers[] = "timers";
 
 // Keys of the meta family.
 inline constexpr char kShardCountKey[] = "shard_count";
@@ -96,6 +98,18 @@ inline std::string TaskIdKey(uint32_t shard, absl::string_view task_id) {
   std::string key = ShardPrefix(shard);
   key.push_back('i');
   key.append(task_id.data(), task_id.size());
+  return key;
+}
+
+// Durable timers, in firing order: fire time (Unix ms) | execution arn | 0 |
+// timer id. Server-local like the visibility index.
+inline std::string TimerKey(absl::Time fire_at, absl::string_view execution_arn,
+                            int64_t timer_id) {
+  std::string key;
+  storage::AppendUint64(&key, static_cast<uint64_t>(std::max<int64_t>(0, absl::ToUnixMillis(fire_at))));
+  key.append(execution_arn.data(), execution_arn.size());
+  key.push_back('\0');
+  storage::AppendUint64(&key, static_cast<uint64_t>(timer_id));
   return key;
 }
 

@@ -97,7 +97,8 @@ absl::Status ShardCore::Init() {
   store_options.path = options_.data_dir;
   store_options.column_families = {keys::kMeta,       keys::kStateMachines, keys::kActivities,
                                    keys::kDefinitions, keys::kExecutions,    keys::kHistory,
-                                   keys::kVisibility,  keys::kTasks,         keys::kOutbox};
+                                   keys::kVisibility,  keys::kTasks,         keys::kOutbox,
+                                   keys::kTimers};
   ASSIGN_OR_RETURN(store_, storage::Store::Open(store_options));
   ASSIGN_OR_RETURN(families_.meta, store_->Family(keys::kMeta));
   ASSIGN_OR_RETURN(families_.state_machines, store_->Family(keys::kStateMachines));
@@ -108,6 +109,7 @@ absl::Status ShardCore::Init() {
   ASSIGN_OR_RETURN(families_.visibility, store_->Family(keys::kVisibility));
   ASSIGN_OR_RETURN(families_.tasks, store_->Family(keys::kTasks));
   ASSIGN_OR_RETURN(families_.outbox, store_->Family(keys::kOutbox));
+  ASSIGN_OR_RETURN(families_.timers, store_->Family(keys::kTimers));
 
   // The logical shard count places every key; it can never change for a
   // data folder.
@@ -134,6 +136,7 @@ absl::Status ShardCore::Init() {
   next_outbox_seq_ = last_outbox + 1;
   RETURN_IF_ERROR(LoadTaskQueues());
   outbox_thread_ = std::thread([this] { OutboxLoop(); });
+  timer_thread_ = std::thread([this] { TimerLoop(); });
   return absl::OkStatus();
 }
 
@@ -173,6 +176,11 @@ void ShardCore::Shutdown() {
     outbox_stop_ = true;
   }
   if (outbox_thread_.joinable()) outbox_thread_.join();
+  {
+    absl::MutexLock lock(&timers_mu_);
+    timers_stop_ = true;
+  }
+  if (timer_thread_.joinable()) timer_thread_.join();
 }
 
 absl::StatusOr<uint32_t> ShardCore::OwnedShard(absl::string_view arn) const {
@@ -445,8 +453,15 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     task->set_task_id(absl::StrCat(record.execution_arn(), "#", dispatch.scheduled_event_id));
     batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
   }
+  absl::Time earliest = absl::InfiniteFuture();
+  for (const asl::TimerRequest& timer : outcome.timers) {
+    batch.Put(families_.timers, keys::TimerKey(timer.fire_at, record.execution_arn(), timer.timer_id),
+              "");
+    earliest = std::min(earliest, timer.fire_at);
+  }
   RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
   if (!outcome.dispatches.empty()) WakeOutbox();
+  if (earliest != absl::InfiniteFuture()) WakeTimers(earliest);
   if (!outcome.closed_status.empty()) {
     log::Info(kComponent, "execution closed",
               {{"execution", record.execution_arn()}, {"status", record.status()}});
@@ -734,7 +749,7 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
     return absl::NotFoundError("TaskDoesNotExist: Task Does Not Exist: 'the execution is gone'");
   }
   if (record->status() != "RUNNING" ||
-      record->state().pending_scheduled_event_id() != content.scheduled_event_id()) {
+      !asl::Interpreter::AwaitsTask(record->state(), content.scheduled_event_id())) {
     return ignore_stale ? absl::OkStatus() : TaskNoLongerExists();
   }
   ASSIGN_OR_RETURN(auto definition,
@@ -802,17 +817,99 @@ absl::Status ShardCore::SendTaskFailure(const v1::SendTaskFailureRequest& reques
 
 absl::Status ShardCore::SendTaskHeartbeat(const v1::SendTaskHeartbeatRequest& request) {
   ASSIGN_OR_RETURN(auto content, codec_.Decode(request.task_token()));
-  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(content.execution_arn()));
-  ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(
-                                    families_.executions,
-                                    keys::ResourceKey(shard, content.execution_arn())));
-  if (!record.has_value() || record->status() != "RUNNING" ||
-      record->state().pending_scheduled_event_id() != content.scheduled_event_id()) {
-    return TaskNoLongerExists();
+  const int64_t scheduled = content.scheduled_event_id();
+  return ApplyTaskResult(request.task_token(), /*ignore_stale=*/false,
+                         [&](asl::Interpreter& interpreter, internal::v1::ExecutionState* state,
+                             absl::Time now) {
+                           return interpreter.ActivityHeartbeat(state, scheduled, now);
+                         });
+}
+
+// --- Timers ---------------------------------------------------------------
+
+void ShardCore::WakeTimers(absl::Time fire_at) {
+  absl::MutexLock lock(&timers_mu_);
+  if (fire_at < next_timer_wake_) {
+    next_timer_wake_ = fire_at;
+    timers_changed_ = true;
   }
-  // Heartbeat deadlines arrive with durable timers; a live task is all
-  // there is to check until then.
+}
+
+absl::Status ShardCore::FireTimer(const std::string& key) {
+  // key: fire ms (8) | execution arn | 0 | timer id (8)
+  const std::string execution_arn = key.substr(8, key.size() - 8 - 9);
+  const int64_t timer_id = static_cast<int64_t>(storage::DecodeUint64(key.substr(key.size() - 8)));
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(execution_arn));
+  absl::MutexLock lock(&ShardMutex(shard));
+  storage::WriteBatch batch;
+  batch.Delete(families_.timers, key);
+  ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions,
+                                                      keys::ResourceKey(shard, execution_arn)));
+  if (!record.has_value() || record->status() != "RUNNING") {
+    return store_->Write(batch, /*sync=*/false);
+  }
+  ASSIGN_OR_RETURN(auto definition,
+                   LoadDefinition(record->state_machine_arn(), record->revision_id()));
+  asl::ExecutionContext context = MakeContext(*record, nullptr, codec_);
+  asl::Interpreter interpreter(*definition, context);
+  auto outcome = interpreter.TimerFired(record->mutable_state(), timer_id, options_.clock->Now());
+  if (!outcome.ok()) {
+    // A timer whose wait ended otherwise (the task answered, the branch
+    // failed): nothing to do.
+    return store_->Write(batch, /*sync=*/false);
+  }
+  return CommitTransition(shard, *record, *outcome, batch);
+}
+
+absl::Status ShardCore::FireDueTimers() {
+  const int64_t now_ms = absl::ToUnixMillis(options_.clock->Now());
+  std::vector<std::string> due;
+  absl::Time next = absl::InfiniteFuture();
+  RETURN_IF_ERROR(store_->Scan(families_.timers, "", "", false,
+                               [&](std::string_view key, std::string_view) {
+                                 const int64_t fire_ms = static_cast<int64_t>(storage::DecodeUint64(key));
+                                 if (fire_ms > now_ms) {
+                                   next = absl::FromUnixMillis(fire_ms);
+                                   return false;
+                                 }
+                                 due.emplace_back(key);
+                                 return due.size() < 1024;
+                               }));
+  for (const std::string& key : due) {
+    if (absl::Status status = FireTimer(key); !status.ok()) {
+      log::Warn(kComponent, "timer failed; will retry", {{"error", status.ToString()}});
+      next = std::min(next, options_.clock->Now() + absl::Seconds(1));
+    }
+  }
+  if (due.size() >= 1024) next = options_.clock->Now();
+  WakeTimers(next);
   return absl::OkStatus();
+}
+
+void ShardCore::TimerLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&timers_mu_);
+      // Sleep until the earliest known timer, an earlier one is armed, or
+      // a second passed (the clock may move), or until stopped.
+      const absl::Duration wait =
+          std::min(absl::Seconds(1), next_timer_wake_ - options_.clock->Now());
+      if (wait > absl::ZeroDuration()) {
+        timers_changed_ = false;
+        auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(timers_mu_) {
+          return timers_stop_ || timers_changed_;
+        };
+        timers_mu_.AwaitWithTimeout(absl::Condition(&wake), wait);
+        if (timers_stop_) return;
+        if (timers_changed_ && next_timer_wake_ > options_.clock->Now()) continue;
+      }
+      if (timers_stop_) return;
+      next_timer_wake_ = absl::InfiniteFuture();
+    }
+    if (absl::Status status = FireDueTimers(); !status.ok()) {
+      log::Error(kComponent, "timer scan failed", {{"error", status.ToString()}});
+    }
+  }
 }
 
 // --- Outbox ---------------------------------------------------------------

@@ -121,12 +121,16 @@ class ShardCore {
   absl::Status SendTaskFailure(const v1::SendTaskFailureRequest& request);
   absl::Status SendTaskHeartbeat(const v1::SendTaskHeartbeatRequest& request);
 
+  // Fires every durable timer due at the clock's now; the timer thread
+  // calls it, tests driving a fake clock call it directly.
+  absl::Status FireDueTimers();
+
   uint32_t shard_count() const { return options_.shard_count; }
 
  private:
   struct Families {
     storage::FamilyId meta, state_machines, activities, definitions, executions, history,
-        visibility, tasks, outbox;
+        visibility, tasks, outbox, timers;
   };
   struct QueuedTask {
     uint64_t seq;
@@ -159,6 +163,9 @@ class ShardCore {
 
   void OutboxLoop();
   void WakeOutbox();
+  void TimerLoop();
+  void WakeTimers(absl::Time fire_at);
+  absl::Status FireTimer(const std::string& key);
 
   ShardCoreOptions options_;
   Peers* peers_;
@@ -183,6 +190,12 @@ class ShardCore {
   bool outbox_wake_ ABSL_GUARDED_BY(outbox_mu_) = false;
   bool outbox_stop_ ABSL_GUARDED_BY(outbox_mu_) = false;
   std::thread outbox_thread_;
+
+  absl::Mutex timers_mu_;
+  absl::Time next_timer_wake_ ABSL_GUARDED_BY(timers_mu_) = absl::InfiniteFuture();
+  bool timers_stop_ ABSL_GUARDED_BY(timers_mu_) = false;
+  bool timers_changed_ ABSL_GUARDED_BY(timers_mu_) = false;
+  std::thread timer_thread_;
 };
 
 }  // namespace stepflow::execution
