@@ -232,10 +232,17 @@ class DefinitionParser {
             continue;
           }
           absl::string_view text(member.value.GetString(), member.value.GetStringLength());
-          if (text.substr(0, 7) == "States.") {
-            Error("UNSUPPORTED_FEATURE",
-                  absl::StrCat("Intrinsic functions are not supported by this release: ", text),
-                  where);
+          if (IntrinsicCall::LooksLikeCall(text)) {
+            auto call = IntrinsicCall::Parse(text);
+            if (!call.ok()) {
+              Error("SCHEMA_VALIDATION_FAILED",
+                    absl::StrCat("The value for the field '", key,
+                                 "' must be a valid intrinsic function call: ",
+                                 call.status().message()),
+                    where);
+            } else {
+              def_->intrinsics_.emplace(&member.value, std::move(*call));
+            }
           } else if (!ReferencePath::Parse(text).ok()) {
             Error("INVALID_JSON_PATH",
                   absl::StrCat("The value for the field '", key,

@@ -26,6 +26,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/asl/choice.h"
+#include "common/asl/intrinsics.h"
 #include "common/asl/path.h"
 #include "common/json/json.h"
 
@@ -139,12 +140,19 @@ class Definition {
   int64_t timeout_seconds() const { return timeout_seconds_; }
   // A state of the top-level machine.
   const State* FindState(absl::string_view name) const { return root_.Find(name); }
+  // The parsed intrinsic call of a "key.$" template value, or nullptr.
+  const IntrinsicCall* Intrinsic(const json::Value* value) const {
+    auto it = intrinsics_.find(value);
+    return it == intrinsics_.end() ? nullptr : &it->second;
+  }
 
  private:
   friend class DefinitionParser;
   Definition() = default;
   json::Document document_;  // owns the JSON the states point into
   StateMachine root_;
+  // Intrinsic calls in templates, parsed once, by their JSON value.
+  std::map<const json::Value*, IntrinsicCall> intrinsics_;
   std::string comment_;
   int64_t timeout_seconds_ = 0;
 };

@@ -14,8 +14,8 @@
 namespace stepflow::asl {
 namespace {
 
-using internal::v1::ExecutionState;
-using internal::v1::Frame;
+using ::stepflow::internal::v1::ExecutionState;
+using ::stepflow::internal::v1::Frame;
 
 // What a frame's timer_id waits for.
 enum TimerKind : int32_t { kWaitTimer = 1, kRetryTimer = 2 };
@@ -490,6 +490,16 @@ class Interpreter::Run {
         absl::string_view key(member.name.GetString(), member.name.GetStringLength());
         if (key.size() > 2 && key.substr(key.size() - 2) == ".$" && member.value.IsString()) {
           absl::string_view field_name = key.substr(0, key.size() - 2);
+          if (const IntrinsicCall* call = definition_.Intrinsic(&member.value)) {
+            auto value = EvaluateIntrinsic(frame, *call, input, allocator);
+            if (!value.ok()) {
+              absl::string_view message = value.status().message();
+              absl::ConsumePrefix(&message, "States.Runtime: ");
+              return RuntimeError(frame, message);
+            }
+            out->AddMember(StringValue(field_name, allocator), std::move(*value), allocator);
+            continue;
+          }
           auto path = ReferencePath::Parse(member.value.GetString());
           if (!path.ok()) return RuntimeError(frame, path.status().message());
           const json::Value& root = path->is_context() ? ContextObject(frame) : input;
@@ -523,6 +533,37 @@ class Interpreter::Run {
     }
     *out = json::Copy(tmpl, allocator);
     return std::nullopt;
+  }
+
+  absl::StatusOr<json::Value> EvaluateIntrinsic(const Frame& frame, const IntrinsicCall& call,
+                                                const json::Value& input,
+                                                json::Allocator& allocator) {
+    PathResolver resolve = [&](absl::string_view text,
+                               json::Allocator& a) -> absl::StatusOr<json::Value> {
+      auto path = ReferencePath::Parse(text);
+      if (!path.ok()) return path.status();
+      const json::Value& root = path->is_context() ? ContextObject(frame) : input;
+      const json::Value* found = path->Find(root);
+      if (found == nullptr) return absl::NotFoundError(text);
+      return json::Copy(*found, a);
+    };
+    // Deterministic within a transition; the outcome is what persists.
+    struct UnitRandom : RandomSource {
+      const ExecutionContext* context;
+      uint64_t counter = 0;
+      uint64_t Next() override {
+        if (context->random_unit) {
+          return static_cast<uint64_t>(context->random_unit() * 18446744073709551615.0);
+        }
+        // splitmix64 of a counter when no source was given.
+        uint64_t z = (counter += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+      }
+    } random;
+    random.context = &context_;
+    return call.Evaluate(resolve, random, allocator);
   }
 
   // InputPath then Parameters: the state's effective input.

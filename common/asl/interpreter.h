@@ -86,39 +86,39 @@ class Interpreter {
       : definition_(definition), context_(context) {}
 
   // ExecutionStarted, then every state up to the first ones that wait.
-  Outcome Start(internal::v1::ExecutionState* state, absl::string_view input, absl::Time now);
+  Outcome Start(::stepflow::internal::v1::ExecutionState* state, absl::string_view input, absl::Time now);
 
   // Events for the activity scheduled by event `scheduled_event_id`.
   // FAILED_PRECONDITION when no such activity is awaited (a late or
   // duplicate report), which callers treat as stale.
-  absl::StatusOr<Outcome> ActivityStarted(internal::v1::ExecutionState* state,
+  absl::StatusOr<Outcome> ActivityStarted(::stepflow::internal::v1::ExecutionState* state,
                                           int64_t scheduled_event_id,
                                           absl::string_view worker_name, absl::Time now);
-  absl::StatusOr<Outcome> ActivitySucceeded(internal::v1::ExecutionState* state,
+  absl::StatusOr<Outcome> ActivitySucceeded(::stepflow::internal::v1::ExecutionState* state,
                                             int64_t scheduled_event_id,
                                             absl::string_view output, absl::Time now);
-  absl::StatusOr<Outcome> ActivityFailed(internal::v1::ExecutionState* state,
+  absl::StatusOr<Outcome> ActivityFailed(::stepflow::internal::v1::ExecutionState* state,
                                          int64_t scheduled_event_id, absl::string_view error,
                                          absl::string_view cause, absl::Time now);
   // Restarts the heartbeat clock of the activity.
-  absl::StatusOr<Outcome> ActivityHeartbeat(internal::v1::ExecutionState* state,
+  absl::StatusOr<Outcome> ActivityHeartbeat(::stepflow::internal::v1::ExecutionState* state,
                                             int64_t scheduled_event_id, absl::Time now);
   // The activity of the waiting Task does not exist: the execution fails
   // with States.Runtime as on AWS.
-  absl::StatusOr<Outcome> ActivityDoesNotExist(internal::v1::ExecutionState* state,
+  absl::StatusOr<Outcome> ActivityDoesNotExist(::stepflow::internal::v1::ExecutionState* state,
                                                int64_t scheduled_event_id,
                                                absl::string_view activity_arn, absl::Time now);
   // A timer armed by an earlier outcome fired. FAILED_PRECONDITION when it
   // is no longer wanted.
-  absl::StatusOr<Outcome> TimerFired(internal::v1::ExecutionState* state, int64_t timer_id,
+  absl::StatusOr<Outcome> TimerFired(::stepflow::internal::v1::ExecutionState* state, int64_t timer_id,
                                      absl::Time now);
 
   // StopExecution: ExecutionAborted with the given error and cause.
-  Outcome Abort(internal::v1::ExecutionState* state, absl::string_view error,
+  Outcome Abort(::stepflow::internal::v1::ExecutionState* state, absl::string_view error,
                 absl::string_view cause, absl::Time now);
 
   // Whether the execution awaits the activity scheduled by that event.
-  static bool AwaitsTask(const internal::v1::ExecutionState& state, int64_t scheduled_event_id);
+  static bool AwaitsTask(const ::stepflow::internal::v1::ExecutionState& state, int64_t scheduled_event_id);
 
  private:
   class Run;

@@ -49,7 +49,7 @@ class InterpreterTest : public ::testing::Test {
   }
 
   ExecutionContext context_;
-  internal::v1::ExecutionState state_;
+  ::stepflow::internal::v1::ExecutionState state_;
   absl::Time now_ = absl::FromUnixSeconds(1700000000);
   std::shared_ptr<const Definition> def_;
   std::unique_ptr<Interpreter> interpreter_;
@@ -174,7 +174,7 @@ TEST_F(InterpreterTest, ChoiceAndWait) {
   Outcome done = FireTimers(out);
   EXPECT_EQ(Types(done), "WaitStateExited,SucceedStateEntered,SucceedStateExited,ExecutionSucceeded");
 
-  internal::v1::ExecutionState other;
+  ::stepflow::internal::v1::ExecutionState other;
   Interpreter again(*def_, context_);
   Outcome big = again.Start(&other, R"({"n": 30})", now_);
   EXPECT_EQ(big.closed_status, "FAILED");
@@ -279,6 +279,25 @@ TEST_F(InterpreterTest, RuntimeErrorsAreNotCaught) {
   EXPECT_EQ(out.cause,
             "An error occurred while executing the state 'A' (entered at the event id #4). "
             "Invalid path '$.missing' : No results for path: $['missing']");
+}
+
+TEST_F(InterpreterTest, IntrinsicsInParameters) {
+  Outcome out = Begin(R"json({"StartAt": "P", "States": {
+    "P": {"Type": "Pass", "Parameters": {
+            "greeting.$": "States.Format('Hello, {}!', $.name)",
+            "n.$": "States.ArrayLength($.list)",
+            "sum.$": "States.MathAdd($.a, 3)"}, "End": true}}})json",
+                      R"({"name": "Ada", "list": [1, 2, 3], "a": 4})");
+  EXPECT_EQ(out.closed_status, "SUCCEEDED") << out.cause;
+  EXPECT_EQ(out.output, R"({"greeting":"Hello, Ada!","n":3,"sum":7})");
+
+  ::stepflow::internal::v1::ExecutionState other;
+  Interpreter again(*def_, context_);
+  Outcome failed = again.Start(&other, R"({"name": "Ada", "list": "nope", "a": 4})", now_);
+  EXPECT_EQ(failed.error, "States.Runtime");
+  EXPECT_THAT(failed.cause, ::testing::StartsWith(
+                                "An error occurred while executing the state 'P' (entered at "
+                                "the event id #2). The function 'States.ArrayLength($.list)'"));
 }
 
 TEST_F(InterpreterTest, AbortClosesExecution) {
