@@ -289,6 +289,34 @@ TEST_F(ShardCoreTest, HistoryPagination) {
   EXPECT_EQ(core_->GetExecutionHistory(request, &last).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(ShardCoreTest, DurableTimersFireAfterRestart) {
+  v1::CreateStateMachineRequest create;
+  create.set_name("waiter");
+  create.set_definition(R"({"StartAt": "W", "States": {
+    "W": {"Type": "Wait", "Seconds": 3600, "Next": "Done"},
+    "Done": {"Type": "Pass", "Result": "woke", "End": true}}})");
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  std::string arn = Start(*machine, "sleepy", "{}");
+  ASSERT_TRUE(core_->FireDueTimers().ok());
+  EXPECT_EQ(Describe(arn).status(), "RUNNING");  // not due yet
+
+  ASSERT_TRUE(Open(16).ok());  // the timer is on disk, not only in memory
+  clock_.Advance(absl::Hours(2));  // late: fires at once on recovery
+  ASSERT_TRUE(core_->FireDueTimers().ok());
+  auto described = Describe(arn);
+  EXPECT_EQ(described.status(), "SUCCEEDED");
+  EXPECT_EQ(described.output(), R"("woke")");
+  EXPECT_THAT(HistoryTypes(arn),
+              ElementsAre("ExecutionStarted", "WaitStateEntered", "WaitStateExited",
+                          "PassStateEntered", "PassStateExited", "ExecutionSucceeded"));
+  // Firing again finds nothing to do.
+  ASSERT_TRUE(core_->FireDueTimers().ok());
+  EXPECT_EQ(HistoryTypes(arn).size(), 6u);
+}
+
 TEST_F(ShardCoreTest, ShardCountIsFixed) {
   auto status = Open(32);
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);

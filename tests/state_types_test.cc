@@ -1,0 +1,145 @@
+// Choice, Wait, Parallel, Map, Retry and Catch through a real cluster: the
+// same interpreter as `stepflow local run`, with durable timers in the shard
+// servers and tasks served by stepflow-worker.
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "stepflow/v1/states.grpc.pb.h"
+#include "tests/fixture/cluster.h"
+
+namespace stepflow {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kActivity[] = "arn:aws:states:us-east-1:123456789012:activity:double";
+
+class StateTypesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto cluster = testing::TestCluster::Start({.shard_servers = 2, .logical_shards = 8,
+                                                .eventbus = false});
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = cluster->release();
+    stub_ = v1::StepFunctions::NewStub(cluster_->GatewayChannel()).release();
+    v1::CreateActivityRequest activity;
+    activity.set_name("double");
+    v1::CreateActivityResponse created;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->CreateActivity(&context, activity, &created).ok());
+    // Doubles {"n": N}; fails with error "Odd" when N is 7.
+    auto worker = cluster_->StartWorker(
+        "double",
+        {"/bin/sh", "-c",
+         "read input; n=$(echo \"$input\" | sed 's/.*\"n\":\\([0-9]*\\).*/\\1/'); "
+         "if [ \"$n\" = 7 ]; then echo '{\"error\": \"Odd\", \"cause\": \"seven\"}'; exit 1; fi; "
+         "echo \"{\\\"n\\\": $((n * 2))}\""},
+        {"--concurrency", "4"});
+    ASSERT_TRUE(worker.ok()) << worker.status();
+  }
+  static void TearDownTestSuite() {
+    delete stub_;
+    delete cluster_;
+  }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << cluster_->Logs();
+  }
+
+  v1::DescribeExecutionResponse Run(const std::string& name, const std::string& definition,
+                                    const std::string& input) {
+    v1::CreateStateMachineRequest create;
+    create.set_name(name);
+    create.set_definition(definition);
+    v1::CreateStateMachineResponse created;
+    grpc::ClientContext c1;
+    grpc::Status status = stub_->CreateStateMachine(&c1, create, &created);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    v1::StartExecutionRequest start;
+    start.set_state_machine_arn(created.state_machine_arn());
+    start.set_name("run");
+    start.set_input(input);
+    v1::StartExecutionResponse started;
+    grpc::ClientContext c2;
+    EXPECT_TRUE(stub_->StartExecution(&c2, start, &started).ok());
+    v1::DescribeExecutionResponse described;
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    do {
+      v1::DescribeExecutionRequest describe;
+      describe.set_execution_arn(started.execution_arn());
+      grpc::ClientContext c3;
+      EXPECT_TRUE(stub_->DescribeExecution(&c3, describe, &described).ok());
+      if (described.status() != "RUNNING") break;
+      absl::SleepFor(absl::Milliseconds(50));
+    } while (absl::Now() < deadline);
+    return described;
+  }
+
+  static testing::TestCluster* cluster_;
+  static v1::StepFunctions::Stub* stub_;
+};
+
+testing::TestCluster* StateTypesTest::cluster_ = nullptr;
+v1::StepFunctions::Stub* StateTypesTest::stub_ = nullptr;
+
+TEST_F(StateTypesTest, ParallelTasksAndWait) {
+  auto result = Run("parallel", absl::StrCat(R"({"StartAt": "P", "States": {
+    "P": {"Type": "Parallel", "Next": "Pause", "Branches": [
+      {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}},
+      {"StartAt": "B", "States": {"B": {"Type": "Pass", "Parameters": {"n.$": "$.n"}, "Next": "B2"},
+                                  "B2": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}}]},
+    "Pause": {"Type": "Wait", "Seconds": 1, "End": true}}})"),
+                    R"({"n": 3})");
+  EXPECT_EQ(result.status(), "SUCCEEDED") << result.cause();
+  EXPECT_EQ(result.output(), R"([{"n":6},{"n":6}])");
+}
+
+TEST_F(StateTypesTest, MapOverTasksWithChoice) {
+  auto result = Run("map", absl::StrCat(R"({"StartAt": "M", "States": {
+    "M": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2,
+          "ItemSelector": {"n.$": "$$.Map.Item.Value"},
+          "ItemProcessor": {"StartAt": "Small", "States": {
+            "Small": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericLessThan": 3, "Next": "T"}],
+                      "Default": "Skip"},
+            "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true},
+            "Skip": {"Type": "Pass", "Result": {"n": 0}, "End": true}}},
+          "End": true}}})"),
+                    R"({"items": [1, 2, 5]})");
+  EXPECT_EQ(result.status(), "SUCCEEDED") << result.cause();
+  EXPECT_EQ(result.output(), R"([{"n":2},{"n":4},{"n":0}])");
+}
+
+TEST_F(StateTypesTest, RetryThenCatchWithTimers) {
+  auto result = Run("retry", absl::StrCat(R"({"StartAt": "T", "States": {
+    "T": {"Type": "Task", "Resource": ")", kActivity, R"(",
+          "Retry": [{"ErrorEquals": ["Odd"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+          "Catch": [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error", "Next": "Recover"}],
+          "End": true},
+    "Recover": {"Type": "Pass", "End": true}}})"),
+                    R"({"n": 7})");
+  EXPECT_EQ(result.status(), "SUCCEEDED") << result.cause();
+  EXPECT_EQ(result.output(), R"({"n":7,"error":{"Error":"Odd","Cause":"seven"}})");
+
+  v1::GetExecutionHistoryRequest history;
+  history.set_execution_arn(result.execution_arn());
+  v1::GetExecutionHistoryResponse events;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub_->GetExecutionHistory(&context, history, &events).ok());
+  int failures = 0;
+  for (const auto& event : events.events()) failures += event.type() == "ActivityFailed";
+  EXPECT_EQ(failures, 2);  // the first try and the one retry
+}
+
+TEST_F(StateTypesTest, FailWithErrorPath) {
+  auto result = Run("fail", R"({"StartAt": "F", "States": {
+    "F": {"Type": "Fail", "ErrorPath": "$.e", "CausePath": "$.c"}}})",
+                    R"({"e": "Custom.Error", "c": "because"})");
+  EXPECT_EQ(result.status(), "FAILED");
+  EXPECT_EQ(result.error(), "Custom.Error");
+  EXPECT_EQ(result.cause(), "because");
+}
+
+}  // namespace
+}  // namespace stepflow
