@@ -40,13 +40,16 @@ struct StateError {
   std::string cause;
 };
 
+// Largest state input, output or result AWS accepts (256 KiB).
+constexpr size_t kMaxPayloadBytes = 256 * 1024;
+
 // Whether an ErrorEquals list matches `error` (AWS's rules: States.ALL
-// matches everything but States.Runtime and States.DataLimitExceeded;
-// States.TaskFailed everything but those and States.Timeout).
+// matches everything but States.Runtime, which nothing catches;
+// States.TaskFailed everything but that and the timeouts).
 bool Matches(const std::vector<std::string>& error_equals, const std::string& error) {
+  if (error == kRuntime) return false;
   for (const std::string& name : error_equals) {
     if (name == error) return true;
-    if (error == kRuntime || error == "States.DataLimitExceeded") continue;
     if (name == "States.ALL") return true;
     if (name == "States.TaskFailed" && error != kTimeout && error != kHeartbeatTimeout) {
       return true;
@@ -301,6 +304,14 @@ class Interpreter::Run {
 
   // Emits <Type>StateExited and moves on: to Next, or ends the frame.
   void ExitState(int64_t frame_id, const State& state, std::string output) {
+    if (output.size() > kMaxPayloadBytes) {
+      HandleError(frame_id,
+                  StateError{"States.DataLimitExceeded",
+                             absl::StrCat("The state/task '", state.name,
+                                          "' returned a result with a size exceeding the "
+                                          "maximum number of bytes service limit.")});
+      return;
+    }
     auto* details = Emit(absl::StrCat(StateTypeName(state.type), "StateExited"))
                         ->mutable_state_exited_event_details();
     details->set_name(state.name);

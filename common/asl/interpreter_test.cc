@@ -300,6 +300,18 @@ TEST_F(InterpreterTest, IntrinsicsInParameters) {
                                 "the event id #2). The function 'States.ArrayLength($.list)'"));
 }
 
+TEST_F(InterpreterTest, OversizedOutputIsDataLimitExceeded) {
+  Outcome out = Begin(R"({"StartAt": "Grow", "States": {
+    "Grow": {"Type": "Parallel", "End": true,
+             "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+             "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
+                          {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}]},
+    "Caught": {"Type": "Pass", "End": true}}})",
+                      absl::StrCat(R"({"blob": ")", std::string(150 * 1024, 'x'), R"("})"));
+  EXPECT_EQ(out.closed_status, "SUCCEEDED");
+  EXPECT_THAT(out.output, ::testing::HasSubstr(R"("Error":"States.DataLimitExceeded")"));
+}
+
 TEST_F(InterpreterTest, AbortClosesExecution) {
   Begin(absl::StrCat(R"({"StartAt": "T", "States": {
     "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}})"), "{}");
