@@ -207,7 +207,8 @@ class DefinitionParser {
       return;
     }
     auto path = ReferencePath::Parse(value.GetString());
-    if (!path.ok() || path->is_context()) {
+    const bool result_path = absl::string_view(field) == "ResultPath";
+    if (!path.ok() || (result_path && (path->is_context() || path->is_variable()))) {
       Error("INVALID_JSON_PATH",
             absl::StrCat("The value for the field '", field,
                          "' must be a valid JSONPath: ", value.GetString()),
@@ -272,6 +273,31 @@ class DefinitionParser {
     }
     CheckTemplate(value, absl::StrCat(where, "/", field));
     return &value;
+  }
+
+  // Assign: an object whose keys name variables (ending in ".$" when the
+  // value is a path or intrinsic call).
+  const json::Value* AssignField(const json::Value& obj, const std::string& where) {
+    const json::Value* assign = TemplateField(obj, "Assign", where, /*object_only=*/true);
+    if (assign == nullptr) return nullptr;
+    for (const auto& member : assign->GetObject()) {
+      absl::string_view key(member.name.GetString(), member.name.GetStringLength());
+      if (key.size() > 2 && key.substr(key.size() - 2) == ".$") key.remove_suffix(2);
+      bool valid = !key.empty() && key.size() <= 80 &&
+                   !std::isdigit(static_cast<unsigned char>(key[0]));
+      for (char c : key) {
+        valid &= std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+                 static_cast<unsigned char>(c) >= 0x80;
+      }
+      if (!valid) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              absl::StrCat("The variable name '", key,
+                           "' is invalid: use letters, digits and underscores, not starting "
+                           "with a digit"),
+              absl::StrCat(where, "/Assign/", key));
+      }
+    }
+    return assign;
   }
 
   // A positive integer, given literally (`field`) or through `field`Path.
@@ -424,7 +450,7 @@ class DefinitionParser {
             where + "/Catch");
       return;
     }
-    static const FieldSet kFields = {"ErrorEquals", "Next", "ResultPath", "Comment"};
+    static const FieldSet kFields = {"ErrorEquals", "Next", "ResultPath", "Comment", "Assign"};
     for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
       const json::Value& item = list[i];
       std::string at = absl::StrCat(where, "/Catch/", i);
@@ -444,6 +470,7 @@ class DefinitionParser {
       catcher.error_equals = ErrorEquals(item, at);
       if (const std::string* next = StringField(item, "Next", at)) catcher.next = *next;
       ParsePathField(item, "ResultPath", at, &catcher.result_path);
+      catcher.assign = AssignField(item, at);
       bool all = catcher.error_equals.size() == 1 && catcher.error_equals[0] == "States.ALL";
       if (all && i + 1 != list.Size()) {
         Error("SCHEMA_VALIDATION_FAILED",
@@ -514,7 +541,10 @@ class DefinitionParser {
     for (const auto& member : value.GetObject()) {
       absl::string_view key(member.name.GetString(), member.name.GetStringLength());
       if (key == "QueryLanguage") continue;
-      if (key == "Assign" || key == "Arguments" || key == "Output") {
+      if (key == "Assign" && state.type != StateType::kSucceed && state.type != StateType::kFail) {
+        continue;
+      }
+      if (key == "Arguments" || key == "Output") {
         Error("UNSUPPORTED_FEATURE",
               absl::StrCat("Field '", key, "' is not supported by this release"),
               absl::StrCat(where, "/", key));
@@ -554,6 +584,9 @@ class DefinitionParser {
     state.result_selector = TemplateField(value, "ResultSelector", where, /*object_only=*/true);
     ParseRetry(value, where, &state);
     ParseCatch(value, where, &state);
+    if (state.type != StateType::kSucceed && state.type != StateType::kFail) {
+      state.assign = AssignField(value, where);
+    }
 
     switch (state.type) {
       case StateType::kTask:

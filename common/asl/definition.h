@@ -57,6 +57,7 @@ struct Catcher {
   std::vector<std::string> error_equals;
   std::string next;
   PathField result_path;
+  const json::Value* assign = nullptr;
 };
 
 struct State;
@@ -89,6 +90,7 @@ struct State {
   const json::Value* result_selector = nullptr;  // Task, Parallel, Map
   std::vector<Retrier> retry;                    // Task, Parallel, Map
   std::vector<Catcher> catchers;                 // Task, Parallel, Map
+  const json::Value* assign = nullptr;           // all but Succeed, Fail
 
   // Task
   std::string resource;

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <deque>
+#include <map>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -262,6 +264,7 @@ class Interpreter::Run {
     fresh.set_parent_id(frame->parent_id());
     fresh.set_index(frame->index());
     fresh.set_item_value(frame->item_value());
+    *fresh.mutable_variables() = frame->variables();
     fresh.set_state(name);
     fresh.set_input(std::move(input));
     fresh.set_entered_event_id(entered->id());
@@ -303,7 +306,8 @@ class Interpreter::Run {
   }
 
   // Emits <Type>StateExited and moves on: to Next, or ends the frame.
-  void ExitState(int64_t frame_id, const State& state, std::string output) {
+  void ExitState(int64_t frame_id, const State& state, std::string output,
+                 const std::map<std::string, std::string>& assigned = {}) {
     if (output.size() > kMaxPayloadBytes) {
       HandleError(frame_id,
                   StateError{"States.DataLimitExceeded",
@@ -317,6 +321,7 @@ class Interpreter::Run {
     details->set_name(state.name);
     details->set_output(output);
     details->mutable_output_details()->set_truncated(false);
+    ApplyAssignments(frame_id, assigned, details);
     if (state.end) {
       FrameSucceeded(frame_id, std::move(output));
     } else {
@@ -400,6 +405,11 @@ class Interpreter::Run {
       error_output.AddMember("Error", StringValue(failure.error, a), a);
       error_output.AddMember("Cause", StringValue(failure.cause, a), a);
       auto raw = json::Parse(frame->input());
+      std::map<std::string, std::string> assigned;
+      if (auto problem = EvaluateAssign(*F(frame_id), catcher.assign, error_output, &assigned)) {
+        FrameFailed(frame_id, *problem);
+        return;
+      }
       json::Value combined;
       if (auto problem = ApplyResultPath(state, catcher.result_path, raw.ok() ? *raw : doc,
                                          std::move(error_output), &combined, a)) {
@@ -412,6 +422,7 @@ class Interpreter::Run {
       details->set_name(state.name);
       details->set_output(output);
       details->mutable_output_details()->set_truncated(false);
+      ApplyAssignments(frame_id, assigned, details);
       Enqueue(frame_id, catcher.next, std::move(output));
       return;
     }
@@ -467,6 +478,65 @@ class Interpreter::Run {
     return doc;
   }
 
+  // The value of workflow variable `name` as `frame` sees it (its own
+  // scope, then the enclosing ones), or nullptr.
+  const json::Value* Variable(const Frame& frame, const std::string& name) {
+    for (const Frame* scope = &frame; scope != nullptr;
+         scope = scope->parent_id() == 0 ? nullptr : F(scope->parent_id())) {
+      auto it = scope->variables().find(name);
+      if (it == scope->variables().end()) continue;
+      auto& cached = variable_cache_[std::make_pair(scope->id(), name)];
+      if (!cached) {
+        auto parsed = json::Parse(it->second);
+        if (!parsed.ok()) return nullptr;
+        cached = std::make_unique<json::Document>(std::move(*parsed));
+      }
+      return cached.get();
+    }
+    return nullptr;
+  }
+
+  // Resolves `path` against `input`, the context object or a variable.
+  const json::Value* Resolve(const Frame& frame, const ReferencePath& path,
+                             const json::Value& input) {
+    if (path.is_context()) return path.Find(ContextObject(frame));
+    if (path.is_variable()) {
+      const json::Value* value = Variable(frame, path.variable());
+      return value == nullptr ? nullptr : path.Find(*value);
+    }
+    return path.Find(input);
+  }
+
+  // Evaluates an Assign block against `source` (the state's result) with
+  // the variables as they were before the state.
+  std::optional<StateError> EvaluateAssign(const Frame& frame, const json::Value* assign,
+                                           const json::Value& source,
+                                           std::map<std::string, std::string>* out) {
+    if (assign == nullptr) return std::nullopt;
+    json::Document doc;
+    json::Value values;
+    if (auto error = ApplyTemplate(frame, *assign, source, &values, doc.GetAllocator())) {
+      return error;
+    }
+    for (const auto& member : values.GetObject()) {
+      (*out)[std::string(member.name.GetString(), member.name.GetStringLength())] =
+          json::Serialize(member.value);
+    }
+    return std::nullopt;
+  }
+
+  void ApplyAssignments(int64_t frame_id, const std::map<std::string, std::string>& assigned,
+                        v1::StateExitedEventDetails* details) {
+    if (assigned.empty()) return;
+    Frame* frame = F(frame_id);
+    for (const auto& [name, value] : assigned) {
+      (*frame->mutable_variables())[name] = value;
+      (*details->mutable_assigned_variables())[name] = value;
+      variable_cache_.erase(std::make_pair(frame_id, name));
+    }
+    details->mutable_assigned_variables_details()->set_truncated(false);
+  }
+
   std::optional<StateError> SelectPath(const Frame& frame, const PathField& field,
                                        const json::Value& input, json::Value* out,
                                        json::Allocator& allocator) {
@@ -478,7 +548,7 @@ class Interpreter::Run {
         out->SetObject();
         return std::nullopt;
       case PathField::Kind::kPath: {
-        const json::Value* found = field.path->Find(input);
+        const json::Value* found = Resolve(frame, *field.path, input);
         if (found == nullptr) {
           return RuntimeError(frame, absl::StrCat("Invalid path '", field.path->text(),
                                                   "' : No results for path: ",
@@ -513,13 +583,12 @@ class Interpreter::Run {
           }
           auto path = ReferencePath::Parse(member.value.GetString());
           if (!path.ok()) return RuntimeError(frame, path.status().message());
-          const json::Value& root = path->is_context() ? ContextObject(frame) : input;
-          const json::Value* found = path->Find(root);
+          const json::Value* found = Resolve(frame, *path, input);
           if (found == nullptr) {
             return RuntimeError(
                 frame, absl::StrCat("The JSONPath '", path->text(), "' specified for the field '",
                                     key, "' could not be found in the input '",
-                                    json::Serialize(root), "'"));
+                                    json::Serialize(input), "'"));
           }
           out->AddMember(StringValue(field_name, allocator), json::Copy(*found, allocator),
                          allocator);
@@ -553,8 +622,7 @@ class Interpreter::Run {
                                json::Allocator& a) -> absl::StatusOr<json::Value> {
       auto path = ReferencePath::Parse(text);
       if (!path.ok()) return path.status();
-      const json::Value& root = path->is_context() ? ContextObject(frame) : input;
-      const json::Value* found = path->Find(root);
+      const json::Value* found = Resolve(frame, *path, input);
       if (found == nullptr) return absl::NotFoundError(text);
       return json::Copy(*found, a);
     };
@@ -628,7 +696,8 @@ class Interpreter::Run {
   // input and result.
   std::optional<StateError> StateOutput(const Frame& frame, const State& state,
                                         const json::Value& raw, json::Value result,
-                                        std::string* out_text) {
+                                        std::string* out_text,
+                                        std::map<std::string, std::string>* assigned) {
     json::Document doc;
     auto& a = doc.GetAllocator();
     json::Value selected;
@@ -639,6 +708,7 @@ class Interpreter::Run {
     } else {
       selected = std::move(result);
     }
+    if (auto error = EvaluateAssign(frame, state.assign, selected, assigned)) return error;
     json::Value combined;
     if (auto error = ApplyResultPath(state, state.result_path, raw, std::move(selected),
                                      &combined, a)) {
@@ -664,7 +734,7 @@ class Interpreter::Run {
                                     const json::Value& input, absl::string_view name) {
     if (field.value) return *field.value;
     if (!field.path) return 0;
-    const json::Value* found = field.path->Find(input);
+    const json::Value* found = Resolve(*F(frame_id), *field.path, input);
     if (found == nullptr || !found->IsInt64() || found->GetInt64() < 0) {
       FrameFailed(frame_id,
                   RuntimeError(*F(frame_id),
@@ -696,12 +766,14 @@ class Interpreter::Run {
       return;
     }
     std::string output;
+    std::map<std::string, std::string> assigned;
     // Pass has no ResultSelector; StateOutput skips it when absent.
-    if (auto error = StateOutput(*F(frame_id), state, *raw, std::move(result), &output)) {
+    if (auto error =
+            StateOutput(*F(frame_id), state, *raw, std::move(result), &output, &assigned)) {
       FrameFailed(frame_id, *error);
       return;
     }
-    ExitState(frame_id, state, std::move(output));
+    ExitState(frame_id, state, std::move(output), assigned);
   }
 
   void RunSucceed(int64_t frame_id, const State& state) {
@@ -734,7 +806,7 @@ class Interpreter::Run {
       for (auto [path, out] : {std::pair{&state.error_path, &failure.error},
                                std::pair{&state.cause_path, &failure.cause}}) {
         if (!path->has_value()) continue;
-        const json::Value* found = (*path)->Find(*raw);
+        const json::Value* found = Resolve(*F(frame_id), **path, *raw);
         if (found == nullptr || !found->IsString()) {
           FrameFailed(frame_id,
                       RuntimeError(*F(frame_id),
@@ -762,8 +834,7 @@ class Interpreter::Run {
     ChoicePathResolver resolve = [&](absl::string_view text) -> absl::StatusOr<const json::Value*> {
       auto path = ReferencePath::Parse(text);
       if (!path.ok()) return path.status();
-      const json::Value& root = path->is_context() ? ContextObject(*F(frame_id)) : input;
-      const json::Value* found = path->Find(root);
+      const json::Value* found = Resolve(*F(frame_id), *path, input);
       if (found == nullptr) return absl::NotFoundError(text);
       return found;
     };
@@ -794,11 +865,17 @@ class Interpreter::Run {
       FrameFailed(frame_id, *error);
       return;
     }
+    std::map<std::string, std::string> assigned;
+    if (auto error = EvaluateAssign(*F(frame_id), state.assign, input, &assigned)) {
+      FrameFailed(frame_id, *error);
+      return;
+    }
     std::string text = json::Serialize(output);
     auto* details = Emit("ChoiceStateExited")->mutable_state_exited_event_details();
     details->set_name(state.name);
     details->set_output(text);
     details->mutable_output_details()->set_truncated(false);
+    ApplyAssignments(frame_id, assigned, details);
     Enqueue(frame_id, next, std::move(text));
   }
 
@@ -820,7 +897,7 @@ class Interpreter::Run {
     } else if (state.timestamp) {
       fire_at = *state.timestamp;
     } else if (state.timestamp_path) {
-      const json::Value* found = state.timestamp_path->Find(input);
+      const json::Value* found = Resolve(*F(frame_id), *state.timestamp_path, input);
       absl::Time parsed;
       if (found == nullptr || !found->IsString() ||
           !TryParseTimestamp(absl::string_view(found->GetString(), found->GetStringLength()),
@@ -857,8 +934,13 @@ class Interpreter::Run {
       FrameFailed(frame_id, *error);
       return;
     }
+    std::map<std::string, std::string> assigned;
+    if (auto error = EvaluateAssign(*F(frame_id), state.assign, input, &assigned)) {
+      FrameFailed(frame_id, *error);
+      return;
+    }
     F(frame_id)->clear_timer_id();
-    ExitState(frame_id, state, json::Serialize(output));
+    ExitState(frame_id, state, json::Serialize(output), assigned);
   }
 
   void ScheduleTask(int64_t frame_id, const State& state) {
@@ -945,12 +1027,14 @@ class Interpreter::Run {
       return;
     }
     std::string output;
+    std::map<std::string, std::string> assigned;
     if (auto error = StateOutput(*F(frame_id), state, *raw,
-                                 std::move(static_cast<json::Value&>(*result)), &output)) {
+                                 std::move(static_cast<json::Value&>(*result)), &output,
+                                 &assigned)) {
       HandleError(frame_id, *error);
       return;
     }
-    ExitState(frame_id, state, std::move(output));
+    ExitState(frame_id, state, std::move(output), assigned);
   }
 
   void TaskFailed(int64_t frame_id, absl::string_view event_type, absl::string_view error,
@@ -1007,7 +1091,7 @@ class Interpreter::Run {
     }
     json::Value items;
     if (state.items_path.kind == PathField::Kind::kPath) {
-      const json::Value* found = state.items_path.path->Find(selected);
+      const json::Value* found = Resolve(*F(frame_id), *state.items_path.path, selected);
       if (found == nullptr) {
         HandleError(frame_id,
                     RuntimeError(*F(frame_id),
@@ -1122,7 +1206,9 @@ class Interpreter::Run {
     auto raw = ParseInput(frame_id);
     if (!raw) return;
     std::string output;
-    if (auto error = StateOutput(*F(frame_id), state, *raw, std::move(results), &output)) {
+    std::map<std::string, std::string> assigned;
+    if (auto error =
+            StateOutput(*F(frame_id), state, *raw, std::move(results), &output, &assigned)) {
       HandleError(frame_id, *error);
       return;
     }
@@ -1130,7 +1216,7 @@ class Interpreter::Run {
     frame->clear_child_outputs();
     frame->clear_items();
     frame->clear_effective_input();
-    ExitState(frame_id, state, std::move(output));
+    ExitState(frame_id, state, std::move(output), assigned);
   }
 
   // --- Timers ---------------------------------------------------------------
@@ -1190,6 +1276,7 @@ class Interpreter::Run {
   std::string task_token_;
   std::optional<std::pair<int64_t, std::string>> map_item_;
   std::optional<json::Document> context_doc_;
+  std::map<std::pair<int64_t, std::string>, std::unique_ptr<json::Document>> variable_cache_;
 
   friend class Interpreter;
 };

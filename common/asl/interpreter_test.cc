@@ -312,6 +312,52 @@ TEST_F(InterpreterTest, OversizedOutputIsDataLimitExceeded) {
   EXPECT_THAT(out.output, ::testing::HasSubstr(R"("Error":"States.DataLimitExceeded")"));
 }
 
+// Assign reads the state's result and the variables as they were before the
+// state; paths read variables by $name (AWS: BASE_EVALUATION_ORDER_PASS_STATE).
+TEST_F(InterpreterTest, VariablesAssignAndReference) {
+  Outcome out = Begin(R"({"StartAt": "State0", "States": {
+    "State0": {"Type": "Pass", "Result": {"theQuestion": "What?"},
+               "Assign": {"question.$": "$.theQuestion", "answer": 42}, "Next": "State1"},
+    "State1": {"Type": "Pass", "InputPath": "$answer", "ResultPath": "$.theAnswer",
+               "OutputPath": "$answer", "Assign": {"answer": "<omitted>"}, "End": true}}})",
+                      "{}");
+  EXPECT_EQ(out.closed_status, "SUCCEEDED") << out.cause;
+  EXPECT_EQ(out.output, "42");
+  const auto& assigned = out.events[2].state_exited_event_details().assigned_variables();
+  EXPECT_EQ(assigned.at("question"), R"("What?")");
+  EXPECT_EQ(assigned.at("answer"), "42");
+}
+
+// Branches read the enclosing scope; what they assign stays in the branch
+// (AWS: BASE_SCOPE_PARALLEL).
+TEST_F(InterpreterTest, VariablesScopeAcrossParallel) {
+  Outcome out = Begin(R"({"StartAt": "State0", "States": {
+    "State0": {"Type": "Pass", "Assign": {"x": 42}, "Next": "State1"},
+    "State1": {"Type": "Parallel", "Next": "After", "Branches": [
+      {"StartAt": "B1", "States": {"B1": {"Type": "Pass", "Assign": {"innerX.$": "$x"}, "End": true}}},
+      {"StartAt": "B2", "States": {"B2": {"Type": "Pass", "Parameters": {"seen.$": "$x"}, "End": true}}}]},
+    "After": {"Type": "Pass", "Parameters": {"x.$": "$x"}, "End": true}}})",
+                      "{}");
+  EXPECT_EQ(out.closed_status, "SUCCEEDED") << out.cause;
+  EXPECT_EQ(out.output, R"({"x":42})");
+  bool inner_assigned = false;
+  for (const auto& event : out.events) {
+    if (event.state_exited_event_details().name() == "B1") {
+      inner_assigned = event.state_exited_event_details().assigned_variables().at("innerX") == "42";
+    }
+  }
+  EXPECT_TRUE(inner_assigned);
+  // A variable the branch assigned is not visible outside it.
+  auto def = Definition::Parse(R"({"StartAt": "P", "States": {
+    "P": {"Type": "Parallel", "Next": "After", "Branches": [
+      {"StartAt": "B", "States": {"B": {"Type": "Pass", "Assign": {"y": 1}, "End": true}}}]},
+    "After": {"Type": "Pass", "InputPath": "$y", "End": true}}})");
+  ASSERT_TRUE(def.ok());
+  ::stepflow::internal::v1::ExecutionState other;
+  Outcome leaked = Interpreter(**def, context_).Start(&other, "{}", now_);
+  EXPECT_EQ(leaked.error, "States.Runtime");
+}
+
 TEST_F(InterpreterTest, AbortClosesExecution) {
   Begin(absl::StrCat(R"({"StartAt": "T", "States": {
     "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}})"), "{}");

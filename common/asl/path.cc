@@ -29,6 +29,15 @@ absl::StatusOr<ReferencePath> ReferencePath::Parse(absl::string_view text) {
   if (i < text.size() && text[i] == '$') {
     path.context_ = true;
     ++i;
+  } else if (i < text.size() && (std::isalpha(static_cast<unsigned char>(text[i])) ||
+                                 text[i] == '_' || static_cast<unsigned char>(text[i]) >= 0x80)) {
+    // A workflow variable: $name, then the path inside its value.
+    size_t start = i;
+    while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) ||
+                               text[i] == '_' || static_cast<unsigned char>(text[i]) >= 0x80)) {
+      ++i;
+    }
+    path.variable_ = std::string(text.substr(start, i - start));
   }
   while (i < text.size()) {
     char c = text[i];
@@ -133,7 +142,7 @@ absl::Status ReferencePath::Set(json::Value* root, json::Value value,
 }
 
 std::string ReferencePath::Canonical() const {
-  std::string out = context_ ? "$$" : "$";
+  std::string out = context_ ? "$$" : absl::StrCat("$", variable_);
   for (const Segment& segment : segments_) {
     if (const auto* name = std::get_if<std::string>(&segment)) {
       absl::StrAppend(&out, "['", *name, "']");

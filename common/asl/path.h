@@ -28,6 +28,9 @@ class ReferencePath {
   const std::string& text() const { return text_; }
   // True for `$$...` paths into the context object.
   bool is_context() const { return context_; }
+  // `$name...` paths into a workflow variable: its name, or empty.
+  const std::string& variable() const { return variable_; }
+  bool is_variable() const { return !variable_.empty(); }
   bool is_root() const { return segments_.empty(); }
 
   // The node the path names in `root`, or nullptr when there is none.
@@ -46,6 +49,7 @@ class ReferencePath {
   using Segment = std::variant<std::string, int64_t>;
   std::string text_;
   bool context_ = false;
+  std::string variable_;
   std::vector<Segment> segments_;
 };
 
