@@ -75,6 +75,7 @@ std::string TopHelp() {
       ": command-line client for Stepflow (the AWS Step Functions API over "
       "gRPC).\n\n"
       "Usage: stepflow [GLOBAL FLAGS] GROUP COMMAND [ARGS] [FLAGS]\n"
+      "       stepflow [GLOBAL FLAGS] validate FILE|-\n"
       "       stepflow dev [DEV FLAGS]\n\n"
       "Command groups:\n");
   for (const GroupSpec& group : CommandGroups()) {
@@ -94,9 +95,12 @@ std::string TopHelp() {
       "\nOutput: JSON shaped like the AWS CLI's for the same operation\n"
       "(camelCase keys, ISO-8601 dates), or `--output text`.\n"
       "Exit status: 0 success; 1 error, printed to stderr as\n"
-      "\"error: <gRPC code>: <message>\"; 2 bad usage.\n\n"
+      "\"error: <gRPC code>: <message>\"; 2 bad usage. `local run` and\n"
+      "`validate` need no server and report their outcome in the exit\n"
+      "status too (see their --help).\n\n"
       "Run `stepflow GROUP --help` to list a group's commands and\n"
-      "`stepflow GROUP COMMAND --help` for a command's arguments.\n");
+      "`stepflow GROUP COMMAND --help` (`stepflow validate --help`) for a\n"
+      "command's arguments.\n");
   return out;
 }
 
@@ -136,8 +140,14 @@ std::string GroupUsage(const GroupSpec& group) {
                       " --help` for details.\n");
 }
 
+// "GROUP NAME", or "GROUP" for a one-command group.
+std::string CommandPath(const CommandSpec& command) {
+  return command.name.empty() ? command.group
+                              : absl::StrCat(command.group, " ", command.name);
+}
+
 std::string CommandUsageLine(const CommandSpec& command) {
-  return absl::StrCat("Usage: stepflow ", command.group, " ", command.name,
+  return absl::StrCat("Usage: stepflow ", CommandPath(command),
                       command.synopsis.empty() ? "" : " ", command.synopsis,
                       "\n");
 }
@@ -160,8 +170,7 @@ std::string CommandHelp(const CommandSpec& command) {
 
 std::string CommandUsage(const CommandSpec& command) {
   return absl::StrCat(CommandUsageLine(command), "Run `stepflow ",
-                      command.group, " ", command.name,
-                      " --help` for details.\n");
+                      CommandPath(command), " --help` for details.\n");
 }
 
 int BadUsage(const Environment& env, absl::string_view message,
@@ -173,6 +182,76 @@ int BadUsage(const Environment& env, absl::string_view message,
 // Later flags override earlier ones.
 void MergeFlags(const ParsedArgs& from, ParsedArgs* into) {
   for (const auto& [name, value] : from.flags) into->flags[name] = value;
+}
+
+// 3. and 4.: parses `args` (what follows the command's name, or its group's
+// for a one-command group) with `merged` holding the global flags given
+// before, and runs the command.
+int RunCommand(const CommandSpec& command, const std::vector<std::string>& args,
+               ParsedArgs merged, const Environment& env) {
+  // 3. The command's own arguments, with the global flags allowed among them.
+  std::vector<FlagSpec> specs = GlobalFlags();
+  specs.insert(specs.end(), command.flags.begin(), command.flags.end());
+  absl::StatusOr<ParsedArgs> own = ParseArgs(args, specs);
+  if (!own.ok()) {
+    return BadUsage(env, own.status().message(), CommandUsage(command));
+  }
+  MergeFlags(*own, &merged);
+  merged.positionals = own->positionals;
+  if (merged.IsSet("help")) {
+    *env.out << CommandHelp(command);
+    return 0;
+  }
+  if (merged.IsSet("version")) {
+    *env.out << "stepflow " << kVersion << "\n";
+    return 0;
+  }
+  if (merged.positionals.size() != command.positionals.size()) {
+    std::string message =
+        merged.positionals.size() < command.positionals.size()
+            ? absl::StrCat("missing argument ",
+                           command.positionals[merged.positionals.size()].name)
+            : absl::StrCat("unexpected argument '",
+                           merged.positionals[command.positionals.size()], "'");
+    return BadUsage(env, message, CommandUsage(command));
+  }
+
+  // 4. Run it.
+  std::string endpoint = kDefaultEndpoint;
+  if (std::optional<std::string> from_env =
+          env.getenv ? env.getenv(kEndpointEnvVar) : std::nullopt;
+      from_env.has_value() && !from_env->empty()) {
+    endpoint = *from_env;
+  }
+  endpoint = merged.Get("endpoint", endpoint);
+  config::ArnScope scope;
+  scope.region = merged.Get("region", scope.region);
+  scope.account = merged.Get("account", scope.account);
+  OutputFormat output = merged.Get("output", "json") == "text"
+                            ? OutputFormat::kText
+                            : OutputFormat::kJson;
+  absl::Duration timeout =
+      absl::Seconds(merged.GetNumber("timeout", kDefaultTimeoutSeconds));
+
+  std::unique_ptr<v1::StepFunctions::Stub> stub =
+      v1::StepFunctions::NewStub(env.make_channel(endpoint));
+  Rpc rpc(stub.get(), timeout);
+  Invocation invocation{merged,  scope,    output,  rpc,
+                        *env.in, *env.out, *env.err};
+  absl::Status status = command.run(invocation);
+  env.out->flush();
+  if (status.ok()) return 0;
+  if (std::optional<int> exit_code = SilentExitCode(status)) return *exit_code;
+  if (IsUsageError(status)) {
+    return BadUsage(env, status.message(), CommandUsage(command));
+  }
+  *env.err << "error: " << absl::StatusCodeToString(status.code()) << ": "
+           << status.message() << "\n";
+  if (absl::IsUnavailable(status)) {
+    *env.err << "hint: is a Stepflow gateway listening at " << endpoint
+             << "? (`stepflow dev` starts one; see --endpoint)\n";
+  }
+  return 1;
 }
 
 }  // namespace
@@ -231,6 +310,13 @@ int Run(int argc, char** argv, const Environment& env) {
                     TopUsage());
   }
 
+  // A one-command group: what follows the group is the command's own.
+  if (const CommandSpec* only = FindCommand(group->name, ""); only != nullptr) {
+    return RunCommand(*only,
+                      std::vector<std::string>(rest.begin() + 1, rest.end()),
+                      std::move(merged), env);
+  }
+
   // 2. Global flags between the group and the command.
   absl::StatusOr<ParsedArgs> middle =
       ParseArgs(std::vector<std::string>(rest.begin() + 1, rest.end()),
@@ -253,70 +339,9 @@ int Run(int argc, char** argv, const Environment& env) {
         env, absl::StrCat("unknown command '", group->name, " ", rest[0], "'"),
         GroupUsage(*group));
   }
-
-  // 3. The command's own arguments, with the global flags allowed among them.
-  std::vector<FlagSpec> specs = GlobalFlags();
-  specs.insert(specs.end(), command->flags.begin(), command->flags.end());
-  absl::StatusOr<ParsedArgs> own =
-      ParseArgs(std::vector<std::string>(rest.begin() + 1, rest.end()), specs);
-  if (!own.ok()) {
-    return BadUsage(env, own.status().message(), CommandUsage(*command));
-  }
-  MergeFlags(*own, &merged);
-  merged.positionals = own->positionals;
-  if (merged.IsSet("help")) {
-    *env.out << CommandHelp(*command);
-    return 0;
-  }
-  if (merged.IsSet("version")) {
-    *env.out << "stepflow " << kVersion << "\n";
-    return 0;
-  }
-  if (merged.positionals.size() != command->positionals.size()) {
-    std::string message =
-        merged.positionals.size() < command->positionals.size()
-            ? absl::StrCat("missing argument ",
-                           command->positionals[merged.positionals.size()].name)
-            : absl::StrCat("unexpected argument '",
-                           merged.positionals[command->positionals.size()],
-                           "'");
-    return BadUsage(env, message, CommandUsage(*command));
-  }
-
-  // 4. Run it.
-  std::string endpoint = kDefaultEndpoint;
-  if (std::optional<std::string> from_env =
-          env.getenv ? env.getenv(kEndpointEnvVar) : std::nullopt;
-      from_env.has_value() && !from_env->empty()) {
-    endpoint = *from_env;
-  }
-  endpoint = merged.Get("endpoint", endpoint);
-  config::ArnScope scope;
-  scope.region = merged.Get("region", scope.region);
-  scope.account = merged.Get("account", scope.account);
-  OutputFormat output = merged.Get("output", "json") == "text"
-                            ? OutputFormat::kText
-                            : OutputFormat::kJson;
-  absl::Duration timeout =
-      absl::Seconds(merged.GetNumber("timeout", kDefaultTimeoutSeconds));
-
-  std::unique_ptr<v1::StepFunctions::Stub> stub =
-      v1::StepFunctions::NewStub(env.make_channel(endpoint));
-  Rpc rpc(stub.get(), timeout);
-  Invocation invocation{merged, scope, output, rpc, *env.in, *env.out};
-  absl::Status status = command->run(invocation);
-  env.out->flush();
-  if (status.ok()) return 0;
-  if (IsUsageError(status)) {
-    return BadUsage(env, status.message(), CommandUsage(*command));
-  }
-  *env.err << "error: " << absl::StatusCodeToString(status.code()) << ": "
-           << status.message() << "\n";
-  if (absl::IsUnavailable(status)) {
-    *env.err << "hint: is a Stepflow gateway listening at " << endpoint
-             << "? (`stepflow dev` starts one; see --endpoint)\n";
-  }
-  return 1;
+  return RunCommand(*command,
+                    std::vector<std::string>(rest.begin() + 1, rest.end()),
+                    std::move(merged), env);
 }
 
 }  // namespace stepflow::cli

@@ -12,6 +12,9 @@
 // output for the same operation (see render.h), or with `--output text` one
 // tab-separated line per item. Exit status: 0 success, 1 error (printed as
 // "error: <gRPC code>: <message>"), 2 bad usage (usage printed to stderr).
+// `stepflow local run` and `stepflow validate` call no server: they run the
+// interpreter or the validator in this process (local_commands.h) and also
+// report the outcome in the exit status.
 // `stepflow dev ...` is handed to Environment::run_dev untouched.
 //
 // Run() is the whole program minus the process: everything it touches outside

@@ -9,10 +9,12 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/json/json.h"
 #include "common/status/status_macros.h"
+#include "tools/cli/local_commands.h"
 #include "tools/cli/names.h"
 #include "tools/cli/render.h"
 
@@ -20,6 +22,7 @@ namespace stepflow::cli {
 namespace {
 
 constexpr char kUsagePayloadUrl[] = "type.stepflow.dev/cli.UsageError";
+constexpr char kSilentExitPayloadUrl[] = "type.stepflow.dev/cli.SilentExit";
 
 const std::vector<std::string> kExecutionStatuses = {
     "RUNNING",   "SUCCEEDED", "FAILED",
@@ -46,34 +49,6 @@ absl::Status Emit(const Invocation& inv,
 // One line of tab-separated fields.
 void Line(std::ostream& out, const std::vector<std::string>& fields) {
   out << absl::StrJoin(fields, "\t") << "\n";
-}
-
-// ---------------------------------------------------------------------------
-// Input
-
-// The contents of `source`: a file path (an AWS-CLI-style "file://" prefix is
-// accepted), or "-" for stdin. `what` names the document in errors.
-absl::StatusOr<std::string> ReadSource(const Invocation& inv,
-                                       absl::string_view source,
-                                       absl::string_view what) {
-  if (source == "-") {
-    return std::string(std::istreambuf_iterator<char>(inv.in),
-                       std::istreambuf_iterator<char>());
-  }
-  std::string path(source);
-  if (absl::StartsWith(path, "file://")) path = path.substr(7);
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return absl::ErrnoToStatus(
-        errno, absl::StrCat("cannot read ", what, " file '", path, "'"));
-  }
-  std::ostringstream contents;
-  contents << file.rdbuf();
-  if (file.bad()) {
-    return absl::ErrnoToStatus(
-        errno, absl::StrCat("cannot read ", what, " file '", path, "'"));
-  }
-  return contents.str();
 }
 
 // ---------------------------------------------------------------------------
@@ -430,12 +405,54 @@ bool IsUsageError(const absl::Status& status) {
   return status.GetPayload(kUsagePayloadUrl).has_value();
 }
 
+absl::Status SilentExit(int exit_code) {
+  absl::Status status = absl::UnknownError(
+      absl::StrCat("the command exits with status ", exit_code));
+  status.SetPayload(kSilentExitPayloadUrl, absl::Cord(absl::StrCat(exit_code)));
+  return status;
+}
+
+std::optional<int> SilentExitCode(const absl::Status& status) {
+  auto payload = status.GetPayload(kSilentExitPayloadUrl);
+  int exit_code = 0;
+  if (!payload.has_value() ||
+      !absl::SimpleAtoi(std::string(*payload), &exit_code)) {
+    return std::nullopt;
+  }
+  return exit_code;
+}
+
+absl::StatusOr<std::string> ReadSource(const Invocation& inv,
+                                       absl::string_view source,
+                                       absl::string_view what) {
+  if (source == "-") {
+    return std::string(std::istreambuf_iterator<char>(inv.in),
+                       std::istreambuf_iterator<char>());
+  }
+  std::string path(source);
+  if (absl::StartsWith(path, "file://")) path = path.substr(7);
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return absl::ErrnoToStatus(
+        errno, absl::StrCat("cannot read ", what, " file '", path, "'"));
+  }
+  std::ostringstream contents;
+  contents << file.rdbuf();
+  if (file.bad()) {
+    return absl::ErrnoToStatus(
+        errno, absl::StrCat("cannot read ", what, " file '", path, "'"));
+  }
+  return contents.str();
+}
+
 const std::vector<GroupSpec>& CommandGroups() {
   static const auto* const kGroups = new std::vector<GroupSpec>{
       {"state-machines", "Create, describe, list and delete state machines."},
       {"executions",
        "Start, describe, list and stop executions; read their history."},
       {"activities", "Create, describe, list and delete activities."},
+      {"local", "Run a workflow in this process, without a cluster."},
+      {"validate", "Check an ASL definition and list its problems."},
   };
   return *kGroups;
 }
@@ -645,6 +662,121 @@ const std::vector<CommandSpec>& Commands() {
                         "Activity ARN, or a name in the current\n"
                         "--region/--account."}},
        .run = &DeleteActivity},
+
+      // ---- local, validate: no server ----
+      {.group = "local",
+       .name = "run",
+       .synopsis = "--definition FILE|- [--input JSON | --input-file FILE|-] "
+                   "[--type STANDARD|EXPRESS] [--name NAME] [--history] "
+                   "[--task-handler CMD] [--real-time]",
+       .summary = "Run one execution in this process; print its result.",
+       .description =
+           "Runs one execution of a definition in this process with "
+           "Stepflow's\n"
+           "interpreter, with no cluster, and prints one JSON object:\n"
+           "  {\"status\": \"SUCCEEDED\"|\"FAILED\"|\"TIMED_OUT\"|"
+           "\"ABORTED\",\n"
+           "   \"output\": <a JSON value; only when SUCCEEDED>,\n"
+           "   \"error\": \"...\", \"cause\": \"...\"   (when present),\n"
+           "   \"history\": [<events as `executions history` prints them>]\n"
+           "                                   (with --history)}\n"
+           "\n"
+           "Time is virtual: Wait states, Retry intervals and timeouts "
+           "take no\n"
+           "real time (unless --real-time), so a workflow that waits a day\n"
+           "finishes at once; the history's timestamps show the virtual "
+           "time.\n"
+           "Tasks run one at a time, in the order they are scheduled, "
+           "through\n"
+           "--task-handler; without it every Task fails with\n"
+           "States.TaskFailed (\"no --task-handler was given\"). EXPRESS\n"
+           "executions time out (TIMED_OUT, States.Timeout) after 5 "
+           "minutes,\n"
+           "as on AWS. The execution's ARN is\n"
+           "arn:aws:states:us-east-1:123456789012:execution:local:NAME.\n"
+           "\n"
+           "Task handler protocol (that of stepflow-worker): CMD runs "
+           "through\n"
+           "/bin/sh -c with the task input on stdin, the Task's Resource in\n"
+           "$STEPFLOW_ACTIVITY_ARN and its task token in "
+           "$STEPFLOW_TASK_TOKEN.\n"
+           "Exit 0 with JSON on stdout: success, with that output. Exit 0 "
+           "with\n"
+           "anything else: failure \"InvalidOutput\". Non-zero exit: "
+           "failure,\n"
+           "with error and cause from a JSON object {\"error\": ..., "
+           "\"cause\":\n"
+           "...} on stdout if there is one, else \"ProcessExited\" (or\n"
+           "\"ProcessKilled\") and \"exit code N: <end of stderr>\". Retry "
+           "and\n"
+           "Catch see these errors.\n"
+           "\n"
+           "Exit status: 0 when the execution SUCCEEDED; 1 when it did not "
+           "(or\n"
+           "the run could not finish: an error line on stderr); 2 for bad\n"
+           "usage, bad input, or an invalid definition, whose problems are\n"
+           "printed to stderr one per line as \"CODE at LOCATION: "
+           "MESSAGE\".\n"
+           "\n"
+           "No server is called: --endpoint, --region, --account and "
+           "--timeout\n"
+           "have no effect, and --output text is refused.",
+       .flags =
+           {{.name = "definition",
+             .value_name = "FILE|-",
+             .help = "The ASL definition (required): FILE (a\n\"file://\" "
+                     "prefix is accepted) or, for \"-\",\nstdin."},
+            {.name = "input",
+             .value_name = "JSON",
+             .help = "Execution input, a JSON text (default \"{}\")."},
+            {.name = "input-file",
+             .value_name = "FILE|-",
+             .help = "Read the input from FILE or, for \"-\", from\nstdin."},
+            {.name = "type",
+             .value_name = "TYPE",
+             .help = "STANDARD (default) or EXPRESS (5-minute\nlimit).",
+             .choices = {"STANDARD", "EXPRESS"}},
+            {.name = "name",
+             .value_name = "NAME",
+             .help = "Execution name, seen as $$.Execution.Name\n"
+                     "(default \"local\")."},
+            {.name = "history",
+             .kind = FlagKind::kBool,
+             .help = "Include the execution's history events."},
+            {.name = "task-handler",
+             .value_name = "CMD",
+             .help = "Shell command that runs each activity task\n"
+                     "(protocol above)."},
+            {.name = "real-time",
+             .kind = FlagKind::kBool,
+             .help = "Really wait for Wait states, retries and\ntimeouts "
+                     "instead of using a virtual clock."}},
+       .run = &LocalRun},
+      {.group = "validate",
+       .name = "",
+       .synopsis = "FILE|-",
+       .summary = "Check an ASL definition and list its problems.",
+       .description =
+           "Checks an Amazon States Language definition as the server does\n"
+           "(ValidateStateMachineDefinition, but here, with no server) and\n"
+           "prints the result:\n"
+           "  {\"result\": \"OK\"|\"FAIL\",\n"
+           "   \"diagnostics\": [{\"severity\", \"code\", \"message\", "
+           "\"location\"}],\n"
+           "   \"truncated\": false}\n"
+           "Every problem is listed; location is a JSON pointer into the\n"
+           "definition, e.g. \"/States/Wait/Seconds\".\n"
+           "\n"
+           "Exit status: 0 when the result is OK; 1 when it is FAIL; 2 for "
+           "bad\nusage (e.g. a file that cannot be read).\n"
+           "\n"
+           "No server is called: --endpoint, --region, --account and "
+           "--timeout\n"
+           "have no effect, and --output text is refused.",
+       .positionals = {{"FILE|-",
+                        "The definition: a file (a \"file://\" prefix is\n"
+                        "accepted) or, for \"-\", stdin."}},
+       .run = &Validate},
   };
   return *kCommands;
 }

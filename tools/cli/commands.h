@@ -1,16 +1,19 @@
 // The commands of the `stepflow` CLI as data: what each accepts (used both to
 // parse the command line and to print --help) and the function that runs it.
 // cli.cc dispatches on this table; adding a command is one entry in
-// Commands() plus its function in commands.cc.
+// Commands() plus its function in commands.cc (local_commands.cc for the
+// commands that need no server).
 #ifndef STEPFLOW_TOOLS_CLI_COMMANDS_H_
 #define STEPFLOW_TOOLS_CLI_COMMANDS_H_
 
 #include <chrono>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/rpc/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -65,6 +68,7 @@ struct Invocation {
   const Rpc& rpc;
   std::istream& in;  // for "-" (read from stdin) arguments
   std::ostream& out;
+  std::ostream& err;  // for what a command reports besides its result
 };
 
 struct PositionalSpec {
@@ -72,9 +76,11 @@ struct PositionalSpec {
   std::string help;
 };
 
+// A command is "stepflow GROUP NAME ..."; a command with an empty `name` is
+// its group's only command, "stepflow GROUP ..." (e.g. `stepflow validate`).
 struct CommandSpec {
   std::string group;        // e.g. "state-machines"
-  std::string name;         // e.g. "describe"
+  std::string name;         // e.g. "describe"; empty for a one-command group
   std::string synopsis;     // what follows "stepflow GROUP NAME" in the usage
   std::string summary;      // one line, for the group's command list
   std::string description;  // paragraphs for --help
@@ -97,6 +103,20 @@ const std::vector<CommandSpec>& Commands();
 // the command's usage to stderr and exits 2.
 absl::Status UsageError(absl::string_view message);
 bool IsUsageError(const absl::Status& status);
+
+// A status meaning "the command has printed everything it had to say (its
+// result on stdout, any details on stderr); exit with `exit_code`", for
+// commands whose exit status reports an outcome, not just success.
+absl::Status SilentExit(int exit_code);
+// The exit code of a SilentExit status, nullopt for any other status.
+std::optional<int> SilentExitCode(const absl::Status& status);
+
+// The contents of `source`: a file path (an AWS-CLI-style "file://" prefix is
+// accepted), or "-" for `inv.in`. `what` names the document in errors, which
+// are absl::ErrnoToStatus's (e.g. NOT_FOUND).
+absl::StatusOr<std::string> ReadSource(const Invocation& inv,
+                                       absl::string_view source,
+                                       absl::string_view what);
 
 }  // namespace stepflow::cli
 
