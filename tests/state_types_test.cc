@@ -141,5 +141,25 @@ TEST_F(StateTypesTest, FailWithErrorPath) {
   EXPECT_EQ(result.cause(), "because");
 }
 
+TEST_F(StateTypesTest, TestStateThroughTheGateway) {
+  v1::TestStateRequest request;
+  request.set_definition(R"({"Type": "Choice", "Choices": [
+      {"Variable": "$.n", "NumericGreaterThan": 1, "Next": "Big"}], "Default": "Small"})");
+  request.set_input(R"({"n": 5})");
+  request.set_inspection_level("DEBUG");
+  v1::TestStateResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = stub_->TestState(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.status(), "SUCCEEDED");
+  EXPECT_EQ(response.next_state(), "Big");
+  EXPECT_EQ(response.inspection_data().after_input_path(), R"({"n":5})");
+
+  request.set_inspection_level("LOUD");
+  grpc::ClientContext bad;
+  EXPECT_EQ(stub_->TestState(&bad, request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 }  // namespace
 }  // namespace stepflow

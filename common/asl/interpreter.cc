@@ -1251,6 +1251,229 @@ class Interpreter::Run {
     return absl::FailedPreconditionError(absl::StrCat("timer ", timer_id, " is not armed"));
   }
 
+  // --- TestState --------------------------------------------------------
+
+  // Runs the root frame's current state once and describes what happened.
+  v1::TestStateResponse Test(const v1::TestStateRequest& request) {
+    v1::TestStateResponse response;
+    const bool inspect =
+        request.inspection_level() == "DEBUG" || request.inspection_level() == "TRACE";
+    v1::InspectionData* data = response.mutable_inspection_data();
+    const int64_t frame_id = state_->frames().begin()->first;
+    const Frame& frame = *F(frame_id);
+    const State& state = *StateOf(frame);
+    json::Document doc;
+    auto& a = doc.GetAllocator();
+    auto fail = [&](const StateError& error) {
+      response.set_status("FAILED");
+      response.set_error(error.error);
+      response.set_cause(error.cause);
+    };
+    auto raw = json::Parse(frame.input());
+    data->set_input(frame.input());
+    json::Value after_input;
+    if (auto error = SelectPath(frame, state.input_path, *raw, &after_input, a)) {
+      fail(*error);
+      return Finish(response, inspect);
+    }
+    data->set_after_input_path(json::Serialize(after_input));
+    std::map<std::string, std::string> assigned;
+    auto succeed = [&](const std::string& output, const std::string& next) {
+      response.set_status("SUCCEEDED");
+      response.set_output(output);
+      if (!next.empty()) response.set_next_state(next);
+    };
+    switch (state.type) {
+      case StateType::kSucceed: {
+        json::Value output;
+        if (auto error = SelectPath(frame, state.output_path, after_input, &output, a)) {
+          fail(*error);
+        } else {
+          succeed(json::Serialize(output), "");
+        }
+        break;
+      }
+      case StateType::kFail:
+        fail(StateError{state.error, state.cause});
+        break;
+      case StateType::kWait:
+      case StateType::kChoice: {
+        std::string next = state.next;
+        if (state.type == StateType::kChoice) {
+          ChoicePathResolver resolve =
+              [&](absl::string_view text) -> absl::StatusOr<const json::Value*> {
+            auto path = ReferencePath::Parse(text);
+            if (!path.ok()) return path.status();
+            const json::Value* found = Resolve(frame, *path, after_input);
+            if (found == nullptr) return absl::NotFoundError(text);
+            return found;
+          };
+          next.clear();
+          for (const auto& rule : state.choices) {
+            auto matched = rule->Evaluate(resolve);
+            if (!matched.ok()) {
+              absl::string_view message = matched.status().message();
+              absl::ConsumePrefix(&message, "States.Runtime: ");
+              fail(RuntimeError(frame, message));
+              return Finish(response, inspect);
+            }
+            if (*matched) {
+              next = rule->next();
+              break;
+            }
+          }
+          if (next.empty()) next = state.default_next;
+          if (next.empty()) {
+            fail(StateError{"States.NoChoiceMatched", "No Matches!"});
+            break;
+          }
+        }
+        if (auto error = EvaluateAssign(frame, state.assign, after_input, &assigned)) {
+          fail(*error);
+          break;
+        }
+        json::Value output;
+        if (auto error = SelectPath(frame, state.output_path, after_input, &output, a)) {
+          fail(*error);
+        } else {
+          succeed(json::Serialize(output), next);
+        }
+        break;
+      }
+      case StateType::kPass:
+      case StateType::kTask: {
+        json::Value after_parameters;
+        if (state.parameters != nullptr) {
+          task_token_ = "test-state-task-token";
+          auto error = ApplyTemplate(frame, *state.parameters, after_input, &after_parameters, a);
+          task_token_.clear();
+          if (error) {
+            fail(*error);
+            break;
+          }
+        } else {
+          after_parameters = json::Copy(after_input, a);
+        }
+        data->set_after_parameters(json::Serialize(after_parameters));
+        json::Value result;
+        if (state.type == StateType::kPass) {
+          result = state.result != nullptr ? json::Copy(*state.result, a)
+                                           : json::Copy(after_parameters, a);
+        } else if (!request.mock().result().empty()) {
+          auto mocked = json::Parse(request.mock().result());
+          result = json::Copy(*mocked, a);
+        } else {
+          StateError error{request.mock().error_output().error(),
+                           request.mock().error_output().cause()};
+          TestError(request, state, error, &response);
+          break;
+        }
+        data->set_result(json::Serialize(result));
+        json::Value selected;
+        if (state.result_selector != nullptr) {
+          if (auto error = ApplyTemplate(frame, *state.result_selector, result, &selected, a)) {
+            fail(*error);
+            break;
+          }
+          data->set_after_result_selector(json::Serialize(selected));
+        } else {
+          selected = std::move(result);
+        }
+        if (auto error = EvaluateAssign(frame, state.assign, selected, &assigned)) {
+          fail(*error);
+          break;
+        }
+        json::Value combined;
+        if (auto error = ApplyResultPath(state, state.result_path, *raw, std::move(selected),
+                                         &combined, a)) {
+          fail(*error);
+          break;
+        }
+        data->set_after_result_path(json::Serialize(combined));
+        json::Value output;
+        if (auto error = SelectPath(frame, state.output_path, combined, &output, a)) {
+          fail(*error);
+        } else {
+          succeed(json::Serialize(output), state.end ? "" : state.next);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    // The variables as they are after the state.
+    json::Value variables(rapidjson::kObjectType);
+    for (const auto& [name, value] : frame.variables()) {
+      if (assigned.count(name)) continue;
+      auto parsed = json::Parse(value);
+      if (parsed.ok()) variables.AddMember(StringValue(name, a), json::Copy(*parsed, a), a);
+    }
+    for (const auto& [name, value] : assigned) {
+      auto parsed = json::Parse(value);
+      if (parsed.ok()) variables.AddMember(StringValue(name, a), json::Copy(*parsed, a), a);
+    }
+    data->set_variables(json::Serialize(variables));
+    return Finish(response, inspect);
+  }
+
+  // A mocked task error: retriable, caught or failed, as AWS reports it.
+  void TestError(const v1::TestStateRequest& request, const State& state,
+                 const StateError& failure, v1::TestStateResponse* response) {
+    const int retried = request.state_configuration().retrier_retry_count();
+    v1::InspectionData* data = response->mutable_inspection_data();
+    for (size_t i = 0; i < state.retry.size(); ++i) {
+      const Retrier& retrier = state.retry[i];
+      if (!Matches(retrier.error_equals, failure.error)) continue;
+      if (retried < retrier.max_attempts) {
+        response->set_status("RETRIABLE");
+        response->set_error(failure.error);
+        response->set_cause(failure.cause);
+        data->mutable_error_details()->set_retry_index(static_cast<int32_t>(i));
+        double delay = retrier.interval_seconds * std::pow(retrier.backoff_rate, retried);
+        if (retrier.max_delay_seconds > 0) {
+          delay = std::min(delay, static_cast<double>(retrier.max_delay_seconds));
+        }
+        data->mutable_error_details()->set_retry_backoff_interval_seconds(
+            static_cast<int32_t>(delay));
+        return;
+      }
+      break;
+    }
+    for (size_t i = 0; i < state.catchers.size(); ++i) {
+      const Catcher& catcher = state.catchers[i];
+      if (!Matches(catcher.error_equals, failure.error)) continue;
+      json::Document doc;
+      auto& a = doc.GetAllocator();
+      json::Value error_output(rapidjson::kObjectType);
+      error_output.AddMember("Error", StringValue(failure.error, a), a);
+      error_output.AddMember("Cause", StringValue(failure.cause, a), a);
+      auto raw = json::Parse(F(state_->frames().begin()->first)->input());
+      json::Value combined;
+      if (auto problem = ApplyResultPath(state, catcher.result_path, *raw,
+                                         std::move(error_output), &combined, a)) {
+        response->set_status("FAILED");
+        response->set_error(problem->error);
+        response->set_cause(problem->cause);
+        return;
+      }
+      response->set_status("CAUGHT_ERROR");
+      response->set_error(failure.error);
+      response->set_cause(failure.cause);
+      response->set_output(json::Serialize(combined));
+      response->set_next_state(catcher.next);
+      data->mutable_error_details()->set_catch_index(static_cast<int32_t>(i));
+      return;
+    }
+    response->set_status("FAILED");
+    response->set_error(failure.error);
+    response->set_cause(failure.cause);
+  }
+
+  static v1::TestStateResponse Finish(v1::TestStateResponse& response, bool inspect) {
+    if (!inspect) response.clear_inspection_data();
+    return response;
+  }
+
   absl::Status Heartbeat(int64_t frame_id) {
     Frame* frame = F(frame_id);
     if (frame->heartbeat_seconds() > 0) {
@@ -1373,6 +1596,106 @@ absl::StatusOr<Outcome> Interpreter::TimerFired(ExecutionState* state, int64_t t
   Run run(*this, state, now);
   if (absl::Status status = run.Fire(timer_id); !status.ok()) return status;
   return run.Finish();
+}
+
+namespace {
+
+// The names a state transitions to.
+std::vector<std::string> Targets(const json::Value& state) {
+  std::vector<std::string> targets;
+  auto add = [&](const json::Value& obj, const char* field) {
+    if (obj.IsObject() && obj.HasMember(field) && obj[field].IsString()) {
+      targets.emplace_back(obj[field].GetString());
+    }
+  };
+  add(state, "Next");
+  add(state, "Default");
+  for (const char* list : {"Choices", "Catch"}) {
+    if (state.HasMember(list) && state[list].IsArray()) {
+      for (const auto& item : state[list].GetArray()) add(item, "Next");
+    }
+  }
+  return targets;
+}
+
+absl::Status TestStateInvalid(absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat("ValidationException: ", message));
+}
+
+}  // namespace
+
+absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& request,
+                                                const ExecutionContext& context) {
+  auto parsed = json::Parse(request.definition());
+  if (!parsed.ok() || !parsed->IsObject()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "InvalidDefinition: Invalid State Machine Definition: 'INVALID_JSON_DESCRIPTION: ",
+        parsed.ok() ? "the definition must be a JSON object" : parsed.status().message(), "'"));
+  }
+  json::Document& given = *parsed;
+  std::string name = request.state_name().empty() ? "TestState" : request.state_name();
+  json::Document machine;
+  auto& a = machine.GetAllocator();
+  machine.SetObject();
+  json::Value states(rapidjson::kObjectType);
+  const json::Value* state = nullptr;
+  if (given.HasMember("States")) {
+    if (request.state_name().empty() || !given["States"].IsObject() ||
+        !given["States"].HasMember(name.c_str())) {
+      return TestStateInvalid("state_name must name a state of the given state machine");
+    }
+    state = &given["States"][name.c_str()];
+  } else {
+    state = &given;
+  }
+  if (!state->IsObject()) return TestStateInvalid("the state must be a JSON object");
+  // The state alone, its transition targets stubbed, so it validates.
+  states.AddMember(StringValue(name, a), json::Copy(*state, a), a);
+  for (const std::string& target : Targets(*state)) {
+    if (target == name || states.HasMember(target.c_str())) continue;
+    json::Value stub(rapidjson::kObjectType);
+    stub.AddMember("Type", "Succeed", a);
+    states.AddMember(StringValue(target, a), stub, a);
+  }
+  machine.AddMember("StartAt", StringValue(name, a), a);
+  machine.AddMember("States", states, a);
+  auto parsed_definition = Definition::Parse(json::Serialize(machine));
+  if (!parsed_definition.ok()) return parsed_definition.status();
+  std::shared_ptr<const Definition> definition = *parsed_definition;
+  const State* tested = definition->FindState(name);
+  if (tested->type == StateType::kParallel || tested->type == StateType::kMap) {
+    return TestStateInvalid("TestState does not run Parallel or Map states in this release");
+  }
+  if (tested->type == StateType::kTask && request.mock().result().empty() &&
+      request.mock().error_output().error().empty()) {
+    return TestStateInvalid(
+        "a Task state that runs an activity needs a mock: give mock.result or "
+        "mock.error_output");
+  }
+  if (!request.mock().result().empty() && !json::Parse(request.mock().result()).ok()) {
+    return TestStateInvalid("mock.result must be valid JSON");
+  }
+  const std::string input = request.input().empty() ? "{}" : request.input();
+  if (!json::Parse(input).ok()) {
+    return absl::InvalidArgumentError("InvalidExecutionInput: the input must be valid JSON");
+  }
+  Interpreter interpreter(*definition, context);
+  ::stepflow::internal::v1::ExecutionState state_proto;
+  Interpreter::Run run(interpreter, &state_proto, context.start_time);
+  Frame* frame = run.NewFrame(0, 0);
+  frame->set_state(name);
+  frame->set_input(input);
+  frame->set_entered_event_id(1);
+  if (!request.variables().empty()) {
+    auto variables = json::Parse(request.variables());
+    if (!variables.ok() || !variables->IsObject()) {
+      return TestStateInvalid("variables must be a JSON object");
+    }
+    for (const auto& member : variables->GetObject()) {
+      (*frame->mutable_variables())[member.name.GetString()] = json::Serialize(member.value);
+    }
+  }
+  return run.Test(request);
 }
 
 Outcome Interpreter::Abort(ExecutionState* state, absl::string_view error,

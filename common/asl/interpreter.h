@@ -122,9 +122,21 @@ class Interpreter {
 
  private:
   class Run;
+  friend absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& request,
+                                                         const ExecutionContext& context);
   const Definition& definition_;
   const ExecutionContext& context_;
 };
+
+// TestState: runs one state in isolation, as AWS's TestState does. The
+// request's definition is a single state (or a state machine plus
+// state_name); transitions to other states are not followed but reported as
+// next_state. Task states take their result or error from request.mock.
+// At inspection level DEBUG or TRACE the response carries the data after
+// each processing step. INVALID_ARGUMENT for invalid definitions, inputs or
+// states this release cannot test in isolation (Parallel, Map).
+absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& request,
+                                                const ExecutionContext& context);
 
 }  // namespace stepflow::asl
 

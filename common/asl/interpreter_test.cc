@@ -358,6 +358,64 @@ TEST_F(InterpreterTest, VariablesScopeAcrossParallel) {
   EXPECT_EQ(leaked.error, "States.Runtime");
 }
 
+TEST_F(InterpreterTest, TestStateInspectsEachStep) {
+  v1::TestStateRequest request;
+  request.set_definition(R"({"Type": "Pass", "InputPath": "$.in", "Parameters": {"v.$": "$.v"},
+                             "ResultPath": "$.out", "Assign": {"seen.$": "$.v"}, "Next": "Later"})");
+  request.set_input(R"({"in": {"v": 7}})");
+  request.set_inspection_level("DEBUG");
+  request.set_variables(R"({"old": 1})");
+  auto response = TestState(request, context_);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status(), "SUCCEEDED");
+  EXPECT_EQ(response->next_state(), "Later");
+  EXPECT_EQ(response->output(), R"({"in":{"v":7},"out":{"v":7}})");
+  EXPECT_EQ(response->inspection_data().after_input_path(), R"({"v":7})");
+  EXPECT_EQ(response->inspection_data().after_parameters(), R"({"v":7})");
+  EXPECT_EQ(response->inspection_data().after_result_path(), R"({"in":{"v":7},"out":{"v":7}})");
+  EXPECT_EQ(response->inspection_data().variables(), R"({"old":1,"seen":7})");
+
+  request.set_inspection_level("INFO");
+  auto info = TestState(request, context_);
+  ASSERT_TRUE(info.ok());
+  EXPECT_FALSE(info->has_inspection_data());
+}
+
+TEST_F(InterpreterTest, TestStateTaskWithMockedErrors) {
+  v1::TestStateRequest request;
+  request.set_definition(absl::StrCat(R"({"Type": "Task", "Resource": ")", kActivity, R"(",
+      "Retry": [{"ErrorEquals": ["Flaky"], "MaxAttempts": 2, "IntervalSeconds": 3}],
+      "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.err", "Next": "Recover"}],
+      "End": true})"));
+  request.set_input(R"({"a": 1})");
+  request.mutable_mock()->mutable_error_output()->set_error("Flaky");
+  request.set_inspection_level("DEBUG");
+  auto retriable = TestState(request, context_);
+  ASSERT_TRUE(retriable.ok()) << retriable.status();
+  EXPECT_EQ(retriable->status(), "RETRIABLE");
+  EXPECT_EQ(retriable->inspection_data().error_details().retry_index(), 0);
+  EXPECT_EQ(retriable->inspection_data().error_details().retry_backoff_interval_seconds(), 3);
+
+  request.mutable_state_configuration()->set_retrier_retry_count(2);
+  auto caught = TestState(request, context_);
+  ASSERT_TRUE(caught.ok());
+  EXPECT_EQ(caught->status(), "CAUGHT_ERROR");
+  EXPECT_EQ(caught->next_state(), "Recover");
+  EXPECT_EQ(caught->output(), R"({"a":1,"err":{"Error":"Flaky","Cause":""}})");
+
+  request.mutable_mock()->Clear();
+  request.mutable_mock()->set_result(R"({"ok": true})");
+  auto succeeded = TestState(request, context_);
+  ASSERT_TRUE(succeeded.ok());
+  EXPECT_EQ(succeeded->status(), "SUCCEEDED");
+  EXPECT_EQ(succeeded->output(), R"({"ok":true})");
+
+  request.mutable_mock()->Clear();
+  EXPECT_EQ(TestState(request, context_).status().code(), absl::StatusCode::kInvalidArgument);
+  request.set_definition("{not json");
+  EXPECT_EQ(TestState(request, context_).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(InterpreterTest, AbortClosesExecution) {
   Begin(absl::StrCat(R"({"StartAt": "T", "States": {
     "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}})"), "{}");

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/asl/definition.h"
+#include "common/asl/interpreter.h"
 #include "common/log/log.h"
 #include "common/rpc/server.h"
 #include "common/rpc/status.h"
@@ -214,6 +215,29 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
         out->set_location(d.location);
       }
       response->set_result(any_error ? "FAIL" : "OK");
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::Status TestState(grpc::ServerContext*, const v1::TestStateRequest* request,
+                         v1::TestStateResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(ValidateLength("definition", request->definition(), 1, kMaxDefinitionBytes));
+      RETURN_IF_ERROR(ValidateLength("input", request->input(), 0, kMaxPayloadBytes));
+      static const std::set<std::string> kLevels = {"", "INFO", "DEBUG", "TRACE"};
+      if (!kLevels.count(request->inspection_level())) {
+        return ConstraintViolation("inspectionLevel",
+                                   "Member must satisfy enum value set: [INFO, DEBUG, TRACE]");
+      }
+      asl::ExecutionContext context;
+      context.execution_arn = config::ExecutionArn(options_.arn_scope, "TestState", "test-state");
+      context.execution_name = "test-state";
+      context.execution_input = request->input().empty() ? "{}" : request->input();
+      context.state_machine_arn = config::StateMachineArn(options_.arn_scope, "TestState");
+      context.state_machine_name = "TestState";
+      context.role_arn = request->role_arn();
+      context.start_time = absl::Now();
+      ASSIGN_OR_RETURN(*response, asl::TestState(*request, context));
       return absl::OkStatus();
     }());
   }
@@ -460,7 +484,6 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return rpc::ToGrpcStatus(Unimplemented(#Method));                                \
   }
   STEPFLOW_NOT_YET(UpdateStateMachine)
-  STEPFLOW_NOT_YET(TestState)
   STEPFLOW_NOT_YET(PublishStateMachineVersion)
   STEPFLOW_NOT_YET(DeleteStateMachineVersion)
   STEPFLOW_NOT_YET(ListStateMachineVersions)
