@@ -138,6 +138,18 @@ TEST_F(CliTest, StateMachinesExecutionsAndActivities) {
   EXPECT_THAT(missing.out, HasSubstr("error: NOT_FOUND: StateMachineDoesNotExist"));
 }
 
+TEST_F(CliTest, TestStateRunsOneState) {
+  const std::string state_file = cluster_->work_dir() + "/state.json";
+  std::ofstream(state_file) << R"({"Type": "Pass", "Parameters": {"x.$": "$.a"}, "Next": "N"})";
+  json::Document result = Json(Run({"test-state", "--definition", state_file, "--input",
+                                    R"({"a": 3})", "--inspection-level", "DEBUG"}));
+  ASSERT_TRUE(result.IsObject());
+  EXPECT_STREQ(result["status"].GetString(), "SUCCEEDED");
+  EXPECT_STREQ(result["nextState"].GetString(), "N");
+  EXPECT_STREQ(result["output"].GetString(), R"({"x":3})");
+  EXPECT_STREQ(result["inspectionData"]["afterParameters"].GetString(), R"({"x":3})");
+}
+
 TEST_F(CliTest, BadDefinitionAndUsage) {
   const std::string definition_file = cluster_->work_dir() + "/bad.asl.json";
   std::ofstream(definition_file) << R"({"StartAt": "Nope", "States": {}})";

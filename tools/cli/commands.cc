@@ -320,6 +320,40 @@ absl::Status StopExecution(const Invocation& inv) {
 }
 
 // ---------------------------------------------------------------------------
+// test-state
+
+absl::Status TestState(const Invocation& inv) {
+  if (!inv.args.Has("definition")) return UsageError("--definition is required");
+  v1::TestStateRequest request;
+  ASSIGN_OR_RETURN(std::string definition,
+                   ReadSource(inv, inv.args.Get("definition"), "definition"));
+  request.set_definition(definition);
+  if (inv.args.Has("input")) request.set_input(inv.args.Get("input"));
+  request.set_state_name(inv.args.Get("state-name"));
+  request.set_inspection_level(inv.args.Get("inspection-level"));
+  request.set_variables(inv.args.Get("variables"));
+  request.set_role_arn(inv.args.Get("role-arn"));
+  if (inv.args.Has("mock-result")) request.mutable_mock()->set_result(inv.args.Get("mock-result"));
+  if (inv.args.Has("mock-error")) {
+    request.mutable_mock()->mutable_error_output()->set_error(inv.args.Get("mock-error"));
+    request.mutable_mock()->mutable_error_output()->set_cause(inv.args.Get("mock-cause"));
+  }
+  if (inv.args.Has("retry-count")) {
+    int count = 0;
+    if (!absl::SimpleAtoi(inv.args.Get("retry-count"), &count) || count < 0) {
+      return UsageError("--retry-count wants a non-negative integer");
+    }
+    request.mutable_state_configuration()->set_retrier_retry_count(count);
+  }
+  v1::TestStateResponse response;
+  RETURN_IF_ERROR(
+      inv.rpc.Call(&v1::StepFunctions::StubInterface::TestState, request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    Line(out, {response.status(), response.next_state(), response.output(), response.error()});
+  });
+}
+
+// ---------------------------------------------------------------------------
 // activities
 
 absl::Status CreateActivity(const Invocation& inv) {
@@ -453,6 +487,7 @@ const std::vector<GroupSpec>& CommandGroups() {
       {"activities", "Create, describe, list and delete activities."},
       {"local", "Run a workflow in this process, without a cluster."},
       {"validate", "Check an ASL definition and list its problems."},
+      {"test-state", "Run one state in isolation on the server (TestState)."},
   };
   return *kGroups;
 }
@@ -752,6 +787,48 @@ const std::vector<CommandSpec>& Commands() {
              .help = "Really wait for Wait states, retries and\ntimeouts "
                      "instead of using a virtual clock."}},
        .run = &LocalRun},
+      {.group = "test-state",
+       .name = "",
+       .synopsis = "--definition FILE|- [--input JSON] [--state-name NAME] "
+                   "[--inspection-level INFO|DEBUG|TRACE] [--mock-result JSON | "
+                   "--mock-error ERROR [--mock-cause CAUSE]] [--retry-count N] "
+                   "[--variables JSON]",
+       .summary = "Run one state in isolation (TestState).",
+       .description =
+           "Runs one state with the given input on the server (TestState) and\n"
+           "prints its output, error, cause, next state and status\n"
+           "(SUCCEEDED, FAILED, RETRIABLE or CAUGHT_ERROR). With\n"
+           "--inspection-level DEBUG the data after each processing step\n"
+           "(InputPath, Parameters, result, ResultSelector, ResultPath) and the\n"
+           "variables are printed too. A Task state needs a mocked result or\n"
+           "error. The definition is a single state, or a whole state machine\n"
+           "with --state-name naming the state.",
+       .flags = {{.name = "definition",
+                  .value_name = "FILE|-",
+                  .help = "The state (or state machine) definition\n(required)."},
+                 {.name = "input", .value_name = "JSON", .help = "The state's input (default {})."},
+                 {.name = "state-name",
+                  .value_name = "NAME",
+                  .help = "The state to test within a state machine."},
+                 {.name = "inspection-level",
+                  .value_name = "LEVEL",
+                  .help = "INFO (default), DEBUG or TRACE.",
+                  .choices = {"INFO", "DEBUG", "TRACE"}},
+                 {.name = "mock-result",
+                  .value_name = "JSON",
+                  .help = "The result a Task state's task returns."},
+                 {.name = "mock-error",
+                  .value_name = "ERROR",
+                  .help = "The error a Task state's task fails with."},
+                 {.name = "mock-cause", .value_name = "CAUSE", .help = "Its cause."},
+                 {.name = "retry-count",
+                  .value_name = "N",
+                  .help = "Retries already made (decides RETRIABLE\nversus caught or failed)."},
+                 {.name = "variables",
+                  .value_name = "JSON",
+                  .help = "Workflow variables as a JSON object."},
+                 {.name = "role-arn", .value_name = "ARN", .help = "Role ARN for the context."}},
+       .run = &TestState},
       {.group = "validate",
        .name = "",
        .synopsis = "FILE|-",
