@@ -3,6 +3,7 @@
 #include <cmath>
 #include <deque>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -601,8 +602,26 @@ class DefinitionParser {
       case StateType::kFail:
         if (auto* error = StringField(value, "Error", where)) state.error = *error;
         if (auto* cause = StringField(value, "Cause", where)) state.cause = *cause;
-        state.error_path = PathValue(value, "ErrorPath", where);
-        state.cause_path = PathValue(value, "CausePath", where);
+        for (auto [field, path, call] :
+             {std::tuple{"ErrorPath", &state.error_path, &state.error_call},
+              std::tuple{"CausePath", &state.cause_path, &state.cause_call}}) {
+          if (value.HasMember(field) && value[field].IsString() &&
+              IntrinsicCall::LooksLikeCall(value[field].GetString())) {
+            auto parsed = IntrinsicCall::Parse(value[field].GetString());
+            if (!parsed.ok()) {
+              Error("SCHEMA_VALIDATION_FAILED",
+                    absl::StrCat("The value for the field '", field,
+                                 "' must be a valid intrinsic function call: ",
+                                 parsed.status().message()),
+                    absl::StrCat(where, "/", field));
+            } else {
+              def_->intrinsics_.emplace(&value[field], std::move(*parsed));
+              *call = &value[field];
+            }
+          } else {
+            *path = PathValue(value, field, where);
+          }
+        }
         if (value.HasMember("Error") && value.HasMember("ErrorPath")) {
           Error("SCHEMA_VALIDATION_FAILED",
                 "These fields cannot both be set: [Error, ErrorPath]", where);

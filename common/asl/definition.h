@@ -111,6 +111,9 @@ struct State {
   std::string cause;
   std::optional<ReferencePath> error_path;
   std::optional<ReferencePath> cause_path;
+  // ErrorPath / CausePath given as intrinsic calls (see Definition::Intrinsic).
+  const json::Value* error_call = nullptr;
+  const json::Value* cause_call = nullptr;
 
   // Parallel
   std::vector<std::unique_ptr<StateMachine>> branches;

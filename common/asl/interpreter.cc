@@ -40,6 +40,9 @@ absl::Time FromProto(const google::protobuf::Timestamp& ts) {
 struct StateError {
   std::string error;
   std::string cause;
+  // A missed heartbeat: reported as States.Timeout, but also matched by
+  // States.HeartbeatTimeout.
+  bool heartbeat = false;
 };
 
 // Largest state input, output or result AWS accepts (256 KiB).
@@ -48,10 +51,12 @@ constexpr size_t kMaxPayloadBytes = 256 * 1024;
 // Whether an ErrorEquals list matches `error` (AWS's rules: States.ALL
 // matches everything but States.Runtime, which nothing catches;
 // States.TaskFailed everything but that and the timeouts).
-bool Matches(const std::vector<std::string>& error_equals, const std::string& error) {
+bool Matches(const std::vector<std::string>& error_equals, const StateError& failure) {
+  const std::string& error = failure.error;
   if (error == kRuntime) return false;
   for (const std::string& name : error_equals) {
     if (name == error) return true;
+    if (name == kHeartbeatTimeout && failure.heartbeat) return true;
     if (name == "States.ALL") return true;
     if (name == "States.TaskFailed" && error != kTimeout && error != kHeartbeatTimeout) {
       return true;
@@ -366,12 +371,60 @@ class Interpreter::Run {
       details->set_name(owner->name);
       details->set_index(frame->index());
     }
-    // A failing branch or iteration stops the others.
+    // A failing branch or iteration stops the others; AWS records what was
+    // cut short.
+    if (const State* failing = StateOf(*frame);
+        failing != nullptr && failing->type == StateType::kTask) {
+      Emit("TaskStateAborted");
+    }
+    std::vector<int64_t> siblings;
+    for (const auto& [id, child] : state_->frames()) {
+      if (child.parent_id() == parent_id && id != frame_id) siblings.push_back(id);
+    }
+    for (int64_t sibling : siblings) EmitAborted(sibling, owner);
     DropChildren(parent_id);
     parent = F(parent_id);
     parent->set_waiting_children(false);
-    Emit(owner->type == StateType::kMap ? "MapStateFailed" : "ParallelStateFailed");
+    if (!WillRetry(*parent, *owner, failure)) {
+      Emit(owner->type == StateType::kMap ? "MapStateFailed" : "ParallelStateFailed");
+    }
     HandleError(parent_id, failure);
+  }
+
+  // Events for a frame stopped because a sibling failed: its running state
+  // is aborted, and a Map iteration too.
+  void EmitAborted(int64_t frame_id, const State* owner) {
+    std::vector<int64_t> children;
+    for (const auto& [id, child] : state_->frames()) {
+      if (child.parent_id() == frame_id) children.push_back(id);
+    }
+    Frame* frame = F(frame_id);
+    if (const State* current = StateOf(*frame); current != nullptr) {
+      for (int64_t child : children) EmitAborted(child, current);
+      if (current->type == StateType::kTask || current->type == StateType::kWait ||
+          current->type == StateType::kParallel || current->type == StateType::kMap) {
+        Emit(absl::StrCat(StateTypeName(current->type), "StateAborted"));
+      }
+    }
+    if (owner != nullptr && owner->type == StateType::kMap) {
+      auto* details = Emit("MapIterationAborted", /*advance_cursor=*/false)
+                          ->mutable_map_iteration_aborted_event_details();
+      details->set_name(owner->name);
+      details->set_index(frame->index());
+    }
+  }
+
+  // Whether HandleError will schedule a retry for `failure`.
+  static bool WillRetry(const Frame& frame, const State& state, const StateError& failure) {
+    for (size_t i = 0; i < state.retry.size(); ++i) {
+      const Retrier& retrier = state.retry[i];
+      if (!Matches(retrier.error_equals, failure)) continue;
+      const int attempts = static_cast<int>(i) < frame.retrier_attempts_size()
+                               ? frame.retrier_attempts(static_cast<int>(i))
+                               : 0;
+      return attempts < retrier.max_attempts;
+    }
+    return false;
   }
 
   // Retry, then Catch, then fail the frame.
@@ -380,7 +433,7 @@ class Interpreter::Run {
     const State& state = *StateOf(*frame);
     for (size_t i = 0; i < state.retry.size(); ++i) {
       const Retrier& retrier = state.retry[i];
-      if (!Matches(retrier.error_equals, failure.error)) continue;
+      if (!Matches(retrier.error_equals, failure)) continue;
       while (frame->retrier_attempts_size() <= static_cast<int>(i)) frame->add_retrier_attempts(0);
       const int attempts = frame->retrier_attempts(static_cast<int>(i));
       if (attempts >= retrier.max_attempts) break;  // exhausted: on to Catch
@@ -398,7 +451,7 @@ class Interpreter::Run {
       return;
     }
     for (const Catcher& catcher : state.catchers) {
-      if (!Matches(catcher.error_equals, failure.error)) continue;
+      if (!Matches(catcher.error_equals, failure)) continue;
       json::Document doc;
       auto& a = doc.GetAllocator();
       json::Value error_output(rapidjson::kObjectType);
@@ -455,7 +508,10 @@ class Interpreter::Run {
     state.AddMember("EnteredTime",
                     StringValue(FormatTimestamp(FromProto(frame.entered_time())), a), a);
     state.AddMember("Name", StringValue(frame.state(), a), a);
-    state.AddMember("RetryCount", frame.retry_count(), a);
+    if (const State* current = StateOf(frame);
+        current != nullptr && current->type == StateType::kTask) {
+      state.AddMember("RetryCount", frame.retry_count(), a);
+    }
     doc.AddMember("State", state, a);
     json::Value machine(rapidjson::kObjectType);
     machine.AddMember("Id", StringValue(context_.state_machine_arn, a), a);
@@ -494,6 +550,17 @@ class Interpreter::Run {
       return cached.get();
     }
     return nullptr;
+  }
+
+  std::string MissingMessage(const Frame& frame, const ReferencePath& path,
+                             const json::Value& input) {
+    if (path.is_context()) return path.MissingMessage(ContextObject(frame));
+    if (path.is_variable()) {
+      const json::Value* value = Variable(frame, path.variable());
+      if (value == nullptr) return absl::StrCat("No results for path: ", path.Canonical());
+      return path.MissingMessage(*value);
+    }
+    return path.MissingMessage(input);
   }
 
   // Resolves `path` against `input`, the context object or a variable.
@@ -550,9 +617,8 @@ class Interpreter::Run {
       case PathField::Kind::kPath: {
         const json::Value* found = Resolve(frame, *field.path, input);
         if (found == nullptr) {
-          return RuntimeError(frame, absl::StrCat("Invalid path '", field.path->text(),
-                                                  "' : No results for path: ",
-                                                  field.path->Canonical()));
+          return RuntimeError(frame, absl::StrCat("Invalid path '", field.path->text(), "' : ",
+                                                  MissingMessage(frame, *field.path, input)));
         }
         *out = json::Copy(*found, allocator);
         return std::nullopt;
@@ -734,13 +800,32 @@ class Interpreter::Run {
                                     const json::Value& input, absl::string_view name) {
     if (field.value) return *field.value;
     if (!field.path) return 0;
-    const json::Value* found = Resolve(*F(frame_id), *field.path, input);
-    if (found == nullptr || !found->IsInt64() || found->GetInt64() < 0) {
-      FrameFailed(frame_id,
-                  RuntimeError(*F(frame_id),
-                               absl::StrCat("The ", name, "Path parameter does not reference a "
-                                            "valid non-negative integer: ",
-                                            field.path->text())));
+    const Frame& frame = *F(frame_id);
+    const ReferencePath& path = *field.path;
+    const json::Value* found = Resolve(frame, path, input);
+    std::optional<std::string> problem;
+    if (name == "Seconds") {
+      // AWS's wording for each way a Wait's SecondsPath can be wrong.
+      if (found == nullptr) {
+        problem = absl::StrCat("The SecondsPath parameter does not reference an input value: ",
+                               path.text());
+      } else if (!found->IsInt64()) {
+        problem = absl::StrCat("The SecondsPath parameter cannot be parsed as a long value: ",
+                               path.text(), " == ", json::Serialize(*found));
+      } else if (found->GetInt64() < 0) {
+        problem = absl::StrCat("The SecondsPath parameter references a negative value: ",
+                               path.text(), " == ", found->GetInt64());
+      }
+    } else if (found == nullptr) {
+      problem = absl::StrCat("Invalid path '", path.text(), "' : ",
+                             MissingMessage(frame, path, input));
+    } else if (!found->IsInt64() || found->GetInt64() < 0) {
+      std::string shown = found->IsString() ? found->GetString() : json::Serialize(*found);
+      problem = absl::StrCat("The ", name, "Path field refers to value \"", shown,
+                             "\" which is not a valid integer: ", path.text());
+    }
+    if (problem) {
+      FrameFailed(frame_id, RuntimeError(frame, *problem));
       return std::nullopt;
     }
     return found->GetInt64();
@@ -800,6 +885,25 @@ class Interpreter::Run {
 
   void RunFail(int64_t frame_id, const State& state) {
     StateError failure{state.error, state.cause};
+    if (state.error_call || state.cause_call) {
+      auto raw = ParseInput(frame_id);
+      if (!raw) return;
+      for (auto [call_value, out] : {std::pair{state.error_call, &failure.error},
+                                     std::pair{state.cause_call, &failure.cause}}) {
+        if (call_value == nullptr) continue;
+        json::Document doc;
+        auto value = EvaluateIntrinsic(*F(frame_id), *definition_.Intrinsic(call_value), *raw,
+                                       doc.GetAllocator());
+        if (!value.ok()) {
+          absl::string_view message = value.status().message();
+          absl::ConsumePrefix(&message, "States.Runtime: ");
+          FrameFailed(frame_id, RuntimeError(*F(frame_id), message));
+          return;
+        }
+        *out = value->IsString() ? std::string(value->GetString(), value->GetStringLength())
+                                 : json::Serialize(*value);
+      }
+    }
     if (state.error_path || state.cause_path) {
       auto raw = ParseInput(frame_id);
       if (!raw) return;
@@ -902,14 +1006,24 @@ class Interpreter::Run {
       if (found == nullptr || !found->IsString() ||
           !TryParseTimestamp(absl::string_view(found->GetString(), found->GetStringLength()),
                              &parsed)) {
-        FrameFailed(frame_id, RuntimeError(*F(frame_id),
-                                           absl::StrCat("The TimestampPath parameter does not "
-                                                        "reference a valid ISO-8601 extended "
-                                                        "offset date-time format string: ",
-                                                        state.timestamp_path->text())));
+        std::string shown = found == nullptr ? ""
+                            : found->IsString() ? std::string(found->GetString())
+                                                : json::Serialize(*found);
+        FrameFailed(frame_id,
+                    RuntimeError(*F(frame_id),
+                                 absl::StrCat("The TimestampPath parameter does not reference a "
+                                              "valid ISO-8601 extended offset date-time format "
+                                              "string: ",
+                                              state.timestamp_path->text(),
+                                              found == nullptr ? "" : " == ", shown)));
         return;
       }
       fire_at = parsed;
+    }
+    // AWS keeps delays in a signed 32-bit count of seconds.
+    if (fire_at - now_ > absl::Seconds(2147483647)) {
+      FrameFailed(frame_id, RuntimeError(*F(frame_id), "Wait state delay is too long."));
+      return;
     }
     if (fire_at <= now_) {
       FinishWait(frame_id, state);
@@ -1038,7 +1152,7 @@ class Interpreter::Run {
   }
 
   void TaskFailed(int64_t frame_id, absl::string_view event_type, absl::string_view error,
-                  absl::string_view cause) {
+                  absl::string_view cause, bool heartbeat = false) {
     v1::HistoryEvent* event = Emit(event_type);
     if (event_type == "ActivityFailed") {
       auto* details = event->mutable_activity_failed_event_details();
@@ -1050,7 +1164,7 @@ class Interpreter::Run {
       details->set_cause(std::string(cause));
     }
     ClearTask(F(frame_id));
-    HandleError(frame_id, StateError{std::string(error), std::string(cause)});
+    HandleError(frame_id, StateError{std::string(error), std::string(cause), heartbeat});
   }
 
   void StartParallel(int64_t frame_id, const State& state) {
@@ -1243,7 +1357,8 @@ class Interpreter::Run {
         const int64_t frame_id = id;
         const bool heartbeat = frame.heartbeat_timer() == timer_id;
         outcome_.cancelled_tasks.push_back(frame.scheduled_event_id());
-        TaskFailed(frame_id, "ActivityTimedOut", heartbeat ? kHeartbeatTimeout : kTimeout, "");
+        // AWS reports a missed heartbeat as States.Timeout too.
+        TaskFailed(frame_id, "ActivityTimedOut", kTimeout, "", heartbeat);
         Drain();
         return absl::OkStatus();
       }
@@ -1423,7 +1538,7 @@ class Interpreter::Run {
     v1::InspectionData* data = response->mutable_inspection_data();
     for (size_t i = 0; i < state.retry.size(); ++i) {
       const Retrier& retrier = state.retry[i];
-      if (!Matches(retrier.error_equals, failure.error)) continue;
+      if (!Matches(retrier.error_equals, failure)) continue;
       if (retried < retrier.max_attempts) {
         response->set_status("RETRIABLE");
         response->set_error(failure.error);
@@ -1441,7 +1556,7 @@ class Interpreter::Run {
     }
     for (size_t i = 0; i < state.catchers.size(); ++i) {
       const Catcher& catcher = state.catchers[i];
-      if (!Matches(catcher.error_equals, failure.error)) continue;
+      if (!Matches(catcher.error_equals, failure)) continue;
       json::Document doc;
       auto& a = doc.GetAllocator();
       json::Value error_output(rapidjson::kObjectType);

@@ -217,7 +217,8 @@ TEST_F(InterpreterTest, FailingBranchStopsTheOthersAndIsCaught) {
                       "{}");
   EXPECT_EQ(Types(out),
             "ExecutionStarted,ParallelStateEntered,ParallelStateStarted,TaskStateEntered,"
-            "ActivityScheduled,FailStateEntered,ParallelStateFailed,ParallelStateExited,"
+            "ActivityScheduled,FailStateEntered,TaskStateAborted,ParallelStateFailed,"
+            "ParallelStateExited,"
             "PassStateEntered,PassStateExited,ExecutionSucceeded");
   EXPECT_EQ(out.output, R"({"Error":"E","Cause":"C"})");
   EXPECT_FALSE(out.cancelled_tasks.empty());
@@ -249,7 +250,7 @@ TEST_F(InterpreterTest, MapIterationFailureAndRetry) {
                       "[1]");
   EXPECT_EQ(Types(out),
             "ExecutionStarted,MapStateEntered,MapStateStarted,MapIterationStarted,"
-            "FailStateEntered,MapIterationFailed,MapStateFailed");
+            "FailStateEntered,MapIterationFailed");  // no MapStateFailed before a retry
   Outcome retried = FireTimers(out);
   EXPECT_EQ(Types(retried),
             "MapStateStarted,MapIterationStarted,FailStateEntered,MapIterationFailed,"

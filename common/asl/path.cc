@@ -52,8 +52,9 @@ absl::StatusOr<ReferencePath> ReferencePath::Parse(absl::string_view text) {
       if (i < text.size() && (text[i] == '\'' || text[i] == '"')) {
         char quote = text[i++];
         std::string name;
-        while (i < text.size() && text[i] != quote) {
-          if (text[i] == '\\' && i + 1 < text.size()) ++i;
+        // The key is taken as written up to the closing quote and bracket,
+        // backslashes included, as AWS does.
+        while (i < text.size() && !(text[i] == quote && i + 1 < text.size() && text[i + 1] == ']')) {
           name.push_back(text[i++]);
         }
         if (i >= text.size()) return Invalid(text, i, "unterminated string");
@@ -141,9 +142,36 @@ absl::Status ReferencePath::Set(json::Value* root, json::Value value,
   return absl::OkStatus();
 }
 
-std::string ReferencePath::Canonical() const {
+std::string ReferencePath::Canonical() const { return CanonicalPrefix(segments_.size()); }
+
+std::string ReferencePath::MissingMessage(const json::Value& root) const {
+  const json::Value* node = &root;
+  for (size_t i = 0; i < segments_.size(); ++i) {
+    const json::Value* next = nullptr;
+    if (const auto* name = std::get_if<std::string>(&segments_[i])) {
+      if (node->IsObject()) {
+        auto it = node->FindMember(json::Value(rapidjson::StringRef(name->data(), name->size())));
+        if (it != node->MemberEnd()) next = &it->value;
+      }
+    } else {
+      int64_t index = std::get<int64_t>(segments_[i]);
+      if (node->IsArray() && index < static_cast<int64_t>(node->Size())) {
+        next = &(*node)[static_cast<rapidjson::SizeType>(index)];
+      }
+    }
+    if (next == nullptr) {
+      if (i + 1 == segments_.size()) return absl::StrCat("No results for path: ", Canonical());
+      return absl::StrCat("Missing property in path ", CanonicalPrefix(i + 1));
+    }
+    node = next;
+  }
+  return absl::StrCat("No results for path: ", Canonical());
+}
+
+std::string ReferencePath::CanonicalPrefix(size_t count) const {
   std::string out = context_ ? "$$" : absl::StrCat("$", variable_);
-  for (const Segment& segment : segments_) {
+  for (size_t i = 0; i < count && i < segments_.size(); ++i) {
+    const Segment& segment = segments_[i];
     if (const auto* name = std::get_if<std::string>(&segment)) {
       absl::StrAppend(&out, "['", *name, "']");
     } else {

@@ -45,8 +45,14 @@ class ReferencePath {
   // AWS's rendering in error messages: $['a']['b'][0].
   std::string Canonical() const;
 
+  // Why Find(root) found nothing, as AWS words it: "No results for path:
+  // $['a']['b']" when only the last step is missing, "Missing property in
+  // path $['a']" when an earlier one is.
+  std::string MissingMessage(const json::Value& root) const;
+
  private:
   using Segment = std::variant<std::string, int64_t>;
+  std::string CanonicalPrefix(size_t segments) const;
   std::string text_;
   bool context_ = false;
   std::string variable_;

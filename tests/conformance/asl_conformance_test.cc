@@ -42,7 +42,7 @@ namespace {
 // the cases of one while it is being built.
 const std::set<std::string>& SupportedFeatures() {
   static const std::set<std::string> kSupported = [] {
-    std::set<std::string> features = {};
+    std::set<std::string> features = {"intrinsics"};
     if (const char* extra = std::getenv("STEPFLOW_CONFORMANCE_FEATURES")) {
       for (absl::string_view f : absl::StrSplit(extra, ',', absl::SkipEmpty())) {
         features.insert(std::string(f));
