@@ -170,12 +170,17 @@ class Interpreter::Run {
   }
 
   void Drain() {
+    ++drain_depth_;
     while (!queue_.empty() && !closed()) {
       Step step = std::move(queue_.front());
       queue_.pop_front();
       if (F(step.frame) == nullptr) continue;  // dropped meanwhile
       EnterState(step.frame, step.name, std::move(step.input));
+      // Between two steps of the outermost loop no temporary document is
+      // alive: their memory can be reused.
+      if (drain_depth_ == 1) arena_.Clear();
     }
+    --drain_depth_;
     if (closed()) queue_.clear();
   }
 
@@ -452,12 +457,12 @@ class Interpreter::Run {
     }
     for (const Catcher& catcher : state.catchers) {
       if (!Matches(catcher.error_equals, failure)) continue;
-      json::Document doc;
+      json::Document doc(&arena_);
       auto& a = doc.GetAllocator();
       json::Value error_output(rapidjson::kObjectType);
       error_output.AddMember("Error", StringValue(failure.error, a), a);
       error_output.AddMember("Cause", StringValue(failure.cause, a), a);
-      auto raw = json::Parse(frame->input());
+      auto raw = json::Parse(frame->input(), &arena_);
       std::map<std::string, std::string> assigned;
       if (auto problem = EvaluateAssign(*F(frame_id), catcher.assign, error_output, &assigned)) {
         FrameFailed(frame_id, *problem);
@@ -580,7 +585,7 @@ class Interpreter::Run {
                                            const json::Value& source,
                                            std::map<std::string, std::string>* out) {
     if (assign == nullptr) return std::nullopt;
-    json::Document doc;
+    json::Document doc(&arena_);
     json::Value values;
     if (auto error = ApplyTemplate(frame, *assign, source, &values, doc.GetAllocator())) {
       return error;
@@ -764,7 +769,7 @@ class Interpreter::Run {
                                         const json::Value& raw, json::Value result,
                                         std::string* out_text,
                                         std::map<std::string, std::string>* assigned) {
-    json::Document doc;
+    json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     json::Value selected;
     if (state.result_selector != nullptr) {
@@ -787,7 +792,7 @@ class Interpreter::Run {
   }
 
   std::optional<json::Document> ParseInput(int64_t frame_id) {
-    auto raw = json::Parse(F(frame_id)->input());
+    auto raw = json::Parse(F(frame_id)->input(), &arena_);
     if (!raw.ok()) {
       FrameFailed(frame_id, RuntimeError(*F(frame_id), raw.status().message()));
       return std::nullopt;
@@ -836,7 +841,7 @@ class Interpreter::Run {
   void RunPass(int64_t frame_id, const State& state) {
     auto raw = ParseInput(frame_id);
     if (!raw) return;
-    json::Document doc;
+    json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     json::Value result;
     if (state.result != nullptr) {
@@ -864,7 +869,7 @@ class Interpreter::Run {
   void RunSucceed(int64_t frame_id, const State& state) {
     auto raw = ParseInput(frame_id);
     if (!raw) return;
-    json::Document doc;
+    json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     json::Value selected, output;
     if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &selected, a)) {
@@ -891,7 +896,7 @@ class Interpreter::Run {
       for (auto [call_value, out] : {std::pair{state.error_call, &failure.error},
                                      std::pair{state.cause_call, &failure.cause}}) {
         if (call_value == nullptr) continue;
-        json::Document doc;
+        json::Document doc(&arena_);
         auto value = EvaluateIntrinsic(*F(frame_id), *definition_.Intrinsic(call_value), *raw,
                                        doc.GetAllocator());
         if (!value.ok()) {
@@ -928,7 +933,7 @@ class Interpreter::Run {
   void RunChoice(int64_t frame_id, const State& state) {
     auto raw = ParseInput(frame_id);
     if (!raw) return;
-    json::Document doc;
+    json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     json::Value input;
     if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &input, a)) {
@@ -986,7 +991,7 @@ class Interpreter::Run {
   void RunWait(int64_t frame_id, const State& state) {
     auto raw = ParseInput(frame_id);
     if (!raw) return;
-    json::Document doc;
+    json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     json::Value input;
     if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &input, a)) {
@@ -1037,7 +1042,7 @@ class Interpreter::Run {
   void FinishWait(int64_t frame_id, const State& state) {
     auto raw = ParseInput(frame_id);
     if (!raw) return;
-    json::Document doc;
+    json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     json::Value input, output;
     if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &input, a)) {
@@ -1064,7 +1069,7 @@ class Interpreter::Run {
     // Parameters can pass $$.Task.Token along.
     const int64_t scheduled_id = state_->next_event_id();
     task_token_ = context_.mint_task_token ? context_.mint_task_token(scheduled_id) : "";
-    json::Document doc;
+    json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     json::Value effective;
     auto error = EffectiveInput(*F(frame_id), state, *raw, &effective, a);
@@ -1135,7 +1140,7 @@ class Interpreter::Run {
     const State& state = *StateOf(*frame);
     auto raw = ParseInput(frame_id);
     if (!raw) return;
-    auto result = json::Parse(output_text);
+    auto result = json::Parse(output_text, &arena_);
     if (!result.ok()) {
       HandleError(frame_id, StateError{kRuntime, "The task output is not valid JSON"});
       return;
@@ -1170,7 +1175,7 @@ class Interpreter::Run {
   void StartParallel(int64_t frame_id, const State& state) {
     auto raw = ParseInput(frame_id);
     if (!raw) return;
-    json::Document doc;
+    json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     json::Value effective;
     if (auto error = EffectiveInput(*F(frame_id), state, *raw, &effective, a)) {
@@ -1196,7 +1201,7 @@ class Interpreter::Run {
   void StartMap(int64_t frame_id, const State& state) {
     auto raw = ParseInput(frame_id);
     if (!raw) return;
-    json::Document doc;
+    json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     json::Value selected;
     if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &selected, a)) {
@@ -1257,8 +1262,8 @@ class Interpreter::Run {
       const int32_t index = frame->next_child();
       frame->set_next_child(index + 1);
       frame->set_running_children(frame->running_children() + 1);
-      auto items = json::Parse(frame->items());
-      auto effective = json::Parse(frame->effective_input());
+      auto items = json::Parse(frame->items(), &arena_);
+      auto effective = json::Parse(frame->effective_input(), &arena_);
       if (!items.ok() || !effective.ok()) break;
       const json::Value& item = (*items)[static_cast<rapidjson::SizeType>(index)];
       std::string item_text = json::Serialize(item);
@@ -1266,7 +1271,7 @@ class Interpreter::Run {
       if (const json::Value* selector =
               state.item_selector != nullptr ? state.item_selector : state.parameters) {
         map_item_ = std::make_pair(static_cast<int64_t>(index), item_text);
-        json::Document doc;
+        json::Document doc(&arena_);
         json::Value selected;
         auto error = ApplyTemplate(*frame, *selector, *effective, &selected, doc.GetAllocator());
         map_item_.reset();
@@ -1310,11 +1315,11 @@ class Interpreter::Run {
     frame->set_waiting_children(false);
     const State& state = *StateOf(*frame);
     Emit(state.type == StateType::kMap ? "MapStateSucceeded" : "ParallelStateSucceeded");
-    json::Document doc;
+    json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     json::Value results(rapidjson::kArrayType);
     for (const std::string& text : frame->child_outputs()) {
-      auto value = json::Parse(text);
+      auto value = json::Parse(text, &arena_);
       results.PushBack(value.ok() ? json::Copy(*value, a) : json::Value(), a);
     }
     auto raw = ParseInput(frame_id);
@@ -1377,7 +1382,7 @@ class Interpreter::Run {
     const int64_t frame_id = state_->frames().begin()->first;
     const Frame& frame = *F(frame_id);
     const State& state = *StateOf(frame);
-    json::Document doc;
+    json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     auto fail = [&](const StateError& error) {
       response.set_status("FAILED");
@@ -1557,7 +1562,7 @@ class Interpreter::Run {
     for (size_t i = 0; i < state.catchers.size(); ++i) {
       const Catcher& catcher = state.catchers[i];
       if (!Matches(catcher.error_equals, failure)) continue;
-      json::Document doc;
+      json::Document doc(&arena_);
       auto& a = doc.GetAllocator();
       json::Value error_output(rapidjson::kObjectType);
       error_output.AddMember("Error", StringValue(failure.error, a), a);
@@ -1610,6 +1615,9 @@ class Interpreter::Run {
   absl::Time now_;
   Outcome outcome_;
   std::deque<Step> queue_;
+  int drain_depth_ = 0;
+  // Backs the short-lived JSON documents of one step; see Drain.
+  rapidjson::MemoryPoolAllocator<> arena_{64 * 1024};
   std::set<int64_t> pumping_;
   std::string task_token_;
   std::optional<std::pair<int64_t, std::string>> map_item_;

@@ -19,6 +19,17 @@ absl::StatusOr<Document> Parse(absl::string_view text) {
   return doc;
 }
 
+absl::StatusOr<Document> Parse(absl::string_view text, Allocator* allocator) {
+  Document doc(allocator);
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+  if (doc.HasParseError()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid JSON at offset ", doc.GetErrorOffset(), ": ",
+                     rapidjson::GetParseError_En(doc.GetParseError())));
+  }
+  return doc;
+}
+
 std::string Serialize(const Value& value) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
