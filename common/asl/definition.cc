@@ -209,15 +209,25 @@ class DefinitionParser {
     }
     auto path = ReferencePath::Parse(value.GetString());
     const bool result_path = absl::string_view(field) == "ResultPath";
-    if (!path.ok() || (result_path && (path->is_context() || path->is_variable()))) {
-      Error("INVALID_JSON_PATH",
-            absl::StrCat("The value for the field '", field,
-                         "' must be a valid JSONPath: ", value.GetString()),
-            location);
+    if (path.ok() && !(result_path && (path->is_context() || path->is_variable()))) {
+      out->kind = PathField::Kind::kPath;
+      out->path = std::move(*path);
       return;
     }
-    out->kind = PathField::Kind::kPath;
-    out->path = std::move(*path);
+    // InputPath, OutputPath and ItemsPath may select several nodes;
+    // ResultPath must name one.
+    if (!result_path) {
+      auto general = JsonPath::Parse(value.GetString());
+      if (general.ok()) {
+        out->kind = PathField::Kind::kPath;
+        out->any = std::make_shared<const JsonPath>(std::move(*general));
+        return;
+      }
+    }
+    Error("INVALID_JSON_PATH",
+          absl::StrCat("The value for the field '", field,
+                       "' must be a valid JSONPath: ", value.GetString()),
+          location);
   }
 
   void CheckTemplate(const json::Value& value, const std::string& location) {
@@ -246,6 +256,11 @@ class DefinitionParser {
               def_->intrinsics_.emplace(&member.value, std::move(*call));
             }
           } else if (!ReferencePath::Parse(text).ok()) {
+            auto general = JsonPath::Parse(text);
+            if (general.ok()) {
+              def_->paths_.emplace(&member.value, std::move(*general));
+              continue;
+            }
             Error("INVALID_JSON_PATH",
                   absl::StrCat("The value for the field '", key,
                                "' must be a valid JSONPath: ", text),

@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "common/asl/choice.h"
 #include "common/asl/intrinsics.h"
+#include "common/asl/jsonpath.h"
 #include "common/asl/path.h"
 #include "common/json/json.h"
 
@@ -41,7 +42,11 @@ absl::string_view StateTypeName(StateType type);
 struct PathField {
   enum class Kind { kDefault, kNull, kPath };
   Kind kind = Kind::kDefault;
+  // A reference path (names and indexes), or else a general JSONPath
+  // (wildcards, slices, filters) where AWS allows one.
   std::optional<ReferencePath> path;
+  std::shared_ptr<const JsonPath> any;
+  const std::string& text() const { return path ? path->text() : any->text(); }
 };
 
 struct Retrier {
@@ -145,6 +150,12 @@ class Definition {
   int64_t timeout_seconds() const { return timeout_seconds_; }
   // A state of the top-level machine.
   const State* FindState(absl::string_view name) const { return root_.Find(name); }
+  // The general JSONPath of a "key.$" template value that is not a
+  // reference path, or nullptr.
+  const JsonPath* TemplatePath(const json::Value* value) const {
+    auto it = paths_.find(value);
+    return it == paths_.end() ? nullptr : &it->second;
+  }
   // The parsed intrinsic call of a "key.$" template value, or nullptr.
   const IntrinsicCall* Intrinsic(const json::Value* value) const {
     auto it = intrinsics_.find(value);
@@ -158,6 +169,7 @@ class Definition {
   StateMachine root_;
   // Intrinsic calls in templates, parsed once, by their JSON value.
   std::map<const json::Value*, IntrinsicCall> intrinsics_;
+  std::map<const json::Value*, JsonPath> paths_;
   std::string comment_;
   int64_t timeout_seconds_ = 0;
 };

@@ -609,6 +609,34 @@ class Interpreter::Run {
     details->mutable_assigned_variables_details()->set_truncated(false);
   }
 
+  // A general JSONPath: an array of every match (empty when none, as AWS
+  // gives), or the single value a definite one names.
+  std::optional<StateError> SelectGeneral(const Frame& frame, const JsonPath& path,
+                                          const json::Value& input, json::Value* out,
+                                          json::Allocator& allocator) {
+    const json::Value* root = &input;
+    if (path.is_context()) {
+      root = &ContextObject(frame);
+    } else if (path.is_variable()) {
+      root = Variable(frame, path.variable_name());
+      if (root == nullptr) {
+        return RuntimeError(frame, absl::StrCat("Invalid path '", path.text(),
+                                                "' : The variable is not defined"));
+      }
+    }
+    auto value = path.Evaluate(*root, allocator);
+    if (value.ok()) {
+      *out = std::move(*value);
+      return std::nullopt;
+    }
+    if (absl::IsNotFound(value.status()) && !path.is_single_value()) {
+      out->SetArray();
+      return std::nullopt;
+    }
+    return RuntimeError(frame, absl::StrCat("Invalid path '", path.text(), "' : ",
+                                            value.status().message()));
+  }
+
   std::optional<StateError> SelectPath(const Frame& frame, const PathField& field,
                                        const json::Value& input, json::Value* out,
                                        json::Allocator& allocator) {
@@ -620,6 +648,7 @@ class Interpreter::Run {
         out->SetObject();
         return std::nullopt;
       case PathField::Kind::kPath: {
+        if (field.any) return SelectGeneral(frame, *field.any, input, out, allocator);
         const json::Value* found = Resolve(frame, *field.path, input);
         if (found == nullptr) {
           return RuntimeError(frame, absl::StrCat("Invalid path '", field.path->text(), "' : ",
@@ -642,6 +671,14 @@ class Interpreter::Run {
         absl::string_view key(member.name.GetString(), member.name.GetStringLength());
         if (key.size() > 2 && key.substr(key.size() - 2) == ".$" && member.value.IsString()) {
           absl::string_view field_name = key.substr(0, key.size() - 2);
+          if (const JsonPath* general = definition_.TemplatePath(&member.value)) {
+            json::Value value;
+            if (auto error = SelectGeneral(frame, *general, input, &value, allocator)) {
+              return error;
+            }
+            out->AddMember(StringValue(field_name, allocator), std::move(value), allocator);
+            continue;
+          }
           if (const IntrinsicCall* call = definition_.Intrinsic(&member.value)) {
             auto value = EvaluateIntrinsic(frame, *call, input, allocator);
             if (!value.ok()) {
@@ -1209,7 +1246,12 @@ class Interpreter::Run {
       return;
     }
     json::Value items;
-    if (state.items_path.kind == PathField::Kind::kPath) {
+    if (state.items_path.kind == PathField::Kind::kPath && state.items_path.any) {
+      if (auto error = SelectGeneral(*F(frame_id), *state.items_path.any, selected, &items, a)) {
+        HandleError(frame_id, *error);
+        return;
+      }
+    } else if (state.items_path.kind == PathField::Kind::kPath) {
       const json::Value* found = Resolve(*F(frame_id), *state.items_path.path, selected);
       if (found == nullptr) {
         HandleError(frame_id,
