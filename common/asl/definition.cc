@@ -87,7 +87,7 @@ class DefinitionParser {
     std::shared_ptr<Definition> def(new Definition());
     if (text.find_first_not_of(" \t\r\n") == absl::string_view::npos) {
       return {nullptr, {Diagnostic{"ERROR", "SCHEMA_VALIDATION_FAILED",
-                                   "Definition must be a valid JSON object", ""}}};
+                                   "Definition must be a valid JSON object", "/"}}};
     }
     auto doc = json::Parse(text);
     if (!doc.ok()) {

@@ -202,6 +202,7 @@ class Interpreter::Run {
 
   void CloseExecution(absl::string_view status) {
     outcome_.closed_status = std::string(status);
+    state_->clear_execution_timeout_timer();
     std::vector<int64_t> all;
     for (const auto& [id, frame] : state_->frames()) {
       if (frame.parent_id() == 0) all.push_back(id);
@@ -446,6 +447,9 @@ class Interpreter::Run {
       if (retrier.max_delay_seconds > 0) {
         delay = std::min(delay, static_cast<double>(retrier.max_delay_seconds));
       }
+      // A huge BackoffRate must not overflow into a timer in the past.
+      constexpr double kMaxDelaySeconds = 99999999;
+      if (!std::isfinite(delay) || delay > kMaxDelaySeconds) delay = kMaxDelaySeconds;
       if (retrier.full_jitter) {
         delay *= context_.random_unit ? context_.random_unit() : 0.5;
       }
@@ -1383,7 +1387,7 @@ class Interpreter::Run {
   // --- Timers ---------------------------------------------------------------
 
   absl::Status Fire(int64_t timer_id) {
-    if (timer_id == state_->execution_timeout_timer()) {
+    if (timer_id != 0 && timer_id == state_->execution_timeout_timer()) {
       TimeOutExecution();
       return absl::OkStatus();
     }

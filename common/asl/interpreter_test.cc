@@ -417,6 +417,25 @@ TEST_F(InterpreterTest, TestStateTaskWithMockedErrors) {
   EXPECT_EQ(TestState(request, context_).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(InterpreterTest, HugeBackoffDoesNotOverflowAndClosedExecutionsIgnoreTimers) {
+  Outcome started = Begin(absl::StrCat(R"({"StartAt": "T", "TimeoutSeconds": 100, "States": {
+    "T": {"Type": "Task", "Resource": ")", kActivity, R"(",
+          "Retry": [{"ErrorEquals": ["E"], "MaxAttempts": 3, "BackoffRate": 1e308}], "End": true}}})"),
+                          "{}");
+  auto first = interpreter_->ActivityFailed(&state_, 3, "E", "", now_);
+  ASSERT_TRUE(first.ok());
+  Outcome retried = FireTimers(*first);
+  const int64_t second_id = retried.dispatches.at(0).scheduled_event_id;
+  auto second = interpreter_->ActivityFailed(&state_, second_id, "E", "", now_);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->timers.size(), 1u);
+  EXPECT_GT(second->timers[0].fire_at, now_ + absl::Hours(24 * 365));
+  // Closing the execution disarms the execution timeout.
+  Outcome aborted = interpreter_->Abort(&state_, "", "", now_);
+  EXPECT_EQ(aborted.closed_status, "ABORTED");
+  EXPECT_FALSE(interpreter_->TimerFired(&state_, started.timers.at(0).timer_id, now_).ok());
+}
+
 TEST_F(InterpreterTest, AbortClosesExecution) {
   Begin(absl::StrCat(R"({"StartAt": "T", "States": {
     "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}})"), "{}");

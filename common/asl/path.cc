@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace stepflow::asl {
@@ -71,8 +72,11 @@ absl::StatusOr<ReferencePath> ReferencePath::Parse(absl::string_view text) {
           return Invalid(text, start,
                          "expected an array index or a quoted field name");
         }
-        path.segments_.emplace_back(
-            static_cast<int64_t>(std::stoll(std::string(text.substr(start, i - start)))));
+        int64_t index = 0;
+        if (!absl::SimpleAtoi(text.substr(start, i - start), &index)) {
+          return Invalid(text, start, "the array index is too large");
+        }
+        path.segments_.emplace_back(index);
         ++i;
       }
     } else {

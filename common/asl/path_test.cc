@@ -20,7 +20,8 @@ TEST(ReferencePathTest, FindsNodes) {
 }
 
 TEST(ReferencePathTest, RejectsMalformed) {
-  for (const char* bad : {"", "a.b", "$.", "$[", "$['x'", "$[x]", "$.a b", "$..a"}) {
+  for (const char* bad : {"", "a.b", "$.", "$[", "$['x'", "$[x]", "$.a b", "$..a",
+                          "$.a[99999999999999999999]"}) {
     EXPECT_FALSE(ReferencePath::Parse(bad).ok()) << bad;
   }
   EXPECT_TRUE(ReferencePath::Parse("$$.Execution.Id")->is_context());
