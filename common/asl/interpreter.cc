@@ -316,6 +316,18 @@ class Interpreter::Run {
     }
   }
 
+  // Emits <Type>StateExited with the output and the variables assigned,
+  // and applies the assignments.
+  void EmitExited(int64_t frame_id, const State& state, const std::string& output,
+                  const std::map<std::string, std::string>& assigned) {
+    auto* details = Emit(absl::StrCat(StateTypeName(state.type), "StateExited"))
+                        ->mutable_state_exited_event_details();
+    details->set_name(state.name);
+    details->set_output(output);
+    details->mutable_output_details()->set_truncated(false);
+    ApplyAssignments(frame_id, assigned, details);
+  }
+
   // Emits <Type>StateExited and moves on: to Next, or ends the frame.
   void ExitState(int64_t frame_id, const State& state, std::string output,
                  const std::map<std::string, std::string>& assigned = {}) {
@@ -327,12 +339,7 @@ class Interpreter::Run {
                                           "maximum number of bytes service limit.")});
       return;
     }
-    auto* details = Emit(absl::StrCat(StateTypeName(state.type), "StateExited"))
-                        ->mutable_state_exited_event_details();
-    details->set_name(state.name);
-    details->set_output(output);
-    details->mutable_output_details()->set_truncated(false);
-    ApplyAssignments(frame_id, assigned, details);
+    EmitExited(frame_id, state, output, assigned);
     if (state.end) {
       FrameSucceeded(frame_id, std::move(output));
     } else {
@@ -479,12 +486,7 @@ class Interpreter::Run {
         return;
       }
       std::string output = json::Serialize(combined);
-      auto* details = Emit(absl::StrCat(StateTypeName(state.type), "StateExited"))
-                          ->mutable_state_exited_event_details();
-      details->set_name(state.name);
-      details->set_output(output);
-      details->mutable_output_details()->set_truncated(false);
-      ApplyAssignments(frame_id, assigned, details);
+      EmitExited(frame_id, state, output, assigned);
       Enqueue(frame_id, catcher.next, std::move(output));
       return;
     }
@@ -922,10 +924,7 @@ class Interpreter::Run {
       return;
     }
     std::string text = json::Serialize(output);
-    auto* details = Emit("SucceedStateExited")->mutable_state_exited_event_details();
-    details->set_name(state.name);
-    details->set_output(text);
-    details->mutable_output_details()->set_truncated(false);
+    EmitExited(frame_id, state, text, {});
     FrameSucceeded(frame_id, std::move(text));
   }
 
@@ -1021,11 +1020,7 @@ class Interpreter::Run {
       return;
     }
     std::string text = json::Serialize(output);
-    auto* details = Emit("ChoiceStateExited")->mutable_state_exited_event_details();
-    details->set_name(state.name);
-    details->set_output(text);
-    details->mutable_output_details()->set_truncated(false);
-    ApplyAssignments(frame_id, assigned, details);
+    EmitExited(frame_id, state, text, assigned);
     Enqueue(frame_id, next, std::move(text));
   }
 
