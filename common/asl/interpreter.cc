@@ -45,6 +45,9 @@ struct StateError {
   bool heartbeat = false;
 };
 
+// AWS's limit on the history of one execution.
+constexpr int64_t kMaxHistoryEvents = 25000;
+
 // Largest state input, output or result AWS accepts (256 KiB).
 constexpr size_t kMaxPayloadBytes = 256 * 1024;
 
@@ -178,7 +181,17 @@ class Interpreter::Run {
       EnterState(step.frame, step.name, std::move(step.input));
       // Between two steps of the outermost loop no temporary document is
       // alive: their memory can be reused.
-      if (drain_depth_ == 1) arena_.Clear();
+      if (drain_depth_ == 1) {
+        arena_.Clear();
+        context_docs_.clear();
+      }
+      // AWS ends an execution whose history outgrows its limit, which also
+      // bounds a loop that never waits.
+      if (!closed() && state_->next_event_id() > kMaxHistoryEvents) {
+        FailExecution(kRuntime,
+                      absl::StrCat("The execution reached the maximum number of history "
+                                   "events (", kMaxHistoryEvents, ")."));
+      }
     }
     --drain_depth_;
     if (closed()) queue_.clear();
@@ -502,8 +515,9 @@ class Interpreter::Run {
   // --- Input and output processing ------------------------------------------
 
   const json::Value& ContextObject(const Frame& frame) {
-    context_doc_.emplace();
-    json::Document& doc = *context_doc_;
+    // Each call builds a new document and keeps the earlier ones alive: a
+    // Choice rule may hold values of two $$ paths at once.
+    json::Document& doc = context_docs_.emplace_back();
     auto& a = doc.GetAllocator();
     doc.SetObject();
     json::Value execution(rapidjson::kObjectType);
@@ -1662,7 +1676,7 @@ class Interpreter::Run {
   std::set<int64_t> pumping_;
   std::string task_token_;
   std::optional<std::pair<int64_t, std::string>> map_item_;
-  std::optional<json::Document> context_doc_;
+  std::deque<json::Document> context_docs_;
   std::map<std::pair<int64_t, std::string>, std::unique_ptr<json::Document>> variable_cache_;
 
   friend class Interpreter;

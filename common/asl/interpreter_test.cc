@@ -436,6 +436,27 @@ TEST_F(InterpreterTest, HugeBackoffDoesNotOverflowAndClosedExecutionsIgnoreTimer
   EXPECT_FALSE(interpreter_->TimerFired(&state_, started.timers.at(0).timer_id, now_).ok());
 }
 
+TEST_F(InterpreterTest, ChoiceComparesTwoContextPaths) {
+  Outcome out = Begin(R"({"StartAt": "C", "States": {
+    "C": {"Type": "Choice", "Choices": [{"Variable": "$$.Execution.Name",
+          "StringEqualsPath": "$$.Execution.Name", "Next": "Same"}], "Default": "Other"},
+    "Same": {"Type": "Succeed"}, "Other": {"Type": "Fail", "Error": "Differ"}}})",
+                      "{}");
+  EXPECT_EQ(out.closed_status, "SUCCEEDED");
+}
+
+TEST_F(InterpreterTest, LoopWithoutWaitingHitsTheHistoryLimit) {
+  Outcome out = Begin(R"({"StartAt": "A", "States": {
+    "A": {"Type": "Pass", "Next": "X"},
+    "X": {"Type": "Choice", "Choices": [{"Variable": "$.n", "IsPresent": true, "Next": "A"}],
+          "Default": "E"},
+    "E": {"Type": "Succeed"}}})",
+                      R"({"n": 1})");
+  EXPECT_EQ(out.closed_status, "FAILED");
+  EXPECT_EQ(out.error, "States.Runtime");
+  EXPECT_LE(out.events.size(), 25002u);
+}
+
 TEST_F(InterpreterTest, AbortClosesExecution) {
   Begin(absl::StrCat(R"({"StartAt": "T", "States": {
     "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}})"), "{}");
