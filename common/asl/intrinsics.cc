@@ -1,4 +1,5 @@
 #include "common/asl/intrinsics.h"
+#include "common/json/utf8.h"
 
 #include <openssl/evp.h>
 
@@ -401,31 +402,8 @@ class Parser {
 // UTF-8 helpers. AWS runs on Java, whose strings are UTF-16: lengths and
 // hash codes count UTF-16 code units.
 
-// Decodes the code point at `*i` and advances past it; an invalid byte reads
-// as itself and advances by one.
-uint32_t NextCodePoint(absl::string_view s, size_t* i) {
-  unsigned char b0 = static_cast<unsigned char>(s[*i]);
-  int len = b0 < 0x80           ? 1
-            : (b0 >> 5) == 0x6  ? 2
-            : (b0 >> 4) == 0xE  ? 3
-            : (b0 >> 3) == 0x1E ? 4
-                                : 0;
-  if (len <= 1 || *i + len > s.size()) {
-    ++*i;
-    return b0;
-  }
-  uint32_t cp = b0 & (0x7F >> len);
-  for (int k = 1; k < len; ++k) {
-    unsigned char b = static_cast<unsigned char>(s[*i + k]);
-    if ((b & 0xC0) != 0x80) {
-      ++*i;
-      return b0;
-    }
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  *i += len;
-  return cp;
-}
+using json::AppendUtf8;
+using json::NextCodePoint;
 
 size_t Utf16Length(absl::string_view s) {
   size_t units = 0;
@@ -450,26 +428,6 @@ int32_t JavaStringHash(absl::string_view s) {
   return static_cast<int32_t>(h);
 }
 
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
-// Bytes to text the way `new String(bytes, UTF_8)` does: each maximal
-// ill-formed subsequence becomes U+FFFD.
 std::string DecodeUtf8Lossy(const std::string& bytes) {
   std::string out;
   out.reserve(bytes.size());

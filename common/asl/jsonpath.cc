@@ -13,6 +13,7 @@
 // uses the Regex below (Java syntax, a Pike VM) rather than std::regex,
 // whose backtracking recursion overflows the stack on long strings.
 #include "common/asl/jsonpath.h"
+#include "common/json/utf8.h"
 
 #include <algorithm>
 #include <charconv>
@@ -237,26 +238,10 @@ size_t Utf16Length(absl::string_view s) {
   return n;
 }
 
-// Decodes one code point (bytes of invalid UTF-8 stand for themselves).
-uint32_t DecodeUtf8(absl::string_view s, size_t* i) {
-  const unsigned char c = s[*i];
-  const int extra = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : 0;
-  if (extra == 0 || *i + extra >= s.size()) {
-    ++*i;
-    return c;
-  }
-  uint32_t cp = c & (0x3F >> extra);
-  for (int k = 1; k <= extra; ++k) {
-    const unsigned char next = s[*i + k];
-    if ((next & 0xC0) != 0x80) {
-      ++*i;
-      return c;
-    }
-    cp = (cp << 6) | (next & 0x3F);
-  }
-  *i += extra + 1;
-  return cp;
-}
+using json::AppendUtf8;
+
+// One code point (bytes of invalid UTF-8 stand for themselves).
+const auto DecodeUtf8 = json::NextCodePoint;
 
 // String.compareTo(): code units, where a supplementary character (a pair
 // of surrogates, 0xD800..) sorts before U+E000..U+FFFF.
@@ -280,23 +265,6 @@ int Utf16Compare(absl::string_view a, absl::string_view b) {
   return 0;
 }
 
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';

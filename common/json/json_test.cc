@@ -38,3 +38,25 @@ TEST(JsonTest, CopyIsDeep) {
 
 }  // namespace
 }  // namespace stepflow::json
+
+#include "common/json/utf8.h"
+
+namespace stepflow::json {
+namespace {
+
+TEST(Utf8Test, DecodesAndEncodesEveryLength) {
+  const std::string text = "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";  // a é € 😀 (last at the end)
+  std::vector<uint32_t> points;
+  for (size_t i = 0; i < text.size();) points.push_back(NextCodePoint(text, &i));
+  EXPECT_EQ(points, (std::vector<uint32_t>{'a', 0xE9, 0x20AC, 0x1F600}));
+  std::string back;
+  for (uint32_t cp : points) AppendUtf8(cp, &back);
+  EXPECT_EQ(back, text);
+  // A truncated or broken sequence reads its first byte as itself.
+  size_t i = 0;
+  EXPECT_EQ(NextCodePoint("\xE2\x82", &i), 0xE2u);
+  EXPECT_EQ(i, 1u);
+}
+
+}  // namespace
+}  // namespace stepflow::json
