@@ -1,5 +1,6 @@
 #include "common/asl/interpreter.h"
 
+#include <algorithm>
 #include <cmath>
 #include <deque>
 #include <map>
@@ -143,12 +144,20 @@ class Interpreter::Run {
   }
 
   // Removes a frame and everything below it, giving up their tasks.
-  void DropFrame(int64_t id) {
+  // The frames whose parent is `parent_id` (0: the top-level ones), in
+  // creation order. The frames map iterates in no fixed order, and events
+  // emitted per child must come out the same on every run and replica.
+  std::vector<int64_t> ChildrenOf(int64_t parent_id) const {
     std::vector<int64_t> children;
-    for (const auto& [child_id, child] : state_->frames()) {
-      if (child.parent_id() == id) children.push_back(child_id);
+    for (const auto& [id, frame] : state_->frames()) {
+      if (frame.parent_id() == parent_id) children.push_back(id);
     }
-    for (int64_t child : children) DropFrame(child);
+    std::sort(children.begin(), children.end());
+    return children;
+  }
+
+  void DropFrame(int64_t id) {
+    for (int64_t child : ChildrenOf(id)) DropFrame(child);
     if (Frame* frame = F(id); frame != nullptr && frame->scheduled_event_id() != 0) {
       outcome_.cancelled_tasks.push_back(frame->scheduled_event_id());
     }
@@ -156,11 +165,7 @@ class Interpreter::Run {
   }
 
   void DropChildren(int64_t id) {
-    std::vector<int64_t> children;
-    for (const auto& [child_id, child] : state_->frames()) {
-      if (child.parent_id() == id) children.push_back(child_id);
-    }
-    for (int64_t child : children) DropFrame(child);
+    for (int64_t child : ChildrenOf(id)) DropFrame(child);
   }
 
   // --- The work queue -------------------------------------------------------
@@ -216,11 +221,7 @@ class Interpreter::Run {
   void CloseExecution(absl::string_view status) {
     outcome_.closed_status = std::string(status);
     state_->clear_execution_timeout_timer();
-    std::vector<int64_t> all;
-    for (const auto& [id, frame] : state_->frames()) {
-      if (frame.parent_id() == 0) all.push_back(id);
-    }
-    for (int64_t id : all) DropFrame(id);
+    for (int64_t id : ChildrenOf(0)) DropFrame(id);
     queue_.clear();
   }
 
@@ -403,11 +404,9 @@ class Interpreter::Run {
         failing != nullptr && failing->type == StateType::kTask) {
       Emit("TaskStateAborted");
     }
-    std::vector<int64_t> siblings;
-    for (const auto& [id, child] : state_->frames()) {
-      if (child.parent_id() == parent_id && id != frame_id) siblings.push_back(id);
+    for (int64_t sibling : ChildrenOf(parent_id)) {
+      if (sibling != frame_id) EmitAborted(sibling, owner);
     }
-    for (int64_t sibling : siblings) EmitAborted(sibling, owner);
     DropChildren(parent_id);
     parent = F(parent_id);
     parent->set_waiting_children(false);
@@ -420,10 +419,7 @@ class Interpreter::Run {
   // Events for a frame stopped because a sibling failed: its running state
   // is aborted, and a Map iteration too.
   void EmitAborted(int64_t frame_id, const State* owner) {
-    std::vector<int64_t> children;
-    for (const auto& [id, child] : state_->frames()) {
-      if (child.parent_id() == frame_id) children.push_back(id);
-    }
+    const std::vector<int64_t> children = ChildrenOf(frame_id);
     Frame* frame = F(frame_id);
     if (const State* current = StateOf(*frame); current != nullptr) {
       for (int64_t child : children) EmitAborted(child, current);

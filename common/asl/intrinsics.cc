@@ -1230,7 +1230,10 @@ class Evaluator {
     json::Document doc;
     doc.Parse<rapidjson::kParseFullPrecisionFlag |
               rapidjson::kParseStopWhenDoneFlag>(text.data(), text.size());
-    if (doc.HasParseError()) return Invalid(call);
+    if (doc.HasParseError() ||
+        json::FindUnpairedSurrogate(text) != absl::string_view::npos) {
+      return Invalid(call);
+    }
     result->CopyFrom(doc, out);
     return absl::OkStatus();
   }

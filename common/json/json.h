@@ -32,6 +32,12 @@ absl::StatusOr<Document> Parse(absl::string_view text);
 // document), for hot paths that make many short-lived documents.
 absl::StatusOr<Document> Parse(absl::string_view text, Allocator* allocator);
 
+// The offset of the first "\\uXXXX" escape in `text` that is an unpaired
+// UTF-16 surrogate (no character, and not UTF-8 once decoded), or npos.
+// Parse refuses such text; callers that parse with RapidJSON directly use
+// this to do the same.
+size_t FindUnpairedSurrogate(absl::string_view text);
+
 // Compact serialization, without insignificant whitespace.
 std::string Serialize(const Value& value);
 

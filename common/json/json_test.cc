@@ -1,5 +1,6 @@
 #include "common/json/json.h"
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace stepflow::json {
@@ -56,6 +57,25 @@ TEST(Utf8Test, DecodesAndEncodesEveryLength) {
   size_t i = 0;
   EXPECT_EQ(NextCodePoint("\xE2\x82", &i), 0xE2u);
   EXPECT_EQ(i, 1u);
+}
+
+TEST(JsonTest, RefusesUnpairedSurrogateEscapes) {
+  // A lone low surrogate, a high one followed by no low one, a high one at
+  // the end: none names a character, and the decoded bytes would not be
+  // UTF-8.
+  for (const char* text :
+       {R"(["\udfff"])", R"({"\uDC00a":1})", R"(["\ud800x"])",
+        R"(["\ud800\u0041"])", R"(["\ud800"])"}) {
+    auto doc = Parse(text);
+    ASSERT_FALSE(doc.ok()) << text;
+    EXPECT_THAT(std::string(doc.status().message()),
+                testing::HasSubstr("surrogate"))
+        << text;
+  }
+  // A pair is a character; an escaped backslash before "udc00" is text.
+  auto pair = Parse(R"(["\ud83d\ude00", "\\udc00"])");
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  EXPECT_EQ(Serialize(*pair), "[\"\xF0\x9F\x98\x80\",\"\\\\udc00\"]");
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ class ShardCoreTest : public ::testing::Test {
            ("shard_core_test_" + std::to_string(getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
-    Open(16);
+    ASSERT_TRUE(Open(16).ok());
   }
   void TearDown() override {
     core_.reset();

@@ -37,10 +37,12 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1486,6 +1488,48 @@ TEST(AslPropertyTest, ParserAndInterpreterHoldTheirInvariants) {
   EXPECT_EQ(runner.stats().failures, 0)
       << "replay with STEPFLOW_FUZZ_SEED=" << seed;
   EXPECT_GT(runner.stats().executions, 0);
+}
+
+// Replays one execution of a reported case twice, printing both traces
+// where they part ways. Runs only when asked:
+//   STEPFLOW_FUZZ_DEFINITION_FILE=def.json STEPFLOW_FUZZ_INPUT='{...}'
+//   STEPFLOW_FUZZ_DRIVER_SEED=123 ./asl_property_test --gtest_filter=*OneCase*
+TEST(AslPropertyTest, ReplayOneCase) {
+  const char* file = std::getenv("STEPFLOW_FUZZ_DEFINITION_FILE");
+  if (file == nullptr) GTEST_SKIP() << "STEPFLOW_FUZZ_DEFINITION_FILE unset";
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto definition = Definition::Parse(text.str());
+  ASSERT_TRUE(definition.ok()) << definition.status();
+  const char* input = std::getenv("STEPFLOW_FUZZ_INPUT");
+  const uint64_t seed =
+      static_cast<uint64_t>(EnvInt("STEPFLOW_FUZZ_DRIVER_SEED", 1));
+  std::vector<std::string> traces[2];
+  DriveResult results[2];
+  for (int run = 0; run < 2; ++run) {
+    std::mt19937_64 rng(seed);
+    DriveOptions options;
+    options.trace = &traces[run];
+    results[run] = DriveExecution(**definition, input ? input : "{}", rng,
+                                  options);
+    EXPECT_TRUE(results[run].violations.empty())
+        << absl::StrJoin(results[run].violations, "\n");
+  }
+  std::cout << "closed: " << results[0].closed_status << ", "
+            << results[0].events << " events\n";
+  for (size_t i = 0; i < std::max(traces[0].size(), traces[1].size()); ++i) {
+    const std::string a = i < traces[0].size() ? traces[0][i] : "(none)";
+    const std::string b = i < traces[1].size() ? traces[1][i] : "(none)";
+    if (a != b) {
+      ADD_FAILURE() << "runs part ways at line " << i << ":\n  " << a
+                    << "\n  " << b;
+      break;
+    }
+    if (std::getenv("STEPFLOW_FUZZ_PRINT_TRACE") != nullptr) {
+      std::cout << a << "\n";
+    }
+  }
 }
 
 // The driver's loop detector, on which the test above relies to stay

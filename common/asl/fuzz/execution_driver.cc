@@ -335,6 +335,13 @@ class Driver {
 
   void Absorb(const Outcome& outcome, absl::string_view call) {
     bool closed_here = false;
+    if (options_.trace != nullptr) {
+      options_.trace->push_back(absl::StrCat(call, " at ",
+                                             absl::FormatTime(now_)));
+      for (const v1::HistoryEvent& event : outcome.events) {
+        options_.trace->push_back(absl::StrCat("  ", event.ShortDebugString()));
+      }
+    }
     for (size_t k = 0; k < outcome.events.size(); ++k) {
       const v1::HistoryEvent& event = outcome.events[k];
       if (closed_ || closed_here) {

@@ -50,6 +50,9 @@ struct DriveOptions {
   // false when the definition text was not valid UTF-8 (the gateway would
   // have refused it).
   bool check_serialization = true;
+  // When set, every call the driver makes and every event it receives is
+  // appended here as a line (for finding where two runs part ways).
+  std::vector<std::string>* trace = nullptr;
 };
 
 struct DriveResult {
