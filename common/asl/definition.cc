@@ -255,7 +255,7 @@ class DefinitionParser {
             } else {
               def_->intrinsics_.emplace(&member.value, std::move(*call));
             }
-          } else if (!ReferencePath::Parse(text).ok()) {
+          } else if (def_->RememberReference(text) == nullptr) {
             auto general = JsonPath::Parse(text);
             if (general.ok()) {
               def_->paths_.emplace(&member.value, std::move(*general));
@@ -696,7 +696,10 @@ class DefinitionParser {
       for (ChoiceDiagnostic& problem : problems) {
         Error(std::move(problem.code), std::move(problem.message), std::move(problem.location));
       }
-      if (rule) state->choices.push_back(std::move(rule));
+      if (rule) {
+        for (const std::string& text : rule->Paths()) def_->RememberReference(text);
+        state->choices.push_back(std::move(rule));
+      }
     }
     if (const std::string* fallback = StringField(value, "Default", where)) {
       state->default_next = *fallback;

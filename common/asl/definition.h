@@ -156,6 +156,13 @@ class Definition {
     auto it = paths_.find(value);
     return it == paths_.end() ? nullptr : &it->second;
   }
+  // The parsed reference path of a "key.$" template value or of a Choice
+  // rule's Variable or *Path operand, by its text; nullptr when the
+  // definition has no such reference path.
+  const ReferencePath* Reference(absl::string_view text) const {
+    auto it = references_.find(text);
+    return it == references_.end() ? nullptr : &it->second;
+  }
   // The parsed intrinsic call of a "key.$" template value, or nullptr.
   const IntrinsicCall* Intrinsic(const json::Value* value) const {
     auto it = intrinsics_.find(value);
@@ -170,6 +177,17 @@ class Definition {
   // Intrinsic calls in templates, parsed once, by their JSON value.
   std::map<const json::Value*, IntrinsicCall> intrinsics_;
   std::map<const json::Value*, JsonPath> paths_;
+  // Reference paths, parsed once, by their text.
+  std::map<std::string, ReferencePath, std::less<>> references_;
+  // Parses `text` as a reference path and keeps it; nullptr when it is not
+  // one.
+  const ReferencePath* RememberReference(absl::string_view text) {
+    auto it = references_.find(text);
+    if (it != references_.end()) return &it->second;
+    auto path = ReferencePath::Parse(text);
+    if (!path.ok()) return nullptr;
+    return &references_.emplace(std::string(text), std::move(*path)).first->second;
+  }
   std::string comment_;
   int64_t timeout_seconds_ = 0;
 };

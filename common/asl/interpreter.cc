@@ -69,6 +69,18 @@ bool Matches(const std::vector<std::string>& error_equals, const StateError& fai
   return false;
 }
 
+// A state input parsed once and handed from the step that produced it to
+// the step that reads it, so a chain of states does not parse the same text
+// again. It owns its memory, unlike the per-step arena, and the step that
+// takes it may change it in place (ResultPath writes into it).
+struct ParsedInput {
+  static constexpr size_t kChunkBytes = 16 * 1024;
+  ParsedInput() : allocator(kChunkBytes) {}
+  rapidjson::MemoryPoolAllocator<> allocator;
+  json::Value value;
+};
+using ParsedInputPtr = std::unique_ptr<ParsedInput>;
+
 json::Value StringValue(absl::string_view text, json::Allocator& a) {
   return json::Value(text.data(), static_cast<rapidjson::SizeType>(text.size()), a);
 }
@@ -173,8 +185,13 @@ class Interpreter::Run {
   // synchronous chains cannot exhaust the stack, and Parallel branches
   // advance in step as they do on AWS.
 
-  void Enqueue(int64_t frame, std::string name, std::string input) {
-    queue_.push_back(Step{frame, std::move(name), std::move(input)});
+  // `parsed`, when given, is `input` parsed. `canonical` says `input` is
+  // text json::Serialize wrote, so a state that changes nothing may pass it
+  // on as its output without parsing and writing it again.
+  void Enqueue(int64_t frame, std::string name, std::string input,
+               ParsedInputPtr parsed = nullptr, bool canonical = true) {
+    queue_.push_back(
+        Step{frame, std::move(name), std::move(input), std::move(parsed), canonical});
   }
 
   void Drain() {
@@ -183,7 +200,8 @@ class Interpreter::Run {
       Step step = std::move(queue_.front());
       queue_.pop_front();
       if (F(step.frame) == nullptr) continue;  // dropped meanwhile
-      EnterState(step.frame, step.name, std::move(step.input));
+      EnterState(step.frame, step.name, std::move(step.input), std::move(step.parsed),
+                 step.canonical);
       // Between two steps of the outermost loop no temporary document is
       // alive: their memory can be reused.
       if (drain_depth_ == 1) {
@@ -214,7 +232,8 @@ class Interpreter::Run {
       state_->set_execution_timeout_timer(ArmTimer(absl::Seconds(definition_.timeout_seconds())));
     }
     Frame* root = NewFrame(0, 0);
-    Enqueue(root->id(), definition_.start_at(), std::string(input));
+    Enqueue(root->id(), definition_.start_at(), std::string(input), nullptr,
+            context_.input_is_canonical);
     Drain();
   }
 
@@ -269,7 +288,8 @@ class Interpreter::Run {
 
   // --- States ---------------------------------------------------------------
 
-  void EnterState(int64_t frame_id, const std::string& name, std::string input) {
+  void EnterState(int64_t frame_id, const std::string& name, std::string input,
+                  ParsedInputPtr parsed = nullptr, bool canonical = false) {
     Frame* frame = F(frame_id);
     const StateMachine* machine = MachineOf(*frame);
     const State* state = machine == nullptr ? nullptr : machine->Find(name);
@@ -295,7 +315,9 @@ class Interpreter::Run {
     fresh.set_entered_event_id(entered->id());
     SetTimestamp(now_, fresh.mutable_entered_time());
     *frame = std::move(fresh);
+    carried_ = Carried{frame_id, std::move(parsed), canonical};
     Execute(frame_id);
+    if (carried_.frame == frame_id) carried_ = Carried{};
   }
 
   // Runs the frame's current state (also again after a retry backoff).
@@ -344,7 +366,8 @@ class Interpreter::Run {
 
   // Emits <Type>StateExited and moves on: to Next, or ends the frame.
   void ExitState(int64_t frame_id, const State& state, std::string output,
-                 const std::map<std::string, std::string>& assigned = {}) {
+                 const std::map<std::string, std::string>& assigned = {},
+                 ParsedInputPtr parsed_output = nullptr) {
     if (output.size() > kMaxPayloadBytes) {
       HandleError(frame_id,
                   StateError{"States.DataLimitExceeded",
@@ -357,7 +380,7 @@ class Interpreter::Run {
     if (state.end) {
       FrameSucceeded(frame_id, std::move(output));
     } else {
-      Enqueue(frame_id, state.next, std::move(output));
+      Enqueue(frame_id, state.next, std::move(output), std::move(parsed_output));
     }
   }
 
@@ -705,8 +728,15 @@ class Interpreter::Run {
             out->AddMember(StringValue(field_name, allocator), std::move(*value), allocator);
             continue;
           }
-          auto path = ReferencePath::Parse(member.value.GetString());
-          if (!path.ok()) return RuntimeError(frame, path.status().message());
+          const ReferencePath* path = definition_.Reference(
+              absl::string_view(member.value.GetString(), member.value.GetStringLength()));
+          std::optional<ReferencePath> parsed;
+          if (path == nullptr) {
+            auto fresh = ReferencePath::Parse(member.value.GetString());
+            if (!fresh.ok()) return RuntimeError(frame, fresh.status().message());
+            parsed = std::move(*fresh);
+            path = &*parsed;
+          }
           const json::Value* found = Resolve(frame, *path, input);
           if (found == nullptr) {
             return RuntimeError(
@@ -844,13 +874,157 @@ class Interpreter::Run {
     return std::nullopt;
   }
 
+  // The frame's input in the step's arena: a copy of what the previous step
+  // handed over (cheaper than parsing), else parsed from the frame.
   std::optional<json::Document> ParseInput(int64_t frame_id) {
+    if (carried_.frame == frame_id && carried_.parsed != nullptr) {
+      json::Document doc(&arena_);
+      doc.CopyFrom(carried_.parsed->value, arena_);
+      return doc;
+    }
     auto raw = json::Parse(F(frame_id)->input(), &arena_);
     if (!raw.ok()) {
       FrameFailed(frame_id, RuntimeError(*F(frame_id), raw.status().message()));
       return std::nullopt;
     }
     return std::move(*raw);
+  }
+
+  // The frame's input for this step to own and change: what the previous
+  // step handed over, else parsed from the frame. nullptr (and the frame
+  // failed) when the text is not JSON.
+  ParsedInputPtr TakeInput(int64_t frame_id) {
+    if (carried_.frame == frame_id && carried_.parsed != nullptr) {
+      return std::move(carried_.parsed);
+    }
+    auto parsed = std::make_unique<ParsedInput>();
+    const std::string& text = F(frame_id)->input();
+    json::Document doc(&parsed->allocator);
+    doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+    if (doc.HasParseError()) {
+      auto status = json::Parse(text);  // for its message
+      FrameFailed(frame_id, RuntimeError(*F(frame_id), status.status().message()));
+      return nullptr;
+    }
+    parsed->value = std::move(static_cast<json::Value&>(doc));
+    return parsed;
+  }
+
+  // Whether the frame's input is text json::Serialize wrote.
+  bool InputIsCanonical(int64_t frame_id) const {
+    return carried_.frame == frame_id && carried_.canonical;
+  }
+
+  // Like SelectPath, but points at the selected node of `input` instead of
+  // copying it; values built for the occasion (a null path's {}, a general
+  // JSONPath's matches) go to `*storage`.
+  std::optional<StateError> SelectView(const Frame& frame, const PathField& field,
+                                       const json::Value& input, const json::Value** out,
+                                       json::Value* storage, json::Allocator& allocator) {
+    switch (field.kind) {
+      case PathField::Kind::kDefault:
+        *out = &input;
+        return std::nullopt;
+      case PathField::Kind::kNull:
+        storage->SetObject();
+        *out = storage;
+        return std::nullopt;
+      case PathField::Kind::kPath: {
+        if (field.any) {
+          if (auto error = SelectGeneral(frame, *field.any, input, storage, allocator)) {
+            return error;
+          }
+          *out = storage;
+          return std::nullopt;
+        }
+        const json::Value* found = Resolve(frame, *field.path, input);
+        if (found == nullptr) {
+          return RuntimeError(frame, absl::StrCat("Invalid path '", field.path->text(), "' : ",
+                                                  MissingMessage(frame, *field.path, input)));
+        }
+        *out = found;
+        return std::nullopt;
+      }
+    }
+    return std::nullopt;
+  }
+
+  // The value `*view` shows, as a value of `allocator`'s: moved out when it
+  // is one of `owned` (values built in that allocator for this step alone),
+  // copied otherwise.
+  static json::Value Detach(const json::Value* view, std::initializer_list<json::Value*> owned,
+                            json::Allocator& allocator) {
+    for (json::Value* candidate : owned) {
+      if (candidate == view) return std::move(*candidate);
+    }
+    return json::Copy(*view, allocator);
+  }
+
+  // ResultSelector, Assign, ResultPath and OutputPath over an input this
+  // step owns: ResultPath writes into `raw` in place instead of into a
+  // copy of it. `result` may point into `raw`, at `*result_storage` (built
+  // in raw's allocator, free to move) or elsewhere. On success `*out_text`
+  // is the output and `*parsed_output` the same output, for the next state.
+  std::optional<StateError> OutputInPlace(const Frame& frame, const State& state,
+                                          ParsedInputPtr raw, const json::Value* result,
+                                          json::Value* result_storage, std::string* out_text,
+                                          std::map<std::string, std::string>* assigned,
+                                          ParsedInputPtr* parsed_output) {
+    json::Allocator& a = raw->allocator;
+    json::Value selected_storage;
+    const json::Value* selected = result;
+    if (state.result_selector != nullptr) {
+      if (auto error =
+              ApplyTemplate(frame, *state.result_selector, *result, &selected_storage, a)) {
+        return error;
+      }
+      selected = &selected_storage;
+    }
+    if (auto error = EvaluateAssign(frame, state.assign, *selected, assigned)) return error;
+    const json::Value* combined = selected;
+    const PathField& result_path = state.result_path;
+    if (result_path.kind == PathField::Kind::kNull) {
+      combined = &raw->value;
+    } else if (result_path.kind == PathField::Kind::kPath && !result_path.path->is_root()) {
+      if (!raw->value.IsObject()) {
+        return StateError{kRuntime,
+                          absl::StrCat("An error occurred while executing the state '",
+                                       state.name, "'. Unable to apply ResultPath '",
+                                       result_path.path->text(), "' to input '",
+                                       json::Serialize(raw->value), "'")};
+      }
+      // Set either fails before changing anything or succeeds; a failed
+      // step's input is parsed again from the frame by whoever catches.
+      json::Value value = Detach(selected, {&selected_storage, result_storage}, a);
+      if (auto status = result_path.path->Set(&raw->value, std::move(value), a);
+          !status.ok()) {
+        return StateError{kRuntime, std::string(status.message())};
+      }
+      combined = &raw->value;
+    }
+    const json::Value* output = nullptr;
+    json::Value output_storage;
+    if (auto error =
+            SelectView(frame, state.output_path, *combined, &output, &output_storage, a)) {
+      return error;
+    }
+    *out_text = json::Serialize(*output);
+    if (output != &raw->value) {
+      json::Value kept = Detach(output, {&output_storage, &selected_storage, result_storage}, a);
+      raw->value = std::move(kept);
+    }
+    *parsed_output = Compact(std::move(raw), out_text->size());
+    return std::nullopt;
+  }
+
+  // A handed-over document whose allocator holds much more than its value
+  // (left over by the in-place changes of a long chain of states) is copied
+  // into a fresh one, so memory stays proportional to the data.
+  static ParsedInputPtr Compact(ParsedInputPtr parsed, size_t text_size) {
+    if (parsed->allocator.Size() <= 4 * text_size + 4 * ParsedInput::kChunkBytes) return parsed;
+    auto fresh = std::make_unique<ParsedInput>();
+    fresh->value.CopyFrom(parsed->value, fresh->allocator);
+    return fresh;
   }
 
   // A positive integer given literally or through a path of the input.
@@ -891,32 +1065,71 @@ class Interpreter::Run {
 
   // --- State types ----------------------------------------------------------
 
+  // A Pass state with no field that selects, adds or assigns anything: its
+  // output is its input.
+  static bool PassesInputThrough(const State& state) {
+    return state.input_path.kind == PathField::Kind::kDefault && state.parameters == nullptr &&
+           state.result == nullptr && state.assign == nullptr &&
+           state.output_path.kind == PathField::Kind::kDefault &&
+           (state.result_path.kind == PathField::Kind::kDefault ||
+            (state.result_path.kind == PathField::Kind::kPath && state.result_path.path &&
+             state.result_path.path->is_root()));
+  }
+
   void RunPass(int64_t frame_id, const State& state) {
-    auto raw = ParseInput(frame_id);
-    if (!raw) return;
-    json::Document doc(&arena_);
-    auto& a = doc.GetAllocator();
-    json::Value result;
+    if (PassesInputThrough(state) && InputIsCanonical(frame_id)) {
+      ParsedInputPtr parsed = std::move(carried_.parsed);
+      ExitState(frame_id, state, F(frame_id)->input(), {}, std::move(parsed));
+      return;
+    }
+    ParsedInputPtr raw = TakeInput(frame_id);
+    if (raw == nullptr) return;
+    json::Allocator& a = raw->allocator;
+    const Frame& frame = *F(frame_id);
+    const json::Value* result = nullptr;
+    json::Value result_storage;
     if (state.result != nullptr) {
-      json::Value ignored;
-      if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &ignored, a)) {
+      const json::Value* ignored = nullptr;
+      if (auto error =
+              SelectView(frame, state.input_path, raw->value, &ignored, &result_storage, a)) {
         FrameFailed(frame_id, *error);
         return;
       }
-      result = json::Copy(*state.result, a);
-    } else if (auto error = EffectiveInput(*F(frame_id), state, *raw, &result, a)) {
-      FrameFailed(frame_id, *error);
-      return;
+      result = state.result;
+    } else {
+      json::Value selected_storage;
+      const json::Value* selected = nullptr;
+      if (auto error =
+              SelectView(frame, state.input_path, raw->value, &selected, &selected_storage, a)) {
+        FrameFailed(frame_id, *error);
+        return;
+      }
+      if (state.parameters == nullptr) {
+        if (selected == &selected_storage) {
+          result_storage = std::move(selected_storage);
+          result = &result_storage;
+        } else {
+          result = selected;
+        }
+      } else {
+        if (auto error =
+                ApplyTemplate(frame, *state.parameters, *selected, &result_storage, a)) {
+          FrameFailed(frame_id, *error);
+          return;
+        }
+        result = &result_storage;
+      }
     }
     std::string output;
     std::map<std::string, std::string> assigned;
-    // Pass has no ResultSelector; StateOutput skips it when absent.
-    if (auto error =
-            StateOutput(*F(frame_id), state, *raw, std::move(result), &output, &assigned)) {
+    ParsedInputPtr parsed_output;
+    // Pass has no ResultSelector; OutputInPlace skips it when absent.
+    if (auto error = OutputInPlace(frame, state, std::move(raw), result, &result_storage, &output,
+                                   &assigned, &parsed_output)) {
       FrameFailed(frame_id, *error);
       return;
     }
-    ExitState(frame_id, state, std::move(output), assigned);
+    ExitState(frame_id, state, std::move(output), assigned, std::move(parsed_output));
   }
 
   void RunSucceed(int64_t frame_id, const State& state) {
@@ -981,19 +1194,27 @@ class Interpreter::Run {
   }
 
   void RunChoice(int64_t frame_id, const State& state) {
-    auto raw = ParseInput(frame_id);
-    if (!raw) return;
-    json::Document doc(&arena_);
-    auto& a = doc.GetAllocator();
-    json::Value input;
-    if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &input, a)) {
+    const bool canonical = InputIsCanonical(frame_id);
+    ParsedInputPtr raw = TakeInput(frame_id);
+    if (raw == nullptr) return;
+    json::Allocator& a = raw->allocator;
+    const Frame& frame = *F(frame_id);
+    const json::Value* input = nullptr;
+    json::Value input_storage;
+    if (auto error = SelectView(frame, state.input_path, raw->value, &input, &input_storage, a)) {
       FrameFailed(frame_id, *error);
       return;
     }
     ChoicePathResolver resolve = [&](absl::string_view text) -> absl::StatusOr<const json::Value*> {
-      auto path = ReferencePath::Parse(text);
-      if (!path.ok()) return path.status();
-      const json::Value* found = Resolve(*F(frame_id), *path, input);
+      const ReferencePath* path = definition_.Reference(text);
+      std::optional<ReferencePath> parsed;
+      if (path == nullptr) {
+        auto fresh = ReferencePath::Parse(text);
+        if (!fresh.ok()) return fresh.status();
+        parsed = std::move(*fresh);
+        path = &*parsed;
+      }
+      const json::Value* found = Resolve(frame, *path, *input);
       if (found == nullptr) return absl::NotFoundError(text);
       return found;
     };
@@ -1003,9 +1224,9 @@ class Interpreter::Run {
       if (!matched.ok()) {
         absl::string_view message = matched.status().message();
         if (absl::ConsumePrefix(&message, "States.Runtime: ")) {
-          FrameFailed(frame_id, RuntimeError(*F(frame_id), message));
+          FrameFailed(frame_id, RuntimeError(frame, message));
         } else {
-          FrameFailed(frame_id, RuntimeError(*F(frame_id), matched.status().message()));
+          FrameFailed(frame_id, RuntimeError(frame, matched.status().message()));
         }
         return;
       }
@@ -1019,19 +1240,26 @@ class Interpreter::Run {
       FrameFailed(frame_id, StateError{"States.NoChoiceMatched", "No Matches!"});
       return;
     }
-    json::Value output;
-    if (auto error = SelectPath(*F(frame_id), state.output_path, input, &output, a)) {
+    const json::Value* output = nullptr;
+    json::Value output_storage;
+    if (auto error = SelectView(frame, state.output_path, *input, &output, &output_storage, a)) {
       FrameFailed(frame_id, *error);
       return;
     }
     std::map<std::string, std::string> assigned;
-    if (auto error = EvaluateAssign(*F(frame_id), state.assign, input, &assigned)) {
+    if (auto error = EvaluateAssign(frame, state.assign, *input, &assigned)) {
       FrameFailed(frame_id, *error);
       return;
     }
-    std::string text = json::Serialize(output);
+    // A Choice that selects nothing passes its input on as it came.
+    std::string text = output == &raw->value && canonical ? frame.input()
+                                                          : json::Serialize(*output);
+    if (output != &raw->value) {
+      json::Value kept = Detach(output, {&output_storage, &input_storage}, a);
+      raw->value = std::move(kept);
+    }
     EmitExited(frame_id, state, text, assigned);
-    Enqueue(frame_id, next, std::move(text));
+    Enqueue(frame_id, next, std::move(text), std::move(raw));
   }
 
   void RunWait(int64_t frame_id, const State& state) {
@@ -1658,6 +1886,15 @@ class Interpreter::Run {
     int64_t frame;
     std::string name;
     std::string input;
+    ParsedInputPtr parsed;
+    bool canonical;
+  };
+
+  // What EnterState received with the input of the frame it runs now.
+  struct Carried {
+    int64_t frame = 0;
+    ParsedInputPtr parsed;
+    bool canonical = false;
   };
 
   const Definition& definition_;
@@ -1666,6 +1903,7 @@ class Interpreter::Run {
   absl::Time now_;
   Outcome outcome_;
   std::deque<Step> queue_;
+  Carried carried_;
   int drain_depth_ = 0;
   // Backs the short-lived JSON documents of one step; see Drain.
   rapidjson::MemoryPoolAllocator<> arena_{64 * 1024};

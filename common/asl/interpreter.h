@@ -42,6 +42,10 @@ struct ExecutionContext {
   std::string state_machine_name;
   std::string role_arn;
   absl::Time start_time;
+  // Whether execution_input (the input Start is given) is text
+  // json::Serialize wrote, as the gateway and the local runner pass it:
+  // then states that change nothing pass it on without parsing it.
+  bool input_is_canonical = false;
   // Mints the task token for the activity scheduled by event
   // `scheduled_event_id`.
   std::function<std::string(int64_t scheduled_event_id)> mint_task_token;
