@@ -95,7 +95,9 @@ class Interpreter::Run {
       : definition_(interpreter.definition_),
         context_(interpreter.context_),
         state_(state),
-        now_(now) {}
+        now_(now) {
+    outcome_.events.reserve(16);
+  }
 
   Outcome Finish() { return std::move(outcome_); }
   bool closed() const { return !outcome_.closed_status.empty(); }
@@ -244,11 +246,11 @@ class Interpreter::Run {
     queue_.clear();
   }
 
-  void SucceedExecution(const std::string& output) {
+  void SucceedExecution(std::string output) {
     auto* details = Emit("ExecutionSucceeded")->mutable_execution_succeeded_event_details();
     details->set_output(output);
     details->mutable_output_details()->set_truncated(false);
-    outcome_.output = output;
+    outcome_.output = std::move(output);
     CloseExecution("SUCCEEDED");
   }
 
@@ -304,17 +306,25 @@ class Interpreter::Run {
     details->set_name(name);
     details->set_input(input);
     details->mutable_input_details()->set_truncated(false);
-    Frame fresh;
-    fresh.set_id(frame->id());
-    fresh.set_parent_id(frame->parent_id());
-    fresh.set_index(frame->index());
-    fresh.set_item_value(frame->item_value());
-    *fresh.mutable_variables() = frame->variables();
-    fresh.set_state(name);
-    fresh.set_input(std::move(input));
-    fresh.set_entered_event_id(entered->id());
-    SetTimestamp(now_, fresh.mutable_entered_time());
-    *frame = std::move(fresh);
+    // The frame moves on to the new state: it keeps its place in the tree,
+    // its Map item and its variables, and forgets the rest. Cleared in place
+    // rather than rebuilt, its strings and timestamp keep their memory.
+    const int64_t id = frame->id();
+    const int64_t parent_id = frame->parent_id();
+    const int32_t index = frame->index();
+    std::string item_value = std::move(*frame->mutable_item_value());
+    google::protobuf::Map<std::string, std::string> variables;
+    variables.swap(*frame->mutable_variables());
+    frame->Clear();
+    frame->set_id(id);
+    frame->set_parent_id(parent_id);
+    frame->set_index(index);
+    *frame->mutable_item_value() = std::move(item_value);
+    frame->mutable_variables()->swap(variables);
+    frame->set_state(name);
+    *frame->mutable_input() = std::move(input);
+    frame->set_entered_event_id(entered->id());
+    SetTimestamp(now_, frame->mutable_entered_time());
     carried_ = Carried{frame_id, std::move(parsed), canonical};
     Execute(frame_id);
     if (carried_.frame == frame_id) carried_ = Carried{};
@@ -387,7 +397,7 @@ class Interpreter::Run {
   void FrameSucceeded(int64_t frame_id, std::string output) {
     Frame* frame = F(frame_id);
     if (frame->parent_id() == 0) {
-      SucceedExecution(output);
+      SucceedExecution(std::move(output));
       return;
     }
     const int64_t parent_id = frame->parent_id();
@@ -846,6 +856,12 @@ class Interpreter::Run {
     return std::nullopt;
   }
 
+  // Whether ResultPath keeps any of the state's input in its output.
+  static bool NeedsInputForResultPath(const PathField& result_path) {
+    return result_path.kind == PathField::Kind::kNull ||
+           (result_path.kind == PathField::Kind::kPath && !result_path.path->is_root());
+  }
+
   // ResultSelector, ResultPath, OutputPath: a state's output from its raw
   // input and result.
   std::optional<StateError> StateOutput(const Frame& frame, const State& state,
@@ -898,15 +914,11 @@ class Interpreter::Run {
       return std::move(carried_.parsed);
     }
     auto parsed = std::make_unique<ParsedInput>();
-    const std::string& text = F(frame_id)->input();
-    json::Document doc(&parsed->allocator);
-    doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-    if (doc.HasParseError()) {
-      auto status = json::Parse(text);  // for its message
-      FrameFailed(frame_id, RuntimeError(*F(frame_id), status.status().message()));
+    if (auto status = json::ParseInto(F(frame_id)->input(), parsed->allocator, &parsed->value);
+        !status.ok()) {
+      FrameFailed(frame_id, RuntimeError(*F(frame_id), status.message()));
       return nullptr;
     }
-    parsed->value = std::move(static_cast<json::Value&>(doc));
     return parsed;
   }
 
@@ -1008,7 +1020,7 @@ class Interpreter::Run {
             SelectView(frame, state.output_path, *combined, &output, &output_storage, a)) {
       return error;
     }
-    *out_text = json::Serialize(*output);
+    *out_text = json::Serialize(*output, frame.input().size());
     if (output != &raw->value) {
       json::Value kept = Detach(output, {&output_storage, &selected_storage, result_storage}, a);
       raw->value = std::move(kept);
@@ -1079,7 +1091,9 @@ class Interpreter::Run {
   void RunPass(int64_t frame_id, const State& state) {
     if (PassesInputThrough(state) && InputIsCanonical(frame_id)) {
       ParsedInputPtr parsed = std::move(carried_.parsed);
-      ExitState(frame_id, state, F(frame_id)->input(), {}, std::move(parsed));
+      // The frame's input is not read again once its state exits (a Pass
+      // state has no Catch), so it moves rather than copies.
+      ExitState(frame_id, state, std::move(*F(frame_id)->mutable_input()), {}, std::move(parsed));
       return;
     }
     ParsedInputPtr raw = TakeInput(frame_id);
@@ -1253,7 +1267,7 @@ class Interpreter::Run {
     }
     // A Choice that selects nothing passes its input on as it came.
     std::string text = output == &raw->value && canonical ? frame.input()
-                                                          : json::Serialize(*output);
+                                                          : json::Serialize(*output, frame.input().size());
     if (output != &raw->value) {
       json::Value kept = Detach(output, {&output_storage, &input_storage}, a);
       raw->value = std::move(kept);
@@ -1456,7 +1470,7 @@ class Interpreter::Run {
       HandleError(frame_id, *error);
       return;
     }
-    std::string input = json::Serialize(effective);
+    std::string input = json::Serialize(effective, F(frame_id)->input().size());
     Emit("ParallelStateStarted");
     Frame* frame = F(frame_id);
     const int total = static_cast<int>(state.branches.size());
@@ -1468,7 +1482,11 @@ class Interpreter::Run {
     for (int i = 0; i < total; ++i) frame->add_child_outputs();
     for (int i = 0; i < total; ++i) {
       Frame* branch = NewFrame(frame_id, i);
-      Enqueue(branch->id(), state.branches[i]->start_at, input);
+      // Each branch gets the input parsed already: a copy costs less than
+      // parsing the text again.
+      auto parsed = std::make_unique<ParsedInput>();
+      parsed->value.CopyFrom(effective, parsed->allocator);
+      Enqueue(branch->id(), state.branches[i]->start_at, input, std::move(parsed));
     }
   }
 
@@ -1598,11 +1616,18 @@ class Interpreter::Run {
     auto& a = doc.GetAllocator();
     json::Value results(rapidjson::kArrayType);
     for (const std::string& text : frame->child_outputs()) {
-      auto value = json::Parse(text, &arena_);
-      results.PushBack(value.ok() ? json::Copy(*value, a) : json::Value(), a);
+      auto value = json::Parse(text, &arena_);  // in `a` already: moved, not copied
+      results.PushBack(value.ok() ? std::move(static_cast<json::Value&>(*value)) : json::Value(),
+                       a);
     }
-    auto raw = ParseInput(frame_id);
-    if (!raw) return;
+    // The state's input matters only when ResultPath keeps some of it.
+    std::optional<json::Document> raw;
+    if (NeedsInputForResultPath(state.result_path)) {
+      raw = ParseInput(frame_id);
+      if (!raw) return;
+    } else {
+      raw.emplace(&arena_);
+    }
     std::string output;
     std::map<std::string, std::string> assigned;
     if (auto error =

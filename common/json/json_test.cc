@@ -1,7 +1,14 @@
 #include "common/json/json.h"
 
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
 
 namespace stepflow::json {
 namespace {
@@ -76,6 +83,78 @@ TEST(JsonTest, RefusesUnpairedSurrogateEscapes) {
   auto pair = Parse(R"(["\ud83d\ude00", "\\udc00"])");
   ASSERT_TRUE(pair.ok()) << pair.status();
   EXPECT_EQ(Serialize(*pair), "[\"\xF0\x9F\x98\x80\",\"\\\\udc00\"]");
+}
+
+// Serialize writes what rapidjson::Writer writes, byte for byte: texts it
+// wrote before must not change.
+TEST(JsonTest, SerializeMatchesRapidJsonWriter) {
+  std::mt19937_64 rng(7);
+  auto writer_text = [](const Value& value) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    value.Accept(writer);
+    return std::string(buffer.GetString(), buffer.GetSize());
+  };
+  const std::vector<double> doubles = {0.0, -0.0, 0.1, 1.5, -2.25, 1e21, 1e-7, 5e-324,
+                                       1.7976931348623157e308, 123456789.125, 3.0};
+  const std::vector<std::string> strings = {"", "plain", "quote\"back\\slash",
+                                            std::string("nul\0and\x01\x1f", 9),
+                                            "\b\f\n\r\t", "\x7f del", "caf\xc3\xa9 \xf0\x9f\x98\x80",
+                                            "slash / <tag>", std::string(40, 'x') + "\n"};
+  for (int round = 0; round < 2000; ++round) {
+    Document doc;
+    auto& a = doc.GetAllocator();
+    std::function<void(Value*, int)> fill = [&](Value* v, int depth) {
+      switch (std::uniform_int_distribution<int>(0, depth > 3 ? 5 : 7)(rng)) {
+        case 0: v->SetNull(); break;
+        case 1: v->SetBool(rng() % 2 == 0); break;
+        case 2: {
+          const int64_t choices[] = {0, -1, 42, 2147483647, -2147483648LL, 4294967295LL,
+                                     -9223372036854775807LL - 1, 9007199254740993LL};
+          v->SetInt64(choices[rng() % 8]);
+          break;
+        }
+        case 3:
+          if (rng() % 2) {
+            v->SetUint64(18446744073709551615ull);
+          } else {
+            v->SetDouble(doubles[rng() % doubles.size()]);
+          }
+          break;
+        case 4:
+        case 5: {
+          const std::string& text = strings[rng() % strings.size()];
+          v->SetString(text.data(), static_cast<rapidjson::SizeType>(text.size()), a);
+          break;
+        }
+        case 6: {
+          v->SetArray();
+          const int n = static_cast<int>(rng() % 4);
+          for (int i = 0; i < n; ++i) {
+            Value item;
+            fill(&item, depth + 1);
+            v->PushBack(item, a);
+          }
+          break;
+        }
+        default: {
+          v->SetObject();
+          const int n = static_cast<int>(rng() % 4);
+          for (int i = 0; i < n; ++i) {
+            Value item;
+            fill(&item, depth + 1);
+            const std::string& key = strings[rng() % strings.size()];
+            v->AddMember(Value(key.data(), static_cast<rapidjson::SizeType>(key.size()), a),
+                         item, a);
+          }
+          break;
+        }
+      }
+    };
+    fill(&doc, 0);
+    ASSERT_EQ(Serialize(doc), writer_text(doc)) << "round " << round;
+    ASSERT_EQ(Serialize(doc, 3), writer_text(doc)) << "round " << round;
+  }
 }
 
 }  // namespace

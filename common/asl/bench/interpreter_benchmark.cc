@@ -74,7 +74,7 @@ int64_t StatesEntered(const Outcome& outcome) {
   return entered;
 }
 
-void BM_Execution(benchmark::State& state, const Workflow* workflow) {
+ExecutionContext ContextFor(const Workflow* workflow) {
   ExecutionContext context;
   context.execution_arn = absl::StrCat(
       "arn:aws:states:us-east-1:123456789012:execution:", workflow->name,
@@ -84,10 +84,15 @@ void BM_Execution(benchmark::State& state, const Workflow* workflow) {
   context.state_machine_arn = absl::StrCat(
       "arn:aws:states:us-east-1:123456789012:stateMachine:", workflow->name);
   context.state_machine_name = workflow->name;
-  const absl::Time now = absl::FromUnixSeconds(1700000000);
-  context.start_time = now;
+  context.start_time = absl::FromUnixSeconds(1700000000);
   // Input() is json::Serialize output, as the gateway hands inputs over.
   context.input_is_canonical = true;
+  return context;
+}
+
+void BM_Execution(benchmark::State& state, const Workflow* workflow) {
+  const ExecutionContext context = ContextFor(workflow);
+  const absl::Time now = context.start_time;
   const absl::string_view input = Input();
 
   int64_t transitions = 0;
@@ -218,7 +223,24 @@ int main(int argc, char** argv) {
              "(default: "
              "$STEPFLOW_BENCH_WORKFLOWS, else " STEPFLOW_BENCH_WORKFLOWS_DIR
              ")\n"
+             "  --count=N            run each workflow N times and exit, for "
+             "instruction\n"
+             "                       counts under callgrind or perf stat "
+             "(--benchmark_filter=NAME\n"
+             "                       may follow to pick one)\n"
              "Google Benchmark's flags follow.\n";
+      break;
+    }
+  }
+  // --count=N: run every workflow N times outside Google Benchmark and
+  // exit, for instruction counts (valgrind --tool=callgrind, perf stat),
+  // which unlike timings do not depend on what else the machine does.
+  int64_t count = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (absl::StartsWith(argv[i], "--count=")) {
+      count = std::atoll(argv[i] + 8);
+      for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+      --argc;
       break;
     }
   }
@@ -226,6 +248,27 @@ int main(int argc, char** argv) {
   // Registered benchmarks keep pointers into this vector; it lives until exit.
   static std::vector<Workflow> workflows;
   if (!stepflow::asl::Load(dir, &workflows)) return 1;
+  if (count > 0) {
+    const std::string filter = argc > 1 && absl::StartsWith(argv[1], "--benchmark_filter=")
+                                   ? std::string(argv[1] + 19)
+                                   : "";
+    for (const Workflow& workflow : workflows) {
+      if (!filter.empty() && workflow.name.find(filter) == std::string::npos) continue;
+      const stepflow::asl::ExecutionContext context =
+          stepflow::asl::ContextFor(&workflow);
+      int64_t transitions = 0;
+      for (int64_t i = 0; i < count; ++i) {
+        ::stepflow::internal::v1::ExecutionState execution;
+        stepflow::asl::Interpreter interpreter(*workflow.definition, context);
+        stepflow::asl::Outcome outcome =
+            interpreter.Start(&execution, stepflow::asl::Input(), context.start_time);
+        transitions += stepflow::asl::StatesEntered(outcome);
+      }
+      std::cout << workflow.name << ": " << count << " executions, " << transitions
+                << " transitions\n";
+    }
+    return 0;
+  }
   for (const Workflow& workflow : workflows) {
     benchmark::RegisterBenchmark(("BM_Execution/" + workflow.name).c_str(),
                                  stepflow::asl::BM_Execution, &workflow);
