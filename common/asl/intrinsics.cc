@@ -1227,14 +1227,9 @@ class Evaluator {
     }
     // Like Jackson's readTree, the first value counts and anything after it
     // is ignored.
-    json::Document doc;
-    doc.Parse<rapidjson::kParseFullPrecisionFlag |
-              rapidjson::kParseStopWhenDoneFlag>(text.data(), text.size());
-    if (doc.HasParseError() ||
-        json::FindUnpairedSurrogate(text) != absl::string_view::npos) {
-      return Invalid(call);
-    }
-    result->CopyFrom(doc, out);
+    auto doc = json::ParseFirstValue(text, &out);
+    if (!doc.ok()) return Invalid(call);
+    *result = std::move(static_cast<json::Value&>(*doc));
     return absl::OkStatus();
   }
 

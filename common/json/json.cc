@@ -12,7 +12,10 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "rapidjson/encodedstream.h"
 #include "rapidjson/error/en.h"
+#include "rapidjson/memorystream.h"
+#include "rapidjson/reader.h"
 #include "rapidjson/internal/dtoa.h"
 #include "rapidjson/internal/itoa.h"
 #include "rapidjson/prettywriter.h"
@@ -72,50 +75,127 @@ size_t FindUnpairedSurrogate(absl::string_view text) {
 
 namespace {
 
-absl::StatusOr<Document> Finish(Document doc, absl::string_view text) {
-  if (doc.HasParseError()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid JSON at offset ", doc.GetErrorOffset(), ": ",
-                     rapidjson::GetParseError_En(doc.GetParseError())));
+// Forwards RapidJSON's parse events to a document, refusing to go deeper
+// than kMaxDepth: the parser, and every walk over the value afterwards,
+// recurses once per level, and a small text can nest deep enough to
+// exhaust a thread's stack.
+class DepthLimitedHandler {
+ public:
+  explicit DepthLimitedHandler(Document& doc) : doc_(doc) {}
+  bool too_deep() const { return too_deep_; }
+
+  bool Null() { return doc_.Null(); }
+  bool Bool(bool b) { return doc_.Bool(b); }
+  bool Int(int i) { return doc_.Int(i); }
+  bool Uint(unsigned u) { return doc_.Uint(u); }
+  bool Int64(int64_t i) { return doc_.Int64(i); }
+  bool Uint64(uint64_t u) { return doc_.Uint64(u); }
+  bool Double(double d) { return doc_.Double(d); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
+    return doc_.RawNumber(s, n, copy);
   }
-  if (const size_t at = FindUnpairedSurrogate(text);
-      at != absl::string_view::npos) {
+  bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc_.String(s, n, copy); }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return doc_.Key(s, n, copy); }
+  bool StartObject() { return Enter() && doc_.StartObject(); }
+  bool EndObject(rapidjson::SizeType members) {
+    --depth_;
+    return doc_.EndObject(members);
+  }
+  bool StartArray() { return Enter() && doc_.StartArray(); }
+  bool EndArray(rapidjson::SizeType elements) {
+    --depth_;
+    return doc_.EndArray(elements);
+  }
+
+ private:
+  bool Enter() {
+    if (++depth_ > kMaxDepth) too_deep_ = true;
+    return !too_deep_;
+  }
+  Document& doc_;
+  int depth_ = 0;
+  bool too_deep_ = false;
+};
+
+template <unsigned kFlags, typename Stream>
+rapidjson::ParseResult ParseStream(Stream& stream, DepthLimitedHandler& handler) {
+  rapidjson::Reader reader;
+  return reader.Parse<kFlags>(stream, handler);
+}
+
+// Parses `text` into `doc` (whose allocator receives the values) within the
+// depth limit. `terminated`: the text is a std::string's, with no NUL
+// before its end, which allows RapidJSON's faster scanning. With
+// `first_value_only`, what follows the first value is ignored.
+absl::Status ParseGuarded(absl::string_view text, bool terminated, bool first_value_only,
+                          Document& doc) {
+  constexpr unsigned kWhole = rapidjson::kParseFullPrecisionFlag;
+  constexpr unsigned kFirst = kWhole | rapidjson::kParseStopWhenDoneFlag;
+  rapidjson::ParseResult result;
+  bool too_deep = false;
+  auto generate = [&](Document& target) {
+    DepthLimitedHandler handler(target);
+    if (terminated) {
+      rapidjson::StringStream stream(text.data());
+      result = first_value_only ? ParseStream<kFirst>(stream, handler)
+                                : ParseStream<kWhole>(stream, handler);
+    } else {
+      rapidjson::MemoryStream memory(text.data(), text.size());
+      rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(memory);
+      result = first_value_only ? ParseStream<kFirst>(stream, handler)
+                                : ParseStream<kWhole>(stream, handler);
+    }
+    too_deep = handler.too_deep();
+    return !result.IsError();
+  };
+  doc.Populate(generate);
+  if (too_deep) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid JSON at offset ", result.Offset(), ": nested deeper than ", kMaxDepth, " levels"));
+  }
+  if (result.IsError()) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid JSON at offset ", result.Offset(),
+                                                   ": ",
+                                                   rapidjson::GetParseError_En(result.Code())));
+  }
+  const size_t at = FindUnpairedSurrogate(first_value_only ? text.substr(0, result.Offset())
+                                                           : text);
+  if (at != absl::string_view::npos) {
     return absl::InvalidArgumentError(
-        absl::StrCat("invalid JSON at offset ", at, ": the escape ",
-                     text.substr(at, 6),
+        absl::StrCat("invalid JSON at offset ", at, ": the escape ", text.substr(at, 6),
                      " is an unpaired UTF-16 surrogate, not a character"));
   }
-  return doc;
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 absl::StatusOr<Document> Parse(absl::string_view text) {
   Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-  return Finish(std::move(doc), text);
-}
-
-absl::Status ParseInto(const std::string& text, Allocator& allocator, Value* out) {
-  Document doc(&allocator);
-  // A string without NUL bytes can be read as a terminated one, which
-  // takes RapidJSON's faster scanning path; valid JSON has none outside
-  // escapes.
-  if (std::strlen(text.c_str()) == text.size()) {
-    doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.c_str());
-  } else {
-    doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-  }
-  auto finished = Finish(std::move(doc), text);
-  if (!finished.ok()) return finished.status();
-  *out = std::move(static_cast<Value&>(*finished));
-  return absl::OkStatus();
+  if (absl::Status status = ParseGuarded(text, false, false, doc); !status.ok()) return status;
+  return doc;
 }
 
 absl::StatusOr<Document> Parse(absl::string_view text, Allocator* allocator) {
   Document doc(allocator);
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-  return Finish(std::move(doc), text);
+  if (absl::Status status = ParseGuarded(text, false, false, doc); !status.ok()) return status;
+  return doc;
+}
+
+absl::StatusOr<Document> ParseFirstValue(absl::string_view text, Allocator* allocator) {
+  Document doc(allocator);
+  if (absl::Status status = ParseGuarded(text, false, true, doc); !status.ok()) return status;
+  return doc;
+}
+
+absl::Status ParseInto(const std::string& text, Allocator& allocator, Value* out) {
+  Document doc(&allocator);
+  const bool terminated = std::strlen(text.c_str()) == text.size();
+  if (absl::Status status = ParseGuarded(text, terminated, false, doc); !status.ok()) {
+    return status;
+  }
+  *out = std::move(static_cast<Value&>(doc));
+  return absl::OkStatus();
 }
 
 namespace {

@@ -24,6 +24,11 @@ using Document = rapidjson::Document;
 using Value = rapidjson::Value;
 using Allocator = rapidjson::Document::AllocatorType;
 
+// How deep arrays and objects may nest in parsed text. Deeper text is
+// refused: parsing it, and walking the value afterwards, would recurse past
+// what a thread's stack holds.
+inline constexpr int kMaxDepth = 1000;
+
 // Parses `text` as one JSON value (numbers at full double precision).
 // INVALID_ARGUMENT names the byte offset and the reason on failure.
 absl::StatusOr<Document> Parse(absl::string_view text);
@@ -31,6 +36,10 @@ absl::StatusOr<Document> Parse(absl::string_view text);
 // Parses into values owned by `allocator` (an arena that outlives the
 // document), for hot paths that make many short-lived documents.
 absl::StatusOr<Document> Parse(absl::string_view text, Allocator* allocator);
+
+// Parses the first JSON value of `text` and ignores what follows it (as
+// Jackson's readTree does).
+absl::StatusOr<Document> ParseFirstValue(absl::string_view text, Allocator* allocator);
 
 // Parses `text` into `*out`, whose values `allocator` owns (it must outlive
 // them); faster than Parse for text held in a std::string.

@@ -157,5 +157,31 @@ TEST(JsonTest, SerializeMatchesRapidJsonWriter) {
   }
 }
 
+TEST(JsonTest, RefusesNestingDeeperThanTheLimit) {
+  auto nested = [](int depth, const char* open, const char* close) {
+    std::string text;
+    for (int i = 0; i < depth; ++i) text += open;
+    text += "1";
+    for (int i = 0; i < depth; ++i) text += close;
+    return text;
+  };
+  EXPECT_TRUE(Parse(nested(kMaxDepth, "[", "]")).ok());
+  EXPECT_TRUE(Parse(nested(kMaxDepth - 1, "{\"a\":", "}")).ok());
+  for (const std::string& text :
+       {nested(kMaxDepth + 1, "[", "]"), nested(200000, "{\"a\":", "}"),
+        nested(200000, "[", "")}) {
+    auto doc = Parse(text);
+    ASSERT_FALSE(doc.ok());
+    EXPECT_THAT(std::string(doc.status().message()), testing::HasSubstr("nested deeper than"));
+    Document target;
+    EXPECT_FALSE(ParseInto(text, target.GetAllocator(), &target).ok());
+  }
+  // The first value alone counts for ParseFirstValue.
+  Document arena;
+  auto first = ParseFirstValue("[1] trailing \\udc00", &arena.GetAllocator());
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(Serialize(*first), "[1]");
+}
+
 }  // namespace
 }  // namespace stepflow::json
