@@ -70,10 +70,6 @@ bool Matches(const std::vector<std::string>& error_equals, const StateError& fai
   return false;
 }
 
-// Event ids of child executions of distributed maps start here, far from
-// the execution's own.
-constexpr int64_t kFirstChildEventId = int64_t{1} << 40;
-
 // AWS ends an EXPRESS child execution of a distributed map after 5 minutes.
 constexpr absl::Duration kExpressChildTimeout = absl::Minutes(5);
 

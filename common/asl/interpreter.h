@@ -55,6 +55,11 @@ struct ExecutionContext {
   std::function<std::string(int64_t event_id, int64_t part)> mint_id;
 };
 
+// Events of the child executions of a distributed Map are not part of the
+// execution's history (Outcome::events); they are numbered from here on, so
+// an activity a child schedules has a scheduled_event_id this large.
+inline constexpr int64_t kFirstChildEventId = int64_t{1} << 40;
+
 struct ActivityDispatch {
   std::string activity_arn;
   int64_t scheduled_event_id = 0;
