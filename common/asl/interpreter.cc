@@ -70,6 +70,9 @@ bool Matches(const std::vector<std::string>& error_equals, const StateError& fai
   return false;
 }
 
+// Child executions a map run keeps running at once without MaxConcurrency.
+constexpr int32_t kDefaultMapRunConcurrency = 10000;
+
 // AWS ends an EXPRESS child execution of a distributed map after 5 minutes.
 constexpr absl::Duration kExpressChildTimeout = absl::Minutes(5);
 
@@ -1794,9 +1797,9 @@ class Interpreter::Run {
       Frame* frame = F(frame_id);
       if (frame == nullptr || !frame->waiting_children() || closed()) break;
       if (frame->next_child() >= frame->total_children()) break;
-      if (frame->max_concurrency() > 0 && frame->running_children() >= frame->max_concurrency()) {
-        break;
-      }
+      const int32_t limit = frame->max_concurrency() > 0 ? frame->max_concurrency()
+                                                         : kDefaultMapRunConcurrency;
+      if (frame->running_children() >= limit) break;
       const State& state = *StateOf(*frame);
       const int32_t index = frame->next_child();
       frame->set_next_child(index + 1);
