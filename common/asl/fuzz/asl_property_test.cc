@@ -812,9 +812,9 @@ class DefinitionGenerator {
       }
       json::Value processor = Machine(depth + 1);
       bool distributed = false;
-      if (r_.P(0.35)) {
+      if (r_.P(0.7)) {
         json::Value config(rapidjson::kObjectType);
-        distributed = r_.P(0.5);
+        distributed = r_.P(0.6);
         Add(config, "Mode", Str(Flaw() ? "BAD" : distributed ? "DISTRIBUTED" : "INLINE"));
         // ExecutionType is required in DISTRIBUTED mode, refused in INLINE.
         if (distributed != Flaw()) {
@@ -823,18 +823,23 @@ class DefinitionGenerator {
         Add(processor, "ProcessorConfig", std::move(config));
       }
       if (distributed || Flaw()) {
-        if (r_.P(0.4)) Add(state, "ToleratedFailureCount", Int(r_.R(0, 2)));
-        if (r_.P(0.3)) {
-          Add(state, "ToleratedFailurePercentage",
-              Int(Flaw() ? 101 : r_.OneOf(std::vector<int>{0, 25, 50, 100})));
+        if (r_.P(0.4)) {
+          Add(state, r_.P(0.9) ? "ToleratedFailureCount" : "ToleratedFailureCountPath",
+              r_.P(0.9) ? Int(r_.R(0, 2)) : Str("$.n"));
         }
-        if (r_.P(0.05)) Add(state, "ToleratedFailureCountPath", Str("$.n"));
-        if (r_.P(0.05)) Add(state, "ToleratedFailurePercentagePath", Str("$.n"));
+        if (r_.P(0.3)) {
+          if (r_.P(0.9)) {
+            Add(state, "ToleratedFailurePercentage",
+                Int(Flaw() ? 101 : r_.OneOf(std::vector<int>{0, 25, 50, 100})));
+          } else {
+            Add(state, "ToleratedFailurePercentagePath", Str("$.n"));
+          }
+        }
         if (r_.P(0.4)) {
           json::Value batcher(rapidjson::kObjectType);
-          if (r_.P(0.7)) Add(batcher, "MaxItemsPerBatch", Int(Flaw() ? 0 : r_.R(1, 3)));
+          if (r_.P(0.6) || Flaw()) Add(batcher, "MaxItemsPerBatch", Int(Flaw() ? 0 : r_.R(1, 3)));
           if (r_.P(0.3)) Add(batcher, "MaxInputBytesPerBatch", Int(r_.R(8, 64)));
-          if (r_.P(0.1)) Add(batcher, "MaxItemsPerBatchPath", Str("$.n"));
+          if (batcher.ObjectEmpty() && !Flaw()) Add(batcher, "MaxItemsPerBatchPath", Str("$.n"));
           if (r_.P(0.3)) Add(batcher, "BatchInput", Template(1));
           Add(state, "ItemBatcher", std::move(batcher));
         }
