@@ -209,6 +209,21 @@ TEST_F(DistributedMapTest, ExpressChildTimesOutAfterFiveMinutes) {
   EXPECT_EQ(last.error, "States.ExceedToleratedFailureThreshold");
 }
 
+TEST_F(DistributedMapTest, ChildLoopingWithoutWaitingEndsAtTheHistoryLimit) {
+  Outcome out = Begin(
+      DistributedMap(R"({"P": {"Type": "Pass", "Next": "Q"},
+          "Q": {"Type": "Choice", "Choices": [{"Variable": "$", "IsPresent": true, "Next": "P"}],
+                "Default": "Done"},
+          "Done": {"Type": "Succeed"}})",
+                     R"("ToleratedFailurePercentage": 100)"),
+      "[1]");
+  EXPECT_EQ(out.closed_status, "SUCCEEDED");
+  EXPECT_EQ(out.output, "[null]");
+  EXPECT_EQ(Types(out),
+            "ExecutionStarted,MapStateEntered,MapStateStarted,MapRunStarted,MapRunSucceeded,"
+            "MapStateSucceeded,MapStateExited,ExecutionSucceeded");
+}
+
 std::vector<std::string> Problems(absl::string_view definition) {
   std::vector<std::string> problems;
   for (const Diagnostic& d : ValidateDefinition(definition)) {

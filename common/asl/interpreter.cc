@@ -119,7 +119,7 @@ class Interpreter::Run {
   // --- Events ---------------------------------------------------------------
 
   v1::HistoryEvent* Emit(absl::string_view type, bool advance_cursor = true) {
-    if (in_child_execution_) return EmitInChildExecution(type);
+    if (child_root_ != 0) return EmitInChildExecution(type);
     v1::HistoryEvent& event = outcome_.events.emplace_back();
     event.set_type(std::string(type));
     const int64_t id = state_->next_event_id() == 0 ? 1 : state_->next_event_id();
@@ -145,12 +145,18 @@ class Interpreter::Run {
     event.set_id(id);
     SetTimestamp(now_, event.mutable_timestamp());
     state_->set_next_child_event_id(id + 1);
+    // A child execution has AWS's history limit too; Drain ends it.
+    if (Frame* root = F(child_root_); root != nullptr) {
+      auto* child = root->mutable_child_execution();
+      child->set_events(child->events() + 1);
+      if (child->events() > kMaxHistoryEvents && runaway_child_ == 0) runaway_child_ = root->id();
+    }
     return &event;
   }
 
   // The id the next Emit gives its event.
   int64_t NextEventId() const {
-    if (in_child_execution_) return std::max(state_->next_child_event_id(), kFirstChildEventId);
+    if (child_root_ != 0) return std::max(state_->next_child_event_id(), kFirstChildEventId);
     return state_->next_event_id() == 0 ? 1 : state_->next_event_id();
   }
 
@@ -158,18 +164,17 @@ class Interpreter::Run {
   // level) for as long as it lives.
   class EventScope {
    public:
-    EventScope(Run* run, int64_t frame_id) : run_(run), saved_(run->in_child_execution_) {
+    EventScope(Run* run, int64_t frame_id) : run_(run), saved_(run->child_root_) {
       const Frame* frame = frame_id == 0 ? nullptr : run->F(frame_id);
-      run->in_child_execution_ =
-          frame != nullptr && run->EnclosingChildExecution(*frame) != nullptr;
+      run->child_root_ = frame == nullptr ? 0 : run->EnclosingChildFrame(*frame);
     }
-    ~EventScope() { run_->in_child_execution_ = saved_; }
+    ~EventScope() { run_->child_root_ = saved_; }
     EventScope(const EventScope&) = delete;
     EventScope& operator=(const EventScope&) = delete;
 
    private:
     Run* run_;
-    bool saved_;
+    int64_t saved_;
   };
 
   // --- Frames ---------------------------------------------------------------
@@ -263,6 +268,7 @@ class Interpreter::Run {
                       absl::StrCat("The execution reached the maximum number of history "
                                    "events (", kMaxHistoryEvents, ")."));
       }
+      if (runaway_child_ != 0) EndRunawayChild();
     }
     --drain_depth_;
     if (closed()) queue_.clear();
@@ -1870,6 +1876,17 @@ class Interpreter::Run {
     HandleError(frame_id, failure);
   }
 
+  // A child execution that outgrew AWS's history limit fails, as a loop
+  // that never waits would otherwise never end.
+  void EndRunawayChild() {
+    const int64_t root = runaway_child_;
+    runaway_child_ = 0;
+    if (closed() || F(root) == nullptr) return;
+    FrameFailed(root, StateError{kRuntime,
+                                 absl::StrCat("The execution reached the maximum number of "
+                                              "history events (", kMaxHistoryEvents, ").")});
+  }
+
   // MapRunAborted for every map run still going when the execution ends.
   void EmitMapRunsAborted() {
     std::vector<int64_t> running;
@@ -1883,14 +1900,19 @@ class Interpreter::Run {
     for (size_t i = 0; i < running.size(); ++i) Emit("MapRunAborted");
   }
 
-  // The child execution of a distributed map that `frame` belongs to, or
-  // nullptr at the top level.
-  const ::stepflow::internal::v1::ChildExecution* EnclosingChildExecution(const Frame& frame) {
+  // The top frame of the child execution of a distributed map that `frame`
+  // belongs to, or 0 at the top level.
+  int64_t EnclosingChildFrame(const Frame& frame) {
     for (const Frame* scope = &frame; scope != nullptr;
          scope = scope->parent_id() == 0 ? nullptr : F(scope->parent_id())) {
-      if (scope->has_child_execution()) return &scope->child_execution();
+      if (scope->has_child_execution()) return scope->id();
     }
-    return nullptr;
+    return 0;
+  }
+
+  const ::stepflow::internal::v1::ChildExecution* EnclosingChildExecution(const Frame& frame) {
+    const int64_t root = EnclosingChildFrame(frame);
+    return root == 0 ? nullptr : &F(root)->child_execution();
   }
 
   // --- Timers ---------------------------------------------------------------
@@ -2184,9 +2206,11 @@ class Interpreter::Run {
   std::set<int64_t> pumping_;
   std::string task_token_;
   std::optional<std::pair<int64_t, std::string>> map_item_;
-  // Whether Emit is recording events of a distributed map's child
-  // execution (see EventScope), and those events.
-  bool in_child_execution_ = false;
+  // The top frame of the distributed map's child execution whose events
+  // Emit records (see EventScope; 0: this execution's), and those events.
+  int64_t child_root_ = 0;
+  // A child execution past the history limit, for Drain to end.
+  int64_t runaway_child_ = 0;
   std::deque<v1::HistoryEvent> child_events_;
   std::deque<json::Document> context_docs_;
   std::map<std::pair<int64_t, std::string>, std::unique_ptr<json::Document>> variable_cache_;
