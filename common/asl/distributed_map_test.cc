@@ -224,6 +224,20 @@ TEST_F(DistributedMapTest, ChildLoopingWithoutWaitingEndsAtTheHistoryLimit) {
             "MapStateSucceeded,MapStateExited,ExecutionSucceeded");
 }
 
+TEST_F(DistributedMapTest, ManyItemsInBatches) {
+  std::vector<std::string> items;
+  for (int i = 0; i < 20000; ++i) items.push_back(absl::StrCat(i));
+  Outcome out = Begin(DistributedMap(R"({"P": {"Type": "Pass", "OutputPath": "$.Items[0]",
+                                          "End": true}})",
+                                     R"("ItemBatcher": {"MaxItemsPerBatch": 4})"),
+                      absl::StrCat("[", absl::StrJoin(items, ","), "]"));
+  ASSERT_EQ(out.closed_status, "SUCCEEDED");
+  auto output = json::Parse(out.output);
+  ASSERT_TRUE(output.ok());
+  ASSERT_EQ(output->Size(), 5000u);
+  EXPECT_EQ((*output)[4999].GetInt(), 19996);
+}
+
 std::vector<std::string> Problems(absl::string_view definition) {
   std::vector<std::string> problems;
   for (const Diagnostic& d : ValidateDefinition(definition)) {

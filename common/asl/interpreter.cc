@@ -1619,6 +1619,7 @@ class Interpreter::Run {
     ::stepflow::internal::v1::MapRun* map_run = frame->mutable_map_run();
     map_run->set_total_items(static_cast<int32_t>(items.Size()));
     for (int32_t count : item_counts) map_run->add_child_item_counts(count);
+    for (const auto& input : inputs.GetArray()) map_run->add_child_inputs(json::Serialize(input));
     frame->set_waiting_children(true);
     frame->set_total_children(static_cast<int32_t>(inputs.Size()));
     frame->set_next_child(0);
@@ -1626,8 +1627,6 @@ class Interpreter::Run {
     frame->set_max_concurrency(static_cast<int32_t>(*max));
     frame->clear_child_outputs();
     for (rapidjson::SizeType i = 0; i < inputs.Size(); ++i) frame->add_child_outputs("null");
-    frame->set_items(json::Serialize(inputs));
-    frame->set_effective_input(json::Serialize(selected));
     PumpDistributed(frame_id);
   }
 
@@ -1810,9 +1809,8 @@ class Interpreter::Run {
       const int32_t index = frame->next_child();
       frame->set_next_child(index + 1);
       frame->set_running_children(frame->running_children() + 1);
-      auto inputs = json::Parse(frame->items(), &arena_);
-      if (!inputs.ok()) break;
-      std::string input = json::Serialize((*inputs)[static_cast<rapidjson::SizeType>(index)]);
+      // Each input is read once: the child keeps it from here on.
+      std::string input = std::move(*frame->mutable_map_run()->mutable_child_inputs(index));
       const ::stepflow::internal::v1::MapRun& run = frame->map_run();
       Frame* child = NewFrame(frame_id, index);
       auto* execution = child->mutable_child_execution();
