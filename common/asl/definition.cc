@@ -7,8 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/json/utf8.h"
 #include "common/asl/timestamp.h"
+#include "common/json/utf8.h"
 
 namespace stepflow::asl {
 
