@@ -111,6 +111,35 @@ TEST_F(StateTypesTest, MapOverTasksWithChoice) {
   EXPECT_EQ(result.output(), R"([{"n":2},{"n":4},{"n":0}])");
 }
 
+TEST_F(StateTypesTest, DistributedMapRunsChildExecutions) {
+  // Item 7 fails its child; one failure is tolerated.
+  auto result = Run("distributed", absl::StrCat(R"({"StartAt": "M", "States": {
+    "M": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2, "ToleratedFailureCount": 1,
+          "ItemSelector": {"n.$": "$$.Map.Item.Value"}, "Label": "double",
+          "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "T", "States": {
+              "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}},
+          "End": true}}})"),
+                    R"({"items": [1, 7, 2]})");
+  EXPECT_EQ(result.status(), "SUCCEEDED") << result.cause();
+  EXPECT_EQ(result.output(), R"([{"n":2},null,{"n":4}])");
+
+  v1::GetExecutionHistoryRequest history;
+  history.set_execution_arn(result.execution_arn());
+  v1::GetExecutionHistoryResponse events;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub_->GetExecutionHistory(&context, history, &events).ok());
+  std::vector<std::string> types;
+  for (const auto& event : events.events()) types.push_back(event.type());
+  // The children's events are theirs, not the parent's.
+  EXPECT_THAT(types, ::testing::ElementsAre("ExecutionStarted", "MapStateEntered",
+                                            "MapStateStarted", "MapRunStarted", "MapRunSucceeded",
+                                            "MapStateSucceeded", "MapStateExited",
+                                            "ExecutionSucceeded"));
+  EXPECT_THAT(events.events(3).map_run_started_event_details().map_run_arn(),
+              HasSubstr(":mapRun:distributed/double:"));
+}
+
 TEST_F(StateTypesTest, RetryThenCatchWithTimers) {
   auto result = Run("retry", absl::StrCat(R"({"StartAt": "T", "States": {
     "T": {"Type": "Task", "Resource": ")", kActivity, R"(",

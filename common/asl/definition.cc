@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/asl/timestamp.h"
+#include "common/json/utf8.h"
 
 namespace stepflow::asl {
 
@@ -769,21 +770,7 @@ class DefinitionParser {
             absl::StrCat("The value for the field '", field, "' must be an OBJECT"), at);
       return;
     }
-    if (body.HasMember("ProcessorConfig")) {
-      const json::Value& config = body["ProcessorConfig"];
-      if (config.IsObject() && config.HasMember("Mode") && config["Mode"].IsString()) {
-        std::string mode = config["Mode"].GetString();
-        if (mode == "DISTRIBUTED") {
-          state->distributed = true;
-          Error("UNSUPPORTED_FEATURE", "Map Mode 'DISTRIBUTED' is not supported by this release",
-                at + "/ProcessorConfig/Mode");
-        } else if (mode != "INLINE") {
-          Error("SCHEMA_VALIDATION_FAILED",
-                "The value for the field 'Mode' must be one of [INLINE, DISTRIBUTED]",
-                at + "/ProcessorConfig/Mode");
-        }
-      }
-    }
+    ParseProcessorConfig(body, at, state);
     state->processor = std::make_unique<StateMachine>();
     ParseMachine(body, at, state->processor.get());
     ParsePathField(value, "ItemsPath", where, &state->items_path);
@@ -794,30 +781,173 @@ class DefinitionParser {
     }
     ParseIntOrPath(value, "MaxConcurrency", where, /*allow_zero=*/true, &state->max_concurrency);
     if (const std::string* label = StringField(value, "Label", where)) {
-      bool bad = label->empty() || label->size() > 40;
-      for (char c : *label) {
-        if (std::isspace(static_cast<unsigned char>(c)) || std::string("<>{}[]?*\"#%\\^|~`$&,;:/").find(c) != std::string::npos) {
-          bad = true;
-        }
-      }
-      if (bad) {
-        Error("SCHEMA_VALIDATION_FAILED",
-              "The value for the field 'Label' must be at most 40 characters without "
-              "whitespace or any of < > { } [ ] ? * \" # % \\ ^ | ~ ` $ & , ; : /",
-              where + "/Label");
+      if (std::optional<std::string> problem = LabelProblem(*label)) {
+        Error("SCHEMA_VALIDATION_FAILED", *problem, where + "/Label");
       }
       state->label = *label;
     }
-    for (const char* unsupported : {"ItemReader", "ItemBatcher", "ResultWriter",
-                                    "ToleratedFailurePercentage", "ToleratedFailurePercentagePath",
-                                    "ToleratedFailureCount", "ToleratedFailureCountPath"}) {
-      if (value.HasMember(unsupported) && !state->distributed) {
+    for (const char* only_distributed : {"ItemReader", "ItemBatcher", "ResultWriter",
+                                         "ToleratedFailurePercentage",
+                                         "ToleratedFailurePercentagePath",
+                                         "ToleratedFailureCount", "ToleratedFailureCountPath"}) {
+      if (value.HasMember(only_distributed) && !state->distributed) {
         Error("SCHEMA_VALIDATION_FAILED",
-              absl::StrCat("Field '", unsupported, "' is only supported in DISTRIBUTED mode"),
-              absl::StrCat(where, "/", unsupported));
+              absl::StrCat("Field '", only_distributed, "' is only supported in DISTRIBUTED mode"),
+              absl::StrCat(where, "/", only_distributed));
+      }
+    }
+    if (!state->distributed) return;
+    ParseItemBatcher(value, where, state);
+    ParseIntOrPath(value, "ToleratedFailureCount", where, /*allow_zero=*/true,
+                   &state->tolerated_failure_count);
+    if (value.HasMember("ToleratedFailurePercentage") &&
+        value.HasMember("ToleratedFailurePercentagePath")) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            "These fields cannot both be set: [ToleratedFailurePercentage, "
+            "ToleratedFailurePercentagePath]",
+            where);
+    } else if (value.HasMember("ToleratedFailurePercentage")) {
+      const json::Value& percentage = value["ToleratedFailurePercentage"];
+      if (!percentage.IsNumber() || percentage.GetDouble() < 0 || percentage.GetDouble() > 100) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              "The value for the field 'ToleratedFailurePercentage' must be a number between 0 "
+              "and 100",
+              where + "/ToleratedFailurePercentage");
+      } else {
+        state->tolerated_failure_percentage = percentage.GetDouble();
+      }
+    } else {
+      state->tolerated_failure_percentage_path =
+          PathValue(value, "ToleratedFailurePercentagePath", where);
+    }
+    for (auto [field, out] : {std::pair{"ItemReader", &state->item_reader},
+                              std::pair{"ResultWriter", &state->result_writer}}) {
+      if (!value.HasMember(field)) continue;
+      const json::Value& config = value[field];
+      const std::string at_field = absl::StrCat(where, "/", field);
+      if (!config.IsObject()) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              absl::StrCat("The value for the field '", field, "' must be an OBJECT"), at_field);
+        continue;
+      }
+      if (Require(config, {"Resource"}, at_field)) StringField(config, "Resource", at_field);
+      TemplateField(config, "Parameters", at_field, /*object_only=*/true);
+      *out = &config;
+    }
+  }
+
+  // ItemProcessor.ProcessorConfig: {"Mode": INLINE | DISTRIBUTED,
+  // "ExecutionType": STANDARD | EXPRESS (DISTRIBUTED only, and required there)}.
+  void ParseProcessorConfig(const json::Value& body, const std::string& at, State* state) {
+    if (!body.HasMember("ProcessorConfig")) return;
+    const json::Value& config = body["ProcessorConfig"];
+    const std::string where = at + "/ProcessorConfig";
+    if (!config.IsObject()) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            "The value for the field 'ProcessorConfig' must be an OBJECT", where);
+      return;
+    }
+    for (const auto& member : config.GetObject()) {
+      absl::string_view key(member.name.GetString(), member.name.GetStringLength());
+      if (key != "Mode" && key != "ExecutionType") {
+        Error("SCHEMA_VALIDATION_FAILED", absl::StrCat("Field '", key, "' is not supported"),
+              absl::StrCat(where, "/", key));
+      }
+    }
+    if (const std::string* mode = StringField(config, "Mode", where)) {
+      if (*mode == "DISTRIBUTED") {
+        state->distributed = true;
+      } else if (*mode != "INLINE") {
+        Error("SCHEMA_VALIDATION_FAILED",
+              "The value for the field 'Mode' must be one of [INLINE, DISTRIBUTED]",
+              where + "/Mode");
+      }
+    }
+    if (!state->distributed) {
+      if (config.HasMember("ExecutionType")) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              "Field 'ExecutionType' is only supported in DISTRIBUTED mode",
+              where + "/ExecutionType");
+      }
+      return;
+    }
+    if (!Require(config, {"ExecutionType"}, where)) return;
+    if (const std::string* type = StringField(config, "ExecutionType", where)) {
+      if (*type == "EXPRESS") {
+        state->express_children = true;
+      } else if (*type != "STANDARD") {
+        Error("SCHEMA_VALIDATION_FAILED",
+              "The value for the field 'ExecutionType' must be one of [STANDARD, EXPRESS]",
+              where + "/ExecutionType");
       }
     }
   }
+
+  // AWS's rules for a map run label, in its words; nullopt when valid.
+  static std::optional<std::string> LabelProblem(const std::string& label) {
+    if (label.empty()) return "Label cannot be empty";
+    static constexpr absl::string_view kForbidden = " ?*<>{}[]:;,\\|^~$#%&`\"/";
+    size_t characters = 0;
+    for (size_t i = 0; i < label.size();) {
+      const size_t begin = i;
+      const uint32_t cp = json::NextCodePoint(label, &i);
+      ++characters;
+      const bool control = cp < 0x20 || (cp >= 0x7F && cp < 0xA0);
+      if (control || (cp < 0x80 && kForbidden.find(static_cast<char>(cp)) != kForbidden.npos)) {
+        return absl::StrCat("Label contains invalid character: '",
+                            absl::string_view(label).substr(begin, i - begin), "'");
+      }
+    }
+    if (characters > 40) return "Label cannot exceed 40 characters";
+    return std::nullopt;
+  }
+
+  // ItemBatcher: at least one limit, each positive, given literally or
+  // through a path; BatchInput is a payload template.
+  void ParseItemBatcher(const json::Value& value, const std::string& where, State* state) {
+    if (!value.HasMember("ItemBatcher")) return;
+    const json::Value& batcher = value["ItemBatcher"];
+    const std::string at = where + "/ItemBatcher";
+    if (!batcher.IsObject()) {
+      Error("SCHEMA_VALIDATION_FAILED", "The value for the field 'ItemBatcher' must be an OBJECT",
+            at);
+      return;
+    }
+    static const FieldSet kFields = {"MaxItemsPerBatch", "MaxItemsPerBatchPath",
+                                     "MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath",
+                                     "BatchInput"};
+    for (const auto& member : batcher.GetObject()) {
+      absl::string_view key(member.name.GetString(), member.name.GetStringLength());
+      if (!kFields.count(key)) {
+        Error("SCHEMA_VALIDATION_FAILED", absl::StrCat("Field '", key, "' is not supported"),
+              absl::StrCat(at, "/", key));
+      }
+    }
+    state->item_batcher = true;
+    ParseIntOrPath(batcher, "MaxItemsPerBatch", at, /*allow_zero=*/false,
+                   &state->max_items_per_batch);
+    ParseIntOrPath(batcher, "MaxInputBytesPerBatch", at, /*allow_zero=*/false,
+                   &state->max_input_bytes_per_batch);
+    if (state->max_input_bytes_per_batch.value &&
+        *state->max_input_bytes_per_batch.value > kMaxBatchBytes) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            absl::StrCat("The value for the field 'MaxInputBytesPerBatch' must be at most ",
+                         kMaxBatchBytes),
+            at + "/MaxInputBytesPerBatch");
+    }
+    if (!batcher.HasMember("MaxItemsPerBatch") && !batcher.HasMember("MaxItemsPerBatchPath") &&
+        !batcher.HasMember("MaxInputBytesPerBatch") &&
+        !batcher.HasMember("MaxInputBytesPerBatchPath")) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            "ItemBatcher must have at least one of: [MaxItemsPerBatch, MaxItemsPerBatchPath, "
+            "MaxInputBytesPerBatch, MaxInputBytesPerBatchPath]",
+            at);
+    }
+    state->batch_input = TemplateField(batcher, "BatchInput", at, /*object_only=*/true);
+  }
+
+  // A batch is at most 256 KiB, as every state input.
+  static constexpr int64_t kMaxBatchBytes = 256 * 1024;
 
   void CheckTransitions(const StateMachine& machine,
                         const std::set<std::string, std::less<>>& names,

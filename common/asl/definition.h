@@ -128,8 +128,23 @@ struct State {
   PathField items_path;
   const json::Value* item_selector = nullptr;
   IntOrPath max_concurrency;
-  bool distributed = false;
   std::string label;
+
+  // Map in DISTRIBUTED mode: iterations are child workflow executions of
+  // one map run.
+  bool distributed = false;
+  bool express_children = false;  // ProcessorConfig.ExecutionType EXPRESS
+  bool item_batcher = false;      // ItemBatcher given
+  IntOrPath max_items_per_batch;
+  IntOrPath max_input_bytes_per_batch;
+  const json::Value* batch_input = nullptr;  // ItemBatcher.BatchInput template
+  IntOrPath tolerated_failure_count;
+  std::optional<double> tolerated_failure_percentage;
+  std::optional<ReferencePath> tolerated_failure_percentage_path;
+  // Validated but not run by this release (no S3): the map run fails with
+  // States.ItemReaderFailed / States.ResultWriterFailed.
+  const json::Value* item_reader = nullptr;
+  const json::Value* result_writer = nullptr;
 };
 
 struct Diagnostic {

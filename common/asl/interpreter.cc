@@ -9,6 +9,7 @@
 #include <set>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/asl/timestamp.h"
@@ -80,6 +81,32 @@ struct ParsedInput {
   json::Value value;
 };
 using ParsedInputPtr = std::unique_ptr<ParsedInput>;
+// Child executions a map run keeps running at once without MaxConcurrency.
+constexpr int32_t kDefaultMapRunConcurrency = 10000;
+
+// AWS ends an EXPRESS child execution of a distributed map after 5 minutes.
+constexpr absl::Duration kExpressChildTimeout = absl::Minutes(5);
+
+// A UUID-shaped id derived from its arguments (FNV-1a, then splitmix64), for
+// when the caller injects no id source.
+std::string DerivedUuid(absl::string_view seed, int64_t event_id, int64_t part) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](absl::string_view bytes) {
+    for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  };
+  mix(seed);
+  mix(absl::StrCat("#", event_id, "#", part));
+  auto next = [&h]() {
+    uint64_t z = (h += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  const std::string hex = absl::StrCat(absl::Hex(next(), absl::kZeroPad16),
+                                       absl::Hex(next(), absl::kZeroPad16));
+  return absl::StrCat(hex.substr(0, 8), "-", hex.substr(8, 4), "-", hex.substr(12, 4), "-",
+                      hex.substr(16, 4), "-", hex.substr(20, 12));
+}
 
 json::Value StringValue(absl::string_view text, json::Allocator& a) {
   return json::Value(text.data(), static_cast<rapidjson::SizeType>(text.size()), a);
@@ -105,6 +132,7 @@ class Interpreter::Run {
   // --- Events ---------------------------------------------------------------
 
   v1::HistoryEvent* Emit(absl::string_view type, bool advance_cursor = true) {
+    if (child_root_ != 0) return EmitInChildExecution(type);
     v1::HistoryEvent& event = outcome_.events.emplace_back();
     event.set_type(std::string(type));
     const int64_t id = state_->next_event_id() == 0 ? 1 : state_->next_event_id();
@@ -119,6 +147,48 @@ class Interpreter::Run {
     if (advance_cursor) state_->set_last_event_id(id);
     return &event;
   }
+
+  // Events of the frames of a distributed map's child executions belong to
+  // those executions' own histories, not to this one: they are numbered
+  // apart (their ids still name scheduled activities) and not reported.
+  v1::HistoryEvent* EmitInChildExecution(absl::string_view type) {
+    v1::HistoryEvent& event = child_events_.emplace_back();
+    event.set_type(std::string(type));
+    const int64_t id = std::max(state_->next_child_event_id(), kFirstChildEventId);
+    event.set_id(id);
+    SetTimestamp(now_, event.mutable_timestamp());
+    state_->set_next_child_event_id(id + 1);
+    // A child execution has AWS's history limit too; Drain ends it.
+    if (Frame* root = F(child_root_); root != nullptr) {
+      auto* child = root->mutable_child_execution();
+      child->set_events(child->events() + 1);
+      if (child->events() > kMaxHistoryEvents && runaway_child_ == 0) runaway_child_ = root->id();
+    }
+    return &event;
+  }
+
+  // The id the next Emit gives its event.
+  int64_t NextEventId() const {
+    if (child_root_ != 0) return std::max(state_->next_child_event_id(), kFirstChildEventId);
+    return state_->next_event_id() == 0 ? 1 : state_->next_event_id();
+  }
+
+  // Makes Emit record the events of `frame_id`'s execution (0: the top
+  // level) for as long as it lives.
+  class EventScope {
+   public:
+    EventScope(Run* run, int64_t frame_id) : run_(run), saved_(run->child_root_) {
+      const Frame* frame = frame_id == 0 ? nullptr : run->F(frame_id);
+      run->child_root_ = frame == nullptr ? 0 : run->EnclosingChildFrame(*frame);
+    }
+    ~EventScope() { run_->child_root_ = saved_; }
+    EventScope(const EventScope&) = delete;
+    EventScope& operator=(const EventScope&) = delete;
+
+   private:
+    Run* run_;
+    int64_t saved_;
+  };
 
   // --- Frames ---------------------------------------------------------------
 
@@ -217,6 +287,7 @@ class Interpreter::Run {
                       absl::StrCat("The execution reached the maximum number of history "
                                    "events (", kMaxHistoryEvents, ")."));
       }
+      if (runaway_child_ != 0) EndRunawayChild();
     }
     --drain_depth_;
     if (closed()) queue_.clear();
@@ -247,6 +318,7 @@ class Interpreter::Run {
   }
 
   void SucceedExecution(std::string output) {
+    EventScope scope(this, 0);
     auto* details = Emit("ExecutionSucceeded")->mutable_execution_succeeded_event_details();
     details->set_output(output);
     details->mutable_output_details()->set_truncated(false);
@@ -255,6 +327,7 @@ class Interpreter::Run {
   }
 
   void FailExecution(absl::string_view error, absl::string_view cause) {
+    EventScope scope(this, 0);
     auto* details = Emit("ExecutionFailed")->mutable_execution_failed_event_details();
     details->set_error(std::string(error));
     details->set_cause(std::string(cause));
@@ -264,6 +337,8 @@ class Interpreter::Run {
   }
 
   void AbortExecution(absl::string_view error, absl::string_view cause) {
+    EventScope scope(this, 0);
+    EmitMapRunsAborted();
     auto* details = Emit("ExecutionAborted")->mutable_execution_aborted_event_details();
     details->set_error(std::string(error));
     details->set_cause(std::string(cause));
@@ -273,6 +348,8 @@ class Interpreter::Run {
   }
 
   void TimeOutExecution() {
+    EventScope scope(this, 0);
+    EmitMapRunsAborted();
     auto* details = Emit("ExecutionTimedOut")->mutable_execution_timed_out_event_details();
     details->set_error(kTimeout);
     details->set_cause("The execution timed out");
@@ -292,6 +369,7 @@ class Interpreter::Run {
 
   void EnterState(int64_t frame_id, const std::string& name, std::string input,
                   ParsedInputPtr parsed = nullptr, bool canonical = false) {
+    EventScope scope(this, frame_id);
     Frame* frame = F(frame_id);
     const StateMachine* machine = MachineOf(*frame);
     const State* state = machine == nullptr ? nullptr : machine->Find(name);
@@ -315,12 +393,16 @@ class Interpreter::Run {
     std::string item_value = std::move(*frame->mutable_item_value());
     google::protobuf::Map<std::string, std::string> variables;
     variables.swap(*frame->mutable_variables());
+    ::stepflow::internal::v1::ChildExecution child_execution;
+    const bool in_child = frame->has_child_execution();
+    if (in_child) child_execution.Swap(frame->mutable_child_execution());
     frame->Clear();
     frame->set_id(id);
     frame->set_parent_id(parent_id);
     frame->set_index(index);
     *frame->mutable_item_value() = std::move(item_value);
     frame->mutable_variables()->swap(variables);
+    if (in_child) frame->mutable_child_execution()->Swap(&child_execution);
     frame->set_state(name);
     *frame->mutable_input() = std::move(input);
     frame->set_entered_event_id(entered->id());
@@ -366,6 +448,7 @@ class Interpreter::Run {
   // and applies the assignments.
   void EmitExited(int64_t frame_id, const State& state, const std::string& output,
                   const std::map<std::string, std::string>& assigned) {
+    EventScope scope(this, frame_id);
     auto* details = Emit(absl::StrCat(StateTypeName(state.type), "StateExited"))
                         ->mutable_state_exited_event_details();
     details->set_name(state.name);
@@ -402,9 +485,12 @@ class Interpreter::Run {
     }
     const int64_t parent_id = frame->parent_id();
     const int32_t index = frame->index();
+    EventScope scope(this, parent_id);
     Frame* parent = F(parent_id);
     const State* owner = StateOf(*parent);
-    if (owner->type == StateType::kMap) {
+    // A distributed map's children are executions of their own: nothing of
+    // them shows in this history.
+    if (owner->type == StateType::kMap && !owner->distributed) {
       auto* details = Emit("MapIterationSucceeded", /*advance_cursor=*/false)
                           ->mutable_map_iteration_succeeded_event_details();
       details->set_name(owner->name);
@@ -423,8 +509,13 @@ class Interpreter::Run {
       return;
     }
     const int64_t parent_id = frame->parent_id();
+    EventScope scope(this, parent_id);
     Frame* parent = F(parent_id);
     const State* owner = StateOf(*parent);
+    if (owner->distributed) {
+      ChildExecutionFailed(parent_id, frame_id);
+      return;
+    }
     if (owner->type == StateType::kMap) {
       auto* details = Emit("MapIterationFailed", /*advance_cursor=*/false)
                           ->mutable_map_iteration_failed_event_details();
@@ -455,7 +546,11 @@ class Interpreter::Run {
     const std::vector<int64_t> children = ChildrenOf(frame_id);
     Frame* frame = F(frame_id);
     if (const State* current = StateOf(*frame); current != nullptr) {
-      for (int64_t child : children) EmitAborted(child, current);
+      if (frame->has_map_run()) {
+        Emit("MapRunAborted");  // its child executions are not in this history
+      } else {
+        for (int64_t child : children) EmitAborted(child, current);
+      }
       if (current->type == StateType::kTask || current->type == StateType::kWait ||
           current->type == StateType::kParallel || current->type == StateType::kMap) {
         Emit(absl::StrCat(StateTypeName(current->type), "StateAborted"));
@@ -484,6 +579,7 @@ class Interpreter::Run {
 
   // Retry, then Catch, then fail the frame.
   void HandleError(int64_t frame_id, const StateError& failure) {
+    EventScope scope(this, frame_id);
     Frame* frame = F(frame_id);
     const State& state = *StateOf(*frame);
     for (size_t i = 0; i < state.retry.size(); ++i) {
@@ -549,13 +645,21 @@ class Interpreter::Run {
     json::Document& doc = context_docs_.emplace_back();
     auto& a = doc.GetAllocator();
     doc.SetObject();
+    // Inside a distributed map, $$ describes the child execution.
+    const ::stepflow::internal::v1::ChildExecution* child = EnclosingChildExecution(frame);
     json::Value execution(rapidjson::kObjectType);
-    execution.AddMember("Id", StringValue(context_.execution_arn, a), a);
-    auto input = json::Parse(context_.execution_input);
+    execution.AddMember(
+        "Id", StringValue(child ? child->execution_arn() : context_.execution_arn, a), a);
+    auto input = json::Parse(child ? child->input() : context_.execution_input);
     execution.AddMember("Input", input.ok() ? json::Copy(*input, a) : json::Value(), a);
-    execution.AddMember("Name", StringValue(context_.execution_name, a), a);
+    execution.AddMember("Name", StringValue(child ? child->name() : context_.execution_name, a),
+                        a);
     execution.AddMember("RoleArn", StringValue(context_.role_arn, a), a);
-    execution.AddMember("StartTime", StringValue(FormatTimestamp(context_.start_time), a), a);
+    execution.AddMember(
+        "StartTime",
+        StringValue(FormatTimestamp(child ? FromProto(child->start_time()) : context_.start_time),
+                    a),
+        a);
     execution.AddMember("RedriveCount", 0, a);
     doc.AddMember("Execution", execution, a);
     json::Value state(rapidjson::kObjectType);
@@ -568,8 +672,11 @@ class Interpreter::Run {
     }
     doc.AddMember("State", state, a);
     json::Value machine(rapidjson::kObjectType);
-    machine.AddMember("Id", StringValue(context_.state_machine_arn, a), a);
-    machine.AddMember("Name", StringValue(context_.state_machine_name, a), a);
+    machine.AddMember(
+        "Id", StringValue(child ? child->state_machine_arn() : context_.state_machine_arn, a), a);
+    machine.AddMember(
+        "Name", StringValue(child ? child->state_machine_name() : context_.state_machine_name, a),
+        a);
     doc.AddMember("StateMachine", machine, a);
     if (!task_token_.empty()) {
       json::Value task(rapidjson::kObjectType);
@@ -594,7 +701,11 @@ class Interpreter::Run {
     for (const Frame* scope = &frame; scope != nullptr;
          scope = scope->parent_id() == 0 ? nullptr : F(scope->parent_id())) {
       auto it = scope->variables().find(name);
-      if (it == scope->variables().end()) continue;
+      if (it == scope->variables().end()) {
+        // A distributed map's child execution does not see enclosing scopes.
+        if (scope->has_child_execution()) break;
+        continue;
+      }
       auto& cached = variable_cache_[std::make_pair(scope->id(), name)];
       if (!cached) {
         auto parsed = json::Parse(it->second);
@@ -1355,7 +1466,7 @@ class Interpreter::Run {
     if (!raw) return;
     // The token names the ActivityScheduled event about to be emitted, so
     // Parameters can pass $$.Task.Token along.
-    const int64_t scheduled_id = state_->next_event_id();
+    const int64_t scheduled_id = NextEventId();
     task_token_ = context_.mint_task_token ? context_.mint_task_token(scheduled_id) : "";
     json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
@@ -1409,6 +1520,7 @@ class Interpreter::Run {
   }
 
   void TaskStarted(int64_t frame_id, absl::string_view worker_name) {
+    EventScope scope(this, frame_id);
     Frame* frame = F(frame_id);
     if (frame->task_started()) return;
     auto* event = Emit("ActivityStarted");
@@ -1420,6 +1532,7 @@ class Interpreter::Run {
   }
 
   void TaskSucceeded(int64_t frame_id, absl::string_view output_text) {
+    EventScope scope(this, frame_id);
     auto* succeeded = Emit("ActivitySucceeded")->mutable_activity_succeeded_event_details();
     succeeded->set_output(std::string(output_text));
     succeeded->mutable_output_details()->set_truncated(false);
@@ -1446,6 +1559,7 @@ class Interpreter::Run {
 
   void TaskFailed(int64_t frame_id, absl::string_view event_type, absl::string_view error,
                   absl::string_view cause, bool heartbeat = false) {
+    EventScope scope(this, frame_id);
     v1::HistoryEvent* event = Emit(event_type);
     if (event_type == "ActivityFailed") {
       auto* details = event->mutable_activity_failed_event_details();
@@ -1490,7 +1604,39 @@ class Interpreter::Run {
     }
   }
 
+  // The items of a Map state: ItemsPath applied to its input (after
+  // InputPath), which must give an array.
+  std::optional<StateError> SelectItems(const Frame& frame, const State& state,
+                                        const json::Value& selected, json::Value* items,
+                                        json::Allocator& a) {
+    if (state.items_path.kind == PathField::Kind::kPath && state.items_path.any) {
+      if (auto error = SelectGeneral(frame, *state.items_path.any, selected, items, a)) {
+        return error;
+      }
+    } else if (state.items_path.kind == PathField::Kind::kPath) {
+      const json::Value* found = Resolve(frame, *state.items_path.path, selected);
+      if (found == nullptr) {
+        return RuntimeError(frame, absl::StrCat("Invalid path '", state.items_path.path->text(),
+                                                "' : No results for path: ",
+                                                state.items_path.path->Canonical()));
+      }
+      *items = json::Copy(*found, a);
+    } else {
+      *items = json::Copy(selected, a);
+    }
+    if (!items->IsArray()) {
+      return RuntimeError(frame, absl::StrCat("Unable to apply ItemsPath: the value is "
+                                              "not an array: ",
+                                              json::Serialize(*items)));
+    }
+    return std::nullopt;
+  }
+
   void StartMap(int64_t frame_id, const State& state) {
+    if (state.distributed) {
+      StartDistributedMap(frame_id, state);
+      return;
+    }
     auto raw = ParseInput(frame_id);
     if (!raw) return;
     json::Document doc(&arena_);
@@ -1501,30 +1647,8 @@ class Interpreter::Run {
       return;
     }
     json::Value items;
-    if (state.items_path.kind == PathField::Kind::kPath && state.items_path.any) {
-      if (auto error = SelectGeneral(*F(frame_id), *state.items_path.any, selected, &items, a)) {
-        HandleError(frame_id, *error);
-        return;
-      }
-    } else if (state.items_path.kind == PathField::Kind::kPath) {
-      const json::Value* found = Resolve(*F(frame_id), *state.items_path.path, selected);
-      if (found == nullptr) {
-        HandleError(frame_id,
-                    RuntimeError(*F(frame_id),
-                                 absl::StrCat("Invalid path '", state.items_path.path->text(),
-                                              "' : No results for path: ",
-                                              state.items_path.path->Canonical())));
-        return;
-      }
-      items = json::Copy(*found, a);
-    } else {
-      items = json::Copy(selected, a);
-    }
-    if (!items.IsArray()) {
-      HandleError(frame_id, RuntimeError(*F(frame_id),
-                                         absl::StrCat("Unable to apply ItemsPath: the value is "
-                                                      "not an array: ",
-                                                      json::Serialize(items))));
+    if (auto error = SelectItems(*F(frame_id), state, selected, &items, a)) {
+      HandleError(frame_id, *error);
       return;
     }
     auto max = ResolveInt(frame_id, state.max_concurrency, selected, "MaxConcurrency");
@@ -1547,6 +1671,7 @@ class Interpreter::Run {
   // Starts Map iterations while the concurrency limit allows. Each runs
   // until it waits or ends before the next starts, as AWS orders them.
   void Pump(int64_t frame_id) {
+    EventScope scope(this, frame_id);
     if (!pumping_.insert(frame_id).second) return;
     while (true) {
       Frame* frame = F(frame_id);
@@ -1598,20 +1723,32 @@ class Interpreter::Run {
     Frame* parent = F(parent_id);
     if (parent == nullptr || !parent->waiting_children()) return;
     if (pumping_.count(parent_id)) return;  // the pump loop goes on
-    if (StateOf(*parent)->type == StateType::kMap) {
-      Pump(parent_id);
+    if (const State* owner = StateOf(*parent); owner->type == StateType::kMap) {
+      if (owner->distributed) {
+        PumpDistributed(parent_id);
+      } else {
+        Pump(parent_id);
+      }
       return;
     }
     MaybeCompleteChildren(parent_id);
   }
 
   void MaybeCompleteChildren(int64_t frame_id) {
+    EventScope scope(this, frame_id);
     Frame* frame = F(frame_id);
     if (frame == nullptr || !frame->waiting_children() || closed()) return;
     if (frame->next_child() < frame->total_children() || frame->running_children() > 0) return;
     frame->set_waiting_children(false);
     const State& state = *StateOf(*frame);
-    Emit(state.type == StateType::kMap ? "MapStateSucceeded" : "ParallelStateSucceeded");
+    if (frame->has_map_run()) {
+      frame->clear_map_run();
+      Emit("MapRunSucceeded");
+      // AWS does not make MapStateSucceeded the predecessor of what follows.
+      Emit("MapStateSucceeded", /*advance_cursor=*/false);
+    } else {
+      Emit(state.type == StateType::kMap ? "MapStateSucceeded" : "ParallelStateSucceeded");
+    }
     json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     json::Value results(rapidjson::kArrayType);
@@ -1642,6 +1779,395 @@ class Interpreter::Run {
     ExitState(frame_id, state, std::move(output), assigned);
   }
 
+  // --- Distributed Map ------------------------------------------------------
+  // A Map in DISTRIBUTED mode runs its items (or batches of them) as child
+  // executions of one map run. They are frames below the Map's frame, as
+  // inline iterations are, but their events are not part of this history:
+  // it shows MapRunStarted and how the run ended. A failed child counts its
+  // items as failed; the run fails with States.ExceedToleratedFailureThreshold
+  // once the failed items exceed the tolerated count or percentage (with
+  // neither given, any failure does).
+
+  void StartDistributedMap(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc(&arena_);
+    auto& a = doc.GetAllocator();
+    json::Value selected;
+    if (auto error = SelectPath(*F(frame_id), state.input_path, *raw, &selected, a)) {
+      HandleError(frame_id, *error);
+      return;
+    }
+    // With an ItemReader the items would come from S3, not from the input.
+    json::Value items(rapidjson::kArrayType);
+    if (state.item_reader == nullptr) {
+      if (auto error = SelectItems(*F(frame_id), state, selected, &items, a)) {
+        HandleError(frame_id, *error);
+        return;
+      }
+    }
+    auto max = ResolveInt(frame_id, state.max_concurrency, selected, "MaxConcurrency");
+    if (!max) return;
+    auto* started = Emit("MapStateStarted")->mutable_map_state_started_event_details();
+    started->set_length(static_cast<int32_t>(items.Size()));
+    ::stepflow::internal::v1::MapRun run;
+    if (!ResolveTolerance(frame_id, state, selected, &run)) return;
+    auto max_items = ResolveBatchLimit(frame_id, state.max_items_per_batch, selected,
+                                       "MaxItemsPerBatch");
+    if (!max_items) return;
+    auto max_bytes = ResolveBatchLimit(frame_id, state.max_input_bytes_per_batch, selected,
+                                       "MaxInputBytesPerBatch");
+    if (!max_bytes) return;
+    run.set_express_children(state.express_children);
+    StartMapRun(frame_id, state, &run);
+
+    if (state.item_reader != nullptr || state.result_writer != nullptr) {
+      const bool reader = state.item_reader != nullptr;
+      FailMapRun(frame_id,
+                 StateError{reader ? "States.ItemReaderFailed" : "States.ResultWriterFailed",
+                            absl::StrCat(reader ? "ItemReader" : "ResultWriter",
+                                         " is not supported by this release: it has no Amazon "
+                                         "S3 to read items from or write results to.")});
+      return;
+    }
+    // Each child's input: the item after ItemSelector, or a batch of them.
+    json::Value inputs(rapidjson::kArrayType);
+    std::vector<int32_t> item_counts;
+    for (rapidjson::SizeType i = 0; i < items.Size(); ++i) {
+      json::Value input;
+      if (state.item_selector != nullptr || state.parameters != nullptr) {
+        map_item_ = std::make_pair(static_cast<int64_t>(i), json::Serialize(items[i]));
+        auto error = ApplyTemplate(*F(frame_id),
+                                   state.item_selector != nullptr ? *state.item_selector
+                                                                  : *state.parameters,
+                                   selected, &input, a);
+        map_item_.reset();
+        if (error) {
+          FailMapRun(frame_id, *error);
+          return;
+        }
+      } else {
+        input = json::Copy(items[i], a);
+      }
+      inputs.PushBack(input, a);
+    }
+    if (state.item_batcher) {
+      json::Value batch_input;
+      if (state.batch_input != nullptr) {
+        if (auto error = ApplyTemplate(*F(frame_id), *state.batch_input, selected, &batch_input,
+                                       a)) {
+          FailMapRun(frame_id, *error);
+          return;
+        }
+      }
+      json::Value batches(rapidjson::kArrayType);
+      if (auto error = MakeBatches(inputs, state.batch_input != nullptr ? &batch_input : nullptr,
+                                   *max_items, *max_bytes, &batches, &item_counts, a)) {
+        FailMapRun(frame_id, *error);
+        return;
+      }
+      inputs = std::move(batches);
+    } else {
+      item_counts.assign(inputs.Size(), 1);
+    }
+    Frame* frame = F(frame_id);
+    ::stepflow::internal::v1::MapRun* map_run = frame->mutable_map_run();
+    map_run->set_total_items(static_cast<int32_t>(items.Size()));
+    for (int32_t count : item_counts) map_run->add_child_item_counts(count);
+    for (const auto& input : inputs.GetArray()) map_run->add_child_inputs(json::Serialize(input));
+    frame->set_waiting_children(true);
+    frame->set_total_children(static_cast<int32_t>(inputs.Size()));
+    frame->set_next_child(0);
+    frame->set_running_children(0);
+    frame->set_max_concurrency(static_cast<int32_t>(*max));
+    frame->clear_child_outputs();
+    for (rapidjson::SizeType i = 0; i < inputs.Size(); ++i) frame->add_child_outputs("null");
+    PumpDistributed(frame_id);
+  }
+
+  // Emits MapRunStarted with the run's ARN,
+  // arn:<partition>:states:<region>:<account>:mapRun:<machine>/<label or id>:<id>,
+  // and makes `run` the frame's map run.
+  void StartMapRun(int64_t frame_id, const State& state,
+                   ::stepflow::internal::v1::MapRun* run) {
+    const int64_t event_id = NextEventId();
+    absl::string_view machine_arn = context_.state_machine_arn;
+    const size_t cut = machine_arn.find(":stateMachine:");
+    run->set_arn_prefix(std::string(cut == absl::string_view::npos ? "arn:aws:states::"
+                                                                   : machine_arn.substr(0, cut)));
+    run->set_run_name(absl::StrCat(context_.state_machine_name, "/",
+                                   state.label.empty() ? MintId(event_id, 0) : state.label));
+    run->set_map_run_arn(
+        absl::StrCat(run->arn_prefix(), ":mapRun:", run->run_name(), ":", MintId(event_id, 1)));
+    run->set_started_event_id(event_id);
+    Emit("MapRunStarted")->mutable_map_run_started_event_details()->set_map_run_arn(
+        run->map_run_arn());
+    *F(frame_id)->mutable_map_run() = std::move(*run);
+  }
+
+  // A UUID-like id for the map run started by event `event_id`; `part`
+  // tells apart the ids of one run (0 and 1 its ARN, 2 + i child i).
+  std::string MintId(int64_t event_id, int64_t part) {
+    if (context_.mint_id) return context_.mint_id(event_id, part);
+    return DerivedUuid(context_.execution_arn, event_id, part);
+  }
+
+  // ToleratedFailureCount(Path) and ToleratedFailurePercentage(Path) into
+  // `run`; false (the frame failed) when a path gives an invalid value.
+  bool ResolveTolerance(int64_t frame_id, const State& state, const json::Value& input,
+                        ::stepflow::internal::v1::MapRun* run) {
+    const Frame& frame = *F(frame_id);
+    std::optional<std::string> problem;
+    if (state.tolerated_failure_count.value) {
+      run->set_has_tolerated_count(true);
+      run->set_tolerated_count(*state.tolerated_failure_count.value);
+    } else if (state.tolerated_failure_count.path) {
+      const ReferencePath& path = *state.tolerated_failure_count.path;
+      const json::Value* found = Resolve(frame, path, input);
+      if (found == nullptr) {
+        problem = absl::StrCat("Invalid path '", path.text(), "' : ",
+                               MissingMessage(frame, path, input));
+      } else if (!found->IsInt64()) {
+        problem = absl::StrCat("The ToleratedFailureCountPath field refers to value \"",
+                               found->IsString() ? found->GetString() : json::Serialize(*found),
+                               "\" which is not a valid integer: ", path.text());
+      } else if (found->GetInt64() < 0) {
+        problem = "ToleratedFailureCount cannot be negative.";
+      } else {
+        run->set_has_tolerated_count(true);
+        run->set_tolerated_count(found->GetInt64());
+      }
+    }
+    if (!problem && state.tolerated_failure_percentage) {
+      run->set_has_tolerated_percentage(true);
+      run->set_tolerated_percentage(*state.tolerated_failure_percentage);
+    } else if (!problem && state.tolerated_failure_percentage_path) {
+      const ReferencePath& path = *state.tolerated_failure_percentage_path;
+      const json::Value* found = Resolve(frame, path, input);
+      if (found == nullptr) {
+        problem = absl::StrCat("Invalid path '", path.text(), "' : ",
+                               MissingMessage(frame, path, input));
+      } else if (!found->IsNumber()) {
+        problem = absl::StrCat("The ToleratedFailurePercentagePath field refers to value \"",
+                               found->IsString() ? found->GetString() : json::Serialize(*found),
+                               "\" which is not a valid float: ", path.text());
+      } else if (found->GetDouble() < 0 || found->GetDouble() > 100) {
+        problem = "ToleratedFailurePercentage must be between 0 and 100.";
+      } else {
+        run->set_has_tolerated_percentage(true);
+        run->set_tolerated_percentage(found->GetDouble());
+      }
+    }
+    if (problem) {
+      FrameFailed(frame_id, RuntimeError(frame, *problem));
+      return false;
+    }
+    return true;
+  }
+
+  // MaxItemsPerBatch(Path) / MaxInputBytesPerBatch(Path): 0 when not given.
+  // A path may name a number or a string holding one.
+  std::optional<int64_t> ResolveBatchLimit(int64_t frame_id, const IntOrPath& field,
+                                           const json::Value& input, absl::string_view name) {
+    if (field.value) return *field.value;
+    if (!field.path) return 0;
+    const Frame& frame = *F(frame_id);
+    const ReferencePath& path = *field.path;
+    const json::Value* found = Resolve(frame, path, input);
+    std::optional<std::string> problem;
+    int64_t limit = 0;
+    if (found == nullptr) {
+      problem = absl::StrCat("Invalid path '", path.text(), "' : ",
+                             MissingMessage(frame, path, input));
+    } else if (found->IsInt64()) {
+      limit = found->GetInt64();
+    } else if (!found->IsString() ||
+               !absl::SimpleAtoi(absl::string_view(found->GetString(),
+                                                   found->GetStringLength()),
+                                 &limit)) {
+      problem = absl::StrCat("The ", name, "Path field refers to value \"",
+                             found->IsString() ? found->GetString() : json::Serialize(*found),
+                             "\" which is not a valid integer: ", path.text());
+    }
+    if (!problem && limit <= 0) problem = absl::StrCat(name, " must be greater than 0.");
+    if (!problem && name == "MaxInputBytesPerBatch" && limit > 256 * 1024) {
+      problem = absl::StrCat(name, " must be at most 262144.");
+    }
+    if (problem) {
+      FrameFailed(frame_id, RuntimeError(frame, *problem));
+      return std::nullopt;
+    }
+    return limit;
+  }
+
+  // Groups `inputs` into batches {"Items": [...], "BatchInput": ...}, in
+  // order, each with at most `max_items` items (0: no limit) and a
+  // serialized size of at most `max_bytes` (0: 256 KiB, the input limit).
+  static std::optional<StateError> MakeBatches(const json::Value& inputs,
+                                               const json::Value* batch_input,
+                                               int64_t max_items, int64_t max_bytes,
+                                               json::Value* batches,
+                                               std::vector<int32_t>* item_counts,
+                                               json::Allocator& a) {
+    if (max_bytes == 0) max_bytes = static_cast<int64_t>(kMaxPayloadBytes);
+    auto new_batch = [&]() {
+      json::Value batch(rapidjson::kObjectType);
+      batch.AddMember("Items", json::Value(rapidjson::kArrayType), a);
+      if (batch_input != nullptr) batch.AddMember("BatchInput", json::Copy(*batch_input, a), a);
+      return batch;
+    };
+    // {"Items":[]} plus BatchInput; each item adds its size and a comma.
+    const int64_t empty_size = static_cast<int64_t>(json::Serialize(new_batch()).size());
+    json::Value batch = new_batch();
+    int64_t size = empty_size;
+    int32_t count = 0;
+    for (const auto& input : inputs.GetArray()) {
+      const int64_t item_size = static_cast<int64_t>(json::Serialize(input).size());
+      if (empty_size + item_size > max_bytes) {
+        return StateError{kRuntime,
+                          absl::StrCat("An item of the map run does not fit into a batch of "
+                                       "MaxInputBytesPerBatch (",
+                                       max_bytes, ") bytes.")};
+      }
+      const int64_t grown = size + item_size + (count > 0 ? 1 : 0);
+      if (count > 0 && ((max_items > 0 && count >= max_items) || grown > max_bytes)) {
+        batches->PushBack(batch, a);
+        item_counts->push_back(count);
+        batch = new_batch();
+        size = empty_size;
+        count = 0;
+      }
+      size += item_size + (count > 0 ? 1 : 0);
+      batch["Items"].PushBack(json::Copy(input, a), a);
+      ++count;
+    }
+    if (count > 0) {
+      batches->PushBack(batch, a);
+      item_counts->push_back(count);
+    }
+    return std::nullopt;
+  }
+
+  // Starts child executions while MaxConcurrency allows; each runs until it
+  // waits or ends before the next starts.
+  void PumpDistributed(int64_t frame_id) {
+    EventScope scope(this, frame_id);
+    if (!pumping_.insert(frame_id).second) return;
+    while (true) {
+      Frame* frame = F(frame_id);
+      if (frame == nullptr || !frame->waiting_children() || closed()) break;
+      if (frame->next_child() >= frame->total_children()) break;
+      const int32_t limit = frame->max_concurrency() > 0 ? frame->max_concurrency()
+                                                         : kDefaultMapRunConcurrency;
+      if (frame->running_children() >= limit) break;
+      const State& state = *StateOf(*frame);
+      const int32_t index = frame->next_child();
+      frame->set_next_child(index + 1);
+      frame->set_running_children(frame->running_children() + 1);
+      // Each input is read once: the child keeps it from here on.
+      std::string input = std::move(*frame->mutable_map_run()->mutable_child_inputs(index));
+      const ::stepflow::internal::v1::MapRun& run = frame->map_run();
+      Frame* child = NewFrame(frame_id, index);
+      auto* execution = child->mutable_child_execution();
+      execution->set_name(MintId(run.started_event_id(), 2 + index));
+      execution->set_execution_arn(absl::StrCat(run.arn_prefix(),
+                                                run.express_children() ? ":express:"
+                                                                       : ":execution:",
+                                                run.run_name(), ":", execution->name()));
+      execution->set_state_machine_arn(absl::StrCat(run.arn_prefix(), ":stateMachine:",
+                                                    run.run_name()));
+      execution->set_state_machine_name(run.run_name());
+      execution->set_input(input);
+      SetTimestamp(now_, execution->mutable_start_time());
+      if (run.express_children()) execution->set_timeout_timer(ArmTimer(kExpressChildTimeout));
+      Enqueue(child->id(), state.processor->start_at, std::move(input));
+      Drain();
+    }
+    pumping_.erase(frame_id);
+    MaybeCompleteChildren(frame_id);
+  }
+
+  // A child execution failed (or timed out): its items count as failed, and
+  // the run fails once they exceed the tolerance.
+  void ChildExecutionFailed(int64_t parent_id, int64_t child_id) {
+    Frame* parent = F(parent_id);
+    const int32_t index = F(child_id)->index();
+    ::stepflow::internal::v1::MapRun* run = parent->mutable_map_run();
+    if (index < run->child_item_counts_size()) {
+      run->set_failed_items(run->failed_items() + run->child_item_counts(index));
+    }
+    parent->set_running_children(parent->running_children() - 1);
+    DropFrame(child_id);
+    if (ToleranceExceeded(F(parent_id)->map_run())) {
+      FailMapRun(parent_id, StateError{"States.ExceedToleratedFailureThreshold",
+                                       "The specified tolerated failure threshold was exceeded"});
+      return;
+    }
+    ChildDone(parent_id);
+  }
+
+  static bool ToleranceExceeded(const ::stepflow::internal::v1::MapRun& run) {
+    if (run.failed_items() == 0) return false;
+    if (!run.has_tolerated_count() && !run.has_tolerated_percentage()) return true;
+    if (run.has_tolerated_count() && run.failed_items() > run.tolerated_count()) return true;
+    return run.has_tolerated_percentage() && run.total_items() > 0 &&
+           100.0 * run.failed_items() / run.total_items() > run.tolerated_percentage();
+  }
+
+  // Ends the map run with MapRunFailed, stopping its children, and fails
+  // the Map state (Retry and Catch apply).
+  void FailMapRun(int64_t frame_id, const StateError& failure) {
+    EventScope scope(this, frame_id);
+    DropChildren(frame_id);
+    Frame* frame = F(frame_id);
+    frame->set_waiting_children(false);
+    frame->clear_map_run();
+    auto* details = Emit("MapRunFailed")->mutable_map_run_failed_event_details();
+    details->set_error(failure.error);
+    details->set_cause(failure.cause);
+    if (!WillRetry(*frame, *StateOf(*frame), failure)) Emit("MapStateFailed");
+    HandleError(frame_id, failure);
+  }
+
+  // A child execution that outgrew AWS's history limit fails, as a loop
+  // that never waits would otherwise never end.
+  void EndRunawayChild() {
+    const int64_t root = runaway_child_;
+    runaway_child_ = 0;
+    if (closed() || F(root) == nullptr) return;
+    FrameFailed(root, StateError{kRuntime,
+                                 absl::StrCat("The execution reached the maximum number of "
+                                              "history events (", kMaxHistoryEvents, ").")});
+  }
+
+  // MapRunAborted for every map run still going when the execution ends.
+  void EmitMapRunsAborted() {
+    std::vector<int64_t> running;
+    for (const auto& [id, frame] : state_->frames()) {
+      // Runs inside child executions end with those, outside this history.
+      if (frame.has_map_run() && EnclosingChildExecution(frame) == nullptr) {
+        running.push_back(id);
+      }
+    }
+    std::sort(running.begin(), running.end());
+    for (size_t i = 0; i < running.size(); ++i) Emit("MapRunAborted");
+  }
+
+  // The top frame of the child execution of a distributed map that `frame`
+  // belongs to, or 0 at the top level.
+  int64_t EnclosingChildFrame(const Frame& frame) {
+    for (const Frame* scope = &frame; scope != nullptr;
+         scope = scope->parent_id() == 0 ? nullptr : F(scope->parent_id())) {
+      if (scope->has_child_execution()) return scope->id();
+    }
+    return 0;
+  }
+
+  const ::stepflow::internal::v1::ChildExecution* EnclosingChildExecution(const Frame& frame) {
+    const int64_t root = EnclosingChildFrame(frame);
+    return root == 0 ? nullptr : &F(root)->child_execution();
+  }
+
   // --- Timers ---------------------------------------------------------------
 
   absl::Status Fire(int64_t timer_id) {
@@ -1650,10 +2176,18 @@ class Interpreter::Run {
       return absl::OkStatus();
     }
     for (const auto& [id, frame] : state_->frames()) {
+      if (timer_id != 0 && frame.has_child_execution() &&
+          frame.child_execution().timeout_timer() == timer_id) {
+        // An EXPRESS child execution ran out of its five minutes.
+        FrameFailed(id, StateError{kTimeout, "The execution timed out"});
+        Drain();
+        return absl::OkStatus();
+      }
       if (frame.timer_id() == timer_id) {
         const int64_t frame_id = id;
         const int32_t kind = frame.timer_kind();
         F(frame_id)->clear_timer_id();
+        EventScope scope(this, frame_id);
         if (kind == kWaitTimer) {
           FinishWait(frame_id, *StateOf(*F(frame_id)));
         } else {
@@ -1935,6 +2469,12 @@ class Interpreter::Run {
   std::set<int64_t> pumping_;
   std::string task_token_;
   std::optional<std::pair<int64_t, std::string>> map_item_;
+  // The top frame of the distributed map's child execution whose events
+  // Emit records (see EventScope; 0: this execution's), and those events.
+  int64_t child_root_ = 0;
+  // A child execution past the history limit, for Drain to end.
+  int64_t runaway_child_ = 0;
+  std::deque<v1::HistoryEvent> child_events_;
   std::deque<json::Document> context_docs_;
   std::map<std::pair<int64_t, std::string>, std::unique_ptr<json::Document>> variable_cache_;
 

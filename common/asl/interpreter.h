@@ -14,7 +14,8 @@
 //   // persist outcome.events + state + effects atomically, then act on them.
 //
 // An execution is a tree of frames (the top level, Parallel branches, Map
-// iterations), each at one state; see Frame in shard.proto.
+// iterations, child executions of a distributed Map), each at one state; see
+// Frame in shard.proto.
 //
 // Not thread-safe; create one per transition (construction is cheap).
 #ifndef STEPFLOW_COMMON_ASL_INTERPRETER_H_
@@ -51,7 +52,17 @@ struct ExecutionContext {
   std::function<std::string(int64_t scheduled_event_id)> mint_task_token;
   // A uniform number in [0, 1) for retry jitter; 0.5 when unset.
   std::function<double()> random_unit;
+  // A UUID-like id, the same for the same arguments, for the map run that
+  // event `event_id` starts (a distributed Map): `part` 0 and 1 make its ARN,
+  // 2 + i names its child execution i. When unset, ids are derived from the
+  // execution ARN.
+  std::function<std::string(int64_t event_id, int64_t part)> mint_id;
 };
+
+// Events of the child executions of a distributed Map are not part of the
+// execution's history (Outcome::events); they are numbered from here on, so
+// an activity a child schedules has a scheduled_event_id this large.
+inline constexpr int64_t kFirstChildEventId = int64_t{1} << 40;
 
 struct ActivityDispatch {
   std::string activity_arn;

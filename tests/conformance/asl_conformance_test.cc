@@ -113,9 +113,10 @@ std::string CheckShape(const json::Value& c) {
   if (Member(c, "input") == nullptr) return "\"input\" is missing";
   const json::Value* expect = Member(c, "expect");
   if (expect == nullptr || !expect->IsObject()) return "\"expect\" must be an object";
-  static const std::set<std::string> kStatuses = {"SUCCEEDED", "FAILED", "TIMED_OUT"};
+  static const std::set<std::string> kStatuses = {"SUCCEEDED", "FAILED", "TIMED_OUT",
+                                                  "INVALID_DEFINITION"};
   if (!kStatuses.count(StringMember(*expect, "status"))) {
-    return "\"expect.status\" must be SUCCEEDED, FAILED or TIMED_OUT";
+    return "\"expect.status\" must be SUCCEEDED, FAILED, TIMED_OUT or INVALID_DEFINITION";
   }
   if (const json::Value* events = Member(*expect, "events")) {
     if (!events->IsArray()) return "\"expect.events\" must be an array";
@@ -251,6 +252,16 @@ class CaseRunner {
 
   Result Run() {
     const std::string definition_text = json::Serialize(*Member(case_, "definition"));
+    // A definition AWS refuses: the first diagnostic's code and message.
+    if (StringMember(*Member(case_, "expect"), "status") == "INVALID_DEFINITION") {
+      const std::vector<Diagnostic> diagnostics = ValidateDefinition(definition_text);
+      if (!diagnostics.empty()) {
+        result_.status = "INVALID_DEFINITION";
+        result_.error = diagnostics.front().code;
+        result_.cause = diagnostics.front().message;
+        return result_;
+      }
+    }
     auto definition = Definition::Parse(definition_text);
     if (!definition.ok()) {
       result_.problem =

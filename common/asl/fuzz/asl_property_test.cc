@@ -811,13 +811,43 @@ class DefinitionGenerator {
                 "$$.Execution.Input.items", "$y"})));
       }
       json::Value processor = Machine(depth + 1);
-      if (r_.P(0.2)) {
+      bool distributed = false;
+      if (r_.P(0.7)) {
         json::Value config(rapidjson::kObjectType);
-        Add(config, "Mode",
-            Str(!Flaw()     ? "INLINE"
-                : r_.P(0.5) ? "DISTRIBUTED"
-                            : "BAD"));
+        distributed = r_.P(0.6);
+        Add(config, "Mode", Str(Flaw() ? "BAD" : distributed ? "DISTRIBUTED" : "INLINE"));
+        // ExecutionType is required in DISTRIBUTED mode, refused in INLINE.
+        if (distributed != Flaw()) {
+          Add(config, "ExecutionType", Str(Flaw() ? "FAST" : r_.P(0.5) ? "STANDARD" : "EXPRESS"));
+        }
         Add(processor, "ProcessorConfig", std::move(config));
+      }
+      if (distributed || Flaw()) {
+        if (r_.P(0.4)) {
+          Add(state, r_.P(0.9) ? "ToleratedFailureCount" : "ToleratedFailureCountPath",
+              r_.P(0.9) ? Int(r_.R(0, 2)) : Str("$.n"));
+        }
+        if (r_.P(0.3)) {
+          if (r_.P(0.9)) {
+            Add(state, "ToleratedFailurePercentage",
+                Int(Flaw() ? 101 : r_.OneOf(std::vector<int>{0, 25, 50, 100})));
+          } else {
+            Add(state, "ToleratedFailurePercentagePath", Str("$.n"));
+          }
+        }
+        if (r_.P(0.4)) {
+          json::Value batcher(rapidjson::kObjectType);
+          if (r_.P(0.6) || Flaw()) Add(batcher, "MaxItemsPerBatch", Int(Flaw() ? 0 : r_.R(1, 3)));
+          if (r_.P(0.3)) Add(batcher, "MaxInputBytesPerBatch", Int(r_.R(8, 64)));
+          if (batcher.ObjectEmpty() && !Flaw()) Add(batcher, "MaxItemsPerBatchPath", Str("$.n"));
+          if (r_.P(0.3)) Add(batcher, "BatchInput", Template(1));
+          Add(state, "ItemBatcher", std::move(batcher));
+        }
+        if (r_.P(0.05)) {
+          json::Value reader(rapidjson::kObjectType);
+          Add(reader, "Resource", Str("arn:aws:states:::s3:getObject"));
+          Add(state, r_.P(0.5) ? "ItemReader" : "ResultWriter", std::move(reader));
+        }
       }
       Add(state, r_.P(0.8) ? "ItemProcessor" : "Iterator",
           std::move(processor));
@@ -831,7 +861,6 @@ class DefinitionGenerator {
       if (r_.P(0.3)) Add(state, "MaxConcurrency", Int(r_.R(0, 3)));
       if (r_.P(0.04)) Add(state, "MaxConcurrencyPath", Str("$.n"));
       if (r_.P(0.03)) Add(state, "Label", Str(Flaw() ? "bad label" : "label"));
-      if (Flaw()) Add(state, "ToleratedFailureCount", Int(1));
       Transition(state, names, self);
     }
     if (Flaw()) Add(state, "Bogus", Int(1));
