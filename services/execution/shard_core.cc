@@ -118,6 +118,17 @@ bool SameRouting(const google::protobuf::RepeatedPtrField<v1::RoutingConfigurati
 }
 
 
+// The activity of every task the execution awaits, by scheduled event id.
+ShardCore::PendingTasks PendingActivityTasks(const internal::v1::ExecutionState& state) {
+  ShardCore::PendingTasks pending;
+  for (const auto& [id, frame] : state.frames()) {
+    if (frame.scheduled_event_id() != 0 && !frame.activity_arn().empty()) {
+      pending.emplace(frame.scheduled_event_id(), frame.activity_arn());
+    }
+  }
+  return pending;
+}
+
 // Every listing an execution appears in: its state machine's, and the
 // version's and alias's it started through.
 std::vector<std::string> VisibilityKeys(const ExecutionRecord& record) {
@@ -1010,23 +1021,19 @@ asl::ExecutionContext MakeContext(const ExecutionRecord& record, const StateMach
 
 absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record,
                                          asl::Outcome& outcome, storage::WriteBatch& batch,
-                                         const internal::v1::ExecutionState* before) {
+                                         const PendingTasks* before) {
   const absl::Time now = options_.clock->Now();
   bool cancels = false;
   if (before != nullptr) {
     for (int64_t scheduled_event_id : outcome.cancelled_tasks) {
-      for (const auto& [id, frame] : before->frames()) {
-        if (frame.scheduled_event_id() != scheduled_event_id || frame.activity_arn().empty()) {
-          continue;
-        }
-        internal::v1::OutboxItem item;
-        ActivityTask* task = item.mutable_cancel_activity_task();
-        task->set_activity_arn(frame.activity_arn());
-        task->set_task_id(absl::StrCat(record.execution_arn(), "#", scheduled_event_id));
-        batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
-        cancels = true;
-        break;
-      }
+      auto pending = before->find(scheduled_event_id);
+      if (pending == before->end()) continue;
+      internal::v1::OutboxItem item;
+      ActivityTask* task = item.mutable_cancel_activity_task();
+      task->set_activity_arn(pending->second);
+      task->set_task_id(absl::StrCat(record.execution_arn(), "#", scheduled_event_id));
+      batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+      cancels = true;
     }
   }
   for (const v1::HistoryEvent& event : outcome.events) {
@@ -1149,11 +1156,12 @@ absl::Status ShardCore::DescribeExecution(const v1::DescribeExecutionRequest& re
   response->set_status(record->status());
   *response->mutable_start_date() = record->start_date();
   if (record->has_stop_date()) *response->mutable_stop_date() = record->stop_date();
-  response->set_input(record->input());
-  response->mutable_input_details()->set_included(true);
+  const bool include_data = request.included_data() != "METADATA_ONLY";
+  if (include_data) response->set_input(record->input());
+  response->mutable_input_details()->set_included(include_data);
   if (record->status() == "SUCCEEDED") {
-    response->set_output(record->output());
-    response->mutable_output_details()->set_included(true);
+    if (include_data) response->set_output(record->output());
+    response->mutable_output_details()->set_included(include_data);
   }
   response->set_error(record->error());
   response->set_cause(record->cause());
@@ -1254,7 +1262,7 @@ absl::Status ShardCore::StopExecution(const v1::StopExecutionRequest& request,
                    LoadDefinition(record->state_machine_arn(), record->revision_id()));
   asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_);
   asl::Interpreter interpreter(*definition, context);
-  const internal::v1::ExecutionState before = record->state();
+  const PendingTasks before = PendingActivityTasks(record->state());
   asl::Outcome outcome = interpreter.Abort(record->mutable_state(), request.error(),
                                            request.cause(), options_.clock->Now());
   storage::WriteBatch batch;
@@ -1517,7 +1525,7 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
                    LoadDefinition(record->state_machine_arn(), record->revision_id()));
   asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_);
   asl::Interpreter interpreter(*definition, context);
-  const internal::v1::ExecutionState before = record->state();
+  const PendingTasks before = PendingActivityTasks(record->state());
   auto outcome = step(interpreter, record->mutable_state(), options_.clock->Now());
   if (!outcome.ok()) {
     if (absl::IsFailedPrecondition(outcome.status())) {
@@ -1614,7 +1622,7 @@ absl::Status ShardCore::FireTimer(const std::string& key) {
                    LoadDefinition(record->state_machine_arn(), record->revision_id()));
   asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_);
   asl::Interpreter interpreter(*definition, context);
-  const internal::v1::ExecutionState before = record->state();
+  const PendingTasks before = PendingActivityTasks(record->state());
   auto outcome = interpreter.TimerFired(record->mutable_state(), timer_id, options_.clock->Now());
   if (!outcome.ok()) {
     // A timer whose wait ended otherwise (the task answered, the branch

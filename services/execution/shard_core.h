@@ -1,6 +1,10 @@
 // The shard server's logic, without the RPC layer: the state machine and
-// activity catalog, Standard executions and their history, the activity task
-// queues, and the transactional outbox, all stored in one RocksDB database.
+// activity catalog (with each state machine's revisions, versions and
+// aliases, kept on the shard of the state machine's ARN), Standard
+// executions and their history (each execution keeps the revision it
+// started with; closed ones are purged after the retention), the activity
+// task queues, and the transactional outbox, all stored in one RocksDB
+// database.
 //
 // Each logical shard this server owns is a key prefix. Every change to an
 // execution is one WriteBatch (history events + execution record + outbox
@@ -173,6 +177,9 @@ class ShardCore {
 
   uint32_t shard_count() const { return options_.shard_count; }
 
+  // Activity ARN by scheduled event id, of the tasks an execution awaits.
+  using PendingTasks = std::map<int64_t, std::string>;
+
  private:
   struct Families {
     storage::FamilyId meta, state_machines, activities, definitions, executions, history,
@@ -213,12 +220,12 @@ class ShardCore {
       const std::string& state_machine_arn, const std::string& revision_id);
 
   // Writes one transition of `record` (history, record, outbox) durably.
-  // `before` is the execution state before the transition: the activities
-  // of the tasks the transition gave up are looked up there.
+  // `before` holds the tasks awaited before the transition: the queued ones
+  // the transition gave up are cancelled at their activity's queue.
   absl::Status CommitTransition(uint32_t shard, internal::v1::ExecutionRecord& record,
                                 asl::Outcome& outcome,
                                 storage::WriteBatch& batch,
-                                const internal::v1::ExecutionState* before = nullptr);
+                                const PendingTasks* before = nullptr);
 
   // Loads the running execution a task token names and applies `step`.
   using TaskStep = std::function<absl::StatusOr<asl::Outcome>(

@@ -649,5 +649,38 @@ TEST_F(ShardCoreTest, RedriveWindowIsFourteenDays) {
   EXPECT_THAT(std::string(late.message()), ::testing::HasSubstr("14 days"));
 }
 
+// Item 2 fails until the execution was redriven; one iteration at a time.
+constexpr char kGatedMap[] = R"({"StartAt": "Each", "States": {
+  "Each": {"Type": "Map", "MaxConcurrency": 1, "End": true,
+    "ItemProcessor": {"StartAt": "Gate", "States": {
+      "Gate": {"Type": "Choice", "Choices": [{"Or": [
+        {"Variable": "$$.Execution.RedriveCount", "NumericGreaterThan": 0},
+        {"Not": {"Variable": "$", "NumericEquals": 2}}], "Next": "Done"}]},
+      "Done": {"Type": "Pass", "End": true}}}}}})";
+
+TEST_F(ShardCoreTest, RedriveKeepsSucceededMapIterations) {
+  v1::CreateStateMachineRequest create;
+  create.set_name("gated-map");
+  create.set_definition(kGatedMap);
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  std::string arn = Start(*machine, "items", "[1, 2, 3]");
+  ASSERT_EQ(Describe(arn).status(), "FAILED");
+  v1::RedriveExecutionRequest redrive;
+  redrive.set_execution_arn(arn);
+  v1::RedriveExecutionResponse redriven;
+  ASSERT_TRUE(core_->RedriveExecution(redrive, &redriven).ok());
+  auto described = Describe(arn);
+  EXPECT_EQ(described.status(), "SUCCEEDED");
+  EXPECT_EQ(described.output(), "[1,2,3]");
+  std::vector<std::string> types = HistoryTypes(arn);
+  // Item 1 ran once, item 2 twice, item 3 once (after the redrive).
+  EXPECT_EQ(std::count(types.begin(), types.end(), "ChoiceStateEntered"), 4);
+  EXPECT_EQ(std::count(types.begin(), types.end(), "MapIterationStarted"), 3);
+  EXPECT_EQ(std::count(types.begin(), types.end(), "MapIterationSucceeded"), 3);
+}
+
 }  // namespace
 }  // namespace stepflow::execution

@@ -345,6 +345,11 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       RETURN_IF_ERROR(
           config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
+      if (!request->included_data().empty() && request->included_data() != "ALL_DATA" &&
+          request->included_data() != "METADATA_ONLY") {
+        return ConstraintViolation("includedData",
+                                   "Member must satisfy enum value set: [ALL_DATA, METADATA_ONLY]");
+      }
       return router_->CallOwner(context, request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
                                 &Stub::DescribeExecution, *request, response);
     }());
