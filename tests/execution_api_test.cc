@@ -206,6 +206,10 @@ TEST_F(ExecutionApiTest, ListingsPageAcrossShardsNewestFirstWithFilters) {
   grpc::Status status = Call(&Stub::ListExecutions, request, &page);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), StartsWith("InvalidToken"));
+  request.set_next_token("c29tZXRoaW5nLWVsc2U");  // valid base64, not a token of ours
+  status = Call(&Stub::ListExecutions, request, &page);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), StartsWith("InvalidToken"));
   request.clear_next_token();
   request.set_max_results(1001);
   status = Call(&Stub::ListExecutions, request, &page);

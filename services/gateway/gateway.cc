@@ -412,6 +412,13 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
                                          &Stub::ResolveStateMachine, lookup, &resolved));
       iv1::ListShardRequest shard_request;
       RETURN_IF_ERROR(DecodePageToken(request->next_token(), shard_request.mutable_after_key()));
+      // A token is the sort key of the last execution listed: ~start time,
+      // then the execution's ARN.
+      const std::string& after = shard_request.after_key();
+      if (!after.empty() && (after.size() < 12 || after.compare(8, 4, "arn:") != 0)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("InvalidToken: Invalid Token: '", request->next_token(), "'"));
+      }
       const int page = PageSize(request->max_results());
       shard_request.set_limit(page + 1);
       shard_request.set_state_machine_arn(request->state_machine_arn());
