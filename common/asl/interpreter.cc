@@ -229,9 +229,11 @@ class Interpreter::Run {
     }
     // Frames waiting for children keep waiting; the others enter their
     // state again.
+    std::set<int64_t> parents;
+    for (const auto& [id, frame] : state_->frames()) parents.insert(frame.parent_id());
     std::vector<int64_t> leaves;
     for (const auto& [id, frame] : state_->frames()) {
-      if (ChildrenOf(id).empty()) leaves.push_back(id);
+      if (!parents.count(id)) leaves.push_back(id);
     }
     std::sort(leaves.begin(), leaves.end());
     for (int64_t id : leaves) {
