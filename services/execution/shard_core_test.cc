@@ -265,7 +265,7 @@ TEST_F(ShardCoreTest, StopCancelsQueuedTasks) {
   stop.set_execution_arn(arn);
   v1::StopExecutionResponse stopped;
   ASSERT_TRUE(core_->StopExecution(stop, &stopped).ok());
-  absl::SleepFor(absl::Milliseconds(300));
+  absl::SleepFor(absl::Seconds(1));  // the outbox delivers the cancel
   EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
   // Also after a restart (the backlog on disk lost it too).
   ASSERT_TRUE(Open(16).ok());
