@@ -180,6 +180,111 @@ TEST_F(BadInputTest, PayloadLimitsAndJson) {
   EXPECT_THAT(status.error_message(), StartsWith("InvalidToken"));
 }
 
+TEST_F(BadInputTest, CatalogUpdatesVersionsAndAliases) {
+  auto call_status = [](auto method, const auto& request, auto* response) {
+    grpc::ClientContext context;
+    return (stub_->*method)(&context, request, response);
+  };
+  using Stub = v1::StepFunctions::Stub;
+  v1::UpdateStateMachineRequest update;
+  update.set_state_machine_arn(kMachineArn);
+  v1::UpdateStateMachineResponse updated;
+  grpc::Status status = call_status(&Stub::UpdateStateMachine, update, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), StartsWith("MissingRequiredParameter"));
+  update.set_definition(R"({"StartAt": "Nowhere", "States": {}})");
+  status = call_status(&Stub::UpdateStateMachine, update, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), StartsWith("InvalidDefinition"));
+  update.set_definition(kValid);
+  update.set_version_description("without publish");
+  status = call_status(&Stub::UpdateStateMachine, update, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), StartsWith("ValidationException"));
+  update.clear_version_description();
+  update.set_state_machine_arn("arn:aws:states:us-east-1:123456789012:stateMachine:absent");
+  status = call_status(&Stub::UpdateStateMachine, update, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), StartsWith("StateMachineDoesNotExist"));
+
+  v1::PublishStateMachineVersionRequest publish;
+  publish.set_state_machine_arn(kMachineArn);
+  publish.set_revision_id("stale-revision");
+  v1::PublishStateMachineVersionResponse published;
+  status = call_status(&Stub::PublishStateMachineVersion, publish, &published);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(status.error_message(), StartsWith("ConflictException"));
+
+  v1::DescribeStateMachineRequest describe;
+  describe.set_state_machine_arn(std::string(kMachineArn) + ":7");
+  v1::DescribeStateMachineResponse described;
+  status = call_status(&Stub::DescribeStateMachine, describe, &described);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  describe.set_state_machine_arn(std::string(kMachineArn) + ":bad/alias");
+  status = call_status(&Stub::DescribeStateMachine, describe, &described);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), StartsWith("InvalidArn"));
+
+  v1::CreateStateMachineAliasRequest alias;
+  alias.set_name("123");  // all digits would read as a version
+  auto* route = alias.add_routing_configuration();
+  route->set_state_machine_version_arn(std::string(kMachineArn) + ":1");
+  route->set_weight(100);
+  v1::CreateStateMachineAliasResponse alias_created;
+  status = call_status(&Stub::CreateStateMachineAlias, alias, &alias_created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), StartsWith("ValidationException"));
+  alias.set_name("live");
+  route->set_weight(90);
+  status = call_status(&Stub::CreateStateMachineAlias, alias, &alias_created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("must equal 100"));
+  route->set_weight(100);
+  route->set_state_machine_version_arn(kMachineArn);  // not a version
+  status = call_status(&Stub::CreateStateMachineAlias, alias, &alias_created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  route->set_state_machine_version_arn(std::string(kMachineArn) + ":1");
+  status = call_status(&Stub::CreateStateMachineAlias, alias, &alias_created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);  // no version 1 yet
+  EXPECT_THAT(status.error_message(), StartsWith("ResourceNotFound"));
+
+  v1::DescribeStateMachineAliasRequest describe_alias;
+  describe_alias.set_state_machine_alias_arn(std::string(kMachineArn) + ":missing");
+  v1::DescribeStateMachineAliasResponse alias_described;
+  status = call_status(&Stub::DescribeStateMachineAlias, describe_alias, &alias_described);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), StartsWith("ResourceNotFound"));
+
+  v1::StartExecutionRequest start;
+  start.set_state_machine_arn(std::string(kMachineArn) + ":missing");
+  v1::StartExecutionResponse started;
+  status = call_status(&Stub::StartExecution, start, &started);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), StartsWith("ResourceNotFound"));
+
+  v1::ListStateMachineVersionsRequest versions;
+  versions.set_state_machine_arn(kMachineArn);
+  versions.set_next_token("not-a-number");
+  v1::ListStateMachineVersionsResponse listed;
+  status = call_status(&Stub::ListStateMachineVersions, versions, &listed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), StartsWith("InvalidToken"));
+
+  v1::RedriveExecutionRequest redrive;
+  redrive.set_execution_arn("arn:aws:states:us-east-1:123456789012:execution:keep:nope");
+  v1::RedriveExecutionResponse redriven;
+  status = call_status(&Stub::RedriveExecution, redrive, &redriven);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), StartsWith("ExecutionDoesNotExist"));
+
+  v1::ListExecutionsRequest list;
+  list.set_state_machine_arn(kMachineArn);
+  list.set_redrive_filter("SOMETIMES");
+  v1::ListExecutionsResponse executions;
+  status = call_status(&Stub::ListExecutions, list, &executions);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(BadInputTest, LaterFeaturesSayUnimplemented) {
   v1::StartSyncExecutionRequest sync;
   v1::StartSyncExecutionResponse sync_response;

@@ -1,5 +1,5 @@
-// The `stepflow` CLI against a real cluster: every command of the first
-// release, its JSON output and its errors.
+// The `stepflow` CLI against a real cluster: every command, its JSON output
+// and its errors.
 #include <stdio.h>
 #include <sys/wait.h>
 
@@ -160,6 +160,59 @@ TEST_F(CliTest, BadDefinitionAndUsage) {
   CliResult usage = Run({"executions", "start"}, /*merge_stderr=*/true);
   EXPECT_EQ(usage.exit_code, 2);
   EXPECT_THAT(usage.out, HasSubstr("Usage"));
+}
+
+TEST_F(CliTest, VersionsAliasesAndRedrive) {
+  const std::string arn = "arn:aws:states:us-east-1:123456789012:stateMachine:versioned";
+  json::Document created = Json(Run(
+      {"state-machines", "create", "--name", "versioned", "--publish", "--definition-string",
+       R"({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "End": true}}})"}));
+  ASSERT_TRUE(created.IsObject());
+  EXPECT_EQ(std::string(created["stateMachineVersionArn"].GetString()), arn + ":1");
+  json::Document updated = Json(Run(
+      {"state-machines", "update", "versioned", "--publish", "--version-description", "two",
+       "--definition-string",
+       R"({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 2, "End": true}}})"}));
+  ASSERT_TRUE(updated.IsObject());
+  EXPECT_EQ(std::string(updated["stateMachineVersionArn"].GetString()), arn + ":2");
+  EXPECT_TRUE(updated.HasMember("revisionId"));
+  CliResult versions = Run({"--output", "text", "state-machines", "list-versions", "versioned"});
+  EXPECT_EQ(versions.exit_code, 0);
+  EXPECT_EQ(versions.out.find(arn + ":2\t"), 0u) << versions.out;
+  EXPECT_THAT(versions.out, HasSubstr(arn + ":1\t"));
+
+  json::Document alias = Json(Run({"state-machines", "create-alias", "--name", "live", "--routing",
+                                   absl::StrCat(arn, ":1=50,", arn, ":2=50")}));
+  ASSERT_TRUE(alias.IsObject());
+  const std::string alias_arn = alias["stateMachineAliasArn"].GetString();
+  EXPECT_EQ(alias_arn, arn + ":live");
+  json::Document described = Json(Run({"state-machines", "describe-alias", alias_arn}));
+  ASSERT_TRUE(described.IsObject());
+  EXPECT_EQ(described["routingConfiguration"].Size(), 2u);
+  CliResult bad_routing = Run({"state-machines", "create-alias", "--name", "x", "--routing",
+                               "no-weight"}, /*merge_stderr=*/true);
+  EXPECT_EQ(bad_routing.exit_code, 2) << bad_routing.out;
+
+  json::Document started = Json(Run({"executions", "start", alias_arn, "--name", "via-alias"}));
+  ASSERT_TRUE(started.IsObject());
+  const std::string execution = started["executionArn"].GetString();
+  json::Document execution_described = Json(Run({"executions", "describe", execution}));
+  ASSERT_TRUE(execution_described.IsObject());
+  EXPECT_EQ(std::string(execution_described["stateMachineAliasArn"].GetString()), alias_arn);
+  json::Document for_execution = Json(Run({"executions", "describe-state-machine", execution}));
+  ASSERT_TRUE(for_execution.IsObject());
+  EXPECT_EQ(std::string(for_execution["stateMachineArn"].GetString()), arn);
+  CliResult refused = Run({"executions", "redrive", execution}, /*merge_stderr=*/true);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.out, HasSubstr("ExecutionNotRedrivable"));
+
+  EXPECT_EQ(Run({"state-machines", "update-alias", alias_arn, "--routing", arn + ":1=100"})
+                .exit_code, 0);
+  EXPECT_EQ(Run({"state-machines", "delete-version", arn + ":2"}).exit_code, 0);
+  EXPECT_EQ(Run({"state-machines", "delete-alias", alias_arn}).exit_code, 0);
+  CliResult aliases = Run({"state-machines", "list-aliases", "versioned"});
+  EXPECT_EQ(aliases.exit_code, 0);
+  EXPECT_THAT(aliases.out, ::testing::Not(HasSubstr(alias_arn)));
 }
 
 }  // namespace

@@ -310,9 +310,38 @@ class Interpreter::Run {
     Drain();
   }
 
+  void Redrive() {
+    *state_->mutable_frames() = state_->redrive_frames();
+    state_->clear_redrive_frames();
+    Emit("ExecutionRedriven")
+        ->mutable_execution_redriven_event_details()
+        ->set_redrive_count(context_.redrive_count);
+    if (definition_.timeout_seconds() > 0) {
+      state_->set_execution_timeout_timer(ArmTimer(absl::Seconds(definition_.timeout_seconds())));
+    }
+    // Frames waiting for children keep waiting; the others enter their
+    // state again.
+    std::set<int64_t> parents;
+    for (const auto& [id, frame] : state_->frames()) parents.insert(frame.parent_id());
+    std::vector<int64_t> leaves;
+    for (const auto& [id, frame] : state_->frames()) {
+      if (!parents.count(id)) leaves.push_back(id);
+    }
+    std::sort(leaves.begin(), leaves.end());
+    for (int64_t id : leaves) {
+      const Frame& frame = *F(id);
+      Enqueue(id, frame.state(), frame.input());
+    }
+    Drain();
+  }
+
   void CloseExecution(absl::string_view status) {
     outcome_.closed_status = std::string(status);
     state_->clear_execution_timeout_timer();
+    if (status != "SUCCEEDED") {
+      *state_->mutable_redrive_frames() =
+          redrive_snapshot_.has_value() ? *redrive_snapshot_ : state_->frames();
+    }
     for (int64_t id : ChildrenOf(0)) DropFrame(id);
     queue_.clear();
   }
@@ -508,6 +537,9 @@ class Interpreter::Run {
       FailExecution(failure.error, failure.cause);
       return;
     }
+    // What a redrive reopens if this failure ends the execution: the
+    // frames before the failed one's siblings are cut short.
+    if (!redrive_snapshot_.has_value()) redrive_snapshot_ = state_->frames();
     const int64_t parent_id = frame->parent_id();
     EventScope scope(this, parent_id);
     Frame* parent = F(parent_id);
@@ -602,6 +634,7 @@ class Interpreter::Run {
       frame->set_retry_count(frame->retry_count() + 1);
       frame->set_timer_kind(kRetryTimer);
       frame->set_timer_id(ArmTimer(absl::Milliseconds(std::llround(delay * 1000))));
+      redrive_snapshot_.reset();  // handled: the execution goes on
       return;
     }
     for (const Catcher& catcher : state.catchers) {
@@ -626,6 +659,7 @@ class Interpreter::Run {
       std::string output = json::Serialize(combined);
       EmitExited(frame_id, state, output, assigned);
       Enqueue(frame_id, catcher.next, std::move(output));
+      redrive_snapshot_.reset();  // handled: the execution goes on
       return;
     }
     FrameFailed(frame_id, failure);
@@ -660,7 +694,7 @@ class Interpreter::Run {
         StringValue(FormatTimestamp(child ? FromProto(child->start_time()) : context_.start_time),
                     a),
         a);
-    execution.AddMember("RedriveCount", 0, a);
+    execution.AddMember("RedriveCount", child ? 0 : context_.redrive_count, a);
     doc.AddMember("Execution", execution, a);
     json::Value state(rapidjson::kObjectType);
     state.AddMember("EnteredTime",
@@ -2477,6 +2511,9 @@ class Interpreter::Run {
   std::deque<v1::HistoryEvent> child_events_;
   std::deque<json::Document> context_docs_;
   std::map<std::pair<int64_t, std::string>, std::unique_ptr<json::Document>> variable_cache_;
+  // The frames as they were when a branch or iteration failed, kept until
+  // the failure is retried or caught; see CloseExecution.
+  std::optional<google::protobuf::Map<int64_t, Frame>> redrive_snapshot_;
 
   friend class Interpreter;
 };
@@ -2673,6 +2710,15 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
     }
   }
   return run.Test(request);
+}
+
+absl::StatusOr<Outcome> Interpreter::Redrive(ExecutionState* state, absl::Time now) {
+  if (state->redrive_frames().empty()) {
+    return absl::FailedPreconditionError("the execution has no failed states to run again");
+  }
+  Run run(*this, state, now);
+  run.Redrive();
+  return run.Finish();
 }
 
 Outcome Interpreter::Abort(ExecutionState* state, absl::string_view error,

@@ -44,9 +44,11 @@ struct ExecutionContext {
   std::string role_arn;
   absl::Time start_time;
   // Whether execution_input (the input Start is given) is text
-  // json::Serialize wrote, as the gateway and the local runner pass it:
-  // then states that change nothing pass it on without parsing it.
+  // json::Serialize wrote, which lets states that change nothing pass it
+  // on without parsing it (callers that normalized the input set it).
   bool input_is_canonical = false;
+  // $$.Execution.RedriveCount: how many times the execution was redriven.
+  int redrive_count = 0;
   // Mints the task token for the activity scheduled by event
   // `scheduled_event_id`.
   std::function<std::string(int64_t scheduled_event_id)> mint_task_token;
@@ -131,6 +133,13 @@ class Interpreter {
   // StopExecution: ExecutionAborted with the given error and cause.
   Outcome Abort(::stepflow::internal::v1::ExecutionState* state, absl::string_view error,
                 absl::string_view cause, absl::Time now);
+
+  // RedriveExecution of an execution that closed unsuccessfully:
+  // ExecutionRedriven (with context.redrive_count), then the states that
+  // failed or were cut short run again from their inputs; Parallel branches
+  // and Map iterations that had succeeded are not run again. The execution
+  // timeout restarts. FAILED_PRECONDITION when there is nothing to reopen.
+  absl::StatusOr<Outcome> Redrive(::stepflow::internal::v1::ExecutionState* state, absl::Time now);
 
   // Whether the execution awaits the activity scheduled by that event.
   static bool AwaitsTask(const ::stepflow::internal::v1::ExecutionState& state, int64_t scheduled_event_id);

@@ -1,5 +1,8 @@
 #include "common/config/arn.h"
 
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -84,6 +87,66 @@ absl::StatusOr<std::string> ActivityNameFromArn(const ArnScope& scope,
   auto parsed = ParseScoped(scope, arn, "activity", 1);
   if (!parsed.ok()) return parsed.status();
   return parsed->resource[0];
+}
+
+absl::StatusOr<StateMachineRef> ParseStateMachineRef(const ArnScope& scope,
+                                                     absl::string_view arn) {
+  const size_t colons = static_cast<size_t>(std::count(arn.begin(), arn.end(), ':'));
+  auto parsed = ParseScoped(scope, arn, "stateMachine", colons >= 7 ? 2 : 1);
+  if (!parsed.ok()) return parsed.status();
+  StateMachineRef ref;
+  ref.name = parsed->resource[0];
+  ref.state_machine_arn = StateMachineArn(scope, ref.name);
+  if (parsed->resource.size() == 2) {
+    const std::string& qualifier = parsed->resource[1];
+    const bool digits = std::all_of(qualifier.begin(), qualifier.end(),
+                                    [](char c) { return c >= '0' && c <= '9'; });
+    if (digits) {
+      if (!absl::SimpleAtoi(qualifier, &ref.version) || ref.version <= 0) {
+        return InvalidArn(arn, "Invalid version number");
+      }
+    } else if (ValidateAliasName(qualifier).ok()) {
+      ref.alias = qualifier;
+    } else {
+      return InvalidArn(arn, "Invalid alias name");
+    }
+  }
+  return ref;
+}
+
+std::string StateMachineVersionArn(absl::string_view state_machine_arn, int64_t version) {
+  return absl::StrCat(state_machine_arn, ":", version);
+}
+
+std::string StateMachineAliasArn(absl::string_view state_machine_arn, absl::string_view alias) {
+  return absl::StrCat(state_machine_arn, ":", alias);
+}
+
+absl::Status ValidateAliasName(absl::string_view name) {
+  auto invalid = [&](absl::string_view constraint) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ValidationException: 1 validation error detected: Value '", name,
+        "' at 'name' failed to satisfy constraint: ", constraint));
+  };
+  if (name.empty() || name.size() > 80) {
+    return invalid("Member must have length between 1 and 80");
+  }
+  bool non_digit = false;
+  for (char c : name) {
+    const bool digit = c >= '0' && c <= '9';
+    const bool other = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+                       c == '_' || c == '.';
+    if (!digit && !other) {
+      return invalid("Member must satisfy regular expression pattern: "
+                     "^(?=.*[a-zA-Z_\\-\\.])[a-zA-Z0-9_\\-\\.]+$");
+    }
+    non_digit |= other;
+  }
+  if (!non_digit) {
+    return invalid("Member must satisfy regular expression pattern: "
+                   "^(?=.*[a-zA-Z_\\-\\.])[a-zA-Z0-9_\\-\\.]+$");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidateResourceName(absl::string_view name) {

@@ -10,6 +10,7 @@
 #ifndef STEPFLOW_COMMON_CONFIG_ARN_H_
 #define STEPFLOW_COMMON_CONFIG_ARN_H_
 
+#include <cstdint>
 #include <string>
 #include "absl/strings/string_view.h"
 
@@ -48,6 +49,27 @@ absl::StatusOr<std::pair<std::string, std::string>> ExecutionNamesFromArn(
     const ArnScope& scope, absl::string_view arn);
 absl::StatusOr<std::string> ActivityNameFromArn(const ArnScope& scope,
                                                 absl::string_view arn);
+
+// A state machine ARN, possibly qualified by a version number or an alias
+// name: stateMachine:Orders, stateMachine:Orders:3, stateMachine:Orders:prod.
+struct StateMachineRef {
+  std::string state_machine_arn;  // always unqualified
+  std::string name;
+  int64_t version = 0;  // > 0 for a version ARN
+  std::string alias;    // non-empty for an alias ARN
+  bool qualified() const { return version > 0 || !alias.empty(); }
+};
+
+// Parses any of the three forms; InvalidArn otherwise.
+absl::StatusOr<StateMachineRef> ParseStateMachineRef(const ArnScope& scope,
+                                                     absl::string_view arn);
+std::string StateMachineVersionArn(absl::string_view state_machine_arn, int64_t version);
+std::string StateMachineAliasArn(absl::string_view state_machine_arn, absl::string_view alias);
+
+// AWS's rule for alias names: 1-80 characters of letters, digits, '-', '_'
+// and '.', not all digits (that would read as a version). Error:
+// "ValidationException: ...".
+absl::Status ValidateAliasName(absl::string_view name);
 
 // AWS's rule for state machine, execution and activity names: 1-80
 // characters, none of whitespace, brackets, wildcards, control characters or

@@ -26,6 +26,8 @@ inline constexpr char kVisibility[] = "visibility";
 inline constexpr char kTasks[] = "tasks";
 inline constexpr char kOutbox[] = "outbox";
 inline constexpr char kTimers[] = "timers";
+inline constexpr char kVersions[] = "versions";
+inline constexpr char kRetention[] = "retention";
 
 // Keys of the meta family.
 inline constexpr char kShardCountKey[] = "shard_count";
@@ -49,6 +51,38 @@ inline std::string DefinitionKey(absl::string_view state_machine_arn,
   std::string key(state_machine_arn);
   key.push_back('\0');
   key.append(revision_id.data(), revision_id.size());
+  return key;
+}
+
+// Published versions of a state machine, newest first:
+// shard | 'v' | state machine arn | 0 | ~version.
+inline std::string VersionPrefix(uint32_t shard, absl::string_view state_machine_arn) {
+  std::string key = ShardPrefix(shard);
+  key.push_back('v');
+  key.append(state_machine_arn.data(), state_machine_arn.size());
+  key.push_back('\0');
+  return key;
+}
+inline std::string VersionKey(uint32_t shard, absl::string_view state_machine_arn,
+                              int64_t version) {
+  std::string key = VersionPrefix(shard, state_machine_arn);
+  storage::AppendUint64(&key, ~static_cast<uint64_t>(version));
+  return key;
+}
+
+// Aliases of a state machine, by name: shard | 'a' | state machine arn | 0 |
+// alias name. Same family as the versions.
+inline std::string AliasPrefix(uint32_t shard, absl::string_view state_machine_arn) {
+  std::string key = ShardPrefix(shard);
+  key.push_back('a');
+  key.append(state_machine_arn.data(), state_machine_arn.size());
+  key.push_back('\0');
+  return key;
+}
+inline std::string AliasKey(uint32_t shard, absl::string_view state_machine_arn,
+                            absl::string_view alias) {
+  std::string key = AliasPrefix(shard, state_machine_arn);
+  key.append(alias.data(), alias.size());
   return key;
 }
 
@@ -76,6 +110,15 @@ inline std::string VisibilityPrefix(absl::string_view state_machine_arn) {
 inline std::string VisibilitySortKey(absl::Time start, absl::string_view execution_arn) {
   std::string key;
   storage::AppendUint64(&key, ~static_cast<uint64_t>(absl::ToUnixNanos(start)));
+  key.append(execution_arn.data(), execution_arn.size());
+  return key;
+}
+
+// Closed executions by the time they may be purged: purge time (Unix ms) |
+// execution arn. Server-local like the visibility index.
+inline std::string RetentionKey(absl::Time purge_at, absl::string_view execution_arn) {
+  std::string key;
+  storage::AppendUint64(&key, static_cast<uint64_t>(std::max<int64_t>(0, absl::ToUnixMillis(purge_at))));
   key.append(execution_arn.data(), execution_arn.size());
   return key;
 }

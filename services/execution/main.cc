@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   std::string token_secret;
   std::string log_level = "info";
   std::string log_format = "text";
+  int64_t retention_seconds = 90 * 24 * 3600;
+  int64_t retention_sweep_seconds = 3600;
 
   config::FlagSet flags(
       "stepflow-shard",
@@ -50,6 +52,11 @@ int main(int argc, char** argv) {
   flags.Add("token-secret", &token_secret,
             "secret keying task-token MACs; the same on every server (default: "
             "$STEPFLOW_TOKEN_SECRET, else a development secret)");
+  flags.Add("execution-retention-seconds", &retention_seconds,
+            "how long closed executions (record, history, listing entries) are kept after "
+            "they close; 90 days by default, as on AWS");
+  flags.Add("retention-sweep-seconds", &retention_sweep_seconds,
+            "how often closed executions past their retention are deleted");
   flags.Add("log-level", &log_level, "debug, info, warn or error");
   flags.Add("log-format", &log_format, "text or json");
   if (auto code = flags.ParseOrExit(argc, argv)) return *code;
@@ -66,6 +73,11 @@ int main(int argc, char** argv) {
     const char* env = std::getenv("STEPFLOW_TOKEN_SECRET");
     token_secret = env != nullptr ? env : tasktoken::kDevelopmentSecret;
   }
+  if (retention_seconds <= 0 || retention_sweep_seconds <= 0) {
+    std::cerr << "stepflow-shard: --execution-retention-seconds and --retention-sweep-seconds "
+                 "must be positive\n";
+    return 2;
+  }
   clock::RealClock clock;
   auto registry = std::make_shared<prometheus::Registry>();
   execution::ShardServerOptions options;
@@ -77,6 +89,8 @@ int main(int argc, char** argv) {
   options.core.arn_scope.account = account;
   options.core.token_secret = token_secret;
   options.core.clock = &clock;
+  options.core.execution_retention = absl::Seconds(retention_seconds);
+  options.core.retention_sweep_interval = absl::Seconds(retention_sweep_seconds);
   options.listen_address = listen;
   options.registry = registry.get();
   for (absl::string_view peer : absl::StrSplit(peers, ',', absl::SkipEmpty())) {

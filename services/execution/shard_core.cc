@@ -1,9 +1,11 @@
 #include "services/execution/shard_core.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/config/sharding.h"
 #include "common/json/json.h"
 #include "common/log/log.h"
@@ -23,6 +25,14 @@ using internal::v1::StateMachineRecord;
 constexpr char kComponent[] = "shard";
 constexpr int kDefaultHistoryPage = 100;
 constexpr int kMaxHistoryPage = 1000;
+constexpr int kDefaultCatalogPage = 100;
+constexpr int kMaxCatalogPage = 1000;
+// AWS's quotas per state machine.
+constexpr int kMaxVersions = 1000;
+constexpr int kMaxAliases = 100;
+// AWS redrives executions within 14 days of their stop, at most 1000 times.
+constexpr absl::Duration kRedriveWindow = absl::Hours(24 * 14);
+constexpr int kMaxRedrives = 1000;
 
 google::protobuf::Timestamp ToProto(absl::Time time) {
   google::protobuf::Timestamp ts;
@@ -68,6 +78,97 @@ bool SameStateMachine(const StateMachineRecord& stored,
                                     request.tracing_configuration());
 }
 
+absl::Status ConflictException(absl::string_view message) {
+  return absl::AlreadyExistsError(absl::StrCat("ConflictException: ", message));
+}
+
+absl::Status ResourceNotFound(absl::string_view arn) {
+  return absl::NotFoundError(absl::StrCat("ResourceNotFound: Resource not found: '", arn, "'"));
+}
+
+absl::Status InvalidToken(absl::string_view token) {
+  return absl::InvalidArgumentError(absl::StrCat("InvalidToken: Invalid Token: '", token, "'"));
+}
+
+// A revision id in UUID form, unique per state machine: it hashes the ARN,
+// the revision counter and the time.
+std::string NewRevisionId(const StateMachineRecord& record, absl::Time now) {
+  const std::string seed = absl::StrCat(record.state_machine_arn(), "#",
+                                        record.revision_count(), "#", absl::ToUnixNanos(now));
+  const uint64_t hi = config::StableHash(absl::StrCat("hi:", seed));
+  const uint64_t lo = config::StableHash(absl::StrCat("lo:", seed));
+  char out[37];
+  std::snprintf(out, sizeof(out), "%08x-%04x-%04x-%04x-%012llx",
+                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xffff),
+                static_cast<unsigned>(hi & 0xffff), static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffull));
+  return out;
+}
+
+bool SameRouting(const google::protobuf::RepeatedPtrField<v1::RoutingConfigurationListItem>& a,
+                 const google::protobuf::RepeatedPtrField<v1::RoutingConfigurationListItem>& b) {
+  if (a.size() != b.size()) return false;
+  std::map<std::string, int> weights;
+  for (const auto& item : a) weights[item.state_machine_version_arn()] = item.weight();
+  for (const auto& item : b) {
+    auto it = weights.find(item.state_machine_version_arn());
+    if (it == weights.end() || it->second != item.weight()) return false;
+  }
+  return true;
+}
+
+
+// The activity of every task the execution awaits, by scheduled event id.
+ShardCore::PendingTasks PendingActivityTasks(const internal::v1::ExecutionState& state) {
+  ShardCore::PendingTasks pending;
+  for (const auto& [id, frame] : state.frames()) {
+    if (frame.scheduled_event_id() != 0 && !frame.activity_arn().empty()) {
+      pending.emplace(frame.scheduled_event_id(), frame.activity_arn());
+    }
+  }
+  return pending;
+}
+
+// Every listing an execution appears in: its state machine's, and the
+// version's and alias's it started through.
+std::vector<std::string> VisibilityKeys(const ExecutionRecord& record) {
+  const std::string sort_key =
+      keys::VisibilitySortKey(FromProto(record.start_date()), record.execution_arn());
+  std::vector<std::string> result = {keys::VisibilityPrefix(record.state_machine_arn()) + sort_key};
+  for (const std::string& arn :
+       {record.state_machine_version_arn(), record.state_machine_alias_arn()}) {
+    if (!arn.empty()) result.push_back(keys::VisibilityPrefix(arn) + sort_key);
+  }
+  return result;
+}
+
+// Whether RedriveExecution may run `record` again at `now`, with AWS's
+// reasons when not (ExecutionNotRedrivable).
+absl::Status Redrivable(const ExecutionRecord& record, absl::Time now) {
+  auto not_redrivable = [&](absl::string_view why) {
+    return absl::FailedPreconditionError(absl::StrCat("ExecutionNotRedrivable: ", why));
+  };
+  if (record.state_machine_type() == "EXPRESS") {
+    return not_redrivable("Express executions cannot be redriven");
+  }
+  if (record.status() != "FAILED" && record.status() != "TIMED_OUT" &&
+      record.status() != "ABORTED") {
+    return not_redrivable(
+        absl::StrCat("Execution is ", record.status(), " and cannot be redriven"));
+  }
+  if (FromProto(record.stop_date()) + kRedriveWindow < now) {
+    return not_redrivable("Execution can only be redriven within 14 days of its stop date");
+  }
+  if (record.redrive_count() >= kMaxRedrives) {
+    return not_redrivable(
+        absl::StrCat("Execution has reached the maximum of ", kMaxRedrives, " redrives"));
+  }
+  if (record.state().redrive_frames().empty()) {
+    return not_redrivable("Execution has no failed state to run again");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 ShardCore::ShardCore(const ShardCoreOptions& options, Peers* peers)
@@ -98,7 +199,7 @@ absl::Status ShardCore::Init() {
   store_options.column_families = {keys::kMeta,       keys::kStateMachines, keys::kActivities,
                                    keys::kDefinitions, keys::kExecutions,    keys::kHistory,
                                    keys::kVisibility,  keys::kTasks,         keys::kOutbox,
-                                   keys::kTimers};
+                                   keys::kTimers,     keys::kVersions,      keys::kRetention};
   ASSIGN_OR_RETURN(store_, storage::Store::Open(store_options));
   ASSIGN_OR_RETURN(families_.meta, store_->Family(keys::kMeta));
   ASSIGN_OR_RETURN(families_.state_machines, store_->Family(keys::kStateMachines));
@@ -110,6 +211,8 @@ absl::Status ShardCore::Init() {
   ASSIGN_OR_RETURN(families_.tasks, store_->Family(keys::kTasks));
   ASSIGN_OR_RETURN(families_.outbox, store_->Family(keys::kOutbox));
   ASSIGN_OR_RETURN(families_.timers, store_->Family(keys::kTimers));
+  ASSIGN_OR_RETURN(families_.versions, store_->Family(keys::kVersions));
+  ASSIGN_OR_RETURN(families_.retention, store_->Family(keys::kRetention));
 
   // The logical shard count places every key; it can never change for a
   // data folder.
@@ -222,6 +325,14 @@ absl::Status ShardCore::CreateStateMachine(const v1::CreateStateMachineRequest& 
     }
     response->set_state_machine_arn(arn);
     *response->mutable_creation_date() = existing->creation_date();
+    if (request.publish()) {
+      storage::WriteBatch batch;
+      ASSIGN_OR_RETURN(auto version, PublishLocked(shard, *existing, request.version_description(),
+                                                   options_.clock->Now(), batch));
+      batch.Put(families_.state_machines, key, existing->SerializeAsString());
+      RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+      response->set_state_machine_version_arn(version.version_arn());
+    }
     return absl::OkStatus();
   }
   const absl::Time now = options_.clock->Now();
@@ -234,10 +345,16 @@ absl::Status ShardCore::CreateStateMachine(const v1::CreateStateMachineRequest& 
   record.set_status("ACTIVE");
   *record.mutable_creation_date() = ToProto(now);
   *record.mutable_update_date() = ToProto(now);
-  record.set_revision_id(absl::StrCat(absl::ToUnixMicros(now)));
+  record.set_revision_count(1);
+  record.set_revision_id(NewRevisionId(record, now));
   *record.mutable_logging_configuration() = request.logging_configuration();
   *record.mutable_tracing_configuration() = request.tracing_configuration();
   storage::WriteBatch batch;
+  if (request.publish()) {
+    ASSIGN_OR_RETURN(auto version,
+                     PublishLocked(shard, record, request.version_description(), now, batch));
+    response->set_state_machine_version_arn(version.version_arn());
+  }
   batch.Put(families_.state_machines, key, record.SerializeAsString());
   batch.Put(families_.definitions, keys::DefinitionKey(arn, record.revision_id()),
             record.definition());
@@ -258,7 +375,30 @@ absl::StatusOr<StateMachineRecord> ShardCore::GetStateMachineRecord(const std::s
 
 absl::Status ShardCore::DescribeStateMachine(const v1::DescribeStateMachineRequest& request,
                                              v1::DescribeStateMachineResponse* response) {
-  ASSIGN_OR_RETURN(StateMachineRecord record, GetStateMachineRecord(request.state_machine_arn()));
+  ASSIGN_OR_RETURN(config::StateMachineRef ref,
+                   config::ParseStateMachineRef(options_.arn_scope, request.state_machine_arn()));
+  if (!ref.alias.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "InvalidArn: Invalid Arn: 'Resource type not valid in this context: ",
+        request.state_machine_arn(), "'"));
+  }
+  StateMachineRecord record;
+  if (ref.version > 0) {
+    // A version describes the revision it snapshots, under its own ARN.
+    internal::v1::ResolveStateMachineRequest resolve;
+    resolve.set_arn(request.state_machine_arn());
+    ASSIGN_OR_RETURN(auto resolved, ResolveStateMachine(resolve));
+    ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
+    ASSIGN_OR_RETURN(auto version, Read<internal::v1::StateMachineVersionRecord>(
+                                       families_.versions,
+                                       keys::VersionKey(shard, ref.state_machine_arn, ref.version)));
+    record = std::move(*resolved.mutable_state_machine());
+    record.set_state_machine_arn(request.state_machine_arn());
+    record.set_description(version.has_value() ? version->description() : "");
+    if (version.has_value()) *record.mutable_creation_date() = version->creation_date();
+  } else {
+    ASSIGN_OR_RETURN(record, GetStateMachineRecord(request.state_machine_arn()));
+  }
   response->set_state_machine_arn(record.state_machine_arn());
   response->set_name(record.name());
   response->set_status(record.status());
@@ -279,8 +419,16 @@ absl::Status ShardCore::DeleteStateMachine(const v1::DeleteStateMachineRequest& 
   absl::MutexLock lock(&ShardMutex(shard));
   // Deleting is idempotent on AWS: an unknown ARN succeeds. Running
   // executions keep their own copy of the definition revision.
+  // Its versions and aliases go with it.
   storage::WriteBatch batch;
   batch.Delete(families_.state_machines, keys::ResourceKey(shard, arn));
+  for (const std::string& prefix : {keys::VersionPrefix(shard, arn), keys::AliasPrefix(shard, arn)}) {
+    RETURN_IF_ERROR(store_->Scan(families_.versions, prefix, "", false,
+                                 [&](std::string_view key, std::string_view) {
+                                   batch.Delete(families_.versions, key);
+                                   return true;
+                                 }));
+  }
   RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
   log::Info(kComponent, "state machine deleted", {{"arn", arn}});
   return absl::OkStatus();
@@ -310,6 +458,449 @@ absl::Status ShardCore::ListStateMachines(const internal::v1::ListShardRequest& 
     *response->add_state_machines() = std::move(records[i]);
   }
   return absl::OkStatus();
+}
+
+// --- Revisions, versions and aliases ---------------------------------------
+
+
+absl::StatusOr<std::vector<internal::v1::StateMachineVersionRecord>> ShardCore::ReadVersions(
+    uint32_t shard, const std::string& state_machine_arn) {
+  std::vector<internal::v1::StateMachineVersionRecord> versions;
+  absl::Status parse_status;
+  RETURN_IF_ERROR(store_->Scan(families_.versions, keys::VersionPrefix(shard, state_machine_arn),
+                               "", false, [&](std::string_view, std::string_view value) {
+                                 internal::v1::StateMachineVersionRecord version;
+                                 if (!version.ParseFromArray(value.data(),
+                                                             static_cast<int>(value.size()))) {
+                                   parse_status = absl::DataLossError("corrupt version record");
+                                   return false;
+                                 }
+                                 versions.push_back(std::move(version));
+                                 return true;
+                               }));
+  RETURN_IF_ERROR(parse_status);
+  return versions;
+}
+
+absl::StatusOr<std::vector<internal::v1::StateMachineAliasRecord>> ShardCore::ReadAliases(
+    uint32_t shard, const std::string& state_machine_arn) {
+  std::vector<internal::v1::StateMachineAliasRecord> aliases;
+  absl::Status parse_status;
+  RETURN_IF_ERROR(store_->Scan(families_.versions, keys::AliasPrefix(shard, state_machine_arn),
+                               "", false, [&](std::string_view, std::string_view value) {
+                                 internal::v1::StateMachineAliasRecord alias;
+                                 if (!alias.ParseFromArray(value.data(),
+                                                           static_cast<int>(value.size()))) {
+                                   parse_status = absl::DataLossError("corrupt alias record");
+                                   return false;
+                                 }
+                                 aliases.push_back(std::move(alias));
+                                 return true;
+                               }));
+  RETURN_IF_ERROR(parse_status);
+  return aliases;
+}
+
+absl::StatusOr<internal::v1::StateMachineVersionRecord> ShardCore::PublishLocked(
+    uint32_t shard, StateMachineRecord& machine, const std::string& description, absl::Time now,
+    storage::WriteBatch& batch) {
+  ASSIGN_OR_RETURN(auto versions, ReadVersions(shard, machine.state_machine_arn()));
+  // Publishing a revision that already has a version returns that version.
+  for (const auto& version : versions) {
+    if (version.state_machine().revision_id() == machine.revision_id()) return version;
+  }
+  if (versions.size() >= static_cast<size_t>(kMaxVersions)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "ServiceQuotaExceededException: The state machine '", machine.state_machine_arn(),
+        "' has reached the maximum of ", kMaxVersions, " versions"));
+  }
+  internal::v1::StateMachineVersionRecord version;
+  version.set_version(machine.last_version() + 1);
+  version.set_version_arn(
+      config::StateMachineVersionArn(machine.state_machine_arn(), version.version()));
+  version.set_description(description);
+  *version.mutable_creation_date() = ToProto(now);
+  machine.set_last_version(version.version());
+  *version.mutable_state_machine() = machine;
+  batch.Put(families_.versions,
+            keys::VersionKey(shard, machine.state_machine_arn(), version.version()),
+            version.SerializeAsString());
+  log::Info(kComponent, "state machine version published", {{"arn", version.version_arn()}});
+  return version;
+}
+
+absl::Status ShardCore::UpdateStateMachine(const v1::UpdateStateMachineRequest& request,
+                                           v1::UpdateStateMachineResponse* response) {
+  const std::string& arn = request.state_machine_arn();
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
+  const std::string key = keys::ResourceKey(shard, arn);
+  absl::MutexLock lock(&ShardMutex(shard));
+  ASSIGN_OR_RETURN(auto record, Read<StateMachineRecord>(families_.state_machines, key));
+  if (!record.has_value()) return StateMachineDoesNotExist(arn);
+  using google::protobuf::util::MessageDifferencer;
+  bool changed = false;
+  if (!request.definition().empty() && request.definition() != record->definition()) {
+    record->set_definition(request.definition());
+    changed = true;
+  }
+  if (!request.role_arn().empty() && request.role_arn() != record->role_arn()) {
+    record->set_role_arn(request.role_arn());
+    changed = true;
+  }
+  if (request.has_logging_configuration() &&
+      !MessageDifferencer::Equals(request.logging_configuration(),
+                                  record->logging_configuration())) {
+    *record->mutable_logging_configuration() = request.logging_configuration();
+    changed = true;
+  }
+  if (request.has_tracing_configuration() &&
+      !MessageDifferencer::Equals(request.tracing_configuration(),
+                                  record->tracing_configuration())) {
+    *record->mutable_tracing_configuration() = request.tracing_configuration();
+    changed = true;
+  }
+  const absl::Time now = options_.clock->Now();
+  storage::WriteBatch batch;
+  if (changed) {
+    // A new revision; the old one stays stored for the executions and
+    // versions that use it.
+    record->set_revision_count(record->revision_count() + 1);
+    record->set_revision_id(NewRevisionId(*record, now));
+    *record->mutable_update_date() = ToProto(now);
+    batch.Put(families_.definitions, keys::DefinitionKey(arn, record->revision_id()),
+              record->definition());
+  }
+  if (request.publish()) {
+    ASSIGN_OR_RETURN(auto version,
+                     PublishLocked(shard, *record, request.version_description(), now, batch));
+    response->set_state_machine_version_arn(version.version_arn());
+  }
+  batch.Put(families_.state_machines, key, record->SerializeAsString());
+  RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+  if (changed) {
+    log::Info(kComponent, "state machine updated",
+              {{"arn", arn}, {"revision", record->revision_id()}});
+  }
+  *response->mutable_update_date() = record->update_date();
+  response->set_revision_id(record->revision_id());
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::PublishStateMachineVersion(
+    const v1::PublishStateMachineVersionRequest& request,
+    v1::PublishStateMachineVersionResponse* response) {
+  const std::string& arn = request.state_machine_arn();
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
+  const std::string key = keys::ResourceKey(shard, arn);
+  absl::MutexLock lock(&ShardMutex(shard));
+  ASSIGN_OR_RETURN(auto record, Read<StateMachineRecord>(families_.state_machines, key));
+  if (!record.has_value()) return StateMachineDoesNotExist(arn);
+  if (!request.revision_id().empty() && request.revision_id() != record->revision_id()) {
+    return ConflictException(absl::StrCat(
+        "Failed to publish the State Machine version for revision ", request.revision_id(),
+        ". The current State Machine revision is ", record->revision_id(), "."));
+  }
+  storage::WriteBatch batch;
+  ASSIGN_OR_RETURN(auto version, PublishLocked(shard, *record, request.description(),
+                                               options_.clock->Now(), batch));
+  batch.Put(families_.state_machines, key, record->SerializeAsString());
+  RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+  response->set_state_machine_version_arn(version.version_arn());
+  *response->mutable_creation_date() = version.creation_date();
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::DeleteStateMachineVersion(
+    const v1::DeleteStateMachineVersionRequest& request) {
+  ASSIGN_OR_RETURN(config::StateMachineRef ref,
+                   config::ParseStateMachineRef(options_.arn_scope,
+                                                request.state_machine_version_arn()));
+  if (ref.version == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "InvalidArn: Invalid Arn: 'Not a state machine version ARN: ",
+        request.state_machine_version_arn(), "'"));
+  }
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
+  absl::MutexLock lock(&ShardMutex(shard));
+  ASSIGN_OR_RETURN(auto aliases, ReadAliases(shard, ref.state_machine_arn));
+  std::vector<std::string> routing_here;
+  for (const auto& alias : aliases) {
+    for (const auto& item : alias.routing_configuration()) {
+      if (item.state_machine_version_arn() == request.state_machine_version_arn()) {
+        routing_here.push_back(alias.alias_arn());
+      }
+    }
+  }
+  if (!routing_here.empty()) {
+    return ConflictException(absl::StrCat(
+        "Version to be deleted must not be referenced by an alias. Current list of aliases "
+        "referencing this version: [",
+        absl::StrJoin(routing_here, ", "), "]"));
+  }
+  // Deleting a version that does not exist succeeds, as on AWS.
+  storage::WriteBatch batch;
+  batch.Delete(families_.versions, keys::VersionKey(shard, ref.state_machine_arn, ref.version));
+  RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::ListStateMachineVersions(
+    const v1::ListStateMachineVersionsRequest& request,
+    v1::ListStateMachineVersionsResponse* response) {
+  const std::string& arn = request.state_machine_arn();
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
+  ASSIGN_OR_RETURN(auto record,
+                   Read<StateMachineRecord>(families_.state_machines, keys::ResourceKey(shard, arn)));
+  if (!record.has_value()) return StateMachineDoesNotExist(arn);
+  // The token is the version number to continue at (newest first).
+  int64_t continue_at = 0;
+  if (!request.next_token().empty() &&
+      (!absl::SimpleAtoi(request.next_token(), &continue_at) || continue_at <= 0)) {
+    return InvalidToken(request.next_token());
+  }
+  const int limit = request.max_results() > 0 ? std::min(request.max_results(), kMaxCatalogPage)
+                                              : kDefaultCatalogPage;
+  ASSIGN_OR_RETURN(auto versions, ReadVersions(shard, arn));
+  for (const auto& version : versions) {
+    if (continue_at > 0 && version.version() > continue_at) continue;
+    if (response->state_machine_versions_size() == limit) {
+      response->set_next_token(std::to_string(version.version()));
+      break;
+    }
+    auto* item = response->add_state_machine_versions();
+    item->set_state_machine_version_arn(version.version_arn());
+    *item->mutable_creation_date() = version.creation_date();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::CheckRouting(
+    uint32_t shard, const std::string& state_machine_arn,
+    const google::protobuf::RepeatedPtrField<v1::RoutingConfigurationListItem>& routing) {
+  for (const auto& item : routing) {
+    ASSIGN_OR_RETURN(config::StateMachineRef ref,
+                     config::ParseStateMachineRef(options_.arn_scope,
+                                                  item.state_machine_version_arn()));
+    if (ref.state_machine_arn != state_machine_arn || ref.version == 0) {
+      return absl::InvalidArgumentError(
+          "ValidationException: Routing configuration must contain versions of the same "
+          "state machine");
+    }
+    ASSIGN_OR_RETURN(auto version, Read<internal::v1::StateMachineVersionRecord>(
+                                       families_.versions,
+                                       keys::VersionKey(shard, state_machine_arn, ref.version)));
+    if (!version.has_value()) return ResourceNotFound(item.state_machine_version_arn());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::CreateStateMachineAlias(const v1::CreateStateMachineAliasRequest& request,
+                                                v1::CreateStateMachineAliasResponse* response) {
+  if (request.routing_configuration().empty()) {
+    return absl::InvalidArgumentError("ValidationException: routingConfiguration is required");
+  }
+  ASSIGN_OR_RETURN(config::StateMachineRef first,
+                   config::ParseStateMachineRef(
+                       options_.arn_scope,
+                       request.routing_configuration(0).state_machine_version_arn()));
+  const std::string& machine_arn = first.state_machine_arn;
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(machine_arn));
+  absl::MutexLock lock(&ShardMutex(shard));
+  ASSIGN_OR_RETURN(auto machine, Read<StateMachineRecord>(families_.state_machines,
+                                                          keys::ResourceKey(shard, machine_arn)));
+  if (!machine.has_value()) return StateMachineDoesNotExist(machine_arn);
+  RETURN_IF_ERROR(CheckRouting(shard, machine_arn, request.routing_configuration()));
+  const std::string key = keys::AliasKey(shard, machine_arn, request.name());
+  ASSIGN_OR_RETURN(auto existing, Read<internal::v1::StateMachineAliasRecord>(families_.versions, key));
+  if (existing.has_value()) {
+    // The same alias again is idempotent; anything else conflicts.
+    if (existing->description() != request.description() ||
+        !SameRouting(existing->routing_configuration(), request.routing_configuration())) {
+      return ConflictException(absl::StrCat("Failed to create alias because an alias with the same name '",
+                                            request.name(),
+                                            "' and a different configuration already exists."));
+    }
+    response->set_state_machine_alias_arn(existing->alias_arn());
+    *response->mutable_creation_date() = existing->creation_date();
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(auto aliases, ReadAliases(shard, machine_arn));
+  if (aliases.size() >= static_cast<size_t>(kMaxAliases)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "ServiceQuotaExceededException: The state machine '", machine_arn,
+        "' has reached the maximum of ", kMaxAliases, " aliases"));
+  }
+  const absl::Time now = options_.clock->Now();
+  internal::v1::StateMachineAliasRecord alias;
+  alias.set_alias_arn(config::StateMachineAliasArn(machine_arn, request.name()));
+  alias.set_state_machine_arn(machine_arn);
+  alias.set_name(request.name());
+  alias.set_description(request.description());
+  *alias.mutable_routing_configuration() = request.routing_configuration();
+  *alias.mutable_creation_date() = ToProto(now);
+  *alias.mutable_update_date() = ToProto(now);
+  storage::WriteBatch batch;
+  batch.Put(families_.versions, key, alias.SerializeAsString());
+  RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+  log::Info(kComponent, "state machine alias created", {{"arn", alias.alias_arn()}});
+  response->set_state_machine_alias_arn(alias.alias_arn());
+  *response->mutable_creation_date() = alias.creation_date();
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::StatusOr<config::StateMachineRef> ParseAliasArn(const config::ArnScope& scope,
+                                                      const std::string& arn) {
+  ASSIGN_OR_RETURN(config::StateMachineRef ref, config::ParseStateMachineRef(scope, arn));
+  if (ref.alias.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("InvalidArn: Invalid Arn: 'Not a state machine alias ARN: ", arn, "'"));
+  }
+  return ref;
+}
+
+}  // namespace
+
+absl::Status ShardCore::DescribeStateMachineAlias(
+    const v1::DescribeStateMachineAliasRequest& request,
+    v1::DescribeStateMachineAliasResponse* response) {
+  ASSIGN_OR_RETURN(config::StateMachineRef ref,
+                   ParseAliasArn(options_.arn_scope, request.state_machine_alias_arn()));
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
+  ASSIGN_OR_RETURN(auto alias, Read<internal::v1::StateMachineAliasRecord>(
+                                   families_.versions,
+                                   keys::AliasKey(shard, ref.state_machine_arn, ref.alias)));
+  if (!alias.has_value()) return ResourceNotFound(request.state_machine_alias_arn());
+  response->set_state_machine_alias_arn(alias->alias_arn());
+  response->set_name(alias->name());
+  response->set_description(alias->description());
+  *response->mutable_routing_configuration() = alias->routing_configuration();
+  *response->mutable_creation_date() = alias->creation_date();
+  *response->mutable_update_date() = alias->update_date();
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::UpdateStateMachineAlias(const v1::UpdateStateMachineAliasRequest& request,
+                                                v1::UpdateStateMachineAliasResponse* response) {
+  ASSIGN_OR_RETURN(config::StateMachineRef ref,
+                   ParseAliasArn(options_.arn_scope, request.state_machine_alias_arn()));
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
+  absl::MutexLock lock(&ShardMutex(shard));
+  const std::string key = keys::AliasKey(shard, ref.state_machine_arn, ref.alias);
+  ASSIGN_OR_RETURN(auto alias, Read<internal::v1::StateMachineAliasRecord>(families_.versions, key));
+  if (!alias.has_value()) return ResourceNotFound(request.state_machine_alias_arn());
+  if (!request.routing_configuration().empty()) {
+    RETURN_IF_ERROR(CheckRouting(shard, ref.state_machine_arn, request.routing_configuration()));
+    *alias->mutable_routing_configuration() = request.routing_configuration();
+  }
+  if (!request.description().empty()) alias->set_description(request.description());
+  *alias->mutable_update_date() = ToProto(options_.clock->Now());
+  storage::WriteBatch batch;
+  batch.Put(families_.versions, key, alias->SerializeAsString());
+  RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+  *response->mutable_update_date() = alias->update_date();
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::DeleteStateMachineAlias(const v1::DeleteStateMachineAliasRequest& request) {
+  ASSIGN_OR_RETURN(config::StateMachineRef ref,
+                   ParseAliasArn(options_.arn_scope, request.state_machine_alias_arn()));
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
+  absl::MutexLock lock(&ShardMutex(shard));
+  const std::string key = keys::AliasKey(shard, ref.state_machine_arn, ref.alias);
+  ASSIGN_OR_RETURN(auto alias, Read<internal::v1::StateMachineAliasRecord>(families_.versions, key));
+  if (!alias.has_value()) return ResourceNotFound(request.state_machine_alias_arn());
+  storage::WriteBatch batch;
+  batch.Delete(families_.versions, key);
+  RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::ListStateMachineAliases(const v1::ListStateMachineAliasesRequest& request,
+                                                v1::ListStateMachineAliasesResponse* response) {
+  ASSIGN_OR_RETURN(config::StateMachineRef ref,
+                   config::ParseStateMachineRef(options_.arn_scope, request.state_machine_arn()));
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
+  ASSIGN_OR_RETURN(auto machine,
+                   Read<StateMachineRecord>(families_.state_machines,
+                                            keys::ResourceKey(shard, ref.state_machine_arn)));
+  if (!machine.has_value()) return StateMachineDoesNotExist(ref.state_machine_arn);
+  const int limit = request.max_results() > 0 ? std::min(request.max_results(), kMaxCatalogPage)
+                                              : kDefaultCatalogPage;
+  // The token is the alias name to continue at (aliases are in name order).
+  ASSIGN_OR_RETURN(auto aliases, ReadAliases(shard, ref.state_machine_arn));
+  if (!request.next_token().empty() && !config::ValidateAliasName(request.next_token()).ok()) {
+    return InvalidToken(request.next_token());
+  }
+  for (const auto& alias : aliases) {
+    // Listing by a version ARN lists the aliases that route to it.
+    if (ref.version > 0 &&
+        std::none_of(alias.routing_configuration().begin(), alias.routing_configuration().end(),
+                     [&](const auto& item) {
+                       return item.state_machine_version_arn() == request.state_machine_arn();
+                     })) {
+      continue;
+    }
+    if (!request.next_token().empty() && alias.name() < request.next_token()) continue;
+    if (response->state_machine_aliases_size() == limit) {
+      response->set_next_token(alias.name());
+      break;
+    }
+    auto* item = response->add_state_machine_aliases();
+    item->set_state_machine_alias_arn(alias.alias_arn());
+    *item->mutable_creation_date() = alias.creation_date();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<internal::v1::ResolvedStateMachine> ShardCore::ResolveStateMachine(
+    const internal::v1::ResolveStateMachineRequest& request) {
+  ASSIGN_OR_RETURN(config::StateMachineRef ref,
+                   config::ParseStateMachineRef(options_.arn_scope, request.arn()));
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
+  internal::v1::ResolvedStateMachine resolved;
+  ASSIGN_OR_RETURN(auto machine,
+                   Read<StateMachineRecord>(families_.state_machines,
+                                            keys::ResourceKey(shard, ref.state_machine_arn)));
+  if (!machine.has_value()) return StateMachineDoesNotExist(ref.state_machine_arn);
+  if (!ref.qualified()) {
+    *resolved.mutable_state_machine() = std::move(*machine);
+    return resolved;
+  }
+  int64_t version_number = ref.version;
+  if (!ref.alias.empty()) {
+    ASSIGN_OR_RETURN(auto alias, Read<internal::v1::StateMachineAliasRecord>(
+                                     families_.versions,
+                                     keys::AliasKey(shard, ref.state_machine_arn, ref.alias)));
+    if (!alias.has_value()) return ResourceNotFound(request.arn());
+    // Weighted choice, stable for a routing key: retries of a named start
+    // pick the same version.
+    const int bucket = static_cast<int>(config::StableHash(request.routing_key()) % 100);
+    int cumulative = 0;
+    std::string chosen;
+    for (const auto& item : alias->routing_configuration()) {
+      if (item.weight() == 0) continue;
+      chosen = item.state_machine_version_arn();
+      cumulative += item.weight();
+      if (bucket < cumulative) break;
+    }
+    ASSIGN_OR_RETURN(config::StateMachineRef version_ref,
+                     config::ParseStateMachineRef(options_.arn_scope, chosen));
+    version_number = version_ref.version;
+    resolved.set_alias_arn(alias->alias_arn());
+  }
+  ASSIGN_OR_RETURN(auto version,
+                   Read<internal::v1::StateMachineVersionRecord>(
+                       families_.versions,
+                       keys::VersionKey(shard, ref.state_machine_arn, version_number)));
+  if (!version.has_value()) {
+    return StateMachineDoesNotExist(
+        config::StateMachineVersionArn(ref.state_machine_arn, version_number));
+  }
+  *resolved.mutable_state_machine() = std::move(*version->mutable_state_machine());
+  resolved.set_version_arn(version->version_arn());
+  return resolved;
 }
 
 absl::Status ShardCore::CreateActivity(const v1::CreateActivityRequest& request,
@@ -415,6 +1006,7 @@ asl::ExecutionContext MakeContext(const ExecutionRecord& record, const StateMach
   context.state_machine_name = record.state_machine_arn().substr(slash + 1);
   if (machine != nullptr) context.role_arn = machine->role_arn();
   context.start_time = FromProto(record.start_date());
+  context.redrive_count = record.redrive_count();
   std::string execution_arn = record.execution_arn();
   context.mint_task_token = [&codec, execution_arn](int64_t scheduled_event_id) {
     internal::v1::TaskTokenContent content;
@@ -428,8 +1020,22 @@ asl::ExecutionContext MakeContext(const ExecutionRecord& record, const StateMach
 }  // namespace
 
 absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record,
-                                         asl::Outcome& outcome, storage::WriteBatch& batch) {
+                                         asl::Outcome& outcome, storage::WriteBatch& batch,
+                                         const PendingTasks* before) {
   const absl::Time now = options_.clock->Now();
+  bool cancels = false;
+  if (before != nullptr) {
+    for (int64_t scheduled_event_id : outcome.cancelled_tasks) {
+      auto pending = before->find(scheduled_event_id);
+      if (pending == before->end()) continue;
+      internal::v1::OutboxItem item;
+      ActivityTask* task = item.mutable_cancel_activity_task();
+      task->set_activity_arn(pending->second);
+      task->set_task_id(absl::StrCat(record.execution_arn(), "#", scheduled_event_id));
+      batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+      cancels = true;
+    }
+  }
   for (const v1::HistoryEvent& event : outcome.events) {
     batch.Put(families_.history, keys::HistoryKey(shard, record.execution_arn(), event.id()),
               event.SerializeAsString());
@@ -440,6 +1046,8 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     record.set_error(outcome.error);
     record.set_cause(outcome.cause);
     *record.mutable_stop_date() = ToProto(now);
+    batch.Put(families_.retention,
+              keys::RetentionKey(now + options_.execution_retention, record.execution_arn()), "");
   }
   batch.Put(families_.executions, keys::ResourceKey(shard, record.execution_arn()),
             record.SerializeAsString());
@@ -460,7 +1068,7 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     earliest = std::min(earliest, timer.fire_at);
   }
   RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
-  if (!outcome.dispatches.empty()) WakeOutbox();
+  if (!outcome.dispatches.empty() || cancels) WakeOutbox();
   if (earliest != absl::InfiniteFuture()) WakeTimers(earliest);
   if (!outcome.closed_status.empty()) {
     log::Info(kComponent, "execution closed",
@@ -517,14 +1125,17 @@ absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRe
   *record.mutable_start_date() = ToProto(now);
   record.set_state_machine_type(machine.type());
   record.set_revision_id(machine.revision_id());
+  record.set_state_machine_version_arn(request.version_arn());
+  record.set_state_machine_alias_arn(request.alias_arn());
+  *record.mutable_state_machine() = machine;
+  record.mutable_state_machine()->clear_definition();
 
   asl::ExecutionContext context = MakeContext(record, &machine, codec_);
   asl::Interpreter interpreter(*definition, context);
   asl::Outcome outcome = interpreter.Start(record.mutable_state(), record.input(), now);
-  batch.Put(families_.visibility,
-            keys::VisibilityPrefix(machine.state_machine_arn()) +
-                keys::VisibilitySortKey(now, execution_arn),
-            "");
+  for (const std::string& visibility_key : VisibilityKeys(record)) {
+    batch.Put(families_.visibility, visibility_key, "");
+  }
   RETURN_IF_ERROR(CommitTransition(shard, record, outcome, batch));
   log::Debug(kComponent, "execution started", {{"execution", execution_arn}});
   response->set_execution_arn(execution_arn);
@@ -545,14 +1156,93 @@ absl::Status ShardCore::DescribeExecution(const v1::DescribeExecutionRequest& re
   response->set_status(record->status());
   *response->mutable_start_date() = record->start_date();
   if (record->has_stop_date()) *response->mutable_stop_date() = record->stop_date();
-  response->set_input(record->input());
-  response->mutable_input_details()->set_included(true);
+  const bool include_data = request.included_data() != "METADATA_ONLY";
+  if (include_data) response->set_input(record->input());
+  response->mutable_input_details()->set_included(include_data);
   if (record->status() == "SUCCEEDED") {
-    response->set_output(record->output());
-    response->mutable_output_details()->set_included(true);
+    if (include_data) response->set_output(record->output());
+    response->mutable_output_details()->set_included(include_data);
   }
   response->set_error(record->error());
   response->set_cause(record->cause());
+  response->set_state_machine_version_arn(record->state_machine_version_arn());
+  response->set_state_machine_alias_arn(record->state_machine_alias_arn());
+  response->set_redrive_count(record->redrive_count());
+  if (record->has_redrive_date()) *response->mutable_redrive_date() = record->redrive_date();
+  if (absl::Status redrivable = Redrivable(*record, options_.clock->Now()); redrivable.ok()) {
+    response->set_redrive_status("REDRIVABLE");
+  } else {
+    response->set_redrive_status("NOT_REDRIVABLE");
+    response->set_redrive_status_reason(
+        std::string(redrivable.message().substr(redrivable.message().find(": ") + 2)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::RedriveExecution(const v1::RedriveExecutionRequest& request,
+                                         v1::RedriveExecutionResponse* response) {
+  const std::string& arn = request.execution_arn();
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
+  const std::string key = keys::ResourceKey(shard, arn);
+  absl::MutexLock lock(&ShardMutex(shard));
+  ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions, key));
+  if (!record.has_value()) return ExecutionDoesNotExist(arn);
+  // A retry of the redrive that already happened answers the same.
+  if (!request.client_token().empty() && request.client_token() == record->redrive_client_token()) {
+    *response->mutable_redrive_date() = record->redrive_date();
+    return absl::OkStatus();
+  }
+  const absl::Time now = options_.clock->Now();
+  RETURN_IF_ERROR(Redrivable(*record, now));
+  ASSIGN_OR_RETURN(auto definition,
+                   LoadDefinition(record->state_machine_arn(), record->revision_id()));
+  record->set_redrive_count(record->redrive_count() + 1);
+  asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_);
+  asl::Interpreter interpreter(*definition, context);
+  ASSIGN_OR_RETURN(asl::Outcome outcome, interpreter.Redrive(record->mutable_state(), now));
+  record->set_status("RUNNING");
+  record->clear_stop_date();
+  record->clear_output();
+  record->clear_error();
+  record->clear_cause();
+  *record->mutable_redrive_date() = ToProto(now);
+  record->set_redrive_client_token(request.client_token());
+  storage::WriteBatch batch;
+  RETURN_IF_ERROR(CommitTransition(shard, *record, outcome, batch));
+  log::Info(kComponent, "execution redriven",
+            {{"execution", arn}, {"redrive_count", record->redrive_count()}});
+  *response->mutable_redrive_date() = record->redrive_date();
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::DescribeStateMachineForExecution(
+    const v1::DescribeStateMachineForExecutionRequest& request,
+    v1::DescribeStateMachineForExecutionResponse* response) {
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(request.execution_arn()));
+  ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(
+                                    families_.executions,
+                                    keys::ResourceKey(shard, request.execution_arn())));
+  if (!record.has_value()) return ExecutionDoesNotExist(request.execution_arn());
+  // The revision the execution runs, not the state machine's current one.
+  ASSIGN_OR_RETURN(auto definition,
+                   store_->Get(families_.definitions,
+                               keys::DefinitionKey(record->state_machine_arn(),
+                                                   record->revision_id())));
+  if (!definition.has_value()) {
+    return absl::DataLossError(absl::StrCat("definition revision ", record->revision_id(),
+                                            " of ", record->state_machine_arn(), " is missing"));
+  }
+  const StateMachineRecord& machine = record->state_machine();
+  response->set_state_machine_arn(record->state_machine_arn());
+  const size_t colon = record->state_machine_arn().rfind(':');
+  response->set_name(record->state_machine_arn().substr(colon + 1));
+  if (request.included_data() != "METADATA_ONLY") response->set_definition(*definition);
+  response->set_role_arn(machine.role_arn());
+  *response->mutable_update_date() =
+      machine.has_update_date() ? machine.update_date() : record->start_date();
+  *response->mutable_logging_configuration() = machine.logging_configuration();
+  *response->mutable_tracing_configuration() = machine.tracing_configuration();
+  response->set_revision_id(record->revision_id());
   return absl::OkStatus();
 }
 
@@ -570,12 +1260,13 @@ absl::Status ShardCore::StopExecution(const v1::StopExecutionRequest& request,
   }
   ASSIGN_OR_RETURN(auto definition,
                    LoadDefinition(record->state_machine_arn(), record->revision_id()));
-  asl::ExecutionContext context = MakeContext(*record, nullptr, codec_);
+  asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_);
   asl::Interpreter interpreter(*definition, context);
+  const PendingTasks before = PendingActivityTasks(record->state());
   asl::Outcome outcome = interpreter.Abort(record->mutable_state(), request.error(),
                                            request.cause(), options_.clock->Now());
   storage::WriteBatch batch;
-  RETURN_IF_ERROR(CommitTransition(shard, *record, outcome, batch));
+  RETURN_IF_ERROR(CommitTransition(shard, *record, outcome, batch, &before));
   *response->mutable_stop_date() = record->stop_date();
   return absl::OkStatus();
 }
@@ -658,11 +1349,60 @@ absl::Status ShardCore::ListExecutions(const internal::v1::ListShardRequest& req
         if (!request.status_filter().empty() && (*record)->status() != request.status_filter()) {
           return true;
         }
+        if ((request.redrive_filter() == "REDRIVEN" && (*record)->redrive_count() == 0) ||
+            (request.redrive_filter() == "NOT_REDRIVEN" && (*record)->redrive_count() > 0)) {
+          return true;
+        }
         (*record)->clear_state();
         *response->add_executions() = std::move(**record);
         return response->executions_size() < limit;
       }));
   return status;
+}
+
+// --- Retention ------------------------------------------------------------
+
+absl::Status ShardCore::PurgeExecution(const std::string& retention_key,
+                                       absl::string_view execution_arn) {
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(execution_arn));
+  absl::MutexLock lock(&ShardMutex(shard));
+  storage::WriteBatch batch;
+  batch.Delete(families_.retention, retention_key);
+  const std::string key = keys::ResourceKey(shard, execution_arn);
+  ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions, key));
+  if (record.has_value() && record->status() != "RUNNING" &&
+      FromProto(record->stop_date()) + options_.execution_retention <= options_.clock->Now()) {
+    batch.Delete(families_.executions, key);
+    for (const std::string& visibility_key : VisibilityKeys(*record)) {
+      batch.Delete(families_.visibility, visibility_key);
+    }
+    RETURN_IF_ERROR(store_->Scan(families_.history, keys::HistoryPrefix(shard, execution_arn), "",
+                                 false, [&](std::string_view history_key, std::string_view) {
+                                   batch.Delete(families_.history, history_key);
+                                   return true;
+                                 }));
+    log::Debug(kComponent, "execution purged", {{"execution", std::string(execution_arn)}});
+  }
+  return store_->Write(batch, /*sync=*/false);
+}
+
+absl::Status ShardCore::PurgeExpiredExecutions() {
+  const int64_t now_ms = absl::ToUnixMillis(options_.clock->Now());
+  while (true) {
+    std::vector<std::string> due;
+    RETURN_IF_ERROR(store_->Scan(families_.retention, "", "", false,
+                                 [&](std::string_view key, std::string_view) {
+                                   if (static_cast<int64_t>(storage::DecodeUint64(key)) > now_ms) {
+                                     return false;
+                                   }
+                                   due.emplace_back(key);
+                                   return due.size() < 1024;
+                                 }));
+    for (const std::string& key : due) {
+      RETURN_IF_ERROR(PurgeExecution(key, absl::string_view(key).substr(8)));
+    }
+    if (due.size() < 1024) return absl::OkStatus();
+  }
 }
 
 // --- Activity task queues -------------------------------------------------
@@ -684,6 +1424,30 @@ absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task) {
   RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
   queues_[task.activity_arn()].push_back(QueuedTask{seq, task});
   queues_cv_.SignalAll();
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::CancelActivityTask(const ActivityTask& task) {
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(task.activity_arn()));
+  absl::MutexLock lock(&queues_mu_);
+  storage::WriteBatch batch;
+  // Marked as seen: an enqueue delivered after this cancel adds nothing.
+  batch.Put(families_.tasks, keys::TaskIdKey(shard, task.task_id()), "");
+  std::deque<QueuedTask>* queue = nullptr;
+  std::deque<QueuedTask>::iterator queued;
+  if (auto it = queues_.find(task.activity_arn()); it != queues_.end()) {
+    queue = &it->second;
+    queued = std::find_if(queue->begin(), queue->end(), [&](const QueuedTask& candidate) {
+      return candidate.task.task_id() == task.task_id();
+    });
+    if (queued == queue->end()) {
+      queue = nullptr;
+    } else {
+      batch.Delete(families_.tasks, keys::TaskKey(shard, task.activity_arn(), queued->seq));
+    }
+  }
+  RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+  if (queue != nullptr) queue->erase(queued);
   return absl::OkStatus();
 }
 
@@ -748,14 +1512,20 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
   if (!record.has_value()) {
     return absl::NotFoundError("TaskDoesNotExist: Task Does Not Exist: 'the execution is gone'");
   }
+  if (record->status() == "ABORTED" && !ignore_stale) {
+    // StopExecution cancelled every task of the execution.
+    return absl::NotFoundError(
+        "TaskDoesNotExist: Task Does Not Exist: 'the execution was stopped'");
+  }
   if (record->status() != "RUNNING" ||
       !asl::Interpreter::AwaitsTask(record->state(), content.scheduled_event_id())) {
     return ignore_stale ? absl::OkStatus() : TaskNoLongerExists();
   }
   ASSIGN_OR_RETURN(auto definition,
                    LoadDefinition(record->state_machine_arn(), record->revision_id()));
-  asl::ExecutionContext context = MakeContext(*record, nullptr, codec_);
+  asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_);
   asl::Interpreter interpreter(*definition, context);
+  const PendingTasks before = PendingActivityTasks(record->state());
   auto outcome = step(interpreter, record->mutable_state(), options_.clock->Now());
   if (!outcome.ok()) {
     if (absl::IsFailedPrecondition(outcome.status())) {
@@ -764,7 +1534,7 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
     return outcome.status();
   }
   storage::WriteBatch batch;
-  return CommitTransition(shard, *record, *outcome, batch);
+  return CommitTransition(shard, *record, *outcome, batch, &before);
 }
 
 absl::Status ShardCore::RecordActivityStarted(
@@ -850,15 +1620,16 @@ absl::Status ShardCore::FireTimer(const std::string& key) {
   }
   ASSIGN_OR_RETURN(auto definition,
                    LoadDefinition(record->state_machine_arn(), record->revision_id()));
-  asl::ExecutionContext context = MakeContext(*record, nullptr, codec_);
+  asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_);
   asl::Interpreter interpreter(*definition, context);
+  const PendingTasks before = PendingActivityTasks(record->state());
   auto outcome = interpreter.TimerFired(record->mutable_state(), timer_id, options_.clock->Now());
   if (!outcome.ok()) {
     // A timer whose wait ended otherwise (the task answered, the branch
     // failed): nothing to do.
     return store_->Write(batch, /*sync=*/false);
   }
-  return CommitTransition(shard, *record, *outcome, batch);
+  return CommitTransition(shard, *record, *outcome, batch, &before);
 }
 
 absl::Status ShardCore::FireDueTimers() {
@@ -888,6 +1659,12 @@ absl::Status ShardCore::FireDueTimers() {
 
 void ShardCore::TimerLoop() {
   while (true) {
+    if (options_.clock->Now() >= next_retention_sweep_) {
+      next_retention_sweep_ = options_.clock->Now() + options_.retention_sweep_interval;
+      if (absl::Status status = PurgeExpiredExecutions(); !status.ok()) {
+        log::Error(kComponent, "retention sweep failed", {{"error", status.ToString()}});
+      }
+    }
     {
       absl::MutexLock lock(&timers_mu_);
       // Sleep until the earliest known timer, an earlier one is armed, or
@@ -967,6 +1744,8 @@ void ShardCore::OutboxLoop() {
         status = peers_->RecordActivityStarted(item.activity_started());
       } else if (item.has_activity_schedule_failed()) {
         status = peers_->ActivityScheduleFailed(item.activity_schedule_failed());
+      } else if (item.has_cancel_activity_task()) {
+        status = peers_->CancelActivityTask(item.cancel_activity_task());
       }
       if (status.ok() || absl::IsInvalidArgument(status) || absl::IsNotFound(status)) {
         // Delivered, or refused for good (nothing to retry).

@@ -1,6 +1,10 @@
 // The shard server's logic, without the RPC layer: the state machine and
-// activity catalog, Standard executions and their history, the activity task
-// queues, and the transactional outbox, all stored in one RocksDB database.
+// activity catalog (with each state machine's revisions, versions and
+// aliases, kept on the shard of the state machine's ARN), Standard
+// executions and their history (each execution keeps the revision it
+// started with; closed ones are purged after the retention), the activity
+// task queues, and the transactional outbox, all stored in one RocksDB
+// database.
 //
 // Each logical shard this server owns is a key prefix. Every change to an
 // execution is one WriteBatch (history events + execution record + outbox
@@ -25,6 +29,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -50,6 +55,9 @@ class Peers {
       const internal::v1::RecordActivityStartedRequest& request) = 0;
   virtual absl::Status ActivityScheduleFailed(
       const internal::v1::ActivityScheduleFailedRequest& request) = 0;
+  // Removes a queued task nobody should get any more. Best effort: a
+  // worker that already took it is refused when it answers.
+  virtual absl::Status CancelActivityTask(const internal::v1::ActivityTask& task) = 0;
 };
 
 struct ShardCoreOptions {
@@ -60,6 +68,10 @@ struct ShardCoreOptions {
   config::ArnScope arn_scope;
   std::string token_secret = tasktoken::kDevelopmentSecret;
   clock::Clock* clock = nullptr;  // required; must outlive the core
+  // Closed executions (record, history, listing entries) are deleted this
+  // long after they closed, by a sweep every `retention_sweep_interval`.
+  absl::Duration execution_retention = absl::Hours(24 * 90);
+  absl::Duration retention_sweep_interval = absl::Hours(1);
 };
 
 class ShardCore {
@@ -86,6 +98,30 @@ class ShardCore {
       const std::string& state_machine_arn);
   absl::Status ListStateMachines(const internal::v1::ListShardRequest& request,
                                  internal::v1::ListStateMachinesShardResponse* response);
+  // Every change of definition, role or configuration is a new revision;
+  // running executions keep theirs.
+  absl::Status UpdateStateMachine(const v1::UpdateStateMachineRequest& request,
+                                  v1::UpdateStateMachineResponse* response);
+  absl::Status PublishStateMachineVersion(const v1::PublishStateMachineVersionRequest& request,
+                                          v1::PublishStateMachineVersionResponse* response);
+  absl::Status DeleteStateMachineVersion(const v1::DeleteStateMachineVersionRequest& request);
+  absl::Status ListStateMachineVersions(const v1::ListStateMachineVersionsRequest& request,
+                                        v1::ListStateMachineVersionsResponse* response);
+  // Aliases live with their state machine; the gateway routes by the
+  // state machine ARN of the first routed version.
+  absl::Status CreateStateMachineAlias(const v1::CreateStateMachineAliasRequest& request,
+                                       v1::CreateStateMachineAliasResponse* response);
+  absl::Status DescribeStateMachineAlias(const v1::DescribeStateMachineAliasRequest& request,
+                                         v1::DescribeStateMachineAliasResponse* response);
+  absl::Status UpdateStateMachineAlias(const v1::UpdateStateMachineAliasRequest& request,
+                                       v1::UpdateStateMachineAliasResponse* response);
+  absl::Status DeleteStateMachineAlias(const v1::DeleteStateMachineAliasRequest& request);
+  absl::Status ListStateMachineAliases(const v1::ListStateMachineAliasesRequest& request,
+                                       v1::ListStateMachineAliasesResponse* response);
+  // The revision a start through a state machine, version or alias ARN
+  // runs (with its definition).
+  absl::StatusOr<internal::v1::ResolvedStateMachine> ResolveStateMachine(
+      const internal::v1::ResolveStateMachineRequest& request);
   absl::Status CreateActivity(const v1::CreateActivityRequest& request,
                               v1::CreateActivityResponse* response);
   absl::Status DescribeActivity(const v1::DescribeActivityRequest& request,
@@ -105,9 +141,23 @@ class ShardCore {
                                    v1::GetExecutionHistoryResponse* response);
   absl::Status ListExecutions(const internal::v1::ListShardRequest& request,
                               internal::v1::ListExecutionsShardResponse* response);
+  // Runs a FAILED, TIMED_OUT or ABORTED Standard execution again from the
+  // states that did not succeed; ExecutionNotRedrivable otherwise.
+  absl::Status RedriveExecution(const v1::RedriveExecutionRequest& request,
+                                v1::RedriveExecutionResponse* response);
+  absl::Status DescribeStateMachineForExecution(
+      const v1::DescribeStateMachineForExecutionRequest& request,
+      v1::DescribeStateMachineForExecutionResponse* response);
+
+  // Deletes the closed executions whose retention ended by the clock's now;
+  // the timer thread calls it every sweep interval, tests call it directly.
+  absl::Status PurgeExpiredExecutions();
 
   // Activity task queues (this server owns the activity's shard).
   absl::Status EnqueueActivityTask(const internal::v1::ActivityTask& task);
+  // Drops the task `task.task_id()` from its queue (if still queued) and
+  // keeps a later enqueue of it from adding it again.
+  absl::Status CancelActivityTask(const internal::v1::ActivityTask& task);
   // Waits until a task arrives, `deadline` passes or `cancelled()` turns
   // true; an empty response means no task.
   absl::Status GetActivityTask(const v1::GetActivityTaskRequest& request,
@@ -127,10 +177,13 @@ class ShardCore {
 
   uint32_t shard_count() const { return options_.shard_count; }
 
+  // Activity ARN by scheduled event id, of the tasks an execution awaits.
+  using PendingTasks = std::map<int64_t, std::string>;
+
  private:
   struct Families {
     storage::FamilyId meta, state_machines, activities, definitions, executions, history,
-        visibility, tasks, outbox, timers;
+        visibility, tasks, outbox, timers, versions, retention;
   };
   struct QueuedTask {
     uint64_t seq;
@@ -147,13 +200,32 @@ class ShardCore {
   template <typename Message>
   absl::StatusOr<std::optional<Message>> Read(storage::FamilyId family, const std::string& key);
 
+  // Publishes the current revision of `machine` (bumping its last_version)
+  // unless a version of it exists; the caller holds the shard mutex and
+  // writes `machine` in `batch`.
+  absl::StatusOr<internal::v1::StateMachineVersionRecord> PublishLocked(
+      uint32_t shard, internal::v1::StateMachineRecord& machine, const std::string& description,
+      absl::Time now, storage::WriteBatch& batch);
+  absl::StatusOr<std::vector<internal::v1::StateMachineVersionRecord>> ReadVersions(
+      uint32_t shard, const std::string& state_machine_arn);
+  absl::StatusOr<std::vector<internal::v1::StateMachineAliasRecord>> ReadAliases(
+      uint32_t shard, const std::string& state_machine_arn);
+  // Checks that every routed version exists; ResourceNotFound otherwise.
+  absl::Status CheckRouting(uint32_t shard, const std::string& state_machine_arn,
+                            const google::protobuf::RepeatedPtrField<v1::RoutingConfigurationListItem>&
+                                routing);
+  absl::Status PurgeExecution(const std::string& retention_key, absl::string_view execution_arn);
+
   absl::StatusOr<std::shared_ptr<const asl::Definition>> LoadDefinition(
       const std::string& state_machine_arn, const std::string& revision_id);
 
   // Writes one transition of `record` (history, record, outbox) durably.
+  // `before` holds the tasks awaited before the transition: the queued ones
+  // the transition gave up are cancelled at their activity's queue.
   absl::Status CommitTransition(uint32_t shard, internal::v1::ExecutionRecord& record,
                                 asl::Outcome& outcome,
-                                storage::WriteBatch& batch);
+                                storage::WriteBatch& batch,
+                                const PendingTasks* before = nullptr);
 
   // Loads the running execution a task token names and applies `step`.
   using TaskStep = std::function<absl::StatusOr<asl::Outcome>(
@@ -196,6 +268,7 @@ class ShardCore {
   bool timers_stop_ ABSL_GUARDED_BY(timers_mu_) = false;
   bool timers_changed_ ABSL_GUARDED_BY(timers_mu_) = false;
   std::thread timer_thread_;
+  absl::Time next_retention_sweep_ = absl::InfinitePast();  // timer thread only
 };
 
 }  // namespace stepflow::execution

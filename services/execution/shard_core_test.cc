@@ -1,6 +1,10 @@
 #include "services/execution/shard_core.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -30,6 +34,9 @@ class LoopbackPeers : public Peers {
   }
   absl::Status ActivityScheduleFailed(const iv1::ActivityScheduleFailedRequest& r) override {
     return core->ActivityScheduleFailed(r);
+  }
+  absl::Status CancelActivityTask(const iv1::ActivityTask& task) override {
+    return core->CancelActivityTask(task);
   }
 };
 
@@ -244,7 +251,25 @@ TEST_F(ShardCoreTest, StopAbortsAndRefusesLateResults) {
   v1::SendTaskSuccessRequest late;
   late.set_task_token(task.task_token());
   late.set_output("{}");
-  EXPECT_EQ(core_->SendTaskSuccess(late).code(), absl::StatusCode::kFailedPrecondition);
+  auto refused = core_->SendTaskSuccess(late);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(refused.message()), ::testing::StartsWith("TaskDoesNotExist"));
+}
+
+TEST_F(ShardCoreTest, StopCancelsQueuedTasks) {
+  auto machine = CreateMachine();
+  std::string arn = Start(machine, "never-polled", "{}");
+  // Let the outbox queue the task first.
+  absl::SleepFor(absl::Milliseconds(300));
+  v1::StopExecutionRequest stop;
+  stop.set_execution_arn(arn);
+  v1::StopExecutionResponse stopped;
+  ASSERT_TRUE(core_->StopExecution(stop, &stopped).ok());
+  absl::SleepFor(absl::Seconds(1));  // the outbox delivers the cancel
+  EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
+  // Also after a restart (the backlog on disk lost it too).
+  ASSERT_TRUE(Open(16).ok());
+  EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
 }
 
 TEST_F(ShardCoreTest, MissingActivityFailsExecution) {
@@ -322,6 +347,339 @@ TEST_F(ShardCoreTest, ShardCountIsFixed) {
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("16 logical shards"));
   EXPECT_TRUE(Open(16).ok());
+}
+
+constexpr char kSucceedOnly[] = R"({"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": "v2", "End": true}}})";
+
+TEST_F(ShardCoreTest, UpdateMakesRevisionsAndExecutionsKeepTheirs) {
+  auto machine = CreateMachine();
+  std::string arn = Start(machine, "old-revision", "{}");
+  v1::UpdateStateMachineRequest update;
+  update.set_state_machine_arn(machine.state_machine_arn());
+  update.set_definition(kSucceedOnly);
+  v1::UpdateStateMachineResponse updated;
+  clock_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(core_->UpdateStateMachine(update, &updated).ok());
+  EXPECT_NE(updated.revision_id(), machine.revision_id());
+  EXPECT_EQ(updated.update_date().seconds(), absl::ToUnixSeconds(clock_.Now()));
+  // The same content again is no new revision.
+  v1::UpdateStateMachineResponse again;
+  ASSERT_TRUE(core_->UpdateStateMachine(update, &again).ok());
+  EXPECT_EQ(again.revision_id(), updated.revision_id());
+
+  v1::DescribeStateMachineForExecutionRequest for_execution;
+  for_execution.set_execution_arn(arn);
+  v1::DescribeStateMachineForExecutionResponse described;
+  ASSERT_TRUE(core_->DescribeStateMachineForExecution(for_execution, &described).ok());
+  EXPECT_EQ(described.definition(), kDefinition);
+  EXPECT_EQ(described.revision_id(), machine.revision_id());
+
+  auto current = core_->GetStateMachineRecord(machine.state_machine_arn());
+  ASSERT_TRUE(current.ok());
+  std::string fresh = Start(*current, "new-revision", "{}");
+  EXPECT_EQ(Describe(fresh).status(), "SUCCEEDED");
+  EXPECT_EQ(Describe(arn).status(), "RUNNING");  // still waits in its Task state
+
+  update.set_state_machine_arn("arn:aws:states:us-east-1:123456789012:stateMachine:nope");
+  EXPECT_EQ(core_->UpdateStateMachine(update, &again).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ShardCoreTest, VersionsArePublishedOncePerRevision) {
+  auto machine = CreateMachine();
+  const std::string& sm = machine.state_machine_arn();
+  v1::PublishStateMachineVersionRequest publish;
+  publish.set_state_machine_arn(sm);
+  publish.set_description("first");
+  v1::PublishStateMachineVersionResponse v1_published;
+  ASSERT_TRUE(core_->PublishStateMachineVersion(publish, &v1_published).ok());
+  EXPECT_EQ(v1_published.state_machine_version_arn(), sm + ":1");
+  v1::PublishStateMachineVersionResponse same;
+  ASSERT_TRUE(core_->PublishStateMachineVersion(publish, &same).ok());
+  EXPECT_EQ(same.state_machine_version_arn(), sm + ":1");
+
+  publish.set_revision_id("not-the-current-one");
+  auto conflict = core_->PublishStateMachineVersion(publish, &same);
+  EXPECT_EQ(conflict.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string(conflict.message()), ::testing::StartsWith("ConflictException"));
+
+  v1::UpdateStateMachineRequest update;
+  update.set_state_machine_arn(sm);
+  update.set_definition(kSucceedOnly);
+  update.set_publish(true);
+  update.set_version_description("second");
+  v1::UpdateStateMachineResponse updated;
+  ASSERT_TRUE(core_->UpdateStateMachine(update, &updated).ok());
+  EXPECT_EQ(updated.state_machine_version_arn(), sm + ":2");
+
+  v1::ListStateMachineVersionsRequest list;
+  list.set_state_machine_arn(sm);
+  list.set_max_results(1);
+  std::vector<std::string> listed;
+  do {
+    v1::ListStateMachineVersionsResponse page;
+    ASSERT_TRUE(core_->ListStateMachineVersions(list, &page).ok());
+    for (const auto& item : page.state_machine_versions()) {
+      listed.push_back(item.state_machine_version_arn());
+    }
+    list.set_next_token(page.next_token());
+  } while (!list.next_token().empty());
+  EXPECT_THAT(listed, ElementsAre(sm + ":2", sm + ":1"));  // newest first
+
+  v1::DescribeStateMachineRequest describe;
+  describe.set_state_machine_arn(sm + ":1");
+  v1::DescribeStateMachineResponse first;
+  ASSERT_TRUE(core_->DescribeStateMachine(describe, &first).ok());
+  EXPECT_EQ(first.state_machine_arn(), sm + ":1");
+  EXPECT_EQ(first.definition(), kDefinition);
+  EXPECT_EQ(first.description(), "first");
+  EXPECT_EQ(first.revision_id(), machine.revision_id());
+
+  // Version numbers are never reused.
+  v1::DeleteStateMachineVersionRequest del;
+  del.set_state_machine_version_arn(sm + ":2");
+  ASSERT_TRUE(core_->DeleteStateMachineVersion(del).ok());
+  update.set_definition(R"({"StartAt": "B", "States": {"B": {"Type": "Succeed"}}})");
+  update.clear_version_description();
+  ASSERT_TRUE(core_->UpdateStateMachine(update, &updated).ok());
+  EXPECT_EQ(updated.state_machine_version_arn(), sm + ":3");
+}
+
+TEST_F(ShardCoreTest, AliasesRouteByWeightAndProtectTheirVersions) {
+  auto machine = CreateMachine();
+  const std::string& sm = machine.state_machine_arn();
+  v1::PublishStateMachineVersionRequest publish;
+  publish.set_state_machine_arn(sm);
+  v1::PublishStateMachineVersionResponse published;
+  ASSERT_TRUE(core_->PublishStateMachineVersion(publish, &published).ok());
+  v1::UpdateStateMachineRequest update;
+  update.set_state_machine_arn(sm);
+  update.set_definition(kSucceedOnly);
+  update.set_publish(true);
+  v1::UpdateStateMachineResponse updated;
+  ASSERT_TRUE(core_->UpdateStateMachine(update, &updated).ok());
+
+  v1::CreateStateMachineAliasRequest create;
+  create.set_name("live");
+  auto* first = create.add_routing_configuration();
+  first->set_state_machine_version_arn(sm + ":1");
+  first->set_weight(70);
+  auto* second = create.add_routing_configuration();
+  second->set_state_machine_version_arn(sm + ":2");
+  second->set_weight(30);
+  v1::CreateStateMachineAliasResponse created;
+  ASSERT_TRUE(core_->CreateStateMachineAlias(create, &created).ok());
+  EXPECT_EQ(created.state_machine_alias_arn(), sm + ":live");
+  ASSERT_TRUE(core_->CreateStateMachineAlias(create, &created).ok());  // identical: idempotent
+  create.set_description("other");
+  EXPECT_EQ(core_->CreateStateMachineAlias(create, &created).code(),
+            absl::StatusCode::kAlreadyExists);
+  create.clear_description();
+  create.mutable_routing_configuration(1)->set_state_machine_version_arn(sm + ":9");
+  create.set_name("broken");
+  EXPECT_EQ(core_->CreateStateMachineAlias(create, &created).code(), absl::StatusCode::kNotFound);
+
+  std::map<std::string, int> picks;
+  for (int i = 0; i < 200; ++i) {
+    iv1::ResolveStateMachineRequest resolve;
+    resolve.set_arn(sm + ":live");
+    resolve.set_routing_key(absl::StrCat("execution-", i));
+    auto resolved = core_->ResolveStateMachine(resolve);
+    ASSERT_TRUE(resolved.ok()) << resolved.status();
+    EXPECT_EQ(resolved->alias_arn(), sm + ":live");
+    ++picks[resolved->version_arn()];
+    // The same key picks the same version.
+    auto again = core_->ResolveStateMachine(resolve);
+    EXPECT_EQ(again->version_arn(), resolved->version_arn());
+  }
+  EXPECT_GT(picks[sm + ":1"], 110);
+  EXPECT_GT(picks[sm + ":2"], 30);
+
+  v1::DeleteStateMachineVersionRequest del;
+  del.set_state_machine_version_arn(sm + ":2");
+  auto refused = core_->DeleteStateMachineVersion(del);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr(sm + ":live"));
+
+  v1::UpdateStateMachineAliasRequest move;
+  move.set_state_machine_alias_arn(sm + ":live");
+  auto* only = move.add_routing_configuration();
+  only->set_state_machine_version_arn(sm + ":1");
+  only->set_weight(100);
+  v1::UpdateStateMachineAliasResponse moved;
+  ASSERT_TRUE(core_->UpdateStateMachineAlias(move, &moved).ok());
+  ASSERT_TRUE(core_->DeleteStateMachineVersion(del).ok());
+
+  v1::ListStateMachineAliasesRequest list;
+  list.set_state_machine_arn(sm);
+  v1::ListStateMachineAliasesResponse listed;
+  ASSERT_TRUE(core_->ListStateMachineAliases(list, &listed).ok());
+  ASSERT_EQ(listed.state_machine_aliases_size(), 1);
+  v1::DeleteStateMachineAliasRequest remove;
+  remove.set_state_machine_alias_arn(sm + ":live");
+  ASSERT_TRUE(core_->DeleteStateMachineAlias(remove).ok());
+  v1::DescribeStateMachineAliasRequest describe;
+  describe.set_state_machine_alias_arn(sm + ":live");
+  v1::DescribeStateMachineAliasResponse described;
+  EXPECT_EQ(core_->DescribeStateMachineAlias(describe, &described).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ShardCoreTest, ClosedExecutionsArePurgedAfterRetention) {
+  ShardCoreOptions options;
+  core_.reset();
+  options.data_dir = dir_.string();
+  options.shard_count = 16;
+  options.clock = &clock_;
+  options.execution_retention = absl::Hours(24);
+  auto core = ShardCore::Open(options, &peers_);
+  ASSERT_TRUE(core.ok());
+  core_ = std::move(*core);
+  peers_.core = core_.get();
+
+  v1::CreateStateMachineRequest create;
+  create.set_name("quick");
+  create.set_definition(kSucceedOnly);
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  std::string done = Start(*machine, "done", "{}");
+  auto waiting_machine = CreateMachine();
+  std::string running = Start(waiting_machine, "running", "{}");
+  ASSERT_EQ(Describe(done).status(), "SUCCEEDED");
+
+  clock_.Advance(absl::Hours(23));
+  ASSERT_TRUE(core_->PurgeExpiredExecutions().ok());
+  EXPECT_EQ(Describe(done).status(), "SUCCEEDED");
+  clock_.Advance(absl::Hours(2));
+  ASSERT_TRUE(core_->PurgeExpiredExecutions().ok());
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(done);
+  v1::DescribeExecutionResponse gone;
+  auto status = core_->DescribeExecution(describe, &gone);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(status.message()), ::testing::StartsWith("ExecutionDoesNotExist"));
+  v1::GetExecutionHistoryRequest history;
+  history.set_execution_arn(done);
+  v1::GetExecutionHistoryResponse events;
+  EXPECT_EQ(core_->GetExecutionHistory(history, &events).code(), absl::StatusCode::kNotFound);
+  iv1::ListShardRequest list;
+  list.set_state_machine_arn(created.state_machine_arn());
+  iv1::ListExecutionsShardResponse listed;
+  ASSERT_TRUE(core_->ListExecutions(list, &listed).ok());
+  EXPECT_EQ(listed.executions_size(), 0);
+  // Running executions are kept, and the name is free again.
+  EXPECT_EQ(Describe(running).status(), "RUNNING");
+  EXPECT_EQ(Start(*machine, "done", "{}"), done);
+}
+
+// A Choice without a Default fails with States.NoChoiceMatched until the
+// execution was redriven once.
+constexpr char kGatedParallel[] = R"({"StartAt": "Both", "States": {
+  "Both": {"Type": "Parallel", "End": true, "Branches": [
+    {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": "a", "End": true}}},
+    {"StartAt": "Gate", "States": {
+      "Gate": {"Type": "Choice", "Choices": [
+        {"Variable": "$$.Execution.RedriveCount", "NumericGreaterThan": 0, "Next": "B"}]},
+      "B": {"Type": "Pass", "Parameters": {"redrives.$": "$$.Execution.RedriveCount"},
+            "End": true}}}]}}})";
+
+TEST_F(ShardCoreTest, RedriveRerunsOnlyWhatFailed) {
+  v1::CreateStateMachineRequest create;
+  create.set_name("gated");
+  create.set_definition(kGatedParallel);
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  std::string arn = Start(*machine, "gated-1", "{}");
+  auto failed = Describe(arn);
+  ASSERT_EQ(failed.status(), "FAILED");
+  EXPECT_EQ(failed.error(), "States.NoChoiceMatched");
+  EXPECT_EQ(failed.redrive_status(), "REDRIVABLE");
+  EXPECT_EQ(failed.redrive_count(), 0);
+
+  v1::RedriveExecutionRequest redrive;
+  redrive.set_execution_arn(arn);
+  redrive.set_client_token("token-1");
+  v1::RedriveExecutionResponse redriven;
+  ASSERT_TRUE(core_->RedriveExecution(redrive, &redriven).ok());
+  auto described = Describe(arn);
+  EXPECT_EQ(described.status(), "SUCCEEDED");
+  EXPECT_EQ(described.output(), R"(["a",{"redrives":1}])");
+  EXPECT_EQ(described.redrive_count(), 1);
+  EXPECT_EQ(described.redrive_date().seconds(), redriven.redrive_date().seconds());
+  EXPECT_EQ(described.redrive_status(), "NOT_REDRIVABLE");
+  EXPECT_EQ(described.redrive_status_reason(), "Execution is SUCCEEDED and cannot be redriven");
+
+  std::vector<std::string> types = HistoryTypes(arn);
+  EXPECT_EQ(std::count(types.begin(), types.end(), "ExecutionRedriven"), 1);
+  // Branch A succeeded on the first run and ran once; the gate ran twice.
+  EXPECT_EQ(std::count(types.begin(), types.end(), "PassStateEntered"), 2);
+  EXPECT_EQ(std::count(types.begin(), types.end(), "ChoiceStateEntered"), 2);
+  EXPECT_EQ(types.back(), "ExecutionSucceeded");
+
+  // The same client token again answers the same; a new one is refused.
+  v1::RedriveExecutionResponse again;
+  ASSERT_TRUE(core_->RedriveExecution(redrive, &again).ok());
+  EXPECT_EQ(again.redrive_date().seconds(), redriven.redrive_date().seconds());
+  redrive.set_client_token("token-2");
+  auto refused = core_->RedriveExecution(redrive, &again);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.message()), ::testing::StartsWith("ExecutionNotRedrivable"));
+}
+
+TEST_F(ShardCoreTest, RedriveWindowIsFourteenDays) {
+  auto machine = CreateMachine();
+  std::string arn = Start(machine, "late", "{}");
+  v1::StopExecutionRequest stop;
+  stop.set_execution_arn(arn);
+  v1::StopExecutionResponse stopped;
+  v1::RedriveExecutionRequest redrive;
+  redrive.set_execution_arn(arn);
+  v1::RedriveExecutionResponse redriven;
+  auto running = core_->RedriveExecution(redrive, &redriven);
+  EXPECT_EQ(running.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(running.message()), ::testing::HasSubstr("RUNNING"));
+  ASSERT_TRUE(core_->StopExecution(stop, &stopped).ok());
+  EXPECT_EQ(Describe(arn).redrive_status(), "REDRIVABLE");
+  clock_.Advance(absl::Hours(24 * 14 + 1));
+  auto late = core_->RedriveExecution(redrive, &redriven);
+  EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(late.message()), ::testing::HasSubstr("14 days"));
+}
+
+// Item 2 fails until the execution was redriven; one iteration at a time.
+constexpr char kGatedMap[] = R"({"StartAt": "Each", "States": {
+  "Each": {"Type": "Map", "MaxConcurrency": 1, "End": true,
+    "ItemProcessor": {"StartAt": "Gate", "States": {
+      "Gate": {"Type": "Choice", "Choices": [{"Or": [
+        {"Variable": "$$.Execution.RedriveCount", "NumericGreaterThan": 0},
+        {"Not": {"Variable": "$", "NumericEquals": 2}}], "Next": "Done"}]},
+      "Done": {"Type": "Pass", "End": true}}}}}})";
+
+TEST_F(ShardCoreTest, RedriveKeepsSucceededMapIterations) {
+  v1::CreateStateMachineRequest create;
+  create.set_name("gated-map");
+  create.set_definition(kGatedMap);
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  std::string arn = Start(*machine, "items", "[1, 2, 3]");
+  ASSERT_EQ(Describe(arn).status(), "FAILED");
+  v1::RedriveExecutionRequest redrive;
+  redrive.set_execution_arn(arn);
+  v1::RedriveExecutionResponse redriven;
+  ASSERT_TRUE(core_->RedriveExecution(redrive, &redriven).ok());
+  auto described = Describe(arn);
+  EXPECT_EQ(described.status(), "SUCCEEDED");
+  EXPECT_EQ(described.output(), "[1,2,3]");
+  std::vector<std::string> types = HistoryTypes(arn);
+  // Item 1 ran once, item 2 twice, item 3 once (after the redrive).
+  EXPECT_EQ(std::count(types.begin(), types.end(), "ChoiceStateEntered"), 4);
+  EXPECT_EQ(std::count(types.begin(), types.end(), "MapIterationStarted"), 3);
+  EXPECT_EQ(std::count(types.begin(), types.end(), "MapIterationSucceeded"), 3);
 }
 
 }  // namespace

@@ -53,6 +53,15 @@ class GrpcPeers : public Peers {
     return rpc::FromGrpcStatus(stubs_[owner]->ActivityScheduleFailed(&context, request, &response));
   }
 
+  absl::Status CancelActivityTask(const iv1::ActivityTask& task) override {
+    int owner = OwnerOf(task.activity_arn());
+    if (owner == ordinal_) return local_->CancelActivityTask(task);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
+    iv1::CancelActivityTaskResponse response;
+    return rpc::FromGrpcStatus(stubs_[owner]->CancelActivityTask(&context, task, &response));
+  }
+
   absl::Status RecordActivityStarted(const iv1::RecordActivityStartedRequest& request) override {
     auto content = tasktoken::TaskTokenCodec::Peek(request.task_token());
     if (!content.ok()) return content.status();
@@ -117,6 +126,8 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                    core_->ListActivities(*request, response))
   STEPFLOW_FORWARD(EnqueueActivityTask, iv1::ActivityTask, iv1::EnqueueActivityTaskResponse,
                    core_->EnqueueActivityTask(*request))
+  STEPFLOW_FORWARD(CancelActivityTask, iv1::ActivityTask, iv1::CancelActivityTaskResponse,
+                   core_->CancelActivityTask(*request))
   STEPFLOW_FORWARD(RecordActivityStarted, iv1::RecordActivityStartedRequest,
                    iv1::RecordActivityStartedResponse, core_->RecordActivityStarted(*request))
   STEPFLOW_FORWARD(ActivityScheduleFailed, iv1::ActivityScheduleFailedRequest,
@@ -127,7 +138,46 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                    core_->SendTaskFailure(*request))
   STEPFLOW_FORWARD(SendTaskHeartbeat, v1::SendTaskHeartbeatRequest,
                    v1::SendTaskHeartbeatResponse, core_->SendTaskHeartbeat(*request))
+  STEPFLOW_FORWARD(UpdateStateMachine, v1::UpdateStateMachineRequest,
+                   v1::UpdateStateMachineResponse, core_->UpdateStateMachine(*request, response))
+  STEPFLOW_FORWARD(PublishStateMachineVersion, v1::PublishStateMachineVersionRequest,
+                   v1::PublishStateMachineVersionResponse,
+                   core_->PublishStateMachineVersion(*request, response))
+  STEPFLOW_FORWARD(DeleteStateMachineVersion, v1::DeleteStateMachineVersionRequest,
+                   v1::DeleteStateMachineVersionResponse,
+                   core_->DeleteStateMachineVersion(*request))
+  STEPFLOW_FORWARD(ListStateMachineVersions, v1::ListStateMachineVersionsRequest,
+                   v1::ListStateMachineVersionsResponse,
+                   core_->ListStateMachineVersions(*request, response))
+  STEPFLOW_FORWARD(CreateStateMachineAlias, v1::CreateStateMachineAliasRequest,
+                   v1::CreateStateMachineAliasResponse,
+                   core_->CreateStateMachineAlias(*request, response))
+  STEPFLOW_FORWARD(DescribeStateMachineAlias, v1::DescribeStateMachineAliasRequest,
+                   v1::DescribeStateMachineAliasResponse,
+                   core_->DescribeStateMachineAlias(*request, response))
+  STEPFLOW_FORWARD(UpdateStateMachineAlias, v1::UpdateStateMachineAliasRequest,
+                   v1::UpdateStateMachineAliasResponse,
+                   core_->UpdateStateMachineAlias(*request, response))
+  STEPFLOW_FORWARD(DeleteStateMachineAlias, v1::DeleteStateMachineAliasRequest,
+                   v1::DeleteStateMachineAliasResponse, core_->DeleteStateMachineAlias(*request))
+  STEPFLOW_FORWARD(ListStateMachineAliases, v1::ListStateMachineAliasesRequest,
+                   v1::ListStateMachineAliasesResponse,
+                   core_->ListStateMachineAliases(*request, response))
+  STEPFLOW_FORWARD(DescribeStateMachineForExecution, v1::DescribeStateMachineForExecutionRequest,
+                   v1::DescribeStateMachineForExecutionResponse,
+                   core_->DescribeStateMachineForExecution(*request, response))
+  STEPFLOW_FORWARD(RedriveExecution, v1::RedriveExecutionRequest, v1::RedriveExecutionResponse,
+                   core_->RedriveExecution(*request, response))
 #undef STEPFLOW_FORWARD
+
+  grpc::Status ResolveStateMachine(grpc::ServerContext*,
+                                   const iv1::ResolveStateMachineRequest* request,
+                                   iv1::ResolvedStateMachine* response) override {
+    auto resolved = core_->ResolveStateMachine(*request);
+    if (!resolved.ok()) return rpc::ToGrpcStatus(resolved.status());
+    *response = std::move(*resolved);
+    return grpc::Status::OK;
+  }
 
   grpc::Status GetStateMachineRecord(grpc::ServerContext*,
                                      const iv1::GetStateMachineRecordRequest* request,

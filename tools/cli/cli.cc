@@ -1,5 +1,7 @@
 #include "tools/cli/cli.h"
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -117,10 +119,15 @@ std::string GroupHelp(const GroupSpec& group) {
   std::string out = absl::StrCat("stepflow ", group.name, ": ", group.summary,
                                  "\n\nUsage: stepflow ", group.name,
                                  " COMMAND [ARGS] [FLAGS]\n\nCommands:\n");
+  // Summaries line up after the group's longest command name.
+  size_t width = 10;
+  for (const CommandSpec& command : Commands()) {
+    if (command.group == group.name) width = std::max(width, command.name.size());
+  }
   for (const CommandSpec& command : Commands()) {
     if (command.group != group.name) continue;
     absl::StrAppend(&out, "  ", command.name,
-                    std::string(12 - command.name.size(), ' '), command.summary,
+                    std::string(width + 2 - command.name.size(), ' '), command.summary,
                     "\n");
   }
   absl::StrAppend(&out, "\nRun `stepflow ", group.name,

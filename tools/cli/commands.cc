@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/json/json.h"
 #include "common/status/status_macros.h"
 #include "tools/cli/local_commands.h"
@@ -96,12 +97,185 @@ absl::Status CreateStateMachine(const Invocation& inv) {
   }
   request.set_type(args.Get("type"));
   request.set_role_arn(args.Get("role-arn"));
+  request.set_publish(args.IsSet("publish"));
+  request.set_version_description(args.Get("version-description"));
   v1::CreateStateMachineResponse response;
   RETURN_IF_ERROR(
       inv.rpc.Call(&v1::StepFunctions::StubInterface::CreateStateMachine,
                    request, &response));
   return Emit(inv, response, [&](std::ostream& out) {
-    Line(out, {response.state_machine_arn()});
+    std::vector<std::string> fields = {response.state_machine_arn()};
+    if (!response.state_machine_version_arn().empty()) {
+      fields.push_back(response.state_machine_version_arn());
+    }
+    Line(out, fields);
+  });
+}
+
+absl::Status UpdateStateMachine(const Invocation& inv) {
+  const ParsedArgs& args = inv.args;
+  if (args.Has("definition") && args.Has("definition-string")) {
+    return UsageError(
+        "give at most one of --definition FILE|- and --definition-string JSON");
+  }
+  v1::UpdateStateMachineRequest request;
+  request.set_state_machine_arn(StateMachineArnFor(inv.scope, args.positionals[0]));
+  if (args.Has("definition")) {
+    ASSIGN_OR_RETURN(std::string definition,
+                     ReadSource(inv, args.Get("definition"), "definition"));
+    request.set_definition(std::move(definition));
+  } else {
+    request.set_definition(args.Get("definition-string"));
+  }
+  request.set_role_arn(args.Get("role-arn"));
+  request.set_publish(args.IsSet("publish"));
+  request.set_version_description(args.Get("version-description"));
+  v1::UpdateStateMachineResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(&v1::StepFunctions::StubInterface::UpdateStateMachine,
+                               request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    std::vector<std::string> fields = {response.revision_id(),
+                                       FormatTimestamp(response.update_date())};
+    if (!response.state_machine_version_arn().empty()) {
+      fields.push_back(response.state_machine_version_arn());
+    }
+    Line(out, fields);
+  });
+}
+
+absl::Status PublishStateMachineVersion(const Invocation& inv) {
+  v1::PublishStateMachineVersionRequest request;
+  request.set_state_machine_arn(StateMachineArnFor(inv.scope, inv.args.positionals[0]));
+  request.set_revision_id(inv.args.Get("revision-id"));
+  request.set_description(inv.args.Get("description"));
+  v1::PublishStateMachineVersionResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(
+      &v1::StepFunctions::StubInterface::PublishStateMachineVersion, request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    Line(out, {response.state_machine_version_arn(), FormatTimestamp(response.creation_date())});
+  });
+}
+
+absl::Status ListStateMachineVersions(const Invocation& inv) {
+  v1::ListStateMachineVersionsRequest request;
+  request.set_state_machine_arn(StateMachineArnFor(inv.scope, inv.args.positionals[0]));
+  request.set_max_results(static_cast<int32_t>(inv.args.GetInt("max-results")));
+  request.set_next_token(inv.args.Get("next-token"));
+  v1::ListStateMachineVersionsResponse response;
+  RETURN_IF_ERROR(FetchPages(
+      inv.rpc, &v1::StepFunctions::StubInterface::ListStateMachineVersions, request,
+      FollowPages(inv),
+      [](v1::ListStateMachineVersionsResponse& page) {
+        return page.mutable_state_machine_versions();
+      },
+      &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    for (const auto& item : response.state_machine_versions()) {
+      Line(out, {item.state_machine_version_arn(), FormatTimestamp(item.creation_date())});
+    }
+  });
+}
+
+absl::Status DeleteStateMachineVersion(const Invocation& inv) {
+  v1::DeleteStateMachineVersionRequest request;
+  request.set_state_machine_version_arn(inv.args.positionals[0]);
+  v1::DeleteStateMachineVersionResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(
+      &v1::StepFunctions::StubInterface::DeleteStateMachineVersion, request, &response));
+  return Emit(inv, response, nullptr);
+}
+
+// "--routing VERSION_ARN=WEIGHT[,VERSION_ARN=WEIGHT]".
+absl::Status ParseRouting(
+    absl::string_view text,
+    google::protobuf::RepeatedPtrField<v1::RoutingConfigurationListItem>* routing) {
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    const size_t equals = part.rfind('=');
+    int weight = 0;
+    if (equals == absl::string_view::npos ||
+        !absl::SimpleAtoi(part.substr(equals + 1), &weight)) {
+      return UsageError(absl::StrCat("--routing wants VERSION_ARN=WEIGHT pairs, got '", part,
+                                     "'"));
+    }
+    auto* item = routing->Add();
+    item->set_state_machine_version_arn(std::string(part.substr(0, equals)));
+    item->set_weight(weight);
+  }
+  return absl::OkStatus();
+}
+
+void AliasLine(std::ostream& out, const v1::DescribeStateMachineAliasResponse& alias) {
+  std::vector<std::string> routes;
+  for (const auto& item : alias.routing_configuration()) {
+    routes.push_back(absl::StrCat(item.state_machine_version_arn(), "=", item.weight()));
+  }
+  Line(out, {alias.state_machine_alias_arn(), absl::StrJoin(routes, ","),
+             alias.description()});
+}
+
+absl::Status CreateStateMachineAlias(const Invocation& inv) {
+  if (!inv.args.Has("name")) return UsageError("--name is required");
+  if (!inv.args.Has("routing")) return UsageError("--routing is required");
+  v1::CreateStateMachineAliasRequest request;
+  request.set_name(inv.args.Get("name"));
+  request.set_description(inv.args.Get("description"));
+  RETURN_IF_ERROR(ParseRouting(inv.args.Get("routing"), request.mutable_routing_configuration()));
+  v1::CreateStateMachineAliasResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(&v1::StepFunctions::StubInterface::CreateStateMachineAlias,
+                               request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    Line(out, {response.state_machine_alias_arn(), FormatTimestamp(response.creation_date())});
+  });
+}
+
+absl::Status DescribeStateMachineAlias(const Invocation& inv) {
+  v1::DescribeStateMachineAliasRequest request;
+  request.set_state_machine_alias_arn(inv.args.positionals[0]);
+  v1::DescribeStateMachineAliasResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(&v1::StepFunctions::StubInterface::DescribeStateMachineAlias,
+                               request, &response));
+  return Emit(inv, response, [&](std::ostream& out) { AliasLine(out, response); });
+}
+
+absl::Status UpdateStateMachineAlias(const Invocation& inv) {
+  v1::UpdateStateMachineAliasRequest request;
+  request.set_state_machine_alias_arn(inv.args.positionals[0]);
+  request.set_description(inv.args.Get("description"));
+  RETURN_IF_ERROR(ParseRouting(inv.args.Get("routing"), request.mutable_routing_configuration()));
+  v1::UpdateStateMachineAliasResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(&v1::StepFunctions::StubInterface::UpdateStateMachineAlias,
+                               request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    Line(out, {FormatTimestamp(response.update_date())});
+  });
+}
+
+absl::Status DeleteStateMachineAlias(const Invocation& inv) {
+  v1::DeleteStateMachineAliasRequest request;
+  request.set_state_machine_alias_arn(inv.args.positionals[0]);
+  v1::DeleteStateMachineAliasResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(&v1::StepFunctions::StubInterface::DeleteStateMachineAlias,
+                               request, &response));
+  return Emit(inv, response, nullptr);
+}
+
+absl::Status ListStateMachineAliases(const Invocation& inv) {
+  v1::ListStateMachineAliasesRequest request;
+  request.set_state_machine_arn(StateMachineArnFor(inv.scope, inv.args.positionals[0]));
+  request.set_max_results(static_cast<int32_t>(inv.args.GetInt("max-results")));
+  request.set_next_token(inv.args.Get("next-token"));
+  v1::ListStateMachineAliasesResponse response;
+  RETURN_IF_ERROR(FetchPages(
+      inv.rpc, &v1::StepFunctions::StubInterface::ListStateMachineAliases, request,
+      FollowPages(inv),
+      [](v1::ListStateMachineAliasesResponse& page) {
+        return page.mutable_state_machine_aliases();
+      },
+      &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    for (const auto& item : response.state_machine_aliases()) {
+      Line(out, {item.state_machine_alias_arn(), FormatTimestamp(item.creation_date())});
+    }
   });
 }
 
@@ -253,6 +427,7 @@ absl::Status ListExecutions(const Invocation& inv) {
   const ParsedArgs& args = inv.args;
   v1::ListExecutionsRequest request;
   request.set_status_filter(args.Get("status"));
+  request.set_redrive_filter(args.Get("redrive-filter"));
   request.set_max_results(static_cast<int32_t>(args.GetInt("max-results")));
   request.set_next_token(args.Get("next-token"));
   auto items = [](v1::ListExecutionsResponse& page) {
@@ -303,6 +478,30 @@ absl::Status ListExecutions(const Invocation& inv) {
       Line(out, {item.execution_arn(), item.status(),
                  FormatTimestamp(item.start_date())});
     }
+  });
+}
+
+absl::Status RedriveExecution(const Invocation& inv) {
+  v1::RedriveExecutionRequest request;
+  request.set_execution_arn(inv.args.positionals[0]);
+  request.set_client_token(inv.args.Get("client-token"));
+  v1::RedriveExecutionResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(&v1::StepFunctions::StubInterface::RedriveExecution,
+                               request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    Line(out, {FormatTimestamp(response.redrive_date())});
+  });
+}
+
+absl::Status DescribeStateMachineForExecution(const Invocation& inv) {
+  v1::DescribeStateMachineForExecutionRequest request;
+  request.set_execution_arn(inv.args.positionals[0]);
+  v1::DescribeStateMachineForExecutionResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(
+      &v1::StepFunctions::StubInterface::DescribeStateMachineForExecution, request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    Line(out, {response.state_machine_arn(), response.revision_id(),
+               FormatTimestamp(response.update_date())});
   });
 }
 
@@ -419,6 +618,25 @@ FlagSpec MaxResultsFlag(absl::string_view items) {
                                "together.")};
 }
 
+FlagSpec PublishFlag() {
+  return {.name = "publish",
+          .kind = FlagKind::kBool,
+          .help = "Also publish the result as a new version."};
+}
+
+FlagSpec VersionDescriptionFlag() {
+  return {.name = "version-description",
+          .value_name = "TEXT",
+          .help = "Description of the version --publish makes."};
+}
+
+FlagSpec RoutingFlag() {
+  return {.name = "routing",
+          .value_name = "ROUTES",
+          .help = "VERSION_ARN=WEIGHT, or two such pairs\nseparated by a comma; "
+                  "the weights sum to 100."};
+}
+
 FlagSpec NextTokenFlag() {
   return {.name = "next-token",
           .value_name = "TOKEN",
@@ -481,9 +699,9 @@ absl::StatusOr<std::string> ReadSource(const Invocation& inv,
 
 const std::vector<GroupSpec>& CommandGroups() {
   static const auto* const kGroups = new std::vector<GroupSpec>{
-      {"state-machines", "Create, describe, list and delete state machines."},
+      {"state-machines", "Manage state machines, their versions and aliases."},
       {"executions",
-       "Start, describe, list and stop executions; read their history."},
+       "Start, describe, list, stop, redrive executions; read history."},
       {"activities", "Create, describe, list and delete activities."},
       {"local", "Run a workflow in this process, without a cluster."},
       {"validate", "Check an ASL definition and list its problems."},
@@ -498,7 +716,8 @@ const std::vector<CommandSpec>& Commands() {
       {.group = "state-machines",
        .name = "create",
        .synopsis = "--name NAME (--definition FILE|- | --definition-string "
-                   "JSON) [--type STANDARD|EXPRESS] [--role-arn ARN]",
+                   "JSON) [--type STANDARD|EXPRESS] [--role-arn ARN] "
+                   "[--publish [--version-description TEXT]]",
        .summary = "Create a state machine from an ASL definition.",
        .description =
            "Creates a state machine (CreateStateMachine) from an Amazon "
@@ -525,7 +744,9 @@ const std::vector<CommandSpec>& Commands() {
             {.name = "role-arn",
              .value_name = "ARN",
              .help = "IAM role ARN recorded with the state machine\n(accepted "
-                     "for compatibility; Stepflow does not\nassume it)."}},
+                     "for compatibility; Stepflow does not\nassume it)."},
+            PublishFlag(),
+            VersionDescriptionFlag()},
        .run = &CreateStateMachine},
       {.group = "state-machines",
        .name = "describe",
@@ -533,8 +754,8 @@ const std::vector<CommandSpec>& Commands() {
        .summary = "Show a state machine, including its definition.",
        .description =
            "Describes a state machine (DescribeStateMachine): name, status,\n"
-           "type, definition, roleArn, creationDate. Version and alias ARNs\n"
-           "are accepted too.",
+           "type, definition, roleArn, revisionId, creationDate. A version "
+           "ARN\n(STATE_MACHINE_ARN:N) describes that version.",
        .positionals = {{"ARN|NAME",
                         "State machine ARN, or a name in the current\n"
                         "--region/--account."}},
@@ -554,12 +775,145 @@ const std::vector<CommandSpec>& Commands() {
        .synopsis = "ARN|NAME",
        .summary = "Delete a state machine.",
        .description =
-           "Deletes a state machine (DeleteStateMachine). Its status becomes\n"
-           "DELETING until its running executions finish. Prints nothing.",
+           "Deletes a state machine (DeleteStateMachine) with its versions "
+           "and\naliases. Running executions finish with the revision they "
+           "started\nwith. Prints nothing.",
        .positionals = {{"ARN|NAME",
                         "State machine ARN, or a name in the current\n"
                         "--region/--account."}},
        .run = &DeleteStateMachine},
+
+      {.group = "state-machines",
+       .name = "update",
+       .synopsis = "ARN|NAME [--definition FILE|- | --definition-string JSON] "
+                   "[--role-arn ARN] [--publish [--version-description TEXT]]",
+       .summary = "Change a state machine's definition or role.",
+       .description =
+           "Updates a state machine (UpdateStateMachine). A change makes a "
+           "new\nrevision; running executions keep the revision they started "
+           "with.\nPrints the revisionId and updateDate, and with --publish "
+           "the\nstateMachineVersionArn of the version published.",
+       .positionals = {{"ARN|NAME",
+                        "State machine ARN, or a name in the current\n"
+                        "--region/--account."}},
+       .flags = {{.name = "definition",
+                  .value_name = "FILE|-",
+                  .help = "Read the new definition from FILE (a\n\"file://\" "
+                          "prefix is accepted) or, for \"-\", from\nstdin."},
+                 {.name = "definition-string",
+                  .value_name = "JSON",
+                  .help = "The new definition itself, as a JSON string."},
+                 {.name = "role-arn",
+                  .value_name = "ARN",
+                  .help = "New IAM role ARN."},
+                 PublishFlag(),
+                 VersionDescriptionFlag()},
+       .run = &UpdateStateMachine},
+      {.group = "state-machines",
+       .name = "publish-version",
+       .synopsis = "ARN|NAME [--revision-id ID] [--description TEXT]",
+       .summary = "Publish the current revision as a version.",
+       .description =
+           "Publishes the state machine's current revision as a numbered,\n"
+           "immutable version (PublishStateMachineVersion) and prints its ARN\n"
+           "(STATE_MACHINE_ARN:N). Publishing a revision that already has a\n"
+           "version returns that version.",
+       .positionals = {{"ARN|NAME",
+                        "State machine ARN, or a name in the current\n"
+                        "--region/--account."}},
+       .flags = {{.name = "revision-id",
+                  .value_name = "ID",
+                  .help = "Publish only if this is still the current\nrevision "
+                          "(ConflictException otherwise)."},
+                 {.name = "description",
+                  .value_name = "TEXT",
+                  .help = "Description of the version."}},
+       .run = &PublishStateMachineVersion},
+      {.group = "state-machines",
+       .name = "list-versions",
+       .synopsis = "ARN|NAME [--max-results N] [--next-token TOKEN]",
+       .summary = "List a state machine's versions, newest first.",
+       .description =
+           "Lists the published versions of a state machine\n"
+           "(ListStateMachineVersions), newest first. Text output: one line "
+           "per\nversion, VERSION_ARN<TAB>CREATION_DATE.",
+       .positionals = {{"ARN|NAME",
+                        "State machine ARN, or a name in the current\n"
+                        "--region/--account."}},
+       .flags = {MaxResultsFlag("versions"), NextTokenFlag()},
+       .run = &ListStateMachineVersions},
+      {.group = "state-machines",
+       .name = "delete-version",
+       .synopsis = "VERSION_ARN",
+       .summary = "Delete a version no alias routes to.",
+       .description =
+           "Deletes a state machine version (DeleteStateMachineVersion).\n"
+           "Refused (ConflictException) while an alias routes to it. Prints\n"
+           "nothing.",
+       .positionals = {{"VERSION_ARN", "State machine version ARN."}},
+       .run = &DeleteStateMachineVersion},
+      {.group = "state-machines",
+       .name = "create-alias",
+       .synopsis = "--name NAME --routing VERSION_ARN=WEIGHT[,VERSION_ARN=WEIGHT] "
+                   "[--description TEXT]",
+       .summary = "Create an alias routing to one or two versions.",
+       .description =
+           "Creates an alias (CreateStateMachineAlias) that routes executions\n"
+           "started through it to one or two versions of one state machine,\n"
+           "by weight (the weights sum to 100). Prints the alias ARN\n"
+           "(STATE_MACHINE_ARN:NAME).",
+       .flags = {{.name = "name",
+                  .value_name = "NAME",
+                  .help = "Alias name (required; letters, digits, '-',\n'_' and "
+                          "'.', not all digits)."},
+                 RoutingFlag(),
+                 {.name = "description",
+                  .value_name = "TEXT",
+                  .help = "Description of the alias."}},
+       .run = &CreateStateMachineAlias},
+      {.group = "state-machines",
+       .name = "describe-alias",
+       .synopsis = "ALIAS_ARN",
+       .summary = "Show an alias and its routing.",
+       .description =
+           "Describes an alias (DescribeStateMachineAlias). Text output:\n"
+           "ALIAS_ARN<TAB>VERSION_ARN=WEIGHT,...<TAB>DESCRIPTION.",
+       .positionals = {{"ALIAS_ARN", "State machine alias ARN."}},
+       .run = &DescribeStateMachineAlias},
+      {.group = "state-machines",
+       .name = "update-alias",
+       .synopsis = "ALIAS_ARN [--routing VERSION_ARN=WEIGHT[,...]] "
+                   "[--description TEXT]",
+       .summary = "Change an alias's routing or description.",
+       .description =
+           "Updates an alias (UpdateStateMachineAlias); give --routing, "
+           "--description\nor both. Prints the updateDate.",
+       .positionals = {{"ALIAS_ARN", "State machine alias ARN."}},
+       .flags = {RoutingFlag(),
+                 {.name = "description",
+                  .value_name = "TEXT",
+                  .help = "New description of the alias."}},
+       .run = &UpdateStateMachineAlias},
+      {.group = "state-machines",
+       .name = "delete-alias",
+       .synopsis = "ALIAS_ARN",
+       .summary = "Delete an alias.",
+       .description = "Deletes an alias (DeleteStateMachineAlias). Prints nothing.",
+       .positionals = {{"ALIAS_ARN", "State machine alias ARN."}},
+       .run = &DeleteStateMachineAlias},
+      {.group = "state-machines",
+       .name = "list-aliases",
+       .synopsis = "ARN|NAME [--max-results N] [--next-token TOKEN]",
+       .summary = "List a state machine's aliases.",
+       .description =
+           "Lists the aliases of a state machine (ListStateMachineAliases), "
+           "or,\nfor a version ARN, the aliases routing to it. Text output: "
+           "one line\nper alias, ALIAS_ARN<TAB>CREATION_DATE.",
+       .positionals = {{"ARN|NAME",
+                        "State machine or version ARN, or a name in\nthe "
+                        "current --region/--account."}},
+       .flags = {MaxResultsFlag("aliases"), NextTokenFlag()},
+       .run = &ListStateMachineAliases},
 
       // ---- executions ----
       {.group = "executions",
@@ -621,7 +975,8 @@ const std::vector<CommandSpec>& Commands() {
       {.group = "executions",
        .name = "list",
        .synopsis = "[--state-machine ARN|NAME] [--status STATUS] "
-                   "[--max-results N] [--next-token TOKEN]",
+                   "[--redrive-filter FILTER] [--max-results N] "
+                   "[--next-token TOKEN]",
        .summary = "List executions, newest first.",
        .description =
            "Lists executions (ListExecutions) as {\"executions\": [...]}, "
@@ -639,9 +994,40 @@ const std::vector<CommandSpec>& Commands() {
                           "SUCCEEDED, FAILED, TIMED_OUT, ABORTED or\n"
                           "PENDING_REDRIVE.",
                   .choices = kExecutionStatuses},
+                 {.name = "redrive-filter",
+                  .value_name = "FILTER",
+                  .help = "REDRIVEN: only executions redriven at least\n"
+                          "once; NOT_REDRIVEN: only the others.",
+                  .choices = {"REDRIVEN", "NOT_REDRIVEN"}},
                  MaxResultsFlag("executions"),
                  NextTokenFlag()},
        .run = &ListExecutions},
+      {.group = "executions",
+       .name = "redrive",
+       .synopsis = "EXECUTION_ARN [--client-token TOKEN]",
+       .summary = "Run a failed execution again from where it failed.",
+       .description =
+           "Redrives a FAILED, TIMED_OUT or ABORTED Standard execution\n"
+           "(RedriveExecution) that stopped less than 14 days ago: the states\n"
+           "that did not succeed run again, successful Parallel branches and\n"
+           "Map iterations are kept. Prints the redriveDate.",
+       .positionals = {{"EXECUTION_ARN", "Execution ARN."}},
+       .flags = {{.name = "client-token",
+                  .value_name = "TOKEN",
+                  .help = "Idempotency token: a retry with the same\ntoken "
+                          "does not redrive again."}},
+       .run = &RedriveExecution},
+      {.group = "executions",
+       .name = "describe-state-machine",
+       .synopsis = "EXECUTION_ARN",
+       .summary = "Show the state machine revision an execution runs.",
+       .description =
+           "Describes the state machine as of the revision the execution\n"
+           "started with (DescribeStateMachineForExecution), which later\n"
+           "updates do not change. Text output:\n"
+           "STATE_MACHINE_ARN<TAB>REVISION_ID<TAB>UPDATE_DATE.",
+       .positionals = {{"EXECUTION_ARN", "Execution ARN."}},
+       .run = &DescribeStateMachineForExecution},
       {.group = "executions",
        .name = "stop",
        .synopsis = "EXECUTION_ARN [--error ERROR] [--cause CAUSE]",
