@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/descriptor.h"
@@ -22,31 +23,41 @@ bool IsWellKnownType(const Descriptor* type) {
          "google/protobuf/";
 }
 
-void FixValue(const FieldDescriptor* field, json::Value& value);
+void FixValue(const FieldDescriptor* field, json::Value& value, json::Allocator& allocator);
 
 // Rewrites `object` (the protobuf JSON of a message of `type`) in place.
-void FixMessage(const Descriptor* type, json::Value& object) {
+void FixMessage(const Descriptor* type, json::Value& object, json::Allocator& allocator) {
   if (!object.IsObject() || IsWellKnownType(type)) return;
+  // AWS always shows the flags of inputDetails / outputDetails
+  // ({"truncated": false}, {"included": true}); protobuf omits false ones.
+  const bool print_flags = absl::EndsWith(type->name(), "ExecutionDataDetails");
   for (int i = 0; i < type->field_count(); ++i) {
     const FieldDescriptor* field = type->field(i);
     auto member = object.FindMember(field->json_name().c_str());
-    if (member == object.MemberEnd()) continue;
+    if (member == object.MemberEnd()) {
+      if (print_flags && field->cpp_type() == FieldDescriptor::CPPTYPE_BOOL &&
+          !field->is_repeated()) {
+        object.AddMember(json::Value(field->json_name().c_str(), allocator), json::Value(false),
+                         allocator);
+      }
+      continue;
+    }
     json::Value& value = member->value;
     if (field->is_map()) {
       const FieldDescriptor* map_value = field->message_type()->map_value();
       if (!value.IsObject()) continue;
-      for (auto& entry : value.GetObject()) FixValue(map_value, entry.value);
+      for (auto& entry : value.GetObject()) FixValue(map_value, entry.value, allocator);
     } else if (field->is_repeated()) {
       if (!value.IsArray()) continue;
-      for (auto& element : value.GetArray()) FixValue(field, element);
+      for (auto& element : value.GetArray()) FixValue(field, element, allocator);
     } else {
-      FixValue(field, value);
+      FixValue(field, value, allocator);
     }
   }
 }
 
 // Fixes one (non-repeated) value of `field`'s type.
-void FixValue(const FieldDescriptor* field, json::Value& value) {
+void FixValue(const FieldDescriptor* field, json::Value& value, json::Allocator& allocator) {
   switch (field->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT64: {
       int64_t number = 0;
@@ -63,7 +74,7 @@ void FixValue(const FieldDescriptor* field, json::Value& value) {
       break;
     }
     case FieldDescriptor::CPPTYPE_MESSAGE:
-      FixMessage(field->message_type(), value);
+      FixMessage(field->message_type(), value, allocator);
       break;
     default:
       break;
@@ -89,7 +100,7 @@ absl::StatusOr<json::Document> ToJson(
   absl::StatusOr<json::Document> doc = json::Parse(text);
   if (!doc.ok()) return doc.status();
   const Descriptor* type = message.GetDescriptor();
-  FixMessage(type, *doc);
+  FixMessage(type, *doc, doc->GetAllocator());
 
   // Always-present top-level lists, kept in field order: rebuild the object
   // in declaration order (protobuf prints fields in that order too).

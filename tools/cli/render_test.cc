@@ -53,6 +53,21 @@ TEST(RenderTest, HistoryEventHasAwsKeysNumbersAndIsoTimestamp) {
   EXPECT_TRUE(entered["inputDetails"]["truncated"].GetBool());
 }
 
+TEST(RenderTest, ExecutionDataDetailsShowFalseFlagsAsAwsDoes) {
+  v1::HistoryEvent event;
+  event.set_type("PassStateExited");
+  event.set_id(3);
+  auto* details = event.mutable_state_exited_event_details();
+  details->set_name("P");
+  details->set_output("{}");
+  details->mutable_output_details()->set_truncated(false);
+  absl::StatusOr<json::Document> doc = ToJson(event);
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  const json::Value& output_details = (*doc)["stateExitedEventDetails"]["outputDetails"];
+  ASSERT_TRUE(output_details.HasMember("truncated"));
+  EXPECT_FALSE(output_details["truncated"].GetBool());
+}
+
 TEST(RenderTest, Int64InsideDetailsIsANumber) {
   v1::HistoryEvent event;
   event.set_type("ActivityScheduled");
