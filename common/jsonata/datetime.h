@@ -12,7 +12,7 @@ namespace stepflow::jsonata {
 // $fromMillis / $now: `picture` and `timezone` may be undefined (nullptr).
 Val FormatMillis(double millis, const Val& picture, const Val& timezone);
 // $toMillis.
-Val ParseToMillis(const Val& timestamp, const Val& picture);
+Val ParseToMillis(const Val& timestamp, const Val& picture, double now_millis);
 // $formatNumber.
 Val FormatNumberPicture(double value, const Val& picture, const Val& options);
 // $formatInteger / $parseInteger.

@@ -220,10 +220,11 @@ Val Evaluator::Evaluate(const Node* expr, const Val& input, Frame* frame) {
   }
   if (IsSequence(result) && !result->tuple_stream) {
     if (expr->keep_array) result->keep_singleton = true;
-    if (result->arr.empty()) {
+    size_t n = ArraySize(result);
+    if (n == 0) {
       result = nullptr;
-    } else if (result->arr.size() == 1 && !result->keep_singleton) {
-      result = result->arr[0];
+    } else if (n == 1 && !result->keep_singleton) {
+      result = ArrayAt(result, 0);
     }
   }
   --depth_;
@@ -558,10 +559,7 @@ Val Evaluator::EvaluateBinary(const Node* expr, const Val& input,
       if (a > b) return nullptr;
       double size = b - a + 1;
       if (size > 1e7) throw Error("D2014").WithValue(MakeNumber(size));
-      Val out = MakeSequence();
-      out->arr.reserve(static_cast<size_t>(size));
-      for (double x = a; x <= b; x += 1) out->arr.push_back(MakeNumber(x));
-      return out;
+      return MakeRange(a, static_cast<size_t>(size));
     }
     if (op == "in") {
       if (!lhs || !rhs) return MakeBool(false);
@@ -597,6 +595,21 @@ Val Evaluator::EvaluateUnary(const Node* expr, const Val& input,
     throw Error("D1002").WithPosition(expr->position).WithToken("-").WithValue(v);
   }
   if (expr->value == "[") {
+    if (expr->expressions.size() == 1 &&
+        expr->expressions[0]->type == NodeType::kBinary &&
+        expr->expressions[0]->value == "..") {
+      Val v = Evaluate(expr->expressions[0].get(), input, frame);
+      if (v && v->kind == Item::kArray && v->range) {
+        Val r = MakeRange(v->range_start, v->range_size);
+        r->sequence = false;
+        r->cons = expr->cons_array;
+        return r;
+      }
+      Val result = MakeArray();
+      if (v) PushFlat(&result->arr, v);
+      if (expr->cons_array) result->cons = true;
+      return result;
+    }
     Val result = MakeArray();
     for (const auto& item : expr->expressions) {
       Val v = Evaluate(item.get(), input, frame);
@@ -786,7 +799,8 @@ Val Evaluator::EvaluateSort(const Node* expr, const Val& input, Frame* frame) {
     }
     return comp == 1;
   };
-  std::vector<Val> items = in->arr;
+  std::vector<Val> items;
+  PushFlat(&items, in);
   // Stable merge sort, taking from the right run only when strictly greater.
   std::vector<Val> tmp(items.size());
   std::function<void(size_t, size_t)> sort = [&](size_t lo, size_t hi) {

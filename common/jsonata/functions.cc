@@ -40,12 +40,6 @@ std::string FromCodePoints(const std::vector<uint32_t>& cps, size_t from,
   return out;
 }
 
-// Length in UTF-16 code units, as JavaScript counts string positions.
-size_t Utf16Length(absl::string_view s) {
-  size_t n = 0, i = 0;
-  while (i < s.size()) n += json::NextCodePoint(s, &i) >= 0x10000 ? 2 : 1;
-  return n;
-}
 
 std::vector<Val> Items(const Val& v) {
   std::vector<Val> out;
@@ -60,11 +54,6 @@ std::vector<Val> Items(const Val& v) {
   return out;
 }
 
-Val SequenceOf(std::vector<Val> items) {
-  Val s = MakeSequence();
-  s->arr = std::move(items);
-  return s;
-}
 
 Val ArrayOf(std::vector<Val> items) {
   Val s = MakeArray();
@@ -72,9 +61,6 @@ Val ArrayOf(std::vector<Val> items) {
   return s;
 }
 
-void CheckFinite(double d, const char* code = "D1001") {
-  if (!std::isfinite(d)) throw Error(code).WithValue(MakeNumber(d));
-}
 
 // ---------------------------------------------------------------- aggregates
 
@@ -87,7 +73,7 @@ Val FnSum(Evaluator&, Args& a, const Val&) {
 
 Val FnCount(Evaluator&, Args& a, const Val&) {
   if (!Arg(a, 0)) return MakeNumber(0);
-  return MakeNumber(static_cast<double>(Items(a[0]).size()));
+  return MakeNumber(IsArray(a[0]) ? static_cast<double>(ArraySize(a[0])) : 1);
 }
 
 Val FnMax(Evaluator&, Args& a, const Val&) {
@@ -1077,9 +1063,10 @@ Val FnFromMillis(Evaluator&, Args& a, const Val&) {
   return FormatMillis(a[0]->number, Arg(a, 1), Arg(a, 2));
 }
 
-Val FnToMillis(Evaluator&, Args& a, const Val&) {
+Val FnToMillis(Evaluator& ev, Args& a, const Val&) {
   if (!Arg(a, 0)) return nullptr;
-  return ParseToMillis(a[0], Arg(a, 1));
+  return ParseToMillis(a[0], Arg(a, 1),
+                       static_cast<double>(absl::ToUnixMillis(ev.env().now)));
 }
 
 Val FnFormatNumber(Evaluator&, Args& a, const Val&) {

@@ -164,6 +164,11 @@ struct Item {
   std::unique_ptr<absl::flat_hash_map<std::string, size_t>> obj_index;
   std::shared_ptr<Function> fn;
   const json::Value* json = nullptr;
+  // A kArray made by the range operator holds its numbers implicitly (arr
+  // stays empty) so that [1..10000000] costs no per-element allocation.
+  bool range = false;
+  double range_start = 0;
+  size_t range_size = 0;
 };
 
 struct Function {
@@ -206,6 +211,7 @@ Val MakeArray();
 Val MakeSequence();
 Val MakeObject();
 Val MakeFunction(std::shared_ptr<Function> f);
+Val MakeRange(double start, size_t size);
 Val Wrap(const json::Value* v);
 Val WrapRoot(const json::Value* v);
 

@@ -234,7 +234,10 @@ bool ToJson(const Val& v, json::Value* out, json::Allocator& alloc) {
       return true;
     case Item::kArray: {
       out->SetArray();
-      for (const auto& e : v->arr) {
+      const size_t n = ArraySize(v);
+      out->Reserve(static_cast<rapidjson::SizeType>(n), alloc);
+      for (size_t i = 0; i < n; ++i) {
+        Val e = ArrayAt(v, i);
         json::Value j;
         if (!e) continue;
         if (e->kind == Item::kFunction) {

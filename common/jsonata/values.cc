@@ -60,6 +60,14 @@ Val MakeFunction(std::shared_ptr<Function> f) {
   return v;
 }
 
+Val MakeRange(double start, size_t size) {
+  Val v = MakeSequence();
+  v->range = true;
+  v->range_start = start;
+  v->range_size = size;
+  return v;
+}
+
 Val Wrap(const json::Value* j) {
   switch (j->GetType()) {
     case rapidjson::kNullType:
@@ -101,12 +109,15 @@ Val Expand(const Val& v) {
 }
 
 size_t ArraySize(const Val& v) {
-  if (v->kind == Item::kArray) return v->arr.size();
+  if (v->kind == Item::kArray) return v->range ? v->range_size : v->arr.size();
   return v->json->Size();
 }
 
 Val ArrayAt(const Val& v, size_t i) {
-  if (v->kind == Item::kArray) return v->arr[i];
+  if (v->kind == Item::kArray) {
+    return v->range ? MakeNumber(v->range_start + static_cast<double>(i))
+                    : v->arr[i];
+  }
   return Wrap(&(*v->json)[static_cast<rapidjson::SizeType>(i)]);
 }
 
