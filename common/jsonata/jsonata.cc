@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <new>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -170,10 +171,22 @@ EvalError ToEvalError(const Error& e) {
   return out;
 }
 
-void CollectVariables(const Node* n, std::set<std::string>* out) {
+// Collects the names read as variables and the names the expression binds
+// itself (:=, lambda parameters, @ and # bindings).
+void CollectVariables(const Node* n, std::set<std::string>* read,
+                      std::set<std::string>* bound) {
   if (!n) return;
-  if (n->type == NodeType::kVariable) out->insert(n->value);
-  auto visit = [&](const NodePtr& c) { CollectVariables(c.get(), out); };
+  if (n->type == NodeType::kVariable) read->insert(n->value);
+  if (n->type == NodeType::kBind && n->lhs) bound->insert(n->lhs->value);
+  if (n->type == NodeType::kLambda) {
+    for (const auto& a : n->arguments) bound->insert(a->value);
+  }
+  if (n->has_focus) bound->insert(n->focus);
+  if (n->has_index) bound->insert(n->index);
+  for (const auto& s : n->stages) {
+    if (s.is_index) bound->insert(s.value);
+  }
+  auto visit = [&](const NodePtr& c) { CollectVariables(c.get(), read, bound); };
   visit(n->lhs);
   visit(n->rhs);
   visit(n->expression);
@@ -182,7 +195,9 @@ void CollectVariables(const Node* n, std::set<std::string>* out) {
     visit(k);
     visit(v);
   }
-  for (const auto& c : n->arguments) visit(c);
+  if (n->type != NodeType::kLambda) {
+    for (const auto& c : n->arguments) visit(c);
+  }
   visit(n->procedure);
   visit(n->body);
   visit(n->condition);
@@ -201,8 +216,6 @@ void CollectVariables(const Node* n, std::set<std::string>* out) {
     }
   }
   for (const auto& t : n->terms) visit(t.expr);
-  if (n->has_focus) out->insert(n->focus);
-  if (n->has_index) out->insert(n->index);
 }
 
 // Converts a result to JSON the way JSON.stringify would see it.
@@ -288,9 +301,12 @@ absl::StatusOr<std::unique_ptr<Expression>> Expression::Compile(
     if (error) *error = ee;
     return ToStatus(ee);
   }
-  std::set<std::string> vars;
-  CollectVariables(expr->root_.get(), &vars);
-  expr->variables_.assign(vars.begin(), vars.end());
+  std::set<std::string> read, bound;
+  CollectVariables(expr->root_.get(), &read, &bound);
+  for (const std::string& name : read) {
+    if (bound.count(name) > 0 || FindBuiltin(name) != nullptr) continue;
+    expr->variables_.push_back(name);
+  }
   return expr;
 }
 
@@ -324,7 +340,12 @@ absl::StatusOr<Result> Expression::Evaluate(const json::Value* input,
     if (error) *error = ee;
     return ToStatus(ee);
   } catch (const std::regex_error& e) {
+    // std::regex gives up on some patterns/subjects (complexity, stack).
     EvalError ee{"D1004", absl::StrCat("Regular expression error: ", e.what())};
+    if (error) *error = ee;
+    return ToStatus(ee);
+  } catch (const std::bad_alloc&) {
+    EvalError ee{"D1001", "Out of memory while evaluating the expression"};
     if (error) *error = ee;
     return ToStatus(ee);
   }

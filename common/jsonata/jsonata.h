@@ -94,9 +94,10 @@ class Expression {
                                   json::Allocator* allocator,
                                   EvalError* error = nullptr) const;
 
-  // Names (without '$') of the variables the expression reads or binds,
-  // sorted and unique; "" stands for `$` and built-in function names appear
-  // when referenced.
+  // Names (without '$') of the variables the expression reads but does not
+  // bind itself, sorted and unique: e.g. {"states", "total"} for
+  // "$states.input.x + $total". Built-in function names are left out; ""
+  // stands for `$` and "$" for `$$`.
   const std::vector<std::string>& Variables() const { return variables_; }
 
   const std::string& text() const { return text_; }

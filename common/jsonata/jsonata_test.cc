@@ -272,6 +272,10 @@ TEST(JsonataTest, BindingsAndVariables) {
       Expression::Compile("$states.input.x + $y");
   ASSERT_TRUE(expr.ok());
   EXPECT_EQ((*expr)->Variables(), (std::vector<std::string>{"states", "y"}));
+  absl::StatusOr<std::unique_ptr<Expression>> local = Expression::Compile(
+      "($t := $sum($states.input.a); $map($b, function($v){$v + $t}))");
+  ASSERT_TRUE(local.ok());
+  EXPECT_EQ((*local)->Variables(), (std::vector<std::string>{"b", "states"}));
   absl::StatusOr<json::Document> states = json::Parse(R"({"input": {"x": 2}})");
   absl::StatusOr<json::Document> y = json::Parse("3");
   ASSERT_TRUE(states.ok() && y.ok());
