@@ -477,10 +477,11 @@ Val Evaluator::EvaluateFilter(const Node* pred, Val input, Frame* frame) {
 Val Evaluator::EvaluateBinary(const Node* expr, const Val& input,
                               Frame* frame) {
   const std::string& op = expr->value;
+  const BinaryOp code = expr->op;
   Val lhs = Evaluate(expr->lhs.get(), input, frame);
-  if (op == "and" || op == "or") {
+  if (code == BinaryOp::kAnd || code == BinaryOp::kOr) {
     bool l = Truthy(lhs);
-    if (op == "and") {
+    if (code == BinaryOp::kAnd) {
       if (!l) return MakeBool(false);
       return MakeBool(Truthy(Evaluate(expr->rhs.get(), input, frame)));
     }
@@ -489,28 +490,29 @@ Val Evaluator::EvaluateBinary(const Node* expr, const Val& input,
   }
   Val rhs = Evaluate(expr->rhs.get(), input, frame);
   try {
-    char c = op[0];
-    if (op.size() == 1 && (c == '+' || c == '-' || c == '*' || c == '/' ||
-                           c == '%')) {
+    if (code == BinaryOp::kAdd || code == BinaryOp::kSub ||
+        code == BinaryOp::kMul || code == BinaryOp::kDiv ||
+        code == BinaryOp::kMod) {
       if (lhs && !IsNumeric(lhs)) throw Error("T2001").WithValue(lhs);
       if (rhs && !IsNumeric(rhs)) throw Error("T2002").WithValue(rhs);
       if (!lhs || !rhs) return nullptr;
       double a = lhs->number, b = rhs->number, r = 0;
-      switch (c) {
-        case '+': r = a + b; break;
-        case '-': r = a - b; break;
-        case '*': r = a * b; break;
-        case '/': r = a / b; break;
-        case '%': r = std::fmod(a, b); break;
+      switch (code) {
+        case BinaryOp::kAdd: r = a + b; break;
+        case BinaryOp::kSub: r = a - b; break;
+        case BinaryOp::kMul: r = a * b; break;
+        case BinaryOp::kDiv: r = a / b; break;
+        default: r = std::fmod(a, b); break;
       }
       return MakeNumber(r);
     }
-    if (op == "=" || op == "!=") {
+    if (code == BinaryOp::kEq || code == BinaryOp::kNe) {
       if (!lhs || !rhs) return MakeBool(false);
       bool eq = DeepEqual(lhs, rhs);
-      return MakeBool(op == "=" ? eq : !eq);
+      return MakeBool(code == BinaryOp::kEq ? eq : !eq);
     }
-    if (op == "<" || op == "<=" || op == ">" || op == ">=") {
+    if (code == BinaryOp::kLt || code == BinaryOp::kLe ||
+        code == BinaryOp::kGt || code == BinaryOp::kGe) {
       auto comparable = [](const Val& v) {
         return !v || v->kind == Item::kString || v->kind == Item::kNumber;
       };
@@ -532,11 +534,13 @@ Val Evaluator::EvaluateBinary(const Node* expr, const Val& input,
       } else {
         cmp = lhs->str.compare(rhs->str);
       }
-      bool r = op == "<" ? cmp < 0 : op == "<=" ? cmp <= 0
-             : op == ">" ? cmp > 0 : cmp >= 0;
+      bool r = code == BinaryOp::kLt   ? cmp < 0
+               : code == BinaryOp::kLe ? cmp <= 0
+               : code == BinaryOp::kGt ? cmp > 0
+                                       : cmp >= 0;
       return MakeBool(r);
     }
-    if (op == "&") {
+    if (code == BinaryOp::kConcat) {
       std::string s;
       std::vector<Val> none;
       if (lhs) {
@@ -551,7 +555,7 @@ Val Evaluator::EvaluateBinary(const Node* expr, const Val& input,
       }
       return MakeString(std::move(s));
     }
-    if (op == "..") {
+    if (code == BinaryOp::kRange) {
       if (lhs && !IsInteger(lhs)) throw Error("T2003").WithValue(lhs);
       if (rhs && !IsInteger(rhs)) throw Error("T2004").WithValue(rhs);
       if (!lhs || !rhs) return nullptr;
@@ -561,7 +565,7 @@ Val Evaluator::EvaluateBinary(const Node* expr, const Val& input,
       if (size > 1e7) throw Error("D2014").WithValue(MakeNumber(size));
       return MakeRange(a, static_cast<size_t>(size));
     }
-    if (op == "in") {
+    if (code == BinaryOp::kIn) {
       if (!lhs || !rhs) return MakeBool(false);
       auto strict_eq = [&](const Val& v) {
         if (!v) return false;

@@ -105,9 +105,16 @@ struct Group {
   int64_t position = 0;
 };
 
+// Binary operators, resolved once at compile time.
+enum class BinaryOp : uint8_t {
+  kOther, kAnd, kOr, kAdd, kSub, kMul, kDiv, kMod, kEq, kNe, kLt, kLe, kGt,
+  kGe, kConcat, kRange, kIn,
+};
+
 class Node {
  public:
   NodeType type = NodeType::kEnd;
+  BinaryOp op = BinaryOp::kOther;
   std::string id;          // parser symbol id
   std::string value;       // operator, name, string literal, variable
   double number = 0;

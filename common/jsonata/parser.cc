@@ -47,6 +47,18 @@ struct Token {
   int64_t position = 0;
 };
 
+BinaryOp ToBinaryOp(absl::string_view op) {
+  static const std::map<std::string, BinaryOp, std::less<>> kOps = {
+      {"and", BinaryOp::kAnd}, {"or", BinaryOp::kOr},   {"+", BinaryOp::kAdd},
+      {"-", BinaryOp::kSub},   {"*", BinaryOp::kMul},   {"/", BinaryOp::kDiv},
+      {"%", BinaryOp::kMod},   {"=", BinaryOp::kEq},    {"!=", BinaryOp::kNe},
+      {"<", BinaryOp::kLt},    {"<=", BinaryOp::kLe},   {">", BinaryOp::kGt},
+      {">=", BinaryOp::kGe},   {"&", BinaryOp::kConcat}, {"..", BinaryOp::kRange},
+      {"in", BinaryOp::kIn}};
+  auto it = kOps.find(op);
+  return it == kOps.end() ? BinaryOp::kOther : it->second;
+}
+
 class Lexer {
  public:
   explicit Lexer(absl::string_view src) : src_(src) {}
@@ -416,6 +428,7 @@ class Parser {
             auto range = std::make_shared<Node>();
             range->type = NodeType::kBinary;
             range->value = "..";
+            range->op = BinaryOp::kRange;
             range->position = node_->position;
             range->lhs = item;
             Advance("..", false);
@@ -893,6 +906,7 @@ class Parser {
           result = std::make_shared<Node>();
           result->type = NodeType::kBinary;
           result->value = op;
+          result->op = ToBinaryOp(op);
           result->position = expr->position;
           result->lhs = Process(expr->lhs);
           result->rhs = Process(expr->rhs);

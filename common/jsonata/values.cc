@@ -283,6 +283,14 @@ void AppendQuoted(const std::string& s, std::string* out) {
 }
 
 double Precision15(double d) {
+  char shortest[64];
+  auto res = std::to_chars(shortest, shortest + sizeof(shortest), d,
+                           std::chars_format::scientific);
+  int digits = 0;
+  for (char* p = shortest; p < res.ptr && *p != 'e'; ++p) {
+    if (*p >= '0' && *p <= '9') ++digits;
+  }
+  if (digits <= 15) return d;  // already representable in 15 digits
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.14e", d);
   return std::strtod(buf, nullptr);
