@@ -232,6 +232,26 @@ Val Evaluator::Evaluate(const Node* expr, const Val& input, Frame* frame) {
 }
 
 Val Evaluator::EvaluatePath(const Node* expr, const Val& input, Frame* frame) {
+  if (expr->simple_path && !IsArray(input)) {
+    // Same result as the general algorithm while every intermediate value is
+    // a single non-array; otherwise fall through to it.
+    Val cur = input;
+    size_t i = 0;
+    bool fallback = false;
+    if (expr->steps[0]->type == NodeType::kVariable) {
+      cur = Evaluate(expr->steps[0].get(), input, frame);
+      i = 1;
+    }
+    const size_t n = expr->steps.size();
+    for (; i < n && cur; ++i) {
+      if (IsArray(cur)) {
+        fallback = true;
+        break;
+      }
+      cur = IsObject(cur) ? ObjectGet(cur, expr->steps[i]->value) : nullptr;
+    }
+    if (!fallback && !IsSequence(cur)) return cur;
+  }
   Val input_seq;
   if (IsArray(input) && expr->steps[0]->type != NodeType::kVariable) {
     input_seq = AsSequence(input);

@@ -136,6 +136,9 @@ class Node {
   std::vector<SortTerm> terms;
   bool keep_array = false, cons_array = false, keep_singleton_array = false;
   bool tuple = false, thunk = false;
+  // kPath of plain field names (optionally after one variable), with no
+  // predicates, bindings or grouping: evaluated by direct lookups.
+  bool simple_path = false;
   bool has_focus = false, has_index = false;
   std::string focus, index;
   SlotPtr slot, ancestor;

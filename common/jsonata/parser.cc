@@ -300,6 +300,7 @@ class Parser {
       throw Error("S0201").WithPosition(node_->position).WithToken(node_->value);
     }
     expr = Process(expr);
+    MarkSimplePaths(expr.get());
     if (expr->type == NodeType::kParent || expr->has_seeking_parent) {
       throw Error("S0217").WithPosition(expr->position).WithToken(
           expr->type == NodeType::kParent ? "parent" : "path");
@@ -614,6 +615,55 @@ class Parser {
   }
 
   // ---- post-processing
+
+  static bool PlainStep(const Node& step) {
+    return !step.has_stages && !step.has_predicate && !step.tuple &&
+           !step.has_focus && !step.has_index && !step.keep_array &&
+           !step.group && !step.ancestor && !step.cons_array;
+  }
+
+  static void MarkSimplePaths(Node* n) {
+    if (!n) return;
+    if (n->type == NodeType::kPath && !n->group && !n->keep_singleton_array &&
+        !n->tuple && !n->has_seeking_parent && !n->steps.empty()) {
+      bool simple = true;
+      for (size_t i = 0; i < n->steps.size() && simple; ++i) {
+        const Node& step = *n->steps[i];
+        bool kind_ok = step.type == NodeType::kName ||
+                       (i == 0 && step.type == NodeType::kVariable);
+        simple = kind_ok && PlainStep(step);
+      }
+      n->simple_path = simple;
+    }
+    auto visit = [](const NodePtr& c) { MarkSimplePaths(c.get()); };
+    visit(n->lhs);
+    visit(n->rhs);
+    visit(n->expression);
+    for (const auto& c : n->expressions) visit(c);
+    for (const auto& [k, v] : n->pairs) {
+      visit(k);
+      visit(v);
+    }
+    for (const auto& c : n->arguments) visit(c);
+    visit(n->procedure);
+    visit(n->body);
+    visit(n->condition);
+    visit(n->then);
+    visit(n->otherwise);
+    visit(n->pattern);
+    visit(n->update);
+    visit(n->remove);
+    for (const auto& c : n->steps) visit(c);
+    for (const auto& st : n->predicate) visit(st.expr);
+    for (const auto& st : n->stages) visit(st.expr);
+    if (n->group) {
+      for (const auto& [k, v] : n->group->pairs) {
+        visit(k);
+        visit(v);
+      }
+    }
+    for (const auto& t : n->terms) visit(t.expr);
+  }
 
   NodePtr PathOf(const NodePtr& step) {
     auto p = std::make_shared<Node>();
