@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <locale>
+#include <stdexcept>
 #include <map>
 #include <random>
 #include <string>
@@ -161,16 +163,41 @@ Val FnSubstringAfter(Evaluator&, Args& a, const Val&) {
   return MakeString(s->str.substr(pos + chars.size()));
 }
 
+// Simple (one-to-one) Unicode case mapping through the C.UTF-8 locale when
+// the system has it, else ASCII only.
+std::string ChangeCase(const std::string& in, bool upper) {
+  static const std::locale* const kLocale = []() -> const std::locale* {
+    try {
+      return new std::locale("C.UTF-8");
+    } catch (const std::runtime_error&) {
+      return nullptr;
+    }
+  }();
+  if (kLocale == nullptr) {
+    return upper ? absl::AsciiStrToUpper(in) : absl::AsciiStrToLower(in);
+  }
+  const auto& facet = std::use_facet<std::ctype<wchar_t>>(*kLocale);
+  std::string out;
+  out.reserve(in.size());
+  size_t i = 0;
+  while (i < in.size()) {
+    uint32_t cp = json::NextCodePoint(in, &i);
+    wchar_t w = static_cast<wchar_t>(cp);
+    json::AppendUtf8(static_cast<uint32_t>(upper ? facet.toupper(w) : facet.tolower(w)), &out);
+  }
+  return out;
+}
+
 Val FnLowercase(Evaluator&, Args& a, const Val&) {
   Val s = Arg(a, 0);
   if (!s) return nullptr;
-  return MakeString(absl::AsciiStrToLower(s->str));
+  return MakeString(ChangeCase(s->str, false));
 }
 
 Val FnUppercase(Evaluator&, Args& a, const Val&) {
   Val s = Arg(a, 0);
   if (!s) return nullptr;
-  return MakeString(absl::AsciiStrToUpper(s->str));
+  return MakeString(ChangeCase(s->str, true));
 }
 
 Val FnLength(Evaluator&, Args& a, const Val&) {
@@ -225,6 +252,14 @@ Val FnContains(Evaluator& ev, Args& a, const Val&) {
   return MakeBool(m != nullptr);
 }
 
+// The UTF-16 index (JavaScript string position) of byte offset `offset`.
+double Utf16Index(const std::string& s, double offset) {
+  size_t end = std::min(s.size(), static_cast<size_t>(std::max(0.0, offset)));
+  size_t n = 0, i = 0;
+  while (i < end) n += json::NextCodePoint(s, &i) >= 0x10000 ? 2 : 1;
+  return static_cast<double>(n);
+}
+
 // Runs a matcher (regex or a function returning match objects).
 struct MatchObj {
   std::string match;
@@ -269,7 +304,7 @@ Val FnMatch(Evaluator& ev, Args& a, const Val&) {
     while (have && (!limit || count < limit->number)) {
       Val o = MakeObject();
       ObjectSet(o.get(), "match", MakeString(m.match));
-      ObjectSet(o.get(), "index", MakeNumber(m.start));
+      ObjectSet(o.get(), "index", MakeNumber(Utf16Index(s->str, m.start)));
       ObjectSet(o.get(), "groups", m.groups ? m.groups : MakeArray());
       result->arr.push_back(o);
       if (!m.next) break;
@@ -1090,7 +1125,9 @@ Val FnPartition(Evaluator&, Args& a, const Val&) {
   Val arr = Arg(a, 0), size = Arg(a, 1);
   if (!arr) return nullptr;
   if (!size || !(size->number >= 1) || std::floor(size->number) != size->number) {
-    throw Error("D3141").WithValue(size);
+    Error e("D3141");
+    e.message = "The size argument of $partition must be a positive integer";
+    throw e;
   }
   auto items = Items(arr);
   Val result = MakeArray();
@@ -1107,7 +1144,11 @@ Val FnRange(Evaluator&, Args& a, const Val&) {
   Val start = Arg(a, 0), end = Arg(a, 1), step = Arg(a, 2);
   if (!start || !end) return nullptr;
   double s = start->number, e = end->number, st = step ? step->number : 1;
-  if (st == 0 || !std::isfinite(st)) throw Error("D3141").WithValue(step);
+  if (st == 0 || !std::isfinite(st)) {
+    Error e("D3141");
+    e.message = "The step argument of $range must be a non-zero number";
+    throw e;
+  }
   Val result = MakeArray();
   size_t count = 0;
   for (double x = s; st > 0 ? x <= e : x >= e; x += st) {

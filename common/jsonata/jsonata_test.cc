@@ -179,6 +179,7 @@ TEST(JsonataTest, Regex) {
   EXPECT_EQ(Eval("$split('a1b2c', /[0-9]/)"), R"(["a","b","c"])");
   EXPECT_EQ(Eval("$contains('Hello', /^h/i)"), "true");
   EXPECT_EQ(Eval("$replace('abc', /(b)/, '[$1]')"), R"("a[b]c")");
+  EXPECT_EQ(Eval("$match('été x', /x/).index"), "4");  // JavaScript string index
 }
 
 TEST(JsonataTest, StringFunctions) {
@@ -254,6 +255,8 @@ TEST(JsonataTest, StepFunctionsAdditions) {
   EXPECT_EQ(Eval("$partition([1,2,3,4,5], 2)"), "[[1,2],[3,4],[5]]");
   EXPECT_EQ(Eval("$range(0, 10, 2)"), "[0,2,4,6,8,10]");
   EXPECT_EQ(Eval("$range(5, 1, -2)"), "[5,3,1]");
+  EXPECT_EQ(Eval("$range(1, 2, 0)"), "D3141");
+  EXPECT_EQ(Eval("$partition([1], 0)"), "D3141");
   EXPECT_EQ(Eval("$hash('abc', 'SHA-256')"),
             R"("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")");
   EXPECT_EQ(Eval("$hash('abc', 'MD5')"), R"("900150983cd24fb0d6963f7d28e17f72")");
