@@ -142,6 +142,9 @@ std::string RenderMessage(const Error& e) {
   if (e.code == "U1001" && e.message == "steps") {
     return "The expression exceeded the maximum number of evaluation steps";
   }
+  if (e.code == "U1001" && e.message == "nesting") {
+    return "The expression is nested too deeply";
+  }
   auto it = Messages().find(e.code);
   if (it == Messages().end()) return e.message;
   const std::string& tpl = it->second;

@@ -48,7 +48,10 @@ struct EvalError {
   std::string token;
 };
 
-// What evaluation may observe of the outside world.
+// What evaluation may observe of the outside world. Unset `random` makes
+// $random() return 0 (and $shuffle keep order); unset `uuid` makes $uuid()
+// return zeros. Evaluation uses about 1 KiB of C++ stack per depth level, so
+// the default max_depth needs about 1 MiB of stack.
 struct Environment {
   absl::Time now = absl::UnixEpoch();     // $now(), $millis()
   std::function<double()> random;         // $random() without seed, in [0,1)
@@ -58,7 +61,9 @@ struct Environment {
 };
 
 // The value of an expression. `defined` is false when the expression produced
-// no value (JSONata's `undefined`); then `value` is null.
+// no value (JSONata's `undefined`); then `value` is null. Conversion follows
+// JSON.stringify: a function result is undefined, functions inside objects are
+// left out and inside arrays become null; a non-finite number is error D1001.
 struct Result {
   bool defined = false;
   json::Value value;

@@ -112,6 +112,8 @@ TEST(JsonataTest, SyntaxErrors) {
   EXPECT_EQ(Eval("1 := 2"), "S0212");
   EXPECT_EQ(Eval("a ! b"), "S0204");
   EXPECT_EQ(Eval("/* open"), "S0106");
+  EXPECT_EQ(Eval(std::string(100000, '(') + "1" + std::string(100000, ')')), "U1001");
+  EXPECT_EQ(Eval(std::string(100, '(') + "1" + std::string(100, ')')), "1");
 }
 
 TEST(JsonataTest, ErrorMessagesUseJsonataWording) {

@@ -385,7 +385,24 @@ class Parser {
     return n;
   }
 
+  // Bounds the parser's recursion so that a deeply nested expression text
+  // is an error rather than a stack overflow.
+  struct DepthGuard {
+    explicit DepthGuard(Parser* p) : parser(p) {
+      if (++parser->depth_ > kMaxNesting) {
+        Error e("U1001");
+        e.message = "nesting";
+        e.position = parser->node_ ? parser->node_->position : 0;
+        throw e;
+      }
+    }
+    ~DepthGuard() { --parser->depth_; }
+    Parser* parser;
+  };
+  static constexpr int kMaxNesting = 500;
+
   NodePtr Expression(int rbp) {
+    DepthGuard guard(this);
     NodePtr t = node_;
     Advance("", true);
     NodePtr left = Nud(t);
@@ -789,6 +806,7 @@ class Parser {
   }
 
   NodePtr Process(const NodePtr& expr) {
+    DepthGuard guard(this);
     NodePtr result;
     switch (expr->type) {
       case NodeType::kBinary: {
@@ -1107,6 +1125,7 @@ class Parser {
   absl::string_view src_;
   Lexer lexer_;
   NodePtr node_;
+  int depth_ = 0;
   int ancestor_label_ = 0;
   int ancestor_index_ = 0;
   std::vector<Node*> ancestry_;
