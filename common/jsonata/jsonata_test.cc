@@ -182,6 +182,9 @@ TEST(JsonataTest, Regex) {
   EXPECT_EQ(Eval("$contains('Hello', /^h/i)"), "true");
   EXPECT_EQ(Eval("$replace('abc', /(b)/, '[$1]')"), R"("a[b]c")");
   EXPECT_EQ(Eval("$match('été x', /x/).index"), "4");  // JavaScript string index
+  // Long subjects must not exhaust the stack of std::regex.
+  EXPECT_EQ(Eval("$contains($pad('', 200000, 'a') & 'b', /a*b/)"), "true");
+  EXPECT_EQ(Eval("$length($replace($pad('', 20000, 'ab'), /b/, 'c'))"), "20000");
 }
 
 TEST(JsonataTest, StringFunctions) {
