@@ -303,6 +303,11 @@ TEST(JsonataTest, ResultConversion) {
   EXPECT_EQ(Eval("$", R"({"a":[1,{"b":null}]})"), R"({"a":[1,{"b":null}]})");
 }
 
+TEST(JsonataTest, DeeplyNestedValuesAreErrorsNotCrashes) {
+  EXPECT_EQ(Eval("$reduce([1..100000], function($a, $b){{'a': $a}}, {})"), "U1001");
+  EXPECT_EQ(Eval("$count($reduce([1..100000], function($a, $b){{'a': $a}}, {}))"), "1");
+}
+
 TEST(JsonataTest, ConcurrentEvaluation) {
   absl::StatusOr<std::unique_ptr<Expression>> expr =
       Expression::Compile("$sum($map([1..1000], function($v){$v * 2}))");
