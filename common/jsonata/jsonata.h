@@ -57,7 +57,7 @@ struct Environment {
   std::function<double()> random;         // $random() without seed, in [0,1)
   std::function<std::string()> uuid;      // $uuid()
   int max_depth = 1000;                   // evaluation depth; beyond: U1001
-  int64_t max_steps = 10'000'000;         // evaluation steps; beyond: U1001
+  int64_t max_steps = 1'000'000;          // evaluation steps; beyond: U1001
 };
 
 // The value of an expression. `defined` is false when the expression produced
