@@ -39,7 +39,7 @@
 namespace stepflow::jsonata {
 
 // A JSONata error: `code` such as "T2001", `message` in JSONata's wording,
-// `position` the character offset in the expression (or -1), `token` the
+// `position` the byte offset in the expression text (or -1), `token` the
 // operator or function name involved (may be empty).
 struct EvalError {
   std::string code;
@@ -75,6 +75,10 @@ using Bindings = std::vector<std::pair<std::string, const json::Value*>>;
 
 // The INVALID_ARGUMENT status "<code>: <message>" for `error`.
 absl::Status ToStatus(const EvalError& error);
+
+// The code and message of a status made by ToStatus (position and token are
+// not carried by the status; use the `error` out-parameters for those).
+EvalError ParseError(const absl::Status& status);
 
 class Node;
 
