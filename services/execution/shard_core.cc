@@ -229,6 +229,22 @@ absl::Status ShardCore::Init() {
         "; the shard count of a cluster cannot change"));
   }
 
+  // A new ownership epoch for this incarnation, durable before any
+  // transition carries it.
+  ASSIGN_OR_RETURN(auto stored_epoch, store_->Get(families_.meta, keys::kOwnerEpochKey));
+  uint64_t epoch = 1;
+  if (stored_epoch.has_value()) {
+    if (stored_epoch->size() != 8) return absl::DataLossError("corrupt ownership epoch");
+    epoch = storage::DecodeUint64(*stored_epoch) + 1;
+  }
+  owner_epoch_.clear();
+  storage::AppendUint64(&owner_epoch_, epoch);
+  {
+    storage::WriteBatch batch;
+    batch.Put(families_.meta, keys::kOwnerEpochKey, owner_epoch_);
+    RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+  }
+
   // Continue sequences after whatever is stored.
   uint64_t last_outbox = 0;
   RETURN_IF_ERROR(store_->Scan(families_.outbox, "", "", /*reverse=*/true,
@@ -1136,6 +1152,7 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
               "");
     earliest = std::min(earliest, timer.fire_at);
   }
+  batch.Put(families_.meta, keys::kOwnerEpochKey, owner_epoch_);
   const size_t batch_bytes = batch.ByteSize();
   const size_t batch_ops = batch.Count();
   // Synced: RocksDB's group commit lets the transitions of other shards

@@ -197,6 +197,8 @@ class ShardCore {
   absl::Status FireDueTimers();
 
   uint32_t shard_count() const { return options_.shard_count; }
+  // Grows by one at every Open of the same folder.
+  uint64_t owner_epoch() const { return storage::DecodeUint64(owner_epoch_); }
 
   DurabilityStats Stats() const;
 
@@ -295,6 +297,8 @@ class ShardCore {
   std::unique_ptr<absl::Mutex[]> shard_mu_;
   Metrics metrics_;
   std::atomic<int> inflight_{0};
+  // This incarnation's ownership epoch (see keys::kOwnerEpochKey), encoded.
+  std::string owner_epoch_;
   std::atomic<uint64_t> transitions_{0};
   std::atomic<uint64_t> rejected_{0};
 
@@ -311,12 +315,15 @@ class ShardCore {
 
   std::atomic<uint64_t> next_outbox_seq_{1};
   absl::Mutex outbox_mu_;
-  bool outbox_wake_ ABSL_GUARDED_BY(outbox_mu_) = false;
+  // Starts set: items left by a previous incarnation drain at once.
+  bool outbox_wake_ ABSL_GUARDED_BY(outbox_mu_) = true;
   bool outbox_stop_ ABSL_GUARDED_BY(outbox_mu_) = false;
   std::thread outbox_thread_;
 
   absl::Mutex timers_mu_;
-  absl::Time next_timer_wake_ ABSL_GUARDED_BY(timers_mu_) = absl::InfiniteFuture();
+  // Starts in the past: timers that came due while the server was down
+  // fire at once.
+  absl::Time next_timer_wake_ ABSL_GUARDED_BY(timers_mu_) = absl::InfinitePast();
   bool timers_stop_ ABSL_GUARDED_BY(timers_mu_) = false;
   bool timers_changed_ ABSL_GUARDED_BY(timers_mu_) = false;
   std::thread timer_thread_;

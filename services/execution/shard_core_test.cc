@@ -345,6 +345,13 @@ TEST_F(ShardCoreTest, DurableTimersFireAfterRestart) {
   EXPECT_EQ(HistoryTypes(arn).size(), 6u);
 }
 
+TEST_F(ShardCoreTest, EveryOpenIsANewOwnershipEpoch) {
+  const uint64_t first = core_->owner_epoch();
+  EXPECT_GE(first, 1u);
+  ASSERT_TRUE(Open(16).ok());
+  EXPECT_EQ(core_->owner_epoch(), first + 1);
+}
+
 TEST_F(ShardCoreTest, ShardCountIsFixed) {
   auto status = Open(32);
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
