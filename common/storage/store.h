@@ -146,6 +146,12 @@ class Store {
   // The names of all open families, "default" first.
   std::vector<std::string> FamilyNames() const;
 
+  // Write-ahead-log fsyncs since Open. Concurrent synced writers share one
+  // (RocksDB's group commit), so this grows slower than SyncedWrites().
+  uint64_t WalSyncs() const;
+  // Calls of Write with `sync` since Open.
+  uint64_t SyncedWrites() const;
+
  private:
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);

@@ -31,6 +31,9 @@ inline constexpr char kRetention[] = "retention";
 
 // Keys of the meta family.
 inline constexpr char kShardCountKey[] = "shard_count";
+// The ownership epoch: bumped each time a server opens the folder, and
+// written with every transition so the last writer of any state is known.
+inline constexpr char kOwnerEpochKey[] = "owner_epoch";
 
 inline std::string ShardPrefix(uint32_t shard) {
   std::string key;

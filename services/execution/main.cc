@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   std::string log_format = "text";
   int64_t retention_seconds = 90 * 24 * 3600;
   int64_t retention_sweep_seconds = 3600;
+  int max_inflight = 4096;
 
   config::FlagSet flags(
       "stepflow-shard",
@@ -57,6 +58,9 @@ int main(int argc, char** argv) {
             "they close; 90 days by default, as on AWS");
   flags.Add("retention-sweep-seconds", &retention_sweep_seconds,
             "how often closed executions past their retention are deleted");
+  flags.Add("max-inflight-transitions", &max_inflight,
+            "admission control: StartExecution answers RESOURCE_EXHAUSTED while this many "
+            "transitions are in flight (0: no bound)");
   flags.Add("log-level", &log_level, "debug, info, warn or error");
   flags.Add("log-format", &log_format, "text or json");
   if (auto code = flags.ParseOrExit(argc, argv)) return *code;
@@ -91,6 +95,8 @@ int main(int argc, char** argv) {
   options.core.clock = &clock;
   options.core.execution_retention = absl::Seconds(retention_seconds);
   options.core.retention_sweep_interval = absl::Seconds(retention_sweep_seconds);
+  options.core.max_inflight_transitions = max_inflight;
+  options.core.registry = registry.get();
   options.listen_address = listen;
   options.registry = registry.get();
   for (absl::string_view peer : absl::StrSplit(peers, ',', absl::SkipEmpty())) {

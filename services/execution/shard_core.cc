@@ -229,6 +229,22 @@ absl::Status ShardCore::Init() {
         "; the shard count of a cluster cannot change"));
   }
 
+  // A new ownership epoch for this incarnation, durable before any
+  // transition carries it.
+  ASSIGN_OR_RETURN(auto stored_epoch, store_->Get(families_.meta, keys::kOwnerEpochKey));
+  uint64_t epoch = 1;
+  if (stored_epoch.has_value()) {
+    if (stored_epoch->size() != 8) return absl::DataLossError("corrupt ownership epoch");
+    epoch = storage::DecodeUint64(*stored_epoch) + 1;
+  }
+  owner_epoch_.clear();
+  storage::AppendUint64(&owner_epoch_, epoch);
+  {
+    storage::WriteBatch batch;
+    batch.Put(families_.meta, keys::kOwnerEpochKey, owner_epoch_);
+    RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+  }
+
   // Continue sequences after whatever is stored.
   uint64_t last_outbox = 0;
   RETURN_IF_ERROR(store_->Scan(families_.outbox, "", "", /*reverse=*/true,
@@ -238,9 +254,78 @@ absl::Status ShardCore::Init() {
                                }));
   next_outbox_seq_ = last_outbox + 1;
   RETURN_IF_ERROR(LoadTaskQueues());
+  RegisterMetrics();
   outbox_thread_ = std::thread([this] { OutboxLoop(); });
   timer_thread_ = std::thread([this] { TimerLoop(); });
   return absl::OkStatus();
+}
+
+void ShardCore::RegisterMetrics() {
+  if (options_.registry == nullptr) return;
+  prometheus::Registry& registry = *options_.registry;
+  metrics_.transitions = &prometheus::BuildCounter()
+                              .Name("stepflow_shard_transitions_total")
+                              .Help("Execution transitions committed durably.")
+                              .Register(registry)
+                              .Add({});
+  metrics_.rejected = &prometheus::BuildCounter()
+                           .Name("stepflow_shard_admission_rejected_total")
+                           .Help("Starts and redrives refused with RESOURCE_EXHAUSTED.")
+                           .Register(registry)
+                           .Add({});
+  metrics_.wal_syncs = &prometheus::BuildGauge()
+                            .Name("stepflow_shard_wal_fsyncs")
+                            .Help("Write-ahead-log fsyncs since start (group commit shares one "
+                                  "among concurrent transitions).")
+                            .Register(registry)
+                            .Add({});
+  metrics_.synced_writes = &prometheus::BuildGauge()
+                                .Name("stepflow_shard_synced_writes")
+                                .Help("Synced RocksDB write batches since start.")
+                                .Register(registry)
+                                .Add({});
+  metrics_.inflight = &prometheus::BuildGauge()
+                           .Name("stepflow_shard_transitions_in_flight")
+                           .Help("Transitions waiting for their shard or their fsync.")
+                           .Register(registry)
+                           .Add({});
+  metrics_.batch_bytes = &prometheus::BuildHistogram()
+                              .Name("stepflow_shard_transition_batch_bytes")
+                              .Help("Bytes of each transition's write batch.")
+                              .Register(registry)
+                              .Add({}, prometheus::Histogram::BucketBoundaries{
+                                           256, 1024, 4096, 16384, 65536, 262144, 1048576});
+  metrics_.batch_ops = &prometheus::BuildHistogram()
+                            .Name("stepflow_shard_transition_batch_ops")
+                            .Help("Puts and deletes in each transition's write batch.")
+                            .Register(registry)
+                            .Add({}, prometheus::Histogram::BucketBoundaries{
+                                         2, 4, 8, 16, 32, 64, 128, 512});
+}
+
+void ShardCore::AddInflight(int delta) {
+  const int now = inflight_.fetch_add(delta, std::memory_order_relaxed) + delta;
+  if (metrics_.inflight != nullptr) metrics_.inflight->Set(now);
+}
+
+absl::Status ShardCore::Admit() {
+  const int limit = options_.max_inflight_transitions;
+  if (limit <= 0 || inflight_.load(std::memory_order_relaxed) < limit) return absl::OkStatus();
+  rejected_.fetch_add(1, std::memory_order_relaxed);
+  if (metrics_.rejected != nullptr) metrics_.rejected->Increment();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the shard server has ", limit, " transitions in flight; retry later"));
+}
+
+DurabilityStats ShardCore::Stats() const {
+  DurabilityStats stats;
+  stats.transitions = transitions_.load(std::memory_order_relaxed);
+  stats.rejected = rejected_.load(std::memory_order_relaxed);
+  if (store_ != nullptr) {
+    stats.synced_writes = store_->SyncedWrites();
+    stats.wal_syncs = store_->WalSyncs();
+  }
+  return stats;
 }
 
 absl::Status ShardCore::LoadTaskQueues() {
@@ -1067,7 +1152,21 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
               "");
     earliest = std::min(earliest, timer.fire_at);
   }
+  batch.Put(families_.meta, keys::kOwnerEpochKey, owner_epoch_);
+  const size_t batch_bytes = batch.ByteSize();
+  const size_t batch_ops = batch.Count();
+  // Synced: RocksDB's group commit lets the transitions of other shards
+  // that reach the WAL meanwhile share this fsync. Nothing the transition
+  // implies (outbox delivery, timers, the RPC answer) happens before it.
   RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+  transitions_.fetch_add(1, std::memory_order_relaxed);
+  if (metrics_.transitions != nullptr) {
+    metrics_.transitions->Increment();
+    metrics_.batch_bytes->Observe(static_cast<double>(batch_bytes));
+    metrics_.batch_ops->Observe(static_cast<double>(batch_ops));
+    metrics_.wal_syncs->Set(static_cast<double>(store_->WalSyncs()));
+    metrics_.synced_writes->Set(static_cast<double>(store_->SyncedWrites()));
+  }
   if (!outcome.dispatches.empty() || cancels) WakeOutbox();
   if (earliest != absl::InfiniteFuture()) WakeTimers(earliest);
   if (!outcome.closed_status.empty()) {
@@ -1079,6 +1178,8 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
 
 absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRequest& request,
                                        v1::StartExecutionResponse* response) {
+  RETURN_IF_ERROR(Admit());
+  InflightSlot slot(this);
   const StateMachineRecord& machine = request.state_machine();
   const std::string execution_arn = config::ExecutionArn(
       options_.arn_scope, machine.name(), request.request().name());
@@ -1181,6 +1282,8 @@ absl::Status ShardCore::DescribeExecution(const v1::DescribeExecutionRequest& re
 
 absl::Status ShardCore::RedriveExecution(const v1::RedriveExecutionRequest& request,
                                          v1::RedriveExecutionResponse* response) {
+  RETURN_IF_ERROR(Admit());
+  InflightSlot slot(this);
   const std::string& arn = request.execution_arn();
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   const std::string key = keys::ResourceKey(shard, arn);
@@ -1248,6 +1351,7 @@ absl::Status ShardCore::DescribeStateMachineForExecution(
 
 absl::Status ShardCore::StopExecution(const v1::StopExecutionRequest& request,
                                       v1::StopExecutionResponse* response) {
+  InflightSlot slot(this);
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(request.execution_arn()));
   const std::string key = keys::ResourceKey(shard, request.execution_arn());
   absl::MutexLock lock(&ShardMutex(shard));
@@ -1504,6 +1608,7 @@ absl::Status ShardCore::GetActivityTask(const v1::GetActivityTaskRequest& reques
 
 absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool ignore_stale,
                                         const TaskStep& step) {
+  InflightSlot slot(this);
   ASSIGN_OR_RETURN(internal::v1::TaskTokenContent content, codec_.Decode(task_token));
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(content.execution_arn()));
   const std::string key = keys::ResourceKey(shard, content.execution_arn());
@@ -1609,6 +1714,7 @@ absl::Status ShardCore::FireTimer(const std::string& key) {
   // key: fire ms (8) | execution arn | 0 | timer id (8)
   const std::string execution_arn = key.substr(8, key.size() - 8 - 9);
   const int64_t timer_id = static_cast<int64_t>(storage::DecodeUint64(key.substr(key.size() - 8)));
+  InflightSlot slot(this);
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(execution_arn));
   absl::MutexLock lock(&ShardMutex(shard));
   storage::WriteBatch batch;

@@ -40,6 +40,10 @@
 #include "common/config/arn.h"
 #include "common/storage/store.h"
 #include "common/tasktoken/task_token.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
 #include "stepflow/internal/v1/shard.pb.h"
 #include "stepflow/v1/states.pb.h"
 
@@ -72,6 +76,23 @@ struct ShardCoreOptions {
   // long after they closed, by a sweep every `retention_sweep_interval`.
   absl::Duration execution_retention = absl::Hours(24 * 90);
   absl::Duration retention_sweep_interval = absl::Hours(1);
+  // Admission control: StartExecution and RedriveExecution answer
+  // RESOURCE_EXHAUSTED at once while this many transitions are in flight
+  // (waiting for their shard or their WAL fsync); 0 admits everything.
+  // Transitions of running executions (task results, timers, stops) are
+  // never refused: they finish work instead of adding it.
+  int max_inflight_transitions = 4096;
+  // Where the durability metrics go (transitions, fsyncs, batch sizes);
+  // optional, must outlive the core.
+  prometheus::Registry* registry = nullptr;
+};
+
+// Counters of the write path since Open, for tests and benchmarks.
+struct DurabilityStats {
+  uint64_t transitions = 0;    // committed execution transitions
+  uint64_t synced_writes = 0;  // Store::Write calls with sync
+  uint64_t wal_syncs = 0;      // WAL fsyncs (shared by concurrent writers)
+  uint64_t rejected = 0;       // starts refused by admission control
 };
 
 class ShardCore {
@@ -176,6 +197,10 @@ class ShardCore {
   absl::Status FireDueTimers();
 
   uint32_t shard_count() const { return options_.shard_count; }
+  // Grows by one at every Open of the same folder.
+  uint64_t owner_epoch() const { return storage::DecodeUint64(owner_epoch_); }
+
+  DurabilityStats Stats() const;
 
   // Activity ARN by scheduled event id, of the tasks an execution awaits.
   using PendingTasks = std::map<int64_t, std::string>;
@@ -190,8 +215,33 @@ class ShardCore {
     internal::v1::ActivityTask task;
   };
 
+  // Counts a transition in flight for the lifetime of the slot.
+  class InflightSlot {
+   public:
+    explicit InflightSlot(ShardCore* core) : core_(core) { core_->AddInflight(1); }
+    ~InflightSlot() { core_->AddInflight(-1); }
+    InflightSlot(const InflightSlot&) = delete;
+    InflightSlot& operator=(const InflightSlot&) = delete;
+
+   private:
+    ShardCore* core_;
+  };
+  struct Metrics {
+    prometheus::Counter* transitions = nullptr;
+    prometheus::Counter* rejected = nullptr;
+    prometheus::Gauge* wal_syncs = nullptr;
+    prometheus::Gauge* synced_writes = nullptr;
+    prometheus::Gauge* inflight = nullptr;
+    prometheus::Histogram* batch_bytes = nullptr;
+    prometheus::Histogram* batch_ops = nullptr;
+  };
+
   ShardCore(const ShardCoreOptions& options, Peers* peers);
   absl::Status Init();
+  void RegisterMetrics();
+  void AddInflight(int delta);
+  // RESOURCE_EXHAUSTED when admission control refuses new work.
+  absl::Status Admit();
   absl::Status LoadTaskQueues();
 
   absl::StatusOr<uint32_t> OwnedShard(absl::string_view arn) const;
@@ -245,6 +295,12 @@ class ShardCore {
   std::unique_ptr<storage::Store> store_;
   Families families_{};
   std::unique_ptr<absl::Mutex[]> shard_mu_;
+  Metrics metrics_;
+  std::atomic<int> inflight_{0};
+  // This incarnation's ownership epoch (see keys::kOwnerEpochKey), encoded.
+  std::string owner_epoch_;
+  std::atomic<uint64_t> transitions_{0};
+  std::atomic<uint64_t> rejected_{0};
 
   absl::Mutex definitions_mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<const asl::Definition>> definitions_
@@ -259,12 +315,15 @@ class ShardCore {
 
   std::atomic<uint64_t> next_outbox_seq_{1};
   absl::Mutex outbox_mu_;
-  bool outbox_wake_ ABSL_GUARDED_BY(outbox_mu_) = false;
+  // Starts set: items left by a previous incarnation drain at once.
+  bool outbox_wake_ ABSL_GUARDED_BY(outbox_mu_) = true;
   bool outbox_stop_ ABSL_GUARDED_BY(outbox_mu_) = false;
   std::thread outbox_thread_;
 
   absl::Mutex timers_mu_;
-  absl::Time next_timer_wake_ ABSL_GUARDED_BY(timers_mu_) = absl::InfiniteFuture();
+  // Starts in the past: timers that came due while the server was down
+  // fire at once.
+  absl::Time next_timer_wake_ ABSL_GUARDED_BY(timers_mu_) = absl::InfinitePast();
   bool timers_stop_ ABSL_GUARDED_BY(timers_mu_) = false;
   bool timers_changed_ ABSL_GUARDED_BY(timers_mu_) = false;
   std::thread timer_thread_;

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -342,11 +345,244 @@ TEST_F(ShardCoreTest, DurableTimersFireAfterRestart) {
   EXPECT_EQ(HistoryTypes(arn).size(), 6u);
 }
 
+TEST_F(ShardCoreTest, EveryOpenIsANewOwnershipEpoch) {
+  const uint64_t first = core_->owner_epoch();
+  EXPECT_GE(first, 1u);
+  ASSERT_TRUE(Open(16).ok());
+  EXPECT_EQ(core_->owner_epoch(), first + 1);
+}
+
 TEST_F(ShardCoreTest, ShardCountIsFixed) {
   auto status = Open(32);
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("16 logical shards"));
   EXPECT_TRUE(Open(16).ok());
+}
+
+constexpr char kOnePass[] = R"({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}})";
+
+// Opens a core over `machine_definition`, starts one execution and
+// returns its ARN; the tests below then reopen the folder (a restart) and
+// move the clock past durable timers.
+TEST_F(ShardCoreTest, ExecutionTimeoutIsADurableTimer) {
+  v1::CreateStateMachineRequest create;
+  create.set_name("bounded");
+  create.set_definition(R"({"StartAt": "W", "TimeoutSeconds": 30, "States": {
+    "W": {"Type": "Wait", "Seconds": 3600, "End": true}}})");
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  const std::string arn = Start(*machine, "bounded-1", "{}");
+  ASSERT_TRUE(Open(16).ok());
+  clock_.Advance(absl::Seconds(31));
+  ASSERT_TRUE(core_->FireDueTimers().ok());
+  EXPECT_EQ(Describe(arn).status(), "TIMED_OUT");
+  EXPECT_EQ(HistoryTypes(arn).back(), "ExecutionTimedOut");
+}
+
+TEST_F(ShardCoreTest, TaskTimeoutFiresAfterRestartAndIsCaught) {
+  CreateMachine();
+  v1::CreateStateMachineRequest create;
+  create.set_name("slow-task");
+  create.set_definition(R"({"StartAt": "Work", "States": {
+    "Work": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:work",
+             "TimeoutSeconds": 60,
+             "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Gave up"}], "End": true},
+    "Gave up": {"Type": "Pass", "Result": "timed out", "End": true}}})");
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  const std::string arn = Start(*machine, "slow-1", "{}");
+  ASSERT_TRUE(Open(16).ok());
+  clock_.Advance(absl::Seconds(61));
+  ASSERT_TRUE(core_->FireDueTimers().ok());
+  const auto described = Describe(arn);
+  EXPECT_EQ(described.status(), "SUCCEEDED");
+  EXPECT_EQ(described.output(), R"("timed out")");
+  const auto types = HistoryTypes(arn);
+  EXPECT_NE(std::find(types.begin(), types.end(), "ActivityTimedOut"), types.end());
+}
+
+TEST_F(ShardCoreTest, HeartbeatTimeoutFiresAfterRestartAndIsRetried) {
+  CreateMachine();
+  v1::CreateStateMachineRequest create;
+  create.set_name("silent-worker");
+  create.set_definition(R"({"StartAt": "Work", "States": {
+    "Work": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:work",
+             "HeartbeatSeconds": 10,
+             "Retry": [{"ErrorEquals": ["States.HeartbeatTimeout"], "IntervalSeconds": 1,
+                        "MaxAttempts": 1}],
+             "End": true}}})");
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  const std::string arn = Start(*machine, "silent-1", "{}");
+  const v1::GetActivityTaskResponse first = Poll();
+  ASSERT_FALSE(first.task_token().empty());
+  AwaitHistory(arn, 5);  // ... ActivityStarted arms the heartbeat timer
+  ASSERT_TRUE(Open(16).ok());
+  clock_.Advance(absl::Seconds(11));
+  ASSERT_TRUE(core_->FireDueTimers().ok());
+  clock_.Advance(absl::Seconds(2));  // the retry interval
+  ASSERT_TRUE(core_->FireDueTimers().ok());
+  const v1::GetActivityTaskResponse second = Poll();
+  ASSERT_FALSE(second.task_token().empty());
+  EXPECT_NE(second.task_token(), first.task_token());
+  v1::SendTaskSuccessRequest success;
+  success.set_task_token(second.task_token());
+  success.set_output(R"("done")");
+  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
+}
+
+TEST_F(ShardCoreTest, TransitionsShareFsyncsAndAreCounted) {
+  v1::CreateStateMachineRequest create;
+  create.set_name("quick");
+  create.set_definition(kOnePass);
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  const DurabilityStats before = core_->Stats();
+  std::vector<std::thread> starters;
+  for (int t = 0; t < 8; ++t) {
+    starters.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) Start(*machine, absl::StrCat("q-", t, "-", i), "{}");
+    });
+  }
+  for (std::thread& starter : starters) starter.join();
+  const DurabilityStats after = core_->Stats();
+  EXPECT_EQ(after.transitions - before.transitions, 200u);
+  EXPECT_GE(after.synced_writes - before.synced_writes, 200u);
+  // Every synced write is covered by some fsync; concurrent ones may share.
+  EXPECT_GT(after.wal_syncs, before.wal_syncs);
+  EXPECT_LE(after.wal_syncs - before.wal_syncs, after.synced_writes - before.synced_writes);
+}
+
+// A clock that parks one thread's calls while closed, to hold a transition
+// in flight (the core's own threads read it too).
+class GateClock : public clock::Clock {
+ public:
+  absl::Time Now() override {
+    absl::MutexLock lock(&mu_);
+    if (closed_ && std::this_thread::get_id() == parked_thread_) {
+      ++parked_;
+      mu_.Await(absl::Condition(+[](bool* closed) { return !*closed; }, &closed_));
+      --parked_;
+    }
+    return absl::FromUnixSeconds(1764000000);
+  }
+  // Parks the calling thread's later calls.
+  void CloseForThisThread() {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    parked_thread_ = std::this_thread::get_id();
+  }
+  void Open() {
+    absl::MutexLock lock(&mu_);
+    closed_ = false;
+  }
+  void AwaitParked() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(+[](int* parked) { return *parked > 0; }, &parked_));
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool closed_ = false;
+  std::thread::id parked_thread_;
+  int parked_ = 0;
+};
+
+TEST(ShardCoreAdmissionTest, StartsAreRefusedAtOnceWhileTransitionsAreInFlight) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("shard_core_admission_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  GateClock clock;
+  LoopbackPeers peers;
+  ShardCoreOptions options;
+  options.data_dir = dir.string();
+  options.shard_count = 16;
+  options.clock = &clock;
+  options.max_inflight_transitions = 1;
+  auto core = ShardCore::Open(options, &peers);
+  ASSERT_TRUE(core.ok()) << core.status();
+  peers.core = core->get();
+  v1::CreateStateMachineRequest create;
+  create.set_name("quick");
+  create.set_definition(kOnePass);
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE((*core)->CreateStateMachine(create, &created).ok());
+  auto machine = (*core)->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+
+  auto start = [&](const std::string& name) {
+    iv1::StartExecutionShardRequest request;
+    *request.mutable_state_machine() = *machine;
+    request.mutable_request()->set_name(name);
+    request.mutable_request()->set_input("{}");
+    v1::StartExecutionResponse response;
+    return (*core)->StartExecution(request, &response);
+  };
+  absl::Status held_status;
+  std::thread held([&] {
+    clock.CloseForThisThread();
+    held_status = start("held");
+  });
+  clock.AwaitParked();
+  const absl::Time asked = absl::Now();
+  absl::Status refused = start("refused");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_LT(absl::Now() - asked, absl::Seconds(1));
+  EXPECT_EQ((*core)->Stats().rejected, 1u);
+  clock.Open();
+  held.join();
+  EXPECT_TRUE(held_status.ok()) << held_status;
+  EXPECT_TRUE(start("after").ok());
+  core->reset();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ShardCoreDataDirTest, UnusableOrCorruptFoldersAreReportedNotIgnored) {
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / ("shard_core_datadir_" + std::to_string(getpid()));
+  std::filesystem::remove_all(root);
+  std::filesystem::create_directories(root);
+  clock::FakeClock clock(absl::FromUnixSeconds(1764000000));
+  LoopbackPeers peers;
+  ShardCoreOptions options;
+  options.shard_count = 16;
+  options.clock = &clock;
+
+  // A path that cannot be a folder (runs as root too, unlike permissions).
+  { std::ofstream(root / "plain-file") << "not a folder"; }
+  options.data_dir = (root / "plain-file" / "data").string();
+  auto unusable = ShardCore::Open(options, &peers);
+  ASSERT_FALSE(unusable.ok());
+  EXPECT_THAT(std::string(unusable.status().message()),
+              ::testing::HasSubstr(options.data_dir));
+
+  // A database whose manifest is damaged refuses to open.
+  options.data_dir = (root / "data").string();
+  {
+    auto core = ShardCore::Open(options, &peers);
+    ASSERT_TRUE(core.ok()) << core.status();
+  }
+  int damaged = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(options.data_dir)) {
+    if (entry.path().filename().string().rfind("MANIFEST-", 0) == 0) {
+      std::ofstream(entry.path(), std::ios::binary | std::ios::trunc) << "garbage garbage";
+      ++damaged;
+    }
+  }
+  ASSERT_GT(damaged, 0);
+  auto corrupt = ShardCore::Open(options, &peers);
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_THAT(std::string(corrupt.status().message()), ::testing::HasSubstr(options.data_dir));
+  std::filesystem::remove_all(root);
 }
 
 constexpr char kSucceedOnly[] = R"({"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": "v2", "End": true}}})";
