@@ -1,0 +1,220 @@
+#include "common/patterns/rule_set.h"
+
+#include <algorithm>
+
+#include "common/patterns/internal/text.h"
+#include "common/status/status_macros.h"
+
+namespace stepflow::patterns {
+
+using Kind = Condition::Kind;
+
+namespace {
+
+bool Indexable(const Condition& condition) {
+  switch (condition.kind) {
+    case Kind::kString:
+    case Kind::kTrue:
+    case Kind::kFalse:
+    case Kind::kNull:
+    case Kind::kPrefix:
+    case Kind::kPrefixIgnoreCase:
+    case Kind::kEqualsIgnoreCase:
+      return true;
+    case Kind::kNumber:
+      return internal::InNumericRange(condition.number);
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+uint32_t Matcher::NodeFor(const std::vector<std::string>& path) {
+  uint32_t node = 0;
+  for (const std::string& key : path) {
+    auto it = nodes_[node].children.find(key);
+    if (it == nodes_[node].children.end()) {
+      uint32_t child = static_cast<uint32_t>(nodes_.size());
+      nodes_[node].children.emplace(key, child);
+      nodes_.emplace_back();
+      node = child;
+    } else {
+      node = it->second;
+    }
+  }
+  return node;
+}
+
+Matcher::Bucket* Matcher::BucketFor(const Key& key) {
+  PathNode& node = nodes_[key.node];
+  const Condition& c = *key.condition;
+  switch (c.kind) {
+    case Kind::kString:
+      return &node.strings[c.text];
+    case Kind::kEqualsIgnoreCase:
+      return &node.folded_strings[c.text];
+    case Kind::kNumber:
+      return &node.numbers[internal::ScaledNumber(c.number)];
+    case Kind::kPrefix:
+      node.longest_prefix = std::max(node.longest_prefix, c.text.size());
+      return &node.prefixes[c.text];
+    case Kind::kPrefixIgnoreCase:
+      node.longest_folded_prefix = std::max(node.longest_folded_prefix, c.text.size());
+      return &node.folded_prefixes[c.text];
+    case Kind::kTrue:
+      return &node.trues;
+    case Kind::kFalse:
+      return &node.falses;
+    default:
+      return &node.nulls;
+  }
+}
+
+// Lists the fields of `node` (and of its nested objects, not of its $or
+// branches) every match must satisfy through an indexable condition.
+void Matcher::CollectAnchors(const PatternNode& node, std::vector<std::string>* path,
+                             std::vector<std::vector<Key>>* anchors) {
+  for (const PatternNode::Field& field : node.fields) {
+    path->push_back(field.key);
+    if (field.child) {
+      CollectAnchors(*field.child, path, anchors);
+    } else if (std::all_of(field.conditions.begin(), field.conditions.end(), Indexable)) {
+      uint32_t index_node = NodeFor(*path);
+      std::vector<Key> keys;
+      for (const Condition& condition : field.conditions) keys.push_back({index_node, &condition});
+      anchors->push_back(std::move(keys));
+    }
+    path->pop_back();
+  }
+}
+
+Matcher::Matcher(const std::map<std::string, Pattern>& rules) {
+  nodes_.emplace_back();
+  rules_.reserve(rules.size());
+  for (const auto& [id, pattern] : rules) rules_.push_back({id, pattern});
+  std::vector<std::string> path;
+  for (uint32_t i = 0; i < rules_.size(); ++i) {
+    std::vector<std::vector<Key>> anchors;
+    CollectAnchors(rules_[i].pattern.root(), &path, &anchors);
+    if (anchors.empty()) {
+      always_check_.push_back(i);
+      continue;
+    }
+    // File the rule where it adds least to the buckets an event would read.
+    size_t best = 0, best_cost = SIZE_MAX;
+    for (size_t a = 0; a < anchors.size(); ++a) {
+      size_t cost = 0;
+      for (const Key& key : anchors[a]) cost += BucketFor(key)->size() + 1;
+      if (cost < best_cost) {
+        best_cost = cost;
+        best = a;
+      }
+    }
+    for (const Key& key : anchors[best]) {
+      Bucket* bucket = BucketFor(key);
+      if (bucket->empty() || bucket->back() != i) bucket->push_back(i);
+    }
+  }
+}
+
+void Matcher::Lookup(const PathNode& node, const json::Value& leaf,
+                     std::vector<uint32_t>* candidates) const {
+  auto add = [&](const Bucket& bucket) {
+    candidates->insert(candidates->end(), bucket.begin(), bucket.end());
+  };
+  auto add_found = [&](const auto& map, const auto& key) {
+    auto it = map.find(key);
+    if (it != map.end()) add(it->second);
+  };
+  if (leaf.IsString()) {
+    absl::string_view text(leaf.GetString(), leaf.GetStringLength());
+    if (!node.strings.empty()) add_found(node.strings, text);
+    if (!node.prefixes.empty()) {
+      for (size_t n = 0; n <= std::min(text.size(), node.longest_prefix); ++n) {
+        add_found(node.prefixes, text.substr(0, n));
+      }
+    }
+    if (!node.folded_strings.empty() || !node.folded_prefixes.empty()) {
+      std::string folded = internal::Lower(text);
+      if (!node.folded_strings.empty()) add_found(node.folded_strings, folded);
+      for (size_t n = 0; n <= std::min(folded.size(), node.longest_folded_prefix); ++n) {
+        if (node.folded_prefixes.empty()) break;
+        add_found(node.folded_prefixes, absl::string_view(folded).substr(0, n));
+      }
+    }
+  } else if (leaf.IsNumber()) {
+    double value = leaf.GetDouble();
+    if (!node.numbers.empty() && internal::InNumericRange(value)) {
+      add_found(node.numbers, internal::ScaledNumber(value));
+    }
+  } else if (leaf.IsTrue()) {
+    add(node.trues);
+  } else if (leaf.IsFalse()) {
+    add(node.falses);
+  } else if (leaf.IsNull()) {
+    add(node.nulls);
+  }
+}
+
+void Matcher::Walk(uint32_t node_index, const json::Value& value,
+                   std::vector<uint32_t>* candidates) const {
+  const PathNode& node = nodes_[node_index];
+  if (value.IsArray()) {
+    for (const json::Value& element : value.GetArray()) Walk(node_index, element, candidates);
+  } else if (value.IsObject()) {
+    if (node.children.empty()) return;
+    for (auto it = value.MemberBegin(); it != value.MemberEnd(); ++it) {
+      auto child = node.children.find(absl::string_view(it->name.GetString(), it->name.GetStringLength()));
+      if (child != node.children.end()) Walk(child->second, it->value, candidates);
+    }
+  } else {
+    Lookup(node, value, candidates);
+  }
+}
+
+std::vector<std::string> Matcher::Match(const json::Value& event) const {
+  std::vector<std::string> ids;
+  if (!event.IsObject()) return ids;
+  std::vector<uint32_t> candidates = always_check_;
+  Walk(0, event, &candidates);
+  std::sort(candidates.begin(), candidates.end());
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  // Rules are stored in id order, so ascending indexes give ascending ids.
+  for (uint32_t index : candidates) {
+    if (rules_[index].pattern.Matches(event)) ids.push_back(rules_[index].id);
+  }
+  return ids;
+}
+
+absl::Status RuleSet::Add(const std::string& rule_id, absl::string_view pattern_text) {
+  ASSIGN_OR_RETURN(Pattern pattern, Pattern::Parse(pattern_text));
+  Add(rule_id, std::move(pattern));
+  return absl::OkStatus();
+}
+
+void RuleSet::Add(const std::string& rule_id, Pattern pattern) {
+  absl::MutexLock lock(&mu_);
+  rules_.insert_or_assign(rule_id, std::move(pattern));
+  snapshot_.reset();
+}
+
+bool RuleSet::Remove(const std::string& rule_id) {
+  absl::MutexLock lock(&mu_);
+  if (rules_.erase(rule_id) == 0) return false;
+  snapshot_.reset();
+  return true;
+}
+
+std::shared_ptr<const Matcher> RuleSet::Snapshot() {
+  absl::MutexLock lock(&mu_);
+  if (snapshot_ == nullptr) snapshot_ = std::make_shared<const Matcher>(rules_);
+  return snapshot_;
+}
+
+absl::StatusOr<std::vector<std::string>> RuleSet::Match(absl::string_view event_text) {
+  ASSIGN_OR_RETURN(json::Document event, json::Parse(event_text));
+  return Match(event);
+}
+
+}  // namespace stepflow::patterns
