@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_map.h"
+
 #include "common/patterns/internal/text.h"
 #include "common/status/status_macros.h"
 
@@ -57,10 +59,8 @@ Matcher::Bucket* Matcher::BucketFor(const Key& key) {
     case Kind::kNumber:
       return &node.numbers[internal::ScaledNumber(c.number)];
     case Kind::kPrefix:
-      node.longest_prefix = std::max(node.longest_prefix, c.text.size());
       return &node.prefixes[c.text];
     case Kind::kPrefixIgnoreCase:
-      node.longest_folded_prefix = std::max(node.longest_folded_prefix, c.text.size());
       return &node.folded_prefixes[c.text];
     case Kind::kTrue:
       return &node.trues;
@@ -71,8 +71,10 @@ Matcher::Bucket* Matcher::BucketFor(const Key& key) {
   }
 }
 
-// Lists the fields of `node` (and of its nested objects, not of its $or
-// branches) every match must satisfy through an indexable condition.
+// Lists the ways to file a rule: each is a list of index keys of which any
+// match must hit one. A field of `node` (or of its nested objects) whose
+// conditions are all indexable gives one; a $or group gives one when every
+// alternative does (the union of one list per alternative).
 void Matcher::CollectAnchors(const PatternNode& node, std::vector<std::string>* path,
                              std::vector<std::vector<Key>>* anchors) {
   for (const PatternNode::Field& field : node.fields) {
@@ -86,6 +88,22 @@ void Matcher::CollectAnchors(const PatternNode& node, std::vector<std::string>* 
       anchors->push_back(std::move(keys));
     }
     path->pop_back();
+  }
+  for (const std::vector<PatternNode>& group : node.or_groups) {
+    std::vector<Key> keys;
+    bool every_alternative = true;
+    for (const PatternNode& alternative : group) {
+      std::vector<std::vector<Key>> choices;
+      CollectAnchors(alternative, path, &choices);
+      if (choices.empty()) {
+        every_alternative = false;
+        break;
+      }
+      auto fewest = std::min_element(choices.begin(), choices.end(),
+                                     [](const auto& a, const auto& b) { return a.size() < b.size(); });
+      keys.insert(keys.end(), fewest->begin(), fewest->end());
+    }
+    if (every_alternative) anchors->push_back(std::move(keys));
   }
 }
 
@@ -106,15 +124,41 @@ Matcher::Matcher(const std::map<std::string, Pattern>& rules) {
     for (size_t a = 0; a < anchors.size(); ++a) {
       size_t cost = 0;
       for (const Key& key : anchors[a]) cost += BucketFor(key)->size() + 1;
-      if (cost < best_cost) {
+      // Ties go to the later (deeper, more specific) field.
+      if (cost <= best_cost) {
         best_cost = cost;
         best = a;
       }
     }
+    // A rule may be filed twice in one bucket (the same value in two $or
+    // branches); Match removes duplicate candidates.
     for (const Key& key : anchors[best]) {
       Bucket* bucket = BucketFor(key);
       if (bucket->empty() || bucket->back() != i) bucket->push_back(i);
     }
+  }
+  // Weighing the anchors made empty buckets; drop them and note the prefix
+  // lengths in use.
+  auto lengths = [](absl::flat_hash_map<std::string, Bucket>* map, std::vector<size_t>* out) {
+    absl::erase_if(*map, [](const auto& entry) { return entry.second.empty(); });
+    for (const auto& [prefix, bucket] : *map) out->push_back(prefix.size());
+    std::sort(out->begin(), out->end());
+    out->erase(std::unique(out->begin(), out->end()), out->end());
+  };
+  // Children come after their parents, so one backward pass finds the
+  // paths that lead to no bucket; the event walk skips them.
+  std::vector<bool> useful(nodes_.size(), false);
+  for (size_t n = nodes_.size(); n-- > 0;) {
+    PathNode& node = nodes_[n];
+    absl::erase_if(node.strings, [](const auto& entry) { return entry.second.empty(); });
+    absl::erase_if(node.folded_strings, [](const auto& entry) { return entry.second.empty(); });
+    absl::erase_if(node.numbers, [](const auto& entry) { return entry.second.empty(); });
+    lengths(&node.prefixes, &node.prefix_lengths);
+    lengths(&node.folded_prefixes, &node.folded_prefix_lengths);
+    absl::erase_if(node.children, [&](const auto& entry) { return !useful[entry.second]; });
+    useful[n] = !node.children.empty() || !node.strings.empty() || !node.folded_strings.empty() ||
+                !node.numbers.empty() || !node.prefixes.empty() || !node.folded_prefixes.empty() ||
+                !node.trues.empty() || !node.falses.empty() || !node.nulls.empty();
   }
 }
 
@@ -130,17 +174,16 @@ void Matcher::Lookup(const PathNode& node, const json::Value& leaf,
   if (leaf.IsString()) {
     absl::string_view text(leaf.GetString(), leaf.GetStringLength());
     if (!node.strings.empty()) add_found(node.strings, text);
-    if (!node.prefixes.empty()) {
-      for (size_t n = 0; n <= std::min(text.size(), node.longest_prefix); ++n) {
-        add_found(node.prefixes, text.substr(0, n));
-      }
+    for (size_t length : node.prefix_lengths) {
+      if (length > text.size()) break;
+      add_found(node.prefixes, text.substr(0, length));
     }
     if (!node.folded_strings.empty() || !node.folded_prefixes.empty()) {
       std::string folded = internal::Lower(text);
       if (!node.folded_strings.empty()) add_found(node.folded_strings, folded);
-      for (size_t n = 0; n <= std::min(folded.size(), node.longest_folded_prefix); ++n) {
-        if (node.folded_prefixes.empty()) break;
-        add_found(node.folded_prefixes, absl::string_view(folded).substr(0, n));
+      for (size_t length : node.folded_prefix_lengths) {
+        if (length > folded.size()) break;
+        add_found(node.folded_prefixes, absl::string_view(folded).substr(0, length));
       }
     }
   } else if (leaf.IsNumber()) {

@@ -12,7 +12,7 @@
 // field (its "anchor", chosen to keep buckets small), so an event only
 // checks the rules whose anchor it hits, plus the few rules that have no
 // field to file them under (only anything-but, exists, numeric, cidr,
-// wildcard or suffix conditions, or only $or). The cost of matching one event
+// wildcard or suffix conditions, or a $or with such a branch). The cost of matching one event
 // depends on the event's size and the number of rules it nearly matches,
 // not on the total number of rules.
 //
@@ -71,7 +71,9 @@ class Matcher {
     absl::flat_hash_map<std::string, Bucket> prefixes;
     absl::flat_hash_map<std::string, Bucket> folded_prefixes;
     Bucket trues, falses, nulls;
-    size_t longest_prefix = 0, longest_folded_prefix = 0;
+    // The lengths the prefixes above have, ascending: an event string is
+    // looked up at these lengths only.
+    std::vector<size_t> prefix_lengths, folded_prefix_lengths;
   };
   // A place in the index a rule can be filed under.
   struct Key {
