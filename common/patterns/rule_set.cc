@@ -13,6 +13,9 @@ using Kind = Condition::Kind;
 
 namespace {
 
+// Up to this many children, a linear scan beats hashing the event's keys.
+constexpr size_t kScanLimit = 8;
+
 bool Indexable(const Condition& condition) {
   switch (condition.kind) {
     case Kind::kString:
@@ -111,33 +114,51 @@ Matcher::Matcher(const std::map<std::string, Pattern>& rules) {
   nodes_.emplace_back();
   rules_.reserve(rules.size());
   for (const auto& [id, pattern] : rules) rules_.push_back({id, pattern});
+  // Each rule is filed under the anchor whose values the fewest rules could
+  // be filed under: first every rule is put under every anchor it has, to
+  // count, then the buckets are emptied and each rule filed once.
+  std::vector<std::vector<std::vector<Key>>> anchors(rules_.size());
   std::vector<std::string> path;
   for (uint32_t i = 0; i < rules_.size(); ++i) {
-    std::vector<std::vector<Key>> anchors;
-    CollectAnchors(rules_[i].pattern.root(), &path, &anchors);
-    if (anchors.empty()) {
+    CollectAnchors(rules_[i].pattern.root(), &path, &anchors[i]);
+    for (const std::vector<Key>& keys : anchors[i]) {
+      for (const Key& key : keys) BucketFor(key)->push_back(i);
+    }
+  }
+  std::vector<size_t> chosen(rules_.size(), 0);
+  for (uint32_t i = 0; i < rules_.size(); ++i) {
+    size_t best_cost = SIZE_MAX;
+    for (size_t a = 0; a < anchors[i].size(); ++a) {
+      size_t cost = 0;
+      for (const Key& key : anchors[i][a]) cost += BucketFor(key)->size();
+      if (cost < best_cost) {
+        best_cost = cost;
+        chosen[i] = a;
+      }
+    }
+  }
+  for (PathNode& node : nodes_) {
+    for (auto* map : {&node.strings, &node.folded_strings, &node.prefixes, &node.folded_prefixes}) {
+      for (auto& entry : *map) entry.second.clear();
+    }
+    for (auto& entry : node.numbers) entry.second.clear();
+    node.trues.clear();
+    node.falses.clear();
+    node.nulls.clear();
+  }
+  for (uint32_t i = 0; i < rules_.size(); ++i) {
+    if (anchors[i].empty()) {
       always_check_.push_back(i);
       continue;
     }
-    // File the rule where it adds least to the buckets an event would read.
-    size_t best = 0, best_cost = SIZE_MAX;
-    for (size_t a = 0; a < anchors.size(); ++a) {
-      size_t cost = 0;
-      for (const Key& key : anchors[a]) cost += BucketFor(key)->size() + 1;
-      // Ties go to the later (deeper, more specific) field.
-      if (cost <= best_cost) {
-        best_cost = cost;
-        best = a;
-      }
-    }
     // A rule may be filed twice in one bucket (the same value in two $or
     // branches); Match removes duplicate candidates.
-    for (const Key& key : anchors[best]) {
+    for (const Key& key : anchors[i][chosen[i]]) {
       Bucket* bucket = BucketFor(key);
       if (bucket->empty() || bucket->back() != i) bucket->push_back(i);
     }
   }
-  // Weighing the anchors made empty buckets; drop them and note the prefix
+  // Counting made buckets that stay empty; drop them and note the prefix
   // lengths in use.
   auto lengths = [](absl::flat_hash_map<std::string, Bucket>* map, std::vector<size_t>* out) {
     absl::erase_if(*map, [](const auto& entry) { return entry.second.empty(); });
@@ -156,6 +177,7 @@ Matcher::Matcher(const std::map<std::string, Pattern>& rules) {
     lengths(&node.prefixes, &node.prefix_lengths);
     lengths(&node.folded_prefixes, &node.folded_prefix_lengths);
     absl::erase_if(node.children, [&](const auto& entry) { return !useful[entry.second]; });
+    node.child_list.assign(node.children.begin(), node.children.end());
     useful[n] = !node.children.empty() || !node.strings.empty() || !node.folded_strings.empty() ||
                 !node.numbers.empty() || !node.prefixes.empty() || !node.folded_prefixes.empty() ||
                 !node.trues.empty() || !node.falses.empty() || !node.nulls.empty();
@@ -206,25 +228,43 @@ void Matcher::Walk(uint32_t node_index, const json::Value& value,
   if (value.IsArray()) {
     for (const json::Value& element : value.GetArray()) Walk(node_index, element, candidates);
   } else if (value.IsObject()) {
-    if (node.children.empty()) return;
+    if (node.child_list.empty()) return;
+    const bool scan = node.child_list.size() <= kScanLimit;
     for (auto it = value.MemberBegin(); it != value.MemberEnd(); ++it) {
-      auto child = node.children.find(absl::string_view(it->name.GetString(), it->name.GetStringLength()));
-      if (child != node.children.end()) Walk(child->second, it->value, candidates);
+      absl::string_view name(it->name.GetString(), it->name.GetStringLength());
+      if (scan) {
+        for (const auto& [key, child] : node.child_list) {
+          if (key == name) {
+            Walk(child, it->value, candidates);
+            break;
+          }
+        }
+      } else if (auto child = node.children.find(name); child != node.children.end()) {
+        Walk(child->second, it->value, candidates);
+      }
     }
   } else {
     Lookup(node, value, candidates);
   }
 }
 
-std::vector<std::string> Matcher::Match(const json::Value& event) const {
-  std::vector<std::string> ids;
-  if (!event.IsObject()) return ids;
+std::vector<uint32_t> Matcher::Candidates(const json::Value& event) const {
   std::vector<uint32_t> candidates = always_check_;
   Walk(0, event, &candidates);
   std::sort(candidates.begin(), candidates.end());
   candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  return candidates;
+}
+
+size_t Matcher::CandidateCount(const json::Value& event) const {
+  return event.IsObject() ? Candidates(event).size() : 0;
+}
+
+std::vector<std::string> Matcher::Match(const json::Value& event) const {
+  std::vector<std::string> ids;
+  if (!event.IsObject()) return ids;
   // Rules are stored in id order, so ascending indexes give ascending ids.
-  for (uint32_t index : candidates) {
+  for (uint32_t index : Candidates(event)) {
     if (rules_[index].pattern.Matches(event)) ids.push_back(rules_[index].id);
   }
   return ids;

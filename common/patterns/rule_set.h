@@ -52,6 +52,10 @@ class Matcher {
   // The ids of the rules `event` matches, in ascending order.
   std::vector<std::string> Match(const json::Value& event) const;
 
+  // How many rules Match would check in full for `event` (the index's
+  // selectivity, for benchmarks).
+  size_t CandidateCount(const json::Value& event) const;
+
   size_t rule_count() const { return rules_.size(); }
   // Rules checked against every event (no indexable field).
   size_t unindexed_rule_count() const { return always_check_.size(); }
@@ -65,6 +69,8 @@ class Matcher {
   // One field path (a node per key from the event's root).
   struct PathNode {
     absl::flat_hash_map<std::string, uint32_t> children;
+    // The same children as a list, scanned instead of hashing when short.
+    std::vector<std::pair<std::string, uint32_t>> child_list;
     absl::flat_hash_map<std::string, Bucket> strings;
     absl::flat_hash_map<std::string, Bucket> folded_strings;  // equals-ignore-case
     absl::flat_hash_map<int64_t, Bucket> numbers;             // scaled to 6 decimals
@@ -85,6 +91,7 @@ class Matcher {
   Bucket* BucketFor(const Key& key);
   void CollectAnchors(const PatternNode& node, std::vector<std::string>* path,
                       std::vector<std::vector<Key>>* anchors);
+  std::vector<uint32_t> Candidates(const json::Value& event) const;
   void Walk(uint32_t node, const json::Value& value, std::vector<uint32_t>* candidates) const;
   void Lookup(const PathNode& node, const json::Value& leaf, std::vector<uint32_t>* candidates) const;
 

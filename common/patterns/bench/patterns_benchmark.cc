@@ -107,6 +107,7 @@ void BM_MatchOrderEvent(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   state.counters["matches_per_event"] =
       static_cast<double>(hits) / static_cast<double>(std::max<int64_t>(1, state.iterations()));
+  state.counters["candidates"] = static_cast<double>(matcher->CandidateCount(event));
   state.counters["unindexed_rules"] = static_cast<double>(matcher->unindexed_rule_count());
 }
 BENCHMARK(BM_MatchOrderEvent)->Arg(1)->Arg(100)->Arg(10000);
