@@ -302,5 +302,35 @@ TEST_F(BadInputTest, LaterFeaturesSayUnimplemented) {
   EXPECT_THAT(status.error_message(), HasSubstr("PutEvents"));
 }
 
+// TestEventPattern needs no event bus: the gateway answers it itself.
+TEST_F(BadInputTest, TestEventPatternAnswersLikeAws) {
+  auto events = v1::EventBridge::NewStub(cluster_->GatewayChannel());
+  const std::string event =
+      R"({"id": "1", "source": "shop", "detail-type": "Order", "account": "123456789012",
+          "region": "us-east-1", "time": "2026-11-25T00:00:00Z", "detail": {"total": 150}})";
+  auto test = [&](const std::string& pattern, const std::string& event_text,
+                  v1::TestEventPatternResponse* response) {
+    v1::TestEventPatternRequest request;
+    request.set_event_pattern(pattern);
+    request.set_event(event_text);
+    grpc::ClientContext context;
+    return events->TestEventPattern(&context, request, response);
+  };
+  v1::TestEventPatternResponse response;
+  grpc::Status status = test(R"({"detail": {"total": [{"numeric": [">", 100]}]}})", event, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(response.result());
+  status = test(R"({"source": ["other"]})", event, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(response.result());
+
+  status = test(R"({"source": [{"prefix": 1}]})", event, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "Event pattern is not valid. Reason: prefix match pattern must be a string");
+  status = test(R"({"source": ["shop"]})", R"({"source": "shop"})", &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "Parameter Event is not valid.");
+}
+
 }  // namespace
 }  // namespace stepflow

@@ -10,6 +10,7 @@
 #include "common/asl/definition.h"
 #include "common/asl/interpreter.h"
 #include "common/log/log.h"
+#include "common/patterns/pattern.h"
 #include "common/rpc/server.h"
 #include "common/rpc/status.h"
 #include "common/status/status_macros.h"
@@ -789,10 +790,24 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
   ShardRouter* router_;
 };
 
-// The event bus API arrives with the event bus; until then every call says
-// so clearly.
+// The event bus API arrives with the event bus; until then every call but
+// TestEventPattern (which needs no bus) says so clearly.
 class EventBridgeService final : public v1::EventBridge::Service {
  public:
+  grpc::Status TestEventPattern(grpc::ServerContext*, const v1::TestEventPatternRequest* request,
+                                v1::TestEventPatternResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      // AWS bounds the pattern's length; an empty event is not an event.
+      RETURN_IF_ERROR(ValidateLength("eventPattern", request->event_pattern(), 1,
+                                     patterns::kMaxPatternBytes));
+      if (request->event().empty()) return absl::InvalidArgumentError(patterns::kInvalidEventMessage);
+      ASSIGN_OR_RETURN(bool result,
+                       patterns::TestEventPattern(request->event_pattern(), request->event()));
+      response->set_result(result);
+      return absl::OkStatus();
+    }());
+  }
+
   STEPFLOW_NOT_YET(CreateEventBus)
   STEPFLOW_NOT_YET(DescribeEventBus)
   STEPFLOW_NOT_YET(ListEventBuses)
@@ -808,7 +823,6 @@ class EventBridgeService final : public v1::EventBridge::Service {
   STEPFLOW_NOT_YET(RemoveTargets)
   STEPFLOW_NOT_YET(ListTargetsByRule)
   STEPFLOW_NOT_YET(ListRuleNamesByTarget)
-  STEPFLOW_NOT_YET(TestEventPattern)
   STEPFLOW_NOT_YET(CreateArchive)
   STEPFLOW_NOT_YET(DescribeArchive)
   STEPFLOW_NOT_YET(UpdateArchive)

@@ -706,6 +706,7 @@ const std::vector<GroupSpec>& CommandGroups() {
       {"local", "Run a workflow in this process, without a cluster."},
       {"validate", "Check an ASL definition and list its problems."},
       {"test-state", "Run one state in isolation on the server (TestState)."},
+      {"events", "EventBridge tools (event patterns)."},
   };
   return *kGroups;
 }
@@ -1240,6 +1241,32 @@ const std::vector<CommandSpec>& Commands() {
                         "The definition: a file (a \"file://\" prefix is\n"
                         "accepted) or, for \"-\", stdin."}},
        .run = &Validate},
+      {.group = "events",
+       .name = "test-pattern",
+       .synopsis = "(--pattern JSON | --pattern-file FILE|-) (--event JSON | --event-file FILE|-)",
+       .summary = "Check whether an event matches an EventBridge pattern.",
+       .description =
+           "Matches an event against an EventBridge event pattern as the\n"
+           "TestEventPattern operation does, here, with no server, and prints\n"
+           "`true` or `false`. The pattern is checked with AWS's rules; the\n"
+           "event must be a full EventBridge event (with id, account, source,\n"
+           "time, region and detail-type).\n"
+           "\n"
+           "Exit status: 0 with `true` or `false` on stdout; 2 for an invalid\n"
+           "pattern or event (AWS's message on stderr, e.g. \"Event pattern is\n"
+           "not valid. Reason: ...\") or bad usage.\n"
+           "\n"
+           "No server is called: --endpoint, --region, --account and --timeout\n"
+           "have no effect, and --output text is refused.",
+       .flags = {{.name = "pattern", .value_name = "JSON", .help = "The event pattern, a JSON text."},
+                 {.name = "pattern-file",
+                  .value_name = "FILE|-",
+                  .help = "Read the pattern from FILE or, for \"-\", from\nstdin."},
+                 {.name = "event", .value_name = "JSON", .help = "The event, a JSON text."},
+                 {.name = "event-file",
+                  .value_name = "FILE|-",
+                  .help = "Read the event from FILE or, for \"-\", from\nstdin."}},
+       .run = &TestEventPattern},
   };
   return *kCommands;
 }

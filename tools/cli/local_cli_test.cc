@@ -312,5 +312,50 @@ TEST_F(LocalCliTest, ValidateFail) {
   EXPECT_EQ(Str(Json(not_json), "result"), "FAIL");
 }
 
+constexpr char kOrderEvent[] =
+    R"({"id": "1", "source": "shop", "detail-type": "Order", "account": "123456789012",
+        "region": "us-east-1", "time": "2026-11-25T00:00:00Z", "resources": [],
+        "detail": {"total": 150}})";
+
+TEST_F(LocalCliTest, EventsTestPatternPrintsTheResult) {
+  Result hit = Stepflow({"events", "test-pattern", "--pattern",
+                         R"({"detail": {"total": [{"numeric": [">", 100]}]}})", "--event", kOrderEvent});
+  EXPECT_EQ(hit.exit_code, 0) << hit.err;
+  EXPECT_EQ(hit.out, "true\n");
+  EXPECT_THAT(hit.err, IsEmpty());
+
+  Result miss = Stepflow({"events", "test-pattern", "--pattern", R"({"source": ["other"]})",
+                          "--event", kOrderEvent});
+  EXPECT_EQ(miss.exit_code, 0) << miss.err;
+  EXPECT_EQ(miss.out, "false\n");
+}
+
+TEST_F(LocalCliTest, EventsTestPatternReadsFilesAndStdin) {
+  std::string pattern = WriteFile("pattern.json", R"({"source": ["shop"]})");
+  Result from_files = Stepflow({"events", "test-pattern", "--pattern-file", pattern, "--event-file", "-"},
+                               kOrderEvent);
+  EXPECT_EQ(from_files.exit_code, 0) << from_files.err;
+  EXPECT_EQ(from_files.out, "true\n");
+}
+
+TEST_F(LocalCliTest, EventsTestPatternReportsAwsErrors) {
+  Result bad_pattern = Stepflow({"events", "test-pattern", "--pattern", R"({"source": "shop"})",
+                                 "--event", kOrderEvent});
+  EXPECT_EQ(bad_pattern.exit_code, 2);
+  EXPECT_THAT(bad_pattern.out, IsEmpty());
+  EXPECT_EQ(bad_pattern.err,
+            "Event pattern is not valid. Reason: \"source\" must be an object or an array\n");
+
+  Result bad_event = Stepflow({"events", "test-pattern", "--pattern", R"({"source": ["shop"]})",
+                               "--event", R"({"source": "shop"})"});
+  EXPECT_EQ(bad_event.exit_code, 2);
+  EXPECT_THAT(bad_event.out, IsEmpty());
+  EXPECT_EQ(bad_event.err, "Parameter Event is not valid.\n");
+
+  Result no_event = Stepflow({"events", "test-pattern", "--pattern", R"({"source": ["shop"]})"});
+  EXPECT_EQ(no_event.exit_code, 2);
+  EXPECT_THAT(no_event.err, HasSubstr("give exactly one of --event and --event-file"));
+}
+
 }  // namespace
 }  // namespace stepflow::cli

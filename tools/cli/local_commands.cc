@@ -6,6 +6,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/json/json.h"
+#include "common/patterns/pattern.h"
 #include "common/status/status_macros.h"
 #include "tools/cli/render.h"
 #include "tools/local/local_runner.h"
@@ -152,6 +153,29 @@ absl::Status Validate(const Invocation& inv) {
   doc.AddMember("truncated", false, a);
   inv.out << json::SerializePretty(doc) << "\n";
   return fail ? SilentExit(1) : absl::OkStatus();
+}
+
+absl::Status TestEventPattern(const Invocation& inv) {
+  RETURN_IF_ERROR(RejectTextOutput(inv, "events test-pattern"));
+  const ParsedArgs& args = inv.args;
+  // Exactly one source for each document.
+  auto read = [&](absl::string_view inline_flag, absl::string_view file_flag,
+                  absl::string_view what) -> absl::StatusOr<std::string> {
+    if (args.IsSet(inline_flag) == args.IsSet(file_flag)) {
+      return UsageError(absl::StrCat("give exactly one of --", inline_flag, " and --", file_flag));
+    }
+    if (args.IsSet(inline_flag)) return std::string(args.Get(inline_flag));
+    return ReadArgument(inv, args.Get(file_flag), what);
+  };
+  ASSIGN_OR_RETURN(std::string pattern, read("pattern", "pattern-file", "pattern"));
+  ASSIGN_OR_RETURN(std::string event, read("event", "event-file", "event"));
+  absl::StatusOr<bool> result = patterns::TestEventPattern(pattern, event);
+  if (!result.ok()) {
+    inv.err << result.status().message() << "\n";
+    return SilentExit(2);
+  }
+  inv.out << (*result ? "true" : "false") << "\n";
+  return absl::OkStatus();
 }
 
 }  // namespace stepflow::cli

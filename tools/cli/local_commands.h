@@ -1,6 +1,8 @@
 // The `stepflow` commands that need no server: `stepflow local run` runs a
 // workflow in this process (tools/local/local_runner.h), `stepflow
-// validate` checks a definition (asl::ValidateDefinition). Their entries in
+// validate` checks a definition (asl::ValidateDefinition), `stepflow events
+// test-pattern` matches an event against an EventBridge pattern
+// (patterns::TestEventPattern). Their entries in
 // the command table are in commands.cc, with the flags and --help text.
 //
 // Both print one JSON object on stdout and report the outcome in the exit
@@ -27,6 +29,11 @@ absl::Status LocalRun(const Invocation& inv);
 // {"result": "OK"|"FAIL", "diagnostics": [...], "truncated": false}. Exit 0
 // for OK, 1 for FAIL, 2 for bad usage (e.g. an unreadable file).
 absl::Status Validate(const Invocation& inv);
+
+// `stepflow events test-pattern`: TestEventPattern, here, with no server.
+// Prints "true" or "false" and exits 0; an invalid pattern or event prints
+// AWS's message on stderr and exits 2 (as does bad usage).
+absl::Status TestEventPattern(const Invocation& inv);
 
 // "CODE at LOCATION: MESSAGE".
 std::string FormatDiagnostic(const asl::Diagnostic& diagnostic);

@@ -1,0 +1,149 @@
+// Events matched per second by patterns::Matcher for 1, 100 and 10,000
+// rules on an order event, then the ratio of the 10,000-rule rate to the
+// 1-rule rate (the index should keep it near 1).
+//
+//   ninja -C build patterns_benchmark && build/common/patterns/bench/patterns_benchmark
+#include <ctime>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
+#include "common/json/json.h"
+#include "common/patterns/rule_set.h"
+
+namespace stepflow::patterns {
+namespace {
+
+constexpr const char* kOrderEvent = R"({
+  "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+  "detail-type": "Order Placed", "source": "com.shop.orders",
+  "account": "111122223333", "time": "2026-11-25T22:00:00Z", "region": "eu-west-1",
+  "resources": ["arn:aws:shop:eu-west-1:111122223333:store/berlin-7"],
+  "detail": {
+    "orderId": "ORD-2026-000417", "status": "placed", "merchant": "m-7",
+    "customer": {"id": "cust-42", "tier": "Gold", "email": "ann@example.com", "since": 2019},
+    "items": [
+      {"sku": "SKU-17-A", "qty": 2, "price": 10.5, "category": "books"},
+      {"sku": "SKU-311-C", "qty": 1, "price": 99.0, "category": "electronics"},
+      {"sku": "SKU-5-B", "qty": 3, "price": 4.25, "category": "food"}
+    ],
+    "total": 132.75, "currency": "EUR", "coupon": "CODE-9",
+    "shipping": {"country": "DE", "city": "Berlin", "express": true, "ip": "10.20.30.40"},
+    "payment": {"method": "card-visa", "risk": 0.12}
+  }
+})";
+
+const char* const kStatuses[] = {"placed", "paid", "shipped", "cancelled", "refunded"};
+const char* const kTiers[] = {"gold", "silver", "bronze"};
+const char* const kCountries[] = {"US", "DE", "FR", "JP", "BR"};
+
+// Rules of the shapes real subscribers write: per-customer, per-merchant,
+// per-SKU-family, per-event-type filters combining the content operators.
+std::vector<std::string> MakeRules(int count) {
+  std::mt19937 rng(7);
+  auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+  std::vector<std::string> rules;
+  // The first rule matches the order event, so every size does real work.
+  rules.push_back(R"({"source": ["com.shop.orders"], "detail": {"customer": {"id": ["cust-42"]}, "total": [{"numeric": [">", 100]}]}})");
+  for (int i = 1; i < count; ++i) {
+    std::string rule;
+    switch (i % 6) {
+      case 0:
+        rule = absl::StrCat(R"({"source": ["com.shop.orders"], "detail": {"customer": {"id": ["cust-)", pick(20000),
+                            R"("], "tier": [{"equals-ignore-case": ")", kTiers[pick(3)], R"("}]}}})");
+        break;
+      case 1:
+        rule = absl::StrCat(R"({"detail-type": ["Order Placed"], "detail": {"items": {"sku": [{"prefix": "SKU-)",
+                            pick(5000), R"(-"}]}, "total": [{"numeric": [">", )", pick(500), R"(]}]}})");
+        break;
+      case 2:
+        rule = absl::StrCat(R"({"source": ["com.shop.)", pick(50), R"("], "detail": {"merchant": ["m-)", pick(3000),
+                            R"("], "status": [")", kStatuses[pick(5)], R"("], "shipping": {"country": [{"anything-but": [")",
+                            kCountries[pick(5)], R"("]}]}}})");
+        break;
+      case 3:
+        rule = absl::StrCat(R"({"$or": [{"detail": {"customer": {"id": ["cust-)", pick(20000),
+                            R"("]}}}, {"detail": {"coupon": ["CODE-)", pick(20000), R"("]}}]})");
+        break;
+      case 4:
+        rule = absl::StrCat(R"({"detail-type": ["Type )", pick(400), R"("], "detail": {"payment": {"method": [{"wildcard": "card-*"}]}, "shipping": {"ip": [{"cidr": "10.)",
+                            pick(256), R"(.0.0/16"}]}}})");
+        break;
+      default:
+        rule = absl::StrCat(R"({"resources": [{"suffix": "store/berlin-)", pick(100), R"("}], "detail": {"orderId": [{"prefix": "ORD-2026-00)",
+                            pick(10000), R"("}], "coupon": [{"exists": )", pick(2) ? "true" : "false", "}]}}");
+        break;
+    }
+    rules.push_back(std::move(rule));
+  }
+  return rules;
+}
+
+std::shared_ptr<const Matcher> Compile(int count) {
+  RuleSet rules;
+  std::vector<std::string> texts = MakeRules(count);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    absl::Status status = rules.Add(absl::StrCat("rule-", i), texts[i]);
+    if (!status.ok()) {
+      std::fprintf(stderr, "bad rule %s: %s\n", texts[i].c_str(), std::string(status.message()).c_str());
+      std::abort();
+    }
+  }
+  return rules.Snapshot();
+}
+
+void BM_MatchOrderEvent(benchmark::State& state) {
+  std::shared_ptr<const Matcher> matcher = Compile(static_cast<int>(state.range(0)));
+  json::Document event = *json::Parse(kOrderEvent);
+  size_t hits = 0;
+  for (auto _ : state) {
+    std::vector<std::string> ids = matcher->Match(event);
+    hits += ids.size();
+    benchmark::DoNotOptimize(ids);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["matches_per_event"] =
+      static_cast<double>(hits) / static_cast<double>(std::max<int64_t>(1, state.iterations()));
+  state.counters["candidates"] = static_cast<double>(matcher->CandidateCount(event));
+  state.counters["unindexed_rules"] = static_cast<double>(matcher->unindexed_rule_count());
+}
+BENCHMARK(BM_MatchOrderEvent)->Arg(1)->Arg(100)->Arg(10000);
+
+double ThreadCpuSeconds() {
+  timespec now;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
+
+// Events per CPU second over about half a CPU second (CPU time, so other
+// work on a shared machine does not skew the ratio).
+double EventsPerSecond(const Matcher& matcher, const json::Value& event) {
+  size_t events = 0;
+  double start = ThreadCpuSeconds(), elapsed = 0;
+  while (elapsed < 0.5) {
+    for (int i = 0; i < 100; ++i) benchmark::DoNotOptimize(matcher.Match(event));
+    events += 100;
+    elapsed = ThreadCpuSeconds() - start;
+  }
+  return static_cast<double>(events) / elapsed;
+}
+
+}  // namespace
+}  // namespace stepflow::patterns
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  using namespace stepflow::patterns;
+  stepflow::json::Document event = *stepflow::json::Parse(kOrderEvent);
+  double one = EventsPerSecond(*Compile(1), event);
+  double many = EventsPerSecond(*Compile(10000), event);
+  std::printf("events/s with 1 rule: %.0f, with 10000 rules: %.0f, ratio 10000/1: %.2f\n", one, many,
+              many / one);
+  return 0;
+}

@@ -1,0 +1,580 @@
+#include "common/patterns/pattern.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/patterns/internal/text.h"
+#include "common/status/status_macros.h"
+
+namespace stepflow::patterns {
+namespace {
+
+using Kind = Condition::Kind;
+
+absl::Status Invalid(absl::string_view reason) {
+  return absl::InvalidArgumentError(absl::StrCat("Event pattern is not valid. Reason: ", reason));
+}
+
+// Numbers compare at 6 decimal places, so 0.1 + 0.2 equals 0.3.
+using internal::InNumericRange;
+int64_t Scaled(double value) { return internal::ScaledNumber(value); }
+
+bool NumbersEqual(double a, double b) {
+  if (InNumericRange(a) && InNumericRange(b)) return Scaled(a) == Scaled(b);
+  return a == b;
+}
+
+// Parses dotted-quad IPv4 or RFC 4291 IPv6 text into bytes.
+bool ParseIp(absl::string_view text, std::vector<uint8_t>* out) {
+  out->clear();
+  if (text.find(':') == absl::string_view::npos) {
+    std::vector<absl::string_view> parts = absl::StrSplit(text, '.');
+    if (parts.size() != 4) return false;
+    for (absl::string_view part : parts) {
+      if (part.empty() || part.size() > 3) return false;
+      int value = 0;
+      for (char c : part) {
+        if (c < '0' || c > '9') return false;
+        value = value * 10 + (c - '0');
+      }
+      if (value > 255) return false;
+      out->push_back(static_cast<uint8_t>(value));
+    }
+    return true;
+  }
+  // IPv6: up to 8 groups of hex, one "::" allowed.
+  size_t gap = text.find("::");
+  if (gap != absl::string_view::npos && text.find("::", gap + 1) != absl::string_view::npos) {
+    return false;
+  }
+  auto parse_groups = [](absl::string_view part, std::vector<uint16_t>* groups) {
+    if (part.empty()) return true;
+    for (absl::string_view group : absl::StrSplit(part, ':')) {
+      if (group.empty() || group.size() > 4) return false;
+      uint32_t value = 0;
+      for (char c : group) {
+        int digit;
+        if (c >= '0' && c <= '9') digit = c - '0';
+        else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') digit = c - 'A' + 10;
+        else return false;
+        value = value * 16 + static_cast<uint32_t>(digit);
+      }
+      groups->push_back(static_cast<uint16_t>(value));
+    }
+    return true;
+  };
+  std::vector<uint16_t> head, tail;
+  if (gap == absl::string_view::npos) {
+    if (!parse_groups(text, &head) || head.size() != 8) return false;
+  } else {
+    if (!parse_groups(text.substr(0, gap), &head) || !parse_groups(text.substr(gap + 2), &tail)) {
+      return false;
+    }
+    if (head.size() + tail.size() > 7) return false;
+    head.resize(8 - tail.size(), 0);
+    head.insert(head.end(), tail.begin(), tail.end());
+  }
+  for (uint16_t group : head) {
+    out->push_back(static_cast<uint8_t>(group >> 8));
+    out->push_back(static_cast<uint8_t>(group & 0xff));
+  }
+  return true;
+}
+
+void MaskBytes(std::vector<uint8_t>* bytes, int bits) {
+  for (size_t i = 0; i < bytes->size(); ++i) {
+    int keep = std::clamp(bits - static_cast<int>(i) * 8, 0, 8);
+    (*bytes)[i] &= static_cast<uint8_t>(keep == 0 ? 0 : (0xff << (8 - keep)) & 0xff);
+  }
+}
+
+class Parser {
+ public:
+  absl::StatusOr<std::unique_ptr<PatternNode>> ParseObject(const json::Value& object) {
+    auto node = std::make_unique<PatternNode>();
+    if (object.MemberCount() == 0) return Invalid("Empty objects are not allowed");
+    for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
+      std::string key(it->name.GetString(), it->name.GetStringLength());
+      const json::Value& value = it->value;
+      if (key == "$or") {
+        if (!value.IsArray() || value.Size() < 2) {
+          return Invalid("There must have at least 2 Objects in $or relationship.");
+        }
+        std::vector<PatternNode> alternatives;
+        for (const json::Value& alternative : value.GetArray()) {
+          if (!alternative.IsObject()) {
+            return Invalid("There must have at least 2 Objects in $or relationship.");
+          }
+          ASSIGN_OR_RETURN(std::unique_ptr<PatternNode> child, ParseObject(alternative));
+          alternatives.push_back(std::move(*child));
+        }
+        node->or_groups.push_back(std::move(alternatives));
+        continue;
+      }
+      PatternNode::Field field;
+      field.key = key;
+      if (value.IsObject()) {
+        ASSIGN_OR_RETURN(field.child, ParseObject(value));
+      } else if (value.IsArray()) {
+        if (value.Empty()) return Invalid("Empty arrays are not allowed");
+        for (const json::Value& element : value.GetArray()) {
+          ASSIGN_OR_RETURN(Condition condition, ParseCondition(element));
+          field.conditions.push_back(std::move(condition));
+        }
+      } else {
+        return Invalid(absl::StrCat("\"", key, "\" must be an object or an array"));
+      }
+      node->fields.push_back(std::move(field));
+    }
+    return node;
+  }
+
+ private:
+  absl::StatusOr<Condition> ParseCondition(const json::Value& element) {
+    Condition condition;
+    switch (element.GetType()) {
+      case rapidjson::kStringType:
+        condition.kind = Kind::kString;
+        condition.text.assign(element.GetString(), element.GetStringLength());
+        return condition;
+      case rapidjson::kNumberType:
+        condition.kind = Kind::kNumber;
+        condition.number = element.GetDouble();
+        return condition;
+      case rapidjson::kTrueType:
+        condition.kind = Kind::kTrue;
+        return condition;
+      case rapidjson::kFalseType:
+        condition.kind = Kind::kFalse;
+        return condition;
+      case rapidjson::kNullType:
+        condition.kind = Kind::kNull;
+        return condition;
+      case rapidjson::kArrayType:
+        return Invalid("Match value must be String, number, true, false, or null");
+      case rapidjson::kObjectType:
+        break;
+    }
+    if (element.MemberCount() == 0) return Invalid("Empty objects are not allowed");
+    if (element.MemberCount() > 1) return Invalid("Only one key allowed in match expression");
+    const auto& member = *element.MemberBegin();
+    std::string op(member.name.GetString(), member.name.GetStringLength());
+    const json::Value& arg = member.value;
+    if (op == "prefix" || op == "suffix") {
+      bool prefix = op == "prefix";
+      if (arg.IsObject() && arg.MemberCount() == 1 &&
+          absl::string_view(arg.MemberBegin()->name.GetString()) == "equals-ignore-case") {
+        const json::Value& text = arg.MemberBegin()->value;
+        if (!text.IsString()) return Invalid("equals-ignore-case match pattern must be a string");
+        condition.kind = prefix ? Kind::kPrefixIgnoreCase : Kind::kSuffixIgnoreCase;
+        condition.text = internal::Lower(absl::string_view(text.GetString(), text.GetStringLength()));
+        return condition;
+      }
+      if (!arg.IsString()) return Invalid(absl::StrCat(op, " match pattern must be a string"));
+      condition.kind = prefix ? Kind::kPrefix : Kind::kSuffix;
+      condition.text.assign(arg.GetString(), arg.GetStringLength());
+      return condition;
+    }
+    if (op == "equals-ignore-case") {
+      if (!arg.IsString()) return Invalid("equals-ignore-case match pattern must be a string");
+      condition.kind = Kind::kEqualsIgnoreCase;
+      condition.text = internal::Lower(absl::string_view(arg.GetString(), arg.GetStringLength()));
+      return condition;
+    }
+    if (op == "wildcard") {
+      if (!arg.IsString()) return Invalid("wildcard match pattern must be a string");
+      condition.kind = Kind::kWildcard;
+      condition.text.assign(arg.GetString(), arg.GetStringLength());
+      RETURN_IF_ERROR(CheckWildcard(condition.text));
+      return condition;
+    }
+    if (op == "exists") {
+      if (!arg.IsBool()) return Invalid("exists match pattern must be either true or false.");
+      condition.kind = Kind::kExists;
+      condition.exists = arg.GetBool();
+      return condition;
+    }
+    if (op == "numeric") return ParseNumeric(arg);
+    if (op == "cidr") return ParseCidr(arg);
+    if (op == "anything-but") return ParseAnythingBut(arg);
+    return Invalid(absl::StrCat("Unrecognized match type ", op));
+  }
+
+  absl::Status CheckWildcard(absl::string_view text) {
+    int stars = 0;
+    bool previous_star = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+      char c = text[i];
+      if (c == '\\') {
+        if (i + 1 >= text.size() || (text[i + 1] != '*' && text[i + 1] != '\\')) {
+          return Invalid(absl::StrCat("Invalid escape character at pos ", i));
+        }
+        ++i;
+        previous_star = false;
+        continue;
+      }
+      if (c == '*') {
+        if (previous_star) return Invalid(absl::StrCat("Consecutive wildcard characters at pos ", i));
+        ++stars;
+        previous_star = true;
+      } else {
+        previous_star = false;
+      }
+    }
+    if (stars > kMaxWildcards) {
+      return Invalid(
+          "Rule is too complex - try using fewer wildcard characters or fewer repeating character "
+          "sequences after a wildcard character");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<Condition> ParseNumeric(const json::Value& arg) {
+    if (!arg.IsArray()) return Invalid("Value of numeric must be an array.");
+    Condition condition;
+    condition.kind = Kind::kNumeric;
+    const auto& items = arg.GetArray();
+    if (items.Empty()) return Invalid("Empty arrays are not allowed");
+    bool saw_equals = false;
+    for (rapidjson::SizeType i = 0; i < items.Size(); i += 2) {
+      if (!items[i].IsString()) {
+        return Invalid("Value of numeric must be an array of operator/value pairs.");
+      }
+      std::string op(items[i].GetString(), items[i].GetStringLength());
+      if (op != "=" && op != "<" && op != "<=" && op != ">" && op != ">=") {
+        return Invalid(absl::StrCat("Unrecognized numeric range operator: ", op));
+      }
+      if (i + 1 >= items.Size() || !items[i + 1].IsNumber()) {
+        return Invalid(absl::StrCat("Value of ", op, " must be numeric"));
+      }
+      double value = items[i + 1].GetDouble();
+      if (!InNumericRange(value)) return Invalid(absl::StrCat("Value of ", op, " must be numeric"));
+      if (op == "=") {
+        if (i != 0 || items.Size() != 2) return Invalid(absl::StrCat("Bad numeric range operator: ", op));
+        saw_equals = true;
+        condition.has_lower = condition.has_upper = true;
+        condition.lower_inclusive = condition.upper_inclusive = true;
+        condition.lower = condition.upper = value;
+      } else if (op[0] == '>') {
+        if (condition.has_lower) return Invalid(absl::StrCat("Bad numeric range operator: ", op));
+        condition.has_lower = true;
+        condition.lower_inclusive = op == ">=";
+        condition.lower = value;
+      } else {
+        if (condition.has_upper) return Invalid(absl::StrCat("Bad numeric range operator: ", op));
+        condition.has_upper = true;
+        condition.upper_inclusive = op == "<=";
+        condition.upper = value;
+      }
+    }
+    if (!saw_equals && condition.has_lower && condition.has_upper &&
+        Scaled(condition.lower) >= Scaled(condition.upper)) {
+      return Invalid("Bottom must be less than top");
+    }
+    return condition;
+  }
+
+  absl::StatusOr<Condition> ParseCidr(const json::Value& arg) {
+    if (!arg.IsString()) return Invalid("prefix match pattern must be a string");
+    absl::string_view text(arg.GetString(), arg.GetStringLength());
+    std::vector<absl::string_view> parts = absl::StrSplit(text, '/');
+    if (parts.size() != 2) return Invalid("Malformed CIDR, one '/' required");
+    int bits = 0;
+    if (parts[1].empty() || !absl::SimpleAtoi(parts[1], &bits) ||
+        parts[1].find_first_not_of("0123456789") != absl::string_view::npos) {
+      return Invalid("Malformed CIDR, mask bits must be an integer");
+    }
+    Condition condition;
+    condition.kind = Kind::kCidr;
+    if (!ParseIp(parts[0], &condition.cidr_address)) {
+      return Invalid(absl::StrCat("Nonstandard IP address: ", parts[0]));
+    }
+    int max_bits = static_cast<int>(condition.cidr_address.size()) * 8;
+    if (bits < 0 || bits > max_bits) {
+      return Invalid(absl::StrCat("Malformed CIDR, mask bits must be between 0 and ", max_bits));
+    }
+    condition.cidr_bits = bits;
+    MaskBytes(&condition.cidr_address, bits);
+    return condition;
+  }
+
+  absl::StatusOr<Condition> ParseAnythingBut(const json::Value& arg) {
+    Condition condition;
+    condition.kind = Kind::kAnythingBut;
+    if (arg.IsString()) {
+      condition.but_strings.emplace_back(arg.GetString(), arg.GetStringLength());
+      return condition;
+    }
+    if (arg.IsNumber()) {
+      condition.but_numbers.push_back(arg.GetDouble());
+      return condition;
+    }
+    if (arg.IsArray()) {
+      if (arg.Empty()) return Invalid("Empty arrays are not allowed");
+      for (const json::Value& item : arg.GetArray()) {
+        if (item.IsString()) {
+          condition.but_strings.emplace_back(item.GetString(), item.GetStringLength());
+        } else if (item.IsNumber()) {
+          condition.but_numbers.push_back(item.GetDouble());
+        } else {
+          return Invalid("Inside anything but list, start|null|boolean is not supported.");
+        }
+      }
+      return condition;
+    }
+    if (!arg.IsObject() || arg.MemberCount() != 1) {
+      return Invalid("Value of anything-but must be an array or single string/number value.");
+    }
+    std::string op(arg.MemberBegin()->name.GetString(), arg.MemberBegin()->name.GetStringLength());
+    const json::Value& value = arg.MemberBegin()->value;
+    if (op == "prefix" || op == "suffix") {
+      if (!value.IsString()) return Invalid("prefix/suffix match pattern must be a string");
+      if (value.GetStringLength() == 0) return Invalid("Null prefix/suffix not allowed");
+      condition.anything_but = op == "prefix" ? Condition::AnythingBut::kPrefix
+                                              : Condition::AnythingBut::kSuffix;
+      condition.but_strings.emplace_back(value.GetString(), value.GetStringLength());
+      return condition;
+    }
+    if (op == "wildcard" || op == "equals-ignore-case") {
+      bool wildcard = op == "wildcard";
+      condition.anything_but =
+          wildcard ? Condition::AnythingBut::kWildcard : Condition::AnythingBut::kIgnoreCase;
+      auto add = [&](const json::Value& item) -> absl::Status {
+        if (!item.IsString()) {
+          return wildcard ? Invalid("wildcard match pattern must be a string")
+                          : Invalid("Inside anything-but/equals-ignore-case list, "
+                                    "number|start|null|boolean is not supported.");
+        }
+        absl::string_view text(item.GetString(), item.GetStringLength());
+        if (wildcard) {
+          RETURN_IF_ERROR(CheckWildcard(text));
+          condition.but_strings.emplace_back(text);
+        } else {
+          condition.but_strings.push_back(internal::Lower(text));
+        }
+        return absl::OkStatus();
+      };
+      if (value.IsArray()) {
+        if (value.Empty()) return Invalid("Empty arrays are not allowed");
+        for (const json::Value& item : value.GetArray()) RETURN_IF_ERROR(add(item));
+      } else {
+        RETURN_IF_ERROR(add(value));
+      }
+      return condition;
+    }
+    return Invalid("Value of anything-but must be an array or single string/number value.");
+  }
+};
+
+// How many alternatives the pattern expands to, capped past the limit.
+int64_t Combinations(const PatternNode& node) {
+  int64_t total = 1;
+  auto times = [&](int64_t n) { total = std::min<int64_t>(total * n, kMaxCombinations + 1); };
+  for (const PatternNode::Field& field : node.fields) {
+    times(field.child ? Combinations(*field.child) : static_cast<int64_t>(field.conditions.size()));
+  }
+  for (const std::vector<PatternNode>& group : node.or_groups) {
+    int64_t sum = 0;
+    for (const PatternNode& alternative : group) {
+      sum = std::min<int64_t>(sum + Combinations(alternative), kMaxCombinations + 1);
+    }
+    times(sum);
+  }
+  return total;
+}
+
+bool IsLeaf(const json::Value& value) { return !value.IsObject() && !value.IsArray(); }
+
+// Calls `visit` on every leaf value in `value` (the value itself, or the
+// scalar elements of arrays, nested arrays included) until it returns true.
+template <typename Visit>
+bool AnyLeaf(const json::Value& value, const Visit& visit) {
+  if (value.IsArray()) {
+    for (const json::Value& element : value.GetArray()) {
+      if (AnyLeaf(element, visit)) return true;
+    }
+    return false;
+  }
+  return IsLeaf(value) && visit(value);
+}
+
+bool HasLeaf(const json::Value& value) {
+  return AnyLeaf(value, [](const json::Value&) { return true; });
+}
+
+bool FieldMatches(const PatternNode::Field& field, const json::Value* value) {
+  if (field.child) {
+    if (value != nullptr && value->IsObject()) return field.child->Matches(value);
+    if (value != nullptr && value->IsArray()) {
+      bool any_object = false;
+      for (const json::Value& element : value->GetArray()) {
+        if (!element.IsObject()) continue;
+        any_object = true;
+        if (field.child->Matches(&element)) return true;
+      }
+      if (any_object) return false;
+    }
+    return field.child->Matches(nullptr);
+  }
+  for (const Condition& condition : field.conditions) {
+    if (condition.kind == Kind::kExists) {
+      bool present = value != nullptr && HasLeaf(*value);
+      if (present == condition.exists) return true;
+      continue;
+    }
+    if (value == nullptr) continue;
+    if (AnyLeaf(*value, [&](const json::Value& leaf) { return condition.MatchesLeaf(leaf); })) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool MatchesAddress(const Condition& condition, absl::string_view text) {
+  std::vector<uint8_t> address;
+  if (!ParseIp(text, &address) || address.size() != condition.cidr_address.size()) return false;
+  MaskBytes(&address, condition.cidr_bits);
+  return address == condition.cidr_address;
+}
+
+}  // namespace
+
+bool Condition::MatchesLeaf(const json::Value& value) const {
+  const bool is_string = value.IsString();
+  absl::string_view text =
+      is_string ? absl::string_view(value.GetString(), value.GetStringLength()) : absl::string_view();
+  switch (kind) {
+    case Kind::kString:
+      return is_string && text == this->text;
+    case Kind::kNumber:
+      return value.IsNumber() && NumbersEqual(value.GetDouble(), number);
+    case Kind::kTrue:
+      return value.IsTrue();
+    case Kind::kFalse:
+      return value.IsFalse();
+    case Kind::kNull:
+      return value.IsNull();
+    case Kind::kPrefix:
+      return is_string && absl::StartsWith(text, this->text);
+    case Kind::kSuffix:
+      return is_string && absl::EndsWith(text, this->text);
+    case Kind::kPrefixIgnoreCase:
+      return is_string && text.size() >= this->text.size() &&
+             internal::Lower(text.substr(0, this->text.size())) == this->text;
+    case Kind::kSuffixIgnoreCase:
+      return is_string && text.size() >= this->text.size() &&
+             internal::Lower(text.substr(text.size() - this->text.size())) == this->text;
+    case Kind::kEqualsIgnoreCase:
+      return is_string && text.size() == this->text.size() && internal::Lower(text) == this->text;
+    case Kind::kWildcard:
+      return is_string && internal::WildcardMatches(this->text, text);
+    case Kind::kNumeric: {
+      if (!value.IsNumber()) return false;
+      double x = value.GetDouble();
+      if (!InNumericRange(x)) return false;
+      int64_t scaled = Scaled(x);
+      if (has_lower) {
+        int64_t bound = Scaled(lower);
+        if (lower_inclusive ? scaled < bound : scaled <= bound) return false;
+      }
+      if (has_upper) {
+        int64_t bound = Scaled(upper);
+        if (upper_inclusive ? scaled > bound : scaled >= bound) return false;
+      }
+      return true;
+    }
+    case Kind::kExists:
+      return exists;
+    case Kind::kCidr:
+      return is_string && MatchesAddress(*this, text);
+    case Kind::kAnythingBut:
+      switch (anything_but) {
+        case AnythingBut::kValues:
+          if (is_string) {
+            return std::find(but_strings.begin(), but_strings.end(), text) == but_strings.end();
+          }
+          if (value.IsNumber()) {
+            double x = value.GetDouble();
+            return std::none_of(but_numbers.begin(), but_numbers.end(),
+                                [&](double n) { return NumbersEqual(n, x); });
+          }
+          return true;
+        case AnythingBut::kPrefix:
+          return !is_string || !absl::StartsWith(text, but_strings[0]);
+        case AnythingBut::kSuffix:
+          return !is_string || !absl::EndsWith(text, but_strings[0]);
+        case AnythingBut::kWildcard:
+          return !is_string || std::none_of(but_strings.begin(), but_strings.end(),
+                                            [&](const std::string& w) {
+                                              return internal::WildcardMatches(w, text);
+                                            });
+        case AnythingBut::kIgnoreCase: {
+          if (!is_string) return true;
+          std::string lowered = internal::Lower(text);
+          return std::find(but_strings.begin(), but_strings.end(), lowered) == but_strings.end();
+        }
+      }
+      return false;
+  }
+  return false;
+}
+
+bool PatternNode::Matches(const json::Value* object) const {
+  for (const Field& field : fields) {
+    const json::Value* value = nullptr;
+    if (object != nullptr) {
+      auto it = object->FindMember(
+          json::Value(rapidjson::StringRef(field.key.data(), field.key.size())));
+      if (it != object->MemberEnd()) value = &it->value;
+    }
+    if (!FieldMatches(field, value)) return false;
+  }
+  for (const std::vector<PatternNode>& group : or_groups) {
+    if (std::none_of(group.begin(), group.end(),
+                     [&](const PatternNode& alternative) { return alternative.Matches(object); })) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<Pattern> Pattern::Parse(absl::string_view text) {
+  absl::StatusOr<json::Document> document = json::Parse(text);
+  if (!document.ok()) return Invalid(document.status().message());
+  if (!document->IsObject()) return Invalid("Filter is not an object");
+  Parser parser;
+  ASSIGN_OR_RETURN(std::unique_ptr<PatternNode> root, parser.ParseObject(*document));
+  if (Combinations(*root) > kMaxCombinations) {
+    return Invalid(absl::StrCat("Event pattern contains more than ", kMaxCombinations,
+                                " rule combinations"));
+  }
+  return Pattern(std::move(root));
+}
+
+bool Pattern::Matches(const json::Value& event) const {
+  return event.IsObject() && root_->Matches(&event);
+}
+
+absl::StatusOr<bool> Pattern::Matches(absl::string_view event_text) const {
+  ASSIGN_OR_RETURN(json::Document event, json::Parse(event_text));
+  return Matches(event);
+}
+
+absl::StatusOr<bool> TestEventPattern(absl::string_view pattern_text, absl::string_view event_text) {
+  ASSIGN_OR_RETURN(Pattern pattern, Pattern::Parse(pattern_text));
+  absl::StatusOr<json::Document> event = json::Parse(event_text);
+  if (!event.ok() || !event->IsObject()) return absl::InvalidArgumentError(kInvalidEventMessage);
+  for (const char* required : {"id", "account", "source", "time", "region", "detail-type"}) {
+    if (!event->HasMember(required)) return absl::InvalidArgumentError(kInvalidEventMessage);
+  }
+  return pattern.Matches(*event);
+}
+
+}  // namespace stepflow::patterns

@@ -1,0 +1,132 @@
+// Many EventBridge rules matched at once.
+//
+//   patterns::RuleSet rules;
+//   RETURN_IF_ERROR(rules.Add("big-orders", R"({"detail": {"total": [{"numeric": [">", 100]}]}})"));
+//   RETURN_IF_ERROR(rules.Add("eu", R"({"region": ["eu-west-1"]})"));
+//   std::vector<std::string> hits = rules.Match(event);  // ids, sorted
+//
+// Add/Remove edit the rule list; the next Match compiles it into a Matcher,
+// an immutable index shared by all readers until the list changes again.
+// The index maps field paths to the exact values, case-folded values and
+// prefixes that rules require there; each rule is filed under one required
+// field (its "anchor", chosen to keep buckets small), so an event only
+// checks the rules whose anchor it hits, plus the few rules that have no
+// field to file them under (only anything-but, exists, numeric, cidr,
+// wildcard or suffix conditions, or a $or with such a branch). The cost of matching one event
+// depends on the event's size and the number of rules it nearly matches,
+// not on the total number of rules.
+//
+// Thread-safety: a Matcher is immutable; its methods may be called
+// concurrently. RuleSet's methods may be called concurrently too: edits and
+// compilation happen under a mutex, and Match only holds it to take the
+// current Matcher.
+#ifndef STEPFLOW_COMMON_PATTERNS_RULE_SET_H_
+#define STEPFLOW_COMMON_PATTERNS_RULE_SET_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "common/json/json.h"
+#include "common/patterns/pattern.h"
+
+namespace stepflow::patterns {
+
+// An immutable compiled index over a fixed set of rules.
+class Matcher {
+ public:
+  // Compiles `rules` (id -> pattern).
+  explicit Matcher(const std::map<std::string, Pattern>& rules);
+
+  Matcher(const Matcher&) = delete;
+  Matcher& operator=(const Matcher&) = delete;
+
+  // The ids of the rules `event` matches, in ascending order.
+  std::vector<std::string> Match(const json::Value& event) const;
+
+  // How many rules Match would check in full for `event` (the index's
+  // selectivity, for benchmarks).
+  size_t CandidateCount(const json::Value& event) const;
+
+  size_t rule_count() const { return rules_.size(); }
+  // Rules checked against every event (no indexable field).
+  size_t unindexed_rule_count() const { return always_check_.size(); }
+
+ private:
+  struct Rule {
+    std::string id;
+    Pattern pattern;
+  };
+  using Bucket = std::vector<uint32_t>;
+  // One field path (a node per key from the event's root).
+  struct PathNode {
+    absl::flat_hash_map<std::string, uint32_t> children;
+    // The same children as a list, scanned instead of hashing when short.
+    std::vector<std::pair<std::string, uint32_t>> child_list;
+    absl::flat_hash_map<std::string, Bucket> strings;
+    absl::flat_hash_map<std::string, Bucket> folded_strings;  // equals-ignore-case
+    absl::flat_hash_map<int64_t, Bucket> numbers;             // scaled to 6 decimals
+    absl::flat_hash_map<std::string, Bucket> prefixes;
+    absl::flat_hash_map<std::string, Bucket> folded_prefixes;
+    Bucket trues, falses, nulls;
+    // The lengths the prefixes above have, ascending: an event string is
+    // looked up at these lengths only.
+    std::vector<size_t> prefix_lengths, folded_prefix_lengths;
+  };
+  // A place in the index a rule can be filed under.
+  struct Key {
+    uint32_t node;
+    const Condition* condition;
+  };
+
+  uint32_t NodeFor(const std::vector<std::string>& path);
+  Bucket* BucketFor(const Key& key);
+  void CollectAnchors(const PatternNode& node, std::vector<std::string>* path,
+                      std::vector<std::vector<Key>>* anchors);
+  std::vector<uint32_t> Candidates(const json::Value& event) const;
+  void Walk(uint32_t node, const json::Value& value, std::vector<uint32_t>* candidates) const;
+  void Lookup(const PathNode& node, const json::Value& leaf, std::vector<uint32_t>* candidates) const;
+
+  std::vector<Rule> rules_;
+  std::vector<PathNode> nodes_;  // nodes_[0] is the event's root
+  std::vector<uint32_t> always_check_;
+};
+
+// A mutable set of named rules with a compiled Matcher for reading.
+class RuleSet {
+ public:
+  RuleSet() = default;
+  RuleSet(const RuleSet&) = delete;
+  RuleSet& operator=(const RuleSet&) = delete;
+
+  // Adds or replaces rule `rule_id`. INVALID_ARGUMENT with AWS's message
+  // when `pattern` is not valid (the set is then unchanged).
+  [[nodiscard]] absl::Status Add(const std::string& rule_id, absl::string_view pattern);
+  void Add(const std::string& rule_id, Pattern pattern);
+  // Whether the rule was there.
+  bool Remove(const std::string& rule_id);
+
+  // The current compiled rules, compiling them if they changed.
+  std::shared_ptr<const Matcher> Snapshot();
+
+  std::vector<std::string> Match(const json::Value& event) { return Snapshot()->Match(event); }
+  // INVALID_ARGUMENT when `event` is not JSON.
+  absl::StatusOr<std::vector<std::string>> Match(absl::string_view event);
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, Pattern> rules_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const Matcher> snapshot_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace stepflow::patterns
+
+#endif  // STEPFLOW_COMMON_PATTERNS_RULE_SET_H_
