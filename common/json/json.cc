@@ -213,17 +213,24 @@ char* WriteDouble(double value, char* out) {
     *out++ = '-';
     value = -value;
   }
-  char scientific[40];
-  const auto converted = std::to_chars(scientific, scientific + sizeof(scientific) - 1, value,
-                                       std::chars_format::scientific);
-  *converted.ptr = '\0';  // for atoi below
+  // Grisu2 is fast and its digits are the shortest but for some values
+  // that need 16 or 17 digits; only those are worked out again.
   int length = 0;
-  const char* p = scientific;
-  for (; p < converted.ptr && *p != 'e'; ++p) {
-    if (*p != '.') out[length++] = *p;
+  int k = 0;
+  rapidjson::internal::Grisu2(value, out, &length, &k);
+  if (length >= 16) {
+    char scientific[40];
+    const auto converted = std::to_chars(scientific, scientific + sizeof(scientific) - 1, value,
+                                         std::chars_format::scientific);
+    *converted.ptr = '\0';  // for atoi below
+    length = 0;
+    const char* p = scientific;
+    for (; p < converted.ptr && *p != 'e'; ++p) {
+      if (*p != '.') out[length++] = *p;
+    }
+    k = std::atoi(p + 1) - (length - 1);
   }
-  const int exponent = std::atoi(p + 1);
-  return rapidjson::internal::Prettify(out, length, exponent - (length - 1), 324);
+  return rapidjson::internal::Prettify(out, length, k, 324);
 }
 
 // Compact JSON text as rapidjson::Writer writes it (same escapes, same

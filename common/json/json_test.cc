@@ -1,5 +1,6 @@
 #include "common/json/json.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rapidjson/stringbuffer.h"
@@ -172,15 +174,37 @@ TEST(JsonTest, DoublesAreShortest) {
             "123456789012345680.0,0.000001]");
   // What is written reads back as the same double.
   std::mt19937_64 rng(3);
-  for (int i = 0; i < 20000; ++i) {
-    uint64_t bits = rng();
+  for (int i = 0; i < 40000; ++i) {
     double d;
-    std::memcpy(&d, &bits, sizeof d);
+    if (i % 2 == 0) {
+      uint64_t bits = rng();
+      std::memcpy(&d, &bits, sizeof d);
+    } else {  // decimal-looking values, whose digits Grisu2 finds itself
+      const int scale = static_cast<int>(rng() % 30) - 15;
+      d = static_cast<double>(static_cast<int64_t>(rng() % 100000000000ull)) *
+          std::pow(10.0, scale);
+    }
     if (!std::isfinite(d)) continue;
     Value v(d);
     auto back = Parse(Serialize(v));
     ASSERT_TRUE(back.ok()) << Serialize(v);
     ASSERT_EQ(back->GetDouble(), d) << Serialize(v);
+    // As few significant digits as the shortest round-trip spelling.
+    char shortest[40];
+    const auto end = std::to_chars(shortest, shortest + sizeof(shortest), d,
+                                   std::chars_format::scientific).ptr;
+    auto significant = [](absl::string_view text) {
+      text = text.substr(0, text.find_first_of("eE"));
+      std::string digits;
+      for (char c : text) {
+        if (c >= '0' && c <= '9') digits += c;
+      }
+      while (!digits.empty() && digits.back() == '0') digits.pop_back();
+      while (!digits.empty() && digits.front() == '0') digits.erase(0, 1);
+      return digits;
+    };
+    ASSERT_EQ(significant(Serialize(v)), significant(absl::string_view(shortest, end - shortest)))
+        << Serialize(v);
   }
 }
 
