@@ -114,6 +114,16 @@ json::Value StringValue(absl::string_view text, json::Allocator& a) {
 
 }  // namespace
 
+EventList::EventList() {
+  // A transition's events usually fit the first block.
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = 16 * 1024;
+  options.max_block_size = 256 * 1024;
+  arena_ = std::make_unique<google::protobuf::Arena>(options);
+  events_ = google::protobuf::Arena::CreateMessage<
+      google::protobuf::RepeatedPtrField<v1::HistoryEvent>>(arena_.get());
+}
+
 // One transition: runs frames until every one waits or the execution
 // closes, accumulating events and effects into an Outcome.
 class Interpreter::Run {
@@ -123,7 +133,6 @@ class Interpreter::Run {
         context_(interpreter.context_),
         state_(state),
         now_(now) {
-    outcome_.events.reserve(16);
   }
 
   Outcome Finish() { return std::move(outcome_); }
@@ -133,7 +142,7 @@ class Interpreter::Run {
 
   v1::HistoryEvent* Emit(absl::string_view type, bool advance_cursor = true) {
     if (child_root_ != 0) return EmitInChildExecution(type);
-    v1::HistoryEvent& event = outcome_.events.emplace_back();
+    v1::HistoryEvent& event = *outcome_.events.Add();
     event.set_type(std::string(type));
     const int64_t id = state_->next_event_id() == 0 ? 1 : state_->next_event_id();
     event.set_id(id);

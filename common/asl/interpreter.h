@@ -22,6 +22,7 @@
 #define STEPFLOW_COMMON_ASL_INTERPRETER_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -81,8 +82,38 @@ struct TimerRequest {
   absl::Time fire_at;
 };
 
+// The history events of one transition. They live on a protobuf arena the
+// list owns: a transition makes a dozen small allocations per event, which
+// the arena turns into pointer bumps. Moving the list moves the arena.
+class EventList {
+ public:
+  EventList();
+  EventList(EventList&&) noexcept = default;
+  EventList& operator=(EventList&&) noexcept = default;
+  EventList(const EventList& other) : EventList() { events_->CopyFrom(*other.events_); }
+  EventList& operator=(const EventList& other) {
+    if (this != &other) events_->CopyFrom(*other.events_);
+    return *this;
+  }
+
+  v1::HistoryEvent* Add() { return events_->Add(); }
+  size_t size() const { return static_cast<size_t>(events_->size()); }
+  bool empty() const { return events_->empty(); }
+  const v1::HistoryEvent& operator[](size_t i) const { return events_->Get(static_cast<int>(i)); }
+  v1::HistoryEvent& operator[](size_t i) { return *events_->Mutable(static_cast<int>(i)); }
+  const v1::HistoryEvent& back() const { return events_->Get(events_->size() - 1); }
+  auto begin() { return events_->begin(); }
+  auto end() { return events_->end(); }
+  auto begin() const { return events_->cbegin(); }
+  auto end() const { return events_->cend(); }
+
+ private:
+  std::unique_ptr<google::protobuf::Arena> arena_;
+  google::protobuf::RepeatedPtrField<v1::HistoryEvent>* events_;  // on arena_
+};
+
 struct Outcome {
-  std::vector<v1::HistoryEvent> events;
+  EventList events;
   std::vector<ActivityDispatch> dispatches;
   std::vector<TimerRequest> timers;
   // Activities no longer awaited (their execution branch ended).
