@@ -691,14 +691,18 @@ Val Evaluator::EvaluateWildcard(const Val& in) {
 }
 
 namespace {
-void RecurseDescendants(const Val& input, std::vector<Val>* results) {
+void RecurseDescendants(const Val& input, std::vector<Val>* results,
+                        int depth = 0) {
+  if (depth > kMaxValueNesting) ThrowTooDeep();
   if (!IsArray(input)) results->push_back(input);
   if (IsArray(input)) {
     size_t n = ArraySize(input);
-    for (size_t i = 0; i < n; ++i) RecurseDescendants(ArrayAt(input, i), results);
+    for (size_t i = 0; i < n; ++i) {
+      RecurseDescendants(ArrayAt(input, i), results, depth + 1);
+    }
   } else if (IsObject(input)) {
     ForEachMember(input, [&](const std::string&, const Val& m) {
-      RecurseDescendants(m, results);
+      RecurseDescendants(m, results, depth + 1);
     });
   }
 }

@@ -1,6 +1,8 @@
 // The built-in function library: JSONata's functions plus the Step Functions
 // additions ($partition, $range, $hash, $random(seed), $uuid, $parse).
 #include <openssl/evp.h>
+#include <sys/mman.h>
+#include <ucontext.h>
 
 #include <algorithm>
 #include <cmath>
@@ -1324,9 +1326,10 @@ const Builtin* FindBuiltin(absl::string_view name) {
   return kTable->Find(name);
 }
 
-bool RegexSearch(const Regex& re, const std::string& s, size_t from,
-                 RegexMatch* m) {
-  if (from > s.size()) return false;
+namespace {
+
+bool SearchOnThisStack(const Regex& re, const std::string& s, size_t from,
+                       RegexMatch* m) {
   std::smatch sm;
   auto flags = from > 0 ? std::regex_constants::match_prev_avail
                         : std::regex_constants::match_default;
@@ -1340,6 +1343,66 @@ bool RegexSearch(const Regex& re, const std::string& s, size_t from,
   m->groups.clear();
   for (size_t i = 1; i < sm.size(); ++i) m->groups.push_back(sm.str(i));
   return true;
+}
+
+struct SearchJob {
+  const Regex* re;
+  const std::string* s;
+  size_t from;
+  RegexMatch* m;
+  bool found = false;
+  bool failed = false;
+  ucontext_t caller;
+};
+
+void RunSearchJob(unsigned low, unsigned high) {
+  auto* job = reinterpret_cast<SearchJob*>(static_cast<uintptr_t>(low) |
+                                           (static_cast<uintptr_t>(high) << 32));
+  try {
+    job->found = SearchOnThisStack(*job->re, *job->s, job->from, job->m);
+  } catch (...) {
+    job->failed = true;
+  }
+}
+
+// std::regex matches recursively, using stack in proportion to how far one
+// match attempt runs (a few hundred bytes per character). Matches against
+// long subjects therefore run on a separate, lazily committed stack sized
+// for them (switched to with swapcontext, on this thread).
+constexpr size_t kOwnStackThreshold = 2000;
+constexpr size_t kMaxSubject = 1 << 20;
+constexpr size_t kStackPerChar = 2048;
+
+}  // namespace
+
+bool RegexSearch(const Regex& re, const std::string& s, size_t from,
+                 RegexMatch* m) {
+  if (from > s.size()) return false;
+  const size_t length = s.size() - from;
+  if (length <= kOwnStackThreshold) return SearchOnThisStack(re, s, from, m);
+  if (length > kMaxSubject) {
+    Error e("D3141");
+    e.message = "The string is too long to match against a regular expression";
+    throw e;
+  }
+  const size_t stack_size = (8 << 20) + length * kStackPerChar;
+  void* stack = mmap(nullptr, stack_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (stack == MAP_FAILED) throw std::bad_alloc();
+  SearchJob job{&re, &s, from, m};
+  ucontext_t callee;
+  getcontext(&callee);
+  callee.uc_stack.ss_sp = stack;
+  callee.uc_stack.ss_size = stack_size;
+  callee.uc_link = &job.caller;
+  const auto address = reinterpret_cast<uintptr_t>(&job);
+  makecontext(&callee, reinterpret_cast<void (*)()>(RunSearchJob), 2,
+              static_cast<unsigned>(address & 0xFFFFFFFFu),
+              static_cast<unsigned>(address >> 32));
+  swapcontext(&job.caller, &callee);
+  munmap(stack, stack_size);
+  if (job.failed) throw std::regex_error(std::regex_constants::error_complexity);
+  return job.found;
 }
 
 }  // namespace stepflow::jsonata

@@ -160,6 +160,12 @@ struct Function;
 // referenced (kJson) rather than copied; values made during evaluation are
 // native. Sequence flags follow jsonata-js.
 struct Item {
+  Item() = default;
+  Item(const Item&) = delete;
+  Item& operator=(const Item&) = delete;
+  // Releases nested children iteratively, so that a deeply nested value does
+  // not recurse through destructors.
+  ~Item();
   enum Kind : uint8_t {
     kNull, kBool, kNumber, kString, kArray, kObject, kFunction, kJson
   };
@@ -266,9 +272,14 @@ size_t ObjectSize(const Val& v);
 std::string Stringify(const Val& v, bool pretty, bool fifteen);
 // JavaScript Number.prototype.toString.
 std::string NumberToString(double d);
-bool DeepEqual(const Val& a, const Val& b);
+bool DeepEqual(const Val& a, const Val& b, int depth = 0);
 bool Truthy(const Val& v);  // fn.boolean; undefined -> false
-Val DeepClone(const Val& v);
+Val DeepClone(const Val& v, int depth = 0);
+// Values nest at most this deep where they are walked recursively (output,
+// $string, equality, cloning); deeper is error U1001 rather than a stack
+// overflow.
+constexpr int kMaxValueNesting = 2000;
+[[noreturn]] void ThrowTooDeep();
 char TypeSymbol(const Val& v);
 
 // ---------------------------------------------------------------- evaluator

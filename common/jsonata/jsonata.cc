@@ -145,6 +145,9 @@ std::string RenderMessage(const Error& e) {
   if (e.code == "U1001" && e.message == "nesting") {
     return "The expression is nested too deeply";
   }
+  if (e.code == "U1001" && e.message == "value nesting") {
+    return "The value is nested too deeply";
+  }
   auto it = Messages().find(e.code);
   if (it == Messages().end()) return e.message;
   const std::string& tpl = it->second;
@@ -222,8 +225,10 @@ void CollectVariables(const Node* n, std::set<std::string>* read,
 }
 
 // Converts a result to JSON the way JSON.stringify would see it.
-bool ToJson(const Val& v, json::Value* out, json::Allocator& alloc) {
+bool ToJson(const Val& v, json::Value* out, json::Allocator& alloc,
+            int depth = 0) {
   if (!v || v->kind == Item::kFunction) return false;
+  if (depth > kMaxValueNesting) ThrowTooDeep();
   switch (v->kind) {
     case Item::kNull:
       out->SetNull();
@@ -259,7 +264,7 @@ bool ToJson(const Val& v, json::Value* out, json::Allocator& alloc) {
         if (e->kind == Item::kFunction) {
           j.SetNull();
         } else {
-          ToJson(e, &j, alloc);
+          ToJson(e, &j, alloc, depth + 1);
         }
         out->PushBack(j, alloc);
       }
@@ -269,7 +274,7 @@ bool ToJson(const Val& v, json::Value* out, json::Allocator& alloc) {
       out->SetObject();
       for (const auto& [k, m] : v->obj) {
         json::Value j;
-        if (!ToJson(m, &j, alloc)) continue;
+        if (!ToJson(m, &j, alloc, depth + 1)) continue;
         out->AddMember(json::Value(k.data(), static_cast<rapidjson::SizeType>(k.size()),
                                    alloc),
                        j, alloc);

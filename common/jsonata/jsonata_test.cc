@@ -182,6 +182,9 @@ TEST(JsonataTest, Regex) {
   EXPECT_EQ(Eval("$contains('Hello', /^h/i)"), "true");
   EXPECT_EQ(Eval("$replace('abc', /(b)/, '[$1]')"), R"("a[b]c")");
   EXPECT_EQ(Eval("$match('été x', /x/).index"), "4");  // JavaScript string index
+  // Long subjects must not exhaust the stack of std::regex.
+  EXPECT_EQ(Eval("$contains($pad('', 200000, 'a') & 'b', /a*b/)"), "true");
+  EXPECT_EQ(Eval("$length($replace($pad('', 20000, 'ab'), /b/, 'c'))"), "20000");
 }
 
 TEST(JsonataTest, StringFunctions) {
@@ -298,6 +301,11 @@ TEST(JsonataTest, ResultConversion) {
   EXPECT_EQ(Eval("[1, nothing, 2]"), "[1,2]");
   EXPECT_EQ(Eval("2.0"), "2");
   EXPECT_EQ(Eval("$", R"({"a":[1,{"b":null}]})"), R"({"a":[1,{"b":null}]})");
+}
+
+TEST(JsonataTest, DeeplyNestedValuesAreErrorsNotCrashes) {
+  EXPECT_EQ(Eval("$reduce([1..100000], function($a, $b){{'a': $a}}, {})"), "U1001");
+  EXPECT_EQ(Eval("$count($reduce([1..100000], function($a, $b){{'a': $a}}, {}))"), "1");
 }
 
 TEST(JsonataTest, ConcurrentEvaluation) {

@@ -12,6 +12,33 @@
 
 namespace stepflow::jsonata {
 
+Item::~Item() {
+  if (arr.empty() && obj.empty()) return;
+  std::vector<Val> pending;
+  auto take = [&pending](Item* item) {
+    for (auto& v : item->arr) {
+      if (v) pending.push_back(std::move(v));
+    }
+    item->arr.clear();
+    for (auto& kv : item->obj) {
+      if (kv.second) pending.push_back(std::move(kv.second));
+    }
+    item->obj.clear();
+  };
+  take(this);
+  while (!pending.empty()) {
+    Val v = std::move(pending.back());
+    pending.pop_back();
+    if (v.use_count() == 1) take(v.get());
+  }
+}
+
+void ThrowTooDeep() {
+  Error e("U1001");
+  e.message = "value nesting";
+  throw e;
+}
+
 Val MakeNull() { return std::make_shared<Item>(); }
 
 Val MakeBool(bool b) {
@@ -298,6 +325,7 @@ double Precision15(double d) {
 
 void StringifyInto(const Val& v, bool pretty, bool fifteen, int indent,
                    std::string* out) {
+  if (indent > kMaxValueNesting) ThrowTooDeep();
   auto newline = [&](int level) {
     if (!pretty) return;
     out->push_back('\n');
@@ -375,8 +403,9 @@ std::string Stringify(const Val& v, bool pretty, bool fifteen) {
   return out;
 }
 
-bool DeepEqual(const Val& a, const Val& b) {
+bool DeepEqual(const Val& a, const Val& b, int depth) {
   if (!a || !b) return !a && !b;
+  if (depth > kMaxValueNesting) ThrowTooDeep();
   if (a == b) return true;
   if (a->kind == Item::kJson && b->kind == Item::kJson && a->json == b->json) {
     return true;
@@ -387,7 +416,7 @@ bool DeepEqual(const Val& a, const Val& b) {
     size_t n = ArraySize(a);
     if (n != ArraySize(b)) return false;
     for (size_t i = 0; i < n; ++i) {
-      if (!DeepEqual(ArrayAt(a, i), ArrayAt(b, i))) return false;
+      if (!DeepEqual(ArrayAt(a, i), ArrayAt(b, i), depth + 1)) return false;
     }
     return true;
   }
@@ -399,7 +428,7 @@ bool DeepEqual(const Val& a, const Val& b) {
     ForEachMember(a, [&](const std::string& k, const Val& m) {
       if (!equal) return;
       Val other = ObjectGet(b, k);
-      if (!other || !DeepEqual(m, other)) equal = false;
+      if (!other || !DeepEqual(m, other, depth + 1)) equal = false;
     });
     return equal;
   }
@@ -434,18 +463,19 @@ bool Truthy(const Val& v) {
   }
 }
 
-Val DeepClone(const Val& v) {
+Val DeepClone(const Val& v, int depth) {
   if (!v) return v;
+  if (depth > kMaxValueNesting) ThrowTooDeep();
   if (IsArray(v)) {
     Val a = MakeArray();
     size_t n = ArraySize(v);
-    for (size_t i = 0; i < n; ++i) a->arr.push_back(DeepClone(ArrayAt(v, i)));
+    for (size_t i = 0; i < n; ++i) a->arr.push_back(DeepClone(ArrayAt(v, i), depth + 1));
     return a;
   }
   if (IsObject(v)) {
     Val o = MakeObject();
     ForEachMember(v, [&](const std::string& k, const Val& m) {
-      ObjectSet(o.get(), k, DeepClone(m));
+      ObjectSet(o.get(), k, DeepClone(m, depth + 1));
     });
     return o;
   }
