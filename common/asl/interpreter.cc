@@ -1296,6 +1296,22 @@ class Interpreter::Run {
     return "object";
   }
 
+  // Whether `text` reads `$name` (not a longer name that starts with it).
+  static bool MentionsVariable(absl::string_view text, absl::string_view name) {
+    for (size_t at = text.find('$'); at != absl::string_view::npos;
+         at = text.find('$', at + 1)) {
+      const absl::string_view rest = text.substr(at + 1);
+      if (!absl::StartsWith(rest, name)) continue;
+      const size_t end = name.size();
+      if (end == rest.size() ||
+          !(absl::ascii_isalnum(static_cast<unsigned char>(rest[end])) || rest[end] == '_' ||
+            static_cast<unsigned char>(rest[end]) >= 0x80)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   static absl::string_view ExpressionText(const jsonata::Expression& expression) {
     return absl::StripAsciiWhitespace(expression.text());
   }
@@ -1339,6 +1355,24 @@ class Interpreter::Run {
         bindings.emplace_back(name, &states);
       } else if (const json::Value* value = Variable(frame, name)) {
         bindings.emplace_back(name, value);
+      }
+    }
+    // A workflow variable named like a built-in function ($sum, $count)
+    // shadows it, as bindings do in JSONata; Variables() leaves such names
+    // out, so they are looked for in the text.
+    for (const Frame* scope = &frame; scope != nullptr;
+         scope = scope->parent_id() == 0 || scope->has_child_execution()
+                     ? nullptr
+                     : F(scope->parent_id())) {
+      for (const auto& [name, text] : scope->variables()) {
+        if (!MentionsVariable(expression.text(), name) ||
+            std::binary_search(expression.Variables().begin(), expression.Variables().end(),
+                               name) ||
+            std::any_of(bindings.begin(), bindings.end(),
+                        [&](const auto& bound) { return bound.first == name; })) {
+          continue;
+        }
+        if (const json::Value* value = Variable(frame, name)) bindings.emplace_back(name, value);
       }
     }
     jsonata::Environment env;
