@@ -11,6 +11,13 @@
 // location); Parse fails with AWS's InvalidDefinition message made of the
 // same diagnostics.
 //
+// States with "QueryLanguage": "JSONata" (the machine's or their own; a
+// state may not go back to JSONPath in a JSONata machine) have Arguments,
+// Output, Assign, Choice Conditions, Map Items and `{% ... %}` scalar
+// fields instead of the JSONPath fields, which they refuse. Every
+// `{% ... %}` string is compiled here, once (see Jsonata()); one that does
+// not compile is a SCHEMA_VALIDATION_FAILED diagnostic with JSONata's error.
+//
 // A Definition is immutable after Parse and safe to share between threads;
 // States point into the JSON document it owns.
 #ifndef STEPFLOW_COMMON_ASL_DEFINITION_H_
