@@ -1734,25 +1734,28 @@ class Interpreter::Run {
     BuildStates(frame, *raw, nullptr, nullptr, &states, a);
     json::Value items;
     auto it = state.expressions.find("Items");
+    std::optional<StateError> problem;
     if (it == state.expressions.end()) {
       items = json::Copy(*raw, a);
-    } else if (auto error = ApplyJsonata(frame, *it->second, states, "Items", &items, a)) {
-      HandleError(frame_id, *error);
-      return;
+    } else {
+      problem = ApplyJsonata(frame, *it->second, states, "Items", &items, a);
     }
-    if (!items.IsArray()) {
+    if (!problem && !items.IsArray()) {
       const jsonata::Expression* expression =
           it == state.expressions.end() ? nullptr : definition_.Jsonata(it->second);
-      HandleError(frame_id, expression != nullptr
-                                ? UnexpectedType(frame, *expression, "Items", "array", items)
-                                : RuntimeError(frame, absl::StrCat("Items must be an array: ",
-                                                                   json::Serialize(items))));
-      return;
+      problem = expression != nullptr
+                    ? UnexpectedType(frame, *expression, "Items", "array", items)
+                    : RuntimeError(frame, absl::StrCat("Items must be an array: ",
+                                                       json::Serialize(items)));
     }
-    std::optional<StateError> problem;
-    auto max = JsonataInt(frame, state, "MaxConcurrency", state.max_concurrency, states, a,
-                          &problem);
-    if (!max) {
+    std::optional<int64_t> max;
+    if (!problem) {
+      max = JsonataInt(frame, state, "MaxConcurrency", state.max_concurrency, states, a,
+                       &problem);
+    }
+    if (problem) {
+      // AWS records the Map state as failed before handling the error.
+      if (!WillRetry(frame, state, *problem)) Emit("MapStateFailed");
       HandleError(frame_id, *problem);
       return;
     }
