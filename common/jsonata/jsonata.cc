@@ -292,6 +292,19 @@ absl::Status ToStatus(const EvalError& error) {
   return absl::InvalidArgumentError(absl::StrCat(error.code, ": ", error.message));
 }
 
+EvalError ParseError(const absl::Status& status) {
+  EvalError out;
+  absl::string_view text = status.message();
+  size_t colon = text.find(": ");
+  if (colon == absl::string_view::npos) {
+    out.message = std::string(text);
+  } else {
+    out.code = std::string(text.substr(0, colon));
+    out.message = std::string(text.substr(colon + 2));
+  }
+  return out;
+}
+
 Expression::~Expression() = default;
 
 absl::StatusOr<std::unique_ptr<Expression>> Expression::Compile(

@@ -39,7 +39,7 @@
 namespace stepflow::jsonata {
 
 // A JSONata error: `code` such as "T2001", `message` in JSONata's wording,
-// `position` the character offset in the expression (or -1), `token` the
+// `position` the byte offset in the expression text (or -1), `token` the
 // operator or function name involved (may be empty).
 struct EvalError {
   std::string code;
@@ -57,7 +57,7 @@ struct Environment {
   std::function<double()> random;         // $random() without seed, in [0,1)
   std::function<std::string()> uuid;      // $uuid()
   int max_depth = 1000;                   // evaluation depth; beyond: U1001
-  int64_t max_steps = 10'000'000;         // evaluation steps; beyond: U1001
+  int64_t max_steps = 1'000'000;          // evaluation steps; beyond: U1001
 };
 
 // The value of an expression. `defined` is false when the expression produced
@@ -75,6 +75,10 @@ using Bindings = std::vector<std::pair<std::string, const json::Value*>>;
 
 // The INVALID_ARGUMENT status "<code>: <message>" for `error`.
 absl::Status ToStatus(const EvalError& error);
+
+// The code and message of a status made by ToStatus (position and token are
+// not carried by the status; use the `error` out-parameters for those).
+EvalError ParseError(const absl::Status& status);
 
 class Node;
 

@@ -128,6 +128,8 @@ TEST(JsonataTest, ErrorMessagesUseJsonataWording) {
   EXPECT_EQ(r.status().message(),
             "T2001: The left side of the \"+\" operator must evaluate to a number");
   EXPECT_EQ(error.code, "T2001");
+  EXPECT_EQ(ParseError(r.status()).code, "T2001");
+  EXPECT_EQ(ParseError(r.status()).message, error.message);
   EXPECT_EQ(error.token, "+");
   EXPECT_EQ(error.position, 5);
 
