@@ -5,6 +5,7 @@
 #include <set>
 #include <tuple>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/asl/timestamp.h"
@@ -71,6 +72,35 @@ const FieldSet& AllowedFields(StateType type) {
   return kPass;
 }
 
+// Fields a state with "QueryLanguage": "JSONata" may not have.
+const FieldSet& JsonPathOnlyFields() {
+  static const FieldSet kFields = {
+      "InputPath", "OutputPath", "ResultPath", "Parameters", "ResultSelector", "Result",
+      "ItemsPath", "SecondsPath", "TimestampPath", "TimeoutSecondsPath", "HeartbeatSecondsPath",
+      "ErrorPath", "CausePath", "MaxConcurrencyPath", "ToleratedFailureCountPath",
+      "ToleratedFailurePercentagePath", "Iterator"};
+  return kFields;
+}
+
+// Fields only a JSONata state has.
+const FieldSet& JsonataOnlyFields(StateType type) {
+  static const FieldSet kNone;
+  static const FieldSet kOutput = {"Output"};
+  static const FieldSet kArgumentsOutput = {"Arguments", "Output"};
+  static const FieldSet kMap = {"Items", "Output"};
+  switch (type) {
+    case StateType::kTask:
+    case StateType::kParallel:
+      return kArgumentsOutput;
+    case StateType::kMap:
+      return kMap;
+    case StateType::kFail:
+      return kNone;
+    default:
+      return kOutput;
+  }
+}
+
 bool HasTransition(StateType type) {
   return type != StateType::kChoice && type != StateType::kSucceed && type != StateType::kFail;
 }
@@ -117,6 +147,8 @@ class DefinitionParser {
     }
     if (auto* comment = StringField(root, "Comment", "")) def_->comment_ = *comment;
     CheckQueryLanguage(root, "");
+    machine_jsonata_ = root.HasMember("QueryLanguage") && root["QueryLanguage"].IsString() &&
+                       absl::string_view(root["QueryLanguage"].GetString()) == "JSONata";
     if (root.HasMember("TimeoutSeconds")) {
       const json::Value& timeout = root["TimeoutSeconds"];
       if (!timeout.IsInt64() || timeout.GetInt64() <= 0 || timeout.GetInt64() > 99999999) {
@@ -145,9 +177,130 @@ class DefinitionParser {
       Error("SCHEMA_VALIDATION_FAILED",
             "The value for the field 'QueryLanguage' must be 'JSONPath' or 'JSONata'",
             where + "/QueryLanguage");
-    } else if (std::string(value.GetString()) == "JSONata") {
-      Error("UNSUPPORTED_FEATURE", "QueryLanguage 'JSONata' is not supported by this release",
-            where + "/QueryLanguage");
+    }
+  }
+
+  // The state's query language: its own QueryLanguage, else the machine's.
+  // A state may switch to JSONata in a JSONPath machine, not the reverse.
+  bool StateUsesJsonata(const json::Value& state, const std::string& where) {
+    if (!state.HasMember("QueryLanguage") || !state["QueryLanguage"].IsString()) {
+      return machine_jsonata_;
+    }
+    const absl::string_view language = state["QueryLanguage"].GetString();
+    if (language == "JSONPath" && machine_jsonata_) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine",
+            where);
+      return true;
+    }
+    return language == "JSONata";
+  }
+
+  static bool IsExpression(const json::Value& value) {
+    if (!value.IsString()) return false;
+    absl::string_view text(value.GetString(), value.GetStringLength());
+    return text.size() >= 4 && absl::StartsWith(text, "{%") && absl::EndsWith(text, "%}");
+  }
+
+  // Compiles every `{% ... %}` string in `value` (a JSONata state's
+  // template or scalar field) once, for the interpreter to evaluate.
+  void CompileTemplate(const json::Value& value, const std::string& location) {
+    if (IsExpression(value)) {
+      absl::string_view text(value.GetString(), value.GetStringLength());
+      text.remove_prefix(2);
+      text.remove_suffix(2);
+      jsonata::EvalError error;
+      auto expression = jsonata::Expression::Compile(text, &error);
+      if (!expression.ok()) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              absl::StrCat("The JSONata expression '", text,
+                           "' is not valid: ", error.code, ": ", error.message),
+              location);
+        return;
+      }
+      def_->expressions_.emplace(&value, std::move(*expression));
+    } else if (value.IsObject()) {
+      for (const auto& member : value.GetObject()) {
+        CompileTemplate(member.value, absl::StrCat(location, "/", member.name.GetString()));
+      }
+    } else if (value.IsArray()) {
+      for (rapidjson::SizeType i = 0; i < value.Size(); ++i) {
+        CompileTemplate(value[i], absl::StrCat(location, "/", i));
+      }
+    }
+  }
+
+  // A JSONata template field (Arguments, Output, Assign, ItemSelector,
+  // Items): any JSON value, its `{% %}` strings compiled.
+  const json::Value* JsonataField(const json::Value& obj, const char* field,
+                                  const std::string& where) {
+    if (!obj.HasMember(field)) return nullptr;
+    const json::Value& value = obj[field];
+    CompileTemplate(value, absl::StrCat(where, "/", field));
+    return &value;
+  }
+
+  // A scalar field of a JSONata state given as a `{% %}` expression: kept
+  // in state->expressions; true when it was one.
+  bool ExpressionField(const json::Value& obj, const char* field, const std::string& where,
+                       State* state) {
+    if (!obj.HasMember(field) || !IsExpression(obj[field])) return false;
+    CompileTemplate(obj[field], absl::StrCat(where, "/", field));
+    state->expressions[field] = &obj[field];
+    return true;
+  }
+
+  // Assign of a JSONata state: an object of variable names (no ".$").
+  const json::Value* JsonataAssign(const json::Value& obj, const std::string& where) {
+    const json::Value* assign = AssignField(obj, where);
+    if (assign != nullptr) CompileTemplate(*assign, where + "/Assign");
+    return assign;
+  }
+
+  // Choices of a JSONata Choice state: Condition rules.
+  void ParseConditions(const json::Value& value, const std::string& where, State* state) {
+    if (!Require(value, {"Choices"}, where)) return;
+    const json::Value& choices = value["Choices"];
+    if (!choices.IsArray() || choices.Empty()) {
+      Error("SCHEMA_VALIDATION_FAILED",
+            "The value for the field 'Choices' must be a non-empty ARRAY", where + "/Choices");
+      return;
+    }
+    static const FieldSet kFields = {"Condition", "Next", "Comment", "Assign", "Output"};
+    for (rapidjson::SizeType i = 0; i < choices.Size(); ++i) {
+      const json::Value& item = choices[i];
+      std::string at = absl::StrCat(where, "/Choices/", i);
+      if (!item.IsObject()) {
+        Error("SCHEMA_VALIDATION_FAILED", "A choice rule must be an OBJECT", at);
+        continue;
+      }
+      for (const auto& member : item.GetObject()) {
+        absl::string_view key(member.name.GetString(), member.name.GetStringLength());
+        if (!kFields.count(key)) {
+          Error("SCHEMA_VALIDATION_FAILED",
+                absl::StrCat("Field '", key,
+                             "' is not supported in a choice rule with QueryLanguage 'JSONata'"),
+                absl::StrCat(at, "/", key));
+        }
+      }
+      if (!Require(item, {"Condition", "Next"}, at)) continue;
+      ConditionRule rule;
+      const json::Value& condition = item["Condition"];
+      if (!condition.IsBool() && !IsExpression(condition)) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              "The value for the field 'Condition' must be a BOOLEAN or a JSONata expression",
+              at + "/Condition");
+        continue;
+      }
+      CompileTemplate(condition, at + "/Condition");
+      rule.condition = &condition;
+      if (const std::string* next = StringField(item, "Next", at)) rule.next = *next;
+      rule.assign = JsonataAssign(item, at);
+      rule.output = JsonataField(item, "Output", at);
+      state->conditions.push_back(std::move(rule));
+    }
+    if (const std::string* fallback = StringField(value, "Default", where)) {
+      state->default_next = *fallback;
     }
   }
 
@@ -467,7 +620,9 @@ class DefinitionParser {
             where + "/Catch");
       return;
     }
-    static const FieldSet kFields = {"ErrorEquals", "Next", "ResultPath", "Comment", "Assign"};
+    const bool jsonata = state->jsonata;
+    const FieldSet kFields = {"ErrorEquals", "Next", jsonata ? "Output" : "ResultPath",
+                              "Comment", "Assign"};
     for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
       const json::Value& item = list[i];
       std::string at = absl::StrCat(where, "/Catch/", i);
@@ -486,8 +641,13 @@ class DefinitionParser {
       Catcher catcher;
       catcher.error_equals = ErrorEquals(item, at);
       if (const std::string* next = StringField(item, "Next", at)) catcher.next = *next;
-      ParsePathField(item, "ResultPath", at, &catcher.result_path);
-      catcher.assign = AssignField(item, at);
+      if (jsonata) {
+        catcher.assign = JsonataAssign(item, at);
+        catcher.output = JsonataField(item, "Output", at);
+      } else {
+        ParsePathField(item, "ResultPath", at, &catcher.result_path);
+        catcher.assign = AssignField(item, at);
+      }
       bool all = catcher.error_equals.size() == 1 && catcher.error_equals[0] == "States.ALL";
       if (all && i + 1 != list.Size()) {
         Error("SCHEMA_VALIDATION_FAILED",
@@ -554,6 +714,7 @@ class DefinitionParser {
     state.name = name;
     state.type = found->second;
     CheckQueryLanguage(value, where);
+    state.jsonata = StateUsesJsonata(value, where);
     const FieldSet& allowed = AllowedFields(state.type);
     for (const auto& member : value.GetObject()) {
       absl::string_view key(member.name.GetString(), member.name.GetStringLength());
@@ -561,11 +722,18 @@ class DefinitionParser {
       if (key == "Assign" && state.type != StateType::kSucceed && state.type != StateType::kFail) {
         continue;
       }
-      if (key == "Arguments" || key == "Output") {
-        Error("UNSUPPORTED_FEATURE",
-              absl::StrCat("Field '", key, "' is not supported by this release"),
+      const bool jsonata_field = JsonataOnlyFields(state.type).count(key) > 0;
+      if (state.jsonata && JsonPathOnlyFields().count(key)) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              absl::StrCat("Field '", key, "' is not supported for state type '", *type,
+                           "' with QueryLanguage 'JSONata'"),
               absl::StrCat(where, "/", key));
-      } else if (!allowed.count(key)) {
+      } else if (jsonata_field && !state.jsonata) {
+        Error("SCHEMA_VALIDATION_FAILED",
+              absl::StrCat("Field '", key, "' is not supported for state type '", *type,
+                           "' with QueryLanguage 'JSONPath'"),
+              absl::StrCat(where, "/", key));
+      } else if (!allowed.count(key) && !jsonata_field) {
         Error("SCHEMA_VALIDATION_FAILED",
               absl::StrCat("Field '", key, "' is not supported for state type '", *type, "'"),
               absl::StrCat(where, "/", key));
@@ -593,14 +761,19 @@ class DefinitionParser {
       if (next != nullptr) state.next = *next;
       state.end = has_end;
     }
+    ParseRetry(value, where, &state);
+    ParseCatch(value, where, &state);
+    if (state.jsonata) {
+      ParseJsonataState(value, where, &state);
+      machine->states.emplace(name, std::move(state));
+      return;
+    }
     ParsePathField(value, "InputPath", where, &state.input_path);
     ParsePathField(value, "OutputPath", where, &state.output_path);
     ParsePathField(value, "ResultPath", where, &state.result_path);
     state.parameters = TemplateField(value, "Parameters", where, /*object_only=*/false);
     if (value.HasMember("Result")) state.result = &value["Result"];
     state.result_selector = TemplateField(value, "ResultSelector", where, /*object_only=*/true);
-    ParseRetry(value, where, &state);
-    ParseCatch(value, where, &state);
     if (state.type != StateType::kSucceed && state.type != StateType::kFail) {
       state.assign = AssignField(value, where);
     }
@@ -659,8 +832,84 @@ class DefinitionParser {
     machine->states.emplace(name, std::move(state));
   }
 
-  void ParseTask(const json::Value& value, const std::string& where, State* state) {
-    if (!Require(value, {"Resource"}, where)) return;
+  // The fields of a JSONata state after the common ones: templates, and
+  // scalar fields that may be `{% %}` expressions instead of literals.
+  void ParseJsonataState(const json::Value& value, const std::string& where, State* state) {
+    if (state->type != StateType::kFail) state->output = JsonataField(value, "Output", where);
+    if (state->type != StateType::kSucceed && state->type != StateType::kFail) {
+      state->assign = JsonataAssign(value, where);
+    }
+    switch (state->type) {
+      case StateType::kTask: {
+        state->arguments = JsonataField(value, "Arguments", where);
+        const bool timeout = ExpressionField(value, "TimeoutSeconds", where, state);
+        const bool heartbeat = ExpressionField(value, "HeartbeatSeconds", where, state);
+        if (!Require(value, {"Resource"}, where)) return;
+        ParseResource(value, where, state);
+        if (!timeout) ParseIntOrPath(value, "TimeoutSeconds", where, false, &state->timeout_seconds);
+        if (!heartbeat) {
+          ParseIntOrPath(value, "HeartbeatSeconds", where, false, &state->heartbeat_seconds);
+        }
+        break;
+      }
+      case StateType::kChoice:
+        ParseConditions(value, where, state);
+        break;
+      case StateType::kWait: {
+        int given = (value.HasMember("Seconds") ? 1 : 0) + (value.HasMember("Timestamp") ? 1 : 0);
+        if (given != 1) {
+          Error("SCHEMA_VALIDATION_FAILED",
+                "A Wait state must have exactly one of: [Seconds, Timestamp]", where);
+          return;
+        }
+        if (!ExpressionField(value, "Seconds", where, state)) {
+          ParseIntOrPath(value, "Seconds", where, /*allow_zero=*/true, &state->seconds);
+        }
+        if (!ExpressionField(value, "Timestamp", where, state)) {
+          if (const std::string* timestamp = StringField(value, "Timestamp", where)) {
+            auto parsed = ParseTimestamp(*timestamp);
+            if (!parsed.ok()) {
+              Error("SCHEMA_VALIDATION_FAILED", "String does not match RFC3339 timestamp",
+                    where + "/Timestamp");
+            } else {
+              state->timestamp = *parsed;
+            }
+          }
+        }
+        break;
+      }
+      case StateType::kFail:
+        if (!ExpressionField(value, "Error", where, state)) {
+          if (auto* error = StringField(value, "Error", where)) state->error = *error;
+        }
+        if (!ExpressionField(value, "Cause", where, state)) {
+          if (auto* cause = StringField(value, "Cause", where)) state->cause = *cause;
+        }
+        break;
+      case StateType::kParallel:
+        state->arguments = JsonataField(value, "Arguments", where);
+        ParseParallel(value, where, state);
+        break;
+      case StateType::kMap: {
+        JsonataField(value, "Items", where);
+        if (value.HasMember("Items")) state->expressions["Items"] = &value["Items"];
+        ExpressionField(value, "MaxConcurrency", where, state);
+        ParseMap(value, where, state);
+        state->item_selector = JsonataField(value, "ItemSelector", where);
+        if (state->distributed) {
+          Error("UNSUPPORTED_FEATURE",
+                "A Map state in DISTRIBUTED mode with QueryLanguage 'JSONata' is not supported "
+                "by this release",
+                where);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  void ParseResource(const json::Value& value, const std::string& where, State* state) {
     const std::string* resource = StringField(value, "Resource", where);
     if (resource != nullptr) {
       if (resource->rfind("arn:", 0) != 0 || resource->find(":activity:") == std::string::npos) {
@@ -673,6 +922,11 @@ class DefinitionParser {
         state->resource = *resource;
       }
     }
+  }
+
+  void ParseTask(const json::Value& value, const std::string& where, State* state) {
+    if (!Require(value, {"Resource"}, where)) return;
+    ParseResource(value, where, state);
     ParseIntOrPath(value, "TimeoutSeconds", where, false, &state->timeout_seconds);
     ParseIntOrPath(value, "HeartbeatSeconds", where, false, &state->heartbeat_seconds);
     if (state->heartbeat_seconds.value && state->timeout_seconds.value &&
@@ -779,7 +1033,10 @@ class DefinitionParser {
       Error("SCHEMA_VALIDATION_FAILED",
             "These fields cannot both be set: [ItemSelector, Parameters]", where);
     }
-    ParseIntOrPath(value, "MaxConcurrency", where, /*allow_zero=*/true, &state->max_concurrency);
+    if (!state->expressions.count("MaxConcurrency")) {
+      ParseIntOrPath(value, "MaxConcurrency", where, /*allow_zero=*/true,
+                     &state->max_concurrency);
+    }
     if (const std::string* label = StringField(value, "Label", where)) {
       if (std::optional<std::string> problem = LabelProblem(*label)) {
         Error("SCHEMA_VALIDATION_FAILED", *problem, where + "/Label");
@@ -970,6 +1227,9 @@ class DefinitionParser {
       for (size_t i = 0; i < state.catchers.size(); ++i) {
         check(state.catchers[i].next, absl::StrCat(at, "/Catch/", i, "/Next"));
       }
+      for (size_t i = 0; i < state.conditions.size(); ++i) {
+        check(state.conditions[i].next, absl::StrCat(at, "/Choices/", i, "/Next"));
+      }
     }
     if (diagnostics_.size() != before || machine.start_at.empty() ||
         machine.states.size() != names.size()) {
@@ -987,6 +1247,7 @@ class DefinitionParser {
       if (!state->next.empty()) queue.push_back(state->next);
       if (!state->default_next.empty()) queue.push_back(state->default_next);
       for (const auto& rule : state->choices) queue.push_back(rule->next());
+      for (const auto& rule : state->conditions) queue.push_back(rule.next);
       for (const auto& catcher : state->catchers) queue.push_back(catcher.next);
     }
     for (const auto& [name, state] : machine.states) {
@@ -1008,6 +1269,7 @@ class DefinitionParser {
   }
 
   Definition* def_;
+  bool machine_jsonata_ = false;  // top-level "QueryLanguage": "JSONata"
   std::vector<Diagnostic> diagnostics_;
   std::deque<std::string> scratch_;
   std::set<std::string, std::less<>> all_names_;

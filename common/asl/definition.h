@@ -11,6 +11,13 @@
 // location); Parse fails with AWS's InvalidDefinition message made of the
 // same diagnostics.
 //
+// States with "QueryLanguage": "JSONata" (the machine's or their own; a
+// state may not go back to JSONPath in a JSONata machine) have Arguments,
+// Output, Assign, Choice Conditions, Map Items and `{% ... %}` scalar
+// fields instead of the JSONPath fields, which they refuse. Every
+// `{% ... %}` string is compiled here, once (see Jsonata()); one that does
+// not compile is a SCHEMA_VALIDATION_FAILED diagnostic with JSONata's error.
+//
 // A Definition is immutable after Parse and safe to share between threads;
 // States point into the JSON document it owns.
 #ifndef STEPFLOW_COMMON_ASL_DEFINITION_H_
@@ -30,6 +37,7 @@
 #include "common/asl/jsonpath.h"
 #include "common/asl/path.h"
 #include "common/json/json.h"
+#include "common/jsonata/jsonata.h"
 
 namespace stepflow::asl {
 
@@ -63,6 +71,16 @@ struct Catcher {
   std::string next;
   PathField result_path;
   const json::Value* assign = nullptr;
+  const json::Value* output = nullptr;  // JSONata
+};
+
+// A rule of a Choice state in JSONata: `condition` is `true`/`false` or a
+// `{% %}` string; `assign` and `output` (may be null) apply when it matches.
+struct ConditionRule {
+  const json::Value* condition = nullptr;
+  std::string next;
+  const json::Value* assign = nullptr;
+  const json::Value* output = nullptr;
 };
 
 struct State;
@@ -96,6 +114,17 @@ struct State {
   std::vector<Retrier> retry;                    // Task, Parallel, Map
   std::vector<Catcher> catchers;                 // Task, Parallel, Map
   const json::Value* assign = nullptr;           // all but Succeed, Fail
+
+  // "QueryLanguage": "JSONata" (the state's or the machine's). Such a state
+  // has none of the JSONPath fields above but Arguments and Output
+  // templates, and its scalar fields may be `{% %}` expressions, kept in
+  // `expressions` by field name ("Seconds", "Timestamp", "TimeoutSeconds",
+  // "HeartbeatSeconds", "Items", "MaxConcurrency", "Error", "Cause").
+  bool jsonata = false;
+  const json::Value* arguments = nullptr;  // Task, Parallel
+  const json::Value* output = nullptr;     // all but Fail
+  std::map<std::string, const json::Value*, std::less<>> expressions;
+  std::vector<ConditionRule> conditions;   // Choice in JSONata
 
   // Task
   std::string resource;
@@ -178,6 +207,12 @@ class Definition {
     auto it = references_.find(text);
     return it == references_.end() ? nullptr : &it->second;
   }
+  // The compiled JSONata expression of a `{% ... %}` string of a JSONata
+  // state, or nullptr when the value is not one (a literal).
+  const jsonata::Expression* Jsonata(const json::Value* value) const {
+    auto it = expressions_.find(value);
+    return it == expressions_.end() ? nullptr : it->second.get();
+  }
   // The parsed intrinsic call of a "key.$" template value, or nullptr.
   const IntrinsicCall* Intrinsic(const json::Value* value) const {
     auto it = intrinsics_.find(value);
@@ -192,6 +227,8 @@ class Definition {
   // Intrinsic calls in templates, parsed once, by their JSON value.
   std::map<const json::Value*, IntrinsicCall> intrinsics_;
   std::map<const json::Value*, JsonPath> paths_;
+  // `{% %}` strings of JSONata states, compiled once, by their JSON value.
+  std::map<const json::Value*, std::unique_ptr<jsonata::Expression>> expressions_;
   // Reference paths, parsed once, by their text.
   std::map<std::string, ReferencePath, std::less<>> references_;
   // Parses `text` as a reference path and keeps it; nullptr when it is not

@@ -11,8 +11,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 #include "common/asl/timestamp.h"
+#include "common/jsonata/jsonata.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace stepflow::asl {
@@ -454,6 +456,10 @@ class Interpreter::Run {
   void Execute(int64_t frame_id) {
     Frame* frame = F(frame_id);
     const State& state = *StateOf(*frame);
+    if (state.jsonata) {
+      ExecuteJsonata(frame_id, state);
+      return;
+    }
     switch (state.type) {
       case StateType::kPass:
         RunPass(frame_id, state);
@@ -478,6 +484,33 @@ class Interpreter::Run {
         return;
       case StateType::kMap:
         StartMap(frame_id, state);
+        return;
+    }
+  }
+
+  void ExecuteJsonata(int64_t frame_id, const State& state) {
+    switch (state.type) {
+      case StateType::kPass:
+      case StateType::kSucceed:
+        RunJsonataPassOrSucceed(frame_id, state);
+        return;
+      case StateType::kTask:
+        ScheduleJsonataTask(frame_id, state);
+        return;
+      case StateType::kChoice:
+        RunJsonataChoice(frame_id, state);
+        return;
+      case StateType::kWait:
+        RunJsonataWait(frame_id, state);
+        return;
+      case StateType::kFail:
+        RunJsonataFail(frame_id, state);
+        return;
+      case StateType::kParallel:
+        StartJsonataParallel(frame_id, state);
+        return;
+      case StateType::kMap:
+        StartJsonataMap(frame_id, state);
         return;
     }
   }
@@ -655,6 +688,23 @@ class Interpreter::Run {
       error_output.AddMember("Cause", StringValue(failure.cause, a), a);
       auto raw = json::Parse(frame->input(), &arena_);
       std::map<std::string, std::string> assigned;
+      if (state.jsonata) {
+        // Output (default: the error output) and Assign see
+        // $states.errorOutput.
+        json::Value states;
+        BuildStates(*frame, raw.ok() ? static_cast<const json::Value&>(*raw) : doc, "errorOutput",
+                    &error_output, &states, a);
+        std::string output;
+        if (auto problem = JsonataOutput(*F(frame_id), catcher.output, catcher.assign, states,
+                                         error_output, &output, &assigned, a)) {
+          FrameFailed(frame_id, *problem);
+          return;
+        }
+        EmitExited(frame_id, state, output, assigned);
+        Enqueue(frame_id, catcher.next, std::move(output));
+        redrive_snapshot_.reset();
+        return;
+      }
       if (auto problem = EvaluateAssign(*F(frame_id), catcher.assign, error_output, &assigned)) {
         FrameFailed(frame_id, *problem);
         return;
@@ -1229,6 +1279,522 @@ class Interpreter::Run {
     return found->GetInt64();
   }
 
+  // --- JSONata states -------------------------------------------------------
+  // A state with "QueryLanguage": "JSONata" reads its input, result or
+  // error output and context through $states, and workflow variables as
+  // $name; its `{% %}` strings were compiled with the definition.
+
+  // $states for one evaluation: input, context, and `result` or
+  // `errorOutput` (named by `extra_name`) when there is one.
+  void BuildStates(const Frame& frame, const json::Value& input, const char* extra_name,
+                   const json::Value* extra, json::Value* out, json::Allocator& a) {
+    out->SetObject();
+    out->AddMember("input", json::Copy(input, a), a);
+    if (extra != nullptr) {
+      out->AddMember(json::Value(rapidjson::StringRef(extra_name)), json::Copy(*extra, a), a);
+    }
+    out->AddMember("context", json::Copy(ContextObject(frame), a), a);
+  }
+
+  static absl::string_view JsonTypeName(const json::Value& value) {
+    if (value.IsNull()) return "null";
+    if (value.IsBool()) return "boolean";
+    if (value.IsNumber()) return "number";
+    if (value.IsString()) return "string";
+    if (value.IsArray()) return "array";
+    return "object";
+  }
+
+  // Whether `text` reads `$name` (not a longer name that starts with it).
+  static bool MentionsVariable(absl::string_view text, absl::string_view name) {
+    for (size_t at = text.find('$'); at != absl::string_view::npos;
+         at = text.find('$', at + 1)) {
+      const absl::string_view rest = text.substr(at + 1);
+      if (!absl::StartsWith(rest, name)) continue;
+      const size_t end = name.size();
+      if (end == rest.size() ||
+          !(absl::ascii_isalnum(static_cast<unsigned char>(rest[end])) || rest[end] == '_' ||
+            static_cast<unsigned char>(rest[end]) >= 0x80)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  static absl::string_view ExpressionText(const jsonata::Expression& expression) {
+    return absl::StripAsciiWhitespace(expression.text());
+  }
+
+  // States.QueryEvaluationError for the field at `location`, recorded by
+  // an EvaluationFailed event as AWS does.
+  StateError QueryError(const Frame& frame, absl::string_view location,
+                        absl::string_view message) {
+    StateError failure{"States.QueryEvaluationError",
+                       absl::StrCat("An error occurred while executing the state '",
+                                    frame.state(), "' (entered at the event id #",
+                                    frame.entered_event_id(), "). ", message)};
+    auto* details = Emit("EvaluationFailed")->mutable_evaluation_failed_event_details();
+    details->set_error(failure.error);
+    details->set_cause(failure.cause);
+    details->set_location(std::string(location));
+    details->set_state(frame.state());
+    return failure;
+  }
+
+  StateError UnexpectedType(const Frame& frame, const jsonata::Expression& expression,
+                            absl::string_view location, absl::string_view expected,
+                            const json::Value& value) {
+    return QueryError(frame, location,
+                      absl::StrCat("The JSONata expression '", ExpressionText(expression),
+                                   "' specified for the field '", location,
+                                   "' returned an unexpected result type. Expected '", expected,
+                                   "', but was '", JsonTypeName(value),
+                                   "' for value: ", json::Serialize(value)));
+  }
+
+  // Evaluates one compiled expression; its value must be defined.
+  std::optional<StateError> EvaluateExpression(const Frame& frame,
+                                               const jsonata::Expression& expression,
+                                               const json::Value& states,
+                                               absl::string_view location, json::Value* out,
+                                               json::Allocator& a) {
+    jsonata::Bindings bindings;
+    for (const std::string& name : expression.Variables()) {
+      if (name == "states") {
+        bindings.emplace_back(name, &states);
+      } else if (const json::Value* value = Variable(frame, name)) {
+        bindings.emplace_back(name, value);
+      }
+    }
+    // A workflow variable named like a built-in function ($sum, $count)
+    // shadows it, as bindings do in JSONata; Variables() leaves such names
+    // out, so they are looked for in the text.
+    for (const Frame* scope = &frame; scope != nullptr;
+         scope = scope->parent_id() == 0 || scope->has_child_execution()
+                     ? nullptr
+                     : F(scope->parent_id())) {
+      for (const auto& [name, text] : scope->variables()) {
+        if (!MentionsVariable(expression.text(), name) ||
+            std::binary_search(expression.Variables().begin(), expression.Variables().end(),
+                               name) ||
+            std::any_of(bindings.begin(), bindings.end(),
+                        [&](const auto& bound) { return bound.first == name; })) {
+          continue;
+        }
+        if (const json::Value* value = Variable(frame, name)) bindings.emplace_back(name, value);
+      }
+    }
+    jsonata::Environment env;
+    env.now = now_;
+    if (context_.random_unit) env.random = context_.random_unit;
+    // $uuid: derived from the execution and the step, so a replay gives the
+    // same ids.
+    env.uuid = [this, counter = int64_t{0}]() mutable {
+      return DerivedUuid(context_.execution_arn, NextEventId(), (int64_t{1} << 32) + counter++);
+    };
+    jsonata::EvalError error;
+    auto result = expression.Evaluate(nullptr, bindings, env, &a, &error);
+    if (!result.ok()) {
+      return QueryError(frame, location,
+                        absl::StrCat("The JSONata expression '", ExpressionText(expression),
+                                     "' specified for the field '", location,
+                                     "' threw an error during evaluation. ", error.code, ": ",
+                                     error.message));
+    }
+    if (!result->defined) {
+      return QueryError(frame, location,
+                        absl::StrCat("The JSONata expression '", ExpressionText(expression),
+                                     "' specified for the field '", location,
+                                     "' returned nothing (undefined)."));
+    }
+    *out = std::move(result->value);
+    return std::nullopt;
+  }
+
+  // A JSONata template: its `{% %}` strings evaluated, everything else
+  // literal. `location` names the field, e.g. "Output/result".
+  std::optional<StateError> ApplyJsonata(const Frame& frame, const json::Value& tmpl,
+                                         const json::Value& states, const std::string& location,
+                                         json::Value* out, json::Allocator& a) {
+    if (const jsonata::Expression* expression = definition_.Jsonata(&tmpl)) {
+      return EvaluateExpression(frame, *expression, states, location, out, a);
+    }
+    if (tmpl.IsObject()) {
+      out->SetObject();
+      for (const auto& member : tmpl.GetObject()) {
+        json::Value value;
+        if (auto error = ApplyJsonata(frame, member.value, states,
+                                      absl::StrCat(location, "/", member.name.GetString()),
+                                      &value, a)) {
+          return error;
+        }
+        out->AddMember(json::Value(member.name, a), value, a);
+      }
+      return std::nullopt;
+    }
+    if (tmpl.IsArray()) {
+      out->SetArray();
+      for (rapidjson::SizeType i = 0; i < tmpl.Size(); ++i) {
+        json::Value value;
+        if (auto error =
+                ApplyJsonata(frame, tmpl[i], states, absl::StrCat(location, "/", i), &value, a)) {
+          return error;
+        }
+        out->PushBack(value, a);
+      }
+      return std::nullopt;
+    }
+    *out = json::Copy(tmpl, a);
+    return std::nullopt;
+  }
+
+  // Assign, then Output (both over the variables as they were before the
+  // state): `*out_text` is the output, `fallback` when there is no Output.
+  std::optional<StateError> JsonataOutput(const Frame& frame, const json::Value* output,
+                                          const json::Value* assign, const json::Value& states,
+                                          const json::Value& fallback, std::string* out_text,
+                                          std::map<std::string, std::string>* assigned,
+                                          json::Allocator& a) {
+    if (assign != nullptr && assign->IsObject()) {
+      for (const auto& member : assign->GetObject()) {
+        std::string name(member.name.GetString(), member.name.GetStringLength());
+        json::Value value;
+        if (auto error = ApplyJsonata(frame, member.value, states, "Assign/" + name, &value, a)) {
+          return error;
+        }
+        (*assigned)[name] = json::Serialize(value);
+      }
+    }
+    if (output == nullptr) {
+      *out_text = json::Serialize(fallback);
+      return std::nullopt;
+    }
+    json::Value value;
+    if (auto error = ApplyJsonata(frame, *output, states, "Output", &value, a)) return error;
+    *out_text = json::Serialize(value);
+    return std::nullopt;
+  }
+
+  // A non-negative integer field (Seconds, TimeoutSeconds, ...): a literal
+  // or an expression; nullopt (and the error in `*failure`) when invalid.
+  std::optional<int64_t> JsonataInt(const Frame& frame, const State& state,
+                                    absl::string_view field, const IntOrPath& literal,
+                                    const json::Value& states, json::Allocator& a,
+                                    std::optional<StateError>* failure) {
+    auto it = state.expressions.find(field);
+    if (it == state.expressions.end()) return literal.value.value_or(0);
+    const jsonata::Expression& expression = *definition_.Jsonata(it->second);
+    json::Value value;
+    if ((*failure = EvaluateExpression(frame, expression, states, field, &value, a))) {
+      return std::nullopt;
+    }
+    if (value.IsNumber() && !value.IsInt64() && value.IsDouble() &&
+        value.GetDouble() == std::floor(value.GetDouble()) && std::fabs(value.GetDouble()) < 9e15) {
+      value.SetInt64(static_cast<int64_t>(value.GetDouble()));
+    }
+    if (!value.IsInt64() || value.GetInt64() < 0 || value.GetInt64() > 99999999) {
+      *failure = UnexpectedType(frame, expression, field, "integer", value);
+      return std::nullopt;
+    }
+    return value.GetInt64();
+  }
+
+  // A string field (Error, Cause, Timestamp): a literal or an expression.
+  std::optional<std::string> JsonataString(const Frame& frame, const State& state,
+                                           absl::string_view field, const std::string& literal,
+                                           const json::Value& states, json::Allocator& a,
+                                           std::optional<StateError>* failure) {
+    auto it = state.expressions.find(field);
+    if (it == state.expressions.end()) return literal;
+    const jsonata::Expression& expression = *definition_.Jsonata(it->second);
+    json::Value value;
+    if ((*failure = EvaluateExpression(frame, expression, states, field, &value, a))) {
+      return std::nullopt;
+    }
+    if (!value.IsString()) {
+      *failure = UnexpectedType(frame, expression, field, "string", value);
+      return std::nullopt;
+    }
+    return std::string(value.GetString(), value.GetStringLength());
+  }
+
+  // Task, Parallel and Map once their result is in: Output (default: the
+  // result) and Assign over $states.input and $states.result.
+  void ExitJsonataWithResult(int64_t frame_id, const State& state, const json::Value& input,
+                             const json::Value& result) {
+    json::Document doc(&arena_);
+    auto& a = doc.GetAllocator();
+    const Frame& frame = *F(frame_id);
+    json::Value states;
+    BuildStates(frame, input, "result", &result, &states, a);
+    std::string output;
+    std::map<std::string, std::string> assigned;
+    if (auto error = JsonataOutput(frame, state.output, state.assign, states, result, &output,
+                                   &assigned, a)) {
+      HandleError(frame_id, *error);
+      return;
+    }
+    ExitState(frame_id, state, std::move(output), assigned);
+  }
+
+  // Pass and Succeed: Output (default: the input) and Assign.
+  void RunJsonataPassOrSucceed(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc(&arena_);
+    auto& a = doc.GetAllocator();
+    const Frame& frame = *F(frame_id);
+    json::Value states;
+    BuildStates(frame, *raw, nullptr, nullptr, &states, a);
+    std::string output;
+    std::map<std::string, std::string> assigned;
+    if (auto error =
+            JsonataOutput(frame, state.output, state.assign, states, *raw, &output, &assigned, a)) {
+      HandleError(frame_id, *error);
+      return;
+    }
+    if (state.type == StateType::kSucceed) {
+      EmitExited(frame_id, state, output, {});
+      FrameSucceeded(frame_id, std::move(output));
+      return;
+    }
+    ExitState(frame_id, state, std::move(output), assigned);
+  }
+
+  void RunJsonataFail(int64_t frame_id, const State& state) {
+    StateError failure{state.error, state.cause};
+    if (!state.expressions.empty()) {
+      auto raw = ParseInput(frame_id);
+      if (!raw) return;
+      json::Document doc(&arena_);
+      auto& a = doc.GetAllocator();
+      const Frame& frame = *F(frame_id);
+      json::Value states;
+      BuildStates(frame, *raw, nullptr, nullptr, &states, a);
+      std::optional<StateError> problem;
+      auto error = JsonataString(frame, state, "Error", state.error, states, a, &problem);
+      std::optional<std::string> cause;
+      if (error) cause = JsonataString(frame, state, "Cause", state.cause, states, a, &problem);
+      if (problem) {
+        FrameFailed(frame_id, *problem);
+        return;
+      }
+      failure = StateError{*error, *cause};
+    }
+    FrameFailed(frame_id, failure);
+  }
+
+  void RunJsonataChoice(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc(&arena_);
+    auto& a = doc.GetAllocator();
+    const Frame& frame = *F(frame_id);
+    json::Value states;
+    BuildStates(frame, *raw, nullptr, nullptr, &states, a);
+    const ConditionRule* matched = nullptr;
+    for (size_t i = 0; i < state.conditions.size() && matched == nullptr; ++i) {
+      const ConditionRule& rule = state.conditions[i];
+      bool holds = rule.condition->IsBool() && rule.condition->GetBool();
+      if (const jsonata::Expression* expression = definition_.Jsonata(rule.condition)) {
+        json::Value value;
+        if (auto error = EvaluateExpression(frame, *expression, states, "Condition", &value, a)) {
+          HandleError(frame_id, *error);
+          return;
+        }
+        if (!value.IsBool()) {
+          HandleError(frame_id, UnexpectedType(frame, *expression, "Condition", "boolean", value));
+          return;
+        }
+        holds = value.GetBool();
+      }
+      if (holds) matched = &rule;
+    }
+    std::string next = matched != nullptr ? matched->next : state.default_next;
+    if (next.empty()) {
+      HandleError(frame_id, StateError{"States.NoChoiceMatched", "No Matches!"});
+      return;
+    }
+    const json::Value* output = state.output;
+    const json::Value* assign = state.assign;
+    if (matched != nullptr) {
+      if (matched->output != nullptr) output = matched->output;
+      if (matched->assign != nullptr) assign = matched->assign;
+    }
+    std::string text;
+    std::map<std::string, std::string> assigned;
+    if (auto error = JsonataOutput(frame, output, assign, states, *raw, &text, &assigned, a)) {
+      HandleError(frame_id, *error);
+      return;
+    }
+    EmitExited(frame_id, state, text, assigned);
+    Enqueue(frame_id, next, std::move(text));
+  }
+
+  void RunJsonataWait(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc(&arena_);
+    auto& a = doc.GetAllocator();
+    const Frame& frame = *F(frame_id);
+    json::Value states;
+    BuildStates(frame, *raw, nullptr, nullptr, &states, a);
+    std::optional<StateError> problem;
+    absl::Time fire_at = now_;
+    if (state.seconds.present() || state.expressions.count("Seconds")) {
+      auto seconds = JsonataInt(frame, state, "Seconds", state.seconds, states, a, &problem);
+      if (!seconds) {
+        HandleError(frame_id, *problem);
+        return;
+      }
+      fire_at = now_ + absl::Seconds(*seconds);
+    } else if (state.timestamp) {
+      fire_at = *state.timestamp;
+    } else if (state.expressions.count("Timestamp")) {
+      auto text = JsonataString(frame, state, "Timestamp", "", states, a, &problem);
+      if (!text) {
+        HandleError(frame_id, *problem);
+        return;
+      }
+      if (!TryParseTimestamp(*text, &fire_at)) {
+        HandleError(frame_id,
+                    QueryError(frame, "Timestamp",
+                               absl::StrCat("The Timestamp field cannot be parsed as an ISO-8601 "
+                                            "extended offset date-time format string: ",
+                                            *text)));
+        return;
+      }
+    }
+    if (fire_at - now_ > absl::Seconds(2147483647)) {
+      HandleError(frame_id, RuntimeError(frame, "Wait state delay is too long."));
+      return;
+    }
+    if (fire_at <= now_) {
+      FinishWait(frame_id, state);
+      return;
+    }
+    Frame* waiting = F(frame_id);
+    waiting->set_timer_kind(kWaitTimer);
+    waiting->set_timer_id(ArmTimer(fire_at - now_));
+  }
+
+  void ScheduleJsonataTask(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    const int64_t scheduled_id = NextEventId();
+    json::Document doc(&arena_);
+    auto& a = doc.GetAllocator();
+    const Frame& frame = *F(frame_id);
+    // $states.context.Task.Token names the ActivityScheduled event to come.
+    task_token_ = context_.mint_task_token ? context_.mint_task_token(scheduled_id) : "";
+    json::Value states;
+    BuildStates(frame, *raw, nullptr, nullptr, &states, a);
+    task_token_.clear();
+    json::Value arguments;
+    std::optional<StateError> problem;
+    if (state.arguments != nullptr) {
+      problem = ApplyJsonata(frame, *state.arguments, states, "Arguments", &arguments, a);
+    } else {
+      arguments = json::Copy(*raw, a);
+    }
+    std::optional<int64_t> timeout, heartbeat;
+    if (!problem) {
+      timeout = JsonataInt(frame, state, "TimeoutSeconds", state.timeout_seconds, states, a,
+                           &problem);
+    }
+    if (!problem) {
+      heartbeat = JsonataInt(frame, state, "HeartbeatSeconds", state.heartbeat_seconds, states,
+                             a, &problem);
+    }
+    if (problem) {
+      HandleError(frame_id, *problem);
+      return;
+    }
+    DispatchTask(frame_id, state, json::Serialize(arguments), *timeout, *heartbeat);
+  }
+
+  void StartJsonataParallel(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc(&arena_);
+    auto& a = doc.GetAllocator();
+    const Frame& frame = *F(frame_id);
+    json::Value states;
+    BuildStates(frame, *raw, nullptr, nullptr, &states, a);
+    json::Value arguments;
+    if (state.arguments != nullptr) {
+      if (auto error = ApplyJsonata(frame, *state.arguments, states, "Arguments", &arguments, a)) {
+        HandleError(frame_id, *error);
+        return;
+      }
+    } else {
+      arguments = json::Copy(*raw, a);
+    }
+    StartBranches(frame_id, state, arguments);
+  }
+
+  void StartJsonataMap(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc(&arena_);
+    auto& a = doc.GetAllocator();
+    const Frame& frame = *F(frame_id);
+    json::Value states;
+    BuildStates(frame, *raw, nullptr, nullptr, &states, a);
+    json::Value items;
+    auto it = state.expressions.find("Items");
+    std::optional<StateError> problem;
+    if (it == state.expressions.end()) {
+      items = json::Copy(*raw, a);
+    } else {
+      problem = ApplyJsonata(frame, *it->second, states, "Items", &items, a);
+    }
+    if (!problem && !items.IsArray()) {
+      const jsonata::Expression* expression =
+          it == state.expressions.end() ? nullptr : definition_.Jsonata(it->second);
+      problem = expression != nullptr
+                    ? UnexpectedType(frame, *expression, "Items", "array", items)
+                    : RuntimeError(frame, absl::StrCat("Items must be an array: ",
+                                                       json::Serialize(items)));
+    }
+    std::optional<int64_t> max;
+    if (!problem) {
+      max = JsonataInt(frame, state, "MaxConcurrency", state.max_concurrency, states, a,
+                       &problem);
+    }
+    if (problem) {
+      // AWS records the Map state as failed before handling the error.
+      if (!WillRetry(frame, state, *problem)) Emit("MapStateFailed");
+      HandleError(frame_id, *problem);
+      return;
+    }
+    StartIterations(frame_id, items, *raw, *max);
+  }
+
+  // The input of Map iteration `index`: ItemSelector over the Map's input
+  // with $states.context.Map.Item set, or the item itself.
+  std::optional<StateError> JsonataItemInput(const Frame& frame, const State& state,
+                                             const json::Value& map_input, int32_t index,
+                                             const std::string& item_text, std::string* input) {
+    if (state.item_selector == nullptr) {
+      *input = item_text;
+      return std::nullopt;
+    }
+    json::Document doc(&arena_);
+    auto& a = doc.GetAllocator();
+    map_item_ = std::make_pair(static_cast<int64_t>(index), item_text);
+    json::Value states;
+    BuildStates(frame, map_input, nullptr, nullptr, &states, a);
+    map_item_.reset();
+    json::Value selected;
+    if (auto error = ApplyJsonata(frame, *state.item_selector, states, "ItemSelector", &selected,
+                                  a)) {
+      return error;
+    }
+    *input = json::Serialize(selected);
+    return std::nullopt;
+  }
+
   // --- State types ----------------------------------------------------------
 
   // A Pass state with no field that selects, adds or assigns anything: its
@@ -1482,6 +2048,11 @@ class Interpreter::Run {
   }
 
   void FinishWait(int64_t frame_id, const State& state) {
+    if (state.jsonata) {
+      F(frame_id)->clear_timer_id();
+      RunJsonataPassOrSucceed(frame_id, state);
+      return;
+    }
     auto raw = ParseInput(frame_id);
     if (!raw) return;
     json::Document doc(&arena_);
@@ -1524,25 +2095,30 @@ class Interpreter::Run {
     if (!timeout) return;
     auto heartbeat = ResolveInt(frame_id, state.heartbeat_seconds, *raw, "HeartbeatSeconds");
     if (!heartbeat) return;
-    std::string task_input = json::Serialize(effective);
+    DispatchTask(frame_id, state, json::Serialize(effective), *timeout, *heartbeat);
+  }
+
+  // ActivityScheduled, and the activity task for the caller to dispatch.
+  void DispatchTask(int64_t frame_id, const State& state, std::string task_input,
+                    int64_t timeout, int64_t heartbeat) {
     v1::HistoryEvent* scheduled = Emit("ActivityScheduled");
     auto* details = scheduled->mutable_activity_scheduled_event_details();
     details->set_resource(state.resource);
     details->set_input(task_input);
     details->mutable_input_details()->set_truncated(false);
-    details->set_timeout_in_seconds(*timeout);
-    details->set_heartbeat_in_seconds(*heartbeat);
+    details->set_timeout_in_seconds(timeout);
+    details->set_heartbeat_in_seconds(heartbeat);
     Frame* frame = F(frame_id);
     frame->set_scheduled_event_id(scheduled->id());
     frame->set_task_started(false);
     frame->set_activity_arn(state.resource);
-    frame->set_heartbeat_seconds(*heartbeat);
+    frame->set_heartbeat_seconds(heartbeat);
     frame->clear_timer_id();
-    if (*timeout > 0) frame->set_task_timeout_timer(ArmTimer(absl::Seconds(*timeout)));
+    if (timeout > 0) frame->set_task_timeout_timer(ArmTimer(absl::Seconds(timeout)));
     outcome_.dispatches.push_back(ActivityDispatch{
         state.resource, scheduled->id(),
         context_.mint_task_token ? context_.mint_task_token(scheduled->id()) : "",
-        std::move(task_input), *timeout, *heartbeat});
+        std::move(task_input), timeout, heartbeat});
   }
 
   int64_t FindTaskFrame(int64_t scheduled_event_id) {
@@ -1591,6 +2167,10 @@ class Interpreter::Run {
     }
     std::string output;
     std::map<std::string, std::string> assigned;
+    if (state.jsonata) {
+      ExitJsonataWithResult(frame_id, state, *raw, *result);
+      return;
+    }
     if (auto error = StateOutput(*F(frame_id), state, *raw,
                                  std::move(static_cast<json::Value&>(*result)), &output,
                                  &assigned)) {
@@ -1627,6 +2207,11 @@ class Interpreter::Run {
       HandleError(frame_id, *error);
       return;
     }
+    StartBranches(frame_id, state, effective);
+  }
+
+  // ParallelStateStarted, and each branch enqueued with `effective` as input.
+  void StartBranches(int64_t frame_id, const State& state, const json::Value& effective) {
     std::string input = json::Serialize(effective, F(frame_id)->input().size());
     Emit("ParallelStateStarted");
     Frame* frame = F(frame_id);
@@ -1696,6 +2281,13 @@ class Interpreter::Run {
     }
     auto max = ResolveInt(frame_id, state.max_concurrency, selected, "MaxConcurrency");
     if (!max) return;
+    StartIterations(frame_id, items, selected, *max);
+  }
+
+  // MapStateStarted, then iterations over `items` as MaxConcurrency allows;
+  // `selected` is what ItemSelector reads.
+  void StartIterations(int64_t frame_id, const json::Value& items, const json::Value& selected,
+                       int64_t max) {
     auto* started = Emit("MapStateStarted")->mutable_map_state_started_event_details();
     started->set_length(static_cast<int32_t>(items.Size()));
     Frame* frame = F(frame_id);
@@ -1703,7 +2295,7 @@ class Interpreter::Run {
     frame->set_total_children(static_cast<int32_t>(items.Size()));
     frame->set_next_child(0);
     frame->set_running_children(0);
-    frame->set_max_concurrency(static_cast<int32_t>(*max));
+    frame->set_max_concurrency(static_cast<int32_t>(max));
     frame->clear_child_outputs();
     for (rapidjson::SizeType i = 0; i < items.Size(); ++i) frame->add_child_outputs();
     frame->set_items(json::Serialize(items));
@@ -1733,7 +2325,16 @@ class Interpreter::Run {
       const json::Value& item = (*items)[static_cast<rapidjson::SizeType>(index)];
       std::string item_text = json::Serialize(item);
       std::string input = item_text;
-      if (const json::Value* selector =
+      if (state.jsonata) {
+        if (auto error = JsonataItemInput(*frame, state, *effective, index, item_text, &input)) {
+          pumping_.erase(frame_id);
+          DropChildren(frame_id);
+          F(frame_id)->set_waiting_children(false);
+          Emit("MapStateFailed");
+          HandleError(frame_id, *error);
+          return;
+        }
+      } else if (const json::Value* selector =
               state.item_selector != nullptr ? state.item_selector : state.parameters) {
         map_item_ = std::make_pair(static_cast<int64_t>(index), item_text);
         json::Document doc(&arena_);
@@ -1799,6 +2400,16 @@ class Interpreter::Run {
       auto value = json::Parse(text, &arena_);  // in `a` already: moved, not copied
       results.PushBack(value.ok() ? std::move(static_cast<json::Value&>(*value)) : json::Value(),
                        a);
+    }
+    if (state.jsonata) {
+      auto input = ParseInput(frame_id);
+      if (!input) return;
+      frame = F(frame_id);
+      frame->clear_child_outputs();
+      frame->clear_items();
+      frame->clear_effective_input();
+      ExitJsonataWithResult(frame_id, state, *input, results);
+      return;
     }
     // The state's input matters only when ResultPath keeps some of it.
     std::optional<json::Document> raw;
@@ -2272,6 +2883,10 @@ class Interpreter::Run {
     };
     auto raw = json::Parse(frame.input());
     data->set_input(frame.input());
+    if (state.jsonata) {
+      TestJsonata(request, frame, state, *raw, &response);
+      return Finish(response, inspect);
+    }
     json::Value after_input;
     if (auto error = SelectPath(frame, state.input_path, *raw, &after_input, a)) {
       fail(*error);
@@ -2415,6 +3030,167 @@ class Interpreter::Run {
     }
     data->set_variables(json::Serialize(variables));
     return Finish(response, inspect);
+  }
+
+  // TestState of a JSONata state: Arguments, the (mocked) result, then
+  // Assign and Output, or the mocked error through Retry and Catch.
+  void TestJsonata(const v1::TestStateRequest& request, const Frame& frame, const State& state,
+                   const json::Value& input, v1::TestStateResponse* response) {
+    v1::InspectionData* data = response->mutable_inspection_data();
+    json::Document doc(&arena_);
+    auto& a = doc.GetAllocator();
+    auto fail = [&](const StateError& error) {
+      response->set_status("FAILED");
+      response->set_error(error.error);
+      response->set_cause(error.cause);
+    };
+    json::Value states;
+    task_token_ = state.type == StateType::kTask ? "test-state-task-token" : "";
+    BuildStates(frame, input, nullptr, nullptr, &states, a);
+    task_token_.clear();
+    std::map<std::string, std::string> assigned;
+    std::string output;
+    std::string next = state.end ? "" : state.next;
+    std::optional<StateError> problem;
+    switch (state.type) {
+      case StateType::kFail: {
+        auto error = JsonataString(frame, state, "Error", state.error, states, a, &problem);
+        std::optional<std::string> cause;
+        if (error) cause = JsonataString(frame, state, "Cause", state.cause, states, a, &problem);
+        fail(problem ? *problem : StateError{*error, *cause});
+        return;
+      }
+      case StateType::kChoice: {
+        const ConditionRule* matched = nullptr;
+        for (const ConditionRule& rule : state.conditions) {
+          bool holds = rule.condition->IsBool() && rule.condition->GetBool();
+          if (const jsonata::Expression* expression = definition_.Jsonata(rule.condition)) {
+            json::Value value;
+            if ((problem = EvaluateExpression(frame, *expression, states, "Condition", &value,
+                                              a))) {
+              break;
+            }
+            if (!value.IsBool()) {
+              problem = UnexpectedType(frame, *expression, "Condition", "boolean", value);
+              break;
+            }
+            holds = value.GetBool();
+          }
+          if (holds) {
+            matched = &rule;
+            break;
+          }
+        }
+        if (problem) break;
+        next = matched != nullptr ? matched->next : state.default_next;
+        if (next.empty()) {
+          problem = StateError{"States.NoChoiceMatched", "No Matches!"};
+          break;
+        }
+        const json::Value* out = matched && matched->output ? matched->output : state.output;
+        const json::Value* assign = matched && matched->assign ? matched->assign : state.assign;
+        problem = JsonataOutput(frame, out, assign, states, input, &output, &assigned, a);
+        break;
+      }
+      case StateType::kTask: {
+        json::Value arguments;
+        if (state.arguments != nullptr) {
+          problem = ApplyJsonata(frame, *state.arguments, states, "Arguments", &arguments, a);
+        } else {
+          arguments = json::Copy(input, a);
+        }
+        if (problem) break;
+        data->set_after_arguments(json::Serialize(arguments));
+        if (request.mock().result().empty()) {
+          TestJsonataError(request, frame, state, input,
+                           StateError{request.mock().error_output().error(),
+                                      request.mock().error_output().cause()},
+                           response);
+          return;
+        }
+        auto mocked = json::Parse(request.mock().result());
+        json::Value result = json::Copy(*mocked, a);
+        data->set_result(json::Serialize(result));
+        states.AddMember("result", result, a);
+        problem = JsonataOutput(frame, state.output, state.assign, states, states["result"],
+                                &output, &assigned, a);
+        break;
+      }
+      default:
+        problem = JsonataOutput(frame, state.output, state.assign, states, input, &output,
+                                &assigned, a);
+        if (state.type == StateType::kSucceed) next.clear();
+        break;
+    }
+    if (problem) {
+      if (state.type == StateType::kTask) {
+        TestJsonataError(request, frame, state, input, *problem, response);
+      } else {
+        fail(*problem);
+      }
+      return;
+    }
+    response->set_status("SUCCEEDED");
+    response->set_output(output);
+    if (!next.empty()) response->set_next_state(next);
+    json::Value variables(rapidjson::kObjectType);
+    for (const auto& [name, value] : frame.variables()) {
+      if (assigned.count(name)) continue;
+      auto parsed = json::Parse(value);
+      if (parsed.ok()) variables.AddMember(StringValue(name, a), json::Copy(*parsed, a), a);
+    }
+    for (const auto& [name, value] : assigned) {
+      auto parsed = json::Parse(value);
+      if (parsed.ok()) variables.AddMember(StringValue(name, a), json::Copy(*parsed, a), a);
+    }
+    data->set_variables(json::Serialize(variables));
+  }
+
+  // A JSONata Task's error in TestState: retriable, caught (Catch Output
+  // and Assign over $states.errorOutput) or failed.
+  void TestJsonataError(const v1::TestStateRequest& request, const Frame& frame,
+                        const State& state, const json::Value& input, const StateError& failure,
+                        v1::TestStateResponse* response) {
+    for (size_t i = 0; i < state.catchers.size(); ++i) {
+      const Catcher& catcher = state.catchers[i];
+      if (!Matches(catcher.error_equals, failure) || WillRetryInTest(request, state, failure)) {
+        continue;
+      }
+      json::Document doc(&arena_);
+      auto& a = doc.GetAllocator();
+      json::Value error_output(rapidjson::kObjectType);
+      error_output.AddMember("Error", StringValue(failure.error, a), a);
+      error_output.AddMember("Cause", StringValue(failure.cause, a), a);
+      json::Value states;
+      BuildStates(frame, input, "errorOutput", &error_output, &states, a);
+      std::string output;
+      std::map<std::string, std::string> assigned;
+      if (auto problem = JsonataOutput(frame, catcher.output, catcher.assign, states,
+                                       error_output, &output, &assigned, a)) {
+        response->set_status("FAILED");
+        response->set_error(problem->error);
+        response->set_cause(problem->cause);
+        return;
+      }
+      response->set_status("CAUGHT_ERROR");
+      response->set_error(failure.error);
+      response->set_cause(failure.cause);
+      response->set_output(output);
+      response->set_next_state(catcher.next);
+      response->mutable_inspection_data()->mutable_error_details()->set_catch_index(
+          static_cast<int32_t>(i));
+      return;
+    }
+    TestError(request, state, failure, response);
+  }
+
+  static bool WillRetryInTest(const v1::TestStateRequest& request, const State& state,
+                              const StateError& failure) {
+    for (const Retrier& retrier : state.retry) {
+      if (!Matches(retrier.error_equals, failure)) continue;
+      return request.state_configuration().retrier_retry_count() < retrier.max_attempts;
+    }
+    return false;
   }
 
   // A mocked task error: retriable, caught or failed, as AWS reports it.

@@ -13,6 +13,13 @@
 //   Outcome outcome = interpreter.Start(&state, input_json, now);
 //   // persist outcome.events + state + effects atomically, then act on them.
 //
+// JSONata states evaluate their compiled expressions with $states (input,
+// result or errorOutput, context) and the workflow variables bound; $now()
+// is the transition's `now`, $random() draws from context.random_unit and
+// $uuid() is derived from the execution ARN and the event id, so replays
+// agree. A failed evaluation is States.QueryEvaluationError, recorded by an
+// EvaluationFailed event as on AWS.
+//
 // An execution is a tree of frames (the top level, Parallel branches, Map
 // iterations, child executions of a distributed Map), each at one state; see
 // Frame in shard.proto.

@@ -153,6 +153,40 @@ TEST(LocalRunnerTest, TaskSucceedsThroughTheHandler) {
             "local");
 }
 
+TEST(LocalRunnerTest, JsonataMachine) {
+  LocalRunOptions options;
+  options.definition = R"({
+    "QueryLanguage": "JSONata",
+    "StartAt": "Work",
+    "States": {
+      "Work": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:add",
+               "Arguments": {"n": "{% $states.input.n %}", "token": "{% $states.context.Task.Token %}"},
+               "Assign": {"total": "{% $states.result %}"}, "Next": "Pause"},
+      "Pause": {"Type": "Wait", "Seconds": "{% $total - 40 %}", "Next": "Check"},
+      "Check": {"Type": "Choice",
+                "Choices": [{"Condition": "{% $total = 42 %}", "Next": "Done",
+                             "Output": {"total": "{% $total %}", "in": "{% $states.input %}"}}],
+                "Default": "Wrong"},
+      "Done": {"Type": "Succeed"},
+      "Wrong": {"Type": "Fail", "Error": "{% 'Got ' & $string($total) %}"}
+    }
+  })";
+  options.input = R"({"n": 41})";
+  std::vector<TaskRequest> requests;
+  options.task_handler = [&](const TaskRequest& task) {
+    requests.push_back(task);
+    absl::StatusOr<json::Document> input = json::Parse(task.input);
+    return Success(absl::StrCat((*input)["n"].GetInt() + 1));
+  };
+  LocalRunResult result = MustRun(options);
+  EXPECT_EQ(result.status, "SUCCEEDED") << result.error << ": " << result.cause;
+  EXPECT_EQ(Canonical(result.output), R"({"total":42,"in":42})");
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(Canonical(requests[0].input),
+            Canonical(absl::StrCat(R"({"n": 41, "token": ")", requests[0].task_token, R"("})")));
+  EXPECT_EQ(Elapsed(result), absl::Seconds(2));
+}
+
 TEST(LocalRunnerTest, TaskFailureFromTheHandlerFailsTheExecution) {
   LocalRunOptions options;
   options.definition = R"({"StartAt": "Work", "States": {

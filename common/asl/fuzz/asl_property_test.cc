@@ -556,6 +556,122 @@ class DefinitionGenerator {
                                                  "$.a[0]", "$.n"}));
   }
 
+  // --- JSONata states ---
+
+  // A `{% %}` expression over the input, the variables or the context;
+  // some fail to evaluate (undefined, type errors), rarely to compile.
+  json::Value Expression() {
+    static const std::vector<std::string> kExpressions = {
+        "$states.input",        "$states.input.a",      "$states.input.n + 1",
+        "$count($states.input.items)", "$states.context.State.Name",
+        "$y",                   "$x.k",                 "$states.input.s & 'x'",
+        "$states.input.items[0]", "{'k': $states.input.a}", "[1, 2, 3]",
+        "$undefinedVariable",   "$states.input.s + 1",  "$now()",
+        "$uuid()",              "$random()"};
+    if (Flaw()) return Str("{% 1 + %}");
+    return Str("{% " + r_.OneOf(kExpressions) + " %}");
+  }
+
+  // A JSONata template: literals with expressions inside.
+  json::Value JsonataTemplate() {
+    if (r_.P(0.4)) return Expression();
+    json::Value object(rapidjson::kObjectType);
+    const int n = r_.R(1, 3);
+    for (int i = 0; i < n; ++i) {
+      Add(object, r_.OneOf(std::vector<std::string>{"a", "b", "x", "y", "k"}),
+          r_.P(0.7) ? Expression() : RandomValue(1));
+    }
+    return object;
+  }
+
+  json::Value JsonataAssign() {
+    json::Value assign(rapidjson::kObjectType);
+    Add(assign, r_.OneOf(std::vector<std::string>{"x", "y", "z"}), JsonataTemplate());
+    return assign;
+  }
+
+  // A state with "QueryLanguage": "JSONata" (rarely with a JSONPath field,
+  // which is invalid).
+  json::Value JsonataState(const std::string& type, const std::vector<std::string>& names,
+                           size_t self, int depth) {
+    json::Value state(rapidjson::kObjectType);
+    Add(state, "Type", Str(type));
+    Add(state, "QueryLanguage", Str("JSONata"));
+    if (Flaw()) Add(state, "InputPath", Str("$"));
+    if (type != "Fail" && r_.P(0.4)) Add(state, "Output", JsonataTemplate());
+    if (type != "Succeed" && type != "Fail" && r_.P(0.3)) Add(state, "Assign", JsonataAssign());
+    if (type == "Task" || type == "Map") {
+      if (r_.P(0.3)) Add(state, "Retry", Retry());
+      if (r_.P(0.3)) {
+        json::Value list(rapidjson::kArrayType);
+        json::Value catcher(rapidjson::kObjectType);
+        Add(catcher, "ErrorEquals", ErrorEquals());
+        Add(catcher, "Next", Str(Target(names, self)));
+        if (r_.P(0.4)) Add(catcher, "Output", Str("{% $states.errorOutput %}"));
+        if (r_.P(0.2)) Add(catcher, "Assign", JsonataAssign());
+        list.PushBack(catcher, *a_);
+        Add(state, "Catch", std::move(list));
+      }
+    }
+    if (type == "Pass" || type == "Succeed" || type == "Fail") {
+      if (type == "Fail") {
+        if (r_.P(0.6)) Add(state, "Error", r_.P(0.5) ? Str(ErrorName()) : Expression());
+        if (r_.P(0.4)) Add(state, "Cause", r_.P(0.5) ? Str("because") : Expression());
+      }
+      if (type == "Pass") Transition(state, names, self);
+    } else if (type == "Task") {
+      Add(state, "Resource", Str(kActivityArn));
+      if (r_.P(0.5)) Add(state, "Arguments", JsonataTemplate());
+      if (r_.P(0.2)) {
+        Add(state, "TimeoutSeconds",
+            r_.P(0.5) ? Int(r_.R(2, 300)) : Str("{% $states.input.n + 5 %}"));
+      }
+      Transition(state, names, self);
+    } else if (type == "Choice") {
+      json::Value choices(rapidjson::kArrayType);
+      const int n = r_.R(1, 2);
+      for (int i = 0; i < n; ++i) {
+        json::Value rule(rapidjson::kObjectType);
+        Add(rule, "Condition",
+            r_.P(0.2) ? json::Value(r_.P(0.5))
+                      : Str(r_.OneOf(std::vector<std::string>{
+                            "{% $states.input.n > 1 %}", "{% $exists($states.input.a) %}",
+                            "{% $states.input.n %}", "{% $y = 1 %}"})));
+        Add(rule, "Next", Str(Target(names, self)));
+        if (r_.P(0.2)) Add(rule, "Assign", JsonataAssign());
+        if (r_.P(0.2)) Add(rule, "Output", JsonataTemplate());
+        choices.PushBack(rule, *a_);
+      }
+      Add(state, "Choices", std::move(choices));
+      if (r_.P(0.9)) {
+        Add(state, "Default", Str(self + 1 < names.size() ? names[self + 1] : Target(names, self)));
+      }
+    } else if (type == "Wait") {
+      if (r_.P(0.5)) {
+        Add(state, "Seconds", r_.P(0.5) ? Int(r_.R(0, 5)) : Str("{% $states.input.n %}"));
+      } else {
+        Add(state, "Timestamp", r_.P(0.5) ? Str("2023-11-14T22:15:00Z") : Str("{% $states.input.t %}"));
+      }
+      Transition(state, names, self);
+    } else if (type == "Map") {
+      if (r_.P(0.7)) {
+        Add(state, "Items",
+            Str(r_.OneOf(std::vector<std::string>{"{% $states.input.items %}",
+                                                  "{% $states.input.a %}", "{% [1, 2] %}"})));
+      }
+      if (r_.P(0.3)) {
+        json::Value selector(rapidjson::kObjectType);
+        Add(selector, "v", Str("{% $states.context.Map.Item.Value %}"));
+        Add(selector, "i", Str("{% $states.context.Map.Item.Index %}"));
+        Add(state, "ItemSelector", std::move(selector));
+      }
+      if (r_.P(0.2)) Add(state, "MaxConcurrency", Str("{% 1 %}"));
+      Add(state, "ItemProcessor", Machine(depth + 1));
+      Transition(state, names, self);
+    }
+    return state;
+  }
+
   // --- Transitions ---
 
   // A transition target: mostly forward, sometimes a loop, rarely dangling.
@@ -697,6 +813,9 @@ class DefinitionGenerator {
         type = "Pass";  // the machine needs an end
       if (Flaw())
         type = r_.OneOf(std::vector<std::string>{"Succeed", "Fail", "Bogus"});
+    }
+    if (type != "Parallel" && type != "Bogus" && r_.P(0.1)) {
+      return JsonataState(type, names, self, depth);
     }
     json::Value state(rapidjson::kObjectType);
     if (!Flaw()) Add(state, "Type", Str(type));

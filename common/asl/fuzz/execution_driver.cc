@@ -197,6 +197,7 @@ std::vector<const std::string*> ImmediateTransitions(const State& state) {
       break;
     case StateType::kChoice:
       for (const auto& rule : state.choices) add(rule->next());
+      for (const ConditionRule& rule : state.conditions) add(rule.next);
       add(state.default_next);
       break;
     case StateType::kWait:
@@ -218,6 +219,11 @@ std::vector<const std::string*> ImmediateTransitions(const State& state) {
       for (const Catcher& catcher : state.catchers) add(catcher.next);
       break;
     case StateType::kTask:  // waits for its activity (or fails uncatchably)
+      // A JSONata Task's Arguments may fail to evaluate, which Catch handles.
+      if (state.jsonata) {
+        for (const Catcher& catcher : state.catchers) add(catcher.next);
+      }
+      break;
     case StateType::kSucceed:
     case StateType::kFail:
       break;

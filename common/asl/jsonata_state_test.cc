@@ -1,0 +1,164 @@
+// States with "QueryLanguage": "JSONata": validation diagnostics, the
+// deterministic environment of expressions, events and TestState. The
+// table-driven AWS cases are in tests/conformance/asl/jsonata.json.
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/asl/definition.h"
+#include "common/asl/interpreter.h"
+#include "common/json/json.h"
+#include "gtest/gtest.h"
+
+namespace stepflow::asl {
+namespace {
+
+constexpr char kActivity[] = "arn:aws:states:us-east-1:123456789012:activity:work";
+
+class JsonataStateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    context_.execution_arn = "arn:aws:states:us-east-1:123456789012:execution:sm:e1";
+    context_.execution_name = "e1";
+    context_.state_machine_name = "sm";
+    context_.mint_task_token = [](int64_t id) { return "token-" + std::to_string(id); };
+  }
+  Outcome Run(absl::string_view definition, absl::string_view input) {
+    auto def = Definition::Parse(definition);
+    EXPECT_TRUE(def.ok()) << def.status();
+    if (!def.ok()) return {};
+    def_ = *def;
+    state_.Clear();
+    Interpreter interpreter(*def_, context_);
+    return interpreter.Start(&state_, input, now_);
+  }
+  static json::Document Parse(const std::string& text) {
+    auto doc = json::Parse(text);
+    EXPECT_TRUE(doc.ok()) << text;
+    return doc.ok() ? std::move(*doc) : json::Document();
+  }
+
+  ExecutionContext context_;
+  ::stepflow::internal::v1::ExecutionState state_;
+  absl::Time now_ = absl::FromUnixSeconds(1700000000);
+  std::shared_ptr<const Definition> def_;
+};
+
+TEST_F(JsonataStateTest, JsonPathFieldsAreRefusedWithTheirLocation) {
+  auto diagnostics = ValidateDefinition(R"({"QueryLanguage": "JSONata", "StartAt": "P",
+      "States": {"P": {"Type": "Pass", "InputPath": "$.a", "ResultPath": "$.b", "End": true}}})");
+  ASSERT_EQ(diagnostics.size(), 2u);
+  EXPECT_EQ(diagnostics[0].code, "SCHEMA_VALIDATION_FAILED");
+  EXPECT_EQ(diagnostics[0].location, "/States/P/InputPath");
+  EXPECT_EQ(diagnostics[1].location, "/States/P/ResultPath");
+}
+
+TEST_F(JsonataStateTest, ExpressionsMustCompile) {
+  auto diagnostics = ValidateDefinition(R"({"QueryLanguage": "JSONata", "StartAt": "P",
+      "States": {"P": {"Type": "Pass", "Output": {"a": ["{% 1 + %}"]}, "End": true}}})");
+  ASSERT_EQ(diagnostics.size(), 1u);
+  EXPECT_EQ(diagnostics[0].location, "/States/P/Output/a/0");
+  EXPECT_NE(diagnostics[0].message.find("S0"), std::string::npos) << diagnostics[0].message;
+}
+
+TEST_F(JsonataStateTest, ValidJsonataDefinition) {
+  EXPECT_TRUE(ValidateDefinition(R"({"QueryLanguage": "JSONata", "StartAt": "T",
+      "States": {
+        "T": {"Type": "Task", "Resource": ")" + std::string(kActivity) + R"(",
+              "Arguments": {"x": "{% $states.input.x %}"}, "TimeoutSeconds": "{% 10 %}",
+              "HeartbeatSeconds": 5, "Output": "{% $states.result %}",
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Output": "{% $states.errorOutput %}",
+                         "Next": "F"}],
+              "Next": "C"},
+        "C": {"Type": "Choice", "Choices": [{"Condition": "{% $states.input.ok %}", "Next": "W"}],
+              "Default": "F"},
+        "W": {"Type": "Wait", "Seconds": "{% 1 %}", "Next": "M"},
+        "M": {"Type": "Map", "Items": "{% [1, 2] %}", "MaxConcurrency": "{% 1 %}",
+              "ItemSelector": {"v": "{% $states.context.Map.Item.Value %}"},
+              "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Succeed"}}},
+              "End": true},
+        "F": {"Type": "Fail", "Error": "{% 'E' %}", "Cause": "literal"}}})")
+                  .empty());
+}
+
+TEST_F(JsonataStateTest, TimeAndIdsComeFromTheTransition) {
+  const char* definition = R"({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+      "P": {"Type": "Pass", "End": true,
+            "Output": {"now": "{% $now() %}", "id": "{% $uuid() %}", "r": "{% $random() %}"}}}})";
+  context_.random_unit = [] { return 0.25; };
+  Outcome first = Run(definition, "{}");
+  ASSERT_EQ(first.closed_status, "SUCCEEDED") << first.cause;
+  json::Document output = Parse(first.output);
+  EXPECT_EQ(std::string(output["now"].GetString()), "2023-11-14T22:13:20.000Z");
+  EXPECT_EQ(output["r"].GetDouble(), 0.25);
+  Outcome second = Run(definition, "{}");
+  EXPECT_EQ(second.output, first.output);
+}
+
+TEST_F(JsonataStateTest, StateExitedCarriesAssignedVariables) {
+  Outcome outcome = Run(R"({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+      "P": {"Type": "Pass", "Assign": {"x": "{% $states.input.v + 1 %}"}, "End": true}}})",
+                        R"({"v": 1})");
+  ASSERT_EQ(outcome.closed_status, "SUCCEEDED");
+  const v1::HistoryEvent& exited = outcome.events[outcome.events.size() - 2];
+  EXPECT_EQ(exited.type(), "PassStateExited");
+  EXPECT_EQ(exited.state_exited_event_details().assigned_variables().at("x"), "2");
+}
+
+TEST_F(JsonataStateTest, QueryEvaluationErrorIsRecorded) {
+  Outcome outcome = Run(R"({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+      "P": {"Type": "Pass", "Output": {"a": "{% $states.input.s + 1 %}"}, "End": true}}})",
+                        R"({"s": "text"})");
+  EXPECT_EQ(outcome.closed_status, "FAILED");
+  EXPECT_EQ(outcome.error, "States.QueryEvaluationError");
+  EXPECT_NE(outcome.cause.find("specified for the field 'Output/a' threw an error during "
+                               "evaluation. T2001"),
+            std::string::npos)
+      << outcome.cause;
+  const v1::HistoryEvent& failed = outcome.events[outcome.events.size() - 2];
+  EXPECT_EQ(failed.type(), "EvaluationFailed");
+  EXPECT_EQ(failed.evaluation_failed_event_details().location(), "Output/a");
+  EXPECT_EQ(failed.evaluation_failed_event_details().state(), "P");
+}
+
+TEST_F(JsonataStateTest, TestStateRunsJsonataStates) {
+  v1::TestStateRequest request;
+  request.set_definition(R"({"QueryLanguage": "JSONata", "Type": "Pass",
+      "Output": {"v": "{% $states.input.v * 2 %}"}, "Assign": {"seen": "{% $old + 1 %}"},
+      "Next": "Later"})");
+  request.set_input(R"({"v": 7})");
+  request.set_inspection_level("DEBUG");
+  request.set_variables(R"({"old": 1})");
+  auto response = TestState(request, context_);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status(), "SUCCEEDED");
+  EXPECT_EQ(response->next_state(), "Later");
+  EXPECT_EQ(response->output(), R"({"v":14})");
+  EXPECT_EQ(response->inspection_data().variables(), R"({"old":1,"seen":2})");
+
+  request.set_definition(absl::StrCat(R"({"QueryLanguage": "JSONata", "Type": "Task",
+      "Resource": ")", kActivity, R"(", "Arguments": {"q": "{% $states.input.v %}"},
+      "Output": "{% $states.result.r %}",
+      "Catch": [{"ErrorEquals": ["Boom"], "Output": "{% $states.errorOutput.Cause %}",
+                 "Next": "Handler"}],
+      "End": true})"));
+  request.mutable_mock()->set_result(R"({"r": "done"})");
+  auto task = TestState(request, context_);
+  ASSERT_TRUE(task.ok()) << task.status();
+  EXPECT_EQ(task->status(), "SUCCEEDED");
+  EXPECT_EQ(task->output(), R"("done")");
+  EXPECT_EQ(task->inspection_data().after_arguments(), R"({"q":7})");
+
+  request.mutable_mock()->clear_result();
+  request.mutable_mock()->mutable_error_output()->set_error("Boom");
+  request.mutable_mock()->mutable_error_output()->set_cause("why");
+  auto caught = TestState(request, context_);
+  ASSERT_TRUE(caught.ok()) << caught.status();
+  EXPECT_EQ(caught->status(), "CAUGHT_ERROR");
+  EXPECT_EQ(caught->output(), R"("why")");
+  EXPECT_EQ(caught->next_state(), "Handler");
+}
+
+}  // namespace
+}  // namespace stepflow::asl
