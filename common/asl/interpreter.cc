@@ -2957,9 +2957,13 @@ class Interpreter::Run {
         break;
       }
       case StateType::kPass:
-      case StateType::kTask: {
+      case StateType::kTask:
+      case StateType::kParallel:
+      case StateType::kMap: {
         json::Value after_parameters;
-        if (state.parameters != nullptr) {
+        // A Map's Parameters (ItemSelector) apply per item, to iterations
+        // that the mock stands for.
+        if (state.parameters != nullptr && state.type != StateType::kMap) {
           task_token_ = "test-state-task-token";
           auto error = ApplyTemplate(frame, *state.parameters, after_input, &after_parameters, a);
           task_token_.clear();
@@ -3463,7 +3467,25 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
   std::shared_ptr<const Definition> definition = *parsed_definition;
   const State* tested = definition->FindState(name);
   if (tested->type == StateType::kParallel || tested->type == StateType::kMap) {
-    return TestStateInvalid("TestState does not run Parallel or Map states in this release");
+    // As on AWS, a Parallel or Map state is tested with a mock standing for
+    // what its branches or iterations return: its branches do not run.
+    if (tested->jsonata) {
+      return TestStateInvalid(
+          "TestState does not run JSONata Parallel or Map states in this release");
+    }
+    if (request.mock().result().empty() && request.mock().error_output().error().empty()) {
+      return TestStateInvalid(
+          "a Parallel or Map state is tested with a mock: give mock.result (the array its "
+          "branches or iterations return) or mock.error_output");
+    }
+    if (!request.mock().result().empty() && request.mock().field_validation_mode() != "NONE") {
+      auto mocked = json::Parse(request.mock().result());
+      if (mocked.ok() && !mocked->IsArray()) {
+        return TestStateInvalid(
+            "mock.result of a Parallel or Map state must be a JSON array (one result per "
+            "branch or iteration)");
+      }
+    }
   }
   if (tested->type == StateType::kTask && request.mock().result().empty() &&
       request.mock().error_output().error().empty()) {

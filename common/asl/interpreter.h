@@ -193,10 +193,12 @@ class Interpreter {
 // TestState: runs one state in isolation, as AWS's TestState does. The
 // request's definition is a single state (or a state machine plus
 // state_name); transitions to other states are not followed but reported as
-// next_state. Task states take their result or error from request.mock.
-// At inspection level DEBUG or TRACE the response carries the data after
-// each processing step. INVALID_ARGUMENT for invalid definitions, inputs or
-// states this release cannot test in isolation (Parallel, Map).
+// next_state. Task states take their result or error from request.mock,
+// and so do Parallel and Map states (the mock stands for the array their
+// branches or iterations return; they need one, as on AWS). At inspection
+// level DEBUG or TRACE the response carries the data after each processing
+// step. INVALID_ARGUMENT for invalid definitions, inputs or mocks, and for
+// JSONata Parallel and Map states (not testable in this release).
 absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& request,
                                                 const ExecutionContext& context);
 

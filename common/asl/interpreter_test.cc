@@ -417,6 +417,46 @@ TEST_F(InterpreterTest, TestStateTaskWithMockedErrors) {
   EXPECT_EQ(TestState(request, context_).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(InterpreterTest, TestStateParallelAndMapTakeTheirResultFromTheMock) {
+  v1::TestStateRequest request;
+  request.set_definition(R"({"Type": "Parallel", "Parameters": {"x.$": "$.a"},
+      "ResultSelector": {"first.$": "$[0]"}, "ResultPath": "$.r", "Next": "After",
+      "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}]})");
+  request.set_input(R"({"a": 1})");
+  request.set_inspection_level("DEBUG");
+  request.mutable_mock()->set_result(R"([{"b": 2}, 3])");
+  auto parallel = TestState(request, context_);
+  ASSERT_TRUE(parallel.ok()) << parallel.status();
+  EXPECT_EQ(parallel->status(), "SUCCEEDED");
+  EXPECT_EQ(parallel->next_state(), "After");
+  EXPECT_EQ(parallel->output(), R"({"a":1,"r":{"first":{"b":2}}})");
+  EXPECT_EQ(parallel->inspection_data().after_parameters(), R"({"x":1})");
+  EXPECT_EQ(parallel->inspection_data().result(), R"([{"b":2},3])");
+
+  request.set_definition(R"({"Type": "Map", "ItemsPath": "$.items", "End": true,
+      "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Recover"}],
+      "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}})");
+  request.set_input(R"({"items": [1, 2]})");
+  request.mutable_mock()->set_result("[10, 20]");
+  auto map = TestState(request, context_);
+  ASSERT_TRUE(map.ok()) << map.status();
+  EXPECT_EQ(map->status(), "SUCCEEDED");
+  EXPECT_EQ(map->output(), "[10,20]");
+
+  request.mutable_mock()->Clear();
+  request.mutable_mock()->mutable_error_output()->set_error("States.ExceedToleratedFailureThreshold");
+  auto caught = TestState(request, context_);
+  ASSERT_TRUE(caught.ok()) << caught.status();
+  EXPECT_EQ(caught->status(), "CAUGHT_ERROR");
+  EXPECT_EQ(caught->next_state(), "Recover");
+
+  // No mock, or a mock that is not an array: refused.
+  request.mutable_mock()->Clear();
+  EXPECT_EQ(TestState(request, context_).status().code(), absl::StatusCode::kInvalidArgument);
+  request.mutable_mock()->set_result(R"({"not": "an array"})");
+  EXPECT_EQ(TestState(request, context_).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(InterpreterTest, HugeBackoffDoesNotOverflowAndClosedExecutionsIgnoreTimers) {
   Outcome started = Begin(absl::StrCat(R"({"StartAt": "T", "TimeoutSeconds": 100, "States": {
     "T": {"Type": "Task", "Resource": ")", kActivity, R"(",
