@@ -147,6 +147,43 @@ class Node {
   std::shared_ptr<Regex> regex;
 };
 
+// Calls visit(child) for each child pointer of `n` (null ones too), in one
+// fixed order: the one walk over the tree that compile-time passes share.
+// A lambda's parameters (its `arguments`) are visited only when
+// `lambda_parameters` is true.
+template <typename Visit>
+void ForEachChild(const Node& n, Visit&& visit, bool lambda_parameters = true) {
+  visit(n.lhs);
+  visit(n.rhs);
+  visit(n.expression);
+  for (const auto& c : n.expressions) visit(c);
+  for (const auto& [k, v] : n.pairs) {
+    visit(k);
+    visit(v);
+  }
+  if (lambda_parameters || n.type != NodeType::kLambda) {
+    for (const auto& c : n.arguments) visit(c);
+  }
+  visit(n.procedure);
+  visit(n.body);
+  visit(n.condition);
+  visit(n.then);
+  visit(n.otherwise);
+  visit(n.pattern);
+  visit(n.update);
+  visit(n.remove);
+  for (const auto& c : n.steps) visit(c);
+  for (const auto& s : n.predicate) visit(s.expr);
+  for (const auto& s : n.stages) visit(s.expr);
+  if (n.group) {
+    for (const auto& [k, v] : n.group->pairs) {
+      visit(k);
+      visit(v);
+    }
+  }
+  for (const auto& t : n.terms) visit(t.expr);
+}
+
 // Parses and post-processes `text` into the evaluation tree; throws Error.
 NodePtr Parse(absl::string_view text);
 

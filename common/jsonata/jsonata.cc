@@ -192,36 +192,9 @@ void CollectVariables(const Node* n, std::set<std::string>* read,
   for (const auto& s : n->stages) {
     if (s.is_index) bound->insert(s.value);
   }
-  auto visit = [&](const NodePtr& c) { CollectVariables(c.get(), read, bound); };
-  visit(n->lhs);
-  visit(n->rhs);
-  visit(n->expression);
-  for (const auto& c : n->expressions) visit(c);
-  for (const auto& [k, v] : n->pairs) {
-    visit(k);
-    visit(v);
-  }
-  if (n->type != NodeType::kLambda) {
-    for (const auto& c : n->arguments) visit(c);
-  }
-  visit(n->procedure);
-  visit(n->body);
-  visit(n->condition);
-  visit(n->then);
-  visit(n->otherwise);
-  visit(n->pattern);
-  visit(n->update);
-  visit(n->remove);
-  for (const auto& c : n->steps) visit(c);
-  for (const auto& s : n->predicate) visit(s.expr);
-  for (const auto& s : n->stages) visit(s.expr);
-  if (n->group) {
-    for (const auto& [k, v] : n->group->pairs) {
-      visit(k);
-      visit(v);
-    }
-  }
-  for (const auto& t : n->terms) visit(t.expr);
+  ForEachChild(
+      *n, [&](const NodePtr& c) { CollectVariables(c.get(), read, bound); },
+      /*lambda_parameters=*/false);
 }
 
 // Converts a result to JSON the way JSON.stringify would see it.

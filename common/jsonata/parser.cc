@@ -652,34 +652,7 @@ class Parser {
       }
       n->simple_path = simple;
     }
-    auto visit = [](const NodePtr& c) { MarkSimplePaths(c.get()); };
-    visit(n->lhs);
-    visit(n->rhs);
-    visit(n->expression);
-    for (const auto& c : n->expressions) visit(c);
-    for (const auto& [k, v] : n->pairs) {
-      visit(k);
-      visit(v);
-    }
-    for (const auto& c : n->arguments) visit(c);
-    visit(n->procedure);
-    visit(n->body);
-    visit(n->condition);
-    visit(n->then);
-    visit(n->otherwise);
-    visit(n->pattern);
-    visit(n->update);
-    visit(n->remove);
-    for (const auto& c : n->steps) visit(c);
-    for (const auto& st : n->predicate) visit(st.expr);
-    for (const auto& st : n->stages) visit(st.expr);
-    if (n->group) {
-      for (const auto& [k, v] : n->group->pairs) {
-        visit(k);
-        visit(v);
-      }
-    }
-    for (const auto& t : n->terms) visit(t.expr);
+    ForEachChild(*n, [](const NodePtr& c) { MarkSimplePaths(c.get()); });
   }
 
   NodePtr PathOf(const NodePtr& step) {
