@@ -291,11 +291,11 @@ TEST_F(PythonWorkerTest, HandlerExceptionIsTheErrorThatRetryAndCatchSee) {
 }
 
 TEST_F(PythonWorkerTest, HeartbeatsKeepASlowTaskAlive) {
-  // The task takes 2.5 s but must heartbeat every second.
+  // The task takes 4 s but must heartbeat every 2 s.
   const std::string machine = CreateMachine(
       "slow", absl::StrCat(R"({"StartAt": "Enrich", "States": {"Enrich": )",
-                           EnrichTask(R"(, "HeartbeatSeconds": 1, "End": true)"), "}}"));
-  const std::string input = R"({"order": 7, "work_seconds": 2.5})";
+                           EnrichTask(R"(, "HeartbeatSeconds": 2, "End": true)"), "}}"));
+  const std::string input = R"({"order": 7, "work_seconds": 4})";
 
   // Without heartbeats the task times out...
   StartWorker();
@@ -317,7 +317,7 @@ TEST_F(PythonWorkerTest, SigtermFinishesTheRunningTaskThenExits) {
   const std::string machine = CreateMachine(
       "draining", absl::StrCat(R"({"StartAt": "Enrich", "States": {"Enrich": )",
                                EnrichTask(R"(, "End": true)"), "}}"));
-  const std::string arn = Start(machine, "in-flight", R"({"order": 4, "work_seconds": 2})");
+  const std::string arn = Start(machine, "in-flight", R"({"order": 4, "work_seconds": 3})");
   ASSERT_TRUE(AwaitActivityStarted(arn));
   // The worker name given on the command line reaches the history. (Only
   // checked for a slow task: a result that arrives before the hand-over
