@@ -1,0 +1,211 @@
+#include "tools/cli/bench_command.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/log/log.h"
+#include "common/rpc/server.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "tools/cli/bench_driver.h"
+#include "tools/cli/bench_options.h"
+#include "tools/cli/bench_report.h"
+#include "tools/cli/bench_scenarios.h"
+#include "tools/dev/dev_cluster.h"
+
+namespace stepflow::cli::bench {
+namespace {
+
+// The ceiling runs at least this long, so that a short -n run still gets a
+// steady ceiling figure.
+constexpr absl::Duration kMinCeilingDuration = absl::Seconds(1);
+constexpr absl::Duration kConnectTimeout = absl::Seconds(10);
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+// `count` channels to `endpoint`, each with a connection of its own (a
+// distinct channel argument keeps gRPC from sharing one subchannel).
+std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(const std::string& endpoint, int count) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < count; ++i) {
+    grpc::ChannelArguments arguments;
+    arguments.SetInt("stepflow.bench_channel", i);
+    arguments.SetMaxReceiveMessageSize(rpc::kMaxMessageBytes);
+    arguments.SetMaxSendMessageSize(rpc::kMaxMessageBytes);
+    channels.push_back(
+        grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), arguments));
+  }
+  return channels;
+}
+
+// A temporary data folder, removed with this object.
+class TemporaryFolder {
+ public:
+  TemporaryFolder() {
+    absl::BitGen random;
+    path_ = std::filesystem::temp_directory_path() /
+            absl::StrFormat("stepflow-bench-%d-%08x", getpid(), absl::Uniform<uint32_t>(random));
+  }
+  ~TemporaryFolder() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TemporaryFolder(const TemporaryFolder&) = delete;
+  TemporaryFolder& operator=(const TemporaryFolder&) = delete;
+  std::string path() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+int PrintError(std::ostream& err, const absl::Status& status) {
+  err << "error: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<BenchOptions> parsed = ParseBenchArgs(args);
+  if (!parsed.ok()) {
+    err << "error: " << parsed.status().message() << "\n"
+        << "Usage: stepflow bench [--scenario NAME] [-c N] [-n N | -z DURATION] [FLAGS]\n"
+        << "Run `stepflow bench --help` for details.\n";
+    return 2;
+  }
+  const BenchOptions& options = *parsed;
+  if (options.help) {
+    out << BenchHelp();
+    return 0;
+  }
+  if (options.scenario == ScenarioKind::kActivities && options.delivery == Delivery::kStream) {
+    // Said before any cluster is started.
+    return PrintError(err, absl::UnimplementedError(
+                               "--delivery stream is not supported by this cluster yet: the "
+                               "StepFunctions API has no streaming task delivery (workers "
+                               "long-poll GetActivityTask); use --delivery poll"));
+  }
+
+  ScenarioContext context;
+  context.options = &options;
+  context.definition = DefaultDefinition();
+  context.input = DefaultInput();
+  if (!options.definition_file.empty()) {
+    absl::StatusOr<std::string> definition = ReadFile(options.definition_file);
+    if (!definition.ok()) return PrintError(err, definition.status());
+    context.definition = *definition;
+  }
+  if (!options.input_file.empty()) {
+    absl::StatusOr<std::string> input = ReadFile(options.input_file);
+    if (!input.ok()) return PrintError(err, input.status());
+    context.input = *input;
+  }
+
+  BenchReport report;
+  report.scenario = ScenarioName(options.scenario);
+  report.concurrency = options.concurrency;
+  report.connections = options.EffectiveConnections();
+  report.rate_cap = options.rate;
+  report.ceiling_rpc = kCeilingRpc;
+
+  // The cluster, when there is no --endpoint. Declared before everything
+  // that talks to it, so it stops last.
+  std::optional<TemporaryFolder> folder;
+  std::unique_ptr<dev::DevCluster> cluster;
+  if (options.endpoint.empty()) {
+    log::SetMinLevel(log::Level::kWarn);
+    folder.emplace();
+    dev::DevClusterOptions cluster_options;
+    cluster_options.data_dir = folder->path();
+    cluster_options.gateway_listen = "127.0.0.1:0";
+    cluster_options.with_eventbus = options.scenario == ScenarioKind::kEvents;
+    absl::StatusOr<std::unique_ptr<dev::DevCluster>> started =
+        dev::DevCluster::Start(std::move(cluster_options));
+    if (!started.ok()) {
+      return PrintError(err, absl::Status(started.status().code(),
+                                          absl::StrCat("cannot start the in-process dev cluster: ",
+                                                       started.status().message())));
+    }
+    cluster = std::move(*started);
+    context.endpoint = cluster->gateway_address();
+    report.target = absl::StrCat("in-process dev cluster, gateway ", context.endpoint);
+  } else {
+    context.endpoint = options.endpoint;
+    report.target = absl::StrCat("gateway ", context.endpoint);
+  }
+
+  context.channels = MakeChannels(context.endpoint, report.connections);
+  for (const auto& channel : context.channels) {
+    if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + kConnectTimeout))) {
+      absl::Status status = absl::UnavailableError(
+          absl::StrCat("cannot connect to ", context.endpoint, " within ",
+                       absl::FormatDuration(kConnectTimeout)));
+      PrintError(err, status);
+      if (!options.endpoint.empty()) {
+        err << "hint: is a Stepflow gateway listening there? (without --endpoint the bench "
+               "starts its own cluster)\n";
+      }
+      return 1;
+    }
+  }
+
+  Scheduler scheduler;
+  context.scheduler = &scheduler;
+  absl::StatusOr<std::unique_ptr<Scenario>> scenario = MakeScenario(context);
+  if (!scenario.ok()) return PrintError(err, scenario.status());
+
+  LoadOptions load;
+  load.concurrency = options.concurrency;
+  load.total = options.total;
+  load.duration = options.duration;
+  load.rate = options.rate;
+  absl::Status set_up = (*scenario)->SetUp();
+  if (set_up.ok()) {
+    report.run = RunLoad(load, &scheduler, [&](int slot) { return (*scenario)->MakeOperation(slot); });
+    (*scenario)->Finish(&report);
+  } else {
+    // The report still comes out, with the setup's failure as its error,
+    // so scripts see it in the same shape.
+    report.run.errors.Add(absl::StatusCodeToString(set_up.code()), std::string(set_up.message()));
+  }
+
+  LoadOptions ceiling = load;
+  ceiling.total = 0;
+  ceiling.rate = 0;
+  ceiling.duration = std::max(report.run.elapsed, kMinCeilingDuration);
+  report.ceiling = RunLoad(ceiling, &scheduler, [&](int slot) {
+    return MakeHealthCheckOperation(context.channels[static_cast<size_t>(slot) % context.channels.size()],
+                                    options.rpc_timeout);
+  });
+
+  (*scenario)->TearDown();
+  scenario->reset();
+  if (cluster) cluster->Shutdown();
+
+  out << (options.output == Output::kJson ? RenderJson(report) : RenderText(report));
+  out.flush();
+  if (!set_up.ok()) {
+    err << "error: " << absl::StatusCodeToString(set_up.code()) << ": " << set_up.message() << "\n";
+    return 1;
+  }
+  int64_t failures = report.run.errors.Total() - report.run.errors.Count("RESOURCE_EXHAUSTED");
+  if (failures > 0 || report.run.completed == 0) return 1;
+  return 0;
+}
+
+}  // namespace stepflow::cli::bench
