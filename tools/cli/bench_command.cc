@@ -150,11 +150,12 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
   }
 
   context.channels = MakeChannels(context.endpoint, report.connections);
+  absl::Duration connect_timeout = std::min(kConnectTimeout, options.rpc_timeout);
   for (const auto& channel : context.channels) {
-    if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + kConnectTimeout))) {
+    if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + connect_timeout))) {
       absl::Status status = absl::UnavailableError(
           absl::StrCat("cannot connect to ", context.endpoint, " within ",
-                       absl::FormatDuration(kConnectTimeout)));
+                       absl::FormatDuration(connect_timeout)));
       PrintError(err, status);
       if (!options.endpoint.empty()) {
         err << "hint: is a Stepflow gateway listening there? (without --endpoint the bench "

@@ -105,6 +105,9 @@ std::string RenderJson(const BenchReport& report) {
   if (!report.latency_note.empty()) {
     doc.AddMember("latency_note", json::Value(report.latency_note.c_str(), allocator), allocator);
   }
+  for (const auto& [key, value] : report.extras) {
+    doc.AddMember(json::Value(key.c_str(), allocator), json::Value(Round(value)), allocator);
+  }
   json::Value latency_ratio(rapidjson::kObjectType);
   const LatencySummary& run = report.run.latency;
   const LatencySummary& ceiling = report.ceiling.latency;
@@ -171,6 +174,9 @@ std::string RenderText(const BenchReport& report) {
       absl::StrAppend(&statuses, statuses.empty() ? "" : ", ", status, " ", count);
     }
     absl::StrAppend(&out, "statuses        ", statuses, "\n");
+  }
+  for (const auto& [key, value] : report.extras) {
+    absl::StrAppend(&out, absl::StrFormat("%-15s %.4g\n", key, value));
   }
   absl::StrAppend(&out, "errors          ", FormatErrors(run.errors));
   if (!ceiling.errors.counts().empty()) {

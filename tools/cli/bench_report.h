@@ -42,6 +42,9 @@ struct BenchReport {
   std::optional<LatencySummary> schedule_to_start;
   // What `latency_ms` measures, when it is not start-to-completion.
   std::string latency_note;
+  // More figures of the scenario, as extra top-level JSON keys and one
+  // text line each (e.g. "describe_calls_per_execution").
+  std::map<std::string, double> extras;
 
   // run / ceiling operations per second; 0 when the ceiling measured none.
   double Ratio() const;

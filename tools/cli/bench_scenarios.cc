@@ -145,6 +145,7 @@ struct ExecutionShared {
   Scheduler* scheduler = nullptr;
   PollPacer pacer;
   StatusTally statuses;
+  std::atomic<int64_t> describe_calls{0};
 };
 
 // StartExecution, then DescribeExecution (METADATA_ONLY) until the
@@ -183,6 +184,7 @@ class ExecutionOperation final : public Operation {
   }
 
   void Poll() {
+    shared_->describe_calls.fetch_add(1, std::memory_order_relaxed);
     context_ = NewContext(std::max(give_up_at_ - absl::Now(), absl::Milliseconds(1)));
     stub_->async()->DescribeExecution(
         context_.get(), &describe_request_, &describe_response_, [this](grpc::Status status) {
@@ -366,7 +368,16 @@ class StateMachineScenario : public Scenario {
     return std::make_unique<ExecutionOperation>(channel, &shared_);
   }
 
-  void Finish(BenchReport* report) override { report->statuses = shared_.statuses.counts(); }
+  void Finish(BenchReport* report) override {
+    report->statuses = shared_.statuses.counts();
+    int64_t ended = 0;
+    for (const auto& [status, count] : report->statuses) ended += count;
+    if (!sync_ && ended > 0) {
+      // What observing the end costs: polls per execution (1 is the least).
+      report->extras["describe_calls_per_execution"] =
+          static_cast<double>(shared_.describe_calls.load()) / static_cast<double>(ended);
+    }
+  }
 
   void TearDown() override {
     if (shared_.state_machine_arn.empty()) return;

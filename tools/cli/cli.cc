@@ -320,8 +320,20 @@ int Run(int argc, char** argv, const Environment& env) {
       *env.err << "error: stepflow bench is not available here\n";
       return 1;
     }
-    return env.run_bench(std::vector<std::string>(rest.begin() + 1, rest.end()), *env.out,
-                         *env.err);
+    // Global flags given before "bench" apply to it; its own come after
+    // them and win. STEPFLOW_ENDPOINT does not: without --endpoint the
+    // bench runs its own cluster.
+    std::vector<std::string> bench_args;
+    if (merged.Has("endpoint")) bench_args = {"--endpoint", merged.Get("endpoint")};
+    if (merged.Has("timeout")) {
+      bench_args.insert(bench_args.end(), {"--timeout", merged.Get("timeout")});
+    }
+    if (merged.Has("output")) {
+      bench_args.insert(bench_args.end(), {"--format", merged.Get("output")});
+    }
+    if (merged.IsSet("help")) bench_args.push_back("--help");
+    bench_args.insert(bench_args.end(), rest.begin() + 1, rest.end());
+    return env.run_bench(bench_args, *env.out, *env.err);
   }
   const GroupSpec* group = FindGroup(rest[0]);
   if (group == nullptr) {
