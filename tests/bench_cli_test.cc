@@ -39,8 +39,9 @@ json::Document Report(const Result& result) {
   EXPECT_TRUE(doc.ok()) << doc.status() << "\nstdout: " << result.out
                         << "\nstderr: " << result.err;
   if (!doc.ok() || !doc->IsObject()) return json::Document();
-  for (const char* key : {"scenario", "concurrency", "completed", "completed_per_sec",
-                          "ceiling_per_sec", "ratio", "latency_ms", "errors"}) {
+  for (const char* key :
+       {"scenario", "concurrency", "completed", "completed_per_sec",
+        "ceiling_per_sec", "ratio", "latency_ms", "errors"}) {
     EXPECT_TRUE(doc->HasMember(key)) << key << " missing in " << result.out;
   }
   if (doc->HasMember("latency_ms")) {
@@ -52,7 +53,8 @@ json::Document Report(const Result& result) {
 }
 
 TEST(BenchCliTest, StandardRunsExactlyN) {
-  Result result = Stepflow({"bench", "--scenario", "standard", "-n", "20", "-c", "4", "-O", "json"});
+  Result result = Stepflow(
+      {"bench", "--scenario", "standard", "-n", "20", "-c", "4", "-O", "json"});
   EXPECT_EQ(result.exit_code, 0) << result.err;
   json::Document doc = Report(result);
   ASSERT_TRUE(doc.IsObject());
@@ -66,13 +68,14 @@ TEST(BenchCliTest, StandardRunsExactlyN) {
   // only (0, ...) is guaranteed on a machine shared with other work.
   EXPECT_GT(doc["ratio"].GetDouble(), 0);
   EXPECT_GT(doc["latency_ms"]["p50"].GetDouble(), 0);
-  EXPECT_LE(doc["latency_ms"]["p50"].GetDouble(), doc["latency_ms"]["max"].GetDouble());
+  EXPECT_LE(doc["latency_ms"]["p50"].GetDouble(),
+            doc["latency_ms"]["max"].GetDouble());
   EXPECT_EQ(doc["statuses"]["SUCCEEDED"].GetInt64(), 20);
 }
 
 TEST(BenchCliTest, ActivitiesServedByInProcessWorkers) {
-  Result result =
-      Stepflow({"bench", "--scenario", "activities", "-n", "20", "-c", "4", "-O", "json"});
+  Result result = Stepflow({"bench", "--scenario", "activities", "-n", "20",
+                            "-c", "4", "-O", "json"});
   EXPECT_EQ(result.exit_code, 0) << result.err;
   json::Document doc = Report(result);
   ASSERT_TRUE(doc.IsObject());
@@ -84,8 +87,8 @@ TEST(BenchCliTest, ActivitiesServedByInProcessWorkers) {
 }
 
 TEST(BenchCliTest, ExpressSyncCountsEveryCallOneWayOrTheOther) {
-  Result result =
-      Stepflow({"bench", "--scenario", "express-sync", "-n", "10", "-c", "2", "-O", "json"});
+  Result result = Stepflow({"bench", "--scenario", "express-sync", "-n", "10",
+                            "-c", "2", "-O", "json"});
   json::Document doc = Report(result);
   ASSERT_TRUE(doc.IsObject());
   if (doc["errors"].HasMember("UNIMPLEMENTED")) {
@@ -100,7 +103,8 @@ TEST(BenchCliTest, ExpressSyncCountsEveryCallOneWayOrTheOther) {
 }
 
 TEST(BenchCliTest, StreamDeliveryIsRefusedClearly) {
-  Result result = Stepflow({"bench", "--scenario", "activities", "--delivery", "stream"});
+  Result result =
+      Stepflow({"bench", "--scenario", "activities", "--delivery", "stream"});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.err, HasSubstr("not supported by this cluster yet"));
   EXPECT_TRUE(result.out.empty());

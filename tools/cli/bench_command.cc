@@ -40,15 +40,16 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 // `count` channels to `endpoint`, each with a connection of its own (a
 // distinct channel argument keeps gRPC from sharing one subchannel).
-std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(const std::string& endpoint, int count) {
+std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(
+    const std::string& endpoint, int count) {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (int i = 0; i < count; ++i) {
     grpc::ChannelArguments arguments;
     arguments.SetInt("stepflow.bench_channel", i);
     arguments.SetMaxReceiveMessageSize(rpc::kMaxMessageBytes);
     arguments.SetMaxSendMessageSize(rpc::kMaxMessageBytes);
-    channels.push_back(
-        grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), arguments));
+    channels.push_back(grpc::CreateCustomChannel(
+        endpoint, grpc::InsecureChannelCredentials(), arguments));
   }
   return channels;
 }
@@ -59,7 +60,8 @@ class TemporaryFolder {
   TemporaryFolder() {
     absl::BitGen random;
     path_ = std::filesystem::temp_directory_path() /
-            absl::StrFormat("stepflow-bench-%d-%08x", getpid(), absl::Uniform<uint32_t>(random));
+            absl::StrFormat("stepflow-bench-%d-%08x", getpid(),
+                            absl::Uniform<uint32_t>(random));
   }
   ~TemporaryFolder() {
     std::error_code ignored;
@@ -74,17 +76,20 @@ class TemporaryFolder {
 };
 
 int PrintError(std::ostream& err, const absl::Status& status) {
-  err << "error: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
+  err << "error: " << absl::StatusCodeToString(status.code()) << ": "
+      << status.message() << "\n";
   return 1;
 }
 
 }  // namespace
 
-int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
+                    std::ostream& err) {
   absl::StatusOr<BenchOptions> parsed = ParseBenchArgs(args);
   if (!parsed.ok()) {
     err << "error: " << parsed.status().message() << "\n"
-        << "Usage: stepflow bench [--scenario NAME] [-c N] [-n N | -z DURATION] [FLAGS]\n"
+        << "Usage: stepflow bench [--scenario NAME] [-c N] [-n N | -z "
+           "DURATION] [FLAGS]\n"
         << "Run `stepflow bench --help` for details.\n";
     return 2;
   }
@@ -93,12 +98,14 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
     out << BenchHelp();
     return 0;
   }
-  if (options.scenario == ScenarioKind::kActivities && options.delivery == Delivery::kStream) {
+  if (options.scenario == ScenarioKind::kActivities &&
+      options.delivery == Delivery::kStream) {
     // Said before any cluster is started.
-    return PrintError(err, absl::UnimplementedError(
-                               "--delivery stream is not supported by this cluster yet: the "
-                               "StepFunctions API has no streaming task delivery (workers "
-                               "long-poll GetActivityTask); use --delivery poll"));
+    return PrintError(
+        err, absl::UnimplementedError(
+                 "--delivery stream is not supported by this cluster yet: the "
+                 "StepFunctions API has no streaming task delivery (workers "
+                 "long-poll GetActivityTask); use --delivery poll"));
   }
 
   ScenarioContext context;
@@ -137,28 +144,34 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
     absl::StatusOr<std::unique_ptr<dev::DevCluster>> started =
         dev::DevCluster::Start(std::move(cluster_options));
     if (!started.ok()) {
-      return PrintError(err, absl::Status(started.status().code(),
-                                          absl::StrCat("cannot start the in-process dev cluster: ",
-                                                       started.status().message())));
+      return PrintError(
+          err,
+          absl::Status(started.status().code(),
+                       absl::StrCat("cannot start the in-process dev cluster: ",
+                                    started.status().message())));
     }
     cluster = std::move(*started);
     context.endpoint = cluster->gateway_address();
-    report.target = absl::StrCat("in-process dev cluster, gateway ", context.endpoint);
+    report.target =
+        absl::StrCat("in-process dev cluster, gateway ", context.endpoint);
   } else {
     context.endpoint = options.endpoint;
     report.target = absl::StrCat("gateway ", context.endpoint);
   }
 
   context.channels = MakeChannels(context.endpoint, report.connections);
-  absl::Duration connect_timeout = std::min(kConnectTimeout, options.rpc_timeout);
+  absl::Duration connect_timeout =
+      std::min(kConnectTimeout, options.rpc_timeout);
   for (const auto& channel : context.channels) {
-    if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + connect_timeout))) {
+    if (!channel->WaitForConnected(
+            absl::ToChronoTime(absl::Now() + connect_timeout))) {
       absl::Status status = absl::UnavailableError(
           absl::StrCat("cannot connect to ", context.endpoint, " within ",
                        absl::FormatDuration(connect_timeout)));
       PrintError(err, status);
       if (!options.endpoint.empty()) {
-        err << "hint: is a Stepflow gateway listening there? (without --endpoint the bench "
+        err << "hint: is a Stepflow gateway listening there? (without "
+               "--endpoint the bench "
                "starts its own cluster)\n";
       }
       return 1;
@@ -177,12 +190,15 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
   load.rate = options.rate;
   absl::Status set_up = (*scenario)->SetUp();
   if (set_up.ok()) {
-    report.run = RunLoad(load, &scheduler, [&](int slot) { return (*scenario)->MakeOperation(slot); });
+    report.run = RunLoad(load, &scheduler, [&](int slot) {
+      return (*scenario)->MakeOperation(slot);
+    });
     (*scenario)->Finish(&report);
   } else {
     // The report still comes out, with the setup's failure as its error,
     // so scripts see it in the same shape.
-    report.run.errors.Add(absl::StatusCodeToString(set_up.code()), std::string(set_up.message()));
+    report.run.errors.Add(absl::StatusCodeToString(set_up.code()),
+                          std::string(set_up.message()));
   }
 
   LoadOptions ceiling = load;
@@ -190,21 +206,25 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out, std
   ceiling.rate = 0;
   ceiling.duration = std::max(report.run.elapsed, kMinCeilingDuration);
   report.ceiling = RunLoad(ceiling, &scheduler, [&](int slot) {
-    return MakeHealthCheckOperation(context.channels[static_cast<size_t>(slot) % context.channels.size()],
-                                    options.rpc_timeout);
+    return MakeHealthCheckOperation(
+        context.channels[static_cast<size_t>(slot) % context.channels.size()],
+        options.rpc_timeout);
   });
 
   (*scenario)->TearDown();
   scenario->reset();
   if (cluster) cluster->Shutdown();
 
-  out << (options.output == Output::kJson ? RenderJson(report) : RenderText(report));
+  out << (options.output == Output::kJson ? RenderJson(report)
+                                          : RenderText(report));
   out.flush();
   if (!set_up.ok()) {
-    err << "error: " << absl::StatusCodeToString(set_up.code()) << ": " << set_up.message() << "\n";
+    err << "error: " << absl::StatusCodeToString(set_up.code()) << ": "
+        << set_up.message() << "\n";
     return 1;
   }
-  int64_t failures = report.run.errors.Total() - report.run.errors.Count("RESOURCE_EXHAUSTED");
+  int64_t failures =
+      report.run.errors.Total() - report.run.errors.Count("RESOURCE_EXHAUSTED");
   if (failures > 0 || report.run.completed == 0) return 1;
   return 0;
 }

@@ -17,7 +17,8 @@ namespace stepflow::cli::bench {
 // `args` are the arguments after "bench". The report goes to `out`, errors
 // to `err`. Returns the exit status: 0 every operation completed, 1 some
 // failed or the run could not be set up, 2 bad usage.
-int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
+                    std::ostream& err);
 
 }  // namespace stepflow::cli::bench
 

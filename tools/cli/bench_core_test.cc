@@ -31,9 +31,9 @@ TEST(BenchOptionsTest, Defaults) {
 }
 
 TEST(BenchOptionsTest, GhzLikeShortFlags) {
-  absl::StatusOr<BenchOptions> options =
-      ParseBenchArgs({"-c", "64", "-n", "1000", "-z", "30s", "-q", "500", "-O", "json",
-                      "--scenario", "standard", "--endpoint", "10.0.0.1:7233"});
+  absl::StatusOr<BenchOptions> options = ParseBenchArgs(
+      {"-c", "64", "-n", "1000", "-z", "30s", "-q", "500", "-O", "json",
+       "--scenario", "standard", "--endpoint", "10.0.0.1:7233"});
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->scenario, ScenarioKind::kStandard);
   EXPECT_EQ(options->concurrency, 64);
@@ -53,9 +53,10 @@ TEST(BenchOptionsTest, CountAloneHasNoTimeLimit) {
 }
 
 TEST(BenchOptionsTest, LongFormsAndFiles) {
-  absl::StatusOr<BenchOptions> options = ParseBenchArgs(
-      {"--concurrency=8", "--duration=500ms", "--rate=0", "--format=text", "--definition",
-       "wf.json", "--input", "in.json", "--connections", "3", "--timeout", "2.5"});
+  absl::StatusOr<BenchOptions> options =
+      ParseBenchArgs({"--concurrency=8", "--duration=500ms", "--rate=0",
+                      "--format=text", "--definition", "wf.json", "--input",
+                      "in.json", "--connections", "3", "--timeout", "2.5"});
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->concurrency, 8);
   EXPECT_EQ(options->duration, absl::Milliseconds(500));
@@ -71,14 +72,18 @@ TEST(BenchOptionsTest, ActivitiesDelivery) {
       ParseBenchArgs({"--scenario", "activities", "--delivery", "stream"});
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->delivery, Delivery::kStream);
-  EXPECT_FALSE(ParseBenchArgs({"--scenario", "standard", "--delivery", "stream"}).ok());
-  EXPECT_FALSE(ParseBenchArgs({"--scenario", "activities", "--definition", "x.json"}).ok());
+  EXPECT_FALSE(
+      ParseBenchArgs({"--scenario", "standard", "--delivery", "stream"}).ok());
+  EXPECT_FALSE(
+      ParseBenchArgs({"--scenario", "activities", "--definition", "x.json"})
+          .ok());
 }
 
 TEST(BenchOptionsTest, RefusesBadValues) {
   auto message = [](std::vector<std::string> args) {
     absl::StatusOr<BenchOptions> options = ParseBenchArgs(args);
-    return options.ok() ? std::string("ok") : std::string(options.status().message());
+    return options.ok() ? std::string("ok")
+                        : std::string(options.status().message());
   };
   EXPECT_THAT(message({"-c", "0"}), HasSubstr("positive integer"));
   EXPECT_THAT(message({"-q", "-1"}), HasSubstr("--rate"));
@@ -106,8 +111,8 @@ TEST(BenchOptionsTest, Durations) {
 
 TEST(BenchOptionsTest, HelpNamesEveryScenario) {
   std::string help = BenchHelp();
-  for (absl::string_view name :
-       {"express-async", "express-sync", "standard", "activities", "events", "ratio"}) {
+  for (absl::string_view name : {"express-async", "express-sync", "standard",
+                                 "activities", "events", "ratio"}) {
     EXPECT_THAT(help, HasSubstr(std::string(name)));
   }
   EXPECT_TRUE(ParseBenchArgs({"--help"})->help);
@@ -231,13 +236,15 @@ TEST(BenchReportTest, JsonHasEveryKeyWithTheRatio) {
   absl::StatusOr<json::Document> doc = json::Parse(text);
   ASSERT_TRUE(doc.ok()) << doc.status() << "\n" << text;
   ASSERT_TRUE(doc->IsObject());
-  for (const char* key : {"scenario", "concurrency", "completed", "completed_per_sec",
-                          "ceiling_per_sec", "ratio", "latency_ms", "errors"}) {
+  for (const char* key :
+       {"scenario", "concurrency", "completed", "completed_per_sec",
+        "ceiling_per_sec", "ratio", "latency_ms", "errors"}) {
     EXPECT_TRUE(doc->HasMember(key)) << key;
   }
   // The required keys come first, in the documented order.
-  const char* order[] = {"scenario", "concurrency", "completed", "completed_per_sec",
-                         "ceiling_per_sec", "ratio", "latency_ms", "errors"};
+  const char* order[] = {"scenario",          "concurrency",     "completed",
+                         "completed_per_sec", "ceiling_per_sec", "ratio",
+                         "latency_ms",        "errors"};
   int index = 0;
   for (auto it = doc->MemberBegin(); index < 8; ++it, ++index) {
     EXPECT_STREQ(it->name.GetString(), order[index]);
@@ -258,7 +265,8 @@ TEST(BenchReportTest, JsonHasEveryKeyWithTheRatio) {
                "StartSyncExecution: not yet");
   EXPECT_EQ((*doc)["statuses"]["SUCCEEDED"].GetInt64(), 200);
   EXPECT_DOUBLE_EQ((*doc)["latency_ratio"]["p50"].GetDouble(), 50);
-  EXPECT_STREQ((*doc)["ceiling"]["rpc"].GetString(), "grpc.health.v1.Health/Check");
+  EXPECT_STREQ((*doc)["ceiling"]["rpc"].GetString(),
+               "grpc.health.v1.Health/Check");
   EXPECT_EQ((*doc)["ceiling"]["calls"].GetInt64(), 8000);
   EXPECT_FALSE(doc->HasMember("schedule_to_start_ms"));
 }
@@ -278,9 +286,15 @@ TEST(BenchReportTest, TextShowsRatiosAndErrors) {
   waits.Add(absl::Milliseconds(2));
   report.schedule_to_start = waits.Summarize();
   std::string text = RenderText(report);
-  EXPECT_THAT(text, HasSubstr("200 in 2.00 s = 100.0/s  (ratio 0.0250 of the ceiling's 4000.0/s)"));
-  EXPECT_THAT(text, HasSubstr("latency p50     50.000 ms    (ceiling 1.000 ms: 50.0x)"));
-  EXPECT_THAT(text, HasSubstr("UNIMPLEMENTED 1 (first: StartSyncExecution: not yet)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          "200 in 2.00 s = 100.0/s  (ratio 0.0250 of the ceiling's 4000.0/s)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("latency p50     50.000 ms    (ceiling 1.000 ms: 50.0x)"));
+  EXPECT_THAT(
+      text, HasSubstr("UNIMPLEMENTED 1 (first: StartSyncExecution: not yet)"));
   EXPECT_THAT(text, HasSubstr("sched-to-start"));
   EXPECT_THAT(text, HasSubstr("SUCCEEDED 200"));
 }
@@ -290,7 +304,8 @@ TEST(BenchReportTest, TextShowsRatiosAndErrors) {
 // Finishes inline (inside Start) or on a thread of its own, as gRPC may.
 class FakeOperation final : public Operation {
  public:
-  FakeOperation(bool inline_done, std::atomic<int>* refusals, std::atomic<int>* started)
+  FakeOperation(bool inline_done, std::atomic<int>* refusals,
+                std::atomic<int>* started)
       : inline_done_(inline_done), refusals_(refusals), started_(started) {}
   void Start(std::function<void(OpOutcome)> done) override {
     started_->fetch_add(1);
@@ -301,7 +316,9 @@ class FakeOperation final : public Operation {
     if (inline_done_) {
       done(outcome);
     } else {
-      std::thread([done = std::move(done), outcome] { done(outcome); }).detach();
+      std::thread([done = std::move(done), outcome] {
+        done(outcome);
+      }).detach();
     }
   }
 

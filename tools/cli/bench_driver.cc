@@ -45,7 +45,8 @@ void Scheduler::Loop() {
       mu_.AwaitWithDeadline(absl::Condition(&changed), due);
       continue;
     }
-    std::function<void()> callback = std::move(const_cast<Entry&>(queue_.top()).callback);
+    std::function<void()> callback =
+        std::move(const_cast<Entry&>(queue_.top()).callback);
     queue_.pop();
     mu_.Unlock();
     callback();
@@ -55,7 +56,8 @@ void Scheduler::Loop() {
 
 OpOutcome OpOutcome::FromStatus(const grpc::Status& status) {
   if (status.ok()) return Ok();
-  std::string code = absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
+  std::string code = absl::StatusCodeToString(
+      static_cast<absl::StatusCode>(status.error_code()));
   return Error(code, status.error_message());
 }
 
@@ -71,14 +73,16 @@ class LoadRun {
         limiter_(options.rate),
         remaining_(options.total) {}
 
-  PhaseResult Run(const std::function<std::unique_ptr<Operation>(int slot)>& make_operation) {
+  PhaseResult Run(const std::function<std::unique_ptr<Operation>(int slot)>&
+                      make_operation) {
     for (int i = 0; i < options_.concurrency; ++i) {
       slots_.push_back(std::make_unique<Slot>());
       slots_.back()->operation = make_operation(i);
     }
     start_ = absl::Now();
-    deadline_ = options_.duration > absl::ZeroDuration() ? start_ + options_.duration
-                                                         : absl::InfiniteFuture();
+    deadline_ = options_.duration > absl::ZeroDuration()
+                    ? start_ + options_.duration
+                    : absl::InfiniteFuture();
     active_.store(options_.concurrency);
     for (auto& slot : slots_) Next(slot.get());
     PhaseResult result;
@@ -118,7 +122,8 @@ class LoadRun {
   // rate cap allows; or retires the slot when the run is over.
   void Next(Slot* slot) {
     absl::Time now = absl::Now();
-    if (now >= deadline_ || (options_.total > 0 && remaining_.fetch_sub(1) <= 0)) {
+    if (now >= deadline_ ||
+        (options_.total > 0 && remaining_.fetch_sub(1) <= 0)) {
       Retire();
       return;
     }
@@ -139,9 +144,10 @@ class LoadRun {
       if (slot->starting.load()) {
         // Called inside Start(): continue on the scheduler, not deeper in
         // this stack.
-        scheduler_->At(absl::Now(), [this, slot, outcome = std::move(outcome)]() mutable {
-          Done(slot, std::move(outcome));
-        });
+        scheduler_->At(absl::Now(),
+                       [this, slot, outcome = std::move(outcome)]() mutable {
+                         Done(slot, std::move(outcome));
+                       });
         return;
       }
       Done(slot, std::move(outcome));
@@ -158,10 +164,11 @@ class LoadRun {
       return;
     }
     slot->errors.Add(outcome.error_code, outcome.message);
-    if (outcome.error_code == kResourceExhausted && slot->retries < options_.max_retries &&
-        absl::Now() < deadline_) {
+    if (outcome.error_code == kResourceExhausted &&
+        slot->retries < options_.max_retries && absl::Now() < deadline_) {
       ++slot->retries;
-      absl::Duration delay = Backoff(slot->retries, absl::Uniform(slot->random, 0.0, 1.0));
+      absl::Duration delay =
+          Backoff(slot->retries, absl::Uniform(slot->random, 0.0, 1.0));
       scheduler_->After(delay, [this, slot] { Begin(slot, /*first=*/false); });
       return;
     }
@@ -194,8 +201,9 @@ class LoadRun {
 
 }  // namespace
 
-PhaseResult RunLoad(const LoadOptions& options, Scheduler* scheduler,
-                    const std::function<std::unique_ptr<Operation>(int slot)>& make_operation) {
+PhaseResult RunLoad(
+    const LoadOptions& options, Scheduler* scheduler,
+    const std::function<std::unique_ptr<Operation>(int slot)>& make_operation) {
   LoadRun run(options, scheduler);
   return run.Run(make_operation);
 }

@@ -61,7 +61,8 @@ class Scheduler {
   void Loop();
 
   absl::Mutex mu_;
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> queue_ ABSL_GUARDED_BY(mu_);
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> queue_
+      ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
@@ -108,8 +109,9 @@ struct LoadOptions {
 // Runs the load and returns its figures: completed operations, their
 // latencies (from the first start, retries included, to done) and errors.
 // `make_operation(slot)` is called once per slot before the load starts.
-PhaseResult RunLoad(const LoadOptions& options, Scheduler* scheduler,
-                    const std::function<std::unique_ptr<Operation>(int slot)>& make_operation);
+PhaseResult RunLoad(
+    const LoadOptions& options, Scheduler* scheduler,
+    const std::function<std::unique_ptr<Operation>(int slot)>& make_operation);
 
 }  // namespace stepflow::cli::bench
 

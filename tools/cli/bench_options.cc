@@ -23,7 +23,8 @@ const std::vector<FlagSpec>& BenchFlags() {
                "activities     a one-Task STANDARD workflow on an activity\n"
                "               served by -c in-process workers\n"
                "events         PutEvents -> rule -> EXPRESS execution",
-       .choices = {"express-async", "express-sync", "standard", "activities", "events"}},
+       .choices = {"express-async", "express-sync", "standard", "activities",
+                   "events"}},
       {.name = "concurrency",
        .kind = FlagKind::kInt,
        .value_name = "N",
@@ -120,8 +121,10 @@ absl::StatusOr<absl::Duration> ParseBenchDuration(absl::string_view text) {
     absl::Duration unit;
   };
   // Longest suffixes first so "ms" is not read as "s".
-  static constexpr Unit kUnits[] = {{"ms", absl::Milliseconds(1)}, {"us", absl::Microseconds(1)},
-                                    {"s", absl::Seconds(1)},       {"m", absl::Minutes(1)},
+  static constexpr Unit kUnits[] = {{"ms", absl::Milliseconds(1)},
+                                    {"us", absl::Microseconds(1)},
+                                    {"s", absl::Seconds(1)},
+                                    {"m", absl::Minutes(1)},
                                     {"h", absl::Hours(1)}};
   absl::string_view number = text;
   absl::Duration unit = absl::Seconds(1);
@@ -133,27 +136,31 @@ absl::StatusOr<absl::Duration> ParseBenchDuration(absl::string_view text) {
     }
   }
   double value = 0;
-  if (number.empty() || !absl::SimpleAtod(number, &value) || !(value > 0) || value > 1e9) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad duration '", text, "' (expected e.g. 10s, 500ms, 2m)"));
+  if (number.empty() || !absl::SimpleAtod(number, &value) || !(value > 0) ||
+      value > 1e9) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad duration '", text, "' (expected e.g. 10s, 500ms, 2m)"));
   }
   return unit * value;
 }
 
-absl::StatusOr<BenchOptions> ParseBenchArgs(const std::vector<std::string>& args) {
+absl::StatusOr<BenchOptions> ParseBenchArgs(
+    const std::vector<std::string>& args) {
   absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, BenchFlags());
   if (!parsed.ok()) return parsed.status();
   if (!parsed->positionals.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unexpected argument '", parsed->positionals.front(), "'"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unexpected argument '", parsed->positionals.front(), "'"));
   }
   BenchOptions options;
   options.help = parsed->IsSet("help");
   options.scenario = ScenarioFromName(parsed->Get("scenario", "express-async"));
-  options.concurrency = static_cast<int>(std::min<int64_t>(parsed->GetInt("concurrency", 16), 100000));
+  options.concurrency = static_cast<int>(
+      std::min<int64_t>(parsed->GetInt("concurrency", 16), 100000));
   options.total = parsed->GetInt("total", 0);
   if (parsed->Has("duration")) {
-    absl::StatusOr<absl::Duration> duration = ParseBenchDuration(parsed->Get("duration"));
+    absl::StatusOr<absl::Duration> duration =
+        ParseBenchDuration(parsed->Get("duration"));
     if (!duration.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("flag --duration (-z): ", duration.status().message()));
@@ -166,27 +173,36 @@ absl::StatusOr<BenchOptions> ParseBenchArgs(const std::vector<std::string>& args
   if (parsed->Has("rate")) {
     std::string rate = parsed->Get("rate");
     if (!absl::SimpleAtod(rate, &options.rate) || !(options.rate >= 0)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "flag --rate (-q) needs a number of operations per second (0: no cap), got '", rate,
-          "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("flag --rate (-q) needs a number of operations per "
+                       "second (0: no cap), got '",
+                       rate, "'"));
     }
   }
-  options.output = parsed->Get("format", "text") == "json" ? Output::kJson : Output::kText;
+  options.output =
+      parsed->Get("format", "text") == "json" ? Output::kJson : Output::kText;
   options.endpoint = parsed->Get("endpoint");
   if (parsed->Has("endpoint") && options.endpoint.empty()) {
     return absl::InvalidArgumentError("flag --endpoint needs HOST:PORT");
   }
   options.definition_file = parsed->Get("definition");
   options.input_file = parsed->Get("input");
-  options.delivery = parsed->Get("delivery", "poll") == "stream" ? Delivery::kStream : Delivery::kPoll;
-  options.connections = static_cast<int>(std::min<int64_t>(parsed->GetInt("connections", 0), 256));
+  options.delivery = parsed->Get("delivery", "poll") == "stream"
+                         ? Delivery::kStream
+                         : Delivery::kPoll;
+  options.connections = static_cast<int>(
+      std::min<int64_t>(parsed->GetInt("connections", 0), 256));
   options.rpc_timeout = absl::Seconds(parsed->GetNumber("timeout", 30));
-  if (options.delivery == Delivery::kStream && options.scenario != ScenarioKind::kActivities) {
-    return absl::InvalidArgumentError("flag --delivery applies to --scenario activities only");
-  }
-  if (!options.definition_file.empty() && options.scenario == ScenarioKind::kActivities) {
+  if (options.delivery == Delivery::kStream &&
+      options.scenario != ScenarioKind::kActivities) {
     return absl::InvalidArgumentError(
-        "--definition does not apply to --scenario activities (its workflow is one Task state on "
+        "flag --delivery applies to --scenario activities only");
+  }
+  if (!options.definition_file.empty() &&
+      options.scenario == ScenarioKind::kActivities) {
+    return absl::InvalidArgumentError(
+        "--definition does not apply to --scenario activities (its workflow is "
+        "one Task state on "
         "the activity the driver creates)");
   }
   return options;
@@ -194,27 +210,40 @@ absl::StatusOr<BenchOptions> ParseBenchArgs(const std::vector<std::string>& args
 
 std::string BenchHelp() {
   return absl::StrCat(
-      "Usage: stepflow bench [--scenario NAME] [-c N] [-n N | -z DURATION] [-q OPS]\n"
+      "Usage: stepflow bench [--scenario NAME] [-c N] [-n N | -z DURATION] [-q "
+      "OPS]\n"
       "                      [-O text|json] [--endpoint HOST:PORT] [FLAGS]\n\n"
-      "Stepflow's load driver. Runs one scenario closed-loop with -c operations in\n"
-      "flight, then, against the same gateway, at the same concurrency and for the\n"
-      "same time, a no-op unary RPC (grpc.health.v1.Health/Check): the ceiling. Every\n"
+      "Stepflow's load driver. Runs one scenario closed-loop with -c "
+      "operations in\n"
+      "flight, then, against the same gateway, at the same concurrency and for "
+      "the\n"
+      "same time, a no-op unary RPC (grpc.health.v1.Health/Check): the "
+      "ceiling. Every\n"
       "figure is printed with its ratio to the ceiling's; `ratio` = completed\n"
-      "operations per second / ceiling calls per second, i.e. the share of the\n"
+      "operations per second / ceiling calls per second, i.e. the share of "
+      "the\n"
       "gateway's bare RPC rate that the scenario achieves.\n\n"
-      "The driver creates the state machine, activity, bus and rule it needs under\n"
-      "unique names (bench-...), and deletes them at the end. RESOURCE_EXHAUSTED\n"
-      "answers are retried after an exponential backoff with jitter and counted.\n"
-      "Errors are counted by gRPC code; executions that end otherwise than expected\n"
+      "The driver creates the state machine, activity, bus and rule it needs "
+      "under\n"
+      "unique names (bench-...), and deletes them at the end. "
+      "RESOURCE_EXHAUSTED\n"
+      "answers are retried after an exponential backoff with jitter and "
+      "counted.\n"
+      "Errors are counted by gRPC code; executions that end otherwise than "
+      "expected\n"
       "by their status (FAILED, TIMED_OUT, ABORTED).\n\n"
       "Flags:\n",
       FormatFlagHelp(BenchFlags()),
       "\nOutput: text (default), or with -O json exactly one JSON object:\n"
-      "  {\"scenario\", \"concurrency\", \"completed\", \"completed_per_sec\",\n"
-      "   \"ceiling_per_sec\", \"ratio\", \"latency_ms\": {\"p50\", \"p90\", \"p99\", \"max\"},\n"
+      "  {\"scenario\", \"concurrency\", \"completed\", "
+      "\"completed_per_sec\",\n"
+      "   \"ceiling_per_sec\", \"ratio\", \"latency_ms\": {\"p50\", \"p90\", "
+      "\"p99\", \"max\"},\n"
       "   \"errors\": {\"<code>\": count}, ...extra keys}\n"
-      "Exit status: 0 when every operation completed; 1 when any failed (the report\n"
-      "is printed all the same) or the run could not be set up; 2 bad usage.\n");
+      "Exit status: 0 when every operation completed; 1 when any failed (the "
+      "report\n"
+      "is printed all the same) or the run could not be set up; 2 bad "
+      "usage.\n");
 }
 
 }  // namespace stepflow::cli::bench

@@ -17,7 +17,13 @@
 
 namespace stepflow::cli::bench {
 
-enum class ScenarioKind { kExpressAsync, kExpressSync, kStandard, kActivities, kEvents };
+enum class ScenarioKind {
+  kExpressAsync,
+  kExpressSync,
+  kStandard,
+  kActivities,
+  kEvents
+};
 enum class Delivery { kPoll, kStream };
 enum class Output { kText, kJson };
 
@@ -59,7 +65,8 @@ inline constexpr absl::Duration kDefaultDuration = absl::Seconds(10);
 
 // Parses the arguments after "bench". INVALID_ARGUMENT with a message for
 // the user on an unknown flag or a bad value.
-absl::StatusOr<BenchOptions> ParseBenchArgs(const std::vector<std::string>& args);
+absl::StatusOr<BenchOptions> ParseBenchArgs(
+    const std::vector<std::string>& args);
 
 // "10s", "500ms", "2m", "1.5s", "1h"; a bare number is seconds.
 absl::StatusOr<absl::Duration> ParseBenchDuration(absl::string_view text);

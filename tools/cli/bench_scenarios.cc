@@ -54,8 +54,10 @@ bool IsTerminal(absl::string_view status) {
 // as an absl::Status saying which step failed.
 template <typename Stub, typename Request, typename Response>
 absl::Status Call(absl::string_view step, Stub* stub,
-                  grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
-                  const Request& request, Response* response, absl::Duration timeout) {
+                  grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                               const Request&, Response*),
+                  const Request& request, Response* response,
+                  absl::Duration timeout) {
   std::unique_ptr<grpc::ClientContext> context = NewContext(timeout);
   grpc::Status status = (stub->*method)(context.get(), request, response);
   if (status.ok()) return absl::OkStatus();
@@ -86,14 +88,16 @@ class StatusTally {
 class PollPacer {
  public:
   absl::Duration FirstDelay() const {
-    return std::min(absl::Nanoseconds(average_ns_.load(std::memory_order_relaxed)) * 0.9,
-                    kMaxPollDelay);
+    return std::min(
+        absl::Nanoseconds(average_ns_.load(std::memory_order_relaxed)) * 0.9,
+        kMaxPollDelay);
   }
   static absl::Duration NextDelay(absl::Duration previous) {
     return std::clamp(previous * 2, kMinPollDelay, kMaxPollDelay);
   }
   void Observe(absl::Duration run_time) {
-    int64_t sample = absl::ToInt64Nanoseconds(std::max(run_time, absl::ZeroDuration()));
+    int64_t sample =
+        absl::ToInt64Nanoseconds(std::max(run_time, absl::ZeroDuration()));
     int64_t average = average_ns_.load(std::memory_order_relaxed);
     // An exponential moving average over ~16 samples; lost updates between
     // racing slots do not matter.
@@ -106,7 +110,8 @@ class PollPacer {
 };
 
 absl::Time ToTime(const google::protobuf::Timestamp& timestamp) {
-  return absl::FromUnixSeconds(timestamp.seconds()) + absl::Nanoseconds(timestamp.nanos());
+  return absl::FromUnixSeconds(timestamp.seconds()) +
+         absl::Nanoseconds(timestamp.nanos());
 }
 
 // `input` with kStampKey set to the current time in microseconds, when it
@@ -116,8 +121,9 @@ std::string StampInput(const std::string& input) {
   if (open == std::string::npos || input[open] != '{') return input;
   size_t next = input.find_first_not_of(" \t\r\n", open + 1);
   bool empty_object = next != std::string::npos && input[next] == '}';
-  return absl::StrCat(input.substr(0, open + 1), kStampKey, absl::ToUnixMicros(absl::Now()),
-                      empty_object ? "" : ",", input.substr(open + 1));
+  return absl::StrCat(input.substr(0, open + 1), kStampKey,
+                      absl::ToUnixMicros(absl::Now()), empty_object ? "" : ",",
+                      input.substr(open + 1));
 }
 
 // The stamp StampInput wrote, if any.
@@ -125,8 +131,8 @@ std::optional<absl::Time> ReadStamp(const std::string& input) {
   size_t at = input.find(kStampKey);
   if (at == std::string::npos) return std::nullopt;
   int64_t micros = 0;
-  for (size_t i = at + sizeof(kStampKey) - 1; i < input.size() && input[i] >= '0' && input[i] <= '9';
-       ++i) {
+  for (size_t i = at + sizeof(kStampKey) - 1;
+       i < input.size() && input[i] >= '0' && input[i] <= '9'; ++i) {
     micros = micros * 10 + (input[i] - '0');
   }
   return absl::FromUnixMicros(micros);
@@ -152,7 +158,8 @@ struct ExecutionShared {
 // execution has ended. The whole operation is bounded by the RPC timeout.
 class ExecutionOperation final : public Operation {
  public:
-  ExecutionOperation(const std::shared_ptr<grpc::Channel>& channel, ExecutionShared* shared)
+  ExecutionOperation(const std::shared_ptr<grpc::Channel>& channel,
+                     ExecutionShared* shared)
       : stub_(v1::StepFunctions::NewStub(channel)), shared_(shared) {
     start_request_.set_state_machine_arn(shared->state_machine_arn);
     start_request_.set_input(shared->input);
@@ -162,15 +169,16 @@ class ExecutionOperation final : public Operation {
   void Start(std::function<void(OpOutcome)> done) override {
     done_ = std::move(done);
     give_up_at_ = absl::Now() + shared_->timeout;
-    if (shared_->stamp_input) start_request_.set_input(StampInput(shared_->input));
+    if (shared_->stamp_input)
+      start_request_.set_input(StampInput(shared_->input));
     context_ = NewContext(shared_->timeout);
-    stub_->async()->StartExecution(context_.get(), &start_request_, &start_response_,
-                                   [this](grpc::Status status) {
-                                     if (!status.ok()) return Finish(OpOutcome::FromStatus(status));
-                                     describe_request_.set_execution_arn(
-                                         start_response_.execution_arn());
-                                     SchedulePoll(shared_->pacer.FirstDelay());
-                                   });
+    stub_->async()->StartExecution(
+        context_.get(), &start_request_, &start_response_,
+        [this](grpc::Status status) {
+          if (!status.ok()) return Finish(OpOutcome::FromStatus(status));
+          describe_request_.set_execution_arn(start_response_.execution_arn());
+          SchedulePoll(shared_->pacer.FirstDelay());
+        });
   }
 
  private:
@@ -185,9 +193,11 @@ class ExecutionOperation final : public Operation {
 
   void Poll() {
     shared_->describe_calls.fetch_add(1, std::memory_order_relaxed);
-    context_ = NewContext(std::max(give_up_at_ - absl::Now(), absl::Milliseconds(1)));
+    context_ =
+        NewContext(std::max(give_up_at_ - absl::Now(), absl::Milliseconds(1)));
     stub_->async()->DescribeExecution(
-        context_.get(), &describe_request_, &describe_response_, [this](grpc::Status status) {
+        context_.get(), &describe_request_, &describe_response_,
+        [this](grpc::Status status) {
           if (!status.ok()) return Finish(OpOutcome::FromStatus(status));
           const std::string& execution_status = describe_response_.status();
           if (!IsTerminal(execution_status)) {
@@ -195,7 +205,8 @@ class ExecutionOperation final : public Operation {
               return Finish(OpOutcome::Error(
                   "DEADLINE_EXCEEDED",
                   absl::StrCat("execution still ", execution_status, " after ",
-                               absl::FormatDuration(shared_->timeout), " (see --timeout)")));
+                               absl::FormatDuration(shared_->timeout),
+                               " (see --timeout)")));
             }
             return SchedulePoll(PollPacer::NextDelay(poll_delay_));
           }
@@ -204,8 +215,8 @@ class ExecutionOperation final : public Operation {
           shared_->statuses.Add(execution_status);
           if (shared_->expect_success && execution_status != "SUCCEEDED") {
             return Finish(OpOutcome::Error(
-                execution_status,
-                absl::StrCat(describe_response_.error(), ": ", describe_response_.cause())));
+                execution_status, absl::StrCat(describe_response_.error(), ": ",
+                                               describe_response_.cause())));
           }
           Finish(OpOutcome::Ok());
         });
@@ -231,7 +242,8 @@ class ExecutionOperation final : public Operation {
 // StartSyncExecution: one call that answers with the execution's end.
 class SyncExecutionOperation final : public Operation {
  public:
-  SyncExecutionOperation(const std::shared_ptr<grpc::Channel>& channel, ExecutionShared* shared)
+  SyncExecutionOperation(const std::shared_ptr<grpc::Channel>& channel,
+                         ExecutionShared* shared)
       : stub_(v1::StepFunctions::NewStub(channel)), shared_(shared) {
     request_.set_state_machine_arn(shared->state_machine_arn);
     request_.set_input(shared->input);
@@ -247,8 +259,9 @@ class SyncExecutionOperation final : public Operation {
           if (!status.ok()) return done(OpOutcome::FromStatus(status));
           shared_->statuses.Add(response_.status());
           if (response_.status() != "SUCCEEDED") {
-            return done(OpOutcome::Error(response_.status(),
-                                         absl::StrCat(response_.error(), ": ", response_.cause())));
+            return done(OpOutcome::Error(
+                response_.status(),
+                absl::StrCat(response_.error(), ": ", response_.cause())));
           }
           done(OpOutcome::Ok());
         });
@@ -265,7 +278,8 @@ class SyncExecutionOperation final : public Operation {
 
 class HealthCheckOperation final : public Operation {
  public:
-  HealthCheckOperation(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout)
+  HealthCheckOperation(std::shared_ptr<grpc::Channel> channel,
+                       absl::Duration timeout)
       : stub_(std::move(channel)), timeout_(timeout) {
     // An empty HealthCheckRequest (service "": the whole server) is zero
     // bytes on the wire.
@@ -276,22 +290,23 @@ class HealthCheckOperation final : public Operation {
   void Start(std::function<void(OpOutcome)> done) override {
     done_ = std::move(done);
     context_ = NewContext(timeout_);
-    stub_.UnaryCall(context_.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(),
-                    &request_, &response_, [this](grpc::Status status) {
-                      std::function<void(OpOutcome)> done = std::move(done_);
-                      if (!status.ok()) return done(OpOutcome::FromStatus(status));
-                      // HealthCheckResponse{status: SERVING} is field 1,
-                      // varint 1: the bytes 08 01.
-                      grpc::Slice slice;
-                      if (!response_.DumpToSingleSlice(&slice).ok() || slice.size() != 2 ||
-                          slice.begin()[0] != 0x08 || slice.begin()[1] != 0x01) {
-                        return done(OpOutcome::Error(
-                            "NOT_SERVING",
-                            absl::StrCat("the health check did not answer SERVING (",
-                                         slice.size(), " bytes)")));
-                      }
-                      done(OpOutcome::Ok());
-                    });
+    stub_.UnaryCall(
+        context_.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+        &request_, &response_, [this](grpc::Status status) {
+          std::function<void(OpOutcome)> done = std::move(done_);
+          if (!status.ok()) return done(OpOutcome::FromStatus(status));
+          // HealthCheckResponse{status: SERVING} is field 1,
+          // varint 1: the bytes 08 01.
+          grpc::Slice slice;
+          if (!response_.DumpToSingleSlice(&slice).ok() || slice.size() != 2 ||
+              slice.begin()[0] != 0x08 || slice.begin()[1] != 0x01) {
+            return done(OpOutcome::Error(
+                "NOT_SERVING",
+                absl::StrCat("the health check did not answer SERVING (",
+                             slice.size(), " bytes)")));
+          }
+          done(OpOutcome::Ok());
+        });
   }
 
  private:
@@ -308,30 +323,34 @@ class HealthCheckOperation final : public Operation {
 class PutEventsOperation final : public Operation {
  public:
   PutEventsOperation(const std::shared_ptr<grpc::Channel>& channel,
-                     const v1::PutEventsRequestEntry& entry, absl::Duration timeout,
-                     std::atomic<int64_t>* accepted)
-      : stub_(v1::EventBridge::NewStub(channel)), timeout_(timeout), accepted_(accepted) {
+                     const v1::PutEventsRequestEntry& entry,
+                     absl::Duration timeout, std::atomic<int64_t>* accepted)
+      : stub_(v1::EventBridge::NewStub(channel)),
+        timeout_(timeout),
+        accepted_(accepted) {
     *request_.add_entries() = entry;
   }
 
   void Start(std::function<void(OpOutcome)> done) override {
     done_ = std::move(done);
     context_ = NewContext(timeout_);
-    stub_->async()->PutEvents(context_.get(), &request_, &response_, [this](grpc::Status status) {
-      std::function<void(OpOutcome)> done = std::move(done_);
-      if (!status.ok()) return done(OpOutcome::FromStatus(status));
-      if (response_.failed_entry_count() > 0) {
-        std::string code = "FailedEntry";
-        std::string message;
-        if (response_.entries_size() > 0) {
-          if (!response_.entries(0).error_code().empty()) code = response_.entries(0).error_code();
-          message = response_.entries(0).error_message();
-        }
-        return done(OpOutcome::Error(code, message));
-      }
-      accepted_->fetch_add(1, std::memory_order_relaxed);
-      done(OpOutcome::Ok());
-    });
+    stub_->async()->PutEvents(
+        context_.get(), &request_, &response_, [this](grpc::Status status) {
+          std::function<void(OpOutcome)> done = std::move(done_);
+          if (!status.ok()) return done(OpOutcome::FromStatus(status));
+          if (response_.failed_entry_count() > 0) {
+            std::string code = "FailedEntry";
+            std::string message;
+            if (response_.entries_size() > 0) {
+              if (!response_.entries(0).error_code().empty())
+                code = response_.entries(0).error_code();
+              message = response_.entries(0).error_message();
+            }
+            return done(OpOutcome::Error(code, message));
+          }
+          accepted_->fetch_add(1, std::memory_order_relaxed);
+          done(OpOutcome::Ok());
+        });
   }
 
  private:
@@ -348,8 +367,8 @@ class PutEventsOperation final : public Operation {
 // per operation.
 class StateMachineScenario : public Scenario {
  public:
-  StateMachineScenario(const ScenarioContext& context, std::string type, bool sync,
-                       bool expect_success)
+  StateMachineScenario(const ScenarioContext& context, std::string type,
+                       bool sync, bool expect_success)
       : context_(context),
         stub_(v1::StepFunctions::NewStub(context.channels.front())),
         type_(std::move(type)),
@@ -360,11 +379,15 @@ class StateMachineScenario : public Scenario {
     shared_.scheduler = context.scheduler;
   }
 
-  absl::Status SetUp() override { return CreateStateMachine(context_.definition); }
+  absl::Status SetUp() override {
+    return CreateStateMachine(context_.definition);
+  }
 
   std::unique_ptr<Operation> MakeOperation(int slot) override {
-    const auto& channel = context_.channels[static_cast<size_t>(slot) % context_.channels.size()];
-    if (sync_) return std::make_unique<SyncExecutionOperation>(channel, &shared_);
+    const auto& channel =
+        context_.channels[static_cast<size_t>(slot) % context_.channels.size()];
+    if (sync_)
+      return std::make_unique<SyncExecutionOperation>(channel, &shared_);
     return std::make_unique<ExecutionOperation>(channel, &shared_);
   }
 
@@ -375,7 +398,8 @@ class StateMachineScenario : public Scenario {
     if (!sync_ && ended > 0) {
       // What observing the end costs: polls per execution (1 is the least).
       report->extras["describe_calls_per_execution"] =
-          static_cast<double>(shared_.describe_calls.load()) / static_cast<double>(ended);
+          static_cast<double>(shared_.describe_calls.load()) /
+          static_cast<double>(ended);
     }
   }
 
@@ -384,8 +408,9 @@ class StateMachineScenario : public Scenario {
     v1::DeleteStateMachineRequest request;
     request.set_state_machine_arn(shared_.state_machine_arn);
     v1::DeleteStateMachineResponse response;
-    (void)Call("DeleteStateMachine", stub_.get(), &v1::StepFunctions::Stub::DeleteStateMachine,
-               request, &response, timeout());
+    (void)Call("DeleteStateMachine", stub_.get(),
+               &v1::StepFunctions::Stub::DeleteStateMachine, request, &response,
+               timeout());
   }
 
  protected:
@@ -397,8 +422,8 @@ class StateMachineScenario : public Scenario {
     request.set_role_arn("arn:aws:iam::123456789012:role/stepflow-bench");
     v1::CreateStateMachineResponse response;
     absl::Status status = Call("CreateStateMachine", stub_.get(),
-                               &v1::StepFunctions::Stub::CreateStateMachine, request, &response,
-                               timeout());
+                               &v1::StepFunctions::Stub::CreateStateMachine,
+                               request, &response, timeout());
     if (status.ok()) shared_.state_machine_arn = response.state_machine_arn();
     return status;
   }
@@ -417,7 +442,8 @@ class StateMachineScenario : public Scenario {
 class ActivitiesScenario final : public StateMachineScenario {
  public:
   explicit ActivitiesScenario(const ScenarioContext& context)
-      : StateMachineScenario(context, "STANDARD", /*sync=*/false, /*expect_success=*/true) {
+      : StateMachineScenario(context, "STANDARD", /*sync=*/false,
+                             /*expect_success=*/true) {
     shared_.stamp_input = true;
   }
 
@@ -426,8 +452,8 @@ class ActivitiesScenario final : public StateMachineScenario {
     request.set_name(UniqueName("activity"));
     v1::CreateActivityResponse response;
     absl::Status status = Call("CreateActivity", stub_.get(),
-                               &v1::StepFunctions::Stub::CreateActivity, request, &response,
-                               timeout());
+                               &v1::StepFunctions::Stub::CreateActivity,
+                               request, &response, timeout());
     if (!status.ok()) return status;
     activity_arn_ = response.activity_arn();
     std::string definition = absl::StrCat(
@@ -443,14 +469,15 @@ class ActivitiesScenario final : public StateMachineScenario {
     options.concurrency = context_.options->concurrency;
     options.initial_backoff = absl::Milliseconds(10);
     options.max_backoff = absl::Seconds(1);
-    worker_ = std::make_unique<worker::Worker>(options, [this](const worker::Task& task) {
-      if (std::optional<absl::Time> stamp = ReadStamp(task.input)) {
-        absl::Duration wait = absl::Now() - *stamp;
-        absl::MutexLock lock(&mu_);
-        schedule_to_start_.Add(wait);
-      }
-      return worker::TaskResult::Success(R"({"done":true})");
-    });
+    worker_ = std::make_unique<worker::Worker>(
+        options, [this](const worker::Task& task) {
+          if (std::optional<absl::Time> stamp = ReadStamp(task.input)) {
+            absl::Duration wait = absl::Now() - *stamp;
+            absl::MutexLock lock(&mu_);
+            schedule_to_start_.Add(wait);
+          }
+          return worker::TaskResult::Success(R"({"done":true})");
+        });
     return worker_->Start();
   }
 
@@ -468,8 +495,9 @@ class ActivitiesScenario final : public StateMachineScenario {
     v1::DeleteActivityRequest request;
     request.set_activity_arn(activity_arn_);
     v1::DeleteActivityResponse response;
-    (void)Call("DeleteActivity", stub_.get(), &v1::StepFunctions::Stub::DeleteActivity, request,
-               &response, timeout());
+    (void)Call("DeleteActivity", stub_.get(),
+               &v1::StepFunctions::Stub::DeleteActivity, request, &response,
+               timeout());
   }
 
  private:
@@ -485,7 +513,8 @@ class ActivitiesScenario final : public StateMachineScenario {
 class EventsScenario final : public StateMachineScenario {
  public:
   explicit EventsScenario(const ScenarioContext& context)
-      : StateMachineScenario(context, "EXPRESS", /*sync=*/false, /*expect_success=*/false),
+      : StateMachineScenario(context, "EXPRESS", /*sync=*/false,
+                             /*expect_success=*/false),
         events_(v1::EventBridge::NewStub(context.channels.front())) {}
 
   absl::Status SetUp() override {
@@ -497,8 +526,9 @@ class EventsScenario final : public StateMachineScenario {
       v1::CreateEventBusRequest request;
       request.set_name(bus_name_);
       v1::CreateEventBusResponse response;
-      status = Call("CreateEventBus", events_.get(), &v1::EventBridge::Stub::CreateEventBus,
-                    request, &response, timeout());
+      status = Call("CreateEventBus", events_.get(),
+                    &v1::EventBridge::Stub::CreateEventBus, request, &response,
+                    timeout());
       if (!status.ok()) return status;
       bus_created_ = true;
     }
@@ -507,11 +537,12 @@ class EventsScenario final : public StateMachineScenario {
       v1::PutRuleRequest request;
       request.set_name(rule_name_);
       request.set_event_bus_name(bus_name_);
-      request.set_event_pattern(absl::StrCat(R"({"source":["stepflow.bench"],"detail-type":[")",
-                                             detail_type_, R"("]})"));
+      request.set_event_pattern(
+          absl::StrCat(R"({"source":["stepflow.bench"],"detail-type":[")",
+                       detail_type_, R"("]})"));
       v1::PutRuleResponse response;
-      status = Call("PutRule", events_.get(), &v1::EventBridge::Stub::PutRule, request, &response,
-                    timeout());
+      status = Call("PutRule", events_.get(), &v1::EventBridge::Stub::PutRule,
+                    request, &response, timeout());
       if (!status.ok()) return status;
       rule_created_ = true;
     }
@@ -525,13 +556,15 @@ class EventsScenario final : public StateMachineScenario {
       target->set_role_arn("arn:aws:iam::123456789012:role/stepflow-bench");
       target->set_input_path("$.detail");
       v1::PutTargetsResponse response;
-      status = Call("PutTargets", events_.get(), &v1::EventBridge::Stub::PutTargets, request,
-                    &response, timeout());
+      status =
+          Call("PutTargets", events_.get(), &v1::EventBridge::Stub::PutTargets,
+               request, &response, timeout());
       if (!status.ok()) return status;
-      if (response.failed_entry_count() > 0 && response.failed_entries_size() > 0) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("PutTargets: ", response.failed_entries(0).error_code(), ": ",
-                         response.failed_entries(0).error_message()));
+      if (response.failed_entry_count() > 0 &&
+          response.failed_entries_size() > 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "PutTargets: ", response.failed_entries(0).error_code(), ": ",
+            response.failed_entries(0).error_message()));
       }
     }
     entry_.set_source("stepflow.bench");
@@ -542,8 +575,10 @@ class EventsScenario final : public StateMachineScenario {
   }
 
   std::unique_ptr<Operation> MakeOperation(int slot) override {
-    const auto& channel = context_.channels[static_cast<size_t>(slot) % context_.channels.size()];
-    return std::make_unique<PutEventsOperation>(channel, entry_, timeout(), &accepted_);
+    const auto& channel =
+        context_.channels[static_cast<size_t>(slot) % context_.channels.size()];
+    return std::make_unique<PutEventsOperation>(channel, entry_, timeout(),
+                                                &accepted_);
   }
 
   // Waits until as many target executions have ended as events were
@@ -567,7 +602,9 @@ class EventsScenario final : public StateMachineScenario {
       if (now_ended > total_ended) last_progress = absl::Now();
       total_ended = now_ended;
       ended = std::move(counts);
-      if (total_ended >= accepted || absl::Now() - last_progress > kEventsDrainStall) break;
+      if (total_ended >= accepted ||
+          absl::Now() - last_progress > kEventsDrainStall)
+        break;
       absl::SleepFor(absl::Milliseconds(100));
     }
     report->statuses = ended;
@@ -577,7 +614,8 @@ class EventsScenario final : public StateMachineScenario {
     report->run.completed = total_ended;
     report->run.elapsed += absl::Now() - drain_start;
     report->latency_note =
-        "latency_ms is PutEvents until the bus accepted the event; completed counts target "
+        "latency_ms is PutEvents until the bus accepted the event; completed "
+        "counts target "
         "executions seen ended, over the load plus the wait for them";
   }
 
@@ -588,21 +626,24 @@ class EventsScenario final : public StateMachineScenario {
       remove.set_event_bus_name(bus_name_);
       remove.add_ids("bench");
       v1::RemoveTargetsResponse removed;
-      (void)Call("RemoveTargets", events_.get(), &v1::EventBridge::Stub::RemoveTargets, remove,
-                 &removed, timeout());
+      (void)Call("RemoveTargets", events_.get(),
+                 &v1::EventBridge::Stub::RemoveTargets, remove, &removed,
+                 timeout());
       v1::DeleteRuleRequest request;
       request.set_name(rule_name_);
       request.set_event_bus_name(bus_name_);
       v1::DeleteRuleResponse response;
-      (void)Call("DeleteRule", events_.get(), &v1::EventBridge::Stub::DeleteRule, request,
-                 &response, timeout());
+      (void)Call("DeleteRule", events_.get(),
+                 &v1::EventBridge::Stub::DeleteRule, request, &response,
+                 timeout());
     }
     if (bus_created_) {
       v1::DeleteEventBusRequest request;
       request.set_name(bus_name_);
       v1::DeleteEventBusResponse response;
-      (void)Call("DeleteEventBus", events_.get(), &v1::EventBridge::Stub::DeleteEventBus, request,
-                 &response, timeout());
+      (void)Call("DeleteEventBus", events_.get(),
+                 &v1::EventBridge::Stub::DeleteEventBus, request, &response,
+                 timeout());
     }
     StateMachineScenario::TearDown();
   }
@@ -616,8 +657,8 @@ class EventsScenario final : public StateMachineScenario {
     while (true) {
       v1::ListExecutionsResponse response;
       absl::Status status = Call("ListExecutions", stub_.get(),
-                                 &v1::StepFunctions::Stub::ListExecutions, request, &response,
-                                 timeout());
+                                 &v1::StepFunctions::Stub::ListExecutions,
+                                 request, &response, timeout());
       if (!status.ok()) return status;
       for (const v1::ExecutionListItem& item : response.executions()) {
         if (IsTerminal(item.status())) ++(*counts)[item.status()];
@@ -639,22 +680,28 @@ class EventsScenario final : public StateMachineScenario {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Scenario>> MakeScenario(const ScenarioContext& context) {
+absl::StatusOr<std::unique_ptr<Scenario>> MakeScenario(
+    const ScenarioContext& context) {
   switch (context.options->scenario) {
     case ScenarioKind::kExpressAsync:
-      return std::make_unique<StateMachineScenario>(context, "EXPRESS", /*sync=*/false,
+      return std::make_unique<StateMachineScenario>(context, "EXPRESS",
+                                                    /*sync=*/false,
                                                     /*expect_success=*/false);
     case ScenarioKind::kExpressSync:
-      return std::make_unique<StateMachineScenario>(context, "EXPRESS", /*sync=*/true,
+      return std::make_unique<StateMachineScenario>(context, "EXPRESS",
+                                                    /*sync=*/true,
                                                     /*expect_success=*/true);
     case ScenarioKind::kStandard:
-      return std::make_unique<StateMachineScenario>(context, "STANDARD", /*sync=*/false,
+      return std::make_unique<StateMachineScenario>(context, "STANDARD",
+                                                    /*sync=*/false,
                                                     /*expect_success=*/true);
     case ScenarioKind::kActivities:
       if (context.options->delivery == Delivery::kStream) {
         return absl::UnimplementedError(
-            "--delivery stream is not supported by this cluster yet: the StepFunctions API has "
-            "no streaming task delivery (workers long-poll GetActivityTask); use --delivery poll");
+            "--delivery stream is not supported by this cluster yet: the "
+            "StepFunctions API has "
+            "no streaming task delivery (workers long-poll GetActivityTask); "
+            "use --delivery poll");
       }
       return std::make_unique<ActivitiesScenario>(context);
     case ScenarioKind::kEvents:
@@ -663,8 +710,8 @@ absl::StatusOr<std::unique_ptr<Scenario>> MakeScenario(const ScenarioContext& co
   return absl::InvalidArgumentError("unknown scenario");
 }
 
-std::unique_ptr<Operation> MakeHealthCheckOperation(std::shared_ptr<grpc::Channel> channel,
-                                                    absl::Duration timeout) {
+std::unique_ptr<Operation> MakeHealthCheckOperation(
+    std::shared_ptr<grpc::Channel> channel, absl::Duration timeout) {
   return std::make_unique<HealthCheckOperation>(std::move(channel), timeout);
 }
 
@@ -685,9 +732,11 @@ std::string DefaultDefinition() {
 }
 
 std::string DefaultInput() {
-  std::string head = R"({"order_id":"bench-0001","customer":{"id":42,"tier":"gold"},"items":[1,2,3],"note":")";
+  std::string head =
+      R"({"order_id":"bench-0001","customer":{"id":42,"tier":"gold"},"items":[1,2,3],"note":")";
   std::string tail = R"("})";
-  return absl::StrCat(head, std::string(1024 - head.size() - tail.size(), 'x'), tail);
+  return absl::StrCat(head, std::string(1024 - head.size() - tail.size(), 'x'),
+                      tail);
 }
 
 }  // namespace stepflow::cli::bench

@@ -57,11 +57,12 @@ class Scenario {
 };
 
 // UNIMPLEMENTED for what the cluster cannot do yet (--delivery stream).
-absl::StatusOr<std::unique_ptr<Scenario>> MakeScenario(const ScenarioContext& context);
+absl::StatusOr<std::unique_ptr<Scenario>> MakeScenario(
+    const ScenarioContext& context);
 
 // One Health/Check call per operation; ok when the answer is SERVING.
-std::unique_ptr<Operation> MakeHealthCheckOperation(std::shared_ptr<grpc::Channel> channel,
-                                                    absl::Duration timeout);
+std::unique_ptr<Operation> MakeHealthCheckOperation(
+    std::shared_ptr<grpc::Channel> channel, absl::Duration timeout);
 
 // The built-in workflow: five Pass/Choice states (four run).
 std::string DefaultDefinition();

@@ -16,7 +16,8 @@ LatencySummary LatencySamples::Summarize() {
   std::sort(samples_.begin(), samples_.end());
   auto at = [&](double percent) {
     // Nearest rank: ceil(p/100 * n), 1-based.
-    auto rank = static_cast<size_t>(std::ceil(percent / 100.0 * static_cast<double>(samples_.size())));
+    auto rank = static_cast<size_t>(
+        std::ceil(percent / 100.0 * static_cast<double>(samples_.size())));
     rank = std::clamp<size_t>(rank, 1, samples_.size());
     return samples_[rank - 1];
   };
@@ -33,7 +34,8 @@ void ErrorCounts::Add(const std::string& code, const std::string& message) {
 
 void ErrorCounts::Merge(const ErrorCounts& other) {
   for (const auto& [code, count] : other.counts_) counts_[code] += count;
-  for (const auto& [code, message] : other.first_messages_) first_messages_.emplace(code, message);
+  for (const auto& [code, message] : other.first_messages_)
+    first_messages_.emplace(code, message);
 }
 
 int64_t ErrorCounts::Total() const {
@@ -48,7 +50,8 @@ int64_t ErrorCounts::Count(const std::string& code) const {
 }
 
 RateLimiter::RateLimiter(double ops_per_second)
-    : interval_(ops_per_second > 0 ? absl::Seconds(1.0 / ops_per_second) : absl::ZeroDuration()) {}
+    : interval_(ops_per_second > 0 ? absl::Seconds(1.0 / ops_per_second)
+                                   : absl::ZeroDuration()) {}
 
 absl::Time RateLimiter::Reserve(absl::Time now) {
   if (interval_ == absl::ZeroDuration()) return now;
@@ -58,7 +61,8 @@ absl::Time RateLimiter::Reserve(absl::Time now) {
   return start;
 }
 
-absl::Duration Backoff(int attempt, double random01, absl::Duration initial, absl::Duration cap) {
+absl::Duration Backoff(int attempt, double random01, absl::Duration initial,
+                       absl::Duration cap) {
   absl::Duration delay = initial;
   for (int i = 1; i < attempt && delay < cap; ++i) delay *= 2;
   delay = std::min(delay, cap);

@@ -48,7 +48,9 @@ class ErrorCounts {
   int64_t Total() const;
   int64_t Count(const std::string& code) const;
   const std::map<std::string, int64_t>& counts() const { return counts_; }
-  const std::map<std::string, std::string>& first_messages() const { return first_messages_; }
+  const std::map<std::string, std::string>& first_messages() const {
+    return first_messages_;
+  }
 
  private:
   std::map<std::string, int64_t> counts_;
@@ -75,7 +77,8 @@ class RateLimiter {
 // with RESOURCE_EXHAUSTED: exponential from `initial` up to `cap`, scaled by
 // a jitter factor in [0.5, 1) taken from `random01` (uniform in [0, 1)), so
 // refused slots do not come back in lockstep.
-absl::Duration Backoff(int attempt, double random01, absl::Duration initial = absl::Milliseconds(5),
+absl::Duration Backoff(int attempt, double random01,
+                       absl::Duration initial = absl::Milliseconds(5),
                        absl::Duration cap = absl::Seconds(1));
 
 }  // namespace stepflow::cli::bench

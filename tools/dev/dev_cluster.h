@@ -38,7 +38,8 @@ struct DevClusterOptions {
 
 class DevCluster {
  public:
-  static absl::StatusOr<std::unique_ptr<DevCluster>> Start(DevClusterOptions options);
+  static absl::StatusOr<std::unique_ptr<DevCluster>> Start(
+      DevClusterOptions options);
   // Calls Shutdown().
   ~DevCluster();
 
