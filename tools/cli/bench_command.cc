@@ -75,6 +75,21 @@ class TemporaryFolder {
   std::filesystem::path path_;
 };
 
+// UNAVAILABLE unless every channel connects within `timeout`.
+absl::Status WaitConnected(
+    const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+    const std::string& endpoint, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  for (const auto& channel : channels) {
+    if (!channel->WaitForConnected(absl::ToChronoTime(deadline))) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot connect to ", endpoint, " within ",
+                       absl::FormatDuration(timeout)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 int PrintError(std::ostream& err, const absl::Status& status) {
   err << "error: " << absl::StatusCodeToString(status.code()) << ": "
       << status.message() << "\n";
@@ -160,58 +175,46 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
   }
 
   context.channels = MakeChannels(context.endpoint, report.connections);
-  absl::Duration connect_timeout =
-      std::min(kConnectTimeout, options.rpc_timeout);
-  for (const auto& channel : context.channels) {
-    if (!channel->WaitForConnected(
-            absl::ToChronoTime(absl::Now() + connect_timeout))) {
-      absl::Status status = absl::UnavailableError(
-          absl::StrCat("cannot connect to ", context.endpoint, " within ",
-                       absl::FormatDuration(connect_timeout)));
-      PrintError(err, status);
-      if (!options.endpoint.empty()) {
-        err << "hint: is a Stepflow gateway listening there? (without "
-               "--endpoint the bench "
-               "starts its own cluster)\n";
-      }
-      return 1;
-    }
-  }
-
   Scheduler scheduler;
   context.scheduler = &scheduler;
   absl::StatusOr<std::unique_ptr<Scenario>> scenario = MakeScenario(context);
   if (!scenario.ok()) return PrintError(err, scenario.status());
+
+  // A failure to connect or to set up still gives a report, with that
+  // failure as its one error, so scripts see every outcome in one shape.
+  absl::Status set_up =
+      WaitConnected(context.channels, context.endpoint,
+                    std::min(kConnectTimeout, options.rpc_timeout));
+  bool connected = set_up.ok();
+  if (connected) set_up = (*scenario)->SetUp();
 
   LoadOptions load;
   load.concurrency = options.concurrency;
   load.total = options.total;
   load.duration = options.duration;
   load.rate = options.rate;
-  absl::Status set_up = (*scenario)->SetUp();
   if (set_up.ok()) {
     report.run = RunLoad(load, &scheduler, [&](int slot) {
       return (*scenario)->MakeOperation(slot);
     });
     (*scenario)->Finish(&report);
   } else {
-    // The report still comes out, with the setup's failure as its error,
-    // so scripts see it in the same shape.
     report.run.errors.Add(absl::StatusCodeToString(set_up.code()),
                           std::string(set_up.message()));
   }
 
-  LoadOptions ceiling = load;
-  ceiling.total = 0;
-  ceiling.rate = 0;
-  ceiling.duration = std::max(report.run.elapsed, kMinCeilingDuration);
-  report.ceiling = RunLoad(ceiling, &scheduler, [&](int slot) {
-    return MakeHealthCheckOperation(
-        context.channels[static_cast<size_t>(slot) % context.channels.size()],
-        options.rpc_timeout);
-  });
-
-  (*scenario)->TearDown();
+  if (connected) {
+    LoadOptions ceiling = load;
+    ceiling.total = 0;
+    ceiling.rate = 0;
+    ceiling.duration = std::max(report.run.elapsed, kMinCeilingDuration);
+    report.ceiling = RunLoad(ceiling, &scheduler, [&](int slot) {
+      return MakeHealthCheckOperation(
+          context.channels[static_cast<size_t>(slot) % context.channels.size()],
+          options.rpc_timeout);
+    });
+    (*scenario)->TearDown();
+  }
   scenario->reset();
   if (cluster) cluster->Shutdown();
 
@@ -219,8 +222,11 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
                                           : RenderText(report));
   out.flush();
   if (!set_up.ok()) {
-    err << "error: " << absl::StatusCodeToString(set_up.code()) << ": "
-        << set_up.message() << "\n";
+    PrintError(err, set_up);
+    if (!connected && !options.endpoint.empty()) {
+      err << "hint: is a Stepflow gateway listening there? (without "
+             "--endpoint the bench starts its own cluster)\n";
+    }
     return 1;
   }
   int64_t failures =
