@@ -21,8 +21,11 @@
 namespace stepflow::cli::bench {
 namespace {
 
-// The longest wait between two DescribeExecution polls of one execution.
+// The longest wait between two DescribeExecution polls of one execution
+// whose workflow runs for less than 200 ms.
 constexpr absl::Duration kMaxPollDelay = absl::Milliseconds(50);
+// The longest wait before the first poll.
+constexpr absl::Duration kMaxFirstPollDelay = absl::Seconds(10);
 // The first wait after a poll that found the execution running, when the
 // pacer has nothing better.
 constexpr absl::Duration kMinPollDelay = absl::Microseconds(500);
@@ -87,13 +90,21 @@ class StatusTally {
 // when it is likely over: most executions then need one poll. Thread-safe.
 class PollPacer {
  public:
+  // The first poll comes at 0.9x the average run time.
   absl::Duration FirstDelay() const {
-    return std::min(
-        absl::Nanoseconds(average_ns_.load(std::memory_order_relaxed)) * 0.9,
-        kMaxPollDelay);
+    return std::min(Average() * 0.9, kMaxFirstPollDelay);
   }
-  static absl::Duration NextDelay(absl::Duration previous) {
-    return std::clamp(previous * 2, kMinPollDelay, kMaxPollDelay);
+  // The wait after the `retry`-th poll (1, 2, ...) that found the execution
+  // still running: from 1/16 of the average run time (at least
+  // kMinPollDelay), doubling, up to the larger of kMaxPollDelay and a
+  // quarter of the average — so a slow workflow is not polled every 50 ms,
+  // and its latency is over-measured by at most about a quarter.
+  absl::Duration RetryDelay(int retry) const {
+    absl::Duration average = Average();
+    absl::Duration delay = std::max(average / 16, kMinPollDelay);
+    absl::Duration cap = std::max(kMaxPollDelay, average / 4);
+    for (int i = 1; i < retry && delay < cap; ++i) delay *= 2;
+    return std::min(delay, cap);
   }
   void Observe(absl::Duration run_time) {
     int64_t sample =
@@ -106,6 +117,10 @@ class PollPacer {
   }
 
  private:
+  absl::Duration Average() const {
+    return absl::Nanoseconds(average_ns_.load(std::memory_order_relaxed));
+  }
+
   std::atomic<int64_t> average_ns_{0};
 };
 
@@ -177,13 +192,13 @@ class ExecutionOperation final : public Operation {
         [this](grpc::Status status) {
           if (!status.ok()) return Finish(OpOutcome::FromStatus(status));
           describe_request_.set_execution_arn(start_response_.execution_arn());
+          retries_ = 0;
           SchedulePoll(shared_->pacer.FirstDelay());
         });
   }
 
  private:
   void SchedulePoll(absl::Duration delay) {
-    poll_delay_ = delay;
     if (delay <= absl::ZeroDuration()) {
       Poll();
     } else {
@@ -208,7 +223,7 @@ class ExecutionOperation final : public Operation {
                                absl::FormatDuration(shared_->timeout),
                                " (see --timeout)")));
             }
-            return SchedulePoll(PollPacer::NextDelay(poll_delay_));
+            return SchedulePoll(shared_->pacer.RetryDelay(++retries_));
           }
           shared_->pacer.Observe(ToTime(describe_response_.stop_date()) -
                                  ToTime(describe_response_.start_date()));
@@ -232,7 +247,8 @@ class ExecutionOperation final : public Operation {
   std::function<void(OpOutcome)> done_;
   std::unique_ptr<grpc::ClientContext> context_;
   absl::Time give_up_at_;
-  absl::Duration poll_delay_;
+  // Polls of this execution that found it running.
+  int retries_ = 0;
   v1::StartExecutionRequest start_request_;
   v1::StartExecutionResponse start_response_;
   v1::DescribeExecutionRequest describe_request_;
