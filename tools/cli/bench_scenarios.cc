@@ -167,6 +167,8 @@ struct ExecutionShared {
   PollPacer pacer;
   StatusTally statuses;
   std::atomic<int64_t> describe_calls{0};
+  // DescribeExecution calls answered RESOURCE_EXHAUSTED (polled again).
+  std::atomic<int64_t> describe_refusals{0};
 };
 
 // StartExecution, then DescribeExecution (METADATA_ONLY) until the
@@ -213,6 +215,13 @@ class ExecutionOperation final : public Operation {
     stub_->async()->DescribeExecution(
         context_.get(), &describe_request_, &describe_response_,
         [this](grpc::Status status) {
+          if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+              absl::Now() < give_up_at_) {
+            // Only the watching is refused: the execution runs on, so poll
+            // it again later rather than start another.
+            shared_->describe_refusals.fetch_add(1, std::memory_order_relaxed);
+            return SchedulePoll(shared_->pacer.RetryDelay(++retries_));
+          }
           if (!status.ok()) return Finish(OpOutcome::FromStatus(status));
           const std::string& execution_status = describe_response_.status();
           if (!IsTerminal(execution_status)) {
@@ -413,6 +422,10 @@ class StateMachineScenario : public Scenario {
     for (const auto& [status, count] : report->statuses) ended += count;
     if (!sync_ && ended > 0) {
       // What observing the end costs: polls per execution (1 is the least).
+      if (int64_t refusals = shared_.describe_refusals.load(); refusals > 0) {
+        report->extras["describe_resource_exhausted"] =
+            static_cast<double>(refusals);
+      }
       report->extras["describe_calls_per_execution"] =
           static_cast<double>(shared_.describe_calls.load()) /
           static_cast<double>(ended);
