@@ -1,16 +1,20 @@
 #include "tools/cli/bench_command.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/config/signals.h"
 #include "common/log/log.h"
 #include "common/rpc/server.h"
 #include "grpcpp/create_channel.h"
@@ -90,6 +94,49 @@ absl::Status WaitConnected(
   return absl::OkStatus();
 }
 
+// Turns SIGINT and SIGTERM into a flag the load checks, so that Ctrl-C ends
+// the current phase early with a report, and the temporary cluster is still
+// stopped and removed. Construct it before any thread starts: it blocks the
+// signals in the threads started afterwards.
+class InterruptWatcher {
+ public:
+  InterruptWatcher() {
+    config::BlockTerminationSignals();
+    thread_ = std::thread([this] { Watch(); });
+  }
+  ~InterruptWatcher() {
+    done_.store(true);
+    thread_.join();
+  }
+  InterruptWatcher(const InterruptWatcher&) = delete;
+  InterruptWatcher& operator=(const InterruptWatcher&) = delete;
+
+  // Set by a signal; the owner may clear it to let the next phase run.
+  std::atomic<bool>* interrupted() { return &interrupted_; }
+  bool ever_interrupted() const { return ever_interrupted_.load(); }
+
+ private:
+  void Watch() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    // Wakes up now and then to notice the end of the run.
+    const timespec tick{0, 100 * 1000 * 1000};
+    while (!done_.load()) {
+      if (sigtimedwait(&signals, nullptr, &tick) > 0) {
+        interrupted_.store(true);
+        ever_interrupted_.store(true);
+      }
+    }
+  }
+
+  std::atomic<bool> done_{false};
+  std::atomic<bool> interrupted_{false};
+  std::atomic<bool> ever_interrupted_{false};
+  std::thread thread_;
+};
+
 int PrintError(std::ostream& err, const absl::Status& status) {
   err << "error: " << absl::StatusCodeToString(status.code()) << ": "
       << status.message() << "\n";
@@ -123,6 +170,7 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
                  "long-poll GetActivityTask); use --delivery poll"));
   }
 
+  InterruptWatcher interrupts;
   ScenarioContext context;
   context.options = &options;
   context.definition = DefaultDefinition();
@@ -193,6 +241,7 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
   load.total = options.total;
   load.duration = options.duration;
   load.rate = options.rate;
+  load.stop = interrupts.interrupted();
   if (set_up.ok()) {
     report.run = RunLoad(load, &scheduler, [&](int slot) {
       return (*scenario)->MakeOperation(slot);
@@ -203,6 +252,10 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
                           std::string(set_up.message()));
   }
 
+  // A first Ctrl-C ends the scenario; the ceiling still runs for as long
+  // (a second one ends it too).
+  report.interrupted = interrupts.ever_interrupted();
+  interrupts.interrupted()->store(false);
   if (connected) {
     LoadOptions ceiling = load;
     ceiling.total = 0;

@@ -122,7 +122,7 @@ class LoadRun {
   // rate cap allows; or retires the slot when the run is over.
   void Next(Slot* slot) {
     absl::Time now = absl::Now();
-    if (now >= deadline_ ||
+    if (now >= deadline_ || Stopped() ||
         (options_.total > 0 && remaining_.fetch_sub(1) <= 0)) {
       Retire();
       return;
@@ -165,7 +165,8 @@ class LoadRun {
     }
     slot->errors.Add(outcome.error_code, outcome.message);
     if (outcome.error_code == kResourceExhausted &&
-        slot->retries < options_.max_retries && absl::Now() < deadline_) {
+        slot->retries < options_.max_retries && absl::Now() < deadline_ &&
+        !Stopped()) {
       ++slot->retries;
       absl::Duration delay =
           Backoff(slot->retries, absl::Uniform(slot->random, 0.0, 1.0));
@@ -173,6 +174,10 @@ class LoadRun {
       return;
     }
     Next(slot);
+  }
+
+  bool Stopped() const {
+    return options_.stop != nullptr && options_.stop->load();
   }
 
   void Retire() {

@@ -15,6 +15,7 @@
 #ifndef STEPFLOW_TOOLS_CLI_BENCH_DRIVER_H_
 #define STEPFLOW_TOOLS_CLI_BENCH_DRIVER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -101,6 +102,9 @@ struct LoadOptions {
   absl::Duration duration = absl::ZeroDuration();
   // Operation starts per second over all slots; 0: no cap.
   double rate = 0;
+  // When set (e.g. by Ctrl-C), slots start no more operations; those in
+  // flight are finished. Null: never. Must outlive RunLoad.
+  const std::atomic<bool>* stop = nullptr;
   // Retries of an operation refused with RESOURCE_EXHAUSTED (each counted in
   // the errors) before it counts as failed.
   int max_retries = 20;

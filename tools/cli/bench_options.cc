@@ -231,7 +231,8 @@ std::string BenchHelp() {
       "counted.\n"
       "Errors are counted by gRPC code; executions that end otherwise than "
       "expected\n"
-      "by their status (FAILED, TIMED_OUT, ABORTED).\n\n"
+      "by their status (FAILED, TIMED_OUT, ABORTED). Ctrl-C ends the scenario\n"
+      "early; the ceiling then runs as long and the report still comes out.\n\n"
       "Flags:\n",
       FormatFlagHelp(BenchFlags()),
       "\nOutput: text (default), or with -O json exactly one JSON object:\n"

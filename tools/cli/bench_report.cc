@@ -121,6 +121,7 @@ std::string RenderJson(const BenchReport& report) {
                   LatencyObject(*report.schedule_to_start, allocator),
                   allocator);
   }
+  if (report.interrupted) doc.AddMember("interrupted", true, allocator);
   if (!report.latency_note.empty()) {
     doc.AddMember("latency_note",
                   json::Value(report.latency_note.c_str(), allocator),
@@ -178,6 +179,9 @@ std::string RenderText(const BenchReport& report) {
           ? absl::StrFormat(", capped at %.0f/s", report.rate_cap)
           : std::string());
   absl::StrAppend(&out, "target          ", report.target, "\n");
+  if (report.interrupted) {
+    absl::StrAppend(&out, "interrupted     the run was cut short (Ctrl-C)\n");
+  }
   absl::StrAppend(
       &out, absl::StrFormat("ceiling         %s: %d calls in %.2f s = %.1f/s\n",
                             report.ceiling_rpc, ceiling.completed,

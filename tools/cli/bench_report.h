@@ -46,6 +46,9 @@ struct BenchReport {
   // text line each (e.g. "describe_calls_per_execution").
   std::map<std::string, double> extras;
 
+  // Ended early by Ctrl-C (SIGINT) or SIGTERM.
+  bool interrupted = false;
+
   // run / ceiling operations per second; 0 when the ceiling measured none.
   double Ratio() const;
 };
