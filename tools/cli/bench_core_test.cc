@@ -397,6 +397,24 @@ TEST(RunLoadTest, StopsAtTheDuration) {
   EXPECT_LE(result.completed, 25);
 }
 
+TEST(RunLoadTest, StopFlagEndsTheRunEarly) {
+  Scheduler scheduler;
+  std::atomic<int> refusals{0};
+  std::atomic<int> started{0};
+  std::atomic<bool> stop{false};
+  LoadOptions options;
+  options.concurrency = 2;
+  options.duration = absl::Seconds(60);
+  options.rate = 1000;
+  options.stop = &stop;
+  scheduler.After(absl::Milliseconds(50), [&] { stop.store(true); });
+  PhaseResult result = RunLoad(options, &scheduler, [&](int) {
+    return std::make_unique<FakeOperation>(false, &refusals, &started);
+  });
+  EXPECT_LT(result.elapsed, absl::Seconds(5));
+  EXPECT_GT(result.completed, 0);
+}
+
 TEST(SchedulerTest, RunsCallbacksInTimeOrder) {
   Scheduler scheduler;
   absl::Mutex mu;
