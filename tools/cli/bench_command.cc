@@ -160,16 +160,6 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
     out << BenchHelp();
     return 0;
   }
-  if (options.scenario == ScenarioKind::kActivities &&
-      options.delivery == Delivery::kStream) {
-    // Said before any cluster is started.
-    return PrintError(
-        err, absl::UnimplementedError(
-                 "--delivery stream is not supported by this cluster yet: the "
-                 "StepFunctions API has no streaming task delivery (workers "
-                 "long-poll GetActivityTask); use --delivery poll"));
-  }
-
   InterruptWatcher interrupts;
   ScenarioContext context;
   context.options = &options;

@@ -64,8 +64,10 @@ const std::vector<FlagSpec>& BenchFlags() {
        .help = "Execution input, JSON (default: 1 KiB object)."},
       {.name = "delivery",
        .value_name = "MODE",
-       .help = "activities: how workers get tasks, poll\n"
-               "(GetActivityTask long polls; default) or stream.",
+       .help = "activities: how workers get tasks: poll\n"
+               "(the worker SDK's GetActivityTask long\n"
+               "polls; default) or stream\n"
+               "(StreamActivityTasks with -c credits).",
        .choices = {"poll", "stream"}},
       {.name = "connections",
        .kind = FlagKind::kInt,

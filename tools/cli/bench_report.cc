@@ -121,6 +121,10 @@ std::string RenderJson(const BenchReport& report) {
                   LatencyObject(*report.schedule_to_start, allocator),
                   allocator);
   }
+  if (!report.delivery.empty()) {
+    doc.AddMember("delivery", json::Value(report.delivery.c_str(), allocator),
+                  allocator);
+  }
   if (report.interrupted) doc.AddMember("interrupted", true, allocator);
   if (!report.latency_note.empty()) {
     doc.AddMember("latency_note",
@@ -173,8 +177,12 @@ std::string RenderText(const BenchReport& report) {
   const PhaseResult& run = report.run;
   const PhaseResult& ceiling = report.ceiling;
   std::string out = absl::StrFormat(
-      "scenario        %s, %d in flight over %d channel(s)%s\n",
-      report.scenario, report.concurrency, report.connections,
+      "scenario        %s%s, %d in flight over %d channel(s)%s\n",
+      report.scenario,
+      report.delivery.empty()
+          ? ""
+          : absl::StrCat(" (", report.delivery, " delivery)"),
+      report.concurrency, report.connections,
       report.rate_cap > 0
           ? absl::StrFormat(", capped at %.0f/s", report.rate_cap)
           : std::string());

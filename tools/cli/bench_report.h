@@ -46,6 +46,8 @@ struct BenchReport {
   // text line each (e.g. "describe_calls_per_execution").
   std::map<std::string, double> extras;
 
+  // activities: how the workers get tasks ("poll" or "stream").
+  std::string delivery;
   // Ended early by Ctrl-C (SIGINT) or SIGTERM.
   bool interrupted = false;
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <map>
+#include <thread>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
@@ -466,6 +467,190 @@ class StateMachineScenario : public Scenario {
   ExecutionShared shared_;
 };
 
+// Serves an activity through StreamActivityTasks (the cluster pushes tasks
+// against credits) instead of the worker SDK's long polls: one stream per
+// channel, `slots` credits in all, and one more credit granted each time a
+// task's SendTaskSuccess has been answered — so at most `slots` tasks are
+// in hand at once, as with `slots` polling workers.
+//
+// Per stream a reader thread takes tasks and sends their results
+// asynchronously, and a granter thread writes the new credits (a stream has
+// one writer at a time). Start() once, Stop() once (the destructor calls it).
+class StreamingWorkers {
+ public:
+  // `on_task` is called with each task's input, on a reader thread.
+  StreamingWorkers(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                   std::string activity_arn, int slots, absl::Duration timeout,
+                   std::function<void(const std::string& input)> on_task)
+      : activity_arn_(std::move(activity_arn)),
+        timeout_(timeout),
+        on_task_(std::move(on_task)) {
+    int streams = std::max(1, std::min<int>(slots, channels.size()));
+    for (int i = 0; i < streams; ++i) {
+      auto stream = std::make_unique<Stream>();
+      stream->stub = v1::StepFunctions::NewStub(channels[i]);
+      stream->credits = slots / streams + (i < slots % streams ? 1 : 0);
+      streams_.push_back(std::move(stream));
+    }
+  }
+  ~StreamingWorkers() { Stop(); }
+  StreamingWorkers(const StreamingWorkers&) = delete;
+  StreamingWorkers& operator=(const StreamingWorkers&) = delete;
+
+  // Opens the streams. A stream the server ends at once (UNIMPLEMENTED from
+  // a cluster without the RPC, INVALID_ARGUMENT, ...) is this call's error.
+  absl::Status Start() {
+    for (auto& stream : streams_) {
+      stream->context.set_wait_for_ready(true);
+      stream->rpc = stream->stub->StreamActivityTasks(&stream->context);
+      v1::StreamActivityTasksRequest first;
+      first.set_activity_arn(activity_arn_);
+      first.set_worker_name("stepflow-bench");
+      first.set_credits(stream->credits);
+      // A failed write shows up as the stream's end, below.
+      stream->rpc->Write(first);
+      Stream* raw = stream.get();
+      stream->reader = std::thread([this, raw] { Read(raw); });
+      stream->granter = std::thread([this, raw] { Grant(raw); });
+    }
+    started_ = true;
+    // A refusal comes back at once; a working stream stays open.
+    absl::Time deadline = absl::Now() + kStreamProbe;
+    bool refused = false;
+    for (auto& stream : streams_) {
+      absl::MutexLock lock(&stream->mu);
+      stream->mu.AwaitWithDeadline(absl::Condition(&stream->ended), deadline);
+      refused = refused || stream->ended;
+    }
+    if (refused) {
+      Stop();
+      absl::Status status = rpc::FromGrpcStatus(final_status_);
+      if (status.ok()) {
+        status = absl::UnavailableError("the server closed the stream at once");
+      }
+      std::string hint =
+          absl::IsUnimplemented(status)
+              ? " (--delivery stream is not supported by this cluster yet; use "
+                "--delivery poll)"
+              : "";
+      return absl::Status(
+          status.code(),
+          absl::StrCat("StreamActivityTasks: ", status.message(), hint));
+    }
+    return absl::OkStatus();
+  }
+
+  // Ends the streams and waits for the results in flight to be answered.
+  void Stop() {
+    if (!started_ || stopped_) return;
+    stopped_ = true;
+    for (auto& stream : streams_) {
+      stream->context.TryCancel();
+      {
+        absl::MutexLock lock(&stream->mu);
+        stream->stopping = true;
+      }
+      stream->reader.join();
+      stream->granter.join();
+      grpc::Status status = stream->rpc->Finish();
+      // The server's own refusal says more than our cancellation.
+      if (!status.ok() &&
+          (final_status_.ok() ||
+           final_status_.error_code() == grpc::StatusCode::CANCELLED)) {
+        final_status_ = status;
+      }
+    }
+    absl::MutexLock lock(&reports_mu_);
+    reports_mu_.Await(absl::Condition(
+        +[](int* in_flight) { return *in_flight == 0; }, &reports_in_flight_));
+  }
+
+  int64_t report_errors() const { return report_errors_.load(); }
+
+ private:
+  static constexpr absl::Duration kStreamProbe = absl::Milliseconds(300);
+
+  struct Stream {
+    std::unique_ptr<v1::StepFunctions::Stub> stub;
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::StreamActivityTasksRequest,
+                                             v1::DeliveredActivityTask>>
+        rpc;
+    int credits = 0;
+    std::thread reader;
+    std::thread granter;
+    absl::Mutex mu;
+    int64_t to_grant ABSL_GUARDED_BY(mu) = 0;
+    bool stopping ABSL_GUARDED_BY(mu) = false;
+    bool ended ABSL_GUARDED_BY(mu) = false;
+  };
+
+  // One SendTaskSuccess in flight.
+  struct Report {
+    grpc::ClientContext context;
+    v1::SendTaskSuccessRequest request;
+    v1::SendTaskSuccessResponse response;
+  };
+
+  void Read(Stream* stream) {
+    v1::DeliveredActivityTask task;
+    while (stream->rpc->Read(&task)) {
+      on_task_(task.input());
+      auto* report = new Report;
+      report->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+      report->request.set_task_token(task.task_token());
+      report->request.set_output(R"({"done":true})");
+      {
+        absl::MutexLock lock(&reports_mu_);
+        ++reports_in_flight_;
+      }
+      stream->stub->async()->SendTaskSuccess(
+          &report->context, &report->request, &report->response,
+          [this, stream, report](grpc::Status status) {
+            delete report;
+            if (!status.ok()) report_errors_.fetch_add(1);
+            {
+              absl::MutexLock lock(&stream->mu);
+              ++stream->to_grant;
+            }
+            absl::MutexLock lock(&reports_mu_);
+            --reports_in_flight_;
+          });
+    }
+    absl::MutexLock lock(&stream->mu);
+    stream->ended = true;
+  }
+
+  void Grant(Stream* stream) {
+    while (true) {
+      v1::StreamActivityTasksRequest more;
+      {
+        absl::MutexLock lock(&stream->mu);
+        stream->mu.Await(absl::Condition(
+            +[](Stream* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
+              return s->to_grant > 0 || s->stopping || s->ended;
+            },
+            stream));
+        if (stream->stopping || stream->ended) return;
+        more.set_credits(static_cast<int32_t>(stream->to_grant));
+        stream->to_grant = 0;
+      }
+      if (!stream->rpc->Write(more)) return;
+    }
+  }
+
+  const std::string activity_arn_;
+  const absl::Duration timeout_;
+  const std::function<void(const std::string&)> on_task_;
+  std::vector<std::unique_ptr<Stream>> streams_;
+  bool started_ = false;
+  bool stopped_ = false;
+  grpc::Status final_status_;
+  std::atomic<int64_t> report_errors_{0};
+  absl::Mutex reports_mu_;
+  int reports_in_flight_ ABSL_GUARDED_BY(reports_mu_) = 0;
+};
+
 // A STANDARD one-Task workflow on an activity served by in-process workers
 // (the C++ worker SDK) with one slot per load slot.
 class ActivitiesScenario final : public StateMachineScenario {
@@ -491,6 +676,19 @@ class ActivitiesScenario final : public StateMachineScenario {
     status = CreateStateMachine(definition);
     if (!status.ok()) return status;
 
+    auto record_wait = [this](const std::string& input) {
+      if (std::optional<absl::Time> stamp = ReadStamp(input)) {
+        absl::Duration wait = absl::Now() - *stamp;
+        absl::MutexLock lock(&mu_);
+        schedule_to_start_.Add(wait);
+      }
+    };
+    if (context_.options->delivery == Delivery::kStream) {
+      streaming_ = std::make_unique<StreamingWorkers>(
+          context_.channels, activity_arn_, context_.options->concurrency,
+          timeout(), record_wait);
+      return streaming_->Start();
+    }
     worker::WorkerOptions options;
     options.endpoint = context_.endpoint;
     options.activity_arn = activity_arn_;
@@ -499,26 +697,37 @@ class ActivitiesScenario final : public StateMachineScenario {
     options.initial_backoff = absl::Milliseconds(10);
     options.max_backoff = absl::Seconds(1);
     worker_ = std::make_unique<worker::Worker>(
-        options, [this](const worker::Task& task) {
-          if (std::optional<absl::Time> stamp = ReadStamp(task.input)) {
-            absl::Duration wait = absl::Now() - *stamp;
-            absl::MutexLock lock(&mu_);
-            schedule_to_start_.Add(wait);
-          }
+        options, [record_wait](const worker::Task& task) {
+          record_wait(task.input);
           return worker::TaskResult::Success(R"({"done":true})");
         });
     return worker_->Start();
   }
 
   void Finish(BenchReport* report) override {
-    if (worker_) worker_->Stop();
+    StopWorkers();
+    report->delivery =
+        context_.options->delivery == Delivery::kStream ? "stream" : "poll";
+    if (streaming_ && streaming_->report_errors() > 0) {
+      report->extras["task_report_errors"] =
+          static_cast<double>(streaming_->report_errors());
+    }
+    if (worker_) {
+      worker::WorkerStats stats = worker_->stats();
+      if (stats.report_errors + stats.poll_errors > 0) {
+        report->extras["task_report_errors"] =
+            static_cast<double>(stats.report_errors);
+        report->extras["task_poll_errors"] =
+            static_cast<double>(stats.poll_errors);
+      }
+    }
     StateMachineScenario::Finish(report);
     absl::MutexLock lock(&mu_);
     report->schedule_to_start = schedule_to_start_.Summarize();
   }
 
   void TearDown() override {
-    if (worker_) worker_->Stop();
+    StopWorkers();
     StateMachineScenario::TearDown();
     if (activity_arn_.empty()) return;
     v1::DeleteActivityRequest request;
@@ -530,8 +739,14 @@ class ActivitiesScenario final : public StateMachineScenario {
   }
 
  private:
+  void StopWorkers() {
+    if (worker_) worker_->Stop();
+    if (streaming_) streaming_->Stop();
+  }
+
   std::string activity_arn_;
   std::unique_ptr<worker::Worker> worker_;
+  std::unique_ptr<StreamingWorkers> streaming_;
   absl::Mutex mu_;
   LatencySamples schedule_to_start_ ABSL_GUARDED_BY(mu_);
 };
@@ -725,13 +940,6 @@ absl::StatusOr<std::unique_ptr<Scenario>> MakeScenario(
                                                     /*sync=*/false,
                                                     /*expect_success=*/true);
     case ScenarioKind::kActivities:
-      if (context.options->delivery == Delivery::kStream) {
-        return absl::UnimplementedError(
-            "--delivery stream is not supported by this cluster yet: the "
-            "StepFunctions API has "
-            "no streaming task delivery (workers long-poll GetActivityTask); "
-            "use --delivery poll");
-      }
       return std::make_unique<ActivitiesScenario>(context);
     case ScenarioKind::kEvents:
       return std::make_unique<EventsScenario>(context);

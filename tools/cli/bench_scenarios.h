@@ -56,7 +56,6 @@ class Scenario {
   virtual void TearDown() = 0;
 };
 
-// UNIMPLEMENTED for what the cluster cannot do yet (--delivery stream).
 absl::StatusOr<std::unique_ptr<Scenario>> MakeScenario(
     const ScenarioContext& context);
 
