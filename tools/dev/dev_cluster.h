@@ -20,6 +20,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/config/sharding.h"
 
 namespace stepflow::dev {
 
@@ -31,7 +32,7 @@ struct DevClusterOptions {
   std::string eventbus_listen = "127.0.0.1:0";
   // Prometheus /metrics address for the whole process; empty: off.
   std::string metrics_listen;
-  int shards = 256;
+  int shards = static_cast<int>(config::kDefaultShardCount);
   // Without it no Kafka broker and no eventbus are started (faster start).
   bool with_eventbus = true;
 };
