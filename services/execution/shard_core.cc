@@ -262,6 +262,7 @@ absl::Status ShardCore::Init() {
   task_queues_ = std::make_unique<TaskQueues>(options_.registry, options_.clock);
   RETURN_IF_ERROR(LoadTaskQueues());
   RegisterMetrics();
+  delivery_pool_ = std::make_unique<DeliveryPool>(kOutboxDeliveryThreads);
   outbox_thread_ = std::thread([this] { OutboxLoop(); });
   timer_thread_ = std::thread([this] { TimerLoop(); });
   return absl::OkStatus();
@@ -1109,7 +1110,7 @@ asl::ExecutionContext MakeContext(const ExecutionRecord& record, const StateMach
 
 absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record,
                                          asl::Outcome& outcome, storage::WriteBatch& batch,
-                                         const PendingTasks* before) {
+                                         const PendingTasks* before, bool sync) {
   const absl::Time now = options_.clock->Now();
   bool cancels = false;
   if (before != nullptr) {
@@ -1163,7 +1164,11 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
   // Synced: RocksDB's group commit lets the transitions of other shards
   // that reach the WAL meanwhile share this fsync. Nothing the transition
   // implies (outbox delivery, timers, the RPC answer) happens before it.
-  RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+  // Unsynced only for a delivery from this server's own outbox (see
+  // EnqueueActivityTask): its item stays until a later write in the same
+  // WAL, and a replay after a crash repeats the same transition, with the
+  // same event and task ids, which every receiver takes idempotently.
+  RETURN_IF_ERROR(store_->Write(batch, sync));
   transitions_.fetch_add(1, std::memory_order_relaxed);
   if (metrics_.transitions != nullptr) {
     metrics_.transitions->Increment();
@@ -1557,11 +1562,11 @@ absl::Status ShardCore::CachedActivityExists(const std::string& activity_arn) {
   return exists;
 }
 
-absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task) {
+absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task, bool sync) {
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(config::TaskQueuePartitionKey(
                                        task.activity_arn(), task.partition())));
   RETURN_IF_ERROR(CachedActivityExists(task.activity_arn()));
-  absl::MutexLock lock(&enqueue_mu_);
+  absl::MutexLock lock(&EnqueueMutex(task.task_id()));
   const std::string id_key = keys::TaskIdKey(shard, task.task_id());
   ASSIGN_OR_RETURN(auto seen, store_->Get(families_.tasks, id_key));
   if (seen.has_value()) return absl::OkStatus();  // a redelivered outbox item
@@ -1570,15 +1575,15 @@ absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task) {
   batch.Put(families_.tasks, keys::TaskKey(shard, task.activity_arn(), seq),
             task.SerializeAsString());
   batch.Put(families_.tasks, id_key, "");
-  RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+  RETURN_IF_ERROR(store_->Write(batch, sync));
   task_queues_->Add(TaskQueues::Queued{seq, shard, task});
   return absl::OkStatus();
 }
 
-absl::Status ShardCore::CancelActivityTask(const ActivityTask& task) {
+absl::Status ShardCore::CancelActivityTask(const ActivityTask& task, bool sync) {
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(config::TaskQueuePartitionKey(
                                        task.activity_arn(), task.partition())));
-  absl::MutexLock lock(&enqueue_mu_);
+  absl::MutexLock lock(&EnqueueMutex(task.task_id()));
   storage::WriteBatch batch;
   // Marked as seen: an enqueue delivered after this cancel adds nothing.
   batch.Put(families_.tasks, keys::TaskIdKey(shard, task.task_id()), "");
@@ -1587,7 +1592,7 @@ absl::Status ShardCore::CancelActivityTask(const ActivityTask& task) {
   if (removed.has_value()) {
     batch.Delete(families_.tasks, keys::TaskKey(removed->shard, task.activity_arn(), removed->seq));
   }
-  absl::Status written = store_->Write(batch, /*sync=*/true);
+  absl::Status written = store_->Write(batch, sync);
   if (!written.ok() && removed.has_value()) {
     task_queues_->PutBack(task.activity_arn(), {std::move(*removed)});
   }
@@ -1672,7 +1677,7 @@ absl::Status ShardCore::GetActivityTask(const v1::GetActivityTaskRequest& reques
 // --- Task results ---------------------------------------------------------
 
 absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool ignore_stale,
-                                        const TaskStep& step) {
+                                        const TaskStep& step, bool sync) {
   InflightSlot slot(this);
   ASSIGN_OR_RETURN(internal::v1::TaskTokenContent content, codec_.Decode(task_token));
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(content.execution_arn()));
@@ -1704,11 +1709,11 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
     return outcome.status();
   }
   storage::WriteBatch batch;
-  return CommitTransition(shard, *record, *outcome, batch, &before);
+  return CommitTransition(shard, *record, *outcome, batch, &before, sync);
 }
 
 absl::Status ShardCore::RecordActivityStarted(
-    const internal::v1::RecordActivityStartedRequest& request) {
+    const internal::v1::RecordActivityStartedRequest& request, bool sync) {
   auto content = codec_.Decode(request.task_token());
   if (!content.ok()) return content.status();
   const int64_t scheduled = content->scheduled_event_id();
@@ -1717,11 +1722,12 @@ absl::Status ShardCore::RecordActivityStarted(
                              absl::Time now) {
                            return interpreter.ActivityStarted(state, scheduled,
                                                               request.worker_name(), now);
-                         });
+                         },
+                         sync);
 }
 
 absl::Status ShardCore::ActivityScheduleFailed(
-    const internal::v1::ActivityScheduleFailedRequest& request) {
+    const internal::v1::ActivityScheduleFailedRequest& request, bool sync) {
   auto content = codec_.Decode(request.task_token());
   if (!content.ok()) return content.status();
   const int64_t scheduled = content->scheduled_event_id();
@@ -1730,7 +1736,8 @@ absl::Status ShardCore::ActivityScheduleFailed(
                              absl::Time now) {
                            return interpreter.ActivityDoesNotExist(state, scheduled,
                                                                    request.activity_arn(), now);
-                         });
+                         },
+                         sync);
 }
 
 absl::Status ShardCore::SendTaskSuccess(const v1::SendTaskSuccessRequest& request) {
@@ -1870,6 +1877,13 @@ void ShardCore::WakeOutbox() {
 
 void ShardCore::OutboxLoop() {
   absl::Duration backoff = absl::Milliseconds(50);
+  // Scans start after what the last scan delivered: the deleted items
+  // before it stay in RocksDB as tombstones for a while, and skipping them
+  // at every wake-up would cost more than the deliveries. Item keys are
+  // allocated before their batch commits, so a batch may land behind the
+  // cursor; a full scan every second finds such stragglers.
+  std::string cursor;
+  absl::Time next_full_scan = absl::InfinitePast();
   while (true) {
     {
       absl::MutexLock lock(&outbox_mu_);
@@ -1880,8 +1894,12 @@ void ShardCore::OutboxLoop() {
       if (outbox_stop_) return;
       outbox_wake_ = false;
     }
+    if (absl::Now() >= next_full_scan) {
+      cursor.clear();
+      next_full_scan = absl::Now() + absl::Seconds(1);
+    }
     std::vector<std::pair<std::string, internal::v1::OutboxItem>> items;
-    absl::Status scan = store_->Scan(families_.outbox, "", "", false,
+    absl::Status scan = store_->Scan(families_.outbox, "", cursor, false,
                                      [&](std::string_view key, std::string_view value) {
                                        internal::v1::OutboxItem item;
                                        if (item.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
@@ -1893,10 +1911,12 @@ void ShardCore::OutboxLoop() {
       log::Error(kComponent, "outbox scan failed", {{"error", scan.ToString()}});
       continue;
     }
-    storage::WriteBatch done;
-    bool failed = false;
-    bool new_reports = false;
-    for (auto& [key, item] : items) {
+    // Every item is idempotent at its receiver (and a cancel marks its task
+    // seen), so they are delivered all at once, in any order.
+    std::vector<absl::Status> statuses(items.size());
+    std::vector<std::optional<internal::v1::OutboxItem>> reports(items.size());
+    delivery_pool_->RunAll(items.size(), [&](size_t i) {
+      const internal::v1::OutboxItem& item = items[i].second;
       absl::Status status;
       if (item.has_enqueue_activity_task()) {
         const ActivityTask& task = item.enqueue_activity_task();
@@ -1907,9 +1927,7 @@ void ShardCore::OutboxLoop() {
           internal::v1::OutboxItem report;
           report.mutable_activity_schedule_failed()->set_task_token(task.task_token());
           report.mutable_activity_schedule_failed()->set_activity_arn(task.activity_arn());
-          done.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++),
-                   report.SerializeAsString());
-          new_reports = true;
+          reports[i] = std::move(report);
           status = absl::OkStatus();
         }
       } else if (item.has_activity_started()) {
@@ -1919,12 +1937,24 @@ void ShardCore::OutboxLoop() {
       } else if (item.has_cancel_activity_task()) {
         status = peers_->CancelActivityTask(item.cancel_activity_task());
       }
+      statuses[i] = std::move(status);
+    });
+    storage::WriteBatch done;
+    bool failed = false;
+    bool new_reports = false;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const absl::Status& status = statuses[i];
+      if (reports[i].has_value()) {
+        done.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++),
+                 reports[i]->SerializeAsString());
+        new_reports = true;
+      }
       if (status.ok() || absl::IsInvalidArgument(status) || absl::IsNotFound(status)) {
         // Delivered, or refused for good (nothing to retry).
         if (!status.ok()) {
           log::Warn(kComponent, "outbox item refused", {{"error", status.ToString()}});
         }
-        done.Delete(families_.outbox, key);
+        done.Delete(families_.outbox, items[i].first);
       } else {
         failed = true;
         log::Warn(kComponent, "outbox delivery failed; will retry",
@@ -1932,11 +1962,17 @@ void ShardCore::OutboxLoop() {
       }
     }
     if (!done.empty()) {
-      // Synced: it may carry new reports that must not be lost.
-      if (absl::Status status = store_->Write(done, /*sync=*/true); !status.ok()) {
+      // Synced only when it carries new reports, which must not be lost; a
+      // lost deletion merely delivers an idempotent item again.
+      if (absl::Status status = store_->Write(done, /*sync=*/new_reports); !status.ok()) {
         log::Error(kComponent, "outbox cleanup failed", {{"error", status.ToString()}});
       }
       if (new_reports) WakeOutbox();
+    }
+    if (failed) {
+      cursor.clear();
+    } else if (!items.empty()) {
+      cursor = items.back().first;
     }
     if (failed) {
       absl::MutexLock lock(&outbox_mu_);

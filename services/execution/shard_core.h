@@ -45,6 +45,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "services/execution/delivery_pool.h"
 #include "services/execution/task_queues.h"
 #include "stepflow/internal/v1/shard.pb.h"
 #include "stepflow/v1/states.pb.h"
@@ -185,10 +186,16 @@ class ShardCore {
 
   // Activity task queues (this server owns the shard of the task's
   // partition).
-  absl::Status EnqueueActivityTask(const internal::v1::ActivityTask& task);
+  //
+  // Calls that deliver outbox items take `sync`: an item delivered from
+  // this server's own outbox needs no fsync of its own, because its outbox
+  // entry is deleted by a later write to the same write-ahead log (so it
+  // cannot outlive the delivery) and is delivered again (idempotently) if
+  // a crash loses both.
+  absl::Status EnqueueActivityTask(const internal::v1::ActivityTask& task, bool sync = true);
   // Drops the task `task.task_id()` from its queue (if still queued) and
   // keeps a later enqueue of it from adding it again.
-  absl::Status CancelActivityTask(const internal::v1::ActivityTask& task);
+  absl::Status CancelActivityTask(const internal::v1::ActivityTask& task, bool sync = true);
   // Waits until a task of the activity arrives in any partition this
   // server owns, `deadline` (capped by request.wait_ms()) passes or
   // `cancelled()` turns true; then hands over up to max_tasks tasks. An
@@ -205,8 +212,10 @@ class ShardCore {
   absl::Status CheckActivityExists(const std::string& activity_arn);
 
   // Task results (this server owns the execution's shard).
-  absl::Status RecordActivityStarted(const internal::v1::RecordActivityStartedRequest& request);
-  absl::Status ActivityScheduleFailed(const internal::v1::ActivityScheduleFailedRequest& request);
+  absl::Status RecordActivityStarted(const internal::v1::RecordActivityStartedRequest& request,
+                                     bool sync = true);
+  absl::Status ActivityScheduleFailed(const internal::v1::ActivityScheduleFailedRequest& request,
+                                      bool sync = true);
   absl::Status SendTaskSuccess(const v1::SendTaskSuccessRequest& request);
   absl::Status SendTaskFailure(const v1::SendTaskFailureRequest& request);
   absl::Status SendTaskHeartbeat(const v1::SendTaskHeartbeatRequest& request);
@@ -290,13 +299,13 @@ class ShardCore {
   absl::Status CommitTransition(uint32_t shard, internal::v1::ExecutionRecord& record,
                                 asl::Outcome& outcome,
                                 storage::WriteBatch& batch,
-                                const PendingTasks* before = nullptr);
+                                const PendingTasks* before = nullptr, bool sync = true);
 
   // Loads the running execution a task token names and applies `step`.
   using TaskStep = std::function<absl::StatusOr<asl::Outcome>(
       asl::Interpreter&, internal::v1::ExecutionState*, absl::Time)>;
   absl::Status ApplyTaskResult(const std::string& task_token, bool ignore_stale,
-                               const TaskStep& step);
+                               const TaskStep& step, bool sync = true);
 
   void OutboxLoop();
   void WakeOutbox();
@@ -323,8 +332,13 @@ class ShardCore {
 
   // Activity queues in memory, mirroring the durable backlog.
   std::unique_ptr<TaskQueues> task_queues_;
-  // Serializes the idempotency check and write of enqueues.
-  absl::Mutex enqueue_mu_;
+  // Serialize the idempotency check and write of enqueues of one task id
+  // (striped by its hash, so different tasks enqueue in parallel).
+  static constexpr size_t kEnqueueStripes = 64;
+  absl::Mutex enqueue_mu_[kEnqueueStripes];
+  absl::Mutex& EnqueueMutex(absl::string_view task_id) {
+    return enqueue_mu_[config::StableHash(task_id) % kEnqueueStripes];
+  }
   std::atomic<uint64_t> next_task_seq_{1};
   // Activities known to exist, with when that was last confirmed: a
   // partition on another server than its activity asks the activity's
@@ -342,6 +356,9 @@ class ShardCore {
   bool outbox_wake_ ABSL_GUARDED_BY(outbox_mu_) = true;
   bool outbox_stop_ ABSL_GUARDED_BY(outbox_mu_) = false;
   std::thread outbox_thread_;
+  // Deliveries of one outbox batch run at once on these threads.
+  static constexpr int kOutboxDeliveryThreads = 31;
+  std::unique_ptr<DeliveryPool> delivery_pool_;
 
   absl::Mutex timers_mu_;
   // Starts in the past: timers that came due while the server was down

@@ -35,7 +35,7 @@ class GrpcPeers : public Peers {
 
   absl::Status EnqueueActivityTask(const iv1::ActivityTask& task) override {
     int owner = OwnerOf(config::TaskQueuePartitionKey(task.activity_arn(), task.partition()));
-    if (owner == ordinal_) return local_->EnqueueActivityTask(task);
+    if (owner == ordinal_) return local_->EnqueueActivityTask(task, /*sync=*/false);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
     iv1::EnqueueActivityTaskResponse response;
@@ -46,7 +46,7 @@ class GrpcPeers : public Peers {
     auto content = tasktoken::TaskTokenCodec::Peek(request.task_token());
     if (!content.ok()) return content.status();
     int owner = OwnerOf(content->execution_arn());
-    if (owner == ordinal_) return local_->ActivityScheduleFailed(request);
+    if (owner == ordinal_) return local_->ActivityScheduleFailed(request, /*sync=*/false);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
     iv1::ActivityScheduleFailedResponse response;
@@ -55,7 +55,7 @@ class GrpcPeers : public Peers {
 
   absl::Status CancelActivityTask(const iv1::ActivityTask& task) override {
     int owner = OwnerOf(config::TaskQueuePartitionKey(task.activity_arn(), task.partition()));
-    if (owner == ordinal_) return local_->CancelActivityTask(task);
+    if (owner == ordinal_) return local_->CancelActivityTask(task, /*sync=*/false);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
     iv1::CancelActivityTaskResponse response;
@@ -77,7 +77,7 @@ class GrpcPeers : public Peers {
     auto content = tasktoken::TaskTokenCodec::Peek(request.task_token());
     if (!content.ok()) return content.status();
     int owner = OwnerOf(content->execution_arn());
-    if (owner == ordinal_) return local_->RecordActivityStarted(request);
+    if (owner == ordinal_) return local_->RecordActivityStarted(request, /*sync=*/false);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
     iv1::RecordActivityStartedResponse response;
