@@ -255,10 +255,12 @@ TEST_F(ActivityQueueTest, StreamSendsNoMoreTasksThanCredits) {
 TEST_F(ActivityQueueTest, WorkersInSeveralProcessesServeManyExecutions) {
   const std::string activity = CreateActivity("echo");
   const std::string machine = CreateMachine("echo", TaskDefinition(activity));
+  // Two streaming workers and one that long-polls.
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(cluster_
                     ->StartWorker(activity, {"cat"},
-                                  {"--concurrency", "4", "--worker-name", absl::StrCat("w", i)})
+                                  {"--concurrency", "4", "--worker-name", absl::StrCat("w", i),
+                                   "--delivery", i == 2 ? "poll" : "stream"})
                     .ok());
   }
   constexpr int kExecutions = 60;
@@ -266,11 +268,19 @@ TEST_F(ActivityQueueTest, WorkersInSeveralProcessesServeManyExecutions) {
   for (int i = 0; i < kExecutions; ++i) {
     executions.push_back(Start(machine, absl::StrCat(R"({"order": )", i, "}")));
   }
+  std::set<std::string> served_by;
   for (int i = 0; i < kExecutions; ++i) {
     v1::DescribeExecutionResponse done = WaitClosed(executions[i]);
     EXPECT_EQ(done.status(), "SUCCEEDED") << done.error() << " " << done.cause();
     EXPECT_EQ(done.output(), absl::StrCat(R"({"order":)", i, "}"));
+    for (const v1::HistoryEvent& event : History(executions[i])) {
+      if (event.type() == "ActivityStarted") {
+        served_by.insert(event.activity_started_event_details().worker_name());
+      }
+    }
   }
+  // Every worker took part (each of 60 tasks goes to whichever is free).
+  EXPECT_EQ(served_by, (std::set<std::string>{"w0", "w1", "w2"}));
   EXPECT_TRUE(cluster_->StopWorkers().ok());
 }
 

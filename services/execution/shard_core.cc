@@ -1622,23 +1622,41 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
   // Hand-over: the tasks leave the backlog and the executions' shards learn
   // that they started, in one durable write.
   storage::WriteBatch batch;
+  std::vector<std::string> started_keys;
   for (const TaskQueues::Queued& queued : taken) {
     internal::v1::OutboxItem item;
     item.mutable_activity_started()->set_task_token(queued.task.task_token());
     item.mutable_activity_started()->set_worker_name(request.worker_name());
     batch.Delete(families_.tasks, keys::TaskKey(queued.shard, arn, queued.seq));
-    batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+    started_keys.push_back(keys::OutboxKey(next_outbox_seq_++));
+    batch.Put(families_.outbox, started_keys.back(), item.SerializeAsString());
   }
   if (absl::Status status = store_->Write(batch, /*sync=*/true); !status.ok()) {
     task_queues_->PutBack(arn, std::move(taken));
     return status;
   }
   WakeOutbox();
+  // ActivityStarted is recorded before the worker has the task, so its
+  // answer can never reach the execution first (as on AWS, where
+  // GetActivityTask records it). The outbox items written above stay as the
+  // fallback when the execution's server cannot be reached now.
+  storage::WriteBatch started_done;
+  for (size_t i = 0; i < taken.size(); ++i) {
+    internal::v1::RecordActivityStartedRequest started;
+    started.set_task_token(taken[i].task.task_token());
+    started.set_worker_name(request.worker_name());
+    if (peers_->RecordActivityStarted(started).ok()) {
+      started_done.Delete(families_.outbox, started_keys[i]);
+    }
+  }
+  // Unsynced: a lost deletion only repeats an idempotent delivery.
+  if (!started_done.empty()) RETURN_IF_ERROR(store_->Write(started_done, /*sync=*/false));
   if (cancelled && cancelled()) {
     // The caller went away while the hand-over was written: its answer
     // would be dropped, so the tasks go back to the backlog (their
-    // ActivityStarted may be recorded early; a later hand-over is then a
-    // no-op for the execution).
+    // ActivityStarted is already recorded; a later hand-over is then a
+    // no-op for the execution). Checked last, so that only the moment of
+    // sending the answer remains, as with any worker that dies on receipt.
     storage::WriteBatch undo;
     for (const TaskQueues::Queued& queued : taken) {
       undo.Put(families_.tasks, keys::TaskKey(queued.shard, arn, queued.seq),

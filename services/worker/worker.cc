@@ -75,6 +75,12 @@ TaskResult TaskResult::Failure(std::string error, std::string cause) {
   return result;
 }
 
+TaskResult TaskResult::Deferred() {
+  TaskResult result;
+  result.deferred = true;
+  return result;
+}
+
 struct Worker::Metrics {
   prometheus::Counter* succeeded;
   prometheus::Counter* failed;
@@ -178,7 +184,14 @@ absl::Status Worker::Start() {
   stub_ = stepflow::v1::StepFunctions::NewStub(channel_);
   state_ = State::kRunning;
   for (int i = 0; i < options_.concurrency; ++i) {
-    pollers_.emplace_back([this, i] { PollLoop(i); });
+    if (options_.delivery == Delivery::kStream) {
+      pollers_.emplace_back([this, i] { HandlerLoop(i); });
+    } else {
+      pollers_.emplace_back([this, i] { PollLoop(i); });
+    }
+  }
+  if (options_.delivery == Delivery::kStream) {
+    stream_reader_ = std::thread([this] { StreamLoop(); });
   }
   if (options_.heartbeat_interval > absl::ZeroDuration()) {
     heartbeater_ = std::thread([this] { HeartbeatLoop(); });
@@ -205,11 +218,13 @@ void Worker::Stop() {
     }
     state_ = State::kStopping;
     for (grpc::ClientContext* poll : polls_) poll->TryCancel();
+    if (stream_context_ != nullptr) stream_context_->TryCancel();
     log::Info(kComponent, "stopping",
               {{"activity", options_.activity_arn},
                {"in_flight", stats_.tasks_in_flight.load()}});
   }
   // Outside the lock: pollers need it to finish their tasks.
+  if (stream_reader_.joinable()) stream_reader_.join();
   for (std::thread& poller : pollers_) poller.join();
   {
     absl::MutexLock lock(&mu_);
@@ -325,6 +340,106 @@ void Worker::PollLoop(int index) {
   }
 }
 
+void Worker::StreamLoop() {
+  int failures = 0;
+  while (true) {
+    grpc::ClientContext context;
+    int credits;
+    {
+      absl::MutexLock lock(&mu_);
+      if (StoppingLocked()) break;
+      stream_context_ = &context;
+      credits = options_.concurrency - busy_ - static_cast<int>(ready_.size());
+    }
+    auto stream = stub_->StreamActivityTasks(&context);
+    stepflow::v1::StreamActivityTasksRequest open;
+    open.set_activity_arn(options_.activity_arn);
+    open.set_worker_name(options_.worker_name);
+    open.set_credits(std::max(0, credits));
+    bool open_sent;
+    {
+      absl::MutexLock lock(&write_mu_);
+      open_sent = stream->Write(open);
+      if (open_sent) stream_ = stream.get();
+    }
+    stepflow::v1::DeliveredActivityTask task;
+    while (open_sent && stream->Read(&task)) {
+      failures = 0;
+      absl::MutexLock lock(&mu_);
+      ready_.push_back(std::move(task));
+    }
+    {
+      absl::MutexLock lock(&write_mu_);
+      stream_ = nullptr;
+    }
+    grpc::Status status = stream->Finish();
+    bool stopping;
+    {
+      absl::MutexLock lock(&mu_);
+      stream_context_ = nullptr;
+      stopping = StoppingLocked();
+    }
+    if (stopping) break;
+    if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+      log::Warn(kComponent, "the service cannot stream tasks; long-polling instead",
+                {{"activity", options_.activity_arn}});
+      absl::MutexLock lock(&mu_);
+      fall_back_to_poll_ = true;
+      break;
+    }
+    ++failures;
+    stats_.poll_errors.fetch_add(1);
+    if (metrics_ != nullptr) metrics_->poll_errors->Increment();
+    log::Write(IsTransient(status.error_code()) || status.ok() ? log::Level::kWarn
+                                                               : log::Level::kError,
+               kComponent, "task stream ended; reconnecting after a backoff",
+               {{"activity", options_.activity_arn},
+                {"consecutive_failures", failures},
+                {"error", rpc::FromGrpcStatus(status)}});
+    Backoff(failures, /*interruptible=*/true);
+  }
+  absl::MutexLock lock(&mu_);
+  stream_done_ = true;
+}
+
+void Worker::HandlerLoop(int index) {
+  while (true) {
+    stepflow::v1::DeliveredActivityTask task;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Worker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+            return !w->ready_.empty() || w->stream_done_;
+          },
+          this));
+      if (ready_.empty()) {
+        // The stream is over: on a stop, tasks already received have been
+        // run; on a service without streaming, this thread polls instead.
+        if (!fall_back_to_poll_) return;
+        break;
+      }
+      task = std::move(ready_.front());
+      ready_.pop_front();
+      ++busy_;
+    }
+    RunTask(task.task_token(), task.input());
+    {
+      absl::MutexLock lock(&mu_);
+      --busy_;
+    }
+    GrantCredit();
+  }
+  PollLoop(index);
+}
+
+void Worker::GrantCredit() {
+  absl::MutexLock lock(&write_mu_);
+  if (stream_ == nullptr) return;  // a new stream will count free handlers
+  stepflow::v1::StreamActivityTasksRequest more;
+  more.set_credits(1);
+  stream_->Write(more);
+}
+
 void Worker::RunTask(const std::string& task_token, const std::string& input) {
   stats_.tasks_received.fetch_add(1);
   stats_.tasks_in_flight.fetch_add(1);
@@ -366,13 +481,18 @@ void Worker::RunTask(const std::string& task_token, const std::string& input) {
   stats_.tasks_in_flight.fetch_sub(1);
   if (result.success) {
     stats_.tasks_succeeded.fetch_add(1);
-  } else {
+  } else if (!result.deferred) {
     stats_.tasks_failed.fetch_add(1);
   }
   if (metrics_ != nullptr) {
     metrics_->in_flight->Decrement();
     metrics_->task_seconds->Observe(absl::ToDoubleSeconds(elapsed));
-    (result.success ? metrics_->succeeded : metrics_->failed)->Increment();
+    if (!result.deferred) (result.success ? metrics_->succeeded : metrics_->failed)->Increment();
+  }
+  if (result.deferred) {
+    log::Debug(kComponent, "task handed on; its token's holder will answer",
+               {{"activity", options_.activity_arn}});
+    return;
   }
   if (task.Cancelled()) {
     stats_.tasks_abandoned.fetch_add(1);

@@ -1,8 +1,11 @@
 // Worker SDK: serve a Stepflow activity from C++.
 //
-// A Worker runs `concurrency` poller threads. Each long-polls the
-// StepFunctions service (GetActivityTask) for a task of one activity, runs the
-// handler on it and reports the result (SendTaskSuccess / SendTaskFailure).
+// A Worker runs `concurrency` handler threads fed by one StreamActivityTasks
+// call: the service pushes tasks as they come, never more than the Worker
+// has free handlers for (each finished task grants one more credit). With
+// `delivery = kPoll`, or against a service without streaming, each handler
+// thread long-polls GetActivityTask itself instead. Every task's result is
+// reported with SendTaskSuccess / SendTaskFailure.
 // While a handler runs, a helper thread can send SendTaskHeartbeat for it
 // every `heartbeat_interval`. Server errors make a poller back off
 // exponentially, with jitter, up to `max_backoff`; a poller never spins.
@@ -32,6 +35,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -50,6 +54,13 @@
 
 namespace stepflow::worker {
 
+// How tasks reach the Worker.
+enum class Delivery {
+  kStream,  // StreamActivityTasks with credits (falls back to kPoll if the
+            // service answers UNIMPLEMENTED)
+  kPoll,    // GetActivityTask long polls, one per handler thread
+};
+
 struct WorkerOptions {
   // gRPC target of the StepFunctions service ("host:port"); used only when
   // the Worker is not given a channel.
@@ -59,8 +70,9 @@ struct WorkerOptions {
   std::string activity_arn;
   // Recorded by the service in the ActivityStarted history event.
   std::string worker_name;
-  // Poller threads, hence the most tasks run at once. At least 1.
+  // Handler threads, hence the most tasks run at once. At least 1.
   int concurrency = 1;
+  Delivery delivery = Delivery::kStream;
   // How long the service holds a GetActivityTask call that finds no task
   // (60 s in Stepflow, as in AWS); the client deadline is this plus 5 s, so
   // a call that outlives it counts as a poll error.
@@ -98,8 +110,14 @@ struct TaskResult {
   std::string error;
   std::string cause;
 
+  // The handler handed the task token to someone else (the callback
+  // pattern: e.g. a person who will approve); the Worker reports nothing
+  // and that someone answers with SendTaskSuccess / SendTaskFailure.
+  bool deferred = false;
+
   static TaskResult Success(std::string output);
   static TaskResult Failure(std::string error, std::string cause);
+  static TaskResult Deferred();
 };
 
 // Called on a poller thread, once per task, possibly concurrently on several
@@ -182,6 +200,11 @@ class Worker {
   struct Metrics;
 
   void PollLoop(int index);
+  // Delivery::kStream: the stream reader, and the handler threads it feeds.
+  void StreamLoop();
+  void HandlerLoop(int index);
+  // Tells the service that one more task can be taken.
+  void GrantCredit();
   void RunTask(const std::string& task_token, const std::string& input);
   // Sends the result, retrying transient errors a few times.
   void Report(const std::string& task_token, const TaskResult& result);
@@ -212,9 +235,22 @@ class Worker {
   bool heartbeat_stop_ ABSL_GUARDED_BY(mu_) = false;
   // Signalled when in_flight_ gains a task or heartbeat_stop_ is set.
   absl::CondVar heartbeat_cv_;
+  // Delivery::kStream state.
+  grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::deque<stepflow::v1::DeliveredActivityTask> ready_ ABSL_GUARDED_BY(mu_);
+  int busy_ ABSL_GUARDED_BY(mu_) = 0;
+  // The stream reader has ended (stop, or fall-back to polling).
+  bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool fall_back_to_poll_ ABSL_GUARDED_BY(mu_) = false;
+  // Guards the stream for writes (credit grants come from handler threads).
+  absl::Mutex write_mu_;
+  grpc::ClientReaderWriter<stepflow::v1::StreamActivityTasksRequest,
+                           stepflow::v1::DeliveredActivityTask>* stream_
+      ABSL_GUARDED_BY(write_mu_) = nullptr;
   // Touched only by Start() and by the Stop() caller that moved the state
   // to kStopping.
   std::vector<std::thread> pollers_;
+  std::thread stream_reader_;
   std::thread heartbeater_;
 
   struct AtomicStats {

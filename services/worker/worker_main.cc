@@ -36,9 +36,10 @@ constexpr char kComponent[] = "worker";
 constexpr char kUsage[] =
     R"(Usage: stepflow-worker --endpoint HOST:PORT --activity NAME_OR_ARN [FLAGS] -- COMMAND [ARGS...]
 
-Serves a Stepflow activity by running COMMAND once per task: it long-polls
-the StepFunctions service for tasks (GetActivityTask), runs COMMAND with the
-task input (JSON) on stdin and reports the result.
+Serves a Stepflow activity by running COMMAND once per task: it receives
+tasks from the StepFunctions service (pushed over StreamActivityTasks, never
+more than it has free slots for; or long-polled with GetActivityTask), runs
+COMMAND with the task input (JSON) on stdin and reports the result.
 
   - COMMAND exits 0: its stdout, without trailing whitespace, is the task
     output (SendTaskSuccess). It must be valid JSON; otherwise the task fails
@@ -64,14 +65,19 @@ Flags:
                            Default: us-east-1.
   --account ACCOUNT        Account id of the ARN built from a name.
                            Default: 123456789012.
-  --concurrency N          Tasks run at once (one poller each). Default: 1.
+  --concurrency N          Tasks run at once. Default: 1.
+  --delivery stream|poll   How tasks arrive: a stream with credits (falls
+                           back to polling if the service cannot stream), or
+                           one GetActivityTask long poll per slot.
+                           Default: stream.
   --worker-name NAME       Name recorded in the ActivityStarted history
                            event. Default: HOSTNAME-PID.
   --heartbeat-seconds S    Send SendTaskHeartbeat every S seconds (fractions
                            allowed) while COMMAND runs; 0 sends none. If the
                            service answers that the task no longer exists
                            (it timed out), COMMAND is killed. Default: 0.
-  --poll-timeout-seconds S How long one GetActivityTask may wait for a task.
+  --poll-timeout-seconds S How long one GetActivityTask may wait for a task
+                           (--delivery poll).
                            Default: 60.
   --stop-timeout-seconds S After SIGINT/SIGTERM, how long to wait for running
                            commands before killing them; 0 waits for as long
@@ -104,6 +110,7 @@ struct Flags {
   std::string region = "us-east-1";
   std::string account = "123456789012";
   int concurrency = 1;
+  worker::Delivery delivery = worker::Delivery::kStream;
   std::string worker_name;
   double heartbeat_seconds = 0;
   double poll_timeout_seconds = 60;
@@ -155,6 +162,7 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
                                          "--region",
                                          "--account",
                                          "--concurrency",
+                                         "--delivery",
                                          "--worker-name",
                                          "--heartbeat-seconds",
                                          "--poll-timeout-seconds",
@@ -194,6 +202,15 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
         return absl::InvalidArgumentError(absl::StrCat(
             "--concurrency: expected an integer from 1 to 1024, got '", value,
             "'"));
+      }
+    } else if (name == "--delivery") {
+      if (value == "stream") {
+        flags.delivery = worker::Delivery::kStream;
+      } else if (value == "poll") {
+        flags.delivery = worker::Delivery::kPoll;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--delivery: expected 'stream' or 'poll', got '", value, "'"));
       }
     } else if (name == "--metrics-port") {
       if (!absl::SimpleAtoi(value, &flags.metrics_port) ||
@@ -323,6 +340,7 @@ int Main(int argc, char** argv) {
   options.worker_name =
       flags.worker_name.empty() ? DefaultWorkerName() : flags.worker_name;
   options.concurrency = flags.concurrency;
+  options.delivery = flags.delivery;
   options.poll_timeout = absl::Seconds(flags.poll_timeout_seconds);
   options.heartbeat_interval = absl::Seconds(flags.heartbeat_seconds);
   Worker worker(options, MakeCommandHandler(&runner), nullptr, registry);
