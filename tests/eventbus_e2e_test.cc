@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stepflow/v1/events.grpc.pb.h"
+#include "stepflow/v1/states.grpc.pb.h"
 #include "tests/fixture/child_process.h"
 #include "tests/fixture/cluster.h"
 
@@ -249,6 +250,72 @@ TEST_F(EventBusE2eTest, RulesAcrossGatewayReplicas) {
   created.pop_back();
   EXPECT_EQ(RuleNames(stub_.get(), "orders", 4), created);
   EXPECT_EQ((*second)->Stop(SIGTERM, absl::Seconds(10)), 0);
+}
+
+// The eventbus delivers a matching event to the rule's target: one
+// execution of the right state machine with the InputPath's part of the
+// event; a non-matching event starts nothing.
+TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
+  auto states = v1::StepFunctions::NewStub(cluster_->GatewayChannel());
+  v1::CreateStateMachineRequest machine;
+  machine.set_name("on-order");
+  machine.set_definition(R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})");
+  v1::CreateStateMachineResponse machine_created;
+  grpc::Status status = states->CreateStateMachine(Context().get(), machine, &machine_created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  ASSERT_TRUE(CreateBus(stub_.get(), "shop").ok());
+  ASSERT_TRUE(PutRule(stub_.get(), "shop", "placed",
+                      R"({"detail-type": ["OrderPlaced"], "detail": {"total": [{"numeric": [">", 10]}]}})")
+                  .ok());
+  v1::PutTargetsRequest targets;
+  targets.set_rule("placed");
+  targets.set_event_bus_name("shop");
+  v1::Target* target = targets.add_targets();
+  target->set_id("start-order");
+  target->set_arn(machine_created.state_machine_arn());
+  target->set_input_path("$.detail");
+  v1::PutTargetsResponse targeted;
+  ASSERT_TRUE(stub_->PutTargets(Context().get(), targets, &targeted).ok());
+  ASSERT_EQ(targeted.failed_entry_count(), 0);
+
+  v1::PutEventsRequest events;
+  for (int total : {5, 42}) {
+    v1::PutEventsRequestEntry* entry = events.add_entries();
+    entry->set_source("shop");
+    entry->set_detail_type("OrderPlaced");
+    entry->set_event_bus_name("shop");
+    entry->set_detail(absl::StrCat(R"({"order":"o-)", total, R"(","total":)", total, "}"));
+  }
+  v1::PutEventsResponse put;
+  ASSERT_TRUE(stub_->PutEvents(Context().get(), events, &put).ok());
+  ASSERT_EQ(put.failed_entry_count(), 0);
+
+  v1::ListExecutionsRequest list;
+  list.set_state_machine_arn(machine_created.state_machine_arn());
+  v1::ListExecutionsResponse listed;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    listed.Clear();
+    ASSERT_TRUE(states->ListExecutions(Context().get(), list, &listed).ok());
+    if (listed.executions_size() > 0) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_EQ(listed.executions_size(), 1) << cluster_->Logs();
+  if (getenv("E2E_DEBUG")) std::cerr << cluster_->Logs();
+  // The execution name starts with the event's id.
+  EXPECT_EQ(listed.executions(0).name().substr(0, 36), put.entries(1).event_id());
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(listed.executions(0).execution_arn());
+  v1::DescribeExecutionResponse described;
+  ASSERT_TRUE(states->DescribeExecution(Context().get(), describe, &described).ok());
+  EXPECT_EQ(described.input(), R"({"order":"o-42","total":42})");
+
+  // Nothing else arrives (the other event does not match).
+  absl::SleepFor(absl::Seconds(2));
+  listed.Clear();
+  ASSERT_TRUE(states->ListExecutions(Context().get(), list, &listed).ok());
+  EXPECT_EQ(listed.executions_size(), 1);
 }
 
 }  // namespace

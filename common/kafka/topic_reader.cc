@@ -56,7 +56,6 @@ absl::StatusOr<std::unique_ptr<TopicReader>> TopicReader::Start(const std::strin
                                       {"group.id", absl::StrCat("stepflow-reader-", topic)},
                                       {"enable.auto.commit", "false"},
                                       {"enable.auto.offset.store", "false"},
-                                      {"allow.auto.create.topics", "false"},
                                       // Changes should show up within a fetch round.
                                       {"fetch.wait.max.ms", "50"},
                                       {"fetch.error.backoff.ms", "100"}},

@@ -88,9 +88,6 @@ std::string RuleArn(const config::ArnScope& scope, absl::string_view bus_name,
 
 absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Start(CatalogOptions options) {
   if (options.brokers.empty()) return absl::InvalidArgumentError("the catalog needs Kafka brokers");
-  if (options.producer == nullptr) {
-    return absl::InvalidArgumentError("the catalog needs a Kafka producer");
-  }
   std::unique_ptr<Catalog> catalog(new Catalog(std::move(options)));
   Catalog* self = catalog.get();
   ASSIGN_OR_RETURN(catalog->reader_,
@@ -205,6 +202,9 @@ std::vector<v1::Target> Catalog::ListTargets(absl::string_view bus,
 }
 
 absl::Status Catalog::Write(const std::string& key, absl::optional<std::string> value) {
+  if (options_.producer == nullptr) {
+    return absl::FailedPreconditionError("this catalog is read-only");
+  }
   const absl::Time deadline = absl::Now() + options_.write_timeout;
   RETURN_IF_ERROR(EnsureTopic(options_.write_timeout));
   absl::optional<absl::string_view> view;

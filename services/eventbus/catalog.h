@@ -75,7 +75,8 @@ struct CatalogOptions {
   // Creates the topic (one partition, compacted) if it is missing; null:
   // someone else creates it. Not owned; must outlive the catalog.
   const kafka::TopicAdmin* admin = nullptr;
-  // Writes the records. Not owned; must outlive the catalog.
+  // Writes the records; null for a read-only catalog (writes then fail
+  // with FAILED_PRECONDITION). Not owned; must outlive the catalog.
   kafka::Producer* producer = nullptr;
   // For the ARN of the default bus.
   config::ArnScope arn_scope;

@@ -1,5 +1,7 @@
 #include "services/eventbus/eventbus_server.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <utility>
 #include <vector>
@@ -13,7 +15,11 @@
 #include "common/status/status_macros.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
+#include "services/eventbus/catalog.h"
+#include "services/eventbus/dispatcher.h"
+#include "common/rpc/status.h"
 #include "stepflow/v1/events.grpc.pb.h"
+#include "stepflow/v1/states.grpc.pb.h"
 
 namespace stepflow::eventbus {
 namespace {
@@ -64,11 +70,37 @@ absl::StatusOr<std::unique_ptr<EventBusServer>> EventBusServer::Start(
                    rpc::RunningServer::Start(std::move(server_options)));
   bus->server_->SetServing(bus->kafka_reachable());
 
+  if (!opts.gateway_address.empty()) {
+    CatalogOptions catalog_options;
+    catalog_options.brokers = opts.kafka_brokers;  // read-only: gateways write it
+    ASSIGN_OR_RETURN(bus->catalog_, Catalog::Start(std::move(catalog_options)));
+    std::shared_ptr<v1::StepFunctions::Stub> stub =
+        v1::StepFunctions::NewStub(rpc::MakeChannel(opts.gateway_address));
+    DispatcherOptions dispatcher_options;
+    dispatcher_options.brokers = opts.kafka_brokers;
+    dispatcher_options.group_id = opts.group_id;
+    dispatcher_options.catalog = bus->catalog_.get();
+    dispatcher_options.start_execution = [stub](const std::string& state_machine_arn,
+                                                const std::string& name,
+                                                const std::string& input) {
+      v1::StartExecutionRequest request;
+      request.set_state_machine_arn(state_machine_arn);
+      request.set_name(name);
+      request.set_input(input);
+      v1::StartExecutionResponse response;
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      return rpc::FromGrpcStatus(stub->StartExecution(&context, request, &response));
+    };
+    ASSIGN_OR_RETURN(bus->dispatcher_, Dispatcher::Start(std::move(dispatcher_options)));
+  }
+
   bus->checker_ = std::thread([bus = bus.get()] { bus->CheckLoop(); });
   log::Info(kComponent, "started",
             {{"address", bus->server_->address()},
              {"kafka_brokers", opts.kafka_brokers},
-             {"kafka_reachable", bus->kafka_reachable()}});
+             {"kafka_reachable", bus->kafka_reachable()},
+             {"gateway", opts.gateway_address}});
   return bus;
 }
 
@@ -102,6 +134,8 @@ void EventBusServer::Shutdown() {
     stopping_ = true;
   }
   if (checker_.joinable()) checker_.join();
+  dispatcher_.reset();
+  catalog_.reset();
   metrics_server_.reset();
   if (server_ != nullptr) {
     server_->Shutdown(kShutdownGrace);

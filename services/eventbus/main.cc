@@ -18,8 +18,13 @@ int main(int argc, char** argv) {
   std::string log_format = "text";
   config::FlagSet flags(
       "stepflow-eventbus",
-      "Runs a Stepflow eventbus: it connects to the Kafka brokers that\n"
-      "carry the event bus topics and serves the gRPC health service\n"
+      "Runs a Stepflow eventbus: it consumes the event bus topics\n"
+      "(stepflow.events.*) in the consumer group stepflow-eventbus, matches\n"
+      "each event against the enabled rules of its bus (read from the topic\n"
+      "stepflow.eventbus.config, which gateways write) and starts an\n"
+      "execution for each target through the gateway (--gateway); an\n"
+      "event's offset is committed once every target accepted it. Without\n"
+      "--gateway it delivers nothing. It serves the gRPC health service\n"
       "(grpc.health.v1.Health), SERVING while the brokers answer and\n"
       "NOT_SERVING otherwise (checked every 3 s). The topic\n"
       "stepflow.events.default must exist (operators create it, e.g. with\n"
@@ -29,6 +34,10 @@ int main(int argc, char** argv) {
       "Shuts down cleanly (exit code 0) on SIGINT or SIGTERM.");
   flags.Add("kafka-brokers", &options.kafka_brokers,
             "Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (required)");
+  flags.Add("gateway", &options.gateway_address,
+            "gateway address HOST:PORT that rule targets' executions are started "
+            "through (empty: no delivery)");
+  flags.Add("group-id", &options.group_id, "Kafka consumer group of the eventbus replicas");
   flags.Add("listen", &options.listen_address,
             "gRPC listen address (port 0 picks a free port)");
   flags.Add("metrics-listen", &options.metrics_address,

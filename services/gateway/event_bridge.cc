@@ -246,6 +246,11 @@ absl::StatusOr<std::unique_ptr<EventBridgeService>> EventBridgeService::Create(
     log::Warn(kComponent, "cannot make sure the default event bus topic exists",
               {{"error", topic}});
   }
+  // Creates the catalog topic if needed, so eventbus replicas find it, and
+  // reads it; calls retry this if the brokers do not answer yet.
+  if (service->Ready(absl::Now() + absl::Seconds(5)).ok()) {
+    log::Info(kComponent, "event bus catalog read");
+  }
   return service;
 }
 

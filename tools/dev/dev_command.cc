@@ -106,6 +106,7 @@ int RunDevCommand(int argc, char** argv) {
   eventbus_options.kafka_brokers = (*kafka)->bootstrap_servers();
   eventbus_options.listen_address = eventbus_listen;
   eventbus_options.embedded_kafka = kafka->get();
+  eventbus_options.gateway_address = (*gateway)->address();
   auto eventbus = eventbus::EventBusServer::Start(std::move(eventbus_options));
   if (!eventbus.ok()) return fail(eventbus.status());
 

@@ -1,0 +1,364 @@
+#include "services/eventbus/dispatcher.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/asl/jsonpath.h"
+#include "common/log/log.h"
+#include "common/patterns/rule_set.h"
+#include "common/status/status_macros.h"
+#include "services/eventbus/catalog.h"
+
+namespace stepflow::eventbus {
+namespace {
+
+constexpr char kComponent[] = "eventbus";
+constexpr char kBusTopicsRegex[] = "^stepflow\\.events\\..+";
+// Events written this long before the latest catalog catch-up began are
+// older than every rule change it saw (allowing for clock skew).
+constexpr absl::Duration kCatchUpSlack = absl::Seconds(2);
+
+uint64_t Fnv1a(absl::string_view text, uint64_t hash = 14695981039346656037ull) {
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+std::string Hex64(uint64_t value) {
+  char out[17];
+  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(value));
+  return out;
+}
+
+bool Retryable(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// InputTransformer: each <name> of the template replaced by its value. A
+// placeholder between double quotes takes a string's characters (the
+// template's quotes stay); elsewhere it takes the value's JSON text.
+absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
+                                      const v1::Rule& rule, const json::Value& event,
+                                      absl::string_view event_text) {
+  json::Document values;
+  values.SetObject();
+  json::Allocator& a = values.GetAllocator();
+  std::map<std::string, std::string> json_of;  // variable -> JSON text
+  for (const auto& [name, path_text] : transformer.input_paths_map()) {
+    absl::StatusOr<asl::JsonPath> path = asl::JsonPath::Parse(path_text);
+    if (!path.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("InputPathsMap ", name, ": ", path.status().message()));
+    }
+    absl::StatusOr<json::Value> value = path->Evaluate(event, a);
+    json_of[name] = value.ok() ? json::Serialize(*value) : "null";
+  }
+  auto quoted = [](absl::string_view text) {
+    json::Value string(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+    return json::Serialize(string);
+  };
+  json_of["aws.events.rule-arn"] = quoted(rule.arn());
+  json_of["aws.events.rule-name"] = quoted(rule.name());
+  json_of["aws.events.event"] = std::string(event_text);
+  json_of["aws.events.event.json"] = std::string(event_text);
+  if (event.IsObject() && event.HasMember("time")) {
+    json_of["aws.events.event.ingestion-time"] = json::Serialize(event["time"]);
+  }
+
+  const std::string& tmpl = transformer.input_template();
+  // `text_template`: strings go in as their characters everywhere.
+  auto substitute = [&tmpl, &json_of](bool text_template) {
+    std::string out;
+    size_t i = 0;
+    while (i < tmpl.size()) {
+      const size_t close = tmpl[i] == '<' ? tmpl.find('>', i) : std::string::npos;
+      auto found = close == std::string::npos ? json_of.end()
+                                              : json_of.find(tmpl.substr(i + 1, close - i - 1));
+      if (found == json_of.end()) {
+        out.push_back(tmpl[i++]);
+        continue;
+      }
+      const std::string& value = found->second;
+      const bool in_quotes = i > 0 && tmpl[i - 1] == '"' && close + 1 < tmpl.size() &&
+                             tmpl[close + 1] == '"';
+      const bool is_string = value.size() >= 2 && value.front() == '"';
+      if (is_string && (in_quotes || text_template)) {
+        if (text_template) {
+          out.append(json::Parse(value)->GetString());  // unescaped
+        } else {
+          out.append(value, 1, value.size() - 2);  // still escaped, inside quotes
+        }
+      } else {
+        out.append(value);
+      }
+      i = close + 1;
+    }
+    return out;
+  };
+  std::string out = substitute(false);
+  if (json::Parse(out).ok()) return out;
+  // Not a JSON template: plain text, which executions take as a JSON string.
+  return quoted(substitute(true));
+}
+
+// Applies the group's assignment and logs it: which replica delivers which
+// partitions is the first thing to know when events seem not to arrive.
+void OnRebalance(rd_kafka_t* consumer, rd_kafka_resp_err_t err,
+                 rd_kafka_topic_partition_list_t* partitions, void*) {
+  std::string list;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    absl::StrAppend(&list, i > 0 ? "," : "", partitions->elems[i].topic, "/",
+                    partitions->elems[i].partition);
+  }
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    log::Info(kComponent, "partitions assigned", {{"partitions", list}});
+    rd_kafka_assign(consumer, partitions);
+  } else {
+    log::Info(kComponent, "partitions revoked", {{"partitions", list}});
+    rd_kafka_assign(consumer, nullptr);
+  }
+}
+
+}  // namespace
+
+std::string TargetExecutionName(absl::string_view event_id, absl::string_view rule_arn,
+                                absl::string_view target_id) {
+  std::string name;
+  for (char c : event_id) {
+    if (name.size() == 40) break;
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_';
+    name.push_back(ok ? c : '_');
+  }
+  // Both hashes: the rule and target, and the whole id (which may have been
+  // cut or had characters replaced above).
+  const uint64_t delivery = Fnv1a(target_id, Fnv1a("\n", Fnv1a(rule_arn)));
+  absl::StrAppend(&name, "-", Hex64(delivery), Hex64(Fnv1a(event_id)));
+  return name;
+}
+
+absl::StatusOr<std::string> TargetInput(const v1::Target& target, const v1::Rule& rule,
+                                        const json::Value& event, absl::string_view event_text) {
+  if (!target.input().empty()) return target.input();
+  if (!target.input_path().empty()) {
+    ASSIGN_OR_RETURN(asl::JsonPath path, asl::JsonPath::Parse(target.input_path()));
+    json::Document scratch;
+    absl::StatusOr<json::Value> value = path.Evaluate(event, scratch.GetAllocator());
+    if (!value.ok()) {
+      if (absl::IsNotFound(value.status())) return std::string("null");
+      return value.status();
+    }
+    return json::Serialize(*value);
+  }
+  if (!target.input_transformer().input_template().empty()) {
+    return Transform(target.input_transformer(), rule, event, event_text);
+  }
+  return std::string(event_text);
+}
+
+// The enabled event-pattern rules of one bus, compiled.
+struct Dispatcher::BusRules {
+  std::string bus;
+  patterns::RuleSet matcher;
+  std::map<std::string, v1::Rule> rules;
+};
+
+absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(DispatcherOptions options) {
+  if (options.brokers.empty()) return absl::InvalidArgumentError("the dispatcher needs brokers");
+  if (options.catalog == nullptr || !options.start_execution) {
+    return absl::InvalidArgumentError("the dispatcher needs a catalog and a way to start executions");
+  }
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::map<std::string, std::string> settings = {
+      {"bootstrap.servers", options.brokers},
+      {"client.id", "stepflow-eventbus"},
+      {"group.id", options.group_id},
+      {"enable.auto.commit", "false"},
+      {"auto.offset.reset", "earliest"},
+      // New buses' topics join the subscription within about a second.
+      {"topic.metadata.refresh.interval.ms", "1000"},
+      // A replica that died hands its partitions over after this long.
+      {"session.timeout.ms", "10000"},
+      {"heartbeat.interval.ms", "1000"},
+  };
+  for (const auto& [key, value] : options.consumer_config) settings[key] = value;
+  for (const auto& [key, value] : settings) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return absl::InvalidArgumentError(absl::StrCat("Kafka consumer ", key, ": ", errstr));
+    }
+  }
+  rd_kafka_conf_set_rebalance_cb(conf, OnRebalance);
+  rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+  if (consumer == nullptr) {
+    return absl::InternalError(absl::StrCat("cannot create the Kafka consumer: ", errstr));
+  }
+  rd_kafka_poll_set_consumer(consumer);
+  return std::unique_ptr<Dispatcher>(new Dispatcher(std::move(options), consumer));
+}
+
+Dispatcher::Dispatcher(DispatcherOptions options, rd_kafka_t* consumer)
+    : options_(std::move(options)), consumer_(consumer), loop_([this] { Loop(); }) {}
+
+Dispatcher::~Dispatcher() {
+  stopping_.store(true);
+  loop_.join();
+  rd_kafka_consumer_close(consumer_);
+  rd_kafka_destroy(consumer_);
+}
+
+bool Dispatcher::SleepUnlessStopping(absl::Duration duration) {
+  const absl::Time until = absl::Now() + duration;
+  while (absl::Now() < until) {
+    if (stopping_.load()) return false;
+    absl::SleepFor(std::min(absl::Milliseconds(50), until - absl::Now()));
+  }
+  return !stopping_.load();
+}
+
+void Dispatcher::Refresh() {
+  const uint64_t generation = options_.catalog->generation();
+  if (generation == generation_) return;
+  generation_ = generation;
+  rules_by_topic_.clear();
+  for (const v1::EventBus& bus : options_.catalog->ListBuses()) {
+    auto rules = std::make_shared<BusRules>();
+    rules->bus = bus.name();
+    for (const v1::Rule& rule : options_.catalog->ListRules(bus.name())) {
+      if (rule.event_pattern().empty() || rule.state() == "DISABLED") continue;
+      absl::Status added = rules->matcher.Add(rule.name(), rule.event_pattern());
+      if (!added.ok()) {
+        log::Warn(kComponent, "skipping a rule whose pattern does not compile",
+                  {{"rule", rule.arn()}, {"error", added}});
+        continue;
+      }
+      rules->rules[rule.name()] = rule;
+    }
+    rules_by_topic_[BusTopic(bus.name())] = std::move(rules);
+  }
+}
+
+void Dispatcher::Loop() {
+  // Matching before the catalog is read would skip rules: wait for it.
+  while (!stopping_.load()) {
+    absl::Status ready = options_.catalog->WaitReady(absl::Seconds(5));
+    if (ready.ok()) break;
+    log::Warn(kComponent, "waiting for the event bus catalog", {{"error", ready}});
+    SleepUnlessStopping(absl::Milliseconds(500));
+  }
+  // Joining the group only now: a member that does not poll while its
+  // join is under way stalls the group's rebalance.
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, kBusTopicsRegex, RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer_, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    log::Error(kComponent, "cannot subscribe to the event bus topics; delivering nothing",
+               {{"error", rd_kafka_err2str(err)}});
+    return;
+  }
+  while (!stopping_.load()) {
+    rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer_, 200);
+    if (message == nullptr) continue;
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      log::Debug(kComponent, "event bus consumer", {{"error", rd_kafka_message_errstr(message)}});
+      rd_kafka_message_destroy(message);
+      continue;
+    }
+    rd_kafka_timestamp_type_t type;
+    const int64_t millis = rd_kafka_message_timestamp(message, &type);
+    const absl::Time written =
+        millis >= 0 ? absl::FromUnixMillis(millis) : absl::InfiniteFuture();
+    if (written >= caught_up_from_ - kCatchUpSlack) {
+      const absl::Time started = absl::Now();
+      absl::Status ready = options_.catalog->WaitReady(absl::Seconds(5));
+      if (ready.ok()) {
+        caught_up_from_ = started;
+      } else {
+        log::Warn(kComponent, "event bus catalog may be behind", {{"error", ready}});
+      }
+    }
+    const std::string topic = rd_kafka_topic_name(message->rkt);
+    absl::string_view text(static_cast<const char*>(message->payload),
+                           message->payload == nullptr ? 0 : message->len);
+    if (Deliver(topic, text)) {
+      rd_kafka_commit_message(consumer_, message, /*async=*/1);
+    }
+    rd_kafka_message_destroy(message);
+  }
+}
+
+bool Dispatcher::Deliver(const std::string& topic, absl::string_view event_text) {
+  Refresh();
+  auto found = rules_by_topic_.find(topic);
+  if (found == rules_by_topic_.end()) return true;  // a deleted bus
+  std::shared_ptr<BusRules> bus = found->second;
+  absl::StatusOr<json::Document> event = json::Parse(event_text);
+  if (!event.ok() || !event->IsObject() || !event->HasMember("id") || !(*event)["id"].IsString()) {
+    log::Warn(kComponent, "skipping a record that is not an event", {{"topic", topic}});
+    abandoned_.fetch_add(1);
+    return true;
+  }
+  const std::string event_id = (*event)["id"].GetString();
+  for (const std::string& rule_name : bus->matcher.Match(*event)) {
+    const v1::Rule& rule = bus->rules.at(rule_name);
+    for (const v1::Target& target : options_.catalog->ListTargets(bus->bus, rule_name)) {
+      absl::StatusOr<std::string> input = TargetInput(target, rule, *event, event_text);
+      if (!input.ok()) {
+        log::Warn(kComponent, "cannot build the target input; event not delivered to it",
+                  {{"rule", rule.arn()}, {"target", target.id()}, {"event", event_id},
+                   {"error", input.status()}});
+        abandoned_.fetch_add(1);
+        continue;
+      }
+      const std::string name = TargetExecutionName(event_id, rule.arn(), target.id());
+      if (!StartWithRetries(rule, target, name, *input)) return false;
+    }
+  }
+  return true;
+}
+
+bool Dispatcher::StartWithRetries(const v1::Rule& rule, const v1::Target& target,
+                                  const std::string& name, const std::string& input) {
+  absl::Duration backoff = options_.initial_backoff;
+  for (int attempt = 1;; ++attempt) {
+    absl::Status status = options_.start_execution(target.arn(), name, input);
+    if (status.ok() || absl::IsAlreadyExists(status)) {
+      delivered_.fetch_add(1);
+      log::Debug(kComponent, "event delivered",
+                 {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name}});
+      return true;
+    }
+    if (!Retryable(status.code()) || attempt >= options_.max_attempts) {
+      log::Error(kComponent, "event delivery given up",
+                 {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name},
+                  {"attempts", attempt}, {"error", status}});
+      abandoned_.fetch_add(1);
+      return true;
+    }
+    if (!SleepUnlessStopping(backoff)) return false;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+}  // namespace stepflow::eventbus
