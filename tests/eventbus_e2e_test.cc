@@ -302,7 +302,6 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
     absl::SleepFor(absl::Milliseconds(200));
   }
   ASSERT_EQ(listed.executions_size(), 1) << cluster_->Logs();
-  if (getenv("E2E_DEBUG")) std::cerr << cluster_->Logs();
   // The execution name starts with the event's id.
   EXPECT_EQ(listed.executions(0).name().substr(0, 36), put.entries(1).event_id());
   v1::DescribeExecutionRequest describe;
