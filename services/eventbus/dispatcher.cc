@@ -13,6 +13,7 @@
 #include "common/log/log.h"
 #include "common/patterns/rule_set.h"
 #include "common/status/status_macros.h"
+#include "prometheus/counter.h"
 #include "services/eventbus/catalog.h"
 
 namespace stepflow::eventbus {
@@ -153,6 +154,25 @@ std::string TargetExecutionName(absl::string_view event_id, absl::string_view ru
   const uint64_t delivery = Fnv1a(target_id, Fnv1a("\n", Fnv1a(rule_arn)));
   absl::StrAppend(&name, "-", Hex64(delivery), Hex64(Fnv1a(event_id)));
   return name;
+}
+
+std::string DeadLetterRecord(absl::string_view event_text, absl::string_view rule_arn,
+                             absl::string_view target_id, absl::string_view execution_name,
+                             const absl::Status& error, int attempts) {
+  json::Document record;
+  record.SetObject();
+  json::Allocator& a = record.GetAllocator();
+  auto text = [&a](absl::string_view s) {
+    return json::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
+  };
+  absl::StatusOr<json::Document> event = json::Parse(event_text);
+  record.AddMember("event", event.ok() ? json::Copy(*event, a) : text(event_text), a);
+  record.AddMember("rule", text(rule_arn), a);
+  record.AddMember("target", text(target_id), a);
+  record.AddMember("execution", text(execution_name), a);
+  record.AddMember("error", text(error.ToString()), a);
+  record.AddMember("attempts", attempts, a);
+  return json::Serialize(record);
 }
 
 absl::StatusOr<std::string> TargetInput(const v1::Target& target, const v1::Rule& rule,
@@ -323,37 +343,51 @@ bool Dispatcher::Deliver(const std::string& topic, absl::string_view event_text)
   for (const std::string& rule_name : bus->matcher.Match(*event)) {
     const v1::Rule& rule = bus->rules.at(rule_name);
     for (const v1::Target& target : options_.catalog->ListTargets(bus->bus, rule_name)) {
+      const std::string name = TargetExecutionName(event_id, rule.arn(), target.id());
       absl::StatusOr<std::string> input = TargetInput(target, rule, *event, event_text);
       if (!input.ok()) {
-        log::Warn(kComponent, "cannot build the target input; event not delivered to it",
-                  {{"rule", rule.arn()}, {"target", target.id()}, {"event", event_id},
-                   {"error", input.status()}});
-        abandoned_.fetch_add(1);
+        Abandon(event_id, event_text, rule, target, name, input.status(), 0);
         continue;
       }
-      const std::string name = TargetExecutionName(event_id, rule.arn(), target.id());
-      if (!StartWithRetries(rule, target, name, *input)) return false;
+      if (!StartWithRetries(rule, target, name, *input, event_id, event_text)) return false;
     }
   }
   return true;
 }
 
+void Dispatcher::Abandon(const std::string& event_id, absl::string_view event_text,
+                         const v1::Rule& rule, const v1::Target& target, const std::string& name,
+                         const absl::Status& error, int attempts) {
+  log::Error(kComponent, "event delivery given up",
+             {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name},
+              {"attempts", attempts}, {"error", error}});
+  abandoned_.fetch_add(1);
+  if (options_.abandoned_counter != nullptr) options_.abandoned_counter->Increment();
+  if (!options_.dead_letter) return;
+  absl::Status stored = options_.dead_letter(
+      event_id, DeadLetterRecord(event_text, rule.arn(), target.id(), name, error, attempts));
+  if (!stored.ok()) {
+    log::Error(kComponent, "cannot write the dead-letter record; the delivery is lost",
+               {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name},
+                {"error", stored}});
+  }
+}
+
 bool Dispatcher::StartWithRetries(const v1::Rule& rule, const v1::Target& target,
-                                  const std::string& name, const std::string& input) {
+                                  const std::string& name, const std::string& input,
+                                  const std::string& event_id, absl::string_view event_text) {
   absl::Duration backoff = options_.initial_backoff;
   for (int attempt = 1;; ++attempt) {
     absl::Status status = options_.start_execution(target.arn(), name, input);
     if (status.ok() || absl::IsAlreadyExists(status)) {
       delivered_.fetch_add(1);
+      if (options_.delivered_counter != nullptr) options_.delivered_counter->Increment();
       log::Debug(kComponent, "event delivered",
                  {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name}});
       return true;
     }
     if (!Retryable(status.code()) || attempt >= options_.max_attempts) {
-      log::Error(kComponent, "event delivery given up",
-                 {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name},
-                  {"attempts", attempt}, {"error", status}});
-      abandoned_.fetch_add(1);
+      Abandon(event_id, event_text, rule, target, name, status, attempt);
       return true;
     }
     if (!SleepUnlessStopping(backoff)) return false;

@@ -13,8 +13,8 @@
 // Failures: a retryable error (UNAVAILABLE, DEADLINE_EXCEEDED, ...) is
 // retried with exponential backoff up to `max_attempts`; then, or at once
 // for an error retrying cannot fix (e.g. the state machine does not exist),
-// the delivery is given up: logged and counted (a dead-letter topic is not
-// written yet).
+// the delivery is given up: logged, counted and handed to `dead_letter`
+// (kDeadLetterTopic in the eventbus) with the event, rule, target and error.
 //
 // Before matching an event the dispatcher makes sure its catalog view holds
 // every rule change stored before the event was read, so a rule created
@@ -42,6 +42,10 @@
 
 typedef struct rd_kafka_s rd_kafka_t;
 
+namespace prometheus {
+class Counter;
+}  // namespace prometheus
+
 namespace stepflow::eventbus {
 
 class Catalog;
@@ -57,6 +61,12 @@ std::string TargetExecutionName(absl::string_view event_id, absl::string_view ru
 absl::StatusOr<std::string> TargetInput(const v1::Target& target, const v1::Rule& rule,
                                         const json::Value& event, absl::string_view event_text);
 
+// A given-up delivery as the dead-letter record's JSON value: {"event",
+// "rule", "target", "execution", "error", "attempts"}.
+std::string DeadLetterRecord(absl::string_view event_text, absl::string_view rule_arn,
+                             absl::string_view target_id, absl::string_view execution_name,
+                             const absl::Status& error, int attempts);
+
 // Starts one execution; OK also when it already exists (a redelivery).
 using StartExecutionFn = std::function<absl::Status(
     const std::string& state_machine_arn, const std::string& name, const std::string& input)>;
@@ -67,6 +77,13 @@ struct DispatcherOptions {
   // Not owned; must outlive the dispatcher.
   Catalog* catalog = nullptr;
   StartExecutionFn start_execution;
+  // Stores a given-up delivery (key: event id, value: DeadLetterRecord);
+  // null: given-up deliveries are only logged.
+  std::function<absl::Status(const std::string& key, const std::string& value)> dead_letter;
+  // Incremented per execution started and per delivery given up; null: none.
+  // Not owned; must outlive the dispatcher.
+  prometheus::Counter* delivered_counter = nullptr;
+  prometheus::Counter* abandoned_counter = nullptr;
   // librdkafka consumer properties applied after ours (e.g. a shorter
   // "session.timeout.ms" so a replica that died hands over sooner).
   std::map<std::string, std::string> consumer_config;
@@ -99,7 +116,11 @@ class Dispatcher {
   bool Deliver(const std::string& topic, absl::string_view event_text);
   // Retries `start` per the options; false if stopped meanwhile.
   bool StartWithRetries(const v1::Rule& rule, const v1::Target& target,
-                        const std::string& name, const std::string& input);
+                        const std::string& name, const std::string& input,
+                        const std::string& event_id, absl::string_view event_text);
+  void Abandon(const std::string& event_id, absl::string_view event_text, const v1::Rule& rule,
+               const v1::Target& target, const std::string& name, const absl::Status& error,
+               int attempts);
   bool SleepUnlessStopping(absl::Duration duration);
 
   const DispatcherOptions options_;

@@ -91,10 +91,13 @@ TEST(TargetExecutionNameTest, DeterministicAndDistinct) {
 struct FakeStarter {
   absl::Mutex mu;
   int failures = 0;
+  // Every call fails with this, when set.
+  absl::Status always = absl::OkStatus();
   std::vector<std::vector<std::string>> calls ABSL_GUARDED_BY(mu);
   absl::Status Start(const std::string& arn, const std::string& name, const std::string& input) {
     absl::MutexLock lock(&mu);
     calls.push_back({arn, name, input});
+    if (!always.ok()) return always;
     if (failures > 0) {
       --failures;
       return absl::UnavailableError("shard restarting");
@@ -148,6 +151,11 @@ class DispatcherTest : public ::testing::Test {
 
   std::unique_ptr<Dispatcher> StartDispatcher(FakeStarter* starter) {
     DispatcherOptions options;
+    options.dead_letter = [this](const std::string& key, const std::string& value) {
+      absl::MutexLock lock(&dead_mu_);
+      dead_letters_.push_back({key, value});
+      return absl::OkStatus();
+    };
     options.brokers = cluster_->bootstrap_servers();
     options.catalog = catalog_.get();
     options.initial_backoff = absl::Milliseconds(10);
@@ -174,6 +182,8 @@ class DispatcherTest : public ::testing::Test {
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::TopicAdmin> admin_;
   std::unique_ptr<Catalog> catalog_;
+  absl::Mutex dead_mu_;
+  std::vector<std::pair<std::string, std::string>> dead_letters_ ABSL_GUARDED_BY(dead_mu_);
 };
 
 TEST_F(DispatcherTest, DeliversMatchingEventsOnceAndRetries) {
@@ -214,6 +224,30 @@ TEST_F(DispatcherTest, DeliversMatchingEventsOnceAndRetries) {
   absl::MutexLock lock(&starter.mu);
   ASSERT_THAT(starter.calls, SizeIs(1));
   EXPECT_EQ(starter.calls[0][1], TargetExecutionName("e-4", Rule().arn(), "t1"));
+}
+
+TEST_F(DispatcherTest, GivesUpOnPermanentErrorsIntoTheDeadLetters) {
+  FakeStarter starter;
+  starter.always = absl::NotFoundError("StateMachineDoesNotExist: State Machine Does Not Exist");
+  Put("e-9", 77);
+  auto dispatcher = StartDispatcher(&starter);
+  ASSERT_EQ(starter.WaitForCalls(1, absl::Seconds(30)), 1u);
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (dispatcher->abandoned() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(dispatcher->abandoned(), 1);
+  EXPECT_EQ(dispatcher->delivered(), 0);
+  absl::MutexLock lock(&dead_mu_);
+  ASSERT_THAT(dead_letters_, SizeIs(1));
+  EXPECT_EQ(dead_letters_[0].first, "e-9");
+  auto record = json::Parse(dead_letters_[0].second);
+  ASSERT_TRUE(record.ok());
+  EXPECT_STREQ((*record)["rule"].GetString(), Rule().arn().c_str());
+  EXPECT_STREQ((*record)["target"].GetString(), "t1");
+  EXPECT_STREQ((*record)["event"]["id"].GetString(), "e-9");
+  EXPECT_EQ((*record)["attempts"].GetInt(), 1);
+  EXPECT_THAT(std::string((*record)["error"].GetString()), ::testing::HasSubstr("NOT_FOUND"));
 }
 
 }  // namespace

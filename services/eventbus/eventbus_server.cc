@@ -13,6 +13,7 @@
 #include "common/metrics/metrics.h"
 #include "common/rpc/server.h"
 #include "common/status/status_macros.h"
+#include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 #include "services/eventbus/catalog.h"
@@ -80,6 +81,18 @@ absl::StatusOr<std::unique_ptr<EventBusServer>> EventBusServer::Start(
     dispatcher_options.brokers = opts.kafka_brokers;
     dispatcher_options.group_id = opts.group_id;
     dispatcher_options.catalog = bus->catalog_.get();
+    ASSIGN_OR_RETURN(bus->dead_letter_producer_, kafka::Producer::Create(opts.kafka_brokers));
+    dispatcher_options.dead_letter = [producer = bus->dead_letter_producer_.get()](
+                                         const std::string& key, const std::string& value) {
+      return producer->ProduceSync(kDeadLetterTopic.name, key, value, absl::Seconds(10));
+    };
+    auto& deliveries = prometheus::BuildCounter()
+                           .Name("stepflow_eventbus_deliveries_total")
+                           .Help("Deliveries of events to rule targets, by outcome: started "
+                                 "(the execution started or had started) or abandoned.")
+                           .Register(*bus->registry_);
+    dispatcher_options.delivered_counter = &deliveries.Add({{"outcome", "started"}});
+    dispatcher_options.abandoned_counter = &deliveries.Add({{"outcome", "abandoned"}});
     dispatcher_options.start_execution = [stub](const std::string& state_machine_arn,
                                                 const std::string& name,
                                                 const std::string& input) {
@@ -136,6 +149,7 @@ void EventBusServer::Shutdown() {
   if (checker_.joinable()) checker_.join();
   dispatcher_.reset();
   catalog_.reset();
+  dead_letter_producer_.reset();
   metrics_server_.reset();
   if (server_ != nullptr) {
     server_->Shutdown(kShutdownGrace);

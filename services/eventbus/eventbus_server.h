@@ -47,6 +47,7 @@ class Registry;
 
 namespace stepflow::kafka {
 class MockKafkaCluster;
+class Producer;
 }  // namespace stepflow::kafka
 
 namespace stepflow::metrics {
@@ -71,7 +72,9 @@ struct TopicSpec {
 
 // The events of the "default" event bus.
 inline constexpr TopicSpec kDefaultBusTopic = {"stepflow.events.default", 4};
-inline constexpr TopicSpec kEventTopics[] = {kDefaultBusTopic};
+// Deliveries to rule targets that were given up (see dispatcher.h).
+inline constexpr TopicSpec kDeadLetterTopic = {"stepflow.eventbus.dead-letter", 1};
+inline constexpr TopicSpec kEventTopics[] = {kDefaultBusTopic, kDeadLetterTopic};
 
 struct EventBusOptions {
   // librdkafka `bootstrap.servers`: "HOST:PORT[,HOST:PORT...]". Required.
@@ -142,8 +145,10 @@ class EventBusServer {
   std::unique_ptr<rpc::RunningServer> server_;
   std::atomic<bool> kafka_reachable_{false};
   std::thread checker_;
+  std::unique_ptr<kafka::Producer> dead_letter_producer_;
   std::unique_ptr<Catalog> catalog_;
-  std::unique_ptr<Dispatcher> dispatcher_;  // after catalog_: reads it
+  // After catalog_ and the producer: uses both.
+  std::unique_ptr<Dispatcher> dispatcher_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

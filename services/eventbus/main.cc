@@ -28,7 +28,9 @@ int main(int argc, char** argv) {
       "(grpc.health.v1.Health), SERVING while the brokers answer and\n"
       "NOT_SERVING otherwise (checked every 3 s). The topic\n"
       "stepflow.events.default must exist (operators create it, e.g. with\n"
-      "4 partitions); a missing topic is logged as a warning. Once the\n"
+      "4 partitions), and stepflow.eventbus.dead-letter, which receives the\n"
+      "deliveries given up after retries (1 partition); a missing topic is\n"
+      "logged as a warning. Once the\n"
       "gRPC server listens, prints one line to stdout,\n"
       "\"stepflow-eventbus listening on HOST:PORT\"; logs go to stderr.\n"
       "Shuts down cleanly (exit code 0) on SIGINT or SIGTERM.");

@@ -736,6 +736,30 @@ grpc::Status EventBridgeService::ListTargetsByRule(grpc::ServerContext* context,
   }());
 }
 
+grpc::Status EventBridgeService::ListRuleNamesByTarget(
+    grpc::ServerContext* context, const v1::ListRuleNamesByTargetRequest* request,
+    v1::ListRuleNamesByTargetResponse* response) {
+  return rpc::ToGrpcStatus([&]() -> absl::Status {
+    RETURN_IF_ERROR(ValidateLength("targetArn", request->target_arn(), 1, 1600));
+    RETURN_IF_ERROR(Ready(DeadlineOf(context)));
+    ASSIGN_OR_RETURN(std::string bus, ExistingBus(request->event_bus_name()));
+    std::vector<std::string> names;
+    for (const v1::Rule& rule : catalog_->ListRules(bus)) {
+      for (const v1::Target& target : catalog_->ListTargets(bus, rule.name())) {
+        if (target.arn() == request->target_arn()) {
+          names.push_back(rule.name());
+          break;
+        }
+      }
+    }
+    return Paginate(
+        names, "", request->next_token(), request->limit(),
+        [](const std::string& name) -> const std::string& { return name; },
+        [response](const std::string& name) { response->add_rule_names(name); },
+        response->mutable_next_token());
+  }());
+}
+
 grpc::Status EventBridgeService::NotYet(const char* method) {
   return rpc::ToGrpcStatus(absl::UnimplementedError(
       absl::StrCat(method, " is not implemented yet in this Stepflow release")));

@@ -81,6 +81,9 @@ class EventBridgeService final : public v1::EventBridge::Service {
                              v1::RemoveTargetsResponse*) override;
   grpc::Status ListTargetsByRule(grpc::ServerContext*, const v1::ListTargetsByRuleRequest*,
                                  v1::ListTargetsByRuleResponse*) override;
+  grpc::Status ListRuleNamesByTarget(grpc::ServerContext*,
+                                     const v1::ListRuleNamesByTargetRequest*,
+                                     v1::ListRuleNamesByTargetResponse*) override;
   grpc::Status TestEventPattern(grpc::ServerContext*, const v1::TestEventPatternRequest*,
                                 v1::TestEventPatternResponse*) override;
 
@@ -90,7 +93,6 @@ class EventBridgeService final : public v1::EventBridge::Service {
                       v1::Method##Response*) override {                                 \
     return NotYet(#Method);                                                              \
   }
-  STEPFLOW_EVENTS_NOT_YET(ListRuleNamesByTarget)
   STEPFLOW_EVENTS_NOT_YET(CreateArchive)
   STEPFLOW_EVENTS_NOT_YET(DescribeArchive)
   STEPFLOW_EVENTS_NOT_YET(UpdateArchive)

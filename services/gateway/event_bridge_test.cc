@@ -396,6 +396,13 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
   ASSERT_THAT(listed.targets(), SizeIs(1));
   EXPECT_EQ(listed.targets(0).input_path(), "$.detail");
 
+  v1::ListRuleNamesByTargetRequest by_target;
+  by_target.set_target_arn(kStateMachineArn);
+  by_target.set_event_bus_name("orders");
+  v1::ListRuleNamesByTargetResponse rule_names;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::ListRuleNamesByTarget, by_target, &rule_names).ok());
+  EXPECT_THAT(rule_names.rule_names(), ElementsAre("rule-a"));
+
   v1::DeleteRuleRequest remove;
   remove.set_name("rule-a");
   remove.set_event_bus_name("orders");
