@@ -453,6 +453,11 @@ grpc::Status EventBridgeService::PutEvents(grpc::ServerContext* context,
       }
       absl::StatusOr<std::string> bus =
           BusNameOf(options_.arn_scope, "eventBusName", entry.event_bus_name());
+      if (absl::IsNotFound(bus.status())) {  // an ARN of another account or region
+        fail("ResourceNotFoundException",
+             absl::StrCat("Event bus ", entry.event_bus_name(), " does not exist."));
+        continue;
+      }
       if (!bus.ok()) {
         fail("InvalidArgument", absl::StrCat("Parameter EventBusName is not valid. Reason: ",
                                              bus.status().message()));

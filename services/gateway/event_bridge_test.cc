@@ -223,10 +223,14 @@ TEST_F(EventBridgeTest, PutEventsStoresValidEntriesOnly) {
   add("shop", "", R"({"n": 6})", "orders");
   add("shop", "OrderPlaced", "", "orders");
   add("shop", "OrderPlaced", R"({"n": 8})", "");
+  add("shop", "OrderPlaced", R"({"n": 9})", "arn:aws:events:eu-west-1:123456789012:event-bus/orders");
+  add("shop", "OrderPlaced", R"({"n": 10})", "bad name");
   v1::PutEventsResponse response;
   ASSERT_TRUE(Call(&v1::EventBridge::Stub::PutEvents, request, &response).ok());
-  ASSERT_THAT(response.entries(), SizeIs(8));
-  EXPECT_EQ(response.failed_entry_count(), 5);
+  ASSERT_THAT(response.entries(), SizeIs(10));
+  EXPECT_EQ(response.failed_entry_count(), 7);
+  EXPECT_EQ(response.entries(8).error_code(), "ResourceNotFoundException");
+  EXPECT_EQ(response.entries(9).error_code(), "InvalidArgument");
   EXPECT_FALSE(response.entries(0).event_id().empty());
   EXPECT_EQ(response.entries(1).error_code(), "InvalidArgument");
   EXPECT_EQ(response.entries(1).error_message(),
