@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/asl/jsonpath.h"
 #include "common/log/log.h"
@@ -15,6 +17,7 @@
 #include "common/status/status_macros.h"
 #include "prometheus/counter.h"
 #include "services/eventbus/catalog.h"
+#include "services/eventbus/schedule.h"
 
 namespace stepflow::eventbus {
 namespace {
@@ -203,6 +206,7 @@ struct Dispatcher::BusRules {
 
 absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(DispatcherOptions options) {
   if (options.brokers.empty()) return absl::InvalidArgumentError("the dispatcher needs brokers");
+  if (!options.now) options.now = [] { return absl::Now(); };
   if (options.catalog == nullptr || !options.start_execution) {
     return absl::InvalidArgumentError("the dispatcher needs a catalog and a way to start executions");
   }
@@ -238,11 +242,15 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(DispatcherOptions 
 }
 
 Dispatcher::Dispatcher(DispatcherOptions options, rd_kafka_t* consumer)
-    : options_(std::move(options)), consumer_(consumer), loop_([this] { Loop(); }) {}
+    : options_(std::move(options)),
+      consumer_(consumer),
+      loop_([this] { Loop(); }),
+      scheduler_([this] { ScheduleLoop(); }) {}
 
 Dispatcher::~Dispatcher() {
   stopping_.store(true);
   loop_.join();
+  scheduler_.join();
   rd_kafka_consumer_close(consumer_);
   rd_kafka_destroy(consumer_);
 }
@@ -254,6 +262,65 @@ bool Dispatcher::SleepUnlessStopping(absl::Duration duration) {
     absl::SleepFor(std::min(absl::Milliseconds(50), until - absl::Now()));
   }
   return !stopping_.load();
+}
+
+void Dispatcher::ScheduleLoop() {
+  absl::Time last = options_.now();
+  std::set<std::string> warned;  // rules whose expression does not fire, logged once
+  while (SleepUnlessStopping(options_.schedule_interval)) {
+    const absl::Time now = options_.now();
+    for (const v1::Rule& rule : options_.catalog->ListRules(kDefaultBusName)) {
+      if (rule.schedule_expression().empty() || rule.state() == "DISABLED") continue;
+      absl::StatusOr<absl::Duration> period = ParseRate(rule.schedule_expression());
+      if (!period.ok()) {
+        if (warned.insert(rule.arn()).second) {
+          log::Warn(kComponent, "this schedule expression does not fire yet",
+                    {{"rule", rule.arn()}, {"schedule", rule.schedule_expression()}});
+        }
+        continue;
+      }
+      for (absl::Time at : FireTimes(*period, last, now)) {
+        if (stopping_.load()) return;
+        FireScheduled(rule, at);
+      }
+    }
+    last = now;
+  }
+}
+
+void Dispatcher::FireScheduled(const v1::Rule& rule, absl::Time at) {
+  // arn:PARTITION:events:REGION:ACCOUNT:rule/NAME
+  std::vector<std::string> arn = absl::StrSplit(rule.arn(), ':');
+  const std::string region = arn.size() > 3 ? arn[3] : "";
+  const std::string account = arn.size() > 4 ? arn[4] : "";
+  const std::string id = ScheduledEventId(rule.arn(), at);
+  json::Document event;
+  event.SetObject();
+  json::Allocator& a = event.GetAllocator();
+  auto text = [&a](absl::string_view s) {
+    return json::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
+  };
+  event.AddMember("version", "0", a);
+  event.AddMember("id", text(id), a);
+  event.AddMember("detail-type", "Scheduled Event", a);
+  event.AddMember("source", "aws.events", a);
+  event.AddMember("account", text(account), a);
+  event.AddMember("time", text(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", at, absl::UTCTimeZone())), a);
+  event.AddMember("region", text(region), a);
+  json::Value resources(rapidjson::kArrayType);
+  resources.PushBack(text(rule.arn()), a);
+  event.AddMember("resources", resources, a);
+  event.AddMember("detail", json::Value(rapidjson::kObjectType), a);
+  const std::string event_text = json::Serialize(event);
+  for (const v1::Target& target : options_.catalog->ListTargets(kDefaultBusName, rule.name())) {
+    const std::string name = TargetExecutionName(id, rule.arn(), target.id());
+    absl::StatusOr<std::string> input = TargetInput(target, rule, event, event_text);
+    if (!input.ok()) {
+      Abandon(id, event_text, rule, target, name, input.status(), 0);
+      continue;
+    }
+    if (!StartWithRetries(rule, target, name, *input, id, event_text)) return;
+  }
 }
 
 void Dispatcher::Refresh() {

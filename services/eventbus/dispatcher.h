@@ -16,6 +16,14 @@
 // the delivery is given up: logged, counted and handed to `dead_letter`
 // (kDeadLetterTopic in the eventbus) with the event, rule, target and error.
 //
+// Scheduled rules (on the default bus, enabled, with a rate() expression)
+// fire at multiples of their period counted from the Unix epoch: each
+// replica starts the targets' executions of each firing with names derived
+// from (rule, firing time, target), so however many replicas run, each
+// firing starts each target once. A scheduled event is AWS's: source
+// "aws.events", detail-type "Scheduled Event", the rule ARN as its one
+// resource, detail {}. cron() expressions are stored but do not fire yet.
+//
 // Before matching an event the dispatcher makes sure its catalog view holds
 // every rule change stored before the event was read, so a rule created
 // before an event was put applies to it.
@@ -88,6 +96,10 @@ struct DispatcherOptions {
   // "session.timeout.ms" so a replica that died hands over sooner).
   std::map<std::string, std::string> consumer_config;
   int max_attempts = 8;
+  // The clock schedules fire by; absl::Now when unset.
+  std::function<absl::Time()> now;
+  // How often scheduled rules are looked at.
+  absl::Duration schedule_interval = absl::Seconds(1);
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
 };
@@ -122,6 +134,9 @@ class Dispatcher {
                const v1::Target& target, const std::string& name, const absl::Status& error,
                int attempts);
   bool SleepUnlessStopping(absl::Duration duration);
+  void ScheduleLoop();
+  // Starts the targets of `rule` for its firing at `at`.
+  void FireScheduled(const v1::Rule& rule, absl::Time at);
 
   const DispatcherOptions options_;
   rd_kafka_t* const consumer_;
@@ -132,7 +147,9 @@ class Dispatcher {
   uint64_t generation_ = ~uint64_t{0};
   std::map<std::string, std::shared_ptr<BusRules>> rules_by_topic_;
   absl::Time caught_up_from_ = absl::InfinitePast();
-  std::thread loop_;  // last: started once everything above exists
+  // Last: started once everything above exists.
+  std::thread loop_;
+  std::thread scheduler_;
 };
 
 }  // namespace stepflow::eventbus

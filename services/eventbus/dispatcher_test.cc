@@ -2,6 +2,7 @@
 // delivery from a bus topic to a fake StartExecution over a mock cluster.
 #include "services/eventbus/dispatcher.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/eventbus/catalog.h"
+#include "services/eventbus/schedule.h"
 
 namespace stepflow::eventbus {
 namespace {
@@ -248,6 +250,50 @@ TEST_F(DispatcherTest, GivesUpOnPermanentErrorsIntoTheDeadLetters) {
   EXPECT_STREQ((*record)["event"]["id"].GetString(), "e-9");
   EXPECT_EQ((*record)["attempts"].GetInt(), 1);
   EXPECT_THAT(std::string((*record)["error"].GetString()), ::testing::HasSubstr("NOT_FOUND"));
+}
+
+TEST_F(DispatcherTest, ScheduledRulesFireOncePerPeriod) {
+  v1::Rule every_minute;
+  every_minute.set_name("every-minute");
+  every_minute.set_arn("arn:aws:events:us-east-1:123456789012:rule/every-minute");
+  every_minute.set_event_bus_name("default");
+  every_minute.set_state("ENABLED");
+  every_minute.set_schedule_expression("rate(1 minute)");
+  ASSERT_TRUE(catalog_->PutRule(every_minute).ok());
+  v1::Target target;
+  target.set_id("tick");
+  target.set_arn(kMachine);
+  target.set_input_path("$.resources[0]");
+  ASSERT_TRUE(catalog_->PutTarget("default", "every-minute", target).ok());
+
+  std::atomic<int64_t> now_seconds{1700000040 + 30};  // half past a whole minute
+  FakeStarter starter;
+  DispatcherOptions options;
+  options.brokers = cluster_->bootstrap_servers();
+  options.catalog = catalog_.get();
+  options.now = [&now_seconds] { return absl::FromUnixSeconds(now_seconds.load()); };
+  options.schedule_interval = absl::Milliseconds(20);
+  options.start_execution = [&starter](const std::string& arn, const std::string& name,
+                                       const std::string& input) {
+    return starter.Start(arn, name, input);
+  };
+  auto dispatcher = Dispatcher::Start(std::move(options));
+  ASSERT_TRUE(dispatcher.ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  {
+    absl::MutexLock lock(&starter.mu);
+    EXPECT_THAT(starter.calls, SizeIs(0));  // no firing yet
+  }
+  now_seconds += 150;  // passes three whole minutes
+  ASSERT_EQ(starter.WaitForCalls(3, absl::Seconds(10)), 3u);
+  absl::SleepFor(absl::Milliseconds(200));
+  absl::MutexLock lock(&starter.mu);
+  ASSERT_THAT(starter.calls, SizeIs(3));
+  EXPECT_EQ(starter.calls[0][2], R"("arn:aws:events:us-east-1:123456789012:rule/every-minute")");
+  EXPECT_NE(starter.calls[0][1], starter.calls[1][1]);
+  EXPECT_EQ(starter.calls[0][1],
+            TargetExecutionName(ScheduledEventId(every_minute.arn(), absl::FromUnixSeconds(1700000100)),
+                                every_minute.arn(), "tick"));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/json/json.h"
 #include "common/kafka/client.h"
@@ -17,6 +18,7 @@
 #include "common/rpc/status.h"
 #include "common/status/status_macros.h"
 #include "services/eventbus/catalog.h"
+#include "services/eventbus/schedule.h"
 #include "services/gateway/validation.h"
 
 namespace stepflow::gateway {
@@ -119,10 +121,17 @@ google::protobuf::Timestamp NowTimestamp() {
   return now;
 }
 
+// rate() as the eventbus fires it; cron() with its six fields (their
+// values are not checked: cron schedules do not fire yet).
 absl::Status ValidateScheduleExpression(const std::string& expression) {
   RETURN_IF_ERROR(ValidateLength("scheduleExpression", expression, 0, 256));
-  const bool shaped = (absl::StartsWith(expression, "rate(") || absl::StartsWith(expression, "cron(")) &&
-                      absl::EndsWith(expression, ")") && expression.size() > 6;
+  bool shaped = eventbus::ParseRate(expression).ok();
+  if (absl::StartsWith(expression, "cron(") && absl::EndsWith(expression, ")")) {
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(absl::string_view(expression).substr(5, expression.size() - 6), ' ');
+    shaped = fields.size() == 6 &&
+             std::none_of(fields.begin(), fields.end(), [](absl::string_view f) { return f.empty(); });
+  }
   if (!shaped) {
     return rpc::InvalidArgument("ValidationException", "Parameter ScheduleExpression is not valid.");
   }

@@ -335,6 +335,14 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
   v1::PutRuleResponse scheduled_arn;
   ASSERT_TRUE(Call(&v1::EventBridge::Stub::PutRule, scheduled, &scheduled_arn).ok());
   EXPECT_EQ(scheduled_arn.rule_arn(), "arn:aws:events:us-east-1:123456789012:rule/nightly");
+  for (const char* bad : {"rate(1 minutes)", "rate(5 seconds)", "cron(0 3 * *)", "every day"}) {
+    v1::PutRuleRequest wrong = scheduled;
+    wrong.set_schedule_expression(bad);
+    grpc::Status refused = Call(&v1::EventBridge::Stub::PutRule, wrong, &scheduled_arn);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    EXPECT_EQ(refused.error_message(),
+              "ValidationException: Parameter ScheduleExpression is not valid.");
+  }
   scheduled.set_event_bus_name("orders");
   EXPECT_EQ(Call(&v1::EventBridge::Stub::PutRule, scheduled, &scheduled_arn).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
