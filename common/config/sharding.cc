@@ -19,6 +19,11 @@ uint32_t ShardOf(absl::string_view key, uint32_t shard_count) {
   return static_cast<uint32_t>(StableHash(key) % shard_count);
 }
 
+std::string TaskQueuePartitionKey(absl::string_view activity_arn, int partition) {
+  if (partition == 0) return std::string(activity_arn);
+  return absl::StrCat(activity_arn, "#", partition);
+}
+
 absl::StatusOr<ShardMap> ShardMap::Parse(uint32_t shard_count,
                                          absl::string_view servers) {
   if (shard_count == 0) {

@@ -29,6 +29,17 @@ uint64_t StableHash(absl::string_view key);
 
 uint32_t ShardOf(absl::string_view key, uint32_t shard_count);
 
+// Activity task queues are split into partitions, each placed on the shard
+// of its partition key, so one busy activity spreads over shard servers.
+// The count is a cluster setting like the shard count: every gateway and
+// shard server must use the same one.
+inline constexpr int kDefaultTaskQueuePartitions = 4;
+inline constexpr int kMaxTaskQueuePartitions = 256;
+
+// Partition 0 is keyed by the activity ARN itself (so it lives with the
+// activity); partition p > 0 by "ARN#p".
+std::string TaskQueuePartitionKey(absl::string_view activity_arn, int partition);
+
 // Whether server `ordinal` of `replicas` owns `shard`.
 inline bool Owns(uint32_t shard, int ordinal, int replicas) {
   return static_cast<int>(shard % static_cast<uint32_t>(replicas)) == ordinal;

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   int64_t retention_seconds = 90 * 24 * 3600;
   int64_t retention_sweep_seconds = 3600;
   int max_inflight = 4096;
+  int task_queue_partitions = config::kDefaultTaskQueuePartitions;
 
   config::FlagSet flags(
       "stepflow-shard",
@@ -61,6 +62,9 @@ int main(int argc, char** argv) {
   flags.Add("max-inflight-transitions", &max_inflight,
             "admission control: StartExecution answers RESOURCE_EXHAUSTED while this many "
             "transitions are in flight (0: no bound)");
+  flags.Add("task-queue-partitions", &task_queue_partitions,
+            "partitions of every activity's task queue, spread over the shard servers; a "
+            "cluster setting: give every shard server and gateway the same value");
   flags.Add("log-level", &log_level, "debug, info, warn or error");
   flags.Add("log-format", &log_format, "text or json");
   if (auto code = flags.ParseOrExit(argc, argv)) return *code;
@@ -96,6 +100,7 @@ int main(int argc, char** argv) {
   options.core.execution_retention = absl::Seconds(retention_seconds);
   options.core.retention_sweep_interval = absl::Seconds(retention_sweep_seconds);
   options.core.max_inflight_transitions = max_inflight;
+  options.core.task_queue_partitions = task_queue_partitions;
   options.core.registry = registry.get();
   options.listen_address = listen;
   options.registry = registry.get();

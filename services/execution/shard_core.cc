@@ -194,6 +194,12 @@ absl::StatusOr<std::unique_ptr<ShardCore>> ShardCore::Open(const ShardCoreOption
 ShardCore::~ShardCore() { Shutdown(); }
 
 absl::Status ShardCore::Init() {
+  if (options_.task_queue_partitions < 1 ||
+      options_.task_queue_partitions > config::kMaxTaskQueuePartitions) {
+    return absl::InvalidArgumentError(absl::StrCat("the task queue partition count must be 1..",
+                                                   config::kMaxTaskQueuePartitions, ", not ",
+                                                   options_.task_queue_partitions));
+  }
   storage::StoreOptions store_options;
   store_options.path = options_.data_dir;
   store_options.column_families = {keys::kMeta,       keys::kStateMachines, keys::kActivities,
@@ -253,6 +259,7 @@ absl::Status ShardCore::Init() {
                                  return false;
                                }));
   next_outbox_seq_ = last_outbox + 1;
+  task_queues_ = std::make_unique<TaskQueues>(options_.registry, options_.clock);
   RETURN_IF_ERROR(LoadTaskQueues());
   RegisterMetrics();
   outbox_thread_ = std::thread([this] { OutboxLoop(); });
@@ -331,7 +338,6 @@ DurabilityStats ShardCore::Stats() const {
 absl::Status ShardCore::LoadTaskQueues() {
   uint64_t max_seq = 0;
   size_t loaded = 0;
-  absl::MutexLock lock(&queues_mu_);
   absl::Status parse_status;
   RETURN_IF_ERROR(store_->Scan(
       families_.tasks, "", "", /*reverse=*/false, [&](std::string_view key, std::string_view value) {
@@ -343,7 +349,8 @@ absl::Status ShardCore::LoadTaskQueues() {
         }
         uint64_t seq = storage::DecodeUint64(key.substr(key.size() - 8));
         max_seq = std::max(max_seq, seq);
-        queues_[task.activity_arn()].push_back(QueuedTask{seq, std::move(task)});
+        const uint32_t shard = storage::DecodeUint32(key.substr(0, 4));
+        task_queues_->Add(TaskQueues::Queued{seq, shard, std::move(task)});
         ++loaded;
         return true;
       }));
@@ -354,11 +361,7 @@ absl::Status ShardCore::LoadTaskQueues() {
 }
 
 void ShardCore::Shutdown() {
-  {
-    absl::MutexLock lock(&queues_mu_);
-    shutting_down_ = true;
-    queues_cv_.SignalAll();
-  }
+  if (task_queues_ != nullptr) task_queues_->Shutdown();
   {
     absl::MutexLock lock(&outbox_mu_);
     outbox_stop_ = true;
@@ -1144,6 +1147,8 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     task->set_input(std::move(dispatch.input));
     *task->mutable_scheduled_date() = ToProto(now);
     task->set_task_id(absl::StrCat(record.execution_arn(), "#", dispatch.scheduled_event_id));
+    task->set_partition(static_cast<int32_t>(
+        config::ShardOf(task->task_id(), static_cast<uint32_t>(options_.task_queue_partitions))));
     batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
   }
   absl::Time earliest = absl::InfiniteFuture();
@@ -1511,12 +1516,52 @@ absl::Status ShardCore::PurgeExpiredExecutions() {
 
 // --- Activity task queues -------------------------------------------------
 
-absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task) {
-  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(task.activity_arn()));
+absl::StatusOr<uint32_t> ShardCore::FirstOwnedPartitionShard(
+    absl::string_view activity_arn) const {
+  for (int partition = 0; partition < options_.task_queue_partitions; ++partition) {
+    auto shard = OwnedShard(config::TaskQueuePartitionKey(activity_arn, partition));
+    if (shard.ok()) return *shard;
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "no task queue partition of ", activity_arn, " is owned by shard server ", options_.ordinal,
+      " of ", options_.replicas, " (check the shard map of the caller)"));
+}
+
+absl::Status ShardCore::CheckActivityExists(const std::string& activity_arn) {
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(activity_arn));
   ASSIGN_OR_RETURN(auto activity, Read<ActivityRecord>(families_.activities,
-                                                       keys::ResourceKey(shard, task.activity_arn())));
-  if (!activity.has_value()) return ActivityDoesNotExist(task.activity_arn());
-  absl::MutexLock lock(&queues_mu_);
+                                                       keys::ResourceKey(shard, activity_arn)));
+  if (!activity.has_value()) return ActivityDoesNotExist(activity_arn);
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::CachedActivityExists(const std::string& activity_arn) {
+  constexpr absl::Duration kActivityExistsTtl = absl::Seconds(2);
+  const absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&activity_exists_mu_);
+    auto it = activity_exists_.find(activity_arn);
+    if (it != activity_exists_.end() && now - it->second < kActivityExistsTtl) {
+      return absl::OkStatus();
+    }
+  }
+  // The activity's own shard may be here or on another server.
+  absl::Status exists = OwnedShard(activity_arn).ok() ? CheckActivityExists(activity_arn)
+                                                      : peers_->CheckActivityExists(activity_arn);
+  absl::MutexLock lock(&activity_exists_mu_);
+  if (exists.ok()) {
+    activity_exists_[activity_arn] = now;
+  } else {
+    activity_exists_.erase(activity_arn);
+  }
+  return exists;
+}
+
+absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task) {
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(config::TaskQueuePartitionKey(
+                                       task.activity_arn(), task.partition())));
+  RETURN_IF_ERROR(CachedActivityExists(task.activity_arn()));
+  absl::MutexLock lock(&enqueue_mu_);
   const std::string id_key = keys::TaskIdKey(shard, task.task_id());
   ASSIGN_OR_RETURN(auto seen, store_->Get(families_.tasks, id_key));
   if (seen.has_value()) return absl::OkStatus();  // a redelivered outbox item
@@ -1526,32 +1571,64 @@ absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task) {
             task.SerializeAsString());
   batch.Put(families_.tasks, id_key, "");
   RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
-  queues_[task.activity_arn()].push_back(QueuedTask{seq, task});
-  queues_cv_.SignalAll();
+  task_queues_->Add(TaskQueues::Queued{seq, shard, task});
   return absl::OkStatus();
 }
 
 absl::Status ShardCore::CancelActivityTask(const ActivityTask& task) {
-  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(task.activity_arn()));
-  absl::MutexLock lock(&queues_mu_);
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(config::TaskQueuePartitionKey(
+                                       task.activity_arn(), task.partition())));
+  absl::MutexLock lock(&enqueue_mu_);
   storage::WriteBatch batch;
   // Marked as seen: an enqueue delivered after this cancel adds nothing.
   batch.Put(families_.tasks, keys::TaskIdKey(shard, task.task_id()), "");
-  std::deque<QueuedTask>* queue = nullptr;
-  std::deque<QueuedTask>::iterator queued;
-  if (auto it = queues_.find(task.activity_arn()); it != queues_.end()) {
-    queue = &it->second;
-    queued = std::find_if(queue->begin(), queue->end(), [&](const QueuedTask& candidate) {
-      return candidate.task.task_id() == task.task_id();
-    });
-    if (queued == queue->end()) {
-      queue = nullptr;
-    } else {
-      batch.Delete(families_.tasks, keys::TaskKey(shard, task.activity_arn(), queued->seq));
-    }
+  std::optional<TaskQueues::Queued> removed =
+      task_queues_->Remove(task.activity_arn(), task.task_id());
+  if (removed.has_value()) {
+    batch.Delete(families_.tasks, keys::TaskKey(removed->shard, task.activity_arn(), removed->seq));
   }
-  RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
-  if (queue != nullptr) queue->erase(queued);
+  absl::Status written = store_->Write(batch, /*sync=*/true);
+  if (!written.ok() && removed.has_value()) {
+    task_queues_->PutBack(task.activity_arn(), {std::move(*removed)});
+  }
+  return written;
+}
+
+absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksRequest& request,
+                                          internal::v1::PollActivityTasksResponse* response,
+                                          absl::Time deadline,
+                                          const std::function<bool()>& cancelled) {
+  // Inputs of one batch stay well under gRPC's 4 MiB message limit.
+  constexpr size_t kMaxBatchInputBytes = 3 << 20;
+  const std::string& arn = request.activity_arn();
+  RETURN_IF_ERROR(FirstOwnedPartitionShard(arn).status());
+  RETURN_IF_ERROR(CachedActivityExists(arn));
+  deadline = std::min(deadline, absl::Now() + absl::Milliseconds(std::max<int64_t>(
+                                                  0, request.wait_ms())));
+  ASSIGN_OR_RETURN(std::vector<TaskQueues::Queued> taken,
+                   task_queues_->Take(arn, std::clamp(request.max_tasks(), 1, 100),
+                                      kMaxBatchInputBytes, deadline, cancelled));
+  if (taken.empty()) return absl::OkStatus();
+  // Hand-over: the tasks leave the backlog and the executions' shards learn
+  // that they started, in one durable write.
+  storage::WriteBatch batch;
+  for (const TaskQueues::Queued& queued : taken) {
+    internal::v1::OutboxItem item;
+    item.mutable_activity_started()->set_task_token(queued.task.task_token());
+    item.mutable_activity_started()->set_worker_name(request.worker_name());
+    batch.Delete(families_.tasks, keys::TaskKey(queued.shard, arn, queued.seq));
+    batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+  }
+  if (absl::Status status = store_->Write(batch, /*sync=*/true); !status.ok()) {
+    task_queues_->PutBack(arn, std::move(taken));
+    return status;
+  }
+  WakeOutbox();
+  for (TaskQueues::Queued& queued : taken) {
+    v1::DeliveredActivityTask* delivered = response->add_tasks();
+    delivered->set_task_token(queued.task.task_token());
+    delivered->set_input(std::move(*queued.task.mutable_input()));
+  }
   return absl::OkStatus();
 }
 
@@ -1559,48 +1636,17 @@ absl::Status ShardCore::GetActivityTask(const v1::GetActivityTaskRequest& reques
                                         v1::GetActivityTaskResponse* response,
                                         absl::Time deadline,
                                         const std::function<bool()>& cancelled) {
-  const std::string& arn = request.activity_arn();
-  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
-  ASSIGN_OR_RETURN(auto activity,
-                   Read<ActivityRecord>(families_.activities, keys::ResourceKey(shard, arn)));
-  if (!activity.has_value()) return ActivityDoesNotExist(arn);
-
-  QueuedTask taken;
-  {
-    absl::MutexLock lock(&queues_mu_);
-    while (true) {
-      if (shutting_down_) return absl::UnavailableError("the shard server is shutting down");
-      auto it = queues_.find(arn);
-      if (it != queues_.end() && !it->second.empty()) {
-        // A poller whose caller went away must not take a task it cannot
-        // hand over.
-        if (cancelled && cancelled()) return absl::OkStatus();
-        taken = std::move(it->second.front());
-        it->second.pop_front();
-        break;
-      }
-      const absl::Time now = absl::Now();
-      if (now >= deadline || (cancelled && cancelled())) return absl::OkStatus();
-      // Wake at least every 500 ms to notice cancelled calls.
-      queues_cv_.WaitWithDeadline(&queues_mu_, std::min(deadline, now + absl::Milliseconds(500)));
-    }
+  internal::v1::PollActivityTasksRequest poll;
+  poll.set_activity_arn(request.activity_arn());
+  poll.set_worker_name(request.worker_name());
+  poll.set_max_tasks(1);
+  poll.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
+  internal::v1::PollActivityTasksResponse polled;
+  RETURN_IF_ERROR(PollActivityTasks(poll, &polled, deadline, cancelled));
+  if (polled.tasks_size() > 0) {
+    response->set_task_token(polled.tasks(0).task_token());
+    response->set_input(polled.tasks(0).input());
   }
-  // Hand-over: the task leaves the backlog and the execution's shard learns
-  // that it started, in one durable write.
-  internal::v1::OutboxItem item;
-  item.mutable_activity_started()->set_task_token(taken.task.task_token());
-  item.mutable_activity_started()->set_worker_name(request.worker_name());
-  storage::WriteBatch batch;
-  batch.Delete(families_.tasks, keys::TaskKey(shard, arn, taken.seq));
-  batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
-  if (absl::Status status = store_->Write(batch, /*sync=*/true); !status.ok()) {
-    absl::MutexLock lock(&queues_mu_);
-    queues_[arn].push_front(std::move(taken));
-    return status;
-  }
-  WakeOutbox();
-  response->set_task_token(taken.task.task_token());
-  response->set_input(taken.task.input());
   return absl::OkStatus();
 }
 
@@ -1765,6 +1811,7 @@ absl::Status ShardCore::FireDueTimers() {
 
 void ShardCore::TimerLoop() {
   while (true) {
+    task_queues_->RefreshAges();
     if (options_.clock->Now() >= next_retention_sweep_) {
       next_retention_sweep_ = options_.clock->Now() + options_.retention_sweep_interval;
       if (absl::Status status = PurgeExpiredExecutions(); !status.ok()) {

@@ -38,12 +38,14 @@
 #include "common/asl/interpreter.h"
 #include "common/clock/clock.h"
 #include "common/config/arn.h"
+#include "common/config/sharding.h"
 #include "common/storage/store.h"
 #include "common/tasktoken/task_token.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "services/execution/task_queues.h"
 #include "stepflow/internal/v1/shard.pb.h"
 #include "stepflow/v1/states.pb.h"
 
@@ -62,6 +64,9 @@ class Peers {
   // Removes a queued task nobody should get any more. Best effort: a
   // worker that already took it is refused when it answers.
   virtual absl::Status CancelActivityTask(const internal::v1::ActivityTask& task) = 0;
+  // OK when the activity exists, ActivityDoesNotExist (NOT_FOUND) when not:
+  // a queue partition may live on another server than its activity.
+  virtual absl::Status CheckActivityExists(const std::string& activity_arn) = 0;
 };
 
 struct ShardCoreOptions {
@@ -82,6 +87,10 @@ struct ShardCoreOptions {
   // Transitions of running executions (task results, timers, stops) are
   // never refused: they finish work instead of adding it.
   int max_inflight_transitions = 4096;
+  // Partitions of every activity's task queue (a cluster setting: the same
+  // on every shard server and gateway). A task goes to the partition its
+  // id hashes to.
+  int task_queue_partitions = config::kDefaultTaskQueuePartitions;
   // Where the durability metrics go (transitions, fsyncs, batch sizes);
   // optional, must outlive the core.
   prometheus::Registry* registry = nullptr;
@@ -174,16 +183,26 @@ class ShardCore {
   // the timer thread calls it every sweep interval, tests call it directly.
   absl::Status PurgeExpiredExecutions();
 
-  // Activity task queues (this server owns the activity's shard).
+  // Activity task queues (this server owns the shard of the task's
+  // partition).
   absl::Status EnqueueActivityTask(const internal::v1::ActivityTask& task);
   // Drops the task `task.task_id()` from its queue (if still queued) and
   // keeps a later enqueue of it from adding it again.
   absl::Status CancelActivityTask(const internal::v1::ActivityTask& task);
-  // Waits until a task arrives, `deadline` passes or `cancelled()` turns
-  // true; an empty response means no task.
+  // Waits until a task of the activity arrives in any partition this
+  // server owns, `deadline` (capped by request.wait_ms()) passes or
+  // `cancelled()` turns true; then hands over up to max_tasks tasks. An
+  // empty response means no task.
+  absl::Status PollActivityTasks(const internal::v1::PollActivityTasksRequest& request,
+                                 internal::v1::PollActivityTasksResponse* response,
+                                 absl::Time deadline, const std::function<bool()>& cancelled);
+  // PollActivityTasks for one task, waiting until `deadline`.
   absl::Status GetActivityTask(const v1::GetActivityTaskRequest& request,
                                v1::GetActivityTaskResponse* response, absl::Time deadline,
                                const std::function<bool()>& cancelled);
+  // OK or ActivityDoesNotExist, from this server's catalog (the activity's
+  // own shard must be owned here).
+  absl::Status CheckActivityExists(const std::string& activity_arn);
 
   // Task results (this server owns the execution's shard).
   absl::Status RecordActivityStarted(const internal::v1::RecordActivityStartedRequest& request);
@@ -209,10 +228,6 @@ class ShardCore {
   struct Families {
     storage::FamilyId meta, state_machines, activities, definitions, executions, history,
         visibility, tasks, outbox, timers, versions, retention;
-  };
-  struct QueuedTask {
-    uint64_t seq;
-    internal::v1::ActivityTask task;
   };
 
   // Counts a transition in flight for the lifetime of the slot.
@@ -307,11 +322,19 @@ class ShardCore {
       ABSL_GUARDED_BY(definitions_mu_);
 
   // Activity queues in memory, mirroring the durable backlog.
-  absl::Mutex queues_mu_;
-  absl::CondVar queues_cv_;
-  std::map<std::string, std::deque<QueuedTask>> queues_ ABSL_GUARDED_BY(queues_mu_);
-  bool shutting_down_ ABSL_GUARDED_BY(queues_mu_) = false;
+  std::unique_ptr<TaskQueues> task_queues_;
+  // Serializes the idempotency check and write of enqueues.
+  absl::Mutex enqueue_mu_;
   std::atomic<uint64_t> next_task_seq_{1};
+  // Activities known to exist, with when that was last confirmed: a
+  // partition on another server than its activity asks the activity's
+  // owner at most every kActivityExistsTtl.
+  absl::Mutex activity_exists_mu_;
+  absl::flat_hash_map<std::string, absl::Time> activity_exists_ ABSL_GUARDED_BY(activity_exists_mu_);
+  absl::Status CachedActivityExists(const std::string& activity_arn);
+  // The shard of the first partition of `activity_arn` this server owns;
+  // FAILED_PRECONDITION when it owns none.
+  absl::StatusOr<uint32_t> FirstOwnedPartitionShard(absl::string_view activity_arn) const;
 
   std::atomic<uint64_t> next_outbox_seq_{1};
   absl::Mutex outbox_mu_;

@@ -41,6 +41,9 @@ class LoopbackPeers : public Peers {
   absl::Status CancelActivityTask(const iv1::ActivityTask& task) override {
     return core->CancelActivityTask(task);
   }
+  absl::Status CheckActivityExists(const std::string& activity_arn) override {
+    return core->CheckActivityExists(activity_arn);
+  }
 };
 
 class ShardCoreTest : public ::testing::Test {

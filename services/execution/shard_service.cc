@@ -34,7 +34,7 @@ class GrpcPeers : public Peers {
   void set_local(ShardCore* core) { local_ = core; }
 
   absl::Status EnqueueActivityTask(const iv1::ActivityTask& task) override {
-    int owner = OwnerOf(task.activity_arn());
+    int owner = OwnerOf(config::TaskQueuePartitionKey(task.activity_arn(), task.partition()));
     if (owner == ordinal_) return local_->EnqueueActivityTask(task);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
@@ -54,12 +54,23 @@ class GrpcPeers : public Peers {
   }
 
   absl::Status CancelActivityTask(const iv1::ActivityTask& task) override {
-    int owner = OwnerOf(task.activity_arn());
+    int owner = OwnerOf(config::TaskQueuePartitionKey(task.activity_arn(), task.partition()));
     if (owner == ordinal_) return local_->CancelActivityTask(task);
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
     iv1::CancelActivityTaskResponse response;
     return rpc::FromGrpcStatus(stubs_[owner]->CancelActivityTask(&context, task, &response));
+  }
+
+  absl::Status CheckActivityExists(const std::string& activity_arn) override {
+    int owner = OwnerOf(activity_arn);
+    if (owner == ordinal_) return local_->CheckActivityExists(activity_arn);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
+    v1::DescribeActivityRequest request;
+    request.set_activity_arn(activity_arn);
+    v1::DescribeActivityResponse response;
+    return rpc::FromGrpcStatus(stubs_[owner]->DescribeActivity(&context, request, &response));
   }
 
   absl::Status RecordActivityStarted(const iv1::RecordActivityStartedRequest& request) override {
@@ -188,12 +199,12 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status GetActivityTask(grpc::ServerContext* context,
-                               const v1::GetActivityTaskRequest* request,
-                               v1::GetActivityTaskResponse* response) override {
+  grpc::Status PollActivityTasks(grpc::ServerContext* context,
+                                 const iv1::PollActivityTasksRequest* request,
+                                 iv1::PollActivityTasksResponse* response) override {
     absl::Time deadline = absl::Now() + kMaxLongPoll;
     deadline = std::min(deadline, absl::FromChrono(context->deadline()));
-    return rpc::ToGrpcStatus(core_->GetActivityTask(
+    return rpc::ToGrpcStatus(core_->PollActivityTasks(
         *request, response, deadline, [context] { return context->IsCancelled(); }));
   }
 
@@ -216,6 +227,7 @@ ShardServer::~ShardServer() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(ShardServerOptions options) {
   auto impl = std::make_unique<Impl>();
+  if (options.core.registry == nullptr) options.core.registry = options.registry;
   impl->peers = std::make_unique<GrpcPeers>(options.core.shard_count, options.core.ordinal,
                                             options.peers);
   ASSIGN_OR_RETURN(impl->core, ShardCore::Open(options.core, impl->peers.get()));

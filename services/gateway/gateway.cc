@@ -3,7 +3,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -30,7 +32,17 @@ using Stub = iv1::ShardService::Stub;
 
 constexpr char kComponent[] = "gateway";
 constexpr absl::Duration kDefaultDeadline = absl::Seconds(30);
-constexpr absl::Duration kMaxPoll = absl::Seconds(65);
+// Activity polls: AWS holds an empty GetActivityTask for 60 s.
+constexpr absl::Duration kLongPoll = absl::Seconds(60);
+// A poll answers this long before the caller's deadline, and a shard
+// server's poll answer may take this long to arrive.
+constexpr absl::Duration kPollAnswerMargin = absl::Seconds(1);
+// With partitions on several servers, how long one server is long-polled
+// before the others are looked at again.
+constexpr absl::Duration kPollWindow = absl::Seconds(10);
+// How long a stream's internal poll lasts before it is renewed.
+constexpr absl::Duration kStreamPollWindow = absl::Seconds(20);
+constexpr int kMaxTasksPerPoll = 100;
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 
@@ -534,12 +546,101 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
                                const v1::GetActivityTaskRequest* request,
                                v1::GetActivityTaskResponse* response) override {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
-      RETURN_IF_ERROR(
-          config::ActivityNameFromArn(options_.arn_scope, request->activity_arn()).status());
-      RETURN_IF_ERROR(ValidateLength("workerName", request->worker_name(), 0, 80));
-      return router_->CallOwner(context, request->activity_arn(), DeadlineOf(context, kMaxPoll),
-                                &Stub::GetActivityTask, *request, response);
+      RETURN_IF_ERROR(ValidatePoll(request->activity_arn(), request->worker_name()));
+      iv1::PollActivityTasksResponse polled;
+      RETURN_IF_ERROR(PollPartitions(context, request->activity_arn(), request->worker_name(), 1,
+                                     LongPollEnd(context), &polled));
+      if (polled.tasks_size() > 0) {
+        response->set_task_token(polled.tasks(0).task_token());
+        response->set_input(polled.tasks(0).input());
+      }
+      return absl::OkStatus();
     }());
+  }
+
+  grpc::Status GetActivityTasks(grpc::ServerContext* context,
+                                const v1::GetActivityTasksRequest* request,
+                                v1::GetActivityTasksResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(ValidatePoll(request->activity_arn(), request->worker_name()));
+      if (request->max_tasks() < 1 || request->max_tasks() > kMaxTasksPerPoll) {
+        return ConstraintViolation("maxTasks", absl::StrCat("Member must have value between 1 and ",
+                                                            kMaxTasksPerPoll));
+      }
+      iv1::PollActivityTasksResponse polled;
+      RETURN_IF_ERROR(PollPartitions(context, request->activity_arn(), request->worker_name(),
+                                     request->max_tasks(), LongPollEnd(context), &polled));
+      response->mutable_tasks()->Swap(polled.mutable_tasks());
+      return absl::OkStatus();
+    }());
+  }
+
+  grpc::Status StreamActivityTasks(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::DeliveredActivityTask, v1::StreamActivityTasksRequest>* stream)
+      override {
+    v1::StreamActivityTasksRequest first;
+    if (!stream->Read(&first)) return grpc::Status::OK;
+    if (absl::Status valid = ValidatePoll(first.activity_arn(), first.worker_name());
+        !valid.ok()) {
+      return rpc::ToGrpcStatus(valid);
+    }
+    if (first.credits() < 0) {
+      return rpc::ToGrpcStatus(ConstraintViolation("credits", "Member must not be negative"));
+    }
+    // Credits arrive on the request stream while tasks go out: a reader
+    // thread adds them up; the stream ends when the worker half-closes or
+    // goes away.
+    struct Credits {
+      absl::Mutex mu;
+      int64_t available ABSL_GUARDED_BY(mu) = 0;
+      bool closed ABSL_GUARDED_BY(mu) = false;
+    } credits;
+    {
+      absl::MutexLock lock(&credits.mu);
+      credits.available = first.credits();
+    }
+    std::thread reader([&] {
+      v1::StreamActivityTasksRequest more;
+      while (stream->Read(&more)) {
+        absl::MutexLock lock(&credits.mu);
+        credits.available += std::max(0, more.credits());
+      }
+      absl::MutexLock lock(&credits.mu);
+      credits.closed = true;
+    });
+    absl::Status status;
+    while (true) {
+      int64_t wanted = 0;
+      {
+        absl::MutexLock lock(&credits.mu);
+        credits.mu.Await(absl::Condition(
+            +[](Credits* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu) {
+              return c->available > 0 || c->closed;
+            },
+            &credits));
+        if (credits.closed) break;
+        wanted = std::min<int64_t>(credits.available, kMaxTasksPerPoll);
+      }
+      iv1::PollActivityTasksResponse polled;
+      status = PollPartitions(context, first.activity_arn(), first.worker_name(),
+                              static_cast<int>(wanted), absl::Now() + kStreamPollWindow, &polled);
+      if (!status.ok()) break;
+      bool written = true;
+      for (const v1::DeliveredActivityTask& task : polled.tasks()) {
+        // A task that cannot be written is lost to this worker only: it
+        // comes back through its timeout, as with any worker that dies.
+        if (!(written = stream->Write(task))) break;
+      }
+      if (!written) break;
+      absl::MutexLock lock(&credits.mu);
+      credits.available -= polled.tasks_size();
+    }
+    // Unblocks the reader if the worker is still connected.
+    context->TryCancel();
+    reader.join();
+    if (context->IsCancelled() && status.ok()) return grpc::Status::OK;
+    return rpc::ToGrpcStatus(status);
   }
 
   grpc::Status SendTaskSuccess(grpc::ServerContext* context,
@@ -782,6 +883,66 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return ref.state_machine_arn;
   }
 
+  absl::Status ValidatePoll(const std::string& activity_arn, const std::string& worker_name) const {
+    RETURN_IF_ERROR(config::ActivityNameFromArn(options_.arn_scope, activity_arn).status());
+    return ValidateLength("workerName", worker_name, 0, 80);
+  }
+
+  // When a long poll answers empty: 60 s from now as on AWS, or sooner if
+  // the caller's deadline is sooner.
+  static absl::Time LongPollEnd(const grpc::ServerContext* context) {
+    return std::min(absl::Now() + kLongPoll,
+                    absl::FromChrono(context->deadline()) - kPollAnswerMargin);
+  }
+
+  // Polls the partitions of an activity's task queue until `until`. Every
+  // server holding a partition serves all of its local partitions at once;
+  // with several such servers, each is looked at quickly first (a backlog
+  // may sit on one while another is empty), then one of them, picked
+  // round-robin, is long-polled in windows after which the others are
+  // looked at again. So a poller is never starved while any partition has
+  // a backlog, and an idle one costs a call per window.
+  absl::Status PollPartitions(const grpc::ServerContext* context, const std::string& activity_arn,
+                              const std::string& worker_name, int max_tasks, absl::Time until,
+                              iv1::PollActivityTasksResponse* response) {
+    std::vector<int> owners;
+    for (int partition = 0; partition < options_.task_queue_partitions; ++partition) {
+      const int owner =
+          router_->OwnerOf(config::TaskQueuePartitionKey(activity_arn, partition));
+      if (std::find(owners.begin(), owners.end(), owner) == owners.end()) owners.push_back(owner);
+    }
+    const size_t first = next_poll_owner_.fetch_add(1, std::memory_order_relaxed) % owners.size();
+    iv1::PollActivityTasksRequest poll;
+    poll.set_activity_arn(activity_arn);
+    poll.set_worker_name(worker_name);
+    poll.set_max_tasks(max_tasks);
+    auto poll_at = [&](int owner, absl::Duration wait) {
+      poll.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(wait)));
+      return router_->Call(context, owner, absl::Now() + wait + kPollAnswerMargin,
+                           &Stub::PollActivityTasks, poll, response);
+    };
+    auto sweep_others = [&]() -> absl::Status {
+      for (size_t i = 1; i < owners.size(); ++i) {
+        absl::Status status = poll_at(owners[(first + i) % owners.size()], absl::ZeroDuration());
+        // One unreachable server does not stop polling the others.
+        if (!status.ok() && !absl::IsUnavailable(status) && !absl::IsDeadlineExceeded(status)) {
+          return status;
+        }
+        if (response->tasks_size() > 0) return absl::OkStatus();
+      }
+      return absl::OkStatus();
+    };
+    if (owners.size() > 1) RETURN_IF_ERROR(sweep_others());
+    while (response->tasks_size() == 0) {
+      const absl::Duration wait =
+          owners.size() > 1 ? std::min(kPollWindow, until - absl::Now()) : until - absl::Now();
+      RETURN_IF_ERROR(poll_at(owners[first], std::max(wait, absl::ZeroDuration())));
+      if (response->tasks_size() > 0 || absl::Now() >= until) break;
+      if (owners.size() > 1) RETURN_IF_ERROR(sweep_others());
+    }
+    return absl::OkStatus();
+  }
+
   static absl::StatusOr<iv1::TaskTokenContent> PeekToken(const std::string& token) {
     RETURN_IF_ERROR(ValidateLength("taskToken", token, 1, 1024));
     return tasktoken::TaskTokenCodec::Peek(token);
@@ -789,6 +950,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
 
   const GatewayOptions& options_;
   ShardRouter* router_;
+  std::atomic<size_t> next_poll_owner_{0};
 };
 
 #undef STEPFLOW_NOT_YET

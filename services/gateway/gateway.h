@@ -41,6 +41,9 @@ struct GatewayOptions {
   prometheus::Registry* registry = nullptr;  // RPC metrics; must outlive the gateway
   // Serve on a server of the caller's instead of starting one.
   bool embedded = false;
+  // Partitions of every activity's task queue; the same as the shard
+  // servers'.
+  int task_queue_partitions = config::kDefaultTaskQueuePartitions;
   // Names executions started without one; a random UUID by default.
   std::function<std::string()> new_execution_name;
 

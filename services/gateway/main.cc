@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   config::BlockTerminationSignals();
   std::string shard_servers = "127.0.0.1:7300";
   int shards = static_cast<int>(config::kDefaultShardCount);
+  int task_queue_partitions = config::kDefaultTaskQueuePartitions;
   std::string listen = "0.0.0.0:7233";
   std::string metrics_listen;
   std::string region = "us-east-1";
@@ -36,6 +37,8 @@ int main(int argc, char** argv) {
             "comma-separated shard server addresses by ordinal (host:port); server i owns "
             "logical shards s with s % N == i");
   flags.Add("shards", &shards, "number of logical shards; must match the shard servers");
+  flags.Add("task-queue-partitions", &task_queue_partitions,
+            "partitions of every activity's task queue; must match the shard servers");
   flags.Add("listen", &listen, "gRPC listen address (port 0 picks a free port)");
   flags.Add("metrics-listen", &metrics_listen,
             "address for the Prometheus /metrics endpoint, e.g. 0.0.0.0:9233 (empty: off)");
@@ -89,6 +92,12 @@ int main(int argc, char** argv) {
   }
   gateway::GatewayOptions options;
   options.shard_map = std::move(*map);
+  if (task_queue_partitions < 1 || task_queue_partitions > config::kMaxTaskQueuePartitions) {
+    std::cerr << "stepflow-gateway: --task-queue-partitions must be 1.."
+              << config::kMaxTaskQueuePartitions << "\n";
+    return 2;
+  }
+  options.task_queue_partitions = task_queue_partitions;
   options.arn_scope.region = region;
   options.arn_scope.account = account;
   options.listen_address = listen;

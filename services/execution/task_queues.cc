@@ -1,0 +1,179 @@
+#include "services/execution/task_queues.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace stepflow::execution {
+namespace {
+
+// Metrics are labelled by activity name: ARNs are long and all alike.
+std::string ActivityLabel(absl::string_view activity_arn) {
+  const size_t colon = activity_arn.rfind(':');
+  return std::string(colon == absl::string_view::npos ? activity_arn
+                                                      : activity_arn.substr(colon + 1));
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& timestamp) {
+  return absl::FromUnixSeconds(timestamp.seconds()) + absl::Nanoseconds(timestamp.nanos());
+}
+
+}  // namespace
+
+TaskQueues::TaskQueues(prometheus::Registry* registry, clock::Clock* clock)
+    : registry_(registry), clock_(clock) {
+  if (registry_ == nullptr) return;
+  backlog_size_family_ = &prometheus::BuildGauge()
+                              .Name("stepflow_activity_backlog_tasks")
+                              .Help("Activity tasks waiting for a worker, on this server.")
+                              .Register(*registry_);
+  backlog_age_family_ = &prometheus::BuildGauge()
+                             .Name("stepflow_activity_backlog_age_seconds")
+                             .Help("How long the oldest waiting task of the activity has "
+                                   "waited (0 when none waits).")
+                             .Register(*registry_);
+  polls_family_ = &prometheus::BuildCounter()
+                       .Name("stepflow_activity_polls_total")
+                       .Help("Polls by result: sync_match (the poller was waiting when the "
+                             "task came), backlog (a task was waiting), empty (timed out).")
+                       .Register(*registry_);
+  schedule_to_start_family_ = &prometheus::BuildHistogram()
+                                   .Name("stepflow_activity_schedule_to_start_seconds")
+                                   .Help("From a task's scheduling to its hand-over to a worker.")
+                                   .Register(*registry_);
+}
+
+TaskQueues::~TaskQueues() = default;
+
+TaskQueues::Queue& TaskQueues::QueueFor(const std::string& activity_arn) {
+  std::unique_ptr<Queue>& slot = queues_[activity_arn];
+  if (slot == nullptr) {
+    slot = std::make_unique<Queue>();
+    if (registry_ != nullptr) {
+      const std::map<std::string, std::string> labels = {{"activity", ActivityLabel(activity_arn)}};
+      slot->backlog_size = &backlog_size_family_->Add(labels);
+      slot->backlog_age = &backlog_age_family_->Add(labels);
+      auto with_result = [&](const char* result) {
+        auto tagged = labels;
+        tagged["result"] = result;
+        return &polls_family_->Add(tagged);
+      };
+      slot->sync_match = with_result("sync_match");
+      slot->from_backlog = with_result("backlog");
+      slot->empty = with_result("empty");
+      slot->schedule_to_start = &schedule_to_start_family_->Add(
+          labels, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                          0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+                                                          300, 3600});
+    }
+  }
+  return *slot;
+}
+
+void TaskQueues::UpdateGauges(Queue& queue) {
+  if (queue.backlog_size == nullptr) return;
+  queue.backlog_size->Set(static_cast<double>(queue.backlog.size()));
+  queue.backlog_age->Set(
+      queue.backlog.empty()
+          ? 0.0
+          : std::max(0.0, absl::ToDoubleSeconds(
+                              clock_->Now() - FromProto(queue.backlog.front().task.scheduled_date()))));
+}
+
+void TaskQueues::Add(Queued queued) {
+  absl::MutexLock lock(&mu_);
+  Queue& queue = QueueFor(queued.task.activity_arn());
+  queue.backlog.push_back(std::move(queued));
+  UpdateGauges(queue);
+  if (queue.waiting > 0) queue.available.Signal();
+}
+
+std::optional<TaskQueues::Queued> TaskQueues::Remove(absl::string_view activity_arn,
+                                                     absl::string_view task_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = queues_.find(activity_arn);
+  if (it == queues_.end()) return std::nullopt;
+  Queue& queue = *it->second;
+  auto found = std::find_if(queue.backlog.begin(), queue.backlog.end(),
+                            [&](const Queued& queued) { return queued.task.task_id() == task_id; });
+  if (found == queue.backlog.end()) return std::nullopt;
+  Queued removed = std::move(*found);
+  queue.backlog.erase(found);
+  UpdateGauges(queue);
+  return removed;
+}
+
+absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
+    const std::string& activity_arn, int max_tasks, size_t max_bytes, absl::Time deadline,
+    const std::function<bool()>& cancelled) {
+  std::vector<Queued> taken;
+  absl::MutexLock lock(&mu_);
+  Queue& queue = QueueFor(activity_arn);
+  bool waited = false;
+  while (true) {
+    if (shut_down_) return absl::UnavailableError("the shard server is shutting down");
+    // A poller whose caller went away must not take a task it cannot hand
+    // over.
+    if (cancelled && cancelled()) return taken;
+    if (!queue.backlog.empty()) break;
+    const absl::Time now = absl::Now();
+    if (now >= deadline) {
+      if (queue.empty != nullptr) queue.empty->Increment();
+      return taken;
+    }
+    ++queue.waiting;
+    waited = true;
+    queue.available.WaitWithDeadline(&mu_, std::min(deadline, now + kIdleRecheck));
+    --queue.waiting;
+  }
+  size_t bytes = 0;
+  const absl::Time now = clock_->Now();
+  while (!queue.backlog.empty() && static_cast<int>(taken.size()) < std::max(1, max_tasks)) {
+    const size_t size = queue.backlog.front().task.input().size();
+    if (!taken.empty() && bytes + size > max_bytes) break;
+    bytes += size;
+    taken.push_back(std::move(queue.backlog.front()));
+    queue.backlog.pop_front();
+    if (queue.schedule_to_start != nullptr) {
+      queue.schedule_to_start->Observe(std::max(
+          0.0, absl::ToDoubleSeconds(now - FromProto(taken.back().task.scheduled_date()))));
+      (waited ? queue.sync_match : queue.from_backlog)->Increment();
+    }
+  }
+  UpdateGauges(queue);
+  // More work than this poller took: pass the wake-up on.
+  if (!queue.backlog.empty() && queue.waiting > 0) queue.available.Signal();
+  return taken;
+}
+
+void TaskQueues::PutBack(const std::string& activity_arn, std::vector<Queued> tasks) {
+  absl::MutexLock lock(&mu_);
+  Queue& queue = QueueFor(activity_arn);
+  for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) queue.backlog.push_front(std::move(*it));
+  UpdateGauges(queue);
+  if (queue.waiting > 0) queue.available.Signal();
+}
+
+void TaskQueues::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shut_down_ = true;
+  for (auto& [arn, queue] : queues_) queue->available.SignalAll();
+}
+
+void TaskQueues::RefreshAges() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [arn, queue] : queues_) UpdateGauges(*queue);
+}
+
+size_t TaskQueues::BacklogSize(absl::string_view activity_arn) {
+  absl::MutexLock lock(&mu_);
+  auto it = queues_.find(activity_arn);
+  return it == queues_.end() ? 0 : it->second->backlog.size();
+}
+
+}  // namespace stepflow::execution

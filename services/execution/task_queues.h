@@ -1,0 +1,125 @@
+// TaskQueues: the in-memory side of the activity task queue partitions a
+// shard server owns — the backlog of each activity (all its local
+// partitions merged in arrival order), the pollers waiting on it, and the
+// scaling metrics operators autoscale workers on.
+//
+// ShardCore keeps the durable copy of the backlog in RocksDB and calls
+// Add / Take / PutBack / Remove around its writes; this class does no I/O.
+//
+//   TaskQueues queues(registry, clock);
+//   queues.Add({seq, shard, task});
+//   auto taken = queues.Take(arn, /*max_tasks=*/8, kMaxBatchBytes, deadline, cancelled);
+//
+// A poller waits on its activity's own condition variable, so a task wakes
+// one poller of its activity rather than every poller of the server, and
+// idle pollers cost a wake-up every kIdleRecheck only (to notice callers
+// that went away).
+//
+// Thread-safe.
+#ifndef STEPFLOW_SERVICES_EXECUTION_TASK_QUEUES_H_
+#define STEPFLOW_SERVICES_EXECUTION_TASK_QUEUES_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock/clock.h"
+#include "stepflow/internal/v1/shard.pb.h"
+
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+class Registry;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace stepflow::execution {
+
+class TaskQueues {
+ public:
+  struct Queued {
+    uint64_t seq = 0;    // durable backlog key order
+    uint32_t shard = 0;  // the logical shard of the task's partition
+    internal::v1::ActivityTask task;
+  };
+  // Why a poll ended, as the poll-result metric counts it.
+  enum class PollResult { kSyncMatch, kBacklog, kEmpty };
+
+  // `registry` may be null (no metrics); `clock` gives schedule-to-start
+  // and backlog ages. Both must outlive the queues.
+  TaskQueues(prometheus::Registry* registry, clock::Clock* clock);
+  ~TaskQueues();
+
+  TaskQueues(const TaskQueues&) = delete;
+  TaskQueues& operator=(const TaskQueues&) = delete;
+
+  // Appends a durably stored task and wakes one poller of its activity.
+  void Add(Queued queued);
+  // Drops the task `task_id` of `activity_arn` if still queued.
+  std::optional<Queued> Remove(absl::string_view activity_arn, absl::string_view task_id);
+
+  // Waits until `activity_arn` has a task, `deadline` passes, `cancelled()`
+  // turns true or Shutdown; then takes up to `max_tasks` tasks (at least one
+  // whatever its size, then no more than `max_bytes` of inputs). Empty when
+  // nothing came. UNAVAILABLE after Shutdown.
+  absl::StatusOr<std::vector<Queued>> Take(const std::string& activity_arn, int max_tasks,
+                                           size_t max_bytes, absl::Time deadline,
+                                           const std::function<bool()>& cancelled);
+  // Returns taken tasks to the front (their hand-over failed).
+  void PutBack(const std::string& activity_arn, std::vector<Queued> tasks);
+
+  // Wakes every poller and makes Take fail from now on.
+  void Shutdown();
+
+  // Sets the backlog-age gauges from the clock; called about once a second.
+  void RefreshAges();
+
+  size_t BacklogSize(absl::string_view activity_arn);
+  // How often pollers recheck whether their caller went away.
+  static constexpr absl::Duration kIdleRecheck = absl::Seconds(5);
+
+ private:
+  struct Queue {
+    std::deque<Queued> backlog;
+    absl::CondVar available;
+    int waiting = 0;
+    // Metrics of this activity (null without a registry).
+    prometheus::Gauge* backlog_size = nullptr;
+    prometheus::Gauge* backlog_age = nullptr;
+    prometheus::Counter* sync_match = nullptr;
+    prometheus::Counter* from_backlog = nullptr;
+    prometheus::Counter* empty = nullptr;
+    prometheus::Histogram* schedule_to_start = nullptr;
+  };
+
+  Queue& QueueFor(const std::string& activity_arn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateGauges(Queue& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  prometheus::Registry* registry_;
+  clock::Clock* clock_;
+  prometheus::Family<prometheus::Gauge>* backlog_size_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* backlog_age_family_ = nullptr;
+  prometheus::Family<prometheus::Counter>* polls_family_ = nullptr;
+  prometheus::Family<prometheus::Histogram>* schedule_to_start_family_ = nullptr;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Queue>> queues_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace stepflow::execution
+
+#endif  // STEPFLOW_SERVICES_EXECUTION_TASK_QUEUES_H_
