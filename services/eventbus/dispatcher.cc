@@ -27,6 +27,8 @@ constexpr char kBusTopicsRegex[] = "^stepflow\\.events\\..+";
 // Events written this long before the latest catalog catch-up began are
 // older than every rule change it saw (allowing for clock skew).
 constexpr absl::Duration kCatchUpSlack = absl::Seconds(2);
+// Events taken from the consumer at once.
+constexpr size_t kMaxBatch = 500;
 
 uint64_t Fnv1a(absl::string_view text, uint64_t hash = 14695981039346656037ull) {
   for (unsigned char c : text) {
@@ -364,19 +366,31 @@ void Dispatcher::Loop() {
                {{"error", rd_kafka_err2str(err)}});
     return;
   }
+  struct MessageDeleter {
+    void operator()(rd_kafka_message_t* message) const { rd_kafka_message_destroy(message); }
+  };
+  using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
   while (!stopping_.load()) {
-    rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer_, 200);
-    if (message == nullptr) continue;
-    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      log::Debug(kComponent, "event bus consumer", {{"error", rd_kafka_message_errstr(message)}});
-      rd_kafka_message_destroy(message);
-      continue;
+    // A batch of what has arrived: one catalog catch-up serves all of it.
+    std::vector<MessagePtr> batch;
+    for (int timeout_ms = 200; batch.size() < kMaxBatch; timeout_ms = 0) {
+      MessagePtr message(rd_kafka_consumer_poll(consumer_, timeout_ms));
+      if (message == nullptr) break;
+      if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log::Debug(kComponent, "event bus consumer",
+                   {{"error", rd_kafka_message_errstr(message.get())}});
+        continue;
+      }
+      batch.push_back(std::move(message));
     }
-    rd_kafka_timestamp_type_t type;
-    const int64_t millis = rd_kafka_message_timestamp(message, &type);
-    const absl::Time written =
-        millis >= 0 ? absl::FromUnixMillis(millis) : absl::InfiniteFuture();
-    if (written >= caught_up_from_ - kCatchUpSlack) {
+    if (batch.empty()) continue;
+    const bool recent = std::any_of(batch.begin(), batch.end(), [this](const MessagePtr& m) {
+      rd_kafka_timestamp_type_t type;
+      const int64_t millis = rd_kafka_message_timestamp(m.get(), &type);
+      const absl::Time written = millis >= 0 ? absl::FromUnixMillis(millis) : absl::InfiniteFuture();
+      return written >= caught_up_from_ - kCatchUpSlack;
+    });
+    if (recent) {
       const absl::Time started = absl::Now();
       absl::Status ready = options_.catalog->WaitReady(absl::Seconds(5));
       if (ready.ok()) {
@@ -385,13 +399,14 @@ void Dispatcher::Loop() {
         log::Warn(kComponent, "event bus catalog may be behind", {{"error", ready}});
       }
     }
-    const std::string topic = rd_kafka_topic_name(message->rkt);
-    absl::string_view text(static_cast<const char*>(message->payload),
-                           message->payload == nullptr ? 0 : message->len);
-    if (Deliver(topic, text)) {
-      rd_kafka_commit_message(consumer_, message, /*async=*/1);
+    for (const MessagePtr& message : batch) {
+      const std::string topic = rd_kafka_topic_name(message->rkt);
+      absl::string_view text(static_cast<const char*>(message->payload),
+                             message->payload == nullptr ? 0 : message->len);
+      // Stopped mid-delivery: this and the rest stay uncommitted.
+      if (!Deliver(topic, text)) break;
+      rd_kafka_commit_message(consumer_, message.get(), /*async=*/1);
     }
-    rd_kafka_message_destroy(message);
   }
 }
 
