@@ -310,8 +310,30 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
   ASSERT_TRUE(states->DescribeExecution(Context().get(), describe, &described).ok());
   EXPECT_EQ(described.input(), R"({"order":"o-42","total":42})");
 
-  // Nothing else arrives (the other event does not match).
-  absl::SleepFor(absl::Seconds(2));
+  // Redelivery starts nothing twice: a second eventbus in a consumer group
+  // of its own reads every event again and delivers the matching one again.
+  const int metrics_port = testing::PickFreePort();
+  auto again = testing::ChildProcess::Start(
+      "eventbus-2",
+      {STEPFLOW_EVENTBUS_BIN, "--kafka-brokers", cluster_->kafka_bootstrap(), "--gateway",
+       cluster_->gateway_address(), "--group-id", "redelivery", "--listen", "127.0.0.1:0",
+       "--metrics-listen", absl::StrCat("127.0.0.1:", metrics_port)},
+      absl::StrCat(cluster_->work_dir(), "/eventbus-2.log"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  const std::string started = R"(stepflow_eventbus_deliveries_total{outcome="started"} 1)";
+  std::string metrics;
+  const absl::Time redelivered_by = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < redelivered_by) {
+    auto page = testing::HttpGet(absl::StrCat("127.0.0.1:", metrics_port), "/metrics");
+    if (page.ok()) metrics = *page;
+    if (metrics.find(started) != std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_THAT(metrics, HasSubstr(started)) << (*again)->LogTail();
+  EXPECT_EQ((*again)->Stop(SIGTERM, absl::Seconds(10)), 0);
+
+  // Still one execution: the other event does not match, the redelivered
+  // one had started already.
   listed.Clear();
   ASSERT_TRUE(states->ListExecutions(Context().get(), list, &listed).ok());
   EXPECT_EQ(listed.executions_size(), 1);
