@@ -222,8 +222,10 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(DispatcherOptions 
       {"auto.offset.reset", "earliest"},
       // New buses' topics join the subscription within about a second.
       {"topic.metadata.refresh.interval.ms", "1000"},
-      // A replica that died hands its partitions over after this long.
-      {"session.timeout.ms", "10000"},
+      // A replica that died hands its partitions over after this long (and
+      // the mock broker waits this long for members at each rebalance, e.g.
+      // when a new bus topic joins the subscription). Kafka's minimum.
+      {"session.timeout.ms", "6000"},
       {"heartbeat.interval.ms", "1000"},
   };
   for (const auto& [key, value] : options.consumer_config) settings[key] = value;
