@@ -1605,6 +1605,11 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
   RETURN_IF_ERROR(CachedActivityExists(arn));
   deadline = std::min(deadline, absl::Now() + absl::Milliseconds(std::max<int64_t>(
                                                   0, request.wait_ms())));
+  if (request.max_tasks() == 0) {
+    ASSIGN_OR_RETURN(bool backlog, task_queues_->Watch(arn, deadline, cancelled));
+    response->set_backlog(backlog);
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(std::vector<TaskQueues::Queued> taken,
                    task_queues_->Take(arn, std::clamp(request.max_tasks(), 1, 100),
                                       kMaxBatchInputBytes, deadline, cancelled));
@@ -1624,6 +1629,20 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
     return status;
   }
   WakeOutbox();
+  if (cancelled && cancelled()) {
+    // The caller went away while the hand-over was written: its answer
+    // would be dropped, so the tasks go back to the backlog (their
+    // ActivityStarted may be recorded early; a later hand-over is then a
+    // no-op for the execution).
+    storage::WriteBatch undo;
+    for (const TaskQueues::Queued& queued : taken) {
+      undo.Put(families_.tasks, keys::TaskKey(queued.shard, arn, queued.seq),
+               queued.task.SerializeAsString());
+    }
+    RETURN_IF_ERROR(store_->Write(undo, /*sync=*/true));
+    task_queues_->PutBack(arn, std::move(taken));
+    return absl::OkStatus();
+  }
   for (TaskQueues::Queued& queued : taken) {
     v1::DeliveredActivityTask* delivered = response->add_tasks();
     delivered->set_task_token(queued.task.task_token());

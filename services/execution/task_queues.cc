@@ -85,12 +85,42 @@ void TaskQueues::UpdateGauges(Queue& queue) {
                               clock_->Now() - FromProto(queue.backlog.front().task.scheduled_date()))));
 }
 
+void TaskQueues::WakeOne(Queue& queue) {
+  if (queue.waiting > 0) {
+    queue.available.Signal();
+  } else if (queue.watching > 0) {
+    queue.watched.Signal();
+  }
+}
+
 void TaskQueues::Add(Queued queued) {
   absl::MutexLock lock(&mu_);
   Queue& queue = QueueFor(queued.task.activity_arn());
   queue.backlog.push_back(std::move(queued));
   UpdateGauges(queue);
-  if (queue.waiting > 0) queue.available.Signal();
+  WakeOne(queue);
+}
+
+absl::StatusOr<bool> TaskQueues::Watch(const std::string& activity_arn, absl::Time deadline,
+                                       const std::function<bool()>& cancelled) {
+  absl::MutexLock lock(&mu_);
+  Queue& queue = QueueFor(activity_arn);
+  while (true) {
+    if (shut_down_) return absl::UnavailableError("the shard server is shutting down");
+    if (!queue.backlog.empty()) {
+      if (cancelled && cancelled()) {
+        // Woken for a task this watcher can no longer act on: pass it on.
+        WakeOne(queue);
+        return false;
+      }
+      return true;
+    }
+    const absl::Time now = absl::Now();
+    if (now >= deadline || (cancelled && cancelled())) return false;
+    ++queue.watching;
+    queue.watched.WaitWithDeadline(&mu_, std::min(deadline, now + kIdleRecheck));
+    --queue.watching;
+  }
 }
 
 std::optional<TaskQueues::Queued> TaskQueues::Remove(absl::string_view activity_arn,
@@ -118,8 +148,11 @@ absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
   while (true) {
     if (shut_down_) return absl::UnavailableError("the shard server is shutting down");
     // A poller whose caller went away must not take a task it cannot hand
-    // over.
-    if (cancelled && cancelled()) return taken;
+    // over; a wake-up meant for it goes to another.
+    if (cancelled && cancelled()) {
+      if (!queue.backlog.empty()) WakeOne(queue);
+      return taken;
+    }
     if (!queue.backlog.empty()) break;
     const absl::Time now = absl::Now();
     if (now >= deadline) {
@@ -147,7 +180,7 @@ absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
   }
   UpdateGauges(queue);
   // More work than this poller took: pass the wake-up on.
-  if (!queue.backlog.empty() && queue.waiting > 0) queue.available.Signal();
+  if (!queue.backlog.empty()) WakeOne(queue);
   return taken;
 }
 
@@ -156,13 +189,16 @@ void TaskQueues::PutBack(const std::string& activity_arn, std::vector<Queued> ta
   Queue& queue = QueueFor(activity_arn);
   for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) queue.backlog.push_front(std::move(*it));
   UpdateGauges(queue);
-  if (queue.waiting > 0) queue.available.Signal();
+  WakeOne(queue);
 }
 
 void TaskQueues::Shutdown() {
   absl::MutexLock lock(&mu_);
   shut_down_ = true;
-  for (auto& [arn, queue] : queues_) queue->available.SignalAll();
+  for (auto& [arn, queue] : queues_) {
+    queue->available.SignalAll();
+    queue->watched.SignalAll();
+  }
 }
 
 void TaskQueues::RefreshAges() {

@@ -78,6 +78,12 @@ class TaskQueues {
   absl::StatusOr<std::vector<Queued>> Take(const std::string& activity_arn, int max_tasks,
                                            size_t max_bytes, absl::Time deadline,
                                            const std::function<bool()>& cancelled);
+  // Waits, without taking anything, until a task of `activity_arn` arrives
+  // that no taking poller here waits for (or one is already waiting),
+  // `deadline` passes, `cancelled()` turns true or Shutdown. True when a
+  // task waits. A watcher is woken per such task, not all of them.
+  absl::StatusOr<bool> Watch(const std::string& activity_arn, absl::Time deadline,
+                             const std::function<bool()>& cancelled);
   // Returns taken tasks to the front (their hand-over failed).
   void PutBack(const std::string& activity_arn, std::vector<Queued> tasks);
 
@@ -89,13 +95,16 @@ class TaskQueues {
 
   size_t BacklogSize(absl::string_view activity_arn);
   // How often pollers recheck whether their caller went away.
-  static constexpr absl::Duration kIdleRecheck = absl::Seconds(5);
+  static constexpr absl::Duration kIdleRecheck = absl::Seconds(20);
 
  private:
   struct Queue {
     std::deque<Queued> backlog;
     absl::CondVar available;
     int waiting = 0;
+    // Watchers (see Watch), woken only when no taker waits.
+    absl::CondVar watched;
+    int watching = 0;
     // Metrics of this activity (null without a registry).
     prometheus::Gauge* backlog_size = nullptr;
     prometheus::Gauge* backlog_age = nullptr;
@@ -107,6 +116,8 @@ class TaskQueues {
 
   Queue& QueueFor(const std::string& activity_arn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateGauges(Queue& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wakes a taker if one waits, else a watcher.
+  static void WakeOne(Queue& queue);
 
   prometheus::Registry* registry_;
   clock::Clock* clock_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -37,9 +38,6 @@ constexpr absl::Duration kLongPoll = absl::Seconds(60);
 // A poll answers this long before the caller's deadline, and a shard
 // server's poll answer may take this long to arrive.
 constexpr absl::Duration kPollAnswerMargin = absl::Seconds(1);
-// With partitions on several servers, how long one server is long-polled
-// before the others are looked at again.
-constexpr absl::Duration kPollWindow = absl::Seconds(10);
 // How long a stream's internal poll lasts before it is renewed.
 constexpr absl::Duration kStreamPollWindow = absl::Seconds(20);
 constexpr int kMaxTasksPerPoll = 100;
@@ -138,6 +136,7 @@ class ShardRouter {
   }
 
   size_t size() const { return stubs_.size(); }
+  Stub* stub(int ordinal) const { return stubs_[ordinal].get(); }
   int OwnerOf(absl::string_view key) const { return map_.OrdinalFor(key); }
 
   // Calls `method` on server `ordinal`, retrying UNAVAILABLE with backoff
@@ -636,8 +635,13 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       absl::MutexLock lock(&credits.mu);
       credits.available -= polled.tasks_size();
     }
+    bool worker_closed;
+    {
+      absl::MutexLock lock(&credits.mu);
+      worker_closed = credits.closed;
+    }
     // Unblocks the reader if the worker is still connected.
-    context->TryCancel();
+    if (!worker_closed) context->TryCancel();
     reader.join();
     if (context->IsCancelled() && status.ok()) return grpc::Status::OK;
     return rpc::ToGrpcStatus(status);
@@ -896,12 +900,15 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
   }
 
   // Polls the partitions of an activity's task queue until `until`. Every
-  // server holding a partition serves all of its local partitions at once;
-  // with several such servers, each is looked at quickly first (a backlog
-  // may sit on one while another is empty), then one of them, picked
-  // round-robin, is long-polled in windows after which the others are
-  // looked at again. So a poller is never starved while any partition has
-  // a backlog, and an idle one costs a call per window.
+  // server holding a partition serves all of its local partitions at once.
+  // With one such server, that is one long poll. With several, each is
+  // looked at quickly first (a backlog may sit on one while another is
+  // empty); then one of them, picked round-robin, is long-polled for tasks
+  // while the others are watched: a watch answers when a task arrives there
+  // that no poller of that server waits for, and the poll then moves to it.
+  // So a poller is never starved while any partition has a backlog, a task
+  // meets a waiting poller at once wherever it lands, and an idle poller
+  // costs one waiting call per server.
   absl::Status PollPartitions(const grpc::ServerContext* context, const std::string& activity_arn,
                               const std::string& worker_name, int max_tasks, absl::Time until,
                               iv1::PollActivityTasksResponse* response) {
@@ -911,36 +918,119 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
           router_->OwnerOf(config::TaskQueuePartitionKey(activity_arn, partition));
       if (std::find(owners.begin(), owners.end(), owner) == owners.end()) owners.push_back(owner);
     }
-    const size_t first = next_poll_owner_.fetch_add(1, std::memory_order_relaxed) % owners.size();
+    size_t primary = next_poll_owner_.fetch_add(1, std::memory_order_relaxed) % owners.size();
     iv1::PollActivityTasksRequest poll;
     poll.set_activity_arn(activity_arn);
     poll.set_worker_name(worker_name);
     poll.set_max_tasks(max_tasks);
-    auto poll_at = [&](int owner, absl::Duration wait) {
-      poll.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(wait)));
-      return router_->Call(context, owner, absl::Now() + wait + kPollAnswerMargin,
+    auto take_at = [&](int owner, absl::Time take_until) {
+      poll.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(take_until - absl::Now())));
+      return router_->Call(context, owner, std::max(take_until, absl::Now()) + kPollAnswerMargin,
                            &Stub::PollActivityTasks, poll, response);
     };
-    auto sweep_others = [&]() -> absl::Status {
-      for (size_t i = 1; i < owners.size(); ++i) {
-        absl::Status status = poll_at(owners[(first + i) % owners.size()], absl::ZeroDuration());
+    if (owners.size() == 1) return take_at(owners[0], until);
+    // A quick look at each server, from `first` on; true when tasks came.
+    auto sweep = [&](size_t first) -> absl::StatusOr<bool> {
+      for (size_t i = 0; i < owners.size(); ++i) {
+        absl::Status status = take_at(owners[(first + i) % owners.size()], absl::Now());
         // One unreachable server does not stop polling the others.
         if (!status.ok() && !absl::IsUnavailable(status) && !absl::IsDeadlineExceeded(status)) {
           return status;
         }
-        if (response->tasks_size() > 0) return absl::OkStatus();
+        if (response->tasks_size() > 0) return true;
       }
-      return absl::OkStatus();
+      return false;
     };
-    if (owners.size() > 1) RETURN_IF_ERROR(sweep_others());
-    while (response->tasks_size() == 0) {
-      const absl::Duration wait =
-          owners.size() > 1 ? std::min(kPollWindow, until - absl::Now()) : until - absl::Now();
-      RETURN_IF_ERROR(poll_at(owners[first], std::max(wait, absl::ZeroDuration())));
-      if (response->tasks_size() > 0 || absl::Now() >= until) break;
-      if (owners.size() > 1) RETURN_IF_ERROR(sweep_others());
+    ASSIGN_OR_RETURN(bool got, sweep(primary));
+    while (!got && absl::Now() < until) {
+      if (context->IsCancelled()) return absl::CancelledError("the caller went away");
+      ASSIGN_OR_RETURN(std::optional<size_t> watched_backlog,
+                       TakeWhileWatching(context, owners, primary, poll, until, response));
+      if (response->tasks_size() > 0) break;
+      if (!watched_backlog.has_value()) {
+        if (absl::Now() >= until) break;
+        continue;  // the server answered early (e.g. restarting): poll again
+      }
+      primary = *watched_backlog;
+      ASSIGN_OR_RETURN(got, sweep(primary));
     }
     return absl::OkStatus();
+  }
+
+  // Long-polls owners[primary] for tasks while watching the other owners,
+  // until the take answers or a watch reports a backlog; then cancels what
+  // is still running and waits for it. The index of a server with a
+  // backlog, if a watch reported one and the take brought nothing.
+  absl::StatusOr<std::optional<size_t>> TakeWhileWatching(
+      const grpc::ServerContext* context, const std::vector<int>& owners, size_t primary,
+      iv1::PollActivityTasksRequest poll, absl::Time until,
+      iv1::PollActivityTasksResponse* response) {
+    struct Call {
+      std::unique_ptr<grpc::ClientContext> context;
+      iv1::PollActivityTasksRequest request;
+      iv1::PollActivityTasksResponse response;
+      grpc::Status status;
+    };
+    struct Progress {
+      absl::Mutex mu;
+      size_t pending = 0;
+      std::optional<size_t> first_done;
+      bool Decided() const { return first_done.has_value() || pending == 0; }
+      bool Finished() const { return pending == 0; }
+    } progress;
+    progress.pending = owners.size();
+    std::vector<Call> calls(owners.size());
+    poll.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(until - absl::Now())));
+    for (size_t i = 0; i < owners.size(); ++i) {
+      Call& call = calls[i];
+      call.context = grpc::ClientContext::FromServerContext(*context);
+      call.context->set_deadline(absl::ToChronoTime(until + kPollAnswerMargin));
+      call.request = poll;
+      if (i != primary) call.request.set_max_tasks(0);  // watch only
+    }
+    for (size_t i = 0; i < owners.size(); ++i) {
+      Call& call = calls[i];
+      router_->stub(owners[i])->async()->PollActivityTasks(
+          call.context.get(), &call.request, &call.response,
+          [&progress, &calls, i, primary](grpc::Status status) {
+            absl::MutexLock lock(&progress.mu);
+            calls[i].status = std::move(status);
+            // A watch that saw nothing or failed does not end the wait.
+            const bool decisive = i == primary || calls[i].response.backlog();
+            if (decisive && !progress.first_done.has_value()) progress.first_done = i;
+            --progress.pending;
+          });
+    }
+    {
+      // The calls follow the caller's cancellation (they were made from its
+      // context), so this ends when the caller goes away too.
+      absl::MutexLock lock(&progress.mu);
+      progress.mu.Await(absl::Condition(&progress, &Progress::Decided));
+    }
+    // Cancelling a take is safe: a shard server that sees its caller gone
+    // after the hand-over puts the tasks back.
+    for (Call& call : calls) call.context->TryCancel();
+    {
+      absl::MutexLock lock(&progress.mu);
+      progress.mu.Await(absl::Condition(&progress, &Progress::Finished));
+    }
+    Call& take = calls[primary];
+    if (take.status.ok() && take.response.tasks_size() > 0) {
+      response->Swap(&take.response);
+      return std::optional<size_t>();
+    }
+    if (!take.status.ok() && take.status.error_code() != grpc::StatusCode::CANCELLED &&
+        take.status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED &&
+        take.status.error_code() != grpc::StatusCode::UNAVAILABLE) {
+      return rpc::FromGrpcStatus(take.status);
+    }
+    for (size_t i = 0; i < calls.size(); ++i) {
+      if (i != primary && calls[i].status.ok() && calls[i].response.backlog()) return i;
+    }
+    if (!take.status.ok() && take.status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      absl::SleepFor(absl::Milliseconds(100));  // a restarting server: no spinning
+    }
+    return std::optional<size_t>();
   }
 
   static absl::StatusOr<iv1::TaskTokenContent> PeekToken(const std::string& token) {

@@ -78,7 +78,8 @@ std::string TopHelp() {
       "gRPC).\n\n"
       "Usage: stepflow [GLOBAL FLAGS] GROUP COMMAND [ARGS] [FLAGS]\n"
       "       stepflow [GLOBAL FLAGS] validate FILE|-\n"
-      "       stepflow dev [DEV FLAGS]\n\n"
+      "       stepflow dev [DEV FLAGS]\n"
+      "       stepflow bench [BENCH FLAGS]\n\n"
       "Command groups:\n");
   for (const GroupSpec& group : CommandGroups()) {
     absl::StrAppend(&out, "  ", group.name,
@@ -88,7 +89,10 @@ std::string TopHelp() {
   absl::StrAppend(
       &out,
       "  dev               Run a whole Stepflow cluster in this process\n",
-      "                    (see `stepflow dev --help`).\n\n",
+      "                    (see `stepflow dev --help`).\n",
+      "  bench             Load-test a gateway (or a throw-away in-process\n",
+      "                    cluster) and compare with a no-op RPC's rate\n",
+      "                    (see `stepflow bench --help`).\n\n",
       "Global flags (before or after the command):\n",
       FormatFlagHelp(GlobalFlags()),
       "\nNAME -> ARN: where an ARN is expected, a bare state machine or "
@@ -112,7 +116,7 @@ std::string TopUsage() {
     absl::StrAppend(&groups, group.name, "|");
   }
   return absl::StrCat("Usage: stepflow [GLOBAL FLAGS] ", groups,
-                      "dev ...\nRun `stepflow --help` for details.\n");
+                      "dev|bench ...\nRun `stepflow --help` for details.\n");
 }
 
 std::string GroupHelp(const GroupSpec& group) {
@@ -310,6 +314,26 @@ int Run(int argc, char** argv, const Environment& env) {
     // Everything from "dev" on is the dev command's own argv.
     int dev_index = argc - static_cast<int>(rest.size());
     return env.run_dev(argc - dev_index, argv + dev_index);
+  }
+  if (rest[0] == "bench") {
+    if (!env.run_bench) {
+      *env.err << "error: stepflow bench is not available here\n";
+      return 1;
+    }
+    // Global flags given before "bench" apply to it; its own come after
+    // them and win. STEPFLOW_ENDPOINT does not: without --endpoint the
+    // bench runs its own cluster.
+    std::vector<std::string> bench_args;
+    if (merged.Has("endpoint")) bench_args = {"--endpoint", merged.Get("endpoint")};
+    if (merged.Has("timeout")) {
+      bench_args.insert(bench_args.end(), {"--timeout", merged.Get("timeout")});
+    }
+    if (merged.Has("output")) {
+      bench_args.insert(bench_args.end(), {"--format", merged.Get("output")});
+    }
+    if (merged.IsSet("help")) bench_args.push_back("--help");
+    bench_args.insert(bench_args.end(), rest.begin() + 1, rest.end());
+    return env.run_bench(bench_args, *env.out, *env.err);
   }
   const GroupSpec* group = FindGroup(rest[0]);
   if (group == nullptr) {

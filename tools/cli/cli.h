@@ -15,7 +15,8 @@
 // `stepflow local run` and `stepflow validate` call no server: they run the
 // interpreter or the validator in this process (local_commands.h) and also
 // report the outcome in the exit status.
-// `stepflow dev ...` is handed to Environment::run_dev untouched.
+// `stepflow dev ...` is handed to Environment::run_dev untouched, and
+// `stepflow bench ...` to Environment::run_bench.
 //
 // Run() is the whole program minus the process: everything it touches outside
 // itself comes through Environment, so tests run it in-process against a fake
@@ -28,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "grpcpp/channel.h"
 
@@ -50,10 +52,15 @@ struct Environment {
       make_channel;
   // Runs `stepflow dev`; argv[0] is "dev". Returns the exit code.
   std::function<int(int argc, char** argv)> run_dev;
+  // Runs `stepflow bench` on the arguments after "bench", printing to the
+  // given streams. Returns the exit code.
+  std::function<int(const std::vector<std::string>& args, std::ostream& out,
+                    std::ostream& err)>
+      run_bench;
 };
 
 // std::cin/cout/cerr, the process environment and insecure channels; run_dev
-// is left empty for the caller (main.cc) to fill in.
+// and run_bench are left empty for the caller (main.cc) to fill in.
 Environment ProcessEnvironment();
 
 // Runs the CLI on `argv` (argv[0] is the program name) and returns the exit

@@ -175,6 +175,12 @@ class CliTest : public ::testing::Test {
       dev_argv_.assign(argv, argv + argc);
       return 7;
     };
+    env.run_bench = [this](const std::vector<std::string>& args,
+                           std::ostream& out, std::ostream&) {
+      bench_args_ = args;
+      out << "bench ran\n";
+      return 5;
+    };
     args.insert(args.begin(), "stepflow");
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
@@ -188,6 +194,7 @@ class CliTest : public ::testing::Test {
   std::map<std::string, std::string> env_vars_;
   std::vector<std::string> endpoints_;
   std::vector<std::string> dev_argv_;
+  std::vector<std::string> bench_args_;
 };
 
 TEST_F(CliTest, Version) {
@@ -419,6 +426,22 @@ TEST_F(CliTest, DevIsHandedOnWhole) {
       RunCli({"--endpoint", "x:1", "dev", "--data-dir", "/tmp/d", "--help"});
   EXPECT_EQ(result.exit_code, 7);
   EXPECT_THAT(dev_argv_, ElementsAre("dev", "--data-dir", "/tmp/d", "--help"));
+}
+
+TEST_F(CliTest, BenchGetsItsArgumentsAndTheGlobalFlagsBeforeIt) {
+  Result result = RunCli({"--endpoint", "x:1", "--output", "json", "bench",
+                          "-c", "4", "--scenario", "standard"});
+  EXPECT_EQ(result.exit_code, 5);
+  EXPECT_EQ(result.out, "bench ran\n");
+  EXPECT_THAT(bench_args_,
+              ElementsAre("--endpoint", "x:1", "--format", "json", "-c", "4",
+                          "--scenario", "standard"));
+  // STEPFLOW_ENDPOINT is for the API commands: without --endpoint the bench
+  // runs its own cluster.
+  env_vars_["STEPFLOW_ENDPOINT"] = "y:2";
+  RunCli({"bench", "-n", "1"});
+  EXPECT_THAT(bench_args_, ElementsAre("-n", "1"));
+  EXPECT_THAT(RunCli({"--help"}).out, HasSubstr("\n  bench "));
 }
 
 }  // namespace

@@ -3,17 +3,11 @@
 #include <filesystem>
 #include <iostream>
 
-#include "common/clock/clock.h"
 #include "common/config/flags.h"
 #include "common/config/sharding.h"
 #include "common/config/signals.h"
-#include "common/kafka/mock_cluster.h"
 #include "common/log/log.h"
-#include "common/metrics/metrics.h"
-#include "prometheus/registry.h"
-#include "services/eventbus/eventbus_server.h"
-#include "services/execution/shard_service.h"
-#include "services/gateway/gateway.h"
+#include "tools/dev/dev_cluster.h"
 
 namespace stepflow::dev {
 
@@ -62,62 +56,25 @@ int RunDevCommand(int argc, char** argv) {
     return 1;
   };
 
-  std::error_code error;
-  std::filesystem::create_directories(data_dir, error);
-  if (error) return fail(absl::InternalError("cannot create " + data_dir + ": " + error.message()));
-
-  auto registry = std::make_shared<prometheus::Registry>();
-  std::unique_ptr<metrics::MetricsServer> metrics_server;
-  if (!metrics_listen.empty()) {
-    auto started = metrics::MetricsServer::Start(metrics_listen, registry);
-    if (!started.ok()) return fail(started.status());
-    metrics_server = std::move(*started);
-  }
-
-  auto kafka = kafka::MockKafkaCluster::Start();
-  if (!kafka.ok()) return fail(kafka.status());
-
-  clock::RealClock clock;
-  execution::ShardServerOptions shard_options;
-  shard_options.core.data_dir = (std::filesystem::path(data_dir) / "shard-0").string();
-  shard_options.core.shard_count = static_cast<uint32_t>(shards);
-  shard_options.core.clock = &clock;
-  if (const char* secret = std::getenv("STEPFLOW_TOKEN_SECRET")) {
-    shard_options.core.token_secret = secret;
-  }
-  shard_options.listen_address = shard_listen;
-  shard_options.registry = registry.get();
-  auto shard = execution::ShardServer::Start(std::move(shard_options));
-  if (!shard.ok()) return fail(shard.status());
-
-  gateway::GatewayOptions gateway_options;
-  gateway_options.shard_map =
-      config::ShardMap(static_cast<uint32_t>(shards), {(*shard)->address()});
-  gateway_options.listen_address = listen;
-  gateway_options.registry = registry.get();
-  gateway_options.kafka_brokers = (*kafka)->bootstrap_servers();
-  gateway_options.kafka_topic_creation = kafka::TopicCreation::kEmbedded;
-  gateway_options.embedded_kafka = kafka->get();
-  gateway_options.event_bus_partitions = event_bus_partitions;
-  auto gateway = gateway::Gateway::Start(std::move(gateway_options));
-  if (!gateway.ok()) return fail(gateway.status());
-
-  eventbus::EventBusOptions eventbus_options;
-  eventbus_options.kafka_brokers = (*kafka)->bootstrap_servers();
-  eventbus_options.listen_address = eventbus_listen;
-  eventbus_options.embedded_kafka = kafka->get();
-  eventbus_options.gateway_address = (*gateway)->address();
-  auto eventbus = eventbus::EventBusServer::Start(std::move(eventbus_options));
-  if (!eventbus.ok()) return fail(eventbus.status());
+  DevClusterOptions options;
+  options.data_dir = data_dir;
+  options.gateway_listen = listen;
+  options.shard_listen = shard_listen;
+  options.eventbus_listen = eventbus_listen;
+  options.metrics_listen = metrics_listen;
+  options.event_bus_partitions = event_bus_partitions;
+  options.shards = shards;
+  auto cluster = DevCluster::Start(std::move(options));
+  if (!cluster.ok()) return fail(cluster.status());
 
   std::cout << "Stepflow dev cluster is running.\n"
-            << "  gateway (public API): " << (*gateway)->address() << "\n"
-            << "  shard server:         " << (*shard)->address() << " (internal; "
+            << "  gateway (public API): " << (*cluster)->gateway_address() << "\n"
+            << "  shard server:         " << (*cluster)->shard_address() << " (internal; "
             << shards << " logical shards)\n"
-            << "  eventbus:             " << (*eventbus)->address() << "\n"
-            << "  kafka (embedded):     " << (*kafka)->bootstrap_servers() << "\n";
-  if (metrics_server) {
-    std::cout << "  metrics:              http://127.0.0.1:" << metrics_server->port()
+            << "  eventbus:             " << (*cluster)->eventbus_address() << "\n"
+            << "  kafka (embedded):     " << (*cluster)->kafka_bootstrap_servers() << "\n";
+  if ((*cluster)->metrics_port() != 0) {
+    std::cout << "  metrics:              http://127.0.0.1:" << (*cluster)->metrics_port()
               << "/metrics\n";
   }
   std::cout << "  data:                 " << std::filesystem::absolute(data_dir).string() << "\n"
@@ -125,9 +82,7 @@ int RunDevCommand(int argc, char** argv) {
 
   int signal_number = config::WaitForTerminationSignal();
   log::Info("dev", "stopping", {{"signal", signal_number}});
-  (*gateway)->Shutdown();
-  (*eventbus)->Shutdown();
-  (*shard)->Shutdown();
+  (*cluster)->Shutdown();
   std::cout << "Stepflow dev cluster stopped." << std::endl;
   return 0;
 }

@@ -1,0 +1,472 @@
+// Activity task queues through a real gateway and three shard servers:
+// partitions spread over the servers without starving any poller, batch
+// polls, streaming delivery with credits, workers in several processes,
+// a worker killed mid-task whose attempt times out and is retried on
+// another worker (its late completion refused), forged tokens, the
+// callback pattern across a restart of every process, and idle long polls
+// that cost no CPU.
+#include <grpcpp/grpcpp.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/json/json.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "stepflow/v1/states.grpc.pb.h"
+#include "tests/fixture/cluster.h"
+
+namespace stepflow {
+namespace {
+
+using ::testing::HasSubstr;
+using Stub = v1::StepFunctions::Stub;
+
+constexpr char kArnPrefix[] = "arn:aws:states:us-east-1:123456789012:activity:";
+
+class ActivityQueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = testing::TestCluster::Start(
+        {.shard_servers = 3, .logical_shards = 16, .eventbus = false});
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = std::move(*cluster);
+    stub_ = v1::StepFunctions::NewStub(cluster_->GatewayChannel());
+  }
+  void TearDown() override {
+    if (HasFailure() && cluster_) std::cerr << cluster_->Logs();
+  }
+
+  template <typename Request, typename Response>
+  grpc::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                    const Request& request, Response* response,
+                    absl::Duration timeout = absl::Seconds(20)) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    return (stub_.get()->*method)(&context, request, response);
+  }
+
+  std::string CreateActivity(const std::string& name) {
+    v1::CreateActivityRequest request;
+    request.set_name(name);
+    v1::CreateActivityResponse response;
+    grpc::Status status = Call(&Stub::CreateActivity, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.activity_arn();
+  }
+
+  std::string CreateMachine(const std::string& name, const std::string& definition) {
+    v1::CreateStateMachineRequest request;
+    request.set_name(name);
+    request.set_definition(definition);
+    request.set_role_arn("arn:aws:iam::123456789012:role/stepflow");
+    v1::CreateStateMachineResponse response;
+    grpc::Status status = Call(&Stub::CreateStateMachine, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.state_machine_arn();
+  }
+
+  std::string Start(const std::string& machine, const std::string& input) {
+    v1::StartExecutionRequest request;
+    request.set_state_machine_arn(machine);
+    request.set_input(input);
+    v1::StartExecutionResponse response;
+    grpc::Status status = Call(&Stub::StartExecution, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.execution_arn();
+  }
+
+  v1::DescribeExecutionResponse WaitClosed(const std::string& execution,
+                                           absl::Duration timeout = absl::Seconds(60)) {
+    const absl::Time end = absl::Now() + timeout;
+    v1::DescribeExecutionResponse described;
+    while (absl::Now() < end) {
+      v1::DescribeExecutionRequest request;
+      request.set_execution_arn(execution);
+      described.Clear();
+      grpc::Status status = Call(&Stub::DescribeExecution, request, &described);
+      if (status.ok() && described.status() != "RUNNING") return described;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    ADD_FAILURE() << execution << " still running after " << timeout;
+    return described;
+  }
+
+  std::vector<v1::HistoryEvent> History(const std::string& execution) {
+    v1::GetExecutionHistoryRequest request;
+    request.set_execution_arn(execution);
+    request.set_max_results(1000);
+    v1::GetExecutionHistoryResponse response;
+    EXPECT_TRUE(Call(&Stub::GetExecutionHistory, request, &response).ok());
+    return {response.events().begin(), response.events().end()};
+  }
+
+  int CountEvents(const std::string& execution, const std::string& type) {
+    int count = 0;
+    for (const v1::HistoryEvent& event : History(execution)) count += event.type() == type;
+    return count;
+  }
+
+  // Waits until the history of `execution` has `count` events of `type`.
+  bool WaitForEvents(const std::string& execution, const std::string& type, int count,
+                     absl::Duration timeout = absl::Seconds(30)) {
+    const absl::Time end = absl::Now() + timeout;
+    while (absl::Now() < end) {
+      if (CountEvents(execution, type) >= count) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  }
+
+  std::unique_ptr<testing::TestCluster> cluster_;
+  std::unique_ptr<Stub> stub_;
+};
+
+std::string TaskDefinition(const std::string& activity, const std::string& extra = "") {
+  return absl::StrCat(R"({"StartAt": "Work", "States": {"Work": {"Type": "Task", "Resource": ")",
+                      activity, R"(", )", extra, R"( "End": true}}})");
+}
+
+TEST_F(ActivityQueueTest, BatchPollsGatherTasksFromEveryPartition) {
+  const std::string activity = CreateActivity("gather");
+  const std::string machine = CreateMachine("gather", TaskDefinition(activity));
+  constexpr int kExecutions = 40;
+  std::vector<std::string> executions;
+  for (int i = 0; i < kExecutions; ++i) {
+    executions.push_back(Start(machine, absl::StrCat(R"({"n": )", i, "}")));
+  }
+  // One poller must get all of them, though the tasks sit in partitions on
+  // three servers.
+  std::set<std::string> tokens;
+  const absl::Time end = absl::Now() + absl::Seconds(30);
+  while (static_cast<int>(tokens.size()) < kExecutions && absl::Now() < end) {
+    v1::GetActivityTasksRequest poll;
+    poll.set_activity_arn(activity);
+    poll.set_worker_name("batcher");
+    poll.set_max_tasks(7);
+    v1::GetActivityTasksResponse batch;
+    grpc::Status status = Call(&Stub::GetActivityTasks, poll, &batch, absl::Seconds(70));
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_LE(batch.tasks_size(), 7);
+    for (const v1::DeliveredActivityTask& task : batch.tasks()) {
+      EXPECT_TRUE(tokens.insert(task.task_token()).second) << "a task was delivered twice";
+      v1::SendTaskSuccessRequest done;
+      done.set_task_token(task.task_token());
+      done.set_output(task.input());
+      v1::SendTaskSuccessResponse ok;
+      ASSERT_TRUE(Call(&Stub::SendTaskSuccess, done, &ok).ok());
+    }
+  }
+  EXPECT_EQ(tokens.size(), static_cast<size_t>(kExecutions));
+  for (const std::string& execution : executions) {
+    EXPECT_EQ(WaitClosed(execution).status(), "SUCCEEDED");
+  }
+
+  // Bad batch sizes and unknown activities are refused.
+  v1::GetActivityTasksRequest bad;
+  bad.set_activity_arn(activity);
+  v1::GetActivityTasksResponse none;
+  bad.set_max_tasks(0);
+  EXPECT_EQ(Call(&Stub::GetActivityTasks, bad, &none).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  bad.set_max_tasks(101);
+  EXPECT_EQ(Call(&Stub::GetActivityTasks, bad, &none).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  bad.set_max_tasks(1);
+  bad.set_activity_arn(absl::StrCat(kArnPrefix, "nobody"));
+  grpc::Status missing = Call(&Stub::GetActivityTasks, bad, &none);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(missing.error_message(), HasSubstr("ActivityDoesNotExist"));
+}
+
+TEST_F(ActivityQueueTest, StreamSendsNoMoreTasksThanCredits) {
+  const std::string activity = CreateActivity("streamed");
+  const std::string machine = CreateMachine("streamed", TaskDefinition(activity));
+
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  auto stream = stub_->StreamActivityTasks(&context);
+  v1::StreamActivityTasksRequest open;
+  open.set_activity_arn(activity);
+  open.set_worker_name("streamer");
+  open.set_credits(2);
+  ASSERT_TRUE(stream->Write(open));
+
+  absl::Mutex mu;
+  std::vector<v1::DeliveredActivityTask> received;
+  std::thread reader([&] {
+    v1::DeliveredActivityTask task;
+    while (stream->Read(&task)) {
+      absl::MutexLock lock(&mu);
+      received.push_back(task);
+    }
+  });
+  auto received_count = [&] {
+    absl::MutexLock lock(&mu);
+    return received.size();
+  };
+  auto wait_for = [&](size_t count) {
+    const absl::Time end = absl::Now() + absl::Seconds(20);
+    while (received_count() < count && absl::Now() < end) absl::SleepFor(absl::Milliseconds(20));
+    return received_count();
+  };
+
+  std::vector<std::string> executions;
+  for (int i = 0; i < 5; ++i) executions.push_back(Start(machine, absl::StrCat(R"({"i": )", i, "}")));
+  EXPECT_EQ(wait_for(2), 2u);
+  // Out of credits: nothing more arrives, though three tasks wait.
+  absl::SleepFor(absl::Milliseconds(1500));
+  EXPECT_EQ(received_count(), 2u);
+
+  v1::StreamActivityTasksRequest more;
+  more.set_credits(3);
+  ASSERT_TRUE(stream->Write(more));
+  EXPECT_EQ(wait_for(5), 5u);
+
+  std::vector<v1::DeliveredActivityTask> tasks;
+  {
+    absl::MutexLock lock(&mu);
+    tasks = received;
+  }
+  for (const v1::DeliveredActivityTask& task : tasks) {
+    v1::SendTaskSuccessRequest done;
+    done.set_task_token(task.task_token());
+    done.set_output(task.input());
+    v1::SendTaskSuccessResponse ok;
+    ASSERT_TRUE(Call(&Stub::SendTaskSuccess, done, &ok).ok());
+  }
+  for (const std::string& execution : executions) {
+    EXPECT_EQ(WaitClosed(execution).status(), "SUCCEEDED");
+  }
+  // Half-closing ends the stream cleanly.
+  stream->WritesDone();
+  reader.join();
+  grpc::Status finished = stream->Finish();
+  EXPECT_TRUE(finished.ok()) << finished.error_message();
+}
+
+TEST_F(ActivityQueueTest, WorkersInSeveralProcessesServeManyExecutions) {
+  const std::string activity = CreateActivity("echo");
+  const std::string machine = CreateMachine("echo", TaskDefinition(activity));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(cluster_
+                    ->StartWorker(activity, {"cat"},
+                                  {"--concurrency", "4", "--worker-name", absl::StrCat("w", i)})
+                    .ok());
+  }
+  constexpr int kExecutions = 60;
+  std::vector<std::string> executions;
+  for (int i = 0; i < kExecutions; ++i) {
+    executions.push_back(Start(machine, absl::StrCat(R"({"order": )", i, "}")));
+  }
+  for (int i = 0; i < kExecutions; ++i) {
+    v1::DescribeExecutionResponse done = WaitClosed(executions[i]);
+    EXPECT_EQ(done.status(), "SUCCEEDED") << done.error() << " " << done.cause();
+    EXPECT_EQ(done.output(), absl::StrCat(R"({"order":)", i, "}"));
+  }
+  EXPECT_TRUE(cluster_->StopWorkers().ok());
+}
+
+TEST_F(ActivityQueueTest, KilledWorkerTimesOutAndIsRetriedElsewhere) {
+  const std::string activity = CreateActivity("fragile");
+  const std::string machine = CreateMachine(
+      "fragile",
+      TaskDefinition(activity, R"("HeartbeatSeconds": 2, "Retry": [{"ErrorEquals":
+        ["States.Timeout"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 1}],)"));
+  const std::string execution = Start(machine, R"({"job": 7})");
+
+  // Attempt 1: a worker takes the task and goes silent.
+  v1::GetActivityTaskRequest poll;
+  poll.set_activity_arn(activity);
+  poll.set_worker_name("silent");
+  v1::GetActivityTaskResponse first;
+  ASSERT_TRUE(Call(&Stub::GetActivityTask, poll, &first, absl::Seconds(70)).ok());
+  ASSERT_FALSE(first.task_token().empty());
+
+  // Attempt 2: a worker process that heartbeats, then is killed -9.
+  auto doomed = cluster_->StartWorker(
+      activity, {"sleep", "20"}, {"--worker-name", "doomed", "--heartbeat-seconds", "0.5"});
+  ASSERT_TRUE(doomed.ok()) << doomed.status();
+  ASSERT_TRUE(WaitForEvents(execution, "ActivityStarted", 2));
+  absl::SleepFor(absl::Seconds(3));  // longer than HeartbeatSeconds: the heartbeats keep it
+  EXPECT_EQ(CountEvents(execution, "ActivityTimedOut"), 1);
+  (*doomed)->Kill();
+
+  // Attempt 3: a healthy worker finishes the work.
+  ASSERT_TRUE(cluster_->StartWorker(activity, {"cat"}, {"--worker-name", "healthy"}).ok());
+  v1::DescribeExecutionResponse done = WaitClosed(execution);
+  EXPECT_EQ(done.status(), "SUCCEEDED") << done.error() << " " << done.cause();
+  EXPECT_EQ(done.output(), R"({"job":7})");
+  EXPECT_EQ(CountEvents(execution, "ActivityScheduled"), 3);
+  EXPECT_EQ(CountEvents(execution, "ActivityTimedOut"), 2);
+  std::vector<std::string> workers;
+  for (const v1::HistoryEvent& event : History(execution)) {
+    if (event.type() == "ActivityStarted") {
+      workers.push_back(event.activity_started_event_details().worker_name());
+    }
+  }
+  EXPECT_THAT(workers, ::testing::ElementsAre("silent", "doomed", "healthy"));
+
+  // The silent worker wakes up: its attempt is gone.
+  v1::SendTaskSuccessRequest late;
+  late.set_task_token(first.task_token());
+  late.set_output("{}");
+  v1::SendTaskSuccessResponse ignored;
+  grpc::Status refused = Call(&Stub::SendTaskSuccess, late, &ignored);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(refused.error_message(), HasSubstr("TaskTimedOut"));
+}
+
+TEST_F(ActivityQueueTest, ForgedAndAlteredTokensAreRefused) {
+  const std::string activity = CreateActivity("guarded");
+  const std::string machine = CreateMachine("guarded", TaskDefinition(activity));
+  const std::string execution = Start(machine, "{}");
+  v1::GetActivityTaskRequest poll;
+  poll.set_activity_arn(activity);
+  v1::GetActivityTaskResponse task;
+  ASSERT_TRUE(Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(70)).ok());
+  ASSERT_FALSE(task.task_token().empty());
+
+  std::string altered = task.task_token();
+  altered[altered.size() / 2] = altered[altered.size() / 2] == 'A' ? 'B' : 'A';
+  for (const std::string& token : {altered, std::string("bm90LWEtdG9rZW4"), task.task_token() + "x"}) {
+    v1::SendTaskSuccessRequest forged;
+    forged.set_task_token(token);
+    forged.set_output(R"({"stolen": true})");
+    v1::SendTaskSuccessResponse response;
+    grpc::Status status = Call(&Stub::SendTaskSuccess, forged, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << token;
+    EXPECT_THAT(status.error_message(), HasSubstr("InvalidToken"));
+  }
+  v1::SendTaskSuccessRequest genuine;
+  genuine.set_task_token(task.task_token());
+  genuine.set_output(R"({"fair": true})");
+  v1::SendTaskSuccessResponse ok;
+  ASSERT_TRUE(Call(&Stub::SendTaskSuccess, genuine, &ok).ok());
+  EXPECT_EQ(WaitClosed(execution).output(), R"({"fair":true})");
+}
+
+// Human approval: the task hands its token to someone (here: the task
+// input, as a notification would carry it); the execution waits, across a
+// restart of every process, until that someone answers.
+TEST_F(ActivityQueueTest, CallbackTokenIsAnsweredAfterEveryProcessRestarted) {
+  const std::string activity = CreateActivity("notify-approver");
+  const std::string machine = CreateMachine("approval", absl::StrCat(R"({
+    "StartAt": "NotifyApprover", "States": {
+      "NotifyApprover": {"Type": "Task", "Resource": ")", activity, R"(",
+        "Parameters": {"application.$": "$.application", "token.$": "$$.Task.Token"},
+        "ResultPath": "$.review", "Next": "Approved"},
+      "Approved": {"Type": "Choice",
+        "Choices": [{"Variable": "$.review.approved", "BooleanEquals": true, "Next": "Open"}],
+        "Default": "Reject"},
+      "Open": {"Type": "Pass", "Result": "Approved", "ResultPath": "$.status", "End": true},
+      "Reject": {"Type": "Pass", "Result": "Rejected", "ResultPath": "$.status", "End": true}}})"));
+  const std::string execution = Start(machine, R"({"application": "A-17"})");
+
+  // The notifier takes the task and passes the token on; it never answers.
+  v1::GetActivityTaskRequest poll;
+  poll.set_activity_arn(activity);
+  poll.set_worker_name("notifier");
+  v1::GetActivityTaskResponse task;
+  ASSERT_TRUE(Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(70)).ok());
+  auto input = json::Parse(task.input());
+  ASSERT_TRUE(input.ok()) << task.input();
+  const std::string token = (*input)["token"].GetString();
+  EXPECT_EQ(token, task.task_token());
+
+  ASSERT_TRUE(cluster_->Restart().ok());
+  stub_ = v1::StepFunctions::NewStub(cluster_->GatewayChannel());
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(execution);
+  v1::DescribeExecutionResponse running;
+  ASSERT_TRUE(Call(&Stub::DescribeExecution, describe, &running).ok());
+  EXPECT_EQ(running.status(), "RUNNING");
+
+  // The approver answers with the token, days later in real life.
+  v1::SendTaskHeartbeatRequest heartbeat;
+  heartbeat.set_task_token(token);
+  v1::SendTaskHeartbeatResponse beat;
+  EXPECT_TRUE(Call(&Stub::SendTaskHeartbeat, heartbeat, &beat).ok());
+  v1::SendTaskSuccessRequest answer;
+  answer.set_task_token(token);
+  answer.set_output(R"({"approved": true, "by": "j.doe"})");
+  v1::SendTaskSuccessResponse ok;
+  grpc::Status answered = Call(&Stub::SendTaskSuccess, answer, &ok);
+  ASSERT_TRUE(answered.ok()) << answered.error_message();
+  v1::DescribeExecutionResponse done = WaitClosed(execution);
+  EXPECT_EQ(done.status(), "SUCCEEDED");
+  EXPECT_EQ(done.output(),
+            R"({"application":"A-17","review":{"approved":true,"by":"j.doe"},"status":"Approved"})");
+}
+
+// CPU seconds (user + system) a process has used, from /proc.
+double CpuSeconds(pid_t pid) {
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  std::getline(stat, line);
+  // Fields after the command name (which may hold spaces) start after ')'.
+  std::vector<std::string> fields =
+      absl::StrSplit(line.substr(line.rfind(')') + 2), ' ', absl::SkipEmpty());
+  if (fields.size() < 13) return 0;
+  // utime and stime are fields 14 and 15 of the whole line.
+  return (std::stod(fields[11]) + std::stod(fields[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+TEST_F(ActivityQueueTest, ThousandIdleLongPollsCostNoCpu) {
+  const std::string activity = CreateActivity("quiet");
+  constexpr int kPolls = 1000;
+  grpc::CompletionQueue queue;
+  struct Poll {
+    grpc::ClientContext context;
+    v1::GetActivityTaskResponse response;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetActivityTaskResponse>> reader;
+  };
+  std::vector<std::unique_ptr<Poll>> polls;
+  v1::GetActivityTaskRequest request;
+  request.set_activity_arn(activity);
+  for (int i = 0; i < kPolls; ++i) {
+    auto poll = std::make_unique<Poll>();
+    poll->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(90)));
+    poll->reader = stub_->AsyncGetActivityTask(&poll->context, request, &queue);
+    poll->reader->Finish(&poll->response, &poll->status, poll.get());
+    polls.push_back(std::move(poll));
+  }
+  // Let every poll reach its shard server and settle.
+  absl::SleepFor(absl::Seconds(3));
+  const std::vector<pid_t> pids = cluster_->ServerPids();
+  auto total_cpu = [&] {
+    double total = 0;
+    for (pid_t pid : pids) total += CpuSeconds(pid);
+    return total;
+  };
+  const double before = total_cpu();
+  constexpr absl::Duration kWindow = absl::Seconds(4);
+  absl::SleepFor(kWindow);
+  const double used = total_cpu() - before;
+  // Under 2% of one core for the gateway and three shard servers together.
+  EXPECT_LT(used, 0.02 * absl::ToDoubleSeconds(kWindow))
+      << used << " CPU seconds in " << kWindow << " with " << kPolls << " idle polls";
+
+  for (auto& poll : polls) poll->context.TryCancel();
+  for (int i = 0; i < kPolls; ++i) {
+    void* tag = nullptr;
+    bool ok = false;
+    ASSERT_TRUE(queue.Next(&tag, &ok));
+    Poll* done = static_cast<Poll*>(tag);
+    EXPECT_TRUE(done->status.ok() || done->status.error_code() == grpc::StatusCode::CANCELLED)
+        << done->status.error_message();
+    EXPECT_TRUE(done->response.task_token().empty());
+  }
+  queue.Shutdown();
+}
+
+}  // namespace
+}  // namespace stepflow

@@ -1,0 +1,284 @@
+#include "tools/cli/bench_command.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/config/signals.h"
+#include "common/log/log.h"
+#include "common/rpc/server.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "tools/cli/bench_driver.h"
+#include "tools/cli/bench_options.h"
+#include "tools/cli/bench_report.h"
+#include "tools/cli/bench_scenarios.h"
+#include "tools/dev/dev_cluster.h"
+
+namespace stepflow::cli::bench {
+namespace {
+
+// The ceiling runs at least this long, so that a short -n run still gets a
+// steady ceiling figure.
+constexpr absl::Duration kMinCeilingDuration = absl::Seconds(1);
+constexpr absl::Duration kConnectTimeout = absl::Seconds(10);
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+// `count` channels to `endpoint`, each with a connection of its own (a
+// distinct channel argument keeps gRPC from sharing one subchannel).
+std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(
+    const std::string& endpoint, int count) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < count; ++i) {
+    grpc::ChannelArguments arguments;
+    arguments.SetInt("stepflow.bench_channel", i);
+    arguments.SetMaxReceiveMessageSize(rpc::kMaxMessageBytes);
+    arguments.SetMaxSendMessageSize(rpc::kMaxMessageBytes);
+    channels.push_back(grpc::CreateCustomChannel(
+        endpoint, grpc::InsecureChannelCredentials(), arguments));
+  }
+  return channels;
+}
+
+// A temporary data folder, removed with this object.
+class TemporaryFolder {
+ public:
+  TemporaryFolder() {
+    absl::BitGen random;
+    path_ = std::filesystem::temp_directory_path() /
+            absl::StrFormat("stepflow-bench-%d-%08x", getpid(),
+                            absl::Uniform<uint32_t>(random));
+  }
+  ~TemporaryFolder() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TemporaryFolder(const TemporaryFolder&) = delete;
+  TemporaryFolder& operator=(const TemporaryFolder&) = delete;
+  std::string path() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// UNAVAILABLE unless every channel connects within `timeout`.
+absl::Status WaitConnected(
+    const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+    const std::string& endpoint, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  for (const auto& channel : channels) {
+    if (!channel->WaitForConnected(absl::ToChronoTime(deadline))) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot connect to ", endpoint, " within ",
+                       absl::FormatDuration(timeout)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Turns SIGINT and SIGTERM into a flag the load checks, so that Ctrl-C ends
+// the current phase early with a report, and the temporary cluster is still
+// stopped and removed. Construct it before any thread starts: it blocks the
+// signals in the threads started afterwards.
+class InterruptWatcher {
+ public:
+  InterruptWatcher() {
+    config::BlockTerminationSignals();
+    thread_ = std::thread([this] { Watch(); });
+  }
+  ~InterruptWatcher() {
+    done_.store(true);
+    thread_.join();
+  }
+  InterruptWatcher(const InterruptWatcher&) = delete;
+  InterruptWatcher& operator=(const InterruptWatcher&) = delete;
+
+  // Set by a signal; the owner may clear it to let the next phase run.
+  std::atomic<bool>* interrupted() { return &interrupted_; }
+  bool ever_interrupted() const { return ever_interrupted_.load(); }
+
+ private:
+  void Watch() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    // Wakes up now and then to notice the end of the run.
+    const timespec tick{0, 100 * 1000 * 1000};
+    while (!done_.load()) {
+      if (sigtimedwait(&signals, nullptr, &tick) > 0) {
+        interrupted_.store(true);
+        ever_interrupted_.store(true);
+      }
+    }
+  }
+
+  std::atomic<bool> done_{false};
+  std::atomic<bool> interrupted_{false};
+  std::atomic<bool> ever_interrupted_{false};
+  std::thread thread_;
+};
+
+int PrintError(std::ostream& err, const absl::Status& status) {
+  err << "error: " << absl::StatusCodeToString(status.code()) << ": "
+      << status.message() << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
+                    std::ostream& err) {
+  absl::StatusOr<BenchOptions> parsed = ParseBenchArgs(args);
+  if (!parsed.ok()) {
+    err << "error: " << parsed.status().message() << "\n"
+        << "Usage: stepflow bench [--scenario NAME] [-c N] [-n N | -z "
+           "DURATION] [FLAGS]\n"
+        << "Run `stepflow bench --help` for details.\n";
+    return 2;
+  }
+  const BenchOptions& options = *parsed;
+  if (options.help) {
+    out << BenchHelp();
+    return 0;
+  }
+  InterruptWatcher interrupts;
+  ScenarioContext context;
+  context.options = &options;
+  context.definition = DefaultDefinition();
+  context.input = DefaultInput();
+  if (!options.definition_file.empty()) {
+    absl::StatusOr<std::string> definition = ReadFile(options.definition_file);
+    if (!definition.ok()) return PrintError(err, definition.status());
+    context.definition = *definition;
+  }
+  if (!options.input_file.empty()) {
+    absl::StatusOr<std::string> input = ReadFile(options.input_file);
+    if (!input.ok()) return PrintError(err, input.status());
+    context.input = *input;
+  }
+
+  BenchReport report;
+  report.scenario = ScenarioName(options.scenario);
+  report.concurrency = options.concurrency;
+  report.connections = options.EffectiveConnections();
+  report.rate_cap = options.rate;
+  report.ceiling_rpc = kCeilingRpc;
+
+  // The cluster, when there is no --endpoint. Declared before everything
+  // that talks to it, so it stops last.
+  std::optional<TemporaryFolder> folder;
+  std::unique_ptr<dev::DevCluster> cluster;
+  if (options.endpoint.empty()) {
+    log::SetMinLevel(log::Level::kWarn);
+    folder.emplace();
+    dev::DevClusterOptions cluster_options;
+    cluster_options.data_dir = folder->path();
+    cluster_options.gateway_listen = "127.0.0.1:0";
+    cluster_options.with_eventbus = options.scenario == ScenarioKind::kEvents;
+    absl::StatusOr<std::unique_ptr<dev::DevCluster>> started =
+        dev::DevCluster::Start(std::move(cluster_options));
+    if (!started.ok()) {
+      return PrintError(
+          err,
+          absl::Status(started.status().code(),
+                       absl::StrCat("cannot start the in-process dev cluster: ",
+                                    started.status().message())));
+    }
+    cluster = std::move(*started);
+    context.endpoint = cluster->gateway_address();
+    report.target =
+        absl::StrCat("in-process dev cluster, gateway ", context.endpoint);
+  } else {
+    context.endpoint = options.endpoint;
+    report.target = absl::StrCat("gateway ", context.endpoint);
+  }
+
+  context.channels = MakeChannels(context.endpoint, report.connections);
+  Scheduler scheduler;
+  context.scheduler = &scheduler;
+  absl::StatusOr<std::unique_ptr<Scenario>> scenario = MakeScenario(context);
+  if (!scenario.ok()) return PrintError(err, scenario.status());
+
+  // A failure to connect or to set up still gives a report, with that
+  // failure as its one error, so scripts see every outcome in one shape.
+  absl::Status set_up =
+      WaitConnected(context.channels, context.endpoint,
+                    std::min(kConnectTimeout, options.rpc_timeout));
+  bool connected = set_up.ok();
+  if (connected) set_up = (*scenario)->SetUp();
+
+  LoadOptions load;
+  load.concurrency = options.concurrency;
+  load.total = options.total;
+  load.duration = options.duration;
+  load.rate = options.rate;
+  load.stop = interrupts.interrupted();
+  if (set_up.ok()) {
+    report.run = RunLoad(load, &scheduler, [&](int slot) {
+      return (*scenario)->MakeOperation(slot);
+    });
+    (*scenario)->Finish(&report);
+  } else {
+    report.run.errors.Add(absl::StatusCodeToString(set_up.code()),
+                          std::string(set_up.message()));
+  }
+
+  // A first Ctrl-C ends the scenario; the ceiling still runs for as long
+  // (a second one ends it too).
+  report.interrupted = interrupts.ever_interrupted();
+  interrupts.interrupted()->store(false);
+  if (connected) {
+    LoadOptions ceiling = load;
+    ceiling.total = 0;
+    ceiling.rate = 0;
+    ceiling.duration = std::max(report.run.elapsed, kMinCeilingDuration);
+    report.ceiling = RunLoad(ceiling, &scheduler, [&](int slot) {
+      return MakeHealthCheckOperation(
+          context.channels[static_cast<size_t>(slot) % context.channels.size()],
+          options.rpc_timeout);
+    });
+    (*scenario)->TearDown();
+  }
+  scenario->reset();
+  if (cluster) cluster->Shutdown();
+
+  out << (options.output == Output::kJson ? RenderJson(report)
+                                          : RenderText(report));
+  out.flush();
+  if (!set_up.ok()) {
+    PrintError(err, set_up);
+    if (!connected && !options.endpoint.empty()) {
+      err << "hint: is a Stepflow gateway listening there? (without "
+             "--endpoint the bench starts its own cluster)\n";
+    }
+    return 1;
+  }
+  int64_t failures =
+      report.run.errors.Total() - report.run.errors.Count("RESOURCE_EXHAUSTED");
+  // Operations refused RESOURCE_EXHAUSTED too often are missing from -n.
+  bool short_of_total =
+      options.total > 0 && report.run.completed < options.total;
+  if (failures > 0 || report.run.completed == 0 || short_of_total) return 1;
+  return 0;
+}
+
+}  // namespace stepflow::cli::bench

@@ -1,0 +1,246 @@
+#include "tools/cli/bench_report.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/json/json.h"
+
+namespace stepflow::cli::bench {
+namespace {
+
+double Milliseconds(absl::Duration duration) {
+  return absl::ToDoubleMilliseconds(duration);
+}
+
+// Rounded to 4 significant decimals so the JSON stays readable.
+double Round(double value, double scale = 1e4) {
+  if (!std::isfinite(value)) return 0;
+  return std::round(value * scale) / scale;
+}
+
+json::Value LatencyObject(const LatencySummary& latency,
+                          json::Allocator& allocator) {
+  json::Value object(rapidjson::kObjectType);
+  object.AddMember("p50", Round(Milliseconds(latency.p50)), allocator);
+  object.AddMember("p90", Round(Milliseconds(latency.p90)), allocator);
+  object.AddMember("p99", Round(Milliseconds(latency.p99)), allocator);
+  object.AddMember("max", Round(Milliseconds(latency.max)), allocator);
+  return object;
+}
+
+json::Value CountsObject(const std::map<std::string, int64_t>& counts,
+                         json::Allocator& allocator) {
+  json::Value object(rapidjson::kObjectType);
+  for (const auto& [key, count] : counts) {
+    object.AddMember(json::Value(key.c_str(), allocator), json::Value(count),
+                     allocator);
+  }
+  return object;
+}
+
+json::Value StringsObject(const std::map<std::string, std::string>& strings,
+                          json::Allocator& allocator) {
+  json::Value object(rapidjson::kObjectType);
+  for (const auto& [key, text] : strings) {
+    object.AddMember(json::Value(key.c_str(), allocator),
+                     json::Value(text.c_str(), allocator), allocator);
+  }
+  return object;
+}
+
+// `value` / `base`, 0 when the base is 0.
+double RatioOf(double value, double base) {
+  return base > 0 ? value / base : 0;
+}
+
+std::string FormatMs(absl::Duration duration) {
+  return absl::StrFormat("%.3f ms", Milliseconds(duration));
+}
+
+std::string FormatErrors(const ErrorCounts& errors) {
+  if (errors.counts().empty()) return "none\n";
+  std::string out;
+  bool first = true;
+  for (const auto& [code, count] : errors.counts()) {
+    absl::StrAppend(&out, first ? "" : std::string(16, ' '), code, " ", count);
+    auto message = errors.first_messages().find(code);
+    if (message != errors.first_messages().end() && !message->second.empty()) {
+      absl::StrAppend(&out, " (first: ", message->second, ")");
+    }
+    absl::StrAppend(&out, "\n");
+    first = false;
+  }
+  return out;
+}
+
+}  // namespace
+
+double PhaseResult::PerSecond() const {
+  double seconds = absl::ToDoubleSeconds(elapsed);
+  return seconds > 0 ? static_cast<double>(completed) / seconds : 0;
+}
+
+double BenchReport::Ratio() const {
+  return RatioOf(run.PerSecond(), ceiling.PerSecond());
+}
+
+std::string RenderJson(const BenchReport& report) {
+  json::Document doc(rapidjson::kObjectType);
+  json::Allocator& allocator = doc.GetAllocator();
+  doc.AddMember("scenario", json::Value(report.scenario.c_str(), allocator),
+                allocator);
+  doc.AddMember("concurrency", report.concurrency, allocator);
+  doc.AddMember("completed", json::Value(report.run.completed), allocator);
+  doc.AddMember("completed_per_sec", Round(report.run.PerSecond(), 100),
+                allocator);
+  doc.AddMember("ceiling_per_sec", Round(report.ceiling.PerSecond(), 100),
+                allocator);
+  doc.AddMember("ratio", Round(report.Ratio(), 1e6), allocator);
+  doc.AddMember("latency_ms", LatencyObject(report.run.latency, allocator),
+                allocator);
+  doc.AddMember("errors", CountsObject(report.run.errors.counts(), allocator),
+                allocator);
+
+  // Extra keys.
+  doc.AddMember("error_messages",
+                StringsObject(report.run.errors.first_messages(), allocator),
+                allocator);
+  doc.AddMember("duration_sec",
+                Round(absl::ToDoubleSeconds(report.run.elapsed)), allocator);
+  doc.AddMember("connections", report.connections, allocator);
+  doc.AddMember("rate_cap", report.rate_cap, allocator);
+  doc.AddMember("target", json::Value(report.target.c_str(), allocator),
+                allocator);
+  if (!report.statuses.empty()) {
+    doc.AddMember("statuses", CountsObject(report.statuses, allocator),
+                  allocator);
+  }
+  if (report.schedule_to_start.has_value()) {
+    doc.AddMember("schedule_to_start_ms",
+                  LatencyObject(*report.schedule_to_start, allocator),
+                  allocator);
+  }
+  if (!report.delivery.empty()) {
+    doc.AddMember("delivery", json::Value(report.delivery.c_str(), allocator),
+                  allocator);
+  }
+  if (report.interrupted) doc.AddMember("interrupted", true, allocator);
+  if (!report.latency_note.empty()) {
+    doc.AddMember("latency_note",
+                  json::Value(report.latency_note.c_str(), allocator),
+                  allocator);
+  }
+  for (const auto& [key, value] : report.extras) {
+    doc.AddMember(json::Value(key.c_str(), allocator),
+                  json::Value(Round(value)), allocator);
+  }
+  json::Value latency_ratio(rapidjson::kObjectType);
+  const LatencySummary& run = report.run.latency;
+  const LatencySummary& ceiling = report.ceiling.latency;
+  latency_ratio.AddMember(
+      "p50",
+      Round(RatioOf(Milliseconds(run.p50), Milliseconds(ceiling.p50)), 100),
+      allocator);
+  latency_ratio.AddMember(
+      "p90",
+      Round(RatioOf(Milliseconds(run.p90), Milliseconds(ceiling.p90)), 100),
+      allocator);
+  latency_ratio.AddMember(
+      "p99",
+      Round(RatioOf(Milliseconds(run.p99), Milliseconds(ceiling.p99)), 100),
+      allocator);
+  latency_ratio.AddMember(
+      "max",
+      Round(RatioOf(Milliseconds(run.max), Milliseconds(ceiling.max)), 100),
+      allocator);
+  doc.AddMember("latency_ratio", latency_ratio, allocator);
+
+  json::Value ceiling_object(rapidjson::kObjectType);
+  ceiling_object.AddMember(
+      "rpc", json::Value(report.ceiling_rpc.c_str(), allocator), allocator);
+  ceiling_object.AddMember("calls", json::Value(report.ceiling.completed),
+                           allocator);
+  ceiling_object.AddMember("duration_sec",
+                           Round(absl::ToDoubleSeconds(report.ceiling.elapsed)),
+                           allocator);
+  ceiling_object.AddMember("latency_ms", LatencyObject(ceiling, allocator),
+                           allocator);
+  ceiling_object.AddMember(
+      "errors", CountsObject(report.ceiling.errors.counts(), allocator),
+      allocator);
+  doc.AddMember("ceiling", ceiling_object, allocator);
+  return json::Serialize(doc) + "\n";
+}
+
+std::string RenderText(const BenchReport& report) {
+  const PhaseResult& run = report.run;
+  const PhaseResult& ceiling = report.ceiling;
+  std::string out = absl::StrFormat(
+      "scenario        %s%s, %d in flight over %d channel(s)%s\n",
+      report.scenario,
+      report.delivery.empty()
+          ? ""
+          : absl::StrCat(" (", report.delivery, " delivery)"),
+      report.concurrency, report.connections,
+      report.rate_cap > 0
+          ? absl::StrFormat(", capped at %.0f/s", report.rate_cap)
+          : std::string());
+  absl::StrAppend(&out, "target          ", report.target, "\n");
+  if (report.interrupted) {
+    absl::StrAppend(&out, "interrupted     the run was cut short (Ctrl-C)\n");
+  }
+  absl::StrAppend(
+      &out, absl::StrFormat("ceiling         %s: %d calls in %.2f s = %.1f/s\n",
+                            report.ceiling_rpc, ceiling.completed,
+                            absl::ToDoubleSeconds(ceiling.elapsed),
+                            ceiling.PerSecond()));
+  absl::StrAppend(
+      &out, absl::StrFormat(
+                "completed       %d in %.2f s = %.1f/s  (ratio %.4f of the "
+                "ceiling's %.1f/s)\n",
+                run.completed, absl::ToDoubleSeconds(run.elapsed),
+                run.PerSecond(), report.Ratio(), ceiling.PerSecond()));
+  auto latency_line = [&](absl::string_view name, absl::Duration value,
+                          absl::Duration base) {
+    absl::StrAppend(
+        &out,
+        absl::StrFormat("latency %-7s %-12s (ceiling %s: %.1fx)\n", name,
+                        FormatMs(value), FormatMs(base),
+                        RatioOf(Milliseconds(value), Milliseconds(base))));
+  };
+  latency_line("p50", run.latency.p50, ceiling.latency.p50);
+  latency_line("p90", run.latency.p90, ceiling.latency.p90);
+  latency_line("p99", run.latency.p99, ceiling.latency.p99);
+  latency_line("max", run.latency.max, ceiling.latency.max);
+  if (!report.latency_note.empty())
+    absl::StrAppend(&out, "                (", report.latency_note, ")\n");
+  if (report.schedule_to_start.has_value()) {
+    const LatencySummary& s = *report.schedule_to_start;
+    absl::StrAppend(
+        &out,
+        absl::StrFormat(
+            "sched-to-start  p50 %s, p90 %s, p99 %s, max %s "
+            "(p50 %.1fx the ceiling's)\n",
+            FormatMs(s.p50), FormatMs(s.p90), FormatMs(s.p99), FormatMs(s.max),
+            RatioOf(Milliseconds(s.p50), Milliseconds(ceiling.latency.p50))));
+  }
+  if (!report.statuses.empty()) {
+    std::string statuses;
+    for (const auto& [status, count] : report.statuses) {
+      absl::StrAppend(&statuses, statuses.empty() ? "" : ", ", status, " ",
+                      count);
+    }
+    absl::StrAppend(&out, "statuses        ", statuses, "\n");
+  }
+  for (const auto& [key, value] : report.extras) {
+    absl::StrAppend(&out, absl::StrFormat("%-15s %.4g\n", key, value));
+  }
+  absl::StrAppend(&out, "errors          ", FormatErrors(run.errors));
+  if (!ceiling.errors.counts().empty()) {
+    absl::StrAppend(&out, "ceiling errors  ", FormatErrors(ceiling.errors));
+  }
+  return out;
+}
+
+}  // namespace stepflow::cli::bench

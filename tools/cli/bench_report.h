@@ -1,0 +1,69 @@
+// The report of one `stepflow bench` run: the scenario's figures beside the
+// ceiling's (a no-op unary RPC measured the same way), as text for people
+// or as one JSON object for scripts.
+#ifndef STEPFLOW_TOOLS_CLI_BENCH_REPORT_H_
+#define STEPFLOW_TOOLS_CLI_BENCH_REPORT_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "tools/cli/bench_stats.h"
+
+namespace stepflow::cli::bench {
+
+// The outcome of one load phase (the scenario, or the ceiling).
+struct PhaseResult {
+  int64_t completed = 0;
+  absl::Duration elapsed;
+  LatencySummary latency;
+  ErrorCounts errors;
+
+  // completed / elapsed; 0 for an empty phase.
+  double PerSecond() const;
+};
+
+struct BenchReport {
+  std::string scenario;
+  int concurrency = 0;
+  int connections = 0;
+  // Where the load went ("in-process dev cluster at 127.0.0.1:41234").
+  std::string target;
+  double rate_cap = 0;
+  // The ceiling's RPC, e.g. "grpc.health.v1.Health/Check".
+  std::string ceiling_rpc;
+  PhaseResult run;
+  PhaseResult ceiling;
+  // Execution outcomes by status, where the scenario observes them.
+  std::map<std::string, int64_t> statuses;
+  // activities: from StartExecution to the worker's handler.
+  std::optional<LatencySummary> schedule_to_start;
+  // What `latency_ms` measures, when it is not start-to-completion.
+  std::string latency_note;
+  // More figures of the scenario, as extra top-level JSON keys and one
+  // text line each (e.g. "describe_calls_per_execution").
+  std::map<std::string, double> extras;
+
+  // activities: how the workers get tasks ("poll" or "stream").
+  std::string delivery;
+  // Ended early by Ctrl-C (SIGINT) or SIGTERM.
+  bool interrupted = false;
+
+  // run / ceiling operations per second; 0 when the ceiling measured none.
+  double Ratio() const;
+};
+
+// Exactly one JSON object (and a newline):
+//   {"scenario", "concurrency", "completed", "completed_per_sec",
+//    "ceiling_per_sec", "ratio", "latency_ms": {"p50", "p90", "p99", "max"},
+//    "errors": {"<code>": count}, then extra keys}.
+std::string RenderJson(const BenchReport& report);
+
+// Aligned lines for people, every figure with its ratio to the ceiling's.
+std::string RenderText(const BenchReport& report);
+
+}  // namespace stepflow::cli::bench
+
+#endif  // STEPFLOW_TOOLS_CLI_BENCH_REPORT_H_

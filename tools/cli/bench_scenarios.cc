@@ -1,0 +1,979 @@
+#include "tools/cli/bench_scenarios.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "common/rpc/status.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "services/worker/worker.h"
+#include "stepflow/v1/events.grpc.pb.h"
+#include "stepflow/v1/states.grpc.pb.h"
+
+namespace stepflow::cli::bench {
+namespace {
+
+// The longest wait between two DescribeExecution polls of one execution
+// whose workflow runs for less than 200 ms.
+constexpr absl::Duration kMaxPollDelay = absl::Milliseconds(50);
+// The longest wait before the first poll.
+constexpr absl::Duration kMaxFirstPollDelay = absl::Seconds(10);
+// The first wait after a poll that found the execution running, when the
+// pacer has nothing better.
+constexpr absl::Duration kMinPollDelay = absl::Microseconds(500);
+// How long the events scenario waits, after the load, for target executions
+// that stop making progress.
+constexpr absl::Duration kEventsDrainStall = absl::Seconds(10);
+// The field the activities scenario stamps into each input, read back by
+// its workers to measure schedule-to-start.
+constexpr char kStampKey[] = "\"stepflow_bench_start_us\":";
+
+std::unique_ptr<grpc::ClientContext> NewContext(absl::Duration timeout) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  return context;
+}
+
+std::string UniqueName(absl::string_view kind) {
+  absl::BitGen random;
+  return absl::StrFormat("bench-%s-%d-%08x", kind, getpid(),
+                         absl::Uniform<uint32_t>(random));
+}
+
+bool IsTerminal(absl::string_view status) {
+  return status == "SUCCEEDED" || status == "FAILED" || status == "TIMED_OUT" ||
+         status == "ABORTED";
+}
+
+// A setup or teardown call: synchronous, with the RPC timeout, its failure
+// as an absl::Status saying which step failed.
+template <typename Stub, typename Request, typename Response>
+absl::Status Call(absl::string_view step, Stub* stub,
+                  grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                               const Request&, Response*),
+                  const Request& request, Response* response,
+                  absl::Duration timeout) {
+  std::unique_ptr<grpc::ClientContext> context = NewContext(timeout);
+  grpc::Status status = (stub->*method)(context.get(), request, response);
+  if (status.ok()) return absl::OkStatus();
+  absl::Status error = rpc::FromGrpcStatus(status);
+  return absl::Status(error.code(), absl::StrCat(step, ": ", error.message()));
+}
+
+// Counts execution outcomes by status across all slots. Thread-safe.
+class StatusTally {
+ public:
+  void Add(const std::string& status) {
+    absl::MutexLock lock(&mu_);
+    ++counts_[status];
+  }
+  std::map<std::string, int64_t> counts() const {
+    absl::MutexLock lock(&mu_);
+    return counts_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, int64_t> counts_ ABSL_GUARDED_BY(mu_);
+};
+
+// Learns how long executions run (stop_date - start_date as the server
+// reports them), so the first DescribeExecution of an execution comes about
+// when it is likely over: most executions then need one poll. Thread-safe.
+class PollPacer {
+ public:
+  // The first poll comes at 0.9x the average run time.
+  absl::Duration FirstDelay() const {
+    return std::min(Average() * 0.9, kMaxFirstPollDelay);
+  }
+  // The wait after the `retry`-th poll (1, 2, ...) that found the execution
+  // still running: from 1/16 of the average run time (at least
+  // kMinPollDelay), doubling, up to the larger of kMaxPollDelay and a
+  // quarter of the average — so a slow workflow is not polled every 50 ms,
+  // and its latency is over-measured by at most about a quarter.
+  absl::Duration RetryDelay(int retry) const {
+    absl::Duration average = Average();
+    absl::Duration delay = std::max(average / 16, kMinPollDelay);
+    absl::Duration cap = std::max(kMaxPollDelay, average / 4);
+    for (int i = 1; i < retry && delay < cap; ++i) delay *= 2;
+    return std::min(delay, cap);
+  }
+  void Observe(absl::Duration run_time) {
+    int64_t sample =
+        absl::ToInt64Nanoseconds(std::max(run_time, absl::ZeroDuration()));
+    int64_t average = average_ns_.load(std::memory_order_relaxed);
+    // An exponential moving average over ~16 samples; lost updates between
+    // racing slots do not matter.
+    average_ns_.store(average == 0 ? sample : average + (sample - average) / 16,
+                      std::memory_order_relaxed);
+  }
+
+ private:
+  absl::Duration Average() const {
+    return absl::Nanoseconds(average_ns_.load(std::memory_order_relaxed));
+  }
+
+  std::atomic<int64_t> average_ns_{0};
+};
+
+absl::Time ToTime(const google::protobuf::Timestamp& timestamp) {
+  return absl::FromUnixSeconds(timestamp.seconds()) +
+         absl::Nanoseconds(timestamp.nanos());
+}
+
+// `input` with kStampKey set to the current time in microseconds, when it
+// is a JSON object; unchanged otherwise.
+std::string StampInput(const std::string& input) {
+  size_t open = input.find_first_not_of(" \t\r\n");
+  if (open == std::string::npos || input[open] != '{') return input;
+  size_t next = input.find_first_not_of(" \t\r\n", open + 1);
+  bool empty_object = next != std::string::npos && input[next] == '}';
+  return absl::StrCat(input.substr(0, open + 1), kStampKey,
+                      absl::ToUnixMicros(absl::Now()), empty_object ? "" : ",",
+                      input.substr(open + 1));
+}
+
+// The stamp StampInput wrote, if any.
+std::optional<absl::Time> ReadStamp(const std::string& input) {
+  size_t at = input.find(kStampKey);
+  if (at == std::string::npos) return std::nullopt;
+  int64_t micros = 0;
+  for (size_t i = at + sizeof(kStampKey) - 1;
+       i < input.size() && input[i] >= '0' && input[i] <= '9'; ++i) {
+    micros = micros * 10 + (input[i] - '0');
+  }
+  return absl::FromUnixMicros(micros);
+}
+
+// What the StartExecution operations of one scenario share.
+struct ExecutionShared {
+  std::string state_machine_arn;
+  std::string input;
+  // Count only SUCCEEDED executions as completed (standard, activities);
+  // otherwise any end (express-async).
+  bool expect_success = true;
+  // Stamp each input with its start time (activities).
+  bool stamp_input = false;
+  absl::Duration timeout;
+  Scheduler* scheduler = nullptr;
+  PollPacer pacer;
+  StatusTally statuses;
+  std::atomic<int64_t> describe_calls{0};
+  // DescribeExecution calls answered RESOURCE_EXHAUSTED (polled again).
+  std::atomic<int64_t> describe_refusals{0};
+};
+
+// StartExecution, then DescribeExecution (METADATA_ONLY) until the
+// execution has ended. The whole operation is bounded by the RPC timeout.
+class ExecutionOperation final : public Operation {
+ public:
+  ExecutionOperation(const std::shared_ptr<grpc::Channel>& channel,
+                     ExecutionShared* shared)
+      : stub_(v1::StepFunctions::NewStub(channel)), shared_(shared) {
+    start_request_.set_state_machine_arn(shared->state_machine_arn);
+    start_request_.set_input(shared->input);
+    describe_request_.set_included_data("METADATA_ONLY");
+  }
+
+  void Start(std::function<void(OpOutcome)> done) override {
+    done_ = std::move(done);
+    give_up_at_ = absl::Now() + shared_->timeout;
+    if (shared_->stamp_input)
+      start_request_.set_input(StampInput(shared_->input));
+    context_ = NewContext(shared_->timeout);
+    stub_->async()->StartExecution(
+        context_.get(), &start_request_, &start_response_,
+        [this](grpc::Status status) {
+          if (!status.ok()) return Finish(OpOutcome::FromStatus(status));
+          describe_request_.set_execution_arn(start_response_.execution_arn());
+          retries_ = 0;
+          SchedulePoll(shared_->pacer.FirstDelay());
+        });
+  }
+
+ private:
+  void SchedulePoll(absl::Duration delay) {
+    if (delay <= absl::ZeroDuration()) {
+      Poll();
+    } else {
+      shared_->scheduler->After(delay, [this] { Poll(); });
+    }
+  }
+
+  void Poll() {
+    shared_->describe_calls.fetch_add(1, std::memory_order_relaxed);
+    context_ =
+        NewContext(std::max(give_up_at_ - absl::Now(), absl::Milliseconds(1)));
+    stub_->async()->DescribeExecution(
+        context_.get(), &describe_request_, &describe_response_,
+        [this](grpc::Status status) {
+          if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+              absl::Now() < give_up_at_) {
+            // Only the watching is refused: the execution runs on, so poll
+            // it again later rather than start another.
+            shared_->describe_refusals.fetch_add(1, std::memory_order_relaxed);
+            return SchedulePoll(shared_->pacer.RetryDelay(++retries_));
+          }
+          if (!status.ok()) return Finish(OpOutcome::FromStatus(status));
+          const std::string& execution_status = describe_response_.status();
+          if (!IsTerminal(execution_status)) {
+            if (absl::Now() >= give_up_at_) {
+              return Finish(OpOutcome::Error(
+                  "DEADLINE_EXCEEDED",
+                  absl::StrCat("execution still ", execution_status, " after ",
+                               absl::FormatDuration(shared_->timeout),
+                               " (see --timeout)")));
+            }
+            return SchedulePoll(shared_->pacer.RetryDelay(++retries_));
+          }
+          shared_->pacer.Observe(ToTime(describe_response_.stop_date()) -
+                                 ToTime(describe_response_.start_date()));
+          shared_->statuses.Add(execution_status);
+          if (shared_->expect_success && execution_status != "SUCCEEDED") {
+            return Finish(OpOutcome::Error(
+                execution_status, absl::StrCat(describe_response_.error(), ": ",
+                                               describe_response_.cause())));
+          }
+          Finish(OpOutcome::Ok());
+        });
+  }
+
+  void Finish(OpOutcome outcome) {
+    std::function<void(OpOutcome)> done = std::move(done_);
+    done(std::move(outcome));
+  }
+
+  std::unique_ptr<v1::StepFunctions::Stub> stub_;
+  ExecutionShared* const shared_;
+  std::function<void(OpOutcome)> done_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  absl::Time give_up_at_;
+  // Polls of this execution that found it running.
+  int retries_ = 0;
+  v1::StartExecutionRequest start_request_;
+  v1::StartExecutionResponse start_response_;
+  v1::DescribeExecutionRequest describe_request_;
+  v1::DescribeExecutionResponse describe_response_;
+};
+
+// StartSyncExecution: one call that answers with the execution's end.
+class SyncExecutionOperation final : public Operation {
+ public:
+  SyncExecutionOperation(const std::shared_ptr<grpc::Channel>& channel,
+                         ExecutionShared* shared)
+      : stub_(v1::StepFunctions::NewStub(channel)), shared_(shared) {
+    request_.set_state_machine_arn(shared->state_machine_arn);
+    request_.set_input(shared->input);
+    request_.set_included_data("METADATA_ONLY");
+  }
+
+  void Start(std::function<void(OpOutcome)> done) override {
+    done_ = std::move(done);
+    context_ = NewContext(shared_->timeout);
+    stub_->async()->StartSyncExecution(
+        context_.get(), &request_, &response_, [this](grpc::Status status) {
+          std::function<void(OpOutcome)> done = std::move(done_);
+          if (!status.ok()) return done(OpOutcome::FromStatus(status));
+          shared_->statuses.Add(response_.status());
+          if (response_.status() != "SUCCEEDED") {
+            return done(OpOutcome::Error(
+                response_.status(),
+                absl::StrCat(response_.error(), ": ", response_.cause())));
+          }
+          done(OpOutcome::Ok());
+        });
+  }
+
+ private:
+  std::unique_ptr<v1::StepFunctions::Stub> stub_;
+  ExecutionShared* const shared_;
+  std::function<void(OpOutcome)> done_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  v1::StartSyncExecutionRequest request_;
+  v1::StartSyncExecutionResponse response_;
+};
+
+class HealthCheckOperation final : public Operation {
+ public:
+  HealthCheckOperation(std::shared_ptr<grpc::Channel> channel,
+                       absl::Duration timeout)
+      : stub_(std::move(channel)), timeout_(timeout) {
+    // An empty HealthCheckRequest (service "": the whole server) is zero
+    // bytes on the wire.
+    grpc::Slice empty;
+    request_ = grpc::ByteBuffer(&empty, 1);
+  }
+
+  void Start(std::function<void(OpOutcome)> done) override {
+    done_ = std::move(done);
+    context_ = NewContext(timeout_);
+    stub_.UnaryCall(
+        context_.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+        &request_, &response_, [this](grpc::Status status) {
+          std::function<void(OpOutcome)> done = std::move(done_);
+          if (!status.ok()) return done(OpOutcome::FromStatus(status));
+          // HealthCheckResponse{status: SERVING} is field 1,
+          // varint 1: the bytes 08 01.
+          grpc::Slice slice;
+          if (!response_.DumpToSingleSlice(&slice).ok() || slice.size() != 2 ||
+              slice.begin()[0] != 0x08 || slice.begin()[1] != 0x01) {
+            return done(OpOutcome::Error(
+                "NOT_SERVING",
+                absl::StrCat("the health check did not answer SERVING (",
+                             slice.size(), " bytes)")));
+          }
+          done(OpOutcome::Ok());
+        });
+  }
+
+ private:
+  grpc::GenericStub stub_;
+  const absl::Duration timeout_;
+  std::function<void(OpOutcome)> done_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+};
+
+// PutEvents of one event that the scenario's rule routes to its state
+// machine.
+class PutEventsOperation final : public Operation {
+ public:
+  PutEventsOperation(const std::shared_ptr<grpc::Channel>& channel,
+                     const v1::PutEventsRequestEntry& entry,
+                     absl::Duration timeout, std::atomic<int64_t>* accepted)
+      : stub_(v1::EventBridge::NewStub(channel)),
+        timeout_(timeout),
+        accepted_(accepted) {
+    *request_.add_entries() = entry;
+  }
+
+  void Start(std::function<void(OpOutcome)> done) override {
+    done_ = std::move(done);
+    context_ = NewContext(timeout_);
+    stub_->async()->PutEvents(
+        context_.get(), &request_, &response_, [this](grpc::Status status) {
+          std::function<void(OpOutcome)> done = std::move(done_);
+          if (!status.ok()) return done(OpOutcome::FromStatus(status));
+          if (response_.failed_entry_count() > 0) {
+            std::string code = "FailedEntry";
+            std::string message;
+            if (response_.entries_size() > 0) {
+              if (!response_.entries(0).error_code().empty())
+                code = response_.entries(0).error_code();
+              message = response_.entries(0).error_message();
+            }
+            return done(OpOutcome::Error(code, message));
+          }
+          accepted_->fetch_add(1, std::memory_order_relaxed);
+          done(OpOutcome::Ok());
+        });
+  }
+
+ private:
+  std::unique_ptr<v1::EventBridge::Stub> stub_;
+  const absl::Duration timeout_;
+  std::atomic<int64_t>* const accepted_;
+  std::function<void(OpOutcome)> done_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  v1::PutEventsRequest request_;
+  v1::PutEventsResponse response_;
+};
+
+// express-async, express-sync, standard: one state machine, one execution
+// per operation.
+class StateMachineScenario : public Scenario {
+ public:
+  StateMachineScenario(const ScenarioContext& context, std::string type,
+                       bool sync, bool expect_success)
+      : context_(context),
+        stub_(v1::StepFunctions::NewStub(context.channels.front())),
+        type_(std::move(type)),
+        sync_(sync) {
+    shared_.input = context.input;
+    shared_.expect_success = expect_success;
+    shared_.timeout = context.options->rpc_timeout;
+    shared_.scheduler = context.scheduler;
+  }
+
+  absl::Status SetUp() override {
+    return CreateStateMachine(context_.definition);
+  }
+
+  std::unique_ptr<Operation> MakeOperation(int slot) override {
+    const auto& channel =
+        context_.channels[static_cast<size_t>(slot) % context_.channels.size()];
+    if (sync_)
+      return std::make_unique<SyncExecutionOperation>(channel, &shared_);
+    return std::make_unique<ExecutionOperation>(channel, &shared_);
+  }
+
+  void Finish(BenchReport* report) override {
+    report->statuses = shared_.statuses.counts();
+    int64_t ended = 0;
+    for (const auto& [status, count] : report->statuses) ended += count;
+    if (!sync_ && ended > 0) {
+      // What observing the end costs: polls per execution (1 is the least).
+      if (int64_t refusals = shared_.describe_refusals.load(); refusals > 0) {
+        report->extras["describe_resource_exhausted"] =
+            static_cast<double>(refusals);
+      }
+      report->extras["describe_calls_per_execution"] =
+          static_cast<double>(shared_.describe_calls.load()) /
+          static_cast<double>(ended);
+    }
+  }
+
+  void TearDown() override {
+    if (shared_.state_machine_arn.empty()) return;
+    v1::DeleteStateMachineRequest request;
+    request.set_state_machine_arn(shared_.state_machine_arn);
+    v1::DeleteStateMachineResponse response;
+    (void)Call("DeleteStateMachine", stub_.get(),
+               &v1::StepFunctions::Stub::DeleteStateMachine, request, &response,
+               timeout());
+  }
+
+ protected:
+  absl::Status CreateStateMachine(const std::string& definition) {
+    v1::CreateStateMachineRequest request;
+    request.set_name(UniqueName(type_ == "EXPRESS" ? "express" : "standard"));
+    request.set_definition(definition);
+    request.set_type(type_);
+    request.set_role_arn("arn:aws:iam::123456789012:role/stepflow-bench");
+    v1::CreateStateMachineResponse response;
+    absl::Status status = Call("CreateStateMachine", stub_.get(),
+                               &v1::StepFunctions::Stub::CreateStateMachine,
+                               request, &response, timeout());
+    if (status.ok()) shared_.state_machine_arn = response.state_machine_arn();
+    return status;
+  }
+
+  absl::Duration timeout() const { return context_.options->rpc_timeout; }
+
+  const ScenarioContext& context_;
+  std::unique_ptr<v1::StepFunctions::Stub> stub_;
+  const std::string type_;
+  const bool sync_;
+  ExecutionShared shared_;
+};
+
+// Serves an activity through StreamActivityTasks (the cluster pushes tasks
+// against credits) instead of the worker SDK's long polls: one stream per
+// channel, `slots` credits in all, and one more credit granted each time a
+// task's SendTaskSuccess has been answered — so at most `slots` tasks are
+// in hand at once, as with `slots` polling workers.
+//
+// Per stream a reader thread takes tasks and sends their results
+// asynchronously, and a granter thread writes the new credits (a stream has
+// one writer at a time). Start() once, Stop() once (the destructor calls it).
+class StreamingWorkers {
+ public:
+  // `on_task` is called with each task's input, on a reader thread.
+  StreamingWorkers(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                   std::string activity_arn, int slots, absl::Duration timeout,
+                   std::function<void(const std::string& input)> on_task)
+      : activity_arn_(std::move(activity_arn)),
+        timeout_(timeout),
+        on_task_(std::move(on_task)) {
+    int streams = std::max(1, std::min<int>(slots, channels.size()));
+    for (int i = 0; i < streams; ++i) {
+      auto stream = std::make_unique<Stream>();
+      stream->stub = v1::StepFunctions::NewStub(channels[i]);
+      stream->credits = slots / streams + (i < slots % streams ? 1 : 0);
+      streams_.push_back(std::move(stream));
+    }
+  }
+  ~StreamingWorkers() { Stop(); }
+  StreamingWorkers(const StreamingWorkers&) = delete;
+  StreamingWorkers& operator=(const StreamingWorkers&) = delete;
+
+  // Opens the streams. A stream the server ends at once (UNIMPLEMENTED from
+  // a cluster without the RPC, INVALID_ARGUMENT, ...) is this call's error.
+  absl::Status Start() {
+    for (auto& stream : streams_) {
+      stream->context.set_wait_for_ready(true);
+      stream->rpc = stream->stub->StreamActivityTasks(&stream->context);
+      v1::StreamActivityTasksRequest first;
+      first.set_activity_arn(activity_arn_);
+      first.set_worker_name("stepflow-bench");
+      first.set_credits(stream->credits);
+      // A failed write shows up as the stream's end, below.
+      stream->rpc->Write(first);
+      Stream* raw = stream.get();
+      stream->reader = std::thread([this, raw] { Read(raw); });
+      stream->granter = std::thread([this, raw] { Grant(raw); });
+    }
+    started_ = true;
+    // A refusal comes back at once; a working stream stays open.
+    absl::Time deadline = absl::Now() + kStreamProbe;
+    bool refused = false;
+    for (auto& stream : streams_) {
+      absl::MutexLock lock(&stream->mu);
+      stream->mu.AwaitWithDeadline(absl::Condition(&stream->ended), deadline);
+      refused = refused || stream->ended;
+    }
+    if (refused) {
+      Stop();
+      absl::Status status = rpc::FromGrpcStatus(final_status_);
+      if (status.ok()) {
+        status = absl::UnavailableError("the server closed the stream at once");
+      }
+      std::string hint =
+          absl::IsUnimplemented(status)
+              ? " (--delivery stream is not supported by this cluster yet; use "
+                "--delivery poll)"
+              : "";
+      return absl::Status(
+          status.code(),
+          absl::StrCat("StreamActivityTasks: ", status.message(), hint));
+    }
+    return absl::OkStatus();
+  }
+
+  // Ends the streams and waits for the results in flight to be answered.
+  void Stop() {
+    if (!started_ || stopped_) return;
+    stopped_ = true;
+    for (auto& stream : streams_) {
+      stream->context.TryCancel();
+      {
+        absl::MutexLock lock(&stream->mu);
+        stream->stopping = true;
+      }
+      stream->reader.join();
+      stream->granter.join();
+      grpc::Status status = stream->rpc->Finish();
+      // The server's own refusal says more than our cancellation.
+      if (!status.ok() &&
+          (final_status_.ok() ||
+           final_status_.error_code() == grpc::StatusCode::CANCELLED)) {
+        final_status_ = status;
+      }
+    }
+    absl::MutexLock lock(&reports_mu_);
+    reports_mu_.Await(absl::Condition(
+        +[](int* in_flight) { return *in_flight == 0; }, &reports_in_flight_));
+  }
+
+  int64_t report_errors() const { return report_errors_.load(); }
+
+ private:
+  static constexpr absl::Duration kStreamProbe = absl::Milliseconds(300);
+
+  struct Stream {
+    std::unique_ptr<v1::StepFunctions::Stub> stub;
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::StreamActivityTasksRequest,
+                                             v1::DeliveredActivityTask>>
+        rpc;
+    int credits = 0;
+    std::thread reader;
+    std::thread granter;
+    absl::Mutex mu;
+    int64_t to_grant ABSL_GUARDED_BY(mu) = 0;
+    bool stopping ABSL_GUARDED_BY(mu) = false;
+    bool ended ABSL_GUARDED_BY(mu) = false;
+  };
+
+  // One SendTaskSuccess in flight.
+  struct Report {
+    grpc::ClientContext context;
+    v1::SendTaskSuccessRequest request;
+    v1::SendTaskSuccessResponse response;
+  };
+
+  void Read(Stream* stream) {
+    v1::DeliveredActivityTask task;
+    while (stream->rpc->Read(&task)) {
+      on_task_(task.input());
+      auto* report = new Report;
+      report->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+      report->request.set_task_token(task.task_token());
+      report->request.set_output(R"({"done":true})");
+      {
+        absl::MutexLock lock(&reports_mu_);
+        ++reports_in_flight_;
+      }
+      stream->stub->async()->SendTaskSuccess(
+          &report->context, &report->request, &report->response,
+          [this, stream, report](grpc::Status status) {
+            delete report;
+            if (!status.ok()) report_errors_.fetch_add(1);
+            {
+              absl::MutexLock lock(&stream->mu);
+              ++stream->to_grant;
+            }
+            absl::MutexLock lock(&reports_mu_);
+            --reports_in_flight_;
+          });
+    }
+    absl::MutexLock lock(&stream->mu);
+    stream->ended = true;
+  }
+
+  void Grant(Stream* stream) {
+    while (true) {
+      v1::StreamActivityTasksRequest more;
+      {
+        absl::MutexLock lock(&stream->mu);
+        stream->mu.Await(absl::Condition(
+            +[](Stream* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
+              return s->to_grant > 0 || s->stopping || s->ended;
+            },
+            stream));
+        if (stream->stopping || stream->ended) return;
+        more.set_credits(static_cast<int32_t>(stream->to_grant));
+        stream->to_grant = 0;
+      }
+      if (!stream->rpc->Write(more)) return;
+    }
+  }
+
+  const std::string activity_arn_;
+  const absl::Duration timeout_;
+  const std::function<void(const std::string&)> on_task_;
+  std::vector<std::unique_ptr<Stream>> streams_;
+  bool started_ = false;
+  bool stopped_ = false;
+  grpc::Status final_status_;
+  std::atomic<int64_t> report_errors_{0};
+  absl::Mutex reports_mu_;
+  int reports_in_flight_ ABSL_GUARDED_BY(reports_mu_) = 0;
+};
+
+// A STANDARD one-Task workflow on an activity served by in-process workers
+// (the C++ worker SDK) with one slot per load slot.
+class ActivitiesScenario final : public StateMachineScenario {
+ public:
+  explicit ActivitiesScenario(const ScenarioContext& context)
+      : StateMachineScenario(context, "STANDARD", /*sync=*/false,
+                             /*expect_success=*/true) {
+    shared_.stamp_input = true;
+  }
+
+  absl::Status SetUp() override {
+    v1::CreateActivityRequest request;
+    request.set_name(UniqueName("activity"));
+    v1::CreateActivityResponse response;
+    absl::Status status = Call("CreateActivity", stub_.get(),
+                               &v1::StepFunctions::Stub::CreateActivity,
+                               request, &response, timeout());
+    if (!status.ok()) return status;
+    activity_arn_ = response.activity_arn();
+    std::string definition = absl::StrCat(
+        R"({"Comment":"stepflow bench: one activity task","StartAt":"Work","States":{"Work":{"Type":"Task","Resource":")",
+        activity_arn_, R"(","TimeoutSeconds":300,"End":true}}})");
+    status = CreateStateMachine(definition);
+    if (!status.ok()) return status;
+
+    auto record_wait = [this](const std::string& input) {
+      if (std::optional<absl::Time> stamp = ReadStamp(input)) {
+        absl::Duration wait = absl::Now() - *stamp;
+        absl::MutexLock lock(&mu_);
+        schedule_to_start_.Add(wait);
+      }
+    };
+    if (context_.options->delivery == Delivery::kStream) {
+      streaming_ = std::make_unique<StreamingWorkers>(
+          context_.channels, activity_arn_, context_.options->concurrency,
+          timeout(), record_wait);
+      return streaming_->Start();
+    }
+    worker::WorkerOptions options;
+    options.endpoint = context_.endpoint;
+    options.activity_arn = activity_arn_;
+    options.worker_name = "stepflow-bench";
+    options.concurrency = context_.options->concurrency;
+    options.initial_backoff = absl::Milliseconds(10);
+    options.max_backoff = absl::Seconds(1);
+    worker_ = std::make_unique<worker::Worker>(
+        options, [record_wait](const worker::Task& task) {
+          record_wait(task.input);
+          return worker::TaskResult::Success(R"({"done":true})");
+        });
+    return worker_->Start();
+  }
+
+  void Finish(BenchReport* report) override {
+    StopWorkers();
+    report->delivery =
+        context_.options->delivery == Delivery::kStream ? "stream" : "poll";
+    if (streaming_ && streaming_->report_errors() > 0) {
+      report->extras["task_report_errors"] =
+          static_cast<double>(streaming_->report_errors());
+    }
+    if (worker_) {
+      worker::WorkerStats stats = worker_->stats();
+      if (stats.report_errors + stats.poll_errors > 0) {
+        report->extras["task_report_errors"] =
+            static_cast<double>(stats.report_errors);
+        report->extras["task_poll_errors"] =
+            static_cast<double>(stats.poll_errors);
+      }
+    }
+    StateMachineScenario::Finish(report);
+    absl::MutexLock lock(&mu_);
+    report->schedule_to_start = schedule_to_start_.Summarize();
+  }
+
+  void TearDown() override {
+    StopWorkers();
+    StateMachineScenario::TearDown();
+    if (activity_arn_.empty()) return;
+    v1::DeleteActivityRequest request;
+    request.set_activity_arn(activity_arn_);
+    v1::DeleteActivityResponse response;
+    (void)Call("DeleteActivity", stub_.get(),
+               &v1::StepFunctions::Stub::DeleteActivity, request, &response,
+               timeout());
+  }
+
+ private:
+  void StopWorkers() {
+    if (worker_) worker_->Stop();
+    if (streaming_) streaming_->Stop();
+  }
+
+  std::string activity_arn_;
+  std::unique_ptr<worker::Worker> worker_;
+  std::unique_ptr<StreamingWorkers> streaming_;
+  absl::Mutex mu_;
+  LatencySamples schedule_to_start_ ABSL_GUARDED_BY(mu_);
+};
+
+// PutEvents -> a rule on a bus of its own -> an EXPRESS execution. An
+// operation is one accepted PutEvents; after the load the scenario waits for
+// the target executions to end and counts those as completed.
+class EventsScenario final : public StateMachineScenario {
+ public:
+  explicit EventsScenario(const ScenarioContext& context)
+      : StateMachineScenario(context, "EXPRESS", /*sync=*/false,
+                             /*expect_success=*/false),
+        events_(v1::EventBridge::NewStub(context.channels.front())) {}
+
+  absl::Status SetUp() override {
+    absl::Status status = CreateStateMachine(context_.definition);
+    if (!status.ok()) return status;
+    bus_name_ = UniqueName("bus");
+    detail_type_ = UniqueName("event");
+    {
+      v1::CreateEventBusRequest request;
+      request.set_name(bus_name_);
+      v1::CreateEventBusResponse response;
+      status = Call("CreateEventBus", events_.get(),
+                    &v1::EventBridge::Stub::CreateEventBus, request, &response,
+                    timeout());
+      if (!status.ok()) return status;
+      bus_created_ = true;
+    }
+    rule_name_ = UniqueName("rule");
+    {
+      v1::PutRuleRequest request;
+      request.set_name(rule_name_);
+      request.set_event_bus_name(bus_name_);
+      request.set_event_pattern(
+          absl::StrCat(R"({"source":["stepflow.bench"],"detail-type":[")",
+                       detail_type_, R"("]})"));
+      v1::PutRuleResponse response;
+      status = Call("PutRule", events_.get(), &v1::EventBridge::Stub::PutRule,
+                    request, &response, timeout());
+      if (!status.ok()) return status;
+      rule_created_ = true;
+    }
+    {
+      v1::PutTargetsRequest request;
+      request.set_rule(rule_name_);
+      request.set_event_bus_name(bus_name_);
+      v1::Target* target = request.add_targets();
+      target->set_id("bench");
+      target->set_arn(shared_.state_machine_arn);
+      target->set_role_arn("arn:aws:iam::123456789012:role/stepflow-bench");
+      target->set_input_path("$.detail");
+      v1::PutTargetsResponse response;
+      status =
+          Call("PutTargets", events_.get(), &v1::EventBridge::Stub::PutTargets,
+               request, &response, timeout());
+      if (!status.ok()) return status;
+      if (response.failed_entry_count() > 0 &&
+          response.failed_entries_size() > 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "PutTargets: ", response.failed_entries(0).error_code(), ": ",
+            response.failed_entries(0).error_message()));
+      }
+    }
+    entry_.set_source("stepflow.bench");
+    entry_.set_detail_type(detail_type_);
+    entry_.set_event_bus_name(bus_name_);
+    entry_.set_detail(context_.input);
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<Operation> MakeOperation(int slot) override {
+    const auto& channel =
+        context_.channels[static_cast<size_t>(slot) % context_.channels.size()];
+    return std::make_unique<PutEventsOperation>(channel, entry_, timeout(),
+                                                &accepted_);
+  }
+
+  // Waits until as many target executions have ended as events were
+  // accepted, or until their count stops growing for kEventsDrainStall.
+  void Finish(BenchReport* report) override {
+    int64_t accepted = accepted_.load();
+    absl::Time drain_start = absl::Now();
+    std::map<std::string, int64_t> ended;
+    int64_t total_ended = 0;
+    absl::Time last_progress = drain_start;
+    while (accepted > 0) {
+      std::map<std::string, int64_t> counts;
+      absl::Status status = CountEndedExecutions(&counts);
+      if (!status.ok()) {
+        report->run.errors.Add(absl::StatusCodeToString(status.code()),
+                               std::string(status.message()));
+        break;
+      }
+      int64_t now_ended = 0;
+      for (const auto& [name, count] : counts) now_ended += count;
+      if (now_ended > total_ended) last_progress = absl::Now();
+      total_ended = now_ended;
+      ended = std::move(counts);
+      if (total_ended >= accepted ||
+          absl::Now() - last_progress > kEventsDrainStall)
+        break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    report->statuses = ended;
+    report->statuses["EVENTS_ACCEPTED"] = accepted;
+    // Completed = target executions seen ended; the time is the load's plus
+    // the drain's.
+    report->run.completed = total_ended;
+    report->run.elapsed += absl::Now() - drain_start;
+    report->latency_note =
+        "latency_ms is PutEvents until the bus accepted the event; completed "
+        "counts target "
+        "executions seen ended, over the load plus the wait for them";
+  }
+
+  void TearDown() override {
+    if (rule_created_) {
+      v1::RemoveTargetsRequest remove;
+      remove.set_rule(rule_name_);
+      remove.set_event_bus_name(bus_name_);
+      remove.add_ids("bench");
+      v1::RemoveTargetsResponse removed;
+      (void)Call("RemoveTargets", events_.get(),
+                 &v1::EventBridge::Stub::RemoveTargets, remove, &removed,
+                 timeout());
+      v1::DeleteRuleRequest request;
+      request.set_name(rule_name_);
+      request.set_event_bus_name(bus_name_);
+      v1::DeleteRuleResponse response;
+      (void)Call("DeleteRule", events_.get(),
+                 &v1::EventBridge::Stub::DeleteRule, request, &response,
+                 timeout());
+    }
+    if (bus_created_) {
+      v1::DeleteEventBusRequest request;
+      request.set_name(bus_name_);
+      v1::DeleteEventBusResponse response;
+      (void)Call("DeleteEventBus", events_.get(),
+                 &v1::EventBridge::Stub::DeleteEventBus, request, &response,
+                 timeout());
+    }
+    StateMachineScenario::TearDown();
+  }
+
+ private:
+  // Ended executions of the target state machine by status (all pages).
+  absl::Status CountEndedExecutions(std::map<std::string, int64_t>* counts) {
+    v1::ListExecutionsRequest request;
+    request.set_state_machine_arn(shared_.state_machine_arn);
+    request.set_max_results(1000);
+    while (true) {
+      v1::ListExecutionsResponse response;
+      absl::Status status = Call("ListExecutions", stub_.get(),
+                                 &v1::StepFunctions::Stub::ListExecutions,
+                                 request, &response, timeout());
+      if (!status.ok()) return status;
+      for (const v1::ExecutionListItem& item : response.executions()) {
+        if (IsTerminal(item.status())) ++(*counts)[item.status()];
+      }
+      if (response.next_token().empty()) return absl::OkStatus();
+      request.set_next_token(response.next_token());
+    }
+  }
+
+  std::unique_ptr<v1::EventBridge::Stub> events_;
+  std::string bus_name_;
+  std::string rule_name_;
+  std::string detail_type_;
+  bool bus_created_ = false;
+  bool rule_created_ = false;
+  v1::PutEventsRequestEntry entry_;
+  std::atomic<int64_t> accepted_{0};
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Scenario>> MakeScenario(
+    const ScenarioContext& context) {
+  switch (context.options->scenario) {
+    case ScenarioKind::kExpressAsync:
+      return std::make_unique<StateMachineScenario>(context, "EXPRESS",
+                                                    /*sync=*/false,
+                                                    /*expect_success=*/false);
+    case ScenarioKind::kExpressSync:
+      return std::make_unique<StateMachineScenario>(context, "EXPRESS",
+                                                    /*sync=*/true,
+                                                    /*expect_success=*/true);
+    case ScenarioKind::kStandard:
+      return std::make_unique<StateMachineScenario>(context, "STANDARD",
+                                                    /*sync=*/false,
+                                                    /*expect_success=*/true);
+    case ScenarioKind::kActivities:
+      return std::make_unique<ActivitiesScenario>(context);
+    case ScenarioKind::kEvents:
+      return std::make_unique<EventsScenario>(context);
+  }
+  return absl::InvalidArgumentError("unknown scenario");
+}
+
+std::unique_ptr<Operation> MakeHealthCheckOperation(
+    std::shared_ptr<grpc::Channel> channel, absl::Duration timeout) {
+  return std::make_unique<HealthCheckOperation>(std::move(channel), timeout);
+}
+
+std::string DefaultDefinition() {
+  return R"({
+  "Comment": "stepflow bench: five Pass/Choice states",
+  "StartAt": "Prepare",
+  "States": {
+    "Prepare": {"Type": "Pass", "Result": {"route": "fast"}, "ResultPath": "$.bench", "Next": "Route"},
+    "Route": {"Type": "Choice",
+              "Choices": [{"Variable": "$.bench.route", "StringEquals": "fast", "Next": "Fast"}],
+              "Default": "Slow"},
+    "Fast": {"Type": "Pass", "Result": "fast", "ResultPath": "$.path", "Next": "Finish"},
+    "Slow": {"Type": "Pass", "Result": "slow", "ResultPath": "$.path", "Next": "Finish"},
+    "Finish": {"Type": "Pass", "End": true}
+  }
+})";
+}
+
+std::string DefaultInput() {
+  std::string head =
+      R"({"order_id":"bench-0001","customer":{"id":42,"tier":"gold"},"items":[1,2,3],"note":")";
+  std::string tail = R"("})";
+  return absl::StrCat(head, std::string(1024 - head.size() - tail.size(), 'x'),
+                      tail);
+}
+
+}  // namespace stepflow::cli::bench
