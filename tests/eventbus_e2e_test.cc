@@ -2,6 +2,7 @@
 // broker (stepflow-kafka-mock) started by the test fixture. Events are read
 // back from the bus topic with a plain librdkafka consumer of the test's
 // own, so what is checked is what Kafka holds.
+#include <grpcpp/grpcpp.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 
@@ -10,8 +11,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -32,32 +31,42 @@ using ::testing::UnorderedElementsAreArray;
 
 // Every record value of `topic`, read from the beginning to the end that
 // existed when called, with partitions assigned explicitly (no group).
-std::vector<std::string> ReadWholeTopic(const std::string& brokers, const std::string& topic) {
+std::vector<std::string> ReadWholeTopic(const std::string& brokers,
+                                        const std::string& topic) {
   char errstr[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr, sizeof(errstr));
-  rd_kafka_conf_set(conf, "group.id", "eventbus-e2e-reader", errstr, sizeof(errstr));
-  rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
-  rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr,
+                    sizeof(errstr));
+  rd_kafka_conf_set(conf, "group.id", "eventbus-e2e-reader", errstr,
+                    sizeof(errstr));
+  rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                    sizeof(errstr));
+  rd_kafka_t* consumer =
+      rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
   EXPECT_NE(consumer, nullptr) << errstr;
   std::vector<std::string> values;
   if (consumer == nullptr) return values;
   const rd_kafka_metadata_t* metadata = nullptr;
-  EXPECT_EQ(rd_kafka_metadata(consumer, 1, nullptr, &metadata, 5000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  EXPECT_EQ(rd_kafka_metadata(consumer, 1, nullptr, &metadata, 5000),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
   int partitions = 0;
   for (int i = 0; metadata != nullptr && i < metadata->topic_cnt; ++i) {
-    if (topic == metadata->topics[i].topic) partitions = metadata->topics[i].partition_cnt;
+    if (topic == metadata->topics[i].topic)
+      partitions = metadata->topics[i].partition_cnt;
   }
   if (metadata != nullptr) rd_kafka_metadata_destroy(metadata);
   EXPECT_GT(partitions, 0) << topic;
   std::map<int, int64_t> ends;
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(partitions);
   for (int p = 0; p < partitions; ++p) {
     int64_t low = 0, high = 0;
-    EXPECT_EQ(rd_kafka_query_watermark_offsets(consumer, topic.c_str(), p, &low, &high, 5000),
+    EXPECT_EQ(rd_kafka_query_watermark_offsets(consumer, topic.c_str(), p, &low,
+                                               &high, 5000),
               RD_KAFKA_RESP_ERR_NO_ERROR);
     if (high > 0) ends[p] = high;
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
   }
   rd_kafka_assign(consumer, list);
   rd_kafka_topic_partition_list_destroy(list);
@@ -66,9 +75,11 @@ std::vector<std::string> ReadWholeTopic(const std::string& brokers, const std::s
     rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer, 100);
     if (message == nullptr) continue;
     if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      values.emplace_back(static_cast<const char*>(message->payload), message->len);
+      values.emplace_back(static_cast<const char*>(message->payload),
+                          message->len);
       auto end = ends.find(message->partition);
-      if (end != ends.end() && message->offset + 1 >= end->second) ends.erase(end);
+      if (end != ends.end() && message->offset + 1 >= end->second)
+        ends.erase(end);
     }
     rd_kafka_message_destroy(message);
   }
@@ -81,7 +92,8 @@ std::vector<std::string> ReadWholeTopic(const std::string& brokers, const std::s
 class EventBusE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto cluster = testing::TestCluster::Start({.shard_servers = 1, .logical_shards = 4});
+    auto cluster =
+        testing::TestCluster::Start({.shard_servers = 1, .logical_shards = 4});
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = cluster->release();
   }
@@ -99,19 +111,22 @@ class EventBusE2eTest : public ::testing::Test {
 
   static std::unique_ptr<grpc::ClientContext> Context() {
     auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(20));
     return context;
   }
 
-  static grpc::Status CreateBus(v1::EventBridge::Stub* stub, const std::string& name) {
+  static grpc::Status CreateBus(v1::EventBridge::Stub* stub,
+                                const std::string& name) {
     v1::CreateEventBusRequest request;
     request.set_name(name);
     v1::CreateEventBusResponse response;
     return stub->CreateEventBus(Context().get(), request, &response);
   }
 
-  static grpc::Status PutRule(v1::EventBridge::Stub* stub, const std::string& bus,
-                              const std::string& name, const std::string& pattern) {
+  static grpc::Status PutRule(v1::EventBridge::Stub* stub,
+                              const std::string& bus, const std::string& name,
+                              const std::string& pattern) {
     v1::PutRuleRequest request;
     request.set_name(name);
     request.set_event_bus_name(bus);
@@ -120,15 +135,16 @@ class EventBusE2eTest : public ::testing::Test {
     return stub->PutRule(Context().get(), request, &response);
   }
 
-  static std::vector<std::string> RuleNames(v1::EventBridge::Stub* stub, const std::string& bus,
-                                            int limit) {
+  static std::vector<std::string> RuleNames(v1::EventBridge::Stub* stub,
+                                            const std::string& bus, int limit) {
     std::vector<std::string> names;
     v1::ListRulesRequest request;
     request.set_event_bus_name(bus);
     request.set_limit(limit);
     for (int page = 0; page < 100; ++page) {
       v1::ListRulesResponse response;
-      grpc::Status status = stub->ListRules(Context().get(), request, &response);
+      grpc::Status status =
+          stub->ListRules(Context().get(), request, &response);
       EXPECT_TRUE(status.ok()) << status.error_message();
       if (!status.ok()) break;
       EXPECT_LE(response.rules_size(), limit);
@@ -173,7 +189,8 @@ TEST_F(EventBusE2eTest, PutEventsStoresExactlyTheAcceptedEvents) {
   std::vector<std::string> expected;
   for (int i : valid) {
     ASSERT_FALSE(response.entries(i).event_id().empty()) << i;
-    expected.push_back(absl::StrCat(R"("id":")", response.entries(i).event_id(), R"(")"));
+    expected.push_back(
+        absl::StrCat(R"("id":")", response.entries(i).event_id(), R"(")"));
   }
   std::vector<std::string> stored =
       ReadWholeTopic(cluster_->kafka_bootstrap(), "stepflow.events.payments");
@@ -192,14 +209,17 @@ TEST_F(EventBusE2eTest, PutEventsStoresExactlyTheAcceptedEvents) {
 
 TEST_F(EventBusE2eTest, RulesAcrossGatewayReplicas) {
   ASSERT_TRUE(CreateBus(stub_.get(), "orders").ok());
-  grpc::Status invalid = PutRule(stub_.get(), "orders", "bad", R"({"detail": {"n": [{"numeric": [">"]}]}})");
+  grpc::Status invalid = PutRule(stub_.get(), "orders", "bad",
+                                 R"({"detail": {"n": [{"numeric": [">"]}]}})");
   EXPECT_EQ(invalid.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(invalid.error_message(),
-              ::testing::StartsWith("InvalidEventPatternException: Event pattern is not valid. Reason: "));
+              ::testing::StartsWith("InvalidEventPatternException: Event "
+                                    "pattern is not valid. Reason: "));
   std::vector<std::string> created;
   for (int i = 0; i < 7; ++i) {
     const std::string name = absl::StrCat("rule-", i);
-    ASSERT_TRUE(PutRule(stub_.get(), "orders", name, R"({"source": ["shop"]})").ok());
+    ASSERT_TRUE(
+        PutRule(stub_.get(), "orders", name, R"({"source": ["shop"]})").ok());
     created.push_back(name);
   }
   EXPECT_EQ(RuleNames(stub_.get(), "orders", 3), created);
@@ -209,19 +229,22 @@ TEST_F(EventBusE2eTest, RulesAcrossGatewayReplicas) {
   const int port = testing::PickFreePort();
   auto second = testing::ChildProcess::Start(
       "gateway-2",
-      {STEPFLOW_GATEWAY_BIN, "--shard-servers", cluster_->shard_address(0), "--shards", "4",
-       "--listen", absl::StrCat("127.0.0.1:", port), "--kafka-brokers", cluster_->kafka_bootstrap(),
-       "--kafka-topic-creation", "broker-default"},
+      {STEPFLOW_GATEWAY_BIN, "--shard-servers", cluster_->shard_address(0),
+       "--shards", "4", "--listen", absl::StrCat("127.0.0.1:", port),
+       "--kafka-brokers", cluster_->kafka_bootstrap(), "--kafka-topic-creation",
+       "broker-default"},
       absl::StrCat(cluster_->work_dir(), "/gateway-2.log"));
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_TRUE((*second)->WaitForOutput("listening on", absl::Seconds(30)).ok())
       << (*second)->LogTail();
-  auto stub2 = v1::EventBridge::NewStub(rpc::MakeChannel(absl::StrCat("127.0.0.1:", port)));
+  auto stub2 = v1::EventBridge::NewStub(
+      rpc::MakeChannel(absl::StrCat("127.0.0.1:", port)));
   EXPECT_EQ(RuleNames(stub2.get(), "orders", 2), created);
   v1::DescribeEventBusRequest describe;
   describe.set_name("orders");
   v1::DescribeEventBusResponse described;
-  ASSERT_TRUE(stub2->DescribeEventBus(Context().get(), describe, &described).ok());
+  ASSERT_TRUE(
+      stub2->DescribeEventBus(Context().get(), describe, &described).ok());
 
   // A change through the second replica reaches the first within a second.
   v1::DisableRuleRequest disable;
@@ -241,9 +264,12 @@ TEST_F(EventBusE2eTest, RulesAcrossGatewayReplicas) {
     rule.set_name("rule-2");
     rule.set_event_bus_name("orders");
     v1::DescribeRuleResponse rule_described;
-    ASSERT_TRUE(stub_->DescribeRule(Context().get(), rule, &rule_described).ok());
+    ASSERT_TRUE(
+        stub_->DescribeRule(Context().get(), rule, &rule_described).ok());
     state = rule_described.state();
-    if (state == "DISABLED" && RuleNames(stub_.get(), "orders", 100).size() == 6) break;
+    if (state == "DISABLED" &&
+        RuleNames(stub_.get(), "orders", 100).size() == 6)
+      break;
     absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_EQ(state, "DISABLED");
@@ -259,15 +285,19 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
   auto states = v1::StepFunctions::NewStub(cluster_->GatewayChannel());
   v1::CreateStateMachineRequest machine;
   machine.set_name("on-order");
-  machine.set_definition(R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})");
+  machine.set_definition(
+      R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})");
   v1::CreateStateMachineResponse machine_created;
-  grpc::Status status = states->CreateStateMachine(Context().get(), machine, &machine_created);
+  grpc::Status status =
+      states->CreateStateMachine(Context().get(), machine, &machine_created);
   ASSERT_TRUE(status.ok()) << status.error_message();
 
   ASSERT_TRUE(CreateBus(stub_.get(), "shop").ok());
-  ASSERT_TRUE(PutRule(stub_.get(), "shop", "placed",
-                      R"({"detail-type": ["OrderPlaced"], "detail": {"total": [{"numeric": [">", 10]}]}})")
-                  .ok());
+  ASSERT_TRUE(
+      PutRule(
+          stub_.get(), "shop", "placed",
+          R"({"detail-type": ["OrderPlaced"], "detail": {"total": [{"numeric": [">", 10]}]}})")
+          .ok());
   v1::PutTargetsRequest targets;
   targets.set_rule("placed");
   targets.set_event_bus_name("shop");
@@ -285,7 +315,8 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
     entry->set_source("shop");
     entry->set_detail_type("OrderPlaced");
     entry->set_event_bus_name("shop");
-    entry->set_detail(absl::StrCat(R"({"order":"o-)", total, R"(","total":)", total, "}"));
+    entry->set_detail(
+        absl::StrCat(R"({"order":"o-)", total, R"(","total":)", total, "}"));
   }
   v1::PutEventsResponse put;
   ASSERT_TRUE(stub_->PutEvents(Context().get(), events, &put).ok());
@@ -303,11 +334,13 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
   }
   ASSERT_EQ(listed.executions_size(), 1) << cluster_->Logs();
   // The execution name starts with the event's id.
-  EXPECT_EQ(listed.executions(0).name().substr(0, 36), put.entries(1).event_id());
+  EXPECT_EQ(listed.executions(0).name().substr(0, 36),
+            put.entries(1).event_id());
   v1::DescribeExecutionRequest describe;
   describe.set_execution_arn(listed.executions(0).execution_arn());
   v1::DescribeExecutionResponse described;
-  ASSERT_TRUE(states->DescribeExecution(Context().get(), describe, &described).ok());
+  ASSERT_TRUE(
+      states->DescribeExecution(Context().get(), describe, &described).ok());
   EXPECT_EQ(described.input(), R"({"order":"o-42","total":42})");
 
   // Redelivery starts nothing twice: a second eventbus in a consumer group
@@ -315,16 +348,19 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
   const int metrics_port = testing::PickFreePort();
   auto again = testing::ChildProcess::Start(
       "eventbus-2",
-      {STEPFLOW_EVENTBUS_BIN, "--kafka-brokers", cluster_->kafka_bootstrap(), "--gateway",
-       cluster_->gateway_address(), "--group-id", "redelivery", "--listen", "127.0.0.1:0",
-       "--metrics-listen", absl::StrCat("127.0.0.1:", metrics_port)},
+      {STEPFLOW_EVENTBUS_BIN, "--kafka-brokers", cluster_->kafka_bootstrap(),
+       "--gateway", cluster_->gateway_address(), "--group-id", "redelivery",
+       "--listen", "127.0.0.1:0", "--metrics-listen",
+       absl::StrCat("127.0.0.1:", metrics_port)},
       absl::StrCat(cluster_->work_dir(), "/eventbus-2.log"));
   ASSERT_TRUE(again.ok()) << again.status();
-  const std::string started = R"(stepflow_eventbus_deliveries_total{outcome="started"} 1)";
+  const std::string started =
+      R"(stepflow_eventbus_deliveries_total{outcome="started"} 1)";
   std::string metrics;
   const absl::Time redelivered_by = absl::Now() + absl::Seconds(60);
   while (absl::Now() < redelivered_by) {
-    auto page = testing::HttpGet(absl::StrCat("127.0.0.1:", metrics_port), "/metrics");
+    auto page =
+        testing::HttpGet(absl::StrCat("127.0.0.1:", metrics_port), "/metrics");
     if (page.ok()) metrics = *page;
     if (metrics.find(started) != std::string::npos) break;
     absl::SleepFor(absl::Milliseconds(200));

@@ -237,7 +237,8 @@ std::vector<absl::StatusOr<RecordPosition>> Producer::ProduceAll(
     if (!queued[i].ok()) {
       results.push_back(queued[i].status());
     } else {
-      results.push_back(Await(**queued[i], records[i].topic, deadline, timeout));
+      results.push_back(
+          Await(**queued[i], records[i].topic, deadline, timeout));
     }
   }
   return results;

@@ -98,10 +98,9 @@ class Producer {
 
   // As ProduceSync, and says where the record was stored. A `value` of
   // nullopt produces a tombstone.
-  absl::StatusOr<RecordPosition> Produce(const std::string& topic,
-                                         absl::string_view key,
-                                         absl::optional<absl::string_view> value,
-                                         absl::Duration timeout);
+  absl::StatusOr<RecordPosition> Produce(
+      const std::string& topic, absl::string_view key,
+      absl::optional<absl::string_view> value, absl::Duration timeout);
 
   // Produces every record at once (they share batches, so this costs about
   // one round trip, not one per record) and waits for all their delivery

@@ -57,7 +57,8 @@ struct TopicAdminOptions {
 
 class TopicAdmin {
  public:
-  explicit TopicAdmin(TopicAdminOptions options) : options_(std::move(options)) {}
+  explicit TopicAdmin(TopicAdminOptions options)
+      : options_(std::move(options)) {}
 
   // OK once `spec.name` exists (also when it existed already, whatever its
   // partition count). INVALID_ARGUMENT for a bad spec or missing options,
@@ -68,8 +69,10 @@ class TopicAdmin {
   TopicCreation mode() const { return options_.mode; }
 
  private:
-  absl::Status CreateWithAdminApi(const TopicSpec& spec, absl::Duration timeout) const;
-  absl::Status CreateByMetadata(const TopicSpec& spec, absl::Duration timeout) const;
+  absl::Status CreateWithAdminApi(const TopicSpec& spec,
+                                  absl::Duration timeout) const;
+  absl::Status CreateByMetadata(const TopicSpec& spec,
+                                absl::Duration timeout) const;
 
   const TopicAdminOptions options_;
 };

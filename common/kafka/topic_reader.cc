@@ -27,14 +27,16 @@ absl::StatusOr<int> PartitionCount(rd_kafka_t* handle, const std::string& topic,
                                    absl::Duration timeout) {
   // Asking for all topics never makes a broker auto-create this one.
   const rd_kafka_metadata_t* metadata = nullptr;
-  rd_kafka_resp_err_t err =
-      rd_kafka_metadata(handle, 1, nullptr, &metadata, std::max(1, internal::TimeoutMs(timeout)));
+  rd_kafka_resp_err_t err = rd_kafka_metadata(
+      handle, 1, nullptr, &metadata, std::max(1, internal::TimeoutMs(timeout)));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return internal::ErrorToStatus(err, absl::StrCat("cannot look up Kafka topic ", topic));
+    return internal::ErrorToStatus(
+        err, absl::StrCat("cannot look up Kafka topic ", topic));
   }
   int partitions = 0;
   for (int i = 0; i < metadata->topic_cnt; ++i) {
-    if (metadata->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && topic == metadata->topics[i].topic) {
+    if (metadata->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        topic == metadata->topics[i].topic) {
       partitions = metadata->topics[i].partition_cnt;
     }
   }
@@ -44,22 +46,23 @@ absl::StatusOr<int> PartitionCount(rd_kafka_t* handle, const std::string& topic,
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<TopicReader>> TopicReader::Start(const std::string& brokers,
-                                                                const std::string& topic,
-                                                                Handler handler) {
-  if (brokers.empty()) return absl::InvalidArgumentError("no Kafka brokers given");
+absl::StatusOr<std::unique_ptr<TopicReader>> TopicReader::Start(
+    const std::string& brokers, const std::string& topic, Handler handler) {
+  if (brokers.empty())
+    return absl::InvalidArgumentError("no Kafka brokers given");
   if (topic.empty()) return absl::InvalidArgumentError("no Kafka topic given");
-  ASSIGN_OR_RETURN(internal::ConfPtr conf,
-                   internal::NewConf({{"bootstrap.servers", brokers},
-                                      {"client.id", "stepflow-reader"},
-                                      // assign() wants a group id; nothing joins it.
-                                      {"group.id", absl::StrCat("stepflow-reader-", topic)},
-                                      {"enable.auto.commit", "false"},
-                                      {"enable.auto.offset.store", "false"},
-                                      // Changes should show up within a fetch round.
-                                      {"fetch.wait.max.ms", "50"},
-                                      {"fetch.error.backoff.ms", "100"}},
-                                     internal::LogMode::kNormal));
+  ASSIGN_OR_RETURN(
+      internal::ConfPtr conf,
+      internal::NewConf({{"bootstrap.servers", brokers},
+                         {"client.id", "stepflow-reader"},
+                         // assign() wants a group id; nothing joins it.
+                         {"group.id", absl::StrCat("stepflow-reader-", topic)},
+                         {"enable.auto.commit", "false"},
+                         {"enable.auto.offset.store", "false"},
+                         // Changes should show up within a fetch round.
+                         {"fetch.wait.max.ms", "50"},
+                         {"fetch.error.backoff.ms", "100"}},
+                        internal::LogMode::kNormal));
   ASSIGN_OR_RETURN(internal::HandlePtr handle,
                    internal::NewHandle(RD_KAFKA_CONSUMER, std::move(conf)));
   rd_kafka_poll_set_consumer(handle.get());
@@ -81,7 +84,8 @@ TopicReader::~TopicReader() {
 }
 
 bool TopicReader::Assign() {
-  absl::StatusOr<int> partitions = PartitionCount(handle_, topic_, absl::Seconds(2));
+  absl::StatusOr<int> partitions =
+      PartitionCount(handle_, topic_, absl::Seconds(2));
   if (!partitions.ok() || *partitions == 0) return false;
   std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter> list(
       rd_kafka_topic_partition_list_new(*partitions));
@@ -112,8 +116,9 @@ void TopicReader::ReadLoop() {
     if (message == nullptr) continue;
     if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        log::Debug(internal::kLogComponent, "topic read error",
-                   {{"topic", topic_}, {"error", rd_kafka_message_errstr(message)}});
+        log::Debug(
+            internal::kLogComponent, "topic read error",
+            {{"topic", topic_}, {"error", rd_kafka_message_errstr(message)}});
       }
       rd_kafka_message_destroy(message);
       continue;
@@ -122,34 +127,40 @@ void TopicReader::ReadLoop() {
     record.partition = message->partition;
     record.offset = message->offset;
     if (message->key != nullptr) {
-      record.key.assign(static_cast<const char*>(message->key), message->key_len);
+      record.key.assign(static_cast<const char*>(message->key),
+                        message->key_len);
     }
     if (message->payload != nullptr) {
-      record.value.emplace(static_cast<const char*>(message->payload), message->len);
+      record.value.emplace(static_cast<const char*>(message->payload),
+                           message->len);
     }
     rd_kafka_message_destroy(message);
     handler_(record);
     absl::MutexLock lock(&mu_);
-    if (record.partition >= 0 && record.partition < static_cast<int32_t>(next_offset_.size())) {
+    if (record.partition >= 0 &&
+        record.partition < static_cast<int32_t>(next_offset_.size())) {
       next_offset_[record.partition] =
           std::max(next_offset_[record.partition], record.offset + 1);
     }
   }
 }
 
-absl::StatusOr<std::vector<int64_t>> TopicReader::HighWatermarks(absl::Duration timeout) {
+absl::StatusOr<std::vector<int64_t>> TopicReader::HighWatermarks(
+    absl::Duration timeout) {
   ASSIGN_OR_RETURN(int partitions, PartitionCount(handle_, topic_, timeout));
   if (partitions == 0) {
-    return absl::UnavailableError(absl::StrCat("Kafka topic ", topic_, " does not exist"));
+    return absl::UnavailableError(
+        absl::StrCat("Kafka topic ", topic_, " does not exist"));
   }
   std::vector<int64_t> highs(partitions, 0);
   for (int p = 0; p < partitions; ++p) {
     int64_t low = 0;
     rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-        handle_, topic_.c_str(), p, &low, &highs[p], std::max(1, internal::TimeoutMs(timeout)));
+        handle_, topic_.c_str(), p, &low, &highs[p],
+        std::max(1, internal::TimeoutMs(timeout)));
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      absl::Status status =
-          internal::ErrorToStatus(err, absl::StrCat("cannot find the end of Kafka topic ", topic_));
+      absl::Status status = internal::ErrorToStatus(
+          err, absl::StrCat("cannot find the end of Kafka topic ", topic_));
       return absl::UnavailableError(status.message());
     }
   }
@@ -168,13 +179,14 @@ absl::Status TopicReader::WaitCaughtUp(absl::Duration timeout) {
   };
   absl::MutexLock lock(&mu_);
   if (!mu_.AwaitWithDeadline(absl::Condition(&caught_up), deadline)) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("reading Kafka topic ", topic_, " did not catch up in time"));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "reading Kafka topic ", topic_, " did not catch up in time"));
   }
   return absl::OkStatus();
 }
 
-absl::Status TopicReader::WaitFor(RecordPosition position, absl::Duration timeout) {
+absl::Status TopicReader::WaitFor(RecordPosition position,
+                                  absl::Duration timeout) {
   auto handled = [this, position]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return position.partition >= 0 &&
            position.partition < static_cast<int32_t>(next_offset_.size()) &&
@@ -182,8 +194,9 @@ absl::Status TopicReader::WaitFor(RecordPosition position, absl::Duration timeou
   };
   absl::MutexLock lock(&mu_);
   if (!mu_.AwaitWithTimeout(absl::Condition(&handled), timeout)) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "reading Kafka topic ", topic_, " did not reach offset ", position.offset, " in time"));
+    return absl::DeadlineExceededError(
+        absl::StrCat("reading Kafka topic ", topic_, " did not reach offset ",
+                     position.offset, " in time"));
   }
   return absl::OkStatus();
 }

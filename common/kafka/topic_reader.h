@@ -5,9 +5,10 @@
 //
 //   ASSIGN_OR_RETURN(std::unique_ptr<TopicReader> reader,
 //                    TopicReader::Start(brokers, "stepflow.eventbus.config",
-//                                       [&](const TopicRecord& r) { view.Apply(r); }));
-//   RETURN_IF_ERROR(reader->WaitCaughtUp(absl::Seconds(5)));  // view is current
-//   ASSIGN_OR_RETURN(RecordPosition at, producer->Produce(...));
+//                                       [&](const TopicRecord& r) {
+//                                       view.Apply(r); }));
+//   RETURN_IF_ERROR(reader->WaitCaughtUp(absl::Seconds(5)));  // view is
+//   current ASSIGN_OR_RETURN(RecordPosition at, producer->Produce(...));
 //   RETURN_IF_ERROR(reader->WaitFor(at, absl::Seconds(5)));  // reads its write
 //
 // A topic that does not exist yet is looked for again every 200 ms; its
@@ -54,9 +55,8 @@ class TopicReader {
 
   // Starts reading. INVALID_ARGUMENT for an empty broker list or topic.
   // Does not wait for the brokers.
-  static absl::StatusOr<std::unique_ptr<TopicReader>> Start(const std::string& brokers,
-                                                            const std::string& topic,
-                                                            Handler handler);
+  static absl::StatusOr<std::unique_ptr<TopicReader>> Start(
+      const std::string& brokers, const std::string& topic, Handler handler);
 
   TopicReader(const TopicReader&) = delete;
   TopicReader& operator=(const TopicReader&) = delete;

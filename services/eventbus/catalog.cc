@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/kafka/client.h"
 #include "common/kafka/topic_admin.h"
@@ -45,15 +45,17 @@ template <typename Message>
 bool FromJson(const std::string& text, Message* message) {
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;  // records written by newer releases
-  return google::protobuf::util::JsonStringToMessage(text, message, options).ok();
+  return google::protobuf::util::JsonStringToMessage(text, message, options)
+      .ok();
 }
 
 // Entries of `map` whose key starts with `prefix`.
 template <typename Value>
-std::vector<Value> WithPrefix(const std::map<std::string, Value>& map, const std::string& prefix) {
+std::vector<Value> WithPrefix(const std::map<std::string, Value>& map,
+                              const std::string& prefix) {
   std::vector<Value> out;
-  for (auto it = map.lower_bound(prefix); it != map.end() && absl::StartsWith(it->first, prefix);
-       ++it) {
+  for (auto it = map.lower_bound(prefix);
+       it != map.end() && absl::StartsWith(it->first, prefix); ++it) {
     out.push_back(it->second);
   }
   return out;
@@ -72,29 +74,33 @@ std::string BusTopic(absl::string_view bus_name) {
   return topic;
 }
 
-std::string EventBusArn(const config::ArnScope& scope, absl::string_view bus_name) {
-  return absl::StrCat("arn:", scope.partition, ":events:", scope.region, ":", scope.account,
-                      ":event-bus/", bus_name);
+std::string EventBusArn(const config::ArnScope& scope,
+                        absl::string_view bus_name) {
+  return absl::StrCat("arn:", scope.partition, ":events:", scope.region, ":",
+                      scope.account, ":event-bus/", bus_name);
 }
 
 std::string RuleArn(const config::ArnScope& scope, absl::string_view bus_name,
                     absl::string_view rule_name) {
-  std::string arn = absl::StrCat("arn:", scope.partition, ":events:", scope.region, ":",
-                                 scope.account, ":rule/");
+  std::string arn =
+      absl::StrCat("arn:", scope.partition, ":events:", scope.region, ":",
+                   scope.account, ":rule/");
   if (bus_name != kDefaultBusName) absl::StrAppend(&arn, bus_name, "/");
   absl::StrAppend(&arn, rule_name);
   return arn;
 }
 
-absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Start(CatalogOptions options) {
-  if (options.brokers.empty()) return absl::InvalidArgumentError("the catalog needs Kafka brokers");
+absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Start(
+    CatalogOptions options) {
+  if (options.brokers.empty())
+    return absl::InvalidArgumentError("the catalog needs Kafka brokers");
   std::unique_ptr<Catalog> catalog(new Catalog(std::move(options)));
   Catalog* self = catalog.get();
-  ASSIGN_OR_RETURN(catalog->reader_,
-                   kafka::TopicReader::Start(self->options_.brokers, self->options_.topic,
-                                             [self](const kafka::TopicRecord& record) {
-                                               self->Apply(record);
-                                             }));
+  ASSIGN_OR_RETURN(
+      catalog->reader_,
+      kafka::TopicReader::Start(
+          self->options_.brokers, self->options_.topic,
+          [self](const kafka::TopicRecord& record) { self->Apply(record); }));
   return catalog;
 }
 
@@ -103,11 +109,14 @@ Catalog::Catalog(CatalogOptions options) : options_(std::move(options)) {}
 Catalog::~Catalog() { reader_.reset(); }
 
 absl::Status Catalog::EnsureTopic(absl::Duration timeout) {
-  if (options_.admin == nullptr || topic_ensured_.load()) return absl::OkStatus();
+  if (options_.admin == nullptr || topic_ensured_.load())
+    return absl::OkStatus();
   // One partition: every change to the catalog is in one order.
-  RETURN_IF_ERROR(options_.admin->EnsureTopic(
-      {.name = options_.topic, .partitions = 1, .config = {{"cleanup.policy", "compact"}}},
-      timeout));
+  RETURN_IF_ERROR(
+      options_.admin->EnsureTopic({.name = options_.topic,
+                                   .partitions = 1,
+                                   .config = {{"cleanup.policy", "compact"}}},
+                                  timeout));
   topic_ensured_.store(true);
   return absl::OkStatus();
 }
@@ -183,7 +192,8 @@ std::vector<v1::EventBus> Catalog::ListBuses() const {
   return out;
 }
 
-absl::optional<v1::Rule> Catalog::FindRule(absl::string_view bus, absl::string_view rule) const {
+absl::optional<v1::Rule> Catalog::FindRule(absl::string_view bus,
+                                           absl::string_view rule) const {
   absl::MutexLock lock(&mu_);
   auto it = rules_.find(absl::StrCat(bus, "/", rule));
   if (it == rules_.end()) return absl::nullopt;
@@ -201,7 +211,8 @@ std::vector<v1::Target> Catalog::ListTargets(absl::string_view bus,
   return WithPrefix(targets_, absl::StrCat(bus, "/", rule, "/"));
 }
 
-absl::Status Catalog::Write(const std::string& key, absl::optional<std::string> value) {
+absl::Status Catalog::Write(const std::string& key,
+                            absl::optional<std::string> value) {
   if (options_.producer == nullptr) {
     return absl::FailedPreconditionError("this catalog is read-only");
   }
@@ -210,7 +221,8 @@ absl::Status Catalog::Write(const std::string& key, absl::optional<std::string> 
   absl::optional<absl::string_view> view;
   if (value.has_value()) view = absl::string_view(*value);
   ASSIGN_OR_RETURN(kafka::RecordPosition position,
-                   options_.producer->Produce(options_.topic, key, view, options_.write_timeout));
+                   options_.producer->Produce(options_.topic, key, view,
+                                              options_.write_timeout));
   return reader_->WaitFor(position, deadline - absl::Now());
 }
 
@@ -230,10 +242,12 @@ absl::Status Catalog::DeleteBus(absl::string_view name) {
 
 absl::Status Catalog::PutRule(const v1::Rule& rule) {
   ASSIGN_OR_RETURN(std::string value, ToJson(rule));
-  return Write(absl::StrCat(kRuleKey, rule.event_bus_name(), "/", rule.name()), std::move(value));
+  return Write(absl::StrCat(kRuleKey, rule.event_bus_name(), "/", rule.name()),
+               std::move(value));
 }
 
-absl::Status Catalog::DeleteRule(absl::string_view bus, absl::string_view rule) {
+absl::Status Catalog::DeleteRule(absl::string_view bus,
+                                 absl::string_view rule) {
   for (const v1::Target& target : ListTargets(bus, rule)) {
     RETURN_IF_ERROR(DeleteTarget(bus, rule, target.id()));
   }
@@ -243,12 +257,15 @@ absl::Status Catalog::DeleteRule(absl::string_view bus, absl::string_view rule) 
 absl::Status Catalog::PutTarget(absl::string_view bus, absl::string_view rule,
                                 const v1::Target& target) {
   ASSIGN_OR_RETURN(std::string value, ToJson(target));
-  return Write(absl::StrCat(kTargetKey, bus, "/", rule, "/", target.id()), std::move(value));
+  return Write(absl::StrCat(kTargetKey, bus, "/", rule, "/", target.id()),
+               std::move(value));
 }
 
-absl::Status Catalog::DeleteTarget(absl::string_view bus, absl::string_view rule,
+absl::Status Catalog::DeleteTarget(absl::string_view bus,
+                                   absl::string_view rule,
                                    absl::string_view id) {
-  return Write(absl::StrCat(kTargetKey, bus, "/", rule, "/", id), absl::nullopt);
+  return Write(absl::StrCat(kTargetKey, bus, "/", rule, "/", id),
+               absl::nullopt);
 }
 
 }  // namespace stepflow::eventbus

@@ -11,7 +11,8 @@
 // validates them), so keys are unambiguous. The "default" bus is never
 // stored: it always exists.
 //
-//   ASSIGN_OR_RETURN(std::unique_ptr<Catalog> catalog, Catalog::Start(options));
+//   ASSIGN_OR_RETURN(std::unique_ptr<Catalog> catalog,
+//   Catalog::Start(options));
 //   RETURN_IF_ERROR(catalog->WaitReady(absl::Seconds(5)));
 //   RETURN_IF_ERROR(catalog->PutBus(bus));   // visible here when it returns
 //   absl::optional<v1::EventBus> found = catalog->FindBus("orders");
@@ -63,7 +64,8 @@ inline constexpr char kDefaultBusName[] = "default";
 std::string BusTopic(absl::string_view bus_name);
 
 // arn:<partition>:events:<region>:<account>:event-bus/<name>
-std::string EventBusArn(const config::ArnScope& scope, absl::string_view bus_name);
+std::string EventBusArn(const config::ArnScope& scope,
+                        absl::string_view bus_name);
 // arn:...:rule/<name> on the default bus, arn:...:rule/<bus>/<name> on others.
 std::string RuleArn(const config::ArnScope& scope, absl::string_view bus_name,
                     absl::string_view rule_name);
@@ -102,11 +104,13 @@ class Catalog {
   absl::optional<v1::EventBus> FindBus(absl::string_view name) const;
   // Sorted by name; includes "default".
   std::vector<v1::EventBus> ListBuses() const;
-  absl::optional<v1::Rule> FindRule(absl::string_view bus, absl::string_view rule) const;
+  absl::optional<v1::Rule> FindRule(absl::string_view bus,
+                                    absl::string_view rule) const;
   // The rules of `bus`, sorted by name.
   std::vector<v1::Rule> ListRules(absl::string_view bus) const;
   // The targets of a rule, sorted by id.
-  std::vector<v1::Target> ListTargets(absl::string_view bus, absl::string_view rule) const;
+  std::vector<v1::Target> ListTargets(absl::string_view bus,
+                                      absl::string_view rule) const;
   // Grows with every change applied to the view.
   uint64_t generation() const { return generation_.load(); }
 
@@ -117,8 +121,10 @@ class Catalog {
   // `rule.event_bus_name()` names the bus.
   absl::Status PutRule(const v1::Rule& rule);
   absl::Status DeleteRule(absl::string_view bus, absl::string_view rule);
-  absl::Status PutTarget(absl::string_view bus, absl::string_view rule, const v1::Target& target);
-  absl::Status DeleteTarget(absl::string_view bus, absl::string_view rule, absl::string_view id);
+  absl::Status PutTarget(absl::string_view bus, absl::string_view rule,
+                         const v1::Target& target);
+  absl::Status DeleteTarget(absl::string_view bus, absl::string_view rule,
+                            absl::string_view id);
 
  private:
   explicit Catalog(CatalogOptions options);

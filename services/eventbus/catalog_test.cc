@@ -34,8 +34,10 @@ class CatalogTest : public ::testing::Test {
     auto producer = kafka::Producer::Create(cluster_->bootstrap_servers());
     ASSERT_TRUE(producer.ok());
     producer_ = std::move(*producer);
-    admin_ = std::make_unique<kafka::TopicAdmin>(kafka::TopicAdminOptions{
-        .brokers = "", .mode = kafka::TopicCreation::kEmbedded, .embedded = cluster_.get()});
+    admin_ = std::make_unique<kafka::TopicAdmin>(
+        kafka::TopicAdminOptions{.brokers = "",
+                                 .mode = kafka::TopicCreation::kEmbedded,
+                                 .embedded = cluster_.get()});
   }
 
   std::unique_ptr<Catalog> NewCatalog() {
@@ -65,9 +67,12 @@ TEST(BusTopicTest, NamesTopics) {
 
 TEST(ArnTest, BusAndRuleArns) {
   config::ArnScope scope;
-  EXPECT_EQ(EventBusArn(scope, "orders"), "arn:aws:events:us-east-1:123456789012:event-bus/orders");
-  EXPECT_EQ(RuleArn(scope, "default", "r"), "arn:aws:events:us-east-1:123456789012:rule/r");
-  EXPECT_EQ(RuleArn(scope, "orders", "r"), "arn:aws:events:us-east-1:123456789012:rule/orders/r");
+  EXPECT_EQ(EventBusArn(scope, "orders"),
+            "arn:aws:events:us-east-1:123456789012:event-bus/orders");
+  EXPECT_EQ(RuleArn(scope, "default", "r"),
+            "arn:aws:events:us-east-1:123456789012:rule/r");
+  EXPECT_EQ(RuleArn(scope, "orders", "r"),
+            "arn:aws:events:us-east-1:123456789012:rule/orders/r");
 }
 
 TEST_F(CatalogTest, DefaultBusAlwaysExists) {
@@ -87,7 +92,8 @@ TEST_F(CatalogTest, WritesAreReadBackAndReplicated) {
   ASSERT_TRUE(catalog->PutBus(bus).ok());
   bus.set_name("a-bus");
   ASSERT_TRUE(catalog->PutBus(bus).ok());
-  EXPECT_THAT(Names(catalog->ListBuses()), ElementsAre("a-bus", "default", "orders"));
+  EXPECT_THAT(Names(catalog->ListBuses()),
+              ElementsAre("a-bus", "default", "orders"));
   EXPECT_EQ(catalog->FindBus("orders")->description(), "shop orders");
 
   v1::Rule rule;
@@ -105,9 +111,11 @@ TEST_F(CatalogTest, WritesAreReadBackAndReplicated) {
 
   // Another replica, started later, sees the same.
   auto replica = NewCatalog();
-  EXPECT_THAT(Names(replica->ListBuses()), ElementsAre("a-bus", "default", "orders"));
+  EXPECT_THAT(Names(replica->ListBuses()),
+              ElementsAre("a-bus", "default", "orders"));
   ASSERT_TRUE(replica->FindRule("orders", "big").has_value());
-  EXPECT_EQ(replica->FindRule("orders", "big")->event_pattern(), R"({"source":["shop"]})");
+  EXPECT_EQ(replica->FindRule("orders", "big")->event_pattern(),
+            R"({"source":["shop"]})");
   EXPECT_THAT(replica->ListTargets("orders", "big"), SizeIs(1));
 
   // A change made through one replica reaches the other quickly.

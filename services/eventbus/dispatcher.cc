@@ -30,7 +30,8 @@ constexpr absl::Duration kCatchUpSlack = absl::Seconds(2);
 // Events taken from the consumer at once.
 constexpr size_t kMaxBatch = 500;
 
-uint64_t Fnv1a(absl::string_view text, uint64_t hash = 14695981039346656037ull) {
+uint64_t Fnv1a(absl::string_view text,
+               uint64_t hash = 14695981039346656037ull) {
   for (unsigned char c : text) {
     hash ^= c;
     hash *= 1099511628211ull;
@@ -40,7 +41,8 @@ uint64_t Fnv1a(absl::string_view text, uint64_t hash = 14695981039346656037ull) 
 
 std::string Hex64(uint64_t value) {
   char out[17];
-  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(value));
+  std::snprintf(out, sizeof(out), "%016llx",
+                static_cast<unsigned long long>(value));
   return out;
 }
 
@@ -62,7 +64,8 @@ bool Retryable(absl::StatusCode code) {
 // placeholder between double quotes takes a string's characters (the
 // template's quotes stay); elsewhere it takes the value's JSON text.
 absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
-                                      const v1::Rule& rule, const json::Value& event,
+                                      const v1::Rule& rule,
+                                      const json::Value& event,
                                       absl::string_view event_text) {
   json::Document values;
   values.SetObject();
@@ -78,7 +81,8 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
     json_of[name] = value.ok() ? json::Serialize(*value) : "null";
   }
   auto quoted = [](absl::string_view text) {
-    json::Value string(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+    json::Value string(text.data(),
+                       static_cast<rapidjson::SizeType>(text.size()));
     return json::Serialize(string);
   };
   json_of["aws.events.rule-arn"] = quoted(rule.arn());
@@ -95,22 +99,25 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
     std::string out;
     size_t i = 0;
     while (i < tmpl.size()) {
-      const size_t close = tmpl[i] == '<' ? tmpl.find('>', i) : std::string::npos;
-      auto found = close == std::string::npos ? json_of.end()
-                                              : json_of.find(tmpl.substr(i + 1, close - i - 1));
+      const size_t close =
+          tmpl[i] == '<' ? tmpl.find('>', i) : std::string::npos;
+      auto found = close == std::string::npos
+                       ? json_of.end()
+                       : json_of.find(tmpl.substr(i + 1, close - i - 1));
       if (found == json_of.end()) {
         out.push_back(tmpl[i++]);
         continue;
       }
       const std::string& value = found->second;
-      const bool in_quotes = i > 0 && tmpl[i - 1] == '"' && close + 1 < tmpl.size() &&
-                             tmpl[close + 1] == '"';
+      const bool in_quotes = i > 0 && tmpl[i - 1] == '"' &&
+                             close + 1 < tmpl.size() && tmpl[close + 1] == '"';
       const bool is_string = value.size() >= 2 && value.front() == '"';
       if (is_string && (in_quotes || text_template)) {
         if (text_template) {
           out.append(json::Parse(value)->GetString());  // unescaped
         } else {
-          out.append(value, 1, value.size() - 2);  // still escaped, inside quotes
+          out.append(value, 1,
+                     value.size() - 2);  // still escaped, inside quotes
         }
       } else {
         out.append(value);
@@ -145,13 +152,14 @@ void OnRebalance(rd_kafka_t* consumer, rd_kafka_resp_err_t err,
 
 }  // namespace
 
-std::string TargetExecutionName(absl::string_view event_id, absl::string_view rule_arn,
+std::string TargetExecutionName(absl::string_view event_id,
+                                absl::string_view rule_arn,
                                 absl::string_view target_id) {
   std::string name;
   for (char c : event_id) {
     if (name.size() == 40) break;
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '_';
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '-' || c == '_';
     name.push_back(ok ? c : '_');
   }
   // Both hashes: the rule and target, and the whole id (which may have been
@@ -161,8 +169,10 @@ std::string TargetExecutionName(absl::string_view event_id, absl::string_view ru
   return name;
 }
 
-std::string DeadLetterRecord(absl::string_view event_text, absl::string_view rule_arn,
-                             absl::string_view target_id, absl::string_view execution_name,
+std::string DeadLetterRecord(absl::string_view event_text,
+                             absl::string_view rule_arn,
+                             absl::string_view target_id,
+                             absl::string_view execution_name,
                              const absl::Status& error, int attempts) {
   json::Document record;
   record.SetObject();
@@ -171,7 +181,8 @@ std::string DeadLetterRecord(absl::string_view event_text, absl::string_view rul
     return json::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
   };
   absl::StatusOr<json::Document> event = json::Parse(event_text);
-  record.AddMember("event", event.ok() ? json::Copy(*event, a) : text(event_text), a);
+  record.AddMember("event",
+                   event.ok() ? json::Copy(*event, a) : text(event_text), a);
   record.AddMember("rule", text(rule_arn), a);
   record.AddMember("target", text(target_id), a);
   record.AddMember("execution", text(execution_name), a);
@@ -180,13 +191,17 @@ std::string DeadLetterRecord(absl::string_view event_text, absl::string_view rul
   return json::Serialize(record);
 }
 
-absl::StatusOr<std::string> TargetInput(const v1::Target& target, const v1::Rule& rule,
-                                        const json::Value& event, absl::string_view event_text) {
+absl::StatusOr<std::string> TargetInput(const v1::Target& target,
+                                        const v1::Rule& rule,
+                                        const json::Value& event,
+                                        absl::string_view event_text) {
   if (!target.input().empty()) return target.input();
   if (!target.input_path().empty()) {
-    ASSIGN_OR_RETURN(asl::JsonPath path, asl::JsonPath::Parse(target.input_path()));
+    ASSIGN_OR_RETURN(asl::JsonPath path,
+                     asl::JsonPath::Parse(target.input_path()));
     json::Document scratch;
-    absl::StatusOr<json::Value> value = path.Evaluate(event, scratch.GetAllocator());
+    absl::StatusOr<json::Value> value =
+        path.Evaluate(event, scratch.GetAllocator());
     if (!value.ok()) {
       if (absl::IsNotFound(value.status())) return std::string("null");
       return value.status();
@@ -206,11 +221,14 @@ struct Dispatcher::BusRules {
   std::map<std::string, v1::Rule> rules;
 };
 
-absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(DispatcherOptions options) {
-  if (options.brokers.empty()) return absl::InvalidArgumentError("the dispatcher needs brokers");
+absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(
+    DispatcherOptions options) {
+  if (options.brokers.empty())
+    return absl::InvalidArgumentError("the dispatcher needs brokers");
   if (!options.now) options.now = [] { return absl::Now(); };
   if (options.catalog == nullptr || !options.start_execution) {
-    return absl::InvalidArgumentError("the dispatcher needs a catalog and a way to start executions");
+    return absl::InvalidArgumentError(
+        "the dispatcher needs a catalog and a way to start executions");
   }
   char errstr[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -228,21 +246,26 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(DispatcherOptions 
       {"session.timeout.ms", "6000"},
       {"heartbeat.interval.ms", "1000"},
   };
-  for (const auto& [key, value] : options.consumer_config) settings[key] = value;
+  for (const auto& [key, value] : options.consumer_config)
+    settings[key] = value;
   for (const auto& [key, value] : settings) {
-    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof(errstr)) !=
-        RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr,
+                          sizeof(errstr)) != RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
-      return absl::InvalidArgumentError(absl::StrCat("Kafka consumer ", key, ": ", errstr));
+      return absl::InvalidArgumentError(
+          absl::StrCat("Kafka consumer ", key, ": ", errstr));
     }
   }
   rd_kafka_conf_set_rebalance_cb(conf, OnRebalance);
-  rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+  rd_kafka_t* consumer =
+      rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
   if (consumer == nullptr) {
-    return absl::InternalError(absl::StrCat("cannot create the Kafka consumer: ", errstr));
+    return absl::InternalError(
+        absl::StrCat("cannot create the Kafka consumer: ", errstr));
   }
   rd_kafka_poll_set_consumer(consumer);
-  return std::unique_ptr<Dispatcher>(new Dispatcher(std::move(options), consumer));
+  return std::unique_ptr<Dispatcher>(
+      new Dispatcher(std::move(options), consumer));
 }
 
 Dispatcher::Dispatcher(DispatcherOptions options, rd_kafka_t* consumer)
@@ -270,16 +293,20 @@ bool Dispatcher::SleepUnlessStopping(absl::Duration duration) {
 
 void Dispatcher::ScheduleLoop() {
   absl::Time last = options_.now();
-  std::set<std::string> warned;  // rules whose expression does not fire, logged once
+  std::set<std::string>
+      warned;  // rules whose expression does not fire, logged once
   while (SleepUnlessStopping(options_.schedule_interval)) {
     const absl::Time now = options_.now();
     for (const v1::Rule& rule : options_.catalog->ListRules(kDefaultBusName)) {
-      if (rule.schedule_expression().empty() || rule.state() == "DISABLED") continue;
-      absl::StatusOr<absl::Duration> period = ParseRate(rule.schedule_expression());
+      if (rule.schedule_expression().empty() || rule.state() == "DISABLED")
+        continue;
+      absl::StatusOr<absl::Duration> period =
+          ParseRate(rule.schedule_expression());
       if (!period.ok()) {
         if (warned.insert(rule.arn()).second) {
-          log::Warn(kComponent, "this schedule expression does not fire yet",
-                    {{"rule", rule.arn()}, {"schedule", rule.schedule_expression()}});
+          log::Warn(
+              kComponent, "this schedule expression does not fire yet",
+              {{"rule", rule.arn()}, {"schedule", rule.schedule_expression()}});
         }
         continue;
       }
@@ -309,16 +336,20 @@ void Dispatcher::FireScheduled(const v1::Rule& rule, absl::Time at) {
   event.AddMember("detail-type", "Scheduled Event", a);
   event.AddMember("source", "aws.events", a);
   event.AddMember("account", text(account), a);
-  event.AddMember("time", text(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", at, absl::UTCTimeZone())), a);
+  event.AddMember(
+      "time",
+      text(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", at, absl::UTCTimeZone())), a);
   event.AddMember("region", text(region), a);
   json::Value resources(rapidjson::kArrayType);
   resources.PushBack(text(rule.arn()), a);
   event.AddMember("resources", resources, a);
   event.AddMember("detail", json::Value(rapidjson::kObjectType), a);
   const std::string event_text = json::Serialize(event);
-  for (const v1::Target& target : options_.catalog->ListTargets(kDefaultBusName, rule.name())) {
+  for (const v1::Target& target :
+       options_.catalog->ListTargets(kDefaultBusName, rule.name())) {
     const std::string name = TargetExecutionName(id, rule.arn(), target.id());
-    absl::StatusOr<std::string> input = TargetInput(target, rule, event, event_text);
+    absl::StatusOr<std::string> input =
+        TargetInput(target, rule, event, event_text);
     if (!input.ok()) {
       Abandon(id, event_text, rule, target, name, input.status(), 0);
       continue;
@@ -337,7 +368,8 @@ void Dispatcher::Refresh() {
     rules->bus = bus.name();
     for (const v1::Rule& rule : options_.catalog->ListRules(bus.name())) {
       if (rule.event_pattern().empty() || rule.state() == "DISABLED") continue;
-      absl::Status added = rules->matcher.Add(rule.name(), rule.event_pattern());
+      absl::Status added =
+          rules->matcher.Add(rule.name(), rule.event_pattern());
       if (!added.ok()) {
         log::Warn(kComponent, "skipping a rule whose pattern does not compile",
                   {{"rule", rule.arn()}, {"error", added}});
@@ -354,22 +386,28 @@ void Dispatcher::Loop() {
   while (!stopping_.load()) {
     absl::Status ready = options_.catalog->WaitReady(absl::Seconds(5));
     if (ready.ok()) break;
-    log::Warn(kComponent, "waiting for the event bus catalog", {{"error", ready}});
+    log::Warn(kComponent, "waiting for the event bus catalog",
+              {{"error", ready}});
     SleepUnlessStopping(absl::Milliseconds(500));
   }
   // Joining the group only now: a member that does not poll while its
   // join is under way stalls the group's rebalance.
-  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(topics, kBusTopicsRegex, RD_KAFKA_PARTITION_UA);
+  rd_kafka_topic_partition_list_t* topics =
+      rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, kBusTopicsRegex,
+                                    RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer_, topics);
   rd_kafka_topic_partition_list_destroy(topics);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    log::Error(kComponent, "cannot subscribe to the event bus topics; delivering nothing",
+    log::Error(kComponent,
+               "cannot subscribe to the event bus topics; delivering nothing",
                {{"error", rd_kafka_err2str(err)}});
     return;
   }
   struct MessageDeleter {
-    void operator()(rd_kafka_message_t* message) const { rd_kafka_message_destroy(message); }
+    void operator()(rd_kafka_message_t* message) const {
+      rd_kafka_message_destroy(message);
+    }
   };
   using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
   while (!stopping_.load()) {
@@ -386,19 +424,22 @@ void Dispatcher::Loop() {
       batch.push_back(std::move(message));
     }
     if (batch.empty()) continue;
-    const bool recent = std::any_of(batch.begin(), batch.end(), [this](const MessagePtr& m) {
-      rd_kafka_timestamp_type_t type;
-      const int64_t millis = rd_kafka_message_timestamp(m.get(), &type);
-      const absl::Time written = millis >= 0 ? absl::FromUnixMillis(millis) : absl::InfiniteFuture();
-      return written >= caught_up_from_ - kCatchUpSlack;
-    });
+    const bool recent =
+        std::any_of(batch.begin(), batch.end(), [this](const MessagePtr& m) {
+          rd_kafka_timestamp_type_t type;
+          const int64_t millis = rd_kafka_message_timestamp(m.get(), &type);
+          const absl::Time written = millis >= 0 ? absl::FromUnixMillis(millis)
+                                                 : absl::InfiniteFuture();
+          return written >= caught_up_from_ - kCatchUpSlack;
+        });
     if (recent) {
       const absl::Time started = absl::Now();
       absl::Status ready = options_.catalog->WaitReady(absl::Seconds(5));
       if (ready.ok()) {
         caught_up_from_ = started;
       } else {
-        log::Warn(kComponent, "event bus catalog may be behind", {{"error", ready}});
+        log::Warn(kComponent, "event bus catalog may be behind",
+                  {{"error", ready}});
       }
     }
     for (const MessagePtr& message : batch) {
@@ -412,62 +453,83 @@ void Dispatcher::Loop() {
   }
 }
 
-bool Dispatcher::Deliver(const std::string& topic, absl::string_view event_text) {
+bool Dispatcher::Deliver(const std::string& topic,
+                         absl::string_view event_text) {
   Refresh();
   auto found = rules_by_topic_.find(topic);
   if (found == rules_by_topic_.end()) return true;  // a deleted bus
   std::shared_ptr<BusRules> bus = found->second;
   absl::StatusOr<json::Document> event = json::Parse(event_text);
-  if (!event.ok() || !event->IsObject() || !event->HasMember("id") || !(*event)["id"].IsString()) {
-    log::Warn(kComponent, "skipping a record that is not an event", {{"topic", topic}});
+  if (!event.ok() || !event->IsObject() || !event->HasMember("id") ||
+      !(*event)["id"].IsString()) {
+    log::Warn(kComponent, "skipping a record that is not an event",
+              {{"topic", topic}});
     abandoned_.fetch_add(1);
     return true;
   }
   const std::string event_id = (*event)["id"].GetString();
   for (const std::string& rule_name : bus->matcher.Match(*event)) {
     const v1::Rule& rule = bus->rules.at(rule_name);
-    for (const v1::Target& target : options_.catalog->ListTargets(bus->bus, rule_name)) {
-      const std::string name = TargetExecutionName(event_id, rule.arn(), target.id());
-      absl::StatusOr<std::string> input = TargetInput(target, rule, *event, event_text);
+    for (const v1::Target& target :
+         options_.catalog->ListTargets(bus->bus, rule_name)) {
+      const std::string name =
+          TargetExecutionName(event_id, rule.arn(), target.id());
+      absl::StatusOr<std::string> input =
+          TargetInput(target, rule, *event, event_text);
       if (!input.ok()) {
         Abandon(event_id, event_text, rule, target, name, input.status(), 0);
         continue;
       }
-      if (!StartWithRetries(rule, target, name, *input, event_id, event_text)) return false;
+      if (!StartWithRetries(rule, target, name, *input, event_id, event_text))
+        return false;
     }
   }
   return true;
 }
 
-void Dispatcher::Abandon(const std::string& event_id, absl::string_view event_text,
-                         const v1::Rule& rule, const v1::Target& target, const std::string& name,
+void Dispatcher::Abandon(const std::string& event_id,
+                         absl::string_view event_text, const v1::Rule& rule,
+                         const v1::Target& target, const std::string& name,
                          const absl::Status& error, int attempts) {
   log::Error(kComponent, "event delivery given up",
-             {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name},
-              {"attempts", attempts}, {"error", error}});
+             {{"rule", rule.arn()},
+              {"target", target.id()},
+              {"execution", name},
+              {"attempts", attempts},
+              {"error", error}});
   abandoned_.fetch_add(1);
-  if (options_.abandoned_counter != nullptr) options_.abandoned_counter->Increment();
+  if (options_.abandoned_counter != nullptr)
+    options_.abandoned_counter->Increment();
   if (!options_.dead_letter) return;
   absl::Status stored = options_.dead_letter(
-      event_id, DeadLetterRecord(event_text, rule.arn(), target.id(), name, error, attempts));
+      event_id, DeadLetterRecord(event_text, rule.arn(), target.id(), name,
+                                 error, attempts));
   if (!stored.ok()) {
-    log::Error(kComponent, "cannot write the dead-letter record; the delivery is lost",
-               {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name},
+    log::Error(kComponent,
+               "cannot write the dead-letter record; the delivery is lost",
+               {{"rule", rule.arn()},
+                {"target", target.id()},
+                {"execution", name},
                 {"error", stored}});
   }
 }
 
-bool Dispatcher::StartWithRetries(const v1::Rule& rule, const v1::Target& target,
-                                  const std::string& name, const std::string& input,
-                                  const std::string& event_id, absl::string_view event_text) {
+bool Dispatcher::StartWithRetries(const v1::Rule& rule,
+                                  const v1::Target& target,
+                                  const std::string& name,
+                                  const std::string& input,
+                                  const std::string& event_id,
+                                  absl::string_view event_text) {
   absl::Duration backoff = options_.initial_backoff;
   for (int attempt = 1;; ++attempt) {
     absl::Status status = options_.start_execution(target.arn(), name, input);
     if (status.ok() || absl::IsAlreadyExists(status)) {
       delivered_.fetch_add(1);
-      if (options_.delivered_counter != nullptr) options_.delivered_counter->Increment();
-      log::Debug(kComponent, "event delivered",
-                 {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name}});
+      if (options_.delivered_counter != nullptr)
+        options_.delivered_counter->Increment();
+      log::Debug(
+          kComponent, "event delivered",
+          {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name}});
       return true;
     }
     if (!Retryable(status.code()) || attempt >= options_.max_attempts) {

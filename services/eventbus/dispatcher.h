@@ -61,23 +61,29 @@ class Catalog;
 // The name of the execution `target` gets for event `event_id` through
 // `rule_arn`: at most 80 characters of [A-Za-z0-9-_], the same for the same
 // three inputs.
-std::string TargetExecutionName(absl::string_view event_id, absl::string_view rule_arn,
+std::string TargetExecutionName(absl::string_view event_id,
+                                absl::string_view rule_arn,
                                 absl::string_view target_id);
 
 // The execution input for `target` from `event` (whose text is
 // `event_text`). INVALID_ARGUMENT when a path or template cannot be applied.
-absl::StatusOr<std::string> TargetInput(const v1::Target& target, const v1::Rule& rule,
-                                        const json::Value& event, absl::string_view event_text);
+absl::StatusOr<std::string> TargetInput(const v1::Target& target,
+                                        const v1::Rule& rule,
+                                        const json::Value& event,
+                                        absl::string_view event_text);
 
 // A given-up delivery as the dead-letter record's JSON value: {"event",
 // "rule", "target", "execution", "error", "attempts"}.
-std::string DeadLetterRecord(absl::string_view event_text, absl::string_view rule_arn,
-                             absl::string_view target_id, absl::string_view execution_name,
+std::string DeadLetterRecord(absl::string_view event_text,
+                             absl::string_view rule_arn,
+                             absl::string_view target_id,
+                             absl::string_view execution_name,
                              const absl::Status& error, int attempts);
 
 // Starts one execution; OK also when it already exists (a redelivery).
 using StartExecutionFn = std::function<absl::Status(
-    const std::string& state_machine_arn, const std::string& name, const std::string& input)>;
+    const std::string& state_machine_arn, const std::string& name,
+    const std::string& input)>;
 
 struct DispatcherOptions {
   std::string brokers;
@@ -87,7 +93,8 @@ struct DispatcherOptions {
   StartExecutionFn start_execution;
   // Stores a given-up delivery (key: event id, value: DeadLetterRecord);
   // null: given-up deliveries are only logged.
-  std::function<absl::Status(const std::string& key, const std::string& value)> dead_letter;
+  std::function<absl::Status(const std::string& key, const std::string& value)>
+      dead_letter;
   // Incremented per execution started and per delivery given up; null: none.
   // Not owned; must outlive the dispatcher.
   prometheus::Counter* delivered_counter = nullptr;
@@ -107,7 +114,8 @@ struct DispatcherOptions {
 class Dispatcher {
  public:
   // Starts consuming; INVALID_ARGUMENT for missing options.
-  static absl::StatusOr<std::unique_ptr<Dispatcher>> Start(DispatcherOptions options);
+  static absl::StatusOr<std::unique_ptr<Dispatcher>> Start(
+      DispatcherOptions options);
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
   // Stops consuming; an event being delivered is left uncommitted (another
@@ -129,9 +137,11 @@ class Dispatcher {
   // Retries `start` per the options; false if stopped meanwhile.
   bool StartWithRetries(const v1::Rule& rule, const v1::Target& target,
                         const std::string& name, const std::string& input,
-                        const std::string& event_id, absl::string_view event_text);
-  void Abandon(const std::string& event_id, absl::string_view event_text, const v1::Rule& rule,
-               const v1::Target& target, const std::string& name, const absl::Status& error,
+                        const std::string& event_id,
+                        absl::string_view event_text);
+  void Abandon(const std::string& event_id, absl::string_view event_text,
+               const v1::Rule& rule, const v1::Target& target,
+               const std::string& name, const absl::Status& error,
                int attempts);
   bool SleepUnlessStopping(absl::Duration duration);
   void ScheduleLoop();

@@ -28,7 +28,8 @@ constexpr char kEvent[] =
     R"({"version":"0","id":"6a7e8feb-b491-4cf7-a9f1-bf3703467718","detail-type":"OrderPlaced",)"
     R"("source":"shop","account":"123456789012","time":"2023-11-14T22:13:20Z",)"
     R"("region":"us-east-1","resources":[],"detail":{"order":"o-1","total":12.5}})";
-constexpr char kMachine[] = "arn:aws:states:us-east-1:123456789012:stateMachine:orders";
+constexpr char kMachine[] =
+    "arn:aws:states:us-east-1:123456789012:stateMachine:orders";
 
 v1::Rule Rule() {
   v1::Rule rule;
@@ -78,13 +79,19 @@ TEST(TargetInputTest, InputTransformer) {
 }
 
 TEST(TargetExecutionNameTest, DeterministicAndDistinct) {
-  const std::string name = TargetExecutionName("6a7e8feb-b491-4cf7-a9f1-bf3703467718", "arn:r", "t1");
-  EXPECT_EQ(name, TargetExecutionName("6a7e8feb-b491-4cf7-a9f1-bf3703467718", "arn:r", "t1"));
-  EXPECT_NE(name, TargetExecutionName("6a7e8feb-b491-4cf7-a9f1-bf3703467718", "arn:r", "t2"));
-  EXPECT_NE(name, TargetExecutionName("6a7e8feb-b491-4cf7-a9f1-bf3703467718", "arn:r2", "t1"));
-  EXPECT_NE(name, TargetExecutionName("7a7e8feb-b491-4cf7-a9f1-bf3703467718", "arn:r", "t1"));
+  const std::string name = TargetExecutionName(
+      "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "arn:r", "t1");
+  EXPECT_EQ(name, TargetExecutionName("6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+                                      "arn:r", "t1"));
+  EXPECT_NE(name, TargetExecutionName("6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+                                      "arn:r", "t2"));
+  EXPECT_NE(name, TargetExecutionName("6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+                                      "arn:r2", "t1"));
+  EXPECT_NE(name, TargetExecutionName("7a7e8feb-b491-4cf7-a9f1-bf3703467718",
+                                      "arn:r", "t1"));
   EXPECT_LE(name.size(), 80u);
-  const std::string odd = TargetExecutionName(std::string(200, '/'), "arn:r", "t1");
+  const std::string odd =
+      TargetExecutionName(std::string(200, '/'), "arn:r", "t1");
   EXPECT_LE(odd.size(), 80u);
   EXPECT_EQ(odd.find('/'), std::string::npos);
 }
@@ -96,7 +103,8 @@ struct FakeStarter {
   // Every call fails with this, when set.
   absl::Status always = absl::OkStatus();
   std::vector<std::vector<std::string>> calls ABSL_GUARDED_BY(mu);
-  absl::Status Start(const std::string& arn, const std::string& name, const std::string& input) {
+  absl::Status Start(const std::string& arn, const std::string& name,
+                     const std::string& input) {
     absl::MutexLock lock(&mu);
     calls.push_back({arn, name, input});
     if (!always.ok()) return always;
@@ -108,7 +116,9 @@ struct FakeStarter {
   }
   size_t WaitForCalls(size_t count, absl::Duration timeout) {
     absl::MutexLock lock(&mu);
-    auto enough = [this, count]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return calls.size() >= count; };
+    auto enough = [this, count]() ABSL_SHARED_LOCKS_REQUIRED(mu) {
+      return calls.size() >= count;
+    };
     mu.AwaitWithTimeout(absl::Condition(&enough), timeout);
     return calls.size();
   }
@@ -123,8 +133,10 @@ class DispatcherTest : public ::testing::Test {
     auto producer = kafka::Producer::Create(cluster_->bootstrap_servers());
     ASSERT_TRUE(producer.ok());
     producer_ = std::move(*producer);
-    admin_ = std::make_unique<kafka::TopicAdmin>(kafka::TopicAdminOptions{
-        .brokers = "", .mode = kafka::TopicCreation::kEmbedded, .embedded = cluster_.get()});
+    admin_ = std::make_unique<kafka::TopicAdmin>(
+        kafka::TopicAdminOptions{.brokers = "",
+                                 .mode = kafka::TopicCreation::kEmbedded,
+                                 .embedded = cluster_.get()});
     CatalogOptions options;
     options.brokers = cluster_->bootstrap_servers();
     options.admin = admin_.get();
@@ -134,15 +146,18 @@ class DispatcherTest : public ::testing::Test {
     catalog_ = std::move(*catalog);
     ASSERT_TRUE(catalog_->WaitReady(absl::Seconds(10)).ok());
 
-    ASSERT_TRUE(admin_->EnsureTopic({.name = BusTopic("orders"), .partitions = 2},
-                                    absl::Seconds(5)).ok());
+    ASSERT_TRUE(admin_
+                    ->EnsureTopic({.name = BusTopic("orders"), .partitions = 2},
+                                  absl::Seconds(5))
+                    .ok());
     v1::EventBus bus;
     bus.set_name("orders");
     ASSERT_TRUE(catalog_->PutBus(bus).ok());
     v1::Rule rule = Rule();
     rule.set_event_bus_name("orders");
     rule.set_state("ENABLED");
-    rule.set_event_pattern(R"({"detail": {"total": [{"numeric": [">", 10]}]}})");
+    rule.set_event_pattern(
+        R"({"detail": {"total": [{"numeric": [">", 10]}]}})");
     ASSERT_TRUE(catalog_->PutRule(rule).ok());
     v1::Target target;
     target.set_id("t1");
@@ -153,7 +168,8 @@ class DispatcherTest : public ::testing::Test {
 
   std::unique_ptr<Dispatcher> StartDispatcher(FakeStarter* starter) {
     DispatcherOptions options;
-    options.dead_letter = [this](const std::string& key, const std::string& value) {
+    options.dead_letter = [this](const std::string& key,
+                                 const std::string& value) {
       absl::MutexLock lock(&dead_mu_);
       dead_letters_.push_back({key, value});
       return absl::OkStatus();
@@ -163,8 +179,10 @@ class DispatcherTest : public ::testing::Test {
     options.initial_backoff = absl::Milliseconds(10);
     // The mock broker hands a departed member's partitions over only after
     // its session times out.
-    options.consumer_config = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
-    options.start_execution = [starter](const std::string& arn, const std::string& name,
+    options.consumer_config = {{"session.timeout.ms", "6000"},
+                               {"heartbeat.interval.ms", "500"}};
+    options.start_execution = [starter](const std::string& arn,
+                                        const std::string& name,
                                         const std::string& input) {
       return starter->Start(arn, name, input);
     };
@@ -174,10 +192,13 @@ class DispatcherTest : public ::testing::Test {
   }
 
   void Put(const std::string& id, double total) {
-    const std::string event = absl::StrCat(R"({"version":"0","id":")", id,
-                                           R"(","source":"shop","detail-type":"T","detail":{"total":)",
-                                           total, "}}");
-    ASSERT_TRUE(producer_->ProduceSync(BusTopic("orders"), id, event, absl::Seconds(5)).ok());
+    const std::string event = absl::StrCat(
+        R"({"version":"0","id":")", id,
+        R"(","source":"shop","detail-type":"T","detail":{"total":)", total,
+        "}}");
+    ASSERT_TRUE(
+        producer_->ProduceSync(BusTopic("orders"), id, event, absl::Seconds(5))
+            .ok());
   }
 
   std::unique_ptr<kafka::MockKafkaCluster> cluster_;
@@ -185,7 +206,8 @@ class DispatcherTest : public ::testing::Test {
   std::unique_ptr<kafka::TopicAdmin> admin_;
   std::unique_ptr<Catalog> catalog_;
   absl::Mutex dead_mu_;
-  std::vector<std::pair<std::string, std::string>> dead_letters_ ABSL_GUARDED_BY(dead_mu_);
+  std::vector<std::pair<std::string, std::string>> dead_letters_
+      ABSL_GUARDED_BY(dead_mu_);
 };
 
 TEST_F(DispatcherTest, DeliversMatchingEventsOnceAndRetries) {
@@ -206,9 +228,11 @@ TEST_F(DispatcherTest, DeliversMatchingEventsOnceAndRetries) {
     absl::MutexLock lock(&starter.mu);
     ASSERT_THAT(starter.calls, SizeIs(4));
     EXPECT_EQ(starter.calls[0][0], kMachine);
-    EXPECT_EQ(starter.calls[0][1], TargetExecutionName("e-1", Rule().arn(), "t1"));
+    EXPECT_EQ(starter.calls[0][1],
+              TargetExecutionName("e-1", Rule().arn(), "t1"));
     EXPECT_EQ(starter.calls[0][2], R"({"total":50})");
-    EXPECT_EQ(starter.calls[2], starter.calls[0]);  // the retries use the same name
+    EXPECT_EQ(starter.calls[2],
+              starter.calls[0]);  // the retries use the same name
     EXPECT_EQ(starter.calls[3][2], R"({"total":11})");
     starter.calls.clear();
   }
@@ -225,12 +249,14 @@ TEST_F(DispatcherTest, DeliversMatchingEventsOnceAndRetries) {
   absl::SleepFor(absl::Seconds(2));
   absl::MutexLock lock(&starter.mu);
   ASSERT_THAT(starter.calls, SizeIs(1));
-  EXPECT_EQ(starter.calls[0][1], TargetExecutionName("e-4", Rule().arn(), "t1"));
+  EXPECT_EQ(starter.calls[0][1],
+            TargetExecutionName("e-4", Rule().arn(), "t1"));
 }
 
 TEST_F(DispatcherTest, GivesUpOnPermanentErrorsIntoTheDeadLetters) {
   FakeStarter starter;
-  starter.always = absl::NotFoundError("StateMachineDoesNotExist: State Machine Does Not Exist");
+  starter.always = absl::NotFoundError(
+      "StateMachineDoesNotExist: State Machine Does Not Exist");
   Put("e-9", 77);
   auto dispatcher = StartDispatcher(&starter);
   ASSERT_EQ(starter.WaitForCalls(1, absl::Seconds(30)), 1u);
@@ -249,13 +275,15 @@ TEST_F(DispatcherTest, GivesUpOnPermanentErrorsIntoTheDeadLetters) {
   EXPECT_STREQ((*record)["target"].GetString(), "t1");
   EXPECT_STREQ((*record)["event"]["id"].GetString(), "e-9");
   EXPECT_EQ((*record)["attempts"].GetInt(), 1);
-  EXPECT_THAT(std::string((*record)["error"].GetString()), ::testing::HasSubstr("NOT_FOUND"));
+  EXPECT_THAT(std::string((*record)["error"].GetString()),
+              ::testing::HasSubstr("NOT_FOUND"));
 }
 
 TEST_F(DispatcherTest, ScheduledRulesFireOncePerPeriod) {
   v1::Rule every_minute;
   every_minute.set_name("every-minute");
-  every_minute.set_arn("arn:aws:events:us-east-1:123456789012:rule/every-minute");
+  every_minute.set_arn(
+      "arn:aws:events:us-east-1:123456789012:rule/every-minute");
   every_minute.set_event_bus_name("default");
   every_minute.set_state("ENABLED");
   every_minute.set_schedule_expression("rate(1 minute)");
@@ -266,14 +294,18 @@ TEST_F(DispatcherTest, ScheduledRulesFireOncePerPeriod) {
   target.set_input_path("$.resources[0]");
   ASSERT_TRUE(catalog_->PutTarget("default", "every-minute", target).ok());
 
-  std::atomic<int64_t> now_seconds{1700000040 + 30};  // half past a whole minute
+  std::atomic<int64_t> now_seconds{1700000040 +
+                                   30};  // half past a whole minute
   FakeStarter starter;
   DispatcherOptions options;
   options.brokers = cluster_->bootstrap_servers();
   options.catalog = catalog_.get();
-  options.now = [&now_seconds] { return absl::FromUnixSeconds(now_seconds.load()); };
+  options.now = [&now_seconds] {
+    return absl::FromUnixSeconds(now_seconds.load());
+  };
   options.schedule_interval = absl::Milliseconds(20);
-  options.start_execution = [&starter](const std::string& arn, const std::string& name,
+  options.start_execution = [&starter](const std::string& arn,
+                                       const std::string& name,
                                        const std::string& input) {
     return starter.Start(arn, name, input);
   };
@@ -289,11 +321,14 @@ TEST_F(DispatcherTest, ScheduledRulesFireOncePerPeriod) {
   absl::SleepFor(absl::Milliseconds(200));
   absl::MutexLock lock(&starter.mu);
   ASSERT_THAT(starter.calls, SizeIs(3));
-  EXPECT_EQ(starter.calls[0][2], R"("arn:aws:events:us-east-1:123456789012:rule/every-minute")");
+  EXPECT_EQ(starter.calls[0][2],
+            R"("arn:aws:events:us-east-1:123456789012:rule/every-minute")");
   EXPECT_NE(starter.calls[0][1], starter.calls[1][1]);
-  EXPECT_EQ(starter.calls[0][1],
-            TargetExecutionName(ScheduledEventId(every_minute.arn(), absl::FromUnixSeconds(1700000100)),
-                                every_minute.arn(), "tick"));
+  EXPECT_EQ(
+      starter.calls[0][1],
+      TargetExecutionName(ScheduledEventId(every_minute.arn(),
+                                           absl::FromUnixSeconds(1700000100)),
+                          every_minute.arn(), "tick"));
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #include "services/eventbus/schedule.h"
 
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -11,7 +11,8 @@
 namespace stepflow::eventbus {
 namespace {
 
-uint64_t Fnv1a(absl::string_view text, uint64_t hash = 14695981039346656037ull) {
+uint64_t Fnv1a(absl::string_view text,
+               uint64_t hash = 14695981039346656037ull) {
   for (unsigned char c : text) {
     hash ^= c;
     hash *= 1099511628211ull;
@@ -26,7 +27,8 @@ absl::StatusOr<absl::Duration> ParseRate(absl::string_view expression) {
     return absl::InvalidArgumentError(
         absl::StrCat("not a rate(VALUE UNIT) expression: '", expression, "'"));
   };
-  if (!absl::StartsWith(expression, "rate(") || !absl::EndsWith(expression, ")")) {
+  if (!absl::StartsWith(expression, "rate(") ||
+      !absl::EndsWith(expression, ")")) {
     return invalid();
   }
   absl::string_view inner = expression.substr(5, expression.size() - 6);
@@ -47,22 +49,27 @@ absl::StatusOr<absl::Duration> ParseRate(absl::string_view expression) {
   return invalid();
 }
 
-std::vector<absl::Time> FireTimes(absl::Duration period, absl::Time after, absl::Time until) {
+std::vector<absl::Time> FireTimes(absl::Duration period, absl::Time after,
+                                  absl::Time until) {
   std::vector<absl::Time> times;
   if (period <= absl::ZeroDuration() || until <= after) return times;
   const absl::Duration since = after - absl::UnixEpoch();
   absl::Time next = absl::UnixEpoch() + absl::Floor(since, period) + period;
-  for (; next <= until && times.size() < 1000; next += period) times.push_back(next);
+  for (; next <= until && times.size() < 1000; next += period)
+    times.push_back(next);
   return times;
 }
 
 std::string ScheduledEventId(absl::string_view rule_arn, absl::Time time) {
-  const std::string seed = absl::StrCat(rule_arn, "@", absl::ToUnixSeconds(time));
+  const std::string seed =
+      absl::StrCat(rule_arn, "@", absl::ToUnixSeconds(time));
   const uint64_t hi = Fnv1a(seed);
   const uint64_t lo = Fnv1a(seed, hi);
   char out[37];
-  std::snprintf(out, sizeof(out), "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
-                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
+  std::snprintf(out, sizeof(out), "%08x-%04x-%04x-%04x-%012llx",
+                static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff),
+                static_cast<unsigned>(hi & 0xffff),
                 static_cast<unsigned>(lo >> 48),
                 static_cast<unsigned long long>(lo & 0xffffffffffffull));
   return out;

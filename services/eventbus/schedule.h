@@ -19,7 +19,8 @@ absl::StatusOr<absl::Duration> ParseRate(absl::string_view expression);
 
 // The times in (after, until] at which a schedule with `period` fires:
 // multiples of the period counted from the Unix epoch, oldest first.
-std::vector<absl::Time> FireTimes(absl::Duration period, absl::Time after, absl::Time until);
+std::vector<absl::Time> FireTimes(absl::Duration period, absl::Time after,
+                                  absl::Time until);
 
 // The id of the scheduled event a rule gets at `time`: UUID-shaped and the
 // same on every eventbus replica, so the executions it starts are too.

@@ -33,21 +33,24 @@ constexpr absl::Duration kReplyMargin = absl::Milliseconds(500);
 constexpr int kDefaultListLimit = 100;
 constexpr int kMaxListLimit = 100;
 constexpr int kMaxTargetsPerRule = 5;
-constexpr char kNamePattern[] = "Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+";
+constexpr char kNamePattern[] =
+    "Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+";
 constexpr char kEnabled[] = "ENABLED";
 constexpr char kDisabled[] = "DISABLED";
 
 absl::Time DeadlineOf(const grpc::ServerContext* context) {
-  return std::min(absl::FromChrono(context->deadline()), absl::Now() + kDefaultDeadline);
+  return std::min(absl::FromChrono(context->deadline()),
+                  absl::Now() + kDefaultDeadline);
 }
 
 bool IsNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '-' || c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
 }
 
 // A bus, rule or target name: [\.\-_A-Za-z0-9]+ of min..max characters.
-absl::Status ValidateName(absl::string_view field, absl::string_view name, size_t max) {
+absl::Status ValidateName(absl::string_view field, absl::string_view name,
+                          size_t max) {
   RETURN_IF_ERROR(ValidateLength(field, name, 1, max));
   if (!std::all_of(name.begin(), name.end(), IsNameChar)) {
     return ConstraintViolation(field, kNamePattern);
@@ -56,16 +59,19 @@ absl::Status ValidateName(absl::string_view field, absl::string_view name, size_
 }
 
 absl::Status BusNotFound(absl::string_view bus) {
-  return rpc::NotFound("ResourceNotFoundException", absl::StrCat("Event bus ", bus, " does not exist."));
+  return rpc::NotFound("ResourceNotFoundException",
+                       absl::StrCat("Event bus ", bus, " does not exist."));
 }
 
 absl::Status RuleNotFound(absl::string_view rule, absl::string_view bus) {
-  return rpc::NotFound("ResourceNotFoundException",
-                       absl::StrCat("Rule ", rule, " does not exist on EventBus ", bus, "."));
+  return rpc::NotFound(
+      "ResourceNotFoundException",
+      absl::StrCat("Rule ", rule, " does not exist on EventBus ", bus, "."));
 }
 
 // The bus name a name-or-ARN field holds ("" = default).
-absl::StatusOr<std::string> BusNameOf(const config::ArnScope& scope, absl::string_view field,
+absl::StatusOr<std::string> BusNameOf(const config::ArnScope& scope,
+                                      absl::string_view field,
                                       const std::string& name_or_arn) {
   if (name_or_arn.empty()) return std::string(eventbus::kDefaultBusName);
   RETURN_IF_ERROR(ValidateLength(field, name_or_arn, 1, 1600));
@@ -82,9 +88,12 @@ absl::StatusOr<std::string> BusNameOf(const config::ArnScope& scope, absl::strin
 int ListLimit(int limit) { return limit == 0 ? kDefaultListLimit : limit; }
 
 absl::Status ValidateListLimit(int limit) {
-  if (limit < 0) return ConstraintViolation("limit", "Member must have value greater than or equal to 1");
+  if (limit < 0)
+    return ConstraintViolation(
+        "limit", "Member must have value greater than or equal to 1");
   if (limit > kMaxListLimit) {
-    return ConstraintViolation("limit", "Member must have value less than or equal to 100");
+    return ConstraintViolation(
+        "limit", "Member must have value less than or equal to 100");
   }
   return absl::OkStatus();
 }
@@ -93,15 +102,16 @@ absl::Status ValidateListLimit(int limit) {
 // after the name the token holds. Sets `next_token` if more remain.
 template <typename Item, typename NameOf, typename Add>
 absl::Status Paginate(const std::vector<Item>& items, absl::string_view prefix,
-                      const std::string& token, int limit, NameOf name_of, Add add,
-                      std::string* next_token) {
+                      const std::string& token, int limit, NameOf name_of,
+                      Add add, std::string* next_token) {
   RETURN_IF_ERROR(ValidateListLimit(limit));
   std::string after;
   if (!token.empty()) RETURN_IF_ERROR(DecodePageToken(token, &after));
   int taken = 0;
   for (const Item& item : items) {
     const std::string& name = name_of(item);
-    if (!absl::StartsWith(name, prefix) || (!token.empty() && name <= after)) continue;
+    if (!absl::StartsWith(name, prefix) || (!token.empty() && name <= after))
+      continue;
     if (taken == ListLimit(limit)) {
       *next_token = EncodePageToken(after);
       return absl::OkStatus();
@@ -117,7 +127,8 @@ google::protobuf::Timestamp NowTimestamp() {
   const absl::Duration since = absl::Now() - absl::UnixEpoch();
   google::protobuf::Timestamp now;
   now.set_seconds(absl::ToInt64Seconds(since));
-  now.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(since % absl::Seconds(1))));
+  now.set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(since % absl::Seconds(1))));
   return now;
 }
 
@@ -126,14 +137,17 @@ google::protobuf::Timestamp NowTimestamp() {
 absl::Status ValidateScheduleExpression(const std::string& expression) {
   RETURN_IF_ERROR(ValidateLength("scheduleExpression", expression, 0, 256));
   bool shaped = eventbus::ParseRate(expression).ok();
-  if (absl::StartsWith(expression, "cron(") && absl::EndsWith(expression, ")")) {
-    std::vector<absl::string_view> fields =
-        absl::StrSplit(absl::string_view(expression).substr(5, expression.size() - 6), ' ');
+  if (absl::StartsWith(expression, "cron(") &&
+      absl::EndsWith(expression, ")")) {
+    std::vector<absl::string_view> fields = absl::StrSplit(
+        absl::string_view(expression).substr(5, expression.size() - 6), ' ');
     shaped = fields.size() == 6 &&
-             std::none_of(fields.begin(), fields.end(), [](absl::string_view f) { return f.empty(); });
+             std::none_of(fields.begin(), fields.end(),
+                          [](absl::string_view f) { return f.empty(); });
   }
   if (!shaped) {
-    return rpc::InvalidArgument("ValidationException", "Parameter ScheduleExpression is not valid.");
+    return rpc::InvalidArgument("ValidationException",
+                                "Parameter ScheduleExpression is not valid.");
   }
   return absl::OkStatus();
 }
@@ -143,45 +157,55 @@ absl::Status ValidateRuleState(const std::string& state) {
       state == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS") {
     return absl::OkStatus();
   }
-  return ConstraintViolation(
-      "state",
-      "Member must satisfy enum value set: [ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS, "
-      "DISABLED, ENABLED]");
+  return ConstraintViolation("state",
+                             "Member must satisfy enum value set: "
+                             "[ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS, "
+                             "DISABLED, ENABLED]");
 }
 
 // Why a target cannot be stored; OK if it can.
-absl::Status ValidateTarget(const config::ArnScope& scope, const v1::Target& target) {
+absl::Status ValidateTarget(const config::ArnScope& scope,
+                            const v1::Target& target) {
   RETURN_IF_ERROR(ValidateName("targets.member.id", target.id(), 64));
   RETURN_IF_ERROR(ValidateLength("targets.member.arn", target.arn(), 1, 1600));
   if (!config::StateMachineNameFromArn(scope, target.arn()).ok()) {
     return rpc::InvalidArgument(
         "ValidationException",
-        absl::StrCat("Target ", target.id(), ": Stepflow targets must be state machine ARNs of this "
-                     "cluster, not '", target.arn(), "'"));
+        absl::StrCat("Target ", target.id(),
+                     ": Stepflow targets must be state machine ARNs of this "
+                     "cluster, not '",
+                     target.arn(), "'"));
   }
-  const bool has_transformer = !target.input_transformer().input_template().empty() ||
-                               !target.input_transformer().input_paths_map().empty();
-  const int inputs = (target.input().empty() ? 0 : 1) + (target.input_path().empty() ? 0 : 1) +
+  const bool has_transformer =
+      !target.input_transformer().input_template().empty() ||
+      !target.input_transformer().input_paths_map().empty();
+  const int inputs = (target.input().empty() ? 0 : 1) +
+                     (target.input_path().empty() ? 0 : 1) +
                      (has_transformer ? 1 : 0);
   if (inputs > 1) {
     return rpc::InvalidArgument(
         "ValidationException",
         absl::StrCat("Target ", target.id(),
-                     ": Only one of Input, InputPath, or InputTransformer must be provided."));
+                     ": Only one of Input, InputPath, or InputTransformer must "
+                     "be provided."));
   }
   if (!target.input().empty()) {
-    RETURN_IF_ERROR(ValidateLength("targets.member.input", target.input(), 0, 8192));
+    RETURN_IF_ERROR(
+        ValidateLength("targets.member.input", target.input(), 0, 8192));
     if (!json::Parse(target.input()).ok()) {
-      return rpc::InvalidArgument("ValidationException",
-                                  absl::StrCat("Target ", target.id(), ": Input is not valid JSON."));
+      return rpc::InvalidArgument(
+          "ValidationException",
+          absl::StrCat("Target ", target.id(), ": Input is not valid JSON."));
     }
   }
   if (!target.input_path().empty()) {
-    RETURN_IF_ERROR(ValidateLength("targets.member.inputPath", target.input_path(), 0, 256));
+    RETURN_IF_ERROR(ValidateLength("targets.member.inputPath",
+                                   target.input_path(), 0, 256));
     if (target.input_path()[0] != '$') {
       return rpc::InvalidArgument(
           "ValidationException",
-          absl::StrCat("Target ", target.id(), ": InputPath must be a JSONPath starting with $."));
+          absl::StrCat("Target ", target.id(),
+                       ": InputPath must be a JSONPath starting with $."));
     }
   }
   return absl::OkStatus();
@@ -197,13 +221,15 @@ struct EntryError {
 
 size_t PutEventsEntrySize(const v1::PutEventsRequestEntry& entry) {
   size_t size = entry.has_time() ? 14 : 0;
-  size += entry.source().size() + entry.detail_type().size() + entry.detail().size();
+  size += entry.source().size() + entry.detail_type().size() +
+          entry.detail().size();
   for (const std::string& resource : entry.resources()) size += resource.size();
   return size;
 }
 
 std::string EventEnvelope(const config::ArnScope& scope, absl::string_view id,
-                          const v1::PutEventsRequestEntry& entry, absl::Time time) {
+                          const v1::PutEventsRequestEntry& entry,
+                          absl::Time time) {
   json::Document event;
   event.SetObject();
   json::Allocator& a = event.GetAllocator();
@@ -215,15 +241,20 @@ std::string EventEnvelope(const config::ArnScope& scope, absl::string_view id,
   event.AddMember("detail-type", text(entry.detail_type()), a);
   event.AddMember("source", text(entry.source()), a);
   event.AddMember("account", text(scope.account), a);
-  event.AddMember("time", text(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone())),
-                  a);
+  event.AddMember(
+      "time",
+      text(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone())),
+      a);
   event.AddMember("region", text(scope.region), a);
   json::Value resources(rapidjson::kArrayType);
-  for (const std::string& resource : entry.resources()) resources.PushBack(text(resource), a);
+  for (const std::string& resource : entry.resources())
+    resources.PushBack(text(resource), a);
   event.AddMember("resources", resources, a);
   absl::StatusOr<json::Document> detail = json::Parse(entry.detail());
   event.AddMember("detail",
-                  detail.ok() ? json::Copy(*detail, a) : json::Value(rapidjson::kObjectType), a);
+                  detail.ok() ? json::Copy(*detail, a)
+                              : json::Value(rapidjson::kObjectType),
+                  a);
   return json::Serialize(event);
 }
 
@@ -232,9 +263,11 @@ absl::StatusOr<std::unique_ptr<EventBridgeService>> EventBridgeService::Create(
   std::unique_ptr<EventBridgeService> service(new EventBridgeService(options));
   if (options.kafka_brokers.empty()) return service;
   if (options.event_bus_partitions < 1) {
-    return absl::InvalidArgumentError("event bus partitions must be at least 1");
+    return absl::InvalidArgumentError(
+        "event bus partitions must be at least 1");
   }
-  ASSIGN_OR_RETURN(service->producer_, kafka::Producer::Create(options.kafka_brokers));
+  ASSIGN_OR_RETURN(service->producer_,
+                   kafka::Producer::Create(options.kafka_brokers));
   service->admin_ = std::make_unique<kafka::TopicAdmin>(
       kafka::TopicAdminOptions{.brokers = options.kafka_brokers,
                                .mode = options.kafka_topic_creation,
@@ -244,7 +277,8 @@ absl::StatusOr<std::unique_ptr<EventBridgeService>> EventBridgeService::Create(
   catalog_options.admin = service->admin_.get();
   catalog_options.producer = service->producer_.get();
   catalog_options.arn_scope = options.arn_scope;
-  ASSIGN_OR_RETURN(service->catalog_, eventbus::Catalog::Start(std::move(catalog_options)));
+  ASSIGN_OR_RETURN(service->catalog_,
+                   eventbus::Catalog::Start(std::move(catalog_options)));
   // The default bus always exists, so does its topic; the eventbus (or an
   // operator) may have created it already.
   absl::Status topic = service->admin_->EnsureTopic(
@@ -263,7 +297,8 @@ absl::StatusOr<std::unique_ptr<EventBridgeService>> EventBridgeService::Create(
   return service;
 }
 
-EventBridgeService::EventBridgeService(const GatewayOptions& options) : options_(options) {}
+EventBridgeService::EventBridgeService(const GatewayOptions& options)
+    : options_(options) {}
 
 EventBridgeService::~EventBridgeService() {
   // The catalog writes through the producer: it goes first.
@@ -274,26 +309,30 @@ EventBridgeService::~EventBridgeService() {
 absl::Status EventBridgeService::Ready(absl::Time deadline) {
   if (catalog_ == nullptr) {
     return absl::UnavailableError(
-        "this gateway has no Kafka brokers (--kafka-brokers), which event buses need");
+        "this gateway has no Kafka brokers (--kafka-brokers), which event "
+        "buses need");
   }
   if (ready_.load()) return absl::OkStatus();
-  absl::Status status = catalog_->WaitReady(std::min(deadline - absl::Now(), kKafkaTimeout));
+  absl::Status status =
+      catalog_->WaitReady(std::min(deadline - absl::Now(), kKafkaTimeout));
   if (!status.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("the event bus catalog is not readable yet: ", status.message()));
+    return absl::UnavailableError(absl::StrCat(
+        "the event bus catalog is not readable yet: ", status.message()));
   }
   ready_.store(true);
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> EventBridgeService::ExistingBus(const std::string& name_or_arn) const {
-  ASSIGN_OR_RETURN(std::string name, BusNameOf(options_.arn_scope, "eventBusName", name_or_arn));
+absl::StatusOr<std::string> EventBridgeService::ExistingBus(
+    const std::string& name_or_arn) const {
+  ASSIGN_OR_RETURN(std::string name,
+                   BusNameOf(options_.arn_scope, "eventBusName", name_or_arn));
   if (!catalog_->FindBus(name).has_value()) return BusNotFound(name);
   return name;
 }
 
-absl::StatusOr<v1::Rule> EventBridgeService::ExistingRule(const std::string& bus,
-                                                          const std::string& rule) const {
+absl::StatusOr<v1::Rule> EventBridgeService::ExistingRule(
+    const std::string& bus, const std::string& rule) const {
   absl::optional<v1::Rule> found = catalog_->FindRule(bus, rule);
   if (!found.has_value()) return RuleNotFound(rule, bus);
   return *found;
@@ -301,9 +340,9 @@ absl::StatusOr<v1::Rule> EventBridgeService::ExistingRule(const std::string& bus
 
 // ---- Event buses ----
 
-grpc::Status EventBridgeService::CreateEventBus(grpc::ServerContext* context,
-                                                const v1::CreateEventBusRequest* request,
-                                                v1::CreateEventBusResponse* response) {
+grpc::Status EventBridgeService::CreateEventBus(
+    grpc::ServerContext* context, const v1::CreateEventBusRequest* request,
+    v1::CreateEventBusResponse* response) {
   return rpc::ToGrpcStatus([&]() -> absl::Status {
     const std::string& name = request->name();
     RETURN_IF_ERROR(ValidateLength("name", name, 1, 256));
@@ -313,20 +352,24 @@ grpc::Status EventBridgeService::CreateEventBus(grpc::ServerContext* context,
     }
     RETURN_IF_ERROR(ValidateName("name", name, 256));
     if (!request->event_source_name().empty()) {
-      return rpc::InvalidArgument("ValidationException",
-                                  "Partner event sources are not supported by Stepflow.");
+      return rpc::InvalidArgument(
+          "ValidationException",
+          "Partner event sources are not supported by Stepflow.");
     }
-    RETURN_IF_ERROR(ValidateLength("description", request->description(), 0, 512));
+    RETURN_IF_ERROR(
+        ValidateLength("description", request->description(), 0, 512));
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
     if (catalog_->FindBus(name).has_value()) {
-      return rpc::AlreadyExists("ResourceAlreadyExistsException",
-                                absl::StrCat("Event bus ", name, " already exists."));
+      return rpc::AlreadyExists(
+          "ResourceAlreadyExistsException",
+          absl::StrCat("Event bus ", name, " already exists."));
     }
     // The topic first: a bus anyone can see always has somewhere to put
     // its events.
-    RETURN_IF_ERROR(admin_->EnsureTopic(
-        {.name = eventbus::BusTopic(name), .partitions = options_.event_bus_partitions},
-        kKafkaTimeout));
+    RETURN_IF_ERROR(
+        admin_->EnsureTopic({.name = eventbus::BusTopic(name),
+                             .partitions = options_.event_bus_partitions},
+                            kKafkaTimeout));
     v1::EventBus bus;
     bus.set_name(name);
     bus.set_arn(eventbus::EventBusArn(options_.arn_scope, name));
@@ -342,11 +385,12 @@ grpc::Status EventBridgeService::CreateEventBus(grpc::ServerContext* context,
   }());
 }
 
-grpc::Status EventBridgeService::DescribeEventBus(grpc::ServerContext* context,
-                                                  const v1::DescribeEventBusRequest* request,
-                                                  v1::DescribeEventBusResponse* response) {
+grpc::Status EventBridgeService::DescribeEventBus(
+    grpc::ServerContext* context, const v1::DescribeEventBusRequest* request,
+    v1::DescribeEventBusResponse* response) {
   return rpc::ToGrpcStatus([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(std::string name, BusNameOf(options_.arn_scope, "name", request->name()));
+    ASSIGN_OR_RETURN(std::string name,
+                     BusNameOf(options_.arn_scope, "name", request->name()));
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
     absl::optional<v1::EventBus> bus = catalog_->FindBus(name);
     if (!bus.has_value()) return BusNotFound(name);
@@ -354,7 +398,8 @@ grpc::Status EventBridgeService::DescribeEventBus(grpc::ServerContext* context,
     response->set_arn(bus->arn());
     response->set_description(bus->description());
     response->set_policy(bus->policy());
-    if (bus->has_creation_time()) *response->mutable_creation_time() = bus->creation_time();
+    if (bus->has_creation_time())
+      *response->mutable_creation_time() = bus->creation_time();
     if (bus->has_last_modified_time()) {
       *response->mutable_last_modified_time() = bus->last_modified_time();
     }
@@ -362,32 +407,40 @@ grpc::Status EventBridgeService::DescribeEventBus(grpc::ServerContext* context,
   }());
 }
 
-grpc::Status EventBridgeService::ListEventBuses(grpc::ServerContext* context,
-                                                const v1::ListEventBusesRequest* request,
-                                                v1::ListEventBusesResponse* response) {
+grpc::Status EventBridgeService::ListEventBuses(
+    grpc::ServerContext* context, const v1::ListEventBusesRequest* request,
+    v1::ListEventBusesResponse* response) {
   return rpc::ToGrpcStatus([&]() -> absl::Status {
-    RETURN_IF_ERROR(ValidateLength("namePrefix", request->name_prefix(), 0, 256));
+    RETURN_IF_ERROR(
+        ValidateLength("namePrefix", request->name_prefix(), 0, 256));
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
     return Paginate(
-        catalog_->ListBuses(), request->name_prefix(), request->next_token(), request->limit(),
-        [](const v1::EventBus& bus) -> const std::string& { return bus.name(); },
-        [response](const v1::EventBus& bus) { *response->add_event_buses() = bus; },
+        catalog_->ListBuses(), request->name_prefix(), request->next_token(),
+        request->limit(),
+        [](const v1::EventBus& bus) -> const std::string& {
+          return bus.name();
+        },
+        [response](const v1::EventBus& bus) {
+          *response->add_event_buses() = bus;
+        },
         response->mutable_next_token());
   }());
 }
 
-grpc::Status EventBridgeService::DeleteEventBus(grpc::ServerContext* context,
-                                                const v1::DeleteEventBusRequest* request,
-                                                v1::DeleteEventBusResponse*) {
+grpc::Status EventBridgeService::DeleteEventBus(
+    grpc::ServerContext* context, const v1::DeleteEventBusRequest* request,
+    v1::DeleteEventBusResponse*) {
   return rpc::ToGrpcStatus([&]() -> absl::Status {
     RETURN_IF_ERROR(ValidateName("name", request->name(), 256));
     if (request->name() == eventbus::kDefaultBusName) {
-      return rpc::InvalidArgument("ValidationException", "Cannot delete event bus default.");
+      return rpc::InvalidArgument("ValidationException",
+                                  "Cannot delete event bus default.");
     }
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
     // Deleting a bus that does not exist succeeds, as on AWS. The topic is
     // kept (with its events) for consumers still reading it.
-    if (!catalog_->FindBus(request->name()).has_value()) return absl::OkStatus();
+    if (!catalog_->FindBus(request->name()).has_value())
+      return absl::OkStatus();
     RETURN_IF_ERROR(catalog_->DeleteBus(request->name()));
     log::Info(kComponent, "event bus deleted", {{"bus", request->name()}});
     return absl::OkStatus();
@@ -402,16 +455,20 @@ grpc::Status EventBridgeService::PutEvents(grpc::ServerContext* context,
   return rpc::ToGrpcStatus([&]() -> absl::Status {
     const int count = request->entries_size();
     if (count < 1) {
-      return ConstraintViolation("entries", "Member must have length greater than or equal to 1");
+      return ConstraintViolation(
+          "entries", "Member must have length greater than or equal to 1");
     }
     if (count > kMaxPutEventsEntries) {
-      return ConstraintViolation("entries", "Member must have length less than or equal to 10");
+      return ConstraintViolation(
+          "entries", "Member must have length less than or equal to 10");
     }
     size_t total = 0;
-    for (const auto& entry : request->entries()) total += PutEventsEntrySize(entry);
+    for (const auto& entry : request->entries())
+      total += PutEventsEntrySize(entry);
     if (total > kMaxPutEventsBytes) {
-      return rpc::InvalidArgument("ValidationException",
-                                  "Total size of the entries in the request is over the limit.");
+      return rpc::InvalidArgument(
+          "ValidationException",
+          "Total size of the entries in the request is over the limit.");
     }
     const absl::Time deadline = DeadlineOf(context);
     RETURN_IF_ERROR(Ready(deadline));
@@ -427,25 +484,33 @@ grpc::Status EventBridgeService::PutEvents(grpc::ServerContext* context,
         errors[i] = EntryError{std::move(code), std::move(message)};
       };
       if (entry.source().empty()) {
-        fail("InvalidArgument", "Parameter Source is not valid. Reason: Source is a required argument.");
+        fail("InvalidArgument",
+             "Parameter Source is not valid. Reason: Source is a required "
+             "argument.");
         continue;
       }
       if (entry.detail_type().empty()) {
         fail("InvalidArgument",
-             "Parameter DetailType is not valid. Reason: DetailType is a required argument.");
+             "Parameter DetailType is not valid. Reason: DetailType is a "
+             "required argument.");
         continue;
       }
       if (entry.detail().empty()) {
-        fail("InvalidArgument", "Parameter Detail is not valid. Reason: Detail is a required argument.");
+        fail("InvalidArgument",
+             "Parameter Detail is not valid. Reason: Detail is a required "
+             "argument.");
         continue;
       }
       if (entry.source().size() > 256) {
-        fail("InvalidArgument", "Parameter Source is not valid. Reason: Source exceeds 256 characters.");
+        fail("InvalidArgument",
+             "Parameter Source is not valid. Reason: Source exceeds 256 "
+             "characters.");
         continue;
       }
       if (entry.detail_type().size() > 128) {
         fail("InvalidArgument",
-             "Parameter DetailType is not valid. Reason: DetailType exceeds 128 characters.");
+             "Parameter DetailType is not valid. Reason: DetailType exceeds "
+             "128 characters.");
         continue;
       }
       absl::StatusOr<json::Document> detail = json::Parse(entry.detail());
@@ -454,26 +519,33 @@ grpc::Status EventBridgeService::PutEvents(grpc::ServerContext* context,
         continue;
       }
       if (std::any_of(entry.resources().begin(), entry.resources().end(),
-                      [](const std::string& r) { return r.empty() || r.size() > 2048; })) {
+                      [](const std::string& r) {
+                        return r.empty() || r.size() > 2048;
+                      })) {
         fail("InvalidArgument",
-             "Parameter Resources is not valid. Reason: each resource must have 1 to 2048 "
+             "Parameter Resources is not valid. Reason: each resource must "
+             "have 1 to 2048 "
              "characters.");
         continue;
       }
       absl::StatusOr<std::string> bus =
           BusNameOf(options_.arn_scope, "eventBusName", entry.event_bus_name());
-      if (absl::IsNotFound(bus.status())) {  // an ARN of another account or region
+      if (absl::IsNotFound(
+              bus.status())) {  // an ARN of another account or region
         fail("ResourceNotFoundException",
-             absl::StrCat("Event bus ", entry.event_bus_name(), " does not exist."));
+             absl::StrCat("Event bus ", entry.event_bus_name(),
+                          " does not exist."));
         continue;
       }
       if (!bus.ok()) {
-        fail("InvalidArgument", absl::StrCat("Parameter EventBusName is not valid. Reason: ",
-                                             bus.status().message()));
+        fail("InvalidArgument",
+             absl::StrCat("Parameter EventBusName is not valid. Reason: ",
+                          bus.status().message()));
         continue;
       }
       if (!catalog_->FindBus(*bus).has_value()) {
-        fail("ResourceNotFoundException", absl::StrCat("Event bus ", *bus, " does not exist."));
+        fail("ResourceNotFoundException",
+             absl::StrCat("Event bus ", *bus, " does not exist."));
         continue;
       }
       absl::Time time = now;
@@ -483,7 +555,8 @@ grpc::Status EventBridgeService::PutEvents(grpc::ServerContext* context,
       }
       ids[i] = RandomUuid();
       records.push_back(
-          {eventbus::BusTopic(*bus), ids[i], EventEnvelope(options_.arn_scope, ids[i], entry, time)});
+          {eventbus::BusTopic(*bus), ids[i],
+           EventEnvelope(options_.arn_scope, ids[i], entry, time)});
       record_entry.push_back(i);
     }
 
@@ -491,14 +564,16 @@ grpc::Status EventBridgeService::PutEvents(grpc::ServerContext* context,
     // Kafka gets the caller's deadline less a margin to answer in, so an
     // outage yields per-entry InternalFailure rather than a lost reply.
     const absl::Duration kafka_timeout = std::max(
-        absl::Milliseconds(100), std::min(deadline - absl::Now() - kReplyMargin, kKafkaTimeout));
+        absl::Milliseconds(100),
+        std::min(deadline - absl::Now() - kReplyMargin, kKafkaTimeout));
     std::vector<absl::StatusOr<kafka::RecordPosition>> stored =
         producer_->ProduceAll(records, kafka_timeout);
     for (size_t r = 0; r < records.size(); ++r) {
       if (stored[r].ok()) continue;
       log::Warn(kComponent, "PutEvents entry not stored",
                 {{"topic", records[r].topic}, {"error", stored[r].status()}});
-      errors[record_entry[r]] = EntryError{"InternalFailure", "Internal service error."};
+      errors[record_entry[r]] =
+          EntryError{"InternalFailure", "Internal service error."};
     }
 
     int failed = 0;
@@ -525,25 +600,32 @@ grpc::Status EventBridgeService::PutRule(grpc::ServerContext* context,
   return rpc::ToGrpcStatus([&]() -> absl::Status {
     RETURN_IF_ERROR(ValidateName("name", request->name(), 64));
     ASSIGN_OR_RETURN(std::string bus,
-                     BusNameOf(options_.arn_scope, "eventBusName", request->event_bus_name()));
-    RETURN_IF_ERROR(ValidateLength("description", request->description(), 0, 512));
+                     BusNameOf(options_.arn_scope, "eventBusName",
+                               request->event_bus_name()));
+    RETURN_IF_ERROR(
+        ValidateLength("description", request->description(), 0, 512));
     RETURN_IF_ERROR(ValidateLength("roleArn", request->role_arn(), 0, 1600));
     RETURN_IF_ERROR(ValidateRuleState(request->state()));
-    if (request->event_pattern().empty() && request->schedule_expression().empty()) {
-      return rpc::InvalidArgument("ValidationException",
-                                  "Parameter(s) EventPattern or ScheduleExpression must be specified.");
+    if (request->event_pattern().empty() &&
+        request->schedule_expression().empty()) {
+      return rpc::InvalidArgument(
+          "ValidationException",
+          "Parameter(s) EventPattern or ScheduleExpression must be specified.");
     }
     if (!request->schedule_expression().empty()) {
-      RETURN_IF_ERROR(ValidateScheduleExpression(request->schedule_expression()));
+      RETURN_IF_ERROR(
+          ValidateScheduleExpression(request->schedule_expression()));
       if (bus != eventbus::kDefaultBusName) {
-        return rpc::InvalidArgument("ValidationException",
-                                    "ScheduleExpression is supported only on the default event bus.");
+        return rpc::InvalidArgument(
+            "ValidationException",
+            "ScheduleExpression is supported only on the default event bus.");
       }
     }
     if (!request->event_pattern().empty()) {
-      RETURN_IF_ERROR(ValidateLength("eventPattern", request->event_pattern(), 0,
-                                     patterns::kMaxPatternBytes));
-      absl::StatusOr<patterns::Pattern> pattern = patterns::Pattern::Parse(request->event_pattern());
+      RETURN_IF_ERROR(ValidateLength("eventPattern", request->event_pattern(),
+                                     0, patterns::kMaxPatternBytes));
+      absl::StatusOr<patterns::Pattern> pattern =
+          patterns::Pattern::Parse(request->event_pattern());
       if (!pattern.ok()) {
         return rpc::InvalidArgument("InvalidEventPatternException",
                                     std::string(pattern.status().message()));
@@ -567,9 +649,9 @@ grpc::Status EventBridgeService::PutRule(grpc::ServerContext* context,
   }());
 }
 
-grpc::Status EventBridgeService::DescribeRule(grpc::ServerContext* context,
-                                              const v1::DescribeRuleRequest* request,
-                                              v1::DescribeRuleResponse* response) {
+grpc::Status EventBridgeService::DescribeRule(
+    grpc::ServerContext* context, const v1::DescribeRuleRequest* request,
+    v1::DescribeRuleResponse* response) {
   return rpc::ToGrpcStatus([&]() -> absl::Status {
     RETURN_IF_ERROR(ValidateName("name", request->name(), 64));
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
@@ -593,41 +675,45 @@ grpc::Status EventBridgeService::ListRules(grpc::ServerContext* context,
                                            const v1::ListRulesRequest* request,
                                            v1::ListRulesResponse* response) {
   return rpc::ToGrpcStatus([&]() -> absl::Status {
-    RETURN_IF_ERROR(ValidateLength("namePrefix", request->name_prefix(), 0, 64));
+    RETURN_IF_ERROR(
+        ValidateLength("namePrefix", request->name_prefix(), 0, 64));
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
     ASSIGN_OR_RETURN(std::string bus, ExistingBus(request->event_bus_name()));
     return Paginate(
-        catalog_->ListRules(bus), request->name_prefix(), request->next_token(), request->limit(),
+        catalog_->ListRules(bus), request->name_prefix(), request->next_token(),
+        request->limit(),
         [](const v1::Rule& rule) -> const std::string& { return rule.name(); },
         [response](const v1::Rule& rule) {
           v1::Rule* item = response->add_rules();
           *item = rule;
-          item->clear_created_by();  // AWS returns CreatedBy from DescribeRule only
+          item->clear_created_by();  // AWS returns CreatedBy from DescribeRule
+                                     // only
         },
         response->mutable_next_token());
   }());
 }
 
-grpc::Status EventBridgeService::DeleteRule(grpc::ServerContext* context,
-                                            const v1::DeleteRuleRequest* request,
-                                            v1::DeleteRuleResponse*) {
+grpc::Status EventBridgeService::DeleteRule(
+    grpc::ServerContext* context, const v1::DeleteRuleRequest* request,
+    v1::DeleteRuleResponse*) {
   return rpc::ToGrpcStatus([&]() -> absl::Status {
     RETURN_IF_ERROR(ValidateName("name", request->name(), 64));
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
     ASSIGN_OR_RETURN(std::string bus, ExistingBus(request->event_bus_name()));
     // Deleting a rule that does not exist succeeds, as on AWS.
-    if (!catalog_->FindRule(bus, request->name()).has_value()) return absl::OkStatus();
+    if (!catalog_->FindRule(bus, request->name()).has_value())
+      return absl::OkStatus();
     if (!catalog_->ListTargets(bus, request->name()).empty()) {
-      return rpc::InvalidArgument("ValidationException",
-                                  "Rule can't be deleted since it has targets.");
+      return rpc::InvalidArgument(
+          "ValidationException", "Rule can't be deleted since it has targets.");
     }
     return catalog_->DeleteRule(bus, request->name());
   }());
 }
 
-absl::Status EventBridgeService::SetRuleState(const std::string& name,
-                                              const std::string& bus_name_or_arn,
-                                              const char* state, absl::Time deadline) {
+absl::Status EventBridgeService::SetRuleState(
+    const std::string& name, const std::string& bus_name_or_arn,
+    const char* state, absl::Time deadline) {
   RETURN_IF_ERROR(ValidateName("name", name, 64));
   RETURN_IF_ERROR(Ready(deadline));
   ASSIGN_OR_RETURN(std::string bus, ExistingBus(bus_name_or_arn));
@@ -637,49 +723,58 @@ absl::Status EventBridgeService::SetRuleState(const std::string& name,
   return catalog_->PutRule(rule);
 }
 
-grpc::Status EventBridgeService::EnableRule(grpc::ServerContext* context,
-                                            const v1::EnableRuleRequest* request,
-                                            v1::EnableRuleResponse*) {
-  return rpc::ToGrpcStatus(
-      SetRuleState(request->name(), request->event_bus_name(), kEnabled, DeadlineOf(context)));
+grpc::Status EventBridgeService::EnableRule(
+    grpc::ServerContext* context, const v1::EnableRuleRequest* request,
+    v1::EnableRuleResponse*) {
+  return rpc::ToGrpcStatus(SetRuleState(request->name(),
+                                        request->event_bus_name(), kEnabled,
+                                        DeadlineOf(context)));
 }
 
-grpc::Status EventBridgeService::DisableRule(grpc::ServerContext* context,
-                                             const v1::DisableRuleRequest* request,
-                                             v1::DisableRuleResponse*) {
-  return rpc::ToGrpcStatus(
-      SetRuleState(request->name(), request->event_bus_name(), kDisabled, DeadlineOf(context)));
+grpc::Status EventBridgeService::DisableRule(
+    grpc::ServerContext* context, const v1::DisableRuleRequest* request,
+    v1::DisableRuleResponse*) {
+  return rpc::ToGrpcStatus(SetRuleState(request->name(),
+                                        request->event_bus_name(), kDisabled,
+                                        DeadlineOf(context)));
 }
 
 // ---- Targets ----
 
-grpc::Status EventBridgeService::PutTargets(grpc::ServerContext* context,
-                                            const v1::PutTargetsRequest* request,
-                                            v1::PutTargetsResponse* response) {
+grpc::Status EventBridgeService::PutTargets(
+    grpc::ServerContext* context, const v1::PutTargetsRequest* request,
+    v1::PutTargetsResponse* response) {
   return rpc::ToGrpcStatus([&]() -> absl::Status {
     RETURN_IF_ERROR(ValidateName("rule", request->rule(), 64));
     if (request->targets_size() < 1) {
-      return ConstraintViolation("targets", "Member must have length greater than or equal to 1");
+      return ConstraintViolation(
+          "targets", "Member must have length greater than or equal to 1");
     }
     if (request->targets_size() > 10) {
-      return ConstraintViolation("targets", "Member must have length less than or equal to 10");
+      return ConstraintViolation(
+          "targets", "Member must have length less than or equal to 10");
     }
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
     ASSIGN_OR_RETURN(std::string bus, ExistingBus(request->event_bus_name()));
     RETURN_IF_ERROR(ExistingRule(bus, request->rule()).status());
-    std::vector<v1::Target> existing = catalog_->ListTargets(bus, request->rule());
+    std::vector<v1::Target> existing =
+        catalog_->ListTargets(bus, request->rule());
     int failed = 0;
     for (const v1::Target& target : request->targets()) {
       absl::Status status = ValidateTarget(options_.arn_scope, target);
-      const bool known = std::any_of(existing.begin(), existing.end(),
-                                     [&](const v1::Target& t) { return t.id() == target.id(); });
-      if (status.ok() && !known && static_cast<int>(existing.size()) >= kMaxTargetsPerRule) {
+      const bool known = std::any_of(
+          existing.begin(), existing.end(),
+          [&](const v1::Target& t) { return t.id() == target.id(); });
+      if (status.ok() && !known &&
+          static_cast<int>(existing.size()) >= kMaxTargetsPerRule) {
         status = rpc::ResourceExhausted(
             "LimitExceededException",
-            absl::StrCat("The requested resource exceeds the maximum number allowed of ",
-                         kMaxTargetsPerRule, " targets per rule."));
+            absl::StrCat(
+                "The requested resource exceeds the maximum number allowed of ",
+                kMaxTargetsPerRule, " targets per rule."));
       }
-      if (status.ok()) status = catalog_->PutTarget(bus, request->rule(), target);
+      if (status.ok())
+        status = catalog_->PutTarget(bus, request->rule(), target);
       if (!status.ok()) {
         ++failed;
         v1::PutTargetsResultEntry* entry = response->add_failed_entries();
@@ -687,7 +782,8 @@ grpc::Status EventBridgeService::PutTargets(grpc::ServerContext* context,
         std::string code(rpc::ErrorName(status));
         entry->set_error_code(code.empty() ? "InternalFailure" : code);
         absl::string_view message = status.message();
-        if (!code.empty()) message.remove_prefix(std::min(message.size(), code.size() + 2));
+        if (!code.empty())
+          message.remove_prefix(std::min(message.size(), code.size() + 2));
         entry->set_error_message(std::string(message));
         continue;
       }
@@ -698,27 +794,32 @@ grpc::Status EventBridgeService::PutTargets(grpc::ServerContext* context,
   }());
 }
 
-grpc::Status EventBridgeService::RemoveTargets(grpc::ServerContext* context,
-                                               const v1::RemoveTargetsRequest* request,
-                                               v1::RemoveTargetsResponse* response) {
+grpc::Status EventBridgeService::RemoveTargets(
+    grpc::ServerContext* context, const v1::RemoveTargetsRequest* request,
+    v1::RemoveTargetsResponse* response) {
   return rpc::ToGrpcStatus([&]() -> absl::Status {
     RETURN_IF_ERROR(ValidateName("rule", request->rule(), 64));
     if (request->ids_size() < 1) {
-      return ConstraintViolation("ids", "Member must have length greater than or equal to 1");
+      return ConstraintViolation(
+          "ids", "Member must have length greater than or equal to 1");
     }
     if (request->ids_size() > 100) {
-      return ConstraintViolation("ids", "Member must have length less than or equal to 100");
+      return ConstraintViolation(
+          "ids", "Member must have length less than or equal to 100");
     }
-    for (const std::string& id : request->ids()) RETURN_IF_ERROR(ValidateName("ids.member", id, 64));
+    for (const std::string& id : request->ids())
+      RETURN_IF_ERROR(ValidateName("ids.member", id, 64));
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
     ASSIGN_OR_RETURN(std::string bus, ExistingBus(request->event_bus_name()));
     RETURN_IF_ERROR(ExistingRule(bus, request->rule()).status());
-    std::vector<v1::Target> existing = catalog_->ListTargets(bus, request->rule());
+    std::vector<v1::Target> existing =
+        catalog_->ListTargets(bus, request->rule());
     int failed = 0;
     for (const std::string& id : request->ids()) {
       // Removing an id the rule does not have succeeds, as on AWS.
-      const bool known = std::any_of(existing.begin(), existing.end(),
-                                     [&](const v1::Target& t) { return t.id() == id; });
+      const bool known =
+          std::any_of(existing.begin(), existing.end(),
+                      [&](const v1::Target& t) { return t.id() == id; });
       if (!known) continue;
       absl::Status status = catalog_->DeleteTarget(bus, request->rule(), id);
       if (!status.ok()) {
@@ -734,27 +835,34 @@ grpc::Status EventBridgeService::RemoveTargets(grpc::ServerContext* context,
   }());
 }
 
-grpc::Status EventBridgeService::ListTargetsByRule(grpc::ServerContext* context,
-                                                   const v1::ListTargetsByRuleRequest* request,
-                                                   v1::ListTargetsByRuleResponse* response) {
+grpc::Status EventBridgeService::ListTargetsByRule(
+    grpc::ServerContext* context, const v1::ListTargetsByRuleRequest* request,
+    v1::ListTargetsByRuleResponse* response) {
   return rpc::ToGrpcStatus([&]() -> absl::Status {
     RETURN_IF_ERROR(ValidateName("rule", request->rule(), 64));
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
     ASSIGN_OR_RETURN(std::string bus, ExistingBus(request->event_bus_name()));
     RETURN_IF_ERROR(ExistingRule(bus, request->rule()).status());
     return Paginate(
-        catalog_->ListTargets(bus, request->rule()), "", request->next_token(), request->limit(),
-        [](const v1::Target& target) -> const std::string& { return target.id(); },
-        [response](const v1::Target& target) { *response->add_targets() = target; },
+        catalog_->ListTargets(bus, request->rule()), "", request->next_token(),
+        request->limit(),
+        [](const v1::Target& target) -> const std::string& {
+          return target.id();
+        },
+        [response](const v1::Target& target) {
+          *response->add_targets() = target;
+        },
         response->mutable_next_token());
   }());
 }
 
 grpc::Status EventBridgeService::ListRuleNamesByTarget(
-    grpc::ServerContext* context, const v1::ListRuleNamesByTargetRequest* request,
+    grpc::ServerContext* context,
+    const v1::ListRuleNamesByTargetRequest* request,
     v1::ListRuleNamesByTargetResponse* response) {
   return rpc::ToGrpcStatus([&]() -> absl::Status {
-    RETURN_IF_ERROR(ValidateLength("targetArn", request->target_arn(), 1, 1600));
+    RETURN_IF_ERROR(
+        ValidateLength("targetArn", request->target_arn(), 1, 1600));
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
     ASSIGN_OR_RETURN(std::string bus, ExistingBus(request->event_bus_name()));
     std::vector<std::string> names;
@@ -775,22 +883,24 @@ grpc::Status EventBridgeService::ListRuleNamesByTarget(
 }
 
 grpc::Status EventBridgeService::NotYet(const char* method) {
-  return rpc::ToGrpcStatus(absl::UnimplementedError(
-      absl::StrCat(method, " is not implemented yet in this Stepflow release")));
+  return rpc::ToGrpcStatus(absl::UnimplementedError(absl::StrCat(
+      method, " is not implemented yet in this Stepflow release")));
 }
 
 // ---- Patterns ----
 
-grpc::Status EventBridgeService::TestEventPattern(grpc::ServerContext*,
-                                                  const v1::TestEventPatternRequest* request,
-                                                  v1::TestEventPatternResponse* response) {
+grpc::Status EventBridgeService::TestEventPattern(
+    grpc::ServerContext*, const v1::TestEventPatternRequest* request,
+    v1::TestEventPatternResponse* response) {
   return rpc::ToGrpcStatus([&]() -> absl::Status {
     // AWS bounds the pattern's length; an empty event is not an event.
     RETURN_IF_ERROR(ValidateLength("eventPattern", request->event_pattern(), 1,
                                    patterns::kMaxPatternBytes));
-    if (request->event().empty()) return absl::InvalidArgumentError(patterns::kInvalidEventMessage);
-    ASSIGN_OR_RETURN(bool result,
-                     patterns::TestEventPattern(request->event_pattern(), request->event()));
+    if (request->event().empty())
+      return absl::InvalidArgumentError(patterns::kInvalidEventMessage);
+    ASSIGN_OR_RETURN(
+        bool result,
+        patterns::TestEventPattern(request->event_pattern(), request->event()));
     response->set_result(result);
     return absl::OkStatus();
   }());

@@ -44,28 +44,35 @@ size_t PutEventsEntrySize(const v1::PutEventsRequestEntry& entry);
 // `detail` being a JSON object's text. `time` is written RFC 3339 UTC with
 // whole seconds, as AWS does.
 std::string EventEnvelope(const config::ArnScope& scope, absl::string_view id,
-                          const v1::PutEventsRequestEntry& entry, absl::Time time);
+                          const v1::PutEventsRequestEntry& entry,
+                          absl::Time time);
 
 class EventBridgeService final : public v1::EventBridge::Service {
  public:
   // Connects to Kafka when `options.kafka_brokers` is set (without waiting
   // for the brokers). `options` must outlive the service.
-  static absl::StatusOr<std::unique_ptr<EventBridgeService>> Create(const GatewayOptions& options);
+  static absl::StatusOr<std::unique_ptr<EventBridgeService>> Create(
+      const GatewayOptions& options);
   ~EventBridgeService() override;
 
-  grpc::Status CreateEventBus(grpc::ServerContext*, const v1::CreateEventBusRequest*,
+  grpc::Status CreateEventBus(grpc::ServerContext*,
+                              const v1::CreateEventBusRequest*,
                               v1::CreateEventBusResponse*) override;
-  grpc::Status DescribeEventBus(grpc::ServerContext*, const v1::DescribeEventBusRequest*,
+  grpc::Status DescribeEventBus(grpc::ServerContext*,
+                                const v1::DescribeEventBusRequest*,
                                 v1::DescribeEventBusResponse*) override;
-  grpc::Status ListEventBuses(grpc::ServerContext*, const v1::ListEventBusesRequest*,
+  grpc::Status ListEventBuses(grpc::ServerContext*,
+                              const v1::ListEventBusesRequest*,
                               v1::ListEventBusesResponse*) override;
-  grpc::Status DeleteEventBus(grpc::ServerContext*, const v1::DeleteEventBusRequest*,
+  grpc::Status DeleteEventBus(grpc::ServerContext*,
+                              const v1::DeleteEventBusRequest*,
                               v1::DeleteEventBusResponse*) override;
   grpc::Status PutEvents(grpc::ServerContext*, const v1::PutEventsRequest*,
                          v1::PutEventsResponse*) override;
   grpc::Status PutRule(grpc::ServerContext*, const v1::PutRuleRequest*,
                        v1::PutRuleResponse*) override;
-  grpc::Status DescribeRule(grpc::ServerContext*, const v1::DescribeRuleRequest*,
+  grpc::Status DescribeRule(grpc::ServerContext*,
+                            const v1::DescribeRuleRequest*,
                             v1::DescribeRuleResponse*) override;
   grpc::Status ListRules(grpc::ServerContext*, const v1::ListRulesRequest*,
                          v1::ListRulesResponse*) override;
@@ -77,21 +84,24 @@ class EventBridgeService final : public v1::EventBridge::Service {
                            v1::DisableRuleResponse*) override;
   grpc::Status PutTargets(grpc::ServerContext*, const v1::PutTargetsRequest*,
                           v1::PutTargetsResponse*) override;
-  grpc::Status RemoveTargets(grpc::ServerContext*, const v1::RemoveTargetsRequest*,
+  grpc::Status RemoveTargets(grpc::ServerContext*,
+                             const v1::RemoveTargetsRequest*,
                              v1::RemoveTargetsResponse*) override;
-  grpc::Status ListTargetsByRule(grpc::ServerContext*, const v1::ListTargetsByRuleRequest*,
+  grpc::Status ListTargetsByRule(grpc::ServerContext*,
+                                 const v1::ListTargetsByRuleRequest*,
                                  v1::ListTargetsByRuleResponse*) override;
-  grpc::Status ListRuleNamesByTarget(grpc::ServerContext*,
-                                     const v1::ListRuleNamesByTargetRequest*,
-                                     v1::ListRuleNamesByTargetResponse*) override;
-  grpc::Status TestEventPattern(grpc::ServerContext*, const v1::TestEventPatternRequest*,
+  grpc::Status ListRuleNamesByTarget(
+      grpc::ServerContext*, const v1::ListRuleNamesByTargetRequest*,
+      v1::ListRuleNamesByTargetResponse*) override;
+  grpc::Status TestEventPattern(grpc::ServerContext*,
+                                const v1::TestEventPatternRequest*,
                                 v1::TestEventPatternResponse*) override;
 
   // Later releases build these.
-#define STEPFLOW_EVENTS_NOT_YET(Method)                                                  \
-  grpc::Status Method(grpc::ServerContext*, const v1::Method##Request*,                 \
-                      v1::Method##Response*) override {                                 \
-    return NotYet(#Method);                                                              \
+#define STEPFLOW_EVENTS_NOT_YET(Method)                                 \
+  grpc::Status Method(grpc::ServerContext*, const v1::Method##Request*, \
+                      v1::Method##Response*) override {                 \
+    return NotYet(#Method);                                             \
   }
   STEPFLOW_EVENTS_NOT_YET(CreateArchive)
   STEPFLOW_EVENTS_NOT_YET(DescribeArchive)
@@ -111,8 +121,10 @@ class EventBridgeService final : public v1::EventBridge::Service {
   absl::Status Ready(absl::Time deadline);
   // The bus named by `name_or_arn` ("" = default); NOT_FOUND if unknown.
   absl::StatusOr<std::string> ExistingBus(const std::string& name_or_arn) const;
-  absl::StatusOr<v1::Rule> ExistingRule(const std::string& bus, const std::string& rule) const;
-  absl::Status SetRuleState(const std::string& name, const std::string& bus_name_or_arn,
+  absl::StatusOr<v1::Rule> ExistingRule(const std::string& bus,
+                                        const std::string& rule) const;
+  absl::Status SetRuleState(const std::string& name,
+                            const std::string& bus_name_or_arn,
                             const char* state, absl::Time deadline);
 
   const GatewayOptions& options_;
