@@ -294,12 +294,24 @@ TEST_F(BadInputTest, LaterFeaturesSayUnimplemented) {
   EXPECT_THAT(status.error_message(), HasSubstr("StartSyncExecution is not implemented yet"));
 
   auto events = v1::EventBridge::NewStub(cluster_->GatewayChannel());
+  v1::CreateArchiveRequest archive;
+  archive.set_archive_name("keep");
+  v1::CreateArchiveResponse archive_response;
+  grpc::ClientContext c2;
+  status = events->CreateArchive(&c2, archive, &archive_response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("CreateArchive is not implemented yet"));
+}
+
+// PutEvents with no entries is refused as AWS refuses it.
+TEST_F(BadInputTest, PutEventsNeedsEntries) {
+  auto events = v1::EventBridge::NewStub(cluster_->GatewayChannel());
   v1::PutEventsRequest put;
   v1::PutEventsResponse put_response;
-  grpc::ClientContext c2;
-  status = events->PutEvents(&c2, put, &put_response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("PutEvents"));
+  grpc::ClientContext context;
+  grpc::Status status = events->PutEvents(&context, put, &put_response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), StartsWith("ValidationException: "));
 }
 
 // TestEventPattern needs no event bus: the gateway answers it itself.

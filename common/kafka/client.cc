@@ -12,15 +12,23 @@
 #include "common/status/status_macros.h"
 
 namespace stepflow::kafka {
-namespace {
+namespace internal {
 
-// One ProduceSync call waiting for its delivery report. Shared between the
+// One produced record waiting for its delivery report. Shared between the
 // caller and the report callback, because a caller that times out returns
 // before its report arrives.
 struct Delivery {
   absl::Notification done;
-  absl::Status status;  // written before `done` is notified
+  // Both written before `done` is notified.
+  absl::Status status;
+  RecordPosition position;
 };
+
+}  // namespace internal
+
+namespace {
+
+using internal::Delivery;
 
 // Runs on the producer's poll thread. The message opaque holds a heap-owned
 // reference to the Delivery, released here: every produced message gets
@@ -33,6 +41,7 @@ void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* message,
   (*delivery)->status = internal::ErrorToStatus(
       message->err, absl::StrCat("cannot deliver the record to Kafka topic ",
                                  rd_kafka_topic_name(message->rkt)));
+  (*delivery)->position = {message->partition, message->offset};
   (*delivery)->done.Notify();
 }
 
@@ -154,18 +163,19 @@ absl::Status Producer::CheckTopic(const std::string& topic,
       absl::StrCat("Kafka topic ", topic, " does not exist"));
 }
 
-absl::Status Producer::ProduceSync(const std::string& topic,
-                                   absl::string_view key,
-                                   absl::string_view value,
-                                   absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  RETURN_IF_ERROR(CheckTopic(topic, timeout));
+absl::StatusOr<std::shared_ptr<Delivery>> Producer::Enqueue(
+    const std::string& topic, absl::string_view key,
+    absl::optional<absl::string_view> value) {
   auto delivery = std::make_shared<Delivery>();
   auto* reference = new std::shared_ptr<Delivery>(delivery);
+  // A null value pointer is how librdkafka writes a tombstone.
+  void* value_data =
+      value.has_value() ? const_cast<char*>(value->data()) : nullptr;
+  const size_t value_size = value.has_value() ? value->size() : 0;
   rd_kafka_resp_err_t err = rd_kafka_producev(
       handle_, RD_KAFKA_V_TOPIC(topic.c_str()),
       RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+      RD_KAFKA_V_VALUE(value_data, value_size),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(reference),
       RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -173,12 +183,65 @@ absl::Status Producer::ProduceSync(const std::string& topic,
     return internal::ErrorToStatus(
         err, absl::StrCat("cannot produce to Kafka topic ", topic));
   }
-  if (!delivery->done.WaitForNotificationWithDeadline(deadline)) {
+  return delivery;
+}
+
+absl::StatusOr<RecordPosition> Producer::Await(const Delivery& delivery,
+                                               const std::string& topic,
+                                               absl::Time deadline,
+                                               absl::Duration timeout) {
+  if (!delivery.done.WaitForNotificationWithDeadline(deadline)) {
     return absl::DeadlineExceededError(absl::StrCat(
         "Kafka did not acknowledge the record for topic ", topic, " within ",
         absl::FormatDuration(timeout), "; it may still be stored"));
   }
-  return delivery->status;
+  if (!delivery.status.ok()) return delivery.status;
+  return delivery.position;
+}
+
+absl::Status Producer::ProduceSync(const std::string& topic,
+                                   absl::string_view key,
+                                   absl::string_view value,
+                                   absl::Duration timeout) {
+  return Produce(topic, key, value, timeout).status();
+}
+
+absl::StatusOr<RecordPosition> Producer::Produce(
+    const std::string& topic, absl::string_view key,
+    absl::optional<absl::string_view> value, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  RETURN_IF_ERROR(CheckTopic(topic, timeout));
+  ASSIGN_OR_RETURN(std::shared_ptr<Delivery> delivery,
+                   Enqueue(topic, key, value));
+  return Await(*delivery, topic, deadline, timeout);
+}
+
+std::vector<absl::StatusOr<RecordPosition>> Producer::ProduceAll(
+    const std::vector<OutgoingRecord>& records, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::vector<absl::StatusOr<std::shared_ptr<Delivery>>> queued;
+  queued.reserve(records.size());
+  for (const OutgoingRecord& record : records) {
+    absl::Status topic = CheckTopic(record.topic, timeout);
+    if (!topic.ok()) {
+      queued.push_back(topic);
+      continue;
+    }
+    absl::optional<absl::string_view> value;
+    if (record.value.has_value()) value = absl::string_view(*record.value);
+    queued.push_back(Enqueue(record.topic, record.key, value));
+  }
+  std::vector<absl::StatusOr<RecordPosition>> results;
+  results.reserve(records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (!queued[i].ok()) {
+      results.push_back(queued[i].status());
+    } else {
+      results.push_back(
+          Await(**queued[i], records[i].topic, deadline, timeout));
+    }
+  }
+  return results;
 }
 
 absl::Status CheckBrokers(const std::string& brokers, absl::Duration timeout) {

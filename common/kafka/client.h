@@ -8,6 +8,8 @@
 //
 //   absl::Status up = CheckBrokers(brokers, absl::Seconds(2));
 //
+// Topic creation is in topic_admin.h, reading a topic in topic_reader.h.
+//
 // `brokers` is always a librdkafka `bootstrap.servers` list:
 // "HOST:PORT[,HOST:PORT...]".
 #ifndef STEPFLOW_COMMON_KAFKA_CLIENT_H_
@@ -27,10 +29,28 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
 
 typedef struct rd_kafka_s rd_kafka_t;
 
 namespace stepflow::kafka {
+namespace internal {
+struct Delivery;
+}  // namespace internal
+
+// Where a record was stored.
+struct RecordPosition {
+  int32_t partition = -1;
+  int64_t offset = -1;
+};
+
+// A record to produce. A value of nullopt is a tombstone (a null value, which
+// makes log compaction drop the key).
+struct OutgoingRecord {
+  std::string topic;
+  std::string key;
+  absl::optional<std::string> value;
+};
 
 // A producer whose ProduceSync returns once the brokers have acknowledged
 // the record to every in-sync replica (acks=all), with idempotence on so
@@ -76,9 +96,31 @@ class Producer {
   absl::Status ProduceSync(const std::string& topic, absl::string_view key,
                            absl::string_view value, absl::Duration timeout);
 
+  // As ProduceSync, and says where the record was stored. A `value` of
+  // nullopt produces a tombstone.
+  absl::StatusOr<RecordPosition> Produce(
+      const std::string& topic, absl::string_view key,
+      absl::optional<absl::string_view> value, absl::Duration timeout);
+
+  // Produces every record at once (they share batches, so this costs about
+  // one round trip, not one per record) and waits for all their delivery
+  // reports, each with ProduceSync's outcomes. One result per record, in
+  // order.
+  std::vector<absl::StatusOr<RecordPosition>> ProduceAll(
+      const std::vector<OutgoingRecord>& records, absl::Duration timeout);
+
  private:
+  using Delivery = internal::Delivery;
   explicit Producer(rd_kafka_t* handle);
   void PollLoop();
+  // Queues one record; its Delivery is notified by the delivery report.
+  absl::StatusOr<std::shared_ptr<Delivery>> Enqueue(
+      const std::string& topic, absl::string_view key,
+      absl::optional<absl::string_view> value);
+  static absl::StatusOr<RecordPosition> Await(const Delivery& delivery,
+                                              const std::string& topic,
+                                              absl::Time deadline,
+                                              absl::Duration timeout);
   // OK once `topic` is known to exist; NOT_FOUND if it does not.
   absl::Status CheckTopic(const std::string& topic, absl::Duration timeout);
 

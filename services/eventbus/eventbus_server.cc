@@ -1,5 +1,7 @@
 #include "services/eventbus/eventbus_server.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <utility>
 #include <vector>
@@ -11,9 +13,14 @@
 #include "common/metrics/metrics.h"
 #include "common/rpc/server.h"
 #include "common/status/status_macros.h"
+#include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
+#include "services/eventbus/catalog.h"
+#include "services/eventbus/dispatcher.h"
+#include "common/rpc/status.h"
 #include "stepflow/v1/events.grpc.pb.h"
+#include "stepflow/v1/states.grpc.pb.h"
 
 namespace stepflow::eventbus {
 namespace {
@@ -64,11 +71,49 @@ absl::StatusOr<std::unique_ptr<EventBusServer>> EventBusServer::Start(
                    rpc::RunningServer::Start(std::move(server_options)));
   bus->server_->SetServing(bus->kafka_reachable());
 
+  if (!opts.gateway_address.empty()) {
+    CatalogOptions catalog_options;
+    catalog_options.brokers = opts.kafka_brokers;  // read-only: gateways write it
+    ASSIGN_OR_RETURN(bus->catalog_, Catalog::Start(std::move(catalog_options)));
+    std::shared_ptr<v1::StepFunctions::Stub> stub =
+        v1::StepFunctions::NewStub(rpc::MakeChannel(opts.gateway_address));
+    DispatcherOptions dispatcher_options;
+    dispatcher_options.brokers = opts.kafka_brokers;
+    dispatcher_options.group_id = opts.group_id;
+    dispatcher_options.catalog = bus->catalog_.get();
+    ASSIGN_OR_RETURN(bus->dead_letter_producer_, kafka::Producer::Create(opts.kafka_brokers));
+    dispatcher_options.dead_letter = [producer = bus->dead_letter_producer_.get()](
+                                         const std::string& key, const std::string& value) {
+      return producer->ProduceSync(kDeadLetterTopic.name, key, value, absl::Seconds(10));
+    };
+    auto& deliveries = prometheus::BuildCounter()
+                           .Name("stepflow_eventbus_deliveries_total")
+                           .Help("Deliveries of events to rule targets, by outcome: started "
+                                 "(the execution started or had started) or abandoned.")
+                           .Register(*bus->registry_);
+    dispatcher_options.delivered_counter = &deliveries.Add({{"outcome", "started"}});
+    dispatcher_options.abandoned_counter = &deliveries.Add({{"outcome", "abandoned"}});
+    dispatcher_options.start_execution = [stub](const std::string& state_machine_arn,
+                                                const std::string& name,
+                                                const std::string& input) {
+      v1::StartExecutionRequest request;
+      request.set_state_machine_arn(state_machine_arn);
+      request.set_name(name);
+      request.set_input(input);
+      v1::StartExecutionResponse response;
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      return rpc::FromGrpcStatus(stub->StartExecution(&context, request, &response));
+    };
+    ASSIGN_OR_RETURN(bus->dispatcher_, Dispatcher::Start(std::move(dispatcher_options)));
+  }
+
   bus->checker_ = std::thread([bus = bus.get()] { bus->CheckLoop(); });
   log::Info(kComponent, "started",
             {{"address", bus->server_->address()},
              {"kafka_brokers", opts.kafka_brokers},
-             {"kafka_reachable", bus->kafka_reachable()}});
+             {"kafka_reachable", bus->kafka_reachable()},
+             {"gateway", opts.gateway_address}});
   return bus;
 }
 
@@ -102,6 +147,9 @@ void EventBusServer::Shutdown() {
     stopping_ = true;
   }
   if (checker_.joinable()) checker_.join();
+  dispatcher_.reset();
+  catalog_.reset();
+  dead_letter_producer_.reset();
   metrics_server_.reset();
   if (server_ != nullptr) {
     server_->Shutdown(kShutdownGrace);

@@ -1,12 +1,13 @@
 // EventBusServer: the eventbus process (`stepflow-eventbus`, and one of the
 // components of `stepflow dev`).
 //
-// The eventbus will consume the event bus topics, match events against the
-// rules and start the targets' executions. In this first step it only
-// connects to Kafka and reports whether it can do its job: it serves the
-// standard gRPC health service (grpc.health.v1.Health), SERVING while the
-// Kafka brokers answer and NOT_SERVING otherwise, as checked by a background
-// thread every `kafka_check_interval`.
+// The eventbus consumes the event bus topics, matches events against the
+// rules and starts the targets' executions through the gateway's
+// StepFunctions API (see dispatcher.h; only with a `gateway_address`). It
+// reads the rules from the Catalog (catalog.h). It serves the standard gRPC
+// health service (grpc.health.v1.Health), SERVING while the Kafka brokers
+// answer and NOT_SERVING otherwise, as checked by a background thread every
+// `kafka_check_interval`.
 //
 // Topics: the eventbus needs kEventTopics. With the embedded broker of
 // `stepflow dev` and tests (`embedded_kafka`) it creates the missing ones;
@@ -46,6 +47,7 @@ class Registry;
 
 namespace stepflow::kafka {
 class MockKafkaCluster;
+class Producer;
 }  // namespace stepflow::kafka
 
 namespace stepflow::metrics {
@@ -58,6 +60,9 @@ class RunningServer;
 
 namespace stepflow::eventbus {
 
+class Catalog;
+class Dispatcher;
+
 // A topic the eventbus needs, with the partition count it is created with
 // where the eventbus creates it.
 struct TopicSpec {
@@ -67,7 +72,9 @@ struct TopicSpec {
 
 // The events of the "default" event bus.
 inline constexpr TopicSpec kDefaultBusTopic = {"stepflow.events.default", 4};
-inline constexpr TopicSpec kEventTopics[] = {kDefaultBusTopic};
+// Deliveries to rule targets that were given up (see dispatcher.h).
+inline constexpr TopicSpec kDeadLetterTopic = {"stepflow.eventbus.dead-letter", 1};
+inline constexpr TopicSpec kEventTopics[] = {kDefaultBusTopic, kDeadLetterTopic};
 
 struct EventBusOptions {
   // librdkafka `bootstrap.servers`: "HOST:PORT[,HOST:PORT...]". Required.
@@ -79,6 +86,11 @@ struct EventBusOptions {
   // The embedded broker `kafka_brokers` points at, if it is one: missing
   // topics are created there. Not owned; must outlive the server.
   kafka::MockKafkaCluster* embedded_kafka = nullptr;
+  // The gateway executions are started through (HOST:PORT). Empty: events
+  // are not delivered to rule targets.
+  std::string gateway_address;
+  // The Kafka consumer group of the eventbus replicas.
+  std::string group_id = "stepflow-eventbus";
   // How often the brokers are checked, and how long a check may take.
   absl::Duration kafka_check_interval = absl::Seconds(3);
   absl::Duration kafka_check_timeout = absl::Seconds(2);
@@ -108,6 +120,9 @@ class EventBusServer {
   // The result of the latest broker check.
   bool kafka_reachable() const { return kafka_reachable_.load(); }
 
+  // Null without a gateway address.
+  const Dispatcher* dispatcher() const { return dispatcher_.get(); }
+
   // Stops the broker checks, reports NOT_SERVING and stops the gRPC and
   // metrics servers, giving running calls up to 5 s. Later calls do nothing.
   void Shutdown();
@@ -130,6 +145,10 @@ class EventBusServer {
   std::unique_ptr<rpc::RunningServer> server_;
   std::atomic<bool> kafka_reachable_{false};
   std::thread checker_;
+  std::unique_ptr<kafka::Producer> dead_letter_producer_;
+  std::unique_ptr<Catalog> catalog_;
+  // After catalog_ and the producer: uses both.
+  std::unique_ptr<Dispatcher> dispatcher_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

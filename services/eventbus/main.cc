@@ -18,17 +18,30 @@ int main(int argc, char** argv) {
   std::string log_format = "text";
   config::FlagSet flags(
       "stepflow-eventbus",
-      "Runs a Stepflow eventbus: it connects to the Kafka brokers that\n"
-      "carry the event bus topics and serves the gRPC health service\n"
-      "(grpc.health.v1.Health), SERVING while the brokers answer and\n"
-      "NOT_SERVING otherwise (checked every 3 s). The topic\n"
-      "stepflow.events.default must exist (operators create it, e.g. with\n"
-      "4 partitions); a missing topic is logged as a warning. Once the\n"
-      "gRPC server listens, prints one line to stdout,\n"
+      "Runs a Stepflow eventbus. It consumes the event bus topics\n"
+      "(stepflow.events.*) in a Kafka consumer group (--group-id), matches\n"
+      "each event against the enabled rules of its bus (read from the topic\n"
+      "stepflow.eventbus.config, which gateways write) and starts an\n"
+      "execution for each target through the gateway (--gateway); an\n"
+      "event's offset is committed once every target accepted it. Rules\n"
+      "with a rate() schedule fire their targets too (cron() does not fire\n"
+      "yet). Without --gateway it delivers nothing.\n"
+      "\n"
+      "It serves the gRPC health service (grpc.health.v1.Health), SERVING\n"
+      "while the brokers answer and NOT_SERVING otherwise (checked every\n"
+      "3 s). Operators create the topics stepflow.events.default (e.g. 4\n"
+      "partitions) and stepflow.eventbus.dead-letter (deliveries given up\n"
+      "after retries; 1 partition); a missing one is logged as a warning.\n"
+      "\n"
+      "Once the gRPC server listens, prints one line to stdout,\n"
       "\"stepflow-eventbus listening on HOST:PORT\"; logs go to stderr.\n"
       "Shuts down cleanly (exit code 0) on SIGINT or SIGTERM.");
   flags.Add("kafka-brokers", &options.kafka_brokers,
             "Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (required)");
+  flags.Add("gateway", &options.gateway_address,
+            "gateway address HOST:PORT that rule targets' executions are started "
+            "through (empty: no delivery)");
+  flags.Add("group-id", &options.group_id, "Kafka consumer group of the eventbus replicas");
   flags.Add("listen", &options.listen_address,
             "gRPC listen address (port 0 picks a free port)");
   flags.Add("metrics-listen", &options.metrics_address,

@@ -19,6 +19,7 @@
 #include "common/status/status_macros.h"
 #include "common/storage/store.h"
 #include "common/tasktoken/task_token.h"
+#include "services/gateway/event_bridge.h"
 #include "services/gateway/validation.h"
 #include "stepflow/internal/v1/shard.grpc.pb.h"
 #include "stepflow/v1/events.grpc.pb.h"
@@ -1042,50 +1043,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
   std::atomic<size_t> next_poll_owner_{0};
 };
 
-// The event bus API arrives with the event bus; until then every call but
-// TestEventPattern (which needs no bus) says so clearly.
-class EventBridgeService final : public v1::EventBridge::Service {
- public:
-  grpc::Status TestEventPattern(grpc::ServerContext*, const v1::TestEventPatternRequest* request,
-                                v1::TestEventPatternResponse* response) override {
-    return rpc::ToGrpcStatus([&]() -> absl::Status {
-      // AWS bounds the pattern's length; an empty event is not an event.
-      RETURN_IF_ERROR(ValidateLength("eventPattern", request->event_pattern(), 1,
-                                     patterns::kMaxPatternBytes));
-      if (request->event().empty()) return absl::InvalidArgumentError(patterns::kInvalidEventMessage);
-      ASSIGN_OR_RETURN(bool result,
-                       patterns::TestEventPattern(request->event_pattern(), request->event()));
-      response->set_result(result);
-      return absl::OkStatus();
-    }());
-  }
-
-  STEPFLOW_NOT_YET(CreateEventBus)
-  STEPFLOW_NOT_YET(DescribeEventBus)
-  STEPFLOW_NOT_YET(ListEventBuses)
-  STEPFLOW_NOT_YET(DeleteEventBus)
-  STEPFLOW_NOT_YET(PutEvents)
-  STEPFLOW_NOT_YET(PutRule)
-  STEPFLOW_NOT_YET(DescribeRule)
-  STEPFLOW_NOT_YET(ListRules)
-  STEPFLOW_NOT_YET(DeleteRule)
-  STEPFLOW_NOT_YET(EnableRule)
-  STEPFLOW_NOT_YET(DisableRule)
-  STEPFLOW_NOT_YET(PutTargets)
-  STEPFLOW_NOT_YET(RemoveTargets)
-  STEPFLOW_NOT_YET(ListTargetsByRule)
-  STEPFLOW_NOT_YET(ListRuleNamesByTarget)
-  STEPFLOW_NOT_YET(CreateArchive)
-  STEPFLOW_NOT_YET(DescribeArchive)
-  STEPFLOW_NOT_YET(UpdateArchive)
-  STEPFLOW_NOT_YET(ListArchives)
-  STEPFLOW_NOT_YET(DeleteArchive)
-  STEPFLOW_NOT_YET(StartReplay)
-  STEPFLOW_NOT_YET(DescribeReplay)
-  STEPFLOW_NOT_YET(ListReplays)
-  STEPFLOW_NOT_YET(CancelReplay)
 #undef STEPFLOW_NOT_YET
-};
 
 }  // namespace
 
@@ -1110,7 +1068,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
   impl->options = std::move(options);
   impl->router = std::make_unique<ShardRouter>(impl->options.shard_map);
   impl->states = std::make_unique<StepFunctionsService>(impl->options, impl->router.get());
-  impl->events = std::make_unique<EventBridgeService>();
+  ASSIGN_OR_RETURN(impl->events, EventBridgeService::Create(impl->options));
   if (!impl->options.embedded) {
     rpc::ServerOptions server_options;
     server_options.listen_address = impl->options.listen_address;

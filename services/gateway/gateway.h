@@ -1,5 +1,6 @@
 // The gateway: Stepflow's stateless public front door. It serves the
-// stepflow.v1 StepFunctions and EventBridge APIs, validates every request
+// stepflow.v1 StepFunctions and EventBridge APIs (the latter in
+// event_bridge.h, over Kafka), validates every request
 // (names, ARNs, sizes, JSON, definitions) and routes it to the shard server
 // that owns the named resource, retrying UNAVAILABLE owners with backoff
 // within the caller's deadline. Listings fan out to every shard server and
@@ -9,7 +10,8 @@
 //   options.shard_map = config::ShardMap(256, {"10.0.0.1:7300", "10.0.0.2:7300"});
 //   auto gateway = Gateway::Start(options);
 //
-// Thread-safe; holds no state beyond connections.
+// Thread-safe; holds no state beyond connections and the event bus catalog
+// (an in-memory view of a Kafka topic).
 #ifndef STEPFLOW_SERVICES_GATEWAY_GATEWAY_H_
 #define STEPFLOW_SERVICES_GATEWAY_GATEWAY_H_
 
@@ -21,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "common/config/arn.h"
 #include "common/config/sharding.h"
+#include "common/kafka/topic_admin.h"
 
 namespace grpc {
 class Service;
@@ -43,6 +46,16 @@ struct GatewayOptions {
   int task_queue_partitions = config::kDefaultTaskQueuePartitions;
   // Names executions started without one; a random UUID by default.
   std::function<std::string()> new_execution_name;
+
+  // Kafka, for the EventBridge API (librdkafka `bootstrap.servers`). Empty:
+  // every EventBridge call but TestEventPattern answers UNAVAILABLE.
+  std::string kafka_brokers;
+  // How the topics of new event buses are created (kafka::TopicAdmin).
+  kafka::TopicCreation kafka_topic_creation = kafka::TopicCreation::kAdminApi;
+  // With kEmbedded: the in-process broker. Not owned; must outlive the gateway.
+  kafka::MockKafkaCluster* embedded_kafka = nullptr;
+  // Partition count of each new event bus topic.
+  int event_bus_partitions = 4;
 };
 
 class Gateway {

@@ -21,12 +21,18 @@ int main(int argc, char** argv) {
   std::string account = "123456789012";
   std::string log_level = "info";
   std::string log_format = "text";
+  std::string kafka_brokers;
+  std::string kafka_topic_creation = "admin";
+  int event_bus_partitions = 4;
 
   config::FlagSet flags(
       "stepflow-gateway",
       "Serves Stepflow's public gRPC API (stepflow.v1.StepFunctions and\n"
       "stepflow.v1.EventBridge). Stateless: it validates requests and routes each to\n"
-      "the shard server owning the named resource; run as many replicas as needed.");
+      "the shard server owning the named resource; run as many replicas as needed.\n"
+      "Event buses need Kafka (--kafka-brokers): bus, rule and target definitions live\n"
+      "in the compacted topic stepflow.eventbus.config, which every replica reads, and\n"
+      "each bus's events in the topic stepflow.events.<bus>, created with the bus.");
   flags.Add("shard-servers", &shard_servers,
             "comma-separated shard server addresses by ordinal (host:port); server i owns "
             "logical shards s with s % N == i");
@@ -36,6 +42,15 @@ int main(int argc, char** argv) {
   flags.Add("listen", &listen, "gRPC listen address (port 0 picks a free port)");
   flags.Add("metrics-listen", &metrics_listen,
             "address for the Prometheus /metrics endpoint, e.g. 0.0.0.0:9233 (empty: off)");
+  flags.Add("kafka-brokers", &kafka_brokers,
+            "Kafka bootstrap servers, HOST:PORT[,HOST:PORT...], for the EventBridge API "
+            "(empty: EventBridge calls other than TestEventPattern answer UNAVAILABLE)");
+  flags.Add("kafka-topic-creation", &kafka_topic_creation,
+            "how topics of new event buses are created: admin (Kafka Admin API, with "
+            "--event-bus-partitions) or broker-default (the brokers create topics on first "
+            "use with their default partition count, e.g. stepflow-kafka-mock)");
+  flags.Add("event-bus-partitions", &event_bus_partitions,
+            "partition count of each new event bus topic (with admin topic creation)");
   flags.Add("region", &region, "region used in ARNs");
   flags.Add("account", &account, "account id used in ARNs");
   flags.Add("log-level", &log_level, "debug, info, warn or error");
@@ -49,6 +64,16 @@ int main(int argc, char** argv) {
   }
   log::SetMinLevel(*level);
   log::SetFormat(log_format == "json" ? log::Format::kJson : log::Format::kText);
+
+  auto topic_creation = kafka::ParseTopicCreation(kafka_topic_creation);
+  if (!topic_creation.ok() || *topic_creation == kafka::TopicCreation::kEmbedded) {
+    std::cerr << "stepflow-gateway: --kafka-topic-creation must be admin or broker-default\n";
+    return 2;
+  }
+  if (event_bus_partitions < 1) {
+    std::cerr << "stepflow-gateway: --event-bus-partitions must be at least 1\n";
+    return 2;
+  }
 
   auto map = config::ShardMap::Parse(static_cast<uint32_t>(shards), shard_servers);
   if (!map.ok()) {
@@ -77,6 +102,9 @@ int main(int argc, char** argv) {
   options.arn_scope.account = account;
   options.listen_address = listen;
   options.registry = registry.get();
+  options.kafka_brokers = kafka_brokers;
+  options.kafka_topic_creation = *topic_creation;
+  options.event_bus_partitions = event_bus_partitions;
   auto gateway = gateway::Gateway::Start(std::move(options));
   if (!gateway.ok()) {
     std::cerr << "stepflow-gateway: " << gateway.status().message() << "\n";

@@ -70,6 +70,12 @@ absl::StatusOr<std::unique_ptr<DevCluster>> DevCluster::Start(
       static_cast<uint32_t>(opts.shards), {impl->shard->address()});
   gateway_options.listen_address = opts.gateway_listen;
   gateway_options.registry = impl->registry.get();
+  if (opts.with_eventbus) {
+    gateway_options.kafka_brokers = impl->kafka->bootstrap_servers();
+    gateway_options.kafka_topic_creation = kafka::TopicCreation::kEmbedded;
+    gateway_options.embedded_kafka = impl->kafka.get();
+    gateway_options.event_bus_partitions = opts.event_bus_partitions;
+  }
   ASSIGN_OR_RETURN(impl->gateway,
                    gateway::Gateway::Start(std::move(gateway_options)));
 
@@ -78,6 +84,7 @@ absl::StatusOr<std::unique_ptr<DevCluster>> DevCluster::Start(
     eventbus_options.kafka_brokers = impl->kafka->bootstrap_servers();
     eventbus_options.listen_address = opts.eventbus_listen;
     eventbus_options.embedded_kafka = impl->kafka.get();
+    eventbus_options.gateway_address = impl->gateway->address();
     ASSIGN_OR_RETURN(impl->eventbus, eventbus::EventBusServer::Start(
                                          std::move(eventbus_options)));
   }

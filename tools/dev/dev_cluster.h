@@ -33,8 +33,11 @@ struct DevClusterOptions {
   // Prometheus /metrics address for the whole process; empty: off.
   std::string metrics_listen;
   int shards = static_cast<int>(config::kDefaultShardCount);
-  // Without it no Kafka broker and no eventbus are started (faster start).
+  // Without it no Kafka broker and no eventbus are started (faster start),
+  // and the gateway's EventBridge calls answer UNAVAILABLE.
   bool with_eventbus = true;
+  // Partition count of each new event bus topic.
+  int event_bus_partitions = 4;
 };
 
 class DevCluster {

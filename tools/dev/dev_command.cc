@@ -19,6 +19,7 @@ int RunDevCommand(int argc, char** argv) {
   std::string eventbus_listen = "127.0.0.1:0";
   std::string metrics_listen = "127.0.0.1:9233";
   int shards = static_cast<int>(config::kDefaultShardCount);
+  int event_bus_partitions = 4;
   std::string log_level = "info";
   std::string log_format = "text";
 
@@ -27,7 +28,8 @@ int RunDevCommand(int argc, char** argv) {
       "Runs a whole Stepflow cluster in this process: the gateway, one shard server\n"
       "owning every logical shard (RocksDB under --data-dir), the eventbus, and an\n"
       "embedded Kafka-protocol broker (librdkafka's mock cluster; its events live in\n"
-      "memory only). Executions, histories and the catalog survive a restart.\n"
+      "memory only). Executions, histories and the catalog survive a restart; event\n"
+      "buses, rules and events live in the embedded broker and do not.\n"
       "Stops cleanly on Ctrl-C.");
   flags.Add("data-dir", &data_dir, "folder for the shard server's RocksDB data");
   flags.Add("listen", &listen, "gateway (public API) listen address");
@@ -36,6 +38,8 @@ int RunDevCommand(int argc, char** argv) {
   flags.Add("metrics-listen", &metrics_listen,
             "Prometheus /metrics address for the whole process (empty: off)");
   flags.Add("shards", &shards, "number of logical shards; fixed when the data folder is created");
+  flags.Add("event-bus-partitions", &event_bus_partitions,
+            "partition count of each new event bus topic");
   flags.Add("log-level", &log_level, "debug, info, warn or error");
   flags.Add("log-format", &log_format, "text or json");
   if (auto code = flags.ParseOrExit(argc, argv)) return *code;
@@ -58,6 +62,7 @@ int RunDevCommand(int argc, char** argv) {
   options.shard_listen = shard_listen;
   options.eventbus_listen = eventbus_listen;
   options.metrics_listen = metrics_listen;
+  options.event_bus_partitions = event_bus_partitions;
   options.shards = shards;
   auto cluster = DevCluster::Start(std::move(options));
   if (!cluster.ok()) return fail(cluster.status());

@@ -11,7 +11,7 @@
 int main(int argc, char** argv) {
   using namespace stepflow;
   config::BlockTerminationSignals();
-  std::string topics = "stepflow.events.default:4";
+  std::string topics = "stepflow.events.default:4,stepflow.eventbus.dead-letter:1";
   int brokers = 1;
   config::FlagSet flags(
       "stepflow-kafka-mock",

@@ -1,0 +1,544 @@
+#include "services/eventbus/dispatcher.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/asl/jsonpath.h"
+#include "common/log/log.h"
+#include "common/patterns/rule_set.h"
+#include "common/status/status_macros.h"
+#include "prometheus/counter.h"
+#include "services/eventbus/catalog.h"
+#include "services/eventbus/schedule.h"
+
+namespace stepflow::eventbus {
+namespace {
+
+constexpr char kComponent[] = "eventbus";
+constexpr char kBusTopicsRegex[] = "^stepflow\\.events\\..+";
+// Events written this long before the latest catalog catch-up began are
+// older than every rule change it saw (allowing for clock skew).
+constexpr absl::Duration kCatchUpSlack = absl::Seconds(2);
+// Events taken from the consumer at once.
+constexpr size_t kMaxBatch = 500;
+
+uint64_t Fnv1a(absl::string_view text,
+               uint64_t hash = 14695981039346656037ull) {
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+std::string Hex64(uint64_t value) {
+  char out[17];
+  std::snprintf(out, sizeof(out), "%016llx",
+                static_cast<unsigned long long>(value));
+  return out;
+}
+
+bool Retryable(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// InputTransformer: each <name> of the template replaced by its value. A
+// placeholder between double quotes takes a string's characters (the
+// template's quotes stay); elsewhere it takes the value's JSON text.
+absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
+                                      const v1::Rule& rule,
+                                      const json::Value& event,
+                                      absl::string_view event_text) {
+  json::Document values;
+  values.SetObject();
+  json::Allocator& a = values.GetAllocator();
+  std::map<std::string, std::string> json_of;  // variable -> JSON text
+  for (const auto& [name, path_text] : transformer.input_paths_map()) {
+    absl::StatusOr<asl::JsonPath> path = asl::JsonPath::Parse(path_text);
+    if (!path.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("InputPathsMap ", name, ": ", path.status().message()));
+    }
+    absl::StatusOr<json::Value> value = path->Evaluate(event, a);
+    json_of[name] = value.ok() ? json::Serialize(*value) : "null";
+  }
+  auto quoted = [](absl::string_view text) {
+    json::Value string(text.data(),
+                       static_cast<rapidjson::SizeType>(text.size()));
+    return json::Serialize(string);
+  };
+  json_of["aws.events.rule-arn"] = quoted(rule.arn());
+  json_of["aws.events.rule-name"] = quoted(rule.name());
+  json_of["aws.events.event"] = std::string(event_text);
+  json_of["aws.events.event.json"] = std::string(event_text);
+  if (event.IsObject() && event.HasMember("time")) {
+    json_of["aws.events.event.ingestion-time"] = json::Serialize(event["time"]);
+  }
+
+  const std::string& tmpl = transformer.input_template();
+  // `text_template`: strings go in as their characters everywhere.
+  auto substitute = [&tmpl, &json_of](bool text_template) {
+    std::string out;
+    size_t i = 0;
+    while (i < tmpl.size()) {
+      const size_t close =
+          tmpl[i] == '<' ? tmpl.find('>', i) : std::string::npos;
+      auto found = close == std::string::npos
+                       ? json_of.end()
+                       : json_of.find(tmpl.substr(i + 1, close - i - 1));
+      if (found == json_of.end()) {
+        out.push_back(tmpl[i++]);
+        continue;
+      }
+      const std::string& value = found->second;
+      const bool in_quotes = i > 0 && tmpl[i - 1] == '"' &&
+                             close + 1 < tmpl.size() && tmpl[close + 1] == '"';
+      const bool is_string = value.size() >= 2 && value.front() == '"';
+      if (is_string && (in_quotes || text_template)) {
+        if (text_template) {
+          out.append(json::Parse(value)->GetString());  // unescaped
+        } else {
+          out.append(value, 1,
+                     value.size() - 2);  // still escaped, inside quotes
+        }
+      } else {
+        out.append(value);
+      }
+      i = close + 1;
+    }
+    return out;
+  };
+  std::string out = substitute(false);
+  if (json::Parse(out).ok()) return out;
+  // Not a JSON template: plain text, which executions take as a JSON string.
+  return quoted(substitute(true));
+}
+
+// Applies the group's assignment and logs it: which replica delivers which
+// partitions is the first thing to know when events seem not to arrive.
+void OnRebalance(rd_kafka_t* consumer, rd_kafka_resp_err_t err,
+                 rd_kafka_topic_partition_list_t* partitions, void*) {
+  std::string list;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    absl::StrAppend(&list, i > 0 ? "," : "", partitions->elems[i].topic, "/",
+                    partitions->elems[i].partition);
+  }
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    log::Info(kComponent, "partitions assigned", {{"partitions", list}});
+    rd_kafka_assign(consumer, partitions);
+  } else {
+    log::Info(kComponent, "partitions revoked", {{"partitions", list}});
+    rd_kafka_assign(consumer, nullptr);
+  }
+}
+
+}  // namespace
+
+std::string TargetExecutionName(absl::string_view event_id,
+                                absl::string_view rule_arn,
+                                absl::string_view target_id) {
+  std::string name;
+  for (char c : event_id) {
+    if (name.size() == 40) break;
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '-' || c == '_';
+    name.push_back(ok ? c : '_');
+  }
+  // Both hashes: the rule and target, and the whole id (which may have been
+  // cut or had characters replaced above).
+  const uint64_t delivery = Fnv1a(target_id, Fnv1a("\n", Fnv1a(rule_arn)));
+  absl::StrAppend(&name, "-", Hex64(delivery), Hex64(Fnv1a(event_id)));
+  return name;
+}
+
+std::string DeadLetterRecord(absl::string_view event_text,
+                             absl::string_view rule_arn,
+                             absl::string_view target_id,
+                             absl::string_view execution_name,
+                             const absl::Status& error, int attempts) {
+  json::Document record;
+  record.SetObject();
+  json::Allocator& a = record.GetAllocator();
+  auto text = [&a](absl::string_view s) {
+    return json::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
+  };
+  absl::StatusOr<json::Document> event = json::Parse(event_text);
+  record.AddMember("event",
+                   event.ok() ? json::Copy(*event, a) : text(event_text), a);
+  record.AddMember("rule", text(rule_arn), a);
+  record.AddMember("target", text(target_id), a);
+  record.AddMember("execution", text(execution_name), a);
+  record.AddMember("error", text(error.ToString()), a);
+  record.AddMember("attempts", attempts, a);
+  return json::Serialize(record);
+}
+
+absl::StatusOr<std::string> TargetInput(const v1::Target& target,
+                                        const v1::Rule& rule,
+                                        const json::Value& event,
+                                        absl::string_view event_text) {
+  if (!target.input().empty()) return target.input();
+  if (!target.input_path().empty()) {
+    ASSIGN_OR_RETURN(asl::JsonPath path,
+                     asl::JsonPath::Parse(target.input_path()));
+    json::Document scratch;
+    absl::StatusOr<json::Value> value =
+        path.Evaluate(event, scratch.GetAllocator());
+    if (!value.ok()) {
+      if (absl::IsNotFound(value.status())) return std::string("null");
+      return value.status();
+    }
+    return json::Serialize(*value);
+  }
+  if (!target.input_transformer().input_template().empty()) {
+    return Transform(target.input_transformer(), rule, event, event_text);
+  }
+  return std::string(event_text);
+}
+
+// The enabled event-pattern rules of one bus, compiled.
+struct Dispatcher::BusRules {
+  std::string bus;
+  patterns::RuleSet matcher;
+  std::map<std::string, v1::Rule> rules;
+};
+
+absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(
+    DispatcherOptions options) {
+  if (options.brokers.empty())
+    return absl::InvalidArgumentError("the dispatcher needs brokers");
+  if (!options.now) options.now = [] { return absl::Now(); };
+  if (options.catalog == nullptr || !options.start_execution) {
+    return absl::InvalidArgumentError(
+        "the dispatcher needs a catalog and a way to start executions");
+  }
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::map<std::string, std::string> settings = {
+      {"bootstrap.servers", options.brokers},
+      {"client.id", "stepflow-eventbus"},
+      {"group.id", options.group_id},
+      {"enable.auto.commit", "false"},
+      {"auto.offset.reset", "earliest"},
+      // New buses' topics join the subscription within about a second.
+      {"topic.metadata.refresh.interval.ms", "1000"},
+      // A replica that died hands its partitions over after this long (and
+      // the mock broker waits this long for members at each rebalance, e.g.
+      // when a new bus topic joins the subscription). Kafka's minimum.
+      {"session.timeout.ms", "6000"},
+      {"heartbeat.interval.ms", "1000"},
+  };
+  for (const auto& [key, value] : options.consumer_config)
+    settings[key] = value;
+  for (const auto& [key, value] : settings) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr,
+                          sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return absl::InvalidArgumentError(
+          absl::StrCat("Kafka consumer ", key, ": ", errstr));
+    }
+  }
+  rd_kafka_conf_set_rebalance_cb(conf, OnRebalance);
+  rd_kafka_t* consumer =
+      rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+  if (consumer == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("cannot create the Kafka consumer: ", errstr));
+  }
+  rd_kafka_poll_set_consumer(consumer);
+  return std::unique_ptr<Dispatcher>(
+      new Dispatcher(std::move(options), consumer));
+}
+
+Dispatcher::Dispatcher(DispatcherOptions options, rd_kafka_t* consumer)
+    : options_(std::move(options)),
+      consumer_(consumer),
+      loop_([this] { Loop(); }),
+      scheduler_([this] { ScheduleLoop(); }) {}
+
+Dispatcher::~Dispatcher() {
+  stopping_.store(true);
+  loop_.join();
+  scheduler_.join();
+  rd_kafka_consumer_close(consumer_);
+  rd_kafka_destroy(consumer_);
+}
+
+bool Dispatcher::SleepUnlessStopping(absl::Duration duration) {
+  const absl::Time until = absl::Now() + duration;
+  while (absl::Now() < until) {
+    if (stopping_.load()) return false;
+    absl::SleepFor(std::min(absl::Milliseconds(50), until - absl::Now()));
+  }
+  return !stopping_.load();
+}
+
+void Dispatcher::ScheduleLoop() {
+  absl::Time last = options_.now();
+  std::set<std::string>
+      warned;  // rules whose expression does not fire, logged once
+  while (SleepUnlessStopping(options_.schedule_interval)) {
+    const absl::Time now = options_.now();
+    for (const v1::Rule& rule : options_.catalog->ListRules(kDefaultBusName)) {
+      if (rule.schedule_expression().empty() || rule.state() == "DISABLED")
+        continue;
+      absl::StatusOr<absl::Duration> period =
+          ParseRate(rule.schedule_expression());
+      if (!period.ok()) {
+        if (warned.insert(rule.arn()).second) {
+          log::Warn(
+              kComponent, "this schedule expression does not fire yet",
+              {{"rule", rule.arn()}, {"schedule", rule.schedule_expression()}});
+        }
+        continue;
+      }
+      for (absl::Time at : FireTimes(*period, last, now)) {
+        if (stopping_.load()) return;
+        FireScheduled(rule, at);
+      }
+    }
+    last = now;
+  }
+}
+
+void Dispatcher::FireScheduled(const v1::Rule& rule, absl::Time at) {
+  // arn:PARTITION:events:REGION:ACCOUNT:rule/NAME
+  std::vector<std::string> arn = absl::StrSplit(rule.arn(), ':');
+  const std::string region = arn.size() > 3 ? arn[3] : "";
+  const std::string account = arn.size() > 4 ? arn[4] : "";
+  const std::string id = ScheduledEventId(rule.arn(), at);
+  json::Document event;
+  event.SetObject();
+  json::Allocator& a = event.GetAllocator();
+  auto text = [&a](absl::string_view s) {
+    return json::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
+  };
+  event.AddMember("version", "0", a);
+  event.AddMember("id", text(id), a);
+  event.AddMember("detail-type", "Scheduled Event", a);
+  event.AddMember("source", "aws.events", a);
+  event.AddMember("account", text(account), a);
+  event.AddMember(
+      "time",
+      text(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", at, absl::UTCTimeZone())), a);
+  event.AddMember("region", text(region), a);
+  json::Value resources(rapidjson::kArrayType);
+  resources.PushBack(text(rule.arn()), a);
+  event.AddMember("resources", resources, a);
+  event.AddMember("detail", json::Value(rapidjson::kObjectType), a);
+  const std::string event_text = json::Serialize(event);
+  for (const v1::Target& target :
+       options_.catalog->ListTargets(kDefaultBusName, rule.name())) {
+    const std::string name = TargetExecutionName(id, rule.arn(), target.id());
+    absl::StatusOr<std::string> input =
+        TargetInput(target, rule, event, event_text);
+    if (!input.ok()) {
+      Abandon(id, event_text, rule, target, name, input.status(), 0);
+      continue;
+    }
+    if (!StartWithRetries(rule, target, name, *input, id, event_text)) return;
+  }
+}
+
+void Dispatcher::Refresh() {
+  const uint64_t generation = options_.catalog->generation();
+  if (generation == generation_) return;
+  generation_ = generation;
+  rules_by_topic_.clear();
+  for (const v1::EventBus& bus : options_.catalog->ListBuses()) {
+    auto rules = std::make_shared<BusRules>();
+    rules->bus = bus.name();
+    for (const v1::Rule& rule : options_.catalog->ListRules(bus.name())) {
+      if (rule.event_pattern().empty() || rule.state() == "DISABLED") continue;
+      absl::Status added =
+          rules->matcher.Add(rule.name(), rule.event_pattern());
+      if (!added.ok()) {
+        log::Warn(kComponent, "skipping a rule whose pattern does not compile",
+                  {{"rule", rule.arn()}, {"error", added}});
+        continue;
+      }
+      rules->rules[rule.name()] = rule;
+    }
+    rules_by_topic_[BusTopic(bus.name())] = std::move(rules);
+  }
+}
+
+void Dispatcher::Loop() {
+  // Matching before the catalog is read would skip rules: wait for it.
+  while (!stopping_.load()) {
+    absl::Status ready = options_.catalog->WaitReady(absl::Seconds(5));
+    if (ready.ok()) break;
+    log::Warn(kComponent, "waiting for the event bus catalog",
+              {{"error", ready}});
+    SleepUnlessStopping(absl::Milliseconds(500));
+  }
+  // Joining the group only now: a member that does not poll while its
+  // join is under way stalls the group's rebalance.
+  rd_kafka_topic_partition_list_t* topics =
+      rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, kBusTopicsRegex,
+                                    RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer_, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    log::Error(kComponent,
+               "cannot subscribe to the event bus topics; delivering nothing",
+               {{"error", rd_kafka_err2str(err)}});
+    return;
+  }
+  struct MessageDeleter {
+    void operator()(rd_kafka_message_t* message) const {
+      rd_kafka_message_destroy(message);
+    }
+  };
+  using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
+  while (!stopping_.load()) {
+    // A batch of what has arrived: one catalog catch-up serves all of it.
+    std::vector<MessagePtr> batch;
+    for (int timeout_ms = 200; batch.size() < kMaxBatch; timeout_ms = 0) {
+      MessagePtr message(rd_kafka_consumer_poll(consumer_, timeout_ms));
+      if (message == nullptr) break;
+      if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log::Debug(kComponent, "event bus consumer",
+                   {{"error", rd_kafka_message_errstr(message.get())}});
+        continue;
+      }
+      batch.push_back(std::move(message));
+    }
+    if (batch.empty()) continue;
+    const bool recent =
+        std::any_of(batch.begin(), batch.end(), [this](const MessagePtr& m) {
+          rd_kafka_timestamp_type_t type;
+          const int64_t millis = rd_kafka_message_timestamp(m.get(), &type);
+          const absl::Time written = millis >= 0 ? absl::FromUnixMillis(millis)
+                                                 : absl::InfiniteFuture();
+          return written >= caught_up_from_ - kCatchUpSlack;
+        });
+    if (recent) {
+      const absl::Time started = absl::Now();
+      absl::Status ready = options_.catalog->WaitReady(absl::Seconds(5));
+      if (ready.ok()) {
+        caught_up_from_ = started;
+      } else {
+        log::Warn(kComponent, "event bus catalog may be behind",
+                  {{"error", ready}});
+      }
+    }
+    for (const MessagePtr& message : batch) {
+      const std::string topic = rd_kafka_topic_name(message->rkt);
+      absl::string_view text(static_cast<const char*>(message->payload),
+                             message->payload == nullptr ? 0 : message->len);
+      // Stopped mid-delivery: this and the rest stay uncommitted.
+      if (!Deliver(topic, text)) break;
+      rd_kafka_commit_message(consumer_, message.get(), /*async=*/1);
+    }
+  }
+}
+
+bool Dispatcher::Deliver(const std::string& topic,
+                         absl::string_view event_text) {
+  Refresh();
+  auto found = rules_by_topic_.find(topic);
+  if (found == rules_by_topic_.end()) return true;  // a deleted bus
+  std::shared_ptr<BusRules> bus = found->second;
+  absl::StatusOr<json::Document> event = json::Parse(event_text);
+  if (!event.ok() || !event->IsObject() || !event->HasMember("id") ||
+      !(*event)["id"].IsString()) {
+    log::Warn(kComponent, "skipping a record that is not an event",
+              {{"topic", topic}});
+    abandoned_.fetch_add(1);
+    return true;
+  }
+  const std::string event_id = (*event)["id"].GetString();
+  for (const std::string& rule_name : bus->matcher.Match(*event)) {
+    const v1::Rule& rule = bus->rules.at(rule_name);
+    for (const v1::Target& target :
+         options_.catalog->ListTargets(bus->bus, rule_name)) {
+      const std::string name =
+          TargetExecutionName(event_id, rule.arn(), target.id());
+      absl::StatusOr<std::string> input =
+          TargetInput(target, rule, *event, event_text);
+      if (!input.ok()) {
+        Abandon(event_id, event_text, rule, target, name, input.status(), 0);
+        continue;
+      }
+      if (!StartWithRetries(rule, target, name, *input, event_id, event_text))
+        return false;
+    }
+  }
+  return true;
+}
+
+void Dispatcher::Abandon(const std::string& event_id,
+                         absl::string_view event_text, const v1::Rule& rule,
+                         const v1::Target& target, const std::string& name,
+                         const absl::Status& error, int attempts) {
+  log::Error(kComponent, "event delivery given up",
+             {{"rule", rule.arn()},
+              {"target", target.id()},
+              {"execution", name},
+              {"attempts", attempts},
+              {"error", error}});
+  abandoned_.fetch_add(1);
+  if (options_.abandoned_counter != nullptr)
+    options_.abandoned_counter->Increment();
+  if (!options_.dead_letter) return;
+  absl::Status stored = options_.dead_letter(
+      event_id, DeadLetterRecord(event_text, rule.arn(), target.id(), name,
+                                 error, attempts));
+  if (!stored.ok()) {
+    log::Error(kComponent,
+               "cannot write the dead-letter record; the delivery is lost",
+               {{"rule", rule.arn()},
+                {"target", target.id()},
+                {"execution", name},
+                {"error", stored}});
+  }
+}
+
+bool Dispatcher::StartWithRetries(const v1::Rule& rule,
+                                  const v1::Target& target,
+                                  const std::string& name,
+                                  const std::string& input,
+                                  const std::string& event_id,
+                                  absl::string_view event_text) {
+  absl::Duration backoff = options_.initial_backoff;
+  for (int attempt = 1;; ++attempt) {
+    absl::Status status = options_.start_execution(target.arn(), name, input);
+    if (status.ok() || absl::IsAlreadyExists(status)) {
+      delivered_.fetch_add(1);
+      if (options_.delivered_counter != nullptr)
+        options_.delivered_counter->Increment();
+      log::Debug(
+          kComponent, "event delivered",
+          {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name}});
+      return true;
+    }
+    if (!Retryable(status.code()) || attempt >= options_.max_attempts) {
+      Abandon(event_id, event_text, rule, target, name, status, attempt);
+      return true;
+    }
+    if (!SleepUnlessStopping(backoff)) return false;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+}  // namespace stepflow::eventbus

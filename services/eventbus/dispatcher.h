@@ -1,0 +1,167 @@
+// Dispatcher: the eventbus's delivery loop. It consumes every event bus
+// topic (stepflow.events.*) in a Kafka consumer group, matches each event
+// against the enabled rules of its bus (patterns::RuleSet, rebuilt when the
+// Catalog changes) and starts an execution for each target of each matching
+// rule. An event's offset is committed only once every target accepted it,
+// so delivery is at least once; the execution name is derived from (event
+// id, rule ARN, target id), so a redelivered event starts nothing twice.
+//
+// Target input, as EventBridge builds it: Input (constant JSON), InputPath
+// (a JSONPath into the event), InputTransformer (InputPathsMap variables
+// substituted into InputTemplate), or else the whole event.
+//
+// Failures: a retryable error (UNAVAILABLE, DEADLINE_EXCEEDED, ...) is
+// retried with exponential backoff up to `max_attempts`; then, or at once
+// for an error retrying cannot fix (e.g. the state machine does not exist),
+// the delivery is given up: logged, counted and handed to `dead_letter`
+// (kDeadLetterTopic in the eventbus) with the event, rule, target and error.
+//
+// Scheduled rules (on the default bus, enabled, with a rate() expression)
+// fire at multiples of their period counted from the Unix epoch: each
+// replica starts the targets' executions of each firing with names derived
+// from (rule, firing time, target), so however many replicas run, each
+// firing starts each target once. A scheduled event is AWS's: source
+// "aws.events", detail-type "Scheduled Event", the rule ARN as its one
+// resource, detail {}. cron() expressions are stored but do not fire yet.
+//
+// Before matching an event the dispatcher makes sure its catalog view holds
+// every rule change stored before the event was read, so a rule created
+// before an event was put applies to it.
+//
+// Thread-safety: constructed and destroyed by one thread; the counters may
+// be read from any thread. Runs one background thread.
+#ifndef STEPFLOW_SERVICES_EVENTBUS_DISPATCHER_H_
+#define STEPFLOW_SERVICES_EVENTBUS_DISPATCHER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/json/json.h"
+#include "stepflow/v1/events.pb.h"
+
+typedef struct rd_kafka_s rd_kafka_t;
+
+namespace prometheus {
+class Counter;
+}  // namespace prometheus
+
+namespace stepflow::eventbus {
+
+class Catalog;
+
+// The name of the execution `target` gets for event `event_id` through
+// `rule_arn`: at most 80 characters of [A-Za-z0-9-_], the same for the same
+// three inputs.
+std::string TargetExecutionName(absl::string_view event_id,
+                                absl::string_view rule_arn,
+                                absl::string_view target_id);
+
+// The execution input for `target` from `event` (whose text is
+// `event_text`). INVALID_ARGUMENT when a path or template cannot be applied.
+absl::StatusOr<std::string> TargetInput(const v1::Target& target,
+                                        const v1::Rule& rule,
+                                        const json::Value& event,
+                                        absl::string_view event_text);
+
+// A given-up delivery as the dead-letter record's JSON value: {"event",
+// "rule", "target", "execution", "error", "attempts"}.
+std::string DeadLetterRecord(absl::string_view event_text,
+                             absl::string_view rule_arn,
+                             absl::string_view target_id,
+                             absl::string_view execution_name,
+                             const absl::Status& error, int attempts);
+
+// Starts one execution; OK also when it already exists (a redelivery).
+using StartExecutionFn = std::function<absl::Status(
+    const std::string& state_machine_arn, const std::string& name,
+    const std::string& input)>;
+
+struct DispatcherOptions {
+  std::string brokers;
+  std::string group_id = "stepflow-eventbus";
+  // Not owned; must outlive the dispatcher.
+  Catalog* catalog = nullptr;
+  StartExecutionFn start_execution;
+  // Stores a given-up delivery (key: event id, value: DeadLetterRecord);
+  // null: given-up deliveries are only logged.
+  std::function<absl::Status(const std::string& key, const std::string& value)>
+      dead_letter;
+  // Incremented per execution started and per delivery given up; null: none.
+  // Not owned; must outlive the dispatcher.
+  prometheus::Counter* delivered_counter = nullptr;
+  prometheus::Counter* abandoned_counter = nullptr;
+  // librdkafka consumer properties applied after ours (e.g. a shorter
+  // "session.timeout.ms" so a replica that died hands over sooner).
+  std::map<std::string, std::string> consumer_config;
+  int max_attempts = 8;
+  // The clock schedules fire by; absl::Now when unset.
+  std::function<absl::Time()> now;
+  // How often scheduled rules are looked at.
+  absl::Duration schedule_interval = absl::Seconds(1);
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+};
+
+class Dispatcher {
+ public:
+  // Starts consuming; INVALID_ARGUMENT for missing options.
+  static absl::StatusOr<std::unique_ptr<Dispatcher>> Start(
+      DispatcherOptions options);
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+  // Stops consuming; an event being delivered is left uncommitted (another
+  // replica delivers it again, starting nothing twice).
+  ~Dispatcher();
+
+  // Executions started (or found already started), and deliveries given up.
+  int64_t delivered() const { return delivered_.load(); }
+  int64_t abandoned() const { return abandoned_.load(); }
+
+ private:
+  struct BusRules;
+  Dispatcher(DispatcherOptions options, rd_kafka_t* consumer);
+  void Loop();
+  // Rebuilds the matchers if the catalog changed.
+  void Refresh();
+  // False if stopped before every target accepted the event.
+  bool Deliver(const std::string& topic, absl::string_view event_text);
+  // Retries `start` per the options; false if stopped meanwhile.
+  bool StartWithRetries(const v1::Rule& rule, const v1::Target& target,
+                        const std::string& name, const std::string& input,
+                        const std::string& event_id,
+                        absl::string_view event_text);
+  void Abandon(const std::string& event_id, absl::string_view event_text,
+               const v1::Rule& rule, const v1::Target& target,
+               const std::string& name, const absl::Status& error,
+               int attempts);
+  bool SleepUnlessStopping(absl::Duration duration);
+  void ScheduleLoop();
+  // Starts the targets of `rule` for its firing at `at`.
+  void FireScheduled(const v1::Rule& rule, absl::Time at);
+
+  const DispatcherOptions options_;
+  rd_kafka_t* const consumer_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> delivered_{0};
+  std::atomic<int64_t> abandoned_{0};
+  // Touched by the loop thread only.
+  uint64_t generation_ = ~uint64_t{0};
+  std::map<std::string, std::shared_ptr<BusRules>> rules_by_topic_;
+  absl::Time caught_up_from_ = absl::InfinitePast();
+  // Last: started once everything above exists.
+  std::thread loop_;
+  std::thread scheduler_;
+};
+
+}  // namespace stepflow::eventbus
+
+#endif  // STEPFLOW_SERVICES_EVENTBUS_DISPATCHER_H_

@@ -1,0 +1,335 @@
+// Dispatcher: target input and execution names as pure functions, and
+// delivery from a bus topic to a fake StartExecution over a mock cluster.
+#include "services/eventbus/dispatcher.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/kafka/client.h"
+#include "common/kafka/mock_cluster.h"
+#include "common/kafka/topic_admin.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/eventbus/catalog.h"
+#include "services/eventbus/schedule.h"
+
+namespace stepflow::eventbus {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::SizeIs;
+
+constexpr char kEvent[] =
+    R"({"version":"0","id":"6a7e8feb-b491-4cf7-a9f1-bf3703467718","detail-type":"OrderPlaced",)"
+    R"("source":"shop","account":"123456789012","time":"2023-11-14T22:13:20Z",)"
+    R"("region":"us-east-1","resources":[],"detail":{"order":"o-1","total":12.5}})";
+constexpr char kMachine[] =
+    "arn:aws:states:us-east-1:123456789012:stateMachine:orders";
+
+v1::Rule Rule() {
+  v1::Rule rule;
+  rule.set_name("big");
+  rule.set_arn("arn:aws:events:us-east-1:123456789012:rule/orders/big");
+  return rule;
+}
+
+std::string InputFor(const v1::Target& target) {
+  auto event = json::Parse(kEvent);
+  EXPECT_TRUE(event.ok());
+  auto input = TargetInput(target, Rule(), *event, kEvent);
+  EXPECT_TRUE(input.ok()) << input.status();
+  return input.ok() ? *input : "";
+}
+
+TEST(TargetInputTest, WholeEventByDefault) {
+  v1::Target target;
+  EXPECT_EQ(InputFor(target), kEvent);
+}
+
+TEST(TargetInputTest, ConstantInput) {
+  v1::Target target;
+  target.set_input(R"({"fixed":true})");
+  EXPECT_EQ(InputFor(target), R"({"fixed":true})");
+}
+
+TEST(TargetInputTest, InputPath) {
+  v1::Target target;
+  target.set_input_path("$.detail");
+  EXPECT_EQ(InputFor(target), R"({"order":"o-1","total":12.5})");
+  target.set_input_path("$.detail.missing");
+  EXPECT_EQ(InputFor(target), "null");
+}
+
+TEST(TargetInputTest, InputTransformer) {
+  v1::Target target;
+  auto* transformer = target.mutable_input_transformer();
+  (*transformer->mutable_input_paths_map())["order"] = "$.detail.order";
+  (*transformer->mutable_input_paths_map())["total"] = "$.detail.total";
+  transformer->set_input_template(
+      R"({"id": "<order>", "amount": <total>, "raw": <order>, "rule": "<aws.events.rule-name>"})");
+  EXPECT_EQ(InputFor(target),
+            R"({"id": "o-1", "amount": 12.5, "raw": "o-1", "rule": "big"})");
+  transformer->set_input_template("Order <order> costs <total>");
+  EXPECT_EQ(InputFor(target), R"("Order o-1 costs 12.5")");
+}
+
+TEST(TargetExecutionNameTest, DeterministicAndDistinct) {
+  const std::string name = TargetExecutionName(
+      "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "arn:r", "t1");
+  EXPECT_EQ(name, TargetExecutionName("6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+                                      "arn:r", "t1"));
+  EXPECT_NE(name, TargetExecutionName("6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+                                      "arn:r", "t2"));
+  EXPECT_NE(name, TargetExecutionName("6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+                                      "arn:r2", "t1"));
+  EXPECT_NE(name, TargetExecutionName("7a7e8feb-b491-4cf7-a9f1-bf3703467718",
+                                      "arn:r", "t1"));
+  EXPECT_LE(name.size(), 80u);
+  const std::string odd =
+      TargetExecutionName(std::string(200, '/'), "arn:r", "t1");
+  EXPECT_LE(odd.size(), 80u);
+  EXPECT_EQ(odd.find('/'), std::string::npos);
+}
+
+// Records every StartExecution; fails the first `failures` with UNAVAILABLE.
+struct FakeStarter {
+  absl::Mutex mu;
+  int failures = 0;
+  // Every call fails with this, when set.
+  absl::Status always = absl::OkStatus();
+  std::vector<std::vector<std::string>> calls ABSL_GUARDED_BY(mu);
+  absl::Status Start(const std::string& arn, const std::string& name,
+                     const std::string& input) {
+    absl::MutexLock lock(&mu);
+    calls.push_back({arn, name, input});
+    if (!always.ok()) return always;
+    if (failures > 0) {
+      --failures;
+      return absl::UnavailableError("shard restarting");
+    }
+    return absl::OkStatus();
+  }
+  size_t WaitForCalls(size_t count, absl::Duration timeout) {
+    absl::MutexLock lock(&mu);
+    auto enough = [this, count]() ABSL_SHARED_LOCKS_REQUIRED(mu) {
+      return calls.size() >= count;
+    };
+    mu.AwaitWithTimeout(absl::Condition(&enough), timeout);
+    return calls.size();
+  }
+};
+
+class DispatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = kafka::MockKafkaCluster::Start();
+    ASSERT_TRUE(cluster.ok());
+    cluster_ = std::move(*cluster);
+    auto producer = kafka::Producer::Create(cluster_->bootstrap_servers());
+    ASSERT_TRUE(producer.ok());
+    producer_ = std::move(*producer);
+    admin_ = std::make_unique<kafka::TopicAdmin>(
+        kafka::TopicAdminOptions{.brokers = "",
+                                 .mode = kafka::TopicCreation::kEmbedded,
+                                 .embedded = cluster_.get()});
+    CatalogOptions options;
+    options.brokers = cluster_->bootstrap_servers();
+    options.admin = admin_.get();
+    options.producer = producer_.get();
+    auto catalog = Catalog::Start(options);
+    ASSERT_TRUE(catalog.ok());
+    catalog_ = std::move(*catalog);
+    ASSERT_TRUE(catalog_->WaitReady(absl::Seconds(10)).ok());
+
+    ASSERT_TRUE(admin_
+                    ->EnsureTopic({.name = BusTopic("orders"), .partitions = 2},
+                                  absl::Seconds(5))
+                    .ok());
+    v1::EventBus bus;
+    bus.set_name("orders");
+    ASSERT_TRUE(catalog_->PutBus(bus).ok());
+    v1::Rule rule = Rule();
+    rule.set_event_bus_name("orders");
+    rule.set_state("ENABLED");
+    rule.set_event_pattern(
+        R"({"detail": {"total": [{"numeric": [">", 10]}]}})");
+    ASSERT_TRUE(catalog_->PutRule(rule).ok());
+    v1::Target target;
+    target.set_id("t1");
+    target.set_arn(kMachine);
+    target.set_input_path("$.detail");
+    ASSERT_TRUE(catalog_->PutTarget("orders", "big", target).ok());
+  }
+
+  std::unique_ptr<Dispatcher> StartDispatcher(FakeStarter* starter) {
+    DispatcherOptions options;
+    options.dead_letter = [this](const std::string& key,
+                                 const std::string& value) {
+      absl::MutexLock lock(&dead_mu_);
+      dead_letters_.push_back({key, value});
+      return absl::OkStatus();
+    };
+    options.brokers = cluster_->bootstrap_servers();
+    options.catalog = catalog_.get();
+    options.initial_backoff = absl::Milliseconds(10);
+    // The mock broker hands a departed member's partitions over only after
+    // its session times out.
+    options.consumer_config = {{"session.timeout.ms", "6000"},
+                               {"heartbeat.interval.ms", "500"}};
+    options.start_execution = [starter](const std::string& arn,
+                                        const std::string& name,
+                                        const std::string& input) {
+      return starter->Start(arn, name, input);
+    };
+    auto dispatcher = Dispatcher::Start(std::move(options));
+    EXPECT_TRUE(dispatcher.ok()) << dispatcher.status();
+    return std::move(*dispatcher);
+  }
+
+  void Put(const std::string& id, double total) {
+    const std::string event = absl::StrCat(
+        R"({"version":"0","id":")", id,
+        R"(","source":"shop","detail-type":"T","detail":{"total":)", total,
+        "}}");
+    ASSERT_TRUE(
+        producer_->ProduceSync(BusTopic("orders"), id, event, absl::Seconds(5))
+            .ok());
+  }
+
+  std::unique_ptr<kafka::MockKafkaCluster> cluster_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::TopicAdmin> admin_;
+  std::unique_ptr<Catalog> catalog_;
+  absl::Mutex dead_mu_;
+  std::vector<std::pair<std::string, std::string>> dead_letters_
+      ABSL_GUARDED_BY(dead_mu_);
+};
+
+TEST_F(DispatcherTest, DeliversMatchingEventsOnceAndRetries) {
+  FakeStarter starter;
+  starter.failures = 2;
+  Put("e-1", 50);  // matches
+  Put("e-2", 5);   // does not
+  Put("e-3", 11);  // matches
+  {
+    auto dispatcher = StartDispatcher(&starter);
+    // e-1 twice refused, then e-1 and e-3 accepted.
+    ASSERT_EQ(starter.WaitForCalls(4, absl::Seconds(30)), 4u);
+    absl::SleepFor(absl::Milliseconds(300));  // let the commits go out
+    EXPECT_EQ(dispatcher->delivered(), 2);
+    EXPECT_EQ(dispatcher->abandoned(), 0);
+  }
+  {
+    absl::MutexLock lock(&starter.mu);
+    ASSERT_THAT(starter.calls, SizeIs(4));
+    EXPECT_EQ(starter.calls[0][0], kMachine);
+    EXPECT_EQ(starter.calls[0][1],
+              TargetExecutionName("e-1", Rule().arn(), "t1"));
+    EXPECT_EQ(starter.calls[0][2], R"({"total":50})");
+    EXPECT_EQ(starter.calls[2],
+              starter.calls[0]);  // the retries use the same name
+    EXPECT_EQ(starter.calls[3][2], R"({"total":11})");
+    starter.calls.clear();
+  }
+
+  // Committed events are not delivered again to the group; new ones are,
+  // and a disabled rule matches nothing.
+  v1::Rule disabled = *catalog_->FindRule("orders", "big");
+  Put("e-4", 99);
+  auto dispatcher = StartDispatcher(&starter);
+  ASSERT_EQ(starter.WaitForCalls(1, absl::Seconds(30)), 1u);
+  disabled.set_state("DISABLED");
+  ASSERT_TRUE(catalog_->PutRule(disabled).ok());
+  Put("e-5", 99);
+  absl::SleepFor(absl::Seconds(2));
+  absl::MutexLock lock(&starter.mu);
+  ASSERT_THAT(starter.calls, SizeIs(1));
+  EXPECT_EQ(starter.calls[0][1],
+            TargetExecutionName("e-4", Rule().arn(), "t1"));
+}
+
+TEST_F(DispatcherTest, GivesUpOnPermanentErrorsIntoTheDeadLetters) {
+  FakeStarter starter;
+  starter.always = absl::NotFoundError(
+      "StateMachineDoesNotExist: State Machine Does Not Exist");
+  Put("e-9", 77);
+  auto dispatcher = StartDispatcher(&starter);
+  ASSERT_EQ(starter.WaitForCalls(1, absl::Seconds(30)), 1u);
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (dispatcher->abandoned() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(dispatcher->abandoned(), 1);
+  EXPECT_EQ(dispatcher->delivered(), 0);
+  absl::MutexLock lock(&dead_mu_);
+  ASSERT_THAT(dead_letters_, SizeIs(1));
+  EXPECT_EQ(dead_letters_[0].first, "e-9");
+  auto record = json::Parse(dead_letters_[0].second);
+  ASSERT_TRUE(record.ok());
+  EXPECT_STREQ((*record)["rule"].GetString(), Rule().arn().c_str());
+  EXPECT_STREQ((*record)["target"].GetString(), "t1");
+  EXPECT_STREQ((*record)["event"]["id"].GetString(), "e-9");
+  EXPECT_EQ((*record)["attempts"].GetInt(), 1);
+  EXPECT_THAT(std::string((*record)["error"].GetString()),
+              ::testing::HasSubstr("NOT_FOUND"));
+}
+
+TEST_F(DispatcherTest, ScheduledRulesFireOncePerPeriod) {
+  v1::Rule every_minute;
+  every_minute.set_name("every-minute");
+  every_minute.set_arn(
+      "arn:aws:events:us-east-1:123456789012:rule/every-minute");
+  every_minute.set_event_bus_name("default");
+  every_minute.set_state("ENABLED");
+  every_minute.set_schedule_expression("rate(1 minute)");
+  ASSERT_TRUE(catalog_->PutRule(every_minute).ok());
+  v1::Target target;
+  target.set_id("tick");
+  target.set_arn(kMachine);
+  target.set_input_path("$.resources[0]");
+  ASSERT_TRUE(catalog_->PutTarget("default", "every-minute", target).ok());
+
+  std::atomic<int64_t> now_seconds{1700000040 +
+                                   30};  // half past a whole minute
+  FakeStarter starter;
+  DispatcherOptions options;
+  options.brokers = cluster_->bootstrap_servers();
+  options.catalog = catalog_.get();
+  options.now = [&now_seconds] {
+    return absl::FromUnixSeconds(now_seconds.load());
+  };
+  options.schedule_interval = absl::Milliseconds(20);
+  options.start_execution = [&starter](const std::string& arn,
+                                       const std::string& name,
+                                       const std::string& input) {
+    return starter.Start(arn, name, input);
+  };
+  auto dispatcher = Dispatcher::Start(std::move(options));
+  ASSERT_TRUE(dispatcher.ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  {
+    absl::MutexLock lock(&starter.mu);
+    EXPECT_THAT(starter.calls, SizeIs(0));  // no firing yet
+  }
+  now_seconds += 150;  // passes three whole minutes
+  ASSERT_EQ(starter.WaitForCalls(3, absl::Seconds(10)), 3u);
+  absl::SleepFor(absl::Milliseconds(200));
+  absl::MutexLock lock(&starter.mu);
+  ASSERT_THAT(starter.calls, SizeIs(3));
+  EXPECT_EQ(starter.calls[0][2],
+            R"("arn:aws:events:us-east-1:123456789012:rule/every-minute")");
+  EXPECT_NE(starter.calls[0][1], starter.calls[1][1]);
+  EXPECT_EQ(
+      starter.calls[0][1],
+      TargetExecutionName(ScheduledEventId(every_minute.arn(),
+                                           absl::FromUnixSeconds(1700000100)),
+                          every_minute.arn(), "tick"));
+}
+
+}  // namespace
+}  // namespace stepflow::eventbus

@@ -1,0 +1,31 @@
+// Schedule expressions of scheduled rules, as EventBridge writes them:
+// "rate(VALUE UNIT)" with UNIT minute(s), hour(s) or day(s) (singular for
+// 1, plural otherwise), and "cron(...)", whose six fields are accepted but
+// not interpreted yet. Pure functions.
+#ifndef STEPFLOW_SERVICES_EVENTBUS_SCHEDULE_H_
+#define STEPFLOW_SERVICES_EVENTBUS_SCHEDULE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace stepflow::eventbus {
+
+// The period of a rate() expression. INVALID_ARGUMENT for anything else.
+absl::StatusOr<absl::Duration> ParseRate(absl::string_view expression);
+
+// The times in (after, until] at which a schedule with `period` fires:
+// multiples of the period counted from the Unix epoch, oldest first.
+std::vector<absl::Time> FireTimes(absl::Duration period, absl::Time after,
+                                  absl::Time until);
+
+// The id of the scheduled event a rule gets at `time`: UUID-shaped and the
+// same on every eventbus replica, so the executions it starts are too.
+std::string ScheduledEventId(absl::string_view rule_arn, absl::Time time);
+
+}  // namespace stepflow::eventbus
+
+#endif  // STEPFLOW_SERVICES_EVENTBUS_SCHEDULE_H_

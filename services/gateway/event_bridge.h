@@ -1,0 +1,139 @@
+// EventBridgeService: the gateway's stepflow.v1.EventBridge API.
+//
+// Event buses, rules and targets live in the eventbus Catalog (a compacted
+// Kafka topic every replica reads); each bus's events go to its own Kafka
+// topic (eventbus::BusTopic), created when the bus is created. PutEvents
+// answers only after Kafka acknowledged each accepted entry (acks=all).
+// TestEventPattern needs no Kafka; without Kafka brokers configured every
+// other implemented call answers UNAVAILABLE. Archives and replays are not
+// implemented (UNIMPLEMENTED).
+//
+// Thread-safety: all methods may be called concurrently.
+#ifndef STEPFLOW_SERVICES_GATEWAY_EVENT_BRIDGE_H_
+#define STEPFLOW_SERVICES_GATEWAY_EVENT_BRIDGE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "services/gateway/gateway.h"
+#include "stepflow/v1/events.grpc.pb.h"
+
+namespace stepflow::kafka {
+class Producer;
+class TopicAdmin;
+}  // namespace stepflow::kafka
+namespace stepflow::eventbus {
+class Catalog;
+}  // namespace stepflow::eventbus
+
+namespace stepflow::gateway {
+
+// AWS's limit on a PutEvents request, by its entry-size calculation.
+inline constexpr size_t kMaxPutEventsBytes = 256 * 1024;
+inline constexpr int kMaxPutEventsEntries = 10;
+
+// AWS's size of one PutEvents entry: 14 bytes for a set Time, plus the
+// UTF-8 bytes of Source, DetailType, Detail and each Resource.
+size_t PutEventsEntrySize(const v1::PutEventsRequestEntry& entry);
+
+// The stored event: AWS's envelope ({"version":"0","id",...,"detail"}),
+// `detail` being a JSON object's text. `time` is written RFC 3339 UTC with
+// whole seconds, as AWS does.
+std::string EventEnvelope(const config::ArnScope& scope, absl::string_view id,
+                          const v1::PutEventsRequestEntry& entry,
+                          absl::Time time);
+
+class EventBridgeService final : public v1::EventBridge::Service {
+ public:
+  // Connects to Kafka when `options.kafka_brokers` is set (without waiting
+  // for the brokers). `options` must outlive the service.
+  static absl::StatusOr<std::unique_ptr<EventBridgeService>> Create(
+      const GatewayOptions& options);
+  ~EventBridgeService() override;
+
+  grpc::Status CreateEventBus(grpc::ServerContext*,
+                              const v1::CreateEventBusRequest*,
+                              v1::CreateEventBusResponse*) override;
+  grpc::Status DescribeEventBus(grpc::ServerContext*,
+                                const v1::DescribeEventBusRequest*,
+                                v1::DescribeEventBusResponse*) override;
+  grpc::Status ListEventBuses(grpc::ServerContext*,
+                              const v1::ListEventBusesRequest*,
+                              v1::ListEventBusesResponse*) override;
+  grpc::Status DeleteEventBus(grpc::ServerContext*,
+                              const v1::DeleteEventBusRequest*,
+                              v1::DeleteEventBusResponse*) override;
+  grpc::Status PutEvents(grpc::ServerContext*, const v1::PutEventsRequest*,
+                         v1::PutEventsResponse*) override;
+  grpc::Status PutRule(grpc::ServerContext*, const v1::PutRuleRequest*,
+                       v1::PutRuleResponse*) override;
+  grpc::Status DescribeRule(grpc::ServerContext*,
+                            const v1::DescribeRuleRequest*,
+                            v1::DescribeRuleResponse*) override;
+  grpc::Status ListRules(grpc::ServerContext*, const v1::ListRulesRequest*,
+                         v1::ListRulesResponse*) override;
+  grpc::Status DeleteRule(grpc::ServerContext*, const v1::DeleteRuleRequest*,
+                          v1::DeleteRuleResponse*) override;
+  grpc::Status EnableRule(grpc::ServerContext*, const v1::EnableRuleRequest*,
+                          v1::EnableRuleResponse*) override;
+  grpc::Status DisableRule(grpc::ServerContext*, const v1::DisableRuleRequest*,
+                           v1::DisableRuleResponse*) override;
+  grpc::Status PutTargets(grpc::ServerContext*, const v1::PutTargetsRequest*,
+                          v1::PutTargetsResponse*) override;
+  grpc::Status RemoveTargets(grpc::ServerContext*,
+                             const v1::RemoveTargetsRequest*,
+                             v1::RemoveTargetsResponse*) override;
+  grpc::Status ListTargetsByRule(grpc::ServerContext*,
+                                 const v1::ListTargetsByRuleRequest*,
+                                 v1::ListTargetsByRuleResponse*) override;
+  grpc::Status ListRuleNamesByTarget(
+      grpc::ServerContext*, const v1::ListRuleNamesByTargetRequest*,
+      v1::ListRuleNamesByTargetResponse*) override;
+  grpc::Status TestEventPattern(grpc::ServerContext*,
+                                const v1::TestEventPatternRequest*,
+                                v1::TestEventPatternResponse*) override;
+
+  // Later releases build these.
+#define STEPFLOW_EVENTS_NOT_YET(Method)                                 \
+  grpc::Status Method(grpc::ServerContext*, const v1::Method##Request*, \
+                      v1::Method##Response*) override {                 \
+    return NotYet(#Method);                                             \
+  }
+  STEPFLOW_EVENTS_NOT_YET(CreateArchive)
+  STEPFLOW_EVENTS_NOT_YET(DescribeArchive)
+  STEPFLOW_EVENTS_NOT_YET(UpdateArchive)
+  STEPFLOW_EVENTS_NOT_YET(ListArchives)
+  STEPFLOW_EVENTS_NOT_YET(DeleteArchive)
+  STEPFLOW_EVENTS_NOT_YET(StartReplay)
+  STEPFLOW_EVENTS_NOT_YET(DescribeReplay)
+  STEPFLOW_EVENTS_NOT_YET(ListReplays)
+  STEPFLOW_EVENTS_NOT_YET(CancelReplay)
+#undef STEPFLOW_EVENTS_NOT_YET
+
+ private:
+  static grpc::Status NotYet(const char* method);
+  explicit EventBridgeService(const GatewayOptions& options);
+  // OK once the catalog is current (checked until it first is).
+  absl::Status Ready(absl::Time deadline);
+  // The bus named by `name_or_arn` ("" = default); NOT_FOUND if unknown.
+  absl::StatusOr<std::string> ExistingBus(const std::string& name_or_arn) const;
+  absl::StatusOr<v1::Rule> ExistingRule(const std::string& bus,
+                                        const std::string& rule) const;
+  absl::Status SetRuleState(const std::string& name,
+                            const std::string& bus_name_or_arn,
+                            const char* state, absl::Time deadline);
+
+  const GatewayOptions& options_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::TopicAdmin> admin_;
+  std::unique_ptr<eventbus::Catalog> catalog_;
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace stepflow::gateway
+
+#endif  // STEPFLOW_SERVICES_GATEWAY_EVENT_BRIDGE_H_

@@ -1,0 +1,511 @@
+// The EventBridge API of an in-process gateway over an in-process mock
+// Kafka cluster: buses, PutEvents (read back from the bus topic), rules and
+// targets. No shard server is needed for any of these calls.
+#include "services/gateway/event_bridge.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/json/json.h"
+#include "common/kafka/mock_cluster.h"
+#include "common/kafka/topic_reader.h"
+#include "common/rpc/server.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/gateway/gateway.h"
+
+namespace stepflow::gateway {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+using ::testing::StartsWith;
+
+constexpr char kStateMachineArn[] =
+    "arn:aws:states:us-east-1:123456789012:stateMachine:orders";
+
+TEST(PutEventsEntrySizeTest, CountsAsAws) {
+  v1::PutEventsRequestEntry entry;
+  entry.set_source("abc");
+  entry.set_detail_type("de");
+  entry.set_detail("{}");
+  EXPECT_EQ(PutEventsEntrySize(entry), 7u);
+  entry.add_resources("r1");
+  entry.mutable_time()->set_seconds(1);
+  EXPECT_EQ(PutEventsEntrySize(entry), 7u + 2 + 14);
+}
+
+TEST(EventEnvelopeTest, WritesAwsEnvelope) {
+  v1::PutEventsRequestEntry entry;
+  entry.set_source("shop");
+  entry.set_detail_type("OrderPlaced");
+  entry.set_detail(R"({"total": 12.5})");
+  entry.add_resources("arn:aws:x");
+  const std::string envelope = EventEnvelope(config::ArnScope(), "id-1", entry,
+                                             absl::FromUnixSeconds(1700000000));
+  EXPECT_EQ(
+      envelope,
+      R"({"version":"0","id":"id-1","detail-type":"OrderPlaced","source":"shop",)"
+      R"("account":"123456789012","time":"2023-11-14T22:13:20Z","region":"us-east-1",)"
+      R"("resources":["arn:aws:x"],"detail":{"total":12.5}})");
+}
+
+class EventBridgeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cluster = kafka::MockKafkaCluster::Start();
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = std::move(*cluster);
+    GatewayOptions options;
+    options.shard_map = config::ShardMap(16, {"127.0.0.1:1"});  // unused here
+    options.listen_address = "127.0.0.1:0";
+    options.kafka_brokers = cluster_->bootstrap_servers();
+    options.kafka_topic_creation = kafka::TopicCreation::kEmbedded;
+    options.embedded_kafka = cluster_.get();
+    options.event_bus_partitions = 2;
+    auto gateway = Gateway::Start(std::move(options));
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    gateway_ = std::move(*gateway);
+    stub_ = v1::EventBridge::NewStub(rpc::MakeChannel(gateway_->address()));
+  }
+
+  void TearDown() override {
+    if (gateway_) gateway_->Shutdown();
+    gateway_.reset();
+  }
+
+  template <typename Request, typename Response>
+  grpc::Status Call(grpc::Status (v1::EventBridge::Stub::*method)(
+                        grpc::ClientContext*, const Request&, Response*),
+                    const Request& request, Response* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(20));
+    return (stub_.get()->*method)(&context, request, response);
+  }
+
+  grpc::Status CreateBus(const std::string& name) {
+    v1::CreateEventBusRequest request;
+    request.set_name(name);
+    v1::CreateEventBusResponse response;
+    return Call(&v1::EventBridge::Stub::CreateEventBus, request, &response);
+  }
+
+  grpc::Status PutRule(const std::string& name, const std::string& bus,
+                       const std::string& pattern) {
+    v1::PutRuleRequest request;
+    request.set_name(name);
+    request.set_event_bus_name(bus);
+    request.set_event_pattern(pattern);
+    v1::PutRuleResponse response;
+    return Call(&v1::EventBridge::Stub::PutRule, request, &response);
+  }
+
+  // Every event on `topic`, as JSON text, waiting until `expected` are there.
+  std::vector<std::string> ReadTopic(const std::string& topic,
+                                     size_t expected) {
+    absl::Mutex mu;
+    std::vector<std::string> values;
+    auto reader =
+        kafka::TopicReader::Start(cluster_->bootstrap_servers(), topic,
+                                  [&](const kafka::TopicRecord& record) {
+                                    absl::MutexLock lock(&mu);
+                                    values.push_back(record.value.value_or(""));
+                                  });
+    EXPECT_TRUE(reader.ok());
+    EXPECT_TRUE((*reader)->WaitCaughtUp(absl::Seconds(10)).ok());
+    reader->reset();
+    EXPECT_THAT(values, SizeIs(expected));
+    return values;
+  }
+
+  std::unique_ptr<kafka::MockKafkaCluster> cluster_;
+  std::unique_ptr<Gateway> gateway_;
+  std::unique_ptr<v1::EventBridge::Stub> stub_;
+};
+
+TEST_F(EventBridgeTest, BusLifecycle) {
+  v1::CreateEventBusRequest create;
+  create.set_name("orders");
+  create.set_description("shop orders");
+  v1::CreateEventBusResponse created;
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::CreateEventBus, create, &created).ok());
+  EXPECT_EQ(created.event_bus_arn(),
+            "arn:aws:events:us-east-1:123456789012:event-bus/orders");
+
+  grpc::Status again = CreateBus("orders");
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(again.error_message(),
+            "ResourceAlreadyExistsException: Event bus orders already exists.");
+  EXPECT_EQ(CreateBus("default").error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  grpc::Status bad = CreateBus("bad name");
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.error_message(), StartsWith("ValidationException: "));
+  EXPECT_EQ(CreateBus("").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(CreateBus(std::string(257, 'a')).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::DescribeEventBusRequest describe;
+  describe.set_name("arn:aws:events:us-east-1:123456789012:event-bus/orders");
+  v1::DescribeEventBusResponse described;
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::DescribeEventBus, describe, &described)
+          .ok());
+  EXPECT_EQ(described.name(), "orders");
+  EXPECT_EQ(described.description(), "shop orders");
+  EXPECT_TRUE(described.has_creation_time());
+  describe.set_name("");
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::DescribeEventBus, describe, &described)
+          .ok());
+  EXPECT_EQ(described.name(), "default");
+
+  // The bus has its topic, with the configured partition count.
+  auto topics =
+      kafka::ListTopics(cluster_->bootstrap_servers(), absl::Seconds(5));
+  ASSERT_TRUE(topics.ok());
+  EXPECT_THAT(*topics, testing::Contains("stepflow.events.orders"));
+
+  ASSERT_TRUE(CreateBus("orders-2").ok());
+  ASSERT_TRUE(CreateBus("zeta").ok());
+  // Pages of two: default, orders | orders-2, zeta.
+  v1::ListEventBusesRequest list;
+  list.set_limit(2);
+  v1::ListEventBusesResponse page;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::ListEventBuses, list, &page).ok());
+  ASSERT_THAT(page.event_buses(), SizeIs(2));
+  EXPECT_EQ(page.event_buses(0).name(), "default");
+  EXPECT_EQ(page.event_buses(1).name(), "orders");
+  ASSERT_FALSE(page.next_token().empty());
+  list.set_next_token(page.next_token());
+  v1::ListEventBusesResponse page2;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::ListEventBuses, list, &page2).ok());
+  ASSERT_THAT(page2.event_buses(), SizeIs(2));
+  EXPECT_EQ(page2.event_buses(1).name(), "zeta");
+  EXPECT_TRUE(page2.next_token().empty());
+  v1::ListEventBusesRequest prefixed;
+  prefixed.set_name_prefix("orders");
+  v1::ListEventBusesResponse orders;
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::ListEventBuses, prefixed, &orders).ok());
+  EXPECT_THAT(orders.event_buses(), SizeIs(2));
+  v1::ListEventBusesRequest too_many;
+  too_many.set_limit(101);
+  EXPECT_EQ(Call(&v1::EventBridge::Stub::ListEventBuses, too_many, &orders)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::DeleteEventBusRequest remove;
+  v1::DeleteEventBusResponse removed;
+  remove.set_name("default");
+  grpc::Status keep =
+      Call(&v1::EventBridge::Stub::DeleteEventBus, remove, &removed);
+  EXPECT_EQ(keep.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  remove.set_name("orders");
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::DeleteEventBus, remove, &removed).ok());
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::DeleteEventBus, remove, &removed).ok());
+  describe.set_name("orders");
+  grpc::Status gone =
+      Call(&v1::EventBridge::Stub::DescribeEventBus, describe, &described);
+  EXPECT_EQ(gone.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(gone.error_message(),
+            "ResourceNotFoundException: Event bus orders does not exist.");
+}
+
+TEST_F(EventBridgeTest, PutEventsStoresValidEntriesOnly) {
+  ASSERT_TRUE(CreateBus("orders").ok());
+  v1::PutEventsRequest request;
+  auto add = [&request](const std::string& source, const std::string& type,
+                        const std::string& detail, const std::string& bus) {
+    v1::PutEventsRequestEntry* entry = request.add_entries();
+    entry->set_source(source);
+    entry->set_detail_type(type);
+    entry->set_detail(detail);
+    entry->set_event_bus_name(bus);
+    return entry;
+  };
+  add("shop", "OrderPlaced", R"({"n": 1})", "orders")
+      ->add_resources("arn:aws:r");
+  add("", "OrderPlaced", R"({"n": 2})", "orders");
+  add("shop", "OrderPlaced", R"([1, 2])", "orders");
+  add("shop", "OrderPlaced", R"({"n": 4})", "nope");
+  add("shop", "OrderPlaced", R"({"n": 5})",
+      "arn:aws:events:us-east-1:123456789012:event-bus/orders")
+      ->mutable_time()
+      ->set_seconds(1700000000);
+  add("shop", "", R"({"n": 6})", "orders");
+  add("shop", "OrderPlaced", "", "orders");
+  add("shop", "OrderPlaced", R"({"n": 8})", "");
+  add("shop", "OrderPlaced", R"({"n": 9})",
+      "arn:aws:events:eu-west-1:123456789012:event-bus/orders");
+  add("shop", "OrderPlaced", R"({"n": 10})", "bad name");
+  v1::PutEventsResponse response;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::PutEvents, request, &response).ok());
+  ASSERT_THAT(response.entries(), SizeIs(10));
+  EXPECT_EQ(response.failed_entry_count(), 7);
+  EXPECT_EQ(response.entries(8).error_code(), "ResourceNotFoundException");
+  EXPECT_EQ(response.entries(9).error_code(), "InvalidArgument");
+  EXPECT_FALSE(response.entries(0).event_id().empty());
+  EXPECT_EQ(response.entries(1).error_code(), "InvalidArgument");
+  EXPECT_EQ(
+      response.entries(1).error_message(),
+      "Parameter Source is not valid. Reason: Source is a required argument.");
+  EXPECT_EQ(response.entries(2).error_code(), "MalformedDetail");
+  EXPECT_EQ(response.entries(3).error_code(), "ResourceNotFoundException");
+  EXPECT_FALSE(response.entries(4).event_id().empty());
+  EXPECT_EQ(response.entries(5).error_code(), "InvalidArgument");
+  EXPECT_EQ(response.entries(6).error_code(), "InvalidArgument");
+  EXPECT_FALSE(response.entries(7).event_id().empty());
+  for (int i : {0, 4, 7}) EXPECT_TRUE(response.entries(i).error_code().empty());
+
+  std::vector<std::string> stored = ReadTopic("stepflow.events.orders", 2);
+  std::map<std::string, std::string> by_id;
+  for (const std::string& text : stored) {
+    auto event = json::Parse(text);
+    ASSERT_TRUE(event.ok()) << text;
+    by_id[(*event)["id"].GetString()] = text;
+    EXPECT_STREQ((*event)["version"].GetString(), "0");
+    EXPECT_STREQ((*event)["source"].GetString(), "shop");
+    EXPECT_STREQ((*event)["detail-type"].GetString(), "OrderPlaced");
+    EXPECT_STREQ((*event)["region"].GetString(), "us-east-1");
+    EXPECT_STREQ((*event)["account"].GetString(), "123456789012");
+  }
+  ASSERT_TRUE(by_id.count(response.entries(0).event_id()));
+  EXPECT_THAT(by_id[response.entries(0).event_id()],
+              HasSubstr(R"("resources":["arn:aws:r"])"));
+  EXPECT_THAT(by_id[response.entries(0).event_id()],
+              HasSubstr(R"("detail":{"n":1})"));
+  ASSERT_TRUE(by_id.count(response.entries(4).event_id()));
+  EXPECT_THAT(by_id[response.entries(4).event_id()],
+              HasSubstr(R"("time":"2023-11-14T22:13:20Z")"));
+  ReadTopic("stepflow.events.default", 1);
+}
+
+TEST_F(EventBridgeTest, PutEventsRequestLimits) {
+  v1::PutEventsRequest empty;
+  v1::PutEventsResponse response;
+  EXPECT_EQ(
+      Call(&v1::EventBridge::Stub::PutEvents, empty, &response).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
+  v1::PutEventsRequest eleven;
+  for (int i = 0; i < 11; ++i) {
+    auto* entry = eleven.add_entries();
+    entry->set_source("s");
+    entry->set_detail_type("t");
+    entry->set_detail("{}");
+  }
+  grpc::Status status =
+      Call(&v1::EventBridge::Stub::PutEvents, eleven, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("less than or equal to 10"));
+  v1::PutEventsRequest big;
+  for (int i = 0; i < 2; ++i) {
+    auto* entry = big.add_entries();
+    entry->set_source("s");
+    entry->set_detail_type("t");
+    entry->set_detail(
+        absl::StrCat(R"({"x":")", std::string(130 * 1024, 'a'), R"("})"));
+  }
+  status = Call(&v1::EventBridge::Stub::PutEvents, big, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "ValidationException: Total size of the entries in the request is "
+            "over the limit.");
+}
+
+TEST_F(EventBridgeTest, PutEventsReportsBrokerFailureAsInternalFailure) {
+  // The catalog is read once first, so only the event write meets the outage.
+  v1::PutEventsRequest request;
+  auto* entry = request.add_entries();
+  entry->set_source("s");
+  entry->set_detail_type("t");
+  entry->set_detail("{}");
+  v1::PutEventsResponse response;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::PutEvents, request, &response).ok());
+  ASSERT_EQ(response.failed_entry_count(), 0);
+  ASSERT_TRUE(cluster_->SetBrokerDown(-1).ok());
+  v1::PutEventsResponse failed;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(3));
+  ASSERT_TRUE(stub_->PutEvents(&context, request, &failed).ok());
+  ASSERT_THAT(failed.entries(), SizeIs(1));
+  EXPECT_EQ(failed.failed_entry_count(), 1);
+  EXPECT_EQ(failed.entries(0).error_code(), "InternalFailure");
+  EXPECT_TRUE(failed.entries(0).event_id().empty());
+  ASSERT_TRUE(cluster_->SetBrokerUp(-1).ok());
+}
+
+TEST_F(EventBridgeTest, RulesAndTargets) {
+  ASSERT_TRUE(CreateBus("orders").ok());
+  grpc::Status invalid = PutRule("r", "orders", R"({"source": "shop"})");
+  EXPECT_EQ(invalid.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(invalid.error_message(),
+            "InvalidEventPatternException: Event pattern is not valid. Reason: "
+            "\"source\" must be "
+            "an object or an array");
+  EXPECT_EQ(PutRule("r", "nope", R"({"source": ["shop"]})").error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(
+      PutRule("bad name", "orders", R"({"source": ["shop"]})").error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(PutRule("r", "orders", "").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  for (const char* name : {"rule-a", "rule-b", "rule-c", "other"}) {
+    ASSERT_TRUE(PutRule(name, "orders", R"({"source": ["shop"]})").ok())
+        << name;
+  }
+
+  v1::PutRuleRequest scheduled;
+  scheduled.set_name("nightly");
+  scheduled.set_schedule_expression("cron(0 3 * * ? *)");
+  v1::PutRuleResponse scheduled_arn;
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::PutRule, scheduled, &scheduled_arn).ok());
+  EXPECT_EQ(scheduled_arn.rule_arn(),
+            "arn:aws:events:us-east-1:123456789012:rule/nightly");
+  for (const char* bad :
+       {"rate(1 minutes)", "rate(5 seconds)", "cron(0 3 * *)", "every day"}) {
+    v1::PutRuleRequest wrong = scheduled;
+    wrong.set_schedule_expression(bad);
+    grpc::Status refused =
+        Call(&v1::EventBridge::Stub::PutRule, wrong, &scheduled_arn);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    EXPECT_EQ(
+        refused.error_message(),
+        "ValidationException: Parameter ScheduleExpression is not valid.");
+  }
+  scheduled.set_event_bus_name("orders");
+  EXPECT_EQ(Call(&v1::EventBridge::Stub::PutRule, scheduled, &scheduled_arn)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::ListRulesRequest list;
+  list.set_event_bus_name("orders");
+  list.set_name_prefix("rule-");
+  list.set_limit(2);
+  v1::ListRulesResponse page;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::ListRules, list, &page).ok());
+  ASSERT_THAT(page.rules(), SizeIs(2));
+  EXPECT_EQ(page.rules(0).name(), "rule-a");
+  EXPECT_EQ(page.rules(0).arn(),
+            "arn:aws:events:us-east-1:123456789012:rule/orders/rule-a");
+  EXPECT_EQ(page.rules(0).state(), "ENABLED");
+  list.set_next_token(page.next_token());
+  v1::ListRulesResponse page2;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::ListRules, list, &page2).ok());
+  ASSERT_THAT(page2.rules(), SizeIs(1));
+  EXPECT_EQ(page2.rules(0).name(), "rule-c");
+  EXPECT_TRUE(page2.next_token().empty());
+
+  v1::DisableRuleRequest disable;
+  disable.set_name("rule-a");
+  disable.set_event_bus_name("orders");
+  v1::DisableRuleResponse disabled;
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::DisableRule, disable, &disabled).ok());
+  v1::DescribeRuleRequest describe;
+  describe.set_name("rule-a");
+  describe.set_event_bus_name("orders");
+  v1::DescribeRuleResponse described;
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::DescribeRule, describe, &described).ok());
+  EXPECT_EQ(described.state(), "DISABLED");
+  EXPECT_EQ(described.event_pattern(), R"({"source": ["shop"]})");
+  EXPECT_EQ(described.created_by(), "123456789012");
+  describe.set_name("missing");
+  grpc::Status missing =
+      Call(&v1::EventBridge::Stub::DescribeRule, describe, &described);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(missing.error_message(),
+            "ResourceNotFoundException: Rule missing does not exist on "
+            "EventBus orders.");
+
+  v1::PutTargetsRequest targets;
+  targets.set_rule("rule-a");
+  targets.set_event_bus_name("orders");
+  auto* target = targets.add_targets();
+  target->set_id("t1");
+  target->set_arn(kStateMachineArn);
+  target->set_input_path("$.detail");
+  auto* wrong = targets.add_targets();
+  wrong->set_id("t2");
+  wrong->set_arn("arn:aws:sqs:us-east-1:123456789012:queue");
+  v1::PutTargetsResponse put;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::PutTargets, targets, &put).ok());
+  EXPECT_EQ(put.failed_entry_count(), 1);
+  ASSERT_THAT(put.failed_entries(), SizeIs(1));
+  EXPECT_EQ(put.failed_entries(0).target_id(), "t2");
+  EXPECT_EQ(put.failed_entries(0).error_code(), "ValidationException");
+
+  v1::ListTargetsByRuleRequest list_targets;
+  list_targets.set_rule("rule-a");
+  list_targets.set_event_bus_name("orders");
+  v1::ListTargetsByRuleResponse listed;
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::ListTargetsByRule, list_targets, &listed)
+          .ok());
+  ASSERT_THAT(listed.targets(), SizeIs(1));
+  EXPECT_EQ(listed.targets(0).input_path(), "$.detail");
+
+  v1::ListRuleNamesByTargetRequest by_target;
+  by_target.set_target_arn(kStateMachineArn);
+  by_target.set_event_bus_name("orders");
+  v1::ListRuleNamesByTargetResponse rule_names;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::ListRuleNamesByTarget, by_target,
+                   &rule_names)
+                  .ok());
+  EXPECT_THAT(rule_names.rule_names(), ElementsAre("rule-a"));
+
+  v1::DeleteRuleRequest remove;
+  remove.set_name("rule-a");
+  remove.set_event_bus_name("orders");
+  v1::DeleteRuleResponse removed;
+  grpc::Status refused =
+      Call(&v1::EventBridge::Stub::DeleteRule, remove, &removed);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(refused.error_message(),
+            "ValidationException: Rule can't be deleted since it has targets.");
+  v1::RemoveTargetsRequest untarget;
+  untarget.set_rule("rule-a");
+  untarget.set_event_bus_name("orders");
+  untarget.add_ids("t1");
+  v1::RemoveTargetsResponse untargeted;
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::RemoveTargets, untarget, &untargeted).ok());
+  EXPECT_EQ(untargeted.failed_entry_count(), 0);
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::DeleteRule, remove, &removed).ok());
+  describe.set_name("rule-a");
+  EXPECT_EQ(Call(&v1::EventBridge::Stub::DescribeRule, describe, &described)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST(EventBridgeWithoutKafkaTest, AnswersUnavailable) {
+  GatewayOptions options;
+  options.shard_map = config::ShardMap(16, {"127.0.0.1:1"});
+  options.listen_address = "127.0.0.1:0";
+  auto gateway = Gateway::Start(std::move(options));
+  ASSERT_TRUE(gateway.ok());
+  auto stub = v1::EventBridge::NewStub(rpc::MakeChannel((*gateway)->address()));
+  grpc::ClientContext context;
+  v1::ListEventBusesRequest request;
+  v1::ListEventBusesResponse response;
+  EXPECT_EQ(stub->ListEventBuses(&context, request, &response).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  (*gateway)->Shutdown();
+}
+
+}  // namespace
+}  // namespace stepflow::gateway

@@ -1,0 +1,379 @@
+// Event buses end to end: real gateway processes and the Kafka-protocol
+// broker (stepflow-kafka-mock) started by the test fixture. Events are read
+// back from the bus topic with a plain librdkafka consumer of the test's
+// own, so what is checked is what Kafka holds.
+#include <grpcpp/grpcpp.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/rpc/server.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "stepflow/v1/events.grpc.pb.h"
+#include "stepflow/v1/states.grpc.pb.h"
+#include "tests/fixture/child_process.h"
+#include "tests/fixture/cluster.h"
+
+namespace stepflow {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+using ::testing::UnorderedElementsAreArray;
+
+// Every record value of `topic`, read from the beginning to the end that
+// existed when called, with partitions assigned explicitly (no group).
+std::vector<std::string> ReadWholeTopic(const std::string& brokers,
+                                        const std::string& topic) {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr,
+                    sizeof(errstr));
+  rd_kafka_conf_set(conf, "group.id", "eventbus-e2e-reader", errstr,
+                    sizeof(errstr));
+  rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                    sizeof(errstr));
+  rd_kafka_t* consumer =
+      rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+  EXPECT_NE(consumer, nullptr) << errstr;
+  std::vector<std::string> values;
+  if (consumer == nullptr) return values;
+  const rd_kafka_metadata_t* metadata = nullptr;
+  EXPECT_EQ(rd_kafka_metadata(consumer, 1, nullptr, &metadata, 5000),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  int partitions = 0;
+  for (int i = 0; metadata != nullptr && i < metadata->topic_cnt; ++i) {
+    if (topic == metadata->topics[i].topic)
+      partitions = metadata->topics[i].partition_cnt;
+  }
+  if (metadata != nullptr) rd_kafka_metadata_destroy(metadata);
+  EXPECT_GT(partitions, 0) << topic;
+  std::map<int, int64_t> ends;
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; ++p) {
+    int64_t low = 0, high = 0;
+    EXPECT_EQ(rd_kafka_query_watermark_offsets(consumer, topic.c_str(), p, &low,
+                                               &high, 5000),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+    if (high > 0) ends[p] = high;
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  }
+  rd_kafka_assign(consumer, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!ends.empty() && absl::Now() < deadline) {
+    rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer, 100);
+    if (message == nullptr) continue;
+    if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      values.emplace_back(static_cast<const char*>(message->payload),
+                          message->len);
+      auto end = ends.find(message->partition);
+      if (end != ends.end() && message->offset + 1 >= end->second)
+        ends.erase(end);
+    }
+    rd_kafka_message_destroy(message);
+  }
+  EXPECT_TRUE(ends.empty()) << "did not read " << topic << " to its end";
+  rd_kafka_consumer_close(consumer);
+  rd_kafka_destroy(consumer);
+  return values;
+}
+
+class EventBusE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto cluster =
+        testing::TestCluster::Start({.shard_servers = 1, .logical_shards = 4});
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = cluster->release();
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(cluster_, nullptr);
+    stub_ = v1::EventBridge::NewStub(cluster_->GatewayChannel());
+  }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << cluster_->Logs();
+  }
+
+  static std::unique_ptr<grpc::ClientContext> Context() {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(20));
+    return context;
+  }
+
+  static grpc::Status CreateBus(v1::EventBridge::Stub* stub,
+                                const std::string& name) {
+    v1::CreateEventBusRequest request;
+    request.set_name(name);
+    v1::CreateEventBusResponse response;
+    return stub->CreateEventBus(Context().get(), request, &response);
+  }
+
+  static grpc::Status PutRule(v1::EventBridge::Stub* stub,
+                              const std::string& bus, const std::string& name,
+                              const std::string& pattern) {
+    v1::PutRuleRequest request;
+    request.set_name(name);
+    request.set_event_bus_name(bus);
+    request.set_event_pattern(pattern);
+    v1::PutRuleResponse response;
+    return stub->PutRule(Context().get(), request, &response);
+  }
+
+  static std::vector<std::string> RuleNames(v1::EventBridge::Stub* stub,
+                                            const std::string& bus, int limit) {
+    std::vector<std::string> names;
+    v1::ListRulesRequest request;
+    request.set_event_bus_name(bus);
+    request.set_limit(limit);
+    for (int page = 0; page < 100; ++page) {
+      v1::ListRulesResponse response;
+      grpc::Status status =
+          stub->ListRules(Context().get(), request, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      if (!status.ok()) break;
+      EXPECT_LE(response.rules_size(), limit);
+      for (const auto& rule : response.rules()) names.push_back(rule.name());
+      if (response.next_token().empty()) break;
+      request.set_next_token(response.next_token());
+    }
+    return names;
+  }
+
+  static testing::TestCluster* cluster_;
+  std::unique_ptr<v1::EventBridge::Stub> stub_;
+};
+
+testing::TestCluster* EventBusE2eTest::cluster_ = nullptr;
+
+TEST_F(EventBusE2eTest, PutEventsStoresExactlyTheAcceptedEvents) {
+  ASSERT_TRUE(CreateBus(stub_.get(), "payments").ok());
+  grpc::Status duplicate = CreateBus(stub_.get(), "payments");
+  EXPECT_EQ(duplicate.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+
+  v1::PutEventsRequest request;
+  std::set<int> valid;
+  for (int i = 0; i < 10; ++i) {
+    v1::PutEventsRequestEntry* entry = request.add_entries();
+    entry->set_source("shop.payments");
+    entry->set_detail_type("PaymentTaken");
+    entry->set_event_bus_name(i == 3 ? "no-such-bus" : "payments");
+    entry->set_detail(i == 5 ? "not json" : absl::StrCat(R"({"n":)", i, "}"));
+    if (i == 7) entry->clear_source();
+    if (i != 3 && i != 5 && i != 7) valid.insert(i);
+  }
+  v1::PutEventsResponse response;
+  grpc::Status status = stub_->PutEvents(Context().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_THAT(response.entries(), SizeIs(10));
+  EXPECT_EQ(response.failed_entry_count(), 3);
+  EXPECT_EQ(response.entries(3).error_code(), "ResourceNotFoundException");
+  EXPECT_EQ(response.entries(5).error_code(), "MalformedDetail");
+  EXPECT_EQ(response.entries(7).error_code(), "InvalidArgument");
+
+  std::vector<std::string> expected;
+  for (int i : valid) {
+    ASSERT_FALSE(response.entries(i).event_id().empty()) << i;
+    expected.push_back(
+        absl::StrCat(R"("id":")", response.entries(i).event_id(), R"(")"));
+  }
+  std::vector<std::string> stored =
+      ReadWholeTopic(cluster_->kafka_bootstrap(), "stepflow.events.payments");
+  ASSERT_THAT(stored, SizeIs(valid.size()));
+  std::vector<std::string> stored_ids;
+  for (const std::string& event : stored) {
+    EXPECT_THAT(event, HasSubstr(R"("version":"0")"));
+    EXPECT_THAT(event, HasSubstr(R"("detail-type":"PaymentTaken")"));
+    EXPECT_THAT(event, HasSubstr(R"("source":"shop.payments")"));
+    const size_t at = event.find(R"("id":")");
+    ASSERT_NE(at, std::string::npos);
+    stored_ids.push_back(event.substr(at, 6 + 36 + 1));
+  }
+  EXPECT_THAT(stored_ids, UnorderedElementsAreArray(expected));
+}
+
+TEST_F(EventBusE2eTest, RulesAcrossGatewayReplicas) {
+  ASSERT_TRUE(CreateBus(stub_.get(), "orders").ok());
+  grpc::Status invalid = PutRule(stub_.get(), "orders", "bad",
+                                 R"({"detail": {"n": [{"numeric": [">"]}]}})");
+  EXPECT_EQ(invalid.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(invalid.error_message(),
+              ::testing::StartsWith("InvalidEventPatternException: Event "
+                                    "pattern is not valid. Reason: "));
+  std::vector<std::string> created;
+  for (int i = 0; i < 7; ++i) {
+    const std::string name = absl::StrCat("rule-", i);
+    ASSERT_TRUE(
+        PutRule(stub_.get(), "orders", name, R"({"source": ["shop"]})").ok());
+    created.push_back(name);
+  }
+  EXPECT_EQ(RuleNames(stub_.get(), "orders", 3), created);
+  EXPECT_EQ(RuleNames(stub_.get(), "orders", 100), created);
+
+  // A second gateway replica reads the same catalog from Kafka.
+  const int port = testing::PickFreePort();
+  auto second = testing::ChildProcess::Start(
+      "gateway-2",
+      {STEPFLOW_GATEWAY_BIN, "--shard-servers", cluster_->shard_address(0),
+       "--shards", "4", "--listen", absl::StrCat("127.0.0.1:", port),
+       "--kafka-brokers", cluster_->kafka_bootstrap(), "--kafka-topic-creation",
+       "broker-default"},
+      absl::StrCat(cluster_->work_dir(), "/gateway-2.log"));
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE((*second)->WaitForOutput("listening on", absl::Seconds(30)).ok())
+      << (*second)->LogTail();
+  auto stub2 = v1::EventBridge::NewStub(
+      rpc::MakeChannel(absl::StrCat("127.0.0.1:", port)));
+  EXPECT_EQ(RuleNames(stub2.get(), "orders", 2), created);
+  v1::DescribeEventBusRequest describe;
+  describe.set_name("orders");
+  v1::DescribeEventBusResponse described;
+  ASSERT_TRUE(
+      stub2->DescribeEventBus(Context().get(), describe, &described).ok());
+
+  // A change through the second replica reaches the first within a second.
+  v1::DisableRuleRequest disable;
+  disable.set_name("rule-2");
+  disable.set_event_bus_name("orders");
+  v1::DisableRuleResponse disabled;
+  ASSERT_TRUE(stub2->DisableRule(Context().get(), disable, &disabled).ok());
+  v1::DeleteRuleRequest remove;
+  remove.set_name("rule-6");
+  remove.set_event_bus_name("orders");
+  v1::DeleteRuleResponse removed;
+  ASSERT_TRUE(stub2->DeleteRule(Context().get(), remove, &removed).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(1);
+  std::string state;
+  while (absl::Now() < deadline) {
+    v1::DescribeRuleRequest rule;
+    rule.set_name("rule-2");
+    rule.set_event_bus_name("orders");
+    v1::DescribeRuleResponse rule_described;
+    ASSERT_TRUE(
+        stub_->DescribeRule(Context().get(), rule, &rule_described).ok());
+    state = rule_described.state();
+    if (state == "DISABLED" &&
+        RuleNames(stub_.get(), "orders", 100).size() == 6)
+      break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(state, "DISABLED");
+  created.pop_back();
+  EXPECT_EQ(RuleNames(stub_.get(), "orders", 4), created);
+  EXPECT_EQ((*second)->Stop(SIGTERM, absl::Seconds(10)), 0);
+}
+
+// The eventbus delivers a matching event to the rule's target: one
+// execution of the right state machine with the InputPath's part of the
+// event; a non-matching event starts nothing.
+TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
+  auto states = v1::StepFunctions::NewStub(cluster_->GatewayChannel());
+  v1::CreateStateMachineRequest machine;
+  machine.set_name("on-order");
+  machine.set_definition(
+      R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})");
+  v1::CreateStateMachineResponse machine_created;
+  grpc::Status status =
+      states->CreateStateMachine(Context().get(), machine, &machine_created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  ASSERT_TRUE(CreateBus(stub_.get(), "shop").ok());
+  ASSERT_TRUE(
+      PutRule(
+          stub_.get(), "shop", "placed",
+          R"({"detail-type": ["OrderPlaced"], "detail": {"total": [{"numeric": [">", 10]}]}})")
+          .ok());
+  v1::PutTargetsRequest targets;
+  targets.set_rule("placed");
+  targets.set_event_bus_name("shop");
+  v1::Target* target = targets.add_targets();
+  target->set_id("start-order");
+  target->set_arn(machine_created.state_machine_arn());
+  target->set_input_path("$.detail");
+  v1::PutTargetsResponse targeted;
+  ASSERT_TRUE(stub_->PutTargets(Context().get(), targets, &targeted).ok());
+  ASSERT_EQ(targeted.failed_entry_count(), 0);
+
+  v1::PutEventsRequest events;
+  for (int total : {5, 42}) {
+    v1::PutEventsRequestEntry* entry = events.add_entries();
+    entry->set_source("shop");
+    entry->set_detail_type("OrderPlaced");
+    entry->set_event_bus_name("shop");
+    entry->set_detail(
+        absl::StrCat(R"({"order":"o-)", total, R"(","total":)", total, "}"));
+  }
+  v1::PutEventsResponse put;
+  ASSERT_TRUE(stub_->PutEvents(Context().get(), events, &put).ok());
+  ASSERT_EQ(put.failed_entry_count(), 0);
+
+  v1::ListExecutionsRequest list;
+  list.set_state_machine_arn(machine_created.state_machine_arn());
+  v1::ListExecutionsResponse listed;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    listed.Clear();
+    ASSERT_TRUE(states->ListExecutions(Context().get(), list, &listed).ok());
+    if (listed.executions_size() > 0) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_EQ(listed.executions_size(), 1) << cluster_->Logs();
+  // The execution name starts with the event's id.
+  EXPECT_EQ(listed.executions(0).name().substr(0, 36),
+            put.entries(1).event_id());
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(listed.executions(0).execution_arn());
+  v1::DescribeExecutionResponse described;
+  ASSERT_TRUE(
+      states->DescribeExecution(Context().get(), describe, &described).ok());
+  EXPECT_EQ(described.input(), R"({"order":"o-42","total":42})");
+
+  // Redelivery starts nothing twice: a second eventbus in a consumer group
+  // of its own reads every event again and delivers the matching one again.
+  const int metrics_port = testing::PickFreePort();
+  auto again = testing::ChildProcess::Start(
+      "eventbus-2",
+      {STEPFLOW_EVENTBUS_BIN, "--kafka-brokers", cluster_->kafka_bootstrap(),
+       "--gateway", cluster_->gateway_address(), "--group-id", "redelivery",
+       "--listen", "127.0.0.1:0", "--metrics-listen",
+       absl::StrCat("127.0.0.1:", metrics_port)},
+      absl::StrCat(cluster_->work_dir(), "/eventbus-2.log"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  const std::string started =
+      R"(stepflow_eventbus_deliveries_total{outcome="started"} 1)";
+  std::string metrics;
+  const absl::Time redelivered_by = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < redelivered_by) {
+    auto page =
+        testing::HttpGet(absl::StrCat("127.0.0.1:", metrics_port), "/metrics");
+    if (page.ok()) metrics = *page;
+    if (metrics.find(started) != std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_THAT(metrics, HasSubstr(started)) << (*again)->LogTail();
+  EXPECT_EQ((*again)->Stop(SIGTERM, absl::Seconds(10)), 0);
+
+  // Still one execution: the other event does not match, the redelivered
+  // one had started already.
+  listed.Clear();
+  ASSERT_TRUE(states->ListExecutions(Context().get(), list, &listed).ok());
+  EXPECT_EQ(listed.executions_size(), 1);
+}
+
+}  // namespace
+}  // namespace stepflow
