@@ -13,6 +13,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -414,6 +416,57 @@ TEST_F(ActivityQueueTest, CallbackTokenIsAnsweredAfterEveryProcessRestarted) {
   EXPECT_EQ(done.status(), "SUCCEEDED");
   EXPECT_EQ(done.output(),
             R"({"application":"A-17","review":{"approved":true,"by":"j.doe"},"status":"Approved"})");
+}
+
+// Sums the samples of `metric` whose labels contain `label` over the
+// /metrics pages of every shard server.
+double ShardMetric(testing::TestCluster& cluster, int servers, const std::string& metric,
+                   const std::string& label) {
+  double total = 0;
+  for (int i = 0; i < servers; ++i) {
+    auto page = testing::HttpGet(cluster.shard_metrics_address(i), "/metrics");
+    if (!page.ok()) continue;
+    for (absl::string_view line : absl::StrSplit(*page, '\n')) {
+      if (!absl::StartsWith(line, metric + "{") || !absl::StrContains(line, label)) continue;
+      double value = 0;
+      if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) total += value;
+    }
+  }
+  return total;
+}
+
+TEST_F(ActivityQueueTest, BacklogAndPollMetricsShowTheQueue) {
+  const std::string activity = CreateActivity("metered");
+  const std::string machine = CreateMachine("metered", TaskDefinition(activity));
+  const std::string label = R"(activity="metered")";
+  for (int i = 0; i < 3; ++i) Start(machine, "{}");
+  // The tasks wait: the backlog shows them, with their age.
+  const absl::Time end = absl::Now() + absl::Seconds(20);
+  while (ShardMetric(*cluster_, 3, "stepflow_activity_backlog_tasks", label) < 3 &&
+         absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(ShardMetric(*cluster_, 3, "stepflow_activity_backlog_tasks", label), 3);
+  absl::SleepFor(absl::Milliseconds(1500));  // ages are refreshed every second
+  EXPECT_GT(ShardMetric(*cluster_, 3, "stepflow_activity_backlog_age_seconds", label), 0.5);
+
+  int taken = 0;
+  while (taken < 3) {
+    v1::GetActivityTasksRequest poll;
+    poll.set_activity_arn(activity);
+    poll.set_max_tasks(3);
+    v1::GetActivityTasksResponse batch;
+    ASSERT_TRUE(Call(&Stub::GetActivityTasks, poll, &batch, absl::Seconds(70)).ok());
+    taken += batch.tasks_size();
+  }
+  EXPECT_EQ(ShardMetric(*cluster_, 3, "stepflow_activity_backlog_tasks", label), 0);
+  EXPECT_EQ(ShardMetric(*cluster_, 3, "stepflow_activity_polls_total",
+                        R"(activity="metered",result="backlog")"),
+            3);
+  EXPECT_EQ(ShardMetric(*cluster_, 3, "stepflow_activity_schedule_to_start_seconds_count", label),
+            3);
+  EXPECT_GT(ShardMetric(*cluster_, 3, "stepflow_activity_schedule_to_start_seconds_sum", label),
+            1.0);
 }
 
 // CPU seconds (user + system) a process has used, from /proc.

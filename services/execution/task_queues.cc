@@ -39,8 +39,9 @@ TaskQueues::TaskQueues(prometheus::Registry* registry, clock::Clock* clock)
                              .Register(*registry_);
   polls_family_ = &prometheus::BuildCounter()
                        .Name("stepflow_activity_polls_total")
-                       .Help("Polls by result: sync_match (the poller was waiting when the "
-                             "task came), backlog (a task was waiting), empty (timed out).")
+                       .Help("Poll results: tasks handed over by how they met their poller, "
+                             "sync_match (the poller was waiting when the task came) or "
+                             "backlog (the task was waiting); empty (a poll that timed out).")
                        .Register(*registry_);
   schedule_to_start_family_ = &prometheus::BuildHistogram()
                                    .Name("stepflow_activity_schedule_to_start_seconds")
