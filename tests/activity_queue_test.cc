@@ -23,6 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stepflow/v1/states.grpc.pb.h"
+#include "tests/fixture/api_client.h"
 #include "tests/fixture/cluster.h"
 
 namespace stepflow {
@@ -40,7 +41,8 @@ class ActivityQueueTest : public ::testing::Test {
         {.shard_servers = 3, .logical_shards = 16, .eventbus = false});
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster);
-    stub_ = v1::StepFunctions::NewStub(cluster_->GatewayChannel());
+    api_ = std::make_unique<testing::StepFunctionsClient>(cluster_->GatewayChannel());
+    stub_ = api_->stub();
   }
   void TearDown() override {
     if (HasFailure() && cluster_) std::cerr << cluster_->Logs();
@@ -50,64 +52,20 @@ class ActivityQueueTest : public ::testing::Test {
   grpc::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                     const Request& request, Response* response,
                     absl::Duration timeout = absl::Seconds(20)) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-    return (stub_.get()->*method)(&context, request, response);
+    return api_->Call(method, request, response, timeout);
   }
-
-  std::string CreateActivity(const std::string& name) {
-    v1::CreateActivityRequest request;
-    request.set_name(name);
-    v1::CreateActivityResponse response;
-    grpc::Status status = Call(&Stub::CreateActivity, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.activity_arn();
-  }
-
+  std::string CreateActivity(const std::string& name) { return api_->CreateActivity(name); }
   std::string CreateMachine(const std::string& name, const std::string& definition) {
-    v1::CreateStateMachineRequest request;
-    request.set_name(name);
-    request.set_definition(definition);
-    request.set_role_arn("arn:aws:iam::123456789012:role/stepflow");
-    v1::CreateStateMachineResponse response;
-    grpc::Status status = Call(&Stub::CreateStateMachine, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.state_machine_arn();
+    return api_->CreateStateMachine(name, definition);
   }
-
   std::string Start(const std::string& machine, const std::string& input) {
-    v1::StartExecutionRequest request;
-    request.set_state_machine_arn(machine);
-    request.set_input(input);
-    v1::StartExecutionResponse response;
-    grpc::Status status = Call(&Stub::StartExecution, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.execution_arn();
+    return api_->StartExecution(machine, input);
   }
-
-  v1::DescribeExecutionResponse WaitClosed(const std::string& execution,
-                                           absl::Duration timeout = absl::Seconds(60)) {
-    const absl::Time end = absl::Now() + timeout;
-    v1::DescribeExecutionResponse described;
-    while (absl::Now() < end) {
-      v1::DescribeExecutionRequest request;
-      request.set_execution_arn(execution);
-      described.Clear();
-      grpc::Status status = Call(&Stub::DescribeExecution, request, &described);
-      if (status.ok() && described.status() != "RUNNING") return described;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    ADD_FAILURE() << execution << " still running after " << timeout;
-    return described;
+  v1::DescribeExecutionResponse WaitClosed(const std::string& execution) {
+    return api_->AwaitClosed(execution);
   }
-
   std::vector<v1::HistoryEvent> History(const std::string& execution) {
-    v1::GetExecutionHistoryRequest request;
-    request.set_execution_arn(execution);
-    request.set_max_results(1000);
-    v1::GetExecutionHistoryResponse response;
-    EXPECT_TRUE(Call(&Stub::GetExecutionHistory, request, &response).ok());
-    return {response.events().begin(), response.events().end()};
+    return api_->History(execution);
   }
 
   int CountEvents(const std::string& execution, const std::string& type) {
@@ -128,7 +86,8 @@ class ActivityQueueTest : public ::testing::Test {
   }
 
   std::unique_ptr<testing::TestCluster> cluster_;
-  std::unique_ptr<Stub> stub_;
+  std::unique_ptr<testing::StepFunctionsClient> api_;
+  Stub* stub_ = nullptr;
 };
 
 std::string TaskDefinition(const std::string& activity, const std::string& extra = "") {
@@ -394,7 +353,8 @@ TEST_F(ActivityQueueTest, CallbackTokenIsAnsweredAfterEveryProcessRestarted) {
   EXPECT_EQ(token, task.task_token());
 
   ASSERT_TRUE(cluster_->Restart().ok());
-  stub_ = v1::StepFunctions::NewStub(cluster_->GatewayChannel());
+  api_->Reconnect(cluster_->GatewayChannel());
+  stub_ = api_->stub();
   v1::DescribeExecutionRequest describe;
   describe.set_execution_arn(execution);
   v1::DescribeExecutionResponse running;

@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "stepflow/v1/states.grpc.pb.h"
 #include "tests/fixture/child_process.h"
+#include "tests/fixture/api_client.h"
 #include "tests/fixture/cluster.h"
 
 namespace stepflow {
@@ -93,7 +94,9 @@ class PythonWorkerTest : public ::testing::Test {
     cluster_.reset();
   }
 
-  void Connect() { stub_ = v1::StepFunctions::NewStub(cluster_->GatewayChannel()); }
+  void Connect() {
+    api_ = std::make_unique<testing::StepFunctionsClient>(cluster_->GatewayChannel());
+  }
 
   // Starts examples/python-worker/worker.py for kActivityArn against the
   // gateway and waits until it polls.
@@ -130,63 +133,20 @@ class PythonWorkerTest : public ::testing::Test {
   grpc::Status Call(grpc::Status (v1::StepFunctions::Stub::*method)(grpc::ClientContext*,
                                                                     const Request&, Response*),
                     const Request& request, Response* response) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
-    return (stub_.get()->*method)(&context, request, response);
+    return api_->Call(method, request, response);
   }
-
   std::string CreateMachine(const std::string& name, const std::string& definition) {
-    v1::CreateStateMachineRequest create;
-    create.set_name(name);
-    create.set_definition(definition);
-    create.set_type("STANDARD");
-    create.set_role_arn("arn:aws:iam::123456789012:role/stepflow");
-    v1::CreateStateMachineResponse created;
-    grpc::Status status = Call(&v1::StepFunctions::Stub::CreateStateMachine, create, &created);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return created.state_machine_arn();
+    return api_->CreateStateMachine(name, definition);
   }
-
   std::string Start(const std::string& machine, const std::string& name,
                     const std::string& input) {
-    v1::StartExecutionRequest start;
-    start.set_state_machine_arn(machine);
-    start.set_name(name);
-    start.set_input(input);
-    v1::StartExecutionResponse started;
-    grpc::Status status = Call(&v1::StepFunctions::Stub::StartExecution, start, &started);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return started.execution_arn();
+    return api_->StartExecution(machine, input, name);
   }
-
-  v1::DescribeExecutionResponse Describe(const std::string& arn) {
-    v1::DescribeExecutionRequest request;
-    request.set_execution_arn(arn);
-    v1::DescribeExecutionResponse response;
-    grpc::Status status = Call(&v1::StepFunctions::Stub::DescribeExecution, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response;
-  }
-
+  v1::DescribeExecutionResponse Describe(const std::string& arn) { return api_->Describe(arn); }
   v1::DescribeExecutionResponse AwaitClosed(const std::string& arn) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    v1::DescribeExecutionResponse response;
-    do {
-      response = Describe(arn);
-      if (response.status() != "RUNNING") break;
-      absl::SleepFor(absl::Milliseconds(50));
-    } while (absl::Now() < deadline);
-    return response;
+    return api_->AwaitClosed(arn, absl::Seconds(30));
   }
-
-  std::vector<v1::HistoryEvent> History(const std::string& arn) {
-    v1::GetExecutionHistoryRequest request;
-    request.set_execution_arn(arn);
-    v1::GetExecutionHistoryResponse response;
-    grpc::Status status = Call(&v1::StepFunctions::Stub::GetExecutionHistory, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return {response.events().begin(), response.events().end()};
-  }
+  std::vector<v1::HistoryEvent> History(const std::string& arn) { return api_->History(arn); }
 
   std::vector<std::string> EventsOfType(const std::string& arn, const std::string& type) {
     std::vector<std::string> found;
@@ -215,7 +175,7 @@ class PythonWorkerTest : public ::testing::Test {
   }
 
   std::unique_ptr<testing::TestCluster> cluster_;
-  std::unique_ptr<v1::StepFunctions::Stub> stub_;
+  std::unique_ptr<testing::StepFunctionsClient> api_;
   std::unique_ptr<testing::ChildProcess> worker_;
   int workers_started_ = 0;
 };
