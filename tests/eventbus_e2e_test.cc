@@ -20,6 +20,8 @@
 #include "stepflow/v1/events.grpc.pb.h"
 #include "stepflow/v1/states.grpc.pb.h"
 #include "tests/fixture/child_process.h"
+#include "common/json/json.h"
+#include "tests/fixture/api_client.h"
 #include "tests/fixture/cluster.h"
 
 namespace stepflow {
@@ -373,6 +375,55 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
   listed.Clear();
   ASSERT_TRUE(states->ListExecutions(Context().get(), list, &listed).ok());
   EXPECT_EQ(listed.executions_size(), 1);
+}
+
+// Workflows react to each other: "A succeeded" lands on the default bus as
+// AWS's status change event, and a rule on it starts B with its detail.
+TEST_F(EventBusE2eTest, ExecutionStatusChangeStartsAnotherWorkflow) {
+  testing::StepFunctionsClient states(cluster_->GatewayChannel());
+  const std::string upstream = states.CreateStateMachine(
+      "upstream", R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass",
+        "Result": {"shipped": true}, "End": true}}})");
+  const std::string downstream = states.CreateStateMachine(
+      "downstream", R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})");
+  ASSERT_TRUE(PutRule(stub_.get(), "default", "on-upstream-success",
+                      absl::StrCat(R"({"source": ["aws.states"],
+                        "detail-type": ["Step Functions Execution Status Change"],
+                        "detail": {"status": ["SUCCEEDED"], "stateMachineArn": [")",
+                                   upstream, R"("]}})"))
+                  .ok());
+  v1::PutTargetsRequest targets;
+  targets.set_rule("on-upstream-success");
+  v1::Target* target = targets.add_targets();
+  target->set_id("downstream");
+  target->set_arn(downstream);
+  target->set_input_path("$.detail");
+  v1::PutTargetsResponse targeted;
+  ASSERT_TRUE(stub_->PutTargets(Context().get(), targets, &targeted).ok());
+  ASSERT_EQ(targeted.failed_entry_count(), 0);
+
+  const std::string run = states.StartExecution(upstream, R"({"order": 5})", "order-5");
+  EXPECT_EQ(states.AwaitClosed(run).status(), "SUCCEEDED");
+
+  v1::ListExecutionsRequest list;
+  list.set_state_machine_arn(downstream);
+  v1::ListExecutionsResponse listed;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    listed.Clear();
+    ASSERT_TRUE(states.Call(&v1::StepFunctions::Stub::ListExecutions, list, &listed).ok());
+    if (listed.executions_size() > 0) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  // Only the SUCCEEDED change matched, not RUNNING.
+  ASSERT_EQ(listed.executions_size(), 1) << cluster_->Logs();
+  v1::DescribeExecutionResponse started = states.Describe(listed.executions(0).execution_arn());
+  auto detail = json::Parse(started.input());
+  ASSERT_TRUE(detail.ok()) << started.input();
+  EXPECT_EQ(std::string((*detail)["executionArn"].GetString()), run);
+  EXPECT_EQ(std::string((*detail)["status"].GetString()), "SUCCEEDED");
+  EXPECT_EQ(std::string((*detail)["output"].GetString()), R"({"shipped":true})");
+  EXPECT_EQ(std::string((*detail)["input"].GetString()), R"({"order": 5})");
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   int64_t retention_sweep_seconds = 3600;
   int max_inflight = 4096;
   int task_queue_partitions = config::kDefaultTaskQueuePartitions;
+  std::string kafka_brokers;
 
   config::FlagSet flags(
       "stepflow-shard",
@@ -65,6 +66,9 @@ int main(int argc, char** argv) {
   flags.Add("task-queue-partitions", &task_queue_partitions,
             "partitions of every activity's task queue, spread over the shard servers; a "
             "cluster setting: give every shard server and gateway the same value");
+  flags.Add("kafka-brokers", &kafka_brokers,
+            "Kafka bootstrap servers of the event bus (host:port,...): execution status "
+            "changes are published to the default bus (empty: none)");
   flags.Add("log-level", &log_level, "debug, info, warn or error");
   flags.Add("log-format", &log_format, "text or json");
   if (auto code = flags.ParseOrExit(argc, argv)) return *code;
@@ -103,6 +107,7 @@ int main(int argc, char** argv) {
   options.core.task_queue_partitions = task_queue_partitions;
   options.core.registry = registry.get();
   options.listen_address = listen;
+  options.kafka_brokers = kafka_brokers;
   options.registry = registry.get();
   for (absl::string_view peer : absl::StrSplit(peers, ',', absl::SkipEmpty())) {
     options.peers.emplace_back(peer);

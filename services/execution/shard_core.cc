@@ -9,6 +9,7 @@
 #include "common/config/sharding.h"
 #include "common/json/json.h"
 #include "common/log/log.h"
+#include "services/eventbus/envelope.h"
 #include "common/status/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
@@ -1138,6 +1139,33 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     batch.Put(families_.retention,
               keys::RetentionKey(now + options_.execution_retention, record.execution_arn()), "");
   }
+  if (!options_.status_events_topic.empty()) {
+    bool status_changed = !outcome.closed_status.empty();
+    for (const v1::HistoryEvent& event : outcome.events) {
+      status_changed = status_changed || event.type() == "ExecutionStarted" ||
+                       event.type() == "ExecutionRedriven";
+    }
+    if (status_changed) {
+      eventbus::ExecutionStatus status;
+      status.execution_arn = record.execution_arn();
+      status.state_machine_arn = record.state_machine_arn();
+      status.name = record.name();
+      status.status = record.status();
+      status.start_date = FromProto(record.start_date());
+      if (record.has_stop_date()) status.stop_date = FromProto(record.stop_date());
+      status.input = record.input();
+      status.output = record.output();
+      status.error = record.error();
+      status.cause = record.cause();
+      status.redrive_count = record.redrive_count();
+      internal::v1::OutboxItem item;
+      internal::v1::PublishEvent* publish = item.mutable_publish_event();
+      publish->set_topic(options_.status_events_topic);
+      publish->set_key(record.execution_arn());
+      publish->set_value(eventbus::ExecutionStatusChangeEvent(options_.arn_scope, status, now));
+      batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+    }
+  }
   batch.Put(families_.executions, keys::ResourceKey(shard, record.execution_arn()),
             record.SerializeAsString());
   for (asl::ActivityDispatch& dispatch : outcome.dispatches) {
@@ -1954,6 +1982,8 @@ void ShardCore::OutboxLoop() {
         status = peers_->ActivityScheduleFailed(item.activity_schedule_failed());
       } else if (item.has_cancel_activity_task()) {
         status = peers_->CancelActivityTask(item.cancel_activity_task());
+      } else if (item.has_publish_event()) {
+        status = peers_->PublishEvent(item.publish_event());
       }
       statuses[i] = std::move(status);
     });

@@ -68,6 +68,8 @@ class Peers {
   // OK when the activity exists, ActivityDoesNotExist (NOT_FOUND) when not:
   // a queue partition may live on another server than its activity.
   virtual absl::Status CheckActivityExists(const std::string& activity_arn) = 0;
+  // Produces an event to the bus's Kafka topic (at least once).
+  virtual absl::Status PublishEvent(const internal::v1::PublishEvent& event) = 0;
 };
 
 struct ShardCoreOptions {
@@ -92,6 +94,10 @@ struct ShardCoreOptions {
   // on every shard server and gateway). A task goes to the partition its
   // id hashes to.
   int task_queue_partitions = config::kDefaultTaskQueuePartitions;
+  // Publish "Step Functions Execution Status Change" events (start, redrive,
+  // close) to this Kafka topic, the default bus's, through the outbox;
+  // empty: none.
+  std::string status_events_topic;
   // Where the durability metrics go (transitions, fsyncs, batch sizes);
   // optional, must outlive the core.
   prometheus::Registry* registry = nullptr;

@@ -1,3 +1,4 @@
+#include "common/json/json.h"
 #include "services/execution/shard_core.h"
 
 #include <algorithm>
@@ -44,6 +45,17 @@ class LoopbackPeers : public Peers {
   absl::Status CheckActivityExists(const std::string& activity_arn) override {
     return core->CheckActivityExists(activity_arn);
   }
+  absl::Status PublishEvent(const iv1::PublishEvent& event) override {
+    absl::MutexLock lock(&mu);
+    published.push_back(event);
+    return absl::OkStatus();
+  }
+  std::vector<iv1::PublishEvent> Published() {
+    absl::MutexLock lock(&mu);
+    return published;
+  }
+  absl::Mutex mu;
+  std::vector<iv1::PublishEvent> published;
 };
 
 class ShardCoreTest : public ::testing::Test {
@@ -65,12 +77,15 @@ class ShardCoreTest : public ::testing::Test {
     options.data_dir = dir_.string();
     options.shard_count = shards;
     options.clock = &clock_;
+    options.status_events_topic = status_events_topic_;
     auto core = ShardCore::Open(options, &peers_);
     if (!core.ok()) return core.status();
     core_ = std::move(*core);
     peers_.core = core_.get();
     return absl::OkStatus();
   }
+
+  std::string status_events_topic_;
 
   iv1::StateMachineRecord CreateMachine() {
     v1::CreateStateMachineRequest create;
@@ -169,6 +184,50 @@ TEST_F(ShardCoreTest, ExecutionRunsThroughActivityAndSurvivesRestart) {
   auto again = core_->SendTaskSuccess(success);
   EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(again.message()), ::testing::StartsWith("TaskTimedOut"));
+}
+
+TEST_F(ShardCoreTest, StatusChangesArePublishedThroughTheOutbox) {
+  status_events_topic_ = "stepflow.events.default";
+  ASSERT_TRUE(Open(16).ok());
+  auto machine = CreateMachine();
+  std::string arn = Start(machine, "watched", R"({"order": 9})");
+  v1::GetActivityTaskResponse task = Poll();
+  ASSERT_FALSE(task.task_token().empty());
+  v1::SendTaskSuccessRequest success;
+  success.set_task_token(task.task_token());
+  success.set_output("{}");
+  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  while (peers_.Published().size() < 2 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  std::vector<iv1::PublishEvent> published = peers_.Published();
+  ASSERT_EQ(published.size(), 2u);
+  std::vector<std::string> statuses;
+  for (const iv1::PublishEvent& event : published) {
+    EXPECT_EQ(event.topic(), "stepflow.events.default");
+    EXPECT_EQ(event.key(), arn);
+    auto envelope = json::Parse(event.value());
+    ASSERT_TRUE(envelope.ok()) << event.value();
+    EXPECT_STREQ((*envelope)["source"].GetString(), "aws.states");
+    EXPECT_STREQ((*envelope)["detail-type"].GetString(), "Step Functions Execution Status Change");
+    EXPECT_STREQ((*envelope)["resources"][0].GetString(), arn.c_str());
+    const json::Value& detail = (*envelope)["detail"];
+    EXPECT_STREQ(detail["executionArn"].GetString(), arn.c_str());
+    EXPECT_STREQ(detail["input"].GetString(), R"({"order": 9})");
+    statuses.push_back(detail["status"].GetString());
+    if (statuses.back() == "SUCCEEDED") {
+      EXPECT_TRUE(detail["stopDate"].IsInt64());
+      EXPECT_TRUE(detail["output"].IsString());
+    } else {
+      EXPECT_TRUE(detail["stopDate"].IsNull());
+      EXPECT_TRUE(detail["output"].IsNull());
+    }
+  }
+  EXPECT_THAT(statuses, ::testing::UnorderedElementsAre("RUNNING", "SUCCEEDED"));
+  // Each change has its own event id.
+  EXPECT_NE(json::Parse(published[0].value()).value()["id"].GetString(),
+            std::string(json::Parse(published[1].value()).value()["id"].GetString()));
 }
 
 TEST_F(ShardCoreTest, QueuedTaskSurvivesRestart) {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config/sharding.h"
+#include "common/kafka/client.h"
 #include "common/log/log.h"
 #include "common/rpc/server.h"
 #include "common/rpc/status.h"
@@ -17,6 +18,8 @@ namespace iv1 = ::stepflow::internal::v1;
 
 constexpr absl::Duration kPeerCallTimeout = absl::Seconds(10);
 constexpr absl::Duration kMaxLongPoll = absl::Seconds(60);
+// The default event bus's topic (see services/eventbus).
+constexpr char kDefaultBusTopicName[] = "stepflow.events.default";
 
 // Delivers outbox items to the owning server: in process when that is us.
 class GrpcPeers : public Peers {
@@ -32,6 +35,17 @@ class GrpcPeers : public Peers {
   }
 
   void set_local(ShardCore* core) { local_ = core; }
+  void set_producer(std::unique_ptr<kafka::Producer> producer) { producer_ = std::move(producer); }
+
+  absl::Status PublishEvent(const iv1::PublishEvent& event) override {
+    if (producer_ == nullptr) return absl::OkStatus();  // no bus configured
+    absl::Status produced =
+        producer_->ProduceSync(event.topic(), event.key(), event.value(), kPeerCallTimeout);
+    // A topic not created yet (the eventbus creates it) is worth retrying,
+    // unlike the outbox's other NOT_FOUND answers.
+    if (absl::IsNotFound(produced)) return absl::UnavailableError(produced.message());
+    return produced;
+  }
 
   absl::Status EnqueueActivityTask(const iv1::ActivityTask& task) override {
     int owner = OwnerOf(config::TaskQueuePartitionKey(task.activity_arn(), task.partition()));
@@ -94,6 +108,7 @@ class GrpcPeers : public Peers {
   int ordinal_;
   std::vector<std::unique_ptr<iv1::ShardService::Stub>> stubs_;
   ShardCore* local_ = nullptr;
+  std::unique_ptr<kafka::Producer> producer_;
 };
 
 // Each handler is a one-line hand-off to the core.
@@ -230,6 +245,13 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(ShardServerOptio
   if (options.core.registry == nullptr) options.core.registry = options.registry;
   impl->peers = std::make_unique<GrpcPeers>(options.core.shard_count, options.core.ordinal,
                                             options.peers);
+  if (!options.kafka_brokers.empty()) {
+    ASSIGN_OR_RETURN(auto producer, kafka::Producer::Create(options.kafka_brokers));
+    impl->peers->set_producer(std::move(producer));
+    if (options.core.status_events_topic.empty()) {
+      options.core.status_events_topic = kDefaultBusTopicName;
+    }
+  }
   ASSIGN_OR_RETURN(impl->core, ShardCore::Open(options.core, impl->peers.get()));
   impl->peers->set_local(impl->core.get());
   impl->service = std::make_unique<ShardServiceImpl>(impl->core.get());

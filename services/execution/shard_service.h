@@ -36,6 +36,9 @@ struct ShardServerOptions {
   // Address of every shard server by ordinal (this one's entry may be
   // empty: calls to itself stay in process).
   std::vector<std::string> peers;
+  // Kafka brokers of the event bus: execution status changes are published
+  // to the default bus (core.status_events_topic) when set.
+  std::string kafka_brokers;
   // RPC metrics go here when set; must outlive the server.
   prometheus::Registry* registry = nullptr;
   // Serve the service on a server of the caller's instead of starting one

@@ -18,6 +18,7 @@
 #include "common/rpc/status.h"
 #include "common/status/status_macros.h"
 #include "services/eventbus/catalog.h"
+#include "services/eventbus/envelope.h"
 #include "services/eventbus/schedule.h"
 #include "services/gateway/validation.h"
 
@@ -225,37 +226,6 @@ size_t PutEventsEntrySize(const v1::PutEventsRequestEntry& entry) {
           entry.detail().size();
   for (const std::string& resource : entry.resources()) size += resource.size();
   return size;
-}
-
-std::string EventEnvelope(const config::ArnScope& scope, absl::string_view id,
-                          const v1::PutEventsRequestEntry& entry,
-                          absl::Time time) {
-  json::Document event;
-  event.SetObject();
-  json::Allocator& a = event.GetAllocator();
-  auto text = [&a](absl::string_view s) {
-    return json::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
-  };
-  event.AddMember("version", "0", a);
-  event.AddMember("id", text(id), a);
-  event.AddMember("detail-type", text(entry.detail_type()), a);
-  event.AddMember("source", text(entry.source()), a);
-  event.AddMember("account", text(scope.account), a);
-  event.AddMember(
-      "time",
-      text(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone())),
-      a);
-  event.AddMember("region", text(scope.region), a);
-  json::Value resources(rapidjson::kArrayType);
-  for (const std::string& resource : entry.resources())
-    resources.PushBack(text(resource), a);
-  event.AddMember("resources", resources, a);
-  absl::StatusOr<json::Document> detail = json::Parse(entry.detail());
-  event.AddMember("detail",
-                  detail.ok() ? json::Copy(*detail, a)
-                              : json::Value(rapidjson::kObjectType),
-                  a);
-  return json::Serialize(event);
 }
 
 absl::StatusOr<std::unique_ptr<EventBridgeService>> EventBridgeService::Create(
@@ -556,7 +526,7 @@ grpc::Status EventBridgeService::PutEvents(grpc::ServerContext* context,
       ids[i] = RandomUuid();
       records.push_back(
           {eventbus::BusTopic(*bus), ids[i],
-           EventEnvelope(options_.arn_scope, ids[i], entry, time)});
+           eventbus::EventEnvelope(options_.arn_scope, ids[i], entry, time)});
       record_entry.push_back(i);
     }
 

@@ -40,12 +40,6 @@ inline constexpr int kMaxPutEventsEntries = 10;
 // UTF-8 bytes of Source, DetailType, Detail and each Resource.
 size_t PutEventsEntrySize(const v1::PutEventsRequestEntry& entry);
 
-// The stored event: AWS's envelope ({"version":"0","id",...,"detail"}),
-// `detail` being a JSON object's text. `time` is written RFC 3339 UTC with
-// whole seconds, as AWS does.
-std::string EventEnvelope(const config::ArnScope& scope, absl::string_view id,
-                          const v1::PutEventsRequestEntry& entry,
-                          absl::Time time);
 
 class EventBridgeService final : public v1::EventBridge::Service {
  public:

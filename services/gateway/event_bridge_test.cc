@@ -1,6 +1,7 @@
 // The EventBridge API of an in-process gateway over an in-process mock
 // Kafka cluster: buses, PutEvents (read back from the bus topic), rules and
 // targets. No shard server is needed for any of these calls.
+#include "services/eventbus/envelope.h"
 #include "services/gateway/event_bridge.h"
 
 #include <grpcpp/grpcpp.h>
@@ -48,7 +49,7 @@ TEST(EventEnvelopeTest, WritesAwsEnvelope) {
   entry.set_detail_type("OrderPlaced");
   entry.set_detail(R"({"total": 12.5})");
   entry.add_resources("arn:aws:x");
-  const std::string envelope = EventEnvelope(config::ArnScope(), "id-1", entry,
+  const std::string envelope = eventbus::EventEnvelope(config::ArnScope(), "id-1", entry,
                                              absl::FromUnixSeconds(1700000000));
   EXPECT_EQ(
       envelope,

@@ -61,6 +61,7 @@ absl::StatusOr<std::unique_ptr<DevCluster>> DevCluster::Start(
     shard_options.core.token_secret = secret;
   }
   shard_options.listen_address = opts.shard_listen;
+  if (opts.with_eventbus) shard_options.kafka_brokers = impl->kafka->bootstrap_servers();
   shard_options.registry = impl->registry.get();
   ASSIGN_OR_RETURN(impl->shard,
                    execution::ShardServer::Start(std::move(shard_options)));
