@@ -1371,6 +1371,11 @@ absl::Status ShardCore::AwaitExecutionClosed(const v1::DescribeExecutionRequest&
   }
 }
 
+size_t ShardCore::AwaitedExecutions() {
+  absl::MutexLock lock(&close_waiters_mu_);
+  return close_waiters_.size();
+}
+
 absl::Status ShardCore::StartSyncExecution(
     const internal::v1::StartSyncExecutionShardRequest& request, absl::Time deadline,
     const std::function<bool()>& cancelled, v1::DescribeExecutionResponse* response) {

@@ -241,6 +241,8 @@ class ShardCore {
   uint64_t owner_epoch() const { return storage::DecodeUint64(owner_epoch_); }
 
   DurabilityStats Stats() const;
+  // Executions some AwaitExecutionClosed call is waiting for now.
+  size_t AwaitedExecutions();
 
   // Activity ARN by scheduled event id, of the tasks an execution awaits.
   using PendingTasks = std::map<int64_t, std::string>;

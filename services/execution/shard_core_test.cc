@@ -961,6 +961,7 @@ TEST_F(AwaitExecutionClosedTest, AnswersAsSoonAsTheExecutionCloses) {
   EXPECT_EQ(closed.status(), "SUCCEEDED");
   EXPECT_EQ(closed.output(), R"({"order":7,"prep":"ready","result":{"charged":true}})");
   EXPECT_LT(answered_at - succeeded_at, absl::Seconds(1));
+  EXPECT_EQ(core_->AwaitedExecutions(), 0u);
 
   // A closed execution answers at once.
   v1::DescribeExecutionResponse again;
@@ -993,6 +994,7 @@ TEST_F(AwaitExecutionClosedTest, DeadlineOrCancellationEndsTheWaitNotTheExecutio
   gone = true;
   waiter.join();
   EXPECT_EQ(cancelled.code(), absl::StatusCode::kCancelled) << cancelled;
+  EXPECT_EQ(core_->AwaitedExecutions(), 0u);  // nothing left behind
 
   // The execution ran on and still closes; a new waiter sees it.
   EXPECT_EQ(Describe(arn).status(), "RUNNING");
@@ -1037,6 +1039,7 @@ TEST_F(AwaitExecutionClosedTest, ManyWaitersAreWokenOnlyByTheirExecution) {
     EXPECT_EQ(running_results[i].code(), absl::StatusCode::kDeadlineExceeded);
   }
   EXPECT_EQ(Describe(running).status(), "RUNNING");
+  EXPECT_EQ(core_->AwaitedExecutions(), 0u);
 }
 
 TEST_F(AwaitExecutionClosedTest, SyncStartOfAnExecutionThatEndsAtOnce) {
