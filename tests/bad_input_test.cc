@@ -286,12 +286,12 @@ TEST_F(BadInputTest, CatalogUpdatesVersionsAndAliases) {
 }
 
 TEST_F(BadInputTest, LaterFeaturesSayUnimplemented) {
-  v1::StartSyncExecutionRequest sync;
-  v1::StartSyncExecutionResponse sync_response;
+  v1::TagResourceRequest tag;
+  v1::TagResourceResponse tag_response;
   grpc::ClientContext c1;
-  grpc::Status status = stub_->StartSyncExecution(&c1, sync, &sync_response);
+  grpc::Status status = stub_->TagResource(&c1, tag, &tag_response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("StartSyncExecution is not implemented yet"));
+  EXPECT_THAT(status.error_message(), HasSubstr("TagResource is not implemented yet"));
 
   auto events = v1::EventBridge::NewStub(cluster_->GatewayChannel());
   v1::CreateArchiveRequest archive;

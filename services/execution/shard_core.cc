@@ -365,6 +365,13 @@ absl::Status ShardCore::LoadTaskQueues() {
 void ShardCore::Shutdown() {
   if (task_queues_ != nullptr) task_queues_->Shutdown();
   {
+    absl::MutexLock lock(&close_waiters_mu_);
+    close_waiters_stop_ = true;
+    for (auto& [arn, waiters] : close_waiters_) {
+      for (CloseWaiter* waiter : waiters) waiter->closed_cv.Signal();
+    }
+  }
+  {
     absl::MutexLock lock(&outbox_mu_);
     outbox_stop_ = true;
   }
@@ -1210,6 +1217,7 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
   if (!outcome.closed_status.empty()) {
     log::Info(kComponent, "execution closed",
               {{"execution", record.execution_arn()}, {"status", record.status()}});
+    NotifyClosed(record.execution_arn());
   }
   return absl::OkStatus();
 }
@@ -1316,6 +1324,95 @@ absl::Status ShardCore::DescribeExecution(const v1::DescribeExecutionRequest& re
         std::string(redrivable.message().substr(redrivable.message().find(": ") + 2)));
   }
   return absl::OkStatus();
+}
+
+void ShardCore::NotifyClosed(const std::string& execution_arn) {
+  absl::MutexLock lock(&close_waiters_mu_);
+  auto it = close_waiters_.find(execution_arn);
+  if (it == close_waiters_.end()) return;
+  for (CloseWaiter* waiter : it->second) {
+    waiter->closed = true;
+    waiter->closed_cv.Signal();
+  }
+}
+
+absl::Status ShardCore::AwaitExecutionClosed(const v1::DescribeExecutionRequest& request,
+                                             absl::Time deadline,
+                                             const std::function<bool()>& cancelled,
+                                             v1::DescribeExecutionResponse* response) {
+  // How often a waiter looks at `cancelled()`: a caller that went away
+  // leaves within this long.
+  constexpr absl::Duration kCancelRecheck = absl::Milliseconds(200);
+  const std::string& arn = request.execution_arn();
+  CloseWaiter waiter;
+  {
+    absl::MutexLock lock(&close_waiters_mu_);
+    if (close_waiters_stop_) return absl::UnavailableError("the shard server is shutting down");
+    close_waiters_[arn].push_back(&waiter);
+  }
+  // Listed before the record is read: a close committed after the read
+  // finds the waiter, one committed before it is in the record.
+  auto unlist = [&]() {
+    absl::MutexLock lock(&close_waiters_mu_);
+    auto it = close_waiters_.find(arn);
+    if (it == close_waiters_.end()) return;
+    std::vector<CloseWaiter*>& waiters = it->second;
+    waiters.erase(std::remove(waiters.begin(), waiters.end(), &waiter), waiters.end());
+    if (waiters.empty()) close_waiters_.erase(it);
+  };
+  while (true) {
+    v1::DescribeExecutionResponse described;
+    if (absl::Status status = DescribeExecution(request, &described); !status.ok()) {
+      unlist();
+      return status;
+    }
+    if (described.status() != "RUNNING") {
+      unlist();
+      *response = std::move(described);
+      return absl::OkStatus();
+    }
+    {
+      absl::MutexLock lock(&close_waiters_mu_);
+      while (!waiter.closed && !close_waiters_stop_) {
+        const absl::Time now = absl::Now();
+        if (now >= deadline || (cancelled && cancelled())) break;
+        waiter.closed_cv.WaitWithDeadline(&close_waiters_mu_,
+                                          std::min(deadline, now + kCancelRecheck));
+      }
+      if (waiter.closed) {
+        // Read the record again, now closed (a redrive that reopened it
+        // meanwhile makes this wait again).
+        waiter.closed = false;
+        continue;
+      }
+    }
+    unlist();
+    bool stopping;
+    {
+      absl::MutexLock lock(&close_waiters_mu_);
+      stopping = close_waiters_stop_;
+    }
+    if (stopping) return absl::UnavailableError("the shard server is shutting down");
+    if (cancelled && cancelled()) return absl::CancelledError("the caller went away");
+    return absl::DeadlineExceededError(
+        absl::StrCat("Execution is still running: '", arn, "'"));
+  }
+}
+
+size_t ShardCore::AwaitedExecutions() {
+  absl::MutexLock lock(&close_waiters_mu_);
+  return close_waiters_.size();
+}
+
+absl::Status ShardCore::StartSyncExecution(
+    const internal::v1::StartSyncExecutionShardRequest& request, absl::Time deadline,
+    const std::function<bool()>& cancelled, v1::DescribeExecutionResponse* response) {
+  v1::StartExecutionResponse started;
+  RETURN_IF_ERROR(StartExecution(request.start(), &started));
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(started.execution_arn());
+  describe.set_included_data(request.included_data());
+  return AwaitExecutionClosed(describe, deadline, cancelled, response);
 }
 
 absl::Status ShardCore::RedriveExecution(const v1::RedriveExecutionRequest& request,

@@ -172,6 +172,18 @@ class ShardCore {
                               v1::StartExecutionResponse* response);
   absl::Status DescribeExecution(const v1::DescribeExecutionRequest& request,
                                  v1::DescribeExecutionResponse* response);
+  // Waits until the execution is no longer RUNNING and answers as
+  // DescribeExecution with `request.included_data()`; DEADLINE_EXCEEDED
+  // when `deadline` passes first, CANCELLED when `cancelled()` turns true
+  // (the execution runs on in both cases). Does not poll: the transition
+  // that closes the execution wakes the callers waiting for its ARN only.
+  absl::Status AwaitExecutionClosed(const v1::DescribeExecutionRequest& request,
+                                    absl::Time deadline, const std::function<bool()>& cancelled,
+                                    v1::DescribeExecutionResponse* response);
+  // StartExecution, then AwaitExecutionClosed of the execution it started.
+  absl::Status StartSyncExecution(const internal::v1::StartSyncExecutionShardRequest& request,
+                                  absl::Time deadline, const std::function<bool()>& cancelled,
+                                  v1::DescribeExecutionResponse* response);
   absl::Status StopExecution(const v1::StopExecutionRequest& request,
                              v1::StopExecutionResponse* response);
   absl::Status GetExecutionHistory(const v1::GetExecutionHistoryRequest& request,
@@ -235,6 +247,8 @@ class ShardCore {
   uint64_t owner_epoch() const { return storage::DecodeUint64(owner_epoch_); }
 
   DurabilityStats Stats() const;
+  // Executions some AwaitExecutionClosed call is waiting for now.
+  size_t AwaitedExecutions();
 
   // Activity ARN by scheduled event id, of the tasks an execution awaits.
   using PendingTasks = std::map<int64_t, std::string>;
@@ -313,6 +327,9 @@ class ShardCore {
   absl::Status ApplyTaskResult(const std::string& task_token, bool ignore_stale,
                                const TaskStep& step, bool sync = true);
 
+  // Wakes the AwaitExecutionClosed calls waiting for `execution_arn`.
+  void NotifyClosed(const std::string& execution_arn);
+
   void OutboxLoop();
   void WakeOutbox();
   void TimerLoop();
@@ -365,6 +382,18 @@ class ShardCore {
   // Deliveries of one outbox batch run at once on these threads.
   static constexpr int kOutboxDeliveryThreads = 31;
   std::unique_ptr<DeliveryPool> delivery_pool_;
+
+  // One per AwaitExecutionClosed call, on its stack, listed under the ARN
+  // it waits for while it waits: a closing execution signals only its own
+  // waiters, and an execution nobody awaits costs one map lookup.
+  struct CloseWaiter {
+    absl::CondVar closed_cv;
+    bool closed = false;  // guarded by close_waiters_mu_
+  };
+  absl::Mutex close_waiters_mu_;
+  absl::flat_hash_map<std::string, std::vector<CloseWaiter*>> close_waiters_
+      ABSL_GUARDED_BY(close_waiters_mu_);
+  bool close_waiters_stop_ ABSL_GUARDED_BY(close_waiters_mu_) = false;
 
   absl::Mutex timers_mu_;
   // Starts in the past: timers that came due while the server was down

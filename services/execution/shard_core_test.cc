@@ -2,6 +2,7 @@
 #include "services/execution/shard_core.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -978,6 +979,150 @@ TEST_F(ShardCoreTest, RedriveKeepsSucceededMapIterations) {
   EXPECT_EQ(std::count(types.begin(), types.end(), "ChoiceStateEntered"), 4);
   EXPECT_EQ(std::count(types.begin(), types.end(), "MapIterationStarted"), 3);
   EXPECT_EQ(std::count(types.begin(), types.end(), "MapIterationSucceeded"), 3);
+}
+
+// AwaitExecutionClosed: woken by the transition that closes the execution.
+class AwaitExecutionClosedTest : public ShardCoreTest {
+ protected:
+  absl::Status Await(const std::string& arn, absl::Time deadline,
+                     v1::DescribeExecutionResponse* response,
+                     const std::function<bool()>& cancelled = nullptr) {
+    v1::DescribeExecutionRequest request;
+    request.set_execution_arn(arn);
+    return core_->AwaitExecutionClosed(request, deadline, cancelled, response);
+  }
+
+  void Succeed(const std::string& task_token) {
+    v1::SendTaskSuccessRequest success;
+    success.set_task_token(task_token);
+    success.set_output(R"({"charged": true})");
+    ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  }
+};
+
+TEST_F(AwaitExecutionClosedTest, AnswersAsSoonAsTheExecutionCloses) {
+  auto machine = CreateMachine();
+  std::string arn = Start(machine, "run-1", R"({"order": 7})");
+  absl::Status awaited;
+  v1::DescribeExecutionResponse closed;
+  absl::Time answered_at;
+  std::thread waiter([&] {
+    awaited = Await(arn, absl::Now() + absl::Seconds(60), &closed);
+    answered_at = absl::Now();
+  });
+  v1::GetActivityTaskResponse task = Poll();
+  ASSERT_FALSE(task.task_token().empty());
+  absl::SleepFor(absl::Milliseconds(100));  // the waiter is waiting by now
+  const absl::Time succeeded_at = absl::Now();
+  Succeed(task.task_token());
+  waiter.join();
+  ASSERT_TRUE(awaited.ok()) << awaited;
+  EXPECT_EQ(closed.status(), "SUCCEEDED");
+  EXPECT_EQ(closed.output(), R"({"order":7,"prep":"ready","result":{"charged":true}})");
+  EXPECT_LT(answered_at - succeeded_at, absl::Seconds(1));
+  EXPECT_EQ(core_->AwaitedExecutions(), 0u);
+
+  // A closed execution answers at once.
+  v1::DescribeExecutionResponse again;
+  const absl::Time before = absl::Now();
+  ASSERT_TRUE(Await(arn, absl::Now() + absl::Seconds(60), &again).ok());
+  EXPECT_LT(absl::Now() - before, absl::Seconds(1));
+  EXPECT_EQ(again.status(), "SUCCEEDED");
+
+  v1::DescribeExecutionResponse missing;
+  EXPECT_EQ(Await(arn + "-missing", absl::Now() + absl::Seconds(1), &missing).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(AwaitExecutionClosedTest, DeadlineOrCancellationEndsTheWaitNotTheExecution) {
+  auto machine = CreateMachine();
+  std::string arn = Start(machine, "run-1", "{}");
+  v1::DescribeExecutionResponse response;
+  const absl::Time before = absl::Now();
+  absl::Status timed_out = Await(arn, absl::Now() + absl::Milliseconds(300), &response);
+  EXPECT_EQ(timed_out.code(), absl::StatusCode::kDeadlineExceeded) << timed_out;
+  EXPECT_GE(absl::Now() - before, absl::Milliseconds(300));
+  EXPECT_LT(absl::Now() - before, absl::Seconds(5));
+
+  std::atomic<bool> gone{false};
+  absl::Status cancelled;
+  std::thread waiter([&] {
+    cancelled = Await(arn, absl::Now() + absl::Seconds(60), &response, [&] { return gone.load(); });
+  });
+  absl::SleepFor(absl::Milliseconds(100));
+  gone = true;
+  waiter.join();
+  EXPECT_EQ(cancelled.code(), absl::StatusCode::kCancelled) << cancelled;
+  EXPECT_EQ(core_->AwaitedExecutions(), 0u);  // nothing left behind
+
+  // The execution ran on and still closes; a new waiter sees it.
+  EXPECT_EQ(Describe(arn).status(), "RUNNING");
+  v1::GetActivityTaskResponse task = Poll();
+  ASSERT_FALSE(task.task_token().empty());
+  Succeed(task.task_token());
+  ASSERT_TRUE(Await(arn, absl::Now() + absl::Seconds(5), &response).ok());
+  EXPECT_EQ(response.status(), "SUCCEEDED");
+}
+
+TEST_F(AwaitExecutionClosedTest, ManyWaitersAreWokenOnlyByTheirExecution) {
+  auto machine = CreateMachine();
+  std::string closing = Start(machine, "closing", "{}");
+  std::string running = Start(machine, "running", "{}");
+  constexpr int kWaiters = 24;
+  std::vector<absl::Status> closing_results(kWaiters), running_results(kWaiters);
+  std::vector<std::string> closing_status(kWaiters);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kWaiters; ++i) {
+    threads.emplace_back([&, i] {
+      v1::DescribeExecutionResponse response;
+      closing_results[i] = Await(closing, absl::Now() + absl::Seconds(60), &response);
+      closing_status[i] = response.status();
+    });
+    threads.emplace_back([&, i] {
+      v1::DescribeExecutionResponse response;
+      running_results[i] = Await(running, absl::Now() + absl::Seconds(2), &response);
+    });
+  }
+  // Both executions wait for a task; answer the one of `closing`.
+  for (int polled = 0; polled < 2; ++polled) {
+    v1::GetActivityTaskResponse task = Poll();
+    ASSERT_FALSE(task.task_token().empty());
+    auto content = tasktoken::TaskTokenCodec::Peek(task.task_token());
+    ASSERT_TRUE(content.ok());
+    if (content->execution_arn() == closing) Succeed(task.task_token());
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int i = 0; i < kWaiters; ++i) {
+    EXPECT_TRUE(closing_results[i].ok()) << closing_results[i];
+    EXPECT_EQ(closing_status[i], "SUCCEEDED");
+    EXPECT_EQ(running_results[i].code(), absl::StatusCode::kDeadlineExceeded);
+  }
+  EXPECT_EQ(Describe(running).status(), "RUNNING");
+  EXPECT_EQ(core_->AwaitedExecutions(), 0u);
+}
+
+TEST_F(AwaitExecutionClosedTest, SyncStartOfAnExecutionThatEndsAtOnce) {
+  v1::CreateStateMachineRequest create;
+  create.set_name("quick");
+  create.set_type("EXPRESS");
+  create.set_definition(R"({"StartAt": "Fail", "States": {
+    "Fail": {"Type": "Fail", "Error": "Broken", "Cause": "on purpose"}}})");
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  iv1::StartSyncExecutionShardRequest request;
+  *request.mutable_start()->mutable_state_machine() = *machine;
+  request.mutable_start()->mutable_request()->set_name("once");
+  request.mutable_start()->mutable_request()->set_input("{}");
+  v1::DescribeExecutionResponse response;
+  absl::Status status =
+      core_->StartSyncExecution(request, absl::Now() + absl::Seconds(5), nullptr, &response);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(response.status(), "FAILED");
+  EXPECT_EQ(response.error(), "Broken");
+  EXPECT_EQ(response.cause(), "on purpose");
+  EXPECT_TRUE(response.has_stop_date());
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/config/sharding.h"
 #include "common/kafka/client.h"
@@ -20,6 +22,9 @@ constexpr absl::Duration kPeerCallTimeout = absl::Seconds(10);
 constexpr absl::Duration kMaxLongPoll = absl::Seconds(60);
 // The default event bus's topic (see services/eventbus).
 constexpr char kDefaultBusTopicName[] = "stepflow.events.default";
+// Express executions last 5 minutes at most on AWS; a synchronous start
+// waits a little longer for the answer.
+constexpr absl::Duration kMaxSyncWait = absl::Seconds(5 * 60 + 10);
 
 // Delivers outbox items to the owning server: in process when that is us.
 class GrpcPeers : public Peers {
@@ -212,6 +217,31 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
     if (!record.ok()) return rpc::ToGrpcStatus(record.status());
     *response = std::move(*record);
     return grpc::Status::OK;
+  }
+
+  // Both wait until the call's deadline at most (a sync start is also
+  // bounded by kMaxSyncWait).
+  grpc::Status StartSyncExecution(grpc::ServerContext* context,
+                                  const iv1::StartSyncExecutionShardRequest* request,
+                                  v1::DescribeExecutionResponse* response) override {
+    const absl::Time deadline =
+        std::min(absl::Now() + kMaxSyncWait, absl::FromChrono(context->deadline()));
+    return rpc::ToGrpcStatus(core_->StartSyncExecution(
+        *request, deadline, [context] { return context->IsCancelled(); }, response));
+  }
+
+  grpc::Status AwaitExecutionClosed(grpc::ServerContext* context,
+                                    const iv1::AwaitExecutionClosedRequest* request,
+                                    v1::DescribeExecutionResponse* response) override {
+    const absl::Time deadline =
+        std::min(absl::Now() + absl::Milliseconds(std::clamp<int64_t>(
+                                   request->wait_ms(), 0, absl::ToInt64Milliseconds(kMaxSyncWait))),
+                 absl::FromChrono(context->deadline()));
+    v1::DescribeExecutionRequest describe;
+    describe.set_execution_arn(request->execution_arn());
+    describe.set_included_data(request->included_data());
+    return rpc::ToGrpcStatus(core_->AwaitExecutionClosed(
+        describe, deadline, [context] { return context->IsCancelled(); }, response));
   }
 
   grpc::Status PollActivityTasks(grpc::ServerContext* context,

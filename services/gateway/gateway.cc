@@ -19,6 +19,7 @@
 #include "common/status/status_macros.h"
 #include "common/storage/store.h"
 #include "common/tasktoken/task_token.h"
+#include "google/protobuf/util/time_util.h"
 #include "services/gateway/event_bridge.h"
 #include "services/gateway/validation.h"
 #include "stepflow/internal/v1/shard.grpc.pb.h"
@@ -41,6 +42,14 @@ constexpr absl::Duration kPollAnswerMargin = absl::Seconds(1);
 // How long a stream's internal poll lasts before it is renewed.
 constexpr absl::Duration kStreamPollWindow = absl::Seconds(20);
 constexpr int kMaxTasksPerPoll = 100;
+// AWS: traceHeader is at most 256 characters; Express executions are
+// billed for 64 MB.
+constexpr int kMaxTraceHeaderBytes = 256;
+constexpr int64_t kExpressBilledMemoryMb = 64;
+// Express executions last 5 minutes at most: a synchronous start waits that
+// long (and a little more for the answer) unless its caller's deadline is
+// sooner.
+constexpr absl::Duration kMaxSyncWait = absl::Seconds(5 * 60 + 15);
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 
@@ -349,6 +358,86 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
           config::ExecutionArn(options_.arn_scope, ref.name, start.name());
       return router_->CallOwner(context, execution_arn, deadline, &Stub::StartExecution, shard_request,
                                 response);
+    }());
+  }
+
+  // Starts an EXPRESS execution and answers once it has closed. The shard
+  // that owns the execution starts it and waits for the transition that
+  // closes it, in one call; when the caller's deadline passes first the
+  // call answers DEADLINE_EXCEEDED and the execution runs on.
+  grpc::Status StartSyncExecution(grpc::ServerContext* context,
+                                  const v1::StartSyncExecutionRequest* request,
+                                  v1::StartSyncExecutionResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      ASSIGN_OR_RETURN(config::StateMachineRef ref,
+                       config::ParseStateMachineRef(options_.arn_scope,
+                                                    request->state_machine_arn()));
+      iv1::StartSyncExecutionShardRequest shard_request;
+      iv1::StartExecutionShardRequest& shard_start = *shard_request.mutable_start();
+      v1::StartExecutionRequest& start = *shard_start.mutable_request();
+      start.set_state_machine_arn(request->state_machine_arn());
+      start.set_name(request->name().empty() ? options_.new_execution_name() : request->name());
+      start.set_input(request->input().empty() ? "{}" : request->input());
+      start.set_trace_header(request->trace_header());
+      RETURN_IF_ERROR(config::ValidateResourceName(start.name()));
+      RETURN_IF_ERROR(ValidateJsonPayload("input", start.input(), "InvalidExecutionInput",
+                                          kMaxPayloadBytes));
+      RETURN_IF_ERROR(ValidateLength("traceHeader", start.trace_header(), 0, kMaxTraceHeaderBytes));
+      if (!request->included_data().empty() && request->included_data() != "ALL_DATA" &&
+          request->included_data() != "METADATA_ONLY") {
+        return ConstraintViolation("includedData",
+                                   "Member must satisfy enum value set: [ALL_DATA, METADATA_ONLY]");
+      }
+      shard_request.set_included_data(request->included_data());
+      // Resolving answers within the usual deadline; the wait for the end
+      // of the execution has the caller's whole deadline.
+      const absl::Time wait_deadline =
+          std::min(absl::FromChrono(context->deadline()), absl::Now() + kMaxSyncWait);
+      iv1::ResolveStateMachineRequest lookup;
+      lookup.set_arn(request->state_machine_arn());
+      lookup.set_routing_key(start.name());
+      iv1::ResolvedStateMachine resolved;
+      RETURN_IF_ERROR(router_->CallOwner(context, ref.state_machine_arn,
+                                         DeadlineOf(context, kDefaultDeadline),
+                                         &Stub::ResolveStateMachine, lookup, &resolved));
+      if (resolved.state_machine().type() != "EXPRESS") {
+        return absl::InvalidArgumentError(
+            "StateMachineTypeNotSupported: State machine type is not supported.");
+      }
+      *shard_start.mutable_state_machine() = std::move(*resolved.mutable_state_machine());
+      shard_start.set_version_arn(resolved.version_arn());
+      shard_start.set_alias_arn(resolved.alias_arn());
+      start.set_state_machine_arn(ref.state_machine_arn);
+      const std::string execution_arn =
+          config::ExecutionArn(options_.arn_scope, ref.name, start.name());
+      v1::DescribeExecutionResponse closed;
+      RETURN_IF_ERROR(router_->CallOwner(context, execution_arn, wait_deadline,
+                                         &Stub::StartSyncExecution, shard_request, &closed));
+      response->set_execution_arn(closed.execution_arn());
+      // The ARN the caller started through (a version or alias ARN too).
+      response->set_state_machine_arn(request->state_machine_arn());
+      response->set_name(closed.name());
+      *response->mutable_start_date() = closed.start_date();
+      *response->mutable_stop_date() = closed.stop_date();
+      response->set_status(closed.status());
+      response->set_error(closed.error());
+      response->set_cause(closed.cause());
+      response->set_input(closed.input());
+      *response->mutable_input_details() = closed.input_details();
+      response->set_output(closed.output());
+      *response->mutable_output_details() = closed.output_details();
+      response->set_trace_header(request->trace_header());
+      // As AWS bills Express: duration rounded up to the next 100 ms, and
+      // 64 MB of memory.
+      using google::protobuf::util::TimeUtil;
+      constexpr int64_t kBillingStepNanos = 100 * 1000 * 1000;
+      const int64_t run_nanos = TimeUtil::TimestampToNanoseconds(closed.stop_date()) -
+                                TimeUtil::TimestampToNanoseconds(closed.start_date());
+      const int64_t billed_steps =
+          std::max<int64_t>(1, (run_nanos + kBillingStepNanos - 1) / kBillingStepNanos);
+      response->mutable_billing_details()->set_billed_duration_in_milliseconds(billed_steps * 100);
+      response->mutable_billing_details()->set_billed_memory_used_in_mb(kExpressBilledMemoryMb);
+      return absl::OkStatus();
     }());
   }
 
@@ -870,7 +959,6 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
                       v1::Method##Response*) override {                             \
     return rpc::ToGrpcStatus(Unimplemented(#Method));                                \
   }
-  STEPFLOW_NOT_YET(StartSyncExecution)
   STEPFLOW_NOT_YET(TagResource)
   STEPFLOW_NOT_YET(UntagResource)
   STEPFLOW_NOT_YET(ListTagsForResource)
