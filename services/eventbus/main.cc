@@ -5,13 +5,14 @@
 #include <utility>
 
 #include "common/config/flags.h"
+#include "common/config/process.h"
 #include "common/config/signals.h"
 #include "common/log/log.h"
 #include "services/eventbus/eventbus_server.h"
 
 int main(int argc, char** argv) {
   using namespace stepflow;
-  config::BlockTerminationSignals();
+  config::PrepareServerProcess();
 
   eventbus::EventBusOptions options;
   std::string log_level = "info";

@@ -6,6 +6,7 @@
 #include "common/clock/clock.h"
 #include "common/config/flags.h"
 #include "common/config/sharding.h"
+#include "common/config/process.h"
 #include "common/config/signals.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
@@ -14,7 +15,7 @@
 
 int main(int argc, char** argv) {
   using namespace stepflow;
-  config::BlockTerminationSignals();
+  config::PrepareServerProcess();
   std::string data_dir = "./data/shard";
   int shards = static_cast<int>(config::kDefaultShardCount);
   int ordinal = 0;

@@ -3,6 +3,7 @@
 
 #include "common/config/flags.h"
 #include "common/config/sharding.h"
+#include "common/config/process.h"
 #include "common/config/signals.h"
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
@@ -11,7 +12,7 @@
 
 int main(int argc, char** argv) {
   using namespace stepflow;
-  config::BlockTerminationSignals();
+  config::PrepareServerProcess();
   std::string shard_servers = "127.0.0.1:7300";
   int shards = static_cast<int>(config::kDefaultShardCount);
   int task_queue_partitions = config::kDefaultTaskQueuePartitions;

@@ -14,6 +14,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/config/process.h"
 #include "common/config/signals.h"
 #include "common/log/log.h"
 #include "common/rpc/server.h"
@@ -101,7 +102,7 @@ absl::Status WaitConnected(
 class InterruptWatcher {
  public:
   InterruptWatcher() {
-    config::BlockTerminationSignals();
+    config::PrepareServerProcess();
     thread_ = std::thread([this] { Watch(); });
   }
   ~InterruptWatcher() {

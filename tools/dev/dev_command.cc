@@ -5,6 +5,7 @@
 
 #include "common/config/flags.h"
 #include "common/config/sharding.h"
+#include "common/config/process.h"
 #include "common/config/signals.h"
 #include "common/log/log.h"
 #include "tools/dev/dev_cluster.h"
@@ -12,7 +13,7 @@
 namespace stepflow::dev {
 
 int RunDevCommand(int argc, char** argv) {
-  config::BlockTerminationSignals();
+  config::PrepareServerProcess();
   std::string data_dir = ".data/dev";
   std::string listen = "127.0.0.1:7233";
   std::string shard_listen = "127.0.0.1:0";
