@@ -306,15 +306,26 @@ class Interpreter::Run {
 
   // --- Execution-level ------------------------------------------------------
 
+  // The execution-level timeout: the definition's TimeoutSeconds, capped by
+  // the context's max_duration.
+  void ArmExecutionTimeout() {
+    absl::Duration limit = definition_.timeout_seconds() > 0
+                               ? absl::Seconds(definition_.timeout_seconds())
+                               : absl::ZeroDuration();
+    if (context_.max_duration > absl::ZeroDuration() &&
+        (limit == absl::ZeroDuration() || context_.max_duration < limit)) {
+      limit = context_.max_duration;
+    }
+    if (limit > absl::ZeroDuration()) state_->set_execution_timeout_timer(ArmTimer(limit));
+  }
+
   void Start(absl::string_view input) {
     state_->set_next_event_id(1);
     auto* details = Emit("ExecutionStarted")->mutable_execution_started_event_details();
     details->set_input(std::string(input));
     details->mutable_input_details()->set_truncated(false);
     details->set_role_arn(context_.role_arn);
-    if (definition_.timeout_seconds() > 0) {
-      state_->set_execution_timeout_timer(ArmTimer(absl::Seconds(definition_.timeout_seconds())));
-    }
+    ArmExecutionTimeout();
     Frame* root = NewFrame(0, 0);
     Enqueue(root->id(), definition_.start_at(), std::string(input), nullptr,
             context_.input_is_canonical);
@@ -327,9 +338,7 @@ class Interpreter::Run {
     Emit("ExecutionRedriven")
         ->mutable_execution_redriven_event_details()
         ->set_redrive_count(context_.redrive_count);
-    if (definition_.timeout_seconds() > 0) {
-      state_->set_execution_timeout_timer(ArmTimer(absl::Seconds(definition_.timeout_seconds())));
-    }
+    ArmExecutionTimeout();
     // Frames waiting for children keep waiting; the others enter their
     // state again.
     std::set<int64_t> parents;

@@ -57,6 +57,9 @@ struct ExecutionContext {
   bool input_is_canonical = false;
   // $$.Execution.RedriveCount: how many times the execution was redriven.
   int redrive_count = 0;
+  // The longest the execution may run, whatever the definition's
+  // TimeoutSeconds says (EXPRESS: 5 minutes, as on AWS); zero: no cap.
+  absl::Duration max_duration = absl::ZeroDuration();
   // Mints the task token for the activity scheduled by event
   // `scheduled_event_id`.
   std::function<std::string(int64_t scheduled_event_id)> mint_task_token;

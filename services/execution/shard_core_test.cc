@@ -408,6 +408,28 @@ TEST_F(ShardCoreTest, DurableTimersFireAfterRestart) {
   EXPECT_EQ(HistoryTypes(arn).size(), 6u);
 }
 
+TEST_F(ShardCoreTest, ExpressExecutionsTimeOutAfterFiveMinutes) {
+  v1::CreateStateMachineRequest create;
+  create.set_name("slow-express");
+  create.set_type("EXPRESS");
+  create.set_definition(R"({"StartAt": "W", "States": {
+    "W": {"Type": "Wait", "Seconds": 600, "End": true}}})");
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  std::string arn = Start(*machine, "long-wait", "{}");
+  clock_.Advance(absl::Seconds(299));
+  ASSERT_TRUE(core_->FireDueTimers().ok());
+  EXPECT_EQ(Describe(arn).status(), "RUNNING");
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(core_->FireDueTimers().ok());
+  auto described = Describe(arn);
+  EXPECT_EQ(described.status(), "TIMED_OUT");
+  EXPECT_EQ(described.error(), "States.Timeout");
+  EXPECT_EQ(HistoryTypes(arn).back(), "ExecutionTimedOut");
+}
+
 TEST_F(ShardCoreTest, EveryOpenIsANewOwnershipEpoch) {
   const uint64_t first = core_->owner_epoch();
   EXPECT_GE(first, 1u);
