@@ -560,42 +560,44 @@ absl::Status ShardCore::ListStateMachines(const internal::v1::ListShardRequest& 
 // --- Revisions, versions and aliases ---------------------------------------
 
 
+namespace {
+
+// Every record of `Message` under `prefix` of `family`, in key order.
+template <typename Message>
+absl::StatusOr<std::vector<Message>> ScanRecords(const storage::Store& store,
+                                                 storage::FamilyId family,
+                                                 const std::string& prefix,
+                                                 absl::string_view what) {
+  std::vector<Message> records;
+  absl::Status parse_status;
+  RETURN_IF_ERROR(store.Scan(family, prefix, "", false,
+                             [&](std::string_view, std::string_view value) {
+                               Message record;
+                               if (!record.ParseFromArray(value.data(),
+                                                          static_cast<int>(value.size()))) {
+                                 parse_status = absl::DataLossError(
+                                     absl::StrCat("corrupt ", what, " record"));
+                                 return false;
+                               }
+                               records.push_back(std::move(record));
+                               return true;
+                             }));
+  RETURN_IF_ERROR(parse_status);
+  return records;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<internal::v1::StateMachineVersionRecord>> ShardCore::ReadVersions(
     uint32_t shard, const std::string& state_machine_arn) {
-  std::vector<internal::v1::StateMachineVersionRecord> versions;
-  absl::Status parse_status;
-  RETURN_IF_ERROR(store_->Scan(families_.versions, keys::VersionPrefix(shard, state_machine_arn),
-                               "", false, [&](std::string_view, std::string_view value) {
-                                 internal::v1::StateMachineVersionRecord version;
-                                 if (!version.ParseFromArray(value.data(),
-                                                             static_cast<int>(value.size()))) {
-                                   parse_status = absl::DataLossError("corrupt version record");
-                                   return false;
-                                 }
-                                 versions.push_back(std::move(version));
-                                 return true;
-                               }));
-  RETURN_IF_ERROR(parse_status);
-  return versions;
+  return ScanRecords<internal::v1::StateMachineVersionRecord>(
+      *store_, families_.versions, keys::VersionPrefix(shard, state_machine_arn), "version");
 }
 
 absl::StatusOr<std::vector<internal::v1::StateMachineAliasRecord>> ShardCore::ReadAliases(
     uint32_t shard, const std::string& state_machine_arn) {
-  std::vector<internal::v1::StateMachineAliasRecord> aliases;
-  absl::Status parse_status;
-  RETURN_IF_ERROR(store_->Scan(families_.versions, keys::AliasPrefix(shard, state_machine_arn),
-                               "", false, [&](std::string_view, std::string_view value) {
-                                 internal::v1::StateMachineAliasRecord alias;
-                                 if (!alias.ParseFromArray(value.data(),
-                                                           static_cast<int>(value.size()))) {
-                                   parse_status = absl::DataLossError("corrupt alias record");
-                                   return false;
-                                 }
-                                 aliases.push_back(std::move(alias));
-                                 return true;
-                               }));
-  RETURN_IF_ERROR(parse_status);
-  return aliases;
+  return ScanRecords<internal::v1::StateMachineAliasRecord>(
+      *store_, families_.versions, keys::AliasPrefix(shard, state_machine_arn), "alias");
 }
 
 absl::StatusOr<internal::v1::StateMachineVersionRecord> ShardCore::PublishLocked(

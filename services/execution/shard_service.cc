@@ -55,10 +55,7 @@ class GrpcPeers : public Peers {
   absl::Status EnqueueActivityTask(const iv1::ActivityTask& task) override {
     int owner = OwnerOf(config::TaskQueuePartitionKey(task.activity_arn(), task.partition()));
     if (owner == ordinal_) return local_->EnqueueActivityTask(task, /*sync=*/false);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
-    iv1::EnqueueActivityTaskResponse response;
-    return rpc::FromGrpcStatus(stubs_[owner]->EnqueueActivityTask(&context, task, &response));
+    return CallPeer<iv1::EnqueueActivityTaskResponse>(owner, &Stub::EnqueueActivityTask, task);
   }
 
   absl::Status ActivityScheduleFailed(const iv1::ActivityScheduleFailedRequest& request) override {
@@ -66,30 +63,22 @@ class GrpcPeers : public Peers {
     if (!content.ok()) return content.status();
     int owner = OwnerOf(content->execution_arn());
     if (owner == ordinal_) return local_->ActivityScheduleFailed(request, /*sync=*/false);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
-    iv1::ActivityScheduleFailedResponse response;
-    return rpc::FromGrpcStatus(stubs_[owner]->ActivityScheduleFailed(&context, request, &response));
+    return CallPeer<iv1::ActivityScheduleFailedResponse>(owner, &Stub::ActivityScheduleFailed,
+                                                         request);
   }
 
   absl::Status CancelActivityTask(const iv1::ActivityTask& task) override {
     int owner = OwnerOf(config::TaskQueuePartitionKey(task.activity_arn(), task.partition()));
     if (owner == ordinal_) return local_->CancelActivityTask(task, /*sync=*/false);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
-    iv1::CancelActivityTaskResponse response;
-    return rpc::FromGrpcStatus(stubs_[owner]->CancelActivityTask(&context, task, &response));
+    return CallPeer<iv1::CancelActivityTaskResponse>(owner, &Stub::CancelActivityTask, task);
   }
 
   absl::Status CheckActivityExists(const std::string& activity_arn) override {
     int owner = OwnerOf(activity_arn);
     if (owner == ordinal_) return local_->CheckActivityExists(activity_arn);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
     v1::DescribeActivityRequest request;
     request.set_activity_arn(activity_arn);
-    v1::DescribeActivityResponse response;
-    return rpc::FromGrpcStatus(stubs_[owner]->DescribeActivity(&context, request, &response));
+    return CallPeer<v1::DescribeActivityResponse>(owner, &Stub::DescribeActivity, request);
   }
 
   absl::Status RecordActivityStarted(const iv1::RecordActivityStartedRequest& request) override {
@@ -97,13 +86,25 @@ class GrpcPeers : public Peers {
     if (!content.ok()) return content.status();
     int owner = OwnerOf(content->execution_arn());
     if (owner == ordinal_) return local_->RecordActivityStarted(request, /*sync=*/false);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
-    iv1::RecordActivityStartedResponse response;
-    return rpc::FromGrpcStatus(stubs_[owner]->RecordActivityStarted(&context, request, &response));
+    return CallPeer<iv1::RecordActivityStartedResponse>(owner, &Stub::RecordActivityStarted,
+                                                        request);
   }
 
  private:
+  using Stub = iv1::ShardService::Stub;
+
+  // One call to shard server `owner`, bounded by kPeerCallTimeout.
+  template <typename Response, typename Request>
+  absl::Status CallPeer(int owner,
+                        grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                     Response*),
+                        const Request& request) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
+    Response response;
+    return rpc::FromGrpcStatus((stubs_[owner].get()->*method)(&context, request, &response));
+  }
+
   int OwnerOf(absl::string_view arn) const {
     int owner = static_cast<int>(config::ShardOf(arn, shard_count_) % stubs_.size());
     return stubs_[owner] == nullptr ? ordinal_ : owner;
