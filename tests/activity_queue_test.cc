@@ -213,6 +213,32 @@ TEST_F(ActivityQueueTest, StreamSendsNoMoreTasksThanCredits) {
   EXPECT_TRUE(finished.ok()) << finished.error_message();
 }
 
+TEST_F(ActivityQueueTest, StreamRefusesBadRequests) {
+  const std::string activity = CreateActivity("picky");
+  auto open_stream = [&](const std::string& arn, int credits) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    auto stream = stub_->StreamActivityTasks(&context);
+    v1::StreamActivityTasksRequest open;
+    open.set_activity_arn(arn);
+    open.set_credits(credits);
+    stream->Write(open);
+    // The server ends the stream with the error (no half-close here: that
+    // would end it cleanly before the activity is looked up).
+    v1::DeliveredActivityTask task;
+    EXPECT_FALSE(stream->Read(&task));
+    return stream->Finish();
+  };
+  grpc::Status negative = open_stream(activity, -1);
+  EXPECT_EQ(negative.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(negative.error_message(), HasSubstr("credits"));
+  grpc::Status not_an_arn = open_stream("picky", 1);
+  EXPECT_EQ(not_an_arn.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::Status missing = open_stream(absl::StrCat(kArnPrefix, "nobody"), 1);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(missing.error_message(), HasSubstr("ActivityDoesNotExist"));
+}
+
 TEST_F(ActivityQueueTest, WorkersInSeveralProcessesServeManyExecutions) {
   const std::string activity = CreateActivity("echo");
   const std::string machine = CreateMachine("echo", TaskDefinition(activity));

@@ -207,10 +207,4 @@ void TaskQueues::RefreshAges() {
   for (auto& [arn, queue] : queues_) UpdateGauges(*queue);
 }
 
-size_t TaskQueues::BacklogSize(absl::string_view activity_arn) {
-  absl::MutexLock lock(&mu_);
-  auto it = queues_.find(activity_arn);
-  return it == queues_.end() ? 0 : it->second->backlog.size();
-}
-
 }  // namespace stepflow::execution

@@ -93,7 +93,6 @@ class TaskQueues {
   // Sets the backlog-age gauges from the clock; called about once a second.
   void RefreshAges();
 
-  size_t BacklogSize(absl::string_view activity_arn);
   // How often pollers recheck whether their caller went away.
   static constexpr absl::Duration kIdleRecheck = absl::Seconds(20);
 
