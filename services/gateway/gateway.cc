@@ -676,6 +676,19 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     if (first.credits() < 0) {
       return rpc::ToGrpcStatus(ConstraintViolation("credits", "Member must not be negative"));
     }
+    // Errors found once the reader below runs can only end the stream as
+    // CANCELLED (a pending read is unblocked by cancelling), so a missing
+    // activity is looked for first: a watch that waits for nothing.
+    {
+      iv1::PollActivityTasksRequest probe;
+      probe.set_activity_arn(first.activity_arn());
+      probe.set_max_tasks(0);
+      iv1::PollActivityTasksResponse ignored;
+      absl::Status exists = router_->CallOwner(
+          context, config::TaskQueuePartitionKey(first.activity_arn(), 0),
+          DeadlineOf(context, kDefaultDeadline), &Stub::PollActivityTasks, probe, &ignored);
+      if (!exists.ok()) return rpc::ToGrpcStatus(exists);
+    }
     // Credits arrive on the request stream while tasks go out: a reader
     // thread adds them up; the stream ends when the worker half-closes or
     // goes away.
