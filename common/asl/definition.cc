@@ -8,10 +8,56 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/asl/timestamp.h"
 #include "common/json/utf8.h"
 
 namespace stepflow::asl {
+
+std::optional<Integration> ParseIntegration(absl::string_view resource, std::string* error) {
+  // arn:PARTITION:states:::SERVICE:ACTION[.PATTERN]
+  std::vector<absl::string_view> parts = absl::StrSplit(resource, absl::MaxSplits(':', 6));
+  if (parts.size() != 7 || parts[0] != "arn" || parts[1].empty() || parts[2] != "states" ||
+      !parts[3].empty() || !parts[4].empty()) {
+    return std::nullopt;
+  }
+  Integration integration;
+  integration.service = std::string(parts[5]);
+  absl::string_view action = parts[6];
+  absl::string_view pattern;
+  if (size_t dot = action.find('.'); dot != absl::string_view::npos) {
+    pattern = action.substr(dot);
+    action = action.substr(0, dot);
+  }
+  integration.action = std::string(action);
+  integration.resource_name = absl::StrCat(action, pattern);
+  bool sync_allowed = false;
+  if (integration.service == "states" && integration.action == "startExecution") {
+    sync_allowed = true;
+  } else if (!(integration.service == "events" && integration.action == "putEvents")) {
+    *error = absl::StrCat("The resource '", resource,
+                          "' is not supported; this release runs activity ARNs and the "
+                          "integrations arn:aws:states:::states:startExecution[.sync|.sync:2|"
+                          ".waitForTaskToken] and arn:aws:states:::events:putEvents"
+                          "[.waitForTaskToken]");
+    return std::nullopt;
+  }
+  if (pattern.empty()) {
+    integration.pattern = IntegrationPattern::kRequestResponse;
+  } else if (pattern == ".waitForTaskToken") {
+    integration.pattern = IntegrationPattern::kWaitForTaskToken;
+  } else if (pattern == ".sync" && sync_allowed) {
+    integration.pattern = IntegrationPattern::kSync;
+  } else if (pattern == ".sync:2" && sync_allowed) {
+    integration.pattern = IntegrationPattern::kSync2;
+  } else {
+    *error = absl::StrCat("The resource provided ", resource,
+                          " is not recognized. The value is not a valid resource ARN, or the "
+                          "resource is not available in this region.");
+    return std::nullopt;
+  }
+  return integration;
+}
 
 absl::string_view StateTypeName(StateType type) {
   switch (type) {
@@ -912,11 +958,20 @@ class DefinitionParser {
   void ParseResource(const json::Value& value, const std::string& where, State* state) {
     const std::string* resource = StringField(value, "Resource", where);
     if (resource != nullptr) {
-      if (resource->rfind("arn:", 0) != 0 || resource->find(":activity:") == std::string::npos) {
+      std::string problem;
+      std::optional<Integration> integration = ParseIntegration(*resource, &problem);
+      if (integration.has_value()) {
+        state->resource = *resource;
+        state->integration = std::move(*integration);
+      } else if (!problem.empty()) {
+        Error("INVALID_RESOURCE", problem, where + "/Resource");
+      } else if (resource->rfind("arn:", 0) != 0 ||
+                 resource->find(":activity:") == std::string::npos) {
         Error("INVALID_RESOURCE",
               absl::StrCat("The resource '", *resource,
                            "' is not supported; this release runs activity ARNs "
-                           "(arn:aws:states:REGION:ACCOUNT:activity:NAME)"),
+                           "(arn:aws:states:REGION:ACCOUNT:activity:NAME) and the "
+                           "states:startExecution and events:putEvents integrations"),
               where + "/Resource");
       } else {
         state->resource = *resource;

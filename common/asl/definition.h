@@ -99,6 +99,31 @@ struct IntOrPath {
   bool present() const { return value.has_value() || path.has_value(); }
 };
 
+// How a service-integration Task waits (AWS's integration patterns).
+enum class IntegrationPattern {
+  kRequestResponse,  // done when the call answers
+  kSync,             // ".sync": done when the started job is (Output as a string)
+  kSync2,            // ".sync:2": the same, with Input/Output as JSON
+  kWaitForTaskToken  // done when SendTaskSuccess/Failure names the task's token
+};
+
+// A Task whose Resource is an optimized service integration,
+// arn:PARTITION:states:::SERVICE:ACTION[.PATTERN]: `service` "states"
+// (startExecution) or "events" (putEvents). Empty for activities.
+struct Integration {
+  std::string service;
+  std::string action;
+  IntegrationPattern pattern = IntegrationPattern::kRequestResponse;
+  // "startExecution.sync:2": what history events call the resource.
+  std::string resource_name;
+  bool present() const { return !service.empty(); }
+};
+
+// The integration a Task Resource names; nullopt when it is not one.
+// `error` (when set) explains a Resource that looks like an integration
+// but is not one this release runs.
+std::optional<Integration> ParseIntegration(absl::string_view resource, std::string* error);
+
 struct State {
   std::string name;
   StateType type = StateType::kPass;
@@ -126,8 +151,9 @@ struct State {
   std::map<std::string, const json::Value*, std::less<>> expressions;
   std::vector<ConditionRule> conditions;   // Choice in JSONata
 
-  // Task
+  // Task: an activity ARN, or a service integration (`integration`).
   std::string resource;
+  Integration integration;
   IntOrPath timeout_seconds;
   IntOrPath heartbeat_seconds;
 

@@ -65,5 +65,44 @@ TEST(DefinitionTest, ParseErrorCarriesAwsMessage) {
             "Missing 'Next' target: B at /States/A/Next'");
 }
 
+TEST(DefinitionTest, ServiceIntegrationResources) {
+  std::string error;
+  auto sync2 = ParseIntegration("arn:aws:states:::states:startExecution.sync:2", &error);
+  ASSERT_TRUE(sync2.has_value());
+  EXPECT_EQ(sync2->service, "states");
+  EXPECT_EQ(sync2->action, "startExecution");
+  EXPECT_EQ(sync2->pattern, IntegrationPattern::kSync2);
+  EXPECT_EQ(sync2->resource_name, "startExecution.sync:2");
+  auto put = ParseIntegration("arn:aws-us-gov:states:::events:putEvents.waitForTaskToken", &error);
+  ASSERT_TRUE(put.has_value());
+  EXPECT_EQ(put->pattern, IntegrationPattern::kWaitForTaskToken);
+  auto plain = ParseIntegration("arn:aws:states:::states:startExecution", &error);
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->pattern, IntegrationPattern::kRequestResponse);
+  // Activities are not integrations.
+  EXPECT_FALSE(ParseIntegration("arn:aws:states:us-east-1:123456789012:activity:a", &error));
+  EXPECT_TRUE(error.empty());
+  // putEvents has no .sync; services this release does not run are named.
+  EXPECT_FALSE(ParseIntegration("arn:aws:states:::events:putEvents.sync", &error));
+  EXPECT_THAT(error, ::testing::HasSubstr("is not recognized"));
+  error.clear();
+  EXPECT_FALSE(ParseIntegration("arn:aws:states:::lambda:invoke", &error));
+  EXPECT_THAT(error, ::testing::HasSubstr("is not supported"));
+
+  auto definition = Definition::Parse(R"({"StartAt": "A", "States": {"A": {"Type": "Task",
+      "Resource": "arn:aws:states:::states:startExecution.sync",
+      "Parameters": {"StateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:c"},
+      "End": true}}})");
+  ASSERT_TRUE(definition.ok()) << definition.status();
+  const State* task = (*definition)->root().Find("A");
+  ASSERT_NE(task, nullptr);
+  EXPECT_TRUE(task->integration.present());
+  EXPECT_EQ(task->integration.pattern, IntegrationPattern::kSync);
+  auto refused = Definition::Parse(R"({"StartAt": "A", "States": {"A": {"Type": "Task",
+      "Resource": "arn:aws:states:::sqs:sendMessage", "End": true}}})");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("INVALID_RESOURCE"));
+}
+
 }  // namespace
 }  // namespace stepflow::asl

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 #include "common/asl/timestamp.h"
@@ -2107,9 +2108,68 @@ class Interpreter::Run {
     DispatchTask(frame_id, state, json::Serialize(effective), *timeout, *heartbeat);
   }
 
-  // ActivityScheduled, and the activity task for the caller to dispatch.
+  // The region of the execution's ARN (arn:PARTITION:states:REGION:...).
+  std::string Region() const {
+    std::vector<absl::string_view> parts =
+        absl::StrSplit(context_.execution_arn, absl::MaxSplits(':', 4));
+    return parts.size() > 3 ? std::string(parts[3]) : std::string();
+  }
+
+  // TaskScheduled, and the service call for the caller to make.
+  void DispatchServiceCall(int64_t frame_id, const State& state, std::string parameters,
+                           int64_t timeout, int64_t heartbeat) {
+    v1::HistoryEvent* scheduled = Emit("TaskScheduled");
+    auto* details = scheduled->mutable_task_scheduled_event_details();
+    details->set_resource_type(state.integration.service);
+    details->set_resource(state.integration.resource_name);
+    details->set_region(Region());
+    details->set_parameters(parameters);
+    details->set_timeout_in_seconds(timeout);
+    details->set_heartbeat_in_seconds(heartbeat);
+    Frame* frame = F(frame_id);
+    frame->set_scheduled_event_id(scheduled->id());
+    frame->set_task_started(false);
+    frame->set_task_submitted(false);
+    frame->set_heartbeat_seconds(heartbeat);
+    frame->clear_timer_id();
+    if (timeout > 0) frame->set_task_timeout_timer(ArmTimer(absl::Seconds(timeout)));
+    outcome_.service_calls.push_back(ServiceCall{
+        state.integration, scheduled->id(),
+        context_.mint_task_token ? context_.mint_task_token(scheduled->id()) : "",
+        std::move(parameters)});
+  }
+
+  // Whether the task `frame` waits for is a service integration's.
+  const Integration* ServiceTaskOf(const Frame& frame) {
+    const State* state = StateOf(frame);
+    return state != nullptr && state->integration.present() ? &state->integration : nullptr;
+  }
+
+  // TaskSubmitted: the call of a .sync / .waitForTaskToken task answered.
+  absl::Status TaskSubmitted(int64_t frame_id, absl::string_view output) {
+    const Integration* integration = ServiceTaskOf(*F(frame_id));
+    if (integration == nullptr || F(frame_id)->task_submitted()) {
+      return absl::FailedPreconditionError("the task was submitted already");
+    }
+    TaskStarted(frame_id, "");
+    EventScope scope(this, frame_id);
+    auto* details = Emit("TaskSubmitted")->mutable_task_submitted_event_details();
+    details->set_resource_type(integration->service);
+    details->set_resource(integration->resource_name);
+    details->set_output(std::string(output));
+    details->mutable_output_details()->set_truncated(false);
+    F(frame_id)->set_task_submitted(true);
+    return absl::OkStatus();
+  }
+
+  // ActivityScheduled, and the activity task for the caller to dispatch;
+  // for a service integration, TaskScheduled and its call.
   void DispatchTask(int64_t frame_id, const State& state, std::string task_input,
                     int64_t timeout, int64_t heartbeat) {
+    if (state.integration.present()) {
+      DispatchServiceCall(frame_id, state, std::move(task_input), timeout, heartbeat);
+      return;
+    }
     v1::HistoryEvent* scheduled = Emit("ActivityScheduled");
     auto* details = scheduled->mutable_activity_scheduled_event_details();
     details->set_resource(state.resource);
@@ -2141,6 +2201,7 @@ class Interpreter::Run {
   void ClearTask(Frame* frame) {
     frame->clear_scheduled_event_id();
     frame->clear_task_started();
+    frame->clear_task_submitted();
     frame->clear_activity_arn();
     frame->clear_task_timeout_timer();
     frame->clear_heartbeat_timer();
@@ -2151,8 +2212,15 @@ class Interpreter::Run {
     EventScope scope(this, frame_id);
     Frame* frame = F(frame_id);
     if (frame->task_started()) return;
-    auto* event = Emit("ActivityStarted");
-    event->mutable_activity_started_event_details()->set_worker_name(std::string(worker_name));
+    if (const Integration* integration = ServiceTaskOf(*frame)) {
+      auto* details = Emit("TaskStarted")->mutable_task_started_event_details();
+      details->set_resource_type(integration->service);
+      details->set_resource(integration->resource_name);
+    } else {
+      auto* event = Emit("ActivityStarted");
+      event->mutable_activity_started_event_details()->set_worker_name(std::string(worker_name));
+    }
+    frame = F(frame_id);
     frame->set_task_started(true);
     if (frame->heartbeat_seconds() > 0) {
       frame->set_heartbeat_timer(ArmTimer(absl::Seconds(frame->heartbeat_seconds())));
@@ -2161,9 +2229,17 @@ class Interpreter::Run {
 
   void TaskSucceeded(int64_t frame_id, absl::string_view output_text) {
     EventScope scope(this, frame_id);
-    auto* succeeded = Emit("ActivitySucceeded")->mutable_activity_succeeded_event_details();
-    succeeded->set_output(std::string(output_text));
-    succeeded->mutable_output_details()->set_truncated(false);
+    if (const Integration* integration = ServiceTaskOf(*F(frame_id))) {
+      auto* succeeded = Emit("TaskSucceeded")->mutable_task_succeeded_event_details();
+      succeeded->set_resource_type(integration->service);
+      succeeded->set_resource(integration->resource_name);
+      succeeded->set_output(std::string(output_text));
+      succeeded->mutable_output_details()->set_truncated(false);
+    } else {
+      auto* succeeded = Emit("ActivitySucceeded")->mutable_activity_succeeded_event_details();
+      succeeded->set_output(std::string(output_text));
+      succeeded->mutable_output_details()->set_truncated(false);
+    }
     Frame* frame = F(frame_id);
     ClearTask(frame);
     const State& state = *StateOf(*frame);
@@ -2192,6 +2268,24 @@ class Interpreter::Run {
   void TaskFailed(int64_t frame_id, absl::string_view event_type, absl::string_view error,
                   absl::string_view cause, bool heartbeat = false) {
     EventScope scope(this, frame_id);
+    if (const Integration* integration = ServiceTaskOf(*F(frame_id))) {
+      if (event_type == "ActivityFailed") {
+        auto* details = Emit("TaskFailed")->mutable_task_failed_event_details();
+        details->set_resource_type(integration->service);
+        details->set_resource(integration->resource_name);
+        details->set_error(std::string(error));
+        details->set_cause(std::string(cause));
+      } else {
+        auto* details = Emit("TaskTimedOut")->mutable_task_timed_out_event_details();
+        details->set_resource_type(integration->service);
+        details->set_resource(integration->resource_name);
+        details->set_error(std::string(error));
+        details->set_cause(std::string(cause));
+      }
+      ClearTask(F(frame_id));
+      HandleError(frame_id, StateError{std::string(error), std::string(cause), heartbeat});
+      return;
+    }
     v1::HistoryEvent* event = Emit(event_type);
     if (event_type == "ActivityFailed") {
       auto* details = event->mutable_activity_failed_event_details();
@@ -3375,6 +3469,17 @@ absl::StatusOr<Outcome> Interpreter::ActivityFailed(ExecutionState* state,
   run.TaskStarted(frame, "");
   run.TaskFailed(frame, "ActivityFailed", error, cause);
   run.Drain();
+  return run.Finish();
+}
+
+absl::StatusOr<Outcome> Interpreter::ServiceTaskSubmitted(ExecutionState* state,
+                                                          int64_t scheduled_event_id,
+                                                          absl::string_view output,
+                                                          absl::Time now) {
+  Run run(*this, state, now);
+  const int64_t frame = run.FindTaskFrame(scheduled_event_id);
+  if (frame == 0) return NotAwaited(scheduled_event_id);
+  if (absl::Status status = run.TaskSubmitted(frame, output); !status.ok()) return status;
   return run.Finish();
 }
 

@@ -86,6 +86,20 @@ struct ActivityDispatch {
   int64_t heartbeat_seconds = 0;
 };
 
+// A service-integration Task's call, for the caller to make once the
+// transition is durable, and to report back: ActivityStarted when the call
+// was made, then (request-response) ActivitySucceeded/ActivityFailed with its
+// answer, or (.sync, .waitForTaskToken) ServiceTaskSubmitted with its answer
+// and later ActivitySucceeded/ActivityFailed when the job ends or the token
+// comes back. Events name the resource as AWS does (TaskScheduled,
+// TaskStarted, TaskSubmitted, TaskSucceeded, ...).
+struct ServiceCall {
+  Integration integration;
+  int64_t scheduled_event_id = 0;
+  std::string task_token;
+  std::string parameters;  // JSON object
+};
+
 // Deliver TimerFired(timer_id) at `fire_at` (or at once when late).
 struct TimerRequest {
   int64_t timer_id = 0;
@@ -125,6 +139,7 @@ class EventList {
 struct Outcome {
   EventList events;
   std::vector<ActivityDispatch> dispatches;
+  std::vector<ServiceCall> service_calls;
   std::vector<TimerRequest> timers;
   // Activities no longer awaited (their execution branch ended).
   std::vector<int64_t> cancelled_tasks;
@@ -158,6 +173,12 @@ class Interpreter {
   absl::StatusOr<Outcome> ActivityFailed(::stepflow::internal::v1::ExecutionState* state,
                                          int64_t scheduled_event_id, absl::string_view error,
                                          absl::string_view cause, absl::Time now);
+  // A .sync or .waitForTaskToken service task's call was made and answered
+  // `output` (TaskSubmitted); the task now waits for its job or token.
+  // FAILED_PRECONDITION when the task is not awaited or already submitted.
+  absl::StatusOr<Outcome> ServiceTaskSubmitted(::stepflow::internal::v1::ExecutionState* state,
+                                               int64_t scheduled_event_id,
+                                               absl::string_view output, absl::Time now);
   // Restarts the heartbeat clock of the activity.
   absl::StatusOr<Outcome> ActivityHeartbeat(::stepflow::internal::v1::ExecutionState* state,
                                             int64_t scheduled_event_id, absl::Time now);

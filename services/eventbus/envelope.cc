@@ -24,6 +24,32 @@ std::string UuidFromKey(absl::string_view key) {
 
 }  // namespace
 
+std::optional<EntryError> CheckEntryFields(const v1::PutEventsRequestEntry& entry) {
+  auto invalid = [](absl::string_view field, absl::string_view reason) {
+    return EntryError{"InvalidArgument",
+                      absl::StrCat("Parameter ", field, " is not valid. Reason: ", reason)};
+  };
+  if (entry.source().empty()) return invalid("Source", "Source is a required argument.");
+  if (entry.detail_type().empty()) {
+    return invalid("DetailType", "DetailType is a required argument.");
+  }
+  if (entry.detail().empty()) return invalid("Detail", "Detail is a required argument.");
+  if (entry.source().size() > 256) return invalid("Source", "Source exceeds 256 characters.");
+  if (entry.detail_type().size() > 128) {
+    return invalid("DetailType", "DetailType exceeds 128 characters.");
+  }
+  absl::StatusOr<json::Document> detail = json::Parse(entry.detail());
+  if (!detail.ok() || !detail->IsObject()) {
+    return EntryError{"MalformedDetail", "Detail is malformed."};
+  }
+  for (const std::string& resource : entry.resources()) {
+    if (resource.empty() || resource.size() > 2048) {
+      return invalid("Resources", "each resource must have 1 to 2048 characters.");
+    }
+  }
+  return std::nullopt;
+}
+
 std::string EventEnvelope(const config::ArnScope& scope, absl::string_view id,
                           const v1::PutEventsRequestEntry& entry,
                           absl::Time time) {

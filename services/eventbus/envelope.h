@@ -8,6 +8,7 @@
 #define STEPFLOW_SERVICES_EVENTBUS_ENVELOPE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -22,6 +23,16 @@ namespace stepflow::eventbus {
 // whole seconds, as AWS does.
 std::string EventEnvelope(const config::ArnScope& scope, absl::string_view id,
                           const v1::PutEventsRequestEntry& entry, absl::Time time);
+
+// Why PutEvents refuses one entry (its ErrorCode and ErrorMessage).
+struct EntryError {
+  std::string code;
+  std::string message;
+};
+
+// AWS's checks of a PutEvents entry's Source, DetailType, Detail (a JSON
+// object) and Resources; the caller checks the bus.
+std::optional<EntryError> CheckEntryFields(const v1::PutEventsRequestEntry& entry);
 
 // What a status change event says about its execution.
 struct ExecutionStatus {

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config/sharding.h"
 #include "common/json/json.h"
 #include "common/log/log.h"
+#include "services/eventbus/catalog.h"
 #include "services/eventbus/envelope.h"
 #include "common/status/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -1118,6 +1120,178 @@ asl::ExecutionContext MakeContext(const ExecutionRecord& record, const StateMach
   return context;
 }
 
+// A child execution's start, from a startExecution task's parameters
+// (StateMachineArn, Input, Name, TraceHeader), as AWS reads them.
+struct ChildStart {
+  v1::StartExecutionRequest request;
+  std::string state_machine_arn;  // unqualified: where it is resolved
+  std::string execution_arn;
+};
+
+// An id in UUID form derived from `seed`: the same for the same seed, so a
+// call the outbox makes again names the same child.
+std::string DerivedUuid(absl::string_view seed) {
+  const uint64_t hi = config::StableHash(absl::StrCat("hi:", seed));
+  const uint64_t lo = config::StableHash(absl::StrCat("lo:", seed));
+  char out[37];
+  std::snprintf(out, sizeof(out), "%08x-%04x-4%03x-%04x-%012llx",
+                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xffff),
+                static_cast<unsigned>(hi & 0xfff),
+                static_cast<unsigned>(0x8000 | ((lo >> 48) & 0x3fff)),
+                static_cast<unsigned long long>(lo & 0xffffffffffffull));
+  return out;
+}
+
+absl::StatusOr<ChildStart> ChildStartOf(const config::ArnScope& scope,
+                                        absl::string_view parameters,
+                                        absl::string_view task_token) {
+  auto invalid = [](absl::string_view message) {
+    return absl::InvalidArgumentError(absl::StrCat("ValidationException: ", message));
+  };
+  ASSIGN_OR_RETURN(json::Document doc, json::Parse(parameters));
+  if (!doc.IsObject()) return invalid("The parameters must be a JSON object");
+  auto member = [&doc](const char* name) -> const json::Value* {
+    auto it = doc.FindMember(name);
+    return it == doc.MemberEnd() ? nullptr : &it->value;
+  };
+  const json::Value* arn = member("StateMachineArn");
+  if (arn == nullptr || !arn->IsString()) {
+    return invalid("1 validation error detected: Value null at 'stateMachineArn' failed to "
+                   "satisfy constraint: Member must not be null");
+  }
+  ChildStart start;
+  ASSIGN_OR_RETURN(config::StateMachineRef ref,
+                   config::ParseStateMachineRef(scope, arn->GetString()));
+  start.state_machine_arn = ref.state_machine_arn;
+  start.request.set_state_machine_arn(arn->GetString());
+  const json::Value* name = member("Name");
+  if (name != nullptr && !name->IsNull()) {
+    if (!name->IsString()) return invalid("Name must be a string");
+    start.request.set_name(name->GetString());
+  } else {
+    start.request.set_name(DerivedUuid(task_token));
+  }
+  RETURN_IF_ERROR(config::ValidateResourceName(start.request.name()));
+  const json::Value* input = member("Input");
+  if (input == nullptr || input->IsNull()) {
+    start.request.set_input("{}");
+  } else if (input->IsString()) {
+    // A string is the input's JSON text, as the API takes it.
+    if (!json::Parse(input->GetString()).ok()) {
+      return absl::InvalidArgumentError(
+          "InvalidExecutionInput: Invalid State Machine Execution Input: 'Input is not valid "
+          "JSON'");
+    }
+    start.request.set_input(input->GetString());
+  } else {
+    start.request.set_input(json::Serialize(*input));
+  }
+  if (start.request.input().size() > 256 * 1024) {
+    return absl::InvalidArgumentError(
+        "InvalidExecutionInput: Invalid State Machine Execution Input: 'Input exceeds the "
+        "maximum size of 262144 bytes'");
+  }
+  if (const json::Value* trace = member("TraceHeader"); trace != nullptr && trace->IsString()) {
+    start.request.set_trace_header(trace->GetString());
+  }
+  start.execution_arn = config::ExecutionArn(scope, ref.name, start.request.name());
+  return start;
+}
+
+// Whether the outbox should make a failed call again: the callee may
+// answer later. Anything else is the call's answer.
+bool Transient(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
+         absl::IsResourceExhausted(status) || absl::IsAborted(status) ||
+         absl::IsInternal(status) || absl::IsUnknown(status) || absl::IsCancelled(status);
+}
+
+// A failed Step Functions API call as a task error, in AWS's words:
+// StepFunctions.StateMachineDoesNotExistException, with the message and
+// the service's details as the cause.
+internal::v1::ServiceTaskResult StepFunctionsFailure(const absl::Status& status,
+                                                     absl::string_view request_id) {
+  absl::string_view message = status.message();
+  std::string code = "InvalidParameterValue";
+  if (size_t colon = message.find(": "); colon != absl::string_view::npos &&
+                                          message.substr(0, colon).find(' ') ==
+                                              absl::string_view::npos) {
+    code = std::string(message.substr(0, colon));
+    message.remove_prefix(colon + 2);
+  }
+  internal::v1::ServiceTaskResult result;
+  result.set_kind(internal::v1::ServiceTaskResult::FAILED);
+  result.set_error(absl::StrCat("StepFunctions.", code,
+                                absl::EndsWith(code, "Exception") ? "" : "Exception"));
+  result.set_cause(absl::StrCat(message, " (Service: AWSStepFunctions; Status Code: 400; Error Code: ",
+                                code, "; Request ID: ", request_id, "; Proxy: null)"));
+  return result;
+}
+
+int64_t EpochMillis(const google::protobuf::Timestamp& ts) {
+  return ts.seconds() * 1000 + ts.nanos() / 1000000;
+}
+
+// What a closed child execution reports to the parent task that started it
+// with .sync (Input and Output as JSON text) or .sync:2 (as JSON): AWS's
+// DescribeExecution fields; the task fails with States.TaskFailed and these
+// fields as the cause unless the child succeeded.
+internal::v1::ServiceTaskResult ChildReport(const ExecutionRecord& record) {
+  const bool as_json = record.parent_task().report() == "sync:2";
+  json::Document doc;
+  doc.SetObject();
+  auto& a = doc.GetAllocator();
+  auto add_string = [&](const char* key, const std::string& value) {
+    doc.AddMember(json::Value(key, a), json::Value(value.c_str(),
+                                                   static_cast<rapidjson::SizeType>(value.size()), a),
+                  a);
+  };
+  auto add_data = [&](const char* key, const std::string& text) {
+    json::Value value;
+    auto parsed = json::Parse(text);
+    if (as_json && parsed.ok()) {
+      value = json::Copy(*parsed, a);
+    } else {
+      value.SetString(text.c_str(), static_cast<rapidjson::SizeType>(text.size()), a);
+    }
+    doc.AddMember(json::Value(key, a), value, a);
+  };
+  auto add_included = [&](const char* key) {
+    json::Value details(rapidjson::kObjectType);
+    details.AddMember("Included", true, a);
+    doc.AddMember(json::Value(key, a), details, a);
+  };
+  const bool succeeded = record.status() == "SUCCEEDED";
+  if (!succeeded) {
+    if (!record.cause().empty()) add_string("Cause", record.cause());
+    if (!record.error().empty()) add_string("Error", record.error());
+  }
+  add_string("ExecutionArn", record.execution_arn());
+  add_data("Input", record.input());
+  add_included("InputDetails");
+  add_string("Name", record.name());
+  if (succeeded) {
+    add_data("Output", record.output());
+    add_included("OutputDetails");
+  }
+  doc.AddMember("StartDate", EpochMillis(record.start_date()), a);
+  add_string("StateMachineArn", record.state_machine_arn());
+  add_string("Status", record.status());
+  doc.AddMember("StopDate", EpochMillis(record.stop_date()), a);
+  internal::v1::ServiceTaskResult result;
+  result.set_task_token(record.parent_task().task_token());
+  result.set_from_child(true);
+  if (succeeded) {
+    result.set_kind(internal::v1::ServiceTaskResult::SUCCEEDED);
+    result.set_output(json::Serialize(doc));
+  } else {
+    result.set_kind(internal::v1::ServiceTaskResult::FAILED);
+    result.set_error("States.TaskFailed");
+    result.set_cause(json::Serialize(doc));
+  }
+  return result;
+}
+
 }  // namespace
 
 absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record,
@@ -1177,6 +1351,10 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
       batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
     }
   }
+  const bool service_effects = !outcome.service_calls.empty() || !record.children().empty() ||
+                               (!outcome.closed_status.empty() &&
+                                !record.parent_task().report().empty());
+  if (service_effects) AddServiceEffects(record, outcome, batch);
   batch.Put(families_.executions, keys::ResourceKey(shard, record.execution_arn()),
             record.SerializeAsString());
   for (asl::ActivityDispatch& dispatch : outcome.dispatches) {
@@ -1216,7 +1394,7 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     metrics_.wal_syncs->Set(static_cast<double>(store_->WalSyncs()));
     metrics_.synced_writes->Set(static_cast<double>(store_->SyncedWrites()));
   }
-  if (!outcome.dispatches.empty() || cancels) WakeOutbox();
+  if (!outcome.dispatches.empty() || cancels || service_effects) WakeOutbox();
   if (earliest != absl::InfiniteFuture()) WakeTimers(earliest);
   if (!outcome.closed_status.empty()) {
     log::Info(kComponent, "execution closed",
@@ -1239,8 +1417,13 @@ absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRe
   ASSIGN_OR_RETURN(auto existing, Read<ExecutionRecord>(families_.executions, key));
   if (existing.has_value()) {
     // Execution names are idempotency keys: the same name and input while
-    // the execution runs returns it again.
-    if (existing->status() == "RUNNING" && existing->input() == request.request().input()) {
+    // the execution runs returns it again; so does a parent task starting
+    // its child again (its outbox repeats calls it cannot be sure of).
+    const bool same_parent_task =
+        !request.parent_task().task_token().empty() &&
+        existing->parent_task().task_token() == request.parent_task().task_token();
+    if (same_parent_task ||
+        (existing->status() == "RUNNING" && existing->input() == request.request().input())) {
       response->set_execution_arn(execution_arn);
       *response->mutable_start_date() = existing->start_date();
       return absl::OkStatus();
@@ -1278,6 +1461,7 @@ absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRe
   record.set_revision_id(machine.revision_id());
   record.set_state_machine_version_arn(request.version_arn());
   record.set_state_machine_alias_arn(request.alias_arn());
+  if (request.has_parent_task()) *record.mutable_parent_task() = request.parent_task();
   *record.mutable_state_machine() = machine;
   record.mutable_state_machine()->clear_definition();
 
@@ -1919,6 +2103,235 @@ absl::Status ShardCore::SendTaskHeartbeat(const v1::SendTaskHeartbeatRequest& re
                          });
 }
 
+absl::Status ShardCore::CompleteServiceTask(const internal::v1::ServiceTaskResult& result,
+                                            bool sync) {
+  ASSIGN_OR_RETURN(auto content, codec_.Decode(result.task_token()));
+  const int64_t scheduled = content.scheduled_event_id();
+  return ApplyTaskResult(
+      result.task_token(), /*ignore_stale=*/true,
+      [&](asl::Interpreter& interpreter, internal::v1::ExecutionState* state,
+          absl::Time now) -> absl::StatusOr<asl::Outcome> {
+        if (result.from_child()) {
+          for (const auto& [id, frame] : state->frames()) {
+            if (frame.scheduled_event_id() == scheduled && !frame.task_submitted()) {
+              return absl::AbortedError("the task's call has not been answered yet");
+            }
+          }
+        }
+        switch (result.kind()) {
+          case internal::v1::ServiceTaskResult::SUBMITTED:
+            return interpreter.ServiceTaskSubmitted(state, scheduled, result.output(), now);
+          case internal::v1::ServiceTaskResult::FAILED:
+            return interpreter.ActivityFailed(state, scheduled, result.error(), result.cause(),
+                                              now);
+          default:
+            return interpreter.ActivitySucceeded(state, scheduled, result.output(), now);
+        }
+      },
+      sync);
+}
+
+// --- Service integrations ---------------------------------------------------
+
+void ShardCore::AddServiceEffects(ExecutionRecord& record, const asl::Outcome& outcome,
+                                  storage::WriteBatch& batch) {
+  auto add_item = [&](const internal::v1::OutboxItem& item) {
+    batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+  };
+  for (const asl::ServiceCall& service : outcome.service_calls) {
+    internal::v1::OutboxItem item;
+    internal::v1::ServiceCall* call = item.mutable_service_call();
+    call->set_task_token(service.task_token);
+    call->set_service(service.integration.service);
+    call->set_action(service.integration.action);
+    call->set_resource_name(service.integration.resource_name);
+    call->set_pattern(static_cast<int32_t>(service.integration.pattern));
+    call->set_parameters(service.parameters);
+    call->set_execution_arn(record.execution_arn());
+    call->set_state_machine_arn(record.state_machine_arn());
+    add_item(item);
+    // A child the task waits for is stopped when the task is given up.
+    if (service.integration.action == "startExecution" &&
+        service.integration.pattern != asl::IntegrationPattern::kRequestResponse) {
+      auto child = ChildStartOf(options_.arn_scope, service.parameters, service.task_token);
+      if (child.ok()) (*record.mutable_children())[service.scheduled_event_id] = child->execution_arn;
+    }
+  }
+  for (int64_t scheduled_event_id : outcome.cancelled_tasks) {
+    auto child = record.children().find(scheduled_event_id);
+    if (child == record.children().end()) continue;
+    internal::v1::OutboxItem item;
+    v1::StopExecutionRequest* stop = item.mutable_stop_child_execution();
+    stop->set_execution_arn(child->second);
+    stop->set_error("States.Aborted");
+    stop->set_cause(absl::StrCat("The parent execution ", record.execution_arn(),
+                                 " no longer waits for this execution"));
+    add_item(item);
+  }
+  for (auto it = record.mutable_children()->begin(); it != record.mutable_children()->end();) {
+    if (asl::Interpreter::AwaitsTask(record.state(), it->first) &&
+        outcome.closed_status.empty()) {
+      ++it;
+    } else {
+      it = record.mutable_children()->erase(it);
+    }
+  }
+  if (!outcome.closed_status.empty() && !record.parent_task().report().empty()) {
+    internal::v1::OutboxItem item;
+    *item.mutable_service_task_result() = ChildReport(record);
+    add_item(item);
+  }
+}
+
+absl::StatusOr<internal::v1::ServiceTaskResult> ShardCore::StartChildExecution(
+    const internal::v1::ServiceCall& call) {
+  const std::string request_id = DerivedUuid(absl::StrCat("request:", call.task_token()));
+  auto child = ChildStartOf(options_.arn_scope, call.parameters(), call.task_token());
+  if (!child.ok()) return StepFunctionsFailure(child.status(), request_id);
+  internal::v1::StartExecutionShardRequest start;
+  *start.mutable_request() = child->request;
+  internal::v1::ParentTask* parent = start.mutable_parent_task();
+  parent->set_task_token(call.task_token());
+  parent->set_execution_arn(call.execution_arn());
+  const auto pattern = static_cast<asl::IntegrationPattern>(call.pattern());
+  if (pattern == asl::IntegrationPattern::kSync) parent->set_report("sync");
+  if (pattern == asl::IntegrationPattern::kSync2) parent->set_report("sync:2");
+  v1::StartExecutionResponse started;
+  absl::Status status = peers_->StartChildExecution(child->state_machine_arn,
+                                                    child->execution_arn, start, &started);
+  if (Transient(status)) return status;
+  if (!status.ok()) return StepFunctionsFailure(status, request_id);
+  json::Document doc;
+  doc.SetObject();
+  auto& a = doc.GetAllocator();
+  doc.AddMember("ExecutionArn", json::Value(started.execution_arn().c_str(), a), a);
+  doc.AddMember("StartDate", EpochMillis(started.start_date()), a);
+  internal::v1::ServiceTaskResult result;
+  result.set_kind(pattern == asl::IntegrationPattern::kRequestResponse
+                      ? internal::v1::ServiceTaskResult::SUCCEEDED
+                      : internal::v1::ServiceTaskResult::SUBMITTED);
+  result.set_output(json::Serialize(doc));
+  return result;
+}
+
+absl::StatusOr<internal::v1::ServiceTaskResult> ShardCore::PutEvents(
+    const internal::v1::ServiceCall& call) {
+  internal::v1::ServiceTaskResult result;
+  auto fail = [&result](absl::string_view error, absl::string_view cause) {
+    result.set_kind(internal::v1::ServiceTaskResult::FAILED);
+    result.set_error(std::string(error));
+    result.set_cause(std::string(cause));
+    return result;
+  };
+  auto parameters = json::Parse(call.parameters());
+  const json::Value* entries = nullptr;
+  if (parameters.ok() && parameters->IsObject() && parameters->HasMember("Entries")) {
+    entries = &(*parameters)["Entries"];
+  }
+  if (entries == nullptr || !entries->IsArray() || entries->Empty() || entries->Size() > 10) {
+    return fail("EventBridge.ValidationException",
+                "1 validation error detected: Value at 'entries' failed to satisfy constraint: "
+                "Member must have length between 1 and 10");
+  }
+  const absl::Time now = options_.clock->Now();
+  json::Document answer;
+  answer.SetObject();
+  auto& a = answer.GetAllocator();
+  json::Value answers(rapidjson::kArrayType);
+  int failed = 0;
+  for (rapidjson::SizeType i = 0; i < entries->Size(); ++i) {
+    const json::Value& given = (*entries)[i];
+    v1::PutEventsRequestEntry entry;
+    auto text = [&given](const char* name) -> std::string {
+      auto it = given.IsObject() ? given.FindMember(name) : given.MemberEnd();
+      if (!given.IsObject() || it == given.MemberEnd()) return "";
+      return it->value.IsString() ? it->value.GetString() : json::Serialize(it->value);
+    };
+    entry.set_source(text("Source"));
+    entry.set_detail_type(text("DetailType"));
+    entry.set_detail(text("Detail"));  // an object is sent as its text
+    entry.set_event_bus_name(text("EventBusName"));
+    entry.set_trace_header(text("TraceHeader"));
+    if (given.IsObject() && given.HasMember("Resources") && given["Resources"].IsArray()) {
+      for (const json::Value& resource : given["Resources"].GetArray()) {
+        if (resource.IsString()) entry.add_resources(resource.GetString());
+      }
+    }
+    // AWS adds the calling state machine and execution to the resources.
+    entry.add_resources(call.state_machine_arn());
+    entry.add_resources(call.execution_arn());
+    std::optional<eventbus::EntryError> error = eventbus::CheckEntryFields(entry);
+    std::string bus = entry.event_bus_name().empty() ? std::string(eventbus::kDefaultBusName)
+                                                     : entry.event_bus_name();
+    const std::string bus_arn_prefix = eventbus::EventBusArn(options_.arn_scope, "");
+    if (absl::StartsWith(bus, "arn:")) {
+      if (absl::StartsWith(bus, bus_arn_prefix)) {
+        bus = bus.substr(bus_arn_prefix.size());
+      } else if (!error) {
+        error = eventbus::EntryError{"ResourceNotFoundException",
+                                     absl::StrCat("Event bus ", bus, " does not exist.")};
+      }
+    }
+    // The same id when the call is made again, so rules start their
+    // targets once.
+    const std::string event_id = DerivedUuid(absl::StrCat("event:", call.task_token(), "#", i));
+    if (!error) {
+      internal::v1::PublishEvent event;
+      event.set_topic(eventbus::BusTopic(bus));
+      event.set_key(event_id);
+      event.set_value(eventbus::EventEnvelope(options_.arn_scope, event_id, entry, now));
+      absl::Status produced = peers_->ProduceEvent(event);
+      if (absl::IsNotFound(produced) && bus != eventbus::kDefaultBusName) {
+        error = eventbus::EntryError{"ResourceNotFoundException",
+                                     absl::StrCat("Event bus ", bus, " does not exist.")};
+      } else if (absl::IsFailedPrecondition(produced)) {
+        return fail("EventBridge.InternalException", produced.message());
+      } else if (!produced.ok()) {
+        return absl::UnavailableError(produced.message());  // made again later
+      }
+    }
+    json::Value item(rapidjson::kObjectType);
+    if (error) {
+      ++failed;
+      item.AddMember("ErrorCode", json::Value(error->code.c_str(), a), a);
+      item.AddMember("ErrorMessage", json::Value(error->message.c_str(), a), a);
+    } else {
+      item.AddMember("EventId", json::Value(event_id.c_str(), a), a);
+    }
+    answers.PushBack(item, a);
+  }
+  answer.AddMember("Entries", answers, a);
+  answer.AddMember("FailedEntryCount", failed, a);
+  if (failed > 0) return fail("EventBridge.FailedEntry", json::Serialize(answer));
+  result.set_kind(static_cast<asl::IntegrationPattern>(call.pattern()) ==
+                          asl::IntegrationPattern::kWaitForTaskToken
+                      ? internal::v1::ServiceTaskResult::SUBMITTED
+                      : internal::v1::ServiceTaskResult::SUCCEEDED);
+  result.set_output(json::Serialize(answer));
+  return result;
+}
+
+absl::StatusOr<internal::v1::ServiceTaskResult> ShardCore::CallService(
+    const internal::v1::ServiceCall& call) {
+  absl::StatusOr<internal::v1::ServiceTaskResult> result;
+  if (call.service() == "states" && call.action() == "startExecution") {
+    result = StartChildExecution(call);
+  } else if (call.service() == "events" && call.action() == "putEvents") {
+    result = PutEvents(call);
+  } else {
+    // Definitions are checked when stored; this is an item of a newer
+    // release read by an older one.
+    internal::v1::ServiceTaskResult failed;
+    failed.set_kind(internal::v1::ServiceTaskResult::FAILED);
+    failed.set_error("States.Runtime");
+    failed.set_cause(absl::StrCat("The resource ", call.service(), ":", call.resource_name(),
+                                  " is not supported by this server"));
+    result = std::move(failed);
+  }
+  if (result.ok()) result->set_task_token(call.task_token());
+  return result;
+}
+
 // --- Timers ---------------------------------------------------------------
 
 void ShardCore::WakeTimers(absl::Time fire_at) {
@@ -2085,6 +2498,29 @@ void ShardCore::OutboxLoop() {
         status = peers_->CancelActivityTask(item.cancel_activity_task());
       } else if (item.has_publish_event()) {
         status = peers_->PublishEvent(item.publish_event());
+      } else if (item.has_service_call()) {
+        // The call's answer goes to the task at once (its execution is on
+        // this server), so the task is submitted before the token can come
+        // back; when that fails, through the outbox again. The call itself
+        // is idempotent, and this item is deleted only after the answer's
+        // transition in the same write-ahead log.
+        auto result = CallService(item.service_call());
+        if (result.ok()) {
+          if (!CompleteServiceTask(*result, /*sync=*/false).ok()) {
+            internal::v1::OutboxItem report;
+            *report.mutable_service_task_result() = std::move(*result);
+            reports[i] = std::move(report);
+          }
+        } else {
+          status = result.status();  // transient: made again later
+        }
+      } else if (item.has_service_task_result()) {
+        status = peers_->CompleteServiceTask(item.service_task_result());
+        if (!Transient(status)) status = absl::OkStatus();
+      } else if (item.has_stop_child_execution()) {
+        v1::StopExecutionRequest stop = item.stop_child_execution();
+        status = peers_->StopExecution(stop);
+        if (!Transient(status)) status = absl::OkStatus();  // closed already, or gone
       }
       statuses[i] = std::move(status);
     });
@@ -2106,8 +2542,13 @@ void ShardCore::OutboxLoop() {
         done.Delete(families_.outbox, items[i].first);
       } else {
         failed = true;
-        log::Warn(kComponent, "outbox delivery failed; will retry",
-                  {{"error", status.ToString()}});
+        if (absl::IsAborted(status)) {
+          // Expected: an item waiting for another one (see CompleteServiceTask).
+          log::Debug(kComponent, "outbox delivery deferred", {{"error", status.ToString()}});
+        } else {
+          log::Warn(kComponent, "outbox delivery failed; will retry",
+                    {{"error", status.ToString()}});
+        }
       }
     }
     if (!done.empty()) {

@@ -70,6 +70,22 @@ class Peers {
   virtual absl::Status CheckActivityExists(const std::string& activity_arn) = 0;
   // Produces an event to the bus's Kafka topic (at least once).
   virtual absl::Status PublishEvent(const internal::v1::PublishEvent& event) = 0;
+  // Starts the child execution `execution_arn` of a parent's
+  // states:startExecution task: the owner of `state_machine_arn` resolves
+  // start.request().state_machine_arn() (which may name a version or an
+  // alias) and the owner of the execution starts it.
+  virtual absl::Status StartChildExecution(const std::string& state_machine_arn,
+                                           const std::string& execution_arn,
+                                           internal::v1::StartExecutionShardRequest start,
+                                           v1::StartExecutionResponse* response) = 0;
+  // Produces one event of an events:putEvents task to its bus's topic:
+  // NOT_FOUND when the topic (the bus) does not exist, FAILED_PRECONDITION
+  // when this server has no Kafka brokers.
+  virtual absl::Status ProduceEvent(const internal::v1::PublishEvent& event) = 0;
+  // Applies a service task's result at its execution's owner.
+  virtual absl::Status CompleteServiceTask(const internal::v1::ServiceTaskResult& result) = 0;
+  // StopExecution at the execution's owner.
+  virtual absl::Status StopExecution(const v1::StopExecutionRequest& request) = 0;
 };
 
 struct ShardCoreOptions {
@@ -237,6 +253,11 @@ class ShardCore {
   absl::Status SendTaskSuccess(const v1::SendTaskSuccessRequest& request);
   absl::Status SendTaskFailure(const v1::SendTaskFailureRequest& request);
   absl::Status SendTaskHeartbeat(const v1::SendTaskHeartbeatRequest& request);
+  // What became of a service-integration task (its call answered, its
+  // child execution closed); a result for a task no longer awaited is
+  // ignored.
+  absl::Status CompleteServiceTask(const internal::v1::ServiceTaskResult& result,
+                                   bool sync = true);
 
   // Fires every durable timer due at the clock's now; the timer thread
   // calls it, tests driving a fake clock call it directly.
@@ -329,6 +350,19 @@ class ShardCore {
 
   // Wakes the AwaitExecutionClosed calls waiting for `execution_arn`.
   void NotifyClosed(const std::string& execution_arn);
+
+  // Makes a service task's call (an outbox item). A result to report, or
+  // a status the outbox retries (the call is idempotent).
+  absl::StatusOr<internal::v1::ServiceTaskResult> CallService(
+      const internal::v1::ServiceCall& call);
+  absl::StatusOr<internal::v1::ServiceTaskResult> StartChildExecution(
+      const internal::v1::ServiceCall& call);
+  absl::StatusOr<internal::v1::ServiceTaskResult> PutEvents(
+      const internal::v1::ServiceCall& call);
+  // The outbox items of a transition's service calls, and the bookkeeping
+  // of the child executions its startExecution tasks start and give up.
+  void AddServiceEffects(internal::v1::ExecutionRecord& record, const asl::Outcome& outcome,
+                         storage::WriteBatch& batch);
 
   void OutboxLoop();
   void WakeOutbox();

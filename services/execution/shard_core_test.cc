@@ -8,6 +8,7 @@
 #include <map>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 
@@ -50,6 +51,30 @@ class LoopbackPeers : public Peers {
     absl::MutexLock lock(&mu);
     published.push_back(event);
     return absl::OkStatus();
+  }
+  absl::Status StartChildExecution(const std::string&, const std::string&,
+                                   iv1::StartExecutionShardRequest start,
+                                   v1::StartExecutionResponse* response) override {
+    iv1::ResolveStateMachineRequest lookup;
+    lookup.set_arn(start.request().state_machine_arn());
+    lookup.set_routing_key(start.request().name());
+    auto resolved = core->ResolveStateMachine(lookup);
+    if (!resolved.ok()) return resolved.status();
+    *start.mutable_state_machine() = resolved->state_machine();
+    start.set_version_arn(resolved->version_arn());
+    start.set_alias_arn(resolved->alias_arn());
+    return core->StartExecution(start, response);
+  }
+  absl::Status ProduceEvent(const iv1::PublishEvent& event) override {
+    if (absl::StrContains(event.topic(), "missing")) return absl::NotFoundError("no such topic");
+    return PublishEvent(event);
+  }
+  absl::Status CompleteServiceTask(const iv1::ServiceTaskResult& result) override {
+    return core->CompleteServiceTask(result);
+  }
+  absl::Status StopExecution(const v1::StopExecutionRequest& request) override {
+    v1::StopExecutionResponse response;
+    return core->StopExecution(request, &response);
   }
   std::vector<iv1::PublishEvent> Published() {
     absl::MutexLock lock(&mu);
@@ -1004,6 +1029,255 @@ TEST_F(ShardCoreTest, RedriveKeepsSucceededMapIterations) {
 }
 
 // AwaitExecutionClosed: woken by the transition that closes the execution.
+// Nested workflows: the states:startExecution integration.
+class NestedWorkflowTest : public ShardCoreTest {
+ protected:
+  std::string CreateNamed(const std::string& name, const std::string& definition) {
+    v1::CreateStateMachineRequest create;
+    create.set_name(name);
+    create.set_definition(definition);
+    v1::CreateStateMachineResponse created;
+    absl::Status status = core_->CreateStateMachine(create, &created);
+    EXPECT_TRUE(status.ok()) << status;
+    return created.state_machine_arn();
+  }
+  std::string StartNamed(const std::string& machine_arn, const std::string& name,
+                         const std::string& input) {
+    auto machine = core_->GetStateMachineRecord(machine_arn);
+    EXPECT_TRUE(machine.ok());
+    return Start(*machine, name, input);
+  }
+  // The outbox runs the calls on its own threads.
+  v1::DescribeExecutionResponse AwaitClosed(const std::string& arn) {
+    v1::DescribeExecutionResponse described;
+    for (int i = 0; i < 500; ++i) {
+      described = Describe(arn);
+      if (described.status() != "RUNNING") break;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return described;
+  }
+  // A parent with one Task of `resource` starting `child_arn` with `input`.
+  std::string Parent(const std::string& name, const std::string& resource,
+                     const std::string& child_arn, const std::string& extra = "") {
+    return CreateNamed(name, absl::StrCat(R"({"StartAt": "Call", "States": {"Call": {
+      "Type": "Task", "Resource": ")", resource, R"(",
+      "Parameters": {"StateMachineArn": ")", child_arn, R"(", "Name": "kid",
+                     "Input": {"x.$": "$.x", "token.$": "$$.Task.Token"}})", extra,
+                                          R"(, "End": true}}})"));
+  }
+};
+
+TEST_F(NestedWorkflowTest, Sync2WaitsForTheChildAndReturnsItsOutputAsJson) {
+  std::string child = CreateNamed("child", R"json({"StartAt": "P", "States": {
+    "P": {"Type": "Pass", "Parameters": {"doubled.$": "States.MathAdd($.x, $.x)"}, "End": true}}})json");
+  std::string parent = Parent("parent", "arn:aws:states:::states:startExecution.sync:2", child);
+  std::string arn = StartNamed(parent, "p1", R"({"x": 21})");
+  auto closed = AwaitClosed(arn);
+  ASSERT_EQ(closed.status(), "SUCCEEDED") << closed.error() << " " << closed.cause();
+  auto output = json::Parse(closed.output());
+  ASSERT_TRUE(output.ok());
+  EXPECT_EQ((*output)["Status"].GetString(), std::string("SUCCEEDED"));
+  EXPECT_EQ((*output)["Output"]["doubled"].GetInt(), 42);
+  EXPECT_EQ((*output)["Input"]["x"].GetInt(), 21);
+  EXPECT_EQ((*output)["Name"].GetString(), std::string("kid"));
+  EXPECT_TRUE((*output)["StartDate"].IsInt64());
+  EXPECT_THAT(HistoryTypes(arn),
+              ElementsAre("ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted",
+                          "TaskSubmitted", "TaskSucceeded", "TaskStateExited",
+                          "ExecutionSucceeded"));
+  const std::string child_arn = (*output)["ExecutionArn"].GetString();
+  EXPECT_EQ(child_arn, "arn:aws:states:us-east-1:123456789012:execution:child:kid");
+  EXPECT_EQ(Describe(child_arn).status(), "SUCCEEDED");
+
+  v1::GetExecutionHistoryRequest history;
+  history.set_execution_arn(arn);
+  v1::GetExecutionHistoryResponse events;
+  ASSERT_TRUE(core_->GetExecutionHistory(history, &events).ok());
+  const auto& scheduled = events.events(2).task_scheduled_event_details();
+  EXPECT_EQ(scheduled.resource_type(), "states");
+  EXPECT_EQ(scheduled.resource(), "startExecution.sync:2");
+  EXPECT_EQ(scheduled.region(), "us-east-1");
+  EXPECT_THAT(scheduled.parameters(), ::testing::HasSubstr(R"("StateMachineArn")"));
+}
+
+TEST_F(NestedWorkflowTest, SyncFailureIsTaskFailedWithTheChildAsCause) {
+  std::string child = CreateNamed("failing", R"({"StartAt": "F", "States": {
+    "F": {"Type": "Fail", "Error": "SomeFailure", "Cause": "it broke"}}})");
+  std::string parent = Parent("parent", "arn:aws:states:::states:startExecution.sync", child);
+  std::string arn = StartNamed(parent, "p1", R"({"x": 1})");
+  auto closed = AwaitClosed(arn);
+  ASSERT_EQ(closed.status(), "FAILED");
+  EXPECT_EQ(closed.error(), "States.TaskFailed");
+  auto cause = json::Parse(closed.cause());
+  ASSERT_TRUE(cause.ok()) << closed.cause();
+  EXPECT_EQ((*cause)["Error"].GetString(), std::string("SomeFailure"));
+  EXPECT_EQ((*cause)["Cause"].GetString(), std::string("it broke"));
+  EXPECT_EQ((*cause)["Status"].GetString(), std::string("FAILED"));
+  // .sync gives the input as text.
+  ASSERT_TRUE((*cause)["Input"].IsString());
+  EXPECT_FALSE(cause->HasMember("Output"));
+}
+
+TEST_F(NestedWorkflowTest, RequestResponseAnswersAtOnceAndMissingMachinesFailTheTask) {
+  std::string child = CreateNamed("slow", R"({"StartAt": "W", "States": {
+    "W": {"Type": "Wait", "Seconds": 3600, "End": true}}})");
+  std::string parent = Parent("parent", "arn:aws:states:::states:startExecution", child);
+  std::string arn = StartNamed(parent, "p1", R"({"x": 1})");
+  auto closed = AwaitClosed(arn);
+  ASSERT_EQ(closed.status(), "SUCCEEDED");
+  auto output = json::Parse(closed.output());
+  ASSERT_TRUE(output.ok());
+  const std::string child_arn = (*output)["ExecutionArn"].GetString();
+  EXPECT_EQ(Describe(child_arn).status(), "RUNNING");
+  EXPECT_THAT(HistoryTypes(arn),
+              ElementsAre("ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted",
+                          "TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"));
+
+  std::string orphan = Parent("orphan", "arn:aws:states:::states:startExecution",
+                              "arn:aws:states:us-east-1:123456789012:stateMachine:nowhere");
+  std::string failed_arn = StartNamed(orphan, "o1", R"({"x": 1})");
+  auto failed = AwaitClosed(failed_arn);
+  ASSERT_EQ(failed.status(), "FAILED");
+  EXPECT_EQ(failed.error(), "StepFunctions.StateMachineDoesNotExistException");
+  EXPECT_THAT(failed.cause(), ::testing::HasSubstr("Error Code: StateMachineDoesNotExist"));
+  EXPECT_THAT(HistoryTypes(failed_arn),
+              ElementsAre("ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted",
+                          "TaskFailed", "ExecutionFailed"));
+}
+
+TEST_F(NestedWorkflowTest, WaitForTaskTokenCompletesWithTheTokenHoldersAnswer) {
+  std::string child = CreateNamed("holder", R"({"StartAt": "W", "States": {
+    "W": {"Type": "Wait", "Seconds": 3600, "End": true}}})");
+  std::string parent =
+      Parent("parent", "arn:aws:states:::states:startExecution.waitForTaskToken", child);
+  std::string arn = StartNamed(parent, "p1", R"({"x": 5})");
+  AwaitHistory(arn, 5);
+  EXPECT_THAT(HistoryTypes(arn), ElementsAre("ExecutionStarted", "TaskStateEntered",
+                                             "TaskScheduled", "TaskStarted", "TaskSubmitted"));
+  auto child_input = json::Parse(
+      Describe("arn:aws:states:us-east-1:123456789012:execution:holder:kid").input());
+  ASSERT_TRUE(child_input.ok());
+  v1::SendTaskSuccessRequest success;
+  success.set_task_token((*child_input)["token"].GetString());
+  success.set_output(R"({"approved": true})");
+  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  auto closed = AwaitClosed(arn);
+  ASSERT_EQ(closed.status(), "SUCCEEDED");
+  EXPECT_EQ(closed.output(), R"({"approved":true})");
+  // The outbox's call made again (as after a crash) starts nothing new and
+  // a late answer changes nothing.
+  iv1::ServiceTaskResult late;
+  late.set_task_token(success.task_token());
+  late.set_kind(iv1::ServiceTaskResult::SUBMITTED);
+  late.set_output("{}");
+  EXPECT_TRUE(core_->CompleteServiceTask(late).ok());
+  EXPECT_EQ(HistoryTypes(arn).size(), 8u);
+}
+
+TEST_F(NestedWorkflowTest, StoppingTheParentStopsTheChildItWaitsFor) {
+  std::string child = CreateNamed("long", R"({"StartAt": "W", "States": {
+    "W": {"Type": "Wait", "Seconds": 3600, "End": true}}})");
+  std::string parent = Parent("parent", "arn:aws:states:::states:startExecution.sync", child);
+  std::string arn = StartNamed(parent, "p1", R"({"x": 1})");
+  AwaitHistory(arn, 5);
+  const std::string child_arn = "arn:aws:states:us-east-1:123456789012:execution:long:kid";
+  ASSERT_EQ(Describe(child_arn).status(), "RUNNING");
+  v1::StopExecutionRequest stop;
+  stop.set_execution_arn(arn);
+  v1::StopExecutionResponse stopped;
+  ASSERT_TRUE(core_->StopExecution(stop, &stopped).ok());
+  EXPECT_EQ(AwaitClosed(child_arn).status(), "ABORTED");
+  EXPECT_EQ(Describe(arn).status(), "ABORTED");
+}
+
+TEST_F(NestedWorkflowTest, PutEventsPublishesEnvelopesAndReportsFailedEntries) {
+  std::string machine = CreateNamed("publisher", R"({"StartAt": "Put", "States": {"Put": {
+    "Type": "Task", "Resource": "arn:aws:states:::events:putEvents",
+    "Parameters": {"Entries": [
+      {"Source": "orders", "DetailType": "Order Placed", "Detail": {"id.$": "$.id"}},
+      {"Source": "orders", "DetailType": "Order Placed", "Detail": "{\"raw\": 1}",
+       "Resources": ["arn:aws:sqs:us-east-1:123456789012:q"], "EventBusName": "default"}]},
+    "End": true}}})");
+  std::string arn = StartNamed(machine, "ok", R"({"id": 7})");
+  auto closed = AwaitClosed(arn);
+  ASSERT_EQ(closed.status(), "SUCCEEDED") << closed.error() << " " << closed.cause();
+  auto output = json::Parse(closed.output());
+  ASSERT_TRUE(output.ok());
+  EXPECT_EQ((*output)["FailedEntryCount"].GetInt(), 0);
+  ASSERT_EQ((*output)["Entries"].Size(), 2u);
+  std::vector<iv1::PublishEvent> published = peers_.Published();
+  std::vector<json::Document> events;
+  for (const auto& event : published) {
+    if (event.topic() != "stepflow.events.default") continue;
+    auto parsed = json::Parse(event.value());
+    ASSERT_TRUE(parsed.ok());
+    events.push_back(std::move(*parsed));
+  }
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0]["detail"]["id"].GetInt(), 7);
+  EXPECT_EQ(events[0]["id"].GetString(),
+            std::string((*output)["Entries"][0]["EventId"].GetString()));
+  ASSERT_EQ(events[0]["resources"].Size(), 2u);
+  EXPECT_EQ(events[0]["resources"][1].GetString(), arn);
+  ASSERT_EQ(events[1]["resources"].Size(), 3u);
+  EXPECT_EQ(events[1]["detail"]["raw"].GetInt(), 1);
+  EXPECT_THAT(HistoryTypes(arn),
+              ElementsAre("ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted",
+                          "TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"));
+
+  std::string bad = CreateNamed("bad-publisher", R"({"StartAt": "Put", "States": {"Put": {
+    "Type": "Task", "Resource": "arn:aws:states:::events:putEvents",
+    "Parameters": {"Entries": [
+      {"Source": "orders", "DetailType": "Order Placed", "Detail": {"fine": true}},
+      {"Source": "orders", "DetailType": "Order Placed", "Detail": "\"jsonstring\""},
+      {"Source": "orders", "DetailType": "x", "Detail": {}, "EventBusName": "missing"}]},
+    "End": true}}})");
+  std::string bad_arn = StartNamed(bad, "bad", "{}");
+  auto failed = AwaitClosed(bad_arn);
+  ASSERT_EQ(failed.status(), "FAILED");
+  EXPECT_EQ(failed.error(), "EventBridge.FailedEntry");
+  auto cause = json::Parse(failed.cause());
+  ASSERT_TRUE(cause.ok());
+  EXPECT_EQ((*cause)["FailedEntryCount"].GetInt(), 2);
+  EXPECT_TRUE((*cause)["Entries"][0].HasMember("EventId"));
+  EXPECT_EQ((*cause)["Entries"][1]["ErrorCode"].GetString(), std::string("MalformedDetail"));
+  EXPECT_EQ((*cause)["Entries"][2]["ErrorCode"].GetString(),
+            std::string("ResourceNotFoundException"));
+}
+
+TEST_F(NestedWorkflowTest, PutEventsWaitForTaskTokenWaitsForTheAnswer) {
+  std::string machine = CreateNamed("approval", R"({"StartAt": "Ask", "States": {"Ask": {
+    "Type": "Task", "Resource": "arn:aws:states:::events:putEvents.waitForTaskToken",
+    "Parameters": {"Entries": [{"Source": "approvals", "DetailType": "Approval Needed",
+                                "Detail": {"token.$": "$$.Task.Token"}}]},
+    "HeartbeatSeconds": 600, "End": true}}})");
+  std::string arn = StartNamed(machine, "a1", "{}");
+  AwaitHistory(arn, 5);
+  EXPECT_THAT(HistoryTypes(arn), ElementsAre("ExecutionStarted", "TaskStateEntered",
+                                             "TaskScheduled", "TaskStarted", "TaskSubmitted"));
+  std::string token;
+  for (const auto& event : peers_.Published()) {
+    auto parsed = json::Parse(event.value());
+    if (parsed.ok() && parsed->HasMember("detail") && (*parsed)["detail"].HasMember("token")) {
+      token = (*parsed)["detail"]["token"].GetString();
+    }
+  }
+  ASSERT_FALSE(token.empty());
+  v1::SendTaskHeartbeatRequest heartbeat;
+  heartbeat.set_task_token(token);
+  EXPECT_TRUE(core_->SendTaskHeartbeat(heartbeat).ok());
+  v1::SendTaskFailureRequest failure;
+  failure.set_task_token(token);
+  failure.set_error("Rejected");
+  failure.set_cause("no budget");
+  ASSERT_TRUE(core_->SendTaskFailure(failure).ok());
+  auto closed = AwaitClosed(arn);
+  EXPECT_EQ(closed.status(), "FAILED");
+  EXPECT_EQ(closed.error(), "Rejected");
+  EXPECT_EQ(HistoryTypes(arn).back(), "ExecutionFailed");
+}
+
 class AwaitExecutionClosedTest : public ShardCoreTest {
  protected:
   absl::Status Await(const std::string& arn, absl::Time deadline,

@@ -52,6 +52,52 @@ class GrpcPeers : public Peers {
     return produced;
   }
 
+  absl::Status StartChildExecution(const std::string& state_machine_arn,
+                                   const std::string& execution_arn,
+                                   iv1::StartExecutionShardRequest start,
+                                   v1::StartExecutionResponse* response) override {
+    iv1::ResolveStateMachineRequest lookup;
+    lookup.set_arn(start.request().state_machine_arn());
+    lookup.set_routing_key(start.request().name());
+    iv1::ResolvedStateMachine resolved;
+    int owner = OwnerOf(state_machine_arn);
+    if (owner == ordinal_) {
+      ASSIGN_OR_RETURN(resolved, local_->ResolveStateMachine(lookup));
+    } else {
+      RETURN_IF_ERROR(CallPeer(owner, &Stub::ResolveStateMachine, lookup, &resolved));
+    }
+    *start.mutable_state_machine() = std::move(*resolved.mutable_state_machine());
+    start.set_version_arn(resolved.version_arn());
+    start.set_alias_arn(resolved.alias_arn());
+    start.mutable_request()->set_state_machine_arn(state_machine_arn);
+    owner = OwnerOf(execution_arn);
+    if (owner == ordinal_) return local_->StartExecution(start, response);
+    return CallPeer(owner, &Stub::StartExecution, start, response);
+  }
+
+  absl::Status CompleteServiceTask(const iv1::ServiceTaskResult& result) override {
+    auto content = tasktoken::TaskTokenCodec::Peek(result.task_token());
+    if (!content.ok()) return content.status();
+    int owner = OwnerOf(content->execution_arn());
+    if (owner == ordinal_) return local_->CompleteServiceTask(result, /*sync=*/false);
+    return CallPeer<iv1::ServiceTaskResultResponse>(owner, &Stub::CompleteServiceTask, result);
+  }
+
+  absl::Status StopExecution(const v1::StopExecutionRequest& request) override {
+    int owner = OwnerOf(request.execution_arn());
+    v1::StopExecutionResponse response;
+    if (owner == ordinal_) return local_->StopExecution(request, &response);
+    return CallPeer(owner, &Stub::StopExecution, request, &response);
+  }
+
+  absl::Status ProduceEvent(const iv1::PublishEvent& event) override {
+    if (producer_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "this cluster has no event bus (its shard servers run without --kafka-brokers)");
+    }
+    return producer_->ProduceSync(event.topic(), event.key(), event.value(), kPeerCallTimeout);
+  }
+
   absl::Status EnqueueActivityTask(const iv1::ActivityTask& task) override {
     int owner = OwnerOf(config::TaskQueuePartitionKey(task.activity_arn(), task.partition()));
     if (owner == ordinal_) return local_->EnqueueActivityTask(task, /*sync=*/false);
@@ -98,11 +144,12 @@ class GrpcPeers : public Peers {
   absl::Status CallPeer(int owner,
                         grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                                      Response*),
-                        const Request& request) {
+                        const Request& request, Response* response = nullptr) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
-    Response response;
-    return rpc::FromGrpcStatus((stubs_[owner].get()->*method)(&context, request, &response));
+    Response ignored;
+    return rpc::FromGrpcStatus((stubs_[owner].get()->*method)(
+        &context, request, response != nullptr ? response : &ignored));
   }
 
   int OwnerOf(absl::string_view arn) const {
@@ -170,6 +217,8 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                    core_->SendTaskFailure(*request))
   STEPFLOW_FORWARD(SendTaskHeartbeat, v1::SendTaskHeartbeatRequest,
                    v1::SendTaskHeartbeatResponse, core_->SendTaskHeartbeat(*request))
+  STEPFLOW_FORWARD(CompleteServiceTask, iv1::ServiceTaskResult, iv1::ServiceTaskResultResponse,
+                   core_->CompleteServiceTask(*request))
   STEPFLOW_FORWARD(UpdateStateMachine, v1::UpdateStateMachineRequest,
                    v1::UpdateStateMachineResponse, core_->UpdateStateMachine(*request, response))
   STEPFLOW_FORWARD(PublishStateMachineVersion, v1::PublishStateMachineVersionRequest,

@@ -212,11 +212,7 @@ absl::Status ValidateTarget(const config::ArnScope& scope,
   return absl::OkStatus();
 }
 
-// Per-entry failure of PutEvents.
-struct EntryError {
-  std::string code;
-  std::string message;
-};
+using eventbus::EntryError;
 
 }  // namespace
 
@@ -453,49 +449,8 @@ grpc::Status EventBridgeService::PutEvents(grpc::ServerContext* context,
       auto fail = [&errors, i](std::string code, std::string message) {
         errors[i] = EntryError{std::move(code), std::move(message)};
       };
-      if (entry.source().empty()) {
-        fail("InvalidArgument",
-             "Parameter Source is not valid. Reason: Source is a required "
-             "argument.");
-        continue;
-      }
-      if (entry.detail_type().empty()) {
-        fail("InvalidArgument",
-             "Parameter DetailType is not valid. Reason: DetailType is a "
-             "required argument.");
-        continue;
-      }
-      if (entry.detail().empty()) {
-        fail("InvalidArgument",
-             "Parameter Detail is not valid. Reason: Detail is a required "
-             "argument.");
-        continue;
-      }
-      if (entry.source().size() > 256) {
-        fail("InvalidArgument",
-             "Parameter Source is not valid. Reason: Source exceeds 256 "
-             "characters.");
-        continue;
-      }
-      if (entry.detail_type().size() > 128) {
-        fail("InvalidArgument",
-             "Parameter DetailType is not valid. Reason: DetailType exceeds "
-             "128 characters.");
-        continue;
-      }
-      absl::StatusOr<json::Document> detail = json::Parse(entry.detail());
-      if (!detail.ok() || !detail->IsObject()) {
-        fail("MalformedDetail", "Detail is malformed.");
-        continue;
-      }
-      if (std::any_of(entry.resources().begin(), entry.resources().end(),
-                      [](const std::string& r) {
-                        return r.empty() || r.size() > 2048;
-                      })) {
-        fail("InvalidArgument",
-             "Parameter Resources is not valid. Reason: each resource must "
-             "have 1 to 2048 "
-             "characters.");
+      if (std::optional<eventbus::EntryError> error = eventbus::CheckEntryFields(entry)) {
+        errors[i] = std::move(*error);
         continue;
       }
       absl::StatusOr<std::string> bus =

@@ -129,6 +129,18 @@ class Driver {
     for (asl::ActivityDispatch& dispatch : outcome.dispatches) {
       pending_.push_back(std::move(dispatch));
     }
+    // Service integrations go to the task handler too, named by their
+    // resource and given their parameters: the handler's answer stands for
+    // the call's (or, for .sync and .waitForTaskToken, for the job's).
+    for (asl::ServiceCall& call : outcome.service_calls) {
+      asl::ActivityDispatch dispatch;
+      dispatch.activity_arn = absl::StrCat("arn:aws:states:::", call.integration.service, ":",
+                                           call.integration.resource_name);
+      dispatch.scheduled_event_id = call.scheduled_event_id;
+      dispatch.task_token = std::move(call.task_token);
+      dispatch.input = std::move(call.parameters);
+      pending_.push_back(std::move(dispatch));
+    }
     for (const asl::TimerRequest& timer : outcome.timers) {
       timers_.push(Timer{timer.fire_at, timer.timer_id});
     }
