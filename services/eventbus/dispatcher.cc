@@ -293,24 +293,26 @@ bool Dispatcher::SleepUnlessStopping(absl::Duration duration) {
 
 void Dispatcher::ScheduleLoop() {
   absl::Time last = options_.now();
-  std::set<std::string>
-      warned;  // rules whose expression does not fire, logged once
+  // Rules whose expression does not parse (written by an older release),
+  // logged once.
+  std::set<std::string> warned;
   while (SleepUnlessStopping(options_.schedule_interval)) {
     const absl::Time now = options_.now();
     for (const v1::Rule& rule : options_.catalog->ListRules(kDefaultBusName)) {
       if (rule.schedule_expression().empty() || rule.state() == "DISABLED")
         continue;
-      absl::StatusOr<absl::Duration> period =
-          ParseRate(rule.schedule_expression());
-      if (!period.ok()) {
+      absl::StatusOr<std::vector<absl::Time>> times =
+          ScheduleFireTimes(rule.schedule_expression(), last, now);
+      if (!times.ok()) {
         if (warned.insert(rule.arn()).second) {
-          log::Warn(
-              kComponent, "this schedule expression does not fire yet",
-              {{"rule", rule.arn()}, {"schedule", rule.schedule_expression()}});
+          log::Warn(kComponent, "skipping a rule whose schedule does not parse",
+                    {{"rule", rule.arn()},
+                     {"schedule", rule.schedule_expression()},
+                     {"error", times.status()}});
         }
         continue;
       }
-      for (absl::Time at : FireTimes(*period, last, now)) {
+      for (absl::Time at : *times) {
         if (stopping_.load()) return;
         FireScheduled(rule, at);
       }

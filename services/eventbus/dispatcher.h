@@ -16,13 +16,14 @@
 // the delivery is given up: logged, counted and handed to `dead_letter`
 // (kDeadLetterTopic in the eventbus) with the event, rule, target and error.
 //
-// Scheduled rules (on the default bus, enabled, with a rate() expression)
-// fire at multiples of their period counted from the Unix epoch: each
+// Scheduled rules (on the default bus, enabled) fire when their schedule
+// says (schedule.h): rate() at multiples of its period counted from the
+// Unix epoch, cron() at the minutes it names (cron.h). Each
 // replica starts the targets' executions of each firing with names derived
 // from (rule, firing time, target), so however many replicas run, each
 // firing starts each target once. A scheduled event is AWS's: source
 // "aws.events", detail-type "Scheduled Event", the rule ARN as its one
-// resource, detail {}. cron() expressions are stored but do not fire yet.
+// resource, detail {}.
 //
 // Before matching an event the dispatcher makes sure its catalog view holds
 // every rule change stored before the event was read, so a rule created

@@ -377,7 +377,9 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
   EXPECT_EQ(scheduled_arn.rule_arn(),
             "arn:aws:events:us-east-1:123456789012:rule/nightly");
   for (const char* bad :
-       {"rate(1 minutes)", "rate(5 seconds)", "cron(0 3 * *)", "every day"}) {
+       {"rate(1 minutes)", "rate(5 seconds)", "cron(0 3 * *)", "every day",
+        "cron(0 3 * * * *)", "cron(0 3 ? * ? *)", "cron(60 3 * * ? *)",
+        "cron(0 3 ? * 3#6 *)", "cron(0 3 * * ? 2200)", "cron(0 3 L,2 * ? *)"}) {
     v1::PutRuleRequest wrong = scheduled;
     wrong.set_schedule_expression(bad);
     grpc::Status refused =
