@@ -34,6 +34,14 @@ absl::optional<std::string> ArchiveNameFromArn(const config::ArnScope& scope,
   return std::string(arn.substr(prefix.size()));
 }
 
+std::string BusNameFromArn(absl::string_view arn) {
+  constexpr absl::string_view kMarker = ":event-bus/";
+  const size_t at = arn.find(kMarker);
+  if (!absl::StartsWith(arn, "arn:") || at == absl::string_view::npos)
+    return "";
+  return std::string(arn.substr(at + kMarker.size()));
+}
+
 std::string ArchiveIncarnation(const v1::DescribeArchiveResponse& archive) {
   return absl::StrCat(absl::ToUnixMillis(FromTimestamp(archive.creation_time())));
 }

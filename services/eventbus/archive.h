@@ -54,6 +54,11 @@ std::string ReplayArn(const config::ArnScope& scope, absl::string_view name);
 absl::optional<std::string> ArchiveNameFromArn(const config::ArnScope& scope,
                                                absl::string_view arn);
 
+// The bus name of an event bus ARN (what follows "event-bus/"); "" for
+// anything else. The eventbus matches buses by name: it does not know the
+// cluster's ARN scope.
+std::string BusNameFromArn(absl::string_view arn);
+
 // Identifies one archive among those ever created with its name: its
 // creation time in Unix milliseconds.
 std::string ArchiveIncarnation(const v1::DescribeArchiveResponse& archive);

@@ -428,7 +428,7 @@ void Dispatcher::Refresh() {
     }
     for (const v1::DescribeArchiveResponse& archive :
          options_.catalog->ListArchives()) {
-      if (archive.event_source_arn() != bus.arn() ||
+      if (BusNameFromArn(archive.event_source_arn()) != bus.name() ||
           archive.state() != kArchiveEnabled)
         continue;
       BusArchive compiled{archive.archive_name(), ArchiveIncarnation(archive),

@@ -96,10 +96,8 @@ void Replayer::Run(v1::DescribeReplayResponse replay) {
       archive = candidate;
     }
   }
-  std::string bus;
-  for (const v1::EventBus& candidate : options_.catalog->ListBuses()) {
-    if (candidate.arn() == replay.destination().arn()) bus = candidate.name();
-  }
+  std::string bus = BusNameFromArn(replay.destination().arn());
+  if (!options_.catalog->FindBus(bus).has_value()) bus.clear();
   if (!archive.has_value() || bus.empty()) {
     Finish(std::move(replay), kReplayFailed,
            !archive.has_value() ? "The archive of the replay no longer exists."
