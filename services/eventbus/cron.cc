@@ -225,12 +225,18 @@ bool CronSchedule::FiresOn(absl::CivilDay day) const {
   return weekdays_.test(static_cast<size_t>(weekday));
 }
 
-absl::optional<absl::Time> CronSchedule::NextAfter(absl::Time after) const {
+absl::optional<absl::Time> CronSchedule::NextAfter(absl::Time after,
+                                                   absl::Time until) const {
   const absl::TimeZone utc = absl::UTCTimeZone();
   const absl::CivilMinute first_year_start(kCronFirstYear, 1, 1, 0, 0);
   absl::CivilMinute start = absl::ToCivilMinute(after, utc) + 1;
   if (start < first_year_start) start = first_year_start;
-  for (absl::CivilDay day(start); day.year() <= kCronLastYear;) {
+  absl::CivilDay last_day(kCronLastYear, 12, 31);
+  if (until != absl::InfiniteFuture() &&
+      absl::ToCivilDay(until, utc) < last_day) {
+    last_day = absl::ToCivilDay(until, utc);
+  }
+  for (absl::CivilDay day(start); day <= last_day;) {
     if (!years_.test(static_cast<size_t>(day.year() - kCronFirstYear))) {
       day = absl::CivilDay(absl::CivilYear(day) + 1);
       continue;
@@ -246,9 +252,11 @@ absl::optional<absl::Time> CronSchedule::NextAfter(absl::Time after) const {
         const int from = today && h == start.hour() ? start.minute() : 0;
         for (int m = from; m < 60; ++m) {
           if (minutes_.test(static_cast<size_t>(m))) {
-            return absl::FromCivil(
+            const absl::Time next = absl::FromCivil(
                 absl::CivilMinute(day.year(), day.month(), day.day(), h, m),
                 utc);
+            if (next > until) return absl::nullopt;
+            return next;
           }
         }
       }

@@ -46,8 +46,11 @@ class CronSchedule {
 
   // The first firing strictly after `after` (firings are whole UTC
   // minutes); nullopt when the schedule never fires again (its years are
-  // over, or no day in them matches, e.g. "30 FEB").
-  absl::optional<absl::Time> NextAfter(absl::Time after) const;
+  // over, or no day in them matches, e.g. "30 FEB"), or not by `until`
+  // (which bounds the search: a schedule that fires rarely or never costs
+  // little to ask about a short window).
+  absl::optional<absl::Time> NextAfter(
+      absl::Time after, absl::Time until = absl::InfiniteFuture()) const;
 
   // Whether the schedule fires on `day` (at some hour and minute).
   bool FiresOn(absl::CivilDay day) const;

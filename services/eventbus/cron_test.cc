@@ -116,6 +116,16 @@ TEST(CronNextTest, YearBoundsAndNeverAgain) {
   EXPECT_EQ(Next("cron(0 0 1 1 ? 2030,2035)", "2030-01-01 00:00"), "2035-01-01 00:00");
 }
 
+TEST(CronNextTest, BoundedSearch) {
+  absl::StatusOr<CronSchedule> cron = CronSchedule::Parse("cron(0 0 1 1 ? *)");
+  ASSERT_TRUE(cron.ok());
+  EXPECT_EQ(cron->NextAfter(At("2026-11-26 00:00"), At("2026-12-31 23:59")),
+            absl::nullopt);
+  EXPECT_EQ(cron->NextAfter(At("2026-11-26 00:00"), At("2027-01-01 00:00")),
+            At("2027-01-01 00:00"));
+  EXPECT_EQ(cron->NextAfter(At("2026-11-26 00:00")), At("2027-01-01 00:00"));
+}
+
 TEST(CronParseTest, RefusesInvalidExpressionsSayingWhy) {
   const std::pair<const char*, const char*> cases[] = {
       {"cron(0 12 * * * *)", "exactly one of Day-of-month and Day-of-week"},

@@ -67,9 +67,9 @@ absl::StatusOr<std::vector<absl::Time>> ScheduleFireTimes(
     absl::StatusOr<CronSchedule> cron = CronSchedule::Parse(expression);
     if (!cron.ok()) return cron.status();
     std::vector<absl::Time> times;
-    for (absl::optional<absl::Time> next = cron->NextAfter(after);
-         next.has_value() && *next <= until && times.size() < 1000;
-         next = cron->NextAfter(*next)) {
+    for (absl::optional<absl::Time> next = cron->NextAfter(after, until);
+         next.has_value() && times.size() < 1000;
+         next = cron->NextAfter(*next, until)) {
       times.push_back(*next);
     }
     return times;
