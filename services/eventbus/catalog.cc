@@ -196,7 +196,7 @@ void Catalog::Apply(const kafka::TopicRecord& record) {
     if (tombstone) {
       replay_cancels_.erase(std::string(key));
     } else {
-      replay_cancels_[std::string(key)] = true;
+      replay_cancels_.insert(std::string(key));
     }
   } else if (absl::ConsumePrefix(&key, kReplayKey)) {
     applied = ApplyTo(&replays_, key, record.value);

@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -171,14 +172,14 @@ class Catalog {
   std::map<std::string, v1::EventBus> buses_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Rule> rules_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Target> targets_ ABSL_GUARDED_BY(mu_);
-  // Keyed by the archive's or replay's name.
+  // Keyed by name: archives, replays, replays asked to cancel.
   std::map<std::string, v1::DescribeArchiveResponse> archives_
       ABSL_GUARDED_BY(mu_);
-  // Keyed "<archive>/<incarnation>/<replica>".
-  std::map<std::string, v1::Archive> archive_stats_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::DescribeReplayResponse> replays_
       ABSL_GUARDED_BY(mu_);
-  std::map<std::string, bool> replay_cancels_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> replay_cancels_ ABSL_GUARDED_BY(mu_);
+  // Keyed "<archive>/<incarnation>/<replica>".
+  std::map<std::string, v1::Archive> archive_stats_ ABSL_GUARDED_BY(mu_);
 
   std::unique_ptr<kafka::TopicReader> reader_;  // last: its thread calls Apply
 };
