@@ -43,7 +43,8 @@ std::string BusNameFromArn(absl::string_view arn) {
 }
 
 std::string ArchiveIncarnation(const v1::DescribeArchiveResponse& archive) {
-  return absl::StrCat(absl::ToUnixMillis(FromTimestamp(archive.creation_time())));
+  return absl::StrCat(
+      absl::ToUnixMillis(FromTimestamp(archive.creation_time())));
 }
 
 std::string ArchiveTopic(const v1::DescribeArchiveResponse& archive) {
@@ -51,8 +52,7 @@ std::string ArchiveTopic(const v1::DescribeArchiveResponse& archive) {
                                    ".", ArchiveIncarnation(archive));
   if (topic.size() <= kafka::kMaxTopicNameLength) return topic;
   char hash[17];
-  std::snprintf(hash, sizeof(hash), "%016" PRIx64,
-                config::StableHash(topic));
+  std::snprintf(hash, sizeof(hash), "%016" PRIx64, config::StableHash(topic));
   topic.resize(kafka::kMaxTopicNameLength - 17);
   absl::StrAppend(&topic, ".", hash);
   return topic;

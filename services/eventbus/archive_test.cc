@@ -29,8 +29,9 @@ TEST(ArchiveNamesTest, ArnsAndTopics) {
             "arn:aws:events:us-east-1:123456789012:replay/again");
   EXPECT_EQ(ArchiveNameFromArn(scope, ArchiveArn(scope, "keep")), "keep");
   EXPECT_EQ(ArchiveNameFromArn(scope, ArchiveArn(scope, "")), absl::nullopt);
-  EXPECT_EQ(ArchiveNameFromArn(scope, "arn:aws:events:eu-west-1:1:archive/keep"),
-            absl::nullopt);
+  EXPECT_EQ(
+      ArchiveNameFromArn(scope, "arn:aws:events:eu-west-1:1:archive/keep"),
+      absl::nullopt);
   EXPECT_EQ(BusNameFromArn(EventBusArn(scope, "orders")), "orders");
   EXPECT_EQ(BusNameFromArn("arn:x:events:r:1:event-bus/default"), "default");
   EXPECT_EQ(BusNameFromArn("orders"), "");
@@ -108,9 +109,12 @@ TEST(ReplayDeliveryTest, ReplaysGetExecutionNamesOfTheirOwn) {
   const std::string rule = "arn:aws:events:us-east-1:123456789012:rule/r";
   const std::string id = "6f1c2f4e-0000-4000-8000-000000000001";
   EXPECT_EQ(ReplayDeliveryKey(id, ""), id);
-  const std::string original = TargetExecutionName(ReplayDeliveryKey(id, ""), rule, "t");
-  const std::string first = TargetExecutionName(ReplayDeliveryKey(id, "a"), rule, "t");
-  const std::string second = TargetExecutionName(ReplayDeliveryKey(id, "b"), rule, "t");
+  const std::string original =
+      TargetExecutionName(ReplayDeliveryKey(id, ""), rule, "t");
+  const std::string first =
+      TargetExecutionName(ReplayDeliveryKey(id, "a"), rule, "t");
+  const std::string second =
+      TargetExecutionName(ReplayDeliveryKey(id, "b"), rule, "t");
   EXPECT_NE(first, original);
   EXPECT_NE(second, first);
   // Sent twice by one replay (after a restart): the same name, started once.

@@ -26,8 +26,8 @@ struct FieldSpec {
   int max;
   // Names of min, min+1, ... (months, days of week); null: numbers only.
   const char* const* names = nullptr;
-  bool wraps = true;  // ranges like 22-2 wrap around
-  bool steps = true;  // "/" allowed
+  bool wraps = true;   // ranges like 22-2 wrap around
+  bool steps = true;   // "/" allowed
   int index_base = 0;  // the bit of value v is v - index_base
 };
 
@@ -36,8 +36,8 @@ constexpr FieldSpec kHours{"Hours", 0, 23};
 constexpr FieldSpec kDaysOfMonth{"Day-of-month", 1, 31};
 constexpr FieldSpec kMonths{"Month", 1, 12, kMonthNames};
 constexpr FieldSpec kDaysOfWeek{"Day-of-week", 1, 7, kDayNames, true, false};
-constexpr FieldSpec kYears{"Year",  kCronFirstYear, kCronLastYear, nullptr,
-                           false,   true,           kCronFirstYear};
+constexpr FieldSpec kYears{"Year", kCronFirstYear, kCronLastYear, nullptr,
+                           false,  true,           kCronFirstYear};
 
 absl::Status Invalid(const FieldSpec& field, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(field.name, ": ", why));
@@ -52,13 +52,14 @@ absl::StatusOr<int> ParseValue(const FieldSpec& field, absl::string_view text) {
     }
   }
   int value = 0;
-  if (text.empty() || !std::all_of(text.begin(), text.end(), absl::ascii_isdigit) ||
+  if (text.empty() ||
+      !std::all_of(text.begin(), text.end(), absl::ascii_isdigit) ||
       !absl::SimpleAtoi(text, &value)) {
     return Invalid(field, absl::StrCat("'", text, "' is not a value"));
   }
   if (value < field.min || value > field.max) {
-    return Invalid(field, absl::StrCat(value, " is not in ", field.min, "-",
-                                       field.max));
+    return Invalid(
+        field, absl::StrCat(value, " is not in ", field.min, "-", field.max));
   }
   return value;
 }
@@ -80,8 +81,8 @@ absl::Status ParseList(const FieldSpec& field, absl::string_view text,
                        absl::ascii_isdigit) ||
           !absl::SimpleAtoi(step_text, &step) || step < 1 ||
           step > field.max - field.min + 1) {
-        return Invalid(field, absl::StrCat("'", step_text,
-                                           "' is not an increment"));
+        return Invalid(field,
+                       absl::StrCat("'", step_text, "' is not an increment"));
       }
     }
     int first = field.min;
@@ -116,13 +117,20 @@ int DaysInMonth(absl::CivilMonth month) {
 // 1 = Sunday ... 7 = Saturday.
 int DayOfWeek(absl::CivilDay day) {
   switch (absl::GetWeekday(day)) {
-    case absl::Weekday::sunday: return 1;
-    case absl::Weekday::monday: return 2;
-    case absl::Weekday::tuesday: return 3;
-    case absl::Weekday::wednesday: return 4;
-    case absl::Weekday::thursday: return 5;
-    case absl::Weekday::friday: return 6;
-    case absl::Weekday::saturday: return 7;
+    case absl::Weekday::sunday:
+      return 1;
+    case absl::Weekday::monday:
+      return 2;
+    case absl::Weekday::tuesday:
+      return 3;
+    case absl::Weekday::wednesday:
+      return 4;
+    case absl::Weekday::thursday:
+      return 5;
+    case absl::Weekday::friday:
+      return 6;
+    case absl::Weekday::saturday:
+      return 7;
   }
   return 0;
 }
@@ -133,8 +141,8 @@ int NearestWeekday(absl::CivilMonth month, int n) {
   const int last = DaysInMonth(month);
   if (n > last) return 0;
   const int weekday = DayOfWeek(absl::CivilDay(month.year(), month.month(), n));
-  if (weekday == 7) return n > 1 ? n - 1 : n + 2;      // Saturday
-  if (weekday == 1) return n < last ? n + 1 : n - 2;   // Sunday
+  if (weekday == 7) return n > 1 ? n - 1 : n + 2;     // Saturday
+  if (weekday == 1) return n < last ? n + 1 : n - 2;  // Sunday
   return n;
 }
 
@@ -145,8 +153,8 @@ absl::StatusOr<CronSchedule> CronSchedule::Parse(absl::string_view expression) {
       !absl::EndsWith(expression, ")")) {
     return absl::InvalidArgumentError("not a cron(...) expression");
   }
-  std::vector<absl::string_view> fields = absl::StrSplit(
-      expression.substr(5, expression.size() - 6), ' ');
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(expression.substr(5, expression.size() - 6), ' ');
   if (fields.size() != 6) {
     return absl::InvalidArgumentError(
         absl::StrCat("a cron expression has 6 fields separated by single "
@@ -221,7 +229,8 @@ bool CronSchedule::FiresOn(absl::CivilDay day) const {
   const int weekday = DayOfWeek(day);
   if (last_of_weekday_ > 0)
     return weekday == last_of_weekday_ && d + 7 > DaysInMonth(month);
-  if (nth_weekday_ > 0) return weekday == nth_weekday_ && (d - 1) / 7 + 1 == nth_;
+  if (nth_weekday_ > 0)
+    return weekday == nth_weekday_ && (d - 1) / 7 + 1 == nth_;
   return weekdays_.test(static_cast<size_t>(weekday));
 }
 

@@ -65,10 +65,10 @@ class CronSchedule {
 
   // Day-of-month; unused when dom_any_ ("?").
   bool dom_any_ = false;
-  std::bitset<32> days_;  // 1..31
-  bool last_day_ = false;            // L
-  bool last_weekday_ = false;        // LW
-  int nearest_weekday_to_ = 0;       // nW: n, else 0
+  std::bitset<32> days_;        // 1..31
+  bool last_day_ = false;       // L
+  bool last_weekday_ = false;   // LW
+  int nearest_weekday_to_ = 0;  // nW: n, else 0
 
   // Day-of-week; unused when dow_any_ ("?"). Values 1..7, 1 = Sunday.
   bool dow_any_ = false;

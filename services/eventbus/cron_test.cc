@@ -43,27 +43,40 @@ TEST(CronNextTest, EveryDayAcrossMonthEndsAndLeapYears) {
 }
 
 TEST(CronNextTest, IncrementsListsRangesAndWraps) {
-  EXPECT_EQ(Next("cron(0/15 * * * ? *)", "2026-11-26 10:07"), "2026-11-26 10:15");
-  EXPECT_EQ(Next("cron(*/15 * * * ? *)", "2026-11-26 10:45"), "2026-11-26 11:00");
-  EXPECT_EQ(Next("cron(1/10 * * * ? *)", "2026-11-26 10:01"), "2026-11-26 10:11");
-  EXPECT_EQ(Next("cron(5/20 * * * ? *)", "2026-11-26 10:46"), "2026-11-26 11:05");
-  EXPECT_EQ(Next("cron(10-20/5 8 * * ? *)", "2026-11-26 08:16"), "2026-11-26 08:20");
-  EXPECT_EQ(Next("cron(0 10,15 * * ? *)", "2026-11-26 10:00"), "2026-11-26 15:00");
-  EXPECT_EQ(Next("cron(0 22-2 * * ? *)", "2026-11-26 03:00"), "2026-11-26 22:00");
-  EXPECT_EQ(Next("cron(0 22-2 * * ? *)", "2026-11-26 23:00"), "2026-11-27 00:00");
-  EXPECT_EQ(Next("cron(0 0 1/10 * ? *)", "2026-10-21 00:00"), "2026-10-31 00:00");
-  EXPECT_EQ(Next("cron(0 0 1 NOV-FEB ? *)", "2026-03-01 00:00"), "2026-11-01 00:00");
+  EXPECT_EQ(Next("cron(0/15 * * * ? *)", "2026-11-26 10:07"),
+            "2026-11-26 10:15");
+  EXPECT_EQ(Next("cron(*/15 * * * ? *)", "2026-11-26 10:45"),
+            "2026-11-26 11:00");
+  EXPECT_EQ(Next("cron(1/10 * * * ? *)", "2026-11-26 10:01"),
+            "2026-11-26 10:11");
+  EXPECT_EQ(Next("cron(5/20 * * * ? *)", "2026-11-26 10:46"),
+            "2026-11-26 11:05");
+  EXPECT_EQ(Next("cron(10-20/5 8 * * ? *)", "2026-11-26 08:16"),
+            "2026-11-26 08:20");
+  EXPECT_EQ(Next("cron(0 10,15 * * ? *)", "2026-11-26 10:00"),
+            "2026-11-26 15:00");
+  EXPECT_EQ(Next("cron(0 22-2 * * ? *)", "2026-11-26 03:00"),
+            "2026-11-26 22:00");
+  EXPECT_EQ(Next("cron(0 22-2 * * ? *)", "2026-11-26 23:00"),
+            "2026-11-27 00:00");
+  EXPECT_EQ(Next("cron(0 0 1/10 * ? *)", "2026-10-21 00:00"),
+            "2026-10-31 00:00");
+  EXPECT_EQ(Next("cron(0 0 1 NOV-FEB ? *)", "2026-03-01 00:00"),
+            "2026-11-01 00:00");
 }
 
 TEST(CronNextTest, NamesOfMonthsAndDays) {
   // 2026-11-26 is a Thursday; 2027-01-01 a Friday.
   EXPECT_EQ(Next("cron(0 8 ? JAN,MAR MON-FRI 2027)", "2026-11-26 00:00"),
             "2027-01-01 08:00");
-  EXPECT_EQ(Next("cron(0 8 ? * mon *)", "2026-11-26 00:00"), "2026-11-30 08:00");
+  EXPECT_EQ(Next("cron(0 8 ? * mon *)", "2026-11-26 00:00"),
+            "2026-11-30 08:00");
   EXPECT_EQ(Next("cron(0 8 ? * 2 *)", "2026-11-26 00:00"), "2026-11-30 08:00");
   EXPECT_EQ(Next("cron(0 8 ? * 1 *)", "2026-11-26 00:00"), "2026-11-29 08:00");
-  EXPECT_EQ(Next("cron(0 8 ? * FRI-MON *)", "2026-11-26 00:00"), "2026-11-27 08:00");
-  EXPECT_EQ(Next("cron(0 8 ? * FRI-MON *)", "2026-11-30 08:00"), "2026-12-04 08:00");
+  EXPECT_EQ(Next("cron(0 8 ? * FRI-MON *)", "2026-11-26 00:00"),
+            "2026-11-27 08:00");
+  EXPECT_EQ(Next("cron(0 8 ? * FRI-MON *)", "2026-11-30 08:00"),
+            "2026-12-04 08:00");
 }
 
 TEST(CronNextTest, LastDays) {
@@ -72,48 +85,65 @@ TEST(CronNextTest, LastDays) {
   EXPECT_EQ(Next("cron(0 0 L * ? *)", "2024-04-15 00:00"), "2024-04-30 00:00");
   // Day-of-week L: Saturday. 6L: the month's last Friday.
   EXPECT_EQ(Next("cron(0 0 ? * L *)", "2026-11-26 00:00"), "2026-11-28 00:00");
-  EXPECT_EQ(Next("cron(15 10 ? * 6L *)", "2026-11-26 00:00"), "2026-11-27 10:15");
-  EXPECT_EQ(Next("cron(15 10 ? * 6L *)", "2026-11-27 10:15"), "2026-12-25 10:15");
-  EXPECT_EQ(Next("cron(0 0 ? * FRIL *)", "2026-11-26 00:00"), "2026-11-27 00:00");
+  EXPECT_EQ(Next("cron(15 10 ? * 6L *)", "2026-11-26 00:00"),
+            "2026-11-27 10:15");
+  EXPECT_EQ(Next("cron(15 10 ? * 6L *)", "2026-11-27 10:15"),
+            "2026-12-25 10:15");
+  EXPECT_EQ(Next("cron(0 0 ? * FRIL *)", "2026-11-26 00:00"),
+            "2026-11-27 00:00");
   // February 2027 has four Sundays, the last on the 28th.
-  EXPECT_EQ(Next("cron(0 0 ? FEB 1L *)", "2027-01-01 00:00"), "2027-02-28 00:00");
+  EXPECT_EQ(Next("cron(0 0 ? FEB 1L *)", "2027-01-01 00:00"),
+            "2027-02-28 00:00");
 }
 
 TEST(CronNextTest, NearestWeekdays) {
   // 2026-11-15 is a Sunday: the Monday after.
-  EXPECT_EQ(Next("cron(0 9 15W * ? *)", "2026-11-01 00:00"), "2026-11-16 09:00");
+  EXPECT_EQ(Next("cron(0 9 15W * ? *)", "2026-11-01 00:00"),
+            "2026-11-16 09:00");
   // 2026-08-15 is a Saturday: the Friday before.
-  EXPECT_EQ(Next("cron(0 9 15W * ? *)", "2026-08-01 00:00"), "2026-08-14 09:00");
+  EXPECT_EQ(Next("cron(0 9 15W * ? *)", "2026-08-01 00:00"),
+            "2026-08-14 09:00");
   // 2026-08-01 is a Saturday: not July 31 but Monday the 3rd.
   EXPECT_EQ(Next("cron(0 0 1W * ? *)", "2026-07-31 00:00"), "2026-08-03 00:00");
   // 2027-01-31 is a Sunday: not February 1 but Friday the 29th.
-  EXPECT_EQ(Next("cron(0 0 31W * ? *)", "2027-01-02 00:00"), "2027-01-29 00:00");
+  EXPECT_EQ(Next("cron(0 0 31W * ? *)", "2027-01-02 00:00"),
+            "2027-01-29 00:00");
   EXPECT_EQ(Next("cron(0 0 LW * ? *)", "2027-01-02 00:00"), "2027-01-29 00:00");
   // A weekday stays: 2026-11-26 is a Thursday.
-  EXPECT_EQ(Next("cron(0 0 26W * ? *)", "2026-11-01 00:00"), "2026-11-26 00:00");
+  EXPECT_EQ(Next("cron(0 0 26W * ? *)", "2026-11-01 00:00"),
+            "2026-11-26 00:00");
   // No 31st in November: December's.
-  EXPECT_EQ(Next("cron(0 0 31W * ? *)", "2026-11-01 00:00"), "2026-12-31 00:00");
+  EXPECT_EQ(Next("cron(0 0 31W * ? *)", "2026-11-01 00:00"),
+            "2026-12-31 00:00");
 }
 
 TEST(CronNextTest, NthDayOfWeek) {
   // Tuesdays of November 2026: 3, 10, 17, 24; December: 1, 8, ...
-  EXPECT_EQ(Next("cron(0 9 ? * 3#2 *)", "2026-11-01 00:00"), "2026-11-10 09:00");
-  EXPECT_EQ(Next("cron(0 9 ? * 3#2 *)", "2026-11-10 09:00"), "2026-12-08 09:00");
-  EXPECT_EQ(Next("cron(0 9 ? * TUE#4 *)", "2026-11-01 00:00"), "2026-11-24 09:00");
+  EXPECT_EQ(Next("cron(0 9 ? * 3#2 *)", "2026-11-01 00:00"),
+            "2026-11-10 09:00");
+  EXPECT_EQ(Next("cron(0 9 ? * 3#2 *)", "2026-11-10 09:00"),
+            "2026-12-08 09:00");
+  EXPECT_EQ(Next("cron(0 9 ? * TUE#4 *)", "2026-11-01 00:00"),
+            "2026-11-24 09:00");
   // A fifth Tuesday: none in November 2026, December 29 has one.
-  EXPECT_EQ(Next("cron(0 9 ? * 3#5 *)", "2026-11-01 00:00"), "2026-12-29 09:00");
+  EXPECT_EQ(Next("cron(0 9 ? * 3#5 *)", "2026-11-01 00:00"),
+            "2026-12-29 09:00");
 }
 
 TEST(CronNextTest, YearBoundsAndNeverAgain) {
-  EXPECT_EQ(Next("cron(0 0 1 1 ? 2199)", "2198-06-01 00:00"), "2199-01-01 00:00");
+  EXPECT_EQ(Next("cron(0 0 1 1 ? 2199)", "2198-06-01 00:00"),
+            "2199-01-01 00:00");
   EXPECT_EQ(Next("cron(0 0 1 1 ? 2199)", "2199-01-01 00:00"), "never");
   EXPECT_EQ(Next("cron(59 23 31 12 ? *)", "2199-12-31 23:59"), "never");
   EXPECT_EQ(Next("cron(* * * * ? 1970)", "2026-11-26 00:00"), "never");
-  EXPECT_EQ(Next("cron(* * * * ? 1970)", "1960-05-05 00:00"), "1970-01-01 00:00");
+  EXPECT_EQ(Next("cron(* * * * ? 1970)", "1960-05-05 00:00"),
+            "1970-01-01 00:00");
   EXPECT_EQ(Next("cron(0 0 30 2 ? *)", "2026-11-26 00:00"), "never");
   EXPECT_EQ(Next("cron(0 0 ? 2 1#5 2026-2027)", "2026-01-01 00:00"), "never");
-  EXPECT_EQ(Next("cron(0 0 1 1 ? 2030-2032/2)", "2030-01-01 00:00"), "2032-01-01 00:00");
-  EXPECT_EQ(Next("cron(0 0 1 1 ? 2030,2035)", "2030-01-01 00:00"), "2035-01-01 00:00");
+  EXPECT_EQ(Next("cron(0 0 1 1 ? 2030-2032/2)", "2030-01-01 00:00"),
+            "2032-01-01 00:00");
+  EXPECT_EQ(Next("cron(0 0 1 1 ? 2030,2035)", "2030-01-01 00:00"),
+            "2035-01-01 00:00");
 }
 
 TEST(CronNextTest, BoundedSearch) {
@@ -169,9 +199,10 @@ TEST(CronParseTest, RefusesInvalidExpressionsSayingWhy) {
 TEST(CronParseTest, AcceptsAwsExamples) {
   for (const char* good :
        {"cron(0 10 * * ? *)", "cron(15 12 * * ? *)", "cron(0 18 ? * MON-FRI *)",
-        "cron(0 8 1 * ? *)", "cron(0/15 * * * ? *)", "cron(0/10 * ? * MON-FRI *)",
-        "cron(0/5 8-17 ? * MON-FRI *)", "cron(0 9 ? * 2#1 *)",
-        "cron(0 0 L * ? *)", "cron(0 0 LW * ? *)", "cron(0 0 ? * 6L *)"}) {
+        "cron(0 8 1 * ? *)", "cron(0/15 * * * ? *)",
+        "cron(0/10 * ? * MON-FRI *)", "cron(0/5 8-17 ? * MON-FRI *)",
+        "cron(0 9 ? * 2#1 *)", "cron(0 0 L * ? *)", "cron(0 0 LW * ? *)",
+        "cron(0 0 ? * 6L *)"}) {
     EXPECT_TRUE(CronSchedule::Parse(good).ok()) << good;
     EXPECT_TRUE(ValidateSchedule(good).ok()) << good;
   }
@@ -186,7 +217,8 @@ TEST(ScheduleFireTimesTest, CronAndRate) {
   absl::StatusOr<std::vector<absl::Time>> rate = ScheduleFireTimes(
       "rate(30 minutes)", At("2026-11-26 10:00"), At("2026-11-26 11:00"));
   ASSERT_TRUE(rate.ok()) << rate.status();
-  EXPECT_THAT(*rate, ElementsAre(At("2026-11-26 10:30"), At("2026-11-26 11:00")));
+  EXPECT_THAT(*rate,
+              ElementsAre(At("2026-11-26 10:30"), At("2026-11-26 11:00")));
   EXPECT_FALSE(ScheduleFireTimes("cron(0 0 * * * *)", At("2026-11-26 10:00"),
                                  At("2026-11-26 11:00"))
                    .ok());

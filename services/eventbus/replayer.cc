@@ -100,8 +100,9 @@ void Replayer::Run(v1::DescribeReplayResponse replay) {
   if (!options_.catalog->FindBus(bus).has_value()) bus.clear();
   if (!archive.has_value() || bus.empty()) {
     Finish(std::move(replay), kReplayFailed,
-           !archive.has_value() ? "The archive of the replay no longer exists."
-                                : "The destination event bus no longer exists.");
+           !archive.has_value()
+               ? "The archive of the replay no longer exists."
+               : "The destination event bus no longer exists.");
     return;
   }
   if (replay.state() != kReplayRunning) {
@@ -135,18 +136,21 @@ void Replayer::Run(v1::DescribeReplayResponse replay) {
         absl::optional<std::string> text = ReplayedEvent(*record.value, name);
         if (!text.has_value()) return;
         absl::MutexLock lock(&mu);
-        pending.push_back({*time, (*event)["id"].GetString(), std::move(*text)});
+        pending.push_back(
+            {*time, (*event)["id"].GetString(), std::move(*text)});
       });
-  absl::Status read = reader.ok() ? (*reader)->WaitCaughtUp(options_.read_timeout)
-                                  : reader.status();
+  absl::Status read = reader.ok()
+                          ? (*reader)->WaitCaughtUp(options_.read_timeout)
+                          : reader.status();
   if (reader.ok()) reader->reset();  // no handler runs after this
   if (!read.ok()) {
     log::Warn(kComponent, "cannot read an archive; the replay tries again",
               {{"replay", name}, {"error", read}});
     return;
   }
-  std::stable_sort(pending.begin(), pending.end(),
-                   [](const Pending& a, const Pending& b) { return a.time < b.time; });
+  std::stable_sort(
+      pending.begin(), pending.end(),
+      [](const Pending& a, const Pending& b) { return a.time < b.time; });
 
   const std::string topic = BusTopic(bus);
   for (size_t from = 0; from < pending.size();
@@ -156,8 +160,8 @@ void Replayer::Run(v1::DescribeReplayResponse replay) {
       Finish(std::move(replay), kReplayCancelled, "");
       return;
     }
-    const size_t to =
-        std::min(pending.size(), from + static_cast<size_t>(options_.batch_size));
+    const size_t to = std::min(pending.size(),
+                               from + static_cast<size_t>(options_.batch_size));
     std::vector<kafka::OutgoingRecord> records;
     for (size_t i = from; i < to; ++i)
       records.push_back({topic, pending[i].id, pending[i].text});
@@ -169,15 +173,17 @@ void Replayer::Run(v1::DescribeReplayResponse replay) {
         return;
       }
     }
-    *replay.mutable_event_last_replayed_time() = ToTimestamp(pending[to - 1].time);
+    *replay.mutable_event_last_replayed_time() =
+        ToTimestamp(pending[to - 1].time);
     absl::Status written = options_.catalog->PutReplay(replay);
     if (!written.ok()) {
       log::Warn(kComponent, "cannot write replay progress",
                 {{"replay", name}, {"error", written}});
     }
   }
-  log::Info(kComponent, "replay sent its events",
-            {{"replay", name}, {"events", static_cast<int64_t>(pending.size())}});
+  log::Info(
+      kComponent, "replay sent its events",
+      {{"replay", name}, {"events", static_cast<int64_t>(pending.size())}});
   Finish(std::move(replay), kReplayCompleted, "");
 }
 
