@@ -492,7 +492,16 @@ TEST_F(DispatcherTest, ArchivesAndReplays) {
     EXPECT_THAT(starter.calls, SizeIs(3));
   }
 
+  // Only the owner runs replays; one left RUNNING by a replica that
+  // stopped is run again from the start, under the same execution names.
+  owner.store(false);
   replay("again", Rule().arn());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(catalog_->FindReplay("again")->state(), kReplayStarting);
+  v1::DescribeReplayResponse interrupted = *catalog_->FindReplay("again");
+  interrupted.set_state(kReplayRunning);
+  ASSERT_TRUE(catalog_->PutReplay(interrupted).ok());
+  owner.store(true);
   await_state("again", kReplayCompleted);
   ASSERT_EQ(starter.WaitForCalls(4, absl::Seconds(30)), 4u);
   absl::SleepFor(absl::Milliseconds(500));
