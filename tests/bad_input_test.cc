@@ -293,14 +293,15 @@ TEST_F(BadInputTest, LaterFeaturesSayUnimplemented) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_THAT(status.error_message(), HasSubstr("TagResource is not implemented yet"));
 
+  // Archives are implemented: an archive without a source is refused.
   auto events = v1::EventBridge::NewStub(cluster_->GatewayChannel());
   v1::CreateArchiveRequest archive;
   archive.set_archive_name("keep");
   v1::CreateArchiveResponse archive_response;
   grpc::ClientContext c2;
   status = events->CreateArchive(&c2, archive, &archive_response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("CreateArchive is not implemented yet"));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("ValidationException"));
 }
 
 // PutEvents with no entries is refused as AWS refuses it.

@@ -10,9 +10,11 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "common/rpc/server.h"
 #include "gmock/gmock.h"
@@ -424,6 +426,204 @@ TEST_F(EventBusE2eTest, ExecutionStatusChangeStartsAnotherWorkflow) {
   EXPECT_EQ(std::string((*detail)["status"].GetString()), "SUCCEEDED");
   EXPECT_EQ(std::string((*detail)["output"].GetString()), R"({"shipped":true})");
   EXPECT_EQ(std::string((*detail)["input"].GetString()), R"({"order": 5})");
+}
+
+// Archives, replays and cron schedules together (one test, so the minute a
+// cron rule waits for passes while the replay runs): events put on a bus
+// are archived; a replay of a time window re-sends the window's events to
+// the one rule it names, which starts new executions for them and for no
+// other event; the replayed events are not archived again. A cron rule
+// due at the next whole minute starts its target with AWS's Scheduled
+// Event.
+TEST_F(EventBusE2eTest, ReplayedWindowAndCronRuleStartExecutions) {
+  testing::StepFunctionsClient states(cluster_->GatewayChannel());
+  const std::string pass =
+      R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})";
+  const std::string on_event = states.CreateStateMachine("on-replayable", pass);
+  const std::string on_cron = states.CreateStateMachine("on-cron", pass);
+  auto executions_of = [&](const std::string& machine) {
+    v1::ListExecutionsRequest list;
+    list.set_state_machine_arn(machine);
+    v1::ListExecutionsResponse listed;
+    EXPECT_TRUE(
+        states.Call(&v1::StepFunctions::Stub::ListExecutions, list, &listed).ok());
+    return listed;
+  };
+  auto await_executions = [&](const std::string& machine, int count,
+                              absl::Duration timeout) {
+    v1::ListExecutionsResponse listed;
+    const absl::Time deadline = absl::Now() + timeout;
+    do {
+      listed = executions_of(machine);
+      if (listed.executions_size() >= count) break;
+      absl::SleepFor(absl::Milliseconds(200));
+    } while (absl::Now() < deadline);
+    return listed;
+  };
+
+  // The cron rule: due at the first whole minute at least 5 s away.
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  const absl::CivilMinute due =
+      absl::ToCivilMinute(absl::Now() + absl::Seconds(5), utc) + 1;
+  const std::string cron = absl::StrCat("cron(", due.minute(), " ", due.hour(), " ",
+                                        due.day(), " ", due.month(), " ? ",
+                                        due.year(), ")");
+  v1::PutRuleRequest cron_rule;
+  cron_rule.set_name("at-the-minute");
+  cron_rule.set_schedule_expression(cron);
+  v1::PutRuleResponse cron_rule_arn;
+  grpc::Status status = stub_->PutRule(Context().get(), cron_rule, &cron_rule_arn);
+  ASSERT_TRUE(status.ok()) << cron << ": " << status.error_message();
+  const std::string cron_arn = cron_rule_arn.rule_arn();
+  v1::PutTargetsRequest cron_targets;
+  cron_targets.set_rule("at-the-minute");
+  cron_targets.add_targets()->set_id("cron-target");
+  cron_targets.mutable_targets(0)->set_arn(on_cron);
+  v1::PutTargetsResponse targeted;
+  ASSERT_TRUE(stub_->PutTargets(Context().get(), cron_targets, &targeted).ok());
+  ASSERT_EQ(targeted.failed_entry_count(), 0);
+  cron_rule.set_name("never-valid");
+  cron_rule.set_schedule_expression("cron(0 12 * * * *)");
+  status = stub_->PutRule(Context().get(), cron_rule, &cron_rule_arn);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "ValidationException: Parameter ScheduleExpression is not valid.");
+
+  // A bus with an archive, a rule starting on-replayable and a rule that
+  // the replay leaves out.
+  ASSERT_TRUE(CreateBus(stub_.get(), "replayable").ok());
+  v1::DescribeEventBusRequest describe_bus;
+  describe_bus.set_name("replayable");
+  v1::DescribeEventBusResponse bus;
+  ASSERT_TRUE(stub_->DescribeEventBus(Context().get(), describe_bus, &bus).ok());
+  v1::CreateArchiveRequest archive;
+  archive.set_archive_name("replayable-all");
+  archive.set_event_source_arn(bus.arn());
+  v1::CreateArchiveResponse archived;
+  status = stub_->CreateArchive(Context().get(), archive, &archived);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const std::string machine_of_other =
+      states.CreateStateMachine("on-replayable-other", pass);
+  v1::PutRuleResponse rule_arn;
+  for (const auto& [rule, machine] :
+       {std::pair<std::string, std::string>{"replayed-rule", on_event},
+        std::pair<std::string, std::string>{"other-rule", machine_of_other}}) {
+    v1::PutRuleRequest put_rule;
+    put_rule.set_name(rule);
+    put_rule.set_event_bus_name("replayable");
+    put_rule.set_event_pattern(R"({"source": ["shop"]})");
+    v1::PutRuleResponse put;
+    ASSERT_TRUE(stub_->PutRule(Context().get(), put_rule, &put).ok());
+    if (rule == "replayed-rule") rule_arn = put;
+    v1::PutTargetsRequest targets;
+    targets.set_rule(rule);
+    targets.set_event_bus_name("replayable");
+    v1::Target* target = targets.add_targets();
+    target->set_id("t");
+    target->set_arn(machine);
+    target->set_input_path("$.detail");
+    ASSERT_TRUE(stub_->PutTargets(Context().get(), targets, &targeted).ok());
+    ASSERT_EQ(targeted.failed_entry_count(), 0);
+  }
+
+  // Six events: n = 0..2 half an hour ago, 3..4 ten minutes ago (the
+  // replay's window is [15, 5) minutes ago), 5 two minutes ago.
+  const absl::Time now = absl::Now();
+  const absl::Duration ages[] = {absl::Minutes(30), absl::Minutes(30),
+                                 absl::Minutes(30), absl::Minutes(10),
+                                 absl::Minutes(10), absl::Minutes(2)};
+  v1::PutEventsRequest events;
+  for (int n = 0; n < 6; ++n) {
+    v1::PutEventsRequestEntry* entry = events.add_entries();
+    entry->set_source("shop");
+    entry->set_detail_type("OrderPlaced");
+    entry->set_event_bus_name("replayable");
+    entry->set_detail(absl::StrCat(R"({"n":)", n, "}"));
+    entry->mutable_time()->set_seconds(absl::ToUnixSeconds(now - ages[n]));
+  }
+  v1::PutEventsResponse put;
+  ASSERT_TRUE(stub_->PutEvents(Context().get(), events, &put).ok());
+  ASSERT_EQ(put.failed_entry_count(), 0);
+  ASSERT_EQ(await_executions(on_event, 6, absl::Seconds(30)).executions_size(), 6)
+      << cluster_->Logs();
+  ASSERT_EQ(await_executions(machine_of_other, 6, absl::Seconds(30)).executions_size(), 6);
+
+  v1::DescribeArchiveRequest describe_archive;
+  describe_archive.set_archive_name("replayable-all");
+  v1::DescribeArchiveResponse archive_described;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(15);
+       absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(200))) {
+    ASSERT_TRUE(stub_->DescribeArchive(Context().get(), describe_archive,
+                                       &archive_described)
+                    .ok());
+    if (archive_described.event_count() >= 6) break;
+  }
+  EXPECT_EQ(archive_described.event_count(), 6);
+  EXPECT_GT(archive_described.size_bytes(), 6 * 100);
+
+  v1::StartReplayRequest replay;
+  replay.set_replay_name("last-quarter-hour");
+  replay.set_event_source_arn(archived.archive_arn());
+  replay.mutable_event_start_time()->set_seconds(
+      absl::ToUnixSeconds(now - absl::Minutes(15)));
+  replay.mutable_event_end_time()->set_seconds(
+      absl::ToUnixSeconds(now - absl::Minutes(5)));
+  replay.mutable_destination()->set_arn(bus.arn());
+  replay.mutable_destination()->add_filter_arns(rule_arn.rule_arn());
+  v1::StartReplayResponse started;
+  status = stub_->StartReplay(Context().get(), replay, &started);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(started.state(), "STARTING");
+
+  v1::DescribeReplayRequest describe_replay;
+  describe_replay.set_replay_name("last-quarter-hour");
+  v1::DescribeReplayResponse replay_described;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30);
+       absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(200))) {
+    ASSERT_TRUE(stub_->DescribeReplay(Context().get(), describe_replay,
+                                      &replay_described)
+                    .ok());
+    if (replay_described.state() == "COMPLETED") break;
+  }
+  ASSERT_EQ(replay_described.state(), "COMPLETED") << cluster_->Logs();
+  EXPECT_EQ(replay_described.event_last_replayed_time().seconds(),
+            absl::ToUnixSeconds(now - absl::Minutes(10)));
+  EXPECT_TRUE(replay_described.has_replay_end_time());
+
+  // Two new executions, for n = 3 and 4, and nothing for the rule the
+  // replay left out.
+  v1::ListExecutionsResponse listed = await_executions(on_event, 8, absl::Seconds(30));
+  ASSERT_EQ(listed.executions_size(), 8) << cluster_->Logs();
+  absl::SleepFor(absl::Seconds(2));
+  listed = executions_of(on_event);
+  EXPECT_EQ(listed.executions_size(), 8);
+  std::multiset<std::string> inputs;
+  for (const v1::ExecutionListItem& execution : listed.executions())
+    inputs.insert(states.Describe(execution.execution_arn()).input());
+  EXPECT_EQ(inputs.count(R"({"n":3})"), 2u);
+  EXPECT_EQ(inputs.count(R"({"n":4})"), 2u);
+  for (const char* once : {R"({"n":0})", R"({"n":1})", R"({"n":2})", R"({"n":5})"})
+    EXPECT_EQ(inputs.count(once), 1u) << once;
+  EXPECT_EQ(executions_of(machine_of_other).executions_size(), 6);
+  // Replayed events are not archived again.
+  ASSERT_TRUE(
+      stub_->DescribeArchive(Context().get(), describe_archive, &archive_described).ok());
+  EXPECT_EQ(archive_described.event_count(), 6);
+
+  // The cron rule fired once, at its minute, with a Scheduled Event.
+  listed = await_executions(on_cron, 1, absl::Seconds(70));
+  ASSERT_EQ(listed.executions_size(), 1) << cron << "\n" << cluster_->Logs();
+  absl::StatusOr<json::Document> scheduled =
+      json::Parse(states.Describe(listed.executions(0).execution_arn()).input());
+  ASSERT_TRUE(scheduled.ok());
+  EXPECT_EQ(std::string((*scheduled)["source"].GetString()), "aws.events");
+  EXPECT_EQ(std::string((*scheduled)["detail-type"].GetString()), "Scheduled Event");
+  ASSERT_EQ((*scheduled)["resources"].Size(), 1u);
+  EXPECT_EQ(std::string((*scheduled)["resources"][0].GetString()), cron_arn);
+  EXPECT_TRUE((*scheduled)["detail"].IsObject());
+  EXPECT_EQ((*scheduled)["detail"].MemberCount(), 0u);
+  EXPECT_EQ(std::string((*scheduled)["time"].GetString()),
+            absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromCivil(due, utc), utc));
 }
 
 }  // namespace

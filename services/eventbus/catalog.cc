@@ -23,6 +23,10 @@ constexpr char kBusTopicPrefix[] = "stepflow.events.";
 constexpr absl::string_view kBusKey = "bus/";
 constexpr absl::string_view kRuleKey = "rule/";
 constexpr absl::string_view kTargetKey = "target/";
+constexpr absl::string_view kArchiveKey = "archive/";
+constexpr absl::string_view kArchiveStatsKey = "archive-stats/";
+constexpr absl::string_view kReplayKey = "replay/";
+constexpr absl::string_view kReplayCancelKey = "replay-cancel/";
 
 // FNV-1a: stable across builds and machines, unlike std::hash.
 uint64_t StableHash(absl::string_view text) {
@@ -59,6 +63,37 @@ std::vector<Value> WithPrefix(const std::map<std::string, Value>& map,
     out.push_back(it->second);
   }
   return out;
+}
+
+// Applies one record to `map`: erases on a tombstone, else parses. False
+// for a value that does not parse.
+template <typename Message>
+bool ApplyTo(std::map<std::string, Message>* map, absl::string_view key,
+             const absl::optional<std::string>& value) {
+  if (!value.has_value()) {
+    map->erase(std::string(key));
+    return true;
+  }
+  Message message;
+  if (!FromJson(*value, &message)) return false;
+  (*map)[std::string(key)] = std::move(message);
+  return true;
+}
+
+template <typename Value>
+std::vector<Value> Values(const std::map<std::string, Value>& map) {
+  std::vector<Value> out;
+  out.reserve(map.size());
+  for (const auto& [key, value] : map) out.push_back(value);
+  return out;
+}
+
+template <typename Value>
+absl::optional<Value> Find(const std::map<std::string, Value>& map,
+                           absl::string_view key) {
+  auto it = map.find(std::string(key));
+  if (it == map.end()) return absl::nullopt;
+  return it->second;
 }
 
 }  // namespace
@@ -153,6 +188,18 @@ void Catalog::Apply(const kafka::TopicRecord& record) {
     } else if ((applied = FromJson(*record.value, &target))) {
       targets_[std::string(key)] = std::move(target);
     }
+  } else if (absl::ConsumePrefix(&key, kArchiveStatsKey)) {
+    applied = ApplyTo(&archive_stats_, key, record.value);
+  } else if (absl::ConsumePrefix(&key, kArchiveKey)) {
+    applied = ApplyTo(&archives_, key, record.value);
+  } else if (absl::ConsumePrefix(&key, kReplayCancelKey)) {
+    if (tombstone) {
+      replay_cancels_.erase(std::string(key));
+    } else {
+      replay_cancels_.insert(std::string(key));
+    }
+  } else if (absl::ConsumePrefix(&key, kReplayKey)) {
+    applied = ApplyTo(&replays_, key, record.value);
   } else {
     applied = false;
   }
@@ -211,6 +258,46 @@ std::vector<v1::Target> Catalog::ListTargets(absl::string_view bus,
   return WithPrefix(targets_, absl::StrCat(bus, "/", rule, "/"));
 }
 
+absl::optional<v1::DescribeArchiveResponse> Catalog::FindArchive(
+    absl::string_view name) const {
+  absl::MutexLock lock(&mu_);
+  return Find(archives_, name);
+}
+
+std::vector<v1::DescribeArchiveResponse> Catalog::ListArchives() const {
+  absl::MutexLock lock(&mu_);
+  return Values(archives_);
+}
+
+void Catalog::SumArchiveStats(absl::string_view archive,
+                              absl::string_view incarnation,
+                              int64_t* event_count, int64_t* size_bytes) const {
+  *event_count = 0;
+  *size_bytes = 0;
+  absl::MutexLock lock(&mu_);
+  for (const v1::Archive& stats :
+       WithPrefix(archive_stats_, absl::StrCat(archive, "/", incarnation, "/"))) {
+    *event_count += stats.event_count();
+    *size_bytes += stats.size_bytes();
+  }
+}
+
+absl::optional<v1::DescribeReplayResponse> Catalog::FindReplay(
+    absl::string_view name) const {
+  absl::MutexLock lock(&mu_);
+  return Find(replays_, name);
+}
+
+std::vector<v1::DescribeReplayResponse> Catalog::ListReplays() const {
+  absl::MutexLock lock(&mu_);
+  return Values(replays_);
+}
+
+bool Catalog::ReplayCancelRequested(absl::string_view name) const {
+  absl::MutexLock lock(&mu_);
+  return replay_cancels_.count(std::string(name)) > 0;
+}
+
 absl::Status Catalog::Write(const std::string& key,
                             absl::optional<std::string> value) {
   if (options_.producer == nullptr) {
@@ -266,6 +353,61 @@ absl::Status Catalog::DeleteTarget(absl::string_view bus,
                                    absl::string_view id) {
   return Write(absl::StrCat(kTargetKey, bus, "/", rule, "/", id),
                absl::nullopt);
+}
+
+}  // namespace stepflow::eventbus
+
+namespace stepflow::eventbus {
+
+absl::Status Catalog::PutArchive(const v1::DescribeArchiveResponse& archive) {
+  ASSIGN_OR_RETURN(std::string value, ToJson(archive));
+  return Write(absl::StrCat(kArchiveKey, archive.archive_name()),
+               std::move(value));
+}
+
+absl::Status Catalog::DeleteArchive(absl::string_view name) {
+  std::vector<std::string> stats_keys;
+  {
+    absl::MutexLock lock(&mu_);
+    const std::string prefix = absl::StrCat(name, "/");
+    for (auto it = archive_stats_.lower_bound(prefix);
+         it != archive_stats_.end() && absl::StartsWith(it->first, prefix);
+         ++it) {
+      stats_keys.push_back(it->first);
+    }
+  }
+  // The archive first: its stats mean nothing without it.
+  RETURN_IF_ERROR(Write(absl::StrCat(kArchiveKey, name), absl::nullopt));
+  for (const std::string& key : stats_keys) {
+    RETURN_IF_ERROR(Write(absl::StrCat(kArchiveStatsKey, key), absl::nullopt));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Catalog::PutArchiveStats(absl::string_view archive,
+                                      absl::string_view incarnation,
+                                      absl::string_view replica,
+                                      int64_t event_count, int64_t size_bytes) {
+  v1::Archive stats;
+  stats.set_event_count(event_count);
+  stats.set_size_bytes(size_bytes);
+  ASSIGN_OR_RETURN(std::string value, ToJson(stats));
+  return Write(absl::StrCat(kArchiveStatsKey, archive, "/", incarnation, "/",
+                            replica),
+               std::move(value));
+}
+
+absl::Status Catalog::PutReplay(const v1::DescribeReplayResponse& replay) {
+  ASSIGN_OR_RETURN(std::string value, ToJson(replay));
+  return Write(absl::StrCat(kReplayKey, replay.replay_name()),
+               std::move(value));
+}
+
+absl::Status Catalog::RequestReplayCancel(absl::string_view name) {
+  v1::CancelReplayRequest request;
+  request.set_replay_name(std::string(name));
+  ASSIGN_OR_RETURN(std::string value, ToJson(request));
+  return Write(absl::StrCat(kReplayCancelKey, name), std::move(value));
 }
 
 }  // namespace stepflow::eventbus

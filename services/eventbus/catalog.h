@@ -6,6 +6,13 @@
 //   bus/<bus>                    value: stepflow.v1.EventBus (protobuf JSON)
 //   rule/<bus>/<rule>            value: stepflow.v1.Rule
 //   target/<bus>/<rule>/<id>     value: stepflow.v1.Target
+//   archive/<archive>            value: stepflow.v1.DescribeArchiveResponse
+//   archive-stats/<archive>/<incarnation>/<replica>
+//                                value: stepflow.v1.Archive, only its
+//                                event_count and size_bytes: what one
+//                                eventbus replica archived (archive.h)
+//   replay/<replay>              value: stepflow.v1.DescribeReplayResponse
+//   replay-cancel/<replay>       value: stepflow.v1.CancelReplayRequest
 // and a tombstone (null value) when the object is deleted, so compaction
 // keeps exactly the live definitions. Names never contain '/' (the gateway
 // validates them), so keys are unambiguous. The "default" bus is never
@@ -32,6 +39,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -111,6 +119,19 @@ class Catalog {
   // The targets of a rule, sorted by id.
   std::vector<v1::Target> ListTargets(absl::string_view bus,
                                       absl::string_view rule) const;
+  absl::optional<v1::DescribeArchiveResponse> FindArchive(
+      absl::string_view name) const;
+  // Sorted by name.
+  std::vector<v1::DescribeArchiveResponse> ListArchives() const;
+  // The sums of the stats records of `archive` for its `incarnation`.
+  void SumArchiveStats(absl::string_view archive, absl::string_view incarnation,
+                       int64_t* event_count, int64_t* size_bytes) const;
+  absl::optional<v1::DescribeReplayResponse> FindReplay(
+      absl::string_view name) const;
+  // Sorted by name.
+  std::vector<v1::DescribeReplayResponse> ListReplays() const;
+  bool ReplayCancelRequested(absl::string_view name) const;
+
   // Grows with every change applied to the view.
   uint64_t generation() const { return generation_.load(); }
 
@@ -125,6 +146,15 @@ class Catalog {
                          const v1::Target& target);
   absl::Status DeleteTarget(absl::string_view bus, absl::string_view rule,
                             absl::string_view id);
+  absl::Status PutArchive(const v1::DescribeArchiveResponse& archive);
+  // Deletes the archive with its stats records.
+  absl::Status DeleteArchive(absl::string_view name);
+  absl::Status PutArchiveStats(absl::string_view archive,
+                               absl::string_view incarnation,
+                               absl::string_view replica, int64_t event_count,
+                               int64_t size_bytes);
+  absl::Status PutReplay(const v1::DescribeReplayResponse& replay);
+  absl::Status RequestReplayCancel(absl::string_view name);
 
  private:
   explicit Catalog(CatalogOptions options);
@@ -142,6 +172,14 @@ class Catalog {
   std::map<std::string, v1::EventBus> buses_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Rule> rules_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Target> targets_ ABSL_GUARDED_BY(mu_);
+  // Keyed by name: archives, replays, replays asked to cancel.
+  std::map<std::string, v1::DescribeArchiveResponse> archives_
+      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::DescribeReplayResponse> replays_
+      ABSL_GUARDED_BY(mu_);
+  std::set<std::string> replay_cancels_ ABSL_GUARDED_BY(mu_);
+  // Keyed "<archive>/<incarnation>/<replica>".
+  std::map<std::string, v1::Archive> archive_stats_ ABSL_GUARDED_BY(mu_);
 
   std::unique_ptr<kafka::TopicReader> reader_;  // last: its thread calls Apply
 };

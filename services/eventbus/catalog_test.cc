@@ -132,5 +132,45 @@ TEST_F(CatalogTest, WritesAreReadBackAndReplicated) {
   EXPECT_GT(replica->generation(), before);
 }
 
+// Archive stats from several replicas add up, per incarnation; deleting an
+// archive drops its stats; replays and cancel requests are replicated.
+TEST_F(CatalogTest, ArchivesStatsAndReplays) {
+  std::unique_ptr<Catalog> writer = NewCatalog();
+  v1::DescribeArchiveResponse archive;
+  archive.set_archive_name("keep");
+  archive.set_state("ENABLED");
+  ASSERT_TRUE(writer->PutArchive(archive).ok());
+  ASSERT_TRUE(writer->PutArchiveStats("keep", "100", "replica-a", 3, 300).ok());
+  ASSERT_TRUE(writer->PutArchiveStats("keep", "100", "replica-b", 2, 50).ok());
+  ASSERT_TRUE(writer->PutArchiveStats("keep", "100", "replica-a", 4, 400).ok());
+  ASSERT_TRUE(writer->PutArchiveStats("keep", "99", "replica-a", 7, 700).ok());
+  v1::DescribeReplayResponse replay;
+  replay.set_replay_name("again");
+  replay.set_state("STARTING");
+  ASSERT_TRUE(writer->PutReplay(replay).ok());
+  ASSERT_TRUE(writer->RequestReplayCancel("again").ok());
+
+  std::unique_ptr<Catalog> reader = NewCatalog();
+  int64_t count = 0;
+  int64_t bytes = 0;
+  reader->SumArchiveStats("keep", "100", &count, &bytes);
+  EXPECT_EQ(count, 6);
+  EXPECT_EQ(bytes, 450);
+  ASSERT_TRUE(reader->FindArchive("keep").has_value());
+  EXPECT_THAT(reader->ListArchives(), SizeIs(1));
+  ASSERT_TRUE(reader->FindReplay("again").has_value());
+  EXPECT_EQ(reader->FindReplay("again")->state(), "STARTING");
+  EXPECT_TRUE(reader->ReplayCancelRequested("again"));
+  EXPECT_FALSE(reader->ReplayCancelRequested("other"));
+
+  ASSERT_TRUE(writer->DeleteArchive("keep").ok());
+  EXPECT_FALSE(writer->FindArchive("keep").has_value());
+  writer->SumArchiveStats("keep", "100", &count, &bytes);
+  EXPECT_EQ(count, 0);
+  writer->SumArchiveStats("keep", "99", &count, &bytes);
+  EXPECT_EQ(count, 0);
+  EXPECT_THAT(writer->ListReplays(), SizeIs(1));
+}
+
 }  // namespace
 }  // namespace stepflow::eventbus

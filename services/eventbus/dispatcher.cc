@@ -13,9 +13,11 @@
 #include "absl/time/clock.h"
 #include "common/asl/jsonpath.h"
 #include "common/log/log.h"
+#include "common/patterns/pattern.h"
 #include "common/patterns/rule_set.h"
 #include "common/status/status_macros.h"
 #include "prometheus/counter.h"
+#include "services/eventbus/archive.h"
 #include "services/eventbus/catalog.h"
 #include "services/eventbus/schedule.h"
 
@@ -132,10 +134,23 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
   return quoted(substitute(true));
 }
 
-// Applies the group's assignment and logs it: which replica delivers which
-// partitions is the first thing to know when events seem not to arrive.
+}  // namespace
+
+// The partitions the group assigned to this replica, as the rebalance
+// callback (on the delivery thread) last set them.
+struct Dispatcher::Assignment {
+  mutable absl::Mutex mu;
+  std::set<std::pair<std::string, int>> partitions ABSL_GUARDED_BY(mu);
+};
+
+namespace {
+
+// Applies the group's assignment, records it and logs it: which replica
+// delivers which partitions is the first thing to know when events seem
+// not to arrive.
 void OnRebalance(rd_kafka_t* consumer, rd_kafka_resp_err_t err,
-                 rd_kafka_topic_partition_list_t* partitions, void*) {
+                 rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  auto* assignment = static_cast<Dispatcher::Assignment*>(opaque);
   std::string list;
   for (int i = 0; i < partitions->cnt; ++i) {
     absl::StrAppend(&list, i > 0 ? "," : "", partitions->elems[i].topic, "/",
@@ -144,9 +159,17 @@ void OnRebalance(rd_kafka_t* consumer, rd_kafka_resp_err_t err,
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     log::Info(kComponent, "partitions assigned", {{"partitions", list}});
     rd_kafka_assign(consumer, partitions);
+    absl::MutexLock lock(&assignment->mu);
+    assignment->partitions.clear();
+    for (int i = 0; i < partitions->cnt; ++i) {
+      assignment->partitions.emplace(partitions->elems[i].topic,
+                                     partitions->elems[i].partition);
+    }
   } else {
     log::Info(kComponent, "partitions revoked", {{"partitions", list}});
     rd_kafka_assign(consumer, nullptr);
+    absl::MutexLock lock(&assignment->mu);
+    assignment->partitions.clear();
   }
 }
 
@@ -214,11 +237,21 @@ absl::StatusOr<std::string> TargetInput(const v1::Target& target,
   return std::string(event_text);
 }
 
-// The enabled event-pattern rules of one bus, compiled.
+// An archive of a bus, ready to match events.
+struct BusArchive {
+  std::string name;
+  std::string incarnation;
+  std::string topic;
+  absl::Time created;
+  absl::optional<patterns::Pattern> pattern;  // none: every event
+};
+
+// The enabled event-pattern rules and the archives of one bus, compiled.
 struct Dispatcher::BusRules {
   std::string bus;
   patterns::RuleSet matcher;
   std::map<std::string, v1::Rule> rules;
+  std::vector<BusArchive> archives;
 };
 
 absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(
@@ -256,6 +289,8 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(
           absl::StrCat("Kafka consumer ", key, ": ", errstr));
     }
   }
+  auto assignment = std::make_shared<Assignment>();
+  rd_kafka_conf_set_opaque(conf, assignment.get());
   rd_kafka_conf_set_rebalance_cb(conf, OnRebalance);
   rd_kafka_t* consumer =
       rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
@@ -265,12 +300,14 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(
   }
   rd_kafka_poll_set_consumer(consumer);
   return std::unique_ptr<Dispatcher>(
-      new Dispatcher(std::move(options), consumer));
+      new Dispatcher(std::move(options), consumer, std::move(assignment)));
 }
 
-Dispatcher::Dispatcher(DispatcherOptions options, rd_kafka_t* consumer)
+Dispatcher::Dispatcher(DispatcherOptions options, rd_kafka_t* consumer,
+                       std::shared_ptr<Assignment> assignment)
     : options_(std::move(options)),
       consumer_(consumer),
+      assignment_(std::move(assignment)),
       loop_([this] { Loop(); }),
       scheduler_([this] { ScheduleLoop(); }) {}
 
@@ -280,6 +317,11 @@ Dispatcher::~Dispatcher() {
   scheduler_.join();
   rd_kafka_consumer_close(consumer_);
   rd_kafka_destroy(consumer_);
+}
+
+bool Dispatcher::OwnsPartition(const std::string& topic, int partition) const {
+  absl::MutexLock lock(&assignment_->mu);
+  return assignment_->partitions.count({topic, partition}) > 0;
 }
 
 bool Dispatcher::SleepUnlessStopping(absl::Duration duration) {
@@ -293,24 +335,31 @@ bool Dispatcher::SleepUnlessStopping(absl::Duration duration) {
 
 void Dispatcher::ScheduleLoop() {
   absl::Time last = options_.now();
-  std::set<std::string>
-      warned;  // rules whose expression does not fire, logged once
+  // Rules whose expression does not parse (written by an older release),
+  // logged once.
+  std::set<std::string> warned;
+  absl::Time stats_flushed = absl::Now();
   while (SleepUnlessStopping(options_.schedule_interval)) {
+    if (absl::Now() - stats_flushed >= options_.stats_interval) {
+      FlushArchiveStats();
+      stats_flushed = absl::Now();
+    }
     const absl::Time now = options_.now();
     for (const v1::Rule& rule : options_.catalog->ListRules(kDefaultBusName)) {
       if (rule.schedule_expression().empty() || rule.state() == "DISABLED")
         continue;
-      absl::StatusOr<absl::Duration> period =
-          ParseRate(rule.schedule_expression());
-      if (!period.ok()) {
+      absl::StatusOr<std::vector<absl::Time>> times =
+          ScheduleFireTimes(rule.schedule_expression(), last, now);
+      if (!times.ok()) {
         if (warned.insert(rule.arn()).second) {
-          log::Warn(
-              kComponent, "this schedule expression does not fire yet",
-              {{"rule", rule.arn()}, {"schedule", rule.schedule_expression()}});
+          log::Warn(kComponent, "skipping a rule whose schedule does not parse",
+                    {{"rule", rule.arn()},
+                     {"schedule", rule.schedule_expression()},
+                     {"error", times.status()}});
         }
         continue;
       }
-      for (absl::Time at : FireTimes(*period, last, now)) {
+      for (absl::Time at : *times) {
         if (stopping_.load()) return;
         FireScheduled(rule, at);
       }
@@ -377,7 +426,91 @@ void Dispatcher::Refresh() {
       }
       rules->rules[rule.name()] = rule;
     }
+    for (const v1::DescribeArchiveResponse& archive :
+         options_.catalog->ListArchives()) {
+      if (BusNameFromArn(archive.event_source_arn()) != bus.name() ||
+          archive.state() != kArchiveEnabled)
+        continue;
+      BusArchive compiled{archive.archive_name(), ArchiveIncarnation(archive),
+                          ArchiveTopic(archive),
+                          FromTimestamp(archive.creation_time()),
+                          absl::nullopt};
+      if (!archive.event_pattern().empty()) {
+        absl::StatusOr<patterns::Pattern> pattern =
+            patterns::Pattern::Parse(archive.event_pattern());
+        if (!pattern.ok()) {
+          log::Warn(kComponent,
+                    "skipping an archive whose pattern does not compile",
+                    {{"archive", archive.archive_name()},
+                     {"error", pattern.status()}});
+          continue;
+        }
+        compiled.pattern = std::move(*pattern);
+      }
+      rules->archives.push_back(std::move(compiled));
+    }
     rules_by_topic_[BusTopic(bus.name())] = std::move(rules);
+  }
+}
+
+bool Dispatcher::Archive(const BusRules& bus, const json::Value& event,
+                         const std::string& event_id,
+                         absl::string_view event_text, absl::Time written) {
+  if (!options_.archive_event) return true;
+  for (const BusArchive& archive : bus.archives) {
+    // Events from before the archive was created are not its.
+    if (written < archive.created) continue;
+    if (archive.pattern.has_value() && !archive.pattern->Matches(event))
+      continue;
+    absl::Duration backoff = options_.initial_backoff;
+    for (int attempt = 1;; ++attempt) {
+      absl::Status stored = options_.archive_event(archive.topic, event_id,
+                                                   std::string(event_text));
+      if (stored.ok()) {
+        archived_.fetch_add(1);
+        absl::MutexLock lock(&stats_mu_);
+        ArchiveStats& stats =
+            archive_stats_[{archive.name, archive.incarnation}];
+        stats.event_count += 1;
+        stats.size_bytes += static_cast<int64_t>(event_text.size());
+        stats.dirty = true;
+        break;
+      }
+      if (attempt >= options_.max_attempts) {
+        log::Error(kComponent, "cannot archive an event; the archive misses it",
+                   {{"archive", archive.name},
+                    {"event", event_id},
+                    {"error", stored}});
+        break;
+      }
+      if (!SleepUnlessStopping(backoff)) return false;
+      backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+  }
+  return true;
+}
+
+void Dispatcher::FlushArchiveStats() {
+  std::vector<std::pair<std::pair<std::string, std::string>, ArchiveStats>>
+      changed;
+  {
+    absl::MutexLock lock(&stats_mu_);
+    for (auto& [key, stats] : archive_stats_) {
+      if (!stats.dirty) continue;
+      changed.emplace_back(key, stats);
+      stats.dirty = false;
+    }
+  }
+  for (const auto& [key, stats] : changed) {
+    absl::Status written = options_.catalog->PutArchiveStats(
+        key.first, key.second, options_.replica_id, stats.event_count,
+        stats.size_bytes);
+    if (!written.ok()) {
+      log::Warn(kComponent, "cannot write archive stats; retrying",
+                {{"archive", key.first}, {"error", written}});
+      absl::MutexLock lock(&stats_mu_);
+      archive_stats_[key].dirty = true;
+    }
   }
 }
 
@@ -446,15 +579,19 @@ void Dispatcher::Loop() {
       const std::string topic = rd_kafka_topic_name(message->rkt);
       absl::string_view text(static_cast<const char*>(message->payload),
                              message->payload == nullptr ? 0 : message->len);
+      rd_kafka_timestamp_type_t type;
+      const int64_t millis = rd_kafka_message_timestamp(message.get(), &type);
+      const absl::Time written =
+          millis >= 0 ? absl::FromUnixMillis(millis) : absl::Now();
       // Stopped mid-delivery: this and the rest stay uncommitted.
-      if (!Deliver(topic, text)) break;
+      if (!Deliver(topic, text, written)) break;
       rd_kafka_commit_message(consumer_, message.get(), /*async=*/1);
     }
   }
 }
 
 bool Dispatcher::Deliver(const std::string& topic,
-                         absl::string_view event_text) {
+                         absl::string_view event_text, absl::Time written) {
   Refresh();
   auto found = rules_by_topic_.find(topic);
   if (found == rules_by_topic_.end()) return true;  // a deleted bus
@@ -468,12 +605,26 @@ bool Dispatcher::Deliver(const std::string& topic,
     return true;
   }
   const std::string event_id = (*event)["id"].GetString();
+  const std::string replay_name = ReplayNameOf(*event);
+  absl::optional<v1::DescribeReplayResponse> replay;
+  if (replay_name.empty()) {
+    if (!Archive(*bus, *event, event_id, event_text, written)) return false;
+  } else {
+    replay = options_.catalog->FindReplay(replay_name);
+    if (!replay.has_value()) {
+      log::Warn(kComponent, "skipping an event of an unknown replay",
+                {{"replay", replay_name}, {"event", event_id}});
+      return true;
+    }
+  }
+  const std::string delivery_key = ReplayDeliveryKey(event_id, replay_name);
   for (const std::string& rule_name : bus->matcher.Match(*event)) {
     const v1::Rule& rule = bus->rules.at(rule_name);
+    if (replay.has_value() && !ReplayTargetsRule(*replay, rule.arn())) continue;
     for (const v1::Target& target :
          options_.catalog->ListTargets(bus->bus, rule_name)) {
       const std::string name =
-          TargetExecutionName(event_id, rule.arn(), target.id());
+          TargetExecutionName(delivery_key, rule.arn(), target.id());
       absl::StatusOr<std::string> input =
           TargetInput(target, rule, *event, event_text);
       if (!input.ok()) {

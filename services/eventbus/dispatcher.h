@@ -16,20 +16,32 @@
 // the delivery is given up: logged, counted and handed to `dead_letter`
 // (kDeadLetterTopic in the eventbus) with the event, rule, target and error.
 //
-// Scheduled rules (on the default bus, enabled, with a rate() expression)
-// fire at multiples of their period counted from the Unix epoch: each
+// Scheduled rules (on the default bus, enabled) fire when their schedule
+// says (schedule.h): rate() at multiples of its period counted from the
+// Unix epoch, cron() at the minutes it names (cron.h). Each
 // replica starts the targets' executions of each firing with names derived
 // from (rule, firing time, target), so however many replicas run, each
 // firing starts each target once. A scheduled event is AWS's: source
 // "aws.events", detail-type "Scheduled Event", the rule ARN as its one
-// resource, detail {}. cron() expressions are stored but do not fire yet.
+// resource, detail {}.
+//
+// Archives (archive.h): before delivering an original event (one without
+// "replay-name") the dispatcher copies it to the topic of each archive of
+// its bus whose pattern it matches, if Kafka took it in after the archive
+// was created, and counts it in the archive's EventCount and SizeBytes,
+// which it writes to the catalog (key archive-stats/.../<replica_id>) every
+// `stats_interval`. A replayed event is delivered only to the rules its
+// replay names, with execution names of its own, and is not archived. A
+// redelivered event is archived again (and counted again); its executions
+// are still started once.
 //
 // Before matching an event the dispatcher makes sure its catalog view holds
 // every rule change stored before the event was read, so a rule created
 // before an event was put applies to it.
 //
-// Thread-safety: constructed and destroyed by one thread; the counters may
-// be read from any thread. Runs one background thread.
+// Thread-safety: constructed and destroyed by one thread; the counters and
+// OwnsPartition may be called from any thread. Runs two background threads
+// (delivery, and schedules with archive stats).
 #ifndef STEPFLOW_SERVICES_EVENTBUS_DISPATCHER_H_
 #define STEPFLOW_SERVICES_EVENTBUS_DISPATCHER_H_
 
@@ -41,9 +53,11 @@
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/json/json.h"
 #include "stepflow/v1/events.pb.h"
@@ -107,6 +121,15 @@ struct DispatcherOptions {
   std::function<absl::Time()> now;
   // How often scheduled rules are looked at.
   absl::Duration schedule_interval = absl::Seconds(1);
+  // Stores an archived event (topic, key: event id, value: the event);
+  // null: nothing is archived.
+  std::function<absl::Status(const std::string& topic, const std::string& key,
+                             const std::string& value)>
+      archive_event;
+  // Names this replica in the archive stats records it writes (which needs
+  // a writable catalog); unique per process.
+  std::string replica_id;
+  absl::Duration stats_interval = absl::Seconds(1);
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
 };
@@ -125,15 +148,34 @@ class Dispatcher {
   // Executions started (or found already started), and deliveries given up.
   int64_t delivered() const { return delivered_.load(); }
   int64_t abandoned() const { return abandoned_.load(); }
+  // Events archived (one per archive an event went to).
+  int64_t archived() const { return archived_.load(); }
+
+  // The consumer's partitions (internal; public for the rebalance callback).
+  struct Assignment;
+
+  // Whether this replica's consumer is assigned `partition` of `topic` now.
+  // Thread-safe.
+  bool OwnsPartition(const std::string& topic, int partition) const;
 
  private:
   struct BusRules;
-  Dispatcher(DispatcherOptions options, rd_kafka_t* consumer);
+  Dispatcher(DispatcherOptions options, rd_kafka_t* consumer,
+             std::shared_ptr<Assignment> assignment);
   void Loop();
   // Rebuilds the matchers if the catalog changed.
   void Refresh();
   // False if stopped before every target accepted the event.
-  bool Deliver(const std::string& topic, absl::string_view event_text);
+  // `written`: when Kafka took the event in.
+  bool Deliver(const std::string& topic, absl::string_view event_text,
+               absl::Time written);
+  // Copies an original event to the archives of `bus` it matches; false if
+  // stopped first.
+  bool Archive(const BusRules& bus, const json::Value& event,
+               const std::string& event_id, absl::string_view event_text,
+               absl::Time written);
+  // Writes the archive stats that changed since the last call.
+  void FlushArchiveStats();
   // Retries `start` per the options; false if stopped meanwhile.
   bool StartWithRetries(const v1::Rule& rule, const v1::Target& target,
                         const std::string& name, const std::string& input,
@@ -153,6 +195,18 @@ class Dispatcher {
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> delivered_{0};
   std::atomic<int64_t> abandoned_{0};
+  std::atomic<int64_t> archived_{0};
+  // Events and bytes this replica archived, by "<archive>/<incarnation>",
+  // and whether they changed since written to the catalog.
+  struct ArchiveStats {
+    int64_t event_count = 0;
+    int64_t size_bytes = 0;
+    bool dirty = false;
+  };
+  absl::Mutex stats_mu_;
+  std::map<std::pair<std::string, std::string>, ArchiveStats> archive_stats_
+      ABSL_GUARDED_BY(stats_mu_);
+  const std::shared_ptr<Assignment> assignment_;
   // Touched by the loop thread only.
   uint64_t generation_ = ~uint64_t{0};
   std::map<std::string, std::shared_ptr<BusRules>> rules_by_topic_;

@@ -1,5 +1,7 @@
 // Dispatcher: target input and execution names as pure functions, and
-// delivery from a bus topic to a fake StartExecution over a mock cluster.
+// delivery from a bus topic to a fake StartExecution over a mock cluster:
+// events, rate() and cron() schedules, archives and (with the Replayer)
+// replays.
 #include "services/eventbus/dispatcher.h"
 
 #include <atomic>
@@ -15,7 +17,9 @@
 #include "common/kafka/topic_admin.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "services/eventbus/archive.h"
 #include "services/eventbus/catalog.h"
+#include "services/eventbus/replayer.h"
 #include "services/eventbus/schedule.h"
 
 namespace stepflow::eventbus {
@@ -329,6 +333,185 @@ TEST_F(DispatcherTest, ScheduledRulesFireOncePerPeriod) {
       TargetExecutionName(ScheduledEventId(every_minute.arn(),
                                            absl::FromUnixSeconds(1700000100)),
                           every_minute.arn(), "tick"));
+}
+
+TEST_F(DispatcherTest, CronRulesFireAtTheirMinutes) {
+  v1::Rule every_five;
+  every_five.set_name("every-five");
+  every_five.set_arn("arn:aws:events:us-east-1:123456789012:rule/every-five");
+  every_five.set_event_bus_name("default");
+  every_five.set_state("ENABLED");
+  every_five.set_schedule_expression("cron(0/5 * * * ? *)");
+  ASSERT_TRUE(catalog_->PutRule(every_five).ok());
+  v1::Target target;
+  target.set_id("tick");
+  target.set_arn(kMachine);
+  ASSERT_TRUE(catalog_->PutTarget("default", "every-five", target).ok());
+
+  // 2023-11-14 22:14:30 UTC.
+  std::atomic<int64_t> now_seconds{1700000070};
+  FakeStarter starter;
+  DispatcherOptions options;
+  options.brokers = cluster_->bootstrap_servers();
+  options.catalog = catalog_.get();
+  options.now = [&now_seconds] {
+    return absl::FromUnixSeconds(now_seconds.load());
+  };
+  options.schedule_interval = absl::Milliseconds(20);
+  options.start_execution = [&starter](const std::string& arn,
+                                       const std::string& name,
+                                       const std::string& input) {
+    return starter.Start(arn, name, input);
+  };
+  auto dispatcher = Dispatcher::Start(std::move(options));
+  ASSERT_TRUE(dispatcher.ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  now_seconds += 11 * 60;  // 22:25:30: fires at 22:15, 22:20 and 22:25
+  ASSERT_EQ(starter.WaitForCalls(3, absl::Seconds(10)), 3u);
+  absl::SleepFor(absl::Milliseconds(200));
+  absl::MutexLock lock(&starter.mu);
+  ASSERT_THAT(starter.calls, SizeIs(3));
+  EXPECT_EQ(starter.calls[0][1],
+            TargetExecutionName(ScheduledEventId(every_five.arn(),
+                                                 absl::FromUnixSeconds(1700000100)),
+                                every_five.arn(), "tick"));
+  auto event = json::Parse(starter.calls[2][2]);  // the whole event
+  ASSERT_TRUE(event.ok());
+  EXPECT_STREQ((*event)["source"].GetString(), "aws.events");
+  EXPECT_STREQ((*event)["detail-type"].GetString(), "Scheduled Event");
+  EXPECT_STREQ((*event)["time"].GetString(), "2023-11-14T22:25:00Z");
+  EXPECT_STREQ((*event)["resources"][0].GetString(), every_five.arn().c_str());
+  EXPECT_EQ((*event)["detail"].MemberCount(), 0u);
+}
+
+// An archive takes the matching original events and counts them; a replay
+// sends the window's archived events back, marked, to the rules it names,
+// under execution names of their own, and they are not archived again.
+TEST_F(DispatcherTest, ArchivesAndReplays) {
+  v1::DescribeArchiveResponse archive;
+  archive.set_archive_name("big-orders");
+  archive.set_archive_arn("arn:aws:events:us-east-1:123456789012:archive/big-orders");
+  archive.set_event_source_arn(EventBusArn(config::ArnScope(), "orders"));
+  archive.set_event_pattern(R"({"detail": {"total": [{"numeric": [">", 40]}]}})");
+  archive.set_state(kArchiveEnabled);
+  *archive.mutable_creation_time() = ToTimestamp(absl::Now() - absl::Seconds(1));
+  ASSERT_TRUE(admin_->EnsureTopic({.name = ArchiveTopic(archive)}, absl::Seconds(5)).ok());
+  ASSERT_TRUE(catalog_->PutArchive(archive).ok());
+
+  auto put = [this](const std::string& id, int total, int64_t time) {
+    const std::string event = absl::StrCat(
+        R"({"version":"0","id":")", id, R"(","source":"shop","detail-type":"T",)",
+        R"("time":")",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(time),
+                         absl::UTCTimeZone()),
+        R"(","detail":{"total":)", total, "}}");
+    EXPECT_TRUE(
+        producer_->ProduceSync(BusTopic("orders"), id, event, absl::Seconds(5)).ok());
+    return event.size();
+  };
+  const size_t size_a = put("e-a", 50, 1000);  // archived, in the window
+  put("e-b", 20, 1000);                        // delivered, not archived
+  const size_t size_c = put("e-c", 60, 5000);  // archived, after the window
+
+  FakeStarter starter;
+  DispatcherOptions options;
+  options.brokers = cluster_->bootstrap_servers();
+  options.catalog = catalog_.get();
+  options.replica_id = "replica-1";
+  options.stats_interval = absl::Milliseconds(20);
+  options.schedule_interval = absl::Milliseconds(20);
+  options.archive_event = [this](const std::string& topic, const std::string& key,
+                                 const std::string& value) {
+    return producer_->ProduceSync(topic, key, value, absl::Seconds(5));
+  };
+  options.start_execution = [&starter](const std::string& arn,
+                                       const std::string& name,
+                                       const std::string& input) {
+    return starter.Start(arn, name, input);
+  };
+  auto dispatcher = Dispatcher::Start(std::move(options));
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.status();
+  ASSERT_EQ(starter.WaitForCalls(3, absl::Seconds(30)), 3u);  // all three
+  int64_t count = 0;
+  int64_t bytes = 0;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
+       absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
+    catalog_->SumArchiveStats("big-orders", ArchiveIncarnation(archive), &count,
+                              &bytes);
+    if (count == 2) break;
+  }
+  EXPECT_EQ(count, 2);
+  EXPECT_EQ(bytes, static_cast<int64_t>(size_a + size_c));
+  EXPECT_EQ((*dispatcher)->archived(), 2);
+
+  // A replay to another rule only: nothing for "big"; a cancelled one: nothing.
+  // Then one to "big" of [500, 2000): e-a again, under a new name.
+  auto replay = [&](const std::string& name, const std::string& filter) {
+    v1::DescribeReplayResponse r;
+    r.set_replay_name(name);
+    r.set_state(kReplayStarting);
+    r.set_event_source_arn(archive.archive_arn());
+    r.mutable_destination()->set_arn(archive.event_source_arn());
+    r.mutable_destination()->add_filter_arns(filter);
+    r.mutable_event_start_time()->set_seconds(500);
+    r.mutable_event_end_time()->set_seconds(2000);
+    EXPECT_TRUE(catalog_->PutReplay(r).ok());
+  };
+  replay("elsewhere", "arn:aws:events:us-east-1:123456789012:rule/orders/other");
+  replay("called-off", Rule().arn());
+  ASSERT_TRUE(catalog_->RequestReplayCancel("called-off").ok());
+  std::atomic<bool> owner{true};
+  ReplayerOptions replayer_options;
+  replayer_options.brokers = cluster_->bootstrap_servers();
+  replayer_options.catalog = catalog_.get();
+  replayer_options.producer = producer_.get();
+  replayer_options.owns_replays = [&owner] { return owner.load(); };
+  replayer_options.poll_interval = absl::Milliseconds(20);
+  auto replayer = Replayer::Start(std::move(replayer_options));
+  ASSERT_TRUE(replayer.ok()) << replayer.status();
+  auto await_state = [&](const std::string& name, const std::string& state) {
+    absl::optional<v1::DescribeReplayResponse> found;
+    for (const absl::Time deadline = absl::Now() + absl::Seconds(20);
+         absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
+      found = catalog_->FindReplay(name);
+      if (found.has_value() && found->state() == state) break;
+    }
+    EXPECT_TRUE(found.has_value()) << name;
+    if (found.has_value()) {
+      EXPECT_EQ(found->state(), state) << name;
+    }
+    return found.value_or(v1::DescribeReplayResponse());
+  };
+  const v1::DescribeReplayResponse elsewhere = await_state("elsewhere", kReplayCompleted);
+  EXPECT_EQ(elsewhere.event_last_replayed_time().seconds(), 1000);
+  EXPECT_TRUE(elsewhere.has_replay_end_time());
+  await_state("called-off", kReplayCancelled);
+  absl::SleepFor(absl::Seconds(1));
+  {
+    absl::MutexLock lock(&starter.mu);
+    EXPECT_THAT(starter.calls, SizeIs(3));
+  }
+
+  // Only the owner runs replays; one left RUNNING by a replica that
+  // stopped is run again from the start, under the same execution names.
+  owner.store(false);
+  replay("again", Rule().arn());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(catalog_->FindReplay("again")->state(), kReplayStarting);
+  v1::DescribeReplayResponse interrupted = *catalog_->FindReplay("again");
+  interrupted.set_state(kReplayRunning);
+  ASSERT_TRUE(catalog_->PutReplay(interrupted).ok());
+  owner.store(true);
+  await_state("again", kReplayCompleted);
+  ASSERT_EQ(starter.WaitForCalls(4, absl::Seconds(30)), 4u);
+  absl::SleepFor(absl::Milliseconds(500));
+  absl::MutexLock lock(&starter.mu);
+  ASSERT_THAT(starter.calls, SizeIs(4));
+  EXPECT_EQ(starter.calls[3][1],
+            TargetExecutionName(ReplayDeliveryKey("e-a", "again"), Rule().arn(), "t1"));
+  EXPECT_NE(starter.calls[3][1], starter.calls[0][1]);
+  EXPECT_EQ(starter.calls[3][2], R"({"total":50})");
+  EXPECT_EQ((*dispatcher)->archived(), 2);  // the replayed event was not archived
 }
 
 }  // namespace

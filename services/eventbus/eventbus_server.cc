@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <utility>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "prometheus/registry.h"
 #include "services/eventbus/catalog.h"
 #include "services/eventbus/dispatcher.h"
+#include "services/eventbus/replayer.h"
 #include "common/rpc/status.h"
 #include "stepflow/v1/events.grpc.pb.h"
 #include "stepflow/v1/states.grpc.pb.h"
@@ -72,8 +75,12 @@ absl::StatusOr<std::unique_ptr<EventBusServer>> EventBusServer::Start(
   bus->server_->SetServing(bus->kafka_reachable());
 
   if (!opts.gateway_address.empty()) {
+    ASSIGN_OR_RETURN(bus->producer_, kafka::Producer::Create(opts.kafka_brokers));
     CatalogOptions catalog_options;
-    catalog_options.brokers = opts.kafka_brokers;  // read-only: gateways write it
+    catalog_options.brokers = opts.kafka_brokers;
+    // Gateways create the topic; the eventbus writes archive stats and
+    // replay progress only.
+    catalog_options.producer = bus->producer_.get();
     ASSIGN_OR_RETURN(bus->catalog_, Catalog::Start(std::move(catalog_options)));
     std::shared_ptr<v1::StepFunctions::Stub> stub =
         v1::StepFunctions::NewStub(rpc::MakeChannel(opts.gateway_address));
@@ -81,11 +88,23 @@ absl::StatusOr<std::unique_ptr<EventBusServer>> EventBusServer::Start(
     dispatcher_options.brokers = opts.kafka_brokers;
     dispatcher_options.group_id = opts.group_id;
     dispatcher_options.catalog = bus->catalog_.get();
-    ASSIGN_OR_RETURN(bus->dead_letter_producer_, kafka::Producer::Create(opts.kafka_brokers));
-    dispatcher_options.dead_letter = [producer = bus->dead_letter_producer_.get()](
-                                         const std::string& key, const std::string& value) {
+    kafka::Producer* producer = bus->producer_.get();
+    dispatcher_options.dead_letter = [producer](const std::string& key,
+                                                const std::string& value) {
       return producer->ProduceSync(kDeadLetterTopic.name, key, value, absl::Seconds(10));
     };
+    dispatcher_options.archive_event = [producer](const std::string& topic,
+                                                  const std::string& key,
+                                                  const std::string& value) {
+      return producer->ProduceSync(topic, key, value, absl::Seconds(10));
+    };
+    dispatcher_options.replica_id = opts.replica_id;
+    if (dispatcher_options.replica_id.empty()) {
+      char host[256] = {};
+      gethostname(host, sizeof(host) - 1);
+      dispatcher_options.replica_id = absl::StrCat(
+          host, "-", getpid(), "-", absl::ToUnixMillis(absl::Now()));
+    }
     auto& deliveries = prometheus::BuildCounter()
                            .Name("stepflow_eventbus_deliveries_total")
                            .Help("Deliveries of events to rule targets, by outcome: started "
@@ -106,6 +125,14 @@ absl::StatusOr<std::unique_ptr<EventBusServer>> EventBusServer::Start(
       return rpc::FromGrpcStatus(stub->StartExecution(&context, request, &response));
     };
     ASSIGN_OR_RETURN(bus->dispatcher_, Dispatcher::Start(std::move(dispatcher_options)));
+    ReplayerOptions replayer_options;
+    replayer_options.brokers = opts.kafka_brokers;
+    replayer_options.catalog = bus->catalog_.get();
+    replayer_options.producer = producer;
+    replayer_options.owns_replays = [dispatcher = bus->dispatcher_.get()] {
+      return dispatcher->OwnsPartition(kDefaultBusTopic.name, 0);
+    };
+    ASSIGN_OR_RETURN(bus->replayer_, Replayer::Start(std::move(replayer_options)));
   }
 
   bus->checker_ = std::thread([bus = bus.get()] { bus->CheckLoop(); });
@@ -147,9 +174,10 @@ void EventBusServer::Shutdown() {
     stopping_ = true;
   }
   if (checker_.joinable()) checker_.join();
+  replayer_.reset();
   dispatcher_.reset();
   catalog_.reset();
-  dead_letter_producer_.reset();
+  producer_.reset();
   metrics_server_.reset();
   if (server_ != nullptr) {
     server_->Shutdown(kShutdownGrace);

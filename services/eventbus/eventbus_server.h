@@ -4,7 +4,10 @@
 // The eventbus consumes the event bus topics, matches events against the
 // rules and starts the targets' executions through the gateway's
 // StepFunctions API (see dispatcher.h; only with a `gateway_address`). It
-// reads the rules from the Catalog (catalog.h). It serves the standard gRPC
+// reads the rules from the Catalog (catalog.h), archives the events of
+// buses with archives, and runs replays (replayer.h) on the replica its
+// consumer group gives partition 0 of the default bus topic; it writes
+// archive stats and replay progress to the catalog. It serves the standard gRPC
 // health service (grpc.health.v1.Health), SERVING while the Kafka brokers
 // answer and NOT_SERVING otherwise, as checked by a background thread every
 // `kafka_check_interval`.
@@ -62,6 +65,7 @@ namespace stepflow::eventbus {
 
 class Catalog;
 class Dispatcher;
+class Replayer;
 
 // A topic the eventbus needs, with the partition count it is created with
 // where the eventbus creates it.
@@ -91,6 +95,9 @@ struct EventBusOptions {
   std::string gateway_address;
   // The Kafka consumer group of the eventbus replicas.
   std::string group_id = "stepflow-eventbus";
+  // Names this replica in the archive stats it writes; empty: made up from
+  // the host, process and start time.
+  std::string replica_id;
   // How often the brokers are checked, and how long a check may take.
   absl::Duration kafka_check_interval = absl::Seconds(3);
   absl::Duration kafka_check_timeout = absl::Seconds(2);
@@ -145,10 +152,13 @@ class EventBusServer {
   std::unique_ptr<rpc::RunningServer> server_;
   std::atomic<bool> kafka_reachable_{false};
   std::thread checker_;
-  std::unique_ptr<kafka::Producer> dead_letter_producer_;
+  // Dead letters, archived and replayed events, catalog writes.
+  std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<Catalog> catalog_;
   // After catalog_ and the producer: uses both.
   std::unique_ptr<Dispatcher> dispatcher_;
+  // After the dispatcher: asks it which partitions it owns.
+  std::unique_ptr<Replayer> replayer_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

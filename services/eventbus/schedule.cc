@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "services/eventbus/cron.h"
 
 namespace stepflow::eventbus {
 namespace {
@@ -58,6 +59,31 @@ std::vector<absl::Time> FireTimes(absl::Duration period, absl::Time after,
   for (; next <= until && times.size() < 1000; next += period)
     times.push_back(next);
   return times;
+}
+
+absl::StatusOr<std::vector<absl::Time>> ScheduleFireTimes(
+    absl::string_view expression, absl::Time after, absl::Time until) {
+  if (absl::StartsWith(expression, "cron(")) {
+    absl::StatusOr<CronSchedule> cron = CronSchedule::Parse(expression);
+    if (!cron.ok()) return cron.status();
+    std::vector<absl::Time> times;
+    for (absl::optional<absl::Time> next = cron->NextAfter(after, until);
+         next.has_value() && times.size() < 1000;
+         next = cron->NextAfter(*next, until)) {
+      times.push_back(*next);
+    }
+    return times;
+  }
+  absl::StatusOr<absl::Duration> period = ParseRate(expression);
+  if (!period.ok()) return period.status();
+  return FireTimes(*period, after, until);
+}
+
+absl::Status ValidateSchedule(absl::string_view expression) {
+  if (absl::StartsWith(expression, "cron(")) {
+    return CronSchedule::Parse(expression).status();
+  }
+  return ParseRate(expression).status();
 }
 
 std::string ScheduledEventId(absl::string_view rule_arn, absl::Time time) {

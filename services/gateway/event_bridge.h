@@ -5,8 +5,14 @@
 // topic (eventbus::BusTopic), created when the bus is created. PutEvents
 // answers only after Kafka acknowledged each accepted entry (acks=all).
 // TestEventPattern needs no Kafka; without Kafka brokers configured every
-// other implemented call answers UNAVAILABLE. Archives and replays are not
-// implemented (UNIMPLEMENTED).
+// other call answers UNAVAILABLE.
+//
+// Archives and replays (services/eventbus/archive.h) are catalog records
+// too; the gateway creates an archive's topic, validates and stores the
+// definitions and cancel requests, and the eventbus does the archiving and
+// replaying, writing EventCount / SizeBytes and replay progress back.
+// An archive is ENABLED from its creation on (it has no other state here).
+// At most kMaxActiveReplays replays run (are not over) at once.
 //
 // Thread-safety: all methods may be called concurrently.
 #ifndef STEPFLOW_SERVICES_GATEWAY_EVENT_BRIDGE_H_
@@ -35,6 +41,8 @@ namespace stepflow::gateway {
 // AWS's limit on a PutEvents request, by its entry-size calculation.
 inline constexpr size_t kMaxPutEventsBytes = 256 * 1024;
 inline constexpr int kMaxPutEventsEntries = 10;
+// Replays not yet COMPLETED, CANCELLED or FAILED at once; more: LimitExceeded.
+inline constexpr int kMaxActiveReplays = 10;
 
 // AWS's size of one PutEvents entry: 14 bytes for a set Time, plus the
 // UTF-8 bytes of Source, DetailType, Detail and each Resource.
@@ -91,25 +99,33 @@ class EventBridgeService final : public v1::EventBridge::Service {
                                 const v1::TestEventPatternRequest*,
                                 v1::TestEventPatternResponse*) override;
 
-  // Later releases build these.
-#define STEPFLOW_EVENTS_NOT_YET(Method)                                 \
-  grpc::Status Method(grpc::ServerContext*, const v1::Method##Request*, \
-                      v1::Method##Response*) override {                 \
-    return NotYet(#Method);                                             \
-  }
-  STEPFLOW_EVENTS_NOT_YET(CreateArchive)
-  STEPFLOW_EVENTS_NOT_YET(DescribeArchive)
-  STEPFLOW_EVENTS_NOT_YET(UpdateArchive)
-  STEPFLOW_EVENTS_NOT_YET(ListArchives)
-  STEPFLOW_EVENTS_NOT_YET(DeleteArchive)
-  STEPFLOW_EVENTS_NOT_YET(StartReplay)
-  STEPFLOW_EVENTS_NOT_YET(DescribeReplay)
-  STEPFLOW_EVENTS_NOT_YET(ListReplays)
-  STEPFLOW_EVENTS_NOT_YET(CancelReplay)
-#undef STEPFLOW_EVENTS_NOT_YET
+  grpc::Status CreateArchive(grpc::ServerContext*,
+                             const v1::CreateArchiveRequest*,
+                             v1::CreateArchiveResponse*) override;
+  grpc::Status DescribeArchive(grpc::ServerContext*,
+                               const v1::DescribeArchiveRequest*,
+                               v1::DescribeArchiveResponse*) override;
+  grpc::Status UpdateArchive(grpc::ServerContext*,
+                             const v1::UpdateArchiveRequest*,
+                             v1::UpdateArchiveResponse*) override;
+  grpc::Status ListArchives(grpc::ServerContext*,
+                            const v1::ListArchivesRequest*,
+                            v1::ListArchivesResponse*) override;
+  grpc::Status DeleteArchive(grpc::ServerContext*,
+                             const v1::DeleteArchiveRequest*,
+                             v1::DeleteArchiveResponse*) override;
+  grpc::Status StartReplay(grpc::ServerContext*, const v1::StartReplayRequest*,
+                           v1::StartReplayResponse*) override;
+  grpc::Status DescribeReplay(grpc::ServerContext*,
+                              const v1::DescribeReplayRequest*,
+                              v1::DescribeReplayResponse*) override;
+  grpc::Status ListReplays(grpc::ServerContext*, const v1::ListReplaysRequest*,
+                           v1::ListReplaysResponse*) override;
+  grpc::Status CancelReplay(grpc::ServerContext*,
+                            const v1::CancelReplayRequest*,
+                            v1::CancelReplayResponse*) override;
 
  private:
-  static grpc::Status NotYet(const char* method);
   explicit EventBridgeService(const GatewayOptions& options);
   // OK once the catalog is current (checked until it first is).
   absl::Status Ready(absl::Time deadline);
@@ -117,6 +133,11 @@ class EventBridgeService final : public v1::EventBridge::Service {
   absl::StatusOr<std::string> ExistingBus(const std::string& name_or_arn) const;
   absl::StatusOr<v1::Rule> ExistingRule(const std::string& bus,
                                         const std::string& rule) const;
+  absl::StatusOr<v1::DescribeArchiveResponse> ExistingArchive(
+      const std::string& name) const;
+  // The archive with its EventCount and SizeBytes summed from the stats.
+  v1::DescribeArchiveResponse WithStats(
+      v1::DescribeArchiveResponse archive) const;
   absl::Status SetRuleState(const std::string& name,
                             const std::string& bus_name_or_arn,
                             const char* state, absl::Time deadline);

@@ -6,11 +6,13 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/json/json.h"
@@ -377,7 +379,9 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
   EXPECT_EQ(scheduled_arn.rule_arn(),
             "arn:aws:events:us-east-1:123456789012:rule/nightly");
   for (const char* bad :
-       {"rate(1 minutes)", "rate(5 seconds)", "cron(0 3 * *)", "every day"}) {
+       {"rate(1 minutes)", "rate(5 seconds)", "cron(0 3 * *)", "every day",
+        "cron(0 3 * * * *)", "cron(0 3 ? * ? *)", "cron(60 3 * * ? *)",
+        "cron(0 3 ? * 3#6 *)", "cron(0 3 * * ? 2200)", "cron(0 3 L,2 * ? *)"}) {
     v1::PutRuleRequest wrong = scheduled;
     wrong.set_schedule_expression(bad);
     grpc::Status refused =
@@ -506,6 +510,266 @@ TEST(EventBridgeWithoutKafkaTest, AnswersUnavailable) {
   EXPECT_EQ(stub->ListEventBuses(&context, request, &response).error_code(),
             grpc::StatusCode::UNAVAILABLE);
   (*gateway)->Shutdown();
+}
+
+// Archives: AWS's fields, errors, filters and pages; the definition is in
+// the catalog and the archive's topic exists.
+TEST_F(EventBridgeTest, ArchiveBookkeeping) {
+  ASSERT_TRUE(CreateBus("orders").ok());
+  const std::string orders_arn =
+      "arn:aws:events:us-east-1:123456789012:event-bus/orders";
+  const std::string default_arn =
+      "arn:aws:events:us-east-1:123456789012:event-bus/default";
+  v1::CreateArchiveRequest create;
+  create.set_archive_name("orders-all");
+  create.set_event_source_arn(orders_arn);
+  create.set_description("every order");
+  create.set_retention_days(7);
+  v1::CreateArchiveResponse created;
+  grpc::Status status =
+      Call(&v1::EventBridge::Stub::CreateArchive, create, &created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(created.archive_arn(),
+            "arn:aws:events:us-east-1:123456789012:archive/orders-all");
+  EXPECT_EQ(created.state(), "ENABLED");
+  EXPECT_TRUE(created.has_creation_time());
+
+  status = Call(&v1::EventBridge::Stub::CreateArchive, create, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(status.error_message(),
+            "ResourceAlreadyExistsException: Archive orders-all already exists.");
+
+  v1::CreateArchiveRequest bad = create;
+  bad.set_archive_name("x");
+  bad.set_event_pattern(R"({"detail": {"n": [{"numeric": [">"]}]}})");
+  status = Call(&v1::EventBridge::Stub::CreateArchive, bad, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), StartsWith("InvalidEventPatternException: "));
+  bad.set_event_pattern("");
+  bad.set_event_source_arn(
+      "arn:aws:events:us-east-1:123456789012:event-bus/nowhere");
+  status = Call(&v1::EventBridge::Stub::CreateArchive, bad, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), StartsWith("ResourceNotFoundException: "));
+  bad.set_event_source_arn(orders_arn);
+  bad.set_archive_name(std::string(49, 'a'));
+  EXPECT_EQ(Call(&v1::EventBridge::Stub::CreateArchive, bad, &created).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  bad.set_archive_name("x");
+  bad.set_retention_days(-1);
+  EXPECT_EQ(Call(&v1::EventBridge::Stub::CreateArchive, bad, &created).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  for (const char* name : {"default-a", "default-b", "default-c"}) {
+    v1::CreateArchiveRequest more;
+    more.set_archive_name(name);
+    more.set_event_source_arn(default_arn);
+    more.set_event_pattern(R"({"source": ["shop"]})");
+    ASSERT_TRUE(Call(&v1::EventBridge::Stub::CreateArchive, more, &created).ok())
+        << name;
+  }
+
+  v1::DescribeArchiveRequest describe;
+  describe.set_archive_name("orders-all");
+  v1::DescribeArchiveResponse described;
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::DescribeArchive, describe, &described).ok());
+  EXPECT_EQ(described.archive_name(), "orders-all");
+  EXPECT_EQ(described.event_source_arn(), orders_arn);
+  EXPECT_EQ(described.description(), "every order");
+  EXPECT_EQ(described.retention_days(), 7);
+  EXPECT_EQ(described.event_count(), 0);
+  EXPECT_EQ(described.size_bytes(), 0);
+  describe.set_archive_name("missing");
+  status = Call(&v1::EventBridge::Stub::DescribeArchive, describe, &described);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_message(),
+            "ResourceNotFoundException: Archive missing does not exist.");
+
+  v1::UpdateArchiveRequest update;
+  update.set_archive_name("orders-all");
+  update.set_retention_days(0);
+  update.set_event_pattern(R"({"source": ["shop"]})");
+  v1::UpdateArchiveResponse updated;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::UpdateArchive, update, &updated).ok());
+  EXPECT_EQ(updated.archive_arn(),
+            "arn:aws:events:us-east-1:123456789012:archive/orders-all");
+  describe.set_archive_name("orders-all");
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::DescribeArchive, describe, &described).ok());
+  EXPECT_EQ(described.retention_days(), 0);
+  EXPECT_EQ(described.description(), "every order");  // unchanged
+  EXPECT_EQ(described.event_pattern(), R"({"source": ["shop"]})");
+  update.set_archive_name("missing");
+  EXPECT_EQ(Call(&v1::EventBridge::Stub::UpdateArchive, update, &updated).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  // Filters and pages.
+  auto names = [&](v1::ListArchivesRequest request) {
+    std::vector<std::string> out;
+    request.set_limit(2);
+    for (int page = 0; page < 10; ++page) {
+      v1::ListArchivesResponse listed;
+      grpc::Status listed_status =
+          Call(&v1::EventBridge::Stub::ListArchives, request, &listed);
+      EXPECT_TRUE(listed_status.ok()) << listed_status.error_message();
+      EXPECT_LE(listed.archives_size(), 2);
+      for (const v1::Archive& archive : listed.archives())
+        out.push_back(archive.archive_name());
+      if (listed.next_token().empty()) break;
+      request.set_next_token(listed.next_token());
+    }
+    return out;
+  };
+  EXPECT_THAT(names({}), ElementsAre("default-a", "default-b", "default-c",
+                                     "orders-all"));
+  v1::ListArchivesRequest by_prefix;
+  by_prefix.set_name_prefix("default-");
+  EXPECT_THAT(names(by_prefix), ElementsAre("default-a", "default-b", "default-c"));
+  v1::ListArchivesRequest by_source;
+  by_source.set_event_source_arn(orders_arn);
+  EXPECT_THAT(names(by_source), ElementsAre("orders-all"));
+  v1::ListArchivesRequest by_state;
+  by_state.set_state("DISABLED");
+  EXPECT_THAT(names(by_state), ElementsAre());
+  by_state.set_state("SLEEPING");
+  v1::ListArchivesResponse listed;
+  EXPECT_EQ(Call(&v1::EventBridge::Stub::ListArchives, by_state, &listed).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::DeleteArchiveRequest remove;
+  remove.set_archive_name("default-b");
+  v1::DeleteArchiveResponse removed;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::DeleteArchive, remove, &removed).ok());
+  EXPECT_EQ(Call(&v1::EventBridge::Stub::DeleteArchive, remove, &removed).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(names({}), ElementsAre("default-a", "default-c", "orders-all"));
+}
+
+// Replays: checks, states and cancelling, with no eventbus running them
+// (so they stay STARTING until cancelled).
+TEST_F(EventBridgeTest, ReplayBookkeeping) {
+  ASSERT_TRUE(CreateBus("orders").ok());
+  ASSERT_TRUE(PutRule("placed", "orders", R"({"source": ["shop"]})").ok());
+  const std::string orders_arn =
+      "arn:aws:events:us-east-1:123456789012:event-bus/orders";
+  v1::CreateArchiveRequest archive;
+  archive.set_archive_name("orders-all");
+  archive.set_event_source_arn(orders_arn);
+  v1::CreateArchiveResponse archived;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::CreateArchive, archive, &archived).ok());
+
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  v1::StartReplayRequest start;
+  start.set_replay_name("again");
+  start.set_event_source_arn(archived.archive_arn());
+  start.mutable_event_start_time()->set_seconds(now - 3600);
+  start.mutable_event_end_time()->set_seconds(now - 60);
+  start.mutable_destination()->set_arn(orders_arn);
+  start.mutable_destination()->add_filter_arns(
+      "arn:aws:events:us-east-1:123456789012:rule/orders/placed");
+
+  auto refused = [&](const std::function<void(v1::StartReplayRequest*)>& change) {
+    v1::StartReplayRequest request = start;
+    change(&request);
+    v1::StartReplayResponse response;
+    return Call(&v1::EventBridge::Stub::StartReplay, request, &response);
+  };
+  grpc::Status status = refused([&](v1::StartReplayRequest* r) {
+    r->mutable_event_end_time()->set_seconds(now - 7200);
+  });
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "ValidationException: Parameter EventStartTime is not valid. Reason: "
+            "EventStartTime must be before EventEndTime.");
+  status = refused([&](v1::StartReplayRequest* r) {
+    r->mutable_event_end_time()->set_seconds(now + 3600);
+  });
+  EXPECT_THAT(status.error_message(), HasSubstr("EventEndTime cannot be in the future"));
+  status = refused([&](v1::StartReplayRequest* r) { r->clear_event_start_time(); });
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  status = refused([&](v1::StartReplayRequest* r) {
+    r->mutable_destination()->set_arn(
+        "arn:aws:events:us-east-1:123456789012:event-bus/default");
+  });
+  EXPECT_THAT(status.error_message(), HasSubstr("Cross event bus replay is not permitted"));
+  status = refused([&](v1::StartReplayRequest* r) {
+    r->set_event_source_arn("arn:aws:events:us-east-1:123456789012:archive/none");
+  });
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_message(),
+            "ResourceNotFoundException: Archive none does not exist.");
+  status = refused([&](v1::StartReplayRequest* r) {
+    r->mutable_destination()->set_filter_arns(
+        0, "arn:aws:events:us-east-1:123456789012:rule/orders/none");
+  });
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::StartReplayResponse started;
+  status = Call(&v1::EventBridge::Stub::StartReplay, start, &started);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(started.replay_arn(),
+            "arn:aws:events:us-east-1:123456789012:replay/again");
+  EXPECT_EQ(started.state(), "STARTING");
+  EXPECT_TRUE(started.has_replay_start_time());
+  status = Call(&v1::EventBridge::Stub::StartReplay, start, &started);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(status.error_message(),
+            "ResourceAlreadyExistsException: Replay again already exists.");
+
+  v1::DescribeReplayRequest describe;
+  describe.set_replay_name("again");
+  v1::DescribeReplayResponse described;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::DescribeReplay, describe, &described).ok());
+  EXPECT_EQ(described.replay_arn(), started.replay_arn());
+  EXPECT_EQ(described.state(), "STARTING");
+  EXPECT_EQ(described.event_source_arn(), archived.archive_arn());
+  EXPECT_EQ(described.destination().arn(), orders_arn);
+  EXPECT_THAT(described.destination().filter_arns(), SizeIs(1));
+  EXPECT_EQ(described.event_start_time().seconds(), now - 3600);
+  EXPECT_EQ(described.event_end_time().seconds(), now - 60);
+
+  v1::ListReplaysRequest list;
+  list.set_state("STARTING");
+  v1::ListReplaysResponse listed;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::ListReplays, list, &listed).ok());
+  ASSERT_THAT(listed.replays(), SizeIs(1));
+  EXPECT_EQ(listed.replays(0).replay_name(), "again");
+
+  v1::CancelReplayRequest cancel;
+  cancel.set_replay_name("again");
+  v1::CancelReplayResponse cancelled;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::CancelReplay, cancel, &cancelled).ok());
+  EXPECT_EQ(cancelled.replay_arn(), started.replay_arn());
+  EXPECT_EQ(cancelled.state(), "CANCELLING");
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::DescribeReplay, describe, &described).ok());
+  EXPECT_EQ(described.state(), "CANCELLING");
+  status = Call(&v1::EventBridge::Stub::CancelReplay, cancel, &cancelled);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), StartsWith("IllegalStatusException: "));
+  list.set_state("STARTING");
+  listed.Clear();
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::ListReplays, list, &listed).ok());
+  EXPECT_THAT(listed.replays(), SizeIs(0));
+
+  cancel.set_replay_name("missing");
+  EXPECT_EQ(Call(&v1::EventBridge::Stub::CancelReplay, cancel, &cancelled).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  describe.set_replay_name("missing");
+  EXPECT_EQ(Call(&v1::EventBridge::Stub::DescribeReplay, describe, &described).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  // At most kMaxActiveReplays replays that are not over ("again" is still
+  // CANCELLING: nothing ran it).
+  for (int i = 1; i < kMaxActiveReplays; ++i) {
+    v1::StartReplayRequest more = start;
+    more.set_replay_name(absl::StrCat("more-", i));
+    ASSERT_TRUE(Call(&v1::EventBridge::Stub::StartReplay, more, &started).ok()) << i;
+  }
+  start.set_replay_name("one-too-many");
+  status = Call(&v1::EventBridge::Stub::StartReplay, start, &started);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), StartsWith("LimitExceededException: "));
 }
 
 }  // namespace
