@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/json/json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -213,6 +214,56 @@ TEST_F(CliTest, VersionsAliasesAndRedrive) {
   CliResult aliases = Run({"state-machines", "list-aliases", "versioned"});
   EXPECT_EQ(aliases.exit_code, 0);
   EXPECT_THAT(aliases.out, ::testing::Not(HasSubstr(alias_arn)));
+}
+
+TEST_F(CliTest, ExecutionLogsOfALoggedExpressMachine) {
+  const std::string definition =
+      R"({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"},
+          "B": {"Type": "Pass", "Result": {"done": true}, "End": true}}})";
+  const std::string log_group = "arn:aws:logs:us-east-1:123456789012:log-group:flows:*";
+  CliResult refused = Run({"state-machines", "create", "--name", "unlogged", "--type", "EXPRESS",
+                           "--definition-string", definition, "--logging-level", "ALL"},
+                          /*merge_stderr=*/true);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.out, HasSubstr("Must specify exactly one Log Destination."));
+
+  json::Document created = Json(Run({"state-machines", "create", "--name", "logged", "--type",
+                                     "EXPRESS", "--definition-string", definition,
+                                     "--logging-level", "ALL", "--log-group", log_group,
+                                     "--include-execution-data"}));
+  ASSERT_TRUE(created.IsObject());
+  json::Document described = Json(Run({"state-machines", "describe", "logged"}));
+  ASSERT_TRUE(described.IsObject());
+  EXPECT_STREQ(described["loggingConfiguration"]["level"].GetString(), "ALL");
+
+  json::Document started =
+      Json(Run({"executions", "start", "logged", "--name", "logged-1", "--input", R"({"n": 1})"}));
+  ASSERT_TRUE(started.IsObject());
+  const std::string execution = started["executionArn"].GetString();
+  // The records reach Kafka through the shard's outbox, shortly after.
+  std::vector<std::string> types;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    CliResult logs = Run({"executions", "logs", "--execution", execution, "--kafka-brokers",
+                          cluster_->kafka_bootstrap()});
+    ASSERT_EQ(logs.exit_code, 0) << logs.out;
+    types.clear();
+    for (absl::string_view line : absl::StrSplit(logs.out, '\n', absl::SkipEmpty())) {
+      auto record = json::Parse(line);
+      ASSERT_TRUE(record.ok()) << line;
+      EXPECT_EQ(std::string((*record)["execution_arn"].GetString()), execution);
+      types.push_back((*record)["type"].GetString());
+    }
+    if (!types.empty() && types.back() == "ExecutionSucceeded") break;
+    absl::SleepFor(absl::Milliseconds(300));
+  }
+  EXPECT_THAT(types, ::testing::ElementsAre("ExecutionStarted", "PassStateEntered",
+                                            "PassStateExited", "PassStateEntered",
+                                            "PassStateExited", "ExecutionSucceeded"));
+  CliResult usage = Run({"executions", "logs", "--kafka-brokers", cluster_->kafka_bootstrap()},
+                        /*merge_stderr=*/true);
+  EXPECT_NE(usage.exit_code, 0);
+  EXPECT_THAT(usage.out, HasSubstr("give exactly one of --execution"));
 }
 
 }  // namespace

@@ -65,6 +65,10 @@ namespace stepflow::eventbus {
 // The compacted topic holding the catalog.
 inline constexpr char kConfigTopic[] = "stepflow.eventbus.config";
 inline constexpr char kDefaultBusName[] = "default";
+// Where shard servers write the history events of executions whose state
+// machine has a logging configuration (`stepflow executions logs` reads it);
+// the gateway creates it.
+inline constexpr char kExecutionLogsTopic[] = "stepflow.execution-logs";
 
 // The Kafka topic carrying the events of bus `bus_name`:
 // "stepflow.events.<bus_name>", or for names too long for Kafka a prefix of

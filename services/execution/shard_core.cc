@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -13,6 +14,7 @@
 #include "services/eventbus/catalog.h"
 #include "services/eventbus/envelope.h"
 #include "common/status/status_macros.h"
+#include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
 #include "services/execution/keys.h"
@@ -1120,6 +1122,71 @@ asl::ExecutionContext MakeContext(const ExecutionRecord& record, const StateMach
   return context;
 }
 
+// Whether a logging level logs events of `type`: ALL every event, ERROR
+// the failures and aborts, FATAL those of the execution (AWS's levels).
+bool LoggedAt(absl::string_view level, absl::string_view type) {
+  static const auto* const kFatal = new std::set<std::string, std::less<>>{
+      "ExecutionAborted", "ExecutionFailed", "ExecutionTimedOut"};
+  static const auto* const kError = new std::set<std::string, std::less<>>{
+      "ExecutionAborted", "ExecutionFailed", "ExecutionTimedOut", "FailStateEntered",
+      "LambdaFunctionFailed", "LambdaFunctionScheduleFailed", "LambdaFunctionStartFailed",
+      "LambdaFunctionTimedOut", "MapStateAborted", "MapStateFailed", "MapIterationAborted",
+      "MapIterationFailed", "MapRunAborted", "MapRunFailed", "ParallelStateAborted",
+      "ParallelStateFailed", "TaskFailed", "TaskStartFailed", "TaskStateAborted",
+      "TaskSubmitFailed", "TaskTimedOut", "WaitStateAborted", "ActivityFailed",
+      "ActivityScheduleFailed", "ActivityTimedOut"};
+  if (level == "ALL") return true;
+  if (level == "ERROR") return kError->count(type) > 0;
+  if (level == "FATAL") return kFatal->count(type) > 0;
+  return false;
+}
+
+// One history event as a log record, in the shape AWS writes to CloudWatch
+// Logs (ids and the timestamp as strings), with the state machine and log
+// group added so readers can filter. Without execution data, the event's
+// input, output and parameters are left out.
+std::string ExecutionLogRecord(const ExecutionRecord& record, const v1::HistoryEvent& event,
+                               const v1::LoggingConfiguration& logging) {
+  json::Document log;
+  log.SetObject();
+  auto& a = log.GetAllocator();
+  auto text = [&a](absl::string_view s) {
+    return json::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
+  };
+  log.AddMember("id", text(absl::StrCat(event.id())), a);
+  log.AddMember("type", text(event.type()), a);
+  json::Value details(rapidjson::kObjectType);
+  std::string event_json;
+  google::protobuf::util::JsonPrintOptions options;
+  if (google::protobuf::util::MessageToJsonString(event, &event_json, options).ok()) {
+    auto parsed = json::Parse(event_json);
+    if (parsed.ok() && parsed->IsObject()) {
+      for (auto& member : parsed->GetObject()) {
+        const absl::string_view name(member.name.GetString(), member.name.GetStringLength());
+        if (!absl::EndsWith(name, "EventDetails") || !member.value.IsObject()) continue;
+        details = json::Copy(member.value, a);
+      }
+    }
+  }
+  if (!logging.include_execution_data()) {
+    for (const char* field : {"input", "output", "parameters"}) details.RemoveMember(field);
+  }
+  log.AddMember("details", details, a);
+  log.AddMember("previous_event_id", text(absl::StrCat(event.previous_event_id())), a);
+  log.AddMember("event_timestamp",
+                text(absl::StrCat(event.timestamp().seconds() * 1000 +
+                                  event.timestamp().nanos() / 1000000)),
+                a);
+  log.AddMember("execution_arn", text(record.execution_arn()), a);
+  log.AddMember("redrive_count", text(absl::StrCat(record.redrive_count())), a);
+  log.AddMember("state_machine_arn", text(record.state_machine_arn()), a);
+  if (!logging.destinations().empty()) {
+    log.AddMember("log_group_arn",
+                  text(logging.destinations(0).cloud_watch_logs_log_group().log_group_arn()), a);
+  }
+  return json::Serialize(log);
+}
+
 // A child execution's start, from a startExecution task's parameters
 // (StateMachineArn, Input, Name, TraceHeader), as AWS reads them.
 struct ChildStart {
@@ -1351,6 +1418,21 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
       batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
     }
   }
+  const v1::LoggingConfiguration& logging = record.state_machine().logging_configuration();
+  bool logged = false;
+  if (!options_.execution_logs_topic.empty() && !logging.level().empty() &&
+      logging.level() != "OFF") {
+    for (const v1::HistoryEvent& event : outcome.events) {
+      if (!LoggedAt(logging.level(), event.type())) continue;
+      internal::v1::OutboxItem item;
+      internal::v1::PublishEvent* publish = item.mutable_publish_event();
+      publish->set_topic(options_.execution_logs_topic);
+      publish->set_key(record.execution_arn());
+      publish->set_value(ExecutionLogRecord(record, event, logging));
+      batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+      logged = true;
+    }
+  }
   const bool service_effects = !outcome.service_calls.empty() || !record.children().empty() ||
                                (!outcome.closed_status.empty() &&
                                 !record.parent_task().report().empty());
@@ -1394,7 +1476,7 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     metrics_.wal_syncs->Set(static_cast<double>(store_->WalSyncs()));
     metrics_.synced_writes->Set(static_cast<double>(store_->SyncedWrites()));
   }
-  if (!outcome.dispatches.empty() || cancels || service_effects) WakeOutbox();
+  if (!outcome.dispatches.empty() || cancels || service_effects || logged) WakeOutbox();
   if (earliest != absl::InfiniteFuture()) WakeTimers(earliest);
   if (!outcome.closed_status.empty()) {
     log::Info(kComponent, "execution closed",

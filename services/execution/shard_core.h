@@ -114,6 +114,10 @@ struct ShardCoreOptions {
   // close) to this Kafka topic, the default bus's, through the outbox;
   // empty: none.
   std::string status_events_topic;
+  // Write the history events of executions whose state machine has a
+  // logging configuration (level ALL, ERROR or FATAL) to this Kafka topic,
+  // as AWS writes them to CloudWatch Logs, through the outbox; empty: none.
+  std::string execution_logs_topic;
   // Where the durability metrics go (transitions, fsyncs, batch sizes);
   // optional, must outlive the core.
   prometheus::Registry* registry = nullptr;

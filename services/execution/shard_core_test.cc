@@ -104,6 +104,7 @@ class ShardCoreTest : public ::testing::Test {
     options.shard_count = shards;
     options.clock = &clock_;
     options.status_events_topic = status_events_topic_;
+    options.execution_logs_topic = "stepflow.execution-logs";
     auto core = ShardCore::Open(options, &peers_);
     if (!core.ok()) return core.status();
     core_ = std::move(*core);
@@ -1276,6 +1277,72 @@ TEST_F(NestedWorkflowTest, PutEventsWaitForTaskTokenWaitsForTheAnswer) {
   EXPECT_EQ(closed.status(), "FAILED");
   EXPECT_EQ(closed.error(), "Rejected");
   EXPECT_EQ(HistoryTypes(arn).back(), "ExecutionFailed");
+}
+
+TEST_F(ShardCoreTest, LoggingLevelsChooseWhichEventsAreLogged) {
+  const std::string definition = R"({"StartAt": "P", "States": {
+    "P": {"Type": "Pass", "Next": "F"},
+    "F": {"Type": "Fail", "Error": "Broken", "Cause": "on purpose"}}})";
+  auto logged = [&](const std::string& level, bool include_data) {
+    v1::CreateStateMachineRequest create;
+    create.set_name(absl::StrCat("logged-", level, include_data ? "-data" : ""));
+    create.set_type("EXPRESS");
+    create.set_definition(definition);
+    v1::LoggingConfiguration* logging = create.mutable_logging_configuration();
+    logging->set_level(level);
+    logging->set_include_execution_data(include_data);
+    logging->add_destinations()->mutable_cloud_watch_logs_log_group()->set_log_group_arn(
+        "arn:aws:logs:us-east-1:123456789012:log-group:flows:*");
+    v1::CreateStateMachineResponse created;
+    EXPECT_TRUE(core_->CreateStateMachine(create, &created).ok());
+    auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+    EXPECT_TRUE(machine.ok());
+    const std::string arn = Start(*machine, "run", R"({"secret": 1})");
+    EXPECT_EQ(Describe(arn).status(), "FAILED");
+    std::vector<json::Document> records;
+    for (int i = 0; i < 100; ++i) {
+      records.clear();
+      for (const auto& event : peers_.Published()) {
+        if (event.topic() != "stepflow.execution-logs" || event.key() != arn) continue;
+        auto parsed = json::Parse(event.value());
+        EXPECT_TRUE(parsed.ok());
+        if (parsed.ok()) records.push_back(std::move(*parsed));
+      }
+      if (!records.empty() && std::string(records.back()["type"].GetString()) ==
+                                  "ExecutionFailed") {
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return records;
+  };
+  auto all = logged("ALL", /*include_data=*/false);
+  std::vector<std::string> types;
+  for (const auto& record : all) types.push_back(record["type"].GetString());
+  EXPECT_THAT(types, ElementsAre("ExecutionStarted", "PassStateEntered", "PassStateExited",
+                                 "FailStateEntered", "ExecutionFailed"));
+  ASSERT_FALSE(all.empty());
+  EXPECT_EQ(std::string(all[0]["id"].GetString()), "1");
+  EXPECT_EQ(std::string(all[0]["previous_event_id"].GetString()), "0");
+  EXPECT_TRUE(all[0]["event_timestamp"].IsString());
+  EXPECT_FALSE(all[0]["details"].HasMember("input"));  // execution data left out
+  EXPECT_EQ(std::string(all.back()["details"]["error"].GetString()), "Broken");
+  EXPECT_EQ(std::string(all[0]["log_group_arn"].GetString()),
+            "arn:aws:logs:us-east-1:123456789012:log-group:flows:*");
+
+  auto with_data = logged("ALL", /*include_data=*/true);
+  ASSERT_FALSE(with_data.empty());
+  EXPECT_EQ(std::string(with_data[0]["details"]["input"].GetString()), R"({"secret": 1})");
+
+  auto error = logged("ERROR", false);
+  types.clear();
+  for (const auto& record : error) types.push_back(record["type"].GetString());
+  EXPECT_THAT(types, ElementsAre("FailStateEntered", "ExecutionFailed"));
+  auto fatal = logged("FATAL", false);
+  ASSERT_EQ(fatal.size(), 1u);
+  EXPECT_EQ(std::string(fatal[0]["type"].GetString()), "ExecutionFailed");
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_TRUE(logged("OFF", false).empty());
 }
 
 class AwaitExecutionClosedTest : public ShardCoreTest {

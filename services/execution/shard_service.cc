@@ -1,5 +1,7 @@
 #include "services/execution/shard_service.h"
 
+#include "services/eventbus/catalog.h"
+
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -330,6 +332,9 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(ShardServerOptio
     impl->peers->set_producer(std::move(producer));
     if (options.core.status_events_topic.empty()) {
       options.core.status_events_topic = kDefaultBusTopicName;
+    }
+    if (options.core.execution_logs_topic.empty()) {
+      options.core.execution_logs_topic = eventbus::kExecutionLogsTopic;
     }
   }
   ASSIGN_OR_RETURN(impl->core, ShardCore::Open(options.core, impl->peers.get()));

@@ -315,6 +315,13 @@ absl::StatusOr<std::unique_ptr<EventBridgeService>> EventBridgeService::Create(
     log::Warn(kComponent, "cannot make sure the default event bus topic exists",
               {{"error", topic}});
   }
+  // Shard servers write execution logs there (logging configurations).
+  topic = service->admin_->EnsureTopic(
+      {.name = eventbus::kExecutionLogsTopic, .partitions = options.event_bus_partitions},
+      absl::Seconds(5));
+  if (!topic.ok()) {
+    log::Warn(kComponent, "cannot make sure the execution logs topic exists", {{"error", topic}});
+  }
   // Creates the catalog topic if needed, so eventbus replicas find it, and
   // reads it; calls retry this if the brokers do not answer yet.
   if (service->Ready(absl::Now() + absl::Seconds(5)).ok()) {

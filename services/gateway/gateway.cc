@@ -80,6 +80,27 @@ absl::Status ValidateMaxResults(int max_results) {
   return absl::OkStatus();
 }
 
+// AWS's LoggingConfiguration rules: a known level, and exactly one log
+// group for any level but OFF.
+absl::Status ValidateLogging(const v1::LoggingConfiguration& logging) {
+  const std::string& level = logging.level();
+  if (!level.empty() && level != "ALL" && level != "ERROR" && level != "FATAL" &&
+      level != "OFF") {
+    return ConstraintViolation("loggingConfiguration.level",
+                               "Member must satisfy enum value set: [ALL, ERROR, FATAL, OFF]");
+  }
+  const bool one_destination =
+      logging.destinations_size() == 1 &&
+      !logging.destinations(0).cloud_watch_logs_log_group().log_group_arn().empty();
+  if ((!level.empty() && level != "OFF" && !one_destination) ||
+      logging.destinations_size() > 1) {
+    return absl::InvalidArgumentError(
+        "InvalidLoggingConfiguration: Invalid Logging Configuration: Must specify exactly one "
+        "Log Destination.");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateVersionDescription(bool publish, const std::string& description) {
   RETURN_IF_ERROR(ValidateLength("versionDescription", description, 0, 256));
   if (!publish && !description.empty()) {
@@ -212,6 +233,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       RETURN_IF_ERROR(ValidateLength("definition", request->definition(), 1, kMaxDefinitionBytes));
       RETURN_IF_ERROR(asl::Definition::Parse(request->definition()).status());
       RETURN_IF_ERROR(ValidateVersionDescription(request->publish(), request->version_description()));
+      RETURN_IF_ERROR(ValidateLogging(request->logging_configuration()));
       const std::string arn = config::StateMachineArn(options_.arn_scope, request->name());
       return router_->CallOwner(context, arn, DeadlineOf(context, kDefaultDeadline),
                                 &Stub::CreateStateMachine, *request, response);
@@ -804,6 +826,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       RETURN_IF_ERROR(ValidateLength("roleArn", request->role_arn(), 0, 256));
       RETURN_IF_ERROR(
           ValidateVersionDescription(request->publish(), request->version_description()));
+      RETURN_IF_ERROR(ValidateLogging(request->logging_configuration()));
       return router_->CallOwner(context, request->state_machine_arn(),
                                 DeadlineOf(context, kDefaultDeadline), &Stub::UpdateStateMachine,
                                 *request, response);

@@ -13,8 +13,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "common/json/json.h"
+#include "common/kafka/topic_reader.h"
 #include "common/status/status_macros.h"
+#include "services/eventbus/catalog.h"
 #include "tools/cli/local_commands.h"
 #include "tools/cli/names.h"
 #include "tools/cli/render.h"
@@ -79,6 +82,63 @@ bool FollowPages(const Invocation& inv) { return !inv.args.Has("max-results"); }
 // ---------------------------------------------------------------------------
 // state-machines
 
+// --logging-level, --log-group and --include-execution-data, when any is
+// given, as the request's LoggingConfiguration.
+template <typename Request>
+void SetLogging(const ParsedArgs& args, Request* request) {
+  if (!args.Has("logging-level") && !args.Has("log-group") &&
+      !args.IsSet("include-execution-data")) {
+    return;
+  }
+  v1::LoggingConfiguration* logging = request->mutable_logging_configuration();
+  logging->set_level(args.Get("logging-level"));
+  logging->set_include_execution_data(args.IsSet("include-execution-data"));
+  if (args.Has("log-group")) {
+    logging->add_destinations()->mutable_cloud_watch_logs_log_group()->set_log_group_arn(
+        args.Get("log-group"));
+  }
+}
+
+// Reads the execution logs topic from its beginning, printing the records
+// of the execution or state machine asked for; with --follow it goes on.
+absl::Status ExecutionLogs(const Invocation& inv) {
+  const ParsedArgs& args = inv.args;
+  if (args.Has("execution") == args.Has("state-machine")) {
+    return UsageError("give exactly one of --execution ARN and --state-machine ARN|NAME");
+  }
+  if (!args.Has("kafka-brokers")) return UsageError("--kafka-brokers is required");
+  const std::string field = args.Has("execution") ? "execution_arn" : "state_machine_arn";
+  const std::string wanted = args.Has("execution")
+                                 ? args.Get("execution")
+                                 : StateMachineArnFor(inv.scope, args.Get("state-machine"));
+  absl::Mutex mu;
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<kafka::TopicReader> reader,
+      kafka::TopicReader::Start(
+          args.Get("kafka-brokers"), eventbus::kExecutionLogsTopic,
+          [&](const kafka::TopicRecord& record) {
+            if (!record.value.has_value()) return;
+            auto log = json::Parse(*record.value);
+            if (!log.ok() || !log->IsObject() || !log->HasMember(field.c_str()) ||
+                !(*log)[field.c_str()].IsString() ||
+                wanted != (*log)[field.c_str()].GetString()) {
+              return;
+            }
+            absl::MutexLock lock(&mu);
+            inv.out << *record.value << "\n" << std::flush;
+          }));
+  absl::Status caught_up = reader->WaitCaughtUp(absl::Seconds(15));
+  if (!caught_up.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot read the execution logs from ", args.Get("kafka-brokers"), ": ",
+                     caught_up.message()));
+  }
+  if (args.IsSet("follow")) {
+    while (true) absl::SleepFor(absl::Seconds(1));  // until interrupted
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CreateStateMachine(const Invocation& inv) {
   const ParsedArgs& args = inv.args;
   if (!args.Has("name")) return UsageError("--name is required");
@@ -97,6 +157,7 @@ absl::Status CreateStateMachine(const Invocation& inv) {
   }
   request.set_type(args.Get("type"));
   request.set_role_arn(args.Get("role-arn"));
+  SetLogging(args, &request);
   request.set_publish(args.IsSet("publish"));
   request.set_version_description(args.Get("version-description"));
   v1::CreateStateMachineResponse response;
@@ -128,6 +189,7 @@ absl::Status UpdateStateMachine(const Invocation& inv) {
     request.set_definition(args.Get("definition-string"));
   }
   request.set_role_arn(args.Get("role-arn"));
+  SetLogging(args, &request);
   request.set_publish(args.IsSet("publish"));
   request.set_version_description(args.Get("version-description"));
   v1::UpdateStateMachineResponse response;
@@ -630,6 +692,27 @@ FlagSpec VersionDescriptionFlag() {
           .help = "Description of the version --publish makes."};
 }
 
+FlagSpec LoggingLevelFlag() {
+  return {.name = "logging-level",
+          .value_name = "LEVEL",
+          .help = "Log the executions' history events: ALL, ERROR\n(failures), FATAL "
+                  "(execution failures) or OFF;\nread them with `stepflow executions logs`.",
+          .choices = {"ALL", "ERROR", "FATAL", "OFF"}};
+}
+
+FlagSpec LogGroupFlag() {
+  return {.name = "log-group",
+          .value_name = "ARN",
+          .help = "The log group ARN the logs are filed under\n(required with "
+                  "--logging-level ALL|ERROR|FATAL)."};
+}
+
+FlagSpec IncludeExecutionDataFlag() {
+  return {.name = "include-execution-data",
+          .kind = FlagKind::kBool,
+          .help = "Keep inputs and outputs in the logged events."};
+}
+
 FlagSpec RoutingFlag() {
   return {.name = "routing",
           .value_name = "ROUTES",
@@ -718,6 +801,7 @@ const std::vector<CommandSpec>& Commands() {
        .name = "create",
        .synopsis = "--name NAME (--definition FILE|- | --definition-string "
                    "JSON) [--type STANDARD|EXPRESS] [--role-arn ARN] "
+                   "[--logging-level LEVEL --log-group ARN [--include-execution-data]] "
                    "[--publish [--version-description TEXT]]",
        .summary = "Create a state machine from an ASL definition.",
        .description =
@@ -746,6 +830,9 @@ const std::vector<CommandSpec>& Commands() {
              .value_name = "ARN",
              .help = "IAM role ARN recorded with the state machine\n(accepted "
                      "for compatibility; Stepflow does not\nassume it)."},
+            LoggingLevelFlag(),
+            LogGroupFlag(),
+            IncludeExecutionDataFlag(),
             PublishFlag(),
             VersionDescriptionFlag()},
        .run = &CreateStateMachine},
@@ -787,7 +874,8 @@ const std::vector<CommandSpec>& Commands() {
       {.group = "state-machines",
        .name = "update",
        .synopsis = "ARN|NAME [--definition FILE|- | --definition-string JSON] "
-                   "[--role-arn ARN] [--publish [--version-description TEXT]]",
+                   "[--role-arn ARN] [--logging-level LEVEL --log-group ARN "
+                   "[--include-execution-data]] [--publish [--version-description TEXT]]",
        .summary = "Change a state machine's definition or role.",
        .description =
            "Updates a state machine (UpdateStateMachine). A change makes a "
@@ -807,6 +895,9 @@ const std::vector<CommandSpec>& Commands() {
                  {.name = "role-arn",
                   .value_name = "ARN",
                   .help = "New IAM role ARN."},
+                 LoggingLevelFlag(),
+                 LogGroupFlag(),
+                 IncludeExecutionDataFlag(),
                  PublishFlag(),
                  VersionDescriptionFlag()},
        .run = &UpdateStateMachine},
@@ -973,6 +1064,32 @@ const std::vector<CommandSpec>& Commands() {
                   .kind = FlagKind::kBool,
                   .help = "Leave input and output out of the event\ndetails."}},
        .run = &GetExecutionHistory},
+      {.group = "executions",
+       .name = "logs",
+       .synopsis = "(--execution ARN | --state-machine ARN|NAME) --kafka-brokers "
+                   "HOST:PORT[,...] [--follow]",
+       .summary = "Print the logged events of executions.",
+       .description =
+           "Prints the history events that shard servers logged for "
+           "executions\nwhose state machine has a logging configuration "
+           "(--logging-level),\none JSON object per line in the shape AWS "
+           "writes to CloudWatch\nLogs (id, type, details, previous_event_id, "
+           "event_timestamp,\nexecution_arn), read from the Kafka topic "
+           "stepflow.execution-logs.\nThis is how EXPRESS executions, which "
+           "have no GetExecutionHistory,\nare inspected.",
+       .flags = {{.name = "execution",
+                  .value_name = "ARN",
+                  .help = "Only this execution's events."},
+                 {.name = "state-machine",
+                  .value_name = "ARN|NAME",
+                  .help = "Only the events of this state machine's\nexecutions."},
+                 {.name = "kafka-brokers",
+                  .value_name = "HOST:PORT[,...]",
+                  .help = "The cluster's Kafka brokers (`stepflow dev`\nprints them)."},
+                 {.name = "follow",
+                  .kind = FlagKind::kBool,
+                  .help = "Keep printing new events until interrupted."}},
+       .run = &ExecutionLogs},
       {.group = "executions",
        .name = "list",
        .synopsis = "[--state-machine ARN|NAME] [--status STATUS] "
