@@ -24,7 +24,9 @@ using ::stepflow::internal::v1::ExecutionState;
 using ::stepflow::internal::v1::Frame;
 
 // What a frame's timer_id waits for.
-enum TimerKind : int32_t { kWaitTimer = 1, kRetryTimer = 2 };
+// kFailureTimer: a failed branch or iteration hands its failure to its
+// Parallel or Map (see FrameFailed).
+enum TimerKind : int32_t { kWaitTimer = 1, kRetryTimer = 2, kFailureTimer = 3 };
 
 constexpr char kRuntime[] = "States.Runtime";
 constexpr char kTimeout[] = "States.Timeout";
@@ -582,10 +584,25 @@ class Interpreter::Run {
     ChildDone(parent_id);
   }
 
-  void FrameFailed(int64_t frame_id, const StateError& failure) {
+  // `handed_over`: the failure of a branch or iteration reaches its
+  // Parallel or Map now (its failure timer fired).
+  void FrameFailed(int64_t frame_id, const StateError& failure, bool handed_over = false) {
     Frame* frame = F(frame_id);
     if (frame->parent_id() == 0) {
       FailExecution(failure.error, failure.cause);
+      return;
+    }
+    // Branches and iterations run concurrently on AWS: by the time a
+    // failure reaches the Parallel or Map, the siblings have moved on to
+    // where they wait (their tasks scheduled, maybe started), and are then
+    // aborted. A timer due at once hands the failure over in a transition
+    // of its own; meanwhile the frame stays, so the siblings go on.
+    if (!handed_over && !StateOf(*F(frame->parent_id()))->distributed) {
+      frame->set_failure_error(failure.error);
+      frame->set_failure_cause(failure.cause);
+      frame->set_failure_heartbeat(failure.heartbeat);
+      frame->set_timer_kind(kFailureTimer);
+      frame->set_timer_id(ArmTimer(absl::ZeroDuration()));
       return;
     }
     // What a redrive reopens if this failure ends the execution: the
@@ -623,11 +640,17 @@ class Interpreter::Run {
     HandleError(parent_id, failure);
   }
 
-  // Events for a frame stopped because a sibling failed: its running state
-  // is aborted, and a Map iteration too.
+  // Events for a frame stopped because a sibling failed: a Map iteration
+  // is aborted, then its running state (AWS's order).
   void EmitAborted(int64_t frame_id, const State* owner) {
     const std::vector<int64_t> children = ChildrenOf(frame_id);
     Frame* frame = F(frame_id);
+    if (owner != nullptr && owner->type == StateType::kMap) {
+      auto* details = Emit("MapIterationAborted", /*advance_cursor=*/false)
+                          ->mutable_map_iteration_aborted_event_details();
+      details->set_name(owner->name);
+      details->set_index(frame->index());
+    }
     if (const State* current = StateOf(*frame); current != nullptr) {
       if (frame->has_map_run()) {
         Emit("MapRunAborted");  // its child executions are not in this history
@@ -638,12 +661,6 @@ class Interpreter::Run {
           current->type == StateType::kParallel || current->type == StateType::kMap) {
         Emit(absl::StrCat(StateTypeName(current->type), "StateAborted"));
       }
-    }
-    if (owner != nullptr && owner->type == StateType::kMap) {
-      auto* details = Emit("MapIterationAborted", /*advance_cursor=*/false)
-                          ->mutable_map_iteration_aborted_event_details();
-      details->set_name(owner->name);
-      details->set_index(frame->index());
     }
   }
 
@@ -2853,6 +2870,12 @@ class Interpreter::Run {
         EventScope scope(this, frame_id);
         if (kind == kWaitTimer) {
           FinishWait(frame_id, *StateOf(*F(frame_id)));
+        } else if (kind == kFailureTimer) {
+          const Frame& failed = *F(frame_id);
+          FrameFailed(frame_id,
+                      StateError{failed.failure_error(), failed.failure_cause(),
+                                 failed.failure_heartbeat()},
+                      /*handed_over=*/true);
         } else {
           Execute(frame_id);  // a retry: the state runs again
         }

@@ -1,5 +1,7 @@
 #include "common/asl/interpreter.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
@@ -215,13 +217,73 @@ TEST_F(InterpreterTest, FailingBranchStopsTheOthersAndIsCaught) {
       {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E", "Cause": "C"}}}]},
     "After": {"Type": "Pass", "End": true}}})"),
                       "{}");
+  // The failure reaches the Parallel in a transition of its own, once the
+  // other branch has scheduled its task.
   EXPECT_EQ(Types(out),
             "ExecutionStarted,ParallelStateEntered,ParallelStateStarted,TaskStateEntered,"
-            "ActivityScheduled,FailStateEntered,TaskStateAborted,ParallelStateFailed,"
-            "ParallelStateExited,"
+            "ActivityScheduled,FailStateEntered");
+  ASSERT_EQ(out.timers.size(), 1u);
+  EXPECT_EQ(out.timers[0].fire_at, now_);
+  ASSERT_TRUE(interpreter_->ActivityStarted(&state_, 5, "w1", now_).ok());
+  Outcome handed_over = FireTimers(out);
+  EXPECT_EQ(Types(handed_over),
+            "TaskStateAborted,ParallelStateFailed,ParallelStateExited,"
             "PassStateEntered,PassStateExited,ExecutionSucceeded");
-  EXPECT_EQ(out.output, R"({"Error":"E","Cause":"C"})");
-  EXPECT_FALSE(out.cancelled_tasks.empty());
+  EXPECT_EQ(handed_over.output, R"({"Error":"E","Cause":"C"})");
+  EXPECT_EQ(handed_over.cancelled_tasks, std::vector<int64_t>{5});
+  EXPECT_FALSE(Interpreter::AwaitsTask(state_, 5));
+}
+
+TEST_F(InterpreterTest, FailingBranchAbortsWaitingStatesOfEveryKind) {
+  Outcome out = Begin(absl::StrCat(R"({"StartAt": "P", "States": {
+    "P": {"Type": "Parallel", "End": true, "Branches": [
+      {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E", "Cause": "C"}}},
+      {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 100, "End": true}}},
+      {"StartAt": "Inner", "States": {"Inner": {"Type": "Parallel", "End": true, "Branches": [
+        {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}}]}}},
+      {"StartAt": "M", "States": {"M": {"Type": "Map", "End": true, "ItemProcessor": {
+        "StartAt": "T2", "States": {"T2": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}}}}}
+    ]}}})"),
+                      "[1]");
+  ASSERT_EQ(out.dispatches.size(), 2u);
+  std::vector<int64_t> tasks = {out.dispatches[0].scheduled_event_id,
+                                out.dispatches[1].scheduled_event_id};
+  Outcome handed_over;
+  for (const TimerRequest& timer : out.timers) {
+    if (timer.fire_at != now_) continue;  // the Wait's
+    auto fired = interpreter_->TimerFired(&state_, timer.timer_id, now_);
+    ASSERT_TRUE(fired.ok());
+    handed_over = *fired;
+  }
+  EXPECT_EQ(Types(handed_over),
+            "WaitStateAborted,TaskStateAborted,ParallelStateAborted,MapIterationAborted,"
+            "TaskStateAborted,MapStateAborted,ParallelStateFailed,ExecutionFailed");
+  EXPECT_EQ(handed_over.events[3].map_iteration_aborted_event_details().name(), "M");
+  EXPECT_EQ(handed_over.events[3].map_iteration_aborted_event_details().index(), 0);
+  std::sort(handed_over.cancelled_tasks.begin(), handed_over.cancelled_tasks.end());
+  EXPECT_EQ(handed_over.cancelled_tasks, tasks);
+  EXPECT_EQ(handed_over.error, "E");
+}
+
+TEST_F(InterpreterTest, FailingIterationAbortsTheOthersInAwsOrder) {
+  // As recorded on AWS: the failed iteration's task is aborted too, then
+  // each other iteration, then its task.
+  Outcome out = Begin(absl::StrCat(R"({"StartAt": "M", "States": {
+    "M": {"Type": "Map", "End": true, "ItemProcessor": {
+      "StartAt": "T", "States": {"T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}}}}})"),
+                      "[1, 2, 3]");
+  ASSERT_EQ(out.dispatches.size(), 3u);
+  auto failed = interpreter_->ActivityFailed(&state_, out.dispatches[0].scheduled_event_id, "E",
+                                             "C", now_);
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(Types(*failed), "ActivityStarted,ActivityFailed");
+  Outcome handed_over = FireTimers(*failed);
+  EXPECT_EQ(Types(handed_over),
+            "MapIterationFailed,TaskStateAborted,MapIterationAborted,TaskStateAborted,"
+            "MapIterationAborted,TaskStateAborted,MapStateFailed,ExecutionFailed");
+  EXPECT_EQ(handed_over.events[2].map_iteration_aborted_event_details().index(), 1);
+  EXPECT_EQ(handed_over.events[4].map_iteration_aborted_event_details().index(), 2);
+  EXPECT_EQ(handed_over.cancelled_tasks.size(), 2u);
 }
 
 TEST_F(InterpreterTest, MapIteratesWithItemSelector) {
@@ -250,11 +312,13 @@ TEST_F(InterpreterTest, MapIterationFailureAndRetry) {
                       "[1]");
   EXPECT_EQ(Types(out),
             "ExecutionStarted,MapStateEntered,MapStateStarted,MapIterationStarted,"
-            "FailStateEntered,MapIterationFailed");  // no MapStateFailed before a retry
-  Outcome retried = FireTimers(out);
-  EXPECT_EQ(Types(retried),
-            "MapStateStarted,MapIterationStarted,FailStateEntered,MapIterationFailed,"
-            "MapStateFailed,ExecutionFailed");
+            "FailStateEntered");
+  Outcome failed = FireTimers(out);
+  EXPECT_EQ(Types(failed), "MapIterationFailed");  // no MapStateFailed before a retry
+  Outcome retried = FireTimers(failed);
+  EXPECT_EQ(Types(retried), "MapStateStarted,MapIterationStarted,FailStateEntered");
+  retried = FireTimers(retried);
+  EXPECT_EQ(Types(retried), "MapIterationFailed,MapStateFailed,ExecutionFailed");
   EXPECT_EQ(retried.error, "Bad");
 }
 
@@ -275,6 +339,7 @@ TEST_F(InterpreterTest, RuntimeErrorsAreNotCaught) {
           "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "InputPath": "$.missing", "End": true}}}]},
     "X": {"Type": "Succeed"}}})",
                       R"({"a":1})");
+  out = FireTimers(out);
   EXPECT_EQ(out.closed_status, "FAILED");
   EXPECT_EQ(out.error, "States.Runtime");
   EXPECT_EQ(out.cause,
