@@ -1427,6 +1427,12 @@ class Interpreter::Run {
                                      "' threw an error during evaluation. ", error.code, ": ",
                                      error.message));
     }
+    if (result->function) {
+      return QueryError(frame, location,
+                        absl::StrCat("The JSONata expression '", ExpressionText(expression),
+                                     "' specified for the field '", location,
+                                     "' returned an unsupported result type."));
+    }
     if (!result->defined) {
       return QueryError(frame, location,
                         absl::StrCat("The JSONata expression '", ExpressionText(expression),

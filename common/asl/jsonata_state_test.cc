@@ -122,6 +122,32 @@ TEST_F(JsonataStateTest, QueryEvaluationErrorIsRecorded) {
   EXPECT_EQ(failed.evaluation_failed_event_details().state(), "P");
 }
 
+TEST_F(JsonataStateTest, FunctionResultIsAnUnsupportedResultType) {
+  // Wherever an expression may yield a function: a nested Output field, an
+  // Assign value, a Choice Condition.
+  struct Case {
+    const char* state;
+    const char* location;
+  };
+  for (const Case& c : {
+           Case{R"("Type": "Pass", "Output": {"a": {"b": "{% function($x){$x} %}"}}, "Next": "X")",
+                "Output/a/b"},
+           Case{R"("Type": "Pass", "Assign": {"f": "{% $sum %}"}, "Next": "X")", "Assign/f"},
+           Case{R"("Type": "Choice", "Choices": [{"Condition": "{% $not %}", "Next": "X"}],
+                  "Default": "X")",
+                "Condition"},
+       }) {
+    Outcome outcome = Run(absl::StrCat(R"({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+        "P": {)", c.state, R"(}, "X": {"Type": "Succeed"}}})"),
+                          "{}");
+    EXPECT_EQ(outcome.error, "States.QueryEvaluationError") << c.location;
+    EXPECT_NE(outcome.cause.find(absl::StrCat("specified for the field '", c.location,
+                                              "' returned an unsupported result type.")),
+              std::string::npos)
+        << outcome.cause;
+  }
+}
+
 TEST_F(JsonataStateTest, TestStateRunsJsonataStates) {
   v1::TestStateRequest request;
   request.set_definition(R"({"QueryLanguage": "JSONata", "Type": "Pass",
