@@ -2133,6 +2133,14 @@ class Interpreter::Run {
   // ActivityScheduled, and the activity task for the caller to dispatch.
   void DispatchTask(int64_t frame_id, const State& state, std::string task_input,
                     int64_t timeout, int64_t heartbeat) {
+    // AWS looks the activity up before scheduling it: a missing one fails
+    // the state with no ActivityScheduled.
+    if (context_.activity_exists && !context_.activity_exists(state.resource)) {
+      FrameFailed(frame_id, RuntimeError(*F(frame_id), absl::StrCat("The activity ",
+                                                                    state.resource,
+                                                                    " does not exist.")));
+      return;
+    }
     v1::HistoryEvent* scheduled = Emit("ActivityScheduled");
     auto* details = scheduled->mutable_activity_scheduled_event_details();
     details->set_resource(state.resource);

@@ -70,6 +70,12 @@ struct ExecutionContext {
   // 2 + i names its child execution i. When unset, ids are derived from the
   // execution ARN.
   std::function<std::string(int64_t event_id, int64_t part)> mint_id;
+  // Whether the activity a Task is about to schedule exists. False fails
+  // the state with States.Runtime before ActivityScheduled, as on AWS; when
+  // unset, or when the caller cannot tell (it should answer true then), the
+  // task is scheduled and a missing activity is reported later through
+  // Interpreter::ActivityDoesNotExist.
+  std::function<bool(absl::string_view activity_arn)> activity_exists;
 };
 
 // Events of the child executions of a distributed Map are not part of the
@@ -161,7 +167,8 @@ class Interpreter {
   // Restarts the heartbeat clock of the activity.
   absl::StatusOr<Outcome> ActivityHeartbeat(::stepflow::internal::v1::ExecutionState* state,
                                             int64_t scheduled_event_id, absl::Time now);
-  // The activity of the waiting Task does not exist: the execution fails
+  // The activity of the waiting Task does not exist (found out after it
+  // was scheduled, see ExecutionContext::activity_exists): the state fails
   // with States.Runtime as on AWS.
   absl::StatusOr<Outcome> ActivityDoesNotExist(::stepflow::internal::v1::ExecutionState* state,
                                                int64_t scheduled_event_id,

@@ -120,6 +120,43 @@ TEST_F(InterpreterTest, TaskFailureFailsExecution) {
   EXPECT_EQ(failed->cause, "it broke");
 }
 
+TEST_F(InterpreterTest, MissingActivityFailsBeforeScheduling) {
+  std::vector<std::string> asked;
+  context_.activity_exists = [&asked](absl::string_view arn) {
+    asked.emplace_back(arn);
+    return false;
+  };
+  Outcome out = Begin(absl::StrCat(R"({"StartAt": "T", "States": {
+    "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true,
+          "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]},
+    "Caught": {"Type": "Succeed"}}})"), "{}");
+  EXPECT_EQ(Types(out), "ExecutionStarted,TaskStateEntered,ExecutionFailed");
+  EXPECT_THAT(asked, ElementsAre(kActivity));
+  EXPECT_TRUE(out.dispatches.empty());
+  EXPECT_EQ(out.error, "States.Runtime");
+  EXPECT_EQ(out.cause, absl::StrCat("An error occurred while executing the state 'T' (entered at "
+                                    "the event id #2). The activity ", kActivity,
+                                    " does not exist."));
+}
+
+TEST_F(InterpreterTest, ActivityFoundMissingAfterSchedulingFailsTheExecution) {
+  // The caller could not tell before scheduling (e.g. the activity's server
+  // did not answer) and learns it from the task queue.
+  context_.activity_exists = [](absl::string_view) { return true; };
+  Outcome out = Begin(absl::StrCat(R"({"StartAt": "T", "States": {
+    "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}})"), "{}");
+  EXPECT_EQ(Types(out), "ExecutionStarted,TaskStateEntered,ActivityScheduled");
+  ASSERT_EQ(out.dispatches.size(), 1u);
+  auto missing = interpreter_->ActivityDoesNotExist(&state_, 3, kActivity, now_);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(Types(*missing), "ExecutionFailed");
+  EXPECT_EQ(missing->error, "States.Runtime");
+  EXPECT_EQ(missing->cause, absl::StrCat("An error occurred while executing the state 'T' "
+                                         "(entered at the event id #2). The activity ",
+                                         kActivity, " does not exist."));
+  EXPECT_FALSE(interpreter_->ActivityDoesNotExist(&state_, 3, kActivity, now_).ok());
+}
+
 TEST_F(InterpreterTest, TaskTimeoutRaisesStatesTimeout) {
   Outcome started = Begin(absl::StrCat(R"({"StartAt": "T", "States": {
     "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "TimeoutSeconds": 5, "End": true}}})"), "{}");
