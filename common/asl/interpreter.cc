@@ -3028,6 +3028,18 @@ class Interpreter::Run {
         } else if (!request.mock().result().empty()) {
           auto mocked = json::Parse(request.mock().result());
           result = json::Copy(*mocked, a);
+          if (state.type == StateType::kMap) {
+            std::optional<StateError> exceeded;
+            if (auto problem = TestTolerance(request, frame, state, after_input, result,
+                                             &exceeded)) {
+              fail(*problem);
+              break;
+            }
+            if (exceeded) {
+              TestError(request, state, *exceeded, &response);
+              break;
+            }
+          }
         } else {
           StateError error{request.mock().error_output().error(),
                            request.mock().error_output().cause()};
@@ -3166,6 +3178,58 @@ class Interpreter::Run {
                                 &output, &assigned, a);
         break;
       }
+      case StateType::kParallel:
+      case StateType::kMap: {
+        // The mock stands for what the branches or iterations return; the
+        // state's own fields are evaluated first, their errors handled by
+        // its Retry and Catch.
+        if (state.type == StateType::kParallel) {
+          json::Value arguments;
+          if (state.arguments != nullptr) {
+            problem = ApplyJsonata(frame, *state.arguments, states, "Arguments", &arguments, a);
+          } else {
+            arguments = json::Copy(input, a);
+          }
+          if (problem) break;
+          data->set_after_arguments(json::Serialize(arguments));
+        } else {
+          json::Value items;
+          auto it = state.expressions.find("Items");
+          if (it == state.expressions.end()) {
+            items = json::Copy(input, a);
+          } else if ((problem = ApplyJsonata(frame, *it->second, states, "Items", &items, a))) {
+            break;
+          }
+          if (!items.IsArray()) {
+            const jsonata::Expression* expression =
+                it == state.expressions.end() ? nullptr : definition_.Jsonata(it->second);
+            problem = expression != nullptr
+                          ? UnexpectedType(frame, *expression, "Items", "array", items)
+                          : RuntimeError(frame, absl::StrCat("Items must be an array: ",
+                                                             json::Serialize(items)));
+            break;
+          }
+          data->set_after_items_path(json::Serialize(items));
+          JsonataInt(frame, state, "MaxConcurrency", state.max_concurrency, states, a, &problem);
+          if (problem) break;
+        }
+        if (request.mock().result().empty()) {
+          TestJsonataError(request, frame, state, input,
+                           StateError{request.mock().error_output().error(),
+                                      request.mock().error_output().cause()},
+                           response);
+          return;
+        }
+        // (Tolerated failures, and so map_iteration_failure_count, belong to
+        // DISTRIBUTED Maps, which JSONata states cannot be in this release.)
+        auto mocked = json::Parse(request.mock().result());
+        json::Value result = json::Copy(*mocked, a);
+        data->set_result(json::Serialize(result));
+        states.AddMember("result", result, a);
+        problem = JsonataOutput(frame, state.output, state.assign, states, states["result"],
+                                &output, &assigned, a);
+        break;
+      }
       default:
         problem = JsonataOutput(frame, state.output, state.assign, states, input, &output,
                                 &assigned, a);
@@ -3173,7 +3237,8 @@ class Interpreter::Run {
         break;
     }
     if (problem) {
-      if (state.type == StateType::kTask) {
+      if (state.type == StateType::kTask || state.type == StateType::kParallel ||
+          state.type == StateType::kMap) {
         TestJsonataError(request, frame, state, input, *problem, response);
       } else {
         fail(*problem);
@@ -3232,6 +3297,50 @@ class Interpreter::Run {
       return;
     }
     TestError(request, state, failure, response);
+  }
+
+  // TestState's state_configuration.map_iteration_failure_count: that many
+  // iterations failed. As AWS's TestState does, a Map with a
+  // ToleratedFailureCount or ToleratedFailurePercentage (or their Path)
+  // then fails with States.ExceedToleratedFailureThreshold (`*exceeded`)
+  // when they are exceeded; a Map with neither is not checked. The
+  // percentage counts the items of map_item_reader_data when it holds a
+  // JSON array, else the mocked results. Paths read `input`; returns the
+  // error of one that does not give a number.
+  std::optional<StateError> TestTolerance(const v1::TestStateRequest& request,
+                                          const Frame& frame, const State& state,
+                                          const json::Value& input, const json::Value& result,
+                                          std::optional<StateError>* exceeded) {
+    const int64_t failed = request.state_configuration().map_iteration_failure_count();
+    if (failed <= 0) return std::nullopt;
+    std::optional<int64_t> count = state.tolerated_failure_count.value;
+    std::optional<double> percentage = state.tolerated_failure_percentage;
+    for (const auto& [path, name] :
+         {std::pair{&state.tolerated_failure_count.path, "ToleratedFailureCountPath"},
+          std::pair{&state.tolerated_failure_percentage_path, "ToleratedFailurePercentagePath"}}) {
+      if (!path->has_value()) continue;
+      const json::Value* found = Resolve(frame, **path, input);
+      if (found == nullptr || !found->IsNumber()) {
+        return RuntimeError(frame, absl::StrCat("The ", name, " field refers to no number: ",
+                                                (*path)->text()));
+      }
+      if (path == &state.tolerated_failure_count.path) {
+        count = static_cast<int64_t>(found->GetDouble());
+      } else {
+        percentage = found->GetDouble();
+      }
+    }
+    size_t items = result.IsArray() ? result.Size() : 0;
+    if (auto read = json::Parse(request.state_configuration().map_item_reader_data());
+        read.ok() && read->IsArray()) {
+      items = read->Size();
+    }
+    if ((count && failed > *count) ||
+        (percentage && items > 0 && 100.0 * static_cast<double>(failed) / items > *percentage)) {
+      *exceeded = StateError{"States.ExceedToleratedFailureThreshold",
+                             "The specified tolerated failure threshold was exceeded"};
+    }
+    return std::nullopt;
   }
 
   static bool WillRetryInTest(const v1::TestStateRequest& request, const State& state,
@@ -3515,10 +3624,6 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
   if (tested->type == StateType::kParallel || tested->type == StateType::kMap) {
     // As on AWS, a Parallel or Map state is tested with a mock standing for
     // what its branches or iterations return: its branches do not run.
-    if (tested->jsonata) {
-      return TestStateInvalid(
-          "TestState does not run JSONata Parallel or Map states in this release");
-    }
     if (request.mock().result().empty() && request.mock().error_output().error().empty()) {
       return TestStateInvalid(
           "a Parallel or Map state is tested with a mock: give mock.result (the array its "

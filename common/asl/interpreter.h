@@ -207,8 +207,9 @@ class Interpreter {
 // and so do Parallel and Map states (the mock stands for the array their
 // branches or iterations return; they need one, as on AWS). At inspection
 // level DEBUG or TRACE the response carries the data after each processing
-// step. INVALID_ARGUMENT for invalid definitions, inputs or mocks, and for
-// JSONata Parallel and Map states (not testable in this release).
+// step. A Map's state_configuration.map_iteration_failure_count is checked
+// against its tolerated failures (States.ExceedToleratedFailureThreshold).
+// INVALID_ARGUMENT for invalid definitions, inputs or mocks.
 absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& request,
                                                 const ExecutionContext& context);
 

@@ -559,6 +559,52 @@ TEST_F(InterpreterTest, TestStateParallelAndMapTakeTheirResultFromTheMock) {
   EXPECT_EQ(TestState(request, context_).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(InterpreterTest, TestStateMapIterationFailureCountAgainstTheTolerance) {
+  v1::TestStateRequest request;
+  request.set_definition(R"({"Type": "Map", "ItemsPath": "$.items", "End": true,
+      "ToleratedFailureCount": 1,
+      "Catch": [{"ErrorEquals": ["States.ExceedToleratedFailureThreshold"], "Next": "Recover"}],
+      "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                        "StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}})");
+  request.set_input(R"({"items": [1, 2, 3]})");
+  request.mutable_mock()->set_result("[1, 1, 1]");
+  request.mutable_state_configuration()->set_map_iteration_failure_count(1);
+  auto tolerated = TestState(request, context_);
+  ASSERT_TRUE(tolerated.ok()) << tolerated.status();
+  EXPECT_EQ(tolerated->status(), "SUCCEEDED");
+  EXPECT_EQ(tolerated->output(), "[1,1,1]");
+
+  request.mutable_state_configuration()->set_map_iteration_failure_count(2);
+  auto caught = TestState(request, context_);
+  ASSERT_TRUE(caught.ok()) << caught.status();
+  EXPECT_EQ(caught->status(), "CAUGHT_ERROR");
+  EXPECT_EQ(caught->error(), "States.ExceedToleratedFailureThreshold");
+  EXPECT_EQ(caught->cause(), "The specified tolerated failure threshold was exceeded");
+  EXPECT_EQ(caught->next_state(), "Recover");
+
+  // A percentage counts the items the ItemReader read when they are given.
+  request.set_definition(R"({"Type": "Map", "End": true, "ToleratedFailurePercentage": 50,
+      "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                        "StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}})");
+  request.set_input("[1, 2]");
+  request.mutable_mock()->set_result("[1, 1]");
+  auto failed = TestState(request, context_);  // 2 of 2
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_EQ(failed->status(), "FAILED");
+  EXPECT_EQ(failed->error(), "States.ExceedToleratedFailureThreshold");
+  request.mutable_state_configuration()->set_map_item_reader_data("[1, 2, 3, 4]");
+  auto within = TestState(request, context_);  // 2 of 4
+  ASSERT_TRUE(within.ok()) << within.status();
+  EXPECT_EQ(within->status(), "SUCCEEDED");
+
+  // A Map without a tolerance is not checked, as on AWS.
+  request.set_definition(R"({"Type": "Map", "End": true,
+      "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}})");
+  auto unchecked = TestState(request, context_);
+  ASSERT_TRUE(unchecked.ok()) << unchecked.status();
+  EXPECT_EQ(unchecked->status(), "SUCCEEDED");
+}
+
 TEST_F(InterpreterTest, HugeBackoffDoesNotOverflowAndClosedExecutionsIgnoreTimers) {
   Outcome started = Begin(absl::StrCat(R"({"StartAt": "T", "TimeoutSeconds": 100, "States": {
     "T": {"Type": "Task", "Resource": ")", kActivity, R"(",
