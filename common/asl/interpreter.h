@@ -22,7 +22,10 @@
 //
 // An execution is a tree of frames (the top level, Parallel branches, Map
 // iterations, child executions of a distributed Map), each at one state; see
-// Frame in shard.proto.
+// Frame in shard.proto. A branch or inline Map iteration that fails hands
+// its failure to the Parallel or Map through a timer due at once: the other
+// branches first get to where they wait (scheduling their tasks), then are
+// aborted when it fires, as on AWS.
 //
 // Not thread-safe; create one per transition (construction is cheap).
 #ifndef STEPFLOW_COMMON_ASL_INTERPRETER_H_
