@@ -185,10 +185,14 @@ TEST_F(DistributedMapTest, FailingParallelSiblingAbortsTheMapRun) {
   ASSERT_GE(child, kFirstChildEventId);
   auto failed = interpreter_->ActivityFailed(&state_, own, "E", "C", now_);
   ASSERT_TRUE(failed.ok());
-  EXPECT_EQ(Types(*failed),
-            "ActivityStarted,ActivityFailed,TaskStateAborted,MapRunAborted,MapStateAborted,"
-            "ParallelStateFailed,ExecutionFailed");
-  EXPECT_EQ(failed->cancelled_tasks, std::vector<int64_t>{child});
+  EXPECT_EQ(Types(*failed), "ActivityStarted,ActivityFailed");
+  // The failure reaches the Parallel when its timer fires, at once.
+  ASSERT_EQ(failed->timers.size(), 1u);
+  auto handed_over = interpreter_->TimerFired(&state_, failed->timers[0].timer_id, now_);
+  ASSERT_TRUE(handed_over.ok());
+  EXPECT_EQ(Types(*handed_over),
+            "TaskStateAborted,MapRunAborted,MapStateAborted,ParallelStateFailed,ExecutionFailed");
+  EXPECT_EQ(handed_over->cancelled_tasks, std::vector<int64_t>{child});
 }
 
 TEST_F(DistributedMapTest, ExpressChildTimesOutAfterFiveMinutes) {

@@ -25,7 +25,9 @@ using ::stepflow::internal::v1::ExecutionState;
 using ::stepflow::internal::v1::Frame;
 
 // What a frame's timer_id waits for.
-enum TimerKind : int32_t { kWaitTimer = 1, kRetryTimer = 2 };
+// kFailureTimer: a failed branch or iteration hands its failure to its
+// Parallel or Map (see FrameFailed).
+enum TimerKind : int32_t { kWaitTimer = 1, kRetryTimer = 2, kFailureTimer = 3 };
 
 constexpr char kRuntime[] = "States.Runtime";
 constexpr char kTimeout[] = "States.Timeout";
@@ -583,10 +585,25 @@ class Interpreter::Run {
     ChildDone(parent_id);
   }
 
-  void FrameFailed(int64_t frame_id, const StateError& failure) {
+  // `handed_over`: the failure of a branch or iteration reaches its
+  // Parallel or Map now (its failure timer fired).
+  void FrameFailed(int64_t frame_id, const StateError& failure, bool handed_over = false) {
     Frame* frame = F(frame_id);
     if (frame->parent_id() == 0) {
       FailExecution(failure.error, failure.cause);
+      return;
+    }
+    // Branches and iterations run concurrently on AWS: by the time a
+    // failure reaches the Parallel or Map, the siblings have moved on to
+    // where they wait (their tasks scheduled, maybe started), and are then
+    // aborted. A timer due at once hands the failure over in a transition
+    // of its own; meanwhile the frame stays, so the siblings go on.
+    if (!handed_over && !StateOf(*F(frame->parent_id()))->distributed) {
+      frame->set_failure_error(failure.error);
+      frame->set_failure_cause(failure.cause);
+      frame->set_failure_heartbeat(failure.heartbeat);
+      frame->set_timer_kind(kFailureTimer);
+      frame->set_timer_id(ArmTimer(absl::ZeroDuration()));
       return;
     }
     // What a redrive reopens if this failure ends the execution: the
@@ -624,11 +641,17 @@ class Interpreter::Run {
     HandleError(parent_id, failure);
   }
 
-  // Events for a frame stopped because a sibling failed: its running state
-  // is aborted, and a Map iteration too.
+  // Events for a frame stopped because a sibling failed: a Map iteration
+  // is aborted, then its running state (AWS's order).
   void EmitAborted(int64_t frame_id, const State* owner) {
     const std::vector<int64_t> children = ChildrenOf(frame_id);
     Frame* frame = F(frame_id);
+    if (owner != nullptr && owner->type == StateType::kMap) {
+      auto* details = Emit("MapIterationAborted", /*advance_cursor=*/false)
+                          ->mutable_map_iteration_aborted_event_details();
+      details->set_name(owner->name);
+      details->set_index(frame->index());
+    }
     if (const State* current = StateOf(*frame); current != nullptr) {
       if (frame->has_map_run()) {
         Emit("MapRunAborted");  // its child executions are not in this history
@@ -639,12 +662,6 @@ class Interpreter::Run {
           current->type == StateType::kParallel || current->type == StateType::kMap) {
         Emit(absl::StrCat(StateTypeName(current->type), "StateAborted"));
       }
-    }
-    if (owner != nullptr && owner->type == StateType::kMap) {
-      auto* details = Emit("MapIterationAborted", /*advance_cursor=*/false)
-                          ->mutable_map_iteration_aborted_event_details();
-      details->set_name(owner->name);
-      details->set_index(frame->index());
     }
   }
 
@@ -1411,6 +1428,12 @@ class Interpreter::Run {
                                      "' threw an error during evaluation. ", error.code, ": ",
                                      error.message));
     }
+    if (result->function) {
+      return QueryError(frame, location,
+                        absl::StrCat("The JSONata expression '", ExpressionText(expression),
+                                     "' specified for the field '", location,
+                                     "' returned an unsupported result type."));
+    }
     if (!result->defined) {
       return QueryError(frame, location,
                         absl::StrCat("The JSONata expression '", ExpressionText(expression),
@@ -2168,6 +2191,14 @@ class Interpreter::Run {
                     int64_t timeout, int64_t heartbeat) {
     if (state.integration.present()) {
       DispatchServiceCall(frame_id, state, std::move(task_input), timeout, heartbeat);
+      return;
+    }
+    // AWS looks the activity up before scheduling it: a missing one fails
+    // the state with no ActivityScheduled.
+    if (context_.activity_exists && !context_.activity_exists(state.resource)) {
+      FrameFailed(frame_id, RuntimeError(*F(frame_id), absl::StrCat("The activity ",
+                                                                    state.resource,
+                                                                    " does not exist.")));
       return;
     }
     v1::HistoryEvent* scheduled = Emit("ActivityScheduled");
@@ -2947,6 +2978,12 @@ class Interpreter::Run {
         EventScope scope(this, frame_id);
         if (kind == kWaitTimer) {
           FinishWait(frame_id, *StateOf(*F(frame_id)));
+        } else if (kind == kFailureTimer) {
+          const Frame& failed = *F(frame_id);
+          FrameFailed(frame_id,
+                      StateError{failed.failure_error(), failed.failure_cause(),
+                                 failed.failure_heartbeat()},
+                      /*handed_over=*/true);
         } else {
           Execute(frame_id);  // a retry: the state runs again
         }
@@ -3085,6 +3122,18 @@ class Interpreter::Run {
         } else if (!request.mock().result().empty()) {
           auto mocked = json::Parse(request.mock().result());
           result = json::Copy(*mocked, a);
+          if (state.type == StateType::kMap) {
+            std::optional<StateError> exceeded;
+            if (auto problem = TestTolerance(request, frame, state, after_input, result,
+                                             &exceeded)) {
+              fail(*problem);
+              break;
+            }
+            if (exceeded) {
+              TestError(request, state, *exceeded, &response);
+              break;
+            }
+          }
         } else {
           StateError error{request.mock().error_output().error(),
                            request.mock().error_output().cause()};
@@ -3223,6 +3272,58 @@ class Interpreter::Run {
                                 &output, &assigned, a);
         break;
       }
+      case StateType::kParallel:
+      case StateType::kMap: {
+        // The mock stands for what the branches or iterations return; the
+        // state's own fields are evaluated first, their errors handled by
+        // its Retry and Catch.
+        if (state.type == StateType::kParallel) {
+          json::Value arguments;
+          if (state.arguments != nullptr) {
+            problem = ApplyJsonata(frame, *state.arguments, states, "Arguments", &arguments, a);
+          } else {
+            arguments = json::Copy(input, a);
+          }
+          if (problem) break;
+          data->set_after_arguments(json::Serialize(arguments));
+        } else {
+          json::Value items;
+          auto it = state.expressions.find("Items");
+          if (it == state.expressions.end()) {
+            items = json::Copy(input, a);
+          } else if ((problem = ApplyJsonata(frame, *it->second, states, "Items", &items, a))) {
+            break;
+          }
+          if (!items.IsArray()) {
+            const jsonata::Expression* expression =
+                it == state.expressions.end() ? nullptr : definition_.Jsonata(it->second);
+            problem = expression != nullptr
+                          ? UnexpectedType(frame, *expression, "Items", "array", items)
+                          : RuntimeError(frame, absl::StrCat("Items must be an array: ",
+                                                             json::Serialize(items)));
+            break;
+          }
+          data->set_after_items_path(json::Serialize(items));
+          JsonataInt(frame, state, "MaxConcurrency", state.max_concurrency, states, a, &problem);
+          if (problem) break;
+        }
+        if (request.mock().result().empty()) {
+          TestJsonataError(request, frame, state, input,
+                           StateError{request.mock().error_output().error(),
+                                      request.mock().error_output().cause()},
+                           response);
+          return;
+        }
+        // (Tolerated failures, and so map_iteration_failure_count, belong to
+        // DISTRIBUTED Maps, which JSONata states cannot be in this release.)
+        auto mocked = json::Parse(request.mock().result());
+        json::Value result = json::Copy(*mocked, a);
+        data->set_result(json::Serialize(result));
+        states.AddMember("result", result, a);
+        problem = JsonataOutput(frame, state.output, state.assign, states, states["result"],
+                                &output, &assigned, a);
+        break;
+      }
       default:
         problem = JsonataOutput(frame, state.output, state.assign, states, input, &output,
                                 &assigned, a);
@@ -3230,7 +3331,8 @@ class Interpreter::Run {
         break;
     }
     if (problem) {
-      if (state.type == StateType::kTask) {
+      if (state.type == StateType::kTask || state.type == StateType::kParallel ||
+          state.type == StateType::kMap) {
         TestJsonataError(request, frame, state, input, *problem, response);
       } else {
         fail(*problem);
@@ -3289,6 +3391,50 @@ class Interpreter::Run {
       return;
     }
     TestError(request, state, failure, response);
+  }
+
+  // TestState's state_configuration.map_iteration_failure_count: that many
+  // iterations failed. As AWS's TestState does, a Map with a
+  // ToleratedFailureCount or ToleratedFailurePercentage (or their Path)
+  // then fails with States.ExceedToleratedFailureThreshold (`*exceeded`)
+  // when they are exceeded; a Map with neither is not checked. The
+  // percentage counts the items of map_item_reader_data when it holds a
+  // JSON array, else the mocked results. Paths read `input`; returns the
+  // error of one that does not give a number.
+  std::optional<StateError> TestTolerance(const v1::TestStateRequest& request,
+                                          const Frame& frame, const State& state,
+                                          const json::Value& input, const json::Value& result,
+                                          std::optional<StateError>* exceeded) {
+    const int64_t failed = request.state_configuration().map_iteration_failure_count();
+    if (failed <= 0) return std::nullopt;
+    std::optional<int64_t> count = state.tolerated_failure_count.value;
+    std::optional<double> percentage = state.tolerated_failure_percentage;
+    for (const auto& [path, name] :
+         {std::pair{&state.tolerated_failure_count.path, "ToleratedFailureCountPath"},
+          std::pair{&state.tolerated_failure_percentage_path, "ToleratedFailurePercentagePath"}}) {
+      if (!path->has_value()) continue;
+      const json::Value* found = Resolve(frame, **path, input);
+      if (found == nullptr || !found->IsNumber()) {
+        return RuntimeError(frame, absl::StrCat("The ", name, " field refers to no number: ",
+                                                (*path)->text()));
+      }
+      if (path == &state.tolerated_failure_count.path) {
+        count = static_cast<int64_t>(found->GetDouble());
+      } else {
+        percentage = found->GetDouble();
+      }
+    }
+    size_t items = result.IsArray() ? result.Size() : 0;
+    if (auto read = json::Parse(request.state_configuration().map_item_reader_data());
+        read.ok() && read->IsArray()) {
+      items = read->Size();
+    }
+    if ((count && failed > *count) ||
+        (percentage && items > 0 && 100.0 * static_cast<double>(failed) / items > *percentage)) {
+      *exceeded = StateError{"States.ExceedToleratedFailureThreshold",
+                             "The specified tolerated failure threshold was exceeded"};
+    }
+    return std::nullopt;
   }
 
   static bool WillRetryInTest(const v1::TestStateRequest& request, const State& state,
@@ -3583,10 +3729,6 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
   if (tested->type == StateType::kParallel || tested->type == StateType::kMap) {
     // As on AWS, a Parallel or Map state is tested with a mock standing for
     // what its branches or iterations return: its branches do not run.
-    if (tested->jsonata) {
-      return TestStateInvalid(
-          "TestState does not run JSONata Parallel or Map states in this release");
-    }
     if (request.mock().result().empty() && request.mock().error_output().error().empty()) {
       return TestStateInvalid(
           "a Parallel or Map state is tested with a mock: give mock.result (the array its "

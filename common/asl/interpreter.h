@@ -22,7 +22,10 @@
 //
 // An execution is a tree of frames (the top level, Parallel branches, Map
 // iterations, child executions of a distributed Map), each at one state; see
-// Frame in shard.proto.
+// Frame in shard.proto. A branch or inline Map iteration that fails hands
+// its failure to the Parallel or Map through a timer due at once: the other
+// branches first get to where they wait (scheduling their tasks), then are
+// aborted when it fires, as on AWS.
 //
 // Not thread-safe; create one per transition (construction is cheap).
 #ifndef STEPFLOW_COMMON_ASL_INTERPRETER_H_
@@ -70,6 +73,12 @@ struct ExecutionContext {
   // 2 + i names its child execution i. When unset, ids are derived from the
   // execution ARN.
   std::function<std::string(int64_t event_id, int64_t part)> mint_id;
+  // Whether the activity a Task is about to schedule exists. False fails
+  // the state with States.Runtime before ActivityScheduled, as on AWS; when
+  // unset, or when the caller cannot tell (it should answer true then), the
+  // task is scheduled and a missing activity is reported later through
+  // Interpreter::ActivityDoesNotExist.
+  std::function<bool(absl::string_view activity_arn)> activity_exists;
 };
 
 // Events of the child executions of a distributed Map are not part of the
@@ -182,7 +191,8 @@ class Interpreter {
   // Restarts the heartbeat clock of the activity.
   absl::StatusOr<Outcome> ActivityHeartbeat(::stepflow::internal::v1::ExecutionState* state,
                                             int64_t scheduled_event_id, absl::Time now);
-  // The activity of the waiting Task does not exist: the execution fails
+  // The activity of the waiting Task does not exist (found out after it
+  // was scheduled, see ExecutionContext::activity_exists): the state fails
   // with States.Runtime as on AWS.
   absl::StatusOr<Outcome> ActivityDoesNotExist(::stepflow::internal::v1::ExecutionState* state,
                                                int64_t scheduled_event_id,
@@ -221,8 +231,9 @@ class Interpreter {
 // and so do Parallel and Map states (the mock stands for the array their
 // branches or iterations return; they need one, as on AWS). At inspection
 // level DEBUG or TRACE the response carries the data after each processing
-// step. INVALID_ARGUMENT for invalid definitions, inputs or mocks, and for
-// JSONata Parallel and Map states (not testable in this release).
+// step. A Map's state_configuration.map_iteration_failure_count is checked
+// against its tolerated failures (States.ExceedToleratedFailureThreshold).
+// INVALID_ARGUMENT for invalid definitions, inputs or mocks.
 absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& request,
                                                 const ExecutionContext& context);
 

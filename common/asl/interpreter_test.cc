@@ -1,5 +1,7 @@
 #include "common/asl/interpreter.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
@@ -118,6 +120,43 @@ TEST_F(InterpreterTest, TaskFailureFailsExecution) {
   EXPECT_EQ(failed->cause, "it broke");
 }
 
+TEST_F(InterpreterTest, MissingActivityFailsBeforeScheduling) {
+  std::vector<std::string> asked;
+  context_.activity_exists = [&asked](absl::string_view arn) {
+    asked.emplace_back(arn);
+    return false;
+  };
+  Outcome out = Begin(absl::StrCat(R"({"StartAt": "T", "States": {
+    "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true,
+          "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]},
+    "Caught": {"Type": "Succeed"}}})"), "{}");
+  EXPECT_EQ(Types(out), "ExecutionStarted,TaskStateEntered,ExecutionFailed");
+  EXPECT_THAT(asked, ElementsAre(kActivity));
+  EXPECT_TRUE(out.dispatches.empty());
+  EXPECT_EQ(out.error, "States.Runtime");
+  EXPECT_EQ(out.cause, absl::StrCat("An error occurred while executing the state 'T' (entered at "
+                                    "the event id #2). The activity ", kActivity,
+                                    " does not exist."));
+}
+
+TEST_F(InterpreterTest, ActivityFoundMissingAfterSchedulingFailsTheExecution) {
+  // The caller could not tell before scheduling (e.g. the activity's server
+  // did not answer) and learns it from the task queue.
+  context_.activity_exists = [](absl::string_view) { return true; };
+  Outcome out = Begin(absl::StrCat(R"({"StartAt": "T", "States": {
+    "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}})"), "{}");
+  EXPECT_EQ(Types(out), "ExecutionStarted,TaskStateEntered,ActivityScheduled");
+  ASSERT_EQ(out.dispatches.size(), 1u);
+  auto missing = interpreter_->ActivityDoesNotExist(&state_, 3, kActivity, now_);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(Types(*missing), "ExecutionFailed");
+  EXPECT_EQ(missing->error, "States.Runtime");
+  EXPECT_EQ(missing->cause, absl::StrCat("An error occurred while executing the state 'T' "
+                                         "(entered at the event id #2). The activity ",
+                                         kActivity, " does not exist."));
+  EXPECT_FALSE(interpreter_->ActivityDoesNotExist(&state_, 3, kActivity, now_).ok());
+}
+
 TEST_F(InterpreterTest, TaskTimeoutRaisesStatesTimeout) {
   Outcome started = Begin(absl::StrCat(R"({"StartAt": "T", "States": {
     "T": {"Type": "Task", "Resource": ")", kActivity, R"(", "TimeoutSeconds": 5, "End": true}}})"), "{}");
@@ -215,13 +254,73 @@ TEST_F(InterpreterTest, FailingBranchStopsTheOthersAndIsCaught) {
       {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E", "Cause": "C"}}}]},
     "After": {"Type": "Pass", "End": true}}})"),
                       "{}");
+  // The failure reaches the Parallel in a transition of its own, once the
+  // other branch has scheduled its task.
   EXPECT_EQ(Types(out),
             "ExecutionStarted,ParallelStateEntered,ParallelStateStarted,TaskStateEntered,"
-            "ActivityScheduled,FailStateEntered,TaskStateAborted,ParallelStateFailed,"
-            "ParallelStateExited,"
+            "ActivityScheduled,FailStateEntered");
+  ASSERT_EQ(out.timers.size(), 1u);
+  EXPECT_EQ(out.timers[0].fire_at, now_);
+  ASSERT_TRUE(interpreter_->ActivityStarted(&state_, 5, "w1", now_).ok());
+  Outcome handed_over = FireTimers(out);
+  EXPECT_EQ(Types(handed_over),
+            "TaskStateAborted,ParallelStateFailed,ParallelStateExited,"
             "PassStateEntered,PassStateExited,ExecutionSucceeded");
-  EXPECT_EQ(out.output, R"({"Error":"E","Cause":"C"})");
-  EXPECT_FALSE(out.cancelled_tasks.empty());
+  EXPECT_EQ(handed_over.output, R"({"Error":"E","Cause":"C"})");
+  EXPECT_EQ(handed_over.cancelled_tasks, std::vector<int64_t>{5});
+  EXPECT_FALSE(Interpreter::AwaitsTask(state_, 5));
+}
+
+TEST_F(InterpreterTest, FailingBranchAbortsWaitingStatesOfEveryKind) {
+  Outcome out = Begin(absl::StrCat(R"({"StartAt": "P", "States": {
+    "P": {"Type": "Parallel", "End": true, "Branches": [
+      {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E", "Cause": "C"}}},
+      {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 100, "End": true}}},
+      {"StartAt": "Inner", "States": {"Inner": {"Type": "Parallel", "End": true, "Branches": [
+        {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}}]}}},
+      {"StartAt": "M", "States": {"M": {"Type": "Map", "End": true, "ItemProcessor": {
+        "StartAt": "T2", "States": {"T2": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}}}}}
+    ]}}})"),
+                      "[1]");
+  ASSERT_EQ(out.dispatches.size(), 2u);
+  std::vector<int64_t> tasks = {out.dispatches[0].scheduled_event_id,
+                                out.dispatches[1].scheduled_event_id};
+  Outcome handed_over;
+  for (const TimerRequest& timer : out.timers) {
+    if (timer.fire_at != now_) continue;  // the Wait's
+    auto fired = interpreter_->TimerFired(&state_, timer.timer_id, now_);
+    ASSERT_TRUE(fired.ok());
+    handed_over = *fired;
+  }
+  EXPECT_EQ(Types(handed_over),
+            "WaitStateAborted,TaskStateAborted,ParallelStateAborted,MapIterationAborted,"
+            "TaskStateAborted,MapStateAborted,ParallelStateFailed,ExecutionFailed");
+  EXPECT_EQ(handed_over.events[3].map_iteration_aborted_event_details().name(), "M");
+  EXPECT_EQ(handed_over.events[3].map_iteration_aborted_event_details().index(), 0);
+  std::sort(handed_over.cancelled_tasks.begin(), handed_over.cancelled_tasks.end());
+  EXPECT_EQ(handed_over.cancelled_tasks, tasks);
+  EXPECT_EQ(handed_over.error, "E");
+}
+
+TEST_F(InterpreterTest, FailingIterationAbortsTheOthersInAwsOrder) {
+  // As recorded on AWS: the failed iteration's task is aborted too, then
+  // each other iteration, then its task.
+  Outcome out = Begin(absl::StrCat(R"({"StartAt": "M", "States": {
+    "M": {"Type": "Map", "End": true, "ItemProcessor": {
+      "StartAt": "T", "States": {"T": {"Type": "Task", "Resource": ")", kActivity, R"(", "End": true}}}}}})"),
+                      "[1, 2, 3]");
+  ASSERT_EQ(out.dispatches.size(), 3u);
+  auto failed = interpreter_->ActivityFailed(&state_, out.dispatches[0].scheduled_event_id, "E",
+                                             "C", now_);
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(Types(*failed), "ActivityStarted,ActivityFailed");
+  Outcome handed_over = FireTimers(*failed);
+  EXPECT_EQ(Types(handed_over),
+            "MapIterationFailed,TaskStateAborted,MapIterationAborted,TaskStateAborted,"
+            "MapIterationAborted,TaskStateAborted,MapStateFailed,ExecutionFailed");
+  EXPECT_EQ(handed_over.events[2].map_iteration_aborted_event_details().index(), 1);
+  EXPECT_EQ(handed_over.events[4].map_iteration_aborted_event_details().index(), 2);
+  EXPECT_EQ(handed_over.cancelled_tasks.size(), 2u);
 }
 
 TEST_F(InterpreterTest, MapIteratesWithItemSelector) {
@@ -250,11 +349,13 @@ TEST_F(InterpreterTest, MapIterationFailureAndRetry) {
                       "[1]");
   EXPECT_EQ(Types(out),
             "ExecutionStarted,MapStateEntered,MapStateStarted,MapIterationStarted,"
-            "FailStateEntered,MapIterationFailed");  // no MapStateFailed before a retry
-  Outcome retried = FireTimers(out);
-  EXPECT_EQ(Types(retried),
-            "MapStateStarted,MapIterationStarted,FailStateEntered,MapIterationFailed,"
-            "MapStateFailed,ExecutionFailed");
+            "FailStateEntered");
+  Outcome failed = FireTimers(out);
+  EXPECT_EQ(Types(failed), "MapIterationFailed");  // no MapStateFailed before a retry
+  Outcome retried = FireTimers(failed);
+  EXPECT_EQ(Types(retried), "MapStateStarted,MapIterationStarted,FailStateEntered");
+  retried = FireTimers(retried);
+  EXPECT_EQ(Types(retried), "MapIterationFailed,MapStateFailed,ExecutionFailed");
   EXPECT_EQ(retried.error, "Bad");
 }
 
@@ -275,6 +376,7 @@ TEST_F(InterpreterTest, RuntimeErrorsAreNotCaught) {
           "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "InputPath": "$.missing", "End": true}}}]},
     "X": {"Type": "Succeed"}}})",
                       R"({"a":1})");
+  out = FireTimers(out);
   EXPECT_EQ(out.closed_status, "FAILED");
   EXPECT_EQ(out.error, "States.Runtime");
   EXPECT_EQ(out.cause,
@@ -455,6 +557,52 @@ TEST_F(InterpreterTest, TestStateParallelAndMapTakeTheirResultFromTheMock) {
   EXPECT_EQ(TestState(request, context_).status().code(), absl::StatusCode::kInvalidArgument);
   request.mutable_mock()->set_result(R"({"not": "an array"})");
   EXPECT_EQ(TestState(request, context_).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(InterpreterTest, TestStateMapIterationFailureCountAgainstTheTolerance) {
+  v1::TestStateRequest request;
+  request.set_definition(R"({"Type": "Map", "ItemsPath": "$.items", "End": true,
+      "ToleratedFailureCount": 1,
+      "Catch": [{"ErrorEquals": ["States.ExceedToleratedFailureThreshold"], "Next": "Recover"}],
+      "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                        "StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}})");
+  request.set_input(R"({"items": [1, 2, 3]})");
+  request.mutable_mock()->set_result("[1, 1, 1]");
+  request.mutable_state_configuration()->set_map_iteration_failure_count(1);
+  auto tolerated = TestState(request, context_);
+  ASSERT_TRUE(tolerated.ok()) << tolerated.status();
+  EXPECT_EQ(tolerated->status(), "SUCCEEDED");
+  EXPECT_EQ(tolerated->output(), "[1,1,1]");
+
+  request.mutable_state_configuration()->set_map_iteration_failure_count(2);
+  auto caught = TestState(request, context_);
+  ASSERT_TRUE(caught.ok()) << caught.status();
+  EXPECT_EQ(caught->status(), "CAUGHT_ERROR");
+  EXPECT_EQ(caught->error(), "States.ExceedToleratedFailureThreshold");
+  EXPECT_EQ(caught->cause(), "The specified tolerated failure threshold was exceeded");
+  EXPECT_EQ(caught->next_state(), "Recover");
+
+  // A percentage counts the items the ItemReader read when they are given.
+  request.set_definition(R"({"Type": "Map", "End": true, "ToleratedFailurePercentage": 50,
+      "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                        "StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}})");
+  request.set_input("[1, 2]");
+  request.mutable_mock()->set_result("[1, 1]");
+  auto failed = TestState(request, context_);  // 2 of 2
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_EQ(failed->status(), "FAILED");
+  EXPECT_EQ(failed->error(), "States.ExceedToleratedFailureThreshold");
+  request.mutable_state_configuration()->set_map_item_reader_data("[1, 2, 3, 4]");
+  auto within = TestState(request, context_);  // 2 of 4
+  ASSERT_TRUE(within.ok()) << within.status();
+  EXPECT_EQ(within->status(), "SUCCEEDED");
+
+  // A Map without a tolerance is not checked, as on AWS.
+  request.set_definition(R"({"Type": "Map", "End": true,
+      "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}})");
+  auto unchecked = TestState(request, context_);
+  ASSERT_TRUE(unchecked.ok()) << unchecked.status();
+  EXPECT_EQ(unchecked->status(), "SUCCEEDED");
 }
 
 TEST_F(InterpreterTest, HugeBackoffDoesNotOverflowAndClosedExecutionsIgnoreTimers) {

@@ -122,6 +122,32 @@ TEST_F(JsonataStateTest, QueryEvaluationErrorIsRecorded) {
   EXPECT_EQ(failed.evaluation_failed_event_details().state(), "P");
 }
 
+TEST_F(JsonataStateTest, FunctionResultIsAnUnsupportedResultType) {
+  // Wherever an expression may yield a function: a nested Output field, an
+  // Assign value, a Choice Condition.
+  struct Case {
+    const char* state;
+    const char* location;
+  };
+  for (const Case& c : {
+           Case{R"("Type": "Pass", "Output": {"a": {"b": "{% function($x){$x} %}"}}, "Next": "X")",
+                "Output/a/b"},
+           Case{R"("Type": "Pass", "Assign": {"f": "{% $sum %}"}, "Next": "X")", "Assign/f"},
+           Case{R"("Type": "Choice", "Choices": [{"Condition": "{% $not %}", "Next": "X"}],
+                  "Default": "X")",
+                "Condition"},
+       }) {
+    Outcome outcome = Run(absl::StrCat(R"({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+        "P": {)", c.state, R"(}, "X": {"Type": "Succeed"}}})"),
+                          "{}");
+    EXPECT_EQ(outcome.error, "States.QueryEvaluationError") << c.location;
+    EXPECT_NE(outcome.cause.find(absl::StrCat("specified for the field '", c.location,
+                                              "' returned an unsupported result type.")),
+              std::string::npos)
+        << outcome.cause;
+  }
+}
+
 TEST_F(JsonataStateTest, TestStateRunsJsonataStates) {
   v1::TestStateRequest request;
   request.set_definition(R"({"QueryLanguage": "JSONata", "Type": "Pass",
@@ -158,6 +184,66 @@ TEST_F(JsonataStateTest, TestStateRunsJsonataStates) {
   EXPECT_EQ(caught->status(), "CAUGHT_ERROR");
   EXPECT_EQ(caught->output(), R"("why")");
   EXPECT_EQ(caught->next_state(), "Handler");
+}
+
+TEST_F(JsonataStateTest, TestStateRunsJsonataParallelAndMapWithAMock) {
+  v1::TestStateRequest request;
+  request.set_definition(R"({"QueryLanguage": "JSONata", "Type": "Parallel",
+      "Arguments": {"x": "{% $states.input.a %}"},
+      "Output": {"sum": "{% $sum($states.result) %}", "in": "{% $states.input.a %}"},
+      "Assign": {"first": "{% $states.result[0] %}"}, "Next": "After",
+      "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}]})");
+  request.set_input(R"({"a": 1})");
+  request.set_inspection_level("DEBUG");
+  request.mutable_mock()->set_result("[2, 3]");
+  auto parallel = TestState(request, context_);
+  ASSERT_TRUE(parallel.ok()) << parallel.status();
+  EXPECT_EQ(parallel->status(), "SUCCEEDED");
+  EXPECT_EQ(parallel->next_state(), "After");
+  EXPECT_EQ(parallel->output(), R"({"sum":5,"in":1})");
+  EXPECT_EQ(parallel->inspection_data().after_arguments(), R"({"x":1})");
+  EXPECT_EQ(parallel->inspection_data().result(), "[2,3]");
+  EXPECT_EQ(parallel->inspection_data().variables(), R"({"first":2})");
+
+  // A mocked error goes through Retry, then Catch (Output over
+  // $states.errorOutput).
+  request.set_definition(R"({"QueryLanguage": "JSONata", "Type": "Map",
+      "Items": "{% $states.input.items %}", "End": true,
+      "Retry": [{"ErrorEquals": ["Boom"], "MaxAttempts": 1}],
+      "Catch": [{"ErrorEquals": ["Boom"], "Output": "{% $states.errorOutput.Cause %}",
+                 "Next": "Handler"}],
+      "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}})");
+  request.set_input(R"({"items": [1, 2]})");
+  request.mutable_mock()->Clear();
+  request.mutable_mock()->mutable_error_output()->set_error("Boom");
+  request.mutable_mock()->mutable_error_output()->set_cause("why");
+  auto retriable = TestState(request, context_);
+  ASSERT_TRUE(retriable.ok()) << retriable.status();
+  EXPECT_EQ(retriable->status(), "RETRIABLE");
+  request.mutable_state_configuration()->set_retrier_retry_count(1);
+  auto caught = TestState(request, context_);
+  ASSERT_TRUE(caught.ok()) << caught.status();
+  EXPECT_EQ(caught->status(), "CAUGHT_ERROR");
+  EXPECT_EQ(caught->output(), R"("why")");
+  EXPECT_EQ(caught->next_state(), "Handler");
+
+  // A mocked result: Output defaults to it; Items is still evaluated.
+  request.mutable_mock()->Clear();
+  request.mutable_mock()->set_result("[10, 20]");
+  auto map = TestState(request, context_);
+  ASSERT_TRUE(map.ok()) << map.status();
+  EXPECT_EQ(map->status(), "SUCCEEDED");
+  EXPECT_EQ(map->output(), "[10,20]");
+  EXPECT_EQ(map->inspection_data().after_items_path(), "[1,2]");
+  request.set_input(R"({"items": "not an array"})");
+  auto bad_items = TestState(request, context_);
+  ASSERT_TRUE(bad_items.ok()) << bad_items.status();
+  EXPECT_EQ(bad_items->status(), "FAILED");
+  EXPECT_EQ(bad_items->error(), "States.QueryEvaluationError");
+
+  // Without a mock: refused, as on AWS.
+  request.mutable_mock()->Clear();
+  EXPECT_EQ(TestState(request, context_).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

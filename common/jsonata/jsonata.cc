@@ -328,6 +328,7 @@ absl::StatusOr<Result> Expression::Evaluate(const json::Value* input,
     Val v = ev.Evaluate(root_.get(), in, frame);
     Result result;
     result.defined = ToJson(v, &result.value, *allocator);
+    result.function = IsFunction(v);
     return result;
   } catch (const Error& e) {
     EvalError ee = ToEvalError(e);

@@ -67,6 +67,9 @@ struct Environment {
 struct Result {
   bool defined = false;
   json::Value value;
+  // The expression produced a function (so `defined` is false), which
+  // Step Functions reports differently from no value.
+  bool function = false;
 };
 
 // Variable bindings: name without '$' -> JSON value. The values must outlive

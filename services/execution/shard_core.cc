@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
+#include <memory>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -1098,9 +1100,23 @@ absl::StatusOr<std::shared_ptr<const asl::Definition>> ShardCore::LoadDefinition
 
 namespace {
 
+// `activity_exists` answers ExecutionContext::activity_exists; each answer
+// is kept for the transition, so a Map scheduling many tasks of one
+// activity asks once.
 asl::ExecutionContext MakeContext(const ExecutionRecord& record, const StateMachineRecord* machine,
-                                  const tasktoken::TaskTokenCodec& codec) {
+                                  const tasktoken::TaskTokenCodec& codec,
+                                  std::function<bool(const std::string&)> activity_exists) {
   asl::ExecutionContext context;
+  context.activity_exists = [activity_exists = std::move(activity_exists),
+                             answers = std::make_shared<std::map<std::string, bool, std::less<>>>()](
+                                absl::string_view activity_arn) {
+    auto it = answers->find(activity_arn);
+    if (it == answers->end()) {
+      const std::string arn(activity_arn);
+      it = answers->emplace(arn, activity_exists(arn)).first;
+    }
+    return it->second;
+  };
   context.execution_arn = record.execution_arn();
   context.execution_name = record.name();
   context.execution_input = record.input();
@@ -1547,7 +1563,7 @@ absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRe
   *record.mutable_state_machine() = machine;
   record.mutable_state_machine()->clear_definition();
 
-  asl::ExecutionContext context = MakeContext(record, &machine, codec_);
+  asl::ExecutionContext context = MakeContext(record, &machine, codec_, ActivityExistsAnswer());
   asl::Interpreter interpreter(*definition, context);
   asl::Outcome outcome = interpreter.Start(record.mutable_state(), record.input(), now);
   for (const std::string& visibility_key : VisibilityKeys(record)) {
@@ -1705,7 +1721,7 @@ absl::Status ShardCore::RedriveExecution(const v1::RedriveExecutionRequest& requ
   ASSIGN_OR_RETURN(auto definition,
                    LoadDefinition(record->state_machine_arn(), record->revision_id()));
   record->set_redrive_count(record->redrive_count() + 1);
-  asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_);
+  asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_, ActivityExistsAnswer());
   asl::Interpreter interpreter(*definition, context);
   ASSIGN_OR_RETURN(asl::Outcome outcome, interpreter.Redrive(record->mutable_state(), now));
   record->set_status("RUNNING");
@@ -1769,7 +1785,7 @@ absl::Status ShardCore::StopExecution(const v1::StopExecutionRequest& request,
   }
   ASSIGN_OR_RETURN(auto definition,
                    LoadDefinition(record->state_machine_arn(), record->revision_id()));
-  asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_);
+  asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_, ActivityExistsAnswer());
   asl::Interpreter interpreter(*definition, context);
   const PendingTasks before = PendingActivityTasks(record->state());
   asl::Outcome outcome = interpreter.Abort(record->mutable_state(), request.error(),
@@ -1957,6 +1973,17 @@ absl::Status ShardCore::CachedActivityExists(const std::string& activity_arn) {
   return exists;
 }
 
+std::function<bool(const std::string&)> ShardCore::ActivityExistsAnswer() {
+  return [this](const std::string& resource) {
+    // Only activities are looked up; an answer other than NOT_FOUND (the
+    // owner unreachable, the shard moving) counts as "exists": the task is
+    // scheduled, and a missing activity is then reported by the partition
+    // that cannot queue it (ActivityScheduleFailed).
+    if (!absl::StrContains(resource, ":activity:")) return true;
+    return !absl::IsNotFound(CachedActivityExists(resource));
+  };
+}
+
 absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task, bool sync) {
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(config::TaskQueuePartitionKey(
                                        task.activity_arn(), task.partition())));
@@ -2111,7 +2138,7 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
   }
   ASSIGN_OR_RETURN(auto definition,
                    LoadDefinition(record->state_machine_arn(), record->revision_id()));
-  asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_);
+  asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_, ActivityExistsAnswer());
   asl::Interpreter interpreter(*definition, context);
   const PendingTasks before = PendingActivityTasks(record->state());
   auto outcome = step(interpreter, record->mutable_state(), options_.clock->Now());
@@ -2440,7 +2467,7 @@ absl::Status ShardCore::FireTimer(const std::string& key) {
   }
   ASSIGN_OR_RETURN(auto definition,
                    LoadDefinition(record->state_machine_arn(), record->revision_id()));
-  asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_);
+  asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_, ActivityExistsAnswer());
   asl::Interpreter interpreter(*definition, context);
   const PendingTasks before = PendingActivityTasks(record->state());
   auto outcome = interpreter.TimerFired(record->mutable_state(), timer_id, options_.clock->Now());

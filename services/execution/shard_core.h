@@ -407,6 +407,10 @@ class ShardCore {
   absl::Mutex activity_exists_mu_;
   absl::flat_hash_map<std::string, absl::Time> activity_exists_ ABSL_GUARDED_BY(activity_exists_mu_);
   absl::Status CachedActivityExists(const std::string& activity_arn);
+  // The interpreter's ExecutionContext::activity_exists: asked under the
+  // execution shard's mutex, it answers from the cache when it can (a
+  // miss reads this server's catalog or asks the activity's owner).
+  std::function<bool(const std::string&)> ActivityExistsAnswer();
   // The shard of the first partition of `activity_arn` this server owns;
   // FAILED_PRECONDITION when it owns none.
   absl::StatusOr<uint32_t> FirstOwnedPartitionShard(absl::string_view activity_arn) const;

@@ -6,11 +6,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/config/sharding.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -33,6 +35,7 @@ class LoopbackPeers : public Peers {
  public:
   ShardCore* core = nullptr;
   absl::Status EnqueueActivityTask(const iv1::ActivityTask& task) override {
+    if (missing_remote_activities) return absl::NotFoundError("ActivityDoesNotExist: gone");
     return core->EnqueueActivityTask(task);
   }
   absl::Status RecordActivityStarted(const iv1::RecordActivityStartedRequest& r) override {
@@ -45,6 +48,7 @@ class LoopbackPeers : public Peers {
     return core->CancelActivityTask(task);
   }
   absl::Status CheckActivityExists(const std::string& activity_arn) override {
+    if (remote_check_answer.has_value()) return *remote_check_answer;
     return core->CheckActivityExists(activity_arn);
   }
   absl::Status PublishEvent(const iv1::PublishEvent& event) override {
@@ -82,6 +86,10 @@ class LoopbackPeers : public Peers {
   }
   absl::Mutex mu;
   std::vector<iv1::PublishEvent> published;
+  // Tests of activities on another server: what their owner answers, and
+  // that their queue partitions refuse tasks as unknown.
+  std::optional<absl::Status> remote_check_answer;
+  bool missing_remote_activities = false;
 };
 
 class ShardCoreTest : public ::testing::Test {
@@ -102,6 +110,7 @@ class ShardCoreTest : public ::testing::Test {
     ShardCoreOptions options;
     options.data_dir = dir_.string();
     options.shard_count = shards;
+    options.replicas = replicas_;
     options.clock = &clock_;
     options.status_events_topic = status_events_topic_;
     options.execution_logs_topic = "stepflow.execution-logs";
@@ -113,6 +122,7 @@ class ShardCoreTest : public ::testing::Test {
   }
 
   std::string status_events_topic_;
+  int replicas_ = 1;  // this core is server 0 of them
 
   iv1::StateMachineRecord CreateMachine() {
     v1::CreateStateMachineRequest create;
@@ -166,6 +176,14 @@ class ShardCoreTest : public ::testing::Test {
     v1::DescribeExecutionResponse response;
     EXPECT_TRUE(core_->DescribeExecution(request, &response).ok());
     return response;
+  }
+
+  // Timers fire and the outbox delivers asynchronously: waits for the
+  // execution to close.
+  void AwaitClosed(const std::string& arn) {
+    for (int i = 0; i < 300 && Describe(arn).status() == "RUNNING"; ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
   }
 
   // The outbox delivers asynchronously; wait for history to reach a length.
@@ -379,6 +397,66 @@ TEST_F(ShardCoreTest, MissingActivityFailsExecution) {
   EXPECT_EQ(described.cause(),
             "An error occurred while executing the state 'Work' (entered at the event id #4). "
             "The activity arn:aws:states:us-east-1:123456789012:activity:work does not exist.");
+  // Looked up before scheduling, as on AWS.
+  EXPECT_THAT(HistoryTypes(arn),
+              ElementsAre("ExecutionStarted", "PassStateEntered", "PassStateExited",
+                          "TaskStateEntered", "ExecutionFailed"));
+}
+
+// A two-server cluster seen from server 0: the execution is on a shard of
+// this server, its activity on one of the other. Returns the execution ARN.
+std::string StartWithRemoteActivity(ShardCore& core, const std::string& name) {
+  std::string activity;
+  for (int i = 0; activity.empty(); ++i) {
+    std::string candidate = absl::StrCat("arn:aws:states:us-east-1:123456789012:activity:far-", i);
+    if (!config::Owns(config::ShardOf(candidate, 16), 0, 2)) activity = candidate;
+  }
+  iv1::StartExecutionShardRequest start;
+  iv1::StateMachineRecord& machine = *start.mutable_state_machine();
+  machine.set_name("remote");
+  machine.set_state_machine_arn("arn:aws:states:us-east-1:123456789012:stateMachine:remote");
+  machine.set_type("STANDARD");
+  machine.set_revision_id("r1");
+  machine.set_definition(absl::StrCat(R"({"StartAt": "Work", "States": {
+      "Work": {"Type": "Task", "Resource": ")", activity, R"(", "End": true}}})"));
+  for (int i = 0;; ++i) {
+    std::string candidate = absl::StrCat(name, "-", i);
+    auto arn = absl::StrCat("arn:aws:states:us-east-1:123456789012:execution:remote:", candidate);
+    if (!config::Owns(config::ShardOf(arn, 16), 0, 2)) continue;
+    start.mutable_request()->set_name(candidate);
+    start.mutable_request()->set_input("{}");
+    v1::StartExecutionResponse started;
+    absl::Status status = core.StartExecution(start, &started);
+    EXPECT_TRUE(status.ok()) << status;
+    return started.execution_arn();
+  }
+}
+
+TEST_F(ShardCoreTest, MissingActivityOnAnotherServerFailsBeforeScheduling) {
+  replicas_ = 2;
+  ASSERT_TRUE(Open(16).ok());
+  peers_.remote_check_answer = absl::NotFoundError("ActivityDoesNotExist: gone");
+  std::string arn = StartWithRemoteActivity(*core_, "early");
+  EXPECT_EQ(Describe(arn).status(), "FAILED");
+  EXPECT_THAT(HistoryTypes(arn), ElementsAre("ExecutionStarted", "TaskStateEntered",
+                                             "ExecutionFailed"));
+}
+
+TEST_F(ShardCoreTest, UnreachableActivityOwnerSchedulesThenTheQueueReportsItMissing) {
+  replicas_ = 2;
+  ASSERT_TRUE(Open(16).ok());
+  // The activity's server does not answer: the execution goes on, and the
+  // partition that cannot queue the task reports it (the late path).
+  peers_.remote_check_answer = absl::UnavailableError("connection refused");
+  peers_.missing_remote_activities = true;
+  std::string arn = StartWithRemoteActivity(*core_, "late");
+  AwaitClosed(arn);
+  auto described = Describe(arn);
+  EXPECT_EQ(described.status(), "FAILED");
+  EXPECT_EQ(described.error(), "States.Runtime");
+  EXPECT_THAT(described.cause(), ::testing::HasSubstr("does not exist."));
+  EXPECT_THAT(HistoryTypes(arn), ElementsAre("ExecutionStarted", "TaskStateEntered",
+                                             "ActivityScheduled", "ExecutionFailed"));
 }
 
 TEST_F(ShardCoreTest, HistoryPagination) {
@@ -940,6 +1018,8 @@ TEST_F(ShardCoreTest, RedriveRerunsOnlyWhatFailed) {
   auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
   ASSERT_TRUE(machine.ok());
   std::string arn = Start(*machine, "gated-1", "{}");
+  // The failing branch reaches the Parallel when its timer fires.
+  AwaitClosed(arn);
   auto failed = Describe(arn);
   ASSERT_EQ(failed.status(), "FAILED");
   EXPECT_EQ(failed.error(), "States.NoChoiceMatched");
@@ -1014,6 +1094,7 @@ TEST_F(ShardCoreTest, RedriveKeepsSucceededMapIterations) {
   auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
   ASSERT_TRUE(machine.ok());
   std::string arn = Start(*machine, "items", "[1, 2, 3]");
+  AwaitClosed(arn);
   ASSERT_EQ(Describe(arn).status(), "FAILED");
   v1::RedriveExecutionRequest redrive;
   redrive.set_execution_arn(arn);

@@ -149,6 +149,12 @@ std::string CheckShape(const json::Value& c) {
   if (const json::Value* req = Member(c, "requires")) {
     if (!req->IsArray()) return "\"requires\" must be an array of feature names";
   }
+  if (const json::Value* missing = Member(c, "missing_activities")) {
+    if (!missing->IsArray()) return "\"missing_activities\" must be an array of activity ARNs";
+    for (const auto& arn : missing->GetArray()) {
+      if (!arn.IsString()) return "\"missing_activities\" must be an array of activity ARNs";
+    }
+  }
   return "";
 }
 
@@ -274,6 +280,13 @@ class CaseRunner {
     if (const json::Value* tasks = Member(case_, "tasks")) {
       for (const auto& t : tasks->GetArray()) replies_.push_back(&t);
     }
+    // Every activity exists but those the case says are missing.
+    if (const json::Value* missing = Member(case_, "missing_activities")) {
+      for (const auto& arn : missing->GetArray()) missing_activities_.insert(arn.GetString());
+    }
+    context_.activity_exists = [this](absl::string_view arn) {
+      return missing_activities_.count(std::string(arn)) == 0;
+    };
     Interpreter interpreter(*definition_, context_);
     Absorb(interpreter.Start(&state_, input, now_));
     while (result_.status.empty() && result_.problem.empty()) {
@@ -422,6 +435,7 @@ class CaseRunner {
   std::vector<PendingReply> pending_;
   std::map<int64_t, absl::Time> timers_;
   std::set<int64_t> cancelled_;
+  std::set<std::string> missing_activities_;
   Result result_;
 };
 

@@ -59,6 +59,7 @@ class Driver {
     context_.mint_task_token = [name = options.name](int64_t scheduled) {
       return absl::StrCat("local:", name, ":", scheduled);
     };
+    context_.activity_exists = options.activity_exists;
     context_.random_unit = [this] {
       return std::uniform_real_distribution<double>(0.0, 1.0)(jitter_);
     };

@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "stepflow/v1/states.pb.h"
 
@@ -90,6 +91,10 @@ struct LocalRunOptions {
   // Runs each activity task. When empty, every Task fails with
   // States.TaskFailed.
   std::function<TaskReply(const TaskRequest&)> task_handler;
+  // The activities that exist, by ARN; a Task of another one fails with
+  // States.Runtime before it is scheduled, as on AWS. When empty, every
+  // activity exists (the handler stands for them all).
+  std::function<bool(absl::string_view activity_arn)> activity_exists;
   // The runner gives up (DEADLINE_EXCEEDED) rather than move the clock
   // further than this past the start: about AWS's one-year limit on
   // Standard executions.

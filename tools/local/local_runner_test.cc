@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/json/json.h"
@@ -204,6 +205,27 @@ TEST(LocalRunnerTest, TaskFailureFromTheHandlerFailsTheExecution) {
   const auto failed = OfType(result, "ActivityFailed");
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_EQ(failed[0]->activity_failed_event_details().error(), "Boom");
+}
+
+TEST(LocalRunnerTest, TaskOfAnUnknownActivityFailsBeforeScheduling) {
+  LocalRunOptions options;
+  options.definition = R"({"StartAt": "Work", "States": {
+      "Work": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:x",
+               "End": true}}})";
+  int calls = 0;
+  options.task_handler = [&calls](const TaskRequest& task) {
+    ++calls;
+    return TaskReply{.success = true, .output = task.input};
+  };
+  options.activity_exists = [](absl::string_view arn) { return absl::EndsWith(arn, ":known"); };
+  LocalRunResult result = MustRun(options);
+  EXPECT_EQ(result.status, "FAILED");
+  EXPECT_EQ(result.error, "States.Runtime");
+  EXPECT_THAT(result.cause,
+              HasSubstr("The activity arn:aws:states:us-east-1:123456789012:activity:x does "
+                        "not exist."));
+  EXPECT_THAT(Types(result), ElementsAre("ExecutionStarted", "TaskStateEntered", "ExecutionFailed"));
+  EXPECT_EQ(calls, 0);
 }
 
 TEST(LocalRunnerTest, WithoutAHandlerTasksFailWithTaskFailed) {
