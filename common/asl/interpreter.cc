@@ -137,7 +137,10 @@ class Interpreter::Run {
         now_(now) {
   }
 
-  Outcome Finish() { return std::move(outcome_); }
+  Outcome Finish() {
+    ReconcileMapRuns();
+    return std::move(outcome_);
+  }
   bool closed() const { return !outcome_.closed_status.empty(); }
 
   // --- Events ---------------------------------------------------------------
@@ -339,6 +342,7 @@ class Interpreter::Run {
         ->mutable_execution_redriven_event_details()
         ->set_redrive_count(context_.redrive_count);
     ArmExecutionTimeout();
+    RedriveMapRuns();
     // Frames waiting for children keep waiting; the others enter their
     // state again.
     std::set<int64_t> parents;
@@ -576,6 +580,7 @@ class Interpreter::Run {
       details->set_name(owner->name);
       details->set_index(index);
     }
+    if (owner->distributed) NoteChildClosed(parent_id, index, "SUCCEEDED");
     *parent->mutable_child_outputs(index) = std::move(output);
     parent->set_running_children(parent->running_children() - 1);
     DropFrame(frame_id);
@@ -596,6 +601,7 @@ class Interpreter::Run {
     Frame* parent = F(parent_id);
     const State* owner = StateOf(*parent);
     if (owner->distributed) {
+      NoteChildClosed(parent_id, frame->index(), "FAILED");
       ChildExecutionFailed(parent_id, frame_id);
       return;
     }
@@ -2395,6 +2401,7 @@ class Interpreter::Run {
     frame->set_waiting_children(false);
     const State& state = *StateOf(*frame);
     if (frame->has_map_run()) {
+      NoteMapRunClosed(frame->map_run().map_run_arn(), "SUCCEEDED");
       frame->clear_map_run();
       Emit("MapRunSucceeded");
       // AWS does not make MapStateSucceeded the predecessor of what follows.
@@ -2545,6 +2552,7 @@ class Interpreter::Run {
     frame->set_max_concurrency(static_cast<int32_t>(*max));
     frame->clear_child_outputs();
     for (rapidjson::SizeType i = 0; i < inputs.Size(); ++i) frame->add_child_outputs("null");
+    NoteMapRunPlanned(frame_id);
     PumpDistributed(frame_id);
   }
 
@@ -2566,6 +2574,7 @@ class Interpreter::Run {
     Emit("MapRunStarted")->mutable_map_run_started_event_details()->set_map_run_arn(
         run->map_run_arn());
     *F(frame_id)->mutable_map_run() = std::move(*run);
+    NoteMapRunStarted(frame_id);
   }
 
   // A UUID-like id for the map run started by event `event_id`; `part`
@@ -2742,6 +2751,7 @@ class Interpreter::Run {
       execution->set_state_machine_name(run.run_name());
       execution->set_input(input);
       SetTimestamp(now_, execution->mutable_start_time());
+      NoteChildStarted(frame_id, index, execution->name());
       if (run.express_children()) execution->set_timeout_timer(ArmTimer(kExpressChildTimeout));
       Enqueue(child->id(), state.processor->start_at, std::move(input));
       Drain();
@@ -2784,6 +2794,7 @@ class Interpreter::Run {
     DropChildren(frame_id);
     Frame* frame = F(frame_id);
     frame->set_waiting_children(false);
+    NoteMapRunClosed(frame->map_run().map_run_arn(), "FAILED");
     frame->clear_map_run();
     auto* details = Emit("MapRunFailed")->mutable_map_run_failed_event_details();
     details->set_error(failure.error);
@@ -2831,6 +2842,168 @@ class Interpreter::Run {
     return root == 0 ? nullptr : &F(root)->child_execution();
   }
 
+  // --- Map run summaries ------------------------------------------------------
+  // ExecutionState.map_runs keeps what DescribeMapRun and
+  // ListExecutions(map_run_arn) report, after the run's frame is gone.
+
+  ::stepflow::internal::v1::MapRunSummary* SummaryOf(absl::string_view map_run_arn) {
+    auto* runs = state_->mutable_map_runs();
+    for (int i = runs->size() - 1; i >= 0; --i) {
+      if (runs->Get(i).map_run_arn() == map_run_arn) return runs->Mutable(i);
+    }
+    return nullptr;
+  }
+
+  // The frame running the map run `map_run_arn`, or 0.
+  int64_t MapRunFrame(absl::string_view map_run_arn) const {
+    for (const auto& [id, frame] : state_->frames()) {
+      if (frame.has_map_run() && frame.map_run().map_run_arn() == map_run_arn) return id;
+    }
+    return 0;
+  }
+
+  void NoteMapRunStarted(int64_t frame_id) {
+    const ::stepflow::internal::v1::MapRun& run = F(frame_id)->map_run();
+    auto* summary = state_->add_map_runs();
+    summary->set_map_run_arn(run.map_run_arn());
+    summary->set_status("RUNNING");
+    SetTimestamp(now_, summary->mutable_start_date());
+    if (run.has_tolerated_count()) summary->set_tolerated_failure_count(run.tolerated_count());
+    if (run.has_tolerated_percentage()) {
+      summary->set_tolerated_failure_percentage(run.tolerated_percentage());
+    }
+    summary->set_arn_prefix(run.arn_prefix());
+    summary->set_run_name(run.run_name());
+    summary->set_express_children(run.express_children());
+  }
+
+  // The run's children are known: one pending entry each.
+  void NoteMapRunPlanned(int64_t frame_id) {
+    const Frame& frame = *F(frame_id);
+    auto* summary = SummaryOf(frame.map_run().map_run_arn());
+    if (summary == nullptr) return;
+    summary->set_max_concurrency(frame.max_concurrency());
+    summary->set_total_items(frame.map_run().total_items());
+    *summary->mutable_child_item_counts() = frame.map_run().child_item_counts();
+    summary->clear_children();
+    for (int32_t i = 0; i < frame.total_children(); ++i) summary->add_children();
+  }
+
+  ::stepflow::internal::v1::MapRunChild* SummaryChild(int64_t map_frame_id, int32_t index) {
+    const Frame* frame = F(map_frame_id);
+    if (frame == nullptr || !frame->has_map_run()) return nullptr;
+    auto* summary = SummaryOf(frame->map_run().map_run_arn());
+    if (summary == nullptr || index < 0 || index >= summary->children_size()) return nullptr;
+    return summary->mutable_children(index);
+  }
+
+  void NoteChildStarted(int64_t map_frame_id, int32_t index, const std::string& name) {
+    auto* child = SummaryChild(map_frame_id, index);
+    if (child == nullptr) return;
+    child->set_name(name);
+    child->set_status("RUNNING");
+    SetTimestamp(now_, child->mutable_start_date());
+    child->clear_stop_date();
+  }
+
+  // The first close of a running child counts (a timed-out child then
+  // fails through FrameFailed).
+  void NoteChildClosed(int64_t map_frame_id, int32_t index, absl::string_view status) {
+    auto* child = SummaryChild(map_frame_id, index);
+    if (child == nullptr || child->status() != "RUNNING") return;
+    child->set_status(std::string(status));
+    SetTimestamp(now_, child->mutable_stop_date());
+  }
+
+  // The run ended; children still running were stopped with it.
+  void NoteMapRunClosed(absl::string_view map_run_arn, absl::string_view status) {
+    auto* summary = SummaryOf(map_run_arn);
+    if (summary == nullptr || summary->status() != "RUNNING") return;
+    summary->set_status(std::string(status));
+    SetTimestamp(now_, summary->mutable_stop_date());
+    for (auto& child : *summary->mutable_children()) {
+      if (child.status() != "RUNNING") continue;
+      child.set_status("ABORTED");
+      SetTimestamp(now_, child.mutable_stop_date());
+    }
+  }
+
+  // Map runs whose frame went away without succeeding or failing (the
+  // execution or an enclosing branch stopped) were aborted.
+  void ReconcileMapRuns() {
+    std::vector<std::string> gone;
+    for (const auto& summary : state_->map_runs()) {
+      if (summary.status() == "RUNNING" && MapRunFrame(summary.map_run_arn()) == 0) {
+        gone.push_back(summary.map_run_arn());
+      }
+    }
+    for (const std::string& arn : gone) NoteMapRunClosed(arn, "ABORTED");
+  }
+
+  // A redrive reopened the frames of map runs that were cut short: they run
+  // again under the same ARN, their reopened children with them.
+  void RedriveMapRuns() {
+    std::vector<int64_t> frames;
+    for (const auto& [id, frame] : state_->frames()) {
+      if (frame.has_map_run()) frames.push_back(id);
+    }
+    std::sort(frames.begin(), frames.end());
+    for (int64_t frame_id : frames) {
+      const std::string arn = F(frame_id)->map_run().map_run_arn();
+      auto* summary = SummaryOf(arn);
+      if (summary != nullptr) {
+        summary->set_status("RUNNING");
+        summary->clear_stop_date();
+        summary->set_redrive_count(summary->redrive_count() + 1);
+        SetTimestamp(now_, summary->mutable_redrive_date());
+        for (int64_t child_id : ChildrenOf(frame_id)) {
+          const int32_t index = F(child_id)->index();
+          if (index < 0 || index >= summary->children_size()) continue;
+          auto* child = summary->mutable_children(index);
+          child->set_status("RUNNING");
+          child->clear_stop_date();
+        }
+      }
+      EventScope scope(this, frame_id);
+      auto* details = Emit("MapRunRedriven")->mutable_map_run_redriven_event_details();
+      details->set_map_run_arn(arn);
+      details->set_redrive_count(summary != nullptr ? summary->redrive_count()
+                                                    : context_.redrive_count);
+    }
+  }
+
+  // UpdateMapRun: new limits for the children not started yet and the
+  // failure threshold from now on.
+  absl::Status UpdateMapRun(const MapRunUpdate& update) {
+    const int64_t frame_id = MapRunFrame(update.map_run_arn);
+    if (frame_id == 0 || closed()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the map run ", update.map_run_arn, " is not running"));
+    }
+    Frame* frame = F(frame_id);
+    auto* run = frame->mutable_map_run();
+    auto* summary = SummaryOf(update.map_run_arn);
+    if (update.max_concurrency.has_value()) {
+      frame->set_max_concurrency(*update.max_concurrency);
+      if (summary != nullptr) summary->set_max_concurrency(*update.max_concurrency);
+    }
+    if (update.tolerated_failure_count.has_value()) {
+      run->set_has_tolerated_count(true);
+      run->set_tolerated_count(*update.tolerated_failure_count);
+      if (summary != nullptr) summary->set_tolerated_failure_count(*update.tolerated_failure_count);
+    }
+    if (update.tolerated_failure_percentage.has_value()) {
+      run->set_has_tolerated_percentage(true);
+      run->set_tolerated_percentage(*update.tolerated_failure_percentage);
+      if (summary != nullptr) {
+        summary->set_tolerated_failure_percentage(*update.tolerated_failure_percentage);
+      }
+    }
+    PumpDistributed(frame_id);
+    Drain();
+    return absl::OkStatus();
+  }
+
   // --- Timers ---------------------------------------------------------------
 
   absl::Status Fire(int64_t timer_id) {
@@ -2842,6 +3015,7 @@ class Interpreter::Run {
       if (timer_id != 0 && frame.has_child_execution() &&
           frame.child_execution().timeout_timer() == timer_id) {
         // An EXPRESS child execution ran out of its five minutes.
+        NoteChildClosed(frame.parent_id(), frame.index(), "TIMED_OUT");
         FrameFailed(id, StateError{kTimeout, "The execution timed out"});
         Drain();
         return absl::OkStatus();
@@ -3535,6 +3709,17 @@ absl::StatusOr<Outcome> Interpreter::Redrive(ExecutionState* state, absl::Time n
   Run run(*this, state, now);
   run.Redrive();
   return run.Finish();
+}
+
+absl::StatusOr<Outcome> Interpreter::UpdateMapRun(ExecutionState* state,
+                                                  const MapRunUpdate& update, absl::Time now) {
+  Run run(*this, state, now);
+  if (absl::Status status = run.UpdateMapRun(update); !status.ok()) return status;
+  return run.Finish();
+}
+
+std::string DefaultMapRunId(absl::string_view seed, int64_t event_id, int64_t part) {
+  return DerivedUuid(seed, event_id, part);
 }
 
 Outcome Interpreter::Abort(ExecutionState* state, absl::string_view error,
