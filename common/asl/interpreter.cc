@@ -580,7 +580,7 @@ class Interpreter::Run {
       details->set_name(owner->name);
       details->set_index(index);
     }
-    if (owner->distributed) NoteChildClosed(parent_id, index, "SUCCEEDED");
+    if (owner->distributed) NoteChildClosed(parent_id, index, kChildSucceeded);
     *parent->mutable_child_outputs(index) = std::move(output);
     parent->set_running_children(parent->running_children() - 1);
     DropFrame(frame_id);
@@ -601,7 +601,7 @@ class Interpreter::Run {
     Frame* parent = F(parent_id);
     const State* owner = StateOf(*parent);
     if (owner->distributed) {
-      NoteChildClosed(parent_id, frame->index(), "FAILED");
+      NoteChildClosed(parent_id, frame->index(), kChildFailed);
       ChildExecutionFailed(parent_id, frame_id);
       return;
     }
@@ -2751,7 +2751,7 @@ class Interpreter::Run {
       execution->set_state_machine_name(run.run_name());
       execution->set_input(input);
       SetTimestamp(now_, execution->mutable_start_time());
-      NoteChildStarted(frame_id, index, execution->name());
+      NoteChildStarted(frame_id, index);
       if (run.express_children()) execution->set_timeout_timer(ArmTimer(kExpressChildTimeout));
       Enqueue(child->id(), state.processor->start_at, std::move(input));
       Drain();
@@ -2846,6 +2846,14 @@ class Interpreter::Run {
   // ExecutionState.map_runs keeps what DescribeMapRun and
   // ListExecutions(map_run_arn) report, after the run's frame is gone.
 
+  using ChildStatus = ::stepflow::internal::v1::MapRunChildStatus;
+  static constexpr ChildStatus kChildPending = ::stepflow::internal::v1::CHILD_PENDING;
+  static constexpr ChildStatus kChildRunning = ::stepflow::internal::v1::CHILD_RUNNING;
+  static constexpr ChildStatus kChildSucceeded = ::stepflow::internal::v1::CHILD_SUCCEEDED;
+  static constexpr ChildStatus kChildFailed = ::stepflow::internal::v1::CHILD_FAILED;
+  static constexpr ChildStatus kChildTimedOut = ::stepflow::internal::v1::CHILD_TIMED_OUT;
+  static constexpr ChildStatus kChildAborted = ::stepflow::internal::v1::CHILD_ABORTED;
+
   ::stepflow::internal::v1::MapRunSummary* SummaryOf(absl::string_view map_run_arn) {
     auto* runs = state_->mutable_map_runs();
     for (int i = runs->size() - 1; i >= 0; --i) {
@@ -2875,9 +2883,10 @@ class Interpreter::Run {
     summary->set_arn_prefix(run.arn_prefix());
     summary->set_run_name(run.run_name());
     summary->set_express_children(run.express_children());
+    summary->set_started_event_id(run.started_event_id());
   }
 
-  // The run's children are known: one pending entry each.
+  // The run's children are known: all pending.
   void NoteMapRunPlanned(int64_t frame_id) {
     const Frame& frame = *F(frame_id);
     auto* summary = SummaryOf(frame.map_run().map_run_arn());
@@ -2885,34 +2894,36 @@ class Interpreter::Run {
     summary->set_max_concurrency(frame.max_concurrency());
     summary->set_total_items(frame.map_run().total_items());
     *summary->mutable_child_item_counts() = frame.map_run().child_item_counts();
-    summary->clear_children();
-    for (int32_t i = 0; i < frame.total_children(); ++i) summary->add_children();
+    const int32_t total = frame.total_children();
+    summary->mutable_child_status()->Resize(total, kChildPending);
+    summary->mutable_child_start_ms()->Resize(total, 0);
+    summary->mutable_child_stop_ms()->Resize(total, 0);
   }
 
-  ::stepflow::internal::v1::MapRunChild* SummaryChild(int64_t map_frame_id, int32_t index) {
+  // The summary of the map run `map_frame_id` runs, when it has child `index`.
+  ::stepflow::internal::v1::MapRunSummary* SummaryWithChild(int64_t map_frame_id, int32_t index) {
     const Frame* frame = F(map_frame_id);
     if (frame == nullptr || !frame->has_map_run()) return nullptr;
     auto* summary = SummaryOf(frame->map_run().map_run_arn());
-    if (summary == nullptr || index < 0 || index >= summary->children_size()) return nullptr;
-    return summary->mutable_children(index);
+    if (summary == nullptr || index < 0 || index >= summary->child_status_size()) return nullptr;
+    return summary;
   }
 
-  void NoteChildStarted(int64_t map_frame_id, int32_t index, const std::string& name) {
-    auto* child = SummaryChild(map_frame_id, index);
-    if (child == nullptr) return;
-    child->set_name(name);
-    child->set_status("RUNNING");
-    SetTimestamp(now_, child->mutable_start_date());
-    child->clear_stop_date();
+  void NoteChildStarted(int64_t map_frame_id, int32_t index) {
+    auto* summary = SummaryWithChild(map_frame_id, index);
+    if (summary == nullptr) return;
+    summary->set_child_status(index, kChildRunning);
+    summary->set_child_start_ms(index, absl::ToUnixMillis(now_));
+    summary->set_child_stop_ms(index, 0);
   }
 
   // The first close of a running child counts (a timed-out child then
   // fails through FrameFailed).
-  void NoteChildClosed(int64_t map_frame_id, int32_t index, absl::string_view status) {
-    auto* child = SummaryChild(map_frame_id, index);
-    if (child == nullptr || child->status() != "RUNNING") return;
-    child->set_status(std::string(status));
-    SetTimestamp(now_, child->mutable_stop_date());
+  void NoteChildClosed(int64_t map_frame_id, int32_t index, ChildStatus status) {
+    auto* summary = SummaryWithChild(map_frame_id, index);
+    if (summary == nullptr || summary->child_status(index) != kChildRunning) return;
+    summary->set_child_status(index, status);
+    summary->set_child_stop_ms(index, absl::ToUnixMillis(now_));
   }
 
   // The run ended; children still running were stopped with it.
@@ -2921,10 +2932,10 @@ class Interpreter::Run {
     if (summary == nullptr || summary->status() != "RUNNING") return;
     summary->set_status(std::string(status));
     SetTimestamp(now_, summary->mutable_stop_date());
-    for (auto& child : *summary->mutable_children()) {
-      if (child.status() != "RUNNING") continue;
-      child.set_status("ABORTED");
-      SetTimestamp(now_, child.mutable_stop_date());
+    for (int i = 0; i < summary->child_status_size(); ++i) {
+      if (summary->child_status(i) != kChildRunning) continue;
+      summary->set_child_status(i, kChildAborted);
+      summary->set_child_stop_ms(i, absl::ToUnixMillis(now_));
     }
   }
 
@@ -2958,10 +2969,9 @@ class Interpreter::Run {
         SetTimestamp(now_, summary->mutable_redrive_date());
         for (int64_t child_id : ChildrenOf(frame_id)) {
           const int32_t index = F(child_id)->index();
-          if (index < 0 || index >= summary->children_size()) continue;
-          auto* child = summary->mutable_children(index);
-          child->set_status("RUNNING");
-          child->clear_stop_date();
+          if (index < 0 || index >= summary->child_status_size()) continue;
+          summary->set_child_status(index, kChildRunning);
+          summary->set_child_stop_ms(index, 0);
         }
       }
       EventScope scope(this, frame_id);
@@ -3015,7 +3025,7 @@ class Interpreter::Run {
       if (timer_id != 0 && frame.has_child_execution() &&
           frame.child_execution().timeout_timer() == timer_id) {
         // An EXPRESS child execution ran out of its five minutes.
-        NoteChildClosed(frame.parent_id(), frame.index(), "TIMED_OUT");
+        NoteChildClosed(frame.parent_id(), frame.index(), kChildTimedOut);
         FrameFailed(id, StateError{kTimeout, "The execution timed out"});
         Drain();
         return absl::OkStatus();

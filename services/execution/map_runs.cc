@@ -8,11 +8,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/asl/interpreter.h"
+#include "common/config/sharding.h"
 
 namespace stepflow::execution {
 namespace {
 
-using internal::v1::MapRunChild;
+using internal::v1::MapRunChildStatus;
 using internal::v1::MapRunSummary;
 
 absl::Status InvalidToken(absl::string_view token) {
@@ -21,32 +23,74 @@ absl::Status InvalidToken(absl::string_view token) {
 
 int PageSize(int32_t max_results) { return max_results > 0 ? max_results : kDefaultMapRunPage; }
 
-int64_t Nanos(const google::protobuf::Timestamp& ts) {
-  return ts.seconds() * 1000000000 + ts.nanos();
+google::protobuf::Timestamp FromMillis(int64_t ms) {
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(ms / 1000);
+  ts.set_nanos(static_cast<int32_t>(ms % 1000) * 1000000);
+  return ts;
 }
 
-// Adds `weight` to the counter of `status` ("" = pending).
-void Count(absl::string_view status, int64_t weight, v1::MapRunCounts* counts) {
-  if (status.empty()) {
-    counts->set_pending(counts->pending() + weight);
-  } else if (status == "RUNNING") {
-    counts->set_running(counts->running() + weight);
-  } else if (status == "SUCCEEDED") {
-    counts->set_succeeded(counts->succeeded() + weight);
-  } else if (status == "FAILED") {
-    counts->set_failed(counts->failed() + weight);
-  } else if (status == "TIMED_OUT") {
-    counts->set_timed_out(counts->timed_out() + weight);
-  } else if (status == "ABORTED") {
-    counts->set_aborted(counts->aborted() + weight);
+void Count(MapRunChildStatus status, int64_t weight, v1::MapRunCounts* counts) {
+  switch (status) {
+    case internal::v1::CHILD_PENDING:
+      counts->set_pending(counts->pending() + weight);
+      break;
+    case internal::v1::CHILD_RUNNING:
+      counts->set_running(counts->running() + weight);
+      break;
+    case internal::v1::CHILD_SUCCEEDED:
+      counts->set_succeeded(counts->succeeded() + weight);
+      break;
+    case internal::v1::CHILD_FAILED:
+      counts->set_failed(counts->failed() + weight);
+      break;
+    case internal::v1::CHILD_TIMED_OUT:
+      counts->set_timed_out(counts->timed_out() + weight);
+      break;
+    case internal::v1::CHILD_ABORTED:
+      counts->set_aborted(counts->aborted() + weight);
+      break;
+    default:
+      break;
   }
+}
+
+int64_t ItemCount(const MapRunSummary& run, int index) {
+  return index < run.child_item_counts_size() ? run.child_item_counts(index) : 1;
 }
 
 }  // namespace
 
-std::string MapRunChildArn(const MapRunSummary& run, const MapRunChild& child) {
+std::string MintMapRunId(absl::string_view execution_arn, int64_t event_id, int64_t part) {
+  std::string id = asl::DefaultMapRunId(execution_arn, event_id, part);
+  return part >= 1 ? config::RoutableId(execution_arn, id) : id;
+}
+
+std::string MapRunChildName(absl::string_view execution_arn, const MapRunSummary& run,
+                            int index) {
+  return MintMapRunId(execution_arn, run.started_event_id(), 2 + index);
+}
+
+std::string MapRunChildArn(const MapRunSummary& run, absl::string_view name) {
   return absl::StrCat(run.arn_prefix(), run.express_children() ? ":express:" : ":execution:",
-                      run.run_name(), ":", child.name());
+                      run.run_name(), ":", name);
+}
+
+std::string MapRunChildStatusName(MapRunChildStatus status) {
+  switch (status) {
+    case internal::v1::CHILD_RUNNING:
+      return "RUNNING";
+    case internal::v1::CHILD_SUCCEEDED:
+      return "SUCCEEDED";
+    case internal::v1::CHILD_FAILED:
+      return "FAILED";
+    case internal::v1::CHILD_TIMED_OUT:
+      return "TIMED_OUT";
+    case internal::v1::CHILD_ABORTED:
+      return "ABORTED";
+    default:
+      return "";
+  }
 }
 
 std::string MapRunStateMachineArn(const MapRunSummary& run) {
@@ -66,12 +110,11 @@ void DescribeMapRunSummary(const MapRunSummary& run, absl::string_view execution
   response->set_tolerated_failure_count(run.tolerated_failure_count());
   v1::MapRunCounts* items = response->mutable_item_counts();
   v1::MapRunCounts* executions = response->mutable_execution_counts();
-  for (int i = 0; i < run.children_size(); ++i) {
-    const int64_t item_count = i < run.child_item_counts_size() ? run.child_item_counts(i) : 1;
-    Count(run.children(i).status(), 1, executions);
-    Count(run.children(i).status(), item_count, items);
+  for (int i = 0; i < run.child_status_size(); ++i) {
+    Count(run.child_status(i), 1, executions);
+    Count(run.child_status(i), ItemCount(run, i), items);
   }
-  executions->set_total(run.children_size());
+  executions->set_total(run.child_status_size());
   items->set_total(run.total_items());
   response->set_redrive_count(run.redrive_count());
   if (run.has_redrive_date()) *response->mutable_redrive_date() = run.redrive_date();
@@ -100,15 +143,16 @@ absl::Status ListMapRunsOf(const internal::v1::ExecutionRecord& record,
   return absl::OkStatus();
 }
 
-absl::Status ListMapRunChildren(const MapRunSummary& run, const v1::ListExecutionsRequest& request,
+absl::Status ListMapRunChildren(absl::string_view execution_arn, const MapRunSummary& run,
+                                const v1::ListExecutionsRequest& request,
                                 v1::ListExecutionsResponse* response) {
-  // Sort keys (start nanos, index), listed from the largest.
+  // Sort keys (start ms, index), listed from the largest.
   std::vector<std::pair<int64_t, int>> started;
-  for (int i = 0; i < run.children_size(); ++i) {
-    const MapRunChild& child = run.children(i);
-    if (child.status().empty()) continue;
-    if (!request.status_filter().empty() && child.status() != request.status_filter()) continue;
-    started.emplace_back(Nanos(child.start_date()), i);
+  for (int i = 0; i < run.child_status_size(); ++i) {
+    const std::string status = MapRunChildStatusName(run.child_status(i));
+    if (status.empty()) continue;
+    if (!request.status_filter().empty() && status != request.status_filter()) continue;
+    started.emplace_back(i < run.child_start_ms_size() ? run.child_start_ms(i) : 0, i);
   }
   std::sort(started.begin(), started.end(), std::greater<>());
   size_t first = 0;
@@ -125,16 +169,18 @@ absl::Status ListMapRunChildren(const MapRunSummary& run, const v1::ListExecutio
   size_t i = first;
   for (; i < started.size() && i - first < page; ++i) {
     const int index = started[i].second;
-    const MapRunChild& child = run.children(index);
+    const std::string name = MapRunChildName(execution_arn, run, index);
     v1::ExecutionListItem* item = response->add_executions();
-    item->set_execution_arn(MapRunChildArn(run, child));
+    item->set_execution_arn(MapRunChildArn(run, name));
     item->set_state_machine_arn(MapRunStateMachineArn(run));
-    item->set_name(child.name());
-    item->set_status(child.status());
-    *item->mutable_start_date() = child.start_date();
-    if (child.has_stop_date()) *item->mutable_stop_date() = child.stop_date();
+    item->set_name(name);
+    item->set_status(MapRunChildStatusName(run.child_status(index)));
+    *item->mutable_start_date() = FromMillis(started[i].first);
+    if (index < run.child_stop_ms_size() && run.child_stop_ms(index) > 0) {
+      *item->mutable_stop_date() = FromMillis(run.child_stop_ms(index));
+    }
     item->set_map_run_arn(run.map_run_arn());
-    item->set_item_count(index < run.child_item_counts_size() ? run.child_item_counts(index) : 1);
+    item->set_item_count(static_cast<int32_t>(ItemCount(run, index)));
   }
   if (i < started.size()) {
     response->set_next_token(absl::StrCat(started[i - 1].first, ".", started[i - 1].second));

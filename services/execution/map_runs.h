@@ -6,6 +6,7 @@
 #ifndef STEPFLOW_SERVICES_EXECUTION_MAP_RUNS_H_
 #define STEPFLOW_SERVICES_EXECUTION_MAP_RUNS_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -18,10 +19,20 @@ namespace stepflow::execution {
 // Pages of ListMapRuns and ListExecutions(map_run_arn) without max_results.
 inline constexpr int kDefaultMapRunPage = 100;
 
+// The ids of the map run that event `event_id` of execution `execution_arn`
+// starts (asl::ExecutionContext::mint_id): part 1, the run's id, and parts
+// 2 + i, the names of its children, carry the execution's routing hash
+// (config::RoutableId), so their ARNs alone find the execution's shard.
+std::string MintMapRunId(absl::string_view execution_arn, int64_t event_id, int64_t part);
+
+// The name of child `index` of `run`, a map run of `execution_arn`.
+std::string MapRunChildName(absl::string_view execution_arn,
+                            const internal::v1::MapRunSummary& run, int index);
 // arn:...:execution:<machine>/<label>:<child name> (":express:" for EXPRESS
 // children), as AWS names the child executions of a map run.
-std::string MapRunChildArn(const internal::v1::MapRunSummary& run,
-                           const internal::v1::MapRunChild& child);
+std::string MapRunChildArn(const internal::v1::MapRunSummary& run, absl::string_view name);
+// "RUNNING", "SUCCEEDED", ... as the API shows a child's status; "" pending.
+std::string MapRunChildStatusName(internal::v1::MapRunChildStatus status);
 // arn:...:stateMachine:<machine>/<label>: the state machine of the children.
 std::string MapRunStateMachineArn(const internal::v1::MapRunSummary& run);
 
@@ -34,10 +45,11 @@ void DescribeMapRunSummary(const internal::v1::MapRunSummary& run,
 absl::Status ListMapRunsOf(const internal::v1::ExecutionRecord& record,
                            const v1::ListMapRunsRequest& request, v1::ListMapRunsResponse* response);
 
-// ListExecutions(map_run_arn) of `run`: the children that have started,
-// newest first (start time, then index), filtered by status; the token is
-// the sort key of the last one listed.
-absl::Status ListMapRunChildren(const internal::v1::MapRunSummary& run,
+// ListExecutions(map_run_arn) of `run`, a map run of `execution_arn`: the
+// children that have started, newest first (start time, then index),
+// filtered by status; the token is the sort key of the last one listed.
+absl::Status ListMapRunChildren(absl::string_view execution_arn,
+                                const internal::v1::MapRunSummary& run,
                                 const v1::ListExecutionsRequest& request,
                                 v1::ListExecutionsResponse* response);
 

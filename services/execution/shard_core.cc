@@ -1121,8 +1121,7 @@ asl::ExecutionContext MakeContext(const ExecutionRecord& record, const StateMach
   // Map run ids and child execution names carry the execution's routing
   // hash, so their ARNs alone find this shard (part 0 is a label).
   context.mint_id = [execution_arn](int64_t event_id, int64_t part) {
-    std::string id = asl::DefaultMapRunId(execution_arn, event_id, part);
-    return part >= 1 ? config::RoutableId(execution_arn, id) : id;
+    return MintMapRunId(execution_arn, event_id, part);
   };
   return context;
 }
@@ -2198,8 +2197,8 @@ absl::StatusOr<ShardCore::FoundMapRun> ShardCore::FindMapRun(uint64_t routing_ha
       const internal::v1::MapRunSummary& run = runs.Get(i);
       if (child) {
         if (run.run_name() != run_name) continue;
-        for (int c = 0; c < run.children_size(); ++c) {
-          if (run.children(c).name() == child_name) {
+        for (int c = 0; c < run.child_status_size(); ++c) {
+          if (MapRunChildName(parent, run, c) == child_name) {
             found.run = i;
             found.child = c;
             break;
@@ -2242,7 +2241,8 @@ absl::Status ShardCore::ListMapRunExecutions(const v1::ListExecutionsRequest& re
   ASSIGN_OR_RETURN(config::MapRunRef ref,
                    config::ParseMapRunArn(options_.arn_scope, request.map_run_arn()));
   ASSIGN_OR_RETURN(FoundMapRun found, FindMapRun(ref.routing_hash, request.map_run_arn()));
-  return ListMapRunChildren(found.record.state().map_runs(found.run), request, response);
+  return ListMapRunChildren(found.record.execution_arn(), found.record.state().map_runs(found.run),
+                            request, response);
 }
 
 absl::Status ShardCore::DescribeMapRunChild(uint64_t routing_hash,
@@ -2256,22 +2256,27 @@ absl::Status ShardCore::DescribeMapRunChild(uint64_t routing_hash,
                                             : found.status();
   }
   const internal::v1::MapRunSummary& run = found->record.state().map_runs(found->run);
-  const internal::v1::MapRunChild& child = run.children(found->child);
-  response->set_execution_arn(MapRunChildArn(run, child));
+  const int index = found->child;
+  const std::string status = MapRunChildStatusName(run.child_status(index));
+  if (status.empty()) return ExecutionDoesNotExist(request.execution_arn());
+  response->set_execution_arn(request.execution_arn());
   response->set_state_machine_arn(MapRunStateMachineArn(run));
-  response->set_name(child.name());
-  response->set_status(child.status());
-  *response->mutable_start_date() = child.start_date();
-  if (child.has_stop_date()) *response->mutable_stop_date() = child.stop_date();
+  response->set_name(names.second);
+  response->set_status(status);
+  if (index < run.child_start_ms_size()) {
+    *response->mutable_start_date() = ToProto(absl::FromUnixMillis(run.child_start_ms(index)));
+  }
+  if (index < run.child_stop_ms_size() && run.child_stop_ms(index) > 0) {
+    *response->mutable_stop_date() = ToProto(absl::FromUnixMillis(run.child_stop_ms(index)));
+  }
   // A child's input and output are not kept once it has started and ended.
   response->mutable_input_details()->set_included(false);
   response->set_map_run_arn(run.map_run_arn());
-  const bool unsuccessful = child.status() == "FAILED" || child.status() == "TIMED_OUT" ||
-                            child.status() == "ABORTED";
+  const bool unsuccessful = status == "FAILED" || status == "TIMED_OUT" || status == "ABORTED";
   response->set_redrive_status(unsuccessful ? "REDRIVABLE_BY_MAP_RUN" : "NOT_REDRIVABLE");
   if (!unsuccessful) {
     response->set_redrive_status_reason(
-        absl::StrCat("Execution is ", child.status(), " and cannot be redriven"));
+        absl::StrCat("Execution is ", status, " and cannot be redriven"));
   }
   return absl::OkStatus();
 }
