@@ -1384,5 +1384,52 @@ TEST_F(MapRunTest, UnknownRunsAndBadTokens) {
   EXPECT_EQ(described.execution_counts().running(), 0);
 }
 
+TEST_F(MapRunTest, ListMapRunsPagesNewestFirst) {
+  // Three distributed Maps in a row, each over the input, children Pass.
+  std::string states;
+  for (int i = 1; i <= 3; ++i) {
+    absl::StrAppend(&states, i == 1 ? "" : ",", R"("M)", i, R"(": {"Type": "Map", "Label": "m)",
+                    i, R"(", "ItemsPath": "$.items", "ResultPath": null,
+      "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+        "StartAt": "P)", i, R"(", "States": {"P)", i, R"(": {"Type": "Pass", "End": true}}}, )",
+                    i == 3 ? R"("End": true})" : absl::StrCat(R"("Next": "M)", i + 1, R"("})"));
+  }
+  v1::CreateStateMachineRequest create;
+  create.set_name("triple");
+  create.set_definition(absl::StrCat(R"({"StartAt": "M1", "States": {)", states, "}}"));
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  const std::string arn = Start(*machine, "three", R"({"items": [1, 2]})");
+  EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
+
+  std::vector<std::string> listed;
+  v1::ListMapRunsRequest request;
+  request.set_execution_arn(arn);
+  request.set_max_results(2);
+  for (int pages = 0; pages < 5; ++pages) {
+    v1::ListMapRunsResponse response;
+    ASSERT_TRUE(core_->ListMapRuns(request, &response).ok());
+    EXPECT_LE(response.map_runs_size(), 2);
+    for (const auto& run : response.map_runs()) {
+      listed.push_back(run.map_run_arn());
+      EXPECT_EQ(run.execution_arn(), arn);
+      EXPECT_TRUE(run.has_stop_date());
+    }
+    if (response.next_token().empty()) break;
+    request.set_next_token(response.next_token());
+  }
+  ASSERT_EQ(listed.size(), 3u);
+  EXPECT_THAT(listed[0], ::testing::HasSubstr(":mapRun:triple/m3:"));
+  EXPECT_THAT(listed[1], ::testing::HasSubstr(":mapRun:triple/m2:"));
+  EXPECT_THAT(listed[2], ::testing::HasSubstr(":mapRun:triple/m1:"));
+  for (const std::string& run : listed) {
+    auto described = DescribeRun(run);
+    EXPECT_EQ(described.status(), "SUCCEEDED");
+    EXPECT_EQ(described.execution_counts().succeeded(), 2);
+  }
+}
+
 }  // namespace
 }  // namespace stepflow::execution
