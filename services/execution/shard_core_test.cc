@@ -1382,6 +1382,12 @@ TEST_F(MapRunTest, UnknownRunsAndBadTokens) {
   EXPECT_EQ(described.status(), "ABORTED");
   EXPECT_EQ(described.execution_counts().aborted(), 1);
   EXPECT_EQ(described.execution_counts().running(), 0);
+
+  // Purged with its execution once the retention ends.
+  clock_.Advance(absl::Hours(24 * 91));
+  ASSERT_TRUE(core_->PurgeExpiredExecutions().ok());
+  request.set_map_run_arn(run_arn);
+  EXPECT_EQ(core_->DescribeMapRun(request, &response).code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(MapRunTest, ListMapRunsPagesNewestFirst) {
