@@ -282,5 +282,83 @@ TEST(DistributedMapValidationTest, ModesAndFields) {
   EXPECT_TRUE(Problems(DistributedMap(pass, absl::StrCat(R"("Label": ")", label, R"(")"))).empty());
 }
 
+// --- Map run summaries and UpdateMapRun ---------------------------------------
+
+std::vector<std::string> ChildStatuses(const ::stepflow::internal::v1::MapRunSummary& run) {
+  std::vector<std::string> statuses;
+  for (int status : run.child_status()) {
+    statuses.push_back(status == ::stepflow::internal::v1::CHILD_PENDING
+                           ? ""
+                           : ::stepflow::internal::v1::MapRunChildStatus_Name(status).substr(6));
+  }
+  return statuses;
+}
+
+TEST_F(DistributedMapTest, SummaryFollowsChildrenAndUpdatesTakeEffect) {
+  Outcome out = Begin(
+      DistributedMap(absl::StrCat(R"({"P": {"Type": "Task", "Resource": ")", kActivity,
+                                  R"(", "End": true}})"),
+                     R"("MaxConcurrency": 1)"),
+      R"(["a", "b", "c", "d"])");
+  ASSERT_EQ(out.dispatches.size(), 1u);
+  ASSERT_EQ(state_.map_runs_size(), 1);
+  const std::string run_arn = state_.map_runs(0).map_run_arn();
+  EXPECT_EQ(state_.map_runs(0).status(), "RUNNING");
+  EXPECT_EQ(state_.map_runs(0).max_concurrency(), 1);
+  EXPECT_EQ(ChildStatuses(state_.map_runs(0)),
+            (std::vector<std::string>{"RUNNING", "", "", ""}));
+
+  // Three at once, and one failure tolerated, from now on.
+  MapRunUpdate update;
+  update.map_run_arn = run_arn;
+  update.max_concurrency = 3;
+  update.tolerated_failure_count = 1;
+  auto widened = interpreter_->UpdateMapRun(&state_, update, now_);
+  ASSERT_TRUE(widened.ok()) << widened.status();
+  EXPECT_TRUE(widened->events.empty());
+  ASSERT_EQ(widened->dispatches.size(), 2u);
+  EXPECT_EQ(state_.map_runs(0).max_concurrency(), 3);
+  EXPECT_EQ(state_.map_runs(0).tolerated_failure_count(), 1);
+  EXPECT_EQ(ChildStatuses(state_.map_runs(0)),
+            (std::vector<std::string>{"RUNNING", "RUNNING", "RUNNING", ""}));
+
+  // The first child fails: tolerated, and the fourth starts in its place.
+  auto failed = interpreter_->ActivityFailed(&state_, out.dispatches[0].scheduled_event_id,
+                                             "Broken", "", now_);
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_EQ(failed->dispatches.size(), 1u);
+  EXPECT_EQ(ChildStatuses(state_.map_runs(0)),
+            (std::vector<std::string>{"FAILED", "RUNNING", "RUNNING", "RUNNING"}));
+  EXPECT_EQ(state_.map_runs(0).child_stop_ms(0), absl::ToUnixMillis(now_));
+
+  // Unknown runs cannot be updated; stopping aborts the run and children.
+  update.map_run_arn = run_arn + "x";
+  EXPECT_EQ(interpreter_->UpdateMapRun(&state_, update, now_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  Outcome aborted = interpreter_->Abort(&state_, "", "", now_);
+  EXPECT_EQ(aborted.closed_status, "ABORTED");
+  EXPECT_EQ(state_.map_runs(0).status(), "ABORTED");
+  EXPECT_EQ(ChildStatuses(state_.map_runs(0)),
+            (std::vector<std::string>{"FAILED", "ABORTED", "ABORTED", "ABORTED"}));
+  update.map_run_arn = run_arn;
+  EXPECT_EQ(interpreter_->UpdateMapRun(&state_, update, now_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(DistributedMapTest, ExpressChildTimeoutIsTimedOut) {
+  Outcome out = Begin(
+      DistributedMap(absl::StrCat(R"({"P": {"Type": "Task", "Resource": ")", kActivity,
+                                  R"(", "End": true}})"),
+                     R"("ToleratedFailureCount": 5)", "EXPRESS"),
+      R"(["a", "b"])");
+  ASSERT_EQ(state_.map_runs_size(), 1);
+  EXPECT_TRUE(state_.map_runs(0).express_children());
+  // Each child arms its five-minute timer; fire the first one's.
+  ASSERT_FALSE(out.timers.empty());
+  auto fired = interpreter_->TimerFired(&state_, out.timers[0].timer_id, now_ + absl::Minutes(5));
+  ASSERT_TRUE(fired.ok()) << fired.status();
+  EXPECT_EQ(ChildStatuses(state_.map_runs(0)), (std::vector<std::string>{"TIMED_OUT", "RUNNING"}));
+}
+
 }  // namespace
 }  // namespace stepflow::asl

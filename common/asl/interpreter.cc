@@ -140,7 +140,10 @@ class Interpreter::Run {
         now_(now) {
   }
 
-  Outcome Finish() { return std::move(outcome_); }
+  Outcome Finish() {
+    ReconcileMapRuns();
+    return std::move(outcome_);
+  }
   bool closed() const { return !outcome_.closed_status.empty(); }
 
   // --- Events ---------------------------------------------------------------
@@ -342,6 +345,7 @@ class Interpreter::Run {
         ->mutable_execution_redriven_event_details()
         ->set_redrive_count(context_.redrive_count);
     ArmExecutionTimeout();
+    RedriveMapRuns();
     // Frames waiting for children keep waiting; the others enter their
     // state again.
     std::set<int64_t> parents;
@@ -579,6 +583,7 @@ class Interpreter::Run {
       details->set_name(owner->name);
       details->set_index(index);
     }
+    if (owner->distributed) NoteChildClosed(parent_id, index, kChildSucceeded);
     *parent->mutable_child_outputs(index) = std::move(output);
     parent->set_running_children(parent->running_children() - 1);
     DropFrame(frame_id);
@@ -614,6 +619,7 @@ class Interpreter::Run {
     Frame* parent = F(parent_id);
     const State* owner = StateOf(*parent);
     if (owner->distributed) {
+      NoteChildClosed(parent_id, frame->index(), kChildFailed);
       ChildExecutionFailed(parent_id, frame_id);
       return;
     }
@@ -2520,6 +2526,7 @@ class Interpreter::Run {
     frame->set_waiting_children(false);
     const State& state = *StateOf(*frame);
     if (frame->has_map_run()) {
+      NoteMapRunClosed(frame->map_run().map_run_arn(), "SUCCEEDED");
       frame->clear_map_run();
       Emit("MapRunSucceeded");
       // AWS does not make MapStateSucceeded the predecessor of what follows.
@@ -2670,6 +2677,7 @@ class Interpreter::Run {
     frame->set_max_concurrency(static_cast<int32_t>(*max));
     frame->clear_child_outputs();
     for (rapidjson::SizeType i = 0; i < inputs.Size(); ++i) frame->add_child_outputs("null");
+    NoteMapRunPlanned(frame_id);
     PumpDistributed(frame_id);
   }
 
@@ -2691,6 +2699,7 @@ class Interpreter::Run {
     Emit("MapRunStarted")->mutable_map_run_started_event_details()->set_map_run_arn(
         run->map_run_arn());
     *F(frame_id)->mutable_map_run() = std::move(*run);
+    NoteMapRunStarted(frame_id);
   }
 
   // A UUID-like id for the map run started by event `event_id`; `part`
@@ -2867,6 +2876,7 @@ class Interpreter::Run {
       execution->set_state_machine_name(run.run_name());
       execution->set_input(input);
       SetTimestamp(now_, execution->mutable_start_time());
+      NoteChildStarted(frame_id, index);
       if (run.express_children()) execution->set_timeout_timer(ArmTimer(kExpressChildTimeout));
       Enqueue(child->id(), state.processor->start_at, std::move(input));
       Drain();
@@ -2909,6 +2919,7 @@ class Interpreter::Run {
     DropChildren(frame_id);
     Frame* frame = F(frame_id);
     frame->set_waiting_children(false);
+    NoteMapRunClosed(frame->map_run().map_run_arn(), "FAILED");
     frame->clear_map_run();
     auto* details = Emit("MapRunFailed")->mutable_map_run_failed_event_details();
     details->set_error(failure.error);
@@ -2956,6 +2967,178 @@ class Interpreter::Run {
     return root == 0 ? nullptr : &F(root)->child_execution();
   }
 
+  // --- Map run summaries ------------------------------------------------------
+  // ExecutionState.map_runs keeps what DescribeMapRun and
+  // ListExecutions(map_run_arn) report, after the run's frame is gone.
+
+  using ChildStatus = ::stepflow::internal::v1::MapRunChildStatus;
+  static constexpr ChildStatus kChildPending = ::stepflow::internal::v1::CHILD_PENDING;
+  static constexpr ChildStatus kChildRunning = ::stepflow::internal::v1::CHILD_RUNNING;
+  static constexpr ChildStatus kChildSucceeded = ::stepflow::internal::v1::CHILD_SUCCEEDED;
+  static constexpr ChildStatus kChildFailed = ::stepflow::internal::v1::CHILD_FAILED;
+  static constexpr ChildStatus kChildTimedOut = ::stepflow::internal::v1::CHILD_TIMED_OUT;
+  static constexpr ChildStatus kChildAborted = ::stepflow::internal::v1::CHILD_ABORTED;
+
+  ::stepflow::internal::v1::MapRunSummary* SummaryOf(absl::string_view map_run_arn) {
+    auto* runs = state_->mutable_map_runs();
+    for (int i = runs->size() - 1; i >= 0; --i) {
+      if (runs->Get(i).map_run_arn() == map_run_arn) return runs->Mutable(i);
+    }
+    return nullptr;
+  }
+
+  // The frame running the map run `map_run_arn`, or 0.
+  int64_t MapRunFrame(absl::string_view map_run_arn) const {
+    for (const auto& [id, frame] : state_->frames()) {
+      if (frame.has_map_run() && frame.map_run().map_run_arn() == map_run_arn) return id;
+    }
+    return 0;
+  }
+
+  void NoteMapRunStarted(int64_t frame_id) {
+    const ::stepflow::internal::v1::MapRun& run = F(frame_id)->map_run();
+    auto* summary = state_->add_map_runs();
+    summary->set_map_run_arn(run.map_run_arn());
+    summary->set_status("RUNNING");
+    SetTimestamp(now_, summary->mutable_start_date());
+    if (run.has_tolerated_count()) summary->set_tolerated_failure_count(run.tolerated_count());
+    if (run.has_tolerated_percentage()) {
+      summary->set_tolerated_failure_percentage(run.tolerated_percentage());
+    }
+    summary->set_arn_prefix(run.arn_prefix());
+    summary->set_run_name(run.run_name());
+    summary->set_express_children(run.express_children());
+    summary->set_started_event_id(run.started_event_id());
+  }
+
+  // The run's children are known: all pending.
+  void NoteMapRunPlanned(int64_t frame_id) {
+    const Frame& frame = *F(frame_id);
+    auto* summary = SummaryOf(frame.map_run().map_run_arn());
+    if (summary == nullptr) return;
+    summary->set_max_concurrency(frame.max_concurrency());
+    summary->set_total_items(frame.map_run().total_items());
+    *summary->mutable_child_item_counts() = frame.map_run().child_item_counts();
+    const int32_t total = frame.total_children();
+    summary->mutable_child_status()->Resize(total, kChildPending);
+    summary->mutable_child_start_ms()->Resize(total, 0);
+    summary->mutable_child_stop_ms()->Resize(total, 0);
+  }
+
+  // The summary of the map run `map_frame_id` runs, when it has child `index`.
+  ::stepflow::internal::v1::MapRunSummary* SummaryWithChild(int64_t map_frame_id, int32_t index) {
+    const Frame* frame = F(map_frame_id);
+    if (frame == nullptr || !frame->has_map_run()) return nullptr;
+    auto* summary = SummaryOf(frame->map_run().map_run_arn());
+    if (summary == nullptr || index < 0 || index >= summary->child_status_size()) return nullptr;
+    return summary;
+  }
+
+  void NoteChildStarted(int64_t map_frame_id, int32_t index) {
+    auto* summary = SummaryWithChild(map_frame_id, index);
+    if (summary == nullptr) return;
+    summary->set_child_status(index, kChildRunning);
+    summary->set_child_start_ms(index, absl::ToUnixMillis(now_));
+    summary->set_child_stop_ms(index, 0);
+  }
+
+  // The first close of a running child counts (a timed-out child then
+  // fails through FrameFailed).
+  void NoteChildClosed(int64_t map_frame_id, int32_t index, ChildStatus status) {
+    auto* summary = SummaryWithChild(map_frame_id, index);
+    if (summary == nullptr || summary->child_status(index) != kChildRunning) return;
+    summary->set_child_status(index, status);
+    summary->set_child_stop_ms(index, absl::ToUnixMillis(now_));
+  }
+
+  // The run ended; children still running were stopped with it.
+  void NoteMapRunClosed(absl::string_view map_run_arn, absl::string_view status) {
+    auto* summary = SummaryOf(map_run_arn);
+    if (summary == nullptr || summary->status() != "RUNNING") return;
+    summary->set_status(std::string(status));
+    SetTimestamp(now_, summary->mutable_stop_date());
+    for (int i = 0; i < summary->child_status_size(); ++i) {
+      if (summary->child_status(i) != kChildRunning) continue;
+      summary->set_child_status(i, kChildAborted);
+      summary->set_child_stop_ms(i, absl::ToUnixMillis(now_));
+    }
+  }
+
+  // Map runs whose frame went away without succeeding or failing (the
+  // execution or an enclosing branch stopped) were aborted.
+  void ReconcileMapRuns() {
+    std::vector<std::string> gone;
+    for (const auto& summary : state_->map_runs()) {
+      if (summary.status() == "RUNNING" && MapRunFrame(summary.map_run_arn()) == 0) {
+        gone.push_back(summary.map_run_arn());
+      }
+    }
+    for (const std::string& arn : gone) NoteMapRunClosed(arn, "ABORTED");
+  }
+
+  // A redrive reopened the frames of map runs that were cut short: they run
+  // again under the same ARN, their reopened children with them.
+  void RedriveMapRuns() {
+    std::vector<int64_t> frames;
+    for (const auto& [id, frame] : state_->frames()) {
+      if (frame.has_map_run()) frames.push_back(id);
+    }
+    std::sort(frames.begin(), frames.end());
+    for (int64_t frame_id : frames) {
+      const std::string arn = F(frame_id)->map_run().map_run_arn();
+      auto* summary = SummaryOf(arn);
+      if (summary != nullptr) {
+        summary->set_status("RUNNING");
+        summary->clear_stop_date();
+        summary->set_redrive_count(summary->redrive_count() + 1);
+        SetTimestamp(now_, summary->mutable_redrive_date());
+        for (int64_t child_id : ChildrenOf(frame_id)) {
+          const int32_t index = F(child_id)->index();
+          if (index < 0 || index >= summary->child_status_size()) continue;
+          summary->set_child_status(index, kChildRunning);
+          summary->set_child_stop_ms(index, 0);
+        }
+      }
+      EventScope scope(this, frame_id);
+      auto* details = Emit("MapRunRedriven")->mutable_map_run_redriven_event_details();
+      details->set_map_run_arn(arn);
+      details->set_redrive_count(summary != nullptr ? summary->redrive_count()
+                                                    : context_.redrive_count);
+    }
+  }
+
+  // UpdateMapRun: new limits for the children not started yet and the
+  // failure threshold from now on.
+  absl::Status UpdateMapRun(const MapRunUpdate& update) {
+    const int64_t frame_id = MapRunFrame(update.map_run_arn);
+    if (frame_id == 0 || closed()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the map run ", update.map_run_arn, " is not running"));
+    }
+    Frame* frame = F(frame_id);
+    auto* run = frame->mutable_map_run();
+    auto* summary = SummaryOf(update.map_run_arn);
+    if (update.max_concurrency.has_value()) {
+      frame->set_max_concurrency(*update.max_concurrency);
+      if (summary != nullptr) summary->set_max_concurrency(*update.max_concurrency);
+    }
+    if (update.tolerated_failure_count.has_value()) {
+      run->set_has_tolerated_count(true);
+      run->set_tolerated_count(*update.tolerated_failure_count);
+      if (summary != nullptr) summary->set_tolerated_failure_count(*update.tolerated_failure_count);
+    }
+    if (update.tolerated_failure_percentage.has_value()) {
+      run->set_has_tolerated_percentage(true);
+      run->set_tolerated_percentage(*update.tolerated_failure_percentage);
+      if (summary != nullptr) {
+        summary->set_tolerated_failure_percentage(*update.tolerated_failure_percentage);
+      }
+    }
+    PumpDistributed(frame_id);
+    Drain();
+    return absl::OkStatus();
+  }
+
   // --- Timers ---------------------------------------------------------------
 
   absl::Status Fire(int64_t timer_id) {
@@ -2967,6 +3150,7 @@ class Interpreter::Run {
       if (timer_id != 0 && frame.has_child_execution() &&
           frame.child_execution().timeout_timer() == timer_id) {
         // An EXPRESS child execution ran out of its five minutes.
+        NoteChildClosed(frame.parent_id(), frame.index(), kChildTimedOut);
         FrameFailed(id, StateError{kTimeout, "The execution timed out"});
         Drain();
         return absl::OkStatus();
@@ -3782,6 +3966,17 @@ absl::StatusOr<Outcome> Interpreter::Redrive(ExecutionState* state, absl::Time n
   Run run(*this, state, now);
   run.Redrive();
   return run.Finish();
+}
+
+absl::StatusOr<Outcome> Interpreter::UpdateMapRun(ExecutionState* state,
+                                                  const MapRunUpdate& update, absl::Time now) {
+  Run run(*this, state, now);
+  if (absl::Status status = run.UpdateMapRun(update); !status.ok()) return status;
+  return run.Finish();
+}
+
+std::string DefaultMapRunId(absl::string_view seed, int64_t event_id, int64_t part) {
+  return DerivedUuid(seed, event_id, part);
 }
 
 Outcome Interpreter::Abort(ExecutionState* state, absl::string_view error,

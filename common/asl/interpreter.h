@@ -33,6 +33,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -145,6 +146,14 @@ class EventList {
   google::protobuf::RepeatedPtrField<v1::HistoryEvent>* events_;  // on arena_
 };
 
+// UpdateMapRun: the settings to change of a running map run (unset: kept).
+struct MapRunUpdate {
+  std::string map_run_arn;
+  std::optional<int32_t> max_concurrency;  // 0 = no limit
+  std::optional<double> tolerated_failure_percentage;
+  std::optional<int64_t> tolerated_failure_count;
+};
+
 struct Outcome {
   EventList events;
   std::vector<ActivityDispatch> dispatches;
@@ -213,6 +222,13 @@ class Interpreter {
   // timeout restarts. FAILED_PRECONDITION when there is nothing to reopen.
   absl::StatusOr<Outcome> Redrive(::stepflow::internal::v1::ExecutionState* state, absl::Time now);
 
+  // UpdateMapRun of a running map run of the execution: children not yet
+  // started obey the new MaxConcurrency (more start at once when it grew),
+  // and the next failed child is judged by the new tolerances. No history
+  // event, as on AWS. FAILED_PRECONDITION when the map run is not running.
+  absl::StatusOr<Outcome> UpdateMapRun(::stepflow::internal::v1::ExecutionState* state,
+                                       const MapRunUpdate& update, absl::Time now);
+
   // Whether the execution awaits the activity scheduled by that event.
   static bool AwaitsTask(const ::stepflow::internal::v1::ExecutionState& state, int64_t scheduled_event_id);
 
@@ -223,6 +239,11 @@ class Interpreter {
   const Definition& definition_;
   const ExecutionContext& context_;
 };
+
+// The UUID-shaped id the interpreter gives part `part` of the map run that
+// event `event_id` starts when ExecutionContext::mint_id is unset (seeded by
+// the execution ARN), for id sources that build on it.
+std::string DefaultMapRunId(absl::string_view seed, int64_t event_id, int64_t part);
 
 // TestState: runs one state in isolation, as AWS's TestState does. The
 // request's definition is a single state (or a state machine plus

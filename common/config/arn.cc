@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/config/sharding.h"
 
 namespace stepflow::config {
 namespace {
@@ -112,6 +113,28 @@ absl::StatusOr<StateMachineRef> ParseStateMachineRef(const ArnScope& scope,
     }
   }
   return ref;
+}
+
+absl::StatusOr<MapRunRef> ParseMapRunArn(const ArnScope& scope, absl::string_view arn) {
+  auto parsed = ParseScoped(scope, arn, "mapRun", 2);
+  if (!parsed.ok()) return parsed.status();
+  MapRunRef ref;
+  ref.run_name = parsed->resource[0];
+  ref.run_id = parsed->resource[1];
+  const size_t slash = ref.run_name.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == ref.run_name.size()) {
+    return InvalidArn(arn, "Invalid map run name");
+  }
+  std::optional<uint64_t> hash = RoutingHashOfId(ref.run_id);
+  if (!hash.has_value()) return InvalidArn(arn, "Invalid map run id");
+  ref.routing_hash = *hash;
+  return ref;
+}
+
+std::optional<uint64_t> MapRunChildRoutingHash(const ArnScope& scope, absl::string_view arn) {
+  auto names = ExecutionNamesFromArn(scope, arn);
+  if (!names.ok() || names->first.find('/') == std::string::npos) return std::nullopt;
+  return RoutingHashOfId(names->second);
 }
 
 std::string StateMachineVersionArn(absl::string_view state_machine_arn, int64_t version) {

@@ -11,6 +11,7 @@
 #define STEPFLOW_COMMON_CONFIG_ARN_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
 
@@ -65,6 +66,22 @@ absl::StatusOr<StateMachineRef> ParseStateMachineRef(const ArnScope& scope,
                                                      absl::string_view arn);
 std::string StateMachineVersionArn(absl::string_view state_machine_arn, int64_t version);
 std::string StateMachineAliasArn(absl::string_view state_machine_arn, absl::string_view alias);
+
+// A map run ARN, arn:...:mapRun:<machine>/<label or id>:<run id>. Its run
+// id carries the parent execution's routing hash (see RoutableId).
+struct MapRunRef {
+  std::string run_name;  // <machine>/<label or id>
+  std::string run_id;
+  uint64_t routing_hash = 0;
+};
+// InvalidArn unless `arn` is a map run ARN of this scope minted by Stepflow.
+absl::StatusOr<MapRunRef> ParseMapRunArn(const ArnScope& scope, absl::string_view arn);
+
+// The routing hash of a child execution of a map run
+// (arn:...:execution:<machine>/<label or id>:<child id>), nullopt when `arn`
+// names no such child (a top-level execution's state machine part has no
+// '/').
+std::optional<uint64_t> MapRunChildRoutingHash(const ArnScope& scope, absl::string_view arn);
 
 // AWS's rule for alias names: 1-80 characters of letters, digits, '-', '_'
 // and '.', not all digits (that would read as a version). Error:

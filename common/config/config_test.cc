@@ -29,6 +29,46 @@ TEST(ShardingTest, MapOwnership) {
   EXPECT_FALSE(ShardMap::Parse(0, "a:1").ok());
 }
 
+TEST(ShardingTest, RoutableIdsCarryTheOwnersShard) {
+  const std::string owner = "arn:aws:states:us-east-1:123456789012:execution:Orders:run-1";
+  const std::string id = RoutableId(owner, "0123abcd-4567-89ab-cdef-0123456789ab");
+  EXPECT_EQ(id.size(), 36u);
+  EXPECT_EQ(id.substr(18), "-cdef-0123456789ab");
+  auto hash = RoutingHashOfId(id);
+  ASSERT_TRUE(hash.has_value());
+  EXPECT_EQ(*hash, StableHash(owner));
+  for (uint32_t shards : {1u, 16u, 256u, 1000u}) {
+    EXPECT_EQ(ShardOfRoutingHash(*hash, shards), ShardOf(owner, shards));
+  }
+  EXPECT_FALSE(RoutingHashOfId("short").has_value());
+  EXPECT_FALSE(RoutingHashOfId("0123ABCD-4567-89ab-cdef-0123456789ab").has_value());
+  EXPECT_FALSE(RoutingHashOfId("0123abcd_4567-89ab-cdef-0123456789ab").has_value());
+}
+
+TEST(ArnTest, MapRunArns) {
+  ArnScope scope;
+  const std::string parent = ExecutionArn(scope, "Orders", "run-1");
+  const std::string id = RoutableId(parent, "0123abcd-4567-89ab-cdef-0123456789ab");
+  auto ref = ParseMapRunArn(scope, "arn:aws:states:us-east-1:123456789012:mapRun:Orders/Fan:" + id);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  EXPECT_EQ(ref->run_name, "Orders/Fan");
+  EXPECT_EQ(ref->run_id, id);
+  EXPECT_EQ(ref->routing_hash, StableHash(parent));
+  for (const std::string& bad : std::vector<std::string>{
+           "arn:aws:states:us-east-1:123456789012:mapRun:Orders:" + id,
+           "arn:aws:states:us-east-1:123456789012:mapRun:Orders/Fan:x",
+           "arn:aws:states:eu-west-1:123456789012:mapRun:Orders/Fan:" + id, parent}) {
+    auto status = ParseMapRunArn(scope, bad).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(status.message().substr(0, 10), "InvalidArn") << bad;
+  }
+  auto child = MapRunChildRoutingHash(
+      scope, "arn:aws:states:us-east-1:123456789012:execution:Orders/Fan:" + id);
+  ASSERT_TRUE(child.has_value());
+  EXPECT_EQ(*child, StableHash(parent));
+  EXPECT_FALSE(MapRunChildRoutingHash(scope, parent).has_value());
+}
+
 TEST(ArnTest, BuildAndParse) {
   ArnScope scope;
   std::string sm = StateMachineArn(scope, "Orders");

@@ -19,6 +19,33 @@ uint32_t ShardOf(absl::string_view key, uint32_t shard_count) {
   return static_cast<uint32_t>(StableHash(key) % shard_count);
 }
 
+std::string RoutableId(absl::string_view owner_key, absl::string_view uuid) {
+  const std::string hash = absl::StrCat(absl::Hex(StableHash(owner_key), absl::kZeroPad16));
+  // 8-4-4 hex digits, then the rest of the UUID from its fourth group on.
+  std::string id = absl::StrCat(hash.substr(0, 8), "-", hash.substr(8, 4), "-", hash.substr(12, 4));
+  if (uuid.size() > 18) absl::StrAppend(&id, uuid.substr(18));
+  return id;
+}
+
+std::optional<uint64_t> RoutingHashOfId(absl::string_view id) {
+  if (id.size() < 19 || id[8] != '-' || id[13] != '-' || id[18] != '-') return std::nullopt;
+  uint64_t hash = 0;
+  for (size_t i = 0; i < 18; ++i) {
+    if (i == 8 || i == 13) continue;
+    const char c = id[i];
+    int digit;
+    if (c >= '0' && c <= '9') {
+      digit = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      digit = c - 'a' + 10;
+    } else {
+      return std::nullopt;
+    }
+    hash = (hash << 4) | static_cast<uint64_t>(digit);
+  }
+  return hash;
+}
+
 std::string TaskQueuePartitionKey(absl::string_view activity_arn, int partition) {
   if (partition == 0) return std::string(activity_arn);
   return absl::StrCat(activity_arn, "#", partition);

@@ -13,6 +13,7 @@
 #define STEPFLOW_COMMON_CONFIG_SHARDING_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
 #include <vector>
@@ -39,6 +40,17 @@ inline constexpr int kMaxTaskQueuePartitions = 256;
 // Partition 0 is keyed by the activity ARN itself (so it lives with the
 // activity); partition p > 0 by "ARN#p".
 std::string TaskQueuePartitionKey(absl::string_view activity_arn, int partition);
+
+// Ids that must route to the shard of another resource (a map run and its
+// child executions live in their parent execution's record): UUID-shaped,
+// with the first 16 hex digits (the 8-4-4 groups) replaced by the stable
+// hash of `owner_key`. ShardOfRoutableId gives ShardOf(owner_key) back.
+std::string RoutableId(absl::string_view owner_key, absl::string_view uuid);
+// The owner's stable hash carried by `id`; nullopt when `id` is not one.
+std::optional<uint64_t> RoutingHashOfId(absl::string_view id);
+inline uint32_t ShardOfRoutingHash(uint64_t hash, uint32_t shard_count) {
+  return static_cast<uint32_t>(hash % shard_count);
+}
 
 // Whether server `ordinal` of `replicas` owns `shard`.
 inline bool Owns(uint32_t shard, int ordinal, int replicas) {

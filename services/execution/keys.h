@@ -28,6 +28,7 @@ inline constexpr char kOutbox[] = "outbox";
 inline constexpr char kTimers[] = "timers";
 inline constexpr char kVersions[] = "versions";
 inline constexpr char kRetention[] = "retention";
+inline constexpr char kMapRuns[] = "map_runs";
 
 // Keys of the meta family.
 inline constexpr char kShardCountKey[] = "shard_count";
@@ -156,6 +157,21 @@ inline std::string TimerKey(absl::Time fire_at, absl::string_view execution_arn,
   key.append(execution_arn.data(), execution_arn.size());
   key.push_back('\0');
   storage::AppendUint64(&key, static_cast<uint64_t>(timer_id));
+  return key;
+}
+
+// Executions that started map runs, by routing hash (config::RoutableId):
+// shard | hash | execution arn. A map run ARN or child execution name
+// carries the hash, which finds its parent here.
+inline std::string MapRunIndexPrefix(uint32_t shard, uint64_t routing_hash) {
+  std::string key = ShardPrefix(shard);
+  storage::AppendUint64(&key, routing_hash);
+  return key;
+}
+inline std::string MapRunIndexKey(uint32_t shard, uint64_t routing_hash,
+                                  absl::string_view execution_arn) {
+  std::string key = MapRunIndexPrefix(shard, routing_hash);
+  key.append(execution_arn.data(), execution_arn.size());
   return key;
 }
 

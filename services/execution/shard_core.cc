@@ -20,6 +20,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
 #include "services/execution/keys.h"
+#include "services/execution/map_runs.h"
 
 namespace stepflow::execution {
 namespace {
@@ -212,7 +213,8 @@ absl::Status ShardCore::Init() {
   store_options.column_families = {keys::kMeta,       keys::kStateMachines, keys::kActivities,
                                    keys::kDefinitions, keys::kExecutions,    keys::kHistory,
                                    keys::kVisibility,  keys::kTasks,         keys::kOutbox,
-                                   keys::kTimers,     keys::kVersions,      keys::kRetention};
+                                   keys::kTimers,     keys::kVersions,      keys::kRetention,
+                                   keys::kMapRuns};
   ASSIGN_OR_RETURN(store_, storage::Store::Open(store_options));
   ASSIGN_OR_RETURN(families_.meta, store_->Family(keys::kMeta));
   ASSIGN_OR_RETURN(families_.state_machines, store_->Family(keys::kStateMachines));
@@ -226,6 +228,7 @@ absl::Status ShardCore::Init() {
   ASSIGN_OR_RETURN(families_.timers, store_->Family(keys::kTimers));
   ASSIGN_OR_RETURN(families_.versions, store_->Family(keys::kVersions));
   ASSIGN_OR_RETURN(families_.retention, store_->Family(keys::kRetention));
+  ASSIGN_OR_RETURN(families_.map_runs, store_->Family(keys::kMapRuns));
 
   // The logical shard count places every key; it can never change for a
   // data folder.
@@ -1135,6 +1138,11 @@ asl::ExecutionContext MakeContext(const ExecutionRecord& record, const StateMach
     content.set_scheduled_event_id(scheduled_event_id);
     return codec.Encode(content);
   };
+  // Map run ids and child execution names carry the execution's routing
+  // hash, so their ARNs alone find this shard (part 0 is a label).
+  context.mint_id = [execution_arn](int64_t event_id, int64_t part) {
+    return MintMapRunId(execution_arn, event_id, part);
+  };
   return context;
 }
 
@@ -1453,6 +1461,7 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
                                (!outcome.closed_status.empty() &&
                                 !record.parent_task().report().empty());
   if (service_effects) AddServiceEffects(record, outcome, batch);
+  IndexMapRuns(shard, record, batch);
   batch.Put(families_.executions, keys::ResourceKey(shard, record.execution_arn()),
             record.SerializeAsString());
   for (asl::ActivityDispatch& dispatch : outcome.dispatches) {
@@ -1578,6 +1587,9 @@ absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRe
 
 absl::Status ShardCore::DescribeExecution(const v1::DescribeExecutionRequest& request,
                                           v1::DescribeExecutionResponse* response) {
+  if (auto hash = config::MapRunChildRoutingHash(options_.arn_scope, request.execution_arn())) {
+    return DescribeMapRunChild(*hash, request, response);
+  }
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(request.execution_arn()));
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(
                                     families_.executions,
@@ -1898,6 +1910,10 @@ absl::Status ShardCore::PurgeExecution(const std::string& retention_key,
   if (record.has_value() && record->status() != "RUNNING" &&
       FromProto(record->stop_date()) + options_.execution_retention <= options_.clock->Now()) {
     batch.Delete(families_.executions, key);
+    if (record->map_runs_indexed()) {
+      batch.Delete(families_.map_runs,
+                   keys::MapRunIndexKey(shard, config::StableHash(execution_arn), execution_arn));
+    }
     for (const std::string& visibility_key : VisibilityKeys(*record)) {
       batch.Delete(families_.visibility, visibility_key);
     }
@@ -2684,6 +2700,172 @@ void ShardCore::OutboxLoop() {
       if (items.size() >= 256) WakeOutbox();
     }
   }
+}
+
+// --- Map runs ---------------------------------------------------------------
+
+void ShardCore::IndexMapRuns(uint32_t shard, ExecutionRecord& record,
+                             storage::WriteBatch& batch) {
+  if (record.map_runs_indexed() || record.state().map_runs().empty()) return;
+  record.set_map_runs_indexed(true);
+  batch.Put(families_.map_runs,
+            keys::MapRunIndexKey(shard, config::StableHash(record.execution_arn()),
+                                 record.execution_arn()),
+            "");
+}
+
+absl::StatusOr<ShardCore::FoundMapRun> ShardCore::FindMapRun(uint64_t routing_hash,
+                                                             absl::string_view map_run_arn,
+                                                             absl::string_view run_name,
+                                                             absl::string_view child_name) {
+  const bool child = !child_name.empty();
+  auto not_found = [&]() {
+    return child ? ExecutionDoesNotExist(absl::StrCat(map_run_arn, child_name))
+                 : ResourceNotFound(map_run_arn);
+  };
+  FoundMapRun found;
+  found.shard = config::ShardOfRoutingHash(routing_hash, options_.shard_count);
+  if (!config::Owns(found.shard, options_.ordinal, options_.replicas)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "logical shard ", found.shard, " is not owned by shard server ", options_.ordinal,
+        " of ", options_.replicas, " (check the shard map of the caller)"));
+  }
+  // Executions whose ARNs share the hash: one, but for a collision.
+  std::vector<std::string> parents;
+  const std::string prefix = keys::MapRunIndexPrefix(found.shard, routing_hash);
+  RETURN_IF_ERROR(store_->Scan(families_.map_runs, prefix, "", false,
+                               [&](std::string_view key, std::string_view) {
+                                 parents.emplace_back(key.substr(prefix.size()));
+                                 return true;
+                               }));
+  for (const std::string& parent : parents) {
+    ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions,
+                                                        keys::ResourceKey(found.shard, parent)));
+    if (!record.has_value()) continue;
+    const auto& runs = record->state().map_runs();
+    for (int i = 0; i < runs.size(); ++i) {
+      const internal::v1::MapRunSummary& run = runs.Get(i);
+      if (child) {
+        if (run.run_name() != run_name) continue;
+        for (int c = 0; c < run.child_status_size(); ++c) {
+          if (MapRunChildName(parent, run, c) == child_name) {
+            found.run = i;
+            found.child = c;
+            break;
+          }
+        }
+        if (found.child < 0) continue;
+      } else if (run.map_run_arn() != map_run_arn) {
+        continue;
+      }
+      found.run = i;
+      found.record = std::move(*record);
+      return found;
+    }
+  }
+  return not_found();
+}
+
+absl::Status ShardCore::DescribeMapRun(const v1::DescribeMapRunRequest& request,
+                                       v1::DescribeMapRunResponse* response) {
+  ASSIGN_OR_RETURN(config::MapRunRef ref,
+                   config::ParseMapRunArn(options_.arn_scope, request.map_run_arn()));
+  ASSIGN_OR_RETURN(FoundMapRun found, FindMapRun(ref.routing_hash, request.map_run_arn()));
+  DescribeMapRunSummary(found.record.state().map_runs(found.run), found.record.execution_arn(),
+                        response);
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::ListMapRuns(const v1::ListMapRunsRequest& request,
+                                    v1::ListMapRunsResponse* response) {
+  ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(request.execution_arn()));
+  ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(
+                                    families_.executions,
+                                    keys::ResourceKey(shard, request.execution_arn())));
+  if (!record.has_value()) return ExecutionDoesNotExist(request.execution_arn());
+  return ListMapRunsOf(*record, request, response);
+}
+
+absl::Status ShardCore::ListMapRunExecutions(const v1::ListExecutionsRequest& request,
+                                             v1::ListExecutionsResponse* response) {
+  ASSIGN_OR_RETURN(config::MapRunRef ref,
+                   config::ParseMapRunArn(options_.arn_scope, request.map_run_arn()));
+  ASSIGN_OR_RETURN(FoundMapRun found, FindMapRun(ref.routing_hash, request.map_run_arn()));
+  return ListMapRunChildren(found.record.execution_arn(), found.record.state().map_runs(found.run),
+                            request, response);
+}
+
+absl::Status ShardCore::DescribeMapRunChild(uint64_t routing_hash,
+                                            const v1::DescribeExecutionRequest& request,
+                                            v1::DescribeExecutionResponse* response) {
+  ASSIGN_OR_RETURN(auto names,
+                   config::ExecutionNamesFromArn(options_.arn_scope, request.execution_arn()));
+  auto found = FindMapRun(routing_hash, "", names.first, names.second);
+  if (!found.ok()) {
+    return absl::IsNotFound(found.status()) ? ExecutionDoesNotExist(request.execution_arn())
+                                            : found.status();
+  }
+  const internal::v1::MapRunSummary& run = found->record.state().map_runs(found->run);
+  const int index = found->child;
+  const std::string status = MapRunChildStatusName(run.child_status(index));
+  if (status.empty()) return ExecutionDoesNotExist(request.execution_arn());
+  response->set_execution_arn(request.execution_arn());
+  response->set_state_machine_arn(MapRunStateMachineArn(run));
+  response->set_name(names.second);
+  response->set_status(status);
+  if (index < run.child_start_ms_size()) {
+    *response->mutable_start_date() = ToProto(absl::FromUnixMillis(run.child_start_ms(index)));
+  }
+  if (index < run.child_stop_ms_size() && run.child_stop_ms(index) > 0) {
+    *response->mutable_stop_date() = ToProto(absl::FromUnixMillis(run.child_stop_ms(index)));
+  }
+  // A child's input and output are not kept once it has started and ended.
+  response->mutable_input_details()->set_included(false);
+  response->set_map_run_arn(run.map_run_arn());
+  const bool unsuccessful = status == "FAILED" || status == "TIMED_OUT" || status == "ABORTED";
+  response->set_redrive_status(unsuccessful ? "REDRIVABLE_BY_MAP_RUN" : "NOT_REDRIVABLE");
+  if (!unsuccessful) {
+    response->set_redrive_status_reason(
+        absl::StrCat("Execution is ", status, " and cannot be redriven"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::UpdateMapRun(const v1::UpdateMapRunRequest& request,
+                                     v1::UpdateMapRunResponse*) {
+  InflightSlot slot(this);
+  ASSIGN_OR_RETURN(config::MapRunRef ref,
+                   config::ParseMapRunArn(options_.arn_scope, request.map_run_arn()));
+  const uint32_t shard = config::ShardOfRoutingHash(ref.routing_hash, options_.shard_count);
+  absl::MutexLock lock(&ShardMutex(shard));
+  ASSIGN_OR_RETURN(FoundMapRun found, FindMapRun(ref.routing_hash, request.map_run_arn()));
+  ExecutionRecord& record = found.record;
+  const internal::v1::MapRunSummary& run = record.state().map_runs(found.run);
+  if (record.status() != "RUNNING" || run.status() != "RUNNING") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ValidationException: Map Run ", request.map_run_arn(), " is ", run.status(),
+        " and cannot be updated"));
+  }
+  asl::MapRunUpdate update;
+  update.map_run_arn = request.map_run_arn();
+  if (request.has_max_concurrency()) update.max_concurrency = request.max_concurrency();
+  if (request.has_tolerated_failure_percentage()) {
+    update.tolerated_failure_percentage = request.tolerated_failure_percentage();
+  }
+  if (request.has_tolerated_failure_count()) {
+    update.tolerated_failure_count = request.tolerated_failure_count();
+  }
+  ASSIGN_OR_RETURN(auto definition,
+                   LoadDefinition(record.state_machine_arn(), record.revision_id()));
+  asl::ExecutionContext context = MakeContext(record, &record.state_machine(), codec_);
+  asl::Interpreter interpreter(*definition, context);
+  const PendingTasks before = PendingActivityTasks(record.state());
+  ASSIGN_OR_RETURN(asl::Outcome outcome,
+                   interpreter.UpdateMapRun(record.mutable_state(), update, options_.clock->Now()));
+  storage::WriteBatch batch;
+  RETURN_IF_ERROR(CommitTransition(shard, record, outcome, batch, &before));
+  log::Info(kComponent, "map run updated", {{"map_run", request.map_run_arn()}});
+  return absl::OkStatus();
 }
 
 }  // namespace stepflow::execution

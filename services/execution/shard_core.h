@@ -218,6 +218,24 @@ class ShardCore {
       const v1::DescribeStateMachineForExecutionRequest& request,
       v1::DescribeStateMachineForExecutionResponse* response);
 
+  // Map runs of distributed Map states. They live in their parent
+  // execution's record; the map run ARN (and a child execution's name)
+  // carries the parent's routing hash, which the map run index resolves.
+  // ResourceNotFound for unknown map runs, ExecutionDoesNotExist for
+  // unknown executions, InvalidToken for bad page tokens.
+  absl::Status DescribeMapRun(const v1::DescribeMapRunRequest& request,
+                              v1::DescribeMapRunResponse* response);
+  absl::Status ListMapRuns(const v1::ListMapRunsRequest& request,
+                           v1::ListMapRunsResponse* response);
+  // One durable transition of the parent execution (see
+  // asl::Interpreter::UpdateMapRun); ValidationException when the map run
+  // is not running.
+  absl::Status UpdateMapRun(const v1::UpdateMapRunRequest& request,
+                            v1::UpdateMapRunResponse* response);
+  // The child executions of request.map_run_arn(), newest first, paged.
+  absl::Status ListMapRunExecutions(const v1::ListExecutionsRequest& request,
+                                    v1::ListExecutionsResponse* response);
+
   // Deletes the closed executions whose retention ended by the clock's now;
   // the timer thread calls it every sweep interval, tests call it directly.
   absl::Status PurgeExpiredExecutions();
@@ -281,7 +299,7 @@ class ShardCore {
  private:
   struct Families {
     storage::FamilyId meta, state_machines, activities, definitions, executions, history,
-        visibility, tasks, outbox, timers, versions, retention;
+        visibility, tasks, outbox, timers, versions, retention, map_runs;
   };
 
   // Counts a transition in flight for the lifetime of the slot.
@@ -334,6 +352,24 @@ class ShardCore {
                             const google::protobuf::RepeatedPtrField<v1::RoutingConfigurationListItem>&
                                 routing);
   absl::Status PurgeExecution(const std::string& retention_key, absl::string_view execution_arn);
+
+  // The parent record holding map run `map_run_arn` (or, with a child's
+  // name, the run of that child) and where in it; see DescribeMapRun.
+  struct FoundMapRun {
+    uint32_t shard = 0;
+    internal::v1::ExecutionRecord record;
+    int run = -1;    // index in record.state().map_runs()
+    int child = -1;  // index in the run's children, when looking for one
+  };
+  absl::StatusOr<FoundMapRun> FindMapRun(uint64_t routing_hash, absl::string_view map_run_arn,
+                                         absl::string_view run_name = "",
+                                         absl::string_view child_name = "");
+  // Adds the execution to the map run index once it has a map run.
+  void IndexMapRuns(uint32_t shard, internal::v1::ExecutionRecord& record,
+                    storage::WriteBatch& batch);
+  // DescribeExecution of a child execution of a map run.
+  absl::Status DescribeMapRunChild(uint64_t routing_hash, const v1::DescribeExecutionRequest& request,
+                                   v1::DescribeExecutionResponse* response);
 
   absl::StatusOr<std::shared_ptr<const asl::Definition>> LoadDefinition(
       const std::string& state_machine_arn, const std::string& revision_id);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -1567,6 +1568,295 @@ TEST_F(AwaitExecutionClosedTest, SyncStartOfAnExecutionThatEndsAtOnce) {
   EXPECT_EQ(response.error(), "Broken");
   EXPECT_EQ(response.cause(), "on purpose");
   EXPECT_TRUE(response.has_stop_date());
+}
+
+// --- Map runs ---------------------------------------------------------------
+
+// A distributed Map over $.items whose children each wait for the "work"
+// activity, two at a time; no failure is tolerated.
+constexpr char kMapRunDefinition[] = R"({"StartAt": "M", "States": {
+  "M": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2, "Label": "chunk",
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+          "StartAt": "W", "States": {
+            "W": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:work",
+                  "End": true}}},
+        "End": true}}})";
+
+class MapRunTest : public ShardCoreTest {
+ protected:
+  iv1::StateMachineRecord CreateBatchMachine() {
+    v1::CreateStateMachineRequest create;
+    create.set_name("batch");
+    create.set_definition(kMapRunDefinition);
+    v1::CreateStateMachineResponse created;
+    EXPECT_TRUE(core_->CreateStateMachine(create, &created).ok());
+    v1::CreateActivityRequest activity;
+    activity.set_name("work");
+    v1::CreateActivityResponse activity_created;
+    EXPECT_TRUE(core_->CreateActivity(activity, &activity_created).ok());
+    auto record = core_->GetStateMachineRecord(created.state_machine_arn());
+    EXPECT_TRUE(record.ok());
+    return *record;
+  }
+
+  std::string OnlyMapRun(const std::string& execution_arn) {
+    v1::ListMapRunsRequest request;
+    request.set_execution_arn(execution_arn);
+    v1::ListMapRunsResponse response;
+    EXPECT_TRUE(core_->ListMapRuns(request, &response).ok());
+    EXPECT_EQ(response.map_runs_size(), 1);
+    return response.map_runs_size() == 1 ? response.map_runs(0).map_run_arn() : "";
+  }
+
+  v1::DescribeMapRunResponse DescribeRun(const std::string& map_run_arn) {
+    v1::DescribeMapRunRequest request;
+    request.set_map_run_arn(map_run_arn);
+    v1::DescribeMapRunResponse response;
+    absl::Status status = core_->DescribeMapRun(request, &response);
+    EXPECT_TRUE(status.ok()) << status;
+    return response;
+  }
+
+  // Every child execution, following next_token with pages of `page`.
+  std::vector<v1::ExecutionListItem> Children(const std::string& map_run_arn, int page) {
+    std::vector<v1::ExecutionListItem> all;
+    v1::ListExecutionsRequest request;
+    request.set_map_run_arn(map_run_arn);
+    request.set_max_results(page);
+    for (int pages = 0; pages < 100; ++pages) {
+      v1::ListExecutionsResponse response;
+      absl::Status status = core_->ListMapRunExecutions(request, &response);
+      EXPECT_TRUE(status.ok()) << status;
+      EXPECT_LE(response.executions_size(), page);
+      for (const auto& item : response.executions()) all.push_back(item);
+      if (response.next_token().empty()) break;
+      request.set_next_token(response.next_token());
+    }
+    return all;
+  }
+
+  // Polls one task; fails the test when none comes.
+  std::string NextToken() {
+    v1::GetActivityTaskResponse task = Poll();
+    EXPECT_FALSE(task.task_token().empty());
+    return task.task_token();
+  }
+
+  void Succeed(const std::string& token) {
+    v1::SendTaskSuccessRequest success;
+    success.set_task_token(token);
+    success.set_output("{}");
+    absl::Status status = core_->SendTaskSuccess(success);
+    EXPECT_TRUE(status.ok()) << status;
+  }
+};
+
+TEST_F(MapRunTest, DescribeListUpdateAndRedrive) {
+  auto machine = CreateBatchMachine();
+  const std::string arn = Start(machine, "nightly", R"({"items": [1, 2, 3, 4, 5]})");
+  const std::string run_arn = OnlyMapRun(arn);
+  EXPECT_THAT(run_arn, ::testing::StartsWith(
+                           "arn:aws:states:us-east-1:123456789012:mapRun:batch/chunk:"));
+
+  auto described = DescribeRun(run_arn);
+  EXPECT_EQ(described.execution_arn(), arn);
+  EXPECT_EQ(described.status(), "RUNNING");
+  EXPECT_EQ(described.max_concurrency(), 2);
+  EXPECT_EQ(described.execution_counts().running(), 2);
+  EXPECT_EQ(described.execution_counts().pending(), 3);
+  EXPECT_EQ(described.execution_counts().total(), 5);
+  EXPECT_EQ(described.item_counts().running(), 2);
+  EXPECT_EQ(described.item_counts().total(), 5);
+  EXPECT_EQ(described.start_date().seconds(), 1764000000);
+  EXPECT_FALSE(described.has_stop_date());
+
+  // The running children, and one of them described by its own ARN.
+  auto children = Children(run_arn, 10);
+  ASSERT_EQ(children.size(), 2u);
+  EXPECT_THAT(children[0].execution_arn(),
+              ::testing::StartsWith("arn:aws:states:us-east-1:123456789012:execution:batch/chunk:"));
+  EXPECT_EQ(children[0].map_run_arn(), run_arn);
+  EXPECT_EQ(children[0].status(), "RUNNING");
+  EXPECT_EQ(children[0].item_count(), 1);
+  auto child = Describe(children[0].execution_arn());
+  EXPECT_EQ(child.status(), "RUNNING");
+  EXPECT_EQ(child.map_run_arn(), run_arn);
+  EXPECT_EQ(child.name(), children[0].name());
+
+  // Four at once from now on.
+  clock_.Advance(absl::Seconds(1));
+  v1::UpdateMapRunRequest update;
+  update.set_map_run_arn(run_arn);
+  update.set_max_concurrency(4);
+  v1::UpdateMapRunResponse updated;
+  ASSERT_TRUE(core_->UpdateMapRun(update, &updated).ok());
+  described = DescribeRun(run_arn);
+  EXPECT_EQ(described.max_concurrency(), 4);
+  EXPECT_EQ(described.execution_counts().running(), 4);
+  EXPECT_EQ(described.execution_counts().pending(), 1);
+  EXPECT_EQ(HistoryTypes(arn).back(), "MapRunStarted");  // no event for an update
+
+  // Two succeed (the fifth child starts), one fails: the run fails, and
+  // the children still running are aborted with it.
+  Succeed(NextToken());
+  Succeed(NextToken());
+  v1::SendTaskFailureRequest failure;
+  failure.set_task_token(NextToken());
+  failure.set_error("Broken");
+  ASSERT_TRUE(core_->SendTaskFailure(failure).ok());
+  EXPECT_EQ(Describe(arn).status(), "FAILED");
+  described = DescribeRun(run_arn);
+  EXPECT_EQ(described.status(), "FAILED");
+  EXPECT_TRUE(described.has_stop_date());
+  EXPECT_EQ(described.execution_counts().succeeded(), 2);
+  EXPECT_EQ(described.execution_counts().failed(), 1);
+  EXPECT_EQ(described.execution_counts().aborted(), 2);
+  EXPECT_EQ(described.execution_counts().pending(), 0);
+  EXPECT_EQ(described.item_counts().failed(), 1);
+  EXPECT_EQ(Children(run_arn, 2).size(), 5u);
+
+  // Nothing to update once it stopped.
+  auto refused = core_->UpdateMapRun(update, &updated);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()), ::testing::StartsWith("ValidationException"));
+
+  // A redrive runs the same map run again: the failed and aborted children.
+  clock_.Advance(absl::Seconds(1));
+  v1::RedriveExecutionRequest redrive;
+  redrive.set_execution_arn(arn);
+  v1::RedriveExecutionResponse redriven;
+  ASSERT_TRUE(core_->RedriveExecution(redrive, &redriven).ok());
+  auto types = HistoryTypes(arn);
+  ASSERT_GE(types.size(), 2u);
+  EXPECT_EQ(types[types.size() - 1], "MapRunRedriven");
+  EXPECT_EQ(types[types.size() - 2], "ExecutionRedriven");
+  described = DescribeRun(run_arn);
+  EXPECT_EQ(described.status(), "RUNNING");
+  EXPECT_EQ(described.redrive_count(), 1);
+  EXPECT_EQ(described.redrive_date().seconds(), 1764000002);
+  EXPECT_FALSE(described.has_stop_date());
+  EXPECT_EQ(described.execution_counts().running(), 3);
+  EXPECT_EQ(described.execution_counts().succeeded(), 2);
+  for (int i = 0; i < 3; ++i) Succeed(NextToken());
+  EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
+  described = DescribeRun(run_arn);
+  EXPECT_EQ(described.status(), "SUCCEEDED");
+  EXPECT_EQ(described.execution_counts().succeeded(), 5);
+  EXPECT_EQ(described.item_counts().succeeded(), 5);
+
+  // Pages of two: every child once, newest first.
+  children = Children(run_arn, 2);
+  ASSERT_EQ(children.size(), 5u);
+  std::set<std::string> names;
+  for (size_t i = 0; i < children.size(); ++i) {
+    names.insert(children[i].name());
+    EXPECT_EQ(children[i].status(), "SUCCEEDED");
+    if (i > 0) {
+      EXPECT_GE(children[i - 1].start_date().seconds(), children[i].start_date().seconds());
+    }
+  }
+  EXPECT_EQ(names.size(), 5u);
+  // The map run index survives a restart.
+  ASSERT_TRUE(Open(16).ok());
+  EXPECT_EQ(DescribeRun(run_arn).status(), "SUCCEEDED");
+}
+
+TEST_F(MapRunTest, UnknownRunsAndBadTokens) {
+  auto machine = CreateBatchMachine();
+  const std::string arn = Start(machine, "nightly", R"({"items": [1]})");
+  const std::string run_arn = OnlyMapRun(arn);
+
+  // Same routing hash, another id: not found. Not a map run ARN: invalid.
+  v1::DescribeMapRunRequest request;
+  request.set_map_run_arn(run_arn.substr(0, run_arn.size() - 4) + "ffff");
+  v1::DescribeMapRunResponse response;
+  auto missing = core_->DescribeMapRun(request, &response);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.message()), ::testing::StartsWith("ResourceNotFound"));
+  request.set_map_run_arn("arn:aws:states:us-east-1:123456789012:mapRun:batch/chunk:nope");
+  EXPECT_EQ(core_->DescribeMapRun(request, &response).code(),
+            absl::StatusCode::kInvalidArgument);
+
+  v1::ListMapRunsRequest list;
+  list.set_execution_arn(arn);
+  list.set_next_token("7");
+  v1::ListMapRunsResponse runs;
+  auto bad = core_->ListMapRuns(list, &runs);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), ::testing::StartsWith("InvalidToken"));
+  list.set_execution_arn("arn:aws:states:us-east-1:123456789012:execution:batch:absent");
+  list.clear_next_token();
+  EXPECT_EQ(core_->ListMapRuns(list, &runs).code(), absl::StatusCode::kNotFound);
+
+  v1::ListExecutionsRequest children;
+  children.set_map_run_arn(run_arn);
+  children.set_next_token("not-a-token");
+  v1::ListExecutionsResponse listed;
+  auto bad_children = core_->ListMapRunExecutions(children, &listed);
+  EXPECT_THAT(std::string(bad_children.message()), ::testing::StartsWith("InvalidToken"));
+
+  // Stopping the execution aborts its map run and the running child.
+  v1::StopExecutionRequest stop;
+  stop.set_execution_arn(arn);
+  v1::StopExecutionResponse stopped;
+  ASSERT_TRUE(core_->StopExecution(stop, &stopped).ok());
+  auto described = DescribeRun(run_arn);
+  EXPECT_EQ(described.status(), "ABORTED");
+  EXPECT_EQ(described.execution_counts().aborted(), 1);
+  EXPECT_EQ(described.execution_counts().running(), 0);
+
+  // Purged with its execution once the retention ends.
+  clock_.Advance(absl::Hours(24 * 91));
+  ASSERT_TRUE(core_->PurgeExpiredExecutions().ok());
+  request.set_map_run_arn(run_arn);
+  EXPECT_EQ(core_->DescribeMapRun(request, &response).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(MapRunTest, ListMapRunsPagesNewestFirst) {
+  // Three distributed Maps in a row, each over the input, children Pass.
+  std::string states;
+  for (int i = 1; i <= 3; ++i) {
+    absl::StrAppend(&states, i == 1 ? "" : ",", R"("M)", i, R"(": {"Type": "Map", "Label": "m)",
+                    i, R"(", "ItemsPath": "$.items", "ResultPath": null,
+      "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+        "StartAt": "P)", i, R"(", "States": {"P)", i, R"(": {"Type": "Pass", "End": true}}}, )",
+                    i == 3 ? R"("End": true})" : absl::StrCat(R"("Next": "M)", i + 1, R"("})"));
+  }
+  v1::CreateStateMachineRequest create;
+  create.set_name("triple");
+  create.set_definition(absl::StrCat(R"({"StartAt": "M1", "States": {)", states, "}}"));
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+  const std::string arn = Start(*machine, "three", R"({"items": [1, 2]})");
+  EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
+
+  std::vector<std::string> listed;
+  v1::ListMapRunsRequest request;
+  request.set_execution_arn(arn);
+  request.set_max_results(2);
+  for (int pages = 0; pages < 5; ++pages) {
+    v1::ListMapRunsResponse response;
+    ASSERT_TRUE(core_->ListMapRuns(request, &response).ok());
+    EXPECT_LE(response.map_runs_size(), 2);
+    for (const auto& run : response.map_runs()) {
+      listed.push_back(run.map_run_arn());
+      EXPECT_EQ(run.execution_arn(), arn);
+      EXPECT_TRUE(run.has_stop_date());
+    }
+    if (response.next_token().empty()) break;
+    request.set_next_token(response.next_token());
+  }
+  ASSERT_EQ(listed.size(), 3u);
+  EXPECT_THAT(listed[0], ::testing::HasSubstr(":mapRun:triple/m3:"));
+  EXPECT_THAT(listed[1], ::testing::HasSubstr(":mapRun:triple/m2:"));
+  EXPECT_THAT(listed[2], ::testing::HasSubstr(":mapRun:triple/m1:"));
+  for (const std::string& run : listed) {
+    auto described = DescribeRun(run);
+    EXPECT_EQ(described.status(), "SUCCEEDED");
+    EXPECT_EQ(described.execution_counts().succeeded(), 2);
+  }
 }
 
 }  // namespace

@@ -251,6 +251,14 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                    core_->DescribeStateMachineForExecution(*request, response))
   STEPFLOW_FORWARD(RedriveExecution, v1::RedriveExecutionRequest, v1::RedriveExecutionResponse,
                    core_->RedriveExecution(*request, response))
+  STEPFLOW_FORWARD(DescribeMapRun, v1::DescribeMapRunRequest, v1::DescribeMapRunResponse,
+                   core_->DescribeMapRun(*request, response))
+  STEPFLOW_FORWARD(ListMapRuns, v1::ListMapRunsRequest, v1::ListMapRunsResponse,
+                   core_->ListMapRuns(*request, response))
+  STEPFLOW_FORWARD(UpdateMapRun, v1::UpdateMapRunRequest, v1::UpdateMapRunResponse,
+                   core_->UpdateMapRun(*request, response))
+  STEPFLOW_FORWARD(ListMapRunExecutions, v1::ListExecutionsRequest, v1::ListExecutionsResponse,
+                   core_->ListMapRunExecutions(*request, response))
 #undef STEPFLOW_FORWARD
 
   grpc::Status ResolveStateMachine(grpc::ServerContext*,

@@ -101,6 +101,24 @@ absl::Status ValidateLogging(const v1::LoggingConfiguration& logging) {
   return absl::OkStatus();
 }
 
+// ListExecutions' statusFilter and redriveFilter.
+absl::Status ValidateExecutionFilters(const v1::ListExecutionsRequest& request) {
+  static const std::set<std::string> kStatuses = {"RUNNING", "SUCCEEDED", "FAILED",
+                                                  "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"};
+  if (!request.status_filter().empty() && !kStatuses.count(request.status_filter())) {
+    return ConstraintViolation(
+        "statusFilter",
+        "Member must satisfy enum value set: [RUNNING, SUCCEEDED, FAILED, TIMED_OUT, "
+        "ABORTED, PENDING_REDRIVE]");
+  }
+  if (!request.redrive_filter().empty() && request.redrive_filter() != "REDRIVEN" &&
+      request.redrive_filter() != "NOT_REDRIVEN") {
+    return ConstraintViolation("redriveFilter",
+                               "Member must satisfy enum value set: [REDRIVEN, NOT_REDRIVEN]");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateVersionDescription(bool publish, const std::string& description) {
   RETURN_IF_ERROR(ValidateLength("versionDescription", description, 0, 256));
   if (!publish && !description.empty()) {
@@ -168,6 +186,10 @@ class ShardRouter {
   size_t size() const { return stubs_.size(); }
   Stub* stub(int ordinal) const { return stubs_[ordinal].get(); }
   int OwnerOf(absl::string_view key) const { return map_.OrdinalFor(key); }
+  // The server of the shard a routing hash (config::RoutableId) names.
+  int OwnerOfRoutingHash(uint64_t hash) const {
+    return map_.OrdinalForShard(config::ShardOfRoutingHash(hash, map_.shard_count()));
+  }
 
   // Calls `method` on server `ordinal`, retrying UNAVAILABLE with backoff
   // until `deadline`.
@@ -474,9 +496,86 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
         return ConstraintViolation("includedData",
                                    "Member must satisfy enum value set: [ALL_DATA, METADATA_ONLY]");
       }
+      // A map run's child execution lives in its parent's record.
+      if (auto hash = config::MapRunChildRoutingHash(options_.arn_scope, request->execution_arn())) {
+        return router_->Call(context, router_->OwnerOfRoutingHash(*hash),
+                             DeadlineOf(context, kDefaultDeadline), &Stub::DescribeExecution,
+                             *request, response);
+      }
       return router_->CallOwner(context, request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
                                 &Stub::DescribeExecution, *request, response);
     }());
+  }
+
+  // --- Map runs: served by the parent execution's shard, which the map run
+  // ARN's id names (config::RoutableId).
+
+  grpc::Status DescribeMapRun(grpc::ServerContext* context,
+                              const v1::DescribeMapRunRequest* request,
+                              v1::DescribeMapRunResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      ASSIGN_OR_RETURN(config::MapRunRef ref,
+                       config::ParseMapRunArn(options_.arn_scope, request->map_run_arn()));
+      return router_->Call(context, router_->OwnerOfRoutingHash(ref.routing_hash),
+                           DeadlineOf(context, kDefaultDeadline), &Stub::DescribeMapRun, *request,
+                           response);
+    }());
+  }
+
+  grpc::Status ListMapRuns(grpc::ServerContext* context, const v1::ListMapRunsRequest* request,
+                           v1::ListMapRunsResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      RETURN_IF_ERROR(
+          config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
+      RETURN_IF_ERROR(ValidateMaxResults(request->max_results()));
+      return router_->CallOwner(context, request->execution_arn(),
+                                DeadlineOf(context, kDefaultDeadline), &Stub::ListMapRuns, *request,
+                                response);
+    }());
+  }
+
+  grpc::Status UpdateMapRun(grpc::ServerContext* context, const v1::UpdateMapRunRequest* request,
+                            v1::UpdateMapRunResponse* response) override {
+    return rpc::ToGrpcStatus([&]() -> absl::Status {
+      ASSIGN_OR_RETURN(config::MapRunRef ref,
+                       config::ParseMapRunArn(options_.arn_scope, request->map_run_arn()));
+      if (request->has_max_concurrency() && request->max_concurrency() < 0) {
+        return ConstraintViolation("maxConcurrency",
+                                   "Member must have value greater than or equal to 0");
+      }
+      if (request->has_tolerated_failure_percentage() &&
+          !(request->tolerated_failure_percentage() >= 0 &&
+            request->tolerated_failure_percentage() <= 100)) {
+        return ConstraintViolation("toleratedFailurePercentage",
+                                   "Member must have value between 0 and 100");
+      }
+      if (request->has_tolerated_failure_count() && request->tolerated_failure_count() < 0) {
+        return ConstraintViolation("toleratedFailureCount",
+                                   "Member must have value greater than or equal to 0");
+      }
+      return router_->Call(context, router_->OwnerOfRoutingHash(ref.routing_hash),
+                           DeadlineOf(context, kDefaultDeadline), &Stub::UpdateMapRun, *request,
+                           response);
+    }());
+  }
+
+  // ListExecutions with map_run_arn: the run's child executions.
+  absl::Status ListMapRunExecutions(grpc::ServerContext* context,
+                                    const v1::ListExecutionsRequest& request,
+                                    v1::ListExecutionsResponse* response) {
+    if (!request.state_machine_arn().empty()) {
+      return absl::InvalidArgumentError(
+          "ValidationException: Must provide only one of StateMachine ARN or MapRun ARN");
+    }
+    ASSIGN_OR_RETURN(config::MapRunRef ref,
+                     config::ParseMapRunArn(options_.arn_scope, request.map_run_arn()));
+    RETURN_IF_ERROR(ValidateMaxResults(request.max_results()));
+    RETURN_IF_ERROR(ValidateExecutionFilters(request));
+    // Child executions are never redriven one by one.
+    if (request.redrive_filter() == "REDRIVEN") return absl::OkStatus();
+    return router_->Call(context, router_->OwnerOfRoutingHash(ref.routing_hash),
+                         DeadlineOf(context, kDefaultDeadline), &Stub::ListMapRunExecutions,
+                         request, response);
   }
 
   grpc::Status StopExecution(grpc::ServerContext* context, const v1::StopExecutionRequest* request,
@@ -510,22 +609,18 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
                               const v1::ListExecutionsRequest* request,
                               v1::ListExecutionsResponse* response) override {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
-      if (request->state_machine_arn().empty()) {
+      if (request->state_machine_arn().empty() && request->map_run_arn().empty()) {
         return absl::InvalidArgumentError(
             "ValidationException: Must provide a StateMachine ARN or MapRun ARN");
+      }
+      if (!request->map_run_arn().empty()) {
+        return ListMapRunExecutions(context, *request, response);
       }
       ASSIGN_OR_RETURN(config::StateMachineRef ref,
                        config::ParseStateMachineRef(options_.arn_scope,
                                                     request->state_machine_arn()));
       RETURN_IF_ERROR(ValidateMaxResults(request->max_results()));
-      static const std::set<std::string> kStatuses = {"RUNNING", "SUCCEEDED", "FAILED",
-                                                      "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"};
-      if (!request->status_filter().empty() && !kStatuses.count(request->status_filter())) {
-        return ConstraintViolation(
-            "statusFilter",
-            "Member must satisfy enum value set: [RUNNING, SUCCEEDED, FAILED, TIMED_OUT, "
-            "ABORTED, PENDING_REDRIVE]");
-      }
+      RETURN_IF_ERROR(ValidateExecutionFilters(*request));
       const absl::Time deadline = DeadlineOf(context, kDefaultDeadline);
       // AWS refuses listings of unknown state machines, versions and
       // aliases.
@@ -547,15 +642,6 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       shard_request.set_limit(page + 1);
       shard_request.set_state_machine_arn(request->state_machine_arn());
       shard_request.set_status_filter(request->status_filter());
-      if (!request->redrive_filter().empty() && request->redrive_filter() != "REDRIVEN" &&
-          request->redrive_filter() != "NOT_REDRIVEN") {
-        return ConstraintViolation("redriveFilter",
-                                   "Member must satisfy enum value set: [REDRIVEN, NOT_REDRIVEN]");
-      }
-      if (!request->map_run_arn().empty()) {
-        return absl::InvalidArgumentError(
-            "ValidationException: Listing the executions of a Map Run is not supported");
-      }
       shard_request.set_redrive_filter(request->redrive_filter());
       std::vector<std::pair<std::string, iv1::ExecutionRecord>> all;
       for (size_t i = 0; i < router_->size(); ++i) {

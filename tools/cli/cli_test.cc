@@ -123,7 +123,27 @@ class FakeStepFunctions final : public v1::StepFunctions::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status DescribeMapRun(grpc::ServerContext*, const v1::DescribeMapRunRequest* request,
+                              v1::DescribeMapRunResponse* response) override {
+    response->set_map_run_arn(request->map_run_arn());
+    response->set_status("RUNNING");
+    response->mutable_start_date()->set_seconds(1714564800);
+    response->set_max_concurrency(4);
+    response->mutable_execution_counts()->set_running(4);
+    response->mutable_execution_counts()->set_pending(6);
+    response->mutable_execution_counts()->set_total(10);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status UpdateMapRun(grpc::ServerContext*, const v1::UpdateMapRunRequest* request,
+                            v1::UpdateMapRunResponse*) override {
+    absl::MutexLock lock(&mu_);
+    update_map_run_requests_.push_back(*request);
+    return grpc::Status::OK;
+  }
+
   absl::Mutex mu_;
+  std::vector<v1::UpdateMapRunRequest> update_map_run_requests_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::CreateStateMachineRequest> create_requests_
       ABSL_GUARDED_BY(mu_);
   std::vector<std::string> describe_arns_ ABSL_GUARDED_BY(mu_);
@@ -408,6 +428,36 @@ TEST_F(CliTest, HistoryJsonAndText) {
   absl::MutexLock lock(&service_.mu_);
   EXPECT_TRUE(service_.history_requests_.back().has_include_execution_data());
   EXPECT_FALSE(service_.history_requests_.back().include_execution_data());
+}
+
+TEST_F(CliTest, MapRunsDescribeAndUpdate) {
+  const std::string arn = "arn:aws:states:us-east-1:123456789012:mapRun:Orders/fan:0-1-2-3-4";
+  Result described = RunCli({"map-runs", "describe", arn, "--output", "text"});
+  EXPECT_EQ(described.exit_code, 0) << described.err;
+  EXPECT_EQ(described.out,
+            absl::StrCat(arn, "\tRUNNING\t2024-05-01T12:00:00Z\t-\tmaxConcurrency=4\tpending=6\t"
+                              "running=4\tsucceeded=0\tfailed=0\ttimedOut=0\taborted=0\ttotal=10\n"));
+
+  // 0 is a value (no limit), not "unset"; unset fields stay unset.
+  Result updated = RunCli({"map-runs", "update", arn, "--max-concurrency", "0",
+                           "--tolerated-failure-percentage", "12.5"});
+  EXPECT_EQ(updated.exit_code, 0) << updated.err;
+  EXPECT_EQ(updated.out, "");
+  {
+    absl::MutexLock lock(&service_.mu_);
+    ASSERT_EQ(service_.update_map_run_requests_.size(), 1u);
+    const v1::UpdateMapRunRequest& request = service_.update_map_run_requests_[0];
+    EXPECT_EQ(request.map_run_arn(), arn);
+    EXPECT_TRUE(request.has_max_concurrency());
+    EXPECT_EQ(request.max_concurrency(), 0);
+    EXPECT_FLOAT_EQ(request.tolerated_failure_percentage(), 12.5f);
+    EXPECT_FALSE(request.has_tolerated_failure_count());
+  }
+  Result nothing = RunCli({"map-runs", "update", arn});
+  EXPECT_EQ(nothing.exit_code, 2);
+  EXPECT_THAT(nothing.err, HasSubstr("--max-concurrency"));
+  Result bad = RunCli({"map-runs", "update", arn, "--max-concurrency", "many"});
+  EXPECT_EQ(bad.exit_code, 2);
 }
 
 TEST_F(CliTest, UnavailableServerGivesAHint) {

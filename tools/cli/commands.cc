@@ -497,7 +497,15 @@ absl::Status ListExecutions(const Invocation& inv) {
   };
   v1::ListExecutionsResponse response;
 
-  if (args.Has("state-machine")) {
+  if (args.Has("map-run")) {
+    if (args.Has("state-machine")) {
+      return UsageError("give at most one of --state-machine and --map-run");
+    }
+    request.set_map_run_arn(args.Get("map-run"));
+    RETURN_IF_ERROR(
+        FetchPages(inv.rpc, &v1::StepFunctions::StubInterface::ListExecutions,
+                   request, FollowPages(inv), items, &response));
+  } else if (args.Has("state-machine")) {
     request.set_state_machine_arn(
         StateMachineArnFor(inv.scope, args.Get("state-machine")));
     RETURN_IF_ERROR(
@@ -541,6 +549,88 @@ absl::Status ListExecutions(const Invocation& inv) {
                  FormatTimestamp(item.start_date())});
     }
   });
+}
+
+// ---------------------------------------------------------------------------
+// map-runs
+
+absl::Status DescribeMapRun(const Invocation& inv) {
+  v1::DescribeMapRunRequest request;
+  request.set_map_run_arn(inv.args.positionals[0]);
+  v1::DescribeMapRunResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(&v1::StepFunctions::StubInterface::DescribeMapRun,
+                               request, &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    const v1::MapRunCounts& children = response.execution_counts();
+    Line(out, {response.map_run_arn(), response.status(),
+               FormatTimestamp(response.start_date()),
+               FormatTimestamp(response.stop_date()),
+               absl::StrCat("maxConcurrency=", response.max_concurrency()),
+               absl::StrCat("pending=", children.pending()),
+               absl::StrCat("running=", children.running()),
+               absl::StrCat("succeeded=", children.succeeded()),
+               absl::StrCat("failed=", children.failed()),
+               absl::StrCat("timedOut=", children.timed_out()),
+               absl::StrCat("aborted=", children.aborted()),
+               absl::StrCat("total=", children.total())});
+  });
+}
+
+absl::Status ListMapRuns(const Invocation& inv) {
+  const ParsedArgs& args = inv.args;
+  v1::ListMapRunsRequest request;
+  request.set_execution_arn(args.positionals[0]);
+  request.set_max_results(static_cast<int32_t>(args.GetInt("max-results")));
+  request.set_next_token(args.Get("next-token"));
+  v1::ListMapRunsResponse response;
+  RETURN_IF_ERROR(FetchPages(
+      inv.rpc, &v1::StepFunctions::StubInterface::ListMapRuns, request,
+      FollowPages(inv),
+      [](v1::ListMapRunsResponse& page) { return page.mutable_map_runs(); },
+      &response));
+  return Emit(inv, response, [&](std::ostream& out) {
+    for (const auto& item : response.map_runs()) {
+      Line(out, {item.map_run_arn(), FormatTimestamp(item.start_date()),
+                 FormatTimestamp(item.stop_date())});
+    }
+  });
+}
+
+absl::Status UpdateMapRun(const Invocation& inv) {
+  const ParsedArgs& args = inv.args;
+  v1::UpdateMapRunRequest request;
+  request.set_map_run_arn(args.positionals[0]);
+  if (!args.Has("max-concurrency") && !args.Has("tolerated-failure-count") &&
+      !args.Has("tolerated-failure-percentage")) {
+    return UsageError(
+        "give at least one of --max-concurrency, --tolerated-failure-count and "
+        "--tolerated-failure-percentage");
+  }
+  if (args.Has("max-concurrency")) {
+    int32_t value = 0;
+    if (!absl::SimpleAtoi(args.Get("max-concurrency"), &value)) {
+      return UsageError("--max-concurrency needs an integer (0: no limit)");
+    }
+    request.set_max_concurrency(value);
+  }
+  if (args.Has("tolerated-failure-count")) {
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(args.Get("tolerated-failure-count"), &value)) {
+      return UsageError("--tolerated-failure-count needs an integer");
+    }
+    request.set_tolerated_failure_count(value);
+  }
+  if (args.Has("tolerated-failure-percentage")) {
+    float value = 0;
+    if (!absl::SimpleAtof(args.Get("tolerated-failure-percentage"), &value)) {
+      return UsageError("--tolerated-failure-percentage needs a number");
+    }
+    request.set_tolerated_failure_percentage(value);
+  }
+  v1::UpdateMapRunResponse response;
+  RETURN_IF_ERROR(inv.rpc.Call(&v1::StepFunctions::StubInterface::UpdateMapRun,
+                               request, &response));
+  return Emit(inv, response, nullptr);
 }
 
 absl::Status RedriveExecution(const Invocation& inv) {
@@ -785,6 +875,8 @@ const std::vector<GroupSpec>& CommandGroups() {
       {"state-machines", "Manage state machines, their versions and aliases."},
       {"executions",
        "Start, describe, list, stop, redrive executions; read history."},
+      {"map-runs",
+       "Describe, list and update Distributed Map runs."},
       {"activities", "Create, describe, list and delete activities."},
       {"local", "Run a workflow in this process, without a cluster."},
       {"validate", "Check an ASL definition and list its problems."},
@@ -1092,7 +1184,7 @@ const std::vector<CommandSpec>& Commands() {
        .run = &ExecutionLogs},
       {.group = "executions",
        .name = "list",
-       .synopsis = "[--state-machine ARN|NAME] [--status STATUS] "
+       .synopsis = "[--state-machine ARN|NAME | --map-run ARN] [--status STATUS] "
                    "[--redrive-filter FILTER] [--max-results N] "
                    "[--next-token TOKEN]",
        .summary = "List executions, newest first.",
@@ -1106,6 +1198,10 @@ const std::vector<CommandSpec>& Commands() {
                   .value_name = "ARN|NAME",
                   .help = "Only this state machine's (or version's or\n"
                           "alias's) executions."},
+                 {.name = "map-run",
+                  .value_name = "MAP_RUN_ARN",
+                  .help = "Only the child executions of this Map Run\n"
+                          "(not with --state-machine)."},
                  {.name = "status",
                   .value_name = "STATUS",
                   .help = "Only executions with this status: RUNNING,\n"
@@ -1162,6 +1258,59 @@ const std::vector<CommandSpec>& Commands() {
                   .value_name = "CAUSE",
                   .help = "Human-readable cause recorded with it."}},
        .run = &StopExecution},
+
+      // ---- map-runs ----
+      {.group = "map-runs",
+       .name = "describe",
+       .synopsis = "MAP_RUN_ARN",
+       .summary = "Show a Map Run's status, settings and counts.",
+       .description =
+           "Describes the Map Run of a Distributed Map state (DescribeMapRun):\n"
+           "status, startDate, stopDate, maxConcurrency, the tolerated\n"
+           "failures, itemCounts and executionCounts (pending, running,\n"
+           "succeeded, failed, timedOut, aborted, total) and redriveCount.\n"
+           "Map Run ARNs are in the MapRunStarted event of the parent's\n"
+           "history and in `stepflow map-runs list`. Text output:\n"
+           "ARN<TAB>STATUS<TAB>START<TAB>STOP<TAB>maxConcurrency=N, then the\n"
+           "child execution counts as name=N.",
+       .positionals = {{"MAP_RUN_ARN", "Map Run ARN."}},
+       .run = &DescribeMapRun},
+      {.group = "map-runs",
+       .name = "list",
+       .synopsis = "EXECUTION_ARN [--max-results N] [--next-token TOKEN]",
+       .summary = "List the Map Runs an execution started, newest first.",
+       .description =
+           "Lists the Map Runs of an execution (ListMapRuns) as\n"
+           "{\"mapRuns\": [...]}, newest first. Their child executions are\n"
+           "listed by `stepflow executions list --map-run ARN`. Text output:\n"
+           "one line per Map Run, ARN<TAB>START_DATE<TAB>STOP_DATE.",
+       .positionals = {{"EXECUTION_ARN", "The parent execution's ARN."}},
+       .flags = {MaxResultsFlag("map runs"), NextTokenFlag()},
+       .run = &ListMapRuns},
+      {.group = "map-runs",
+       .name = "update",
+       .synopsis = "MAP_RUN_ARN [--max-concurrency N] "
+                   "[--tolerated-failure-count N] "
+                   "[--tolerated-failure-percentage P]",
+       .summary = "Change a running Map Run's concurrency or tolerance.",
+       .description =
+           "Updates a RUNNING Map Run (UpdateMapRun). A new maxConcurrency\n"
+           "applies to the child executions not started yet (more start at\n"
+           "once when it grows); new tolerances judge the failures from now\n"
+           "on. Prints nothing on success.",
+       .positionals = {{"MAP_RUN_ARN", "Map Run ARN."}},
+       .flags = {{.name = "max-concurrency",
+                  .value_name = "N",
+                  .help = "Child executions running at once; 0 means\nno "
+                          "limit."},
+                 {.name = "tolerated-failure-count",
+                  .value_name = "N",
+                  .help = "Failed items the run tolerates (0 or more)."},
+                 {.name = "tolerated-failure-percentage",
+                  .value_name = "P",
+                  .help = "Percentage of failed items the run\ntolerates "
+                          "(0 to 100)."}},
+       .run = &UpdateMapRun},
 
       // ---- activities ----
       {.group = "activities",
