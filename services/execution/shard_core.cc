@@ -2857,7 +2857,7 @@ absl::Status ShardCore::UpdateMapRun(const v1::UpdateMapRunRequest& request,
   }
   ASSIGN_OR_RETURN(auto definition,
                    LoadDefinition(record.state_machine_arn(), record.revision_id()));
-  asl::ExecutionContext context = MakeContext(record, &record.state_machine(), codec_);
+  asl::ExecutionContext context = MakeContext(record, &record.state_machine(), codec_, ActivityExistsAnswer());
   asl::Interpreter interpreter(*definition, context);
   const PendingTasks before = PendingActivityTasks(record.state());
   ASSIGN_OR_RETURN(asl::Outcome outcome,
