@@ -3392,6 +3392,25 @@ class Interpreter::Run {
     std::string output;
     std::string next = state.end ? "" : state.next;
     std::optional<StateError> problem;
+    // A Task, Parallel or Map stands for its mock: a mocked error goes
+    // through Retry and Catch (false: the response is complete); a mocked
+    // result goes through Output and Assign.
+    auto apply_mock = [&]() {
+      if (request.mock().result().empty()) {
+        TestJsonataError(request, frame, state, input,
+                         StateError{request.mock().error_output().error(),
+                                    request.mock().error_output().cause()},
+                         response);
+        return false;
+      }
+      auto mocked = json::Parse(request.mock().result());
+      json::Value result = json::Copy(*mocked, a);
+      data->set_result(json::Serialize(result));
+      states.AddMember("result", result, a);
+      problem = JsonataOutput(frame, state.output, state.assign, states, states["result"],
+                              &output, &assigned, a);
+      return true;
+    };
     switch (state.type) {
       case StateType::kFail: {
         auto error = JsonataString(frame, state, "Error", state.error, states, a, &problem);
@@ -3441,19 +3460,7 @@ class Interpreter::Run {
         }
         if (problem) break;
         data->set_after_arguments(json::Serialize(arguments));
-        if (request.mock().result().empty()) {
-          TestJsonataError(request, frame, state, input,
-                           StateError{request.mock().error_output().error(),
-                                      request.mock().error_output().cause()},
-                           response);
-          return;
-        }
-        auto mocked = json::Parse(request.mock().result());
-        json::Value result = json::Copy(*mocked, a);
-        data->set_result(json::Serialize(result));
-        states.AddMember("result", result, a);
-        problem = JsonataOutput(frame, state.output, state.assign, states, states["result"],
-                                &output, &assigned, a);
+        if (!apply_mock()) return;
         break;
       }
       case StateType::kParallel:
@@ -3491,21 +3498,9 @@ class Interpreter::Run {
           JsonataInt(frame, state, "MaxConcurrency", state.max_concurrency, states, a, &problem);
           if (problem) break;
         }
-        if (request.mock().result().empty()) {
-          TestJsonataError(request, frame, state, input,
-                           StateError{request.mock().error_output().error(),
-                                      request.mock().error_output().cause()},
-                           response);
-          return;
-        }
         // (Tolerated failures, and so map_iteration_failure_count, belong to
         // DISTRIBUTED Maps, which JSONata states cannot be in this release.)
-        auto mocked = json::Parse(request.mock().result());
-        json::Value result = json::Copy(*mocked, a);
-        data->set_result(json::Serialize(result));
-        states.AddMember("result", result, a);
-        problem = JsonataOutput(frame, state.output, state.assign, states, states["result"],
-                                &output, &assigned, a);
+        if (!apply_mock()) return;
         break;
       }
       default:

@@ -310,6 +310,18 @@ class CaseRunner {
   void Absorb(const Outcome& outcome) {
     for (const auto& event : outcome.events) result_.events.push_back(event.type());
     for (const auto& dispatch : outcome.dispatches) dispatched_.push_back(dispatch);
+    // A service integration's call is scripted like an activity task: its
+    // parameters are the task's input, and a reply may carry the call's
+    // answer ("submitted") before the job's end.
+    for (const auto& call : outcome.service_calls) {
+      ActivityDispatch dispatch;
+      dispatch.activity_arn = absl::StrCat("arn:aws:states:::", call.integration.service, ":",
+                                           call.integration.resource_name);
+      dispatch.scheduled_event_id = call.scheduled_event_id;
+      dispatch.task_token = call.task_token;
+      dispatch.input = call.parameters;
+      dispatched_.push_back(std::move(dispatch));
+    }
     for (const auto& timer : outcome.timers) timers_[timer.timer_id] = timer.fire_at;
     for (int64_t id : outcome.cancelled_tasks) cancelled_.insert(id);
     if (!outcome.closed_status.empty()) {
@@ -361,6 +373,10 @@ class CaseRunner {
     if (started == nullptr || started->IsTrue()) {
       Absorb(interpreter.ActivityStarted(&state_, id, "conformance-worker", now_),
              "ActivityStarted");
+    }
+    if (const json::Value* submitted = Member(*reply, "submitted")) {
+      Absorb(interpreter.ServiceTaskSubmitted(&state_, id, json::Serialize(*submitted), now_),
+             "ServiceTaskSubmitted");
     }
     if (const json::Value* beats = Member(*reply, "heartbeat_seconds")) {
       for (const auto& at : beats->GetArray()) {
