@@ -6,9 +6,6 @@
 // Processed" event back on the bus, whose own rule starts an audit workflow.
 #include <grpcpp/grpcpp.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/json/json.h"
@@ -18,20 +15,16 @@
 #include "tests/fixture/api_client.h"
 #include "tests/fixture/child_process.h"
 #include "tests/fixture/cluster.h"
+#include "tests/fixture/example_files.h"
 
 namespace stepflow {
 namespace {
 
 using Stub = v1::StepFunctions::Stub;
 
-std::string ExampleFile(const std::string& name) {
-  const std::string path = absl::StrCat(STEPFLOW_EXAMPLES_DIR, "/subscription-expired/", name);
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << path;
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+constexpr char kExample[] = "subscription-expired";
+
+std::string ExampleFile(const std::string& name) { return testing::ExampleFile(kExample, name); }
 
 class SubscriptionExpiredTest : public ::testing::Test {
  protected:
@@ -79,7 +72,7 @@ class SubscriptionExpiredTest : public ::testing::Test {
     auto worker = testing::ChildProcess::Start(
         activity,
         {STEPFLOW_WORKER_BIN, "--endpoint", cluster_->gateway_address(), "--activity", activity,
-         "--", "/bin/sh", absl::StrCat(STEPFLOW_EXAMPLES_DIR, "/subscription-expired/", script)},
+         "--", "/bin/sh", testing::ExamplePath(kExample, script)},
         absl::StrCat(cluster_->work_dir(), "/", activity, ".log"));
     ASSERT_TRUE(worker.ok()) << worker.status();
     workers_.push_back(std::move(*worker));

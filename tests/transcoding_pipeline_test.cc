@@ -5,9 +5,6 @@
 // processes running its scripts.
 #include <grpcpp/grpcpp.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "common/json/json.h"
 #include "gmock/gmock.h"
@@ -16,21 +13,15 @@
 #include "tests/fixture/api_client.h"
 #include "tests/fixture/child_process.h"
 #include "tests/fixture/cluster.h"
+#include "tests/fixture/example_files.h"
 
 namespace stepflow {
 namespace {
 
-std::string ExamplePath(const std::string& name) {
-  return absl::StrCat(STEPFLOW_EXAMPLES_DIR, "/transcoding-pipeline/", name);
-}
+constexpr char kExample[] = "transcoding-pipeline";
 
-std::string ExampleFile(const std::string& name) {
-  std::ifstream in(ExamplePath(name));
-  EXPECT_TRUE(in.good()) << ExamplePath(name);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+std::string ExamplePath(const std::string& name) { return testing::ExamplePath(kExample, name); }
+std::string ExampleFile(const std::string& name) { return testing::ExampleFile(kExample, name); }
 
 class TranscodingPipelineTest : public ::testing::Test {
  protected:
