@@ -6,6 +6,7 @@
 #include <functional>
 #include <iterator>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
@@ -111,7 +112,17 @@ absl::Status ExecutionLogs(const Invocation& inv) {
   const std::string wanted = args.Has("execution")
                                  ? args.Get("execution")
                                  : StateMachineArnFor(inv.scope, args.Get("state-machine"));
+  // Shard servers produce the records of an execution concurrently, so the
+  // topic may hold them out of order: what exists is printed sorted (by
+  // execution, then event id); with --follow, later records as they come.
+  struct Logged {
+    std::string execution;
+    int64_t id = 0;
+    std::string text;
+  };
   absl::Mutex mu;
+  std::vector<Logged> backlog;
+  bool live = false;
   ASSIGN_OR_RETURN(
       std::unique_ptr<kafka::TopicReader> reader,
       kafka::TopicReader::Start(
@@ -124,14 +135,36 @@ absl::Status ExecutionLogs(const Invocation& inv) {
                 wanted != (*log)[field.c_str()].GetString()) {
               return;
             }
+            Logged logged;
+            logged.text = *record.value;
+            if (log->HasMember("execution_arn") && (*log)["execution_arn"].IsString()) {
+              logged.execution = (*log)["execution_arn"].GetString();
+            }
+            if (log->HasMember("id") && (*log)["id"].IsString()) {
+              (void)absl::SimpleAtoi((*log)["id"].GetString(), &logged.id);
+            }
             absl::MutexLock lock(&mu);
-            inv.out << *record.value << "\n" << std::flush;
+            if (live) {
+              inv.out << logged.text << "\n" << std::flush;
+            } else {
+              backlog.push_back(std::move(logged));
+            }
           }));
   absl::Status caught_up = reader->WaitCaughtUp(absl::Seconds(15));
   if (!caught_up.ok()) {
     return absl::UnavailableError(
         absl::StrCat("cannot read the execution logs from ", args.Get("kafka-brokers"), ": ",
                      caught_up.message()));
+  }
+  {
+    absl::MutexLock lock(&mu);
+    std::stable_sort(backlog.begin(), backlog.end(), [](const Logged& a, const Logged& b) {
+      return std::tie(a.execution, a.id) < std::tie(b.execution, b.id);
+    });
+    for (const Logged& logged : backlog) inv.out << logged.text << "\n";
+    inv.out << std::flush;
+    backlog.clear();
+    live = true;
   }
   if (args.IsSet("follow")) {
     while (true) absl::SleepFor(absl::Seconds(1));  // until interrupted
@@ -1167,8 +1200,8 @@ const std::vector<CommandSpec>& Commands() {
            "(--logging-level),\none JSON object per line in the shape AWS "
            "writes to CloudWatch\nLogs (id, type, details, previous_event_id, "
            "event_timestamp,\nexecution_arn), read from the Kafka topic "
-           "stepflow.execution-logs.\nThis is how EXPRESS executions, which "
-           "have no GetExecutionHistory,\nare inspected.",
+           "stepflow.execution-logs.\nWhat is logged so far comes sorted by "
+           "execution and event id; with\n--follow, later records follow as they arrive.",
        .flags = {{.name = "execution",
                   .value_name = "ARN",
                   .help = "Only this execution's events."},
