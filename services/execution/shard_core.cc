@@ -331,8 +331,11 @@ absl::Status ShardCore::Admit() {
   if (limit <= 0 || inflight_.load(std::memory_order_relaxed) < limit) return absl::OkStatus();
   rejected_.fetch_add(1, std::memory_order_relaxed);
   if (metrics_.rejected != nullptr) metrics_.rejected->Increment();
+  // AWS's name and text for a throttled call, so clients that switch on the
+  // error name back off.
   return absl::ResourceExhaustedError(absl::StrCat(
-      "the shard server has ", limit, " transitions in flight; retry later"));
+      "ThrottlingException: Rate exceeded (the shard server has ", limit,
+      " transitions in flight; retry later)"));
 }
 
 DurabilityStats ShardCore::Stats() const {

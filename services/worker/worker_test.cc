@@ -299,6 +299,31 @@ TEST_F(WorkerTest, RetriesTransientReportErrors) {
   EXPECT_EQ(worker.stats().report_errors, 2u);
 }
 
+// A saturated service refuses with RESOURCE_EXHAUSTED: the report is sent
+// again after growing, jittered backoffs (10 ms initial: at least
+// 5 + 10 + 20 ms over three refusals), for a success and a failure alike.
+TEST_F(WorkerTest, BacksOffFromThrottledReports) {
+  const grpc::Status throttled(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                               "ThrottlingException: Rate exceeded");
+  fake().FailReports(throttled, 3);
+  fake().AddTask("t1", "{}");
+  Worker worker(Options(), Echo, server_.NewChannel());
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(worker.Start().ok());
+  ASSERT_TRUE(fake().WaitForResults(1, kWait));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(5 + 10 + 20));
+  EXPECT_TRUE(fake().results()[0].success);
+  EXPECT_EQ(worker.stats().report_errors, 3u);
+
+  fake().FailReports(throttled, 2);
+  fake().AddTask("t2", "fail");
+  ASSERT_TRUE(fake().WaitForResults(2, kWait));
+  worker.Stop();
+  EXPECT_EQ(fake().results()[1].task_token, "t2");
+  EXPECT_FALSE(fake().results()[1].success);
+  EXPECT_EQ(worker.stats().report_errors, 5u);
+}
+
 TEST_F(WorkerTest, DoesNotRetryRejectedReports) {
   fake().FailReports(grpc::Status(grpc::StatusCode::NOT_FOUND,
                                   "TaskDoesNotExist: Task Does Not Exist"),

@@ -39,7 +39,10 @@ const std::vector<FlagSpec>& GlobalFlags() {
       {.name = "timeout",
        .kind = FlagKind::kNumber,
        .value_name = "SECONDS",
-       .help = "Deadline of each RPC (default 30)."},
+       .help = "Deadline of each RPC (default 30). Reads and\n"
+               "named starts refused with RESOURCE_EXHAUSTED or\n"
+               "UNAVAILABLE are sent again, with jittered\n"
+               "exponential backoff, within that deadline."},
       {.name = "output",
        .value_name = "FORMAT",
        .help = "json (default): AWS-CLI-shaped JSON;\n"

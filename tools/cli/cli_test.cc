@@ -142,7 +142,43 @@ class FakeStepFunctions final : public v1::StepFunctions::Service {
     return grpc::Status::OK;
   }
 
+  // The next `refusals_` calls of the three below answer `refusal_`; then
+  // they succeed. Each call is counted.
+  grpc::Status DescribeExecution(grpc::ServerContext*,
+                                 const v1::DescribeExecutionRequest* request,
+                                 v1::DescribeExecutionResponse* response) override {
+    if (grpc::Status refused = Refusal(); !refused.ok()) return refused;
+    response->set_execution_arn(request->execution_arn());
+    response->set_status("SUCCEEDED");
+    response->set_output("{}");
+    return grpc::Status::OK;
+  }
+
+  grpc::Status StartExecution(grpc::ServerContext*, const v1::StartExecutionRequest* request,
+                              v1::StartExecutionResponse* response) override {
+    if (grpc::Status refused = Refusal(); !refused.ok()) return refused;
+    response->set_execution_arn(
+        absl::StrCat("arn:aws:states:us-east-1:123456789012:execution:Orders:", request->name()));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetActivityTask(grpc::ServerContext*, const v1::GetActivityTaskRequest*,
+                               v1::GetActivityTaskResponse*) override {
+    return Refusal();
+  }
+
+  grpc::Status Refusal() {
+    absl::MutexLock lock(&mu_);
+    ++calls_;
+    if (refusals_ == 0) return grpc::Status::OK;
+    if (refusals_ > 0) --refusals_;
+    return refusal_;
+  }
+
   absl::Mutex mu_;
+  int refusals_ ABSL_GUARDED_BY(mu_) = 0;  // -1: every call
+  grpc::Status refusal_ ABSL_GUARDED_BY(mu_);
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<v1::UpdateMapRunRequest> update_map_run_requests_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::CreateStateMachineRequest> create_requests_
       ABSL_GUARDED_BY(mu_);
@@ -469,6 +505,148 @@ TEST_F(CliTest, UnavailableServerGivesAHint) {
   EXPECT_THAT(result.err, StartsWith("error: UNAVAILABLE: "));
   EXPECT_THAT(result.err, HasSubstr("hint: is a Stepflow gateway listening "
                                     "at 127.0.0.1:1?"));
+}
+
+// ---- Backoff on RESOURCE_EXHAUSTED and UNAVAILABLE ----
+
+constexpr char kExecutionArn[] =
+    "arn:aws:states:us-east-1:123456789012:execution:Orders:run-1";
+
+class RpcRetryTest : public CliTest {
+ protected:
+  void Refuse(grpc::StatusCode code, int times) {
+    absl::MutexLock lock(&service_.mu_);
+    service_.refusal_ = grpc::Status(code, "ThrottlingException: Rate exceeded");
+    service_.refusals_ = times;
+  }
+  int Calls() {
+    absl::MutexLock lock(&service_.mu_);
+    return service_.calls_;
+  }
+
+  std::unique_ptr<v1::StepFunctions::Stub> Stub() {
+    return v1::StepFunctions::NewStub(server_->InProcessChannel(grpc::ChannelArguments()));
+  }
+  static constexpr RetryPolicy kFast{.initial_backoff = absl::Milliseconds(2),
+                                     .max_backoff = absl::Milliseconds(10)};
+};
+
+TEST(RetryDelayTest, DoublesUpToTheCapWithJitterInTheUpperHalf) {
+  const RetryPolicy policy{.initial_backoff = absl::Milliseconds(100),
+                           .max_backoff = absl::Seconds(1)};
+  EXPECT_EQ(RetryDelay(policy, 1, 0.0), absl::Milliseconds(50));
+  EXPECT_GT(RetryDelay(policy, 1, 0.999999), absl::Milliseconds(99));
+  EXPECT_LE(RetryDelay(policy, 1, 0.999999), absl::Milliseconds(100));
+  EXPECT_EQ(RetryDelay(policy, 2, 0.0), absl::Milliseconds(100));
+  EXPECT_EQ(RetryDelay(policy, 3, 0.5), absl::Milliseconds(300));
+  EXPECT_EQ(RetryDelay(policy, 10, 0.0), absl::Milliseconds(500));
+  EXPECT_EQ(RetryDelay(policy, 1000, 0.5), absl::Milliseconds(750));
+}
+
+TEST(IsRetrySafeTest, ReadsAndNamedStartsOnly) {
+  EXPECT_TRUE(IsRetrySafe(v1::DescribeExecutionRequest()));
+  EXPECT_TRUE(IsRetrySafe(v1::ListExecutionsRequest()));
+  EXPECT_TRUE(IsRetrySafe(v1::GetExecutionHistoryRequest()));
+  EXPECT_FALSE(IsRetrySafe(v1::GetActivityTaskRequest()));
+  EXPECT_FALSE(IsRetrySafe(v1::DeleteActivityRequest()));
+  EXPECT_FALSE(IsRetrySafe(v1::StartSyncExecutionRequest()));
+  v1::StartExecutionRequest start;
+  EXPECT_FALSE(IsRetrySafe(start));
+  start.set_name("run-1");
+  EXPECT_TRUE(IsRetrySafe(start));
+}
+
+TEST_F(RpcRetryTest, ReadRetriesResourceExhaustedAndUnavailableUntilItSucceeds) {
+  auto stub = Stub();
+  Rpc rpc(stub.get(), absl::Seconds(10), kFast);
+  Refuse(grpc::StatusCode::RESOURCE_EXHAUSTED, 3);
+  v1::DescribeExecutionRequest request;
+  request.set_execution_arn(kExecutionArn);
+  v1::DescribeExecutionResponse response;
+  ASSERT_TRUE(rpc.Call(&v1::StepFunctions::StubInterface::DescribeExecution, request,
+                       &response)
+                  .ok());
+  EXPECT_EQ(response.status(), "SUCCEEDED");
+  EXPECT_EQ(Calls(), 4);
+  EXPECT_EQ(rpc.retries(), 3);
+
+  Refuse(grpc::StatusCode::UNAVAILABLE, 2);
+  ASSERT_TRUE(rpc.Call(&v1::StepFunctions::StubInterface::DescribeExecution, request,
+                       &response)
+                  .ok());
+  EXPECT_EQ(Calls(), 7);
+}
+
+TEST_F(RpcRetryTest, OtherErrorsAreNotRetried) {
+  auto stub = Stub();
+  Rpc rpc(stub.get(), absl::Seconds(10), kFast);
+  Refuse(grpc::StatusCode::INTERNAL, 1);
+  v1::DescribeExecutionRequest request;
+  v1::DescribeExecutionResponse response;
+  absl::Status status =
+      rpc.Call(&v1::StepFunctions::StubInterface::DescribeExecution, request, &response);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(Calls(), 1);
+}
+
+TEST_F(RpcRetryTest, StartIsRetriedOnlyWithAName) {
+  auto stub = Stub();
+  Rpc rpc(stub.get(), absl::Seconds(10), kFast);
+  v1::StartExecutionRequest start;
+  start.set_state_machine_arn(kOrdersArn);
+  v1::StartExecutionResponse response;
+  // Without a name a lost answer could mean a second execution.
+  Refuse(grpc::StatusCode::RESOURCE_EXHAUSTED, 1);
+  absl::Status status =
+      rpc.Call(&v1::StepFunctions::StubInterface::StartExecution, start, &response);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(rpc::ErrorName(status), "ThrottlingException");
+  EXPECT_EQ(Calls(), 1);
+
+  start.set_name("run-1");
+  Refuse(grpc::StatusCode::RESOURCE_EXHAUSTED, 2);
+  ASSERT_TRUE(
+      rpc.Call(&v1::StepFunctions::StubInterface::StartExecution, start, &response).ok());
+  EXPECT_EQ(response.execution_arn(), kExecutionArn);
+  EXPECT_EQ(Calls(), 4);
+}
+
+TEST_F(RpcRetryTest, GetActivityTaskIsNotRetried) {
+  auto stub = Stub();
+  Rpc rpc(stub.get(), absl::Seconds(10), kFast);
+  Refuse(grpc::StatusCode::RESOURCE_EXHAUSTED, 1);
+  v1::GetActivityTaskRequest request;
+  v1::GetActivityTaskResponse response;
+  EXPECT_EQ(
+      rpc.Call(&v1::StepFunctions::StubInterface::GetActivityTask, request, &response).code(),
+      absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Calls(), 1);
+}
+
+TEST_F(RpcRetryTest, GivesUpWithinTheCallsDeadline) {
+  auto stub = Stub();
+  const absl::Duration timeout = absl::Milliseconds(400);
+  Rpc rpc(stub.get(), timeout,
+          {.initial_backoff = absl::Milliseconds(20), .max_backoff = absl::Milliseconds(80)});
+  Refuse(grpc::StatusCode::RESOURCE_EXHAUSTED, -1);
+  v1::DescribeExecutionRequest request;
+  v1::DescribeExecutionResponse response;
+  const absl::Time started = absl::Now();
+  absl::Status status =
+      rpc.Call(&v1::StepFunctions::StubInterface::DescribeExecution, request, &response);
+  const absl::Duration took = absl::Now() - started;
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_LE(took, timeout + absl::Milliseconds(100));
+  // Backoffs of 10-20, 20-40, 40-80, 40-80 ms ...: several attempts fit.
+  EXPECT_GE(Calls(), 4);
+}
+
+TEST_F(RpcRetryTest, CommandsBackOffThroughRun) {
+  Refuse(grpc::StatusCode::RESOURCE_EXHAUSTED, 2);
+  Result result = RunCli({"executions", "describe", kExecutionArn});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("SUCCEEDED"));
+  EXPECT_EQ(Calls(), 3);
 }
 
 TEST_F(CliTest, DevIsHandedOnWhole) {

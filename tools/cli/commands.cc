@@ -8,6 +8,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "absl/random/random.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -1568,6 +1569,30 @@ const std::vector<CommandSpec>& Commands() {
        .run = &TestEventPattern},
   };
   return *kCommands;
+}
+
+bool IsRetrySafe(const google::protobuf::Message& request) {
+  const std::string& type = request.GetDescriptor()->name();
+  if (type == "GetActivityTaskRequest") return false;
+  return absl::StartsWith(type, "Describe") || absl::StartsWith(type, "List") ||
+         absl::StartsWith(type, "Get");
+}
+
+bool IsRetrySafe(const v1::StartExecutionRequest& request) {
+  return !request.name().empty();
+}
+
+absl::Duration RetryDelay(const RetryPolicy& policy, int retry,
+                          double uniform01) {
+  absl::Duration delay = policy.initial_backoff;
+  for (int i = 1; i < retry && delay < policy.max_backoff; ++i) delay *= 2;
+  delay = std::min(delay, policy.max_backoff);
+  return delay / 2 + delay / 2 * uniform01;
+}
+
+absl::Duration Rpc::NextDelay(int retry) const {
+  absl::BitGen random;
+  return RetryDelay(retry_, retry, absl::Uniform<double>(random, 0.0, 1.0));
 }
 
 }  // namespace stepflow::cli

@@ -6,6 +6,7 @@
 #ifndef STEPFLOW_TOOLS_CLI_COMMANDS_H_
 #define STEPFLOW_TOOLS_CLI_COMMANDS_H_
 
+#include <atomic>
 #include <chrono>
 #include <iosfwd>
 #include <optional>
@@ -32,13 +33,38 @@ template <typename Request, typename Response>
 using StubMethod = grpc::Status (v1::StepFunctions::StubInterface::*)(
     grpc::ClientContext*, const Request&, Response*);
 
+// Whether a call may be sent again after a failure that leaves unknown
+// whether the server acted on it: reads (Describe*, List*, Get* except
+// GetActivityTask, which hands a task out), and StartExecution with a name
+// (a second start of the same name and input is the same execution).
+bool IsRetrySafe(const google::protobuf::Message& request);
+bool IsRetrySafe(const v1::StartExecutionRequest& request);
+
+// How Rpc backs off from RESOURCE_EXHAUSTED (a throttled or saturated
+// service) and UNAVAILABLE: attempt k waits a random time in [d/2, d] for
+// d = min(initial * 2^(k-1), max), the jitter keeping many clients refused
+// together from coming back together.
+struct RetryPolicy {
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(2);
+};
+
+// The wait before retry number `retry` (1 for the first) drawn with
+// `uniform01`, a random number in [0, 1).
+absl::Duration RetryDelay(const RetryPolicy& policy, int retry, double uniform01);
+
 // Issues unary StepFunctions calls, each with its own deadline `timeout` from
-// when it starts. Not copyable; the stub must outlive it. Const methods may be
-// called concurrently if the stub allows it (gRPC stubs do).
+// when it starts. Retry-safe calls (IsRetrySafe) refused with
+// RESOURCE_EXHAUSTED or UNAVAILABLE are sent again after a backoff
+// (RetryPolicy) as long as the next attempt starts before that deadline;
+// every attempt shares it, so a call never takes longer than `timeout`.
+// Not copyable; the stub must outlive it. Const methods may be called
+// concurrently if the stub allows it (gRPC stubs do).
 class Rpc {
  public:
-  Rpc(v1::StepFunctions::StubInterface* stub, absl::Duration timeout)
-      : stub_(stub), timeout_(timeout) {}
+  Rpc(v1::StepFunctions::StubInterface* stub, absl::Duration timeout,
+      RetryPolicy retry = {})
+      : stub_(stub), timeout_(timeout), retry_(retry) {}
   Rpc(const Rpc&) = delete;
   Rpc& operator=(const Rpc&) = delete;
 
@@ -46,17 +72,38 @@ class Rpc {
   [[nodiscard]] absl::Status Call(StubMethod<Request, Response> method,
                                   const Request& request,
                                   Response* response) const {
-    grpc::ClientContext context;
-    context.set_deadline(
-        std::chrono::system_clock::now() +
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            absl::ToChronoNanoseconds(timeout_)));
-    return rpc::FromGrpcStatus((stub_->*method)(&context, request, response));
+    const absl::Time deadline = absl::Now() + timeout_;
+    const bool retry_safe = IsRetrySafe(request);
+    for (int retry = 1;; ++retry) {
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(deadline));
+      grpc::Status status = (stub_->*method)(&context, request, response);
+      if (status.ok() || !retry_safe || !IsBackoffCode(status.error_code())) {
+        return rpc::FromGrpcStatus(status);
+      }
+      const absl::Duration delay = NextDelay(retry);
+      if (absl::Now() + delay >= deadline) return rpc::FromGrpcStatus(status);
+      retries_.fetch_add(1, std::memory_order_relaxed);
+      absl::SleepFor(delay);
+      response->Clear();
+    }
   }
 
+  // Attempts sent again so far (all calls); for tests and diagnostics.
+  int retries() const { return retries_.load(std::memory_order_relaxed); }
+
  private:
+  static bool IsBackoffCode(grpc::StatusCode code) {
+    return code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+           code == grpc::StatusCode::UNAVAILABLE;
+  }
+  // The backoff before retry number `retry`, jittered.
+  absl::Duration NextDelay(int retry) const;
+
   v1::StepFunctions::StubInterface* const stub_;
   const absl::Duration timeout_;
+  const RetryPolicy retry_;
+  mutable std::atomic<int> retries_{0};
 };
 
 // Everything a command's function gets. References are valid for the call.
