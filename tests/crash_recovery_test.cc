@@ -25,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "stepflow/v1/states.grpc.pb.h"
+#include "tests/fixture/api_client.h"
 #include "tests/fixture/cluster.h"
 
 namespace stepflow {
@@ -98,6 +99,7 @@ class CrashRecoveryTest : public ::testing::Test {
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster);
     stub_ = v1::StepFunctions::NewStub(cluster_->GatewayChannel());
+    api_ = std::make_unique<testing::StepFunctionsClient>(cluster_->GatewayChannel());
   }
   void TearDown() override {
     stop_pollers_ = true;
@@ -115,25 +117,14 @@ class CrashRecoveryTest : public ::testing::Test {
     return (stub_.get()->*method)(&context, request, response);
   }
 
-  // Retries through crashes (UNAVAILABLE, DEADLINE_EXCEEDED, ...) until
-  // `deadline`; the last status.
+  // Retries through crashes (see StepFunctionsClient::CallRetrying).
   template <typename Request, typename Response>
   grpc::Status CallRetrying(grpc::Status (v1::StepFunctions::Stub::*method)(
                                 grpc::ClientContext*, const Request&, Response*),
                             const Request& request, Response* response, absl::Time deadline) {
-    grpc::Status status;
-    while (true) {
-      status = Call(method, request, response, absl::Seconds(10));
-      if (status.ok() || absl::Now() > deadline) return status;
-      const grpc::StatusCode code = status.error_code();
-      if (code != grpc::StatusCode::UNAVAILABLE && code != grpc::StatusCode::DEADLINE_EXCEEDED &&
-          code != grpc::StatusCode::INTERNAL && code != grpc::StatusCode::UNKNOWN &&
-          code != grpc::StatusCode::RESOURCE_EXHAUSTED && code != grpc::StatusCode::ABORTED) {
-        return status;
-      }
-      absl::SleepFor(absl::Milliseconds(200));
-    }
+    return api_->CallRetrying(method, request, response, deadline, absl::Milliseconds(200));
   }
+
 
   void Poll(int index) {
     while (!stop_pollers_) {
@@ -164,6 +155,7 @@ class CrashRecoveryTest : public ::testing::Test {
 
   std::unique_ptr<testing::TestCluster> cluster_;
   std::unique_ptr<v1::StepFunctions::Stub> stub_;
+  std::unique_ptr<testing::StepFunctionsClient> api_;
   std::atomic<bool> stop_pollers_{false};
   std::vector<std::thread> pollers_;
   absl::Mutex deliveries_mu_;
@@ -222,20 +214,10 @@ TEST_F(CrashRecoveryTest, EveryExecutionFinishesExactlyOnceThroughKills) {
   // out; the starter threads are joined before any assertion can return.
   const unsigned seed = std::random_device{}();
   std::cout << "crash recovery: random seed " << seed << "\n";
-  std::mt19937 random(seed);
   int kills = 0;
-  absl::Status restarted;
-  for (; kills < kKills && restarted.ok(); ++kills) {
-    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(500, 3500)(random)));
-    const int victim = std::uniform_int_distribution<int>(0, kShardServers - 1)(random);
-    cluster_->KillShard(victim);
-    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(0, 1000)(random)));
-    restarted = cluster_->RestartShard(victim);
-    if (!restarted.ok()) {
-      restarted = absl::Status(restarted.code(),
-                               absl::StrCat("restart of shard ", victim, ": ", restarted.message()));
-    }
-  }
+  const absl::Status restarted = cluster_->KillShardsAtRandom(
+      kKills, absl::Milliseconds(500), absl::Milliseconds(3500), absl::Milliseconds(1000), seed,
+      &kills);
   for (std::thread& starter : starters) starter.join();
   ASSERT_TRUE(restarted.ok()) << restarted;
   ASSERT_EQ(start_failures.load(), 0);

@@ -51,11 +51,14 @@ constexpr char kDefinition[] = R"({
 int ExecutionCount() {
   const char* env = std::getenv("STEPFLOW_EXPRESS_EXECUTIONS");
   int count = 0;
-  if (env != nullptr && absl::SimpleAtoi(env, &count) && count > 0) return count;
+  if (env != nullptr && absl::SimpleAtoi(env, &count) && count > 0)
+    return count;
   return kDefaultExecutions;
 }
 
-std::string Input(int n) { return absl::StrCat(R"({"n":)", n, R"(,"wait":)", 1 + n % 2, "}"); }
+std::string Input(int n) {
+  return absl::StrCat(R"({"n":)", n, R"(,"wait":)", 1 + n % 2, "}");
+}
 
 // The number after "n": in an execution's input or output; -1 if none.
 int NumberIn(const std::string& json) {
@@ -64,27 +67,24 @@ int NumberIn(const std::string& json) {
   size_t begin = at + 4;
   while (begin < json.size() && json[begin] == ' ') ++begin;
   size_t end = begin;
-  while (end < json.size() && std::isdigit(static_cast<unsigned char>(json[end])) != 0) ++end;
+  while (end < json.size() &&
+         std::isdigit(static_cast<unsigned char>(json[end])) != 0)
+    ++end;
   int n = -1;
   if (!absl::SimpleAtoi(json.substr(begin, end - begin), &n)) return -1;
   return n;
 }
 
-// Failures a crash causes; worth sending the start again.
-bool IsTransient(grpc::StatusCode code) {
-  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::UNKNOWN ||
-         code == grpc::StatusCode::RESOURCE_EXHAUSTED || code == grpc::StatusCode::ABORTED;
-}
-
 class ExpressRecoveryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto cluster = testing::TestCluster::Start(
-        {.shard_servers = kShardServers, .logical_shards = 16, .eventbus = false});
+    auto cluster = testing::TestCluster::Start({.shard_servers = kShardServers,
+                                                .logical_shards = 16,
+                                                .eventbus = false});
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = std::move(*cluster);
-    api_ = std::make_unique<testing::StepFunctionsClient>(cluster_->GatewayChannel());
+    api_ = std::make_unique<testing::StepFunctionsClient>(
+        cluster_->GatewayChannel());
   }
   void TearDown() override {
     if (HasFailure() && cluster_) std::cerr << cluster_->Logs();
@@ -93,28 +93,16 @@ class ExpressRecoveryTest : public ::testing::Test {
     cluster_.reset();
   }
 
-  // Retries transient failures until `deadline`; the last status.
-  template <typename Request, typename Response>
-  grpc::Status CallRetrying(grpc::Status (v1::StepFunctions::Stub::*method)(
-                                grpc::ClientContext*, const Request&, Response*),
-                            const Request& request, Response* response, absl::Time deadline) {
-    while (true) {
-      grpc::Status status = api_->Call(method, request, response, absl::Seconds(10));
-      if (status.ok() || !IsTransient(status.error_code()) || absl::Now() > deadline) {
-        return status;
-      }
-      absl::SleepFor(absl::Milliseconds(100));
-    }
-  }
-
   std::unique_ptr<testing::TestCluster> cluster_;
   std::unique_ptr<testing::StepFunctionsClient> api_;
 };
 
-TEST_F(ExpressRecoveryTest, EveryAcknowledgedStartSucceedsAtLeastOnceThroughKills) {
+TEST_F(ExpressRecoveryTest,
+       EveryAcknowledgedStartSucceedsAtLeastOnceThroughKills) {
   const int executions = ExecutionCount();
   const absl::Time test_deadline = absl::Now() + absl::Seconds(75);
-  const std::string machine = api_->CreateStateMachine("express-recovery", kDefinition, "EXPRESS");
+  const std::string machine =
+      api_->CreateStateMachine("express-recovery", kDefinition, "EXPRESS");
   ASSERT_FALSE(machine.empty());
 
   // arns[n]: the execution whose StartExecution answered OK for input n.
@@ -136,9 +124,12 @@ TEST_F(ExpressRecoveryTest, EveryAcknowledgedStartSucceedsAtLeastOnceThroughKill
         grpc::Status status;
         for (int attempt = 0;; ++attempt) {
           if (attempt > 0) ++resent_starts;
-          status = api_->Call(&v1::StepFunctions::Stub::StartExecution, start, &started,
-                              absl::Seconds(10));
-          if (status.ok() || !IsTransient(status.error_code()) || absl::Now() > give_up) break;
+          status = api_->Call(&v1::StepFunctions::Stub::StartExecution, start,
+                              &started, absl::Seconds(10));
+          if (status.ok() || absl::Now() > give_up ||
+              !testing::StepFunctionsClient::IsTransient(status.error_code())) {
+            break;
+          }
           absl::SleepFor(absl::Milliseconds(100));
         }
         if (status.ok()) {
@@ -154,20 +145,10 @@ TEST_F(ExpressRecoveryTest, EveryAcknowledgedStartSucceedsAtLeastOnceThroughKill
 
   const unsigned seed = std::random_device{}();
   std::cout << "express recovery: random seed " << seed << "\n";
-  std::mt19937 random(seed);
   int kills = 0;
-  absl::Status restarted;
-  for (; kills < kKills && restarted.ok(); ++kills) {
-    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(500, 2500)(random)));
-    const int victim = std::uniform_int_distribution<int>(0, kShardServers - 1)(random);
-    cluster_->KillShard(victim);
-    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(0, 800)(random)));
-    restarted = cluster_->RestartShard(victim);
-    if (!restarted.ok()) {
-      restarted = absl::Status(restarted.code(),
-                               absl::StrCat("restart of shard ", victim, ": ", restarted.message()));
-    }
-  }
+  const absl::Status restarted = cluster_->KillShardsAtRandom(
+      kKills, absl::Milliseconds(500), absl::Milliseconds(2500),
+      absl::Milliseconds(800), seed, &kills);
   for (std::thread& starter : starters) starter.join();
   ASSERT_TRUE(restarted.ok()) << restarted;
   ASSERT_EQ(start_failures.load(), 0);
@@ -181,23 +162,26 @@ TEST_F(ExpressRecoveryTest, EveryAcknowledgedStartSucceedsAtLeastOnceThroughKill
     describe.set_execution_arn(arns[n]);
     v1::DescribeExecutionResponse described;
     while (true) {
-      grpc::Status status = CallRetrying(&v1::StepFunctions::Stub::DescribeExecution, describe,
-                                         &described, test_deadline);
+      grpc::Status status =
+          api_->CallRetrying(&v1::StepFunctions::Stub::DescribeExecution,
+                             describe, &described, test_deadline);
       ASSERT_TRUE(status.ok()) << arns[n] << ": " << status.error_message();
       if (described.status() != "RUNNING" || absl::Now() > test_deadline) break;
       absl::SleepFor(absl::Milliseconds(100));
     }
     ASSERT_EQ(described.status(), "SUCCEEDED")
         << arns[n] << " " << described.error() << " " << described.cause();
-    EXPECT_EQ(NumberIn(described.output()), n) << arns[n] << " " << described.output();
+    EXPECT_EQ(NumberIn(described.output()), n)
+        << arns[n] << " " << described.output();
     ++succeeded;
 
     v1::GetExecutionHistoryRequest history_request;
     history_request.set_execution_arn(arns[n]);
     history_request.set_max_results(1000);
     v1::GetExecutionHistoryResponse history;
-    grpc::Status status = CallRetrying(&v1::StepFunctions::Stub::GetExecutionHistory,
-                                       history_request, &history, test_deadline);
+    grpc::Status status =
+        api_->CallRetrying(&v1::StepFunctions::Stub::GetExecutionHistory,
+                           history_request, &history, test_deadline);
     ASSERT_TRUE(status.ok()) << status.error_message();
     int starts = 0;
     int done_entered = 0;
@@ -207,7 +191,8 @@ TEST_F(ExpressRecoveryTest, EveryAcknowledgedStartSucceedsAtLeastOnceThroughKill
     }
     if (starts != 1 || done_entered != 1) ++states_run_twice;
   }
-  EXPECT_EQ(states_run_twice, 0) << "executions that ran their states twice under one ARN";
+  EXPECT_EQ(states_run_twice, 0)
+      << "executions that ran their states twice under one ARN";
 
   // Inputs that ran as more than one execution: a start whose first answer
   // was lost and that was sent again.
@@ -218,16 +203,16 @@ TEST_F(ExpressRecoveryTest, EveryAcknowledgedStartSucceedsAtLeastOnceThroughKill
   list.set_max_results(1000);
   while (true) {
     v1::ListExecutionsResponse page;
-    grpc::Status status =
-        CallRetrying(&v1::StepFunctions::Stub::ListExecutions, list, &page, test_deadline);
+    grpc::Status status = api_->CallRetrying(
+        &v1::StepFunctions::Stub::ListExecutions, list, &page, test_deadline);
     ASSERT_TRUE(status.ok()) << status.error_message();
     for (const v1::ExecutionListItem& item : page.executions()) {
       ++listed;
       v1::DescribeExecutionRequest describe;
       describe.set_execution_arn(item.execution_arn());
       v1::DescribeExecutionResponse described;
-      status = CallRetrying(&v1::StepFunctions::Stub::DescribeExecution, describe, &described,
-                            test_deadline);
+      status = api_->CallRetrying(&v1::StepFunctions::Stub::DescribeExecution,
+                                  describe, &described, test_deadline);
       ASSERT_TRUE(status.ok()) << status.error_message();
       ++runs_by_input[NumberIn(described.input())];
     }
@@ -242,9 +227,10 @@ TEST_F(ExpressRecoveryTest, EveryAcknowledgedStartSucceedsAtLeastOnceThroughKill
   EXPECT_EQ(runs_by_input.size(), static_cast<size_t>(executions));
   EXPECT_GE(listed, executions);
   std::cout << "express recovery: " << succeeded << " of " << executions
-            << " acknowledged starts succeeded through " << kills << " shard server kills; "
-            << resent_starts.load() << " starts sent again; " << ran_twice
-            << " inputs ran twice (" << listed << " executions in all); " << states_run_twice
+            << " acknowledged starts succeeded through " << kills
+            << " shard server kills; " << resent_starts.load()
+            << " starts sent again; " << ran_twice << " inputs ran twice ("
+            << listed << " executions in all); " << states_run_twice
             << " executions repeated states under one ARN\n";
 }
 
