@@ -1532,8 +1532,11 @@ absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRe
     const bool same_parent_task =
         !request.parent_task().task_token().empty() &&
         existing->parent_task().task_token() == request.parent_task().task_token();
-    if (same_parent_task ||
-        (existing->status() == "RUNNING" && existing->input() == request.request().input())) {
+    // A .sync task must hear of the child's end, which goes to the task
+    // that started it only: another's running execution is refused.
+    const bool needs_report = !request.parent_task().report().empty();
+    if (same_parent_task || (!needs_report && existing->status() == "RUNNING" &&
+                             existing->input() == request.request().input())) {
       response->set_execution_arn(execution_arn);
       *response->mutable_start_date() = existing->start_date();
       return absl::OkStatus();

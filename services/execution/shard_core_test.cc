@@ -1258,6 +1258,19 @@ TEST_F(NestedWorkflowTest, WaitForTaskTokenCompletesWithTheTokenHoldersAnswer) {
   EXPECT_EQ(HistoryTypes(arn).size(), 8u);
 }
 
+TEST_F(NestedWorkflowTest, SyncStartOfAnotherCallersRunningExecutionIsRefused) {
+  std::string child = CreateNamed("busy", R"({"StartAt": "W", "States": {
+    "W": {"Type": "Wait", "Seconds": 3600, "End": true}}})");
+  StartNamed(child, "shared", R"({"x":1})");
+  std::string parent = CreateNamed("parent", absl::StrCat(R"({"StartAt": "Call", "States": {
+    "Call": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync",
+             "Parameters": {"StateMachineArn": ")", child, R"(", "Name": "shared",
+                            "Input": {"x": 1}}, "End": true}}})"));
+  auto closed = AwaitClosed(StartNamed(parent, "p1", "{}"));
+  EXPECT_EQ(closed.status(), "FAILED");
+  EXPECT_EQ(closed.error(), "StepFunctions.ExecutionAlreadyExistsException");
+}
+
 TEST_F(NestedWorkflowTest, StoppingTheParentStopsTheChildItWaitsFor) {
   std::string child = CreateNamed("long", R"({"StartAt": "W", "States": {
     "W": {"Type": "Wait", "Seconds": 3600, "End": true}}})");
