@@ -125,10 +125,12 @@ class ShardCoreTest : public ::testing::Test {
   std::string status_events_topic_;
   int replicas_ = 1;  // this core is server 0 of them
 
-  iv1::StateMachineRecord CreateMachine() {
+  // The state machine (and the activity "work" its tasks use).
+  iv1::StateMachineRecord CreateMachine(const std::string& name = "orders",
+                                        const std::string& definition = kDefinition) {
     v1::CreateStateMachineRequest create;
-    create.set_name("orders");
-    create.set_definition(kDefinition);
+    create.set_name(name);
+    create.set_definition(definition);
     v1::CreateStateMachineResponse created;
     EXPECT_TRUE(core_->CreateStateMachine(create, &created).ok());
     v1::CreateActivityRequest activity;
@@ -1116,13 +1118,7 @@ TEST_F(ShardCoreTest, RedriveKeepsSucceededMapIterations) {
 class NestedWorkflowTest : public ShardCoreTest {
  protected:
   std::string CreateNamed(const std::string& name, const std::string& definition) {
-    v1::CreateStateMachineRequest create;
-    create.set_name(name);
-    create.set_definition(definition);
-    v1::CreateStateMachineResponse created;
-    absl::Status status = core_->CreateStateMachine(create, &created);
-    EXPECT_TRUE(status.ok()) << status;
-    return created.state_machine_arn();
+    return CreateMachine(name, definition).state_machine_arn();
   }
   std::string StartNamed(const std::string& machine_arn, const std::string& name,
                          const std::string& input) {
@@ -1598,18 +1594,7 @@ constexpr char kMapRunDefinition[] = R"({"StartAt": "M", "States": {
 class MapRunTest : public ShardCoreTest {
  protected:
   iv1::StateMachineRecord CreateBatchMachine() {
-    v1::CreateStateMachineRequest create;
-    create.set_name("batch");
-    create.set_definition(kMapRunDefinition);
-    v1::CreateStateMachineResponse created;
-    EXPECT_TRUE(core_->CreateStateMachine(create, &created).ok());
-    v1::CreateActivityRequest activity;
-    activity.set_name("work");
-    v1::CreateActivityResponse activity_created;
-    EXPECT_TRUE(core_->CreateActivity(activity, &activity_created).ok());
-    auto record = core_->GetStateMachineRecord(created.state_machine_arn());
-    EXPECT_TRUE(record.ok());
-    return *record;
+    return CreateMachine("batch", kMapRunDefinition);
   }
 
   std::string OnlyMapRun(const std::string& execution_arn) {
