@@ -1267,6 +1267,30 @@ TEST_F(NestedWorkflowTest, SyncStartOfAnotherCallersRunningExecutionIsRefused) {
   EXPECT_EQ(closed.error(), "StepFunctions.ExecutionAlreadyExistsException");
 }
 
+TEST_F(NestedWorkflowTest, BadParametersFailTheTaskWithTheServicesValidationError) {
+  auto failed = [&](const std::string& name, const std::string& resource,
+                    const std::string& parameters) {
+    std::string machine = CreateNamed(name, absl::StrCat(R"({"StartAt": "T", "States": {"T": {
+      "Type": "Task", "Resource": ")", resource, R"(", "Parameters": )", parameters,
+                                                         R"(, "End": true}}})"));
+    return AwaitClosed(StartNamed(machine, "run", "{}"));
+  };
+  auto no_arn = failed("no-arn", "arn:aws:states:::states:startExecution.sync",
+                       R"({"Name": "x"})");
+  EXPECT_EQ(no_arn.status(), "FAILED");
+  EXPECT_EQ(no_arn.error(), "StepFunctions.ValidationException");
+  EXPECT_THAT(no_arn.cause(), ::testing::HasSubstr("stateMachineArn"));
+  auto bad_input =
+      failed("bad-input", "arn:aws:states:::states:startExecution",
+             R"({"StateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:x",
+                 "Input": "{not json"})");
+  EXPECT_EQ(bad_input.error(), "StepFunctions.InvalidExecutionInputException");
+  auto no_entries = failed("no-entries", "arn:aws:states:::events:putEvents",
+                           R"({"Entries": []})");
+  EXPECT_EQ(no_entries.status(), "FAILED");
+  EXPECT_EQ(no_entries.error(), "EventBridge.ValidationException");
+}
+
 TEST_F(NestedWorkflowTest, StoppingTheParentStopsTheChildItWaitsFor) {
   std::string child = CreateNamed("long", R"({"StartAt": "W", "States": {
     "W": {"Type": "Wait", "Seconds": 3600, "End": true}}})");
