@@ -39,6 +39,10 @@ constexpr absl::Duration kLongPoll = absl::Seconds(60);
 // A poll answers this long before the caller's deadline, and a shard
 // server's poll answer may take this long to arrive.
 constexpr absl::Duration kPollAnswerMargin = absl::Seconds(1);
+// How long a take may spend handing its tasks over (a durable write and the
+// executions' ActivityStarted) after its wait: generous, since a take cut
+// short by its deadline after the hand-over would lose the tasks.
+constexpr absl::Duration kTakeAnswerMargin = absl::Seconds(10);
 // How long a stream's internal poll lasts before it is renewed.
 constexpr absl::Duration kStreamPollWindow = absl::Seconds(20);
 constexpr int kMaxTasksPerPoll = 100;
@@ -1113,12 +1117,16 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
   // server holding a partition serves all of its local partitions at once.
   // With one such server, that is one long poll. With several, each is
   // looked at quickly first (a backlog may sit on one while another is
-  // empty); then one of them, picked round-robin, is long-polled for tasks
-  // while the others are watched: a watch answers when a task arrives there
-  // that no poller of that server waits for, and the poll then moves to it.
-  // So a poller is never starved while any partition has a backlog, a task
-  // meets a waiting poller at once wherever it lands, and an idle poller
-  // costs one waiting call per server.
+  // empty); then all of them are watched: a watch answers when a task
+  // arrives there that no poller of that server waits for, and the poll
+  // then takes from that server. So a poller is never starved while any
+  // partition has a backlog, a task meets a waiting poller at once wherever
+  // it lands, and an idle poller costs one waiting call per server.
+  //
+  // Only watches are ever cancelled here: a take that is cancelled after
+  // the server handed its tasks over would lose them (their ActivityStarted
+  // is recorded, and nobody has them), so takes either wait on one server
+  // only or do not wait at all.
   absl::Status PollPartitions(const grpc::ServerContext* context, const std::string& activity_arn,
                               const std::string& worker_name, int max_tasks, absl::Time until,
                               iv1::PollActivityTasksResponse* response) {
@@ -1128,14 +1136,14 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
           router_->OwnerOf(config::TaskQueuePartitionKey(activity_arn, partition));
       if (std::find(owners.begin(), owners.end(), owner) == owners.end()) owners.push_back(owner);
     }
-    size_t primary = next_poll_owner_.fetch_add(1, std::memory_order_relaxed) % owners.size();
     iv1::PollActivityTasksRequest poll;
     poll.set_activity_arn(activity_arn);
     poll.set_worker_name(worker_name);
     poll.set_max_tasks(max_tasks);
     auto take_at = [&](int owner, absl::Time take_until) {
       poll.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(take_until - absl::Now())));
-      return router_->Call(context, owner, std::max(take_until, absl::Now()) + kPollAnswerMargin,
+      return router_->Call(context, owner,
+                           std::max(take_until, absl::Now()) + kTakeAnswerMargin,
                            &Stub::PollActivityTasks, poll, response);
     };
     if (owners.size() == 1) return take_at(owners[0], until);
@@ -1151,94 +1159,84 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       }
       return false;
     };
-    ASSIGN_OR_RETURN(bool got, sweep(primary));
+    ASSIGN_OR_RETURN(bool got, sweep(next_poll_owner_.fetch_add(1, std::memory_order_relaxed) %
+                                     owners.size()));
     while (!got && absl::Now() < until) {
       if (context->IsCancelled()) return absl::CancelledError("the caller went away");
-      ASSIGN_OR_RETURN(std::optional<size_t> watched_backlog,
-                       TakeWhileWatching(context, owners, primary, poll, until, response));
-      if (response->tasks_size() > 0) break;
-      if (!watched_backlog.has_value()) {
-        if (absl::Now() >= until) break;
-        continue;  // the server answered early (e.g. restarting): poll again
-      }
-      primary = *watched_backlog;
-      ASSIGN_OR_RETURN(got, sweep(primary));
+      ASSIGN_OR_RETURN(std::optional<size_t> backlog,
+                       WatchForBacklog(context, owners, activity_arn, until));
+      if (!backlog.has_value()) continue;  // nothing came, or a server answered early
+      ASSIGN_OR_RETURN(got, sweep(*backlog));
     }
     return absl::OkStatus();
   }
 
-  // Long-polls owners[primary] for tasks while watching the other owners,
-  // until the take answers or a watch reports a backlog; then cancels what
-  // is still running and waits for it. The index of a server with a
-  // backlog, if a watch reported one and the take brought nothing.
-  absl::StatusOr<std::optional<size_t>> TakeWhileWatching(
-      const grpc::ServerContext* context, const std::vector<int>& owners, size_t primary,
-      iv1::PollActivityTasksRequest poll, absl::Time until,
-      iv1::PollActivityTasksResponse* response) {
-    struct Call {
+  // Watches every owner of the activity's partitions until one reports a
+  // waiting task, `until` passes or the caller goes away; then cancels the
+  // other watches (they take nothing) and waits for them. The index of the
+  // owner with a backlog, if one reported it.
+  absl::StatusOr<std::optional<size_t>> WatchForBacklog(const grpc::ServerContext* context,
+                                                        const std::vector<int>& owners,
+                                                        const std::string& activity_arn,
+                                                        absl::Time until) {
+    struct Watch {
       std::unique_ptr<grpc::ClientContext> context;
-      iv1::PollActivityTasksRequest request;
       iv1::PollActivityTasksResponse response;
       grpc::Status status;
     };
     struct Progress {
       absl::Mutex mu;
       size_t pending = 0;
-      std::optional<size_t> first_done;
-      bool Decided() const { return first_done.has_value() || pending == 0; }
+      std::optional<size_t> backlog;
+      bool Decided() const { return backlog.has_value() || pending == 0; }
       bool Finished() const { return pending == 0; }
     } progress;
     progress.pending = owners.size();
-    std::vector<Call> calls(owners.size());
-    poll.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(until - absl::Now())));
-    for (size_t i = 0; i < owners.size(); ++i) {
-      Call& call = calls[i];
-      call.context = grpc::ClientContext::FromServerContext(*context);
-      call.context->set_deadline(absl::ToChronoTime(until + kPollAnswerMargin));
-      call.request = poll;
-      if (i != primary) call.request.set_max_tasks(0);  // watch only
+    iv1::PollActivityTasksRequest request;
+    request.set_activity_arn(activity_arn);
+    request.set_max_tasks(0);  // watch only
+    request.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(until - absl::Now())));
+    std::vector<Watch> watches(owners.size());
+    for (Watch& watch : watches) {
+      watch.context = grpc::ClientContext::FromServerContext(*context);
+      watch.context->set_deadline(absl::ToChronoTime(until + kPollAnswerMargin));
     }
     for (size_t i = 0; i < owners.size(); ++i) {
-      Call& call = calls[i];
+      Watch& watch = watches[i];
       router_->stub(owners[i])->async()->PollActivityTasks(
-          call.context.get(), &call.request, &call.response,
-          [&progress, &calls, i, primary](grpc::Status status) {
+          watch.context.get(), &request, &watch.response,
+          [&progress, &watches, i](grpc::Status status) {
             absl::MutexLock lock(&progress.mu);
-            calls[i].status = std::move(status);
-            // A watch that saw nothing or failed does not end the wait.
-            const bool decisive = i == primary || calls[i].response.backlog();
-            if (decisive && !progress.first_done.has_value()) progress.first_done = i;
+            watches[i].status = std::move(status);
+            if (watches[i].status.ok() && watches[i].response.backlog() &&
+                !progress.backlog.has_value()) {
+              progress.backlog = i;
+            }
             --progress.pending;
           });
     }
     {
-      // The calls follow the caller's cancellation (they were made from its
-      // context), so this ends when the caller goes away too.
+      // The watches follow the caller's cancellation (they were made from
+      // its context), so this ends when the caller goes away too.
       absl::MutexLock lock(&progress.mu);
       progress.mu.Await(absl::Condition(&progress, &Progress::Decided));
     }
-    // Cancelling a take is safe: a shard server that sees its caller gone
-    // after the hand-over puts the tasks back.
-    for (Call& call : calls) call.context->TryCancel();
-    {
-      absl::MutexLock lock(&progress.mu);
-      progress.mu.Await(absl::Condition(&progress, &Progress::Finished));
+    for (Watch& watch : watches) watch.context->TryCancel();
+    absl::MutexLock lock(&progress.mu);
+    progress.mu.Await(absl::Condition(&progress, &Progress::Finished));
+    if (progress.backlog.has_value()) return progress.backlog;
+    for (const Watch& watch : watches) {
+      const grpc::StatusCode code = watch.status.error_code();
+      if (code != grpc::StatusCode::OK && code != grpc::StatusCode::CANCELLED &&
+          code != grpc::StatusCode::DEADLINE_EXCEEDED && code != grpc::StatusCode::UNAVAILABLE) {
+        return rpc::FromGrpcStatus(watch.status);
+      }
     }
-    Call& take = calls[primary];
-    if (take.status.ok() && take.response.tasks_size() > 0) {
-      response->Swap(&take.response);
-      return std::optional<size_t>();
-    }
-    if (!take.status.ok() && take.status.error_code() != grpc::StatusCode::CANCELLED &&
-        take.status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED &&
-        take.status.error_code() != grpc::StatusCode::UNAVAILABLE) {
-      return rpc::FromGrpcStatus(take.status);
-    }
-    for (size_t i = 0; i < calls.size(); ++i) {
-      if (i != primary && calls[i].status.ok() && calls[i].response.backlog()) return i;
-    }
-    if (!take.status.ok() && take.status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-      absl::SleepFor(absl::Milliseconds(100));  // a restarting server: no spinning
+    for (const Watch& watch : watches) {
+      if (watch.status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+        absl::SleepFor(absl::Milliseconds(100));  // a restarting server: no spinning
+        break;
+      }
     }
     return std::optional<size_t>();
   }
