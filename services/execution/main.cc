@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   std::string log_format = "text";
   int64_t retention_seconds = 90 * 24 * 3600;
   int64_t retention_sweep_seconds = 3600;
+  int64_t express_retention_seconds = 600;
   int max_inflight = 4096;
   int task_queue_partitions = config::kDefaultTaskQueuePartitions;
   std::string kafka_brokers;
@@ -59,8 +60,12 @@ int main(int argc, char** argv) {
   flags.Add("execution-retention-seconds", &retention_seconds,
             "how long closed executions (record, history, listing entries) are kept after "
             "they close; 90 days by default, as on AWS");
+  flags.Add("express-retention-seconds", &express_retention_seconds,
+            "how long closed EXPRESS executions are kept (AWS keeps none; their events "
+            "go to the execution-log topic when logging is configured)");
   flags.Add("retention-sweep-seconds", &retention_sweep_seconds,
-            "how often closed executions past their retention are deleted");
+            "how often closed executions past their retention are deleted (at least "
+            "every quarter of the EXPRESS retention)");
   flags.Add("max-inflight-transitions", &max_inflight,
             "admission control: StartExecution answers RESOURCE_EXHAUSTED while this many "
             "transitions are in flight (0: no bound)");
@@ -86,9 +91,9 @@ int main(int argc, char** argv) {
     const char* env = std::getenv("STEPFLOW_TOKEN_SECRET");
     token_secret = env != nullptr ? env : tasktoken::kDevelopmentSecret;
   }
-  if (retention_seconds <= 0 || retention_sweep_seconds <= 0) {
-    std::cerr << "stepflow-shard: --execution-retention-seconds and --retention-sweep-seconds "
-                 "must be positive\n";
+  if (retention_seconds <= 0 || retention_sweep_seconds <= 0 || express_retention_seconds <= 0) {
+    std::cerr << "stepflow-shard: --execution-retention-seconds, --express-retention-seconds "
+                 "and --retention-sweep-seconds must be positive\n";
     return 2;
   }
   clock::RealClock clock;
@@ -104,6 +109,7 @@ int main(int argc, char** argv) {
   options.core.clock = &clock;
   options.core.execution_retention = absl::Seconds(retention_seconds);
   options.core.retention_sweep_interval = absl::Seconds(retention_sweep_seconds);
+  options.core.express_execution_retention = absl::Seconds(express_retention_seconds);
   options.core.max_inflight_transitions = max_inflight;
   options.core.task_queue_partitions = task_queue_partitions;
   options.core.registry = registry.get();

@@ -1390,8 +1390,14 @@ internal::v1::ServiceTaskResult ChildReport(const ExecutionRecord& record) {
 
 absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record,
                                          asl::Outcome& outcome, storage::WriteBatch& batch,
-                                         const PendingTasks* before, bool sync) {
+                                         const PendingTasks* before, bool sync,
+                                         bool start_record) {
   const absl::Time now = options_.clock->Now();
+  // EXPRESS: no fsync of its own (a later synced write, or the OS, makes it
+  // durable), as AWS runs them in memory; the WAL keeps the order, so a
+  // crash loses a suffix of transitions, never one in the middle.
+  const bool express = record.state_machine_type() == "EXPRESS";
+  if (express && !start_record) sync = false;
   bool cancels = false;
   if (before != nullptr) {
     for (int64_t scheduled_event_id : outcome.cancelled_tasks) {
@@ -1416,9 +1422,10 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     record.set_cause(outcome.cause);
     *record.mutable_stop_date() = ToProto(now);
     batch.Put(families_.retention,
-              keys::RetentionKey(now + options_.execution_retention, record.execution_arn()), "");
+              keys::RetentionKey(now + RetentionOf(record), record.execution_arn()), "");
   }
-  if (!options_.status_events_topic.empty()) {
+  // AWS sends status-change events for STANDARD executions only.
+  if (!options_.status_events_topic.empty() && !express) {
     bool status_changed = !outcome.closed_status.empty();
     for (const v1::HistoryEvent& event : outcome.events) {
       status_changed = status_changed || event.type() == "ExecutionStarted" ||
@@ -1516,6 +1523,12 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
 
 absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRequest& request,
                                        v1::StartExecutionResponse* response) {
+  return StartExecutionImpl(request, /*synchronous=*/false, response);
+}
+
+absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionShardRequest& request,
+                                           bool synchronous,
+                                           v1::StartExecutionResponse* response) {
   RETURN_IF_ERROR(Admit());
   InflightSlot slot(this);
   const StateMachineRecord& machine = request.state_machine();
@@ -1545,21 +1558,28 @@ absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRe
         absl::StrCat("ExecutionAlreadyExists: Execution Already Exists: '", execution_arn, "'"));
   }
   // Keep this revision's definition beside the execution: an update or
-  // delete of the state machine must not change a running execution.
+  // delete of the state machine must not change a running execution. A
+  // definition in the cache is stored (it enters the cache once read from
+  // the store or written with a transition), so most starts neither read
+  // nor parse it.
   storage::WriteBatch batch;
   const std::string definition_key =
       keys::DefinitionKey(machine.state_machine_arn(), machine.revision_id());
-  ASSIGN_OR_RETURN(auto stored_definition, store_->Get(families_.definitions, definition_key));
-  if (!stored_definition.has_value()) {
-    batch.Put(families_.definitions, definition_key, machine.definition());
-  }
   std::shared_ptr<const asl::Definition> definition;
   {
+    absl::MutexLock cache_lock(&definitions_mu_);
+    auto cached = definitions_.find(definition_key);
+    if (cached != definitions_.end()) definition = cached->second;
+  }
+  const bool definition_cached = definition != nullptr;
+  if (!definition_cached) {
+    ASSIGN_OR_RETURN(auto stored_definition, store_->Get(families_.definitions, definition_key));
+    if (!stored_definition.has_value()) {
+      batch.Put(families_.definitions, definition_key, machine.definition());
+    }
     auto parsed = asl::Definition::Parse(machine.definition());
     if (!parsed.ok()) return parsed.status();
     definition = *parsed;
-    absl::MutexLock cache_lock(&definitions_mu_);
-    definitions_.emplace(definition_key, definition);
   }
 
   const absl::Time now = options_.clock->Now();
@@ -1584,7 +1604,12 @@ absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRe
   for (const std::string& visibility_key : VisibilityKeys(record)) {
     batch.Put(families_.visibility, visibility_key, "");
   }
-  RETURN_IF_ERROR(CommitTransition(shard, record, outcome, batch));
+  RETURN_IF_ERROR(CommitTransition(shard, record, outcome, batch, /*before=*/nullptr,
+                                   /*sync=*/true, /*start_record=*/!synchronous));
+  if (!definition_cached) {
+    absl::MutexLock cache_lock(&definitions_mu_);
+    definitions_.emplace(definition_key, definition);
+  }
   log::Debug(kComponent, "execution started", {{"execution", execution_arn}});
   response->set_execution_arn(execution_arn);
   *response->mutable_start_date() = record.start_date();
@@ -1711,8 +1736,12 @@ size_t ShardCore::AwaitedExecutions() {
 absl::Status ShardCore::StartSyncExecution(
     const internal::v1::StartSyncExecutionShardRequest& request, absl::Time deadline,
     const std::function<bool()>& cancelled, v1::DescribeExecutionResponse* response) {
+  if (request.start().state_machine().type() != "EXPRESS") {
+    return absl::InvalidArgumentError(
+        "StateMachineTypeNotSupported: State machine type is not supported.");
+  }
   v1::StartExecutionResponse started;
-  RETURN_IF_ERROR(StartExecution(request.start(), &started));
+  RETURN_IF_ERROR(StartExecutionImpl(request.start(), /*synchronous=*/true, &started));
   v1::DescribeExecutionRequest describe;
   describe.set_execution_arn(started.execution_arn());
   describe.set_included_data(request.included_data());
@@ -1914,7 +1943,7 @@ absl::Status ShardCore::PurgeExecution(const std::string& retention_key,
   const std::string key = keys::ResourceKey(shard, execution_arn);
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions, key));
   if (record.has_value() && record->status() != "RUNNING" &&
-      FromProto(record->stop_date()) + options_.execution_retention <= options_.clock->Now()) {
+      FromProto(record->stop_date()) + RetentionOf(*record) <= options_.clock->Now()) {
     batch.Delete(families_.executions, key);
     if (record->map_runs_indexed()) {
       batch.Delete(families_.map_runs,
@@ -2530,7 +2559,10 @@ void ShardCore::TimerLoop() {
   while (true) {
     task_queues_->RefreshAges();
     if (options_.clock->Now() >= next_retention_sweep_) {
-      next_retention_sweep_ = options_.clock->Now() + options_.retention_sweep_interval;
+      next_retention_sweep_ =
+          options_.clock->Now() +
+          std::min(options_.retention_sweep_interval,
+                   std::max(absl::Seconds(1), options_.express_execution_retention / 4));
       if (absl::Status status = PurgeExpiredExecutions(); !status.ok()) {
         log::Error(kComponent, "retention sweep failed", {{"error", status.ToString()}});
       }

@@ -99,6 +99,10 @@ struct ShardCoreOptions {
   // Closed executions (record, history, listing entries) are deleted this
   // long after they closed, by a sweep every `retention_sweep_interval`.
   absl::Duration execution_retention = absl::Hours(24 * 90);
+  // EXPRESS executions are kept this long after they close (AWS keeps
+  // none; this leaves time to look at one), and the sweep runs at least
+  // every quarter of it.
+  absl::Duration express_execution_retention = absl::Minutes(10);
   absl::Duration retention_sweep_interval = absl::Hours(1);
   // Admission control: StartExecution and RedriveExecution answer
   // RESOURCE_EXHAUSTED at once while this many transitions are in flight
@@ -188,6 +192,9 @@ class ShardCore {
                               internal::v1::ListActivitiesShardResponse* response);
 
   // Executions.
+  // An EXPRESS execution runs without a WAL fsync per transition; an
+  // asynchronous start's first transition is synced (the start record that
+  // makes it at-least-once), a synchronous start's is not (at-most-once).
   absl::Status StartExecution(const internal::v1::StartExecutionShardRequest& request,
                               v1::StartExecutionResponse* response);
   absl::Status DescribeExecution(const v1::DescribeExecutionRequest& request,
@@ -377,10 +384,18 @@ class ShardCore {
   // Writes one transition of `record` (history, record, outbox) durably.
   // `before` holds the tasks awaited before the transition: the queued ones
   // the transition gave up are cancelled at their activity's queue.
+  // EXPRESS transitions are written without `sync` unless `start_record`.
   absl::Status CommitTransition(uint32_t shard, internal::v1::ExecutionRecord& record,
                                 asl::Outcome& outcome,
                                 storage::WriteBatch& batch,
-                                const PendingTasks* before = nullptr, bool sync = true);
+                                const PendingTasks* before = nullptr, bool sync = true,
+                                bool start_record = false);
+  absl::Status StartExecutionImpl(const internal::v1::StartExecutionShardRequest& request,
+                                  bool synchronous, v1::StartExecutionResponse* response);
+  absl::Duration RetentionOf(const internal::v1::ExecutionRecord& record) const {
+    return record.state_machine_type() == "EXPRESS" ? options_.express_execution_retention
+                                                    : options_.execution_retention;
+  }
 
   // Loads the running execution a task token names and applies `step`.
   using TaskStep = std::function<absl::StatusOr<asl::Outcome>(

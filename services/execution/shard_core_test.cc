@@ -654,6 +654,69 @@ TEST_F(ShardCoreTest, TransitionsShareFsyncsAndAreCounted) {
   EXPECT_LE(after.wal_syncs - before.wal_syncs, after.synced_writes - before.synced_writes);
 }
 
+// EXPRESS transitions skip the fsync: a synchronous start writes nothing
+// synced, an asynchronous one only its start; neither publishes the
+// STANDARD-only status-change events; closed ones go after the short
+// EXPRESS retention.
+TEST_F(ShardCoreTest, ExpressExecutionsRunWithoutFsyncsAndLeaveSoon) {
+  status_events_topic_ = "stepflow.events.default";
+  ASSERT_TRUE(Open(16).ok());
+  v1::CreateStateMachineRequest create;
+  create.set_name("fast");
+  create.set_type("EXPRESS");
+  create.set_definition(R"({"StartAt": "A", "States": {
+    "A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "End": true}}})");
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok());
+
+  DurabilityStats before = core_->Stats();
+  iv1::StartSyncExecutionShardRequest sync_start;
+  *sync_start.mutable_start()->mutable_state_machine() = *machine;
+  sync_start.mutable_start()->mutable_request()->set_name("sync-1");
+  sync_start.mutable_start()->mutable_request()->set_input(R"({"n": 1})");
+  v1::DescribeExecutionResponse closed;
+  ASSERT_TRUE(core_->StartSyncExecution(sync_start, absl::Now() + absl::Seconds(10), nullptr,
+                                        &closed)
+                  .ok());
+  EXPECT_EQ(closed.status(), "SUCCEEDED");
+  EXPECT_EQ(closed.output(), R"({"n":1})");
+  DurabilityStats after = core_->Stats();
+  EXPECT_EQ(after.transitions - before.transitions, 1u);
+  EXPECT_EQ(after.synced_writes - before.synced_writes, 0u);
+
+  before = after;
+  const std::string async_arn = Start(*machine, "async-1", "{}");
+  after = core_->Stats();
+  EXPECT_EQ(after.synced_writes - before.synced_writes, 1u);
+  EXPECT_EQ(Describe(async_arn).status(), "SUCCEEDED");
+
+  // A STANDARD machine does publish (one event: it starts and succeeds in
+  // one transition), and only its event comes.
+  auto standard = CreateMachine("standard-one", kOnePass);
+  const std::string standard_arn = Start(standard, "std-1", "{}");
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  while (peers_.Published().empty() && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+  std::vector<iv1::PublishEvent> published = peers_.Published();
+  ASSERT_EQ(published.size(), 1u);
+  EXPECT_EQ(published[0].key(), standard_arn);
+
+  // Ten minutes after closing, the EXPRESS ones are gone; the STANDARD one stays.
+  clock_.Advance(absl::Minutes(11));
+  ASSERT_TRUE(core_->PurgeExpiredExecutions().ok());
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(async_arn);
+  v1::DescribeExecutionResponse gone;
+  EXPECT_EQ(core_->DescribeExecution(describe, &gone).code(), absl::StatusCode::kNotFound);
+  describe.set_execution_arn(closed.execution_arn());
+  EXPECT_EQ(core_->DescribeExecution(describe, &gone).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Describe(standard_arn).status(), "SUCCEEDED");
+}
+
 // A clock that parks one thread's calls while closed, to hold a transition
 // in flight (the core's own threads read it too).
 class GateClock : public clock::Clock {

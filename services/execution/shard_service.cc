@@ -58,23 +58,34 @@ class GrpcPeers : public Peers {
                                    const std::string& execution_arn,
                                    iv1::StartExecutionShardRequest start,
                                    v1::StartExecutionResponse* response) override {
+    start.set_resolve_arn(start.request().state_machine_arn());
+    start.mutable_request()->set_state_machine_arn(state_machine_arn);
+    RETURN_IF_ERROR(ResolveStart(&start));
+    const int owner = OwnerOf(execution_arn);
+    if (owner == ordinal_) return local_->StartExecution(start, response);
+    return CallPeer(owner, &Stub::StartExecution, start, response);
+  }
+
+  // Fills in the revision a start without one runs (see
+  // StartExecutionShardRequest.resolve_arn), asking the state machine's
+  // owner: this server or a peer.
+  absl::Status ResolveStart(iv1::StartExecutionShardRequest* start) {
     iv1::ResolveStateMachineRequest lookup;
-    lookup.set_arn(start.request().state_machine_arn());
-    lookup.set_routing_key(start.request().name());
+    lookup.set_arn(start->resolve_arn().empty() ? start->request().state_machine_arn()
+                                                : start->resolve_arn());
+    lookup.set_routing_key(start->request().name());
     iv1::ResolvedStateMachine resolved;
-    int owner = OwnerOf(state_machine_arn);
+    const int owner = OwnerOf(start->request().state_machine_arn());
     if (owner == ordinal_) {
       ASSIGN_OR_RETURN(resolved, local_->ResolveStateMachine(lookup));
     } else {
       RETURN_IF_ERROR(CallPeer(owner, &Stub::ResolveStateMachine, lookup, &resolved));
     }
-    *start.mutable_state_machine() = std::move(*resolved.mutable_state_machine());
-    start.set_version_arn(resolved.version_arn());
-    start.set_alias_arn(resolved.alias_arn());
-    start.mutable_request()->set_state_machine_arn(state_machine_arn);
-    owner = OwnerOf(execution_arn);
-    if (owner == ordinal_) return local_->StartExecution(start, response);
-    return CallPeer(owner, &Stub::StartExecution, start, response);
+    *start->mutable_state_machine() = std::move(*resolved.mutable_state_machine());
+    start->set_version_arn(resolved.version_arn());
+    start->set_alias_arn(resolved.alias_arn());
+    start->clear_resolve_arn();
+    return absl::OkStatus();
   }
 
   absl::Status CompleteServiceTask(const iv1::ServiceTaskResult& result) override {
@@ -169,7 +180,7 @@ class GrpcPeers : public Peers {
 // Each handler is a one-line hand-off to the core.
 class ShardServiceImpl final : public iv1::ShardService::Service {
  public:
-  explicit ShardServiceImpl(ShardCore* core) : core_(core) {}
+  ShardServiceImpl(ShardCore* core, GrpcPeers* peers) : core_(core), peers_(peers) {}
 
 #define STEPFLOW_FORWARD(Method, Request, Response, call)                               \
   grpc::Status Method(grpc::ServerContext*, const Request* request, Response* response) \
@@ -187,8 +198,6 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                    v1::DeleteStateMachineResponse, core_->DeleteStateMachine(*request))
   STEPFLOW_FORWARD(ListStateMachines, iv1::ListShardRequest, iv1::ListStateMachinesShardResponse,
                    core_->ListStateMachines(*request, response))
-  STEPFLOW_FORWARD(StartExecution, iv1::StartExecutionShardRequest, v1::StartExecutionResponse,
-                   core_->StartExecution(*request, response))
   STEPFLOW_FORWARD(DescribeExecution, v1::DescribeExecutionRequest,
                    v1::DescribeExecutionResponse, core_->DescribeExecution(*request, response))
   STEPFLOW_FORWARD(StopExecution, v1::StopExecutionRequest, v1::StopExecutionResponse,
@@ -261,6 +270,18 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                    core_->ListMapRunExecutions(*request, response))
 #undef STEPFLOW_FORWARD
 
+  grpc::Status StartExecution(grpc::ServerContext*, const iv1::StartExecutionShardRequest* request,
+                              v1::StartExecutionResponse* response) override {
+    if (request->has_state_machine()) {
+      return rpc::ToGrpcStatus(core_->StartExecution(*request, response));
+    }
+    iv1::StartExecutionShardRequest start = *request;
+    if (absl::Status resolved = peers_->ResolveStart(&start); !resolved.ok()) {
+      return rpc::ToGrpcStatus(resolved);
+    }
+    return rpc::ToGrpcStatus(core_->StartExecution(start, response));
+  }
+
   grpc::Status ResolveStateMachine(grpc::ServerContext*,
                                    const iv1::ResolveStateMachineRequest* request,
                                    iv1::ResolvedStateMachine* response) override {
@@ -286,8 +307,15 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                                   v1::DescribeExecutionResponse* response) override {
     const absl::Time deadline =
         std::min(absl::Now() + kMaxSyncWait, absl::FromChrono(context->deadline()));
-    return rpc::ToGrpcStatus(core_->StartSyncExecution(
-        *request, deadline, [context] { return context->IsCancelled(); }, response));
+    auto cancelled = [context] { return context->IsCancelled(); };
+    if (request->start().has_state_machine()) {
+      return rpc::ToGrpcStatus(core_->StartSyncExecution(*request, deadline, cancelled, response));
+    }
+    iv1::StartSyncExecutionShardRequest start = *request;
+    if (absl::Status resolved = peers_->ResolveStart(start.mutable_start()); !resolved.ok()) {
+      return rpc::ToGrpcStatus(resolved);
+    }
+    return rpc::ToGrpcStatus(core_->StartSyncExecution(start, deadline, cancelled, response));
   }
 
   grpc::Status AwaitExecutionClosed(grpc::ServerContext* context,
@@ -315,6 +343,7 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
 
  private:
   ShardCore* core_;
+  GrpcPeers* peers_;
 };
 
 }  // namespace
@@ -347,7 +376,7 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(ShardServerOptio
   }
   ASSIGN_OR_RETURN(impl->core, ShardCore::Open(options.core, impl->peers.get()));
   impl->peers->set_local(impl->core.get());
-  impl->service = std::make_unique<ShardServiceImpl>(impl->core.get());
+  impl->service = std::make_unique<ShardServiceImpl>(impl->core.get(), impl->peers.get());
   if (!options.embedded) {
     rpc::ServerOptions server_options;
     server_options.listen_address = options.listen_address;
@@ -369,6 +398,14 @@ grpc::Service* ShardServer::service() { return impl_->service.get(); }
 int ShardServer::port() const { return impl_->server ? impl_->server->port() : 0; }
 std::string ShardServer::address() const {
   return impl_->server ? impl_->server->address() : "";
+}
+
+std::shared_ptr<grpc::Channel> ShardServer::InProcessChannel() {
+  if (!impl_->server) return nullptr;
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(8 << 20);
+  arguments.SetMaxSendMessageSize(8 << 20);
+  return impl_->server->server()->InProcessChannel(arguments);
 }
 
 void ShardServer::Shutdown() {

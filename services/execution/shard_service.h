@@ -18,6 +18,10 @@
 #include "services/execution/shard_core.h"
 
 namespace grpc {
+class Channel;
+}  // namespace grpc
+
+namespace grpc {
 class Service;
 }  // namespace grpc
 namespace prometheus {
@@ -56,6 +60,9 @@ class ShardServer {
   // The bound port and dialable address; 0 / "" when embedded.
   int port() const;
   std::string address() const;
+  // A channel to this server within the process (no socket, no HTTP/2
+  // framing): what an in-process gateway uses. Null when embedded.
+  std::shared_ptr<grpc::Channel> InProcessChannel();
 
   // Stops serving (when not embedded) and closes the store.
   void Shutdown();

@@ -181,9 +181,13 @@ absl::Status ValidateRouting(
 // Routes calls to shard servers and retries the unavailable ones.
 class ShardRouter {
  public:
-  explicit ShardRouter(const config::ShardMap& map) : map_(map) {
-    for (const std::string& address : map.servers()) {
-      stubs_.push_back(iv1::ShardService::NewStub(rpc::MakeChannel(address)));
+  ShardRouter(const config::ShardMap& map,
+              const std::vector<std::shared_ptr<grpc::Channel>>& channels)
+      : map_(map) {
+    for (size_t i = 0; i < map.servers().size(); ++i) {
+      stubs_.push_back(iv1::ShardService::NewStub(
+          i < channels.size() && channels[i] != nullptr ? channels[i]
+                                                         : rpc::MakeChannel(map.servers()[i])));
     }
   }
 
@@ -390,17 +394,10 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       RETURN_IF_ERROR(ValidateJsonPayload("input", start.input(), "InvalidExecutionInput",
                                           kMaxPayloadBytes));
       const absl::Time deadline = DeadlineOf(context, kDefaultDeadline);
-      // The catalog owner picks the revision: the state machine's current
-      // one, a version's, or one of an alias's versions by the name's hash.
-      iv1::ResolveStateMachineRequest lookup;
-      lookup.set_arn(request->state_machine_arn());
-      lookup.set_routing_key(start.name());
-      iv1::ResolvedStateMachine resolved;
-      RETURN_IF_ERROR(router_->CallOwner(context, ref.state_machine_arn, deadline,
-                                         &Stub::ResolveStateMachine, lookup, &resolved));
-      *shard_request.mutable_state_machine() = std::move(*resolved.mutable_state_machine());
-      shard_request.set_version_arn(resolved.version_arn());
-      shard_request.set_alias_arn(resolved.alias_arn());
+      // The execution's owner has the catalog owner pick the revision: the
+      // state machine's current one, a version's, or one of an alias's
+      // versions by the name's hash.
+      shard_request.set_resolve_arn(request->state_machine_arn());
       start.set_state_machine_arn(ref.state_machine_arn);
       const std::string execution_arn =
           config::ExecutionArn(options_.arn_scope, ref.name, start.name());
@@ -437,24 +434,12 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
                                    "Member must satisfy enum value set: [ALL_DATA, METADATA_ONLY]");
       }
       shard_request.set_included_data(request->included_data());
-      // Resolving answers within the usual deadline; the wait for the end
-      // of the execution has the caller's whole deadline.
+      // The wait for the end of the execution has the caller's whole
+      // deadline. The execution's owner resolves the revision (and refuses
+      // a STANDARD state machine).
       const absl::Time wait_deadline =
           std::min(absl::FromChrono(context->deadline()), absl::Now() + kMaxSyncWait);
-      iv1::ResolveStateMachineRequest lookup;
-      lookup.set_arn(request->state_machine_arn());
-      lookup.set_routing_key(start.name());
-      iv1::ResolvedStateMachine resolved;
-      RETURN_IF_ERROR(router_->CallOwner(context, ref.state_machine_arn,
-                                         DeadlineOf(context, kDefaultDeadline),
-                                         &Stub::ResolveStateMachine, lookup, &resolved));
-      if (resolved.state_machine().type() != "EXPRESS") {
-        return absl::InvalidArgumentError(
-            "StateMachineTypeNotSupported: State machine type is not supported.");
-      }
-      *shard_start.mutable_state_machine() = std::move(*resolved.mutable_state_machine());
-      shard_start.set_version_arn(resolved.version_arn());
-      shard_start.set_alias_arn(resolved.alias_arn());
+      shard_start.set_resolve_arn(request->state_machine_arn());
       start.set_state_machine_arn(ref.state_machine_arn);
       const std::string execution_arn =
           config::ExecutionArn(options_.arn_scope, ref.name, start.name());
@@ -1274,7 +1259,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
   if (!options.new_execution_name) options.new_execution_name = RandomUuid;
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
-  impl->router = std::make_unique<ShardRouter>(impl->options.shard_map);
+  impl->router =
+      std::make_unique<ShardRouter>(impl->options.shard_map, impl->options.shard_channels);
   impl->states = std::make_unique<StepFunctionsService>(impl->options, impl->router.get());
   ASSIGN_OR_RETURN(impl->events, EventBridgeService::Create(impl->options));
   if (!impl->options.embedded) {

@@ -26,6 +26,10 @@
 #include "common/kafka/topic_admin.h"
 
 namespace grpc {
+class Channel;
+}  // namespace grpc
+
+namespace grpc {
 class Service;
 }  // namespace grpc
 namespace prometheus {
@@ -36,6 +40,10 @@ namespace stepflow::gateway {
 
 struct GatewayOptions {
   config::ShardMap shard_map{config::kDefaultShardCount, {}};
+  // Channels to the shard servers, in shard_map's order, used instead of
+  // dialing their addresses (an all-in-one process passes in-process
+  // channels). Empty: dial.
+  std::vector<std::shared_ptr<grpc::Channel>> shard_channels;
   config::ArnScope arn_scope;
   std::string listen_address = "0.0.0.0:7233";
   prometheus::Registry* registry = nullptr;  // RPC metrics; must outlive the gateway
