@@ -1484,6 +1484,7 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     task->set_task_id(absl::StrCat(record.execution_arn(), "#", dispatch.scheduled_event_id));
     task->set_partition(static_cast<int32_t>(
         config::ShardOf(task->task_id(), static_cast<uint32_t>(options_.task_queue_partitions))));
+    task->set_in_memory(express);
     batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
   }
   absl::Time earliest = absl::InfiniteFuture();
@@ -2045,10 +2046,14 @@ absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task, bool sync)
   if (seen.has_value()) return absl::OkStatus();  // a redelivered outbox item
   const uint64_t seq = next_task_seq_++;
   storage::WriteBatch batch;
-  batch.Put(families_.tasks, keys::TaskKey(shard, task.activity_arn(), seq),
-            task.SerializeAsString());
+  // An in-memory task leaves only its id behind (unsynced), which keeps a
+  // redelivered enqueue from queueing it twice.
+  if (!task.in_memory()) {
+    batch.Put(families_.tasks, keys::TaskKey(shard, task.activity_arn(), seq),
+              task.SerializeAsString());
+  }
   batch.Put(families_.tasks, id_key, "");
-  RETURN_IF_ERROR(store_->Write(batch, sync));
+  RETURN_IF_ERROR(store_->Write(batch, sync && !task.in_memory()));
   task_queues_->Add(TaskQueues::Queued{seq, shard, task});
   return absl::OkStatus();
 }
@@ -2096,15 +2101,20 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
   // that they started, in one durable write.
   storage::WriteBatch batch;
   std::vector<std::string> started_keys;
+  bool any_stored = false;
   for (const TaskQueues::Queued& queued : taken) {
     internal::v1::OutboxItem item;
     item.mutable_activity_started()->set_task_token(queued.task.task_token());
     item.mutable_activity_started()->set_worker_name(request.worker_name());
-    batch.Delete(families_.tasks, keys::TaskKey(queued.shard, arn, queued.seq));
+    if (!queued.task.in_memory()) {
+      batch.Delete(families_.tasks, keys::TaskKey(queued.shard, arn, queued.seq));
+      any_stored = true;
+    }
     started_keys.push_back(keys::OutboxKey(next_outbox_seq_++));
     batch.Put(families_.outbox, started_keys.back(), item.SerializeAsString());
   }
-  if (absl::Status status = store_->Write(batch, /*sync=*/true); !status.ok()) {
+  // In-memory tasks only: nothing here must outlive a crash.
+  if (absl::Status status = store_->Write(batch, /*sync=*/any_stored); !status.ok()) {
     task_queues_->PutBack(arn, std::move(taken));
     return status;
   }
@@ -2132,10 +2142,11 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
     // sending the answer remains, as with any worker that dies on receipt.
     storage::WriteBatch undo;
     for (const TaskQueues::Queued& queued : taken) {
+      if (queued.task.in_memory()) continue;
       undo.Put(families_.tasks, keys::TaskKey(queued.shard, arn, queued.seq),
                queued.task.SerializeAsString());
     }
-    RETURN_IF_ERROR(store_->Write(undo, /*sync=*/true));
+    if (!undo.empty()) RETURN_IF_ERROR(store_->Write(undo, /*sync=*/true));
     task_queues_->PutBack(arn, std::move(taken));
     return absl::OkStatus();
   }

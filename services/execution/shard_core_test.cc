@@ -369,6 +369,49 @@ TEST_F(ShardCoreTest, StopAbortsAndRefusesLateResults) {
   EXPECT_THAT(std::string(refused.message()), ::testing::StartsWith("TaskDoesNotExist"));
 }
 
+// Tasks of EXPRESS executions wait in memory: queueing and handing them
+// out writes nothing synced, and a restart of the queue's server loses
+// them, while a STANDARD task queued beside them is recovered.
+TEST_F(ShardCoreTest, ExpressActivityTasksWaitInMemory) {
+  auto standard = CreateMachine();  // also creates the activity "work"
+  v1::CreateStateMachineRequest create;
+  create.set_name("express-orders");
+  create.set_type("EXPRESS");
+  create.set_definition(kDefinition);
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  auto express = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(express.ok());
+
+  const DurabilityStats before = core_->Stats();
+  const std::string served = Start(*express, "served", "{}");
+  v1::GetActivityTaskResponse task = Poll();
+  ASSERT_FALSE(task.task_token().empty());
+  v1::SendTaskSuccessRequest success;
+  success.set_task_token(task.task_token());
+  success.set_output(R"({"charged": true})");
+  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  EXPECT_EQ(Describe(served).status(), "SUCCEEDED");
+  // The asynchronous start's record is the only synced write.
+  EXPECT_EQ(core_->Stats().synced_writes - before.synced_writes, 1u);
+
+  const std::string lost = Start(*express, "lost", "{}");
+  const std::string kept = Start(standard, "kept", "{}");
+  absl::SleepFor(absl::Seconds(1));  // the outbox queues both tasks
+  ASSERT_TRUE(Open(16).ok());
+  task = Poll();
+  ASSERT_FALSE(task.task_token().empty());
+  success.set_task_token(task.task_token());
+  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  EXPECT_EQ(Describe(kept).status(), "SUCCEEDED");
+  EXPECT_TRUE(Poll(absl::Milliseconds(300)).task_token().empty());
+  // The EXPRESS execution waits on; its 5-minute limit ends it.
+  EXPECT_EQ(Describe(lost).status(), "RUNNING");
+  clock_.Advance(absl::Minutes(6));
+  ASSERT_TRUE(core_->FireDueTimers().ok());
+  EXPECT_EQ(Describe(lost).status(), "TIMED_OUT");
+}
+
 TEST_F(ShardCoreTest, StopCancelsQueuedTasks) {
   auto machine = CreateMachine();
   std::string arn = Start(machine, "never-polled", "{}");
