@@ -103,6 +103,21 @@ TEST(BenchCliTest, ExpressSyncCountsEveryCallOneWayOrTheOther) {
   }
 }
 
+// express-async counts accepted starts, then waits for every execution to
+// end and says so.
+TEST(BenchCliTest, ExpressAsyncCountsStartsThenTheirEnds) {
+  Result result = Stepflow({"bench", "--scenario", "express-async", "-n", "30",
+                            "-c", "4", "-O", "json"});
+  json::Document doc = Report(result);
+  ASSERT_TRUE(doc.IsObject());
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(doc["completed"].GetInt64(), 30) << result.out;
+  EXPECT_EQ(doc["ended"].GetDouble(), 30) << result.out;
+  EXPECT_GT(doc["ended_per_sec"].GetDouble(), 0);
+  EXPECT_EQ(doc["statuses"]["SUCCEEDED"].GetInt64(), 30);
+  EXPECT_EQ(doc["errors"].MemberCount(), 0u) << result.out;
+}
+
 TEST(BenchCliTest, ActivitiesOverStreamDelivery) {
   Result result = Stepflow({"bench", "--scenario", "activities", "--delivery",
                             "stream", "-n", "20", "-c", "4", "-O", "json"});

@@ -15,8 +15,9 @@ const std::vector<FlagSpec>& BenchFlags() {
       {.name = "scenario",
        .value_name = "NAME",
        .help = "What one operation is (default express-async):\n"
-               "express-async  StartExecution on an EXPRESS machine,\n"
-               "               done when the execution has ended\n"
+               "express-async  StartExecution on an EXPRESS machine, done\n"
+               "               when accepted; the executions' ends are\n"
+               "               counted after the load (ended, ended_per_sec)\n"
                "express-sync   StartSyncExecution on an EXPRESS machine\n"
                "standard       StartExecution on a STANDARD machine,\n"
                "               done when SUCCEEDED is observed\n"

@@ -302,6 +302,40 @@ class SyncExecutionOperation final : public Operation {
   v1::StartSyncExecutionResponse response_;
 };
 
+// StartExecution alone: done once the start is accepted (what a caller
+// of an asynchronous EXPRESS workflow waits for); the scenario counts the
+// executions' ends afterwards.
+class StartOnlyOperation final : public Operation {
+ public:
+  StartOnlyOperation(const std::shared_ptr<grpc::Channel>& channel, ExecutionShared* shared,
+                     std::atomic<int64_t>* accepted)
+      : stub_(v1::StepFunctions::NewStub(channel)), shared_(shared), accepted_(accepted) {
+    request_.set_state_machine_arn(shared->state_machine_arn);
+    request_.set_input(shared->input);
+  }
+
+  void Start(std::function<void(OpOutcome)> done) override {
+    done_ = std::move(done);
+    context_ = NewContext(shared_->timeout);
+    stub_->async()->StartExecution(
+        context_.get(), &request_, &response_, [this](grpc::Status status) {
+          std::function<void(OpOutcome)> done = std::move(done_);
+          if (!status.ok()) return done(OpOutcome::FromStatus(status));
+          accepted_->fetch_add(1, std::memory_order_relaxed);
+          done(OpOutcome::Ok());
+        });
+  }
+
+ private:
+  std::unique_ptr<v1::StepFunctions::Stub> stub_;
+  ExecutionShared* const shared_;
+  std::atomic<int64_t>* const accepted_;
+  std::function<void(OpOutcome)> done_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  v1::StartExecutionRequest request_;
+  v1::StartExecutionResponse response_;
+};
+
 class HealthCheckOperation final : public Operation {
  public:
   HealthCheckOperation(std::shared_ptr<grpc::Channel> channel,
@@ -414,10 +448,13 @@ class StateMachineScenario : public Scenario {
         context_.channels[static_cast<size_t>(slot) % context_.channels.size()];
     if (sync_)
       return std::make_unique<SyncExecutionOperation>(channel, &shared_);
+    if (type_ == "EXPRESS")
+      return std::make_unique<StartOnlyOperation>(channel, &shared_, &accepted_);
     return std::make_unique<ExecutionOperation>(channel, &shared_);
   }
 
   void Finish(BenchReport* report) override {
+    if (!sync_ && type_ == "EXPRESS") return FinishStartsOnly(report);
     report->statuses = shared_.statuses.counts();
     int64_t ended = 0;
     for (const auto& [status, count] : report->statuses) ended += count;
@@ -460,11 +497,88 @@ class StateMachineScenario : public Scenario {
 
   absl::Duration timeout() const { return context_.options->rpc_timeout; }
 
+  // Waits until as many executions of the state machine have ended as
+  // `expected`, or until their count stops growing for kEventsDrainStall;
+  // the ended ones by status, and how long the wait took.
+  std::map<std::string, int64_t> AwaitEnded(int64_t expected, BenchReport* report,
+                                            absl::Duration* waited) {
+    const absl::Time drain_start = absl::Now();
+    std::map<std::string, int64_t> ended;
+    int64_t total_ended = 0;
+    absl::Time last_progress = drain_start;
+    while (expected > 0) {
+      std::map<std::string, int64_t> counts;
+      absl::Status status = CountEndedExecutions(&counts);
+      if (!status.ok()) {
+        report->run.errors.Add(absl::StatusCodeToString(status.code()),
+                               std::string(status.message()));
+        break;
+      }
+      int64_t now_ended = 0;
+      for (const auto& [name, count] : counts) now_ended += count;
+      if (now_ended > total_ended) last_progress = absl::Now();
+      total_ended = now_ended;
+      ended = std::move(counts);
+      if (total_ended >= expected || absl::Now() - last_progress > kEventsDrainStall) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    *waited = absl::Now() - drain_start;
+    return ended;
+  }
+
+  // Ended executions of the state machine by status (all pages).
+  absl::Status CountEndedExecutions(std::map<std::string, int64_t>* counts) {
+    v1::ListExecutionsRequest request;
+    request.set_state_machine_arn(shared_.state_machine_arn);
+    request.set_max_results(1000);
+    while (true) {
+      v1::ListExecutionsResponse response;
+      absl::Status status = Call("ListExecutions", stub_.get(),
+                                 &v1::StepFunctions::Stub::ListExecutions,
+                                 request, &response, timeout());
+      if (!status.ok()) return status;
+      for (const v1::ExecutionListItem& item : response.executions()) {
+        if (IsTerminal(item.status())) ++(*counts)[item.status()];
+      }
+      if (response.next_token().empty()) return absl::OkStatus();
+      request.set_next_token(response.next_token());
+    }
+  }
+
   const ScenarioContext& context_;
   std::unique_ptr<v1::StepFunctions::Stub> stub_;
   const std::string type_;
   const bool sync_;
   ExecutionShared shared_;
+  // Starts (express-async) or events (events) accepted.
+  std::atomic<int64_t> accepted_{0};
+
+ private:
+  // express-async: completed = accepted starts over the load; the ends
+  // (any status, as `statuses` shows) are counted after it, and a started
+  // execution that never ended is an error.
+  void FinishStartsOnly(BenchReport* report) {
+    const int64_t accepted = accepted_.load();
+    absl::Duration waited;
+    std::map<std::string, int64_t> ended = AwaitEnded(accepted, report, &waited);
+    int64_t total_ended = 0;
+    for (const auto& [status, count] : ended) total_ended += count;
+    if (total_ended < accepted) {
+      report->run.errors.Add("NOT_ENDED",
+                             absl::StrCat(accepted - total_ended,
+                                          " started executions had not ended ",
+                                          absl::FormatDuration(kEventsDrainStall),
+                                          " after the last one that did"));
+    }
+    report->statuses = ended;
+    report->extras["ended"] = static_cast<double>(total_ended);
+    const double span = absl::ToDoubleSeconds(report->run.elapsed + waited);
+    if (span > 0) report->extras["ended_per_sec"] = static_cast<double>(total_ended) / span;
+    report->latency_note =
+        "completed counts accepted StartExecution calls and latency_ms is theirs; ended "
+        "counts the executions seen ended afterwards, ended_per_sec over the load plus "
+        "the wait for them";
+  }
 };
 
 // Serves an activity through StreamActivityTasks (the cluster pushes tasks
@@ -829,34 +943,16 @@ class EventsScenario final : public StateMachineScenario {
   // accepted, or until their count stops growing for kEventsDrainStall.
   void Finish(BenchReport* report) override {
     int64_t accepted = accepted_.load();
-    absl::Time drain_start = absl::Now();
-    std::map<std::string, int64_t> ended;
+    absl::Duration waited;
+    std::map<std::string, int64_t> ended = AwaitEnded(accepted, report, &waited);
     int64_t total_ended = 0;
-    absl::Time last_progress = drain_start;
-    while (accepted > 0) {
-      std::map<std::string, int64_t> counts;
-      absl::Status status = CountEndedExecutions(&counts);
-      if (!status.ok()) {
-        report->run.errors.Add(absl::StatusCodeToString(status.code()),
-                               std::string(status.message()));
-        break;
-      }
-      int64_t now_ended = 0;
-      for (const auto& [name, count] : counts) now_ended += count;
-      if (now_ended > total_ended) last_progress = absl::Now();
-      total_ended = now_ended;
-      ended = std::move(counts);
-      if (total_ended >= accepted ||
-          absl::Now() - last_progress > kEventsDrainStall)
-        break;
-      absl::SleepFor(absl::Milliseconds(100));
-    }
+    for (const auto& [status, count] : ended) total_ended += count;
     report->statuses = ended;
     report->statuses["EVENTS_ACCEPTED"] = accepted;
     // Completed = target executions seen ended; the time is the load's plus
     // the drain's.
     report->run.completed = total_ended;
-    report->run.elapsed += absl::Now() - drain_start;
+    report->run.elapsed += waited;
     report->latency_note =
         "latency_ms is PutEvents until the bus accepted the event; completed "
         "counts target "
@@ -893,25 +989,6 @@ class EventsScenario final : public StateMachineScenario {
   }
 
  private:
-  // Ended executions of the target state machine by status (all pages).
-  absl::Status CountEndedExecutions(std::map<std::string, int64_t>* counts) {
-    v1::ListExecutionsRequest request;
-    request.set_state_machine_arn(shared_.state_machine_arn);
-    request.set_max_results(1000);
-    while (true) {
-      v1::ListExecutionsResponse response;
-      absl::Status status = Call("ListExecutions", stub_.get(),
-                                 &v1::StepFunctions::Stub::ListExecutions,
-                                 request, &response, timeout());
-      if (!status.ok()) return status;
-      for (const v1::ExecutionListItem& item : response.executions()) {
-        if (IsTerminal(item.status())) ++(*counts)[item.status()];
-      }
-      if (response.next_token().empty()) return absl::OkStatus();
-      request.set_next_token(response.next_token());
-    }
-  }
-
   std::unique_ptr<v1::EventBridge::Stub> events_;
   std::string bus_name_;
   std::string rule_name_;
@@ -919,7 +996,6 @@ class EventsScenario final : public StateMachineScenario {
   bool bus_created_ = false;
   bool rule_created_ = false;
   v1::PutEventsRequestEntry entry_;
-  std::atomic<int64_t> accepted_{0};
 };
 
 }  // namespace
