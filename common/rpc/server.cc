@@ -28,6 +28,8 @@ constexpr int kServerKeepaliveMs = 60'000;
 constexpr int kMaxReconnectBackoffMs = 5'000;
 
 constexpr absl::Duration kDestructorGrace = absl::Seconds(1);
+// Idle call threads a server keeps (see RunningServer::Start).
+constexpr int kMaxIdleServerThreads = 64;
 
 // "0.0.0.0:0" + 4711 -> "127.0.0.1:4711"; "[::1]:0" -> "[::1]:4711".
 std::string DialAddress(const std::string& listen_address, int port) {
@@ -69,6 +71,15 @@ absl::StatusOr<std::unique_ptr<RunningServer>> RunningServer::Start(
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
       kServerMinPingIntervalMs);
+  // The synchronous server runs each call on a thread of its pool and, by
+  // default, lets a thread exit once more than two are idle: under load
+  // with calls that block (a WAL fsync, a long poll) that means a thread
+  // created and torn down per call. Keeping idle threads for a few dozen
+  // concurrent calls removes that churn; an idle thread sleeps in the
+  // completion queue and costs no CPU.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                              kMaxIdleServerThreads);
   for (grpc::Service* service : options.services) {
     builder.RegisterService(service);
   }
