@@ -107,7 +107,7 @@ TEST(BenchCliTest, ExpressSyncCountsEveryCallOneWayOrTheOther) {
 // end and says so.
 TEST(BenchCliTest, ExpressAsyncCountsStartsThenTheirEnds) {
   Result result = Stepflow({"bench", "--scenario", "express-async", "-n", "30",
-                            "-c", "4", "-O", "json"});
+                            "-c", "4", "-O", "json", "--rss-interval", "100ms"});
   json::Document doc = Report(result);
   ASSERT_TRUE(doc.IsObject());
   EXPECT_EQ(result.exit_code, 0) << result.err;
@@ -116,6 +116,11 @@ TEST(BenchCliTest, ExpressAsyncCountsStartsThenTheirEnds) {
   EXPECT_GT(doc["ended_per_sec"].GetDouble(), 0);
   EXPECT_EQ(doc["statuses"]["SUCCEEDED"].GetInt64(), 30);
   EXPECT_EQ(doc["errors"].MemberCount(), 0u) << result.out;
+  // The in-process cluster's memory, sampled from the start to the end.
+  ASSERT_TRUE(doc.HasMember("rss_mb")) << result.out;
+  EXPECT_GE(doc["rss_mb"]["samples"].Size(), 2u);
+  EXPECT_GT(doc["rss_mb"]["first"].GetDouble(), 1.0);
+  EXPECT_GE(doc["rss_mb"]["max"].GetDouble(), doc["rss_mb"]["last"].GetDouble());
 }
 
 TEST(BenchCliTest, ActivitiesOverStreamDelivery) {

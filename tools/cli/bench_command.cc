@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/random/random.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/config/process.h"
@@ -138,6 +139,54 @@ class InterruptWatcher {
   std::thread thread_;
 };
 
+// Resident memory of `pid` (0: this process) in MiB; 0 when unreadable.
+double ResidentMiB(int pid) {
+  std::ifstream statm(pid == 0 ? std::string("/proc/self/statm")
+                               : absl::StrCat("/proc/", pid, "/statm"));
+  uint64_t pages = 0, resident = 0;
+  if (!(statm >> pages >> resident)) return 0;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) /
+         (1024.0 * 1024.0);
+}
+
+// Samples resident memory every `interval` from construction until Stop:
+// the first sample at once, the last at Stop.
+class RssSampler {
+ public:
+  RssSampler(int pid, absl::Duration interval) : pid_(pid), interval_(interval) {
+    samples_.push_back(ResidentMiB(pid_));
+    thread_ = std::thread([this] {
+      absl::MutexLock lock(&mu_);
+      while (!mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval_)) {
+        samples_.push_back(ResidentMiB(pid_));
+      }
+    });
+  }
+  RssSampler(const RssSampler&) = delete;
+  RssSampler& operator=(const RssSampler&) = delete;
+  ~RssSampler() { Stop(); }
+
+  std::vector<double> Stop() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return samples_;
+      stopping_ = true;
+    }
+    thread_.join();
+    absl::MutexLock lock(&mu_);
+    samples_.push_back(ResidentMiB(pid_));
+    return samples_;
+  }
+
+ private:
+  const int pid_;
+  const absl::Duration interval_;
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<double> samples_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
 int PrintError(std::ostream& err, const absl::Status& status) {
   err << "error: " << absl::StatusCodeToString(status.code()) << ": "
       << status.message() << "\n";
@@ -234,9 +283,16 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
   load.rate = options.rate;
   load.stop = interrupts.interrupted();
   if (set_up.ok()) {
+    std::optional<RssSampler> rss;
+    if (cluster != nullptr || options.rss_pid > 0) {
+      rss.emplace(options.rss_pid, options.rss_interval);
+      report.rss_of = options.rss_pid > 0 ? absl::StrCat("process ", options.rss_pid)
+                                          : "this process: driver and in-process cluster";
+    }
     report.run = RunLoad(load, &scheduler, [&](int slot) {
       return (*scenario)->MakeOperation(slot);
     });
+    if (rss.has_value()) report.rss_mb = rss->Stop();
     (*scenario)->Finish(&report);
   } else {
     report.run.errors.Add(absl::StatusCodeToString(set_up.code()),

@@ -67,6 +67,19 @@ TEST(BenchOptionsTest, LongFormsAndFiles) {
   EXPECT_EQ(options->rpc_timeout, absl::Milliseconds(2500));
 }
 
+TEST(BenchOptionsTest, MemorySampling) {
+  auto defaults = ParseBenchArgs({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->rss_interval, absl::Seconds(10));
+  EXPECT_EQ(defaults->rss_pid, 0);
+  auto set = ParseBenchArgs({"--rss-interval", "500ms", "--rss-pid", "4242"});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->rss_interval, absl::Milliseconds(500));
+  EXPECT_EQ(set->rss_pid, 4242);
+  EXPECT_FALSE(ParseBenchArgs({"--rss-interval", "soon"}).ok());
+  EXPECT_FALSE(ParseBenchArgs({"--rss-pid", "-3"}).ok());
+}
+
 TEST(BenchOptionsTest, ActivitiesDelivery) {
   absl::StatusOr<BenchOptions> options =
       ParseBenchArgs({"--scenario", "activities", "--delivery", "stream"});

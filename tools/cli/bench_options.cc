@@ -79,6 +79,17 @@ const std::vector<FlagSpec>& BenchFlags() {
        .kind = FlagKind::kNumber,
        .value_name = "SECONDS",
        .help = "Deadline of each RPC (default 30)."},
+      {.name = "rss-interval",
+       .value_name = "DURATION",
+       .help = "How often resident memory is sampled during\n"
+               "the scenario (default 10s): this process's\n"
+               "with the in-process cluster, else --rss-pid's.\n"
+               "Reported as rss_mb (first, last, max, samples)."},
+      {.name = "rss-pid",
+       .kind = FlagKind::kInt,
+       .value_name = "PID",
+       .help = "With --endpoint: a local process to sample\n"
+               "(e.g. the stepflow dev or shard server)."},
       {.name = "help",
        .kind = FlagKind::kBool,
        .help = "Show this help and exit.",
@@ -196,6 +207,18 @@ absl::StatusOr<BenchOptions> ParseBenchArgs(
   options.connections = static_cast<int>(
       std::min<int64_t>(parsed->GetInt("connections", 0), 256));
   options.rpc_timeout = absl::Seconds(parsed->GetNumber("timeout", 30));
+  if (parsed->Has("rss-interval")) {
+    absl::StatusOr<absl::Duration> interval = ParseBenchDuration(parsed->Get("rss-interval"));
+    if (!interval.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("flag --rss-interval: ", interval.status().message()));
+    }
+    options.rss_interval = *interval;
+  }
+  options.rss_pid = static_cast<int>(parsed->GetInt("rss-pid", 0));
+  if (options.rss_pid < 0) {
+    return absl::InvalidArgumentError("flag --rss-pid needs a process id");
+  }
   if (options.delivery == Delivery::kStream &&
       options.scenario != ScenarioKind::kActivities) {
     return absl::InvalidArgumentError(

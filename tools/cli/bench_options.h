@@ -55,6 +55,11 @@ struct BenchOptions {
   int connections = 0;
   // Deadline of each RPC.
   absl::Duration rpc_timeout = absl::Seconds(30);
+  // Resident memory is sampled this often during the scenario: of this
+  // process with the in-process cluster, of `rss_pid` when set (a local
+  // server under --endpoint).
+  absl::Duration rss_interval = absl::Seconds(10);
+  int rss_pid = 0;
   bool help = false;
 
   // The channel count actually used.

@@ -1,5 +1,6 @@
 #include "tools/cli/bench_report.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -135,6 +136,18 @@ std::string RenderJson(const BenchReport& report) {
     doc.AddMember(json::Value(key.c_str(), allocator),
                   json::Value(Round(value)), allocator);
   }
+  if (!report.rss_mb.empty()) {
+    json::Value rss(rapidjson::kObjectType);
+    json::Value samples(rapidjson::kArrayType);
+    for (double sample : report.rss_mb) samples.PushBack(Round(sample), allocator);
+    rss.AddMember("of", json::Value(report.rss_of.c_str(), allocator), allocator);
+    rss.AddMember("first", Round(report.rss_mb.front()), allocator);
+    rss.AddMember("last", Round(report.rss_mb.back()), allocator);
+    rss.AddMember("max", Round(*std::max_element(report.rss_mb.begin(), report.rss_mb.end())),
+                  allocator);
+    rss.AddMember("samples", samples, allocator);
+    doc.AddMember("rss_mb", rss, allocator);
+  }
   json::Value latency_ratio(rapidjson::kObjectType);
   const LatencySummary& run = report.run.latency;
   const LatencySummary& ceiling = report.ceiling.latency;
@@ -235,6 +248,13 @@ std::string RenderText(const BenchReport& report) {
   }
   for (const auto& [key, value] : report.extras) {
     absl::StrAppend(&out, absl::StrFormat("%-15s %.4g\n", key, value));
+  }
+  if (!report.rss_mb.empty()) {
+    absl::StrAppend(
+        &out, absl::StrFormat("rss MiB         first %.1f  last %.1f  max %.1f  (%d samples, %s)\n",
+                              report.rss_mb.front(), report.rss_mb.back(),
+                              *std::max_element(report.rss_mb.begin(), report.rss_mb.end()),
+                              static_cast<int>(report.rss_mb.size()), report.rss_of));
   }
   absl::StrAppend(&out, "errors          ", FormatErrors(run.errors));
   if (!ceiling.errors.counts().empty()) {

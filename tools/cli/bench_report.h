@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "tools/cli/bench_stats.h"
@@ -45,6 +46,10 @@ struct BenchReport {
   // More figures of the scenario, as extra top-level JSON keys and one
   // text line each (e.g. "describe_calls_per_execution").
   std::map<std::string, double> extras;
+  // Resident memory in MiB, sampled during the scenario (first at its
+  // start, last at its end), and whose it is.
+  std::vector<double> rss_mb;
+  std::string rss_of;
 
   // activities: how the workers get tasks ("poll" or "stream").
   std::string delivery;
