@@ -1411,9 +1411,13 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
       cancels = true;
     }
   }
-  for (const v1::HistoryEvent& event : outcome.events) {
-    batch.Put(families_.history, keys::HistoryKey(shard, record.execution_arn(), event.id()),
-              event.SerializeAsString());
+  // EXPRESS executions keep no history, as on AWS: their events go to the
+  // execution-log topic when their state machine logs them.
+  if (!express) {
+    for (const v1::HistoryEvent& event : outcome.events) {
+      batch.Put(families_.history, keys::HistoryKey(shard, record.execution_arn(), event.id()),
+                event.SerializeAsString());
+    }
   }
   if (!outcome.closed_status.empty()) {
     record.set_status(outcome.closed_status);
@@ -1851,6 +1855,10 @@ absl::Status ShardCore::GetExecutionHistory(const v1::GetExecutionHistoryRequest
   ASSIGN_OR_RETURN(auto record,
                    Read<ExecutionRecord>(families_.executions, keys::ResourceKey(shard, arn)));
   if (!record.has_value()) return ExecutionDoesNotExist(arn);
+  if (record->state_machine_type() == "EXPRESS") {
+    return absl::InvalidArgumentError(
+        "InvalidArn: Invalid Arn: 'Resource type not valid in this context: express'");
+  }
   int limit = request.max_results() > 0 ? std::min(request.max_results(), kMaxHistoryPage)
                                         : kDefaultHistoryPage;
   int64_t start_id = 0;

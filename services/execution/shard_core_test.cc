@@ -577,7 +577,15 @@ TEST_F(ShardCoreTest, ExpressExecutionsTimeOutAfterFiveMinutes) {
   auto described = Describe(arn);
   EXPECT_EQ(described.status(), "TIMED_OUT");
   EXPECT_EQ(described.error(), "States.Timeout");
-  EXPECT_EQ(HistoryTypes(arn).back(), "ExecutionTimedOut");
+  // No history for EXPRESS executions, as on AWS.
+  v1::GetExecutionHistoryRequest history;
+  history.set_execution_arn(arn);
+  v1::GetExecutionHistoryResponse events;
+  absl::Status refused = core_->GetExecutionHistory(history, &events);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(),
+            "InvalidArn: Invalid Arn: 'Resource type not valid in this context: express'");
+  EXPECT_EQ(events.events_size(), 0);
 }
 
 TEST_F(ShardCoreTest, EveryOpenIsANewOwnershipEpoch) {
