@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   int64_t retention_sweep_seconds = 3600;
   int64_t express_retention_seconds = 600;
   int max_inflight = 4096;
+  int64_t max_queued_task_mib = 512;
   int task_queue_partitions = config::kDefaultTaskQueuePartitions;
   std::string kafka_brokers;
 
@@ -69,6 +70,10 @@ int main(int argc, char** argv) {
   flags.Add("max-inflight-transitions", &max_inflight,
             "admission control: StartExecution answers RESOURCE_EXHAUSTED while this many "
             "transitions are in flight (0: no bound)");
+  flags.Add("max-queued-task-mib", &max_queued_task_mib,
+            "admission control: StartExecution answers RESOURCE_EXHAUSTED while the activity "
+            "task backlogs of this server's queue partitions take more memory than this "
+            "(0: no bound)");
   flags.Add("task-queue-partitions", &task_queue_partitions,
             "partitions of every activity's task queue, spread over the shard servers; a "
             "cluster setting: give every shard server and gateway the same value");
@@ -111,6 +116,11 @@ int main(int argc, char** argv) {
   options.core.retention_sweep_interval = absl::Seconds(retention_sweep_seconds);
   options.core.express_execution_retention = absl::Seconds(express_retention_seconds);
   options.core.max_inflight_transitions = max_inflight;
+  if (max_queued_task_mib < 0) {
+    std::cerr << "stepflow-shard: --max-queued-task-mib must not be negative\n";
+    return 2;
+  }
+  options.core.max_queued_task_bytes = static_cast<uint64_t>(max_queued_task_mib) << 20;
   options.core.task_queue_partitions = task_queue_partitions;
   options.core.registry = registry.get();
   options.listen_address = listen;

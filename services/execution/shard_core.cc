@@ -328,14 +328,23 @@ void ShardCore::AddInflight(int delta) {
 
 absl::Status ShardCore::Admit() {
   const int limit = options_.max_inflight_transitions;
-  if (limit <= 0 || inflight_.load(std::memory_order_relaxed) < limit) return absl::OkStatus();
+  const uint64_t backlog_limit = options_.max_queued_task_bytes;
+  const bool transitions_full = limit > 0 && inflight_.load(std::memory_order_relaxed) >= limit;
+  const bool backlog_full = backlog_limit > 0 && task_queues_->QueuedBytes() > backlog_limit;
+  if (!transitions_full && !backlog_full) return absl::OkStatus();
   rejected_.fetch_add(1, std::memory_order_relaxed);
   if (metrics_.rejected != nullptr) metrics_.rejected->Increment();
   // AWS's name and text for a throttled call, so clients that switch on the
   // error name back off.
+  if (transitions_full) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "ThrottlingException: Rate exceeded (the shard server has ", limit,
+        " transitions in flight; retry later)"));
+  }
   return absl::ResourceExhaustedError(absl::StrCat(
-      "ThrottlingException: Rate exceeded (the shard server has ", limit,
-      " transitions in flight; retry later)"));
+      "ThrottlingException: Rate exceeded (the activity task backlog of the shard server "
+      "holds more than ",
+      backlog_limit >> 20, " MiB; retry when workers have taken tasks)"));
 }
 
 DurabilityStats ShardCore::Stats() const {

@@ -110,6 +110,10 @@ struct ShardCoreOptions {
   // Transitions of running executions (task results, timers, stops) are
   // never refused: they finish work instead of adding it.
   int max_inflight_transitions = 4096;
+  // Admission control too: starts are refused while the activity task
+  // backlogs of this server's queue partitions take more memory than this
+  // (they are kept in memory, stored or not); 0: no bound.
+  uint64_t max_queued_task_bytes = uint64_t{512} << 20;
   // Partitions of every activity's task queue (a cluster setting: the same
   // on every shard server and gateway). A task goes to the partition its
   // id hashes to.

@@ -115,6 +115,7 @@ class ShardCoreTest : public ::testing::Test {
     options.clock = &clock_;
     options.status_events_topic = status_events_topic_;
     options.execution_logs_topic = "stepflow.execution-logs";
+    options.max_queued_task_bytes = max_queued_task_bytes_;
     auto core = ShardCore::Open(options, &peers_);
     if (!core.ok()) return core.status();
     core_ = std::move(*core);
@@ -123,6 +124,7 @@ class ShardCoreTest : public ::testing::Test {
   }
 
   std::string status_events_topic_;
+  uint64_t max_queued_task_bytes_ = uint64_t{512} << 20;
   int replicas_ = 1;  // this core is server 0 of them
 
   // The state machine (and the activity "work" its tasks use).
@@ -410,6 +412,29 @@ TEST_F(ShardCoreTest, ExpressActivityTasksWaitInMemory) {
   clock_.Advance(absl::Minutes(6));
   ASSERT_TRUE(core_->FireDueTimers().ok());
   EXPECT_EQ(Describe(lost).status(), "TIMED_OUT");
+}
+
+// The task backlog lives in memory: past its bound new starts are refused
+// at once, and admitted again once workers have taken tasks.
+TEST_F(ShardCoreTest, StartsAreRefusedWhileTheTaskBacklogIsTooLarge) {
+  max_queued_task_bytes_ = 4096;
+  ASSERT_TRUE(Open(16).ok());
+  auto machine = CreateMachine();
+  const std::string input = absl::StrCat(R"({"pad": ")", std::string(1500, 'x'), R"("})");
+  for (int i = 0; i < 3; ++i) Start(machine, absl::StrCat("queued-", i), input);
+  absl::SleepFor(absl::Seconds(1));  // the outbox queues the three tasks
+  iv1::StartExecutionShardRequest start;
+  *start.mutable_state_machine() = machine;
+  start.mutable_request()->set_name("refused");
+  start.mutable_request()->set_input(input);
+  v1::StartExecutionResponse response;
+  absl::Status refused = core_->StartExecution(start, &response);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.message()),
+              ::testing::StartsWith("ThrottlingException: Rate exceeded (the activity task backlog"));
+  ASSERT_FALSE(Poll().task_token().empty());
+  ASSERT_FALSE(Poll().task_token().empty());
+  EXPECT_TRUE(core_->StartExecution(start, &response).ok());
 }
 
 TEST_F(ShardCoreTest, StopCancelsQueuedTasks) {

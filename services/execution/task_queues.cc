@@ -94,9 +94,17 @@ void TaskQueues::WakeOne(Queue& queue) {
   }
 }
 
+uint64_t TaskQueues::Footprint(const Queued& queued) {
+  // The strings dominate; the rest is a fixed overhead per task.
+  constexpr uint64_t kPerTask = 128;
+  return kPerTask + queued.task.input().size() + queued.task.task_token().size() +
+         queued.task.task_id().size() + queued.task.activity_arn().size();
+}
+
 void TaskQueues::Add(Queued queued) {
   absl::MutexLock lock(&mu_);
   Queue& queue = QueueFor(queued.task.activity_arn());
+  queued_bytes_.fetch_add(Footprint(queued), std::memory_order_relaxed);
   queue.backlog.push_back(std::move(queued));
   UpdateGauges(queue);
   WakeOne(queue);
@@ -135,6 +143,7 @@ std::optional<TaskQueues::Queued> TaskQueues::Remove(absl::string_view activity_
   if (found == queue.backlog.end()) return std::nullopt;
   Queued removed = std::move(*found);
   queue.backlog.erase(found);
+  queued_bytes_.fetch_sub(Footprint(removed), std::memory_order_relaxed);
   UpdateGauges(queue);
   return removed;
 }
@@ -173,6 +182,7 @@ absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
     bytes += size;
     taken.push_back(std::move(queue.backlog.front()));
     queue.backlog.pop_front();
+    queued_bytes_.fetch_sub(Footprint(taken.back()), std::memory_order_relaxed);
     if (queue.schedule_to_start != nullptr) {
       queue.schedule_to_start->Observe(std::max(
           0.0, absl::ToDoubleSeconds(now - FromProto(taken.back().task.scheduled_date()))));
@@ -188,7 +198,10 @@ absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
 void TaskQueues::PutBack(const std::string& activity_arn, std::vector<Queued> tasks) {
   absl::MutexLock lock(&mu_);
   Queue& queue = QueueFor(activity_arn);
-  for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) queue.backlog.push_front(std::move(*it));
+  for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) {
+    queued_bytes_.fetch_add(Footprint(*it), std::memory_order_relaxed);
+    queue.backlog.push_front(std::move(*it));
+  }
   UpdateGauges(queue);
   WakeOne(queue);
 }

@@ -20,6 +20,7 @@
 #define STEPFLOW_SERVICES_EXECUTION_TASK_QUEUES_H_
 
 #include <cstdint>
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <map>
@@ -90,6 +91,11 @@ class TaskQueues {
   // Wakes every poller and makes Take fail from now on.
   void Shutdown();
 
+  // Memory the queued tasks of every activity take (their inputs, tokens
+  // and ids), for admission control: the backlog lives in memory, also
+  // when it is stored.
+  uint64_t QueuedBytes() const { return queued_bytes_.load(std::memory_order_relaxed); }
+
   // Sets the backlog-age gauges from the clock; called about once a second.
   void RefreshAges();
 
@@ -125,8 +131,12 @@ class TaskQueues {
   prometheus::Family<prometheus::Counter>* polls_family_ = nullptr;
   prometheus::Family<prometheus::Histogram>* schedule_to_start_family_ = nullptr;
 
+  // What a queued task counts in QueuedBytes().
+  static uint64_t Footprint(const Queued& queued);
+
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<Queue>> queues_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> queued_bytes_{0};
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 
