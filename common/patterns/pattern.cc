@@ -375,7 +375,9 @@ bool FieldMatches(const PatternNode::Field& field, const json::Value* value) {
 
 bool MatchesAddress(const Condition& condition, absl::string_view text) {
   std::vector<uint8_t> address;
-  if (!internal::ParseIpAddress(text, &address) || address.size() != condition.cidr_address.size()) return false;
+  if (!internal::ParseIpAddress(text, &address) || address.size() != condition.cidr_address.size()) {
+    return false;
+  }
   internal::MaskAddress(&address, condition.cidr_bits);
   return address == condition.cidr_address;
 }

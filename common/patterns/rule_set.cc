@@ -352,13 +352,15 @@ void Matcher::Lookup(const PathNode& node, const json::Value& leaf,
     if (it != map.end()) add(it->second);
   };
   // The map's entries that `text` starts or ends with.
-  auto add_prefixes = [&](const TextBuckets& map, const std::vector<size_t>& lengths, absl::string_view text) {
+  auto add_prefixes = [&](const TextBuckets& map, const std::vector<size_t>& lengths,
+                          absl::string_view text) {
     for (size_t length : lengths) {
       if (length > text.size()) break;
       add_found(map, text.substr(0, length));
     }
   };
-  auto add_suffixes = [&](const TextBuckets& map, const std::vector<size_t>& lengths, absl::string_view text) {
+  auto add_suffixes = [&](const TextBuckets& map, const std::vector<size_t>& lengths,
+                          absl::string_view text) {
     for (size_t length : lengths) {
       if (length > text.size()) break;
       add_found(map, text.substr(text.size() - length));
