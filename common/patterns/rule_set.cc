@@ -366,7 +366,7 @@ void Matcher::Lookup(const PathNode& node, const json::Value& leaf,
       add_found(map, text.substr(text.size() - length));
     }
   };
-  add(node.present);
+  if (!node.present.empty()) add(node.present);
   if (leaf.IsString()) {
     absl::string_view text(leaf.GetString(), leaf.GetStringLength());
     if (!node.strings.empty()) add_found(node.strings, text);
@@ -378,21 +378,23 @@ void Matcher::Lookup(const PathNode& node, const json::Value& leaf,
       add_prefixes(node.folded_prefixes, node.folded_prefix_lengths, folded);
       add_suffixes(node.folded_suffixes, node.folded_suffix_lengths, folded);
     }
-    std::vector<uint8_t> address;
-    if (!node.network_shapes.empty() && internal::ParseIpAddress(text, &address)) {
-      std::vector<uint8_t> network;
-      for (const auto& [size, bits] : node.network_shapes) {
-        if (size != address.size()) continue;
-        network = address;
-        internal::MaskAddress(&network, bits);
-        add_found(node.networks, NetworkKey(network, bits));
+    if (!node.network_shapes.empty()) {
+      std::vector<uint8_t> address, network;
+      if (internal::ParseIpAddress(text, &address)) {
+        for (const auto& [size, bits] : node.network_shapes) {
+          if (size != address.size()) continue;
+          network = address;
+          internal::MaskAddress(&network, bits);
+          add_found(node.networks, NetworkKey(network, bits));
+        }
       }
     }
   } else if (leaf.IsNumber()) {
     double value = leaf.GetDouble();
-    if (internal::InNumericRange(value)) {
-      if (!node.numbers.empty()) add_found(node.numbers, internal::ScaledNumber(value));
-      node.range_index.Stab(internal::ScaledNumber(value), candidates);
+    if ((!node.numbers.empty() || !node.range_index.empty()) && internal::InNumericRange(value)) {
+      int64_t scaled = internal::ScaledNumber(value);
+      if (!node.numbers.empty()) add_found(node.numbers, scaled);
+      node.range_index.Stab(scaled, candidates);
     }
   } else if (leaf.IsTrue()) {
     add(node.trues);
