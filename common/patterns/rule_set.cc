@@ -1,6 +1,7 @@
 #include "common/patterns/rule_set.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -378,15 +379,15 @@ void Matcher::Lookup(const PathNode& node, const json::Value& leaf,
       add_prefixes(node.folded_prefixes, node.folded_prefix_lengths, folded);
       add_suffixes(node.folded_suffixes, node.folded_suffix_lengths, folded);
     }
-    if (!node.network_shapes.empty()) {
-      std::vector<uint8_t> address, network;
-      if (internal::ParseIpAddress(text, &address)) {
-        for (const auto& [size, bits] : node.network_shapes) {
-          if (size != address.size()) continue;
-          network = address;
-          internal::MaskAddress(&network, bits);
-          add_found(node.networks, NetworkKey(network, bits));
-        }
+    internal::IpAddress address;
+    if (!node.network_shapes.empty() && internal::ParseIpAddress(text, &address)) {
+      char key[1 + sizeof(address.bytes)];  // as NetworkKey makes it
+      for (const auto& [size, bits] : node.network_shapes) {
+        if (size != address.size) continue;
+        key[0] = static_cast<char>(bits);
+        std::memcpy(key + 1, address.bytes.data(), size);
+        internal::MaskAddress(reinterpret_cast<uint8_t*>(key + 1), size, bits);
+        add_found(node.networks, absl::string_view(key, 1 + size));
       }
     }
   } else if (leaf.IsNumber()) {
