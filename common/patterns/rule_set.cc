@@ -1,9 +1,13 @@
 #include "common/patterns/rule_set.h"
 
 #include <algorithm>
+#include <cstring>
+#include <limits>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 
+#include "common/patterns/internal/address.h"
 #include "common/patterns/internal/text.h"
 #include "common/status/status_macros.h"
 
@@ -16,6 +20,42 @@ namespace {
 // Up to this many children, a linear scan beats hashing the event's keys.
 constexpr size_t kScanLimit = 8;
 
+// Where a wildcard can be filed: its text when it has no '*' (an exact
+// value), else the longer of the literal text before the first '*' (a
+// prefix) and after the last one (a suffix); nowhere when both are empty.
+struct WildcardAnchor {
+  enum class Where { kNowhere, kExact, kPrefix, kSuffix };
+  Where where = Where::kNowhere;
+  std::string text;
+};
+
+WildcardAnchor AnchorOfWildcard(absl::string_view pattern) {
+  std::string literal;  // the pattern without escapes
+  size_t first_star = std::string::npos, last_star = std::string::npos;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '\\' && i + 1 < pattern.size()) {
+      literal += pattern[++i];
+    } else if (pattern[i] == '*') {
+      if (first_star == std::string::npos) first_star = literal.size();
+      last_star = literal.size();
+    } else {
+      literal += pattern[i];
+    }
+  }
+  WildcardAnchor anchor;
+  if (first_star == std::string::npos) {
+    anchor.where = WildcardAnchor::Where::kExact;
+    anchor.text = std::move(literal);
+  } else if (first_star > 0 && first_star >= literal.size() - last_star) {
+    anchor.where = WildcardAnchor::Where::kPrefix;
+    anchor.text = literal.substr(0, first_star);
+  } else if (last_star < literal.size()) {
+    anchor.where = WildcardAnchor::Where::kSuffix;
+    anchor.text = literal.substr(last_star);
+  }
+  return anchor;
+}
+
 bool Indexable(const Condition& condition) {
   switch (condition.kind) {
     case Kind::kString:
@@ -24,13 +64,39 @@ bool Indexable(const Condition& condition) {
     case Kind::kNull:
     case Kind::kPrefix:
     case Kind::kPrefixIgnoreCase:
+    case Kind::kSuffix:
+    case Kind::kSuffixIgnoreCase:
     case Kind::kEqualsIgnoreCase:
+    case Kind::kNumeric:
+    case Kind::kCidr:
       return true;
     case Kind::kNumber:
       return internal::InNumericRange(condition.number);
-    default:
+    case Kind::kExists:
+      return condition.exists;
+    case Kind::kWildcard:
+      return AnchorOfWildcard(condition.text).where != WildcardAnchor::Where::kNowhere;
+    case Kind::kAnythingBut:
       return false;
   }
+  return false;
+}
+
+// The values of a numeric condition, scaled, as a closed range (empty when
+// lowest > highest).
+std::pair<int64_t, int64_t> ScaledRange(const Condition& c) {
+  int64_t lowest = std::numeric_limits<int64_t>::min();
+  int64_t highest = std::numeric_limits<int64_t>::max();
+  if (c.has_lower) lowest = internal::ScaledNumber(c.lower) + (c.lower_inclusive ? 0 : 1);
+  if (c.has_upper) highest = internal::ScaledNumber(c.upper) - (c.upper_inclusive ? 0 : 1);
+  return {lowest, highest};
+}
+
+// A cidr network's index key: the mask length, then the masked address.
+std::string NetworkKey(const std::vector<uint8_t>& address, int bits) {
+  std::string key(1, static_cast<char>(bits));
+  key.append(address.begin(), address.end());
+  return key;
 }
 
 }  // namespace
@@ -65,6 +131,27 @@ Matcher::Bucket* Matcher::BucketFor(const Key& key) {
       return &node.prefixes[c.text];
     case Kind::kPrefixIgnoreCase:
       return &node.folded_prefixes[c.text];
+    case Kind::kSuffix:
+      return &node.suffixes[c.text];
+    case Kind::kSuffixIgnoreCase:
+      return &node.folded_suffixes[c.text];
+    case Kind::kWildcard: {
+      WildcardAnchor anchor = AnchorOfWildcard(c.text);
+      switch (anchor.where) {
+        case WildcardAnchor::Where::kExact:
+          return &node.strings[anchor.text];
+        case WildcardAnchor::Where::kPrefix:
+          return &node.prefixes[anchor.text];
+        default:
+          return &node.suffixes[anchor.text];
+      }
+    }
+    case Kind::kNumeric:
+      return &node.ranges[ScaledRange(c)];
+    case Kind::kCidr:
+      return &node.networks[NetworkKey(c.cidr_address, c.cidr_bits)];
+    case Kind::kExists:
+      return &node.present;
     case Kind::kTrue:
       return &node.trues;
     case Kind::kFalse:
@@ -74,39 +161,81 @@ Matcher::Bucket* Matcher::BucketFor(const Key& key) {
   }
 }
 
-// Lists the ways to file a rule: each is a list of index keys of which any
-// match must hit one. A field of `node` (or of its nested objects) whose
-// conditions are all indexable gives one; a $or group gives one when every
-// alternative does (the union of one list per alternative).
+// Lists the ways to file a rule. A field of `node` (or of its nested
+// objects) whose conditions are all indexable gives one; a $or group gives
+// one when every alternative has at least one.
 void Matcher::CollectAnchors(const PatternNode& node, std::vector<std::string>* path,
-                             std::vector<std::vector<Key>>* anchors) {
+                             std::vector<Anchor>* anchors) {
   for (const PatternNode::Field& field : node.fields) {
     path->push_back(field.key);
     if (field.child) {
       CollectAnchors(*field.child, path, anchors);
     } else if (std::all_of(field.conditions.begin(), field.conditions.end(), Indexable)) {
       uint32_t index_node = NodeFor(*path);
-      std::vector<Key> keys;
-      for (const Condition& condition : field.conditions) keys.push_back({index_node, &condition});
-      anchors->push_back(std::move(keys));
+      Anchor anchor;
+      for (const Condition& condition : field.conditions) anchor.keys.push_back({index_node, &condition});
+      anchors->push_back(std::move(anchor));
     }
     path->pop_back();
   }
   for (const std::vector<PatternNode>& group : node.or_groups) {
-    std::vector<Key> keys;
-    bool every_alternative = true;
+    Anchor anchor;
     for (const PatternNode& alternative : group) {
-      std::vector<std::vector<Key>> choices;
+      std::vector<Anchor> choices;
       CollectAnchors(alternative, path, &choices);
-      if (choices.empty()) {
-        every_alternative = false;
-        break;
-      }
-      auto fewest = std::min_element(choices.begin(), choices.end(),
-                                     [](const auto& a, const auto& b) { return a.size() < b.size(); });
-      keys.insert(keys.end(), fewest->begin(), fewest->end());
+      if (choices.empty()) break;
+      anchor.alternatives.push_back(std::move(choices));
     }
-    if (every_alternative) anchors->push_back(std::move(keys));
+    if (anchor.alternatives.size() == group.size()) anchors->push_back(std::move(anchor));
+  }
+}
+
+void Matcher::FileEverywhere(const Anchor& anchor, uint32_t rule) {
+  for (const Key& key : anchor.keys) BucketFor(key)->push_back(rule);
+  for (const std::vector<Anchor>& choices : anchor.alternatives) {
+    for (const Anchor& choice : choices) FileEverywhere(choice, rule);
+  }
+}
+
+// How many rules could share a candidate list with one filed under `key`:
+// its bucket, or for a numeric range the ranges overlapping it (an event
+// value in it hits all of those).
+size_t Matcher::KeyCost(const Key& key) {
+  if (key.condition->kind != Kind::kNumeric) return BucketFor(key)->size();
+  const PathNode& node = nodes_[key.node];
+  auto [lowest, highest] = ScaledRange(*key.condition);
+  if (lowest > highest) return 0;
+  size_t below = static_cast<size_t>(
+      std::lower_bound(node.range_highs.begin(), node.range_highs.end(), lowest) - node.range_highs.begin());
+  size_t above = static_cast<size_t>(
+      node.range_lows.end() - std::upper_bound(node.range_lows.begin(), node.range_lows.end(), highest));
+  return node.range_lows.size() - below - above;
+}
+
+size_t Matcher::AnchorCost(const Anchor& anchor) {
+  size_t cost = 0;
+  for (const Key& key : anchor.keys) cost += KeyCost(key);
+  for (const std::vector<Anchor>& choices : anchor.alternatives) {
+    size_t cheapest = SIZE_MAX;
+    for (const Anchor& choice : choices) cheapest = std::min(cheapest, AnchorCost(choice));
+    cost += cheapest;
+  }
+  return cost;
+}
+
+void Matcher::ChooseKeys(const Anchor& anchor, std::vector<Key>* keys) {
+  keys->insert(keys->end(), anchor.keys.begin(), anchor.keys.end());
+  for (const std::vector<Anchor>& choices : anchor.alternatives) {
+    const Anchor* cheapest = nullptr;
+    size_t cheapest_cost = SIZE_MAX;
+    for (const Anchor& choice : choices) {
+      size_t cost = AnchorCost(choice);
+      if (cost < cheapest_cost) {
+        cheapest_cost = cost;
+        cheapest = &choice;
+      }
+    }
+    ChooseKeys(*cheapest, keys);
   }
 }
 
@@ -117,52 +246,65 @@ Matcher::Matcher(const std::map<std::string, Pattern>& rules) {
   // Each rule is filed under the anchor whose values the fewest rules could
   // be filed under: first every rule is put under every anchor it has, to
   // count, then the buckets are emptied and each rule filed once.
-  std::vector<std::vector<std::vector<Key>>> anchors(rules_.size());
+  std::vector<std::vector<Anchor>> anchors(rules_.size());
   std::vector<std::string> path;
   for (uint32_t i = 0; i < rules_.size(); ++i) {
     CollectAnchors(rules_[i].pattern.root(), &path, &anchors[i]);
-    for (const std::vector<Key>& keys : anchors[i]) {
-      for (const Key& key : keys) BucketFor(key)->push_back(i);
-    }
-  }
-  std::vector<size_t> chosen(rules_.size(), 0);
-  for (uint32_t i = 0; i < rules_.size(); ++i) {
-    size_t best_cost = SIZE_MAX;
-    for (size_t a = 0; a < anchors[i].size(); ++a) {
-      size_t cost = 0;
-      for (const Key& key : anchors[i][a]) cost += BucketFor(key)->size();
-      if (cost < best_cost) {
-        best_cost = cost;
-        chosen[i] = a;
-      }
-    }
+    for (const Anchor& anchor : anchors[i]) FileEverywhere(anchor, i);
   }
   for (PathNode& node : nodes_) {
-    for (auto* map : {&node.strings, &node.folded_strings, &node.prefixes, &node.folded_prefixes}) {
+    for (const auto& [range, bucket] : node.ranges) {
+      if (range.first > range.second) continue;
+      node.range_lows.insert(node.range_lows.end(), bucket.size(), range.first);
+      node.range_highs.insert(node.range_highs.end(), bucket.size(), range.second);
+    }
+    std::sort(node.range_lows.begin(), node.range_lows.end());
+    std::sort(node.range_highs.begin(), node.range_highs.end());
+  }
+  std::vector<std::vector<Key>> chosen(rules_.size());
+  for (uint32_t i = 0; i < rules_.size(); ++i) {
+    const Anchor* best = nullptr;
+    size_t best_cost = SIZE_MAX;
+    for (const Anchor& anchor : anchors[i]) {
+      size_t cost = AnchorCost(anchor);
+      if (cost < best_cost) {
+        best_cost = cost;
+        best = &anchor;
+      }
+    }
+    if (best != nullptr) ChooseKeys(*best, &chosen[i]);
+  }
+  for (PathNode& node : nodes_) {
+    for (TextBuckets* map : {&node.strings, &node.folded_strings, &node.prefixes, &node.folded_prefixes,
+                             &node.suffixes, &node.folded_suffixes, &node.networks}) {
       for (auto& entry : *map) entry.second.clear();
     }
     for (auto& entry : node.numbers) entry.second.clear();
-    node.trues.clear();
-    node.falses.clear();
-    node.nulls.clear();
+    for (auto& entry : node.ranges) entry.second.clear();
+    for (Bucket* bucket : {&node.trues, &node.falses, &node.nulls, &node.present}) bucket->clear();
+    node.range_lows = {};
+    node.range_highs = {};
   }
   for (uint32_t i = 0; i < rules_.size(); ++i) {
-    if (anchors[i].empty()) {
+    if (chosen[i].empty()) {
       always_check_.push_back(i);
       continue;
     }
     // A rule may be filed twice in one bucket (the same value in two $or
     // branches); Match removes duplicate candidates.
-    for (const Key& key : anchors[i][chosen[i]]) {
+    for (const Key& key : chosen[i]) {
       Bucket* bucket = BucketFor(key);
       if (bucket->empty() || bucket->back() != i) bucket->push_back(i);
     }
   }
   // Counting made buckets that stay empty; drop them and note the prefix
-  // lengths in use.
-  auto lengths = [](absl::flat_hash_map<std::string, Bucket>* map, std::vector<size_t>* out) {
+  // and suffix lengths and network shapes in use.
+  auto drop_empty = [](auto* map) {
     absl::erase_if(*map, [](const auto& entry) { return entry.second.empty(); });
-    for (const auto& [prefix, bucket] : *map) out->push_back(prefix.size());
+  };
+  auto lengths = [&](TextBuckets* map, std::vector<size_t>* out) {
+    drop_empty(map);
+    for (const auto& [text, bucket] : *map) out->push_back(text.size());
     std::sort(out->begin(), out->end());
     out->erase(std::unique(out->begin(), out->end()), out->end());
   };
@@ -171,16 +313,33 @@ Matcher::Matcher(const std::map<std::string, Pattern>& rules) {
   std::vector<bool> useful(nodes_.size(), false);
   for (size_t n = nodes_.size(); n-- > 0;) {
     PathNode& node = nodes_[n];
-    absl::erase_if(node.strings, [](const auto& entry) { return entry.second.empty(); });
-    absl::erase_if(node.folded_strings, [](const auto& entry) { return entry.second.empty(); });
-    absl::erase_if(node.numbers, [](const auto& entry) { return entry.second.empty(); });
+    drop_empty(&node.strings);
+    drop_empty(&node.folded_strings);
+    drop_empty(&node.numbers);
     lengths(&node.prefixes, &node.prefix_lengths);
     lengths(&node.folded_prefixes, &node.folded_prefix_lengths);
+    lengths(&node.suffixes, &node.suffix_lengths);
+    lengths(&node.folded_suffixes, &node.folded_suffix_lengths);
+    std::vector<internal::IntervalIndex::Interval> intervals;
+    for (const auto& [range, bucket] : node.ranges) {
+      for (uint32_t rule : bucket) intervals.push_back({range.first, range.second, rule});
+    }
+    node.ranges = {};
+    node.range_index = internal::IntervalIndex(intervals);
+    drop_empty(&node.networks);
+    for (const auto& [key, bucket] : node.networks) {
+      node.network_shapes.emplace_back(key.size() - 1, static_cast<uint8_t>(key[0]));
+    }
+    std::sort(node.network_shapes.begin(), node.network_shapes.end());
+    node.network_shapes.erase(std::unique(node.network_shapes.begin(), node.network_shapes.end()),
+                              node.network_shapes.end());
     absl::erase_if(node.children, [&](const auto& entry) { return !useful[entry.second]; });
     node.child_list.assign(node.children.begin(), node.children.end());
     useful[n] = !node.children.empty() || !node.strings.empty() || !node.folded_strings.empty() ||
                 !node.numbers.empty() || !node.prefixes.empty() || !node.folded_prefixes.empty() ||
-                !node.trues.empty() || !node.falses.empty() || !node.nulls.empty();
+                !node.suffixes.empty() || !node.folded_suffixes.empty() || !node.range_index.empty() ||
+                !node.networks.empty() || !node.trues.empty() || !node.falses.empty() ||
+                !node.nulls.empty() || !node.present.empty();
   }
 }
 
@@ -193,25 +352,50 @@ void Matcher::Lookup(const PathNode& node, const json::Value& leaf,
     auto it = map.find(key);
     if (it != map.end()) add(it->second);
   };
+  // The map's entries that `text` starts or ends with.
+  auto add_prefixes = [&](const TextBuckets& map, const std::vector<size_t>& lengths,
+                          absl::string_view text) {
+    for (size_t length : lengths) {
+      if (length > text.size()) break;
+      add_found(map, text.substr(0, length));
+    }
+  };
+  auto add_suffixes = [&](const TextBuckets& map, const std::vector<size_t>& lengths,
+                          absl::string_view text) {
+    for (size_t length : lengths) {
+      if (length > text.size()) break;
+      add_found(map, text.substr(text.size() - length));
+    }
+  };
+  if (!node.present.empty()) add(node.present);
   if (leaf.IsString()) {
     absl::string_view text(leaf.GetString(), leaf.GetStringLength());
     if (!node.strings.empty()) add_found(node.strings, text);
-    for (size_t length : node.prefix_lengths) {
-      if (length > text.size()) break;
-      add_found(node.prefixes, text.substr(0, length));
-    }
-    if (!node.folded_strings.empty() || !node.folded_prefixes.empty()) {
+    add_prefixes(node.prefixes, node.prefix_lengths, text);
+    add_suffixes(node.suffixes, node.suffix_lengths, text);
+    if (!node.folded_strings.empty() || !node.folded_prefixes.empty() || !node.folded_suffixes.empty()) {
       std::string folded = internal::Lower(text);
       if (!node.folded_strings.empty()) add_found(node.folded_strings, folded);
-      for (size_t length : node.folded_prefix_lengths) {
-        if (length > folded.size()) break;
-        add_found(node.folded_prefixes, absl::string_view(folded).substr(0, length));
+      add_prefixes(node.folded_prefixes, node.folded_prefix_lengths, folded);
+      add_suffixes(node.folded_suffixes, node.folded_suffix_lengths, folded);
+    }
+    internal::IpAddress address;
+    if (!node.network_shapes.empty() && internal::ParseIpAddress(text, &address)) {
+      char key[1 + sizeof(address.bytes)];  // as NetworkKey makes it
+      for (const auto& [size, bits] : node.network_shapes) {
+        if (size != address.size) continue;
+        key[0] = static_cast<char>(bits);
+        std::memcpy(key + 1, address.bytes.data(), size);
+        internal::MaskAddress(reinterpret_cast<uint8_t*>(key + 1), size, bits);
+        add_found(node.networks, absl::string_view(key, 1 + size));
       }
     }
   } else if (leaf.IsNumber()) {
     double value = leaf.GetDouble();
-    if (!node.numbers.empty() && internal::InNumericRange(value)) {
-      add_found(node.numbers, internal::ScaledNumber(value));
+    if ((!node.numbers.empty() || !node.range_index.empty()) && internal::InNumericRange(value)) {
+      int64_t scaled = internal::ScaledNumber(value);
+      if (!node.numbers.empty()) add_found(node.numbers, scaled);
+      node.range_index.Stab(scaled, candidates);
     }
   } else if (leaf.IsTrue()) {
     add(node.trues);

@@ -7,14 +7,17 @@
 //
 // Add/Remove edit the rule list; the next Match compiles it into a Matcher,
 // an immutable index shared by all readers until the list changes again.
-// The index maps field paths to the exact values, case-folded values and
-// prefixes that rules require there; each rule is filed under one required
+// The index keeps, per field path, what rules require there: exact and
+// case-folded values, prefixes and suffixes (also the literal text before
+// the first or after the last '*' of a wildcard), numeric ranges (an
+// interval index), cidr networks (per mask length, the masked address), and
+// "has a value" for exists: true. Each rule is filed under one required
 // field (its "anchor", chosen to keep buckets small), so an event only
 // checks the rules whose anchor it hits, plus the few rules that have no
-// field to file them under (only anything-but, exists, numeric, cidr,
-// wildcard or suffix conditions, or a $or with such a branch). The cost of matching one event
-// depends on the event's size and the number of rules it nearly matches,
-// not on the total number of rules.
+// field to file them under (only anything-but, exists: false or wildcards
+// made of '*' alone, or a $or with such a branch). The cost of matching one
+// event depends on the event's size and the number of rules it nearly
+// matches, not on the total number of rules.
 //
 // Thread-safety: a Matcher is immutable; its methods may be called
 // concurrently. RuleSet's methods may be called concurrently too: edits and
@@ -27,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -36,6 +40,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "common/json/json.h"
+#include "common/patterns/internal/interval_index.h"
 #include "common/patterns/pattern.h"
 
 namespace stepflow::patterns {
@@ -66,31 +71,57 @@ class Matcher {
     Pattern pattern;
   };
   using Bucket = std::vector<uint32_t>;
+  using TextBuckets = absl::flat_hash_map<std::string, Bucket>;
   // One field path (a node per key from the event's root).
   struct PathNode {
     absl::flat_hash_map<std::string, uint32_t> children;
     // The same children as a list, scanned instead of hashing when short.
     std::vector<std::pair<std::string, uint32_t>> child_list;
-    absl::flat_hash_map<std::string, Bucket> strings;
-    absl::flat_hash_map<std::string, Bucket> folded_strings;  // equals-ignore-case
-    absl::flat_hash_map<int64_t, Bucket> numbers;             // scaled to 6 decimals
-    absl::flat_hash_map<std::string, Bucket> prefixes;
-    absl::flat_hash_map<std::string, Bucket> folded_prefixes;
-    Bucket trues, falses, nulls;
-    // The lengths the prefixes above have, ascending: an event string is
-    // looked up at these lengths only.
+    TextBuckets strings;
+    TextBuckets folded_strings;                   // equals-ignore-case
+    absl::flat_hash_map<int64_t, Bucket> numbers;  // scaled to 6 decimals
+    TextBuckets prefixes, folded_prefixes, suffixes, folded_suffixes;
+    // The lengths the prefixes and suffixes above have, ascending: an event
+    // string is looked up at these lengths only.
     std::vector<size_t> prefix_lengths, folded_prefix_lengths;
+    std::vector<size_t> suffix_lengths, folded_suffix_lengths;
+    // Numeric ranges, scaled to 6 decimals: (lowest, highest) value in them.
+    // Filled while compiling, then moved into range_index.
+    absl::flat_hash_map<std::pair<int64_t, int64_t>, Bucket> ranges;
+    internal::IntervalIndex range_index;
+    // While compiling: the ends of every range a rule could be filed under,
+    // sorted, to count how many ranges overlap a given one.
+    std::vector<int64_t> range_lows, range_highs;
+    // cidr networks, keyed by NetworkKey; network_shapes lists the
+    // (address bytes, mask bits) in use, so an event address is masked
+    // once per shape.
+    TextBuckets networks;
+    std::vector<std::pair<size_t, int>> network_shapes;
+    Bucket trues, falses, nulls;
+    Bucket present;  // exists: true, hit by any value
   };
   // A place in the index a rule can be filed under.
   struct Key {
     uint32_t node;
     const Condition* condition;
   };
+  // A way to file a rule. A field whose conditions are all indexable gives
+  // `keys` (any match hits one of them); a $or group gives `alternatives`,
+  // for each of its branches the ways to file that branch (the rule is then
+  // filed under one way per branch).
+  struct Anchor {
+    std::vector<Key> keys;
+    std::vector<std::vector<Anchor>> alternatives;
+  };
 
   uint32_t NodeFor(const std::vector<std::string>& path);
   Bucket* BucketFor(const Key& key);
   void CollectAnchors(const PatternNode& node, std::vector<std::string>* path,
-                      std::vector<std::vector<Key>>* anchors);
+                      std::vector<Anchor>* anchors);
+  void FileEverywhere(const Anchor& anchor, uint32_t rule);
+  size_t KeyCost(const Key& key);
+  size_t AnchorCost(const Anchor& anchor);
+  void ChooseKeys(const Anchor& anchor, std::vector<Key>* keys);
   std::vector<uint32_t> Candidates(const json::Value& event) const;
   void Walk(uint32_t node, const json::Value& value, std::vector<uint32_t>* candidates) const;
   void Lookup(const PathNode& node, const json::Value& leaf, std::vector<uint32_t>* candidates) const;
