@@ -304,6 +304,11 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(
       // when a new bus topic joins the subscription). Kafka's minimum.
       {"session.timeout.ms", "6000"},
       {"heartbeat.interval.ms", "1000"},
+      // How long a fetch waits for new events. Kafka answers as soon as any
+      // arrive, but the embedded broker (librdkafka's mock) only when the
+      // wait is over, which an idle bus's next event then waits too (500 ms
+      // by default).
+      {"fetch.wait.max.ms", "100"},
   };
   for (const auto& [key, value] : options.consumer_config)
     settings[key] = value;
@@ -587,7 +592,7 @@ void Dispatcher::Loop() {
     return assignment_->epoch;
   };
   while (!stopping_.load()) {
-    CommitDelivered(/*wait=*/false);
+    CommitDelivered();
     // A batch of what has arrived: one catalog catch-up serves all of it.
     std::vector<MessagePtr> batch;
     uint64_t batch_epoch = epoch();
@@ -683,7 +688,7 @@ bool Dispatcher::Enqueue(const std::string& topic, int32_t partition,
     }
     // The window is full: commit what its oldest events' deliveries
     // allow while waiting for them.
-    CommitDelivered(/*wait=*/false);
+    CommitDelivered();
   }
 }
 
@@ -717,7 +722,7 @@ void Dispatcher::DeliveryLoop() {
   }
 }
 
-void Dispatcher::CommitDelivered(bool wait) {
+void Dispatcher::CommitDelivered() {
   rd_kafka_topic_partition_list_t* offsets = nullptr;
   {
     absl::MutexLock lock(&progress_mu_);
@@ -732,7 +737,7 @@ void Dispatcher::CommitDelivered(bool wait) {
   }
   if (offsets == nullptr) return;
   const rd_kafka_resp_err_t err =
-      rd_kafka_commit(consumer_, offsets, wait ? 0 : 1);
+      rd_kafka_commit(consumer_, offsets, /*async=*/1);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     // Those events are delivered again later, starting nothing twice.
     log::Warn(kComponent, "cannot commit event bus offsets",
@@ -756,7 +761,10 @@ void Dispatcher::OnRevoke() {
                 "events are delivered again by the next owner");
     }
   }
-  CommitDelivered(/*wait=*/true);
+  // Not waited for: the commit goes to the group coordinator ahead of this
+  // member's rejoin, and waiting would hold the rebalance up for as long as
+  // the coordinator does not answer.
+  CommitDelivered();
   absl::MutexLock lock(&progress_mu_);
   progress_.clear();
 }

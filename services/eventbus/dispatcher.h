@@ -49,7 +49,7 @@
 // delivered, so a slow or retrying target holds back the commit of every
 // later event of its partition, never the other way round. When the group
 // takes partitions away, the events not yet started are dropped, those under
-// way get a short while to finish, and what is delivered is committed before
+// way get a short while to finish, and what is delivered is committed as
 // the partitions go; the rest is delivered again by their next owner.
 //
 // Thread-safety: constructed and destroyed by one thread; the counters and
@@ -212,8 +212,9 @@ class Dispatcher {
   bool Enqueue(const std::string& topic, int32_t partition, int64_t offset,
                absl::string_view event_text, absl::Time written);
   void DeliveryLoop();
-  // Commits every partition's delivered prefix that grew since last time.
-  void CommitDelivered(bool wait);
+  // Commits (asynchronously) every partition's delivered prefix that grew
+  // since last time.
+  void CommitDelivered();
   // The group is taking every partition away (on the consumer thread, in
   // the rebalance callback): see the class comment.
   void OnRevoke();
