@@ -182,7 +182,7 @@ class Dispatcher {
  private:
   struct BusRules;
   // The events of one assigned partition handed to the delivery threads and
-  // not yet committed.
+  // not yet committed. Guarded by progress_mu_.
   struct PartitionProgress {
     std::string topic;
     int32_t partition = 0;
