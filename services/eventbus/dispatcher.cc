@@ -31,6 +31,12 @@ constexpr char kBusTopicsRegex[] = "^stepflow\\.events\\..+";
 constexpr absl::Duration kCatchUpSlack = absl::Seconds(2);
 // Events taken from the consumer at once.
 constexpr size_t kMaxBatch = 500;
+// The longest wait for events to arrive (or for room in a partition's
+// window) before committing what was delivered meanwhile.
+constexpr int kPollMillis = 50;
+// How long deliveries under way may take to finish when the group takes
+// the partitions away.
+constexpr absl::Duration kRevokeGrace = absl::Seconds(2);
 
 uint64_t Fnv1a(absl::string_view text,
                uint64_t hash = 14695981039346656037ull) {
@@ -141,6 +147,11 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
 struct Dispatcher::Assignment {
   mutable absl::Mutex mu;
   std::set<std::pair<std::string, int>> partitions ABSL_GUARDED_BY(mu);
+  // Counts assignments and revocations: a message read under an older one
+  // belongs to partitions since taken away (and read again if given back).
+  uint64_t epoch ABSL_GUARDED_BY(mu) = 0;
+  // Called on the consumer thread before partitions are taken away.
+  std::function<void()> on_revoke ABSL_GUARDED_BY(mu);
 };
 
 namespace {
@@ -160,6 +171,7 @@ void OnRebalance(rd_kafka_t* consumer, rd_kafka_resp_err_t err,
     log::Info(kComponent, "partitions assigned", {{"partitions", list}});
     rd_kafka_assign(consumer, partitions);
     absl::MutexLock lock(&assignment->mu);
+    ++assignment->epoch;
     assignment->partitions.clear();
     for (int i = 0; i < partitions->cnt; ++i) {
       assignment->partitions.emplace(partitions->elems[i].topic,
@@ -167,8 +179,15 @@ void OnRebalance(rd_kafka_t* consumer, rd_kafka_resp_err_t err,
     }
   } else {
     log::Info(kComponent, "partitions revoked", {{"partitions", list}});
+    std::function<void()> on_revoke;
+    {
+      absl::MutexLock lock(&assignment->mu);
+      on_revoke = assignment->on_revoke;
+    }
+    if (on_revoke) on_revoke();
     rd_kafka_assign(consumer, nullptr);
     absl::MutexLock lock(&assignment->mu);
+    ++assignment->epoch;
     assignment->partitions.clear();
   }
 }
@@ -250,6 +269,8 @@ struct BusArchive {
 struct Dispatcher::BusRules {
   std::string bus;
   patterns::RuleSet matcher;
+  // `matcher` compiled, for the delivery threads to share without a lock.
+  std::shared_ptr<const patterns::Matcher> compiled;
   std::map<std::string, v1::Rule> rules;
   std::vector<BusArchive> archives;
 };
@@ -262,6 +283,11 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(
   if (options.catalog == nullptr || !options.start_execution) {
     return absl::InvalidArgumentError(
         "the dispatcher needs a catalog and a way to start executions");
+  }
+  if (options.delivery_threads < 1 || options.partition_window < 1) {
+    return absl::InvalidArgumentError(
+        "the dispatcher needs at least one delivery thread and a partition "
+        "window of at least one event");
   }
   char errstr[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -278,6 +304,11 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(
       // when a new bus topic joins the subscription). Kafka's minimum.
       {"session.timeout.ms", "6000"},
       {"heartbeat.interval.ms", "1000"},
+      // How long a fetch waits for new events. Kafka answers as soon as any
+      // arrive, but the embedded broker (librdkafka's mock) only when the
+      // wait is over, which an idle bus's next event then waits too (500 ms
+      // by default).
+      {"fetch.wait.max.ms", "100"},
   };
   for (const auto& [key, value] : options.consumer_config)
     settings[key] = value;
@@ -307,14 +338,26 @@ Dispatcher::Dispatcher(DispatcherOptions options, rd_kafka_t* consumer,
                        std::shared_ptr<Assignment> assignment)
     : options_(std::move(options)),
       consumer_(consumer),
-      assignment_(std::move(assignment)),
-      loop_([this] { Loop(); }),
-      scheduler_([this] { ScheduleLoop(); }) {}
+      assignment_(std::move(assignment)) {
+  {
+    absl::MutexLock lock(&assignment_->mu);
+    assignment_->on_revoke = [this] { OnRevoke(); };
+  }
+  for (int i = 0; i < options_.delivery_threads; ++i)
+    deliverers_.emplace_back([this] { DeliveryLoop(); });
+  loop_ = std::thread([this] { Loop(); });
+  scheduler_ = std::thread([this] { ScheduleLoop(); });
+}
 
 Dispatcher::~Dispatcher() {
-  stopping_.store(true);
+  {
+    absl::MutexLock lock(&progress_mu_);
+    stopping_.store(true);
+  }
   loop_.join();
   scheduler_.join();
+  for (std::thread& deliverer : deliverers_) deliverer.join();
+  // Closing revokes the partitions (OnRevoke commits what was delivered).
   rd_kafka_consumer_close(consumer_);
   rd_kafka_destroy(consumer_);
 }
@@ -426,6 +469,7 @@ void Dispatcher::Refresh() {
       }
       rules->rules[rule.name()] = rule;
     }
+    rules->compiled = rules->matcher.Snapshot();
     for (const v1::DescribeArchiveResponse& archive :
          options_.catalog->ListArchives()) {
       if (BusNameFromArn(archive.event_source_arn()) != bus.name() ||
@@ -543,11 +587,25 @@ void Dispatcher::Loop() {
     }
   };
   using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
+  auto epoch = [this] {
+    absl::MutexLock lock(&assignment_->mu);
+    return assignment_->epoch;
+  };
   while (!stopping_.load()) {
+    CommitDelivered();
     // A batch of what has arrived: one catalog catch-up serves all of it.
     std::vector<MessagePtr> batch;
-    for (int timeout_ms = 200; batch.size() < kMaxBatch; timeout_ms = 0) {
+    uint64_t batch_epoch = epoch();
+    for (int timeout_ms = kPollMillis; batch.size() < kMaxBatch;
+         timeout_ms = 0) {
       MessagePtr message(rd_kafka_consumer_poll(consumer_, timeout_ms));
+      // A rebalance during the poll: what was read before it is no longer
+      // ours to deliver (the message just read, if any, is).
+      const uint64_t now_epoch = epoch();
+      if (now_epoch != batch_epoch) {
+        batch.clear();
+        batch_epoch = now_epoch;
+      }
       if (message == nullptr) break;
       if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         log::Debug(kComponent, "event bus consumer",
@@ -583,19 +641,136 @@ void Dispatcher::Loop() {
       const int64_t millis = rd_kafka_message_timestamp(message.get(), &type);
       const absl::Time written =
           millis >= 0 ? absl::FromUnixMillis(millis) : absl::Now();
-      // Stopped mid-delivery: this and the rest stay uncommitted.
-      if (!Deliver(topic, text, written)) break;
-      rd_kafka_commit_message(consumer_, message.get(), /*async=*/1);
+      // Stopped: this and the rest stay uncommitted.
+      if (!Enqueue(topic, message->partition, message->offset, text, written))
+        break;
     }
   }
 }
 
-bool Dispatcher::Deliver(const std::string& topic,
-                         absl::string_view event_text, absl::Time written) {
+bool Dispatcher::Enqueue(const std::string& topic, int32_t partition,
+                         int64_t offset, absl::string_view event_text,
+                         absl::Time written) {
   Refresh();
+  Job job;
   auto found = rules_by_topic_.find(topic);
-  if (found == rules_by_topic_.end()) return true;  // a deleted bus
-  std::shared_ptr<BusRules> bus = found->second;
+  if (found != rules_by_topic_.end()) job.bus = found->second;
+  job.offset = offset;
+  job.topic = topic;
+  job.event_text = std::string(event_text);
+  job.written = written;
+  const int64_t window = options_.partition_window;
+  while (true) {
+    {
+      absl::MutexLock lock(&progress_mu_);
+      std::shared_ptr<PartitionProgress>& progress =
+          progress_[{topic, partition}];
+      if (progress == nullptr) {
+        progress = std::make_shared<PartitionProgress>();
+        progress->topic = topic;
+        progress->partition = partition;
+      }
+      auto has_room = [this, &progress]() ABSL_SHARED_LOCKS_REQUIRED(
+                          progress_mu_) {
+        return static_cast<int64_t>(progress->pending.size()) <
+                   options_.partition_window ||
+               stopping_.load();
+      };
+      progress_mu_.AwaitWithTimeout(absl::Condition(&has_room),
+                                    absl::Milliseconds(kPollMillis));
+      if (stopping_.load()) return false;
+      if (static_cast<int64_t>(progress->pending.size()) < window) {
+        progress->pending.emplace(offset, false);
+        job.progress = progress;
+        queue_.push_back(std::move(job));
+        return true;
+      }
+    }
+    // The window is full: commit what its oldest events' deliveries
+    // allow while waiting for them.
+    CommitDelivered();
+  }
+}
+
+void Dispatcher::DeliveryLoop() {
+  auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(progress_mu_) {
+    return !queue_.empty() || stopping_.load();
+  };
+  while (true) {
+    Job job;
+    {
+      absl::MutexLock lock(&progress_mu_);
+      progress_mu_.Await(absl::Condition(&ready));
+      if (stopping_.load()) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+      ++delivering_;
+    }
+    const bool delivered =
+        job.bus == nullptr  // a deleted bus
+        || Deliver(*job.bus, job.topic, job.event_text, job.written);
+    absl::MutexLock lock(&progress_mu_);
+    --delivering_;
+    // Stopped mid-delivery: the event stays uncommitted.
+    if (!delivered) continue;
+    PartitionProgress& progress = *job.progress;
+    progress.pending[job.offset] = true;
+    while (!progress.pending.empty() && progress.pending.begin()->second) {
+      progress.deliverable_from = progress.pending.begin()->first + 1;
+      progress.pending.erase(progress.pending.begin());
+    }
+  }
+}
+
+void Dispatcher::CommitDelivered() {
+  rd_kafka_topic_partition_list_t* offsets = nullptr;
+  {
+    absl::MutexLock lock(&progress_mu_);
+    for (auto& [key, progress] : progress_) {
+      if (progress->deliverable_from <= progress->committed) continue;
+      if (offsets == nullptr) offsets = rd_kafka_topic_partition_list_new(4);
+      rd_kafka_topic_partition_list_add(offsets, progress->topic.c_str(),
+                                        progress->partition)
+          ->offset = progress->deliverable_from;
+      progress->committed = progress->deliverable_from;
+    }
+  }
+  if (offsets == nullptr) return;
+  const rd_kafka_resp_err_t err =
+      rd_kafka_commit(consumer_, offsets, /*async=*/1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // Those events are delivered again later, starting nothing twice.
+    log::Warn(kComponent, "cannot commit event bus offsets",
+              {{"error", rd_kafka_err2str(err)}});
+  }
+  rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+void Dispatcher::OnRevoke() {
+  {
+    absl::MutexLock lock(&progress_mu_);
+    // Not started: the partitions' next owner delivers them.
+    queue_.clear();
+    auto settled = [this]() ABSL_SHARED_LOCKS_REQUIRED(progress_mu_) {
+      return delivering_ == 0 || stopping_.load();
+    };
+    if (!progress_mu_.AwaitWithTimeout(absl::Condition(&settled),
+                                       kRevokeGrace)) {
+      log::Warn(kComponent,
+                "deliveries still under way as partitions are revoked; their "
+                "events are delivered again by the next owner");
+    }
+  }
+  // Not waited for: the commit goes to the group coordinator ahead of this
+  // member's rejoin, and waiting would hold the rebalance up for as long as
+  // the coordinator does not answer.
+  CommitDelivered();
+  absl::MutexLock lock(&progress_mu_);
+  progress_.clear();
+}
+
+bool Dispatcher::Deliver(const BusRules& bus, const std::string& topic,
+                         absl::string_view event_text, absl::Time written) {
   absl::StatusOr<json::Document> event = json::Parse(event_text);
   if (!event.ok() || !event->IsObject() || !event->HasMember("id") ||
       !(*event)["id"].IsString()) {
@@ -608,7 +783,7 @@ bool Dispatcher::Deliver(const std::string& topic,
   const std::string replay_name = ReplayNameOf(*event);
   absl::optional<v1::DescribeReplayResponse> replay;
   if (replay_name.empty()) {
-    if (!Archive(*bus, *event, event_id, event_text, written)) return false;
+    if (!Archive(bus, *event, event_id, event_text, written)) return false;
   } else {
     replay = options_.catalog->FindReplay(replay_name);
     if (!replay.has_value()) {
@@ -618,11 +793,11 @@ bool Dispatcher::Deliver(const std::string& topic,
     }
   }
   const std::string delivery_key = ReplayDeliveryKey(event_id, replay_name);
-  for (const std::string& rule_name : bus->matcher.Match(*event)) {
-    const v1::Rule& rule = bus->rules.at(rule_name);
+  for (const std::string& rule_name : bus.compiled->Match(*event)) {
+    const v1::Rule& rule = bus.rules.at(rule_name);
     if (replay.has_value() && !ReplayTargetsRule(*replay, rule.arn())) continue;
     for (const v1::Target& target :
-         options_.catalog->ListTargets(bus->bus, rule_name)) {
+         options_.catalog->ListTargets(bus.bus, rule_name)) {
       const std::string name =
           TargetExecutionName(delivery_key, rule.arn(), target.id());
       absl::StatusOr<std::string> input =

@@ -39,19 +39,35 @@
 // every rule change stored before the event was read, so a rule created
 // before an event was put applies to it.
 //
+// Concurrency: the consumer thread hands each event to a pool of
+// `delivery_threads` threads, which take events in the order they were read
+// (so the first delivery attempts of a partition's events begin in offset
+// order; an event's targets are tried one after another). At most
+// `partition_window` events of one partition are past its oldest event not
+// yet delivered; when that many are, reading waits. A partition's offset is
+// committed (in batches, asynchronously) up to its oldest event not yet
+// delivered, so a slow or retrying target holds back the commit of every
+// later event of its partition, never the other way round. When the group
+// takes partitions away, the events not yet started are dropped, those under
+// way get a short while to finish, and what is delivered is committed as
+// the partitions go; the rest is delivered again by their next owner.
+//
 // Thread-safety: constructed and destroyed by one thread; the counters and
-// OwnsPartition may be called from any thread. Runs two background threads
-// (delivery, and schedules with archive stats).
+// OwnsPartition may be called from any thread. Runs background threads for
+// consuming, delivering, and schedules with archive stats.
 #ifndef STEPFLOW_SERVICES_EVENTBUS_DISPATCHER_H_
 #define STEPFLOW_SERVICES_EVENTBUS_DISPATCHER_H_
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -132,6 +148,11 @@ struct DispatcherOptions {
   absl::Duration stats_interval = absl::Seconds(1);
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
+  // Events delivered at once (each thread makes one start_execution call at
+  // a time). 1: one event after another, in the order they were read.
+  int delivery_threads = 32;
+  // Events of one partition read past its oldest event not yet delivered.
+  int partition_window = 256;
 };
 
 class Dispatcher {
@@ -160,15 +181,49 @@ class Dispatcher {
 
  private:
   struct BusRules;
+  // The events of one assigned partition handed to the delivery threads and
+  // not yet committed. Guarded by progress_mu_.
+  struct PartitionProgress {
+    std::string topic;
+    int32_t partition = 0;
+    // Offsets read and not yet part of a delivered prefix: whether each
+    // is delivered.
+    std::map<int64_t, bool> pending;
+    // The offset to commit (the next one to deliver), and the one last
+    // committed; -1: none.
+    int64_t deliverable_from = -1;
+    int64_t committed = -1;
+  };
+  // One event read, waiting for a delivery thread.
+  struct Job {
+    std::shared_ptr<PartitionProgress> progress;
+    int64_t offset = 0;
+    // The rules of the event's bus as of reading; null: a deleted bus.
+    std::shared_ptr<const BusRules> bus;
+    std::string topic;
+    std::string event_text;
+    absl::Time written;
+  };
   Dispatcher(DispatcherOptions options, rd_kafka_t* consumer,
              std::shared_ptr<Assignment> assignment);
   void Loop();
+  // Hands an event read in the current assignment to the delivery threads,
+  // once its partition's window has room; false if stopped first.
+  bool Enqueue(const std::string& topic, int32_t partition, int64_t offset,
+               absl::string_view event_text, absl::Time written);
+  void DeliveryLoop();
+  // Commits (asynchronously) every partition's delivered prefix that grew
+  // since last time.
+  void CommitDelivered();
+  // The group is taking every partition away (on the consumer thread, in
+  // the rebalance callback): see the class comment.
+  void OnRevoke();
   // Rebuilds the matchers if the catalog changed.
   void Refresh();
   // False if stopped before every target accepted the event.
   // `written`: when Kafka took the event in.
-  bool Deliver(const std::string& topic, absl::string_view event_text,
-               absl::Time written);
+  bool Deliver(const BusRules& bus, const std::string& topic,
+               absl::string_view event_text, absl::Time written);
   // Copies an original event to the archives of `bus` it matches; false if
   // stopped first.
   bool Archive(const BusRules& bus, const json::Value& event,
@@ -211,7 +266,15 @@ class Dispatcher {
   uint64_t generation_ = ~uint64_t{0};
   std::map<std::string, std::shared_ptr<BusRules>> rules_by_topic_;
   absl::Time caught_up_from_ = absl::InfinitePast();
+  // Events read and not yet committed, by partition; the delivery queue.
+  absl::Mutex progress_mu_;
+  std::map<std::pair<std::string, int32_t>, std::shared_ptr<PartitionProgress>>
+      progress_ ABSL_GUARDED_BY(progress_mu_);
+  std::deque<Job> queue_ ABSL_GUARDED_BY(progress_mu_);
+  // Delivery threads delivering an event.
+  int delivering_ ABSL_GUARDED_BY(progress_mu_) = 0;
   // Last: started once everything above exists.
+  std::vector<std::thread> deliverers_;
   std::thread loop_;
   std::thread scheduler_;
 };

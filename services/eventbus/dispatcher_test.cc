@@ -4,6 +4,8 @@
 // replays.
 #include "services/eventbus/dispatcher.h"
 
+#include <librdkafka/rdkafka.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -128,6 +130,37 @@ struct FakeStarter {
   }
 };
 
+// Records every StartExecution's name and holds the call that starts
+// `held_name` until Release; the others succeed at once.
+struct GatedStarter {
+  absl::Mutex mu;
+  std::string held_name;
+  bool released ABSL_GUARDED_BY(mu) = false;
+  std::vector<std::string> names ABSL_GUARDED_BY(mu);
+  absl::Status Start(const std::string& name) {
+    absl::MutexLock lock(&mu);
+    names.push_back(name);
+    if (name == held_name) mu.Await(absl::Condition(&released));
+    return absl::OkStatus();
+  }
+  void Release() {
+    absl::MutexLock lock(&mu);
+    released = true;
+  }
+  size_t Calls() {
+    absl::MutexLock lock(&mu);
+    return names.size();
+  }
+  size_t WaitForCalls(size_t count, absl::Duration timeout) {
+    absl::MutexLock lock(&mu);
+    auto enough = [this, count]() ABSL_SHARED_LOCKS_REQUIRED(mu) {
+      return names.size() >= count;
+    };
+    mu.AwaitWithTimeout(absl::Condition(&enough), timeout);
+    return names.size();
+  }
+};
+
 class DispatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -170,7 +203,20 @@ class DispatcherTest : public ::testing::Test {
     ASSERT_TRUE(catalog_->PutTarget("orders", "big", target).ok());
   }
 
-  std::unique_ptr<Dispatcher> StartDispatcher(FakeStarter* starter) {
+  std::unique_ptr<Dispatcher> StartDispatcher(
+      FakeStarter* starter,
+      const std::function<void(DispatcherOptions&)>& adjust = nullptr) {
+    return StartDispatcherWith(
+        [starter](const std::string& arn, const std::string& name,
+                  const std::string& input) {
+          return starter->Start(arn, name, input);
+        },
+        adjust);
+  }
+
+  std::unique_ptr<Dispatcher> StartDispatcherWith(
+      StartExecutionFn start_execution,
+      const std::function<void(DispatcherOptions&)>& adjust = nullptr) {
     DispatcherOptions options;
     options.dead_letter = [this](const std::string& key,
                                  const std::string& value) {
@@ -185,24 +231,79 @@ class DispatcherTest : public ::testing::Test {
     // its session times out.
     options.consumer_config = {{"session.timeout.ms", "6000"},
                                {"heartbeat.interval.ms", "500"}};
-    options.start_execution = [starter](const std::string& arn,
-                                        const std::string& name,
-                                        const std::string& input) {
-      return starter->Start(arn, name, input);
-    };
+    options.start_execution = std::move(start_execution);
+    if (adjust) adjust(options);
     auto dispatcher = Dispatcher::Start(std::move(options));
     EXPECT_TRUE(dispatcher.ok()) << dispatcher.status();
     return std::move(*dispatcher);
   }
 
-  void Put(const std::string& id, double total) {
-    const std::string event = absl::StrCat(
+  static std::string Event(const std::string& id, double total) {
+    return absl::StrCat(
         R"({"version":"0","id":")", id,
         R"(","source":"shop","detail-type":"T","detail":{"total":)", total,
         "}}");
-    ASSERT_TRUE(
-        producer_->ProduceSync(BusTopic("orders"), id, event, absl::Seconds(5))
-            .ok());
+  }
+
+  void Put(const std::string& id, double total) {
+    ASSERT_TRUE(producer_
+                    ->ProduceSync(BusTopic("orders"), id, Event(id, total),
+                                  absl::Seconds(5))
+                    .ok());
+  }
+
+  // Puts an event as a record with key `key`, which picks its partition;
+  // where it was stored.
+  kafka::RecordPosition PutWithKey(const std::string& key,
+                                   const std::string& id, double total) {
+    auto position =
+        producer_->Produce(BusTopic("orders"), key,
+                           absl::string_view(Event(id, total)), absl::Seconds(5));
+    EXPECT_TRUE(position.ok()) << position.status();
+    return position.ok() ? *position : kafka::RecordPosition{};
+  }
+
+  // The dispatchers' committed offsets of the orders bus, by partition
+  // (-1: none committed).
+  std::map<int32_t, int64_t> Committed() {
+    std::map<int32_t, int64_t> committed;
+    char errstr[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers",
+                      cluster_->bootstrap_servers().c_str(), errstr,
+                      sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", DispatcherOptions().group_id.c_str(),
+                      errstr, sizeof(errstr));
+    rd_kafka_t* consumer =
+        rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    EXPECT_NE(consumer, nullptr) << errstr;
+    if (consumer == nullptr) return committed;
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(list, BusTopic("orders").c_str(), 0);
+    rd_kafka_topic_partition_list_add(list, BusTopic("orders").c_str(), 1);
+    const rd_kafka_resp_err_t err = rd_kafka_committed(consumer, list, 5000);
+    EXPECT_EQ(err, RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_err2str(err);
+    for (int i = 0; i < list->cnt; ++i) {
+      const int64_t offset = list->elems[i].offset;
+      committed[list->elems[i].partition] = offset < 0 ? -1 : offset;
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_destroy(consumer);
+    return committed;
+  }
+
+  // Waits until partition `partition` has `offset` committed; the last
+  // committed offset seen.
+  int64_t WaitForCommitted(int32_t partition, int64_t offset,
+                           absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    int64_t committed = Committed()[partition];
+    while (committed < offset && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));
+      committed = Committed()[partition];
+    }
+    return committed;
   }
 
   std::unique_ptr<kafka::MockKafkaCluster> cluster_;
@@ -221,7 +322,11 @@ TEST_F(DispatcherTest, DeliversMatchingEventsOnceAndRetries) {
   Put("e-2", 5);   // does not
   Put("e-3", 11);  // matches
   {
-    auto dispatcher = StartDispatcher(&starter);
+    // One delivery at a time: the calls come in the order checked below.
+    auto dispatcher = StartDispatcher(
+        &starter, [](DispatcherOptions& options) {
+          options.delivery_threads = 1;
+        });
     // e-1 twice refused, then e-1 and e-3 accepted.
     ASSERT_EQ(starter.WaitForCalls(4, absl::Seconds(30)), 4u);
     absl::SleepFor(absl::Milliseconds(300));  // let the commits go out
@@ -255,6 +360,64 @@ TEST_F(DispatcherTest, DeliversMatchingEventsOnceAndRetries) {
   ASSERT_THAT(starter.calls, SizeIs(1));
   EXPECT_EQ(starter.calls[0][1],
             TargetExecutionName("e-4", Rule().arn(), "t1"));
+}
+
+TEST_F(DispatcherTest, DeliversAPartitionConcurrentlyButCommitsOnlyItsPrefix) {
+  GatedStarter starter;
+  starter.held_name = TargetExecutionName("slow", Rule().arn(), "t1");
+  // One partition: the held event first, then nine more.
+  const kafka::RecordPosition held = PutWithKey("k", "slow", 50);
+  for (int i = 1; i <= 9; ++i) {
+    EXPECT_EQ(PutWithKey("k", absl::StrCat("e-", i), 50).partition,
+              held.partition);
+  }
+  auto dispatcher = StartDispatcherWith(
+      [&starter](const std::string&, const std::string& name,
+                 const std::string&) { return starter.Start(name); },
+      [](DispatcherOptions& options) { options.delivery_threads = 4; });
+  // The nine later events are delivered while the first one still is.
+  ASSERT_EQ(starter.WaitForCalls(10, absl::Seconds(30)), 10u);
+  {
+    absl::MutexLock lock(&starter.mu);
+    EXPECT_THAT(starter.names, ::testing::Contains(starter.held_name));
+  }
+  // Yet nothing past the held event is committed, however many commit
+  // rounds go by.
+  const absl::Time until = absl::Now() + absl::Milliseconds(600);
+  while (absl::Now() < until) {
+    EXPECT_LE(Committed()[held.partition], held.offset);
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(dispatcher->delivered(), 9);
+  starter.Release();
+  EXPECT_EQ(WaitForCommitted(held.partition, held.offset + 10,
+                             absl::Seconds(10)),
+            held.offset + 10);
+  EXPECT_EQ(dispatcher->delivered(), 10);
+}
+
+TEST_F(DispatcherTest, AFullPartitionWindowHoldsBackReading) {
+  GatedStarter starter;
+  starter.held_name = TargetExecutionName("slow", Rule().arn(), "t1");
+  const kafka::RecordPosition held = PutWithKey("k", "slow", 50);
+  for (int i = 1; i <= 9; ++i) PutWithKey("k", absl::StrCat("e-", i), 50);
+  auto dispatcher = StartDispatcherWith(
+      [&starter](const std::string&, const std::string& name,
+                 const std::string&) { return starter.Start(name); },
+      [](DispatcherOptions& options) {
+        options.delivery_threads = 4;
+        options.partition_window = 3;
+      });
+  // The held event and the two after it, and no more while it is held.
+  ASSERT_EQ(starter.WaitForCalls(3, absl::Seconds(30)), 3u);
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(starter.Calls(), 3u);
+  EXPECT_LE(Committed()[held.partition], held.offset);
+  starter.Release();
+  EXPECT_EQ(starter.WaitForCalls(10, absl::Seconds(10)), 10u);
+  EXPECT_EQ(WaitForCommitted(held.partition, held.offset + 10,
+                             absl::Seconds(10)),
+            held.offset + 10);
 }
 
 TEST_F(DispatcherTest, GivesUpOnPermanentErrorsIntoTheDeadLetters) {
