@@ -33,6 +33,8 @@ constexpr absl::Duration kMinPollDelay = absl::Microseconds(500);
 // How long the events scenario waits, after the load, for target executions
 // that stop making progress.
 constexpr absl::Duration kEventsDrainStall = absl::Seconds(10);
+// How long the events scenario waits for its probe event's execution.
+constexpr absl::Duration kProbeDeliveryTimeout = absl::Seconds(60);
 // The field the activities scenario stamps into each input, read back by
 // its workers to measure schedule-to-start.
 constexpr char kStampKey[] = "\"stepflow_bench_start_us\":";
@@ -929,7 +931,7 @@ class EventsScenario final : public StateMachineScenario {
     entry_.set_detail_type(detail_type_);
     entry_.set_event_bus_name(bus_name_);
     entry_.set_detail(context_.input);
-    return absl::OkStatus();
+    return AwaitDelivery();
   }
 
   std::unique_ptr<Operation> MakeOperation(int slot) override {
@@ -944,9 +946,10 @@ class EventsScenario final : public StateMachineScenario {
   void Finish(BenchReport* report) override {
     int64_t accepted = accepted_.load();
     absl::Duration waited;
-    std::map<std::string, int64_t> ended = AwaitEnded(accepted, report, &waited);
-    int64_t total_ended = 0;
+    std::map<std::string, int64_t> ended = AwaitEnded(accepted + probe_ended_, report, &waited);
+    int64_t total_ended = -probe_ended_;
     for (const auto& [status, count] : ended) total_ended += count;
+    if (probe_ended_ > 0 && ended["SUCCEEDED"] > 0) --ended["SUCCEEDED"];
     report->statuses = ended;
     report->statuses["EVENTS_ACCEPTED"] = accepted;
     // Completed = target executions seen ended; the time is the load's plus
@@ -957,6 +960,36 @@ class EventsScenario final : public StateMachineScenario {
         "latency_ms is PutEvents until the bus accepted the event; completed "
         "counts target "
         "executions seen ended, over the load plus the wait for them";
+  }
+
+  // One probe event, then a wait until its execution is seen: the bus's
+  // consumers have joined and read, so the load measures delivery, not the
+  // consumer group forming over a new bus. The probe counts nowhere (its
+  // execution is discounted from the ends counted after the load).
+  absl::Status AwaitDelivery() {
+    v1::PutEventsRequest put;
+    *put.add_entries() = entry_;
+    v1::PutEventsResponse answer;
+    absl::Status status = Call("PutEvents", events_.get(), &v1::EventBridge::Stub::PutEvents, put,
+                               &answer, timeout());
+    if (!status.ok()) return status;
+    if (answer.failed_entry_count() > 0) {
+      return absl::FailedPreconditionError("PutEvents refused the probe event");
+    }
+    const absl::Time give_up = absl::Now() + kProbeDeliveryTimeout;
+    while (absl::Now() < give_up) {
+      std::map<std::string, int64_t> counts;
+      status = CountEndedExecutions(&counts);
+      if (!status.ok()) return status;
+      if (!counts.empty()) {
+        probe_ended_ = 1;
+        return absl::OkStatus();
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return absl::DeadlineExceededError(absl::StrCat(
+        "the probe event started no execution within ",
+        absl::FormatDuration(kProbeDeliveryTimeout), " (is an eventbus running?)"));
   }
 
   void TearDown() override {
@@ -996,6 +1029,8 @@ class EventsScenario final : public StateMachineScenario {
   bool bus_created_ = false;
   bool rule_created_ = false;
   v1::PutEventsRequestEntry entry_;
+  // 1 once the probe's execution was seen.
+  int64_t probe_ended_ = 0;
 };
 
 }  // namespace
