@@ -1,8 +1,10 @@
 #include "common/asl/interpreter.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -81,7 +83,14 @@ bool Matches(const std::vector<std::string>& error_equals, const StateError& fai
 // takes it may change it in place (ResultPath writes into it).
 struct ParsedInput {
   static constexpr size_t kChunkBytes = 16 * 1024;
-  ParsedInput() : allocator(kChunkBytes) {}
+  ParsedInput() : allocator(first_chunk, sizeof(first_chunk), kChunkBytes, &base) {}
+  ParsedInput(const ParsedInput&) = delete;
+  ParsedInput& operator=(const ParsedInput&) = delete;
+  // The first chunk lives in the object and the allocator does not make a
+  // base allocator of its own: one allocation for a typical payload
+  // instead of three.
+  rapidjson::CrtAllocator base;
+  alignas(16) char first_chunk[kChunkBytes];
   rapidjson::MemoryPoolAllocator<> allocator;
   json::Value value;
 };
@@ -113,21 +122,47 @@ std::string DerivedUuid(absl::string_view seed, int64_t event_id, int64_t part) 
                       hex.substr(16, 4), "-", hex.substr(20, 12));
 }
 
+// "<Type>StateEntered" / "<Type>StateExited" for each state type, built
+// once rather than per event.
+enum class StateEvent { kEntered = 0, kExited = 1 };
+const std::string& StateEventType(StateType type, StateEvent event) {
+  constexpr StateType kTypes[] = {StateType::kPass,    StateType::kTask,    StateType::kChoice,
+                                  StateType::kWait,    StateType::kSucceed, StateType::kFail,
+                                  StateType::kParallel, StateType::kMap};
+  constexpr size_t kCount = sizeof(kTypes) / sizeof(kTypes[0]);
+  static const auto* const kNames = [&] {
+    auto* names = new std::array<std::string, 2 * kCount>;
+    for (StateType t : kTypes) {
+      const size_t i = 2 * static_cast<size_t>(t);
+      (*names)[i] = absl::StrCat(StateTypeName(t), "StateEntered");
+      (*names)[i + 1] = absl::StrCat(StateTypeName(t), "StateExited");
+    }
+    return names;
+  }();
+  return (*kNames)[2 * static_cast<size_t>(type) + static_cast<size_t>(event)];
+}
+
 json::Value StringValue(absl::string_view text, json::Allocator& a) {
   return json::Value(text.data(), static_cast<rapidjson::SizeType>(text.size()), a);
 }
 
 }  // namespace
 
-EventList::EventList() {
-  // A transition's events usually fit the first block.
-  google::protobuf::ArenaOptions options;
-  options.start_block_size = 16 * 1024;
-  options.max_block_size = 256 * 1024;
-  arena_ = std::make_unique<google::protobuf::Arena>(options);
+EventList::EventList() : storage_(std::make_unique<Storage>()) {
   events_ = google::protobuf::Arena::CreateMessage<
-      google::protobuf::RepeatedPtrField<v1::HistoryEvent>>(arena_.get());
+      google::protobuf::RepeatedPtrField<v1::HistoryEvent>>(&storage_->arena);
 }
+
+namespace {
+google::protobuf::ArenaOptions EventArenaOptions(char* first_block, size_t size) {
+  google::protobuf::ArenaOptions options;
+  options.initial_block = first_block;
+  options.initial_block_size = size;
+  return options;
+}
+}  // namespace
+
+EventList::Storage::Storage() : arena(EventArenaOptions(first_block, sizeof(first_block))) {}
 
 // One transition: runs frames until every one waits or the execution
 // closes, accumulating events and effects into an Outcome.
@@ -149,15 +184,22 @@ class Interpreter::Run {
   // --- Events ---------------------------------------------------------------
 
   v1::HistoryEvent* Emit(absl::string_view type, bool advance_cursor = true) {
-    if (child_root_ != 0) return EmitInChildExecution(type);
+    return EmitTyped(std::string(type), advance_cursor);
+  }
+
+  // Emit for a type held in a std::string already (no temporary copy).
+  template <typename TypeString>
+  v1::HistoryEvent* EmitTyped(TypeString&& type, bool advance_cursor = true) {
+    if (child_root_ != 0) return EmitInChildExecution(std::forward<TypeString>(type));
     v1::HistoryEvent& event = *outcome_.events.Add();
-    event.set_type(std::string(type));
+    const bool entered = absl::EndsWith(type, "StateEntered");
+    event.set_type(std::forward<TypeString>(type));
     const int64_t id = state_->next_event_id() == 0 ? 1 : state_->next_event_id();
     event.set_id(id);
     // AWS links each event to the one before it, except that the first
     // state entered names no predecessor, and a Map iteration's end event
     // does not become the predecessor of what follows.
-    const bool first_state = id == 2 && absl::EndsWith(type, "StateEntered");
+    const bool first_state = id == 2 && entered;
     event.set_previous_event_id(first_state ? 0 : state_->last_event_id());
     SetTimestamp(now_, event.mutable_timestamp());
     state_->set_next_event_id(id + 1);
@@ -168,9 +210,10 @@ class Interpreter::Run {
   // Events of the frames of a distributed map's child executions belong to
   // those executions' own histories, not to this one: they are numbered
   // apart (their ids still name scheduled activities) and not reported.
-  v1::HistoryEvent* EmitInChildExecution(absl::string_view type) {
+  template <typename TypeString>
+  v1::HistoryEvent* EmitInChildExecution(TypeString&& type) {
     v1::HistoryEvent& event = child_events_.emplace_back();
-    event.set_type(std::string(type));
+    event.set_type(std::forward<TypeString>(type));
     const int64_t id = std::max(state_->next_child_event_id(), kFirstChildEventId);
     event.set_id(id);
     SetTimestamp(now_, event.mutable_timestamp());
@@ -435,14 +478,16 @@ class Interpreter::Run {
       FailExecution(kRuntime, absl::StrCat("State '", name, "' does not exist"));
       return;
     }
-    v1::HistoryEvent* entered = Emit(absl::StrCat(StateTypeName(state->type), "StateEntered"));
+    v1::HistoryEvent* entered = EmitTyped(StateEventType(state->type, StateEvent::kEntered));
     auto* details = entered->mutable_state_entered_event_details();
     details->set_name(name);
     details->set_input(input);
     details->mutable_input_details()->set_truncated(false);
     // The frame moves on to the new state: it keeps its place in the tree,
     // its Map item and its variables, and forgets the rest. Cleared in place
-    // rather than rebuilt, its strings and timestamp keep their memory.
+    // rather than rebuilt, its strings keep their memory; its timestamp, a
+    // message Clear would free, is taken out and put back.
+    google::protobuf::Timestamp* entered_time = frame->release_entered_time();
     const int64_t id = frame->id();
     const int64_t parent_id = frame->parent_id();
     const int32_t index = frame->index();
@@ -462,6 +507,7 @@ class Interpreter::Run {
     frame->set_state(name);
     *frame->mutable_input() = std::move(input);
     frame->set_entered_event_id(entered->id());
+    if (entered_time != nullptr) frame->set_allocated_entered_time(entered_time);
     SetTimestamp(now_, frame->mutable_entered_time());
     carried_ = Carried{frame_id, std::move(parsed), canonical};
     Execute(frame_id);
@@ -536,7 +582,7 @@ class Interpreter::Run {
   void EmitExited(int64_t frame_id, const State& state, const std::string& output,
                   const std::map<std::string, std::string>& assigned) {
     EventScope scope(this, frame_id);
-    auto* details = Emit(absl::StrCat(StateTypeName(state.type), "StateExited"))
+    auto* details = EmitTyped(StateEventType(state.type, StateEvent::kExited))
                         ->mutable_state_exited_event_details();
     details->set_name(state.name);
     details->set_output(output);
@@ -2338,6 +2384,18 @@ class Interpreter::Run {
   }
 
   void StartParallel(int64_t frame_id, const State& state) {
+    if (state.input_path.kind == PathField::Kind::kDefault && state.parameters == nullptr) {
+      // The branches' input is the state's input: its text when that is
+      // canonical, and the parsed input itself for the last branch.
+      const bool canonical = InputIsCanonical(frame_id);
+      ParsedInputPtr raw = TakeInput(frame_id);
+      if (raw == nullptr) return;
+      const std::string& input = F(frame_id)->input();
+      std::string text = canonical ? input : json::Serialize(raw->value, input.size());
+      const json::Value& effective = raw->value;
+      StartBranches(frame_id, state, effective, std::move(text), std::move(raw));
+      return;
+    }
     auto raw = ParseInput(frame_id);
     if (!raw) return;
     json::Document doc(&arena_);
@@ -2352,7 +2410,14 @@ class Interpreter::Run {
 
   // ParallelStateStarted, and each branch enqueued with `effective` as input.
   void StartBranches(int64_t frame_id, const State& state, const json::Value& effective) {
-    std::string input = json::Serialize(effective, F(frame_id)->input().size());
+    StartBranches(frame_id, state, effective,
+                  json::Serialize(effective, F(frame_id)->input().size()), nullptr);
+  }
+
+  // The same with the input's text given, and `owned`, when given, holding
+  // `effective` for the last branch to take instead of a copy.
+  void StartBranches(int64_t frame_id, const State& state, const json::Value& effective,
+                     std::string input, ParsedInputPtr owned) {
     Emit("ParallelStateStarted");
     Frame* frame = F(frame_id);
     const int total = static_cast<int>(state.branches.size());
@@ -2366,9 +2431,15 @@ class Interpreter::Run {
       Frame* branch = NewFrame(frame_id, i);
       // Each branch gets the input parsed already: a copy costs less than
       // parsing the text again.
-      auto parsed = std::make_unique<ParsedInput>();
-      parsed->value.CopyFrom(effective, parsed->allocator);
-      Enqueue(branch->id(), state.branches[i]->start_at, input, std::move(parsed));
+      ParsedInputPtr parsed;
+      if (i + 1 == total && owned != nullptr && &owned->value == &effective) {
+        parsed = std::move(owned);
+      } else {
+        parsed = std::make_unique<ParsedInput>();
+        parsed->value.CopyFrom(effective, parsed->allocator);
+      }
+      Enqueue(branch->id(), state.branches[i]->start_at,
+              i + 1 == total ? std::move(input) : input, std::move(parsed));
     }
   }
 
@@ -2518,6 +2589,65 @@ class Interpreter::Run {
     MaybeCompleteChildren(parent_id);
   }
 
+  // Whether a Parallel or Map state's output is the array of its children's
+  // outputs as it is (no ResultSelector, Assign, ResultPath or OutputPath
+  // that changes it).
+  static bool ResultsPassThrough(const State& state) {
+    return !state.jsonata && state.result_selector == nullptr && state.assign == nullptr &&
+           state.output_path.kind == PathField::Kind::kDefault &&
+           (state.result_path.kind == PathField::Kind::kDefault ||
+            (state.result_path.kind == PathField::Kind::kPath && state.result_path.path &&
+             state.result_path.path->is_root()));
+  }
+
+  // Whether canonical JSON text nests at most `limit` levels deep.
+  static bool NestsAtMost(absl::string_view text, int limit) {
+    // Each level takes two bytes at least.
+    if (text.size() <= 2 * static_cast<size_t>(limit)) return true;
+    int depth = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+      switch (text[i]) {
+        case '"':
+          for (++i; i < text.size() && text[i] != '"'; ++i) {
+            if (text[i] == '\\') ++i;
+          }
+          break;
+        case '[':
+        case '{':
+          if (++depth > limit) return false;
+          break;
+        case ']':
+        case '}':
+          --depth;
+          break;
+        default:
+          break;
+      }
+    }
+    return true;
+  }
+
+  // The JSON array of the children's outputs, written by joining their
+  // texts: each is canonical (a state's output is json::Serialize's text),
+  // so the join is what parsing and serializing them would give. False when
+  // some child left no output, or one too deep for json::Parse (which the
+  // general path turns into null).
+  static bool JoinChildOutputs(const Frame& frame, std::string* out) {
+    size_t size = 2;
+    for (const std::string& text : frame.child_outputs()) {
+      if (text.empty() || !NestsAtMost(text, json::kMaxDepth)) return false;
+      size += text.size() + 1;
+    }
+    out->reserve(size);
+    out->push_back('[');
+    for (const std::string& text : frame.child_outputs()) {
+      if (out->size() > 1) out->push_back(',');
+      out->append(text);
+    }
+    out->push_back(']');
+    return true;
+  }
+
   void MaybeCompleteChildren(int64_t frame_id) {
     EventScope scope(this, frame_id);
     Frame* frame = F(frame_id);
@@ -2533,6 +2663,13 @@ class Interpreter::Run {
       Emit("MapStateSucceeded", /*advance_cursor=*/false);
     } else {
       Emit(state.type == StateType::kMap ? "MapStateSucceeded" : "ParallelStateSucceeded");
+    }
+    if (std::string output; ResultsPassThrough(state) && JoinChildOutputs(*frame, &output)) {
+      frame->clear_child_outputs();
+      frame->clear_items();
+      frame->clear_effective_input();
+      ExitState(frame_id, state, std::move(output));
+      return;
     }
     json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
@@ -3700,6 +3837,26 @@ class Interpreter::Run {
     bool canonical;
   };
 
+  // The FIFO of steps: a vector read from `head_` on, emptied whenever it
+  // has been read to its end (a std::deque allocates even when empty).
+  class StepQueue {
+   public:
+    bool empty() const { return head_ == steps_.size(); }
+    Step& front() { return steps_[head_]; }
+    void push_back(Step step) { steps_.push_back(std::move(step)); }
+    void pop_front() {
+      if (++head_ == steps_.size()) clear();
+    }
+    void clear() {
+      steps_.clear();
+      head_ = 0;
+    }
+
+   private:
+    std::vector<Step> steps_;
+    size_t head_ = 0;
+  };
+
   // What EnterState received with the input of the frame it runs now.
   struct Carried {
     int64_t frame = 0;
@@ -3712,11 +3869,17 @@ class Interpreter::Run {
   ExecutionState* state_;
   absl::Time now_;
   Outcome outcome_;
-  std::deque<Step> queue_;
+  StepQueue queue_;
   Carried carried_;
   int drain_depth_ = 0;
-  // Backs the short-lived JSON documents of one step; see Drain.
-  rapidjson::MemoryPoolAllocator<> arena_{64 * 1024};
+  // Backs the short-lived JSON documents of one step; see Drain. Clear()
+  // frees every chunk but the one given to the allocator, which therefore
+  // serves the steps of a run without an allocation each.
+  static constexpr size_t kArenaFirstChunkBytes = 16 * 1024;
+  rapidjson::CrtAllocator arena_base_;
+  std::unique_ptr<char[]> arena_first_chunk_{new char[kArenaFirstChunkBytes]};
+  rapidjson::MemoryPoolAllocator<> arena_{arena_first_chunk_.get(), kArenaFirstChunkBytes,
+                                          64 * 1024, &arena_base_};
   std::set<int64_t> pumping_;
   std::string task_token_;
   std::optional<std::pair<int64_t, std::string>> map_item_;
@@ -3725,8 +3888,10 @@ class Interpreter::Run {
   int64_t child_root_ = 0;
   // A child execution past the history limit, for Drain to end.
   int64_t runaway_child_ = 0;
-  std::deque<v1::HistoryEvent> child_events_;
-  std::deque<json::Document> context_docs_;
+  // Lists rather than deques: a deque allocates when constructed, and most
+  // runs use neither.
+  std::list<v1::HistoryEvent> child_events_;
+  std::list<json::Document> context_docs_;
   std::map<std::pair<int64_t, std::string>, std::unique_ptr<json::Document>> variable_cache_;
   // The frames as they were when a branch or iteration failed, kept until
   // the failure is retried or caught; see CloseExecution.
