@@ -146,11 +146,196 @@ json::Value StringValue(absl::string_view text, json::Allocator& a) {
   return json::Value(text.data(), static_cast<rapidjson::SizeType>(text.size()), a);
 }
 
+// --- ResultPath on canonical text -------------------------------------------
+// A state whose ResultPath writes into its input changes one member of a
+// document whose text it already has: when that text is canonical
+// (json::Serialize's), the new text is the old one with that member's value
+// replaced, or the member added at the end of its object, which is far
+// cheaper than writing the whole document again. The helpers below read
+// canonical text only: no whitespace, strings as json::Serialize escapes
+// them.
+
+// Bytes that end a run of ordinary ones in canonical text: quotes and
+// backslashes (inside strings), brackets and braces (outside).
+constexpr std::array<bool, 256> kCanonicalStops = [] {
+  std::array<bool, 256> stops{};
+  for (unsigned char c : {'"', '\\', '{', '}', '[', ']'}) stops[c] = true;
+  return stops;
+}();
+
+bool IsStop(char c) { return kCanonicalStops[static_cast<unsigned char>(c)]; }
+
+// Past the string that starts at `p` (a '"'), or nullptr.
+const char* SkipCanonicalString(const char* p, const char* end) {
+  for (++p; p < end; ++p) {
+    while (p < end && !IsStop(*p)) ++p;
+    if (p == end) return nullptr;
+    if (*p == '"') return p + 1;
+    if (*p == '\\') ++p;
+  }
+  return nullptr;
+}
+
+// Past the value that starts at `p`, or nullptr.
+const char* SkipCanonicalValue(const char* p, const char* end) {
+  if (p >= end) return nullptr;
+  if (*p == '"') return SkipCanonicalString(p, end);
+  if (*p == '{' || *p == '[') {
+    int depth = 0;
+    while (p < end) {
+      while (p < end && !IsStop(*p)) ++p;
+      if (p == end) return nullptr;
+      switch (*p) {
+        case '"':
+          p = SkipCanonicalString(p, end);
+          if (p == nullptr) return nullptr;
+          continue;
+        case '{':
+        case '[':
+          ++depth;
+          break;
+        case '}':
+        case ']':
+          if (--depth == 0) return p + 1;
+          break;
+        default:  // a backslash outside a string: not canonical text
+          return nullptr;
+      }
+      ++p;
+    }
+    return nullptr;
+  }
+  while (p < end && *p != ',' && *p != '}' && *p != ']') ++p;
+  return p;
+}
+
+// `name` as a canonical JSON string.
+std::string CanonicalKey(const std::string& name) {
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\') {
+      return json::Serialize(json::Value(
+          rapidjson::StringRef(name.data(), static_cast<rapidjson::SizeType>(name.size()))));
+    }
+  }
+  std::string key;
+  key.reserve(name.size() + 2);
+  key.push_back('"');
+  key.append(name);
+  key.push_back('"');
+  return key;
+}
+
+// Writes `text` with `insert` (the member `key`:`value`, after a comma
+// unless `empty`) put in at `at`, into `*out`.
+void InsertMember(absl::string_view text, size_t at, bool empty, const std::string& key,
+                  const json::Value& value, std::string* out) {
+  const std::string written = json::Serialize(value);
+  std::string spliced;
+  spliced.reserve(text.size() + key.size() + written.size() + 2);
+  spliced.append(text.data(), at);
+  if (!empty) spliced.push_back(',');
+  spliced.append(key);
+  spliced.push_back(':');
+  spliced.append(written);
+  spliced.append(text.data() + at, text.size() - at);
+  *out = std::move(spliced);
+}
+
+// json::Serialize(after) into `*out`, given `text` = json::Serialize(before)
+// and `after` = `before` with `path` (member names only) Set in it, as
+// ReferencePath::Set does: the first member of that name replaced, or a
+// new member (with any missing intermediate objects) added last. False,
+// with `*out` untouched, when the text is not shaped as expected.
+// `first_is_new`: the path's first member was not in `before`, so the
+// member was added last to the top-level object, whose end is the text's.
+bool SpliceResultPath(absl::string_view text, const ReferencePath& path, const json::Value& after,
+                      bool first_is_new, std::string* out) {
+  if (first_is_new) {
+    if (path.size() == 0 || path.name(0) == nullptr || text.size() < 2 || text.front() != '{' ||
+        text.back() != '}' || !after.IsObject() || after.MemberCount() == 0) {
+      return false;
+    }
+    const auto& added = *(after.MemberEnd() - 1);
+    if (absl::string_view(added.name.GetString(), added.name.GetStringLength()) != *path.name(0)) {
+      return false;
+    }
+    InsertMember(text, text.size() - 1, text.size() == 2, CanonicalKey(*path.name(0)),
+                 added.value, out);
+    return true;
+  }
+  const char* const begin = text.data();
+  const char* const end = begin + text.size();
+  const char* object = begin;  // the '{' of the object being searched
+  const json::Value* node = &after;
+  for (size_t i = 0; i < path.size(); ++i) {
+    const std::string* name = path.name(i);
+    if (name == nullptr || object >= end || *object != '{' || !node->IsObject()) return false;
+    const std::string key = CanonicalKey(*name);
+    const bool last = i + 1 == path.size();
+    const char* p = object + 1;
+    const char* value = nullptr;
+    const char* value_end = nullptr;
+    bool empty = false;
+    if (p < end && *p == '}') {
+      empty = true;
+    } else {
+      while (true) {
+        const char* key_end = p < end && *p == '"' ? SkipCanonicalString(p, end) : nullptr;
+        if (key_end == nullptr || key_end >= end || *key_end != ':') return false;
+        const char* v = key_end + 1;
+        const char* v_end = SkipCanonicalValue(v, end);
+        if (v_end == nullptr || v_end >= end) return false;
+        if (absl::string_view(p, static_cast<size_t>(key_end - p)) == key) {
+          value = v;
+          value_end = v_end;
+          break;
+        }
+        if (*v_end == ',') {
+          p = v_end + 1;
+          continue;
+        }
+        if (*v_end != '}') return false;
+        p = v_end;
+        break;
+      }
+    }
+    if (value != nullptr) {
+      auto member = node->FindMember(
+          json::Value(rapidjson::StringRef(name->data(), static_cast<rapidjson::SizeType>(name->size()))));
+      if (member == node->MemberEnd()) return false;
+      if (!last) {
+        object = value;
+        node = &member->value;
+        continue;
+      }
+      const std::string written = json::Serialize(member->value);
+      std::string spliced;
+      spliced.reserve(text.size() - static_cast<size_t>(value_end - value) + written.size());
+      spliced.append(begin, value);
+      spliced.append(written);
+      spliced.append(value_end, end);
+      *out = std::move(spliced);
+      return true;
+    }
+    // Not there: Set added it as the object's last member.
+    if (node->MemberCount() == 0) return false;
+    const auto& added = *(node->MemberEnd() - 1);
+    if (absl::string_view(added.name.GetString(), added.name.GetStringLength()) != *name) {
+      return false;
+    }
+    InsertMember(text, static_cast<size_t>(p - begin), empty, key, added.value, out);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 EventList::EventList() : storage_(std::make_unique<Storage>()) {
   events_ = google::protobuf::Arena::CreateMessage<
       google::protobuf::RepeatedPtrField<v1::HistoryEvent>>(&storage_->arena);
+  // Room for a typical transition's events without growing step by step.
+  events_->Reserve(16);
 }
 
 namespace {
@@ -1260,11 +1445,13 @@ class Interpreter::Run {
   // copy of it. `result` may point into `raw`, at `*result_storage` (built
   // in raw's allocator, free to move) or elsewhere. On success `*out_text`
   // is the output and `*parsed_output` the same output, for the next state.
+  // `canonical`: the frame's input text is canonical and `raw` is it parsed
+  // and unchanged, so a ResultPath write may be spliced into that text.
   std::optional<StateError> OutputInPlace(const Frame& frame, const State& state,
                                           ParsedInputPtr raw, const json::Value* result,
                                           json::Value* result_storage, std::string* out_text,
                                           std::map<std::string, std::string>* assigned,
-                                          ParsedInputPtr* parsed_output) {
+                                          ParsedInputPtr* parsed_output, bool canonical = false) {
     json::Allocator& a = raw->allocator;
     json::Value selected_storage;
     const json::Value* selected = result;
@@ -1277,6 +1464,8 @@ class Interpreter::Run {
     }
     if (auto error = EvaluateAssign(frame, state.assign, *selected, assigned)) return error;
     const json::Value* combined = selected;
+    bool spliceable = false;
+    bool first_is_new = false;
     const PathField& result_path = state.result_path;
     if (result_path.kind == PathField::Kind::kNull) {
       combined = &raw->value;
@@ -1291,11 +1480,16 @@ class Interpreter::Run {
       // Set either fails before changing anything or succeeds; a failed
       // step's input is parsed again from the frame by whoever catches.
       json::Value value = Detach(selected, {&selected_storage, result_storage}, a);
+      const std::string* first = result_path.path->name(0);
+      first_is_new = canonical && first != nullptr &&
+                     !raw->value.HasMember(json::Value(rapidjson::StringRef(
+                         first->data(), static_cast<rapidjson::SizeType>(first->size()))));
       if (auto status = result_path.path->Set(&raw->value, std::move(value), a);
           !status.ok()) {
         return StateError{kRuntime, std::string(status.message())};
       }
       combined = &raw->value;
+      spliceable = canonical;
     }
     const json::Value* output = nullptr;
     json::Value output_storage;
@@ -1303,7 +1497,11 @@ class Interpreter::Run {
             SelectView(frame, state.output_path, *combined, &output, &output_storage, a)) {
       return error;
     }
-    *out_text = json::Serialize(*output, frame.input().size());
+    if (!(spliceable && output == &raw->value &&
+          SpliceResultPath(frame.input(), *result_path.path, raw->value, first_is_new,
+                           out_text))) {
+      *out_text = json::Serialize(*output, frame.input().size());
+    }
     if (output != &raw->value) {
       json::Value kept = Detach(output, {&output_storage, &selected_storage, result_storage}, a);
       raw->value = std::move(kept);
@@ -1901,6 +2099,7 @@ class Interpreter::Run {
       ExitState(frame_id, state, std::move(*F(frame_id)->mutable_input()), {}, std::move(parsed));
       return;
     }
+    const bool canonical = InputIsCanonical(frame_id);
     ParsedInputPtr raw = TakeInput(frame_id);
     if (raw == nullptr) return;
     json::Allocator& a = raw->allocator;
@@ -1944,7 +2143,7 @@ class Interpreter::Run {
     ParsedInputPtr parsed_output;
     // Pass has no ResultSelector; OutputInPlace skips it when absent.
     if (auto error = OutputInPlace(frame, state, std::move(raw), result, &result_storage, &output,
-                                   &assigned, &parsed_output)) {
+                                   &assigned, &parsed_output, canonical)) {
       FrameFailed(frame_id, *error);
       return;
     }
