@@ -4073,12 +4073,14 @@ class Interpreter::Run {
   int drain_depth_ = 0;
   // Backs the short-lived JSON documents of one step; see Drain. Clear()
   // frees every chunk but the one given to the allocator, which therefore
-  // serves the steps of a run without an allocation each.
-  static constexpr size_t kArenaFirstChunkBytes = 16 * 1024;
+  // serves the steps of a run without an allocation each; it lives in the
+  // run (on the caller's stack), so a run that needs no document allocates
+  // nothing for it.
+  static constexpr size_t kArenaFirstChunkBytes = 8 * 1024;
   rapidjson::CrtAllocator arena_base_;
-  std::unique_ptr<char[]> arena_first_chunk_{new char[kArenaFirstChunkBytes]};
-  rapidjson::MemoryPoolAllocator<> arena_{arena_first_chunk_.get(), kArenaFirstChunkBytes,
-                                          64 * 1024, &arena_base_};
+  alignas(16) char arena_first_chunk_[kArenaFirstChunkBytes];
+  rapidjson::MemoryPoolAllocator<> arena_{arena_first_chunk_, kArenaFirstChunkBytes, 64 * 1024,
+                                          &arena_base_};
   std::set<int64_t> pumping_;
   std::string task_token_;
   std::optional<std::pair<int64_t, std::string>> map_item_;
