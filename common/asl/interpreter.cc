@@ -695,14 +695,14 @@ class Interpreter::Run {
     if (entered_time != nullptr) frame->set_allocated_entered_time(entered_time);
     SetTimestamp(now_, frame->mutable_entered_time());
     carried_ = Carried{frame_id, std::move(parsed), canonical};
-    Execute(frame_id);
+    Execute(frame_id, state);
     if (carried_.frame == frame_id) carried_ = Carried{};
   }
 
-  // Runs the frame's current state (also again after a retry backoff).
-  void Execute(int64_t frame_id) {
-    Frame* frame = F(frame_id);
-    const State& state = *StateOf(*frame);
+  // Runs the frame's current state (also again after a retry backoff);
+  // `known`, when given, is that state (EnterState has just looked it up).
+  void Execute(int64_t frame_id, const State* known = nullptr) {
+    const State& state = known != nullptr ? *known : *StateOf(*F(frame_id));
     if (state.jsonata) {
       ExecuteJsonata(frame_id, state);
       return;
