@@ -1,8 +1,10 @@
 #include "common/asl/interpreter.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -81,7 +83,14 @@ bool Matches(const std::vector<std::string>& error_equals, const StateError& fai
 // takes it may change it in place (ResultPath writes into it).
 struct ParsedInput {
   static constexpr size_t kChunkBytes = 16 * 1024;
-  ParsedInput() : allocator(kChunkBytes) {}
+  ParsedInput() : allocator(first_chunk, sizeof(first_chunk), kChunkBytes, &base) {}
+  ParsedInput(const ParsedInput&) = delete;
+  ParsedInput& operator=(const ParsedInput&) = delete;
+  // The first chunk lives in the object and the allocator does not make a
+  // base allocator of its own: one allocation for a typical payload
+  // instead of three.
+  rapidjson::CrtAllocator base;
+  alignas(16) char first_chunk[kChunkBytes];
   rapidjson::MemoryPoolAllocator<> allocator;
   json::Value value;
 };
@@ -113,21 +122,232 @@ std::string DerivedUuid(absl::string_view seed, int64_t event_id, int64_t part) 
                       hex.substr(16, 4), "-", hex.substr(20, 12));
 }
 
+// "<Type>StateEntered" / "<Type>StateExited" for each state type, built
+// once rather than per event.
+enum class StateEvent { kEntered = 0, kExited = 1 };
+const std::string& StateEventType(StateType type, StateEvent event) {
+  constexpr StateType kTypes[] = {StateType::kPass,    StateType::kTask,    StateType::kChoice,
+                                  StateType::kWait,    StateType::kSucceed, StateType::kFail,
+                                  StateType::kParallel, StateType::kMap};
+  constexpr size_t kCount = sizeof(kTypes) / sizeof(kTypes[0]);
+  static const auto* const kNames = [&] {
+    auto* names = new std::array<std::string, 2 * kCount>;
+    for (StateType t : kTypes) {
+      const size_t i = 2 * static_cast<size_t>(t);
+      (*names)[i] = absl::StrCat(StateTypeName(t), "StateEntered");
+      (*names)[i + 1] = absl::StrCat(StateTypeName(t), "StateExited");
+    }
+    return names;
+  }();
+  return (*kNames)[2 * static_cast<size_t>(type) + static_cast<size_t>(event)];
+}
+
 json::Value StringValue(absl::string_view text, json::Allocator& a) {
   return json::Value(text.data(), static_cast<rapidjson::SizeType>(text.size()), a);
 }
 
+// --- ResultPath on canonical text -------------------------------------------
+// A state whose ResultPath writes into its input changes one member of a
+// document whose text it already has: when that text is canonical
+// (json::Serialize's), the new text is the old one with that member's value
+// replaced, or the member added at the end of its object, which is far
+// cheaper than writing the whole document again. The helpers below read
+// canonical text only: no whitespace, strings as json::Serialize escapes
+// them.
+
+// Bytes that end a run of ordinary ones in canonical text: quotes and
+// backslashes (inside strings), brackets and braces (outside).
+constexpr std::array<bool, 256> kCanonicalStops = [] {
+  std::array<bool, 256> stops{};
+  for (unsigned char c : {'"', '\\', '{', '}', '[', ']'}) stops[c] = true;
+  return stops;
+}();
+
+bool IsStop(char c) { return kCanonicalStops[static_cast<unsigned char>(c)]; }
+
+// Past the string that starts at `p` (a '"'), or nullptr.
+const char* SkipCanonicalString(const char* p, const char* end) {
+  for (++p; p < end; ++p) {
+    while (p < end && !IsStop(*p)) ++p;
+    if (p == end) return nullptr;
+    if (*p == '"') return p + 1;
+    if (*p == '\\') ++p;
+  }
+  return nullptr;
+}
+
+// Past the value that starts at `p`, or nullptr.
+const char* SkipCanonicalValue(const char* p, const char* end) {
+  if (p >= end) return nullptr;
+  if (*p == '"') return SkipCanonicalString(p, end);
+  if (*p == '{' || *p == '[') {
+    int depth = 0;
+    while (p < end) {
+      while (p < end && !IsStop(*p)) ++p;
+      if (p == end) return nullptr;
+      switch (*p) {
+        case '"':
+          p = SkipCanonicalString(p, end);
+          if (p == nullptr) return nullptr;
+          continue;
+        case '{':
+        case '[':
+          ++depth;
+          break;
+        case '}':
+        case ']':
+          if (--depth == 0) return p + 1;
+          break;
+        default:  // a backslash outside a string: not canonical text
+          return nullptr;
+      }
+      ++p;
+    }
+    return nullptr;
+  }
+  while (p < end && *p != ',' && *p != '}' && *p != ']') ++p;
+  return p;
+}
+
+// `name` as a canonical JSON string.
+std::string CanonicalKey(const std::string& name) {
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\') {
+      return json::Serialize(json::Value(
+          rapidjson::StringRef(name.data(), static_cast<rapidjson::SizeType>(name.size()))));
+    }
+  }
+  std::string key;
+  key.reserve(name.size() + 2);
+  key.push_back('"');
+  key.append(name);
+  key.push_back('"');
+  return key;
+}
+
+// Writes `text` with `insert` (the member `key`:`value`, after a comma
+// unless `empty`) put in at `at`, into `*out`.
+void InsertMember(absl::string_view text, size_t at, bool empty, const std::string& key,
+                  const json::Value& value, std::string* out) {
+  const std::string written = json::Serialize(value);
+  std::string spliced;
+  spliced.reserve(text.size() + key.size() + written.size() + 2);
+  spliced.append(text.data(), at);
+  if (!empty) spliced.push_back(',');
+  spliced.append(key);
+  spliced.push_back(':');
+  spliced.append(written);
+  spliced.append(text.data() + at, text.size() - at);
+  *out = std::move(spliced);
+}
+
+// json::Serialize(after) into `*out`, given `text` = json::Serialize(before)
+// and `after` = `before` with `path` (member names only) Set in it, as
+// ReferencePath::Set does: the first member of that name replaced, or a
+// new member (with any missing intermediate objects) added last. False,
+// with `*out` untouched, when the text is not shaped as expected.
+// `first_is_new`: the path's first member was not in `before`, so the
+// member was added last to the top-level object, whose end is the text's.
+bool SpliceResultPath(absl::string_view text, const ReferencePath& path, const json::Value& after,
+                      bool first_is_new, std::string* out) {
+  if (first_is_new) {
+    if (path.size() == 0 || path.name(0) == nullptr || text.size() < 2 || text.front() != '{' ||
+        text.back() != '}' || !after.IsObject() || after.MemberCount() == 0) {
+      return false;
+    }
+    const auto& added = *(after.MemberEnd() - 1);
+    if (absl::string_view(added.name.GetString(), added.name.GetStringLength()) != *path.name(0)) {
+      return false;
+    }
+    InsertMember(text, text.size() - 1, text.size() == 2, CanonicalKey(*path.name(0)),
+                 added.value, out);
+    return true;
+  }
+  const char* const begin = text.data();
+  const char* const end = begin + text.size();
+  const char* object = begin;  // the '{' of the object being searched
+  const json::Value* node = &after;
+  for (size_t i = 0; i < path.size(); ++i) {
+    const std::string* name = path.name(i);
+    if (name == nullptr || object >= end || *object != '{' || !node->IsObject()) return false;
+    const std::string key = CanonicalKey(*name);
+    const bool last = i + 1 == path.size();
+    const char* p = object + 1;
+    const char* value = nullptr;
+    const char* value_end = nullptr;
+    bool empty = false;
+    if (p < end && *p == '}') {
+      empty = true;
+    } else {
+      while (true) {
+        const char* key_end = p < end && *p == '"' ? SkipCanonicalString(p, end) : nullptr;
+        if (key_end == nullptr || key_end >= end || *key_end != ':') return false;
+        const char* v = key_end + 1;
+        const char* v_end = SkipCanonicalValue(v, end);
+        if (v_end == nullptr || v_end >= end) return false;
+        if (absl::string_view(p, static_cast<size_t>(key_end - p)) == key) {
+          value = v;
+          value_end = v_end;
+          break;
+        }
+        if (*v_end == ',') {
+          p = v_end + 1;
+          continue;
+        }
+        if (*v_end != '}') return false;
+        p = v_end;
+        break;
+      }
+    }
+    if (value != nullptr) {
+      auto member = node->FindMember(
+          json::Value(rapidjson::StringRef(name->data(), static_cast<rapidjson::SizeType>(name->size()))));
+      if (member == node->MemberEnd()) return false;
+      if (!last) {
+        object = value;
+        node = &member->value;
+        continue;
+      }
+      const std::string written = json::Serialize(member->value);
+      std::string spliced;
+      spliced.reserve(text.size() - static_cast<size_t>(value_end - value) + written.size());
+      spliced.append(begin, value);
+      spliced.append(written);
+      spliced.append(value_end, end);
+      *out = std::move(spliced);
+      return true;
+    }
+    // Not there: Set added it as the object's last member.
+    if (node->MemberCount() == 0) return false;
+    const auto& added = *(node->MemberEnd() - 1);
+    if (absl::string_view(added.name.GetString(), added.name.GetStringLength()) != *name) {
+      return false;
+    }
+    InsertMember(text, static_cast<size_t>(p - begin), empty, key, added.value, out);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-EventList::EventList() {
-  // A transition's events usually fit the first block.
-  google::protobuf::ArenaOptions options;
-  options.start_block_size = 16 * 1024;
-  options.max_block_size = 256 * 1024;
-  arena_ = std::make_unique<google::protobuf::Arena>(options);
+EventList::EventList() : storage_(std::make_unique<Storage>()) {
   events_ = google::protobuf::Arena::CreateMessage<
-      google::protobuf::RepeatedPtrField<v1::HistoryEvent>>(arena_.get());
+      google::protobuf::RepeatedPtrField<v1::HistoryEvent>>(&storage_->arena);
+  // Room for a typical transition's events without growing step by step.
+  events_->Reserve(16);
 }
+
+namespace {
+google::protobuf::ArenaOptions EventArenaOptions(char* first_block, size_t size) {
+  google::protobuf::ArenaOptions options;
+  options.initial_block = first_block;
+  options.initial_block_size = size;
+  return options;
+}
+}  // namespace
+
+EventList::Storage::Storage() : arena(EventArenaOptions(first_block, sizeof(first_block))) {}
 
 // One transition: runs frames until every one waits or the execution
 // closes, accumulating events and effects into an Outcome.
@@ -149,15 +369,22 @@ class Interpreter::Run {
   // --- Events ---------------------------------------------------------------
 
   v1::HistoryEvent* Emit(absl::string_view type, bool advance_cursor = true) {
-    if (child_root_ != 0) return EmitInChildExecution(type);
+    return EmitTyped(std::string(type), advance_cursor);
+  }
+
+  // Emit for a type held in a std::string already (no temporary copy).
+  template <typename TypeString>
+  v1::HistoryEvent* EmitTyped(TypeString&& type, bool advance_cursor = true) {
+    if (child_root_ != 0) return EmitInChildExecution(std::forward<TypeString>(type));
     v1::HistoryEvent& event = *outcome_.events.Add();
-    event.set_type(std::string(type));
+    const bool entered = absl::EndsWith(type, "StateEntered");
+    event.set_type(std::forward<TypeString>(type));
     const int64_t id = state_->next_event_id() == 0 ? 1 : state_->next_event_id();
     event.set_id(id);
     // AWS links each event to the one before it, except that the first
     // state entered names no predecessor, and a Map iteration's end event
     // does not become the predecessor of what follows.
-    const bool first_state = id == 2 && absl::EndsWith(type, "StateEntered");
+    const bool first_state = id == 2 && entered;
     event.set_previous_event_id(first_state ? 0 : state_->last_event_id());
     SetTimestamp(now_, event.mutable_timestamp());
     state_->set_next_event_id(id + 1);
@@ -168,9 +395,10 @@ class Interpreter::Run {
   // Events of the frames of a distributed map's child executions belong to
   // those executions' own histories, not to this one: they are numbered
   // apart (their ids still name scheduled activities) and not reported.
-  v1::HistoryEvent* EmitInChildExecution(absl::string_view type) {
+  template <typename TypeString>
+  v1::HistoryEvent* EmitInChildExecution(TypeString&& type) {
     v1::HistoryEvent& event = child_events_.emplace_back();
-    event.set_type(std::string(type));
+    event.set_type(std::forward<TypeString>(type));
     const int64_t id = std::max(state_->next_child_event_id(), kFirstChildEventId);
     event.set_id(id);
     SetTimestamp(now_, event.mutable_timestamp());
@@ -435,14 +663,16 @@ class Interpreter::Run {
       FailExecution(kRuntime, absl::StrCat("State '", name, "' does not exist"));
       return;
     }
-    v1::HistoryEvent* entered = Emit(absl::StrCat(StateTypeName(state->type), "StateEntered"));
+    v1::HistoryEvent* entered = EmitTyped(StateEventType(state->type, StateEvent::kEntered));
     auto* details = entered->mutable_state_entered_event_details();
     details->set_name(name);
     details->set_input(input);
     details->mutable_input_details()->set_truncated(false);
     // The frame moves on to the new state: it keeps its place in the tree,
     // its Map item and its variables, and forgets the rest. Cleared in place
-    // rather than rebuilt, its strings and timestamp keep their memory.
+    // rather than rebuilt, its strings keep their memory; its timestamp, a
+    // message Clear would free, is taken out and put back.
+    google::protobuf::Timestamp* entered_time = frame->release_entered_time();
     const int64_t id = frame->id();
     const int64_t parent_id = frame->parent_id();
     const int32_t index = frame->index();
@@ -462,16 +692,17 @@ class Interpreter::Run {
     frame->set_state(name);
     *frame->mutable_input() = std::move(input);
     frame->set_entered_event_id(entered->id());
+    if (entered_time != nullptr) frame->set_allocated_entered_time(entered_time);
     SetTimestamp(now_, frame->mutable_entered_time());
     carried_ = Carried{frame_id, std::move(parsed), canonical};
-    Execute(frame_id);
+    Execute(frame_id, state);
     if (carried_.frame == frame_id) carried_ = Carried{};
   }
 
-  // Runs the frame's current state (also again after a retry backoff).
-  void Execute(int64_t frame_id) {
-    Frame* frame = F(frame_id);
-    const State& state = *StateOf(*frame);
+  // Runs the frame's current state (also again after a retry backoff);
+  // `known`, when given, is that state (EnterState has just looked it up).
+  void Execute(int64_t frame_id, const State* known = nullptr) {
+    const State& state = known != nullptr ? *known : *StateOf(*F(frame_id));
     if (state.jsonata) {
       ExecuteJsonata(frame_id, state);
       return;
@@ -536,7 +767,7 @@ class Interpreter::Run {
   void EmitExited(int64_t frame_id, const State& state, const std::string& output,
                   const std::map<std::string, std::string>& assigned) {
     EventScope scope(this, frame_id);
-    auto* details = Emit(absl::StrCat(StateTypeName(state.type), "StateExited"))
+    auto* details = EmitTyped(StateEventType(state.type, StateEvent::kExited))
                         ->mutable_state_exited_event_details();
     details->set_name(state.name);
     details->set_output(output);
@@ -1214,11 +1445,13 @@ class Interpreter::Run {
   // copy of it. `result` may point into `raw`, at `*result_storage` (built
   // in raw's allocator, free to move) or elsewhere. On success `*out_text`
   // is the output and `*parsed_output` the same output, for the next state.
+  // `canonical`: the frame's input text is canonical and `raw` is it parsed
+  // and unchanged, so a ResultPath write may be spliced into that text.
   std::optional<StateError> OutputInPlace(const Frame& frame, const State& state,
                                           ParsedInputPtr raw, const json::Value* result,
                                           json::Value* result_storage, std::string* out_text,
                                           std::map<std::string, std::string>* assigned,
-                                          ParsedInputPtr* parsed_output) {
+                                          ParsedInputPtr* parsed_output, bool canonical = false) {
     json::Allocator& a = raw->allocator;
     json::Value selected_storage;
     const json::Value* selected = result;
@@ -1231,6 +1464,8 @@ class Interpreter::Run {
     }
     if (auto error = EvaluateAssign(frame, state.assign, *selected, assigned)) return error;
     const json::Value* combined = selected;
+    bool spliceable = false;
+    bool first_is_new = false;
     const PathField& result_path = state.result_path;
     if (result_path.kind == PathField::Kind::kNull) {
       combined = &raw->value;
@@ -1245,11 +1480,16 @@ class Interpreter::Run {
       // Set either fails before changing anything or succeeds; a failed
       // step's input is parsed again from the frame by whoever catches.
       json::Value value = Detach(selected, {&selected_storage, result_storage}, a);
+      const std::string* first = result_path.path->name(0);
+      first_is_new = canonical && first != nullptr &&
+                     !raw->value.HasMember(json::Value(rapidjson::StringRef(
+                         first->data(), static_cast<rapidjson::SizeType>(first->size()))));
       if (auto status = result_path.path->Set(&raw->value, std::move(value), a);
           !status.ok()) {
         return StateError{kRuntime, std::string(status.message())};
       }
       combined = &raw->value;
+      spliceable = canonical;
     }
     const json::Value* output = nullptr;
     json::Value output_storage;
@@ -1257,7 +1497,11 @@ class Interpreter::Run {
             SelectView(frame, state.output_path, *combined, &output, &output_storage, a)) {
       return error;
     }
-    *out_text = json::Serialize(*output, frame.input().size());
+    if (!(spliceable && output == &raw->value &&
+          SpliceResultPath(frame.input(), *result_path.path, raw->value, first_is_new,
+                           out_text))) {
+      *out_text = json::Serialize(*output, frame.input().size());
+    }
     if (output != &raw->value) {
       json::Value kept = Detach(output, {&output_storage, &selected_storage, result_storage}, a);
       raw->value = std::move(kept);
@@ -1855,6 +2099,7 @@ class Interpreter::Run {
       ExitState(frame_id, state, std::move(*F(frame_id)->mutable_input()), {}, std::move(parsed));
       return;
     }
+    const bool canonical = InputIsCanonical(frame_id);
     ParsedInputPtr raw = TakeInput(frame_id);
     if (raw == nullptr) return;
     json::Allocator& a = raw->allocator;
@@ -1898,7 +2143,7 @@ class Interpreter::Run {
     ParsedInputPtr parsed_output;
     // Pass has no ResultSelector; OutputInPlace skips it when absent.
     if (auto error = OutputInPlace(frame, state, std::move(raw), result, &result_storage, &output,
-                                   &assigned, &parsed_output)) {
+                                   &assigned, &parsed_output, canonical)) {
       FrameFailed(frame_id, *error);
       return;
     }
@@ -2338,6 +2583,18 @@ class Interpreter::Run {
   }
 
   void StartParallel(int64_t frame_id, const State& state) {
+    if (state.input_path.kind == PathField::Kind::kDefault && state.parameters == nullptr) {
+      // The branches' input is the state's input: its text when that is
+      // canonical, and the parsed input itself for the last branch.
+      const bool canonical = InputIsCanonical(frame_id);
+      ParsedInputPtr raw = TakeInput(frame_id);
+      if (raw == nullptr) return;
+      const std::string& input = F(frame_id)->input();
+      std::string text = canonical ? input : json::Serialize(raw->value, input.size());
+      const json::Value& effective = raw->value;
+      StartBranches(frame_id, state, effective, std::move(text), std::move(raw));
+      return;
+    }
     auto raw = ParseInput(frame_id);
     if (!raw) return;
     json::Document doc(&arena_);
@@ -2352,7 +2609,14 @@ class Interpreter::Run {
 
   // ParallelStateStarted, and each branch enqueued with `effective` as input.
   void StartBranches(int64_t frame_id, const State& state, const json::Value& effective) {
-    std::string input = json::Serialize(effective, F(frame_id)->input().size());
+    StartBranches(frame_id, state, effective,
+                  json::Serialize(effective, F(frame_id)->input().size()), nullptr);
+  }
+
+  // The same with the input's text given, and `owned`, when given, holding
+  // `effective` for the last branch to take instead of a copy.
+  void StartBranches(int64_t frame_id, const State& state, const json::Value& effective,
+                     std::string input, ParsedInputPtr owned) {
     Emit("ParallelStateStarted");
     Frame* frame = F(frame_id);
     const int total = static_cast<int>(state.branches.size());
@@ -2366,9 +2630,15 @@ class Interpreter::Run {
       Frame* branch = NewFrame(frame_id, i);
       // Each branch gets the input parsed already: a copy costs less than
       // parsing the text again.
-      auto parsed = std::make_unique<ParsedInput>();
-      parsed->value.CopyFrom(effective, parsed->allocator);
-      Enqueue(branch->id(), state.branches[i]->start_at, input, std::move(parsed));
+      ParsedInputPtr parsed;
+      if (i + 1 == total && owned != nullptr && &owned->value == &effective) {
+        parsed = std::move(owned);
+      } else {
+        parsed = std::make_unique<ParsedInput>();
+        parsed->value.CopyFrom(effective, parsed->allocator);
+      }
+      Enqueue(branch->id(), state.branches[i]->start_at,
+              i + 1 == total ? std::move(input) : input, std::move(parsed));
     }
   }
 
@@ -2518,6 +2788,65 @@ class Interpreter::Run {
     MaybeCompleteChildren(parent_id);
   }
 
+  // Whether a Parallel or Map state's output is the array of its children's
+  // outputs as it is (no ResultSelector, Assign, ResultPath or OutputPath
+  // that changes it).
+  static bool ResultsPassThrough(const State& state) {
+    return !state.jsonata && state.result_selector == nullptr && state.assign == nullptr &&
+           state.output_path.kind == PathField::Kind::kDefault &&
+           (state.result_path.kind == PathField::Kind::kDefault ||
+            (state.result_path.kind == PathField::Kind::kPath && state.result_path.path &&
+             state.result_path.path->is_root()));
+  }
+
+  // Whether canonical JSON text nests at most `limit` levels deep.
+  static bool NestsAtMost(absl::string_view text, int limit) {
+    // Each level takes two bytes at least.
+    if (text.size() <= 2 * static_cast<size_t>(limit)) return true;
+    int depth = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+      switch (text[i]) {
+        case '"':
+          for (++i; i < text.size() && text[i] != '"'; ++i) {
+            if (text[i] == '\\') ++i;
+          }
+          break;
+        case '[':
+        case '{':
+          if (++depth > limit) return false;
+          break;
+        case ']':
+        case '}':
+          --depth;
+          break;
+        default:
+          break;
+      }
+    }
+    return true;
+  }
+
+  // The JSON array of the children's outputs, written by joining their
+  // texts: each is canonical (a state's output is json::Serialize's text),
+  // so the join is what parsing and serializing them would give. False when
+  // some child left no output, or one too deep for json::Parse (which the
+  // general path turns into null).
+  static bool JoinChildOutputs(const Frame& frame, std::string* out) {
+    size_t size = 2;
+    for (const std::string& text : frame.child_outputs()) {
+      if (text.empty() || !NestsAtMost(text, json::kMaxDepth)) return false;
+      size += text.size() + 1;
+    }
+    out->reserve(size);
+    out->push_back('[');
+    for (const std::string& text : frame.child_outputs()) {
+      if (out->size() > 1) out->push_back(',');
+      out->append(text);
+    }
+    out->push_back(']');
+    return true;
+  }
+
   void MaybeCompleteChildren(int64_t frame_id) {
     EventScope scope(this, frame_id);
     Frame* frame = F(frame_id);
@@ -2533,6 +2862,13 @@ class Interpreter::Run {
       Emit("MapStateSucceeded", /*advance_cursor=*/false);
     } else {
       Emit(state.type == StateType::kMap ? "MapStateSucceeded" : "ParallelStateSucceeded");
+    }
+    if (std::string output; ResultsPassThrough(state) && JoinChildOutputs(*frame, &output)) {
+      frame->clear_child_outputs();
+      frame->clear_items();
+      frame->clear_effective_input();
+      ExitState(frame_id, state, std::move(output));
+      return;
     }
     json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
@@ -3700,6 +4036,26 @@ class Interpreter::Run {
     bool canonical;
   };
 
+  // The FIFO of steps: a vector read from `head_` on, emptied whenever it
+  // has been read to its end (a std::deque allocates even when empty).
+  class StepQueue {
+   public:
+    bool empty() const { return head_ == steps_.size(); }
+    Step& front() { return steps_[head_]; }
+    void push_back(Step step) { steps_.push_back(std::move(step)); }
+    void pop_front() {
+      if (++head_ == steps_.size()) clear();
+    }
+    void clear() {
+      steps_.clear();
+      head_ = 0;
+    }
+
+   private:
+    std::vector<Step> steps_;
+    size_t head_ = 0;
+  };
+
   // What EnterState received with the input of the frame it runs now.
   struct Carried {
     int64_t frame = 0;
@@ -3712,11 +4068,19 @@ class Interpreter::Run {
   ExecutionState* state_;
   absl::Time now_;
   Outcome outcome_;
-  std::deque<Step> queue_;
+  StepQueue queue_;
   Carried carried_;
   int drain_depth_ = 0;
-  // Backs the short-lived JSON documents of one step; see Drain.
-  rapidjson::MemoryPoolAllocator<> arena_{64 * 1024};
+  // Backs the short-lived JSON documents of one step; see Drain. Clear()
+  // frees every chunk but the one given to the allocator, which therefore
+  // serves the steps of a run without an allocation each; it lives in the
+  // run (on the caller's stack), so a run that needs no document allocates
+  // nothing for it.
+  static constexpr size_t kArenaFirstChunkBytes = 8 * 1024;
+  rapidjson::CrtAllocator arena_base_;
+  alignas(16) char arena_first_chunk_[kArenaFirstChunkBytes];
+  rapidjson::MemoryPoolAllocator<> arena_{arena_first_chunk_, kArenaFirstChunkBytes, 64 * 1024,
+                                          &arena_base_};
   std::set<int64_t> pumping_;
   std::string task_token_;
   std::optional<std::pair<int64_t, std::string>> map_item_;
@@ -3725,8 +4089,10 @@ class Interpreter::Run {
   int64_t child_root_ = 0;
   // A child execution past the history limit, for Drain to end.
   int64_t runaway_child_ = 0;
-  std::deque<v1::HistoryEvent> child_events_;
-  std::deque<json::Document> context_docs_;
+  // Lists rather than deques: a deque allocates when constructed, and most
+  // runs use neither.
+  std::list<v1::HistoryEvent> child_events_;
+  std::list<json::Document> context_docs_;
   std::map<std::pair<int64_t, std::string>, std::unique_ptr<json::Document>> variable_cache_;
   // The frames as they were when a branch or iteration failed, kept until
   // the failure is retried or caught; see CloseExecution.

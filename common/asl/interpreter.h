@@ -142,8 +142,16 @@ class EventList {
   auto end() const { return events_->cend(); }
 
  private:
-  std::unique_ptr<google::protobuf::Arena> arena_;
-  google::protobuf::RepeatedPtrField<v1::HistoryEvent>* events_;  // on arena_
+  // The arena and its first block, one allocation: a transition's events
+  // usually fit that block. The arena is declared last, so it is destroyed
+  // before the block it uses.
+  struct Storage {
+    Storage();
+    alignas(16) char first_block[16 * 1024];
+    google::protobuf::Arena arena;
+  };
+  std::unique_ptr<Storage> storage_;
+  google::protobuf::RepeatedPtrField<v1::HistoryEvent>* events_;  // on storage_->arena
 };
 
 // UpdateMapRun: the settings to change of a running map run (unset: kept).

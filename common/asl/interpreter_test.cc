@@ -57,6 +57,63 @@ class InterpreterTest : public ::testing::Test {
   std::unique_ptr<Interpreter> interpreter_;
 };
 
+// ResultPath writes into the input's text when it is canonical; the texts
+// must be what writing the whole document gives, whatever the path meets:
+// a new member, a replaced one, a nested one, missing intermediate objects,
+// keys that need escapes, an empty object, duplicate keys.
+TEST_F(InterpreterTest, ResultPathOutputsAreTheWholeDocumentsText) {
+  const std::string definition = R"({"StartAt": "A", "States": {
+    "A": {"Type": "Pass", "Result": 1, "ResultPath": "$.new", "Next": "B"},
+    "B": {"Type": "Pass", "Result": {"x": [true, null]}, "ResultPath": "$.a", "Next": "C"},
+    "C": {"Type": "Pass", "Result": "s", "ResultPath": "$.b.c", "Next": "D"},
+    "D": {"Type": "Pass", "Result": 2.5, "ResultPath": "$.b.d.e", "Next": "E"},
+    "E": {"Type": "Pass", "Result": "q", "ResultPath": "$['k \"x'].y", "Next": "F"},
+    "F": {"Type": "Pass", "InputPath": "$.b", "ResultPath": "$.b.copy", "Next": "G"},
+    "G": {"Type": "Pass", "Result": {}, "ResultPath": "$.dup", "Next": "H"},
+    "H": {"Type": "Pass", "Result": 3, "ResultPath": "$.empty.z", "End": true}}})";
+  const std::vector<std::string> inputs = {
+      R"({"a":1,"b":{"c":"old","f":[{"g":"}"}]},"dup":1,"dup":2,"empty":{},"t":"\"{["})",
+      R"({"a":1, "b":{"c":"old","f":[{"g":"}"}]}, "dup":1,"dup":2,"empty":{},"t":"\"{["})",
+  };
+  const std::vector<std::string> expected = {
+      R"({"a":1,"b":{"c":"old","f":[{"g":"}"}]},"dup":1,"dup":2,"empty":{},"t":"\"{[","new":1})",
+      R"({"a":{"x":[true,null]},"b":{"c":"old","f":[{"g":"}"}]},"dup":1,"dup":2,"empty":{},"t":"\"{[","new":1})",
+      R"({"a":{"x":[true,null]},"b":{"c":"s","f":[{"g":"}"}]},"dup":1,"dup":2,"empty":{},"t":"\"{[","new":1})",
+      R"({"a":{"x":[true,null]},"b":{"c":"s","f":[{"g":"}"}],"d":{"e":2.5}},"dup":1,"dup":2,"empty":{},"t":"\"{[","new":1})",
+      R"({"a":{"x":[true,null]},"b":{"c":"s","f":[{"g":"}"}],"d":{"e":2.5}},"dup":1,"dup":2,"empty":{},"t":"\"{[","new":1,"k \"x":{"y":"q"}})",
+      R"({"a":{"x":[true,null]},"b":{"c":"s","f":[{"g":"}"}],"d":{"e":2.5},"copy":{"c":"s","f":[{"g":"}"}],"d":{"e":2.5}}},"dup":1,"dup":2,"empty":{},"t":"\"{[","new":1,"k \"x":{"y":"q"}})",
+      R"({"a":{"x":[true,null]},"b":{"c":"s","f":[{"g":"}"}],"d":{"e":2.5},"copy":{"c":"s","f":[{"g":"}"}],"d":{"e":2.5}}},"dup":{},"dup":2,"empty":{},"t":"\"{[","new":1,"k \"x":{"y":"q"}})",
+      R"({"a":{"x":[true,null]},"b":{"c":"s","f":[{"g":"}"}],"d":{"e":2.5},"copy":{"c":"s","f":[{"g":"}"}],"d":{"e":2.5}}},"dup":{},"dup":2,"empty":{"z":3},"t":"\"{[","new":1,"k \"x":{"y":"q"}})",
+  };
+  for (const std::string& input : inputs) {
+    // The first input is canonical text, the second is not.
+    context_.input_is_canonical = &input == &inputs[0];
+    state_.Clear();
+    Outcome out = Begin(definition, input);
+    ASSERT_EQ(out.closed_status, "SUCCEEDED") << out.error << " " << out.cause;
+    std::vector<std::string> outputs;
+    for (const auto& event : out.events) {
+      if (event.type() == "PassStateExited") {
+        outputs.push_back(event.state_exited_event_details().output());
+      }
+    }
+    EXPECT_EQ(outputs, expected) << input;
+  }
+}
+
+// A Parallel whose output is its branches' outputs as they are.
+TEST_F(InterpreterTest, ParallelOutputJoinsTheBranchOutputs) {
+  context_.input_is_canonical = true;
+  Outcome out = Begin(R"({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true,
+    "Branches": [
+      {"StartAt": "A", "States": {"A": {"Type": "Pass", "Parameters": {"v.$": "$.a"}, "End": true}}},
+      {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}},
+      {"StartAt": "C", "States": {"C": {"Type": "Pass", "Result": [], "End": true}}}]}}})",
+                      R"({"a":[1.5,"x"],"b":{}})");
+  ASSERT_EQ(out.closed_status, "SUCCEEDED");
+  EXPECT_EQ(out.output, R"([{"v":[1.5,"x"]},{"a":[1.5,"x"],"b":{}},[]])");
+}
+
 TEST_F(InterpreterTest, PassChainSucceeds) {
   Outcome out = Begin(R"({"StartAt": "A", "States": {
     "A": {"Type": "Pass", "Result": {"v": 1}, "ResultPath": "$.r", "Next": "B"},

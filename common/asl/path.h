@@ -32,6 +32,10 @@ class ReferencePath {
   const std::string& variable() const { return variable_; }
   bool is_variable() const { return !variable_.empty(); }
   bool is_root() const { return segments_.empty(); }
+  // The steps of the path; step i is the member name `*name(i)`, or an
+  // index when name(i) is nullptr.
+  size_t size() const { return segments_.size(); }
+  const std::string* name(size_t i) const { return std::get_if<std::string>(&segments_[i]); }
 
   // The node the path names in `root`, or nullptr when there is none.
   const json::Value* Find(const json::Value& root) const;

@@ -228,6 +228,9 @@ int main(int argc, char** argv) {
              "                       counts under callgrind or perf stat "
              "(--benchmark_filter=NAME\n"
              "                       may follow to pick one)\n"
+             "  --history            print each workflow's history events (text\n"
+             "                       format) and exit, to check that a change left\n"
+             "                       them as they were\n"
              "Google Benchmark's flags follow.\n";
       break;
     }
@@ -244,10 +247,33 @@ int main(int argc, char** argv) {
       break;
     }
   }
+  bool print_history = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--history") {
+      print_history = true;
+      for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+      --argc;
+      break;
+    }
+  }
   const std::string dir = stepflow::asl::WorkflowsDir(&argc, argv);
   // Registered benchmarks keep pointers into this vector; it lives until exit.
   static std::vector<Workflow> workflows;
   if (!stepflow::asl::Load(dir, &workflows)) return 1;
+  if (print_history) {
+    for (const Workflow& workflow : workflows) {
+      const stepflow::asl::ExecutionContext context =
+          stepflow::asl::ContextFor(&workflow);
+      ::stepflow::internal::v1::ExecutionState execution;
+      stepflow::asl::Interpreter interpreter(*workflow.definition, context);
+      stepflow::asl::Outcome outcome =
+          interpreter.Start(&execution, stepflow::asl::Input(), context.start_time);
+      std::cout << "# " << workflow.name << "\n";
+      for (const auto& event : outcome.events) std::cout << event.DebugString();
+      std::cout << "# state\n" << execution.DebugString();
+    }
+    return 0;
+  }
   if (count > 0) {
     const std::string filter = argc > 1 && absl::StartsWith(argv[1], "--benchmark_filter=")
                                    ? std::string(argv[1] + 19)

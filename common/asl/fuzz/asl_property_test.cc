@@ -24,6 +24,10 @@
 //
 //   STEPFLOW_FUZZ_SEED=random STEPFLOW_FUZZ_SECONDS=300 ./asl_property_test
 //
+// STEPFLOW_FUZZ_CASES=N runs exactly N cases instead and prints a digest of
+// all their histories: a change meant to leave every history as it was
+// (an optimization) must leave the digest of a fixed seed as it was too.
+//
 // It is most useful under AddressSanitizer, which also catches leaks
 // (configure a separate build directory with
 // -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined"); cases then run on a
@@ -1417,6 +1421,18 @@ struct Stats {
   int64_t events = 0;
   int64_t failures = 0;
   std::map<std::string, int64_t> failure_kinds;  // by Signature()
+  // FNV-1a over every execution's history hash, event count and end, in
+  // order: with STEPFLOW_FUZZ_CASES the same seed gives the same digest
+  // unless a change of the interpreter changed some history.
+  uint64_t digest = 14695981039346656037ull;
+
+  void MixDigest(const DriveResult& result) {
+    auto mix = [this](absl::string_view bytes) {
+      for (unsigned char c : bytes) digest = (digest ^ c) * 1099511628211ull;
+    };
+    mix(absl::StrCat(result.history_hash, "/", result.events, "/",
+                     result.closed_status, ";"));
+  }
 
   std::string Summary() const {
     std::string out;
@@ -1473,11 +1489,13 @@ class PropertyRunner {
   PropertyRunner(uint64_t seed, Watchdog* watchdog)
       : seed_(seed), random_(seed), watchdog_(watchdog) {}
 
-  void RunFor(absl::Duration duration) {
+  // Runs cases until `duration` has passed, or exactly `cases` of them
+  // when that is positive.
+  void RunFor(absl::Duration duration, int64_t cases = 0) {
     const absl::Time deadline = absl::Now() + duration;
     DefinitionGenerator generator(random_);
     Mutator mutator(random_);
-    for (int64_t index = 0; absl::Now() < deadline; ++index) {
+    for (int64_t index = 0; cases > 0 ? index < cases : absl::Now() < deadline; ++index) {
       const int roll = random_.R(0, 99);
       std::string kind;
       std::string text;
@@ -1588,6 +1606,7 @@ class PropertyRunner {
       }
       ++stats_.executions;
       stats_.events += result.events;
+      stats_.MixDigest(result);
       ++stats_.closed[result.closed_status.empty() ? "RUNNING(bound)"
                                                    : result.closed_status];
       if (!result.violations.empty()) {
@@ -1631,13 +1650,23 @@ TEST(AslPropertyTest, ParserAndInterpreterHoldTheirInvariants) {
           ? static_cast<uint64_t>(std::random_device()() >> 1)
           : static_cast<uint64_t>(EnvInt("STEPFLOW_FUZZ_SEED", 20261125));
   const int64_t seconds = EnvInt("STEPFLOW_FUZZ_SECONDS", 20);
+  // STEPFLOW_FUZZ_CASES=N: exactly N cases, whatever the time, and the
+  // digest of their histories printed: compare it before and after a change
+  // that must not change any history.
+  const int64_t cases = EnvInt("STEPFLOW_FUZZ_CASES", 0);
   std::cout << "STEPFLOW_FUZZ_SEED=" << seed
             << " STEPFLOW_FUZZ_SECONDS=" << seconds << std::endl;
   Watchdog watchdog(absl::Seconds(EnvInt("STEPFLOW_FUZZ_CASE_SECONDS", 30)),
                     seed);
   PropertyRunner runner(seed, &watchdog);
-  RunWithStack(kCaseStackBytes, [&] { runner.RunFor(absl::Seconds(seconds)); });
+  RunWithStack(kCaseStackBytes,
+               [&] { runner.RunFor(absl::Seconds(seconds), cases); });
   std::cout << "ASL property test: " << runner.stats().Summary() << std::endl;
+  if (cases > 0) {
+    std::cout << "history digest of " << cases << " cases: "
+              << absl::StrCat(absl::Hex(runner.stats().digest, absl::kZeroPad16))
+              << std::endl;
+  }
   EXPECT_EQ(runner.stats().failures, 0)
       << "replay with STEPFLOW_FUZZ_SEED=" << seed;
   EXPECT_GT(runner.stats().executions, 0);
