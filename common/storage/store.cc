@@ -215,6 +215,10 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(
   db_options.manual_wal_flush = false;
   // With several families a quiet one would otherwise pin old WAL files.
   db_options.max_total_wal_size = 256 << 20;
+  // All families' memtables together stay within four of one family's
+  // (128 MiB by default): each family may otherwise hold up to four full
+  // memtables, and a busy server's resident memory grew by that much.
+  db_options.db_write_buffer_size = 4 * options.write_buffer_bytes;
   db_options.bytes_per_sync = 1 << 20;
   db_options.keep_log_file_num = 5;
   db_options.max_log_file_size = 16 << 20;
