@@ -498,7 +498,10 @@ class Interpreter::Run {
   }
 
   void DropFrame(int64_t id) {
-    for (int64_t child : ChildrenOf(id)) DropFrame(child);
+    // A lone frame has no children to look for.
+    if (state_->frames_size() > 1) {
+      for (int64_t child : ChildrenOf(id)) DropFrame(child);
+    }
     if (Frame* frame = F(id); frame != nullptr && frame->scheduled_event_id() != 0) {
       outcome_.cancelled_tasks.push_back(frame->scheduled_event_id());
     }
@@ -631,7 +634,15 @@ class Interpreter::Run {
       *state_->mutable_redrive_frames() =
           redrive_snapshot_.has_value() ? *redrive_snapshot_ : state_->frames();
     }
-    for (int64_t id : ChildrenOf(0)) DropFrame(id);
+    if (state_->frames_size() == 1) {
+      // The usual case, a workflow without branches: no list of top
+      // frames to build.
+      if (const auto& [id, frame] = *state_->frames().begin(); frame.parent_id() == 0) {
+        DropFrame(id);
+      }
+    } else {
+      for (int64_t id : ChildrenOf(0)) DropFrame(id);
+    }
     queue_.clear();
   }
 
@@ -711,26 +722,32 @@ class Interpreter::Run {
     // its Map item and its variables, and forgets the rest. Cleared in place
     // rather than rebuilt, its strings keep their memory; its timestamp, a
     // message Clear would free, is taken out and put back. What is kept is
-    // set aside only when there is some (usually there is none).
+    // set aside only when there is some (usually there is none). A frame
+    // entering its first state (entered_event_id still 0) holds nothing
+    // else yet.
     google::protobuf::Timestamp* entered_time = frame->release_entered_time();
-    const int64_t id = frame->id();
-    const int64_t parent_id = frame->parent_id();
-    const int32_t index = frame->index();
-    std::string item_value;
-    if (!frame->item_value().empty()) item_value = std::move(*frame->mutable_item_value());
-    std::optional<google::protobuf::Map<std::string, std::string>> variables;
-    if (!frame->variables().empty()) variables.emplace().swap(*frame->mutable_variables());
-    std::optional<::stepflow::internal::v1::ChildExecution> child_execution;
-    if (frame->has_child_execution()) {
-      child_execution.emplace().Swap(frame->mutable_child_execution());
+    if (frame->entered_event_id() != 0) {
+      const int64_t id = frame->id();
+      const int64_t parent_id = frame->parent_id();
+      const int32_t index = frame->index();
+      std::string item_value;
+      if (!frame->item_value().empty()) item_value = std::move(*frame->mutable_item_value());
+      std::optional<google::protobuf::Map<std::string, std::string>> variables;
+      if (!frame->variables().empty()) variables.emplace().swap(*frame->mutable_variables());
+      std::optional<::stepflow::internal::v1::ChildExecution> child_execution;
+      if (frame->has_child_execution()) {
+        child_execution.emplace().Swap(frame->mutable_child_execution());
+      }
+      frame->Clear();
+      frame->set_id(id);
+      frame->set_parent_id(parent_id);
+      frame->set_index(index);
+      if (!item_value.empty()) *frame->mutable_item_value() = std::move(item_value);
+      if (variables.has_value()) frame->mutable_variables()->swap(*variables);
+      if (child_execution.has_value()) {
+        frame->mutable_child_execution()->Swap(&*child_execution);
+      }
     }
-    frame->Clear();
-    frame->set_id(id);
-    frame->set_parent_id(parent_id);
-    frame->set_index(index);
-    if (!item_value.empty()) *frame->mutable_item_value() = std::move(item_value);
-    if (variables.has_value()) frame->mutable_variables()->swap(*variables);
-    if (child_execution.has_value()) frame->mutable_child_execution()->Swap(&*child_execution);
     frame->set_state(name);
     *frame->mutable_input() = std::move(input);
     frame->set_entered_event_id(entered->id());
