@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -347,11 +348,15 @@ EventList::Storage::Storage() : arena(EventArenaOptions(first_block, sizeof(firs
 // closes, accumulating events and effects into an Outcome.
 class Interpreter::Run {
  public:
-  Run(const Interpreter& interpreter, ExecutionState* state, absl::Time now)
+  // The run fills an Outcome of its own, which Finish hands over, or
+  // `*out` when given (for the caller to return without a move).
+  Run(const Interpreter& interpreter, ExecutionState* state, absl::Time now,
+      Outcome* out = nullptr)
       : definition_(interpreter.definition_),
         context_(interpreter.context_),
         state_(state),
-        now_(now) {
+        now_(now),
+        outcome_(out != nullptr ? *out : owned_outcome_.emplace()) {
     const int64_t nanos = absl::ToUnixNanos(now);
     now_seconds_ = nanos / 1000000000;
     now_nanos_ = static_cast<int32_t>(nanos % 1000000000);
@@ -361,6 +366,8 @@ class Interpreter::Run {
     ReconcileMapRuns();
     return std::move(outcome_);
   }
+  // Finish for a run given the Outcome to fill.
+  void FinishInPlace() { ReconcileMapRuns(); }
   bool closed() const { return !outcome_.closed_status.empty(); }
 
   // --- Events ---------------------------------------------------------------
@@ -4101,7 +4108,9 @@ class Interpreter::Run {
   };
 
   // The FIFO of steps: a vector read from `head_` on, emptied whenever it
-  // has been read to its end (a std::deque allocates even when empty).
+  // has been read to its end (a std::deque allocates even when empty). A
+  // chain of states has one step queued at a time, Parallel branches one
+  // each: the first few live in the run itself.
   class StepQueue {
    public:
     bool empty() const { return head_ == steps_.size(); }
@@ -4116,7 +4125,7 @@ class Interpreter::Run {
     }
 
    private:
-    std::vector<Step> steps_;
+    absl::InlinedVector<Step, 4> steps_;
     size_t head_ = 0;
   };
 
@@ -4134,7 +4143,8 @@ class Interpreter::Run {
   // now_ as a protobuf Timestamp's fields, for the events' timestamps.
   int64_t now_seconds_ = 0;
   int32_t now_nanos_ = 0;
-  Outcome outcome_;
+  std::optional<Outcome> owned_outcome_;  // unless the caller gave one
+  Outcome& outcome_;
   StepQueue queue_;
   Carried carried_;
   int drain_depth_ = 0;
@@ -4172,9 +4182,11 @@ class Interpreter::Run {
 };
 
 Outcome Interpreter::Start(ExecutionState* state, absl::string_view input, absl::Time now) {
-  Run run(*this, state, now);
+  Outcome outcome;
+  Run run(*this, state, now, &outcome);
   run.Start(input);
-  return run.Finish();
+  run.FinishInPlace();
+  return outcome;
 }
 
 bool Interpreter::AwaitsTask(const ExecutionState& state, int64_t scheduled_event_id) {
