@@ -134,6 +134,10 @@ struct State {
   // The state `next` names, in the same machine, resolved once the
   // definition is parsed; nullptr when `next` is empty or names nothing.
   const State* next_state = nullptr;
+  // The types of its history events, "<Type>StateEntered" and
+  // "<Type>StateExited", set once the definition is parsed.
+  std::string entered_event_type;
+  std::string exited_event_type;
   bool end = false;
   std::string comment;
   PathField input_path;

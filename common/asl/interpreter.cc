@@ -117,26 +117,6 @@ std::string DerivedUuid(absl::string_view seed, int64_t event_id, int64_t part) 
                       hex.substr(16, 4), "-", hex.substr(20, 12));
 }
 
-// "<Type>StateEntered" / "<Type>StateExited" for each state type, built
-// once rather than per event.
-enum class StateEvent { kEntered = 0, kExited = 1 };
-const std::string& StateEventType(StateType type, StateEvent event) {
-  constexpr StateType kTypes[] = {StateType::kPass,    StateType::kTask,    StateType::kChoice,
-                                  StateType::kWait,    StateType::kSucceed, StateType::kFail,
-                                  StateType::kParallel, StateType::kMap};
-  constexpr size_t kCount = sizeof(kTypes) / sizeof(kTypes[0]);
-  static const auto* const kNames = [&] {
-    auto* names = new std::array<std::string, 2 * kCount>;
-    for (StateType t : kTypes) {
-      const size_t i = 2 * static_cast<size_t>(t);
-      (*names)[i] = absl::StrCat(StateTypeName(t), "StateEntered");
-      (*names)[i + 1] = absl::StrCat(StateTypeName(t), "StateExited");
-    }
-    return names;
-  }();
-  return (*kNames)[2 * static_cast<size_t>(type) + static_cast<size_t>(event)];
-}
-
 json::Value StringValue(absl::string_view text, json::Allocator& a) {
   return json::Value(text.data(), static_cast<rapidjson::SizeType>(text.size()), a);
 }
@@ -720,7 +700,7 @@ class Interpreter::Run {
       FailExecution(kRuntime, absl::StrCat("State '", name, "' does not exist"));
       return;
     }
-    v1::HistoryEvent* entered = EmitTyped(StateEventType(state->type, StateEvent::kEntered));
+    v1::HistoryEvent* entered = EmitTyped(state->entered_event_type);
     auto* details = entered->mutable_state_entered_event_details();
     details->set_name(name);
     details->set_input(input);
@@ -833,7 +813,7 @@ class Interpreter::Run {
   void EmitExited(int64_t frame_id, const State& state, const std::string& output,
                   const std::map<std::string, std::string>& assigned) {
     EventScope scope(this, frame_id);
-    auto* details = EmitTyped(StateEventType(state.type, StateEvent::kExited))
+    auto* details = EmitTyped(state.exited_event_type)
                         ->mutable_state_exited_event_details();
     details->set_name(state.name);
     details->set_output(output);
