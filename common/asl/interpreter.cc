@@ -704,9 +704,12 @@ class Interpreter::Run {
     // message Clear would free, is taken out and put back. What is kept is
     // set aside only when there is some (usually there is none). A frame
     // entering its first state (entered_event_id still 0) holds nothing
-    // else yet.
+    // else yet, nor does one whose last state left it as entered (see
+    // pristine_frame_).
+    const bool pristine = pristine_frame_ == frame_id;
+    pristine_frame_ = 0;
     google::protobuf::Timestamp* entered_time = frame->release_entered_time();
-    if (frame->entered_event_id() != 0) {
+    if (frame->entered_event_id() != 0 && !pristine) {
       const int64_t id = frame->id();
       const int64_t parent_id = frame->parent_id();
       const int32_t index = frame->index();
@@ -819,6 +822,7 @@ class Interpreter::Run {
                  const std::map<std::string, std::string>& assigned = {},
                  ParsedInputPtr parsed_output = nullptr) {
     if (output.size() > kMaxPayloadBytes) {
+      pristine_frame_ = 0;
       HandleError(frame_id,
                   StateError{"States.DataLimitExceeded",
                              absl::StrCat("The state/task '", state.name,
@@ -2139,6 +2143,7 @@ class Interpreter::Run {
       ParsedInputPtr parsed = std::move(carried_.parsed);
       // The frame's input is not read again once its state exits (a Pass
       // state has no Catch), so it moves rather than copies.
+      pristine_frame_ = frame_id;
       ExitState(frame_id, state, std::move(*F(frame_id)->mutable_input()), {}, std::move(parsed));
       return;
     }
@@ -2190,6 +2195,7 @@ class Interpreter::Run {
       FrameFailed(frame_id, *error);
       return;
     }
+    pristine_frame_ = frame_id;
     ExitState(frame_id, state, std::move(output), assigned, std::move(parsed_output));
   }
 
@@ -2319,6 +2325,7 @@ class Interpreter::Run {
       json::Value kept = Detach(output, {&output_storage, &input_storage}, a);
       raw->value = std::move(kept);
     }
+    pristine_frame_ = frame_id;
     EmitExited(frame_id, state, text, assigned);
     Enqueue(frame_id, next, std::move(text), std::move(raw));
   }
@@ -4140,6 +4147,11 @@ class Interpreter::Run {
   // What F found last (see there).
   int64_t last_frame_id_ = 0;
   Frame* last_frame_ = nullptr;
+  // A frame whose state (a JSONPath Pass or Choice) set nothing on it but
+  // what EnterState sets, which its next EnterState therefore need not
+  // clear; 0: none. Set as such a state exits, consumed by the next
+  // EnterState whichever frame it is for.
+  int64_t pristine_frame_ = 0;
   // A child execution past the history limit, for Drain to end.
   int64_t runaway_child_ = 0;
   // Lists rather than deques: a deque allocates when constructed, and most
