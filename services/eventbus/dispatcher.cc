@@ -152,9 +152,43 @@ struct Dispatcher::Assignment {
   uint64_t epoch ABSL_GUARDED_BY(mu) = 0;
   // Called on the consumer thread before partitions are taken away.
   std::function<void()> on_revoke ABSL_GUARDED_BY(mu);
+  // Called on the consumer thread for events [from, to) of a partition
+  // the brokers dropped before the group delivered them.
+  std::function<void(const std::string& topic, int32_t partition, int64_t from, int64_t to)>
+      on_lost ABSL_GUARDED_BY(mu);
 };
 
 namespace {
+
+// Reports, for each newly assigned partition, the events between the
+// group's committed offset and the first one the brokers still hold: with
+// auto.offset.reset=earliest they would otherwise go unnoticed.
+void ReportDroppedSinceCommit(rd_kafka_t* consumer,
+                              const rd_kafka_topic_partition_list_t* partitions,
+                              Dispatcher::Assignment* assignment) {
+  constexpr int kTimeoutMs = 5000;
+  std::function<void(const std::string&, int32_t, int64_t, int64_t)> on_lost;
+  {
+    absl::MutexLock lock(&assignment->mu);
+    on_lost = assignment->on_lost;
+  }
+  if (!on_lost || partitions->cnt == 0) return;
+  rd_kafka_topic_partition_list_t* committed = rd_kafka_topic_partition_list_copy(partitions);
+  if (rd_kafka_committed(consumer, committed, kTimeoutMs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < committed->cnt; ++i) {
+      const rd_kafka_topic_partition_t& entry = committed->elems[i];
+      if (entry.err != RD_KAFKA_RESP_ERR_NO_ERROR || entry.offset < 0) continue;
+      int64_t low = 0;
+      int64_t high = 0;
+      if (rd_kafka_query_watermark_offsets(consumer, entry.topic, entry.partition, &low, &high,
+                                           kTimeoutMs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        continue;
+      }
+      if (entry.offset < low) on_lost(entry.topic, entry.partition, entry.offset, low);
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(committed);
+}
 
 // Applies the group's assignment, records it and logs it: which replica
 // delivers which partitions is the first thing to know when events seem
@@ -169,6 +203,7 @@ void OnRebalance(rd_kafka_t* consumer, rd_kafka_resp_err_t err,
   }
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     log::Info(kComponent, "partitions assigned", {{"partitions", list}});
+    ReportDroppedSinceCommit(consumer, partitions, assignment);
     rd_kafka_assign(consumer, partitions);
     absl::MutexLock lock(&assignment->mu);
     ++assignment->epoch;
@@ -342,6 +377,8 @@ Dispatcher::Dispatcher(DispatcherOptions options, rd_kafka_t* consumer,
   {
     absl::MutexLock lock(&assignment_->mu);
     assignment_->on_revoke = [this] { OnRevoke(); };
+    assignment_->on_lost = [this](const std::string& topic, int32_t partition, int64_t from,
+                                  int64_t to) { ReportLost(topic, partition, from, to); };
   }
   for (int i = 0; i < options_.delivery_threads; ++i)
     deliverers_.emplace_back([this] { DeliveryLoop(); });
@@ -558,6 +595,23 @@ void Dispatcher::FlushArchiveStats() {
   }
 }
 
+void Dispatcher::ReportLost(const std::string& topic, int32_t partition, int64_t from,
+                            int64_t to) {
+  if (to <= from) return;
+  log::Error(kComponent,
+             "events lost before delivery: the brokers no longer hold them (retention or a "
+             "truncated log); raise the topic's retention or add eventbus replicas",
+             {{"topic", topic},
+              {"partition", static_cast<int64_t>(partition)},
+              {"from_offset", from},
+              {"to_offset", to},
+              {"events", to - from}});
+  lost_.fetch_add(to - from);
+  if (options_.lost_counter != nullptr) {
+    options_.lost_counter->Increment(static_cast<double>(to - from));
+  }
+}
+
 void Dispatcher::Loop() {
   // Matching before the catalog is read would skip rules: wait for it.
   while (!stopping_.load()) {
@@ -591,11 +645,18 @@ void Dispatcher::Loop() {
     absl::MutexLock lock(&assignment_->mu);
     return assignment_->epoch;
   };
+  // The offset expected next from each partition read under `read_epoch`.
+  std::map<std::pair<std::string, int32_t>, int64_t> next_offsets;
+  uint64_t read_epoch = epoch();
   while (!stopping_.load()) {
     CommitDelivered();
     // A batch of what has arrived: one catalog catch-up serves all of it.
     std::vector<MessagePtr> batch;
     uint64_t batch_epoch = epoch();
+    if (batch_epoch != read_epoch) {
+      next_offsets.clear();  // a new assignment: the commit check covers its start
+      read_epoch = batch_epoch;
+    }
     for (int timeout_ms = kPollMillis; batch.size() < kMaxBatch;
          timeout_ms = 0) {
       MessagePtr message(rd_kafka_consumer_poll(consumer_, timeout_ms));
@@ -605,6 +666,8 @@ void Dispatcher::Loop() {
       if (now_epoch != batch_epoch) {
         batch.clear();
         batch_epoch = now_epoch;
+        next_offsets.clear();
+        read_epoch = now_epoch;
       }
       if (message == nullptr) break;
       if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -612,6 +675,16 @@ void Dispatcher::Loop() {
                    {{"error", rd_kafka_message_errstr(message.get())}});
         continue;
       }
+      // Bus topics are neither compacted nor transactional: their offsets
+      // run without gaps, so a jump means the brokers dropped events
+      // while this consumer lagged behind.
+      const std::pair<std::string, int32_t> where(rd_kafka_topic_name(message->rkt),
+                                                  message->partition);
+      auto expected = next_offsets.find(where);
+      if (expected != next_offsets.end() && message->offset > expected->second) {
+        ReportLost(where.first, where.second, expected->second, message->offset);
+      }
+      next_offsets[where] = message->offset + 1;
       batch.push_back(std::move(message));
     }
     if (batch.empty()) continue;

@@ -129,6 +129,9 @@ struct DispatcherOptions {
   // Not owned; must outlive the dispatcher.
   prometheus::Counter* delivered_counter = nullptr;
   prometheus::Counter* abandoned_counter = nullptr;
+  // Incremented by every event the brokers dropped before this group
+  // delivered it (retention, a truncated log); null: none.
+  prometheus::Counter* lost_counter = nullptr;
   // librdkafka consumer properties applied after ours (e.g. a shorter
   // "session.timeout.ms" so a replica that died hands over sooner).
   std::map<std::string, std::string> consumer_config;
@@ -171,6 +174,10 @@ class Dispatcher {
   int64_t abandoned() const { return abandoned_.load(); }
   // Events archived (one per archive an event went to).
   int64_t archived() const { return archived_.load(); }
+  // Events the brokers no longer held when this group came to read them:
+  // a committed offset below a partition's first, or a jump in the
+  // offsets read. Each loss is logged as an error.
+  int64_t lost() const { return lost_.load(); }
 
   // The consumer's partitions (internal; public for the rebalance callback).
   struct Assignment;
@@ -251,6 +258,9 @@ class Dispatcher {
   std::atomic<int64_t> delivered_{0};
   std::atomic<int64_t> abandoned_{0};
   std::atomic<int64_t> archived_{0};
+  std::atomic<int64_t> lost_{0};
+  // Logs and counts events [from, to) of a partition as lost.
+  void ReportLost(const std::string& topic, int32_t partition, int64_t from, int64_t to);
   // Events and bytes this replica archived, by "<archive>/<incarnation>",
   // and whether they changed since written to the catalog.
   struct ArchiveStats {

@@ -112,6 +112,13 @@ absl::StatusOr<std::unique_ptr<EventBusServer>> EventBusServer::Start(
                            .Register(*bus->registry_);
     dispatcher_options.delivered_counter = &deliveries.Add({{"outcome", "started"}});
     dispatcher_options.abandoned_counter = &deliveries.Add({{"outcome", "abandoned"}});
+    dispatcher_options.lost_counter =
+        &prometheus::BuildCounter()
+             .Name("stepflow_eventbus_events_lost_total")
+             .Help("Events the Kafka brokers dropped (retention, a truncated log) before "
+                   "this eventbus delivered them.")
+             .Register(*bus->registry_)
+             .Add({});
     dispatcher_options.start_execution = [stub](const std::string& state_machine_arn,
                                                 const std::string& name,
                                                 const std::string& input) {
