@@ -2029,6 +2029,7 @@ absl::Status ShardCore::StopExecution(const v1::StopExecutionRequest& request,
   const std::string key = keys::ResourceKey(shard, request.execution_arn());
   absl::MutexLock lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions, key));
+  if (!record.has_value()) record = BufferedExpressClose(request.execution_arn());
   if (!record.has_value()) return ExecutionDoesNotExist(request.execution_arn());
   if (record->status() != "RUNNING") {
     // Stopping a closed execution changes nothing.
@@ -2054,6 +2055,7 @@ absl::Status ShardCore::GetExecutionHistory(const v1::GetExecutionHistoryRequest
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   ASSIGN_OR_RETURN(auto record,
                    Read<ExecutionRecord>(families_.executions, keys::ResourceKey(shard, arn)));
+  if (!record.has_value()) record = BufferedExpressClose(arn);
   if (!record.has_value()) return ExecutionDoesNotExist(arn);
   if (record->state_machine_type() == "EXPRESS") {
     return absl::InvalidArgumentError(

@@ -788,6 +788,17 @@ TEST_F(ShardCoreTest, ClosedExpressRecordsAreWrittenTogether) {
   EXPECT_EQ(after.transitions - before.transitions, 300u);
   EXPECT_EQ(after.synced_writes - before.synced_writes, 0u);
   for (const std::string& arn : arns) EXPECT_EQ(Describe(arn).status(), "SUCCEEDED") << arn;
+  // Waiting or written, the same answers.
+  v1::GetExecutionHistoryRequest history;
+  history.set_execution_arn(arns.back());
+  v1::GetExecutionHistoryResponse events;
+  absl::Status no_history = core_->GetExecutionHistory(history, &events);
+  EXPECT_THAT(std::string(no_history.message()), ::testing::StartsWith("InvalidArn"));
+  v1::StopExecutionRequest stop;
+  stop.set_execution_arn(arns.back());
+  v1::StopExecutionResponse stopped;
+  EXPECT_TRUE(core_->StopExecution(stop, &stopped).ok());
+  EXPECT_TRUE(stopped.has_stop_date());
   // A name stays taken while its record waits.
   iv1::StartExecutionShardRequest again;
   *again.mutable_state_machine() = machine;
