@@ -155,4 +155,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
                                    args);
 }
 
+std::shared_ptr<grpc::Channel> RunningServer::InProcessChannel() {
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  arguments.SetMaxSendMessageSize(kMaxMessageBytes);
+  return server_->InProcessChannel(arguments);
+}
+
 }  // namespace stepflow::rpc

@@ -92,6 +92,9 @@ class RunningServer {
 
   // The underlying server, e.g. for in-process channels. Owned by this.
   grpc::Server* server() { return server_.get(); }
+  // A channel to this server within the process (no socket, no HTTP/2
+  // framing), with the same 8 MiB message limits.
+  std::shared_ptr<grpc::Channel> InProcessChannel();
 
  private:
   RunningServer(std::unique_ptr<grpc::Server> server, int port,

@@ -157,6 +157,17 @@ TEST_F(RunningServerTest, ServesHealthAndServices) {
   EXPECT_EQ(Call(channel, kHealthCheck, "").body, kServing);
 }
 
+TEST_F(RunningServerTest, InProcessChannelKeepsTheMessageLimits) {
+  auto server = StartServer("127.0.0.1:0");
+  ASSERT_NE(server, nullptr);
+  auto channel = server->InProcessChannel();
+  Reply echo = Call(channel, kEcho, std::string(6 << 20, 'x'));  // above gRPC's 4 MiB default
+  ASSERT_TRUE(echo.status.ok()) << echo.status.error_message();
+  EXPECT_EQ(echo.body.size(), size_t{6} << 20);
+  EXPECT_EQ(Call(channel, kEcho, std::string(9 << 20, 'x')).status.error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
 TEST_F(RunningServerTest, AwsErrorNameCrossesTheWire) {
   auto server = StartServer("127.0.0.1:0");
   ASSERT_NE(server, nullptr);

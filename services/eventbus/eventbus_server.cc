@@ -83,7 +83,9 @@ absl::StatusOr<std::unique_ptr<EventBusServer>> EventBusServer::Start(
     catalog_options.producer = bus->producer_.get();
     ASSIGN_OR_RETURN(bus->catalog_, Catalog::Start(std::move(catalog_options)));
     std::shared_ptr<v1::StepFunctions::Stub> stub =
-        v1::StepFunctions::NewStub(rpc::MakeChannel(opts.gateway_address));
+        v1::StepFunctions::NewStub(opts.gateway_channel != nullptr
+                                       ? opts.gateway_channel
+                                       : rpc::MakeChannel(opts.gateway_address));
     DispatcherOptions dispatcher_options;
     dispatcher_options.brokers = opts.kafka_brokers;
     dispatcher_options.group_id = opts.group_id;

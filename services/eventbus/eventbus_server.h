@@ -40,6 +40,7 @@
 #include "absl/time/time.h"
 
 namespace grpc {
+class Channel;
 class Service;
 }  // namespace grpc
 
@@ -93,6 +94,9 @@ struct EventBusOptions {
   // The gateway executions are started through (HOST:PORT). Empty: events
   // are not delivered to rule targets.
   std::string gateway_address;
+  // A channel to that gateway to use instead of dialing it (an all-in-one
+  // process passes an in-process channel); null: dial gateway_address.
+  std::shared_ptr<grpc::Channel> gateway_channel;
   // The Kafka consumer group of the eventbus replicas.
   std::string group_id = "stepflow-eventbus";
   // Names this replica in the archive stats it writes; empty: made up from

@@ -400,11 +400,7 @@ std::string ShardServer::address() const {
 }
 
 std::shared_ptr<grpc::Channel> ShardServer::InProcessChannel() {
-  if (!impl_->server) return nullptr;
-  grpc::ChannelArguments arguments;
-  arguments.SetMaxReceiveMessageSize(8 << 20);
-  arguments.SetMaxSendMessageSize(8 << 20);
-  return impl_->server->server()->InProcessChannel(arguments);
+  return impl_->server ? impl_->server->InProcessChannel() : nullptr;
 }
 
 void ShardServer::Shutdown() {

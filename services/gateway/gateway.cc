@@ -1334,6 +1334,10 @@ std::vector<grpc::Service*> Gateway::services() {
 int Gateway::port() const { return impl_->server ? impl_->server->port() : 0; }
 std::string Gateway::address() const { return impl_->server ? impl_->server->address() : ""; }
 
+std::shared_ptr<grpc::Channel> Gateway::InProcessChannel() {
+  return impl_->server ? impl_->server->InProcessChannel() : nullptr;
+}
+
 void Gateway::Shutdown() {
   if (impl_ && impl_->server) impl_->server->Shutdown(absl::Seconds(2));
 }

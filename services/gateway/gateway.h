@@ -80,6 +80,9 @@ class Gateway {
   std::vector<grpc::Service*> services();
   int port() const;
   std::string address() const;
+  // A channel to this gateway within the process (no socket); null when
+  // embedded.
+  std::shared_ptr<grpc::Channel> InProcessChannel();
   void Shutdown();
 
  private:

@@ -89,6 +89,8 @@ absl::StatusOr<std::unique_ptr<DevCluster>> DevCluster::Start(
     eventbus_options.listen_address = opts.eventbus_listen;
     eventbus_options.embedded_kafka = impl->kafka.get();
     eventbus_options.gateway_address = impl->gateway->address();
+    // One process: the eventbus starts executions without a socket.
+    eventbus_options.gateway_channel = impl->gateway->InProcessChannel();
     ASSIGN_OR_RETURN(impl->eventbus, eventbus::EventBusServer::Start(
                                          std::move(eventbus_options)));
   }
