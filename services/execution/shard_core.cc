@@ -1487,6 +1487,11 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
   IndexMapRuns(shard, record, batch);
   batch.Put(families_.executions, keys::ResourceKey(shard, record.execution_arn()),
             record.SerializeAsString());
+  // Tasks of partitions this server owns go into the transition's own
+  // batch and reach their queue once it is written; others leave through
+  // the outbox.
+  std::vector<TaskQueues::Queued> local_tasks;
+  bool outboxed_dispatches = false;
   for (asl::ActivityDispatch& dispatch : outcome.dispatches) {
     internal::v1::OutboxItem item;
     ActivityTask* task = item.mutable_enqueue_activity_task();
@@ -1498,7 +1503,9 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     task->set_partition(static_cast<int32_t>(
         config::ShardOf(task->task_id(), static_cast<uint32_t>(options_.task_queue_partitions))));
     task->set_in_memory(express);
+    if (QueueLocally(*task, batch, &local_tasks)) continue;
     batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+    outboxed_dispatches = true;
   }
   absl::Time earliest = absl::InfiniteFuture();
   for (const asl::TimerRequest& timer : outcome.timers) {
@@ -1525,7 +1532,8 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     metrics_.wal_syncs->Set(static_cast<double>(store_->WalSyncs()));
     metrics_.synced_writes->Set(static_cast<double>(store_->SyncedWrites()));
   }
-  if (!outcome.dispatches.empty() || cancels || service_effects || logged) WakeOutbox();
+  for (TaskQueues::Queued& queued : local_tasks) task_queues_->Add(std::move(queued));
+  if (outboxed_dispatches || cancels || service_effects || logged) WakeOutbox();
   if (earliest != absl::InfiniteFuture()) WakeTimers(earliest);
   if (!outcome.closed_status.empty()) {
     log::Info(kComponent, "execution closed",
@@ -2021,7 +2029,6 @@ absl::Status ShardCore::CheckActivityExists(const std::string& activity_arn) {
 }
 
 absl::Status ShardCore::CachedActivityExists(const std::string& activity_arn) {
-  constexpr absl::Duration kActivityExistsTtl = absl::Seconds(2);
   const absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&activity_exists_mu_);
@@ -2051,6 +2058,34 @@ std::function<bool(const std::string&)> ShardCore::ActivityExistsAnswer() {
     if (!absl::StrContains(resource, ":activity:")) return true;
     return !absl::IsNotFound(CachedActivityExists(resource));
   };
+}
+
+bool ShardCore::ActivityKnownToExist(const std::string& activity_arn) {
+  absl::MutexLock lock(&activity_exists_mu_);
+  auto it = activity_exists_.find(activity_arn);
+  return it != activity_exists_.end() && absl::Now() - it->second < kActivityExistsTtl;
+}
+
+bool ShardCore::QueueLocally(ActivityTask& task, storage::WriteBatch& batch,
+                             std::vector<TaskQueues::Queued>* queued) {
+  auto shard =
+      OwnedShard(config::TaskQueuePartitionKey(task.activity_arn(), task.partition()));
+  // A missing or unconfirmed activity is the outbox path's to report
+  // (ActivityScheduleFailed); the interpreter's lookup just now normally
+  // left a fresh answer in the cache, so no I/O happens here.
+  if (!shard.ok() || !ActivityKnownToExist(task.activity_arn())) return false;
+  // No enqueue mutex and no seen-check: this task id is new (only a later
+  // transition of the same execution, serialized behind the shard mutex the
+  // caller holds, can cancel it), and a transition lost in a crash loses
+  // its backlog record and id with it, so its replay queues the task once.
+  const uint64_t seq = next_task_seq_++;
+  if (!task.in_memory()) {
+    batch.Put(families_.tasks, keys::TaskKey(*shard, task.activity_arn(), seq),
+              task.SerializeAsString());
+  }
+  batch.Put(families_.tasks, keys::TaskIdKey(*shard, task.task_id()), "");
+  queued->push_back(TaskQueues::Queued{seq, *shard, std::move(task)});
+  return true;
 }
 
 absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task, bool sync) {

@@ -459,9 +459,19 @@ class ShardCore {
   // Activities known to exist, with when that was last confirmed: a
   // partition on another server than its activity asks the activity's
   // owner at most every kActivityExistsTtl.
+  static constexpr absl::Duration kActivityExistsTtl = absl::Seconds(2);
   absl::Mutex activity_exists_mu_;
   absl::flat_hash_map<std::string, absl::Time> activity_exists_ ABSL_GUARDED_BY(activity_exists_mu_);
   absl::Status CachedActivityExists(const std::string& activity_arn);
+  // True when the cache holds a fresh confirmation; never does I/O.
+  bool ActivityKnownToExist(const std::string& activity_arn);
+  // Puts `task`'s backlog record and id into `batch` and moves the task to
+  // `queued`, when this server owns the task's queue partition and knows
+  // the activity exists; the caller adds `queued` to task_queues_ once the
+  // batch is written, under the execution's shard mutex. False (and
+  // nothing changed): the task must go through the outbox.
+  bool QueueLocally(internal::v1::ActivityTask& task, storage::WriteBatch& batch,
+                    std::vector<TaskQueues::Queued>* queued);
   // The interpreter's ExecutionContext::activity_exists: asked under the
   // execution shard's mutex, it answers from the cache when it can (a
   // miss reads this server's catalog or asks the activity's owner).
