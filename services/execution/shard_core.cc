@@ -2149,11 +2149,27 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
                    task_queues_->Take(arn, std::clamp(request.max_tasks(), 1, 100),
                                       kMaxBatchInputBytes, deadline, cancelled));
   if (taken.empty()) return absl::OkStatus();
-  // Hand-over: the tasks leave the backlog and the executions' shards learn
-  // that they started, in one durable write.
+  // Hand-over: the tasks leave the backlog in one durable write (with an
+  // outbox item per task as the fallback for reporting it started), and the
+  // executions' shards record ActivityStarted before the worker has the
+  // task, so its answer can never reach the execution first (as on AWS,
+  // where GetActivityTask records it). The write and the records run at
+  // once, sharing a WAL group commit rather than following each other: a
+  // record that lands without the hand-over (a crash, a failed write) only
+  // marks a task started that is still queued, which a later hand-over
+  // finds a no-op.
   storage::WriteBatch batch;
   std::vector<std::string> started_keys;
   bool any_stored = false;
+  {
+    // The outbox items of earlier hand-overs whose records were made leave
+    // with this write rather than with one of their own on the way to a
+    // worker; one still there when the outbox looks only repeats an
+    // idempotent delivery.
+    absl::MutexLock lock(&started_cleanup_mu_);
+    for (const std::string& key : started_cleanup_) batch.Delete(families_.outbox, key);
+    started_cleanup_.clear();
+  }
   for (const TaskQueues::Queued& queued : taken) {
     internal::v1::OutboxItem item;
     item.mutable_activity_started()->set_task_token(queued.task.task_token());
@@ -2165,27 +2181,37 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
     started_keys.push_back(keys::OutboxKey(next_outbox_seq_++));
     batch.Put(families_.outbox, started_keys.back(), item.SerializeAsString());
   }
-  // In-memory tasks only: nothing here must outlive a crash.
-  if (absl::Status status = store_->Write(batch, /*sync=*/any_stored); !status.ok()) {
+  absl::Status written;
+  std::unique_ptr<bool[]> started(new bool[taken.size()]());
+  delivery_pool_->RunAll(taken.size() + 1, [&](size_t i) {
+    if (i == taken.size()) {
+      // In-memory tasks only: nothing here must outlive a crash.
+      written = store_->Write(batch, /*sync=*/any_stored);
+      return;
+    }
+    internal::v1::RecordActivityStartedRequest record;
+    record.set_task_token(taken[i].task.task_token());
+    record.set_worker_name(request.worker_name());
+    started[i] = peers_->RecordActivityStarted(record).ok();
+  });
+  if (!written.ok()) {
     task_queues_->PutBack(arn, std::move(taken));
-    return status;
+    return written;
   }
-  WakeOutbox();
-  // ActivityStarted is recorded before the worker has the task, so its
-  // answer can never reach the execution first (as on AWS, where
-  // GetActivityTask records it). The outbox items written above stay as the
-  // fallback when the execution's server cannot be reached now.
-  storage::WriteBatch started_done;
-  for (size_t i = 0; i < taken.size(); ++i) {
-    internal::v1::RecordActivityStartedRequest started;
-    started.set_task_token(taken[i].task.task_token());
-    started.set_worker_name(request.worker_name());
-    if (peers_->RecordActivityStarted(started).ok()) {
-      started_done.Delete(families_.outbox, started_keys[i]);
+  // The outbox items of the records made above go with the next hand-over;
+  // the others are the outbox's to deliver now.
+  bool undelivered = false;
+  {
+    absl::MutexLock lock(&started_cleanup_mu_);
+    for (size_t i = 0; i < taken.size(); ++i) {
+      if (started[i]) {
+        started_cleanup_.push_back(std::move(started_keys[i]));
+      } else {
+        undelivered = true;
+      }
     }
   }
-  // Unsynced: a lost deletion only repeats an idempotent delivery.
-  if (!started_done.empty()) RETURN_IF_ERROR(store_->Write(started_done, /*sync=*/false));
+  if (undelivered) WakeOutbox();
   if (cancelled && cancelled()) {
     // The caller went away while the hand-over was written: its answer
     // would be dropped, so the tasks go back to the backlog (their

@@ -480,6 +480,11 @@ class ShardCore {
   // FAILED_PRECONDITION when it owns none.
   absl::StatusOr<uint32_t> FirstOwnedPartitionShard(absl::string_view activity_arn) const;
 
+  // Outbox keys of ActivityStarted items already delivered directly by a
+  // hand-over; the next hand-over's write deletes them.
+  absl::Mutex started_cleanup_mu_;
+  std::vector<std::string> started_cleanup_ ABSL_GUARDED_BY(started_cleanup_mu_);
+
   std::atomic<uint64_t> next_outbox_seq_{1};
   absl::Mutex outbox_mu_;
   // Starts set: items left by a previous incarnation drain at once.
