@@ -1532,7 +1532,7 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     metrics_.wal_syncs->Set(static_cast<double>(store_->WalSyncs()));
     metrics_.synced_writes->Set(static_cast<double>(store_->SyncedWrites()));
   }
-  for (TaskQueues::Queued& queued : local_tasks) task_queues_->Add(std::move(queued));
+  for (TaskQueues::Queued& queued : local_tasks) HandOrQueue(std::move(queued));
   if (outboxed_dispatches || cancels || service_effects || logged) WakeOutbox();
   if (earliest != absl::InfiniteFuture()) WakeTimers(earliest);
   if (!outcome.closed_status.empty()) {
@@ -1623,11 +1623,14 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   asl::ExecutionContext context = MakeContext(record, &machine, codec_, ActivityExistsAnswer());
   asl::Interpreter interpreter(*definition, context);
   asl::Outcome outcome = interpreter.Start(record.mutable_state(), record.input(), now);
+  const std::vector<std::string> claimed = ClaimPollers(interpreter, record, outcome, now);
   for (const std::string& visibility_key : VisibilityKeys(record)) {
     batch.Put(families_.visibility, visibility_key, "");
   }
-  RETURN_IF_ERROR(CommitTransition(shard, record, outcome, batch, /*before=*/nullptr,
-                                   /*sync=*/true, /*start_record=*/!synchronous));
+  absl::Status committed = CommitTransition(shard, record, outcome, batch, /*before=*/nullptr,
+                                            /*sync=*/true, /*start_record=*/!synchronous);
+  ReleaseClaims(claimed);
+  RETURN_IF_ERROR(committed);
   if (!definition_cached) {
     absl::MutexLock cache_lock(&definitions_mu_);
     definitions_.emplace(definition_key, definition);
@@ -2066,20 +2069,93 @@ bool ShardCore::ActivityKnownToExist(const std::string& activity_arn) {
   return it != activity_exists_.end() && absl::Now() - it->second < kActivityExistsTtl;
 }
 
+std::vector<std::string> ShardCore::ClaimPollers(asl::Interpreter& interpreter,
+                                                 ExecutionRecord& record, asl::Outcome& outcome,
+                                                 absl::Time now) {
+  std::vector<std::string> claimed;
+  for (const asl::ActivityDispatch& dispatch : outcome.dispatches) {
+    std::string task_id = absl::StrCat(record.execution_arn(), "#", dispatch.scheduled_event_id);
+    const auto partition = static_cast<int>(
+        config::ShardOf(task_id, static_cast<uint32_t>(options_.task_queue_partitions)));
+    // Only where QueueLocally will queue the task.
+    if (!OwnedShard(config::TaskQueuePartitionKey(dispatch.activity_arn, partition)).ok() ||
+        !ActivityKnownToExist(dispatch.activity_arn)) {
+      continue;
+    }
+    std::string worker_name;
+    TaskQueues::Waiter* waiter = task_queues_->Claim(dispatch.activity_arn, &worker_name);
+    if (waiter == nullptr) continue;
+    absl::StatusOr<asl::Outcome> started = interpreter.ActivityStarted(
+        record.mutable_state(), dispatch.scheduled_event_id, worker_name, now);
+    if (!started.ok()) {
+      task_queues_->Release(waiter);
+      continue;
+    }
+    for (const v1::HistoryEvent& event : started->events) *outcome.events.Add() = event;
+    for (const asl::TimerRequest& timer : started->timers) outcome.timers.push_back(timer);
+    absl::MutexLock lock(&claims_mu_);
+    claims_[task_id] = waiter;
+    claimed.push_back(std::move(task_id));
+  }
+  return claimed;
+}
+
+void ShardCore::ReleaseClaims(const std::vector<std::string>& task_ids) {
+  for (const std::string& task_id : task_ids) {
+    TaskQueues::Waiter* waiter = nullptr;
+    {
+      absl::MutexLock lock(&claims_mu_);
+      auto it = claims_.find(task_id);
+      if (it == claims_.end()) continue;  // handed over
+      waiter = it->second;
+      claims_.erase(it);
+    }
+    task_queues_->Release(waiter);
+  }
+}
+
+bool ShardCore::Claimed(const std::string& task_id) {
+  absl::MutexLock lock(&claims_mu_);
+  return claims_.contains(task_id);
+}
+
+void ShardCore::HandOrQueue(TaskQueues::Queued queued) {
+  TaskQueues::Waiter* waiter = nullptr;
+  {
+    absl::MutexLock lock(&claims_mu_);
+    auto it = claims_.find(queued.task.task_id());
+    if (it != claims_.end()) {
+      waiter = it->second;
+      claims_.erase(it);
+    }
+  }
+  if (waiter != nullptr) {
+    task_queues_->Hand(waiter, std::move(queued));
+  } else {
+    task_queues_->Add(std::move(queued));
+  }
+}
+
 bool ShardCore::QueueLocally(ActivityTask& task, storage::WriteBatch& batch,
                              std::vector<TaskQueues::Queued>* queued) {
   auto shard =
       OwnedShard(config::TaskQueuePartitionKey(task.activity_arn(), task.partition()));
+  if (!shard.ok()) return false;
+  // A task handed to a claimed poller (see ClaimPollers) leaves its id
+  // only: its ActivityStarted is in this same write, so it is never in the
+  // backlog, and a crash before the poller answers loses it as a crash
+  // after any hand-over does (its timeout brings it back).
+  const bool claimed = Claimed(task.task_id());
   // A missing or unconfirmed activity is the outbox path's to report
   // (ActivityScheduleFailed); the interpreter's lookup just now normally
   // left a fresh answer in the cache, so no I/O happens here.
-  if (!shard.ok() || !ActivityKnownToExist(task.activity_arn())) return false;
+  if (!claimed && !ActivityKnownToExist(task.activity_arn())) return false;
   // No enqueue mutex and no seen-check: this task id is new (only a later
   // transition of the same execution, serialized behind the shard mutex the
   // caller holds, can cancel it), and a transition lost in a crash loses
   // its backlog record and id with it, so its replay queues the task once.
   const uint64_t seq = next_task_seq_++;
-  if (!task.in_memory()) {
+  if (!task.in_memory() && !claimed) {
     batch.Put(families_.tasks, keys::TaskKey(*shard, task.activity_arn(), seq),
               task.SerializeAsString());
   }
@@ -2145,10 +2221,20 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
     response->set_backlog(backlog);
     return absl::OkStatus();
   }
+  bool handed = false;
   ASSIGN_OR_RETURN(std::vector<TaskQueues::Queued> taken,
                    task_queues_->Take(arn, std::clamp(request.max_tasks(), 1, 100),
-                                      kMaxBatchInputBytes, deadline, cancelled));
+                                      kMaxBatchInputBytes, deadline, cancelled,
+                                      request.worker_name(), &handed));
   if (taken.empty()) return absl::OkStatus();
+  // A task handed over by its transition is already recorded as started
+  // and has no backlog record: nothing to write.
+  if (!handed) RETURN_IF_ERROR(HandOver(request.worker_name(), arn, taken));
+  return Deliver(arn, std::move(taken), cancelled, response);
+}
+
+absl::Status ShardCore::HandOver(const std::string& worker_name, const std::string& arn,
+                                 std::vector<TaskQueues::Queued>& taken) {
   // Hand-over: the tasks leave the backlog in one durable write (with an
   // outbox item per task as the fallback for reporting it started), and the
   // executions' shards record ActivityStarted before the worker has the
@@ -2173,7 +2259,7 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
   for (const TaskQueues::Queued& queued : taken) {
     internal::v1::OutboxItem item;
     item.mutable_activity_started()->set_task_token(queued.task.task_token());
-    item.mutable_activity_started()->set_worker_name(request.worker_name());
+    item.mutable_activity_started()->set_worker_name(worker_name);
     if (!queued.task.in_memory()) {
       batch.Delete(families_.tasks, keys::TaskKey(queued.shard, arn, queued.seq));
       any_stored = true;
@@ -2191,7 +2277,7 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
     }
     internal::v1::RecordActivityStartedRequest record;
     record.set_task_token(taken[i].task.task_token());
-    record.set_worker_name(request.worker_name());
+    record.set_worker_name(worker_name);
     started[i] = peers_->RecordActivityStarted(record).ok();
   });
   if (!written.ok()) {
@@ -2212,6 +2298,12 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
     }
   }
   if (undelivered) WakeOutbox();
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::Deliver(const std::string& arn, std::vector<TaskQueues::Queued> taken,
+                                const std::function<bool()>& cancelled,
+                                internal::v1::PollActivityTasksResponse* response) {
   if (cancelled && cancelled()) {
     // The caller went away while the hand-over was written: its answer
     // would be dropped, so the tasks go back to the backlog (their

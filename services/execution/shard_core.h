@@ -472,6 +472,31 @@ class ShardCore {
   // nothing changed): the task must go through the outbox.
   bool QueueLocally(internal::v1::ActivityTask& task, storage::WriteBatch& batch,
                     std::vector<TaskQueues::Queued>* queued);
+  // Direct hand-over of a transition's new tasks to pollers already waiting
+  // here: for each task QueueLocally will queue, claims the activity's
+  // longest-waiting poller and records ActivityStarted for it in `outcome`
+  // (so the transition's one write also hands the task over). Returns the
+  // claimed task ids; the caller holds the execution's shard mutex and
+  // calls ReleaseClaims with them after CommitTransition (which hands the
+  // tasks over when its write succeeds: HandOrQueue).
+  std::vector<std::string> ClaimPollers(asl::Interpreter& interpreter,
+                                        internal::v1::ExecutionRecord& record,
+                                        asl::Outcome& outcome, absl::Time now);
+  // Lets go the claimed pollers of tasks that were not handed over.
+  void ReleaseClaims(const std::vector<std::string>& task_ids);
+  bool Claimed(const std::string& task_id);
+  // After a transition's write: to the claimed poller, else to the backlog.
+  void HandOrQueue(TaskQueues::Queued queued);
+  // The hand-over of tasks taken from the backlog (see PollActivityTasks).
+  absl::Status HandOver(const std::string& worker_name, const std::string& arn,
+                        std::vector<TaskQueues::Queued>& taken);
+  // Answers a poll with tasks handed over, or puts them back when its
+  // caller went away.
+  absl::Status Deliver(const std::string& arn, std::vector<TaskQueues::Queued> taken,
+                       const std::function<bool()>& cancelled,
+                       internal::v1::PollActivityTasksResponse* response);
+  absl::Mutex claims_mu_;
+  absl::flat_hash_map<std::string, TaskQueues::Waiter*> claims_ ABSL_GUARDED_BY(claims_mu_);
   // The interpreter's ExecutionContext::activity_exists: asked under the
   // execution shard's mutex, it answers from the cache when it can (a
   // miss reads this server's catalog or asks the activity's owner).
