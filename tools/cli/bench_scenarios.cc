@@ -936,6 +936,8 @@ class ActivitiesScenario final : public StateMachineScenario {
     options.activity_arn = activity_arn_;
     options.worker_name = "stepflow-bench";
     options.concurrency = context_.options->concurrency;
+    // Long polls, one per slot (the SDK's default is a stream).
+    options.delivery = worker::Delivery::kPoll;
     options.initial_backoff = absl::Milliseconds(10);
     options.max_backoff = absl::Seconds(1);
     options.on_reported = [report_done](const worker::Task& task, const absl::Status& status) {
