@@ -6,6 +6,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -83,7 +84,9 @@ TEST_F(DevClusterTest, PrintsEndpointsStopsOnCtrlCAndKeepsData) {
   auto metrics = testing::HttpGet(absl::StrCat("127.0.0.1:", metrics_port_), "/metrics");
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   EXPECT_THAT(*metrics, HasSubstr("method=\"StartExecution\""));
-  EXPECT_THAT(*metrics, HasSubstr("component=\"shard\""));
+  // The gateway calls the shard server in its process directly (no shard
+  // RPC metrics); the shard's own metrics are there.
+  EXPECT_THAT(*metrics, HasSubstr("stepflow_shard_transitions_total 1"));
 
   EXPECT_EQ(dev_->Stop(SIGINT, absl::Seconds(20)), 0);
   EXPECT_THAT(dev_->LogTail(), HasSubstr("Stepflow dev cluster stopped."));
@@ -96,6 +99,42 @@ TEST_F(DevClusterTest, PrintsEndpointsStopsOnCtrlCAndKeepsData) {
   ASSERT_TRUE(stub_->DescribeExecution(&c3, describe, &described).ok());
   EXPECT_EQ(described.status(), "SUCCEEDED");
   EXPECT_EQ(described.output(), R"({"ok":true})");
+  EXPECT_EQ(dev_->Stop(SIGTERM, absl::Seconds(20)), 0);
+}
+
+// The gateway calls the shard server of its process directly: the caller's
+// deadline still ends the gateway's and the shard's work on a synchronous
+// start (the execution runs on).
+TEST_F(DevClusterTest, InProcessCallsKeepTheCallersDeadline) {
+  ASSERT_NO_FATAL_FAILURE(StartDev());
+  v1::CreateStateMachineRequest create;
+  create.set_name("dev-slow");
+  create.set_type("EXPRESS");
+  create.set_definition(R"({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": true}}})");
+  v1::CreateStateMachineResponse created;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(stub_->CreateStateMachine(&c1, create, &created).ok());
+
+  v1::StartSyncExecutionRequest start;
+  start.set_state_machine_arn(created.state_machine_arn());
+  start.set_name("short-deadline");
+  v1::StartSyncExecutionResponse response;
+  grpc::ClientContext c2;
+  c2.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)));
+  EXPECT_EQ(stub_->StartSyncExecution(&c2, start, &response).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+
+  // The gateway's handler returned soon after the deadline (its metrics
+  // count a call only once it has returned), not when the Wait ends.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  bool handled = false;
+  while (!handled && absl::Now() < give_up) {
+    auto metrics = testing::HttpGet(absl::StrCat("127.0.0.1:", metrics_port_), "/metrics");
+    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    handled = absl::StrContains(*metrics, "method=\"StartSyncExecution\"");
+    if (!handled) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(handled) << "the synchronous start was still being served 10 s after its deadline";
   EXPECT_EQ(dev_->Stop(SIGTERM, absl::Seconds(20)), 0);
 }
 

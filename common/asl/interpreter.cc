@@ -593,6 +593,10 @@ class Interpreter::Run {
   void CloseExecution(absl::string_view status) {
     outcome_.closed_status = std::string(status);
     state_->clear_execution_timeout_timer();
+    // A closed execution awaits no timer: those armed by this transition
+    // (the execution timeout of one that starts and ends at once) need not
+    // be stored only to be ignored when they fire.
+    outcome_.timers.clear();
     if (status != "SUCCEEDED") {
       *state_->mutable_redrive_frames() =
           redrive_snapshot_.has_value() ? *redrive_snapshot_ : state_->frames();

@@ -177,6 +177,36 @@ absl::Status Redrivable(const ExecutionRecord& record, absl::Time now) {
   return absl::OkStatus();
 }
 
+// DescribeExecution's answer for `record` at `now`.
+void DescribeRecord(const ExecutionRecord& record, bool include_data, absl::Time now,
+                    v1::DescribeExecutionResponse* response) {
+  response->set_execution_arn(record.execution_arn());
+  response->set_state_machine_arn(record.state_machine_arn());
+  response->set_name(record.name());
+  response->set_status(record.status());
+  *response->mutable_start_date() = record.start_date();
+  if (record.has_stop_date()) *response->mutable_stop_date() = record.stop_date();
+  if (include_data) response->set_input(record.input());
+  response->mutable_input_details()->set_included(include_data);
+  if (record.status() == "SUCCEEDED") {
+    if (include_data) response->set_output(record.output());
+    response->mutable_output_details()->set_included(include_data);
+  }
+  response->set_error(record.error());
+  response->set_cause(record.cause());
+  response->set_state_machine_version_arn(record.state_machine_version_arn());
+  response->set_state_machine_alias_arn(record.state_machine_alias_arn());
+  response->set_redrive_count(record.redrive_count());
+  if (record.has_redrive_date()) *response->mutable_redrive_date() = record.redrive_date();
+  if (absl::Status redrivable = Redrivable(record, now); redrivable.ok()) {
+    response->set_redrive_status("REDRIVABLE");
+  } else {
+    response->set_redrive_status("NOT_REDRIVABLE");
+    response->set_redrive_status_reason(
+        std::string(redrivable.message().substr(redrivable.message().find(": ") + 2)));
+  }
+}
+
 }  // namespace
 
 ShardCore::ShardCore(const ShardCoreOptions& options, Peers* peers)
@@ -1397,6 +1427,37 @@ internal::v1::ServiceTaskResult ChildReport(const ExecutionRecord& record) {
 
 }  // namespace
 
+void ShardCore::CountTransition(size_t batch_bytes, size_t batch_ops) {
+  transitions_.fetch_add(1, std::memory_order_relaxed);
+  if (metrics_.transitions == nullptr) return;
+  metrics_.transitions->Increment();
+  if (batch_ops == 0) return;  // nothing written
+  metrics_.batch_bytes->Observe(static_cast<double>(batch_bytes));
+  metrics_.batch_ops->Observe(static_cast<double>(batch_ops));
+  metrics_.wal_syncs->Set(static_cast<double>(store_->WalSyncs()));
+  metrics_.synced_writes->Set(static_cast<double>(store_->SyncedWrites()));
+}
+
+bool ShardCore::NeedsOutbox(const ExecutionRecord& record, const asl::Outcome& outcome) const {
+  if (!outcome.dispatches.empty() || !outcome.cancelled_tasks.empty() || !outcome.timers.empty() ||
+      !outcome.service_calls.empty() || !record.children().empty() ||
+      !record.parent_task().report().empty() || !record.state().map_runs().empty()) {
+    return true;
+  }
+  if (!options_.status_events_topic.empty() && record.state_machine_type() != "EXPRESS") {
+    return true;
+  }
+  const v1::LoggingConfiguration& logging = record.state_machine().logging_configuration();
+  if (options_.execution_logs_topic.empty() || logging.level().empty() ||
+      logging.level() == "OFF") {
+    return false;
+  }
+  for (const v1::HistoryEvent& event : outcome.events) {
+    if (LoggedAt(logging.level(), event.type())) return true;
+  }
+  return false;
+}
+
 absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record,
                                          asl::Outcome& outcome, storage::WriteBatch& batch,
                                          const PendingTasks* before, bool sync,
@@ -1524,20 +1585,15 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
   // WAL, and a replay after a crash repeats the same transition, with the
   // same event and task ids, which every receiver takes idempotently.
   RETURN_IF_ERROR(store_->Write(batch, sync));
-  transitions_.fetch_add(1, std::memory_order_relaxed);
-  if (metrics_.transitions != nullptr) {
-    metrics_.transitions->Increment();
-    metrics_.batch_bytes->Observe(static_cast<double>(batch_bytes));
-    metrics_.batch_ops->Observe(static_cast<double>(batch_ops));
-    metrics_.wal_syncs->Set(static_cast<double>(store_->WalSyncs()));
-    metrics_.synced_writes->Set(static_cast<double>(store_->SyncedWrites()));
-  }
+  CountTransition(batch_bytes, batch_ops);
   for (TaskQueues::Queued& queued : local_tasks) HandOrQueue(std::move(queued));
   if (outboxed_dispatches || cancels || service_effects || logged) WakeOutbox();
   if (earliest != absl::InfiniteFuture()) WakeTimers(earliest);
   if (!outcome.closed_status.empty()) {
-    log::Info(kComponent, "execution closed",
-              {{"execution", record.execution_arn()}, {"status", record.status()}});
+    // EXPRESS executions come by the thousand per second: theirs is a
+    // debug line.
+    log::Write(express ? log::Level::kDebug : log::Level::kInfo, kComponent, "execution closed",
+               {{"execution", record.execution_arn()}, {"status", record.status()}});
     NotifyClosed(record.execution_arn());
   }
   return absl::OkStatus();
@@ -1550,7 +1606,8 @@ absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRe
 
 absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionShardRequest& request,
                                            bool synchronous,
-                                           v1::StartExecutionResponse* response) {
+                                           v1::StartExecutionResponse* response,
+                                           SyncAnswer* sync_answer) {
   RETURN_IF_ERROR(Admit());
   InflightSlot slot(this);
   const StateMachineRecord& machine = request.state_machine();
@@ -1558,27 +1615,6 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
       options_.arn_scope, machine.name(), request.request().name());
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(execution_arn));
   const std::string key = keys::ResourceKey(shard, execution_arn);
-  absl::MutexLock lock(&ShardMutex(shard));
-  ASSIGN_OR_RETURN(auto existing, Read<ExecutionRecord>(families_.executions, key));
-  if (existing.has_value()) {
-    // Execution names are idempotency keys: the same name and input while
-    // the execution runs returns it again; so does a parent task starting
-    // its child again (its outbox repeats calls it cannot be sure of).
-    const bool same_parent_task =
-        !request.parent_task().task_token().empty() &&
-        existing->parent_task().task_token() == request.parent_task().task_token();
-    // A .sync task must hear of the child's end, which goes to the task
-    // that started it only: another's running execution is refused.
-    const bool needs_report = !request.parent_task().report().empty();
-    if (same_parent_task || (!needs_report && existing->status() == "RUNNING" &&
-                             existing->input() == request.request().input())) {
-      response->set_execution_arn(execution_arn);
-      *response->mutable_start_date() = existing->start_date();
-      return absl::OkStatus();
-    }
-    return absl::AlreadyExistsError(
-        absl::StrCat("ExecutionAlreadyExists: Execution Already Exists: '", execution_arn, "'"));
-  }
   // Keep this revision's definition beside the execution: an update or
   // delete of the state machine must not change a running execution. A
   // definition in the cache is stored (it enters the cache once read from
@@ -1604,6 +1640,8 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     definition = *parsed;
   }
 
+  // The first transition depends on nothing stored: it runs before the
+  // shard is locked.
   const absl::Time now = options_.clock->Now();
   ExecutionRecord record;
   record.set_execution_arn(execution_arn);
@@ -1623,12 +1661,63 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   asl::ExecutionContext context = MakeContext(record, &machine, codec_, ActivityExistsAnswer());
   asl::Interpreter interpreter(*definition, context);
   asl::Outcome outcome = interpreter.Start(record.mutable_state(), record.input(), now);
-  const std::vector<std::string> claimed = ClaimPollers(interpreter, record, outcome, now);
+
+  // An EXPRESS execution that ended within its start and left nothing to
+  // deliver needs nothing stored: a synchronous start answers with it
+  // directly (AWS keeps no EXPRESS executions to describe or list, and its
+  // names are not unique), and an asynchronous one has already run, so
+  // its record is written without waiting for an fsync.
+  const bool express = machine.type() == "EXPRESS";
+  const bool ended_alone = express && !outcome.closed_status.empty() && !NeedsOutbox(record, outcome);
+  if (ended_alone && synchronous && sync_answer != nullptr) {
+    if (!definition_cached) {
+      // Stored before it enters the cache (see above); later transitions
+      // in the same write-ahead log come after it.
+      if (batch.Count() > 0) RETURN_IF_ERROR(store_->Write(batch, /*sync=*/false));
+      absl::MutexLock cache_lock(&definitions_mu_);
+      definitions_.emplace(definition_key, definition);
+    }
+    record.set_status(outcome.closed_status);
+    record.set_output(std::move(outcome.output));
+    record.set_error(std::move(outcome.error));
+    record.set_cause(std::move(outcome.cause));
+    *record.mutable_stop_date() = ToProto(now);
+    CountTransition(0, 0);
+    response->set_execution_arn(execution_arn);
+    *response->mutable_start_date() = record.start_date();
+    DescribeRecord(record, sync_answer->included_data != "METADATA_ONLY", now, &sync_answer->closed);
+    sync_answer->answered = true;
+    return absl::OkStatus();
+  }
+
+  absl::MutexLock lock(&ShardMutex(shard));
+  ASSIGN_OR_RETURN(auto existing, Read<ExecutionRecord>(families_.executions, key));
+  if (existing.has_value()) {
+    // Execution names are idempotency keys: the same name and input while
+    // the execution runs returns it again; so does a parent task starting
+    // its child again (its outbox repeats calls it cannot be sure of).
+    const bool same_parent_task =
+        !request.parent_task().task_token().empty() &&
+        existing->parent_task().task_token() == request.parent_task().task_token();
+    // A .sync task must hear of the child's end, which goes to the task
+    // that started it only: another's running execution is refused.
+    const bool needs_report = !request.parent_task().report().empty();
+    if (same_parent_task || (!needs_report && existing->status() == "RUNNING" &&
+                             existing->input() == request.request().input())) {
+      response->set_execution_arn(execution_arn);
+      *response->mutable_start_date() = existing->start_date();
+      return absl::OkStatus();
+    }
+    return absl::AlreadyExistsError(
+        absl::StrCat("ExecutionAlreadyExists: Execution Already Exists: '", execution_arn, "'"));
+  }
   for (const std::string& visibility_key : VisibilityKeys(record)) {
     batch.Put(families_.visibility, visibility_key, "");
   }
+  const std::vector<std::string> claimed = ClaimPollers(interpreter, record, outcome, now);
   absl::Status committed = CommitTransition(shard, record, outcome, batch, /*before=*/nullptr,
-                                            /*sync=*/true, /*start_record=*/!synchronous);
+                                            /*sync=*/true,
+                                            /*start_record=*/!synchronous && !ended_alone);
   ReleaseClaims(claimed);
   RETURN_IF_ERROR(committed);
   if (!definition_cached) {
@@ -1638,6 +1727,10 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   log::Debug(kComponent, "execution started", {{"execution", execution_arn}});
   response->set_execution_arn(execution_arn);
   *response->mutable_start_date() = record.start_date();
+  if (sync_answer != nullptr && record.status() != "RUNNING") {
+    DescribeRecord(record, sync_answer->included_data != "METADATA_ONLY", now, &sync_answer->closed);
+    sync_answer->answered = true;
+  }
   return absl::OkStatus();
 }
 
@@ -1651,32 +1744,8 @@ absl::Status ShardCore::DescribeExecution(const v1::DescribeExecutionRequest& re
                                     families_.executions,
                                     keys::ResourceKey(shard, request.execution_arn())));
   if (!record.has_value()) return ExecutionDoesNotExist(request.execution_arn());
-  response->set_execution_arn(record->execution_arn());
-  response->set_state_machine_arn(record->state_machine_arn());
-  response->set_name(record->name());
-  response->set_status(record->status());
-  *response->mutable_start_date() = record->start_date();
-  if (record->has_stop_date()) *response->mutable_stop_date() = record->stop_date();
-  const bool include_data = request.included_data() != "METADATA_ONLY";
-  if (include_data) response->set_input(record->input());
-  response->mutable_input_details()->set_included(include_data);
-  if (record->status() == "SUCCEEDED") {
-    if (include_data) response->set_output(record->output());
-    response->mutable_output_details()->set_included(include_data);
-  }
-  response->set_error(record->error());
-  response->set_cause(record->cause());
-  response->set_state_machine_version_arn(record->state_machine_version_arn());
-  response->set_state_machine_alias_arn(record->state_machine_alias_arn());
-  response->set_redrive_count(record->redrive_count());
-  if (record->has_redrive_date()) *response->mutable_redrive_date() = record->redrive_date();
-  if (absl::Status redrivable = Redrivable(*record, options_.clock->Now()); redrivable.ok()) {
-    response->set_redrive_status("REDRIVABLE");
-  } else {
-    response->set_redrive_status("NOT_REDRIVABLE");
-    response->set_redrive_status_reason(
-        std::string(redrivable.message().substr(redrivable.message().find(": ") + 2)));
-  }
+  DescribeRecord(*record, request.included_data() != "METADATA_ONLY", options_.clock->Now(),
+                 response);
   return absl::OkStatus();
 }
 
@@ -1766,7 +1835,13 @@ absl::Status ShardCore::StartSyncExecution(
         "StateMachineTypeNotSupported: State machine type is not supported.");
   }
   v1::StartExecutionResponse started;
-  RETURN_IF_ERROR(StartExecutionImpl(request.start(), /*synchronous=*/true, &started));
+  SyncAnswer answer;
+  answer.included_data = request.included_data();
+  RETURN_IF_ERROR(StartExecutionImpl(request.start(), /*synchronous=*/true, &started, &answer));
+  if (answer.answered) {
+    *response = std::move(answer.closed);
+    return absl::OkStatus();
+  }
   v1::DescribeExecutionRequest describe;
   describe.set_execution_arn(started.execution_arn());
   describe.set_included_data(request.included_data());

@@ -394,8 +394,21 @@ class ShardCore {
                                 storage::WriteBatch& batch,
                                 const PendingTasks* before = nullptr, bool sync = true,
                                 bool start_record = false);
+  // What a synchronous start answers when its execution ended within the
+  // start (no wait for the close, no read of the record).
+  struct SyncAnswer {
+    std::string included_data;  // of the StartSyncExecution request
+    bool answered = false;      // `closed` is the answer
+    v1::DescribeExecutionResponse closed;
+  };
   absl::Status StartExecutionImpl(const internal::v1::StartExecutionShardRequest& request,
-                                  bool synchronous, v1::StartExecutionResponse* response);
+                                  bool synchronous, v1::StartExecutionResponse* response,
+                                  SyncAnswer* sync_answer = nullptr);
+  // Whether a transition leaves anything for the outbox or the timers.
+  bool NeedsOutbox(const internal::v1::ExecutionRecord& record,
+                   const asl::Outcome& outcome) const;
+  // Counts a committed transition (batch_ops 0: nothing was written).
+  void CountTransition(size_t batch_bytes, size_t batch_ops);
   absl::Duration RetentionOf(const internal::v1::ExecutionRecord& record) const {
     return record.state_machine_type() == "EXPRESS" ? options_.express_execution_retention
                                                     : options_.execution_retention;

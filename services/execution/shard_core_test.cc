@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "common/config/sharding.h"
 
@@ -129,10 +130,12 @@ class ShardCoreTest : public ::testing::Test {
 
   // The state machine (and the activity "work" its tasks use).
   iv1::StateMachineRecord CreateMachine(const std::string& name = "orders",
-                                        const std::string& definition = kDefinition) {
+                                        const std::string& definition = kDefinition,
+                                        const std::string& type = "STANDARD") {
     v1::CreateStateMachineRequest create;
     create.set_name(name);
     create.set_definition(definition);
+    create.set_type(type);
     v1::CreateStateMachineResponse created;
     EXPECT_TRUE(core_->CreateStateMachine(create, &created).ok());
     v1::CreateActivityRequest activity;
@@ -815,8 +818,9 @@ TEST_F(ShardCoreTest, TransitionsShareFsyncsAndAreCounted) {
   EXPECT_LE(after.wal_syncs - before.wal_syncs, after.synced_writes - before.synced_writes);
 }
 
-// EXPRESS transitions skip the fsync: a synchronous start writes nothing
-// synced, an asynchronous one only its start; neither publishes the
+// EXPRESS transitions skip the fsync: a synchronous start that ends within
+// the start stores nothing but its definition, an asynchronous one syncs
+// only its start, unless it ended within the start; neither publishes the
 // STANDARD-only status-change events; closed ones go after the short
 // EXPRESS retention.
 TEST_F(ShardCoreTest, ExpressExecutionsRunWithoutFsyncsAndLeaveSoon) {
@@ -847,11 +851,43 @@ TEST_F(ShardCoreTest, ExpressExecutionsRunWithoutFsyncsAndLeaveSoon) {
   EXPECT_EQ(after.transitions - before.transitions, 1u);
   EXPECT_EQ(after.synced_writes - before.synced_writes, 0u);
 
-  before = after;
+  // Nothing is kept of them (AWS describes no EXPRESS execution), and a
+  // name is no idempotency key for EXPRESS.
+  for (const char* input : {R"({"n": 2})", R"({"n": 3})"}) {
+    sync_start.mutable_start()->mutable_request()->set_name("sync-2");
+    sync_start.mutable_start()->mutable_request()->set_input(input);
+    sync_start.set_included_data("METADATA_ONLY");
+    v1::DescribeExecutionResponse quick;
+    ASSERT_TRUE(core_->StartSyncExecution(sync_start, absl::Now() + absl::Seconds(10), nullptr,
+                                          &quick)
+                    .ok());
+    EXPECT_EQ(quick.status(), "SUCCEEDED");
+    EXPECT_TRUE(quick.output().empty());
+    EXPECT_FALSE(quick.output_details().included());
+    EXPECT_TRUE(quick.has_stop_date());
+    EXPECT_EQ(quick.name(), "sync-2");
+  }
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(
+      absl::StrReplaceAll(closed.execution_arn(), {{"sync-1", "sync-2"}}));
+  v1::DescribeExecutionResponse unknown;
+  EXPECT_EQ(core_->DescribeExecution(describe, &unknown).code(), absl::StatusCode::kNotFound);
+
+  // An asynchronous start that ended at once has run: nothing to redo
+  // after a crash, so no fsync; it is described until the retention ends.
+  before = core_->Stats();
   const std::string async_arn = Start(*machine, "async-1", "{}");
   after = core_->Stats();
-  EXPECT_EQ(after.synced_writes - before.synced_writes, 1u);
+  EXPECT_EQ(after.synced_writes - before.synced_writes, 0u);
   EXPECT_EQ(Describe(async_arn).status(), "SUCCEEDED");
+  // One that goes on must be run again after a crash: its start is synced.
+  auto waiting = CreateMachine("fast-wait", R"({"StartAt": "W", "States": {
+    "W": {"Type": "Wait", "Seconds": 1, "End": true}}})", "EXPRESS");
+  before = core_->Stats();
+  const std::string waiting_arn = Start(waiting, "async-2", "{}");
+  after = core_->Stats();
+  EXPECT_EQ(after.synced_writes - before.synced_writes, 1u);
+  EXPECT_EQ(Describe(waiting_arn).status(), "RUNNING");
 
   // A STANDARD machine does publish (one event: it starts and succeeds in
   // one transition), and only its event comes.
@@ -869,7 +905,6 @@ TEST_F(ShardCoreTest, ExpressExecutionsRunWithoutFsyncsAndLeaveSoon) {
   // Ten minutes after closing, the EXPRESS ones are gone; the STANDARD one stays.
   clock_.Advance(absl::Minutes(11));
   ASSERT_TRUE(core_->PurgeExpiredExecutions().ok());
-  v1::DescribeExecutionRequest describe;
   describe.set_execution_arn(async_arn);
   v1::DescribeExecutionResponse gone;
   EXPECT_EQ(core_->DescribeExecution(describe, &gone).code(), absl::StatusCode::kNotFound);

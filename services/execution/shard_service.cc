@@ -1,7 +1,5 @@
 #include "services/execution/shard_service.h"
 
-#include "services/eventbus/catalog.h"
-
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -10,9 +8,11 @@
 #include "common/config/sharding.h"
 #include "common/kafka/client.h"
 #include "common/log/log.h"
+#include "common/rpc/local_call.h"
 #include "common/rpc/server.h"
 #include "common/rpc/status.h"
 #include "common/status/status_macros.h"
+#include "services/eventbus/catalog.h"
 #include "stepflow/internal/v1/shard.grpc.pb.h"
 
 namespace stepflow::execution {
@@ -305,9 +305,8 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
   grpc::Status StartSyncExecution(grpc::ServerContext* context,
                                   const iv1::StartSyncExecutionShardRequest* request,
                                   v1::DescribeExecutionResponse* response) override {
-    const absl::Time deadline =
-        std::min(absl::Now() + kMaxSyncWait, absl::FromChrono(context->deadline()));
-    auto cancelled = [context] { return context->IsCancelled(); };
+    const absl::Time deadline = std::min(absl::Now() + kMaxSyncWait, rpc::CallDeadline(*context));
+    auto cancelled = [context] { return rpc::CallCancelled(*context); };
     if (request->start().has_state_machine()) {
       return rpc::ToGrpcStatus(core_->StartSyncExecution(*request, deadline, cancelled, response));
     }
@@ -324,21 +323,21 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
     const absl::Time deadline =
         std::min(absl::Now() + absl::Milliseconds(std::clamp<int64_t>(
                                    request->wait_ms(), 0, absl::ToInt64Milliseconds(kMaxSyncWait))),
-                 absl::FromChrono(context->deadline()));
+                 rpc::CallDeadline(*context));
     v1::DescribeExecutionRequest describe;
     describe.set_execution_arn(request->execution_arn());
     describe.set_included_data(request->included_data());
     return rpc::ToGrpcStatus(core_->AwaitExecutionClosed(
-        describe, deadline, [context] { return context->IsCancelled(); }, response));
+        describe, deadline, [context] { return rpc::CallCancelled(*context); }, response));
   }
 
   grpc::Status PollActivityTasks(grpc::ServerContext* context,
                                  const iv1::PollActivityTasksRequest* request,
                                  iv1::PollActivityTasksResponse* response) override {
     absl::Time deadline = absl::Now() + kMaxLongPoll;
-    deadline = std::min(deadline, absl::FromChrono(context->deadline()));
+    deadline = std::min(deadline, rpc::CallDeadline(*context));
     return rpc::ToGrpcStatus(core_->PollActivityTasks(
-        *request, response, deadline, [context] { return context->IsCancelled(); }));
+        *request, response, deadline, [context] { return rpc::CallCancelled(*context); }));
   }
 
  private:

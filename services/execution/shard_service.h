@@ -55,7 +55,9 @@ class ShardServer {
   static absl::StatusOr<std::unique_ptr<ShardServer>> Start(ShardServerOptions options);
   ~ShardServer();
 
-  // The service, for embedding in another server (with `embedded`).
+  // The service, for embedding in another server (with `embedded`), or
+  // for calls within the process (gateway::GatewayOptions::
+  // local_shard_services).
   grpc::Service* service();
   // The bound port and dialable address; 0 / "" when embedded.
   int port() const;

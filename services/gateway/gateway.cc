@@ -14,6 +14,7 @@
 #include "common/asl/interpreter.h"
 #include "common/log/log.h"
 #include "common/patterns/pattern.h"
+#include "common/rpc/local_call.h"
 #include "common/rpc/server.h"
 #include "common/rpc/status.h"
 #include "common/status/status_macros.h"
@@ -31,6 +32,7 @@ namespace {
 
 namespace iv1 = ::stepflow::internal::v1;
 using Stub = iv1::ShardService::Stub;
+using ShardServiceBase = iv1::ShardService::Service;
 
 constexpr char kComponent[] = "gateway";
 constexpr absl::Duration kDefaultDeadline = absl::Seconds(30);
@@ -178,16 +180,36 @@ absl::Status ValidateRouting(
 
 }  // namespace
 
-// Routes calls to shard servers and retries the unavailable ones.
+// One ShardService method, as the gateway calls it: through a stub, or
+// directly on a shard service in this process.
+template <typename Request, typename Response>
+struct ShardMethod {
+  grpc::Status (Stub::*remote)(grpc::ClientContext*, const Request&, Response*);
+  grpc::Status (ShardServiceBase::*local)(grpc::ServerContext*, const Request*, Response*);
+};
+
+template <typename Request, typename Response>
+ShardMethod<Request, Response> MakeShardMethod(
+    grpc::Status (Stub::*remote)(grpc::ClientContext*, const Request&, Response*),
+    grpc::Status (ShardServiceBase::*local)(grpc::ServerContext*, const Request*, Response*)) {
+  return {remote, local};
+}
+
+#define STEPFLOW_SHARD_METHOD(name) MakeShardMethod(&Stub::name, &ShardServiceBase::name)
+
+// Routes calls to shard servers and retries the unavailable ones. A shard
+// server in this process is called directly (see common/rpc/local_call.h).
 class ShardRouter {
  public:
   ShardRouter(const config::ShardMap& map,
-              const std::vector<std::shared_ptr<grpc::Channel>>& channels)
+              const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+              const std::vector<ShardServiceBase*>& local_services)
       : map_(map) {
     for (size_t i = 0; i < map.servers().size(); ++i) {
       stubs_.push_back(iv1::ShardService::NewStub(
           i < channels.size() && channels[i] != nullptr ? channels[i]
                                                          : rpc::MakeChannel(map.servers()[i])));
+      local_services_.push_back(i < local_services.size() ? local_services[i] : nullptr);
     }
   }
 
@@ -205,15 +227,20 @@ class ShardRouter {
   // that went away) cancels the call to the shard server too.
   template <typename Request, typename Response>
   absl::Status Call(const grpc::ServerContext* parent, int ordinal, absl::Time deadline,
-                    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
-                    const Request& request, Response* response) {
+                    const ShardMethod<Request, Response>& method, const Request& request,
+                    Response* response) {
+    if (ShardServiceBase* local = local_services_[ordinal]; local != nullptr) {
+      rpc::LocalServerContext context(deadline, parent);
+      return rpc::FromGrpcStatus((local->*method.local)(&context, &request, response));
+    }
     absl::Duration backoff = absl::Milliseconds(50);
     while (true) {
       std::unique_ptr<grpc::ClientContext> context =
           parent != nullptr ? grpc::ClientContext::FromServerContext(*parent)
                             : std::make_unique<grpc::ClientContext>();
       context->set_deadline(absl::ToChronoTime(deadline));
-      grpc::Status status = (stubs_[ordinal].get()->*method)(context.get(), request, response);
+      grpc::Status status =
+          (stubs_[ordinal].get()->*method.remote)(context.get(), request, response);
       if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
           absl::Now() + backoff >= deadline) {
         return rpc::FromGrpcStatus(status);
@@ -227,9 +254,7 @@ class ShardRouter {
 
   template <typename Request, typename Response>
   absl::Status CallOwner(const grpc::ServerContext* parent, absl::string_view key,
-                         absl::Time deadline,
-                         grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
-                                                      Response*),
+                         absl::Time deadline, const ShardMethod<Request, Response>& method,
                          const Request& request, Response* response) {
     return Call(parent, OwnerOf(key), deadline, method, request, response);
   }
@@ -237,6 +262,8 @@ class ShardRouter {
  private:
   config::ShardMap map_;
   std::vector<std::unique_ptr<Stub>> stubs_;
+  // By ordinal; null for servers reached through stubs_.
+  std::vector<ShardServiceBase*> local_services_;
 };
 
 namespace {
@@ -266,7 +293,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       RETURN_IF_ERROR(ValidateLogging(request->logging_configuration()));
       const std::string arn = config::StateMachineArn(options_.arn_scope, request->name());
       return router_->CallOwner(context, arn, DeadlineOf(context, kDefaultDeadline),
-                                &Stub::CreateStateMachine, *request, response);
+                                STEPFLOW_SHARD_METHOD(CreateStateMachine), *request, response);
     }());
   }
 
@@ -277,8 +304,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       ASSIGN_OR_RETURN(config::StateMachineRef ref,
                        config::ParseStateMachineRef(options_.arn_scope,
                                                     request->state_machine_arn()));
-      return router_->CallOwner(context, ref.state_machine_arn, DeadlineOf(context, kDefaultDeadline),
-                                &Stub::DescribeStateMachine, *request, response);
+      return router_->CallOwner(context, ref.state_machine_arn,
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(DescribeStateMachine), *request, response);
     }());
   }
 
@@ -289,8 +317,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       RETURN_IF_ERROR(
           config::StateMachineNameFromArn(options_.arn_scope, request->state_machine_arn())
               .status());
-      return router_->CallOwner(context, request->state_machine_arn(), DeadlineOf(context, kDefaultDeadline),
-                                &Stub::DeleteStateMachine, *request, response);
+      return router_->CallOwner(context, request->state_machine_arn(),
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(DeleteStateMachine), *request, response);
     }());
   }
 
@@ -306,8 +335,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       const absl::Time deadline = DeadlineOf(context, kDefaultDeadline);
       for (size_t i = 0; i < router_->size(); ++i) {
         iv1::ListStateMachinesShardResponse part;
-        RETURN_IF_ERROR(router_->Call(context, static_cast<int>(i), deadline, &Stub::ListStateMachines,
-                                      shard_request, &part));
+        RETURN_IF_ERROR(router_->Call(context, static_cast<int>(i), deadline,
+                                      STEPFLOW_SHARD_METHOD(ListStateMachines), shard_request,
+                                      &part));
         for (auto& record : *part.mutable_state_machines()) all.push_back(std::move(record));
       }
       std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.name() < b.name(); });
@@ -401,8 +431,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       start.set_state_machine_arn(ref.state_machine_arn);
       const std::string execution_arn =
           config::ExecutionArn(options_.arn_scope, ref.name, start.name());
-      return router_->CallOwner(context, execution_arn, deadline, &Stub::StartExecution, shard_request,
-                                response);
+      return router_->CallOwner(context, execution_arn, deadline,
+                                STEPFLOW_SHARD_METHOD(StartExecution), shard_request, response);
     }());
   }
 
@@ -445,7 +475,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
           config::ExecutionArn(options_.arn_scope, ref.name, start.name());
       v1::DescribeExecutionResponse closed;
       RETURN_IF_ERROR(router_->CallOwner(context, execution_arn, wait_deadline,
-                                         &Stub::StartSyncExecution, shard_request, &closed));
+                                         STEPFLOW_SHARD_METHOD(StartSyncExecution), shard_request,
+                                         &closed));
       response->set_execution_arn(closed.execution_arn());
       // The ARN the caller started through (a version or alias ARN too).
       response->set_state_machine_arn(request->state_machine_arn());
@@ -488,11 +519,12 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       // A map run's child execution lives in its parent's record.
       if (auto hash = config::MapRunChildRoutingHash(options_.arn_scope, request->execution_arn())) {
         return router_->Call(context, router_->OwnerOfRoutingHash(*hash),
-                             DeadlineOf(context, kDefaultDeadline), &Stub::DescribeExecution,
-                             *request, response);
+                             DeadlineOf(context, kDefaultDeadline),
+                             STEPFLOW_SHARD_METHOD(DescribeExecution), *request, response);
       }
-      return router_->CallOwner(context, request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
-                                &Stub::DescribeExecution, *request, response);
+      return router_->CallOwner(context, request->execution_arn(),
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(DescribeExecution), *request, response);
     }());
   }
 
@@ -506,8 +538,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       ASSIGN_OR_RETURN(config::MapRunRef ref,
                        config::ParseMapRunArn(options_.arn_scope, request->map_run_arn()));
       return router_->Call(context, router_->OwnerOfRoutingHash(ref.routing_hash),
-                           DeadlineOf(context, kDefaultDeadline), &Stub::DescribeMapRun, *request,
-                           response);
+                           DeadlineOf(context, kDefaultDeadline),
+                           STEPFLOW_SHARD_METHOD(DescribeMapRun), *request, response);
     }());
   }
 
@@ -518,8 +550,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
           config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
       RETURN_IF_ERROR(ValidateMaxResults(request->max_results()));
       return router_->CallOwner(context, request->execution_arn(),
-                                DeadlineOf(context, kDefaultDeadline), &Stub::ListMapRuns, *request,
-                                response);
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(ListMapRuns), *request, response);
     }());
   }
 
@@ -543,8 +575,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
                                    "Member must have value greater than or equal to 0");
       }
       return router_->Call(context, router_->OwnerOfRoutingHash(ref.routing_hash),
-                           DeadlineOf(context, kDefaultDeadline), &Stub::UpdateMapRun, *request,
-                           response);
+                           DeadlineOf(context, kDefaultDeadline),
+                           STEPFLOW_SHARD_METHOD(UpdateMapRun), *request, response);
     }());
   }
 
@@ -563,8 +595,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     // Child executions are never redriven one by one.
     if (request.redrive_filter() == "REDRIVEN") return absl::OkStatus();
     return router_->Call(context, router_->OwnerOfRoutingHash(ref.routing_hash),
-                         DeadlineOf(context, kDefaultDeadline), &Stub::ListMapRunExecutions,
-                         request, response);
+                         DeadlineOf(context, kDefaultDeadline),
+                         STEPFLOW_SHARD_METHOD(ListMapRunExecutions), request, response);
   }
 
   grpc::Status StopExecution(grpc::ServerContext* context, const v1::StopExecutionRequest* request,
@@ -574,8 +606,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
           config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
       RETURN_IF_ERROR(ValidateLength("error", request->error(), 0, 256));
       RETURN_IF_ERROR(ValidateLength("cause", request->cause(), 0, 32768));
-      return router_->CallOwner(context, request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
-                                &Stub::StopExecution, *request, response);
+      return router_->CallOwner(context, request->execution_arn(),
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(StopExecution), *request, response);
     }());
   }
 
@@ -589,8 +622,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
         return ConstraintViolation("maxResults",
                                    "Member must have value less than or equal to 1000");
       }
-      return router_->CallOwner(context, request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
-                                &Stub::GetExecutionHistory, *request, response);
+      return router_->CallOwner(context, request->execution_arn(),
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(GetExecutionHistory), *request, response);
     }());
   }
 
@@ -617,7 +651,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       lookup.set_arn(request->state_machine_arn());
       iv1::ResolvedStateMachine resolved;
       RETURN_IF_ERROR(router_->CallOwner(context, ref.state_machine_arn, deadline,
-                                         &Stub::ResolveStateMachine, lookup, &resolved));
+                                         STEPFLOW_SHARD_METHOD(ResolveStateMachine), lookup,
+                                         &resolved));
       iv1::ListShardRequest shard_request;
       RETURN_IF_ERROR(DecodePageToken(request->next_token(), shard_request.mutable_after_key()));
       // A token is the sort key of the last execution listed: ~start time,
@@ -635,8 +670,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       std::vector<std::pair<std::string, iv1::ExecutionRecord>> all;
       for (size_t i = 0; i < router_->size(); ++i) {
         iv1::ListExecutionsShardResponse part;
-        RETURN_IF_ERROR(router_->Call(context, static_cast<int>(i), deadline, &Stub::ListExecutions,
-                                      shard_request, &part));
+        RETURN_IF_ERROR(router_->Call(context, static_cast<int>(i), deadline,
+                                      STEPFLOW_SHARD_METHOD(ListExecutions), shard_request, &part));
         for (auto& record : *part.mutable_executions()) {
           all.emplace_back(ExecutionSortKey(record), std::move(record));
         }
@@ -670,8 +705,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       RETURN_IF_ERROR(config::ValidateResourceName(request->name()));
       const std::string arn = config::ActivityArn(options_.arn_scope, request->name());
-      return router_->CallOwner(context, arn, DeadlineOf(context, kDefaultDeadline), &Stub::CreateActivity,
-                                *request, response);
+      return router_->CallOwner(context, arn, DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(CreateActivity), *request, response);
     }());
   }
 
@@ -681,8 +716,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       RETURN_IF_ERROR(
           config::ActivityNameFromArn(options_.arn_scope, request->activity_arn()).status());
-      return router_->CallOwner(context, request->activity_arn(), DeadlineOf(context, kDefaultDeadline),
-                                &Stub::DescribeActivity, *request, response);
+      return router_->CallOwner(context, request->activity_arn(),
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(DescribeActivity), *request, response);
     }());
   }
 
@@ -692,8 +728,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       RETURN_IF_ERROR(
           config::ActivityNameFromArn(options_.arn_scope, request->activity_arn()).status());
-      return router_->CallOwner(context, request->activity_arn(), DeadlineOf(context, kDefaultDeadline),
-                                &Stub::DeleteActivity, *request, response);
+      return router_->CallOwner(context, request->activity_arn(),
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(DeleteActivity), *request, response);
     }());
   }
 
@@ -709,8 +746,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       const absl::Time deadline = DeadlineOf(context, kDefaultDeadline);
       for (size_t i = 0; i < router_->size(); ++i) {
         iv1::ListActivitiesShardResponse part;
-        RETURN_IF_ERROR(router_->Call(context, static_cast<int>(i), deadline, &Stub::ListActivities,
-                                      shard_request, &part));
+        RETURN_IF_ERROR(router_->Call(context, static_cast<int>(i), deadline,
+                                      STEPFLOW_SHARD_METHOD(ListActivities), shard_request, &part));
         for (auto& record : *part.mutable_activities()) all.push_back(std::move(record));
       }
       std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.name() < b.name(); });
@@ -781,9 +818,10 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       probe.set_activity_arn(first.activity_arn());
       probe.set_max_tasks(0);
       iv1::PollActivityTasksResponse ignored;
-      absl::Status exists = router_->CallOwner(
-          context, config::TaskQueuePartitionKey(first.activity_arn(), 0),
-          DeadlineOf(context, kDefaultDeadline), &Stub::PollActivityTasks, probe, &ignored);
+      absl::Status exists =
+          router_->CallOwner(context, config::TaskQueuePartitionKey(first.activity_arn(), 0),
+                             DeadlineOf(context, kDefaultDeadline),
+                             STEPFLOW_SHARD_METHOD(PollActivityTasks), probe, &ignored);
       if (!exists.ok()) return rpc::ToGrpcStatus(exists);
     }
     // Credits arrive on the request stream while tasks go out: a reader
@@ -853,8 +891,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
       RETURN_IF_ERROR(
           ValidateJsonPayload("output", request->output(), "InvalidOutput", kMaxPayloadBytes));
-      return router_->CallOwner(context, token.execution_arn(), DeadlineOf(context, kDefaultDeadline),
-                                &Stub::SendTaskSuccess, *request, response);
+      return router_->CallOwner(context, token.execution_arn(),
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(SendTaskSuccess), *request, response);
     }());
   }
 
@@ -865,8 +904,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
       RETURN_IF_ERROR(ValidateLength("error", request->error(), 0, 256));
       RETURN_IF_ERROR(ValidateLength("cause", request->cause(), 0, 32768));
-      return router_->CallOwner(context, token.execution_arn(), DeadlineOf(context, kDefaultDeadline),
-                                &Stub::SendTaskFailure, *request, response);
+      return router_->CallOwner(context, token.execution_arn(),
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(SendTaskFailure), *request, response);
     }());
   }
 
@@ -875,8 +915,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
                                  v1::SendTaskHeartbeatResponse* response) override {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
-      return router_->CallOwner(context, token.execution_arn(), DeadlineOf(context, kDefaultDeadline),
-                                &Stub::SendTaskHeartbeat, *request, response);
+      return router_->CallOwner(context, token.execution_arn(),
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(SendTaskHeartbeat), *request, response);
     }());
   }
 
@@ -903,8 +944,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
           ValidateVersionDescription(request->publish(), request->version_description()));
       RETURN_IF_ERROR(ValidateLogging(request->logging_configuration()));
       return router_->CallOwner(context, request->state_machine_arn(),
-                                DeadlineOf(context, kDefaultDeadline), &Stub::UpdateStateMachine,
-                                *request, response);
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(UpdateStateMachine), *request, response);
     }());
   }
 
@@ -917,9 +958,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
               .status());
       RETURN_IF_ERROR(ValidateLength("description", request->description(), 0, 256));
       RETURN_IF_ERROR(ValidateLength("revisionId", request->revision_id(), 0, 2048));
-      return router_->CallOwner(context, request->state_machine_arn(),
-                                DeadlineOf(context, kDefaultDeadline),
-                                &Stub::PublishStateMachineVersion, *request, response);
+      return router_->CallOwner(
+          context, request->state_machine_arn(), DeadlineOf(context, kDefaultDeadline),
+          STEPFLOW_SHARD_METHOD(PublishStateMachineVersion), *request, response);
     }());
   }
 
@@ -935,9 +976,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
             absl::StrCat("InvalidArn: Invalid Arn: 'Not a state machine version ARN: ",
                          request->state_machine_version_arn(), "'"));
       }
-      return router_->CallOwner(context, ref.state_machine_arn,
-                                DeadlineOf(context, kDefaultDeadline),
-                                &Stub::DeleteStateMachineVersion, *request, response);
+      return router_->CallOwner(
+          context, ref.state_machine_arn, DeadlineOf(context, kDefaultDeadline),
+          STEPFLOW_SHARD_METHOD(DeleteStateMachineVersion), *request, response);
     }());
   }
 
@@ -949,9 +990,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
           config::StateMachineNameFromArn(options_.arn_scope, request->state_machine_arn())
               .status());
       RETURN_IF_ERROR(ValidateMaxResults(request->max_results()));
-      return router_->CallOwner(context, request->state_machine_arn(),
-                                DeadlineOf(context, kDefaultDeadline),
-                                &Stub::ListStateMachineVersions, *request, response);
+      return router_->CallOwner(
+          context, request->state_machine_arn(), DeadlineOf(context, kDefaultDeadline),
+          STEPFLOW_SHARD_METHOD(ListStateMachineVersions), *request, response);
     }());
   }
 
@@ -965,7 +1006,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       RETURN_IF_ERROR(
           ValidateRouting(options_.arn_scope, request->routing_configuration(), &machine_arn));
       return router_->CallOwner(context, machine_arn, DeadlineOf(context, kDefaultDeadline),
-                                &Stub::CreateStateMachineAlias, *request, response);
+                                STEPFLOW_SHARD_METHOD(CreateStateMachineAlias), *request, response);
     }());
   }
 
@@ -975,7 +1016,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       ASSIGN_OR_RETURN(std::string machine_arn, AliasOwner(request->state_machine_alias_arn()));
       return router_->CallOwner(context, machine_arn, DeadlineOf(context, kDefaultDeadline),
-                                &Stub::DescribeStateMachineAlias, *request, response);
+                                STEPFLOW_SHARD_METHOD(DescribeStateMachineAlias), *request,
+                                response);
     }());
   }
 
@@ -1001,7 +1043,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
         }
       }
       return router_->CallOwner(context, machine_arn, DeadlineOf(context, kDefaultDeadline),
-                                &Stub::UpdateStateMachineAlias, *request, response);
+                                STEPFLOW_SHARD_METHOD(UpdateStateMachineAlias), *request, response);
     }());
   }
 
@@ -1011,7 +1053,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       ASSIGN_OR_RETURN(std::string machine_arn, AliasOwner(request->state_machine_alias_arn()));
       return router_->CallOwner(context, machine_arn, DeadlineOf(context, kDefaultDeadline),
-                                &Stub::DeleteStateMachineAlias, *request, response);
+                                STEPFLOW_SHARD_METHOD(DeleteStateMachineAlias), *request, response);
     }());
   }
 
@@ -1030,7 +1072,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       RETURN_IF_ERROR(ValidateMaxResults(request->max_results()));
       return router_->CallOwner(context, ref.state_machine_arn,
                                 DeadlineOf(context, kDefaultDeadline),
-                                &Stub::ListStateMachineAliases, *request, response);
+                                STEPFLOW_SHARD_METHOD(ListStateMachineAliases), *request, response);
     }());
   }
 
@@ -1042,8 +1084,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
           config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
       RETURN_IF_ERROR(ValidateLength("clientToken", request->client_token(), 0, 64));
       return router_->CallOwner(context, request->execution_arn(),
-                                DeadlineOf(context, kDefaultDeadline), &Stub::RedriveExecution,
-                                *request, response);
+                                DeadlineOf(context, kDefaultDeadline),
+                                STEPFLOW_SHARD_METHOD(RedriveExecution), *request, response);
     }());
   }
 
@@ -1058,9 +1100,9 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
         return ConstraintViolation("includedData",
                                    "Member must satisfy enum value set: [ALL_DATA, METADATA_ONLY]");
       }
-      return router_->CallOwner(context, request->execution_arn(),
-                                DeadlineOf(context, kDefaultDeadline),
-                                &Stub::DescribeStateMachineForExecution, *request, response);
+      return router_->CallOwner(
+          context, request->execution_arn(), DeadlineOf(context, kDefaultDeadline),
+          STEPFLOW_SHARD_METHOD(DescribeStateMachineForExecution), *request, response);
     }());
   }
 
@@ -1127,9 +1169,8 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     poll.set_max_tasks(max_tasks);
     auto take_at = [&](int owner, absl::Time take_until) {
       poll.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(take_until - absl::Now())));
-      return router_->Call(context, owner,
-                           std::max(take_until, absl::Now()) + kTakeAnswerMargin,
-                           &Stub::PollActivityTasks, poll, response);
+      return router_->Call(context, owner, std::max(take_until, absl::Now()) + kTakeAnswerMargin,
+                           STEPFLOW_SHARD_METHOD(PollActivityTasks), poll, response);
     };
     if (owners.size() == 1) return take_at(owners[0], until);
     // A quick look at each server, from `first` on; true when tasks came.
@@ -1237,6 +1278,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
 };
 
 #undef STEPFLOW_NOT_YET
+#undef STEPFLOW_SHARD_METHOD
 
 }  // namespace
 
@@ -1259,8 +1301,16 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayOptions options) 
   if (!options.new_execution_name) options.new_execution_name = RandomUuid;
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
-  impl->router =
-      std::make_unique<ShardRouter>(impl->options.shard_map, impl->options.shard_channels);
+  std::vector<ShardServiceBase*> local_services;
+  for (grpc::Service* service : impl->options.local_shard_services) {
+    auto* shard_service = dynamic_cast<ShardServiceBase*>(service);
+    if (service != nullptr && shard_service == nullptr) {
+      return absl::InvalidArgumentError("a local shard service is not a ShardService");
+    }
+    local_services.push_back(shard_service);
+  }
+  impl->router = std::make_unique<ShardRouter>(impl->options.shard_map,
+                                               impl->options.shard_channels, local_services);
   impl->states = std::make_unique<StepFunctionsService>(impl->options, impl->router.get());
   ASSIGN_OR_RETURN(impl->events, EventBridgeService::Create(impl->options));
   if (!impl->options.embedded) {

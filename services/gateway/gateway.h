@@ -44,6 +44,11 @@ struct GatewayOptions {
   // dialing their addresses (an all-in-one process passes in-process
   // channels). Empty: dial.
   std::vector<std::shared_ptr<grpc::Channel>> shard_channels;
+  // Shard services in this process (ShardServer::service()), in
+  // shard_map's order (null: none for that server): unary calls to them
+  // are made directly, without gRPC; streams and watches still use the
+  // channels. Must outlive the gateway.
+  std::vector<grpc::Service*> local_shard_services;
   config::ArnScope arn_scope;
   std::string listen_address = "0.0.0.0:7233";
   prometheus::Registry* registry = nullptr;  // RPC metrics; must outlive the gateway

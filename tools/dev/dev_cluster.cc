@@ -71,6 +71,7 @@ absl::StatusOr<std::unique_ptr<DevCluster>> DevCluster::Start(
       static_cast<uint32_t>(opts.shards), {impl->shard->address()});
   // One process: the gateway reaches the shard server without a socket.
   gateway_options.shard_channels = {impl->shard->InProcessChannel()};
+  gateway_options.local_shard_services = {impl->shard->service()};
   gateway_options.listen_address = opts.gateway_listen;
   gateway_options.registry = impl->registry.get();
   if (opts.with_eventbus) {

@@ -1,0 +1,25 @@
+#include "common/rpc/local_call.h"
+
+#include "absl/time/clock.h"
+
+namespace stepflow::rpc {
+
+bool LocalServerContext::LocalCancelled() const {
+  return parent_ != nullptr && CallCancelled(*parent_);
+}
+
+absl::Time CallDeadline(const grpc::ServerContext& context) {
+  if (const auto* local = dynamic_cast<const LocalServerContext*>(&context)) {
+    return local->local_deadline();
+  }
+  return absl::FromChrono(context.deadline());
+}
+
+bool CallCancelled(const grpc::ServerContext& context) {
+  if (const auto* local = dynamic_cast<const LocalServerContext*>(&context)) {
+    return local->LocalCancelled();
+  }
+  return context.IsCancelled();
+}
+
+}  // namespace stepflow::rpc
