@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/json/json.h"
@@ -121,6 +122,9 @@ void Replayer::Run(v1::DescribeReplayResponse replay) {
   const absl::Time now = options_.now();
   absl::Mutex mu;
   std::vector<Pending> pending;
+  // Archiving is at least once (a delivery repeated after a restart
+  // archives its event again): each event id is replayed once.
+  absl::flat_hash_set<std::string> ids;
   auto reader = kafka::TopicReader::Start(
       options_.brokers, ArchiveTopic(*archive),
       [&](const kafka::TopicRecord& record) {
@@ -136,6 +140,7 @@ void Replayer::Run(v1::DescribeReplayResponse replay) {
         absl::optional<std::string> text = ReplayedEvent(*record.value, name);
         if (!text.has_value()) return;
         absl::MutexLock lock(&mu);
+        if (!ids.insert((*event)["id"].GetString()).second) return;
         pending.push_back(
             {*time, (*event)["id"].GetString(), std::move(*text)});
       });

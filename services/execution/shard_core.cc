@@ -478,6 +478,7 @@ absl::Status ShardCore::CreateStateMachine(const v1::CreateStateMachineRequest& 
       ASSIGN_OR_RETURN(auto version, PublishLocked(shard, *existing, request.version_description(),
                                                    options_.clock->Now(), batch));
       batch.Put(families_.state_machines, key, existing->SerializeAsString());
+      ForgetStateMachine(arn);
       RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
       response->set_state_machine_version_arn(version.version_arn());
     }
@@ -506,6 +507,7 @@ absl::Status ShardCore::CreateStateMachine(const v1::CreateStateMachineRequest& 
   batch.Put(families_.state_machines, key, record.SerializeAsString());
   batch.Put(families_.definitions, keys::DefinitionKey(arn, record.revision_id()),
             record.definition());
+  ForgetStateMachine(arn);
   RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
   log::Info(kComponent, "state machine created", {{"arn", arn}});
   response->set_state_machine_arn(arn);
@@ -570,6 +572,7 @@ absl::Status ShardCore::DeleteStateMachine(const v1::DeleteStateMachineRequest& 
   // Its versions and aliases go with it.
   storage::WriteBatch batch;
   batch.Delete(families_.state_machines, keys::ResourceKey(shard, arn));
+  ForgetStateMachine(arn);
   for (const std::string& prefix : {keys::VersionPrefix(shard, arn), keys::AliasPrefix(shard, arn)}) {
     RETURN_IF_ERROR(store_->Scan(families_.versions, prefix, "", false,
                                  [&](std::string_view key, std::string_view) {
@@ -726,6 +729,7 @@ absl::Status ShardCore::UpdateStateMachine(const v1::UpdateStateMachineRequest& 
     response->set_state_machine_version_arn(version.version_arn());
   }
   batch.Put(families_.state_machines, key, record->SerializeAsString());
+  ForgetStateMachine(arn);
   RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
   if (changed) {
     log::Info(kComponent, "state machine updated",
@@ -754,6 +758,7 @@ absl::Status ShardCore::PublishStateMachineVersion(
   ASSIGN_OR_RETURN(auto version, PublishLocked(shard, *record, request.description(),
                                                options_.clock->Now(), batch));
   batch.Put(families_.state_machines, key, record->SerializeAsString());
+  ForgetStateMachine(arn);
   RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
   response->set_state_machine_version_arn(version.version_arn());
   *response->mutable_creation_date() = version.creation_date();
@@ -1004,18 +1009,42 @@ absl::Status ShardCore::ListStateMachineAliases(const v1::ListStateMachineAliase
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::shared_ptr<const StateMachineRecord>> ShardCore::CachedStateMachine(
+    uint32_t shard, const std::string& state_machine_arn) {
+  {
+    absl::MutexLock cache_lock(&machine_cache_mu_);
+    auto cached = machine_cache_.find(state_machine_arn);
+    if (cached != machine_cache_.end()) return cached->second;
+  }
+  // Read and cached under the shard's mutex, which every write of the
+  // record holds while it forgets the cached one: no stale record enters.
+  absl::MutexLock lock(&ShardMutex(shard));
+  ASSIGN_OR_RETURN(auto record, Read<StateMachineRecord>(
+                                    families_.state_machines,
+                                    keys::ResourceKey(shard, state_machine_arn)));
+  if (!record.has_value()) return std::shared_ptr<const StateMachineRecord>();
+  auto shared = std::make_shared<const StateMachineRecord>(std::move(*record));
+  absl::MutexLock cache_lock(&machine_cache_mu_);
+  machine_cache_.insert_or_assign(state_machine_arn, shared);
+  return shared;
+}
+
+void ShardCore::ForgetStateMachine(const std::string& state_machine_arn) {
+  absl::MutexLock cache_lock(&machine_cache_mu_);
+  machine_cache_.erase(state_machine_arn);
+}
+
 absl::StatusOr<internal::v1::ResolvedStateMachine> ShardCore::ResolveStateMachine(
     const internal::v1::ResolveStateMachineRequest& request) {
   ASSIGN_OR_RETURN(config::StateMachineRef ref,
                    config::ParseStateMachineRef(options_.arn_scope, request.arn()));
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
   internal::v1::ResolvedStateMachine resolved;
-  ASSIGN_OR_RETURN(auto machine,
-                   Read<StateMachineRecord>(families_.state_machines,
-                                            keys::ResourceKey(shard, ref.state_machine_arn)));
-  if (!machine.has_value()) return StateMachineDoesNotExist(ref.state_machine_arn);
+  ASSIGN_OR_RETURN(std::shared_ptr<const StateMachineRecord> machine,
+                   CachedStateMachine(shard, ref.state_machine_arn));
+  if (machine == nullptr) return StateMachineDoesNotExist(ref.state_machine_arn);
   if (!ref.qualified()) {
-    *resolved.mutable_state_machine() = std::move(*machine);
+    *resolved.mutable_state_machine() = *machine;
     return resolved;
   }
   int64_t version_number = ref.version;

@@ -382,6 +382,14 @@ class ShardCore {
   absl::Status DescribeMapRunChild(uint64_t routing_hash, const v1::DescribeExecutionRequest& request,
                                    v1::DescribeExecutionResponse* response);
 
+  // The stored record of a state machine this server's catalog holds
+  // (null when there is none), from the cache when it can.
+  absl::StatusOr<std::shared_ptr<const internal::v1::StateMachineRecord>> CachedStateMachine(
+      uint32_t shard, const std::string& state_machine_arn);
+  // Drops the cached record; every write of a state machine record calls it
+  // under the shard's mutex.
+  void ForgetStateMachine(const std::string& state_machine_arn);
+
   absl::StatusOr<std::shared_ptr<const asl::Definition>> LoadDefinition(
       const std::string& state_machine_arn, const std::string& revision_id);
 
@@ -458,6 +466,12 @@ class ShardCore {
   absl::Mutex definitions_mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<const asl::Definition>> definitions_
       ABSL_GUARDED_BY(definitions_mu_);
+
+  // State machine records of this server's catalog, as last written: most
+  // starts resolve their revision here without reading the store.
+  absl::Mutex machine_cache_mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const internal::v1::StateMachineRecord>>
+      machine_cache_ ABSL_GUARDED_BY(machine_cache_mu_);
 
   // Activity queues in memory, mirroring the durable backlog.
   std::unique_ptr<TaskQueues> task_queues_;

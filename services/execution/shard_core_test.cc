@@ -818,6 +818,48 @@ TEST_F(ShardCoreTest, TransitionsShareFsyncsAndAreCounted) {
   EXPECT_LE(after.wal_syncs - before.wal_syncs, after.synced_writes - before.synced_writes);
 }
 
+// Starts resolve the state machine's record from a cache: every update,
+// publish, delete and re-create shows in the next resolution.
+TEST_F(ShardCoreTest, ResolutionFollowsEveryChangeOfTheStateMachine) {
+  ASSERT_TRUE(Open(16).ok());
+  auto machine = CreateMachine("cached", kOnePass);
+  iv1::ResolveStateMachineRequest resolve;
+  resolve.set_arn(machine.state_machine_arn());
+  auto first = core_->ResolveStateMachine(resolve);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->state_machine().revision_id(), machine.revision_id());
+
+  v1::UpdateStateMachineRequest update;
+  update.set_state_machine_arn(machine.state_machine_arn());
+  update.set_definition(R"({"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}})");
+  v1::UpdateStateMachineResponse updated;
+  ASSERT_TRUE(core_->UpdateStateMachine(update, &updated).ok());
+  auto second = core_->ResolveStateMachine(resolve);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->state_machine().revision_id(), updated.revision_id());
+  EXPECT_NE(second->state_machine().revision_id(), machine.revision_id());
+  EXPECT_EQ(second->state_machine().definition(), update.definition());
+
+  v1::PublishStateMachineVersionRequest publish;
+  publish.set_state_machine_arn(machine.state_machine_arn());
+  v1::PublishStateMachineVersionResponse published;
+  ASSERT_TRUE(core_->PublishStateMachineVersion(publish, &published).ok());
+  auto third = core_->ResolveStateMachine(resolve);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->state_machine().last_version(), 1);
+
+  v1::DeleteStateMachineRequest del;
+  del.set_state_machine_arn(machine.state_machine_arn());
+  ASSERT_TRUE(core_->DeleteStateMachine(del).ok());
+  EXPECT_EQ(core_->ResolveStateMachine(resolve).status().code(), absl::StatusCode::kNotFound);
+
+  auto again = CreateMachine("cached", kOnePass);
+  auto fourth = core_->ResolveStateMachine(resolve);
+  ASSERT_TRUE(fourth.ok()) << fourth.status();
+  EXPECT_EQ(fourth->state_machine().revision_id(), again.revision_id());
+  EXPECT_EQ(fourth->state_machine().last_version(), 0);
+}
+
 // EXPRESS transitions skip the fsync: a synchronous start that ends within
 // the start stores nothing but its definition, an asynchronous one syncs
 // only its start, unless it ended within the start; neither publishes the

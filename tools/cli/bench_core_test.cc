@@ -165,6 +165,28 @@ TEST(LatencySamplesTest, SmallAndEmptySets) {
   EXPECT_EQ(summary.p90, absl::Milliseconds(3));
 }
 
+TEST(LatencySamplesTest, KeepsFourSignificantDigitsInBoundedMemory) {
+  LatencySamples samples;
+  samples.Add(absl::Nanoseconds(9999999));    // 9.999999 ms: kept as 9,999 us
+  samples.Add(absl::Microseconds(123456));    // 123.456 ms: kept as 123.4 ms
+  samples.Add(absl::Microseconds(123499));
+  samples.Add(absl::Microseconds(7654321));   // the largest: exact
+  LatencySummary summary = samples.Summarize();
+  EXPECT_EQ(summary.count, 4);
+  EXPECT_EQ(summary.p50, absl::Microseconds(123400));
+  EXPECT_EQ(summary.max, absl::Microseconds(7654321));
+  LatencySamples low;
+  low.Add(absl::Nanoseconds(9999999));
+  EXPECT_EQ(low.Summarize().p50, absl::Microseconds(9999));
+  EXPECT_EQ(low.Summarize().max, absl::Nanoseconds(9999999));
+  // A million samples of a thousand values: as many counts as values.
+  LatencySamples many;
+  for (int i = 0; i < 1000000; ++i) many.Add(absl::Microseconds(100 + i % 1000));
+  EXPECT_EQ(many.size(), 1000000u);
+  EXPECT_EQ(many.Summarize().p50, absl::Microseconds(599));
+  EXPECT_EQ(many.Summarize().p99, absl::Microseconds(1089));
+}
+
 TEST(LatencySamplesTest, MergesSlots) {
   LatencySamples a, b;
   for (int i = 1; i <= 50; ++i) a.Add(absl::Milliseconds(i));

@@ -5,26 +5,48 @@
 
 namespace stepflow::cli::bench {
 
-void LatencySamples::Merge(const LatencySamples& other) {
-  samples_.insert(samples_.end(), other.samples_.begin(), other.samples_.end());
+namespace {
+
+// `micros` with its digits after the fourth significant one set to zero.
+int64_t FourSignificantDigits(int64_t micros) {
+  int64_t scale = 1;
+  while (micros / scale >= 10000) scale *= 10;
+  return micros / scale * scale;
 }
 
-LatencySummary LatencySamples::Summarize() {
+}  // namespace
+
+void LatencySamples::Add(absl::Duration latency) {
+  ++counts_[FourSignificantDigits(std::max<int64_t>(0, absl::ToInt64Microseconds(latency)))];
+  ++count_;
+  max_ = std::max(max_, latency);
+}
+
+void LatencySamples::Merge(const LatencySamples& other) {
+  for (const auto& [micros, count] : other.counts_) counts_[micros] += count;
+  count_ += other.count_;
+  max_ = std::max(max_, other.max_);
+}
+
+LatencySummary LatencySamples::Summarize() const {
   LatencySummary summary;
-  summary.count = static_cast<int64_t>(samples_.size());
-  if (samples_.empty()) return summary;
-  std::sort(samples_.begin(), samples_.end());
+  summary.count = count_;
+  if (count_ == 0) return summary;
   auto at = [&](double percent) {
     // Nearest rank: ceil(p/100 * n), 1-based.
-    auto rank = static_cast<size_t>(
-        std::ceil(percent / 100.0 * static_cast<double>(samples_.size())));
-    rank = std::clamp<size_t>(rank, 1, samples_.size());
-    return samples_[rank - 1];
+    auto rank = static_cast<int64_t>(std::ceil(percent / 100.0 * static_cast<double>(count_)));
+    rank = std::clamp<int64_t>(rank, 1, count_);
+    int64_t seen = 0;
+    for (const auto& [micros, count] : counts_) {
+      seen += count;
+      if (seen >= rank) return std::min(absl::Microseconds(micros), max_);
+    }
+    return max_;
   };
   summary.p50 = at(50);
   summary.p90 = at(90);
   summary.p99 = at(99);
-  summary.max = samples_.back();
+  summary.max = max_;
   return summary;
 }
 
