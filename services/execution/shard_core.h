@@ -301,6 +301,10 @@ class ShardCore {
   uint64_t owner_epoch() const { return storage::DecodeUint64(owner_epoch_); }
 
   DurabilityStats Stats() const;
+  // Pollers of the activity waiting in line on this server now.
+  size_t WaitingPollers(const std::string& activity_arn) {
+    return task_queues_->WaitingPollers(activity_arn);
+  }
   // Executions some AwaitExecutionClosed call is waiting for now.
   size_t AwaitedExecutions();
 

@@ -194,6 +194,15 @@ class ShardCoreTest : public ::testing::Test {
     }
   }
 
+  // Until a poller of the activity "work" waits in line.
+  void AwaitWaitingPoller() {
+    const std::string activity = "arn:aws:states:us-east-1:123456789012:activity:work";
+    for (int i = 0; i < 1000 && core_->WaitingPollers(activity) == 0; ++i) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    ASSERT_EQ(core_->WaitingPollers(activity), 1u);
+  }
+
   // The outbox delivers asynchronously; wait for history to reach a length.
   void AwaitHistory(const std::string& arn, size_t length) {
     for (int i = 0; i < 200 && HistoryTypes(arn).size() < length; ++i) {
@@ -333,7 +342,7 @@ TEST_F(ShardCoreTest, WaitingPollerIsHandedTheTaskByTheStartsWrite) {
   auto machine = CreateMachine();
   v1::GetActivityTaskResponse task;
   std::thread poller([&] { task = Poll(absl::Seconds(10)); });
-  absl::SleepFor(absl::Milliseconds(200));  // the poller waits in line
+  AwaitWaitingPoller();
   const DurabilityStats before = core_->Stats();
   std::string arn = Start(machine, "handed", "{}");
   poller.join();
@@ -372,7 +381,7 @@ TEST_F(ShardCoreTest, HandedTaskOfAGonePollerGoesBackToTheBacklog) {
     polled = core_->GetActivityTask(poll, &lost, absl::Now() + absl::Seconds(10),
                                     [&] { return gone.load(); });
   });
-  absl::SleepFor(absl::Milliseconds(200));  // the poller waits in line
+  AwaitWaitingPoller();
   gone = true;  // noticed only once it is woken: by the hand-over
   std::string arn = Start(machine, "returned", "{}");
   poller.join();

@@ -279,6 +279,12 @@ void TaskQueues::PutBack(const std::string& activity_arn, std::vector<Queued> ta
   WakeOne(queue);
 }
 
+size_t TaskQueues::WaitingPollers(const std::string& activity_arn) {
+  absl::MutexLock lock(&mu_);
+  auto it = queues_.find(activity_arn);
+  return it == queues_.end() ? 0 : it->second->waiters.size();
+}
+
 void TaskQueues::Shutdown() {
   absl::MutexLock lock(&mu_);
   shut_down_ = true;

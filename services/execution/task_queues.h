@@ -110,6 +110,10 @@ class TaskQueues {
   // Returns taken tasks to the front (their hand-over failed).
   void PutBack(const std::string& activity_arn, std::vector<Queued> tasks);
 
+  // Takers of `activity_arn` waiting in line now (not yet woken or
+  // claimed).
+  size_t WaitingPollers(const std::string& activity_arn);
+
   // Wakes every poller and makes Take fail from now on.
   void Shutdown();
 
