@@ -206,6 +206,9 @@ class DefinitionParser {
       }
     }
     ParseMachine(root, "", &def_->root_);
+    // The states now sit where they stay (map nodes of machines the
+    // definition owns), so pointers between them hold.
+    Link(&def_->root_);
     return std::move(diagnostics_);
   }
 
@@ -700,6 +703,21 @@ class DefinitionParser {
               "A catcher with 'States.ALL' must be the last catcher", at + "/ErrorEquals");
       }
       state->catchers.push_back(std::move(catcher));
+    }
+  }
+
+  // Resolves the names a machine's states transition to by Next or StartAt
+  // into pointers, names their event types and notes distributed Maps, for
+  // the interpreter's sake.
+  void Link(StateMachine* machine) {
+    machine->start_state = machine->Find(machine->start_at);
+    for (auto& [name, state] : machine->states) {
+      if (!state.next.empty()) state.next_state = machine->Find(state.next);
+      state.entered_event_type = absl::StrCat(StateTypeName(state.type), "StateEntered");
+      state.exited_event_type = absl::StrCat(StateTypeName(state.type), "StateExited");
+      if (state.distributed) def_->has_distributed_map_ = true;
+      for (auto& branch : state.branches) Link(branch.get());
+      if (state.processor != nullptr) Link(state.processor.get());
     }
   }
 

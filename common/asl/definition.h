@@ -89,6 +89,9 @@ struct State;
 struct StateMachine {
   std::string start_at;
   std::map<std::string, State, std::less<>> states;
+  // The StartAt state, resolved once the definition is parsed (nullptr when
+  // it does not exist), so running a machine need not look it up by name.
+  const State* start_state = nullptr;
   const State* Find(absl::string_view name) const;
 };
 
@@ -128,6 +131,13 @@ struct State {
   std::string name;
   StateType type = StateType::kPass;
   std::string next;  // empty when `end` (and for Choice, Succeed, Fail)
+  // The state `next` names, in the same machine, resolved once the
+  // definition is parsed; nullptr when `next` is empty or names nothing.
+  const State* next_state = nullptr;
+  // The types of its history events, "<Type>StateEntered" and
+  // "<Type>StateExited", set once the definition is parsed.
+  std::string entered_event_type;
+  std::string exited_event_type;
   bool end = false;
   std::string comment;
   PathField input_path;
@@ -218,6 +228,9 @@ class Definition {
   const std::string& comment() const { return comment_; }
   // Execution-level TimeoutSeconds; 0 = none.
   int64_t timeout_seconds() const { return timeout_seconds_; }
+  // Whether some Map state, at any depth, runs in DISTRIBUTED mode; without
+  // one, every event belongs to the execution's own history.
+  bool has_distributed_map() const { return has_distributed_map_; }
   // A state of the top-level machine.
   const State* FindState(absl::string_view name) const { return root_.Find(name); }
   // The general JSONPath of a "key.$" template value that is not a
@@ -268,6 +281,7 @@ class Definition {
   }
   std::string comment_;
   int64_t timeout_seconds_ = 0;
+  bool has_distributed_map_ = false;
 };
 
 // Every problem in `text`, empty when it is a valid definition.

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -34,12 +35,6 @@ enum TimerKind : int32_t { kWaitTimer = 1, kRetryTimer = 2, kFailureTimer = 3 };
 constexpr char kRuntime[] = "States.Runtime";
 constexpr char kTimeout[] = "States.Timeout";
 constexpr char kHeartbeatTimeout[] = "States.HeartbeatTimeout";
-
-void SetTimestamp(absl::Time time, google::protobuf::Timestamp* out) {
-  const int64_t nanos = absl::ToUnixNanos(time);
-  out->set_seconds(nanos / 1000000000);
-  out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-}
 
 absl::Time FromProto(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
@@ -120,26 +115,6 @@ std::string DerivedUuid(absl::string_view seed, int64_t event_id, int64_t part) 
                                        absl::Hex(next(), absl::kZeroPad16));
   return absl::StrCat(hex.substr(0, 8), "-", hex.substr(8, 4), "-", hex.substr(12, 4), "-",
                       hex.substr(16, 4), "-", hex.substr(20, 12));
-}
-
-// "<Type>StateEntered" / "<Type>StateExited" for each state type, built
-// once rather than per event.
-enum class StateEvent { kEntered = 0, kExited = 1 };
-const std::string& StateEventType(StateType type, StateEvent event) {
-  constexpr StateType kTypes[] = {StateType::kPass,    StateType::kTask,    StateType::kChoice,
-                                  StateType::kWait,    StateType::kSucceed, StateType::kFail,
-                                  StateType::kParallel, StateType::kMap};
-  constexpr size_t kCount = sizeof(kTypes) / sizeof(kTypes[0]);
-  static const auto* const kNames = [&] {
-    auto* names = new std::array<std::string, 2 * kCount>;
-    for (StateType t : kTypes) {
-      const size_t i = 2 * static_cast<size_t>(t);
-      (*names)[i] = absl::StrCat(StateTypeName(t), "StateEntered");
-      (*names)[i + 1] = absl::StrCat(StateTypeName(t), "StateExited");
-    }
-    return names;
-  }();
-  return (*kNames)[2 * static_cast<size_t>(type) + static_cast<size_t>(event)];
 }
 
 json::Value StringValue(absl::string_view text, json::Allocator& a) {
@@ -338,32 +313,34 @@ EventList::EventList() : storage_(std::make_unique<Storage>()) {
   events_->Reserve(16);
 }
 
-namespace {
-google::protobuf::ArenaOptions EventArenaOptions(char* first_block, size_t size) {
-  google::protobuf::ArenaOptions options;
-  options.initial_block = first_block;
-  options.initial_block_size = size;
-  return options;
-}
-}  // namespace
-
-EventList::Storage::Storage() : arena(EventArenaOptions(first_block, sizeof(first_block))) {}
+// The arena's constructor for an initial block alone: lighter than one
+// taking ArenaOptions.
+EventList::Storage::Storage() : arena(first_block, sizeof(first_block)) {}
 
 // One transition: runs frames until every one waits or the execution
 // closes, accumulating events and effects into an Outcome.
 class Interpreter::Run {
  public:
-  Run(const Interpreter& interpreter, ExecutionState* state, absl::Time now)
+  // The run fills an Outcome of its own, which Finish hands over, or
+  // `*out` when given (for the caller to return without a move).
+  Run(const Interpreter& interpreter, ExecutionState* state, absl::Time now,
+      Outcome* out = nullptr)
       : definition_(interpreter.definition_),
         context_(interpreter.context_),
         state_(state),
-        now_(now) {
+        now_(now),
+        outcome_(out != nullptr ? *out : owned_outcome_.emplace()) {
+    const int64_t nanos = absl::ToUnixNanos(now);
+    now_seconds_ = nanos / 1000000000;
+    now_nanos_ = static_cast<int32_t>(nanos % 1000000000);
   }
 
   Outcome Finish() {
     ReconcileMapRuns();
     return std::move(outcome_);
   }
+  // Finish for a run given the Outcome to fill.
+  void FinishInPlace() { ReconcileMapRuns(); }
   bool closed() const { return !outcome_.closed_status.empty(); }
 
   // --- Events ---------------------------------------------------------------
@@ -377,16 +354,15 @@ class Interpreter::Run {
   v1::HistoryEvent* EmitTyped(TypeString&& type, bool advance_cursor = true) {
     if (child_root_ != 0) return EmitInChildExecution(std::forward<TypeString>(type));
     v1::HistoryEvent& event = *outcome_.events.Add();
-    const bool entered = absl::EndsWith(type, "StateEntered");
-    event.set_type(std::forward<TypeString>(type));
     const int64_t id = state_->next_event_id() == 0 ? 1 : state_->next_event_id();
-    event.set_id(id);
     // AWS links each event to the one before it, except that the first
     // state entered names no predecessor, and a Map iteration's end event
     // does not become the predecessor of what follows.
-    const bool first_state = id == 2 && entered;
+    const bool first_state = id == 2 && absl::EndsWith(type, "StateEntered");
+    event.set_type(std::forward<TypeString>(type));
+    event.set_id(id);
     event.set_previous_event_id(first_state ? 0 : state_->last_event_id());
-    SetTimestamp(now_, event.mutable_timestamp());
+    SetNow(event.mutable_timestamp());
     state_->set_next_event_id(id + 1);
     if (advance_cursor) state_->set_last_event_id(id);
     return &event;
@@ -401,7 +377,7 @@ class Interpreter::Run {
     event.set_type(std::forward<TypeString>(type));
     const int64_t id = std::max(state_->next_child_event_id(), kFirstChildEventId);
     event.set_id(id);
-    SetTimestamp(now_, event.mutable_timestamp());
+    SetNow(event.mutable_timestamp());
     state_->set_next_child_event_id(id + 1);
     // A child execution has AWS's history limit too; Drain ends it.
     if (Frame* root = F(child_root_); root != nullptr) {
@@ -410,6 +386,12 @@ class Interpreter::Run {
       if (child->events() > kMaxHistoryEvents && runaway_child_ == 0) runaway_child_ = root->id();
     }
     return &event;
+  }
+
+  // Sets `out` to the transition's time, split once per run.
+  void SetNow(google::protobuf::Timestamp* out) const {
+    out->set_seconds(now_seconds_);
+    out->set_nanos(now_nanos_);
   }
 
   // The id the next Emit gives its event.
@@ -423,6 +405,8 @@ class Interpreter::Run {
   class EventScope {
    public:
     EventScope(Run* run, int64_t frame_id) : run_(run), saved_(run->child_root_) {
+      // Only a distributed Map's children are executions of their own.
+      if (!run->definition_.has_distributed_map()) return;
       const Frame* frame = frame_id == 0 ? nullptr : run->F(frame_id);
       run->child_root_ = frame == nullptr ? 0 : run->EnclosingChildFrame(*frame);
     }
@@ -437,10 +421,18 @@ class Interpreter::Run {
 
   // --- Frames ---------------------------------------------------------------
 
+  // The frame `id`, or nullptr. The last one found is remembered: a step
+  // asks for its frame a dozen times. Map values stay where they are until
+  // erased (DropFrame forgets it then), and the first lookup of a run goes
+  // through mutable_frames(), which marks the map modified for reflection.
   Frame* F(int64_t id) {
+    if (id == last_frame_id_ && last_frame_ != nullptr) return last_frame_;
     auto* frames = state_->mutable_frames();
     auto it = frames->find(id);
-    return it == frames->end() ? nullptr : &it->second;
+    if (it == frames->end()) return nullptr;
+    last_frame_id_ = id;
+    last_frame_ = &it->second;
+    return last_frame_;
   }
 
   Frame* NewFrame(int64_t parent, int32_t index) {
@@ -486,10 +478,14 @@ class Interpreter::Run {
   }
 
   void DropFrame(int64_t id) {
-    for (int64_t child : ChildrenOf(id)) DropFrame(child);
+    // A lone frame has no children to look for.
+    if (state_->frames_size() > 1) {
+      for (int64_t child : ChildrenOf(id)) DropFrame(child);
+    }
     if (Frame* frame = F(id); frame != nullptr && frame->scheduled_event_id() != 0) {
       outcome_.cancelled_tasks.push_back(frame->scheduled_event_id());
     }
+    if (id == last_frame_id_) last_frame_ = nullptr;
     state_->mutable_frames()->erase(id);
   }
 
@@ -507,8 +503,26 @@ class Interpreter::Run {
   // on as its output without parsing and writing it again.
   void Enqueue(int64_t frame, std::string name, std::string input,
                ParsedInputPtr parsed = nullptr, bool canonical = true) {
+    queue_.push_back(Step{frame, std::move(name), nullptr, std::move(input), std::move(parsed),
+                          canonical});
+  }
+
+  // Enqueue for a state known already (`next` belongs to the frame's
+  // machine), which spares its lookup by name.
+  void EnqueueState(int64_t frame, const State& next, std::string input,
+                    ParsedInputPtr parsed = nullptr, bool canonical = true) {
     queue_.push_back(
-        Step{frame, std::move(name), std::move(input), std::move(parsed), canonical});
+        Step{frame, std::string(), &next, std::move(input), std::move(parsed), canonical});
+  }
+
+  // Enqueue of the StartAt state of `machine`, the frame's machine.
+  void EnqueueStart(int64_t frame, const StateMachine& machine, std::string input,
+                    ParsedInputPtr parsed = nullptr, bool canonical = true) {
+    if (machine.start_state != nullptr) {
+      EnqueueState(frame, *machine.start_state, std::move(input), std::move(parsed), canonical);
+    } else {
+      Enqueue(frame, machine.start_at, std::move(input), std::move(parsed), canonical);
+    }
   }
 
   void Drain() {
@@ -517,8 +531,8 @@ class Interpreter::Run {
       Step step = std::move(queue_.front());
       queue_.pop_front();
       if (F(step.frame) == nullptr) continue;  // dropped meanwhile
-      EnterState(step.frame, step.name, std::move(step.input), std::move(step.parsed),
-                 step.canonical);
+      EnterState(step.frame, step.state != nullptr ? step.state->name : step.name,
+                 std::move(step.input), std::move(step.parsed), step.canonical, step.state);
       // Between two steps of the outermost loop no temporary document is
       // alive: their memory can be reused.
       if (drain_depth_ == 1) {
@@ -558,15 +572,18 @@ class Interpreter::Run {
     auto* details = Emit("ExecutionStarted")->mutable_execution_started_event_details();
     details->set_input(std::string(input));
     details->mutable_input_details()->set_truncated(false);
-    details->set_role_arn(context_.role_arn);
+    // An empty string field is absent in proto3 anyway; setting it would
+    // only allocate.
+    if (!context_.role_arn.empty()) details->set_role_arn(context_.role_arn);
     ArmExecutionTimeout();
     Frame* root = NewFrame(0, 0);
-    Enqueue(root->id(), definition_.start_at(), std::string(input), nullptr,
-            context_.input_is_canonical);
+    EnqueueStart(root->id(), definition_.root(), std::string(input), nullptr,
+                 context_.input_is_canonical);
     Drain();
   }
 
   void Redrive() {
+    last_frame_ = nullptr;
     *state_->mutable_frames() = state_->redrive_frames();
     state_->clear_redrive_frames();
     Emit("ExecutionRedriven")
@@ -601,7 +618,15 @@ class Interpreter::Run {
       *state_->mutable_redrive_frames() =
           redrive_snapshot_.has_value() ? *redrive_snapshot_ : state_->frames();
     }
-    for (int64_t id : ChildrenOf(0)) DropFrame(id);
+    if (state_->frames_size() == 1) {
+      // The usual case, a workflow without branches: no list of top
+      // frames to build.
+      if (const auto& [id, frame] = *state_->frames().begin(); frame.parent_id() == 0) {
+        DropFrame(id);
+      }
+    } else {
+      for (int64_t id : ChildrenOf(0)) DropFrame(id);
+    }
     queue_.clear();
   }
 
@@ -655,19 +680,24 @@ class Interpreter::Run {
 
   // --- States ---------------------------------------------------------------
 
+  // `known`, when given, is the state `name` names in the frame's machine.
   void EnterState(int64_t frame_id, const std::string& name, std::string input,
-                  ParsedInputPtr parsed = nullptr, bool canonical = false) {
+                  ParsedInputPtr parsed = nullptr, bool canonical = false,
+                  const State* known = nullptr) {
     EventScope scope(this, frame_id);
     Frame* frame = F(frame_id);
-    const StateMachine* machine = MachineOf(*frame);
-    const State* state = machine == nullptr ? nullptr : machine->Find(name);
+    const State* state = known;
+    if (state == nullptr) {
+      const StateMachine* machine = MachineOf(*frame);
+      state = machine == nullptr ? nullptr : machine->Find(name);
+    }
     if (state == nullptr) {
       // Validation guarantees targets exist; a definition that lost one is
       // failed rather than left hanging.
       FailExecution(kRuntime, absl::StrCat("State '", name, "' does not exist"));
       return;
     }
-    v1::HistoryEvent* entered = EmitTyped(StateEventType(state->type, StateEvent::kEntered));
+    v1::HistoryEvent* entered = EmitTyped(state->entered_event_type);
     auto* details = entered->mutable_state_entered_event_details();
     details->set_name(name);
     details->set_input(input);
@@ -675,29 +705,41 @@ class Interpreter::Run {
     // The frame moves on to the new state: it keeps its place in the tree,
     // its Map item and its variables, and forgets the rest. Cleared in place
     // rather than rebuilt, its strings keep their memory; its timestamp, a
-    // message Clear would free, is taken out and put back.
+    // message Clear would free, is taken out and put back. What is kept is
+    // set aside only when there is some (usually there is none). A frame
+    // entering its first state (entered_event_id still 0) holds nothing
+    // else yet, nor does one whose last state left it as entered (see
+    // pristine_frame_).
+    const bool pristine = pristine_frame_ == frame_id;
+    pristine_frame_ = 0;
     google::protobuf::Timestamp* entered_time = frame->release_entered_time();
-    const int64_t id = frame->id();
-    const int64_t parent_id = frame->parent_id();
-    const int32_t index = frame->index();
-    std::string item_value = std::move(*frame->mutable_item_value());
-    google::protobuf::Map<std::string, std::string> variables;
-    variables.swap(*frame->mutable_variables());
-    ::stepflow::internal::v1::ChildExecution child_execution;
-    const bool in_child = frame->has_child_execution();
-    if (in_child) child_execution.Swap(frame->mutable_child_execution());
-    frame->Clear();
-    frame->set_id(id);
-    frame->set_parent_id(parent_id);
-    frame->set_index(index);
-    *frame->mutable_item_value() = std::move(item_value);
-    frame->mutable_variables()->swap(variables);
-    if (in_child) frame->mutable_child_execution()->Swap(&child_execution);
+    if (frame->entered_event_id() != 0 && !pristine) {
+      const int64_t id = frame->id();
+      const int64_t parent_id = frame->parent_id();
+      const int32_t index = frame->index();
+      std::string item_value;
+      if (!frame->item_value().empty()) item_value = std::move(*frame->mutable_item_value());
+      std::optional<google::protobuf::Map<std::string, std::string>> variables;
+      if (!frame->variables().empty()) variables.emplace().swap(*frame->mutable_variables());
+      std::optional<::stepflow::internal::v1::ChildExecution> child_execution;
+      if (frame->has_child_execution()) {
+        child_execution.emplace().Swap(frame->mutable_child_execution());
+      }
+      frame->Clear();
+      frame->set_id(id);
+      frame->set_parent_id(parent_id);
+      frame->set_index(index);
+      if (!item_value.empty()) *frame->mutable_item_value() = std::move(item_value);
+      if (variables.has_value()) frame->mutable_variables()->swap(*variables);
+      if (child_execution.has_value()) {
+        frame->mutable_child_execution()->Swap(&*child_execution);
+      }
+    }
     frame->set_state(name);
     *frame->mutable_input() = std::move(input);
     frame->set_entered_event_id(entered->id());
     if (entered_time != nullptr) frame->set_allocated_entered_time(entered_time);
-    SetTimestamp(now_, frame->mutable_entered_time());
+    SetNow(frame->mutable_entered_time());
     carried_ = Carried{frame_id, std::move(parsed), canonical};
     Execute(frame_id, state);
     if (carried_.frame == frame_id) carried_ = Carried{};
@@ -771,7 +813,7 @@ class Interpreter::Run {
   void EmitExited(int64_t frame_id, const State& state, const std::string& output,
                   const std::map<std::string, std::string>& assigned) {
     EventScope scope(this, frame_id);
-    auto* details = EmitTyped(StateEventType(state.type, StateEvent::kExited))
+    auto* details = EmitTyped(state.exited_event_type)
                         ->mutable_state_exited_event_details();
     details->set_name(state.name);
     details->set_output(output);
@@ -784,6 +826,7 @@ class Interpreter::Run {
                  const std::map<std::string, std::string>& assigned = {},
                  ParsedInputPtr parsed_output = nullptr) {
     if (output.size() > kMaxPayloadBytes) {
+      pristine_frame_ = 0;
       HandleError(frame_id,
                   StateError{"States.DataLimitExceeded",
                              absl::StrCat("The state/task '", state.name,
@@ -795,7 +838,11 @@ class Interpreter::Run {
     if (state.end) {
       FrameSucceeded(frame_id, std::move(output));
     } else {
-      Enqueue(frame_id, state.next, std::move(output), std::move(parsed_output));
+      if (state.next_state != nullptr) {
+        EnqueueState(frame_id, *state.next_state, std::move(output), std::move(parsed_output));
+      } else {
+        Enqueue(frame_id, state.next, std::move(output), std::move(parsed_output));
+      }
     }
   }
 
@@ -2100,6 +2147,7 @@ class Interpreter::Run {
       ParsedInputPtr parsed = std::move(carried_.parsed);
       // The frame's input is not read again once its state exits (a Pass
       // state has no Catch), so it moves rather than copies.
+      pristine_frame_ = frame_id;
       ExitState(frame_id, state, std::move(*F(frame_id)->mutable_input()), {}, std::move(parsed));
       return;
     }
@@ -2151,6 +2199,7 @@ class Interpreter::Run {
       FrameFailed(frame_id, *error);
       return;
     }
+    pristine_frame_ = frame_id;
     ExitState(frame_id, state, std::move(output), assigned, std::move(parsed_output));
   }
 
@@ -2280,6 +2329,7 @@ class Interpreter::Run {
       json::Value kept = Detach(output, {&output_storage, &input_storage}, a);
       raw->value = std::move(kept);
     }
+    pristine_frame_ = frame_id;
     EmitExited(frame_id, state, text, assigned);
     Enqueue(frame_id, next, std::move(text), std::move(raw));
   }
@@ -2641,8 +2691,8 @@ class Interpreter::Run {
         parsed = std::make_unique<ParsedInput>();
         parsed->value.CopyFrom(effective, parsed->allocator);
       }
-      Enqueue(branch->id(), state.branches[i]->start_at,
-              i + 1 == total ? std::move(input) : input, std::move(parsed));
+      EnqueueStart(branch->id(), *state.branches[i],
+                   i + 1 == total ? std::move(input) : input, std::move(parsed));
     }
   }
 
@@ -2770,7 +2820,7 @@ class Interpreter::Run {
       details->set_index(index);
       Frame* child = NewFrame(frame_id, index);
       child->set_item_value(item_text);
-      Enqueue(child->id(), state.processor->start_at, std::move(input));
+      EnqueueStart(child->id(), *state.processor, std::move(input));
       Drain();
     }
     pumping_.erase(frame_id);
@@ -3215,10 +3265,10 @@ class Interpreter::Run {
                                                     run.run_name()));
       execution->set_state_machine_name(run.run_name());
       execution->set_input(input);
-      SetTimestamp(now_, execution->mutable_start_time());
+      SetNow(execution->mutable_start_time());
       NoteChildStarted(frame_id, index);
       if (run.express_children()) execution->set_timeout_timer(ArmTimer(kExpressChildTimeout));
-      Enqueue(child->id(), state.processor->start_at, std::move(input));
+      EnqueueStart(child->id(), *state.processor, std::move(input));
       Drain();
     }
     pumping_.erase(frame_id);
@@ -3340,7 +3390,7 @@ class Interpreter::Run {
     auto* summary = state_->add_map_runs();
     summary->set_map_run_arn(run.map_run_arn());
     summary->set_status("RUNNING");
-    SetTimestamp(now_, summary->mutable_start_date());
+    SetNow(summary->mutable_start_date());
     if (run.has_tolerated_count()) summary->set_tolerated_failure_count(run.tolerated_count());
     if (run.has_tolerated_percentage()) {
       summary->set_tolerated_failure_percentage(run.tolerated_percentage());
@@ -3396,7 +3446,7 @@ class Interpreter::Run {
     auto* summary = SummaryOf(map_run_arn);
     if (summary == nullptr || summary->status() != "RUNNING") return;
     summary->set_status(std::string(status));
-    SetTimestamp(now_, summary->mutable_stop_date());
+    SetNow(summary->mutable_stop_date());
     for (int i = 0; i < summary->child_status_size(); ++i) {
       if (summary->child_status(i) != kChildRunning) continue;
       summary->set_child_status(i, kChildAborted);
@@ -3431,7 +3481,7 @@ class Interpreter::Run {
         summary->set_status("RUNNING");
         summary->clear_stop_date();
         summary->set_redrive_count(summary->redrive_count() + 1);
-        SetTimestamp(now_, summary->mutable_redrive_date());
+        SetNow(summary->mutable_redrive_date());
         for (int64_t child_id : ChildrenOf(frame_id)) {
           const int32_t index = F(child_id)->index();
           if (index < 0 || index >= summary->child_status_size()) continue;
@@ -4034,14 +4084,17 @@ class Interpreter::Run {
  private:
   struct Step {
     int64_t frame;
-    std::string name;
+    std::string name;     // of the state to enter, when `state` is not given
+    const State* state;   // the state to enter, when known
     std::string input;
     ParsedInputPtr parsed;
     bool canonical;
   };
 
   // The FIFO of steps: a vector read from `head_` on, emptied whenever it
-  // has been read to its end (a std::deque allocates even when empty).
+  // has been read to its end (a std::deque allocates even when empty). A
+  // chain of states has one step queued at a time, Parallel branches one
+  // each: the first few live in the run itself.
   class StepQueue {
    public:
     bool empty() const { return head_ == steps_.size(); }
@@ -4056,7 +4109,7 @@ class Interpreter::Run {
     }
 
    private:
-    std::vector<Step> steps_;
+    absl::InlinedVector<Step, 4> steps_;
     size_t head_ = 0;
   };
 
@@ -4071,7 +4124,11 @@ class Interpreter::Run {
   const ExecutionContext& context_;
   ExecutionState* state_;
   absl::Time now_;
-  Outcome outcome_;
+  // now_ as a protobuf Timestamp's fields, for the events' timestamps.
+  int64_t now_seconds_ = 0;
+  int32_t now_nanos_ = 0;
+  std::optional<Outcome> owned_outcome_;  // unless the caller gave one
+  Outcome& outcome_;
   StepQueue queue_;
   Carried carried_;
   int drain_depth_ = 0;
@@ -4091,6 +4148,14 @@ class Interpreter::Run {
   // The top frame of the distributed map's child execution whose events
   // Emit records (see EventScope; 0: this execution's), and those events.
   int64_t child_root_ = 0;
+  // What F found last (see there).
+  int64_t last_frame_id_ = 0;
+  Frame* last_frame_ = nullptr;
+  // A frame whose state (a JSONPath Pass or Choice) set nothing on it but
+  // what EnterState sets, which its next EnterState therefore need not
+  // clear; 0: none. Set as such a state exits, consumed by the next
+  // EnterState whichever frame it is for.
+  int64_t pristine_frame_ = 0;
   // A child execution past the history limit, for Drain to end.
   int64_t runaway_child_ = 0;
   // Lists rather than deques: a deque allocates when constructed, and most
@@ -4106,9 +4171,11 @@ class Interpreter::Run {
 };
 
 Outcome Interpreter::Start(ExecutionState* state, absl::string_view input, absl::Time now) {
-  Run run(*this, state, now);
+  Outcome outcome;
+  Run run(*this, state, now, &outcome);
   run.Start(input);
-  return run.Finish();
+  run.FinishInPlace();
+  return outcome;
 }
 
 bool Interpreter::AwaitsTask(const ExecutionState& state, int64_t scheduled_event_id) {

@@ -432,6 +432,7 @@ void ShardCore::Shutdown() {
     timers_stop_ = true;
   }
   if (timer_thread_.joinable()) timer_thread_.join();
+  if (store_ != nullptr) (void)FlushExpressCloses(/*always=*/true);
 }
 
 absl::StatusOr<uint32_t> ShardCore::OwnedShard(absl::string_view arn) const {
@@ -1456,6 +1457,68 @@ internal::v1::ServiceTaskResult ChildReport(const ExecutionRecord& record) {
 
 }  // namespace
 
+bool ShardCore::BufferExpressClose(uint32_t shard, ExecutionRecord record) {
+  const absl::Time now = options_.clock->Now();
+  const std::string arn = record.execution_arn();
+  bool first = false;
+  size_t waiting = 0;
+  {
+    absl::MutexLock lock(&express_mu_);
+    for (const std::string& visibility_key : VisibilityKeys(record)) {
+      express_batch_.Put(families_.visibility, visibility_key, "");
+    }
+    express_batch_.Put(families_.retention, keys::RetentionKey(now + RetentionOf(record), arn),
+                       "");
+    express_batch_.Put(families_.executions, keys::ResourceKey(shard, arn),
+                       record.SerializeAsString());
+    express_waiting_.insert_or_assign(arn, std::move(record));
+    first = express_oldest_ == absl::InfiniteFuture();
+    if (first) express_oldest_ = absl::Now();
+    waiting = express_waiting_.size();
+  }
+  // The timer thread writes a buffer that stops filling.
+  if (first) WakeTimers(now + kExpressFlushAge);
+  return waiting >= kExpressFlushRecords;
+}
+
+absl::Status ShardCore::FlushExpressCloses(bool always) {
+  absl::MutexLock flush_lock(&express_flush_mu_);
+  storage::WriteBatch batch;
+  {
+    absl::MutexLock lock(&express_mu_);
+    if (express_waiting_.empty()) return absl::OkStatus();
+    if (!always && express_waiting_.size() < kExpressFlushRecords &&
+        absl::Now() < express_oldest_ + kExpressFlushAge) {
+      return absl::OkStatus();
+    }
+    batch = std::move(express_batch_);
+    express_batch_ = storage::WriteBatch();
+    express_flushing_ = std::move(express_waiting_);
+    express_waiting_.clear();
+    express_oldest_ = absl::InfiniteFuture();
+  }
+  batch.Put(families_.meta, keys::kOwnerEpochKey, owner_epoch_);
+  absl::Status written = store_->Write(batch, /*sync=*/false);
+  absl::MutexLock lock(&express_mu_);
+  if (!written.ok()) {
+    // Lost like a crash would lose them: they have run; only their records go.
+    log::Error(kComponent, "cannot write closed EXPRESS executions",
+               {{"executions", static_cast<int64_t>(express_flushing_.size())},
+                {"error", written}});
+  }
+  express_flushing_.clear();
+  return written;
+}
+
+std::optional<ExecutionRecord> ShardCore::BufferedExpressClose(const std::string& arn) {
+  absl::MutexLock lock(&express_mu_);
+  for (const auto* records : {&express_waiting_, &express_flushing_}) {
+    auto found = records->find(arn);
+    if (found != records->end()) return found->second;
+  }
+  return std::nullopt;
+}
+
 void ShardCore::CountTransition(size_t batch_bytes, size_t batch_ops) {
   transitions_.fetch_add(1, std::memory_order_relaxed);
   if (metrics_.transitions == nullptr) return;
@@ -1719,8 +1782,9 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     return absl::OkStatus();
   }
 
-  absl::MutexLock lock(&ShardMutex(shard));
+  absl::ReleasableMutexLock lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto existing, Read<ExecutionRecord>(families_.executions, key));
+  if (!existing.has_value() && express) existing = BufferedExpressClose(execution_arn);
   if (existing.has_value()) {
     // Execution names are idempotency keys: the same name and input while
     // the execution runs returns it again; so does a parent task starting
@@ -1740,13 +1804,35 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     return absl::AlreadyExistsError(
         absl::StrCat("ExecutionAlreadyExists: Execution Already Exists: '", execution_arn, "'"));
   }
+  if (ended_alone && !request.has_parent_task()) {
+    // Asynchronous (a synchronous one answered above): it has run, so
+    // nothing is redone after a crash; its record joins the buffer of
+    // closed EXPRESS records. A child started by a parent's task is
+    // written at once: the parent's repeated start must find it.
+    if (batch.Count() > 0) RETURN_IF_ERROR(store_->Write(batch, /*sync=*/false));
+    if (!definition_cached) {
+      absl::MutexLock cache_lock(&definitions_mu_);
+      definitions_.emplace(definition_key, definition);
+    }
+    record.set_status(outcome.closed_status);
+    record.set_output(std::move(outcome.output));
+    record.set_error(std::move(outcome.error));
+    record.set_cause(std::move(outcome.cause));
+    *record.mutable_stop_date() = ToProto(now);
+    response->set_execution_arn(execution_arn);
+    *response->mutable_start_date() = record.start_date();
+    const bool flush = BufferExpressClose(shard, std::move(record));
+    CountTransition(0, 0);
+    lock.Release();
+    if (flush) RETURN_IF_ERROR(FlushExpressCloses(/*always=*/false));
+    return absl::OkStatus();
+  }
   for (const std::string& visibility_key : VisibilityKeys(record)) {
     batch.Put(families_.visibility, visibility_key, "");
   }
   const std::vector<std::string> claimed = ClaimPollers(interpreter, record, outcome, now);
   absl::Status committed = CommitTransition(shard, record, outcome, batch, /*before=*/nullptr,
-                                            /*sync=*/true,
-                                            /*start_record=*/!synchronous && !ended_alone);
+                                            /*sync=*/true, /*start_record=*/!synchronous);
   ReleaseClaims(claimed);
   RETURN_IF_ERROR(committed);
   if (!definition_cached) {
@@ -1772,6 +1858,7 @@ absl::Status ShardCore::DescribeExecution(const v1::DescribeExecutionRequest& re
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(
                                     families_.executions,
                                     keys::ResourceKey(shard, request.execution_arn())));
+  if (!record.has_value()) record = BufferedExpressClose(request.execution_arn());
   if (!record.has_value()) return ExecutionDoesNotExist(request.execution_arn());
   DescribeRecord(*record, request.included_data() != "METADATA_ONLY", options_.clock->Now(),
                  response);
@@ -2096,6 +2183,7 @@ absl::Status ShardCore::PurgeExecution(const std::string& retention_key,
 }
 
 absl::Status ShardCore::PurgeExpiredExecutions() {
+  RETURN_IF_ERROR(FlushExpressCloses(/*always=*/true));
   const int64_t now_ms = absl::ToUnixMillis(options_.clock->Now());
   while (true) {
     std::vector<std::string> due;
@@ -2843,6 +2931,9 @@ absl::Status ShardCore::FireDueTimers() {
 void ShardCore::TimerLoop() {
   while (true) {
     task_queues_->RefreshAges();
+    if (absl::Status status = FlushExpressCloses(/*always=*/false); !status.ok()) {
+      log::Error(kComponent, "closed EXPRESS executions not written", {{"error", status}});
+    }
     if (options_.clock->Now() >= next_retention_sweep_) {
       next_retention_sweep_ =
           options_.clock->Now() +

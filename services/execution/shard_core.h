@@ -27,6 +27,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -470,6 +471,31 @@ class ShardCore {
   absl::Mutex definitions_mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<const asl::Definition>> definitions_
       ABSL_GUARDED_BY(definitions_mu_);
+
+  // Closed asynchronous EXPRESS executions that ended within their start
+  // (see StartExecutionImpl): their records, listing and retention entries
+  // wait here and reach the store together, by whichever start fills the
+  // buffer or by the timer thread once the oldest has waited
+  // kExpressFlushAge — one write for many instead of one each (the write
+  // cost more than the rest of such a start). DescribeExecution finds them
+  // meanwhile; ListExecutions is eventually consistent, as on AWS. A crash
+  // loses what waits: those executions have run already.
+  static constexpr size_t kExpressFlushRecords = 256;
+  static constexpr absl::Duration kExpressFlushAge = absl::Milliseconds(20);
+  absl::Mutex express_mu_;
+  storage::WriteBatch express_batch_ ABSL_GUARDED_BY(express_mu_);
+  absl::flat_hash_map<std::string, internal::v1::ExecutionRecord> express_waiting_
+      ABSL_GUARDED_BY(express_mu_);
+  // Those of the flush under way: still found until it has written them.
+  absl::flat_hash_map<std::string, internal::v1::ExecutionRecord> express_flushing_
+      ABSL_GUARDED_BY(express_mu_);
+  absl::Time express_oldest_ ABSL_GUARDED_BY(express_mu_) = absl::InfiniteFuture();
+  absl::Mutex express_flush_mu_;  // one flush at a time, in order
+  // Adds a closed record; true when the buffer should be flushed now.
+  bool BufferExpressClose(uint32_t shard, internal::v1::ExecutionRecord record);
+  // Writes what waits (only when due unless `always`).
+  absl::Status FlushExpressCloses(bool always);
+  std::optional<internal::v1::ExecutionRecord> BufferedExpressClose(const std::string& arn);
 
   // State machine records of this server's catalog, as last written: most
   // starts resolve their revision here without reading the store.

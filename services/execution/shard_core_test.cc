@@ -869,6 +869,47 @@ TEST_F(ShardCoreTest, ResolutionFollowsEveryChangeOfTheStateMachine) {
   EXPECT_EQ(fourth->state_machine().last_version(), 0);
 }
 
+// Asynchronous EXPRESS starts that end within the start share writes: their
+// closed records wait in a buffer that DescribeExecution and name checks
+// see, reach the listing within moments, and are written at shutdown.
+TEST_F(ShardCoreTest, ClosedExpressRecordsAreWrittenTogether) {
+  ASSERT_TRUE(Open(16).ok());
+  auto machine = CreateMachine("bulk", kOnePass, "EXPRESS");
+  const DurabilityStats before = core_->Stats();
+  std::vector<std::string> arns;
+  for (int i = 0; i < 300; ++i) arns.push_back(Start(machine, absl::StrCat("b-", i), "{}"));
+  const DurabilityStats after = core_->Stats();
+  EXPECT_EQ(after.transitions - before.transitions, 300u);
+  EXPECT_EQ(after.synced_writes - before.synced_writes, 0u);
+  for (const std::string& arn : arns) EXPECT_EQ(Describe(arn).status(), "SUCCEEDED") << arn;
+  // A name stays taken while its record waits.
+  iv1::StartExecutionShardRequest again;
+  *again.mutable_state_machine() = machine;
+  again.mutable_request()->set_name("b-299");
+  again.mutable_request()->set_input("{}");
+  v1::StartExecutionResponse refused;
+  EXPECT_EQ(core_->StartExecution(again, &refused).code(), absl::StatusCode::kAlreadyExists);
+
+  // Listed once written (the timer thread writes a buffer that stops filling).
+  iv1::ListShardRequest list;
+  list.set_state_machine_arn(machine.state_machine_arn());
+  list.set_limit(1000);
+  iv1::ListExecutionsShardResponse listed;
+  for (const absl::Time end = absl::Now() + absl::Seconds(10); absl::Now() < end;
+       absl::SleepFor(absl::Milliseconds(20))) {
+    listed.Clear();
+    ASSERT_TRUE(core_->ListExecutions(list, &listed).ok());
+    if (listed.executions_size() == 300) break;
+  }
+  EXPECT_EQ(listed.executions_size(), 300);
+
+  // The last ones, still waiting when the server stops, are written then.
+  const std::string last = Start(machine, "b-last", "{}");
+  ASSERT_TRUE(Open(16).ok());
+  EXPECT_EQ(Describe(last).status(), "SUCCEEDED");
+  EXPECT_EQ(Describe(arns[0]).status(), "SUCCEEDED");
+}
+
 // EXPRESS transitions skip the fsync: a synchronous start that ends within
 // the start stores nothing but its definition, an asynchronous one syncs
 // only its start, unless it ended within the start; neither publishes the
