@@ -1,16 +1,20 @@
-// DeliveryPool: a fixed set of threads that runs the deliveries of one
-// outbox batch at once, so that deliveries waiting on other servers or on
-// their own fsync overlap (and share WAL fsyncs through group commit)
-// instead of queueing behind one another.
+// DeliveryPool: a fixed set of threads that runs independent pieces of
+// work at once, so that calls waiting on other servers or on their own
+// fsync overlap (and share WAL fsyncs through group commit) instead of
+// queueing behind one another: the deliveries of one outbox batch, or the
+// writes of one activity task hand-over.
 //
 //   DeliveryPool pool(16);
 //   pool.RunAll(items.size(), [&](size_t i) { statuses[i] = Deliver(items[i]); });
 //
-// RunAll may be called from one thread at a time. The destructor joins the
-// threads.
+// RunAll may be called from several threads at once; their jobs share the
+// pool's threads in arrival order, and each caller also works on its own
+// job, so a job finishes even while the pool is busy with others. The
+// destructor joins the threads (no RunAll may be running then).
 #ifndef STEPFLOW_SERVICES_EXECUTION_DELIVERY_POOL_H_
 #define STEPFLOW_SERVICES_EXECUTION_DELIVERY_POOL_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <thread>
@@ -40,62 +44,73 @@ class DeliveryPool {
   // returns when all have returned.
   void RunAll(size_t count, const std::function<void(size_t)>& task) {
     if (count == 0) return;
+    if (count == 1) {
+      task(0);  // nothing to overlap: no thread hand-off
+      return;
+    }
+    Job job;
+    job.task = &task;
+    job.count = count;
     {
       absl::MutexLock lock(&mu_);
-      task_ = &task;
-      count_ = count;
-      next_ = 0;
-      running_ = 0;
+      open_.push_back(&job);
     }
     // The caller works too, so a pool of N runs N + 1 at once.
-    RunSome();
+    while (true) {
+      size_t index;
+      {
+        absl::MutexLock lock(&mu_);
+        if (job.next >= job.count) break;
+        index = TakeIndex(&job);
+      }
+      task(index);
+      absl::MutexLock lock(&mu_);
+      --job.running;
+    }
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &DeliveryPool::AllDone));
-    task_ = nullptr;
+    mu_.Await(absl::Condition(&job, &Job::Done));
   }
 
  private:
-  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stop_ || (task_ != nullptr && next_ < count_);
-  }
-  bool AllDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return next_ >= count_ && running_ == 0;
-  }
+  struct Job {
+    const std::function<void(size_t)>* task = nullptr;
+    size_t count = 0;
+    size_t next = 0;     // guarded by mu_
+    size_t running = 0;  // guarded by mu_
+    bool Done() const { return next >= count && running == 0; }
+  };
 
-  // Takes and runs indices until none is left.
-  void RunSome() {
-    while (true) {
-      size_t index;
-      const std::function<void(size_t)>* task;
-      {
-        absl::MutexLock lock(&mu_);
-        if (task_ == nullptr || next_ >= count_) return;
-        index = next_++;
-        task = task_;
-        ++running_;
-      }
-      (*task)(index);
-      absl::MutexLock lock(&mu_);
-      --running_;
-    }
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !open_.empty(); }
+
+  // Claims the next index of `job`, which has one left; a job with none
+  // left leaves the open list.
+  size_t TakeIndex(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const size_t index = job->next++;
+    ++job->running;
+    if (job->next >= job->count) open_.erase(std::find(open_.begin(), open_.end(), job));
+    return index;
   }
 
   void Work() {
     while (true) {
+      Job* job;
+      size_t index;
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(this, &DeliveryPool::HasWork));
         if (stop_) return;
+        job = open_.front();
+        index = TakeIndex(job);
       }
-      RunSome();
+      (*job->task)(index);
+      absl::MutexLock lock(&mu_);
+      --job->running;
     }
   }
 
   absl::Mutex mu_;
-  const std::function<void(size_t)>* task_ ABSL_GUARDED_BY(mu_) = nullptr;
-  size_t count_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t next_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t running_ ABSL_GUARDED_BY(mu_) = 0;
+  // Jobs with indices nobody has claimed yet, oldest first.
+  std::vector<Job*> open_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

@@ -1640,6 +1640,11 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
   IndexMapRuns(shard, record, batch);
   batch.Put(families_.executions, keys::ResourceKey(shard, record.execution_arn()),
             record.SerializeAsString());
+  // Tasks of partitions this server owns go into the transition's own
+  // batch and reach their queue once it is written; others leave through
+  // the outbox.
+  std::vector<TaskQueues::Queued> local_tasks;
+  bool outboxed_dispatches = false;
   for (asl::ActivityDispatch& dispatch : outcome.dispatches) {
     internal::v1::OutboxItem item;
     ActivityTask* task = item.mutable_enqueue_activity_task();
@@ -1651,7 +1656,9 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     task->set_partition(static_cast<int32_t>(
         config::ShardOf(task->task_id(), static_cast<uint32_t>(options_.task_queue_partitions))));
     task->set_in_memory(express);
+    if (QueueLocally(*task, batch, &local_tasks)) continue;
     batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+    outboxed_dispatches = true;
   }
   absl::Time earliest = absl::InfiniteFuture();
   for (const asl::TimerRequest& timer : outcome.timers) {
@@ -1671,7 +1678,8 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
   // same event and task ids, which every receiver takes idempotently.
   RETURN_IF_ERROR(store_->Write(batch, sync));
   CountTransition(batch_bytes, batch_ops);
-  if (!outcome.dispatches.empty() || cancels || service_effects || logged) WakeOutbox();
+  for (TaskQueues::Queued& queued : local_tasks) HandOrQueue(std::move(queued));
+  if (outboxed_dispatches || cancels || service_effects || logged) WakeOutbox();
   if (earliest != absl::InfiniteFuture()) WakeTimers(earliest);
   if (!outcome.closed_status.empty()) {
     // EXPRESS executions come by the thousand per second: theirs is a
@@ -1822,8 +1830,11 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   for (const std::string& visibility_key : VisibilityKeys(record)) {
     batch.Put(families_.visibility, visibility_key, "");
   }
-  RETURN_IF_ERROR(CommitTransition(shard, record, outcome, batch, /*before=*/nullptr,
-                                   /*sync=*/true, /*start_record=*/!synchronous));
+  const std::vector<std::string> claimed = ClaimPollers(interpreter, record, outcome, now);
+  absl::Status committed = CommitTransition(shard, record, outcome, batch, /*before=*/nullptr,
+                                            /*sync=*/true, /*start_record=*/!synchronous);
+  ReleaseClaims(claimed);
+  RETURN_IF_ERROR(committed);
   if (!definition_cached) {
     absl::MutexLock cache_lock(&definitions_mu_);
     definitions_.emplace(definition_key, definition);
@@ -2215,7 +2226,6 @@ absl::Status ShardCore::CheckActivityExists(const std::string& activity_arn) {
 }
 
 absl::Status ShardCore::CachedActivityExists(const std::string& activity_arn) {
-  constexpr absl::Duration kActivityExistsTtl = absl::Seconds(2);
   const absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&activity_exists_mu_);
@@ -2245,6 +2255,107 @@ std::function<bool(const std::string&)> ShardCore::ActivityExistsAnswer() {
     if (!absl::StrContains(resource, ":activity:")) return true;
     return !absl::IsNotFound(CachedActivityExists(resource));
   };
+}
+
+bool ShardCore::ActivityKnownToExist(const std::string& activity_arn) {
+  absl::MutexLock lock(&activity_exists_mu_);
+  auto it = activity_exists_.find(activity_arn);
+  return it != activity_exists_.end() && absl::Now() - it->second < kActivityExistsTtl;
+}
+
+std::vector<std::string> ShardCore::ClaimPollers(asl::Interpreter& interpreter,
+                                                 ExecutionRecord& record, asl::Outcome& outcome,
+                                                 absl::Time now) {
+  std::vector<std::string> claimed;
+  for (const asl::ActivityDispatch& dispatch : outcome.dispatches) {
+    std::string task_id = absl::StrCat(record.execution_arn(), "#", dispatch.scheduled_event_id);
+    const auto partition = static_cast<int>(
+        config::ShardOf(task_id, static_cast<uint32_t>(options_.task_queue_partitions)));
+    // Only where QueueLocally will queue the task.
+    if (!OwnedShard(config::TaskQueuePartitionKey(dispatch.activity_arn, partition)).ok() ||
+        !ActivityKnownToExist(dispatch.activity_arn)) {
+      continue;
+    }
+    std::string worker_name;
+    TaskQueues::Waiter* waiter = task_queues_->Claim(dispatch.activity_arn, &worker_name);
+    if (waiter == nullptr) continue;
+    absl::StatusOr<asl::Outcome> started = interpreter.ActivityStarted(
+        record.mutable_state(), dispatch.scheduled_event_id, worker_name, now);
+    if (!started.ok()) {
+      task_queues_->Release(waiter);
+      continue;
+    }
+    for (const v1::HistoryEvent& event : started->events) *outcome.events.Add() = event;
+    for (const asl::TimerRequest& timer : started->timers) outcome.timers.push_back(timer);
+    absl::MutexLock lock(&claims_mu_);
+    claims_[task_id] = waiter;
+    claimed.push_back(std::move(task_id));
+  }
+  return claimed;
+}
+
+void ShardCore::ReleaseClaims(const std::vector<std::string>& task_ids) {
+  for (const std::string& task_id : task_ids) {
+    TaskQueues::Waiter* waiter = nullptr;
+    {
+      absl::MutexLock lock(&claims_mu_);
+      auto it = claims_.find(task_id);
+      if (it == claims_.end()) continue;  // handed over
+      waiter = it->second;
+      claims_.erase(it);
+    }
+    task_queues_->Release(waiter);
+  }
+}
+
+bool ShardCore::Claimed(const std::string& task_id) {
+  absl::MutexLock lock(&claims_mu_);
+  return claims_.contains(task_id);
+}
+
+void ShardCore::HandOrQueue(TaskQueues::Queued queued) {
+  TaskQueues::Waiter* waiter = nullptr;
+  {
+    absl::MutexLock lock(&claims_mu_);
+    auto it = claims_.find(queued.task.task_id());
+    if (it != claims_.end()) {
+      waiter = it->second;
+      claims_.erase(it);
+    }
+  }
+  if (waiter != nullptr) {
+    task_queues_->Hand(waiter, std::move(queued));
+  } else {
+    task_queues_->Add(std::move(queued));
+  }
+}
+
+bool ShardCore::QueueLocally(ActivityTask& task, storage::WriteBatch& batch,
+                             std::vector<TaskQueues::Queued>* queued) {
+  auto shard =
+      OwnedShard(config::TaskQueuePartitionKey(task.activity_arn(), task.partition()));
+  if (!shard.ok()) return false;
+  // A task handed to a claimed poller (see ClaimPollers) leaves its id
+  // only: its ActivityStarted is in this same write, so it is never in the
+  // backlog, and a crash before the poller answers loses it as a crash
+  // after any hand-over does (its timeout brings it back).
+  const bool claimed = Claimed(task.task_id());
+  // A missing or unconfirmed activity is the outbox path's to report
+  // (ActivityScheduleFailed); the interpreter's lookup just now normally
+  // left a fresh answer in the cache, so no I/O happens here.
+  if (!claimed && !ActivityKnownToExist(task.activity_arn())) return false;
+  // No enqueue mutex and no seen-check: this task id is new (only a later
+  // transition of the same execution, serialized behind the shard mutex the
+  // caller holds, can cancel it), and a transition lost in a crash loses
+  // its backlog record and id with it, so its replay queues the task once.
+  const uint64_t seq = next_task_seq_++;
+  if (!task.in_memory() && !claimed) {
+    batch.Put(families_.tasks, keys::TaskKey(*shard, task.activity_arn(), seq),
+              task.SerializeAsString());
+  }
+  batch.Put(families_.tasks, keys::TaskIdKey(*shard, task.task_id()), "");
+  queued->push_back(TaskQueues::Queued{seq, *shard, std::move(task)});
+  return true;
 }
 
 absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task, bool sync) {
@@ -2304,19 +2415,45 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
     response->set_backlog(backlog);
     return absl::OkStatus();
   }
+  bool handed = false;
   ASSIGN_OR_RETURN(std::vector<TaskQueues::Queued> taken,
                    task_queues_->Take(arn, std::clamp(request.max_tasks(), 1, 100),
-                                      kMaxBatchInputBytes, deadline, cancelled));
+                                      kMaxBatchInputBytes, deadline, cancelled,
+                                      request.worker_name(), &handed));
   if (taken.empty()) return absl::OkStatus();
-  // Hand-over: the tasks leave the backlog and the executions' shards learn
-  // that they started, in one durable write.
+  // A task handed over by its transition is already recorded as started
+  // and has no backlog record: nothing to write.
+  if (!handed) RETURN_IF_ERROR(HandOver(request.worker_name(), arn, taken));
+  return Deliver(arn, std::move(taken), cancelled, response);
+}
+
+absl::Status ShardCore::HandOver(const std::string& worker_name, const std::string& arn,
+                                 std::vector<TaskQueues::Queued>& taken) {
+  // Hand-over: the tasks leave the backlog in one durable write (with an
+  // outbox item per task as the fallback for reporting it started), and the
+  // executions' shards record ActivityStarted before the worker has the
+  // task, so its answer can never reach the execution first (as on AWS,
+  // where GetActivityTask records it). The write and the records run at
+  // once, sharing a WAL group commit rather than following each other: a
+  // record that lands without the hand-over (a crash, a failed write) only
+  // marks a task started that is still queued, which a later hand-over
+  // finds a no-op.
   storage::WriteBatch batch;
   std::vector<std::string> started_keys;
   bool any_stored = false;
+  {
+    // The outbox items of earlier hand-overs whose records were made leave
+    // with this write rather than with one of their own on the way to a
+    // worker; one still there when the outbox looks only repeats an
+    // idempotent delivery.
+    absl::MutexLock lock(&started_cleanup_mu_);
+    for (const std::string& key : started_cleanup_) batch.Delete(families_.outbox, key);
+    started_cleanup_.clear();
+  }
   for (const TaskQueues::Queued& queued : taken) {
     internal::v1::OutboxItem item;
     item.mutable_activity_started()->set_task_token(queued.task.task_token());
-    item.mutable_activity_started()->set_worker_name(request.worker_name());
+    item.mutable_activity_started()->set_worker_name(worker_name);
     if (!queued.task.in_memory()) {
       batch.Delete(families_.tasks, keys::TaskKey(queued.shard, arn, queued.seq));
       any_stored = true;
@@ -2324,27 +2461,43 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
     started_keys.push_back(keys::OutboxKey(next_outbox_seq_++));
     batch.Put(families_.outbox, started_keys.back(), item.SerializeAsString());
   }
-  // In-memory tasks only: nothing here must outlive a crash.
-  if (absl::Status status = store_->Write(batch, /*sync=*/any_stored); !status.ok()) {
+  absl::Status written;
+  std::unique_ptr<bool[]> started(new bool[taken.size()]());
+  delivery_pool_->RunAll(taken.size() + 1, [&](size_t i) {
+    if (i == taken.size()) {
+      // In-memory tasks only: nothing here must outlive a crash.
+      written = store_->Write(batch, /*sync=*/any_stored);
+      return;
+    }
+    internal::v1::RecordActivityStartedRequest record;
+    record.set_task_token(taken[i].task.task_token());
+    record.set_worker_name(worker_name);
+    started[i] = peers_->RecordActivityStarted(record).ok();
+  });
+  if (!written.ok()) {
     task_queues_->PutBack(arn, std::move(taken));
-    return status;
+    return written;
   }
-  WakeOutbox();
-  // ActivityStarted is recorded before the worker has the task, so its
-  // answer can never reach the execution first (as on AWS, where
-  // GetActivityTask records it). The outbox items written above stay as the
-  // fallback when the execution's server cannot be reached now.
-  storage::WriteBatch started_done;
-  for (size_t i = 0; i < taken.size(); ++i) {
-    internal::v1::RecordActivityStartedRequest started;
-    started.set_task_token(taken[i].task.task_token());
-    started.set_worker_name(request.worker_name());
-    if (peers_->RecordActivityStarted(started).ok()) {
-      started_done.Delete(families_.outbox, started_keys[i]);
+  // The outbox items of the records made above go with the next hand-over;
+  // the others are the outbox's to deliver now.
+  bool undelivered = false;
+  {
+    absl::MutexLock lock(&started_cleanup_mu_);
+    for (size_t i = 0; i < taken.size(); ++i) {
+      if (started[i]) {
+        started_cleanup_.push_back(std::move(started_keys[i]));
+      } else {
+        undelivered = true;
+      }
     }
   }
-  // Unsynced: a lost deletion only repeats an idempotent delivery.
-  if (!started_done.empty()) RETURN_IF_ERROR(store_->Write(started_done, /*sync=*/false));
+  if (undelivered) WakeOutbox();
+  return absl::OkStatus();
+}
+
+absl::Status ShardCore::Deliver(const std::string& arn, std::vector<TaskQueues::Queued> taken,
+                                const std::function<bool()>& cancelled,
+                                internal::v1::PollActivityTasksResponse* response) {
   if (cancelled && cancelled()) {
     // The caller went away while the hand-over was written: its answer
     // would be dropped, so the tasks go back to the backlog (their

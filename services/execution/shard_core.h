@@ -302,6 +302,10 @@ class ShardCore {
   uint64_t owner_epoch() const { return storage::DecodeUint64(owner_epoch_); }
 
   DurabilityStats Stats() const;
+  // Pollers of the activity waiting in line on this server now.
+  size_t WaitingPollers(const std::string& activity_arn) {
+    return task_queues_->WaitingPollers(activity_arn);
+  }
   // Executions some AwaitExecutionClosed call is waiting for now.
   size_t AwaitedExecutions();
 
@@ -512,9 +516,44 @@ class ShardCore {
   // Activities known to exist, with when that was last confirmed: a
   // partition on another server than its activity asks the activity's
   // owner at most every kActivityExistsTtl.
+  static constexpr absl::Duration kActivityExistsTtl = absl::Seconds(2);
   absl::Mutex activity_exists_mu_;
   absl::flat_hash_map<std::string, absl::Time> activity_exists_ ABSL_GUARDED_BY(activity_exists_mu_);
   absl::Status CachedActivityExists(const std::string& activity_arn);
+  // True when the cache holds a fresh confirmation; never does I/O.
+  bool ActivityKnownToExist(const std::string& activity_arn);
+  // Puts `task`'s backlog record and id into `batch` and moves the task to
+  // `queued`, when this server owns the task's queue partition and knows
+  // the activity exists; the caller adds `queued` to task_queues_ once the
+  // batch is written, under the execution's shard mutex. False (and
+  // nothing changed): the task must go through the outbox.
+  bool QueueLocally(internal::v1::ActivityTask& task, storage::WriteBatch& batch,
+                    std::vector<TaskQueues::Queued>* queued);
+  // Direct hand-over of a transition's new tasks to pollers already waiting
+  // here: for each task QueueLocally will queue, claims the activity's
+  // longest-waiting poller and records ActivityStarted for it in `outcome`
+  // (so the transition's one write also hands the task over). Returns the
+  // claimed task ids; the caller holds the execution's shard mutex and
+  // calls ReleaseClaims with them after CommitTransition (which hands the
+  // tasks over when its write succeeds: HandOrQueue).
+  std::vector<std::string> ClaimPollers(asl::Interpreter& interpreter,
+                                        internal::v1::ExecutionRecord& record,
+                                        asl::Outcome& outcome, absl::Time now);
+  // Lets go the claimed pollers of tasks that were not handed over.
+  void ReleaseClaims(const std::vector<std::string>& task_ids);
+  bool Claimed(const std::string& task_id);
+  // After a transition's write: to the claimed poller, else to the backlog.
+  void HandOrQueue(TaskQueues::Queued queued);
+  // The hand-over of tasks taken from the backlog (see PollActivityTasks).
+  absl::Status HandOver(const std::string& worker_name, const std::string& arn,
+                        std::vector<TaskQueues::Queued>& taken);
+  // Answers a poll with tasks handed over, or puts them back when its
+  // caller went away.
+  absl::Status Deliver(const std::string& arn, std::vector<TaskQueues::Queued> taken,
+                       const std::function<bool()>& cancelled,
+                       internal::v1::PollActivityTasksResponse* response);
+  absl::Mutex claims_mu_;
+  absl::flat_hash_map<std::string, TaskQueues::Waiter*> claims_ ABSL_GUARDED_BY(claims_mu_);
   // The interpreter's ExecutionContext::activity_exists: asked under the
   // execution shard's mutex, it answers from the cache when it can (a
   // miss reads this server's catalog or asks the activity's owner).
@@ -522,6 +561,11 @@ class ShardCore {
   // The shard of the first partition of `activity_arn` this server owns;
   // FAILED_PRECONDITION when it owns none.
   absl::StatusOr<uint32_t> FirstOwnedPartitionShard(absl::string_view activity_arn) const;
+
+  // Outbox keys of ActivityStarted items already delivered directly by a
+  // hand-over; the next hand-over's write deletes them.
+  absl::Mutex started_cleanup_mu_;
+  std::vector<std::string> started_cleanup_ ABSL_GUARDED_BY(started_cleanup_mu_);
 
   std::atomic<uint64_t> next_outbox_seq_{1};
   absl::Mutex outbox_mu_;

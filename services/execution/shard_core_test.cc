@@ -194,6 +194,15 @@ class ShardCoreTest : public ::testing::Test {
     }
   }
 
+  // Until a poller of the activity "work" waits in line.
+  void AwaitWaitingPoller() {
+    const std::string activity = "arn:aws:states:us-east-1:123456789012:activity:work";
+    for (int i = 0; i < 1000 && core_->WaitingPollers(activity) == 0; ++i) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    ASSERT_EQ(core_->WaitingPollers(activity), 1u);
+  }
+
   // The outbox delivers asynchronously; wait for history to reach a length.
   void AwaitHistory(const std::string& arn, size_t length) {
     for (int i = 0; i < 200 && HistoryTypes(arn).size() < length; ++i) {
@@ -302,6 +311,91 @@ TEST_F(ShardCoreTest, QueuedTaskSurvivesRestart) {
   EXPECT_EQ(described.status(), "FAILED");
   EXPECT_EQ(described.error(), "CardDeclined");
   EXPECT_EQ(HistoryTypes(arn).back(), "ExecutionFailed");
+}
+
+// A task whose queue partition is on this server is queued by its
+// transition's own write (no outbox hop, no second write): it is there as
+// soon as the start returns, survives a restart right after, and is
+// delivered exactly once.
+TEST_F(ShardCoreTest, LocalEnqueueIsPartOfTheStartAndDeliveredOnce) {
+  auto machine = CreateMachine();
+  const DurabilityStats before = core_->Stats();
+  std::string arn = Start(machine, "local", "{}");
+  EXPECT_EQ(core_->Stats().synced_writes - before.synced_writes, 1u);
+  ASSERT_TRUE(Open(16).ok());  // at once: nothing left for an outbox to do
+  v1::GetActivityTaskResponse task = Poll(absl::Milliseconds(200));
+  ASSERT_FALSE(task.task_token().empty());
+  EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
+  ASSERT_TRUE(Open(16).ok());
+  EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
+  v1::SendTaskSuccessRequest success;
+  success.set_task_token(task.task_token());
+  success.set_output("{}");
+  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
+}
+
+// A poller already waiting is handed the task by the start's own write,
+// which records ActivityStarted with its worker name: no backlog record, no
+// write of its own, nothing to deliver again after a restart.
+TEST_F(ShardCoreTest, WaitingPollerIsHandedTheTaskByTheStartsWrite) {
+  auto machine = CreateMachine();
+  v1::GetActivityTaskResponse task;
+  std::thread poller([&] { task = Poll(absl::Seconds(10)); });
+  AwaitWaitingPoller();
+  const DurabilityStats before = core_->Stats();
+  std::string arn = Start(machine, "handed", "{}");
+  poller.join();
+  ASSERT_FALSE(task.task_token().empty());
+  EXPECT_EQ(core_->Stats().synced_writes - before.synced_writes, 1u);
+  EXPECT_THAT(HistoryTypes(arn),
+              ElementsAre("ExecutionStarted", "PassStateEntered", "PassStateExited",
+                          "TaskStateEntered", "ActivityScheduled", "ActivityStarted"));
+  ASSERT_TRUE(Open(16).ok());
+  EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
+  v1::SendTaskSuccessRequest success;
+  success.set_task_token(task.task_token());
+  success.set_output("{}");
+  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
+  v1::GetExecutionHistoryRequest history;
+  history.set_execution_arn(arn);
+  v1::GetExecutionHistoryResponse events;
+  ASSERT_TRUE(core_->GetExecutionHistory(history, &events).ok());
+  ASSERT_GE(events.events_size(), 6);
+  EXPECT_EQ(events.events(5).activity_started_event_details().worker_name(), "w1");
+}
+
+// A claimed poller whose caller has gone by the time the task is handed to
+// it puts the task back into the backlog, durably: it is delivered once,
+// after a restart too.
+TEST_F(ShardCoreTest, HandedTaskOfAGonePollerGoesBackToTheBacklog) {
+  auto machine = CreateMachine();
+  std::atomic<bool> gone{false};
+  absl::Status polled;
+  v1::GetActivityTaskResponse lost;
+  std::thread poller([&] {
+    v1::GetActivityTaskRequest poll;
+    poll.set_activity_arn("arn:aws:states:us-east-1:123456789012:activity:work");
+    poll.set_worker_name("gone");
+    polled = core_->GetActivityTask(poll, &lost, absl::Now() + absl::Seconds(10),
+                                    [&] { return gone.load(); });
+  });
+  AwaitWaitingPoller();
+  gone = true;  // noticed only once it is woken: by the hand-over
+  std::string arn = Start(machine, "returned", "{}");
+  poller.join();
+  ASSERT_TRUE(polled.ok()) << polled;
+  EXPECT_TRUE(lost.task_token().empty());
+  ASSERT_TRUE(Open(16).ok());
+  v1::GetActivityTaskResponse task = Poll(absl::Milliseconds(500));
+  ASSERT_FALSE(task.task_token().empty());
+  EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
+  v1::SendTaskSuccessRequest success;
+  success.set_task_token(task.task_token());
+  success.set_output("{}");
+  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
 }
 
 TEST_F(ShardCoreTest, EmptyPollTimesOut) {

@@ -25,6 +25,14 @@ absl::Time FromProto(const google::protobuf::Timestamp& timestamp) {
 
 }  // namespace
 
+struct TaskQueues::Waiter {
+  std::string worker_name;
+  absl::CondVar wake;
+  bool listed = false;   // in its queue's `waiters`
+  bool claimed = false;  // a transition will Hand or Release it
+  std::optional<Queued> handed;
+};
+
 TaskQueues::TaskQueues(prometheus::Registry* registry, clock::Clock* clock)
     : registry_(registry), clock_(clock) {
   if (registry_ == nullptr) return;
@@ -87,11 +95,41 @@ void TaskQueues::UpdateGauges(Queue& queue) {
 }
 
 void TaskQueues::WakeOne(Queue& queue) {
-  if (queue.waiting > 0) {
-    queue.available.Signal();
+  if (!queue.waiters.empty()) {
+    Waiter* waiter = queue.waiters.front();
+    queue.waiters.pop_front();
+    waiter->listed = false;
+    waiter->wake.Signal();
   } else if (queue.watching > 0) {
     queue.watched.Signal();
   }
+}
+
+TaskQueues::Waiter* TaskQueues::Claim(const std::string& activity_arn,
+                                      std::string* worker_name) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return nullptr;
+  auto it = queues_.find(activity_arn);
+  if (it == queues_.end() || it->second->waiters.empty()) return nullptr;
+  Queue& queue = *it->second;
+  Waiter* waiter = queue.waiters.front();
+  queue.waiters.pop_front();
+  waiter->listed = false;
+  waiter->claimed = true;
+  *worker_name = waiter->worker_name;
+  return waiter;
+}
+
+void TaskQueues::Hand(Waiter* waiter, Queued queued) {
+  absl::MutexLock lock(&mu_);
+  waiter->handed = std::move(queued);
+  waiter->wake.Signal();
+}
+
+void TaskQueues::Release(Waiter* waiter) {
+  absl::MutexLock lock(&mu_);
+  waiter->claimed = false;
+  waiter->wake.Signal();
 }
 
 uint64_t TaskQueues::Footprint(const Queued& queued) {
@@ -150,29 +188,64 @@ std::optional<TaskQueues::Queued> TaskQueues::Remove(absl::string_view activity_
 
 absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
     const std::string& activity_arn, int max_tasks, size_t max_bytes, absl::Time deadline,
-    const std::function<bool()>& cancelled) {
+    const std::function<bool()>& cancelled, const std::string& worker_name, bool* handed) {
   std::vector<Queued> taken;
+  if (handed != nullptr) *handed = false;
   absl::MutexLock lock(&mu_);
   Queue& queue = QueueFor(activity_arn);
+  Waiter me;
+  me.worker_name = worker_name;
+  auto leave_line = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!me.listed) return;
+    queue.waiters.erase(std::find(queue.waiters.begin(), queue.waiters.end(), &me));
+    me.listed = false;
+  };
   bool waited = false;
   while (true) {
-    if (shut_down_) return absl::UnavailableError("the shard server is shutting down");
+    if (me.claimed) {
+      // A transition is writing a task for this poller: whatever else
+      // happens, it hands it over or lets go once its write returns.
+      while (me.claimed && !me.handed.has_value()) me.wake.Wait(&mu_);
+      if (me.handed.has_value()) {
+        taken.push_back(std::move(*me.handed));
+        if (handed != nullptr) *handed = true;
+        if (queue.schedule_to_start != nullptr) {
+          queue.schedule_to_start->Observe(std::max(
+              0.0, absl::ToDoubleSeconds(clock_->Now() -
+                                         FromProto(taken.back().task.scheduled_date()))));
+          queue.sync_match->Increment();
+        }
+        return taken;
+      }
+      continue;  // released: wait on as before
+    }
+    if (shut_down_) {
+      leave_line();
+      return absl::UnavailableError("the shard server is shutting down");
+    }
     // A poller whose caller went away must not take a task it cannot hand
     // over; a wake-up meant for it goes to another.
     if (cancelled && cancelled()) {
+      leave_line();
       if (!queue.backlog.empty()) WakeOne(queue);
       return taken;
     }
-    if (!queue.backlog.empty()) break;
+    if (!queue.backlog.empty()) {
+      leave_line();
+      break;
+    }
     const absl::Time now = absl::Now();
     if (now >= deadline) {
+      leave_line();
       if (queue.empty != nullptr) queue.empty->Increment();
       return taken;
     }
-    ++queue.waiting;
+    if (!me.listed) {
+      queue.waiters.push_back(&me);
+      me.listed = true;
+    }
     waited = true;
-    queue.available.WaitWithDeadline(&mu_, std::min(deadline, now + kIdleRecheck));
-    --queue.waiting;
+    me.wake.WaitWithDeadline(&mu_, std::min(deadline, now + kIdleRecheck));
   }
   size_t bytes = 0;
   const absl::Time now = clock_->Now();
@@ -206,11 +279,17 @@ void TaskQueues::PutBack(const std::string& activity_arn, std::vector<Queued> ta
   WakeOne(queue);
 }
 
+size_t TaskQueues::WaitingPollers(const std::string& activity_arn) {
+  absl::MutexLock lock(&mu_);
+  auto it = queues_.find(activity_arn);
+  return it == queues_.end() ? 0 : it->second->waiters.size();
+}
+
 void TaskQueues::Shutdown() {
   absl::MutexLock lock(&mu_);
   shut_down_ = true;
   for (auto& [arn, queue] : queues_) {
-    queue->available.SignalAll();
+    for (Waiter* waiter : queue->waiters) waiter->wake.Signal();
     queue->watched.SignalAll();
   }
 }

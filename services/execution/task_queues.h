@@ -10,10 +10,17 @@
 //   queues.Add({seq, shard, task});
 //   auto taken = queues.Take(arn, /*max_tasks=*/8, kMaxBatchBytes, deadline, cancelled);
 //
-// A poller waits on its activity's own condition variable, so a task wakes
-// one poller of its activity rather than every poller of the server, and
-// idle pollers cost a wake-up every kIdleRecheck only (to notice callers
-// that went away).
+// A poller waits on its own condition variable, in its activity's line of
+// waiting pollers, so a task wakes exactly one poller of its activity (the
+// one waiting longest), and idle pollers cost a wake-up every kIdleRecheck
+// only (to notice callers that went away).
+//
+// Direct hand-over: a transition that schedules a task may Claim the
+// longest-waiting poller of its activity before it writes (recording
+// ActivityStarted for that poller in the same write, with no backlog
+// record), then Hand it the task once the write is durable, or Release it
+// when the write fails. A claimed poller waits for one or the other
+// whatever its deadline, which takes no longer than the write.
 //
 // Thread-safe.
 #ifndef STEPFLOW_SERVICES_EXECUTION_TASK_QUEUES_H_
@@ -58,6 +65,8 @@ class TaskQueues {
   };
   // Why a poll ended, as the poll-result metric counts it.
   enum class PollResult { kSyncMatch, kBacklog, kEmpty };
+  // A Take call waiting for a task (opaque outside this class).
+  struct Waiter;
 
   // `registry` may be null (no metrics); `clock` gives schedule-to-start
   // and backlog ages. Both must outlive the queues.
@@ -75,10 +84,23 @@ class TaskQueues {
   // Waits until `activity_arn` has a task, `deadline` passes, `cancelled()`
   // turns true or Shutdown; then takes up to `max_tasks` tasks (at least one
   // whatever its size, then no more than `max_bytes` of inputs). Empty when
-  // nothing came. UNAVAILABLE after Shutdown.
+  // nothing came. UNAVAILABLE after Shutdown. `*handed` (when not null) is
+  // set when the one task returned was handed over directly (see Claim):
+  // it has no backlog record and its ActivityStarted is recorded.
   absl::StatusOr<std::vector<Queued>> Take(const std::string& activity_arn, int max_tasks,
                                            size_t max_bytes, absl::Time deadline,
-                                           const std::function<bool()>& cancelled);
+                                           const std::function<bool()>& cancelled,
+                                           const std::string& worker_name = "",
+                                           bool* handed = nullptr);
+  // Claims the poller of `activity_arn` that has waited longest (setting
+  // `*worker_name` to its worker's name), or null when none waits. The
+  // claimed poller waits until the caller calls Hand or Release, which it
+  // must, soon.
+  Waiter* Claim(const std::string& activity_arn, std::string* worker_name);
+  // Gives the claimed poller its task.
+  void Hand(Waiter* waiter, Queued queued);
+  // Lets the claimed poller go back to waiting (or to its caller).
+  void Release(Waiter* waiter);
   // Waits, without taking anything, until a task of `activity_arn` arrives
   // that no taking poller here waits for (or one is already waiting),
   // `deadline` passes, `cancelled()` turns true or Shutdown. True when a
@@ -87,6 +109,10 @@ class TaskQueues {
                              const std::function<bool()>& cancelled);
   // Returns taken tasks to the front (their hand-over failed).
   void PutBack(const std::string& activity_arn, std::vector<Queued> tasks);
+
+  // Takers of `activity_arn` waiting in line now (not yet woken or
+  // claimed).
+  size_t WaitingPollers(const std::string& activity_arn);
 
   // Wakes every poller and makes Take fail from now on.
   void Shutdown();
@@ -105,8 +131,8 @@ class TaskQueues {
  private:
   struct Queue {
     std::deque<Queued> backlog;
-    absl::CondVar available;
-    int waiting = 0;
+    // Unclaimed takers not yet woken for a task, longest waiting first.
+    std::deque<Waiter*> waiters;
     // Watchers (see Watch), woken only when no taker waits.
     absl::CondVar watched;
     int watching = 0;
@@ -121,7 +147,7 @@ class TaskQueues {
 
   Queue& QueueFor(const std::string& activity_arn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateGauges(Queue& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Wakes a taker if one waits, else a watcher.
+  // Wakes a taker if one waits (taking it out of the line), else a watcher.
   static void WakeOne(Queue& queue);
 
   prometheus::Registry* registry_;

@@ -501,10 +501,11 @@ void Worker::RunTask(const std::string& task_token, const std::string& input) {
         {{"activity", options_.activity_arn}, {"success", result.success}});
     return;
   }
-  Report(task_token, result);
+  absl::Status reported = Report(task_token, result);
+  if (options_.on_reported) options_.on_reported(task, reported);
 }
 
-void Worker::Report(const std::string& task_token, const TaskResult& result) {
+absl::Status Worker::Report(const std::string& task_token, const TaskResult& result) {
   bool success = result.success;
   std::string error = result.error;
   std::string cause = result.cause;
@@ -531,7 +532,7 @@ void Worker::Report(const std::string& task_token, const TaskResult& result) {
     if (status.ok()) {
       log::Debug(kComponent, "result reported",
                  {{"activity", options_.activity_arn}, {"success", success}});
-      return;
+      return absl::OkStatus();
     }
     stats_.report_errors.fetch_add(1);
     if (metrics_ != nullptr) metrics_->report_errors->Increment();
@@ -552,14 +553,14 @@ void Worker::Report(const std::string& task_token, const TaskResult& result) {
                  {{"activity", options_.activity_arn},
                   {"success", success},
                   {"error", reported}});
-      return;
+      return reported;
     }
     if (attempt == kReportAttempts) {
       log::Error(kComponent, "could not report result; giving up",
                  {{"activity", options_.activity_arn},
                   {"attempts", attempt},
                   {"error", reported}});
-      return;
+      return reported;
     }
     log::Warn(kComponent, "reporting result failed; retrying",
               {{"activity", options_.activity_arn},
@@ -568,6 +569,7 @@ void Worker::Report(const std::string& task_token, const TaskResult& result) {
     // Not cut short by Stop(): reporting results is part of finishing.
     Backoff(attempt, /*interruptible=*/false);
   }
+  return absl::InternalError("no report attempt was made");
 }
 
 void Worker::HeartbeatLoop() {

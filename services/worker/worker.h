@@ -61,6 +61,8 @@ enum class Delivery {
   kPoll,    // GetActivityTask long polls, one per handler thread
 };
 
+struct Task;
+
 struct WorkerOptions {
   // gRPC target of the StepFunctions service ("host:port"); used only when
   // the Worker is not given a channel.
@@ -83,6 +85,11 @@ struct WorkerOptions {
   absl::Duration initial_backoff = absl::Milliseconds(100);
   // Longest delay between retries of a failing call.
   absl::Duration max_backoff = absl::Seconds(10);
+  // Optional: called on the handler's thread once a task's result has been
+  // reported (OK: the service took it, so the execution has moved on) or
+  // the report has failed for good (its last error). Not called for
+  // deferred or abandoned results. Must not block for long.
+  std::function<void(const Task& task, const absl::Status& reported)> on_reported;
 };
 
 // One activity task, as handed to a TaskHandler.
@@ -206,8 +213,9 @@ class Worker {
   // Tells the service that one more task can be taken.
   void GrantCredit();
   void RunTask(const std::string& task_token, const std::string& input);
-  // Sends the result, retrying transient errors a few times.
-  void Report(const std::string& task_token, const TaskResult& result);
+  // Sends the result, retrying transient errors a few times; the last
+  // attempt's status.
+  absl::Status Report(const std::string& task_token, const TaskResult& result);
   void HeartbeatLoop();
 
   // Sleeps for the `failures`-th backoff delay, or less if the Worker is

@@ -49,6 +49,34 @@ TaskResult Echo(const Task& task) {
   return TaskResult::Success(task.input);
 }
 
+// on_reported hears of every result once its report ended: OK when the
+// service took it, the last error when it refused it for good.
+TEST_F(WorkerTest, OnReportedHearsHowEachReportEnded) {
+  fake().AddTask("t1", "ok");
+  WorkerOptions options = Options();
+  absl::Mutex mu;
+  std::vector<std::pair<std::string, absl::StatusCode>> reported;
+  options.on_reported = [&](const Task& task, const absl::Status& status) {
+    absl::MutexLock lock(&mu);
+    reported.emplace_back(task.input, status.code());
+  };
+  Worker worker(options, Echo, server_.NewChannel());
+  ASSERT_TRUE(worker.Start().ok());
+  ASSERT_TRUE(fake().WaitForResults(1, kWait));
+  fake().FailReports(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "TaskTimedOut"), 1);
+  fake().AddTask("t2", "late");
+  {
+    absl::MutexLock lock(&mu);
+    auto both = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return reported.size() == 2; };
+    mu.AwaitWithTimeout(absl::Condition(&both), kWait);
+  }
+  worker.Stop();
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(reported, ElementsAre(std::make_pair(std::string("ok"), absl::StatusCode::kOk),
+                                    std::make_pair(std::string("late"),
+                                                   absl::StatusCode::kFailedPrecondition)));
+}
+
 TEST_F(WorkerTest, DeliversTasksAndReportsResults) {
   fake().AddTask("t1", R"({"a":1})");
   fake().AddTask("t2", "fail");

@@ -22,7 +22,8 @@ const std::vector<FlagSpec>& BenchFlags() {
                "standard       StartExecution on a STANDARD machine,\n"
                "               done when SUCCEEDED is observed\n"
                "activities     a one-Task STANDARD workflow on an activity\n"
-               "               served by -c in-process workers\n"
+               "               served by -c in-process workers, done when\n"
+               "               the task's SendTaskSuccess is answered\n"
                "events         PutEvents -> rule -> EXPRESS execution",
        .choices = {"express-async", "express-sync", "standard", "activities",
                    "events"}},

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "absl/random/random.h"
@@ -38,6 +39,9 @@ constexpr absl::Duration kProbeDeliveryTimeout = absl::Seconds(60);
 // The field the activities scenario stamps into each input, read back by
 // its workers to measure schedule-to-start.
 constexpr char kStampKey[] = "\"stepflow_bench_start_us\":";
+// And the key of the operation the input belongs to, which the worker's
+// report of the task's result finds the operation by.
+constexpr char kOperationKey[] = "\"stepflow_bench_op\":\"";
 
 std::unique_ptr<grpc::ClientContext> NewContext(absl::Duration timeout) {
   auto context = std::make_unique<grpc::ClientContext>();
@@ -132,16 +136,28 @@ absl::Time ToTime(const google::protobuf::Timestamp& timestamp) {
          absl::Nanoseconds(timestamp.nanos());
 }
 
-// `input` with kStampKey set to the current time in microseconds, when it
-// is a JSON object; unchanged otherwise.
-std::string StampInput(const std::string& input) {
+// `input` with kStampKey set to the current time in microseconds (and
+// kOperationKey to `operation`, when not empty), when it is a JSON object;
+// unchanged otherwise.
+std::string StampInput(const std::string& input, const std::string& operation = "") {
   size_t open = input.find_first_not_of(" \t\r\n");
   if (open == std::string::npos || input[open] != '{') return input;
   size_t next = input.find_first_not_of(" \t\r\n", open + 1);
   bool empty_object = next != std::string::npos && input[next] == '}';
-  return absl::StrCat(input.substr(0, open + 1), kStampKey,
+  std::string key_field =
+      operation.empty() ? "" : absl::StrCat(kOperationKey, operation, "\",");
+  return absl::StrCat(input.substr(0, open + 1), key_field, kStampKey,
                       absl::ToUnixMicros(absl::Now()), empty_object ? "" : ",",
                       input.substr(open + 1));
+}
+
+// The operation key StampInput wrote, if any (empty otherwise).
+std::string ReadOperationKey(const std::string& input) {
+  size_t at = input.find(kOperationKey);
+  if (at == std::string::npos) return "";
+  at += sizeof(kOperationKey) - 1;
+  size_t end = input.find('"', at);
+  return end == std::string::npos ? "" : input.substr(at, end - at);
 }
 
 // The stamp StampInput wrote, if any.
@@ -302,6 +318,96 @@ class SyncExecutionOperation final : public Operation {
   std::unique_ptr<grpc::ClientContext> context_;
   v1::StartSyncExecutionRequest request_;
   v1::StartSyncExecutionResponse response_;
+};
+
+// The activities scenario's operations in flight, by the key stamped into
+// their executions' inputs. An operation ends when both its StartExecution
+// has been answered and a worker's report of its task's result has been
+// answered (the one-Task execution closes in that transition), or at its
+// first error: no DescribeExecution polls, so a round trip costs the
+// gateway calls a worker and a starter cannot do without.
+class RoundTrips {
+ public:
+  // Registers an operation that ends with `done`; its key.
+  std::string Expect(std::function<void(OpOutcome)> done) {
+    absl::MutexLock lock(&mu_);
+    std::string key = absl::StrCat(next_key_++);
+    pending_[key].done = std::move(done);
+    return key;
+  }
+  // The operation's start (`start`) or its task's report was answered. It
+  // ends once its start was answered and the report came or either failed
+  // (a failed start never gets a report to wait for); so `done` is never
+  // called before the start's callback runs. Unknown keys are ignored (an
+  // operation that timed out, a task of another run).
+  void Arrived(const std::string& key, bool start, OpOutcome outcome) {
+    std::function<void(OpOutcome)> done;
+    OpOutcome result;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = pending_.find(key);
+      if (it == pending_.end()) return;
+      Pending& pending = it->second;
+      (start ? pending.start_answered : pending.reported) = true;
+      if (!outcome.ok && !pending.error.has_value()) pending.error = std::move(outcome);
+      if (!pending.start_answered || (!pending.reported && !pending.error.has_value())) return;
+      result = pending.error.has_value() ? std::move(*pending.error) : OpOutcome::Ok();
+      done = std::move(pending.done);
+      pending_.erase(it);
+    }
+    done(std::move(result));
+  }
+
+ private:
+  struct Pending {
+    std::function<void(OpOutcome)> done;
+    bool start_answered = false;
+    bool reported = false;
+    std::optional<OpOutcome> error;
+  };
+  absl::Mutex mu_;
+  uint64_t next_key_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, Pending> pending_ ABSL_GUARDED_BY(mu_);
+};
+
+// StartExecution of a one-Task workflow, done when its task's result has
+// been reported (see RoundTrips) or, failing that, after the RPC timeout.
+class RoundTripOperation final : public Operation {
+ public:
+  RoundTripOperation(const std::shared_ptr<grpc::Channel>& channel, ExecutionShared* shared,
+                     std::shared_ptr<RoundTrips> trips)
+      : stub_(v1::StepFunctions::NewStub(channel)), shared_(shared), trips_(std::move(trips)) {
+    request_.set_state_machine_arn(shared->state_machine_arn);
+  }
+
+  void Start(std::function<void(OpOutcome)> done) override {
+    const std::string key = trips_->Expect(std::move(done));
+    request_.set_input(StampInput(shared_->input, key));
+    context_ = NewContext(shared_->timeout);
+    stub_->async()->StartExecution(
+        context_.get(), &request_, &response_, [this, key](grpc::Status status) {
+          if (status.ok()) {
+            // The report may never come (a lost task): the operation then
+            // fails after the RPC timeout. `trips_` outlives the run.
+            shared_->scheduler->After(shared_->timeout, [trips = trips_, key] {
+              trips->Arrived(key, /*start=*/false,
+                             OpOutcome::Error("DEADLINE_EXCEEDED",
+                                              "no result was reported for the task in time "
+                                              "(see --timeout)"));
+            });
+          }
+          trips_->Arrived(key, /*start=*/true,
+                          status.ok() ? OpOutcome::Ok() : OpOutcome::FromStatus(status));
+        });
+  }
+
+ private:
+  std::unique_ptr<v1::StepFunctions::Stub> stub_;
+  ExecutionShared* const shared_;
+  const std::shared_ptr<RoundTrips> trips_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  v1::StartExecutionRequest request_;
+  v1::StartExecutionResponse response_;
 };
 
 // StartExecution alone: done once the start is accepted (what a caller
@@ -594,13 +700,18 @@ class StateMachineScenario : public Scenario {
 // one writer at a time). Start() once, Stop() once (the destructor calls it).
 class StreamingWorkers {
  public:
-  // `on_task` is called with each task's input, on a reader thread.
+  // `on_task` is called with each task's input, on a reader thread;
+  // `on_reported` with its input and SendTaskSuccess's answer, on a gRPC
+  // thread.
   StreamingWorkers(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
                    std::string activity_arn, int slots, absl::Duration timeout,
-                   std::function<void(const std::string& input)> on_task)
+                   std::function<void(const std::string& input)> on_task,
+                   std::function<void(const std::string& input, const grpc::Status& status)>
+                       on_reported)
       : activity_arn_(std::move(activity_arn)),
         timeout_(timeout),
-        on_task_(std::move(on_task)) {
+        on_task_(std::move(on_task)),
+        on_reported_(std::move(on_reported)) {
     int streams = std::max(1, std::min<int>(slots, channels.size()));
     for (int i = 0; i < streams; ++i) {
       auto stream = std::make_unique<Stream>();
@@ -704,6 +815,7 @@ class StreamingWorkers {
   // One SendTaskSuccess in flight.
   struct Report {
     grpc::ClientContext context;
+    std::string input;
     v1::SendTaskSuccessRequest request;
     v1::SendTaskSuccessResponse response;
   };
@@ -713,6 +825,7 @@ class StreamingWorkers {
     while (stream->rpc->Read(&task)) {
       on_task_(task.input());
       auto* report = new Report;
+      report->input = std::move(*task.mutable_input());
       report->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
       report->request.set_task_token(task.task_token());
       report->request.set_output(R"({"done":true})");
@@ -723,6 +836,7 @@ class StreamingWorkers {
       stream->stub->async()->SendTaskSuccess(
           &report->context, &report->request, &report->response,
           [this, stream, report](grpc::Status status) {
+            on_reported_(report->input, status);
             delete report;
             if (!status.ok()) report_errors_.fetch_add(1);
             {
@@ -758,6 +872,7 @@ class StreamingWorkers {
   const std::string activity_arn_;
   const absl::Duration timeout_;
   const std::function<void(const std::string&)> on_task_;
+  const std::function<void(const std::string&, const grpc::Status&)> on_reported_;
   std::vector<std::unique_ptr<Stream>> streams_;
   bool started_ = false;
   bool stopped_ = false;
@@ -799,10 +914,21 @@ class ActivitiesScenario final : public StateMachineScenario {
         schedule_to_start_.Add(wait);
       }
     };
+    // `trips` outlives the workers: they stop before the scenario ends.
+    auto report_done = [trips = trips_.get()](const std::string& input,
+                                              const absl::Status& status) {
+      trips->Arrived(ReadOperationKey(input), /*start=*/false,
+                     status.ok() ? OpOutcome::Ok()
+                                 : OpOutcome::Error(absl::StatusCodeToString(status.code()),
+                                                    std::string(status.message())));
+    };
     if (context_.options->delivery == Delivery::kStream) {
       streaming_ = std::make_unique<StreamingWorkers>(
           context_.channels, activity_arn_, context_.options->concurrency,
-          timeout(), record_wait);
+          timeout(), record_wait,
+          [report_done](const std::string& input, const grpc::Status& status) {
+            report_done(input, rpc::FromGrpcStatus(status));
+          });
       return streaming_->Start();
     }
     worker::WorkerOptions options;
@@ -810,8 +936,13 @@ class ActivitiesScenario final : public StateMachineScenario {
     options.activity_arn = activity_arn_;
     options.worker_name = "stepflow-bench";
     options.concurrency = context_.options->concurrency;
+    // Long polls, one per slot (the SDK's default is a stream).
+    options.delivery = worker::Delivery::kPoll;
     options.initial_backoff = absl::Milliseconds(10);
     options.max_backoff = absl::Seconds(1);
+    options.on_reported = [report_done](const worker::Task& task, const absl::Status& status) {
+      report_done(task.input, status);
+    };
     worker_ = std::make_unique<worker::Worker>(
         options, [record_wait](const worker::Task& task) {
           record_wait(task.input);
@@ -837,9 +968,26 @@ class ActivitiesScenario final : public StateMachineScenario {
             static_cast<double>(stats.poll_errors);
       }
     }
-    StateMachineScenario::Finish(report);
+    // The executions' ends, counted once after the load (not polled per
+    // execution during it).
+    std::map<std::string, int64_t> ended;
+    if (absl::Status counted = CountEndedExecutions(&ended); !counted.ok()) {
+      report->run.errors.Add(absl::StatusCodeToString(counted.code()),
+                             std::string(counted.message()));
+    }
+    report->statuses = ended;
+    report->latency_note =
+        "completed counts round trips: StartExecution answered and the task's "
+        "SendTaskSuccess answered (which closes the one-Task execution); statuses "
+        "are the executions' ends, listed once after the load";
     absl::MutexLock lock(&mu_);
     report->schedule_to_start = schedule_to_start_.Summarize();
+  }
+
+  std::unique_ptr<Operation> MakeOperation(int slot) override {
+    const auto& channel =
+        context_.channels[static_cast<size_t>(slot) % context_.channels.size()];
+    return std::make_unique<RoundTripOperation>(channel, &shared_, trips_);
   }
 
   void TearDown() override {
@@ -861,6 +1009,7 @@ class ActivitiesScenario final : public StateMachineScenario {
   }
 
   std::string activity_arn_;
+  const std::shared_ptr<RoundTrips> trips_ = std::make_shared<RoundTrips>();
   std::unique_ptr<worker::Worker> worker_;
   std::unique_ptr<StreamingWorkers> streaming_;
   absl::Mutex mu_;
