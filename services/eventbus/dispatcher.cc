@@ -896,21 +896,24 @@ void Dispatcher::Abandon(const std::string& event_id,
               {"execution", name},
               {"attempts", attempts},
               {"error", error}});
+  // Counted once its dead letter is written: a caller that sees the count
+  // finds the record.
+  if (options_.dead_letter) {
+    absl::Status stored = options_.dead_letter(
+        event_id, DeadLetterRecord(event_text, rule.arn(), target.id(), name,
+                                   error, attempts));
+    if (!stored.ok()) {
+      log::Error(kComponent,
+                 "cannot write the dead-letter record; the delivery is lost",
+                 {{"rule", rule.arn()},
+                  {"target", target.id()},
+                  {"execution", name},
+                  {"error", stored}});
+    }
+  }
   abandoned_.fetch_add(1);
   if (options_.abandoned_counter != nullptr)
     options_.abandoned_counter->Increment();
-  if (!options_.dead_letter) return;
-  absl::Status stored = options_.dead_letter(
-      event_id, DeadLetterRecord(event_text, rule.arn(), target.id(), name,
-                                 error, attempts));
-  if (!stored.ok()) {
-    log::Error(kComponent,
-               "cannot write the dead-letter record; the delivery is lost",
-               {{"rule", rule.arn()},
-                {"target", target.id()},
-                {"execution", name},
-                {"error", stored}});
-  }
 }
 
 bool Dispatcher::StartWithRetries(const v1::Rule& rule,

@@ -1761,10 +1761,11 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   // its record is written without waiting for an fsync.
   const bool express = machine.type() == "EXPRESS";
   const bool ended_alone = express && !outcome.closed_status.empty() && !NeedsOutbox(record, outcome);
-  if (ended_alone && synchronous && sync_answer != nullptr) {
+  // Such an execution: its definition stored if it is not yet (before it
+  // enters the cache, see above; later transitions in the same write-ahead
+  // log come after it), its record closed, its start answered.
+  auto close_at_once = [&]() -> absl::Status {
     if (!definition_cached) {
-      // Stored before it enters the cache (see above); later transitions
-      // in the same write-ahead log come after it.
       if (batch.Count() > 0) RETURN_IF_ERROR(store_->Write(batch, /*sync=*/false));
       absl::MutexLock cache_lock(&definitions_mu_);
       definitions_.emplace(definition_key, definition);
@@ -1777,6 +1778,10 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     CountTransition(0, 0);
     response->set_execution_arn(execution_arn);
     *response->mutable_start_date() = record.start_date();
+    return absl::OkStatus();
+  };
+  if (ended_alone && synchronous && sync_answer != nullptr) {
+    RETURN_IF_ERROR(close_at_once());
     DescribeRecord(record, sync_answer->included_data != "METADATA_ONLY", now, &sync_answer->closed);
     sync_answer->answered = true;
     return absl::OkStatus();
@@ -1809,20 +1814,8 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     // nothing is redone after a crash; its record joins the buffer of
     // closed EXPRESS records. A child started by a parent's task is
     // written at once: the parent's repeated start must find it.
-    if (batch.Count() > 0) RETURN_IF_ERROR(store_->Write(batch, /*sync=*/false));
-    if (!definition_cached) {
-      absl::MutexLock cache_lock(&definitions_mu_);
-      definitions_.emplace(definition_key, definition);
-    }
-    record.set_status(outcome.closed_status);
-    record.set_output(std::move(outcome.output));
-    record.set_error(std::move(outcome.error));
-    record.set_cause(std::move(outcome.cause));
-    *record.mutable_stop_date() = ToProto(now);
-    response->set_execution_arn(execution_arn);
-    *response->mutable_start_date() = record.start_date();
+    RETURN_IF_ERROR(close_at_once());
     const bool flush = BufferExpressClose(shard, std::move(record));
-    CountTransition(0, 0);
     lock.Release();
     if (flush) RETURN_IF_ERROR(FlushExpressCloses(/*always=*/false));
     return absl::OkStatus();
