@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <functional>
 #include <map>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -15,6 +14,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "common/json/utf8.h"
+#include "common/jsonata/regex.h"
 
 namespace stepflow::jsonata {
 namespace {
@@ -463,11 +463,19 @@ const std::vector<std::pair<std::string, double>>& WordValues() {
 }
 
 double WordsToNumber(const std::string& text) {
-  static const std::regex kSplit(",\\s|\\sand\\s|[\\s\\\\-]");
+  static const CompiledRegex* const kSeparator =
+      CompiledRegex::Compile(",\\s|\\sand\\s|[\\s\\\\-]", {})->release();
+  // The words between separators, as JavaScript's String.split gives them.
+  std::vector<std::string> parts;
+  size_t from = 0;
+  RegexMatch separator;
+  while (kSeparator->Search(text, from, &separator).value_or(false)) {
+    parts.push_back(text.substr(from, separator.start - from));
+    from = separator.end;
+  }
+  parts.push_back(text.substr(from));
   std::vector<double> segs{0};
-  std::sregex_token_iterator it(text.begin(), text.end(), kSplit, -1), end;
-  for (; it != end; ++it) {
-    std::string part = *it;
+  for (const std::string& part : parts) {
     double value = NAN;
     for (const auto& [k, v] : WordValues()) {
       if (k == part) value = v;
@@ -1235,13 +1243,22 @@ double ParseDateTime(const std::string& timestamp, const std::string& picture,
   std::string full = "^";
   for (const auto& p : parts) full += "(" + p.regex + ")";
   full += "$";
-  std::regex re(full, std::regex::ECMAScript | std::regex::icase);
-  std::smatch info;
-  if (!std::regex_search(timestamp, info, re)) return 0;
+  auto re = CompiledRegex::Compile(full, {.ignore_case = true});
+  if (!re.ok()) return 0;
+  RegexMatch info;
+  // The pattern comes from the caller's picture; bound its backtracking.
+  uint64_t steps_left = 25'000'000;
+  absl::StatusOr<bool> found = (*re)->Search(timestamp, 0, &info, &steps_left);
+  if (!found.ok()) {
+    Error e("D3141");
+    e.message = std::string(found.status().message());
+    throw e;
+  }
+  if (!*found) return 0;
   std::map<char, double> comps;
-  for (size_t i = 1; i < info.size() && i - 1 < parts.size(); ++i) {
-    const PartMatcher& mp = parts[i - 1];
-    if (mp.parse) comps[mp.component] = mp.parse(info[i].str());
+  for (size_t i = 0; i < info.groups.size() && i < parts.size(); ++i) {
+    const PartMatcher& mp = parts[i];
+    if (mp.parse) comps[mp.component] = mp.parse(info.groups[i]);
   }
   if (comps.empty()) return 0;
   auto has = [&](char c) {
@@ -1302,24 +1319,29 @@ double ParseDateTime(const std::string& timestamp, const std::string& picture,
 }
 
 bool ParseIso8601(const std::string& s, double* millis) {
-  static const std::regex kIso(
-      "^(\\d{4})(?:-([01]\\d))?(?:-([0-3]\\d))?(?:T([0-2]\\d):([0-5]\\d):([0-5]\\d))?"
-      "(?:\\.(\\d+))?(?:([+-])([0-2]\\d):?([0-5]\\d)|(Z))?$");
-  std::smatch m;
-  if (!std::regex_match(s, m, kIso)) return false;
+  static const CompiledRegex* const kIso =
+      CompiledRegex::Compile(
+          "^(\\d{4})(?:-([01]\\d))?(?:-([0-3]\\d))?(?:T([0-2]\\d):([0-5]\\d):([0-5]\\d))?"
+          "(?:\\.(\\d+))?(?:([+-])([0-2]\\d):?([0-5]\\d)|(Z))?$",
+          {})
+          ->release();
+  RegexMatch match;
+  if (!kIso->FullMatch(s, &match).value_or(false)) return false;
+  // Every group matches at least one character, so empty means absent.
+  const std::vector<std::string>& m = match.groups;
   auto num = [&](int i, double def) {
-    return m[i].matched ? std::strtod(m[i].str().c_str(), nullptr) : def;
+    return m[i - 1].empty() ? def : std::strtod(m[i - 1].c_str(), nullptr);
   };
   double frac = 0;
-  if (m[7].matched) {
-    std::string f = (m[7].str() + "000").substr(0, 3);
+  if (!m[6].empty()) {
+    std::string f = (m[6] + "000").substr(0, 3);
     frac = std::strtod(f.c_str(), nullptr);
   }
   double t = DateUtc(num(1, 1970), num(2, 1) - 1, num(3, 1), num(4, 0),
                      num(5, 0), num(6, 0), frac);
-  if (m[8].matched) {
+  if (!m[7].empty()) {
     double off = num(9, 0) * 60 + num(10, 0);
-    t -= (m[8].str() == "-" ? -off : off) * 60000;
+    t -= (m[7] == "-" ? -off : off) * 60000;
   }
   *millis = t;
   return true;

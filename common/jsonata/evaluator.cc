@@ -961,7 +961,9 @@ Val Evaluator::ApplyInner(const Val& proc, std::vector<Val> args,
         if (from >= subject.size()) return nullptr;
       }
       RegexMatch m;
-      if (!RegexSearch(*fn.regex, subject, from, &m)) return nullptr;
+      if (!RegexSearch(*fn.regex, subject, from, &m, &regex_steps_left)) {
+        return nullptr;
+      }
       if (fn.kind == Function::kRegexNext && m.match.empty()) {
         throw Error("D1004").WithValue(MakeString(fn.regex->source));
       }

@@ -1,8 +1,6 @@
 // The built-in function library: JSONata's functions plus the Step Functions
 // additions ($partition, $range, $hash, $random(seed), $uuid, $parse).
 #include <openssl/evp.h>
-#include <sys/mman.h>
-#include <ucontext.h>
 
 #include <algorithm>
 #include <cmath>
@@ -653,19 +651,41 @@ Val FnDecodeUrl(Evaluator&, Args& a, const Val&) {
 
 // ---------------------------------------------------------------- numbers
 
+// -?[0-9]+(\.[0-9]+)?([Ee][-+]?[0-9]+)? : the numerals $number reads as
+// decimal.
+bool IsDecimalNumeral(absl::string_view s) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < s.size() && absl::ascii_isdigit(static_cast<unsigned char>(s[i]))) ++i;
+    return i > start;
+  };
+  if (i < s.size() && s[i] == '-') ++i;
+  if (!digits()) return false;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (!digits()) return false;
+  }
+  return i == s.size();
+}
+
 Val FnNumber(Evaluator&, Args& a, const Val&) {
   Val v = Arg(a, 0);
   if (!v) return nullptr;
   if (v->kind == Item::kNumber) return v;
   if (v->kind == Item::kBool) return MakeNumber(v->boolean ? 1 : 0);
   if (v->kind == Item::kString) {
-    static const std::regex kDecimal("^-?[0-9]+(\\.[0-9]+)?([Ee][-+]?[0-9]+)?$");
-    static const std::regex kPrefixed("^(0[xX][0-9A-Fa-f]+)|(0[oO][0-7]+)|(0[bB][0-1]+)$");
     const std::string& s = v->str;
-    if (std::regex_match(s, kDecimal)) {
+    if (IsDecimalNumeral(s)) {
       double d = std::strtod(s.c_str(), nullptr);
       if (std::isfinite(d)) return MakeNumber(d);
-    } else if (std::regex_search(s, kPrefixed) && s.size() > 2 && s[0] == '0') {
+    } else if (s.size() > 2 && s[0] == '0' &&
+               absl::string_view("xXoObB").find(s[1]) != absl::string_view::npos) {
       int base = (s[1] == 'x' || s[1] == 'X') ? 16 : (s[1] == 'o' || s[1] == 'O') ? 8 : 2;
       double d = 0;
       bool ok = true;
@@ -1326,83 +1346,15 @@ const Builtin* FindBuiltin(absl::string_view name) {
   return kTable->Find(name);
 }
 
-namespace {
-
-bool SearchOnThisStack(const Regex& re, const std::string& s, size_t from,
-                       RegexMatch* m) {
-  std::smatch sm;
-  auto flags = from > 0 ? std::regex_constants::match_prev_avail
-                        : std::regex_constants::match_default;
-  if (!std::regex_search(s.begin() + static_cast<std::ptrdiff_t>(from), s.end(),
-                         sm, re.re, flags)) {
-    return false;
-  }
-  m->start = from + static_cast<size_t>(sm.position(0));
-  m->end = m->start + static_cast<size_t>(sm.length(0));
-  m->match = sm.str(0);
-  m->groups.clear();
-  for (size_t i = 1; i < sm.size(); ++i) m->groups.push_back(sm.str(i));
-  return true;
-}
-
-struct SearchJob {
-  const Regex* re;
-  const std::string* s;
-  size_t from;
-  RegexMatch* m;
-  bool found = false;
-  bool failed = false;
-  ucontext_t caller;
-};
-
-void RunSearchJob(unsigned low, unsigned high) {
-  auto* job = reinterpret_cast<SearchJob*>(static_cast<uintptr_t>(low) |
-                                           (static_cast<uintptr_t>(high) << 32));
-  try {
-    job->found = SearchOnThisStack(*job->re, *job->s, job->from, job->m);
-  } catch (...) {
-    job->failed = true;
-  }
-}
-
-// std::regex matches recursively, using stack in proportion to how far one
-// match attempt runs (a few hundred bytes per character). Matches against
-// long subjects therefore run on a separate, lazily committed stack sized
-// for them (switched to with swapcontext, on this thread).
-constexpr size_t kOwnStackThreshold = 2000;
-constexpr size_t kMaxSubject = 1 << 20;
-constexpr size_t kStackPerChar = 2048;
-
-}  // namespace
-
 bool RegexSearch(const Regex& re, const std::string& s, size_t from,
-                 RegexMatch* m) {
-  if (from > s.size()) return false;
-  const size_t length = s.size() - from;
-  if (length <= kOwnStackThreshold) return SearchOnThisStack(re, s, from, m);
-  if (length > kMaxSubject) {
+                 RegexMatch* m, uint64_t* steps_left) {
+  absl::StatusOr<bool> found = re.compiled->Search(s, from, m, steps_left);
+  if (!found.ok()) {
     Error e("D3141");
-    e.message = "The string is too long to match against a regular expression";
+    e.message = std::string(found.status().message());
     throw e;
   }
-  const size_t stack_size = (8 << 20) + length * kStackPerChar;
-  void* stack = mmap(nullptr, stack_size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (stack == MAP_FAILED) throw std::bad_alloc();
-  SearchJob job{&re, &s, from, m};
-  ucontext_t callee;
-  getcontext(&callee);
-  callee.uc_stack.ss_sp = stack;
-  callee.uc_stack.ss_size = stack_size;
-  callee.uc_link = &job.caller;
-  const auto address = reinterpret_cast<uintptr_t>(&job);
-  makecontext(&callee, reinterpret_cast<void (*)()>(RunSearchJob), 2,
-              static_cast<unsigned>(address & 0xFFFFFFFFu),
-              static_cast<unsigned>(address >> 32));
-  swapcontext(&job.caller, &callee);
-  munmap(stack, stack_size);
-  if (job.failed) throw std::regex_error(std::regex_constants::error_complexity);
-  return job.found;
+  return *found;
 }
 
 }  // namespace stepflow::jsonata

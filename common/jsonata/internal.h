@@ -7,7 +7,6 @@
 #include <deque>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "common/json/json.h"
 #include "common/jsonata/jsonata.h"
+#include "common/jsonata/regex.h"
 
 namespace stepflow::jsonata {
 
@@ -97,7 +97,7 @@ struct SortTerm {
 struct Regex {
   std::string source;
   bool ignore_case = false, multiline = false;
-  std::regex re;
+  std::unique_ptr<CompiledRegex> compiled;
 };
 
 struct Group {
@@ -350,6 +350,10 @@ class Evaluator {
   Val ValidateAndApplyBuiltin(const Builtin* b, std::vector<Val> args,
                               const Val& input, Frame* frame);
   Frame* root = nullptr;
+  // Regular-expression steps this evaluation may still take, across all its
+  // searches: enough for any linear search of the largest payload many times
+  // over, and well under a second of matching.
+  uint64_t regex_steps_left = 25'000'000;
 
  private:
   Val EvaluatePath(const Node* expr, const Val& input, Frame* frame);
@@ -389,14 +393,10 @@ std::vector<Val> ValidateArgs(const Signature& sig, std::vector<Val> args,
 Val Append(Val a, Val b);
 Val Lookup(const Val& input, absl::string_view key);
 
-// Regex match helper: returns matches as (start, end, groups) on byte offsets.
-struct RegexMatch {
-  size_t start = 0, end = 0;
-  std::string match;
-  std::vector<std::string> groups;
-};
+// The first match at or after byte offset `from`; throws Error when the
+// match runs out of memory or of the steps left in `steps_left`.
 bool RegexSearch(const Regex& re, const std::string& s, size_t from,
-                 RegexMatch* m);
+                 RegexMatch* m, uint64_t* steps_left);
 
 }  // namespace stepflow::jsonata
 

@@ -334,11 +334,6 @@ absl::StatusOr<Result> Expression::Evaluate(const json::Value* input,
     EvalError ee = ToEvalError(e);
     if (error) *error = ee;
     return ToStatus(ee);
-  } catch (const std::regex_error& e) {
-    // std::regex gives up on some patterns/subjects (complexity, stack).
-    EvalError ee{"D1004", absl::StrCat("Regular expression error: ", e.what())};
-    if (error) *error = ee;
-    return ToStatus(ee);
   } catch (const std::bad_alloc&) {
     EvalError ee{"D1001", "Out of memory while evaluating the expression"};
     if (error) *error = ee;

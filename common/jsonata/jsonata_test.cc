@@ -184,9 +184,59 @@ TEST(JsonataTest, Regex) {
   EXPECT_EQ(Eval("$contains('Hello', /^h/i)"), "true");
   EXPECT_EQ(Eval("$replace('abc', /(b)/, '[$1]')"), R"("a[b]c")");
   EXPECT_EQ(Eval("$match('été x', /x/).index"), "4");  // JavaScript string index
-  // Long subjects must not exhaust the stack of std::regex.
+  // Long subjects are matched without recursion on the thread's stack.
   EXPECT_EQ(Eval("$contains($pad('', 200000, 'a') & 'b', /a*b/)"), "true");
   EXPECT_EQ(Eval("$length($replace($pad('', 20000, 'ab'), /b/, 'c'))"), "20000");
+}
+
+TEST(JsonataTest, RegexFollowsJavaScriptSyntax) {
+  // Lookbehind, named groups and back-references.
+  EXPECT_EQ(Eval("$match('price: $42', /(?<=\\$)[0-9]+/).match"), R"("42")");
+  EXPECT_EQ(Eval("$replace('USD 10', /(?<!U)SD/, 'x')"), R"("USD 10")");
+  EXPECT_EQ(Eval("$match('2024-05', /(?<year>[0-9]{4})-(?<month>[0-9]{2})/).groups"),
+            R"(["2024","05"])");
+  EXPECT_EQ(Eval("$contains('abab', /(ab)\\1/)"), "true");
+  // An unset group matches the empty string in a back-reference and is
+  // reported as an empty string.
+  EXPECT_EQ(Eval("$match('b', /(a)?b\\1/).groups"), R"([""])");
+  // \u escapes, [^] (any character) and [] (nothing).
+  EXPECT_EQ(Eval("$contains('caf\u00e9', /\\u00e9/)"), "true");
+  EXPECT_EQ(Eval("$match('a\nb', /a[^]b/).match"), R"("a\nb")");
+  EXPECT_EQ(Eval("$contains('abc', /a[]/)"), "false");
+  // Without the m flag, $ matches only at the very end.
+  EXPECT_EQ(Eval("$contains('ab\n', /b$/)"), "false");
+  EXPECT_EQ(Eval("$contains('ab\ncd', /b$/m)"), "true");
+  // \d is ASCII; the i flag folds beyond ASCII; . is one character.
+  EXPECT_EQ(Eval("$contains('\u0663', /\\d/)"), "false");
+  EXPECT_EQ(Eval("$contains('\u00c9T\u00c9', /\u00e9t\u00e9/i)"), "true");
+  EXPECT_EQ(Eval("$match('\u00e9x', /^.x/).index"), "0");
+  // A zero-length match is reported; stepping past one is refused (D1004),
+  // as in jsonata-js.
+  EXPECT_EQ(Eval("$match('ab', /(?=b)/)"), R"({"match":"","index":1,"groups":[]})");
+  EXPECT_EQ(Eval("$split('\u00e9\u00e9', /x*/)"), "D1004");
+  EXPECT_EQ(Eval("$contains('a', /(/)"), "S0302");
+}
+
+TEST(JsonataTest, RegexBacktrackingIsBounded) {
+  // A pattern that backtracks exponentially, and one that backtracks
+  // quadratically over a long subject, fail with an error quickly instead of
+  // holding the evaluating thread.
+  EXPECT_EQ(Eval("$contains($pad('', 40, 'a') & '!', /^(a+)+$/)"), "D3141");
+  EXPECT_EQ(Eval("$contains($pad('', 200000, 'ab') & 'cx', /(a|b)*c$/)"), "D3141");
+  EXPECT_EQ(Eval("$contains($pad('', 200000, 'ab') & 'c', /(a|b)*c/)"), "true");
+}
+
+TEST(JsonataTest, LongNumeralsAndTimestampsNeedNoRegexStack) {
+  EXPECT_EQ(Eval("$number('0.' & $pad('', 300000, '1')) < 0.2"), "true");
+  EXPECT_EQ(Eval("$number($pad('', 300000, '1'))"), "D3030");  // not finite
+  EXPECT_EQ(Eval("$number('0x1F') + $number('0o17') + $number('0b11')"), "49");
+  EXPECT_EQ(Eval("$number('011')"), "11");
+  EXPECT_EQ(Eval("$number('0q11')"), "D3030");
+  EXPECT_EQ(Eval("$number('1.5e3') & ' ' & $number('-2')"), R"("1500 -2")");
+  EXPECT_EQ(Eval("$number('1.')"), "D3030");
+  EXPECT_EQ(Eval("$toMillis('2024-01-02T03:04:05.' & $pad('', 300000, '1') & 'Z')"),
+            "1704164645111");
+  EXPECT_EQ(Eval("$toMillis('2024-01-02T03:04:05+01:30')"), "1704159245000");
 }
 
 TEST(JsonataTest, StringFunctions) {

@@ -266,14 +266,11 @@ class Lexer {
             if (src_[pos_] == 'm') re->multiline = true;
             ++pos_;
           }
-          auto flags = std::regex::ECMAScript;
-          if (re->ignore_case) flags |= std::regex::icase;
-          if (re->multiline) flags |= std::regex::multiline;
-          try {
-            re->re = std::regex(pattern, flags);
-          } catch (const std::regex_error&) {
-            throw Error("S0302").WithPosition(pos_);
-          }
+          auto compiled = CompiledRegex::Compile(
+              pattern, {.ignore_case = re->ignore_case,
+                        .multiline = re->multiline});
+          if (!compiled.ok()) throw Error("S0302").WithPosition(pos_);
+          re->compiled = *std::move(compiled);
           return re;
         }
       }
