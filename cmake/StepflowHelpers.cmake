@@ -4,6 +4,9 @@
 #   stepflow_cc_test(NAME foo_test SRCS foo_test.cc DEPS foo [TIMEOUT 60] [LABELS l])
 #   stepflow_cc_binary(NAME stepflow-gateway SRCS main.cc DEPS gateway)
 #
+# Binaries link TCMalloc (see the top-level CMakeLists.txt); tests keep
+# glibc's allocator.
+#
 # Libraries are static and named stepflow_<NAME>; DEPS may name other stepflow
 # components by their short NAME or any imported target.
 
@@ -30,7 +33,7 @@ function(stepflow_cc_binary)
   cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS" ${ARGN})
   _stepflow_resolve_deps(deps ${ARG_DEPS})
   add_executable(${ARG_NAME} ${ARG_SRCS})
-  target_link_libraries(${ARG_NAME} PRIVATE ${deps})
+  target_link_libraries(${ARG_NAME} PRIVATE ${deps} PkgConfig::TCMALLOC)
 endfunction()
 
 function(stepflow_cc_test)

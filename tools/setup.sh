@@ -9,7 +9,7 @@ PACKAGES=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev librdkafka-dev prometheus-cpp-dev
   rapidjson-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev zlib1g-dev libpcre2-dev
+  libssl-dev zlib1g-dev libpcre2-dev libgoogle-perftools-dev
   python3 python3-yaml python3-grpcio python3-protobuf python3-grpc-tools
   curl
 )
