@@ -474,6 +474,12 @@ void Dispatcher::FireScheduled(const v1::Rule& rule, absl::Time at) {
   event.AddMember("resources", resources, a);
   event.AddMember("detail", json::Value(rapidjson::kObjectType), a);
   const std::string event_text = json::Serialize(event);
+  // One line per rule and firing on each replica: which replicas fired a
+  // tick (each starts the same executions; the first start wins).
+  log::Info(kComponent, "scheduled rule fired",
+            {{"rule", rule.arn()},
+             {"at", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", at,
+                                     absl::UTCTimeZone())}});
   for (const v1::Target& target :
        options_.catalog->ListTargets(kDefaultBusName, rule.name())) {
     const std::string name = TargetExecutionName(id, rule.arn(), target.id());
@@ -483,7 +489,8 @@ void Dispatcher::FireScheduled(const v1::Rule& rule, absl::Time at) {
       Abandon(id, event_text, rule, target, name, input.status(), 0);
       continue;
     }
-    if (!StartWithRetries(rule, target, name, *input, id, event_text)) return;
+    if (!StartWithRetries(rule, target, name, *input, id, event_text, at))
+      return;
   }
 }
 
@@ -879,7 +886,8 @@ bool Dispatcher::Deliver(const BusRules& bus, const std::string& topic,
         Abandon(event_id, event_text, rule, target, name, input.status(), 0);
         continue;
       }
-      if (!StartWithRetries(rule, target, name, *input, event_id, event_text))
+      if (!StartWithRetries(rule, target, name, *input, event_id, event_text,
+                            written))
         return false;
     }
   }
@@ -921,7 +929,16 @@ bool Dispatcher::StartWithRetries(const v1::Rule& rule,
                                   const std::string& name,
                                   const std::string& input,
                                   const std::string& event_id,
-                                  absl::string_view event_text) {
+                                  absl::string_view event_text,
+                                  absl::Time event_time) {
+  const v1::RetryPolicy& policy = target.retry_policy();
+  const int max_attempts = policy.has_maximum_retry_attempts()
+                               ? policy.maximum_retry_attempts() + 1
+                               : options_.max_attempts;
+  const absl::Duration max_age =
+      policy.maximum_event_age_in_seconds() > 0
+          ? absl::Seconds(policy.maximum_event_age_in_seconds())
+          : options_.max_event_age;
   absl::Duration backoff = options_.initial_backoff;
   for (int attempt = 1;; ++attempt) {
     absl::Status status = options_.start_execution(target.arn(), name, input);
@@ -934,8 +951,19 @@ bool Dispatcher::StartWithRetries(const v1::Rule& rule,
           {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name}});
       return true;
     }
-    if (!Retryable(status.code()) || attempt >= options_.max_attempts) {
+    if (!Retryable(status.code()) || attempt >= max_attempts) {
       Abandon(event_id, event_text, rule, target, name, status, attempt);
+      return true;
+    }
+    // No retry begins once the event is older than its maximum age.
+    if (options_.now() + backoff > event_time + max_age) {
+      Abandon(event_id, event_text, rule, target, name,
+              absl::Status(status.code(),
+                           absl::StrCat("MaximumEventAgeInSeconds (",
+                                        absl::ToInt64Seconds(max_age),
+                                        ") reached; last error: ",
+                                        status.message())),
+              attempt);
       return true;
     }
     if (!SleepUnlessStopping(backoff)) return false;

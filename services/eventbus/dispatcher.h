@@ -11,10 +11,12 @@
 // substituted into InputTemplate), or else the whole event.
 //
 // Failures: a retryable error (UNAVAILABLE, DEADLINE_EXCEEDED, ...) is
-// retried with exponential backoff up to `max_attempts`; then, or at once
-// for an error retrying cannot fix (e.g. the state machine does not exist),
-// the delivery is given up: logged, counted and handed to `dead_letter`
-// (kDeadLetterTopic in the eventbus) with the event, rule, target and error.
+// retried with exponential backoff as the target's RetryPolicy says
+// (MaximumRetryAttempts, MaximumEventAgeInSeconds; the options' defaults
+// where it says nothing); then, or at once for an error retrying cannot fix
+// (e.g. the state machine does not exist), the delivery is given up:
+// logged, counted and handed to `dead_letter` (kDeadLetterTopic in the
+// eventbus) with the event, rule, target and error.
 //
 // Scheduled rules (on the default bus, enabled) fire when their schedule
 // says (schedule.h): rate() at multiples of its period counted from the
@@ -135,7 +137,11 @@ struct DispatcherOptions {
   // librdkafka consumer properties applied after ours (e.g. a shorter
   // "session.timeout.ms" so a replica that died hands over sooner).
   std::map<std::string, std::string> consumer_config;
+  // Attempts and event age for targets whose RetryPolicy does not say
+  // (AWS: MaximumRetryAttempts + 1 attempts; no retry begins after
+  // MaximumEventAgeInSeconds counted from when Kafka took the event in).
   int max_attempts = 8;
+  absl::Duration max_event_age = absl::Hours(24);
   // The clock schedules fire by; absl::Now when unset.
   std::function<absl::Time()> now;
   // How often scheduled rules are looked at.
@@ -238,11 +244,13 @@ class Dispatcher {
                absl::Time written);
   // Writes the archive stats that changed since the last call.
   void FlushArchiveStats();
-  // Retries `start` per the options; false if stopped meanwhile.
+  // Retries `start` per the target's RetryPolicy, else the options; false
+  // if stopped meanwhile. `event_time`: when Kafka took the event in (a
+  // scheduled event: its firing time), which its age counts from.
   bool StartWithRetries(const v1::Rule& rule, const v1::Target& target,
                         const std::string& name, const std::string& input,
                         const std::string& event_id,
-                        absl::string_view event_text);
+                        absl::string_view event_text, absl::Time event_time);
   void Abandon(const std::string& event_id, absl::string_view event_text,
                const v1::Rule& rule, const v1::Target& target,
                const std::string& name, const absl::Status& error,

@@ -482,6 +482,65 @@ TEST_F(DispatcherTest, GivesUpOnPermanentErrorsIntoTheDeadLetters) {
               ::testing::HasSubstr("NOT_FOUND"));
 }
 
+// The target's RetryPolicy bounds the attempts: MaximumRetryAttempts
+// retries after the first attempt, then the dead letter.
+TEST_F(DispatcherTest, RetryPolicyMaximumRetryAttempts) {
+  v1::Target target = catalog_->ListTargets("orders", "big").at(0);
+  target.mutable_retry_policy()->set_maximum_retry_attempts(2);
+  ASSERT_TRUE(catalog_->PutTarget("orders", "big", target).ok());
+  FakeStarter starter;
+  starter.always = absl::UnavailableError("shard restarting");
+  Put("e-retried", 77);
+  auto dispatcher = StartDispatcher(&starter);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (dispatcher->abandoned() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(dispatcher->abandoned(), 1);
+  absl::SleepFor(absl::Milliseconds(200));  // no further attempt comes
+  EXPECT_EQ(starter.WaitForCalls(4, absl::ZeroDuration()), 3u);
+  absl::MutexLock lock(&dead_mu_);
+  ASSERT_THAT(dead_letters_, SizeIs(1));
+  auto record = json::Parse(dead_letters_[0].second);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ((*record)["attempts"].GetInt(), 3);
+  EXPECT_STREQ((*record)["event"]["id"].GetString(), "e-retried");
+  EXPECT_STREQ((*record)["execution"].GetString(),
+               TargetExecutionName("e-retried", Rule().arn(), "t1").c_str());
+  EXPECT_THAT(std::string((*record)["error"].GetString()),
+              ::testing::HasSubstr("shard restarting"));
+}
+
+// MaximumEventAgeInSeconds: no retry begins once the event is older, counted
+// from when Kafka took it in (here the clock runs two minutes ahead).
+TEST_F(DispatcherTest, RetryPolicyMaximumEventAge) {
+  v1::Target target = catalog_->ListTargets("orders", "big").at(0);
+  target.mutable_retry_policy()->set_maximum_event_age_in_seconds(60);
+  ASSERT_TRUE(catalog_->PutTarget("orders", "big", target).ok());
+  FakeStarter starter;
+  starter.always = absl::UnavailableError("shard restarting");
+  Put("e-old", 77);
+  auto dispatcher = StartDispatcher(&starter, [](DispatcherOptions& options) {
+    options.now = [] { return absl::Now() + absl::Minutes(2); };
+  });
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (dispatcher->abandoned() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(dispatcher->abandoned(), 1);
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(starter.WaitForCalls(2, absl::ZeroDuration()), 1u);
+  absl::MutexLock lock(&dead_mu_);
+  ASSERT_THAT(dead_letters_, SizeIs(1));
+  auto record = json::Parse(dead_letters_[0].second);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ((*record)["attempts"].GetInt(), 1);
+  const std::string error = (*record)["error"].GetString();
+  EXPECT_THAT(error, ::testing::HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(error, ::testing::HasSubstr("MaximumEventAgeInSeconds (60)"));
+  EXPECT_THAT(error, ::testing::HasSubstr("shard restarting"));
+}
+
 TEST_F(DispatcherTest, ScheduledRulesFireOncePerPeriod) {
   v1::Rule every_minute;
   every_minute.set_name("every-minute");
@@ -719,6 +778,101 @@ TEST_F(DispatcherTest, ArchivesAndReplays) {
   EXPECT_NE(starter.calls[3][1], starter.calls[0][1]);
   EXPECT_EQ(starter.calls[3][2], R"({"total":50})");
   EXPECT_EQ((*dispatcher)->archived(), 2);  // the replayed event was not archived
+}
+
+// UpdateArchive's changes take effect: a new pattern decides which later
+// events are archived, and a new retention which archived events a replay
+// still sends (counted from each event's time).
+TEST_F(DispatcherTest, UpdatedArchivePatternAndRetentionApply) {
+  v1::DescribeArchiveResponse archive;
+  archive.set_archive_name("changing");
+  archive.set_archive_arn(
+      "arn:aws:events:us-east-1:123456789012:archive/changing");
+  archive.set_event_source_arn(EventBusArn(config::ArnScope(), "orders"));
+  archive.set_event_pattern(
+      R"({"detail": {"total": [{"numeric": [">", 40]}]}})");
+  archive.set_state(kArchiveEnabled);
+  *archive.mutable_creation_time() =
+      ToTimestamp(absl::Now() - absl::Seconds(1));
+  ASSERT_TRUE(
+      admin_->EnsureTopic({.name = ArchiveTopic(archive)}, absl::Seconds(5))
+          .ok());
+  ASSERT_TRUE(catalog_->PutArchive(archive).ok());
+
+  const absl::Time now = absl::Now();
+  auto put = [this](const std::string& id, int total, absl::Time time) {
+    const std::string event = absl::StrCat(
+        R"({"version":"0","id":")", id,
+        R"(","source":"shop","detail-type":"T","time":")",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone()),
+        R"(","detail":{"total":)", total, "}}");
+    ASSERT_TRUE(producer_
+                    ->ProduceSync(BusTopic("orders"), id, event,
+                                  absl::Seconds(5))
+                    .ok());
+  };
+  FakeStarter starter;
+  auto dispatcher = StartDispatcher(&starter, [this](DispatcherOptions& o) {
+    o.replica_id = "replica-1";
+    o.stats_interval = absl::Milliseconds(20);
+    o.archive_event = [this](const std::string& topic, const std::string& key,
+                             const std::string& value) {
+      return producer_->ProduceSync(topic, key, value, absl::Seconds(5));
+    };
+  });
+  auto archived_count = [&](int64_t want) {
+    int64_t count = 0;
+    int64_t bytes = 0;
+    for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
+         absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
+      catalog_->SumArchiveStats("changing", ArchiveIncarnation(archive),
+                                &count, &bytes);
+      if (count >= want) break;
+    }
+    return count;
+  };
+  put("old-big", 50, now - absl::Hours(72));  // archived
+  put("small", 20, now);                      // not archived: > 40 only
+  ASSERT_EQ(starter.WaitForCalls(2, absl::Seconds(30)), 2u);
+  EXPECT_EQ(archived_count(1), 1);
+
+  archive.set_event_pattern(
+      R"({"detail": {"total": [{"numeric": ["<", 30]}]}})");
+  ASSERT_TRUE(catalog_->PutArchive(archive).ok());
+  put("new-big", 50, now);    // no longer archived
+  put("new-small", 25, now);  // archived now
+  ASSERT_EQ(starter.WaitForCalls(4, absl::Seconds(30)), 4u);
+  EXPECT_EQ(archived_count(2), 2);
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(dispatcher->archived(), 2);
+
+  // Retention cut to two days: a replay of the last four days sends the
+  // event of today and not the one of three days ago.
+  archive.set_retention_days(2);
+  ASSERT_TRUE(catalog_->PutArchive(archive).ok());
+  v1::DescribeReplayResponse replay;
+  replay.set_replay_name("recent");
+  replay.set_state(kReplayStarting);
+  replay.set_event_source_arn(archive.archive_arn());
+  replay.mutable_destination()->set_arn(archive.event_source_arn());
+  *replay.mutable_event_start_time() = ToTimestamp(now - absl::Hours(96));
+  *replay.mutable_event_end_time() = ToTimestamp(now + absl::Minutes(1));
+  ASSERT_TRUE(catalog_->PutReplay(replay).ok());
+  ReplayerOptions replayer_options;
+  replayer_options.brokers = cluster_->bootstrap_servers();
+  replayer_options.catalog = catalog_.get();
+  replayer_options.producer = producer_.get();
+  replayer_options.owns_replays = [] { return true; };
+  replayer_options.poll_interval = absl::Milliseconds(20);
+  auto replayer = Replayer::Start(std::move(replayer_options));
+  ASSERT_TRUE(replayer.ok()) << replayer.status();
+  ASSERT_EQ(starter.WaitForCalls(5, absl::Seconds(30)), 5u);
+  absl::SleepFor(absl::Milliseconds(500));
+  absl::MutexLock lock(&starter.mu);
+  ASSERT_THAT(starter.calls, SizeIs(5));
+  EXPECT_EQ(starter.calls[4][1],
+            TargetExecutionName(ReplayDeliveryKey("new-small", "recent"),
+                                Rule().arn(), "t1"));
 }
 
 }  // namespace

@@ -202,6 +202,30 @@ absl::Status ValidateTarget(const config::ArnScope& scope,
                        ": InputPath must be a JSONPath starting with $."));
     }
   }
+  // AWS's RetryPolicy bounds (an unset event age is 0 here).
+  const v1::RetryPolicy& policy = target.retry_policy();
+  if (policy.has_maximum_retry_attempts()) {
+    const char* field = "targets.member.retryPolicy.maximumRetryAttempts";
+    if (policy.maximum_retry_attempts() < 0) {
+      return ConstraintViolation(
+          field, "Member must have value greater than or equal to 0");
+    }
+    if (policy.maximum_retry_attempts() > 185) {
+      return ConstraintViolation(
+          field, "Member must have value less than or equal to 185");
+    }
+  }
+  if (policy.maximum_event_age_in_seconds() != 0) {
+    const char* field = "targets.member.retryPolicy.maximumEventAgeInSeconds";
+    if (policy.maximum_event_age_in_seconds() < 60) {
+      return ConstraintViolation(
+          field, "Member must have value greater than or equal to 60");
+    }
+    if (policy.maximum_event_age_in_seconds() > 86400) {
+      return ConstraintViolation(
+          field, "Member must have value less than or equal to 86400");
+    }
+  }
   return absl::OkStatus();
 }
 

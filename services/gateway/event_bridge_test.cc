@@ -444,15 +444,35 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
   target->set_id("t1");
   target->set_arn(kStateMachineArn);
   target->set_input_path("$.detail");
+  target->mutable_retry_policy()->set_maximum_retry_attempts(0);
+  target->mutable_retry_policy()->set_maximum_event_age_in_seconds(3600);
   auto* wrong = targets.add_targets();
   wrong->set_id("t2");
   wrong->set_arn("arn:aws:sqs:us-east-1:123456789012:queue");
+  auto* too_many_retries = targets.add_targets();
+  too_many_retries->set_id("t3");
+  too_many_retries->set_arn(kStateMachineArn);
+  too_many_retries->mutable_retry_policy()->set_maximum_retry_attempts(186);
+  auto* too_young = targets.add_targets();
+  too_young->set_id("t4");
+  too_young->set_arn(kStateMachineArn);
+  too_young->mutable_retry_policy()->set_maximum_event_age_in_seconds(59);
   v1::PutTargetsResponse put;
   ASSERT_TRUE(Call(&v1::EventBridge::Stub::PutTargets, targets, &put).ok());
-  EXPECT_EQ(put.failed_entry_count(), 1);
-  ASSERT_THAT(put.failed_entries(), SizeIs(1));
+  EXPECT_EQ(put.failed_entry_count(), 3);
+  ASSERT_THAT(put.failed_entries(), SizeIs(3));
   EXPECT_EQ(put.failed_entries(0).target_id(), "t2");
   EXPECT_EQ(put.failed_entries(0).error_code(), "ValidationException");
+  EXPECT_EQ(put.failed_entries(1).target_id(), "t3");
+  EXPECT_EQ(put.failed_entries(1).error_code(), "ValidationException");
+  EXPECT_THAT(put.failed_entries(1).error_message(),
+              HasSubstr("maximumRetryAttempts' failed to satisfy constraint: "
+                        "Member must have value less than or equal to 185"));
+  EXPECT_EQ(put.failed_entries(2).target_id(), "t4");
+  EXPECT_THAT(put.failed_entries(2).error_message(),
+              HasSubstr("maximumEventAgeInSeconds' failed to satisfy "
+                        "constraint: Member must have value greater than or "
+                        "equal to 60"));
 
   v1::ListTargetsByRuleRequest list_targets;
   list_targets.set_rule("rule-a");
@@ -463,6 +483,10 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
           .ok());
   ASSERT_THAT(listed.targets(), SizeIs(1));
   EXPECT_EQ(listed.targets(0).input_path(), "$.detail");
+  ASSERT_TRUE(listed.targets(0).retry_policy().has_maximum_retry_attempts());
+  EXPECT_EQ(listed.targets(0).retry_policy().maximum_retry_attempts(), 0);
+  EXPECT_EQ(listed.targets(0).retry_policy().maximum_event_age_in_seconds(),
+            3600);
 
   v1::ListRuleNamesByTargetRequest by_target;
   by_target.set_target_arn(kStateMachineArn);
