@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -518,9 +520,20 @@ TEST_F(EventBusE2eTest, ExecutionStatusChangeStartsAnotherWorkflow) {
 // are archived; a replay of a time window re-sends the window's events to
 // the one rule it names, which starts new executions for them and for no
 // other event; the replayed events are not archived again. A cron rule
-// due at the next whole minute starts its target with AWS's Scheduled
-// Event.
+// due at the next whole minute starts its target once with AWS's Scheduled
+// Event, although two eventbus replicas fire it.
 TEST_F(EventBusE2eTest, ReplayedWindowAndCronRuleStartExecutions) {
+  // A second replica in the fixture eventbus's consumer group, started
+  // first so that the group has settled before events flow.
+  auto replica = testing::ChildProcess::Start(
+      "eventbus-3",
+      {STEPFLOW_EVENTBUS_BIN, "--kafka-brokers", cluster_->kafka_bootstrap(),
+       "--gateway", cluster_->gateway_address(), "--listen", "127.0.0.1:0"},
+      absl::StrCat(cluster_->work_dir(), "/eventbus-3.log"));
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  ASSERT_TRUE(
+      (*replica)->WaitForOutput("listening on", absl::Seconds(30)).ok())
+      << (*replica)->LogTail();
   testing::StepFunctionsClient states(cluster_->GatewayChannel());
   const std::string pass =
       R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})";
@@ -695,9 +708,28 @@ TEST_F(EventBusE2eTest, ReplayedWindowAndCronRuleStartExecutions) {
       stub_->DescribeArchive(Context().get(), describe_archive, &archive_described).ok());
   EXPECT_EQ(archive_described.event_count(), 6);
 
-  // The cron rule fired once, at its minute, with a Scheduled Event.
+  // The cron rule fired on both replicas, at its minute, and started its
+  // target once, with a Scheduled Event.
   listed = await_executions(on_cron, 1, absl::Seconds(70));
   ASSERT_EQ(listed.executions_size(), 1) << cron << "\n" << cluster_->Logs();
+  absl::StatusOr<std::string> fired =
+      (*replica)->WaitForOutput("scheduled rule fired", absl::Seconds(10));
+  ASSERT_TRUE(fired.ok()) << (*replica)->LogTail();
+  EXPECT_THAT(*fired, HasSubstr(cron_arn));
+  bool fixture_fired = false;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
+       !fixture_fired && absl::Now() < deadline;
+       absl::SleepFor(absl::Milliseconds(100))) {
+    std::ifstream log(absl::StrCat(cluster_->work_dir(), "/eventbus.log"));
+    for (std::string line; std::getline(log, line);) {
+      if (absl::StrContains(line, "scheduled rule fired") &&
+          absl::StrContains(line, cron_arn))
+        fixture_fired = true;
+    }
+  }
+  EXPECT_TRUE(fixture_fired) << "the fixture's eventbus did not fire " << cron;
+  absl::SleepFor(absl::Seconds(2));
+  EXPECT_EQ(executions_of(on_cron).executions_size(), 1);
   absl::StatusOr<json::Document> scheduled =
       json::Parse(states.Describe(listed.executions(0).execution_arn()).input());
   ASSERT_TRUE(scheduled.ok());
