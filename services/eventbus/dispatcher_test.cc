@@ -85,6 +85,32 @@ TEST(TargetInputTest, InputTransformer) {
   EXPECT_EQ(InputFor(target), R"("Order o-1 costs 12.5")");
 }
 
+// AWS's predefined placeholders: the whole event, the rule's ARN and name,
+// the event's ingestion time; an unknown placeholder is left as it is.
+TEST(TargetInputTest, InputTransformerPredefinedPlaceholders) {
+  v1::Target target;
+  auto* transformer = target.mutable_input_transformer();
+  (*transformer->mutable_input_paths_map())["total"] = "$.detail.total";
+  transformer->set_input_template(
+      R"({"event": <aws.events.event.json>, "arn": "<aws.events.rule-arn>", )"
+      R"("name": <aws.events.rule-name>, )"
+      R"("at": "<aws.events.event.ingestion-time>", "total": <total>})");
+  auto input = json::Parse(InputFor(target));
+  ASSERT_TRUE(input.ok());
+  EXPECT_EQ(json::Serialize((*input)["event"]), kEvent);
+  EXPECT_STREQ((*input)["arn"].GetString(), Rule().arn().c_str());
+  EXPECT_STREQ((*input)["name"].GetString(), "big");
+  EXPECT_STREQ((*input)["at"].GetString(), "2023-11-14T22:13:20Z");
+  EXPECT_EQ((*input)["total"].GetDouble(), 12.5);
+
+  transformer->set_input_template(
+      R"({"whole": <aws.events.event>, "kept": "<not.a.variable>"})");
+  input = json::Parse(InputFor(target));
+  ASSERT_TRUE(input.ok());
+  EXPECT_EQ(json::Serialize((*input)["whole"]), kEvent);
+  EXPECT_STREQ((*input)["kept"].GetString(), "<not.a.variable>");
+}
+
 TEST(TargetExecutionNameTest, DeterministicAndDistinct) {
   const std::string name = TargetExecutionName(
       "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "arn:r", "t1");
