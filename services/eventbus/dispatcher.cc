@@ -486,7 +486,8 @@ void Dispatcher::FireScheduled(const v1::Rule& rule, absl::Time at) {
     absl::StatusOr<std::string> input =
         TargetInput(target, rule, event, event_text);
     if (!input.ok()) {
-      Abandon(id, event_text, rule, target, name, input.status(), 0);
+      if (!Abandon(id, event_text, rule, target, name, input.status(), 0))
+        return;
       continue;
     }
     if (!StartWithRetries(rule, target, name, *input, id, event_text, at))
@@ -883,7 +884,9 @@ bool Dispatcher::Deliver(const BusRules& bus, const std::string& topic,
       absl::StatusOr<std::string> input =
           TargetInput(target, rule, *event, event_text);
       if (!input.ok()) {
-        Abandon(event_id, event_text, rule, target, name, input.status(), 0);
+        if (!Abandon(event_id, event_text, rule, target, name, input.status(),
+                     0))
+          return false;
         continue;
       }
       if (!StartWithRetries(rule, target, name, *input, event_id, event_text,
@@ -894,7 +897,7 @@ bool Dispatcher::Deliver(const BusRules& bus, const std::string& topic,
   return true;
 }
 
-void Dispatcher::Abandon(const std::string& event_id,
+bool Dispatcher::Abandon(const std::string& event_id,
                          absl::string_view event_text, const v1::Rule& rule,
                          const v1::Target& target, const std::string& name,
                          const absl::Status& error, int attempts) {
@@ -904,24 +907,31 @@ void Dispatcher::Abandon(const std::string& event_id,
               {"execution", name},
               {"attempts", attempts},
               {"error", error}});
-  // Counted once its dead letter is written: a caller that sees the count
-  // finds the record.
+  // The event's offset is committed only once its dead letter is stored:
+  // the write is tried until it succeeds, or until stopping (then the
+  // event is delivered again, by this replica or another).
   if (options_.dead_letter) {
-    absl::Status stored = options_.dead_letter(
-        event_id, DeadLetterRecord(event_text, rule.arn(), target.id(), name,
-                                   error, attempts));
-    if (!stored.ok()) {
-      log::Error(kComponent,
-                 "cannot write the dead-letter record; the delivery is lost",
+    const std::string record = DeadLetterRecord(
+        event_text, rule.arn(), target.id(), name, error, attempts);
+    absl::Duration backoff = options_.initial_backoff;
+    for (;;) {
+      absl::Status stored = options_.dead_letter(event_id, record);
+      if (stored.ok()) break;
+      log::Error(kComponent, "cannot write the dead-letter record; retrying",
                  {{"rule", rule.arn()},
                   {"target", target.id()},
                   {"execution", name},
                   {"error", stored}});
+      if (!SleepUnlessStopping(backoff)) return false;
+      backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }
+  // Counted once its dead letter is written: a caller that sees the count
+  // finds the record.
   abandoned_.fetch_add(1);
   if (options_.abandoned_counter != nullptr)
     options_.abandoned_counter->Increment();
+  return true;
 }
 
 bool Dispatcher::StartWithRetries(const v1::Rule& rule,
@@ -952,19 +962,18 @@ bool Dispatcher::StartWithRetries(const v1::Rule& rule,
       return true;
     }
     if (!Retryable(status.code()) || attempt >= max_attempts) {
-      Abandon(event_id, event_text, rule, target, name, status, attempt);
-      return true;
+      return Abandon(event_id, event_text, rule, target, name, status,
+                     attempt);
     }
     // No retry begins once the event is older than its maximum age.
     if (options_.now() + backoff > event_time + max_age) {
-      Abandon(event_id, event_text, rule, target, name,
-              absl::Status(status.code(),
-                           absl::StrCat("MaximumEventAgeInSeconds (",
-                                        absl::ToInt64Seconds(max_age),
-                                        ") reached; last error: ",
-                                        status.message())),
-              attempt);
-      return true;
+      return Abandon(event_id, event_text, rule, target, name,
+                     absl::Status(status.code(),
+                                  absl::StrCat("MaximumEventAgeInSeconds (",
+                                               absl::ToInt64Seconds(max_age),
+                                               ") reached; last error: ",
+                                               status.message())),
+                     attempt);
     }
     if (!SleepUnlessStopping(backoff)) return false;
     backoff = std::min(backoff * 2, options_.max_backoff);

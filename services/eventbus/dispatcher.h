@@ -15,8 +15,10 @@
 // (MaximumRetryAttempts, MaximumEventAgeInSeconds; the options' defaults
 // where it says nothing); then, or at once for an error retrying cannot fix
 // (e.g. the state machine does not exist), the delivery is given up:
-// logged, counted and handed to `dead_letter` (kDeadLetterTopic in the
-// eventbus) with the event, rule, target and error.
+// logged, handed to `dead_letter` (kDeadLetterTopic in the eventbus) with
+// the event, rule, target and error, and counted. A dead letter that cannot
+// be written is retried: the event's offset is not committed before it is
+// stored.
 //
 // Scheduled rules (on the default bus, enabled) fire when their schedule
 // says (schedule.h): rate() at multiples of its period counted from the
@@ -124,7 +126,8 @@ struct DispatcherOptions {
   Catalog* catalog = nullptr;
   StartExecutionFn start_execution;
   // Stores a given-up delivery (key: event id, value: DeadLetterRecord);
-  // null: given-up deliveries are only logged.
+  // retried with backoff while it fails. Null: given-up deliveries are
+  // only logged.
   std::function<absl::Status(const std::string& key, const std::string& value)>
       dead_letter;
   // Incremented per execution started and per delivery given up; null: none.
@@ -251,7 +254,10 @@ class Dispatcher {
                         const std::string& name, const std::string& input,
                         const std::string& event_id,
                         absl::string_view event_text, absl::Time event_time);
-  void Abandon(const std::string& event_id, absl::string_view event_text,
+  // Gives a delivery up: logs it, stores its dead letter (retrying the
+  // write) and counts it; false if stopped before the dead letter was
+  // stored.
+  bool Abandon(const std::string& event_id, absl::string_view event_text,
                const v1::Rule& rule, const v1::Target& target,
                const std::string& name, const absl::Status& error,
                int attempts);

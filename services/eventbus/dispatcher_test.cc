@@ -508,6 +508,49 @@ TEST_F(DispatcherTest, GivesUpOnPermanentErrorsIntoTheDeadLetters) {
               ::testing::HasSubstr("NOT_FOUND"));
 }
 
+// A dead letter that cannot be written is tried again, and the event's
+// offset is not committed until it is stored: a given-up delivery is
+// dead-lettered, never dropped.
+TEST_F(DispatcherTest, DeadLetterWritesAreRetriedBeforeTheCommit) {
+  FakeStarter starter;
+  starter.always = absl::NotFoundError(
+      "StateMachineDoesNotExist: State Machine Does Not Exist");
+  const kafka::RecordPosition at = PutWithKey("k", "e-dead", 77);
+  std::atomic<bool> refuse{true};
+  std::atomic<int> writes{0};
+  auto dispatcher = StartDispatcher(
+      &starter, [&refuse, &writes](DispatcherOptions& options) {
+        auto store = options.dead_letter;
+        options.dead_letter = [&refuse, &writes, store](
+                                  const std::string& key,
+                                  const std::string& value) {
+          writes.fetch_add(1);
+          if (refuse.load()) return absl::UnavailableError("broker down");
+          return store(key, value);
+        };
+      });
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30);
+       writes.load() < 2 && absl::Now() < deadline;
+       absl::SleepFor(absl::Milliseconds(20))) {
+  }
+  ASSERT_GE(writes.load(), 2);
+  const absl::Time until = absl::Now() + absl::Milliseconds(600);
+  while (absl::Now() < until) {
+    EXPECT_LE(Committed()[at.partition], at.offset);
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(dispatcher->abandoned(), 0);
+
+  refuse.store(false);
+  EXPECT_EQ(WaitForCommitted(at.partition, at.offset + 1, absl::Seconds(10)),
+            at.offset + 1);
+  EXPECT_EQ(dispatcher->abandoned(), 1);
+  EXPECT_EQ(starter.WaitForCalls(2, absl::ZeroDuration()), 1u);
+  absl::MutexLock lock(&dead_mu_);
+  ASSERT_THAT(dead_letters_, SizeIs(1));
+  EXPECT_EQ(dead_letters_[0].first, "e-dead");
+}
+
 // The target's RetryPolicy bounds the attempts: MaximumRetryAttempts
 // retries after the first attempt, then the dead letter.
 TEST_F(DispatcherTest, RetryPolicyMaximumRetryAttempts) {
