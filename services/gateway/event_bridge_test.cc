@@ -429,6 +429,20 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
   EXPECT_EQ(described.state(), "DISABLED");
   EXPECT_EQ(described.event_pattern(), R"({"source": ["shop"]})");
   EXPECT_EQ(described.created_by(), "123456789012");
+  v1::EnableRuleRequest enable;
+  enable.set_name("rule-a");
+  enable.set_event_bus_name("orders");
+  v1::EnableRuleResponse enabled;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::EnableRule, enable, &enabled).ok());
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::DescribeRule, describe, &described).ok());
+  EXPECT_EQ(described.state(), "ENABLED");
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::DisableRule, disable, &disabled).ok());
+  enable.set_name("missing");
+  EXPECT_EQ(
+      Call(&v1::EventBridge::Stub::EnableRule, enable, &enabled).error_code(),
+      grpc::StatusCode::NOT_FOUND);
   describe.set_name("missing");
   grpc::Status missing =
       Call(&v1::EventBridge::Stub::DescribeRule, describe, &described);
