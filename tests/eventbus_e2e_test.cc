@@ -466,6 +466,68 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
   EXPECT_EQ(listed.executions_size(), 1);
 }
 
+// An InputTransformer target: the execution's input is the template with
+// the event's values and AWS's predefined placeholders filled in.
+TEST_F(EventBusE2eTest, InputTransformerShapesTheExecutionInput) {
+  testing::StepFunctionsClient states(cluster_->GatewayChannel());
+  const std::string machine = states.CreateStateMachine(
+      "on-shipment",
+      R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})");
+  ASSERT_TRUE(CreateBus(stub_.get(), "shipping").ok());
+  ASSERT_TRUE(PutRule(stub_.get(), "shipping", "shipped",
+                      R"({"detail-type": ["Shipped"]})")
+                  .ok());
+  v1::PutTargetsRequest targets;
+  targets.set_rule("shipped");
+  targets.set_event_bus_name("shipping");
+  v1::Target* target = targets.add_targets();
+  target->set_id("notify");
+  target->set_arn(machine);
+  auto* transformer = target->mutable_input_transformer();
+  (*transformer->mutable_input_paths_map())["parcel"] = "$.detail.parcel";
+  (*transformer->mutable_input_paths_map())["weight"] = "$.detail.kg";
+  transformer->set_input_template(
+      R"({"parcel": <parcel>, "label": "parcel <parcel>", "kg": <weight>, )"
+      R"("rule": <aws.events.rule-name>, "event": <aws.events.event.json>})");
+  v1::PutTargetsResponse targeted;
+  ASSERT_TRUE(stub_->PutTargets(Context().get(), targets, &targeted).ok());
+  ASSERT_EQ(targeted.failed_entry_count(), 0);
+
+  v1::PutEventsRequest events;
+  v1::PutEventsRequestEntry* entry = events.add_entries();
+  entry->set_source("shop.shipping");
+  entry->set_detail_type("Shipped");
+  entry->set_event_bus_name("shipping");
+  entry->set_detail(R"({"parcel": "p-9", "kg": 2.5})");
+  v1::PutEventsResponse put;
+  ASSERT_TRUE(stub_->PutEvents(Context().get(), events, &put).ok());
+  ASSERT_EQ(put.failed_entry_count(), 0);
+
+  v1::ListExecutionsRequest list;
+  list.set_state_machine_arn(machine);
+  v1::ListExecutionsResponse listed;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(60);
+       absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(200))) {
+    listed.Clear();
+    ASSERT_TRUE(
+        states.Call(&v1::StepFunctions::Stub::ListExecutions, list, &listed)
+            .ok());
+    if (listed.executions_size() > 0) break;
+  }
+  ASSERT_EQ(listed.executions_size(), 1) << cluster_->Logs();
+  absl::StatusOr<json::Document> input = json::Parse(
+      states.Describe(listed.executions(0).execution_arn()).input());
+  ASSERT_TRUE(input.ok());
+  EXPECT_EQ(std::string((*input)["parcel"].GetString()), "p-9");
+  EXPECT_EQ(std::string((*input)["label"].GetString()), "parcel p-9");
+  EXPECT_EQ((*input)["kg"].GetDouble(), 2.5);
+  EXPECT_EQ(std::string((*input)["rule"].GetString()), "shipped");
+  EXPECT_EQ(std::string((*input)["event"]["id"].GetString()),
+            put.entries(0).event_id());
+  EXPECT_EQ(json::Serialize((*input)["event"]["detail"]),
+            R"({"parcel":"p-9","kg":2.5})");
+}
+
 // Workflows react to each other: "A succeeded" lands on the default bus as
 // AWS's status change event, and a rule on it starts B with its detail.
 TEST_F(EventBusE2eTest, ExecutionStatusChangeStartsAnotherWorkflow) {

@@ -68,9 +68,12 @@ bool Retryable(absl::StatusCode code) {
   }
 }
 
-// InputTransformer: each <name> of the template replaced by its value. A
-// placeholder between double quotes takes a string's characters (the
-// template's quotes stay); elsewhere it takes the value's JSON text.
+// InputTransformer: each <name> of the template replaced by its value.
+// Inside a string of a JSON template a placeholder takes a string's
+// characters, escaped (the template's quotes stay), and any other value's
+// JSON text as characters; elsewhere it takes the value's JSON text. A
+// template that is not JSON once filled in is text: every string goes in as
+// its characters and the result is a JSON string.
 absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
                                       const v1::Rule& rule,
                                       const json::Value& event,
@@ -95,7 +98,20 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
   };
   json_of["aws.events.rule-arn"] = quoted(rule.arn());
   json_of["aws.events.rule-name"] = quoted(rule.name());
-  json_of["aws.events.event"] = std::string(event_text);
+  // AWS: aws.events.event is the event without its detail.
+  if (event.IsObject()) {
+    json::Value without_detail(rapidjson::kObjectType);
+    for (auto it = event.MemberBegin(); it != event.MemberEnd(); ++it) {
+      if (absl::string_view(it->name.GetString(), it->name.GetStringLength()) ==
+          "detail")
+        continue;
+      without_detail.AddMember(json::Value(it->name, a), json::Value(it->value, a),
+                               a);
+    }
+    json_of["aws.events.event"] = json::Serialize(without_detail);
+  } else {
+    json_of["aws.events.event"] = std::string(event_text);
+  }
   json_of["aws.events.event.json"] = std::string(event_text);
   if (event.IsObject() && event.HasMember("time")) {
     json_of["aws.events.event.ingestion-time"] = json::Serialize(event["time"]);
@@ -103,30 +119,35 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
 
   const std::string& tmpl = transformer.input_template();
   // `text_template`: strings go in as their characters everywhere.
-  auto substitute = [&tmpl, &json_of](bool text_template) {
+  auto substitute = [&tmpl, &json_of, &quoted](bool text_template) {
     std::string out;
+    bool in_string = false;  // inside a string literal of the template
     size_t i = 0;
     while (i < tmpl.size()) {
-      const size_t close =
-          tmpl[i] == '<' ? tmpl.find('>', i) : std::string::npos;
+      const char c = tmpl[i];
+      const size_t close = c == '<' ? tmpl.find('>', i) : std::string::npos;
       auto found = close == std::string::npos
                        ? json_of.end()
                        : json_of.find(tmpl.substr(i + 1, close - i - 1));
       if (found == json_of.end()) {
-        out.push_back(tmpl[i++]);
+        if (c == '\\' && in_string && i + 1 < tmpl.size()) {
+          out.append(tmpl, i, 2);  // an escape: the next byte is no quote
+          i += 2;
+          continue;
+        }
+        if (c == '"') in_string = !in_string;
+        out.push_back(c);
+        ++i;
         continue;
       }
       const std::string& value = found->second;
-      const bool in_quotes = i > 0 && tmpl[i - 1] == '"' &&
-                             close + 1 < tmpl.size() && tmpl[close + 1] == '"';
       const bool is_string = value.size() >= 2 && value.front() == '"';
-      if (is_string && (in_quotes || text_template)) {
-        if (text_template) {
-          out.append(json::Parse(value)->GetString());  // unescaped
-        } else {
-          out.append(value, 1,
-                     value.size() - 2);  // still escaped, inside quotes
-        }
+      if (text_template) {
+        out.append(is_string ? json::Parse(value)->GetString() : value);
+      } else if (in_string) {
+        // Escaped characters, without the quotes of a JSON string.
+        const std::string characters = is_string ? value : quoted(value);
+        out.append(characters, 1, characters.size() - 2);
       } else {
         out.append(value);
       }
