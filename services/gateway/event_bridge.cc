@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/asl/jsonpath.h"
 #include "common/json/json.h"
 #include "common/kafka/client.h"
 #include "common/kafka/topic_admin.h"
@@ -200,6 +201,31 @@ absl::Status ValidateTarget(const config::ArnScope& scope,
           "ValidationException",
           absl::StrCat("Target ", target.id(),
                        ": InputPath must be a JSONPath starting with $."));
+    }
+  }
+  if (has_transformer) {
+    const v1::InputTransformer& transformer = target.input_transformer();
+    RETURN_IF_ERROR(ValidateLength("targets.member.inputTransformer.inputTemplate",
+                                   transformer.input_template(), 1, 8192));
+    if (transformer.input_paths_map_size() > 100) {
+      return rpc::InvalidArgument(
+          "ValidationException",
+          absl::StrCat("Target ", target.id(),
+                       ": InputPathsMap has more than 100 entries."));
+    }
+    for (const auto& [name, path] : transformer.input_paths_map()) {
+      if (absl::StartsWithIgnoreCase(name, "aws.")) {
+        return rpc::InvalidArgument(
+            "ValidationException",
+            absl::StrCat("Target ", target.id(), ": InputPathsMap key ", name,
+                         " is reserved (keys cannot start with \"AWS.\")."));
+      }
+      if (path.empty() || path[0] != '$' || !asl::JsonPath::Parse(path).ok()) {
+        return rpc::InvalidArgument(
+            "ValidationException",
+            absl::StrCat("Target ", target.id(), ": InputPathsMap value of ",
+                         name, " is not a JSONPath starting with $."));
+      }
     }
   }
   // AWS's RetryPolicy bounds (an unset event age is 0 here).

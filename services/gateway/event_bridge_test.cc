@@ -471,10 +471,35 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
   too_young->set_id("t4");
   too_young->set_arn(kStateMachineArn);
   too_young->mutable_retry_policy()->set_maximum_event_age_in_seconds(59);
+  auto* bad_path = targets.add_targets();
+  bad_path->set_id("t5");
+  bad_path->set_arn(kStateMachineArn);
+  (*bad_path->mutable_input_transformer()->mutable_input_paths_map())["x"] =
+      "detail.x";
+  bad_path->mutable_input_transformer()->set_input_template("<x>");
+  auto* reserved = targets.add_targets();
+  reserved->set_id("t6");
+  reserved->set_arn(kStateMachineArn);
+  (*reserved->mutable_input_transformer()
+        ->mutable_input_paths_map())["aws.events.rule-name"] = "$.detail";
+  reserved->mutable_input_transformer()->set_input_template("<x>");
+  auto* no_template = targets.add_targets();
+  no_template->set_id("t7");
+  no_template->set_arn(kStateMachineArn);
+  (*no_template->mutable_input_transformer()->mutable_input_paths_map())["x"] =
+      "$.detail";
   v1::PutTargetsResponse put;
   ASSERT_TRUE(Call(&v1::EventBridge::Stub::PutTargets, targets, &put).ok());
-  EXPECT_EQ(put.failed_entry_count(), 3);
-  ASSERT_THAT(put.failed_entries(), SizeIs(3));
+  EXPECT_EQ(put.failed_entry_count(), 6);
+  ASSERT_THAT(put.failed_entries(), SizeIs(6));
+  for (int i = 3; i < 6; ++i) {
+    EXPECT_EQ(put.failed_entries(i).target_id(), absl::StrCat("t", i + 2));
+    EXPECT_EQ(put.failed_entries(i).error_code(), "ValidationException");
+  }
+  EXPECT_THAT(put.failed_entries(3).error_message(),
+              HasSubstr("not a JSONPath starting with $"));
+  EXPECT_THAT(put.failed_entries(4).error_message(), HasSubstr("reserved"));
+  EXPECT_THAT(put.failed_entries(5).error_message(), HasSubstr("inputTemplate"));
   EXPECT_EQ(put.failed_entries(0).target_id(), "t2");
   EXPECT_EQ(put.failed_entries(0).error_code(), "ValidationException");
   EXPECT_EQ(put.failed_entries(1).target_id(), "t3");
