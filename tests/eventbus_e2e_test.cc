@@ -466,6 +466,76 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
   EXPECT_EQ(listed.executions_size(), 1);
 }
 
+// A delivery that cannot succeed (the target state machine does not exist)
+// is given up into the target's DeadLetterConfig queue, i.e. its Kafka topic
+// stepflow.dead-letter.QUEUE, read back by kcat: the event, rule, target
+// and reason.
+TEST_F(EventBusE2eTest, GivenUpDeliveryLandsInTheTargetsDeadLetterTopic) {
+  auto states = v1::StepFunctions::NewStub(cluster_->GatewayChannel());
+  v1::CreateStateMachineRequest machine;
+  machine.set_name("dlq-probe");
+  machine.set_definition(
+      R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})");
+  v1::CreateStateMachineResponse machine_created;
+  grpc::Status status =
+      states->CreateStateMachine(Context().get(), machine, &machine_created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::string missing_arn = machine_created.state_machine_arn();
+  missing_arn.replace(missing_arn.rfind("dlq-probe"), 9, "dlq-missing");
+
+  ASSERT_TRUE(CreateBus(stub_.get(), "returns").ok());
+  ASSERT_TRUE(PutRule(stub_.get(), "returns", "refund",
+                      R"({"detail-type": ["RefundAsked"]})")
+                  .ok());
+  v1::PutTargetsRequest targets;
+  targets.set_rule("refund");
+  targets.set_event_bus_name("returns");
+  v1::Target* target = targets.add_targets();
+  target->set_id("refund-missing");
+  target->set_arn(missing_arn);
+  target->mutable_dead_letter_config()->set_arn(
+      "arn:aws:sqs:us-east-1:123456789012:refunds-dlq");
+  v1::PutTargetsResponse targeted;
+  ASSERT_TRUE(stub_->PutTargets(Context().get(), targets, &targeted).ok());
+  ASSERT_EQ(targeted.failed_entry_count(), 0)
+      << targeted.failed_entries(0).error_message();
+
+  v1::PutEventsRequest events;
+  v1::PutEventsRequestEntry* entry = events.add_entries();
+  entry->set_source("shop");
+  entry->set_detail_type("RefundAsked");
+  entry->set_event_bus_name("returns");
+  entry->set_detail(R"({"order":"o-7"})");
+  v1::PutEventsResponse put;
+  ASSERT_TRUE(stub_->PutEvents(Context().get(), events, &put).ok());
+  ASSERT_EQ(put.failed_entry_count(), 0);
+  const std::string event_id = put.entries(0).event_id();
+
+  const std::string kcat_log =
+      absl::StrCat(cluster_->work_dir(), "/kcat-dlq.log");
+  std::vector<TopicRecord> records;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    auto read = ReadTopicWithKcat(cluster_->kafka_bootstrap(),
+                                  "stepflow.dead-letter.refunds-dlq", kcat_log);
+    if (read.ok() && !read->empty()) {
+      records = std::move(*read);
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  ASSERT_THAT(records, SizeIs(1)) << cluster_->Logs();
+  EXPECT_EQ(records[0].key, event_id);
+  auto record = json::Parse(records[0].value);
+  ASSERT_TRUE(record.ok()) << records[0].value;
+  EXPECT_STREQ((*record)["event"]["id"].GetString(), event_id.c_str());
+  EXPECT_STREQ((*record)["target"].GetString(), "refund-missing");
+  EXPECT_THAT(std::string((*record)["rule"].GetString()),
+              HasSubstr("rule/returns/refund"));
+  EXPECT_THAT(std::string((*record)["error"].GetString()),
+              HasSubstr("NOT_FOUND"));
+}
+
 // An InputTransformer target: the execution's input is the template with
 // the event's values and AWS's predefined placeholders filled in.
 TEST_F(EventBusE2eTest, InputTransformerShapesTheExecutionInput) {

@@ -19,6 +19,7 @@
 #include "prometheus/counter.h"
 #include "services/eventbus/archive.h"
 #include "services/eventbus/catalog.h"
+#include "services/eventbus/dead_letter.h"
 #include "services/eventbus/schedule.h"
 
 namespace stepflow::eventbus {
@@ -934,14 +935,16 @@ bool Dispatcher::Abandon(const std::string& event_id,
   if (options_.dead_letter) {
     const std::string record = DeadLetterRecord(
         event_text, rule.arn(), target.id(), name, error, attempts);
+    const std::string topic = DeadLetterTopicFor(target);
     absl::Duration backoff = options_.initial_backoff;
     for (;;) {
-      absl::Status stored = options_.dead_letter(event_id, record);
+      absl::Status stored = options_.dead_letter(topic, event_id, record);
       if (stored.ok()) break;
       log::Error(kComponent, "cannot write the dead-letter record; retrying",
                  {{"rule", rule.arn()},
                   {"target", target.id()},
                   {"execution", name},
+                  {"topic", topic},
                   {"error", stored}});
       if (!SleepUnlessStopping(backoff)) return false;
       backoff = std::min(backoff * 2, options_.max_backoff);

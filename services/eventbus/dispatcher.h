@@ -15,10 +15,14 @@
 // (MaximumRetryAttempts, MaximumEventAgeInSeconds; the options' defaults
 // where it says nothing); then, or at once for an error retrying cannot fix
 // (e.g. the state machine does not exist), the delivery is given up:
-// logged, handed to `dead_letter` (kDeadLetterTopic in the eventbus) with
-// the event, rule, target and error, and counted. A dead letter that cannot
-// be written is retried: the event's offset is not committed before it is
-// stored.
+// logged, handed to `dead_letter` with the event, rule, target and error
+// for the target's dead-letter topic (dead_letter.h: its DeadLetterConfig's,
+// else the shared one), and counted. A dead letter that cannot be written
+// is retried: the event's offset is not committed before it is stored.
+//
+// Every target starts its executions with StartExecution, EXPRESS state
+// machines' too: EventBridge rules start state machines asynchronously (see
+// the README's "Targets").
 //
 // Scheduled rules (on the default bus, enabled) fire when their schedule
 // says (schedule.h): rate() at multiples of its period counted from the
@@ -125,10 +129,11 @@ struct DispatcherOptions {
   // Not owned; must outlive the dispatcher.
   Catalog* catalog = nullptr;
   StartExecutionFn start_execution;
-  // Stores a given-up delivery (key: event id, value: DeadLetterRecord);
-  // retried with backoff while it fails. Null: given-up deliveries are
-  // only logged.
-  std::function<absl::Status(const std::string& key, const std::string& value)>
+  // Stores a given-up delivery in `topic` (DeadLetterTopicFor the target;
+  // key: event id, value: DeadLetterRecord); retried with backoff while it
+  // fails. Null: given-up deliveries are only logged.
+  std::function<absl::Status(const std::string& topic, const std::string& key,
+                             const std::string& value)>
       dead_letter;
   // Incremented per execution started and per delivery given up; null: none.
   // Not owned; must outlive the dispatcher.

@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "services/eventbus/archive.h"
 #include "services/eventbus/catalog.h"
+#include "services/eventbus/dead_letter.h"
 #include "services/eventbus/replayer.h"
 #include "services/eventbus/schedule.h"
 
@@ -267,10 +268,12 @@ class DispatcherTest : public ::testing::Test {
       StartExecutionFn start_execution,
       const std::function<void(DispatcherOptions&)>& adjust = nullptr) {
     DispatcherOptions options;
-    options.dead_letter = [this](const std::string& key,
+    options.dead_letter = [this](const std::string& topic,
+                                 const std::string& key,
                                  const std::string& value) {
       absl::MutexLock lock(&dead_mu_);
       dead_letters_.push_back({key, value});
+      dead_letter_topics_.push_back(topic);
       return absl::OkStatus();
     };
     options.brokers = cluster_->bootstrap_servers();
@@ -362,6 +365,8 @@ class DispatcherTest : public ::testing::Test {
   absl::Mutex dead_mu_;
   std::vector<std::pair<std::string, std::string>> dead_letters_
       ABSL_GUARDED_BY(dead_mu_);
+  // The topic of each of dead_letters_.
+  std::vector<std::string> dead_letter_topics_ ABSL_GUARDED_BY(dead_mu_);
 };
 
 TEST_F(DispatcherTest, DeliversMatchingEventsOnceAndRetries) {
@@ -528,6 +533,64 @@ TEST_F(DispatcherTest, GivesUpOnPermanentErrorsIntoTheDeadLetters) {
   EXPECT_EQ((*record)["attempts"].GetInt(), 1);
   EXPECT_THAT(std::string((*record)["error"].GetString()),
               ::testing::HasSubstr("NOT_FOUND"));
+  // No DeadLetterConfig: the shared topic.
+  EXPECT_EQ(dead_letter_topics_[0], kSharedDeadLetterTopic);
+}
+
+// A target with a DeadLetterConfig has its dead letters written to its
+// queue's topic; another target of the same rule without one keeps the
+// shared topic.
+TEST_F(DispatcherTest, DeadLettersGoToTheTargetsQueueTopic) {
+  v1::Target with_queue = catalog_->ListTargets("orders", "big").at(0);
+  with_queue.mutable_dead_letter_config()->set_arn(
+      "arn:aws:sqs:us-east-1:123456789012:orders-dlq");
+  ASSERT_TRUE(catalog_->PutTarget("orders", "big", with_queue).ok());
+  v1::Target without = with_queue;
+  without.set_id("t2");
+  without.clear_dead_letter_config();
+  ASSERT_TRUE(catalog_->PutTarget("orders", "big", without).ok());
+  FakeStarter starter;
+  starter.always = absl::NotFoundError(
+      "StateMachineDoesNotExist: State Machine Does Not Exist");
+  Put("e-queued", 77);
+  auto dispatcher = StartDispatcher(&starter);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (dispatcher->abandoned() < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(dispatcher->abandoned(), 2);
+  absl::MutexLock lock(&dead_mu_);
+  ASSERT_THAT(dead_letters_, SizeIs(2));
+  std::map<std::string, std::string> topic_of;  // target -> topic
+  for (size_t i = 0; i < dead_letters_.size(); ++i) {
+    auto record = json::Parse(dead_letters_[i].second);
+    ASSERT_TRUE(record.ok());
+    EXPECT_STREQ((*record)["event"]["id"].GetString(), "e-queued");
+    topic_of[(*record)["target"].GetString()] = dead_letter_topics_[i];
+  }
+  EXPECT_EQ(topic_of["t1"], "stepflow.dead-letter.orders-dlq");
+  EXPECT_EQ(topic_of["t2"], kSharedDeadLetterTopic);
+}
+
+TEST(DeadLetterTopicTest, MapsSqsQueueArnsToTopics) {
+  EXPECT_EQ(*DeadLetterTopicForArn("arn:aws:sqs:eu-west-1:123456789012:q_1-a"),
+            "stepflow.dead-letter.q_1-a");
+  EXPECT_EQ(
+      *DeadLetterTopicForArn("arn:aws:sqs:eu-west-1:123456789012:jobs.fifo"),
+      "stepflow.dead-letter.jobs.fifo");
+  for (const char* bad :
+       {"", "queue", "arn:aws:sns:eu-west-1:123456789012:q",
+        "arn:aws:sqs:eu-west-1:1234:q", "arn:aws:sqs::123456789012:q",
+        "arn:aws:sqs:eu-west-1:123456789012:", "arn:aws:sqs:eu-west-1:123456789012:a.b",
+        "arn:aws:sqs:eu-west-1:123456789012:q:extra",
+        "arn:aws:sqs:eu-west-1:123456789012:.fifo"}) {
+    EXPECT_TRUE(absl::IsInvalidArgument(DeadLetterTopicForArn(bad).status()))
+        << bad;
+  }
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      DeadLetterTopicForArn(absl::StrCat("arn:aws:sqs:eu-west-1:123456789012:",
+                                         std::string(81, 'q')))
+          .status()));
 }
 
 // A dead letter that cannot be written is tried again, and the event's
@@ -544,11 +607,12 @@ TEST_F(DispatcherTest, DeadLetterWritesAreRetriedBeforeTheCommit) {
       &starter, [&refuse, &writes](DispatcherOptions& options) {
         auto store = options.dead_letter;
         options.dead_letter = [&refuse, &writes, store](
+                                  const std::string& topic,
                                   const std::string& key,
                                   const std::string& value) {
           writes.fetch_add(1);
           if (refuse.load()) return absl::UnavailableError("broker down");
-          return store(key, value);
+          return store(topic, key, value);
         };
       });
   for (const absl::Time deadline = absl::Now() + absl::Seconds(30);

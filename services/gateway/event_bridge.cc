@@ -21,6 +21,7 @@
 #include "common/status/status_macros.h"
 #include "services/eventbus/archive.h"
 #include "services/eventbus/catalog.h"
+#include "services/eventbus/dead_letter.h"
 #include "services/eventbus/envelope.h"
 #include "services/eventbus/schedule.h"
 #include "services/gateway/validation.h"
@@ -250,6 +251,21 @@ absl::Status ValidateTarget(const config::ArnScope& scope,
     if (policy.maximum_event_age_in_seconds() > 86400) {
       return ConstraintViolation(
           field, "Member must have value less than or equal to 86400");
+    }
+  }
+  // DeadLetterConfig.Arn: an SQS queue ARN, whose queue names the target's
+  // dead-letter topic (eventbus/dead_letter.h).
+  if (target.has_dead_letter_config()) {
+    const std::string& arn = target.dead_letter_config().arn();
+    RETURN_IF_ERROR(ValidateLength("targets.member.deadLetterConfig.arn", arn,
+                                   1, 1600));
+    absl::StatusOr<std::string> topic = eventbus::DeadLetterTopicForArn(arn);
+    if (!topic.ok()) {
+      return rpc::InvalidArgument(
+          "ValidationException",
+          absl::StrCat("Target ", target.id(),
+                       ": Parameter DeadLetterConfig.Arn is not valid: ",
+                       topic.status().message()));
     }
   }
   return absl::OkStatus();
@@ -814,6 +830,12 @@ grpc::Status EventBridgeService::PutTargets(
             absl::StrCat(
                 "The requested resource exceeds the maximum number allowed of ",
                 kMaxTargetsPerRule, " targets per rule."));
+      }
+      // The dead-letter topic first, so the eventbus has somewhere to write.
+      if (status.ok() && admin_ != nullptr && target.has_dead_letter_config()) {
+        status = admin_->EnsureTopic(
+            {.name = eventbus::DeadLetterTopicFor(target), .partitions = 1},
+            kKafkaTimeout);
       }
       if (status.ok())
         status = catalog_->PutTarget(bus, request->rule(), target);

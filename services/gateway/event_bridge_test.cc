@@ -460,6 +460,8 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
   target->set_input_path("$.detail");
   target->mutable_retry_policy()->set_maximum_retry_attempts(0);
   target->mutable_retry_policy()->set_maximum_event_age_in_seconds(3600);
+  target->mutable_dead_letter_config()->set_arn(
+      "arn:aws:sqs:us-east-1:123456789012:orders-dlq");
   auto* wrong = targets.add_targets();
   wrong->set_id("t2");
   wrong->set_arn("arn:aws:sqs:us-east-1:123456789012:queue");
@@ -488,10 +490,25 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
   no_template->set_arn(kStateMachineArn);
   (*no_template->mutable_input_transformer()->mutable_input_paths_map())["x"] =
       "$.detail";
+  auto* sns_dead_letters = targets.add_targets();
+  sns_dead_letters->set_id("t8");
+  sns_dead_letters->set_arn(kStateMachineArn);
+  sns_dead_letters->mutable_dead_letter_config()->set_arn(
+      "arn:aws:sns:us-east-1:123456789012:topic");
   v1::PutTargetsResponse put;
   ASSERT_TRUE(Call(&v1::EventBridge::Stub::PutTargets, targets, &put).ok());
-  EXPECT_EQ(put.failed_entry_count(), 6);
-  ASSERT_THAT(put.failed_entries(), SizeIs(6));
+  EXPECT_EQ(put.failed_entry_count(), 7);
+  ASSERT_THAT(put.failed_entries(), SizeIs(7));
+  EXPECT_EQ(put.failed_entries(6).target_id(), "t8");
+  EXPECT_EQ(put.failed_entries(6).error_code(), "ValidationException");
+  EXPECT_THAT(put.failed_entries(6).error_message(),
+              HasSubstr("Parameter DeadLetterConfig.Arn is not valid"));
+  // The accepted target's dead-letter topic exists before it is stored.
+  auto dead_letter_topics =
+      kafka::ListTopics(cluster_->bootstrap_servers(), absl::Seconds(5));
+  ASSERT_TRUE(dead_letter_topics.ok());
+  EXPECT_THAT(*dead_letter_topics,
+              testing::Contains("stepflow.dead-letter.orders-dlq"));
   for (int i = 3; i < 6; ++i) {
     EXPECT_EQ(put.failed_entries(i).target_id(), absl::StrCat("t", i + 2));
     EXPECT_EQ(put.failed_entries(i).error_code(), "ValidationException");
@@ -526,6 +543,8 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
   EXPECT_EQ(listed.targets(0).retry_policy().maximum_retry_attempts(), 0);
   EXPECT_EQ(listed.targets(0).retry_policy().maximum_event_age_in_seconds(),
             3600);
+  EXPECT_EQ(listed.targets(0).dead_letter_config().arn(),
+            "arn:aws:sqs:us-east-1:123456789012:orders-dlq");
 
   v1::ListRuleNamesByTargetRequest by_target;
   by_target.set_target_arn(kStateMachineArn);
