@@ -1,11 +1,16 @@
 // Event buses end to end: real gateway processes and the Kafka-protocol
 // broker (stepflow-kafka-mock) started by the test fixture. Events are read
-// back from the bus topic with a plain librdkafka consumer of the test's
-// own, so what is checked is what Kafka holds.
+// back from the bus topic by kcat, a Kafka client of its own in a process of
+// its own, so what is checked is what Kafka holds.
 #include <grpcpp/grpcpp.h>
-#include <librdkafka/rdkafka.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -13,17 +18,22 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
+#include "common/json/json.h"
 #include "common/rpc/server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stepflow/v1/events.grpc.pb.h"
 #include "stepflow/v1/states.grpc.pb.h"
-#include "tests/fixture/child_process.h"
-#include "common/json/json.h"
 #include "tests/fixture/api_client.h"
+#include "tests/fixture/child_process.h"
 #include "tests/fixture/cluster.h"
 
 namespace stepflow {
@@ -31,66 +41,86 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
-using ::testing::UnorderedElementsAreArray;
 
-// Every record value of `topic`, read from the beginning to the end that
-// existed when called, with partitions assigned explicitly (no group).
-std::vector<std::string> ReadWholeTopic(const std::string& brokers,
-                                        const std::string& topic) {
-  char errstr[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), errstr,
-                    sizeof(errstr));
-  rd_kafka_conf_set(conf, "group.id", "eventbus-e2e-reader", errstr,
-                    sizeof(errstr));
-  rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
-                    sizeof(errstr));
-  rd_kafka_t* consumer =
-      rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-  EXPECT_NE(consumer, nullptr) << errstr;
-  std::vector<std::string> values;
-  if (consumer == nullptr) return values;
-  const rd_kafka_metadata_t* metadata = nullptr;
-  EXPECT_EQ(rd_kafka_metadata(consumer, 1, nullptr, &metadata, 5000),
-            RD_KAFKA_RESP_ERR_NO_ERROR);
-  int partitions = 0;
-  for (int i = 0; metadata != nullptr && i < metadata->topic_cnt; ++i) {
-    if (topic == metadata->topics[i].topic)
-      partitions = metadata->topics[i].partition_cnt;
+// One record of a topic as kcat printed it.
+struct TopicRecord {
+  int partition = 0;
+  int64_t offset = 0;
+  std::string key;
+  std::string value;
+};
+
+// The path of `program` in a directory of $PATH; empty if none has it.
+std::string FindOnPath(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir :
+       absl::StrSplit(path == nullptr ? "/usr/bin:/bin" : path, ':')) {
+    if (dir.empty()) continue;
+    const std::string candidate = absl::StrCat(dir, "/", program);
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
   }
-  if (metadata != nullptr) rd_kafka_metadata_destroy(metadata);
-  EXPECT_GT(partitions, 0) << topic;
-  std::map<int, int64_t> ends;
-  rd_kafka_topic_partition_list_t* list =
-      rd_kafka_topic_partition_list_new(partitions);
-  for (int p = 0; p < partitions; ++p) {
-    int64_t low = 0, high = 0;
-    EXPECT_EQ(rd_kafka_query_watermark_offsets(consumer, topic.c_str(), p, &low,
-                                               &high, 5000),
-              RD_KAFKA_RESP_ERR_NO_ERROR);
-    if (high > 0) ends[p] = high;
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
+  return "";
+}
+
+// Every record of `topic`, read from the beginning of each partition to its
+// end by kcat (Debian package "kcat") in a process of its own: a Kafka
+// client that shares no code with Stepflow. `timeout` kills it should it
+// hang. kcat prints each record as "PARTITION OFFSET KEYLEN VALUELEN\n",
+// then the key and the value, each followed by a newline, so values may
+// hold any byte.
+absl::StatusOr<std::vector<TopicRecord>> ReadTopicWithKcat(
+    const std::string& brokers, const std::string& topic,
+    const std::string& stderr_path) {
+  const std::string kcat = FindOnPath("kcat");
+  if (kcat.empty()) {
+    return absl::FailedPreconditionError(
+        "kcat is not on PATH: install the Debian package kcat "
+        "(tools/setup.sh installs it)");
   }
-  rd_kafka_assign(consumer, list);
-  rd_kafka_topic_partition_list_destroy(list);
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (!ends.empty() && absl::Now() < deadline) {
-    rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer, 100);
-    if (message == nullptr) continue;
-    if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      values.emplace_back(static_cast<const char*>(message->payload),
-                          message->len);
-      auto end = ends.find(message->partition);
-      if (end != ends.end() && message->offset + 1 >= end->second)
-        ends.erase(end);
+  const std::string command = absl::StrCat(
+      "timeout -s KILL 60 ", kcat, " -C -q -e -o beginning -b '", brokers,
+      "' -t '", topic, "' -f '%p %o %K %S\\n%k\\n%s\\n' 2>'", stderr_path, "'");
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return absl::InternalError("popen failed: " + command);
+  std::string output;
+  char buffer[4096];
+  for (size_t n; (n = fread(buffer, 1, sizeof(buffer), pipe)) > 0;)
+    output.append(buffer, n);
+  const int status = pclose(pipe);
+  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return absl::InternalError(absl::StrCat(command, " failed (wait status ",
+                                            status, "); see ", stderr_path));
+  }
+  std::vector<TopicRecord> records;
+  size_t at = 0;
+  while (at < output.size()) {
+    const size_t eol = output.find('\n', at);
+    if (eol == std::string::npos) break;
+    std::vector<absl::string_view> header =
+        absl::StrSplit(absl::string_view(output).substr(at, eol - at), ' ');
+    TopicRecord record;
+    int64_t key_size = 0, value_size = 0;
+    if (header.size() != 4 || !absl::SimpleAtoi(header[0], &record.partition) ||
+        !absl::SimpleAtoi(header[1], &record.offset) ||
+        !absl::SimpleAtoi(header[2], &key_size) ||
+        !absl::SimpleAtoi(header[3], &value_size)) {
+      return absl::InternalError(absl::StrCat(
+          "unexpected kcat output at byte ", at, ": ", output.substr(at, 200)));
     }
-    rd_kafka_message_destroy(message);
+    at = eol + 1;
+    // A null key or value has length -1 and prints as nothing.
+    key_size = std::max<int64_t>(key_size, 0);
+    value_size = std::max<int64_t>(value_size, 0);
+    if (at + key_size + 1 + value_size + 1 > output.size()) {
+      return absl::InternalError("kcat output ends inside a record");
+    }
+    record.key = output.substr(at, key_size);
+    at += key_size + 1;
+    record.value = output.substr(at, value_size);
+    at += value_size + 1;
+    records.push_back(std::move(record));
   }
-  EXPECT_TRUE(ends.empty()) << "did not read " << topic << " to its end";
-  rd_kafka_consumer_close(consumer);
-  rd_kafka_destroy(consumer);
-  return values;
+  return records;
 }
 
 class EventBusE2eTest : public ::testing::Test {
@@ -165,11 +195,22 @@ class EventBusE2eTest : public ::testing::Test {
 
 testing::TestCluster* EventBusE2eTest::cluster_ = nullptr;
 
+// What Kafka holds is read back by kcat, an independent Kafka client: one
+// record per accepted entry, keyed by its event id, holding AWS's envelope
+// of that entry, and nothing for the refused entries.
 TEST_F(EventBusE2eTest, PutEventsStoresExactlyTheAcceptedEvents) {
   ASSERT_TRUE(CreateBus(stub_.get(), "payments").ok());
   grpc::Status duplicate = CreateBus(stub_.get(), "payments");
   EXPECT_EQ(duplicate.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  v1::DescribeEventBusRequest describe;
+  describe.set_name("payments");
+  v1::DescribeEventBusResponse bus;
+  ASSERT_TRUE(stub_->DescribeEventBus(Context().get(), describe, &bus).ok());
+  // arn:aws:events:REGION:ACCOUNT:event-bus/payments
+  const std::vector<std::string> arn = absl::StrSplit(bus.arn(), ':');
+  ASSERT_EQ(arn.size(), 6u) << bus.arn();
 
+  const absl::Time stated_time = absl::FromUnixSeconds(1700000000);
   v1::PutEventsRequest request;
   std::set<int> valid;
   for (int i = 0; i < 10; ++i) {
@@ -177,38 +218,84 @@ TEST_F(EventBusE2eTest, PutEventsStoresExactlyTheAcceptedEvents) {
     entry->set_source("shop.payments");
     entry->set_detail_type("PaymentTaken");
     entry->set_event_bus_name(i == 3 ? "no-such-bus" : "payments");
-    entry->set_detail(i == 5 ? "not json" : absl::StrCat(R"({"n":)", i, "}"));
+    entry->set_detail(
+        i == 5 ? "not json"
+               : absl::StrCat(R"({"n":)", i, R"(,"card":{"last4":"4242"}})"));
     if (i == 7) entry->clear_source();
+    if (i % 2 == 0)
+      entry->add_resources(absl::StrCat("arn:aws:shop:::order/", i));
+    if (i == 8)
+      entry->mutable_time()->set_seconds(absl::ToUnixSeconds(stated_time));
     if (i != 3 && i != 5 && i != 7) valid.insert(i);
   }
+  const absl::Time before = absl::Now() - absl::Seconds(1);
   v1::PutEventsResponse response;
   grpc::Status status = stub_->PutEvents(Context().get(), request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
+  const absl::Time after = absl::Now() + absl::Seconds(1);
   ASSERT_THAT(response.entries(), SizeIs(10));
   EXPECT_EQ(response.failed_entry_count(), 3);
   EXPECT_EQ(response.entries(3).error_code(), "ResourceNotFoundException");
   EXPECT_EQ(response.entries(5).error_code(), "MalformedDetail");
   EXPECT_EQ(response.entries(7).error_code(), "InvalidArgument");
-
-  std::vector<std::string> expected;
+  std::map<std::string, int> entry_of_id;
   for (int i : valid) {
     ASSERT_FALSE(response.entries(i).event_id().empty()) << i;
-    expected.push_back(
-        absl::StrCat(R"("id":")", response.entries(i).event_id(), R"(")"));
+    entry_of_id[response.entries(i).event_id()] = i;
   }
-  std::vector<std::string> stored =
-      ReadWholeTopic(cluster_->kafka_bootstrap(), "stepflow.events.payments");
-  ASSERT_THAT(stored, SizeIs(valid.size()));
-  std::vector<std::string> stored_ids;
-  for (const std::string& event : stored) {
-    EXPECT_THAT(event, HasSubstr(R"("version":"0")"));
-    EXPECT_THAT(event, HasSubstr(R"("detail-type":"PaymentTaken")"));
-    EXPECT_THAT(event, HasSubstr(R"("source":"shop.payments")"));
-    const size_t at = event.find(R"("id":")");
-    ASSERT_NE(at, std::string::npos);
-    stored_ids.push_back(event.substr(at, 6 + 36 + 1));
+
+  const std::string kcat_log = absl::StrCat(cluster_->work_dir(), "/kcat.log");
+  absl::StatusOr<std::vector<TopicRecord>> stored = ReadTopicWithKcat(
+      cluster_->kafka_bootstrap(), "stepflow.events.payments", kcat_log);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_THAT(*stored, SizeIs(valid.size()));
+  std::set<std::string> seen;
+  for (const TopicRecord& record : *stored) {
+    SCOPED_TRACE(record.value);
+    absl::StatusOr<json::Document> event = json::Parse(record.value);
+    ASSERT_TRUE(event.ok()) << event.status();
+    ASSERT_TRUE(event->IsObject());
+    ASSERT_TRUE(event->HasMember("id") && (*event)["id"].IsString());
+    const std::string id = (*event)["id"].GetString();
+    EXPECT_EQ(record.key, id);
+    ASSERT_EQ(entry_of_id.count(id), 1u) << "not an accepted event's id";
+    EXPECT_TRUE(seen.insert(id).second) << "stored twice";
+    const int i = entry_of_id[id];
+    std::vector<std::string> fields;
+    for (const auto& member : event->GetObject())
+      fields.push_back(member.name.GetString());
+    EXPECT_THAT(fields, ::testing::ElementsAre(
+                            "version", "id", "detail-type", "source", "account",
+                            "time", "region", "resources", "detail"));
+    EXPECT_EQ(std::string((*event)["version"].GetString()), "0");
+    EXPECT_EQ(std::string((*event)["detail-type"].GetString()), "PaymentTaken");
+    EXPECT_EQ(std::string((*event)["source"].GetString()), "shop.payments");
+    EXPECT_EQ(std::string((*event)["region"].GetString()), arn[3]);
+    EXPECT_EQ(std::string((*event)["account"].GetString()), arn[4]);
+    absl::Time time;
+    std::string error;
+    ASSERT_TRUE(absl::ParseTime("%Y-%m-%dT%H:%M:%SZ",
+                                (*event)["time"].GetString(), &time, &error))
+        << error;
+    if (i == 8) {
+      EXPECT_EQ(time, stated_time);
+    } else {
+      EXPECT_GE(time, before);
+      EXPECT_LE(time, after);
+    }
+    const json::Value& resources = (*event)["resources"];
+    ASSERT_TRUE(resources.IsArray());
+    if (i % 2 == 0) {
+      ASSERT_EQ(resources.Size(), 1u);
+      EXPECT_EQ(std::string(resources[0].GetString()),
+                absl::StrCat("arn:aws:shop:::order/", i));
+    } else {
+      EXPECT_EQ(resources.Size(), 0u);
+    }
+    EXPECT_EQ(json::Serialize((*event)["detail"]),
+              absl::StrCat(R"({"n":)", i, R"(,"card":{"last4":"4242"}})"));
   }
-  EXPECT_THAT(stored_ids, UnorderedElementsAreArray(expected));
+  EXPECT_EQ(seen.size(), valid.size());
 }
 
 TEST_F(EventBusE2eTest, RulesAcrossGatewayReplicas) {
@@ -379,6 +466,138 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
   EXPECT_EQ(listed.executions_size(), 1);
 }
 
+// A delivery that cannot succeed (the target state machine does not exist)
+// is given up into the target's DeadLetterConfig queue, i.e. its Kafka topic
+// stepflow.dead-letter.QUEUE, read back by kcat: the event, rule, target
+// and reason.
+TEST_F(EventBusE2eTest, GivenUpDeliveryLandsInTheTargetsDeadLetterTopic) {
+  auto states = v1::StepFunctions::NewStub(cluster_->GatewayChannel());
+  v1::CreateStateMachineRequest machine;
+  machine.set_name("dlq-probe");
+  machine.set_definition(
+      R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})");
+  v1::CreateStateMachineResponse machine_created;
+  grpc::Status status =
+      states->CreateStateMachine(Context().get(), machine, &machine_created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::string missing_arn = machine_created.state_machine_arn();
+  missing_arn.replace(missing_arn.rfind("dlq-probe"), 9, "dlq-missing");
+
+  ASSERT_TRUE(CreateBus(stub_.get(), "returns").ok());
+  ASSERT_TRUE(PutRule(stub_.get(), "returns", "refund",
+                      R"({"detail-type": ["RefundAsked"]})")
+                  .ok());
+  v1::PutTargetsRequest targets;
+  targets.set_rule("refund");
+  targets.set_event_bus_name("returns");
+  v1::Target* target = targets.add_targets();
+  target->set_id("refund-missing");
+  target->set_arn(missing_arn);
+  target->mutable_dead_letter_config()->set_arn(
+      "arn:aws:sqs:us-east-1:123456789012:refunds-dlq");
+  v1::PutTargetsResponse targeted;
+  ASSERT_TRUE(stub_->PutTargets(Context().get(), targets, &targeted).ok());
+  ASSERT_EQ(targeted.failed_entry_count(), 0)
+      << targeted.failed_entries(0).error_message();
+
+  v1::PutEventsRequest events;
+  v1::PutEventsRequestEntry* entry = events.add_entries();
+  entry->set_source("shop");
+  entry->set_detail_type("RefundAsked");
+  entry->set_event_bus_name("returns");
+  entry->set_detail(R"({"order":"o-7"})");
+  v1::PutEventsResponse put;
+  ASSERT_TRUE(stub_->PutEvents(Context().get(), events, &put).ok());
+  ASSERT_EQ(put.failed_entry_count(), 0);
+  const std::string event_id = put.entries(0).event_id();
+
+  const std::string kcat_log =
+      absl::StrCat(cluster_->work_dir(), "/kcat-dlq.log");
+  std::vector<TopicRecord> records;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    auto read = ReadTopicWithKcat(cluster_->kafka_bootstrap(),
+                                  "stepflow.dead-letter.refunds-dlq", kcat_log);
+    if (read.ok() && !read->empty()) {
+      records = std::move(*read);
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  ASSERT_THAT(records, SizeIs(1)) << cluster_->Logs();
+  EXPECT_EQ(records[0].key, event_id);
+  auto record = json::Parse(records[0].value);
+  ASSERT_TRUE(record.ok()) << records[0].value;
+  EXPECT_STREQ((*record)["event"]["id"].GetString(), event_id.c_str());
+  EXPECT_STREQ((*record)["target"].GetString(), "refund-missing");
+  EXPECT_THAT(std::string((*record)["rule"].GetString()),
+              HasSubstr("rule/returns/refund"));
+  EXPECT_THAT(std::string((*record)["error"].GetString()),
+              HasSubstr("NOT_FOUND"));
+}
+
+// An InputTransformer target: the execution's input is the template with
+// the event's values and AWS's predefined placeholders filled in.
+TEST_F(EventBusE2eTest, InputTransformerShapesTheExecutionInput) {
+  testing::StepFunctionsClient states(cluster_->GatewayChannel());
+  const std::string machine = states.CreateStateMachine(
+      "on-shipment",
+      R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})");
+  ASSERT_TRUE(CreateBus(stub_.get(), "shipping").ok());
+  ASSERT_TRUE(PutRule(stub_.get(), "shipping", "shipped",
+                      R"({"detail-type": ["Shipped"]})")
+                  .ok());
+  v1::PutTargetsRequest targets;
+  targets.set_rule("shipped");
+  targets.set_event_bus_name("shipping");
+  v1::Target* target = targets.add_targets();
+  target->set_id("notify");
+  target->set_arn(machine);
+  auto* transformer = target->mutable_input_transformer();
+  (*transformer->mutable_input_paths_map())["parcel"] = "$.detail.parcel";
+  (*transformer->mutable_input_paths_map())["weight"] = "$.detail.kg";
+  transformer->set_input_template(
+      R"({"parcel": <parcel>, "label": "parcel <parcel>", "kg": <weight>, )"
+      R"("rule": <aws.events.rule-name>, "event": <aws.events.event.json>})");
+  v1::PutTargetsResponse targeted;
+  ASSERT_TRUE(stub_->PutTargets(Context().get(), targets, &targeted).ok());
+  ASSERT_EQ(targeted.failed_entry_count(), 0);
+
+  v1::PutEventsRequest events;
+  v1::PutEventsRequestEntry* entry = events.add_entries();
+  entry->set_source("shop.shipping");
+  entry->set_detail_type("Shipped");
+  entry->set_event_bus_name("shipping");
+  entry->set_detail(R"({"parcel": "p-9", "kg": 2.5})");
+  v1::PutEventsResponse put;
+  ASSERT_TRUE(stub_->PutEvents(Context().get(), events, &put).ok());
+  ASSERT_EQ(put.failed_entry_count(), 0);
+
+  v1::ListExecutionsRequest list;
+  list.set_state_machine_arn(machine);
+  v1::ListExecutionsResponse listed;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(60);
+       absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(200))) {
+    listed.Clear();
+    ASSERT_TRUE(
+        states.Call(&v1::StepFunctions::Stub::ListExecutions, list, &listed)
+            .ok());
+    if (listed.executions_size() > 0) break;
+  }
+  ASSERT_EQ(listed.executions_size(), 1) << cluster_->Logs();
+  absl::StatusOr<json::Document> input = json::Parse(
+      states.Describe(listed.executions(0).execution_arn()).input());
+  ASSERT_TRUE(input.ok());
+  EXPECT_EQ(std::string((*input)["parcel"].GetString()), "p-9");
+  EXPECT_EQ(std::string((*input)["label"].GetString()), "parcel p-9");
+  EXPECT_EQ((*input)["kg"].GetDouble(), 2.5);
+  EXPECT_EQ(std::string((*input)["rule"].GetString()), "shipped");
+  EXPECT_EQ(std::string((*input)["event"]["id"].GetString()),
+            put.entries(0).event_id());
+  EXPECT_EQ(json::Serialize((*input)["event"]["detail"]),
+            R"({"parcel":"p-9","kg":2.5})");
+}
+
 // Workflows react to each other: "A succeeded" lands on the default bus as
 // AWS's status change event, and a rule on it starts B with its detail.
 TEST_F(EventBusE2eTest, ExecutionStatusChangeStartsAnotherWorkflow) {
@@ -433,9 +652,20 @@ TEST_F(EventBusE2eTest, ExecutionStatusChangeStartsAnotherWorkflow) {
 // are archived; a replay of a time window re-sends the window's events to
 // the one rule it names, which starts new executions for them and for no
 // other event; the replayed events are not archived again. A cron rule
-// due at the next whole minute starts its target with AWS's Scheduled
-// Event.
+// due at the next whole minute starts its target once with AWS's Scheduled
+// Event, although two eventbus replicas fire it.
 TEST_F(EventBusE2eTest, ReplayedWindowAndCronRuleStartExecutions) {
+  // A second replica in the fixture eventbus's consumer group, started
+  // first so that the group has settled before events flow.
+  auto replica = testing::ChildProcess::Start(
+      "eventbus-3",
+      {STEPFLOW_EVENTBUS_BIN, "--kafka-brokers", cluster_->kafka_bootstrap(),
+       "--gateway", cluster_->gateway_address(), "--listen", "127.0.0.1:0"},
+      absl::StrCat(cluster_->work_dir(), "/eventbus-3.log"));
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  ASSERT_TRUE(
+      (*replica)->WaitForOutput("listening on", absl::Seconds(30)).ok())
+      << (*replica)->LogTail();
   testing::StepFunctionsClient states(cluster_->GatewayChannel());
   const std::string pass =
       R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})";
@@ -610,9 +840,28 @@ TEST_F(EventBusE2eTest, ReplayedWindowAndCronRuleStartExecutions) {
       stub_->DescribeArchive(Context().get(), describe_archive, &archive_described).ok());
   EXPECT_EQ(archive_described.event_count(), 6);
 
-  // The cron rule fired once, at its minute, with a Scheduled Event.
+  // The cron rule fired on both replicas, at its minute, and started its
+  // target once, with a Scheduled Event.
   listed = await_executions(on_cron, 1, absl::Seconds(70));
   ASSERT_EQ(listed.executions_size(), 1) << cron << "\n" << cluster_->Logs();
+  absl::StatusOr<std::string> fired =
+      (*replica)->WaitForOutput("scheduled rule fired", absl::Seconds(10));
+  ASSERT_TRUE(fired.ok()) << (*replica)->LogTail();
+  EXPECT_THAT(*fired, HasSubstr(cron_arn));
+  bool fixture_fired = false;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
+       !fixture_fired && absl::Now() < deadline;
+       absl::SleepFor(absl::Milliseconds(100))) {
+    std::ifstream log(absl::StrCat(cluster_->work_dir(), "/eventbus.log"));
+    for (std::string line; std::getline(log, line);) {
+      if (absl::StrContains(line, "scheduled rule fired") &&
+          absl::StrContains(line, cron_arn))
+        fixture_fired = true;
+    }
+  }
+  EXPECT_TRUE(fixture_fired) << "the fixture's eventbus did not fire " << cron;
+  absl::SleepFor(absl::Seconds(2));
+  EXPECT_EQ(executions_of(on_cron).executions_size(), 1);
   absl::StatusOr<json::Document> scheduled =
       json::Parse(states.Describe(listed.executions(0).execution_arn()).input());
   ASSERT_TRUE(scheduled.ok());

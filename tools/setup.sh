@@ -12,6 +12,8 @@ PACKAGES=(
   libssl-dev zlib1g-dev libpcre2-dev libgoogle-perftools-dev
   python3 python3-yaml python3-grpcio python3-protobuf python3-grpc-tools
   curl
+  # An outside Kafka client: tests/eventbus_e2e_test reads a bus topic with it.
+  kcat
 )
 
 missing=()

@@ -302,11 +302,11 @@ Matcher::Matcher(const std::map<std::string, Pattern>& rules) {
   auto drop_empty = [](auto* map) {
     absl::erase_if(*map, [](const auto& entry) { return entry.second.empty(); });
   };
-  auto lengths = [&](TextBuckets* map, std::vector<size_t>* out) {
+  // The buckets stay where they are from here on: the tries point at them.
+  auto trie = [&](TextBuckets* map, internal::TextTrie<const Bucket*>* out,
+                  bool reversed) {
     drop_empty(map);
-    for (const auto& [text, bucket] : *map) out->push_back(text.size());
-    std::sort(out->begin(), out->end());
-    out->erase(std::unique(out->begin(), out->end()), out->end());
+    for (const auto& [text, bucket] : *map) out->Insert(text, &bucket, reversed);
   };
   // Children come after their parents, so one backward pass finds the
   // paths that lead to no bucket; the event walk skips them.
@@ -316,10 +316,10 @@ Matcher::Matcher(const std::map<std::string, Pattern>& rules) {
     drop_empty(&node.strings);
     drop_empty(&node.folded_strings);
     drop_empty(&node.numbers);
-    lengths(&node.prefixes, &node.prefix_lengths);
-    lengths(&node.folded_prefixes, &node.folded_prefix_lengths);
-    lengths(&node.suffixes, &node.suffix_lengths);
-    lengths(&node.folded_suffixes, &node.folded_suffix_lengths);
+    trie(&node.prefixes, &node.prefix_trie, false);
+    trie(&node.folded_prefixes, &node.folded_prefix_trie, false);
+    trie(&node.suffixes, &node.suffix_trie, true);
+    trie(&node.folded_suffixes, &node.folded_suffix_trie, true);
     std::vector<internal::IntervalIndex::Interval> intervals;
     for (const auto& [range, bucket] : node.ranges) {
       for (uint32_t rule : bucket) intervals.push_back({range.first, range.second, rule});
@@ -352,32 +352,27 @@ void Matcher::Lookup(const PathNode& node, const json::Value& leaf,
     auto it = map.find(key);
     if (it != map.end()) add(it->second);
   };
-  // The map's entries that `text` starts or ends with.
-  auto add_prefixes = [&](const TextBuckets& map, const std::vector<size_t>& lengths,
+  // The buckets of the prefixes or suffixes `text` starts or ends with.
+  auto add_bucket = [&](const Bucket* bucket) { add(*bucket); };
+  auto add_prefixes = [&](const internal::TextTrie<const Bucket*>& trie,
                           absl::string_view text) {
-    for (size_t length : lengths) {
-      if (length > text.size()) break;
-      add_found(map, text.substr(0, length));
-    }
+    if (!trie.empty()) trie.ForEachPrefixOf(text, add_bucket);
   };
-  auto add_suffixes = [&](const TextBuckets& map, const std::vector<size_t>& lengths,
+  auto add_suffixes = [&](const internal::TextTrie<const Bucket*>& trie,
                           absl::string_view text) {
-    for (size_t length : lengths) {
-      if (length > text.size()) break;
-      add_found(map, text.substr(text.size() - length));
-    }
+    if (!trie.empty()) trie.ForEachSuffixOf(text, add_bucket);
   };
   if (!node.present.empty()) add(node.present);
   if (leaf.IsString()) {
     absl::string_view text(leaf.GetString(), leaf.GetStringLength());
     if (!node.strings.empty()) add_found(node.strings, text);
-    add_prefixes(node.prefixes, node.prefix_lengths, text);
-    add_suffixes(node.suffixes, node.suffix_lengths, text);
+    add_prefixes(node.prefix_trie, text);
+    add_suffixes(node.suffix_trie, text);
     if (!node.folded_strings.empty() || !node.folded_prefixes.empty() || !node.folded_suffixes.empty()) {
       std::string folded = internal::Lower(text);
       if (!node.folded_strings.empty()) add_found(node.folded_strings, folded);
-      add_prefixes(node.folded_prefixes, node.folded_prefix_lengths, folded);
-      add_suffixes(node.folded_suffixes, node.folded_suffix_lengths, folded);
+      add_prefixes(node.folded_prefix_trie, folded);
+      add_suffixes(node.folded_suffix_trie, folded);
     }
     internal::IpAddress address;
     if (!node.network_shapes.empty() && internal::ParseIpAddress(text, &address)) {

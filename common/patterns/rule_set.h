@@ -41,6 +41,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/json/json.h"
 #include "common/patterns/internal/interval_index.h"
+#include "common/patterns/internal/text_trie.h"
 #include "common/patterns/pattern.h"
 
 namespace stepflow::patterns {
@@ -81,10 +82,10 @@ class Matcher {
     TextBuckets folded_strings;                   // equals-ignore-case
     absl::flat_hash_map<int64_t, Bucket> numbers;  // scaled to 6 decimals
     TextBuckets prefixes, folded_prefixes, suffixes, folded_suffixes;
-    // The lengths the prefixes and suffixes above have, ascending: an event
-    // string is looked up at these lengths only.
-    std::vector<size_t> prefix_lengths, folded_prefix_lengths;
-    std::vector<size_t> suffix_lengths, folded_suffix_lengths;
+    // The same prefixes and suffixes (the latter reversed) as tries of
+    // their buckets, so an event string is looked up in one pass.
+    internal::TextTrie<const Bucket*> prefix_trie, folded_prefix_trie;
+    internal::TextTrie<const Bucket*> suffix_trie, folded_suffix_trie;
     // Numeric ranges, scaled to 6 decimals: (lowest, highest) value in them.
     // Filled while compiling, then moved into range_index.
     absl::flat_hash_map<std::pair<int64_t, int64_t>, Bucket> ranges;

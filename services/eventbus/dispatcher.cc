@@ -19,6 +19,7 @@
 #include "prometheus/counter.h"
 #include "services/eventbus/archive.h"
 #include "services/eventbus/catalog.h"
+#include "services/eventbus/dead_letter.h"
 #include "services/eventbus/schedule.h"
 
 namespace stepflow::eventbus {
@@ -68,9 +69,12 @@ bool Retryable(absl::StatusCode code) {
   }
 }
 
-// InputTransformer: each <name> of the template replaced by its value. A
-// placeholder between double quotes takes a string's characters (the
-// template's quotes stay); elsewhere it takes the value's JSON text.
+// InputTransformer: each <name> of the template replaced by its value.
+// Inside a string of a JSON template a placeholder takes a string's
+// characters, escaped (the template's quotes stay), and any other value's
+// JSON text as characters; elsewhere it takes the value's JSON text. A
+// template that is not JSON once filled in is text: every string goes in as
+// its characters and the result is a JSON string.
 absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
                                       const v1::Rule& rule,
                                       const json::Value& event,
@@ -95,7 +99,20 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
   };
   json_of["aws.events.rule-arn"] = quoted(rule.arn());
   json_of["aws.events.rule-name"] = quoted(rule.name());
-  json_of["aws.events.event"] = std::string(event_text);
+  // AWS: aws.events.event is the event without its detail.
+  if (event.IsObject()) {
+    json::Value without_detail(rapidjson::kObjectType);
+    for (auto it = event.MemberBegin(); it != event.MemberEnd(); ++it) {
+      if (absl::string_view(it->name.GetString(), it->name.GetStringLength()) ==
+          "detail")
+        continue;
+      without_detail.AddMember(json::Value(it->name, a), json::Value(it->value, a),
+                               a);
+    }
+    json_of["aws.events.event"] = json::Serialize(without_detail);
+  } else {
+    json_of["aws.events.event"] = std::string(event_text);
+  }
   json_of["aws.events.event.json"] = std::string(event_text);
   if (event.IsObject() && event.HasMember("time")) {
     json_of["aws.events.event.ingestion-time"] = json::Serialize(event["time"]);
@@ -103,30 +120,35 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
 
   const std::string& tmpl = transformer.input_template();
   // `text_template`: strings go in as their characters everywhere.
-  auto substitute = [&tmpl, &json_of](bool text_template) {
+  auto substitute = [&tmpl, &json_of, &quoted](bool text_template) {
     std::string out;
+    bool in_string = false;  // inside a string literal of the template
     size_t i = 0;
     while (i < tmpl.size()) {
-      const size_t close =
-          tmpl[i] == '<' ? tmpl.find('>', i) : std::string::npos;
+      const char c = tmpl[i];
+      const size_t close = c == '<' ? tmpl.find('>', i) : std::string::npos;
       auto found = close == std::string::npos
                        ? json_of.end()
                        : json_of.find(tmpl.substr(i + 1, close - i - 1));
       if (found == json_of.end()) {
-        out.push_back(tmpl[i++]);
+        if (c == '\\' && in_string && i + 1 < tmpl.size()) {
+          out.append(tmpl, i, 2);  // an escape: the next byte is no quote
+          i += 2;
+          continue;
+        }
+        if (c == '"') in_string = !in_string;
+        out.push_back(c);
+        ++i;
         continue;
       }
       const std::string& value = found->second;
-      const bool in_quotes = i > 0 && tmpl[i - 1] == '"' &&
-                             close + 1 < tmpl.size() && tmpl[close + 1] == '"';
       const bool is_string = value.size() >= 2 && value.front() == '"';
-      if (is_string && (in_quotes || text_template)) {
-        if (text_template) {
-          out.append(json::Parse(value)->GetString());  // unescaped
-        } else {
-          out.append(value, 1,
-                     value.size() - 2);  // still escaped, inside quotes
-        }
+      if (text_template) {
+        out.append(is_string ? json::Parse(value)->GetString() : value);
+      } else if (in_string) {
+        // Escaped characters, without the quotes of a JSON string.
+        const std::string characters = is_string ? value : quoted(value);
+        out.append(characters, 1, characters.size() - 2);
       } else {
         out.append(value);
       }
@@ -474,16 +496,24 @@ void Dispatcher::FireScheduled(const v1::Rule& rule, absl::Time at) {
   event.AddMember("resources", resources, a);
   event.AddMember("detail", json::Value(rapidjson::kObjectType), a);
   const std::string event_text = json::Serialize(event);
+  // One line per rule and firing on each replica: which replicas fired a
+  // tick (each starts the same executions; the first start wins).
+  log::Info(kComponent, "scheduled rule fired",
+            {{"rule", rule.arn()},
+             {"at", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", at,
+                                     absl::UTCTimeZone())}});
   for (const v1::Target& target :
        options_.catalog->ListTargets(kDefaultBusName, rule.name())) {
     const std::string name = TargetExecutionName(id, rule.arn(), target.id());
     absl::StatusOr<std::string> input =
         TargetInput(target, rule, event, event_text);
     if (!input.ok()) {
-      Abandon(id, event_text, rule, target, name, input.status(), 0);
+      if (!Abandon(id, event_text, rule, target, name, input.status(), 0))
+        return;
       continue;
     }
-    if (!StartWithRetries(rule, target, name, *input, id, event_text)) return;
+    if (!StartWithRetries(rule, target, name, *input, id, event_text, at))
+      return;
   }
 }
 
@@ -876,17 +906,20 @@ bool Dispatcher::Deliver(const BusRules& bus, const std::string& topic,
       absl::StatusOr<std::string> input =
           TargetInput(target, rule, *event, event_text);
       if (!input.ok()) {
-        Abandon(event_id, event_text, rule, target, name, input.status(), 0);
+        if (!Abandon(event_id, event_text, rule, target, name, input.status(),
+                     0))
+          return false;
         continue;
       }
-      if (!StartWithRetries(rule, target, name, *input, event_id, event_text))
+      if (!StartWithRetries(rule, target, name, *input, event_id, event_text,
+                            written))
         return false;
     }
   }
   return true;
 }
 
-void Dispatcher::Abandon(const std::string& event_id,
+bool Dispatcher::Abandon(const std::string& event_id,
                          absl::string_view event_text, const v1::Rule& rule,
                          const v1::Target& target, const std::string& name,
                          const absl::Status& error, int attempts) {
@@ -896,24 +929,33 @@ void Dispatcher::Abandon(const std::string& event_id,
               {"execution", name},
               {"attempts", attempts},
               {"error", error}});
-  // Counted once its dead letter is written: a caller that sees the count
-  // finds the record.
+  // The event's offset is committed only once its dead letter is stored:
+  // the write is tried until it succeeds, or until stopping (then the
+  // event is delivered again, by this replica or another).
   if (options_.dead_letter) {
-    absl::Status stored = options_.dead_letter(
-        event_id, DeadLetterRecord(event_text, rule.arn(), target.id(), name,
-                                   error, attempts));
-    if (!stored.ok()) {
-      log::Error(kComponent,
-                 "cannot write the dead-letter record; the delivery is lost",
+    const std::string record = DeadLetterRecord(
+        event_text, rule.arn(), target.id(), name, error, attempts);
+    const std::string topic = DeadLetterTopicFor(target);
+    absl::Duration backoff = options_.initial_backoff;
+    for (;;) {
+      absl::Status stored = options_.dead_letter(topic, event_id, record);
+      if (stored.ok()) break;
+      log::Error(kComponent, "cannot write the dead-letter record; retrying",
                  {{"rule", rule.arn()},
                   {"target", target.id()},
                   {"execution", name},
+                  {"topic", topic},
                   {"error", stored}});
+      if (!SleepUnlessStopping(backoff)) return false;
+      backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }
+  // Counted once its dead letter is written: a caller that sees the count
+  // finds the record.
   abandoned_.fetch_add(1);
   if (options_.abandoned_counter != nullptr)
     options_.abandoned_counter->Increment();
+  return true;
 }
 
 bool Dispatcher::StartWithRetries(const v1::Rule& rule,
@@ -921,7 +963,16 @@ bool Dispatcher::StartWithRetries(const v1::Rule& rule,
                                   const std::string& name,
                                   const std::string& input,
                                   const std::string& event_id,
-                                  absl::string_view event_text) {
+                                  absl::string_view event_text,
+                                  absl::Time event_time) {
+  const v1::RetryPolicy& policy = target.retry_policy();
+  const int max_attempts = policy.has_maximum_retry_attempts()
+                               ? policy.maximum_retry_attempts() + 1
+                               : options_.max_attempts;
+  const absl::Duration max_age =
+      policy.maximum_event_age_in_seconds() > 0
+          ? absl::Seconds(policy.maximum_event_age_in_seconds())
+          : options_.max_event_age;
   absl::Duration backoff = options_.initial_backoff;
   for (int attempt = 1;; ++attempt) {
     absl::Status status = options_.start_execution(target.arn(), name, input);
@@ -934,9 +985,19 @@ bool Dispatcher::StartWithRetries(const v1::Rule& rule,
           {{"rule", rule.arn()}, {"target", target.id()}, {"execution", name}});
       return true;
     }
-    if (!Retryable(status.code()) || attempt >= options_.max_attempts) {
-      Abandon(event_id, event_text, rule, target, name, status, attempt);
-      return true;
+    if (!Retryable(status.code()) || attempt >= max_attempts) {
+      return Abandon(event_id, event_text, rule, target, name, status,
+                     attempt);
+    }
+    // No retry begins once the event is older than its maximum age.
+    if (options_.now() + backoff > event_time + max_age) {
+      return Abandon(event_id, event_text, rule, target, name,
+                     absl::Status(status.code(),
+                                  absl::StrCat("MaximumEventAgeInSeconds (",
+                                               absl::ToInt64Seconds(max_age),
+                                               ") reached; last error: ",
+                                               status.message())),
+                     attempt);
     }
     if (!SleepUnlessStopping(backoff)) return false;
     backoff = std::min(backoff * 2, options_.max_backoff);

@@ -11,10 +11,18 @@
 // substituted into InputTemplate), or else the whole event.
 //
 // Failures: a retryable error (UNAVAILABLE, DEADLINE_EXCEEDED, ...) is
-// retried with exponential backoff up to `max_attempts`; then, or at once
-// for an error retrying cannot fix (e.g. the state machine does not exist),
-// the delivery is given up: logged, counted and handed to `dead_letter`
-// (kDeadLetterTopic in the eventbus) with the event, rule, target and error.
+// retried with exponential backoff as the target's RetryPolicy says
+// (MaximumRetryAttempts, MaximumEventAgeInSeconds; the options' defaults
+// where it says nothing); then, or at once for an error retrying cannot fix
+// (e.g. the state machine does not exist), the delivery is given up:
+// logged, handed to `dead_letter` with the event, rule, target and error
+// for the target's dead-letter topic (dead_letter.h: its DeadLetterConfig's,
+// else the shared one), and counted. A dead letter that cannot be written
+// is retried: the event's offset is not committed before it is stored.
+//
+// Every target starts its executions with StartExecution, EXPRESS state
+// machines' too: EventBridge rules start state machines asynchronously (see
+// the README's "Targets").
 //
 // Scheduled rules (on the default bus, enabled) fire when their schedule
 // says (schedule.h): rate() at multiples of its period counted from the
@@ -121,9 +129,11 @@ struct DispatcherOptions {
   // Not owned; must outlive the dispatcher.
   Catalog* catalog = nullptr;
   StartExecutionFn start_execution;
-  // Stores a given-up delivery (key: event id, value: DeadLetterRecord);
-  // null: given-up deliveries are only logged.
-  std::function<absl::Status(const std::string& key, const std::string& value)>
+  // Stores a given-up delivery in `topic` (DeadLetterTopicFor the target;
+  // key: event id, value: DeadLetterRecord); retried with backoff while it
+  // fails. Null: given-up deliveries are only logged.
+  std::function<absl::Status(const std::string& topic, const std::string& key,
+                             const std::string& value)>
       dead_letter;
   // Incremented per execution started and per delivery given up; null: none.
   // Not owned; must outlive the dispatcher.
@@ -135,7 +145,11 @@ struct DispatcherOptions {
   // librdkafka consumer properties applied after ours (e.g. a shorter
   // "session.timeout.ms" so a replica that died hands over sooner).
   std::map<std::string, std::string> consumer_config;
+  // Attempts and event age for targets whose RetryPolicy does not say
+  // (AWS: MaximumRetryAttempts + 1 attempts; no retry begins after
+  // MaximumEventAgeInSeconds counted from when Kafka took the event in).
   int max_attempts = 8;
+  absl::Duration max_event_age = absl::Hours(24);
   // The clock schedules fire by; absl::Now when unset.
   std::function<absl::Time()> now;
   // How often scheduled rules are looked at.
@@ -238,12 +252,17 @@ class Dispatcher {
                absl::Time written);
   // Writes the archive stats that changed since the last call.
   void FlushArchiveStats();
-  // Retries `start` per the options; false if stopped meanwhile.
+  // Retries `start` per the target's RetryPolicy, else the options; false
+  // if stopped meanwhile. `event_time`: when Kafka took the event in (a
+  // scheduled event: its firing time), which its age counts from.
   bool StartWithRetries(const v1::Rule& rule, const v1::Target& target,
                         const std::string& name, const std::string& input,
                         const std::string& event_id,
-                        absl::string_view event_text);
-  void Abandon(const std::string& event_id, absl::string_view event_text,
+                        absl::string_view event_text, absl::Time event_time);
+  // Gives a delivery up: logs it, stores its dead letter (retrying the
+  // write) and counts it; false if stopped before the dead letter was
+  // stored.
+  bool Abandon(const std::string& event_id, absl::string_view event_text,
                const v1::Rule& rule, const v1::Target& target,
                const std::string& name, const absl::Status& error,
                int attempts);

@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "services/eventbus/archive.h"
 #include "services/eventbus/catalog.h"
+#include "services/eventbus/dead_letter.h"
 #include "services/eventbus/replayer.h"
 #include "services/eventbus/schedule.h"
 
@@ -83,6 +84,54 @@ TEST(TargetInputTest, InputTransformer) {
             R"({"id": "o-1", "amount": 12.5, "raw": "o-1", "rule": "big"})");
   transformer->set_input_template("Order <order> costs <total>");
   EXPECT_EQ(InputFor(target), R"("Order o-1 costs 12.5")");
+}
+
+// AWS's predefined placeholders: the whole event, the rule's ARN and name,
+// the event's ingestion time; an unknown placeholder is left as it is.
+TEST(TargetInputTest, InputTransformerPredefinedPlaceholders) {
+  v1::Target target;
+  auto* transformer = target.mutable_input_transformer();
+  (*transformer->mutable_input_paths_map())["total"] = "$.detail.total";
+  transformer->set_input_template(
+      R"({"event": <aws.events.event.json>, "arn": "<aws.events.rule-arn>", )"
+      R"("name": <aws.events.rule-name>, )"
+      R"("at": "<aws.events.event.ingestion-time>", "total": <total>})");
+  auto input = json::Parse(InputFor(target));
+  ASSERT_TRUE(input.ok());
+  EXPECT_EQ(json::Serialize((*input)["event"]), kEvent);
+  EXPECT_STREQ((*input)["arn"].GetString(), Rule().arn().c_str());
+  EXPECT_STREQ((*input)["name"].GetString(), "big");
+  EXPECT_STREQ((*input)["at"].GetString(), "2023-11-14T22:13:20Z");
+  EXPECT_EQ((*input)["total"].GetDouble(), 12.5);
+
+  // aws.events.event: the event without its detail.
+  transformer->set_input_template(
+      R"({"whole": <aws.events.event>, "kept": "<not.a.variable>"})");
+  input = json::Parse(InputFor(target));
+  ASSERT_TRUE(input.ok());
+  json::Document without_detail = *json::Parse(kEvent);
+  without_detail.RemoveMember("detail");
+  EXPECT_EQ(json::Serialize((*input)["whole"]), json::Serialize(without_detail));
+  EXPECT_STREQ((*input)["kept"].GetString(), "<not.a.variable>");
+}
+
+// AWS's example: a JSON template with placeholders in and out of strings,
+// also between other characters of a string and in escaped quotes.
+TEST(TargetInputTest, InputTransformerPlaceholdersInsideStrings) {
+  v1::Target target;
+  auto* transformer = target.mutable_input_transformer();
+  (*transformer->mutable_input_paths_map())["instance"] = "$.detail.order";
+  (*transformer->mutable_input_paths_map())["status"] = "$.detail.total";
+  (*transformer->mutable_input_paths_map())["event"] = "$.detail";
+  transformer->set_input_template(
+      R"({"myInstance": <instance>,"myStatus": "<instance> is in state \"<status>\"", )"
+      R"("nested": "<event>"})");
+  EXPECT_EQ(InputFor(target),
+            R"({"myInstance": "o-1","myStatus": "o-1 is in state \"12.5\"", )"
+            R"("nested": "{\"order\":\"o-1\",\"total\":12.5}"})");
+  // A text template: strings go in as their characters.
+  transformer->set_input_template(R"(<instance> is in state "<status>")");
+  EXPECT_EQ(InputFor(target), R"("o-1 is in state \"12.5\"")");
 }
 
 TEST(TargetExecutionNameTest, DeterministicAndDistinct) {
@@ -219,10 +268,12 @@ class DispatcherTest : public ::testing::Test {
       StartExecutionFn start_execution,
       const std::function<void(DispatcherOptions&)>& adjust = nullptr) {
     DispatcherOptions options;
-    options.dead_letter = [this](const std::string& key,
+    options.dead_letter = [this](const std::string& topic,
+                                 const std::string& key,
                                  const std::string& value) {
       absl::MutexLock lock(&dead_mu_);
       dead_letters_.push_back({key, value});
+      dead_letter_topics_.push_back(topic);
       return absl::OkStatus();
     };
     options.brokers = cluster_->bootstrap_servers();
@@ -314,6 +365,8 @@ class DispatcherTest : public ::testing::Test {
   absl::Mutex dead_mu_;
   std::vector<std::pair<std::string, std::string>> dead_letters_
       ABSL_GUARDED_BY(dead_mu_);
+  // The topic of each of dead_letters_.
+  std::vector<std::string> dead_letter_topics_ ABSL_GUARDED_BY(dead_mu_);
 };
 
 TEST_F(DispatcherTest, DeliversMatchingEventsOnceAndRetries) {
@@ -480,6 +533,167 @@ TEST_F(DispatcherTest, GivesUpOnPermanentErrorsIntoTheDeadLetters) {
   EXPECT_EQ((*record)["attempts"].GetInt(), 1);
   EXPECT_THAT(std::string((*record)["error"].GetString()),
               ::testing::HasSubstr("NOT_FOUND"));
+  // No DeadLetterConfig: the shared topic.
+  EXPECT_EQ(dead_letter_topics_[0], kSharedDeadLetterTopic);
+}
+
+// A target with a DeadLetterConfig has its dead letters written to its
+// queue's topic; another target of the same rule without one keeps the
+// shared topic.
+TEST_F(DispatcherTest, DeadLettersGoToTheTargetsQueueTopic) {
+  v1::Target with_queue = catalog_->ListTargets("orders", "big").at(0);
+  with_queue.mutable_dead_letter_config()->set_arn(
+      "arn:aws:sqs:us-east-1:123456789012:orders-dlq");
+  ASSERT_TRUE(catalog_->PutTarget("orders", "big", with_queue).ok());
+  v1::Target without = with_queue;
+  without.set_id("t2");
+  without.clear_dead_letter_config();
+  ASSERT_TRUE(catalog_->PutTarget("orders", "big", without).ok());
+  FakeStarter starter;
+  starter.always = absl::NotFoundError(
+      "StateMachineDoesNotExist: State Machine Does Not Exist");
+  Put("e-queued", 77);
+  auto dispatcher = StartDispatcher(&starter);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (dispatcher->abandoned() < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(dispatcher->abandoned(), 2);
+  absl::MutexLock lock(&dead_mu_);
+  ASSERT_THAT(dead_letters_, SizeIs(2));
+  std::map<std::string, std::string> topic_of;  // target -> topic
+  for (size_t i = 0; i < dead_letters_.size(); ++i) {
+    auto record = json::Parse(dead_letters_[i].second);
+    ASSERT_TRUE(record.ok());
+    EXPECT_STREQ((*record)["event"]["id"].GetString(), "e-queued");
+    topic_of[(*record)["target"].GetString()] = dead_letter_topics_[i];
+  }
+  EXPECT_EQ(topic_of["t1"], "stepflow.dead-letter.orders-dlq");
+  EXPECT_EQ(topic_of["t2"], kSharedDeadLetterTopic);
+}
+
+TEST(DeadLetterTopicTest, MapsSqsQueueArnsToTopics) {
+  EXPECT_EQ(*DeadLetterTopicForArn("arn:aws:sqs:eu-west-1:123456789012:q_1-a"),
+            "stepflow.dead-letter.q_1-a");
+  EXPECT_EQ(
+      *DeadLetterTopicForArn("arn:aws:sqs:eu-west-1:123456789012:jobs.fifo"),
+      "stepflow.dead-letter.jobs.fifo");
+  for (const char* bad :
+       {"", "queue", "arn:aws:sns:eu-west-1:123456789012:q",
+        "arn:aws:sqs:eu-west-1:1234:q", "arn:aws:sqs::123456789012:q",
+        "arn:aws:sqs:eu-west-1:123456789012:", "arn:aws:sqs:eu-west-1:123456789012:a.b",
+        "arn:aws:sqs:eu-west-1:123456789012:q:extra",
+        "arn:aws:sqs:eu-west-1:123456789012:.fifo"}) {
+    EXPECT_TRUE(absl::IsInvalidArgument(DeadLetterTopicForArn(bad).status()))
+        << bad;
+  }
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      DeadLetterTopicForArn(absl::StrCat("arn:aws:sqs:eu-west-1:123456789012:",
+                                         std::string(81, 'q')))
+          .status()));
+}
+
+// A dead letter that cannot be written is tried again, and the event's
+// offset is not committed until it is stored: a given-up delivery is
+// dead-lettered, never dropped.
+TEST_F(DispatcherTest, DeadLetterWritesAreRetriedBeforeTheCommit) {
+  FakeStarter starter;
+  starter.always = absl::NotFoundError(
+      "StateMachineDoesNotExist: State Machine Does Not Exist");
+  const kafka::RecordPosition at = PutWithKey("k", "e-dead", 77);
+  std::atomic<bool> refuse{true};
+  std::atomic<int> writes{0};
+  auto dispatcher = StartDispatcher(
+      &starter, [&refuse, &writes](DispatcherOptions& options) {
+        auto store = options.dead_letter;
+        options.dead_letter = [&refuse, &writes, store](
+                                  const std::string& topic,
+                                  const std::string& key,
+                                  const std::string& value) {
+          writes.fetch_add(1);
+          if (refuse.load()) return absl::UnavailableError("broker down");
+          return store(topic, key, value);
+        };
+      });
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30);
+       writes.load() < 2 && absl::Now() < deadline;
+       absl::SleepFor(absl::Milliseconds(20))) {
+  }
+  ASSERT_GE(writes.load(), 2);
+  const absl::Time until = absl::Now() + absl::Milliseconds(600);
+  while (absl::Now() < until) {
+    EXPECT_LE(Committed()[at.partition], at.offset);
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(dispatcher->abandoned(), 0);
+
+  refuse.store(false);
+  EXPECT_EQ(WaitForCommitted(at.partition, at.offset + 1, absl::Seconds(10)),
+            at.offset + 1);
+  EXPECT_EQ(dispatcher->abandoned(), 1);
+  EXPECT_EQ(starter.WaitForCalls(2, absl::ZeroDuration()), 1u);
+  absl::MutexLock lock(&dead_mu_);
+  ASSERT_THAT(dead_letters_, SizeIs(1));
+  EXPECT_EQ(dead_letters_[0].first, "e-dead");
+}
+
+// The target's RetryPolicy bounds the attempts: MaximumRetryAttempts
+// retries after the first attempt, then the dead letter.
+TEST_F(DispatcherTest, RetryPolicyMaximumRetryAttempts) {
+  v1::Target target = catalog_->ListTargets("orders", "big").at(0);
+  target.mutable_retry_policy()->set_maximum_retry_attempts(2);
+  ASSERT_TRUE(catalog_->PutTarget("orders", "big", target).ok());
+  FakeStarter starter;
+  starter.always = absl::UnavailableError("shard restarting");
+  Put("e-retried", 77);
+  auto dispatcher = StartDispatcher(&starter);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (dispatcher->abandoned() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(dispatcher->abandoned(), 1);
+  absl::SleepFor(absl::Milliseconds(200));  // no further attempt comes
+  EXPECT_EQ(starter.WaitForCalls(4, absl::ZeroDuration()), 3u);
+  absl::MutexLock lock(&dead_mu_);
+  ASSERT_THAT(dead_letters_, SizeIs(1));
+  auto record = json::Parse(dead_letters_[0].second);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ((*record)["attempts"].GetInt(), 3);
+  EXPECT_STREQ((*record)["event"]["id"].GetString(), "e-retried");
+  EXPECT_STREQ((*record)["execution"].GetString(),
+               TargetExecutionName("e-retried", Rule().arn(), "t1").c_str());
+  EXPECT_THAT(std::string((*record)["error"].GetString()),
+              ::testing::HasSubstr("shard restarting"));
+}
+
+// MaximumEventAgeInSeconds: no retry begins once the event is older, counted
+// from when Kafka took it in (here the clock runs two minutes ahead).
+TEST_F(DispatcherTest, RetryPolicyMaximumEventAge) {
+  v1::Target target = catalog_->ListTargets("orders", "big").at(0);
+  target.mutable_retry_policy()->set_maximum_event_age_in_seconds(60);
+  ASSERT_TRUE(catalog_->PutTarget("orders", "big", target).ok());
+  FakeStarter starter;
+  starter.always = absl::UnavailableError("shard restarting");
+  Put("e-old", 77);
+  auto dispatcher = StartDispatcher(&starter, [](DispatcherOptions& options) {
+    options.now = [] { return absl::Now() + absl::Minutes(2); };
+  });
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (dispatcher->abandoned() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(dispatcher->abandoned(), 1);
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(starter.WaitForCalls(2, absl::ZeroDuration()), 1u);
+  absl::MutexLock lock(&dead_mu_);
+  ASSERT_THAT(dead_letters_, SizeIs(1));
+  auto record = json::Parse(dead_letters_[0].second);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ((*record)["attempts"].GetInt(), 1);
+  const std::string error = (*record)["error"].GetString();
+  EXPECT_THAT(error, ::testing::HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(error, ::testing::HasSubstr("MaximumEventAgeInSeconds (60)"));
+  EXPECT_THAT(error, ::testing::HasSubstr("shard restarting"));
 }
 
 TEST_F(DispatcherTest, ScheduledRulesFireOncePerPeriod) {
@@ -719,6 +933,101 @@ TEST_F(DispatcherTest, ArchivesAndReplays) {
   EXPECT_NE(starter.calls[3][1], starter.calls[0][1]);
   EXPECT_EQ(starter.calls[3][2], R"({"total":50})");
   EXPECT_EQ((*dispatcher)->archived(), 2);  // the replayed event was not archived
+}
+
+// UpdateArchive's changes take effect: a new pattern decides which later
+// events are archived, and a new retention which archived events a replay
+// still sends (counted from each event's time).
+TEST_F(DispatcherTest, UpdatedArchivePatternAndRetentionApply) {
+  v1::DescribeArchiveResponse archive;
+  archive.set_archive_name("changing");
+  archive.set_archive_arn(
+      "arn:aws:events:us-east-1:123456789012:archive/changing");
+  archive.set_event_source_arn(EventBusArn(config::ArnScope(), "orders"));
+  archive.set_event_pattern(
+      R"({"detail": {"total": [{"numeric": [">", 40]}]}})");
+  archive.set_state(kArchiveEnabled);
+  *archive.mutable_creation_time() =
+      ToTimestamp(absl::Now() - absl::Seconds(1));
+  ASSERT_TRUE(
+      admin_->EnsureTopic({.name = ArchiveTopic(archive)}, absl::Seconds(5))
+          .ok());
+  ASSERT_TRUE(catalog_->PutArchive(archive).ok());
+
+  const absl::Time now = absl::Now();
+  auto put = [this](const std::string& id, int total, absl::Time time) {
+    const std::string event = absl::StrCat(
+        R"({"version":"0","id":")", id,
+        R"(","source":"shop","detail-type":"T","time":")",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone()),
+        R"(","detail":{"total":)", total, "}}");
+    ASSERT_TRUE(producer_
+                    ->ProduceSync(BusTopic("orders"), id, event,
+                                  absl::Seconds(5))
+                    .ok());
+  };
+  FakeStarter starter;
+  auto dispatcher = StartDispatcher(&starter, [this](DispatcherOptions& o) {
+    o.replica_id = "replica-1";
+    o.stats_interval = absl::Milliseconds(20);
+    o.archive_event = [this](const std::string& topic, const std::string& key,
+                             const std::string& value) {
+      return producer_->ProduceSync(topic, key, value, absl::Seconds(5));
+    };
+  });
+  auto archived_count = [&](int64_t want) {
+    int64_t count = 0;
+    int64_t bytes = 0;
+    for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
+         absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(20))) {
+      catalog_->SumArchiveStats("changing", ArchiveIncarnation(archive),
+                                &count, &bytes);
+      if (count >= want) break;
+    }
+    return count;
+  };
+  put("old-big", 50, now - absl::Hours(72));  // archived
+  put("small", 20, now);                      // not archived: > 40 only
+  ASSERT_EQ(starter.WaitForCalls(2, absl::Seconds(30)), 2u);
+  EXPECT_EQ(archived_count(1), 1);
+
+  archive.set_event_pattern(
+      R"({"detail": {"total": [{"numeric": ["<", 30]}]}})");
+  ASSERT_TRUE(catalog_->PutArchive(archive).ok());
+  put("new-big", 50, now);    // no longer archived
+  put("new-small", 25, now);  // archived now
+  ASSERT_EQ(starter.WaitForCalls(4, absl::Seconds(30)), 4u);
+  EXPECT_EQ(archived_count(2), 2);
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(dispatcher->archived(), 2);
+
+  // Retention cut to two days: a replay of the last four days sends the
+  // event of today and not the one of three days ago.
+  archive.set_retention_days(2);
+  ASSERT_TRUE(catalog_->PutArchive(archive).ok());
+  v1::DescribeReplayResponse replay;
+  replay.set_replay_name("recent");
+  replay.set_state(kReplayStarting);
+  replay.set_event_source_arn(archive.archive_arn());
+  replay.mutable_destination()->set_arn(archive.event_source_arn());
+  *replay.mutable_event_start_time() = ToTimestamp(now - absl::Hours(96));
+  *replay.mutable_event_end_time() = ToTimestamp(now + absl::Minutes(1));
+  ASSERT_TRUE(catalog_->PutReplay(replay).ok());
+  ReplayerOptions replayer_options;
+  replayer_options.brokers = cluster_->bootstrap_servers();
+  replayer_options.catalog = catalog_.get();
+  replayer_options.producer = producer_.get();
+  replayer_options.owns_replays = [] { return true; };
+  replayer_options.poll_interval = absl::Milliseconds(20);
+  auto replayer = Replayer::Start(std::move(replayer_options));
+  ASSERT_TRUE(replayer.ok()) << replayer.status();
+  ASSERT_EQ(starter.WaitForCalls(5, absl::Seconds(30)), 5u);
+  absl::SleepFor(absl::Milliseconds(500));
+  absl::MutexLock lock(&starter.mu);
+  ASSERT_THAT(starter.calls, SizeIs(5));
+  EXPECT_EQ(starter.calls[4][1],
+            TargetExecutionName(ReplayDeliveryKey("new-small", "recent"),
+                                Rule().arn(), "t1"));
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -30,6 +32,12 @@ namespace {
 
 constexpr char kComponent[] = "eventbus";
 constexpr absl::Duration kShutdownGrace = absl::Seconds(5);
+
+// Dead-letter topics known to exist in the embedded broker.
+struct CreatedTopics {
+  absl::Mutex mu;
+  std::set<std::string> names ABSL_GUARDED_BY(mu);
+};
 
 }  // namespace
 
@@ -91,9 +99,24 @@ absl::StatusOr<std::unique_ptr<EventBusServer>> EventBusServer::Start(
     dispatcher_options.group_id = opts.group_id;
     dispatcher_options.catalog = bus->catalog_.get();
     kafka::Producer* producer = bus->producer_.get();
-    dispatcher_options.dead_letter = [producer](const std::string& key,
-                                                const std::string& value) {
-      return producer->ProduceSync(kDeadLetterTopic.name, key, value, absl::Seconds(10));
+    // A target's own dead-letter topic is created by the gateway in
+    // PutTargets; the embedded broker's topics live only as long as the
+    // process, so there the eventbus makes sure of it before the first
+    // write (a failure is retried with the write).
+    auto created_topics = std::make_shared<CreatedTopics>();
+    dispatcher_options.dead_letter =
+        [producer, embedded = opts.embedded_kafka, created_topics](
+            const std::string& topic, const std::string& key,
+            const std::string& value) -> absl::Status {
+      if (embedded != nullptr) {
+        absl::MutexLock lock(&created_topics->mu);
+        if (created_topics->names.count(topic) == 0) {
+          absl::Status created = embedded->CreateTopic(topic, kDeadLetterTopic.partitions);
+          if (!created.ok() && !absl::IsAlreadyExists(created)) return created;
+          created_topics->names.insert(topic);
+        }
+      }
+      return producer->ProduceSync(topic, key, value, absl::Seconds(10));
     };
     dispatcher_options.archive_event = [producer](const std::string& topic,
                                                   const std::string& key,

@@ -15,7 +15,10 @@
 // Topics: the eventbus needs kEventTopics. With the embedded broker of
 // `stepflow dev` and tests (`embedded_kafka`) it creates the missing ones;
 // with a real Kafka, creating topics belongs to operators, and a missing
-// topic is logged as a warning each time the brokers become reachable.
+// topic is logged as a warning each time the brokers become reachable. A
+// target's own dead-letter topic (dead_letter.h) is created by the gateway
+// in PutTargets, and with the embedded broker also by the eventbus before it
+// first writes there.
 //
 //   EventBusOptions options;
 //   options.kafka_brokers = "kafka-0:9092,kafka-1:9092";
@@ -38,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "services/eventbus/dead_letter.h"
 
 namespace grpc {
 class Channel;
@@ -77,8 +81,9 @@ struct TopicSpec {
 
 // The events of the "default" event bus.
 inline constexpr TopicSpec kDefaultBusTopic = {"stepflow.events.default", 4};
-// Deliveries to rule targets that were given up (see dispatcher.h).
-inline constexpr TopicSpec kDeadLetterTopic = {"stepflow.eventbus.dead-letter", 1};
+// Deliveries given up of rule targets without a DeadLetterConfig (see
+// dispatcher.h, dead_letter.h).
+inline constexpr TopicSpec kDeadLetterTopic = {kSharedDeadLetterTopic, 1};
 inline constexpr TopicSpec kEventTopics[] = {kDefaultBusTopic, kDeadLetterTopic};
 
 struct EventBusOptions {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/asl/jsonpath.h"
 #include "common/json/json.h"
 #include "common/kafka/client.h"
 #include "common/kafka/topic_admin.h"
@@ -20,6 +21,7 @@
 #include "common/status/status_macros.h"
 #include "services/eventbus/archive.h"
 #include "services/eventbus/catalog.h"
+#include "services/eventbus/dead_letter.h"
 #include "services/eventbus/envelope.h"
 #include "services/eventbus/schedule.h"
 #include "services/gateway/validation.h"
@@ -200,6 +202,70 @@ absl::Status ValidateTarget(const config::ArnScope& scope,
           "ValidationException",
           absl::StrCat("Target ", target.id(),
                        ": InputPath must be a JSONPath starting with $."));
+    }
+  }
+  if (has_transformer) {
+    const v1::InputTransformer& transformer = target.input_transformer();
+    RETURN_IF_ERROR(ValidateLength("targets.member.inputTransformer.inputTemplate",
+                                   transformer.input_template(), 1, 8192));
+    if (transformer.input_paths_map_size() > 100) {
+      return rpc::InvalidArgument(
+          "ValidationException",
+          absl::StrCat("Target ", target.id(),
+                       ": InputPathsMap has more than 100 entries."));
+    }
+    for (const auto& [name, path] : transformer.input_paths_map()) {
+      if (absl::StartsWithIgnoreCase(name, "aws.")) {
+        return rpc::InvalidArgument(
+            "ValidationException",
+            absl::StrCat("Target ", target.id(), ": InputPathsMap key ", name,
+                         " is reserved (keys cannot start with \"AWS.\")."));
+      }
+      if (path.empty() || path[0] != '$' || !asl::JsonPath::Parse(path).ok()) {
+        return rpc::InvalidArgument(
+            "ValidationException",
+            absl::StrCat("Target ", target.id(), ": InputPathsMap value of ",
+                         name, " is not a JSONPath starting with $."));
+      }
+    }
+  }
+  // AWS's RetryPolicy bounds (an unset event age is 0 here).
+  const v1::RetryPolicy& policy = target.retry_policy();
+  if (policy.has_maximum_retry_attempts()) {
+    const char* field = "targets.member.retryPolicy.maximumRetryAttempts";
+    if (policy.maximum_retry_attempts() < 0) {
+      return ConstraintViolation(
+          field, "Member must have value greater than or equal to 0");
+    }
+    if (policy.maximum_retry_attempts() > 185) {
+      return ConstraintViolation(
+          field, "Member must have value less than or equal to 185");
+    }
+  }
+  if (policy.maximum_event_age_in_seconds() != 0) {
+    const char* field = "targets.member.retryPolicy.maximumEventAgeInSeconds";
+    if (policy.maximum_event_age_in_seconds() < 60) {
+      return ConstraintViolation(
+          field, "Member must have value greater than or equal to 60");
+    }
+    if (policy.maximum_event_age_in_seconds() > 86400) {
+      return ConstraintViolation(
+          field, "Member must have value less than or equal to 86400");
+    }
+  }
+  // DeadLetterConfig.Arn: an SQS queue ARN, whose queue names the target's
+  // dead-letter topic (eventbus/dead_letter.h).
+  if (target.has_dead_letter_config()) {
+    const std::string& arn = target.dead_letter_config().arn();
+    RETURN_IF_ERROR(ValidateLength("targets.member.deadLetterConfig.arn", arn,
+                                   1, 1600));
+    absl::StatusOr<std::string> topic = eventbus::DeadLetterTopicForArn(arn);
+    if (!topic.ok()) {
+      return rpc::InvalidArgument(
+          "ValidationException",
+          absl::StrCat("Target ", target.id(),
+                       ": Parameter DeadLetterConfig.Arn is not valid: ",
+                       topic.status().message()));
     }
   }
   return absl::OkStatus();
@@ -764,6 +830,12 @@ grpc::Status EventBridgeService::PutTargets(
             absl::StrCat(
                 "The requested resource exceeds the maximum number allowed of ",
                 kMaxTargetsPerRule, " targets per rule."));
+      }
+      // The dead-letter topic first, so the eventbus has somewhere to write.
+      if (status.ok() && admin_ != nullptr && target.has_dead_letter_config()) {
+        status = admin_->EnsureTopic(
+            {.name = eventbus::DeadLetterTopicFor(target), .partitions = 1},
+            kKafkaTimeout);
       }
       if (status.ok())
         status = catalog_->PutTarget(bus, request->rule(), target);

@@ -429,6 +429,20 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
   EXPECT_EQ(described.state(), "DISABLED");
   EXPECT_EQ(described.event_pattern(), R"({"source": ["shop"]})");
   EXPECT_EQ(described.created_by(), "123456789012");
+  v1::EnableRuleRequest enable;
+  enable.set_name("rule-a");
+  enable.set_event_bus_name("orders");
+  v1::EnableRuleResponse enabled;
+  ASSERT_TRUE(Call(&v1::EventBridge::Stub::EnableRule, enable, &enabled).ok());
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::DescribeRule, describe, &described).ok());
+  EXPECT_EQ(described.state(), "ENABLED");
+  ASSERT_TRUE(
+      Call(&v1::EventBridge::Stub::DisableRule, disable, &disabled).ok());
+  enable.set_name("missing");
+  EXPECT_EQ(
+      Call(&v1::EventBridge::Stub::EnableRule, enable, &enabled).error_code(),
+      grpc::StatusCode::NOT_FOUND);
   describe.set_name("missing");
   grpc::Status missing =
       Call(&v1::EventBridge::Stub::DescribeRule, describe, &described);
@@ -444,15 +458,77 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
   target->set_id("t1");
   target->set_arn(kStateMachineArn);
   target->set_input_path("$.detail");
+  target->mutable_retry_policy()->set_maximum_retry_attempts(0);
+  target->mutable_retry_policy()->set_maximum_event_age_in_seconds(3600);
+  target->mutable_dead_letter_config()->set_arn(
+      "arn:aws:sqs:us-east-1:123456789012:orders-dlq");
   auto* wrong = targets.add_targets();
   wrong->set_id("t2");
   wrong->set_arn("arn:aws:sqs:us-east-1:123456789012:queue");
+  auto* too_many_retries = targets.add_targets();
+  too_many_retries->set_id("t3");
+  too_many_retries->set_arn(kStateMachineArn);
+  too_many_retries->mutable_retry_policy()->set_maximum_retry_attempts(186);
+  auto* too_young = targets.add_targets();
+  too_young->set_id("t4");
+  too_young->set_arn(kStateMachineArn);
+  too_young->mutable_retry_policy()->set_maximum_event_age_in_seconds(59);
+  auto* bad_path = targets.add_targets();
+  bad_path->set_id("t5");
+  bad_path->set_arn(kStateMachineArn);
+  (*bad_path->mutable_input_transformer()->mutable_input_paths_map())["x"] =
+      "detail.x";
+  bad_path->mutable_input_transformer()->set_input_template("<x>");
+  auto* reserved = targets.add_targets();
+  reserved->set_id("t6");
+  reserved->set_arn(kStateMachineArn);
+  (*reserved->mutable_input_transformer()
+        ->mutable_input_paths_map())["aws.events.rule-name"] = "$.detail";
+  reserved->mutable_input_transformer()->set_input_template("<x>");
+  auto* no_template = targets.add_targets();
+  no_template->set_id("t7");
+  no_template->set_arn(kStateMachineArn);
+  (*no_template->mutable_input_transformer()->mutable_input_paths_map())["x"] =
+      "$.detail";
+  auto* sns_dead_letters = targets.add_targets();
+  sns_dead_letters->set_id("t8");
+  sns_dead_letters->set_arn(kStateMachineArn);
+  sns_dead_letters->mutable_dead_letter_config()->set_arn(
+      "arn:aws:sns:us-east-1:123456789012:topic");
   v1::PutTargetsResponse put;
   ASSERT_TRUE(Call(&v1::EventBridge::Stub::PutTargets, targets, &put).ok());
-  EXPECT_EQ(put.failed_entry_count(), 1);
-  ASSERT_THAT(put.failed_entries(), SizeIs(1));
+  EXPECT_EQ(put.failed_entry_count(), 7);
+  ASSERT_THAT(put.failed_entries(), SizeIs(7));
+  EXPECT_EQ(put.failed_entries(6).target_id(), "t8");
+  EXPECT_EQ(put.failed_entries(6).error_code(), "ValidationException");
+  EXPECT_THAT(put.failed_entries(6).error_message(),
+              HasSubstr("Parameter DeadLetterConfig.Arn is not valid"));
+  // The accepted target's dead-letter topic exists before it is stored.
+  auto dead_letter_topics =
+      kafka::ListTopics(cluster_->bootstrap_servers(), absl::Seconds(5));
+  ASSERT_TRUE(dead_letter_topics.ok());
+  EXPECT_THAT(*dead_letter_topics,
+              testing::Contains("stepflow.dead-letter.orders-dlq"));
+  for (int i = 3; i < 6; ++i) {
+    EXPECT_EQ(put.failed_entries(i).target_id(), absl::StrCat("t", i + 2));
+    EXPECT_EQ(put.failed_entries(i).error_code(), "ValidationException");
+  }
+  EXPECT_THAT(put.failed_entries(3).error_message(),
+              HasSubstr("not a JSONPath starting with $"));
+  EXPECT_THAT(put.failed_entries(4).error_message(), HasSubstr("reserved"));
+  EXPECT_THAT(put.failed_entries(5).error_message(), HasSubstr("inputTemplate"));
   EXPECT_EQ(put.failed_entries(0).target_id(), "t2");
   EXPECT_EQ(put.failed_entries(0).error_code(), "ValidationException");
+  EXPECT_EQ(put.failed_entries(1).target_id(), "t3");
+  EXPECT_EQ(put.failed_entries(1).error_code(), "ValidationException");
+  EXPECT_THAT(put.failed_entries(1).error_message(),
+              HasSubstr("maximumRetryAttempts' failed to satisfy constraint: "
+                        "Member must have value less than or equal to 185"));
+  EXPECT_EQ(put.failed_entries(2).target_id(), "t4");
+  EXPECT_THAT(put.failed_entries(2).error_message(),
+              HasSubstr("maximumEventAgeInSeconds' failed to satisfy "
+                        "constraint: Member must have value greater than or "
+                        "equal to 60"));
 
   v1::ListTargetsByRuleRequest list_targets;
   list_targets.set_rule("rule-a");
@@ -463,6 +539,12 @@ TEST_F(EventBridgeTest, RulesAndTargets) {
           .ok());
   ASSERT_THAT(listed.targets(), SizeIs(1));
   EXPECT_EQ(listed.targets(0).input_path(), "$.detail");
+  ASSERT_TRUE(listed.targets(0).retry_policy().has_maximum_retry_attempts());
+  EXPECT_EQ(listed.targets(0).retry_policy().maximum_retry_attempts(), 0);
+  EXPECT_EQ(listed.targets(0).retry_policy().maximum_event_age_in_seconds(),
+            3600);
+  EXPECT_EQ(listed.targets(0).dead_letter_config().arn(),
+            "arn:aws:sqs:us-east-1:123456789012:orders-dlq");
 
   v1::ListRuleNamesByTargetRequest by_target;
   by_target.set_target_arn(kStateMachineArn);
