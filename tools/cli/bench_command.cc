@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -22,6 +23,8 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/registry.h"
 #include "tools/cli/bench_driver.h"
 #include "tools/cli/bench_options.h"
 #include "tools/cli/bench_report.h"
@@ -58,6 +61,25 @@ std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(
         endpoint, grpc::InsecureChannelCredentials(), arguments));
   }
   return channels;
+}
+
+// EXPRESS executions the in-process cluster closed so far, by status
+// (stepflow_executions_closed_total).
+std::map<std::string, int64_t> ClosedExpressExecutions(const prometheus::Registry& registry) {
+  std::map<std::string, int64_t> counts;
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name != "stepflow_executions_closed_total") continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      std::string type;
+      std::string status;
+      for (const prometheus::ClientMetric::Label& label : metric.label) {
+        if (label.name == "type") type = label.value;
+        if (label.name == "status") status = label.value;
+      }
+      if (type == "EXPRESS") counts[status] += static_cast<int64_t>(metric.counter.value);
+    }
+  }
+  return counts;
 }
 
 // A temporary data folder, removed with this object.
@@ -255,6 +277,9 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
     }
     cluster = std::move(*started);
     context.endpoint = cluster->gateway_address();
+    context.closed_express = [registry = &cluster->registry()]() {
+      return ClosedExpressExecutions(*registry);
+    };
     report.target =
         absl::StrCat("in-process dev cluster, gateway ", context.endpoint);
   } else {
