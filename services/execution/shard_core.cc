@@ -1487,15 +1487,17 @@ void ShardCore::KeepRecentExpress(ExecutionRecord record) {
   if (options_.recent_express_bytes == 0) return;
   record.clear_state();
   const absl::Time closed = FromProto(record.stop_date());
-  const size_t bytes = record.ByteSizeLong() + record.execution_arn().size() +
+  std::string serialized = record.SerializeAsString();
+  const size_t bytes = serialized.capacity() + 2 * record.execution_arn().capacity() +
                        sizeof(RecentExpress) + sizeof(RecentExpressEntry);
-  std::string arn = record.execution_arn();
+  std::string arn = std::move(*record.mutable_execution_arn());
   absl::MutexLock lock(&recent_express_mu_);
   const uint64_t seq = ++recent_express_seq_;
   // A name used again replaces the older entry (whose order entry is then
   // stale and skipped when it comes first).
   RecentExpress& entry = recent_express_[arn];
-  entry.record = std::move(record);
+  entry.record = std::move(serialized);
+  entry.stop_date = closed;
   entry.seq = seq;
   recent_express_order_.push_back({std::move(arn), seq, closed, bytes});
   recent_express_bytes_ += bytes;
@@ -1522,11 +1524,12 @@ std::optional<ExecutionRecord> ShardCore::RecentExpressRecord(const std::string&
   absl::MutexLock lock(&recent_express_mu_);
   auto found = recent_express_.find(arn);
   if (found == recent_express_.end()) return std::nullopt;
-  if (FromProto(found->second.record.stop_date()) + options_.express_execution_retention <=
-      options_.clock->Now()) {
+  if (found->second.stop_date + options_.express_execution_retention <= options_.clock->Now()) {
     return std::nullopt;
   }
-  return found->second.record;
+  ExecutionRecord record;
+  if (!record.ParseFromString(found->second.record)) return std::nullopt;
+  return record;
 }
 
 void ShardCore::CountTransition(size_t batch_bytes, size_t batch_ops) {
@@ -2163,19 +2166,18 @@ absl::Status ShardCore::ListExecutions(const internal::v1::ListShardRequest& req
     absl::MutexLock lock(&recent_express_mu_);
     const absl::Time now = options_.clock->Now();
     for (const auto& [arn, entry] : recent_express_) {
-      const ExecutionRecord& record = entry.record;
+      if (entry.stop_date + options_.express_execution_retention <= now) continue;
+      ExecutionRecord record;
+      if (!record.ParseFromString(entry.record)) continue;
       if (record.state_machine_arn() != request.state_machine_arn() &&
           record.state_machine_version_arn() != request.state_machine_arn() &&
           record.state_machine_alias_arn() != request.state_machine_arn()) {
         continue;
       }
-      if (FromProto(record.stop_date()) + options_.express_execution_retention <= now ||
-          !wanted(record)) {
-        continue;
-      }
+      if (!wanted(record)) continue;
       std::string sort_key = keys::VisibilitySortKey(FromProto(record.start_date()), arn);
       if (!request.after_key().empty() && sort_key <= request.after_key()) continue;
-      recent.emplace_back(std::move(sort_key), record);
+      recent.emplace_back(std::move(sort_key), std::move(record));
     }
   }
   std::sort(recent.begin(), recent.end(),

@@ -494,9 +494,12 @@ class ShardCore {
   // name checks find the recent ones here, within
   // options_.recent_express_bytes and express_execution_retention. A
   // restart forgets them: those executions have run already.
+  // Kept serialized: one allocation to free when it leaves (freeing a
+  // cold parsed record, string by string, cost more than its serialization).
   struct RecentExpress {
-    internal::v1::ExecutionRecord record;  // without its state
-    uint64_t seq = 0;                      // its entry in recent_express_order_
+    std::string record;  // ExecutionRecord without its state
+    absl::Time stop_date;
+    uint64_t seq = 0;  // its entry in recent_express_order_
   };
   struct RecentExpressEntry {
     std::string execution_arn;
