@@ -1807,21 +1807,31 @@ TEST_F(ShardCoreTest, LoggingLevelsChooseWhichEventsAreLogged) {
     EXPECT_TRUE(machine.ok());
     const std::string arn = Start(*machine, "run", R"({"secret": 1})");
     EXPECT_EQ(Describe(arn).status(), "FAILED");
+    // The outbox delivers a transition's items concurrently, so they may
+    // arrive in any order: wait until the last one came and the count
+    // stopped growing, then order them by event id.
     std::vector<json::Document> records;
+    size_t stable_polls = 0;
+    size_t last_count = 0;
     for (int i = 0; i < 100; ++i) {
       records.clear();
+      bool ended = false;
       for (const auto& event : peers_.Published()) {
         if (event.topic() != "stepflow.execution-logs" || event.key() != arn) continue;
         auto parsed = json::Parse(event.value());
         EXPECT_TRUE(parsed.ok());
-        if (parsed.ok()) records.push_back(std::move(*parsed));
+        if (!parsed.ok()) continue;
+        ended = ended || std::string((*parsed)["type"].GetString()) == "ExecutionFailed";
+        records.push_back(std::move(*parsed));
       }
-      if (!records.empty() && std::string(records.back()["type"].GetString()) ==
-                                  "ExecutionFailed") {
-        break;
-      }
+      stable_polls = records.size() == last_count ? stable_polls + 1 : 0;
+      last_count = records.size();
+      if (ended && stable_polls >= 3) break;
       absl::SleepFor(absl::Milliseconds(20));
     }
+    std::sort(records.begin(), records.end(), [](const json::Document& a, const json::Document& b) {
+      return std::stoll(a["id"].GetString()) < std::stoll(b["id"].GetString());
+    });
     return records;
   };
   auto all = logged("ALL", /*include_data=*/false);
