@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   int64_t express_retention_seconds = 600;
   int max_inflight = 4096;
   int64_t max_queued_task_mib = 512;
+  int64_t recent_express_mib = 8;
   int task_queue_partitions = config::kDefaultTaskQueuePartitions;
   std::string kafka_brokers;
 
@@ -64,6 +65,10 @@ int main(int argc, char** argv) {
   flags.Add("express-retention-seconds", &express_retention_seconds,
             "how long closed EXPRESS executions are kept (AWS keeps none; their events "
             "go to the execution-log topic when logging is configured)");
+  flags.Add("recent-express-mib", &recent_express_mib,
+            "EXPRESS executions that end within their asynchronous start are not stored: "
+            "the most recent ones, up to about this much memory and no longer than "
+            "--express-retention-seconds, stay describable and listable (0: none)");
   flags.Add("retention-sweep-seconds", &retention_sweep_seconds,
             "how often closed executions past their retention are deleted (at least "
             "every quarter of the EXPRESS retention)");
@@ -121,6 +126,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.core.max_queued_task_bytes = static_cast<uint64_t>(max_queued_task_mib) << 20;
+  if (recent_express_mib < 0) {
+    std::cerr << "stepflow-shard: --recent-express-mib must not be negative\n";
+    return 2;
+  }
+  options.core.recent_express_bytes = static_cast<size_t>(recent_express_mib) << 20;
   options.core.task_queue_partitions = task_queue_partitions;
   options.core.registry = registry.get();
   options.listen_address = listen;

@@ -5,6 +5,8 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -349,6 +351,30 @@ void ShardCore::RegisterMetrics() {
                             .Register(registry)
                             .Add({}, prometheus::Histogram::BucketBoundaries{
                                          2, 4, 8, 16, 32, 64, 128, 512});
+  // Completions are observable without listing executions (AWS lists no
+  // EXPRESS ones, and this server keeps only the recent ones).
+  auto& closed = prometheus::BuildCounter()
+                     .Name("stepflow_executions_closed_total")
+                     .Help("Executions closed, by state machine type and status.")
+                     .Register(registry);
+  for (int type = 0; type < 2; ++type) {
+    for (int status = 0; status < 4; ++status) {
+      metrics_.closed[type][status] =
+          &closed.Add({{"type", kClosedTypes[type]}, {"status", kClosedStatuses[status]}});
+    }
+  }
+}
+
+void ShardCore::CountClosed(const ExecutionRecord& record, const std::string& status) {
+  closed_.fetch_add(1, std::memory_order_relaxed);
+  if (metrics_.closed[0][0] == nullptr) return;
+  const int type = record.state_machine_type() == "EXPRESS" ? 1 : 0;
+  for (int i = 0; i < 4; ++i) {
+    if (status == kClosedStatuses[i]) {
+      metrics_.closed[type][i]->Increment();
+      return;
+    }
+  }
 }
 
 void ShardCore::AddInflight(int delta) {
@@ -381,6 +407,7 @@ DurabilityStats ShardCore::Stats() const {
   DurabilityStats stats;
   stats.transitions = transitions_.load(std::memory_order_relaxed);
   stats.rejected = rejected_.load(std::memory_order_relaxed);
+  stats.closed = closed_.load(std::memory_order_relaxed);
   if (store_ != nullptr) {
     stats.synced_writes = store_->SyncedWrites();
     stats.wal_syncs = store_->WalSyncs();
@@ -432,7 +459,6 @@ void ShardCore::Shutdown() {
     timers_stop_ = true;
   }
   if (timer_thread_.joinable()) timer_thread_.join();
-  if (store_ != nullptr) (void)FlushExpressCloses(/*always=*/true);
 }
 
 absl::StatusOr<uint32_t> ShardCore::OwnedShard(absl::string_view arn) const {
@@ -1457,66 +1483,53 @@ internal::v1::ServiceTaskResult ChildReport(const ExecutionRecord& record) {
 
 }  // namespace
 
-bool ShardCore::BufferExpressClose(uint32_t shard, ExecutionRecord record) {
-  const absl::Time now = options_.clock->Now();
-  const std::string arn = record.execution_arn();
-  bool first = false;
-  size_t waiting = 0;
-  {
-    absl::MutexLock lock(&express_mu_);
-    for (const std::string& visibility_key : VisibilityKeys(record)) {
-      express_batch_.Put(families_.visibility, visibility_key, "");
-    }
-    express_batch_.Put(families_.retention, keys::RetentionKey(now + RetentionOf(record), arn),
-                       "");
-    express_batch_.Put(families_.executions, keys::ResourceKey(shard, arn),
-                       record.SerializeAsString());
-    express_waiting_.insert_or_assign(arn, std::move(record));
-    first = express_oldest_ == absl::InfiniteFuture();
-    if (first) express_oldest_ = absl::Now();
-    waiting = express_waiting_.size();
-  }
-  // The timer thread writes a buffer that stops filling.
-  if (first) WakeTimers(now + kExpressFlushAge);
-  return waiting >= kExpressFlushRecords;
+void ShardCore::KeepRecentExpress(ExecutionRecord record) {
+  if (options_.recent_express_bytes == 0) return;
+  record.clear_state();
+  const absl::Time closed = FromProto(record.stop_date());
+  std::string serialized = record.SerializeAsString();
+  const size_t bytes = serialized.capacity() + 2 * record.execution_arn().capacity() +
+                       sizeof(RecentExpress) + sizeof(RecentExpressEntry);
+  std::string arn = std::move(*record.mutable_execution_arn());
+  absl::MutexLock lock(&recent_express_mu_);
+  const uint64_t seq = ++recent_express_seq_;
+  // A name used again replaces the older entry (whose order entry is then
+  // stale and skipped when it comes first).
+  RecentExpress& entry = recent_express_[arn];
+  entry.record = std::move(serialized);
+  entry.stop_date = closed;
+  entry.seq = seq;
+  recent_express_order_.push_back({std::move(arn), seq, closed, bytes});
+  recent_express_bytes_ += bytes;
+  EvictRecentExpress(closed);
 }
 
-absl::Status ShardCore::FlushExpressCloses(bool always) {
-  absl::MutexLock flush_lock(&express_flush_mu_);
-  storage::WriteBatch batch;
-  {
-    absl::MutexLock lock(&express_mu_);
-    if (express_waiting_.empty()) return absl::OkStatus();
-    if (!always && express_waiting_.size() < kExpressFlushRecords &&
-        absl::Now() < express_oldest_ + kExpressFlushAge) {
-      return absl::OkStatus();
+void ShardCore::EvictRecentExpress(absl::Time now) {
+  while (!recent_express_order_.empty()) {
+    const RecentExpressEntry& oldest = recent_express_order_.front();
+    if (recent_express_bytes_ <= options_.recent_express_bytes &&
+        oldest.closed + options_.express_execution_retention > now) {
+      return;
     }
-    batch = std::move(express_batch_);
-    express_batch_ = storage::WriteBatch();
-    express_flushing_ = std::move(express_waiting_);
-    express_waiting_.clear();
-    express_oldest_ = absl::InfiniteFuture();
+    auto found = recent_express_.find(oldest.execution_arn);
+    if (found != recent_express_.end() && found->second.seq == oldest.seq) {
+      recent_express_.erase(found);
+    }
+    recent_express_bytes_ -= oldest.bytes;
+    recent_express_order_.pop_front();
   }
-  batch.Put(families_.meta, keys::kOwnerEpochKey, owner_epoch_);
-  absl::Status written = store_->Write(batch, /*sync=*/false);
-  absl::MutexLock lock(&express_mu_);
-  if (!written.ok()) {
-    // Lost like a crash would lose them: they have run; only their records go.
-    log::Error(kComponent, "cannot write closed EXPRESS executions",
-               {{"executions", static_cast<int64_t>(express_flushing_.size())},
-                {"error", written}});
-  }
-  express_flushing_.clear();
-  return written;
 }
 
-std::optional<ExecutionRecord> ShardCore::BufferedExpressClose(const std::string& arn) {
-  absl::MutexLock lock(&express_mu_);
-  for (const auto* records : {&express_waiting_, &express_flushing_}) {
-    auto found = records->find(arn);
-    if (found != records->end()) return found->second;
+std::optional<ExecutionRecord> ShardCore::RecentExpressRecord(const std::string& arn) {
+  absl::MutexLock lock(&recent_express_mu_);
+  auto found = recent_express_.find(arn);
+  if (found == recent_express_.end()) return std::nullopt;
+  if (found->second.stop_date + options_.express_execution_retention <= options_.clock->Now()) {
+    return std::nullopt;
   }
-  return std::nullopt;
+  ExecutionRecord record;
+  if (!record.ParseFromString(found->second.record)) return std::nullopt;
+  return record;
 }
 
 void ShardCore::CountTransition(size_t batch_bytes, size_t batch_ops) {
@@ -1686,6 +1699,7 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     // debug line.
     log::Write(express ? log::Level::kDebug : log::Level::kInfo, kComponent, "execution closed",
                {{"execution", record.execution_arn()}, {"status", record.status()}});
+    CountClosed(record, record.status());
     NotifyClosed(record.execution_arn());
   }
   return absl::OkStatus();
@@ -1776,6 +1790,7 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     record.set_cause(std::move(outcome.cause));
     *record.mutable_stop_date() = ToProto(now);
     CountTransition(0, 0);
+    CountClosed(record, record.status());
     response->set_execution_arn(execution_arn);
     *response->mutable_start_date() = record.start_date();
     return absl::OkStatus();
@@ -1789,7 +1804,7 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
 
   absl::ReleasableMutexLock lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto existing, Read<ExecutionRecord>(families_.executions, key));
-  if (!existing.has_value() && express) existing = BufferedExpressClose(execution_arn);
+  if (!existing.has_value() && express) existing = RecentExpressRecord(execution_arn);
   if (existing.has_value()) {
     // Execution names are idempotency keys: the same name and input while
     // the execution runs returns it again; so does a parent task starting
@@ -1811,13 +1826,11 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   }
   if (ended_alone && !request.has_parent_task()) {
     // Asynchronous (a synchronous one answered above): it has run, so
-    // nothing is redone after a crash; its record joins the buffer of
-    // closed EXPRESS records. A child started by a parent's task is
-    // written at once: the parent's repeated start must find it.
+    // nothing is redone after a crash and nothing is stored; the recent
+    // ones stay in memory to be described and listed. A child started by
+    // a parent's task is written: the parent's repeated start must find it.
     RETURN_IF_ERROR(close_at_once());
-    const bool flush = BufferExpressClose(shard, std::move(record));
-    lock.Release();
-    if (flush) RETURN_IF_ERROR(FlushExpressCloses(/*always=*/false));
+    KeepRecentExpress(std::move(record));
     return absl::OkStatus();
   }
   for (const std::string& visibility_key : VisibilityKeys(record)) {
@@ -1851,7 +1864,7 @@ absl::Status ShardCore::DescribeExecution(const v1::DescribeExecutionRequest& re
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(
                                     families_.executions,
                                     keys::ResourceKey(shard, request.execution_arn())));
-  if (!record.has_value()) record = BufferedExpressClose(request.execution_arn());
+  if (!record.has_value()) record = RecentExpressRecord(request.execution_arn());
   if (!record.has_value()) return ExecutionDoesNotExist(request.execution_arn());
   DescribeRecord(*record, request.included_data() != "METADATA_ONLY", options_.clock->Now(),
                  response);
@@ -2033,7 +2046,7 @@ absl::Status ShardCore::StopExecution(const v1::StopExecutionRequest& request,
   const std::string key = keys::ResourceKey(shard, request.execution_arn());
   absl::MutexLock lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions, key));
-  if (!record.has_value()) record = BufferedExpressClose(request.execution_arn());
+  if (!record.has_value()) record = RecentExpressRecord(request.execution_arn());
   if (!record.has_value()) return ExecutionDoesNotExist(request.execution_arn());
   if (record->status() != "RUNNING") {
     // Stopping a closed execution changes nothing.
@@ -2059,7 +2072,7 @@ absl::Status ShardCore::GetExecutionHistory(const v1::GetExecutionHistoryRequest
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   ASSIGN_OR_RETURN(auto record,
                    Read<ExecutionRecord>(families_.executions, keys::ResourceKey(shard, arn)));
-  if (!record.has_value()) record = BufferedExpressClose(arn);
+  if (!record.has_value()) record = RecentExpressRecord(arn);
   if (!record.has_value()) return ExecutionDoesNotExist(arn);
   if (record->state_machine_type() == "EXPRESS") {
     return absl::InvalidArgumentError(
@@ -2116,7 +2129,17 @@ absl::Status ShardCore::GetExecutionHistory(const v1::GetExecutionHistoryRequest
 absl::Status ShardCore::ListExecutions(const internal::v1::ListShardRequest& request,
                                        internal::v1::ListExecutionsShardResponse* response) {
   const std::string prefix = keys::VisibilityPrefix(request.state_machine_arn());
-  const int limit = request.limit() > 0 ? request.limit() : 100;
+  const size_t limit = request.limit() > 0 ? static_cast<size_t>(request.limit()) : 100;
+  auto wanted = [&](const ExecutionRecord& record) {
+    if (!request.status_filter().empty() && record.status() != request.status_filter()) {
+      return false;
+    }
+    return !((request.redrive_filter() == "REDRIVEN" && record.redrive_count() == 0) ||
+             (request.redrive_filter() == "NOT_REDRIVEN" && record.redrive_count() > 0));
+  };
+  // By sort key: the stored executions (at most `limit`), and the recent
+  // EXPRESS ones kept in memory only; the page is the first `limit` of both.
+  std::vector<std::pair<std::string, ExecutionRecord>> stored;
   absl::Status status;
   RETURN_IF_ERROR(store_->Scan(
       families_.visibility, prefix, "", false, [&](std::string_view key, std::string_view) {
@@ -2132,19 +2155,43 @@ absl::Status ShardCore::ListExecutions(const internal::v1::ListShardRequest& req
           status = record.status();
           return false;
         }
-        if (!record->has_value()) return true;
-        if (!request.status_filter().empty() && (*record)->status() != request.status_filter()) {
-          return true;
-        }
-        if ((request.redrive_filter() == "REDRIVEN" && (*record)->redrive_count() == 0) ||
-            (request.redrive_filter() == "NOT_REDRIVEN" && (*record)->redrive_count() > 0)) {
-          return true;
-        }
+        if (!record->has_value() || !wanted(**record)) return true;
         (*record)->clear_state();
-        *response->add_executions() = std::move(**record);
-        return response->executions_size() < limit;
+        stored.emplace_back(std::string(sort_key), std::move(**record));
+        return stored.size() < limit;
       }));
-  return status;
+  RETURN_IF_ERROR(status);
+  std::vector<std::pair<std::string, ExecutionRecord>> recent;
+  {
+    absl::MutexLock lock(&recent_express_mu_);
+    const absl::Time now = options_.clock->Now();
+    for (const auto& [arn, entry] : recent_express_) {
+      if (entry.stop_date + options_.express_execution_retention <= now) continue;
+      ExecutionRecord record;
+      if (!record.ParseFromString(entry.record)) continue;
+      if (record.state_machine_arn() != request.state_machine_arn() &&
+          record.state_machine_version_arn() != request.state_machine_arn() &&
+          record.state_machine_alias_arn() != request.state_machine_arn()) {
+        continue;
+      }
+      if (!wanted(record)) continue;
+      std::string sort_key = keys::VisibilitySortKey(FromProto(record.start_date()), arn);
+      if (!request.after_key().empty() && sort_key <= request.after_key()) continue;
+      recent.emplace_back(std::move(sort_key), std::move(record));
+    }
+  }
+  std::sort(recent.begin(), recent.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t s = 0;
+  size_t r = 0;
+  while (static_cast<size_t>(response->executions_size()) < limit &&
+         (s < stored.size() || r < recent.size())) {
+    const bool from_stored =
+        r == recent.size() || (s < stored.size() && stored[s].first < recent[r].first);
+    *response->add_executions() =
+        from_stored ? std::move(stored[s++].second) : std::move(recent[r++].second);
+  }
+  return absl::OkStatus();
 }
 
 // --- Retention ------------------------------------------------------------
@@ -2178,7 +2225,10 @@ absl::Status ShardCore::PurgeExecution(const std::string& retention_key,
 }
 
 absl::Status ShardCore::PurgeExpiredExecutions() {
-  RETURN_IF_ERROR(FlushExpressCloses(/*always=*/true));
+  {
+    absl::MutexLock lock(&recent_express_mu_);
+    EvictRecentExpress(options_.clock->Now());
+  }
   const int64_t now_ms = absl::ToUnixMillis(options_.clock->Now());
   while (true) {
     std::vector<std::string> due;
@@ -2926,9 +2976,6 @@ absl::Status ShardCore::FireDueTimers() {
 void ShardCore::TimerLoop() {
   while (true) {
     task_queues_->RefreshAges();
-    if (absl::Status status = FlushExpressCloses(/*always=*/false); !status.ok()) {
-      log::Error(kComponent, "closed EXPRESS executions not written", {{"error", status}});
-    }
     if (options_.clock->Now() >= next_retention_sweep_) {
       next_retention_sweep_ =
           options_.clock->Now() +

@@ -104,6 +104,12 @@ struct ShardCoreOptions {
   // none; this leaves time to look at one), and the sweep runs at least
   // every quarter of it.
   absl::Duration express_execution_retention = absl::Minutes(10);
+  // EXPRESS executions that end within their asynchronous start are not
+  // stored at all (AWS keeps nothing of them either): the most recent ones
+  // stay describable and listable from memory, up to about this many bytes
+  // of records (and no longer than express_execution_retention); the
+  // oldest go first. 0 keeps none.
+  size_t recent_express_bytes = size_t{8} << 20;
   absl::Duration retention_sweep_interval = absl::Hours(1);
   // Admission control: StartExecution and RedriveExecution answer
   // RESOURCE_EXHAUSTED at once while this many transitions are in flight
@@ -138,6 +144,7 @@ struct DurabilityStats {
   uint64_t synced_writes = 0;  // Store::Write calls with sync
   uint64_t wal_syncs = 0;      // WAL fsyncs (shared by concurrent writers)
   uint64_t rejected = 0;       // starts refused by admission control
+  uint64_t closed = 0;         // executions closed (any type and status)
 };
 
 class ShardCore {
@@ -337,7 +344,14 @@ class ShardCore {
     prometheus::Gauge* inflight = nullptr;
     prometheus::Histogram* batch_bytes = nullptr;
     prometheus::Histogram* batch_ops = nullptr;
+    // stepflow_executions_closed_total by kClosedTypes x kClosedStatuses.
+    prometheus::Counter* closed[2][4] = {};
   };
+  static constexpr const char* kClosedTypes[2] = {"STANDARD", "EXPRESS"};
+  static constexpr const char* kClosedStatuses[4] = {"SUCCEEDED", "FAILED", "TIMED_OUT",
+                                                     "ABORTED"};
+  // Counts an execution that closed with `status`.
+  void CountClosed(const internal::v1::ExecutionRecord& record, const std::string& status);
 
   ShardCore(const ShardCoreOptions& options, Peers* peers);
   absl::Status Init();
@@ -467,35 +481,42 @@ class ShardCore {
   std::string owner_epoch_;
   std::atomic<uint64_t> transitions_{0};
   std::atomic<uint64_t> rejected_{0};
+  std::atomic<uint64_t> closed_{0};
 
   absl::Mutex definitions_mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<const asl::Definition>> definitions_
       ABSL_GUARDED_BY(definitions_mu_);
 
   // Closed asynchronous EXPRESS executions that ended within their start
-  // (see StartExecutionImpl): their records, listing and retention entries
-  // wait here and reach the store together, by whichever start fills the
-  // buffer or by the timer thread once the oldest has waited
-  // kExpressFlushAge — one write for many instead of one each (the write
-  // cost more than the rest of such a start). DescribeExecution finds them
-  // meanwhile; ListExecutions is eventually consistent, as on AWS. A crash
-  // loses what waits: those executions have run already.
-  static constexpr size_t kExpressFlushRecords = 256;
-  static constexpr absl::Duration kExpressFlushAge = absl::Milliseconds(20);
-  absl::Mutex express_mu_;
-  storage::WriteBatch express_batch_ ABSL_GUARDED_BY(express_mu_);
-  absl::flat_hash_map<std::string, internal::v1::ExecutionRecord> express_waiting_
-      ABSL_GUARDED_BY(express_mu_);
-  // Those of the flush under way: still found until it has written them.
-  absl::flat_hash_map<std::string, internal::v1::ExecutionRecord> express_flushing_
-      ABSL_GUARDED_BY(express_mu_);
-  absl::Time express_oldest_ ABSL_GUARDED_BY(express_mu_) = absl::InfiniteFuture();
-  absl::Mutex express_flush_mu_;  // one flush at a time, in order
-  // Adds a closed record; true when the buffer should be flushed now.
-  bool BufferExpressClose(uint32_t shard, internal::v1::ExecutionRecord record);
-  // Writes what waits (only when due unless `always`).
-  absl::Status FlushExpressCloses(bool always);
-  std::optional<internal::v1::ExecutionRecord> BufferedExpressClose(const std::string& arn);
+  // (see StartExecutionImpl), newest last: never stored (writing them cost
+  // more than the rest of such a start, and AWS keeps nothing of EXPRESS
+  // executions), but DescribeExecution, StopExecution, ListExecutions and
+  // name checks find the recent ones here, within
+  // options_.recent_express_bytes and express_execution_retention. A
+  // restart forgets them: those executions have run already.
+  // Kept serialized: one allocation to free when it leaves (freeing a
+  // cold parsed record, string by string, cost more than its serialization).
+  struct RecentExpress {
+    std::string record;  // ExecutionRecord without its state
+    absl::Time stop_date;
+    uint64_t seq = 0;  // its entry in recent_express_order_
+  };
+  struct RecentExpressEntry {
+    std::string execution_arn;
+    uint64_t seq = 0;
+    absl::Time closed;
+    size_t bytes = 0;
+  };
+  absl::Mutex recent_express_mu_;
+  absl::flat_hash_map<std::string, RecentExpress> recent_express_
+      ABSL_GUARDED_BY(recent_express_mu_);
+  std::deque<RecentExpressEntry> recent_express_order_ ABSL_GUARDED_BY(recent_express_mu_);
+  size_t recent_express_bytes_ ABSL_GUARDED_BY(recent_express_mu_) = 0;
+  uint64_t recent_express_seq_ ABSL_GUARDED_BY(recent_express_mu_) = 0;
+  void KeepRecentExpress(internal::v1::ExecutionRecord record);
+  // Drops entries beyond the byte bound or older than the retention.
+  void EvictRecentExpress(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recent_express_mu_);
+  std::optional<internal::v1::ExecutionRecord> RecentExpressRecord(const std::string& arn);
 
   // State machine records of this server's catalog, as last written: most
   // starts resolve their revision here without reading the store.

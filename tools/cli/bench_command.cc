@@ -1,12 +1,16 @@
 #include "tools/cli/bench_command.h"
 
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -14,6 +18,7 @@
 #include "absl/random/random.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "common/config/process.h"
 #include "common/config/signals.h"
@@ -22,10 +27,13 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/registry.h"
 #include "tools/cli/bench_driver.h"
 #include "tools/cli/bench_options.h"
 #include "tools/cli/bench_report.h"
 #include "tools/cli/bench_scenarios.h"
+#include "tools/cli/bench_stats.h"
 #include "tools/dev/dev_cluster.h"
 
 namespace stepflow::cli::bench {
@@ -58,6 +66,75 @@ std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(
         endpoint, grpc::InsecureChannelCredentials(), arguments));
   }
   return channels;
+}
+
+// EXPRESS executions the in-process cluster closed so far, by status
+// (stepflow_executions_closed_total).
+std::map<std::string, int64_t> ClosedExpressExecutions(const prometheus::Registry& registry) {
+  std::map<std::string, int64_t> counts;
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name != "stepflow_executions_closed_total") continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      std::string type;
+      std::string status;
+      for (const prometheus::ClientMetric::Label& label : metric.label) {
+        if (label.name == "type") type = label.value;
+        if (label.name == "status") status = label.value;
+      }
+      if (type == "EXPRESS") counts[status] += static_cast<int64_t>(metric.counter.value);
+    }
+  }
+  return counts;
+}
+
+// GET /metrics of `address` ("host:port"); the page without its headers.
+absl::StatusOr<std::string> FetchMetrics(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--metrics ", address, ": no port"));
+  }
+  const std::string host = address.substr(0, colon);
+  const std::string port = address.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot resolve ", address));
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(found, &freeaddrinfo);
+  const int fd = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
+  if (fd < 0) return absl::UnavailableError("cannot open a socket");
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+  timeval timeout{.tv_sec = 10, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  if (connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot connect to ", address));
+  }
+  const std::string request =
+      absl::StrCat("GET /metrics HTTP/1.0\r\nHost: ", host, "\r\n\r\n");
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    return absl::UnavailableError(absl::StrCat("cannot send to ", address));
+  }
+  std::string response;
+  char buffer[16384];
+  while (true) {
+    const ssize_t got = recv(fd, buffer, sizeof(buffer), 0);
+    if (got < 0) return absl::UnavailableError(absl::StrCat("cannot read from ", address));
+    if (got == 0) break;
+    response.append(buffer, static_cast<size_t>(got));
+  }
+  const size_t body = response.find("\r\n\r\n");
+  if (!absl::StartsWith(response, "HTTP/1.") || body == std::string::npos ||
+      response.find(" 200 ") > body) {
+    return absl::UnavailableError(absl::StrCat("GET /metrics of ", address, " failed"));
+  }
+  return response.substr(body + 4);
 }
 
 // A temporary data folder, removed with this object.
@@ -255,11 +332,27 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
     }
     cluster = std::move(*started);
     context.endpoint = cluster->gateway_address();
+    context.closed_express =
+        [registry = &cluster->registry()]() -> absl::StatusOr<std::map<std::string, int64_t>> {
+      return ClosedExpressExecutions(*registry);
+    };
     report.target =
         absl::StrCat("in-process dev cluster, gateway ", context.endpoint);
   } else {
     context.endpoint = options.endpoint;
     report.target = absl::StrCat("gateway ", context.endpoint);
+    if (!options.metrics.empty()) {
+      context.closed_express =
+          [addresses = options.metrics]() -> absl::StatusOr<std::map<std::string, int64_t>> {
+        std::map<std::string, int64_t> counts;
+        for (const std::string& address : addresses) {
+          absl::StatusOr<std::string> page = FetchMetrics(address);
+          if (!page.ok()) return page.status();
+          AddClosedExpress(*page, &counts);
+        }
+        return counts;
+      };
+    }
   }
 
   context.channels = MakeChannels(context.endpoint, report.connections);

@@ -30,6 +30,28 @@ TEST(BenchOptionsTest, Defaults) {
   EXPECT_EQ(options->EffectiveConnections(), 1);
 }
 
+TEST(BenchOptionsTest, MetricsAddressesNeedAnEndpoint) {
+  absl::StatusOr<BenchOptions> options =
+      ParseBenchArgs({"--endpoint", "h:1", "--metrics", "a:9300,b:9300"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_THAT(options->metrics, ::testing::ElementsAre("a:9300", "b:9300"));
+  EXPECT_FALSE(ParseBenchArgs({"--metrics", "a:9300"}).ok());
+}
+
+TEST(BenchStatsTest, ClosedExpressExecutionsFromAMetricsPage) {
+  const std::string page =
+      "# HELP stepflow_executions_closed_total Executions closed.\n"
+      "# TYPE stepflow_executions_closed_total counter\n"
+      "stepflow_executions_closed_total{status=\"SUCCEEDED\",type=\"EXPRESS\"} 120\n"
+      "stepflow_executions_closed_total{status=\"FAILED\",type=\"EXPRESS\"} 3\n"
+      "stepflow_executions_closed_total{status=\"SUCCEEDED\",type=\"STANDARD\"} 7\n"
+      "stepflow_shard_transitions_total 999\n";
+  std::map<std::string, int64_t> counts;
+  AddClosedExpress(page, &counts);
+  AddClosedExpress(page, &counts);  // a second server's page adds up
+  EXPECT_EQ(counts, (std::map<std::string, int64_t>{{"FAILED", 6}, {"SUCCEEDED", 240}}));
+}
+
 TEST(BenchOptionsTest, GhzLikeShortFlags) {
   absl::StatusOr<BenchOptions> options = ParseBenchArgs(
       {"-c", "64", "-n", "1000", "-z", "30s", "-q", "500", "-O", "json",

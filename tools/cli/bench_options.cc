@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "tools/cli/args.h"
 
 namespace stepflow::cli::bench {
@@ -91,6 +92,13 @@ const std::vector<FlagSpec>& BenchFlags() {
        .value_name = "PID",
        .help = "With --endpoint: a local process to sample\n"
                "(e.g. the stepflow dev or shard server)."},
+      {.name = "metrics",
+       .value_name = "HOST:PORT,...",
+       .help = "With --endpoint: the shard servers' /metrics\n"
+               "addresses; EXPRESS ends are counted from their\n"
+               "stepflow_executions_closed_total (without it,\n"
+               "by ListExecutions, which finds only the\n"
+               "EXPRESS executions the servers remember)."},
       {.name = "help",
        .kind = FlagKind::kBool,
        .help = "Show this help and exit.",
@@ -215,6 +223,15 @@ absl::StatusOr<BenchOptions> ParseBenchArgs(
           absl::StrCat("flag --rss-interval: ", interval.status().message()));
     }
     options.rss_interval = *interval;
+  }
+  if (parsed->Has("metrics")) {
+    if (options.endpoint.empty()) {
+      return absl::InvalidArgumentError("flag --metrics applies with --endpoint only");
+    }
+    options.metrics = absl::StrSplit(parsed->Get("metrics"), ',', absl::SkipEmpty());
+    if (options.metrics.empty()) {
+      return absl::InvalidArgumentError("flag --metrics needs HOST:PORT");
+    }
   }
   options.rss_pid = static_cast<int>(parsed->GetInt("rss-pid", 0));
   if (options.rss_pid < 0) {

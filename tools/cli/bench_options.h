@@ -60,6 +60,9 @@ struct BenchOptions {
   // server under --endpoint).
   absl::Duration rss_interval = absl::Seconds(10);
   int rss_pid = 0;
+  // With --endpoint: the shard servers' /metrics addresses ("host:port"),
+  // from which EXPRESS ends are counted; empty: by ListExecutions.
+  std::vector<std::string> metrics;
   bool help = false;
 
   // The channel count actually used.

@@ -8,6 +8,9 @@
 #ifndef STEPFLOW_TOOLS_CLI_BENCH_SCENARIOS_H_
 #define STEPFLOW_TOOLS_CLI_BENCH_SCENARIOS_H_
 
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +41,11 @@ struct ScenarioContext {
   // ASL definition and execution input (JSON text).
   std::string definition;
   std::string input;
+  // EXPRESS executions closed so far in the cluster, by status (the
+  // shard servers' stepflow_executions_closed_total); empty when the bench
+  // cannot read it (--endpoint without --metrics), and the scenarios list
+  // executions instead, which finds only the recent ones.
+  std::function<absl::StatusOr<std::map<std::string, int64_t>>()> closed_express;
 };
 
 // Thread-safety: SetUp, Finish and TearDown are called from one thread, in

@@ -3,6 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+
 namespace stepflow::cli::bench {
 
 namespace {
@@ -89,6 +95,29 @@ absl::Duration Backoff(int attempt, double random01, absl::Duration initial,
   for (int i = 1; i < attempt && delay < cap; ++i) delay *= 2;
   delay = std::min(delay, cap);
   return delay * (0.5 + 0.5 * std::clamp(random01, 0.0, 1.0));
+}
+
+void AddClosedExpress(const std::string& page, std::map<std::string, int64_t>* counts) {
+  constexpr absl::string_view kFamily = "stepflow_executions_closed_total{";
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (!absl::StartsWith(line, kFamily)) continue;
+    const size_t labels_end = line.find('}');
+    if (labels_end == absl::string_view::npos) continue;
+    const absl::string_view labels = line.substr(kFamily.size(), labels_end - kFamily.size());
+    if (!absl::StrContains(labels, "type=\"EXPRESS\"")) continue;
+    constexpr absl::string_view kStatus = "status=\"";
+    const size_t status_at = labels.find(kStatus);
+    if (status_at == absl::string_view::npos) continue;
+    const size_t status_start = status_at + kStatus.size();
+    const size_t status_end = labels.find('"', status_start);
+    if (status_end == absl::string_view::npos) continue;
+    double value = 0;
+    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(line.substr(labels_end + 1)), &value)) {
+      continue;
+    }
+    (*counts)[std::string(labels.substr(status_start, status_end - status_start))] +=
+        static_cast<int64_t>(value);
+  }
 }
 
 }  // namespace stepflow::cli::bench

@@ -89,6 +89,11 @@ absl::Duration Backoff(int attempt, double random01,
                        absl::Duration initial = absl::Milliseconds(5),
                        absl::Duration cap = absl::Seconds(1));
 
+// Adds the EXPRESS executions closed, by status, that a Prometheus text
+// page counts in stepflow_executions_closed_total{type="EXPRESS",...} to
+// `counts`.
+void AddClosedExpress(const std::string& page, std::map<std::string, int64_t>* counts);
+
 }  // namespace stepflow::cli::bench
 
 #endif  // STEPFLOW_TOOLS_CLI_BENCH_STATS_H_

@@ -115,6 +115,7 @@ std::string DevCluster::kafka_bootstrap_servers() const {
 int DevCluster::metrics_port() const {
   return impl_->metrics_server ? impl_->metrics_server->port() : 0;
 }
+const prometheus::Registry& DevCluster::registry() const { return *impl_->registry; }
 const DevClusterOptions& DevCluster::options() const { return impl_->options; }
 
 void DevCluster::Shutdown() {

@@ -22,6 +22,10 @@
 #include "absl/status/statusor.h"
 #include "common/config/sharding.h"
 
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
 namespace stepflow::dev {
 
 struct DevClusterOptions {
@@ -57,6 +61,9 @@ class DevCluster {
   std::string kafka_bootstrap_servers() const;
   // 0 without a metrics address.
   int metrics_port() const;
+  // The process's metrics (all components register there), for readers in
+  // the same process.
+  const prometheus::Registry& registry() const;
   const DevClusterOptions& options() const;
 
   // Stops the gateway, the eventbus and the shard server, in that order.
