@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -1491,7 +1492,11 @@ void ShardCore::KeepRecentExpress(ExecutionRecord record) {
   const size_t bytes = serialized.capacity() + 2 * record.execution_arn().capacity() +
                        sizeof(RecentExpress) + sizeof(RecentExpressEntry);
   std::string arn = std::move(*record.mutable_execution_arn());
+  const uint64_t name_hash = absl::Hash<std::string>{}(arn);
   absl::MutexLock lock(&recent_express_mu_);
+  const auto [name, inserted] = recent_express_names_.try_emplace(name_hash, closed);
+  if (!inserted) name->second = closed;
+  recent_express_name_order_.emplace_back(name_hash, closed);
   const uint64_t seq = ++recent_express_seq_;
   // A name used again replaces the older entry (whose order entry is then
   // stale and skipped when it comes first).
@@ -1505,6 +1510,20 @@ void ShardCore::KeepRecentExpress(ExecutionRecord record) {
 }
 
 void ShardCore::EvictRecentExpress(absl::Time now) {
+  while (!recent_express_name_order_.empty()) {
+    const auto& [hash, closed] = recent_express_name_order_.front();
+    if (recent_express_name_order_.size() <= kRecentExpressNames &&
+        closed + options_.express_execution_retention > now) {
+      break;
+    }
+    // A name used again has a newer entry further on; only the newest
+    // removes it.
+    auto found = recent_express_names_.find(hash);
+    if (found != recent_express_names_.end() && found->second == closed) {
+      recent_express_names_.erase(found);
+    }
+    recent_express_name_order_.pop_front();
+  }
   while (!recent_express_order_.empty()) {
     const RecentExpressEntry& oldest = recent_express_order_.front();
     if (recent_express_bytes_ <= options_.recent_express_bytes &&
@@ -1518,6 +1537,14 @@ void ShardCore::EvictRecentExpress(absl::Time now) {
     recent_express_bytes_ -= oldest.bytes;
     recent_express_order_.pop_front();
   }
+}
+
+bool ShardCore::RecentExpressNameTaken(const std::string& arn) {
+  const uint64_t name_hash = absl::Hash<std::string>{}(arn);
+  absl::MutexLock lock(&recent_express_mu_);
+  auto found = recent_express_names_.find(name_hash);
+  return found != recent_express_names_.end() &&
+         found->second + options_.express_execution_retention > options_.clock->Now();
 }
 
 std::optional<ExecutionRecord> ShardCore::RecentExpressRecord(const std::string& arn) {
@@ -1805,6 +1832,11 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   absl::ReleasableMutexLock lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto existing, Read<ExecutionRecord>(families_.executions, key));
   if (!existing.has_value() && express) existing = RecentExpressRecord(execution_arn);
+  if (!existing.has_value() && express && RecentExpressNameTaken(execution_arn)) {
+    // Closed, and its record no longer kept: refused as a closed one is.
+    return absl::AlreadyExistsError(
+        absl::StrCat("ExecutionAlreadyExists: Execution Already Exists: '", execution_arn, "'"));
+  }
   if (existing.has_value()) {
     // Execution names are idempotency keys: the same name and input while
     // the execution runs returns it again; so does a parent task starting

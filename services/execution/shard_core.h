@@ -513,6 +513,20 @@ class ShardCore {
   std::deque<RecentExpressEntry> recent_express_order_ ABSL_GUARDED_BY(recent_express_mu_);
   size_t recent_express_bytes_ ABSL_GUARDED_BY(recent_express_mu_) = 0;
   uint64_t recent_express_seq_ ABSL_GUARDED_BY(recent_express_mu_) = 0;
+  // The names of those executions outlive their records: a name is 16
+  // bytes where a record is kilobytes, so a start that repeats one (an
+  // event redelivered to its target after an eventbus replica failed, say)
+  // is still refused with ExecutionAlreadyExists for
+  // express_execution_retention, or until kRecentExpressNames newer names
+  // came, long after the byte bound dropped the record. By 64-bit hash of
+  // the execution ARN, with the time the execution closed.
+  static constexpr size_t kRecentExpressNames = size_t{1} << 19;
+  absl::flat_hash_map<uint64_t, absl::Time> recent_express_names_
+      ABSL_GUARDED_BY(recent_express_mu_);
+  std::deque<std::pair<uint64_t, absl::Time>> recent_express_name_order_
+      ABSL_GUARDED_BY(recent_express_mu_);
+  // Whether an EXPRESS execution of that ARN closed recently (see above).
+  bool RecentExpressNameTaken(const std::string& arn);
   void KeepRecentExpress(internal::v1::ExecutionRecord record);
   // Drops entries beyond the byte bound or older than the retention.
   void EvictRecentExpress(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recent_express_mu_);

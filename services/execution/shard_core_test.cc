@@ -933,6 +933,9 @@ TEST_F(ShardCoreTest, RecentClosedExpressExecutionsStayInMemoryOnly) {
   describe.set_execution_arn(arns[0]);
   v1::DescribeExecutionResponse gone;
   EXPECT_EQ(core_->DescribeExecution(describe, &gone).code(), absl::StatusCode::kNotFound);
+  // ...and their names: one can be used again.
+  again.mutable_request()->set_name("b-0");
+  EXPECT_TRUE(core_->StartExecution(again, &refused).ok());
 
   // The byte bound keeps the newest.
   recent_express_bytes_ = 16 << 10;
@@ -950,6 +953,13 @@ TEST_F(ShardCoreTest, RecentClosedExpressExecutionsStayInMemoryOnly) {
   ASSERT_TRUE(core_->ListExecutions(list, &listed).ok());
   EXPECT_GT(listed.executions_size(), 0);
   EXPECT_LT(listed.executions_size(), 300);
+  // A name outlives its record: starting c-0 again is still refused (an
+  // event redelivered to its target starts nothing twice).
+  *again.mutable_state_machine() = machine;
+  again.mutable_request()->set_name("c-0");
+  EXPECT_EQ(core_->StartExecution(again, &refused).code(), absl::StatusCode::kAlreadyExists);
+  again.mutable_request()->set_name("c-300");
+  EXPECT_TRUE(core_->StartExecution(again, &refused).ok());
 }
 
 // EXPRESS transitions skip the fsync: a synchronous start that ends within
