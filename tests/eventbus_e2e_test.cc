@@ -123,6 +123,9 @@ absl::StatusOr<std::vector<TopicRecord>> ReadTopicWithKcat(
   return records;
 }
 
+constexpr char kPassMachine[] =
+    R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})";
+
 class EventBusE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -374,14 +377,10 @@ TEST_F(EventBusE2eTest, RulesAcrossGatewayReplicas) {
 // event; a non-matching event starts nothing.
 TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
   auto states = v1::StepFunctions::NewStub(cluster_->GatewayChannel());
-  v1::CreateStateMachineRequest machine;
-  machine.set_name("on-order");
-  machine.set_definition(
-      R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})");
-  v1::CreateStateMachineResponse machine_created;
-  grpc::Status status =
-      states->CreateStateMachine(Context().get(), machine, &machine_created);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  const std::string machine_arn =
+      testing::StepFunctionsClient(cluster_->GatewayChannel())
+          .CreateStateMachine("on-order", kPassMachine);
+  ASSERT_FALSE(machine_arn.empty());
 
   ASSERT_TRUE(CreateBus(stub_.get(), "shop").ok());
   ASSERT_TRUE(
@@ -394,7 +393,7 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
   targets.set_event_bus_name("shop");
   v1::Target* target = targets.add_targets();
   target->set_id("start-order");
-  target->set_arn(machine_created.state_machine_arn());
+  target->set_arn(machine_arn);
   target->set_input_path("$.detail");
   v1::PutTargetsResponse targeted;
   ASSERT_TRUE(stub_->PutTargets(Context().get(), targets, &targeted).ok());
@@ -414,7 +413,7 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
   ASSERT_EQ(put.failed_entry_count(), 0);
 
   v1::ListExecutionsRequest list;
-  list.set_state_machine_arn(machine_created.state_machine_arn());
+  list.set_state_machine_arn(machine_arn);
   v1::ListExecutionsResponse listed;
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (absl::Now() < deadline) {
@@ -471,16 +470,10 @@ TEST_F(EventBusE2eTest, MatchingEventStartsTheTargetWorkflow) {
 // stepflow.dead-letter.QUEUE, read back by kcat: the event, rule, target
 // and reason.
 TEST_F(EventBusE2eTest, GivenUpDeliveryLandsInTheTargetsDeadLetterTopic) {
-  auto states = v1::StepFunctions::NewStub(cluster_->GatewayChannel());
-  v1::CreateStateMachineRequest machine;
-  machine.set_name("dlq-probe");
-  machine.set_definition(
-      R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})");
-  v1::CreateStateMachineResponse machine_created;
-  grpc::Status status =
-      states->CreateStateMachine(Context().get(), machine, &machine_created);
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  std::string missing_arn = machine_created.state_machine_arn();
+  std::string missing_arn =
+      testing::StepFunctionsClient(cluster_->GatewayChannel())
+          .CreateStateMachine("dlq-probe", kPassMachine);
+  ASSERT_FALSE(missing_arn.empty());
   missing_arn.replace(missing_arn.rfind("dlq-probe"), 9, "dlq-missing");
 
   ASSERT_TRUE(CreateBus(stub_.get(), "returns").ok());
@@ -722,6 +715,14 @@ TEST_F(EventBusE2eTest, ReplayedWindowAndCronRuleStartExecutions) {
   // A bus with an archive, a rule starting on-replayable and a rule that
   // the replay leaves out.
   ASSERT_TRUE(CreateBus(stub_.get(), "replayable").ok());
+  // The new bus's topic makes the group rebalance. Archiving is at least
+  // once: an event read before that rebalance and again after it would be
+  // archived twice, so the events whose archive is counted wait until the
+  // group has handed out the new topic's partitions.
+  ASSERT_TRUE((*replica)
+                  ->WaitForOutput("stepflow.events.replayable/", absl::Seconds(30))
+                  .ok())
+      << (*replica)->LogTail();
   v1::DescribeEventBusRequest describe_bus;
   describe_bus.set_name("replayable");
   v1::DescribeEventBusResponse bus;
