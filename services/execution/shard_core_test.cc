@@ -181,6 +181,15 @@ class ShardCoreTest : public ::testing::Test {
     return types;
   }
 
+  // Answers a task with SendTaskSuccess.
+  absl::Status SendSuccess(const std::string& task_token,
+                           const std::string& output = "{}") {
+    v1::SendTaskSuccessRequest success;
+    success.set_task_token(task_token);
+    success.set_output(output);
+    return core_->SendTaskSuccess(success);
+  }
+
   v1::DescribeExecutionResponse Describe(const std::string& arn) {
     v1::DescribeExecutionRequest request;
     request.set_execution_arn(arn);
@@ -233,10 +242,7 @@ TEST_F(ShardCoreTest, ExecutionRunsThroughActivityAndSurvivesRestart) {
   // Restart before the worker answers: the task token still works.
   ASSERT_TRUE(Open(16).ok());
   EXPECT_EQ(Describe(arn).status(), "RUNNING");
-  v1::SendTaskSuccessRequest success;
-  success.set_task_token(task.task_token());
-  success.set_output(R"({"charged": true})");
-  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  ASSERT_TRUE(SendSuccess(task.task_token(), R"({"charged": true})").ok());
   auto described = Describe(arn);
   EXPECT_EQ(described.status(), "SUCCEEDED");
   EXPECT_EQ(described.output(), R"({"order":7,"prep":"ready","result":{"charged":true}})");
@@ -246,7 +252,7 @@ TEST_F(ShardCoreTest, ExecutionRunsThroughActivityAndSurvivesRestart) {
                           "ActivitySucceeded", "TaskStateExited", "SucceedStateEntered",
                           "SucceedStateExited", "ExecutionSucceeded"));
   // A second answer for the same task is refused.
-  auto again = core_->SendTaskSuccess(success);
+  auto again = SendSuccess(task.task_token(), R"({"charged": true})");
   EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(again.message()), ::testing::StartsWith("TaskTimedOut"));
 }
@@ -258,10 +264,7 @@ TEST_F(ShardCoreTest, StatusChangesArePublishedThroughTheOutbox) {
   std::string arn = Start(machine, "watched", R"({"order": 9})");
   v1::GetActivityTaskResponse task = Poll();
   ASSERT_FALSE(task.task_token().empty());
-  v1::SendTaskSuccessRequest success;
-  success.set_task_token(task.task_token());
-  success.set_output("{}");
-  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  ASSERT_TRUE(SendSuccess(task.task_token()).ok());
   const absl::Time end = absl::Now() + absl::Seconds(10);
   while (peers_.Published().size() < 2 && absl::Now() < end) {
     absl::SleepFor(absl::Milliseconds(20));
@@ -331,10 +334,7 @@ TEST_F(ShardCoreTest, LocalEnqueueIsPartOfTheStartAndDeliveredOnce) {
   EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
   ASSERT_TRUE(Open(16).ok());
   EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
-  v1::SendTaskSuccessRequest success;
-  success.set_task_token(task.task_token());
-  success.set_output("{}");
-  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  ASSERT_TRUE(SendSuccess(task.task_token()).ok());
   EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
 }
 
@@ -356,10 +356,7 @@ TEST_F(ShardCoreTest, WaitingPollerIsHandedTheTaskByTheStartsWrite) {
                           "TaskStateEntered", "ActivityScheduled", "ActivityStarted"));
   ASSERT_TRUE(Open(16).ok());
   EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
-  v1::SendTaskSuccessRequest success;
-  success.set_task_token(task.task_token());
-  success.set_output("{}");
-  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  ASSERT_TRUE(SendSuccess(task.task_token()).ok());
   EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
   v1::GetExecutionHistoryRequest history;
   history.set_execution_arn(arn);
@@ -394,10 +391,7 @@ TEST_F(ShardCoreTest, HandedTaskOfAGonePollerGoesBackToTheBacklog) {
   v1::GetActivityTaskResponse task = Poll(absl::Milliseconds(500));
   ASSERT_FALSE(task.task_token().empty());
   EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
-  v1::SendTaskSuccessRequest success;
-  success.set_task_token(task.task_token());
-  success.set_output("{}");
-  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  ASSERT_TRUE(SendSuccess(task.task_token()).ok());
   EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
 }
 
@@ -489,10 +483,7 @@ TEST_F(ShardCoreTest, ExpressActivityTasksWaitInMemory) {
   const std::string served = Start(*express, "served", "{}");
   v1::GetActivityTaskResponse task = Poll();
   ASSERT_FALSE(task.task_token().empty());
-  v1::SendTaskSuccessRequest success;
-  success.set_task_token(task.task_token());
-  success.set_output(R"({"charged": true})");
-  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  ASSERT_TRUE(SendSuccess(task.task_token(), R"({"charged": true})").ok());
   EXPECT_EQ(Describe(served).status(), "SUCCEEDED");
   // The asynchronous start's record is the only synced write.
   EXPECT_EQ(core_->Stats().synced_writes - before.synced_writes, 1u);
@@ -503,8 +494,7 @@ TEST_F(ShardCoreTest, ExpressActivityTasksWaitInMemory) {
   ASSERT_TRUE(Open(16).ok());
   task = Poll();
   ASSERT_FALSE(task.task_token().empty());
-  success.set_task_token(task.task_token());
-  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  ASSERT_TRUE(SendSuccess(task.task_token(), R"({"charged": true})").ok());
   EXPECT_EQ(Describe(kept).status(), "SUCCEEDED");
   EXPECT_TRUE(Poll(absl::Milliseconds(300)).task_token().empty());
   // The EXPRESS execution waits on; its 5-minute limit ends it.
@@ -799,10 +789,7 @@ TEST_F(ShardCoreTest, HeartbeatTimeoutFiresAfterRestartAndIsRetried) {
   const v1::GetActivityTaskResponse second = Poll();
   ASSERT_FALSE(second.task_token().empty());
   EXPECT_NE(second.task_token(), first.task_token());
-  v1::SendTaskSuccessRequest success;
-  success.set_task_token(second.task_token());
-  success.set_output(R"("done")");
-  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  ASSERT_TRUE(SendSuccess(second.task_token(), R"("done")").ok());
   EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
 }
 
@@ -1640,17 +1627,14 @@ TEST_F(NestedWorkflowTest, WaitForTaskTokenCompletesWithTheTokenHoldersAnswer) {
   auto child_input = json::Parse(
       Describe("arn:aws:states:us-east-1:123456789012:execution:holder:kid").input());
   ASSERT_TRUE(child_input.ok());
-  v1::SendTaskSuccessRequest success;
-  success.set_task_token((*child_input)["token"].GetString());
-  success.set_output(R"({"approved": true})");
-  ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
+  ASSERT_TRUE(SendSuccess((*child_input)["token"].GetString(), R"({"approved": true})").ok());
   auto closed = AwaitClosed(arn);
   ASSERT_EQ(closed.status(), "SUCCEEDED");
   EXPECT_EQ(closed.output(), R"({"approved":true})");
   // The outbox's call made again (as after a crash) starts nothing new and
   // a late answer changes nothing.
   iv1::ServiceTaskResult late;
-  late.set_task_token(success.task_token());
+  late.set_task_token((*child_input)["token"].GetString());
   late.set_kind(iv1::ServiceTaskResult::SUBMITTED);
   late.set_output("{}");
   EXPECT_TRUE(core_->CompleteServiceTask(late).ok());
@@ -2078,10 +2062,7 @@ class MapRunTest : public ShardCoreTest {
   }
 
   void Succeed(const std::string& token) {
-    v1::SendTaskSuccessRequest success;
-    success.set_task_token(token);
-    success.set_output("{}");
-    absl::Status status = core_->SendTaskSuccess(success);
+    absl::Status status = SendSuccess(token);
     EXPECT_TRUE(status.ok()) << status;
   }
 };
