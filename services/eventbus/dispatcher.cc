@@ -99,8 +99,11 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
   };
   json_of["aws.events.rule-arn"] = quoted(rule.arn());
   json_of["aws.events.rule-name"] = quoted(rule.name());
-  // AWS: aws.events.event is the event without its detail.
-  if (event.IsObject()) {
+  // AWS: aws.events.event is the event without its detail; built only for
+  // a template that uses it.
+  const bool wants_event =
+      transformer.input_template().find("<aws.events.event>") != std::string::npos;
+  if (wants_event && event.IsObject()) {
     json::Value without_detail(rapidjson::kObjectType);
     for (auto it = event.MemberBegin(); it != event.MemberEnd(); ++it) {
       if (absl::string_view(it->name.GetString(), it->name.GetStringLength()) ==
@@ -110,7 +113,7 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
                                a);
     }
     json_of["aws.events.event"] = json::Serialize(without_detail);
-  } else {
+  } else if (wants_event) {
     json_of["aws.events.event"] = std::string(event_text);
   }
   json_of["aws.events.event.json"] = std::string(event_text);
