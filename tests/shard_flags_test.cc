@@ -24,6 +24,7 @@ TEST(ShardFlagsTest, BadSettingsExitWithAMessage) {
   std::filesystem::create_directories(dir);
   const std::vector<BadFlag> cases = {
       {{"--max-queued-task-mib", "-1"}, "--max-queued-task-mib must not be negative"},
+      {{"--recent-express-mib", "-1"}, "--recent-express-mib must not be negative"},
       {{"--express-retention-seconds", "0"}, "must be positive"},
       {{"--express-retention-seconds", "-5"}, "must be positive"},
       {{"--retention-sweep-seconds", "0"}, "must be positive"},
