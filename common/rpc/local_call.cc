@@ -5,7 +5,11 @@
 namespace stepflow::rpc {
 
 bool LocalServerContext::LocalCancelled() const {
-  return parent_ != nullptr && CallCancelled(*parent_);
+  if (parent_ == nullptr) return false;
+  if (const auto* sync = dynamic_cast<const grpc::ServerContext*>(parent_)) {
+    return CallCancelled(*sync);
+  }
+  return parent_->IsCancelled();
 }
 
 absl::Time CallDeadline(const grpc::ServerContext& context) {

@@ -22,7 +22,7 @@ class LocalServerContext : public grpc::ServerContext {
   // `parent`, when not null, is the call being served on whose behalf this
   // one is made: its cancellation cancels this call. It must outlive this
   // context.
-  LocalServerContext(absl::Time deadline, const grpc::ServerContext* parent)
+  LocalServerContext(absl::Time deadline, const grpc::ServerContextBase* parent)
       : deadline_(deadline), parent_(parent) {}
 
   absl::Time local_deadline() const { return deadline_; }
@@ -30,7 +30,8 @@ class LocalServerContext : public grpc::ServerContext {
 
  private:
   absl::Time deadline_;
-  const grpc::ServerContext* parent_;
+  // A synchronous or a callback call.
+  const grpc::ServerContextBase* parent_;
 };
 
 // The deadline of the call `context` serves (infinite when none).

@@ -1,9 +1,11 @@
 #include "services/gateway/gateway.h"
 
+#include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <atomic>
+#include <list>
 #include <optional>
 #include <set>
 #include <thread>
@@ -13,6 +15,7 @@
 #include "common/asl/definition.h"
 #include "common/asl/interpreter.h"
 #include "common/log/log.h"
+#include "common/rpc/blocking_pool.h"
 #include "common/patterns/pattern.h"
 #include "common/rpc/local_call.h"
 #include "common/rpc/server.h"
@@ -33,6 +36,7 @@ namespace {
 namespace iv1 = ::stepflow::internal::v1;
 using Stub = iv1::ShardService::Stub;
 using ShardServiceBase = iv1::ShardService::Service;
+using AsyncStub = iv1::ShardService::StubInterface::async_interface;
 
 constexpr char kComponent[] = "gateway";
 constexpr absl::Duration kDefaultDeadline = absl::Seconds(30);
@@ -180,22 +184,87 @@ absl::Status ValidateRouting(
 
 }  // namespace
 
-// One ShardService method, as the gateway calls it: through a stub, or
-// directly on a shard service in this process.
+// One ShardService method, as the gateway calls it: through a stub
+// (blocking, or with a callback), or directly on a shard service in this
+// process.
 template <typename Request, typename Response>
 struct ShardMethod {
   grpc::Status (Stub::*remote)(grpc::ClientContext*, const Request&, Response*);
   grpc::Status (ShardServiceBase::*local)(grpc::ServerContext*, const Request*, Response*);
+  void (AsyncStub::*remote_async)(grpc::ClientContext*, const Request*, Response*,
+                                  std::function<void(grpc::Status)>);
 };
 
 template <typename Request, typename Response>
 ShardMethod<Request, Response> MakeShardMethod(
     grpc::Status (Stub::*remote)(grpc::ClientContext*, const Request&, Response*),
-    grpc::Status (ShardServiceBase::*local)(grpc::ServerContext*, const Request*, Response*)) {
-  return {remote, local};
+    grpc::Status (ShardServiceBase::*local)(grpc::ServerContext*, const Request*, Response*),
+    void (AsyncStub::*remote_async)(grpc::ClientContext*, const Request*, Response*,
+                                    std::function<void(grpc::Status)>)) {
+  return {remote, local, remote_async};
 }
 
-#define STEPFLOW_SHARD_METHOD(name) MakeShardMethod(&Stub::name, &ShardServiceBase::name)
+#define STEPFLOW_SHARD_METHOD(name) \
+  MakeShardMethod(&Stub::name, &ShardServiceBase::name, &AsyncStub::name)
+
+// A call to a shard server in another process made for a callback handler:
+// no thread waits for it. UNAVAILABLE is retried with backoff (on a timer)
+// until the deadline, as ShardRouter::Call does. Deletes itself once it
+// has called `done`.
+template <typename Request, typename Response>
+class RemoteShardCall {
+ public:
+  RemoteShardCall(AsyncStub* stub, const ShardMethod<Request, Response>& method,
+                  const grpc::CallbackServerContext* parent, int ordinal, absl::Time deadline,
+                  const Request& request, Response* response,
+                  std::function<void(absl::Status)> done)
+      : stub_(stub),
+        method_(method.remote_async),
+        parent_(parent),
+        ordinal_(ordinal),
+        deadline_(deadline),
+        request_(request),
+        response_(response),
+        done_(std::move(done)) {}
+
+  void Attempt() {
+    context_ = parent_ != nullptr ? grpc::ClientContext::FromCallbackServerContext(*parent_)
+                                  : std::make_unique<grpc::ClientContext>();
+    context_->set_deadline(absl::ToChronoTime(deadline_));
+    (stub_->*method_)(context_.get(), &request_, response_,
+                      [this](grpc::Status status) { Answered(std::move(status)); });
+  }
+
+ private:
+  void Answered(grpc::Status status) {
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        absl::Now() + backoff_ < deadline_) {
+      log::Debug(kComponent, "shard server unavailable; retrying",
+                 {{"ordinal", ordinal_}, {"error", status.error_message()}});
+      // A fresh alarm per retry: this may run inside the last one's callback.
+      retry_alarms_.emplace_back().Set(absl::ToChronoTime(absl::Now() + backoff_),
+                                       [this](bool) { Attempt(); });
+      backoff_ = std::min(backoff_ * 2, absl::Seconds(1));
+      return;
+    }
+    std::function<void(absl::Status)> done = std::move(done_);
+    delete this;
+    done(rpc::FromGrpcStatus(status));
+  }
+
+  AsyncStub* const stub_;
+  void (AsyncStub::*const method_)(grpc::ClientContext*, const Request*, Response*,
+                                   std::function<void(grpc::Status)>);
+  const grpc::CallbackServerContext* const parent_;
+  const int ordinal_;
+  const absl::Time deadline_;
+  const Request& request_;
+  Response* const response_;
+  std::function<void(absl::Status)> done_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::list<grpc::Alarm> retry_alarms_;
+  absl::Duration backoff_ = absl::Milliseconds(50);
+};
 
 // Routes calls to shard servers and retries the unavailable ones. A shard
 // server in this process is called directly (see common/rpc/local_call.h).
@@ -252,6 +321,28 @@ class ShardRouter {
     }
   }
 
+  // Calls `method` on server `ordinal` for a callback handler, without
+  // blocking its thread, and calls `done` with the answer. `request` and
+  // `response` must stay valid until then. A shard service in this process
+  // is called on a thread of the blocking pool (its handlers may wait for
+  // a WAL fsync or an execution's end).
+  template <typename Request, typename Response>
+  void CallAsync(const grpc::CallbackServerContext* parent, int ordinal, absl::Time deadline,
+                 const ShardMethod<Request, Response>& method, const Request& request,
+                 Response* response, std::function<void(absl::Status)> done) {
+    if (ShardServiceBase* local = local_services_[ordinal]; local != nullptr) {
+      local_calls_.Run([local, call = method.local, parent, deadline, &request, response,
+                        done = std::move(done)] {
+        rpc::LocalServerContext context(deadline, parent);
+        done(rpc::FromGrpcStatus((local->*call)(&context, &request, response)));
+      });
+      return;
+    }
+    (new RemoteShardCall<Request, Response>(stubs_[ordinal]->async(), method, parent, ordinal,
+                                            deadline, request, response, std::move(done)))
+        ->Attempt();
+  }
+
   template <typename Request, typename Response>
   absl::Status CallOwner(const grpc::ServerContext* parent, absl::string_view key,
                          absl::Time deadline, const ShardMethod<Request, Response>& method,
@@ -264,16 +355,45 @@ class ShardRouter {
   std::vector<std::unique_ptr<Stub>> stubs_;
   // By ordinal; null for servers reached through stubs_.
   std::vector<ShardServiceBase*> local_services_;
+  // Last member: its destructor finishes the local calls still running.
+  rpc::BlockingPool local_calls_;
 };
 
 namespace {
 
-absl::Time DeadlineOf(const grpc::ServerContext* context, absl::Duration fallback) {
+absl::Time DeadlineOf(const grpc::ServerContextBase* context, absl::Duration fallback) {
   absl::Time deadline = absl::FromChrono(context->deadline());
   return std::min(deadline, absl::Now() + fallback);
 }
 
-class StepFunctionsService final : public v1::StepFunctions::Service {
+// The most frequent calls, which only forward to one shard server, run on
+// gRPC's callback API: handing each call to a thread of the synchronous
+// server's pool costs about as much as a whole no-op call.
+using StepFunctionsServiceBase = v1::StepFunctions::WithCallbackMethod_StartExecution<
+    v1::StepFunctions::WithCallbackMethod_StartSyncExecution<
+        v1::StepFunctions::WithCallbackMethod_DescribeExecution<
+            v1::StepFunctions::WithCallbackMethod_SendTaskSuccess<
+                v1::StepFunctions::WithCallbackMethod_SendTaskFailure<
+                    v1::StepFunctions::WithCallbackMethod_SendTaskHeartbeat<
+                        v1::StepFunctions::Service>>>>>>;
+
+// Serves a callback call: `body` either fails, which ends the call with its
+// status, or hands the call to ShardRouter::CallAsync with Finisher(reactor)
+// and succeeds.
+template <typename Body>
+grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, Body body) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status status = body(reactor); !status.ok()) {
+    reactor->Finish(rpc::ToGrpcStatus(status));
+  }
+  return reactor;
+}
+
+std::function<void(absl::Status)> Finisher(grpc::ServerUnaryReactor* reactor) {
+  return [reactor](absl::Status status) { reactor->Finish(rpc::ToGrpcStatus(status)); };
+}
+
+class StepFunctionsService final : public StepFunctionsServiceBase {
  public:
   StepFunctionsService(const GatewayOptions& options, ShardRouter* router)
       : options_(options), router_(router) {}
@@ -408,47 +528,51 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     }());
   }
 
-  grpc::Status StartExecution(grpc::ServerContext* context,
-                              const v1::StartExecutionRequest* request,
-                              v1::StartExecutionResponse* response) override {
-    return rpc::ToGrpcStatus([&]() -> absl::Status {
+  grpc::ServerUnaryReactor* StartExecution(grpc::CallbackServerContext* context,
+                                           const v1::StartExecutionRequest* request,
+                                           v1::StartExecutionResponse* response) override {
+    return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
       ASSIGN_OR_RETURN(config::StateMachineRef ref,
                        config::ParseStateMachineRef(options_.arn_scope,
                                                     request->state_machine_arn()));
-      iv1::StartExecutionShardRequest shard_request;
-      *shard_request.mutable_request() = *request;
-      v1::StartExecutionRequest& start = *shard_request.mutable_request();
+      auto shard_request = std::make_shared<iv1::StartExecutionShardRequest>();
+      *shard_request->mutable_request() = *request;
+      v1::StartExecutionRequest& start = *shard_request->mutable_request();
       if (start.name().empty()) start.set_name(options_.new_execution_name());
       RETURN_IF_ERROR(config::ValidateResourceName(start.name()));
       if (start.input().empty()) start.set_input("{}");
       RETURN_IF_ERROR(ValidateJsonPayload("input", start.input(), "InvalidExecutionInput",
                                           kMaxPayloadBytes));
-      const absl::Time deadline = DeadlineOf(context, kDefaultDeadline);
       // The execution's owner has the catalog owner pick the revision: the
       // state machine's current one, a version's, or one of an alias's
       // versions by the name's hash.
-      shard_request.set_resolve_arn(request->state_machine_arn());
+      shard_request->set_resolve_arn(request->state_machine_arn());
       start.set_state_machine_arn(ref.state_machine_arn);
       const std::string execution_arn =
           config::ExecutionArn(options_.arn_scope, ref.name, start.name());
-      return router_->CallOwner(context, execution_arn, deadline,
-                                STEPFLOW_SHARD_METHOD(StartExecution), shard_request, response);
-    }());
+      router_->CallAsync(context, router_->OwnerOf(execution_arn),
+                         DeadlineOf(context, kDefaultDeadline),
+                         STEPFLOW_SHARD_METHOD(StartExecution), *shard_request, response,
+                         [reactor, shard_request](absl::Status status) {
+                           reactor->Finish(rpc::ToGrpcStatus(status));
+                         });
+      return absl::OkStatus();
+    });
   }
 
   // Starts an EXPRESS execution and answers once it has closed. The shard
   // that owns the execution starts it and waits for the transition that
   // closes it, in one call; when the caller's deadline passes first the
   // call answers DEADLINE_EXCEEDED and the execution runs on.
-  grpc::Status StartSyncExecution(grpc::ServerContext* context,
-                                  const v1::StartSyncExecutionRequest* request,
-                                  v1::StartSyncExecutionResponse* response) override {
-    return rpc::ToGrpcStatus([&]() -> absl::Status {
+  grpc::ServerUnaryReactor* StartSyncExecution(grpc::CallbackServerContext* context,
+                                               const v1::StartSyncExecutionRequest* request,
+                                               v1::StartSyncExecutionResponse* response) override {
+    return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
       ASSIGN_OR_RETURN(config::StateMachineRef ref,
                        config::ParseStateMachineRef(options_.arn_scope,
                                                     request->state_machine_arn()));
-      iv1::StartSyncExecutionShardRequest shard_request;
-      iv1::StartExecutionShardRequest& shard_start = *shard_request.mutable_start();
+      auto shard_request = std::make_shared<iv1::StartSyncExecutionShardRequest>();
+      iv1::StartExecutionShardRequest& shard_start = *shard_request->mutable_start();
       v1::StartExecutionRequest& start = *shard_start.mutable_request();
       start.set_state_machine_arn(request->state_machine_arn());
       start.set_name(request->name().empty() ? options_.new_execution_name() : request->name());
@@ -463,7 +587,7 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
         return ConstraintViolation("includedData",
                                    "Member must satisfy enum value set: [ALL_DATA, METADATA_ONLY]");
       }
-      shard_request.set_included_data(request->included_data());
+      shard_request->set_included_data(request->included_data());
       // The wait for the end of the execution has the caller's whole
       // deadline. The execution's owner resolves the revision (and refuses
       // a STANDARD state machine).
@@ -473,42 +597,52 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
       start.set_state_machine_arn(ref.state_machine_arn);
       const std::string execution_arn =
           config::ExecutionArn(options_.arn_scope, ref.name, start.name());
-      v1::DescribeExecutionResponse closed;
-      RETURN_IF_ERROR(router_->CallOwner(context, execution_arn, wait_deadline,
-                                         STEPFLOW_SHARD_METHOD(StartSyncExecution), shard_request,
-                                         &closed));
-      response->set_execution_arn(closed.execution_arn());
-      // The ARN the caller started through (a version or alias ARN too).
-      response->set_state_machine_arn(request->state_machine_arn());
-      response->set_name(closed.name());
-      *response->mutable_start_date() = closed.start_date();
-      *response->mutable_stop_date() = closed.stop_date();
-      response->set_status(closed.status());
-      response->set_error(closed.error());
-      response->set_cause(closed.cause());
-      response->set_input(closed.input());
-      *response->mutable_input_details() = closed.input_details();
-      response->set_output(closed.output());
-      *response->mutable_output_details() = closed.output_details();
-      response->set_trace_header(request->trace_header());
-      // As AWS bills Express: duration rounded up to the next 100 ms, and
-      // 64 MB of memory.
-      using google::protobuf::util::TimeUtil;
-      constexpr int64_t kBillingStepNanos = 100 * 1000 * 1000;
-      const int64_t run_nanos = TimeUtil::TimestampToNanoseconds(closed.stop_date()) -
-                                TimeUtil::TimestampToNanoseconds(closed.start_date());
-      const int64_t billed_steps =
-          std::max<int64_t>(1, (run_nanos + kBillingStepNanos - 1) / kBillingStepNanos);
-      response->mutable_billing_details()->set_billed_duration_in_milliseconds(billed_steps * 100);
-      response->mutable_billing_details()->set_billed_memory_used_in_mb(kExpressBilledMemoryMb);
+      auto closed = std::make_shared<v1::DescribeExecutionResponse>();
+      router_->CallAsync(
+          context, router_->OwnerOf(execution_arn), wait_deadline,
+          STEPFLOW_SHARD_METHOD(StartSyncExecution), *shard_request, closed.get(),
+          [reactor, request, response, shard_request, closed](absl::Status status) {
+            if (status.ok()) FillSyncResponse(*request, *closed, response);
+            reactor->Finish(rpc::ToGrpcStatus(status));
+          });
       return absl::OkStatus();
-    }());
+    });
   }
 
-  grpc::Status DescribeExecution(grpc::ServerContext* context,
-                                 const v1::DescribeExecutionRequest* request,
-                                 v1::DescribeExecutionResponse* response) override {
-    return rpc::ToGrpcStatus([&]() -> absl::Status {
+  // A closed EXPRESS execution as StartSyncExecution answers it.
+  static void FillSyncResponse(const v1::StartSyncExecutionRequest& request,
+                               const v1::DescribeExecutionResponse& closed,
+                               v1::StartSyncExecutionResponse* response) {
+    response->set_execution_arn(closed.execution_arn());
+    // The ARN the caller started through (a version or alias ARN too).
+    response->set_state_machine_arn(request.state_machine_arn());
+    response->set_name(closed.name());
+    *response->mutable_start_date() = closed.start_date();
+    *response->mutable_stop_date() = closed.stop_date();
+    response->set_status(closed.status());
+    response->set_error(closed.error());
+    response->set_cause(closed.cause());
+    response->set_input(closed.input());
+    *response->mutable_input_details() = closed.input_details();
+    response->set_output(closed.output());
+    *response->mutable_output_details() = closed.output_details();
+    response->set_trace_header(request.trace_header());
+    // As AWS bills Express: duration rounded up to the next 100 ms, and
+    // 64 MB of memory.
+    using google::protobuf::util::TimeUtil;
+    constexpr int64_t kBillingStepNanos = 100 * 1000 * 1000;
+    const int64_t run_nanos = TimeUtil::TimestampToNanoseconds(closed.stop_date()) -
+                              TimeUtil::TimestampToNanoseconds(closed.start_date());
+    const int64_t billed_steps =
+        std::max<int64_t>(1, (run_nanos + kBillingStepNanos - 1) / kBillingStepNanos);
+    response->mutable_billing_details()->set_billed_duration_in_milliseconds(billed_steps * 100);
+    response->mutable_billing_details()->set_billed_memory_used_in_mb(kExpressBilledMemoryMb);
+  }
+
+  grpc::ServerUnaryReactor* DescribeExecution(grpc::CallbackServerContext* context,
+                                              const v1::DescribeExecutionRequest* request,
+                                              v1::DescribeExecutionResponse* response) override {
+    return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
       RETURN_IF_ERROR(
           config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
       if (!request->included_data().empty() && request->included_data() != "ALL_DATA" &&
@@ -517,16 +651,17 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
                                    "Member must satisfy enum value set: [ALL_DATA, METADATA_ONLY]");
       }
       // A map run's child execution lives in its parent's record.
-      if (auto hash = config::MapRunChildRoutingHash(options_.arn_scope, request->execution_arn())) {
-        return router_->Call(context, router_->OwnerOfRoutingHash(*hash),
-                             DeadlineOf(context, kDefaultDeadline),
-                             STEPFLOW_SHARD_METHOD(DescribeExecution), *request, response);
-      }
-      return router_->CallOwner(context, request->execution_arn(),
-                                DeadlineOf(context, kDefaultDeadline),
-                                STEPFLOW_SHARD_METHOD(DescribeExecution), *request, response);
-    }());
+      std::optional<uint64_t> map_run_child =
+          config::MapRunChildRoutingHash(options_.arn_scope, request->execution_arn());
+      const int owner = map_run_child.has_value() ? router_->OwnerOfRoutingHash(*map_run_child)
+                                                  : router_->OwnerOf(request->execution_arn());
+      router_->CallAsync(context, owner, DeadlineOf(context, kDefaultDeadline),
+                         STEPFLOW_SHARD_METHOD(DescribeExecution), *request, response,
+                         Finisher(reactor));
+      return absl::OkStatus();
+    });
   }
+
 
   // --- Map runs: served by the parent execution's shard, which the map run
   // ARN's id names (config::RoutableId).
@@ -884,42 +1019,48 @@ class StepFunctionsService final : public v1::StepFunctions::Service {
     return rpc::ToGrpcStatus(status);
   }
 
-  grpc::Status SendTaskSuccess(grpc::ServerContext* context,
-                               const v1::SendTaskSuccessRequest* request,
-                               v1::SendTaskSuccessResponse* response) override {
-    return rpc::ToGrpcStatus([&]() -> absl::Status {
+  grpc::ServerUnaryReactor* SendTaskSuccess(grpc::CallbackServerContext* context,
+                                 const v1::SendTaskSuccessRequest* request,
+                                 v1::SendTaskSuccessResponse* response) override {
+    return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
       ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
       RETURN_IF_ERROR(
           ValidateJsonPayload("output", request->output(), "InvalidOutput", kMaxPayloadBytes));
-      return router_->CallOwner(context, token.execution_arn(),
-                                DeadlineOf(context, kDefaultDeadline),
-                                STEPFLOW_SHARD_METHOD(SendTaskSuccess), *request, response);
-    }());
+      router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
+                         DeadlineOf(context, kDefaultDeadline), STEPFLOW_SHARD_METHOD(SendTaskSuccess),
+                         *request, response, Finisher(reactor));
+      return absl::OkStatus();
+    });
   }
 
-  grpc::Status SendTaskFailure(grpc::ServerContext* context,
-                               const v1::SendTaskFailureRequest* request,
-                               v1::SendTaskFailureResponse* response) override {
-    return rpc::ToGrpcStatus([&]() -> absl::Status {
+
+  grpc::ServerUnaryReactor* SendTaskFailure(grpc::CallbackServerContext* context,
+                                 const v1::SendTaskFailureRequest* request,
+                                 v1::SendTaskFailureResponse* response) override {
+    return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
       ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
       RETURN_IF_ERROR(ValidateLength("error", request->error(), 0, 256));
       RETURN_IF_ERROR(ValidateLength("cause", request->cause(), 0, 32768));
-      return router_->CallOwner(context, token.execution_arn(),
-                                DeadlineOf(context, kDefaultDeadline),
-                                STEPFLOW_SHARD_METHOD(SendTaskFailure), *request, response);
-    }());
+      router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
+                         DeadlineOf(context, kDefaultDeadline), STEPFLOW_SHARD_METHOD(SendTaskFailure),
+                         *request, response, Finisher(reactor));
+      return absl::OkStatus();
+    });
   }
 
-  grpc::Status SendTaskHeartbeat(grpc::ServerContext* context,
+
+  grpc::ServerUnaryReactor* SendTaskHeartbeat(grpc::CallbackServerContext* context,
                                  const v1::SendTaskHeartbeatRequest* request,
                                  v1::SendTaskHeartbeatResponse* response) override {
-    return rpc::ToGrpcStatus([&]() -> absl::Status {
+    return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
       ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
-      return router_->CallOwner(context, token.execution_arn(),
-                                DeadlineOf(context, kDefaultDeadline),
-                                STEPFLOW_SHARD_METHOD(SendTaskHeartbeat), *request, response);
-    }());
+      router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
+                         DeadlineOf(context, kDefaultDeadline), STEPFLOW_SHARD_METHOD(SendTaskHeartbeat),
+                         *request, response, Finisher(reactor));
+      return absl::OkStatus();
+    });
   }
+
 
   grpc::Status UpdateStateMachine(grpc::ServerContext* context,
                                   const v1::UpdateStateMachineRequest* request,
