@@ -69,15 +69,21 @@ class StartLoop {
   }
   StartLoop(const StartLoop&) = delete;
   StartLoop& operator=(const StartLoop&) = delete;
+  ~StartLoop() { Stop(); }
 
+  // Call once.
   void Start() {
+    started_ = true;
     for (Slot& slot : slots_) Issue(&slot);
   }
 
-  // Waits for the calls in flight, each bounded by its deadline.
+  // Waits for the calls in flight, each bounded by its deadline. Called by
+  // the owner's thread; later calls return at once.
   void Stop() {
+    if (!started_ || stopped_) return;
     stopping_ = true;
     retired_.Wait();
+    stopped_ = true;
   }
 
   int64_t done() const { return done_.load(); }
@@ -119,6 +125,8 @@ class StartLoop {
   v1::StepFunctions::Stub* const stub_;
   std::vector<Slot> slots_;
   absl::BlockingCounter retired_;
+  bool started_ = false;  // owner's thread only
+  bool stopped_ = false;  // owner's thread only
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> done_{0};
   std::atomic<int64_t> failed_{0};
