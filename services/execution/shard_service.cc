@@ -8,6 +8,7 @@
 #include "common/config/sharding.h"
 #include "common/kafka/client.h"
 #include "common/log/log.h"
+#include "common/rpc/blocking_pool.h"
 #include "common/rpc/local_call.h"
 #include "common/rpc/server.h"
 #include "common/rpc/status.h"
@@ -69,6 +70,11 @@ class GrpcPeers : public Peers {
   // Fills in the revision a start without one runs (see
   // StartExecutionShardRequest.resolve_arn), asking the state machine's
   // owner: this server or a peer.
+  // Whether ResolveStart answers without a call to a peer.
+  bool ResolvesLocally(const iv1::StartExecutionShardRequest& start) {
+    return OwnerOf(start.request().state_machine_arn()) == ordinal_;
+  }
+
   absl::Status ResolveStart(iv1::StartExecutionShardRequest* start) {
     iv1::ResolveStateMachineRequest lookup;
     lookup.set_arn(start->resolve_arn().empty() ? start->request().state_machine_arn()
@@ -270,16 +276,27 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                    core_->ListMapRunExecutions(*request, response))
 #undef STEPFLOW_FORWARD
 
-  grpc::Status StartExecution(grpc::ServerContext*, const iv1::StartExecutionShardRequest* request,
+  // Both may be called on a thread that must not block (see
+  // rpc::CallMayBlock): they then decline whatever would wait.
+  grpc::Status StartExecution(grpc::ServerContext* context,
+                              const iv1::StartExecutionShardRequest* request,
                               v1::StartExecutionResponse* response) override {
+    const bool may_block = rpc::CallMayBlock(*context);
+    bool would_block = false;
+    absl::Status status;
     if (request->has_state_machine()) {
-      return rpc::ToGrpcStatus(core_->StartExecution(*request, response));
+      status = core_->StartExecution(*request, response, may_block ? nullptr : &would_block);
+    } else if (!may_block && !peers_->ResolvesLocally(*request)) {
+      would_block = true;
+    } else {
+      iv1::StartExecutionShardRequest start = *request;
+      status = peers_->ResolveStart(&start);
+      if (status.ok()) {
+        status = core_->StartExecution(start, response, may_block ? nullptr : &would_block);
+      }
     }
-    iv1::StartExecutionShardRequest start = *request;
-    if (absl::Status resolved = peers_->ResolveStart(&start); !resolved.ok()) {
-      return rpc::ToGrpcStatus(resolved);
-    }
-    return rpc::ToGrpcStatus(core_->StartExecution(start, response));
+    if (would_block) rpc::DeclineBlockingCall(context);
+    return rpc::ToGrpcStatus(status);
   }
 
   grpc::Status ResolveStateMachine(grpc::ServerContext*,
@@ -307,14 +324,24 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                                   v1::DescribeExecutionResponse* response) override {
     const absl::Time deadline = std::min(absl::Now() + kMaxSyncWait, rpc::CallDeadline(*context));
     auto cancelled = [context] { return rpc::CallCancelled(*context); };
+    const bool may_block = rpc::CallMayBlock(*context);
+    bool would_block = false;
+    absl::Status status;
     if (request->start().has_state_machine()) {
-      return rpc::ToGrpcStatus(core_->StartSyncExecution(*request, deadline, cancelled, response));
+      status = core_->StartSyncExecution(*request, deadline, cancelled, response,
+                                         may_block ? nullptr : &would_block);
+    } else if (!may_block && !peers_->ResolvesLocally(request->start())) {
+      would_block = true;
+    } else {
+      iv1::StartSyncExecutionShardRequest start = *request;
+      status = peers_->ResolveStart(start.mutable_start());
+      if (status.ok()) {
+        status = core_->StartSyncExecution(start, deadline, cancelled, response,
+                                           may_block ? nullptr : &would_block);
+      }
     }
-    iv1::StartSyncExecutionShardRequest start = *request;
-    if (absl::Status resolved = peers_->ResolveStart(start.mutable_start()); !resolved.ok()) {
-      return rpc::ToGrpcStatus(resolved);
-    }
-    return rpc::ToGrpcStatus(core_->StartSyncExecution(start, deadline, cancelled, response));
+    if (would_block) rpc::DeclineBlockingCall(context);
+    return rpc::ToGrpcStatus(status);
   }
 
   grpc::Status AwaitExecutionClosed(grpc::ServerContext* context,
@@ -345,6 +372,95 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
   GrpcPeers* peers_;
 };
 
+
+// The request and response types of a ShardService method.
+template <typename Method>
+struct ShardMethodTypes;
+template <typename Req, typename Resp>
+struct ShardMethodTypes<grpc::Status (iv1::ShardService::Service::*)(grpc::ServerContext*,
+                                                                     const Req*, Resp*)> {
+  using Request = Req;
+  using Response = Resp;
+};
+
+// What the shard server serves over gRPC: every call on gRPC's callback
+// API, run by ShardServiceImpl on a thread of a blocking pool (handlers
+// wait for WAL fsyncs, executions' ends and long polls). Handing a call to
+// the pool costs less than the synchronous server's own hand-off to its
+// thread pool, which costs about as much as a whole no-op call.
+class PooledShardService final : public iv1::ShardService::CallbackService {
+ public:
+  explicit PooledShardService(ShardServiceImpl* impl) : impl_(impl) {}
+
+#define STEPFLOW_POOLED(Method)                                                           \
+  grpc::ServerUnaryReactor* Method(                                                       \
+      grpc::CallbackServerContext* context,                                               \
+      const ShardMethodTypes<decltype(&iv1::ShardService::Service::Method)>::Request* request, \
+      ShardMethodTypes<decltype(&iv1::ShardService::Service::Method)>::Response* response)     \
+      override {                                                                          \
+    return Pooled(context, request, response, &iv1::ShardService::Service::Method);       \
+  }
+  STEPFLOW_POOLED(CreateStateMachine)
+  STEPFLOW_POOLED(DescribeStateMachine)
+  STEPFLOW_POOLED(DeleteStateMachine)
+  STEPFLOW_POOLED(ListStateMachines)
+  STEPFLOW_POOLED(DescribeExecution)
+  STEPFLOW_POOLED(StopExecution)
+  STEPFLOW_POOLED(GetExecutionHistory)
+  STEPFLOW_POOLED(ListExecutions)
+  STEPFLOW_POOLED(CreateActivity)
+  STEPFLOW_POOLED(DescribeActivity)
+  STEPFLOW_POOLED(DeleteActivity)
+  STEPFLOW_POOLED(ListActivities)
+  STEPFLOW_POOLED(EnqueueActivityTask)
+  STEPFLOW_POOLED(CancelActivityTask)
+  STEPFLOW_POOLED(RecordActivityStarted)
+  STEPFLOW_POOLED(ActivityScheduleFailed)
+  STEPFLOW_POOLED(SendTaskSuccess)
+  STEPFLOW_POOLED(SendTaskFailure)
+  STEPFLOW_POOLED(SendTaskHeartbeat)
+  STEPFLOW_POOLED(CompleteServiceTask)
+  STEPFLOW_POOLED(UpdateStateMachine)
+  STEPFLOW_POOLED(PublishStateMachineVersion)
+  STEPFLOW_POOLED(DeleteStateMachineVersion)
+  STEPFLOW_POOLED(ListStateMachineVersions)
+  STEPFLOW_POOLED(CreateStateMachineAlias)
+  STEPFLOW_POOLED(DescribeStateMachineAlias)
+  STEPFLOW_POOLED(UpdateStateMachineAlias)
+  STEPFLOW_POOLED(DeleteStateMachineAlias)
+  STEPFLOW_POOLED(ListStateMachineAliases)
+  STEPFLOW_POOLED(DescribeStateMachineForExecution)
+  STEPFLOW_POOLED(RedriveExecution)
+  STEPFLOW_POOLED(DescribeMapRun)
+  STEPFLOW_POOLED(ListMapRuns)
+  STEPFLOW_POOLED(UpdateMapRun)
+  STEPFLOW_POOLED(ListMapRunExecutions)
+  STEPFLOW_POOLED(StartExecution)
+  STEPFLOW_POOLED(ResolveStateMachine)
+  STEPFLOW_POOLED(GetStateMachineRecord)
+  STEPFLOW_POOLED(StartSyncExecution)
+  STEPFLOW_POOLED(AwaitExecutionClosed)
+  STEPFLOW_POOLED(PollActivityTasks)
+#undef STEPFLOW_POOLED
+
+ private:
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* Pooled(grpc::CallbackServerContext* context, const Request* request,
+                                   Response* response,
+                                   grpc::Status (iv1::ShardService::Service::*method)(
+                                       grpc::ServerContext*, const Request*, Response*)) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    pool_.Run([this, context, request, response, method, reactor] {
+      rpc::LocalServerContext local(absl::FromChrono(context->deadline()), context);
+      reactor->Finish((impl_->*method)(&local, request, response));
+    });
+    return reactor;
+  }
+
+  ShardServiceImpl* const impl_;
+  // Last member: its destructor finishes the calls still running.
+  rpc::BlockingPool pool_;
+};
 }  // namespace
 
 class ShardServer::Impl {
@@ -352,6 +468,8 @@ class ShardServer::Impl {
   std::unique_ptr<GrpcPeers> peers;
   std::unique_ptr<ShardCore> core;
   std::unique_ptr<ShardServiceImpl> service;
+  // Serves `service` over gRPC.
+  std::unique_ptr<PooledShardService> pooled_service;
   std::unique_ptr<rpc::RunningServer> server;
 };
 
@@ -381,7 +499,8 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(ShardServerOptio
     server_options.listen_address = options.listen_address;
     server_options.component = "shard";
     server_options.registry = options.registry;
-    server_options.services = {impl->service.get()};
+    impl->pooled_service = std::make_unique<PooledShardService>(impl->service.get());
+    server_options.services = {impl->pooled_service.get()};
     ASSIGN_OR_RETURN(impl->server, rpc::RunningServer::Start(std::move(server_options)));
     log::Info("shard", "shard server serving",
               {{"address", impl->server->address()},
