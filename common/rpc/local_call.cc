@@ -26,4 +26,13 @@ bool CallCancelled(const grpc::ServerContext& context) {
   return context.IsCancelled();
 }
 
+bool CallMayBlock(const grpc::ServerContext& context) {
+  const auto* local = dynamic_cast<const LocalServerContext*>(&context);
+  return local == nullptr || local->may_block();
+}
+
+void DeclineBlockingCall(grpc::ServerContext* context) {
+  if (auto* local = dynamic_cast<LocalServerContext*>(context)) local->Decline();
+}
+
 }  // namespace stepflow::rpc

@@ -22,22 +22,40 @@ class LocalServerContext : public grpc::ServerContext {
   // `parent`, when not null, is the call being served on whose behalf this
   // one is made: its cancellation cancels this call. It must outlive this
   // context.
-  LocalServerContext(absl::Time deadline, const grpc::ServerContextBase* parent)
-      : deadline_(deadline), parent_(parent) {}
+  //
+  // `may_block` false: the caller's thread must not wait (a gRPC callback
+  // thread). A handler that supports this declines work that would wait
+  // (see DeclineBlockingCall) and the caller calls again from a thread that
+  // may; other handlers ignore it, so only handlers known never to wait, or
+  // to decline, may be called so.
+  LocalServerContext(absl::Time deadline, const grpc::ServerContextBase* parent,
+                     bool may_block = true)
+      : deadline_(deadline), parent_(parent), may_block_(may_block) {}
 
   absl::Time local_deadline() const { return deadline_; }
   bool LocalCancelled() const;
+  bool may_block() const { return may_block_; }
+  bool declined() const { return declined_; }
+  void Decline() { declined_ = true; }
 
  private:
   absl::Time deadline_;
   // A synchronous or a callback call.
   const grpc::ServerContextBase* parent_;
+  const bool may_block_;
+  bool declined_ = false;
 };
 
 // The deadline of the call `context` serves (infinite when none).
 absl::Time CallDeadline(const grpc::ServerContext& context);
 // Whether the caller of `context`'s call went away.
 bool CallCancelled(const grpc::ServerContext& context);
+// Whether the handler of `context`'s call may wait (false only for a local
+// call made with may_block false).
+bool CallMayBlock(const grpc::ServerContext& context);
+// Declines a call that may not block (see LocalServerContext): the handler
+// then returns without having done anything.
+void DeclineBlockingCall(grpc::ServerContext* context);
 
 }  // namespace stepflow::rpc
 

@@ -57,6 +57,25 @@ TEST(LocalCallTest, CarriesItsOwnDeadline) {
   EXPECT_FALSE(CallCancelled(nested));
 }
 
+TEST(LocalCallTest, CallsThatMayNotBlockCanBeDeclined) {
+  LocalServerContext may_block(absl::InfiniteFuture(), nullptr);
+  EXPECT_TRUE(CallMayBlock(may_block));
+  DeclineBlockingCall(&may_block);
+  EXPECT_TRUE(may_block.declined());
+
+  LocalServerContext must_not(absl::InfiniteFuture(), nullptr, /*may_block=*/false);
+  EXPECT_FALSE(CallMayBlock(must_not));
+  EXPECT_FALSE(must_not.declined());
+  DeclineBlockingCall(&must_not);
+  EXPECT_TRUE(must_not.declined());
+
+  // A call that came through gRPC may always block; declining it does
+  // nothing.
+  grpc::ServerContext remote;
+  EXPECT_TRUE(CallMayBlock(remote));
+  DeclineBlockingCall(&remote);
+}
+
 TEST(LocalCallTest, EndsWhenTheCallerOfItsParentGoesAway) {
   ParentService service;
   ServerOptions options;

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -1733,17 +1734,25 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
 }
 
 absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRequest& request,
-                                       v1::StartExecutionResponse* response) {
-  return StartExecutionImpl(request, /*synchronous=*/false, response);
+                                       v1::StartExecutionResponse* response,
+                                       bool* would_block) {
+  return StartExecutionImpl(request, /*synchronous=*/false, response, /*sync_answer=*/nullptr,
+                            would_block);
 }
 
 absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionShardRequest& request,
                                            bool synchronous,
                                            v1::StartExecutionResponse* response,
-                                           SyncAnswer* sync_answer) {
+                                           SyncAnswer* sync_answer, bool* would_block) {
+  const StateMachineRecord& machine = request.state_machine();
+  // Declines (see StartExecution) before anything is done.
+  auto decline = [would_block] {
+    *would_block = true;
+    return absl::OkStatus();
+  };
+  if (would_block != nullptr && machine.type() != "EXPRESS") return decline();
   RETURN_IF_ERROR(Admit());
   InflightSlot slot(this);
-  const StateMachineRecord& machine = request.state_machine();
   const std::string execution_arn = config::ExecutionArn(
       options_.arn_scope, machine.name(), request.request().name());
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(execution_arn));
@@ -1802,6 +1811,11 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   // its record is written without waiting for an fsync.
   const bool express = machine.type() == "EXPRESS";
   const bool ended_alone = express && !outcome.closed_status.empty() && !NeedsOutbox(record, outcome);
+  if (would_block != nullptr &&
+      (!ended_alone || !definition_cached || (!synchronous && request.has_parent_task()) ||
+       (synchronous && sync_answer == nullptr))) {
+    return decline();
+  }
   // Such an execution: its definition stored if it is not yet (before it
   // enters the cache, see above; later transitions in the same write-ahead
   // log come after it), its record closed, its start answered.
@@ -1829,7 +1843,13 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     return absl::OkStatus();
   }
 
-  absl::ReleasableMutexLock lock(&ShardMutex(shard));
+  absl::Mutex& shard_mutex = ShardMutex(shard);
+  if (would_block == nullptr) {
+    shard_mutex.Lock();
+  } else if (!shard_mutex.TryLock()) {
+    return decline();  // it may be held across another transition's fsync
+  }
+  absl::Cleanup unlock = [&shard_mutex] { shard_mutex.Unlock(); };
   ASSIGN_OR_RETURN(auto existing, Read<ExecutionRecord>(families_.executions, key));
   if (!existing.has_value() && express) existing = RecentExpressRecord(execution_arn);
   if (!existing.has_value() && express && RecentExpressNameTaken(execution_arn)) {
@@ -1983,7 +2003,8 @@ size_t ShardCore::AwaitedExecutions() {
 
 absl::Status ShardCore::StartSyncExecution(
     const internal::v1::StartSyncExecutionShardRequest& request, absl::Time deadline,
-    const std::function<bool()>& cancelled, v1::DescribeExecutionResponse* response) {
+    const std::function<bool()>& cancelled, v1::DescribeExecutionResponse* response,
+    bool* would_block) {
   if (request.start().state_machine().type() != "EXPRESS") {
     return absl::InvalidArgumentError(
         "StateMachineTypeNotSupported: State machine type is not supported.");
@@ -1991,7 +2012,9 @@ absl::Status ShardCore::StartSyncExecution(
   v1::StartExecutionResponse started;
   SyncAnswer answer;
   answer.included_data = request.included_data();
-  RETURN_IF_ERROR(StartExecutionImpl(request.start(), /*synchronous=*/true, &started, &answer));
+  RETURN_IF_ERROR(StartExecutionImpl(request.start(), /*synchronous=*/true, &started, &answer,
+                                     would_block));
+  if (would_block != nullptr && *would_block) return absl::OkStatus();
   if (answer.answered) {
     *response = std::move(answer.closed);
     return absl::OkStatus();

@@ -207,8 +207,16 @@ class ShardCore {
   // An EXPRESS execution runs without a WAL fsync per transition; an
   // asynchronous start's first transition is synced (the start record that
   // makes it at-least-once), a synchronous start's is not (at-most-once).
+  //
+  // With `would_block` (a caller on a thread that must not wait, such as
+  // gRPC's callback threads): a start that would have to wait — for a WAL
+  // fsync, a busy shard, a write of its definition — does nothing at all
+  // and sets *would_block; the caller then starts it again where it may
+  // wait. Only EXPRESS executions that end within their start can go
+  // through without waiting.
   absl::Status StartExecution(const internal::v1::StartExecutionShardRequest& request,
-                              v1::StartExecutionResponse* response);
+                              v1::StartExecutionResponse* response,
+                              bool* would_block = nullptr);
   absl::Status DescribeExecution(const v1::DescribeExecutionRequest& request,
                                  v1::DescribeExecutionResponse* response);
   // Waits until the execution is no longer RUNNING and answers as
@@ -220,9 +228,12 @@ class ShardCore {
                                     absl::Time deadline, const std::function<bool()>& cancelled,
                                     v1::DescribeExecutionResponse* response);
   // StartExecution, then AwaitExecutionClosed of the execution it started.
+  // `would_block` as for StartExecution: only an execution that ends within
+  // its start is answered without waiting.
   absl::Status StartSyncExecution(const internal::v1::StartSyncExecutionShardRequest& request,
                                   absl::Time deadline, const std::function<bool()>& cancelled,
-                                  v1::DescribeExecutionResponse* response);
+                                  v1::DescribeExecutionResponse* response,
+                                  bool* would_block = nullptr);
   absl::Status StopExecution(const v1::StopExecutionRequest& request,
                              v1::StopExecutionResponse* response);
   absl::Status GetExecutionHistory(const v1::GetExecutionHistoryRequest& request,
@@ -430,7 +441,8 @@ class ShardCore {
   };
   absl::Status StartExecutionImpl(const internal::v1::StartExecutionShardRequest& request,
                                   bool synchronous, v1::StartExecutionResponse* response,
-                                  SyncAnswer* sync_answer = nullptr);
+                                  SyncAnswer* sync_answer = nullptr,
+                                  bool* would_block = nullptr);
   // Whether a transition leaves anything for the outbox or the timers.
   bool NeedsOutbox(const internal::v1::ExecutionRecord& record,
                    const asl::Outcome& outcome) const;

@@ -863,6 +863,105 @@ TEST_F(ShardCoreTest, ResolutionFollowsEveryChangeOfTheStateMachine) {
 // the recent ones stay in memory, where DescribeExecution, StopExecution,
 // ListExecutions and name checks find them, within a byte bound (oldest
 // first out); a restart forgets them, as AWS keeps none.
+// A caller that may not wait (a gRPC callback thread) gets through only
+// EXPRESS executions that end within their start; any other start is
+// declined with nothing done, and succeeds when made again by a caller
+// that may wait.
+TEST_F(ShardCoreTest, StartsThatWouldWaitAreDeclinedWithNothingDone) {
+  ASSERT_TRUE(Open(16).ok());
+  auto quick = CreateMachine("quick", kOnePass, "EXPRESS");
+  auto standard = CreateMachine("durable", kOnePass);
+  auto waits = CreateMachine(
+      "waits", R"({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": true}}})",
+      "EXPRESS");
+  auto try_start = [&](const iv1::StateMachineRecord& machine, const std::string& name,
+                       bool* declined) {
+    iv1::StartExecutionShardRequest request;
+    *request.mutable_state_machine() = machine;
+    request.mutable_request()->set_name(name);
+    request.mutable_request()->set_input("{}");
+    v1::StartExecutionResponse response;
+    *declined = false;
+    EXPECT_TRUE(core_->StartExecution(request, &response, declined).ok());
+    return response.execution_arn();
+  };
+  auto exists = [&](const std::string& arn) {
+    v1::DescribeExecutionRequest request;
+    request.set_execution_arn(arn);
+    v1::DescribeExecutionResponse response;
+    return core_->DescribeExecution(request, &response).ok();
+  };
+  auto execution_arn = [](const iv1::StateMachineRecord& machine, const std::string& name) {
+    return absl::StrCat(
+        absl::StrReplaceAll(machine.state_machine_arn(), {{":stateMachine:", ":execution:"}}),
+        ":", name);
+  };
+  const std::string standard_arn = execution_arn(standard, "s-1");
+  const DurabilityStats before = core_->Stats();
+  bool declined = false;
+  EXPECT_EQ(try_start(standard, "s-1", &declined), "");
+  EXPECT_TRUE(declined);
+  // The first start of a revision stores its definition: declined too.
+  EXPECT_EQ(try_start(quick, "q-0", &declined), "");
+  EXPECT_TRUE(declined);
+  EXPECT_EQ(core_->Stats().transitions, before.transitions);
+  EXPECT_FALSE(exists(standard_arn));
+  // Made again where waiting is allowed, both start.
+  EXPECT_EQ(Describe(Start(standard, "s-1", "{}")).status(), "SUCCEEDED");
+  EXPECT_EQ(Describe(Start(quick, "q-0", "{}")).status(), "SUCCEEDED");
+
+  // Now the revision's definition is known: an EXPRESS start that ends at
+  // once goes through, with no synced write.
+  const DurabilityStats cached = core_->Stats();
+  const std::string quick_arn = try_start(quick, "q-1", &declined);
+  EXPECT_FALSE(declined);
+  ASSERT_FALSE(quick_arn.empty());
+  EXPECT_EQ(Describe(quick_arn).status(), "SUCCEEDED");
+  EXPECT_EQ(core_->Stats().synced_writes, cached.synced_writes);
+  // Its name is taken as for any start.
+  iv1::StartExecutionShardRequest again;
+  *again.mutable_state_machine() = quick;
+  again.mutable_request()->set_name("q-1");
+  again.mutable_request()->set_input(R"({"other": true})");
+  v1::StartExecutionResponse refused;
+  bool ignored = false;
+  EXPECT_EQ(core_->StartExecution(again, &refused, &ignored).code(),
+            absl::StatusCode::kAlreadyExists);
+
+  // An EXPRESS execution that waits needs a synced start record: declined,
+  // nothing stored, then started by a caller that may wait.
+  Start(waits, "w-0", "{}");
+  const std::string waiting_arn = execution_arn(waits, "w-1");
+  EXPECT_EQ(try_start(waits, "w-1", &declined), "");
+  EXPECT_TRUE(declined);
+  EXPECT_FALSE(exists(waiting_arn));
+  EXPECT_EQ(Describe(Start(waits, "w-1", "{}")).status(), "RUNNING");
+
+  // Synchronous starts: answered at once when the execution ends at once,
+  // declined untouched otherwise.
+  iv1::StartSyncExecutionShardRequest sync_start;
+  *sync_start.mutable_start()->mutable_state_machine() = quick;
+  sync_start.mutable_start()->mutable_request()->set_name("q-sync");
+  sync_start.mutable_start()->mutable_request()->set_input("{}");
+  v1::DescribeExecutionResponse closed;
+  declined = false;
+  ASSERT_TRUE(core_->StartSyncExecution(sync_start, absl::Now() + absl::Seconds(5), nullptr,
+                                        &closed, &declined)
+                  .ok());
+  EXPECT_FALSE(declined);
+  EXPECT_EQ(closed.status(), "SUCCEEDED");
+  *sync_start.mutable_start()->mutable_state_machine() = waits;
+  sync_start.mutable_start()->mutable_request()->set_name("w-sync");
+  v1::DescribeExecutionResponse untouched;
+  declined = false;
+  ASSERT_TRUE(core_->StartSyncExecution(sync_start, absl::Now() + absl::Seconds(5), nullptr,
+                                        &untouched, &declined)
+                  .ok());
+  EXPECT_TRUE(declined);
+  EXPECT_EQ(untouched.execution_arn(), "");
+  EXPECT_FALSE(exists(execution_arn(waits, "w-sync")));
+}
+
 TEST_F(ShardCoreTest, RecentClosedExpressExecutionsStayInMemoryOnly) {
   ASSERT_TRUE(Open(16).ok());
   auto machine = CreateMachine("bulk", kOnePass, "EXPRESS");

@@ -321,16 +321,30 @@ class ShardRouter {
     }
   }
 
+  // How a shard service in this process is called for a callback handler.
+  enum class LocalCall {
+    // On a thread of the blocking pool: its handlers may wait for a WAL
+    // fsync or an execution's end.
+    kPooled,
+    // On the handler's own thread, unless the shard's handler declines
+    // (see rpc::LocalServerContext); then as kPooled.
+    kInlineUnlessDeclined,
+  };
+
   // Calls `method` on server `ordinal` for a callback handler, without
   // blocking its thread, and calls `done` with the answer. `request` and
-  // `response` must stay valid until then. A shard service in this process
-  // is called on a thread of the blocking pool (its handlers may wait for
-  // a WAL fsync or an execution's end).
+  // `response` must stay valid until then.
   template <typename Request, typename Response>
   void CallAsync(const grpc::CallbackServerContext* parent, int ordinal, absl::Time deadline,
                  const ShardMethod<Request, Response>& method, const Request& request,
-                 Response* response, std::function<void(absl::Status)> done) {
+                 Response* response, std::function<void(absl::Status)> done,
+                 LocalCall local_call = LocalCall::kPooled) {
     if (ShardServiceBase* local = local_services_[ordinal]; local != nullptr) {
+      if (local_call == LocalCall::kInlineUnlessDeclined) {
+        rpc::LocalServerContext context(deadline, parent, /*may_block=*/false);
+        grpc::Status status = (local->*method.local)(&context, &request, response);
+        if (!context.declined()) return done(rpc::FromGrpcStatus(status));
+      }
       local_calls_.Run([local, call = method.local, parent, deadline, &request, response,
                         done = std::move(done)] {
         rpc::LocalServerContext context(deadline, parent);
@@ -555,7 +569,8 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
                          STEPFLOW_SHARD_METHOD(StartExecution), *shard_request, response,
                          [reactor, shard_request](absl::Status status) {
                            reactor->Finish(rpc::ToGrpcStatus(status));
-                         });
+                         },
+                         ShardRouter::LocalCall::kInlineUnlessDeclined);
       return absl::OkStatus();
     });
   }
@@ -604,7 +619,8 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
           [reactor, request, response, shard_request, closed](absl::Status status) {
             if (status.ok()) FillSyncResponse(*request, *closed, response);
             reactor->Finish(rpc::ToGrpcStatus(status));
-          });
+          },
+          ShardRouter::LocalCall::kInlineUnlessDeclined);
       return absl::OkStatus();
     });
   }
