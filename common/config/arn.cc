@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -32,7 +33,7 @@ absl::StatusOr<ParsedArn> ParseScoped(const ArnScope& scope,
       parsed->resource.size() != parts) {
     return InvalidArn(arn, "Resource type not valid in this context");
   }
-  if (arn.substr(0, Prefix(scope).size()) != Prefix(scope)) {
+  if (!absl::StartsWith(arn, Prefix(scope))) {
     return InvalidArn(arn, "Invalid region or account");
   }
   for (const auto& part : parsed->resource) {
@@ -58,14 +59,17 @@ std::string ActivityArn(const ArnScope& scope, absl::string_view name) {
 }
 
 absl::StatusOr<ParsedArn> ParseArn(absl::string_view arn) {
-  std::vector<std::string> parts = absl::StrSplit(arn, ':');
+  // Views, so that only the parts kept are copied (every call the gateway
+  // serves parses an ARN or two).
+  std::vector<absl::string_view> parts = absl::StrSplit(arn, ':');
   if (parts.size() < 7 || parts[0] != "arn") {
     return InvalidArn(arn, "Invalid ARN prefix");
   }
   ParsedArn parsed;
-  parsed.service = parts[2];
-  parsed.resource_type = parts[5];
-  parsed.resource.assign(parts.begin() + 6, parts.end());
+  parsed.service = std::string(parts[2]);
+  parsed.resource_type = std::string(parts[5]);
+  parsed.resource.reserve(parts.size() - 6);
+  for (size_t i = 6; i < parts.size(); ++i) parsed.resource.emplace_back(parts[i]);
   return parsed;
 }
 
