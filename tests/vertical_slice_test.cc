@@ -3,6 +3,8 @@
 // stepflow-worker; restarts included.
 #include <grpcpp/grpcpp.h>
 
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -226,6 +228,35 @@ TEST_F(VerticalSliceTest, KillNineLosesNothingCommitted) {
                                              "ActivityScheduled"));
   ASSERT_TRUE(cluster_->StartWorker("enrich", kDoubler).ok());
   EXPECT_EQ(AwaitClosed(arn).status(), "SUCCEEDED");
+}
+
+// The gateway retries a shard server that is down (UNAVAILABLE) within the
+// caller's deadline, for the calls it forwards without blocking a thread.
+TEST_F(VerticalSliceTest, GatewayWaitsForAShardServerThatComesBack) {
+  const std::string machine = CreateMachine("patient");
+  const std::string before = Start(machine, "before-outage", R"({"order": 1})");
+  cluster_->KillShard(0);
+  cluster_->KillShard(1);
+  const absl::Time down_at = absl::Now();
+  // The start waits in the gateway while this thread restarts the servers
+  // (a child process dies with the thread that launched it).
+  std::string during;
+  absl::Duration waited;
+  std::thread starter([&] {
+    during = Start(machine, "during-outage", R"({"order": 2})");
+    waited = absl::Now() - down_at;
+  });
+  absl::SleepFor(absl::Milliseconds(1500));
+  const absl::Status restarted_0 = cluster_->RestartShard(0);
+  const absl::Status restarted_1 = cluster_->RestartShard(1);
+  starter.join();
+  ASSERT_TRUE(restarted_0.ok()) << restarted_0;
+  ASSERT_TRUE(restarted_1.ok()) << restarted_1;
+  EXPECT_FALSE(during.empty());
+  // It was answered only once the servers were back.
+  EXPECT_GE(waited, absl::Milliseconds(1400));
+  EXPECT_EQ(Describe(during).status(), "RUNNING");
+  EXPECT_EQ(Describe(before).status(), "RUNNING");
 }
 
 TEST_F(VerticalSliceTest, EveryProcessServesHealthAndMetrics) {
