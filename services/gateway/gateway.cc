@@ -1036,43 +1036,44 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   }
 
   grpc::ServerUnaryReactor* SendTaskSuccess(grpc::CallbackServerContext* context,
-                                 const v1::SendTaskSuccessRequest* request,
-                                 v1::SendTaskSuccessResponse* response) override {
+                                            const v1::SendTaskSuccessRequest* request,
+                                            v1::SendTaskSuccessResponse* response) override {
     return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
       ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
       RETURN_IF_ERROR(
           ValidateJsonPayload("output", request->output(), "InvalidOutput", kMaxPayloadBytes));
       router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
-                         DeadlineOf(context, kDefaultDeadline), STEPFLOW_SHARD_METHOD(SendTaskSuccess),
-                         *request, response, Finisher(reactor));
+                         DeadlineOf(context, kDefaultDeadline),
+                         STEPFLOW_SHARD_METHOD(SendTaskSuccess), *request, response,
+                         Finisher(reactor));
       return absl::OkStatus();
     });
   }
 
-
   grpc::ServerUnaryReactor* SendTaskFailure(grpc::CallbackServerContext* context,
-                                 const v1::SendTaskFailureRequest* request,
-                                 v1::SendTaskFailureResponse* response) override {
+                                            const v1::SendTaskFailureRequest* request,
+                                            v1::SendTaskFailureResponse* response) override {
     return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
       ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
       RETURN_IF_ERROR(ValidateLength("error", request->error(), 0, 256));
       RETURN_IF_ERROR(ValidateLength("cause", request->cause(), 0, 32768));
       router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
-                         DeadlineOf(context, kDefaultDeadline), STEPFLOW_SHARD_METHOD(SendTaskFailure),
-                         *request, response, Finisher(reactor));
+                         DeadlineOf(context, kDefaultDeadline),
+                         STEPFLOW_SHARD_METHOD(SendTaskFailure), *request, response,
+                         Finisher(reactor));
       return absl::OkStatus();
     });
   }
 
-
   grpc::ServerUnaryReactor* SendTaskHeartbeat(grpc::CallbackServerContext* context,
-                                 const v1::SendTaskHeartbeatRequest* request,
-                                 v1::SendTaskHeartbeatResponse* response) override {
+                                              const v1::SendTaskHeartbeatRequest* request,
+                                              v1::SendTaskHeartbeatResponse* response) override {
     return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
       ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
       router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
-                         DeadlineOf(context, kDefaultDeadline), STEPFLOW_SHARD_METHOD(SendTaskHeartbeat),
-                         *request, response, Finisher(reactor));
+                         DeadlineOf(context, kDefaultDeadline),
+                         STEPFLOW_SHARD_METHOD(SendTaskHeartbeat), *request, response,
+                         Finisher(reactor));
       return absl::OkStatus();
     });
   }
