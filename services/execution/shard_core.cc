@@ -1058,6 +1058,11 @@ absl::StatusOr<std::shared_ptr<const StateMachineRecord>> ShardCore::CachedState
   return shared;
 }
 
+bool ShardCore::StateMachineCached(const std::string& state_machine_arn) {
+  absl::MutexLock cache_lock(&machine_cache_mu_);
+  return machine_cache_.contains(state_machine_arn);
+}
+
 void ShardCore::ForgetStateMachine(const std::string& state_machine_arn) {
   absl::MutexLock cache_lock(&machine_cache_mu_);
   machine_cache_.erase(state_machine_arn);

@@ -195,6 +195,10 @@ class ShardCore {
   // runs (with its definition).
   absl::StatusOr<internal::v1::ResolvedStateMachine> ResolveStateMachine(
       const internal::v1::ResolveStateMachineRequest& request);
+  // Whether the state machine's record is cached, so that resolving a start
+  // through it takes no shard mutex (which a transition may hold across its
+  // fsync).
+  bool StateMachineCached(const std::string& state_machine_arn);
   absl::Status CreateActivity(const v1::CreateActivityRequest& request,
                               v1::CreateActivityResponse* response);
   absl::Status DescribeActivity(const v1::DescribeActivityRequest& request,

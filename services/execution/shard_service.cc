@@ -70,9 +70,11 @@ class GrpcPeers : public Peers {
   // Fills in the revision a start without one runs (see
   // StartExecutionShardRequest.resolve_arn), asking the state machine's
   // owner: this server or a peer.
-  // Whether ResolveStart answers without a call to a peer.
-  bool ResolvesLocally(const iv1::StartExecutionShardRequest& start) {
-    return OwnerOf(start.request().state_machine_arn()) == ordinal_;
+  // Whether ResolveStart answers without waiting: without a call to a peer
+  // and from the cache of state machine records.
+  bool ResolvesAtOnce(const iv1::StartExecutionShardRequest& start) {
+    const std::string& arn = start.request().state_machine_arn();
+    return OwnerOf(arn) == ordinal_ && local_->StateMachineCached(arn);
   }
 
   absl::Status ResolveStart(iv1::StartExecutionShardRequest* start) {
@@ -286,7 +288,7 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
     absl::Status status;
     if (request->has_state_machine()) {
       status = core_->StartExecution(*request, response, may_block ? nullptr : &would_block);
-    } else if (!may_block && !peers_->ResolvesLocally(*request)) {
+    } else if (!may_block && !peers_->ResolvesAtOnce(*request)) {
       would_block = true;
     } else {
       iv1::StartExecutionShardRequest start = *request;
@@ -330,7 +332,7 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
     if (request->start().has_state_machine()) {
       status = core_->StartSyncExecution(*request, deadline, cancelled, response,
                                          may_block ? nullptr : &would_block);
-    } else if (!may_block && !peers_->ResolvesLocally(request->start())) {
+    } else if (!may_block && !peers_->ResolvesAtOnce(request->start())) {
       would_block = true;
     } else {
       iv1::StartSyncExecutionShardRequest start = *request;
