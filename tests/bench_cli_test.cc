@@ -141,6 +141,21 @@ TEST(BenchCliTest, ActivitiesOverStreamDelivery) {
   EXPECT_TRUE(doc.HasMember("schedule_to_start_ms")) << result.out;
 }
 
+// EXPRESS one-Task workflows: tasks in memory; every round trip completes
+// and every execution's end is counted.
+TEST(BenchCliTest, ActivitiesOfExpressWorkflows) {
+  Result result = Stepflow({"bench", "--scenario", "activities", "--delivery", "stream",
+                            "--workflow-type", "EXPRESS", "-n", "30", "-c", "4", "-O", "json"});
+  json::Document doc = Report(result);
+  ASSERT_TRUE(doc.IsObject());
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(doc["completed"].GetInt64(), 30);
+  EXPECT_TRUE(doc["errors"].ObjectEmpty()) << result.out;
+  EXPECT_STREQ(doc["workflow_type"].GetString(), "EXPRESS");
+  ASSERT_TRUE(doc["statuses"].HasMember("SUCCEEDED")) << result.out;
+  EXPECT_EQ(doc["statuses"]["SUCCEEDED"].GetInt64(), 30) << result.out;
+}
+
 TEST(BenchCliTest, HelpAndUsage) {
   Result top = Stepflow({"--help"});
   EXPECT_EQ(top.exit_code, 0);

@@ -112,6 +112,14 @@ TEST(BenchOptionsTest, ActivitiesDelivery) {
   EXPECT_FALSE(
       ParseBenchArgs({"--scenario", "activities", "--definition", "x.json"})
           .ok());
+  EXPECT_EQ(options->workflow_type, "STANDARD");
+  options = ParseBenchArgs({"--scenario", "activities", "--workflow-type", "EXPRESS"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->workflow_type, "EXPRESS");
+  EXPECT_FALSE(
+      ParseBenchArgs({"--scenario", "activities", "--workflow-type", "express"}).ok());
+  EXPECT_FALSE(
+      ParseBenchArgs({"--scenario", "express-sync", "--workflow-type", "EXPRESS"}).ok());
 }
 
 TEST(BenchOptionsTest, RefusesBadValues) {

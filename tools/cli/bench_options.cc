@@ -72,6 +72,13 @@ const std::vector<FlagSpec>& BenchFlags() {
                "polls; default) or stream\n"
                "(StreamActivityTasks with -c credits).",
        .choices = {"poll", "stream"}},
+      {.name = "workflow-type",
+       .value_name = "TYPE",
+       .help = "activities: the one-Task workflow's type:\n"
+               "STANDARD (default: a synced write per\n"
+               "transition) or EXPRESS (tasks kept in\n"
+               "memory, only the start record synced).",
+       .choices = {"STANDARD", "EXPRESS"}},
       {.name = "connections",
        .kind = FlagKind::kInt,
        .value_name = "N",
@@ -213,6 +220,7 @@ absl::StatusOr<BenchOptions> ParseBenchArgs(
   options.delivery = parsed->Get("delivery", "poll") == "stream"
                          ? Delivery::kStream
                          : Delivery::kPoll;
+  options.workflow_type = parsed->Get("workflow-type", "STANDARD");
   options.connections = static_cast<int>(
       std::min<int64_t>(parsed->GetInt("connections", 0), 256));
   options.rpc_timeout = absl::Seconds(parsed->GetNumber("timeout", 30));
@@ -241,6 +249,11 @@ absl::StatusOr<BenchOptions> ParseBenchArgs(
       options.scenario != ScenarioKind::kActivities) {
     return absl::InvalidArgumentError(
         "flag --delivery applies to --scenario activities only");
+  }
+  if (parsed->Has("workflow-type") && options.scenario != ScenarioKind::kActivities) {
+    return absl::InvalidArgumentError(
+        "flag --workflow-type applies to --scenario activities only (the other "
+        "scenarios' workflow type is in their name)");
   }
   if (!options.definition_file.empty() &&
       options.scenario == ScenarioKind::kActivities) {

@@ -50,6 +50,9 @@ struct BenchOptions {
   std::string input_file;
   // How the activities scenario's workers get their tasks.
   Delivery delivery = Delivery::kPoll;
+  // The type of the activities scenario's one-Task workflow: STANDARD or
+  // EXPRESS.
+  std::string workflow_type = "STANDARD";
   // gRPC channels (connections) the load is spread over; 0: one per 16
   // slots, at most 8.
   int connections = 0;

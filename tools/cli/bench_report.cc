@@ -126,6 +126,10 @@ std::string RenderJson(const BenchReport& report) {
     doc.AddMember("delivery", json::Value(report.delivery.c_str(), allocator),
                   allocator);
   }
+  if (!report.workflow_type.empty()) {
+    doc.AddMember("workflow_type", json::Value(report.workflow_type.c_str(), allocator),
+                  allocator);
+  }
   if (report.interrupted) doc.AddMember("interrupted", true, allocator);
   if (!report.latency_note.empty()) {
     doc.AddMember("latency_note",
@@ -194,7 +198,9 @@ std::string RenderText(const BenchReport& report) {
       report.scenario,
       report.delivery.empty()
           ? ""
-          : absl::StrCat(" (", report.delivery, " delivery)"),
+          : absl::StrCat(" (", report.delivery, " delivery",
+                         report.workflow_type.empty() ? "" : ", ", report.workflow_type,
+                         ")"),
       report.concurrency, report.connections,
       report.rate_cap > 0
           ? absl::StrFormat(", capped at %.0f/s", report.rate_cap)

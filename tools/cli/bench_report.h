@@ -53,6 +53,8 @@ struct BenchReport {
 
   // activities: how the workers get tasks ("poll" or "stream").
   std::string delivery;
+  // activities: the one-Task workflow's type.
+  std::string workflow_type;
   // Ended early by Ctrl-C (SIGINT) or SIGTERM.
   bool interrupted = false;
 

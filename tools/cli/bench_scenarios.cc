@@ -912,12 +912,13 @@ class StreamingWorkers {
   int reports_in_flight_ ABSL_GUARDED_BY(reports_mu_) = 0;
 };
 
-// A STANDARD one-Task workflow on an activity served by in-process workers
-// (the C++ worker SDK) with one slot per load slot.
+// A one-Task workflow (STANDARD unless --workflow-type says EXPRESS) on an
+// activity served by in-process workers (the C++ worker SDK) with one slot
+// per load slot.
 class ActivitiesScenario final : public StateMachineScenario {
  public:
   explicit ActivitiesScenario(const ScenarioContext& context)
-      : StateMachineScenario(context, "STANDARD", /*sync=*/false,
+      : StateMachineScenario(context, context.options->workflow_type, /*sync=*/false,
                              /*expect_success=*/true) {
     shared_.stamp_input = true;
   }
@@ -985,6 +986,7 @@ class ActivitiesScenario final : public StateMachineScenario {
     StopWorkers();
     report->delivery =
         context_.options->delivery == Delivery::kStream ? "stream" : "poll";
+    report->workflow_type = context_.options->workflow_type;
     if (streaming_ && streaming_->report_errors() > 0) {
       report->extras["task_report_errors"] =
           static_cast<double>(streaming_->report_errors());
