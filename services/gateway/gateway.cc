@@ -15,8 +15,8 @@
 #include "common/asl/definition.h"
 #include "common/asl/interpreter.h"
 #include "common/log/log.h"
-#include "common/rpc/blocking_pool.h"
 #include "common/patterns/pattern.h"
+#include "common/rpc/blocking_pool.h"
 #include "common/rpc/local_call.h"
 #include "common/rpc/server.h"
 #include "common/rpc/status.h"
@@ -207,10 +207,32 @@ ShardMethod<Request, Response> MakeShardMethod(
 #define STEPFLOW_SHARD_METHOD(name) \
   MakeShardMethod(&Stub::name, &ShardServiceBase::name, &AsyncStub::name)
 
+// How a call to a shard server that answered UNAVAILABLE (restarting, or
+// not yet up) is made again: after 50 ms, doubling up to 1 s, while the
+// call's deadline leaves room for the wait.
+class UnavailableRetry {
+ public:
+  // The wait before the next attempt after `status`; none when the call
+  // ends with `status`.
+  std::optional<absl::Duration> After(const grpc::Status& status, absl::Time deadline,
+                                      int ordinal) {
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || absl::Now() + next_ >= deadline) {
+      return std::nullopt;
+    }
+    log::Debug(kComponent, "shard server unavailable; retrying",
+               {{"ordinal", ordinal}, {"error", status.error_message()}});
+    const absl::Duration wait = next_;
+    next_ = std::min(next_ * 2, absl::Seconds(1));
+    return wait;
+  }
+
+ private:
+  absl::Duration next_ = absl::Milliseconds(50);
+};
+
 // A call to a shard server in another process made for a callback handler:
-// no thread waits for it. UNAVAILABLE is retried with backoff (on a timer)
-// until the deadline, as ShardRouter::Call does. Deletes itself once it
-// has called `done`.
+// no thread waits for it, and an UnavailableRetry waits on a timer. Deletes
+// itself once it has called `done`.
 template <typename Request, typename Response>
 class RemoteShardCall {
  public:
@@ -237,14 +259,10 @@ class RemoteShardCall {
 
  private:
   void Answered(grpc::Status status) {
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-        absl::Now() + backoff_ < deadline_) {
-      log::Debug(kComponent, "shard server unavailable; retrying",
-                 {{"ordinal", ordinal_}, {"error", status.error_message()}});
+    if (std::optional<absl::Duration> wait = retry_.After(status, deadline_, ordinal_)) {
       // A fresh alarm per retry: this may run inside the last one's callback.
-      retry_alarms_.emplace_back().Set(absl::ToChronoTime(absl::Now() + backoff_),
+      retry_alarms_.emplace_back().Set(absl::ToChronoTime(absl::Now() + *wait),
                                        [this](bool) { Attempt(); });
-      backoff_ = std::min(backoff_ * 2, absl::Seconds(1));
       return;
     }
     std::function<void(absl::Status)> done = std::move(done_);
@@ -262,8 +280,8 @@ class RemoteShardCall {
   Response* const response_;
   std::function<void(absl::Status)> done_;
   std::unique_ptr<grpc::ClientContext> context_;
+  UnavailableRetry retry_;
   std::list<grpc::Alarm> retry_alarms_;
-  absl::Duration backoff_ = absl::Milliseconds(50);
 };
 
 // Routes calls to shard servers and retries the unavailable ones. A shard
@@ -302,7 +320,7 @@ class ShardRouter {
       rpc::LocalServerContext context(deadline, parent);
       return rpc::FromGrpcStatus((local->*method.local)(&context, &request, response));
     }
-    absl::Duration backoff = absl::Milliseconds(50);
+    UnavailableRetry retry;
     while (true) {
       std::unique_ptr<grpc::ClientContext> context =
           parent != nullptr ? grpc::ClientContext::FromServerContext(*parent)
@@ -310,14 +328,9 @@ class ShardRouter {
       context->set_deadline(absl::ToChronoTime(deadline));
       grpc::Status status =
           (stubs_[ordinal].get()->*method.remote)(context.get(), request, response);
-      if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
-          absl::Now() + backoff >= deadline) {
-        return rpc::FromGrpcStatus(status);
-      }
-      log::Debug(kComponent, "shard server unavailable; retrying",
-                 {{"ordinal", ordinal}, {"error", status.error_message()}});
-      absl::SleepFor(backoff);
-      backoff = std::min(backoff * 2, absl::Seconds(1));
+      std::optional<absl::Duration> wait = retry.After(status, deadline, ordinal);
+      if (!wait.has_value()) return rpc::FromGrpcStatus(status);
+      absl::SleepFor(*wait);
     }
   }
 
