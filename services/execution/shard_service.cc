@@ -67,9 +67,6 @@ class GrpcPeers : public Peers {
     return CallPeer(owner, &Stub::StartExecution, start, response);
   }
 
-  // Fills in the revision a start without one runs (see
-  // StartExecutionShardRequest.resolve_arn), asking the state machine's
-  // owner: this server or a peer.
   // Whether ResolveStart answers without waiting: without a call to a peer
   // and from the cache of state machine records.
   bool ResolvesAtOnce(const iv1::StartExecutionShardRequest& start) {
@@ -77,6 +74,9 @@ class GrpcPeers : public Peers {
     return OwnerOf(arn) == ordinal_ && local_->StateMachineCached(arn);
   }
 
+  // Fills in the revision a start without one runs (see
+  // StartExecutionShardRequest.resolve_arn), asking the state machine's
+  // owner: this server or a peer.
   absl::Status ResolveStart(iv1::StartExecutionShardRequest* start) {
     iv1::ResolveStateMachineRequest lookup;
     lookup.set_arn(start->resolve_arn().empty() ? start->request().state_machine_arn()
@@ -374,7 +374,6 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
   GrpcPeers* peers_;
 };
 
-
 // The request and response types of a ShardService method.
 template <typename Method>
 struct ShardMethodTypes;
@@ -463,6 +462,7 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
   // Last member: its destructor finishes the calls still running.
   rpc::BlockingPool pool_;
 };
+
 }  // namespace
 
 class ShardServer::Impl {
