@@ -1,6 +1,9 @@
 #include "common/rpc/blocking_pool.h"
 
+#include <system_error>
 #include <utility>
+
+#include "common/log/log.h"
 
 namespace stepflow::rpc {
 
@@ -27,14 +30,26 @@ BlockingPool::~BlockingPool() {
 }
 
 void BlockingPool::Run(std::function<void()> call) {
-  Reap();
-  absl::MutexLock lock(&mu_);
-  queue_.push_back(std::move(call));
-  // Each idle thread takes one queued call; start one for the rest.
-  if (idle_ >= static_cast<int>(queue_.size())) return;
-  std::thread thread([this] { Loop(); });
-  const std::thread::id id = thread.get_id();
-  threads_.emplace(id, std::move(thread));
+  std::vector<std::thread> exited;
+  {
+    absl::MutexLock lock(&mu_);
+    exited = TakeExited();
+    queue_.push_back(std::move(call));
+    // Each idle thread takes one queued call; start one for the rest.
+    if (idle_ < static_cast<int>(queue_.size())) {
+      try {
+        std::thread thread([this] { Loop(); });
+        const std::thread::id id = thread.get_id();
+        threads_.emplace(id, std::move(thread));
+      } catch (const std::system_error& error) {
+        // Out of threads: the call waits for a running one to be free.
+        log::Error("rpc", "cannot start a thread for a blocking call",
+                   {{"threads", static_cast<int64_t>(threads_.size())},
+                    {"error", error.what()}});
+      }
+    }
+  }
+  for (std::thread& thread : exited) thread.join();
 }
 
 int BlockingPool::threads() const {
@@ -69,19 +84,15 @@ void BlockingPool::Loop() {
   exited_.push_back(std::this_thread::get_id());
 }
 
-void BlockingPool::Reap() {
+std::vector<std::thread> BlockingPool::TakeExited() {
   std::vector<std::thread> exited;
-  {
-    absl::MutexLock lock(&mu_);
-    if (exited_.empty()) return;
-    for (const std::thread::id& id : exited_) {
-      auto it = threads_.find(id);
-      exited.push_back(std::move(it->second));
-      threads_.erase(it);
-    }
-    exited_.clear();
+  for (const std::thread::id& id : exited_) {
+    auto it = threads_.find(id);
+    exited.push_back(std::move(it->second));
+    threads_.erase(it);
   }
-  for (std::thread& thread : exited) thread.join();
+  exited_.clear();
+  return exited;
 }
 
 }  // namespace stepflow::rpc

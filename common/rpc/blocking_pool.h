@@ -2,8 +2,9 @@
 // a synchronous execution's end) on behalf of gRPC callback handlers, whose
 // threads must never block. A thread is started whenever no idle one can
 // take a call, so no call waits behind blocked ones (as with gRPC's
-// synchronous server); threads idle for longer than `idle_timeout` exit
-// while more than `keep_idle` are idle.
+// synchronous server) — unless the system refuses a thread, in which case
+// the call waits for a running one (logged). Threads idle for longer than
+// `idle_timeout` exit while more than `keep_idle` are idle.
 //
 //   rpc::BlockingPool pool;
 //   pool.Run([reactor, ...] { ...blocking call...; reactor->Finish(status); });
@@ -39,8 +40,8 @@ class BlockingPool {
 
  private:
   void Loop();
-  // Joins threads that have left Loop.
-  void Reap() ABSL_LOCKS_EXCLUDED(mu_);
+  // Threads that have left Loop, to be joined without the lock.
+  std::vector<std::thread> TakeExited() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int keep_idle_;
   const absl::Duration idle_timeout_;
