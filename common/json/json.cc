@@ -77,13 +77,14 @@ size_t FindUnpairedSurrogate(absl::string_view text) {
 
 namespace {
 
-// Forwards RapidJSON's parse events to a document, refusing to go deeper
-// than kMaxDepth: the parser, and every walk over the value afterwards,
-// recurses once per level, and a small text can nest deep enough to
-// exhaust a thread's stack.
+// Forwards RapidJSON's parse events to `Sink` (a document, or
+// DiscardingSink), refusing to go deeper than kMaxDepth: the parser, and
+// every walk over the value afterwards, recurses once per level, and a
+// small text can nest deep enough to exhaust a thread's stack.
+template <typename Sink>
 class DepthLimitedHandler {
  public:
-  explicit DepthLimitedHandler(Document& doc) : doc_(doc) {}
+  explicit DepthLimitedHandler(Sink& doc) : doc_(doc) {}
   bool too_deep() const { return too_deep_; }
 
   bool Null() { return doc_.Null(); }
@@ -114,43 +115,41 @@ class DepthLimitedHandler {
     if (++depth_ > kMaxDepth) too_deep_ = true;
     return !too_deep_;
   }
-  Document& doc_;
+  Sink& doc_;
   int depth_ = 0;
   bool too_deep_ = false;
 };
 
-template <unsigned kFlags, typename Stream>
-rapidjson::ParseResult ParseStream(Stream& stream, DepthLimitedHandler& handler) {
+// Takes every parse event and keeps nothing: Validate's sink.
+struct DiscardingSink {
+  bool Null() { return true; }
+  bool Bool(bool) { return true; }
+  bool Int(int) { return true; }
+  bool Uint(unsigned) { return true; }
+  bool Int64(int64_t) { return true; }
+  bool Uint64(uint64_t) { return true; }
+  bool Double(double) { return true; }
+  bool RawNumber(const char*, rapidjson::SizeType, bool) { return true; }
+  bool String(const char*, rapidjson::SizeType, bool) { return true; }
+  bool Key(const char*, rapidjson::SizeType, bool) { return true; }
+  bool StartObject() { return true; }
+  bool EndObject(rapidjson::SizeType) { return true; }
+  bool StartArray() { return true; }
+  bool EndArray(rapidjson::SizeType) { return true; }
+};
+
+constexpr unsigned kWholeText = rapidjson::kParseFullPrecisionFlag;
+constexpr unsigned kFirstValue = kWholeText | rapidjson::kParseStopWhenDoneFlag;
+
+template <unsigned kFlags, typename Stream, typename Handler>
+rapidjson::ParseResult ParseStream(Stream& stream, Handler& handler) {
   rapidjson::Reader reader;
   return reader.Parse<kFlags>(stream, handler);
 }
 
-// Parses `text` into `doc` (whose allocator receives the values) within the
-// depth limit. `terminated`: the text is a std::string's, with no NUL
-// before its end, which allows RapidJSON's faster scanning. With
-// `first_value_only`, what follows the first value is ignored.
-absl::Status ParseGuarded(absl::string_view text, bool terminated, bool first_value_only,
-                          Document& doc) {
-  constexpr unsigned kWhole = rapidjson::kParseFullPrecisionFlag;
-  constexpr unsigned kFirst = kWhole | rapidjson::kParseStopWhenDoneFlag;
-  rapidjson::ParseResult result;
-  bool too_deep = false;
-  auto generate = [&](Document& target) {
-    DepthLimitedHandler handler(target);
-    if (terminated) {
-      rapidjson::StringStream stream(text.data());
-      result = first_value_only ? ParseStream<kFirst>(stream, handler)
-                                : ParseStream<kWhole>(stream, handler);
-    } else {
-      rapidjson::MemoryStream memory(text.data(), text.size());
-      rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(memory);
-      result = first_value_only ? ParseStream<kFirst>(stream, handler)
-                                : ParseStream<kWhole>(stream, handler);
-    }
-    too_deep = handler.too_deep();
-    return !result.IsError();
-  };
-  doc.Populate(generate);
+// The status of a parse of `text` that ended with `result`.
+absl::Status ParseStatus(absl::string_view text, const rapidjson::ParseResult& result,
+                         bool too_deep, bool first_value_only) {
   if (too_deep) {
     return absl::InvalidArgumentError(absl::StrCat(
         "invalid JSON at offset ", result.Offset(), ": nested deeper than ", kMaxDepth, " levels"));
@@ -170,7 +169,43 @@ absl::Status ParseGuarded(absl::string_view text, bool terminated, bool first_va
   return absl::OkStatus();
 }
 
+// Parses `text` into `doc` (whose allocator receives the values) within the
+// depth limit. `terminated`: the text is a std::string's, with no NUL
+// before its end, which allows RapidJSON's faster scanning. With
+// `first_value_only`, what follows the first value is ignored.
+absl::Status ParseGuarded(absl::string_view text, bool terminated, bool first_value_only,
+                          Document& doc) {
+  rapidjson::ParseResult result;
+  bool too_deep = false;
+  auto generate = [&](Document& target) {
+    DepthLimitedHandler<Document> handler(target);
+    if (terminated) {
+      rapidjson::StringStream stream(text.data());
+      result = first_value_only ? ParseStream<kFirstValue>(stream, handler)
+                                : ParseStream<kWholeText>(stream, handler);
+    } else {
+      rapidjson::MemoryStream memory(text.data(), text.size());
+      rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(memory);
+      result = first_value_only ? ParseStream<kFirstValue>(stream, handler)
+                                : ParseStream<kWholeText>(stream, handler);
+    }
+    too_deep = handler.too_deep();
+    return !result.IsError();
+  };
+  doc.Populate(generate);
+  return ParseStatus(text, result, too_deep, first_value_only);
+}
+
 }  // namespace
+
+absl::Status Validate(absl::string_view text) {
+  DiscardingSink sink;
+  DepthLimitedHandler<DiscardingSink> handler(sink);
+  rapidjson::MemoryStream memory(text.data(), text.size());
+  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(memory);
+  const rapidjson::ParseResult result = ParseStream<kWholeText>(stream, handler);
+  return ParseStatus(text, result, handler.too_deep(), /*first_value_only=*/false);
+}
 
 absl::StatusOr<Document> Parse(absl::string_view text) {
   Document doc;

@@ -33,6 +33,10 @@ inline constexpr int kMaxDepth = 1000;
 // INVALID_ARGUMENT names the byte offset and the reason on failure.
 absl::StatusOr<Document> Parse(absl::string_view text);
 
+// Whether `text` is one JSON value, as Parse would find (the same status),
+// without building it: for checks that throw the value away.
+absl::Status Validate(absl::string_view text);
+
 // Parses into values owned by `allocator` (an arena that outlives the
 // document), for hot paths that make many short-lived documents.
 absl::StatusOr<Document> Parse(absl::string_view text, Allocator* allocator);

@@ -234,5 +234,26 @@ TEST(JsonTest, RefusesNestingDeeperThanTheLimit) {
   EXPECT_EQ(Serialize(*first), "[1]");
 }
 
+// Validate answers what Parse answers, message included, for good text and
+// for every way text can be refused.
+TEST(JsonTest, ValidateAgreesWithParse) {
+  std::string deep(kMaxDepth + 1, '[');
+  deep += std::string(kMaxDepth + 1, ']');
+  std::string deepest_allowed(kMaxDepth, '[');
+  deepest_allowed += std::string(kMaxDepth, ']');
+  const std::string with_nul("{\"a\":1}\0", 8);
+  for (const std::string& text :
+       {std::string(R"({"z":1,"a":[true,null,"x"],"d":0.1234567890123456789})"),
+        std::string(R"("plain")"), std::string("12.5e3"), std::string(" [] "),
+        std::string(R"(["\ud83d\ude00", "\\udc00"])"), deepest_allowed, std::string("{\"a\":"),
+        std::string("{} {}"), std::string(""), std::string("[1,]"), std::string("nul"),
+        std::string(R"(["\udfff"])"), std::string(R"(["\ud800\u0041"])"), deep, with_nul,
+        std::string("\"\xff\"")}) {
+    absl::Status parsed = Parse(text).status();
+    absl::Status validated = Validate(text);
+    EXPECT_EQ(validated, parsed) << text.substr(0, 40);
+  }
+}
+
 }  // namespace
 }  // namespace stepflow::json

@@ -1848,6 +1848,13 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     return absl::OkStatus();
   }
 
+  if (ended_alone && !synchronous && !request.has_parent_task() && request.name_generated()) {
+    // A fresh name: no execution to look for under the shard mutex, and
+    // nothing stored (see below).
+    RETURN_IF_ERROR(close_at_once());
+    KeepRecentExpress(std::move(record));
+    return absl::OkStatus();
+  }
   absl::Mutex& shard_mutex = ShardMutex(shard);
   if (would_block == nullptr) {
     shard_mutex.Lock();

@@ -962,6 +962,44 @@ TEST_F(ShardCoreTest, StartsThatWouldWaitAreDeclinedWithNothingDone) {
   EXPECT_FALSE(exists(execution_arn(waits, "w-sync")));
 }
 
+// A name the gateway generated is taken as unused: an asynchronous EXPRESS
+// start that ends at once runs without looking for an execution of that
+// name (a repeated start runs again, which AWS allows for asynchronous
+// EXPRESS starts); a name the caller chose is still an idempotency key.
+TEST_F(ShardCoreTest, GeneratedNamesOfExpressStartsAreNotLookedUp) {
+  ASSERT_TRUE(Open(16).ok());
+  auto quick = CreateMachine("quick", kOnePass, "EXPRESS");
+  Start(quick, "warm", "{}");  // stores the revision's definition
+  auto start = [&](const std::string& input, bool generated) {
+    iv1::StartExecutionShardRequest request;
+    *request.mutable_state_machine() = quick;
+    request.mutable_request()->set_name("0b5e2c1e-6d0f-4c4e-9a57-1d2f3e4a5b6c");
+    request.mutable_request()->set_input(input);
+    request.set_name_generated(generated);
+    v1::StartExecutionResponse response;
+    bool declined = false;
+    absl::Status status = core_->StartExecution(request, &response, &declined);
+    EXPECT_FALSE(declined);
+    return status;
+  };
+  const DurabilityStats before = core_->Stats();
+  ASSERT_TRUE(start(R"({"run": 1})", true).ok());
+  ASSERT_TRUE(start(R"({"run": 2})", true).ok());
+  const DurabilityStats after = core_->Stats();
+  EXPECT_EQ(after.closed - before.closed, 2u);
+  EXPECT_EQ(after.synced_writes, before.synced_writes);
+  // The later run is the one described.
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(absl::StrCat(
+      absl::StrReplaceAll(quick.state_machine_arn(), {{":stateMachine:", ":execution:"}}), ":",
+      "0b5e2c1e-6d0f-4c4e-9a57-1d2f3e4a5b6c"));
+  v1::DescribeExecutionResponse described;
+  ASSERT_TRUE(core_->DescribeExecution(describe, &described).ok());
+  EXPECT_EQ(described.input(), R"({"run": 2})");
+  // Chosen by the caller, the same name with another input is refused.
+  EXPECT_EQ(start(R"({"run": 3})", false).code(), absl::StatusCode::kAlreadyExists);
+}
+
 TEST_F(ShardCoreTest, RecentClosedExpressExecutionsStayInMemoryOnly) {
   ASSERT_TRUE(Open(16).ok());
   auto machine = CreateMachine("bulk", kOnePass, "EXPRESS");

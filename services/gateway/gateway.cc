@@ -565,7 +565,10 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       auto shard_request = std::make_shared<iv1::StartExecutionShardRequest>();
       *shard_request->mutable_request() = *request;
       v1::StartExecutionRequest& start = *shard_request->mutable_request();
-      if (start.name().empty()) start.set_name(options_.new_execution_name());
+      if (start.name().empty()) {
+        start.set_name(options_.new_execution_name());
+        shard_request->set_name_generated(true);
+      }
       RETURN_IF_ERROR(config::ValidateResourceName(start.name()));
       if (start.input().empty()) start.set_input("{}");
       RETURN_IF_ERROR(ValidateJsonPayload("input", start.input(), "InvalidExecutionInput",

@@ -57,7 +57,8 @@ struct GatewayOptions {
   // Partitions of every activity's task queue; the same as the shard
   // servers'.
   int task_queue_partitions = config::kDefaultTaskQueuePartitions;
-  // Names executions started without one; a random UUID by default.
+  // Names executions started without one; a random UUID by default. Must
+  // never repeat a name: shards take a generated name as unused.
   std::function<std::string()> new_execution_name;
 
   // Kafka, for the EventBridge API (librdkafka `bootstrap.servers`). Empty:

@@ -21,14 +21,9 @@ absl::Status ValidateJsonPayload(absl::string_view field, absl::string_view text
     return ConstraintViolation(
         field, absl::StrCat("Member must have length less than or equal to ", max_bytes));
   }
-  // The parsed value is thrown away: an arena on the stack holds it (a
-  // larger payload spills to the heap), instead of a heap block per value.
-  char arena_buffer[16 << 10];
-  json::Allocator arena(arena_buffer, sizeof(arena_buffer));
-  auto parsed = json::Parse(text, &arena);
-  if (!parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        error_name, ": Invalid ", field, " JSON: '", parsed.status().message(), "'"));
+  if (absl::Status valid = json::Validate(text); !valid.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(error_name, ": Invalid ", field, " JSON: '", valid.message(), "'"));
   }
   return absl::OkStatus();
 }
