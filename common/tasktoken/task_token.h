@@ -14,7 +14,9 @@
 #ifndef STEPFLOW_COMMON_TASKTOKEN_TASK_TOKEN_H_
 #define STEPFLOW_COMMON_TASKTOKEN_TASK_TOKEN_H_
 
+#include <memory>
 #include <string>
+
 #include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
@@ -27,7 +29,7 @@ inline constexpr char kDevelopmentSecret[] = "stepflow-development-secret";
 
 class TaskTokenCodec {
  public:
-  explicit TaskTokenCodec(std::string secret) : secret_(std::move(secret)) {}
+  explicit TaskTokenCodec(std::string secret);
 
   std::string Encode(const internal::v1::TaskTokenContent& content) const;
 
@@ -40,8 +42,13 @@ class TaskTokenCodec {
   static absl::StatusOr<internal::v1::TaskTokenContent> Peek(absl::string_view token);
 
  private:
+  // The secret's HMAC-SHA256 digest states (see task_token.cc); shared, so
+  // that codecs copy cheaply.
+  class Keyed;
+
   std::string Mac(absl::string_view payload) const;
   std::string secret_;
+  std::shared_ptr<const Keyed> keyed_;
 };
 
 }  // namespace stepflow::tasktoken

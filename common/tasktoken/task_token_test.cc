@@ -1,5 +1,9 @@
 #include "common/tasktoken/task_token.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
 
 namespace stepflow::tasktoken {
@@ -35,6 +39,31 @@ TEST(TaskTokenTest, RejectsForgeries) {
   EXPECT_EQ(garbage.status().message(), "InvalidToken: Invalid Token: 'not a token!'");
   EXPECT_FALSE(codec.Decode("").ok());
   EXPECT_FALSE(codec.Decode(std::string(2000, 'A')).ok());
+}
+
+// The MAC is HMAC-SHA256 truncated to 16 bytes for keys of any length, so
+// tokens minted by earlier releases (which called OpenSSL's HMAC()) stay
+// valid: a workflow may wait days for one.
+TEST(TaskTokenTest, MacIsTruncatedHmacSha256) {
+  for (size_t secret_bytes : {0, 6, 63, 64, 65, 300}) {
+    std::string secret;
+    for (size_t i = 0; i < secret_bytes; ++i) secret.push_back(static_cast<char>('a' + i % 26));
+    std::string raw;
+    ASSERT_TRUE(absl::WebSafeBase64Unescape(TaskTokenCodec(secret).Encode(Sample()), &raw));
+    ASSERT_GT(raw.size(), 16u);
+    const std::string payload = raw.substr(0, raw.size() - 16);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), digest,
+         &length);
+    EXPECT_EQ(raw.substr(raw.size() - 16), std::string(reinterpret_cast<char*>(digest), 16))
+        << secret_bytes << "-byte secret";
+    // A copy of the codec checks what the original minted.
+    TaskTokenCodec codec(secret);
+    TaskTokenCodec copy = codec;
+    EXPECT_TRUE(copy.Decode(codec.Encode(Sample())).ok());
+  }
 }
 
 }  // namespace
