@@ -280,25 +280,50 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
 
   // Both may be called on a thread that must not block (see
   // rpc::CallMayBlock): they then decline whatever would wait.
-  grpc::Status StartExecution(grpc::ServerContext* context,
-                              const iv1::StartExecutionShardRequest* request,
-                              v1::StartExecutionResponse* response) override {
+  // Runs a start (`run(request, would_block)`) with its state machine
+  // resolved first when the request names none. A caller that may not block
+  // gets `would_block` to decline with; resolving that would wait (a peer
+  // owns the state machine, or its record is not cached) declines before
+  // anything is done.
+  template <typename Request, typename Run>
+  grpc::Status StartResolved(grpc::ServerContext* context, const Request& request, Run run) {
     const bool may_block = rpc::CallMayBlock(*context);
     bool would_block = false;
+    bool* declinable = may_block ? nullptr : &would_block;
     absl::Status status;
-    if (request->has_state_machine()) {
-      status = core_->StartExecution(*request, response, may_block ? nullptr : &would_block);
-    } else if (!may_block && !peers_->ResolvesAtOnce(*request)) {
+    if (StartOf(request).has_state_machine()) {
+      status = run(request, declinable);
+    } else if (!may_block && !peers_->ResolvesAtOnce(StartOf(request))) {
       would_block = true;
     } else {
-      iv1::StartExecutionShardRequest start = *request;
-      status = peers_->ResolveStart(&start);
-      if (status.ok()) {
-        status = core_->StartExecution(start, response, may_block ? nullptr : &would_block);
-      }
+      Request resolved = request;
+      status = peers_->ResolveStart(MutableStartOf(resolved));
+      if (status.ok()) status = run(resolved, declinable);
     }
     if (would_block) rpc::DeclineBlockingCall(context);
     return rpc::ToGrpcStatus(status);
+  }
+  static const iv1::StartExecutionShardRequest& StartOf(const iv1::StartExecutionShardRequest& r) {
+    return r;
+  }
+  static const iv1::StartExecutionShardRequest& StartOf(
+      const iv1::StartSyncExecutionShardRequest& r) {
+    return r.start();
+  }
+  static iv1::StartExecutionShardRequest* MutableStartOf(iv1::StartExecutionShardRequest& r) {
+    return &r;
+  }
+  static iv1::StartExecutionShardRequest* MutableStartOf(iv1::StartSyncExecutionShardRequest& r) {
+    return r.mutable_start();
+  }
+
+  grpc::Status StartExecution(grpc::ServerContext* context,
+                              const iv1::StartExecutionShardRequest* request,
+                              v1::StartExecutionResponse* response) override {
+    return StartResolved(context, *request,
+                         [&](const iv1::StartExecutionShardRequest& start, bool* would_block) {
+                           return core_->StartExecution(start, response, would_block);
+                         });
   }
 
   grpc::Status ResolveStateMachine(grpc::ServerContext*,
@@ -326,24 +351,11 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                                   v1::DescribeExecutionResponse* response) override {
     const absl::Time deadline = std::min(absl::Now() + kMaxSyncWait, rpc::CallDeadline(*context));
     auto cancelled = [context] { return rpc::CallCancelled(*context); };
-    const bool may_block = rpc::CallMayBlock(*context);
-    bool would_block = false;
-    absl::Status status;
-    if (request->start().has_state_machine()) {
-      status = core_->StartSyncExecution(*request, deadline, cancelled, response,
-                                         may_block ? nullptr : &would_block);
-    } else if (!may_block && !peers_->ResolvesAtOnce(request->start())) {
-      would_block = true;
-    } else {
-      iv1::StartSyncExecutionShardRequest start = *request;
-      status = peers_->ResolveStart(start.mutable_start());
-      if (status.ok()) {
-        status = core_->StartSyncExecution(start, deadline, cancelled, response,
-                                           may_block ? nullptr : &would_block);
-      }
-    }
-    if (would_block) rpc::DeclineBlockingCall(context);
-    return rpc::ToGrpcStatus(status);
+    return StartResolved(context, *request,
+                         [&](const iv1::StartSyncExecutionShardRequest& start, bool* would_block) {
+                           return core_->StartSyncExecution(start, deadline, cancelled, response,
+                                                            would_block);
+                         });
   }
 
   grpc::Status AwaitExecutionClosed(grpc::ServerContext* context,
