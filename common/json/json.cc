@@ -84,30 +84,30 @@ namespace {
 template <typename Sink>
 class DepthLimitedHandler {
  public:
-  explicit DepthLimitedHandler(Sink& doc) : doc_(doc) {}
+  explicit DepthLimitedHandler(Sink& sink) : sink_(sink) {}
   bool too_deep() const { return too_deep_; }
 
-  bool Null() { return doc_.Null(); }
-  bool Bool(bool b) { return doc_.Bool(b); }
-  bool Int(int i) { return doc_.Int(i); }
-  bool Uint(unsigned u) { return doc_.Uint(u); }
-  bool Int64(int64_t i) { return doc_.Int64(i); }
-  bool Uint64(uint64_t u) { return doc_.Uint64(u); }
-  bool Double(double d) { return doc_.Double(d); }
+  bool Null() { return sink_.Null(); }
+  bool Bool(bool b) { return sink_.Bool(b); }
+  bool Int(int i) { return sink_.Int(i); }
+  bool Uint(unsigned u) { return sink_.Uint(u); }
+  bool Int64(int64_t i) { return sink_.Int64(i); }
+  bool Uint64(uint64_t u) { return sink_.Uint64(u); }
+  bool Double(double d) { return sink_.Double(d); }
   bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
-    return doc_.RawNumber(s, n, copy);
+    return sink_.RawNumber(s, n, copy);
   }
-  bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc_.String(s, n, copy); }
-  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return doc_.Key(s, n, copy); }
-  bool StartObject() { return Enter() && doc_.StartObject(); }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) { return sink_.String(s, n, copy); }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return sink_.Key(s, n, copy); }
+  bool StartObject() { return Enter() && sink_.StartObject(); }
   bool EndObject(rapidjson::SizeType members) {
     --depth_;
-    return doc_.EndObject(members);
+    return sink_.EndObject(members);
   }
-  bool StartArray() { return Enter() && doc_.StartArray(); }
+  bool StartArray() { return Enter() && sink_.StartArray(); }
   bool EndArray(rapidjson::SizeType elements) {
     --depth_;
-    return doc_.EndArray(elements);
+    return sink_.EndArray(elements);
   }
 
  private:
@@ -115,7 +115,7 @@ class DepthLimitedHandler {
     if (++depth_ > kMaxDepth) too_deep_ = true;
     return !too_deep_;
   }
-  Sink& doc_;
+  Sink& sink_;
   int depth_ = 0;
   bool too_deep_ = false;
 };

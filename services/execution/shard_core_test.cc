@@ -859,10 +859,6 @@ TEST_F(ShardCoreTest, ResolutionFollowsEveryChangeOfTheStateMachine) {
   EXPECT_EQ(fourth->state_machine().last_version(), 0);
 }
 
-// Asynchronous EXPRESS starts that end within the start write nothing:
-// the recent ones stay in memory, where DescribeExecution, StopExecution,
-// ListExecutions and name checks find them, within a byte bound (oldest
-// first out); a restart forgets them, as AWS keeps none.
 // A caller that may not wait (a gRPC callback thread) gets through only
 // EXPRESS executions that end within their start; any other start is
 // declined with nothing done, and succeeds when made again by a caller
@@ -939,26 +935,23 @@ TEST_F(ShardCoreTest, StartsThatWouldWaitAreDeclinedWithNothingDone) {
 
   // Synchronous starts: answered at once when the execution ends at once,
   // declined untouched otherwise.
-  iv1::StartSyncExecutionShardRequest sync_start;
-  *sync_start.mutable_start()->mutable_state_machine() = quick;
-  sync_start.mutable_start()->mutable_request()->set_name("q-sync");
-  sync_start.mutable_start()->mutable_request()->set_input("{}");
-  v1::DescribeExecutionResponse closed;
-  declined = false;
-  ASSERT_TRUE(core_->StartSyncExecution(sync_start, absl::Now() + absl::Seconds(5), nullptr,
-                                        &closed, &declined)
-                  .ok());
+  auto try_sync_start = [&](const iv1::StateMachineRecord& machine, const std::string& name,
+                            bool* declined) {
+    iv1::StartSyncExecutionShardRequest request;
+    *request.mutable_start()->mutable_state_machine() = machine;
+    request.mutable_start()->mutable_request()->set_name(name);
+    request.mutable_start()->mutable_request()->set_input("{}");
+    v1::DescribeExecutionResponse closed;
+    *declined = false;
+    EXPECT_TRUE(core_->StartSyncExecution(request, absl::Now() + absl::Seconds(5), nullptr,
+                                          &closed, declined)
+                    .ok());
+    return closed;
+  };
+  EXPECT_EQ(try_sync_start(quick, "q-sync", &declined).status(), "SUCCEEDED");
   EXPECT_FALSE(declined);
-  EXPECT_EQ(closed.status(), "SUCCEEDED");
-  *sync_start.mutable_start()->mutable_state_machine() = waits;
-  sync_start.mutable_start()->mutable_request()->set_name("w-sync");
-  v1::DescribeExecutionResponse untouched;
-  declined = false;
-  ASSERT_TRUE(core_->StartSyncExecution(sync_start, absl::Now() + absl::Seconds(5), nullptr,
-                                        &untouched, &declined)
-                  .ok());
+  EXPECT_EQ(try_sync_start(waits, "w-sync", &declined).execution_arn(), "");
   EXPECT_TRUE(declined);
-  EXPECT_EQ(untouched.execution_arn(), "");
   EXPECT_FALSE(exists(execution_arn(waits, "w-sync")));
 }
 
@@ -1000,6 +993,10 @@ TEST_F(ShardCoreTest, GeneratedNamesOfExpressStartsAreNotLookedUp) {
   EXPECT_EQ(start(R"({"run": 3})", false).code(), absl::StatusCode::kAlreadyExists);
 }
 
+// Asynchronous EXPRESS starts that end within the start write nothing:
+// the recent ones stay in memory, where DescribeExecution, StopExecution,
+// ListExecutions and name checks find them, within a byte bound (oldest
+// first out); a restart forgets them, as AWS keeps none.
 TEST_F(ShardCoreTest, RecentClosedExpressExecutionsStayInMemoryOnly) {
   ASSERT_TRUE(Open(16).ok());
   auto machine = CreateMachine("bulk", kOnePass, "EXPRESS");

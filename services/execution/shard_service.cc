@@ -278,8 +278,6 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                    core_->ListMapRunExecutions(*request, response))
 #undef STEPFLOW_FORWARD
 
-  // Both may be called on a thread that must not block (see
-  // rpc::CallMayBlock): they then decline whatever would wait.
   // Runs a start (`run(request, would_block)`) with its state machine
   // resolved first when the request names none. A caller that may not block
   // gets `would_block` to decline with; resolving that would wait (a peer
@@ -317,6 +315,9 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
     return r.mutable_start();
   }
 
+  // StartExecution and StartSyncExecution may be called on a thread that
+  // must not block (see rpc::CallMayBlock): they then decline whatever
+  // would wait.
   grpc::Status StartExecution(grpc::ServerContext* context,
                               const iv1::StartExecutionShardRequest* request,
                               v1::StartExecutionResponse* response) override {
