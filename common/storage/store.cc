@@ -153,6 +153,40 @@ void WriteBatch::Delete(FamilyId family, std::string_view key) {
   }
 }
 
+namespace {
+
+// Re-adds the operations of one batch to another (only Put and Delete are
+// ever added, see WriteBatch).
+class AppendingHandler final : public rocksdb::WriteBatch::Handler {
+ public:
+  explicit AppendingHandler(rocksdb::WriteBatch* to) : to_(to) {}
+
+  rocksdb::Status PutCF(uint32_t family, const rocksdb::Slice& key,
+                        const rocksdb::Slice& value) override {
+    FamilyIdHandle handle(static_cast<FamilyId>(family));
+    return to_->Put(&handle, key, value);
+  }
+  rocksdb::Status DeleteCF(uint32_t family, const rocksdb::Slice& key) override {
+    FamilyIdHandle handle(static_cast<FamilyId>(family));
+    return to_->Delete(&handle, key);
+  }
+
+ private:
+  rocksdb::WriteBatch* const to_;
+};
+
+}  // namespace
+
+void WriteBatch::Append(const WriteBatch& other) {
+  AppendingHandler handler(rep_.get());
+  CheckBatchOp(other.rep_->Iterate(&handler), "Append");
+  for (FamilyId family : other.families_) {
+    if (std::find(families_.begin(), families_.end(), family) == families_.end()) {
+      families_.push_back(family);
+    }
+  }
+}
+
 void WriteBatch::Clear() {
   rep_->Clear();
   families_.clear();
@@ -326,13 +360,18 @@ absl::StatusOr<std::optional<std::string>> Store::Get(
   return std::optional<std::string>(std::move(value));
 }
 
-absl::Status Store::Write(WriteBatch& batch, bool sync) {
+absl::Status Store::CheckFamilies(const WriteBatch& batch) const {
   for (FamilyId family : batch.families_) {
     if (impl_->Handle(family) == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat("write batch names unknown column family id ", family));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status Store::Write(WriteBatch& batch, bool sync) {
+  if (absl::Status known = CheckFamilies(batch); !known.ok()) return known;
   if (batch.empty()) return absl::OkStatus();
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;

@@ -73,6 +73,10 @@ class WriteBatch {
   void Delete(FamilyId family, std::string_view key);
   // Removes every operation.
   void Clear();
+  // Adds `other`'s operations after this batch's own, in their order, so
+  // that one Store::Write applies both (a group of transitions sharing one
+  // write and one fsync).
+  void Append(const WriteBatch& other);
 
   // Number of operations.
   size_t Count() const;
@@ -128,6 +132,9 @@ class Store {
   // throughput comes from writing from several threads. INVALID_ARGUMENT,
   // with nothing written, if the batch names an unknown family.
   absl::Status Write(WriteBatch& batch, bool sync);
+  // INVALID_ARGUMENT if `batch` names a family this store does not have
+  // (what Write refuses a batch for before writing anything).
+  absl::Status CheckFamilies(const WriteBatch& batch) const;
 
   // Calls `fn` for each key that starts with `prefix`, in key order (or
   // reverse key order), until `fn` returns false. Forward scans begin at the

@@ -86,6 +86,46 @@ TEST_F(StoreTest, PutGetDeleteAndMissingKey) {
   EXPECT_THAT(*store->Get(items, "b"), Optional(std::string("2")));
 }
 
+TEST_F(StoreTest, AppendedBatchesApplyInOrderInOneWrite) {
+  auto store = OpenOrDie({"x", "y"});
+  ASSERT_NE(store, nullptr);
+  FamilyId x = *store->Family("x");
+  FamilyId y = *store->Family("y");
+  ASSERT_TRUE([&] {
+    WriteBatch seed;
+    seed.Put(x, "gone", "old");
+    return store->Write(seed, /*sync=*/false);
+  }().ok());
+
+  WriteBatch first;
+  first.Put(x, "k", "first");
+  first.Put(x, "kept", "1");
+  WriteBatch second;
+  second.Put(x, "k", "second");  // later operations win
+  second.Delete(x, "gone");
+  second.Put(y, "k", "in-y");
+  WriteBatch group;
+  group.Append(first);
+  group.Append(second);
+  EXPECT_EQ(group.Count(), 5u);
+  EXPECT_EQ(first.Count(), 2u);  // the appended batches are unchanged
+  ASSERT_TRUE(store->Write(group, /*sync=*/true).ok());
+
+  EXPECT_THAT(*store->Get(x, "k"), Optional(std::string("second")));
+  EXPECT_THAT(*store->Get(x, "kept"), Optional(std::string("1")));
+  EXPECT_EQ(*store->Get(x, "gone"), std::nullopt);
+  EXPECT_THAT(*store->Get(y, "k"), Optional(std::string("in-y")));
+
+  // The families an appended batch names are checked as its own are.
+  WriteBatch bad;
+  bad.Put(99, "k", "v");
+  WriteBatch carrier;
+  carrier.Put(x, "never", "v");
+  carrier.Append(bad);
+  EXPECT_EQ(store->Write(carrier, /*sync=*/false).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*store->Get(x, "never"), std::nullopt);
+}
+
 TEST_F(StoreTest, FamiliesAreSeparateKeySpaces) {
   auto store = OpenOrDie({"x", "y"});
   ASSERT_NE(store, nullptr);

@@ -1,0 +1,93 @@
+#include "common/storage/group_committer.h"
+
+#include <utility>
+#include <vector>
+
+namespace stepflow::storage {
+
+GroupCommitter::GroupCommitter(Store* store, size_t max_group_bytes)
+    : store_(store), max_group_bytes_(max_group_bytes) {
+  absl::MutexLock lock(&stop_mu_);
+  thread_ = std::thread([this] { Loop(); });
+}
+
+GroupCommitter::~GroupCommitter() { Stop(); }
+
+void GroupCommitter::Submit(WriteBatch batch, Continuation done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      queue_.push_back(Entry{std::move(batch), std::move(done)});
+      return;
+    }
+  }
+  std::move(done)(absl::UnavailableError("the store is shutting down"));
+}
+
+void GroupCommitter::Stop() {
+  absl::MutexLock stop_lock(&stop_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+uint64_t GroupCommitter::groups() const {
+  absl::MutexLock lock(&mu_);
+  return groups_;
+}
+
+uint64_t GroupCommitter::batches() const {
+  absl::MutexLock lock(&mu_);
+  return batches_;
+}
+
+void GroupCommitter::Loop() {
+  std::deque<Entry> group;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](GroupCommitter* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+            return !c->queue_.empty() || c->stopping_;
+          },
+          this));
+      if (queue_.empty()) return;  // stopping, and everything written
+      size_t bytes = 0;
+      while (!queue_.empty() &&
+             (group.empty() || bytes + queue_.front().batch.ByteSize() <= max_group_bytes_)) {
+        bytes += queue_.front().batch.ByteSize();
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      ++groups_;
+      batches_ += group.size();
+    }
+    WriteGroup(group);
+    group.clear();
+  }
+}
+
+void GroupCommitter::WriteGroup(std::deque<Entry>& group) {
+  if (group.size() == 1) {
+    absl::Status written = store_->Write(group.front().batch, /*sync=*/true);
+    std::move(group.front().done)(std::move(written));
+    return;
+  }
+  // A batch the store would refuse fails alone, not the group it came with.
+  std::vector<Entry*> members;
+  WriteBatch merged;
+  for (Entry& entry : group) {
+    if (absl::Status known = store_->CheckFamilies(entry.batch); !known.ok()) {
+      std::move(entry.done)(std::move(known));
+      continue;
+    }
+    merged.Append(entry.batch);
+    members.push_back(&entry);
+  }
+  const absl::Status written = store_->Write(merged, /*sync=*/true);
+  for (Entry* entry : members) std::move(entry->done)(written);
+}
+
+}  // namespace stepflow::storage
