@@ -35,4 +35,10 @@ void DeclineBlockingCall(grpc::ServerContext* context) {
   if (auto* local = dynamic_cast<LocalServerContext*>(context)) local->Decline();
 }
 
+LocalServerContext::LaterAnswer* AnswerLaterOf(grpc::ServerContext* context) {
+  auto* local = dynamic_cast<LocalServerContext*>(context);
+  if (local == nullptr || !local->answer_later_offered_ || !local->answer_later_) return nullptr;
+  return &local->answer_later_;
+}
+
 }  // namespace stepflow::rpc

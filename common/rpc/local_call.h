@@ -13,6 +13,10 @@
 
 #include <grpcpp/server_context.h>
 
+#include <utility>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace stepflow::rpc {
@@ -38,12 +42,29 @@ class LocalServerContext : public grpc::ServerContext {
   bool declined() const { return declined_; }
   void Decline() { declined_ = true; }
 
+  // How a handler answers after it has returned (see AnswerLaterOf).
+  using LaterAnswer = absl::AnyInvocable<void(absl::Status) &&>;
+  // A caller that need not have the answer on return (a callback handler)
+  // offers `answer`: a handler that supports it may take it and call it
+  // once, from any thread, after it returns; the caller then answers
+  // with what that call brings instead of the handler's return value.
+  void OfferAnswerLater(LaterAnswer answer) {
+    answer_later_ = std::move(answer);
+    answer_later_offered_ = true;
+  }
+  // Whether the handler took the offered answer.
+  bool answered_later() const { return answer_later_offered_ && !answer_later_; }
+
  private:
   absl::Time deadline_;
   // A synchronous or a callback call.
   const grpc::ServerContextBase* parent_;
   const bool may_block_;
   bool declined_ = false;
+  bool answer_later_offered_ = false;
+  LaterAnswer answer_later_;
+
+  friend LaterAnswer* AnswerLaterOf(grpc::ServerContext* context);
 };
 
 // The deadline of the call `context` serves (infinite when none).
@@ -56,6 +77,11 @@ bool CallMayBlock(const grpc::ServerContext& context);
 // Declines a call that may not block (see LocalServerContext): the handler
 // then returns without having done anything.
 void DeclineBlockingCall(grpc::ServerContext* context);
+// The answer `context`'s caller offered to take later (see
+// LocalServerContext::OfferAnswerLater), or null. A handler that takes it
+// moves it out and leaves it empty (`*answer = nullptr`), and must not rely
+// on `context` once it has returned.
+LocalServerContext::LaterAnswer* AnswerLaterOf(grpc::ServerContext* context);
 
 }  // namespace stepflow::rpc
 

@@ -76,6 +76,38 @@ TEST(LocalCallTest, CallsThatMayNotBlockCanBeDeclined) {
   DeclineBlockingCall(&remote);
 }
 
+TEST(LocalCallTest, AHandlerMayTakeTheOfferedAnswerAndGiveItLater) {
+  // Nothing offered: nothing to take.
+  LocalServerContext plain(absl::InfiniteFuture(), nullptr, /*may_block=*/false);
+  EXPECT_EQ(AnswerLaterOf(&plain), nullptr);
+  EXPECT_FALSE(plain.answered_later());
+  grpc::ServerContext remote;
+  EXPECT_EQ(AnswerLaterOf(&remote), nullptr);
+
+  absl::Status answered = absl::UnknownError("not answered");
+  LocalServerContext::LaterAnswer kept;
+  {
+    LocalServerContext offered(absl::InfiniteFuture(), nullptr, /*may_block=*/false);
+    offered.OfferAnswerLater([&answered](absl::Status status) { answered = status; });
+    EXPECT_FALSE(offered.answered_later());
+    LocalServerContext::LaterAnswer* answer = AnswerLaterOf(&offered);
+    ASSERT_NE(answer, nullptr);
+    kept = std::move(*answer);
+    *answer = nullptr;
+    EXPECT_TRUE(offered.answered_later());
+    EXPECT_EQ(AnswerLaterOf(&offered), nullptr);  // taken once only
+  }
+  // The context is gone; the answer still reaches the caller.
+  std::move(kept)(absl::OkStatus());
+  EXPECT_TRUE(answered.ok()) << answered;
+
+  // Offered but not taken: the caller answers itself.
+  LocalServerContext untaken(absl::InfiniteFuture(), nullptr, /*may_block=*/false);
+  untaken.OfferAnswerLater([](absl::Status) {});
+  EXPECT_NE(AnswerLaterOf(&untaken), nullptr);
+  EXPECT_FALSE(untaken.answered_later());
+}
+
 TEST(LocalCallTest, EndsWhenTheCallerOfItsParentGoesAway) {
   ParentService service;
   ServerOptions options;

@@ -250,6 +250,7 @@ absl::Status ShardCore::Init() {
                                    keys::kTimers,     keys::kVersions,      keys::kRetention,
                                    keys::kMapRuns};
   ASSIGN_OR_RETURN(store_, storage::Store::Open(store_options));
+  committer_ = std::make_unique<storage::GroupCommitter>(store_.get());
   ASSIGN_OR_RETURN(families_.meta, store_->Family(keys::kMeta));
   ASSIGN_OR_RETURN(families_.state_machines, store_->Family(keys::kStateMachines));
   ASSIGN_OR_RETURN(families_.activities, store_->Family(keys::kActivities));
@@ -443,6 +444,9 @@ absl::Status ShardCore::LoadTaskQueues() {
 }
 
 void ShardCore::Shutdown() {
+  // Transitions handed to the committer are written and answered first
+  // (their continuations hand tasks to the queues).
+  if (committer_ != nullptr) committer_->Stop();
   if (task_queues_ != nullptr) task_queues_->Shutdown();
   {
     absl::MutexLock lock(&close_waiters_mu_);
@@ -1600,12 +1604,30 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
                                          asl::Outcome& outcome, storage::WriteBatch& batch,
                                          const PendingTasks* before, bool sync,
                                          bool start_record) {
-  const absl::Time now = options_.clock->Now();
   // EXPRESS: no fsync of its own (a later synced write, or the OS, makes it
   // durable), as AWS runs them in memory; the WAL keeps the order, so a
   // crash loses a suffix of transitions, never one in the middle.
+  if (record.state_machine_type() == "EXPRESS" && !start_record) sync = false;
+  CommitEffects effects = PrepareCommit(shard, record, outcome, batch, before);
+  // Synced: RocksDB's group commit lets the transitions of other shards
+  // that reach the WAL meanwhile share this fsync. Nothing the transition
+  // implies (outbox delivery, timers, the RPC answer) happens before it.
+  // Unsynced only for a delivery from this server's own outbox (see
+  // EnqueueActivityTask): its item stays until a later write in the same
+  // WAL, and a replay after a crash repeats the same transition, with the
+  // same event and task ids, which every receiver takes idempotently.
+  RETURN_IF_ERROR(store_->Write(batch, sync));
+  AfterCommit(effects, record);
+  return absl::OkStatus();
+}
+
+ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecord& record,
+                                                  asl::Outcome& outcome,
+                                                  storage::WriteBatch& batch,
+                                                  const PendingTasks* before) {
+  const absl::Time now = options_.clock->Now();
   const bool express = record.state_machine_type() == "EXPRESS";
-  if (express && !start_record) sync = false;
+  CommitEffects effects;
   bool cancels = false;
   if (before != nullptr) {
     for (int64_t scheduled_event_id : outcome.cancelled_tasks) {
@@ -1689,7 +1711,7 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
   // Tasks of partitions this server owns go into the transition's own
   // batch and reach their queue once it is written; others leave through
   // the outbox.
-  std::vector<TaskQueues::Queued> local_tasks;
+  std::vector<TaskQueues::Queued>& local_tasks = effects.local_tasks;
   bool outboxed_dispatches = false;
   for (asl::ActivityDispatch& dispatch : outcome.dispatches) {
     internal::v1::OutboxItem item;
@@ -1713,49 +1735,72 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
     earliest = std::min(earliest, timer.fire_at);
   }
   batch.Put(families_.meta, keys::kOwnerEpochKey, owner_epoch_);
-  const size_t batch_bytes = batch.ByteSize();
-  const size_t batch_ops = batch.Count();
-  // Synced: RocksDB's group commit lets the transitions of other shards
-  // that reach the WAL meanwhile share this fsync. Nothing the transition
-  // implies (outbox delivery, timers, the RPC answer) happens before it.
-  // Unsynced only for a delivery from this server's own outbox (see
-  // EnqueueActivityTask): its item stays until a later write in the same
-  // WAL, and a replay after a crash repeats the same transition, with the
-  // same event and task ids, which every receiver takes idempotently.
-  RETURN_IF_ERROR(store_->Write(batch, sync));
-  CountTransition(batch_bytes, batch_ops);
-  for (TaskQueues::Queued& queued : local_tasks) HandOrQueue(std::move(queued));
-  if (outboxed_dispatches || cancels || service_effects || logged) WakeOutbox();
-  if (earliest != absl::InfiniteFuture()) WakeTimers(earliest);
-  if (!outcome.closed_status.empty()) {
+  effects.batch_bytes = batch.ByteSize();
+  effects.batch_ops = batch.Count();
+  effects.wake_outbox = outboxed_dispatches || cancels || service_effects || logged;
+  effects.earliest_timer = earliest;
+  effects.closed = !outcome.closed_status.empty();
+  return effects;
+}
+
+void ShardCore::AfterCommit(CommitEffects& effects, const ExecutionRecord& record) {
+  CountTransition(effects.batch_bytes, effects.batch_ops);
+  for (TaskQueues::Queued& queued : effects.local_tasks) HandOrQueue(std::move(queued));
+  effects.local_tasks.clear();
+  if (effects.wake_outbox) WakeOutbox();
+  if (effects.earliest_timer != absl::InfiniteFuture()) WakeTimers(effects.earliest_timer);
+  if (effects.closed) {
     // EXPRESS executions come by the thousand per second: theirs is a
     // debug line.
-    log::Write(express ? log::Level::kDebug : log::Level::kInfo, kComponent, "execution closed",
+    log::Write(record.state_machine_type() == "EXPRESS" ? log::Level::kDebug : log::Level::kInfo,
+               kComponent, "execution closed",
                {{"execution", record.execution_arn()}, {"status", record.status()}});
     CountClosed(record, record.status());
     NotifyClosed(record.execution_arn());
   }
-  return absl::OkStatus();
 }
 
 absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRequest& request,
                                        v1::StartExecutionResponse* response,
-                                       bool* would_block) {
+                                       bool* would_block, AnswerLater* answer_later) {
   return StartExecutionImpl(request, /*synchronous=*/false, response, /*sync_answer=*/nullptr,
-                            would_block);
+                            would_block, answer_later);
+}
+
+bool ShardCore::Committing(const std::string& arn) {
+  absl::MutexLock lock(&committing_mu_);
+  return committing_.contains(arn);
+}
+
+void ShardCore::AwaitNotCommitting(const std::string& arn) {
+  struct Wait {
+    ShardCore* core;
+    const std::string* arn;
+    bool Done() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(core->committing_mu_) {
+      return !core->committing_.contains(*arn);
+    }
+  } wait{this, &arn};
+  absl::MutexLock lock(&committing_mu_);
+  committing_mu_.Await(absl::Condition(&wait, &Wait::Done));
 }
 
 absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionShardRequest& request,
                                            bool synchronous,
                                            v1::StartExecutionResponse* response,
-                                           SyncAnswer* sync_answer, bool* would_block) {
+                                           SyncAnswer* sync_answer, bool* would_block,
+                                           AnswerLater* answer_later) {
   const StateMachineRecord& machine = request.state_machine();
   // Declines (see StartExecution) before anything is done.
   auto decline = [would_block] {
     *would_block = true;
     return absl::OkStatus();
   };
-  if (would_block != nullptr && machine.type() != "EXPRESS") return decline();
+  // Only an EXPRESS start can end within the start, and only a start whose
+  // caller takes the answer later can leave its fsync to the committer.
+  const bool may_answer_later = answer_later != nullptr && *answer_later && !synchronous;
+  if (would_block != nullptr && machine.type() != "EXPRESS" && !may_answer_later) {
+    return decline();
+  }
   RETURN_IF_ERROR(Admit());
   InflightSlot slot(this);
   const std::string execution_arn = config::ExecutionArn(
@@ -1816,11 +1861,15 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   // its record is written without waiting for an fsync.
   const bool express = machine.type() == "EXPRESS";
   const bool ended_alone = express && !outcome.closed_status.empty() && !NeedsOutbox(record, outcome);
-  if (would_block != nullptr &&
-      (!ended_alone || !definition_cached || (!synchronous && request.has_parent_task()) ||
-       (synchronous && sync_answer == nullptr))) {
-    return decline();
-  }
+  const bool answers_at_once = ended_alone && definition_cached &&
+                               !(!synchronous && request.has_parent_task()) &&
+                               !(synchronous && sync_answer == nullptr);
+  // A start that is only to wait for its fsync can be answered from the
+  // group committer instead (a child's start, whose parent's outbox may
+  // repeat it, keeps the plain path).
+  const bool commit_later = would_block != nullptr && !answers_at_once && may_answer_later &&
+                            definition_cached && !request.has_parent_task();
+  if (would_block != nullptr && !answers_at_once && !commit_later) return decline();
   // Such an execution: its definition stored if it is not yet (before it
   // enters the cache, see above; later transitions in the same write-ahead
   // log come after it), its record closed, its start answered.
@@ -1862,6 +1911,13 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     return decline();  // it may be held across another transition's fsync
   }
   absl::Cleanup unlock = [&shard_mutex] { shard_mutex.Unlock(); };
+  // A start of this name is being written by the group committer: its
+  // record decides this one's answer.
+  if (would_block != nullptr) {
+    if (Committing(execution_arn)) return decline();
+  } else {
+    AwaitNotCommitting(execution_arn);
+  }
   ASSIGN_OR_RETURN(auto existing, Read<ExecutionRecord>(families_.executions, key));
   if (!existing.has_value() && express) existing = RecentExpressRecord(execution_arn);
   if (!existing.has_value() && express && RecentExpressNameTaken(execution_arn)) {
@@ -1901,6 +1957,36 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     batch.Put(families_.visibility, visibility_key, "");
   }
   const std::vector<std::string> claimed = ClaimPollers(interpreter, record, outcome, now);
+  if (commit_later) {
+    // Answered once durable. The shard's mutex is released on return, but
+    // the name stays reserved in `committing_` until the write is done.
+    CommitEffects effects = PrepareCommit(shard, record, outcome, batch, /*before=*/nullptr);
+    response->set_execution_arn(execution_arn);
+    *response->mutable_start_date() = record.start_date();
+    {
+      absl::MutexLock lock(&committing_mu_);
+      committing_.insert(execution_arn);
+    }
+    AddInflight(1);  // this call's slot ends with the write, not the return
+    committer_->Submit(
+        std::move(batch),
+        [this, effects = std::move(effects), record = std::move(record), claimed,
+         answer = std::move(*answer_later)](absl::Status written) mutable {
+          if (written.ok()) AfterCommit(effects, record);
+          ReleaseClaims(claimed);
+          if (written.ok()) {
+            log::Debug(kComponent, "execution started", {{"execution", record.execution_arn()}});
+          }
+          {
+            absl::MutexLock lock(&committing_mu_);
+            committing_.erase(record.execution_arn());
+          }
+          AddInflight(-1);
+          std::move(answer)(std::move(written));
+        });
+    *answer_later = nullptr;
+    return absl::OkStatus();
+  }
   absl::Status committed = CommitTransition(shard, record, outcome, batch, /*before=*/nullptr,
                                             /*sync=*/true, /*start_record=*/!synchronous);
   ReleaseClaims(claimed);

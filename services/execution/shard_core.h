@@ -33,6 +33,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/asl/definition.h"
@@ -40,6 +42,7 @@
 #include "common/clock/clock.h"
 #include "common/config/arn.h"
 #include "common/config/sharding.h"
+#include "common/storage/group_committer.h"
 #include "common/storage/store.h"
 #include "common/tasktoken/task_token.h"
 #include "prometheus/counter.h"
@@ -217,10 +220,16 @@ class ShardCore {
   // fsync, a busy shard, a write of its definition — does nothing at all
   // and sets *would_block; the caller then starts it again where it may
   // wait. Only EXPRESS executions that end within their start can go
-  // through without waiting.
+  // through without waiting — unless the caller also passes `answer_later`:
+  // then a start whose only wait would be its WAL fsync takes that function,
+  // hands its transition to the group committer and returns; the function
+  // is called (on the committer's thread) with the start's status once the
+  // transition is durable, with *response filled in. The caller must not
+  // answer the call itself when `*answer_later` has been taken (is empty).
+  using AnswerLater = absl::AnyInvocable<void(absl::Status) &&>;
   absl::Status StartExecution(const internal::v1::StartExecutionShardRequest& request,
                               v1::StartExecutionResponse* response,
-                              bool* would_block = nullptr);
+                              bool* would_block = nullptr, AnswerLater* answer_later = nullptr);
   absl::Status DescribeExecution(const v1::DescribeExecutionRequest& request,
                                  v1::DescribeExecutionResponse* response);
   // Waits until the execution is no longer RUNNING and answers as
@@ -436,6 +445,29 @@ class ShardCore {
                                 storage::WriteBatch& batch,
                                 const PendingTasks* before = nullptr, bool sync = true,
                                 bool start_record = false);
+  // CommitTransition in two halves, for a write made elsewhere (the group
+  // committer): what follows the write, found while adding the transition
+  // to `batch`.
+  struct CommitEffects {
+    std::vector<TaskQueues::Queued> local_tasks;
+    bool wake_outbox = false;
+    absl::Time earliest_timer = absl::InfiniteFuture();
+    bool closed = false;
+    size_t batch_bytes = 0;
+    size_t batch_ops = 0;
+  };
+  CommitEffects PrepareCommit(uint32_t shard, internal::v1::ExecutionRecord& record,
+                              asl::Outcome& outcome, storage::WriteBatch& batch,
+                              const PendingTasks* before);
+  // Once the batch is written.
+  void AfterCommit(CommitEffects& effects, const internal::v1::ExecutionRecord& record);
+  // Executions whose start the group committer is writing: another start of
+  // the same name waits for it (see StartExecutionImpl).
+  absl::Mutex committing_mu_;
+  absl::flat_hash_set<std::string> committing_ ABSL_GUARDED_BY(committing_mu_);
+  // Blocks while `arn`'s start is being written.
+  void AwaitNotCommitting(const std::string& arn);
+  bool Committing(const std::string& arn);
   // What a synchronous start answers when its execution ended within the
   // start (no wait for the close, no read of the record).
   struct SyncAnswer {
@@ -446,7 +478,8 @@ class ShardCore {
   absl::Status StartExecutionImpl(const internal::v1::StartExecutionShardRequest& request,
                                   bool synchronous, v1::StartExecutionResponse* response,
                                   SyncAnswer* sync_answer = nullptr,
-                                  bool* would_block = nullptr);
+                                  bool* would_block = nullptr,
+                                  AnswerLater* answer_later = nullptr);
   // Whether a transition leaves anything for the outbox or the timers.
   bool NeedsOutbox(const internal::v1::ExecutionRecord& record,
                    const asl::Outcome& outcome) const;
@@ -489,6 +522,9 @@ class ShardCore {
   Peers* peers_;
   tasktoken::TaskTokenCodec codec_;
   std::unique_ptr<storage::Store> store_;
+  // Writes the transitions of starts made on threads that must not wait
+  // (see StartExecution); stopped first at shutdown.
+  std::unique_ptr<storage::GroupCommitter> committer_;
   Families families_{};
   std::unique_ptr<absl::Mutex[]> shard_mu_;
   Metrics metrics_;

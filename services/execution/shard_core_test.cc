@@ -993,6 +993,68 @@ TEST_F(ShardCoreTest, GeneratedNamesOfExpressStartsAreNotLookedUp) {
   EXPECT_EQ(start(R"({"run": 3})", false).code(), absl::StatusCode::kAlreadyExists);
 }
 
+// A STANDARD start made where no thread may wait (a gRPC callback thread)
+// is not declined when its caller can take the answer later: the group
+// committer writes it and answers once it is durable. A second start of
+// the same name meanwhile waits for that write (or declines), and then
+// gets the idempotent answer.
+TEST_F(ShardCoreTest, StartsOnThreadsThatMayNotWaitAreAnsweredByTheGroupCommitter) {
+  ASSERT_TRUE(Open(16).ok());
+  auto standard = CreateMachine("durable", kOnePass);
+  Start(standard, "warm", "{}");  // stores the revision's definition
+  auto request = [&](const std::string& name) {
+    iv1::StartExecutionShardRequest start;
+    *start.mutable_state_machine() = standard;
+    start.mutable_request()->set_name(name);
+    start.mutable_request()->set_input(R"({"n": 1})");
+    return start;
+  };
+  const DurabilityStats before = core_->Stats();
+  absl::Mutex mu;
+  int answered = 0;
+  std::vector<absl::Status> statuses;
+  std::vector<v1::StartExecutionResponse> responses(20);
+  for (int i = 0; i < 20; ++i) {
+    bool declined = false;
+    ShardCore::AnswerLater later = [&](absl::Status status) {
+      absl::MutexLock lock(&mu);
+      ++answered;
+      statuses.push_back(status);
+    };
+    absl::Status status = core_->StartExecution(request(absl::StrCat("later-", i)), &responses[i],
+                                                &declined, &later);
+    ASSERT_TRUE(status.ok()) << status;
+    ASSERT_FALSE(declined);
+    ASSERT_FALSE(static_cast<bool>(later)) << "the answer was not taken";
+    if (i == 0) {
+      // The same name at once, from a thread that may wait: it waits for
+      // the write and finds the execution, closed by now, so the name is
+      // taken (had it not waited, it would have started a second one).
+      iv1::StartExecutionShardRequest again = request("later-0");
+      v1::StartExecutionResponse response;
+      EXPECT_EQ(core_->StartExecution(again, &response).code(),
+                absl::StatusCode::kAlreadyExists);
+    }
+  }
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](int* n) { return *n == 20; }, &answered));
+    for (const absl::Status& status : statuses) EXPECT_TRUE(status.ok()) << status;
+  }
+  const DurabilityStats after = core_->Stats();
+  EXPECT_EQ(after.closed - before.closed, 20u);
+  EXPECT_GT(after.synced_writes, before.synced_writes);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(Describe(responses[i].execution_arn()).status(), "SUCCEEDED") << i;
+    EXPECT_TRUE(responses[i].has_start_date());
+  }
+  // A caller offering nothing to answer later is declined as before.
+  v1::StartExecutionResponse response;
+  bool declined = false;
+  EXPECT_TRUE(core_->StartExecution(request("plain"), &response, &declined).ok());
+  EXPECT_TRUE(declined);
+}
+
 // Asynchronous EXPRESS starts that end within the start write nothing:
 // the recent ones stay in memory, where DescribeExecution, StopExecution,
 // ListExecutions and name checks find them, within a byte bound (oldest

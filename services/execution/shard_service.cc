@@ -323,7 +323,8 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                               v1::StartExecutionResponse* response) override {
     return StartResolved(context, *request,
                          [&](const iv1::StartExecutionShardRequest& start, bool* would_block) {
-                           return core_->StartExecution(start, response, would_block);
+                           return core_->StartExecution(start, response, would_block,
+                                                        rpc::AnswerLaterOf(context));
                          });
   }
 
@@ -449,7 +450,29 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
   STEPFLOW_POOLED(ListMapRuns)
   STEPFLOW_POOLED(UpdateMapRun)
   STEPFLOW_POOLED(ListMapRunExecutions)
-  STEPFLOW_POOLED(StartExecution)
+
+  // Made on the callback thread when it can be without waiting there (an
+  // EXPRESS execution that ends within its start, or a start whose only
+  // wait is its fsync, answered by the group committer); on the pool
+  // otherwise.
+  grpc::ServerUnaryReactor* StartExecution(grpc::CallbackServerContext* context,
+                                           const iv1::StartExecutionShardRequest* request,
+                                           v1::StartExecutionResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    {
+      rpc::LocalServerContext local(absl::FromChrono(context->deadline()), context,
+                                    /*may_block=*/false);
+      local.OfferAnswerLater(
+          [reactor](absl::Status status) { reactor->Finish(rpc::ToGrpcStatus(status)); });
+      grpc::Status status = impl_->StartExecution(&local, request, response);
+      if (local.answered_later()) return reactor;
+      if (!local.declined()) {
+        reactor->Finish(status);
+        return reactor;
+      }
+    }
+    return Pooled(context, request, response, &iv1::ShardService::Service::StartExecution);
+  }
   STEPFLOW_POOLED(ResolveStateMachine)
   STEPFLOW_POOLED(GetStateMachineRecord)
   STEPFLOW_POOLED(StartSyncExecution)

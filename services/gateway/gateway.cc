@@ -340,7 +340,9 @@ class ShardRouter {
     // fsync or an execution's end.
     kPooled,
     // On the handler's own thread, unless the shard's handler declines
-    // (see rpc::LocalServerContext); then as kPooled.
+    // (see rpc::LocalServerContext); then as kPooled. The handler may
+    // instead answer later (a start answered by the shard's group
+    // committer once durable).
     kInlineUnlessDeclined,
   };
 
@@ -354,9 +356,16 @@ class ShardRouter {
                  LocalCall local_call = LocalCall::kPooled) {
     if (ShardServiceBase* local = local_services_[ordinal]; local != nullptr) {
       if (local_call == LocalCall::kInlineUnlessDeclined) {
+        // The handler may also answer later, from the shard's group
+        // committer, instead of declining a start that would wait for its
+        // fsync.
+        auto answer = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
         rpc::LocalServerContext context(deadline, parent, /*may_block=*/false);
+        context.OfferAnswerLater([answer](absl::Status status) { (*answer)(std::move(status)); });
         grpc::Status status = (local->*method.local)(&context, &request, response);
-        if (!context.declined()) return done(rpc::FromGrpcStatus(status));
+        if (context.answered_later()) return;
+        if (!context.declined()) return (*answer)(rpc::FromGrpcStatus(status));
+        done = std::move(*answer);
       }
       local_calls_.Run([local, call = method.local, parent, deadline, &request, response,
                         done = std::move(done)] {
