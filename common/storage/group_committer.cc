@@ -61,18 +61,24 @@ void GroupCommitter::Loop() {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
-      ++groups_;
-      batches_ += group.size();
     }
     WriteGroup(group);
     group.clear();
   }
 }
 
+void GroupCommitter::CountWrite(size_t batches) {
+  absl::MutexLock lock(&mu_);
+  ++groups_;
+  batches_ += batches;
+}
+
 void GroupCommitter::WriteGroup(std::deque<Entry>& group) {
   if (group.size() == 1) {
-    absl::Status written = store_->Write(group.front().batch, /*sync=*/true);
-    std::move(group.front().done)(std::move(written));
+    Entry& entry = group.front();
+    if (!entry.batch.empty()) CountWrite(1);
+    absl::Status written = store_->Write(entry.batch, /*sync=*/true);
+    std::move(entry.done)(std::move(written));
     return;
   }
   // A batch the store would refuse fails alone, not the group it came with.
@@ -86,6 +92,7 @@ void GroupCommitter::WriteGroup(std::deque<Entry>& group) {
     merged.Append(entry.batch);
     members.push_back(&entry);
   }
+  if (!merged.empty()) CountWrite(members.size());
   const absl::Status written = store_->Write(merged, /*sync=*/true);
   for (Entry* entry : members) std::move(entry->done)(written);
 }

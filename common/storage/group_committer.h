@@ -57,7 +57,8 @@ class GroupCommitter {
   // later calls return at once.
   void Stop();
 
-  // Groups written and batches in them, since start.
+  // Synced writes made (one per group with anything to write, see
+  // Store::SyncedWrites) and the batches they held, since start.
   uint64_t groups() const;
   uint64_t batches() const;
 
@@ -69,6 +70,7 @@ class GroupCommitter {
 
   void Loop();
   void WriteGroup(std::deque<Entry>& group);
+  void CountWrite(size_t batches);
 
   Store* const store_;
   const size_t max_group_bytes_;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/synchronization/notification.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -217,7 +218,7 @@ ShardCore::ShardCore(const ShardCoreOptions& options, Peers* peers)
     : options_(options),
       peers_(peers),
       codec_(options.token_secret),
-      shard_mu_(new absl::Mutex[options.shard_count]) {}
+      shard_mu_(new ShardLock[options.shard_count]) {}
 
 absl::StatusOr<std::unique_ptr<ShardCore>> ShardCore::Open(const ShardCoreOptions& options,
                                                            Peers* peers) {
@@ -334,7 +335,7 @@ void ShardCore::RegisterMetrics() {
                             .Add({});
   metrics_.synced_writes = &prometheus::BuildGauge()
                                 .Name("stepflow_shard_synced_writes")
-                                .Help("Synced RocksDB write batches since start.")
+                                .Help("Write batches written synced since start (many may share one write and its fsync).")
                                 .Register(registry)
                                 .Add({});
   metrics_.inflight = &prometheus::BuildGauge()
@@ -412,7 +413,7 @@ DurabilityStats ShardCore::Stats() const {
   stats.rejected = rejected_.load(std::memory_order_relaxed);
   stats.closed = closed_.load(std::memory_order_relaxed);
   if (store_ != nullptr) {
-    stats.synced_writes = store_->SyncedWrites();
+    stats.synced_writes = SyncedBatches();
     stats.wal_syncs = store_->WalSyncs();
   }
   return stats;
@@ -444,9 +445,6 @@ absl::Status ShardCore::LoadTaskQueues() {
 }
 
 void ShardCore::Shutdown() {
-  // Transitions handed to the committer are written and answered first
-  // (their continuations hand tasks to the queues).
-  if (committer_ != nullptr) committer_->Stop();
   if (task_queues_ != nullptr) task_queues_->Shutdown();
   {
     absl::MutexLock lock(&close_waiters_mu_);
@@ -465,6 +463,9 @@ void ShardCore::Shutdown() {
     timers_stop_ = true;
   }
   if (timer_thread_.joinable()) timer_thread_.join();
+  // Once the threads that commit transitions are done: what was handed
+  // over is written and answered; later transitions get UNAVAILABLE.
+  if (committer_ != nullptr) committer_->Stop();
 }
 
 absl::StatusOr<uint32_t> ShardCore::OwnedShard(absl::string_view arn) const {
@@ -496,7 +497,7 @@ absl::Status ShardCore::CreateStateMachine(const v1::CreateStateMachineRequest& 
   const std::string arn = config::StateMachineArn(options_.arn_scope, request.name());
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   const std::string key = keys::ResourceKey(shard, arn);
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto existing, Read<StateMachineRecord>(families_.state_machines, key));
   if (existing.has_value()) {
     // Creating the same state machine again is idempotent, as on AWS.
@@ -599,7 +600,7 @@ absl::Status ShardCore::DescribeStateMachine(const v1::DescribeStateMachineReque
 absl::Status ShardCore::DeleteStateMachine(const v1::DeleteStateMachineRequest& request) {
   const std::string& arn = request.state_machine_arn();
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   // Deleting is idempotent on AWS: an unknown ARN succeeds. Running
   // executions keep their own copy of the definition revision.
   // Its versions and aliases go with it.
@@ -720,7 +721,7 @@ absl::Status ShardCore::UpdateStateMachine(const v1::UpdateStateMachineRequest& 
   const std::string& arn = request.state_machine_arn();
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   const std::string key = keys::ResourceKey(shard, arn);
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto record, Read<StateMachineRecord>(families_.state_machines, key));
   if (!record.has_value()) return StateMachineDoesNotExist(arn);
   using google::protobuf::util::MessageDifferencer;
@@ -779,7 +780,7 @@ absl::Status ShardCore::PublishStateMachineVersion(
   const std::string& arn = request.state_machine_arn();
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   const std::string key = keys::ResourceKey(shard, arn);
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto record, Read<StateMachineRecord>(families_.state_machines, key));
   if (!record.has_value()) return StateMachineDoesNotExist(arn);
   if (!request.revision_id().empty() && request.revision_id() != record->revision_id()) {
@@ -809,7 +810,7 @@ absl::Status ShardCore::DeleteStateMachineVersion(
         request.state_machine_version_arn(), "'"));
   }
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto aliases, ReadAliases(shard, ref.state_machine_arn));
   std::vector<std::string> routing_here;
   for (const auto& alias : aliases) {
@@ -893,7 +894,7 @@ absl::Status ShardCore::CreateStateMachineAlias(const v1::CreateStateMachineAlia
                        request.routing_configuration(0).state_machine_version_arn()));
   const std::string& machine_arn = first.state_machine_arn;
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(machine_arn));
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto machine, Read<StateMachineRecord>(families_.state_machines,
                                                           keys::ResourceKey(shard, machine_arn)));
   if (!machine.has_value()) return StateMachineDoesNotExist(machine_arn);
@@ -974,7 +975,7 @@ absl::Status ShardCore::UpdateStateMachineAlias(const v1::UpdateStateMachineAlia
   ASSIGN_OR_RETURN(config::StateMachineRef ref,
                    ParseAliasArn(options_.arn_scope, request.state_machine_alias_arn()));
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   const std::string key = keys::AliasKey(shard, ref.state_machine_arn, ref.alias);
   ASSIGN_OR_RETURN(auto alias, Read<internal::v1::StateMachineAliasRecord>(families_.versions, key));
   if (!alias.has_value()) return ResourceNotFound(request.state_machine_alias_arn());
@@ -995,7 +996,7 @@ absl::Status ShardCore::DeleteStateMachineAlias(const v1::DeleteStateMachineAlia
   ASSIGN_OR_RETURN(config::StateMachineRef ref,
                    ParseAliasArn(options_.arn_scope, request.state_machine_alias_arn()));
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   const std::string key = keys::AliasKey(shard, ref.state_machine_arn, ref.alias);
   ASSIGN_OR_RETURN(auto alias, Read<internal::v1::StateMachineAliasRecord>(families_.versions, key));
   if (!alias.has_value()) return ResourceNotFound(request.state_machine_alias_arn());
@@ -1051,7 +1052,7 @@ absl::StatusOr<std::shared_ptr<const StateMachineRecord>> ShardCore::CachedState
   }
   // Read and cached under the shard's mutex, which every write of the
   // record holds while it forgets the cached one: no stale record enters.
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto record, Read<StateMachineRecord>(
                                     families_.state_machines,
                                     keys::ResourceKey(shard, state_machine_arn)));
@@ -1125,7 +1126,7 @@ absl::Status ShardCore::CreateActivity(const v1::CreateActivityRequest& request,
   const std::string arn = config::ActivityArn(options_.arn_scope, request.name());
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   const std::string key = keys::ResourceKey(shard, arn);
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto existing, Read<ActivityRecord>(families_.activities, key));
   if (existing.has_value()) {
     // CreateActivity is idempotent on AWS.
@@ -1161,7 +1162,7 @@ absl::Status ShardCore::DescribeActivity(const v1::DescribeActivityRequest& requ
 
 absl::Status ShardCore::DeleteActivity(const v1::DeleteActivityRequest& request) {
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(request.activity_arn()));
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   storage::WriteBatch batch;
   batch.Delete(families_.activities, keys::ResourceKey(shard, request.activity_arn()));
   RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
@@ -1577,7 +1578,7 @@ void ShardCore::CountTransition(size_t batch_bytes, size_t batch_ops) {
   metrics_.batch_bytes->Observe(static_cast<double>(batch_bytes));
   metrics_.batch_ops->Observe(static_cast<double>(batch_ops));
   metrics_.wal_syncs->Set(static_cast<double>(store_->WalSyncs()));
-  metrics_.synced_writes->Set(static_cast<double>(store_->SyncedWrites()));
+  metrics_.synced_writes->Set(static_cast<double>(SyncedBatches()));
 }
 
 bool ShardCore::NeedsOutbox(const ExecutionRecord& record, const asl::Outcome& outcome) const {
@@ -1609,16 +1610,35 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
   // crash loses a suffix of transitions, never one in the middle.
   if (record.state_machine_type() == "EXPRESS" && !start_record) sync = false;
   CommitEffects effects = PrepareCommit(shard, record, outcome, batch, before);
-  // Synced: RocksDB's group commit lets the transitions of other shards
-  // that reach the WAL meanwhile share this fsync. Nothing the transition
-  // implies (outbox delivery, timers, the RPC answer) happens before it.
-  // Unsynced only for a delivery from this server's own outbox (see
-  // EnqueueActivityTask): its item stays until a later write in the same
-  // WAL, and a replay after a crash repeats the same transition, with the
-  // same event and task ids, which every receiver takes idempotently.
-  RETURN_IF_ERROR(store_->Write(batch, sync));
+  // Synced, by the group committer: the transitions of other shards that
+  // reach it meanwhile share this write and its fsync. Nothing the
+  // transition implies (outbox delivery, timers, the RPC answer) happens
+  // before it. Unsynced only for a delivery from this server's own outbox
+  // (see EnqueueActivityTask): its item stays until a later write in the
+  // same WAL, and a replay after a crash repeats the same transition, with
+  // the same event and task ids, which every receiver takes idempotently.
+  RETURN_IF_ERROR(sync ? WriteSynced(std::move(batch)) : store_->Write(batch, /*sync=*/false));
   AfterCommit(effects, record);
   return absl::OkStatus();
+}
+
+uint64_t ShardCore::SyncedBatches() const {
+  // The committer writes many batches with one synced write. Its groups
+  // are read before its batches, which never count fewer.
+  const uint64_t groups = committer_->groups();
+  const uint64_t merged_away = committer_->batches() - groups;
+  return store_->SyncedWrites() + merged_away;
+}
+
+absl::Status ShardCore::WriteSynced(storage::WriteBatch batch) {
+  absl::Notification written;
+  absl::Status status;
+  committer_->Submit(std::move(batch), [&](absl::Status result) {
+    status = std::move(result);
+    written.Notify();
+  });
+  written.WaitForNotification();
+  return status;
 }
 
 ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecord& record,
@@ -1760,28 +1780,47 @@ void ShardCore::AfterCommit(CommitEffects& effects, const ExecutionRecord& recor
   }
 }
 
-absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRequest& request,
-                                       v1::StartExecutionResponse* response,
-                                       bool* would_block, AnswerLater* answer_later) {
-  return StartExecutionImpl(request, /*synchronous=*/false, response, /*sync_answer=*/nullptr,
-                            would_block, answer_later);
+void ShardCore::CommitLater(uint32_t shard, ExecutionRecord record, asl::Outcome& outcome,
+                            storage::WriteBatch batch, const PendingTasks* before,
+                            std::vector<std::string> claimed, absl::AnyInvocable<void() &&> release,
+                            AnswerLater answer) {
+  CommitEffects effects = PrepareCommit(shard, record, outcome, batch, before);
+  AddInflight(1);  // the caller's slot ends with the write, not its return
+  committer_->Submit(
+      std::move(batch),
+      [this, effects = std::move(effects), record = std::move(record),
+       claimed = std::move(claimed), release = std::move(release),
+       answer = std::move(answer)](absl::Status written) mutable {
+        if (written.ok()) AfterCommit(effects, record);
+        ReleaseClaims(claimed);
+        std::move(release)();
+        AddInflight(-1);
+        std::move(answer)(std::move(written));
+      });
 }
 
-bool ShardCore::Committing(const std::string& arn) {
+bool ShardCore::StartCommitting(const std::string& execution_arn) {
   absl::MutexLock lock(&committing_mu_);
-  return committing_.contains(arn);
+  return committing_.contains(execution_arn);
 }
 
-void ShardCore::AwaitNotCommitting(const std::string& arn) {
+void ShardCore::AwaitStartCommitted(const std::string& execution_arn) {
   struct Wait {
     ShardCore* core;
     const std::string* arn;
     bool Done() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(core->committing_mu_) {
       return !core->committing_.contains(*arn);
     }
-  } wait{this, &arn};
+  } wait{this, &execution_arn};
   absl::MutexLock lock(&committing_mu_);
   committing_mu_.Await(absl::Condition(&wait, &Wait::Done));
+}
+
+absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRequest& request,
+                                       v1::StartExecutionResponse* response,
+                                       bool* would_block, AnswerLater* answer_later) {
+  return StartExecutionImpl(request, /*synchronous=*/false, response, /*sync_answer=*/nullptr,
+                            would_block, answer_later);
 }
 
 absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionShardRequest& request,
@@ -1904,19 +1943,19 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     KeepRecentExpress(std::move(record));
     return absl::OkStatus();
   }
-  absl::Mutex& shard_mutex = ShardMutex(shard);
+  ShardLock& shard_lock = ShardMutex(shard);
   if (would_block == nullptr) {
-    shard_mutex.Lock();
-  } else if (!shard_mutex.TryLock()) {
+    shard_lock.Lock();
+  } else if (!shard_lock.TryLock()) {
     return decline();  // it may be held across another transition's fsync
   }
-  absl::Cleanup unlock = [&shard_mutex] { shard_mutex.Unlock(); };
-  // A start of this name is being written by the group committer: its
-  // record decides this one's answer.
-  if (would_block != nullptr) {
-    if (Committing(execution_arn)) return decline();
-  } else {
-    AwaitNotCommitting(execution_arn);
+  absl::Cleanup unlock = [&shard_lock] { shard_lock.Unlock(); };
+  // A start of this name being written by the group committer decides
+  // this one's answer: wait for it (or decline).
+  if (would_block == nullptr) {
+    AwaitStartCommitted(execution_arn);
+  } else if (StartCommitting(execution_arn)) {
+    return decline();
   }
   ASSIGN_OR_RETURN(auto existing, Read<ExecutionRecord>(families_.executions, key));
   if (!existing.has_value() && express) existing = RecentExpressRecord(execution_arn);
@@ -1958,32 +1997,21 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   }
   const std::vector<std::string> claimed = ClaimPollers(interpreter, record, outcome, now);
   if (commit_later) {
-    // Answered once durable. The shard's mutex is released on return, but
-    // the name stays reserved in `committing_` until the write is done.
-    CommitEffects effects = PrepareCommit(shard, record, outcome, batch, /*before=*/nullptr);
+    // Answered once durable. A new execution's records are its own: only
+    // its name stays reserved until then, not the whole shard.
     response->set_execution_arn(execution_arn);
     *response->mutable_start_date() = record.start_date();
     {
       absl::MutexLock lock(&committing_mu_);
       committing_.insert(execution_arn);
     }
-    AddInflight(1);  // this call's slot ends with the write, not the return
-    committer_->Submit(
-        std::move(batch),
-        [this, effects = std::move(effects), record = std::move(record), claimed,
-         answer = std::move(*answer_later)](absl::Status written) mutable {
-          if (written.ok()) AfterCommit(effects, record);
-          ReleaseClaims(claimed);
-          if (written.ok()) {
-            log::Debug(kComponent, "execution started", {{"execution", record.execution_arn()}});
-          }
-          {
-            absl::MutexLock lock(&committing_mu_);
-            committing_.erase(record.execution_arn());
-          }
-          AddInflight(-1);
-          std::move(answer)(std::move(written));
-        });
+    CommitLater(
+        shard, std::move(record), outcome, std::move(batch), /*before=*/nullptr, claimed,
+        [this, execution_arn] {
+          absl::MutexLock lock(&committing_mu_);
+          committing_.erase(execution_arn);
+        },
+        std::move(*answer_later));
     *answer_later = nullptr;
     return absl::OkStatus();
   }
@@ -2130,7 +2158,7 @@ absl::Status ShardCore::RedriveExecution(const v1::RedriveExecutionRequest& requ
   const std::string& arn = request.execution_arn();
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   const std::string key = keys::ResourceKey(shard, arn);
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions, key));
   if (!record.has_value()) return ExecutionDoesNotExist(arn);
   // A retry of the redrive that already happened answers the same.
@@ -2197,7 +2225,7 @@ absl::Status ShardCore::StopExecution(const v1::StopExecutionRequest& request,
   InflightSlot slot(this);
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(request.execution_arn()));
   const std::string key = keys::ResourceKey(shard, request.execution_arn());
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions, key));
   if (!record.has_value()) record = RecentExpressRecord(request.execution_arn());
   if (!record.has_value()) return ExecutionDoesNotExist(request.execution_arn());
@@ -2352,7 +2380,7 @@ absl::Status ShardCore::ListExecutions(const internal::v1::ListShardRequest& req
 absl::Status ShardCore::PurgeExecution(const std::string& retention_key,
                                        absl::string_view execution_arn) {
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(execution_arn));
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   storage::WriteBatch batch;
   batch.Delete(families_.retention, retention_key);
   const std::string key = keys::ResourceKey(shard, execution_arn);
@@ -2739,16 +2767,37 @@ absl::Status ShardCore::GetActivityTask(const v1::GetActivityTaskRequest& reques
 // --- Task results ---------------------------------------------------------
 
 absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool ignore_stale,
-                                        const TaskStep& step, bool sync) {
+                                        const TaskStep& step, bool sync, bool* would_block,
+                                        AnswerLater* answer_later) {
   InflightSlot slot(this);
   ASSIGN_OR_RETURN(internal::v1::TaskTokenContent content, codec_.Decode(task_token));
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(content.execution_arn()));
   const std::string key = keys::ResourceKey(shard, content.execution_arn());
-  absl::MutexLock lock(&ShardMutex(shard));
+  // Declines (see StartExecution) before anything is done.
+  auto decline = [would_block] {
+    *would_block = true;
+    return absl::OkStatus();
+  };
+  ShardLock& shard_lock = ShardMutex(shard);
+  if (would_block == nullptr) {
+    shard_lock.Lock();
+  } else if (!shard_lock.TryLock()) {
+    return decline();  // it may be held across another transition's fsync
+  }
+  bool handed_over = false;  // to the group committer, which unlocks
+  absl::Cleanup unlock = [&shard_lock, &handed_over] {
+    if (!handed_over) shard_lock.Unlock();
+  };
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions, key));
   if (!record.has_value()) {
     return absl::NotFoundError("TaskDoesNotExist: Task Does Not Exist: 'the execution is gone'");
   }
+  // An EXPRESS transition is written without waiting for an fsync; a
+  // STANDARD one waits for it, here or in the group committer.
+  const bool express = record->state_machine_type() == "EXPRESS";
+  const bool commit_later =
+      would_block != nullptr && !express && answer_later != nullptr && *answer_later;
+  if (would_block != nullptr && !express && !commit_later) return decline();
   if (record->status() == "ABORTED" && !ignore_stale) {
     // StopExecution cancelled every task of the execution.
     return absl::NotFoundError(
@@ -2771,6 +2820,13 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
     return outcome.status();
   }
   storage::WriteBatch batch;
+  if (commit_later) {
+    handed_over = true;
+    CommitLater(shard, *std::move(record), *outcome, std::move(batch), &before, /*claimed=*/{},
+                [&shard_lock] { shard_lock.Unlock(); }, std::move(*answer_later));
+    *answer_later = nullptr;
+    return absl::OkStatus();
+  }
   return CommitTransition(shard, *record, *outcome, batch, &before, sync);
 }
 
@@ -2802,7 +2858,8 @@ absl::Status ShardCore::ActivityScheduleFailed(
                          sync);
 }
 
-absl::Status ShardCore::SendTaskSuccess(const v1::SendTaskSuccessRequest& request) {
+absl::Status ShardCore::SendTaskSuccess(const v1::SendTaskSuccessRequest& request, bool* would_block,
+                                        AnswerLater* answer_later) {
   ASSIGN_OR_RETURN(auto content, codec_.Decode(request.task_token()));
   const int64_t scheduled = content.scheduled_event_id();
   return ApplyTaskResult(request.task_token(), /*ignore_stale=*/false,
@@ -2810,10 +2867,12 @@ absl::Status ShardCore::SendTaskSuccess(const v1::SendTaskSuccessRequest& reques
                              absl::Time now) {
                            return interpreter.ActivitySucceeded(state, scheduled,
                                                                 request.output(), now);
-                         });
+                         },
+                         /*sync=*/true, would_block, answer_later);
 }
 
-absl::Status ShardCore::SendTaskFailure(const v1::SendTaskFailureRequest& request) {
+absl::Status ShardCore::SendTaskFailure(const v1::SendTaskFailureRequest& request, bool* would_block,
+                                        AnswerLater* answer_later) {
   ASSIGN_OR_RETURN(auto content, codec_.Decode(request.task_token()));
   const int64_t scheduled = content.scheduled_event_id();
   return ApplyTaskResult(request.task_token(), /*ignore_stale=*/false,
@@ -2821,17 +2880,20 @@ absl::Status ShardCore::SendTaskFailure(const v1::SendTaskFailureRequest& reques
                              absl::Time now) {
                            return interpreter.ActivityFailed(state, scheduled, request.error(),
                                                              request.cause(), now);
-                         });
+                         },
+                         /*sync=*/true, would_block, answer_later);
 }
 
-absl::Status ShardCore::SendTaskHeartbeat(const v1::SendTaskHeartbeatRequest& request) {
+absl::Status ShardCore::SendTaskHeartbeat(const v1::SendTaskHeartbeatRequest& request, bool* would_block,
+                                          AnswerLater* answer_later) {
   ASSIGN_OR_RETURN(auto content, codec_.Decode(request.task_token()));
   const int64_t scheduled = content.scheduled_event_id();
   return ApplyTaskResult(request.task_token(), /*ignore_stale=*/false,
                          [&](asl::Interpreter& interpreter, internal::v1::ExecutionState* state,
                              absl::Time now) {
                            return interpreter.ActivityHeartbeat(state, scheduled, now);
-                         });
+                         },
+                         /*sync=*/true, would_block, answer_later);
 }
 
 absl::Status ShardCore::CompleteServiceTask(const internal::v1::ServiceTaskResult& result,
@@ -3079,7 +3141,7 @@ absl::Status ShardCore::FireTimer(const std::string& key) {
   const int64_t timer_id = static_cast<int64_t>(storage::DecodeUint64(key.substr(key.size() - 8)));
   InflightSlot slot(this);
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(execution_arn));
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   storage::WriteBatch batch;
   batch.Delete(families_.timers, key);
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions,
@@ -3446,7 +3508,7 @@ absl::Status ShardCore::UpdateMapRun(const v1::UpdateMapRunRequest& request,
   ASSIGN_OR_RETURN(config::MapRunRef ref,
                    config::ParseMapRunArn(options_.arn_scope, request.map_run_arn()));
   const uint32_t shard = config::ShardOfRoutingHash(ref.routing_hash, options_.shard_count);
-  absl::MutexLock lock(&ShardMutex(shard));
+  ShardLockGuard lock(&ShardMutex(shard));
   ASSIGN_OR_RETURN(FoundMapRun found, FindMapRun(ref.routing_hash, request.map_run_arn()));
   ExecutionRecord& record = found.record;
   const internal::v1::MapRunSummary& run = record.state().map_runs(found.run);

@@ -50,6 +50,7 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "services/execution/delivery_pool.h"
+#include "services/execution/shard_lock.h"
 #include "services/execution/task_queues.h"
 #include "stepflow/internal/v1/shard.pb.h"
 #include "stepflow/v1/states.pb.h"
@@ -144,7 +145,7 @@ struct ShardCoreOptions {
 // Counters of the write path since Open, for tests and benchmarks.
 struct DurabilityStats {
   uint64_t transitions = 0;    // committed execution transitions
-  uint64_t synced_writes = 0;  // Store::Write calls with sync
+  uint64_t synced_writes = 0;  // batches written synced (see SyncedBatches)
   uint64_t wal_syncs = 0;      // WAL fsyncs (shared by concurrent writers)
   uint64_t rejected = 0;       // starts refused by admission control
   uint64_t closed = 0;         // executions closed (any type and status)
@@ -315,9 +316,16 @@ class ShardCore {
                                      bool sync = true);
   absl::Status ActivityScheduleFailed(const internal::v1::ActivityScheduleFailedRequest& request,
                                       bool sync = true);
-  absl::Status SendTaskSuccess(const v1::SendTaskSuccessRequest& request);
-  absl::Status SendTaskFailure(const v1::SendTaskFailureRequest& request);
-  absl::Status SendTaskHeartbeat(const v1::SendTaskHeartbeatRequest& request);
+  // `would_block` and `answer_later` as for StartExecution: a STANDARD
+  // execution's transition is answered by the group committer, an
+  // EXPRESS one's is written at once (without an fsync of its own).
+  absl::Status SendTaskSuccess(const v1::SendTaskSuccessRequest& request,
+                               bool* would_block = nullptr, AnswerLater* answer_later = nullptr);
+  absl::Status SendTaskFailure(const v1::SendTaskFailureRequest& request,
+                               bool* would_block = nullptr, AnswerLater* answer_later = nullptr);
+  absl::Status SendTaskHeartbeat(const v1::SendTaskHeartbeatRequest& request,
+                                 bool* would_block = nullptr,
+                                 AnswerLater* answer_later = nullptr);
   // What became of a service-integration task (its call answered, its
   // child execution closed); a result for a task no longer awaited is
   // ignored.
@@ -386,7 +394,7 @@ class ShardCore {
   absl::Status LoadTaskQueues();
 
   absl::StatusOr<uint32_t> OwnedShard(absl::string_view arn) const;
-  absl::Mutex& ShardMutex(uint32_t shard) { return shard_mu_[shard]; }
+  ShardLock& ShardMutex(uint32_t shard) { return shard_mu_[shard]; }
 
   template <typename Message>
   absl::StatusOr<std::optional<Message>> Read(storage::FamilyId family, const std::string& key);
@@ -440,6 +448,7 @@ class ShardCore {
   // `before` holds the tasks awaited before the transition: the queued ones
   // the transition gave up are cancelled at their activity's queue.
   // EXPRESS transitions are written without `sync` unless `start_record`.
+  // `batch` is consumed (a synced one is handed to the group committer).
   absl::Status CommitTransition(uint32_t shard, internal::v1::ExecutionRecord& record,
                                 asl::Outcome& outcome,
                                 storage::WriteBatch& batch,
@@ -459,15 +468,28 @@ class ShardCore {
   CommitEffects PrepareCommit(uint32_t shard, internal::v1::ExecutionRecord& record,
                               asl::Outcome& outcome, storage::WriteBatch& batch,
                               const PendingTasks* before);
+  // Writes `batch` synced through the group committer and waits for it.
+  absl::Status WriteSynced(storage::WriteBatch batch);
+  // Batches written synced, whether alone or in one of the committer's
+  // groups.
+  uint64_t SyncedBatches() const;
   // Once the batch is written.
   void AfterCommit(CommitEffects& effects, const internal::v1::ExecutionRecord& record);
-  // Executions whose start the group committer is writing: another start of
-  // the same name waits for it (see StartExecutionImpl).
+  // CommitTransition by the group committer, for a caller that keeps what
+  // it holds (its shard's lock, or its new execution's name) until the
+  // write is done: then the claims are released, `release` runs, and
+  // `answer` is called with the write's status.
+  void CommitLater(uint32_t shard, internal::v1::ExecutionRecord record, asl::Outcome& outcome,
+                   storage::WriteBatch batch, const PendingTasks* before,
+                   std::vector<std::string> claimed, absl::AnyInvocable<void() &&> release,
+                   AnswerLater answer);
+  // Names of new executions whose start the group committer is writing
+  // (their shard is not held meanwhile): another start of the same name
+  // waits for it.
   absl::Mutex committing_mu_;
   absl::flat_hash_set<std::string> committing_ ABSL_GUARDED_BY(committing_mu_);
-  // Blocks while `arn`'s start is being written.
-  void AwaitNotCommitting(const std::string& arn);
-  bool Committing(const std::string& arn);
+  bool StartCommitting(const std::string& execution_arn);
+  void AwaitStartCommitted(const std::string& execution_arn);
   // What a synchronous start answers when its execution ended within the
   // start (no wait for the close, no read of the record).
   struct SyncAnswer {
@@ -494,7 +516,8 @@ class ShardCore {
   using TaskStep = std::function<absl::StatusOr<asl::Outcome>(
       asl::Interpreter&, internal::v1::ExecutionState*, absl::Time)>;
   absl::Status ApplyTaskResult(const std::string& task_token, bool ignore_stale,
-                               const TaskStep& step, bool sync = true);
+                               const TaskStep& step, bool sync = true,
+                               bool* would_block = nullptr, AnswerLater* answer_later = nullptr);
 
   // Wakes the AwaitExecutionClosed calls waiting for `execution_arn`.
   void NotifyClosed(const std::string& execution_arn);
@@ -526,7 +549,7 @@ class ShardCore {
   // (see StartExecution); stopped first at shutdown.
   std::unique_ptr<storage::GroupCommitter> committer_;
   Families families_{};
-  std::unique_ptr<absl::Mutex[]> shard_mu_;
+  std::unique_ptr<ShardLock[]> shard_mu_;
   Metrics metrics_;
   std::atomic<int> inflight_{0};
   // This incarnation's ownership epoch (see keys::kOwnerEpochKey), encoded.

@@ -230,12 +230,23 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                    iv1::RecordActivityStartedResponse, core_->RecordActivityStarted(*request))
   STEPFLOW_FORWARD(ActivityScheduleFailed, iv1::ActivityScheduleFailedRequest,
                    iv1::ActivityScheduleFailedResponse, core_->ActivityScheduleFailed(*request))
-  STEPFLOW_FORWARD(SendTaskSuccess, v1::SendTaskSuccessRequest, v1::SendTaskSuccessResponse,
-                   core_->SendTaskSuccess(*request))
-  STEPFLOW_FORWARD(SendTaskFailure, v1::SendTaskFailureRequest, v1::SendTaskFailureResponse,
-                   core_->SendTaskFailure(*request))
-  STEPFLOW_FORWARD(SendTaskHeartbeat, v1::SendTaskHeartbeatRequest,
-                   v1::SendTaskHeartbeatResponse, core_->SendTaskHeartbeat(*request))
+  // Task results may be called on a thread that must not block, as starts
+  // (see StartExecution below).
+#define STEPFLOW_TASK_RESULT(Method, Request, Response)                                   \
+  grpc::Status Method(grpc::ServerContext* context, const Request* request, Response*)  \
+      override {                                                                        \
+    bool would_block = false;                                                           \
+    absl::Status status =                                                               \
+        core_->Method(*request, rpc::CallMayBlock(*context) ? nullptr : &would_block,    \
+                      rpc::AnswerLaterOf(context));                                     \
+    if (would_block) rpc::DeclineBlockingCall(context);                                 \
+    return rpc::ToGrpcStatus(status);                                                   \
+  }
+  STEPFLOW_TASK_RESULT(SendTaskSuccess, v1::SendTaskSuccessRequest, v1::SendTaskSuccessResponse)
+  STEPFLOW_TASK_RESULT(SendTaskFailure, v1::SendTaskFailureRequest, v1::SendTaskFailureResponse)
+  STEPFLOW_TASK_RESULT(SendTaskHeartbeat, v1::SendTaskHeartbeatRequest,
+                       v1::SendTaskHeartbeatResponse)
+#undef STEPFLOW_TASK_RESULT
   STEPFLOW_FORWARD(CompleteServiceTask, iv1::ServiceTaskResult, iv1::ServiceTaskResultResponse,
                    core_->CompleteServiceTask(*request))
   STEPFLOW_FORWARD(UpdateStateMachine, v1::UpdateStateMachineRequest,
@@ -431,9 +442,19 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
   STEPFLOW_POOLED(CancelActivityTask)
   STEPFLOW_POOLED(RecordActivityStarted)
   STEPFLOW_POOLED(ActivityScheduleFailed)
-  STEPFLOW_POOLED(SendTaskSuccess)
-  STEPFLOW_POOLED(SendTaskFailure)
-  STEPFLOW_POOLED(SendTaskHeartbeat)
+#define STEPFLOW_INLINE_FIRST(Method)                                                     \
+  grpc::ServerUnaryReactor* Method(                                                       \
+      grpc::CallbackServerContext* context,                                               \
+      const ShardMethodTypes<decltype(&iv1::ShardService::Service::Method)>::Request* request, \
+      ShardMethodTypes<decltype(&iv1::ShardService::Service::Method)>::Response* response)     \
+      override {                                                                          \
+    return InlineFirst(context, request, response, &iv1::ShardService::Service::Method);  \
+  }
+  STEPFLOW_INLINE_FIRST(SendTaskSuccess)
+  STEPFLOW_INLINE_FIRST(SendTaskFailure)
+  STEPFLOW_INLINE_FIRST(SendTaskHeartbeat)
+  STEPFLOW_INLINE_FIRST(StartExecution)
+#undef STEPFLOW_INLINE_FIRST
   STEPFLOW_POOLED(CompleteServiceTask)
   STEPFLOW_POOLED(UpdateStateMachine)
   STEPFLOW_POOLED(PublishStateMachineVersion)
@@ -450,29 +471,6 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
   STEPFLOW_POOLED(ListMapRuns)
   STEPFLOW_POOLED(UpdateMapRun)
   STEPFLOW_POOLED(ListMapRunExecutions)
-
-  // Made on the callback thread when it can be without waiting there (an
-  // EXPRESS execution that ends within its start, or a start whose only
-  // wait is its fsync, answered by the group committer); on the pool
-  // otherwise.
-  grpc::ServerUnaryReactor* StartExecution(grpc::CallbackServerContext* context,
-                                           const iv1::StartExecutionShardRequest* request,
-                                           v1::StartExecutionResponse* response) override {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    {
-      rpc::LocalServerContext local(absl::FromChrono(context->deadline()), context,
-                                    /*may_block=*/false);
-      local.OfferAnswerLater(
-          [reactor](absl::Status status) { reactor->Finish(rpc::ToGrpcStatus(status)); });
-      grpc::Status status = impl_->StartExecution(&local, request, response);
-      if (local.answered_later()) return reactor;
-      if (!local.declined()) {
-        reactor->Finish(status);
-        return reactor;
-      }
-    }
-    return Pooled(context, request, response, &iv1::ShardService::Service::StartExecution);
-  }
   STEPFLOW_POOLED(ResolveStateMachine)
   STEPFLOW_POOLED(GetStateMachineRecord)
   STEPFLOW_POOLED(StartSyncExecution)
@@ -492,6 +490,31 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
       reactor->Finish((impl_->*method)(&local, request, response));
     });
     return reactor;
+  }
+
+  // Made on the callback thread when it can be without waiting there (an
+  // EXPRESS transition, or one whose only wait is its fsync, answered by
+  // the group committer); on the pool otherwise. Only for methods whose
+  // handler declines what would wait (see rpc::LocalServerContext).
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* InlineFirst(grpc::CallbackServerContext* context,
+                                        const Request* request, Response* response,
+                                        grpc::Status (iv1::ShardService::Service::*method)(
+                                            grpc::ServerContext*, const Request*, Response*)) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    {
+      rpc::LocalServerContext local(absl::FromChrono(context->deadline()), context,
+                                    /*may_block=*/false);
+      local.OfferAnswerLater(
+          [reactor](absl::Status status) { reactor->Finish(rpc::ToGrpcStatus(status)); });
+      grpc::Status status = (impl_->*method)(&local, request, response);
+      if (local.answered_later()) return reactor;
+      if (!local.declined()) {
+        reactor->Finish(status);
+        return reactor;
+      }
+    }
+    return Pooled(context, request, response, method);
   }
 
   ShardServiceImpl* const impl_;

@@ -1070,7 +1070,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
                          DeadlineOf(context, kDefaultDeadline),
                          STEPFLOW_SHARD_METHOD(SendTaskSuccess), *request, response,
-                         Finisher(reactor));
+                         Finisher(reactor), ShardRouter::LocalCall::kInlineUnlessDeclined);
       return absl::OkStatus();
     });
   }
@@ -1085,7 +1085,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
                          DeadlineOf(context, kDefaultDeadline),
                          STEPFLOW_SHARD_METHOD(SendTaskFailure), *request, response,
-                         Finisher(reactor));
+                         Finisher(reactor), ShardRouter::LocalCall::kInlineUnlessDeclined);
       return absl::OkStatus();
     });
   }
@@ -1098,7 +1098,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
                          DeadlineOf(context, kDefaultDeadline),
                          STEPFLOW_SHARD_METHOD(SendTaskHeartbeat), *request, response,
-                         Finisher(reactor));
+                         Finisher(reactor), ShardRouter::LocalCall::kInlineUnlessDeclined);
       return absl::OkStatus();
     });
   }
