@@ -328,7 +328,9 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
 
   // StartExecution and StartSyncExecution may be called on a thread that
   // must not block (see rpc::CallMayBlock): they then decline whatever
-  // would wait.
+  // would wait, except that StartExecution leaves a start's fsync to the
+  // group committer when the caller offers to take the answer later (see
+  // rpc::AnswerLaterOf).
   grpc::Status StartExecution(grpc::ServerContext* context,
                               const iv1::StartExecutionShardRequest* request,
                               v1::StartExecutionResponse* response) override {
@@ -411,9 +413,11 @@ struct ShardMethodTypes<grpc::Status (iv1::ShardService::Service::*)(grpc::Serve
 
 // What the shard server serves over gRPC: every call on gRPC's callback
 // API, run by ShardServiceImpl on a thread of a blocking pool (handlers
-// wait for WAL fsyncs, executions' ends and long polls). Handing a call to
-// the pool costs less than the synchronous server's own hand-off to its
-// thread pool, which costs about as much as a whole no-op call.
+// wait for WAL fsyncs, executions' ends and long polls) — except starts and
+// task results, which run on the callback thread unless they would wait
+// there (see InlineFirst). Handing a call to the pool costs less than the
+// synchronous server's own hand-off to its thread pool, which costs about
+// as much as a whole no-op call.
 class PooledShardService final : public iv1::ShardService::CallbackService {
  public:
   explicit PooledShardService(ShardServiceImpl* impl) : impl_(impl) {}
