@@ -2658,7 +2658,7 @@ absl::Status ShardCore::HandOver(const std::string& worker_name, const std::stri
   // executions' shards record ActivityStarted before the worker has the
   // task, so its answer can never reach the execution first (as on AWS,
   // where GetActivityTask records it). The write and the records run at
-  // once, sharing a WAL group commit rather than following each other: a
+  // once, sharing a group commit rather than following each other: a
   // record that lands without the hand-over (a crash, a failed write) only
   // marks a task started that is still queued, which a later hand-over
   // finds a no-op.
@@ -2685,19 +2685,76 @@ absl::Status ShardCore::HandOver(const std::string& worker_name, const std::stri
     started_keys.push_back(keys::OutboxKey(next_outbox_seq_++));
     batch.Put(families_.outbox, started_keys.back(), item.SerializeAsString());
   }
-  absl::Status written;
-  std::unique_ptr<bool[]> started(new bool[taken.size()]());
-  delivery_pool_->RunAll(taken.size() + 1, [&](size_t i) {
-    if (i == taken.size()) {
-      // In-memory tasks only: nothing here must outlive a crash.
-      written = store_->Write(batch, /*sync=*/any_stored);
-      return;
+  // The records of executions on this server's shards are made here, their
+  // fsyncs left to the group committer, so they share one group with the
+  // hand-over's write; the others (and any whose shard is busy) are made
+  // on the delivery pool, through their servers.
+  struct Pending {
+    absl::Mutex mu;
+    size_t count ABSL_GUARDED_BY(mu) = 0;
+    void Add() {
+      absl::MutexLock lock(&mu);
+      ++count;
     }
+    void Done() {
+      absl::MutexLock lock(&mu);
+      --count;
+    }
+    void Await() {
+      absl::MutexLock lock(&mu);
+      mu.Await(absl::Condition(
+          +[](size_t* n) { return *n == 0; }, &count));
+    }
+  } pending;
+  std::unique_ptr<bool[]> started(new bool[taken.size()]());
+  std::vector<size_t> through_peers;
+  for (size_t i = 0; i < taken.size(); ++i) {
+    const std::string& token = taken[i].task.task_token();
+    auto content = codec_.Decode(token);
+    if (!content.ok() || !OwnedShard(content->execution_arn()).ok()) {
+      through_peers.push_back(i);
+      continue;
+    }
+    bool would_block = false;
+    pending.Add();
+    AnswerLater later = [&pending, &started, i](absl::Status status) {
+      started[i] = status.ok();
+      pending.Done();
+    };
+    const int64_t scheduled = content->scheduled_event_id();
+    absl::Status status = ApplyTaskResult(
+        token, /*ignore_stale=*/true,
+        [&](asl::Interpreter& interpreter, internal::v1::ExecutionState* state, absl::Time now) {
+          return interpreter.ActivityStarted(state, scheduled, worker_name, now);
+        },
+        /*sync=*/true, &would_block, &later);
+    if (!later) continue;  // answered by the committer
+    pending.Done();
+    if (would_block) {
+      through_peers.push_back(i);
+    } else {
+      started[i] = status.ok();  // written at once (EXPRESS), or nothing to record
+    }
+  }
+  absl::Status written;
+  if (any_stored) {
+    pending.Add();
+    committer_->Submit(std::move(batch), [&pending, &written](absl::Status status) {
+      written = std::move(status);
+      pending.Done();
+    });
+  } else {
+    // In-memory tasks only: nothing here must outlive a crash.
+    written = store_->Write(batch, /*sync=*/false);
+  }
+  delivery_pool_->RunAll(through_peers.size(), [&](size_t j) {
+    const size_t i = through_peers[j];
     internal::v1::RecordActivityStartedRequest record;
     record.set_task_token(taken[i].task.task_token());
     record.set_worker_name(worker_name);
     started[i] = peers_->RecordActivityStarted(record).ok();
   });
+  pending.Await();
   if (!written.ok()) {
     task_queues_->PutBack(arn, std::move(taken));
     return written;
