@@ -1,12 +1,12 @@
 // Durability of Standard executions under crashes: a gateway and three
-// shard servers run a few hundred executions (Wait, Parallel, Map, activity
+// shard servers run a thousand executions (Wait, Parallel, Map, activity
 // tasks served by in-test pollers) while shard servers are killed with
 // SIGKILL at random moments and restarted on the same data folder and port.
 // At the end every execution succeeded exactly once with the expected
 // output, its history is contiguous with every state entered and exited
 // once, and no task token was handed to a poller twice.
 //
-// STEPFLOW_CRASH_EXECUTIONS=1000 runs more executions.
+// STEPFLOW_CRASH_EXECUTIONS=N runs another number of executions.
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -31,7 +31,7 @@
 namespace stepflow {
 namespace {
 
-constexpr int kDefaultExecutions = 300;
+constexpr int kDefaultExecutions = 1000;
 constexpr int kShardServers = 3;
 constexpr int kKills = 6;
 // Starts are spread over this long, so kills hit every phase of the runs.
