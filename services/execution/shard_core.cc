@@ -1799,6 +1799,15 @@ void ShardCore::CommitLater(uint32_t shard, ExecutionRecord record, asl::Outcome
       });
 }
 
+bool ShardCore::LockShardUnlessBusy(uint32_t shard, const bool* would_block) {
+  if (would_block == nullptr) {
+    ShardMutex(shard).Lock();
+    return true;
+  }
+  // It may be held across another transition's fsync.
+  return ShardMutex(shard).TryLock();
+}
+
 bool ShardCore::StartCommitting(const std::string& execution_arn) {
   absl::MutexLock lock(&committing_mu_);
   return committing_.contains(execution_arn);
@@ -1943,12 +1952,8 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     KeepRecentExpress(std::move(record));
     return absl::OkStatus();
   }
+  if (!LockShardUnlessBusy(shard, would_block)) return decline();
   ShardLock& shard_lock = ShardMutex(shard);
-  if (would_block == nullptr) {
-    shard_lock.Lock();
-  } else if (!shard_lock.TryLock()) {
-    return decline();  // it may be held across another transition's fsync
-  }
   absl::Cleanup unlock = [&shard_lock] { shard_lock.Unlock(); };
   // A start of this name being written by the group committer decides
   // this one's answer: wait for it (or decline).
@@ -2835,12 +2840,8 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
     *would_block = true;
     return absl::OkStatus();
   };
+  if (!LockShardUnlessBusy(shard, would_block)) return decline();
   ShardLock& shard_lock = ShardMutex(shard);
-  if (would_block == nullptr) {
-    shard_lock.Lock();
-  } else if (!shard_lock.TryLock()) {
-    return decline();  // it may be held across another transition's fsync
-  }
   bool handed_over = false;  // to the group committer, which unlocks
   absl::Cleanup unlock = [&shard_lock, &handed_over] {
     if (!handed_over) shard_lock.Unlock();

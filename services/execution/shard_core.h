@@ -489,6 +489,10 @@ class ShardCore {
   absl::Mutex committing_mu_;
   absl::flat_hash_set<std::string> committing_ ABSL_GUARDED_BY(committing_mu_);
   bool StartCommitting(const std::string& execution_arn);
+  // Locks ShardMutex(shard): waits for it, or, for a caller that may not
+  // wait (`would_block` not null), takes it only if it is free. False when
+  // it was not taken.
+  bool LockShardUnlessBusy(uint32_t shard, const bool* would_block);
   void AwaitStartCommitted(const std::string& execution_arn);
   // What a synchronous start answers when its execution ended within the
   // start (no wait for the close, no read of the record).

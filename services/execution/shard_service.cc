@@ -422,14 +422,17 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
  public:
   explicit PooledShardService(ShardServiceImpl* impl) : impl_(impl) {}
 
-#define STEPFLOW_POOLED(Method)                                                           \
+// Serves Method with Pooled or InlineFirst.
+#define STEPFLOW_SERVE(Method, How)                                                       \
   grpc::ServerUnaryReactor* Method(                                                       \
       grpc::CallbackServerContext* context,                                               \
       const ShardMethodTypes<decltype(&iv1::ShardService::Service::Method)>::Request* request, \
       ShardMethodTypes<decltype(&iv1::ShardService::Service::Method)>::Response* response)     \
       override {                                                                          \
-    return Pooled(context, request, response, &iv1::ShardService::Service::Method);       \
+    return How(context, request, response, &iv1::ShardService::Service::Method);          \
   }
+#define STEPFLOW_POOLED(Method) STEPFLOW_SERVE(Method, Pooled)
+#define STEPFLOW_INLINE_FIRST(Method) STEPFLOW_SERVE(Method, InlineFirst)
   STEPFLOW_POOLED(CreateStateMachine)
   STEPFLOW_POOLED(DescribeStateMachine)
   STEPFLOW_POOLED(DeleteStateMachine)
@@ -446,19 +449,10 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
   STEPFLOW_POOLED(CancelActivityTask)
   STEPFLOW_POOLED(RecordActivityStarted)
   STEPFLOW_POOLED(ActivityScheduleFailed)
-#define STEPFLOW_INLINE_FIRST(Method)                                                     \
-  grpc::ServerUnaryReactor* Method(                                                       \
-      grpc::CallbackServerContext* context,                                               \
-      const ShardMethodTypes<decltype(&iv1::ShardService::Service::Method)>::Request* request, \
-      ShardMethodTypes<decltype(&iv1::ShardService::Service::Method)>::Response* response)     \
-      override {                                                                          \
-    return InlineFirst(context, request, response, &iv1::ShardService::Service::Method);  \
-  }
   STEPFLOW_INLINE_FIRST(SendTaskSuccess)
   STEPFLOW_INLINE_FIRST(SendTaskFailure)
   STEPFLOW_INLINE_FIRST(SendTaskHeartbeat)
   STEPFLOW_INLINE_FIRST(StartExecution)
-#undef STEPFLOW_INLINE_FIRST
   STEPFLOW_POOLED(CompleteServiceTask)
   STEPFLOW_POOLED(UpdateStateMachine)
   STEPFLOW_POOLED(PublishStateMachineVersion)
@@ -481,6 +475,8 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
   STEPFLOW_POOLED(AwaitExecutionClosed)
   STEPFLOW_POOLED(PollActivityTasks)
 #undef STEPFLOW_POOLED
+#undef STEPFLOW_INLINE_FIRST
+#undef STEPFLOW_SERVE
 
  private:
   template <typename Request, typename Response>
