@@ -13,11 +13,11 @@ GroupCommitter::GroupCommitter(Store* store, size_t max_group_bytes)
 
 GroupCommitter::~GroupCommitter() { Stop(); }
 
-void GroupCommitter::Submit(WriteBatch batch, Continuation done) {
+void GroupCommitter::Submit(WriteBatch batch, Continuation done, bool sync) {
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
-      queue_.push_back(Entry{std::move(batch), std::move(done)});
+      queue_.push_back(Entry{std::move(batch), std::move(done), sync});
       return;
     }
   }
@@ -76,14 +76,15 @@ void GroupCommitter::CountWrite(size_t batches) {
 void GroupCommitter::WriteGroup(std::deque<Entry>& group) {
   if (group.size() == 1) {
     Entry& entry = group.front();
-    if (!entry.batch.empty()) CountWrite(1);
-    absl::Status written = store_->Write(entry.batch, /*sync=*/true);
+    if (!entry.batch.empty() && entry.sync) CountWrite(1);
+    absl::Status written = store_->Write(entry.batch, entry.sync);
     std::move(entry.done)(std::move(written));
     return;
   }
   // A batch the store would refuse fails alone, not the group it came with.
   std::vector<Entry*> members;
   WriteBatch merged;
+  size_t synced = 0;
   for (Entry& entry : group) {
     if (absl::Status known = store_->CheckFamilies(entry.batch); !known.ok()) {
       std::move(entry.done)(std::move(known));
@@ -91,9 +92,10 @@ void GroupCommitter::WriteGroup(std::deque<Entry>& group) {
     }
     merged.Append(entry.batch);
     members.push_back(&entry);
+    if (entry.sync) ++synced;
   }
-  if (!merged.empty()) CountWrite(members.size());
-  const absl::Status written = store_->Write(merged, /*sync=*/true);
+  if (!merged.empty() && synced > 0) CountWrite(synced);
+  const absl::Status written = store_->Write(merged, /*sync=*/synced > 0);
   for (Entry* entry : members) std::move(entry->done)(written);
 }
 

@@ -50,15 +50,18 @@ class GroupCommitter {
   // Queues `batch`; `done` runs on the committer's thread with the write's
   // status once the batch is durable (or its write failed: then nothing of
   // it was applied). After Stop(), `done` runs at once on the caller's
-  // thread with UNAVAILABLE.
-  void Submit(WriteBatch batch, Continuation done);
+  // thread with UNAVAILABLE. A batch queued without `sync` is written in
+  // order with the others but needs no fsync: a group of such batches only
+  // is written unsynced.
+  void Submit(WriteBatch batch, Continuation done, bool sync = true);
 
   // Writes what is queued, runs those continuations and joins the thread;
   // later calls return at once.
   void Stop();
 
-  // Synced writes made (one per group with anything to write, see
-  // Store::SyncedWrites) and the batches they held, since start.
+  // Synced writes made (one per group with a batch to sync, see
+  // Store::SyncedWrites) and the batches queued with `sync` they held,
+  // since start.
   uint64_t groups() const;
   uint64_t batches() const;
 
@@ -66,6 +69,7 @@ class GroupCommitter {
   struct Entry {
     WriteBatch batch;
     Continuation done;
+    bool sync = true;
   };
 
   void Loop();

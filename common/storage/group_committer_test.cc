@@ -117,6 +117,33 @@ TEST_F(GroupCommitterTest, ABatchNamingAnUnknownFamilyFailsAlone) {
   EXPECT_THAT(*store_->Get(items_, "d"), Optional(std::string("4")));
 }
 
+TEST_F(GroupCommitterTest, BatchesThatNeedNoFsyncAreWrittenInOrderWithoutOne) {
+  GroupCommitter committer(store_.get());
+  absl::Notification release;
+  absl::Notification first_written;
+  committer.Submit(
+      One("a", "1"),
+      [&](absl::Status) {
+        first_written.Notify();
+        release.WaitForNotification();
+      },
+      /*sync=*/false);
+  first_written.WaitForNotification();
+  const uint64_t syncs_before = store_->WalSyncs();
+  std::vector<int> order;
+  for (int i = 0; i < 3; ++i) {
+    committer.Submit(One("k", absl::StrCat(i)), [&order, i](absl::Status) { order.push_back(i); },
+                     /*sync=*/false);
+  }
+  release.Notify();
+  committer.Stop();
+  EXPECT_THAT(order, ElementsAreArray({0, 1, 2}));
+  EXPECT_THAT(*store_->Get(items_, "k"), Optional(std::string("2")));  // the last one wins
+  EXPECT_EQ(store_->WalSyncs(), syncs_before);
+  EXPECT_EQ(committer.groups(), 0u);
+  EXPECT_EQ(committer.batches(), 0u);
+}
+
 TEST_F(GroupCommitterTest, ConcurrentSubmittersAllGetWritten) {
   GroupCommitter committer(store_.get());
   constexpr int kThreads = 8;

@@ -1783,7 +1783,7 @@ void ShardCore::AfterCommit(CommitEffects& effects, const ExecutionRecord& recor
 void ShardCore::CommitLater(uint32_t shard, ExecutionRecord record, asl::Outcome& outcome,
                             storage::WriteBatch batch, const PendingTasks* before,
                             std::vector<std::string> claimed, absl::AnyInvocable<void() &&> release,
-                            AnswerLater answer) {
+                            AnswerLater answer, bool sync) {
   CommitEffects effects = PrepareCommit(shard, record, outcome, batch, before);
   AddInflight(1);  // the caller's slot ends with the write, not its return
   committer_->Submit(
@@ -1796,7 +1796,8 @@ void ShardCore::CommitLater(uint32_t shard, ExecutionRecord record, asl::Outcome
         std::move(release)();
         AddInflight(-1);
         std::move(answer)(std::move(written));
-      });
+      },
+      sync);
 }
 
 bool ShardCore::LockShardUnlessBusy(uint32_t shard, const bool* would_block) {
@@ -2850,11 +2851,12 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
   if (!record.has_value()) {
     return absl::NotFoundError("TaskDoesNotExist: Task Does Not Exist: 'the execution is gone'");
   }
-  // An EXPRESS transition is written without waiting for an fsync; a
-  // STANDARD one waits for it, here or in the group committer.
+  // A caller that may not wait hands the transition to the group committer
+  // when it can take the answer later, an EXPRESS one too: a write of its
+  // own would wait behind the committer's fsync in RocksDB's write queue.
+  // Without that, only an EXPRESS transition is written here (unsynced).
   const bool express = record->state_machine_type() == "EXPRESS";
-  const bool commit_later =
-      would_block != nullptr && !express && answer_later != nullptr && *answer_later;
+  const bool commit_later = would_block != nullptr && answer_later != nullptr && *answer_later;
   if (would_block != nullptr && !express && !commit_later) return decline();
   if (record->status() == "ABORTED" && !ignore_stale) {
     // StopExecution cancelled every task of the execution.
@@ -2880,8 +2882,10 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
   storage::WriteBatch batch;
   if (commit_later) {
     handed_over = true;
+    // As CommitTransition: an EXPRESS transition needs no fsync.
     CommitLater(shard, *std::move(record), *outcome, std::move(batch), &before, /*claimed=*/{},
-                [&shard_lock] { shard_lock.Unlock(); }, std::move(*answer_later));
+                [&shard_lock] { shard_lock.Unlock(); }, std::move(*answer_later),
+                /*sync=*/sync && !express);
     *answer_later = nullptr;
     return absl::OkStatus();
   }

@@ -316,9 +316,9 @@ class ShardCore {
                                      bool sync = true);
   absl::Status ActivityScheduleFailed(const internal::v1::ActivityScheduleFailedRequest& request,
                                       bool sync = true);
-  // `would_block` and `answer_later` as for StartExecution: a STANDARD
-  // execution's transition is answered by the group committer, an
-  // EXPRESS one's is written at once (without an fsync of its own).
+  // `would_block` and `answer_later` as for StartExecution: the transition
+  // is answered by the group committer; without `answer_later` a STANDARD
+  // one declines and an EXPRESS one is written at once, unsynced.
   absl::Status SendTaskSuccess(const v1::SendTaskSuccessRequest& request,
                                bool* would_block = nullptr, AnswerLater* answer_later = nullptr);
   absl::Status SendTaskFailure(const v1::SendTaskFailureRequest& request,
@@ -478,11 +478,12 @@ class ShardCore {
   // CommitTransition by the group committer, for a caller that keeps what
   // it holds (its shard's lock, or its new execution's name) until the
   // write is done: then the claims are released, `release` runs, and
-  // `answer` is called with the write's status.
+  // `answer` is called with the write's status. Without `sync` the
+  // transition is written in order but needs no fsync (EXPRESS).
   void CommitLater(uint32_t shard, internal::v1::ExecutionRecord record, asl::Outcome& outcome,
                    storage::WriteBatch batch, const PendingTasks* before,
                    std::vector<std::string> claimed, absl::AnyInvocable<void() &&> release,
-                   AnswerLater answer);
+                   AnswerLater answer, bool sync = true);
   // Names of new executions whose start the group committer is writing
   // (their shard is not held meanwhile): another start of the same name
   // waits for it.
