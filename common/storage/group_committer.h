@@ -2,8 +2,9 @@
 //
 // A caller hands over a batch with the work that must follow its fsync and
 // returns at once; one thread writes every batch queued meanwhile as a
-// single synced WriteBatch (one WAL append, one fsync) and then runs each
-// batch's continuation, in submission order. RocksDB inserts a batch into
+// single WriteBatch (one WAL append, and one fsync unless no batch of the
+// group needs it) and then runs each batch's continuation, in submission
+// order. RocksDB inserts a batch into
 // the memtable only after its WAL record is synced, so nothing of a batch
 // is visible to readers before it is durable.
 //

@@ -2713,10 +2713,12 @@ absl::Status ShardCore::HandOver(const std::string& worker_name, const std::stri
     }
   } pending;
   std::unique_ptr<bool[]> started(new bool[taken.size()]());
+  std::vector<internal::v1::RecordActivityStartedRequest> records(taken.size());
   std::vector<size_t> through_peers;
   for (size_t i = 0; i < taken.size(); ++i) {
-    const std::string& token = taken[i].task.task_token();
-    auto content = codec_.Decode(token);
+    records[i].set_task_token(taken[i].task.task_token());
+    records[i].set_worker_name(worker_name);
+    auto content = codec_.Decode(records[i].task_token());
     if (!content.ok() || !OwnedShard(content->execution_arn()).ok()) {
       through_peers.push_back(i);
       continue;
@@ -2727,13 +2729,7 @@ absl::Status ShardCore::HandOver(const std::string& worker_name, const std::stri
       started[i] = status.ok();
       pending.Done();
     };
-    const int64_t scheduled = content->scheduled_event_id();
-    absl::Status status = ApplyTaskResult(
-        token, /*ignore_stale=*/true,
-        [&](asl::Interpreter& interpreter, internal::v1::ExecutionState* state, absl::Time now) {
-          return interpreter.ActivityStarted(state, scheduled, worker_name, now);
-        },
-        /*sync=*/true, &would_block, &later);
+    absl::Status status = RecordActivityStarted(records[i], /*sync=*/true, &would_block, &later);
     if (!later) continue;  // answered by the committer
     pending.Done();
     if (would_block) {
@@ -2755,10 +2751,7 @@ absl::Status ShardCore::HandOver(const std::string& worker_name, const std::stri
   }
   delivery_pool_->RunAll(through_peers.size(), [&](size_t j) {
     const size_t i = through_peers[j];
-    internal::v1::RecordActivityStartedRequest record;
-    record.set_task_token(taken[i].task.task_token());
-    record.set_worker_name(worker_name);
-    started[i] = peers_->RecordActivityStarted(record).ok();
+    started[i] = peers_->RecordActivityStarted(records[i]).ok();
   });
   pending.Await();
   if (!written.ok()) {
@@ -2893,7 +2886,8 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
 }
 
 absl::Status ShardCore::RecordActivityStarted(
-    const internal::v1::RecordActivityStartedRequest& request, bool sync) {
+    const internal::v1::RecordActivityStartedRequest& request, bool sync, bool* would_block,
+    AnswerLater* answer_later) {
   auto content = codec_.Decode(request.task_token());
   if (!content.ok()) return content.status();
   const int64_t scheduled = content->scheduled_event_id();
@@ -2903,7 +2897,7 @@ absl::Status ShardCore::RecordActivityStarted(
                            return interpreter.ActivityStarted(state, scheduled,
                                                               request.worker_name(), now);
                          },
-                         sync);
+                         sync, would_block, answer_later);
 }
 
 absl::Status ShardCore::ActivityScheduleFailed(

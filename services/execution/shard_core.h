@@ -311,9 +311,11 @@ class ShardCore {
   // own shard must be owned here).
   absl::Status CheckActivityExists(const std::string& activity_arn);
 
-  // Task results (this server owns the execution's shard).
+  // Task results (this server owns the execution's shard). `would_block`
+  // and `answer_later` as for SendTaskSuccess below.
   absl::Status RecordActivityStarted(const internal::v1::RecordActivityStartedRequest& request,
-                                     bool sync = true);
+                                     bool sync = true, bool* would_block = nullptr,
+                                     AnswerLater* answer_later = nullptr);
   absl::Status ActivityScheduleFailed(const internal::v1::ActivityScheduleFailedRequest& request,
                                       bool sync = true);
   // `would_block` and `answer_later` as for StartExecution: the transition
