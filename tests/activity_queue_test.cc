@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -163,10 +164,10 @@ TEST_F(ActivityQueueTest, StreamSendsNoMoreTasksThanCredits) {
   absl::Mutex mu;
   std::vector<v1::DeliveredActivityTask> received;
   std::thread reader([&] {
-    v1::DeliveredActivityTask task;
-    while (stream->Read(&task)) {
+    v1::StreamActivityTasksResponse message;
+    while (stream->Read(&message)) {
       absl::MutexLock lock(&mu);
-      received.push_back(task);
+      for (const v1::DeliveredActivityTask& task : message.tasks()) received.push_back(task);
     }
   });
   auto received_count = [&] {
@@ -213,6 +214,107 @@ TEST_F(ActivityQueueTest, StreamSendsNoMoreTasksThanCredits) {
   EXPECT_TRUE(finished.ok()) << finished.error_message();
 }
 
+// Results go back on the stream that delivered the tasks, each answered
+// there as the unary call would be: the first success closes its
+// execution, a repeated one and a forged token are refused with AWS's
+// errors, and a heartbeat is taken.
+TEST_F(ActivityQueueTest, StreamCarriesReportsAndTheirAnswers) {
+  const std::string activity = CreateActivity("reported");
+  const std::string machine = CreateMachine("reported", TaskDefinition(activity));
+
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  auto stream = stub_->StreamActivityTasks(&context);
+  v1::StreamActivityTasksRequest open;
+  open.set_activity_arn(activity);
+  open.set_worker_name("reporter");
+  open.set_credits(2);
+  ASSERT_TRUE(stream->Write(open));
+  const std::string first = Start(machine, R"({"n": 1})");
+  const std::string second = Start(machine, R"({"n": 2})");
+
+  std::vector<v1::DeliveredActivityTask> tasks;
+  v1::StreamActivityTasksResponse message;
+  while (tasks.size() < 2 && stream->Read(&message)) {
+    EXPECT_EQ(message.answers_size(), 0);
+    for (const auto& task : message.tasks()) tasks.push_back(task);
+  }
+  ASSERT_EQ(tasks.size(), 2u);
+  auto task_of = [&](const std::string& n) {
+    for (const auto& task : tasks) {
+      if (absl::StrContains(task.input(), n)) return task;
+    }
+    ADD_FAILURE() << "no task with input " << n;
+    return v1::DeliveredActivityTask();
+  };
+  const v1::DeliveredActivityTask one = task_of("1");
+  const v1::DeliveredActivityTask two = task_of("2");
+
+  v1::StreamActivityTasksRequest reports;
+  auto* heartbeat = reports.add_reports();
+  heartbeat->set_report_id(10);
+  heartbeat->mutable_heartbeat()->set_task_token(two.task_token());
+  auto* success = reports.add_reports();
+  success->set_report_id(11);
+  success->mutable_success()->set_task_token(one.task_token());
+  success->mutable_success()->set_output(R"({"one": true})");
+  auto* forged = reports.add_reports();
+  forged->set_report_id(12);
+  forged->mutable_success()->set_task_token("bm90LWEtdG9rZW4");
+  forged->mutable_success()->set_output("{}");
+  auto* bad_output = reports.add_reports();
+  bad_output->set_report_id(13);
+  bad_output->mutable_success()->set_task_token(two.task_token());
+  bad_output->mutable_success()->set_output("{not json");
+  auto* failure = reports.add_reports();
+  failure->set_report_id(14);
+  failure->mutable_failure()->set_task_token(two.task_token());
+  failure->mutable_failure()->set_error("Broken");
+  failure->mutable_failure()->set_cause("on purpose");
+  reports.add_reports()->set_report_id(15);  // says nothing
+  ASSERT_TRUE(stream->Write(reports));
+
+  // Answers may come in any order (the reports run at once).
+  std::map<uint64_t, v1::TaskReportAnswer> answers;
+  while (answers.size() < 6 && stream->Read(&message)) {
+    EXPECT_EQ(message.tasks_size(), 0);
+    for (const auto& answer : message.answers()) answers[answer.report_id()] = answer;
+  }
+  ASSERT_EQ(answers.size(), 6u);
+  EXPECT_EQ(answers[11].code(), 0) << answers[11].message();
+  EXPECT_EQ(answers[12].code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_THAT(answers[12].message(), HasSubstr("InvalidToken"));
+  EXPECT_EQ(answers[13].code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_THAT(answers[13].message(), HasSubstr("InvalidOutput"));
+  EXPECT_EQ(answers[15].code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  // The heartbeat and the failure of task two race each other: the
+  // heartbeat is taken, or refused because the task had failed already.
+  EXPECT_EQ(answers[14].code(), 0) << answers[14].message();
+  if (answers[10].code() != 0) EXPECT_THAT(answers[10].message(), HasSubstr("Task"));
+
+  EXPECT_EQ(WaitClosed(first).output(), R"({"one":true})");
+  v1::DescribeExecutionResponse failed = WaitClosed(second);
+  EXPECT_EQ(failed.status(), "FAILED");
+  EXPECT_EQ(failed.error(), "Broken");
+
+  // A result reported twice is refused the second time.
+  v1::StreamActivityTasksRequest again;
+  auto* repeat = again.add_reports();
+  repeat->set_report_id(20);
+  repeat->mutable_success()->set_task_token(one.task_token());
+  repeat->mutable_success()->set_output("{}");
+  ASSERT_TRUE(stream->Write(again));
+  ASSERT_TRUE(stream->Read(&message));
+  ASSERT_EQ(message.answers_size(), 1);
+  EXPECT_EQ(message.answers(0).report_id(), 20u);
+  EXPECT_NE(message.answers(0).code(), 0);
+
+  stream->WritesDone();
+  EXPECT_FALSE(stream->Read(&message));
+  grpc::Status finished = stream->Finish();
+  EXPECT_TRUE(finished.ok()) << finished.error_message();
+}
+
 TEST_F(ActivityQueueTest, StreamRefusesBadRequests) {
   const std::string activity = CreateActivity("picky");
   auto open_stream = [&](const std::string& arn, int credits) {
@@ -225,8 +327,8 @@ TEST_F(ActivityQueueTest, StreamRefusesBadRequests) {
     stream->Write(open);
     // The server ends the stream with the error (no half-close here: that
     // would end it cleanly before the activity is looked up).
-    v1::DeliveredActivityTask task;
-    EXPECT_FALSE(stream->Read(&task));
+    v1::StreamActivityTasksResponse message;
+    EXPECT_FALSE(stream->Read(&message));
     return stream->Finish();
   };
   grpc::Status negative = open_stream(activity, -1);

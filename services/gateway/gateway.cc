@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <list>
 #include <optional>
 #include <set>
@@ -182,6 +183,18 @@ absl::Status ValidateRouting(
   return absl::OkStatus();
 }
 
+// A client context for a call made on behalf of `parent` (a synchronous or
+// a callback call, or none): it follows the parent's cancellation.
+std::unique_ptr<grpc::ClientContext> ChildContextOf(const grpc::ServerContextBase* parent) {
+  if (const auto* sync = dynamic_cast<const grpc::ServerContext*>(parent)) {
+    return grpc::ClientContext::FromServerContext(*sync);
+  }
+  if (const auto* callback = dynamic_cast<const grpc::CallbackServerContext*>(parent)) {
+    return grpc::ClientContext::FromCallbackServerContext(*callback);
+  }
+  return std::make_unique<grpc::ClientContext>();
+}
+
 }  // namespace
 
 // One ShardService method, as the gateway calls it: through a stub
@@ -313,7 +326,7 @@ class ShardRouter {
   // `parent` is the public call being served: its cancellation (a client
   // that went away) cancels the call to the shard server too.
   template <typename Request, typename Response>
-  absl::Status Call(const grpc::ServerContext* parent, int ordinal, absl::Time deadline,
+  absl::Status Call(const grpc::ServerContextBase* parent, int ordinal, absl::Time deadline,
                     const ShardMethod<Request, Response>& method, const Request& request,
                     Response* response) {
     if (ShardServiceBase* local = local_services_[ordinal]; local != nullptr) {
@@ -322,9 +335,7 @@ class ShardRouter {
     }
     UnavailableRetry retry;
     while (true) {
-      std::unique_ptr<grpc::ClientContext> context =
-          parent != nullptr ? grpc::ClientContext::FromServerContext(*parent)
-                            : std::make_unique<grpc::ClientContext>();
+      std::unique_ptr<grpc::ClientContext> context = ChildContextOf(parent);
       context->set_deadline(absl::ToChronoTime(deadline));
       grpc::Status status =
           (stubs_[ordinal].get()->*method.remote)(context.get(), request, response);
@@ -380,7 +391,7 @@ class ShardRouter {
   }
 
   template <typename Request, typename Response>
-  absl::Status CallOwner(const grpc::ServerContext* parent, absl::string_view key,
+  absl::Status CallOwner(const grpc::ServerContextBase* parent, absl::string_view key,
                          absl::Time deadline, const ShardMethod<Request, Response>& method,
                          const Request& request, Response* response) {
     return Call(parent, OwnerOf(key), deadline, method, request, response);
@@ -411,7 +422,8 @@ using StepFunctionsServiceBase = v1::StepFunctions::WithCallbackMethod_StartExec
             v1::StepFunctions::WithCallbackMethod_SendTaskSuccess<
                 v1::StepFunctions::WithCallbackMethod_SendTaskFailure<
                     v1::StepFunctions::WithCallbackMethod_SendTaskHeartbeat<
-                        v1::StepFunctions::Service>>>>>>;
+                        v1::StepFunctions::WithCallbackMethod_StreamActivityTasks<
+                            v1::StepFunctions::Service>>>>>>>;
 
 // Serves a callback call: `body` either fails, which ends the call with its
 // status, or hands the call to ShardRouter::CallAsync with Finisher(reactor)
@@ -973,105 +985,16 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     }());
   }
 
-  grpc::Status StreamActivityTasks(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<v1::DeliveredActivityTask, v1::StreamActivityTasksRequest>* stream)
-      override {
-    v1::StreamActivityTasksRequest first;
-    if (!stream->Read(&first)) return grpc::Status::OK;
-    if (absl::Status valid = ValidatePoll(first.activity_arn(), first.worker_name());
-        !valid.ok()) {
-      return rpc::ToGrpcStatus(valid);
-    }
-    if (first.credits() < 0) {
-      return rpc::ToGrpcStatus(ConstraintViolation("credits", "Member must not be negative"));
-    }
-    // Errors found once the reader below runs can only end the stream as
-    // CANCELLED (a pending read is unblocked by cancelling), so a missing
-    // activity is looked for first: a watch that waits for nothing.
-    {
-      iv1::PollActivityTasksRequest probe;
-      probe.set_activity_arn(first.activity_arn());
-      probe.set_max_tasks(0);
-      iv1::PollActivityTasksResponse ignored;
-      absl::Status exists =
-          router_->CallOwner(context, config::TaskQueuePartitionKey(first.activity_arn(), 0),
-                             DeadlineOf(context, kDefaultDeadline),
-                             STEPFLOW_SHARD_METHOD(PollActivityTasks), probe, &ignored);
-      if (!exists.ok()) return rpc::ToGrpcStatus(exists);
-    }
-    // Credits arrive on the request stream while tasks go out: a reader
-    // thread adds them up; the stream ends when the worker half-closes or
-    // goes away.
-    struct Credits {
-      absl::Mutex mu;
-      int64_t available ABSL_GUARDED_BY(mu) = 0;
-      bool closed ABSL_GUARDED_BY(mu) = false;
-    } credits;
-    {
-      absl::MutexLock lock(&credits.mu);
-      credits.available = first.credits();
-    }
-    std::thread reader([&] {
-      v1::StreamActivityTasksRequest more;
-      while (stream->Read(&more)) {
-        absl::MutexLock lock(&credits.mu);
-        credits.available += std::max(0, more.credits());
-      }
-      absl::MutexLock lock(&credits.mu);
-      credits.closed = true;
-    });
-    absl::Status status;
-    while (true) {
-      int64_t wanted = 0;
-      {
-        absl::MutexLock lock(&credits.mu);
-        credits.mu.Await(absl::Condition(
-            +[](Credits* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu) {
-              return c->available > 0 || c->closed;
-            },
-            &credits));
-        if (credits.closed) break;
-        wanted = std::min<int64_t>(credits.available, kMaxTasksPerPoll);
-      }
-      iv1::PollActivityTasksResponse polled;
-      status = PollPartitions(context, first.activity_arn(), first.worker_name(),
-                              static_cast<int>(wanted), absl::Now() + kStreamPollWindow, &polled);
-      if (!status.ok()) break;
-      bool written = true;
-      for (const v1::DeliveredActivityTask& task : polled.tasks()) {
-        // A task that cannot be written is lost to this worker only: it
-        // comes back through its timeout, as with any worker that dies.
-        if (!(written = stream->Write(task))) break;
-      }
-      if (!written) break;
-      absl::MutexLock lock(&credits.mu);
-      credits.available -= polled.tasks_size();
-    }
-    bool worker_closed;
-    {
-      absl::MutexLock lock(&credits.mu);
-      worker_closed = credits.closed;
-    }
-    // Unblocks the reader if the worker is still connected.
-    if (!worker_closed) context->TryCancel();
-    reader.join();
-    if (context->IsCancelled() && status.ok()) return grpc::Status::OK;
-    return rpc::ToGrpcStatus(status);
+  grpc::ServerBidiReactor<v1::StreamActivityTasksRequest, v1::StreamActivityTasksResponse>*
+  StreamActivityTasks(grpc::CallbackServerContext* context) override {
+    return new TaskStream(this, context);
   }
 
   grpc::ServerUnaryReactor* SendTaskSuccess(grpc::CallbackServerContext* context,
                                             const v1::SendTaskSuccessRequest* request,
                                             v1::SendTaskSuccessResponse* response) override {
     return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
-      ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
-      RETURN_IF_ERROR(
-          ValidateJsonPayload("output", request->output(), "InvalidOutput", kMaxPayloadBytes));
-      router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
-                         DeadlineOf(context, kDefaultDeadline),
-                         STEPFLOW_SHARD_METHOD(SendTaskSuccess), *request, response,
-                         Finisher(reactor), ShardRouter::LocalCall::kInlineUnlessDeclined);
-      return absl::OkStatus();
+      return Report(context, *request, response, Finisher(reactor));
     });
   }
 
@@ -1079,14 +1002,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
                                             const v1::SendTaskFailureRequest* request,
                                             v1::SendTaskFailureResponse* response) override {
     return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
-      ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
-      RETURN_IF_ERROR(ValidateLength("error", request->error(), 0, 256));
-      RETURN_IF_ERROR(ValidateLength("cause", request->cause(), 0, 32768));
-      router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
-                         DeadlineOf(context, kDefaultDeadline),
-                         STEPFLOW_SHARD_METHOD(SendTaskFailure), *request, response,
-                         Finisher(reactor), ShardRouter::LocalCall::kInlineUnlessDeclined);
-      return absl::OkStatus();
+      return Report(context, *request, response, Finisher(reactor));
     });
   }
 
@@ -1094,12 +1010,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
                                               const v1::SendTaskHeartbeatRequest* request,
                                               v1::SendTaskHeartbeatResponse* response) override {
     return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
-      ASSIGN_OR_RETURN(auto token, PeekToken(request->task_token()));
-      router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
-                         DeadlineOf(context, kDefaultDeadline),
-                         STEPFLOW_SHARD_METHOD(SendTaskHeartbeat), *request, response,
-                         Finisher(reactor), ShardRouter::LocalCall::kInlineUnlessDeclined);
-      return absl::OkStatus();
+      return Report(context, *request, response, Finisher(reactor));
     });
   }
 
@@ -1337,7 +1248,8 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   // the server handed its tasks over would lose them (their ActivityStarted
   // is recorded, and nobody has them), so takes either wait on one server
   // only or do not wait at all.
-  absl::Status PollPartitions(const grpc::ServerContext* context, const std::string& activity_arn,
+  absl::Status PollPartitions(const grpc::ServerContextBase* context,
+                              const std::string& activity_arn,
                               const std::string& worker_name, int max_tasks, absl::Time until,
                               iv1::PollActivityTasksResponse* response) {
     std::vector<int> owners;
@@ -1384,7 +1296,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   // waiting task, `until` passes or the caller goes away; then cancels the
   // other watches (they take nothing) and waits for them. The index of the
   // owner with a backlog, if one reported it.
-  absl::StatusOr<std::optional<size_t>> WatchForBacklog(const grpc::ServerContext* context,
+  absl::StatusOr<std::optional<size_t>> WatchForBacklog(const grpc::ServerContextBase* context,
                                                         const std::vector<int>& owners,
                                                         const std::string& activity_arn,
                                                         absl::Time until) {
@@ -1407,7 +1319,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     request.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(until - absl::Now())));
     std::vector<Watch> watches(owners.size());
     for (Watch& watch : watches) {
-      watch.context = grpc::ClientContext::FromServerContext(*context);
+      watch.context = ChildContextOf(context);
       watch.context->set_deadline(absl::ToChronoTime(until + kPollAnswerMargin));
     }
     for (size_t i = 0; i < owners.size(); ++i) {
@@ -1450,6 +1362,289 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     return std::optional<size_t>();
   }
 
+  // Checks a task report as its unary call does and hands it to the shard
+  // server of its execution, whose answer `done` gets; or the error, and
+  // `done` is not called. `request` and `response` must stay valid until
+  // `done` is called.
+  absl::Status Report(const grpc::CallbackServerContext* context,
+                      const v1::SendTaskSuccessRequest& request,
+                      v1::SendTaskSuccessResponse* response, std::function<void(absl::Status)> done) {
+    ASSIGN_OR_RETURN(auto token, PeekToken(request.task_token()));
+    RETURN_IF_ERROR(
+        ValidateJsonPayload("output", request.output(), "InvalidOutput", kMaxPayloadBytes));
+    router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
+                       DeadlineOf(context, kDefaultDeadline), STEPFLOW_SHARD_METHOD(SendTaskSuccess),
+                       request, response, std::move(done),
+                       ShardRouter::LocalCall::kInlineUnlessDeclined);
+    return absl::OkStatus();
+  }
+  absl::Status Report(const grpc::CallbackServerContext* context,
+                      const v1::SendTaskFailureRequest& request,
+                      v1::SendTaskFailureResponse* response, std::function<void(absl::Status)> done) {
+    ASSIGN_OR_RETURN(auto token, PeekToken(request.task_token()));
+    RETURN_IF_ERROR(ValidateLength("error", request.error(), 0, 256));
+    RETURN_IF_ERROR(ValidateLength("cause", request.cause(), 0, 32768));
+    router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
+                       DeadlineOf(context, kDefaultDeadline), STEPFLOW_SHARD_METHOD(SendTaskFailure),
+                       request, response, std::move(done),
+                       ShardRouter::LocalCall::kInlineUnlessDeclined);
+    return absl::OkStatus();
+  }
+  absl::Status Report(const grpc::CallbackServerContext* context,
+                      const v1::SendTaskHeartbeatRequest& request,
+                      v1::SendTaskHeartbeatResponse* response,
+                      std::function<void(absl::Status)> done) {
+    ASSIGN_OR_RETURN(auto token, PeekToken(request.task_token()));
+    router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
+                       DeadlineOf(context, kDefaultDeadline),
+                       STEPFLOW_SHARD_METHOD(SendTaskHeartbeat), request, response,
+                       std::move(done), ShardRouter::LocalCall::kInlineUnlessDeclined);
+    return absl::OkStatus();
+  }
+
+  // One StreamActivityTasks call, on gRPC's callback API, so that a stream
+  // holds no thread while it waits for credits or reads requests.
+  //
+  // Requests are read as they come: credits add up, and reports go to their
+  // shard servers at once. While the stream has credits, a poll on a
+  // thread of `stream_polls_` takes tasks (up to the credits left) and
+  // queues them. Tasks and report answers are written in arrival order;
+  // those that arrive while a message is being written are merged into the
+  // next one, so a busy stream sends fewer, larger messages. The call ends
+  // once the worker has half-closed or gone away, or an error came, and
+  // nothing the stream started is still running.
+  class TaskStream final : public grpc::ServerBidiReactor<v1::StreamActivityTasksRequest,
+                                                          v1::StreamActivityTasksResponse> {
+   public:
+    TaskStream(StepFunctionsService* service, grpc::CallbackServerContext* context)
+        : service_(service), context_(context) {
+      StartRead(&request_);
+    }
+
+    void OnReadDone(bool ok) override {
+      if (!ok) {  // half-closed by the worker, or the call is over
+        {
+          absl::MutexLock lock(&mu_);
+          read_closed_ = true;
+        }
+        return Advance();
+      }
+      bool read_on = true;
+      {
+        absl::MutexLock lock(&mu_);
+        if (!opened_) {
+          opened_ = true;
+          activity_arn_ = request_.activity_arn();
+          worker_name_ = request_.worker_name();
+          absl::Status valid = service_->ValidatePoll(activity_arn_, worker_name_);
+          if (valid.ok() && request_.credits() < 0) {
+            valid = ConstraintViolation("credits", "Member must not be negative");
+          }
+          if (!valid.ok()) {
+            error_ = std::move(valid);
+            read_on = false;
+          }
+        }
+        credits_ += std::max(0, request_.credits());
+        if (read_on) reports_in_flight_ += request_.reports_size();
+      }
+      if (read_on) {
+        for (v1::TaskReport& report : *request_.mutable_reports()) Send(std::move(report));
+        StartRead(&request_);
+      }
+      Advance();
+    }
+
+    void OnWriteDone(bool ok) override {
+      {
+        absl::MutexLock lock(&mu_);
+        writing_ = false;
+        outgoing_.pop_front();
+        if (!ok) {
+          // The worker is gone: what was written is lost to it only (its
+          // tasks come back after their timeouts), and nothing more goes.
+          write_failed_ = true;
+          outgoing_.clear();
+        }
+      }
+      Advance();
+    }
+
+    void OnCancel() override {
+      {
+        absl::MutexLock lock(&mu_);
+        cancelled_ = true;
+      }
+      Advance();
+    }
+
+    void OnDone() override { delete this; }
+
+   private:
+    // A report on its way to its shard server.
+    struct ReportCall {
+      v1::TaskReport report;
+      v1::SendTaskSuccessResponse success;
+      v1::SendTaskFailureResponse failure;
+      v1::SendTaskHeartbeatResponse heartbeat;
+    };
+
+    void Send(v1::TaskReport report) {
+      auto* call = new ReportCall{std::move(report), {}, {}, {}};
+      auto done = [this, call](absl::Status status) {
+        v1::TaskReportAnswer answer;
+        answer.set_report_id(call->report.report_id());
+        answer.set_code(static_cast<int>(status.code()));
+        answer.set_message(std::string(status.message()));
+        delete call;
+        {
+          absl::MutexLock lock(&mu_);
+          --reports_in_flight_;
+          *NextMessageLocked().add_answers() = std::move(answer);
+        }
+        Advance();
+      };
+      const v1::TaskReport& r = call->report;
+      absl::Status sent;
+      switch (r.report_case()) {
+        case v1::TaskReport::kSuccess:
+          sent = service_->Report(context_, r.success(), &call->success, done);
+          break;
+        case v1::TaskReport::kFailure:
+          sent = service_->Report(context_, r.failure(), &call->failure, done);
+          break;
+        case v1::TaskReport::kHeartbeat:
+          sent = service_->Report(context_, r.heartbeat(), &call->heartbeat, done);
+          break;
+        default:
+          sent = absl::InvalidArgumentError(
+              "ValidationException: a task report must be a success, a failure or a "
+              "heartbeat");
+      }
+      if (!sent.ok()) done(std::move(sent));
+    }
+
+    // The message new tasks and answers go into: the last queued one,
+    // unless it is being written.
+    v1::StreamActivityTasksResponse& NextMessageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (outgoing_.empty() || (writing_ && outgoing_.size() == 1)) outgoing_.emplace_back();
+      return outgoing_.back();
+    }
+
+    bool EndingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return read_closed_ || error_.has_value() || write_failed_ || cancelled_;
+    }
+
+    // Starts what the state allows: the next write, a poll, or the end.
+    void Advance() {
+      const v1::StreamActivityTasksResponse* write = nullptr;
+      bool poll = false;
+      std::optional<grpc::Status> finish;
+      {
+        absl::MutexLock lock(&mu_);
+        if (finished_) return;
+        if (!writing_ && !outgoing_.empty() && !write_failed_ && !cancelled_) {
+          writing_ = true;
+          write = &outgoing_.front();
+        }
+        // The first poll also looks the activity up, credits or not.
+        if (!polling_ && opened_ && (credits_ > 0 || !poll_started_) && !EndingLocked()) {
+          polling_ = true;
+          poll_started_ = true;
+          poll = true;
+        }
+        if (EndingLocked() && !polling_ && reports_in_flight_ == 0 && !writing_ &&
+            (outgoing_.empty() || write_failed_ || cancelled_)) {
+          finished_ = true;
+          finish = error_.has_value() ? rpc::ToGrpcStatus(*error_) : grpc::Status::OK;
+        }
+      }
+      if (write != nullptr) StartWrite(write);
+      if (poll) service_->stream_polls_.Run([this] { Poll(); });
+      if (finish.has_value()) Finish(*finish);
+    }
+
+    // On a thread of the pool: takes tasks while the stream has credits.
+    void Poll() {
+      if (!probed_) {
+        // Errors of a missing activity are found before any wait: a watch
+        // that waits for nothing.
+        probed_ = true;
+        iv1::PollActivityTasksRequest probe;
+        probe.set_activity_arn(activity_arn_);
+        probe.set_max_tasks(0);
+        iv1::PollActivityTasksResponse ignored;
+        absl::Status exists = service_->router_->CallOwner(
+            context_, config::TaskQueuePartitionKey(activity_arn_, 0),
+            DeadlineOf(context_, kDefaultDeadline), STEPFLOW_SHARD_METHOD(PollActivityTasks),
+            probe, &ignored);
+        if (!exists.ok()) {
+          {
+            absl::MutexLock lock(&mu_);
+            error_ = std::move(exists);
+            polling_ = false;
+          }
+          return Advance();
+        }
+      }
+      while (true) {
+        int wanted;
+        {
+          absl::MutexLock lock(&mu_);
+          if (credits_ <= 0 || EndingLocked()) {
+            polling_ = false;
+            break;
+          }
+          wanted = static_cast<int>(std::min<int64_t>(credits_, kMaxTasksPerPoll));
+        }
+        iv1::PollActivityTasksResponse polled;
+        absl::Status status =
+            service_->PollPartitions(context_, activity_arn_, worker_name_, wanted,
+                                     absl::Now() + kStreamPollWindow, &polled);
+        {
+          absl::MutexLock lock(&mu_);
+          if (!status.ok()) {
+            if (!error_.has_value() && !cancelled_) error_ = std::move(status);
+            polling_ = false;
+            break;
+          }
+          if (polled.tasks_size() == 0) continue;
+          credits_ -= polled.tasks_size();
+          auto* tasks = NextMessageLocked().mutable_tasks();
+          for (v1::DeliveredActivityTask& task : *polled.mutable_tasks()) {
+            *tasks->Add() = std::move(task);
+          }
+        }
+        Advance();
+      }
+      Advance();
+    }
+
+    StepFunctionsService* const service_;
+    grpc::CallbackServerContext* const context_;
+    // Read into by one read at a time.
+    v1::StreamActivityTasksRequest request_;
+    // Set by the first request; read by the poll.
+    std::string activity_arn_;
+    std::string worker_name_;
+    bool probed_ = false;  // the poll's own
+
+    absl::Mutex mu_;
+    bool opened_ ABSL_GUARDED_BY(mu_) = false;
+    bool read_closed_ ABSL_GUARDED_BY(mu_) = false;
+    bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
+    bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+    std::optional<absl::Status> error_ ABSL_GUARDED_BY(mu_);
+    int64_t credits_ ABSL_GUARDED_BY(mu_) = 0;
+    bool polling_ ABSL_GUARDED_BY(mu_) = false;
+    bool poll_started_ ABSL_GUARDED_BY(mu_) = false;
+    int reports_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+    // Messages to write, the first one being written when `writing_`.
+    std::deque<v1::StreamActivityTasksResponse> outgoing_ ABSL_GUARDED_BY(mu_);
+    bool writing_ ABSL_GUARDED_BY(mu_) = false;
+    bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  };
+
   static absl::StatusOr<iv1::TaskTokenContent> PeekToken(const std::string& token) {
     RETURN_IF_ERROR(ValidateLength("taskToken", token, 1, 1024));
     return tasktoken::TaskTokenCodec::Peek(token);
@@ -1458,6 +1653,8 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   const GatewayOptions& options_;
   ShardRouter* router_;
   std::atomic<size_t> next_poll_owner_{0};
+  // Last member: its destructor finishes the stream polls still running.
+  rpc::BlockingPool stream_polls_;
 };
 
 #undef STEPFLOW_NOT_YET

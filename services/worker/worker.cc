@@ -362,11 +362,13 @@ void Worker::StreamLoop() {
       open_sent = stream->Write(open);
       if (open_sent) stream_ = stream.get();
     }
-    stepflow::v1::DeliveredActivityTask task;
-    while (open_sent && stream->Read(&task)) {
+    stepflow::v1::StreamActivityTasksResponse message;
+    while (open_sent && stream->Read(&message)) {
       failures = 0;
       absl::MutexLock lock(&mu_);
-      ready_.push_back(std::move(task));
+      for (stepflow::v1::DeliveredActivityTask& task : *message.mutable_tasks()) {
+        ready_.push_back(std::move(task));
+      }
     }
     {
       absl::MutexLock lock(&write_mu_);

@@ -253,7 +253,7 @@ class Worker {
   // Guards the stream for writes (credit grants come from handler threads).
   absl::Mutex write_mu_;
   grpc::ClientReaderWriter<stepflow::v1::StreamActivityTasksRequest,
-                           stepflow::v1::DeliveredActivityTask>* stream_
+                           stepflow::v1::StreamActivityTasksResponse>* stream_
       ABSL_GUARDED_BY(write_mu_) = nullptr;
   // Touched only by Start() and by the Stop() caller that moved the state
   // to kStopping.

@@ -7,6 +7,7 @@
 #include <optional>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -721,25 +722,24 @@ class StateMachineScenario : public Scenario {
 
 // Serves an activity through StreamActivityTasks (the cluster pushes tasks
 // against credits) instead of the worker SDK's long polls: one stream per
-// channel, `slots` credits in all, and one more credit granted each time a
-// task's SendTaskSuccess has been answered — so at most `slots` tasks are
-// in hand at once, as with `slots` polling workers.
+// channel, `slots` credits in all. Each task's result goes back on its
+// stream as a report, with the credit its slot frees, so at most `slots`
+// tasks are in hand at once, as with `slots` polling workers; the report's
+// answer comes back on the stream too.
 //
-// Per stream a reader thread takes tasks and sends their results
-// asynchronously, and a granter thread writes the new credits (a stream has
-// one writer at a time). Start() once, Stop() once (the destructor calls it).
+// Per stream one thread reads tasks and answers, and writes the reports and
+// credits of each message it read in one request. Start() once, Stop() once
+// (the destructor calls it).
 class StreamingWorkers {
  public:
-  // `on_task` is called with each task's input, on a reader thread;
-  // `on_reported` with its input and SendTaskSuccess's answer, on a gRPC
-  // thread.
+  // `on_task` is called with each task's input, `on_reported` with its
+  // input and its report's answer, both on a stream's thread.
   StreamingWorkers(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
-                   std::string activity_arn, int slots, absl::Duration timeout,
+                   std::string activity_arn, int slots,
                    std::function<void(const std::string& input)> on_task,
                    std::function<void(const std::string& input, const grpc::Status& status)>
                        on_reported)
       : activity_arn_(std::move(activity_arn)),
-        timeout_(timeout),
         on_task_(std::move(on_task)),
         on_reported_(std::move(on_reported)) {
     int streams = std::max(1, std::min<int>(slots, channels.size()));
@@ -767,8 +767,7 @@ class StreamingWorkers {
       // A failed write shows up as the stream's end, below.
       stream->rpc->Write(first);
       Stream* raw = stream.get();
-      stream->reader = std::thread([this, raw] { Read(raw); });
-      stream->granter = std::thread([this, raw] { Grant(raw); });
+      stream->reader = std::thread([this, raw] { Serve(raw); });
     }
     started_ = true;
     // A refusal comes back at once; a working stream stays open.
@@ -797,18 +796,14 @@ class StreamingWorkers {
     return absl::OkStatus();
   }
 
-  // Ends the streams and waits for the results in flight to be answered.
+  // Ends the streams; reports still unanswered are dropped (their
+  // operations time out like lost tasks).
   void Stop() {
     if (!started_ || stopped_) return;
     stopped_ = true;
     for (auto& stream : streams_) {
       stream->context.TryCancel();
-      {
-        absl::MutexLock lock(&stream->mu);
-        stream->stopping = true;
-      }
       stream->reader.join();
-      stream->granter.join();
       grpc::Status status = stream->rpc->Finish();
       // The server's own refusal says more than our cancellation.
       if (!status.ok() &&
@@ -817,9 +812,6 @@ class StreamingWorkers {
         final_status_ = status;
       }
     }
-    absl::MutexLock lock(&reports_mu_);
-    reports_mu_.Await(absl::Condition(
-        +[](int* in_flight) { return *in_flight == 0; }, &reports_in_flight_));
   }
 
   int64_t report_errors() const { return report_errors_.load(); }
@@ -831,76 +823,47 @@ class StreamingWorkers {
     std::unique_ptr<v1::StepFunctions::Stub> stub;
     grpc::ClientContext context;
     std::unique_ptr<grpc::ClientReaderWriter<v1::StreamActivityTasksRequest,
-                                             v1::DeliveredActivityTask>>
+                                             v1::StreamActivityTasksResponse>>
         rpc;
     int credits = 0;
     std::thread reader;
-    std::thread granter;
     absl::Mutex mu;
-    int64_t to_grant ABSL_GUARDED_BY(mu) = 0;
-    bool stopping ABSL_GUARDED_BY(mu) = false;
     bool ended ABSL_GUARDED_BY(mu) = false;
+    // The stream thread's own: the inputs of the reports not yet answered.
+    absl::flat_hash_map<uint64_t, std::string> unanswered;
+    uint64_t next_report_id = 0;
   };
 
-  // One SendTaskSuccess in flight.
-  struct Report {
-    grpc::ClientContext context;
-    std::string input;
-    v1::SendTaskSuccessRequest request;
-    v1::SendTaskSuccessResponse response;
-  };
-
-  void Read(Stream* stream) {
-    v1::DeliveredActivityTask task;
-    while (stream->rpc->Read(&task)) {
-      on_task_(task.input());
-      auto* report = new Report;
-      report->input = std::move(*task.mutable_input());
-      report->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
-      report->request.set_task_token(task.task_token());
-      report->request.set_output(R"({"done":true})");
-      {
-        absl::MutexLock lock(&reports_mu_);
-        ++reports_in_flight_;
+  void Serve(Stream* stream) {
+    v1::StreamActivityTasksResponse message;
+    bool writable = true;
+    while (stream->rpc->Read(&message)) {
+      for (const v1::TaskReportAnswer& answer : message.answers()) {
+        auto it = stream->unanswered.find(answer.report_id());
+        if (it == stream->unanswered.end()) continue;
+        grpc::Status status(static_cast<grpc::StatusCode>(answer.code()), answer.message());
+        if (!status.ok()) report_errors_.fetch_add(1);
+        on_reported_(it->second, status);
+        stream->unanswered.erase(it);
       }
-      stream->stub->async()->SendTaskSuccess(
-          &report->context, &report->request, &report->response,
-          [this, stream, report](grpc::Status status) {
-            on_reported_(report->input, status);
-            delete report;
-            if (!status.ok()) report_errors_.fetch_add(1);
-            {
-              absl::MutexLock lock(&stream->mu);
-              ++stream->to_grant;
-            }
-            absl::MutexLock lock(&reports_mu_);
-            --reports_in_flight_;
-          });
+      if (message.tasks_size() == 0 || !writable) continue;
+      v1::StreamActivityTasksRequest reports;
+      for (v1::DeliveredActivityTask& task : *message.mutable_tasks()) {
+        on_task_(task.input());
+        v1::TaskReport* report = reports.add_reports();
+        report->set_report_id(stream->next_report_id++);
+        report->mutable_success()->set_task_token(std::move(*task.mutable_task_token()));
+        report->mutable_success()->set_output(R"({"done":true})");
+        stream->unanswered.emplace(report->report_id(), std::move(*task.mutable_input()));
+      }
+      reports.set_credits(message.tasks_size());
+      writable = stream->rpc->Write(reports);
     }
     absl::MutexLock lock(&stream->mu);
     stream->ended = true;
   }
 
-  void Grant(Stream* stream) {
-    while (true) {
-      v1::StreamActivityTasksRequest more;
-      {
-        absl::MutexLock lock(&stream->mu);
-        stream->mu.Await(absl::Condition(
-            +[](Stream* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
-              return s->to_grant > 0 || s->stopping || s->ended;
-            },
-            stream));
-        if (stream->stopping || stream->ended) return;
-        more.set_credits(static_cast<int32_t>(stream->to_grant));
-        stream->to_grant = 0;
-      }
-      if (!stream->rpc->Write(more)) return;
-    }
-  }
-
   const std::string activity_arn_;
-  const absl::Duration timeout_;
   const std::function<void(const std::string&)> on_task_;
   const std::function<void(const std::string&, const grpc::Status&)> on_reported_;
   std::vector<std::unique_ptr<Stream>> streams_;
@@ -908,8 +871,6 @@ class StreamingWorkers {
   bool stopped_ = false;
   grpc::Status final_status_;
   std::atomic<int64_t> report_errors_{0};
-  absl::Mutex reports_mu_;
-  int reports_in_flight_ ABSL_GUARDED_BY(reports_mu_) = 0;
 };
 
 // A one-Task workflow (STANDARD unless --workflow-type says EXPRESS) on an
@@ -955,8 +916,7 @@ class ActivitiesScenario final : public StateMachineScenario {
     };
     if (context_.options->delivery == Delivery::kStream) {
       streaming_ = std::make_unique<StreamingWorkers>(
-          context_.channels, activity_arn_, context_.options->concurrency,
-          timeout(), record_wait,
+          context_.channels, activity_arn_, context_.options->concurrency, record_wait,
           [report_done](const std::string& input, const grpc::Status& status) {
             report_done(input, rpc::FromGrpcStatus(status));
           });
