@@ -2507,7 +2507,8 @@ std::vector<std::string> ShardCore::ClaimPollers(asl::Interpreter& interpreter,
       continue;
     }
     std::string worker_name;
-    TaskQueues::Waiter* waiter = task_queues_->Claim(dispatch.activity_arn, &worker_name);
+    TaskQueues::Waiter* waiter =
+        task_queues_->Claim(dispatch.activity_arn, dispatch.input.size(), &worker_name);
     if (waiter == nullptr) continue;
     absl::StatusOr<asl::Outcome> started = interpreter.ActivityStarted(
         record.mutable_state(), dispatch.scheduled_event_id, worker_name, now);

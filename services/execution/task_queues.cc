@@ -28,9 +28,15 @@ absl::Time FromProto(const google::protobuf::Timestamp& timestamp) {
 struct TaskQueues::Waiter {
   std::string worker_name;
   absl::CondVar wake;
-  bool listed = false;   // in its queue's `waiters`
-  bool claimed = false;  // a transition will Hand or Release it
-  std::optional<Queued> handed;
+  bool listed = false;  // in its queue's `waiters`
+  // Most tasks, and bytes of inputs beyond the first task, the poller takes.
+  int max_tasks = 1;
+  size_t max_bytes = 0;
+  // Claims a transition will Hand or Release, and the input bytes they
+  // count for.
+  int claims = 0;
+  size_t claimed_bytes = 0;
+  std::vector<Queued> handed;
 };
 
 TaskQueues::TaskQueues(prometheus::Registry* registry, clock::Clock* clock)
@@ -105,7 +111,7 @@ void TaskQueues::WakeOne(Queue& queue) {
   }
 }
 
-TaskQueues::Waiter* TaskQueues::Claim(const std::string& activity_arn,
+TaskQueues::Waiter* TaskQueues::Claim(const std::string& activity_arn, size_t input_bytes,
                                       std::string* worker_name) {
   absl::MutexLock lock(&mu_);
   if (shut_down_) return nullptr;
@@ -113,22 +119,37 @@ TaskQueues::Waiter* TaskQueues::Claim(const std::string& activity_arn,
   if (it == queues_.end() || it->second->waiters.empty()) return nullptr;
   Queue& queue = *it->second;
   Waiter* waiter = queue.waiters.front();
-  queue.waiters.pop_front();
-  waiter->listed = false;
-  waiter->claimed = true;
+  if (waiter->claims > 0 && waiter->claimed_bytes + input_bytes > waiter->max_bytes) {
+    return nullptr;  // too much for one answer; the backlog takes it
+  }
+  ++waiter->claims;
+  waiter->claimed_bytes += input_bytes;
+  // A poller that can take more stays first in line, so the tasks of one
+  // group commit go to it together.
+  if (waiter->claims >= waiter->max_tasks) {
+    queue.waiters.pop_front();
+    waiter->listed = false;
+  }
   *worker_name = waiter->worker_name;
   return waiter;
 }
 
 void TaskQueues::Hand(Waiter* waiter, Queued queued) {
   absl::MutexLock lock(&mu_);
-  waiter->handed = std::move(queued);
+  --waiter->claims;
+  waiter->handed.push_back(std::move(queued));
+  // The poller answers once its other claims are settled: no more come.
+  if (waiter->listed) {
+    Queue& queue = QueueFor(waiter->handed.back().task.activity_arn());
+    queue.waiters.erase(std::find(queue.waiters.begin(), queue.waiters.end(), waiter));
+    waiter->listed = false;
+  }
   waiter->wake.Signal();
 }
 
 void TaskQueues::Release(Waiter* waiter) {
   absl::MutexLock lock(&mu_);
-  waiter->claimed = false;
+  --waiter->claims;
   waiter->wake.Signal();
 }
 
@@ -195,6 +216,8 @@ absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
   Queue& queue = QueueFor(activity_arn);
   Waiter me;
   me.worker_name = worker_name;
+  me.max_tasks = std::max(1, max_tasks);
+  me.max_bytes = max_bytes;
   auto leave_line = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!me.listed) return;
     queue.waiters.erase(std::find(queue.waiters.begin(), queue.waiters.end(), &me));
@@ -202,22 +225,29 @@ absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
   };
   bool waited = false;
   while (true) {
-    if (me.claimed) {
-      // A transition is writing a task for this poller: whatever else
-      // happens, it hands it over or lets go once its write returns.
-      while (me.claimed && !me.handed.has_value()) me.wake.Wait(&mu_);
-      if (me.handed.has_value()) {
-        taken.push_back(std::move(*me.handed));
+    if (me.claims > 0 || !me.handed.empty()) {
+      // Transitions are writing tasks for this poller: whatever else
+      // happens, each hands its task over or lets go once its write
+      // returns.
+      while (me.claims > 0) me.wake.Wait(&mu_);
+      if (!me.handed.empty()) {
+        leave_line();
+        taken = std::move(me.handed);
         if (handed != nullptr) *handed = true;
+        // A wake-up for the backlog may have reached this poller while it
+        // was claimed: pass it on.
+        if (!queue.backlog.empty()) WakeOne(queue);
         if (queue.schedule_to_start != nullptr) {
-          queue.schedule_to_start->Observe(std::max(
-              0.0, absl::ToDoubleSeconds(clock_->Now() -
-                                         FromProto(taken.back().task.scheduled_date()))));
-          queue.sync_match->Increment();
+          const absl::Time now = clock_->Now();
+          for (const Queued& queued : taken) {
+            queue.schedule_to_start->Observe(std::max(
+                0.0, absl::ToDoubleSeconds(now - FromProto(queued.task.scheduled_date()))));
+            queue.sync_match->Increment();
+          }
         }
         return taken;
       }
-      continue;  // released: wait on as before
+      continue;  // all released: wait on as before
     }
     if (shut_down_) {
       leave_line();

@@ -85,21 +85,25 @@ class TaskQueues {
   // turns true or Shutdown; then takes up to `max_tasks` tasks (at least one
   // whatever its size, then no more than `max_bytes` of inputs). Empty when
   // nothing came. UNAVAILABLE after Shutdown. `*handed` (when not null) is
-  // set when the one task returned was handed over directly (see Claim):
-  // it has no backlog record and its ActivityStarted is recorded.
+  // set when the tasks returned were handed over directly (see Claim):
+  // they have no backlog record and their ActivityStarted is recorded.
   absl::StatusOr<std::vector<Queued>> Take(const std::string& activity_arn, int max_tasks,
                                            size_t max_bytes, absl::Time deadline,
                                            const std::function<bool()>& cancelled,
                                            const std::string& worker_name = "",
                                            bool* handed = nullptr);
-  // Claims the poller of `activity_arn` that has waited longest (setting
-  // `*worker_name` to its worker's name), or null when none waits. The
-  // claimed poller waits until the caller calls Hand or Release, which it
-  // must, soon.
-  Waiter* Claim(const std::string& activity_arn, std::string* worker_name);
-  // Gives the claimed poller its task.
+  // Claims the poller of `activity_arn` that has waited longest for a task
+  // with `input_bytes` of input (setting `*worker_name` to its worker's
+  // name), or null when none waits. A poller that takes several tasks may
+  // be claimed again, up to its batch (in tasks and bytes), until a claim
+  // of it is handed over. The claimed poller waits until the caller calls
+  // Hand or Release for each claim, which it must, soon; it then answers
+  // with every task handed to it.
+  Waiter* Claim(const std::string& activity_arn, size_t input_bytes, std::string* worker_name);
+  // Gives the claimed poller a task.
   void Hand(Waiter* waiter, Queued queued);
-  // Lets the claimed poller go back to waiting (or to its caller).
+  // Gives up a claim: a poller left with no claim and no task goes back to
+  // waiting (or to its caller).
   void Release(Waiter* waiter);
   // Waits, without taking anything, until a task of `activity_arn` arrives
   // that no taking poller here waits for (or one is already waiting),
