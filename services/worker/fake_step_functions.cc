@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -154,19 +155,40 @@ bool FakeStepFunctions::NextReportFailure(grpc::Status* status) {
   return true;
 }
 
+grpc::Status FakeStepFunctions::TakeReport(Result result) {
+  grpc::Status failure;
+  if (NextReportFailure(&failure)) return failure;
+  results_.push_back(std::move(result));
+  return grpc::Status::OK;
+}
+
+namespace {
+
+FakeStepFunctions::Result SuccessOf(const stepflow::v1::SendTaskSuccessRequest& request) {
+  FakeStepFunctions::Result result;
+  result.task_token = request.task_token();
+  result.success = true;
+  result.output = request.output();
+  return result;
+}
+
+FakeStepFunctions::Result FailureOf(const stepflow::v1::SendTaskFailureRequest& request) {
+  FakeStepFunctions::Result result;
+  result.task_token = request.task_token();
+  result.success = false;
+  result.error = request.error();
+  result.cause = request.cause();
+  return result;
+}
+
+}  // namespace
+
 grpc::Status FakeStepFunctions::SendTaskSuccess(
     grpc::ServerContext* context,
     const stepflow::v1::SendTaskSuccessRequest* request,
     stepflow::v1::SendTaskSuccessResponse* response) {
   absl::MutexLock lock(&mu_);
-  grpc::Status failure;
-  if (NextReportFailure(&failure)) return failure;
-  Result result;
-  result.task_token = request->task_token();
-  result.success = true;
-  result.output = request->output();
-  results_.push_back(std::move(result));
-  return grpc::Status::OK;
+  return TakeReport(SuccessOf(*request));
 }
 
 grpc::Status FakeStepFunctions::SendTaskFailure(
@@ -174,15 +196,106 @@ grpc::Status FakeStepFunctions::SendTaskFailure(
     const stepflow::v1::SendTaskFailureRequest* request,
     stepflow::v1::SendTaskFailureResponse* response) {
   absl::MutexLock lock(&mu_);
-  grpc::Status failure;
-  if (NextReportFailure(&failure)) return failure;
-  Result result;
-  result.task_token = request->task_token();
-  result.success = false;
-  result.error = request->error();
-  result.cause = request->cause();
-  results_.push_back(std::move(result));
-  return grpc::Status::OK;
+  return TakeReport(FailureOf(*request));
+}
+
+void FakeStepFunctions::EnableStreaming() {
+  absl::MutexLock lock(&mu_);
+  streaming_ = true;
+}
+
+void FakeStepFunctions::DropStreams() {
+  absl::MutexLock lock(&mu_);
+  ++stream_generation_;
+}
+
+int FakeStepFunctions::stream_reports() const {
+  absl::MutexLock lock(&mu_);
+  return stream_reports_;
+}
+
+int FakeStepFunctions::stream_credits() const {
+  absl::MutexLock lock(&mu_);
+  return stream_credits_;
+}
+
+grpc::Status FakeStepFunctions::StreamActivityTasks(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<stepflow::v1::StreamActivityTasksResponse,
+                             stepflow::v1::StreamActivityTasksRequest>* stream) {
+  stepflow::v1::StreamActivityTasksRequest first;
+  int generation;
+  int64_t credits = 0;
+  bool closed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!streaming_) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no streams here");
+    generation = stream_generation_;
+  }
+  if (!stream->Read(&first)) return grpc::Status::OK;
+  absl::Mutex write_mu;
+  auto take = [&](const stepflow::v1::StreamActivityTasksRequest& request) {
+    stepflow::v1::StreamActivityTasksResponse answers;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!request.activity_arn().empty()) {
+        activity_arns_.push_back(request.activity_arn());
+        worker_names_.push_back(request.worker_name());
+      }
+      credits += request.credits();
+      stream_credits_ += request.credits();
+      for (const stepflow::v1::TaskReport& report : request.reports()) {
+        ++stream_reports_;
+        grpc::Status status =
+            report.has_success() ? TakeReport(SuccessOf(report.success()))
+            : report.has_failure()
+                ? TakeReport(FailureOf(report.failure()))
+                : grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "not a result");
+        auto* answer = answers.add_answers();
+        answer->set_report_id(report.report_id());
+        answer->set_code(status.error_code());
+        answer->set_message(status.error_message());
+      }
+    }
+    if (answers.answers_size() == 0) return;
+    absl::MutexLock lock(&write_mu);
+    stream->Write(answers);
+  };
+  take(first);
+  std::thread reader([&] {
+    stepflow::v1::StreamActivityTasksRequest more;
+    while (stream->Read(&more)) take(more);
+    absl::MutexLock lock(&mu_);
+    closed = true;
+  });
+  while (true) {
+    stepflow::v1::StreamActivityTasksResponse message;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return closed || shutdown_ || generation != stream_generation_ ||
+               (credits > 0 && !tasks_.empty());
+      };
+      // Rechecks now and then for a caller that went away.
+      mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(50));
+      if (closed || shutdown_ || generation != stream_generation_ || context->IsCancelled()) {
+        break;
+      }
+      while (credits > 0 && !tasks_.empty()) {
+        auto* task = message.add_tasks();
+        task->set_task_token(std::move(tasks_.front().task_token));
+        task->set_input(std::move(tasks_.front().input));
+        tasks_.pop_front();
+        --credits;
+      }
+    }
+    if (message.tasks_size() == 0) continue;
+    absl::MutexLock lock(&write_mu);
+    if (!stream->Write(message)) break;
+  }
+  context->TryCancel();  // unblocks the reader
+  reader.join();
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended");
 }
 
 grpc::Status FakeStepFunctions::SendTaskHeartbeat(

@@ -1,7 +1,8 @@
 // FakeStepFunctions: an in-process stand-in for the activity part of the
 // StepFunctions service, for tests of workers. It implements GetActivityTask
 // (a real long poll over a task queue), SendTaskSuccess, SendTaskFailure and
-// SendTaskHeartbeat, records every call, and can be told to fail them.
+// SendTaskHeartbeat (and, once enabled, StreamActivityTasks with reports on
+// the stream), records every call, and can be told to fail them.
 //
 //   FakeStepFunctionsServer server;          // listens on 127.0.0.1:0
 //   server.fake().AddTask("token-1", R"({"n": 1})");
@@ -49,6 +50,13 @@ class FakeStepFunctions final : public stepflow::v1::StepFunctions::Service {
   void FailReports(grpc::Status status, int count);
   // Every SendTaskHeartbeat from now on answers `status`.
   void SetHeartbeatStatus(grpc::Status status);
+  // Serves StreamActivityTasks from now on (UNIMPLEMENTED before): queued
+  // tasks go out against credits, and reports on the stream are taken (or
+  // failed, see FailReports) like the unary calls and answered there.
+  void EnableStreaming();
+  // Ends the open streams (as a restarting service would), unanswered
+  // reports included.
+  void DropStreams();
   // Wakes every pending poll (it answers empty) and makes new ones answer
   // empty at once; call before shutting the server down.
   void Shutdown();
@@ -59,6 +67,9 @@ class FakeStepFunctions final : public stepflow::v1::StepFunctions::Service {
   int pending_polls() const;
   int heartbeats(const std::string& task_token) const;
   std::vector<Result> results() const;
+  // Reports that came on a stream, and credits granted on streams.
+  int stream_reports() const;
+  int stream_credits() const;
   // Of each GetActivityTask call, in order.
   std::vector<std::string> worker_names() const;
   std::vector<std::string> activity_arns() const;
@@ -86,6 +97,10 @@ class FakeStepFunctions final : public stepflow::v1::StepFunctions::Service {
       grpc::ServerContext* context,
       const stepflow::v1::SendTaskHeartbeatRequest* request,
       stepflow::v1::SendTaskHeartbeatResponse* response) override;
+  grpc::Status StreamActivityTasks(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<stepflow::v1::StreamActivityTasksResponse,
+                               stepflow::v1::StreamActivityTasksRequest>* stream) override;
 
  private:
   struct QueuedTask {
@@ -96,6 +111,8 @@ class FakeStepFunctions final : public stepflow::v1::StepFunctions::Service {
   // Takes the next injected report failure, if any.
   bool NextReportFailure(grpc::Status* status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records a success or failure report unless a failure is injected.
+  grpc::Status TakeReport(Result result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
   std::deque<QueuedTask> tasks_ ABSL_GUARDED_BY(mu_);
@@ -112,6 +129,11 @@ class FakeStepFunctions final : public stepflow::v1::StepFunctions::Service {
   std::vector<Result> results_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> worker_names_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> activity_arns_ ABSL_GUARDED_BY(mu_);
+  bool streaming_ ABSL_GUARDED_BY(mu_) = false;
+  // Bumped by DropStreams: streams opened before end.
+  int stream_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  int stream_reports_ ABSL_GUARDED_BY(mu_) = 0;
+  int stream_credits_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // A gRPC server on 127.0.0.1 (a free port) serving a FakeStepFunctions.

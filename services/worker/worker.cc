@@ -369,10 +369,25 @@ void Worker::StreamLoop() {
       for (stepflow::v1::DeliveredActivityTask& task : *message.mutable_tasks()) {
         ready_.push_back(std::move(task));
       }
+      for (const stepflow::v1::TaskReportAnswer& answer : message.answers()) {
+        auto it = pending_reports_.find(answer.report_id());
+        if (it == pending_reports_.end()) continue;  // its reporter gave up
+        it->second->status =
+            grpc::Status(static_cast<grpc::StatusCode>(answer.code()), answer.message());
+        it->second->done = true;
+      }
     }
     {
       absl::MutexLock lock(&write_mu_);
       stream_ = nullptr;
+    }
+    {
+      // Reports still unanswered will not be: their reporters go unary.
+      absl::MutexLock lock(&mu_);
+      for (auto& [id, pending] : pending_reports_) {
+        pending->lost = true;
+        pending->done = true;
+      }
     }
     grpc::Status status = stream->Finish();
     bool stopping;
@@ -424,12 +439,12 @@ void Worker::HandlerLoop(int index) {
       ready_.pop_front();
       ++busy_;
     }
-    RunTask(task.task_token(), task.input());
+    const bool credit_sent = RunTask(task.task_token(), task.input());
     {
       absl::MutexLock lock(&mu_);
       --busy_;
     }
-    GrantCredit();
+    if (!credit_sent) GrantCredit();
   }
   PollLoop(index);
 }
@@ -442,7 +457,7 @@ void Worker::GrantCredit() {
   stream_->Write(more);
 }
 
-void Worker::RunTask(const std::string& task_token, const std::string& input) {
+bool Worker::RunTask(const std::string& task_token, const std::string& input) {
   stats_.tasks_received.fetch_add(1);
   stats_.tasks_in_flight.fetch_add(1);
   if (metrics_ != nullptr) metrics_->in_flight->Increment();
@@ -494,42 +509,93 @@ void Worker::RunTask(const std::string& task_token, const std::string& input) {
   if (result.deferred) {
     log::Debug(kComponent, "task handed on; its token's holder will answer",
                {{"activity", options_.activity_arn}});
-    return;
+    return false;
   }
   if (task.Cancelled()) {
     stats_.tasks_abandoned.fetch_add(1);
     log::Info(
         kComponent, "task no longer exists; result dropped",
         {{"activity", options_.activity_arn}, {"success", result.success}});
-    return;
+    return false;
   }
-  absl::Status reported = Report(task_token, result);
+  bool credit_sent = false;
+  absl::Status reported = Report(task_token, result, &credit_sent);
   if (options_.on_reported) options_.on_reported(task, reported);
+  return credit_sent;
 }
 
-absl::Status Worker::Report(const std::string& task_token, const TaskResult& result) {
+std::optional<grpc::Status> Worker::ReportOnStream(stepflow::v1::TaskReport report,
+                                                   bool grant_credit) {
+  PendingReport pending;
+  {
+    absl::MutexLock lock(&mu_);
+    report.set_report_id(next_report_id_++);
+    pending_reports_[report.report_id()] = &pending;
+  }
+  const uint64_t id = report.report_id();
+  bool written = false;
+  {
+    absl::MutexLock lock(&write_mu_);
+    if (stream_ != nullptr) {
+      stepflow::v1::StreamActivityTasksRequest request;
+      *request.add_reports() = std::move(report);
+      if (grant_credit) request.set_credits(1);
+      written = stream_->Write(request);
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  if (written) {
+    mu_.AwaitWithTimeout(absl::Condition(&pending.done), kReportTimeout);
+  }
+  pending_reports_.erase(id);
+  if (!written || pending.lost) return std::nullopt;
+  if (!pending.done) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "no answer to the report on the task stream in time");
+  }
+  return pending.status;
+}
+
+absl::Status Worker::Report(const std::string& task_token, const TaskResult& result,
+                            bool* credit_sent) {
   bool success = result.success;
   std::string error = result.error;
   std::string cause = result.cause;
   TruncateUtf8(&error, kMaxErrorChars);
   TruncateUtf8(&cause, kMaxCauseChars);
   for (int attempt = 1; attempt <= kReportAttempts; ++attempt) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + kReportTimeout));
-    grpc::Status status;
+    stepflow::v1::TaskReport report;
     if (success) {
-      stepflow::v1::SendTaskSuccessRequest request;
-      request.set_task_token(task_token);
-      request.set_output(result.output);
-      stepflow::v1::SendTaskSuccessResponse response;
-      status = stub_->SendTaskSuccess(&context, request, &response);
+      report.mutable_success()->set_task_token(task_token);
+      report.mutable_success()->set_output(result.output);
     } else {
-      stepflow::v1::SendTaskFailureRequest request;
-      request.set_task_token(task_token);
-      request.set_error(error);
-      request.set_cause(cause);
-      stepflow::v1::SendTaskFailureResponse response;
-      status = stub_->SendTaskFailure(&context, request, &response);
+      report.mutable_failure()->set_task_token(task_token);
+      report.mutable_failure()->set_error(error);
+      report.mutable_failure()->set_cause(cause);
+    }
+    // Over the task stream when there is one, with the credit the
+    // finished task frees; else (or when the stream went away before
+    // answering) as a unary call. A report whose stream broke after it
+    // reached the service is made again, which the service then refuses
+    // as a repeat.
+    std::optional<grpc::Status> streamed;
+    if (options_.delivery == Delivery::kStream) {
+      streamed = ReportOnStream(report, /*grant_credit=*/!*credit_sent);
+      if (streamed.has_value()) *credit_sent = true;
+    }
+    grpc::Status status;
+    if (streamed.has_value()) {
+      status = *streamed;
+    } else {
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + kReportTimeout));
+      if (success) {
+        stepflow::v1::SendTaskSuccessResponse response;
+        status = stub_->SendTaskSuccess(&context, report.success(), &response);
+      } else {
+        stepflow::v1::SendTaskFailureResponse response;
+        status = stub_->SendTaskFailure(&context, report.failure(), &response);
+      }
     }
     if (status.ok()) {
       log::Debug(kComponent, "result reported",

@@ -5,7 +5,8 @@
 // has free handlers for (each finished task grants one more credit). With
 // `delivery = kPoll`, or against a service without streaming, each handler
 // thread long-polls GetActivityTask itself instead. Every task's result is
-// reported with SendTaskSuccess / SendTaskFailure.
+// reported on the task stream with the credit it frees (answered there), or
+// with SendTaskSuccess / SendTaskFailure when there is no stream.
 // While a handler runs, a helper thread can send SendTaskHeartbeat for it
 // every `heartbeat_interval`. Server errors make a poller back off
 // exponentially, with jitter, up to `max_backoff`; a poller never spins.
@@ -38,6 +39,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -212,10 +214,19 @@ class Worker {
   void HandlerLoop(int index);
   // Tells the service that one more task can be taken.
   void GrantCredit();
-  void RunTask(const std::string& task_token, const std::string& input);
+  // Runs the handler and reports its result; true when the credit the
+  // task frees went to the service with the report.
+  bool RunTask(const std::string& task_token, const std::string& input);
   // Sends the result, retrying transient errors a few times; the last
-  // attempt's status.
-  absl::Status Report(const std::string& task_token, const TaskResult& result);
+  // attempt's status. `*credit_sent` is set once a report went over the
+  // task stream with the freed credit.
+  absl::Status Report(const std::string& task_token, const TaskResult& result,
+                      bool* credit_sent);
+  // Sends `report` on the task stream (with one credit when
+  // `grant_credit`) and waits for its answer; nothing when there is no
+  // stream or it ended before answering.
+  std::optional<grpc::Status> ReportOnStream(stepflow::v1::TaskReport report,
+                                             bool grant_credit);
   void HeartbeatLoop();
 
   // Sleeps for the `failures`-th backoff delay, or less if the Worker is
@@ -249,6 +260,14 @@ class Worker {
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
   // The stream reader has ended (stop, or fall-back to polling).
   bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
+  // Reports sent on the stream, waiting for their answers, by report id.
+  struct PendingReport {
+    bool done = false;
+    bool lost = false;  // the stream ended first
+    grpc::Status status;
+  };
+  absl::flat_hash_map<uint64_t, PendingReport*> pending_reports_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_report_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool fall_back_to_poll_ ABSL_GUARDED_BY(mu_) = false;
   // Guards the stream for writes (credit grants come from handler threads).
   absl::Mutex write_mu_;

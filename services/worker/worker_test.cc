@@ -107,6 +107,115 @@ TEST_F(WorkerTest, DeliversTasksAndReportsResults) {
   EXPECT_EQ(stats.report_errors, 0u);
 }
 
+// Over a stream, each result goes back on it with the credit its task
+// freed, and its answer comes back there: no unary report, no separate
+// credit grant.
+TEST_F(WorkerTest, StreamedTasksAreReportedOnTheStreamWithTheirCredits) {
+  fake().EnableStreaming();
+  fake().AddTask("t1", R"({"a":1})");
+  fake().AddTask("t2", "fail");
+  fake().AddTask("t3", "[]");
+  WorkerOptions options = Options();
+  options.concurrency = 2;
+  absl::Mutex mu;
+  std::vector<absl::StatusCode> reported;
+  options.on_reported = [&](const Task&, const absl::Status& status) {
+    absl::MutexLock lock(&mu);
+    reported.push_back(status.code());
+  };
+  Worker worker(options, Echo, server_.NewChannel());
+  ASSERT_TRUE(worker.Start().ok());
+  ASSERT_TRUE(fake().WaitForResults(3, kWait));
+  {
+    absl::MutexLock lock(&mu);
+    auto all = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return reported.size() == 3; };
+    mu.AwaitWithTimeout(absl::Condition(&all), kWait);
+  }
+  worker.Stop();
+
+  using R = FakeStepFunctions::Result;
+  EXPECT_THAT(
+      fake().results(),
+      UnorderedElementsAre(
+          AllOf(Field(&R::task_token, "t1"), Field(&R::success, true),
+                Field(&R::output, R"({"a":1})")),
+          AllOf(Field(&R::task_token, "t2"), Field(&R::success, false),
+                Field(&R::error, "Boom"), Field(&R::cause, "asked to fail")),
+          AllOf(Field(&R::task_token, "t3"), Field(&R::success, true),
+                Field(&R::output, "[]"))));
+  EXPECT_EQ(fake().stream_reports(), 3);
+  EXPECT_EQ(fake().polls(), 0);
+  // Two to open the stream, then one with each report.
+  EXPECT_EQ(fake().stream_credits(), 5);
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(reported, ::testing::Each(absl::StatusCode::kOk));
+  EXPECT_EQ(worker.stats().report_errors, 0u);
+}
+
+// A report the service refuses on the stream is not made again; one it
+// answers with a transient error is, and lands.
+TEST_F(WorkerTest, StreamedReportsAreRetriedOnlyOnTransientErrors) {
+  fake().EnableStreaming();
+  fake().FailReports(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "TaskTimedOut: late"),
+                     1);
+  WorkerOptions options = Options();
+  absl::Mutex mu;
+  std::vector<std::pair<std::string, absl::StatusCode>> reported;
+  options.on_reported = [&](const Task& task, const absl::Status& status) {
+    absl::MutexLock lock(&mu);
+    reported.emplace_back(task.input, status.code());
+  };
+  auto wait_reported = [&](size_t n) {
+    absl::MutexLock lock(&mu);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return reported.size() >= n; };
+    return mu.AwaitWithTimeout(absl::Condition(&enough), kWait);
+  };
+  Worker worker(options, Echo, server_.NewChannel());
+  ASSERT_TRUE(worker.Start().ok());
+  fake().AddTask("t1", "late");
+  ASSERT_TRUE(wait_reported(1));
+  fake().FailReports(grpc::Status(grpc::StatusCode::UNAVAILABLE, "busy"), 1);
+  fake().AddTask("t2", "retried");
+  ASSERT_TRUE(wait_reported(2));
+  worker.Stop();
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_THAT(reported,
+                ElementsAre(std::make_pair(std::string("late"),
+                                           absl::StatusCode::kFailedPrecondition),
+                            std::make_pair(std::string("retried"), absl::StatusCode::kOk)));
+  }
+  EXPECT_THAT(fake().results(), ElementsAre(Field(&FakeStepFunctions::Result::task_token, "t2")));
+  EXPECT_EQ(fake().stream_reports(), 3);
+  EXPECT_EQ(worker.stats().report_errors, 2u);
+}
+
+// A result whose stream ended while its handler ran still lands: on the
+// next stream or as a unary call. (If the stream ends after the report
+// reached the service but before its answer came, the report is made
+// again, which a real service refuses as a repeat; this fake takes both.)
+TEST_F(WorkerTest, ResultOfATaskWhoseStreamEndedStillLands) {
+  fake().EnableStreaming();
+  absl::Notification running;
+  absl::Notification release;
+  Worker worker(Options(), [&](const Task& task) {
+    running.Notify();
+    release.WaitForNotificationWithTimeout(kWait);
+    return TaskResult::Success(task.input);
+  }, server_.NewChannel());
+  ASSERT_TRUE(worker.Start().ok());
+  fake().AddTask("t1", R"({"kept":true})");
+  ASSERT_TRUE(running.WaitForNotificationWithTimeout(kWait));
+  fake().DropStreams();
+  release.Notify();
+  ASSERT_TRUE(fake().WaitForResults(1, kWait));
+  worker.Stop();
+  EXPECT_THAT(fake().results(),
+              ::testing::Each(AllOf(Field(&FakeStepFunctions::Result::task_token, "t1"),
+                                    Field(&FakeStepFunctions::Result::output,
+                                          R"({"kept":true})"))));
+}
+
 TEST_F(WorkerTest, HandlerExceptionBecomesFailure) {
   fake().AddTask("t1", "{}");
   Worker worker(
