@@ -50,8 +50,10 @@ constexpr absl::Duration kPollAnswerMargin = absl::Seconds(1);
 // executions' ActivityStarted) after its wait: generous, since a take cut
 // short by its deadline after the hand-over would lose the tasks.
 constexpr absl::Duration kTakeAnswerMargin = absl::Seconds(10);
-// How long a stream's internal poll lasts before it is renewed.
-constexpr absl::Duration kStreamPollWindow = absl::Seconds(20);
+// How long a stream's internal poll lasts before it is renewed: also how
+// long a stream that was cancelled, or a gateway shutting down, may wait
+// for a poll that found nothing.
+constexpr absl::Duration kStreamPollWindow = absl::Seconds(1);
 constexpr int kMaxTasksPerPoll = 100;
 // AWS: traceHeader is at most 256 characters; Express executions are
 // billed for 64 MB.
