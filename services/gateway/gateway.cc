@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/asl/definition.h"
@@ -1499,12 +1500,10 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
         answer.set_code(static_cast<int>(status.code()));
         answer.set_message(std::string(status.message()));
         delete call;
-        {
-          absl::MutexLock lock(&mu_);
+        Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           --reports_in_flight_;
           *NextMessageLocked().add_answers() = std::move(answer);
-        }
-        Advance();
+        });
       };
       const v1::TaskReport& r = call->report;
       absl::Status sent;
@@ -1537,13 +1536,18 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       return read_closed_ || error_.has_value() || write_failed_ || cancelled_;
     }
 
-    // Starts what the state allows: the next write, a poll, or the end.
-    void Advance() {
+    // Applies `update` to the state, then starts what the state allows:
+    // the next write, a poll, or the end. A thread that changes what the
+    // end waits for does so through `update`: between a change made apart
+    // and its Advance, another thread could end the call, and the reactor
+    // is deleted once it has ended.
+    void Advance(absl::FunctionRef<void()> update = [] {}) {
       const v1::StreamActivityTasksResponse* write = nullptr;
       bool poll = false;
       std::optional<grpc::Status> finish;
       {
         absl::MutexLock lock(&mu_);
+        update();
         if (finished_) return;
         if (!writing_ && !outgoing_.empty() && !write_failed_ && !cancelled_) {
           writing_ = true;
@@ -1581,45 +1585,44 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
             DeadlineOf(context_, kDefaultDeadline), STEPFLOW_SHARD_METHOD(PollActivityTasks),
             probe, &ignored);
         if (!exists.ok()) {
-          {
-            absl::MutexLock lock(&mu_);
+          return Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
             error_ = std::move(exists);
             polling_ = false;
-          }
-          return Advance();
+          });
         }
       }
-      while (true) {
-        int wanted;
-        {
-          absl::MutexLock lock(&mu_);
+      // Ends the poll: the last touch of the reactor from this thread.
+      bool done = false;
+      while (!done) {
+        int wanted = 0;
+        Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           if (credits_ <= 0 || EndingLocked()) {
             polling_ = false;
-            break;
+            done = true;
+          } else {
+            wanted = static_cast<int>(std::min<int64_t>(credits_, kMaxTasksPerPoll));
           }
-          wanted = static_cast<int>(std::min<int64_t>(credits_, kMaxTasksPerPoll));
-        }
+        });
+        if (done) return;
         iv1::PollActivityTasksResponse polled;
         absl::Status status =
             service_->PollPartitions(context_, activity_arn_, worker_name_, wanted,
                                      absl::Now() + kStreamPollWindow, &polled);
-        {
-          absl::MutexLock lock(&mu_);
+        Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           if (!status.ok()) {
             if (!error_.has_value() && !cancelled_) error_ = std::move(status);
             polling_ = false;
-            break;
+            done = true;
+            return;
           }
-          if (polled.tasks_size() == 0) continue;
+          if (polled.tasks_size() == 0) return;
           credits_ -= polled.tasks_size();
           auto* tasks = NextMessageLocked().mutable_tasks();
           for (v1::DeliveredActivityTask& task : *polled.mutable_tasks()) {
             *tasks->Add() = std::move(task);
           }
-        }
-        Advance();
+        });
       }
-      Advance();
     }
 
     StepFunctionsService* const service_;
