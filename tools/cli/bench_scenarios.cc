@@ -815,6 +815,12 @@ class StreamingWorkers {
   }
 
   int64_t report_errors() const { return report_errors_.load(); }
+  // Tasks per message that carried any, over every stream: how much the
+  // cluster batches deliveries under load.
+  double tasks_per_message() const {
+    const int64_t messages = task_messages_.load();
+    return messages == 0 ? 0.0 : static_cast<double>(tasks_.load()) / messages;
+  }
 
  private:
   static constexpr absl::Duration kStreamProbe = absl::Milliseconds(300);
@@ -847,6 +853,8 @@ class StreamingWorkers {
         stream->unanswered.erase(it);
       }
       if (message.tasks_size() == 0 || !writable) continue;
+      task_messages_.fetch_add(1, std::memory_order_relaxed);
+      tasks_.fetch_add(message.tasks_size(), std::memory_order_relaxed);
       v1::StreamActivityTasksRequest reports;
       for (v1::DeliveredActivityTask& task : *message.mutable_tasks()) {
         on_task_(task.input());
@@ -871,6 +879,8 @@ class StreamingWorkers {
   bool stopped_ = false;
   grpc::Status final_status_;
   std::atomic<int64_t> report_errors_{0};
+  std::atomic<int64_t> task_messages_{0};
+  std::atomic<int64_t> tasks_{0};
 };
 
 // A one-Task workflow (STANDARD unless --workflow-type says EXPRESS) on an
@@ -947,6 +957,9 @@ class ActivitiesScenario final : public StateMachineScenario {
     report->delivery =
         context_.options->delivery == Delivery::kStream ? "stream" : "poll";
     report->workflow_type = context_.options->workflow_type;
+    if (streaming_) {
+      report->extras["stream_tasks_per_message"] = streaming_->tasks_per_message();
+    }
     if (streaming_ && streaming_->report_errors() > 0) {
       report->extras["task_report_errors"] =
           static_cast<double>(streaming_->report_errors());
