@@ -304,15 +304,71 @@ TEST_F(ActivityQueueTest, StreamCarriesReportsAndTheirAnswers) {
   repeat->mutable_success()->set_task_token(one.task_token());
   repeat->mutable_success()->set_output("{}");
   ASSERT_TRUE(stream->Write(again));
+  // Half-closed at once: the answer still comes before the stream ends.
+  stream->WritesDone();
   ASSERT_TRUE(stream->Read(&message));
   ASSERT_EQ(message.answers_size(), 1);
   EXPECT_EQ(message.answers(0).report_id(), 20u);
   EXPECT_NE(message.answers(0).code(), 0);
-
-  stream->WritesDone();
   EXPECT_FALSE(stream->Read(&message));
   grpc::Status finished = stream->Finish();
   EXPECT_TRUE(finished.ok()) << finished.error_message();
+}
+
+// A worker that goes away while its stream waits for tasks takes none with
+// it: the next task goes to a stream still there, at once.
+TEST_F(ActivityQueueTest, TasksGoToStreamsStillThereNotToOnesThatWentAway) {
+  const std::string activity = CreateActivity("survivor");
+  const std::string machine = CreateMachine("survivor", TaskDefinition(activity));
+  auto open = [&](grpc::ClientContext* context, const std::string& worker) {
+    context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    auto stream = stub_->StreamActivityTasks(context);
+    v1::StreamActivityTasksRequest request;
+    request.set_activity_arn(activity);
+    request.set_worker_name(worker);
+    request.set_credits(1);
+    EXPECT_TRUE(stream->Write(request));
+    return stream;
+  };
+  grpc::ClientContext gone_context;
+  auto gone = open(&gone_context, "gone");
+  // Long enough for its poll to be waiting on the shard.
+  absl::SleepFor(absl::Milliseconds(300));
+  gone_context.TryCancel();
+  v1::StreamActivityTasksResponse message;
+  EXPECT_FALSE(gone->Read(&message));
+  EXPECT_EQ(gone->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The cancellation reaches the gateway a moment later.
+  absl::SleepFor(absl::Milliseconds(200));
+
+  grpc::ClientContext here_context;
+  auto here = open(&here_context, "here");
+  const absl::Time started = absl::Now();
+  const std::string execution = Start(machine, R"({"for": "here"})");
+  ASSERT_TRUE(here->Read(&message));
+  ASSERT_EQ(message.tasks_size(), 1);
+  EXPECT_THAT(message.tasks(0).input(), HasSubstr("here"));
+  // Not after a task timeout: the stream that went away never held it.
+  EXPECT_LT(absl::Now() - started, absl::Seconds(10));
+  v1::StreamActivityTasksRequest report;
+  auto* success = report.add_reports();
+  success->set_report_id(1);
+  success->mutable_success()->set_task_token(message.tasks(0).task_token());
+  success->mutable_success()->set_output("{}");
+  ASSERT_TRUE(here->Write(report));
+  ASSERT_TRUE(here->Read(&message));
+  ASSERT_EQ(message.answers_size(), 1);
+  EXPECT_EQ(message.answers(0).code(), 0) << message.answers(0).message();
+  here->WritesDone();
+  EXPECT_FALSE(here->Read(&message));
+  EXPECT_TRUE(here->Finish().ok());
+  v1::DescribeExecutionResponse done = WaitClosed(execution);
+  EXPECT_EQ(done.status(), "SUCCEEDED");
+  for (const v1::HistoryEvent& event : History(execution)) {
+    if (event.type() == "ActivityStarted") {
+      EXPECT_EQ(event.activity_started_event_details().worker_name(), "here");
+    }
+  }
 }
 
 TEST_F(ActivityQueueTest, StreamRefusesBadRequests) {

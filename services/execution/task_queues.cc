@@ -27,6 +27,8 @@ absl::Time FromProto(const google::protobuf::Timestamp& timestamp) {
 
 struct TaskQueues::Waiter {
   std::string worker_name;
+  // Whether the poll's caller went away (may be null).
+  const std::function<bool()>* cancelled = nullptr;
   absl::CondVar wake;
   bool listed = false;  // in its queue's `waiters`
   // Most tasks, and bytes of inputs beyond the first task, the poller takes.
@@ -116,8 +118,18 @@ TaskQueues::Waiter* TaskQueues::Claim(const std::string& activity_arn, size_t in
   absl::MutexLock lock(&mu_);
   if (shut_down_) return nullptr;
   auto it = queues_.find(activity_arn);
-  if (it == queues_.end() || it->second->waiters.empty()) return nullptr;
+  if (it == queues_.end()) return nullptr;
   Queue& queue = *it->second;
+  // A poller whose caller went away gets no task: it is woken to leave.
+  while (!queue.waiters.empty() && queue.waiters.front()->claims == 0 &&
+         queue.waiters.front()->cancelled != nullptr && *queue.waiters.front()->cancelled &&
+         (*queue.waiters.front()->cancelled)()) {
+    Waiter* gone = queue.waiters.front();
+    queue.waiters.pop_front();
+    gone->listed = false;
+    gone->wake.Signal();
+  }
+  if (queue.waiters.empty()) return nullptr;
   Waiter* waiter = queue.waiters.front();
   if (waiter->claims > 0 && waiter->claimed_bytes + input_bytes > waiter->max_bytes) {
     return nullptr;  // too much for one answer; the backlog takes it
@@ -218,6 +230,7 @@ absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
   me.worker_name = worker_name;
   me.max_tasks = std::max(1, max_tasks);
   me.max_bytes = max_bytes;
+  me.cancelled = &cancelled;
   auto leave_line = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!me.listed) return;
     queue.waiters.erase(std::find(queue.waiters.begin(), queue.waiters.end(), &me));
