@@ -49,6 +49,24 @@ TaskResult Echo(const Task& task) {
   return TaskResult::Success(task.input);
 }
 
+// Three tasks for Echo: two successes and a failure.
+void AddThreeTasks(FakeStepFunctions& fake) {
+  fake.AddTask("t1", R"({"a":1})");
+  fake.AddTask("t2", "fail");
+  fake.AddTask("t3", "[]");
+}
+
+// The results Echo reports for AddThreeTasks's tasks.
+auto EchoedThreeTasks() {
+  using R = FakeStepFunctions::Result;
+  return UnorderedElementsAre(
+      AllOf(Field(&R::task_token, "t1"), Field(&R::success, true),
+            Field(&R::output, R"({"a":1})")),
+      AllOf(Field(&R::task_token, "t2"), Field(&R::success, false), Field(&R::error, "Boom"),
+            Field(&R::cause, "asked to fail")),
+      AllOf(Field(&R::task_token, "t3"), Field(&R::success, true), Field(&R::output, "[]")));
+}
+
 // on_reported hears of every result once its report ended: OK when the
 // service took it, the last error when it refused it for good.
 TEST_F(WorkerTest, OnReportedHearsHowEachReportEnded) {
@@ -78,9 +96,7 @@ TEST_F(WorkerTest, OnReportedHearsHowEachReportEnded) {
 }
 
 TEST_F(WorkerTest, DeliversTasksAndReportsResults) {
-  fake().AddTask("t1", R"({"a":1})");
-  fake().AddTask("t2", "fail");
-  fake().AddTask("t3", "[]");
+  AddThreeTasks(fake());
   WorkerOptions options = Options();
   options.concurrency = 2;
   Worker worker(options, Echo, server_.NewChannel());
@@ -88,16 +104,7 @@ TEST_F(WorkerTest, DeliversTasksAndReportsResults) {
   ASSERT_TRUE(fake().WaitForResults(3, kWait));
   worker.Stop();
 
-  using R = FakeStepFunctions::Result;
-  EXPECT_THAT(
-      fake().results(),
-      UnorderedElementsAre(
-          AllOf(Field(&R::task_token, "t1"), Field(&R::success, true),
-                Field(&R::output, R"({"a":1})")),
-          AllOf(Field(&R::task_token, "t2"), Field(&R::success, false),
-                Field(&R::error, "Boom"), Field(&R::cause, "asked to fail")),
-          AllOf(Field(&R::task_token, "t3"), Field(&R::success, true),
-                Field(&R::output, "[]"))));
+  EXPECT_THAT(fake().results(), EchoedThreeTasks());
   EXPECT_THAT(fake().worker_names(), ::testing::Each("test-worker"));
   WorkerStats stats = worker.stats();
   EXPECT_EQ(stats.tasks_received, 3u);
@@ -112,9 +119,7 @@ TEST_F(WorkerTest, DeliversTasksAndReportsResults) {
 // credit grant.
 TEST_F(WorkerTest, StreamedTasksAreReportedOnTheStreamWithTheirCredits) {
   fake().EnableStreaming();
-  fake().AddTask("t1", R"({"a":1})");
-  fake().AddTask("t2", "fail");
-  fake().AddTask("t3", "[]");
+  AddThreeTasks(fake());
   WorkerOptions options = Options();
   options.concurrency = 2;
   absl::Mutex mu;
@@ -133,16 +138,7 @@ TEST_F(WorkerTest, StreamedTasksAreReportedOnTheStreamWithTheirCredits) {
   }
   worker.Stop();
 
-  using R = FakeStepFunctions::Result;
-  EXPECT_THAT(
-      fake().results(),
-      UnorderedElementsAre(
-          AllOf(Field(&R::task_token, "t1"), Field(&R::success, true),
-                Field(&R::output, R"({"a":1})")),
-          AllOf(Field(&R::task_token, "t2"), Field(&R::success, false),
-                Field(&R::error, "Boom"), Field(&R::cause, "asked to fail")),
-          AllOf(Field(&R::task_token, "t3"), Field(&R::success, true),
-                Field(&R::output, "[]"))));
+  EXPECT_THAT(fake().results(), EchoedThreeTasks());
   EXPECT_EQ(fake().stream_reports(), 3);
   EXPECT_EQ(fake().polls(), 0);
   // Two to open the stream, then one with each report.
