@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <optional>
 #include <thread>
@@ -727,13 +728,14 @@ class StateMachineScenario : public Scenario {
 // tasks are in hand at once, as with `slots` polling workers; the report's
 // answer comes back on the stream too.
 //
-// Per stream one thread reads tasks and answers, and writes the reports and
-// credits of each message it read in one request. Start() once, Stop() once
-// (the destructor calls it).
+// The streams run on gRPC's callback API: the results of the tasks of each
+// message read go back in one request, and requests made while one is
+// being written are merged into the next. Start() once, Stop() once (the
+// destructor calls it).
 class StreamingWorkers {
  public:
   // `on_task` is called with each task's input, `on_reported` with its
-  // input and its report's answer, both on a stream's thread.
+  // input and its report's answer, both on gRPC threads.
   StreamingWorkers(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
                    std::string activity_arn, int slots,
                    std::function<void(const std::string& input)> on_task,
@@ -744,10 +746,9 @@ class StreamingWorkers {
         on_reported_(std::move(on_reported)) {
     int streams = std::max(1, std::min<int>(slots, channels.size()));
     for (int i = 0; i < streams; ++i) {
-      auto stream = std::make_unique<Stream>();
-      stream->stub = v1::StepFunctions::NewStub(channels[i]);
-      stream->credits = slots / streams + (i < slots % streams ? 1 : 0);
-      streams_.push_back(std::move(stream));
+      streams_.push_back(std::make_unique<Stream>(
+          this, v1::StepFunctions::NewStub(channels[i]),
+          slots / streams + (i < slots % streams ? 1 : 0)));
     }
   }
   ~StreamingWorkers() { Stop(); }
@@ -757,27 +758,12 @@ class StreamingWorkers {
   // Opens the streams. A stream the server ends at once (UNIMPLEMENTED from
   // a cluster without the RPC, INVALID_ARGUMENT, ...) is this call's error.
   absl::Status Start() {
-    for (auto& stream : streams_) {
-      stream->context.set_wait_for_ready(true);
-      stream->rpc = stream->stub->StreamActivityTasks(&stream->context);
-      v1::StreamActivityTasksRequest first;
-      first.set_activity_arn(activity_arn_);
-      first.set_worker_name("stepflow-bench");
-      first.set_credits(stream->credits);
-      // A failed write shows up as the stream's end, below.
-      stream->rpc->Write(first);
-      Stream* raw = stream.get();
-      stream->reader = std::thread([this, raw] { Serve(raw); });
-    }
+    for (auto& stream : streams_) stream->Open(activity_arn_);
     started_ = true;
     // A refusal comes back at once; a working stream stays open.
     absl::Time deadline = absl::Now() + kStreamProbe;
     bool refused = false;
-    for (auto& stream : streams_) {
-      absl::MutexLock lock(&stream->mu);
-      stream->mu.AwaitWithDeadline(absl::Condition(&stream->ended), deadline);
-      refused = refused || stream->ended;
-    }
+    for (auto& stream : streams_) refused = stream->AwaitEnd(deadline) || refused;
     if (refused) {
       Stop();
       absl::Status status = rpc::FromGrpcStatus(final_status_);
@@ -802,9 +788,7 @@ class StreamingWorkers {
     if (!started_ || stopped_) return;
     stopped_ = true;
     for (auto& stream : streams_) {
-      stream->context.TryCancel();
-      stream->reader.join();
-      grpc::Status status = stream->rpc->Finish();
+      grpc::Status status = stream->Cancel();
       // The server's own refusal says more than our cancellation.
       if (!status.ok() &&
           (final_status_.ok() ||
@@ -825,51 +809,138 @@ class StreamingWorkers {
  private:
   static constexpr absl::Duration kStreamProbe = absl::Milliseconds(300);
 
-  struct Stream {
-    std::unique_ptr<v1::StepFunctions::Stub> stub;
-    grpc::ClientContext context;
-    std::unique_ptr<grpc::ClientReaderWriter<v1::StreamActivityTasksRequest,
-                                             v1::StreamActivityTasksResponse>>
-        rpc;
-    int credits = 0;
-    std::thread reader;
-    absl::Mutex mu;
-    bool ended ABSL_GUARDED_BY(mu) = false;
-    // The stream thread's own: the inputs of the reports not yet answered.
-    absl::flat_hash_map<uint64_t, std::string> unanswered;
-    uint64_t next_report_id = 0;
-  };
+  class Stream final : public grpc::ClientBidiReactor<v1::StreamActivityTasksRequest,
+                                                      v1::StreamActivityTasksResponse> {
+   public:
+    Stream(StreamingWorkers* workers, std::unique_ptr<v1::StepFunctions::Stub> stub,
+           int credits)
+        : workers_(workers), stub_(std::move(stub)), credits_(credits) {}
 
-  void Serve(Stream* stream) {
-    v1::StreamActivityTasksResponse message;
-    bool writable = true;
-    while (stream->rpc->Read(&message)) {
-      for (const v1::TaskReportAnswer& answer : message.answers()) {
-        auto it = stream->unanswered.find(answer.report_id());
-        if (it == stream->unanswered.end()) continue;
-        grpc::Status status(static_cast<grpc::StatusCode>(answer.code()), answer.message());
-        if (!status.ok()) report_errors_.fetch_add(1);
-        on_reported_(it->second, status);
-        stream->unanswered.erase(it);
-      }
-      if (message.tasks_size() == 0 || !writable) continue;
-      task_messages_.fetch_add(1, std::memory_order_relaxed);
-      tasks_.fetch_add(message.tasks_size(), std::memory_order_relaxed);
-      v1::StreamActivityTasksRequest reports;
-      for (v1::DeliveredActivityTask& task : *message.mutable_tasks()) {
-        on_task_(task.input());
-        v1::TaskReport* report = reports.add_reports();
-        report->set_report_id(stream->next_report_id++);
-        report->mutable_success()->set_task_token(std::move(*task.mutable_task_token()));
-        report->mutable_success()->set_output(R"({"done":true})");
-        stream->unanswered.emplace(report->report_id(), std::move(*task.mutable_input()));
-      }
-      reports.set_credits(message.tasks_size());
-      writable = stream->rpc->Write(reports);
+    void Open(const std::string& activity_arn) {
+      context_.set_wait_for_ready(true);
+      stub_->async()->StreamActivityTasks(&context_, this);
+      v1::StreamActivityTasksRequest first;
+      first.set_activity_arn(activity_arn);
+      first.set_worker_name("stepflow-bench");
+      first.set_credits(credits_);
+      Send(std::move(first));
+      StartRead(&message_);
+      StartCall();
     }
-    absl::MutexLock lock(&stream->mu);
-    stream->ended = true;
-  }
+
+    // True once the stream has ended, waiting until `deadline` at most.
+    bool AwaitEnd(absl::Time deadline) {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithDeadline(absl::Condition(&ended_), deadline);
+      return ended_;
+    }
+
+    // Cancels the stream and waits for its end; its status.
+    grpc::Status Cancel() {
+      context_.TryCancel();
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&ended_));
+      return status_;
+    }
+
+    void OnReadDone(bool ok) override {
+      if (!ok) return;  // the stream is ending: OnDone follows
+      for (const v1::TaskReportAnswer& answer : message_.answers()) {
+        std::string input;
+        {
+          absl::MutexLock lock(&mu_);
+          auto it = unanswered_.find(answer.report_id());
+          if (it == unanswered_.end()) continue;
+          input = std::move(it->second);
+          unanswered_.erase(it);
+        }
+        grpc::Status status(static_cast<grpc::StatusCode>(answer.code()), answer.message());
+        if (!status.ok()) workers_->report_errors_.fetch_add(1);
+        workers_->on_reported_(input, status);
+      }
+      if (message_.tasks_size() > 0) {
+        workers_->task_messages_.fetch_add(1, std::memory_order_relaxed);
+        workers_->tasks_.fetch_add(message_.tasks_size(), std::memory_order_relaxed);
+        v1::StreamActivityTasksRequest reports;
+        for (v1::DeliveredActivityTask& task : *message_.mutable_tasks()) {
+          workers_->on_task_(task.input());
+          v1::TaskReport* report = reports.add_reports();
+          report->mutable_success()->set_task_token(std::move(*task.mutable_task_token()));
+          report->mutable_success()->set_output(R"({"done":true})");
+          absl::MutexLock lock(&mu_);
+          report->set_report_id(next_report_id_++);
+          unanswered_.emplace(report->report_id(), std::move(*task.mutable_input()));
+        }
+        reports.set_credits(message_.tasks_size());
+        Send(std::move(reports));
+      }
+      StartRead(&message_);
+    }
+
+    void OnWriteDone(bool ok) override {
+      const v1::StreamActivityTasksRequest* next = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        writes_.pop_front();
+        if (!ok) {
+          write_failed_ = true;
+          writes_.clear();
+        } else if (!writes_.empty()) {
+          next = &writes_.front();
+        }
+        writing_ = next != nullptr;
+      }
+      if (next != nullptr) StartWrite(next);
+    }
+
+    void OnDone(const grpc::Status& status) override {
+      absl::MutexLock lock(&mu_);
+      status_ = status;
+      ended_ = true;
+    }
+
+   private:
+    // Queues `request`, merged into the last queued one unless that one is
+    // being written, and writes it when no write is under way.
+    void Send(v1::StreamActivityTasksRequest request) {
+      const v1::StreamActivityTasksRequest* start = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        if (write_failed_) return;
+        if (writes_.empty() || (writing_ && writes_.size() == 1)) {
+          writes_.push_back(std::move(request));
+        } else {
+          v1::StreamActivityTasksRequest& last = writes_.back();
+          last.set_credits(last.credits() + request.credits());
+          for (v1::TaskReport& report : *request.mutable_reports()) {
+            *last.add_reports() = std::move(report);
+          }
+        }
+        if (!writing_) {
+          writing_ = true;
+          start = &writes_.front();
+        }
+      }
+      if (start != nullptr) StartWrite(start);
+    }
+
+    StreamingWorkers* const workers_;
+    const std::unique_ptr<v1::StepFunctions::Stub> stub_;
+    const int credits_;
+    grpc::ClientContext context_;
+    // Read into by one read at a time.
+    v1::StreamActivityTasksResponse message_;
+    absl::Mutex mu_;
+    // The inputs of the reports not yet answered.
+    absl::flat_hash_map<uint64_t, std::string> unanswered_ ABSL_GUARDED_BY(mu_);
+    uint64_t next_report_id_ ABSL_GUARDED_BY(mu_) = 0;
+    // Requests to write, the first one being written when `writing_`.
+    std::deque<v1::StreamActivityTasksRequest> writes_ ABSL_GUARDED_BY(mu_);
+    bool writing_ ABSL_GUARDED_BY(mu_) = false;
+    bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
+    bool ended_ ABSL_GUARDED_BY(mu_) = false;
+    grpc::Status status_ ABSL_GUARDED_BY(mu_);
+  };
 
   const std::string activity_arn_;
   const std::function<void(const std::string&)> on_task_;
