@@ -2670,27 +2670,12 @@ absl::Status ShardCore::HandOver(const std::string& worker_name, const std::stri
   // marks a task started that is still queued, which a later hand-over
   // finds a no-op.
   storage::WriteBatch batch;
-  std::vector<std::string> started_keys;
   bool any_stored = false;
-  {
-    // The outbox items of earlier hand-overs whose records were made leave
-    // with this write rather than with one of their own on the way to a
-    // worker; one still there when the outbox looks only repeats an
-    // idempotent delivery.
-    absl::MutexLock lock(&started_cleanup_mu_);
-    for (const std::string& key : started_cleanup_) batch.Delete(families_.outbox, key);
-    started_cleanup_.clear();
-  }
   for (const TaskQueues::Queued& queued : taken) {
-    internal::v1::OutboxItem item;
-    item.mutable_activity_started()->set_task_token(queued.task.task_token());
-    item.mutable_activity_started()->set_worker_name(worker_name);
     if (!queued.task.in_memory()) {
       batch.Delete(families_.tasks, keys::TaskKey(queued.shard, arn, queued.seq));
       any_stored = true;
     }
-    started_keys.push_back(keys::OutboxKey(next_outbox_seq_++));
-    batch.Put(families_.outbox, started_keys.back(), item.SerializeAsString());
   }
   // The records of executions on this server's shards are made here, their
   // fsyncs left to the group committer, so they share one group with the
@@ -2714,6 +2699,8 @@ absl::Status ShardCore::HandOver(const std::string& worker_name, const std::stri
     }
   } pending;
   std::unique_ptr<bool[]> started(new bool[taken.size()]());
+  // Records made before this returns (EXPRESS) need no outbox item.
+  std::vector<bool> recorded_at_once(taken.size(), false);
   std::vector<internal::v1::RecordActivityStartedRequest> records(taken.size());
   std::vector<size_t> through_peers;
   for (size_t i = 0; i < taken.size(); ++i) {
@@ -2737,7 +2724,28 @@ absl::Status ShardCore::HandOver(const std::string& worker_name, const std::stri
       through_peers.push_back(i);
     } else {
       started[i] = status.ok();  // written at once (EXPRESS), or nothing to record
+      recorded_at_once[i] = started[i];
     }
+  }
+  // An outbox item per task whose record is not made yet, as the fallback
+  // for reporting it started.
+  std::vector<std::string> started_keys(taken.size());
+  for (size_t i = 0; i < taken.size(); ++i) {
+    if (recorded_at_once[i]) continue;
+    internal::v1::OutboxItem item;
+    item.mutable_activity_started()->set_task_token(taken[i].task.task_token());
+    item.mutable_activity_started()->set_worker_name(worker_name);
+    started_keys[i] = keys::OutboxKey(next_outbox_seq_++);
+    batch.Put(families_.outbox, started_keys[i], item.SerializeAsString());
+  }
+  if (!batch.empty()) {
+    // The outbox items of earlier hand-overs whose records were made leave
+    // with this write rather than with one of their own on the way to a
+    // worker; one still there when the outbox looks only repeats an
+    // idempotent delivery.
+    absl::MutexLock lock(&started_cleanup_mu_);
+    for (const std::string& key : started_cleanup_) batch.Delete(families_.outbox, key);
+    started_cleanup_.clear();
   }
   absl::Status written;
   if (any_stored) {
@@ -2746,7 +2754,7 @@ absl::Status ShardCore::HandOver(const std::string& worker_name, const std::stri
       written = std::move(status);
       pending.Done();
     });
-  } else {
+  } else if (!batch.empty()) {
     // In-memory tasks only: nothing here must outlive a crash.
     written = store_->Write(batch, /*sync=*/false);
   }
@@ -2765,6 +2773,7 @@ absl::Status ShardCore::HandOver(const std::string& worker_name, const std::stri
   {
     absl::MutexLock lock(&started_cleanup_mu_);
     for (size_t i = 0; i < taken.size(); ++i) {
+      if (started_keys[i].empty()) continue;  // recorded at once: no item
       if (started[i]) {
         started_cleanup_.push_back(std::move(started_keys[i]));
       } else {
