@@ -66,9 +66,11 @@ Flags:
   --account ACCOUNT        Account id of the ARN built from a name.
                            Default: 123456789012.
   --concurrency N          Tasks run at once. Default: 1.
-  --delivery stream|poll   How tasks arrive: a stream with credits (falls
-                           back to polling if the service cannot stream), or
-                           one GetActivityTask long poll per slot.
+  --delivery stream|poll   How tasks arrive: a stream with credits, which
+                           also carries the results back (falls back to
+                           polling if the service cannot stream), or one
+                           GetActivityTask long poll per slot, with results
+                           sent as SendTaskSuccess / SendTaskFailure calls.
                            Default: stream.
   --worker-name NAME       Name recorded in the ActivityStarted history
                            event. Default: HOSTNAME-PID.
