@@ -56,6 +56,8 @@ constexpr absl::Duration kTakeAnswerMargin = absl::Seconds(10);
 // for a poll that found nothing.
 constexpr absl::Duration kStreamPollWindow = absl::Seconds(1);
 constexpr int kMaxTasksPerPoll = 100;
+// Polls a stream runs at once (see TaskStream::Poll).
+constexpr int kPollsPerStream = 2;
 // AWS: traceHeader is at most 256 characters; Express executions are
 // billed for 64 MB.
 constexpr int kMaxTraceHeaderBytes = 256;
@@ -1544,6 +1546,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     void Advance(absl::FunctionRef<void()> update = [] {}) {
       const v1::StreamActivityTasksResponse* write = nullptr;
       bool poll = false;
+      bool probe = false;
       std::optional<grpc::Status> finish;
       {
         absl::MutexLock lock(&mu_);
@@ -1553,29 +1556,36 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
           writing_ = true;
           write = &outgoing_.front();
         }
-        // The first poll also looks the activity up, credits or not.
-        if (!polling_ && opened_ && (credits_ > 0 || !poll_started_) && !EndingLocked()) {
-          polling_ = true;
+        // The first poll also looks the activity up, credits or not; more
+        // start once it has, while credits are left for them.
+        if (opened_ && !EndingLocked() &&
+            (!poll_started_ || (probed_ && polls_ < kPollsPerStream && credits_ > reserved_))) {
+          ++polls_;
+          probe = !poll_started_;
           poll_started_ = true;
           poll = true;
         }
-        if (EndingLocked() && !polling_ && reports_in_flight_ == 0 && !writing_ &&
+        if (EndingLocked() && polls_ == 0 && reports_in_flight_ == 0 && !writing_ &&
             (outgoing_.empty() || write_failed_ || cancelled_)) {
           finished_ = true;
           finish = error_.has_value() ? rpc::ToGrpcStatus(*error_) : grpc::Status::OK;
         }
       }
       if (write != nullptr) StartWrite(write);
-      if (poll) service_->stream_polls_.Run([this] { Poll(); });
+      if (poll) service_->stream_polls_.Run([this, probe] { Poll(probe); });
       if (finish.has_value()) Finish(*finish);
     }
 
-    // On a thread of the pool: takes tasks while the stream has credits.
-    void Poll() {
-      if (!probed_) {
+    // On a thread of the pool: takes tasks while the stream has credits
+    // that no other poll of it may fill. Two polls per stream, each for up
+    // to half the credits, so that one is nearly always waiting: a task
+    // that meets a waiting poll is handed over in its transition's own
+    // write, one that finds none goes through the backlog and a hand-over
+    // of its own.
+    void Poll(bool probe_first) {
+      if (probe_first) {
         // Errors of a missing activity are found before any wait: a watch
         // that waits for nothing.
-        probed_ = true;
         iv1::PollActivityTasksRequest probe;
         probe.set_activity_arn(activity_arn_);
         probe.set_max_tasks(0);
@@ -1584,23 +1594,30 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
             context_, config::TaskQueuePartitionKey(activity_arn_, 0),
             DeadlineOf(context_, kDefaultDeadline), STEPFLOW_SHARD_METHOD(PollActivityTasks),
             probe, &ignored);
-        if (!exists.ok()) {
-          return Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        bool failed = !exists.ok();
+        Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          if (failed) {
             error_ = std::move(exists);
-            polling_ = false;
-          });
-        }
+            --polls_;
+          } else {
+            probed_ = true;
+          }
+        });
+        if (failed) return;
       }
       // Ends the poll: the last touch of the reactor from this thread.
       bool done = false;
       while (!done) {
         int wanted = 0;
         Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          if (credits_ <= 0 || EndingLocked()) {
-            polling_ = false;
+          const int64_t share = (credits_ + kPollsPerStream - 1) / kPollsPerStream;
+          wanted = static_cast<int>(
+              std::min({credits_ - reserved_, share, int64_t{kMaxTasksPerPoll}}));
+          if (wanted <= 0 || EndingLocked()) {
+            --polls_;
             done = true;
           } else {
-            wanted = static_cast<int>(std::min<int64_t>(credits_, kMaxTasksPerPoll));
+            reserved_ += wanted;
           }
         });
         if (done) return;
@@ -1609,9 +1626,10 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
             service_->PollPartitions(context_, activity_arn_, worker_name_, wanted,
                                      absl::Now() + kStreamPollWindow, &polled);
         Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          reserved_ -= wanted;
           if (!status.ok()) {
             if (!error_.has_value() && !cancelled_) error_ = std::move(status);
-            polling_ = false;
+            --polls_;
             done = true;
             return;
           }
@@ -1632,7 +1650,6 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     // Set by the first request; read by the poll.
     std::string activity_arn_;
     std::string worker_name_;
-    bool probed_ = false;  // the poll's own
 
     absl::Mutex mu_;
     bool opened_ ABSL_GUARDED_BY(mu_) = false;
@@ -1641,8 +1658,11 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
     std::optional<absl::Status> error_ ABSL_GUARDED_BY(mu_);
     int64_t credits_ ABSL_GUARDED_BY(mu_) = 0;
-    bool polling_ ABSL_GUARDED_BY(mu_) = false;
+    // Polls running, and the credits they may fill.
+    int polls_ ABSL_GUARDED_BY(mu_) = 0;
+    int64_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
     bool poll_started_ ABSL_GUARDED_BY(mu_) = false;
+    bool probed_ ABSL_GUARDED_BY(mu_) = false;  // the activity exists
     int reports_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
     // Messages to write, the first one being written when `writing_`.
     std::deque<v1::StreamActivityTasksResponse> outgoing_ ABSL_GUARDED_BY(mu_);
