@@ -1,0 +1,155 @@
+#include "services/execution/task_queues.h"
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/clock/clock.h"
+#include "gtest/gtest.h"
+
+namespace stepflow::execution {
+namespace {
+
+constexpr char kArn[] = "arn:aws:states:us-east-1:123456789012:activity:work";
+// Bounds waits for things that take milliseconds; never slept.
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+TaskQueues::Queued TaskWithInput(int n, const std::string& input) {
+  TaskQueues::Queued queued;
+  queued.seq = static_cast<uint64_t>(n);
+  queued.task.set_activity_arn(kArn);
+  queued.task.set_task_id(absl::StrCat("task-", n));
+  queued.task.set_input(input);
+  return queued;
+}
+
+// A Take running on a thread of its own, as a poll does.
+class Poll {
+ public:
+  Poll(TaskQueues* queues, int max_tasks, size_t max_bytes, absl::Duration wait,
+       const std::atomic<bool>* cancelled = nullptr)
+      : thread_([=, this] {
+          result_ = queues->Take(
+              kArn, max_tasks, max_bytes, absl::Now() + wait,
+              [cancelled] { return cancelled != nullptr && cancelled->load(); }, "worker",
+              &handed_);
+        }) {}
+  // Waits for the Take to return.
+  std::vector<TaskQueues::Queued> Tasks() {
+    thread_.join();
+    EXPECT_TRUE(result_.ok()) << result_.status();
+    return result_.ok() ? std::move(*result_) : std::vector<TaskQueues::Queued>();
+  }
+  bool handed() const { return handed_; }
+
+ private:
+  absl::StatusOr<std::vector<TaskQueues::Queued>> result_;
+  bool handed_ = false;
+  std::thread thread_;
+};
+
+bool AwaitWaiting(TaskQueues& queues, size_t count) {
+  const absl::Time give_up = absl::Now() + kWait;
+  while (queues.WaitingPollers(kArn) != count) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
+class TaskQueuesTest : public ::testing::Test {
+ protected:
+  clock::RealClock clock_;
+  TaskQueues queues_{nullptr, &clock_};
+};
+
+// The transitions of one group commit each claim the waiting poller; it
+// answers with every task handed to it, once all its claims are settled.
+TEST_F(TaskQueuesTest, APollerTakingABatchIsClaimedByEachTransitionUpToItsBatch) {
+  Poll poll(&queues_, /*max_tasks=*/3, /*max_bytes=*/1 << 20, kWait);
+  ASSERT_TRUE(AwaitWaiting(queues_, 1));
+  std::string worker;
+  TaskQueues::Waiter* first = queues_.Claim(kArn, 10, &worker);
+  TaskQueues::Waiter* second = queues_.Claim(kArn, 10, &worker);
+  TaskQueues::Waiter* third = queues_.Claim(kArn, 10, &worker);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(worker, "worker");
+  EXPECT_EQ(second, first);
+  EXPECT_EQ(third, first);
+  // Its batch is full: it left the line.
+  EXPECT_EQ(queues_.WaitingPollers(kArn), 0u);
+  EXPECT_EQ(queues_.Claim(kArn, 10, &worker), nullptr);
+
+  queues_.Hand(first, TaskWithInput(1, "{}"));
+  queues_.Release(second);  // that transition's write failed
+  queues_.Hand(third, TaskWithInput(3, "{}"));
+  std::vector<TaskQueues::Queued> tasks = poll.Tasks();
+  ASSERT_EQ(tasks.size(), 2u);
+  EXPECT_EQ(tasks[0].task.task_id(), "task-1");
+  EXPECT_EQ(tasks[1].task.task_id(), "task-3");
+  EXPECT_TRUE(poll.handed());
+}
+
+// Once a claim is handed over, the poller takes no more claims: it answers
+// as soon as the others are settled.
+TEST_F(TaskQueuesTest, APollerHandedATaskLeavesTheLine) {
+  Poll poll(&queues_, /*max_tasks=*/5, /*max_bytes=*/1 << 20, kWait);
+  ASSERT_TRUE(AwaitWaiting(queues_, 1));
+  std::string worker;
+  TaskQueues::Waiter* waiter = queues_.Claim(kArn, 10, &worker);
+  ASSERT_NE(waiter, nullptr);
+  EXPECT_EQ(queues_.WaitingPollers(kArn), 1u);  // room for four more
+  queues_.Hand(waiter, TaskWithInput(1, "{}"));
+  EXPECT_EQ(queues_.Claim(kArn, 10, &worker), nullptr);
+  EXPECT_EQ(poll.Tasks().size(), 1u);
+}
+
+// Claims stop short of the poller's byte limit (past its first task), so an
+// answer stays under gRPC's message limit.
+TEST_F(TaskQueuesTest, ClaimsStayWithinThePollersBytes) {
+  Poll poll(&queues_, /*max_tasks=*/10, /*max_bytes=*/100, kWait);
+  ASSERT_TRUE(AwaitWaiting(queues_, 1));
+  std::string worker;
+  TaskQueues::Waiter* big = queues_.Claim(kArn, 80, &worker);
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(queues_.Claim(kArn, 30, &worker), nullptr);
+  TaskQueues::Waiter* small = queues_.Claim(kArn, 20, &worker);
+  EXPECT_EQ(small, big);
+  queues_.Hand(big, TaskWithInput(1, std::string(80, ' ')));
+  queues_.Hand(small, TaskWithInput(2, std::string(20, ' ')));
+  EXPECT_EQ(poll.Tasks().size(), 2u);
+}
+
+// A poller whose claims were all released waits on, and ends empty at its
+// deadline.
+TEST_F(TaskQueuesTest, APollerWhoseClaimsWereReleasedWaitsOn) {
+  Poll poll(&queues_, /*max_tasks=*/2, /*max_bytes=*/1 << 20, absl::Milliseconds(300));
+  ASSERT_TRUE(AwaitWaiting(queues_, 1));
+  std::string worker;
+  TaskQueues::Waiter* waiter = queues_.Claim(kArn, 10, &worker);
+  ASSERT_NE(waiter, nullptr);
+  queues_.Release(waiter);
+  EXPECT_TRUE(poll.Tasks().empty());
+  EXPECT_FALSE(poll.handed());
+}
+
+// A poller whose caller went away is not claimed: it is woken to leave.
+TEST_F(TaskQueuesTest, APollerWhoseCallerWentAwayIsNotClaimed) {
+  std::atomic<bool> cancelled{false};
+  Poll poll(&queues_, /*max_tasks=*/1, /*max_bytes=*/1 << 20, absl::Seconds(30), &cancelled);
+  ASSERT_TRUE(AwaitWaiting(queues_, 1));
+  cancelled = true;
+  const absl::Time start = absl::Now();
+  std::string worker;
+  EXPECT_EQ(queues_.Claim(kArn, 10, &worker), nullptr);
+  EXPECT_TRUE(poll.Tasks().empty());
+  // Woken by the claim, not by its idle recheck (20 s) or deadline.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+}  // namespace
+}  // namespace stepflow::execution
