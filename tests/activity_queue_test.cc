@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -58,6 +59,21 @@ class ActivityQueueTest : public ::testing::Test {
   std::string CreateActivity(const std::string& name) { return api_->CreateActivity(name); }
   std::string CreateMachine(const std::string& name, const std::string& definition) {
     return api_->CreateStateMachine(name, definition);
+  }
+  using TaskStream = grpc::ClientReaderWriter<v1::StreamActivityTasksRequest,
+                                              v1::StreamActivityTasksResponse>;
+  // Opens a task stream on `context` (deadline 60 s) with its first
+  // request.
+  std::unique_ptr<TaskStream> OpenStream(grpc::ClientContext* context, const std::string& activity,
+                                         const std::string& worker, int credits) {
+    context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    std::unique_ptr<TaskStream> stream = stub_->StreamActivityTasks(context);
+    v1::StreamActivityTasksRequest open;
+    open.set_activity_arn(activity);
+    open.set_worker_name(worker);
+    open.set_credits(credits);
+    EXPECT_TRUE(stream->Write(open));
+    return stream;
   }
   std::string Start(const std::string& machine, const std::string& input) {
     return api_->StartExecution(machine, input);
@@ -153,13 +169,7 @@ TEST_F(ActivityQueueTest, StreamSendsNoMoreTasksThanCredits) {
   const std::string machine = CreateMachine("streamed", TaskDefinition(activity));
 
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-  auto stream = stub_->StreamActivityTasks(&context);
-  v1::StreamActivityTasksRequest open;
-  open.set_activity_arn(activity);
-  open.set_worker_name("streamer");
-  open.set_credits(2);
-  ASSERT_TRUE(stream->Write(open));
+  auto stream = OpenStream(&context, activity, "streamer", 2);
 
   absl::Mutex mu;
   std::vector<v1::DeliveredActivityTask> received;
@@ -223,13 +233,7 @@ TEST_F(ActivityQueueTest, StreamCarriesReportsAndTheirAnswers) {
   const std::string machine = CreateMachine("reported", TaskDefinition(activity));
 
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-  auto stream = stub_->StreamActivityTasks(&context);
-  v1::StreamActivityTasksRequest open;
-  open.set_activity_arn(activity);
-  open.set_worker_name("reporter");
-  open.set_credits(2);
-  ASSERT_TRUE(stream->Write(open));
+  auto stream = OpenStream(&context, activity, "reporter", 2);
   const std::string first = Start(machine, R"({"n": 1})");
   const std::string second = Start(machine, R"({"n": 2})");
 
@@ -320,18 +324,8 @@ TEST_F(ActivityQueueTest, StreamCarriesReportsAndTheirAnswers) {
 TEST_F(ActivityQueueTest, TasksGoToStreamsStillThereNotToOnesThatWentAway) {
   const std::string activity = CreateActivity("survivor");
   const std::string machine = CreateMachine("survivor", TaskDefinition(activity));
-  auto open = [&](grpc::ClientContext* context, const std::string& worker) {
-    context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-    auto stream = stub_->StreamActivityTasks(context);
-    v1::StreamActivityTasksRequest request;
-    request.set_activity_arn(activity);
-    request.set_worker_name(worker);
-    request.set_credits(1);
-    EXPECT_TRUE(stream->Write(request));
-    return stream;
-  };
   grpc::ClientContext gone_context;
-  auto gone = open(&gone_context, "gone");
+  auto gone = OpenStream(&gone_context, activity, "gone", 1);
   // Long enough for its poll to be waiting on the shard.
   absl::SleepFor(absl::Milliseconds(300));
   gone_context.TryCancel();
@@ -342,7 +336,7 @@ TEST_F(ActivityQueueTest, TasksGoToStreamsStillThereNotToOnesThatWentAway) {
   absl::SleepFor(absl::Milliseconds(200));
 
   grpc::ClientContext here_context;
-  auto here = open(&here_context, "here");
+  auto here = OpenStream(&here_context, activity, "here", 1);
   const absl::Time started = absl::Now();
   const std::string execution = Start(machine, R"({"for": "here"})");
   ASSERT_TRUE(here->Read(&message));
@@ -373,14 +367,17 @@ TEST_F(ActivityQueueTest, TasksGoToStreamsStillThereNotToOnesThatWentAway) {
 
 TEST_F(ActivityQueueTest, StreamRefusesBadRequests) {
   const std::string activity = CreateActivity("picky");
-  auto open_stream = [&](const std::string& arn, int credits) {
+  // `later` is written after the first request; a negative grant is
+  // refused in any request.
+  auto open_stream = [&](const std::string& arn, int credits,
+                         std::optional<int> later = std::nullopt) {
     grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
-    auto stream = stub_->StreamActivityTasks(&context);
-    v1::StreamActivityTasksRequest open;
-    open.set_activity_arn(arn);
-    open.set_credits(credits);
-    stream->Write(open);
+    auto stream = OpenStream(&context, arn, "", credits);
+    if (later.has_value()) {
+      v1::StreamActivityTasksRequest more;
+      more.set_credits(*later);
+      stream->Write(more);
+    }
     // The server ends the stream with the error (no half-close here: that
     // would end it cleanly before the activity is looked up).
     v1::StreamActivityTasksResponse message;
@@ -390,6 +387,9 @@ TEST_F(ActivityQueueTest, StreamRefusesBadRequests) {
   grpc::Status negative = open_stream(activity, -1);
   EXPECT_EQ(negative.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(negative.error_message(), HasSubstr("credits"));
+  grpc::Status negative_later = open_stream(activity, 1, -1);
+  EXPECT_EQ(negative_later.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(negative_later.error_message(), HasSubstr("credits"));
   grpc::Status not_an_arn = open_stream("picky", 1);
   EXPECT_EQ(not_an_arn.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   grpc::Status missing = open_stream(absl::StrCat(kArnPrefix, "nobody"), 1);

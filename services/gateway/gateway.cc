@@ -268,8 +268,7 @@ class RemoteShardCall {
         done_(std::move(done)) {}
 
   void Attempt() {
-    context_ = parent_ != nullptr ? grpc::ClientContext::FromCallbackServerContext(*parent_)
-                                  : std::make_unique<grpc::ClientContext>();
+    context_ = ChildContextOf(parent_);
     context_->set_deadline(absl::ToChronoTime(deadline_));
     (stub_->*method_)(context_.get(), &request_, response_,
                       [this](grpc::Status status) { Answered(std::move(status)); });
@@ -1374,35 +1373,41 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   absl::Status Report(const grpc::CallbackServerContext* context,
                       const v1::SendTaskSuccessRequest& request,
                       v1::SendTaskSuccessResponse* response, std::function<void(absl::Status)> done) {
-    ASSIGN_OR_RETURN(auto token, PeekToken(request.task_token()));
-    RETURN_IF_ERROR(
-        ValidateJsonPayload("output", request.output(), "InvalidOutput", kMaxPayloadBytes));
-    router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
-                       DeadlineOf(context, kDefaultDeadline), STEPFLOW_SHARD_METHOD(SendTaskSuccess),
-                       request, response, std::move(done),
-                       ShardRouter::LocalCall::kInlineUnlessDeclined);
-    return absl::OkStatus();
+    return ForwardReport(context, STEPFLOW_SHARD_METHOD(SendTaskSuccess), request, response,
+                         std::move(done));
   }
   absl::Status Report(const grpc::CallbackServerContext* context,
                       const v1::SendTaskFailureRequest& request,
                       v1::SendTaskFailureResponse* response, std::function<void(absl::Status)> done) {
-    ASSIGN_OR_RETURN(auto token, PeekToken(request.task_token()));
-    RETURN_IF_ERROR(ValidateLength("error", request.error(), 0, 256));
-    RETURN_IF_ERROR(ValidateLength("cause", request.cause(), 0, 32768));
-    router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
-                       DeadlineOf(context, kDefaultDeadline), STEPFLOW_SHARD_METHOD(SendTaskFailure),
-                       request, response, std::move(done),
-                       ShardRouter::LocalCall::kInlineUnlessDeclined);
-    return absl::OkStatus();
+    return ForwardReport(context, STEPFLOW_SHARD_METHOD(SendTaskFailure), request, response,
+                         std::move(done));
   }
   absl::Status Report(const grpc::CallbackServerContext* context,
                       const v1::SendTaskHeartbeatRequest& request,
                       v1::SendTaskHeartbeatResponse* response,
                       std::function<void(absl::Status)> done) {
+    return ForwardReport(context, STEPFLOW_SHARD_METHOD(SendTaskHeartbeat), request, response,
+                         std::move(done));
+  }
+
+  // What a report's unary call checks beyond its token.
+  static absl::Status CheckReport(const v1::SendTaskSuccessRequest& request) {
+    return ValidateJsonPayload("output", request.output(), "InvalidOutput", kMaxPayloadBytes);
+  }
+  static absl::Status CheckReport(const v1::SendTaskFailureRequest& request) {
+    RETURN_IF_ERROR(ValidateLength("error", request.error(), 0, 256));
+    return ValidateLength("cause", request.cause(), 0, 32768);
+  }
+  static absl::Status CheckReport(const v1::SendTaskHeartbeatRequest&) { return absl::OkStatus(); }
+
+  template <typename Request, typename Response>
+  absl::Status ForwardReport(const grpc::CallbackServerContext* context,
+                             const ShardMethod<Request, Response>& method, const Request& request,
+                             Response* response, std::function<void(absl::Status)> done) {
     ASSIGN_OR_RETURN(auto token, PeekToken(request.task_token()));
+    RETURN_IF_ERROR(CheckReport(request));
     router_->CallAsync(context, router_->OwnerOf(token.execution_arn()),
-                       DeadlineOf(context, kDefaultDeadline),
-                       STEPFLOW_SHARD_METHOD(SendTaskHeartbeat), request, response,
+                       DeadlineOf(context, kDefaultDeadline), method, request, response,
                        std::move(done), ShardRouter::LocalCall::kInlineUnlessDeclined);
     return absl::OkStatus();
   }
@@ -1442,16 +1447,21 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
           activity_arn_ = request_.activity_arn();
           worker_name_ = request_.worker_name();
           absl::Status valid = service_->ValidatePoll(activity_arn_, worker_name_);
-          if (valid.ok() && request_.credits() < 0) {
-            valid = ConstraintViolation("credits", "Member must not be negative");
-          }
           if (!valid.ok()) {
             error_ = std::move(valid);
             read_on = false;
           }
         }
-        credits_ += std::max(0, request_.credits());
-        if (read_on) reports_in_flight_ += request_.reports_size();
+        // In any request: a negative grant would take back tasks already
+        // on their way.
+        if (read_on && request_.credits() < 0) {
+          error_ = ConstraintViolation("credits", "Member must not be negative");
+          read_on = false;
+        }
+        if (read_on) {
+          credits_ += request_.credits();
+          reports_in_flight_ += request_.reports_size();
+        }
       }
       if (read_on) {
         for (v1::TaskReport& report : *request_.mutable_reports()) Send(std::move(report));
