@@ -1,10 +1,13 @@
 #include "services/worker/worker.h"
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -67,30 +70,48 @@ auto EchoedThreeTasks() {
       AllOf(Field(&R::task_token, "t3"), Field(&R::success, true), Field(&R::output, "[]")));
 }
 
+// What on_reported heard: each task's input and its report's end.
+class ReportLog {
+ public:
+  using Entry = std::pair<std::string, absl::StatusCode>;
+  // Records into this log; the log must outlive the Worker.
+  std::function<void(const Task&, const absl::Status&)> Recorder() {
+    return [this](const Task& task, const absl::Status& status) {
+      absl::MutexLock lock(&mu_);
+      entries_.emplace_back(task.input, status.code());
+    };
+  }
+  // Waits until `n` reports were heard; false on timeout.
+  bool WaitFor(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return entries_.size() >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
+  }
+  std::vector<Entry> entries() {
+    absl::MutexLock lock(&mu_);
+    return entries_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<Entry> entries_ ABSL_GUARDED_BY(mu_);
+};
+
 // on_reported hears of every result once its report ended: OK when the
 // service took it, the last error when it refused it for good.
 TEST_F(WorkerTest, OnReportedHearsHowEachReportEnded) {
   fake().AddTask("t1", "ok");
   WorkerOptions options = Options();
-  absl::Mutex mu;
-  std::vector<std::pair<std::string, absl::StatusCode>> reported;
-  options.on_reported = [&](const Task& task, const absl::Status& status) {
-    absl::MutexLock lock(&mu);
-    reported.emplace_back(task.input, status.code());
-  };
+  ReportLog reported;
+  options.on_reported = reported.Recorder();
   Worker worker(options, Echo, server_.NewChannel());
   ASSERT_TRUE(worker.Start().ok());
   ASSERT_TRUE(fake().WaitForResults(1, kWait));
   fake().FailReports(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "TaskTimedOut"), 1);
   fake().AddTask("t2", "late");
-  {
-    absl::MutexLock lock(&mu);
-    auto both = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return reported.size() == 2; };
-    mu.AwaitWithTimeout(absl::Condition(&both), kWait);
-  }
+  reported.WaitFor(2);
   worker.Stop();
-  absl::MutexLock lock(&mu);
-  EXPECT_THAT(reported, ElementsAre(std::make_pair(std::string("ok"), absl::StatusCode::kOk),
+  EXPECT_THAT(reported.entries(), ElementsAre(std::make_pair(std::string("ok"), absl::StatusCode::kOk),
                                     std::make_pair(std::string("late"),
                                                    absl::StatusCode::kFailedPrecondition)));
 }
@@ -122,20 +143,12 @@ TEST_F(WorkerTest, StreamedTasksAreReportedOnTheStreamWithTheirCredits) {
   AddThreeTasks(fake());
   WorkerOptions options = Options();
   options.concurrency = 2;
-  absl::Mutex mu;
-  std::vector<absl::StatusCode> reported;
-  options.on_reported = [&](const Task&, const absl::Status& status) {
-    absl::MutexLock lock(&mu);
-    reported.push_back(status.code());
-  };
+  ReportLog reported;
+  options.on_reported = reported.Recorder();
   Worker worker(options, Echo, server_.NewChannel());
   ASSERT_TRUE(worker.Start().ok());
   ASSERT_TRUE(fake().WaitForResults(3, kWait));
-  {
-    absl::MutexLock lock(&mu);
-    auto all = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return reported.size() == 3; };
-    mu.AwaitWithTimeout(absl::Condition(&all), kWait);
-  }
+  ASSERT_TRUE(reported.WaitFor(3));
   worker.Stop();
 
   EXPECT_THAT(fake().results(), EchoedThreeTasks());
@@ -143,8 +156,8 @@ TEST_F(WorkerTest, StreamedTasksAreReportedOnTheStreamWithTheirCredits) {
   EXPECT_EQ(fake().polls(), 0);
   // Two to open the stream, then one with each report.
   EXPECT_EQ(fake().stream_credits(), 5);
-  absl::MutexLock lock(&mu);
-  EXPECT_THAT(reported, ::testing::Each(absl::StatusCode::kOk));
+  EXPECT_THAT(reported.entries(),
+              ::testing::Each(Field(&ReportLog::Entry::second, absl::StatusCode::kOk)));
   EXPECT_EQ(worker.stats().report_errors, 0u);
 }
 
@@ -155,32 +168,19 @@ TEST_F(WorkerTest, StreamedReportsAreRetriedOnlyOnTransientErrors) {
   fake().FailReports(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "TaskTimedOut: late"),
                      1);
   WorkerOptions options = Options();
-  absl::Mutex mu;
-  std::vector<std::pair<std::string, absl::StatusCode>> reported;
-  options.on_reported = [&](const Task& task, const absl::Status& status) {
-    absl::MutexLock lock(&mu);
-    reported.emplace_back(task.input, status.code());
-  };
-  auto wait_reported = [&](size_t n) {
-    absl::MutexLock lock(&mu);
-    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return reported.size() >= n; };
-    return mu.AwaitWithTimeout(absl::Condition(&enough), kWait);
-  };
+  ReportLog reported;
+  options.on_reported = reported.Recorder();
   Worker worker(options, Echo, server_.NewChannel());
   ASSERT_TRUE(worker.Start().ok());
   fake().AddTask("t1", "late");
-  ASSERT_TRUE(wait_reported(1));
+  ASSERT_TRUE(reported.WaitFor(1));
   fake().FailReports(grpc::Status(grpc::StatusCode::UNAVAILABLE, "busy"), 1);
   fake().AddTask("t2", "retried");
-  ASSERT_TRUE(wait_reported(2));
+  ASSERT_TRUE(reported.WaitFor(2));
   worker.Stop();
-  {
-    absl::MutexLock lock(&mu);
-    EXPECT_THAT(reported,
-                ElementsAre(std::make_pair(std::string("late"),
-                                           absl::StatusCode::kFailedPrecondition),
-                            std::make_pair(std::string("retried"), absl::StatusCode::kOk)));
-  }
+  EXPECT_THAT(reported.entries(),
+              ElementsAre(std::make_pair(std::string("late"), absl::StatusCode::kFailedPrecondition),
+                          std::make_pair(std::string("retried"), absl::StatusCode::kOk)));
   EXPECT_THAT(fake().results(), ElementsAre(Field(&FakeStepFunctions::Result::task_token, "t2")));
   EXPECT_EQ(fake().stream_reports(), 3);
   EXPECT_EQ(worker.stats().report_errors, 2u);

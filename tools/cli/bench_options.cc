@@ -24,7 +24,7 @@ const std::vector<FlagSpec>& BenchFlags() {
                "               done when SUCCEEDED is observed\n"
                "activities     a one-Task STANDARD workflow on an activity\n"
                "               served by -c in-process workers, done when\n"
-               "               the task's SendTaskSuccess is answered\n"
+               "               the task's result is answered\n"
                "events         PutEvents -> rule -> EXPRESS execution",
        .choices = {"express-async", "express-sync", "standard", "activities",
                    "events"}},

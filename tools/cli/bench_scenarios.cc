@@ -1054,8 +1054,9 @@ class ActivitiesScenario final : public StateMachineScenario {
     report->statuses = ended;
     report->latency_note =
         "completed counts round trips: StartExecution answered and the task's "
-        "SendTaskSuccess answered (which closes the one-Task execution); statuses "
-        "are the executions' ends, listed once after the load";
+        "result answered (SendTaskSuccess when polling, a report on the stream when "
+        "streaming; it closes the one-Task execution); statuses are the executions' "
+        "ends, listed once after the load";
     absl::MutexLock lock(&mu_);
     report->schedule_to_start = schedule_to_start_.Summarize();
   }
