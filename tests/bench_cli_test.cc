@@ -123,6 +123,27 @@ TEST(BenchCliTest, ExpressAsyncCountsStartsThenTheirEnds) {
   EXPECT_GE(doc["rss_mb"]["max"].GetDouble(), doc["rss_mb"]["last"].GetDouble());
 }
 
+// A timed run alternates the scenario and the ceiling: both get their share
+// of the time, and every execution started in any slice is seen ended.
+TEST(BenchCliTest, TimedRunsAlternateWithTheCeiling) {
+  Result result = Stepflow({"bench", "--scenario", "express-async", "-z", "2s", "--slices",
+                            "4", "-c", "4", "-q", "400", "-O", "json"});
+  json::Document doc = Report(result);
+  ASSERT_TRUE(doc.IsObject());
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(doc["slices"].GetInt(), 4) << result.out;
+  const int64_t started = doc["completed"].GetInt64();
+  EXPECT_GT(started, 100) << result.out;
+  EXPECT_EQ(doc["ended"].GetDouble(), static_cast<double>(started)) << result.out;
+  EXPECT_EQ(doc["errors"].MemberCount(), 0u) << result.out;
+  // Four scenario slices of 0.5 s and four ceiling slices as long.
+  EXPECT_NEAR(doc["duration_sec"].GetDouble(), 2.0, 0.3) << result.out;
+  EXPECT_NEAR(doc["ceiling"]["duration_sec"].GetDouble(), doc["duration_sec"].GetDouble(), 0.3)
+      << result.out;
+  EXPECT_GT(doc["ceiling"]["calls"].GetInt64(), 0);
+  EXPECT_GT(doc["ratio"].GetDouble(), 0);
+}
+
 TEST(BenchCliTest, ActivitiesOverStreamDelivery) {
   Result result = Stepflow({"bench", "--scenario", "activities", "--delivery",
                             "stream", "-n", "20", "-c", "4", "-O", "json"});

@@ -375,6 +375,22 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
   load.duration = options.duration;
   load.rate = options.rate;
   load.stop = interrupts.interrupted();
+  report.slices = options.EffectiveSlices();
+  // The scenario and the ceiling take turns, slice by slice, so that a
+  // drift in the machine's load (shared machines have them) weighs on both.
+  // A first Ctrl-C ends the scenario's slice; the ceiling's then runs as
+  // long, and the run ends there (a second Ctrl-C ends that too).
+  auto run_ceiling = [&](absl::Duration length) {
+    LoadOptions ceiling = load;
+    ceiling.total = 0;
+    ceiling.rate = 0;
+    ceiling.duration = length;
+    report.ceiling.Add(RunLoad(ceiling, &scheduler, [&](int slot) {
+      return MakeHealthCheckOperation(
+          context.channels[static_cast<size_t>(slot) % context.channels.size()],
+          options.rpc_timeout);
+    }));
+  };
   if (set_up.ok()) {
     std::optional<RssSampler> rss;
     if (cluster != nullptr || options.rss_pid > 0) {
@@ -382,32 +398,37 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
       report.rss_of = options.rss_pid > 0 ? absl::StrCat("process ", options.rss_pid)
                                           : "this process: driver and in-process cluster";
     }
-    report.run = RunLoad(load, &scheduler, [&](int slot) {
-      return (*scenario)->MakeOperation(slot);
-    });
+    const absl::Duration slice_length = load.duration / report.slices;
+    for (int slice = 0; slice < report.slices; ++slice) {
+      LoadOptions part = load;
+      if (report.slices > 1) {
+        // The last slice takes what rounding left over.
+        part.duration = slice + 1 < report.slices
+                            ? slice_length
+                            : load.duration - slice_length * (report.slices - 1);
+      }
+      PhaseResult measured = RunLoad(part, &scheduler, [&](int slot) {
+        return (*scenario)->MakeOperation(slot);
+      });
+      const absl::Duration measured_for = measured.elapsed;
+      report.run.Add(measured);
+      (*scenario)->Settle();
+      const bool interrupted = interrupts.interrupted()->exchange(false);
+      // Slices after the first are as long as the scenario's; a single one
+      // at least kMinCeilingDuration, for a steady figure after a short -n.
+      run_ceiling(report.slices > 1 ? measured_for
+                                    : std::max(measured_for, kMinCeilingDuration));
+      if (interrupted || interrupts.interrupted()->load()) break;
+    }
     if (rss.has_value()) report.rss_mb = rss->Stop();
     (*scenario)->Finish(&report);
   } else {
     report.run.errors.Add(absl::StatusCodeToString(set_up.code()),
                           std::string(set_up.message()));
+    if (connected) run_ceiling(kMinCeilingDuration);
   }
-
-  // A first Ctrl-C ends the scenario; the ceiling still runs for as long
-  // (a second one ends it too).
   report.interrupted = interrupts.ever_interrupted();
-  interrupts.interrupted()->store(false);
-  if (connected) {
-    LoadOptions ceiling = load;
-    ceiling.total = 0;
-    ceiling.rate = 0;
-    ceiling.duration = std::max(report.run.elapsed, kMinCeilingDuration);
-    report.ceiling = RunLoad(ceiling, &scheduler, [&](int slot) {
-      return MakeHealthCheckOperation(
-          context.channels[static_cast<size_t>(slot) % context.channels.size()],
-          options.rpc_timeout);
-    });
-    (*scenario)->TearDown();
-  }
+  if (connected) (*scenario)->TearDown();
   scenario->reset();
   if (cluster) cluster->Shutdown();
 

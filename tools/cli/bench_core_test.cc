@@ -30,6 +30,58 @@ TEST(BenchOptionsTest, Defaults) {
   EXPECT_EQ(options->EffectiveConnections(), 1);
 }
 
+// Timed runs alternate the scenario and the ceiling in slices of about
+// 2 s; runs of -n operations measure one after the other.
+TEST(BenchOptionsTest, SlicesOfTimedRuns) {
+  auto slices_of = [](std::vector<std::string> args) {
+    absl::StatusOr<BenchOptions> options = ParseBenchArgs(args);
+    EXPECT_TRUE(options.ok()) << options.status();
+    return options.ok() ? options->EffectiveSlices() : -1;
+  };
+  EXPECT_EQ(slices_of({}), 5);  // the default 10 s
+  EXPECT_EQ(slices_of({"-z", "8s"}), 4);
+  EXPECT_EQ(slices_of({"-z", "9s"}), 4);
+  EXPECT_EQ(slices_of({"-z", "1s"}), 1);
+  EXPECT_EQ(slices_of({"-z", "5m"}), kMaxAutoSlices);
+  EXPECT_EQ(slices_of({"-z", "8s", "--slices", "1"}), 1);
+  EXPECT_EQ(slices_of({"-z", "8s", "--slices", "16"}), 16);
+  EXPECT_EQ(slices_of({"-n", "100"}), 1);
+  EXPECT_EQ(slices_of({"-n", "100", "-z", "20s"}), 1);
+  EXPECT_EQ(slices_of({"-n", "100", "--slices", "1"}), 1);
+
+  absl::StatusOr<BenchOptions> bad = ParseBenchArgs({"--slices", "0"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("--slices"));
+  bad = ParseBenchArgs({"-n", "100", "--slices", "3"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("timed runs"));
+}
+
+// The slices of a phase add up to one figure, their latencies summarized
+// together.
+TEST(PhaseResultTest, SlicesAddUp) {
+  PhaseResult total;
+  PhaseResult first;
+  first.completed = 300;
+  first.elapsed = absl::Seconds(2);
+  for (int i = 1; i <= 3; ++i) first.samples.Add(absl::Milliseconds(i));
+  first.errors.Add("UNAVAILABLE", "gone");
+  PhaseResult second;
+  second.completed = 100;
+  second.elapsed = absl::Seconds(2);
+  second.samples.Add(absl::Milliseconds(40));
+  total.Add(first);
+  total.Add(second);
+  EXPECT_EQ(total.completed, 400);
+  EXPECT_EQ(total.elapsed, absl::Seconds(4));
+  EXPECT_DOUBLE_EQ(total.PerSecond(), 100);
+  EXPECT_EQ(total.latency.count, 4);
+  EXPECT_EQ(total.latency.p50, absl::Milliseconds(2));
+  EXPECT_EQ(total.latency.max, absl::Milliseconds(40));
+  EXPECT_EQ(total.errors.Count("UNAVAILABLE"), 1);
+}
+
 TEST(BenchOptionsTest, MetricsAddressesNeedAnEndpoint) {
   absl::StatusOr<BenchOptions> options =
       ParseBenchArgs({"--endpoint", "h:1", "--metrics", "a:9300,b:9300"});
@@ -333,6 +385,7 @@ TEST(BenchReportTest, JsonHasEveryKeyWithTheRatio) {
   EXPECT_STREQ((*doc)["ceiling"]["rpc"].GetString(),
                "grpc.health.v1.Health/Check");
   EXPECT_EQ((*doc)["ceiling"]["calls"].GetInt64(), 8000);
+  EXPECT_EQ((*doc)["slices"].GetInt(), 1);
   EXPECT_FALSE(doc->HasMember("schedule_to_start_ms"));
 }
 

@@ -94,13 +94,12 @@ class LoadRun {
     // The thread that started a slot's last operation may still be on its
     // way out of Begin().
     while (beginning_.load() > 0) std::this_thread::yield();
-    LatencySamples latencies;
     for (auto& slot : slots_) {
       result.completed += slot->completed;
-      latencies.Merge(slot->latencies);
+      result.samples.Merge(slot->latencies);
       result.errors.Merge(slot->errors);
     }
-    result.latency = latencies.Summarize();
+    result.latency = result.samples.Summarize();
     return result;
   }
 

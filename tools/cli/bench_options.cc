@@ -84,6 +84,15 @@ const std::vector<FlagSpec>& BenchFlags() {
        .value_name = "N",
        .help = "gRPC channels to spread the load over\n"
                "(default one per 16 slots, at most 8)."},
+      {.name = "slices",
+       .kind = FlagKind::kInt,
+       .value_name = "N",
+       .help = "Run the scenario and the ceiling in N\n"
+               "alternating slices of -z/N each, so both see\n"
+               "the same machine (default: one per 2 s of -z,\n"
+               "at most 10; 1: the scenario, then the\n"
+               "ceiling). Between slices the driver waits for\n"
+               "executions still running. Not with -n."},
       {.name = "timeout",
        .kind = FlagKind::kNumber,
        .value_name = "SECONDS",
@@ -143,6 +152,14 @@ std::string ScenarioName(ScenarioKind scenario) {
 int BenchOptions::EffectiveConnections() const {
   if (connections > 0) return connections;
   return std::clamp((concurrency + 15) / 16, 1, 8);
+}
+
+int BenchOptions::EffectiveSlices() const {
+  if (total > 0 || duration <= absl::ZeroDuration()) return 1;
+  if (slices > 0) return slices;
+  absl::Duration remainder;
+  return static_cast<int>(std::clamp<int64_t>(
+      absl::IDivDuration(duration, kSliceLength, &remainder), 1, kMaxAutoSlices));
 }
 
 absl::StatusOr<absl::Duration> ParseBenchDuration(absl::string_view text) {
@@ -223,6 +240,17 @@ absl::StatusOr<BenchOptions> ParseBenchArgs(
   options.workflow_type = parsed->Get("workflow-type", "STANDARD");
   options.connections = static_cast<int>(
       std::min<int64_t>(parsed->GetInt("connections", 0), 256));
+  options.slices = static_cast<int>(std::min<int64_t>(parsed->GetInt("slices", 0), 1000));
+  if (parsed->Has("slices")) {
+    if (options.slices < 1) {
+      return absl::InvalidArgumentError("flag --slices needs a count of 1 or more");
+    }
+    if (options.total > 0 && options.slices > 1) {
+      return absl::InvalidArgumentError(
+          "flag --slices applies to timed runs (-z) only: a run of -n operations "
+          "measures the scenario, then the ceiling");
+    }
+  }
   options.rpc_timeout = absl::Seconds(parsed->GetNumber("timeout", 30));
   if (parsed->Has("rss-interval")) {
     absl::StatusOr<absl::Duration> interval = ParseBenchDuration(parsed->Get("rss-interval"));
@@ -272,14 +300,19 @@ std::string BenchHelp() {
       "                      [-O text|json] [--endpoint HOST:PORT] [FLAGS]\n\n"
       "Stepflow's load driver. Runs one scenario closed-loop with -c "
       "operations in\n"
-      "flight, then, against the same gateway, at the same concurrency and for "
+      "flight and, against the same gateway, at the same concurrency and for "
       "the\n"
       "same time, a no-op unary RPC (grpc.health.v1.Health/Check): the "
-      "ceiling. Every\n"
-      "figure is printed with its ratio to the ceiling's; `ratio` = completed\n"
-      "operations per second / ceiling calls per second, i.e. the share of "
+      "ceiling. The\n"
+      "two take turns in slices of about 2 s (--slices), so that a drift in "
       "the\n"
-      "gateway's bare RPC rate that the scenario achieves.\n\n"
+      "machine's load weighs on both alike. Every figure is printed with its "
+      "ratio\n"
+      "to the ceiling's; `ratio` = completed operations per second / ceiling "
+      "calls\n"
+      "per second, i.e. the share of the gateway's bare RPC rate that the "
+      "scenario\n"
+      "achieves.\n\n"
       "The driver creates the state machine, activity, bus and rule it needs "
       "under\n"
       "unique names (bench-...), and deletes them at the end. "

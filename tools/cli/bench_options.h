@@ -56,6 +56,11 @@ struct BenchOptions {
   // gRPC channels (connections) the load is spread over; 0: one per 16
   // slots, at most 8.
   int connections = 0;
+  // The scenario and the ceiling alternate in this many slices of the
+  // duration each, so that both see the same load on a shared machine;
+  // 0: one slice per kSliceLength of -z (at most kMaxAutoSlices), and a
+  // single one (scenario, then ceiling) for -n runs.
+  int slices = 0;
   // Deadline of each RPC.
   absl::Duration rpc_timeout = absl::Seconds(30);
   // Resident memory is sampled this often during the scenario: of this
@@ -70,9 +75,13 @@ struct BenchOptions {
 
   // The channel count actually used.
   int EffectiveConnections() const;
+  // The slice count actually used.
+  int EffectiveSlices() const;
 };
 
 inline constexpr absl::Duration kDefaultDuration = absl::Seconds(10);
+inline constexpr absl::Duration kSliceLength = absl::Seconds(2);
+inline constexpr int kMaxAutoSlices = 10;
 
 // Parses the arguments after "bench". INVALID_ARGUMENT with a message for
 // the user on an unknown flag or a bad value.

@@ -82,6 +82,14 @@ double PhaseResult::PerSecond() const {
   return seconds > 0 ? static_cast<double>(completed) / seconds : 0;
 }
 
+void PhaseResult::Add(const PhaseResult& slice) {
+  completed += slice.completed;
+  elapsed += slice.elapsed;
+  samples.Merge(slice.samples);
+  errors.Merge(slice.errors);
+  latency = samples.Summarize();
+}
+
 double BenchReport::Ratio() const {
   return RatioOf(run.PerSecond(), ceiling.PerSecond());
 }
@@ -110,6 +118,7 @@ std::string RenderJson(const BenchReport& report) {
   doc.AddMember("duration_sec",
                 Round(absl::ToDoubleSeconds(report.run.elapsed)), allocator);
   doc.AddMember("connections", report.connections, allocator);
+  doc.AddMember("slices", report.slices, allocator);
   doc.AddMember("rate_cap", report.rate_cap, allocator);
   doc.AddMember("target", json::Value(report.target.c_str(), allocator),
                 allocator);
@@ -210,10 +219,15 @@ std::string RenderText(const BenchReport& report) {
     absl::StrAppend(&out, "interrupted     the run was cut short (Ctrl-C)\n");
   }
   absl::StrAppend(
-      &out, absl::StrFormat("ceiling         %s: %d calls in %.2f s = %.1f/s\n",
+      &out, absl::StrFormat("ceiling         %s: %d calls in %.2f s = %.1f/s%s\n",
                             report.ceiling_rpc, ceiling.completed,
                             absl::ToDoubleSeconds(ceiling.elapsed),
-                            ceiling.PerSecond()));
+                            ceiling.PerSecond(),
+                            report.slices > 1
+                                ? absl::StrFormat(" (in %d slices, alternating with the "
+                                                  "scenario's)",
+                                                  report.slices)
+                                : std::string()));
   absl::StrAppend(
       &out, absl::StrFormat(
                 "completed       %d in %.2f s = %.1f/s  (ratio %.4f of the "

@@ -19,11 +19,16 @@ namespace stepflow::cli::bench {
 struct PhaseResult {
   int64_t completed = 0;
   absl::Duration elapsed;
+  // Summary of `samples`.
   LatencySummary latency;
+  LatencySamples samples;
   ErrorCounts errors;
 
   // completed / elapsed; 0 for an empty phase.
   double PerSecond() const;
+  // Adds a later slice of the same phase: counts and times add up, the
+  // latencies are summarized over both.
+  void Add(const PhaseResult& slice);
 };
 
 struct BenchReport {
@@ -37,6 +42,9 @@ struct BenchReport {
   std::string ceiling_rpc;
   PhaseResult run;
   PhaseResult ceiling;
+  // How many alternating slices the two were measured in (1: the scenario,
+  // then the ceiling).
+  int slices = 1;
   // Execution outcomes by status, where the scenario observes them.
   std::map<std::string, int64_t> statuses;
   // activities: from StartExecution to the worker's handler.

@@ -36,6 +36,11 @@ constexpr absl::Duration kMinPollDelay = absl::Microseconds(500);
 // How long the events scenario waits, after the load, for target executions
 // that stop making progress.
 constexpr absl::Duration kEventsDrainStall = absl::Seconds(10);
+// How often the ends of executions are counted while the driver waits for
+// them: after the load, and between slices (where every millisecond of
+// waiting stretches the run).
+constexpr absl::Duration kDrainPoll = absl::Milliseconds(100);
+constexpr absl::Duration kSettlePoll = absl::Milliseconds(2);
 // How long the events scenario waits for its probe event's execution.
 constexpr absl::Duration kProbeDeliveryTimeout = absl::Seconds(60);
 // The field the activities scenario stamps into each input, read back by
@@ -571,6 +576,13 @@ class StateMachineScenario : public Scenario {
     return std::make_unique<ExecutionOperation>(channel, &shared_);
   }
 
+  void Settle() override {
+    if (sync_ || type_ != "EXPRESS") return;
+    absl::Duration waited;
+    (void)AwaitEnded(accepted_.load() + probe_ended_, kSettlePoll, &waited);
+    settle_waited_ += waited;
+  }
+
   void Finish(BenchReport* report) override {
     if (!sync_ && type_ == "EXPRESS") return FinishStartsOnly(report);
     report->statuses = shared_.statuses.counts();
@@ -616,10 +628,12 @@ class StateMachineScenario : public Scenario {
   absl::Duration timeout() const { return context_.options->rpc_timeout; }
 
   // Waits until as many executions of the state machine have ended as
-  // `expected`, or until their count stops growing for kEventsDrainStall;
-  // the ended ones by status, and how long the wait took.
-  std::map<std::string, int64_t> AwaitEnded(int64_t expected, BenchReport* report,
-                                            absl::Duration* waited) {
+  // `expected`, looking every `poll`, or until their count stops growing
+  // for kEventsDrainStall; the ended ones by status, and how long the wait
+  // took. A failure to count ends the wait and is returned.
+  absl::StatusOr<std::map<std::string, int64_t>> AwaitEnded(int64_t expected,
+                                                            absl::Duration poll,
+                                                            absl::Duration* waited) {
     const absl::Time drain_start = absl::Now();
     std::map<std::string, int64_t> ended;
     int64_t total_ended = 0;
@@ -628,9 +642,8 @@ class StateMachineScenario : public Scenario {
       std::map<std::string, int64_t> counts;
       absl::Status status = CountEndedExecutions(&counts);
       if (!status.ok()) {
-        report->run.errors.Add(absl::StatusCodeToString(status.code()),
-                               std::string(status.message()));
-        break;
+        *waited = absl::Now() - drain_start;
+        return status;
       }
       int64_t now_ended = 0;
       for (const auto& [name, count] : counts) now_ended += count;
@@ -638,10 +651,22 @@ class StateMachineScenario : public Scenario {
       total_ended = now_ended;
       ended = std::move(counts);
       if (total_ended >= expected || absl::Now() - last_progress > kEventsDrainStall) break;
-      absl::SleepFor(absl::Milliseconds(100));
+      absl::SleepFor(poll);
     }
     *waited = absl::Now() - drain_start;
     return ended;
+  }
+
+  // AwaitEnded after the load: a failure to count is one of the run's
+  // errors.
+  std::map<std::string, int64_t> AwaitEndedAfterLoad(int64_t expected, BenchReport* report,
+                                                     absl::Duration* waited) {
+    absl::StatusOr<std::map<std::string, int64_t>> ended =
+        AwaitEnded(expected, kDrainPoll, waited);
+    if (ended.ok()) return std::move(*ended);
+    report->run.errors.Add(absl::StatusCodeToString(ended.status().code()),
+                           std::string(ended.status().message()));
+    return {};
   }
 
   // Ended executions of the state machine by status: for EXPRESS, the
@@ -687,6 +712,10 @@ class StateMachineScenario : public Scenario {
   // context_.closed_express() when the scenario began.
   std::map<std::string, int64_t> closed_before_;
   absl::Status closed_before_status_;
+  // events: 1 once the probe event's execution was seen.
+  int64_t probe_ended_ = 0;
+  // The waits of Settle() so far: part of the time the ends took.
+  absl::Duration settle_waited_ = absl::ZeroDuration();
 
  private:
   // express-async: completed = accepted starts over the load; the ends
@@ -695,7 +724,7 @@ class StateMachineScenario : public Scenario {
   void FinishStartsOnly(BenchReport* report) {
     const int64_t accepted = accepted_.load();
     absl::Duration waited;
-    std::map<std::string, int64_t> ended = AwaitEnded(accepted, report, &waited);
+    std::map<std::string, int64_t> ended = AwaitEndedAfterLoad(accepted, report, &waited);
     int64_t total_ended = 0;
     for (const auto& [status, count] : ended) total_ended += count;
     if (total_ended < accepted) {
@@ -712,7 +741,7 @@ class StateMachineScenario : public Scenario {
     }
     report->statuses = ended;
     report->extras["ended"] = static_cast<double>(total_ended);
-    const double span = absl::ToDoubleSeconds(report->run.elapsed + waited);
+    const double span = absl::ToDoubleSeconds(report->run.elapsed + settle_waited_ + waited);
     if (span > 0) report->extras["ended_per_sec"] = static_cast<double>(total_ended) / span;
     report->latency_note =
         "completed counts accepted StartExecution calls and latency_ms is theirs; ended "
@@ -1172,7 +1201,8 @@ class EventsScenario final : public StateMachineScenario {
   void Finish(BenchReport* report) override {
     int64_t accepted = accepted_.load();
     absl::Duration waited;
-    std::map<std::string, int64_t> ended = AwaitEnded(accepted + probe_ended_, report, &waited);
+    std::map<std::string, int64_t> ended =
+        AwaitEndedAfterLoad(accepted + probe_ended_, report, &waited);
     int64_t total_ended = -probe_ended_;
     for (const auto& [status, count] : ended) total_ended += count;
     if (probe_ended_ > 0 && ended["SUCCEEDED"] > 0) --ended["SUCCEEDED"];
@@ -1181,7 +1211,7 @@ class EventsScenario final : public StateMachineScenario {
     // Completed = target executions seen ended; the time is the load's plus
     // the drain's.
     report->run.completed = total_ended;
-    report->run.elapsed += waited;
+    report->run.elapsed += settle_waited_ + waited;
     report->latency_note =
         "latency_ms is PutEvents until the bus accepted the event; completed "
         "counts target "
@@ -1255,8 +1285,6 @@ class EventsScenario final : public StateMachineScenario {
   bool bus_created_ = false;
   bool rule_created_ = false;
   v1::PutEventsRequestEntry entry_;
-  // 1 once the probe's execution was seen.
-  int64_t probe_ended_ = 0;
 };
 
 }  // namespace

@@ -48,8 +48,8 @@ struct ScenarioContext {
   std::function<absl::StatusOr<std::map<std::string, int64_t>>()> closed_express;
 };
 
-// Thread-safety: SetUp, Finish and TearDown are called from one thread, in
-// that order; MakeOperation between SetUp and the load, and the operations
+// Thread-safety: SetUp, Settle, Finish and TearDown are called from one
+// thread, in that order (Settle once per slice); MakeOperation between SetUp and the load, and the operations
 // run concurrently on gRPC threads.
 class Scenario {
  public:
@@ -57,6 +57,12 @@ class Scenario {
   // Creates the scenario's resources (and starts its workers).
   [[nodiscard]] virtual absl::Status SetUp() = 0;
   virtual std::unique_ptr<Operation> MakeOperation(int slot) = 0;
+  // After each slice of the load, before the ceiling's next slice: waits
+  // until the work the slice's operations left running has ended (the
+  // executions that express-async starts and events delivers), so that the
+  // ceiling does not share the machine with it. The default waits for
+  // nothing.
+  virtual void Settle() {}
   // After the load: stops workers, waits for deliveries, and adds the
   // scenario's own figures to `report` (whose `run` holds the load's).
   virtual void Finish(BenchReport* report) = 0;
