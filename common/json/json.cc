@@ -198,12 +198,19 @@ absl::Status ParseGuarded(absl::string_view text, bool terminated, bool first_va
 
 }  // namespace
 
-absl::Status Validate(absl::string_view text) {
+absl::Status Validate(const std::string& text) {
   DiscardingSink sink;
   DepthLimitedHandler<DiscardingSink> handler(sink);
-  rapidjson::MemoryStream memory(text.data(), text.size());
-  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(memory);
-  const rapidjson::ParseResult result = ParseStream<kWholeText>(stream, handler);
+  rapidjson::ParseResult result;
+  if (std::strlen(text.c_str()) == text.size()) {
+    rapidjson::StringStream stream(text.c_str());
+    result = ParseStream<kWholeText>(stream, handler);
+  } else {
+    // A NUL inside: the terminator does not mark the end.
+    rapidjson::MemoryStream memory(text.data(), text.size());
+    rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(memory);
+    result = ParseStream<kWholeText>(stream, handler);
+  }
   return ParseStatus(text, result, handler.too_deep(), /*first_value_only=*/false);
 }
 

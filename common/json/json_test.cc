@@ -242,13 +242,18 @@ TEST(JsonTest, ValidateAgreesWithParse) {
   std::string deepest_allowed(kMaxDepth, '[');
   deepest_allowed += std::string(kMaxDepth, ']');
   const std::string with_nul("{\"a\":1}\0", 8);
+  // Long strings are scanned 16 bytes at a time: escapes, control and
+  // invalid bytes past the first chunks.
+  const std::string long_escaped = "\"" + std::string(40, 'x') + "\\n" + std::string(40, 'y') + "\"";
+  const std::string long_control = "\"" + std::string(40, 'x') + "\x01" + std::string(9, 'y') + "\"";
+  const std::string long_bad_byte = "[\"" + std::string(37, 'x') + "\xc3\x28\"]";
   for (const std::string& text :
        {std::string(R"({"z":1,"a":[true,null,"x"],"d":0.1234567890123456789})"),
         std::string(R"("plain")"), std::string("12.5e3"), std::string(" [] "),
         std::string(R"(["\ud83d\ude00", "\\udc00"])"), deepest_allowed, std::string("{\"a\":"),
         std::string("{} {}"), std::string(""), std::string("[1,]"), std::string("nul"),
         std::string(R"(["\udfff"])"), std::string(R"(["\ud800\u0041"])"), deep, with_nul,
-        std::string("\"\xff\"")}) {
+        std::string("\"\xff\""), long_escaped, long_control, long_bad_byte}) {
     absl::Status parsed = Parse(text).status();
     absl::Status validated = Validate(text);
     EXPECT_EQ(validated, parsed) << text.substr(0, 40);

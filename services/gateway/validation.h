@@ -16,7 +16,7 @@ absl::Status ConstraintViolation(absl::string_view field, absl::string_view cons
 
 // `text` is a JSON document of at most `max_bytes`; otherwise
 // INVALID_ARGUMENT with `error_name` (InvalidExecutionInput, InvalidOutput).
-absl::Status ValidateJsonPayload(absl::string_view field, absl::string_view text,
+absl::Status ValidateJsonPayload(absl::string_view field, const std::string& text,
                                  absl::string_view error_name, size_t max_bytes);
 
 // A string field's length is within [min, max].

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "absl/strings/ascii.h"
+
 #include "gtest/gtest.h"
 
 namespace stepflow::gateway {
@@ -30,6 +32,13 @@ TEST(ValidationTest, UuidsAreVersion4AndDistinct) {
   for (int i = 0; i < 100; ++i) {
     std::string uuid = RandomUuid();
     ASSERT_EQ(uuid.size(), 36u);
+    for (size_t at = 0; at < uuid.size(); ++at) {
+      if (at == 8 || at == 13 || at == 18 || at == 23) {
+        EXPECT_EQ(uuid[at], '-') << uuid;
+      } else {
+        EXPECT_TRUE(absl::ascii_isxdigit(uuid[at]) && !absl::ascii_isupper(uuid[at])) << uuid;
+      }
+    }
     EXPECT_EQ(uuid[14], '4');
     EXPECT_TRUE(uuid[19] == '8' || uuid[19] == '9' || uuid[19] == 'a' || uuid[19] == 'b');
     seen.insert(uuid);
