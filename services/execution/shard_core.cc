@@ -1075,15 +1075,25 @@ void ShardCore::ForgetStateMachine(const std::string& state_machine_arn) {
 
 absl::StatusOr<internal::v1::ResolvedStateMachine> ShardCore::ResolveStateMachine(
     const internal::v1::ResolveStateMachineRequest& request) {
+  ASSIGN_OR_RETURN(ResolvedStart start, ResolveStart(request));
+  internal::v1::ResolvedStateMachine resolved;
+  *resolved.mutable_state_machine() = *start.machine;
+  resolved.set_version_arn(std::move(start.version_arn));
+  resolved.set_alias_arn(std::move(start.alias_arn));
+  return resolved;
+}
+
+absl::StatusOr<ShardCore::ResolvedStart> ShardCore::ResolveStart(
+    const internal::v1::ResolveStateMachineRequest& request) {
   ASSIGN_OR_RETURN(config::StateMachineRef ref,
                    config::ParseStateMachineRef(options_.arn_scope, request.arn()));
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
-  internal::v1::ResolvedStateMachine resolved;
+  ResolvedStart resolved;
   ASSIGN_OR_RETURN(std::shared_ptr<const StateMachineRecord> machine,
                    CachedStateMachine(shard, ref.state_machine_arn));
   if (machine == nullptr) return StateMachineDoesNotExist(ref.state_machine_arn);
   if (!ref.qualified()) {
-    *resolved.mutable_state_machine() = *machine;
+    resolved.machine = std::move(machine);
     return resolved;
   }
   int64_t version_number = ref.version;
@@ -1106,7 +1116,7 @@ absl::StatusOr<internal::v1::ResolvedStateMachine> ShardCore::ResolveStateMachin
     ASSIGN_OR_RETURN(config::StateMachineRef version_ref,
                      config::ParseStateMachineRef(options_.arn_scope, chosen));
     version_number = version_ref.version;
-    resolved.set_alias_arn(alias->alias_arn());
+    resolved.alias_arn = alias->alias_arn();
   }
   ASSIGN_OR_RETURN(auto version,
                    Read<internal::v1::StateMachineVersionRecord>(
@@ -1116,8 +1126,9 @@ absl::StatusOr<internal::v1::ResolvedStateMachine> ShardCore::ResolveStateMachin
     return StateMachineDoesNotExist(
         config::StateMachineVersionArn(ref.state_machine_arn, version_number));
   }
-  *resolved.mutable_state_machine() = std::move(*version->mutable_state_machine());
-  resolved.set_version_arn(version->version_arn());
+  resolved.machine =
+      std::make_shared<const StateMachineRecord>(std::move(*version->mutable_state_machine()));
+  resolved.version_arn = version->version_arn();
   return resolved;
 }
 
@@ -1581,7 +1592,8 @@ void ShardCore::CountTransition(size_t batch_bytes, size_t batch_ops) {
   metrics_.synced_writes->Set(static_cast<double>(SyncedBatches()));
 }
 
-bool ShardCore::NeedsOutbox(const ExecutionRecord& record, const asl::Outcome& outcome) const {
+bool ShardCore::NeedsOutbox(const ExecutionRecord& record, const StateMachineRecord& machine,
+                            const asl::Outcome& outcome) const {
   if (!outcome.dispatches.empty() || !outcome.cancelled_tasks.empty() || !outcome.timers.empty() ||
       !outcome.service_calls.empty() || !record.children().empty() ||
       !record.parent_task().report().empty() || !record.state().map_runs().empty()) {
@@ -1590,7 +1602,7 @@ bool ShardCore::NeedsOutbox(const ExecutionRecord& record, const asl::Outcome& o
   if (!options_.status_events_topic.empty() && record.state_machine_type() != "EXPRESS") {
     return true;
   }
-  const v1::LoggingConfiguration& logging = record.state_machine().logging_configuration();
+  const v1::LoggingConfiguration& logging = machine.logging_configuration();
   if (options_.execution_logs_topic.empty() || logging.level().empty() ||
       logging.level() == "OFF") {
     return false;
@@ -1828,17 +1840,23 @@ void ShardCore::AwaitStartCommitted(const std::string& execution_arn) {
 
 absl::Status ShardCore::StartExecution(const internal::v1::StartExecutionShardRequest& request,
                                        v1::StartExecutionResponse* response,
-                                       bool* would_block, AnswerLater* answer_later) {
+                                       bool* would_block, AnswerLater* answer_later,
+                                       const ResolvedStart* resolved) {
   return StartExecutionImpl(request, /*synchronous=*/false, response, /*sync_answer=*/nullptr,
-                            would_block, answer_later);
+                            would_block, answer_later, resolved);
 }
 
 absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionShardRequest& request,
                                            bool synchronous,
                                            v1::StartExecutionResponse* response,
                                            SyncAnswer* sync_answer, bool* would_block,
-                                           AnswerLater* answer_later) {
-  const StateMachineRecord& machine = request.state_machine();
+                                           AnswerLater* answer_later,
+                                           const ResolvedStart* resolved) {
+  const StateMachineRecord& machine =
+      resolved != nullptr ? *resolved->machine : request.state_machine();
+  const std::string& version_arn =
+      resolved != nullptr ? resolved->version_arn : request.version_arn();
+  const std::string& alias_arn = resolved != nullptr ? resolved->alias_arn : request.alias_arn();
   // Declines (see StartExecution) before anything is done.
   auto decline = [would_block] {
     *would_block = true;
@@ -1893,11 +1911,11 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   *record.mutable_start_date() = ToProto(now);
   record.set_state_machine_type(machine.type());
   record.set_revision_id(machine.revision_id());
-  record.set_state_machine_version_arn(request.version_arn());
-  record.set_state_machine_alias_arn(request.alias_arn());
+  record.set_state_machine_version_arn(version_arn);
+  record.set_state_machine_alias_arn(alias_arn);
   if (request.has_parent_task()) *record.mutable_parent_task() = request.parent_task();
-  *record.mutable_state_machine() = machine;
-  record.mutable_state_machine()->clear_definition();
+  // The record gets its copy of the state machine only when it is stored
+  // (below): an EXPRESS execution that ends within its start needs none.
 
   asl::ExecutionContext context = MakeContext(record, &machine, codec_, ActivityExistsAnswer());
   asl::Interpreter interpreter(*definition, context);
@@ -1909,7 +1927,8 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   // names are not unique), and an asynchronous one has already run, so
   // its record is written without waiting for an fsync.
   const bool express = machine.type() == "EXPRESS";
-  const bool ended_alone = express && !outcome.closed_status.empty() && !NeedsOutbox(record, outcome);
+  const bool ended_alone =
+      express && !outcome.closed_status.empty() && !NeedsOutbox(record, machine, outcome);
   const bool answers_at_once = ended_alone && definition_cached &&
                                !(!synchronous && request.has_parent_task()) &&
                                !(synchronous && sync_answer == nullptr);
@@ -1998,6 +2017,10 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     KeepRecentExpress(std::move(record));
     return absl::OkStatus();
   }
+  // Stored from here on, with the state machine it runs (its definition is
+  // stored apart, by revision).
+  *record.mutable_state_machine() = machine;
+  record.mutable_state_machine()->clear_definition();
   for (const std::string& visibility_key : VisibilityKeys(record)) {
     batch.Put(families_.visibility, visibility_key, "");
   }
@@ -2136,8 +2159,10 @@ size_t ShardCore::AwaitedExecutions() {
 absl::Status ShardCore::StartSyncExecution(
     const internal::v1::StartSyncExecutionShardRequest& request, absl::Time deadline,
     const std::function<bool()>& cancelled, v1::DescribeExecutionResponse* response,
-    bool* would_block) {
-  if (request.start().state_machine().type() != "EXPRESS") {
+    bool* would_block, const ResolvedStart* resolved) {
+  const StateMachineRecord& machine =
+      resolved != nullptr ? *resolved->machine : request.start().state_machine();
+  if (machine.type() != "EXPRESS") {
     return absl::InvalidArgumentError(
         "StateMachineTypeNotSupported: State machine type is not supported.");
   }
@@ -2145,7 +2170,7 @@ absl::Status ShardCore::StartSyncExecution(
   SyncAnswer answer;
   answer.included_data = request.included_data();
   RETURN_IF_ERROR(StartExecutionImpl(request.start(), /*synchronous=*/true, &started, &answer,
-                                     would_block));
+                                     would_block, /*answer_later=*/nullptr, resolved));
   if (would_block != nullptr && *would_block) return absl::OkStatus();
   if (answer.answered) {
     *response = std::move(answer.closed);

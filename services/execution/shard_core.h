@@ -199,6 +199,16 @@ class ShardCore {
   // runs (with its definition).
   absl::StatusOr<internal::v1::ResolvedStateMachine> ResolveStateMachine(
       const internal::v1::ResolveStateMachineRequest& request);
+  // The revision a start runs when its request names none (see
+  // StartExecutionShardRequest.resolve_arn): ResolveStateMachine's answer,
+  // with the current revision shared with the cache rather than copied.
+  struct ResolvedStart {
+    std::shared_ptr<const internal::v1::StateMachineRecord> machine;
+    std::string version_arn;
+    std::string alias_arn;
+  };
+  absl::StatusOr<ResolvedStart> ResolveStart(
+      const internal::v1::ResolveStateMachineRequest& request);
   // Whether the state machine's record is cached, so that resolving a start
   // through it takes no shard mutex (which a transition may hold across its
   // fsync).
@@ -228,9 +238,11 @@ class ShardCore {
   // transition is durable, with *response filled in. The caller must not
   // answer the call itself when `*answer_later` has been taken (is empty).
   using AnswerLater = absl::AnyInvocable<void(absl::Status) &&>;
+  // `resolved`: the revision to run when the request names none.
   absl::Status StartExecution(const internal::v1::StartExecutionShardRequest& request,
                               v1::StartExecutionResponse* response,
-                              bool* would_block = nullptr, AnswerLater* answer_later = nullptr);
+                              bool* would_block = nullptr, AnswerLater* answer_later = nullptr,
+                              const ResolvedStart* resolved = nullptr);
   absl::Status DescribeExecution(const v1::DescribeExecutionRequest& request,
                                  v1::DescribeExecutionResponse* response);
   // Waits until the execution is no longer RUNNING and answers as
@@ -247,7 +259,8 @@ class ShardCore {
   absl::Status StartSyncExecution(const internal::v1::StartSyncExecutionShardRequest& request,
                                   absl::Time deadline, const std::function<bool()>& cancelled,
                                   v1::DescribeExecutionResponse* response,
-                                  bool* would_block = nullptr);
+                                  bool* would_block = nullptr,
+                                  const ResolvedStart* resolved = nullptr);
   absl::Status StopExecution(const v1::StopExecutionRequest& request,
                              v1::StopExecutionResponse* response);
   absl::Status GetExecutionHistory(const v1::GetExecutionHistoryRequest& request,
@@ -508,9 +521,13 @@ class ShardCore {
                                   bool synchronous, v1::StartExecutionResponse* response,
                                   SyncAnswer* sync_answer = nullptr,
                                   bool* would_block = nullptr,
-                                  AnswerLater* answer_later = nullptr);
+                                  AnswerLater* answer_later = nullptr,
+                                  const ResolvedStart* resolved = nullptr);
   // Whether a transition leaves anything for the outbox or the timers.
+  // `machine`: the execution's state machine (record.state_machine() once
+  // the record has it).
   bool NeedsOutbox(const internal::v1::ExecutionRecord& record,
+                   const internal::v1::StateMachineRecord& machine,
                    const asl::Outcome& outcome) const;
   // Counts a committed transition (batch_ops 0: nothing was written).
   void CountTransition(size_t batch_bytes, size_t batch_ops);

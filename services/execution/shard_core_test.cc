@@ -33,26 +33,32 @@ constexpr char kDefinition[] = R"({"StartAt": "Prepare", "States": {
   "Done": {"Type": "Succeed"}}})";
 
 // Loops outbox deliveries back into the same core, as a single-server
-// cluster does.
+// cluster does. A test that opens a core again sets `core` after Open
+// returns, while the new core's outbox may already deliver: until then
+// deliveries are refused UNAVAILABLE (and retried), never sent to the core
+// that was closed.
 class LoopbackPeers : public Peers {
  public:
-  ShardCore* core = nullptr;
+  void set_core(ShardCore* new_core) {
+    absl::MutexLock lock(&core_mu_);
+    core_ = new_core;
+  }
   absl::Status EnqueueActivityTask(const iv1::ActivityTask& task) override {
     if (missing_remote_activities) return absl::NotFoundError("ActivityDoesNotExist: gone");
-    return core->EnqueueActivityTask(task);
+    return WithCore([&](ShardCore* core) { return core->EnqueueActivityTask(task); });
   }
   absl::Status RecordActivityStarted(const iv1::RecordActivityStartedRequest& r) override {
-    return core->RecordActivityStarted(r);
+    return WithCore([&](ShardCore* core) { return core->RecordActivityStarted(r); });
   }
   absl::Status ActivityScheduleFailed(const iv1::ActivityScheduleFailedRequest& r) override {
-    return core->ActivityScheduleFailed(r);
+    return WithCore([&](ShardCore* core) { return core->ActivityScheduleFailed(r); });
   }
   absl::Status CancelActivityTask(const iv1::ActivityTask& task) override {
-    return core->CancelActivityTask(task);
+    return WithCore([&](ShardCore* core) { return core->CancelActivityTask(task); });
   }
   absl::Status CheckActivityExists(const std::string& activity_arn) override {
     if (remote_check_answer.has_value()) return *remote_check_answer;
-    return core->CheckActivityExists(activity_arn);
+    return WithCore([&](ShardCore* core) { return core->CheckActivityExists(activity_arn); });
   }
   absl::Status PublishEvent(const iv1::PublishEvent& event) override {
     absl::MutexLock lock(&mu);
@@ -62,26 +68,28 @@ class LoopbackPeers : public Peers {
   absl::Status StartChildExecution(const std::string&, const std::string&,
                                    iv1::StartExecutionShardRequest start,
                                    v1::StartExecutionResponse* response) override {
-    iv1::ResolveStateMachineRequest lookup;
-    lookup.set_arn(start.request().state_machine_arn());
-    lookup.set_routing_key(start.request().name());
-    auto resolved = core->ResolveStateMachine(lookup);
-    if (!resolved.ok()) return resolved.status();
-    *start.mutable_state_machine() = resolved->state_machine();
-    start.set_version_arn(resolved->version_arn());
-    start.set_alias_arn(resolved->alias_arn());
-    return core->StartExecution(start, response);
+    return WithCore([&](ShardCore* core) {
+      iv1::ResolveStateMachineRequest lookup;
+      lookup.set_arn(start.request().state_machine_arn());
+      lookup.set_routing_key(start.request().name());
+      auto resolved = core->ResolveStateMachine(lookup);
+      if (!resolved.ok()) return resolved.status();
+      *start.mutable_state_machine() = resolved->state_machine();
+      start.set_version_arn(resolved->version_arn());
+      start.set_alias_arn(resolved->alias_arn());
+      return core->StartExecution(start, response);
+    });
   }
   absl::Status ProduceEvent(const iv1::PublishEvent& event) override {
     if (absl::StrContains(event.topic(), "missing")) return absl::NotFoundError("no such topic");
     return PublishEvent(event);
   }
   absl::Status CompleteServiceTask(const iv1::ServiceTaskResult& result) override {
-    return core->CompleteServiceTask(result);
+    return WithCore([&](ShardCore* core) { return core->CompleteServiceTask(result); });
   }
   absl::Status StopExecution(const v1::StopExecutionRequest& request) override {
     v1::StopExecutionResponse response;
-    return core->StopExecution(request, &response);
+    return WithCore([&](ShardCore* core) { return core->StopExecution(request, &response); });
   }
   std::vector<iv1::PublishEvent> Published() {
     absl::MutexLock lock(&mu);
@@ -93,6 +101,18 @@ class LoopbackPeers : public Peers {
   // that their queue partitions refuse tasks as unknown.
   std::optional<absl::Status> remote_check_answer;
   bool missing_remote_activities = false;
+
+ private:
+  // Runs `call` with the core, holding core_mu_ (shared) so the core is not
+  // replaced meanwhile.
+  template <typename Call>
+  absl::Status WithCore(Call call) {
+    absl::ReaderMutexLock lock(&core_mu_);
+    if (core_ == nullptr) return absl::UnavailableError("no core open yet");
+    return call(core_);
+  }
+  absl::Mutex core_mu_;
+  ShardCore* core_ ABSL_GUARDED_BY(core_mu_) = nullptr;
 };
 
 class ShardCoreTest : public ::testing::Test {
@@ -105,10 +125,12 @@ class ShardCoreTest : public ::testing::Test {
     ASSERT_TRUE(Open(16).ok());
   }
   void TearDown() override {
+    peers_.set_core(nullptr);
     core_.reset();
     std::filesystem::remove_all(dir_);
   }
   absl::Status Open(uint32_t shards) {
+    peers_.set_core(nullptr);
     core_.reset();
     ShardCoreOptions options;
     options.data_dir = dir_.string();
@@ -122,7 +144,7 @@ class ShardCoreTest : public ::testing::Test {
     auto core = ShardCore::Open(options, &peers_);
     if (!core.ok()) return core.status();
     core_ = std::move(*core);
-    peers_.core = core_.get();
+    peers_.set_core(core_.get());
     return absl::OkStatus();
   }
 
@@ -1348,7 +1370,7 @@ TEST(ShardCoreAdmissionTest, StartsAreRefusedAtOnceWhileTransitionsAreInFlight) 
   options.max_inflight_transitions = 1;
   auto core = ShardCore::Open(options, &peers);
   ASSERT_TRUE(core.ok()) << core.status();
-  peers.core = core->get();
+  peers.set_core(core->get());
   v1::CreateStateMachineRequest create;
   create.set_name("quick");
   create.set_definition(kOnePass);
@@ -1380,6 +1402,7 @@ TEST(ShardCoreAdmissionTest, StartsAreRefusedAtOnceWhileTransitionsAreInFlight) 
   held.join();
   EXPECT_TRUE(held_status.ok()) << held_status;
   EXPECT_TRUE(start("after").ok());
+  peers.set_core(nullptr);
   core->reset();
   std::filesystem::remove_all(dir);
 }
@@ -1600,6 +1623,7 @@ TEST_F(ShardCoreTest, AliasesRouteByWeightAndProtectTheirVersions) {
 
 TEST_F(ShardCoreTest, ClosedExecutionsArePurgedAfterRetention) {
   ShardCoreOptions options;
+  peers_.set_core(nullptr);
   core_.reset();
   options.data_dir = dir_.string();
   options.shard_count = 16;
@@ -1608,7 +1632,7 @@ TEST_F(ShardCoreTest, ClosedExecutionsArePurgedAfterRetention) {
   auto core = ShardCore::Open(options, &peers_);
   ASSERT_TRUE(core.ok());
   core_ = std::move(*core);
-  peers_.core = core_.get();
+  peers_.set_core(core_.get());
 
   v1::CreateStateMachineRequest create;
   create.set_name("quick");

@@ -78,22 +78,31 @@ class GrpcPeers : public Peers {
   // StartExecutionShardRequest.resolve_arn), asking the state machine's
   // owner: this server or a peer.
   absl::Status ResolveStart(iv1::StartExecutionShardRequest* start) {
-    iv1::ResolveStateMachineRequest lookup;
-    lookup.set_arn(start->resolve_arn().empty() ? start->request().state_machine_arn()
-                                                : start->resolve_arn());
-    lookup.set_routing_key(start->request().name());
-    iv1::ResolvedStateMachine resolved;
-    const int owner = OwnerOf(start->request().state_machine_arn());
-    if (owner == ordinal_) {
-      ASSIGN_OR_RETURN(resolved, local_->ResolveStateMachine(lookup));
-    } else {
-      RETURN_IF_ERROR(CallPeer(owner, &Stub::ResolveStateMachine, lookup, &resolved));
-    }
-    *start->mutable_state_machine() = std::move(*resolved.mutable_state_machine());
-    start->set_version_arn(resolved.version_arn());
-    start->set_alias_arn(resolved.alias_arn());
+    ASSIGN_OR_RETURN(ShardCore::ResolvedStart resolved, Resolve(*start));
+    *start->mutable_state_machine() = *resolved.machine;
+    start->set_version_arn(std::move(resolved.version_arn));
+    start->set_alias_arn(std::move(resolved.alias_arn));
     start->clear_resolve_arn();
     return absl::OkStatus();
+  }
+
+  // The same answer, apart from the request: a start runs with it as is,
+  // without a copy of its request or of the state machine's record.
+  absl::StatusOr<ShardCore::ResolvedStart> Resolve(const iv1::StartExecutionShardRequest& start) {
+    iv1::ResolveStateMachineRequest lookup;
+    lookup.set_arn(start.resolve_arn().empty() ? start.request().state_machine_arn()
+                                               : start.resolve_arn());
+    lookup.set_routing_key(start.request().name());
+    const int owner = OwnerOf(start.request().state_machine_arn());
+    if (owner == ordinal_) return local_->ResolveStart(lookup);
+    iv1::ResolvedStateMachine answer;
+    RETURN_IF_ERROR(CallPeer(owner, &Stub::ResolveStateMachine, lookup, &answer));
+    ShardCore::ResolvedStart resolved;
+    resolved.machine = std::make_shared<const iv1::StateMachineRecord>(
+        std::move(*answer.mutable_state_machine()));
+    resolved.version_arn = std::move(*answer.mutable_version_arn());
+    resolved.alias_arn = std::move(*answer.mutable_alias_arn());
+    return resolved;
   }
 
   absl::Status CompleteServiceTask(const iv1::ServiceTaskResult& result) override {
@@ -289,11 +298,11 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                    core_->ListMapRunExecutions(*request, response))
 #undef STEPFLOW_FORWARD
 
-  // Runs a start (`run(request, would_block)`) with its state machine
-  // resolved first when the request names none. A caller that may not block
-  // gets `would_block` to decline with; resolving that would wait (a peer
-  // owns the state machine, or its record is not cached) declines before
-  // anything is done.
+  // Runs a start (`run(request, resolved, would_block)`) with its state
+  // machine resolved first when the request names none (`resolved` is null
+  // when it names one). A caller that may not block gets `would_block` to
+  // decline with; resolving that would wait (a peer owns the state machine,
+  // or its record is not cached) declines before anything is done.
   template <typename Request, typename Run>
   grpc::Status StartResolved(grpc::ServerContext* context, const Request& request, Run run) {
     const bool may_block = rpc::CallMayBlock(*context);
@@ -301,13 +310,12 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
     bool* declinable = may_block ? nullptr : &would_block;
     absl::Status status;
     if (StartOf(request).has_state_machine()) {
-      status = run(request, declinable);
+      status = run(request, nullptr, declinable);
     } else if (!may_block && !peers_->ResolvesAtOnce(StartOf(request))) {
       would_block = true;
     } else {
-      Request resolved = request;
-      status = peers_->ResolveStart(MutableStartOf(resolved));
-      if (status.ok()) status = run(resolved, declinable);
+      absl::StatusOr<ShardCore::ResolvedStart> resolved = peers_->Resolve(StartOf(request));
+      status = resolved.ok() ? run(request, &*resolved, declinable) : resolved.status();
     }
     if (would_block) rpc::DeclineBlockingCall(context);
     return rpc::ToGrpcStatus(status);
@@ -319,12 +327,6 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
       const iv1::StartSyncExecutionShardRequest& r) {
     return r.start();
   }
-  static iv1::StartExecutionShardRequest* MutableStartOf(iv1::StartExecutionShardRequest& r) {
-    return &r;
-  }
-  static iv1::StartExecutionShardRequest* MutableStartOf(iv1::StartSyncExecutionShardRequest& r) {
-    return r.mutable_start();
-  }
 
   // StartExecution and StartSyncExecution may be called on a thread that
   // must not block (see rpc::CallMayBlock): they then decline whatever
@@ -335,9 +337,10 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                               const iv1::StartExecutionShardRequest* request,
                               v1::StartExecutionResponse* response) override {
     return StartResolved(context, *request,
-                         [&](const iv1::StartExecutionShardRequest& start, bool* would_block) {
+                         [&](const iv1::StartExecutionShardRequest& start,
+                             const ShardCore::ResolvedStart* resolved, bool* would_block) {
                            return core_->StartExecution(start, response, would_block,
-                                                        rpc::AnswerLaterOf(context));
+                                                        rpc::AnswerLaterOf(context), resolved);
                          });
   }
 
@@ -367,9 +370,10 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
     const absl::Time deadline = std::min(absl::Now() + kMaxSyncWait, rpc::CallDeadline(*context));
     auto cancelled = [context] { return rpc::CallCancelled(*context); };
     return StartResolved(context, *request,
-                         [&](const iv1::StartSyncExecutionShardRequest& start, bool* would_block) {
+                         [&](const iv1::StartSyncExecutionShardRequest& start,
+                             const ShardCore::ResolvedStart* resolved, bool* would_block) {
                            return core_->StartSyncExecution(start, deadline, cancelled, response,
-                                                            would_block);
+                                                            would_block, resolved);
                          });
   }
 
