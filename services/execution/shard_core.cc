@@ -1506,78 +1506,91 @@ internal::v1::ServiceTaskResult ChildReport(const ExecutionRecord& record) {
 
 }  // namespace
 
+namespace {
+
+uint64_t NameHash(const std::string& execution_arn) {
+  return absl::Hash<std::string>{}(execution_arn);
+}
+
+}  // namespace
+
 void ShardCore::KeepRecentExpress(ExecutionRecord record) {
   if (options_.recent_express_bytes == 0) return;
   record.clear_state();
+  record.clear_state_machine();
   const absl::Time closed = FromProto(record.stop_date());
-  std::string serialized = record.SerializeAsString();
-  const size_t bytes = serialized.capacity() + 2 * record.execution_arn().capacity() +
-                       sizeof(RecentExpress) + sizeof(RecentExpressEntry);
-  std::string arn = std::move(*record.mutable_execution_arn());
-  const uint64_t name_hash = absl::Hash<std::string>{}(arn);
+  const int64_t closed_ns = absl::ToUnixNanos(closed);
+  const size_t size = record.ByteSizeLong();
+  auto serialized = std::make_unique<char[]>(size);
+  record.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(serialized.get()));
+  const size_t bytes = size + sizeof(RecentExpressRecordEntry) + 2 * sizeof(RecentExpress);
+  const uint64_t name_hash = NameHash(record.execution_arn());
   absl::MutexLock lock(&recent_express_mu_);
-  const auto [name, inserted] = recent_express_names_.try_emplace(name_hash, closed);
-  if (!inserted) name->second = closed;
-  recent_express_name_order_.emplace_back(name_hash, closed);
   const uint64_t seq = ++recent_express_seq_;
-  // A name used again replaces the older entry (whose order entry is then
-  // stale and skipped when it comes first).
-  RecentExpress& entry = recent_express_[arn];
-  entry.record = std::move(serialized);
-  entry.stop_date = closed;
+  // A name used again replaces the older entry (whose order entries are
+  // then stale and skipped when they come first).
+  RecentExpress& entry = recent_express_[name_hash];
+  entry.closed_ns = closed_ns;
   entry.seq = seq;
-  recent_express_order_.push_back({std::move(arn), seq, closed, bytes});
+  entry.record = std::move(serialized);
+  entry.record_size = static_cast<uint32_t>(size);
+  recent_express_names_.emplace_back(name_hash, closed_ns);
+  recent_express_records_.push_back({name_hash, seq, closed, bytes});
   recent_express_bytes_ += bytes;
   EvictRecentExpress(closed);
 }
 
 void ShardCore::EvictRecentExpress(absl::Time now) {
-  while (!recent_express_name_order_.empty()) {
-    const auto& [hash, closed] = recent_express_name_order_.front();
-    if (recent_express_name_order_.size() <= kRecentExpressNames &&
-        closed + options_.express_execution_retention > now) {
-      break;
+  const int64_t expired_ns = absl::ToUnixNanos(now - options_.express_execution_retention);
+  while (!recent_express_names_.empty()) {
+    const auto [hash, closed_ns] = recent_express_names_.front();
+    if (recent_express_names_.size() <= kRecentExpressNames && closed_ns > expired_ns) break;
+    auto found = recent_express_.find(hash);
+    if (found != recent_express_.end() && found->second.closed_ns == closed_ns) {
+      recent_express_.erase(found);
     }
-    // A name used again has a newer entry further on; only the newest
-    // removes it.
-    auto found = recent_express_names_.find(hash);
-    if (found != recent_express_names_.end() && found->second == closed) {
-      recent_express_names_.erase(found);
-    }
-    recent_express_name_order_.pop_front();
+    recent_express_names_.pop_front();
   }
-  while (!recent_express_order_.empty()) {
-    const RecentExpressEntry& oldest = recent_express_order_.front();
+  while (!recent_express_records_.empty()) {
+    const RecentExpressRecordEntry& oldest = recent_express_records_.front();
     if (recent_express_bytes_ <= options_.recent_express_bytes &&
         oldest.closed + options_.express_execution_retention > now) {
       return;
     }
-    auto found = recent_express_.find(oldest.execution_arn);
+    auto found = recent_express_.find(oldest.name_hash);
     if (found != recent_express_.end() && found->second.seq == oldest.seq) {
-      recent_express_.erase(found);
+      found->second.record.reset();
+      found->second.record_size = 0;
     }
     recent_express_bytes_ -= oldest.bytes;
-    recent_express_order_.pop_front();
+    recent_express_records_.pop_front();
   }
 }
 
 bool ShardCore::RecentExpressNameTaken(const std::string& arn) {
-  const uint64_t name_hash = absl::Hash<std::string>{}(arn);
+  const uint64_t name_hash = NameHash(arn);
   absl::MutexLock lock(&recent_express_mu_);
-  auto found = recent_express_names_.find(name_hash);
-  return found != recent_express_names_.end() &&
-         found->second + options_.express_execution_retention > options_.clock->Now();
+  auto found = recent_express_.find(name_hash);
+  return found != recent_express_.end() &&
+         found->second.closed_ns >
+             absl::ToUnixNanos(options_.clock->Now() - options_.express_execution_retention);
 }
 
 std::optional<ExecutionRecord> ShardCore::RecentExpressRecord(const std::string& arn) {
+  const uint64_t name_hash = NameHash(arn);
   absl::MutexLock lock(&recent_express_mu_);
-  auto found = recent_express_.find(arn);
-  if (found == recent_express_.end()) return std::nullopt;
-  if (found->second.stop_date + options_.express_execution_retention <= options_.clock->Now()) {
+  auto found = recent_express_.find(name_hash);
+  if (found == recent_express_.end() || found->second.record == nullptr) return std::nullopt;
+  if (found->second.closed_ns <=
+      absl::ToUnixNanos(options_.clock->Now() - options_.express_execution_retention)) {
     return std::nullopt;
   }
   ExecutionRecord record;
-  if (!record.ParseFromString(found->second.record)) return std::nullopt;
+  if (!record.ParseFromArray(found->second.record.get(),
+                             static_cast<int>(found->second.record_size)) ||
+      record.execution_arn() != arn) {
+    return std::nullopt;  // another name of the same hash
+  }
   return record;
 }
 
@@ -2377,10 +2390,14 @@ absl::Status ShardCore::ListExecutions(const internal::v1::ListShardRequest& req
   {
     absl::MutexLock lock(&recent_express_mu_);
     const absl::Time now = options_.clock->Now();
-    for (const auto& [arn, entry] : recent_express_) {
-      if (entry.stop_date + options_.express_execution_retention <= now) continue;
+    const int64_t expired_ns = absl::ToUnixNanos(now - options_.express_execution_retention);
+    for (const auto& [name_hash, entry] : recent_express_) {
+      if (entry.record == nullptr || entry.closed_ns <= expired_ns) continue;
       ExecutionRecord record;
-      if (!record.ParseFromString(entry.record)) continue;
+      if (!record.ParseFromArray(entry.record.get(), static_cast<int>(entry.record_size))) {
+        continue;
+      }
+      const std::string& arn = record.execution_arn();
       if (record.state_machine_arn() != request.state_machine_arn() &&
           record.state_machine_version_arn() != request.state_machine_arn() &&
           record.state_machine_alias_arn() != request.state_machine_arn()) {

@@ -595,34 +595,42 @@ class ShardCore {
   // restart forgets them: those executions have run already.
   // Kept serialized: one allocation to free when it leaves (freeing a
   // cold parsed record, string by string, cost more than its serialization).
-  struct RecentExpress {
-    std::string record;  // ExecutionRecord without its state
-    absl::Time stop_date;
-    uint64_t seq = 0;  // its entry in recent_express_order_
-  };
-  struct RecentExpressEntry {
-    std::string execution_arn;
-    uint64_t seq = 0;
-    absl::Time closed;
-    size_t bytes = 0;
-  };
-  absl::Mutex recent_express_mu_;
-  absl::flat_hash_map<std::string, RecentExpress> recent_express_
-      ABSL_GUARDED_BY(recent_express_mu_);
-  std::deque<RecentExpressEntry> recent_express_order_ ABSL_GUARDED_BY(recent_express_mu_);
-  size_t recent_express_bytes_ ABSL_GUARDED_BY(recent_express_mu_) = 0;
-  uint64_t recent_express_seq_ ABSL_GUARDED_BY(recent_express_mu_) = 0;
+  //
   // The names of those executions outlive their records: a name is 16
   // bytes where a record is kilobytes, so a start that repeats one (an
   // event redelivered to its target after an eventbus replica failed, say)
   // is still refused with ExecutionAlreadyExists for
   // express_execution_retention, or until kRecentExpressNames newer names
-  // came, long after the byte bound dropped the record. By 64-bit hash of
-  // the execution ARN, with the time the execution closed.
+  // came, long after the byte bound dropped the record. One entry per name,
+  // by 64-bit hash of the execution ARN (the record, while kept, says
+  // which ARN it is).
+  struct RecentExpress {
+    int64_t closed_ns = 0;  // when the execution closed (Unix nanoseconds)
+    uint64_t seq = 0;       // its entry in recent_express_records_
+    // The serialized ExecutionRecord, without its state or state machine;
+    // null once the byte bound dropped it.
+    std::unique_ptr<char[]> record;
+    uint32_t record_size = 0;
+  };
+  struct RecentExpressRecordEntry {
+    uint64_t name_hash = 0;
+    uint64_t seq = 0;
+    absl::Time closed;
+    size_t bytes = 0;
+  };
   static constexpr size_t kRecentExpressNames = size_t{1} << 19;
-  absl::flat_hash_map<uint64_t, absl::Time> recent_express_names_
+  absl::Mutex recent_express_mu_;
+  absl::flat_hash_map<uint64_t, RecentExpress> recent_express_
       ABSL_GUARDED_BY(recent_express_mu_);
-  std::deque<std::pair<uint64_t, absl::Time>> recent_express_name_order_
+  // Kept records, oldest first, for the byte bound and the retention.
+  std::deque<RecentExpressRecordEntry> recent_express_records_
+      ABSL_GUARDED_BY(recent_express_mu_);
+  size_t recent_express_bytes_ ABSL_GUARDED_BY(recent_express_mu_) = 0;
+  uint64_t recent_express_seq_ ABSL_GUARDED_BY(recent_express_mu_) = 0;
+  // Names, oldest first, for the count bound and the retention: the hash
+  // and the time it closed (a name used again has a newer entry further
+  // on; only the newest removes it).
+  std::deque<std::pair<uint64_t, int64_t>> recent_express_names_
       ABSL_GUARDED_BY(recent_express_mu_);
   // Whether an EXPRESS execution of that ARN closed recently (see above).
   bool RecentExpressNameTaken(const std::string& arn);
