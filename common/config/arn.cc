@@ -2,11 +2,13 @@
 
 #include <algorithm>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/config/sharding.h"
+#include "common/status/status_macros.h"
 
 namespace stepflow::config {
 namespace {
@@ -21,24 +23,55 @@ absl::Status InvalidArn(absl::string_view arn, absl::string_view why) {
       absl::StrCat("InvalidArn: Invalid Arn: '", why, ": ", arn, "'"));
 }
 
-absl::StatusOr<ParsedArn> ParseScoped(const ArnScope& scope,
-                                      absl::string_view arn,
-                                      absl::string_view type, size_t parts) {
+// An ARN's ':'-separated parts, as views of it.
+using ArnParts = absl::InlinedVector<absl::string_view, 10>;
+
+ArnParts SplitArn(absl::string_view arn) {
+  ArnParts parts;
+  size_t begin = 0;
+  while (true) {
+    const size_t colon = arn.find(':', begin);
+    if (colon == absl::string_view::npos) {
+      parts.push_back(arn.substr(begin));
+      return parts;
+    }
+    parts.push_back(arn.substr(begin, colon - begin));
+    begin = colon + 1;
+  }
+}
+
+// Checks that `arn` names a resource of `type` with `resource_parts` parts
+// in this scope, and gives its parts (the resource's from index 6). Views,
+// not copies: every call the gateway serves parses an ARN or two.
+absl::StatusOr<ArnParts> ParseScopedParts(const ArnScope& scope, absl::string_view arn,
+                                          absl::string_view type, size_t resource_parts) {
   if (arn.substr(0, 4) != "arn:") {
     return InvalidArn(arn, "Invalid ARN prefix");
   }
-  auto parsed = ParseArn(arn);
-  if (!parsed.ok()) return parsed.status();
-  if (parsed->service != "states" || parsed->resource_type != type ||
-      parsed->resource.size() != parts) {
+  ArnParts parts = SplitArn(arn);
+  if (parts.size() < 7 || parts[0] != "arn") {
+    return InvalidArn(arn, "Invalid ARN prefix");
+  }
+  if (parts[2] != "states" || parts[5] != type || parts.size() - 6 != resource_parts) {
     return InvalidArn(arn, "Resource type not valid in this context");
   }
-  if (!absl::StartsWith(arn, Prefix(scope))) {
+  if (parts[1] != scope.partition || parts[3] != scope.region || parts[4] != scope.account) {
     return InvalidArn(arn, "Invalid region or account");
   }
-  for (const auto& part : parsed->resource) {
-    if (part.empty()) return InvalidArn(arn, "Invalid resource name");
+  for (size_t i = 6; i < parts.size(); ++i) {
+    if (parts[i].empty()) return InvalidArn(arn, "Invalid resource name");
   }
+  return parts;
+}
+
+absl::StatusOr<ParsedArn> ParseScoped(const ArnScope& scope, absl::string_view arn,
+                                      absl::string_view type, size_t resource_parts) {
+  ASSIGN_OR_RETURN(ArnParts parts, ParseScopedParts(scope, arn, type, resource_parts));
+  ParsedArn parsed;
+  parsed.service = std::string(parts[2]);
+  parsed.resource_type = std::string(parts[5]);
+  parsed.resource.reserve(parts.size() - 6);
+  for (size_t i = 6; i < parts.size(); ++i) parsed.resource.emplace_back(parts[i]);
   return parsed;
 }
 
@@ -59,9 +92,7 @@ std::string ActivityArn(const ArnScope& scope, absl::string_view name) {
 }
 
 absl::StatusOr<ParsedArn> ParseArn(absl::string_view arn) {
-  // Views, so that only the parts kept are copied (every call the gateway
-  // serves parses an ARN or two).
-  std::vector<absl::string_view> parts = absl::StrSplit(arn, ':');
+  ArnParts parts = SplitArn(arn);
   if (parts.size() < 7 || parts[0] != "arn") {
     return InvalidArn(arn, "Invalid ARN prefix");
   }
@@ -97,24 +128,26 @@ absl::StatusOr<std::string> ActivityNameFromArn(const ArnScope& scope,
 absl::StatusOr<StateMachineRef> ParseStateMachineRef(const ArnScope& scope,
                                                      absl::string_view arn) {
   const size_t colons = static_cast<size_t>(std::count(arn.begin(), arn.end(), ':'));
-  auto parsed = ParseScoped(scope, arn, "stateMachine", colons >= 7 ? 2 : 1);
-  if (!parsed.ok()) return parsed.status();
+  const size_t resource_parts = colons >= 7 ? 2 : 1;
+  ASSIGN_OR_RETURN(ArnParts parts, ParseScopedParts(scope, arn, "stateMachine", resource_parts));
   StateMachineRef ref;
-  ref.name = parsed->resource[0];
+  ref.name = std::string(parts[6]);
+  if (resource_parts == 1) {
+    ref.state_machine_arn = std::string(arn);  // already StateMachineArn(scope, name)
+    return ref;
+  }
   ref.state_machine_arn = StateMachineArn(scope, ref.name);
-  if (parsed->resource.size() == 2) {
-    const std::string& qualifier = parsed->resource[1];
-    const bool digits = std::all_of(qualifier.begin(), qualifier.end(),
-                                    [](char c) { return c >= '0' && c <= '9'; });
-    if (digits) {
-      if (!absl::SimpleAtoi(qualifier, &ref.version) || ref.version <= 0) {
-        return InvalidArn(arn, "Invalid version number");
-      }
-    } else if (ValidateAliasName(qualifier).ok()) {
-      ref.alias = qualifier;
-    } else {
-      return InvalidArn(arn, "Invalid alias name");
+  const absl::string_view qualifier = parts[7];
+  const bool digits =
+      std::all_of(qualifier.begin(), qualifier.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (digits) {
+    if (!absl::SimpleAtoi(qualifier, &ref.version) || ref.version <= 0) {
+      return InvalidArn(arn, "Invalid version number");
     }
+  } else if (ValidateAliasName(qualifier).ok()) {
+    ref.alias = std::string(qualifier);
+  } else {
+    return InvalidArn(arn, "Invalid alias name");
   }
   return ref;
 }

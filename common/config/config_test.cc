@@ -1,6 +1,7 @@
 #include "common/config/arn.h"
 #include "common/config/sharding.h"
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace stepflow::config {
@@ -87,6 +88,58 @@ TEST(ArnTest, BuildAndParse) {
   EXPECT_FALSE(StateMachineNameFromArn(scope, ex).ok());
   EXPECT_FALSE(StateMachineNameFromArn(
       scope, "arn:aws:states:eu-west-1:123456789012:stateMachine:Orders").ok());
+}
+
+// State machine ARNs as StartExecution takes them: plain, a version, an
+// alias; each refusal with AWS's reason.
+TEST(ArnTest, StateMachineRefs) {
+  ArnScope scope;
+  const std::string sm = StateMachineArn(scope, "Orders");
+  auto plain = ParseStateMachineRef(scope, sm);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->name, "Orders");
+  EXPECT_EQ(plain->state_machine_arn, sm);
+  EXPECT_FALSE(plain->qualified());
+  auto version = ParseStateMachineRef(scope, sm + ":12");
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(version->state_machine_arn, sm);
+  EXPECT_EQ(version->version, 12);
+  auto alias = ParseStateMachineRef(scope, sm + ":PROD");
+  ASSERT_TRUE(alias.ok()) << alias.status();
+  EXPECT_EQ(alias->state_machine_arn, sm);
+  EXPECT_EQ(alias->alias, "PROD");
+
+  auto reason = [&](const std::string& arn) {
+    return std::string(ParseStateMachineRef(scope, arn).status().message());
+  };
+  EXPECT_EQ(reason("nope"), "InvalidArn: Invalid Arn: 'Invalid ARN prefix: nope'");
+  EXPECT_EQ(reason("arn:aws:states:us-east-1"),
+            "InvalidArn: Invalid Arn: 'Invalid ARN prefix: arn:aws:states:us-east-1'");
+  const std::string activity = ActivityArn(scope, "Orders");
+  EXPECT_EQ(reason(activity),
+            "InvalidArn: Invalid Arn: 'Resource type not valid in this context: " + activity + "'");
+  EXPECT_EQ(reason(sm + ":1:2"), "InvalidArn: Invalid Arn: 'Resource type not valid in this "
+                                 "context: " + sm + ":1:2'");
+  const std::string elsewhere = "arn:aws:states:eu-west-1:123456789012:stateMachine:Orders";
+  EXPECT_EQ(reason(elsewhere),
+            "InvalidArn: Invalid Arn: 'Invalid region or account: " + elsewhere + "'");
+  const std::string other_account = "arn:aws:states:us-east-1:999999999999:stateMachine:Orders";
+  EXPECT_EQ(reason(other_account),
+            "InvalidArn: Invalid Arn: 'Invalid region or account: " + other_account + "'");
+  EXPECT_EQ(reason(sm + ":"),
+            "InvalidArn: Invalid Arn: 'Invalid resource name: " + sm + ":'");
+  EXPECT_EQ(reason(sm + ":0"), "InvalidArn: Invalid Arn: 'Invalid version number: " + sm + ":0'");
+  EXPECT_EQ(reason(sm + ":bad alias!"),
+            "InvalidArn: Invalid Arn: 'Invalid alias name: " + sm + ":bad alias!'");
+
+  // Another partition and region are this scope's own.
+  ArnScope china;
+  china.partition = "aws-cn";
+  china.region = "cn-north-1";
+  const std::string there = StateMachineArn(china, "Orders");
+  EXPECT_EQ(there, "arn:aws-cn:states:cn-north-1:123456789012:stateMachine:Orders");
+  EXPECT_TRUE(ParseStateMachineRef(china, there).ok());
+  EXPECT_THAT(reason(there), ::testing::HasSubstr("Invalid region or account"));
 }
 
 TEST(ArnTest, ResourceNames) {
