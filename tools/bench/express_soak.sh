@@ -22,8 +22,9 @@ peak_json="$("$stepflow" bench --scenario "$scenario" -c "$concurrency" -z 10s -
 peak="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["completed_per_sec"])' "$peak_json")"
 rate="$(python3 -c "print(round($peak * $share, 1))")"
 echo "peak: $peak/s ($scenario, -c $concurrency, 10 s); soak at $rate/s for $duration"
+# One continuous run (--slices 1): the memory trend is the scenario's alone.
 soak_json="$("$stepflow" bench --scenario "$scenario" -c "$concurrency" -z "$duration" -q "$rate" \
-  --rss-interval 10s -O json)" || true
+  --slices 1 --rss-interval 10s -O json)" || true
 python3 - "$soak_json" <<'PY'
 import json, sys
 d = json.loads(sys.argv[1])
