@@ -127,7 +127,7 @@ TEST(BenchCliTest, ExpressAsyncCountsStartsThenTheirEnds) {
 // of the time, and every execution started in any slice is seen ended.
 TEST(BenchCliTest, TimedRunsAlternateWithTheCeiling) {
   Result result = Stepflow({"bench", "--scenario", "express-async", "-z", "2s", "--slices",
-                            "4", "-c", "4", "-q", "400", "-O", "json"});
+                            "4", "-c", "4", "-q", "400", "--rss-interval", "100ms", "-O", "json"});
   json::Document doc = Report(result);
   ASSERT_TRUE(doc.IsObject());
   EXPECT_EQ(result.exit_code, 0) << result.err;
@@ -142,6 +142,11 @@ TEST(BenchCliTest, TimedRunsAlternateWithTheCeiling) {
       << result.out;
   EXPECT_GT(doc["ceiling"]["calls"].GetInt64(), 0);
   EXPECT_GT(doc["ratio"].GetDouble(), 0);
+  // Memory is sampled in the scenario's slices only: about 20 samples in
+  // its 2 s, not 40 over the whole run.
+  ASSERT_TRUE(doc.HasMember("rss_mb")) << result.out;
+  EXPECT_GE(doc["rss_mb"]["samples"].Size(), 10u) << result.out;
+  EXPECT_LE(doc["rss_mb"]["samples"].Size(), 30u) << result.out;
 }
 
 TEST(BenchCliTest, ActivitiesOverStreamDelivery) {

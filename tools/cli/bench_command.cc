@@ -228,20 +228,46 @@ double ResidentMiB(int pid) {
 
 // Samples resident memory every `interval` from construction until Stop:
 // the first sample at once, the last at Stop.
+// Samples a process's resident memory every `interval` of the scenario's
+// time: paused while the ceiling runs between slices, so the samples show
+// the scenario's memory only. The first sample is taken at once, the last
+// by Stop() (unless paused then: the last is the end of a scenario slice).
 class RssSampler {
  public:
-  RssSampler(int pid, absl::Duration interval) : pid_(pid), interval_(interval) {
+  RssSampler(int pid, absl::Duration interval)
+      : pid_(pid), interval_(interval), next_due_(absl::Now() + interval) {
     samples_.push_back(ResidentMiB(pid_));
     thread_ = std::thread([this] {
       absl::MutexLock lock(&mu_);
-      while (!mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval_)) {
-        samples_.push_back(ResidentMiB(pid_));
+      while (!stopping_) {
+        if (paused_) {
+          mu_.Await(absl::Condition(this, &RssSampler::StoppingOrRunning));
+          continue;
+        }
+        if (!mu_.AwaitWithDeadline(absl::Condition(this, &RssSampler::StoppingOrPaused),
+                                   next_due_)) {
+          samples_.push_back(ResidentMiB(pid_));
+          next_due_ += interval_;
+        }
       }
     });
   }
   RssSampler(const RssSampler&) = delete;
   RssSampler& operator=(const RssSampler&) = delete;
   ~RssSampler() { Stop(); }
+
+  void Pause() {
+    absl::MutexLock lock(&mu_);
+    if (paused_) return;
+    paused_ = true;
+    until_due_ = std::max(next_due_ - absl::Now(), absl::ZeroDuration());
+  }
+  void Resume() {
+    absl::MutexLock lock(&mu_);
+    if (!paused_) return;
+    paused_ = false;
+    next_due_ = absl::Now() + until_due_;
+  }
 
   std::vector<double> Stop() {
     {
@@ -251,15 +277,25 @@ class RssSampler {
     }
     thread_.join();
     absl::MutexLock lock(&mu_);
-    samples_.push_back(ResidentMiB(pid_));
+    if (!paused_) samples_.push_back(ResidentMiB(pid_));
     return samples_;
   }
 
  private:
+  bool StoppingOrPaused() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || paused_;
+  }
+  bool StoppingOrRunning() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !paused_;
+  }
+
   const int pid_;
   const absl::Duration interval_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time next_due_ ABSL_GUARDED_BY(mu_);
+  absl::Duration until_due_ ABSL_GUARDED_BY(mu_);
   std::vector<double> samples_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
@@ -400,6 +436,7 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
     }
     const absl::Duration slice_length = load.duration / report.slices;
     for (int slice = 0; slice < report.slices; ++slice) {
+      if (rss.has_value()) rss->Resume();
       LoadOptions part = load;
       if (report.slices > 1) {
         // The last slice takes what rounding left over.
@@ -414,13 +451,21 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
       report.run.Add(measured);
       (*scenario)->Settle();
       const bool interrupted = interrupts.interrupted()->exchange(false);
+      const bool last = slice + 1 == report.slices || interrupted;
+      if (rss.has_value()) {
+        if (last) {
+          report.rss_mb = rss->Stop();
+        } else {
+          rss->Pause();
+        }
+      }
       // Slices after the first are as long as the scenario's; a single one
       // at least kMinCeilingDuration, for a steady figure after a short -n.
       run_ceiling(report.slices > 1 ? measured_for
                                     : std::max(measured_for, kMinCeilingDuration));
-      if (interrupted || interrupts.interrupted()->load()) break;
+      if (last || interrupts.interrupted()->load()) break;
     }
-    if (rss.has_value()) report.rss_mb = rss->Stop();
+    if (rss.has_value() && report.rss_mb.empty()) report.rss_mb = rss->Stop();
     (*scenario)->Finish(&report);
   } else {
     report.run.errors.Add(absl::StatusCodeToString(set_up.code()),

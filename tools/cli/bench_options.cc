@@ -99,8 +99,9 @@ const std::vector<FlagSpec>& BenchFlags() {
        .help = "Deadline of each RPC (default 30)."},
       {.name = "rss-interval",
        .value_name = "DURATION",
-       .help = "How often resident memory is sampled during\n"
-               "the scenario (default 10s): this process's\n"
+       .help = "How often resident memory is sampled in the\n"
+               "scenario's time (default 10s; not in the\n"
+               "ceiling's slices): this process's\n"
                "with the in-process cluster, else --rss-pid's.\n"
                "Reported as rss_mb (first, last, max, samples)."},
       {.name = "rss-pid",
