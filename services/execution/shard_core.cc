@@ -1514,14 +1514,14 @@ uint64_t NameHash(const std::string& execution_arn) {
 
 }  // namespace
 
-void ShardCore::KeepRecentExpress(ExecutionRecord record) {
+void ShardCore::KeepRecentExpress(ExecutionRecord record, bool keep_name) {
   if (options_.recent_express_bytes == 0) return;
   record.clear_state();
   record.clear_state_machine();
   const absl::Time closed = FromProto(record.stop_date());
   const int64_t closed_ns = absl::ToUnixNanos(closed);
   const size_t size = record.ByteSizeLong();
-  auto serialized = std::make_unique<char[]>(size);
+  std::unique_ptr<char[]> serialized(new char[size]);  // not zeroed: written at once
   record.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(serialized.get()));
   const size_t bytes = size + sizeof(RecentExpressRecordEntry) + 2 * sizeof(RecentExpress);
   const uint64_t name_hash = NameHash(record.execution_arn());
@@ -1534,7 +1534,8 @@ void ShardCore::KeepRecentExpress(ExecutionRecord record) {
   entry.seq = seq;
   entry.record = std::move(serialized);
   entry.record_size = static_cast<uint32_t>(size);
-  recent_express_names_.emplace_back(name_hash, closed_ns);
+  entry.name_kept = keep_name;
+  if (keep_name) recent_express_names_.emplace_back(name_hash, closed_ns);
   recent_express_records_.push_back({name_hash, seq, closed, bytes});
   recent_express_bytes_ += bytes;
   EvictRecentExpress(closed);
@@ -1559,8 +1560,12 @@ void ShardCore::EvictRecentExpress(absl::Time now) {
     }
     auto found = recent_express_.find(oldest.name_hash);
     if (found != recent_express_.end() && found->second.seq == oldest.seq) {
-      found->second.record.reset();
-      found->second.record_size = 0;
+      if (found->second.name_kept) {
+        found->second.record.reset();
+        found->second.record_size = 0;
+      } else {
+        recent_express_.erase(found);
+      }
     }
     recent_express_bytes_ -= oldest.bytes;
     recent_express_records_.pop_front();
@@ -1982,7 +1987,7 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     // A fresh name: no execution to look for under the shard mutex, and
     // nothing stored (see below).
     RETURN_IF_ERROR(close_at_once());
-    KeepRecentExpress(std::move(record));
+    KeepRecentExpress(std::move(record), /*keep_name=*/false);
     return absl::OkStatus();
   }
   if (!LockShardUnlessBusy(shard, would_block)) return decline();
@@ -2027,7 +2032,7 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     // ones stay in memory to be described and listed. A child started by
     // a parent's task is written: the parent's repeated start must find it.
     RETURN_IF_ERROR(close_at_once());
-    KeepRecentExpress(std::move(record));
+    KeepRecentExpress(std::move(record), /*keep_name=*/!request.name_generated());
     return absl::OkStatus();
   }
   // Stored from here on, with the state machine it runs (its definition is

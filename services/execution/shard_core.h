@@ -601,12 +601,16 @@ class ShardCore {
   // event redelivered to its target after an eventbus replica failed, say)
   // is still refused with ExecutionAlreadyExists for
   // express_execution_retention, or until kRecentExpressNames newer names
-  // came, long after the byte bound dropped the record. One entry per name,
-  // by 64-bit hash of the execution ARN (the record, while kept, says
-  // which ARN it is).
+  // came, long after the byte bound dropped the record. Names the cluster
+  // generated are not kept beyond their records: no caller repeats a name
+  // it did not choose (AWS refuses no repeated EXPRESS name at all), and a
+  // busy shard's map stays as small as its records. One entry per name, by
+  // 64-bit hash of the execution ARN (the record, while kept, says which
+  // ARN it is).
   struct RecentExpress {
     int64_t closed_ns = 0;  // when the execution closed (Unix nanoseconds)
     uint64_t seq = 0;       // its entry in recent_express_records_
+    bool name_kept = false;  // in recent_express_names_ too
     // The serialized ExecutionRecord, without its state or state machine;
     // null once the byte bound dropped it.
     std::unique_ptr<char[]> record;
@@ -634,7 +638,8 @@ class ShardCore {
       ABSL_GUARDED_BY(recent_express_mu_);
   // Whether an EXPRESS execution of that ARN closed recently (see above).
   bool RecentExpressNameTaken(const std::string& arn);
-  void KeepRecentExpress(internal::v1::ExecutionRecord record);
+  // `keep_name`: whether the name outlives the record (see above).
+  void KeepRecentExpress(internal::v1::ExecutionRecord record, bool keep_name);
   // Drops entries beyond the byte bound or older than the retention.
   void EvictRecentExpress(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(recent_express_mu_);
   std::optional<internal::v1::ExecutionRecord> RecentExpressRecord(const std::string& arn);

@@ -1225,6 +1225,30 @@ TEST_F(ShardCoreTest, RecentClosedExpressExecutionsStayInMemoryOnly) {
   EXPECT_EQ(core_->StartExecution(again, &refused).code(), absl::StatusCode::kAlreadyExists);
   again.mutable_request()->set_name("c-300");
   EXPECT_TRUE(core_->StartExecution(again, &refused).ok());
+
+  // A name the cluster generated goes with its record (a caller that did
+  // not choose it does not repeat it; AWS refuses no repeated EXPRESS name):
+  // described while the record is kept, free once the byte bound dropped it.
+  auto start_generated = [&](const std::string& name) {
+    iv1::StartExecutionShardRequest request;
+    *request.mutable_state_machine() = machine;
+    request.mutable_request()->set_name(name);
+    request.mutable_request()->set_input("{}");
+    request.set_name_generated(true);
+    v1::StartExecutionResponse response;
+    EXPECT_TRUE(core_->StartExecution(request, &response).ok()) << name;
+    return response.execution_arn();
+  };
+  const std::string first_generated = start_generated("g-0");
+  EXPECT_EQ(Describe(first_generated).status(), "SUCCEEDED");
+  for (int i = 1; i < 300; ++i) start_generated(absl::StrCat("g-", i));
+  describe.set_execution_arn(first_generated);
+  EXPECT_EQ(core_->DescribeExecution(describe, &gone).code(), absl::StatusCode::kNotFound);
+  again.mutable_request()->set_name("g-0");
+  EXPECT_TRUE(core_->StartExecution(again, &refused).ok());
+  // A chosen name is still refused after its record went (c-1 above).
+  again.mutable_request()->set_name("c-1");
+  EXPECT_EQ(core_->StartExecution(again, &refused).code(), absl::StatusCode::kAlreadyExists);
 }
 
 // EXPRESS transitions skip the fsync: a synchronous start that ends within
