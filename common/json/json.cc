@@ -202,11 +202,17 @@ absl::Status Validate(const std::string& text) {
   DiscardingSink sink;
   DepthLimitedHandler<DiscardingSink> handler(sink);
   rapidjson::ParseResult result;
-  if (std::strlen(text.c_str()) == text.size()) {
+  // The bounded stream skips a UTF-8 byte order mark, as Parse does; the
+  // terminated one would not.
+  const bool may_start_with_bom =
+      !text.empty() && (static_cast<unsigned char>(text[0]) == 0xEF ||
+                        static_cast<unsigned char>(text[0]) == 0xBB ||
+                        static_cast<unsigned char>(text[0]) == 0xBF);
+  if (!may_start_with_bom && std::strlen(text.c_str()) == text.size()) {
     rapidjson::StringStream stream(text.c_str());
     result = ParseStream<kWholeText>(stream, handler);
   } else {
-    // A NUL inside: the terminator does not mark the end.
+    // A NUL inside (the terminator does not mark the end), or a mark.
     rapidjson::MemoryStream memory(text.data(), text.size());
     rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(memory);
     result = ParseStream<kWholeText>(stream, handler);

@@ -253,7 +253,8 @@ TEST(JsonTest, ValidateAgreesWithParse) {
         std::string(R"(["\ud83d\ude00", "\\udc00"])"), deepest_allowed, std::string("{\"a\":"),
         std::string("{} {}"), std::string(""), std::string("[1,]"), std::string("nul"),
         std::string(R"(["\udfff"])"), std::string(R"(["\ud800\u0041"])"), deep, with_nul,
-        std::string("\"\xff\""), long_escaped, long_control, long_bad_byte}) {
+        std::string("\"\xff\""), long_escaped, long_control, long_bad_byte,
+        std::string("\xEF\xBB\xBF{\"a\":1}"), std::string("\xBF1"), std::string("\xEF")}) {
     absl::Status parsed = Parse(text).status();
     absl::Status validated = Validate(text);
     EXPECT_EQ(validated, parsed) << text.substr(0, 40);

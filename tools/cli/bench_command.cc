@@ -231,7 +231,8 @@ double ResidentMiB(int pid) {
 // Samples a process's resident memory every `interval` of the scenario's
 // time: paused while the ceiling runs between slices, so the samples show
 // the scenario's memory only. The first sample is taken at once, the last
-// by Stop() (unless paused then: the last is the end of a scenario slice).
+// by Stop() at the end of the scenario's last slice (a Stop() while paused,
+// after a run cut short in a ceiling slice, adds none).
 class RssSampler {
  public:
   RssSampler(int pid, absl::Duration interval)
@@ -411,11 +412,12 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
   load.duration = options.duration;
   load.rate = options.rate;
   load.stop = interrupts.interrupted();
-  report.slices = options.EffectiveSlices();
+  const int slices = options.EffectiveSlices();
   // The scenario and the ceiling take turns, slice by slice, so that a
   // drift in the machine's load (shared machines have them) weighs on both.
-  // A first Ctrl-C ends the scenario's slice; the ceiling's then runs as
-  // long, and the run ends there (a second Ctrl-C ends that too).
+  // A Ctrl-C during a scenario slice ends it; the ceiling's then runs as
+  // long, and the run ends there (a second Ctrl-C ends that too). One
+  // during a ceiling slice ends that slice and the run.
   auto run_ceiling = [&](absl::Duration length) {
     LoadOptions ceiling = load;
     ceiling.total = 0;
@@ -434,15 +436,16 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
       report.rss_of = options.rss_pid > 0 ? absl::StrCat("process ", options.rss_pid)
                                           : "this process: driver and in-process cluster";
     }
-    const absl::Duration slice_length = load.duration / report.slices;
-    for (int slice = 0; slice < report.slices; ++slice) {
+    const absl::Duration slice_length = load.duration / slices;
+    report.slices = 0;
+    for (int slice = 0; slice < slices; ++slice) {
+      ++report.slices;
       if (rss.has_value()) rss->Resume();
       LoadOptions part = load;
-      if (report.slices > 1) {
+      if (slices > 1) {
         // The last slice takes what rounding left over.
-        part.duration = slice + 1 < report.slices
-                            ? slice_length
-                            : load.duration - slice_length * (report.slices - 1);
+        part.duration = slice + 1 < slices ? slice_length
+                                           : load.duration - slice_length * (slices - 1);
       }
       PhaseResult measured = RunLoad(part, &scheduler, [&](int slot) {
         return (*scenario)->MakeOperation(slot);
@@ -451,7 +454,7 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
       report.run.Add(measured);
       (*scenario)->Settle();
       const bool interrupted = interrupts.interrupted()->exchange(false);
-      const bool last = slice + 1 == report.slices || interrupted;
+      const bool last = slice + 1 == slices || interrupted;
       if (rss.has_value()) {
         if (last) {
           report.rss_mb = rss->Stop();
@@ -461,9 +464,8 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
       }
       // Slices after the first are as long as the scenario's; a single one
       // at least kMinCeilingDuration, for a steady figure after a short -n.
-      run_ceiling(report.slices > 1 ? measured_for
-                                    : std::max(measured_for, kMinCeilingDuration));
-      if (last || interrupts.interrupted()->load()) break;
+      run_ceiling(slices > 1 ? measured_for : std::max(measured_for, kMinCeilingDuration));
+      if (last || interrupts.interrupted()->exchange(false)) break;
     }
     if (rss.has_value() && report.rss_mb.empty()) report.rss_mb = rss->Stop();
     (*scenario)->Finish(&report);
