@@ -610,11 +610,11 @@ class ShardCore {
   struct RecentExpress {
     int64_t closed_ns = 0;  // when the execution closed (Unix nanoseconds)
     uint64_t seq = 0;       // its entry in recent_express_records_
-    bool name_kept = false;  // in recent_express_names_ too
     // The serialized ExecutionRecord, without its state or state machine;
     // null once the byte bound dropped it.
     std::unique_ptr<char[]> record;
     uint32_t record_size = 0;
+    bool name_kept = false;  // in recent_express_names_ too
   };
   struct RecentExpressRecordEntry {
     uint64_t name_hash = 0;
