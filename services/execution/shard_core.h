@@ -596,7 +596,7 @@ class ShardCore {
   // Kept serialized: one allocation to free when it leaves (freeing a
   // cold parsed record, string by string, cost more than its serialization).
   //
-  // The names of those executions outlive their records: a name is 16
+  // The names of those executions outlive their records: a name is ~60
   // bytes where a record is kilobytes, so a start that repeats one (an
   // event redelivered to its target after an eventbus replica failed, say)
   // is still refused with ExecutionAlreadyExists for
