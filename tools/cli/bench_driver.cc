@@ -22,27 +22,24 @@ Scheduler::~Scheduler() {
 void Scheduler::At(absl::Time when, std::function<void()> callback) {
   absl::MutexLock lock(&mu_);
   queue_.push(Entry{when, next_sequence_++, std::move(callback)});
+  if (when < waiting_until_) woken_ = true;
 }
 
 void Scheduler::Loop() {
   absl::MutexLock lock(&mu_);
+  auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || woken_; };
   while (!stopping_) {
-    if (queue_.empty()) {
-      mu_.Await(absl::Condition(
-          +[](Scheduler* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-            return self->stopping_ || !self->queue_.empty();
-          },
-          this));
-      continue;
-    }
-    absl::Time due = queue_.top().when;
+    const absl::Time due = queue_.empty() ? absl::InfiniteFuture() : queue_.top().when;
     if (absl::Now() < due) {
       // Wake early for a new, earlier entry or for the stop.
-      size_t size = queue_.size();
-      auto changed = [this, size]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || queue_.size() != size;
-      };
-      mu_.AwaitWithDeadline(absl::Condition(&changed), due);
+      woken_ = false;
+      waiting_until_ = due;
+      if (due == absl::InfiniteFuture()) {
+        mu_.Await(absl::Condition(&woken));
+      } else {
+        mu_.AwaitWithDeadline(absl::Condition(&woken), due);
+      }
+      waiting_until_ = absl::InfinitePast();
       continue;
     }
     std::function<void()> callback =

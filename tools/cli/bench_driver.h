@@ -65,6 +65,11 @@ class Scheduler {
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> queue_
       ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  // When the loop, waiting, wakes by itself (InfiniteFuture: only for a new
+  // entry; InfinitePast: it is not waiting). Only an entry due before that
+  // wakes it: most entries are timeouts far behind the first.
+  absl::Time waiting_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool woken_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
