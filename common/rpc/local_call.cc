@@ -4,12 +4,22 @@
 
 namespace stepflow::rpc {
 
-bool LocalServerContext::LocalCancelled() const {
-  if (parent_ == nullptr) return false;
-  if (const auto* sync = dynamic_cast<const grpc::ServerContext*>(parent_)) {
+namespace {
+
+bool ParentCancelled(const grpc::ServerContextBase* parent) {
+  if (parent == nullptr) return false;
+  if (const auto* sync = dynamic_cast<const grpc::ServerContext*>(parent)) {
     return CallCancelled(*sync);
   }
-  return parent_->IsCancelled();
+  return parent->IsCancelled();
+}
+
+}  // namespace
+
+bool LocalServerContext::LocalCancelled() const { return ParentCancelled(parent_); }
+
+std::function<bool()> LocalServerContext::CancelledLater() const {
+  return [parent = parent_] { return ParentCancelled(parent); };
 }
 
 absl::Time CallDeadline(const grpc::ServerContext& context) {

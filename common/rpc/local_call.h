@@ -13,6 +13,7 @@
 
 #include <grpcpp/server_context.h>
 
+#include <functional>
 #include <utility>
 
 #include "absl/functional/any_invocable.h"
@@ -38,6 +39,10 @@ class LocalServerContext : public grpc::ServerContext {
 
   absl::Time local_deadline() const { return deadline_; }
   bool LocalCancelled() const;
+  // LocalCancelled for a handler that answers later: it asks the parent
+  // call, which lives until the answer, so it may be called after this
+  // context is gone.
+  std::function<bool()> CancelledLater() const;
   bool may_block() const { return may_block_; }
   bool declined() const { return declined_; }
   void Decline() { declined_ = true; }

@@ -46,6 +46,9 @@ constexpr int kMaxAliases = 100;
 // AWS redrives executions within 14 days of their stop, at most 1000 times.
 constexpr absl::Duration kRedriveWindow = absl::Hours(24 * 14);
 constexpr int kMaxRedrives = 1000;
+// Inputs of one batch of polled tasks stay well under gRPC's 4 MiB message
+// limit.
+constexpr size_t kMaxBatchInputBytes = 3 << 20;
 
 google::protobuf::Timestamp ToProto(absl::Time time) {
   google::protobuf::Timestamp ts;
@@ -2681,8 +2684,6 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
                                           internal::v1::PollActivityTasksResponse* response,
                                           absl::Time deadline,
                                           const std::function<bool()>& cancelled) {
-  // Inputs of one batch stay well under gRPC's 4 MiB message limit.
-  constexpr size_t kMaxBatchInputBytes = 3 << 20;
   const std::string& arn = request.activity_arn();
   RETURN_IF_ERROR(FirstOwnedPartitionShard(arn).status());
   RETURN_IF_ERROR(CachedActivityExists(arn));
@@ -2703,6 +2704,59 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
   // and has no backlog record: nothing to write.
   if (!handed) RETURN_IF_ERROR(HandOver(request.worker_name(), arn, taken));
   return Deliver(arn, std::move(taken), cancelled, response);
+}
+
+bool ShardCore::PollActivityTasksLater(const internal::v1::PollActivityTasksRequest& request,
+                                       internal::v1::PollActivityTasksResponse* response,
+                                       absl::Time deadline, std::function<bool()> cancelled,
+                                       AnswerLater* answer_later) {
+  const std::string& arn = request.activity_arn();
+  if (answer_later == nullptr || !*answer_later || request.max_tasks() == 0 ||
+      !FirstOwnedPartitionShard(arn).ok() || !ActivityKnownToExist(arn)) {
+    return false;
+  }
+  deadline = std::min(deadline, absl::Now() + absl::Milliseconds(std::max<int64_t>(
+                                                  0, request.wait_ms())));
+  const bool waiting = task_queues_->TakeLater(
+      arn, std::clamp(request.max_tasks(), 1, 100), kMaxBatchInputBytes, deadline, cancelled,
+      request.worker_name(), [&]() -> TaskQueues::TakeAnswer {
+        return [this, arn, response, cancelled, answer = std::move(*answer_later)](
+                   absl::StatusOr<std::vector<TaskQueues::Queued>> handed) mutable {
+        if (!handed.ok()) return std::move(answer)(handed.status());
+        if (!handed->empty() && cancelled && cancelled()) {
+          // As in Deliver: the caller went away while the tasks were
+          // written; they go back to the backlog, stored first unless they
+          // live in memory, without waiting here (this may be the group
+          // committer's thread).
+          ReturnToBacklog(arn, *std::move(handed));
+          return std::move(answer)(absl::OkStatus());
+        }
+        for (TaskQueues::Queued& queued : *handed) {
+          v1::DeliveredActivityTask* delivered = response->add_tasks();
+          delivered->set_task_token(std::move(*queued.task.mutable_task_token()));
+          delivered->set_input(std::move(*queued.task.mutable_input()));
+        }
+        std::move(answer)(absl::OkStatus());
+        };
+      });
+  if (waiting) *answer_later = nullptr;
+  return waiting;
+}
+
+void ShardCore::ReturnToBacklog(const std::string& arn, std::vector<TaskQueues::Queued> tasks) {
+  storage::WriteBatch undo;
+  for (const TaskQueues::Queued& queued : tasks) {
+    if (queued.task.in_memory()) continue;
+    undo.Put(families_.tasks, keys::TaskKey(queued.shard, arn, queued.seq),
+             queued.task.SerializeAsString());
+  }
+  if (undo.empty()) return task_queues_->PutBack(arn, std::move(tasks));
+  committer_->Submit(std::move(undo),
+                     [this, arn, tasks = std::move(tasks)](absl::Status written) mutable {
+                       // Not stored: they come back after their timeouts, as
+                       // tasks of a worker that died.
+                       if (written.ok()) task_queues_->PutBack(arn, std::move(tasks));
+                     });
 }
 
 absl::Status ShardCore::HandOver(const std::string& worker_name, const std::string& arn,
@@ -3304,6 +3358,7 @@ absl::Status ShardCore::FireDueTimers() {
 void ShardCore::TimerLoop() {
   while (true) {
     task_queues_->RefreshAges();
+    task_queues_->ExpireLater(absl::Now());
     if (options_.clock->Now() >= next_retention_sweep_) {
       next_retention_sweep_ =
           options_.clock->Now() +

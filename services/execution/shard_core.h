@@ -316,6 +316,18 @@ class ShardCore {
   absl::Status PollActivityTasks(const internal::v1::PollActivityTasksRequest& request,
                                  internal::v1::PollActivityTasksResponse* response,
                                  absl::Time deadline, const std::function<bool()>& cancelled);
+  // PollActivityTasks for a caller that takes its answer later and may not
+  // wait (a call from a gRPC callback thread): the poll waits in line
+  // without a thread, for tasks handed over directly by the transitions
+  // that schedule them. True when it took `*answer_later` (left empty):
+  // `response` is then filled and `*answer_later` called once, maybe on
+  // another thread, and `cancelled` is called until then. False, with
+  // nothing done, when the poll must run as PollActivityTasks (a watch, a
+  // backlog to hand over, an activity not looked up yet).
+  bool PollActivityTasksLater(const internal::v1::PollActivityTasksRequest& request,
+                              internal::v1::PollActivityTasksResponse* response,
+                              absl::Time deadline, std::function<bool()> cancelled,
+                              AnswerLater* answer_later);
   // PollActivityTasks for one task, waiting until `deadline`.
   absl::Status GetActivityTask(const v1::GetActivityTaskRequest& request,
                                v1::GetActivityTaskResponse* response, absl::Time deadline,
@@ -691,6 +703,10 @@ class ShardCore {
   bool Claimed(const std::string& task_id);
   // After a transition's write: to the claimed poller, else to the backlog.
   void HandOrQueue(TaskQueues::Queued queued);
+  // Puts tasks handed to a poller that went away back in the backlog:
+  // stored again (through the group committer, not waited for) unless
+  // they live in memory.
+  void ReturnToBacklog(const std::string& arn, std::vector<TaskQueues::Queued> tasks);
   // The hand-over of tasks taken from the backlog (see PollActivityTasks).
   absl::Status HandOver(const std::string& worker_name, const std::string& arn,
                         std::vector<TaskQueues::Queued>& taken);

@@ -417,6 +417,80 @@ TEST_F(ShardCoreTest, HandedTaskOfAGonePollerGoesBackToTheBacklog) {
   EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
 }
 
+// A poll that waits without a thread (a local call from a gRPC callback
+// thread) is handed the task by the start's write, as a waiting Take is,
+// and answered from there.
+TEST_F(ShardCoreTest, PollWaitingWithoutAThreadIsHandedTheTaskByTheStartsWrite) {
+  auto machine = CreateMachine();
+  EXPECT_TRUE(Poll(absl::ZeroDuration()).task_token().empty());  // looks the activity up
+  iv1::PollActivityTasksRequest request;
+  request.set_activity_arn("arn:aws:states:us-east-1:123456789012:activity:work");
+  request.set_worker_name("w1");
+  request.set_max_tasks(4);
+  request.set_wait_ms(10000);
+  iv1::PollActivityTasksResponse response;
+  absl::Notification answered;
+  absl::Status answer_status;
+  ShardCore::AnswerLater answer = [&](absl::Status status) {
+    answer_status = std::move(status);
+    answered.Notify();
+  };
+  ASSERT_TRUE(core_->PollActivityTasksLater(request, &response, absl::Now() + absl::Seconds(10),
+                                            [] { return false; }, &answer));
+  EXPECT_FALSE(answer) << "the answer was not taken";
+  AwaitWaitingPoller();
+  std::string arn = Start(machine, "handed-later", "{}");
+  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(answer_status.ok()) << answer_status;
+  ASSERT_EQ(response.tasks_size(), 1);
+  EXPECT_THAT(HistoryTypes(arn),
+              ElementsAre("ExecutionStarted", "PassStateEntered", "PassStateExited",
+                          "TaskStateEntered", "ActivityScheduled", "ActivityStarted"));
+  EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
+  ASSERT_TRUE(SendSuccess(response.tasks(0).task_token()).ok());
+  EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
+
+  // A poll with a backlog to take, or of an activity not looked up, is
+  // left to PollActivityTasks, its answer untouched.
+  request.set_activity_arn("arn:aws:states:us-east-1:123456789012:activity:nope");
+  ShardCore::AnswerLater unused = [](absl::Status) {};
+  EXPECT_FALSE(core_->PollActivityTasksLater(request, &response, absl::Now() + absl::Seconds(1),
+                                             [] { return false; }, &unused));
+  EXPECT_TRUE(unused);
+}
+
+// Its caller gone by the time the task is handed to it (claimed while
+// still there), the task goes back into the backlog, durably.
+TEST_F(ShardCoreTest, HandedTaskOfAPollGoneWhileWaitingWithoutAThreadGoesBackToTheBacklog) {
+  auto machine = CreateMachine();
+  EXPECT_TRUE(Poll(absl::ZeroDuration()).task_token().empty());
+  iv1::PollActivityTasksRequest request;
+  request.set_activity_arn("arn:aws:states:us-east-1:123456789012:activity:work");
+  request.set_worker_name("gone");
+  request.set_max_tasks(1);
+  request.set_wait_ms(10000);
+  iv1::PollActivityTasksResponse response;
+  absl::Notification answered;
+  ShardCore::AnswerLater answer = [&](absl::Status) { answered.Notify(); };
+  // Still there when claimed (the first look), gone when handed.
+  std::atomic<int> looks{0};
+  ASSERT_TRUE(core_->PollActivityTasksLater(request, &response, absl::Now() + absl::Seconds(10),
+                                            [&looks] { return looks.fetch_add(1) >= 1; },
+                                            &answer));
+  AwaitWaitingPoller();
+  std::string arn = Start(machine, "returned-later", "{}");
+  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(response.tasks_size(), 0);
+  v1::GetActivityTaskResponse task;
+  for (int i = 0; i < 100 && task.task_token().empty(); ++i) task = Poll(absl::Milliseconds(50));
+  ASSERT_FALSE(task.task_token().empty());
+  ASSERT_TRUE(Open(16).ok());
+  EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty())
+      << "delivered again after a restart";
+  ASSERT_TRUE(SendSuccess(task.task_token()).ok());
+  EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
+}
+
 TEST_F(ShardCoreTest, EmptyPollTimesOut) {
   CreateMachine();
   absl::Time start = absl::Now();

@@ -396,6 +396,16 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                                  iv1::PollActivityTasksResponse* response) override {
     absl::Time deadline = absl::Now() + kMaxLongPoll;
     deadline = std::min(deadline, rpc::CallDeadline(*context));
+    if (!rpc::CallMayBlock(*context)) {
+      // A local caller that may not wait: the poll waits without a thread
+      // when it can, or is declined to be made where waiting is allowed.
+      const auto* local = dynamic_cast<const rpc::LocalServerContext*>(context);
+      if (!core_->PollActivityTasksLater(*request, response, deadline, local->CancelledLater(),
+                                         rpc::AnswerLaterOf(context))) {
+        rpc::DeclineBlockingCall(context);
+      }
+      return grpc::Status::OK;
+    }
     return rpc::ToGrpcStatus(core_->PollActivityTasks(
         *request, response, deadline, [context] { return rpc::CallCancelled(*context); }));
   }

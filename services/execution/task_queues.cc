@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -39,6 +40,14 @@ struct TaskQueues::Waiter {
   int claims = 0;
   size_t claimed_bytes = 0;
   std::vector<Queued> handed;
+  // A TakeLater poll: answered through `answer` rather than woken, and
+  // owned by the queues' `later_` until then (`cancelled` points at
+  // `later_cancelled`).
+  TakeAnswer answer;
+  std::function<bool()> later_cancelled;
+  std::string activity_arn;
+  absl::Time deadline = absl::InfiniteFuture();
+  absl::Status status;  // what it is answered with, once settled
 };
 
 TaskQueues::TaskQueues(prometheus::Registry* registry, clock::Clock* clock)
@@ -65,7 +74,17 @@ TaskQueues::TaskQueues(prometheus::Registry* registry, clock::Clock* clock)
                                    .Register(*registry_);
 }
 
-TaskQueues::~TaskQueues() = default;
+TaskQueues::~TaskQueues() {
+  Settled settled;
+  {
+    absl::MutexLock lock(&mu_);
+    while (!later_.empty()) {
+      Settle(later_.begin()->first, absl::UnavailableError("the shard server is shutting down"),
+             &settled);
+    }
+  }
+  Answer(std::move(settled));
+}
 
 TaskQueues::Queue& TaskQueues::QueueFor(const std::string& activity_arn) {
   std::unique_ptr<Queue>& slot = queues_[activity_arn];
@@ -102,19 +121,104 @@ void TaskQueues::UpdateGauges(Queue& queue) {
                               clock_->Now() - FromProto(queue.backlog.front().task.scheduled_date()))));
 }
 
-void TaskQueues::WakeOne(Queue& queue) {
+void TaskQueues::WakeOne(Queue& queue, Settled* settled) {
   if (!queue.waiters.empty()) {
     Waiter* waiter = queue.waiters.front();
     queue.waiters.pop_front();
     waiter->listed = false;
-    waiter->wake.Signal();
+    if (!waiter->answer) {
+      waiter->wake.Signal();
+    } else if (waiter->claims == 0) {
+      // It takes no backlog itself: its caller comes back with Take.
+      Settle(waiter, absl::OkStatus(), settled);
+    }
+    // (Claimed, it is answered once its claims are settled.)
   } else if (queue.watching > 0) {
     queue.watched.Signal();
   }
 }
 
+void TaskQueues::Settle(Waiter* waiter, absl::Status status, Settled* settled) {
+  if (waiter->listed) {
+    Queue& queue = QueueFor(waiter->activity_arn);
+    queue.waiters.erase(std::find(queue.waiters.begin(), queue.waiters.end(), waiter));
+    waiter->listed = false;
+  }
+  auto it = later_.find(waiter);
+  if (it == later_.end()) return;
+  waiter->status = std::move(status);
+  settled->push_back(std::move(it->second));
+  later_.erase(it);
+}
+
+void TaskQueues::CountHanded(Queue& queue, const std::vector<Queued>& handed) {
+  if (queue.schedule_to_start == nullptr) return;
+  const absl::Time now = clock_->Now();
+  for (const Queued& queued : handed) {
+    queue.schedule_to_start->Observe(
+        std::max(0.0, absl::ToDoubleSeconds(now - FromProto(queued.task.scheduled_date()))));
+    queue.sync_match->Increment();
+  }
+}
+
+void TaskQueues::Answer(Settled settled) {
+  for (std::unique_ptr<Waiter>& waiter : settled) {
+    if (!waiter->status.ok()) {
+      std::move(waiter->answer)(std::move(waiter->status));
+    } else {
+      std::move(waiter->answer)(std::move(waiter->handed));
+    }
+  }
+}
+
+bool TaskQueues::TakeLater(const std::string& activity_arn, int max_tasks, size_t max_bytes,
+                           absl::Time deadline, std::function<bool()> cancelled,
+                           const std::string& worker_name,
+                           absl::FunctionRef<TakeAnswer()> make_answer) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return false;
+  Queue& queue = QueueFor(activity_arn);
+  if (!queue.backlog.empty()) return false;
+  auto owned = std::make_unique<Waiter>();
+  Waiter* waiter = owned.get();
+  waiter->worker_name = worker_name;
+  waiter->max_tasks = std::max(1, max_tasks);
+  waiter->max_bytes = max_bytes;
+  waiter->answer = make_answer();
+  waiter->later_cancelled = std::move(cancelled);
+  if (waiter->later_cancelled) waiter->cancelled = &waiter->later_cancelled;
+  waiter->activity_arn = activity_arn;
+  waiter->deadline = deadline;
+  queue.waiters.push_back(waiter);
+  waiter->listed = true;
+  later_.emplace(waiter, std::move(owned));
+  return true;
+}
+
+void TaskQueues::ExpireLater(absl::Time now) {
+  Settled settled;
+  {
+    absl::MutexLock lock(&mu_);
+    std::vector<Waiter*> due;
+    for (auto& [waiter, owned] : later_) {
+      if (waiter->claims > 0) continue;  // answered once its claims settle
+      if (now >= waiter->deadline || (waiter->cancelled != nullptr && (*waiter->cancelled)())) {
+        due.push_back(waiter);
+      }
+    }
+    for (Waiter* waiter : due) {
+      Queue& queue = QueueFor(waiter->activity_arn);
+      if (queue.empty != nullptr && waiter->handed.empty()) queue.empty->Increment();
+      Settle(waiter, absl::OkStatus(), &settled);
+    }
+  }
+  Answer(std::move(settled));
+}
+
 TaskQueues::Waiter* TaskQueues::Claim(const std::string& activity_arn, size_t input_bytes,
                                       std::string* worker_name) {
+  Settled settled;
+  absl::Cleanup answer = [&settled] { Answer(std::move(settled)); };
   absl::MutexLock lock(&mu_);
   if (shut_down_) return nullptr;
   auto it = queues_.find(activity_arn);
@@ -127,7 +231,11 @@ TaskQueues::Waiter* TaskQueues::Claim(const std::string& activity_arn, size_t in
     Waiter* gone = queue.waiters.front();
     queue.waiters.pop_front();
     gone->listed = false;
-    gone->wake.Signal();
+    if (gone->answer) {
+      Settle(gone, absl::OkStatus(), &settled);
+    } else {
+      gone->wake.Signal();
+    }
   }
   if (queue.waiters.empty()) return nullptr;
   Waiter* waiter = queue.waiters.front();
@@ -147,22 +255,44 @@ TaskQueues::Waiter* TaskQueues::Claim(const std::string& activity_arn, size_t in
 }
 
 void TaskQueues::Hand(Waiter* waiter, Queued queued) {
-  absl::MutexLock lock(&mu_);
-  --waiter->claims;
-  waiter->handed.push_back(std::move(queued));
-  // The poller answers once its other claims are settled: no more come.
-  if (waiter->listed) {
+  Settled settled;
+  {
+    absl::MutexLock lock(&mu_);
+    --waiter->claims;
+    waiter->handed.push_back(std::move(queued));
+    // The poller answers once its other claims are settled: no more come.
     Queue& queue = QueueFor(waiter->handed.back().task.activity_arn());
-    queue.waiters.erase(std::find(queue.waiters.begin(), queue.waiters.end(), waiter));
-    waiter->listed = false;
+    if (waiter->listed) {
+      queue.waiters.erase(std::find(queue.waiters.begin(), queue.waiters.end(), waiter));
+      waiter->listed = false;
+    }
+    if (!waiter->answer) {
+      waiter->wake.Signal();
+    } else if (waiter->claims == 0) {
+      CountHanded(queue, waiter->handed);
+      // A wake-up for the backlog may have reached it while it was
+      // claimed: pass it on.
+      if (!queue.backlog.empty()) WakeOne(queue, &settled);
+      Settle(waiter, absl::OkStatus(), &settled);
+    }
   }
-  waiter->wake.Signal();
+  Answer(std::move(settled));
 }
 
 void TaskQueues::Release(Waiter* waiter) {
-  absl::MutexLock lock(&mu_);
-  --waiter->claims;
-  waiter->wake.Signal();
+  Settled settled;
+  {
+    absl::MutexLock lock(&mu_);
+    --waiter->claims;
+    if (!waiter->answer) {
+      waiter->wake.Signal();
+    } else if (waiter->claims == 0) {
+      // Its caller polls again (with what was handed, if anything).
+      if (!waiter->handed.empty()) CountHanded(QueueFor(waiter->activity_arn), waiter->handed);
+      Settle(waiter, absl::OkStatus(), &settled);
+    }
+  }
+  Answer(std::move(settled));
 }
 
 uint64_t TaskQueues::Footprint(const Queued& queued) {
@@ -173,16 +303,22 @@ uint64_t TaskQueues::Footprint(const Queued& queued) {
 }
 
 void TaskQueues::Add(Queued queued) {
-  absl::MutexLock lock(&mu_);
-  Queue& queue = QueueFor(queued.task.activity_arn());
-  queued_bytes_.fetch_add(Footprint(queued), std::memory_order_relaxed);
-  queue.backlog.push_back(std::move(queued));
-  UpdateGauges(queue);
-  WakeOne(queue);
+  Settled settled;
+  {
+    absl::MutexLock lock(&mu_);
+    Queue& queue = QueueFor(queued.task.activity_arn());
+    queued_bytes_.fetch_add(Footprint(queued), std::memory_order_relaxed);
+    queue.backlog.push_back(std::move(queued));
+    UpdateGauges(queue);
+    WakeOne(queue, &settled);
+  }
+  Answer(std::move(settled));
 }
 
 absl::StatusOr<bool> TaskQueues::Watch(const std::string& activity_arn, absl::Time deadline,
                                        const std::function<bool()>& cancelled) {
+  Settled settled;
+  absl::Cleanup answer = [&settled] { Answer(std::move(settled)); };
   absl::MutexLock lock(&mu_);
   Queue& queue = QueueFor(activity_arn);
   while (true) {
@@ -190,7 +326,7 @@ absl::StatusOr<bool> TaskQueues::Watch(const std::string& activity_arn, absl::Ti
     if (!queue.backlog.empty()) {
       if (cancelled && cancelled()) {
         // Woken for a task this watcher can no longer act on: pass it on.
-        WakeOne(queue);
+        WakeOne(queue, &settled);
         return false;
       }
       return true;
@@ -224,6 +360,8 @@ absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
     const std::function<bool()>& cancelled, const std::string& worker_name, bool* handed) {
   std::vector<Queued> taken;
   if (handed != nullptr) *handed = false;
+  Settled settled;
+  absl::Cleanup answer = [&settled] { Answer(std::move(settled)); };
   absl::MutexLock lock(&mu_);
   Queue& queue = QueueFor(activity_arn);
   Waiter me;
@@ -249,15 +387,8 @@ absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
         if (handed != nullptr) *handed = true;
         // A wake-up for the backlog may have reached this poller while it
         // was claimed: pass it on.
-        if (!queue.backlog.empty()) WakeOne(queue);
-        if (queue.schedule_to_start != nullptr) {
-          const absl::Time now = clock_->Now();
-          for (const Queued& queued : taken) {
-            queue.schedule_to_start->Observe(std::max(
-                0.0, absl::ToDoubleSeconds(now - FromProto(queued.task.scheduled_date()))));
-            queue.sync_match->Increment();
-          }
-        }
+        if (!queue.backlog.empty()) WakeOne(queue, &settled);
+        CountHanded(queue, taken);
         return taken;
       }
       continue;  // all released: wait on as before
@@ -270,7 +401,7 @@ absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
     // over; a wake-up meant for it goes to another.
     if (cancelled && cancelled()) {
       leave_line();
-      if (!queue.backlog.empty()) WakeOne(queue);
+      if (!queue.backlog.empty()) WakeOne(queue, &settled);
       return taken;
     }
     if (!queue.backlog.empty()) {
@@ -307,19 +438,23 @@ absl::StatusOr<std::vector<TaskQueues::Queued>> TaskQueues::Take(
   }
   UpdateGauges(queue);
   // More work than this poller took: pass the wake-up on.
-  if (!queue.backlog.empty()) WakeOne(queue);
+  if (!queue.backlog.empty()) WakeOne(queue, &settled);
   return taken;
 }
 
 void TaskQueues::PutBack(const std::string& activity_arn, std::vector<Queued> tasks) {
-  absl::MutexLock lock(&mu_);
-  Queue& queue = QueueFor(activity_arn);
-  for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) {
-    queued_bytes_.fetch_add(Footprint(*it), std::memory_order_relaxed);
-    queue.backlog.push_front(std::move(*it));
+  Settled settled;
+  {
+    absl::MutexLock lock(&mu_);
+    Queue& queue = QueueFor(activity_arn);
+    for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) {
+      queued_bytes_.fetch_add(Footprint(*it), std::memory_order_relaxed);
+      queue.backlog.push_front(std::move(*it));
+    }
+    UpdateGauges(queue);
+    WakeOne(queue, &settled);
   }
-  UpdateGauges(queue);
-  WakeOne(queue);
+  Answer(std::move(settled));
 }
 
 size_t TaskQueues::WaitingPollers(const std::string& activity_arn) {
@@ -329,12 +464,26 @@ size_t TaskQueues::WaitingPollers(const std::string& activity_arn) {
 }
 
 void TaskQueues::Shutdown() {
-  absl::MutexLock lock(&mu_);
-  shut_down_ = true;
-  for (auto& [arn, queue] : queues_) {
-    for (Waiter* waiter : queue->waiters) waiter->wake.Signal();
-    queue->watched.SignalAll();
+  Settled settled;
+  {
+    absl::MutexLock lock(&mu_);
+    shut_down_ = true;
+    for (auto& [arn, queue] : queues_) {
+      for (Waiter* waiter : queue->waiters) {
+        if (!waiter->answer) waiter->wake.Signal();
+      }
+      queue->watched.SignalAll();
+    }
+    // Claimed polls are answered once their claims settle.
+    std::vector<Waiter*> unclaimed;
+    for (auto& [waiter, owned] : later_) {
+      if (waiter->claims == 0) unclaimed.push_back(waiter);
+    }
+    for (Waiter* waiter : unclaimed) {
+      Settle(waiter, absl::UnavailableError("the shard server is shutting down"), &settled);
+    }
   }
+  Answer(std::move(settled));
 }
 
 void TaskQueues::RefreshAges() {

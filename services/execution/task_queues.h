@@ -38,6 +38,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -114,6 +116,30 @@ class TaskQueues {
   // Returns taken tasks to the front (their hand-over failed).
   void PutBack(const std::string& activity_arn, std::vector<Queued> tasks);
 
+  // How a poll that waits without a thread (TakeLater) is answered: with
+  // the tasks handed to it directly (see Claim: their ActivityStarted is
+  // recorded and they have no backlog record), or with none.
+  using TakeAnswer = absl::AnyInvocable<void(absl::StatusOr<std::vector<Queued>> handed) &&>;
+  // Take for direct hand-overs only, without a thread waiting. False, with
+  // nothing done, when `activity_arn` has a backlog now or the queues are
+  // shut down: the caller then polls with Take. Otherwise the poll waits
+  // in line as Take's do, and `answer` is called once, never with the
+  // queues' lock held:
+  //  - with the tasks handed to it, by the Hand that settles its last
+  //    claim (on that transition's thread);
+  //  - with none when a task enters the backlog and wakes it (the caller
+  //    takes that task with Take), when its claims are all released, or
+  //    from ExpireLater once `deadline` passed or `cancelled()` is true;
+  //  - UNAVAILABLE at Shutdown (or destruction).
+  // `make_answer` makes `answer`, only when the poll waits (under the
+  // queues' lock: it must do nothing else).
+  bool TakeLater(const std::string& activity_arn, int max_tasks, size_t max_bytes,
+                 absl::Time deadline, std::function<bool()> cancelled,
+                 const std::string& worker_name, absl::FunctionRef<TakeAnswer()> make_answer);
+  // Answers the TakeLater polls past their deadline or whose caller went
+  // away (those not claimed); called about once a second.
+  void ExpireLater(absl::Time now);
+
   // Takers of `activity_arn` waiting in line now (not yet woken or
   // claimed).
   size_t WaitingPollers(const std::string& activity_arn);
@@ -149,10 +175,24 @@ class TaskQueues {
     prometheus::Histogram* schedule_to_start = nullptr;
   };
 
+  // TakeLater polls taken out of the queues, to answer once the lock is
+  // released.
+  using Settled = std::vector<std::unique_ptr<Waiter>>;
+
   Queue& QueueFor(const std::string& activity_arn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateGauges(Queue& queue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Wakes a taker if one waits (taking it out of the line), else a watcher.
-  static void WakeOne(Queue& queue);
+  // A TakeLater poll woken so goes to `settled` (answered with no task)
+  // unless it is claimed.
+  void WakeOne(Queue& queue, Settled* settled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes the TakeLater poll `waiter` out of its line and of `later_`, to
+  // be answered with `status` (or its handed tasks when OK).
+  void Settle(Waiter* waiter, absl::Status status, Settled* settled)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts the handed tasks of a poll in the metrics.
+  void CountHanded(Queue& queue, const std::vector<Queued>& handed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void Answer(Settled settled);
 
   prometheus::Registry* registry_;
   clock::Clock* clock_;
@@ -166,6 +206,8 @@ class TaskQueues {
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<Queue>> queues_ ABSL_GUARDED_BY(mu_);
+  // The TakeLater polls not answered yet.
+  absl::flat_hash_map<Waiter*, std::unique_ptr<Waiter>> later_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> queued_bytes_{0};
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -1,11 +1,14 @@
 #include "services/execution/task_queues.h"
 
 #include <atomic>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/clock/clock.h"
@@ -149,6 +152,140 @@ TEST_F(TaskQueuesTest, APollerWhoseCallerWentAwayIsNotClaimed) {
   EXPECT_TRUE(poll.Tasks().empty());
   // Woken by the claim, not by its idle recheck (20 s) or deadline.
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+
+// What a TakeLater poll was answered with, from whichever thread.
+struct LaterAnswers {
+  absl::Mutex mu;
+  std::vector<absl::StatusOr<std::vector<TaskQueues::Queued>>> answers ABSL_GUARDED_BY(mu);
+
+  // Makes the answer of one poll.
+  absl::FunctionRef<TaskQueues::TakeAnswer()> Maker() {
+    make_ = [this]() -> TaskQueues::TakeAnswer {
+      return [this](absl::StatusOr<std::vector<TaskQueues::Queued>> handed) {
+        absl::MutexLock lock(&mu);
+        answers.push_back(std::move(handed));
+      };
+    };
+    return make_;
+  }
+  size_t count() {
+    absl::MutexLock lock(&mu);
+    return answers.size();
+  }
+
+ private:
+  std::function<TaskQueues::TakeAnswer()> make_;
+};
+
+class TakeLaterTest : public TaskQueuesTest {
+ protected:
+  bool TakeLater(absl::Duration wait, int max_tasks = 3, std::function<bool()> cancelled = {}) {
+    return queues_.TakeLater(kArn, max_tasks, 1 << 20, absl::Now() + wait, std::move(cancelled),
+                             "worker", answers_.Maker());
+  }
+  LaterAnswers answers_;
+};
+
+// A poll waiting without a thread is claimed like a waiting Take and
+// answered, on the handing thread, once its last claim is handed over.
+TEST_F(TakeLaterTest, IsAnsweredByTheHandOfItsLastClaim) {
+  ASSERT_TRUE(TakeLater(kWait));
+  EXPECT_EQ(queues_.WaitingPollers(kArn), 1u);
+  std::string worker;
+  TaskQueues::Waiter* first = queues_.Claim(kArn, 10, &worker);
+  TaskQueues::Waiter* second = queues_.Claim(kArn, 10, &worker);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(worker, "worker");
+  queues_.Hand(first, TaskWithInput(1, "a"));
+  EXPECT_EQ(answers_.count(), 0u) << "answered before its other claim settled";
+  queues_.Hand(second, TaskWithInput(2, "b"));
+  ASSERT_EQ(answers_.count(), 1u);
+  absl::MutexLock lock(&answers_.mu);
+  ASSERT_TRUE(answers_.answers[0].ok());
+  ASSERT_EQ(answers_.answers[0]->size(), 2u);
+  EXPECT_EQ((*answers_.answers[0])[0].task.input(), "a");
+  EXPECT_EQ((*answers_.answers[0])[1].task.input(), "b");
+  EXPECT_EQ(queues_.WaitingPollers(kArn), 0u);
+}
+
+// A backlog is the caller's to take with Take: TakeLater declines, and a
+// task entering the backlog answers a waiting poll with nothing.
+TEST_F(TakeLaterTest, LeavesTheBacklogToTake) {
+  queues_.Add(TaskWithInput(1, "a"));
+  EXPECT_FALSE(TakeLater(kWait));
+  EXPECT_EQ(answers_.count(), 0u);
+  Poll take(&queues_, 1, 1 << 20, kWait);
+  ASSERT_EQ(take.Tasks().size(), 1u);
+
+  ASSERT_TRUE(TakeLater(kWait));
+  queues_.Add(TaskWithInput(2, "b"));
+  ASSERT_EQ(answers_.count(), 1u);
+  {
+    absl::MutexLock lock(&answers_.mu);
+    ASSERT_TRUE(answers_.answers[0].ok());
+    EXPECT_TRUE(answers_.answers[0]->empty());
+  }
+  Poll again(&queues_, 1, 1 << 20, kWait);
+  std::vector<TaskQueues::Queued> tasks = again.Tasks();
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0].task.input(), "b");
+}
+
+// Its deadline and its caller's cancellation are noticed by ExpireLater;
+// a claimed poll waits for its claims whatever they say.
+TEST_F(TakeLaterTest, ExpiresPastItsDeadlineOrCancelledButNotWhileClaimed) {
+  std::atomic<bool> cancelled{false};
+  ASSERT_TRUE(TakeLater(absl::Seconds(30), 3, [&cancelled] { return cancelled.load(); }));
+  queues_.ExpireLater(absl::Now());
+  EXPECT_EQ(answers_.count(), 0u);
+  cancelled = true;
+  queues_.ExpireLater(absl::Now());
+  EXPECT_EQ(answers_.count(), 1u);
+  EXPECT_EQ(queues_.WaitingPollers(kArn), 0u);
+
+  ASSERT_TRUE(TakeLater(absl::Seconds(30)));
+  queues_.ExpireLater(absl::Now() + absl::Seconds(31));
+  EXPECT_EQ(answers_.count(), 2u);
+
+  ASSERT_TRUE(TakeLater(absl::Seconds(30), /*max_tasks=*/1));
+  std::string worker;
+  TaskQueues::Waiter* claim = queues_.Claim(kArn, 10, &worker);
+  ASSERT_NE(claim, nullptr);
+  queues_.ExpireLater(absl::Now() + absl::Seconds(31));
+  EXPECT_EQ(answers_.count(), 2u) << "a claimed poll was expired";
+  queues_.Hand(claim, TaskWithInput(1, "a"));
+  ASSERT_EQ(answers_.count(), 3u);
+  absl::MutexLock lock(&answers_.mu);
+  ASSERT_TRUE(answers_.answers[2].ok());
+  EXPECT_EQ(answers_.answers[2]->size(), 1u);
+}
+
+// Every claim released: answered with nothing (its caller polls again).
+TEST_F(TakeLaterTest, ReleasedClaimsAnswerWithNothing) {
+  ASSERT_TRUE(TakeLater(kWait, /*max_tasks=*/1));
+  std::string worker;
+  TaskQueues::Waiter* claim = queues_.Claim(kArn, 10, &worker);
+  ASSERT_NE(claim, nullptr);
+  queues_.Release(claim);
+  ASSERT_EQ(answers_.count(), 1u);
+  absl::MutexLock lock(&answers_.mu);
+  ASSERT_TRUE(answers_.answers[0].ok());
+  EXPECT_TRUE(answers_.answers[0]->empty());
+}
+
+// Shutdown answers UNAVAILABLE, and no poll waits without a thread after it.
+TEST_F(TakeLaterTest, ShutdownAnswersUnavailable) {
+  ASSERT_TRUE(TakeLater(kWait));
+  queues_.Shutdown();
+  ASSERT_EQ(answers_.count(), 1u);
+  {
+    absl::MutexLock lock(&answers_.mu);
+    EXPECT_EQ(answers_.answers[0].status().code(), absl::StatusCode::kUnavailable);
+  }
+  EXPECT_FALSE(TakeLater(kWait));
 }
 
 }  // namespace

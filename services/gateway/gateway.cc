@@ -1256,12 +1256,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
                               const std::string& activity_arn,
                               const std::string& worker_name, int max_tasks, absl::Time until,
                               iv1::PollActivityTasksResponse* response) {
-    std::vector<int> owners;
-    for (int partition = 0; partition < options_.task_queue_partitions; ++partition) {
-      const int owner =
-          router_->OwnerOf(config::TaskQueuePartitionKey(activity_arn, partition));
-      if (std::find(owners.begin(), owners.end(), owner) == owners.end()) owners.push_back(owner);
-    }
+    const std::vector<int> owners = PartitionOwners(activity_arn);
     iv1::PollActivityTasksRequest poll;
     poll.set_activity_arn(activity_arn);
     poll.set_worker_name(worker_name);
@@ -1294,6 +1289,17 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       ASSIGN_OR_RETURN(got, sweep(*backlog));
     }
     return absl::OkStatus();
+  }
+
+  // The servers holding the partitions of an activity's task queue.
+  std::vector<int> PartitionOwners(const std::string& activity_arn) const {
+    std::vector<int> owners;
+    for (int partition = 0; partition < options_.task_queue_partitions; ++partition) {
+      const int owner =
+          router_->OwnerOf(config::TaskQueuePartitionKey(activity_arn, partition));
+      if (std::find(owners.begin(), owners.end(), owner) == owners.end()) owners.push_back(owner);
+    }
+    return owners;
   }
 
   // Watches every owner of the activity's partitions until one reports a
@@ -1615,41 +1621,95 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
         });
         if (failed) return;
       }
+      if (const std::vector<int> owners = service_->PartitionOwners(activity_arn_);
+          owners.size() == 1) {
+        // One server holds every partition: a poll is one call there,
+        // which need not hold a thread here while it waits.
+        PollOneServer(owners[0]);
+        return;
+      }
       // Ends the poll: the last touch of the reactor from this thread.
       bool done = false;
       while (!done) {
         int wanted = 0;
-        Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          const int64_t share = (credits_ + kPollsPerStream - 1) / kPollsPerStream;
-          wanted = static_cast<int>(
-              std::min({credits_ - reserved_, share, int64_t{kMaxTasksPerPoll}}));
-          if (wanted <= 0 || EndingLocked()) {
-            --polls_;
-            done = true;
-          } else {
-            reserved_ += wanted;
-          }
-        });
+        Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { ReserveLocked(&wanted, &done); });
         if (done) return;
         iv1::PollActivityTasksResponse polled;
         absl::Status status =
             service_->PollPartitions(context_, activity_arn_, worker_name_, wanted,
                                      absl::Now() + kStreamPollWindow, &polled);
         Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          reserved_ -= wanted;
-          if (!status.ok()) {
-            if (!error_.has_value() && !cancelled_) error_ = std::move(status);
-            --polls_;
-            done = true;
-            return;
-          }
-          if (polled.tasks_size() == 0) return;
-          credits_ -= polled.tasks_size();
-          auto* tasks = NextMessageLocked().mutable_tasks();
-          for (v1::DeliveredActivityTask& task : *polled.mutable_tasks()) {
-            *tasks->Add() = std::move(task);
-          }
+          TakePolledLocked(wanted, std::move(status), &polled, &done);
         });
+      }
+    }
+
+    // A poll of PollOneServer, kept until its answer.
+    struct OneServerPoll {
+      iv1::PollActivityTasksRequest request;
+      iv1::PollActivityTasksResponse response;
+    };
+
+    // Poll's loop when one server (`owner`) holds every partition: each
+    // poll is an asynchronous call there, made again from its answer. A
+    // local server answers it from the transition that hands the tasks
+    // over, so no thread waits for them on either side; a poll it cannot
+    // answer so (a backlog to hand over) runs on a thread of the router.
+    void PollOneServer(int owner) {
+      int wanted = 0;
+      bool done = false;
+      // Ends the poll when done: the last touch of the reactor here.
+      Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { ReserveLocked(&wanted, &done); });
+      if (done) return;
+      auto poll = std::make_shared<OneServerPoll>();
+      poll->request.set_activity_arn(activity_arn_);
+      poll->request.set_worker_name(worker_name_);
+      poll->request.set_max_tasks(wanted);
+      poll->request.set_wait_ms(absl::ToInt64Milliseconds(kStreamPollWindow));
+      service_->router_->CallAsync(
+          context_, owner, absl::Now() + kStreamPollWindow + kTakeAnswerMargin,
+          STEPFLOW_SHARD_METHOD(PollActivityTasks), poll->request, &poll->response,
+          [this, owner, poll, wanted](absl::Status status) {
+            bool done = false;
+            Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+              TakePolledLocked(wanted, std::move(status), &poll->response, &done);
+            });
+            if (!done) PollOneServer(owner);
+          },
+          ShardRouter::LocalCall::kInlineUnlessDeclined);
+    }
+
+    // What the next poll may take: `*wanted` credits reserved for it, or
+    // `*done` (the poll ends) when none is left or the stream ends.
+    void ReserveLocked(int* wanted, bool* done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      const int64_t share = (credits_ + kPollsPerStream - 1) / kPollsPerStream;
+      *wanted =
+          static_cast<int>(std::min({credits_ - reserved_, share, int64_t{kMaxTasksPerPoll}}));
+      if (*wanted <= 0 || EndingLocked()) {
+        --polls_;
+        *done = true;
+      } else {
+        reserved_ += *wanted;
+      }
+    }
+
+    // A poll for `wanted` tasks answered: its tasks go into the next
+    // message; an error ends the poll (`*done`) and the stream.
+    void TakePolledLocked(int wanted, absl::Status status,
+                          iv1::PollActivityTasksResponse* polled, bool* done)
+        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      reserved_ -= wanted;
+      if (!status.ok()) {
+        if (!error_.has_value() && !cancelled_) error_ = std::move(status);
+        --polls_;
+        *done = true;
+        return;
+      }
+      if (polled->tasks_size() == 0) return;
+      credits_ -= polled->tasks_size();
+      auto* tasks = NextMessageLocked().mutable_tasks();
+      for (v1::DeliveredActivityTask& task : *polled->mutable_tasks()) {
+        *tasks->Add() = std::move(task);
       }
     }
 
