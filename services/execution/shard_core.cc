@@ -1956,7 +1956,7 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   // A start that is only to wait for its fsync can be answered from the
   // group committer instead (a child's start, whose parent's outbox may
   // repeat it, keeps the plain path).
-  const bool commit_later = would_block != nullptr && !answers_at_once && may_answer_later &&
+  const bool commit_later = !answers_at_once && may_answer_later &&
                             definition_cached && !request.has_parent_task();
   if (would_block != nullptr && !answers_at_once && !commit_later) return decline();
   // Such an execution: its definition stored if it is not yet (before it
@@ -2960,7 +2960,7 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
   // own would wait behind the committer's fsync in RocksDB's write queue.
   // Without that, only an EXPRESS transition is written here (unsynced).
   const bool express = record->state_machine_type() == "EXPRESS";
-  const bool commit_later = would_block != nullptr && answer_later != nullptr && *answer_later;
+  const bool commit_later = answer_later != nullptr && *answer_later;
   if (would_block != nullptr && !express && !commit_later) return decline();
   if (record->status() == "ABORTED" && !ignore_stale) {
     // StopExecution cancelled every task of the execution.

@@ -237,6 +237,8 @@ class ShardCore {
   // is called (on the committer's thread) with the start's status once the
   // transition is durable, with *response filled in. The caller must not
   // answer the call itself when `*answer_later` has been taken (is empty).
+  // A caller that may wait can pass `answer_later` too: the start may then
+  // wait for a busy shard, but not for its fsync.
   using AnswerLater = absl::AnyInvocable<void(absl::Status) &&>;
   // `resolved`: the revision to run when the request names none.
   absl::Status StartExecution(const internal::v1::StartExecutionShardRequest& request,

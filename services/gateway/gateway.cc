@@ -355,9 +355,9 @@ class ShardRouter {
     // fsync or an execution's end.
     kPooled,
     // On the handler's own thread, unless the shard's handler declines
-    // (see rpc::LocalServerContext); then as kPooled. The handler may
-    // instead answer later (a start answered by the shard's group
-    // committer once durable).
+    // (see rpc::LocalServerContext); then on a thread of the blocking pool.
+    // Either way the handler may answer later (a start answered by the
+    // shard's group committer once durable).
     kInlineUnlessDeclined,
   };
 
@@ -383,9 +383,17 @@ class ShardRouter {
         done = std::move(*answer);
       }
       local_calls_.Run([local, call = method.local, parent, deadline, &request, response,
-                        done = std::move(done)] {
+                        local_call, done = std::move(done)]() mutable {
         rpc::LocalServerContext context(deadline, parent);
-        done(rpc::FromGrpcStatus((local->*call)(&context, &request, response)));
+        if (local_call == LocalCall::kPooled) {
+          return done(rpc::FromGrpcStatus((local->*call)(&context, &request, response)));
+        }
+        // Declined: here it may wait for its shard, but its fsync is still
+        // the committer's to wait for, not this thread's.
+        auto answer = std::make_shared<std::function<void(absl::Status)>>(std::move(done));
+        context.OfferAnswerLater([answer](absl::Status status) { (*answer)(std::move(status)); });
+        grpc::Status status = (local->*call)(&context, &request, response);
+        if (!context.answered_later()) (*answer)(rpc::FromGrpcStatus(status));
       });
       return;
     }
