@@ -306,8 +306,14 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.reserve(names.size());
+  rocksdb::ColumnFamilyOptions point_lookup_options = cf_options;
+  point_lookup_options.memtable_whole_key_filtering = true;
+  point_lookup_options.memtable_prefix_bloom_size_ratio = 0.02;
   for (const std::string& name : names) {
-    descriptors.emplace_back(name, cf_options);
+    const bool point_lookups =
+        std::find(options.point_lookup_families.begin(), options.point_lookup_families.end(),
+                  name) != options.point_lookup_families.end();
+    descriptors.emplace_back(name, point_lookups ? point_lookup_options : cf_options);
   }
 
   auto impl = std::make_unique<Impl>();

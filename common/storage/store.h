@@ -104,6 +104,10 @@ struct StoreOptions {
   size_t block_cache_bytes = 64 << 20;
   // Per-family memtable size.
   size_t write_buffer_bytes = 32 << 20;
+  // Families read mostly by point lookups of keys that are often absent
+  // (an existence check): their memtables keep a bloom filter of whole
+  // keys, so such a lookup skips the memtables' skip lists.
+  std::vector<std::string> point_lookup_families;
 };
 
 // An open database. Closed by the destructor. See the file comment for

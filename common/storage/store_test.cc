@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/status.h"
@@ -84,6 +85,41 @@ TEST_F(StoreTest, PutGetDeleteAndMissingKey) {
   ASSERT_TRUE(store->Write(batch, /*sync=*/false).ok());
   EXPECT_EQ(*store->Get(items, "a"), std::nullopt);
   EXPECT_THAT(*store->Get(items, "b"), Optional(std::string("2")));
+}
+
+// A family opened for point lookups (a bloom filter in its memtables)
+// answers them as any other, across many keys, deletes and a reopen.
+TEST_F(StoreTest, PointLookupFamilyAnswersPresentAndAbsentKeys) {
+  StoreOptions options = Options({"records", "plain"});
+  options.point_lookup_families = {"records"};
+  {
+    auto opened = Store::Open(options);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    Store& store = **opened;
+    FamilyId records = *store.Family("records");
+    WriteBatch batch;
+    for (int i = 0; i < 1000; ++i) batch.Put(records, absl::StrCat("key-", i), absl::StrCat(i));
+    ASSERT_TRUE(store.Write(batch, /*sync=*/false).ok());
+    batch.Clear();
+    batch.Delete(records, "key-7");
+    ASSERT_TRUE(store.Write(batch, /*sync=*/false).ok());
+    for (int i = 0; i < 1000; ++i) {
+      auto value = store.Get(records, absl::StrCat("key-", i));
+      ASSERT_TRUE(value.ok());
+      if (i == 7) {
+        EXPECT_EQ(*value, std::nullopt);
+      } else {
+        EXPECT_THAT(*value, Optional(absl::StrCat(i)));
+      }
+      EXPECT_EQ(*store.Get(records, absl::StrCat("absent-", i)), std::nullopt);
+    }
+    EXPECT_EQ(*store.Get(*store.Family("plain"), "key-1"), std::nullopt);
+  }
+  auto reopened = Store::Open(options);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_THAT(*(*reopened)->Get(*(*reopened)->Family("records"), "key-999"),
+              Optional(std::string("999")));
+  EXPECT_EQ(*(*reopened)->Get(*(*reopened)->Family("records"), "key-7"), std::nullopt);
 }
 
 TEST_F(StoreTest, AppendedBatchesApplyInOrderInOneWrite) {

@@ -253,6 +253,8 @@ absl::Status ShardCore::Init() {
                                    keys::kVisibility,  keys::kTasks,         keys::kOutbox,
                                    keys::kTimers,     keys::kVersions,      keys::kRetention,
                                    keys::kMapRuns};
+  // A start looks its name up before it writes: usually a miss.
+  store_options.point_lookup_families = {keys::kExecutions};
   ASSIGN_OR_RETURN(store_, storage::Store::Open(store_options));
   committer_ = std::make_unique<storage::GroupCommitter>(store_.get());
   ASSIGN_OR_RETURN(families_.meta, store_->Family(keys::kMeta));
