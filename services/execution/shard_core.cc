@@ -50,6 +50,35 @@ constexpr int kMaxRedrives = 1000;
 // limit.
 constexpr size_t kMaxBatchInputBytes = 3 << 20;
 
+// Appends `event` to `chunk`, a serialized HistoryChunk: its one field,
+// repeated, is each event after its tag and length.
+void AppendToHistoryChunk(const v1::HistoryEvent& event, std::string* chunk) {
+  static_assert(internal::v1::HistoryChunk::kEventsFieldNumber == 1000);
+  // Field 1000, length-delimited: (1000 << 3) | 2 as a varint.
+  constexpr char kEventTag[] = {static_cast<char>(0xc2), 0x3e};
+  const size_t size = event.ByteSizeLong();
+  chunk->append(kEventTag, sizeof(kEventTag));
+  for (uint64_t rest = size;; rest >>= 7) {
+    if (rest < 0x80) {
+      chunk->push_back(static_cast<char>(rest));
+      break;
+    }
+    chunk->push_back(static_cast<char>((rest & 0x7f) | 0x80));
+  }
+  const size_t at = chunk->size();
+  chunk->resize(at + size);
+  event.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(chunk->data() + at));
+}
+
+// A stored history value: a chunk, or the single event that older stores
+// keep per key.
+bool ParseHistoryChunk(std::string_view value, internal::v1::HistoryChunk* chunk) {
+  if (!chunk->ParseFromArray(value.data(), static_cast<int>(value.size()))) return false;
+  if (chunk->events_size() > 0) return true;
+  chunk->Clear();
+  return chunk->add_events()->ParseFromArray(value.data(), static_cast<int>(value.size()));
+}
+
 google::protobuf::Timestamp ToProto(absl::Time time) {
   google::protobuf::Timestamp ts;
   const int64_t nanos = absl::ToUnixNanos(time);
@@ -1698,11 +1727,26 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
   }
   // EXPRESS executions keep no history, as on AWS: their events go to the
   // execution-log topic when their state machine logs them.
-  if (!express) {
+  // One key per run of consecutive ids (normally the whole transition).
+  if (!express && !outcome.events.empty()) {
+    std::string chunk;
+    int64_t first_id = 0;
+    int64_t last_id = 0;
+    auto put_chunk = [&] {
+      if (chunk.empty()) return;
+      batch.Put(families_.history, keys::HistoryKey(shard, record.execution_arn(), first_id),
+                chunk);
+      chunk.clear();
+    };
     for (const v1::HistoryEvent& event : outcome.events) {
-      batch.Put(families_.history, keys::HistoryKey(shard, record.execution_arn(), event.id()),
-                event.SerializeAsString());
+      if (chunk.empty() || event.id() != last_id + 1) {
+        put_chunk();
+        first_id = event.id();
+      }
+      AppendToHistoryChunk(event, &chunk);
+      last_id = event.id();
     }
+    put_chunk();
   }
   if (!outcome.closed_status.empty()) {
     record.set_status(outcome.closed_status);
@@ -2323,37 +2367,56 @@ absl::Status ShardCore::GetExecutionHistory(const v1::GetExecutionHistoryRequest
   }
   const bool include_data =
       !request.has_include_execution_data() || request.include_execution_data();
+  const bool reverse = request.reverse_order();
   const std::string prefix = keys::HistoryPrefix(shard, arn);
-  const std::string start = start_id > 0 ? keys::HistoryKey(shard, arn, start_id) : "";
+  // A page from an event on starts at the chunk holding it: the last one
+  // that begins at or before it.
+  std::string start;
+  if (start_id > 0) {
+    RETURN_IF_ERROR(store_->Scan(families_.history, prefix,
+                                 keys::HistoryKey(shard, arn, start_id), /*reverse=*/true,
+                                 [&](std::string_view key, std::string_view) {
+                                   start.assign(key);
+                                   return false;
+                                 }));
+    if (start.empty() && reverse) return absl::OkStatus();  // nothing at or before it
+  }
   absl::Status parse_status;
   int64_t continue_at = 0;
   RETURN_IF_ERROR(store_->Scan(
-      families_.history, prefix, start, request.reverse_order(),
+      families_.history, prefix, start, reverse,
       [&](std::string_view, std::string_view value) {
-        v1::HistoryEvent event;
-        if (!event.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+        internal::v1::HistoryChunk chunk;
+        if (!ParseHistoryChunk(value, &chunk)) {
           parse_status = absl::DataLossError("corrupt history event");
           return false;
         }
-        if (response->events_size() == limit) {
-          continue_at = event.id();
-          return false;
-        }
-        if (!include_data) {
-          // Drop inputs and outputs, keeping everything else.
-          auto* reflection = event.GetReflection();
-          const auto* descriptor = event.GetDescriptor();
-          const auto* oneof = descriptor->FindOneofByName("details");
-          if (const auto* field = reflection->GetOneofFieldDescriptor(event, oneof)) {
-            auto* details = reflection->MutableMessage(&event, field);
-            for (const char* name : {"input", "output"}) {
-              if (const auto* f = details->GetDescriptor()->FindFieldByName(name)) {
-                details->GetReflection()->ClearField(details, f);
+        const int count = chunk.events_size();
+        for (int i = 0; i < count; ++i) {
+          v1::HistoryEvent& event = *chunk.mutable_events(reverse ? count - 1 - i : i);
+          if (start_id > 0 && (reverse ? event.id() > start_id : event.id() < start_id)) {
+            continue;
+          }
+          if (response->events_size() == limit) {
+            continue_at = event.id();
+            return false;
+          }
+          if (!include_data) {
+            // Drop inputs and outputs, keeping everything else.
+            auto* reflection = event.GetReflection();
+            const auto* descriptor = event.GetDescriptor();
+            const auto* oneof = descriptor->FindOneofByName("details");
+            if (const auto* field = reflection->GetOneofFieldDescriptor(event, oneof)) {
+              auto* details = reflection->MutableMessage(&event, field);
+              for (const char* name : {"input", "output"}) {
+                if (const auto* f = details->GetDescriptor()->FindFieldByName(name)) {
+                  details->GetReflection()->ClearField(details, f);
+                }
               }
             }
           }
+          *response->add_events() = std::move(event);
         }
-        *response->add_events() = std::move(event);
         return true;
       }));
   RETURN_IF_ERROR(parse_status);
