@@ -1805,8 +1805,9 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
                                 !record.parent_task().report().empty());
   if (service_effects) AddServiceEffects(record, outcome, batch);
   IndexMapRuns(shard, record, batch);
-  batch.Put(families_.executions, keys::ResourceKey(shard, record.execution_arn()),
-            record.SerializeAsString());
+  effects.record_key = keys::ResourceKey(shard, record.execution_arn());
+  effects.record_value = record.SerializeAsString();
+  batch.Put(families_.executions, effects.record_key, effects.record_value);
   // Tasks of partitions this server owns go into the transition's own
   // batch and reach their queue once it is written; others leave through
   // the outbox.
@@ -1843,6 +1844,9 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
 }
 
 void ShardCore::AfterCommit(CommitEffects& effects, const ExecutionRecord& record) {
+  // First: the tasks handed over below may be answered at once.
+  KeepRunningRecord(std::move(effects.record_key), std::move(effects.record_value),
+                    record.status() == "RUNNING");
   CountTransition(effects.batch_bytes, effects.batch_ops);
   for (TaskQueues::Queued& queued : effects.local_tasks) HandOrQueue(std::move(queued));
   effects.local_tasks.clear();
@@ -1857,6 +1861,43 @@ void ShardCore::AfterCommit(CommitEffects& effects, const ExecutionRecord& recor
     CountClosed(record, record.status());
     NotifyClosed(record.execution_arn());
   }
+}
+
+void ShardCore::KeepRunningRecord(std::string key, std::string value, bool running) {
+  if (key.empty()) return;
+  absl::MutexLock lock(&running_records_mu_);
+  auto it = running_records_.find(key);
+  if (it != running_records_.end()) {
+    running_record_bytes_ -= it->first.size() + it->second.size();
+    if (!running) {
+      running_records_.erase(it);
+      return;
+    }
+    running_record_bytes_ += it->first.size() + value.size();
+    it->second = std::move(value);
+    return;
+  }
+  if (!running) return;
+  if (running_record_bytes_ + key.size() + value.size() > kRunningRecordBytes) {
+    // Crude but bounded: the store has every record.
+    running_records_.clear();
+    running_record_bytes_ = 0;
+  }
+  running_record_bytes_ += key.size() + value.size();
+  running_records_.emplace(std::move(key), std::move(value));
+}
+
+absl::StatusOr<std::optional<ExecutionRecord>> ShardCore::ReadExecution(const std::string& key) {
+  std::string value;
+  {
+    absl::MutexLock lock(&running_records_mu_);
+    auto it = running_records_.find(key);
+    if (it == running_records_.end()) return Read<ExecutionRecord>(families_.executions, key);
+    value = it->second;
+  }
+  ExecutionRecord record;
+  if (!record.ParseFromString(value)) return absl::DataLossError("corrupt execution record");
+  return record;
 }
 
 void ShardCore::CommitLater(uint32_t shard, ExecutionRecord record, asl::Outcome& outcome,
@@ -2509,6 +2550,7 @@ absl::Status ShardCore::PurgeExecution(const std::string& retention_key,
   if (record.has_value() && record->status() != "RUNNING" &&
       FromProto(record->stop_date()) + RetentionOf(*record) <= options_.clock->Now()) {
     batch.Delete(families_.executions, key);
+    KeepRunningRecord(key, "", /*running=*/false);
     if (record->map_runs_indexed()) {
       batch.Delete(families_.map_runs,
                    keys::MapRunIndexKey(shard, config::StableHash(execution_arn), execution_arn));
@@ -3016,7 +3058,7 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
   absl::Cleanup unlock = [&shard_lock, &handed_over] {
     if (!handed_over) shard_lock.Unlock();
   };
-  ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions, key));
+  ASSIGN_OR_RETURN(auto record, ReadExecution(key));
   if (!record.has_value()) {
     return absl::NotFoundError("TaskDoesNotExist: Task Does Not Exist: 'the execution is gone'");
   }

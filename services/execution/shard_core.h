@@ -493,6 +493,9 @@ class ShardCore {
     bool closed = false;
     size_t batch_bytes = 0;
     size_t batch_ops = 0;
+    // The record as written (see running_records_).
+    std::string record_key;
+    std::string record_value;
   };
   CommitEffects PrepareCommit(uint32_t shard, internal::v1::ExecutionRecord& record,
                               asl::Outcome& outcome, storage::WriteBatch& batch,
@@ -595,6 +598,25 @@ class ShardCore {
   std::atomic<uint64_t> transitions_{0};
   std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> closed_{0};
+
+  // The stored record of `key` (an execution's), from running_records_
+  // when there.
+  absl::StatusOr<std::optional<internal::v1::ExecutionRecord>> ReadExecution(
+      const std::string& key);
+  // After a durable write of an execution's record: keeps it while the
+  // execution runs, drops it once closed.
+  void KeepRunningRecord(std::string key, std::string value, bool running);
+
+  // The records of running executions as this server last wrote them
+  // (serialized, by key), so that the next transition of one reads no
+  // store: a task's result comes within milliseconds of its start. Kept
+  // after each durable write of a record, which its shard's lock orders;
+  // emptied when it holds more than kRunningRecordBytes.
+  static constexpr size_t kRunningRecordBytes = size_t{16} << 20;
+  absl::Mutex running_records_mu_;
+  absl::flat_hash_map<std::string, std::string> running_records_
+      ABSL_GUARDED_BY(running_records_mu_);
+  size_t running_record_bytes_ ABSL_GUARDED_BY(running_records_mu_) = 0;
 
   absl::Mutex definitions_mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<const asl::Definition>> definitions_
