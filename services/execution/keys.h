@@ -90,7 +90,9 @@ inline std::string AliasKey(uint32_t shard, absl::string_view state_machine_arn,
   return key;
 }
 
-// shard | execution arn | 0 [| event id]
+// shard | execution arn | 0 [| event id]. Each value is a HistoryChunk: the
+// events of one transition, keyed by the first one's id (older stores: one
+// HistoryEvent per key).
 inline std::string HistoryPrefix(uint32_t shard, absl::string_view execution_arn) {
   std::string key = ResourceKey(shard, execution_arn);
   key.push_back('\0');
