@@ -3,6 +3,8 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -136,6 +138,102 @@ TEST_F(DevClusterTest, InProcessCallsKeepTheCallersDeadline) {
   }
   EXPECT_TRUE(handled) << "the synchronous start was still being served 10 s after its deadline";
   EXPECT_EQ(dev_->Stop(SIGTERM, absl::Seconds(20)), 0);
+}
+
+// In one process the gateway's stream polls wait in the task queue without
+// a thread: tasks still come only against credits, their reports are
+// answered on the stream, and a stream cancelled while its polls wait
+// ends, and lets the cluster stop, promptly.
+TEST_F(DevClusterTest, StreamsKeepToCreditsAndEndPromptly) {
+  ASSERT_NO_FATAL_FAILURE(StartDev());
+  v1::CreateActivityRequest activity_request;
+  activity_request.set_name("dev-work");
+  v1::CreateActivityResponse activity;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(stub_->CreateActivity(&c1, activity_request, &activity).ok());
+  v1::CreateStateMachineRequest create;
+  create.set_name("dev-task");
+  create.set_definition(absl::StrCat(R"({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": ")",
+                                     activity.activity_arn(), R"(", "End": true}}})"));
+  v1::CreateStateMachineResponse created;
+  grpc::ClientContext c2;
+  ASSERT_TRUE(stub_->CreateStateMachine(&c2, create, &created).ok());
+
+  grpc::ClientContext stream_context;
+  auto stream = stub_->StreamActivityTasks(&stream_context);
+  v1::StreamActivityTasksRequest open;
+  open.set_activity_arn(activity.activity_arn());
+  open.set_worker_name("dev-streamer");
+  open.set_credits(1);
+  ASSERT_TRUE(stream->Write(open));
+
+  std::vector<std::string> executions;
+  for (int i = 0; i < 3; ++i) {
+    v1::StartExecutionRequest start;
+    start.set_state_machine_arn(created.state_machine_arn());
+    start.set_input(absl::StrCat(R"({"i": )", i, "}"));
+    v1::StartExecutionResponse started;
+    grpc::ClientContext c;
+    ASSERT_TRUE(stub_->StartExecution(&c, start, &started).ok());
+    executions.push_back(started.execution_arn());
+  }
+  // Reads messages until `tasks` tasks and `answers` answers came.
+  int tasks_seen = 0;
+  int answers_seen = 0;
+  std::vector<std::string> tokens;
+  auto read_until = [&](int tasks, int answers) {
+    v1::StreamActivityTasksResponse message;
+    while ((tasks_seen < tasks || answers_seen < answers) && stream->Read(&message)) {
+      for (const auto& task : message.tasks()) tokens.push_back(task.task_token());
+      tasks_seen += message.tasks_size();
+      for (const auto& answer : message.answers()) EXPECT_EQ(answer.code(), 0) << answer.message();
+      answers_seen += message.answers_size();
+    }
+  };
+  read_until(1, 0);
+  ASSERT_EQ(tasks_seen, 1);
+  // One credit: the other two tasks wait, however long.
+  v1::StreamActivityTasksRequest report;
+  auto* success = report.add_reports();
+  success->set_report_id(1);
+  success->mutable_success()->set_task_token(tokens[0]);
+  success->mutable_success()->set_output("{}");
+  ASSERT_TRUE(stream->Write(report));
+  read_until(1, 1);
+  absl::SleepFor(absl::Milliseconds(1500));
+  v1::StreamActivityTasksRequest more;
+  more.set_credits(2);
+  ASSERT_TRUE(stream->Write(more));
+  read_until(3, 1);
+  ASSERT_EQ(tasks_seen, 3) << "a task came without a credit, or none came with one";
+  v1::StreamActivityTasksRequest rest;
+  for (int i = 1; i < 3; ++i) {
+    auto* r = rest.add_reports();
+    r->set_report_id(static_cast<uint64_t>(i + 1));
+    r->mutable_success()->set_task_token(tokens[static_cast<size_t>(i)]);
+    r->mutable_success()->set_output("{}");
+  }
+  rest.set_credits(1);  // a poll waits again, for nothing
+  ASSERT_TRUE(stream->Write(rest));
+  read_until(3, 3);
+  EXPECT_EQ(answers_seen, 3);
+  for (const std::string& execution : executions) {
+    v1::DescribeExecutionRequest describe;
+    describe.set_execution_arn(execution);
+    v1::DescribeExecutionResponse described;
+    grpc::ClientContext c;
+    ASSERT_TRUE(stub_->DescribeExecution(&c, describe, &described).ok());
+    EXPECT_EQ(described.status(), "SUCCEEDED") << execution;
+  }
+
+  const absl::Time cancelled_at = absl::Now();
+  stream_context.TryCancel();
+  v1::StreamActivityTasksResponse ignored;
+  while (stream->Read(&ignored)) {
+  }
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(dev_->Stop(SIGTERM, absl::Seconds(20)), 0);
+  EXPECT_LT(absl::Now() - cancelled_at, absl::Seconds(10));
 }
 
 TEST_F(DevClusterTest, RefusesADifferentShardCount) {
