@@ -83,17 +83,18 @@ void GroupCommitter::WriteGroup(std::deque<Entry>& group) {
   }
   // A batch the store would refuse fails alone, not the group it came with.
   std::vector<Entry*> members;
-  WriteBatch merged;
+  std::vector<const WriteBatch*> batches;
   size_t synced = 0;
   for (Entry& entry : group) {
     if (absl::Status known = store_->CheckFamilies(entry.batch); !known.ok()) {
       std::move(entry.done)(std::move(known));
       continue;
     }
-    merged.Append(entry.batch);
+    batches.push_back(&entry.batch);
     members.push_back(&entry);
     if (entry.sync) ++synced;
   }
+  WriteBatch merged = WriteBatch::Concat(batches);
   if (!merged.empty() && synced > 0) CountWrite(synced);
   const absl::Status written = store_->Write(merged, /*sync=*/synced > 0);
   for (Entry* entry : members) std::move(entry->done)(written);

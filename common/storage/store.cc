@@ -187,6 +187,34 @@ void WriteBatch::Append(const WriteBatch& other) {
   }
 }
 
+WriteBatch WriteBatch::Concat(const std::vector<const WriteBatch*>& batches) {
+  // RocksDB's encoding of a batch: an 8-byte sequence number and a 4-byte
+  // little-endian operation count, then the operations.
+  constexpr size_t kHeader = 12;
+  size_t bytes = kHeader;
+  uint32_t count = 0;
+  for (const WriteBatch* batch : batches) {
+    bytes += batch->rep_->GetDataSize() - kHeader;
+    count += batch->rep_->Count();
+  }
+  std::string rep;
+  rep.reserve(bytes);
+  rep.append(kHeader, '\0');
+  for (int i = 0; i < 4; ++i) rep[8 + i] = static_cast<char>((count >> (8 * i)) & 0xff);
+  WriteBatch merged;
+  for (const WriteBatch* batch : batches) {
+    rep.append(batch->rep_->Data(), kHeader, std::string::npos);
+    for (FamilyId family : batch->families_) {
+      if (std::find(merged.families_.begin(), merged.families_.end(), family) ==
+          merged.families_.end()) {
+        merged.families_.push_back(family);
+      }
+    }
+  }
+  merged.rep_ = std::make_unique<rocksdb::WriteBatch>(std::move(rep));
+  return merged;
+}
+
 void WriteBatch::Clear() {
   rep_->Clear();
   families_.clear();

@@ -122,6 +122,38 @@ TEST_F(StoreTest, PointLookupFamilyAnswersPresentAndAbsentKeys) {
   EXPECT_EQ(*(*reopened)->Get(*(*reopened)->Family("records"), "key-7"), std::nullopt);
 }
 
+// Concatenated batches apply as Append would: every operation, in the
+// batches' order (a later put or delete of a key wins), families merged.
+TEST_F(StoreTest, ConcatenatedBatchesApplyInOrderInOneWrite) {
+  auto store = OpenOrDie({"x", "y"});
+  ASSERT_NE(store, nullptr);
+  FamilyId x = *store->Family("x");
+  FamilyId y = *store->Family("y");
+  WriteBatch first;
+  first.Put(x, "a", "1");
+  first.Put(x, "gone", "soon");
+  WriteBatch empty;
+  WriteBatch second;
+  second.Put(y, "b", std::string(300, 'v'));  // a value longer than one length byte
+  second.Delete(x, "gone");
+  second.Put(x, "a", "2");
+  WriteBatch merged = WriteBatch::Concat({&first, &empty, &second});
+  EXPECT_EQ(merged.Count(), 5u);
+  EXPECT_EQ(merged.ByteSize(), first.ByteSize() + second.ByteSize() + empty.ByteSize() - 24);
+  EXPECT_TRUE(store->CheckFamilies(merged).ok());
+  ASSERT_TRUE(store->Write(merged, /*sync=*/true).ok());
+  EXPECT_THAT(*store->Get(x, "a"), Optional(std::string("2")));
+  EXPECT_EQ(*store->Get(x, "gone"), std::nullopt);
+  EXPECT_THAT(*store->Get(y, "b"), Optional(std::string(300, 'v')));
+  EXPECT_TRUE(WriteBatch::Concat({}).empty());
+
+  // A family the store lacks is still seen in the merged batch.
+  WriteBatch unknown;
+  unknown.Put(99, "k", "v");
+  WriteBatch with_unknown = WriteBatch::Concat({&first, &unknown});
+  EXPECT_FALSE(store->CheckFamilies(with_unknown).ok());
+}
+
 TEST_F(StoreTest, AppendedBatchesApplyInOrderInOneWrite) {
   auto store = OpenOrDie({"x", "y"});
   ASSERT_NE(store, nullptr);
