@@ -138,52 +138,18 @@ void WriteBatch::Put(FamilyId family, std::string_view key,
                      std::string_view value) {
   FamilyIdHandle handle(family);
   CheckBatchOp(rep_->Put(&handle, ToSlice(key), ToSlice(value)), "Put");
-  if (std::find(families_.begin(), families_.end(), family) ==
-      families_.end()) {
-    families_.push_back(family);
-  }
+  NoteFamily(family);
 }
 
 void WriteBatch::Delete(FamilyId family, std::string_view key) {
   FamilyIdHandle handle(family);
   CheckBatchOp(rep_->Delete(&handle, ToSlice(key)), "Delete");
-  if (std::find(families_.begin(), families_.end(), family) ==
-      families_.end()) {
-    families_.push_back(family);
-  }
+  NoteFamily(family);
 }
 
-namespace {
-
-// Re-adds the operations of one batch to another (only Put and Delete are
-// ever added, see WriteBatch).
-class AppendingHandler final : public rocksdb::WriteBatch::Handler {
- public:
-  explicit AppendingHandler(rocksdb::WriteBatch* to) : to_(to) {}
-
-  rocksdb::Status PutCF(uint32_t family, const rocksdb::Slice& key,
-                        const rocksdb::Slice& value) override {
-    FamilyIdHandle handle(static_cast<FamilyId>(family));
-    return to_->Put(&handle, key, value);
-  }
-  rocksdb::Status DeleteCF(uint32_t family, const rocksdb::Slice& key) override {
-    FamilyIdHandle handle(static_cast<FamilyId>(family));
-    return to_->Delete(&handle, key);
-  }
-
- private:
-  rocksdb::WriteBatch* const to_;
-};
-
-}  // namespace
-
-void WriteBatch::Append(const WriteBatch& other) {
-  AppendingHandler handler(rep_.get());
-  CheckBatchOp(other.rep_->Iterate(&handler), "Append");
-  for (FamilyId family : other.families_) {
-    if (std::find(families_.begin(), families_.end(), family) == families_.end()) {
-      families_.push_back(family);
-    }
+void WriteBatch::NoteFamily(FamilyId family) {
+  if (std::find(families_.begin(), families_.end(), family) == families_.end()) {
+    families_.push_back(family);
   }
 }
 
@@ -204,12 +170,7 @@ WriteBatch WriteBatch::Concat(const std::vector<const WriteBatch*>& batches) {
   WriteBatch merged;
   for (const WriteBatch* batch : batches) {
     rep.append(batch->rep_->Data(), kHeader, std::string::npos);
-    for (FamilyId family : batch->families_) {
-      if (std::find(merged.families_.begin(), merged.families_.end(), family) ==
-          merged.families_.end()) {
-        merged.families_.push_back(family);
-      }
-    }
+    for (FamilyId family : batch->families_) merged.NoteFamily(family);
   }
   merged.rep_ = std::make_unique<rocksdb::WriteBatch>(std::move(rep));
   return merged;

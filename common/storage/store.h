@@ -73,13 +73,10 @@ class WriteBatch {
   void Delete(FamilyId family, std::string_view key);
   // Removes every operation.
   void Clear();
-  // Adds `other`'s operations after this batch's own, in their order, so
-  // that one Store::Write applies both (a group of transitions sharing one
-  // write and one fsync).
-  void Append(const WriteBatch& other);
-  // One batch with the operations of `batches`, in their order: their
-  // encodings put end to end, which costs a copy of the bytes and no
-  // re-encoding of each operation (a group commit's write).
+  // One batch with the operations of `batches`, in their order, so that
+  // one Store::Write applies them all (a group of transitions sharing one
+  // write and one fsync). Their encodings are put end to end: a copy of
+  // the bytes, no re-encoding of each operation.
   static WriteBatch Concat(const std::vector<const WriteBatch*>& batches);
 
   // Number of operations.
@@ -90,6 +87,9 @@ class WriteBatch {
 
  private:
   friend class Store;
+
+  // Records that the batch touches `family`.
+  void NoteFamily(FamilyId family);
 
   std::unique_ptr<rocksdb::WriteBatch> rep_;
   // Families the batch touches, checked by Store::Write before anything is

@@ -122,39 +122,9 @@ TEST_F(StoreTest, PointLookupFamilyAnswersPresentAndAbsentKeys) {
   EXPECT_EQ(*(*reopened)->Get(*(*reopened)->Family("records"), "key-7"), std::nullopt);
 }
 
-// Concatenated batches apply as Append would: every operation, in the
-// batches' order (a later put or delete of a key wins), families merged.
+// Concatenated batches apply as one: every operation, in the batches'
+// order (a later put or delete of a key wins), their families merged.
 TEST_F(StoreTest, ConcatenatedBatchesApplyInOrderInOneWrite) {
-  auto store = OpenOrDie({"x", "y"});
-  ASSERT_NE(store, nullptr);
-  FamilyId x = *store->Family("x");
-  FamilyId y = *store->Family("y");
-  WriteBatch first;
-  first.Put(x, "a", "1");
-  first.Put(x, "gone", "soon");
-  WriteBatch empty;
-  WriteBatch second;
-  second.Put(y, "b", std::string(300, 'v'));  // a value longer than one length byte
-  second.Delete(x, "gone");
-  second.Put(x, "a", "2");
-  WriteBatch merged = WriteBatch::Concat({&first, &empty, &second});
-  EXPECT_EQ(merged.Count(), 5u);
-  EXPECT_EQ(merged.ByteSize(), first.ByteSize() + second.ByteSize() + empty.ByteSize() - 24);
-  EXPECT_TRUE(store->CheckFamilies(merged).ok());
-  ASSERT_TRUE(store->Write(merged, /*sync=*/true).ok());
-  EXPECT_THAT(*store->Get(x, "a"), Optional(std::string("2")));
-  EXPECT_EQ(*store->Get(x, "gone"), std::nullopt);
-  EXPECT_THAT(*store->Get(y, "b"), Optional(std::string(300, 'v')));
-  EXPECT_TRUE(WriteBatch::Concat({}).empty());
-
-  // A family the store lacks is still seen in the merged batch.
-  WriteBatch unknown;
-  unknown.Put(99, "k", "v");
-  WriteBatch with_unknown = WriteBatch::Concat({&first, &unknown});
-  EXPECT_FALSE(store->CheckFamilies(with_unknown).ok());
-}
-
-TEST_F(StoreTest, AppendedBatchesApplyInOrderInOneWrite) {
   auto store = OpenOrDie({"x", "y"});
   ASSERT_NE(store, nullptr);
   FamilyId x = *store->Family("x");
@@ -172,25 +142,30 @@ TEST_F(StoreTest, AppendedBatchesApplyInOrderInOneWrite) {
   second.Put(x, "k", "second");  // later operations win
   second.Delete(x, "gone");
   second.Put(y, "k", "in-y");
-  WriteBatch group;
-  group.Append(first);
-  group.Append(second);
-  EXPECT_EQ(group.Count(), 5u);
-  EXPECT_EQ(first.Count(), 2u);  // the appended batches are unchanged
+  second.Put(y, "long", std::string(300, 'v'));  // a length of two bytes
+  WriteBatch empty;
+  WriteBatch group = WriteBatch::Concat({&first, &empty, &second});
+  EXPECT_EQ(group.Count(), 6u);
+  EXPECT_EQ(group.ByteSize(), first.ByteSize() + empty.ByteSize() + second.ByteSize() - 24)
+      << "one 12-byte header for all";
+  EXPECT_EQ(first.Count(), 2u);  // the concatenated batches are unchanged
   ASSERT_TRUE(store->Write(group, /*sync=*/true).ok());
 
   EXPECT_THAT(*store->Get(x, "k"), Optional(std::string("second")));
   EXPECT_THAT(*store->Get(x, "kept"), Optional(std::string("1")));
   EXPECT_EQ(*store->Get(x, "gone"), std::nullopt);
   EXPECT_THAT(*store->Get(y, "k"), Optional(std::string("in-y")));
+  EXPECT_THAT(*store->Get(y, "long"), Optional(std::string(300, 'v')));
+  EXPECT_TRUE(WriteBatch::Concat({}).empty());
 
-  // The families an appended batch names are checked as its own are.
+  // The families a concatenated batch names are checked as its own are.
   WriteBatch bad;
   bad.Put(99, "k", "v");
   WriteBatch carrier;
   carrier.Put(x, "never", "v");
-  carrier.Append(bad);
-  EXPECT_EQ(store->Write(carrier, /*sync=*/false).code(), absl::StatusCode::kInvalidArgument);
+  WriteBatch carried = WriteBatch::Concat({&carrier, &bad});
+  EXPECT_FALSE(store->CheckFamilies(carried).ok());
+  EXPECT_EQ(store->Write(carried, /*sync=*/false).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(*store->Get(x, "never"), std::nullopt);
 }
 

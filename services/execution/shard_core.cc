@@ -2550,7 +2550,6 @@ absl::Status ShardCore::PurgeExecution(const std::string& retention_key,
   if (record.has_value() && record->status() != "RUNNING" &&
       FromProto(record->stop_date()) + RetentionOf(*record) <= options_.clock->Now()) {
     batch.Delete(families_.executions, key);
-    KeepRunningRecord(key, "", /*running=*/false);
     if (record->map_runs_indexed()) {
       batch.Delete(families_.map_runs,
                    keys::MapRunIndexKey(shard, config::StableHash(execution_arn), execution_arn));
@@ -2829,21 +2828,21 @@ bool ShardCore::PollActivityTasksLater(const internal::v1::PollActivityTasksRequ
       request.worker_name(), [&]() -> TaskQueues::TakeAnswer {
         return [this, arn, response, cancelled, answer = std::move(*answer_later)](
                    absl::StatusOr<std::vector<TaskQueues::Queued>> handed) mutable {
-        if (!handed.ok()) return std::move(answer)(handed.status());
-        if (!handed->empty() && cancelled && cancelled()) {
-          // As in Deliver: the caller went away while the tasks were
-          // written; they go back to the backlog, stored first unless they
-          // live in memory, without waiting here (this may be the group
-          // committer's thread).
-          ReturnToBacklog(arn, *std::move(handed));
-          return std::move(answer)(absl::OkStatus());
-        }
-        for (TaskQueues::Queued& queued : *handed) {
-          v1::DeliveredActivityTask* delivered = response->add_tasks();
-          delivered->set_task_token(std::move(*queued.task.mutable_task_token()));
-          delivered->set_input(std::move(*queued.task.mutable_input()));
-        }
-        std::move(answer)(absl::OkStatus());
+          if (!handed.ok()) return std::move(answer)(handed.status());
+          if (!handed->empty() && cancelled && cancelled()) {
+            // As in Deliver: the caller went away while the tasks were
+            // written; they go back to the backlog, stored first unless
+            // they live in memory, without waiting here (this may be the
+            // group committer's thread).
+            ReturnToBacklog(arn, *std::move(handed));
+            return std::move(answer)(absl::OkStatus());
+          }
+          for (TaskQueues::Queued& queued : *handed) {
+            v1::DeliveredActivityTask* delivered = response->add_tasks();
+            delivered->set_task_token(std::move(*queued.task.mutable_task_token()));
+            delivered->set_input(std::move(*queued.task.mutable_input()));
+          }
+          std::move(answer)(absl::OkStatus());
         };
       });
   if (waiting) *answer_later = nullptr;

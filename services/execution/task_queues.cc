@@ -202,15 +202,14 @@ void TaskQueues::ExpireLater(absl::Time now) {
     std::vector<Waiter*> due;
     for (auto& [waiter, owned] : later_) {
       if (waiter->claims > 0) continue;  // answered once its claims settle
-      if (now >= waiter->deadline || (waiter->cancelled != nullptr && (*waiter->cancelled)())) {
-        due.push_back(waiter);
-      }
-    }
-    for (Waiter* waiter : due) {
+      const bool expired = now >= waiter->deadline;
+      if (!expired && (waiter->cancelled == nullptr || !(*waiter->cancelled)())) continue;
+      // As Take counts them: a poll that timed out, not one whose caller left.
       Queue& queue = QueueFor(waiter->activity_arn);
-      if (queue.empty != nullptr && waiter->handed.empty()) queue.empty->Increment();
-      Settle(waiter, absl::OkStatus(), &settled);
+      if (expired && queue.empty != nullptr) queue.empty->Increment();
+      due.push_back(waiter);
     }
+    for (Waiter* waiter : due) Settle(waiter, absl::OkStatus(), &settled);
   }
   Answer(std::move(settled));
 }

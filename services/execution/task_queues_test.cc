@@ -174,6 +174,15 @@ struct LaterAnswers {
     absl::MutexLock lock(&mu);
     return answers.size();
   }
+  // The inputs of the tasks answer `i` brought, or its error.
+  std::vector<std::string> Inputs(size_t i) {
+    absl::MutexLock lock(&mu);
+    if (i >= answers.size()) return {"(no such answer)"};
+    if (!answers[i].ok()) return {answers[i].status().ToString()};
+    std::vector<std::string> inputs;
+    for (const TaskQueues::Queued& queued : *answers[i]) inputs.push_back(queued.task.input());
+    return inputs;
+  }
 
  private:
   std::function<TaskQueues::TakeAnswer()> make_;
@@ -203,11 +212,7 @@ TEST_F(TakeLaterTest, IsAnsweredByTheHandOfItsLastClaim) {
   EXPECT_EQ(answers_.count(), 0u) << "answered before its other claim settled";
   queues_.Hand(second, TaskWithInput(2, "b"));
   ASSERT_EQ(answers_.count(), 1u);
-  absl::MutexLock lock(&answers_.mu);
-  ASSERT_TRUE(answers_.answers[0].ok());
-  ASSERT_EQ(answers_.answers[0]->size(), 2u);
-  EXPECT_EQ((*answers_.answers[0])[0].task.input(), "a");
-  EXPECT_EQ((*answers_.answers[0])[1].task.input(), "b");
+  EXPECT_EQ(answers_.Inputs(0), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(queues_.WaitingPollers(kArn), 0u);
 }
 
@@ -223,11 +228,7 @@ TEST_F(TakeLaterTest, LeavesTheBacklogToTake) {
   ASSERT_TRUE(TakeLater(kWait));
   queues_.Add(TaskWithInput(2, "b"));
   ASSERT_EQ(answers_.count(), 1u);
-  {
-    absl::MutexLock lock(&answers_.mu);
-    ASSERT_TRUE(answers_.answers[0].ok());
-    EXPECT_TRUE(answers_.answers[0]->empty());
-  }
+  EXPECT_TRUE(answers_.Inputs(0).empty());
   Poll again(&queues_, 1, 1 << 20, kWait);
   std::vector<TaskQueues::Queued> tasks = again.Tasks();
   ASSERT_EQ(tasks.size(), 1u);
@@ -244,11 +245,13 @@ TEST_F(TakeLaterTest, ExpiresPastItsDeadlineOrCancelledButNotWhileClaimed) {
   cancelled = true;
   queues_.ExpireLater(absl::Now());
   EXPECT_EQ(answers_.count(), 1u);
+  EXPECT_TRUE(answers_.Inputs(0).empty());
   EXPECT_EQ(queues_.WaitingPollers(kArn), 0u);
 
   ASSERT_TRUE(TakeLater(absl::Seconds(30)));
   queues_.ExpireLater(absl::Now() + absl::Seconds(31));
   EXPECT_EQ(answers_.count(), 2u);
+  EXPECT_TRUE(answers_.Inputs(1).empty());
 
   ASSERT_TRUE(TakeLater(absl::Seconds(30), /*max_tasks=*/1));
   std::string worker;
@@ -258,9 +261,7 @@ TEST_F(TakeLaterTest, ExpiresPastItsDeadlineOrCancelledButNotWhileClaimed) {
   EXPECT_EQ(answers_.count(), 2u) << "a claimed poll was expired";
   queues_.Hand(claim, TaskWithInput(1, "a"));
   ASSERT_EQ(answers_.count(), 3u);
-  absl::MutexLock lock(&answers_.mu);
-  ASSERT_TRUE(answers_.answers[2].ok());
-  EXPECT_EQ(answers_.answers[2]->size(), 1u);
+  EXPECT_EQ(answers_.Inputs(2), (std::vector<std::string>{"a"}));
 }
 
 // Every claim released: answered with nothing (its caller polls again).
@@ -271,9 +272,7 @@ TEST_F(TakeLaterTest, ReleasedClaimsAnswerWithNothing) {
   ASSERT_NE(claim, nullptr);
   queues_.Release(claim);
   ASSERT_EQ(answers_.count(), 1u);
-  absl::MutexLock lock(&answers_.mu);
-  ASSERT_TRUE(answers_.answers[0].ok());
-  EXPECT_TRUE(answers_.answers[0]->empty());
+  EXPECT_TRUE(answers_.Inputs(0).empty()) << "answered OK with no task";
 }
 
 // Shutdown answers UNAVAILABLE, and no poll waits without a thread after it.
