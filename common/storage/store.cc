@@ -147,6 +147,12 @@ void WriteBatch::Delete(FamilyId family, std::string_view key) {
   NoteFamily(family);
 }
 
+void WriteBatch::DeleteRange(FamilyId family, std::string_view begin, std::string_view end) {
+  FamilyIdHandle handle(family);
+  CheckBatchOp(rep_->DeleteRange(&handle, ToSlice(begin), ToSlice(end)), "DeleteRange");
+  NoteFamily(family);
+}
+
 void WriteBatch::NoteFamily(FamilyId family) {
   if (std::find(families_.begin(), families_.end(), family) == families_.end()) {
     families_.push_back(family);

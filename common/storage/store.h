@@ -71,6 +71,10 @@ class WriteBatch {
 
   void Put(FamilyId family, std::string_view key, std::string_view value);
   void Delete(FamilyId family, std::string_view key);
+  // Deletes the keys in [begin, end) of `family`: one range tombstone,
+  // for dropping a whole key range at once (seldom: many tombstones slow
+  // reads down until compaction removes them).
+  void DeleteRange(FamilyId family, std::string_view begin, std::string_view end);
   // Removes every operation.
   void Clear();
   // One batch with the operations of `batches`, in their order, so that

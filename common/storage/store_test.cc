@@ -169,6 +169,53 @@ TEST_F(StoreTest, ConcatenatedBatchesApplyInOrderInOneWrite) {
   EXPECT_EQ(*store->Get(x, "never"), std::nullopt);
 }
 
+// A range deletion drops [begin, end) of its family only, keys flushed to
+// files and keys still in the memtable alike, and keeps doing so after a
+// reopen; a put after it in the same batch stands.
+TEST_F(StoreTest, DeleteRangeDropsHalfOpenRangeOfOneFamily) {
+  auto store = OpenOrDie({"x", "y"});
+  ASSERT_NE(store, nullptr);
+  FamilyId x = *store->Family("x");
+  FamilyId y = *store->Family("y");
+  WriteBatch seed;
+  for (const char* key : {"a", "b1", "b2", "c"}) {
+    seed.Put(x, key, "v");
+    seed.Put(y, key, "v");
+  }
+  ASSERT_TRUE(store->Write(seed, /*sync=*/false).ok());
+  ASSERT_TRUE(store->Flush().ok());
+  WriteBatch late;
+  late.Put(x, "b3", "v");  // only in the memtable
+  ASSERT_TRUE(store->Write(late, /*sync=*/false).ok());
+
+  WriteBatch drop;
+  drop.DeleteRange(x, "b", "c");
+  drop.Put(x, "b9", "after");
+  EXPECT_EQ(drop.Count(), 2u);
+  ASSERT_TRUE(store->Write(drop, /*sync=*/true).ok());
+  auto keys = [&](FamilyId family) {
+    std::vector<std::string> found;
+    EXPECT_TRUE(store->Scan(family, "", "", false, [&](std::string_view key, std::string_view) {
+                       found.emplace_back(key);
+                       return true;
+                     })
+                    .ok());
+    return found;
+  };
+  EXPECT_THAT(keys(x), ElementsAre("a", "b9", "c"));
+  EXPECT_THAT(keys(y), ElementsAre("a", "b1", "b2", "c"));
+  EXPECT_EQ(*store->Get(x, "b1"), std::nullopt);
+
+  store.reset();
+  store = OpenOrDie({"x", "y"});
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(keys(x), ElementsAre("a", "b9", "c"));
+
+  WriteBatch bad;
+  bad.DeleteRange(99, "a", "b");
+  EXPECT_EQ(store->Write(bad, /*sync=*/false).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(StoreTest, FamiliesAreSeparateKeySpaces) {
   auto store = OpenOrDie({"x", "y"});
   ASSERT_NE(store, nullptr);

@@ -142,11 +142,31 @@ inline std::string TaskKey(uint32_t shard, absl::string_view activity_arn, uint6
   storage::AppendUint64(&key, seq);
   return key;
 }
-// Task ids already accepted (idempotent enqueue): shard | 'i' | task id.
-inline std::string TaskIdKey(uint32_t shard, absl::string_view task_id) {
+// Task ids a partition accepted from another server (idempotent enqueue),
+// by the day (Unix days) they came: shard | 'i' | day | task id. Whole
+// days are dropped at once when they are old enough (TaskIdDayStart).
+inline std::string TaskIdDayStart(uint32_t shard, uint32_t day) {
   std::string key = ShardPrefix(shard);
   key.push_back('i');
+  storage::AppendUint32(&key, day);
+  return key;
+}
+inline std::string TaskIdKey(uint32_t shard, uint32_t day, absl::string_view task_id) {
+  std::string key = TaskIdDayStart(shard, day);
   key.append(task_id.data(), task_id.size());
+  return key;
+}
+// Stores written before ids had days hold shard | 'i' | task id, and a task
+// id is an execution ARN, then '#': they all sort in [shard|'i'|"arn:",
+// shard|'i'|"arn;").
+inline std::string LegacyTaskIdsBegin(uint32_t shard) {
+  std::string key = ShardPrefix(shard);
+  key.append("iarn:");
+  return key;
+}
+inline std::string LegacyTaskIdsEnd(uint32_t shard) {
+  std::string key = ShardPrefix(shard);
+  key.append("iarn;");
   return key;
 }
 

@@ -91,6 +91,11 @@ absl::Time FromProto(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
+// Days since the Unix epoch (UTC).
+uint32_t UnixDay(absl::Time time) {
+  return static_cast<uint32_t>(std::max<int64_t>(0, absl::ToUnixSeconds(time) / 86400));
+}
+
 absl::Status StateMachineDoesNotExist(absl::string_view arn) {
   return absl::NotFoundError(
       absl::StrCat("StateMachineDoesNotExist: State Machine Does Not Exist: '", arn, "'"));
@@ -2572,6 +2577,7 @@ absl::Status ShardCore::PurgeExpiredExecutions() {
     absl::MutexLock lock(&recent_express_mu_);
     EvictRecentExpress(options_.clock->Now());
   }
+  RETURN_IF_ERROR(PurgeOldTaskIds());
   const int64_t now_ms = absl::ToUnixMillis(options_.clock->Now());
   while (true) {
     std::vector<std::string> due;
@@ -2588,6 +2594,26 @@ absl::Status ShardCore::PurgeExpiredExecutions() {
     }
     if (due.size() < 1024) return absl::OkStatus();
   }
+}
+
+absl::Status ShardCore::PurgeOldTaskIds() {
+  const uint32_t today = UnixDay(options_.clock->Now());
+  absl::MutexLock lock(&task_id_purge_mu_);
+  if (task_ids_purged_on_ == today) return absl::OkStatus();
+  storage::WriteBatch batch;
+  for (uint32_t shard = 0; shard < options_.shard_count; ++shard) {
+    if (!config::Owns(shard, options_.ordinal, options_.replicas)) continue;
+    if (today >= 1) {
+      batch.DeleteRange(families_.tasks, keys::TaskIdDayStart(shard, 0),
+                        keys::TaskIdDayStart(shard, today - 1));
+    }
+    batch.DeleteRange(families_.tasks, keys::LegacyTaskIdsBegin(shard),
+                      keys::LegacyTaskIdsEnd(shard));
+  }
+  // Unsynced: a crash before it reaches the disk only has it done again.
+  RETURN_IF_ERROR(store_->Write(batch, /*sync=*/false));
+  task_ids_purged_on_ = today;
+  return absl::OkStatus();
 }
 
 // --- Activity task queues -------------------------------------------------
@@ -2735,12 +2761,12 @@ bool ShardCore::QueueLocally(ActivityTask& task, storage::WriteBatch& batch,
   // transition of the same execution, serialized behind the shard mutex the
   // caller holds, can cancel it), and a transition lost in a crash loses
   // its backlog record and id with it, so its replay queues the task once.
+  // Nor is its id kept: with no outbox item, nothing can enqueue it again.
   const uint64_t seq = next_task_seq_++;
   if (!task.in_memory() && !claimed) {
     batch.Put(families_.tasks, keys::TaskKey(*shard, task.activity_arn(), seq),
               task.SerializeAsString());
   }
-  batch.Put(families_.tasks, keys::TaskIdKey(*shard, task.task_id()), "");
   queued->push_back(TaskQueues::Queued{seq, *shard, std::move(task)});
   return true;
 }
@@ -2750,9 +2776,12 @@ absl::Status ShardCore::EnqueueActivityTask(const ActivityTask& task, bool sync)
                                        task.activity_arn(), task.partition())));
   RETURN_IF_ERROR(CachedActivityExists(task.activity_arn()));
   absl::MutexLock lock(&EnqueueMutex(task.task_id()));
-  const std::string id_key = keys::TaskIdKey(shard, task.task_id());
-  ASSIGN_OR_RETURN(auto seen, store_->Get(families_.tasks, id_key));
-  if (seen.has_value()) return absl::OkStatus();  // a redelivered outbox item
+  const uint32_t today = UnixDay(options_.clock->Now());
+  const std::string id_key = keys::TaskIdKey(shard, today, task.task_id());
+  for (const std::string& key : {id_key, keys::TaskIdKey(shard, today - 1, task.task_id())}) {
+    ASSIGN_OR_RETURN(auto seen, store_->Get(families_.tasks, key));
+    if (seen.has_value()) return absl::OkStatus();  // a redelivered outbox item
+  }
   const uint64_t seq = next_task_seq_++;
   storage::WriteBatch batch;
   // An in-memory task leaves only its id behind (unsynced), which keeps a
@@ -2773,7 +2802,8 @@ absl::Status ShardCore::CancelActivityTask(const ActivityTask& task, bool sync) 
   absl::MutexLock lock(&EnqueueMutex(task.task_id()));
   storage::WriteBatch batch;
   // Marked as seen: an enqueue delivered after this cancel adds nothing.
-  batch.Put(families_.tasks, keys::TaskIdKey(shard, task.task_id()), "");
+  batch.Put(families_.tasks,
+            keys::TaskIdKey(shard, UnixDay(options_.clock->Now()), task.task_id()), "");
   std::optional<TaskQueues::Queued> removed =
       task_queues_->Remove(task.activity_arn(), task.task_id());
   if (removed.has_value()) {

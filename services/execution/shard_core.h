@@ -295,8 +295,10 @@ class ShardCore {
   absl::Status ListMapRunExecutions(const v1::ListExecutionsRequest& request,
                                     v1::ListExecutionsResponse* response);
 
-  // Deletes the closed executions whose retention ended by the clock's now;
-  // the timer thread calls it every sweep interval, tests call it directly.
+  // Deletes the closed executions whose retention ended by the clock's now,
+  // and the task ids of enqueues from other servers older than yesterday
+  // (see EnqueueActivityTask); the timer thread calls it every sweep
+  // interval, tests call it directly.
   absl::Status PurgeExpiredExecutions();
 
   // Activity task queues (this server owns the shard of the task's
@@ -308,8 +310,17 @@ class ShardCore {
   // cannot outlive the delivery) and is delivered again (idempotently) if
   // a crash loses both.
   absl::Status EnqueueActivityTask(const internal::v1::ActivityTask& task, bool sync = true);
+  //
+  // An enqueue is idempotent by task id for a day or two: the ids are kept
+  // by the day they came, today's and yesterday's are looked at, and older
+  // days are dropped whole. That covers an outbox's repeat of a delivery
+  // whose deletion a crash lost (the repeat comes when its server is back);
+  // a repeat later than that queues the task again, and a worker that gets
+  // it is refused when it answers if its execution moved on.
+  //
   // Drops the task `task.task_id()` from its queue (if still queued) and
-  // keeps a later enqueue of it from adding it again.
+  // keeps a later enqueue of it (for as long as ids are kept) from adding
+  // it again.
   absl::Status CancelActivityTask(const internal::v1::ActivityTask& task, bool sync = true);
   // Waits until a task of the activity arrives in any partition this
   // server owns, `deadline` (capped by request.wait_ms()) passes or
@@ -443,6 +454,9 @@ class ShardCore {
                             const google::protobuf::RepeatedPtrField<v1::RoutingConfigurationListItem>&
                                 routing);
   absl::Status PurgeExecution(const std::string& retention_key, absl::string_view execution_arn);
+  // Drops, once per day, the task ids of owned shards from before
+  // yesterday, and those stored before ids had days.
+  absl::Status PurgeOldTaskIds();
 
   // The parent record holding map run `map_run_arn` (or, with a child's
   // name, the run of that child) and where in it; see DescribeMapRun.
@@ -705,7 +719,7 @@ class ShardCore {
   absl::Status CachedActivityExists(const std::string& activity_arn);
   // True when the cache holds a fresh confirmation; never does I/O.
   bool ActivityKnownToExist(const std::string& activity_arn);
-  // Puts `task`'s backlog record and id into `batch` and moves the task to
+  // Puts `task`'s backlog record into `batch` and moves the task to
   // `queued`, when this server owns the task's queue partition and knows
   // the activity exists; the caller adds `queued` to task_queues_ once the
   // batch is written, under the execution's shard mutex. False (and
@@ -784,6 +798,10 @@ class ShardCore {
   bool timers_changed_ ABSL_GUARDED_BY(timers_mu_) = false;
   std::thread timer_thread_;
   absl::Time next_retention_sweep_ = absl::InfinitePast();  // timer thread only
+  // The Unix day whose older task ids were last dropped (see
+  // PurgeOldTaskIds); -1 before the first sweep.
+  absl::Mutex task_id_purge_mu_;
+  int64_t task_ids_purged_on_ ABSL_GUARDED_BY(task_id_purge_mu_) = -1;
 };
 
 }  // namespace stepflow::execution

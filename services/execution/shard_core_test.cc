@@ -360,6 +360,100 @@ TEST_F(ShardCoreTest, LocalEnqueueIsPartOfTheStartAndDeliveredOnce) {
   EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
 }
 
+// An enqueue from an outbox (another server's, in a cluster) is idempotent
+// by task id while the id is kept: a day or two, by the day it came. Older
+// days are dropped whole by the retention sweep, so ids do not pile up; a
+// repeat after that queues the task again. A task queued by its own
+// transition leaves no id at all, and ids of stores from before ids had
+// days go with the first sweep; queued tasks stay.
+TEST_F(ShardCoreTest, EnqueuedTaskIdsAreKeptForADayOrTwoThenDropped) {
+  auto machine = CreateMachine();
+  const std::string arn = Start(machine, "repeated", "{}");
+  v1::GetActivityTaskResponse first = Poll(absl::Milliseconds(500));
+  ASSERT_FALSE(first.task_token().empty());
+
+  // What the tasks family holds: task ids and backlog records.
+  auto stored = [&](char kind) {
+    peers_.set_core(nullptr);
+    core_.reset();
+    size_t count = 0;
+    {
+      storage::StoreOptions options;
+      options.path = dir_.string();
+      auto store = storage::Store::Open(options);
+      EXPECT_TRUE(store.ok()) << store.status();
+      if (!store.ok()) return count;
+      const storage::FamilyId tasks = *(*store)->Family(keys::kTasks);
+      EXPECT_TRUE((*store)
+                      ->Scan(tasks, "", "", false,
+                             [&](std::string_view key, std::string_view) {
+                               count += key.size() > 4 && key[4] == kind;
+                               return true;
+                             })
+                      .ok());
+    }
+    EXPECT_TRUE(Open(16).ok());
+    return count;
+  };
+  EXPECT_EQ(stored('i'), 0u) << "a task queued by its own transition keeps no id";
+
+  iv1::ActivityTask task;
+  task.set_activity_arn("arn:aws:states:us-east-1:123456789012:activity:work");
+  task.set_task_token(first.task_token());
+  task.set_input("{}");
+  task.set_task_id(arn + "#from-outbox");
+  ASSERT_TRUE(core_->EnqueueActivityTask(task).ok());
+  ASSERT_TRUE(core_->EnqueueActivityTask(task).ok());  // the outbox repeats it
+  EXPECT_EQ(Poll(absl::Milliseconds(500)).task_token(), first.task_token());
+  EXPECT_TRUE(Poll(absl::Milliseconds(100)).task_token().empty()) << "queued once";
+  iv1::ActivityTask cancelled = task;
+  cancelled.set_task_id(arn + "#cancelled-first");
+  ASSERT_TRUE(core_->CancelActivityTask(cancelled).ok());
+  ASSERT_TRUE(core_->EnqueueActivityTask(cancelled).ok());
+  EXPECT_TRUE(Poll(absl::Milliseconds(100)).task_token().empty()) << "cancelled before it came";
+
+  // The next day, yesterday's ids still count, and the sweep keeps them.
+  clock_.Advance(absl::Hours(24));
+  ASSERT_TRUE(core_->PurgeExpiredExecutions().ok());
+  ASSERT_TRUE(core_->EnqueueActivityTask(task).ok());
+  EXPECT_TRUE(Poll(absl::Milliseconds(100)).task_token().empty());
+  EXPECT_EQ(stored('i'), 2u);
+
+  // A task waiting in the backlog, and an id from before ids had days: the
+  // first sweep after a start drops that one.
+  iv1::ActivityTask waiting = task;
+  waiting.set_task_id(arn + "#waiting");
+  ASSERT_TRUE(core_->EnqueueActivityTask(waiting).ok());
+  peers_.set_core(nullptr);
+  core_.reset();
+  {
+    storage::StoreOptions options;
+    options.path = dir_.string();
+    auto store = storage::Store::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    storage::WriteBatch legacy;
+    legacy.Put(*(*store)->Family(keys::kTasks),
+               keys::ShardPrefix(3) + "i" + arn + "#before-days", "");
+    ASSERT_TRUE((*store)->Write(legacy, /*sync=*/true).ok());
+  }
+  ASSERT_TRUE(Open(16).ok());
+  ASSERT_TRUE(core_->PurgeExpiredExecutions().ok());  // unless the timer thread's did
+  EXPECT_EQ(stored('i'), 3u);
+  EXPECT_EQ(stored('q'), 1u);
+
+  // The day after: the first day's ids are dropped.
+  clock_.Advance(absl::Hours(24));
+  ASSERT_TRUE(core_->PurgeExpiredExecutions().ok());
+  EXPECT_EQ(stored('i'), 1u) << "the waiting task's id, from yesterday";
+  EXPECT_EQ(stored('q'), 1u);
+  EXPECT_EQ(Poll(absl::Milliseconds(500)).task_token(), first.task_token()) << "still queued";
+  ASSERT_TRUE(core_->EnqueueActivityTask(task).ok());
+  EXPECT_EQ(Poll(absl::Milliseconds(500)).task_token(), first.task_token())
+      << "its id is gone: a repeat this late is queued again";
+  ASSERT_TRUE(SendSuccess(first.task_token()).ok());
+  EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
+}
+
 // A poller already waiting is handed the task by the start's own write,
 // which records ActivityStarted with its worker name: no backlog record, no
 // write of its own, nothing to deliver again after a restart.
