@@ -2088,16 +2088,22 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   if (!LockShardUnlessBusy(shard, would_block)) return decline();
   ShardLock& shard_lock = ShardMutex(shard);
   absl::Cleanup unlock = [&shard_lock] { shard_lock.Unlock(); };
+  // A name the gateway made up (a random UUID) is nobody else's: no start
+  // of it to wait for, and nothing stored under it to look up.
+  const bool fresh_name = request.name_generated() && !request.has_parent_task();
   // A start of this name being written by the group committer decides
   // this one's answer: wait for it (or decline).
-  if (would_block == nullptr) {
-    AwaitStartCommitted(execution_arn);
-  } else if (StartCommitting(execution_arn)) {
-    return decline();
+  std::optional<ExecutionRecord> existing;
+  if (!fresh_name) {
+    if (would_block == nullptr) {
+      AwaitStartCommitted(execution_arn);
+    } else if (StartCommitting(execution_arn)) {
+      return decline();
+    }
+    ASSIGN_OR_RETURN(existing, Read<ExecutionRecord>(families_.executions, key));
+    if (!existing.has_value() && express) existing = RecentExpressRecord(execution_arn);
   }
-  ASSIGN_OR_RETURN(auto existing, Read<ExecutionRecord>(families_.executions, key));
-  if (!existing.has_value() && express) existing = RecentExpressRecord(execution_arn);
-  if (!existing.has_value() && express && RecentExpressNameTaken(execution_arn)) {
+  if (!fresh_name && !existing.has_value() && express && RecentExpressNameTaken(execution_arn)) {
     // Closed, and its record no longer kept: refused as a closed one is.
     return absl::AlreadyExistsError(
         absl::StrCat("ExecutionAlreadyExists: Execution Already Exists: '", execution_arn, "'"));
@@ -2143,17 +2149,19 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
     // its name stays reserved until then, not the whole shard.
     response->set_execution_arn(execution_arn);
     *response->mutable_start_date() = record.start_date();
-    {
-      absl::MutexLock lock(&committing_mu_);
-      committing_.insert(execution_arn);
+    absl::AnyInvocable<void() &&> release = [] {};
+    if (!fresh_name) {
+      {
+        absl::MutexLock lock(&committing_mu_);
+        committing_.insert(execution_arn);
+      }
+      release = [this, execution_arn] {
+        absl::MutexLock lock(&committing_mu_);
+        committing_.erase(execution_arn);
+      };
     }
-    CommitLater(
-        shard, std::move(record), outcome, std::move(batch), /*before=*/nullptr, claimed,
-        [this, execution_arn] {
-          absl::MutexLock lock(&committing_mu_);
-          committing_.erase(execution_arn);
-        },
-        std::move(*answer_later));
+    CommitLater(shard, std::move(record), outcome, std::move(batch), /*before=*/nullptr, claimed,
+                std::move(release), std::move(*answer_later));
     *answer_later = nullptr;
     return absl::OkStatus();
   }

@@ -1261,6 +1261,51 @@ TEST_F(ShardCoreTest, GeneratedNamesOfExpressStartsAreNotLookedUp) {
   EXPECT_EQ(start(R"({"run": 3})", false).code(), absl::StatusCode::kAlreadyExists);
 }
 
+// So is a STANDARD start's, answered by the group committer or not: the
+// execution is stored and runs; the same name chosen by a caller is then
+// refused, as any taken name is.
+TEST_F(ShardCoreTest, GeneratedNamesOfStandardStartsAreNotLookedUp) {
+  auto machine = CreateMachine();
+  Start(machine, "warm", "{}");  // caches the revision's definition
+  auto request = [&](const std::string& name, bool generated) {
+    iv1::StartExecutionShardRequest start;
+    *start.mutable_state_machine() = machine;
+    start.mutable_request()->set_name(name);
+    start.mutable_request()->set_input(R"({"n": 1})");
+    start.set_name_generated(generated);
+    return start;
+  };
+  absl::Notification answered;
+  absl::Status answer;
+  ShardCore::AnswerLater later = [&](absl::Status status) {
+    answer = status;
+    answered.Notify();
+  };
+  bool declined = false;
+  v1::StartExecutionResponse later_started;
+  ASSERT_TRUE(core_->StartExecution(request("5e1d6c2a-later", true), &later_started, &declined,
+                                    &later)
+                  .ok());
+  ASSERT_FALSE(declined);
+  ASSERT_FALSE(static_cast<bool>(later)) << "the committer answers";
+  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(answer.ok()) << answer;
+  v1::StartExecutionResponse started;
+  ASSERT_TRUE(core_->StartExecution(request("5e1d6c2a-waited", true), &started).ok());
+  for (const std::string& arn : {later_started.execution_arn(), started.execution_arn()}) {
+    EXPECT_EQ(Describe(arn).status(), "RUNNING") << arn;
+    EXPECT_THAT(HistoryTypes(arn), ElementsAre("ExecutionStarted", "PassStateEntered",
+                                               "PassStateExited", "TaskStateEntered",
+                                               "ActivityScheduled"));
+  }
+  iv1::StartExecutionShardRequest chosen = request("5e1d6c2a-waited", false);
+  chosen.mutable_request()->set_input(R"({"n": 2})");
+  v1::StartExecutionResponse refused;
+  EXPECT_EQ(core_->StartExecution(chosen, &refused).code(), absl::StatusCode::kAlreadyExists);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(SendSuccess(Poll().task_token()).ok());
+  EXPECT_EQ(Describe(started.execution_arn()).status(), "SUCCEEDED");
+}
+
 // A STANDARD start made where no thread may wait (a gRPC callback thread)
 // is not declined when its caller can take the answer later: the group
 // committer writes it and answers once it is durable. A second start of
