@@ -294,7 +294,9 @@ TEST_F(ActivityQueueTest, StreamCarriesReportsAndTheirAnswers) {
   // The heartbeat and the failure of task two race each other: the
   // heartbeat is taken, or refused because the task had failed already.
   EXPECT_EQ(answers[14].code(), 0) << answers[14].message();
-  if (answers[10].code() != 0) EXPECT_THAT(answers[10].message(), HasSubstr("Task"));
+  if (answers[10].code() != 0) {
+    EXPECT_THAT(answers[10].message(), HasSubstr("Task"));
+  }
 
   EXPECT_EQ(WaitClosed(first).output(), R"({"one":true})");
   v1::DescribeExecutionResponse failed = WaitClosed(second);

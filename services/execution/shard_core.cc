@@ -1810,6 +1810,7 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
                                 !record.parent_task().report().empty());
   if (service_effects) AddServiceEffects(record, outcome, batch);
   IndexMapRuns(shard, record, batch);
+  const absl::Time earliest = StoreTimers(record, outcome, batch);
   effects.record_key = keys::ResourceKey(shard, record.execution_arn());
   effects.record_value = record.SerializeAsString();
   batch.Put(families_.executions, effects.record_key, effects.record_value);
@@ -1833,12 +1834,6 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
     batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
     outboxed_dispatches = true;
   }
-  absl::Time earliest = absl::InfiniteFuture();
-  for (const asl::TimerRequest& timer : outcome.timers) {
-    batch.Put(families_.timers, keys::TimerKey(timer.fire_at, record.execution_arn(), timer.timer_id),
-              "");
-    earliest = std::min(earliest, timer.fire_at);
-  }
   batch.Put(families_.meta, keys::kOwnerEpochKey, owner_epoch_);
   effects.batch_bytes = batch.ByteSize();
   effects.batch_ops = batch.Count();
@@ -1846,6 +1841,53 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
   effects.earliest_timer = earliest;
   effects.closed = !outcome.closed_status.empty();
   return effects;
+}
+
+namespace {
+
+// The timers a state waits for: the ids asl::Interpreter::TimerFired acts
+// on (any other fires for nothing).
+absl::flat_hash_set<int64_t> ArmedTimers(const internal::v1::ExecutionState& state) {
+  absl::flat_hash_set<int64_t> armed;
+  auto add = [&armed](int64_t id) {
+    if (id != 0) armed.insert(id);
+  };
+  add(state.execution_timeout_timer());
+  for (const auto& [id, frame] : state.frames()) {
+    add(frame.timer_id());
+    add(frame.task_timeout_timer());
+    add(frame.heartbeat_timer());
+    if (frame.has_child_execution()) add(frame.child_execution().timeout_timer());
+  }
+  return armed;
+}
+
+}  // namespace
+
+absl::Time ShardCore::StoreTimers(ExecutionRecord& record, const asl::Outcome& outcome,
+                                  storage::WriteBatch& batch) {
+  auto& fire_ms = *record.mutable_state()->mutable_timer_fire_ms();
+  absl::Time earliest = absl::InfiniteFuture();
+  for (const asl::TimerRequest& timer : outcome.timers) {
+    batch.Put(families_.timers, keys::TimerKey(timer.fire_at, record.execution_arn(), timer.timer_id),
+              "");
+    fire_ms[timer.timer_id] = absl::ToUnixMillis(timer.fire_at);
+    earliest = std::min(earliest, timer.fire_at);
+  }
+  if (fire_ms.empty()) return earliest;
+  // A closed execution waits for nothing (a redrive arms timers anew).
+  const absl::flat_hash_set<int64_t> armed =
+      outcome.closed_status.empty() ? ArmedTimers(record.state()) : absl::flat_hash_set<int64_t>();
+  for (auto it = fire_ms.begin(); it != fire_ms.end();) {
+    if (armed.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    batch.Delete(families_.timers, keys::TimerKey(absl::FromUnixMillis(it->second),
+                                                  record.execution_arn(), it->first));
+    it = fire_ms.erase(it);
+  }
+  return earliest;
 }
 
 void ShardCore::AfterCommit(CommitEffects& effects, const ExecutionRecord& record) {

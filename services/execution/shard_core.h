@@ -514,6 +514,11 @@ class ShardCore {
   CommitEffects PrepareCommit(uint32_t shard, internal::v1::ExecutionRecord& record,
                               asl::Outcome& outcome, storage::WriteBatch& batch,
                               const PendingTasks* before);
+  // Puts the keys of `outcome`'s new timers into `batch`, and deletes
+  // those of timers the state no longer waits for (keeping the record's
+  // timer_fire_ms in step); the earliest new fire time.
+  absl::Time StoreTimers(internal::v1::ExecutionRecord& record, const asl::Outcome& outcome,
+                         storage::WriteBatch& batch);
   // Writes `batch` synced through the group committer and waits for it.
   absl::Status WriteSynced(storage::WriteBatch batch);
   // Batches written synced, whether alone or in one of the committer's

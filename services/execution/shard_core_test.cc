@@ -454,6 +454,65 @@ TEST_F(ShardCoreTest, EnqueuedTaskIdsAreKeptForADayOrTwoThenDropped) {
   EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
 }
 
+// A timer no state waits for any more goes with the transition that let it
+// go: a heartbeat's replaces the one before, and the task's answer takes
+// its timeout's and heartbeat's; nothing is left to fire for nothing. The
+// timers a state still waits for stay, and fire.
+TEST_F(ShardCoreTest, TimersNoStateWaitsForAreDeletedWithTheirTransition) {
+  auto machine = CreateMachine("timed", R"({"StartAt": "Work", "States": {
+    "Work": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:work",
+             "TimeoutSeconds": 300, "HeartbeatSeconds": 60, "Next": "Nap"},
+    "Nap": {"Type": "Wait", "Seconds": 30, "End": true}}})");
+  const std::string arn = Start(machine, "timed-1", "{}");
+  // Timer keys stored for the execution, by fire time.
+  auto stored_timers = [&] {
+    peers_.set_core(nullptr);
+    core_.reset();
+    std::vector<absl::Time> fire_times;
+    {
+      storage::StoreOptions options;
+      options.path = dir_.string();
+      auto store = storage::Store::Open(options);
+      EXPECT_TRUE(store.ok()) << store.status();
+      if (store.ok()) {
+        EXPECT_TRUE((*store)
+                        ->Scan(*(*store)->Family(keys::kTimers), "", "", false,
+                               [&](std::string_view key, std::string_view) {
+                                 if (key.find(arn) != std::string_view::npos) {
+                                   fire_times.push_back(absl::FromUnixMillis(
+                                       static_cast<int64_t>(storage::DecodeUint64(key))));
+                                 }
+                                 return true;
+                               })
+                        .ok());
+      }
+    }
+    EXPECT_TRUE(Open(16).ok());
+    return fire_times;
+  };
+  const absl::Time start = clock_.Now();
+  EXPECT_THAT(stored_timers(), ElementsAre(start + absl::Seconds(300)));
+  v1::GetActivityTaskResponse task = Poll();
+  ASSERT_FALSE(task.task_token().empty());
+  EXPECT_THAT(stored_timers(),
+              ElementsAre(start + absl::Seconds(60), start + absl::Seconds(300)));
+  for (int i = 1; i <= 2; ++i) {
+    clock_.Advance(absl::Seconds(10));
+    v1::SendTaskHeartbeatRequest heartbeat;
+    heartbeat.set_task_token(task.task_token());
+    ASSERT_TRUE(core_->SendTaskHeartbeat(heartbeat).ok());
+    EXPECT_THAT(stored_timers(), ElementsAre(start + absl::Seconds(10 * i + 60),
+                                             start + absl::Seconds(300)))
+        << "heartbeat " << i;
+  }
+  ASSERT_TRUE(SendSuccess(task.task_token()).ok());
+  EXPECT_THAT(stored_timers(), ElementsAre(start + absl::Seconds(20 + 30))) << "the Wait's only";
+  clock_.Advance(absl::Seconds(30));
+  AwaitClosed(arn);
+  EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
+  EXPECT_THAT(stored_timers(), ::testing::IsEmpty());
+}
+
 // A poller already waiting is handed the task by the start's own write,
 // which records ActivityStarted with its worker name: no backlog record, no
 // write of its own, nothing to deliver again after a restart.
