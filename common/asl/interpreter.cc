@@ -2020,7 +2020,7 @@ class Interpreter::Run {
     auto& a = doc.GetAllocator();
     const Frame& frame = *F(frame_id);
     // $states.context.Task.Token names the ActivityScheduled event to come.
-    task_token_ = context_.mint_task_token ? context_.mint_task_token(scheduled_id) : "";
+    task_token_ = TokenFor(scheduled_id);
     json::Value states;
     BuildStates(frame, *raw, nullptr, nullptr, &states, a);
     task_token_.clear();
@@ -2419,7 +2419,7 @@ class Interpreter::Run {
     // The token names the ActivityScheduled event about to be emitted, so
     // Parameters can pass $$.Task.Token along.
     const int64_t scheduled_id = NextEventId();
-    task_token_ = context_.mint_task_token ? context_.mint_task_token(scheduled_id) : "";
+    task_token_ = TokenFor(scheduled_id);
     json::Document doc(&arena_);
     auto& a = doc.GetAllocator();
     json::Value effective;
@@ -2434,6 +2434,18 @@ class Interpreter::Run {
     auto heartbeat = ResolveInt(frame_id, state.heartbeat_seconds, *raw, "HeartbeatSeconds");
     if (!heartbeat) return;
     DispatchTask(frame_id, state, json::Serialize(effective), *timeout, *heartbeat);
+  }
+
+  // The task token of the task scheduled by event `event_id` (empty
+  // without a minter). Minted once: $$.Task.Token needs it before the
+  // event, the dispatch after.
+  std::string TokenFor(int64_t event_id) {
+    if (!context_.mint_task_token) return "";
+    if (minted_token_event_ != event_id) {
+      minted_token_ = context_.mint_task_token(event_id);
+      minted_token_event_ = event_id;
+    }
+    return minted_token_;
   }
 
   // The region of the execution's ARN (arn:PARTITION:states:REGION:...).
@@ -2463,7 +2475,7 @@ class Interpreter::Run {
     if (timeout > 0) frame->set_task_timeout_timer(ArmTimer(absl::Seconds(timeout)));
     outcome_.service_calls.push_back(ServiceCall{
         state.integration, scheduled->id(),
-        context_.mint_task_token ? context_.mint_task_token(scheduled->id()) : "",
+        TokenFor(scheduled->id()),
         std::move(parameters)});
   }
 
@@ -2522,7 +2534,7 @@ class Interpreter::Run {
     if (timeout > 0) frame->set_task_timeout_timer(ArmTimer(absl::Seconds(timeout)));
     outcome_.dispatches.push_back(ActivityDispatch{
         state.resource, scheduled->id(),
-        context_.mint_task_token ? context_.mint_task_token(scheduled->id()) : "",
+        TokenFor(scheduled->id()),
         std::move(task_input), timeout, heartbeat});
   }
 
@@ -2579,8 +2591,18 @@ class Interpreter::Run {
     Frame* frame = F(frame_id);
     ClearTask(frame);
     const State& state = *StateOf(*frame);
-    auto raw = ParseInput(frame_id);
-    if (!raw) return;
+    // A result that replaces the input whole needs no parse of the input.
+    const bool replaces_input =
+        !state.jsonata && (state.result_path.kind == PathField::Kind::kDefault ||
+                           (state.result_path.kind == PathField::Kind::kPath &&
+                            state.result_path.path->is_root()));
+    std::optional<json::Document> raw;
+    if (replaces_input) {
+      raw.emplace(&arena_);
+    } else {
+      raw = ParseInput(frame_id);
+      if (!raw) return;
+    }
     auto result = json::Parse(output_text, &arena_);
     if (!result.ok()) {
       HandleError(frame_id, StateError{kRuntime, "The task output is not valid JSON"});
@@ -4144,6 +4166,9 @@ class Interpreter::Run {
                                           &arena_base_};
   std::set<int64_t> pumping_;
   std::string task_token_;
+  // The last token TokenFor minted, and its event.
+  std::string minted_token_;
+  int64_t minted_token_event_ = 0;
   std::optional<std::pair<int64_t, std::string>> map_item_;
   // The top frame of the distributed map's child execution whose events
   // Emit records (see EventScope; 0: this execution's), and those events.
