@@ -172,6 +172,14 @@ TEST(BenchOptionsTest, ActivitiesDelivery) {
       ParseBenchArgs({"--scenario", "activities", "--workflow-type", "express"}).ok());
   EXPECT_FALSE(
       ParseBenchArgs({"--scenario", "express-sync", "--workflow-type", "EXPRESS"}).ok());
+  EXPECT_EQ(options->task_timeout_seconds, 300);
+  options = ParseBenchArgs({"--scenario", "activities", "--task-timeout", "3"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->task_timeout_seconds, 3);
+  EXPECT_FALSE(ParseBenchArgs({"--scenario", "activities", "--task-timeout", "0"}).ok());
+  EXPECT_FALSE(
+      ParseBenchArgs({"--scenario", "activities", "--task-timeout", "100000000"}).ok());
+  EXPECT_FALSE(ParseBenchArgs({"--scenario", "standard", "--task-timeout", "3"}).ok());
 }
 
 TEST(BenchOptionsTest, RefusesBadValues) {

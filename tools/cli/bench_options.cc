@@ -79,6 +79,12 @@ const std::vector<FlagSpec>& BenchFlags() {
                "transition) or EXPRESS (tasks kept in\n"
                "memory, only the start record synced).",
        .choices = {"STANDARD", "EXPRESS"}},
+      {.name = "task-timeout",
+       .kind = FlagKind::kInt,
+       .value_name = "SECONDS",
+       .help = "activities: the Task state's TimeoutSeconds\n"
+               "(default 300). A short one makes the work\n"
+               "its timers cost later happen within the run."},
       {.name = "connections",
        .kind = FlagKind::kInt,
        .value_name = "N",
@@ -239,6 +245,14 @@ absl::StatusOr<BenchOptions> ParseBenchArgs(
                          ? Delivery::kStream
                          : Delivery::kPoll;
   options.workflow_type = parsed->Get("workflow-type", "STANDARD");
+  options.task_timeout_seconds = parsed->GetInt("task-timeout", 300);
+  if (options.task_timeout_seconds < 1 || options.task_timeout_seconds > 99999999) {
+    return absl::InvalidArgumentError(
+        "flag --task-timeout needs whole seconds from 1 to 99999999 (ASL's TimeoutSeconds)");
+  }
+  if (parsed->Has("task-timeout") && options.scenario != ScenarioKind::kActivities) {
+    return absl::InvalidArgumentError("flag --task-timeout applies to --scenario activities only");
+  }
   options.connections = static_cast<int>(
       std::min<int64_t>(parsed->GetInt("connections", 0), 256));
   options.slices = static_cast<int>(std::min<int64_t>(parsed->GetInt("slices", 0), 1000));

@@ -53,6 +53,8 @@ struct BenchOptions {
   // The type of the activities scenario's one-Task workflow: STANDARD or
   // EXPRESS.
   std::string workflow_type = "STANDARD";
+  // The TimeoutSeconds of the activities scenario's Task state.
+  int64_t task_timeout_seconds = 300;
   // gRPC channels (connections) the load is spread over; 0: one per 16
   // slots, at most 8.
   int connections = 0;

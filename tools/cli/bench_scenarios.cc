@@ -1014,7 +1014,8 @@ class ActivitiesScenario final : public StateMachineScenario {
     activity_arn_ = response.activity_arn();
     std::string definition = absl::StrCat(
         R"({"Comment":"stepflow bench: one activity task","StartAt":"Work","States":{"Work":{"Type":"Task","Resource":")",
-        activity_arn_, R"(","TimeoutSeconds":300,"End":true}}})");
+        activity_arn_, R"(","TimeoutSeconds":)", context_.options->task_timeout_seconds,
+        R"(,"End":true}}})");
     status = CreateStateMachine(definition);
     if (!status.ok()) return status;
 
