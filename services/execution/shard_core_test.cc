@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -146,6 +147,21 @@ class ShardCoreTest : public ::testing::Test {
     core_ = std::move(*core);
     peers_.set_core(core_.get());
     return absl::OkStatus();
+  }
+
+  // Closes the core, hands its store, opened alone, to `fn`, and opens the
+  // core again.
+  void WithStoreAlone(const std::function<void(storage::Store& store)>& fn) {
+    peers_.set_core(nullptr);
+    core_.reset();
+    {
+      storage::StoreOptions options;
+      options.path = dir_.string();
+      auto store = storage::Store::Open(options);
+      ASSERT_TRUE(store.ok()) << store.status();
+      fn(**store);
+    }
+    ASSERT_TRUE(Open(16).ok());
   }
 
   std::string status_events_topic_;
@@ -374,25 +390,16 @@ TEST_F(ShardCoreTest, EnqueuedTaskIdsAreKeptForADayOrTwoThenDropped) {
 
   // What the tasks family holds: task ids and backlog records.
   auto stored = [&](char kind) {
-    peers_.set_core(nullptr);
-    core_.reset();
     size_t count = 0;
-    {
-      storage::StoreOptions options;
-      options.path = dir_.string();
-      auto store = storage::Store::Open(options);
-      EXPECT_TRUE(store.ok()) << store.status();
-      if (!store.ok()) return count;
-      const storage::FamilyId tasks = *(*store)->Family(keys::kTasks);
-      EXPECT_TRUE((*store)
-                      ->Scan(tasks, "", "", false,
-                             [&](std::string_view key, std::string_view) {
-                               count += key.size() > 4 && key[4] == kind;
-                               return true;
-                             })
+    WithStoreAlone([&](storage::Store& store) {
+      EXPECT_TRUE(store
+                      .Scan(*store.Family(keys::kTasks), "", "", false,
+                            [&](std::string_view key, std::string_view) {
+                              count += key.size() > 4 && key[4] == kind;
+                              return true;
+                            })
                       .ok());
-    }
-    EXPECT_TRUE(Open(16).ok());
+    });
     return count;
   };
   EXPECT_EQ(stored('i'), 0u) << "a task queued by its own transition keeps no id";
@@ -424,19 +431,12 @@ TEST_F(ShardCoreTest, EnqueuedTaskIdsAreKeptForADayOrTwoThenDropped) {
   iv1::ActivityTask waiting = task;
   waiting.set_task_id(arn + "#waiting");
   ASSERT_TRUE(core_->EnqueueActivityTask(waiting).ok());
-  peers_.set_core(nullptr);
-  core_.reset();
-  {
-    storage::StoreOptions options;
-    options.path = dir_.string();
-    auto store = storage::Store::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
+  WithStoreAlone([&](storage::Store& store) {
     storage::WriteBatch legacy;
-    legacy.Put(*(*store)->Family(keys::kTasks),
-               keys::ShardPrefix(3) + "i" + arn + "#before-days", "");
-    ASSERT_TRUE((*store)->Write(legacy, /*sync=*/true).ok());
-  }
-  ASSERT_TRUE(Open(16).ok());
+    legacy.Put(*store.Family(keys::kTasks), keys::ShardPrefix(3) + "i" + arn + "#before-days", "");
+    ASSERT_TRUE(store.Write(legacy, /*sync=*/true).ok());
+  });
+  ASSERT_NE(core_, nullptr);
   ASSERT_TRUE(core_->PurgeExpiredExecutions().ok());  // unless the timer thread's did
   EXPECT_EQ(stored('i'), 3u);
   EXPECT_EQ(stored('q'), 1u);
@@ -466,28 +466,19 @@ TEST_F(ShardCoreTest, TimersNoStateWaitsForAreDeletedWithTheirTransition) {
   const std::string arn = Start(machine, "timed-1", "{}");
   // Timer keys stored for the execution, by fire time.
   auto stored_timers = [&] {
-    peers_.set_core(nullptr);
-    core_.reset();
     std::vector<absl::Time> fire_times;
-    {
-      storage::StoreOptions options;
-      options.path = dir_.string();
-      auto store = storage::Store::Open(options);
-      EXPECT_TRUE(store.ok()) << store.status();
-      if (store.ok()) {
-        EXPECT_TRUE((*store)
-                        ->Scan(*(*store)->Family(keys::kTimers), "", "", false,
-                               [&](std::string_view key, std::string_view) {
-                                 if (key.find(arn) != std::string_view::npos) {
-                                   fire_times.push_back(absl::FromUnixMillis(
-                                       static_cast<int64_t>(storage::DecodeUint64(key))));
-                                 }
-                                 return true;
-                               })
-                        .ok());
-      }
-    }
-    EXPECT_TRUE(Open(16).ok());
+    WithStoreAlone([&](storage::Store& store) {
+      EXPECT_TRUE(store
+                      .Scan(*store.Family(keys::kTimers), "", "", false,
+                            [&](std::string_view key, std::string_view) {
+                              if (key.find(arn) != std::string_view::npos) {
+                                fire_times.push_back(absl::FromUnixMillis(
+                                    static_cast<int64_t>(storage::DecodeUint64(key))));
+                              }
+                              return true;
+                            })
+                      .ok());
+    });
     return fire_times;
   };
   const absl::Time start = clock_.Now();
@@ -938,37 +929,31 @@ TEST_F(ShardCoreTest, HistoryPagesCutThroughTransitionsChunksAndReadOldOnes) {
   check_pages();
 
   // The same events, one per key.
-  peers_.set_core(nullptr);
-  core_.reset();
-  {
-    storage::StoreOptions options;
-    options.path = dir_.string();
-    auto store = storage::Store::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    const storage::FamilyId history = *(*store)->Family(keys::kHistory);
+  WithStoreAlone([&](storage::Store& store) {
+    const storage::FamilyId history = *store.Family(keys::kHistory);
     const uint32_t shard = config::ShardOf(arn, 16);
     storage::WriteBatch batch;
     int chunks = 0;
-    ASSERT_TRUE((*store)
-                    ->Scan(history, keys::HistoryPrefix(shard, arn), "", false,
-                           [&](std::string_view key, std::string_view value) {
-                             ++chunks;
-                             batch.Delete(history, key);
-                             iv1::HistoryChunk chunk;
-                             EXPECT_TRUE(chunk.ParseFromArray(value.data(),
-                                                              static_cast<int>(value.size())));
-                             for (const auto& event : chunk.events()) {
-                               batch.Put(history, keys::HistoryKey(shard, arn, event.id()),
-                                         event.SerializeAsString());
-                             }
-                             return true;
-                           })
+    ASSERT_TRUE(store
+                    .Scan(history, keys::HistoryPrefix(shard, arn), "", false,
+                          [&](std::string_view key, std::string_view value) {
+                            ++chunks;
+                            batch.Delete(history, key);
+                            iv1::HistoryChunk chunk;
+                            EXPECT_TRUE(chunk.ParseFromArray(value.data(),
+                                                             static_cast<int>(value.size())));
+                            for (const auto& event : chunk.events()) {
+                              batch.Put(history, keys::HistoryKey(shard, arn, event.id()),
+                                        event.SerializeAsString());
+                            }
+                            return true;
+                          })
                     .ok());
     // One per transition: the start, the hand-over, the result.
     EXPECT_EQ(chunks, 3);
-    ASSERT_TRUE((*store)->Write(batch, /*sync=*/true).ok());
-  }
-  ASSERT_TRUE(Open(16).ok());
+    ASSERT_TRUE(store.Write(batch, /*sync=*/true).ok());
+  });
+  ASSERT_NE(core_, nullptr);
   check_pages();
 }
 
