@@ -2810,7 +2810,7 @@ bool ShardCore::QueueLocally(ActivityTask& task, storage::WriteBatch& batch,
   // No enqueue mutex and no seen-check: this task id is new (only a later
   // transition of the same execution, serialized behind the shard mutex the
   // caller holds, can cancel it), and a transition lost in a crash loses
-  // its backlog record and id with it, so its replay queues the task once.
+  // its backlog record with it, so its replay queues the task once.
   // Nor is its id kept: with no outbox item, nothing can enqueue it again.
   const uint64_t seq = next_task_seq_++;
   if (!task.in_memory() && !claimed) {
