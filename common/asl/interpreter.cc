@@ -2592,12 +2592,8 @@ class Interpreter::Run {
     ClearTask(frame);
     const State& state = *StateOf(*frame);
     // A result that replaces the input whole needs no parse of the input.
-    const bool replaces_input =
-        !state.jsonata && (state.result_path.kind == PathField::Kind::kDefault ||
-                           (state.result_path.kind == PathField::Kind::kPath &&
-                            state.result_path.path->is_root()));
     std::optional<json::Document> raw;
-    if (replaces_input) {
+    if (!state.jsonata && !NeedsInputForResultPath(state.result_path)) {
       raw.emplace(&arena_);
     } else {
       raw = ParseInput(frame_id);

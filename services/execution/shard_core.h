@@ -309,7 +309,6 @@ class ShardCore {
   // entry is deleted by a later write to the same write-ahead log (so it
   // cannot outlive the delivery) and is delivered again (idempotently) if
   // a crash loses both.
-  absl::Status EnqueueActivityTask(const internal::v1::ActivityTask& task, bool sync = true);
   //
   // An enqueue is idempotent by task id for a day or two: the ids are kept
   // by the day they came, today's and yesterday's are looked at, and older
@@ -317,7 +316,7 @@ class ShardCore {
   // whose deletion a crash lost (the repeat comes when its server is back);
   // a repeat later than that queues the task again, and a worker that gets
   // it is refused when it answers if its execution moved on.
-  //
+  absl::Status EnqueueActivityTask(const internal::v1::ActivityTask& task, bool sync = true);
   // Drops the task `task.task_id()` from its queue (if still queued) and
   // keeps a later enqueue of it (for as long as ids are kept) from adding
   // it again.

@@ -83,8 +83,8 @@ const std::vector<FlagSpec>& BenchFlags() {
        .kind = FlagKind::kInt,
        .value_name = "SECONDS",
        .help = "activities: the Task state's TimeoutSeconds\n"
-               "(default 300). A short one makes the work\n"
-               "its timers cost later happen within the run."},
+               "(default 300): every round trip arms and,\n"
+               "when its task is answered, deletes that timer."},
       {.name = "connections",
        .kind = FlagKind::kInt,
        .value_name = "N",
