@@ -9,6 +9,7 @@ GroupCommitter::GroupCommitter(Store* store, size_t max_group_bytes)
     : store_(store), max_group_bytes_(max_group_bytes) {
   absl::MutexLock lock(&stop_mu_);
   thread_ = std::thread([this] { Loop(); });
+  continuation_thread_ = std::thread([this] { RunContinuations(); });
 }
 
 GroupCommitter::~GroupCommitter() { Stop(); }
@@ -31,6 +32,7 @@ void GroupCommitter::Stop() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
+  if (continuation_thread_.joinable()) continuation_thread_.join();
 }
 
 uint64_t GroupCommitter::groups() const {
@@ -44,8 +46,19 @@ uint64_t GroupCommitter::batches() const {
 }
 
 void GroupCommitter::Loop() {
-  std::deque<Entry> group;
   while (true) {
+    {
+      // At most one written group waits for the continuation thread: when
+      // continuations are what holds things up, what comes meanwhile joins
+      // one later group rather than many small ones.
+      absl::MutexLock lock(&written_mu_);
+      written_mu_.Await(absl::Condition(
+          +[](GroupCommitter* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->written_mu_) {
+            return c->written_.empty();
+          },
+          this));
+    }
+    std::deque<Entry> group;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -53,7 +66,7 @@ void GroupCommitter::Loop() {
             return !c->queue_.empty() || c->stopping_;
           },
           this));
-      if (queue_.empty()) return;  // stopping, and everything written
+      if (queue_.empty()) break;  // stopping, and everything written
       size_t bytes = 0;
       while (!queue_.empty() &&
              (group.empty() || bytes + queue_.front().batch.ByteSize() <= max_group_bytes_)) {
@@ -62,8 +75,31 @@ void GroupCommitter::Loop() {
         queue_.pop_front();
       }
     }
-    WriteGroup(group);
-    group.clear();
+    WriteGroup(std::move(group));
+  }
+  absl::MutexLock lock(&written_mu_);
+  writer_done_ = true;
+}
+
+void GroupCommitter::RunContinuations() {
+  while (true) {
+    std::deque<Written> ready;
+    {
+      absl::MutexLock lock(&written_mu_);
+      written_mu_.Await(absl::Condition(
+          +[](GroupCommitter* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->written_mu_) {
+            return !c->written_.empty() || c->writer_done_;
+          },
+          this));
+      if (written_.empty()) return;  // the writer ended, and everything ran
+      ready.swap(written_);
+    }
+    for (Written& written : ready) {
+      for (Entry& entry : written.group) {
+        std::move(entry.done)(entry.refused.has_value() ? *std::move(entry.refused)
+                                                        : written.status);
+      }
+    }
   }
 }
 
@@ -73,31 +109,36 @@ void GroupCommitter::CountWrite(size_t batches) {
   batches_ += batches;
 }
 
-void GroupCommitter::WriteGroup(std::deque<Entry>& group) {
+void GroupCommitter::WriteGroup(std::deque<Entry> group) {
+  Written written;
   if (group.size() == 1) {
     Entry& entry = group.front();
     if (!entry.batch.empty() && entry.sync) CountWrite(1);
-    absl::Status written = store_->Write(entry.batch, entry.sync);
-    std::move(entry.done)(std::move(written));
-    return;
-  }
-  // A batch the store would refuse fails alone, not the group it came with.
-  std::vector<Entry*> members;
-  std::vector<const WriteBatch*> batches;
-  size_t synced = 0;
-  for (Entry& entry : group) {
-    if (absl::Status known = store_->CheckFamilies(entry.batch); !known.ok()) {
-      std::move(entry.done)(std::move(known));
-      continue;
+    written.status = store_->Write(entry.batch, entry.sync);
+    written.group = std::move(group);
+  } else {
+    // A batch the store would refuse fails alone, not the group it came
+    // with; its continuation runs in its place in the order.
+    std::vector<const WriteBatch*> batches;
+    size_t synced = 0;
+    for (Entry& entry : group) {
+      if (absl::Status known = store_->CheckFamilies(entry.batch); !known.ok()) {
+        entry.refused = std::move(known);
+        continue;
+      }
+      batches.push_back(&entry.batch);
+      if (entry.sync) ++synced;
     }
-    batches.push_back(&entry.batch);
-    members.push_back(&entry);
-    if (entry.sync) ++synced;
+    WriteBatch merged = WriteBatch::Concat(batches);
+    if (!merged.empty() && synced > 0) CountWrite(synced);
+    written.status = store_->Write(merged, /*sync=*/synced > 0);
+    written.group = std::move(group);
   }
-  WriteBatch merged = WriteBatch::Concat(batches);
-  if (!merged.empty() && synced > 0) CountWrite(synced);
-  const absl::Status written = store_->Write(merged, /*sync=*/synced > 0);
-  for (Entry* entry : members) std::move(entry->done)(written);
+  // The batches are not needed any more: freed here, not on the
+  // continuation thread.
+  for (Entry& entry : written.group) entry.batch = WriteBatch();
+  absl::MutexLock lock(&written_mu_);
+  written_.push_back(std::move(written));
 }
 
 }  // namespace stepflow::storage

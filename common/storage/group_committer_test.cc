@@ -4,11 +4,15 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
@@ -46,6 +50,17 @@ class GroupCommitterTest : public ::testing::Test {
     return batch;
   }
 
+  // Waits up to 10 s for `key` to be readable; whether it came.
+  bool AwaitWritten(const std::string& key) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < give_up) {
+      absl::StatusOr<std::optional<std::string>> value = store_->Get(items_, key);
+      if (value.ok() && value->has_value()) return true;
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    return false;
+  }
+
   std::string dir_;
   std::unique_ptr<Store> store_;
   FamilyId items_ = 0;
@@ -56,9 +71,11 @@ TEST_F(GroupCommitterTest, BatchesQueuedMeanwhileShareOneWriteAndRunInOrder) {
   absl::Notification release;
   absl::Mutex mu;
   std::vector<int> order;
-  std::vector<absl::Status> statuses(21);
-  // The first batch's continuation holds the committer's thread, so the
-  // next twenty queue up behind it and go out together.
+  std::vector<absl::Status> statuses(22);
+  // The first batch's continuation holds the continuation thread; the
+  // second batch is then written, and its group waits for that thread, which
+  // holds up the writing of the next group: the twenty that queue up
+  // meanwhile go out together.
   absl::Notification first_written;
   committer.Submit(One("k0", "v0"), [&](absl::Status status) {
     statuses[0] = status;
@@ -68,29 +85,55 @@ TEST_F(GroupCommitterTest, BatchesQueuedMeanwhileShareOneWriteAndRunInOrder) {
     order.push_back(0);
   });
   first_written.WaitForNotification();
+  auto record = [&](int i) {
+    return [&, i](absl::Status status) {
+      // Written before it runs: readers see it.
+      EXPECT_THAT(*store_->Get(items_, absl::StrCat("k", i)), Optional(absl::StrCat("v", i)));
+      statuses[i] = status;
+      absl::MutexLock lock(&mu);
+      order.push_back(i);
+    };
+  };
+  committer.Submit(One("k1", "v1"), record(1));
+  // Lets the held continuation go also when an assertion ends the test,
+  // so that the committer's Stop does not wait for it forever.
+  absl::Cleanup let_go = [&release] {
+    if (!release.HasBeenNotified()) release.Notify();
+  };
+  ASSERT_TRUE(AwaitWritten("k1"));
   const uint64_t syncs_before = store_->WalSyncs();
-  for (int i = 1; i <= 20; ++i) {
-    committer.Submit(One(absl::StrCat("k", i), absl::StrCat("v", i)),
-                     [&, i](absl::Status status) {
-                       // Written before it runs: readers see it.
-                       EXPECT_THAT(*store_->Get(items_, absl::StrCat("k", i)),
-                                   Optional(absl::StrCat("v", i)));
-                       statuses[i] = status;
-                       absl::MutexLock lock(&mu);
-                       order.push_back(i);
-                     });
+  for (int i = 2; i <= 21; ++i) {
+    committer.Submit(One(absl::StrCat("k", i), absl::StrCat("v", i)), record(i));
   }
   release.Notify();
   committer.Stop();
   std::vector<int> expected;
-  for (int i = 0; i <= 20; ++i) {
+  for (int i = 0; i <= 21; ++i) {
     expected.push_back(i);
     EXPECT_TRUE(statuses[i].ok()) << i << ": " << statuses[i];
   }
   EXPECT_THAT(order, ElementsAreArray(expected));
-  EXPECT_EQ(committer.batches(), 21u);
-  EXPECT_EQ(committer.groups(), 2u);
+  EXPECT_EQ(committer.batches(), 22u);
+  EXPECT_EQ(committer.groups(), 3u);
   EXPECT_EQ(store_->WalSyncs() - syncs_before, 1u);
+}
+
+TEST_F(GroupCommitterTest, ContinuationsRunWhileTheNextGroupIsWritten) {
+  GroupCommitter committer(store_.get());
+  // The first continuation waits for a batch queued after it began: that
+  // batch is written meanwhile, not after the continuation returns.
+  absl::Notification first_running;
+  bool second_seen = false;
+  committer.Submit(One("first", "1"), [&](absl::Status) {
+    first_running.Notify();
+    second_seen = AwaitWritten("second");
+  });
+  first_running.WaitForNotification();
+  absl::Status second;
+  committer.Submit(One("second", "2"), [&](absl::Status s) { second = s; });
+  committer.Stop();
+  EXPECT_TRUE(second_seen);
+  EXPECT_TRUE(second.ok()) << second;
 }
 
 TEST_F(GroupCommitterTest, ABatchNamingAnUnknownFamilyFailsAlone) {

@@ -2913,7 +2913,7 @@ bool ShardCore::PollActivityTasksLater(const internal::v1::PollActivityTasksRequ
             // As in Deliver: the caller went away while the tasks were
             // written; they go back to the backlog, stored first unless
             // they live in memory, without waiting here (this may be the
-            // group committer's thread).
+            // group committer's continuation thread).
             ReturnToBacklog(arn, *std::move(handed));
             return std::move(answer)(absl::OkStatus());
           }

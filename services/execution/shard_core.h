@@ -234,9 +234,10 @@ class ShardCore {
   // through without waiting — unless the caller also passes `answer_later`:
   // then a start whose only wait would be its WAL fsync takes that function,
   // hands its transition to the group committer and returns; the function
-  // is called (on the committer's thread) with the start's status once the
-  // transition is durable, with *response filled in. The caller must not
-  // answer the call itself when `*answer_later` has been taken (is empty).
+  // is called (on the group committer's continuation thread) with the
+  // start's status once the transition is durable, with *response filled
+  // in. The caller must not answer the call itself when `*answer_later` has
+  // been taken (is empty).
   // A caller that may wait can pass `answer_later` too: the start may then
   // wait for a busy shard, but not for its fsync.
   using AnswerLater = absl::AnyInvocable<void(absl::Status) &&>;
