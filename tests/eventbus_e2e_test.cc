@@ -35,93 +35,15 @@
 #include "tests/fixture/api_client.h"
 #include "tests/fixture/child_process.h"
 #include "tests/fixture/cluster.h"
+#include "tests/fixture/kcat.h"
 
 namespace stepflow {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
-
-// One record of a topic as kcat printed it.
-struct TopicRecord {
-  int partition = 0;
-  int64_t offset = 0;
-  std::string key;
-  std::string value;
-};
-
-// The path of `program` in a directory of $PATH; empty if none has it.
-std::string FindOnPath(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir :
-       absl::StrSplit(path == nullptr ? "/usr/bin:/bin" : path, ':')) {
-    if (dir.empty()) continue;
-    const std::string candidate = absl::StrCat(dir, "/", program);
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
-}
-
-// Every record of `topic`, read from the beginning of each partition to its
-// end by kcat (Debian package "kcat") in a process of its own: a Kafka
-// client that shares no code with Stepflow. `timeout` kills it should it
-// hang. kcat prints each record as "PARTITION OFFSET KEYLEN VALUELEN\n",
-// then the key and the value, each followed by a newline, so values may
-// hold any byte.
-absl::StatusOr<std::vector<TopicRecord>> ReadTopicWithKcat(
-    const std::string& brokers, const std::string& topic,
-    const std::string& stderr_path) {
-  const std::string kcat = FindOnPath("kcat");
-  if (kcat.empty()) {
-    return absl::FailedPreconditionError(
-        "kcat is not on PATH: install the Debian package kcat "
-        "(tools/setup.sh installs it)");
-  }
-  const std::string command = absl::StrCat(
-      "timeout -s KILL 60 ", kcat, " -C -q -e -o beginning -b '", brokers,
-      "' -t '", topic, "' -f '%p %o %K %S\\n%k\\n%s\\n' 2>'", stderr_path, "'");
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return absl::InternalError("popen failed: " + command);
-  std::string output;
-  char buffer[4096];
-  for (size_t n; (n = fread(buffer, 1, sizeof(buffer), pipe)) > 0;)
-    output.append(buffer, n);
-  const int status = pclose(pipe);
-  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return absl::InternalError(absl::StrCat(command, " failed (wait status ",
-                                            status, "); see ", stderr_path));
-  }
-  std::vector<TopicRecord> records;
-  size_t at = 0;
-  while (at < output.size()) {
-    const size_t eol = output.find('\n', at);
-    if (eol == std::string::npos) break;
-    std::vector<absl::string_view> header =
-        absl::StrSplit(absl::string_view(output).substr(at, eol - at), ' ');
-    TopicRecord record;
-    int64_t key_size = 0, value_size = 0;
-    if (header.size() != 4 || !absl::SimpleAtoi(header[0], &record.partition) ||
-        !absl::SimpleAtoi(header[1], &record.offset) ||
-        !absl::SimpleAtoi(header[2], &key_size) ||
-        !absl::SimpleAtoi(header[3], &value_size)) {
-      return absl::InternalError(absl::StrCat(
-          "unexpected kcat output at byte ", at, ": ", output.substr(at, 200)));
-    }
-    at = eol + 1;
-    // A null key or value has length -1 and prints as nothing.
-    key_size = std::max<int64_t>(key_size, 0);
-    value_size = std::max<int64_t>(value_size, 0);
-    if (at + key_size + 1 + value_size + 1 > output.size()) {
-      return absl::InternalError("kcat output ends inside a record");
-    }
-    record.key = output.substr(at, key_size);
-    at += key_size + 1;
-    record.value = output.substr(at, value_size);
-    at += value_size + 1;
-    records.push_back(std::move(record));
-  }
-  return records;
-}
+using testing::ReadTopicWithKcat;
+using testing::TopicRecord;
 
 constexpr char kPassMachine[] =
     R"({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}})";
