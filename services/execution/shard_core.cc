@@ -192,6 +192,20 @@ std::vector<std::string> VisibilityKeys(const ExecutionRecord& record) {
   return result;
 }
 
+// Whether a closing transition deletes the execution's keys instead of
+// storing it closed: an EXPRESS execution is then kept in memory only, as
+// those that end within their start are (AWS keeps nothing queryable of
+// EXPRESS executions, and a closed one has nothing left to redo after a
+// crash). Not one a parent's task started (the parent's repeated start
+// must find it), nor one with map runs (their index names it), nor a
+// synchronous start's (its caller, which may start waiting only after the
+// close, must find it).
+bool LeavesStoreWhenClosed(const ExecutionRecord& record) {
+  return record.state_machine_type() == "EXPRESS" && !record.has_parent_task() &&
+         !record.synchronous() && record.state().map_runs().empty() &&
+         !record.map_runs_indexed();
+}
+
 // Whether RedriveExecution may run `record` again at `now`, with AWS's
 // reasons when not (ExecutionNotRedrivable).
 absl::Status Redrivable(const ExecutionRecord& record, absl::Time now) {
@@ -1759,8 +1773,11 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
     record.set_error(outcome.error);
     record.set_cause(outcome.cause);
     *record.mutable_stop_date() = ToProto(now);
-    batch.Put(families_.retention,
-              keys::RetentionKey(now + RetentionOf(record), record.execution_arn()), "");
+    effects.left_store = LeavesStoreWhenClosed(record);
+    if (!effects.left_store) {
+      batch.Put(families_.retention,
+                keys::RetentionKey(now + RetentionOf(record), record.execution_arn()), "");
+    }
   }
   // AWS sends status-change events for STANDARD executions only.
   if (!options_.status_events_topic.empty() && !express) {
@@ -1812,8 +1829,15 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
   IndexMapRuns(shard, record, batch);
   const absl::Time earliest = StoreTimers(record, outcome, batch);
   effects.record_key = keys::ResourceKey(shard, record.execution_arn());
-  effects.record_value = record.SerializeAsString();
-  batch.Put(families_.executions, effects.record_key, effects.record_value);
+  if (effects.left_store) {
+    batch.Delete(families_.executions, effects.record_key);
+    for (const std::string& visibility_key : VisibilityKeys(record)) {
+      batch.Delete(families_.visibility, visibility_key);
+    }
+  } else {
+    effects.record_value = record.SerializeAsString();
+    batch.Put(families_.executions, effects.record_key, effects.record_value);
+  }
   // Tasks of partitions this server owns go into the transition's own
   // batch and reach their queue once it is written; others leave through
   // the outbox.
@@ -1906,7 +1930,9 @@ void ShardCore::AfterCommit(CommitEffects& effects, const ExecutionRecord& recor
                kComponent, "execution closed",
                {{"execution", record.execution_arn()}, {"status", record.status()}});
     CountClosed(record, record.status());
-    NotifyClosed(record.execution_arn());
+    // Kept before its waiters wake: they may describe it.
+    if (effects.left_store) KeepRecentExpress(record, /*keep_name=*/!record.name_generated());
+    NotifyClosed(record);
   }
 }
 
@@ -2069,6 +2095,8 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   record.set_state_machine_version_arn(version_arn);
   record.set_state_machine_alias_arn(alias_arn);
   if (request.has_parent_task()) *record.mutable_parent_task() = request.parent_task();
+  record.set_name_generated(request.name_generated());
+  record.set_synchronous(synchronous);
   // The record gets its copy of the state machine only when it is stored
   // (below): an EXPRESS execution that ends within its start needs none.
 
@@ -2241,12 +2269,14 @@ absl::Status ShardCore::DescribeExecution(const v1::DescribeExecutionRequest& re
   return absl::OkStatus();
 }
 
-void ShardCore::NotifyClosed(const std::string& execution_arn) {
+void ShardCore::NotifyClosed(const ExecutionRecord& record) {
   absl::MutexLock lock(&close_waiters_mu_);
-  auto it = close_waiters_.find(execution_arn);
+  auto it = close_waiters_.find(record.execution_arn());
   if (it == close_waiters_.end()) return;
+  auto closed = std::make_shared<const ExecutionRecord>(record);
   for (CloseWaiter* waiter : it->second) {
     waiter->closed = true;
+    waiter->closed_record = closed;
     waiter->closed_cv.Signal();
   }
 }
@@ -2286,6 +2316,7 @@ absl::Status ShardCore::AwaitExecutionClosed(const v1::DescribeExecutionRequest&
       *response = std::move(described);
       return absl::OkStatus();
     }
+    std::shared_ptr<const ExecutionRecord> left_store;
     {
       absl::MutexLock lock(&close_waiters_mu_);
       while (!waiter.closed && !close_waiters_stop_) {
@@ -2294,14 +2325,25 @@ absl::Status ShardCore::AwaitExecutionClosed(const v1::DescribeExecutionRequest&
         waiter.closed_cv.WaitWithDeadline(&close_waiters_mu_,
                                           std::min(deadline, now + kCancelRecheck));
       }
-      if (waiter.closed) {
+      if (waiter.closed && waiter.closed_record != nullptr &&
+          LeavesStoreWhenClosed(*waiter.closed_record)) {
+        // Nothing to read again: no store holds it (the memory may keep
+        // none), and it cannot be redriven.
+        left_store = std::move(waiter.closed_record);
+      } else if (waiter.closed) {
         // Read the record again, now closed (a redrive that reopened it
         // meanwhile makes this wait again).
         waiter.closed = false;
+        waiter.closed_record = nullptr;
         continue;
       }
     }
     unlist();
+    if (left_store != nullptr) {
+      DescribeRecord(*left_store, request.included_data() != "METADATA_ONLY",
+                     options_.clock->Now(), response);
+      return absl::OkStatus();
+    }
     bool stopping;
     {
       absl::MutexLock lock(&close_waiters_mu_);
@@ -3139,6 +3181,11 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
   };
   ASSIGN_OR_RETURN(auto record, ReadExecution(key));
   if (!record.has_value()) {
+    // A closed EXPRESS execution is kept in memory only: its tasks are
+    // over, as those of a stored closed one are.
+    if (RecentExpressRecord(content.execution_arn()).has_value()) {
+      return ignore_stale ? absl::OkStatus() : TaskNoLongerExists();
+    }
     return absl::NotFoundError("TaskDoesNotExist: Task Does Not Exist: 'the execution is gone'");
   }
   // A caller that may not wait hands the transition to the group committer

@@ -505,6 +505,9 @@ class ShardCore {
     bool wake_outbox = false;
     absl::Time earliest_timer = absl::InfiniteFuture();
     bool closed = false;
+    // A closed EXPRESS execution whose keys the batch deletes: it is kept
+    // in memory from then on (see LeavesStoreWhenClosed).
+    bool left_store = false;
     size_t batch_bytes = 0;
     size_t batch_ops = 0;
     // The record as written (see running_records_).
@@ -579,8 +582,10 @@ class ShardCore {
                                const TaskStep& step, bool sync = true,
                                bool* would_block = nullptr, AnswerLater* answer_later = nullptr);
 
-  // Wakes the AwaitExecutionClosed calls waiting for `execution_arn`.
-  void NotifyClosed(const std::string& execution_arn);
+  // Wakes the AwaitExecutionClosed calls waiting for `record`'s execution,
+  // handing them the closed record: it may be in no store by the time they
+  // look (see LeavesStoreWhenClosed).
+  void NotifyClosed(const internal::v1::ExecutionRecord& record);
 
   // Makes a service task's call (an outbox item). A result to report, or
   // a status the outbox retries (the call is idempotent).
@@ -789,6 +794,8 @@ class ShardCore {
   struct CloseWaiter {
     absl::CondVar closed_cv;
     bool closed = false;  // guarded by close_waiters_mu_
+    // The record as it closed; guarded by close_waiters_mu_.
+    std::shared_ptr<const internal::v1::ExecutionRecord> closed_record;
   };
   absl::Mutex close_waiters_mu_;
   absl::flat_hash_map<std::string, std::vector<CloseWaiter*>> close_waiters_

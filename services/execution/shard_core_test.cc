@@ -1476,6 +1476,114 @@ TEST_F(ShardCoreTest, TaskResultsOnThreadsThatMayNotWaitAreAnsweredOnceDurable) 
 // the recent ones stay in memory, where DescribeExecution, StopExecution,
 // ListExecutions and name checks find them, within a byte bound (oldest
 // first out); a restart forgets them, as AWS keeps none.
+// An EXPRESS execution that waited (for a task, here) is stored while it
+// runs, so that it goes on after a crash; its closing transition deletes
+// its keys, and from then on it is kept in memory only, as those that end
+// within their start are.
+TEST_F(ShardCoreTest, ClosedExpressExecutionsLeaveTheStoreForMemory) {
+  ASSERT_TRUE(Open(16).ok());
+  auto machine = CreateMachine("express-waits", kDefinition, "EXPRESS");
+  const std::string left = Start(machine, "left", "{}");
+  v1::GetActivityTaskResponse task = Poll();
+  ASSERT_FALSE(task.task_token().empty());
+  ASSERT_TRUE(SendSuccess(task.task_token(), R"({"charged": true})").ok());
+  const std::string running = Start(machine, "running", "{}");
+
+  v1::DescribeExecutionResponse described = Describe(left);
+  EXPECT_EQ(described.status(), "SUCCEEDED");
+  EXPECT_THAT(described.output(), ::testing::HasSubstr(R"("charged":true)"));
+  // Its task is over, as a stored closed execution's would be.
+  EXPECT_EQ(SendSuccess(task.task_token()).code(), absl::StatusCode::kFailedPrecondition);
+  // Listed once, from memory; the running one from the store.
+  iv1::ListShardRequest list;
+  list.set_state_machine_arn(machine.state_machine_arn());
+  list.set_limit(100);
+  iv1::ListExecutionsShardResponse listed;
+  ASSERT_TRUE(core_->ListExecutions(list, &listed).ok());
+  std::map<std::string, std::string> statuses;
+  for (const auto& execution : listed.executions()) {
+    EXPECT_TRUE(statuses.emplace(execution.execution_arn(), execution.status()).second)
+        << execution.execution_arn() << " listed twice";
+  }
+  EXPECT_THAT(statuses, ::testing::UnorderedElementsAre(::testing::Pair(left, "SUCCEEDED"),
+                                                        ::testing::Pair(running, "RUNNING")));
+  // Its name, chosen by the caller, stays taken.
+  iv1::StartExecutionShardRequest again;
+  *again.mutable_state_machine() = machine;
+  again.mutable_request()->set_name("left");
+  again.mutable_request()->set_input("{}");
+  v1::StartExecutionResponse refused;
+  EXPECT_EQ(core_->StartExecution(again, &refused).code(), absl::StatusCode::kAlreadyExists);
+
+  // The store holds the running one only: no record, listing entry or
+  // retention entry of the closed one (and so no purge to run later).
+  auto keys_of = [](storage::Store& store, const char* family) {
+    std::vector<std::string> found;
+    EXPECT_TRUE(store
+                    .Scan(*store.Family(family), "", "", false,
+                          [&](std::string_view key, std::string_view) {
+                            found.emplace_back(key);
+                            return true;
+                          })
+                    .ok());
+    return found;
+  };
+  auto names = [](const std::vector<std::string>& keys, const std::string& arn) {
+    return std::count_if(keys.begin(), keys.end(), [&](const std::string& key) {
+      return absl::StrContains(key, arn);
+    });
+  };
+  WithStoreAlone([&](storage::Store& store) {
+    const std::vector<std::string> records = keys_of(store, keys::kExecutions);
+    EXPECT_EQ(names(records, left), 0);
+    EXPECT_EQ(names(records, running), 1);
+    const std::vector<std::string> listing = keys_of(store, keys::kVisibility);
+    EXPECT_EQ(names(listing, left), 0);
+    EXPECT_EQ(names(listing, running), 1);
+    EXPECT_EQ(names(keys_of(store, keys::kRetention), left), 0);
+    EXPECT_EQ(names(keys_of(store, keys::kTimers), left), 0);
+  });
+  // A restart forgets the closed one; the running one waits on.
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(left);
+  v1::DescribeExecutionResponse gone;
+  EXPECT_EQ(core_->DescribeExecution(describe, &gone).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Describe(running).status(), "RUNNING");
+}
+
+// A caller waiting for an EXPRESS execution's close gets it from the
+// transition that closed it, also when the memory keeps no closed ones.
+TEST_F(ShardCoreTest, AwaitedExpressExecutionsAreAnsweredFromTheirClose) {
+  recent_express_bytes_ = 0;
+  ASSERT_TRUE(Open(16).ok());
+  auto machine = CreateMachine("express-awaited", kDefinition, "EXPRESS");
+  const std::string arn = Start(machine, "awaited", "{}");
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(arn);
+  describe.set_included_data("METADATA_ONLY");
+  absl::Status awaited;
+  v1::DescribeExecutionResponse closed;
+  std::thread waiter([&] {
+    awaited = core_->AwaitExecutionClosed(describe, absl::Now() + absl::Seconds(20), nullptr,
+                                          &closed);
+  });
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (core_->AwaitedExecutions() == 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  v1::GetActivityTaskResponse task = Poll();
+  ASSERT_FALSE(task.task_token().empty());
+  ASSERT_TRUE(SendSuccess(task.task_token()).ok());
+  waiter.join();
+  ASSERT_TRUE(awaited.ok()) << awaited;
+  EXPECT_EQ(closed.status(), "SUCCEEDED");
+  EXPECT_EQ(closed.execution_arn(), arn);
+  EXPECT_TRUE(closed.output().empty());  // METADATA_ONLY
+  // Nothing keeps it afterwards.
+  v1::DescribeExecutionResponse gone;
+  EXPECT_EQ(core_->DescribeExecution(describe, &gone).code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(ShardCoreTest, RecentClosedExpressExecutionsStayInMemoryOnly) {
   ASSERT_TRUE(Open(16).ok());
   auto machine = CreateMachine("bulk", kOnePass, "EXPRESS");
