@@ -1914,7 +1914,7 @@ absl::Time ShardCore::StoreTimers(ExecutionRecord& record, const asl::Outcome& o
   return earliest;
 }
 
-void ShardCore::AfterCommit(CommitEffects& effects, const ExecutionRecord& record) {
+void ShardCore::AfterCommit(CommitEffects& effects, ExecutionRecord& record) {
   // First: the tasks handed over below may be answered at once.
   KeepRunningRecord(std::move(effects.record_key), std::move(effects.record_value),
                     record.status() == "RUNNING");
@@ -1930,8 +1930,17 @@ void ShardCore::AfterCommit(CommitEffects& effects, const ExecutionRecord& recor
                kComponent, "execution closed",
                {{"execution", record.execution_arn()}, {"status", record.status()}});
     CountClosed(record, record.status());
-    // Kept before its waiters wake: they may describe it.
-    if (effects.left_store) KeepRecentExpress(record, /*keep_name=*/!record.name_generated());
+    // Kept before its waiters wake: they may describe it. The memory keeps
+    // no state or state machine: set aside, not copied.
+    if (effects.left_store) {
+      internal::v1::ExecutionState state;
+      state.Swap(record.mutable_state());
+      StateMachineRecord machine;
+      machine.Swap(record.mutable_state_machine());
+      KeepRecentExpress(record, /*keep_name=*/!record.name_generated());
+      record.mutable_state()->Swap(&state);
+      record.mutable_state_machine()->Swap(&machine);
+    }
     NotifyClosed(record);
   }
 }

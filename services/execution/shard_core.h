@@ -527,8 +527,9 @@ class ShardCore {
   // Batches written synced, whether alone or in one of the committer's
   // groups.
   uint64_t SyncedBatches() const;
-  // Once the batch is written.
-  void AfterCommit(CommitEffects& effects, const internal::v1::ExecutionRecord& record);
+  // Once the batch is written. `record` is the same when it returns (it is
+  // not const: parts of it may be set aside meanwhile).
+  void AfterCommit(CommitEffects& effects, internal::v1::ExecutionRecord& record);
   // CommitTransition by the group committer, for a caller that keeps what
   // it holds (its shard's lock, or its new execution's name) until the
   // write is done: then the claims are released, `release` runs, and
