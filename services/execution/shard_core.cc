@@ -2282,7 +2282,9 @@ void ShardCore::NotifyClosed(const ExecutionRecord& record) {
   absl::MutexLock lock(&close_waiters_mu_);
   auto it = close_waiters_.find(record.execution_arn());
   if (it == close_waiters_.end()) return;
-  auto closed = std::make_shared<const ExecutionRecord>(record);
+  // Only a record no store keeps is handed over; the others are read again.
+  std::shared_ptr<const ExecutionRecord> closed =
+      LeavesStoreWhenClosed(record) ? std::make_shared<const ExecutionRecord>(record) : nullptr;
   for (CloseWaiter* waiter : it->second) {
     waiter->closed = true;
     waiter->closed_record = closed;
@@ -2334,8 +2336,7 @@ absl::Status ShardCore::AwaitExecutionClosed(const v1::DescribeExecutionRequest&
         waiter.closed_cv.WaitWithDeadline(&close_waiters_mu_,
                                           std::min(deadline, now + kCancelRecheck));
       }
-      if (waiter.closed && waiter.closed_record != nullptr &&
-          LeavesStoreWhenClosed(*waiter.closed_record)) {
+      if (waiter.closed && waiter.closed_record != nullptr) {
         // Nothing to read again: no store holds it (the memory may keep
         // none), and it cannot be redriven.
         left_store = std::move(waiter.closed_record);

@@ -584,8 +584,8 @@ class ShardCore {
                                bool* would_block = nullptr, AnswerLater* answer_later = nullptr);
 
   // Wakes the AwaitExecutionClosed calls waiting for `record`'s execution,
-  // handing them the closed record: it may be in no store by the time they
-  // look (see LeavesStoreWhenClosed).
+  // handing them the closed record when no store keeps it (see
+  // LeavesStoreWhenClosed).
   void NotifyClosed(const internal::v1::ExecutionRecord& record);
 
   // Makes a service task's call (an outbox item). A result to report, or
@@ -795,7 +795,8 @@ class ShardCore {
   struct CloseWaiter {
     absl::CondVar closed_cv;
     bool closed = false;  // guarded by close_waiters_mu_
-    // The record as it closed; guarded by close_waiters_mu_.
+    // The record as it closed, when no store keeps it (see
+    // LeavesStoreWhenClosed); guarded by close_waiters_mu_.
     std::shared_ptr<const internal::v1::ExecutionRecord> closed_record;
   };
   absl::Mutex close_waiters_mu_;
