@@ -13,6 +13,9 @@ namespace {
 TEST(ProcessTest, BoundsTheAllocatorThreadCaches) {
   unsetenv("TCMALLOC_MAX_TOTAL_THREAD_CACHE_BYTES");
   ASSERT_TRUE(AllocatorThreadCacheBytes().has_value()) << "TCMalloc is not linked";
+  // The bound may be TCMalloc's default: start from another value.
+  ASSERT_TRUE(MallocExtension_SetNumericProperty("tcmalloc.max_total_thread_cache_bytes",
+                                                 kAllocatorThreadCacheBytes / 2));
   ASSERT_NE(*AllocatorThreadCacheBytes(), kAllocatorThreadCacheBytes);
   BoundAllocatorThreadCaches();
   EXPECT_EQ(AllocatorThreadCacheBytes(), kAllocatorThreadCacheBytes);
