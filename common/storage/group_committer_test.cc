@@ -15,6 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/storage/failing_wal_env.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -34,6 +35,7 @@ class GroupCommitterTest : public ::testing::Test {
     StoreOptions options;
     options.path = (std::filesystem::path(dir_) / "db").string();
     options.column_families = {"items"};
+    options.env = wal_env_.env();
     auto store = Store::Open(options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
@@ -61,6 +63,7 @@ class GroupCommitterTest : public ::testing::Test {
     return false;
   }
 
+  testing::FailingWalEnv wal_env_;
   std::string dir_;
   std::unique_ptr<Store> store_;
   FamilyId items_ = 0;
@@ -211,6 +214,44 @@ TEST_F(GroupCommitterTest, ConcurrentSubmittersAllGetWritten) {
     EXPECT_THAT(*store_->Get(items_, absl::StrCat(t, "-", kPerThread - 1)),
                 Optional(std::string("v")));
   }
+}
+
+TEST_F(GroupCommitterTest, AFailedWriteReachesEveryBatchOfItsGroupAndAppliesNothing) {
+  GroupCommitter committer(store_.get());
+  absl::Mutex mu;
+  std::vector<int> order;
+  std::vector<absl::Status> statuses(12);
+  auto record = [&](int i) {
+    return [&, i](absl::Status status) {
+      absl::MutexLock lock(&mu);
+      statuses[i] = std::move(status);
+      order.push_back(i);
+    };
+  };
+  committer.Submit(One("k0", "v0"), record(0));
+  ASSERT_TRUE(AwaitWritten("k0"));
+  wal_env_.set_failing(true);
+  for (int i = 1; i <= 10; ++i) {
+    committer.Submit(One(absl::StrCat("k", i), absl::StrCat("v", i)), record(i),
+                     /*sync=*/i % 2 == 0);
+  }
+  // The store refuses writes after a failed one (its WAL is in doubt until
+  // it is opened again), also once the disk would take them.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (wal_env_.refused() == 0 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  wal_env_.set_failing(false);
+  committer.Submit(One("k11", "v11"), record(11));
+  committer.Stop();
+
+  std::vector<int> expected;
+  for (int i = 0; i <= 11; ++i) expected.push_back(i);
+  EXPECT_THAT(order, ElementsAreArray(expected));
+  EXPECT_TRUE(statuses[0].ok()) << statuses[0];
+  for (int i = 1; i <= 11; ++i) {
+    EXPECT_EQ(statuses[i].code(), absl::StatusCode::kUnavailable) << i << ": " << statuses[i];
+    EXPECT_THAT(*store_->Get(items_, absl::StrCat("k", i)), ::testing::Eq(std::nullopt)) << i;
+  }
+  EXPECT_THAT(*store_->Get(items_, "k0"), Optional(std::string("v0")));
 }
 
 TEST_F(GroupCommitterTest, AfterStopSubmitIsRefusedAtOnce) {

@@ -239,6 +239,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(
   // no pipelined writes, and the WAL is written on every Write.
   db_options.IncreaseParallelism(2);
   db_options.create_if_missing = options.create_if_missing;
+  if (options.env != nullptr) db_options.env = options.env;
   db_options.create_missing_column_families = true;
   db_options.enable_pipelined_write = false;
   db_options.manual_wal_flush = false;

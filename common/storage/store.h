@@ -43,6 +43,7 @@
 #include "absl/status/statusor.h"
 
 namespace rocksdb {
+class Env;
 class Status;
 class WriteBatch;
 }  // namespace rocksdb
@@ -116,6 +117,10 @@ struct StoreOptions {
   // (an existence check): their memtables keep a bloom filter of whole
   // keys, so such a lookup skips the memtables' skip lists.
   std::vector<std::string> point_lookup_families;
+  // What RocksDB's files and threads go through; RocksDB's default when
+  // null. Must outlive the store. Tests pass one whose writes fail on
+  // demand (storage::testing::FailingWalEnv).
+  rocksdb::Env* env = nullptr;
 };
 
 // An open database. Closed by the destructor. See the file comment for

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/storage/failing_wal_env.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/status.h"
@@ -282,6 +283,48 @@ TEST_F(StoreTest, ReopenPreservesDataAndFamilies) {
     EXPECT_TRUE(store->Family("c").ok());
     EXPECT_EQ(store->FamilyNames().front(), "default");
   }
+}
+
+// RocksDB's behaviour the group committer and the shard server rely on: a
+// batch whose WAL write fails is not applied, the store then refuses every
+// write (its state on disk is in doubt until it is opened again), and
+// opening it again recovers what was written before.
+TEST_F(StoreTest, FailedWalWriteAppliesNothingAndLaterWritesAreRefused) {
+  testing::FailingWalEnv env;
+  StoreOptions options = Options({"a"});
+  options.env = env.env();
+  {
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    const FamilyId a = *(*store)->Family("a");
+    WriteBatch before;
+    before.Put(a, "before", "1");
+    ASSERT_TRUE((*store)->Write(before, /*sync=*/true).ok());
+
+    env.set_failing(true);
+    WriteBatch failed;
+    failed.Put(a, "failed", "2");
+    absl::Status written = (*store)->Write(failed, /*sync=*/true);
+    env.set_failing(false);
+    EXPECT_EQ(written.code(), absl::StatusCode::kUnavailable) << written;
+    EXPECT_THAT(std::string(written.message()), ::testing::HasSubstr("injected"));
+    EXPECT_GT(env.refused(), 0u);
+    EXPECT_THAT(*(*store)->Get(a, "failed"), ::testing::Eq(std::nullopt));
+
+    WriteBatch after;
+    after.Put(a, "after", "3");
+    EXPECT_EQ((*store)->Write(after, /*sync=*/true).code(), absl::StatusCode::kUnavailable);
+    EXPECT_THAT(*(*store)->Get(a, "before"), Optional(std::string("1")));
+  }
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  const FamilyId a = *(*store)->Family("a");
+  EXPECT_THAT(*(*store)->Get(a, "before"), Optional(std::string("1")));
+  EXPECT_THAT(*(*store)->Get(a, "failed"), ::testing::Eq(std::nullopt));
+  EXPECT_THAT(*(*store)->Get(a, "after"), ::testing::Eq(std::nullopt));
+  WriteBatch again;
+  again.Put(a, "again", "4");
+  EXPECT_TRUE((*store)->Write(again, /*sync=*/true).ok());
 }
 
 TEST_F(StoreTest, OpenFailsWhenMissingAndNotCreating) {
