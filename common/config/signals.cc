@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 namespace stepflow::config {
 namespace {
@@ -29,6 +30,12 @@ int WaitForTerminationSignal() {
   while (sigwait(&set, &signal_number) != 0) {
   }
   return signal_number;
+}
+
+void RequestTermination() {
+  // To the process, not this thread: the signal is blocked in every thread
+  // but the one in sigwait.
+  kill(getpid(), SIGTERM);
 }
 
 }  // namespace stepflow::config

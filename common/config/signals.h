@@ -18,6 +18,10 @@ void BlockTerminationSignals();
 // Returns the signal that arrived (SIGINT or SIGTERM).
 int WaitForTerminationSignal();
 
+// Sends this process SIGTERM, from any thread: how a server that cannot go
+// on makes WaitForTerminationSignal return and shuts down as if stopped.
+void RequestTermination();
+
 }  // namespace stepflow::config
 
 #endif  // STEPFLOW_COMMON_CONFIG_SIGNALS_H_

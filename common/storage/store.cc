@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/comparator.h"
 #include "rocksdb/convenience.h"
@@ -199,6 +200,9 @@ struct Store::Impl {
   // metrics at the cost of a few atomic increments per write.
   std::shared_ptr<rocksdb::Statistics> statistics;
   std::atomic<uint64_t> synced_writes{0};
+  std::function<void(const absl::Status&)> on_write_failure;
+  mutable absl::Mutex failure_mu;
+  absl::Status write_failure ABSL_GUARDED_BY(failure_mu);
   // Parallel vectors, "default" first.
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   std::vector<std::string> names;
@@ -324,6 +328,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(
   impl->db.reset(db);
   impl->statistics = std::move(statistics);
   impl->names = std::move(names);
+  impl->on_write_failure = options.on_write_failure;
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
@@ -378,7 +383,26 @@ absl::Status Store::Write(WriteBatch& batch, bool sync) {
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   if (sync) impl_->synced_writes.fetch_add(1, std::memory_order_relaxed);
-  return FromRocksStatus(impl_->db->Write(write_options, batch.rep_.get()));
+  const rocksdb::Status written = impl_->db->Write(write_options, batch.rep_.get());
+  if (written.ok()) return absl::OkStatus();
+  absl::Status status = FromRocksStatus(written);
+  if (written.IsIOError() || written.IsNoSpace() || written.IsCorruption()) {
+    bool first = false;
+    {
+      absl::MutexLock lock(&impl_->failure_mu);
+      if (impl_->write_failure.ok()) {
+        impl_->write_failure = status;
+        first = true;
+      }
+    }
+    if (first && impl_->on_write_failure) impl_->on_write_failure(status);
+  }
+  return status;
+}
+
+absl::Status Store::WriteFailure() const {
+  absl::MutexLock lock(&impl_->failure_mu);
+  return impl_->write_failure;
 }
 
 absl::Status Store::Scan(

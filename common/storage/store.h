@@ -32,6 +32,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -121,6 +122,12 @@ struct StoreOptions {
   // null. Must outlive the store. Tests pass one whose writes fail on
   // demand (storage::testing::FailingWalEnv).
   rocksdb::Env* env = nullptr;
+  // Called once, on the writing thread, when a write first fails for the
+  // disk (an I/O error, a full disk, corruption). RocksDB then refuses
+  // every later write, since what its log holds is in doubt, until the
+  // store is opened again, which recovers what was written: a server
+  // cannot go on without a restart.
+  std::function<void(const absl::Status&)> on_write_failure;
 };
 
 // An open database. Closed by the destructor. See the file comment for
@@ -175,6 +182,9 @@ class Store {
   uint64_t WalSyncs() const;
   // Calls of Write with `sync` since Open.
   uint64_t SyncedWrites() const;
+  // The first write failure for the disk (see StoreOptions::
+  // on_write_failure); OK while there has been none.
+  absl::Status WriteFailure() const;
 
  private:
   struct Impl;

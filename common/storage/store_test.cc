@@ -250,6 +250,8 @@ TEST_F(StoreTest, UnknownFamilyIsNotFoundAndBadIdsAreRejected) {
   EXPECT_EQ(store->Write(batch, true).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(*store->Get(x, "k"), std::nullopt);
+  // A refused batch is the caller's error, not the disk's.
+  EXPECT_TRUE(store->WriteFailure().ok());
 }
 
 TEST_F(StoreTest, ReopenPreservesDataAndFamilies) {
@@ -293,6 +295,10 @@ TEST_F(StoreTest, FailedWalWriteAppliesNothingAndLaterWritesAreRefused) {
   testing::FailingWalEnv env;
   StoreOptions options = Options({"a"});
   options.env = env.env();
+  std::vector<absl::Status> reported;
+  options.on_write_failure = [&reported](const absl::Status& status) {
+    reported.push_back(status);
+  };
   {
     absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(options);
     ASSERT_TRUE(store.ok()) << store.status();
@@ -315,6 +321,10 @@ TEST_F(StoreTest, FailedWalWriteAppliesNothingAndLaterWritesAreRefused) {
     after.Put(a, "after", "3");
     EXPECT_EQ((*store)->Write(after, /*sync=*/true).code(), absl::StatusCode::kUnavailable);
     EXPECT_THAT(*(*store)->Get(a, "before"), Optional(std::string("1")));
+    // Reported once, with the first failure.
+    ASSERT_EQ(reported.size(), 1u);
+    EXPECT_EQ(reported[0], written);
+    EXPECT_EQ((*store)->WriteFailure(), written);
   }
   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(options);
   ASSERT_TRUE(store.ok()) << store.status();
@@ -325,6 +335,8 @@ TEST_F(StoreTest, FailedWalWriteAppliesNothingAndLaterWritesAreRefused) {
   WriteBatch again;
   again.Put(a, "again", "4");
   EXPECT_TRUE((*store)->Write(again, /*sync=*/true).ok());
+  EXPECT_TRUE((*store)->WriteFailure().ok());
+  EXPECT_EQ(reported.size(), 1u);
 }
 
 TEST_F(StoreTest, OpenFailsWhenMissingAndNotCreating) {

@@ -1,5 +1,6 @@
 // stepflow-shard: a shard server owning the logical shards s with
 // s % replicas == ordinal.
+#include <atomic>
 #include <iostream>
 
 #include "absl/strings/str_split.h"
@@ -42,7 +43,10 @@ int main(int argc, char** argv) {
       "Runs a Stepflow shard server: it owns the logical shards s with\n"
       "s % replicas == ordinal, keeps their executions, histories, catalog entries\n"
       "and activity task queues in RocksDB under --data-dir, and serves the\n"
-      "internal shard API to gateways and to the other shard servers.");
+      "internal shard API to gateways and to the other shard servers.\n"
+      "Stops on SIGTERM or SIGINT (exit status 0). Exits with status 1 when the\n"
+      "disk fails a write: the store then takes no more, and the restart recovers\n"
+      "everything written before.");
   flags.Add("data-dir", &data_dir, "RocksDB folder of this server (created if missing)");
   flags.Add("shards", &shards,
             "number of logical shards of the cluster; fixed when the data folder is created");
@@ -133,6 +137,16 @@ int main(int argc, char** argv) {
   options.core.recent_express_bytes = static_cast<size_t>(recent_express_mib) << 20;
   options.core.task_queue_partitions = task_queue_partitions;
   options.core.registry = registry.get();
+  // A write the disk failed leaves the store refusing every write until it
+  // is opened again, which recovers what its log holds: exit, and let the
+  // restart do that.
+  std::atomic<bool> store_failed{false};
+  options.core.on_store_failure = [&store_failed](const absl::Status& status) {
+    store_failed = true;
+    log::Error("shard", "the store failed a write; exiting so that a restart recovers it",
+               {{"error", status.ToString()}});
+    config::RequestTermination();
+  };
   options.listen_address = listen;
   options.kafka_brokers = kafka_brokers;
   options.registry = registry.get();
@@ -161,5 +175,5 @@ int main(int argc, char** argv) {
   int signal_number = config::WaitForTerminationSignal();
   log::Info("shard", "shutting down", {{"signal", signal_number}});
   (*server)->Shutdown();
-  return 0;
+  return store_failed ? 1 : 0;
 }

@@ -303,6 +303,8 @@ absl::Status ShardCore::Init() {
                                    keys::kMapRuns};
   // A start looks its name up before it writes: usually a miss.
   store_options.point_lookup_families = {keys::kExecutions};
+  store_options.env = options_.store_env;
+  store_options.on_write_failure = options_.on_store_failure;
   ASSIGN_OR_RETURN(store_, storage::Store::Open(store_options));
   committer_ = std::make_unique<storage::GroupCommitter>(store_.get());
   ASSIGN_OR_RETURN(families_.meta, store_->Family(keys::kMeta));

@@ -140,6 +140,15 @@ struct ShardCoreOptions {
   // Where the durability metrics go (transitions, fsyncs, batch sizes);
   // optional, must outlive the core.
   prometheus::Registry* registry = nullptr;
+  // Called once, on the writing thread, when the store first fails a write
+  // for the disk (see storage::StoreOptions::on_write_failure). Every
+  // transition is then refused with UNAVAILABLE, and nothing of it is
+  // applied, until the core is opened again; the shard server exits so
+  // that its restart recovers the store.
+  std::function<void(const absl::Status&)> on_store_failure;
+  // What the store's files go through; RocksDB's default when null (tests
+  // pass one whose writes fail on demand).
+  rocksdb::Env* store_env = nullptr;
 };
 
 // Counters of the write path since Open, for tests and benchmarks.

@@ -11,11 +11,13 @@
 #include <set>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "common/config/sharding.h"
+#include "common/storage/failing_wal_env.h"
 #include "services/execution/keys.h"
 
 #include "gmock/gmock.h"
@@ -142,6 +144,8 @@ class ShardCoreTest : public ::testing::Test {
     options.execution_logs_topic = "stepflow.execution-logs";
     options.max_queued_task_bytes = max_queued_task_bytes_;
     options.recent_express_bytes = recent_express_bytes_;
+    options.store_env = store_env_;
+    options.on_store_failure = on_store_failure_;
     auto core = ShardCore::Open(options, &peers_);
     if (!core.ok()) return core.status();
     core_ = std::move(*core);
@@ -168,6 +172,8 @@ class ShardCoreTest : public ::testing::Test {
   uint64_t max_queued_task_bytes_ = uint64_t{512} << 20;
   size_t recent_express_bytes_ = size_t{8} << 20;
   int replicas_ = 1;  // this core is server 0 of them
+  rocksdb::Env* store_env_ = nullptr;  // must outlive core_
+  std::function<void(const absl::Status&)> on_store_failure_;
 
   // The state machine (and the activity "work" its tasks use).
   iv1::StateMachineRecord CreateMachine(const std::string& name = "orders",
@@ -293,6 +299,58 @@ TEST_F(ShardCoreTest, ExecutionRunsThroughActivityAndSurvivesRestart) {
   auto again = SendSuccess(task.task_token(), R"({"charged": true})");
   EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(again.message()), ::testing::StartsWith("TaskTimedOut"));
+}
+
+// A write the disk fails: the transition's caller gets UNAVAILABLE and
+// nothing of it is applied, the core refuses every later transition until
+// it is opened again (its server exits for that, told once), and opening
+// it again recovers everything written before.
+TEST_F(ShardCoreTest, AFailedWriteAppliesNothingAndReopeningRecovers) {
+  storage::testing::FailingWalEnv wal;  // outlives the core: TearDown is too late
+  absl::Cleanup close_first = [this] {
+    peers_.set_core(nullptr);
+    core_.reset();
+  };
+  std::atomic<int> failures{0};
+  store_env_ = wal.env();
+  on_store_failure_ = [&failures](const absl::Status& status) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+    ++failures;
+  };
+  ASSERT_TRUE(Open(16).ok());
+  auto machine = CreateMachine();
+  const std::string running = Start(machine, "running", R"({"order": 1})");
+  v1::GetActivityTaskResponse task = Poll();
+  ASSERT_FALSE(task.task_token().empty());
+  AwaitHistory(running, 6);  // ActivityStarted is written
+
+  wal.set_failing(true);
+  iv1::StartExecutionShardRequest start;
+  *start.mutable_state_machine() = machine;
+  start.mutable_request()->set_name("refused");
+  start.mutable_request()->set_input("{}");
+  v1::StartExecutionResponse started;
+  EXPECT_EQ(core_->StartExecution(start, &started).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(SendSuccess(task.task_token()).code(), absl::StatusCode::kUnavailable);
+  wal.set_failing(false);
+  // The disk would take it now, but what the log holds is in doubt.
+  EXPECT_EQ(SendSuccess(task.task_token()).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(core_->StartExecution(start, &started).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(failures.load(), 1);
+  // Nothing of them was applied in memory either.
+  EXPECT_EQ(Describe(running).status(), "RUNNING");
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(absl::StrReplaceAll(running, {{":running", ":refused"}}));
+  v1::DescribeExecutionResponse described;
+  EXPECT_EQ(core_->DescribeExecution(describe, &described).code(), absl::StatusCode::kNotFound);
+
+  ASSERT_TRUE(Open(16).ok());
+  EXPECT_EQ(Describe(running).status(), "RUNNING");
+  ASSERT_TRUE(SendSuccess(task.task_token(), R"({"charged": true})").ok());
+  EXPECT_EQ(Describe(running).status(), "SUCCEEDED");
+  EXPECT_EQ(Describe(running).output(), R"({"order":1,"prep":"ready","result":{"charged":true}})");
+  EXPECT_EQ(Start(machine, "refused", "{}"), describe.execution_arn());
+  EXPECT_EQ(failures.load(), 1);
 }
 
 TEST_F(ShardCoreTest, StatusChangesArePublishedThroughTheOutbox) {

@@ -57,6 +57,7 @@ absl::StatusOr<std::unique_ptr<DevCluster>> DevCluster::Start(
       (std::filesystem::path(opts.data_dir) / "shard-0").string();
   shard_options.core.shard_count = static_cast<uint32_t>(opts.shards);
   shard_options.core.clock = &impl->clock;
+  shard_options.core.on_store_failure = opts.on_store_failure;
   if (const char* secret = std::getenv("STEPFLOW_TOKEN_SECRET")) {
     shard_options.core.token_secret = secret;
   }

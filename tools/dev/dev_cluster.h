@@ -16,6 +16,7 @@
 #ifndef STEPFLOW_TOOLS_DEV_DEV_CLUSTER_H_
 #define STEPFLOW_TOOLS_DEV_DEV_CLUSTER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -42,6 +43,8 @@ struct DevClusterOptions {
   bool with_eventbus = true;
   // Partition count of each new event bus topic.
   int event_bus_partitions = 4;
+  // See execution::ShardCoreOptions::on_store_failure.
+  std::function<void(const absl::Status&)> on_store_failure;
 };
 
 class DevCluster {

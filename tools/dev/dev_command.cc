@@ -1,5 +1,6 @@
 #include "tools/dev/dev_command.h"
 
+#include <atomic>
 #include <filesystem>
 #include <iostream>
 
@@ -31,7 +32,8 @@ int RunDevCommand(int argc, char** argv) {
       "embedded Kafka-protocol broker (librdkafka's mock cluster; its events live in\n"
       "memory only). Executions, histories and the catalog survive a restart; event\n"
       "buses, rules and events live in the embedded broker and do not.\n"
-      "Stops cleanly on Ctrl-C.");
+      "Stops cleanly on Ctrl-C; exits with status 1 when the disk fails a write\n"
+      "(the next start recovers everything written before).");
   flags.Add("data-dir", &data_dir, "folder for the shard server's RocksDB data");
   flags.Add("listen", &listen, "gateway (public API) listen address");
   flags.Add("shard-listen", &shard_listen, "internal shard API listen address (port 0: any)");
@@ -65,6 +67,15 @@ int RunDevCommand(int argc, char** argv) {
   options.metrics_listen = metrics_listen;
   options.event_bus_partitions = event_bus_partitions;
   options.shards = shards;
+  // As stepflow-shard does: a store that failed a write takes no more, and
+  // opening it again recovers what its log holds.
+  std::atomic<bool> store_failed{false};
+  options.on_store_failure = [&store_failed](const absl::Status& status) {
+    store_failed = true;
+    log::Error("dev", "the store failed a write; stopping, a restart recovers it",
+               {{"error", status.ToString()}});
+    config::RequestTermination();
+  };
   auto cluster = DevCluster::Start(std::move(options));
   if (!cluster.ok()) return fail(cluster.status());
 
@@ -85,7 +96,7 @@ int RunDevCommand(int argc, char** argv) {
   log::Info("dev", "stopping", {{"signal", signal_number}});
   (*cluster)->Shutdown();
   std::cout << "Stepflow dev cluster stopped." << std::endl;
-  return 0;
+  return store_failed ? 1 : 0;
 }
 
 }  // namespace stepflow::dev
