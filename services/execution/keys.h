@@ -32,8 +32,10 @@ inline constexpr char kMapRuns[] = "map_runs";
 
 // Keys of the meta family.
 inline constexpr char kShardCountKey[] = "shard_count";
-// The ownership epoch: bumped each time a server opens the folder, and
-// written with every transition so the last writer of any state is known.
+// The ownership epoch: bumped, durably, each time a server opens the
+// folder, before its first transition. RocksDB lets one process at a time
+// open a folder, so the value cannot change while a server runs, and
+// transitions do not write it again.
 inline constexpr char kOwnerEpochKey[] = "owner_epoch";
 
 inline std::string ShardPrefix(uint32_t shard) {

@@ -1860,7 +1860,6 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
     batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
     outboxed_dispatches = true;
   }
-  batch.Put(families_.meta, keys::kOwnerEpochKey, owner_epoch_);
   effects.batch_bytes = batch.ByteSize();
   effects.batch_ops = batch.Count();
   effects.wake_outbox = outboxed_dispatches || cancels || service_effects || logged;
