@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/config/sharding.h"
 #include "common/json/json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -363,6 +364,116 @@ TEST_F(ActivityQueueTest, TasksGoToStreamsStillThereNotToOnesThatWentAway) {
   for (const v1::HistoryEvent& event : History(execution)) {
     if (event.type() == "ActivityStarted") {
       EXPECT_EQ(event.activity_started_event_details().worker_name(), "here");
+    }
+  }
+}
+
+// How many of the three servers hold partitions of `activity_arn`'s queue.
+size_t PartitionServers(const std::string& activity_arn) {
+  std::set<uint32_t> servers;
+  for (int partition = 0; partition < config::kDefaultTaskQueuePartitions; ++partition) {
+    servers.insert(config::ShardOf(config::TaskQueuePartitionKey(activity_arn, partition), 16) % 3);
+  }
+  return servers.size();
+}
+
+// The first name of `base`-0, `base`-1, ... whose queue's partitions are
+// held by one server (`spread` false) or by more than one.
+std::string ActivityNameOn(const std::string& base, bool spread) {
+  for (int i = 0;; ++i) {
+    std::string name = absl::StrCat(base, "-", i);
+    if ((PartitionServers(absl::StrCat(kArnPrefix, name)) > 1) == spread) return name;
+  }
+}
+
+// Unary long polls, both when one server holds the whole queue (one
+// asynchronous call there, no thread waiting in the gateway) and when
+// several do: an empty answer before the caller's deadline, a batch, and a
+// poll that went away gets nothing (its task goes to the next poll).
+TEST_F(ActivityQueueTest, LongPollsAnswerEmptyInTimeAndGiveNothingToPollsThatWentAway) {
+  for (const bool spread : {false, true}) {
+    SCOPED_TRACE(spread ? "partitions on several servers" : "partitions on one server");
+    const std::string name = ActivityNameOn(spread ? "spread" : "solo", spread);
+    const std::string activity = CreateActivity(name);
+    const std::string machine = CreateMachine(name, TaskDefinition(activity));
+
+    // Nothing comes: an empty token, a second before the caller's deadline.
+    v1::GetActivityTaskRequest poll;
+    poll.set_activity_arn(activity);
+    poll.set_worker_name("patient");
+    v1::GetActivityTaskResponse task;
+    absl::Time asked = absl::Now();
+    grpc::Status status = Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(3));
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_TRUE(task.task_token().empty());
+    EXPECT_LT(absl::Now() - asked, absl::Seconds(3));
+    EXPECT_GE(absl::Now() - asked, absl::Milliseconds(1500));
+
+    // A poll that goes away while it waits.
+    {
+      grpc::ClientContext gone;
+      gone.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+      v1::GetActivityTaskResponse never;
+      std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetActivityTaskResponse>> call;
+      grpc::CompletionQueue queue;
+      call = stub_->AsyncGetActivityTask(&gone, poll, &queue);
+      grpc::Status gone_status;
+      call->Finish(&never, &gone_status, nullptr);
+      // Long enough for it to wait on the shard servers.
+      absl::SleepFor(absl::Milliseconds(300));
+      gone.TryCancel();
+      void* tag = nullptr;
+      bool ok = false;
+      ASSERT_TRUE(queue.Next(&tag, &ok));
+      EXPECT_EQ(gone_status.error_code(), grpc::StatusCode::CANCELLED);
+      queue.Shutdown();
+      while (queue.Next(&tag, &ok)) {
+      }
+    }
+    // The cancellation reaches the servers a moment later.
+    absl::SleepFor(absl::Milliseconds(300));
+    const std::string first = Start(machine, R"({"n": 1})");
+    asked = absl::Now();
+    poll.set_worker_name("here");
+    ASSERT_TRUE(Call(&Stub::GetActivityTask, poll, &task).ok());
+    ASSERT_FALSE(task.task_token().empty());
+    EXPECT_THAT(task.input(), HasSubstr(R"("n":1)"));
+    // Not after a task timeout: the poll that went away never held it.
+    EXPECT_LT(absl::Now() - asked, absl::Seconds(10));
+    v1::SendTaskSuccessRequest success;
+    success.set_task_token(task.task_token());
+    success.set_output("{}");
+    v1::SendTaskSuccessResponse succeeded;
+    ASSERT_TRUE(Call(&Stub::SendTaskSuccess, success, &succeeded).ok());
+    EXPECT_EQ(WaitClosed(first).status(), "SUCCEEDED");
+    for (const v1::HistoryEvent& event : History(first)) {
+      if (event.type() == "ActivityStarted") {
+        EXPECT_EQ(event.activity_started_event_details().worker_name(), "here");
+      }
+    }
+
+    // A batch takes what waits, up to its size.
+    std::vector<std::string> executions;
+    for (int n = 2; n <= 4; ++n) executions.push_back(Start(machine, absl::StrCat(R"({"n": )", n, "}")));
+    v1::GetActivityTasksRequest batch;
+    batch.set_activity_arn(activity);
+    batch.set_worker_name("batch");
+    batch.set_max_tasks(2);
+    std::set<std::string> inputs;
+    const absl::Time give_up = absl::Now() + absl::Seconds(20);
+    while (inputs.size() < 3 && absl::Now() < give_up) {
+      v1::GetActivityTasksResponse tasks;
+      ASSERT_TRUE(Call(&Stub::GetActivityTasks, batch, &tasks, absl::Seconds(5)).ok());
+      EXPECT_LE(tasks.tasks_size(), 2);
+      for (const v1::DeliveredActivityTask& delivered : tasks.tasks()) {
+        EXPECT_TRUE(inputs.insert(delivered.input()).second) << delivered.input();
+        success.set_task_token(delivered.task_token());
+        ASSERT_TRUE(Call(&Stub::SendTaskSuccess, success, &succeeded).ok());
+      }
+    }
+    EXPECT_EQ(inputs.size(), 3u);
+    for (const std::string& execution : executions) {
+      EXPECT_EQ(WaitClosed(execution).status(), "SUCCEEDED");
     }
   }
 }

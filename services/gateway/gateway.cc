@@ -435,7 +435,9 @@ using StepFunctionsServiceBase = v1::StepFunctions::WithCallbackMethod_StartExec
                 v1::StepFunctions::WithCallbackMethod_SendTaskFailure<
                     v1::StepFunctions::WithCallbackMethod_SendTaskHeartbeat<
                         v1::StepFunctions::WithCallbackMethod_StreamActivityTasks<
-                            v1::StepFunctions::Service>>>>>>>;
+                            v1::StepFunctions::WithCallbackMethod_GetActivityTask<
+                                v1::StepFunctions::WithCallbackMethod_GetActivityTasks<
+                                    v1::StepFunctions::Service>>>>>>>>>;
 
 // Serves a callback call: `body` either fails, which ends the call with its
 // status, or hands the call to ShardRouter::CallAsync with Finisher(reactor)
@@ -964,37 +966,41 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     }());
   }
 
-  grpc::Status GetActivityTask(grpc::ServerContext* context,
-                               const v1::GetActivityTaskRequest* request,
-                               v1::GetActivityTaskResponse* response) override {
-    return rpc::ToGrpcStatus([&]() -> absl::Status {
+  grpc::ServerUnaryReactor* GetActivityTask(grpc::CallbackServerContext* context,
+                                            const v1::GetActivityTaskRequest* request,
+                                            v1::GetActivityTaskResponse* response) override {
+    return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
       RETURN_IF_ERROR(ValidatePoll(request->activity_arn(), request->worker_name()));
-      iv1::PollActivityTasksResponse polled;
-      RETURN_IF_ERROR(PollPartitions(context, request->activity_arn(), request->worker_name(), 1,
-                                     LongPollEnd(context), &polled));
-      if (polled.tasks_size() > 0) {
-        response->set_task_token(polled.tasks(0).task_token());
-        response->set_input(polled.tasks(0).input());
-      }
+      auto polled = std::make_shared<iv1::PollActivityTasksResponse>();
+      LongPoll(context, request->activity_arn(), request->worker_name(), 1, polled,
+               [reactor, response, polled](absl::Status status) {
+                 if (status.ok() && polled->tasks_size() > 0) {
+                   response->set_task_token(std::move(*polled->mutable_tasks(0)->mutable_task_token()));
+                   response->set_input(std::move(*polled->mutable_tasks(0)->mutable_input()));
+                 }
+                 reactor->Finish(rpc::ToGrpcStatus(status));
+               });
       return absl::OkStatus();
-    }());
+    });
   }
 
-  grpc::Status GetActivityTasks(grpc::ServerContext* context,
-                                const v1::GetActivityTasksRequest* request,
-                                v1::GetActivityTasksResponse* response) override {
-    return rpc::ToGrpcStatus([&]() -> absl::Status {
+  grpc::ServerUnaryReactor* GetActivityTasks(grpc::CallbackServerContext* context,
+                                             const v1::GetActivityTasksRequest* request,
+                                             v1::GetActivityTasksResponse* response) override {
+    return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
       RETURN_IF_ERROR(ValidatePoll(request->activity_arn(), request->worker_name()));
       if (request->max_tasks() < 1 || request->max_tasks() > kMaxTasksPerPoll) {
         return ConstraintViolation("maxTasks", absl::StrCat("Member must have value between 1 and ",
                                                             kMaxTasksPerPoll));
       }
-      iv1::PollActivityTasksResponse polled;
-      RETURN_IF_ERROR(PollPartitions(context, request->activity_arn(), request->worker_name(),
-                                     request->max_tasks(), LongPollEnd(context), &polled));
-      response->mutable_tasks()->Swap(polled.mutable_tasks());
+      auto polled = std::make_shared<iv1::PollActivityTasksResponse>();
+      LongPoll(context, request->activity_arn(), request->worker_name(), request->max_tasks(),
+               polled, [reactor, response, polled](absl::Status status) {
+                 if (status.ok()) response->mutable_tasks()->Swap(polled->mutable_tasks());
+                 reactor->Finish(rpc::ToGrpcStatus(status));
+               });
       return absl::OkStatus();
-    }());
+    });
   }
 
   grpc::ServerBidiReactor<v1::StreamActivityTasksRequest, v1::StreamActivityTasksResponse>*
@@ -1241,9 +1247,43 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
 
   // When a long poll answers empty: 60 s from now as on AWS, or sooner if
   // the caller's deadline is sooner.
-  static absl::Time LongPollEnd(const grpc::ServerContext* context) {
+  static absl::Time LongPollEnd(const grpc::ServerContextBase* context) {
     return std::min(absl::Now() + kLongPoll,
                     absl::FromChrono(context->deadline()) - kPollAnswerMargin);
+  }
+
+  // GetActivityTask(s): polls the activity's partitions for up to
+  // `max_tasks` tasks until LongPollEnd, into `*polled`, and calls `done`.
+  // When one server holds every partition (the usual case), that is one
+  // asynchronous call there: no thread waits for the tasks, here or, when
+  // the server is in this process, there (the transition that hands them
+  // over answers). With several, PollPartitions runs on a thread of the
+  // poll pool.
+  void LongPoll(grpc::CallbackServerContext* context, const std::string& activity_arn,
+                const std::string& worker_name, int max_tasks,
+                std::shared_ptr<iv1::PollActivityTasksResponse> polled,
+                std::function<void(absl::Status)> done) {
+    const absl::Time until = LongPollEnd(context);
+    if (const std::vector<int> owners = PartitionOwners(activity_arn); owners.size() == 1) {
+      auto poll = std::make_shared<iv1::PollActivityTasksRequest>();
+      poll->set_activity_arn(activity_arn);
+      poll->set_worker_name(worker_name);
+      poll->set_max_tasks(max_tasks);
+      poll->set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(until - absl::Now())));
+      iv1::PollActivityTasksResponse* response = polled.get();
+      router_->CallAsync(
+          context, owners[0], std::max(until, absl::Now()) + kTakeAnswerMargin,
+          STEPFLOW_SHARD_METHOD(PollActivityTasks), *poll, response,
+          [poll, polled = std::move(polled), done = std::move(done)](absl::Status status) {
+            done(std::move(status));
+          },
+          ShardRouter::LocalCall::kInlineUnlessDeclined);
+      return;
+    }
+    poll_pool_.Run([this, context, activity_arn, worker_name, max_tasks, until,
+                       polled = std::move(polled), done = std::move(done)] {
+      done(PollPartitions(context, activity_arn, worker_name, max_tasks, until, polled.get()));
+    });
   }
 
   // Polls the partitions of an activity's task queue until `until`. Every
@@ -1431,7 +1471,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   //
   // Requests are read as they come: credits add up, and reports go to their
   // shard servers at once. While the stream has credits, a poll on a
-  // thread of `stream_polls_` takes tasks (up to the credits left) and
+  // thread of `poll_pool_` takes tasks (up to the credits left) and
   // queues them. Tasks and report answers are written in arrival order;
   // those that arrive while a message is being written are merged into the
   // next one, so a busy stream sends fewer, larger messages. The call ends
@@ -1596,7 +1636,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
         }
       }
       if (write != nullptr) StartWrite(write);
-      if (poll) service_->stream_polls_.Run([this, probe] { Poll(probe); });
+      if (poll) service_->poll_pool_.Run([this, probe] { Poll(probe); });
       if (finish.has_value()) Finish(*finish);
     }
 
@@ -1756,8 +1796,9 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   const GatewayOptions& options_;
   ShardRouter* router_;
   std::atomic<size_t> next_poll_owner_{0};
-  // Last member: its destructor finishes the stream polls still running.
-  rpc::BlockingPool stream_polls_;
+  // Threads for polls that wait on several servers (streams' and long
+  // polls' alike). Last member: its destructor finishes those still running.
+  rpc::BlockingPool poll_pool_;
 };
 
 #undef STEPFLOW_NOT_YET
