@@ -236,6 +236,53 @@ TEST_F(DevClusterTest, StreamsKeepToCreditsAndEndPromptly) {
   EXPECT_LT(absl::Now() - cancelled_at, absl::Seconds(10));
 }
 
+// Idle long polls do not hold up a stop: a poll waits in its task queue
+// without a thread, the first one of an activity too (made again where it
+// may look the activity up), and notices its caller going away within a
+// second, not after a thread's recheck.
+TEST_F(DevClusterTest, IdleLongPollsDoNotHoldUpAStop) {
+  ASSERT_NO_FATAL_FAILURE(StartDev());
+  v1::CreateActivityRequest activity_request;
+  activity_request.set_name("dev-idle");
+  v1::CreateActivityResponse activity;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(stub_->CreateActivity(&c1, activity_request, &activity).ok());
+
+  constexpr int kPolls = 4;
+  grpc::CompletionQueue queue;
+  struct Poll {
+    grpc::ClientContext context;
+    v1::GetActivityTaskResponse response;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetActivityTaskResponse>> call;
+  };
+  std::vector<Poll> polls(kPolls);
+  v1::GetActivityTaskRequest poll;
+  poll.set_activity_arn(activity.activity_arn());
+  poll.set_worker_name("idle");
+  for (Poll& p : polls) {
+    p.context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(65)));
+    p.call = stub_->AsyncGetActivityTask(&p.context, poll, &queue);
+    p.call->Finish(&p.response, &p.status, &p);
+  }
+  // Long enough for them to wait in the queue.
+  absl::SleepFor(absl::Milliseconds(500));
+  const absl::Time stopping = absl::Now();
+  EXPECT_EQ(dev_->Stop(SIGTERM, absl::Seconds(30)), 0);
+  EXPECT_LT(absl::Now() - stopping, absl::Seconds(10));
+  for (int i = 0; i < kPolls; ++i) {
+    void* tag = nullptr;
+    bool ok = false;
+    ASSERT_TRUE(queue.Next(&tag, &ok));
+    EXPECT_TRUE(static_cast<Poll*>(tag)->response.task_token().empty());
+  }
+  queue.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (queue.Next(&tag, &ok)) {
+  }
+}
+
 TEST_F(DevClusterTest, RefusesADifferentShardCount) {
   ASSERT_NO_FATAL_FAILURE(StartDev());
   EXPECT_EQ(dev_->Stop(SIGINT, absl::Seconds(20)), 0);

@@ -2919,13 +2919,17 @@ absl::Status ShardCore::CancelActivityTask(const ActivityTask& task, bool sync) 
   return written;
 }
 
+absl::Status ShardCore::LookUpActivity(const std::string& activity_arn) {
+  RETURN_IF_ERROR(FirstOwnedPartitionShard(activity_arn).status());
+  return CachedActivityExists(activity_arn);
+}
+
 absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksRequest& request,
                                           internal::v1::PollActivityTasksResponse* response,
                                           absl::Time deadline,
                                           const std::function<bool()>& cancelled) {
   const std::string& arn = request.activity_arn();
-  RETURN_IF_ERROR(FirstOwnedPartitionShard(arn).status());
-  RETURN_IF_ERROR(CachedActivityExists(arn));
+  RETURN_IF_ERROR(LookUpActivity(arn));
   deadline = std::min(deadline, absl::Now() + absl::Milliseconds(std::max<int64_t>(
                                                   0, request.wait_ms())));
   if (request.max_tasks() == 0) {

@@ -350,6 +350,10 @@ class ShardCore {
                               internal::v1::PollActivityTasksResponse* response,
                               absl::Time deadline, std::function<bool()> cancelled,
                               AnswerLater* answer_later);
+  // What PollActivityTasks checks before it waits: a partition of the
+  // activity is owned here, and the activity exists (asked of its owner,
+  // maybe another server, unless a recent answer is cached).
+  absl::Status LookUpActivity(const std::string& activity_arn);
   // PollActivityTasks for one task, waiting until `deadline`.
   absl::Status GetActivityTask(const v1::GetActivityTaskRequest& request,
                                v1::GetActivityTaskResponse* response, absl::Time deadline,
