@@ -306,12 +306,13 @@ TEST_F(ShardCoreTest, ExecutionRunsThroughActivityAndSurvivesRestart) {
 // it is opened again (its server exits for that, told once), and opening
 // it again recovers everything written before.
 TEST_F(ShardCoreTest, AFailedWriteAppliesNothingAndReopeningRecovers) {
-  storage::testing::FailingWalEnv wal;  // outlives the core: TearDown is too late
+  // Both outlive the core, which is closed here: TearDown is too late.
+  storage::testing::FailingWalEnv wal;
+  std::atomic<int> failures{0};
   absl::Cleanup close_first = [this] {
     peers_.set_core(nullptr);
     core_.reset();
   };
-  std::atomic<int> failures{0};
   store_env_ = wal.env();
   on_store_failure_ = [&failures](const absl::Status& status) {
     EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
