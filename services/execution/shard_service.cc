@@ -502,7 +502,9 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
   STEPFLOW_POOLED(GetStateMachineRecord)
   STEPFLOW_POOLED(StartSyncExecution)
   STEPFLOW_POOLED(AwaitExecutionClosed)
-  STEPFLOW_POOLED(PollActivityTasks)
+  // A poll waits in its task queue without a thread when it can, as the
+  // transitions above wait for their fsync.
+  STEPFLOW_INLINE_FIRST(PollActivityTasks)
 #undef STEPFLOW_POOLED
 #undef STEPFLOW_INLINE_FIRST
 #undef STEPFLOW_SERVE
@@ -523,8 +525,11 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
 
   // Made on the callback thread when it can be without waiting there (an
   // EXPRESS transition, or one whose only wait is its fsync, answered by
-  // the group committer); on the pool otherwise. Only for methods whose
-  // handler declines what would wait (see rpc::LocalServerContext).
+  // the group committer; a poll that waits in line); on the pool
+  // otherwise, where it may wait for what it declined for, but may still
+  // leave its fsync (or its wait for tasks) to be answered later. Only for
+  // methods whose handler declines what would wait (see
+  // rpc::LocalServerContext).
   template <typename Request, typename Response>
   grpc::ServerUnaryReactor* InlineFirst(grpc::CallbackServerContext* context,
                                         const Request* request, Response* response,
@@ -543,7 +548,14 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
         return reactor;
       }
     }
-    return Pooled(context, request, response, method);
+    pool_.Run([this, context, request, response, method, reactor] {
+      rpc::LocalServerContext local(absl::FromChrono(context->deadline()), context);
+      local.OfferAnswerLater(
+          [reactor](absl::Status status) { reactor->Finish(rpc::ToGrpcStatus(status)); });
+      grpc::Status status = (impl_->*method)(&local, request, response);
+      if (!local.answered_later()) reactor->Finish(status);
+    });
+    return reactor;
   }
 
   ShardServiceImpl* const impl_;

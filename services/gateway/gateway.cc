@@ -1265,25 +1265,58 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
                 std::function<void(absl::Status)> done) {
     const absl::Time until = LongPollEnd(context);
     if (const std::vector<int> owners = PartitionOwners(activity_arn); owners.size() == 1) {
-      auto poll = std::make_shared<iv1::PollActivityTasksRequest>();
-      poll->set_activity_arn(activity_arn);
-      poll->set_worker_name(worker_name);
-      poll->set_max_tasks(max_tasks);
-      poll->set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(until - absl::Now())));
-      iv1::PollActivityTasksResponse* response = polled.get();
-      router_->CallAsync(
-          context, owners[0], std::max(until, absl::Now()) + kTakeAnswerMargin,
-          STEPFLOW_SHARD_METHOD(PollActivityTasks), *poll, response,
-          [poll, polled = std::move(polled), done = std::move(done)](absl::Status status) {
-            done(std::move(status));
-          },
-          ShardRouter::LocalCall::kInlineUnlessDeclined);
+      auto poll = std::make_shared<OneServerLongPoll>();
+      poll->context = context;
+      poll->owner = owners[0];
+      poll->until = until;
+      poll->request.set_activity_arn(activity_arn);
+      poll->request.set_worker_name(worker_name);
+      poll->request.set_max_tasks(max_tasks);
+      poll->response = std::move(polled);
+      poll->done = std::move(done);
+      PollOneServer(std::move(poll));
       return;
     }
     poll_pool_.Run([this, context, activity_arn, worker_name, max_tasks, until,
-                       polled = std::move(polled), done = std::move(done)] {
+                    polled = std::move(polled), done = std::move(done)] {
       done(PollPartitions(context, activity_arn, worker_name, max_tasks, until, polled.get()));
     });
+  }
+
+  // A long poll of a queue one server holds, kept until its answer.
+  struct OneServerLongPoll {
+    grpc::CallbackServerContext* context = nullptr;
+    int owner = 0;
+    absl::Time until;
+    iv1::PollActivityTasksRequest request;
+    std::shared_ptr<iv1::PollActivityTasksResponse> response;
+    std::function<void(absl::Status)> done;
+  };
+
+  // One call to the server for what is left of the long poll. The server
+  // may answer empty before then (its poller was woken for a backlog, or
+  // claimed for a task another took): the poll is then made again, from a
+  // pool thread so that answers made at once cannot nest, until tasks
+  // come, the time is up or the caller goes away.
+  void PollOneServer(std::shared_ptr<OneServerLongPoll> poll) {
+    poll->request.set_wait_ms(
+        std::max<int64_t>(0, absl::ToInt64Milliseconds(poll->until - absl::Now())));
+    const iv1::PollActivityTasksRequest& request = poll->request;
+    iv1::PollActivityTasksResponse* response = poll->response.get();
+    response->Clear();
+    router_->CallAsync(
+        poll->context, poll->owner, std::max(poll->until, absl::Now()) + kTakeAnswerMargin,
+        STEPFLOW_SHARD_METHOD(PollActivityTasks), request, response,
+        [this, poll](absl::Status status) {
+          if (status.ok() && poll->response->tasks_size() == 0 && absl::Now() < poll->until &&
+              !poll->context->IsCancelled()) {
+            poll_pool_.Run([this, poll] { PollOneServer(poll); });
+            return;
+          }
+          std::function<void(absl::Status)> done = std::move(poll->done);
+          done(std::move(status));
+        },
+        ShardRouter::LocalCall::kInlineUnlessDeclined);
   }
 
   // Polls the partitions of an activity's task queue until `until`. Every
