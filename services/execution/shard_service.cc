@@ -502,9 +502,11 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
   STEPFLOW_POOLED(GetStateMachineRecord)
   STEPFLOW_POOLED(StartSyncExecution)
   STEPFLOW_POOLED(AwaitExecutionClosed)
-  // A poll waits in its task queue without a thread when it can, as the
-  // transitions above wait for their fsync.
-  STEPFLOW_INLINE_FIRST(PollActivityTasks)
+  // Pooled, not inline first: a poll that waited in its task queue after
+  // its handler returned did not see its caller go away in time (its
+  // callback context did not report the cancellation), and took a task
+  // for nobody.
+  STEPFLOW_POOLED(PollActivityTasks)
 #undef STEPFLOW_POOLED
 #undef STEPFLOW_INLINE_FIRST
 #undef STEPFLOW_SERVE
@@ -525,11 +527,10 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
 
   // Made on the callback thread when it can be without waiting there (an
   // EXPRESS transition, or one whose only wait is its fsync, answered by
-  // the group committer; a poll that waits in line); on the pool
-  // otherwise, where it may wait for what it declined for, but may still
-  // leave its fsync (or its wait for tasks) to be answered later. Only for
-  // methods whose handler declines what would wait (see
-  // rpc::LocalServerContext).
+  // the group committer); on the pool otherwise, where it may wait for
+  // what it declined for (a busy shard) but still leaves its fsync to be
+  // answered later. Only for methods whose handler declines what would
+  // wait (see rpc::LocalServerContext).
   template <typename Request, typename Response>
   grpc::ServerUnaryReactor* InlineFirst(grpc::CallbackServerContext* context,
                                         const Request* request, Response* response,
