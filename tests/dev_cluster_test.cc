@@ -283,6 +283,74 @@ TEST_F(DevClusterTest, IdleLongPollsDoNotHoldUpAStop) {
   }
 }
 
+// In one process the gateway's long poll waits in the shard's task queue
+// without a thread: one whose caller went away gets no task, the next
+// poll does.
+TEST_F(DevClusterTest, LongPollsThatWentAwayGetNoTask) {
+  ASSERT_NO_FATAL_FAILURE(StartDev());
+  v1::CreateActivityRequest activity_request;
+  activity_request.set_name("dev-gone");
+  v1::CreateActivityResponse activity;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(stub_->CreateActivity(&c1, activity_request, &activity).ok());
+  v1::CreateStateMachineRequest create;
+  create.set_name("dev-gone");
+  create.set_definition(absl::StrCat(R"({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": ")",
+                                     activity.activity_arn(), R"(", "End": true}}})"));
+  v1::CreateStateMachineResponse created;
+  grpc::ClientContext c2;
+  ASSERT_TRUE(stub_->CreateStateMachine(&c2, create, &created).ok());
+
+  v1::GetActivityTaskRequest poll;
+  poll.set_activity_arn(activity.activity_arn());
+  poll.set_worker_name("gone");
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    {
+      grpc::CompletionQueue queue;
+      grpc::ClientContext gone;
+      gone.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(65)));
+      v1::GetActivityTaskResponse never;
+      grpc::Status status;
+      auto call = stub_->AsyncGetActivityTask(&gone, poll, &queue);
+      call->Finish(&never, &status, nullptr);
+      absl::SleepFor(absl::Milliseconds(500));  // waiting in the queue
+      gone.TryCancel();
+      void* tag = nullptr;
+      bool ok = false;
+      ASSERT_TRUE(queue.Next(&tag, &ok));
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+      queue.Shutdown();
+      while (queue.Next(&tag, &ok)) {
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(300));
+    v1::StartExecutionRequest start;
+    start.set_state_machine_arn(created.state_machine_arn());
+    start.set_input(absl::StrCat(R"({"round": )", round, "}"));
+    v1::StartExecutionResponse started;
+    grpc::ClientContext c3;
+    ASSERT_TRUE(stub_->StartExecution(&c3, start, &started).ok());
+    v1::GetActivityTaskRequest here = poll;
+    here.set_worker_name("here");
+    v1::GetActivityTaskResponse task;
+    grpc::ClientContext c4;
+    c4.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    const absl::Time asked = absl::Now();
+    ASSERT_TRUE(stub_->GetActivityTask(&c4, here, &task).ok());
+    EXPECT_FALSE(task.task_token().empty()) << "the task went to the poll that went away";
+    EXPECT_LT(absl::Now() - asked, absl::Seconds(5));
+    if (task.task_token().empty()) break;
+    v1::SendTaskSuccessRequest success;
+    success.set_task_token(task.task_token());
+    success.set_output("{}");
+    v1::SendTaskSuccessResponse succeeded;
+    grpc::ClientContext c5;
+    ASSERT_TRUE(stub_->SendTaskSuccess(&c5, success, &succeeded).ok());
+  }
+  EXPECT_EQ(dev_->Stop(SIGTERM, absl::Seconds(20)), 0);
+}
+
 TEST_F(DevClusterTest, RefusesADifferentShardCount) {
   ASSERT_NO_FATAL_FAILURE(StartDev());
   EXPECT_EQ(dev_->Stop(SIGINT, absl::Seconds(20)), 0);
