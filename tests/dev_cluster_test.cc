@@ -55,6 +55,30 @@ class DevClusterTest : public ::testing::Test {
 
   std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
 
+  // Creates activity `name`; its ARN (empty, with a failure, if refused).
+  std::string CreateActivity(const std::string& name) {
+    v1::CreateActivityRequest request;
+    request.set_name(name);
+    v1::CreateActivityResponse created;
+    grpc::ClientContext context;
+    grpc::Status status = stub_->CreateActivity(&context, request, &created);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return created.activity_arn();
+  }
+
+  // Creates state machine `name`, one Task on `activity_arn`; its ARN.
+  std::string CreateTaskMachine(const std::string& name, const std::string& activity_arn) {
+    v1::CreateStateMachineRequest request;
+    request.set_name(name);
+    request.set_definition(absl::StrCat(R"({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": ")",
+                                        activity_arn, R"(", "End": true}}})"));
+    v1::CreateStateMachineResponse created;
+    grpc::ClientContext context;
+    grpc::Status status = stub_->CreateStateMachine(&context, request, &created);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return created.state_machine_arn();
+  }
+
   std::filesystem::path dir_;
   int port_ = 0;
   int metrics_port_ = 0;
@@ -146,23 +170,14 @@ TEST_F(DevClusterTest, InProcessCallsKeepTheCallersDeadline) {
 // ends, and lets the cluster stop, promptly.
 TEST_F(DevClusterTest, StreamsKeepToCreditsAndEndPromptly) {
   ASSERT_NO_FATAL_FAILURE(StartDev());
-  v1::CreateActivityRequest activity_request;
-  activity_request.set_name("dev-work");
-  v1::CreateActivityResponse activity;
-  grpc::ClientContext c1;
-  ASSERT_TRUE(stub_->CreateActivity(&c1, activity_request, &activity).ok());
-  v1::CreateStateMachineRequest create;
-  create.set_name("dev-task");
-  create.set_definition(absl::StrCat(R"({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": ")",
-                                     activity.activity_arn(), R"(", "End": true}}})"));
-  v1::CreateStateMachineResponse created;
-  grpc::ClientContext c2;
-  ASSERT_TRUE(stub_->CreateStateMachine(&c2, create, &created).ok());
+  const std::string activity_arn = CreateActivity("dev-work");
+  const std::string machine_arn = CreateTaskMachine("dev-task", activity_arn);
+  ASSERT_FALSE(machine_arn.empty());
 
   grpc::ClientContext stream_context;
   auto stream = stub_->StreamActivityTasks(&stream_context);
   v1::StreamActivityTasksRequest open;
-  open.set_activity_arn(activity.activity_arn());
+  open.set_activity_arn(activity_arn);
   open.set_worker_name("dev-streamer");
   open.set_credits(1);
   ASSERT_TRUE(stream->Write(open));
@@ -170,7 +185,7 @@ TEST_F(DevClusterTest, StreamsKeepToCreditsAndEndPromptly) {
   std::vector<std::string> executions;
   for (int i = 0; i < 3; ++i) {
     v1::StartExecutionRequest start;
-    start.set_state_machine_arn(created.state_machine_arn());
+    start.set_state_machine_arn(machine_arn);
     start.set_input(absl::StrCat(R"({"i": )", i, "}"));
     v1::StartExecutionResponse started;
     grpc::ClientContext c;
@@ -242,11 +257,8 @@ TEST_F(DevClusterTest, StreamsKeepToCreditsAndEndPromptly) {
 // second, not after a thread's recheck.
 TEST_F(DevClusterTest, IdleLongPollsDoNotHoldUpAStop) {
   ASSERT_NO_FATAL_FAILURE(StartDev());
-  v1::CreateActivityRequest activity_request;
-  activity_request.set_name("dev-idle");
-  v1::CreateActivityResponse activity;
-  grpc::ClientContext c1;
-  ASSERT_TRUE(stub_->CreateActivity(&c1, activity_request, &activity).ok());
+  const std::string activity_arn = CreateActivity("dev-idle");
+  ASSERT_FALSE(activity_arn.empty());
 
   constexpr int kPolls = 4;
   grpc::CompletionQueue queue;
@@ -258,7 +270,7 @@ TEST_F(DevClusterTest, IdleLongPollsDoNotHoldUpAStop) {
   };
   std::vector<Poll> polls(kPolls);
   v1::GetActivityTaskRequest poll;
-  poll.set_activity_arn(activity.activity_arn());
+  poll.set_activity_arn(activity_arn);
   poll.set_worker_name("idle");
   for (Poll& p : polls) {
     p.context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(65)));
@@ -288,21 +300,12 @@ TEST_F(DevClusterTest, IdleLongPollsDoNotHoldUpAStop) {
 // poll does.
 TEST_F(DevClusterTest, LongPollsThatWentAwayGetNoTask) {
   ASSERT_NO_FATAL_FAILURE(StartDev());
-  v1::CreateActivityRequest activity_request;
-  activity_request.set_name("dev-gone");
-  v1::CreateActivityResponse activity;
-  grpc::ClientContext c1;
-  ASSERT_TRUE(stub_->CreateActivity(&c1, activity_request, &activity).ok());
-  v1::CreateStateMachineRequest create;
-  create.set_name("dev-gone");
-  create.set_definition(absl::StrCat(R"({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": ")",
-                                     activity.activity_arn(), R"(", "End": true}}})"));
-  v1::CreateStateMachineResponse created;
-  grpc::ClientContext c2;
-  ASSERT_TRUE(stub_->CreateStateMachine(&c2, create, &created).ok());
+  const std::string activity_arn = CreateActivity("dev-gone");
+  const std::string machine_arn = CreateTaskMachine("dev-gone", activity_arn);
+  ASSERT_FALSE(machine_arn.empty());
 
   v1::GetActivityTaskRequest poll;
-  poll.set_activity_arn(activity.activity_arn());
+  poll.set_activity_arn(activity_arn);
   poll.set_worker_name("gone");
   for (int round = 0; round < 3; ++round) {
     SCOPED_TRACE(round);
@@ -326,7 +329,7 @@ TEST_F(DevClusterTest, LongPollsThatWentAwayGetNoTask) {
     }
     absl::SleepFor(absl::Milliseconds(300));
     v1::StartExecutionRequest start;
-    start.set_state_machine_arn(created.state_machine_arn());
+    start.set_state_machine_arn(machine_arn);
     start.set_input(absl::StrCat(R"({"round": )", round, "}"));
     v1::StartExecutionResponse started;
     grpc::ClientContext c3;
