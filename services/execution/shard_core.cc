@@ -1931,18 +1931,18 @@ void ShardCore::AfterCommit(CommitEffects& effects, ExecutionRecord& record) {
                kComponent, "execution closed",
                {{"execution", record.execution_arn()}, {"status", record.status()}});
     CountClosed(record, record.status());
-    // Kept before its waiters wake: they may describe it. The memory keeps
-    // no state or state machine: set aside, not copied.
-    if (effects.left_store) {
-      internal::v1::ExecutionState state;
-      state.Swap(record.mutable_state());
-      StateMachineRecord machine;
-      machine.Swap(record.mutable_state_machine());
-      KeepRecentExpress(record, /*keep_name=*/!record.name_generated());
-      record.mutable_state()->Swap(&state);
-      record.mutable_state_machine()->Swap(&machine);
-    }
-    NotifyClosed(record);
+    if (!effects.left_store) return NotifyClosed(record.execution_arn(), nullptr);
+    // Kept before its waiters wake: they may describe it. Neither the
+    // memory nor a waiter needs its state or state machine: set aside, not
+    // copied.
+    internal::v1::ExecutionState state;
+    state.Swap(record.mutable_state());
+    StateMachineRecord machine;
+    machine.Swap(record.mutable_state_machine());
+    KeepRecentExpress(record, /*keep_name=*/!record.name_generated());
+    NotifyClosed(record.execution_arn(), &record);
+    record.mutable_state()->Swap(&state);
+    record.mutable_state_machine()->Swap(&machine);
   }
 }
 
@@ -2279,13 +2279,13 @@ absl::Status ShardCore::DescribeExecution(const v1::DescribeExecutionRequest& re
   return absl::OkStatus();
 }
 
-void ShardCore::NotifyClosed(const ExecutionRecord& record) {
+void ShardCore::NotifyClosed(const std::string& execution_arn,
+                             const ExecutionRecord* left_store) {
   absl::MutexLock lock(&close_waiters_mu_);
-  auto it = close_waiters_.find(record.execution_arn());
+  auto it = close_waiters_.find(execution_arn);
   if (it == close_waiters_.end()) return;
-  // Only a record no store keeps is handed over; the others are read again.
   std::shared_ptr<const ExecutionRecord> closed =
-      LeavesStoreWhenClosed(record) ? std::make_shared<const ExecutionRecord>(record) : nullptr;
+      left_store != nullptr ? std::make_shared<const ExecutionRecord>(*left_store) : nullptr;
   for (CloseWaiter* waiter : it->second) {
     waiter->closed = true;
     waiter->closed_record = closed;
@@ -3618,10 +3618,13 @@ void ShardCore::TimerLoop() {
     }
     {
       absl::MutexLock lock(&timers_mu_);
-      // Sleep until the earliest known timer, an earlier one is armed, or
-      // a second passed (the clock may move), or until stopped.
+      // Sleep until the earliest known timer, an earlier one is armed, a
+      // waiting poll's deadline (it answers empty then, not up to a second
+      // later, which could be past its caller's own deadline), or a second
+      // passed (the clock may move), or until stopped.
       const absl::Duration wait =
-          std::min(absl::Seconds(1), next_timer_wake_ - options_.clock->Now());
+          std::min({absl::Seconds(1), next_timer_wake_ - options_.clock->Now(),
+                    task_queues_->NextLaterDeadline() - absl::Now()});
       if (wait > absl::ZeroDuration()) {
         timers_changed_ = false;
         auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(timers_mu_) {

@@ -596,10 +596,11 @@ class ShardCore {
                                const TaskStep& step, bool sync = true,
                                bool* would_block = nullptr, AnswerLater* answer_later = nullptr);
 
-  // Wakes the AwaitExecutionClosed calls waiting for `record`'s execution,
-  // handing them the closed record when no store keeps it (see
-  // LeavesStoreWhenClosed).
-  void NotifyClosed(const internal::v1::ExecutionRecord& record);
+  // Wakes the AwaitExecutionClosed calls waiting for `execution_arn`,
+  // handing them a copy of `left_store`: the closed record, when no store
+  // keeps it (see LeavesStoreWhenClosed); null when they read it again.
+  void NotifyClosed(const std::string& execution_arn,
+                    const internal::v1::ExecutionRecord* left_store);
 
   // Makes a service task's call (an outbox item). A result to report, or
   // a status the outbox retries (the call is idempotent).
