@@ -195,6 +195,13 @@ bool TaskQueues::TakeLater(const std::string& activity_arn, int max_tasks, size_
   return true;
 }
 
+absl::Time TaskQueues::NextLaterDeadline() {
+  absl::MutexLock lock(&mu_);
+  absl::Time next = absl::InfiniteFuture();
+  for (const auto& [waiter, owned] : later_) next = std::min(next, waiter->deadline);
+  return next;
+}
+
 void TaskQueues::ExpireLater(absl::Time now) {
   Settled settled;
   {

@@ -137,8 +137,12 @@ class TaskQueues {
                  absl::Time deadline, std::function<bool()> cancelled,
                  const std::string& worker_name, absl::FunctionRef<TakeAnswer()> make_answer);
   // Answers the TakeLater polls past their deadline or whose caller went
-  // away (those not claimed); called about once a second.
+  // away (those not claimed); called about once a second, and at
+  // NextLaterDeadline.
   void ExpireLater(absl::Time now);
+  // The earliest deadline of a TakeLater poll still waiting; infinite
+  // when none waits.
+  absl::Time NextLaterDeadline();
 
   // Takers of `activity_arn` waiting in line now (not yet woken or
   // claimed).

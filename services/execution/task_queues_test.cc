@@ -235,6 +235,23 @@ TEST_F(TakeLaterTest, LeavesTheBacklogToTake) {
   EXPECT_EQ(tasks[0].task.input(), "b");
 }
 
+// What the shard's timer thread wakes for, so that a waiting poll answers
+// empty at its deadline rather than up to a second later.
+TEST_F(TakeLaterTest, NextLaterDeadlineIsTheEarliestOfThePollsStillWaiting) {
+  EXPECT_EQ(queues_.NextLaterDeadline(), absl::InfiniteFuture());
+  const absl::Time asked = absl::Now();
+  ASSERT_TRUE(TakeLater(absl::Seconds(30)));
+  ASSERT_TRUE(TakeLater(absl::Seconds(10)));
+  const absl::Time next = queues_.NextLaterDeadline();
+  EXPECT_GE(next, asked + absl::Seconds(10));
+  EXPECT_LT(next, asked + absl::Seconds(30));
+  queues_.ExpireLater(absl::Now() + absl::Seconds(11));
+  EXPECT_EQ(answers_.count(), 1u);
+  EXPECT_GE(queues_.NextLaterDeadline(), asked + absl::Seconds(30));
+  queues_.ExpireLater(absl::Now() + absl::Seconds(31));
+  EXPECT_EQ(queues_.NextLaterDeadline(), absl::InfiniteFuture());
+}
+
 // Its deadline and its caller's cancellation are noticed by ExpireLater;
 // a claimed poll waits for its claims whatever they say.
 TEST_F(TakeLaterTest, ExpiresPastItsDeadlineOrCancelledButNotWhileClaimed) {

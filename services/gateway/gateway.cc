@@ -51,6 +51,9 @@ constexpr absl::Duration kPollAnswerMargin = absl::Seconds(1);
 // executions' ActivityStarted) after its wait: generous, since a take cut
 // short by its deadline after the hand-over would lose the tasks.
 constexpr absl::Duration kTakeAnswerMargin = absl::Seconds(10);
+// A long poll answered empty early is made again only when at least this
+// much of it is left.
+constexpr absl::Duration kRepollMinimum = absl::Milliseconds(10);
 // How long a stream's internal poll lasts before it is renewed: also how
 // long a stream that was cancelled, or a gateway shutting down, may wait
 // for a poll that found nothing.
@@ -1308,8 +1311,10 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
         poll->context, poll->owner, std::max(poll->until, absl::Now()) + kTakeAnswerMargin,
         STEPFLOW_SHARD_METHOD(PollActivityTasks), request, response,
         [this, poll](absl::Status status) {
-          if (status.ok() && poll->response->tasks_size() == 0 && absl::Now() < poll->until &&
-              !poll->context->IsCancelled()) {
+          // (Not for the last milliseconds: the server's deadline is
+          // `until` rounded down to one.)
+          if (status.ok() && poll->response->tasks_size() == 0 &&
+              poll->until - absl::Now() > kRepollMinimum && !poll->context->IsCancelled()) {
             poll_pool_.Run([this, poll] { PollOneServer(poll); });
             return;
           }
