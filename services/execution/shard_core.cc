@@ -3645,6 +3645,16 @@ void ShardCore::TimerLoop() {
 
 // --- Outbox ---------------------------------------------------------------
 
+namespace {
+
+// Whether an outbox item's delivery is over: delivered, or refused for good
+// (nothing to retry).
+bool OutboxItemSettled(const absl::Status& status) {
+  return status.ok() || absl::IsInvalidArgument(status) || absl::IsNotFound(status);
+}
+
+}  // namespace
+
 void ShardCore::WakeOutbox() {
   absl::MutexLock lock(&outbox_mu_);
   outbox_wake_ = true;
@@ -3687,10 +3697,31 @@ void ShardCore::OutboxLoop() {
       continue;
     }
     // Every item is idempotent at its receiver (and a cancel marks its task
-    // seen), so they are delivered all at once, in any order.
+    // seen), so they are delivered all at once, in any order — except
+    // published events of one key (an execution's log records and status
+    // changes), which go out one after another in the order their
+    // transitions wrote them, so that a reader of the topic's partition
+    // sees them in order. An event that fails holds back the later ones of
+    // its key until it is delivered. (An item committed behind the cursor,
+    // see above, waits for the next full scan, and a later event of its
+    // execution may go out before it.)
     std::vector<absl::Status> statuses(items.size());
     std::vector<std::optional<internal::v1::OutboxItem>> reports(items.size());
-    delivery_pool_->RunAll(items.size(), [&](size_t i) {
+    std::vector<std::vector<size_t>> lanes;
+    {
+      absl::flat_hash_map<std::pair<std::string_view, std::string_view>, size_t> lane_of_key;
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (!items[i].second.has_publish_event()) {
+          lanes.push_back({i});
+          continue;
+        }
+        const internal::v1::PublishEvent& event = items[i].second.publish_event();
+        auto [it, added] = lane_of_key.try_emplace({event.topic(), event.key()}, lanes.size());
+        if (added) lanes.emplace_back();
+        lanes[it->second].push_back(i);
+      }
+    }
+    auto deliver = [&](size_t i) {
       const internal::v1::OutboxItem& item = items[i].second;
       absl::Status status;
       if (item.has_enqueue_activity_task()) {
@@ -3738,6 +3769,18 @@ void ShardCore::OutboxLoop() {
         if (!Transient(status)) status = absl::OkStatus();  // closed already, or gone
       }
       statuses[i] = std::move(status);
+    };
+    delivery_pool_->RunAll(lanes.size(), [&](size_t lane) {
+      const std::vector<size_t>& indexes = lanes[lane];
+      for (size_t n = 0; n < indexes.size(); ++n) {
+        deliver(indexes[n]);
+        if (OutboxItemSettled(statuses[indexes[n]])) continue;
+        for (size_t later = n + 1; later < indexes.size(); ++later) {
+          statuses[indexes[later]] =
+              absl::AbortedError("an earlier event of its key is not delivered yet");
+        }
+        break;
+      }
     });
     storage::WriteBatch done;
     bool failed = false;
@@ -3749,7 +3792,7 @@ void ShardCore::OutboxLoop() {
                  reports[i]->SerializeAsString());
         new_reports = true;
       }
-      if (status.ok() || absl::IsInvalidArgument(status) || absl::IsNotFound(status)) {
+      if (OutboxItemSettled(status)) {
         // Delivered, or refused for good (nothing to retry).
         if (!status.ok()) {
           log::Warn(kComponent, "outbox item refused", {{"error", status.ToString()}});

@@ -14,6 +14,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "common/config/sharding.h"
@@ -64,6 +65,9 @@ class LoopbackPeers : public Peers {
     return WithCore([&](ShardCore* core) { return core->CheckActivityExists(activity_arn); });
   }
   absl::Status PublishEvent(const iv1::PublishEvent& event) override {
+    if (publish_hook) {
+      if (absl::Status status = publish_hook(event); !status.ok()) return status;
+    }
     absl::MutexLock lock(&mu);
     published.push_back(event);
     return absl::OkStatus();
@@ -100,6 +104,9 @@ class LoopbackPeers : public Peers {
   }
   absl::Mutex mu;
   std::vector<iv1::PublishEvent> published;
+  // Runs before an event is published: a failure refuses it. Set before the
+  // core opens.
+  std::function<absl::Status(const iv1::PublishEvent&)> publish_hook;
   // Tests of activities on another server: what their owner answers, and
   // that their queue partitions refuse tasks as unknown.
   std::optional<absl::Status> remote_check_answer;
@@ -2585,6 +2592,81 @@ TEST_F(NestedWorkflowTest, PutEventsWaitForTaskTokenWaitsForTheAnswer) {
   EXPECT_EQ(closed.status(), "FAILED");
   EXPECT_EQ(closed.error(), "Rejected");
   EXPECT_EQ(HistoryTypes(arn).back(), "ExecutionFailed");
+}
+
+TEST_F(ShardCoreTest, EventsOfOneExecutionArePublishedInTheOrderTheyHappened) {
+  // Publishing takes a while, and some events are refused the first time:
+  // delivered concurrently, they would come out of order.
+  std::atomic<int> publishes{0};
+  absl::Mutex refused_mu;
+  std::set<std::string> refused_once;
+  peers_.publish_hook = [&](const iv1::PublishEvent& event) {
+    const int n = publishes.fetch_add(1);
+    absl::SleepFor(absl::Microseconds(200 + (n * 7919) % 800));
+    if (n % 11 != 3) return absl::OkStatus();
+    absl::MutexLock lock(&refused_mu);
+    if (!refused_once.insert(event.value()).second) return absl::OkStatus();
+    return absl::UnavailableError("broker busy");
+  };
+  status_events_topic_ = "stepflow.events.default";
+  ASSERT_TRUE(Open(16).ok());
+  // Each execution writes a dozen log records in one transition and its
+  // status changes in two.
+  std::string definition = R"({"StartAt": "P0", "States": {)";
+  for (int i = 0; i < 5; ++i) {
+    absl::StrAppend(&definition, "\"P", i, "\": {\"Type\": \"Pass\", \"Next\": \"P", i + 1,
+                    "\"},");
+  }
+  absl::StrAppend(&definition, R"("P5": {"Type": "Task", "Resource": ")",
+                  "arn:aws:states:us-east-1:123456789012:activity:work",
+                  R"(", "End": true}}})");
+  v1::CreateStateMachineRequest create;
+  create.set_name("logged-in-order");
+  create.set_definition(definition);
+  create.mutable_logging_configuration()->set_level("ALL");
+  v1::CreateStateMachineResponse created;
+  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
+  v1::CreateActivityRequest activity;
+  activity.set_name("work");
+  v1::CreateActivityResponse activity_created;
+  ASSERT_TRUE(core_->CreateActivity(activity, &activity_created).ok());
+  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
+  ASSERT_TRUE(machine.ok()) << machine.status();
+  std::vector<std::string> arns;
+  for (int i = 0; i < 6; ++i) arns.push_back(Start(*machine, absl::StrCat("run-", i), "{}"));
+  for (size_t i = 0; i < arns.size(); ++i) {
+    v1::GetActivityTaskResponse task = Poll();
+    ASSERT_FALSE(task.task_token().empty());
+    ASSERT_TRUE(SendSuccess(task.task_token()).ok());
+  }
+  for (const std::string& arn : arns) ASSERT_EQ(Describe(arn).status(), "SUCCEEDED");
+
+  // Per execution: 17 log records (started, 5 passes entered and exited,
+  // the task's entered, scheduled, started, succeeded and exited, and the
+  // execution's end) and 2 status changes.
+  const absl::Time end = absl::Now() + absl::Seconds(20);
+  while (peers_.Published().size() < arns.size() * 19 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  std::map<std::string, std::vector<int64_t>> log_ids;
+  std::map<std::string, std::vector<std::string>> statuses;
+  for (const iv1::PublishEvent& event : peers_.Published()) {
+    auto parsed = json::Parse(event.value());
+    ASSERT_TRUE(parsed.ok()) << event.value();
+    if (event.topic() == "stepflow.execution-logs") {
+      log_ids[event.key()].push_back(std::stoll((*parsed)["id"].GetString()));
+    } else {
+      statuses[event.key()].push_back((*parsed)["detail"]["status"].GetString());
+    }
+  }
+  EXPECT_GT(publishes.load(), static_cast<int>(arns.size() * 19));  // some were refused
+  for (const std::string& arn : arns) {
+    std::vector<int64_t> ids = log_ids[arn];
+    EXPECT_EQ(ids.size(), 17u) << arn;
+    EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end())) << arn << ": " << absl::StrJoin(ids, ",");
+    EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), ids.size()) << arn;
+    EXPECT_THAT(statuses[arn], ElementsAre("RUNNING", "SUCCEEDED")) << arn;
+  }
 }
 
 TEST_F(ShardCoreTest, LoggingLevelsChooseWhichEventsAreLogged) {
