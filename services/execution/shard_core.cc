@@ -1702,7 +1702,9 @@ absl::Status ShardCore::CommitTransition(uint32_t shard, ExecutionRecord& record
   // (see EnqueueActivityTask): its item stays until a later write in the
   // same WAL, and a replay after a crash repeats the same transition, with
   // the same event and task ids, which every receiver takes idempotently.
-  RETURN_IF_ERROR(sync ? WriteSynced(std::move(batch)) : store_->Write(batch, /*sync=*/false));
+  absl::Status written = sync ? WriteSynced(std::move(batch)) : store_->Write(batch, /*sync=*/false);
+  PublishWriteEnded(effects);
+  RETURN_IF_ERROR(written);
   AfterCommit(effects, record);
   return absl::OkStatus();
 }
@@ -1806,7 +1808,8 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
       publish->set_topic(options_.status_events_topic);
       publish->set_key(record.execution_arn());
       publish->set_value(eventbus::ExecutionStatusChangeEvent(options_.arn_scope, status, now));
-      batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+      batch.Put(families_.outbox, keys::OutboxKey(NextPublishSeq(effects)),
+                item.SerializeAsString());
     }
   }
   const v1::LoggingConfiguration& logging = record.state_machine().logging_configuration();
@@ -1820,7 +1823,8 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
       publish->set_topic(options_.execution_logs_topic);
       publish->set_key(record.execution_arn());
       publish->set_value(ExecutionLogRecord(record, event, logging));
-      batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+      batch.Put(families_.outbox, keys::OutboxKey(NextPublishSeq(effects)),
+                item.SerializeAsString());
       logged = true;
     }
   }
@@ -1994,6 +1998,7 @@ void ShardCore::CommitLater(uint32_t shard, ExecutionRecord record, asl::Outcome
       [this, effects = std::move(effects), record = std::move(record),
        claimed = std::move(claimed), release = std::move(release),
        answer = std::move(answer)](absl::Status written) mutable {
+        PublishWriteEnded(effects);
         if (written.ok()) AfterCommit(effects, record);
         ReleaseClaims(claimed);
         std::move(release)();
@@ -3655,6 +3660,31 @@ bool OutboxItemSettled(const absl::Status& status) {
 
 }  // namespace
 
+uint64_t ShardCore::NextPublishSeq(CommitEffects& effects) {
+  absl::MutexLock lock(&publish_mu_);
+  const uint64_t seq = next_outbox_seq_++;
+  if (effects.first_publish_seq == 0) {
+    effects.first_publish_seq = seq;
+    ++publishing_[seq];
+  }
+  return seq;
+}
+
+void ShardCore::PublishWriteEnded(const CommitEffects& effects) {
+  if (effects.first_publish_seq == 0) return;
+  absl::MutexLock lock(&publish_mu_);
+  auto it = publishing_.find(effects.first_publish_seq);
+  if (it != publishing_.end() && --it->second == 0) publishing_.erase(it);
+}
+
+uint64_t ShardCore::PublishWatermark() {
+  // Under the lock that NextPublishSeq takes: a published event allocated
+  // after this either is in publishing_ or has a sequence above the one
+  // read here.
+  absl::MutexLock lock(&publish_mu_);
+  return publishing_.empty() ? next_outbox_seq_.load() : publishing_.begin()->first;
+}
+
 void ShardCore::WakeOutbox() {
   absl::MutexLock lock(&outbox_mu_);
   outbox_wake_ = true;
@@ -3666,7 +3696,9 @@ void ShardCore::OutboxLoop() {
   // before it stay in RocksDB as tombstones for a while, and skipping them
   // at every wake-up would cost more than the deliveries. Item keys are
   // allocated before their batch commits, so a batch may land behind the
-  // cursor; a full scan every second finds such stragglers.
+  // cursor; a full scan every second finds such stragglers — except
+  // published events, which the cursor never passes while they are being
+  // written (see PublishWatermark).
   std::string cursor;
   absl::Time next_full_scan = absl::InfinitePast();
   while (true) {
@@ -3683,6 +3715,9 @@ void ShardCore::OutboxLoop() {
       cursor.clear();
       next_full_scan = absl::Now() + absl::Seconds(1);
     }
+    // Read before the scan: every published event below it was written
+    // (or failed) before the scan began, so the scan sees it.
+    const std::string publish_watermark = keys::OutboxKey(PublishWatermark());
     std::vector<std::pair<std::string, internal::v1::OutboxItem>> items;
     absl::Status scan = store_->Scan(families_.outbox, "", cursor, false,
                                      [&](std::string_view key, std::string_view value) {
@@ -3702,9 +3737,7 @@ void ShardCore::OutboxLoop() {
     // changes), which go out one after another in the order their
     // transitions wrote them, so that a reader of the topic's partition
     // sees them in order. An event that fails holds back the later ones of
-    // its key until it is delivered. (An item committed behind the cursor,
-    // see above, waits for the next full scan, and a later event of its
-    // execution may go out before it.)
+    // its key until it is delivered.
     std::vector<absl::Status> statuses(items.size());
     std::vector<std::optional<internal::v1::OutboxItem>> reports(items.size());
     std::vector<std::vector<size_t>> lanes;
@@ -3822,6 +3855,10 @@ void ShardCore::OutboxLoop() {
     } else if (!items.empty()) {
       cursor = items.back().first;
     }
+    // A published event still being written may have a sequence below the
+    // cursor: the next scan starts no later than the first such one, so
+    // that it is not left behind later events of its execution.
+    cursor = std::min(cursor, publish_watermark);
     if (failed) {
       absl::MutexLock lock(&outbox_mu_);
       auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(outbox_mu_) { return outbox_stop_; };

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
@@ -526,6 +527,9 @@ class ShardCore {
     // The record as written (see running_records_).
     std::string record_key;
     std::string record_value;
+    // The outbox sequence of the transition's first published event (0:
+    // none), in publishing_ until its write has ended.
+    uint64_t first_publish_seq = 0;
   };
   CommitEffects PrepareCommit(uint32_t shard, internal::v1::ExecutionRecord& record,
                               asl::Outcome& outcome, storage::WriteBatch& batch,
@@ -794,6 +798,21 @@ class ShardCore {
   std::vector<std::string> started_cleanup_ ABSL_GUARDED_BY(started_cleanup_mu_);
 
   std::atomic<uint64_t> next_outbox_seq_{1};
+  // The outbox sequence for a published event of a transition whose
+  // effects are `effects`; registers the transition's first one in
+  // publishing_.
+  uint64_t NextPublishSeq(CommitEffects& effects);
+  // Its write has ended (written or failed): the transition's published
+  // events leave publishing_.
+  void PublishWriteEnded(const CommitEffects& effects);
+  // Below this outbox sequence every published event's write has ended:
+  // the outbox scans from no later than there, so that an event is never
+  // left behind a later one of its execution.
+  uint64_t PublishWatermark();
+  absl::Mutex publish_mu_;
+  // The first published-event sequence of each transition whose write has
+  // not ended, and how many such transitions have it (one).
+  absl::btree_map<uint64_t, int> publishing_ ABSL_GUARDED_BY(publish_mu_);
   absl::Mutex outbox_mu_;
   // Starts set: items left by a previous incarnation drain at once.
   bool outbox_wake_ ABSL_GUARDED_BY(outbox_mu_) = true;
