@@ -3665,7 +3665,7 @@ uint64_t ShardCore::NextPublishSeq(CommitEffects& effects) {
   const uint64_t seq = next_outbox_seq_++;
   if (effects.first_publish_seq == 0) {
     effects.first_publish_seq = seq;
-    ++publishing_[seq];
+    publishing_.insert(seq);
   }
   return seq;
 }
@@ -3673,8 +3673,7 @@ uint64_t ShardCore::NextPublishSeq(CommitEffects& effects) {
 void ShardCore::PublishWriteEnded(const CommitEffects& effects) {
   if (effects.first_publish_seq == 0) return;
   absl::MutexLock lock(&publish_mu_);
-  auto it = publishing_.find(effects.first_publish_seq);
-  if (it != publishing_.end() && --it->second == 0) publishing_.erase(it);
+  publishing_.erase(effects.first_publish_seq);
 }
 
 uint64_t ShardCore::PublishWatermark() {
@@ -3682,7 +3681,7 @@ uint64_t ShardCore::PublishWatermark() {
   // after this either is in publishing_ or has a sequence above the one
   // read here.
   absl::MutexLock lock(&publish_mu_);
-  return publishing_.empty() ? next_outbox_seq_.load() : publishing_.begin()->first;
+  return publishing_.empty() ? next_outbox_seq_.load() : *publishing_.begin();
 }
 
 void ShardCore::WakeOutbox() {

@@ -32,7 +32,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
@@ -811,8 +811,8 @@ class ShardCore {
   uint64_t PublishWatermark();
   absl::Mutex publish_mu_;
   // The first published-event sequence of each transition whose write has
-  // not ended, and how many such transitions have it (one).
-  absl::btree_map<uint64_t, int> publishing_ ABSL_GUARDED_BY(publish_mu_);
+  // not ended.
+  absl::btree_set<uint64_t> publishing_ ABSL_GUARDED_BY(publish_mu_);
   absl::Mutex outbox_mu_;
   // Starts set: items left by a previous incarnation drain at once.
   bool outbox_wake_ ABSL_GUARDED_BY(outbox_mu_) = true;
