@@ -2597,15 +2597,20 @@ TEST_F(NestedWorkflowTest, PutEventsWaitForTaskTokenWaitsForTheAnswer) {
 TEST_F(ShardCoreTest, EventsOfOneExecutionArePublishedInTheOrderTheyHappened) {
   // Publishing takes a while, and some events are refused the first time:
   // delivered concurrently, they would come out of order.
-  std::atomic<int> publishes{0};
-  absl::Mutex refused_mu;
-  std::set<std::string> refused_once;
-  peers_.publish_hook = [&](const iv1::PublishEvent& event) {
-    const int n = publishes.fetch_add(1);
+  // (Owned by the hook: the core, closed after the test's body, may still
+  // call it.)
+  struct Publishing {
+    std::atomic<int> calls{0};
+    absl::Mutex mu;
+    std::set<std::string> refused_once ABSL_GUARDED_BY(mu);
+  };
+  auto publishing = std::make_shared<Publishing>();
+  peers_.publish_hook = [publishing](const iv1::PublishEvent& event) {
+    const int n = publishing->calls.fetch_add(1);
     absl::SleepFor(absl::Microseconds(200 + (n * 7919) % 800));
     if (n % 11 != 3) return absl::OkStatus();
-    absl::MutexLock lock(&refused_mu);
-    if (!refused_once.insert(event.value()).second) return absl::OkStatus();
+    absl::MutexLock lock(&publishing->mu);
+    if (!publishing->refused_once.insert(event.value()).second) return absl::OkStatus();
     return absl::UnavailableError("broker busy");
   };
   status_events_topic_ = "stepflow.events.default";
@@ -2659,7 +2664,7 @@ TEST_F(ShardCoreTest, EventsOfOneExecutionArePublishedInTheOrderTheyHappened) {
       statuses[event.key()].push_back((*parsed)["detail"]["status"].GetString());
     }
   }
-  EXPECT_GT(publishes.load(), static_cast<int>(arns.size() * 19));  // some were refused
+  EXPECT_GT(publishing->calls.load(), static_cast<int>(arns.size() * 19));  // some were refused
   for (const std::string& arn : arns) {
     std::vector<int64_t> ids = log_ids[arn];
     EXPECT_EQ(ids.size(), 17u) << arn;
