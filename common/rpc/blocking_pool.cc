@@ -31,6 +31,7 @@ BlockingPool::~BlockingPool() {
 
 void BlockingPool::Run(std::function<void()> call) {
   std::vector<std::thread> exited;
+  std::function<void()> here;
   {
     absl::MutexLock lock(&mu_);
     exited = TakeExited();
@@ -42,14 +43,21 @@ void BlockingPool::Run(std::function<void()> call) {
         const std::thread::id id = thread.get_id();
         threads_.emplace(id, std::move(thread));
       } catch (const std::system_error& error) {
-        // Out of threads: the call waits for a running one to be free.
+        // Out of threads: the call waits for a running one to be free —
+        // or, with none running to ever take it, runs on the caller's
+        // thread rather than never.
         log::Error("rpc", "cannot start a thread for a blocking call",
                    {{"threads", static_cast<int64_t>(threads_.size())},
                     {"error", error.what()}});
+        if (threads_.empty()) {
+          here = std::move(queue_.back());
+          queue_.pop_back();
+        }
       }
     }
   }
   for (std::thread& thread : exited) thread.join();
+  if (here) here();
 }
 
 int BlockingPool::threads() const {

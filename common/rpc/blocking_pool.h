@@ -3,7 +3,8 @@
 // threads must never block. A thread is started whenever no idle one can
 // take a call, so no call waits behind blocked ones (as with gRPC's
 // synchronous server) — unless the system refuses a thread, in which case
-// the call waits for a running one (logged). Threads idle for longer than
+// the call waits for a running one, or, with none running, runs on the
+// caller's thread (logged either way). Threads idle for longer than
 // `idle_timeout` exit while more than `keep_idle` are idle.
 //
 //   rpc::BlockingPool pool;
