@@ -122,20 +122,27 @@ void TaskQueues::UpdateGauges(Queue& queue) {
 }
 
 void TaskQueues::WakeOne(Queue& queue, Settled* settled) {
-  if (!queue.waiters.empty()) {
+  while (!queue.waiters.empty()) {
     Waiter* waiter = queue.waiters.front();
     queue.waiters.pop_front();
     waiter->listed = false;
     if (!waiter->answer) {
+      // A thread: if its caller went away, it passes the wake-up on.
       waiter->wake.Signal();
-    } else if (waiter->claims == 0) {
-      // It takes no backlog itself: its caller comes back with Take.
-      Settle(waiter, absl::OkStatus(), settled);
+      return;
     }
-    // (Claimed, it is answered once its claims are settled.)
-  } else if (queue.watching > 0) {
-    queue.watched.Signal();
+    // Claimed, it is answered once its claims are settled, and then passes
+    // the wake-up on (see Hand).
+    if (waiter->claims > 0) return;
+    // It takes no backlog itself: it is answered with nothing, and its
+    // caller comes back with Take — unless that caller went away, and then
+    // the next poller is woken instead.
+    const bool gone =
+        waiter->cancelled != nullptr && *waiter->cancelled && (*waiter->cancelled)();
+    Settle(waiter, absl::OkStatus(), settled);
+    if (!gone) return;
   }
+  if (queue.watching > 0) queue.watched.Signal();
 }
 
 void TaskQueues::Settle(Waiter* waiter, absl::Status status, Settled* settled) {

@@ -235,6 +235,28 @@ TEST_F(TakeLaterTest, LeavesTheBacklogToTake) {
   EXPECT_EQ(tasks[0].task.input(), "b");
 }
 
+// A task entering the backlog wakes the first poll whose caller is still
+// there: one that went away would never come back for it, and the task
+// would wait for the next poll or task while a live poll waited on.
+TEST_F(TakeLaterTest, ABacklogWakesThePollAfterOnesWhoseCallersWentAway) {
+  std::atomic<bool> gone{false};
+  ASSERT_TRUE(TakeLater(kWait, 3, [&gone] { return gone.load(); }));
+  ASSERT_TRUE(TakeLater(kWait, 3, [&gone] { return gone.load(); }));
+  ASSERT_TRUE(TakeLater(kWait, 3, [] { return false; }));
+  ASSERT_TRUE(TakeLater(kWait, 3, [] { return false; }));
+  gone = true;
+  queues_.Add(TaskWithInput(1, "a"));
+  // The two that went away and the first live one are answered (empty: the
+  // live one's caller takes the backlog); the last waits on.
+  ASSERT_EQ(answers_.count(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(answers_.Inputs(i).empty());
+  EXPECT_EQ(queues_.WaitingPollers(kArn), 1u);
+  Poll take(&queues_, 1, 1 << 20, kWait);
+  std::vector<TaskQueues::Queued> tasks = take.Tasks();
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0].task.input(), "a");
+}
+
 // What the shard's timer thread wakes for, so that a waiting poll answers
 // empty at its deadline rather than up to a second later.
 TEST_F(TakeLaterTest, NextLaterDeadlineIsTheEarliestOfThePollsStillWaiting) {
