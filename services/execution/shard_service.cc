@@ -442,9 +442,9 @@ struct ShardMethodTypes<grpc::Status (iv1::ShardService::Service::*)(grpc::Serve
 
 // What the shard server serves over gRPC: every call on gRPC's callback
 // API, run by ShardServiceImpl on a thread of a blocking pool (handlers
-// wait for WAL fsyncs, executions' ends and long polls) — except starts and
-// task results, which run on the callback thread unless they would wait
-// there (see InlineFirst). Handing a call to the pool costs less than the
+// wait for WAL fsyncs, executions' ends and long polls) — except starts,
+// task results and activity polls, which run on the callback thread unless
+// they would wait there (see InlineFirst). Handing a call to the pool costs less than the
 // synchronous server's own hand-off to its thread pool, which costs about
 // as much as a whole no-op call.
 class PooledShardService final : public iv1::ShardService::CallbackService {
@@ -502,11 +502,10 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
   STEPFLOW_POOLED(GetStateMachineRecord)
   STEPFLOW_POOLED(StartSyncExecution)
   STEPFLOW_POOLED(AwaitExecutionClosed)
-  // Pooled, not inline first: a poll that waited in its task queue after
-  // its handler returned did not see its caller go away in time (its
-  // callback context did not report the cancellation), and took a task
-  // for nobody.
-  STEPFLOW_POOLED(PollActivityTasks)
+  // A poll waits in its task queue without a thread when it can, as the
+  // transitions above wait for their fsync: an idle remote long poll holds
+  // no thread here.
+  STEPFLOW_INLINE_FIRST(PollActivityTasks)
 #undef STEPFLOW_POOLED
 #undef STEPFLOW_INLINE_FIRST
 #undef STEPFLOW_SERVE
