@@ -750,8 +750,9 @@ int ThreadCount(pid_t pid) {
 }
 
 // Idle long polls cost no CPU, whether one server holds the activity's
-// queue or several do; when one does, they hold no thread either, in the
-// gateway or in that server (they wait in its task queue).
+// queue or several do; they wait in the servers' task queues without a
+// thread (when several servers hold it, the gateway still spends one per
+// poll).
 TEST_F(ActivityQueueTest, ThousandIdleLongPollsCostNoCpu) {
   const std::vector<pid_t> pids = cluster_->ServerPids();
   auto total_cpu = [&] {
@@ -796,9 +797,16 @@ TEST_F(ActivityQueueTest, ThousandIdleLongPollsCostNoCpu) {
     // ...and with 1,000 polls waiting, once they have reached their servers.
     absl::SleepFor(absl::Seconds(3));
     const int threads_polling = total_threads();
-    before = total_cpu();
-    absl::SleepFor(kWindow);
-    const double polling = total_cpu() - before;
+    // The lesser of two windows: a neighbour's burst of load on this shared
+    // machine can inflate one.
+    double polling = 0;
+    for (int window = 0; window < 2; ++window) {
+      before = total_cpu();
+      absl::SleepFor(kWindow);
+      const double used = total_cpu() - before;
+      polling = window == 0 ? used : std::min(polling, used);
+      if (polling - idle < 0.02 * absl::ToDoubleSeconds(kWindow)) break;
+    }
     std::cout << (spread ? "spread" : "one server") << ": servers' CPU in " << kWindow << ": "
               << idle << " s idle, " << polling << " s with " << kPolls
               << " long polls waiting; threads " << threads_before << " -> " << threads_polling
@@ -808,9 +816,10 @@ TEST_F(ActivityQueueTest, ThousandIdleLongPollsCostNoCpu) {
     EXPECT_LT(polling - idle, 0.02 * absl::ToDoubleSeconds(kWindow))
         << polling << " CPU seconds in " << kWindow << " with " << kPolls << " idle polls, "
         << idle << " without";
-    if (!spread) {
-      EXPECT_LT(threads_polling - threads_before, 50);
-    }
+    // With one server holding the queue, a poll holds no thread; with
+    // several, the gateway holds one per poll (PollPartitions), and the
+    // servers' watches hold none.
+    EXPECT_LT(threads_polling - threads_before, spread ? kPolls + 100 : 50);
 
     for (auto& poll : polls) poll->context.TryCancel();
     for (int i = 0; i < kPolls; ++i) {

@@ -2959,12 +2959,26 @@ bool ShardCore::PollActivityTasksLater(const internal::v1::PollActivityTasksRequ
                                        absl::Time deadline, std::function<bool()> cancelled,
                                        AnswerLater* answer_later) {
   const std::string& arn = request.activity_arn();
-  if (answer_later == nullptr || !*answer_later || request.max_tasks() == 0 ||
-      !FirstOwnedPartitionShard(arn).ok() || !ActivityKnownToExist(arn)) {
+  if (answer_later == nullptr || !*answer_later || !FirstOwnedPartitionShard(arn).ok() ||
+      !ActivityKnownToExist(arn)) {
     return false;
   }
   deadline = std::min(deadline, absl::Now() + absl::Milliseconds(std::max<int64_t>(
                                                   0, request.wait_ms())));
+  if (request.max_tasks() == 0) {
+    // A watch (see PollActivityTasks).
+    const bool waiting = task_queues_->WatchLater(
+        arn, deadline, std::move(cancelled), [&]() -> TaskQueues::WatchAnswer {
+          return [response, answer = std::move(*answer_later)](
+                     absl::StatusOr<bool> backlog) mutable {
+            if (!backlog.ok()) return std::move(answer)(backlog.status());
+            response->set_backlog(*backlog);
+            std::move(answer)(absl::OkStatus());
+          };
+        });
+    if (waiting) *answer_later = nullptr;
+    return waiting;
+  }
   const bool waiting = task_queues_->TakeLater(
       arn, std::clamp(request.max_tasks(), 1, 100), kMaxBatchInputBytes, deadline, cancelled,
       request.worker_name(), [&]() -> TaskQueues::TakeAnswer {

@@ -407,12 +407,12 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
       return grpc::Status::OK;
     }
     if (const auto* local = dynamic_cast<const rpc::LocalServerContext*>(context);
-        local != nullptr && rpc::AnswerLaterOf(context) != nullptr && request->max_tasks() > 0) {
+        local != nullptr && rpc::AnswerLaterOf(context) != nullptr) {
       // Declined above, and made again where it may wait: often only
       // because the activity was not looked up yet. Once it is, the poll
-      // waits in line without this thread; only a backlog to hand over
-      // keeps it (a thread that waited would notice its caller going away
-      // only every TaskQueues::kIdleRecheck).
+      // (or watch) waits in line without this thread; only a backlog keeps
+      // it (a thread that waited would notice its caller going away only
+      // every TaskQueues::kIdleRecheck).
       if (absl::Status known = core_->LookUpActivity(request->activity_arn()); !known.ok()) {
         return rpc::ToGrpcStatus(known);
       }

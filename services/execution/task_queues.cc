@@ -44,6 +44,10 @@ struct TaskQueues::Waiter {
   // owned by the queues' `later_` until then (`cancelled` points at
   // `later_cancelled`).
   TakeAnswer answer;
+  // A WatchLater watch instead (in its queue's `later_watchers` while
+  // listed): answered through `watch_answer`, with `backlog`.
+  WatchAnswer watch_answer;
+  bool backlog = false;
   std::function<bool()> later_cancelled;
   std::string activity_arn;
   absl::Time deadline = absl::InfiniteFuture();
@@ -142,13 +146,26 @@ void TaskQueues::WakeOne(Queue& queue, Settled* settled) {
     Settle(waiter, absl::OkStatus(), settled);
     if (!gone) return;
   }
-  if (queue.watching > 0) queue.watched.Signal();
+  if (queue.watching > 0) {
+    queue.watched.Signal();
+    return;
+  }
+  // A watch whose caller went away is answered too, and the next woken.
+  while (!queue.later_watchers.empty()) {
+    Waiter* watcher = queue.later_watchers.front();
+    const bool gone =
+        watcher->cancelled != nullptr && *watcher->cancelled && (*watcher->cancelled)();
+    watcher->backlog = !gone;
+    Settle(watcher, absl::OkStatus(), settled);
+    if (!gone) return;
+  }
 }
 
 void TaskQueues::Settle(Waiter* waiter, absl::Status status, Settled* settled) {
   if (waiter->listed) {
     Queue& queue = QueueFor(waiter->activity_arn);
-    queue.waiters.erase(std::find(queue.waiters.begin(), queue.waiters.end(), waiter));
+    std::deque<Waiter*>& line = waiter->watch_answer ? queue.later_watchers : queue.waiters;
+    line.erase(std::find(line.begin(), line.end(), waiter));
     waiter->listed = false;
   }
   auto it = later_.find(waiter);
@@ -170,7 +187,13 @@ void TaskQueues::CountHanded(Queue& queue, const std::vector<Queued>& handed) {
 
 void TaskQueues::Answer(Settled settled) {
   for (std::unique_ptr<Waiter>& waiter : settled) {
-    if (!waiter->status.ok()) {
+    if (waiter->watch_answer) {
+      if (!waiter->status.ok()) {
+        std::move(waiter->watch_answer)(std::move(waiter->status));
+      } else {
+        std::move(waiter->watch_answer)(waiter->backlog);
+      }
+    } else if (!waiter->status.ok()) {
       std::move(waiter->answer)(std::move(waiter->status));
     } else {
       std::move(waiter->answer)(std::move(waiter->handed));
@@ -202,6 +225,26 @@ bool TaskQueues::TakeLater(const std::string& activity_arn, int max_tasks, size_
   return true;
 }
 
+bool TaskQueues::WatchLater(const std::string& activity_arn, absl::Time deadline,
+                            std::function<bool()> cancelled,
+                            absl::FunctionRef<WatchAnswer()> make_answer) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return false;
+  Queue& queue = QueueFor(activity_arn);
+  if (!queue.backlog.empty()) return false;
+  auto owned = std::make_unique<Waiter>();
+  Waiter* watcher = owned.get();
+  watcher->watch_answer = make_answer();
+  watcher->later_cancelled = std::move(cancelled);
+  if (watcher->later_cancelled) watcher->cancelled = &watcher->later_cancelled;
+  watcher->activity_arn = activity_arn;
+  watcher->deadline = deadline;
+  queue.later_watchers.push_back(watcher);
+  watcher->listed = true;
+  later_.emplace(watcher, std::move(owned));
+  return true;
+}
+
 absl::Time TaskQueues::NextLaterDeadline() {
   absl::MutexLock lock(&mu_);
   absl::Time next = absl::InfiniteFuture();
@@ -218,9 +261,10 @@ void TaskQueues::ExpireLater(absl::Time now) {
       if (waiter->claims > 0) continue;  // answered once its claims settle
       const bool expired = now >= waiter->deadline;
       if (!expired && (waiter->cancelled == nullptr || !(*waiter->cancelled)())) continue;
-      // As Take counts them: a poll that timed out, not one whose caller left.
+      // As Take counts them: a poll that timed out, not one whose caller
+      // left (nor a watch).
       Queue& queue = QueueFor(waiter->activity_arn);
-      if (expired && queue.empty != nullptr) queue.empty->Increment();
+      if (expired && !waiter->watch_answer && queue.empty != nullptr) queue.empty->Increment();
       due.push_back(waiter);
     }
     for (Waiter* waiter : due) Settle(waiter, absl::OkStatus(), &settled);

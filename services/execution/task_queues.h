@@ -136,12 +136,25 @@ class TaskQueues {
   bool TakeLater(const std::string& activity_arn, int max_tasks, size_t max_bytes,
                  absl::Time deadline, std::function<bool()> cancelled,
                  const std::string& worker_name, absl::FunctionRef<TakeAnswer()> make_answer);
-  // Answers the TakeLater polls past their deadline or whose caller went
-  // away (those not claimed); called about once a second, and at
-  // NextLaterDeadline.
+  // How a watch that waits without a thread (WatchLater) is answered: as
+  // Watch returns.
+  using WatchAnswer = absl::AnyInvocable<void(absl::StatusOr<bool> backlog) &&>;
+  // Watch without a thread waiting. False, with nothing done, when
+  // `activity_arn` has a backlog now or the queues are shut down: the
+  // caller then watches with Watch (which answers at once). Otherwise
+  // `answer` is called once, never with the queues' lock held: true when a
+  // task enters the backlog that no taker waits for and this watch is the
+  // first still wanted; false from ExpireLater once `deadline` passed or
+  // `cancelled()` is true; UNAVAILABLE at Shutdown. `make_answer` as for
+  // TakeLater.
+  bool WatchLater(const std::string& activity_arn, absl::Time deadline,
+                  std::function<bool()> cancelled, absl::FunctionRef<WatchAnswer()> make_answer);
+  // Answers the TakeLater polls and WatchLater watches past their deadline
+  // or whose caller went away (polls not claimed); called about once a
+  // second, and at NextLaterDeadline.
   void ExpireLater(absl::Time now);
-  // The earliest deadline of a TakeLater poll still waiting; infinite
-  // when none waits.
+  // The earliest deadline of a TakeLater poll or WatchLater watch still
+  // waiting; infinite when none waits.
   absl::Time NextLaterDeadline();
 
   // Takers of `activity_arn` waiting in line now (not yet woken or
@@ -167,9 +180,11 @@ class TaskQueues {
     std::deque<Queued> backlog;
     // Unclaimed takers not yet woken for a task, longest waiting first.
     std::deque<Waiter*> waiters;
-    // Watchers (see Watch), woken only when no taker waits.
+    // Watchers (see Watch), woken only when no taker waits; then those
+    // of WatchLater, longest waiting first.
     absl::CondVar watched;
     int watching = 0;
+    std::deque<Waiter*> later_watchers;
     // Metrics of this activity (null without a registry).
     prometheus::Gauge* backlog_size = nullptr;
     prometheus::Gauge* backlog_age = nullptr;
@@ -210,7 +225,7 @@ class TaskQueues {
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<Queue>> queues_ ABSL_GUARDED_BY(mu_);
-  // The TakeLater polls not answered yet.
+  // The TakeLater polls and WatchLater watches not answered yet.
   absl::flat_hash_map<Waiter*, std::unique_ptr<Waiter>> later_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> queued_bytes_{0};
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

@@ -326,5 +326,97 @@ TEST_F(TakeLaterTest, ShutdownAnswersUnavailable) {
   EXPECT_FALSE(TakeLater(kWait));
 }
 
+// Watches without a thread (WatchLater), as a shard server's watch of a
+// queue spread over several servers waits.
+class WatchLaterTest : public TaskQueuesTest {
+ protected:
+  bool WatchLater(absl::Duration wait, std::function<bool()> cancelled = {}) {
+    return queues_.WatchLater(kArn, absl::Now() + wait, std::move(cancelled),
+                              [this]() -> TaskQueues::WatchAnswer {
+                                return [this](absl::StatusOr<bool> backlog) {
+                                  absl::MutexLock lock(&mu_);
+                                  answers_.push_back(std::move(backlog));
+                                };
+                              });
+  }
+  std::vector<absl::StatusOr<bool>> Answers() {
+    absl::MutexLock lock(&mu_);
+    return answers_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<absl::StatusOr<bool>> answers_ ABSL_GUARDED_BY(mu_);
+
+ protected:
+  std::atomic<int> expired_{0};
+};
+
+TEST_F(WatchLaterTest, OneWatchIsAnsweredPerTaskThatEntersTheBacklog) {
+  ASSERT_TRUE(WatchLater(kWait));
+  ASSERT_TRUE(WatchLater(kWait));
+  EXPECT_TRUE(Answers().empty());
+  queues_.Add(TaskWithInput(1, "a"));
+  std::vector<absl::StatusOr<bool>> answers = Answers();
+  ASSERT_EQ(answers.size(), 1u);
+  ASSERT_TRUE(answers[0].ok());
+  EXPECT_TRUE(*answers[0]);
+  // With a backlog there already, a watch is declined (Watch answers it at
+  // once); the other one still waits.
+  EXPECT_FALSE(WatchLater(kWait));
+  EXPECT_EQ(Answers().size(), 1u);
+  Poll take(&queues_, 1, 1 << 20, kWait);
+  ASSERT_EQ(take.Tasks().size(), 1u);
+  queues_.Add(TaskWithInput(2, "b"));
+  ASSERT_EQ(Answers().size(), 2u);
+  EXPECT_TRUE(*Answers()[1]);
+}
+
+TEST_F(WatchLaterTest, AWaitingTakerGetsTheTaskInstead) {
+  ASSERT_TRUE(WatchLater(kWait));
+  Poll take(&queues_, 1, 1 << 20, kWait);
+  ASSERT_TRUE(AwaitWaiting(queues_, 1));
+  queues_.Add(TaskWithInput(1, "a"));
+  ASSERT_EQ(take.Tasks().size(), 1u);
+  EXPECT_TRUE(Answers().empty());
+}
+
+TEST_F(WatchLaterTest, AWatchWhoseCallerWentAwayIsAnsweredFalseAndTheNextOneWoken) {
+  std::atomic<bool> gone{false};
+  ASSERT_TRUE(WatchLater(kWait, [&gone] { return gone.load(); }));
+  ASSERT_TRUE(WatchLater(kWait, [] { return false; }));
+  gone = true;
+  queues_.Add(TaskWithInput(1, "a"));
+  std::vector<absl::StatusOr<bool>> answers = Answers();
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_FALSE(*answers[0]);
+  EXPECT_TRUE(*answers[1]);
+}
+
+TEST_F(WatchLaterTest, ExpiresAtItsDeadlineOrWhenItsCallerLeftAndShutdownAnswersUnavailable) {
+  std::atomic<bool> gone{false};
+  const absl::Time soon = absl::Now() + absl::Milliseconds(1);
+  ASSERT_TRUE(queues_.WatchLater(kArn, soon, {}, [this]() -> TaskQueues::WatchAnswer {
+    return [this](absl::StatusOr<bool> backlog) {
+      EXPECT_TRUE(backlog.ok() && !*backlog);
+      expired_.fetch_add(1);
+    };
+  }));
+  ASSERT_TRUE(WatchLater(kWait, [&gone] { return gone.load(); }));
+  ASSERT_TRUE(WatchLater(kWait));
+  EXPECT_EQ(queues_.NextLaterDeadline(), soon);
+  queues_.ExpireLater(soon);
+  EXPECT_EQ(expired_.load(), 1);
+  EXPECT_TRUE(Answers().empty());
+  gone = true;
+  queues_.ExpireLater(absl::Now());
+  ASSERT_EQ(Answers().size(), 1u);
+  EXPECT_FALSE(*Answers()[0]);
+  queues_.Shutdown();
+  ASSERT_EQ(Answers().size(), 2u);
+  EXPECT_EQ(Answers()[1].status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(WatchLater(kWait));
+}
+
 }  // namespace
 }  // namespace stepflow::execution
