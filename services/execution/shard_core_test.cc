@@ -182,14 +182,19 @@ class ShardCoreTest : public ::testing::Test {
   rocksdb::Env* store_env_ = nullptr;  // must outlive core_
   std::function<void(const absl::Status&)> on_store_failure_;
 
-  // The state machine (and the activity "work" its tasks use).
+  // The state machine (and the activity "work" its tasks use), logging
+  // its executions' events at `logging_level` when one is given.
   iv1::StateMachineRecord CreateMachine(const std::string& name = "orders",
                                         const std::string& definition = kDefinition,
-                                        const std::string& type = "STANDARD") {
+                                        const std::string& type = "STANDARD",
+                                        const std::string& logging_level = "") {
     v1::CreateStateMachineRequest create;
     create.set_name(name);
     create.set_definition(definition);
     create.set_type(type);
+    if (!logging_level.empty()) {
+      create.mutable_logging_configuration()->set_level(logging_level);
+    }
     v1::CreateStateMachineResponse created;
     EXPECT_TRUE(core_->CreateStateMachine(create, &created).ok());
     v1::CreateActivityRequest activity;
@@ -199,6 +204,32 @@ class ShardCoreTest : public ::testing::Test {
     auto record = core_->GetStateMachineRecord(created.state_machine_arn());
     EXPECT_TRUE(record.ok());
     return *record;
+  }
+
+  // What was published, by execution, in the order it was published: the
+  // ids of its log records, and its status changes.
+  struct PublishedByExecution {
+    std::map<std::string, std::vector<int64_t>> log_ids;
+    std::map<std::string, std::vector<std::string>> statuses;
+  };
+  // Once `expected` events have been published (or 20 s passed).
+  PublishedByExecution AwaitPublished(size_t expected) {
+    const absl::Time end = absl::Now() + absl::Seconds(20);
+    while (peers_.Published().size() < expected && absl::Now() < end) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    PublishedByExecution published;
+    for (const iv1::PublishEvent& event : peers_.Published()) {
+      auto parsed = json::Parse(event.value());
+      EXPECT_TRUE(parsed.ok()) << event.value();
+      if (!parsed.ok()) continue;
+      if (event.topic() == "stepflow.execution-logs") {
+        published.log_ids[event.key()].push_back(std::stoll((*parsed)["id"].GetString()));
+      } else {
+        published.statuses[event.key()].push_back((*parsed)["detail"]["status"].GetString());
+      }
+    }
+    return published;
   }
 
   std::string Start(const iv1::StateMachineRecord& machine, const std::string& name,
@@ -2625,20 +2656,9 @@ TEST_F(ShardCoreTest, EventsOfOneExecutionArePublishedInTheOrderTheyHappened) {
   absl::StrAppend(&definition, R"("P5": {"Type": "Task", "Resource": ")",
                   "arn:aws:states:us-east-1:123456789012:activity:work",
                   R"(", "End": true}}})");
-  v1::CreateStateMachineRequest create;
-  create.set_name("logged-in-order");
-  create.set_definition(definition);
-  create.mutable_logging_configuration()->set_level("ALL");
-  v1::CreateStateMachineResponse created;
-  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
-  v1::CreateActivityRequest activity;
-  activity.set_name("work");
-  v1::CreateActivityResponse activity_created;
-  ASSERT_TRUE(core_->CreateActivity(activity, &activity_created).ok());
-  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
-  ASSERT_TRUE(machine.ok()) << machine.status();
+  const iv1::StateMachineRecord machine = CreateMachine("logged-in-order", definition, "STANDARD", "ALL");
   std::vector<std::string> arns;
-  for (int i = 0; i < 6; ++i) arns.push_back(Start(*machine, absl::StrCat("run-", i), "{}"));
+  for (int i = 0; i < 6; ++i) arns.push_back(Start(machine, absl::StrCat("run-", i), "{}"));
   for (size_t i = 0; i < arns.size(); ++i) {
     v1::GetActivityTaskResponse task = Poll();
     ASSERT_FALSE(task.task_token().empty());
@@ -2649,28 +2669,14 @@ TEST_F(ShardCoreTest, EventsOfOneExecutionArePublishedInTheOrderTheyHappened) {
   // Per execution: 17 log records (started, 5 passes entered and exited,
   // the task's entered, scheduled, started, succeeded and exited, and the
   // execution's end) and 2 status changes.
-  const absl::Time end = absl::Now() + absl::Seconds(20);
-  while (peers_.Published().size() < arns.size() * 19 && absl::Now() < end) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  std::map<std::string, std::vector<int64_t>> log_ids;
-  std::map<std::string, std::vector<std::string>> statuses;
-  for (const iv1::PublishEvent& event : peers_.Published()) {
-    auto parsed = json::Parse(event.value());
-    ASSERT_TRUE(parsed.ok()) << event.value();
-    if (event.topic() == "stepflow.execution-logs") {
-      log_ids[event.key()].push_back(std::stoll((*parsed)["id"].GetString()));
-    } else {
-      statuses[event.key()].push_back((*parsed)["detail"]["status"].GetString());
-    }
-  }
+  PublishedByExecution published = AwaitPublished(arns.size() * 19);
   EXPECT_GT(publishing->calls.load(), static_cast<int>(arns.size() * 19));  // some were refused
   for (const std::string& arn : arns) {
-    std::vector<int64_t> ids = log_ids[arn];
+    const std::vector<int64_t>& ids = published.log_ids[arn];
     EXPECT_EQ(ids.size(), 17u) << arn;
     EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end())) << arn << ": " << absl::StrJoin(ids, ",");
     EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), ids.size()) << arn;
-    EXPECT_THAT(statuses[arn], ElementsAre("RUNNING", "SUCCEEDED")) << arn;
+    EXPECT_THAT(published.statuses[arn], ElementsAre("RUNNING", "SUCCEEDED")) << arn;
   }
 }
 
@@ -2690,18 +2696,7 @@ TEST_F(ShardCoreTest, EventsOfOneExecutionStayInOrderUnderConcurrentTransitions)
       R"("T1": {"Type": "Task", "Resource": ")", work, R"(", "Next": "T2"},)",
       R"("T2": {"Type": "Task", "Resource": ")", work, R"(", "Next": "T3"},)",
       R"("T3": {"Type": "Task", "Resource": ")", work, R"(", "End": true}}})");
-  v1::CreateStateMachineRequest create;
-  create.set_name("logged-concurrently");
-  create.set_definition(definition);
-  create.mutable_logging_configuration()->set_level("ALL");
-  v1::CreateStateMachineResponse created;
-  ASSERT_TRUE(core_->CreateStateMachine(create, &created).ok());
-  v1::CreateActivityRequest activity;
-  activity.set_name("work");
-  v1::CreateActivityResponse activity_created;
-  ASSERT_TRUE(core_->CreateActivity(activity, &activity_created).ok());
-  auto machine = core_->GetStateMachineRecord(created.state_machine_arn());
-  ASSERT_TRUE(machine.ok()) << machine.status();
+  const iv1::StateMachineRecord machine = CreateMachine("logged-concurrently", definition, "STANDARD", "ALL");
 
   constexpr int kExecutions = 32;
   constexpr int kTasks = kExecutions * 3;
@@ -2726,7 +2721,7 @@ TEST_F(ShardCoreTest, EventsOfOneExecutionStayInOrderUnderConcurrentTransitions)
   std::vector<std::thread> starters;
   for (int t = 0; t < 4; ++t) {
     starters.emplace_back([&, t] {
-      for (int i = t; i < kExecutions; i += 4) arns[i] = Start(*machine, absl::StrCat("c-", i), "{}");
+      for (int i = t; i < kExecutions; i += 4) arns[i] = Start(machine, absl::StrCat("c-", i), "{}");
     });
   }
   for (std::thread& starter : starters) starter.join();
@@ -2742,26 +2737,12 @@ TEST_F(ShardCoreTest, EventsOfOneExecutionStayInOrderUnderConcurrentTransitions)
     history_sizes[arn] = HistoryTypes(arn).size();
     expected += history_sizes[arn] + 2;  // every event is logged, and two status changes
   }
-  const absl::Time end = absl::Now() + absl::Seconds(20);
-  while (peers_.Published().size() < expected && absl::Now() < end) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  std::map<std::string, std::vector<int64_t>> log_ids;
-  std::map<std::string, std::vector<std::string>> statuses;
-  for (const iv1::PublishEvent& event : peers_.Published()) {
-    auto parsed = json::Parse(event.value());
-    ASSERT_TRUE(parsed.ok()) << event.value();
-    if (event.topic() == "stepflow.execution-logs") {
-      log_ids[event.key()].push_back(std::stoll((*parsed)["id"].GetString()));
-    } else {
-      statuses[event.key()].push_back((*parsed)["detail"]["status"].GetString());
-    }
-  }
+  PublishedByExecution published = AwaitPublished(expected);
   for (const std::string& arn : arns) {
-    const std::vector<int64_t>& ids = log_ids[arn];
+    const std::vector<int64_t>& ids = published.log_ids[arn];
     EXPECT_EQ(ids.size(), history_sizes[arn]) << arn;
     EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end())) << arn << ": " << absl::StrJoin(ids, ",");
-    EXPECT_THAT(statuses[arn], ElementsAre("RUNNING", "SUCCEEDED")) << arn;
+    EXPECT_THAT(published.statuses[arn], ElementsAre("RUNNING", "SUCCEEDED")) << arn;
   }
 }
 

@@ -209,19 +209,11 @@ bool TaskQueues::TakeLater(const std::string& activity_arn, int max_tasks, size_
   if (shut_down_) return false;
   Queue& queue = QueueFor(activity_arn);
   if (!queue.backlog.empty()) return false;
-  auto owned = std::make_unique<Waiter>();
-  Waiter* waiter = owned.get();
+  Waiter* waiter = AddLater(queue.waiters, activity_arn, deadline, std::move(cancelled));
   waiter->worker_name = worker_name;
   waiter->max_tasks = std::max(1, max_tasks);
   waiter->max_bytes = max_bytes;
   waiter->answer = make_answer();
-  waiter->later_cancelled = std::move(cancelled);
-  if (waiter->later_cancelled) waiter->cancelled = &waiter->later_cancelled;
-  waiter->activity_arn = activity_arn;
-  waiter->deadline = deadline;
-  queue.waiters.push_back(waiter);
-  waiter->listed = true;
-  later_.emplace(waiter, std::move(owned));
   return true;
 }
 
@@ -232,17 +224,24 @@ bool TaskQueues::WatchLater(const std::string& activity_arn, absl::Time deadline
   if (shut_down_) return false;
   Queue& queue = QueueFor(activity_arn);
   if (!queue.backlog.empty()) return false;
-  auto owned = std::make_unique<Waiter>();
-  Waiter* watcher = owned.get();
-  watcher->watch_answer = make_answer();
-  watcher->later_cancelled = std::move(cancelled);
-  if (watcher->later_cancelled) watcher->cancelled = &watcher->later_cancelled;
-  watcher->activity_arn = activity_arn;
-  watcher->deadline = deadline;
-  queue.later_watchers.push_back(watcher);
-  watcher->listed = true;
-  later_.emplace(watcher, std::move(owned));
+  AddLater(queue.later_watchers, activity_arn, deadline, std::move(cancelled))->watch_answer =
+      make_answer();
   return true;
+}
+
+TaskQueues::Waiter* TaskQueues::AddLater(std::deque<Waiter*>& line,
+                                         const std::string& activity_arn, absl::Time deadline,
+                                         std::function<bool()> cancelled) {
+  auto owned = std::make_unique<Waiter>();
+  Waiter* waiter = owned.get();
+  waiter->later_cancelled = std::move(cancelled);
+  if (waiter->later_cancelled) waiter->cancelled = &waiter->later_cancelled;
+  waiter->activity_arn = activity_arn;
+  waiter->deadline = deadline;
+  line.push_back(waiter);
+  waiter->listed = true;
+  later_.emplace(waiter, std::move(owned));
+  return waiter;
 }
 
 absl::Time TaskQueues::NextLaterDeadline() {

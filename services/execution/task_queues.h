@@ -204,6 +204,11 @@ class TaskQueues {
   // A TakeLater poll woken so goes to `settled` (answered with no task)
   // unless it is claimed.
   void WakeOne(Queue& queue, Settled* settled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A new TakeLater poll or WatchLater watch, at the end of `line` and
+  // owned by `later_`.
+  Waiter* AddLater(std::deque<Waiter*>& line, const std::string& activity_arn,
+                   absl::Time deadline, std::function<bool()> cancelled)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes the TakeLater poll `waiter` out of its line and of `later_`, to
   // be answered with `status` (or its handed tasks when OK).
   void Settle(Waiter* waiter, absl::Status status, Settled* settled)
