@@ -409,27 +409,10 @@ TEST_F(ActivityQueueTest, LongPollsAnswerEmptyInTimeAndGiveNothingToPollsThatWen
     EXPECT_LT(absl::Now() - asked, absl::Seconds(3));
     EXPECT_GE(absl::Now() - asked, absl::Milliseconds(1500));
 
-    // A poll that goes away while it waits.
-    {
-      grpc::ClientContext gone;
-      gone.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-      v1::GetActivityTaskResponse never;
-      std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetActivityTaskResponse>> call;
-      grpc::CompletionQueue queue;
-      call = stub_->AsyncGetActivityTask(&gone, poll, &queue);
-      grpc::Status gone_status;
-      call->Finish(&never, &gone_status, nullptr);
-      // Long enough for it to wait on the shard servers.
-      absl::SleepFor(absl::Milliseconds(300));
-      gone.TryCancel();
-      void* tag = nullptr;
-      bool ok = false;
-      ASSERT_TRUE(queue.Next(&tag, &ok));
-      EXPECT_EQ(gone_status.error_code(), grpc::StatusCode::CANCELLED);
-      queue.Shutdown();
-      while (queue.Next(&tag, &ok)) {
-      }
-    }
+    // A poll that goes away while it waits (long enough for it to wait on
+    // the shard servers).
+    EXPECT_EQ(api_->PollAndGoAway(poll, absl::Milliseconds(300)).error_code(),
+              grpc::StatusCode::CANCELLED);
     // The cancellation reaches the servers a moment later.
     absl::SleepFor(absl::Milliseconds(300));
     const std::string first = Start(machine, R"({"n": 1})");
@@ -818,8 +801,10 @@ TEST_F(ActivityQueueTest, ThousandIdleLongPollsCostNoCpu) {
         << idle << " without";
     // With one server holding the queue, a poll holds no thread; with
     // several, the gateway holds one per poll (PollPartitions), and the
-    // servers' watches hold none.
-    EXPECT_LT(threads_polling - threads_before, spread ? kPolls + 100 : 50);
+    // servers' watches hold none. (gRPC's and the pools' own threads come
+    // and go by dozens under load; a thread per poll and server would add
+    // thousands.)
+    EXPECT_LT(threads_polling - threads_before, spread ? kPolls * 3 / 2 : kPolls / 4);
 
     for (auto& poll : polls) poll->context.TryCancel();
     for (int i = 0; i < kPolls; ++i) {

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stepflow/v1/states.grpc.pb.h"
+#include "tests/fixture/api_client.h"
 #include "tests/fixture/child_process.h"
 #include "tests/fixture/cluster.h"
 
@@ -50,40 +51,27 @@ class DevClusterTest : public ::testing::Test {
     auto ready = dev_->WaitForOutput("Press Ctrl-C to stop.", absl::Seconds(60));
     ASSERT_TRUE(ready.ok()) << ready.status();
     ASSERT_TRUE(testing::WaitServing(address(), absl::Seconds(10)).ok());
-    stub_ = v1::StepFunctions::NewStub(grpc::CreateChannel(address(), grpc::InsecureChannelCredentials()));
+    api_ = std::make_unique<testing::StepFunctionsClient>(
+        grpc::CreateChannel(address(), grpc::InsecureChannelCredentials()));
+    stub_ = api_->stub();
   }
 
   std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
 
-  // Creates activity `name`; its ARN (empty, with a failure, if refused).
-  std::string CreateActivity(const std::string& name) {
-    v1::CreateActivityRequest request;
-    request.set_name(name);
-    v1::CreateActivityResponse created;
-    grpc::ClientContext context;
-    grpc::Status status = stub_->CreateActivity(&context, request, &created);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return created.activity_arn();
-  }
-
+  std::string CreateActivity(const std::string& name) { return api_->CreateActivity(name); }
   // Creates state machine `name`, one Task on `activity_arn`; its ARN.
   std::string CreateTaskMachine(const std::string& name, const std::string& activity_arn) {
-    v1::CreateStateMachineRequest request;
-    request.set_name(name);
-    request.set_definition(absl::StrCat(R"({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": ")",
-                                        activity_arn, R"(", "End": true}}})"));
-    v1::CreateStateMachineResponse created;
-    grpc::ClientContext context;
-    grpc::Status status = stub_->CreateStateMachine(&context, request, &created);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return created.state_machine_arn();
+    return api_->CreateStateMachine(
+        name, absl::StrCat(R"({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": ")",
+                           activity_arn, R"(", "End": true}}})"));
   }
 
   std::filesystem::path dir_;
   int port_ = 0;
   int metrics_port_ = 0;
   std::unique_ptr<testing::ChildProcess> dev_;
-  std::unique_ptr<v1::StepFunctions::Stub> stub_;
+  std::unique_ptr<testing::StepFunctionsClient> api_;
+  v1::StepFunctions::Stub* stub_ = nullptr;  // api_'s
 };
 
 TEST_F(DevClusterTest, PrintsEndpointsStopsOnCtrlCAndKeepsData) {
@@ -309,24 +297,9 @@ TEST_F(DevClusterTest, LongPollsThatWentAwayGetNoTask) {
   poll.set_worker_name("gone");
   for (int round = 0; round < 3; ++round) {
     SCOPED_TRACE(round);
-    {
-      grpc::CompletionQueue queue;
-      grpc::ClientContext gone;
-      gone.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(65)));
-      v1::GetActivityTaskResponse never;
-      grpc::Status status;
-      auto call = stub_->AsyncGetActivityTask(&gone, poll, &queue);
-      call->Finish(&never, &status, nullptr);
-      absl::SleepFor(absl::Milliseconds(500));  // waiting in the queue
-      gone.TryCancel();
-      void* tag = nullptr;
-      bool ok = false;
-      ASSERT_TRUE(queue.Next(&tag, &ok));
-      EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
-      queue.Shutdown();
-      while (queue.Next(&tag, &ok)) {
-      }
-    }
+    // Waiting in the queue when it goes.
+    EXPECT_EQ(api_->PollAndGoAway(poll, absl::Milliseconds(500)).error_code(),
+              grpc::StatusCode::CANCELLED);
     absl::SleepFor(absl::Milliseconds(300));
     v1::StartExecutionRequest start;
     start.set_state_machine_arn(machine_arn);
