@@ -2976,7 +2976,10 @@ bool ShardCore::PollActivityTasksLater(const internal::v1::PollActivityTasksRequ
             std::move(answer)(absl::OkStatus());
           };
         });
-    if (waiting) *answer_later = nullptr;
+    if (waiting) {
+      *answer_later = nullptr;
+      WakeTimersForPoll(deadline);
+    }
     return waiting;
   }
   const bool waiting = task_queues_->TakeLater(
@@ -3001,7 +3004,10 @@ bool ShardCore::PollActivityTasksLater(const internal::v1::PollActivityTasksRequ
           std::move(answer)(absl::OkStatus());
         };
       });
-  if (waiting) *answer_later = nullptr;
+  if (waiting) {
+    *answer_later = nullptr;
+    WakeTimersForPoll(deadline);
+  }
   return waiting;
 }
 
@@ -3569,6 +3575,13 @@ void ShardCore::WakeTimers(absl::Time fire_at) {
   }
 }
 
+void ShardCore::WakeTimersForPoll(absl::Time deadline) {
+  // The loop reads NextLaterDeadline and sets timer_loop_wakes_at_ under
+  // this lock: it either sees the new deadline or is woken here.
+  absl::MutexLock lock(&timers_mu_);
+  if (deadline < timer_loop_wakes_at_) timers_changed_ = true;
+}
+
 absl::Status ShardCore::FireTimer(const std::string& key) {
   // key: fire ms (8) | execution arn | 0 | timer id (8)
   const std::string execution_arn = key.substr(8, key.size() - 8 - 9);
@@ -3649,7 +3662,9 @@ void ShardCore::TimerLoop() {
         auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(timers_mu_) {
           return timers_stop_ || timers_changed_;
         };
+        timer_loop_wakes_at_ = absl::Now() + wait;
         timers_mu_.AwaitWithTimeout(absl::Condition(&wake), wait);
+        timer_loop_wakes_at_ = absl::InfinitePast();
         if (timers_stop_) return;
         if (timers_changed_ && next_timer_wake_ > options_.clock->Now()) continue;
       }

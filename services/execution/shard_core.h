@@ -624,6 +624,9 @@ class ShardCore {
   void WakeOutbox();
   void TimerLoop();
   void WakeTimers(absl::Time fire_at);
+  // A poll or watch waits in the task queues until `deadline`: wakes the
+  // timer loop if it sleeps past that, so that it answers then.
+  void WakeTimersForPoll(absl::Time deadline);
   absl::Status FireTimer(const std::string& key);
 
   ShardCoreOptions options_;
@@ -844,6 +847,8 @@ class ShardCore {
   absl::Time next_timer_wake_ ABSL_GUARDED_BY(timers_mu_) = absl::InfinitePast();
   bool timers_stop_ ABSL_GUARDED_BY(timers_mu_) = false;
   bool timers_changed_ ABSL_GUARDED_BY(timers_mu_) = false;
+  // When the sleeping timer loop wakes next; in the past while it runs.
+  absl::Time timer_loop_wakes_at_ ABSL_GUARDED_BY(timers_mu_) = absl::InfinitePast();
   std::thread timer_thread_;
   absl::Time next_retention_sweep_ = absl::InfinitePast();  // timer thread only
   // The Unix day whose older task ids were last dropped (see

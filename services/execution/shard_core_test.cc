@@ -732,6 +732,38 @@ TEST_F(ShardCoreTest, HandedTaskOfAPollGoneWhileWaitingWithoutAThreadGoesBackToT
   EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
 }
 
+// Polls and watches that wait without a thread answer empty at their
+// deadline, however short, not when the timer loop next happens to wake
+// (up to a second later).
+TEST_F(ShardCoreTest, PollsWaitingWithoutAThreadAnswerAtTheirDeadline) {
+  CreateMachine();
+  EXPECT_TRUE(Poll(absl::ZeroDuration()).task_token().empty());  // looks the activity up
+  // Let the timer loop settle into its longest sleep.
+  absl::SleepFor(absl::Milliseconds(50));
+  for (const int max_tasks : {1, 0}) {
+    SCOPED_TRACE(max_tasks == 0 ? "watch" : "poll");
+    for (const absl::Duration wait : {absl::ZeroDuration(), absl::Milliseconds(50)}) {
+      iv1::PollActivityTasksRequest request;
+      request.set_activity_arn("arn:aws:states:us-east-1:123456789012:activity:work");
+      request.set_max_tasks(max_tasks);
+      request.set_wait_ms(absl::ToInt64Milliseconds(wait));
+      iv1::PollActivityTasksResponse response;
+      absl::Notification answered;
+      ShardCore::AnswerLater answer = [&](absl::Status) { answered.Notify(); };
+      const absl::Time asked = absl::Now();
+      ASSERT_TRUE(core_->PollActivityTasksLater(request, &response,
+                                                absl::Now() + absl::Seconds(10),
+                                                [] { return false; }, &answer));
+      ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(5)));
+      EXPECT_LT(absl::Now() - asked, wait + absl::Milliseconds(300));
+      EXPECT_EQ(response.tasks_size(), 0);
+      EXPECT_FALSE(response.backlog());
+      // The loop sleeps its longest again before the next one.
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+}
+
 TEST_F(ShardCoreTest, EmptyPollTimesOut) {
   CreateMachine();
   absl::Time start = absl::Now();
