@@ -58,6 +58,9 @@ constexpr absl::Duration kRepollMinimum = absl::Milliseconds(10);
 // long a stream that was cancelled, or a gateway shutting down, may wait
 // for a poll that found nothing.
 constexpr absl::Duration kStreamPollWindow = absl::Seconds(1);
+// How long a poll of several servers waits before watching them again
+// after one was unreachable.
+constexpr absl::Duration kUnavailableRewatch = absl::Milliseconds(100);
 constexpr int kMaxTasksPerPoll = 100;
 // Polls a stream runs at once (see TaskStream::Poll).
 constexpr int kPollsPerStream = 2;
@@ -251,6 +254,12 @@ class UnavailableRetry {
   absl::Duration next_ = absl::Milliseconds(50);
 };
 
+// What a call to a shard server does when the server is unavailable.
+enum class OnUnavailable {
+  kRetry,   // tries again, with backoff, until the call's deadline
+  kAnswer,  // answers UNAVAILABLE (its caller has something else to do)
+};
+
 // A call to a shard server in another process made for a callback handler:
 // no thread waits for it, and an UnavailableRetry waits on a timer. Deletes
 // itself once it has called `done`.
@@ -260,7 +269,7 @@ class RemoteShardCall {
   RemoteShardCall(AsyncStub* stub, const ShardMethod<Request, Response>& method,
                   const grpc::CallbackServerContext* parent, int ordinal, absl::Time deadline,
                   const Request& request, Response* response,
-                  std::function<void(absl::Status)> done)
+                  std::function<void(absl::Status)> done, OnUnavailable on_unavailable)
       : stub_(stub),
         method_(method.remote_async),
         parent_(parent),
@@ -268,7 +277,8 @@ class RemoteShardCall {
         deadline_(deadline),
         request_(request),
         response_(response),
-        done_(std::move(done)) {}
+        done_(std::move(done)),
+        on_unavailable_(on_unavailable) {}
 
   void Attempt() {
     context_ = ChildContextOf(parent_);
@@ -279,7 +289,9 @@ class RemoteShardCall {
 
  private:
   void Answered(grpc::Status status) {
-    if (std::optional<absl::Duration> wait = retry_.After(status, deadline_, ordinal_)) {
+    if (std::optional<absl::Duration> wait =
+            on_unavailable_ == OnUnavailable::kRetry ? retry_.After(status, deadline_, ordinal_)
+                                                     : std::nullopt) {
       // A fresh alarm per retry: this may run inside the last one's callback.
       retry_alarms_.emplace_back().Set(absl::ToChronoTime(absl::Now() + *wait),
                                        [this](bool) { Attempt(); });
@@ -299,6 +311,7 @@ class RemoteShardCall {
   const Request& request_;
   Response* const response_;
   std::function<void(absl::Status)> done_;
+  const OnUnavailable on_unavailable_;
   std::unique_ptr<grpc::ClientContext> context_;
   UnavailableRetry retry_;
   std::list<grpc::Alarm> retry_alarms_;
@@ -371,7 +384,8 @@ class ShardRouter {
   void CallAsync(const grpc::CallbackServerContext* parent, int ordinal, absl::Time deadline,
                  const ShardMethod<Request, Response>& method, const Request& request,
                  Response* response, std::function<void(absl::Status)> done,
-                 LocalCall local_call = LocalCall::kPooled) {
+                 LocalCall local_call = LocalCall::kPooled,
+                 OnUnavailable on_unavailable = OnUnavailable::kRetry) {
     if (ShardServiceBase* local = local_services_[ordinal]; local != nullptr) {
       if (local_call == LocalCall::kInlineUnlessDeclined) {
         // The handler may also answer later, from the shard's group
@@ -401,7 +415,8 @@ class ShardRouter {
       return;
     }
     (new RemoteShardCall<Request, Response>(stubs_[ordinal]->async(), method, parent, ordinal,
-                                            deadline, request, response, std::move(done)))
+                                            deadline, request, response, std::move(done),
+                                            on_unavailable))
         ->Attempt();
   }
 
@@ -1260,8 +1275,8 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   // When one server holds every partition (the usual case), that is one
   // asynchronous call there: no thread waits for the tasks, here or, when
   // the server is in this process, there (the transition that hands them
-  // over answers). With several, PollPartitions runs on a thread of the
-  // poll pool.
+  // over answers). With several, PollPartitions watches them all, without
+  // a thread either.
   void LongPoll(grpc::CallbackServerContext* context, const std::string& activity_arn,
                 const std::string& worker_name, int max_tasks,
                 std::shared_ptr<iv1::PollActivityTasksResponse> polled,
@@ -1280,10 +1295,8 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       PollOneServer(std::move(poll));
       return;
     }
-    poll_pool_.Run([this, context, activity_arn, worker_name, max_tasks, until,
-                    polled = std::move(polled), done = std::move(done)] {
-      done(PollPartitions(context, activity_arn, worker_name, max_tasks, until, polled.get()));
-    });
+    PollPartitions(context, activity_arn, worker_name, max_tasks, until, std::move(polled),
+                   std::move(done));
   }
 
   // A long poll of a queue one server holds, kept until its answer.
@@ -1324,57 +1337,229 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
         ShardRouter::LocalCall::kInlineUnlessDeclined);
   }
 
-  // Polls the partitions of an activity's task queue until `until`. Every
-  // server holding a partition serves all of its local partitions at once.
-  // With one such server, that is one long poll. With several, each is
-  // looked at quickly first (a backlog may sit on one while another is
-  // empty); then all of them are watched: a watch answers when a task
-  // arrives there that no poller of that server waits for, and the poll
-  // then takes from that server. So a poller is never starved while any
-  // partition has a backlog, a task meets a waiting poller at once wherever
-  // it lands, and an idle poller costs one waiting call per server.
+  // Polls the partitions of an activity's task queue for up to `max_tasks`
+  // tasks until `until`, into `*response`, and calls `done`. Every server
+  // holding a partition serves all of its local partitions at once. With
+  // one such server, that is one long poll. With several, each is looked at
+  // quickly first (a backlog may sit on one while another is empty); then
+  // all of them are watched: a watch answers when a task arrives there that
+  // no poller of that server waits for, and the poll then takes from that
+  // server. So a poller is never starved while any partition has a backlog,
+  // a task meets a waiting poller at once wherever it lands, and an idle
+  // poller costs one waiting call per server and no thread here: every step
+  // is an asynchronous call, made again from the last one's answer.
   //
   // Only watches are ever cancelled here: a take that is cancelled after
   // the server handed its tasks over would lose them (their ActivityStarted
   // is recorded, and nobody has them), so takes either wait on one server
   // only or do not wait at all.
-  absl::Status PollPartitions(const grpc::ServerContextBase* context,
-                              const std::string& activity_arn,
-                              const std::string& worker_name, int max_tasks, absl::Time until,
-                              iv1::PollActivityTasksResponse* response) {
-    const std::vector<int> owners = PartitionOwners(activity_arn);
-    iv1::PollActivityTasksRequest poll;
-    poll.set_activity_arn(activity_arn);
-    poll.set_worker_name(worker_name);
-    poll.set_max_tasks(max_tasks);
-    auto take_at = [&](int owner, absl::Time take_until) {
-      poll.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(take_until - absl::Now())));
-      return router_->Call(context, owner, std::max(take_until, absl::Now()) + kTakeAnswerMargin,
-                           STEPFLOW_SHARD_METHOD(PollActivityTasks), poll, response);
-    };
-    if (owners.size() == 1) return take_at(owners[0], until);
-    // A quick look at each server, from `first` on; true when tasks came.
-    auto sweep = [&](size_t first) -> absl::StatusOr<bool> {
-      for (size_t i = 0; i < owners.size(); ++i) {
-        absl::Status status = take_at(owners[(first + i) % owners.size()], absl::Now());
-        // One unreachable server does not stop polling the others.
-        if (!status.ok() && !absl::IsUnavailable(status) && !absl::IsDeadlineExceeded(status)) {
-          return status;
-        }
-        if (response->tasks_size() > 0) return true;
-      }
-      return false;
-    };
-    ASSIGN_OR_RETURN(bool got, sweep(next_poll_owner_.fetch_add(1, std::memory_order_relaxed) %
-                                     owners.size()));
-    while (!got && absl::Now() < until) {
-      if (context->IsCancelled()) return absl::CancelledError("the caller went away");
-      ASSIGN_OR_RETURN(std::optional<size_t> backlog,
-                       WatchForBacklog(context, owners, activity_arn, until));
-      if (!backlog.has_value()) continue;  // nothing came, or a server answered early
-      ASSIGN_OR_RETURN(got, sweep(*backlog));
+  void PollPartitions(const grpc::CallbackServerContext* context, const std::string& activity_arn,
+                      const std::string& worker_name, int max_tasks, absl::Time until,
+                      std::shared_ptr<iv1::PollActivityTasksResponse> response,
+                      std::function<void(absl::Status)> done) {
+    auto poll = std::make_shared<SpreadPoll>();
+    poll->context = context;
+    poll->owners = PartitionOwners(activity_arn);
+    poll->until = until;
+    poll->take.set_activity_arn(activity_arn);
+    poll->take.set_worker_name(worker_name);
+    poll->take.set_max_tasks(max_tasks);
+    poll->response = std::move(response);
+    poll->done = std::move(done);
+    if (poll->owners.size() == 1) {
+      TakeFrom(poll, poll->owners[0], until, [this, poll](absl::Status status) {
+        EndSpreadPoll(poll, std::move(status));
+      });
+      return;
     }
-    return absl::OkStatus();
+    Sweep(poll, next_poll_owner_.fetch_add(1, std::memory_order_relaxed) % poll->owners.size());
+  }
+
+  // A poll of PollPartitions, kept until its answer by the calls it makes.
+  struct SpreadPoll {
+    const grpc::CallbackServerContext* context = nullptr;
+    std::vector<int> owners;
+    absl::Time until;
+    iv1::PollActivityTasksRequest take;
+    std::shared_ptr<iv1::PollActivityTasksResponse> response;
+    std::function<void(absl::Status)> done;
+  };
+
+  // One round of watches, one on every server of a SpreadPoll.
+  struct WatchRound {
+    iv1::PollActivityTasksRequest request;
+    std::vector<iv1::PollActivityTasksResponse> responses;
+    absl::Mutex mu;
+    // By server; a watch made again replaces its context (not once the
+    // round is decided).
+    std::vector<std::unique_ptr<grpc::ClientContext>> contexts ABSL_GUARDED_BY(mu);
+    std::vector<grpc::Status> statuses ABSL_GUARDED_BY(mu);
+    // The waits before watching an unavailable server again.
+    std::vector<std::unique_ptr<grpc::Alarm>> alarms ABSL_GUARDED_BY(mu);
+    size_t pending ABSL_GUARDED_BY(mu) = 0;
+    std::optional<size_t> backlog ABSL_GUARDED_BY(mu);
+    bool decided ABSL_GUARDED_BY(mu) = false;
+  };
+
+  // Takes up to the poll's `max_tasks` from server `owner`, waiting there
+  // until `take_until` at most; then `next`. An unavailable server is
+  // tried again until then; one that a quick look finds unavailable is
+  // left to the next sweep (the watches find when it is back).
+  void TakeFrom(const std::shared_ptr<SpreadPoll>& poll, int owner, absl::Time take_until,
+                std::function<void(absl::Status)> next) {
+    const absl::Time now = absl::Now();
+    poll->take.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(take_until - now)));
+    poll->response->Clear();
+    router_->CallAsync(poll->context, owner, std::max(take_until, now) + kTakeAnswerMargin,
+                       STEPFLOW_SHARD_METHOD(PollActivityTasks), poll->take, poll->response.get(),
+                       std::move(next), ShardRouter::LocalCall::kPooled,
+                       take_until > now ? OnUnavailable::kRetry : OnUnavailable::kAnswer);
+  }
+
+  // A quick look at each server, from the one at `first` on: ends the poll
+  // when tasks came, else watches.
+  void Sweep(std::shared_ptr<SpreadPoll> poll, size_t first, size_t looked = 0) {
+    if (looked == poll->owners.size()) return WatchOrEnd(std::move(poll));
+    const int owner = poll->owners[(first + looked) % poll->owners.size()];
+    TakeFrom(poll, owner, absl::Now(), [this, poll, first, looked](absl::Status status) {
+      // One unreachable server does not stop polling the others.
+      if (!status.ok() && !absl::IsUnavailable(status) && !absl::IsDeadlineExceeded(status)) {
+        return EndSpreadPoll(poll, std::move(status));
+      }
+      if (poll->response->tasks_size() > 0) return EndSpreadPoll(poll, absl::OkStatus());
+      Sweep(poll, first, looked + 1);
+    });
+  }
+
+  // Watches every server until one reports a waiting task (then sweeps
+  // from it), `until` passes or the caller goes away.
+  void WatchOrEnd(std::shared_ptr<SpreadPoll> poll) {
+    if (absl::Now() >= poll->until) return EndSpreadPoll(poll, absl::OkStatus());
+    if (poll->context->IsCancelled()) {
+      return EndSpreadPoll(poll, absl::CancelledError("the caller went away"));
+    }
+    auto round = std::make_shared<WatchRound>();
+    const size_t count = poll->owners.size();
+    round->request.set_activity_arn(poll->take.activity_arn());
+    round->request.set_max_tasks(0);  // watch only
+    round->request.set_wait_ms(
+        std::max<int64_t>(0, absl::ToInt64Milliseconds(poll->until - absl::Now())));
+    round->responses.resize(count);
+    {
+      absl::MutexLock lock(&round->mu);
+      round->statuses.resize(count);
+      round->alarms.resize(count);
+      for (size_t i = 0; i < count; ++i) round->contexts.push_back(WatchContext(*poll));
+      round->pending = count;
+    }
+    for (size_t i = 0; i < count; ++i) Watch(poll, round, i);
+  }
+
+  // Made from the caller's context, so that a watch ends when it goes away.
+  static std::unique_ptr<grpc::ClientContext> WatchContext(const SpreadPoll& poll) {
+    std::unique_ptr<grpc::ClientContext> context = ChildContextOf(poll.context);
+    context->set_deadline(absl::ToChronoTime(poll.until + kPollAnswerMargin));
+    return context;
+  }
+
+  // Starts watch `index` of `round`, on its current context.
+  void Watch(const std::shared_ptr<SpreadPoll>& poll, const std::shared_ptr<WatchRound>& round,
+             size_t index) {
+    grpc::ClientContext* context = nullptr;
+    {
+      absl::MutexLock lock(&round->mu);
+      context = round->contexts[index].get();
+    }
+    router_->stub(poll->owners[index])
+        ->async()
+        ->PollActivityTasks(context, &round->request, &round->responses[index],
+                            [this, poll, round, index](grpc::Status status) {
+                              WatchAnswered(poll, round, index, std::move(status));
+                            });
+  }
+
+  // A watch of `round` answered. A server that is unavailable (restarting)
+  // is watched again a moment later, until the round is decided. The first
+  // backlog, or the last answer, decides the round and cancels the other
+  // watches (they take nothing); the last answer goes on.
+  void WatchAnswered(const std::shared_ptr<SpreadPoll>& poll,
+                     const std::shared_ptr<WatchRound>& round, size_t index,
+                     grpc::Status status) {
+    std::vector<grpc::ClientContext*> to_cancel;
+    bool last = false;
+    {
+      absl::MutexLock lock(&round->mu);
+      if (status.error_code() == grpc::StatusCode::UNAVAILABLE && !round->decided &&
+          absl::Now() + kUnavailableRewatch < poll->until && !poll->context->IsCancelled()) {
+        round->alarms[index] = std::make_unique<grpc::Alarm>();
+        round->alarms[index]->Set(absl::ToChronoTime(absl::Now() + kUnavailableRewatch),
+                                  [this, poll, round, index](bool) {
+                                    WatchAgain(poll, round, index);
+                                  });
+        return;
+      }
+      if (status.ok() && round->responses[index].backlog() && !round->backlog.has_value()) {
+        round->backlog = index;
+      }
+      round->statuses[index] = std::move(status);
+      last = --round->pending == 0;
+      if (!round->decided && (round->backlog.has_value() || last)) {
+        round->decided = true;
+        if (!last) {
+          for (const std::unique_ptr<grpc::ClientContext>& context : round->contexts) {
+            to_cancel.push_back(context.get());
+          }
+        }
+      }
+    }
+    // Once decided, no context is replaced, and each stays until the
+    // round's last callback has run. (Not under the lock: a cancelled
+    // call's callback may run before TryCancel returns.)
+    for (grpc::ClientContext* context : to_cancel) context->TryCancel();
+    if (!last) return;
+    std::optional<size_t> backlog;
+    std::vector<grpc::Status> statuses;
+    {
+      absl::MutexLock lock(&round->mu);
+      backlog = round->backlog;
+      statuses = round->statuses;
+    }
+    if (backlog.has_value()) return Sweep(poll, *backlog);
+    for (const grpc::Status& answer : statuses) {
+      const grpc::StatusCode code = answer.error_code();
+      if (code != grpc::StatusCode::OK && code != grpc::StatusCode::CANCELLED &&
+          code != grpc::StatusCode::DEADLINE_EXCEEDED && code != grpc::StatusCode::UNAVAILABLE) {
+        return EndSpreadPoll(poll, rpc::FromGrpcStatus(answer));
+      }
+    }
+    WatchOrEnd(poll);
+  }
+
+  // The wait after an unavailable server is over: its watch is made again,
+  // or counts as cancelled if the round was decided meanwhile.
+  void WatchAgain(const std::shared_ptr<SpreadPoll>& poll,
+                  const std::shared_ptr<WatchRound>& round, size_t index) {
+    bool decided = false;
+    {
+      absl::MutexLock lock(&round->mu);
+      // Released from its own callback (gRPC keeps what runs this until it
+      // returns): the alarm holds this callback, which holds the round.
+      round->alarms[index].reset();
+      decided = round->decided;
+      // A decision after this cancels the new context too (a call started
+      // on a cancelled context ends at once).
+      if (!decided) {
+        round->contexts[index] = WatchContext(*poll);
+        round->responses[index].Clear();
+      }
+    }
+    if (!decided) return Watch(poll, round, index);
+    WatchAnswered(poll, round, index, grpc::Status(grpc::StatusCode::CANCELLED, "watch ended"));
+  }
+
+  void EndSpreadPoll(const std::shared_ptr<SpreadPoll>& poll, absl::Status status) {
+    std::function<void(absl::Status)> done = std::move(poll->done);
+    done(std::move(status));
   }
 
   // The servers holding the partitions of an activity's task queue.
@@ -1386,76 +1571,6 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       if (std::find(owners.begin(), owners.end(), owner) == owners.end()) owners.push_back(owner);
     }
     return owners;
-  }
-
-  // Watches every owner of the activity's partitions until one reports a
-  // waiting task, `until` passes or the caller goes away; then cancels the
-  // other watches (they take nothing) and waits for them. The index of the
-  // owner with a backlog, if one reported it.
-  absl::StatusOr<std::optional<size_t>> WatchForBacklog(const grpc::ServerContextBase* context,
-                                                        const std::vector<int>& owners,
-                                                        const std::string& activity_arn,
-                                                        absl::Time until) {
-    struct Watch {
-      std::unique_ptr<grpc::ClientContext> context;
-      iv1::PollActivityTasksResponse response;
-      grpc::Status status;
-    };
-    struct Progress {
-      absl::Mutex mu;
-      size_t pending = 0;
-      std::optional<size_t> backlog;
-      bool Decided() const { return backlog.has_value() || pending == 0; }
-      bool Finished() const { return pending == 0; }
-    } progress;
-    progress.pending = owners.size();
-    iv1::PollActivityTasksRequest request;
-    request.set_activity_arn(activity_arn);
-    request.set_max_tasks(0);  // watch only
-    request.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(until - absl::Now())));
-    std::vector<Watch> watches(owners.size());
-    for (Watch& watch : watches) {
-      watch.context = ChildContextOf(context);
-      watch.context->set_deadline(absl::ToChronoTime(until + kPollAnswerMargin));
-    }
-    for (size_t i = 0; i < owners.size(); ++i) {
-      Watch& watch = watches[i];
-      router_->stub(owners[i])->async()->PollActivityTasks(
-          watch.context.get(), &request, &watch.response,
-          [&progress, &watches, i](grpc::Status status) {
-            absl::MutexLock lock(&progress.mu);
-            watches[i].status = std::move(status);
-            if (watches[i].status.ok() && watches[i].response.backlog() &&
-                !progress.backlog.has_value()) {
-              progress.backlog = i;
-            }
-            --progress.pending;
-          });
-    }
-    {
-      // The watches follow the caller's cancellation (they were made from
-      // its context), so this ends when the caller goes away too.
-      absl::MutexLock lock(&progress.mu);
-      progress.mu.Await(absl::Condition(&progress, &Progress::Decided));
-    }
-    for (Watch& watch : watches) watch.context->TryCancel();
-    absl::MutexLock lock(&progress.mu);
-    progress.mu.Await(absl::Condition(&progress, &Progress::Finished));
-    if (progress.backlog.has_value()) return progress.backlog;
-    for (const Watch& watch : watches) {
-      const grpc::StatusCode code = watch.status.error_code();
-      if (code != grpc::StatusCode::OK && code != grpc::StatusCode::CANCELLED &&
-          code != grpc::StatusCode::DEADLINE_EXCEEDED && code != grpc::StatusCode::UNAVAILABLE) {
-        return rpc::FromGrpcStatus(watch.status);
-      }
-    }
-    for (const Watch& watch : watches) {
-      if (watch.status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-        absl::SleepFor(absl::Milliseconds(100));  // a restarting server: no spinning
-        break;
-      }
-    }
-    return std::optional<size_t>();
   }
 
   // Checks a task report as its unary call does and hands it to the shard
@@ -1508,9 +1623,9 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   // holds no thread while it waits for credits or reads requests.
   //
   // Requests are read as they come: credits add up, and reports go to their
-  // shard servers at once. While the stream has credits, a poll on a
-  // thread of `poll_pool_` takes tasks (up to the credits left) and
-  // queues them. Tasks and report answers are written in arrival order;
+  // shard servers at once. While the stream has credits, polls take tasks
+  // (up to the credits left) and queue them; a poll holds no thread while
+  // it waits. Tasks and report answers are written in arrival order;
   // those that arrive while a message is being written are merged into the
   // next one, so a busy stream sends fewer, larger messages. The call ends
   // once the worker has half-closed or gone away, or an error came, and
@@ -1714,20 +1829,27 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
         PollOneServer(owners[0]);
         return;
       }
-      // Ends the poll: the last touch of the reactor from this thread.
+      PollSeveralServers();
+    }
+
+    // Poll's loop when several servers hold the partitions: each poll is
+    // PollPartitions, made again from its answer.
+    void PollSeveralServers() {
+      int wanted = 0;
       bool done = false;
-      while (!done) {
-        int wanted = 0;
-        Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { ReserveLocked(&wanted, &done); });
-        if (done) return;
-        iv1::PollActivityTasksResponse polled;
-        absl::Status status =
-            service_->PollPartitions(context_, activity_arn_, worker_name_, wanted,
-                                     absl::Now() + kStreamPollWindow, &polled);
-        Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          TakePolledLocked(wanted, std::move(status), &polled, &done);
-        });
-      }
+      // Ends the poll when done: the last touch of the reactor here.
+      Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { ReserveLocked(&wanted, &done); });
+      if (done) return;
+      auto polled = std::make_shared<iv1::PollActivityTasksResponse>();
+      service_->PollPartitions(
+          context_, activity_arn_, worker_name_, wanted, absl::Now() + kStreamPollWindow, polled,
+          [this, polled, wanted](absl::Status status) {
+            bool done = false;
+            Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+              TakePolledLocked(wanted, std::move(status), polled.get(), &done);
+            });
+            if (!done) PollSeveralServers();
+          });
     }
 
     // A poll of PollOneServer, kept until its answer.
@@ -1834,8 +1956,10 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   const GatewayOptions& options_;
   ShardRouter* router_;
   std::atomic<size_t> next_poll_owner_{0};
-  // Threads for polls that wait on several servers (streams' and long
-  // polls' alike). Last member: its destructor finishes those still running.
+  // Threads for the steps of polls that must not run on the thread they
+  // come from: a stream's first poll (which looks the activity up) and a
+  // poll made again from an answer that may have come at once. Last member:
+  // its destructor finishes those still running.
   rpc::BlockingPool poll_pool_;
 };
 
