@@ -1557,6 +1557,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     WatchAnswered(poll, round, index, grpc::Status(grpc::StatusCode::CANCELLED, "watch ended"));
   }
 
+  // Answers the poll: its last step.
   void EndSpreadPoll(const std::shared_ptr<SpreadPoll>& poll, absl::Status status) {
     std::function<void(absl::Status)> done = std::move(poll->done);
     done(std::move(status));
