@@ -260,6 +260,46 @@ enum class OnUnavailable {
   kAnswer,  // answers UNAVAILABLE (its caller has something else to do)
 };
 
+// Paces polls made again after empty answers. A server answers a poll
+// empty early when its poller was woken for a backlog (the next poll takes
+// it) or claimed for a task another poll took: the first quick empty answer
+// in a row is polled again at once, the later ones after 10 ms, doubling up
+// to 160 ms, so that a server that kept answering early could not make the
+// gateway spin.
+class RepollPacer {
+ public:
+  // The pause before the next poll, after one that took `took` to answer
+  // with `tasks` tasks.
+  absl::Duration Next(absl::Duration took, int tasks) {
+    if (tasks > 0 || took >= kQuick) {
+      quick_in_a_row_ = 0;
+      return absl::ZeroDuration();
+    }
+    ++quick_in_a_row_;
+    if (quick_in_a_row_ == 1) return absl::ZeroDuration();
+    return absl::Milliseconds(10) * (1 << std::min(quick_in_a_row_ - 2, 4));
+  }
+
+ private:
+  static constexpr absl::Duration kQuick = absl::Milliseconds(10);
+  int quick_in_a_row_ = 0;
+};
+
+// Runs `next` after `pause`: at once when it is zero, else from an alarm
+// kept in `*alarm` (released as it fires, which breaks the cycle of the
+// alarm holding `next` holding its owner).
+void AfterPause(absl::Duration pause, std::unique_ptr<grpc::Alarm>* alarm,
+                std::function<void()> next) {
+  if (pause <= absl::ZeroDuration()) return next();
+  *alarm = std::make_unique<grpc::Alarm>();
+  (*alarm)->Set(absl::ToChronoTime(absl::Now() + pause),
+                [alarm, next = std::move(next)](bool) {
+                  // gRPC keeps what runs this until it returns.
+                  alarm->reset();
+                  next();
+                });
+}
+
 // A call to a shard server in another process made for a callback handler:
 // no thread waits for it, and an UnavailableRetry waits on a timer. Deletes
 // itself once it has called `done`.
@@ -1307,16 +1347,20 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     iv1::PollActivityTasksRequest request;
     std::shared_ptr<iv1::PollActivityTasksResponse> response;
     std::function<void(absl::Status)> done;
+    absl::Time asked;
+    RepollPacer pacer;
+    std::unique_ptr<grpc::Alarm> pause;
   };
 
   // One call to the server for what is left of the long poll. The server
   // may answer empty before then (its poller was woken for a backlog, or
-  // claimed for a task another took): the poll is then made again, from a
-  // pool thread so that answers made at once cannot nest, until tasks
-  // come, the time is up or the caller goes away.
+  // claimed for a task another took): the poll is then made again (paced),
+  // from a pool thread so that answers made at once cannot nest, until
+  // tasks come, the time is up or the caller goes away.
   void PollOneServer(std::shared_ptr<OneServerLongPoll> poll) {
+    poll->asked = absl::Now();
     poll->request.set_wait_ms(
-        std::max<int64_t>(0, absl::ToInt64Milliseconds(poll->until - absl::Now())));
+        std::max<int64_t>(0, absl::ToInt64Milliseconds(poll->until - poll->asked)));
     const iv1::PollActivityTasksRequest& request = poll->request;
     iv1::PollActivityTasksResponse* response = poll->response.get();
     response->Clear();
@@ -1328,7 +1372,8 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
           // `until` rounded down to one.)
           if (status.ok() && poll->response->tasks_size() == 0 &&
               poll->until - absl::Now() > kRepollMinimum && !poll->context->IsCancelled()) {
-            poll_pool_.Run([this, poll] { PollOneServer(poll); });
+            AfterPause(poll->pacer.Next(absl::Now() - poll->asked, 0), &poll->pause,
+                       [this, poll] { poll_pool_.Run([this, poll] { PollOneServer(poll); }); });
             return;
           }
           std::function<void(absl::Status)> done = std::move(poll->done);
@@ -1857,6 +1902,9 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     struct OneServerPoll {
       iv1::PollActivityTasksRequest request;
       iv1::PollActivityTasksResponse response;
+      absl::Time asked;
+      RepollPacer pacer;
+      std::unique_ptr<grpc::Alarm> pause;
     };
 
     // Poll's loop when one server (`owner`) holds every partition: each
@@ -1864,13 +1912,15 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     // local server answers it from the transition that hands the tasks
     // over, so no thread waits for them on either side; a poll it cannot
     // answer so (a backlog to hand over) runs on a thread of the router.
-    void PollOneServer(int owner) {
+    void PollOneServer(int owner, RepollPacer pacer = {}) {
       int wanted = 0;
       bool done = false;
       // Ends the poll when done: the last touch of the reactor here.
       Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { ReserveLocked(&wanted, &done); });
       if (done) return;
       auto poll = std::make_shared<OneServerPoll>();
+      poll->asked = absl::Now();
+      poll->pacer = pacer;
       poll->request.set_activity_arn(activity_arn_);
       poll->request.set_worker_name(worker_name_);
       poll->request.set_max_tasks(wanted);
@@ -1879,11 +1929,16 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
           context_, owner, absl::Now() + kStreamPollWindow + kTakeAnswerMargin,
           STEPFLOW_SHARD_METHOD(PollActivityTasks), poll->request, &poll->response,
           [this, owner, poll, wanted](absl::Status status) {
+            const int tasks = poll->response.tasks_size();
             bool done = false;
             Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
               TakePolledLocked(wanted, std::move(status), &poll->response, &done);
             });
-            if (!done) PollOneServer(owner);
+            if (done) return;
+            // The stream stays while this poll is counted, so also while
+            // it pauses.
+            AfterPause(poll->pacer.Next(absl::Now() - poll->asked, tasks), &poll->pause,
+                       [this, owner, poll] { PollOneServer(owner, poll->pacer); });
           },
           ShardRouter::LocalCall::kInlineUnlessDeclined);
     }

@@ -79,12 +79,18 @@ class RecordingShard final : public iv1::ShardService::Service {
     absl::MutexLock lock(&mu_);
     empty_polls_ = empty_polls;
   }
+  // Answers every poll empty at once, as no server of ours should.
+  void AnswerEmptyAtOnce() {
+    absl::MutexLock lock(&mu_);
+    empty_at_once_ = true;
+  }
 
   grpc::Status PollActivityTasks(grpc::ServerContext* context,
                                  const iv1::PollActivityTasksRequest* request,
                                  iv1::PollActivityTasksResponse* response) override {
     absl::MutexLock lock(&mu_);
     polls_.push_back(*request);
+    if (empty_at_once_) return grpc::Status::OK;
     if (static_cast<int>(polls_.size()) > empty_polls_) {
       v1::DeliveredActivityTask* task = response->add_tasks();
       task->set_task_token("token-1");
@@ -126,6 +132,7 @@ class RecordingShard final : public iv1::ShardService::Service {
   std::vector<iv1::StartExecutionShardRequest> starts_ ABSL_GUARDED_BY(mu_);
   std::vector<iv1::PollActivityTasksRequest> polls_ ABSL_GUARDED_BY(mu_);
   int empty_polls_ ABSL_GUARDED_BY(mu_) = 1 << 30;
+  bool empty_at_once_ ABSL_GUARDED_BY(mu_) = false;
   int unanswered_polls_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> answerers_ ABSL_GUARDED_BY(mu_);
 };
@@ -231,6 +238,27 @@ TEST_F(GatewayTest, ALongPollAnswersEmptyOnlyWhenItsTimeIsUp) {
   EXPECT_LT(took, absl::Seconds(3));
   EXPECT_GE(shard_.polls().size(), 10u);
   shard_.AwaitPollsAnswered();
+}
+
+// A server that kept answering polls empty at once would make the gateway
+// poll again and again: after the first such answer, it waits a little,
+// longer each time.
+TEST_F(GatewayTest, PollsMadeAgainAfterQuickEmptyAnswersArePaced) {
+  shard_.AnswerEmptyAtOnce();
+  grpc::ClientContext context;
+  const absl::Time before = absl::Now();
+  context.set_deadline(absl::ToChronoTime(before + absl::Seconds(2)));
+  v1::GetActivityTaskResponse response;
+  grpc::Status status = GetActivityTask(&context, &response);
+  const absl::Duration took = absl::Now() - before;
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.task_token(), "");
+  // Its end is 1 s in; the pauses are 10, 20, 40, 80 ms, then 160 ms.
+  EXPECT_GE(took, absl::Milliseconds(800));
+  EXPECT_LT(took, absl::Seconds(2));
+  const size_t polls = shard_.polls().size();
+  EXPECT_GE(polls, 5u);
+  EXPECT_LE(polls, 20u);
 }
 
 TEST_F(GatewayTest, ALongPollWhoseCallerWentAwayIsNotMadeAgain) {
