@@ -559,6 +559,49 @@ TEST_F(ActivityQueueTest, SpreadPollsGoOnWhileAServerIsDown) {
   EXPECT_EQ(scheduled_id, 3) << "the task's partition was computed for another id";
 }
 
+// Long polls and a task stream waiting on a queue spread over several
+// servers do not hold up a stop of the cluster: the gateway ends them and
+// exits well within its grace.
+TEST_F(ActivityQueueTest, WaitingSpreadPollsDoNotHoldUpAStop) {
+  const std::string activity = CreateActivity(ActivityNameOn("stopping", true));
+  grpc::CompletionQueue queue;
+  struct Poll {
+    grpc::ClientContext context;
+    v1::GetActivityTaskResponse response;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetActivityTaskResponse>> reader;
+  };
+  std::vector<std::unique_ptr<Poll>> polls;
+  v1::GetActivityTaskRequest request;
+  request.set_activity_arn(activity);
+  for (int i = 0; i < 20; ++i) {
+    auto poll = std::make_unique<Poll>();
+    poll->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    poll->reader = stub_->AsyncGetActivityTask(&poll->context, request, &queue);
+    poll->reader->Finish(&poll->response, &poll->status, poll.get());
+    polls.push_back(std::move(poll));
+  }
+  grpc::ClientContext stream_context;
+  std::unique_ptr<TaskStream> stream = OpenStream(&stream_context, activity, "streaming", 4);
+  absl::SleepFor(absl::Seconds(1));  // all of them waiting on the servers
+
+  const absl::Time stopping = absl::Now();
+  ASSERT_TRUE(cluster_->Restart().ok());
+  // The gateway's grace is 10 s: a poll it could not end would use it up.
+  EXPECT_LT(absl::Now() - stopping, absl::Seconds(8));
+  for (size_t i = 0; i < polls.size(); ++i) {
+    void* tag = nullptr;
+    bool ok = false;
+    ASSERT_TRUE(queue.Next(&tag, &ok));
+    auto* done = static_cast<Poll*>(tag);
+    EXPECT_TRUE(done->response.task_token().empty());
+  }
+  v1::StreamActivityTasksResponse message;
+  while (stream->Read(&message)) EXPECT_EQ(message.tasks_size(), 0);
+  EXPECT_FALSE(stream->Finish().ok());
+  queue.Shutdown();
+}
+
 TEST_F(ActivityQueueTest, StreamRefusesBadRequests) {
   const std::string activity = CreateActivity("picky");
   // `later` is written after the first request; a negative grant is
