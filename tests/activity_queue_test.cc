@@ -15,6 +15,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -85,6 +86,33 @@ class ActivityQueueTest : public ::testing::Test {
   }
   std::vector<v1::HistoryEvent> History(const std::string& execution) {
     return api_->History(execution);
+  }
+
+  // A poll with a 3 s deadline while nothing comes: an empty token, about
+  // a second before the deadline.
+  void ExpectEmptyInTime(const v1::GetActivityTaskRequest& poll) {
+    v1::GetActivityTaskResponse task;
+    const absl::Time asked = absl::Now();
+    grpc::Status status = Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(3));
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_TRUE(task.task_token().empty());
+    EXPECT_GE(absl::Now() - asked, absl::Milliseconds(1500));
+    EXPECT_LT(absl::Now() - asked, absl::Seconds(3));
+  }
+
+  // Makes `poll` (with `timeout`), runs `meanwhile` once it waits on the
+  // servers, and returns what it got.
+  v1::GetActivityTaskResponse PollWhile(const v1::GetActivityTaskRequest& poll,
+                                        absl::Duration timeout,
+                                        absl::FunctionRef<void()> meanwhile) {
+    v1::GetActivityTaskResponse task;
+    grpc::Status status;
+    std::thread waiting([&] { status = Call(&Stub::GetActivityTask, poll, &task, timeout); });
+    absl::SleepFor(absl::Milliseconds(500));
+    meanwhile();
+    waiting.join();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return task;
   }
 
   int CountEvents(const std::string& execution, const std::string& type) {
@@ -402,13 +430,7 @@ TEST_F(ActivityQueueTest, LongPollsAnswerEmptyInTimeAndGiveNothingToPollsThatWen
     v1::GetActivityTaskRequest poll;
     poll.set_activity_arn(activity);
     poll.set_worker_name("patient");
-    v1::GetActivityTaskResponse task;
-    absl::Time asked = absl::Now();
-    grpc::Status status = Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(3));
-    ASSERT_TRUE(status.ok()) << status.error_message();
-    EXPECT_TRUE(task.task_token().empty());
-    EXPECT_LT(absl::Now() - asked, absl::Seconds(3));
-    EXPECT_GE(absl::Now() - asked, absl::Milliseconds(1500));
+    ExpectEmptyInTime(poll);
 
     // A poll that goes away while it waits (long enough for it to wait on
     // the shard servers).
@@ -417,8 +439,9 @@ TEST_F(ActivityQueueTest, LongPollsAnswerEmptyInTimeAndGiveNothingToPollsThatWen
     // The cancellation reaches the servers a moment later.
     absl::SleepFor(absl::Milliseconds(300));
     const std::string first = Start(machine, R"({"n": 1})");
-    asked = absl::Now();
+    const absl::Time asked = absl::Now();
     poll.set_worker_name("here");
+    v1::GetActivityTaskResponse task;
     ASSERT_TRUE(Call(&Stub::GetActivityTask, poll, &task).ok());
     ASSERT_FALSE(task.task_token().empty());
     EXPECT_THAT(task.input(), HasSubstr(R"("n":1)"));
@@ -463,16 +486,13 @@ TEST_F(ActivityQueueTest, LongPollsAnswerEmptyInTimeAndGiveNothingToPollsThatWen
     // A task that comes while a poll waits reaches it at once, whichever
     // partition it lands on.
     for (int n = 5; n <= 6; ++n) {
-      v1::GetActivityTaskResponse waited;
-      grpc::Status waited_status;
       poll.set_worker_name("waiting");
-      std::thread waiting(
-          [&] { waited_status = Call(&Stub::GetActivityTask, poll, &waited, absl::Seconds(30)); });
-      absl::SleepFor(absl::Milliseconds(500));
-      const absl::Time started = absl::Now();
-      const std::string execution = Start(machine, absl::StrCat(R"({"n": )", n, "}"));
-      waiting.join();
-      ASSERT_TRUE(waited_status.ok()) << waited_status.error_message();
+      absl::Time started;
+      std::string execution;
+      const v1::GetActivityTaskResponse waited = PollWhile(poll, absl::Seconds(30), [&] {
+        started = absl::Now();
+        execution = Start(machine, absl::StrCat(R"({"n": )", n, "}"));
+      });
       ASSERT_FALSE(waited.task_token().empty());
       EXPECT_THAT(waited.input(), HasSubstr(absl::StrCat(R"("n":)", n)));
       EXPECT_LT(absl::Now() - started, absl::Seconds(5));
@@ -526,23 +546,15 @@ TEST_F(ActivityQueueTest, SpreadPollsGoOnWhileAServerIsDown) {
   v1::GetActivityTaskRequest poll;
   poll.set_activity_arn(activity);
   poll.set_worker_name("through-outage");
-  v1::GetActivityTaskResponse task;
-  absl::Time asked = absl::Now();
-  grpc::Status status = Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(3));
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_TRUE(task.task_token().empty());
-  EXPECT_GE(absl::Now() - asked, absl::Milliseconds(1500));
-  EXPECT_LT(absl::Now() - asked, absl::Seconds(3));
+  ExpectEmptyInTime(poll);
 
-  grpc::Status waited_status;
-  std::thread waiting(
-      [&] { waited_status = Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(40)); });
-  absl::SleepFor(absl::Milliseconds(500));
-  ASSERT_TRUE(cluster_->RestartShard(down).ok());
-  const absl::Time started = absl::Now();
-  const std::string execution = api_->StartExecution(machine, R"({"late": true})", late_name);
-  waiting.join();
-  ASSERT_TRUE(waited_status.ok()) << waited_status.error_message();
+  absl::Time started;
+  std::string execution;
+  const v1::GetActivityTaskResponse task = PollWhile(poll, absl::Seconds(40), [&] {
+    ASSERT_TRUE(cluster_->RestartShard(down).ok());
+    started = absl::Now();
+    execution = api_->StartExecution(machine, R"({"late": true})", late_name);
+  });
   ASSERT_FALSE(task.task_token().empty());
   EXPECT_THAT(task.input(), HasSubstr("late"));
   EXPECT_LT(absl::Now() - started, absl::Seconds(15));
