@@ -397,6 +397,58 @@ TEST_F(ActivityQueueTest, TasksGoToStreamsStillThereNotToOnesThatWentAway) {
   }
 }
 
+// `count` long polls of `activity_arn` made at once, without a thread each.
+class WaitingPolls {
+ public:
+  WaitingPolls(Stub* stub, const std::string& activity_arn, int count, absl::Duration timeout) {
+    v1::GetActivityTaskRequest request;
+    request.set_activity_arn(activity_arn);
+    for (int i = 0; i < count; ++i) {
+      auto poll = std::make_unique<Poll>();
+      poll->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+      poll->reader = stub->AsyncGetActivityTask(&poll->context, request, &queue_);
+      poll->reader->Finish(&poll->response, &poll->status, poll.get());
+      polls_.push_back(std::move(poll));
+    }
+  }
+  // Ends the polls not answered yet (a test that failed half-way).
+  ~WaitingPolls() {
+    CancelAll();
+    queue_.Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (queue_.Next(&tag, &ok)) {
+    }
+  }
+
+  void CancelAll() {
+    for (auto& poll : polls_) poll->context.TryCancel();
+  }
+  // Waits for every answer: each is empty, and OK or one of `codes`.
+  void ExpectAllEmpty(const std::set<grpc::StatusCode>& codes) {
+    for (; answered_ < polls_.size(); ++answered_) {
+      void* tag = nullptr;
+      bool ok = false;
+      ASSERT_TRUE(queue_.Next(&tag, &ok));
+      const Poll* done = static_cast<const Poll*>(tag);
+      EXPECT_TRUE(done->status.ok() || codes.count(done->status.error_code()) > 0)
+          << done->status.error_code() << " " << done->status.error_message();
+      EXPECT_TRUE(done->response.task_token().empty());
+    }
+  }
+
+ private:
+  struct Poll {
+    grpc::ClientContext context;
+    v1::GetActivityTaskResponse response;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetActivityTaskResponse>> reader;
+  };
+  grpc::CompletionQueue queue_;
+  std::vector<std::unique_ptr<Poll>> polls_;
+  size_t answered_ = 0;
+};
+
 // How many of the three servers hold partitions of `activity_arn`'s queue.
 size_t PartitionServers(const std::string& activity_arn) {
   std::set<uint32_t> servers;
@@ -576,23 +628,7 @@ TEST_F(ActivityQueueTest, SpreadPollsGoOnWhileAServerIsDown) {
 // exits well within its grace.
 TEST_F(ActivityQueueTest, WaitingSpreadPollsDoNotHoldUpAStop) {
   const std::string activity = CreateActivity(ActivityNameOn("stopping", true));
-  grpc::CompletionQueue queue;
-  struct Poll {
-    grpc::ClientContext context;
-    v1::GetActivityTaskResponse response;
-    grpc::Status status;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetActivityTaskResponse>> reader;
-  };
-  std::vector<std::unique_ptr<Poll>> polls;
-  v1::GetActivityTaskRequest request;
-  request.set_activity_arn(activity);
-  for (int i = 0; i < 20; ++i) {
-    auto poll = std::make_unique<Poll>();
-    poll->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-    poll->reader = stub_->AsyncGetActivityTask(&poll->context, request, &queue);
-    poll->reader->Finish(&poll->response, &poll->status, poll.get());
-    polls.push_back(std::move(poll));
-  }
+  WaitingPolls polls(stub_, activity, 20, absl::Seconds(60));
   grpc::ClientContext stream_context;
   std::unique_ptr<TaskStream> stream = OpenStream(&stream_context, activity, "streaming", 4);
   absl::SleepFor(absl::Seconds(1));  // all of them waiting on the servers
@@ -601,17 +637,10 @@ TEST_F(ActivityQueueTest, WaitingSpreadPollsDoNotHoldUpAStop) {
   ASSERT_TRUE(cluster_->Restart().ok());
   // The gateway's grace is 10 s: a poll it could not end would use it up.
   EXPECT_LT(absl::Now() - stopping, absl::Seconds(8));
-  for (size_t i = 0; i < polls.size(); ++i) {
-    void* tag = nullptr;
-    bool ok = false;
-    ASSERT_TRUE(queue.Next(&tag, &ok));
-    auto* done = static_cast<Poll*>(tag);
-    EXPECT_TRUE(done->response.task_token().empty());
-  }
+  polls.ExpectAllEmpty({grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::CANCELLED});
   v1::StreamActivityTasksResponse message;
   while (stream->Read(&message)) EXPECT_EQ(message.tasks_size(), 0);
   EXPECT_FALSE(stream->Finish().ok());
-  queue.Shutdown();
 }
 
 TEST_F(ActivityQueueTest, StreamRefusesBadRequests) {
@@ -922,23 +951,7 @@ TEST_F(ActivityQueueTest, ThousandIdleLongPollsCostNoCpu) {
     ASSERT_TRUE(first_status.ok()) << first_status.error_message();
     const int threads_before = total_threads();
     constexpr int kPolls = 1000;
-    grpc::CompletionQueue queue;
-    struct Poll {
-      grpc::ClientContext context;
-      v1::GetActivityTaskResponse response;
-      grpc::Status status;
-      std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetActivityTaskResponse>> reader;
-    };
-    std::vector<std::unique_ptr<Poll>> polls;
-    v1::GetActivityTaskRequest request;
-    request.set_activity_arn(activity);
-    for (int i = 0; i < kPolls; ++i) {
-      auto poll = std::make_unique<Poll>();
-      poll->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(90)));
-      poll->reader = stub_->AsyncGetActivityTask(&poll->context, request, &queue);
-      poll->reader->Finish(&poll->response, &poll->status, poll.get());
-      polls.push_back(std::move(poll));
-    }
+    WaitingPolls polls(stub_, activity, kPolls, absl::Seconds(90));
     // ...and with 1,000 polls waiting, once they have reached their servers.
     absl::SleepFor(absl::Seconds(3));
     const int threads_polling = total_threads();
@@ -966,17 +979,8 @@ TEST_F(ActivityQueueTest, ThousandIdleLongPollsCostNoCpu) {
     // of each spread poll; a thread per poll would add a thousand.)
     EXPECT_LT(threads_polling - threads_before, spread ? kPolls / 2 : kPolls / 4);
 
-    for (auto& poll : polls) poll->context.TryCancel();
-    for (int i = 0; i < kPolls; ++i) {
-      void* tag = nullptr;
-      bool ok = false;
-      ASSERT_TRUE(queue.Next(&tag, &ok));
-      Poll* done = static_cast<Poll*>(tag);
-      EXPECT_TRUE(done->status.ok() || done->status.error_code() == grpc::StatusCode::CANCELLED)
-          << done->status.error_message();
-      EXPECT_TRUE(done->response.task_token().empty());
-    }
-    queue.Shutdown();
+    polls.CancelAll();
+    polls.ExpectAllEmpty({grpc::StatusCode::CANCELLED});
   }
 }
 
