@@ -2747,22 +2747,41 @@ absl::Status ShardCore::CheckActivityExists(const std::string& activity_arn) {
 
 absl::Status ShardCore::CachedActivityExists(const std::string& activity_arn) {
   const absl::Time now = absl::Now();
+  std::shared_ptr<ActivityLookUp> look_up;
+  bool asking = false;
   {
     absl::MutexLock lock(&activity_exists_mu_);
     auto it = activity_exists_.find(activity_arn);
     if (it != activity_exists_.end() && now - it->second < kActivityExistsTtl) {
       return absl::OkStatus();
     }
+    std::shared_ptr<ActivityLookUp>& slot = activity_look_ups_[activity_arn];
+    if (slot == nullptr) {
+      slot = std::make_shared<ActivityLookUp>();
+      asking = true;
+    }
+    look_up = slot;
+  }
+  if (!asking) {
+    absl::MutexLock lock(&look_up->mu);
+    look_up->mu.Await(absl::Condition(&look_up->done));
+    return look_up->status;
   }
   // The activity's own shard may be here or on another server.
   absl::Status exists = OwnedShard(activity_arn).ok() ? CheckActivityExists(activity_arn)
                                                       : peers_->CheckActivityExists(activity_arn);
-  absl::MutexLock lock(&activity_exists_mu_);
-  if (exists.ok()) {
-    activity_exists_[activity_arn] = now;
-  } else {
-    activity_exists_.erase(activity_arn);
+  {
+    absl::MutexLock lock(&activity_exists_mu_);
+    if (exists.ok()) {
+      activity_exists_[activity_arn] = now;
+    } else {
+      activity_exists_.erase(activity_arn);
+    }
+    activity_look_ups_.erase(activity_arn);
   }
+  absl::MutexLock lock(&look_up->mu);
+  look_up->status = exists;
+  look_up->done = true;
   return exists;
 }
 

@@ -749,6 +749,15 @@ class ShardCore {
   static constexpr absl::Duration kActivityExistsTtl = absl::Seconds(2);
   absl::Mutex activity_exists_mu_;
   absl::flat_hash_map<std::string, absl::Time> activity_exists_ ABSL_GUARDED_BY(activity_exists_mu_);
+  // A look-up under way, whose answer every caller that comes meanwhile
+  // takes: a burst of first polls asks the activity's owner once.
+  struct ActivityLookUp {
+    absl::Mutex mu;
+    bool done ABSL_GUARDED_BY(mu) = false;
+    absl::Status status ABSL_GUARDED_BY(mu);
+  };
+  absl::flat_hash_map<std::string, std::shared_ptr<ActivityLookUp>> activity_look_ups_
+      ABSL_GUARDED_BY(activity_exists_mu_);
   absl::Status CachedActivityExists(const std::string& activity_arn);
   // True when the cache holds a fresh confirmation; never does I/O.
   bool ActivityKnownToExist(const std::string& activity_arn);

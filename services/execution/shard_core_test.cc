@@ -61,6 +61,8 @@ class LoopbackPeers : public Peers {
     return WithCore([&](ShardCore* core) { return core->CancelActivityTask(task); });
   }
   absl::Status CheckActivityExists(const std::string& activity_arn) override {
+    remote_checks.fetch_add(1);
+    if (remote_check_delay > absl::ZeroDuration()) absl::SleepFor(remote_check_delay);
     if (remote_check_answer.has_value()) return *remote_check_answer;
     return WithCore([&](ShardCore* core) { return core->CheckActivityExists(activity_arn); });
   }
@@ -111,6 +113,9 @@ class LoopbackPeers : public Peers {
   // that their queue partitions refuse tasks as unknown.
   std::optional<absl::Status> remote_check_answer;
   bool missing_remote_activities = false;
+  // How many times the activity's owner was asked, and how long it takes.
+  std::atomic<int> remote_checks{0};
+  absl::Duration remote_check_delay;
 
  private:
   // Runs `call` with the core, holding core_mu_ (shared) so the core is not
@@ -970,6 +975,61 @@ TEST_F(ShardCoreTest, MissingActivityOnAnotherServerFailsBeforeScheduling) {
   EXPECT_EQ(Describe(arn).status(), "FAILED");
   EXPECT_THAT(HistoryTypes(arn), ElementsAre("ExecutionStarted", "TaskStateEntered",
                                              "ExecutionFailed"));
+}
+
+// A burst of look-ups of an activity on another server (the first polls of
+// a fleet of workers) asks its owner once; they all take its answer.
+TEST_F(ShardCoreTest, ConcurrentLookUpsOfARemoteActivityAskItsOwnerOnce) {
+  replicas_ = 2;
+  ASSERT_TRUE(Open(16).ok());
+  // An activity held by the other server, with a queue partition here.
+  std::string activity;
+  for (int i = 0; activity.empty(); ++i) {
+    const std::string candidate =
+        absl::StrCat("arn:aws:states:us-east-1:123456789012:activity:fleet-", i);
+    if (config::Owns(config::ShardOf(candidate, 16), 0, 2)) continue;
+    for (int partition = 0; partition < config::kDefaultTaskQueuePartitions; ++partition) {
+      if (config::Owns(config::ShardOf(config::TaskQueuePartitionKey(candidate, partition), 16), 0,
+                       2)) {
+        activity = candidate;
+      }
+    }
+  }
+  peers_.remote_check_answer = absl::OkStatus();
+  peers_.remote_check_delay = absl::Milliseconds(300);
+  constexpr int kCallers = 8;
+  absl::Notification go;
+  std::vector<absl::Status> answers(kCallers);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCallers; ++i) {
+    callers.emplace_back([&, i] {
+      go.WaitForNotification();
+      answers[i] = core_->LookUpActivity(activity);
+    });
+  }
+  go.Notify();
+  for (std::thread& caller : callers) caller.join();
+  for (const absl::Status& answer : answers) EXPECT_TRUE(answer.ok()) << answer;
+  EXPECT_EQ(peers_.remote_checks.load(), 1);
+
+  // A refusal is every waiting caller's too, and is not kept.
+  peers_.remote_check_answer = absl::NotFoundError("ActivityDoesNotExist: gone");
+  absl::SleepFor(absl::Seconds(2));  // past the confirmation's lifetime
+  peers_.remote_checks = 0;
+  callers.clear();
+  absl::Notification go_again;
+  for (int i = 0; i < kCallers; ++i) {
+    callers.emplace_back([&, i] {
+      go_again.WaitForNotification();
+      answers[i] = core_->LookUpActivity(activity);
+    });
+  }
+  go_again.Notify();
+  for (std::thread& caller : callers) caller.join();
+  for (const absl::Status& answer : answers) EXPECT_TRUE(absl::IsNotFound(answer)) << answer;
+  EXPECT_EQ(peers_.remote_checks.load(), 1);
+  EXPECT_TRUE(absl::IsNotFound(core_->LookUpActivity(activity)));
+  EXPECT_EQ(peers_.remote_checks.load(), 2);
 }
 
 TEST_F(ShardCoreTest, UnreachableActivityOwnerSchedulesThenTheQueueReportsItMissing) {
