@@ -623,6 +623,62 @@ TEST_F(ActivityQueueTest, SpreadPollsGoOnWhileAServerIsDown) {
   EXPECT_EQ(scheduled_id, 3) << "the task's partition was computed for another id";
 }
 
+// While the server holding an activity is down, the other servers'
+// partitions go on serving its workers: a task waiting on one of them is
+// delivered (they confirmed the activity before).
+TEST_F(ActivityQueueTest, TasksElsewhereAreDeliveredWhileTheActivitysServerIsDown) {
+  auto server_of = [](const std::string& key) {
+    return static_cast<int>(config::ShardOf(key, 16) % 3);
+  };
+  std::string name;
+  int home = -1;
+  for (int i = 0; home < 0; ++i) {
+    name = absl::StrCat("homeless-", i);
+    const std::string arn = absl::StrCat(kArnPrefix, name);
+    for (int partition = 0; partition < config::kDefaultTaskQueuePartitions; ++partition) {
+      if (ServerOfPartition(arn, partition) != server_of(arn)) home = server_of(arn);
+    }
+  }
+  const std::string activity = CreateActivity(name);
+  const std::string machine = CreateMachine(name, TaskDefinition(activity));
+  // An execution whose record and task are both on other servers than the
+  // activity's (see SpreadPollsGoOnWhileAServerIsDown for the task's id).
+  std::string execution_name;
+  for (int i = 0; execution_name.empty(); ++i) {
+    const std::string candidate = absl::StrCat("elsewhere-", i);
+    const std::string execution = absl::StrCat(
+        absl::StrReplaceAll(machine, {{":stateMachine:", ":execution:"}}), ":", candidate);
+    const int partition = static_cast<int>(config::ShardOf(
+        absl::StrCat(execution, "#3"), config::kDefaultTaskQueuePartitions));
+    if (server_of(execution) != home && ServerOfPartition(activity, partition) != home) {
+      execution_name = candidate;
+    }
+  }
+  v1::GetActivityTaskRequest poll;
+  poll.set_activity_arn(activity);
+  poll.set_worker_name("through-outage");
+  // Every server holding a partition looks the activity up.
+  ExpectEmptyInTime(poll);
+  const std::string execution = api_->StartExecution(machine, R"({"waiting": true})",
+                                                     execution_name);
+
+  cluster_->KillShard(home);
+  absl::SleepFor(absl::Milliseconds(2500));  // past the servers' confirmations
+  v1::GetActivityTaskResponse task;
+  grpc::Status status = Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(10));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_FALSE(task.task_token().empty()) << "no task while the activity's server is down";
+  EXPECT_THAT(task.input(), HasSubstr("waiting"));
+
+  v1::SendTaskSuccessRequest success;
+  success.set_task_token(task.task_token());
+  success.set_output("{}");
+  v1::SendTaskSuccessResponse succeeded;
+  ASSERT_TRUE(Call(&Stub::SendTaskSuccess, success, &succeeded).ok());
+  EXPECT_EQ(WaitClosed(execution).status(), "SUCCEEDED");
+  ASSERT_TRUE(cluster_->RestartShard(home).ok());
+}
+
 // Long polls and a task stream waiting on a queue spread over several
 // servers do not hold up a stop of the cluster: the gateway ends them and
 // exits well within its grace.

@@ -2774,8 +2774,13 @@ absl::Status ShardCore::CachedActivityExists(const std::string& activity_arn) {
     absl::MutexLock lock(&activity_exists_mu_);
     if (exists.ok()) {
       activity_exists_[activity_arn] = now;
-    } else {
+    } else if (absl::IsNotFound(exists)) {
       activity_exists_.erase(activity_arn);
+    } else if (activity_exists_.contains(activity_arn)) {
+      // The owner is unreachable (down, restarting): an activity confirmed
+      // before is taken to exist still, so that the partitions here go on
+      // serving its workers meanwhile. It is asked again next time.
+      exists = absl::OkStatus();
     }
     activity_look_ups_.erase(activity_arn);
   }

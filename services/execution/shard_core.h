@@ -745,7 +745,8 @@ class ShardCore {
   std::atomic<uint64_t> next_task_seq_{1};
   // Activities known to exist, with when that was last confirmed: a
   // partition on another server than its activity asks the activity's
-  // owner at most every kActivityExistsTtl.
+  // owner at most every kActivityExistsTtl. One confirmed before still
+  // counts while its owner cannot be reached; a refusal drops it.
   static constexpr absl::Duration kActivityExistsTtl = absl::Seconds(2);
   absl::Mutex activity_exists_mu_;
   absl::flat_hash_map<std::string, absl::Time> activity_exists_ ABSL_GUARDED_BY(activity_exists_mu_);

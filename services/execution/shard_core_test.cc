@@ -977,24 +977,28 @@ TEST_F(ShardCoreTest, MissingActivityOnAnotherServerFailsBeforeScheduling) {
                                              "ExecutionFailed"));
 }
 
+// An activity ARN held by the other of two servers, with a queue
+// partition on this one (server 0 of 2, 16 shards).
+std::string RemoteActivityWithLocalPartition(const std::string& base) {
+  for (int i = 0;; ++i) {
+    const std::string candidate =
+        absl::StrCat("arn:aws:states:us-east-1:123456789012:activity:", base, "-", i);
+    if (config::Owns(config::ShardOf(candidate, 16), 0, 2)) continue;
+    for (int partition = 0; partition < config::kDefaultTaskQueuePartitions; ++partition) {
+      if (config::Owns(config::ShardOf(config::TaskQueuePartitionKey(candidate, partition), 16), 0,
+                       2)) {
+        return candidate;
+      }
+    }
+  }
+}
+
 // A burst of look-ups of an activity on another server (the first polls of
 // a fleet of workers) asks its owner once; they all take its answer.
 TEST_F(ShardCoreTest, ConcurrentLookUpsOfARemoteActivityAskItsOwnerOnce) {
   replicas_ = 2;
   ASSERT_TRUE(Open(16).ok());
-  // An activity held by the other server, with a queue partition here.
-  std::string activity;
-  for (int i = 0; activity.empty(); ++i) {
-    const std::string candidate =
-        absl::StrCat("arn:aws:states:us-east-1:123456789012:activity:fleet-", i);
-    if (config::Owns(config::ShardOf(candidate, 16), 0, 2)) continue;
-    for (int partition = 0; partition < config::kDefaultTaskQueuePartitions; ++partition) {
-      if (config::Owns(config::ShardOf(config::TaskQueuePartitionKey(candidate, partition), 16), 0,
-                       2)) {
-        activity = candidate;
-      }
-    }
-  }
+  const std::string activity = RemoteActivityWithLocalPartition("fleet");
   peers_.remote_check_answer = absl::OkStatus();
   peers_.remote_check_delay = absl::Milliseconds(300);
   constexpr int kCallers = 8;
@@ -1030,6 +1034,29 @@ TEST_F(ShardCoreTest, ConcurrentLookUpsOfARemoteActivityAskItsOwnerOnce) {
   EXPECT_EQ(peers_.remote_checks.load(), 1);
   EXPECT_TRUE(absl::IsNotFound(core_->LookUpActivity(activity)));
   EXPECT_EQ(peers_.remote_checks.load(), 2);
+}
+
+// While an activity's owner cannot be reached, an activity it confirmed
+// before still counts (its partitions here go on serving workers); one
+// never confirmed does not, and a refusal drops the confirmation.
+TEST_F(ShardCoreTest, AnActivityConfirmedBeforeCountsWhileItsOwnerIsUnreachable) {
+  replicas_ = 2;
+  ASSERT_TRUE(Open(16).ok());
+  const std::string activity = RemoteActivityWithLocalPartition("outage");
+  peers_.remote_check_answer = absl::UnavailableError("connection refused");
+  EXPECT_TRUE(absl::IsUnavailable(core_->LookUpActivity(activity)));
+  peers_.remote_check_answer = absl::OkStatus();
+  ASSERT_TRUE(core_->LookUpActivity(activity).ok());
+  absl::SleepFor(absl::Seconds(2));  // past the confirmation's lifetime
+  peers_.remote_check_answer = absl::UnavailableError("connection refused");
+  peers_.remote_checks = 0;
+  EXPECT_TRUE(core_->LookUpActivity(activity).ok());
+  EXPECT_TRUE(core_->LookUpActivity(activity).ok());
+  EXPECT_EQ(peers_.remote_checks.load(), 2) << "the owner is asked again each time";
+  peers_.remote_check_answer = absl::NotFoundError("ActivityDoesNotExist: gone");
+  EXPECT_TRUE(absl::IsNotFound(core_->LookUpActivity(activity)));
+  peers_.remote_check_answer = absl::UnavailableError("connection refused");
+  EXPECT_TRUE(absl::IsUnavailable(core_->LookUpActivity(activity)));
 }
 
 TEST_F(ShardCoreTest, UnreachableActivityOwnerSchedulesThenTheQueueReportsItMissing) {
