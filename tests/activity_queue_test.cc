@@ -88,6 +88,16 @@ class ActivityQueueTest : public ::testing::Test {
     return api_->History(execution);
   }
 
+  // Reports the task of `token` done.
+  void Succeed(const std::string& token) {
+    v1::SendTaskSuccessRequest success;
+    success.set_task_token(token);
+    success.set_output("{}");
+    v1::SendTaskSuccessResponse succeeded;
+    grpc::Status status = Call(&Stub::SendTaskSuccess, success, &succeeded);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+
   // A poll with a 3 s deadline while nothing comes: an empty token, about
   // a second before the deadline.
   void ExpectEmptyInTime(const v1::GetActivityTaskRequest& poll) {
@@ -499,11 +509,7 @@ TEST_F(ActivityQueueTest, LongPollsAnswerEmptyInTimeAndGiveNothingToPollsThatWen
     EXPECT_THAT(task.input(), HasSubstr(R"("n":1)"));
     // Not after a task timeout: the poll that went away never held it.
     EXPECT_LT(absl::Now() - asked, absl::Seconds(10));
-    v1::SendTaskSuccessRequest success;
-    success.set_task_token(task.task_token());
-    success.set_output("{}");
-    v1::SendTaskSuccessResponse succeeded;
-    ASSERT_TRUE(Call(&Stub::SendTaskSuccess, success, &succeeded).ok());
+    Succeed(task.task_token());
     EXPECT_EQ(WaitClosed(first).status(), "SUCCEEDED");
     for (const v1::HistoryEvent& event : History(first)) {
       if (event.type() == "ActivityStarted") {
@@ -526,8 +532,7 @@ TEST_F(ActivityQueueTest, LongPollsAnswerEmptyInTimeAndGiveNothingToPollsThatWen
       EXPECT_LE(tasks.tasks_size(), 2);
       for (const v1::DeliveredActivityTask& delivered : tasks.tasks()) {
         EXPECT_TRUE(inputs.insert(delivered.input()).second) << delivered.input();
-        success.set_task_token(delivered.task_token());
-        ASSERT_TRUE(Call(&Stub::SendTaskSuccess, success, &succeeded).ok());
+        Succeed(delivered.task_token());
       }
     }
     EXPECT_EQ(inputs.size(), 3u);
@@ -548,18 +553,53 @@ TEST_F(ActivityQueueTest, LongPollsAnswerEmptyInTimeAndGiveNothingToPollsThatWen
       ASSERT_FALSE(waited.task_token().empty());
       EXPECT_THAT(waited.input(), HasSubstr(absl::StrCat(R"("n":)", n)));
       EXPECT_LT(absl::Now() - started, absl::Seconds(5));
-      success.set_task_token(waited.task_token());
-      ASSERT_TRUE(Call(&Stub::SendTaskSuccess, success, &succeeded).ok());
+      Succeed(waited.task_token());
       EXPECT_EQ(WaitClosed(execution).status(), "SUCCEEDED");
     }
   }
 }
 
-// The server (of three, with 16 logical shards) that holds partition
-// `partition` of `activity_arn`'s queue.
+// The server (of three, with 16 logical shards) that holds `key`.
+int ServerOf(const std::string& key) { return static_cast<int>(config::ShardOf(key, 16) % 3); }
+
+// The server that holds partition `partition` of `activity_arn`'s queue.
 int ServerOfPartition(const std::string& activity_arn, int partition) {
-  return static_cast<int>(
-      config::ShardOf(config::TaskQueuePartitionKey(activity_arn, partition), 16) % 3);
+  return ServerOf(config::TaskQueuePartitionKey(activity_arn, partition));
+}
+
+// An activity name `base`-N whose queue has a partition on another server
+// than the activity itself: the activity's server (`home`) and that one.
+struct AwayPartition {
+  std::string name;
+  int home = -1;
+  int away = -1;
+};
+AwayPartition ActivityWithAPartitionAway(const std::string& base) {
+  for (int i = 0;; ++i) {
+    AwayPartition found{absl::StrCat(base, "-", i)};
+    const std::string arn = absl::StrCat(kArnPrefix, found.name);
+    found.home = ServerOf(arn);
+    for (int partition = 0; partition < config::kDefaultTaskQueuePartitions; ++partition) {
+      if (ServerOfPartition(arn, partition) != found.home) {
+        found.away = ServerOfPartition(arn, partition);
+      }
+    }
+    if (found.away >= 0) return found;
+  }
+}
+
+// The ARN of execution `name` of `machine`, and the server its first
+// task's queue partition is on: a task's partition follows its id, the
+// execution's ARN and the id of its ActivityScheduled event (3 in a
+// one-Task machine; the tests using this check it).
+std::string ExecutionArnOf(const std::string& machine, const std::string& name) {
+  return absl::StrCat(absl::StrReplaceAll(machine, {{":stateMachine:", ":execution:"}}), ":",
+                      name);
+}
+int ServerOfFirstTask(const std::string& activity_arn, const std::string& execution_arn) {
+  return ServerOfPartition(activity_arn,
+                           static_cast<int>(config::ShardOf(absl::StrCat(execution_arn, "#3"),
+                                                            config::kDefaultTaskQueuePartitions)));
 }
 
 // A long poll of a queue spread over several servers while one of them is
@@ -569,29 +609,17 @@ int ServerOfPartition(const std::string& activity_arn, int partition) {
 TEST_F(ActivityQueueTest, SpreadPollsGoOnWhileAServerIsDown) {
   // The server that goes down holds a partition, but not the activity
   // itself (without which no server could tell that it exists).
-  std::string name;
-  int down = -1;
-  for (int i = 0; down < 0; ++i) {
-    name = absl::StrCat("outage-", i);
-    const std::string arn = absl::StrCat(kArnPrefix, name);
-    const int home = static_cast<int>(config::ShardOf(arn, 16) % 3);
-    for (int partition = 0; partition < config::kDefaultTaskQueuePartitions; ++partition) {
-      if (ServerOfPartition(arn, partition) != home) down = ServerOfPartition(arn, partition);
-    }
-  }
-  const std::string activity = CreateActivity(name);
-  const std::string machine = CreateMachine(name, TaskDefinition(activity));
-  // An execution whose task goes to a partition of that server: a task's
-  // partition follows its id, the execution's ARN and the id of its
-  // ActivityScheduled event (checked below).
+  const AwayPartition chosen = ActivityWithAPartitionAway("outage");
+  const int down = chosen.away;
+  const std::string activity = CreateActivity(chosen.name);
+  const std::string machine = CreateMachine(chosen.name, TaskDefinition(activity));
+  // An execution whose task goes to a partition of that server.
   std::string late_name;
   for (int i = 0; late_name.empty(); ++i) {
     const std::string candidate = absl::StrCat("late-", i);
-    const std::string execution = absl::StrCat(
-        absl::StrReplaceAll(machine, {{":stateMachine:", ":execution:"}}), ":", candidate);
-    const int partition = static_cast<int>(config::ShardOf(
-        absl::StrCat(execution, "#3"), config::kDefaultTaskQueuePartitions));
-    if (ServerOfPartition(activity, partition) == down) late_name = candidate;
+    if (ServerOfFirstTask(activity, ExecutionArnOf(machine, candidate)) == down) {
+      late_name = candidate;
+    }
   }
 
   cluster_->KillShard(down);
@@ -610,11 +638,7 @@ TEST_F(ActivityQueueTest, SpreadPollsGoOnWhileAServerIsDown) {
   ASSERT_FALSE(task.task_token().empty());
   EXPECT_THAT(task.input(), HasSubstr("late"));
   EXPECT_LT(absl::Now() - started, absl::Seconds(15));
-  v1::SendTaskSuccessRequest success;
-  success.set_task_token(task.task_token());
-  success.set_output("{}");
-  v1::SendTaskSuccessResponse succeeded;
-  ASSERT_TRUE(Call(&Stub::SendTaskSuccess, success, &succeeded).ok());
+  Succeed(task.task_token());
   EXPECT_EQ(WaitClosed(execution).status(), "SUCCEEDED");
   int scheduled_id = 0;
   for (const v1::HistoryEvent& event : History(execution)) {
@@ -627,30 +651,17 @@ TEST_F(ActivityQueueTest, SpreadPollsGoOnWhileAServerIsDown) {
 // partitions go on serving its workers: a task waiting on one of them is
 // delivered (they confirmed the activity before).
 TEST_F(ActivityQueueTest, TasksElsewhereAreDeliveredWhileTheActivitysServerIsDown) {
-  auto server_of = [](const std::string& key) {
-    return static_cast<int>(config::ShardOf(key, 16) % 3);
-  };
-  std::string name;
-  int home = -1;
-  for (int i = 0; home < 0; ++i) {
-    name = absl::StrCat("homeless-", i);
-    const std::string arn = absl::StrCat(kArnPrefix, name);
-    for (int partition = 0; partition < config::kDefaultTaskQueuePartitions; ++partition) {
-      if (ServerOfPartition(arn, partition) != server_of(arn)) home = server_of(arn);
-    }
-  }
-  const std::string activity = CreateActivity(name);
-  const std::string machine = CreateMachine(name, TaskDefinition(activity));
+  const AwayPartition chosen = ActivityWithAPartitionAway("homeless");
+  const int home = chosen.home;
+  const std::string activity = CreateActivity(chosen.name);
+  const std::string machine = CreateMachine(chosen.name, TaskDefinition(activity));
   // An execution whose record and task are both on other servers than the
-  // activity's (see SpreadPollsGoOnWhileAServerIsDown for the task's id).
+  // activity's.
   std::string execution_name;
   for (int i = 0; execution_name.empty(); ++i) {
     const std::string candidate = absl::StrCat("elsewhere-", i);
-    const std::string execution = absl::StrCat(
-        absl::StrReplaceAll(machine, {{":stateMachine:", ":execution:"}}), ":", candidate);
-    const int partition = static_cast<int>(config::ShardOf(
-        absl::StrCat(execution, "#3"), config::kDefaultTaskQueuePartitions));
-    if (server_of(execution) != home && ServerOfPartition(activity, partition) != home) {
+    const std::string execution = ExecutionArnOf(machine, candidate);
+    if (ServerOf(execution) != home && ServerOfFirstTask(activity, execution) != home) {
       execution_name = candidate;
     }
   }
@@ -670,11 +681,7 @@ TEST_F(ActivityQueueTest, TasksElsewhereAreDeliveredWhileTheActivitysServerIsDow
   ASSERT_FALSE(task.task_token().empty()) << "no task while the activity's server is down";
   EXPECT_THAT(task.input(), HasSubstr("waiting"));
 
-  v1::SendTaskSuccessRequest success;
-  success.set_task_token(task.task_token());
-  success.set_output("{}");
-  v1::SendTaskSuccessResponse succeeded;
-  ASSERT_TRUE(Call(&Stub::SendTaskSuccess, success, &succeeded).ok());
+  Succeed(task.task_token());
   EXPECT_EQ(WaitClosed(execution).status(), "SUCCEEDED");
   ASSERT_TRUE(cluster_->RestartShard(home).ok());
 }
