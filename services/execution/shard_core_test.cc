@@ -1001,36 +1001,32 @@ TEST_F(ShardCoreTest, ConcurrentLookUpsOfARemoteActivityAskItsOwnerOnce) {
   const std::string activity = RemoteActivityWithLocalPartition("fleet");
   peers_.remote_check_answer = absl::OkStatus();
   peers_.remote_check_delay = absl::Milliseconds(300);
-  constexpr int kCallers = 8;
-  absl::Notification go;
-  std::vector<absl::Status> answers(kCallers);
-  std::vector<std::thread> callers;
-  for (int i = 0; i < kCallers; ++i) {
-    callers.emplace_back([&, i] {
-      go.WaitForNotification();
-      answers[i] = core_->LookUpActivity(activity);
-    });
-  }
-  go.Notify();
-  for (std::thread& caller : callers) caller.join();
-  for (const absl::Status& answer : answers) EXPECT_TRUE(answer.ok()) << answer;
+  // Eight look-ups at once; their answers.
+  auto look_up_at_once = [&] {
+    constexpr int kCallers = 8;
+    absl::Notification go;
+    std::vector<absl::Status> answers(kCallers);
+    std::vector<std::thread> callers;
+    for (int i = 0; i < kCallers; ++i) {
+      callers.emplace_back([&, i] {
+        go.WaitForNotification();
+        answers[i] = core_->LookUpActivity(activity);
+      });
+    }
+    go.Notify();
+    for (std::thread& caller : callers) caller.join();
+    return answers;
+  };
+  for (const absl::Status& answer : look_up_at_once()) EXPECT_TRUE(answer.ok()) << answer;
   EXPECT_EQ(peers_.remote_checks.load(), 1);
 
   // A refusal is every waiting caller's too, and is not kept.
   peers_.remote_check_answer = absl::NotFoundError("ActivityDoesNotExist: gone");
   absl::SleepFor(absl::Seconds(2));  // past the confirmation's lifetime
   peers_.remote_checks = 0;
-  callers.clear();
-  absl::Notification go_again;
-  for (int i = 0; i < kCallers; ++i) {
-    callers.emplace_back([&, i] {
-      go_again.WaitForNotification();
-      answers[i] = core_->LookUpActivity(activity);
-    });
+  for (const absl::Status& answer : look_up_at_once()) {
+    EXPECT_TRUE(absl::IsNotFound(answer)) << answer;
   }
-  go_again.Notify();
-  for (std::thread& caller : callers) caller.join();
-  for (const absl::Status& answer : answers) EXPECT_TRUE(absl::IsNotFound(answer)) << answer;
   EXPECT_EQ(peers_.remote_checks.load(), 1);
   EXPECT_TRUE(absl::IsNotFound(core_->LookUpActivity(activity)));
   EXPECT_EQ(peers_.remote_checks.load(), 2);

@@ -58,8 +58,8 @@ constexpr absl::Duration kRepollMinimum = absl::Milliseconds(10);
 // long a stream that was cancelled, or a gateway shutting down, may wait
 // for a poll that found nothing.
 constexpr absl::Duration kStreamPollWindow = absl::Seconds(1);
-// How long a poll of several servers waits before watching them again
-// after one was unreachable.
+// How long a poll of several servers waits before watching a server again
+// that was unavailable.
 constexpr absl::Duration kUnavailableRewatch = absl::Milliseconds(100);
 constexpr int kMaxTasksPerPoll = 100;
 // Polls a stream runs at once (see TaskStream::Poll).
@@ -1382,11 +1382,11 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
         ShardRouter::LocalCall::kInlineUnlessDeclined);
   }
 
-  // Polls the partitions of an activity's task queue for up to `max_tasks`
+  // Polls the partitions of an activity's task queue, held by several
+  // servers (one server's are PollOneServer's), for up to `max_tasks`
   // tasks until `until`, into `*response`, and calls `done`. Every server
-  // holding a partition serves all of its local partitions at once. With
-  // one such server, that is one long poll. With several, each is looked at
-  // quickly first (a backlog may sit on one while another is empty); then
+  // holding a partition serves all of its local partitions at once. Each
+  // is looked at quickly first (a backlog may sit on one while another is empty); then
   // all of them are watched: a watch answers when a task arrives there that
   // no poller of that server waits for, and the poll then takes from that
   // server. So a poller is never starved while any partition has a backlog,
@@ -1396,8 +1396,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   //
   // Only watches are ever cancelled here: a take that is cancelled after
   // the server handed its tasks over would lose them (their ActivityStarted
-  // is recorded, and nobody has them), so takes either wait on one server
-  // only or do not wait at all.
+  // is recorded, and nobody has them), so the takes here do not wait.
   void PollPartitions(const grpc::CallbackServerContext* context, const std::string& activity_arn,
                       const std::string& worker_name, int max_tasks, absl::Time until,
                       std::shared_ptr<iv1::PollActivityTasksResponse> response,
@@ -1411,12 +1410,6 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     poll->take.set_max_tasks(max_tasks);
     poll->response = std::move(response);
     poll->done = std::move(done);
-    if (poll->owners.size() == 1) {
-      TakeFrom(poll, poll->owners[0], until, [this, poll](absl::Status status) {
-        EndSpreadPoll(poll, std::move(status));
-      });
-      return;
-    }
     Sweep(poll, next_poll_owner_.fetch_add(1, std::memory_order_relaxed) % poll->owners.size());
   }
 
@@ -1439,41 +1432,35 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     // round is decided).
     std::vector<std::unique_ptr<grpc::ClientContext>> contexts ABSL_GUARDED_BY(mu);
     std::vector<grpc::Status> statuses ABSL_GUARDED_BY(mu);
-    // The waits before watching an unavailable server again.
-    std::vector<std::unique_ptr<grpc::Alarm>> alarms ABSL_GUARDED_BY(mu);
+    // The waits before watching an unavailable server again: each only
+    // touched by its own watch's steps, which follow one another.
+    std::vector<std::unique_ptr<grpc::Alarm>> alarms;
     size_t pending ABSL_GUARDED_BY(mu) = 0;
     std::optional<size_t> backlog ABSL_GUARDED_BY(mu);
     bool decided ABSL_GUARDED_BY(mu) = false;
   };
 
-  // Takes up to the poll's `max_tasks` from server `owner`, waiting there
-  // until `take_until` at most; then `next`. An unavailable server is
-  // tried again until then; one that a quick look finds unavailable is
-  // left to the next sweep (the watches find when it is back).
-  void TakeFrom(const std::shared_ptr<SpreadPoll>& poll, int owner, absl::Time take_until,
-                std::function<void(absl::Status)> next) {
-    const absl::Time now = absl::Now();
-    poll->take.set_wait_ms(std::max<int64_t>(0, absl::ToInt64Milliseconds(take_until - now)));
-    poll->response->Clear();
-    router_->CallAsync(poll->context, owner, std::max(take_until, now) + kTakeAnswerMargin,
-                       STEPFLOW_SHARD_METHOD(PollActivityTasks), poll->take, poll->response.get(),
-                       std::move(next), ShardRouter::LocalCall::kPooled,
-                       take_until > now ? OnUnavailable::kRetry : OnUnavailable::kAnswer);
-  }
-
-  // A quick look at each server, from the one at `first` on: ends the poll
-  // when tasks came, else watches.
+  // A quick look at each server, from the one at `first` on: a take that
+  // does not wait, which ends the poll when tasks came; then watches. A
+  // server found unavailable is not tried again here: the watches find
+  // when it is back.
   void Sweep(std::shared_ptr<SpreadPoll> poll, size_t first, size_t looked = 0) {
     if (looked == poll->owners.size()) return WatchOrEnd(std::move(poll));
     const int owner = poll->owners[(first + looked) % poll->owners.size()];
-    TakeFrom(poll, owner, absl::Now(), [this, poll, first, looked](absl::Status status) {
-      // One unreachable server does not stop polling the others.
-      if (!status.ok() && !absl::IsUnavailable(status) && !absl::IsDeadlineExceeded(status)) {
-        return EndSpreadPoll(poll, std::move(status));
-      }
-      if (poll->response->tasks_size() > 0) return EndSpreadPoll(poll, absl::OkStatus());
-      Sweep(poll, first, looked + 1);
-    });
+    poll->take.set_wait_ms(0);
+    poll->response->Clear();
+    router_->CallAsync(
+        poll->context, owner, absl::Now() + kTakeAnswerMargin,
+        STEPFLOW_SHARD_METHOD(PollActivityTasks), poll->take, poll->response.get(),
+        [this, poll, first, looked](absl::Status status) {
+          // One unreachable server does not stop polling the others.
+          if (!status.ok() && !absl::IsUnavailable(status) && !absl::IsDeadlineExceeded(status)) {
+            return EndSpreadPoll(poll, std::move(status));
+          }
+          if (poll->response->tasks_size() > 0) return EndSpreadPoll(poll, absl::OkStatus());
+          Sweep(poll, first, looked + 1);
+        },
+        ShardRouter::LocalCall::kPooled, OnUnavailable::kAnswer);
   }
 
   // Watches every server until one reports a waiting task (then sweeps
@@ -1490,10 +1477,10 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     round->request.set_wait_ms(
         std::max<int64_t>(0, absl::ToInt64Milliseconds(poll->until - absl::Now())));
     round->responses.resize(count);
+    round->alarms.resize(count);
     {
       absl::MutexLock lock(&round->mu);
       round->statuses.resize(count);
-      round->alarms.resize(count);
       for (size_t i = 0; i < count; ++i) round->contexts.push_back(WatchContext(*poll));
       round->pending = count;
     }
@@ -1536,11 +1523,8 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       absl::MutexLock lock(&round->mu);
       if (status.error_code() == grpc::StatusCode::UNAVAILABLE && !round->decided &&
           absl::Now() + kUnavailableRewatch < poll->until && !poll->context->IsCancelled()) {
-        round->alarms[index] = std::make_unique<grpc::Alarm>();
-        round->alarms[index]->Set(absl::ToChronoTime(absl::Now() + kUnavailableRewatch),
-                                  [this, poll, round, index](bool) {
-                                    WatchAgain(poll, round, index);
-                                  });
+        AfterPause(kUnavailableRewatch, &round->alarms[index],
+                   [this, poll, round, index] { WatchAgain(poll, round, index); });
         return;
       }
       if (status.ok() && round->responses[index].backlog() && !round->backlog.has_value()) {
@@ -1587,9 +1571,6 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     bool decided = false;
     {
       absl::MutexLock lock(&round->mu);
-      // Released from its own callback (gRPC keeps what runs this until it
-      // returns): the alarm holds this callback, which holds the round.
-      round->alarms[index].reset();
       decided = round->decided;
       // A decision after this cancels the new context too (a call started
       // on a cancelled context ends at once).
