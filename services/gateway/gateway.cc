@@ -1861,11 +1861,11 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
 
     // Poll's loop when several servers hold the partitions: each poll is
     // PollPartitions, made again from its answer.
-    void PollSeveralServers() {
+    void PollSeveralServers(int held = 0) {
       int wanted = 0;
       bool done = false;
       // Ends the poll when done: the last touch of the reactor here.
-      Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { ReserveLocked(&wanted, &done); });
+      Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { ReserveLocked(held, &wanted, &done); });
       if (done) return;
       auto polled = std::make_shared<iv1::PollActivityTasksResponse>();
       service_->PollPartitions(
@@ -1875,7 +1875,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
             Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
               TakePolledLocked(wanted, std::move(status), polled.get(), &done);
             });
-            if (!done) PollSeveralServers();
+            if (!done) PollSeveralServers(wanted);
           });
     }
 
@@ -1893,11 +1893,11 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     // local server answers it from the transition that hands the tasks
     // over, so no thread waits for them on either side; a poll it cannot
     // answer so (a backlog to hand over) runs on a thread of the router.
-    void PollOneServer(int owner, RepollPacer pacer = {}) {
+    void PollOneServer(int owner, RepollPacer pacer = {}, int held = 0) {
       int wanted = 0;
       bool done = false;
       // Ends the poll when done: the last touch of the reactor here.
-      Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { ReserveLocked(&wanted, &done); });
+      Advance([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { ReserveLocked(held, &wanted, &done); });
       if (done) return;
       auto poll = std::make_shared<OneServerPoll>();
       poll->asked = absl::Now();
@@ -1919,14 +1919,18 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
             // The stream stays while this poll is counted, so also while
             // it pauses.
             AfterPause(poll->pacer.Next(absl::Now() - poll->asked, tasks), &poll->pause,
-                       [this, owner, poll] { PollOneServer(owner, poll->pacer); });
+                       [this, owner, poll, wanted] { PollOneServer(owner, poll->pacer, wanted); });
           },
           ShardRouter::LocalCall::kInlineUnlessDeclined);
     }
 
     // What the next poll may take: `*wanted` credits reserved for it, or
-    // `*done` (the poll ends) when none is left or the stream ends.
-    void ReserveLocked(int* wanted, bool* done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // `*done` (the poll ends) when none is left or the stream ends. `held`:
+    // the reservation of the poll's previous round, kept until now so that
+    // a pause between rounds does not look like spare credits (another
+    // poll, with a pacer of its own, would start meanwhile).
+    void ReserveLocked(int held, int* wanted, bool* done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      reserved_ -= held;
       const int64_t share = (credits_ + kPollsPerStream - 1) / kPollsPerStream;
       *wanted =
           static_cast<int>(std::min({credits_ - reserved_, share, int64_t{kMaxTasksPerPoll}}));
@@ -1939,13 +1943,14 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     }
 
     // A poll for `wanted` tasks answered: its tasks go into the next
-    // message; an error ends the poll (`*done`) and the stream.
+    // message; an error ends the poll (`*done`) and the stream. A poll that
+    // goes on keeps its reservation until its next round (ReserveLocked).
     void TakePolledLocked(int wanted, absl::Status status,
                           iv1::PollActivityTasksResponse* polled, bool* done)
         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      reserved_ -= wanted;
       if (!status.ok()) {
         if (!error_.has_value() && !cancelled_) error_ = std::move(status);
+        reserved_ -= wanted;
         --polls_;
         *done = true;
         return;

@@ -261,6 +261,37 @@ TEST_F(GatewayTest, PollsMadeAgainAfterQuickEmptyAnswersArePaced) {
   EXPECT_LE(polls, 20u);
 }
 
+// The same for a stream's polls, which go on for as long as the stream has
+// credits.
+TEST_F(GatewayTest, StreamPollsMadeAgainAfterQuickEmptyAnswersArePaced) {
+  shard_.AnswerEmptyAtOnce();
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  std::unique_ptr<grpc::ClientReaderWriter<v1::StreamActivityTasksRequest,
+                                           v1::StreamActivityTasksResponse>>
+      stream = stub_->StreamActivityTasks(&context);
+  v1::StreamActivityTasksRequest open;
+  open.set_activity_arn(kActivityArn);
+  open.set_worker_name("worker-1");
+  open.set_credits(1);
+  ASSERT_TRUE(stream->Write(open));
+  absl::SleepFor(absl::Seconds(1));
+  const size_t polls = shard_.polls().size();
+  ASSERT_TRUE(stream->WritesDone());
+  context.TryCancel();
+  v1::StreamActivityTasksResponse response;
+  while (stream->Read(&response)) {
+    ADD_FAILURE() << "a message came from a server that had no task";
+  }
+  (void)stream->Finish();
+  // The first poll looks the activity up; within the second come the
+  // polls made at once, then after pauses of 10, 20, 40, 80 ms and then
+  // 160 ms each: 12 in all. A second poll of the stream starting, with a
+  // pacer of its own, whenever the first paused made it 23.
+  EXPECT_GE(polls, 5u);
+  EXPECT_LE(polls, 16u);
+}
+
 TEST_F(GatewayTest, ALongPollWhoseCallerWentAwayIsNotMadeAgain) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
