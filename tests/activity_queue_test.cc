@@ -920,6 +920,51 @@ double ShardMetric(testing::TestCluster& cluster, int servers, const std::string
   return total;
 }
 
+// The same when the server holding the task restarted during the outage,
+// and so could not confirm the activity with its server since: the task
+// it stored is the proof (a partition queues tasks of confirmed
+// activities only).
+TEST_F(ActivityQueueTest, ARestartedServerDeliversItsStoredTasksWhileTheActivitysServerIsDown) {
+  const AwayPartition chosen = ActivityWithAPartitionAway("orphaned");
+  const int home = chosen.home;
+  const std::string activity = CreateActivity(chosen.name);
+  const std::string machine = CreateMachine(chosen.name, TaskDefinition(activity));
+  std::string execution_name;
+  int task_server = -1;
+  for (int i = 0; execution_name.empty(); ++i) {
+    const std::string candidate = absl::StrCat("restarted-", i);
+    const std::string execution = ExecutionArnOf(machine, candidate);
+    task_server = ServerOfFirstTask(activity, execution);
+    if (ServerOf(execution) != home && task_server != home) execution_name = candidate;
+  }
+  // No worker polls yet: the task waits, stored, in its partition.
+  const std::string execution = api_->StartExecution(machine, R"({"waiting": true})",
+                                                     execution_name);
+  const std::string label = absl::StrCat("activity=\"", chosen.name, "\"");
+  const absl::Time end = absl::Now() + absl::Seconds(20);
+  while (ShardMetric(*cluster_, 3, "stepflow_activity_backlog_tasks", label) < 1 &&
+         absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(ShardMetric(*cluster_, 3, "stepflow_activity_backlog_tasks", label), 1);
+  cluster_->KillShard(home);
+  cluster_->KillShard(task_server);
+  ASSERT_TRUE(cluster_->RestartShard(task_server).ok());
+
+  v1::GetActivityTaskRequest poll;
+  poll.set_activity_arn(activity);
+  poll.set_worker_name("after-restart");
+  v1::GetActivityTaskResponse task;
+  grpc::Status status = Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(10));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_FALSE(task.task_token().empty()) << "no task from the restarted server";
+  EXPECT_THAT(task.input(), HasSubstr("waiting"));
+
+  Succeed(task.task_token());
+  EXPECT_EQ(WaitClosed(execution).status(), "SUCCEEDED");
+  ASSERT_TRUE(cluster_->RestartShard(home).ok());
+}
+
 TEST_F(ActivityQueueTest, BacklogAndPollMetricsShowTheQueue) {
   const std::string activity = CreateActivity("metered");
   const std::string machine = CreateMachine("metered", TaskDefinition(activity));

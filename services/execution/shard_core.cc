@@ -2770,16 +2770,23 @@ absl::Status ShardCore::CachedActivityExists(const std::string& activity_arn) {
   // The activity's own shard may be here or on another server.
   absl::Status exists = OwnedShard(activity_arn).ok() ? CheckActivityExists(activity_arn)
                                                       : peers_->CheckActivityExists(activity_arn);
+  // Read before activity_exists_mu_ is taken: the queues have a lock of
+  // their own.
+  const bool queued_here = !exists.ok() && !absl::IsNotFound(exists) &&
+                           task_queues_->BacklogSize(activity_arn) > 0;
   {
     absl::MutexLock lock(&activity_exists_mu_);
     if (exists.ok()) {
       activity_exists_[activity_arn] = now;
     } else if (absl::IsNotFound(exists)) {
       activity_exists_.erase(activity_arn);
-    } else if (activity_exists_.contains(activity_arn)) {
+    } else if (activity_exists_.contains(activity_arn) || queued_here) {
       // The owner is unreachable (down, restarting): an activity confirmed
-      // before is taken to exist still, so that the partitions here go on
-      // serving its workers meanwhile. It is asked again next time.
+      // before, or one with tasks queued here (a partition queues a task
+      // only once the activity is confirmed; after a restart its stored
+      // tasks are that proof), is taken to exist still, so that the
+      // partitions here go on serving its workers meanwhile. It is asked
+      // again next time.
       exists = absl::OkStatus();
     }
     activity_look_ups_.erase(activity_arn);

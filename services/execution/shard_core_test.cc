@@ -1055,6 +1055,43 @@ TEST_F(ShardCoreTest, AnActivityConfirmedBeforeCountsWhileItsOwnerIsUnreachable)
   EXPECT_TRUE(absl::IsUnavailable(core_->LookUpActivity(activity)));
 }
 
+// An activity with tasks queued here counts too while its owner cannot be
+// reached, also after a restart of this server that forgot every
+// confirmation: a partition queues a task only once the activity is
+// confirmed, so its stored tasks are that proof.
+TEST_F(ShardCoreTest, AnActivityWithTasksQueuedHereCountsWhileItsOwnerIsUnreachable) {
+  replicas_ = 2;
+  ASSERT_TRUE(Open(16).ok());
+  const std::string activity = RemoteActivityWithLocalPartition("queued");
+  iv1::ActivityTask task;
+  task.set_activity_arn(activity);
+  task.set_task_token("token-of-a-remote-execution");
+  task.set_input("{}");
+  task.set_task_id("arn:aws:states:us-east-1:123456789012:execution:m:e#1");
+  for (int partition = 0;; ++partition) {
+    ASSERT_LT(partition, config::kDefaultTaskQueuePartitions);
+    if (config::Owns(config::ShardOf(config::TaskQueuePartitionKey(activity, partition), 16), 0,
+                     2)) {
+      task.set_partition(partition);
+      break;
+    }
+  }
+  peers_.remote_check_answer = absl::OkStatus();  // confirmed by its owner
+  ASSERT_TRUE(core_->EnqueueActivityTask(task).ok());
+
+  ASSERT_TRUE(Open(16).ok());  // a restart: the task is loaded, nothing is confirmed
+  peers_.remote_check_answer = absl::UnavailableError("connection refused");
+  peers_.remote_checks = 0;
+  EXPECT_TRUE(core_->LookUpActivity(activity).ok());
+  EXPECT_EQ(peers_.remote_checks.load(), 1) << "the owner is still asked";
+  // One with no task here is not taken to exist.
+  EXPECT_TRUE(
+      absl::IsUnavailable(core_->LookUpActivity(RemoteActivityWithLocalPartition("unqueued"))));
+  // A refusal still counts over the queued tasks.
+  peers_.remote_check_answer = absl::NotFoundError("ActivityDoesNotExist: gone");
+  EXPECT_TRUE(absl::IsNotFound(core_->LookUpActivity(activity)));
+}
+
 TEST_F(ShardCoreTest, UnreachableActivityOwnerSchedulesThenTheQueueReportsItMissing) {
   replicas_ = 2;
   ASSERT_TRUE(Open(16).ok());

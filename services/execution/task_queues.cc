@@ -519,6 +519,12 @@ size_t TaskQueues::WaitingPollers(const std::string& activity_arn) {
   return it == queues_.end() ? 0 : it->second->waiters.size();
 }
 
+size_t TaskQueues::BacklogSize(const std::string& activity_arn) {
+  absl::MutexLock lock(&mu_);
+  auto it = queues_.find(activity_arn);
+  return it == queues_.end() ? 0 : it->second->backlog.size();
+}
+
 void TaskQueues::Shutdown() {
   Settled settled;
   {

@@ -160,6 +160,8 @@ class TaskQueues {
   // Takers of `activity_arn` waiting in line now (not yet woken or
   // claimed).
   size_t WaitingPollers(const std::string& activity_arn);
+  // Tasks of `activity_arn` in its backlog here now (not handed over).
+  size_t BacklogSize(const std::string& activity_arn);
 
   // Wakes every poller and makes Take fail from now on.
   void Shutdown();
