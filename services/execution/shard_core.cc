@@ -366,6 +366,7 @@ absl::Status ShardCore::Init() {
   delivery_pool_ = std::make_unique<DeliveryPool>(kOutboxDeliveryThreads);
   outbox_thread_ = std::thread([this] { OutboxLoop(); });
   timer_thread_ = std::thread([this] { TimerLoop(); });
+  refresh_thread_ = std::thread([this] { RefreshLoop(); });
   return absl::OkStatus();
 }
 
@@ -518,6 +519,11 @@ void ShardCore::Shutdown() {
     timers_stop_ = true;
   }
   if (timer_thread_.joinable()) timer_thread_.join();
+  {
+    absl::MutexLock lock(&refresh_mu_);
+    refresh_stop_ = true;
+  }
+  if (refresh_thread_.joinable()) refresh_thread_.join();
   // Once the threads that commit transitions are done: what was handed
   // over is written and answered; later transitions get UNAVAILABLE.
   if (committer_ != nullptr) committer_->Stop();
@@ -2785,8 +2791,9 @@ absl::Status ShardCore::CachedActivityExists(const std::string& activity_arn) {
       // before, or one with tasks queued here (a partition queues a task
       // only once the activity is confirmed; after a restart its stored
       // tasks are that proof), is taken to exist still, so that the
-      // partitions here go on serving its workers meanwhile. It is asked
-      // again next time.
+      // partitions here go on serving its workers meanwhile. The owner is
+      // asked again a TTL later, not by every poll meanwhile.
+      activity_exists_[activity_arn] = now;
       exists = absl::OkStatus();
     }
     activity_look_ups_.erase(activity_arn);
@@ -2812,6 +2819,42 @@ bool ShardCore::ActivityKnownToExist(const std::string& activity_arn) {
   absl::MutexLock lock(&activity_exists_mu_);
   auto it = activity_exists_.find(activity_arn);
   return it != activity_exists_.end() && absl::Now() - it->second < kActivityExistsTtl;
+}
+
+bool ShardCore::ActivityServable(const std::string& activity_arn) {
+  {
+    absl::MutexLock lock(&activity_exists_mu_);
+    auto it = activity_exists_.find(activity_arn);
+    if (it == activity_exists_.end()) return false;
+    if (absl::Now() - it->second < kActivityExistsTtl) return true;
+  }
+  absl::MutexLock lock(&refresh_mu_);
+  if (!refresh_stop_ && refreshing_.insert(activity_arn).second) {
+    refresh_queue_.push_back(activity_arn);
+  }
+  return true;
+}
+
+void ShardCore::RefreshLoop() {
+  while (true) {
+    std::string activity_arn;
+    {
+      absl::MutexLock lock(&refresh_mu_);
+      refresh_mu_.Await(absl::Condition(
+          +[](ShardCore* core) ABSL_EXCLUSIVE_LOCKS_REQUIRED(core->refresh_mu_) {
+            return core->refresh_stop_ || !core->refresh_queue_.empty();
+          },
+          this));
+      if (refresh_stop_) return;
+      activity_arn = std::move(refresh_queue_.front());
+      refresh_queue_.pop_front();
+    }
+    // Updates the cache: confirmed again, dropped on a refusal, or kept
+    // for another TTL while the owner cannot be reached.
+    (void)CachedActivityExists(activity_arn);
+    absl::MutexLock lock(&refresh_mu_);
+    refreshing_.erase(activity_arn);
+  }
 }
 
 std::vector<std::string> ShardCore::ClaimPollers(asl::Interpreter& interpreter,
@@ -2957,6 +3000,7 @@ absl::Status ShardCore::CancelActivityTask(const ActivityTask& task, bool sync) 
 
 absl::Status ShardCore::LookUpActivity(const std::string& activity_arn) {
   RETURN_IF_ERROR(FirstOwnedPartitionShard(activity_arn).status());
+  if (ActivityServable(activity_arn)) return absl::OkStatus();
   return CachedActivityExists(activity_arn);
 }
 
@@ -2991,7 +3035,7 @@ bool ShardCore::PollActivityTasksLater(const internal::v1::PollActivityTasksRequ
                                        AnswerLater* answer_later) {
   const std::string& arn = request.activity_arn();
   if (answer_later == nullptr || !*answer_later || !FirstOwnedPartitionShard(arn).ok() ||
-      !ActivityKnownToExist(arn)) {
+      !ActivityServable(arn)) {
     return false;
   }
   deadline = std::min(deadline, absl::Now() + absl::Milliseconds(std::max<int64_t>(

@@ -354,7 +354,8 @@ class ShardCore {
                               AnswerLater* answer_later);
   // What PollActivityTasks checks before it waits: a partition of the
   // activity is owned here, and the activity exists (asked of its owner,
-  // maybe another server, unless a recent answer is cached).
+  // maybe another server, unless an answer is cached; an expired one is
+  // taken meanwhile, see ActivityServable).
   absl::Status LookUpActivity(const std::string& activity_arn);
   // PollActivityTasks for one task, waiting until `deadline`.
   absl::Status GetActivityTask(const v1::GetActivityTaskRequest& request,
@@ -746,7 +747,8 @@ class ShardCore {
   // Activities known to exist, with when that was last confirmed: a
   // partition on another server than its activity asks the activity's
   // owner at most every kActivityExistsTtl. One confirmed before still
-  // counts while its owner cannot be reached; a refusal drops it.
+  // counts while its owner cannot be reached (it is asked again a TTL
+  // later); a refusal drops it.
   static constexpr absl::Duration kActivityExistsTtl = absl::Seconds(2);
   absl::Mutex activity_exists_mu_;
   absl::flat_hash_map<std::string, absl::Time> activity_exists_ ABSL_GUARDED_BY(activity_exists_mu_);
@@ -762,6 +764,19 @@ class ShardCore {
   absl::Status CachedActivityExists(const std::string& activity_arn);
   // True when the cache holds a fresh confirmation; never does I/O.
   bool ActivityKnownToExist(const std::string& activity_arn);
+  // For polls: true when the cache holds a confirmation, also an expired
+  // one, which the refresher then asks the owner about again (a poll need
+  // not wait for that question: an owner slow to answer, or unreachable
+  // and timing out, holds up no poll). Never does I/O.
+  bool ActivityServable(const std::string& activity_arn);
+  // Asks the owners of the activities ActivityServable found expired, one
+  // at a time, on a thread of its own.
+  void RefreshLoop();
+  absl::Mutex refresh_mu_;
+  std::deque<std::string> refresh_queue_ ABSL_GUARDED_BY(refresh_mu_);
+  absl::flat_hash_set<std::string> refreshing_ ABSL_GUARDED_BY(refresh_mu_);
+  bool refresh_stop_ ABSL_GUARDED_BY(refresh_mu_) = false;
+  std::thread refresh_thread_;
   // Puts `task`'s backlog record into `batch` and moves the task to
   // `queued`, when this server owns the task's queue partition and knows
   // the activity exists; the caller adds `queued` to task_queues_ once the

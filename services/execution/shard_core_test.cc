@@ -61,10 +61,38 @@ class LoopbackPeers : public Peers {
     return WithCore([&](ShardCore* core) { return core->CancelActivityTask(task); });
   }
   absl::Status CheckActivityExists(const std::string& activity_arn) override {
-    remote_checks.fetch_add(1);
-    if (remote_check_delay > absl::ZeroDuration()) absl::SleepFor(remote_check_delay);
-    if (remote_check_answer.has_value()) return *remote_check_answer;
+    std::optional<absl::Status> answer;
+    absl::Duration delay;
+    {
+      absl::MutexLock lock(&mu);
+      answer = remote_check_answer_;
+      delay = remote_check_delay_;
+    }
+    if (delay > absl::ZeroDuration()) absl::SleepFor(delay);
+    // Counted once answered, so that a test waiting for the count finds
+    // the answer taken.
+    absl::Cleanup counted = [this] { remote_checks.fetch_add(1); };
+    if (answer.has_value()) return *answer;
     return WithCore([&](ShardCore* core) { return core->CheckActivityExists(activity_arn); });
+  }
+  // Tests of activities on another server: what their owner answers (the
+  // core's own record when unset), and how long it takes. The core may ask
+  // from a thread of its own.
+  void set_remote_check_answer(std::optional<absl::Status> answer) {
+    absl::MutexLock lock(&mu);
+    remote_check_answer_ = std::move(answer);
+  }
+  void set_remote_check_delay(absl::Duration delay) {
+    absl::MutexLock lock(&mu);
+    remote_check_delay_ = delay;
+  }
+  // Waits up to 10 s for the owner to have answered `count` questions.
+  bool AwaitRemoteChecks(int count) {
+    const absl::Time end = absl::Now() + absl::Seconds(10);
+    while (remote_checks.load() < count && absl::Now() < end) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return remote_checks.load() == count;
   }
   absl::Status PublishEvent(const iv1::PublishEvent& event) override {
     if (publish_hook) {
@@ -109,15 +137,15 @@ class LoopbackPeers : public Peers {
   // Runs before an event is published: a failure refuses it. Set before the
   // core opens.
   std::function<absl::Status(const iv1::PublishEvent&)> publish_hook;
-  // Tests of activities on another server: what their owner answers, and
-  // that their queue partitions refuse tasks as unknown.
-  std::optional<absl::Status> remote_check_answer;
+  // Tests of activities on another server: their queue partitions refuse
+  // tasks as unknown.
   bool missing_remote_activities = false;
-  // How many times the activity's owner was asked, and how long it takes.
+  // How many times the activity's owner answered.
   std::atomic<int> remote_checks{0};
-  absl::Duration remote_check_delay;
 
  private:
+  std::optional<absl::Status> remote_check_answer_ ABSL_GUARDED_BY(mu);
+  absl::Duration remote_check_delay_ ABSL_GUARDED_BY(mu);
   // Runs `call` with the core, holding core_mu_ (shared) so the core is not
   // replaced meanwhile.
   template <typename Call>
@@ -970,7 +998,7 @@ std::string StartWithRemoteActivity(ShardCore& core, const std::string& name) {
 TEST_F(ShardCoreTest, MissingActivityOnAnotherServerFailsBeforeScheduling) {
   replicas_ = 2;
   ASSERT_TRUE(Open(16).ok());
-  peers_.remote_check_answer = absl::NotFoundError("ActivityDoesNotExist: gone");
+  peers_.set_remote_check_answer(absl::NotFoundError("ActivityDoesNotExist: gone"));
   std::string arn = StartWithRemoteActivity(*core_, "early");
   EXPECT_EQ(Describe(arn).status(), "FAILED");
   EXPECT_THAT(HistoryTypes(arn), ElementsAre("ExecutionStarted", "TaskStateEntered",
@@ -999,10 +1027,10 @@ TEST_F(ShardCoreTest, ConcurrentLookUpsOfARemoteActivityAskItsOwnerOnce) {
   replicas_ = 2;
   ASSERT_TRUE(Open(16).ok());
   const std::string activity = RemoteActivityWithLocalPartition("fleet");
-  peers_.remote_check_answer = absl::OkStatus();
-  peers_.remote_check_delay = absl::Milliseconds(300);
+  peers_.set_remote_check_answer(absl::OkStatus());
+  peers_.set_remote_check_delay(absl::Milliseconds(300));
   // Eight look-ups at once; their answers.
-  auto look_up_at_once = [&] {
+  auto look_up_at_once = [&](const std::string& activity) {
     constexpr int kCallers = 8;
     absl::Notification go;
     std::vector<absl::Status> answers(kCallers);
@@ -1017,41 +1045,64 @@ TEST_F(ShardCoreTest, ConcurrentLookUpsOfARemoteActivityAskItsOwnerOnce) {
     for (std::thread& caller : callers) caller.join();
     return answers;
   };
-  for (const absl::Status& answer : look_up_at_once()) EXPECT_TRUE(answer.ok()) << answer;
+  for (const absl::Status& answer : look_up_at_once(activity)) {
+    EXPECT_TRUE(answer.ok()) << answer;
+  }
   EXPECT_EQ(peers_.remote_checks.load(), 1);
 
-  // A refusal is every waiting caller's too, and is not kept.
-  peers_.remote_check_answer = absl::NotFoundError("ActivityDoesNotExist: gone");
+  // Once the confirmation has expired, look-ups take it at once while one
+  // question goes to the owner in the background; its refusal drops it.
+  peers_.set_remote_check_answer(absl::NotFoundError("ActivityDoesNotExist: gone"));
   absl::SleepFor(absl::Seconds(2));  // past the confirmation's lifetime
   peers_.remote_checks = 0;
-  for (const absl::Status& answer : look_up_at_once()) {
+  const absl::Time asked = absl::Now();
+  for (const absl::Status& answer : look_up_at_once(activity)) {
+    EXPECT_TRUE(answer.ok()) << answer;
+  }
+  EXPECT_LT(absl::Now() - asked, absl::Milliseconds(250)) << "waited for the owner";
+  EXPECT_TRUE(peers_.AwaitRemoteChecks(1));
+  EXPECT_TRUE(absl::IsNotFound(core_->LookUpActivity(activity)));
+  EXPECT_EQ(peers_.remote_checks.load(), 2);
+
+  // A refusal is every waiting caller's too, and is not kept.
+  const std::string missing = RemoteActivityWithLocalPartition("missing");
+  peers_.remote_checks = 0;
+  for (const absl::Status& answer : look_up_at_once(missing)) {
     EXPECT_TRUE(absl::IsNotFound(answer)) << answer;
   }
   EXPECT_EQ(peers_.remote_checks.load(), 1);
-  EXPECT_TRUE(absl::IsNotFound(core_->LookUpActivity(activity)));
+  EXPECT_TRUE(absl::IsNotFound(core_->LookUpActivity(missing)));
   EXPECT_EQ(peers_.remote_checks.load(), 2);
 }
 
 // While an activity's owner cannot be reached, an activity it confirmed
-// before still counts (its partitions here go on serving workers); one
-// never confirmed does not, and a refusal drops the confirmation.
+// before still counts (its partitions here go on serving workers), the
+// owner asked again once a lifetime; one never confirmed does not, and a
+// refusal drops the confirmation.
 TEST_F(ShardCoreTest, AnActivityConfirmedBeforeCountsWhileItsOwnerIsUnreachable) {
   replicas_ = 2;
   ASSERT_TRUE(Open(16).ok());
   const std::string activity = RemoteActivityWithLocalPartition("outage");
-  peers_.remote_check_answer = absl::UnavailableError("connection refused");
+  peers_.set_remote_check_answer(absl::UnavailableError("connection refused"));
   EXPECT_TRUE(absl::IsUnavailable(core_->LookUpActivity(activity)));
-  peers_.remote_check_answer = absl::OkStatus();
+  peers_.set_remote_check_answer(absl::OkStatus());
   ASSERT_TRUE(core_->LookUpActivity(activity).ok());
   absl::SleepFor(absl::Seconds(2));  // past the confirmation's lifetime
-  peers_.remote_check_answer = absl::UnavailableError("connection refused");
+  peers_.set_remote_check_answer(absl::UnavailableError("connection refused"));
   peers_.remote_checks = 0;
   EXPECT_TRUE(core_->LookUpActivity(activity).ok());
   EXPECT_TRUE(core_->LookUpActivity(activity).ok());
-  EXPECT_EQ(peers_.remote_checks.load(), 2) << "the owner is asked again each time";
-  peers_.remote_check_answer = absl::NotFoundError("ActivityDoesNotExist: gone");
+  EXPECT_TRUE(peers_.AwaitRemoteChecks(1)) << "asked once, in the background";
+  // Kept for another lifetime: not asked again meanwhile.
+  EXPECT_TRUE(core_->LookUpActivity(activity).ok());
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(peers_.remote_checks.load(), 1);
+  absl::SleepFor(absl::Seconds(2));
+  peers_.set_remote_check_answer(absl::NotFoundError("ActivityDoesNotExist: gone"));
+  EXPECT_TRUE(core_->LookUpActivity(activity).ok());  // the expired confirmation
+  EXPECT_TRUE(peers_.AwaitRemoteChecks(2));
   EXPECT_TRUE(absl::IsNotFound(core_->LookUpActivity(activity)));
-  peers_.remote_check_answer = absl::UnavailableError("connection refused");
+  peers_.set_remote_check_answer(absl::UnavailableError("connection refused"));
   EXPECT_TRUE(absl::IsUnavailable(core_->LookUpActivity(activity)));
 }
 
@@ -1076,19 +1127,23 @@ TEST_F(ShardCoreTest, AnActivityWithTasksQueuedHereCountsWhileItsOwnerIsUnreacha
       break;
     }
   }
-  peers_.remote_check_answer = absl::OkStatus();  // confirmed by its owner
+  peers_.set_remote_check_answer(absl::OkStatus());  // confirmed by its owner
   ASSERT_TRUE(core_->EnqueueActivityTask(task).ok());
 
   ASSERT_TRUE(Open(16).ok());  // a restart: the task is loaded, nothing is confirmed
-  peers_.remote_check_answer = absl::UnavailableError("connection refused");
+  peers_.set_remote_check_answer(absl::UnavailableError("connection refused"));
   peers_.remote_checks = 0;
   EXPECT_TRUE(core_->LookUpActivity(activity).ok());
   EXPECT_EQ(peers_.remote_checks.load(), 1) << "the owner is still asked";
   // One with no task here is not taken to exist.
   EXPECT_TRUE(
       absl::IsUnavailable(core_->LookUpActivity(RemoteActivityWithLocalPartition("unqueued"))));
-  // A refusal still counts over the queued tasks.
-  peers_.remote_check_answer = absl::NotFoundError("ActivityDoesNotExist: gone");
+  // A refusal, once the owner is asked again, still counts over the
+  // queued tasks.
+  peers_.set_remote_check_answer(absl::NotFoundError("ActivityDoesNotExist: gone"));
+  absl::SleepFor(absl::Seconds(2));  // past the lifetime the first answer gave
+  EXPECT_TRUE(core_->LookUpActivity(activity).ok());
+  EXPECT_TRUE(peers_.AwaitRemoteChecks(3));
   EXPECT_TRUE(absl::IsNotFound(core_->LookUpActivity(activity)));
 }
 
@@ -1097,7 +1152,7 @@ TEST_F(ShardCoreTest, UnreachableActivityOwnerSchedulesThenTheQueueReportsItMiss
   ASSERT_TRUE(Open(16).ok());
   // The activity's server does not answer: the execution goes on, and the
   // partition that cannot queue the task reports it (the late path).
-  peers_.remote_check_answer = absl::UnavailableError("connection refused");
+  peers_.set_remote_check_answer(absl::UnavailableError("connection refused"));
   peers_.missing_remote_activities = true;
   std::string arn = StartWithRemoteActivity(*core_, "late");
   AwaitClosed(arn);
