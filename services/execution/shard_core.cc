@@ -3029,17 +3029,22 @@ absl::Status ShardCore::PollActivityTasks(const internal::v1::PollActivityTasksR
   return Deliver(arn, std::move(taken), cancelled, response);
 }
 
-bool ShardCore::PollActivityTasksLater(const internal::v1::PollActivityTasksRequest& request,
-                                       internal::v1::PollActivityTasksResponse* response,
-                                       absl::Time deadline, std::function<bool()> cancelled,
-                                       AnswerLater* answer_later) {
+ShardCore::LaterPoll ShardCore::PollActivityTasksLater(
+    const internal::v1::PollActivityTasksRequest& request,
+    internal::v1::PollActivityTasksResponse* response, absl::Time deadline,
+    std::function<bool()> cancelled, AnswerLater* answer_later) {
   const std::string& arn = request.activity_arn();
   if (answer_later == nullptr || !*answer_later || !FirstOwnedPartitionShard(arn).ok() ||
       !ActivityServable(arn)) {
-    return false;
+    return LaterPoll::kDeclined;
   }
-  deadline = std::min(deadline, absl::Now() + absl::Milliseconds(std::max<int64_t>(
-                                                  0, request.wait_ms())));
+  const absl::Time now = absl::Now();
+  deadline = std::min(deadline, now + absl::Milliseconds(std::max<int64_t>(0, request.wait_ms())));
+  // A quick look (wait_ms 0, as a spread poll's sweep makes) that finds
+  // nothing is answered here, not by the timer loop a thread hop later.
+  if (deadline <= now && task_queues_->EmptyNow(arn, /*watch=*/request.max_tasks() == 0)) {
+    return LaterPoll::kAnswered;
+  }
   if (request.max_tasks() == 0) {
     // A watch (see PollActivityTasks).
     const bool waiting = task_queues_->WatchLater(
@@ -3051,11 +3056,10 @@ bool ShardCore::PollActivityTasksLater(const internal::v1::PollActivityTasksRequ
             std::move(answer)(absl::OkStatus());
           };
         });
-    if (waiting) {
-      *answer_later = nullptr;
-      WakeTimersForPoll(deadline);
-    }
-    return waiting;
+    if (!waiting) return LaterPoll::kDeclined;
+    *answer_later = nullptr;
+    WakeTimersForPoll(deadline);
+    return LaterPoll::kWaiting;
   }
   const bool waiting = task_queues_->TakeLater(
       arn, std::clamp(request.max_tasks(), 1, 100), kMaxBatchInputBytes, deadline, cancelled,
@@ -3079,11 +3083,10 @@ bool ShardCore::PollActivityTasksLater(const internal::v1::PollActivityTasksRequ
           std::move(answer)(absl::OkStatus());
         };
       });
-  if (waiting) {
-    *answer_later = nullptr;
-    WakeTimersForPoll(deadline);
-  }
-  return waiting;
+  if (!waiting) return LaterPoll::kDeclined;
+  *answer_later = nullptr;
+  WakeTimersForPoll(deadline);
+  return LaterPoll::kWaiting;
 }
 
 void ShardCore::ReturnToBacklog(const std::string& arn, std::vector<TaskQueues::Queued> tasks) {

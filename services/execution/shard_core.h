@@ -342,16 +342,23 @@ class ShardCore {
   // PollActivityTasks for a caller that takes its answer later and may not
   // wait (a call from a gRPC callback thread): the poll waits in line
   // without a thread, for tasks handed over directly by the transitions
-  // that schedule them (a watch, for a task entering the backlog). True
-  // when it took `*answer_later` (left empty): `response` is then filled
-  // and `*answer_later` called once, maybe on another thread, and
-  // `cancelled` is called until then. False, with nothing done, when the
-  // poll must run as PollActivityTasks (a backlog to hand over or to
-  // report, an activity not looked up yet).
-  bool PollActivityTasksLater(const internal::v1::PollActivityTasksRequest& request,
-                              internal::v1::PollActivityTasksResponse* response,
-                              absl::Time deadline, std::function<bool()> cancelled,
-                              AnswerLater* answer_later);
+  // that schedule them (a watch, for a task entering the backlog).
+  enum class LaterPoll {
+    // It took `*answer_later` (left empty): `response` is filled and
+    // `*answer_later` called once, maybe on another thread, and
+    // `cancelled` is called until then.
+    kWaiting,
+    // Its time was up already and nothing waits here: answered empty in
+    // `response` at once (OK), `*answer_later` untouched.
+    kAnswered,
+    // Nothing done: the poll must run as PollActivityTasks (a backlog to
+    // hand over or to report, an activity not looked up yet).
+    kDeclined,
+  };
+  LaterPoll PollActivityTasksLater(const internal::v1::PollActivityTasksRequest& request,
+                                   internal::v1::PollActivityTasksResponse* response,
+                                   absl::Time deadline, std::function<bool()> cancelled,
+                                   AnswerLater* answer_later);
   // What PollActivityTasks checks before it waits: a partition of the
   // activity is owned here, and the activity exists (asked of its owner,
   // maybe another server, unless an answer is cached; an expired one is

@@ -709,8 +709,9 @@ TEST_F(ShardCoreTest, PollWaitingWithoutAThreadIsHandedTheTaskByTheStartsWrite) 
     answer_status = std::move(status);
     answered.Notify();
   };
-  ASSERT_TRUE(core_->PollActivityTasksLater(request, &response, absl::Now() + absl::Seconds(10),
-                                            [] { return false; }, &answer));
+  ASSERT_EQ(core_->PollActivityTasksLater(request, &response, absl::Now() + absl::Seconds(10),
+                                          [] { return false; }, &answer),
+            ShardCore::LaterPoll::kWaiting);
   EXPECT_FALSE(answer) << "the answer was not taken";
   AwaitWaitingPoller();
   std::string arn = Start(machine, "handed-later", "{}");
@@ -728,8 +729,9 @@ TEST_F(ShardCoreTest, PollWaitingWithoutAThreadIsHandedTheTaskByTheStartsWrite) 
   // left to PollActivityTasks, its answer untouched.
   request.set_activity_arn("arn:aws:states:us-east-1:123456789012:activity:nope");
   ShardCore::AnswerLater unused = [](absl::Status) {};
-  EXPECT_FALSE(core_->PollActivityTasksLater(request, &response, absl::Now() + absl::Seconds(1),
-                                             [] { return false; }, &unused));
+  EXPECT_EQ(core_->PollActivityTasksLater(request, &response, absl::Now() + absl::Seconds(1),
+                                          [] { return false; }, &unused),
+            ShardCore::LaterPoll::kDeclined);
   EXPECT_TRUE(unused);
 }
 
@@ -748,9 +750,9 @@ TEST_F(ShardCoreTest, HandedTaskOfAPollGoneWhileWaitingWithoutAThreadGoesBackToT
   ShardCore::AnswerLater answer = [&](absl::Status) { answered.Notify(); };
   // Still there when claimed (the first look), gone when handed.
   std::atomic<int> looks{0};
-  ASSERT_TRUE(core_->PollActivityTasksLater(request, &response, absl::Now() + absl::Seconds(10),
-                                            [&looks] { return looks.fetch_add(1) >= 1; },
-                                            &answer));
+  ASSERT_EQ(core_->PollActivityTasksLater(request, &response, absl::Now() + absl::Seconds(10),
+                                          [&looks] { return looks.fetch_add(1) >= 1; }, &answer),
+            ShardCore::LaterPoll::kWaiting);
   AwaitWaitingPoller();
   std::string arn = Start(machine, "returned-later", "{}");
   ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(10)));
@@ -767,7 +769,8 @@ TEST_F(ShardCoreTest, HandedTaskOfAPollGoneWhileWaitingWithoutAThreadGoesBackToT
 
 // Polls and watches that wait without a thread answer empty at their
 // deadline, however short, not when the timer loop next happens to wake
-// (up to a second later).
+// (up to a second later); one whose time is up as it comes, when no task
+// waits, is answered at once without waiting at all.
 TEST_F(ShardCoreTest, PollsWaitingWithoutAThreadAnswerAtTheirDeadline) {
   CreateMachine();
   EXPECT_TRUE(Poll(absl::ZeroDuration()).task_token().empty());  // looks the activity up
@@ -784,10 +787,15 @@ TEST_F(ShardCoreTest, PollsWaitingWithoutAThreadAnswerAtTheirDeadline) {
       absl::Notification answered;
       ShardCore::AnswerLater answer = [&](absl::Status) { answered.Notify(); };
       const absl::Time asked = absl::Now();
-      ASSERT_TRUE(core_->PollActivityTasksLater(request, &response,
-                                                absl::Now() + absl::Seconds(10),
-                                                [] { return false; }, &answer));
-      ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(5)));
+      const ShardCore::LaterPoll poll = core_->PollActivityTasksLater(
+          request, &response, absl::Now() + absl::Seconds(10), [] { return false; }, &answer);
+      if (wait == absl::ZeroDuration()) {
+        ASSERT_EQ(poll, ShardCore::LaterPoll::kAnswered);
+        EXPECT_TRUE(answer) << "the answer was taken";
+      } else {
+        ASSERT_EQ(poll, ShardCore::LaterPoll::kWaiting);
+        ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(5)));
+      }
       EXPECT_LT(absl::Now() - asked, wait + absl::Milliseconds(300));
       EXPECT_EQ(response.tasks_size(), 0);
       EXPECT_FALSE(response.backlog());

@@ -400,8 +400,9 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
       // A local caller that may not wait: the poll waits without a thread
       // when it can, or is declined to be made where waiting is allowed.
       const auto* local = dynamic_cast<const rpc::LocalServerContext*>(context);
-      if (!core_->PollActivityTasksLater(*request, response, deadline, local->CancelledLater(),
-                                         rpc::AnswerLaterOf(context))) {
+      if (core_->PollActivityTasksLater(*request, response, deadline, local->CancelledLater(),
+                                        rpc::AnswerLaterOf(context)) ==
+          ShardCore::LaterPoll::kDeclined) {
         rpc::DeclineBlockingCall(context);
       }
       return grpc::Status::OK;
@@ -417,7 +418,8 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
         return rpc::ToGrpcStatus(known);
       }
       if (core_->PollActivityTasksLater(*request, response, deadline, local->CancelledLater(),
-                                        rpc::AnswerLaterOf(context))) {
+                                        rpc::AnswerLaterOf(context)) !=
+          ShardCore::LaterPoll::kDeclined) {
         return grpc::Status::OK;
       }
     }

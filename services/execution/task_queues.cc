@@ -525,6 +525,15 @@ size_t TaskQueues::BacklogSize(const std::string& activity_arn) {
   return it == queues_.end() ? 0 : it->second->backlog.size();
 }
 
+bool TaskQueues::EmptyNow(const std::string& activity_arn, bool watch) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return false;
+  Queue& queue = QueueFor(activity_arn);
+  if (!queue.backlog.empty()) return false;
+  if (!watch && queue.empty != nullptr) queue.empty->Increment();
+  return true;
+}
+
 void TaskQueues::Shutdown() {
   Settled settled;
   {

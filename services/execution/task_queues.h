@@ -162,6 +162,11 @@ class TaskQueues {
   size_t WaitingPollers(const std::string& activity_arn);
   // Tasks of `activity_arn` in its backlog here now (not handed over).
   size_t BacklogSize(const std::string& activity_arn);
+  // For a poll (or a watch, when `watch`) whose time is up as it comes:
+  // true when no task waits in the backlog, so that it is answered empty
+  // at once (a poll counts as an empty one, as a timed-out Take does);
+  // false when there is a backlog to take.
+  bool EmptyNow(const std::string& activity_arn, bool watch);
 
   // Wakes every poller and makes Take fail from now on.
   void Shutdown();
