@@ -98,6 +98,20 @@ class ActivityQueueTest : public ::testing::Test {
     EXPECT_TRUE(status.ok()) << status.error_message();
   }
 
+  // Gets the task of the one-Task `execution` (whose input says "waiting")
+  // with `poll` (10 s), answers it and checks that the execution succeeds;
+  // `missing` says what a poll that got nothing means.
+  void TakeWaitingTaskAndSucceed(const v1::GetActivityTaskRequest& poll,
+                                 const std::string& execution, const std::string& missing) {
+    v1::GetActivityTaskResponse task;
+    grpc::Status status = Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(10));
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_FALSE(task.task_token().empty()) << missing;
+    EXPECT_THAT(task.input(), HasSubstr("waiting"));
+    Succeed(task.task_token());
+    EXPECT_EQ(WaitClosed(execution).status(), "SUCCEEDED");
+  }
+
   // A poll with a 3 s deadline while nothing comes: an empty token, about
   // a second before the deadline.
   void ExpectEmptyInTime(const v1::GetActivityTaskRequest& poll) {
@@ -675,14 +689,7 @@ TEST_F(ActivityQueueTest, TasksElsewhereAreDeliveredWhileTheActivitysServerIsDow
 
   cluster_->KillShard(home);
   absl::SleepFor(absl::Milliseconds(2500));  // past the servers' confirmations
-  v1::GetActivityTaskResponse task;
-  grpc::Status status = Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(10));
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  ASSERT_FALSE(task.task_token().empty()) << "no task while the activity's server is down";
-  EXPECT_THAT(task.input(), HasSubstr("waiting"));
-
-  Succeed(task.task_token());
-  EXPECT_EQ(WaitClosed(execution).status(), "SUCCEEDED");
+  TakeWaitingTaskAndSucceed(poll, execution, "no task while the activity's server is down");
   ASSERT_TRUE(cluster_->RestartShard(home).ok());
 }
 
@@ -954,14 +961,7 @@ TEST_F(ActivityQueueTest, ARestartedServerDeliversItsStoredTasksWhileTheActivity
   v1::GetActivityTaskRequest poll;
   poll.set_activity_arn(activity);
   poll.set_worker_name("after-restart");
-  v1::GetActivityTaskResponse task;
-  grpc::Status status = Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(10));
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  ASSERT_FALSE(task.task_token().empty()) << "no task from the restarted server";
-  EXPECT_THAT(task.input(), HasSubstr("waiting"));
-
-  Succeed(task.task_token());
-  EXPECT_EQ(WaitClosed(execution).status(), "SUCCEEDED");
+  TakeWaitingTaskAndSucceed(poll, execution, "no task from the restarted server");
   ASSERT_TRUE(cluster_->RestartShard(home).ok());
 }
 
