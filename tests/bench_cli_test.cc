@@ -121,6 +121,11 @@ TEST(BenchCliTest, ExpressAsyncCountsStartsThenTheirEnds) {
   EXPECT_GE(doc["rss_mb"]["samples"].Size(), 2u);
   EXPECT_GT(doc["rss_mb"]["first"].GetDouble(), 1.0);
   EXPECT_GE(doc["rss_mb"]["max"].GetDouble(), doc["rss_mb"]["last"].GetDouble());
+  // And its CPU per operation, against the ceiling's.
+  ASSERT_TRUE(doc.HasMember("cpu_per_op")) << result.out;
+  EXPECT_GT(doc["cpu_per_op"]["scenario_us"].GetDouble(), 0) << result.out;
+  EXPECT_GT(doc["cpu_per_op"]["ceiling_us"].GetDouble(), 0) << result.out;
+  EXPECT_GT(doc["cpu_per_op"]["ratio"].GetDouble(), 0) << result.out;
 }
 
 // A timed run alternates the scenario and the ceiling: both get their share

@@ -2,14 +2,18 @@
 
 #include <netdb.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -226,6 +230,63 @@ double ResidentMiB(int pid) {
          (1024.0 * 1024.0);
 }
 
+// The CPU time and context switches of process `pid` (0: this one, every
+// thread) so far.
+struct CpuReading {
+  absl::Duration cpu;
+  int64_t context_switches = 0;
+};
+CpuReading ReadCpu(int pid) {
+  CpuReading reading;
+  if (pid == 0) {
+    rusage usage{};
+    if (getrusage(RUSAGE_SELF, &usage) != 0) return reading;
+    reading.cpu = absl::DurationFromTimeval(usage.ru_utime) +
+                  absl::DurationFromTimeval(usage.ru_stime);
+    reading.context_switches = usage.ru_nvcsw + usage.ru_nivcsw;
+    return reading;
+  }
+  // Fields 14 and 15 of /proc/PID/stat, after the parenthesized name.
+  std::ifstream stat_file(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+  const size_t name_end = stat.rfind(')');
+  if (name_end != std::string::npos) {
+    std::istringstream fields(stat.substr(name_end + 2));
+    std::string field;
+    int64_t utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 14) utime = std::atoll(field.c_str());
+      if (i == 15) stime = std::atoll(field.c_str());
+    }
+    reading.cpu = absl::Seconds(static_cast<double>(utime + stime) /
+                                static_cast<double>(sysconf(_SC_CLK_TCK)));
+  }
+  std::error_code error;
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), error)) {
+    std::ifstream status(task.path() / "status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (absl::StrContains(line, "ctxt_switches:")) {
+        reading.context_switches += std::atoll(line.substr(line.find(':') + 1).c_str());
+      }
+    }
+  }
+  return reading;
+}
+
+// Runs `phase` and adds to its result the CPU time and context switches
+// process `pid` spent meanwhile, when `measure`.
+PhaseResult MeasuredPhase(bool measure, int pid, const std::function<PhaseResult()>& phase) {
+  if (!measure) return phase();
+  const CpuReading before = ReadCpu(pid);
+  PhaseResult result = phase();
+  const CpuReading after = ReadCpu(pid);
+  result.cpu = after.cpu - before.cpu;
+  result.context_switches = after.context_switches - before.context_switches;
+  return result;
+}
+
 // Samples resident memory every `interval` from construction until Stop:
 // the first sample at once, the last at Stop.
 // Samples a process's resident memory every `interval` of the scenario's
@@ -418,23 +479,29 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
   // A Ctrl-C during a scenario slice ends it; the ceiling's then runs as
   // long, and the run ends there (a second Ctrl-C ends that too). One
   // during a ceiling slice ends that slice and the run.
+  // The process whose memory and CPU are measured: the in-process
+  // cluster's (this one), or --rss-pid's.
+  const bool measure_process = cluster != nullptr || options.rss_pid > 0;
   auto run_ceiling = [&](absl::Duration length) {
     LoadOptions ceiling = load;
     ceiling.total = 0;
     ceiling.rate = 0;
     ceiling.duration = length;
-    report.ceiling.Add(RunLoad(ceiling, &scheduler, [&](int slot) {
-      return MakeHealthCheckOperation(
-          context.channels[static_cast<size_t>(slot) % context.channels.size()],
-          options.rpc_timeout);
+    report.ceiling.Add(MeasuredPhase(measure_process, options.rss_pid, [&] {
+      return RunLoad(ceiling, &scheduler, [&](int slot) {
+        return MakeHealthCheckOperation(
+            context.channels[static_cast<size_t>(slot) % context.channels.size()],
+            options.rpc_timeout);
+      });
     }));
   };
   if (set_up.ok()) {
     std::optional<RssSampler> rss;
-    if (cluster != nullptr || options.rss_pid > 0) {
+    if (measure_process) {
       rss.emplace(options.rss_pid, options.rss_interval);
       report.rss_of = options.rss_pid > 0 ? absl::StrCat("process ", options.rss_pid)
                                           : "this process: driver and in-process cluster";
+      report.cpu_of = report.rss_of;
     }
     const absl::Duration slice_length = load.duration / slices;
     report.slices = 0;
@@ -447,8 +514,9 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
         part.duration = slice + 1 < slices ? slice_length
                                            : load.duration - slice_length * (slices - 1);
       }
-      PhaseResult measured = RunLoad(part, &scheduler, [&](int slot) {
-        return (*scenario)->MakeOperation(slot);
+      PhaseResult measured = MeasuredPhase(measure_process, options.rss_pid, [&] {
+        return RunLoad(part, &scheduler,
+                       [&](int slot) { return (*scenario)->MakeOperation(slot); });
       });
       const absl::Duration measured_for = measured.elapsed;
       report.run.Add(measured);

@@ -13,6 +13,7 @@ namespace stepflow::cli::bench {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // ---- Flags ----
 
@@ -80,6 +81,23 @@ TEST(PhaseResultTest, SlicesAddUp) {
   EXPECT_EQ(total.latency.p50, absl::Milliseconds(2));
   EXPECT_EQ(total.latency.max, absl::Milliseconds(40));
   EXPECT_EQ(total.errors.Count("UNAVAILABLE"), 1);
+  EXPECT_FALSE(total.cpu.has_value()) << "no process measured";
+}
+
+// The CPU a measured process spent adds up over the slices too.
+TEST(PhaseResultTest, CpuOfSlicesAddsUp) {
+  PhaseResult total;
+  PhaseResult first;
+  first.cpu = absl::Milliseconds(300);
+  first.context_switches = 40;
+  PhaseResult second;
+  second.cpu = absl::Milliseconds(100);
+  second.context_switches = 2;
+  total.Add(first);
+  total.Add(second);
+  ASSERT_TRUE(total.cpu.has_value());
+  EXPECT_EQ(*total.cpu, absl::Milliseconds(400));
+  EXPECT_EQ(total.context_switches, 42);
 }
 
 TEST(BenchOptionsTest, MetricsAddressesNeedAnEndpoint) {
@@ -395,6 +413,34 @@ TEST(BenchReportTest, JsonHasEveryKeyWithTheRatio) {
   EXPECT_EQ((*doc)["ceiling"]["calls"].GetInt64(), 8000);
   EXPECT_EQ((*doc)["slices"].GetInt(), 1);
   EXPECT_FALSE(doc->HasMember("schedule_to_start_ms"));
+}
+
+// CPU per operation, the scenario's and the ceiling's, when a process was
+// measured: the ratio is the ceiling's over the scenario's.
+TEST(BenchReportTest, CpuPerOperationWithItsRatio) {
+  BenchReport report = SampleReport();
+  absl::StatusOr<json::Document> without = json::Parse(RenderJson(report));
+  ASSERT_TRUE(without.ok());
+  EXPECT_FALSE(without->HasMember("cpu_per_op"));
+  EXPECT_THAT(RenderText(report), Not(HasSubstr("cpu per op")));
+
+  report.cpu_of = "this process";
+  report.run.cpu = absl::Milliseconds(60);  // 200 operations: 300 us each
+  report.run.context_switches = 500;
+  report.ceiling.cpu = absl::Milliseconds(400);  // 8000 calls: 50 us each
+  report.ceiling.context_switches = 2000;
+  absl::StatusOr<json::Document> doc = json::Parse(RenderJson(report));
+  ASSERT_TRUE(doc.ok());
+  const json::Value& cpu = (*doc)["cpu_per_op"];
+  EXPECT_STREQ(cpu["of"].GetString(), "this process");
+  EXPECT_DOUBLE_EQ(cpu["scenario_us"].GetDouble(), 300);
+  EXPECT_DOUBLE_EQ(cpu["ceiling_us"].GetDouble(), 50);
+  EXPECT_DOUBLE_EQ(cpu["ratio"].GetDouble(), 0.1667);
+  EXPECT_DOUBLE_EQ(cpu["scenario_context_switches"].GetDouble(), 2.5);
+  EXPECT_DOUBLE_EQ(cpu["ceiling_context_switches"].GetDouble(), 0.25);
+  EXPECT_THAT(RenderText(report),
+              HasSubstr("cpu per op      300.0 us, 2.50 context switches  (ceiling 50.0 us, "
+                        "0.25: ratio 0.1667; this process)"));
 }
 
 TEST(BenchReportTest, NoCeilingMeansRatioZero) {

@@ -113,8 +113,9 @@ const std::vector<FlagSpec>& BenchFlags() {
       {.name = "rss-pid",
        .kind = FlagKind::kInt,
        .value_name = "PID",
-       .help = "With --endpoint: a local process to sample\n"
-               "(e.g. the stepflow dev or shard server)."},
+       .help = "With --endpoint: a local process whose memory\n"
+               "and CPU to measure (e.g. the stepflow dev or\n"
+               "shard server)."},
       {.name = "metrics",
        .value_name = "HOST:PORT,...",
        .help = "With --endpoint: the shard servers' /metrics\n"
@@ -346,6 +347,11 @@ std::string BenchHelp() {
       "   \"ceiling_per_sec\", \"ratio\", \"latency_ms\": {\"p50\", \"p90\", "
       "\"p99\", \"max\"},\n"
       "   \"errors\": {\"<code>\": count}, ...extra keys}\n"
+      "With the in-process cluster or --rss-pid, \"cpu_per_op\" gives that "
+      "process's\n"
+      "CPU time per operation and per ceiling call (\"scenario_us\", "
+      "\"ceiling_us\",\n"
+      "\"ratio\" = ceiling over scenario) and context switches of each.\n"
       "Exit status: 0 when every operation completed; 1 when any failed (the "
       "report\n"
       "is printed all the same) or the run could not be set up; 2 bad "

@@ -88,6 +88,10 @@ void PhaseResult::Add(const PhaseResult& slice) {
   samples.Merge(slice.samples);
   errors.Merge(slice.errors);
   latency = samples.Summarize();
+  if (slice.cpu.has_value()) {
+    cpu = cpu.value_or(absl::ZeroDuration()) + *slice.cpu;
+    context_switches += slice.context_switches;
+  }
 }
 
 double BenchReport::Ratio() const {
@@ -160,6 +164,25 @@ std::string RenderJson(const BenchReport& report) {
                   allocator);
     rss.AddMember("samples", samples, allocator);
     doc.AddMember("rss_mb", rss, allocator);
+  }
+  if (report.run.cpu.has_value() && report.ceiling.cpu.has_value() && report.run.completed > 0 &&
+      report.ceiling.completed > 0) {
+    const double run_us = absl::ToDoubleMicroseconds(*report.run.cpu) / report.run.completed;
+    const double ceiling_us =
+        absl::ToDoubleMicroseconds(*report.ceiling.cpu) / report.ceiling.completed;
+    json::Value cpu(rapidjson::kObjectType);
+    cpu.AddMember("of", json::Value(report.cpu_of.c_str(), allocator), allocator);
+    cpu.AddMember("scenario_us", Round(run_us), allocator);
+    cpu.AddMember("ceiling_us", Round(ceiling_us), allocator);
+    cpu.AddMember("ratio", Round(RatioOf(ceiling_us, run_us)), allocator);
+    cpu.AddMember("scenario_context_switches",
+                  Round(static_cast<double>(report.run.context_switches) / report.run.completed),
+                  allocator);
+    cpu.AddMember(
+        "ceiling_context_switches",
+        Round(static_cast<double>(report.ceiling.context_switches) / report.ceiling.completed),
+        allocator);
+    doc.AddMember("cpu_per_op", cpu, allocator);
   }
   json::Value latency_ratio(rapidjson::kObjectType);
   const LatencySummary& run = report.run.latency;
@@ -275,6 +298,18 @@ std::string RenderText(const BenchReport& report) {
                               report.rss_mb.front(), report.rss_mb.back(),
                               *std::max_element(report.rss_mb.begin(), report.rss_mb.end()),
                               static_cast<int>(report.rss_mb.size()), report.rss_of));
+  }
+  if (run.cpu.has_value() && ceiling.cpu.has_value() && run.completed > 0 &&
+      ceiling.completed > 0) {
+    const double run_us = absl::ToDoubleMicroseconds(*run.cpu) / run.completed;
+    const double ceiling_us = absl::ToDoubleMicroseconds(*ceiling.cpu) / ceiling.completed;
+    absl::StrAppend(
+        &out, absl::StrFormat("cpu per op      %.1f us, %.2f context switches  (ceiling %.1f us, "
+                              "%.2f: ratio %.4f; %s)\n",
+                              run_us, static_cast<double>(run.context_switches) / run.completed,
+                              ceiling_us,
+                              static_cast<double>(ceiling.context_switches) / ceiling.completed,
+                              RatioOf(ceiling_us, run_us), report.cpu_of));
   }
   absl::StrAppend(&out, "errors          ", FormatErrors(run.errors));
   if (!ceiling.errors.counts().empty()) {

@@ -23,6 +23,10 @@ struct PhaseResult {
   LatencySummary latency;
   LatencySamples samples;
   ErrorCounts errors;
+  // CPU time and context switches of the measured process over the phase
+  // (see BenchReport::cpu_of); unset when no process was measured.
+  std::optional<absl::Duration> cpu;
+  int64_t context_switches = 0;
 
   // completed / elapsed; 0 for an empty phase.
   double PerSecond() const;
@@ -58,6 +62,10 @@ struct BenchReport {
   // start, last at its end), and whose it is.
   std::vector<double> rss_mb;
   std::string rss_of;
+  // Whose CPU time run.cpu and ceiling.cpu are (the same process as
+  // rss_of's): reported per operation, with the ceiling's over the
+  // scenario's, a ratio that a machine's load moves less than the rates'.
+  std::string cpu_of;
 
   // activities: how the workers get tasks ("poll" or "stream").
   std::string delivery;
