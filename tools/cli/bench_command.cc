@@ -2,18 +2,15 @@
 
 #include <netdb.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
-#include <iterator>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -230,58 +227,13 @@ double ResidentMiB(int pid) {
          (1024.0 * 1024.0);
 }
 
-// The CPU time and context switches of process `pid` (0: this one, every
-// thread) so far.
-struct CpuReading {
-  absl::Duration cpu;
-  int64_t context_switches = 0;
-};
-CpuReading ReadCpu(int pid) {
-  CpuReading reading;
-  if (pid == 0) {
-    rusage usage{};
-    if (getrusage(RUSAGE_SELF, &usage) != 0) return reading;
-    reading.cpu = absl::DurationFromTimeval(usage.ru_utime) +
-                  absl::DurationFromTimeval(usage.ru_stime);
-    reading.context_switches = usage.ru_nvcsw + usage.ru_nivcsw;
-    return reading;
-  }
-  // Fields 14 and 15 of /proc/PID/stat, after the parenthesized name.
-  std::ifstream stat_file(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
-  const size_t name_end = stat.rfind(')');
-  if (name_end != std::string::npos) {
-    std::istringstream fields(stat.substr(name_end + 2));
-    std::string field;
-    int64_t utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && fields >> field; ++i) {
-      if (i == 14) utime = std::atoll(field.c_str());
-      if (i == 15) stime = std::atoll(field.c_str());
-    }
-    reading.cpu = absl::Seconds(static_cast<double>(utime + stime) /
-                                static_cast<double>(sysconf(_SC_CLK_TCK)));
-  }
-  std::error_code error;
-  for (const auto& task :
-       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), error)) {
-    std::ifstream status(task.path() / "status");
-    std::string line;
-    while (std::getline(status, line)) {
-      if (absl::StrContains(line, "ctxt_switches:")) {
-        reading.context_switches += std::atoll(line.substr(line.find(':') + 1).c_str());
-      }
-    }
-  }
-  return reading;
-}
-
 // Runs `phase` and adds to its result the CPU time and context switches
 // process `pid` spent meanwhile, when `measure`.
 PhaseResult MeasuredPhase(bool measure, int pid, const std::function<PhaseResult()>& phase) {
   if (!measure) return phase();
-  const CpuReading before = ReadCpu(pid);
+  const CpuReading before = ProcessCpu(pid);
   PhaseResult result = phase();
-  const CpuReading after = ReadCpu(pid);
+  const CpuReading after = ProcessCpu(pid);
   result.cpu = after.cpu - before.cpu;
   result.context_switches = after.context_switches - before.context_switches;
   return result;

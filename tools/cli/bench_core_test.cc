@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 
@@ -98,6 +100,31 @@ TEST(PhaseResultTest, CpuOfSlicesAddsUp) {
   ASSERT_TRUE(total.cpu.has_value());
   EXPECT_EQ(*total.cpu, absl::Milliseconds(400));
   EXPECT_EQ(total.context_switches, 42);
+}
+
+// This process read both ways: from getrusage (0) and, as another process
+// is, from /proc (its pid); both see CPU spent meanwhile. An unknown
+// process reads as zero.
+TEST(ProcessCpuTest, ThisProcessBothWays) {
+  const CpuReading self_before = ProcessCpu(0);
+  const CpuReading proc_before = ProcessCpu(getpid());
+  // Spin for 300 ms of CPU time.
+  volatile uint64_t sink = 0;
+  while (ProcessCpu(0).cpu - self_before.cpu < absl::Milliseconds(300)) {
+    for (int i = 0; i < 100000; ++i) sink = sink + static_cast<uint64_t>(i);
+  }
+  const CpuReading self_after = ProcessCpu(0);
+  const CpuReading proc_after = ProcessCpu(getpid());
+  EXPECT_GE(self_after.cpu - self_before.cpu, absl::Milliseconds(300));
+  // /proc counts in clock ticks (10 ms here).
+  EXPECT_GE(proc_after.cpu - proc_before.cpu, absl::Milliseconds(250));
+  EXPECT_GT(proc_after.cpu, absl::ZeroDuration());
+  EXPECT_GE(self_after.context_switches, self_before.context_switches);
+  EXPECT_GT(proc_after.context_switches, 0);
+
+  const CpuReading missing = ProcessCpu(1 << 30);
+  EXPECT_EQ(missing.cpu, absl::ZeroDuration());
+  EXPECT_EQ(missing.context_switches, 0);
 }
 
 TEST(BenchOptionsTest, MetricsAddressesNeedAnEndpoint) {

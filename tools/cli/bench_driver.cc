@@ -1,10 +1,25 @@
 #include "tools/cli/bench_driver.h"
 
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/random/random.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "grpcpp/support/status.h"
 
 namespace stepflow::cli::bench {
@@ -207,6 +222,50 @@ PhaseResult RunLoad(
     const std::function<std::unique_ptr<Operation>(int slot)>& make_operation) {
   LoadRun run(options, scheduler);
   return run.Run(make_operation);
+}
+
+CpuReading ProcessCpu(int pid) {
+  CpuReading reading;
+  if (pid == 0) {
+    rusage usage{};
+    if (getrusage(RUSAGE_SELF, &usage) != 0) return reading;
+    reading.cpu = absl::DurationFromTimeval(usage.ru_utime) +
+                  absl::DurationFromTimeval(usage.ru_stime);
+    reading.context_switches = usage.ru_nvcsw + usage.ru_nivcsw;
+    return reading;
+  }
+  // utime and stime are fields 14 and 15 of /proc/PID/stat, counted from
+  // the state (field 3) after the parenthesized name, which may hold spaces.
+  std::ifstream stat_file(absl::StrCat("/proc/", pid, "/stat"));
+  const std::string stat((std::istreambuf_iterator<char>(stat_file)),
+                         std::istreambuf_iterator<char>());
+  const size_t name_end = stat.rfind(')');
+  if (name_end == std::string::npos) return reading;
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(stat).substr(name_end + 1), ' ', absl::SkipEmpty());
+  int64_t utime = 0;
+  int64_t stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return reading;
+  }
+  reading.cpu = absl::Seconds(static_cast<double>(utime + stime) /
+                              static_cast<double>(sysconf(_SC_CLK_TCK)));
+  std::error_code error;
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), error)) {
+    std::ifstream status(task.path() / "status");
+    std::string line;
+    while (std::getline(status, line)) {
+      int64_t switches = 0;
+      if (absl::StrContains(line, "ctxt_switches:") &&
+          absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(line.find(':') + 1)),
+                           &switches)) {
+        reading.context_switches += switches;
+      }
+    }
+  }
+  return reading;
 }
 
 }  // namespace stepflow::cli::bench

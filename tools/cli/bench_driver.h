@@ -115,6 +115,15 @@ struct LoadOptions {
   int max_retries = 20;
 };
 
+// The CPU time and context switches of process `pid` so far: this
+// process (every thread) for 0, from getrusage; another from /proc (CPU
+// in clock ticks). Zero for a process that cannot be read.
+struct CpuReading {
+  absl::Duration cpu;
+  int64_t context_switches = 0;
+};
+CpuReading ProcessCpu(int pid);
+
 // Runs the load and returns its figures: completed operations, their
 // latencies (from the first start, retries included, to done) and errors.
 // `make_operation(slot)` is called once per slot before the load starts.

@@ -55,6 +55,22 @@ double RatioOf(double value, double base) {
   return base > 0 ? value / base : 0;
 }
 
+// A phase's CPU time and context switches per operation.
+struct PerOperation {
+  double cpu_us = 0;
+  double context_switches = 0;
+};
+PerOperation PerOperationOf(const PhaseResult& phase) {
+  const double count = static_cast<double>(phase.completed);
+  return {absl::ToDoubleMicroseconds(*phase.cpu) / count,
+          static_cast<double>(phase.context_switches) / count};
+}
+// Whether both phases were measured and did something.
+bool HasCpuPerOperation(const BenchReport& report) {
+  return report.run.cpu.has_value() && report.ceiling.cpu.has_value() &&
+         report.run.completed > 0 && report.ceiling.completed > 0;
+}
+
 std::string FormatMs(absl::Duration duration) {
   return absl::StrFormat("%.3f ms", Milliseconds(duration));
 }
@@ -165,23 +181,16 @@ std::string RenderJson(const BenchReport& report) {
     rss.AddMember("samples", samples, allocator);
     doc.AddMember("rss_mb", rss, allocator);
   }
-  if (report.run.cpu.has_value() && report.ceiling.cpu.has_value() && report.run.completed > 0 &&
-      report.ceiling.completed > 0) {
-    const double run_us = absl::ToDoubleMicroseconds(*report.run.cpu) / report.run.completed;
-    const double ceiling_us =
-        absl::ToDoubleMicroseconds(*report.ceiling.cpu) / report.ceiling.completed;
+  if (HasCpuPerOperation(report)) {
+    const PerOperation run = PerOperationOf(report.run);
+    const PerOperation ceiling = PerOperationOf(report.ceiling);
     json::Value cpu(rapidjson::kObjectType);
     cpu.AddMember("of", json::Value(report.cpu_of.c_str(), allocator), allocator);
-    cpu.AddMember("scenario_us", Round(run_us), allocator);
-    cpu.AddMember("ceiling_us", Round(ceiling_us), allocator);
-    cpu.AddMember("ratio", Round(RatioOf(ceiling_us, run_us)), allocator);
-    cpu.AddMember("scenario_context_switches",
-                  Round(static_cast<double>(report.run.context_switches) / report.run.completed),
-                  allocator);
-    cpu.AddMember(
-        "ceiling_context_switches",
-        Round(static_cast<double>(report.ceiling.context_switches) / report.ceiling.completed),
-        allocator);
+    cpu.AddMember("scenario_us", Round(run.cpu_us), allocator);
+    cpu.AddMember("ceiling_us", Round(ceiling.cpu_us), allocator);
+    cpu.AddMember("ratio", Round(RatioOf(ceiling.cpu_us, run.cpu_us)), allocator);
+    cpu.AddMember("scenario_context_switches", Round(run.context_switches), allocator);
+    cpu.AddMember("ceiling_context_switches", Round(ceiling.context_switches), allocator);
     doc.AddMember("cpu_per_op", cpu, allocator);
   }
   json::Value latency_ratio(rapidjson::kObjectType);
@@ -299,17 +308,15 @@ std::string RenderText(const BenchReport& report) {
                               *std::max_element(report.rss_mb.begin(), report.rss_mb.end()),
                               static_cast<int>(report.rss_mb.size()), report.rss_of));
   }
-  if (run.cpu.has_value() && ceiling.cpu.has_value() && run.completed > 0 &&
-      ceiling.completed > 0) {
-    const double run_us = absl::ToDoubleMicroseconds(*run.cpu) / run.completed;
-    const double ceiling_us = absl::ToDoubleMicroseconds(*ceiling.cpu) / ceiling.completed;
+  if (HasCpuPerOperation(report)) {
+    const PerOperation run_cpu = PerOperationOf(run);
+    const PerOperation ceiling_cpu = PerOperationOf(ceiling);
     absl::StrAppend(
         &out, absl::StrFormat("cpu per op      %.1f us, %.2f context switches  (ceiling %.1f us, "
                               "%.2f: ratio %.4f; %s)\n",
-                              run_us, static_cast<double>(run.context_switches) / run.completed,
-                              ceiling_us,
-                              static_cast<double>(ceiling.context_switches) / ceiling.completed,
-                              RatioOf(ceiling_us, run_us), report.cpu_of));
+                              run_cpu.cpu_us, run_cpu.context_switches, ceiling_cpu.cpu_us,
+                              ceiling_cpu.context_switches,
+                              RatioOf(ceiling_cpu.cpu_us, run_cpu.cpu_us), report.cpu_of));
   }
   absl::StrAppend(&out, "errors          ", FormatErrors(run.errors));
   if (!ceiling.errors.counts().empty()) {
