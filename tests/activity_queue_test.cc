@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -111,6 +112,19 @@ class ActivityQueueTest : public ::testing::Test {
     Succeed(task.task_token());
     EXPECT_EQ(WaitClosed(execution).status(), "SUCCEEDED");
   }
+
+  // An activity `base`-N whose queue has a partition away from the
+  // activity's own server (`home`), its one-Task machine, and the name of
+  // an execution whose record and first task are both on servers other
+  // than `home`.
+  struct AwayFromHome {
+    std::string activity_name;
+    std::string activity;
+    std::string machine;
+    int home = -1;
+    std::string execution_name;
+  };
+  AwayFromHome ExecutionAwayFromHome(const std::string& base);
 
   // A poll with a 3 s deadline while nothing comes: an empty token, about
   // a second before the deadline.
@@ -616,6 +630,34 @@ int ServerOfFirstTask(const std::string& activity_arn, const std::string& execut
                                                             config::kDefaultTaskQueuePartitions)));
 }
 
+// The first name `base`-N of an execution of `machine` for which `wanted`
+// holds, given the execution's ARN and the server of its first task.
+std::string ExecutionNameWhere(
+    const std::string& machine, const std::string& activity_arn, const std::string& base,
+    const std::function<bool(const std::string& execution_arn, int task_server)>& wanted) {
+  for (int i = 0;; ++i) {
+    const std::string candidate = absl::StrCat(base, "-", i);
+    const std::string execution = ExecutionArnOf(machine, candidate);
+    if (wanted(execution, ServerOfFirstTask(activity_arn, execution))) return candidate;
+  }
+}
+
+ActivityQueueTest::AwayFromHome ActivityQueueTest::ExecutionAwayFromHome(
+    const std::string& base) {
+  const AwayPartition chosen = ActivityWithAPartitionAway(base);
+  AwayFromHome found;
+  found.home = chosen.home;
+  found.activity_name = chosen.name;
+  found.activity = CreateActivity(chosen.name);
+  found.machine = CreateMachine(chosen.name, TaskDefinition(found.activity));
+  found.execution_name = ExecutionNameWhere(
+      found.machine, found.activity, "away",
+      [&](const std::string& execution, int task_server) {
+        return ServerOf(execution) != found.home && task_server != found.home;
+      });
+  return found;
+}
+
 // A long poll of a queue spread over several servers while one of them is
 // down: it answers empty in time, and a poll made while the server was
 // down gets a task that lands there once it is back, at once (not when
@@ -628,13 +670,10 @@ TEST_F(ActivityQueueTest, SpreadPollsGoOnWhileAServerIsDown) {
   const std::string activity = CreateActivity(chosen.name);
   const std::string machine = CreateMachine(chosen.name, TaskDefinition(activity));
   // An execution whose task goes to a partition of that server.
-  std::string late_name;
-  for (int i = 0; late_name.empty(); ++i) {
-    const std::string candidate = absl::StrCat("late-", i);
-    if (ServerOfFirstTask(activity, ExecutionArnOf(machine, candidate)) == down) {
-      late_name = candidate;
-    }
-  }
+  const std::string late_name = ExecutionNameWhere(
+      machine, activity, "late", [&](const std::string&, int task_server) {
+        return task_server == down;
+      });
 
   cluster_->KillShard(down);
   v1::GetActivityTaskRequest poll;
@@ -665,32 +704,19 @@ TEST_F(ActivityQueueTest, SpreadPollsGoOnWhileAServerIsDown) {
 // partitions go on serving its workers: a task waiting on one of them is
 // delivered (they confirmed the activity before).
 TEST_F(ActivityQueueTest, TasksElsewhereAreDeliveredWhileTheActivitysServerIsDown) {
-  const AwayPartition chosen = ActivityWithAPartitionAway("homeless");
-  const int home = chosen.home;
-  const std::string activity = CreateActivity(chosen.name);
-  const std::string machine = CreateMachine(chosen.name, TaskDefinition(activity));
-  // An execution whose record and task are both on other servers than the
-  // activity's.
-  std::string execution_name;
-  for (int i = 0; execution_name.empty(); ++i) {
-    const std::string candidate = absl::StrCat("elsewhere-", i);
-    const std::string execution = ExecutionArnOf(machine, candidate);
-    if (ServerOf(execution) != home && ServerOfFirstTask(activity, execution) != home) {
-      execution_name = candidate;
-    }
-  }
+  const AwayFromHome chosen = ExecutionAwayFromHome("homeless");
   v1::GetActivityTaskRequest poll;
-  poll.set_activity_arn(activity);
+  poll.set_activity_arn(chosen.activity);
   poll.set_worker_name("through-outage");
   // Every server holding a partition looks the activity up.
   ExpectEmptyInTime(poll);
-  const std::string execution = api_->StartExecution(machine, R"({"waiting": true})",
-                                                     execution_name);
+  const std::string execution = api_->StartExecution(chosen.machine, R"({"waiting": true})",
+                                                     chosen.execution_name);
 
-  cluster_->KillShard(home);
+  cluster_->KillShard(chosen.home);
   absl::SleepFor(absl::Milliseconds(2500));  // past the servers' confirmations
   TakeWaitingTaskAndSucceed(poll, execution, "no task while the activity's server is down");
-  ASSERT_TRUE(cluster_->RestartShard(home).ok());
+  ASSERT_TRUE(cluster_->RestartShard(chosen.home).ok());
 }
 
 // Long polls and a task stream waiting on a queue spread over several
@@ -932,37 +958,28 @@ double ShardMetric(testing::TestCluster& cluster, int servers, const std::string
 // it stored is the proof (a partition queues tasks of confirmed
 // activities only).
 TEST_F(ActivityQueueTest, ARestartedServerDeliversItsStoredTasksWhileTheActivitysServerIsDown) {
-  const AwayPartition chosen = ActivityWithAPartitionAway("orphaned");
-  const int home = chosen.home;
-  const std::string activity = CreateActivity(chosen.name);
-  const std::string machine = CreateMachine(chosen.name, TaskDefinition(activity));
-  std::string execution_name;
-  int task_server = -1;
-  for (int i = 0; execution_name.empty(); ++i) {
-    const std::string candidate = absl::StrCat("restarted-", i);
-    const std::string execution = ExecutionArnOf(machine, candidate);
-    task_server = ServerOfFirstTask(activity, execution);
-    if (ServerOf(execution) != home && task_server != home) execution_name = candidate;
-  }
+  const AwayFromHome chosen = ExecutionAwayFromHome("orphaned");
+  const int task_server =
+      ServerOfFirstTask(chosen.activity, ExecutionArnOf(chosen.machine, chosen.execution_name));
   // No worker polls yet: the task waits, stored, in its partition.
-  const std::string execution = api_->StartExecution(machine, R"({"waiting": true})",
-                                                     execution_name);
-  const std::string label = absl::StrCat("activity=\"", chosen.name, "\"");
+  const std::string execution = api_->StartExecution(chosen.machine, R"({"waiting": true})",
+                                                     chosen.execution_name);
+  const std::string label = absl::StrCat("activity=\"", chosen.activity_name, "\"");
   const absl::Time end = absl::Now() + absl::Seconds(20);
   while (ShardMetric(*cluster_, 3, "stepflow_activity_backlog_tasks", label) < 1 &&
          absl::Now() < end) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   ASSERT_EQ(ShardMetric(*cluster_, 3, "stepflow_activity_backlog_tasks", label), 1);
-  cluster_->KillShard(home);
+  cluster_->KillShard(chosen.home);
   cluster_->KillShard(task_server);
   ASSERT_TRUE(cluster_->RestartShard(task_server).ok());
 
   v1::GetActivityTaskRequest poll;
-  poll.set_activity_arn(activity);
+  poll.set_activity_arn(chosen.activity);
   poll.set_worker_name("after-restart");
   TakeWaitingTaskAndSucceed(poll, execution, "no task from the restarted server");
-  ASSERT_TRUE(cluster_->RestartShard(home).ok());
+  ASSERT_TRUE(cluster_->RestartShard(chosen.home).ok());
 }
 
 TEST_F(ActivityQueueTest, BacklogAndPollMetricsShowTheQueue) {

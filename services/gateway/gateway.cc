@@ -1386,10 +1386,10 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   // servers (one server's are PollOneServer's), for up to `max_tasks`
   // tasks until `until`, into `*response`, and calls `done`. Every server
   // holding a partition serves all of its local partitions at once. Each
-  // is looked at quickly first (a backlog may sit on one while another is empty); then
-  // all of them are watched: a watch answers when a task arrives there that
-  // no poller of that server waits for, and the poll then takes from that
-  // server. So a poller is never starved while any partition has a backlog,
+  // is looked at quickly first (a backlog may sit on one while another is
+  // empty); then all of them are watched: a watch answers when a task
+  // arrives there that no poller of that server waits for, and the poll
+  // then takes from that server. So a poller is never starved while any partition has a backlog,
   // a task meets a waiting poller at once wherever it lands, and an idle
   // poller costs one waiting call per server and no thread here: every step
   // is an asynchronous call, made again from the last one's answer.
