@@ -364,6 +364,7 @@ absl::Status ShardCore::Init() {
   RETURN_IF_ERROR(LoadTaskQueues());
   RegisterMetrics();
   delivery_pool_ = std::make_unique<DeliveryPool>(kOutboxDeliveryThreads);
+  peers_->Attach(this);
   outbox_thread_ = std::thread([this] { OutboxLoop(); });
   timer_thread_ = std::thread([this] { TimerLoop(); });
   refresh_thread_ = std::thread([this] { RefreshLoop(); });

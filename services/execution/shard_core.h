@@ -58,11 +58,18 @@
 
 namespace stepflow::execution {
 
+class ShardCore;
+
 // Delivery of outbox items to the shard that must act on them (possibly
 // this server itself).
 class Peers {
  public:
   virtual ~Peers() = default;
+  // ShardCore::Open hands over the core it opened once the core is ready
+  // and before any of the core's threads can call a peer: a peer that is
+  // this server itself answers through it. The core's restart delivers
+  // what its outbox holds at once, often to itself.
+  virtual void Attach(ShardCore* local) = 0;
   virtual absl::Status EnqueueActivityTask(const internal::v1::ActivityTask& task) = 0;
   virtual absl::Status RecordActivityStarted(
       const internal::v1::RecordActivityStartedRequest& request) = 0;

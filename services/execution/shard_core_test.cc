@@ -47,6 +47,10 @@ class LoopbackPeers : public Peers {
     absl::MutexLock lock(&core_mu_);
     core_ = new_core;
   }
+  void Attach(ShardCore* core) override {
+    if (attach_delay > absl::ZeroDuration()) absl::SleepFor(attach_delay);
+    set_core(core);
+  }
   absl::Status EnqueueActivityTask(const iv1::ActivityTask& task) override {
     if (missing_remote_activities) return absl::NotFoundError("ActivityDoesNotExist: gone");
     return WithCore([&](ShardCore* core) { return core->EnqueueActivityTask(task); });
@@ -98,6 +102,10 @@ class LoopbackPeers : public Peers {
     if (publish_hook) {
       if (absl::Status status = publish_hook(event); !status.ok()) return status;
     }
+    {
+      absl::ReaderMutexLock lock(&core_mu_);
+      if (core_ == nullptr) ++calls_without_core;
+    }
     absl::MutexLock lock(&mu);
     published.push_back(event);
     return absl::OkStatus();
@@ -142,6 +150,11 @@ class LoopbackPeers : public Peers {
   bool missing_remote_activities = false;
   // How many times the activity's owner answered.
   std::atomic<int> remote_checks{0};
+  // How long Attach takes; set before the core opens.
+  absl::Duration attach_delay;
+  // Calls made while no core was attached: those that need one are
+  // answered UNAVAILABLE.
+  std::atomic<int> calls_without_core{0};
 
  private:
   std::optional<absl::Status> remote_check_answer_ ABSL_GUARDED_BY(mu);
@@ -151,7 +164,10 @@ class LoopbackPeers : public Peers {
   template <typename Call>
   absl::Status WithCore(Call call) {
     absl::ReaderMutexLock lock(&core_mu_);
-    if (core_ == nullptr) return absl::UnavailableError("no core open yet");
+    if (core_ == nullptr) {
+      ++calls_without_core;
+      return absl::UnavailableError("no core open yet");
+    }
     return call(core_);
   }
   absl::Mutex core_mu_;
@@ -189,7 +205,6 @@ class ShardCoreTest : public ::testing::Test {
     auto core = ShardCore::Open(options, &peers_);
     if (!core.ok()) return core.status();
     core_ = std::move(*core);
-    peers_.set_core(core_.get());
     return absl::OkStatus();
   }
 
@@ -1153,6 +1168,35 @@ TEST_F(ShardCoreTest, AnActivityWithTasksQueuedHereCountsWhileItsOwnerIsUnreacha
   EXPECT_TRUE(core_->LookUpActivity(activity).ok());
   EXPECT_TRUE(peers_.AwaitRemoteChecks(3));
   EXPECT_TRUE(absl::IsNotFound(core_->LookUpActivity(activity)));
+}
+
+// A restart delivers what its outbox holds at once, often to this server
+// itself: its peers must have the core before the core's threads call them
+// (a server whose peers did not yet crashed at start-up).
+TEST_F(ShardCoreTest, ARestartedCoreIsAttachedToItsPeersBeforeItDeliversItsOutbox) {
+  auto refusing = std::make_shared<std::atomic<bool>>(true);
+  auto refused = std::make_shared<std::atomic<int>>(0);
+  peers_.publish_hook = [refusing, refused](const iv1::PublishEvent&) {
+    if (!*refusing) return absl::OkStatus();
+    ++*refused;
+    return absl::UnavailableError("broker down");
+  };
+  status_events_topic_ = "stepflow.events.default";
+  ASSERT_TRUE(Open(16).ok());
+  Start(CreateMachine(), "published-after-restart", "{}");
+  for (int i = 0; i < 500 && refused->load() == 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_GT(refused->load(), 0) << "the status change never left the outbox";
+  peers_.set_core(nullptr);
+  core_.reset();
+
+  *refusing = false;
+  peers_.calls_without_core = 0;
+  // Had the core's threads started before the hand-over, they would call
+  // during this pause.
+  peers_.attach_delay = absl::Milliseconds(300);
+  ASSERT_TRUE(Open(16).ok());
+  EXPECT_EQ(AwaitPublished(1).statuses.size(), 1u) << "the stored event was not delivered";
+  EXPECT_EQ(peers_.calls_without_core.load(), 0);
 }
 
 TEST_F(ShardCoreTest, UnreachableActivityOwnerSchedulesThenTheQueueReportsItMissing) {
@@ -2149,7 +2193,6 @@ TEST(ShardCoreAdmissionTest, StartsAreRefusedAtOnceWhileTransitionsAreInFlight) 
   options.max_inflight_transitions = 1;
   auto core = ShardCore::Open(options, &peers);
   ASSERT_TRUE(core.ok()) << core.status();
-  peers.set_core(core->get());
   v1::CreateStateMachineRequest create;
   create.set_name("quick");
   create.set_definition(kOnePass);
@@ -2411,7 +2454,6 @@ TEST_F(ShardCoreTest, ClosedExecutionsArePurgedAfterRetention) {
   auto core = ShardCore::Open(options, &peers_);
   ASSERT_TRUE(core.ok());
   core_ = std::move(*core);
-  peers_.set_core(core_.get());
 
   v1::CreateStateMachineRequest create;
   create.set_name("quick");

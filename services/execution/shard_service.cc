@@ -42,7 +42,7 @@ class GrpcPeers : public Peers {
     if (stubs_.empty()) stubs_.push_back(nullptr);
   }
 
-  void set_local(ShardCore* core) { local_ = core; }
+  void Attach(ShardCore* local) override { local_ = local; }
   void set_producer(std::unique_ptr<kafka::Producer> producer) { producer_ = std::move(producer); }
 
   absl::Status PublishEvent(const iv1::PublishEvent& event) override {
@@ -596,7 +596,6 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(ShardServerOptio
     }
   }
   ASSIGN_OR_RETURN(impl->core, ShardCore::Open(options.core, impl->peers.get()));
-  impl->peers->set_local(impl->core.get());
   impl->service = std::make_unique<ShardServiceImpl>(impl->core.get(), impl->peers.get());
   if (!options.embedded) {
     rpc::ServerOptions server_options;
