@@ -6,9 +6,11 @@
 // output, its history is contiguous with every state entered and exited
 // once, and no task token was handed to a poller twice.
 //
-// STEPFLOW_CRASH_EXECUTIONS=N runs another number of executions.
+// STEPFLOW_CRASH_EXECUTIONS=N runs another number of executions;
+// STEPFLOW_CRASH_SEED=S replays the kill schedule a run printed.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
@@ -44,6 +46,13 @@ int ExecutionCount() {
   int count = 0;
   if (env != nullptr && absl::SimpleAtoi(env, &count) && count > 0) return count;
   return kDefaultExecutions;
+}
+
+unsigned KillSeed() {
+  const char* env = std::getenv("STEPFLOW_CRASH_SEED");
+  unsigned seed = 0;
+  if (env != nullptr && absl::SimpleAtoi(env, &seed)) return seed;
+  return std::random_device{}();
 }
 
 // Wait 1-2 s (a durable timer), then in parallel an activity task (which
@@ -186,20 +195,25 @@ TEST_F(CrashRecoveryTest, EveryExecutionFinishesExactlyOnceThroughKills) {
   std::vector<std::string> arns(executions);
   std::atomic<int> next_start{0};
   std::atomic<int> start_failures{0};
+  // Set when a restart or a start failed: a server that stays down would
+  // hold every start routed to it for its whole retry time, past the test's
+  // timeout.
+  std::atomic<bool> stop_starting{false};
   std::vector<std::thread> starters;
   constexpr int kStarters = 4;
   const absl::Duration start_gap = kStartWindow * kStarters / executions;
   for (int s = 0; s < kStarters; ++s) {
     starters.emplace_back([&] {
-      for (int n = next_start++; n < executions; n = next_start++) {
+      for (int n = next_start++; n < executions && !stop_starting; n = next_start++) {
         absl::SleepFor(start_gap);
         v1::StartExecutionRequest start;
         start.set_state_machine_arn(created.state_machine_arn());
         start.set_name(absl::StrCat("run-", n));
         start.set_input(Input(n));
         v1::StartExecutionResponse started;
-        grpc::Status status = CallRetrying(&v1::StepFunctions::Stub::StartExecution, start,
-                                           &started, absl::Now() + absl::Seconds(60));
+        grpc::Status status =
+            CallRetrying(&v1::StepFunctions::Stub::StartExecution, start, &started,
+                         std::min(absl::Now() + absl::Seconds(60), test_deadline));
         if (status.ok()) {
           arns[n] = started.execution_arn();
         } else if (status.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
@@ -210,7 +224,9 @@ TEST_F(CrashRecoveryTest, EveryExecutionFinishesExactlyOnceThroughKills) {
           arns[n] = absl::StrCat(
               "arn:aws:states:us-east-1:123456789012:execution:crash-recovery:", start.name());
         } else {
+          // The test has failed: the rest would only wait out their retries.
           ++start_failures;
+          stop_starting = true;
           std::cerr << "start " << n << ": " << status.error_message() << "\n";
         }
       }
@@ -219,12 +235,13 @@ TEST_F(CrashRecoveryTest, EveryExecutionFinishesExactlyOnceThroughKills) {
 
   // Kills land while executions start, wait on timers, run tasks and fan
   // out; the starter threads are joined before any assertion can return.
-  const unsigned seed = std::random_device{}();
-  std::cout << "crash recovery: random seed " << seed << "\n";
+  const unsigned seed = KillSeed();
+  std::cout << "crash recovery: random seed " << seed << std::endl;
   int kills = 0;
   const absl::Status restarted = cluster_->KillShardsAtRandom(
       kKills, absl::Milliseconds(500), absl::Milliseconds(3500), absl::Milliseconds(1000), seed,
       &kills);
+  if (!restarted.ok()) stop_starting = true;
   for (std::thread& starter : starters) starter.join();
   ASSERT_TRUE(restarted.ok()) << restarted;
   ASSERT_EQ(start_failures.load(), 0);
