@@ -2819,7 +2819,8 @@ std::function<bool(const std::string&)> ShardCore::ActivityExistsAnswer() {
 bool ShardCore::ActivityKnownToExist(const std::string& activity_arn) {
   absl::MutexLock lock(&activity_exists_mu_);
   auto it = activity_exists_.find(activity_arn);
-  return it != activity_exists_.end() && absl::Now() - it->second < kActivityExistsTtl;
+  return it != activity_exists_.end() &&
+         absl::Now() - it->second < kActivityExistsTtl + kScheduleGrace;
 }
 
 bool ShardCore::ActivityServable(const std::string& activity_arn) {

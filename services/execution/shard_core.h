@@ -776,8 +776,15 @@ class ShardCore {
   absl::flat_hash_map<std::string, std::shared_ptr<ActivityLookUp>> activity_look_ups_
       ABSL_GUARDED_BY(activity_exists_mu_);
   absl::Status CachedActivityExists(const std::string& activity_arn);
-  // True when the cache holds a fresh confirmation; never does I/O.
+  // For a transition scheduling a task: true when the cache holds a
+  // confirmation no older than kActivityExistsTtl + kScheduleGrace; never
+  // does I/O. The transition's own look-up (CachedActivityExists) asked
+  // again moments before if the confirmation had expired, so an older one
+  // here is that same answer, aged while the transition ran. Without the
+  // grace, a task scheduled as its confirmation expired left through the
+  // outbox, behind whatever that held: seconds of status events under load.
   bool ActivityKnownToExist(const std::string& activity_arn);
+  static constexpr absl::Duration kScheduleGrace = absl::Seconds(2);
   // For polls: true when the cache holds a confirmation, also an expired
   // one, which the refresher then asks the owner about again (a poll need
   // not wait for that question: an owner slow to answer, or unreachable
