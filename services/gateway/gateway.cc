@@ -1389,10 +1389,11 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
   // is looked at quickly first (a backlog may sit on one while another is
   // empty); then all of them are watched: a watch answers when a task
   // arrives there that no poller of that server waits for, and the poll
-  // then takes from that server. So a poller is never starved while any partition has a backlog,
-  // a task meets a waiting poller at once wherever it lands, and an idle
-  // poller costs one waiting call per server and no thread here: every step
-  // is an asynchronous call, made again from the last one's answer.
+  // then takes from that server. So a poller is never starved while any
+  // partition has a backlog, a task meets a waiting poller at once
+  // wherever it lands, and an idle poller costs one waiting call per
+  // server and no thread here: every step is an asynchronous call, made
+  // again from the last one's answer.
   //
   // Only watches are ever cancelled here: a take that is cancelled after
   // the server handed its tasks over would lose them (their ActivityStarted
