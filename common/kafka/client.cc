@@ -102,6 +102,9 @@ absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(
       {"enable.idempotence", "true"},
       // A synchronous caller waits for its batch: keep lingering short.
       {"linger.ms", "2"},
+      // Records spread over partitions go out as several requests at once:
+      // each must leave without waiting for the answer to the one before.
+      {"socket.nagle.disable", "true"},
       // Topics are created by operators (or MockKafkaCluster::CreateTopic),
       // with the partition count they choose, never implicitly.
       {"allow.auto.create.topics", "false"},

@@ -1,5 +1,7 @@
 #include <librdkafka/rdkafka.h>
+#include <dirent.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,10 +14,13 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/kafka/client.h"
+#include "common/kafka/internal/listeners.h"
 #include "common/kafka/mock_cluster.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -101,6 +106,76 @@ TEST(MockKafkaClusterTest, StartsOnLoopback) {
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   EXPECT_THAT((*cluster)->bootstrap_servers(), StartsWith("127.0.0.1:"));
   EXPECT_EQ((*cluster)->broker_count(), 1);
+}
+
+// The ports of "127.0.0.1:PORT,...".
+std::vector<int> BrokerPorts(const std::string& bootstrap_servers) {
+  std::vector<int> ports;
+  for (absl::string_view server : absl::StrSplit(bootstrap_servers, ',')) {
+    int port = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(server.substr(server.rfind(':') + 1), &port)) << server;
+    ports.push_back(port);
+  }
+  return ports;
+}
+
+bool NoDelay(int fd) {
+  int value = 0;
+  socklen_t length = sizeof(value);
+  return getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, &length) == 0 && value != 0;
+}
+
+// This process's connected TCP sockets whose local port is `port`: the
+// broker's side of connections to it.
+std::vector<int> AcceptedOnPort(int port) {
+  std::vector<int> found;
+  DIR* dir = opendir("/proc/self/fd");
+  while (const dirent* entry = dir == nullptr ? nullptr : readdir(dir)) {
+    int fd = -1;
+    if (!absl::SimpleAtoi(entry->d_name, &fd)) continue;
+    int listening = 1;
+    socklen_t length = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || listening) continue;
+    sockaddr_in address{};
+    socklen_t address_length = sizeof(address);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) == 0 &&
+        address.sin_family == AF_INET && ntohs(address.sin_port) == port) {
+      found.push_back(fd);
+    }
+  }
+  if (dir != nullptr) closedir(dir);
+  return found;
+}
+
+// Without TCP_NODELAY on the brokers' side, a batch of records spread over
+// partitions waited 40 ms for each delayed acknowledgement.
+TEST(MockKafkaClusterTest, BrokersAnswerWithNagleOff) {
+  auto cluster = MockKafkaCluster::Start(2);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->SetBrokerDown(2).ok());
+  ASSERT_TRUE((*cluster)->SetBrokerUp(2).ok());
+  const std::vector<int> ports = BrokerPorts((*cluster)->bootstrap_servers());
+  ASSERT_EQ(ports.size(), 2u);
+  for (int port : ports) {
+    const std::vector<int> listeners = internal::ListenersOnPort(port);
+    ASSERT_FALSE(listeners.empty()) << port;
+    for (int fd : listeners) EXPECT_TRUE(NoDelay(fd)) << "listener on " << port;
+    // A connection the broker accepts inherits it.
+    int client = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    std::vector<int> accepted;
+    const absl::Time end = absl::Now() + absl::Seconds(10);
+    while ((accepted = AcceptedOnPort(port)).empty() && absl::Now() < end) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    EXPECT_FALSE(accepted.empty()) << "the broker on " << port << " accepted nothing";
+    for (int fd : accepted) EXPECT_TRUE(NoDelay(fd)) << "connection accepted on " << port;
+    ::close(client);
+  }
 }
 
 TEST(MockKafkaClusterTest, RejectsBadArguments) {
