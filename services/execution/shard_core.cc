@@ -424,6 +424,73 @@ void ShardCore::RegisterMetrics() {
           &closed.Add({{"type", kClosedTypes[type]}, {"status", kClosedStatuses[status]}});
     }
   }
+  // The outbox carries tasks for other servers, reports, service calls and
+  // the bus's events: its delay is how late all of them arrive.
+  auto& deliveries =
+      prometheus::BuildCounter()
+          .Name("stepflow_outbox_deliveries_total")
+          .Help("Outbox deliveries by item kind and outcome (delivered; refused for good; "
+                "retried later).")
+          .Register(registry);
+  auto& delay = prometheus::BuildHistogram()
+                    .Name("stepflow_outbox_delay_seconds")
+                    .Help("Time from an outbox item's write to its delivery, by item kind.")
+                    .Register(registry);
+  for (int kind = 0; kind < 8; ++kind) {
+    for (int outcome = 0; outcome < 3; ++outcome) {
+      metrics_.outbox_deliveries[kind][outcome] = &deliveries.Add(
+          {{"item", kOutboxItemKinds[kind]}, {"outcome", kOutboxOutcomes[outcome]}});
+    }
+    metrics_.outbox_delay[kind] = &delay.Add(
+        {{"item", kOutboxItemKinds[kind]}},
+        prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                0.25, 0.5, 1, 2.5, 5, 10, 30, 60});
+  }
+}
+
+void ShardCore::PutOutboxItem(storage::WriteBatch& batch, const std::string& key,
+                              internal::v1::OutboxItem& item) {
+  item.set_written_unix_micros(absl::ToUnixMicros(absl::Now()));
+  batch.Put(families_.outbox, key, item.SerializeAsString());
+}
+
+namespace {
+
+// Whether an outbox item's delivery is over: delivered, or refused for good
+// (nothing to retry).
+bool OutboxItemSettled(const absl::Status& status) {
+  return status.ok() || absl::IsInvalidArgument(status) || absl::IsNotFound(status);
+}
+
+// The index of `item`'s kind in kOutboxItemKinds; -1 for an empty item.
+int OutboxItemKind(const internal::v1::OutboxItem& item) {
+  using Item = internal::v1::OutboxItem;
+  switch (item.item_case()) {
+    case Item::kEnqueueActivityTask: return 0;
+    case Item::kActivityStarted: return 1;
+    case Item::kActivityScheduleFailed: return 2;
+    case Item::kCancelActivityTask: return 3;
+    case Item::kPublishEvent: return 4;
+    case Item::kServiceCall: return 5;
+    case Item::kServiceTaskResult: return 6;
+    case Item::kStopChildExecution: return 7;
+    case Item::ITEM_NOT_SET: break;
+  }
+  return -1;
+}
+
+}  // namespace
+
+void ShardCore::CountOutboxDelivery(const internal::v1::OutboxItem& item,
+                                    const absl::Status& status, absl::Time now) {
+  const int kind = OutboxItemKind(item);
+  if (kind < 0 || metrics_.outbox_delay[0] == nullptr) return;
+  const int outcome = status.ok() ? 0 : OutboxItemSettled(status) ? 1 : 2;
+  metrics_.outbox_deliveries[kind][outcome]->Increment();
+  if (outcome != 2 && item.written_unix_micros() > 0) {
+    metrics_.outbox_delay[kind]->Observe(
+        absl::ToDoubleSeconds(now - absl::FromUnixMicros(item.written_unix_micros())));
+  }
 }
 
 void ShardCore::CountClosed(const ExecutionRecord& record, const std::string& status) {
@@ -1751,7 +1818,7 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
       ActivityTask* task = item.mutable_cancel_activity_task();
       task->set_activity_arn(pending->second);
       task->set_task_id(absl::StrCat(record.execution_arn(), "#", scheduled_event_id));
-      batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+      PutOutboxItem(batch, keys::OutboxKey(next_outbox_seq_++), item);
       cancels = true;
     }
   }
@@ -1815,12 +1882,10 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
       publish->set_topic(options_.status_events_topic);
       publish->set_key(record.execution_arn());
       publish->set_value(eventbus::ExecutionStatusChangeEvent(options_.arn_scope, status, now));
-      batch.Put(families_.outbox, keys::OutboxKey(NextPublishSeq(effects)),
-                item.SerializeAsString());
+      PutOutboxItem(batch, keys::OutboxKey(NextPublishSeq(effects)), item);
     }
   }
   const v1::LoggingConfiguration& logging = record.state_machine().logging_configuration();
-  bool logged = false;
   if (!options_.execution_logs_topic.empty() && !logging.level().empty() &&
       logging.level() != "OFF") {
     for (const v1::HistoryEvent& event : outcome.events) {
@@ -1830,9 +1895,7 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
       publish->set_topic(options_.execution_logs_topic);
       publish->set_key(record.execution_arn());
       publish->set_value(ExecutionLogRecord(record, event, logging));
-      batch.Put(families_.outbox, keys::OutboxKey(NextPublishSeq(effects)),
-                item.SerializeAsString());
-      logged = true;
+      PutOutboxItem(batch, keys::OutboxKey(NextPublishSeq(effects)), item);
     }
   }
   const bool service_effects = !outcome.service_calls.empty() || !record.children().empty() ||
@@ -1868,12 +1931,14 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
         config::ShardOf(task->task_id(), static_cast<uint32_t>(options_.task_queue_partitions))));
     task->set_in_memory(express);
     if (QueueLocally(*task, batch, &local_tasks)) continue;
-    batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+    PutOutboxItem(batch, keys::OutboxKey(next_outbox_seq_++), item);
     outboxed_dispatches = true;
   }
   effects.batch_bytes = batch.ByteSize();
   effects.batch_ops = batch.Count();
-  effects.wake_outbox = outboxed_dispatches || cancels || service_effects || logged;
+  // Events too: a rule may start a workflow when another one ends.
+  const bool published = effects.first_publish_seq != 0;
+  effects.wake_outbox = outboxed_dispatches || cancels || service_effects || published;
   effects.earliest_timer = earliest;
   effects.closed = !outcome.closed_status.empty();
   return effects;
@@ -3185,7 +3250,7 @@ absl::Status ShardCore::HandOver(const std::string& worker_name, const std::stri
     item.mutable_activity_started()->set_task_token(taken[i].task.task_token());
     item.mutable_activity_started()->set_worker_name(worker_name);
     started_keys[i] = keys::OutboxKey(next_outbox_seq_++);
-    batch.Put(families_.outbox, started_keys[i], item.SerializeAsString());
+    PutOutboxItem(batch, started_keys[i], item);
   }
   if (!batch.empty()) {
     // The outbox items of earlier hand-overs whose records were made leave
@@ -3448,8 +3513,8 @@ absl::Status ShardCore::CompleteServiceTask(const internal::v1::ServiceTaskResul
 
 void ShardCore::AddServiceEffects(ExecutionRecord& record, const asl::Outcome& outcome,
                                   storage::WriteBatch& batch) {
-  auto add_item = [&](const internal::v1::OutboxItem& item) {
-    batch.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++), item.SerializeAsString());
+  auto add_item = [&](internal::v1::OutboxItem& item) {
+    PutOutboxItem(batch, keys::OutboxKey(next_outbox_seq_++), item);
   };
   for (const asl::ServiceCall& service : outcome.service_calls) {
     internal::v1::OutboxItem item;
@@ -3759,16 +3824,6 @@ void ShardCore::TimerLoop() {
 
 // --- Outbox ---------------------------------------------------------------
 
-namespace {
-
-// Whether an outbox item's delivery is over: delivered, or refused for good
-// (nothing to retry).
-bool OutboxItemSettled(const absl::Status& status) {
-  return status.ok() || absl::IsInvalidArgument(status) || absl::IsNotFound(status);
-}
-
-}  // namespace
-
 uint64_t ShardCore::NextPublishSeq(CommitEffects& effects) {
   absl::MutexLock lock(&publish_mu_);
   const uint64_t seq = next_outbox_seq_++;
@@ -3848,18 +3903,21 @@ void ShardCore::OutboxLoop() {
     // its key until it is delivered.
     std::vector<absl::Status> statuses(items.size());
     std::vector<std::optional<internal::v1::OutboxItem>> reports(items.size());
-    std::vector<std::vector<size_t>> lanes;
+    std::vector<size_t> others;
+    // The events of each (topic, key), in order.
+    std::vector<std::vector<size_t>> event_lanes;
     {
       absl::flat_hash_map<std::pair<std::string_view, std::string_view>, size_t> lane_of_key;
       for (size_t i = 0; i < items.size(); ++i) {
         if (!items[i].second.has_publish_event()) {
-          lanes.push_back({i});
+          others.push_back(i);
           continue;
         }
         const internal::v1::PublishEvent& event = items[i].second.publish_event();
-        auto [it, added] = lane_of_key.try_emplace({event.topic(), event.key()}, lanes.size());
-        if (added) lanes.emplace_back();
-        lanes[it->second].push_back(i);
+        auto [it, added] =
+            lane_of_key.try_emplace({event.topic(), event.key()}, event_lanes.size());
+        if (added) event_lanes.emplace_back();
+        event_lanes[it->second].push_back(i);
       }
     }
     auto deliver = [&](size_t i) {
@@ -3883,8 +3941,6 @@ void ShardCore::OutboxLoop() {
         status = peers_->ActivityScheduleFailed(item.activity_schedule_failed());
       } else if (item.has_cancel_activity_task()) {
         status = peers_->CancelActivityTask(item.cancel_activity_task());
-      } else if (item.has_publish_event()) {
-        status = peers_->PublishEvent(item.publish_event());
       } else if (item.has_service_call()) {
         // The call's answer goes to the task at once (its execution is on
         // this server), so the task is submitted before the token can come
@@ -3911,26 +3967,59 @@ void ShardCore::OutboxLoop() {
       }
       statuses[i] = std::move(status);
     };
-    delivery_pool_->RunAll(lanes.size(), [&](size_t lane) {
-      const std::vector<size_t>& indexes = lanes[lane];
-      for (size_t n = 0; n < indexes.size(); ++n) {
-        deliver(indexes[n]);
-        if (OutboxItemSettled(statuses[indexes[n]])) continue;
-        for (size_t later = n + 1; later < indexes.size(); ++later) {
-          statuses[indexes[later]] =
-              absl::AbortedError("an earlier event of its key is not delivered yet");
+    // The events go out in waves, each one call that shares the producer's
+    // batches: the first event of every key, then the next of every key
+    // whose last one was delivered, and so on. A round trip to the brokers
+    // per wave, not per event: under load the bus gets thousands of status
+    // changes a second, and everything else in the outbox waits for them.
+    auto publish_events = [&] {
+      std::vector<size_t> position(event_lanes.size(), 0);
+      std::vector<size_t> open(event_lanes.size());
+      for (size_t lane = 0; lane < open.size(); ++lane) open[lane] = lane;
+      std::vector<const internal::v1::PublishEvent*> wave;
+      while (!open.empty()) {
+        wave.clear();
+        for (size_t lane : open) {
+          wave.push_back(&items[event_lanes[lane][position[lane]]].second.publish_event());
         }
-        break;
+        std::vector<absl::Status> outcomes = peers_->PublishEvents(wave);
+        size_t still_open = 0;
+        for (size_t w = 0; w < open.size(); ++w) {
+          const size_t lane = open[w];
+          const std::vector<size_t>& indexes = event_lanes[lane];
+          absl::Status& status = statuses[indexes[position[lane]]];
+          status = w < outcomes.size() ? std::move(outcomes[w])
+                                       : absl::InternalError("no outcome for the event");
+          if (!OutboxItemSettled(status)) {
+            for (size_t later = position[lane] + 1; later < indexes.size(); ++later) {
+              statuses[indexes[later]] =
+                  absl::AbortedError("an earlier event of its key is not delivered yet");
+            }
+            continue;
+          }
+          if (++position[lane] < indexes.size()) open[still_open++] = lane;
+        }
+        open.resize(still_open);
+      }
+    };
+    // The events first (they take the longest), beside the other items.
+    const size_t event_jobs = event_lanes.empty() ? 0 : 1;
+    delivery_pool_->RunAll(event_jobs + others.size(), [&](size_t job) {
+      if (job < event_jobs) {
+        publish_events();
+      } else {
+        deliver(others[job - event_jobs]);
       }
     });
     storage::WriteBatch done;
     bool failed = false;
     bool new_reports = false;
+    const absl::Time delivered_at = absl::Now();
     for (size_t i = 0; i < items.size(); ++i) {
       const absl::Status& status = statuses[i];
+      CountOutboxDelivery(items[i].second, status, delivered_at);
       if (reports[i].has_value()) {
-        done.Put(families_.outbox, keys::OutboxKey(next_outbox_seq_++),
-                 reports[i]->SerializeAsString());
+        PutOutboxItem(done, keys::OutboxKey(next_outbox_seq_++), *reports[i]);
         new_reports = true;
       }
       if (OutboxItemSettled(status)) {

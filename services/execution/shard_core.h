@@ -37,6 +37,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "absl/synchronization/mutex.h"
 #include "common/asl/definition.h"
 #include "common/asl/interpreter.h"
@@ -81,8 +82,11 @@ class Peers {
   // OK when the activity exists, ActivityDoesNotExist (NOT_FOUND) when not:
   // a queue partition may live on another server than its activity.
   virtual absl::Status CheckActivityExists(const std::string& activity_arn) = 0;
-  // Produces an event to the bus's Kafka topic (at least once).
-  virtual absl::Status PublishEvent(const internal::v1::PublishEvent& event) = 0;
+  // Produces events to the bus's Kafka topics (at least once), all at
+  // once: one outcome per event, in order. Events of one key are never
+  // passed in one call (their order holds only one after another).
+  virtual std::vector<absl::Status> PublishEvents(
+      absl::Span<const internal::v1::PublishEvent* const> events) = 0;
   // Starts the child execution `execution_arn` of a parent's
   // states:startExecution task: the owner of `state_machine_arn` resolves
   // start.request().state_machine_arn() (which may name a version or an
@@ -448,7 +452,19 @@ class ShardCore {
     prometheus::Histogram* batch_ops = nullptr;
     // stepflow_executions_closed_total by kClosedTypes x kClosedStatuses.
     prometheus::Counter* closed[2][4] = {};
+    // stepflow_outbox_deliveries_total by kOutboxItemKinds x
+    // kOutboxOutcomes, and stepflow_outbox_delay_seconds by kind.
+    prometheus::Counter* outbox_deliveries[8][3] = {};
+    prometheus::Histogram* outbox_delay[8] = {};
   };
+  static constexpr const char* kOutboxItemKinds[8] = {
+      "activity_task",       "activity_started",    "activity_schedule_failed",
+      "cancel_activity_task", "event",              "service_call",
+      "service_task_result", "stop_child_execution"};
+  static constexpr const char* kOutboxOutcomes[3] = {"delivered", "refused", "retried"};
+  // Counts one delivery attempt of `item` that ended with `status`.
+  void CountOutboxDelivery(const internal::v1::OutboxItem& item, const absl::Status& status,
+                           absl::Time now);
   static constexpr const char* kClosedTypes[2] = {"STANDARD", "EXPRESS"};
   static constexpr const char* kClosedStatuses[4] = {"SUCCEEDED", "FAILED", "TIMED_OUT",
                                                      "ABORTED"};
@@ -635,6 +651,9 @@ class ShardCore {
   void AddServiceEffects(internal::v1::ExecutionRecord& record, const asl::Outcome& outcome,
                          storage::WriteBatch& batch);
 
+  // Every outbox item is written through here: stamped with its time.
+  void PutOutboxItem(storage::WriteBatch& batch, const std::string& key,
+                     internal::v1::OutboxItem& item);
   void OutboxLoop();
   void WakeOutbox();
   void TimerLoop();

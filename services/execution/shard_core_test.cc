@@ -98,7 +98,18 @@ class LoopbackPeers : public Peers {
     }
     return remote_checks.load() == count;
   }
-  absl::Status PublishEvent(const iv1::PublishEvent& event) override {
+  std::vector<absl::Status> PublishEvents(
+      absl::Span<const iv1::PublishEvent* const> events) override {
+    {
+      absl::MutexLock lock(&mu);
+      publish_calls.emplace_back();
+      for (const iv1::PublishEvent* event : events) publish_calls.back().push_back(event->key());
+    }
+    std::vector<absl::Status> outcomes;
+    for (const iv1::PublishEvent* event : events) outcomes.push_back(PublishEvent(*event));
+    return outcomes;
+  }
+  absl::Status PublishEvent(const iv1::PublishEvent& event) {
     if (publish_hook) {
       if (absl::Status status = publish_hook(event); !status.ok()) return status;
     }
@@ -142,6 +153,8 @@ class LoopbackPeers : public Peers {
   }
   absl::Mutex mu;
   std::vector<iv1::PublishEvent> published;
+  // The keys of each PublishEvents call's events.
+  std::vector<std::vector<std::string>> publish_calls;
   // Runs before an event is published: a failure refuses it. Set before the
   // core opens.
   std::function<absl::Status(const iv1::PublishEvent&)> publish_hook;
@@ -197,6 +210,7 @@ class ShardCoreTest : public ::testing::Test {
     options.replicas = replicas_;
     options.clock = &clock_;
     options.status_events_topic = status_events_topic_;
+    options.registry = &registry_;
     options.execution_logs_topic = "stepflow.execution-logs";
     options.max_queued_task_bytes = max_queued_task_bytes_;
     options.recent_express_bytes = recent_express_bytes_;
@@ -224,6 +238,28 @@ class ShardCoreTest : public ::testing::Test {
   }
 
   std::string status_events_topic_;
+  // Registered into by every core this test opens (each Open adds to the
+  // same series, as a restarted server's would start over).
+  prometheus::Registry registry_;
+  // stepflow_outbox_deliveries_total{item, outcome}; with `outcome` empty,
+  // stepflow_outbox_delay_seconds{item}'s count of observations.
+  double OutboxMetric(const std::string& item, const std::string& outcome) {
+    double value = 0;
+    for (const prometheus::MetricFamily& family : registry_.Collect()) {
+      const bool delay = family.name == "stepflow_outbox_delay_seconds";
+      if (family.name != (outcome.empty() ? "stepflow_outbox_delay_seconds"
+                                          : "stepflow_outbox_deliveries_total")) {
+        continue;
+      }
+      for (const prometheus::ClientMetric& metric : family.metric) {
+        std::map<std::string, std::string> labels;
+        for (const auto& label : metric.label) labels[label.name] = label.value;
+        if (labels["item"] != item || (!delay && labels["outcome"] != outcome)) continue;
+        value += delay ? static_cast<double>(metric.histogram.sample_count) : metric.counter.value;
+      }
+    }
+    return value;
+  }
   uint64_t max_queued_task_bytes_ = uint64_t{512} << 20;
   size_t recent_express_bytes_ = size_t{8} << 20;
   int replicas_ = 1;  // this core is server 0 of them
@@ -479,6 +515,55 @@ TEST_F(ShardCoreTest, StatusChangesArePublishedThroughTheOutbox) {
   // Each change has its own event id.
   EXPECT_NE(json::Parse(published[0].value()).value()["id"].GetString(),
             std::string(json::Parse(published[1].value()).value()["id"].GetString()));
+}
+
+TEST_F(ShardCoreTest, EventsOfManyExecutionsArePublishedTogether) {
+  // The first event is held at the bus while ten more executions start:
+  // their events then go out in one call, not one call each, and the
+  // events of one execution never share a call (their order would not hold).
+  auto first_call = std::make_shared<std::atomic<bool>>(true);
+  auto release = std::make_shared<absl::Notification>();
+  peers_.publish_hook = [first_call, release](const iv1::PublishEvent&) {
+    if (first_call->exchange(false)) release->WaitForNotificationWithTimeout(absl::Seconds(20));
+    return absl::OkStatus();
+  };
+  status_events_topic_ = "stepflow.events.default";
+  ASSERT_TRUE(Open(16).ok());
+  auto machine = CreateMachine();
+  std::vector<std::string> arns = {Start(machine, "held", "{}")};
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  while (first_call->load() && absl::Now() < end) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_FALSE(first_call->load()) << "the first event never reached the bus";
+  for (int i = 0; i < 10; ++i) arns.push_back(Start(machine, absl::StrCat("run-", i), "{}"));
+  release->Notify();
+  for (size_t i = 0; i < arns.size(); ++i) {
+    v1::GetActivityTaskResponse task = Poll();
+    ASSERT_FALSE(task.task_token().empty());
+    ASSERT_TRUE(SendSuccess(task.task_token()).ok());
+  }
+  while (peers_.Published().size() < 2 * arns.size() && absl::Now() < end + absl::Seconds(10)) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(peers_.Published().size(), 2 * arns.size());
+  std::map<std::string, std::vector<std::string>> statuses;
+  for (const iv1::PublishEvent& event : peers_.Published()) {
+    statuses[event.key()].push_back(
+        json::Parse(event.value()).value()["detail"]["status"].GetString());
+  }
+  for (const std::string& arn : arns) {
+    EXPECT_THAT(statuses[arn], ElementsAre("RUNNING", "SUCCEEDED")) << arn;
+  }
+  absl::MutexLock lock(&peers_.mu);
+  size_t largest_call = 0;
+  for (const std::vector<std::string>& keys : peers_.publish_calls) {
+    largest_call = std::max(largest_call, keys.size());
+    EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size())
+        << "two events of one execution in one call: " << absl::StrJoin(keys, ", ");
+  }
+  EXPECT_GE(largest_call, 10u);
+  EXPECT_EQ(OutboxMetric("event", "delivered"), 2.0 * arns.size());
+  EXPECT_EQ(OutboxMetric("event", ""), 2.0 * arns.size());
+  EXPECT_EQ(OutboxMetric("event", "retried"), 0);
 }
 
 TEST_F(ShardCoreTest, QueuedTaskSurvivesRestart) {
@@ -2928,6 +3013,7 @@ TEST_F(ShardCoreTest, EventsOfOneExecutionArePublishedInTheOrderTheyHappened) {
   // execution's end) and 2 status changes.
   PublishedByExecution published = AwaitPublished(arns.size() * 19);
   EXPECT_GT(publishing->calls.load(), static_cast<int>(arns.size() * 19));  // some were refused
+  EXPECT_GT(OutboxMetric("event", "retried"), 0);
   for (const std::string& arn : arns) {
     const std::vector<int64_t>& ids = published.log_ids[arn];
     EXPECT_EQ(ids.size(), 17u) << arn;

@@ -45,14 +45,26 @@ class GrpcPeers : public Peers {
   void Attach(ShardCore* local) override { local_ = local; }
   void set_producer(std::unique_ptr<kafka::Producer> producer) { producer_ = std::move(producer); }
 
-  absl::Status PublishEvent(const iv1::PublishEvent& event) override {
-    if (producer_ == nullptr) return absl::OkStatus();  // no bus configured
-    absl::Status produced =
-        producer_->ProduceSync(event.topic(), event.key(), event.value(), kPeerCallTimeout);
-    // A topic not created yet (the eventbus creates it) is worth retrying,
-    // unlike the outbox's other NOT_FOUND answers.
-    if (absl::IsNotFound(produced)) return absl::UnavailableError(produced.message());
-    return produced;
+  std::vector<absl::Status> PublishEvents(
+      absl::Span<const iv1::PublishEvent* const> events) override {
+    std::vector<absl::Status> outcomes(events.size());
+    if (producer_ == nullptr) return outcomes;  // no bus configured
+    std::vector<kafka::OutgoingRecord> records;
+    records.reserve(events.size());
+    for (const iv1::PublishEvent* event : events) {
+      records.push_back({event->topic(), event->key(), event->value()});
+    }
+    std::vector<absl::StatusOr<kafka::RecordPosition>> produced =
+        producer_->ProduceAll(records, kPeerCallTimeout);
+    for (size_t i = 0; i < produced.size(); ++i) {
+      outcomes[i] = produced[i].status();
+      // A topic not created yet (the eventbus creates it) is worth
+      // retrying, unlike the outbox's other NOT_FOUND answers.
+      if (absl::IsNotFound(outcomes[i])) {
+        outcomes[i] = absl::UnavailableError(outcomes[i].message());
+      }
+    }
+    return outcomes;
   }
 
   absl::Status StartChildExecution(const std::string& state_machine_arn,
