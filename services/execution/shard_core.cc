@@ -3854,29 +3854,46 @@ void ShardCore::WakeOutbox() {
 }
 
 void ShardCore::OutboxLoop() {
-  absl::Duration backoff = absl::Milliseconds(50);
   // Scans start after what the last scan delivered: the deleted items
   // before it stay in RocksDB as tombstones for a while, and skipping them
   // at every wake-up would cost more than the deliveries. Item keys are
   // allocated before their batch commits, so a batch may land behind the
-  // cursor; a full scan every second finds such stragglers — except
-  // published events, which the cursor never passes while they are being
-  // written (see PublishWatermark).
+  // cursor; a scan from the start every second finds such stragglers —
+  // except published events, which the cursor never passes while they are
+  // being written (see PublishWatermark).
+  //
+  // The cursor moves past items that failed, too: they are tried again by
+  // the next scan from the start, after a backoff, while later items go
+  // on. Otherwise the items for a peer that is down, once they fill a
+  // scan, would hold back everything behind them: tasks for other servers,
+  // reports, the bus's events.
   std::string cursor;
-  absl::Time next_full_scan = absl::InfinitePast();
+  // The next scan from the start: a second after the last one, or, while
+  // items fail, when the backoff ends (the stragglers wait for it too).
+  absl::Time from_start_at = absl::InfinitePast();
+  bool retry_pending = false;
+  absl::Duration backoff = absl::Milliseconds(50);
+  // Keys (topic, key) with an event that failed since the last scan from
+  // the start: their later events wait for it.
+  absl::flat_hash_set<std::pair<std::string, std::string>> held_keys;
   while (true) {
     {
       absl::MutexLock lock(&outbox_mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(outbox_mu_) {
         return outbox_wake_ || outbox_stop_;
       };
-      outbox_mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
+      outbox_mu_.AwaitWithTimeout(
+          absl::Condition(&ready),
+          std::clamp(from_start_at - absl::Now(), absl::ZeroDuration(), absl::Seconds(1)));
       if (outbox_stop_) return;
       outbox_wake_ = false;
     }
-    if (absl::Now() >= next_full_scan) {
+    const bool from_start = absl::Now() >= from_start_at;
+    if (from_start) {
       cursor.clear();
-      next_full_scan = absl::Now() + absl::Seconds(1);
+      held_keys.clear();
+      retry_pending = false;
+      from_start_at = absl::Now() + absl::Seconds(1);
     }
     // Read before the scan: every published event below it was written
     // (or failed) before the scan began, so the scan sees it.
@@ -3972,10 +3989,23 @@ void ShardCore::OutboxLoop() {
     // whose last one was delivered, and so on. A round trip to the brokers
     // per wave, not per event: under load the bus gets thousands of status
     // changes a second, and everything else in the outbox waits for them.
+    auto hold_later_events = [&](const std::vector<size_t>& indexes, size_t from) {
+      for (size_t later = from; later < indexes.size(); ++later) {
+        statuses[indexes[later]] =
+            absl::AbortedError("an earlier event of its key is not delivered yet");
+      }
+    };
     auto publish_events = [&] {
       std::vector<size_t> position(event_lanes.size(), 0);
-      std::vector<size_t> open(event_lanes.size());
-      for (size_t lane = 0; lane < open.size(); ++lane) open[lane] = lane;
+      std::vector<size_t> open;
+      for (size_t lane = 0; lane < event_lanes.size(); ++lane) {
+        const internal::v1::PublishEvent& first = items[event_lanes[lane][0]].second.publish_event();
+        if (held_keys.contains(std::make_pair(first.topic(), first.key()))) {
+          hold_later_events(event_lanes[lane], 0);
+        } else {
+          open.push_back(lane);
+        }
+      }
       std::vector<const internal::v1::PublishEvent*> wave;
       while (!open.empty()) {
         wave.clear();
@@ -3991,10 +4021,9 @@ void ShardCore::OutboxLoop() {
           status = w < outcomes.size() ? std::move(outcomes[w])
                                        : absl::InternalError("no outcome for the event");
           if (!OutboxItemSettled(status)) {
-            for (size_t later = position[lane] + 1; later < indexes.size(); ++later) {
-              statuses[indexes[later]] =
-                  absl::AbortedError("an earlier event of its key is not delivered yet");
-            }
+            hold_later_events(indexes, position[lane] + 1);
+            const internal::v1::PublishEvent& event = *wave[w];
+            held_keys.emplace(event.topic(), event.key());
             continue;
           }
           if (++position[lane] < indexes.size()) open[still_open++] = lane;
@@ -4014,6 +4043,8 @@ void ShardCore::OutboxLoop() {
     storage::WriteBatch done;
     bool failed = false;
     bool new_reports = false;
+    int retried = 0;
+    const absl::Status* first_failure = nullptr;
     const absl::Time delivered_at = absl::Now();
     for (size_t i = 0; i < items.size(); ++i) {
       const absl::Status& status = statuses[i];
@@ -4030,15 +4061,14 @@ void ShardCore::OutboxLoop() {
         done.Delete(families_.outbox, items[i].first);
       } else {
         failed = true;
-        if (absl::IsAborted(status)) {
-          // Expected: an item waiting for another one (see CompleteServiceTask).
-          log::Debug(kComponent, "outbox delivery deferred", {{"error", status.ToString()}});
-        } else {
-          log::Warn(kComponent, "outbox delivery failed; will retry",
-                    {{"error", status.ToString()}});
-        }
+        // Aborted is expected: an item waiting for another one (an event
+        // behind an earlier one of its key, or see CompleteServiceTask).
+        if (absl::IsAborted(status)) continue;
+        ++retried;
+        if (first_failure == nullptr) first_failure = &status;
       }
     }
+
     if (!done.empty()) {
       // Synced only when it carries new reports, which must not be lost; a
       // lost deletion merely delivers an idempotent item again.
@@ -4047,25 +4077,27 @@ void ShardCore::OutboxLoop() {
       }
       if (new_reports) WakeOutbox();
     }
-    if (failed) {
-      cursor.clear();
-    } else if (!items.empty()) {
-      cursor = items.back().first;
-    }
+    if (!items.empty()) cursor = items.back().first;
     // A published event still being written may have a sequence below the
     // cursor: the next scan starts no later than the first such one, so
     // that it is not left behind later events of its execution.
     cursor = std::min(cursor, publish_watermark);
-    if (failed) {
-      absl::MutexLock lock(&outbox_mu_);
-      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(outbox_mu_) { return outbox_stop_; };
-      outbox_mu_.AwaitWithTimeout(absl::Condition(&stopping), backoff);
+    if (failed && !retry_pending) {
+      retry_pending = true;
+      from_start_at = absl::Now() + backoff;
+      // One line per retry, not per round: while a peer is down, every
+      // round fails the items for it.
+      if (first_failure != nullptr) {
+        log::Warn(kComponent, "outbox deliveries failed; will retry",
+                  {{"items", absl::StrCat(retried)},
+                   {"retry_in", absl::FormatDuration(backoff)},
+                   {"error", first_failure->ToString()}});
+      }
       backoff = std::min(backoff * 2, absl::Seconds(5));
-      outbox_wake_ = true;
-    } else {
+    } else if (!failed && from_start) {
       backoff = absl::Milliseconds(50);
-      if (items.size() >= 256) WakeOutbox();
     }
+    if (items.size() >= 256) WakeOutbox();
   }
 }
 

@@ -566,6 +566,59 @@ TEST_F(ShardCoreTest, EventsOfManyExecutionsArePublishedTogether) {
   EXPECT_EQ(OutboxMetric("event", "retried"), 0);
 }
 
+TEST_F(ShardCoreTest, OutboxItemsThatFailDoNotHoldBackTheOnesBehindThem) {
+  // 300 events the bus refuses fill a whole outbox scan; an event behind
+  // them still goes out, and the refused ones are tried again, not in a
+  // tight loop, until the bus takes them.
+  struct Refusing {
+    std::atomic<bool> refuse{true};
+    std::atomic<int> attempts_of_first{0};
+    std::string first_key;
+  };
+  auto refusing = std::make_shared<Refusing>();
+  peers_.publish_hook = [refusing](const iv1::PublishEvent& event) {
+    if (!absl::StrContains(event.key(), ":stuck-")) return absl::OkStatus();
+    if (event.key() == refusing->first_key) refusing->attempts_of_first.fetch_add(1);
+    if (refusing->refuse.load()) return absl::UnavailableError("broker down");
+    return absl::OkStatus();
+  };
+  status_events_topic_ = "stepflow.events.default";
+  ASSERT_TRUE(Open(16).ok());
+  auto machine = CreateMachine(
+      "passes", R"({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}})");
+  std::vector<std::string> stuck;
+  for (int i = 0; i < 300; ++i) {
+    stuck.push_back(Start(machine, absl::StrCat("stuck-", i), "{}"));
+    if (i == 0) refusing->first_key = stuck[0];
+  }
+  const absl::Time started = absl::Now();
+  const std::string free_arn = Start(machine, "free", "{}");
+  auto published_keys = [&] {
+    std::set<std::string> keys;
+    for (const iv1::PublishEvent& event : peers_.Published()) keys.insert(event.key());
+    return keys;
+  };
+  while (!published_keys().contains(free_arn) && absl::Now() < started + absl::Seconds(10)) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(published_keys().contains(free_arn)) << "held back behind the refused events";
+  EXPECT_EQ(published_keys().size(), 1u);
+  // Tried again with a growing pause (50 ms doubling to 5 s): a few times
+  // in two seconds, not hundreds.
+  absl::SleepFor(started + absl::Seconds(2) - absl::Now());
+  const int attempts = refusing->attempts_of_first.load();
+  EXPECT_GE(attempts, 2);
+  EXPECT_LE(attempts, 12);
+  refusing->refuse.store(false);
+  const absl::Time end = absl::Now() + absl::Seconds(15);
+  while (published_keys().size() < stuck.size() + 1 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(published_keys().size(), stuck.size() + 1);
+  EXPECT_EQ(OutboxMetric("event", "delivered"), stuck.size() + 1.0);
+  EXPECT_GE(OutboxMetric("event", "retried"), 2.0 * stuck.size());
+}
+
 TEST_F(ShardCoreTest, QueuedTaskSurvivesRestart) {
   auto machine = CreateMachine();
   std::string arn = Start(machine, "run-q", "{}");
