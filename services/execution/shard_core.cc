@@ -4068,7 +4068,6 @@ void ShardCore::OutboxLoop() {
         if (first_failure == nullptr) first_failure = &status;
       }
     }
-
     if (!done.empty()) {
       // Synced only when it carries new reports, which must not be lost; a
       // lost deletion merely delivers an idempotent item again.

@@ -37,8 +37,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
-#include "absl/types/span.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "common/asl/definition.h"
 #include "common/asl/interpreter.h"
 #include "common/clock/clock.h"
@@ -458,9 +458,8 @@ class ShardCore {
     prometheus::Histogram* outbox_delay[8] = {};
   };
   static constexpr const char* kOutboxItemKinds[8] = {
-      "activity_task",       "activity_started",    "activity_schedule_failed",
-      "cancel_activity_task", "event",              "service_call",
-      "service_task_result", "stop_child_execution"};
+      "activity_task", "activity_started", "activity_schedule_failed", "cancel_activity_task",
+      "event",         "service_call",     "service_task_result",      "stop_child_execution"};
   static constexpr const char* kOutboxOutcomes[3] = {"delivered", "refused", "retried"};
   // Counts one delivery attempt of `item` that ended with `status`.
   void CountOutboxDelivery(const internal::v1::OutboxItem& item, const absl::Status& status,
