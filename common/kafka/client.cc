@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -224,10 +225,14 @@ std::vector<absl::StatusOr<RecordPosition>> Producer::ProduceAll(
   const absl::Time deadline = absl::Now() + timeout;
   std::vector<absl::StatusOr<std::shared_ptr<Delivery>>> queued;
   queued.reserve(records.size());
+  // Each topic is looked up once: an unknown one costs a metadata request,
+  // and with the brokers down, the whole timeout.
+  absl::flat_hash_map<std::string, absl::Status> topics;
   for (const OutgoingRecord& record : records) {
-    absl::Status topic = CheckTopic(record.topic, timeout);
-    if (!topic.ok()) {
-      queued.push_back(topic);
+    auto [known, added] = topics.try_emplace(record.topic);
+    if (added) known->second = CheckTopic(record.topic, deadline - absl::Now());
+    if (!known->second.ok()) {
+      queued.push_back(known->second);
       continue;
     }
     absl::optional<absl::string_view> value;

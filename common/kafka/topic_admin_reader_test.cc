@@ -197,5 +197,22 @@ TEST_F(TopicAdminReaderTest, ProduceAllFailsWhenTheBrokerIsDown) {
   ASSERT_TRUE(cluster_->SetBrokerUp(-1).ok());
 }
 
+TEST_F(TopicAdminReaderTest, ProduceAllKeepsToItsTimeoutWithTheBrokersDown) {
+  // Topics it does not know yet need a metadata request each, which waits
+  // for the brokers: once per topic, and all within the call's timeout.
+  ASSERT_TRUE(cluster_->SetBrokerDown(-1).ok());
+  std::vector<OutgoingRecord> records;
+  for (int i = 0; i < 6; ++i) {
+    records.push_back({i % 2 == 0 ? "t.unknown.a" : "t.unknown.b", "k", std::string("v")});
+  }
+  const absl::Time start = absl::Now();
+  auto results = producer_->ProduceAll(records, absl::Seconds(1));
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_TRUE(cluster_->SetBrokerUp(-1).ok());
+  ASSERT_EQ(results.size(), records.size());
+  for (const auto& result : results) EXPECT_FALSE(result.ok());
+  EXPECT_LT(took, absl::Seconds(3)) << "waited a timeout per record, not one for the call";
+}
+
 }  // namespace
 }  // namespace stepflow::kafka
