@@ -25,6 +25,9 @@ inline constexpr char kHistory[] = "history";
 inline constexpr char kVisibility[] = "visibility";
 inline constexpr char kTasks[] = "tasks";
 inline constexpr char kOutbox[] = "outbox";
+// Events for the bus (outbox items too), apart so that their deliveries
+// never hold back the others'.
+inline constexpr char kEventOutbox[] = "event_outbox";
 inline constexpr char kTimers[] = "timers";
 inline constexpr char kVersions[] = "versions";
 inline constexpr char kRetention[] = "retention";

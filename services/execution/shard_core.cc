@@ -299,8 +299,8 @@ absl::Status ShardCore::Init() {
   store_options.column_families = {keys::kMeta,       keys::kStateMachines, keys::kActivities,
                                    keys::kDefinitions, keys::kExecutions,    keys::kHistory,
                                    keys::kVisibility,  keys::kTasks,         keys::kOutbox,
-                                   keys::kTimers,     keys::kVersions,      keys::kRetention,
-                                   keys::kMapRuns};
+                                   keys::kEventOutbox, keys::kTimers,        keys::kVersions,
+                                   keys::kRetention,   keys::kMapRuns};
   // A start looks its name up before it writes: usually a miss.
   store_options.point_lookup_families = {keys::kExecutions};
   store_options.env = options_.store_env;
@@ -316,6 +316,9 @@ absl::Status ShardCore::Init() {
   ASSIGN_OR_RETURN(families_.visibility, store_->Family(keys::kVisibility));
   ASSIGN_OR_RETURN(families_.tasks, store_->Family(keys::kTasks));
   ASSIGN_OR_RETURN(families_.outbox, store_->Family(keys::kOutbox));
+  ASSIGN_OR_RETURN(families_.event_outbox, store_->Family(keys::kEventOutbox));
+  items_outbox_.family = families_.outbox;
+  events_outbox_.family = families_.event_outbox;
   ASSIGN_OR_RETURN(families_.timers, store_->Family(keys::kTimers));
   ASSIGN_OR_RETURN(families_.versions, store_->Family(keys::kVersions));
   ASSIGN_OR_RETURN(families_.retention, store_->Family(keys::kRetention));
@@ -354,18 +357,22 @@ absl::Status ShardCore::Init() {
 
   // Continue sequences after whatever is stored.
   uint64_t last_outbox = 0;
-  RETURN_IF_ERROR(store_->Scan(families_.outbox, "", "", /*reverse=*/true,
-                               [&](std::string_view key, std::string_view) {
-                                 last_outbox = storage::DecodeUint64(key);
-                                 return false;
-                               }));
+  for (storage::FamilyId family : {families_.outbox, families_.event_outbox}) {
+    RETURN_IF_ERROR(store_->Scan(family, "", "", /*reverse=*/true,
+                                 [&](std::string_view key, std::string_view) {
+                                   last_outbox = std::max(last_outbox, storage::DecodeUint64(key));
+                                   return false;
+                                 }));
+  }
   next_outbox_seq_ = last_outbox + 1;
   task_queues_ = std::make_unique<TaskQueues>(options_.registry, options_.clock);
   RETURN_IF_ERROR(LoadTaskQueues());
   RegisterMetrics();
   delivery_pool_ = std::make_unique<DeliveryPool>(kOutboxDeliveryThreads);
   peers_->Attach(this);
-  outbox_thread_ = std::thread([this] { OutboxLoop(); });
+  for (OutboxLane* lane : {&items_outbox_, &events_outbox_}) {
+    lane->thread = std::thread([this, lane] { OutboxLoop(*lane); });
+  }
   timer_thread_ = std::thread([this] { TimerLoop(); });
   refresh_thread_ = std::thread([this] { RefreshLoop(); });
   return absl::OkStatus();
@@ -451,7 +458,8 @@ void ShardCore::RegisterMetrics() {
 void ShardCore::PutOutboxItem(storage::WriteBatch& batch, const std::string& key,
                               internal::v1::OutboxItem& item) {
   item.set_written_unix_micros(absl::ToUnixMicros(absl::Now()));
-  batch.Put(families_.outbox, key, item.SerializeAsString());
+  batch.Put(item.has_publish_event() ? families_.event_outbox : families_.outbox, key,
+            item.SerializeAsString());
 }
 
 namespace {
@@ -577,11 +585,13 @@ void ShardCore::Shutdown() {
       for (CloseWaiter* waiter : waiters) waiter->closed_cv.Signal();
     }
   }
-  {
-    absl::MutexLock lock(&outbox_mu_);
-    outbox_stop_ = true;
+  for (OutboxLane* lane : {&items_outbox_, &events_outbox_}) {
+    {
+      absl::MutexLock lock(&lane->mu);
+      lane->stop = true;
+    }
+    if (lane->thread.joinable()) lane->thread.join();
   }
-  if (outbox_thread_.joinable()) outbox_thread_.join();
   {
     absl::MutexLock lock(&timers_mu_);
     timers_stop_ = true;
@@ -1936,9 +1946,9 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
   }
   effects.batch_bytes = batch.ByteSize();
   effects.batch_ops = batch.Count();
-  // Events too: a rule may start a workflow when another one ends.
-  const bool published = effects.first_publish_seq != 0;
-  effects.wake_outbox = outboxed_dispatches || cancels || service_effects || published;
+  effects.wake_outbox = outboxed_dispatches || cancels || service_effects;
+  // At once: a rule may start a workflow when another one ends.
+  effects.wake_events = effects.first_publish_seq != 0;
   effects.earliest_timer = earliest;
   effects.closed = !outcome.closed_status.empty();
   return effects;
@@ -1999,6 +2009,7 @@ void ShardCore::AfterCommit(CommitEffects& effects, ExecutionRecord& record) {
   for (TaskQueues::Queued& queued : effects.local_tasks) HandOrQueue(std::move(queued));
   effects.local_tasks.clear();
   if (effects.wake_outbox) WakeOutbox();
+  if (effects.wake_events) WakeLane(events_outbox_);
   if (effects.earliest_timer != absl::InfiniteFuture()) WakeTimers(effects.earliest_timer);
   if (effects.closed) {
     // EXPRESS executions come by the thousand per second: theirs is a
@@ -3848,12 +3859,12 @@ uint64_t ShardCore::PublishWatermark() {
   return publishing_.empty() ? next_outbox_seq_.load() : *publishing_.begin();
 }
 
-void ShardCore::WakeOutbox() {
-  absl::MutexLock lock(&outbox_mu_);
-  outbox_wake_ = true;
+void ShardCore::WakeLane(OutboxLane& lane) {
+  absl::MutexLock lock(&lane.mu);
+  lane.wake = true;
 }
 
-void ShardCore::OutboxLoop() {
+void ShardCore::OutboxLoop(OutboxLane& lane) {
   // Scans start after what the last scan delivered: the deleted items
   // before it stay in RocksDB as tombstones for a while, and skipping them
   // at every wake-up would cost more than the deliveries. Item keys are
@@ -3878,15 +3889,15 @@ void ShardCore::OutboxLoop() {
   absl::flat_hash_set<std::pair<std::string, std::string>> held_keys;
   while (true) {
     {
-      absl::MutexLock lock(&outbox_mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(outbox_mu_) {
-        return outbox_wake_ || outbox_stop_;
+      absl::MutexLock lock(&lane.mu);
+      auto ready = [&lane]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
+        return lane.wake || lane.stop;
       };
-      outbox_mu_.AwaitWithTimeout(
+      lane.mu.AwaitWithTimeout(
           absl::Condition(&ready),
           std::clamp(from_start_at - absl::Now(), absl::ZeroDuration(), absl::Seconds(1)));
-      if (outbox_stop_) return;
-      outbox_wake_ = false;
+      if (lane.stop) return;
+      lane.wake = false;
     }
     const bool from_start = absl::Now() >= from_start_at;
     if (from_start) {
@@ -3899,7 +3910,7 @@ void ShardCore::OutboxLoop() {
     // (or failed) before the scan began, so the scan sees it.
     const std::string publish_watermark = keys::OutboxKey(PublishWatermark());
     std::vector<std::pair<std::string, internal::v1::OutboxItem>> items;
-    absl::Status scan = store_->Scan(families_.outbox, "", cursor, false,
+    absl::Status scan = store_->Scan(lane.family, "", cursor, false,
                                      [&](std::string_view key, std::string_view value) {
                                        internal::v1::OutboxItem item;
                                        if (item.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
@@ -3908,7 +3919,8 @@ void ShardCore::OutboxLoop() {
                                        return items.size() < 256;
                                      });
     if (!scan.ok()) {
-      log::Error(kComponent, "outbox scan failed", {{"error", scan.ToString()}});
+      log::Error(kComponent, "outbox scan failed",
+                 {{"lane", lane.name}, {"error", scan.ToString()}});
       continue;
     }
     // Every item is idempotent at its receiver (and a cancel marks its task
@@ -4058,7 +4070,7 @@ void ShardCore::OutboxLoop() {
         if (!status.ok()) {
           log::Warn(kComponent, "outbox item refused", {{"error", status.ToString()}});
         }
-        done.Delete(families_.outbox, items[i].first);
+        done.Delete(lane.family, items[i].first);
       } else {
         failed = true;
         // Aborted is expected: an item waiting for another one (an event
@@ -4080,7 +4092,7 @@ void ShardCore::OutboxLoop() {
     // A published event still being written may have a sequence below the
     // cursor: the next scan starts no later than the first such one, so
     // that it is not left behind later events of its execution.
-    cursor = std::min(cursor, publish_watermark);
+    if (&lane == &events_outbox_) cursor = std::min(cursor, publish_watermark);
     if (failed && !retry_pending) {
       retry_pending = true;
       from_start_at = absl::Now() + backoff;
@@ -4088,7 +4100,8 @@ void ShardCore::OutboxLoop() {
       // round fails the items for it.
       if (first_failure != nullptr) {
         log::Warn(kComponent, "outbox deliveries failed; will retry",
-                  {{"items", absl::StrCat(retried)},
+                  {{"lane", lane.name},
+                   {"items", absl::StrCat(retried)},
                    {"retry_in", absl::FormatDuration(backoff)},
                    {"error", first_failure->ToString()}});
       }
@@ -4096,7 +4109,7 @@ void ShardCore::OutboxLoop() {
     } else if (!failed && from_start) {
       backoff = absl::Milliseconds(50);
     }
-    if (items.size() >= 256) WakeOutbox();
+    if (items.size() >= 256) WakeLane(lane);
   }
 }
 

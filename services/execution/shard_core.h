@@ -428,7 +428,7 @@ class ShardCore {
  private:
   struct Families {
     storage::FamilyId meta, state_machines, activities, definitions, executions, history,
-        visibility, tasks, outbox, timers, versions, retention, map_runs;
+        visibility, tasks, outbox, event_outbox, timers, versions, retention, map_runs;
   };
 
   // Counts a transition in flight for the lifetime of the slot.
@@ -548,6 +548,8 @@ class ShardCore {
   struct CommitEffects {
     std::vector<TaskQueues::Queued> local_tasks;
     bool wake_outbox = false;
+    // It wrote an event for the bus.
+    bool wake_events = false;
     absl::Time earliest_timer = absl::InfiniteFuture();
     bool closed = false;
     // A closed EXPRESS execution whose keys the batch deletes: it is kept
@@ -650,11 +652,25 @@ class ShardCore {
   void AddServiceEffects(internal::v1::ExecutionRecord& record, const asl::Outcome& outcome,
                          storage::WriteBatch& batch);
 
-  // Every outbox item is written through here: stamped with its time.
+  // The outbox is two lanes, each a column family delivered by a thread of
+  // its own: the bus's events, and everything else. A bus that is slow or
+  // down then holds back no task, report or service call.
+  struct OutboxLane {
+    const char* name;
+    storage::FamilyId family = 0;
+    absl::Mutex mu;
+    // Starts set: items left by a previous incarnation drain at once.
+    bool wake ABSL_GUARDED_BY(mu) = true;
+    bool stop ABSL_GUARDED_BY(mu) = false;
+    std::thread thread;
+  };
+  // Every outbox item is written through here: stamped with its time, into
+  // its lane.
   void PutOutboxItem(storage::WriteBatch& batch, const std::string& key,
                      internal::v1::OutboxItem& item);
-  void OutboxLoop();
-  void WakeOutbox();
+  void OutboxLoop(OutboxLane& lane);
+  static void WakeLane(OutboxLane& lane);
+  void WakeOutbox() { WakeLane(items_outbox_); }
   void TimerLoop();
   void WakeTimers(absl::Time fire_at);
   // A poll or watch waits in the task queues until `deadline`: wakes the
@@ -881,11 +897,8 @@ class ShardCore {
   // The first published-event sequence of each transition whose write has
   // not ended.
   absl::btree_set<uint64_t> publishing_ ABSL_GUARDED_BY(publish_mu_);
-  absl::Mutex outbox_mu_;
-  // Starts set: items left by a previous incarnation drain at once.
-  bool outbox_wake_ ABSL_GUARDED_BY(outbox_mu_) = true;
-  bool outbox_stop_ ABSL_GUARDED_BY(outbox_mu_) = false;
-  std::thread outbox_thread_;
+  OutboxLane items_outbox_{"items"};
+  OutboxLane events_outbox_{"events"};
   // Deliveries of one outbox batch run at once on these threads.
   static constexpr int kOutboxDeliveryThreads = 31;
   std::unique_ptr<DeliveryPool> delivery_pool_;

@@ -619,6 +619,60 @@ TEST_F(ShardCoreTest, OutboxItemsThatFailDoNotHoldBackTheOnesBehindThem) {
   EXPECT_GE(OutboxMetric("event", "retried"), 2.0 * stuck.size());
 }
 
+TEST_F(ShardCoreTest, ABusThatHangsHoldsBackNoOtherOutboxItem) {
+  // Every event waits at the bus until released. A stopped execution's
+  // task cancellation, an outbox item of the other lane, is delivered
+  // meanwhile.
+  auto release = std::make_shared<absl::Notification>();
+  peers_.publish_hook = [release](const iv1::PublishEvent&) {
+    release->WaitForNotificationWithTimeout(absl::Seconds(20));
+    return absl::OkStatus();
+  };
+  status_events_topic_ = "stepflow.events.default";
+  ASSERT_TRUE(Open(16).ok());
+  auto machine = CreateMachine();
+  const std::string arn = Start(machine, "stopped", "{}");
+  v1::StopExecutionRequest stop;
+  stop.set_execution_arn(arn);
+  v1::StopExecutionResponse stopped;
+  ASSERT_TRUE(core_->StopExecution(stop, &stopped).ok());
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  while (OutboxMetric("cancel_activity_task", "delivered") < 1 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(OutboxMetric("cancel_activity_task", "delivered"), 1);
+  EXPECT_TRUE(peers_.Published().empty()) << "the bus was to hold every event until now";
+  release->Notify();
+  while (peers_.Published().size() < 2 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  std::vector<std::string> statuses;
+  for (const iv1::PublishEvent& event : peers_.Published()) {
+    statuses.push_back(json::Parse(event.value()).value()["detail"]["status"].GetString());
+  }
+  EXPECT_THAT(statuses, ElementsAre("RUNNING", "ABORTED"));
+}
+
+// Events stored before they had a lane of their own (in the outbox of the
+// other items) are still published after an upgrade.
+TEST_F(ShardCoreTest, EventsLeftInTheSharedOutboxArePublished) {
+  status_events_topic_ = "stepflow.events.default";
+  ASSERT_TRUE(Open(16).ok());
+  WithStoreAlone([&](storage::Store& store) {
+    iv1::OutboxItem item;
+    item.mutable_publish_event()->set_topic("stepflow.events.default");
+    item.mutable_publish_event()->set_key("arn:aws:states:us-east-1:123456789012:execution:m:old");
+    item.mutable_publish_event()->set_value(R"({"left": "behind"})");
+    storage::WriteBatch batch;
+    batch.Put(*store.Family(keys::kOutbox), keys::OutboxKey(1000), item.SerializeAsString());
+    ASSERT_TRUE(store.Write(batch, /*sync=*/true).ok());
+  });
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  while (peers_.Published().empty() && absl::Now() < end) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_EQ(peers_.Published().size(), 1u);
+  EXPECT_EQ(peers_.Published()[0].value(), R"({"left": "behind"})");
+}
+
 TEST_F(ShardCoreTest, QueuedTaskSurvivesRestart) {
   auto machine = CreateMachine();
   std::string arn = Start(machine, "run-q", "{}");
