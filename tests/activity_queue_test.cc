@@ -2,7 +2,8 @@
 // partitions spread over the servers without starving any poller, batch
 // polls, streaming delivery with credits, workers in several processes,
 // a worker killed mid-task whose attempt times out and is retried on
-// another worker (its late completion refused), forged tokens, the
+// another worker (its late completion refused), tasks for a server that is
+// down holding back no others, forged tokens, the
 // callback pattern across a restart of every process, and idle long polls
 // that cost no CPU.
 #include <grpcpp/grpcpp.h>
@@ -717,6 +718,62 @@ TEST_F(ActivityQueueTest, TasksElsewhereAreDeliveredWhileTheActivitysServerIsDow
   absl::SleepFor(absl::Milliseconds(2500));  // past the servers' confirmations
   TakeWaitingTaskAndSucceed(poll, execution, "no task while the activity's server is down");
   ASSERT_TRUE(cluster_->RestartShard(chosen.home).ok());
+}
+
+// Tasks that a server cannot hand to a partition on a server that is down
+// wait in its outbox; more of them than one outbox scan holds do not hold
+// back a task behind them for a partition on a third server.
+TEST_F(ActivityQueueTest, TasksForAServerThatIsDownHoldBackNoOthers) {
+  // An activity on server `home` with partitions on both other servers:
+  // `down`, which goes down, and `up`.
+  std::string name;
+  int home = -1, down = -1, up = -1;
+  for (int i = 0; down < 0; ++i) {
+    name = absl::StrCat("backlogged-", i);
+    const std::string arn = absl::StrCat(kArnPrefix, name);
+    home = ServerOf(arn);
+    std::set<int> away;
+    for (int partition = 0; partition < config::kDefaultTaskQueuePartitions; ++partition) {
+      if (ServerOfPartition(arn, partition) != home) away.insert(ServerOfPartition(arn, partition));
+    }
+    if (away.size() == 2) {
+      down = *away.begin();
+      up = *away.rbegin();
+    }
+  }
+  const std::string activity = CreateActivity(name);
+  const std::string machine = CreateMachine(name, TaskDefinition(activity));
+  // Executions recorded on `home`, so their tasks leave through its outbox.
+  std::vector<std::string> stuck_names;
+  for (int i = 0; stuck_names.size() < 300; ++i) {
+    const std::string candidate = absl::StrCat("stuck-", i);
+    const std::string execution = ExecutionArnOf(machine, candidate);
+    if (ServerOf(execution) == home && ServerOfFirstTask(activity, execution) == down) {
+      stuck_names.push_back(candidate);
+    }
+  }
+  const std::string free_name = ExecutionNameWhere(
+      machine, activity, "free", [&](const std::string& execution, int task_server) {
+        return ServerOf(execution) == home && task_server == up;
+      });
+
+  cluster_->KillShard(down);
+  for (const std::string& stuck : stuck_names) {
+    api_->StartExecution(machine, R"({"stuck": true})", stuck);
+  }
+  const std::string execution = api_->StartExecution(machine, R"({"waiting": true})", free_name);
+  v1::GetActivityTaskRequest poll;
+  poll.set_activity_arn(activity);
+  poll.set_worker_name("beside-the-backlog");
+  TakeWaitingTaskAndSucceed(poll, execution, "the task waited behind those for the server down");
+
+  // Once the server is back, the others are delivered too.
+  ASSERT_TRUE(cluster_->RestartShard(down).ok());
+  v1::GetActivityTaskResponse task;
+  grpc::Status status = Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(20));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_FALSE(task.task_token().empty());
+  EXPECT_THAT(task.input(), HasSubstr("stuck"));
 }
 
 // Long polls and a task stream waiting on a queue spread over several
