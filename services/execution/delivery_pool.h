@@ -1,21 +1,24 @@
 // DeliveryPool: a fixed set of threads that runs independent pieces of
 // work at once, so that calls waiting on other servers or on their own
 // fsync overlap (and share WAL fsyncs through group commit) instead of
-// queueing behind one another: the deliveries of one outbox batch, or the
-// writes of one activity task hand-over.
+// queueing behind one another: the outbox's deliveries, or the writes of
+// one activity task hand-over.
 //
 //   DeliveryPool pool(16);
 //   pool.RunAll(items.size(), [&](size_t i) { statuses[i] = Deliver(items[i]); });
 //
 // RunAll may be called from several threads at once; their jobs share the
 // pool's threads in arrival order, and each caller also works on its own
-// job, so a job finishes even while the pool is busy with others. The
-// destructor joins the threads (no RunAll may be running then).
+// job, so a job finishes even while the pool is busy with others. Submit
+// runs one piece of work later, without waiting for it; RunAll's jobs go
+// first. The destructor joins the threads (no RunAll may be running then,
+// and work submitted but not started is dropped).
 #ifndef STEPFLOW_SERVICES_EXECUTION_DELIVERY_POOL_H_
 #define STEPFLOW_SERVICES_EXECUTION_DELIVERY_POOL_H_
 
 #include <algorithm>
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -39,6 +42,12 @@ class DeliveryPool {
   }
   DeliveryPool(const DeliveryPool&) = delete;
   DeliveryPool& operator=(const DeliveryPool&) = delete;
+
+  // Runs `work` on a thread of the pool once one is free of RunAll's jobs.
+  void Submit(std::function<void()> work) {
+    absl::MutexLock lock(&mu_);
+    submitted_.push_back(std::move(work));
+  }
 
   // Runs task(0..count-1) on the pool (and on the calling thread) and
   // returns when all have returned.
@@ -80,7 +89,9 @@ class DeliveryPool {
     bool Done() const { return next >= count && running == 0; }
   };
 
-  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !open_.empty(); }
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stop_ || !open_.empty() || !submitted_.empty();
+  }
 
   // Claims the next index of `job`, which has one left; a job with none
   // left leaves the open list.
@@ -93,14 +104,24 @@ class DeliveryPool {
 
   void Work() {
     while (true) {
-      Job* job;
-      size_t index;
+      Job* job = nullptr;
+      size_t index = 0;
+      std::function<void()> work;
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(this, &DeliveryPool::HasWork));
         if (stop_) return;
-        job = open_.front();
-        index = TakeIndex(job);
+        if (!open_.empty()) {
+          job = open_.front();
+          index = TakeIndex(job);
+        } else {
+          work = std::move(submitted_.front());
+          submitted_.pop_front();
+        }
+      }
+      if (job == nullptr) {
+        work();
+        continue;
       }
       (*job->task)(index);
       absl::MutexLock lock(&mu_);
@@ -111,6 +132,7 @@ class DeliveryPool {
   absl::Mutex mu_;
   // Jobs with indices nobody has claimed yet, oldest first.
   std::vector<Job*> open_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::function<void()>> submitted_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

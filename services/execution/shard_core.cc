@@ -3864,6 +3864,54 @@ void ShardCore::WakeLane(OutboxLane& lane) {
   lane.wake = true;
 }
 
+absl::Status ShardCore::DeliverOutboxItem(const internal::v1::OutboxItem& item,
+                                        std::optional<internal::v1::OutboxItem>* report) {
+  absl::Status status;
+  if (item.has_enqueue_activity_task()) {
+    const ActivityTask& task = item.enqueue_activity_task();
+    status = peers_->EnqueueActivityTask(task);
+    if (absl::IsNotFound(status)) {
+      // The activity is gone: tell the execution, through the outbox
+      // again so the report survives restarts.
+      internal::v1::OutboxItem answer;
+      answer.mutable_activity_schedule_failed()->set_task_token(task.task_token());
+      answer.mutable_activity_schedule_failed()->set_activity_arn(task.activity_arn());
+      *report = std::move(answer);
+      status = absl::OkStatus();
+    }
+  } else if (item.has_activity_started()) {
+    status = peers_->RecordActivityStarted(item.activity_started());
+  } else if (item.has_activity_schedule_failed()) {
+    status = peers_->ActivityScheduleFailed(item.activity_schedule_failed());
+  } else if (item.has_cancel_activity_task()) {
+    status = peers_->CancelActivityTask(item.cancel_activity_task());
+  } else if (item.has_service_call()) {
+    // The call's answer goes to the task at once (its execution is on
+    // this server), so the task is submitted before the token can come
+    // back; when that fails, through the outbox again. The call itself
+    // is idempotent, and this item is deleted only after the answer's
+    // transition in the same write-ahead log.
+    auto result = CallService(item.service_call());
+    if (result.ok()) {
+      if (!CompleteServiceTask(*result, /*sync=*/false).ok()) {
+        internal::v1::OutboxItem answer;
+        *answer.mutable_service_task_result() = std::move(*result);
+        *report = std::move(answer);
+      }
+    } else {
+      status = result.status();  // transient: made again later
+    }
+  } else if (item.has_service_task_result()) {
+    status = peers_->CompleteServiceTask(item.service_task_result());
+    if (!Transient(status)) status = absl::OkStatus();
+  } else if (item.has_stop_child_execution()) {
+    v1::StopExecutionRequest stop = item.stop_child_execution();
+    status = peers_->StopExecution(stop);
+    if (!Transient(status)) status = absl::OkStatus();  // closed already, or gone
+  }
+  return status;
+}
+
 void ShardCore::OutboxLoop(OutboxLane& lane) {
   // Scans start after what the last scan delivered: the deleted items
   // before it stay in RocksDB as tombstones for a while, and skipping them
@@ -3887,6 +3935,11 @@ void ShardCore::OutboxLoop(OutboxLane& lane) {
   // Keys (topic, key) with an event that failed since the last scan from
   // the start: their later events wait for it.
   absl::flat_hash_set<std::pair<std::string, std::string>> held_keys;
+  // Items other than events are delivered each on its own (DeliveryPool::
+  // Submit) and come back through lane.delivered: one slow delivery (a
+  // peer that hangs, a service call) holds back no other. Their keys, until
+  // they are back; later scans pass over them.
+  absl::flat_hash_set<std::string> in_flight;
   while (true) {
     {
       absl::MutexLock lock(&lane.mu);
@@ -3896,8 +3949,20 @@ void ShardCore::OutboxLoop(OutboxLane& lane) {
       lane.mu.AwaitWithTimeout(
           absl::Condition(&ready),
           std::clamp(from_start_at - absl::Now(), absl::ZeroDuration(), absl::Seconds(1)));
-      if (lane.stop) return;
+      if (lane.stop) {
+        // The deliveries still running use this core: wait for them.
+        auto all_back = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
+          return lane.delivered.size() >= in_flight.size();
+        };
+        lane.mu.Await(absl::Condition(&all_back));
+        return;
+      }
       lane.wake = false;
+    }
+    std::vector<OutboxLane::Delivered> delivered;
+    {
+      absl::MutexLock lock(&lane.mu);
+      delivered.swap(lane.delivered);
     }
     const bool from_start = absl::Now() >= from_start_at;
     if (from_start) {
@@ -3910,18 +3975,26 @@ void ShardCore::OutboxLoop(OutboxLane& lane) {
     // (or failed) before the scan began, so the scan sees it.
     const std::string publish_watermark = keys::OutboxKey(PublishWatermark());
     std::vector<std::pair<std::string, internal::v1::OutboxItem>> items;
-    absl::Status scan = store_->Scan(lane.family, "", cursor, false,
-                                     [&](std::string_view key, std::string_view value) {
-                                       internal::v1::OutboxItem item;
-                                       if (item.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-                                         items.emplace_back(std::string(key), std::move(item));
-                                       }
-                                       return items.size() < 256;
-                                     });
+    const size_t scan_limit = std::min<size_t>(256, kMaxOutboxInFlight - in_flight.size());
+    absl::Status scan = absl::OkStatus();
+    if (scan_limit > 0) {
+      scan = store_->Scan(lane.family, "", cursor, false,
+                          [&](std::string_view key, std::string_view value) {
+                            if (in_flight.contains(absl::string_view(key.data(), key.size()))) {
+                              return true;
+                            }
+                            internal::v1::OutboxItem item;
+                            if (item.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                              items.emplace_back(std::string(key), std::move(item));
+                            }
+                            return items.size() < scan_limit;
+                          });
+    }
     if (!scan.ok()) {
+      // The deliveries that came back are still settled below.
       log::Error(kComponent, "outbox scan failed",
                  {{"lane", lane.name}, {"error", scan.ToString()}});
-      continue;
+      items.clear();
     }
     // Every item is idempotent at its receiver (and a cancel marks its task
     // seen), so they are delivered all at once, in any order — except
@@ -3949,53 +4022,6 @@ void ShardCore::OutboxLoop(OutboxLane& lane) {
         event_lanes[it->second].push_back(i);
       }
     }
-    auto deliver = [&](size_t i) {
-      const internal::v1::OutboxItem& item = items[i].second;
-      absl::Status status;
-      if (item.has_enqueue_activity_task()) {
-        const ActivityTask& task = item.enqueue_activity_task();
-        status = peers_->EnqueueActivityTask(task);
-        if (absl::IsNotFound(status)) {
-          // The activity is gone: tell the execution, through the outbox
-          // again so the report survives restarts.
-          internal::v1::OutboxItem report;
-          report.mutable_activity_schedule_failed()->set_task_token(task.task_token());
-          report.mutable_activity_schedule_failed()->set_activity_arn(task.activity_arn());
-          reports[i] = std::move(report);
-          status = absl::OkStatus();
-        }
-      } else if (item.has_activity_started()) {
-        status = peers_->RecordActivityStarted(item.activity_started());
-      } else if (item.has_activity_schedule_failed()) {
-        status = peers_->ActivityScheduleFailed(item.activity_schedule_failed());
-      } else if (item.has_cancel_activity_task()) {
-        status = peers_->CancelActivityTask(item.cancel_activity_task());
-      } else if (item.has_service_call()) {
-        // The call's answer goes to the task at once (its execution is on
-        // this server), so the task is submitted before the token can come
-        // back; when that fails, through the outbox again. The call itself
-        // is idempotent, and this item is deleted only after the answer's
-        // transition in the same write-ahead log.
-        auto result = CallService(item.service_call());
-        if (result.ok()) {
-          if (!CompleteServiceTask(*result, /*sync=*/false).ok()) {
-            internal::v1::OutboxItem report;
-            *report.mutable_service_task_result() = std::move(*result);
-            reports[i] = std::move(report);
-          }
-        } else {
-          status = result.status();  // transient: made again later
-        }
-      } else if (item.has_service_task_result()) {
-        status = peers_->CompleteServiceTask(item.service_task_result());
-        if (!Transient(status)) status = absl::OkStatus();
-      } else if (item.has_stop_child_execution()) {
-        v1::StopExecutionRequest stop = item.stop_child_execution();
-        status = peers_->StopExecution(stop);
-        if (!Transient(status)) status = absl::OkStatus();  // closed already, or gone
-      }
-      statuses[i] = std::move(status);
-    };
     // The events go out in waves, each one call that shares the producer's
     // batches: the first event of every key, then the next of every key
     // whose last one was delivered, and so on. A round trip to the brokers
@@ -4043,26 +4069,30 @@ void ShardCore::OutboxLoop(OutboxLane& lane) {
         open.resize(still_open);
       }
     };
-    // The events first (they take the longest), beside the other items.
-    const size_t event_jobs = event_lanes.empty() ? 0 : 1;
-    delivery_pool_->RunAll(event_jobs + others.size(), [&](size_t job) {
-      if (job < event_jobs) {
-        publish_events();
-      } else {
-        deliver(others[job - event_jobs]);
-      }
-    });
+    for (size_t i : others) {
+      in_flight.insert(items[i].first);
+      delivery_pool_->Submit([this, &lane, key = items[i].first,
+                              item = std::move(items[i].second)]() mutable {
+        std::optional<internal::v1::OutboxItem> report;
+        absl::Status status = DeliverOutboxItem(item, &report);
+        absl::MutexLock lock(&lane.mu);
+        lane.delivered.push_back({std::move(key), std::move(item), std::move(status),
+                                  std::move(report), absl::Now()});
+        lane.wake = true;
+      });
+    }
+    if (!event_lanes.empty()) publish_events();
     storage::WriteBatch done;
     bool failed = false;
     bool new_reports = false;
     int retried = 0;
-    const absl::Status* first_failure = nullptr;
-    const absl::Time delivered_at = absl::Now();
-    for (size_t i = 0; i < items.size(); ++i) {
-      const absl::Status& status = statuses[i];
-      CountOutboxDelivery(items[i].second, status, delivered_at);
-      if (reports[i].has_value()) {
-        PutOutboxItem(done, keys::OutboxKey(next_outbox_seq_++), *reports[i]);
+    absl::Status first_failure;
+    auto settle = [&](const std::string& key, const internal::v1::OutboxItem& item,
+                      const absl::Status& status, std::optional<internal::v1::OutboxItem>& report,
+                      absl::Time at) {
+      CountOutboxDelivery(item, status, at);
+      if (report.has_value()) {
+        PutOutboxItem(done, keys::OutboxKey(next_outbox_seq_++), *report);
         new_reports = true;
       }
       if (OutboxItemSettled(status)) {
@@ -4070,15 +4100,23 @@ void ShardCore::OutboxLoop(OutboxLane& lane) {
         if (!status.ok()) {
           log::Warn(kComponent, "outbox item refused", {{"error", status.ToString()}});
         }
-        done.Delete(lane.family, items[i].first);
-      } else {
-        failed = true;
-        // Aborted is expected: an item waiting for another one (an event
-        // behind an earlier one of its key, or see CompleteServiceTask).
-        if (absl::IsAborted(status)) continue;
-        ++retried;
-        if (first_failure == nullptr) first_failure = &status;
+        done.Delete(lane.family, key);
+        return;
       }
+      failed = true;
+      // Aborted is expected: an item waiting for another one (an event
+      // behind an earlier one of its key, or see CompleteServiceTask).
+      if (absl::IsAborted(status)) return;
+      if (retried++ == 0) first_failure = status;
+    };
+    const absl::Time published_at = absl::Now();
+    for (const std::vector<size_t>& indexes : event_lanes) {
+      for (size_t i : indexes) {
+        settle(items[i].first, items[i].second, statuses[i], reports[i], published_at);
+      }
+    }
+    for (OutboxLane::Delivered& back : delivered) {
+      settle(back.key, back.item, back.status, back.report, back.at);
     }
     if (!done.empty()) {
       // Synced only when it carries new reports, which must not be lost; a
@@ -4088,6 +4126,8 @@ void ShardCore::OutboxLoop(OutboxLane& lane) {
       }
       if (new_reports) WakeOutbox();
     }
+    // Only now: the scan above was not to take them again.
+    for (const OutboxLane::Delivered& back : delivered) in_flight.erase(back.key);
     if (!items.empty()) cursor = items.back().first;
     // A published event still being written may have a sequence below the
     // cursor: the next scan starts no later than the first such one, so
@@ -4098,12 +4138,12 @@ void ShardCore::OutboxLoop(OutboxLane& lane) {
       from_start_at = absl::Now() + backoff;
       // One line per retry, not per round: while a peer is down, every
       // round fails the items for it.
-      if (first_failure != nullptr) {
+      if (retried > 0) {
         log::Warn(kComponent, "outbox deliveries failed; will retry",
                   {{"lane", lane.name},
                    {"items", absl::StrCat(retried)},
                    {"retry_in", absl::FormatDuration(backoff)},
-                   {"error", first_failure->ToString()}});
+                   {"error", first_failure.ToString()}});
       }
       backoff = std::min(backoff * 2, absl::Seconds(5));
     } else if (!failed && from_start) {

@@ -662,8 +662,24 @@ class ShardCore {
     // Starts set: items left by a previous incarnation drain at once.
     bool wake ABSL_GUARDED_BY(mu) = true;
     bool stop ABSL_GUARDED_BY(mu) = false;
+    // Items delivered on their own, back with their outcome.
+    struct Delivered {
+      std::string key;
+      internal::v1::OutboxItem item;
+      absl::Status status;
+      // An item to write in the item's place (a report to its execution).
+      std::optional<internal::v1::OutboxItem> report;
+      absl::Time at;
+    };
+    std::vector<Delivered> delivered ABSL_GUARDED_BY(mu);
     std::thread thread;
   };
+  // Deliveries of one lane under way at once, at most.
+  static constexpr size_t kMaxOutboxInFlight = 1024;
+  // Delivers one item other than an event. `report`: an item to write in
+  // its place. Settled (OutboxItemSettled) or to be retried.
+  absl::Status DeliverOutboxItem(const internal::v1::OutboxItem& item,
+                                 std::optional<internal::v1::OutboxItem>* report);
   // Every outbox item is written through here: stamped with its time, into
   // its lane.
   void PutOutboxItem(storage::WriteBatch& batch, const std::string& key,
@@ -899,7 +915,7 @@ class ShardCore {
   absl::btree_set<uint64_t> publishing_ ABSL_GUARDED_BY(publish_mu_);
   OutboxLane items_outbox_{"items"};
   OutboxLane events_outbox_{"events"};
-  // Deliveries of one outbox batch run at once on these threads.
+  // The outbox's deliveries (and hand-overs' writes) run on these threads.
   static constexpr int kOutboxDeliveryThreads = 31;
   std::unique_ptr<DeliveryPool> delivery_pool_;
 

@@ -62,6 +62,7 @@ class LoopbackPeers : public Peers {
     return WithCore([&](ShardCore* core) { return core->ActivityScheduleFailed(r); });
   }
   absl::Status CancelActivityTask(const iv1::ActivityTask& task) override {
+    if (cancel_hook) cancel_hook(task);
     return WithCore([&](ShardCore* core) { return core->CancelActivityTask(task); });
   }
   absl::Status CheckActivityExists(const std::string& activity_arn) override {
@@ -158,6 +159,9 @@ class LoopbackPeers : public Peers {
   // Runs before an event is published: a failure refuses it. Set before the
   // core opens.
   std::function<absl::Status(const iv1::PublishEvent&)> publish_hook;
+  // Runs before a task's cancellation is delivered. Set before the core
+  // opens.
+  std::function<void(const iv1::ActivityTask&)> cancel_hook;
   // Tests of activities on another server: their queue partitions refuse
   // tasks as unknown.
   bool missing_remote_activities = false;
@@ -671,6 +675,41 @@ TEST_F(ShardCoreTest, EventsLeftInTheSharedOutboxArePublished) {
   while (peers_.Published().empty() && absl::Now() < end) absl::SleepFor(absl::Milliseconds(10));
   ASSERT_EQ(peers_.Published().size(), 1u);
   EXPECT_EQ(peers_.Published()[0].value(), R"({"left": "behind"})");
+}
+
+TEST_F(ShardCoreTest, ASlowDeliveryHoldsBackNoOtherOutboxItem) {
+  // The cancellation of one stopped execution's task hangs at its
+  // receiver (a peer that does not answer); another's is delivered
+  // meanwhile, in the same lane.
+  auto release = std::make_shared<absl::Notification>();
+  peers_.cancel_hook = [release](const iv1::ActivityTask& task) {
+    if (absl::StrContains(task.task_id(), ":slow#")) {
+      release->WaitForNotificationWithTimeout(absl::Seconds(20));
+    }
+  };
+  ASSERT_TRUE(Open(16).ok());
+  auto machine = CreateMachine();
+  auto stop = [&](const std::string& arn) {
+    v1::StopExecutionRequest request;
+    request.set_execution_arn(arn);
+    v1::StopExecutionResponse stopped;
+    ASSERT_TRUE(core_->StopExecution(request, &stopped).ok());
+  };
+  const std::string slow = Start(machine, "slow", "{}");
+  const std::string quick = Start(machine, "quick", "{}");
+  stop(slow);
+  absl::SleepFor(absl::Milliseconds(100));  // its delivery is under way
+  stop(quick);
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  while (OutboxMetric("cancel_activity_task", "delivered") < 1 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(OutboxMetric("cancel_activity_task", "delivered"), 1);
+  release->Notify();
+  while (OutboxMetric("cancel_activity_task", "delivered") < 2 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(OutboxMetric("cancel_activity_task", "delivered"), 2);
 }
 
 TEST_F(ShardCoreTest, QueuedTaskSurvivesRestart) {
