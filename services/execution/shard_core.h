@@ -10,9 +10,9 @@
 // execution is one WriteBatch (history events + execution record + outbox
 // items) written with a synced WAL before anything it implies becomes
 // visible; effects on other shards (handing a task to the activity's queue,
-// reporting that a worker picked a task up) leave through the outbox, which
-// a background thread drains and retries until delivered, also after a
-// restart.
+// reporting that a worker picked a task up) and events for the bus leave
+// through the outbox, which background threads drain and retry until
+// delivered, also after a restart.
 //
 //   auto core = ShardCore::Open(options, &peers);
 //   RETURN_IF_ERROR((*core)->StartExecution(request, &response));
