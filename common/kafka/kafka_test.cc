@@ -1,5 +1,4 @@
 #include <librdkafka/rdkafka.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -125,28 +124,6 @@ bool NoDelay(int fd) {
   return getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, &length) == 0 && value != 0;
 }
 
-// This process's connected TCP sockets whose local port is `port`: the
-// broker's side of connections to it.
-std::vector<int> AcceptedOnPort(int port) {
-  std::vector<int> found;
-  DIR* dir = opendir("/proc/self/fd");
-  while (const dirent* entry = dir == nullptr ? nullptr : readdir(dir)) {
-    int fd = -1;
-    if (!absl::SimpleAtoi(entry->d_name, &fd)) continue;
-    int listening = 1;
-    socklen_t length = sizeof(listening);
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || listening) continue;
-    sockaddr_in address{};
-    socklen_t address_length = sizeof(address);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) == 0 &&
-        address.sin_family == AF_INET && ntohs(address.sin_port) == port) {
-      found.push_back(fd);
-    }
-  }
-  if (dir != nullptr) closedir(dir);
-  return found;
-}
-
 // Without TCP_NODELAY on the brokers' side, a batch of records spread over
 // partitions waited 40 ms for each delayed acknowledgement.
 TEST(MockKafkaClusterTest, BrokersAnswerWithNagleOff) {
@@ -157,7 +134,7 @@ TEST(MockKafkaClusterTest, BrokersAnswerWithNagleOff) {
   const std::vector<int> ports = BrokerPorts((*cluster)->bootstrap_servers());
   ASSERT_EQ(ports.size(), 2u);
   for (int port : ports) {
-    const std::vector<int> listeners = internal::ListenersOnPort(port);
+    const std::vector<int> listeners = internal::SocketsOnPort(port);
     ASSERT_FALSE(listeners.empty()) << port;
     for (int fd : listeners) EXPECT_TRUE(NoDelay(fd)) << "listener on " << port;
     // A connection the broker accepts inherits it.
@@ -169,7 +146,7 @@ TEST(MockKafkaClusterTest, BrokersAnswerWithNagleOff) {
     ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
     std::vector<int> accepted;
     const absl::Time end = absl::Now() + absl::Seconds(10);
-    while ((accepted = AcceptedOnPort(port)).empty() && absl::Now() < end) {
+    while ((accepted = internal::SocketsOnPort(port, /*listening=*/false)).empty() && absl::Now() < end) {
       absl::SleepFor(absl::Milliseconds(10));
     }
     EXPECT_FALSE(accepted.empty()) << "the broker on " << port << " accepted nothing";

@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "common/kafka/internal/listeners.h"
 #include "common/kafka/internal/rdkafka_util.h"
+#include "common/log/log.h"
 #include "common/status/status_macros.h"
 
 namespace stepflow::kafka {
@@ -31,7 +32,11 @@ void DisableNagle(const std::string& bootstrap_servers) {
     if (colon == absl::string_view::npos || !absl::SimpleAtoi(server.substr(colon + 1), &port)) {
       continue;
     }
-    internal::SetNoDelayOnListeners(port);
+    if (internal::SetNoDelayOnListeners(port) == 0) {
+      // Still a working broker, only slower to answer pipelined requests.
+      log::Warn(internal::kLogComponent, "cannot set TCP_NODELAY on a mock broker's listener",
+                {{"port", absl::StrCat(port)}});
+    }
   }
 }
 }  // namespace

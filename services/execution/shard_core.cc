@@ -4004,7 +4004,6 @@ void ShardCore::OutboxLoop(OutboxLane& lane) {
     // sees them in order. An event that fails holds back the later ones of
     // its key until it is delivered.
     std::vector<absl::Status> statuses(items.size());
-    std::vector<std::optional<internal::v1::OutboxItem>> reports(items.size());
     std::vector<size_t> others;
     // The events of each (topic, key), in order.
     std::vector<std::vector<size_t>> event_lanes;
@@ -4110,9 +4109,10 @@ void ShardCore::OutboxLoop(OutboxLane& lane) {
       if (retried++ == 0) first_failure = status;
     };
     const absl::Time published_at = absl::Now();
+    std::optional<internal::v1::OutboxItem> no_report;  // an event leaves none
     for (const std::vector<size_t>& indexes : event_lanes) {
       for (size_t i : indexes) {
-        settle(items[i].first, items[i].second, statuses[i], reports[i], published_at);
+        settle(items[i].first, items[i].second, statuses[i], no_report, published_at);
       }
     }
     for (OutboxLane::Delivered& back : delivered) {

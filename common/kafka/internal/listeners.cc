@@ -10,7 +10,7 @@
 
 namespace stepflow::kafka::internal {
 
-std::vector<int> ListenersOnPort(int port) {
+std::vector<int> SocketsOnPort(int port, bool listening) {
   std::vector<int> found;
   DIR* dir = opendir("/proc/self/fd");
   if (dir == nullptr) return found;
@@ -18,10 +18,11 @@ std::vector<int> ListenersOnPort(int port) {
     int fd = -1;
     const char* end = entry->d_name + std::strlen(entry->d_name);
     if (std::from_chars(entry->d_name, end, fd).ptr != end || fd < 0) continue;
-    int listening = 0;
-    socklen_t length = sizeof(listening);
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || !listening) {
-      continue;  // not a socket, or not listening
+    int accepts = 0;
+    socklen_t length = sizeof(accepts);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepts, &length) != 0 ||
+        (accepts != 0) != listening) {
+      continue;  // not a socket, or not of the kind asked for
     }
     sockaddr_storage address{};
     socklen_t address_length = sizeof(address);
@@ -40,7 +41,7 @@ std::vector<int> ListenersOnPort(int port) {
 
 int SetNoDelayOnListeners(int port) {
   int set = 0;
-  for (int fd : ListenersOnPort(port)) {
+  for (int fd : SocketsOnPort(port)) {
     const int one = 1;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0) ++set;
   }
