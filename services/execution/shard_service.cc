@@ -14,6 +14,7 @@
 #include "common/rpc/status.h"
 #include "common/status/status_macros.h"
 #include "services/eventbus/catalog.h"
+#include "services/execution/peer_breaker.h"
 #include "stepflow/internal/v1/shard.grpc.pb.h"
 
 namespace stepflow::execution {
@@ -21,7 +22,8 @@ namespace {
 
 namespace iv1 = ::stepflow::internal::v1;
 
-constexpr absl::Duration kPeerCallTimeout = absl::Seconds(10);
+// How long a produce to the event bus may take.
+constexpr absl::Duration kBusCallTimeout = absl::Seconds(10);
 constexpr absl::Duration kMaxLongPoll = absl::Seconds(60);
 // The default event bus's topic (see services/eventbus).
 constexpr char kDefaultBusTopicName[] = "stepflow.events.default";
@@ -32,8 +34,12 @@ constexpr absl::Duration kMaxSyncWait = absl::Seconds(5 * 60 + 10);
 // Delivers outbox items to the owning server: in process when that is us.
 class GrpcPeers : public Peers {
  public:
-  GrpcPeers(uint32_t shard_count, int ordinal, const std::vector<std::string>& addresses)
-      : shard_count_(shard_count), ordinal_(ordinal) {
+  GrpcPeers(uint32_t shard_count, int ordinal, const std::vector<std::string>& addresses,
+            absl::Duration call_timeout, prometheus::Registry* registry)
+      : shard_count_(shard_count),
+        ordinal_(ordinal),
+        call_timeout_(call_timeout),
+        breaker_(PeerNames(addresses), call_timeout, registry) {
     for (size_t i = 0; i < addresses.size(); ++i) {
       stubs_.push_back(static_cast<int>(i) == ordinal || addresses[i].empty()
                            ? nullptr
@@ -55,7 +61,7 @@ class GrpcPeers : public Peers {
       records.push_back({event->topic(), event->key(), event->value()});
     }
     std::vector<absl::StatusOr<kafka::RecordPosition>> produced =
-        producer_->ProduceAll(records, kPeerCallTimeout);
+        producer_->ProduceAll(records, kBusCallTimeout);
     for (size_t i = 0; i < produced.size(); ++i) {
       outcomes[i] = produced[i].status();
       // A topic not created yet (the eventbus creates it) is worth
@@ -137,7 +143,7 @@ class GrpcPeers : public Peers {
       return absl::FailedPreconditionError(
           "this cluster has no event bus (its shard servers run without --kafka-brokers)");
     }
-    return producer_->ProduceSync(event.topic(), event.key(), event.value(), kPeerCallTimeout);
+    return producer_->ProduceSync(event.topic(), event.key(), event.value(), kBusCallTimeout);
   }
 
   absl::Status EnqueueActivityTask(const iv1::ActivityTask& task) override {
@@ -181,17 +187,32 @@ class GrpcPeers : public Peers {
  private:
   using Stub = iv1::ShardService::Stub;
 
-  // One call to shard server `owner`, bounded by kPeerCallTimeout.
+  static std::vector<std::string> PeerNames(const std::vector<std::string>& addresses) {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < std::max<size_t>(addresses.size(), 1); ++i) {
+      names.push_back(i < addresses.size() && !addresses[i].empty()
+                          ? absl::StrCat("shard server ", i, " at ", addresses[i])
+                          : absl::StrCat("shard server ", i));
+    }
+    return names;
+  }
+
+  // One call to shard server `owner`, bounded by call_timeout_; failed at
+  // once while that server is taken for unresponsive (see PeerBreaker).
   template <typename Response, typename Request>
   absl::Status CallPeer(int owner,
                         grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                                      Response*),
                         const Request& request, Response* response = nullptr) {
+    ASSIGN_OR_RETURN(PeerBreaker::Ticket ticket, breaker_.Admit(owner));
+    const absl::Time deadline = absl::Now() + call_timeout_;
     grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + kPeerCallTimeout));
+    context.set_deadline(absl::ToChronoTime(deadline));
     Response ignored;
-    return rpc::FromGrpcStatus((stubs_[owner].get()->*method)(
+    absl::Status status = rpc::FromGrpcStatus((stubs_[owner].get()->*method)(
         &context, request, response != nullptr ? response : &ignored));
+    breaker_.Settle(ticket, absl::IsDeadlineExceeded(status) && absl::Now() >= deadline);
+    return status;
   }
 
   int OwnerOf(absl::string_view arn) const {
@@ -201,6 +222,8 @@ class GrpcPeers : public Peers {
 
   uint32_t shard_count_;
   int ordinal_;
+  const absl::Duration call_timeout_;
+  PeerBreaker breaker_;
   std::vector<std::unique_ptr<iv1::ShardService::Stub>> stubs_;
   ShardCore* local_ = nullptr;
   std::unique_ptr<kafka::Producer> producer_;
@@ -596,7 +619,8 @@ absl::StatusOr<std::unique_ptr<ShardServer>> ShardServer::Start(ShardServerOptio
   auto impl = std::make_unique<Impl>();
   if (options.core.registry == nullptr) options.core.registry = options.registry;
   impl->peers = std::make_unique<GrpcPeers>(options.core.shard_count, options.core.ordinal,
-                                            options.peers);
+                                            options.peers, options.peer_call_timeout,
+                                            options.registry);
   if (!options.kafka_brokers.empty()) {
     ASSIGN_OR_RETURN(auto producer, kafka::Producer::Create(options.kafka_brokers));
     impl->peers->set_producer(std::move(producer));

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "services/execution/shard_core.h"
 
 namespace grpc {
@@ -40,6 +41,10 @@ struct ShardServerOptions {
   // Address of every shard server by ordinal (this one's entry may be
   // empty: calls to itself stay in process).
   std::vector<std::string> peers;
+  // The deadline of each call to another shard server. A call that runs
+  // into it marks that server unresponsive: later calls to it fail at once
+  // with UNAVAILABLE, one at a time still trying it, until it answers.
+  absl::Duration peer_call_timeout = absl::Seconds(10);
   // Kafka brokers of the event bus: execution status changes are published
   // to the default bus (core.status_events_topic) when set.
   std::string kafka_brokers;
