@@ -433,6 +433,19 @@ class DefinitionParser {
           location);
   }
 
+  // The call, when each of its path arguments is a Path (a reference
+  // path, or any JSONPath, as the values of "*.$" fields).
+  static absl::StatusOr<IntrinsicCall> WithValidPaths(IntrinsicCall call) {
+    for (const std::string& path : call.PathArguments()) {
+      if (ReferencePath::Parse(path).ok()) continue;
+      if (absl::Status general = JsonPath::Parse(path).status(); !general.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid path '", path, "': ", general.message()));
+      }
+    }
+    return call;
+  }
+
   void CheckTemplate(const json::Value& value, const std::string& location) {
     if (value.IsObject()) {
       for (const auto& member : value.GetObject()) {
@@ -449,6 +462,7 @@ class DefinitionParser {
           absl::string_view text(member.value.GetString(), member.value.GetStringLength());
           if (IntrinsicCall::LooksLikeCall(text)) {
             auto call = IntrinsicCall::Parse(text);
+            if (call.ok()) call = WithValidPaths(std::move(*call));
             if (!call.ok()) {
               Error("SCHEMA_VALIDATION_FAILED",
                     absl::StrCat("The value for the field '", key,
@@ -861,6 +875,7 @@ class DefinitionParser {
           if (value.HasMember(field) && value[field].IsString() &&
               IntrinsicCall::LooksLikeCall(value[field].GetString())) {
             auto parsed = IntrinsicCall::Parse(value[field].GetString());
+            if (parsed.ok()) parsed = WithValidPaths(std::move(*parsed));
             if (!parsed.ok()) {
               Error("SCHEMA_VALIDATION_FAILED",
                     absl::StrCat("The value for the field '", field,

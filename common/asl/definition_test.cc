@@ -1,5 +1,6 @@
 #include "common/asl/definition.h"
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -54,6 +55,22 @@ TEST(DefinitionTest, ReportsProblemsWithLocations) {
   EXPECT_THAT(Codes(R"({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true,
                                                          "InputPath": "nope"}}})"),
               ::testing::ElementsAre("INVALID_JSON_PATH@/States/A/InputPath"));
+}
+
+TEST(DefinitionTest, IntrinsicPathArgumentsMustBePaths) {
+  auto pass = [](absl::string_view call) {
+    return absl::StrCat(R"({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true,
+                           "Parameters": {"r.$": ")",
+                        call, R"("}}}})");
+  };
+  EXPECT_THAT(Codes(pass("States.Format('{}', $.abc.['def ghi'])")), ::testing::IsEmpty());
+  EXPECT_THAT(Codes(pass("States.ArrayLength($.items[*].id)")), ::testing::IsEmpty());
+  EXPECT_THAT(Codes(pass("States.ArrayLength($.items[?(@.id)])")), ::testing::IsEmpty());
+  EXPECT_THAT(Codes(pass("States.ArrayLength($.items[?(@.id)")),
+              ::testing::ElementsAre("SCHEMA_VALIDATION_FAILED@/States/A/Parameters/r.$"));
+  auto fail = R"json({"StartAt": "A", "States": {"A": {"Type": "Fail",
+                  "ErrorPath": "States.Format('{}', $.a[?(@.x ==])"}}})json";
+  EXPECT_THAT(Codes(fail), ::testing::ElementsAre("SCHEMA_VALIDATION_FAILED@/States/A/ErrorPath"));
 }
 
 TEST(DefinitionTest, ParseErrorCarriesAwsMessage) {

@@ -1304,10 +1304,27 @@ class Interpreter::Run {
     PathResolver resolve = [&](absl::string_view text,
                                json::Allocator& a) -> absl::StatusOr<json::Value> {
       auto path = ReferencePath::Parse(text);
-      if (!path.ok()) return path.status();
-      const json::Value* found = Resolve(frame, *path, input);
-      if (found == nullptr) return absl::NotFoundError(text);
-      return json::Copy(*found, a);
+      if (path.ok()) {
+        const json::Value* found = Resolve(frame, *path, input);
+        if (found == nullptr) return absl::NotFoundError(text);
+        return json::Copy(*found, a);
+      }
+      // An argument is a Path, as in Parameters: bracketed names with
+      // spaces ($.abc.['def ghi'], AWS's own example), wildcards, filters.
+      auto general = JsonPath::Parse(text);
+      if (!general.ok()) return path.status();
+      const json::Value* root = &input;
+      if (general->is_context()) {
+        root = &ContextObject(frame);
+      } else if (general->is_variable()) {
+        root = Variable(frame, general->variable_name());
+        if (root == nullptr) return absl::NotFoundError(text);
+      }
+      absl::StatusOr<json::Value> value = general->Evaluate(*root, a);
+      if (value.ok() || !absl::IsNotFound(value.status())) return value;
+      if (general->is_single_value()) return absl::NotFoundError(text);
+      json::Value none(rapidjson::kArrayType);
+      return none;
     };
     // Deterministic within a transition; the outcome is what persists.
     struct UnitRandom : RandomSource {

@@ -460,6 +460,30 @@ TEST_F(InterpreterTest, IntrinsicsInParameters) {
                                 "the event id #2). The function 'States.ArrayLength($.list)'"));
 }
 
+// An intrinsic's path argument is a Path, as a "*.$" value is: AWS's own
+// example names a field with a space in brackets; wildcards and filters
+// give their arrays of matches.
+TEST_F(InterpreterTest, IntrinsicPathArgumentsAreJsonPaths) {
+  Outcome out = Begin(R"json({"StartAt": "P", "States": {
+    "P": {"Type": "Pass", "Parameters": {
+            "spaced.$": "States.Format('{}', $.abc.['def ghi'])",
+            "ids.$": "States.ArrayLength($.items[*].id)",
+            "cheap.$": "States.JsonToString($.items[?(@.price < 10)].id)",
+            "none.$": "States.ArrayLength($.items[*].missing)",
+            "context.$": "States.Format('{}', $$.State['Name'])"}, "End": true}}})json",
+                      R"({"abc": {"def ghi": "x"},
+                          "items": [{"id": 1, "price": 5}, {"id": 2, "price": 50}]})");
+  EXPECT_EQ(out.closed_status, "SUCCEEDED") << out.cause;
+  EXPECT_EQ(out.output, R"({"spaced":"x","ids":2,"cheap":"[1]","none":0,"context":"P"})");
+
+  ::stepflow::internal::v1::ExecutionState other;
+  Interpreter again(*def_, context_);
+  Outcome failed = again.Start(&other, R"({"abc": {}, "items": []})", now_);
+  EXPECT_EQ(failed.error, "States.Runtime");
+  EXPECT_THAT(failed.cause, ::testing::HasSubstr("The JsonPath argument for the field "
+                                                 "'$.abc.['def ghi']' could not be found"));
+}
+
 TEST_F(InterpreterTest, OversizedOutputIsDataLimitExceeded) {
   Outcome out = Begin(R"({"StartAt": "Grow", "States": {
     "Grow": {"Type": "Parallel", "End": true,

@@ -921,6 +921,20 @@ std::optional<int64_t> JavaRound(const json::Value& v) {
   return static_cast<int64_t>(rounded);
 }
 
+// A numeric argument that AWS documents as "rounded off to the nearest
+// integer" when it is not one (ArrayPartition, ArrayRange, MathRandom; its
+// recordings show MathAdd rounding half up, as Math#round does), then
+// saturated to an int.
+int64_t RoundToInt32(const json::Value& v) {
+  std::optional<int64_t> rounded = JavaRound(v);
+  if (!rounded.has_value()) {
+    return v.IsUint64() || v.GetDouble() > 0 ? std::numeric_limits<int32_t>::max()
+                                             : std::numeric_limits<int32_t>::min();
+  }
+  return std::clamp<int64_t>(*rounded, std::numeric_limits<int32_t>::min(),
+                             std::numeric_limits<int32_t>::max());
+}
+
 bool InInt32(int64_t x) {
   return x >= std::numeric_limits<int32_t>::min() &&
          x <= std::numeric_limits<int32_t>::max();
@@ -1238,7 +1252,7 @@ class Evaluator {
                               json::Allocator& out, json::Value* result) {
     const json::Value& array = args[0].value;
     if (!array.IsArray() || !args[1].value.IsNumber()) return Invalid(call);
-    int64_t chunk = TruncateToInt32(args[1].value);
+    int64_t chunk = RoundToInt32(args[1].value);
     if (chunk <= 0) return Invalid(call);
     result->SetArray();
     rapidjson::SizeType size = array.Size();
@@ -1280,9 +1294,9 @@ class Evaluator {
     for (const Evaluated& arg : args) {
       if (!arg.value.IsNumber()) return Invalid(call);
     }
-    int64_t start = TruncateToInt32(args[0].value);
-    int64_t end = TruncateToInt32(args[1].value);
-    int64_t step = TruncateToInt32(args[2].value);
+    int64_t start = RoundToInt32(args[0].value);
+    int64_t end = RoundToInt32(args[1].value);
+    int64_t step = RoundToInt32(args[2].value);
     if (step == 0) return Invalid(call);
     int64_t count = 0;
     if (step > 0 && end >= start) count = (end - start) / step + 1;
@@ -1405,8 +1419,8 @@ class Evaluator {
     for (const Evaluated& arg : args) {
       if (!arg.value.IsNumber()) return Invalid(call);
     }
-    int64_t start = TruncateToInt32(args[0].value);
-    int64_t end = TruncateToInt32(args[1].value);
+    int64_t start = RoundToInt32(args[0].value);
+    int64_t end = RoundToInt32(args[1].value);
     if (start >= end || end - start > std::numeric_limits<int32_t>::max())
       return Invalid(call);
     int64_t bound = end - start;

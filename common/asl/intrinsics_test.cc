@@ -490,15 +490,17 @@ TEST_F(IntrinsicsTest, ArrayPartition) {
   EXPECT_RESULT("States.ArrayPartition($.a, 10)", R"({"a":[1,2,3]})",
                 "[[1,2,3]]");
   EXPECT_RESULT("States.ArrayPartition($.a, 1)", R"({"a":[]})", "[]");
+  // A fraction is rounded to the nearest integer, as AWS documents.
   EXPECT_RESULT("States.ArrayPartition($.a, 2.6)", R"({"a":[1,2,3,4,5]})",
-                "[[1,2],[3,4],[5]]");
+                "[[1,2,3],[4,5]]");
+  EXPECT_RESULT("States.ArrayPartition($.a, 0.6)", R"({"a":[1,2]})", "[[1],[2]]");
   EXPECT_RESULT("States.ArrayPartition($.a, 2147483647)", R"({"a":[1]})",
                 "[[1]]");
   EXPECT_INVALID("States.ArrayPartition($.a, 0)", R"({"a":[1]})",
                  "States.ArrayPartition");
   EXPECT_INVALID("States.ArrayPartition($.a, -1)", R"({"a":[1]})",
                  "States.ArrayPartition");
-  EXPECT_INVALID("States.ArrayPartition($.a, 0.6)", R"({"a":[1]})",
+  EXPECT_INVALID("States.ArrayPartition($.a, 0.4)", R"({"a":[1]})",
                  "States.ArrayPartition");
   EXPECT_INVALID("States.ArrayPartition($.a, '2')", R"({"a":[1]})",
                  "States.ArrayPartition");
@@ -541,9 +543,12 @@ TEST_F(IntrinsicsTest, ArrayRange) {
   EXPECT_RESULT("States.ArrayRange(3, 3, -1)", "{}", "[3]");
   EXPECT_RESULT("States.ArrayRange(5, 1, 1)", "{}", "[]");
   EXPECT_RESULT("States.ArrayRange(1, 5, -1)", "{}", "[]");
-  // AWS truncates fractions toward zero.
-  EXPECT_RESULT("States.ArrayRange(1.6, 1.4, 1)", "{}", "[1]");
-  EXPECT_RESULT("States.ArrayRange(5.4, -0.6, -2.4)", "{}", "[5,3,1]");
+  // AWS rounds fractions to the nearest integer, half up.
+  EXPECT_RESULT("States.ArrayRange(1.6, 1.4, 1)", "{}", "[]");
+  EXPECT_RESULT("States.ArrayRange(0.5, 3, 1)", "{}", "[1,2,3]");
+  EXPECT_RESULT("States.ArrayRange(0, 5.6, 1)", "{}", "[0,1,2,3,4,5,6]");
+  EXPECT_RESULT("States.ArrayRange(5.4, -0.6, -2.4)", "{}", "[5,3,1,-1]");
+  EXPECT_RESULT("States.ArrayRange(1, 4, 1.5)", "{}", "[1,3]");
   absl::StatusOr<std::string> thousand = Run("States.ArrayRange(1, 1000, 1)");
   ASSERT_TRUE(thousand.ok());
   EXPECT_THAT(*thousand, HasSubstr(",999,1000]"));
@@ -753,9 +758,12 @@ TEST_F(IntrinsicsTest, MathRandomDrawsFromTheRandomSource) {
   EXPECT_RESULT("States.MathRandom(1, 999)", "{}", "998");
   EXPECT_RESULT("States.MathRandom(0, 10)", "{}", "5");
   EXPECT_EQ(random_.calls(), 3);
-  // Fractions are truncated: [1, 5).
-  random_ = FakeRandom({~uint64_t{0}});
+  // Fractions are rounded: [2, 5), and [1, 2) for (1.4, 1.6).
+  random_ = FakeRandom({~uint64_t{0}, 0, ~uint64_t{0}});
   EXPECT_RESULT("States.MathRandom(1.6, 5.4)", "{}", "4");
+  EXPECT_RESULT("States.MathRandom(1.6, 5.4)", "{}", "2");
+  EXPECT_RESULT("States.MathRandom(1.4, 1.6)", "{}", "1");
+  random_ = FakeRandom({~uint64_t{0}});
   EXPECT_RESULT("States.MathRandom($.s, $.e)", R"({"s":-1000000,"e":1000000})",
                 "999999");
 }
@@ -779,7 +787,7 @@ TEST_F(IntrinsicsTest, MathRandomWithSeedIsJavaRandom) {
 TEST_F(IntrinsicsTest, MathRandomErrors) {
   EXPECT_INVALID("States.MathRandom(1, 1)", "{}", "States.MathRandom");
   EXPECT_INVALID("States.MathRandom(10, 5)", "{}", "States.MathRandom");
-  EXPECT_INVALID("States.MathRandom(1.4, 1.6)", "{}", "States.MathRandom");
+  EXPECT_INVALID("States.MathRandom(0.6, 1.4)", "{}", "States.MathRandom");
   EXPECT_INVALID("States.MathRandom('a', 10)", "{}", "States.MathRandom");
   EXPECT_INVALID("States.MathRandom(1, 10, 'seed')", "{}", "States.MathRandom");
   EXPECT_INVALID("States.MathRandom(1, 10, null)", "{}", "States.MathRandom");
