@@ -1042,6 +1042,8 @@ class DefinitionParser {
       if (rule) {
         for (const std::string& text : rule->Paths()) def_->RememberReference(text);
         state->choices.push_back(std::move(rule));
+        state->choice_assigns.push_back(
+            AssignField(choices[i], absl::StrCat(where, "/Choices/", i)));
       }
     }
     if (const std::string* fallback = StringField(value, "Default", where)) {

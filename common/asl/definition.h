@@ -169,6 +169,9 @@ struct State {
 
   // Choice
   std::vector<std::unique_ptr<ChoiceRule>> choices;
+  // Each rule's Assign (null when it has none), applied instead of the
+  // state's when that rule matches, as ConditionRule::assign in JSONata.
+  std::vector<const json::Value*> choice_assigns;
   std::string default_next;
 
   // Wait

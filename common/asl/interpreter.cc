@@ -1612,7 +1612,12 @@ class Interpreter::Run {
     } else if (found == nullptr) {
       problem = absl::StrCat("Invalid path '", path.text(), "' : ",
                              MissingMessage(frame, path, input));
-    } else if (!found->IsInt64() || found->GetInt64() < 0) {
+    } else {
+      // AWS takes a MaxConcurrencyPath value given as a string of digits.
+      std::optional<int64_t> value = name == "MaxConcurrency" ? IntegerOrDigits(*found)
+                                     : found->IsInt64() ? std::optional(found->GetInt64())
+                                                        : std::nullopt;
+      if (value.has_value() && *value >= 0) return *value;
       std::string shown = found->IsString() ? found->GetString() : json::Serialize(*found);
       problem = absl::StrCat("The ", name, "Path field refers to value \"", shown,
                              "\" which is not a valid integer: ", path.text());
@@ -1622,6 +1627,17 @@ class Interpreter::Run {
       return std::nullopt;
     }
     return found->GetInt64();
+  }
+
+  // An integer, or a string that holds one.
+  static std::optional<int64_t> IntegerOrDigits(const json::Value& value) {
+    if (value.IsInt64()) return value.GetInt64();
+    int64_t parsed = 0;
+    if (value.IsString() &&
+        absl::SimpleAtoi(absl::string_view(value.GetString(), value.GetStringLength()), &parsed)) {
+      return parsed;
+    }
+    return std::nullopt;
   }
 
   // --- JSONata states -------------------------------------------------------
@@ -2105,8 +2121,8 @@ class Interpreter::Run {
           it == state.expressions.end() ? nullptr : definition_.Jsonata(it->second);
       problem = expression != nullptr
                     ? UnexpectedType(frame, *expression, "Items", "array", items)
-                    : RuntimeError(frame, absl::StrCat("Items must be an array: ",
-                                                       json::Serialize(items)));
+                    : QueryError(frame, "", absl::StrCat("Map state input must be an array but was: ",
+                                                         json::Serialize(items)));
     }
     std::optional<int64_t> max;
     if (!problem) {
@@ -2267,7 +2283,18 @@ class Interpreter::Run {
                                std::pair{&state.cause_path, &failure.cause}}) {
         if (!path->has_value()) continue;
         const json::Value* found = Resolve(*F(frame_id), **path, *raw);
-        if (found == nullptr || !found->IsString()) {
+        if (found == nullptr) {
+          FrameFailed(frame_id,
+                      RuntimeError(*F(frame_id),
+                                   absl::StrCat("The JSONPath '", (*path)->text(),
+                                                "' specified for the field '",
+                                                path == &state.error_path ? "ErrorPath"
+                                                                          : "CausePath",
+                                                "' could not be found in the input '",
+                                                json::Serialize(*raw), "'")));
+          return;
+        }
+        if (!found->IsString()) {
           FrameFailed(frame_id,
                       RuntimeError(*F(frame_id),
                                    absl::StrCat("The JSONPath '", (*path)->text(),
@@ -2307,8 +2334,9 @@ class Interpreter::Run {
       return found;
     };
     std::string next;
-    for (const auto& rule : state.choices) {
-      auto matched = rule->Evaluate(resolve);
+    const json::Value* assign = state.assign;
+    for (size_t i = 0; i < state.choices.size(); ++i) {
+      auto matched = state.choices[i]->Evaluate(resolve);
       if (!matched.ok()) {
         absl::string_view message = matched.status().message();
         if (absl::ConsumePrefix(&message, "States.Runtime: ")) {
@@ -2319,7 +2347,8 @@ class Interpreter::Run {
         return;
       }
       if (*matched) {
-        next = rule->next();
+        next = state.choices[i]->next();
+        if (state.choice_assigns[i] != nullptr) assign = state.choice_assigns[i];
         break;
       }
     }
@@ -2335,7 +2364,7 @@ class Interpreter::Run {
       return;
     }
     std::map<std::string, std::string> assigned;
-    if (auto error = EvaluateAssign(frame, state.assign, *input, &assigned)) {
+    if (auto error = EvaluateAssign(frame, assign, *input, &assigned)) {
       FrameFailed(frame_id, *error);
       return;
     }
@@ -3149,15 +3178,15 @@ class Interpreter::Run {
       if (found == nullptr) {
         problem = absl::StrCat("Invalid path '", path.text(), "' : ",
                                MissingMessage(frame, path, input));
-      } else if (!found->IsInt64()) {
+      } else if (std::optional<int64_t> count = IntegerOrDigits(*found); !count.has_value()) {
         problem = absl::StrCat("The ToleratedFailureCountPath field refers to value \"",
                                found->IsString() ? found->GetString() : json::Serialize(*found),
                                "\" which is not a valid integer: ", path.text());
-      } else if (found->GetInt64() < 0) {
+      } else if (*count < 0) {
         problem = "ToleratedFailureCount cannot be negative.";
       } else {
         run->set_has_tolerated_count(true);
-        run->set_tolerated_count(found->GetInt64());
+        run->set_tolerated_count(*count);
       }
     }
     if (!problem && state.tolerated_failure_percentage) {
@@ -3169,15 +3198,26 @@ class Interpreter::Run {
       if (found == nullptr) {
         problem = absl::StrCat("Invalid path '", path.text(), "' : ",
                                MissingMessage(frame, path, input));
-      } else if (!found->IsNumber()) {
-        problem = absl::StrCat("The ToleratedFailurePercentagePath field refers to value \"",
-                               found->IsString() ? found->GetString() : json::Serialize(*found),
-                               "\" which is not a valid float: ", path.text());
-      } else if (found->GetDouble() < 0 || found->GetDouble() > 100) {
-        problem = "ToleratedFailurePercentage must be between 0 and 100.";
       } else {
-        run->set_has_tolerated_percentage(true);
-        run->set_tolerated_percentage(found->GetDouble());
+        // A number, or a string that holds one (AWS takes "1").
+        double percentage = 0;
+        const bool number =
+            found->IsNumber() ||
+            (found->IsString() &&
+             absl::SimpleAtod(absl::string_view(found->GetString(), found->GetStringLength()),
+                              &percentage) &&
+             std::isfinite(percentage));
+        if (found->IsNumber()) percentage = found->GetDouble();
+        if (!number) {
+          problem = absl::StrCat("The ToleratedFailurePercentagePath field refers to value \"",
+                                 found->IsString() ? found->GetString() : json::Serialize(*found),
+                                 "\" which is not a valid float: ", path.text());
+        } else if (percentage < 0 || percentage > 100) {
+          problem = "ToleratedFailurePercentage must be between 0 and 100.";
+        } else {
+          run->set_has_tolerated_percentage(true);
+          run->set_tolerated_percentage(percentage);
+        }
       }
     }
     if (problem) {
@@ -3664,6 +3704,7 @@ class Interpreter::Run {
       case StateType::kWait:
       case StateType::kChoice: {
         std::string next = state.next;
+        const json::Value* assign = state.assign;
         if (state.type == StateType::kChoice) {
           ChoicePathResolver resolve =
               [&](absl::string_view text) -> absl::StatusOr<const json::Value*> {
@@ -3674,8 +3715,8 @@ class Interpreter::Run {
             return found;
           };
           next.clear();
-          for (const auto& rule : state.choices) {
-            auto matched = rule->Evaluate(resolve);
+          for (size_t i = 0; i < state.choices.size(); ++i) {
+            auto matched = state.choices[i]->Evaluate(resolve);
             if (!matched.ok()) {
               absl::string_view message = matched.status().message();
               absl::ConsumePrefix(&message, "States.Runtime: ");
@@ -3683,7 +3724,8 @@ class Interpreter::Run {
               return Finish(response, inspect);
             }
             if (*matched) {
-              next = rule->next();
+              next = state.choices[i]->next();
+              if (state.choice_assigns[i] != nullptr) assign = state.choice_assigns[i];
               break;
             }
           }
@@ -3693,7 +3735,7 @@ class Interpreter::Run {
             break;
           }
         }
-        if (auto error = EvaluateAssign(frame, state.assign, after_input, &assigned)) {
+        if (auto error = EvaluateAssign(frame, assign, after_input, &assigned)) {
           fail(*error);
           break;
         }
@@ -3915,8 +3957,9 @@ class Interpreter::Run {
                 it == state.expressions.end() ? nullptr : definition_.Jsonata(it->second);
             problem = expression != nullptr
                           ? UnexpectedType(frame, *expression, "Items", "array", items)
-                          : RuntimeError(frame, absl::StrCat("Items must be an array: ",
-                                                             json::Serialize(items)));
+                          : QueryError(frame, "",
+                                       absl::StrCat("Map state input must be an array but was: ",
+                                                    json::Serialize(items)));
             break;
           }
           data->set_after_items_path(json::Serialize(items));
