@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/patterns/internal/address.h"
+#include "common/patterns/internal/dotted.h"
 #include "common/patterns/internal/text.h"
 #include "common/status/status_macros.h"
 
@@ -36,8 +37,18 @@ class Parser {
   absl::StatusOr<std::unique_ptr<PatternNode>> ParseObject(const json::Value& object) {
     auto node = std::make_unique<PatternNode>();
     if (object.MemberCount() == 0) return Invalid("Empty objects are not allowed");
+    RETURN_IF_ERROR(AddMembers(object, node.get()));
+    return node;
+  }
+
+ private:
+  // Adds the members of a pattern object to `node`. EventBridge joins keys
+  // with '.', so "a.b" is the field "b" under "a", and the fields of one
+  // path given twice (by the same key, or by "a.b" and "a": {"b": ...})
+  // are one: the last value given wins.
+  absl::Status AddMembers(const json::Value& object, PatternNode* node) {
     for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
-      std::string key(it->name.GetString(), it->name.GetStringLength());
+      absl::string_view key(it->name.GetString(), it->name.GetStringLength());
       const json::Value& value = it->value;
       if (key == "$or") {
         if (!value.IsArray() || value.Size() < 2) {
@@ -54,25 +65,50 @@ class Parser {
         node->or_groups.push_back(std::move(alternatives));
         continue;
       }
-      PatternNode::Field field;
-      field.key = key;
+      std::vector<absl::string_view> segments = absl::StrSplit(key, '.');
+      PatternNode* parent = node;
+      for (size_t i = 0; i + 1 < segments.size(); ++i) parent = ChildOf(parent, segments[i]);
+      const absl::string_view name = segments.back();
       if (value.IsObject()) {
-        ASSIGN_OR_RETURN(field.child, ParseObject(value));
+        if (value.MemberCount() == 0) return Invalid("Empty objects are not allowed");
+        RETURN_IF_ERROR(AddMembers(value, ChildOf(parent, name)));
       } else if (value.IsArray()) {
         if (value.Empty()) return Invalid("Empty arrays are not allowed");
+        std::vector<Condition> conditions;
         for (const json::Value& element : value.GetArray()) {
           ASSIGN_OR_RETURN(Condition condition, ParseCondition(element));
-          field.conditions.push_back(std::move(condition));
+          conditions.push_back(std::move(condition));
         }
+        LeafOf(parent, name)->conditions = std::move(conditions);
       } else {
         return Invalid(absl::StrCat("\"", key, "\" must be an object or an array"));
       }
-      node->fields.push_back(std::move(field));
     }
-    return node;
+    return absl::OkStatus();
   }
 
- private:
+  // The nested object of field `key` in `node`, added when there is none.
+  static PatternNode* ChildOf(PatternNode* node, absl::string_view key) {
+    for (PatternNode::Field& field : node->fields) {
+      if (field.child != nullptr && field.key == key) return field.child.get();
+    }
+    PatternNode::Field& field = node->fields.emplace_back();
+    field.key = std::string(key);
+    field.child = std::make_unique<PatternNode>();
+    return field.child.get();
+  }
+
+  // The value list of field `key` in `node` (a path may have both a value
+  // list and nested fields: "a": [...] with "a.b": [...]).
+  static PatternNode::Field* LeafOf(PatternNode* node, absl::string_view key) {
+    for (PatternNode::Field& field : node->fields) {
+      if (field.child == nullptr && field.key == key) return &field;
+    }
+    PatternNode::Field& field = node->fields.emplace_back();
+    field.key = std::string(key);
+    return &field;
+  }
+
   absl::StatusOr<Condition> ParseCondition(const json::Value& element) {
     Condition condition;
     switch (element.GetType()) {
@@ -265,47 +301,48 @@ class Parser {
       }
       return condition;
     }
-    if (!arg.IsObject() || arg.MemberCount() != 1) {
+    // An operator object: {"prefix": ...}, {"suffix": ...}, {"wildcard": ...}
+    // or {"equals-ignore-case": ...}, each with one string or a list of them.
+    if (!arg.IsObject()) {
       return Invalid("Value of anything-but must be an array or single string/number value.");
     }
+    if (arg.MemberCount() == 0) return Invalid("Anything-But expression name not found");
     std::string op(arg.MemberBegin()->name.GetString(), arg.MemberBegin()->name.GetStringLength());
     const json::Value& value = arg.MemberBegin()->value;
-    if (op == "prefix" || op == "suffix") {
-      if (!value.IsString()) return Invalid("prefix/suffix match pattern must be a string");
-      if (value.GetStringLength() == 0) return Invalid("Null prefix/suffix not allowed");
-      condition.anything_but = op == "prefix" ? Condition::AnythingBut::kPrefix
-                                              : Condition::AnythingBut::kSuffix;
-      condition.but_strings.emplace_back(value.GetString(), value.GetStringLength());
-      return condition;
+    const bool affix = op == "prefix" || op == "suffix";
+    const bool wildcard = op == "wildcard";
+    if (!affix && !wildcard && op != "equals-ignore-case") {
+      return Invalid(absl::StrCat("Unsupported anything-but pattern: ", op));
     }
-    if (op == "wildcard" || op == "equals-ignore-case") {
-      bool wildcard = op == "wildcard";
-      condition.anything_but =
-          wildcard ? Condition::AnythingBut::kWildcard : Condition::AnythingBut::kIgnoreCase;
-      auto add = [&](const json::Value& item) -> absl::Status {
-        if (!item.IsString()) {
-          return wildcard ? Invalid("wildcard match pattern must be a string")
+    if (!value.IsArray() && !value.IsString() && !value.IsNumber()) {
+      return Invalid("Value of anything-but must be an array or single string/number value.");
+    }
+    condition.anything_but = op == "prefix"   ? Condition::AnythingBut::kPrefix
+                             : op == "suffix" ? Condition::AnythingBut::kSuffix
+                             : wildcard       ? Condition::AnythingBut::kWildcard
+                                              : Condition::AnythingBut::kIgnoreCase;
+    auto add = [&](const json::Value& item) -> absl::Status {
+      if (!item.IsString()) {
+        return affix      ? Invalid("prefix/suffix match pattern must be a string")
+               : wildcard ? Invalid("wildcard match pattern must be a string")
                           : Invalid("Inside anything-but/equals-ignore-case list, "
                                     "number|start|null|boolean is not supported.");
-        }
-        absl::string_view text(item.GetString(), item.GetStringLength());
-        if (wildcard) {
-          RETURN_IF_ERROR(CheckWildcard(text));
-          condition.but_strings.emplace_back(text);
-        } else {
-          condition.but_strings.push_back(internal::Lower(text));
-        }
-        return absl::OkStatus();
-      };
-      if (value.IsArray()) {
-        if (value.Empty()) return Invalid("Empty arrays are not allowed");
-        for (const json::Value& item : value.GetArray()) RETURN_IF_ERROR(add(item));
-      } else {
-        RETURN_IF_ERROR(add(value));
       }
-      return condition;
+      absl::string_view text(item.GetString(), item.GetStringLength());
+      if (affix && text.empty()) return Invalid("Null prefix/suffix not allowed");
+      if (wildcard) RETURN_IF_ERROR(CheckWildcard(text));
+      condition.but_strings.push_back(op == "equals-ignore-case" ? internal::Lower(text)
+                                                                 : std::string(text));
+      return absl::OkStatus();
+    };
+    if (value.IsArray()) {
+      if (value.Empty()) return Invalid("Empty arrays are not allowed");
+      for (const json::Value& item : value.GetArray()) RETURN_IF_ERROR(add(item));
+    } else {
+      RETURN_IF_ERROR(add(value));
     }
-    return Invalid("Value of anything-but must be an array or single string/number value.");
+    if (arg.MemberCount() > 1) return Invalid("Too many elements in numeric expression");
+    return condition;
   }
 };
 
@@ -445,9 +482,15 @@ bool Condition::MatchesLeaf(const json::Value& value) const {
           }
           return true;
         case AnythingBut::kPrefix:
-          return !is_string || !absl::StartsWith(text, but_strings[0]);
+          return !is_string || std::none_of(but_strings.begin(), but_strings.end(),
+                                            [&](const std::string& prefix) {
+                                              return absl::StartsWith(text, prefix);
+                                            });
         case AnythingBut::kSuffix:
-          return !is_string || !absl::EndsWith(text, but_strings[0]);
+          return !is_string || std::none_of(but_strings.begin(), but_strings.end(),
+                                            [&](const std::string& suffix) {
+                                              return absl::EndsWith(text, suffix);
+                                            });
         case AnythingBut::kWildcard:
           return !is_string || std::none_of(but_strings.begin(), but_strings.end(),
                                             [&](const std::string& w) {
@@ -497,7 +540,11 @@ absl::StatusOr<Pattern> Pattern::Parse(absl::string_view text) {
 }
 
 bool Pattern::Matches(const json::Value& event) const {
-  return event.IsObject() && root_->Matches(&event);
+  if (!event.IsObject()) return false;
+  if (!internal::HasDottedKey(event)) return root_->Matches(&event);
+  json::Document scratch;
+  json::Value nested = internal::ExpandDottedKeys(event, scratch.GetAllocator());
+  return root_->Matches(&nested);
 }
 
 absl::StatusOr<bool> Pattern::Matches(absl::string_view event_text) const {

@@ -115,8 +115,23 @@ TEST(PatternTest, AnythingBut) {
   EXPECT_EQ(Reason(R"({"s": [{"anything-but": {"prefix": ""}}]})"), "Null prefix/suffix not allowed");
   EXPECT_EQ(Reason(R"({"s": [{"anything-but": {"suffix": 1}}]})"),
             "prefix/suffix match pattern must be a string");
+  // As AWS answered in October 2025 (an object is no value anything-but takes).
   EXPECT_EQ(Reason(R"({"s": [{"anything-but": {"prefix": {"equals-ignore-case": "a"}}}]})"),
+            "Value of anything-but must be an array or single string/number value.");
+  EXPECT_EQ(Reason(R"({"s": [{"anything-but": {"prefix": ["a", 1]}}]})"),
             "prefix/suffix match pattern must be a string");
+  EXPECT_EQ(Reason(R"({"s": [{"anything-but": {"suffix": ["a", ""]}}]})"),
+            "Null prefix/suffix not allowed");
+  EXPECT_EQ(Reason(R"({"s": [{"anything-but": {"contains": "a"}}]})"),
+            "Unsupported anything-but pattern: contains");
+  EXPECT_EQ(Reason(R"({"s": [{"anything-but": {}}]})"), "Anything-But expression name not found");
+  // Lists of prefixes and suffixes: none may match.
+  EXPECT_TRUE(Hit(R"({"s": [{"anything-but": {"prefix": ["init", "test"]}}]})", R"({"s": "post-init"})"));
+  EXPECT_FALSE(Hit(R"({"s": [{"anything-but": {"prefix": ["init", "post"]}}]})", R"({"s": "post-init"})"));
+  EXPECT_TRUE(Hit(R"({"s": [{"anything-but": {"prefix": ["init", "test"]}}]})", R"({"s": 12})"));
+  EXPECT_TRUE(Hit(R"({"s": [{"anything-but": {"suffix": [".txt", ".jpg"]}}]})", R"({"s": "a.png"})"));
+  EXPECT_FALSE(Hit(R"({"s": [{"anything-but": {"suffix": [".txt", ".jpg"]}}]})", R"({"s": "a.jpg"})"));
+  EXPECT_FALSE(Hit(R"({"s": [{"anything-but": {"suffix": [".txt", ".jpg"]}}]})", R"({})"));
   EXPECT_EQ(Reason(R"({"s": [{"anything-but": {"equals-ignore-case": [1]}}]})"),
             "Inside anything-but/equals-ignore-case list, number|start|null|boolean is not supported.");
   EXPECT_EQ(Reason(R"({"s": [{"anything-but": {"wildcard": 1}}]})"),
@@ -230,6 +245,36 @@ TEST(PatternTest, TestEventPatternChecksTheEvent) {
   EXPECT_EQ(TestEventPattern(R"({"source": ["s"]})", R"([1])").status().message(), kInvalidEventMessage);
   EXPECT_EQ(TestEventPattern(R"({"source": "s"})", event).status().message(),
             "Event pattern is not valid. Reason: \"source\" must be an object or an array");
+}
+
+// EventBridge joins keys with '.': "a.b" in a pattern or an event is the
+// field "b" of "a" (AWS's dot_joining_pattern / dot_joining_event).
+TEST(PatternTest, DottedKeysAreNestedFields) {
+  EXPECT_TRUE(Hit(R"({"detail": {"state.status": ["running"]}})",
+                  R"({"detail": {"state": {"status": "running"}}})"));
+  EXPECT_TRUE(Hit(R"({"detail": {"state": {"status": ["running"]}}})",
+                  R"({"detail": {"state.status": "running"}})"));
+  EXPECT_TRUE(Hit(R"({"detail.state.status": ["running"]})", R"({"detail.state": {"status": "running"}})"));
+  EXPECT_FALSE(Hit(R"({"detail": {"state.status": ["running"]}})",
+                   R"({"detail": {"state": {"status": "stopped"}}})"));
+  // A value given both ways is one field with either value.
+  EXPECT_TRUE(Hit(R"({"a": {"b": ["2"]}})", R"({"a.b": "1", "a": {"b": "2"}})"));
+  EXPECT_TRUE(Hit(R"({"a": ["x"], "a.b": ["y"]})", R"({"a": "x", "a.b": "y"})"));
+  EXPECT_FALSE(Hit(R"({"a": {"b": [{"exists": false}]}})", R"({"a": {"c": 1}, "a.b": 1})"));
+}
+
+// A field given twice in one pattern object: the last value wins (AWS's
+// test_event_pattern_with_multi_key, from its complex example).
+TEST(PatternTest, AFieldGivenTwiceTakesTheLastValue) {
+  const char* pattern = R"({"detail": {"location": [{"prefix": "us-"}],
+                                       "location": [{"anything-but": "us-east"}]}})";
+  EXPECT_TRUE(Hit(pattern, R"({"detail": {"location": "eu-central-1"}})"));
+  EXPECT_FALSE(Hit(pattern, R"({"detail": {"location": "us-east"}})"));
+  EXPECT_TRUE(Hit(R"({"a": {"b": ["1"]}, "a.b": ["2"]})", R"({"a": {"b": "2"}})"));
+  EXPECT_FALSE(Hit(R"({"a": {"b": ["1"]}, "a.b": ["2"]})", R"({"a": {"b": "1"}})"));
+  // Different fields under one key given twice both count.
+  EXPECT_FALSE(Hit(R"({"a": {"b": ["1"]}, "a": {"c": ["2"]}})", R"({"a": {"b": "1"}})"));
+  EXPECT_TRUE(Hit(R"({"a": {"b": ["1"]}, "a": {"c": ["2"]}})", R"({"a": {"b": "1", "c": "2"}})"));
 }
 
 }  // namespace

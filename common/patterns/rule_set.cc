@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_map.h"
 
 #include "common/patterns/internal/address.h"
+#include "common/patterns/internal/dotted.h"
 #include "common/patterns/internal/text.h"
 #include "common/status/status_macros.h"
 
@@ -442,6 +443,12 @@ size_t Matcher::CandidateCount(const json::Value& event) const {
 std::vector<std::string> Matcher::Match(const json::Value& event) const {
   std::vector<std::string> ids;
   if (!event.IsObject()) return ids;
+  if (internal::HasDottedKey(event)) {
+    // The index walks nested keys: match the event's nested form.
+    json::Document scratch;
+    json::Value nested = internal::ExpandDottedKeys(event, scratch.GetAllocator());
+    return Match(nested);
+  }
   // Rules are stored in id order, so ascending indexes give ascending ids.
   for (uint32_t index : Candidates(event)) {
     if (rules_[index].pattern.Matches(event)) ids.push_back(rules_[index].id);

@@ -14,6 +14,18 @@
 namespace stepflow::patterns {
 namespace {
 
+// The index walks nested keys; dotted keys on either side are nested too.
+TEST(RuleSetTest, DottedKeysMatchTheirNestedForm) {
+  RuleSet rules;
+  ASSERT_TRUE(rules.Add("dotted", R"({"detail": {"state.status": ["running"]}})").ok());
+  ASSERT_TRUE(rules.Add("nested", R"({"detail": {"state": {"status": ["running"]}}})").ok());
+  EXPECT_EQ(*rules.Match(absl::string_view(R"({"detail": {"state": {"status": "running"}}})")),
+            (std::vector<std::string>{"dotted", "nested"}));
+  EXPECT_EQ(*rules.Match(absl::string_view(R"({"detail": {"state.status": "running"}})")),
+            (std::vector<std::string>{"dotted", "nested"}));
+  EXPECT_TRUE(rules.Match(absl::string_view(R"({"detail": {"state.status": "stopped"}})"))->empty());
+}
+
 TEST(RuleSetTest, AddRemoveMatch) {
   RuleSet rules;
   ASSERT_TRUE(rules.Add("a", R"({"source": ["shop"]})").ok());
