@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -526,10 +528,86 @@ bool PatternNode::Matches(const json::Value* object) const {
   return true;
 }
 
+namespace {
+
+// Where AWS's JSON reader stopped, as it says it: "\n at [Source:
+// (String)\"<pattern>\"; line: L, column: C]" (1-based), the source cut at
+// 500 characters.
+std::string SourceLocation(absl::string_view text, size_t offset) {
+  offset = std::min(offset, text.size());
+  size_t line = 1, line_start = 0;
+  for (size_t i = 0; i < offset; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      line_start = i + 1;
+    }
+  }
+  constexpr size_t kMaxShown = 500;
+  std::string shown(text.substr(0, kMaxShown));
+  if (text.size() > kMaxShown) {
+    absl::StrAppend(&shown, "\"[truncated ", text.size() - kMaxShown, " chars]");
+  } else {
+    shown += '"';
+  }
+  return absl::StrCat("\n at [Source: (String)\"", shown, "; line: ", line,
+                      ", column: ", offset - line_start + 1, "]");
+}
+
+bool IsTokenCharacter(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+
+// The reason AWS gives for the usual syntax errors (a bare word where a
+// value belongs; a field name without double quotes), or null.
+std::optional<std::string> SyntaxErrorReason(absl::string_view text) {
+  rapidjson::Document document;
+  document.Parse(text.data(), text.size());
+  if (!document.HasParseError()) return std::nullopt;
+  size_t offset = document.GetErrorOffset();
+  if (offset >= text.size()) return std::nullopt;
+  switch (document.GetParseError()) {
+    case rapidjson::kParseErrorValueInvalid: {
+      // A literal that went wrong (tru, this) is reported past its start.
+      size_t start = offset;
+      while (start > 0 && IsTokenCharacter(text[start - 1])) --start;
+      if (!IsTokenCharacter(text[start])) return std::nullopt;
+      size_t end = start;
+      while (end < text.size() && IsTokenCharacter(text[end])) ++end;
+      return absl::StrCat("Unrecognized token '", text.substr(start, end - start),
+                          "': was expecting (JSON String, Number, Array, Object or token "
+                          "'null', 'true' or 'false')",
+                          SourceLocation(text, end));
+    }
+    case rapidjson::kParseErrorObjectMissName: {
+      const unsigned char c = static_cast<unsigned char>(text[offset]);
+      if (c < 0x20 || c >= 0x80) return std::nullopt;
+      return absl::StrCat("Unexpected character ('", std::string(1, static_cast<char>(c)),
+                          "' (code ", static_cast<int>(c),
+                          ")): was expecting double-quote to start field name",
+                          SourceLocation(text, offset));
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<Pattern> Pattern::Parse(absl::string_view text) {
   absl::StatusOr<json::Document> document = json::Parse(text);
-  if (!document.ok()) return Invalid(document.status().message());
-  if (!document->IsObject()) return Invalid("Filter is not an object");
+  if (!document.ok()) {
+    std::optional<std::string> reason = SyntaxErrorReason(text);
+    return Invalid(reason.has_value() ? *reason : document.status().message());
+  }
+  if (!document->IsObject()) {
+    // AWS's reader stops after the first token.
+    size_t first = text.find_first_not_of(" \t\r\n");
+    return Invalid(absl::StrCat("Filter is not an object",
+                                SourceLocation(text, first == absl::string_view::npos
+                                                         ? text.size()
+                                                         : first + 1)));
+  }
   Parser parser;
   ASSIGN_OR_RETURN(std::unique_ptr<PatternNode> root, parser.ParseObject(*document));
   if (Combinations(*root) > kMaxCombinations) {

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace stepflow::patterns {
@@ -219,12 +220,28 @@ TEST(PatternTest, Or) {
 }
 
 TEST(PatternTest, StructuralErrors) {
-  EXPECT_EQ(Reason(R"(["not", "a", "dict"])"), "Filter is not an object");
+  EXPECT_EQ(Reason(R"(["not", "a", "dict"])"),
+            "Filter is not an object\n at [Source: (String)\"[\"not\", \"a\", \"dict\"]\"; "
+            "line: 1, column: 2]");
   EXPECT_EQ(Reason(R"({"int": 42})"), "\"int\" must be an object or an array");
   EXPECT_EQ(Reason(R"({"resources": []})"), "Empty arrays are not allowed");
   EXPECT_EQ(Reason(R"({"a": [["x"]]})"), "Match value must be String, number, true, false, or null");
   EXPECT_EQ(Reason(R"({"a": [{"prefix": "x", "suffix": "y"}]})"), "Only one key allowed in match expression");
   EXPECT_NE(Reason(R"({"bad": )"), "");
+}
+
+// JSON that does not parse: the reasons AWS's JSON reader gives, with where
+// it stopped.
+TEST(PatternTest, SyntaxErrorsAsAwsReportsThem) {
+  EXPECT_EQ(Reason("{\"a\":\n [tru]}"),
+            "Unrecognized token 'tru': was expecting (JSON String, Number, Array, Object or "
+            "token 'null', 'true' or 'false')\n at [Source: (String)\"{\"a\":\n [tru]}\"; "
+            "line: 2, column: 6]");
+  EXPECT_EQ(Reason("{a: [1]}"),
+            "Unexpected character ('a' (code 97)): was expecting double-quote to start field "
+            "name\n at [Source: (String)\"{a: [1]}\"; line: 1, column: 2]");
+  const std::string long_pattern = "nope" + std::string(600, ' ');
+  EXPECT_THAT(Reason(long_pattern), ::testing::EndsWith("\"[truncated 104 chars]; line: 1, column: 5]"));
 }
 
 TEST(PatternTest, CombinationLimit) {
