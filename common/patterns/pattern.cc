@@ -36,10 +36,12 @@ bool NumbersEqual(double a, double b) {
 
 class Parser {
  public:
-  absl::StatusOr<std::unique_ptr<PatternNode>> ParseObject(const json::Value& object) {
+  // `inside_or`: the object is (within) an alternative of a $or.
+  absl::StatusOr<std::unique_ptr<PatternNode>> ParseObject(const json::Value& object,
+                                                           bool inside_or = false) {
     auto node = std::make_unique<PatternNode>();
     if (object.MemberCount() == 0) return Invalid("Empty objects are not allowed");
-    RETURN_IF_ERROR(AddMembers(object, node.get()));
+    RETURN_IF_ERROR(AddMembers(object, inside_or, node.get()));
     return node;
   }
 
@@ -48,24 +50,30 @@ class Parser {
   // with '.', so "a.b" is the field "b" under "a", and the fields of one
   // path given twice (by the same key, or by "a.b" and "a": {"b": ...})
   // are one: the last value given wins.
-  absl::Status AddMembers(const json::Value& object, PatternNode* node) {
+  absl::Status AddMembers(const json::Value& object, bool inside_or, PatternNode* node) {
     for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
       absl::string_view key(it->name.GetString(), it->name.GetStringLength());
       const json::Value& value = it->value;
       if (key == "$or") {
-        if (!value.IsArray() || value.Size() < 2) {
-          return Invalid("There must have at least 2 Objects in $or relationship.");
-        }
+        if (!value.IsArray()) return Invalid("It must be an Array followed with $or.");
         std::vector<PatternNode> alternatives;
         for (const json::Value& alternative : value.GetArray()) {
           if (!alternative.IsObject()) {
-            return Invalid("There must have at least 2 Objects in $or relationship.");
+            return Invalid("Only JSON object is allowed in array of $or relationship.");
           }
-          ASSIGN_OR_RETURN(std::unique_ptr<PatternNode> child, ParseObject(alternative));
+          ASSIGN_OR_RETURN(std::unique_ptr<PatternNode> child,
+                           ParseObject(alternative, /*inside_or=*/true));
           alternatives.push_back(std::move(*child));
+        }
+        if (alternatives.size() < 2) {
+          return Invalid("There must have at least 2 Objects in $or relationship.");
         }
         node->or_groups.push_back(std::move(alternatives));
         continue;
+      }
+      // Within a $or, operator names cannot name fields.
+      if (inside_or && IsReservedInOr(key)) {
+        return Invalid(absl::StrCat(key, " is Ruler reserved fieldName which cannot be used inside $or."));
       }
       std::vector<absl::string_view> segments = absl::StrSplit(key, '.');
       PatternNode* parent = node;
@@ -73,7 +81,7 @@ class Parser {
       const absl::string_view name = segments.back();
       if (value.IsObject()) {
         if (value.MemberCount() == 0) return Invalid("Empty objects are not allowed");
-        RETURN_IF_ERROR(AddMembers(value, ChildOf(parent, name)));
+        RETURN_IF_ERROR(AddMembers(value, inside_or, ChildOf(parent, name)));
       } else if (value.IsArray()) {
         if (value.Empty()) return Invalid("Empty arrays are not allowed");
         std::vector<Condition> conditions;
@@ -87,6 +95,15 @@ class Parser {
       }
     }
     return absl::OkStatus();
+  }
+
+  static bool IsReservedInOr(absl::string_view key) {
+    static constexpr absl::string_view kReserved[] = {
+        "exactly", "equals-ignore-case", "prefix", "suffix", "anything-but", "exists",
+        "wildcard", "numeric", "cidr", "=", "<", "<=", ">", ">=", "regex", "not-wildcard",
+        "not-equals-ignore-case", "date-after", "date-on-or-after", "date-before",
+        "date-on-or-before", "in-date-range", "ip-address-in-range", "ip-address-not-in-range"};
+    return std::find(std::begin(kReserved), std::end(kReserved), key) != std::end(kReserved);
   }
 
   // The nested object of field `key` in `node`, added when there is none.
@@ -136,17 +153,36 @@ class Parser {
       case rapidjson::kObjectType:
         break;
     }
-    if (element.MemberCount() == 0) return Invalid("Empty objects are not allowed");
-    if (element.MemberCount() > 1) return Invalid("Only one key allowed in match expression");
+    // EventBridge reads the first operator and its value, then refuses any
+    // other key.
+    if (element.MemberCount() == 0) return Invalid("Match expression name not found");
     const auto& member = *element.MemberBegin();
     std::string op(member.name.GetString(), member.name.GetStringLength());
-    const json::Value& arg = member.value;
+    ASSIGN_OR_RETURN(Condition parsed, ParseOperator(op, member.value));
+    if (element.MemberCount() > 1) {
+      return Invalid(op == "numeric" || op == "anything-but"
+                         ? "Too many elements in numeric expression"
+                         : "Only one key allowed in match expression");
+    }
+    return parsed;
+  }
+
+  absl::StatusOr<Condition> ParseOperator(const std::string& op, const json::Value& arg) {
+    Condition condition;
     if (op == "prefix" || op == "suffix") {
       bool prefix = op == "prefix";
-      if (arg.IsObject() && arg.MemberCount() == 1 &&
-          absl::string_view(arg.MemberBegin()->name.GetString()) == "equals-ignore-case") {
+      if (arg.IsObject()) {
+        // {"prefix": {"equals-ignore-case": "..."}}
+        const std::string name = prefix ? "Prefix" : "Suffix";
+        if (arg.MemberCount() == 0) return Invalid(absl::StrCat(name, " expression name not found"));
+        absl::string_view inner(arg.MemberBegin()->name.GetString(),
+                                arg.MemberBegin()->name.GetStringLength());
+        if (inner != "equals-ignore-case") {
+          return Invalid(absl::StrCat("Unsupported ", op, " pattern: ", inner));
+        }
         const json::Value& text = arg.MemberBegin()->value;
         if (!text.IsString()) return Invalid("equals-ignore-case match pattern must be a string");
+        if (arg.MemberCount() > 1) return Invalid("Only one key allowed in match expression");
         condition.kind = prefix ? Kind::kPrefixIgnoreCase : Kind::kSuffixIgnoreCase;
         condition.text = internal::Lower(absl::string_view(text.GetString(), text.GetStringLength()));
         return condition;
@@ -188,7 +224,8 @@ class Parser {
       char c = text[i];
       if (c == '\\') {
         if (i + 1 >= text.size() || (text[i + 1] != '*' && text[i + 1] != '\\')) {
-          return Invalid(absl::StrCat("Invalid escape character at pos ", i));
+          // Positions count in the quoted value, as AWS's parser sees it.
+          return Invalid(absl::StrCat("Invalid escape character at pos ", i + 1));
         }
         ++i;
         previous_star = false;
@@ -210,46 +247,68 @@ class Parser {
     return absl::OkStatus();
   }
 
+  // A JSON token as AWS's parser names it in messages.
+  static std::string TokenText(const json::Value* value) {
+    if (value == nullptr) return "]";  // the end of the array
+    if (value->IsString()) return std::string(value->GetString(), value->GetStringLength());
+    if (value->IsObject()) return "{";
+    if (value->IsArray()) return "[";
+    return json::Serialize(*value);
+  }
+
+  // One operator and value, or a lower bound then an upper one, checked in
+  // the order and words of EventBridge's parser.
   absl::StatusOr<Condition> ParseNumeric(const json::Value& arg) {
     if (!arg.IsArray()) return Invalid("Value of numeric must be an array.");
     Condition condition;
     condition.kind = Kind::kNumeric;
     const auto& items = arg.GetArray();
-    if (items.Empty()) return Invalid("Empty arrays are not allowed");
-    bool saw_equals = false;
-    for (rapidjson::SizeType i = 0; i < items.Size(); i += 2) {
-      if (!items[i].IsString()) {
-        return Invalid("Value of numeric must be an array of operator/value pairs.");
-      }
-      std::string op(items[i].GetString(), items[i].GetStringLength());
-      if (op != "=" && op != "<" && op != "<=" && op != ">" && op != ">=") {
-        return Invalid(absl::StrCat("Unrecognized numeric range operator: ", op));
-      }
-      if (i + 1 >= items.Size() || !items[i + 1].IsNumber()) {
-        return Invalid(absl::StrCat("Value of ", op, " must be numeric"));
-      }
-      double value = items[i + 1].GetDouble();
-      if (!InNumericRange(value)) return Invalid(absl::StrCat("Value of ", op, " must be numeric"));
-      if (op == "=") {
-        if (i != 0 || items.Size() != 2) return Invalid(absl::StrCat("Bad numeric range operator: ", op));
-        saw_equals = true;
-        condition.has_lower = condition.has_upper = true;
-        condition.lower_inclusive = condition.upper_inclusive = true;
-        condition.lower = condition.upper = value;
-      } else if (op[0] == '>') {
-        if (condition.has_lower) return Invalid(absl::StrCat("Bad numeric range operator: ", op));
-        condition.has_lower = true;
-        condition.lower_inclusive = op == ">=";
-        condition.lower = value;
-      } else {
-        if (condition.has_upper) return Invalid(absl::StrCat("Bad numeric range operator: ", op));
-        condition.has_upper = true;
-        condition.upper_inclusive = op == "<=";
-        condition.upper = value;
-      }
+    auto item = [&](rapidjson::SizeType i) { return i < items.Size() ? &items[i] : nullptr; };
+    if (item(0) == nullptr || !item(0)->IsString()) {
+      return Invalid(absl::StrCat("Invalid member in numeric match: ", TokenText(item(0))));
     }
-    if (!saw_equals && condition.has_lower && condition.has_upper &&
-        Scaled(condition.lower) >= Scaled(condition.upper)) {
+    const std::string op = TokenText(item(0));
+    auto number = [&](rapidjson::SizeType i, absl::string_view name) -> absl::StatusOr<double> {
+      if (item(i) == nullptr || !item(i)->IsNumber() || !InNumericRange(item(i)->GetDouble())) {
+        return Invalid(absl::StrCat("Value of ", name, " must be numeric"));
+      }
+      return item(i)->GetDouble();
+    };
+    if (op == "=") {
+      ASSIGN_OR_RETURN(double value, number(1, "equals"));
+      if (items.Size() > 2) return Invalid("Too many elements in numeric expression");
+      condition.has_lower = condition.has_upper = true;
+      condition.lower_inclusive = condition.upper_inclusive = true;
+      condition.lower = condition.upper = value;
+      return condition;
+    }
+    if (op == "<" || op == "<=") {
+      ASSIGN_OR_RETURN(condition.upper, number(1, op));
+      if (items.Size() > 2) return Invalid("Too many elements in numeric expression");
+      condition.has_upper = true;
+      condition.upper_inclusive = op == "<=";
+      return condition;
+    }
+    if (op != ">" && op != ">=") {
+      return Invalid(absl::StrCat("Unrecognized numeric range operator: ", op));
+    }
+    ASSIGN_OR_RETURN(condition.lower, number(1, op));
+    condition.has_lower = true;
+    condition.lower_inclusive = op == ">=";
+    if (items.Size() == 2) return condition;
+    // The upper bound of a range.
+    if (!item(2)->IsString()) {
+      return Invalid(absl::StrCat("Bad value in numeric range: ", TokenText(item(2))));
+    }
+    const std::string top = TokenText(item(2));
+    if (top != "<" && top != "<=") {
+      return Invalid(absl::StrCat("Bad numeric range operator: ", top));
+    }
+    ASSIGN_OR_RETURN(condition.upper, number(3, top));
+    if (items.Size() > 4) return Invalid("Too many terms in numeric range expression");
+    condition.has_upper = true;
+    condition.upper_inclusive = top == "<=";
+    if (Scaled(condition.lower) >= Scaled(condition.upper)) {
       return Invalid("Bottom must be less than top");
     }
     return condition;
@@ -258,21 +317,30 @@ class Parser {
   absl::StatusOr<Condition> ParseCidr(const json::Value& arg) {
     if (!arg.IsString()) return Invalid("prefix match pattern must be a string");
     absl::string_view text(arg.GetString(), arg.GetStringLength());
+    // Split as Java's String#split does: trailing empty parts are dropped.
     std::vector<absl::string_view> parts = absl::StrSplit(text, '/');
+    while (!parts.empty() && parts.back().empty()) parts.pop_back();
     if (parts.size() != 2) return Invalid("Malformed CIDR, one '/' required");
+    // An int as Integer#parseInt reads it: an optional sign, then digits.
     int bits = 0;
-    if (parts[1].empty() || !absl::SimpleAtoi(parts[1], &bits) ||
-        parts[1].find_first_not_of("0123456789") != absl::string_view::npos) {
+    absl::string_view digits = parts[1];
+    if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) digits.remove_prefix(1);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != absl::string_view::npos ||
+        !absl::SimpleAtoi(parts[1], &bits)) {
       return Invalid("Malformed CIDR, mask bits must be an integer");
     }
+    if (bits < 0) return Invalid("Malformed CIDR, mask bits must not be negative");
     Condition condition;
     condition.kind = Kind::kCidr;
     if (!internal::ParseIpAddress(parts[0], &condition.cidr_address)) {
       return Invalid(absl::StrCat("Nonstandard IP address: ", parts[0]));
     }
-    int max_bits = static_cast<int>(condition.cidr_address.size()) * 8;
-    if (bits < 0 || bits > max_bits) {
-      return Invalid(absl::StrCat("Malformed CIDR, mask bits must be between 0 and ", max_bits));
+    // A network of one address is refused, as EventBridge refuses it.
+    if (condition.cidr_address.size() == 4 && bits > 31) {
+      return Invalid("IPv4 mask bits must be < 32");
+    }
+    if (condition.cidr_address.size() == 16 && bits > 127) {
+      return Invalid("IPv6 mask bits must be < 128");
     }
     condition.cidr_bits = bits;
     internal::MaskAddress(&condition.cidr_address, bits);
@@ -291,7 +359,6 @@ class Parser {
       return condition;
     }
     if (arg.IsArray()) {
-      if (arg.Empty()) return Invalid("Empty arrays are not allowed");
       for (const json::Value& item : arg.GetArray()) {
         if (item.IsString()) {
           condition.but_strings.emplace_back(item.GetString(), item.GetStringLength());
@@ -300,6 +367,12 @@ class Parser {
         } else {
           return Invalid("Inside anything but list, start|null|boolean is not supported.");
         }
+      }
+      // All strings or all numbers (an empty list is neither).
+      if (condition.but_strings.empty() == condition.but_numbers.empty()) {
+        return Invalid(
+            "Inside anything but list, either all values are number or string, mixed type is "
+            "not supported");
       }
       return condition;
     }
@@ -384,19 +457,20 @@ bool HasLeaf(const json::Value& value) {
   return AnyLeaf(value, [](const json::Value&) { return true; });
 }
 
-bool FieldMatches(const PatternNode::Field& field, const json::Value* value) {
+bool FieldMatches(const PatternNode::Field& field, const json::Value* value, bool* dotted) {
   if (field.child) {
-    if (value != nullptr && value->IsObject()) return field.child->Matches(value);
+    if (value != nullptr && value->IsObject()) return field.child->Matches(value, dotted);
     if (value != nullptr && value->IsArray()) {
       bool any_object = false;
       for (const json::Value& element : value->GetArray()) {
         if (!element.IsObject()) continue;
         any_object = true;
-        if (field.child->Matches(&element)) return true;
+        if (field.child->Matches(&element, dotted)) return true;
+        if (dotted != nullptr && *dotted) return false;
       }
       if (any_object) return false;
     }
-    return field.child->Matches(nullptr);
+    return field.child->Matches(nullptr, dotted);
   }
   for (const Condition& condition : field.conditions) {
     if (condition.kind == Kind::kExists) {
@@ -509,7 +583,11 @@ bool Condition::MatchesLeaf(const json::Value& value) const {
   return false;
 }
 
-bool PatternNode::Matches(const json::Value* object) const {
+bool PatternNode::Matches(const json::Value* object, bool* dotted) const {
+  if (dotted != nullptr && object != nullptr && internal::HasDottedName(*object)) {
+    *dotted = true;
+    return false;
+  }
   for (const Field& field : fields) {
     const json::Value* value = nullptr;
     if (object != nullptr) {
@@ -517,11 +595,12 @@ bool PatternNode::Matches(const json::Value* object) const {
           json::Value(rapidjson::StringRef(field.key.data(), field.key.size())));
       if (it != object->MemberEnd()) value = &it->value;
     }
-    if (!FieldMatches(field, value)) return false;
+    if (!FieldMatches(field, value, dotted)) return false;
   }
   for (const std::vector<PatternNode>& group : or_groups) {
-    if (std::none_of(group.begin(), group.end(),
-                     [&](const PatternNode& alternative) { return alternative.Matches(object); })) {
+    if (std::none_of(group.begin(), group.end(), [&](const PatternNode& alternative) {
+          return alternative.Matches(object, dotted);
+        })) {
       return false;
     }
   }
@@ -619,7 +698,9 @@ absl::StatusOr<Pattern> Pattern::Parse(absl::string_view text) {
 
 bool Pattern::Matches(const json::Value& event) const {
   if (!event.IsObject()) return false;
-  if (!internal::HasDottedKey(event)) return root_->Matches(&event);
+  bool dotted = false;
+  const bool matched = root_->Matches(&event, &dotted);
+  if (!dotted) return matched;
   json::Document scratch;
   json::Value nested = internal::ExpandDottedKeys(event, scratch.GetAllocator());
   return root_->Matches(&nested);

@@ -95,8 +95,11 @@ struct PatternNode {
   // Each group is a list of alternatives; every group must be satisfied.
   std::vector<std::vector<PatternNode>> or_groups;
 
-  // `object` is an event object, or null for "absent".
-  bool Matches(const json::Value* object) const;
+  // `object` is an event object, or null for "absent". With `dotted`, an
+  // object the match looks into that has a dotted member name ("a.b") sets
+  // it and ends the match: the event's nested form must be matched instead
+  // (Pattern::Matches does).
+  bool Matches(const json::Value* object, bool* dotted = nullptr) const;
 };
 
 class Pattern {

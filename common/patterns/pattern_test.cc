@@ -113,6 +113,12 @@ TEST(PatternTest, AnythingBut) {
             "Value of anything-but must be an array or single string/number value.");
   EXPECT_EQ(Reason(R"({"s": [{"anything-but": ["a", null]}]})"),
             "Inside anything but list, start|null|boolean is not supported.");
+  EXPECT_EQ(Reason(R"({"s": [{"anything-but": ["a", 1]}]})"),
+            "Inside anything but list, either all values are number or string, mixed type is not "
+            "supported");
+  EXPECT_EQ(Reason(R"({"s": [{"anything-but": []}]})"),
+            "Inside anything but list, either all values are number or string, mixed type is not "
+            "supported");
   EXPECT_EQ(Reason(R"({"s": [{"anything-but": {"prefix": ""}}]})"), "Null prefix/suffix not allowed");
   EXPECT_EQ(Reason(R"({"s": [{"anything-but": {"suffix": 1}}]})"),
             "prefix/suffix match pattern must be a string");
@@ -155,6 +161,19 @@ TEST(PatternTest, Numeric) {
   EXPECT_EQ(Reason(R"({"n": [{"numeric": [">", 5, "<", 1]}]})"), "Bottom must be less than top");
   EXPECT_EQ(Reason(R"({"n": [{"numeric": ["!", 5]}]})"), "Unrecognized numeric range operator: !");
   EXPECT_EQ(Reason(R"({"n": [{"numeric": [">", 6e9]}]})"), "Value of > must be numeric");
+  // The other ways a numeric list can be wrong, in EventBridge's words.
+  EXPECT_EQ(Reason(R"({"n": [{"numeric": ["<", 5, ">", 0]}]})"),
+            "Too many elements in numeric expression");
+  EXPECT_EQ(Reason(R"({"n": [{"numeric": ["=", 5, "<", 10]}]})"),
+            "Too many elements in numeric expression");
+  EXPECT_EQ(Reason(R"({"n": [{"numeric": ["=", "x"]}]})"), "Value of equals must be numeric");
+  EXPECT_EQ(Reason(R"({"n": [{"numeric": [5]}]})"), "Invalid member in numeric match: 5");
+  EXPECT_EQ(Reason(R"({"n": [{"numeric": []}]})"), "Invalid member in numeric match: ]");
+  EXPECT_EQ(Reason(R"({"n": [{"numeric": [">", 0, 5]}]})"), "Bad value in numeric range: 5");
+  EXPECT_EQ(Reason(R"({"n": [{"numeric": [">", 0, "<", 5, "<", 6]}]})"),
+            "Too many terms in numeric range expression");
+  EXPECT_EQ(Reason(R"({"n": [{"numeric": [">", 0, "<"]}]})"), "Value of < must be numeric");
+  EXPECT_EQ(Reason(R"({"n": [{"numeric": [">="]}]})"), "Value of >= must be numeric");
   EXPECT_EQ(Reason(R"({"n": [{"NUMERIC": [">", 6]}]})"), "Unrecognized match type NUMERIC");
 }
 
@@ -200,6 +219,9 @@ TEST(PatternTest, Wildcard) {
   EXPECT_TRUE(Hit(R"({"a": [{"wildcard": "*ab*ab"}]})", R"({"a": "xabyabab"})"));
   EXPECT_EQ(Reason(R"({"a": [{"wildcard": "arn:aws:events:us-east-1:**:event-bus/*"}]})"),
             "Consecutive wildcard characters at pos 26");
+  // Positions count from the value's opening quote.
+  EXPECT_EQ(Reason(R"({"a": [{"wildcard": "a\\b"}]})"), "Invalid escape character at pos 2");
+  EXPECT_EQ(Reason(R"({"a": [{"wildcard": "ab\\"}]})"), "Invalid escape character at pos 3");
   EXPECT_EQ(Reason(R"({"a": [{"wildcard": "*:*:*:*:*:event-bus/*"}]})"),
             "Rule is too complex - try using fewer wildcard characters or fewer repeating character "
             "sequences after a wildcard character");
@@ -216,7 +238,13 @@ TEST(PatternTest, Or) {
   // Nested $or.
   EXPECT_TRUE(Hit(R"({"detail": {"$or": [{"a": ["1"]}, {"b": ["2"]}]}})", R"({"detail": {"b": "2"}})"));
   EXPECT_EQ(Reason(R"({"$or": [{"a": ["1"]}]})"), "There must have at least 2 Objects in $or relationship.");
-  EXPECT_EQ(Reason(R"({"$or": {"a": ["1"]}})"), "There must have at least 2 Objects in $or relationship.");
+  EXPECT_EQ(Reason(R"({"$or": {"a": ["1"]}})"), "It must be an Array followed with $or.");
+  EXPECT_EQ(Reason(R"({"$or": ["a", "b"]})"), "Only JSON object is allowed in array of $or relationship.");
+  EXPECT_EQ(Reason(R"({"$or": [{"numeric": ["1"]}, {"b": ["2"]}]})"),
+            "numeric is Ruler reserved fieldName which cannot be used inside $or.");
+  EXPECT_EQ(Reason(R"({"$or": [{"a": {"prefix": ["1"]}}, {"b": ["2"]}]})"),
+            "prefix is Ruler reserved fieldName which cannot be used inside $or.");
+  EXPECT_EQ(Reason(R"({"numeric": ["1"]})"), "");  // only inside a $or
 }
 
 TEST(PatternTest, StructuralErrors) {
@@ -227,11 +255,42 @@ TEST(PatternTest, StructuralErrors) {
   EXPECT_EQ(Reason(R"({"resources": []})"), "Empty arrays are not allowed");
   EXPECT_EQ(Reason(R"({"a": [["x"]]})"), "Match value must be String, number, true, false, or null");
   EXPECT_EQ(Reason(R"({"a": [{"prefix": "x", "suffix": "y"}]})"), "Only one key allowed in match expression");
+  // The first operator's value is checked before any other key.
+  EXPECT_EQ(Reason(R"({"a": [{"prefix": 1, "suffix": "y"}]})"), "prefix match pattern must be a string");
+  EXPECT_EQ(Reason(R"({"a": [{"numeric": [">", 1], "x": 1}]})"), "Too many elements in numeric expression");
+  EXPECT_EQ(Reason(R"({"a": [{}]})"), "Match expression name not found");
+  EXPECT_EQ(Reason(R"({"a": [{"prefix": {}}]})"), "Prefix expression name not found");
+  EXPECT_EQ(Reason(R"({"a": [{"suffix": {"foo": "x"}}]})"), "Unsupported suffix pattern: foo");
+  EXPECT_EQ(Reason(R"({"a": [{"prefix": {"equals-ignore-case": 1}}]})"),
+            "equals-ignore-case match pattern must be a string");
   EXPECT_NE(Reason(R"({"bad": )"), "");
 }
 
 // JSON that does not parse: the reasons AWS's JSON reader gives, with where
 // it stopped.
+// Case is ignored beyond ASCII too, as Java's case mapping does.
+TEST(PatternTest, IgnoringCaseCoversEveryAlphabet) {
+  EXPECT_TRUE(Hit(R"({"s": [{"equals-ignore-case": "ÄBC"}]})", R"({"s": "äbc"})"));
+  EXPECT_TRUE(Hit(R"({"s": [{"equals-ignore-case": "straße"}]})", R"({"s": "STRAßE"})"));
+  EXPECT_TRUE(Hit(R"({"s": [{"prefix": {"equals-ignore-case": "ÉCOLE"}}]})", R"({"s": "école-1"})"));
+  EXPECT_TRUE(Hit(R"({"s": [{"suffix": {"equals-ignore-case": "ΣΟΦΊΑ"}}]})", R"({"s": "η σοφία"})"));
+  EXPECT_FALSE(Hit(R"({"s": [{"anything-but": {"equals-ignore-case": "É"}}]})", R"({"s": "é"})"));
+  EXPECT_FALSE(Hit(R"({"s": [{"equals-ignore-case": "äbc"}]})", R"({"s": "abc"})"));
+}
+
+// EventBridge's checks of a cidr value, in its order and words.
+TEST(PatternTest, CidrChecks) {
+  EXPECT_EQ(Reason(R"({"ip": [{"cidr": "10.0.0.0/"}]})"), "Malformed CIDR, one '/' required");
+  EXPECT_EQ(Reason(R"({"ip": [{"cidr": "10.0.0.0/-1"}]})"),
+            "Malformed CIDR, mask bits must not be negative");
+  EXPECT_EQ(Reason(R"({"ip": [{"cidr": "10.0.0.0/x"}]})"),
+            "Malformed CIDR, mask bits must be an integer");
+  EXPECT_EQ(Reason(R"({"ip": [{"cidr": "10.0.0.1/32"}]})"), "IPv4 mask bits must be < 32");
+  EXPECT_EQ(Reason(R"({"ip": [{"cidr": "::1/128"}]})"), "IPv6 mask bits must be < 128");
+  EXPECT_EQ(Reason(R"({"ip": [{"cidr": "10.0.0.1/31"}]})"), "");
+  EXPECT_EQ(Reason(R"({"ip": [{"cidr": "xx/99"}]})"), "Nonstandard IP address: xx");
+}
+
 TEST(PatternTest, SyntaxErrorsAsAwsReportsThem) {
   EXPECT_EQ(Reason("{\"a\":\n [tru]}"),
             "Unrecognized token 'tru': was expecting (JSON String, Number, Array, Object or "

@@ -403,24 +403,32 @@ void Matcher::Lookup(const PathNode& node, const json::Value& leaf,
 }
 
 void Matcher::Walk(uint32_t node_index, const json::Value& value,
-                   std::vector<uint32_t>* candidates) const {
+                   std::vector<uint32_t>* candidates, bool* dotted) const {
   const PathNode& node = nodes_[node_index];
   if (value.IsArray()) {
-    for (const json::Value& element : value.GetArray()) Walk(node_index, element, candidates);
+    for (const json::Value& element : value.GetArray()) {
+      Walk(node_index, element, candidates, dotted);
+    }
   } else if (value.IsObject()) {
     if (node.child_list.empty()) return;
+    // A dotted name here ("a.b") stands for nested fields that only the
+    // event's nested form shows: the caller walks that instead.
+    if (internal::HasDottedName(value)) {
+      *dotted = true;
+      return;
+    }
     const bool scan = node.child_list.size() <= kScanLimit;
     for (auto it = value.MemberBegin(); it != value.MemberEnd(); ++it) {
       absl::string_view name(it->name.GetString(), it->name.GetStringLength());
       if (scan) {
         for (const auto& [key, child] : node.child_list) {
           if (key == name) {
-            Walk(child, it->value, candidates);
+            Walk(child, it->value, candidates, dotted);
             break;
           }
         }
       } else if (auto child = node.children.find(name); child != node.children.end()) {
-        Walk(child->second, it->value, candidates);
+        Walk(child->second, it->value, candidates, dotted);
       }
     }
   } else {
@@ -428,29 +436,37 @@ void Matcher::Walk(uint32_t node_index, const json::Value& value,
   }
 }
 
-std::vector<uint32_t> Matcher::Candidates(const json::Value& event) const {
+std::vector<uint32_t> Matcher::Candidates(const json::Value& event, bool* dotted) const {
   std::vector<uint32_t> candidates = always_check_;
-  Walk(0, event, &candidates);
+  Walk(0, event, &candidates, dotted);
   std::sort(candidates.begin(), candidates.end());
   candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
   return candidates;
 }
 
 size_t Matcher::CandidateCount(const json::Value& event) const {
-  return event.IsObject() ? Candidates(event).size() : 0;
+  if (!event.IsObject()) return 0;
+  bool dotted = false;
+  std::vector<uint32_t> candidates = Candidates(event, &dotted);
+  if (!dotted) return candidates.size();
+  json::Document scratch;
+  json::Value nested = internal::ExpandDottedKeys(event, scratch.GetAllocator());
+  return Candidates(nested, &dotted).size();
 }
 
 std::vector<std::string> Matcher::Match(const json::Value& event) const {
   std::vector<std::string> ids;
   if (!event.IsObject()) return ids;
-  if (internal::HasDottedKey(event)) {
+  bool dotted = false;
+  std::vector<uint32_t> candidates = Candidates(event, &dotted);
+  if (dotted) {
     // The index walks nested keys: match the event's nested form.
     json::Document scratch;
     json::Value nested = internal::ExpandDottedKeys(event, scratch.GetAllocator());
     return Match(nested);
   }
   // Rules are stored in id order, so ascending indexes give ascending ids.
-  for (uint32_t index : Candidates(event)) {
+  for (uint32_t index : candidates) {
     if (rules_[index].pattern.Matches(event)) ids.push_back(rules_[index].id);
   }
   return ids;

@@ -123,8 +123,11 @@ class Matcher {
   size_t KeyCost(const Key& key);
   size_t AnchorCost(const Anchor& anchor);
   void ChooseKeys(const Anchor& anchor, std::vector<Key>* keys);
-  std::vector<uint32_t> Candidates(const json::Value& event) const;
-  void Walk(uint32_t node, const json::Value& value, std::vector<uint32_t>* candidates) const;
+  // `*dotted` is set when an object the walk looked into has a member name
+  // with a '.' (then the event's nested form is what must be matched).
+  std::vector<uint32_t> Candidates(const json::Value& event, bool* dotted) const;
+  void Walk(uint32_t node, const json::Value& value, std::vector<uint32_t>* candidates,
+            bool* dotted) const;
   void Lookup(const PathNode& node, const json::Value& leaf, std::vector<uint32_t>* candidates) const;
 
   std::vector<Rule> rules_;

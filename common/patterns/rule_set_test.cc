@@ -278,9 +278,9 @@ class AllKindsGenerator {
   }
 
   std::string Network() {
-    static const char* kNetworks[] = {"10.0.0.0/24", "10.0.0.0/8", "10.0.1.7/32", "0.0.0.0/0", "10.0.0.0/23",
+    static const char* kNetworks[] = {"10.0.0.0/24", "10.0.0.0/8", "10.0.1.6/31", "0.0.0.0/0", "10.0.0.0/23",
                                       "192.168.0.0/16", "2001:db8::/32", "2001:db8::/64", "::/0",
-                                      "2001:db8::1/128"};
+                                      "2001:db8::/127"};
     return kNetworks[Pick(10)];
   }
 
@@ -309,7 +309,13 @@ class AllKindsGenerator {
       case 9: return absl::StrCat("{\"prefix\": \"", Text(), "\"}");
       case 10: return absl::StrCat("{\"prefix\": {\"equals-ignore-case\": \"", Text(), "\"}}");
       case 11: return absl::StrCat("{\"equals-ignore-case\": \"", Text(), "\"}");
-      case 12: return absl::StrCat("{\"anything-but\": [\"", Text(), "\", ", Number() == "1e10" ? "7" : Number(), "]}");
+      case 12: {
+        // All strings or all numbers: EventBridge refuses a mixed list.
+        if (Pick(2) == 0) return absl::StrCat("{\"anything-but\": [\"", Text(), "\", \"", Text(), "\"]}");
+        std::string first = Number(), second = Number();
+        return absl::StrCat("{\"anything-but\": [", first == "1e10" ? "7" : first, ", ",
+                            second == "1e10" ? "7" : second, "]}");
+      }
       case 13: return absl::StrCat("{\"anything-but\": {\"suffix\": \"png\"}}");
       case 14: return Number();
       case 15: return Pick(3) == 0 ? "true" : (Pick(2) ? "false" : "null");
@@ -393,7 +399,7 @@ TEST(RuleSetTest, IndexedConditionEdges) {
       R"({"d": {"s": [{"exists": true}]}})",
       R"({"s": [{"exists": false}]})",
       R"({"s": [{"cidr": "10.0.0.0/8"}]})",
-      R"({"s": [{"cidr": "10.1.2.3/32"}]})",
+      R"({"s": [{"cidr": "10.1.2.2/31"}]})",
       R"({"s": [{"cidr": "0.0.0.0/0"}]})",
       R"({"s": [{"cidr": "2001:db8::/32"}]})",
       R"({"s": [{"cidr": "::/0"}]})",

@@ -1,5 +1,6 @@
 #include "common/patterns/internal/dotted.h"
 
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/str_split.h"
@@ -43,20 +44,9 @@ void Merge(json::Value& into, json::Value& from, json::Allocator& allocator) {
 
 }  // namespace
 
-bool HasDottedKey(const json::Value& value) {
-  if (value.IsArray()) {
-    for (const json::Value& element : value.GetArray()) {
-      if (HasDottedKey(element)) return true;
-    }
-    return false;
-  }
-  if (!value.IsObject()) return false;
-  for (auto it = value.MemberBegin(); it != value.MemberEnd(); ++it) {
-    if (absl::string_view(it->name.GetString(), it->name.GetStringLength()).find('.') !=
-            absl::string_view::npos ||
-        HasDottedKey(it->value)) {
-      return true;
-    }
+bool HasDottedName(const json::Value& object) {
+  for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
+    if (std::memchr(it->name.GetString(), '.', it->name.GetStringLength()) != nullptr) return true;
   }
   return false;
 }

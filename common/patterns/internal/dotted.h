@@ -8,8 +8,9 @@
 
 namespace stepflow::patterns::internal {
 
-// Whether an object anywhere in `value` has a member name with a '.'.
-bool HasDottedKey(const json::Value& value);
+// Whether the object `object` has a member whose name holds a '.' (its
+// own members only: a matcher asks of each object it looks into).
+bool HasDottedName(const json::Value& object);
 
 // `value` with each member "a.b" moved to "a": {"b": ...}. Values that land
 // on one key are merged: objects member by member, anything else into an

@@ -1,14 +1,49 @@
 #include "common/patterns/internal/text.h"
 
+#include <locale.h>
+#include <wctype.h>
+
+#include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "common/json/utf8.h"
 
 namespace stepflow::patterns::internal {
 
+namespace {
+
+// The C.UTF-8 locale's case mappings (glibc has it built in); null when the
+// system lacks it, and then only ASCII is folded.
+locale_t Utf8Locale() {
+  static const locale_t locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
+  return locale;
+}
+
+}  // namespace
+
 std::string Lower(absl::string_view text) {
   std::string out(text);
-  absl::AsciiStrToLower(&out);
+  const bool ascii = std::all_of(text.begin(), text.end(),
+                                 [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  if (ascii || Utf8Locale() == static_cast<locale_t>(0)) {
+    absl::AsciiStrToLower(&out);
+    return out;
+  }
+  // Each code point's lowercase form, so that "ÄBC" equals "äbc" ignoring
+  // case as it does for EventBridge (Java's per-character case mapping).
+  out.clear();
+  for (size_t i = 0; i < text.size();) {
+    const size_t start = i;
+    const uint32_t code_point = json::NextCodePoint(text, &i);
+    const wint_t lowered = towlower_l(static_cast<wint_t>(code_point), Utf8Locale());
+    if (static_cast<uint32_t>(lowered) == code_point) {
+      out.append(text.data() + start, i - start);  // kept byte for byte
+    } else {
+      json::AppendUtf8(static_cast<uint32_t>(lowered), &out);
+    }
+  }
   return out;
 }
 

@@ -10,7 +10,8 @@
 
 namespace stepflow::patterns::internal {
 
-// ASCII lowercase; other bytes (UTF-8 sequences) are kept as they are.
+// Lowercase, code point by code point (Unicode's simple case mapping, so
+// "ÄBC" gives "äbc"); bytes that are not UTF-8 are kept as they are.
 std::string Lower(absl::string_view text);
 
 // Whether `text` matches the EventBridge wildcard `pattern`: '*' stands for
