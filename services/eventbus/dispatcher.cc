@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/asl/jsonpath.h"
@@ -69,12 +70,16 @@ bool Retryable(absl::StatusCode code) {
   }
 }
 
-// InputTransformer: each <name> of the template replaced by its value.
-// Inside a string of a JSON template a placeholder takes a string's
-// characters, escaped (the template's quotes stay), and any other value's
-// JSON text as characters; elsewhere it takes the value's JSON text. A
-// template that is not JSON once filled in is text: every string goes in as
-// its characters and the result is a JSON string.
+// InputTransformer: each <name> of the template replaced by its value, as
+// EventBridge fills it in. Inside a string of a JSON template a placeholder
+// takes a string's characters, escaped (the template's quotes stay), a
+// number's or boolean's text, and nothing for a path that found nothing; an
+// object or array there makes the template invalid, and EventBridge
+// delivers nothing (an error here). Elsewhere in a JSON template it takes
+// the value's JSON text (null when the path found nothing). A template that
+// is not JSON once filled in is text: strings go in as their characters,
+// objects and arrays as their JSON text without its quotes
+// ({acc_id:1,tier:gold}), and the result is a JSON string.
 absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
                                       const v1::Rule& rule,
                                       const json::Value& event,
@@ -82,7 +87,13 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
   json::Document values;
   values.SetObject();
   json::Allocator& a = values.GetAllocator();
-  std::map<std::string, std::string> json_of;  // variable -> JSON text
+  struct Filled {
+    std::string json;  // the value's JSON text; empty when nothing was found
+    // An object or an array that an InputPathsMap path selected (the
+    // predefined variables keep their JSON text everywhere).
+    bool composite = false;
+  };
+  std::map<std::string, Filled> json_of;  // variable -> its value
   for (const auto& [name, path_text] : transformer.input_paths_map()) {
     absl::StatusOr<asl::JsonPath> path = asl::JsonPath::Parse(path_text);
     if (!path.ok()) {
@@ -90,40 +101,45 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
           absl::StrCat("InputPathsMap ", name, ": ", path.status().message()));
     }
     absl::StatusOr<json::Value> value = path->Evaluate(event, a);
-    json_of[name] = value.ok() ? json::Serialize(*value) : "null";
+    if (value.ok()) {
+      json_of[name] = {json::Serialize(*value), value->IsObject() || value->IsArray()};
+    } else {
+      json_of[name] = {};
+    }
   }
   auto quoted = [](absl::string_view text) {
     json::Value string(text.data(),
                        static_cast<rapidjson::SizeType>(text.size()));
     return json::Serialize(string);
   };
-  json_of["aws.events.rule-arn"] = quoted(rule.arn());
-  json_of["aws.events.rule-name"] = quoted(rule.name());
-  // AWS: aws.events.event is the event without its detail; built only for
-  // a template that uses it.
+  json_of["aws.events.rule-arn"] = {quoted(rule.arn())};
+  json_of["aws.events.rule-name"] = {quoted(rule.name())};
+  // AWS: aws.events.event is the event without its detail, "detail-type"
+  // named "detailType"; built only for a template that uses it.
   const bool wants_event =
       transformer.input_template().find("<aws.events.event>") != std::string::npos;
   if (wants_event && event.IsObject()) {
     json::Value without_detail(rapidjson::kObjectType);
     for (auto it = event.MemberBegin(); it != event.MemberEnd(); ++it) {
-      if (absl::string_view(it->name.GetString(), it->name.GetStringLength()) ==
-          "detail")
-        continue;
-      without_detail.AddMember(json::Value(it->name, a), json::Value(it->value, a),
-                               a);
+      const absl::string_view key(it->name.GetString(), it->name.GetStringLength());
+      if (key == "detail") continue;
+      without_detail.AddMember(
+          key == "detail-type" ? json::Value("detailType", a) : json::Value(it->name, a),
+          json::Value(it->value, a), a);
     }
-    json_of["aws.events.event"] = json::Serialize(without_detail);
+    json_of["aws.events.event"] = {json::Serialize(without_detail)};
   } else if (wants_event) {
-    json_of["aws.events.event"] = std::string(event_text);
+    json_of["aws.events.event"] = {std::string(event_text)};
   }
-  json_of["aws.events.event.json"] = std::string(event_text);
+  json_of["aws.events.event.json"] = {std::string(event_text)};
   if (event.IsObject() && event.HasMember("time")) {
-    json_of["aws.events.event.ingestion-time"] = json::Serialize(event["time"]);
+    json_of["aws.events.event.ingestion-time"] = {json::Serialize(event["time"])};
   }
 
   const std::string& tmpl = transformer.input_template();
+  bool composite_in_string = false;
   // `text_template`: strings go in as their characters everywhere.
-  auto substitute = [&tmpl, &json_of, &quoted](bool text_template) {
+  auto substitute = [&](bool text_template) {
     std::string out;
     bool in_string = false;  // inside a string literal of the template
     size_t i = 0;
@@ -144,23 +160,39 @@ absl::StatusOr<std::string> Transform(const v1::InputTransformer& transformer,
         ++i;
         continue;
       }
-      const std::string& value = found->second;
-      const bool is_string = value.size() >= 2 && value.front() == '"';
-      if (text_template) {
-        out.append(is_string ? json::Parse(value)->GetString() : value);
+      const Filled& value = found->second;
+      const bool is_string = value.json.size() >= 2 && value.json.front() == '"';
+      if (value.json.empty()) {
+        if (!text_template && !in_string) out.append("null");
+      } else if (text_template) {
+        if (is_string) {
+          out.append(json::Parse(value.json)->GetString());
+        } else if (value.composite) {
+          out.append(absl::StrReplaceAll(value.json, {{"\"", ""}}));
+        } else {
+          out.append(value.json);
+        }
       } else if (in_string) {
+        if (value.composite) composite_in_string = true;
         // Escaped characters, without the quotes of a JSON string.
-        const std::string characters = is_string ? value : quoted(value);
+        const std::string characters = is_string ? value.json : quoted(value.json);
         out.append(characters, 1, characters.size() - 2);
       } else {
-        out.append(value);
+        out.append(value.json);
       }
       i = close + 1;
     }
     return out;
   };
   std::string out = substitute(false);
-  if (json::Parse(out).ok()) return out;
+  if (json::Parse(out).ok()) {
+    if (composite_in_string) {
+      return absl::InvalidArgumentError(
+          "InputTemplate puts an object or an array inside a JSON string; EventBridge "
+          "delivers nothing for such a template");
+    }
+    return out;
+  }
   // Not a JSON template: plain text, which executions take as a JSON string.
   return quoted(substitute(true));
 }

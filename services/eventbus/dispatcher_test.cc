@@ -109,9 +109,12 @@ TEST(TargetInputTest, InputTransformerPredefinedPlaceholders) {
       R"({"whole": <aws.events.event>, "kept": "<not.a.variable>"})");
   input = json::Parse(InputFor(target));
   ASSERT_TRUE(input.ok());
+  // AWS names "detail-type" "detailType" there.
   json::Document without_detail = *json::Parse(kEvent);
   without_detail.RemoveMember("detail");
-  EXPECT_EQ(json::Serialize((*input)["whole"]), json::Serialize(without_detail));
+  EXPECT_FALSE((*input)["whole"].HasMember("detail-type"));
+  EXPECT_STREQ((*input)["whole"]["detailType"].GetString(), "OrderPlaced");
+  EXPECT_EQ((*input)["whole"].MemberCount(), without_detail.MemberCount());
   EXPECT_STREQ((*input)["kept"].GetString(), "<not.a.variable>");
 }
 
@@ -124,14 +127,31 @@ TEST(TargetInputTest, InputTransformerPlaceholdersInsideStrings) {
   (*transformer->mutable_input_paths_map())["status"] = "$.detail.total";
   (*transformer->mutable_input_paths_map())["event"] = "$.detail";
   transformer->set_input_template(
-      R"({"myInstance": <instance>,"myStatus": "<instance> is in state \"<status>\"", )"
-      R"("nested": "<event>"})");
-  EXPECT_EQ(InputFor(target),
-            R"({"myInstance": "o-1","myStatus": "o-1 is in state \"12.5\"", )"
-            R"("nested": "{\"order\":\"o-1\",\"total\":12.5}"})");
+      R"({"myInstance": <instance>,"myStatus": "<instance> is in state \"<status>\""})");
+  EXPECT_EQ(InputFor(target), R"({"myInstance": "o-1","myStatus": "o-1 is in state \"12.5\""})");
   // A text template: strings go in as their characters.
   transformer->set_input_template(R"(<instance> is in state "<status>")");
   EXPECT_EQ(InputFor(target), R"("o-1 is in state \"12.5\"")");
+}
+
+// As AWS records them: a path that finds nothing gives nothing inside a
+// string, an object or array goes into text without its quotes, and one
+// inside a string of a JSON template makes EventBridge deliver nothing.
+TEST(TargetInputTest, InputTransformerMissingValuesAndObjectsInText) {
+  v1::Target target;
+  auto* transformer = target.mutable_input_transformer();
+  (*transformer->mutable_input_paths_map())["missing"] = "$.detail.nothing";
+  (*transformer->mutable_input_paths_map())["event"] = "$.detail";
+  (*transformer->mutable_input_paths_map())["items"] = "$.resources";
+  transformer->set_input_template(R"({"command": "<missing>", "raw": <missing>})");
+  EXPECT_EQ(InputFor(target), R"({"command": "", "raw": null})");
+  transformer->set_input_template("info extracted from detail <missing>");
+  EXPECT_EQ(InputFor(target), R"("info extracted from detail ")");
+  transformer->set_input_template("Payload of <event> and <items>");
+  EXPECT_EQ(InputFor(target), R"("Payload of {order:o-1,total:12.5} and []")");
+  transformer->set_input_template(R"({"payload": "<event>"})");
+  json::Document event = *json::Parse(kEvent);
+  EXPECT_FALSE(TargetInput(target, Rule(), event, kEvent).ok());
 }
 
 TEST(TargetExecutionNameTest, DeterministicAndDistinct) {

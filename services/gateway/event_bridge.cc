@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -159,10 +160,69 @@ absl::Status ValidateRuleState(const std::string& state) {
                              "DISABLED, ENABLED]");
 }
 
+bool HasTransformer(const v1::Target& target) {
+  return !target.input_transformer().input_template().empty() ||
+         !target.input_transformer().input_paths_map().empty();
+}
+
+// A target's Id, as AWS checks it for the whole request (`position` counts
+// from 1): its value and place are in the message.
+absl::Status ValidateTargetId(int position, const std::string& id) {
+  absl::string_view constraint;
+  if (id.empty()) {
+    constraint = "Member must have length greater than or equal to 1";
+  } else if (id.size() > 64) {
+    constraint = "Member must have length less than or equal to 64";
+  } else if (!std::all_of(id.begin(), id.end(), IsNameChar)) {
+    constraint = kNamePattern;
+  } else {
+    return absl::OkStatus();
+  }
+  return rpc::InvalidArgument(
+      "ValidationException",
+      absl::StrCat("1 validation error detected: Value '", id, "' at 'targets.", position,
+                   ".member.id' failed to satisfy constraint: ", constraint));
+}
+
+// What AWS refuses for the whole PutTargets call in one target: more than
+// one way to build the input, or a placeholder of its InputTemplate that is
+// neither in InputPathsMap nor predefined.
+absl::Status ValidateTargetInputs(const v1::Target& target) {
+  const int inputs = (target.input().empty() ? 0 : 1) +
+                     (target.input_path().empty() ? 0 : 1) +
+                     (HasTransformer(target) ? 1 : 0);
+  if (inputs > 1) {
+    return rpc::InvalidArgument(
+        "ValidationException",
+        absl::StrCat("Only one of Input, InputPath, or InputTransformer must be provided for "
+                     "target ",
+                     target.id(), "."));
+  }
+  const v1::InputTransformer& transformer = target.input_transformer();
+  const std::string& tmpl = transformer.input_template();
+  for (size_t open = tmpl.find('<'); open != std::string::npos; open = tmpl.find('<', open + 1)) {
+    size_t end = open + 1;
+    while (end < tmpl.size() && (IsNameChar(tmpl[end]))) ++end;
+    if (end == open + 1 || end >= tmpl.size() || tmpl[end] != '>') continue;
+    const std::string name = tmpl.substr(open + 1, end - open - 1);
+    static constexpr absl::string_view kPredefined[] = {
+        "aws.events.rule-arn", "aws.events.rule-name", "aws.events.event",
+        "aws.events.event.json", "aws.events.event.ingestion-time"};
+    if (transformer.input_paths_map().contains(name) ||
+        std::find(std::begin(kPredefined), std::end(kPredefined), name) !=
+            std::end(kPredefined)) {
+      continue;
+    }
+    return rpc::InvalidArgument("ValidationException",
+                                absl::StrCat("InputTemplate for target ", target.id(),
+                                             " contains invalid placeholder ", name, "."));
+  }
+  return absl::OkStatus();
+}
+
 // Why a target cannot be stored; OK if it can.
 absl::Status ValidateTarget(const config::ArnScope& scope,
                             const v1::Target& target) {
-  RETURN_IF_ERROR(ValidateName("targets.member.id", target.id(), 64));
   RETURN_IF_ERROR(ValidateLength("targets.member.arn", target.arn(), 1, 1600));
   if (!config::StateMachineNameFromArn(scope, target.arn()).ok()) {
     return rpc::InvalidArgument(
@@ -172,19 +232,7 @@ absl::Status ValidateTarget(const config::ArnScope& scope,
                      "cluster, not '",
                      target.arn(), "'"));
   }
-  const bool has_transformer =
-      !target.input_transformer().input_template().empty() ||
-      !target.input_transformer().input_paths_map().empty();
-  const int inputs = (target.input().empty() ? 0 : 1) +
-                     (target.input_path().empty() ? 0 : 1) +
-                     (has_transformer ? 1 : 0);
-  if (inputs > 1) {
-    return rpc::InvalidArgument(
-        "ValidationException",
-        absl::StrCat("Target ", target.id(),
-                     ": Only one of Input, InputPath, or InputTransformer must "
-                     "be provided."));
-  }
+  const bool has_transformer = HasTransformer(target);
   if (!target.input().empty()) {
     RETURN_IF_ERROR(
         ValidateLength("targets.member.input", target.input(), 0, 8192));
@@ -602,8 +650,9 @@ grpc::Status EventBridgeService::PutEvents(grpc::ServerContext* context,
         continue;
       }
       if (!catalog_->FindBus(*bus).has_value()) {
-        fail("ResourceNotFoundException",
-             absl::StrCat("Event bus ", *bus, " does not exist."));
+        // AWS accepts an event for a bus of this account that does not
+        // exist, with an id, and drops it.
+        ids[i] = RandomUuid();
         continue;
       }
       absl::Time time = now;
@@ -812,25 +861,31 @@ grpc::Status EventBridgeService::PutTargets(
       return ConstraintViolation(
           "targets", "Member must have length less than or equal to 10");
     }
+    for (int i = 0; i < request->targets_size(); ++i) {
+      RETURN_IF_ERROR(ValidateTargetId(i + 1, request->targets(i).id()));
+    }
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
     ASSIGN_OR_RETURN(std::string bus, ExistingBus(request->event_bus_name()));
     RETURN_IF_ERROR(ExistingRule(bus, request->rule()).status());
+    for (const v1::Target& target : request->targets()) {
+      RETURN_IF_ERROR(ValidateTargetInputs(target));
+    }
     std::vector<v1::Target> existing =
         catalog_->ListTargets(bus, request->rule());
+    // A rule has at most 5 targets; AWS refuses the whole call beyond.
+    std::set<std::string> ids;
+    for (const v1::Target& target : existing) ids.insert(target.id());
+    for (const v1::Target& target : request->targets()) ids.insert(target.id());
+    if (static_cast<int>(ids.size()) > kMaxTargetsPerRule) {
+      return rpc::ResourceExhausted("LimitExceededException",
+                                    "The requested resource exceeds the maximum number allowed.");
+    }
     int failed = 0;
     for (const v1::Target& target : request->targets()) {
       absl::Status status = ValidateTarget(options_.arn_scope, target);
       const bool known = std::any_of(
           existing.begin(), existing.end(),
           [&](const v1::Target& t) { return t.id() == target.id(); });
-      if (status.ok() && !known &&
-          static_cast<int>(existing.size()) >= kMaxTargetsPerRule) {
-        status = rpc::ResourceExhausted(
-            "LimitExceededException",
-            absl::StrCat(
-                "The requested resource exceeds the maximum number allowed of ",
-                kMaxTargetsPerRule, " targets per rule."));
-      }
       // The dead-letter topic first, so the eventbus has somewhere to write.
       if (status.ok() && admin_ != nullptr && target.has_dead_letter_config()) {
         status = admin_->EnsureTopic(
@@ -1048,6 +1103,12 @@ grpc::Status EventBridgeService::UpdateArchive(
     RETURN_IF_ERROR(ValidateArchivePattern(request->event_pattern()));
     if (request->has_retention_days())
       RETURN_IF_ERROR(ValidateRetentionDays(request->retention_days()));
+    if (request->event_pattern().empty() && !request->has_retention_days() &&
+        request->description().empty()) {
+      return rpc::InvalidArgument(
+          "ValidationException",
+          "At least one of EventPattern, RetentionDays or Description must be provided.");
+    }
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
     ASSIGN_OR_RETURN(v1::DescribeArchiveResponse archive,
                      ExistingArchive(request->archive_name()));
@@ -1079,6 +1140,10 @@ grpc::Status EventBridgeService::ListArchives(
                                    request->event_source_arn(), 0, 1600));
     RETURN_IF_ERROR(ValidateArchiveState(request->state()));
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
+    // AWS: a source bus that does not exist is an error, not an empty list.
+    if (!request->event_source_arn().empty()) {
+      RETURN_IF_ERROR(ExistingBus(request->event_source_arn()).status());
+    }
     std::vector<v1::DescribeArchiveResponse> archives;
     for (v1::DescribeArchiveResponse& archive : catalog_->ListArchives()) {
       if (!request->event_source_arn().empty() &&
@@ -1146,25 +1211,26 @@ grpc::Status EventBridgeService::StartReplay(
     const absl::Time start = eventbus::FromTimestamp(request->event_start_time());
     const absl::Time end = eventbus::FromTimestamp(request->event_end_time());
     if (start >= end) {
-      return NotValid("EventStartTime",
-                      "EventStartTime must be before EventEndTime.");
+      return NotValid("EventEndTime", "EventStartTime must be before EventEndTime.");
     }
-    if (end > absl::Now()) {
-      return NotValid("EventEndTime", "EventEndTime cannot be in the future.");
-    }
+    // An end in the future is taken: the replay sends what the archive
+    // holds when it starts.
     absl::optional<std::string> archive_name = eventbus::ArchiveNameFromArn(
         options_.arn_scope, request->event_source_arn());
     if (!archive_name.has_value()) {
       return NotValid("EventSourceArn", "Provided Arn is not in correct format.");
     }
     RETURN_IF_ERROR(Ready(DeadlineOf(context)));
-    ASSIGN_OR_RETURN(v1::DescribeArchiveResponse archive,
-                     ExistingArchive(*archive_name));
-    if (request->destination().arn() != archive.event_source_arn()) {
+    absl::StatusOr<v1::DescribeArchiveResponse> archive = ExistingArchive(*archive_name);
+    if (absl::IsNotFound(archive.status())) {
+      return NotValid("EventSourceArn", absl::StrCat("Archive ", *archive_name, " does not exist."));
+    }
+    if (!archive.ok()) return archive.status();
+    ASSIGN_OR_RETURN(std::string bus, ExistingBus(request->destination().arn()));
+    if (request->destination().arn() != archive->event_source_arn()) {
       return NotValid("Destination.Arn",
                       "Cross event bus replay is not permitted.");
     }
-    ASSIGN_OR_RETURN(std::string bus, ExistingBus(request->destination().arn()));
     for (const std::string& rule_arn : request->destination().filter_arns()) {
       const std::vector<v1::Rule> rules = catalog_->ListRules(bus);
       if (std::none_of(rules.begin(), rules.end(), [&](const v1::Rule& rule) {
@@ -1187,11 +1253,8 @@ grpc::Status EventBridgeService::StartReplay(
           return !eventbus::ReplayFinished(r.state());
         });
     if (active >= kMaxActiveReplays) {
-      return rpc::ResourceExhausted(
-          "LimitExceededException",
-          absl::StrCat("The requested resource exceeds the maximum number "
-                       "allowed of ",
-                       kMaxActiveReplays, " active replays."));
+      return rpc::ResourceExhausted("LimitExceededException",
+                                    "The requested resource exceeds the maximum number allowed.");
     }
     v1::DescribeReplayResponse replay;
     replay.set_replay_name(request->replay_name());
@@ -1199,7 +1262,7 @@ grpc::Status EventBridgeService::StartReplay(
         eventbus::ReplayArn(options_.arn_scope, request->replay_name()));
     replay.set_description(request->description());
     replay.set_state(eventbus::kReplayStarting);
-    replay.set_event_source_arn(archive.archive_arn());
+    replay.set_event_source_arn(archive->archive_arn());
     *replay.mutable_destination() = request->destination();
     *replay.mutable_event_start_time() = request->event_start_time();
     *replay.mutable_event_end_time() = request->event_end_time();
@@ -1207,7 +1270,7 @@ grpc::Status EventBridgeService::StartReplay(
     RETURN_IF_ERROR(catalog_->PutReplay(replay));
     log::Info(kComponent, "replay started",
               {{"replay", replay.replay_name()},
-               {"archive", archive.archive_name()}});
+               {"archive", archive->archive_name()}});
     response->set_replay_arn(replay.replay_arn());
     response->set_state(replay.state());
     *response->mutable_replay_start_time() = replay.replay_start_time();
