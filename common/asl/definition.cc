@@ -924,6 +924,7 @@ class DefinitionParser {
         const bool timeout = ExpressionField(value, "TimeoutSeconds", where, state);
         const bool heartbeat = ExpressionField(value, "HeartbeatSeconds", where, state);
         if (!Require(value, {"Resource"}, where)) return;
+        CheckCredentials(value, where);
         ParseResource(value, where, state);
         if (!timeout) ParseIntOrPath(value, "TimeoutSeconds", where, false, &state->timeout_seconds);
         if (!heartbeat) {
@@ -1012,8 +1013,19 @@ class DefinitionParser {
     }
   }
 
+  // Credentials must name the role to assume (RoleArn, or RoleArn.$ / a
+  // JSONata RoleArn giving it at run time).
+  void CheckCredentials(const json::Value& value, const std::string& where) {
+    if (!value.HasMember("Credentials") || !value["Credentials"].IsObject()) return;
+    const json::Value& credentials = value["Credentials"];
+    if (credentials.HasMember("RoleArn") || credentials.HasMember("RoleArn.$")) return;
+    Error("SCHEMA_VALIDATION_FAILED", "The field 'RoleArn' is required but was missing",
+          where + "/Credentials");
+  }
+
   void ParseTask(const json::Value& value, const std::string& where, State* state) {
     if (!Require(value, {"Resource"}, where)) return;
+    CheckCredentials(value, where);
     ParseResource(value, where, state);
     ParseIntOrPath(value, "TimeoutSeconds", where, false, &state->timeout_seconds);
     ParseIntOrPath(value, "HeartbeatSeconds", where, false, &state->heartbeat_seconds);
@@ -1376,6 +1388,47 @@ absl::StatusOr<std::shared_ptr<const Definition>> Definition::Parse(absl::string
 
 std::vector<Diagnostic> ValidateDefinition(absl::string_view text) {
   return DefinitionParser::ParseText(text).second;
+}
+
+namespace {
+
+void CollectExpressDiagnostics(const StateMachine& machine, const std::string& where,
+                               std::vector<Diagnostic>* out) {
+  for (const auto& [name, state] : machine.states) {
+    const std::string at = absl::StrCat(where, "/States/", name);
+    if (state.type == StateType::kTask) {
+      // Activity Tasks stay allowed: unlike AWS, Stepflow serves EXPRESS
+      // executions' activity tasks (from memory).
+      const std::string resource = at + "/Resource";
+      if (state.integration.pattern == IntegrationPattern::kSync ||
+                 state.integration.pattern == IntegrationPattern::kSync2) {
+        out->push_back({"ERROR", "SCHEMA_VALIDATION_FAILED",
+                        "Express state machine does not support '.sync' service integration",
+                        resource});
+      } else if (state.integration.present() &&
+                 state.integration.pattern == IntegrationPattern::kWaitForTaskToken) {
+        // AWS's message has two spaces before "at".
+        out->push_back({"ERROR", "SCHEMA_VALIDATION_FAILED",
+                        "Express state machine does not support '.waitForTaskToken' service "
+                        "integration ",
+                        resource});
+      }
+    }
+    for (size_t i = 0; i < state.branches.size(); ++i) {
+      CollectExpressDiagnostics(*state.branches[i], absl::StrCat(at, "/Branches/", i), out);
+    }
+    if (state.processor != nullptr) {
+      CollectExpressDiagnostics(*state.processor, at + "/ItemProcessor", out);
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<Diagnostic> ExpressDiagnostics(const Definition& definition) {
+  std::vector<Diagnostic> diagnostics;
+  CollectExpressDiagnostics(definition.root(), "", &diagnostics);
+  return diagnostics;
 }
 
 std::string InvalidDefinitionMessage(const std::vector<Diagnostic>& diagnostics) {

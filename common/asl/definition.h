@@ -290,6 +290,12 @@ class Definition {
 // Every problem in `text`, empty when it is a valid definition.
 std::vector<Diagnostic> ValidateDefinition(absl::string_view text);
 
+// What an EXPRESS state machine may not hold, in AWS's words: service
+// integrations that wait (".sync", ".waitForTaskToken"), in any state,
+// nested ones included. (AWS also refuses activity Tasks there; Stepflow
+// serves them.)
+std::vector<Diagnostic> ExpressDiagnostics(const Definition& definition);
+
 // "Invalid State Machine Definition: 'CODE: message at /location, ...'"
 std::string InvalidDefinitionMessage(const std::vector<Diagnostic>& diagnostics);
 

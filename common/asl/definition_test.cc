@@ -73,6 +73,48 @@ TEST(DefinitionTest, IntrinsicPathArgumentsMustBePaths) {
   EXPECT_THAT(Codes(fail), ::testing::ElementsAre("SCHEMA_VALIDATION_FAILED@/States/A/ErrorPath"));
 }
 
+// AWS's recordings (test_invalid_credentials_field): Credentials must name
+// the role.
+TEST(DefinitionTest, CredentialsNeedARoleArn) {
+  auto task = [](absl::string_view credentials) {
+    return absl::StrCat(R"({"StartAt": "State0", "States": {"State0": {"Type": "Task",
+      "Resource": "arn:aws:states:::states:startExecution", "Parameters": {"StateMachineArn": "x"},
+      "Credentials": )",
+                        credentials, R"(, "End": true}}})");
+  };
+  EXPECT_THAT(Codes(task("{}")),
+              ::testing::ElementsAre("SCHEMA_VALIDATION_FAILED@/States/State0/Credentials"));
+  EXPECT_THAT(ValidateDefinition(task(R"({"InvalidField": "invalid"})"))[0].message,
+              "The field 'RoleArn' is required but was missing");
+  EXPECT_THAT(Codes(task(R"({"RoleArn": "arn:aws:iam::123456789012:role/r"})")),
+              ::testing::IsEmpty());
+  EXPECT_THAT(Codes(task(R"({"RoleArn.$": "$.role"})")), ::testing::IsEmpty());
+}
+
+// AWS's recordings (test_illegal_callbacks): an EXPRESS machine may not wait
+// on a service integration, however deep the Task.
+TEST(DefinitionTest, ExpressRefusesIntegrationsThatWait) {
+  auto def = Definition::Parse(R"({"StartAt": "P", "States": {"P": {"Type": "Parallel",
+    "End": true, "Branches": [{"StartAt": "StartExecution", "States": {
+      "StartExecution": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+        "Parameters": {"StateMachineArn": "x"}, "Next": "Publish"},
+      "Publish": {"Type": "Task", "Resource": "arn:aws:states:::events:putEvents.waitForTaskToken",
+        "Parameters": {"Entries": []}, "Next": "Work"},
+      "Work": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:w",
+        "End": true}}}]}}})");
+  ASSERT_TRUE(def.ok()) << def.status();
+  std::vector<Diagnostic> express = ExpressDiagnostics(**def);
+  ASSERT_EQ(express.size(), 2u);  // activities stay allowed
+  EXPECT_EQ(InvalidDefinitionMessage({express[0]}),
+            "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: Express state machine "
+            "does not support '.waitForTaskToken' service integration  at "
+            "/States/P/Branches/0/States/Publish/Resource'");
+  EXPECT_EQ(InvalidDefinitionMessage({express[1]}),
+            "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: Express state machine "
+            "does not support '.sync' service integration at "
+            "/States/P/Branches/0/States/StartExecution/Resource'");
+}
+
 TEST(DefinitionTest, ParseErrorCarriesAwsMessage) {
   auto def = Definition::Parse(R"({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}})");
   ASSERT_FALSE(def.ok());

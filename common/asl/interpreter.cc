@@ -1068,7 +1068,9 @@ class Interpreter::Run {
         StringValue(FormatTimestamp(child ? FromProto(child->start_time()) : context_.start_time),
                     a),
         a);
-    execution.AddMember("RedriveCount", child ? 0 : context_.redrive_count, a);
+    if (context_.has_redrive_count) {
+      execution.AddMember("RedriveCount", child ? 0 : context_.redrive_count, a);
+    }
     doc.AddMember("Execution", execution, a);
     json::Value state(rapidjson::kObjectType);
     state.AddMember("EnteredTime",

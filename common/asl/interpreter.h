@@ -61,6 +61,9 @@ struct ExecutionContext {
   bool input_is_canonical = false;
   // $$.Execution.RedriveCount: how many times the execution was redriven.
   int redrive_count = 0;
+  // Whether $$.Execution has RedriveCount at all: AWS leaves it out for
+  // EXPRESS executions and in TestState.
+  bool has_redrive_count = true;
   // The longest the execution may run, whatever the definition's
   // TimeoutSeconds says (EXPRESS: 5 minutes, as on AWS); zero: no cap.
   absl::Duration max_duration = absl::ZeroDuration();

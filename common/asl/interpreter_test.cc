@@ -484,6 +484,20 @@ TEST_F(InterpreterTest, IntrinsicPathArgumentsAreJsonPaths) {
                                                  "'$.abc.['def ghi']' could not be found"));
 }
 
+// AWS's EXPRESS executions (and TestState) have no $$.Execution.RedriveCount.
+TEST_F(InterpreterTest, ContextOmitsRedriveCountWhenAsked) {
+  Outcome out = Begin(R"({"StartAt": "P", "States": {
+    "P": {"Type": "Pass", "Parameters": {"e.$": "$$.Execution"}, "End": true}}})",
+                      "{}");
+  EXPECT_THAT(out.output, ::testing::HasSubstr(R"("RedriveCount":0)"));
+  context_.has_redrive_count = false;
+  ::stepflow::internal::v1::ExecutionState other;
+  Interpreter again(*def_, context_);
+  Outcome express = again.Start(&other, "{}", now_);
+  EXPECT_EQ(express.closed_status, "SUCCEEDED") << express.cause;
+  EXPECT_THAT(express.output, ::testing::Not(::testing::HasSubstr("RedriveCount")));
+}
+
 TEST_F(InterpreterTest, OversizedOutputIsDataLimitExceeded) {
   Outcome out = Begin(R"({"StartAt": "Grow", "States": {
     "Grow": {"Type": "Parallel", "End": true,

@@ -1171,7 +1171,9 @@ Val FnRange(Evaluator&, Args& a, const Val&) {
     e.message = "The step argument of $range must be a non-zero number";
     throw e;
   }
-  Val result = MakeArray();
+  // A sequence, as JSONata functions build their results: one item is
+  // that item (AWS: $range(1, 9, 9) is 1).
+  Val result = MakeSequence();
   size_t count = 0;
   for (double x = s; st > 0 ? x <= e : x >= e; x += st) {
     if (++count > 10000000) throw Error("D2014").WithValue(MakeNumber(static_cast<double>(count)));

@@ -312,6 +312,8 @@ TEST(JsonataTest, StepFunctionsAdditions) {
   EXPECT_EQ(Eval("$partition([1,2,3,4,5], 2)"), "[[1,2],[3,4],[5]]");
   EXPECT_EQ(Eval("$range(0, 10, 2)"), "[0,2,4,6,8,10]");
   EXPECT_EQ(Eval("$range(5, 1, -2)"), "[5,3,1]");
+  // A sequence: one item is that item (AWS's test_array_range records 1).
+  EXPECT_EQ(Eval("$range(1, 9, 9)"), "1");
   EXPECT_EQ(Eval("$range(1, 2, 0)"), "D3141");
   EXPECT_EQ(Eval("$partition([1], 0)"), "D3141");
   EXPECT_EQ(Eval("$hash('abc', 'SHA-256')"),

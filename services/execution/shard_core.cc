@@ -1390,7 +1390,10 @@ asl::ExecutionContext MakeContext(const ExecutionRecord& record, const StateMach
   context.start_time = FromProto(record.start_date());
   context.redrive_count = record.redrive_count();
   // AWS ends Express executions after 5 minutes (States.Timeout).
-  if (record.state_machine_type() == "EXPRESS") context.max_duration = absl::Minutes(5);
+  if (record.state_machine_type() == "EXPRESS") {
+    context.max_duration = absl::Minutes(5);
+    context.has_redrive_count = false;
+  }
   std::string execution_arn = record.execution_arn();
   context.mint_task_token = [&codec, execution_arn](int64_t scheduled_event_id) {
     internal::v1::TaskTokenContent content;

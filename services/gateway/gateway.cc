@@ -528,7 +528,15 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
         return ConstraintViolation("type", "Member must satisfy enum value set: [STANDARD, EXPRESS]");
       }
       RETURN_IF_ERROR(ValidateLength("definition", request->definition(), 1, kMaxDefinitionBytes));
-      RETURN_IF_ERROR(asl::Definition::Parse(request->definition()).status());
+      ASSIGN_OR_RETURN(std::shared_ptr<const asl::Definition> definition,
+                       asl::Definition::Parse(request->definition()));
+      if (request->type() == "EXPRESS") {
+        std::vector<asl::Diagnostic> express = asl::ExpressDiagnostics(*definition);
+        if (!express.empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("InvalidDefinition: ", asl::InvalidDefinitionMessage({express[0]})));
+        }
+      }
       RETURN_IF_ERROR(ValidateVersionDescription(request->publish(), request->version_description()));
       RETURN_IF_ERROR(ValidateLogging(request->logging_configuration()));
       const std::string arn = config::StateMachineArn(options_.arn_scope, request->name());
@@ -606,6 +614,11 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       }
       const int limit = request->max_results() > 0 ? request->max_results() : 100;
       std::vector<asl::Diagnostic> diagnostics = asl::ValidateDefinition(request->definition());
+      if (diagnostics.empty() && request->type() == "EXPRESS") {
+        if (auto definition = asl::Definition::Parse(request->definition()); definition.ok()) {
+          diagnostics = asl::ExpressDiagnostics(**definition);
+        }
+      }
       bool any_error = false;
       for (const asl::Diagnostic& d : diagnostics) {
         any_error |= d.severity == "ERROR";
@@ -636,6 +649,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
                                    "Member must satisfy enum value set: [INFO, DEBUG, TRACE]");
       }
       asl::ExecutionContext context;
+      context.has_redrive_count = false;  // as AWS's TestState context
       context.execution_arn = config::ExecutionArn(options_.arn_scope, "TestState", "test-state");
       context.execution_name = "test-state";
       context.execution_input = request->input().empty() ? "{}" : request->input();

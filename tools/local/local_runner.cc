@@ -56,6 +56,7 @@ class Driver {
     context_.state_machine_arn = kLocalStateMachineArn;
     context_.state_machine_name = "local";
     context_.start_time = start;
+    context_.has_redrive_count = options.type != "EXPRESS";  // as on AWS
     context_.mint_task_token = [name = options.name](int64_t scheduled) {
       return absl::StrCat("local:", name, ":", scheduled);
     };
