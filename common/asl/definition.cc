@@ -1149,6 +1149,10 @@ class DefinitionParser {
                                          "ToleratedFailurePercentage",
                                          "ToleratedFailurePercentagePath",
                                          "ToleratedFailureCount", "ToleratedFailureCountPath"}) {
+      // AWS runs an inline JSONata Map that gives a tolerated failure (it
+      // has no use there); a JSONPath one it refuses.
+      const bool tolerance = absl::StartsWith(only_distributed, "ToleratedFailure");
+      if (tolerance && state->jsonata) continue;
       if (value.HasMember(only_distributed) && !state->distributed) {
         Error("SCHEMA_VALIDATION_FAILED",
               absl::StrCat("Field '", only_distributed, "' is only supported in DISTRIBUTED mode"),

@@ -4395,10 +4395,15 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
         parsed.ok() ? "the definition must be a JSON object" : parsed.status().message(), "'"));
   }
   json::Document& given = *parsed;
-  std::string name = request.state_name().empty() ? "TestState" : request.state_name();
+  // AWS names a state given alone "StateName".
+  std::string name = request.state_name().empty() ? "StateName" : request.state_name();
   json::Document machine;
   auto& a = machine.GetAllocator();
   machine.SetObject();
+  // A state of a machine keeps the machine's query language.
+  if (given.HasMember("States") && given.HasMember("QueryLanguage")) {
+    machine.AddMember("QueryLanguage", json::Copy(given["QueryLanguage"], a), a);
+  }
   json::Value states(rapidjson::kObjectType);
   const json::Value* state = nullptr;
   if (given.HasMember("States")) {

@@ -579,6 +579,29 @@ TEST_F(InterpreterTest, TestStateInspectsEachStep) {
   EXPECT_FALSE(info->has_inspection_data());
 }
 
+// As AWS's recordings show: a state of a JSONata machine is JSONata, and a
+// state given alone is named "StateName" (a branch state named
+// "TestState" is no clash).
+TEST_F(InterpreterTest, TestStateKeepsTheMachinesQueryLanguage) {
+  v1::TestStateRequest request;
+  request.set_definition(R"({"QueryLanguage": "JSONata", "StartAt": "A", "States": {
+    "A": {"Type": "Pass", "Output": "{% $states.input.cost + 1 %}", "End": true}}})");
+  request.set_state_name("A");
+  request.set_input(R"({"cost": 9})");
+  auto response = TestState(request, context_);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status(), "SUCCEEDED");
+  EXPECT_EQ(response->output(), "10");
+
+  v1::TestStateRequest alone;
+  alone.set_definition(R"({"Type": "Parallel", "End": true, "Branches": [
+    {"StartAt": "TestState", "States": {"TestState": {"Type": "Pass", "End": true}}}]})");
+  alone.mutable_mock()->set_result("[{}]");
+  auto parallel = TestState(alone, context_);
+  ASSERT_TRUE(parallel.ok()) << parallel.status();
+  EXPECT_EQ(parallel->status(), "SUCCEEDED");
+}
+
 TEST_F(InterpreterTest, TestStateTaskWithMockedErrors) {
   v1::TestStateRequest request;
   request.set_definition(absl::StrCat(R"({"Type": "Task", "Resource": ")", kActivity, R"(",
