@@ -4430,6 +4430,13 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
   if (!parsed_definition.ok()) return parsed_definition.status();
   std::shared_ptr<const Definition> definition = *parsed_definition;
   const State* tested = definition->FindState(name);
+  const bool mocked =
+      !request.mock().result().empty() || !request.mock().error_output().error().empty();
+  if (mocked && tested->type != StateType::kTask && tested->type != StateType::kParallel &&
+      tested->type != StateType::kMap) {
+    return TestStateInvalid(absl::StrCat("State type '", StateTypeName(tested->type),
+                                         "' is not supported when a mock is specified"));
+  }
   if (tested->type == StateType::kParallel || tested->type == StateType::kMap) {
     // As on AWS, a Parallel or Map state is tested with a mock standing for
     // what its branches or iterations return: its branches do not run.
@@ -4467,6 +4474,7 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
   frame->set_state(name);
   frame->set_input(input);
   frame->set_entered_event_id(1);
+  run.SetNow(frame->mutable_entered_time());  // $$.State.EnteredTime
   if (!request.variables().empty()) {
     auto variables = json::Parse(request.variables());
     if (!variables.ok() || !variables->IsObject()) {

@@ -593,6 +593,24 @@ TEST_F(InterpreterTest, TestStateKeepsTheMachinesQueryLanguage) {
   EXPECT_EQ(response->status(), "SUCCEEDED");
   EXPECT_EQ(response->output(), "10");
 
+  // $$.State.EnteredTime is when the test ran, not the epoch.
+  request.set_definition(R"({"StartAt": "A", "States": {
+    "A": {"Type": "Pass", "Parameters": {"at.$": "$$.State.EnteredTime"}, "End": true}}})");
+  context_.start_time = now_;
+  auto entered = TestState(request, context_);
+  ASSERT_TRUE(entered.ok()) << entered.status();
+  EXPECT_EQ(entered->output(), R"({"at":"2023-11-14T22:13:20.000Z"})");
+
+  // Only Task, Parallel and Map states take a mock (AWS's
+  // test_state_type_does_not_accept_mock).
+  v1::TestStateRequest pass;
+  pass.set_definition(R"({"Type": "Pass", "End": true})");
+  pass.mutable_mock()->set_result("{}");
+  auto refused = TestState(pass, context_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(),
+            "ValidationException: State type 'Pass' is not supported when a mock is specified");
+
   v1::TestStateRequest alone;
   alone.set_definition(R"({"Type": "Parallel", "End": true, "Branches": [
     {"StartAt": "TestState", "States": {"TestState": {"Type": "Pass", "End": true}}}]})");
