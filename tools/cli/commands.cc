@@ -1488,8 +1488,9 @@ const std::vector<CommandSpec>& Commands() {
            "--inspection-level DEBUG the data after each processing step\n"
            "(InputPath, Parameters, result, ResultSelector, ResultPath) and the\n"
            "variables are printed too. A Task state needs a mocked result or\n"
-           "error. The definition is a single state, or a whole state machine\n"
-           "with --state-name naming the state.",
+           "error, a Parallel or Map state a mocked result (an array) or error;\n"
+           "other states take no mock. The definition is a single state, or a\n"
+           "whole state machine with --state-name naming the state.",
        .flags = {{.name = "definition",
                   .value_name = "FILE|-",
                   .help = "The state (or state machine) definition\n(required)."},
