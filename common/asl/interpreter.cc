@@ -1062,7 +1062,12 @@ class Interpreter::Run {
     execution.AddMember("Input", input.ok() ? json::Copy(*input, a) : json::Value(), a);
     execution.AddMember("Name", StringValue(child ? child->name() : context_.execution_name, a),
                         a);
-    execution.AddMember("RoleArn", StringValue(context_.role_arn, a), a);
+    // null, as AWS gives it, when the execution has no role (TestState
+    // without roleArn).
+    execution.AddMember("RoleArn",
+                        context_.role_arn.empty() ? json::Value()
+                                                  : StringValue(context_.role_arn, a),
+                        a);
     execution.AddMember(
         "StartTime",
         StringValue(FormatTimestamp(child ? FromProto(child->start_time()) : context_.start_time),
@@ -3767,7 +3772,18 @@ class Interpreter::Run {
         } else {
           after_parameters = json::Copy(after_input, a);
         }
-        data->set_after_parameters(json::Serialize(after_parameters));
+        // What AWS reports: a Pass state with a Result shows neither its
+        // InputPath nor its Parameters, which the Result stands in for; a
+        // mocked Parallel or Map shows neither, nor the raw result.
+        const bool container = state.type == StateType::kParallel || state.type == StateType::kMap;
+        if (!container && !(state.type == StateType::kPass && state.result != nullptr)) {
+          data->set_after_parameters(json::Serialize(after_parameters));
+        } else {
+          data->clear_after_input_path();
+        }
+        if (state.type == StateType::kMap) {
+          InspectMapLimits(frame, state, after_input, data);
+        }
         json::Value result;
         if (state.type == StateType::kPass) {
           result = state.result != nullptr ? json::Copy(*state.result, a)
@@ -3793,17 +3809,19 @@ class Interpreter::Run {
           TestError(request, state, error, &response);
           break;
         }
-        data->set_result(json::Serialize(result));
+        if (!container && (state.type != StateType::kPass || state.result != nullptr)) {
+          data->set_result(json::Serialize(result));
+        }
         json::Value selected;
         if (state.result_selector != nullptr) {
           if (auto error = ApplyTemplate(frame, *state.result_selector, result, &selected, a)) {
             fail(*error);
             break;
           }
-          data->set_after_result_selector(json::Serialize(selected));
         } else {
           selected = std::move(result);
         }
+        data->set_after_result_selector(json::Serialize(selected));
         if (auto error = EvaluateAssign(frame, state.assign, selected, &assigned)) {
           fail(*error);
           break;
@@ -3837,7 +3855,8 @@ class Interpreter::Run {
       auto parsed = json::Parse(value);
       if (parsed.ok()) variables.AddMember(StringValue(name, a), json::Copy(*parsed, a), a);
     }
-    data->set_variables(json::Serialize(variables));
+    // AWS leaves the field out when there are no variables.
+    if (!variables.ObjectEmpty()) data->set_variables(json::Serialize(variables));
     return Finish(response, inspect);
   }
 
@@ -3874,7 +3893,8 @@ class Interpreter::Run {
       }
       auto mocked = json::Parse(request.mock().result());
       json::Value result = json::Copy(*mocked, a);
-      data->set_result(json::Serialize(result));
+      // AWS shows a Task's mocked result, not a Parallel's or a Map's.
+      if (state.type == StateType::kTask) data->set_result(json::Serialize(result));
       states.AddMember("result", result, a);
       problem = JsonataOutput(frame, state.output, state.assign, states, states["result"],
                               &output, &assigned, a);
@@ -3945,7 +3965,6 @@ class Interpreter::Run {
             arguments = json::Copy(input, a);
           }
           if (problem) break;
-          data->set_after_arguments(json::Serialize(arguments));
         } else {
           json::Value items;
           auto it = state.expressions.find("Items");
@@ -3964,9 +3983,10 @@ class Interpreter::Run {
                                                     json::Serialize(items)));
             break;
           }
-          data->set_after_items_path(json::Serialize(items));
-          JsonataInt(frame, state, "MaxConcurrency", state.max_concurrency, states, a, &problem);
+          auto max = JsonataInt(frame, state, "MaxConcurrency", state.max_concurrency, states, a,
+                                &problem);
           if (problem) break;
+          data->set_max_concurrency(static_cast<int32_t>(*max));
         }
         // (Tolerated failures, and so map_iteration_failure_count, belong to
         // DISTRIBUTED Maps, which JSONata states cannot be in this release.)
@@ -4001,7 +4021,7 @@ class Interpreter::Run {
       auto parsed = json::Parse(value);
       if (parsed.ok()) variables.AddMember(StringValue(name, a), json::Copy(*parsed, a), a);
     }
-    data->set_variables(json::Serialize(variables));
+    if (!variables.ObjectEmpty()) data->set_variables(json::Serialize(variables));
   }
 
   // A JSONata Task's error in TestState: retriable, caught (Catch Output
@@ -4040,6 +4060,28 @@ class Interpreter::Run {
       return;
     }
     TestError(request, state, failure, response);
+  }
+
+  // A JSONPath Map's limits as TestState reports them: MaxConcurrency
+  // always (0: unlimited), the tolerated failures when given. A path that
+  // finds no number leaves its field out; TestTolerance reports it.
+  void InspectMapLimits(const Frame& frame, const State& state, const json::Value& input,
+                        v1::InspectionData* data) {
+    auto number = [&](const std::optional<ReferencePath>& path) -> std::optional<double> {
+      if (!path) return std::nullopt;
+      const json::Value* found = Resolve(frame, *path, input);
+      if (found == nullptr || !found->IsNumber()) return std::nullopt;
+      return found->GetDouble();
+    };
+    std::optional<double> max = state.max_concurrency.value;
+    if (!max) max = number(state.max_concurrency.path);
+    data->set_max_concurrency(static_cast<int32_t>(max.value_or(0)));
+    std::optional<double> count = state.tolerated_failure_count.value;
+    if (!count) count = number(state.tolerated_failure_count.path);
+    if (count) data->set_tolerated_failure_count(static_cast<int32_t>(*count));
+    std::optional<double> percentage = state.tolerated_failure_percentage;
+    if (!percentage) percentage = number(state.tolerated_failure_percentage_path);
+    if (percentage) data->set_tolerated_failure_percentage(static_cast<float>(*percentage));
   }
 
   // TestState's state_configuration.map_iteration_failure_count: that many
@@ -4100,6 +4142,9 @@ class Interpreter::Run {
                  const StateError& failure, v1::TestStateResponse* response) {
     const int retried = request.state_configuration().retrier_retry_count();
     v1::InspectionData* data = response->mutable_inspection_data();
+    // The retrier that matched but has no attempts left, which AWS names
+    // when nothing catches the error.
+    std::optional<int32_t> exhausted;
     for (size_t i = 0; i < state.retry.size(); ++i) {
       const Retrier& retrier = state.retry[i];
       if (!Matches(retrier.error_equals, failure)) continue;
@@ -4116,6 +4161,7 @@ class Interpreter::Run {
             static_cast<int32_t>(delay));
         return;
       }
+      exhausted = static_cast<int32_t>(i);
       break;
     }
     for (size_t i = 0; i < state.catchers.size(); ++i) {
@@ -4146,6 +4192,7 @@ class Interpreter::Run {
     response->set_status("FAILED");
     response->set_error(failure.error);
     response->set_cause(failure.cause);
+    if (exhausted) data->mutable_error_details()->set_retry_index(*exhausted);
   }
 
   static v1::TestStateResponse Finish(v1::TestStateResponse& response, bool inspect) {
@@ -4380,6 +4427,32 @@ std::vector<std::string> Targets(const json::Value& state) {
   return targets;
 }
 
+// The state named `name` in `states` or in the branches and item
+// processors of its states, at any depth; nullptr when there is none.
+const json::Value* FindNestedState(const json::Value& states, absl::string_view name) {
+  if (!states.IsObject()) return nullptr;
+  const std::string key(name);
+  if (states.HasMember(key.c_str())) return &states[key.c_str()];
+  auto in_machine = [&](const json::Value& machine) -> const json::Value* {
+    if (!machine.IsObject() || !machine.HasMember("States")) return nullptr;
+    return FindNestedState(machine["States"], name);
+  };
+  for (const auto& member : states.GetObject()) {
+    const json::Value& state = member.value;
+    if (!state.IsObject()) continue;
+    if (state.HasMember("Branches") && state["Branches"].IsArray()) {
+      for (const auto& branch : state["Branches"].GetArray()) {
+        if (const json::Value* found = in_machine(branch)) return found;
+      }
+    }
+    for (const char* processor : {"ItemProcessor", "Iterator"}) {
+      if (!state.HasMember(processor)) continue;
+      if (const json::Value* found = in_machine(state[processor])) return found;
+    }
+  }
+  return nullptr;
+}
+
 absl::Status TestStateInvalid(absl::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat("ValidationException: ", message));
 }
@@ -4395,8 +4468,10 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
         parsed.ok() ? "the definition must be a JSON object" : parsed.status().message(), "'"));
   }
   json::Document& given = *parsed;
-  // AWS names a state given alone "StateName".
-  std::string name = request.state_name().empty() ? "StateName" : request.state_name();
+  // AWS runs the tested state under the name "StateName", whether it was
+  // given alone or picked out of a machine by state_name: $$.State.Name
+  // and the definition's error locations say so.
+  const std::string name = "StateName";
   json::Document machine;
   auto& a = machine.GetAllocator();
   machine.SetObject();
@@ -4407,11 +4482,11 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
   json::Value states(rapidjson::kObjectType);
   const json::Value* state = nullptr;
   if (given.HasMember("States")) {
-    if (request.state_name().empty() || !given["States"].IsObject() ||
-        !given["States"].HasMember(name.c_str())) {
+    // The state may be nested in a Parallel's branch or a Map's processor.
+    if (!request.state_name().empty()) state = FindNestedState(given["States"], request.state_name());
+    if (state == nullptr) {
       return TestStateInvalid("state_name must name a state of the given state machine");
     }
-    state = &given["States"][name.c_str()];
   } else {
     state = &given;
   }
@@ -4432,6 +4507,13 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
   const State* tested = definition->FindState(name);
   const bool mocked =
       !request.mock().result().empty() || !request.mock().error_output().error().empty();
+  if (!request.mock().result().empty() && !request.mock().error_output().error().empty()) {
+    return TestStateInvalid(
+        "A test mock should have only one of the following fields: [result, errorOutput].");
+  }
+  if (mocked && request.reveal_secrets()) {
+    return TestStateInvalid("TestState does not support RevealSecrets when a mock is specified.");
+  }
   if (mocked && tested->type != StateType::kTask && tested->type != StateType::kParallel &&
       tested->type != StateType::kMap) {
     return TestStateInvalid(absl::StrCat("State type '", StateTypeName(tested->type),
@@ -4447,10 +4529,20 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
     }
     if (!request.mock().result().empty() && request.mock().field_validation_mode() != "NONE") {
       auto mocked = json::Parse(request.mock().result());
-      if (mocked.ok() && !mocked->IsArray()) {
+      if (!mocked.ok()) {
+        // Reported below.
+      } else if (tested->type == StateType::kParallel) {
+        if (!mocked->IsArray() || mocked->Size() != tested->branches.size()) {
+          return TestStateInvalid(
+              "Mocked result must contain the same number of items as number of Parallel "
+              "branches.");
+        }
+      } else if (tested->result_writer != nullptr) {
+        // What a Map with a ResultWriter returns is the writer's summary.
+        if (!mocked->IsObject()) return TestStateInvalid("Mocked result must be a JSON object.");
+      } else if (!mocked->IsArray()) {
         return TestStateInvalid(
-            "mock.result of a Parallel or Map state must be a JSON array (one result per "
-            "branch or iteration)");
+            "mock.result of a Map state must be a JSON array (one result per iteration)");
       }
     }
   }

@@ -573,10 +573,41 @@ TEST_F(InterpreterTest, TestStateInspectsEachStep) {
   EXPECT_EQ(response->inspection_data().after_result_path(), R"({"in":{"v":7},"out":{"v":7}})");
   EXPECT_EQ(response->inspection_data().variables(), R"({"old":1,"seen":7})");
 
+  EXPECT_EQ(response->inspection_data().result(), "");
+  EXPECT_EQ(response->inspection_data().after_result_selector(), R"({"v":7})");
+
   request.set_inspection_level("INFO");
   auto info = TestState(request, context_);
   ASSERT_TRUE(info.ok());
   EXPECT_FALSE(info->has_inspection_data());
+}
+
+// The fields AWS's recordings of TestState show for a Pass state with a
+// Result, and none for variables when there are none.
+TEST_F(InterpreterTest, TestStateInspectsAPassStateWithAResultAsAwsDoes) {
+  v1::TestStateRequest request;
+  request.set_definition(R"({"Type": "Pass", "InputPath": "$.in", "Parameters": {"v.$": "$.v"},
+                             "Result": {"r": 1}, "ResultPath": "$.out", "End": true})");
+  request.set_input(R"({"in": {"v": 7}})");
+  request.set_inspection_level("TRACE");
+  auto response = TestState(request, context_);
+  ASSERT_TRUE(response.ok()) << response.status();
+  const v1::InspectionData& data = response->inspection_data();
+  EXPECT_EQ(data.input(), R"({"in": {"v": 7}})");
+  EXPECT_EQ(data.after_input_path(), "");
+  EXPECT_EQ(data.after_parameters(), "");
+  EXPECT_EQ(data.result(), R"({"r":1})");
+  EXPECT_EQ(data.after_result_selector(), R"({"r":1})");
+  EXPECT_EQ(data.after_result_path(), R"({"in":{"v":7},"out":{"r":1}})");
+  EXPECT_EQ(data.variables(), "");
+
+  request.set_definition(R"({"Type": "Choice", "Default": "D",
+                             "Choices": [{"Variable": "$.in.v", "NumericEquals": 7, "Next": "S"}]})");
+  auto choice = TestState(request, context_);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->next_state(), "S");
+  EXPECT_EQ(choice->inspection_data().after_input_path(), R"({"in":{"v":7}})");
+  EXPECT_EQ(choice->inspection_data().variables(), "");
 }
 
 // As AWS's recordings show: a state of a JSONata machine is JSONata, and a
@@ -600,6 +631,28 @@ TEST_F(InterpreterTest, TestStateKeepsTheMachinesQueryLanguage) {
   auto entered = TestState(request, context_);
   ASSERT_TRUE(entered.ok()) << entered.status();
   EXPECT_EQ(entered->output(), R"({"at":"2023-11-14T22:13:20.000Z"})");
+
+  // A state nested in a Map's processor or a Parallel's branch can be
+  // tested by its name; it runs as "StateName", and without a role,
+  // $$.Execution.RoleArn is null, as AWS records both.
+  v1::TestStateRequest nested;
+  nested.set_definition(R"({"StartAt": "M", "States": {
+    "M": {"Type": "Map", "End": true, "ItemProcessor": {"StartAt": "P", "States": {
+      "P": {"Type": "Parallel", "End": true, "Branches": [{"StartAt": "Deep", "States": {
+        "Deep": {"Type": "Pass", "Parameters": {"name.$": "$$.State.Name",
+                                                "role.$": "$$.Execution.RoleArn"},
+                 "Next": "Later"},
+        "Later": {"Type": "Succeed"}}}]}}}}}})");
+  nested.set_state_name("Deep");
+  ExecutionContext roleless = context_;
+  roleless.role_arn.clear();
+  auto deep = TestState(nested, roleless);
+  ASSERT_TRUE(deep.ok()) << deep.status();
+  EXPECT_EQ(deep->status(), "SUCCEEDED");
+  EXPECT_EQ(deep->next_state(), "Later");
+  EXPECT_EQ(deep->output(), R"({"name":"StateName","role":null})");
+  nested.set_state_name("Nowhere");
+  EXPECT_EQ(TestState(nested, context_).status().code(), absl::StatusCode::kInvalidArgument);
 
   // Only Task, Parallel and Map states take a mock (AWS's
   // test_state_type_does_not_accept_mock).
@@ -641,6 +694,20 @@ TEST_F(InterpreterTest, TestStateTaskWithMockedErrors) {
   EXPECT_EQ(caught->status(), "CAUGHT_ERROR");
   EXPECT_EQ(caught->next_state(), "Recover");
   EXPECT_EQ(caught->output(), R"({"a":1,"err":{"Error":"Flaky","Cause":""}})");
+  EXPECT_EQ(caught->inspection_data().error_details().catch_index(), 0);
+
+  // Retries used up and nothing catches: the retrier is named, as AWS
+  // records it, with no backoff.
+  v1::TestStateRequest exhausted = request;
+  exhausted.set_definition(absl::StrCat(R"({"Type": "Task", "Resource": ")", kActivity, R"(",
+      "Retry": [{"ErrorEquals": ["Other"]}, {"ErrorEquals": ["Flaky"], "MaxAttempts": 2}],
+      "End": true})"));
+  auto failed = TestState(exhausted, context_);
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_EQ(failed->status(), "FAILED");
+  EXPECT_EQ(failed->inspection_data().error_details().retry_index(), 1);
+  EXPECT_FALSE(failed->inspection_data().error_details().has_retry_backoff_interval_seconds());
+  EXPECT_FALSE(failed->inspection_data().error_details().has_catch_index());
 
   request.mutable_mock()->Clear();
   request.mutable_mock()->set_result(R"({"ok": true})");
@@ -659,7 +726,8 @@ TEST_F(InterpreterTest, TestStateParallelAndMapTakeTheirResultFromTheMock) {
   v1::TestStateRequest request;
   request.set_definition(R"({"Type": "Parallel", "Parameters": {"x.$": "$.a"},
       "ResultSelector": {"first.$": "$[0]"}, "ResultPath": "$.r", "Next": "After",
-      "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}]})");
+      "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}},
+                   {"StartAt": "C", "States": {"C": {"Type": "Pass", "End": true}}}]})");
   request.set_input(R"({"a": 1})");
   request.set_inspection_level("DEBUG");
   request.mutable_mock()->set_result(R"([{"b": 2}, 3])");
@@ -668,8 +736,43 @@ TEST_F(InterpreterTest, TestStateParallelAndMapTakeTheirResultFromTheMock) {
   EXPECT_EQ(parallel->status(), "SUCCEEDED");
   EXPECT_EQ(parallel->next_state(), "After");
   EXPECT_EQ(parallel->output(), R"({"a":1,"r":{"first":{"b":2}}})");
-  EXPECT_EQ(parallel->inspection_data().after_parameters(), R"({"x":1})");
-  EXPECT_EQ(parallel->inspection_data().result(), R"([{"b":2},3])");
+  // As AWS records a mocked Parallel: no InputPath, Parameters or raw
+  // result, but what ResultSelector and ResultPath made of the mock.
+  EXPECT_FALSE(parallel->inspection_data().has_max_concurrency());
+  EXPECT_EQ(parallel->inspection_data().after_parameters(), "");
+  EXPECT_EQ(parallel->inspection_data().after_input_path(), "");
+  EXPECT_EQ(parallel->inspection_data().result(), "");
+  EXPECT_EQ(parallel->inspection_data().after_result_selector(), R"({"first":{"b":2}})");
+  EXPECT_EQ(parallel->inspection_data().after_result_path(), R"({"a":1,"r":{"first":{"b":2}}})");
+
+  // The mock refusals AWS records.
+  v1::TestStateRequest refused = request;
+  refused.mutable_mock()->set_result(R"([{"b": 2}])");
+  EXPECT_EQ(TestState(refused, context_).status().message(),
+            "ValidationException: Mocked result must contain the same number of items as number "
+            "of Parallel branches.");
+  refused.mutable_mock()->mutable_error_output()->set_error("Boom");
+  EXPECT_EQ(TestState(refused, context_).status().message(),
+            "ValidationException: A test mock should have only one of the following fields: "
+            "[result, errorOutput].");
+  refused.mutable_mock()->clear_error_output();
+  refused.set_reveal_secrets(true);
+  EXPECT_EQ(TestState(refused, context_).status().message(),
+            "ValidationException: TestState does not support RevealSecrets when a mock is "
+            "specified.");
+  v1::TestStateRequest writer;
+  writer.set_definition(R"({"Type": "Map", "End": true,
+      "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                        "StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}},
+      "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                       "Parameters": {"Bucket": "b", "Prefix": "p"}}})");
+  writer.mutable_mock()->set_result("[1]");
+  EXPECT_EQ(TestState(writer, context_).status().message(),
+            "ValidationException: Mocked result must be a JSON object.");
+  writer.mutable_mock()->set_result(R"({"ResultWriterDetails": {"Bucket": "b"}})");
+  auto written = TestState(writer, context_);
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(written->output(), R"({"ResultWriterDetails":{"Bucket":"b"}})");
 
   request.set_definition(R"({"Type": "Map", "ItemsPath": "$.items", "End": true,
       "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Recover"}],
@@ -680,6 +783,8 @@ TEST_F(InterpreterTest, TestStateParallelAndMapTakeTheirResultFromTheMock) {
   ASSERT_TRUE(map.ok()) << map.status();
   EXPECT_EQ(map->status(), "SUCCEEDED");
   EXPECT_EQ(map->output(), "[10,20]");
+  EXPECT_EQ(map->inspection_data().max_concurrency(), 0);
+  EXPECT_FALSE(map->inspection_data().has_tolerated_failure_count());
 
   request.mutable_mock()->Clear();
   request.mutable_mock()->mutable_error_output()->set_error("States.ExceedToleratedFailureThreshold");

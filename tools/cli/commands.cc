@@ -718,6 +718,7 @@ absl::Status TestState(const Invocation& inv) {
   request.set_inspection_level(inv.args.Get("inspection-level"));
   request.set_variables(inv.args.Get("variables"));
   request.set_role_arn(inv.args.Get("role-arn"));
+  request.set_reveal_secrets(inv.args.IsSet("reveal-secrets"));
   if (inv.args.Has("mock-result")) request.mutable_mock()->set_result(inv.args.Get("mock-result"));
   if (inv.args.Has("mock-error")) {
     request.mutable_mock()->mutable_error_output()->set_error(inv.args.Get("mock-error"));
@@ -1479,7 +1480,7 @@ const std::vector<CommandSpec>& Commands() {
        .synopsis = "--definition FILE|- [--input JSON] [--state-name NAME] "
                    "[--inspection-level INFO|DEBUG|TRACE] [--mock-result JSON | "
                    "--mock-error ERROR [--mock-cause CAUSE]] [--retry-count N] "
-                   "[--variables JSON]",
+                   "[--variables JSON] [--role-arn ARN] [--reveal-secrets]",
        .summary = "Run one state in isolation (TestState).",
        .description =
            "Runs one state with the given input on the server (TestState) and\n"
@@ -1489,8 +1490,11 @@ const std::vector<CommandSpec>& Commands() {
            "(InputPath, Parameters, result, ResultSelector, ResultPath) and the\n"
            "variables are printed too. A Task state needs a mocked result or\n"
            "error, a Parallel or Map state a mocked result (an array) or error;\n"
-           "other states take no mock. The definition is a single state, or a\n"
-           "whole state machine with --state-name naming the state.",
+           "other states take no mock; a mock takes either a result or an\n"
+           "error, and no --reveal-secrets. The definition is a single state, or\n"
+           "a whole state machine with --state-name naming the state (which may\n"
+           "be nested in a Parallel's branch or a Map's processor). The state\n"
+           "runs under the name StateName, as on AWS.",
        .flags = {{.name = "definition",
                   .value_name = "FILE|-",
                   .help = "The state (or state machine) definition\n(required)."},
@@ -1515,7 +1519,10 @@ const std::vector<CommandSpec>& Commands() {
                  {.name = "variables",
                   .value_name = "JSON",
                   .help = "Workflow variables as a JSON object."},
-                 {.name = "role-arn", .value_name = "ARN", .help = "Role ARN for the context."}},
+                 {.name = "role-arn", .value_name = "ARN", .help = "Role ARN for the context."},
+                 {.name = "reveal-secrets",
+                  .kind = FlagKind::kBool,
+                  .help = "Ask for the raw HTTP request and response\n(refused with a mock)."}},
        .run = &TestState},
       {.group = "validate",
        .name = "",
