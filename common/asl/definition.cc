@@ -973,15 +973,18 @@ class DefinitionParser {
       case StateType::kMap: {
         JsonataField(value, "Items", where);
         if (value.HasMember("Items")) state->expressions["Items"] = &value["Items"];
-        ExpressionField(value, "MaxConcurrency", where, state);
+        for (const char* field :
+             {"MaxConcurrency", "ToleratedFailureCount", "ToleratedFailurePercentage"}) {
+          ExpressionField(value, field, where, state);
+        }
+        if (value.HasMember("ItemBatcher") && value["ItemBatcher"].IsObject()) {
+          const std::string at = where + "/ItemBatcher";
+          for (const char* field : {"MaxItemsPerBatch", "MaxInputBytesPerBatch"}) {
+            ExpressionField(value["ItemBatcher"], field, at, state);
+          }
+        }
         ParseMap(value, where, state);
         state->item_selector = JsonataField(value, "ItemSelector", where);
-        if (state->distributed) {
-          Error("UNSUPPORTED_FEATURE",
-                "A Map state in DISTRIBUTED mode with QueryLanguage 'JSONata' is not supported "
-                "by this release",
-                where);
-        }
         break;
       }
       default:
@@ -1161,9 +1164,14 @@ class DefinitionParser {
     }
     if (!state->distributed) return;
     ParseItemBatcher(value, where, state);
-    ParseIntOrPath(value, "ToleratedFailureCount", where, /*allow_zero=*/true,
-                   &state->tolerated_failure_count);
-    if (value.HasMember("ToleratedFailurePercentage") &&
+    // A JSONata state may give these as expressions (in state->expressions).
+    if (!state->expressions.count("ToleratedFailureCount")) {
+      ParseIntOrPath(value, "ToleratedFailureCount", where, /*allow_zero=*/true,
+                     &state->tolerated_failure_count);
+    }
+    if (state->expressions.count("ToleratedFailurePercentage")) {
+      // Evaluated when the Map starts.
+    } else if (value.HasMember("ToleratedFailurePercentage") &&
         value.HasMember("ToleratedFailurePercentagePath")) {
       Error("SCHEMA_VALIDATION_FAILED",
             "These fields cannot both be set: [ToleratedFailurePercentage, "
@@ -1194,7 +1202,11 @@ class DefinitionParser {
         continue;
       }
       if (Require(config, {"Resource"}, at_field)) StringField(config, "Resource", at_field);
-      TemplateField(config, "Parameters", at_field, /*object_only=*/true);
+      if (state->jsonata) {
+        JsonataField(config, "Arguments", at_field);
+      } else {
+        TemplateField(config, "Parameters", at_field, /*object_only=*/true);
+      }
       *out = &config;
     }
   }
@@ -1287,10 +1299,14 @@ class DefinitionParser {
       }
     }
     state->item_batcher = true;
-    ParseIntOrPath(batcher, "MaxItemsPerBatch", at, /*allow_zero=*/false,
-                   &state->max_items_per_batch);
-    ParseIntOrPath(batcher, "MaxInputBytesPerBatch", at, /*allow_zero=*/false,
-                   &state->max_input_bytes_per_batch);
+    if (!state->expressions.count("MaxItemsPerBatch")) {
+      ParseIntOrPath(batcher, "MaxItemsPerBatch", at, /*allow_zero=*/false,
+                     &state->max_items_per_batch);
+    }
+    if (!state->expressions.count("MaxInputBytesPerBatch")) {
+      ParseIntOrPath(batcher, "MaxInputBytesPerBatch", at, /*allow_zero=*/false,
+                     &state->max_input_bytes_per_batch);
+    }
     if (state->max_input_bytes_per_batch.value &&
         *state->max_input_bytes_per_batch.value > kMaxBatchBytes) {
       Error("SCHEMA_VALIDATION_FAILED",
@@ -1306,7 +1322,9 @@ class DefinitionParser {
             "MaxInputBytesPerBatch, MaxInputBytesPerBatchPath]",
             at);
     }
-    state->batch_input = TemplateField(batcher, "BatchInput", at, /*object_only=*/true);
+    state->batch_input = state->jsonata
+                             ? JsonataField(batcher, "BatchInput", at)
+                             : TemplateField(batcher, "BatchInput", at, /*object_only=*/true);
   }
 
   // A batch is at most 256 KiB, as every state input.

@@ -803,7 +803,11 @@ class Interpreter::Run {
         StartJsonataParallel(frame_id, state);
         return;
       case StateType::kMap:
-        StartJsonataMap(frame_id, state);
+        if (state.distributed) {
+          StartJsonataDistributedMap(frame_id, state);
+        } else {
+          StartJsonataMap(frame_id, state);
+        }
         return;
     }
   }
@@ -1081,8 +1085,12 @@ class Interpreter::Run {
     state.AddMember("EnteredTime",
                     StringValue(FormatTimestamp(FromProto(frame.entered_time())), a), a);
     state.AddMember("Name", StringValue(frame.state(), a), a);
+    // States that take a Retry count their retries (AWS's TestState shows
+    // it for a Map too); a Pass state's $$.State has none.
     if (const State* current = StateOf(frame);
-        current != nullptr && current->type == StateType::kTask) {
+        current != nullptr &&
+        (current->type == StateType::kTask || current->type == StateType::kMap ||
+         current->type == StateType::kParallel)) {
       state.AddMember("RetryCount", frame.retry_count(), a);
     }
     doc.AddMember("State", state, a);
@@ -3076,19 +3084,9 @@ class Interpreter::Run {
     if (!max_bytes) return;
     run.set_express_children(state.express_children);
     StartMapRun(frame_id, state, &run);
-
-    if (state.item_reader != nullptr || state.result_writer != nullptr) {
-      const bool reader = state.item_reader != nullptr;
-      FailMapRun(frame_id,
-                 StateError{reader ? "States.ItemReaderFailed" : "States.ResultWriterFailed",
-                            absl::StrCat(reader ? "ItemReader" : "ResultWriter",
-                                         " is not supported by this release: it has no Amazon "
-                                         "S3 to read items from or write results to.")});
-      return;
-    }
+    if (FailUnsupportedReaderOrWriter(frame_id, state)) return;
     // Each child's input: the item after ItemSelector, or a batch of them.
     json::Value inputs(rapidjson::kArrayType);
-    std::vector<int32_t> item_counts;
     for (rapidjson::SizeType i = 0; i < items.Size(); ++i) {
       json::Value input;
       if (state.item_selector != nullptr || state.parameters != nullptr) {
@@ -3107,18 +3105,158 @@ class Interpreter::Run {
       }
       inputs.PushBack(input, a);
     }
-    if (state.item_batcher) {
-      json::Value batch_input;
-      if (state.batch_input != nullptr) {
-        if (auto error = ApplyTemplate(*F(frame_id), *state.batch_input, selected, &batch_input,
-                                       a)) {
-          FailMapRun(frame_id, *error);
-          return;
-        }
+    json::Value batch_input;
+    if (state.item_batcher && state.batch_input != nullptr) {
+      if (auto error = ApplyTemplate(*F(frame_id), *state.batch_input, selected, &batch_input,
+                                     a)) {
+        FailMapRun(frame_id, *error);
+        return;
       }
+    }
+    PlanMapRun(frame_id, state, items.Size(), std::move(inputs),
+               state.batch_input != nullptr ? &batch_input : nullptr, *max_items, *max_bytes,
+               *max, a);
+  }
+
+  // A Map in DISTRIBUTED mode of a JSONata state: Items (or the input),
+  // MaxConcurrency, the tolerated failures and the batch limits evaluated
+  // first (their errors fail the state before its map run starts), then
+  // ItemSelector and BatchInput per child, as in StartJsonataMap.
+  void StartJsonataDistributedMap(int64_t frame_id, const State& state) {
+    auto raw = ParseInput(frame_id);
+    if (!raw) return;
+    json::Document doc(&arena_);
+    auto& a = doc.GetAllocator();
+    const Frame& frame = *F(frame_id);
+    json::Value states;
+    BuildStates(frame, *raw, nullptr, nullptr, &states, a);
+    std::optional<StateError> problem;
+    json::Value items(rapidjson::kArrayType);
+    if (state.item_reader == nullptr) {
+      auto it = state.expressions.find("Items");
+      if (it == state.expressions.end()) {
+        items = json::Copy(*raw, a);
+      } else {
+        problem = ApplyJsonata(frame, *it->second, states, "Items", &items, a);
+      }
+      if (!problem && !items.IsArray()) {
+        const jsonata::Expression* expression =
+            it == state.expressions.end() ? nullptr : definition_.Jsonata(it->second);
+        problem = expression != nullptr
+                      ? UnexpectedType(frame, *expression, "Items", "array", items)
+                      : QueryError(frame, "",
+                                   absl::StrCat("Map state input must be an array but was: ",
+                                                json::Serialize(items)));
+      }
+    }
+    std::optional<int64_t> max, max_items, max_bytes;
+    ::stepflow::internal::v1::MapRun run;
+    if (!problem) {
+      max = JsonataInt(frame, state, "MaxConcurrency", state.max_concurrency, states, a,
+                       &problem);
+    }
+    if (!problem) JsonataTolerance(frame, state, states, a, &run, &problem);
+    if (!problem) {
+      max_items = JsonataInt(frame, state, "MaxItemsPerBatch", state.max_items_per_batch, states,
+                             a, &problem);
+    }
+    if (!problem) {
+      max_bytes = JsonataInt(frame, state, "MaxInputBytesPerBatch",
+                             state.max_input_bytes_per_batch, states, a, &problem);
+    }
+    if (problem) {
+      // AWS records the Map state as failed before handling the error.
+      if (!WillRetry(frame, state, *problem)) Emit("MapStateFailed");
+      HandleError(frame_id, *problem);
+      return;
+    }
+    auto* started = Emit("MapStateStarted")->mutable_map_state_started_event_details();
+    started->set_length(static_cast<int32_t>(items.Size()));
+    run.set_express_children(state.express_children);
+    StartMapRun(frame_id, state, &run);
+    if (FailUnsupportedReaderOrWriter(frame_id, state)) return;
+    json::Value inputs(rapidjson::kArrayType);
+    for (rapidjson::SizeType i = 0; i < items.Size(); ++i) {
+      std::string input;
+      if (auto error = JsonataItemInput(*F(frame_id), state, *raw, static_cast<int32_t>(i),
+                                        json::Serialize(items[i]), &input)) {
+        FailMapRun(frame_id, *error);
+        return;
+      }
+      auto parsed = json::Parse(input);
+      inputs.PushBack(parsed.ok() ? json::Copy(*parsed, a) : json::Value(), a);
+    }
+    json::Value batch_input;
+    if (state.item_batcher && state.batch_input != nullptr) {
+      if (auto error =
+              ApplyJsonata(*F(frame_id), *state.batch_input, states, "BatchInput", &batch_input, a)) {
+        FailMapRun(frame_id, *error);
+        return;
+      }
+    }
+    PlanMapRun(frame_id, state, items.Size(), std::move(inputs),
+               state.batch_input != nullptr ? &batch_input : nullptr, *max_items, *max_bytes,
+               *max, a);
+  }
+
+  // ToleratedFailureCount and ToleratedFailurePercentage of a JSONata Map,
+  // literal or `{% %}`, into `run`.
+  void JsonataTolerance(const Frame& frame, const State& state, const json::Value& states,
+                        json::Allocator& a, ::stepflow::internal::v1::MapRun* run,
+                        std::optional<StateError>* problem) {
+    if (state.tolerated_failure_count.value || state.expressions.count("ToleratedFailureCount")) {
+      auto count = JsonataInt(frame, state, "ToleratedFailureCount",
+                              state.tolerated_failure_count, states, a, problem);
+      if (!count) return;
+      run->set_has_tolerated_count(true);
+      run->set_tolerated_count(*count);
+    }
+    std::optional<double> percentage = state.tolerated_failure_percentage;
+    if (auto it = state.expressions.find("ToleratedFailurePercentage");
+        it != state.expressions.end()) {
+      const jsonata::Expression& expression = *definition_.Jsonata(it->second);
+      json::Value value;
+      if ((*problem = EvaluateExpression(frame, expression, states, "ToleratedFailurePercentage",
+                                         &value, a))) {
+        return;
+      }
+      if (!value.IsNumber() || value.GetDouble() < 0 || value.GetDouble() > 100) {
+        *problem = UnexpectedType(frame, expression, "ToleratedFailurePercentage",
+                                  "number between 0 and 100", value);
+        return;
+      }
+      percentage = value.GetDouble();
+    }
+    if (percentage) {
+      run->set_has_tolerated_percentage(true);
+      run->set_tolerated_percentage(*percentage);
+    }
+  }
+
+  // ItemReader and ResultWriter need Amazon S3, which this release has
+  // not: the map run fails (true) when the state has either.
+  bool FailUnsupportedReaderOrWriter(int64_t frame_id, const State& state) {
+    if (state.item_reader == nullptr && state.result_writer == nullptr) return false;
+    const bool reader = state.item_reader != nullptr;
+    FailMapRun(frame_id,
+               StateError{reader ? "States.ItemReaderFailed" : "States.ResultWriterFailed",
+                          absl::StrCat(reader ? "ItemReader" : "ResultWriter",
+                                       " is not supported by this release: it has no Amazon "
+                                       "S3 to read items from or write results to.")});
+    return true;
+  }
+
+  // The children of a started map run: `inputs` (one per item), batched
+  // when the state has an ItemBatcher, then started as MaxConcurrency
+  // (`max`) allows.
+  void PlanMapRun(int64_t frame_id, const State& state, rapidjson::SizeType total_items,
+                  json::Value inputs, const json::Value* batch_input, int64_t max_items,
+                  int64_t max_bytes, int64_t max, json::Allocator& a) {
+    std::vector<int32_t> item_counts;
+    if (state.item_batcher) {
       json::Value batches(rapidjson::kArrayType);
-      if (auto error = MakeBatches(inputs, state.batch_input != nullptr ? &batch_input : nullptr,
-                                   *max_items, *max_bytes, &batches, &item_counts, a)) {
+      if (auto error =
+              MakeBatches(inputs, batch_input, max_items, max_bytes, &batches, &item_counts, a)) {
         FailMapRun(frame_id, *error);
         return;
       }
@@ -3128,14 +3266,14 @@ class Interpreter::Run {
     }
     Frame* frame = F(frame_id);
     ::stepflow::internal::v1::MapRun* map_run = frame->mutable_map_run();
-    map_run->set_total_items(static_cast<int32_t>(items.Size()));
+    map_run->set_total_items(static_cast<int32_t>(total_items));
     for (int32_t count : item_counts) map_run->add_child_item_counts(count);
     for (const auto& input : inputs.GetArray()) map_run->add_child_inputs(json::Serialize(input));
     frame->set_waiting_children(true);
     frame->set_total_children(static_cast<int32_t>(inputs.Size()));
     frame->set_next_child(0);
     frame->set_running_children(0);
-    frame->set_max_concurrency(static_cast<int32_t>(*max));
+    frame->set_max_concurrency(static_cast<int32_t>(max));
     frame->clear_child_outputs();
     for (rapidjson::SizeType i = 0; i < inputs.Size(); ++i) frame->add_child_outputs("null");
     NoteMapRunPlanned(frame_id);
@@ -3987,9 +4125,28 @@ class Interpreter::Run {
                                 &problem);
           if (problem) break;
           data->set_max_concurrency(static_cast<int32_t>(*max));
+          ::stepflow::internal::v1::MapRun run;
+          JsonataTolerance(frame, state, states, a, &run, &problem);
+          if (problem) break;
+          std::optional<int64_t> count;
+          std::optional<double> percentage;
+          if (run.has_tolerated_count()) {
+            count = run.tolerated_count();
+            data->set_tolerated_failure_count(static_cast<int32_t>(*count));
+          }
+          if (run.has_tolerated_percentage()) {
+            percentage = run.tolerated_percentage();
+            data->set_tolerated_failure_percentage(static_cast<float>(*percentage));
+          }
+          if (!request.mock().result().empty()) {
+            auto mocked = json::Parse(request.mock().result());
+            if (mocked.ok() && ToleranceExceeded(request, count, percentage, *mocked)) {
+              problem = StateError{"States.ExceedToleratedFailureThreshold",
+                                   "The specified tolerated failure threshold was exceeded"};
+              break;
+            }
+          }
         }
-        // (Tolerated failures, and so map_iteration_failure_count, belong to
-        // DISTRIBUTED Maps, which JSONata states cannot be in this release.)
         if (!apply_mock()) return;
         break;
       }
@@ -4115,17 +4272,28 @@ class Interpreter::Run {
         percentage = found->GetDouble();
       }
     }
+    if (ToleranceExceeded(request, count, percentage, result)) {
+      *exceeded = StateError{"States.ExceedToleratedFailureThreshold",
+                             "The specified tolerated failure threshold was exceeded"};
+    }
+    return std::nullopt;
+  }
+
+  // Whether state_configuration.map_iteration_failure_count failed
+  // iterations exceed a tolerated `count` or `percentage` (of the items of
+  // map_item_reader_data when it holds a JSON array, else of `result`).
+  static bool ToleranceExceeded(const v1::TestStateRequest& request,
+                                std::optional<int64_t> count, std::optional<double> percentage,
+                                const json::Value& result) {
+    const int64_t failed = request.state_configuration().map_iteration_failure_count();
+    if (failed <= 0) return false;
     size_t items = result.IsArray() ? result.Size() : 0;
     if (auto read = json::Parse(request.state_configuration().map_item_reader_data());
         read.ok() && read->IsArray()) {
       items = read->Size();
     }
-    if ((count && failed > *count) ||
-        (percentage && items > 0 && 100.0 * static_cast<double>(failed) / items > *percentage)) {
-      *exceeded = StateError{"States.ExceedToleratedFailureThreshold",
-                             "The specified tolerated failure threshold was exceeded"};
-    }
-    return std::nullopt;
+    return (count && failed > *count) ||
+           (percentage && items > 0 && 100.0 * static_cast<double>(failed) / items > *percentage);
   }
 
   static bool WillRetryInTest(const v1::TestStateRequest& request, const State& state,
