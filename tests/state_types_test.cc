@@ -186,8 +186,12 @@ TEST_F(StateTypesTest, TestStateThroughTheGateway) {
 
   request.set_inspection_level("LOUD");
   grpc::ClientContext bad;
-  EXPECT_EQ(stub_->TestState(&bad, request, &response).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::Status refused = stub_->TestState(&bad, request, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(refused.error_message(),
+            "ValidationException: 1 validation error detected: Value 'LOUD' at 'inspectionLevel' "
+            "failed to satisfy constraint: Member must satisfy enum value set: [INFO, DEBUG, "
+            "TRACE]");
 }
 
 }  // namespace

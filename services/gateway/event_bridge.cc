@@ -59,7 +59,7 @@ absl::Status ValidateName(absl::string_view field, absl::string_view name,
                           size_t max) {
   RETURN_IF_ERROR(ValidateLength(field, name, 1, max));
   if (!std::all_of(name.begin(), name.end(), IsNameChar)) {
-    return ConstraintViolation(field, kNamePattern);
+    return ConstraintViolation(field, name, kNamePattern);
   }
   return absl::OkStatus();
 }
@@ -96,10 +96,10 @@ int ListLimit(int limit) { return limit == 0 ? kDefaultListLimit : limit; }
 absl::Status ValidateListLimit(int limit) {
   if (limit < 0)
     return ConstraintViolation(
-        "limit", "Member must have value greater than or equal to 1");
+        "limit", limit, "Member must have value greater than or equal to 1");
   if (limit > kMaxListLimit) {
     return ConstraintViolation(
-        "limit", "Member must have value less than or equal to 100");
+        "limit", limit, "Member must have value less than or equal to 100");
   }
   return absl::OkStatus();
 }
@@ -154,7 +154,7 @@ absl::Status ValidateRuleState(const std::string& state) {
       state == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS") {
     return absl::OkStatus();
   }
-  return ConstraintViolation("state",
+  return ConstraintViolation("state", state,
                              "Member must satisfy enum value set: "
                              "[ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS, "
                              "DISABLED, ENABLED]");
@@ -283,22 +283,26 @@ absl::Status ValidateTarget(const config::ArnScope& scope,
     const char* field = "targets.member.retryPolicy.maximumRetryAttempts";
     if (policy.maximum_retry_attempts() < 0) {
       return ConstraintViolation(
-          field, "Member must have value greater than or equal to 0");
+          field, policy.maximum_retry_attempts(),
+          "Member must have value greater than or equal to 0");
     }
     if (policy.maximum_retry_attempts() > 185) {
       return ConstraintViolation(
-          field, "Member must have value less than or equal to 185");
+          field, policy.maximum_retry_attempts(),
+          "Member must have value less than or equal to 185");
     }
   }
   if (policy.maximum_event_age_in_seconds() != 0) {
     const char* field = "targets.member.retryPolicy.maximumEventAgeInSeconds";
     if (policy.maximum_event_age_in_seconds() < 60) {
       return ConstraintViolation(
-          field, "Member must have value greater than or equal to 60");
+          field, policy.maximum_event_age_in_seconds(),
+          "Member must have value greater than or equal to 60");
     }
     if (policy.maximum_event_age_in_seconds() > 86400) {
       return ConstraintViolation(
-          field, "Member must have value less than or equal to 86400");
+          field, policy.maximum_event_age_in_seconds(),
+          "Member must have value less than or equal to 86400");
     }
   }
   // DeadLetterConfig.Arn: an SQS queue ARN, whose queue names the target's
@@ -352,7 +356,7 @@ absl::Status ValidateArchivePattern(const std::string& pattern) {
 absl::Status ValidateRetentionDays(int days) {
   if (days < 0) {
     return ConstraintViolation(
-        "retentionDays", "Member must have value greater than or equal to 0");
+        "retentionDays", days, "Member must have value greater than or equal to 0");
   }
   return absl::OkStatus();
 }
@@ -366,7 +370,7 @@ absl::Status ValidateArchiveState(const std::string& state) {
     return absl::OkStatus();
   }
   return ConstraintViolation(
-      "state",
+      "state", state,
       "Member must satisfy enum value set: [DISABLED, CREATE_FAILED, "
       "UPDATE_FAILED, CREATING, UPDATING, ENABLED]");
 }
@@ -381,7 +385,7 @@ absl::Status ValidateReplayState(const std::string& state) {
     return absl::OkStatus();
   }
   return ConstraintViolation(
-      "state",
+      "state", state,
       "Member must satisfy enum value set: [CANCELLED, CANCELLING, FAILED, "
       "COMPLETED, STARTING, RUNNING]");
 }

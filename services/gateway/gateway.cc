@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <deque>
 #include <list>
@@ -13,6 +14,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/asl/definition.h"
 #include "common/asl/interpreter.h"
@@ -94,9 +96,21 @@ std::string ExecutionSortKey(const iv1::ExecutionRecord& record) {
   return key;
 }
 
+// A float as Java prints it in AWS's messages: 101 is "101.0".
+std::string JavaFloat(float value) {
+  if (value == std::floor(value) && std::fabs(value) < 1e7f) {
+    return absl::StrFormat("%.1f", value);
+  }
+  return absl::StrCat(value);
+}
+
 absl::Status ValidateMaxResults(int max_results) {
-  if (max_results < 0 || max_results > kMaxPageSize) {
-    return ConstraintViolation("maxResults",
+  if (max_results < 0) {
+    return ConstraintViolation("maxResults", max_results,
+                               "Member must have value greater than or equal to 0");
+  }
+  if (max_results > kMaxPageSize) {
+    return ConstraintViolation("maxResults", max_results,
                                "Member must have value less than or equal to 1000");
   }
   return absl::OkStatus();
@@ -108,7 +122,7 @@ absl::Status ValidateLogging(const v1::LoggingConfiguration& logging) {
   const std::string& level = logging.level();
   if (!level.empty() && level != "ALL" && level != "ERROR" && level != "FATAL" &&
       level != "OFF") {
-    return ConstraintViolation("loggingConfiguration.level",
+    return ConstraintViolation("loggingConfiguration.level", level,
                                "Member must satisfy enum value set: [ALL, ERROR, FATAL, OFF]");
   }
   const bool one_destination =
@@ -129,13 +143,13 @@ absl::Status ValidateExecutionFilters(const v1::ListExecutionsRequest& request) 
                                                   "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"};
   if (!request.status_filter().empty() && !kStatuses.count(request.status_filter())) {
     return ConstraintViolation(
-        "statusFilter",
+        "statusFilter", request.status_filter(),
         "Member must satisfy enum value set: [RUNNING, SUCCEEDED, FAILED, TIMED_OUT, "
         "ABORTED, PENDING_REDRIVE]");
   }
   if (!request.redrive_filter().empty() && request.redrive_filter() != "REDRIVEN" &&
       request.redrive_filter() != "NOT_REDRIVEN") {
-    return ConstraintViolation("redriveFilter",
+    return ConstraintViolation("redriveFilter", request.redrive_filter(),
                                "Member must satisfy enum value set: [REDRIVEN, NOT_REDRIVEN]");
   }
   return absl::OkStatus();
@@ -525,7 +539,8 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       RETURN_IF_ERROR(config::ValidateResourceName(request->name()));
       if (!request->type().empty() && request->type() != "STANDARD" &&
           request->type() != "EXPRESS") {
-        return ConstraintViolation("type", "Member must satisfy enum value set: [STANDARD, EXPRESS]");
+        return ConstraintViolation("type", request->type(),
+                                   "Member must satisfy enum value set: [STANDARD, EXPRESS]");
       }
       RETURN_IF_ERROR(ValidateLength("definition", request->definition(), 1, kMaxDefinitionBytes));
       ASSIGN_OR_RETURN(std::shared_ptr<const asl::Definition> definition,
@@ -610,7 +625,8 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       RETURN_IF_ERROR(ValidateLength("definition", request->definition(), 1, kMaxDefinitionBytes));
       if (!request->type().empty() && request->type() != "STANDARD" &&
           request->type() != "EXPRESS") {
-        return ConstraintViolation("type", "Member must satisfy enum value set: [STANDARD, EXPRESS]");
+        return ConstraintViolation("type", request->type(),
+                                   "Member must satisfy enum value set: [STANDARD, EXPRESS]");
       }
       const int limit = request->max_results() > 0 ? request->max_results() : 100;
       std::vector<asl::Diagnostic> diagnostics = asl::ValidateDefinition(request->definition());
@@ -645,7 +661,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       RETURN_IF_ERROR(ValidateLength("input", request->input(), 0, kMaxPayloadBytes));
       static const std::set<std::string> kLevels = {"", "INFO", "DEBUG", "TRACE"};
       if (!kLevels.count(request->inspection_level())) {
-        return ConstraintViolation("inspectionLevel",
+        return ConstraintViolation("inspectionLevel", request->inspection_level(),
                                    "Member must satisfy enum value set: [INFO, DEBUG, TRACE]");
       }
       asl::ExecutionContext context;
@@ -722,7 +738,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       RETURN_IF_ERROR(ValidateLength("traceHeader", start.trace_header(), 0, kMaxTraceHeaderBytes));
       if (!request->included_data().empty() && request->included_data() != "ALL_DATA" &&
           request->included_data() != "METADATA_ONLY") {
-        return ConstraintViolation("includedData",
+        return ConstraintViolation("includedData", request->included_data(),
                                    "Member must satisfy enum value set: [ALL_DATA, METADATA_ONLY]");
       }
       shard_request->set_included_data(request->included_data());
@@ -786,7 +802,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
           config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
       if (!request->included_data().empty() && request->included_data() != "ALL_DATA" &&
           request->included_data() != "METADATA_ONLY") {
-        return ConstraintViolation("includedData",
+        return ConstraintViolation("includedData", request->included_data(),
                                    "Member must satisfy enum value set: [ALL_DATA, METADATA_ONLY]");
       }
       // A map run's child execution lives in its parent's record.
@@ -835,17 +851,18 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       ASSIGN_OR_RETURN(config::MapRunRef ref,
                        config::ParseMapRunArn(options_.arn_scope, request->map_run_arn()));
       if (request->has_max_concurrency() && request->max_concurrency() < 0) {
-        return ConstraintViolation("maxConcurrency",
+        return ConstraintViolation("maxConcurrency", request->max_concurrency(),
                                    "Member must have value greater than or equal to 0");
       }
       if (request->has_tolerated_failure_percentage() &&
           !(request->tolerated_failure_percentage() >= 0 &&
             request->tolerated_failure_percentage() <= 100)) {
         return ConstraintViolation("toleratedFailurePercentage",
+                                   JavaFloat(request->tolerated_failure_percentage()),
                                    "Member must have value between 0 and 100");
       }
       if (request->has_tolerated_failure_count() && request->tolerated_failure_count() < 0) {
-        return ConstraintViolation("toleratedFailureCount",
+        return ConstraintViolation("toleratedFailureCount", request->tolerated_failure_count(),
                                    "Member must have value greater than or equal to 0");
       }
       return router_->Call(context, router_->OwnerOfRoutingHash(ref.routing_hash),
@@ -892,10 +909,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     return rpc::ToGrpcStatus([&]() -> absl::Status {
       RETURN_IF_ERROR(
           config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
-      if (request->max_results() < 0 || request->max_results() > kMaxPageSize) {
-        return ConstraintViolation("maxResults",
-                                   "Member must have value less than or equal to 1000");
-      }
+      RETURN_IF_ERROR(ValidateMaxResults(request->max_results()));
       return router_->CallOwner(context, request->execution_arn(),
                                 DeadlineOf(context, kDefaultDeadline),
                                 STEPFLOW_SHARD_METHOD(GetExecutionHistory), *request, response);
@@ -1062,8 +1076,9 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     return Serve(context, [&](grpc::ServerUnaryReactor* reactor) -> absl::Status {
       RETURN_IF_ERROR(ValidatePoll(request->activity_arn(), request->worker_name()));
       if (request->max_tasks() < 1 || request->max_tasks() > kMaxTasksPerPoll) {
-        return ConstraintViolation("maxTasks", absl::StrCat("Member must have value between 1 and ",
-                                                            kMaxTasksPerPoll));
+        return ConstraintViolation("maxTasks", request->max_tasks(),
+                                   absl::StrCat("Member must have value between 1 and ",
+                                                kMaxTasksPerPoll));
       }
       auto polled = std::make_shared<iv1::PollActivityTasksResponse>();
       LongPoll(context, request->activity_arn(), request->worker_name(), request->max_tasks(),
@@ -1281,7 +1296,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
           config::ExecutionNamesFromArn(options_.arn_scope, request->execution_arn()).status());
       if (!request->included_data().empty() && request->included_data() != "ALL_DATA" &&
           request->included_data() != "METADATA_ONLY") {
-        return ConstraintViolation("includedData",
+        return ConstraintViolation("includedData", request->included_data(),
                                    "Member must satisfy enum value set: [ALL_DATA, METADATA_ONLY]");
       }
       return router_->CallOwner(

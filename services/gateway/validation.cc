@@ -15,6 +15,18 @@ absl::Status ConstraintViolation(absl::string_view field, absl::string_view cons
                    "' failed to satisfy constraint: ", constraint));
 }
 
+absl::Status ConstraintViolation(absl::string_view field, absl::string_view value,
+                                 absl::string_view constraint) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("ValidationException: 1 validation error detected: Value '", value, "' at '",
+                   field, "' failed to satisfy constraint: ", constraint));
+}
+
+absl::Status ConstraintViolation(absl::string_view field, int64_t value,
+                                 absl::string_view constraint) {
+  return ConstraintViolation(field, absl::StrCat(value), constraint);
+}
+
 absl::Status ValidateJsonPayload(absl::string_view field, const std::string& text,
                                  absl::string_view error_name, size_t max_bytes) {
   if (text.size() > max_bytes) {

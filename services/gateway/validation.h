@@ -11,8 +11,16 @@
 namespace stepflow::gateway {
 
 // "ValidationException: 1 validation error detected: Value at 'field' failed
-// to satisfy constraint: ..." (INVALID_ARGUMENT).
+// to satisfy constraint: ..." (INVALID_ARGUMENT). AWS leaves the value out
+// for payloads (definitions, inputs) and lists.
 absl::Status ConstraintViolation(absl::string_view field, absl::string_view constraint);
+
+// The same with the value, as AWS names a scalar's: "Value 'LOUD' at
+// 'inspectionLevel' failed to satisfy constraint: ...".
+absl::Status ConstraintViolation(absl::string_view field, absl::string_view value,
+                                 absl::string_view constraint);
+absl::Status ConstraintViolation(absl::string_view field, int64_t value,
+                                 absl::string_view constraint);
 
 // `text` is a JSON document of at most `max_bytes`; otherwise
 // INVALID_ARGUMENT with `error_name` (InvalidExecutionInput, InvalidOutput).

@@ -20,6 +20,21 @@ TEST(ValidationTest, JsonPayloads) {
             "satisfy constraint: Member must have length less than or equal to 100");
 }
 
+// AWS names a scalar's value; a payload's it leaves out (above).
+TEST(ValidationTest, ScalarViolationsNameTheirValue) {
+  EXPECT_EQ(ConstraintViolation("inspectionLevel", "LOUD",
+                                "Member must satisfy enum value set: [INFO, DEBUG, TRACE]")
+                .message(),
+            "ValidationException: 1 validation error detected: Value 'LOUD' at 'inspectionLevel' "
+            "failed to satisfy constraint: Member must satisfy enum value set: [INFO, DEBUG, "
+            "TRACE]");
+  EXPECT_EQ(ConstraintViolation("maxResults", 1001, "Member must have value less than or equal to "
+                                                    "1000")
+                .message(),
+            "ValidationException: 1 validation error detected: Value '1001' at 'maxResults' "
+            "failed to satisfy constraint: Member must have value less than or equal to 1000");
+}
+
 TEST(ValidationTest, PageTokensRoundTrip) {
   std::string key;
   ASSERT_TRUE(DecodePageToken(EncodePageToken(std::string("a\0b", 3)), &key).ok());
