@@ -194,5 +194,51 @@ TEST_F(StateTypesTest, TestStateThroughTheGateway) {
             "TRACE]");
 }
 
+// An EXPRESS machine may not wait for a callback (AWS's
+// test_illegal_callbacks), whether it is created or updated so; a
+// STANDARD one may.
+TEST_F(StateTypesTest, ExpressMachinesRefuseCallbacksWhenCreatedOrUpdated) {
+  const std::string callback = R"({"StartAt": "Wait", "States": {"Wait": {"Type": "Task",
+      "Resource": "arn:aws:states:::events:putEvents.waitForTaskToken",
+      "Parameters": {"Entries": [{"Detail": {"token.$": "$$.Task.Token"},
+                                  "DetailType": "d", "Source": "s"}]}, "End": true}}})";
+  const std::string pass = R"({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}})";
+  for (const char* type : {"EXPRESS", "STANDARD"}) {
+    SCOPED_TRACE(type);
+    v1::CreateStateMachineRequest create;
+    create.set_name(absl::StrCat("callbacks-", type));
+    create.set_type(type);
+    create.set_definition(callback);
+    v1::CreateStateMachineResponse created;
+    grpc::ClientContext c1;
+    grpc::Status refused = stub_->CreateStateMachine(&c1, create, &created);
+    EXPECT_EQ(refused.ok(), std::string(type) == "STANDARD") << refused.error_message();
+    if (!refused.ok()) {
+      EXPECT_THAT(refused.error_message(), HasSubstr("InvalidDefinition"));
+      create.set_definition(pass);
+      grpc::ClientContext c2;
+      ASSERT_TRUE(stub_->CreateStateMachine(&c2, create, &created).ok());
+    }
+    v1::UpdateStateMachineRequest update;
+    update.set_state_machine_arn(created.state_machine_arn());
+    update.set_definition(callback);
+    v1::UpdateStateMachineResponse updated;
+    grpc::ClientContext c3;
+    grpc::Status status = stub_->UpdateStateMachine(&c3, update, &updated);
+    EXPECT_EQ(status.ok(), std::string(type) == "STANDARD") << status.error_message();
+    if (!status.ok()) {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+      EXPECT_EQ(status.error_message(), refused.error_message());
+      // The machine kept its definition.
+      v1::DescribeStateMachineRequest describe;
+      describe.set_state_machine_arn(created.state_machine_arn());
+      v1::DescribeStateMachineResponse described;
+      grpc::ClientContext c4;
+      ASSERT_TRUE(stub_->DescribeStateMachine(&c4, describe, &described).ok());
+      EXPECT_EQ(described.definition(), pass);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace stepflow

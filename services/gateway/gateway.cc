@@ -1136,7 +1136,24 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
       if (!request->definition().empty()) {
         RETURN_IF_ERROR(
             ValidateLength("definition", request->definition(), 1, kMaxDefinitionBytes));
-        RETURN_IF_ERROR(asl::Definition::Parse(request->definition()).status());
+        ASSIGN_OR_RETURN(std::shared_ptr<const asl::Definition> definition,
+                         asl::Definition::Parse(request->definition()));
+        // What an EXPRESS machine may not run: its type is asked for only
+        // when the definition has such a state.
+        if (std::vector<asl::Diagnostic> express = asl::ExpressDiagnostics(*definition);
+            !express.empty()) {
+          v1::DescribeStateMachineRequest describe;
+          describe.set_state_machine_arn(request->state_machine_arn());
+          v1::DescribeStateMachineResponse machine;
+          RETURN_IF_ERROR(router_->CallOwner(context, request->state_machine_arn(),
+                                             DeadlineOf(context, kDefaultDeadline),
+                                             STEPFLOW_SHARD_METHOD(DescribeStateMachine),
+                                             describe, &machine));
+          if (machine.type() == "EXPRESS") {
+            return absl::InvalidArgumentError(
+                absl::StrCat("InvalidDefinition: ", asl::InvalidDefinitionMessage({express[0]})));
+          }
+        }
       }
       RETURN_IF_ERROR(ValidateLength("roleArn", request->role_arn(), 0, 256));
       RETURN_IF_ERROR(
