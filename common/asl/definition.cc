@@ -160,7 +160,7 @@ class DefinitionParser {
   explicit DefinitionParser(Definition* def) : def_(def) {}
 
   static std::pair<std::shared_ptr<Definition>, std::vector<Diagnostic>> ParseText(
-      absl::string_view text) {
+      absl::string_view text, bool any_resource = false) {
     std::shared_ptr<Definition> def(new Definition());
     if (text.find_first_not_of(" \t\r\n") == absl::string_view::npos) {
       return {nullptr, {Diagnostic{"ERROR", "SCHEMA_VALIDATION_FAILED",
@@ -172,7 +172,9 @@ class DefinitionParser {
                                    std::string(doc.status().message()), "/"}}};
     }
     def->document_ = std::move(*doc);
-    std::vector<Diagnostic> diagnostics = DefinitionParser(def.get()).Run();
+    DefinitionParser parser(def.get());
+    parser.any_resource_ = any_resource;
+    std::vector<Diagnostic> diagnostics = parser.Run();
     return {std::move(def), std::move(diagnostics)};
   }
 
@@ -997,6 +999,13 @@ class DefinitionParser {
     if (resource != nullptr) {
       std::string problem;
       std::optional<Integration> integration = ParseIntegration(*resource, &problem);
+      if (!integration && any_resource_ && absl::StartsWith(*resource, "arn:")) {
+        integration = AnyIntegration(*resource);
+        if (!integration) {
+          state->resource = *resource;  // e.g. a Lambda function's ARN
+          return;
+        }
+      }
       if (integration.has_value()) {
         state->resource = *resource;
         state->integration = std::move(*integration);
@@ -1014,6 +1023,36 @@ class DefinitionParser {
         state->resource = *resource;
       }
     }
+  }
+
+  // arn:PARTITION:states:::SERVICE:ACTION[.PATTERN] of any service, for
+  // TestState with a mock; nullopt for ARNs of another shape.
+  static std::optional<Integration> AnyIntegration(absl::string_view resource) {
+    std::vector<absl::string_view> parts = absl::StrSplit(resource, absl::MaxSplits(':', 6));
+    if (parts.size() != 7 || parts[2] != "states" || !parts[3].empty() || !parts[4].empty() ||
+        parts[5].empty() || parts[6].empty()) {
+      return std::nullopt;
+    }
+    Integration integration;
+    integration.service = std::string(parts[5]);
+    absl::string_view action = parts[6];
+    absl::string_view pattern;
+    if (size_t dot = action.find('.'); dot != absl::string_view::npos) {
+      pattern = action.substr(dot);
+      action = action.substr(0, dot);
+    }
+    integration.action = std::string(action);
+    integration.resource_name = absl::StrCat(action, pattern);
+    if (pattern == ".waitForTaskToken") {
+      integration.pattern = IntegrationPattern::kWaitForTaskToken;
+    } else if (pattern == ".sync") {
+      integration.pattern = IntegrationPattern::kSync;
+    } else if (pattern == ".sync:2") {
+      integration.pattern = IntegrationPattern::kSync2;
+    } else if (!pattern.empty()) {
+      return std::nullopt;
+    }
+    return integration;
   }
 
   // Credentials must name the role to assume (RoleArn, or RoleArn.$ / a
@@ -1393,6 +1432,7 @@ class DefinitionParser {
   }
 
   Definition* def_;
+  bool any_resource_ = false;  // Definition::Parse(text, any_resource)
   bool machine_jsonata_ = false;  // top-level "QueryLanguage": "JSONata"
   std::vector<Diagnostic> diagnostics_;
   std::deque<std::string> scratch_;
@@ -1400,7 +1440,12 @@ class DefinitionParser {
 };
 
 absl::StatusOr<std::shared_ptr<const Definition>> Definition::Parse(absl::string_view text) {
-  auto [def, diagnostics] = DefinitionParser::ParseText(text);
+  return Parse(text, /*any_resource=*/false);
+}
+
+absl::StatusOr<std::shared_ptr<const Definition>> Definition::Parse(absl::string_view text,
+                                                                    bool any_resource) {
+  auto [def, diagnostics] = DefinitionParser::ParseText(text, any_resource);
   if (!diagnostics.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("InvalidDefinition: ", InvalidDefinitionMessage(diagnostics)));

@@ -225,6 +225,11 @@ struct Diagnostic {
 class Definition {
  public:
   static absl::StatusOr<std::shared_ptr<const Definition>> Parse(absl::string_view text);
+  // TestState with a mock calls no service, so its Task may name any
+  // resource ARN, as on AWS: `any_resource` accepts every
+  // arn:...:states:::SERVICE:ACTION[.PATTERN] and every other ARN.
+  static absl::StatusOr<std::shared_ptr<const Definition>> Parse(absl::string_view text,
+                                                                 bool any_resource);
 
   const StateMachine& root() const { return root_; }
   const std::string& start_at() const { return root_.start_at; }

@@ -3916,10 +3916,20 @@ class Interpreter::Run {
         const bool container = state.type == StateType::kParallel || state.type == StateType::kMap;
         if (!container && !(state.type == StateType::kPass && state.result != nullptr)) {
           data->set_after_parameters(json::Serialize(after_parameters));
-        } else {
+        } else if (state.type != StateType::kMap) {
           data->clear_after_input_path();
         }
         if (state.type == StateType::kMap) {
+          // A Map shows its items (unless an ItemReader reads them) and its
+          // limits.
+          if (state.item_reader == nullptr) {
+            json::Value items;
+            if (auto error = SelectItems(frame, state, after_input, &items, a)) {
+              fail(*error);
+              break;
+            }
+            data->set_after_items_path(json::Serialize(items));
+          }
           InspectMapLimits(frame, state, after_input, data);
         }
         json::Value result;
@@ -4104,9 +4114,11 @@ class Interpreter::Run {
           }
           if (problem) break;
         } else {
-          json::Value items;
+          json::Value items(rapidjson::kArrayType);
           auto it = state.expressions.find("Items");
-          if (it == state.expressions.end()) {
+          if (state.item_reader != nullptr) {
+            // The ItemReader's items are state_configuration.map_item_reader_data.
+          } else if (it == state.expressions.end()) {
             items = json::Copy(input, a);
           } else if ((problem = ApplyJsonata(frame, *it->second, states, "Items", &items, a))) {
             break;
@@ -4669,12 +4681,13 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
   }
   machine.AddMember("StartAt", StringValue(name, a), a);
   machine.AddMember("States", states, a);
-  auto parsed_definition = Definition::Parse(json::Serialize(machine));
+  const bool mocked =
+      !request.mock().result().empty() || !request.mock().error_output().error().empty();
+  // With a mock nothing is called: a Task may name any service.
+  auto parsed_definition = Definition::Parse(json::Serialize(machine), /*any_resource=*/mocked);
   if (!parsed_definition.ok()) return parsed_definition.status();
   std::shared_ptr<const Definition> definition = *parsed_definition;
   const State* tested = definition->FindState(name);
-  const bool mocked =
-      !request.mock().result().empty() || !request.mock().error_output().error().empty();
   if (!request.mock().result().empty() && !request.mock().error_output().error().empty()) {
     return TestStateInvalid(
         "A test mock should have only one of the following fields: [result, errorOutput].");
@@ -4711,6 +4724,23 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
       } else if (!mocked->IsArray()) {
         return TestStateInvalid(
             "mock.result of a Map state must be a JSON array (one result per iteration)");
+      }
+    }
+    if (tested->type == StateType::kMap) {
+      // As many iterations as the reader's items, else as the mock's results.
+      std::optional<size_t> iterations;
+      if (auto read = json::Parse(request.state_configuration().map_item_reader_data());
+          read.ok() && read->IsArray()) {
+        iterations = read->Size();
+      } else if (auto mocked = json::Parse(request.mock().result());
+                 mocked.ok() && mocked->IsArray()) {
+        iterations = mocked->Size();
+      }
+      const int64_t failed = request.state_configuration().map_iteration_failure_count();
+      if (iterations && failed > static_cast<int64_t>(*iterations)) {
+        return TestStateInvalid(
+            "Map iteration failure count must be less than or equal to the number of Map "
+            "iterations");
       }
     }
   }

@@ -770,6 +770,7 @@ TEST_F(InterpreterTest, TestStateParallelAndMapTakeTheirResultFromTheMock) {
   EXPECT_EQ(TestState(writer, context_).status().message(),
             "ValidationException: Mocked result must be a JSON object.");
   writer.mutable_mock()->set_result(R"({"ResultWriterDetails": {"Bucket": "b"}})");
+  writer.set_input("[1, 2]");
   auto written = TestState(writer, context_);
   ASSERT_TRUE(written.ok()) << written.status();
   EXPECT_EQ(written->output(), R"({"ResultWriterDetails":{"Bucket":"b"}})");
@@ -785,6 +786,15 @@ TEST_F(InterpreterTest, TestStateParallelAndMapTakeTheirResultFromTheMock) {
   EXPECT_EQ(map->output(), "[10,20]");
   EXPECT_EQ(map->inspection_data().max_concurrency(), 0);
   EXPECT_FALSE(map->inspection_data().has_tolerated_failure_count());
+  // A Map shows its InputPath and ItemsPath, as AWS records it.
+  EXPECT_EQ(map->inspection_data().after_input_path(), R"({"items":[1,2]})");
+  EXPECT_EQ(map->inspection_data().after_items_path(), "[1,2]");
+  // More failed iterations than there are is refused, in AWS's words.
+  v1::TestStateRequest too_many = request;
+  too_many.mutable_state_configuration()->set_map_iteration_failure_count(3);
+  EXPECT_EQ(TestState(too_many, context_).status().message(),
+            "ValidationException: Map iteration failure count must be less than or equal to the "
+            "number of Map iterations");
 
   request.mutable_mock()->Clear();
   request.mutable_mock()->mutable_error_output()->set_error("States.ExceedToleratedFailureThreshold");

@@ -245,6 +245,38 @@ TEST_F(JsonataStateTest, TestStateRunsJsonataParallelAndMapWithAMock) {
   EXPECT_EQ(bad_items->status(), "FAILED");
   EXPECT_EQ(bad_items->error(), "States.QueryEvaluationError");
 
+  // With an ItemReader the items are state_configuration.map_item_reader_data,
+  // not the input.
+  v1::TestStateRequest reader;
+  reader.set_definition(R"({"QueryLanguage": "JSONata", "Type": "Map", "End": true,
+      "MaxConcurrency": 1,
+      "ItemReader": {"ReaderConfig": {"InputType": "JSON"},
+                     "Resource": "arn:aws:states:::s3:getObject",
+                     "Arguments": {"Bucket": "{% $states.input.Bucket %}", "Key": "k"}},
+      "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                        "StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}})");
+  reader.set_input(R"({"Bucket": "b"})");
+  reader.set_inspection_level("DEBUG");
+  reader.mutable_mock()->set_result("[1, 4, 9]");
+  reader.mutable_state_configuration()->set_map_item_reader_data("[1, 2, 3]");
+  auto read = TestState(reader, context_);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->status(), "SUCCEEDED");
+  EXPECT_EQ(read->output(), "[1,4,9]");
+  EXPECT_EQ(read->inspection_data().max_concurrency(), 1);
+
+  // A Task may name any service when it is mocked: nothing is called.
+  v1::TestStateRequest lambda;
+  lambda.set_definition(R"({"QueryLanguage": "JSONata", "Type": "Task", "End": true,
+      "Resource": "arn:aws:states:::lambda:invoke",
+      "Arguments": {"FunctionName": "f", "Payload": "{% $states.input %}"}})");
+  lambda.mutable_mock()->set_result(R"({"StatusCode": 200, "Payload": {"ok": true}})");
+  auto invoked = TestState(lambda, context_);
+  ASSERT_TRUE(invoked.ok()) << invoked.status();
+  EXPECT_EQ(invoked->output(), R"({"StatusCode":200,"Payload":{"ok":true}})");
+  lambda.mutable_mock()->Clear();
+  EXPECT_EQ(TestState(lambda, context_).status().code(), absl::StatusCode::kInvalidArgument);
+
   // Without a mock: refused, as on AWS.
   request.mutable_mock()->Clear();
   EXPECT_EQ(TestState(request, context_).status().code(), absl::StatusCode::kInvalidArgument);

@@ -731,6 +731,17 @@ absl::Status TestState(const Invocation& inv) {
     }
     request.mutable_state_configuration()->set_retrier_retry_count(count);
   }
+  if (inv.args.Has("map-iteration-failure-count")) {
+    int count = 0;
+    if (!absl::SimpleAtoi(inv.args.Get("map-iteration-failure-count"), &count) || count < 0) {
+      return UsageError("--map-iteration-failure-count wants a non-negative integer");
+    }
+    request.mutable_state_configuration()->set_map_iteration_failure_count(count);
+  }
+  request.mutable_state_configuration()->set_map_item_reader_data(
+      inv.args.Get("map-item-reader-data"));
+  request.mutable_state_configuration()->set_error_caused_by_state(
+      inv.args.Get("error-caused-by-state"));
   v1::TestStateResponse response;
   RETURN_IF_ERROR(
       inv.rpc.Call(&v1::StepFunctions::StubInterface::TestState, request, &response));
@@ -1480,6 +1491,8 @@ const std::vector<CommandSpec>& Commands() {
        .synopsis = "--definition FILE|- [--input JSON] [--state-name NAME] "
                    "[--inspection-level INFO|DEBUG|TRACE] [--mock-result JSON | "
                    "--mock-error ERROR [--mock-cause CAUSE]] [--retry-count N] "
+                   "[--map-iteration-failure-count N] [--map-item-reader-data JSON] "
+                   "[--error-caused-by-state NAME] "
                    "[--variables JSON] [--role-arn ARN] [--reveal-secrets]",
        .summary = "Run one state in isolation (TestState).",
        .description =
@@ -1516,6 +1529,17 @@ const std::vector<CommandSpec>& Commands() {
                  {.name = "retry-count",
                   .value_name = "N",
                   .help = "Retries already made (decides RETRIABLE\nversus caught or failed)."},
+                 {.name = "map-iteration-failure-count",
+                  .value_name = "N",
+                  .help = "Iterations of a Map that failed (checked\nagainst its tolerated "
+                          "failures)."},
+                 {.name = "map-item-reader-data",
+                  .value_name = "JSON",
+                  .help = "What a Map's ItemReader read: a JSON array\nof the items."},
+                 {.name = "error-caused-by-state",
+                  .value_name = "NAME",
+                  .help = "The state inside a Map or Parallel that a\nmocked error comes "
+                          "from."},
                  {.name = "variables",
                   .value_name = "JSON",
                   .help = "Workflow variables as a JSON object."},
