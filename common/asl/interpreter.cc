@@ -1056,6 +1056,13 @@ class Interpreter::Run {
     // Choice rule may hold values of two $$ paths at once.
     json::Document& doc = context_docs_.emplace_back();
     auto& a = doc.GetAllocator();
+    if (context_.given_context_object) {
+      auto given = json::Parse(*context_.given_context_object);
+      if (given.ok()) {
+        doc.CopyFrom(*given, a);
+        return doc;
+      }
+    }
     doc.SetObject();
     // Inside a distributed map, $$ describes the child execution.
     const ::stepflow::internal::v1::ChildExecution* child = EnclosingChildExecution(frame);
@@ -2796,9 +2803,14 @@ class Interpreter::Run {
       *items = json::Copy(selected, a);
     }
     if (!items->IsArray()) {
-      return RuntimeError(frame, absl::StrCat("Unable to apply ItemsPath: the value is "
-                                              "not an array: ",
-                                              json::Serialize(*items)));
+      // AWS's words, with a context path's "$$" shown as "$" and no
+      // mention of the state.
+      std::string path = state.items_path.kind == PathField::Kind::kPath
+                             ? state.items_path.text()
+                             : std::string("$");
+      if (absl::StartsWith(path, "$$")) path.erase(0, 1);
+      return StateError{kRuntime,
+                        absl::StrCat("Reference path \"", path, "\" must point to array.")};
     }
     return std::nullopt;
   }
@@ -4637,6 +4649,60 @@ absl::Status TestStateInvalid(absl::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat("ValidationException: ", message));
 }
 
+// TestState's `context`, checked as AWS checks it: the Context object's
+// own fields only, each of its type; no Map (a Map's item is not mocked);
+// a Task only for a state that has a task token.
+absl::Status CheckGivenContextObject(const json::Value& context, const State& tested) {
+  auto invalid = [](absl::string_view message) {
+    return TestStateInvalid(absl::StrCat("Invalid Context object provided: ", message));
+  };
+  if (!context.IsObject()) return invalid("the Context object must be a JSON object");
+  enum Kind { kString, kInteger, kAny };
+  using Fields = std::vector<std::pair<const char*, Kind>>;
+  static const auto* const kSections = new std::map<std::string, Fields, std::less<>>{
+      {"Execution",
+       {{"Id", kString}, {"Input", kAny}, {"Name", kString}, {"RoleArn", kString},
+        {"StartTime", kString}, {"RedriveCount", kInteger}, {"RedriveTime", kString}}},
+      {"State", {{"EnteredTime", kString}, {"Name", kString}, {"RetryCount", kInteger}}},
+      {"StateMachine", {{"Id", kString}, {"Name", kString}}},
+      {"Task", {{"Token", kString}}}};
+  for (const auto& member : context.GetObject()) {
+    const absl::string_view section(member.name.GetString(), member.name.GetStringLength());
+    if (section == "Map") {
+      return invalid("'Map' field is not supported when mocking a Context object");
+    }
+    auto found = kSections->find(section);
+    if (found == kSections->end()) {
+      return invalid(absl::StrCat("Field '", section, "' is not allowed"));
+    }
+    if (!member.value.IsObject()) return invalid(absl::StrCat(section, " must be an object"));
+    for (const auto& field : member.value.GetObject()) {
+      const absl::string_view name(field.name.GetString(), field.name.GetStringLength());
+      auto spec = std::find_if(found->second.begin(), found->second.end(),
+                               [&](const auto& entry) { return name == entry.first; });
+      if (spec == found->second.end()) {
+        return invalid(absl::StrCat("Field '", name, "' is not allowed"));
+      }
+      if (spec->second == kString && !field.value.IsString()) {
+        return invalid(absl::StrCat(section, ".", name, " must be a string"));
+      }
+      if (spec->second == kInteger && !field.value.IsInt64()) {
+        return invalid(absl::StrCat(section, ".", name, " must be an integer"));
+      }
+    }
+    if (section == "Task" &&
+        !(tested.type == StateType::kTask &&
+          (tested.integration.pattern == IntegrationPattern::kSync ||
+           tested.integration.pattern == IntegrationPattern::kSync2 ||
+           tested.integration.pattern == IntegrationPattern::kWaitForTaskToken))) {
+      return invalid(
+          "Context object contains 'Task' when state is not a Task state with a '.sync' or "
+          "'.waitForTaskToken' service integration pattern");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& request,
@@ -4757,7 +4823,19 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
   if (!json::Parse(input).ok()) {
     return absl::InvalidArgumentError("InvalidExecutionInput: the input must be valid JSON");
   }
-  Interpreter interpreter(*definition, context);
+  ExecutionContext run_context = context;
+  if (!request.context().empty()) {
+    auto given = json::Parse(request.context());
+    if (!given.ok()) {
+      return TestStateInvalid(
+          absl::StrCat("Invalid Context object provided: ", given.status().message()));
+    }
+    if (absl::Status checked = CheckGivenContextObject(*given, *tested); !checked.ok()) {
+      return checked;
+    }
+    run_context.given_context_object = request.context();
+  }
+  Interpreter interpreter(*definition, run_context);
   ::stepflow::internal::v1::ExecutionState state_proto;
   Interpreter::Run run(interpreter, &state_proto, context.start_time);
   Frame* frame = run.NewFrame(0, 0);

@@ -64,6 +64,9 @@ struct ExecutionContext {
   // Whether $$.Execution has RedriveCount at all: AWS leaves it out for
   // EXPRESS executions and in TestState.
   bool has_redrive_count = true;
+  // TestState's `context`: the Context object ($$, $states.context) as the
+  // caller gave it (JSON), in place of the one built from this context.
+  std::optional<std::string> given_context_object;
   // The longest the execution may run, whatever the definition's
   // TimeoutSeconds says (EXPRESS: 5 minutes, as on AWS); zero: no cap.
   absl::Duration max_duration = absl::ZeroDuration();

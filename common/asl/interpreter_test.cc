@@ -673,6 +673,67 @@ TEST_F(InterpreterTest, TestStateKeepsTheMachinesQueryLanguage) {
   EXPECT_EQ(parallel->status(), "SUCCEEDED");
 }
 
+// TestState's `context` is the Context object the state sees, checked as
+// AWS's recordings show (test_state_context_object).
+TEST_F(InterpreterTest, TestStateTakesAGivenContextObject) {
+  v1::TestStateRequest request;
+  request.set_definition(R"({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+      "Parameters": {"FunctionName": "f", "Payload": {"Input.$": "$"}},
+      "ResultSelector": {"Context.$": "$$.Execution.Input.values", "Out.$": "$"},
+      "End": true})");
+  request.set_input(R"({"a": 1})");
+  request.set_context(R"({"Execution": {"Id": "arn:aws:states:::execution:M:e", "Input":
+      {"values": [1, 2]}, "Name": "e"}, "State": {"Name": "S", "RetryCount": 0}})");
+  request.mutable_mock()->set_result(R"({"ok": true})");
+  auto response = TestState(request, context_);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->output(), R"({"Context":[1,2],"Out":{"ok":true}})");
+
+  request.set_definition(R"({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+      "Parameters": {"Whole.$": "$$"}, "End": true})");
+  request.set_context("{}");
+  request.mutable_mock()->set_result("1");
+  request.set_inspection_level("DEBUG");
+  auto empty = TestState(request, context_);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->inspection_data().after_parameters(), R"({"Whole":{}})");
+
+  for (const auto& [given, message] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"Execution": {"Id": 1}})", "Execution.Id must be a string"},
+           {R"({"Map": {}})", "'Map' field is not supported when mocking a Context object"},
+           {R"({"Execution": {"pokemon": "squirtle"}})", "Field 'pokemon' is not allowed"},
+           {R"({"Pokedex": {}})", "Field 'Pokedex' is not allowed"},
+           {R"({"Task": {"Token": "t"}})",
+            "Context object contains 'Task' when state is not a Task state with a '.sync' or "
+            "'.waitForTaskToken' service integration pattern"}}) {
+    request.set_context(given);
+    EXPECT_EQ(TestState(request, context_).status().message(),
+              "ValidationException: Invalid Context object provided: " + message)
+        << given;
+  }
+  // A task token the state passes on comes from the given Task.
+  request.set_definition(R"({"Type": "Task",
+      "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+      "Parameters": {"QueueUrl": "q", "MessageBody": {"TaskToken.$": "$$.Task.Token"}},
+      "End": true})");
+  request.set_context(R"({"Task": {"Token": "abcd123"}})");
+  auto token = TestState(request, context_);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->inspection_data().after_parameters(),
+            R"({"QueueUrl":"q","MessageBody":{"TaskToken":"abcd123"}})");
+
+  // An ItemsPath that gives no array, in AWS's words.
+  v1::TestStateRequest map;
+  map.set_definition(R"({"Type": "Map", "ItemsPath": "$$.Execution.Input", "End": true,
+      "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}})");
+  map.set_context(R"({"Execution": {"Input": {"a": 1}}})");
+  map.mutable_mock()->set_result("[]");
+  auto not_array = TestState(map, context_);
+  ASSERT_TRUE(not_array.ok()) << not_array.status();
+  EXPECT_EQ(not_array->error(), "States.Runtime");
+  EXPECT_EQ(not_array->cause(), R"(Reference path "$.Execution.Input" must point to array.)");
+}
+
 TEST_F(InterpreterTest, TestStateTaskWithMockedErrors) {
   v1::TestStateRequest request;
   request.set_definition(absl::StrCat(R"({"Type": "Task", "Resource": ")", kActivity, R"(",

@@ -719,6 +719,7 @@ absl::Status TestState(const Invocation& inv) {
   request.set_variables(inv.args.Get("variables"));
   request.set_role_arn(inv.args.Get("role-arn"));
   request.set_reveal_secrets(inv.args.IsSet("reveal-secrets"));
+  request.set_context(inv.args.Get("context"));
   if (inv.args.Has("mock-result")) request.mutable_mock()->set_result(inv.args.Get("mock-result"));
   if (inv.args.Has("mock-error")) {
     request.mutable_mock()->mutable_error_output()->set_error(inv.args.Get("mock-error"));
@@ -1493,7 +1494,7 @@ const std::vector<CommandSpec>& Commands() {
                    "--mock-error ERROR [--mock-cause CAUSE]] [--retry-count N] "
                    "[--map-iteration-failure-count N] [--map-item-reader-data JSON] "
                    "[--error-caused-by-state NAME] "
-                   "[--variables JSON] [--role-arn ARN] [--reveal-secrets]",
+                   "[--variables JSON] [--context JSON] [--role-arn ARN] [--reveal-secrets]",
        .summary = "Run one state in isolation (TestState).",
        .description =
            "Runs one state with the given input on the server (TestState) and\n"
@@ -1543,6 +1544,10 @@ const std::vector<CommandSpec>& Commands() {
                  {.name = "variables",
                   .value_name = "JSON",
                   .help = "Workflow variables as a JSON object."},
+                 {.name = "context",
+                  .value_name = "JSON",
+                  .help = "The Context object ($$) the state sees,\nin place of the one "
+                          "TestState makes."},
                  {.name = "role-arn", .value_name = "ARN", .help = "Role ARN for the context."},
                  {.name = "reveal-secrets",
                   .kind = FlagKind::kBool,
