@@ -3200,8 +3200,8 @@ class Interpreter::Run {
     }
     json::Value batch_input;
     if (state.item_batcher && state.batch_input != nullptr) {
-      if (auto error =
-              ApplyJsonata(*F(frame_id), *state.batch_input, states, "BatchInput", &batch_input, a)) {
+      if (auto error = ApplyJsonata(*F(frame_id), *state.batch_input, states, "BatchInput",
+                                    &batch_input, a)) {
         FailMapRun(frame_id, *error);
         return;
       }
@@ -3924,7 +3924,8 @@ class Interpreter::Run {
         }
         // What AWS reports: a Pass state with a Result shows neither its
         // InputPath nor its Parameters, which the Result stands in for; a
-        // mocked Parallel or Map shows neither, nor the raw result.
+        // mocked Parallel shows neither, nor the raw result; a mocked Map
+        // its InputPath and ItemsPath but not the raw result.
         const bool container = state.type == StateType::kParallel || state.type == StateType::kMap;
         if (!container && !(state.type == StateType::kPass && state.result != nullptr)) {
           data->set_after_parameters(json::Serialize(after_parameters));
@@ -4729,7 +4730,9 @@ absl::StatusOr<v1::TestStateResponse> TestState(const v1::TestStateRequest& requ
   const json::Value* state = nullptr;
   if (given.HasMember("States")) {
     // The state may be nested in a Parallel's branch or a Map's processor.
-    if (!request.state_name().empty()) state = FindNestedState(given["States"], request.state_name());
+    if (!request.state_name().empty()) {
+      state = FindNestedState(given["States"], request.state_name());
+    }
     if (state == nullptr) {
       return TestStateInvalid("state_name must name a state of the given state machine");
     }

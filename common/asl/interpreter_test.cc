@@ -601,8 +601,8 @@ TEST_F(InterpreterTest, TestStateInspectsAPassStateWithAResultAsAwsDoes) {
   EXPECT_EQ(data.after_result_path(), R"({"in":{"v":7},"out":{"r":1}})");
   EXPECT_EQ(data.variables(), "");
 
-  request.set_definition(R"({"Type": "Choice", "Default": "D",
-                             "Choices": [{"Variable": "$.in.v", "NumericEquals": 7, "Next": "S"}]})");
+  request.set_definition(R"({"Type": "Choice", "Default": "D", "Choices": [
+                             {"Variable": "$.in.v", "NumericEquals": 7, "Next": "S"}]})");
   auto choice = TestState(request, context_);
   ASSERT_TRUE(choice.ok()) << choice.status();
   EXPECT_EQ(choice->next_state(), "S");
