@@ -421,6 +421,55 @@ class Parser {
   }
 };
 
+// One of the flat rules EventBridge (event-ruler) makes of a pattern: each
+// field path's value list, joined with '.'; a path written again replaces
+// what it had.
+using FlatRule = std::vector<std::pair<std::string, const json::Value*>>;
+
+void PutPath(FlatRule* rule, std::string path, const json::Value* values) {
+  for (auto& [existing, value] : *rule) {
+    if (existing == path) {
+      value = values;
+      return;
+    }
+  }
+  rule->emplace_back(std::move(path), values);
+}
+
+// Writes the members of `object` (under `prefix`) into every rule, in the
+// order of the text; a $or makes a copy of every rule so far per branch.
+// So, as in event-ruler, a $or branch overrides what its parent gave a
+// path before it, and the parent's fields after it override the branch.
+void Flatten(const json::Value& object, const std::string& prefix, std::vector<FlatRule>* rules) {
+  for (auto it = object.MemberBegin(); it != object.MemberEnd(); ++it) {
+    const absl::string_view key(it->name.GetString(), it->name.GetStringLength());
+    const json::Value& value = it->value;
+    if (key == "$or") {
+      std::vector<FlatRule> expanded;
+      for (const json::Value& branch : value.GetArray()) {
+        std::vector<FlatRule> copy = *rules;
+        Flatten(branch, prefix, &copy);
+        for (FlatRule& rule : copy) expanded.push_back(std::move(rule));
+      }
+      *rules = std::move(expanded);
+      continue;
+    }
+    std::string path = prefix.empty() ? std::string(key) : absl::StrCat(prefix, ".", key);
+    if (value.IsObject()) {
+      Flatten(value, path, rules);
+    } else {
+      for (FlatRule& rule : *rules) PutPath(&rule, path, &value);
+    }
+  }
+}
+
+bool HasOr(const PatternNode& node) {
+  if (!node.or_groups.empty()) return true;
+  return std::any_of(node.fields.begin(), node.fields.end(), [](const PatternNode::Field& field) {
+    return field.child != nullptr && HasOr(*field.child);
+  });
+}
+
 // How many alternatives the pattern expands to, capped past the limit.
 int64_t Combinations(const PatternNode& node) {
   int64_t total = 1;
@@ -457,18 +506,32 @@ bool HasLeaf(const json::Value& value) {
   return AnyLeaf(value, [](const json::Value&) { return true; });
 }
 
+// Matches `node` against each object of `array`, nested arrays included
+// (EventBridge looks into arrays at any depth). `*any_object` tells whether
+// there was one.
+bool AnyObjectMatches(const PatternNode& node, const json::Value& array, bool* dotted,
+                      bool* any_object) {
+  for (const json::Value& element : array.GetArray()) {
+    if (element.IsArray()) {
+      if (AnyObjectMatches(node, element, dotted, any_object)) return true;
+      if (dotted != nullptr && *dotted) return false;
+      continue;
+    }
+    if (!element.IsObject()) continue;
+    *any_object = true;
+    if (node.Matches(&element, dotted)) return true;
+    if (dotted != nullptr && *dotted) return false;
+  }
+  return false;
+}
+
 bool FieldMatches(const PatternNode::Field& field, const json::Value* value, bool* dotted) {
   if (field.child) {
     if (value != nullptr && value->IsObject()) return field.child->Matches(value, dotted);
     if (value != nullptr && value->IsArray()) {
       bool any_object = false;
-      for (const json::Value& element : value->GetArray()) {
-        if (!element.IsObject()) continue;
-        any_object = true;
-        if (field.child->Matches(&element, dotted)) return true;
-        if (dotted != nullptr && *dotted) return false;
-      }
-      if (any_object) return false;
+      if (AnyObjectMatches(*field.child, *value, dotted, &any_object)) return true;
+      if (any_object || (dotted != nullptr && *dotted)) return false;
     }
     return field.child->Matches(nullptr, dotted);
   }
@@ -693,7 +756,26 @@ absl::StatusOr<Pattern> Pattern::Parse(absl::string_view text) {
     return Invalid(absl::StrCat("Event pattern contains more than ", kMaxCombinations,
                                 " rule combinations"));
   }
-  return Pattern(std::move(root));
+  if (!HasOr(*root)) return Pattern(std::move(root));
+  // A pattern with $or matches as EventBridge's flat rules do: one
+  // alternative per combination of branches, each with its parent's fields
+  // (so all of them must hold in one element of an array of objects).
+  std::vector<FlatRule> rules(1);
+  Flatten(*document, "", &rules);
+  auto flattened = std::make_unique<PatternNode>();
+  std::vector<PatternNode>& alternatives = flattened->or_groups.emplace_back();
+  for (const FlatRule& rule : rules) {
+    json::Document object;
+    object.SetObject();
+    for (const auto& [path, values] : rule) {
+      object.AddMember(json::Value(path.c_str(), static_cast<rapidjson::SizeType>(path.size()),
+                                   object.GetAllocator()),
+                       json::Value(*values, object.GetAllocator()), object.GetAllocator());
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<PatternNode> alternative, parser.ParseObject(object));
+    alternatives.push_back(std::move(*alternative));
+  }
+  return Pattern(std::move(flattened));
 }
 
 bool Pattern::Matches(const json::Value& event) const {
