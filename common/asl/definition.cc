@@ -15,6 +15,11 @@
 namespace stepflow::asl {
 
 std::optional<Integration> ParseIntegration(absl::string_view resource, std::string* error) {
+  return ParseIntegration(resource, /*any_service=*/false, error);
+}
+
+std::optional<Integration> ParseIntegration(absl::string_view resource, bool any_service,
+                                            std::string* error) {
   // arn:PARTITION:states:::SERVICE:ACTION[.PATTERN]
   std::vector<absl::string_view> parts = absl::StrSplit(resource, absl::MaxSplits(':', 6));
   if (parts.size() != 7 || parts[0] != "arn" || parts[1].empty() || parts[2] != "states" ||
@@ -31,10 +36,11 @@ std::optional<Integration> ParseIntegration(absl::string_view resource, std::str
   }
   integration.action = std::string(action);
   integration.resource_name = absl::StrCat(action, pattern);
-  bool sync_allowed = false;
+  bool sync_allowed = any_service;
   if (integration.service == "states" && integration.action == "startExecution") {
     sync_allowed = true;
-  } else if (!(integration.service == "events" && integration.action == "putEvents")) {
+  } else if (!any_service &&
+             !(integration.service == "events" && integration.action == "putEvents")) {
     *error = absl::StrCat("The resource '", resource,
                           "' is not supported; this release runs activity ARNs and the "
                           "integrations arn:aws:states:::states:startExecution[.sync|.sync:2|"
@@ -998,13 +1004,11 @@ class DefinitionParser {
     const std::string* resource = StringField(value, "Resource", where);
     if (resource != nullptr) {
       std::string problem;
-      std::optional<Integration> integration = ParseIntegration(*resource, &problem);
+      std::optional<Integration> integration =
+          ParseIntegration(*resource, /*any_service=*/any_resource_, &problem);
       if (!integration && any_resource_ && absl::StartsWith(*resource, "arn:")) {
-        integration = AnyIntegration(*resource);
-        if (!integration) {
-          state->resource = *resource;  // e.g. a Lambda function's ARN
-          return;
-        }
+        state->resource = *resource;  // e.g. a Lambda function's ARN
+        return;
       }
       if (integration.has_value()) {
         state->resource = *resource;
@@ -1023,36 +1027,6 @@ class DefinitionParser {
         state->resource = *resource;
       }
     }
-  }
-
-  // arn:PARTITION:states:::SERVICE:ACTION[.PATTERN] of any service, for
-  // TestState with a mock; nullopt for ARNs of another shape.
-  static std::optional<Integration> AnyIntegration(absl::string_view resource) {
-    std::vector<absl::string_view> parts = absl::StrSplit(resource, absl::MaxSplits(':', 6));
-    if (parts.size() != 7 || parts[2] != "states" || !parts[3].empty() || !parts[4].empty() ||
-        parts[5].empty() || parts[6].empty()) {
-      return std::nullopt;
-    }
-    Integration integration;
-    integration.service = std::string(parts[5]);
-    absl::string_view action = parts[6];
-    absl::string_view pattern;
-    if (size_t dot = action.find('.'); dot != absl::string_view::npos) {
-      pattern = action.substr(dot);
-      action = action.substr(0, dot);
-    }
-    integration.action = std::string(action);
-    integration.resource_name = absl::StrCat(action, pattern);
-    if (pattern == ".waitForTaskToken") {
-      integration.pattern = IntegrationPattern::kWaitForTaskToken;
-    } else if (pattern == ".sync") {
-      integration.pattern = IntegrationPattern::kSync;
-    } else if (pattern == ".sync:2") {
-      integration.pattern = IntegrationPattern::kSync2;
-    } else if (!pattern.empty()) {
-      return std::nullopt;
-    }
-    return integration;
   }
 
   // Credentials must name the role to assume (RoleArn, or RoleArn.$ / a

@@ -126,6 +126,10 @@ struct Integration {
 // `error` (when set) explains a Resource that looks like an integration
 // but is not one this release runs.
 std::optional<Integration> ParseIntegration(absl::string_view resource, std::string* error);
+// The same, accepting any SERVICE:ACTION with any of the patterns when
+// `any_service` (TestState with a mock, where nothing is called).
+std::optional<Integration> ParseIntegration(absl::string_view resource, bool any_service,
+                                            std::string* error);
 
 struct State {
   std::string name;

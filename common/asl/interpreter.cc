@@ -2131,21 +2131,7 @@ class Interpreter::Run {
     json::Value states;
     BuildStates(frame, *raw, nullptr, nullptr, &states, a);
     json::Value items;
-    auto it = state.expressions.find("Items");
-    std::optional<StateError> problem;
-    if (it == state.expressions.end()) {
-      items = json::Copy(*raw, a);
-    } else {
-      problem = ApplyJsonata(frame, *it->second, states, "Items", &items, a);
-    }
-    if (!problem && !items.IsArray()) {
-      const jsonata::Expression* expression =
-          it == state.expressions.end() ? nullptr : definition_.Jsonata(it->second);
-      problem = expression != nullptr
-                    ? UnexpectedType(frame, *expression, "Items", "array", items)
-                    : QueryError(frame, "", absl::StrCat("Map state input must be an array but was: ",
-                                                         json::Serialize(items)));
-    }
+    std::optional<StateError> problem = JsonataItems(frame, state, *raw, states, &items, a);
     std::optional<int64_t> max;
     if (!problem) {
       max = JsonataInt(frame, state, "MaxConcurrency", state.max_concurrency, states, a,
@@ -2158,6 +2144,27 @@ class Interpreter::Run {
       return;
     }
     StartIterations(frame_id, items, *raw, *max);
+  }
+
+  // A JSONata Map's items: Items over $states, or the input, which must be
+  // an array.
+  std::optional<StateError> JsonataItems(const Frame& frame, const State& state,
+                                         const json::Value& input, const json::Value& states,
+                                         json::Value* items, json::Allocator& a) {
+    auto it = state.expressions.find("Items");
+    if (it == state.expressions.end()) {
+      *items = json::Copy(input, a);
+    } else if (auto problem = ApplyJsonata(frame, *it->second, states, "Items", items, a)) {
+      return problem;
+    }
+    if (items->IsArray()) return std::nullopt;
+    if (it != state.expressions.end()) {
+      if (const jsonata::Expression* expression = definition_.Jsonata(it->second)) {
+        return UnexpectedType(frame, *expression, "Items", "array", *items);
+      }
+    }
+    return QueryError(frame, "", absl::StrCat("Map state input must be an array but was: ",
+                                              json::Serialize(*items)));
   }
 
   // The input of Map iteration `index`: ItemSelector over the Map's input
@@ -3143,23 +3150,10 @@ class Interpreter::Run {
     json::Value states;
     BuildStates(frame, *raw, nullptr, nullptr, &states, a);
     std::optional<StateError> problem;
+    // With an ItemReader the items would come from S3, not from the input.
     json::Value items(rapidjson::kArrayType);
     if (state.item_reader == nullptr) {
-      auto it = state.expressions.find("Items");
-      if (it == state.expressions.end()) {
-        items = json::Copy(*raw, a);
-      } else {
-        problem = ApplyJsonata(frame, *it->second, states, "Items", &items, a);
-      }
-      if (!problem && !items.IsArray()) {
-        const jsonata::Expression* expression =
-            it == state.expressions.end() ? nullptr : definition_.Jsonata(it->second);
-        problem = expression != nullptr
-                      ? UnexpectedType(frame, *expression, "Items", "array", items)
-                      : QueryError(frame, "",
-                                   absl::StrCat("Map state input must be an array but was: ",
-                                                json::Serialize(items)));
-      }
+      problem = JsonataItems(frame, state, *raw, states, &items, a);
     }
     std::optional<int64_t> max, max_items, max_bytes;
     ::stepflow::internal::v1::MapRun run;
@@ -4127,23 +4121,11 @@ class Interpreter::Run {
           }
           if (problem) break;
         } else {
+          // With an ItemReader, its items are state_configuration's
+          // map_item_reader_data.
           json::Value items(rapidjson::kArrayType);
-          auto it = state.expressions.find("Items");
-          if (state.item_reader != nullptr) {
-            // The ItemReader's items are state_configuration.map_item_reader_data.
-          } else if (it == state.expressions.end()) {
-            items = json::Copy(input, a);
-          } else if ((problem = ApplyJsonata(frame, *it->second, states, "Items", &items, a))) {
-            break;
-          }
-          if (!items.IsArray()) {
-            const jsonata::Expression* expression =
-                it == state.expressions.end() ? nullptr : definition_.Jsonata(it->second);
-            problem = expression != nullptr
-                          ? UnexpectedType(frame, *expression, "Items", "array", items)
-                          : QueryError(frame, "",
-                                       absl::StrCat("Map state input must be an array but was: ",
-                                                    json::Serialize(items)));
+          if (state.item_reader == nullptr &&
+              (problem = JsonataItems(frame, state, input, states, &items, a))) {
             break;
           }
           auto max = JsonataInt(frame, state, "MaxConcurrency", state.max_concurrency, states, a,
