@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/patterns/internal/address.h"
 #include "common/patterns/internal/dotted.h"
@@ -463,6 +464,39 @@ void Flatten(const json::Value& object, const std::string& prefix, std::vector<F
   }
 }
 
+// Fills Field::absence_path and Field::earlier_paths (see there).
+void CollectLeaves(PatternNode* node, const std::string& prefix,
+                   std::vector<std::pair<std::string, PatternNode::Field*>>* leaves) {
+  for (PatternNode::Field& field : node->fields) {
+    std::string path = prefix.empty() ? field.key : absl::StrCat(prefix, ".", field.key);
+    if (field.child) {
+      CollectLeaves(field.child.get(), path, leaves);
+    } else {
+      leaves->emplace_back(std::move(path), &field);
+    }
+  }
+}
+
+bool IsAbsence(const Condition& c) { return c.kind == Condition::Kind::kExists && !c.exists; }
+
+void MarkAbsences(PatternNode* root) {
+  std::vector<std::pair<std::string, PatternNode::Field*>> leaves;
+  CollectLeaves(root, "", &leaves);
+  for (auto& [path, field] : leaves) {
+    if (std::none_of(field->conditions.begin(), field->conditions.end(), IsAbsence)) continue;
+    field->absence_path = path;
+    for (const auto& [other_path, other] : leaves) {
+      if (other_path < path &&
+          !std::all_of(other->conditions.begin(), other->conditions.end(), IsAbsence)) {
+        field->earlier_paths.push_back(other_path);
+      }
+    }
+  }
+  for (std::vector<PatternNode>& group : root->or_groups) {
+    for (PatternNode& alternative : group) MarkAbsences(&alternative);
+  }
+}
+
 bool HasOr(const PatternNode& node) {
   if (!node.or_groups.empty()) return true;
   return std::any_of(node.fields.begin(), node.fields.end(), [](const PatternNode::Field& field) {
@@ -509,35 +543,79 @@ bool HasLeaf(const json::Value& value) {
 // Matches `node` against each object of `array`, nested arrays included
 // (EventBridge looks into arrays at any depth). `*any_object` tells whether
 // there was one.
-bool AnyObjectMatches(const PatternNode& node, const json::Value& array, bool* dotted,
-                      bool* any_object) {
+bool AnyObjectMatches(const PatternNode& node, const json::Value& array, const json::Value& top,
+                      bool* dotted, bool* any_object) {
   for (const json::Value& element : array.GetArray()) {
     if (element.IsArray()) {
-      if (AnyObjectMatches(node, element, dotted, any_object)) return true;
+      if (AnyObjectMatches(node, element, top, dotted, any_object)) return true;
       if (dotted != nullptr && *dotted) return false;
       continue;
     }
     if (!element.IsObject()) continue;
     *any_object = true;
-    if (node.Matches(&element, dotted)) return true;
+    std::vector<std::string> path;
+    if (node.MatchesElement(&element, &top, &path, dotted)) return true;
     if (dotted != nullptr && *dotted) return false;
   }
   return false;
 }
 
-bool FieldMatches(const PatternNode::Field& field, const json::Value* value, bool* dotted) {
+// Whether `value` has a leaf at `path` (from `at` on), arrays along the
+// way at any depth.
+bool HasAt(const json::Value& value, const std::vector<std::string>& path, size_t at) {
+  if (value.IsArray()) {
+    for (const json::Value& element : value.GetArray()) {
+      if (HasAt(element, path, at)) return true;
+    }
+    return false;
+  }
+  if (at == path.size()) return HasLeaf(value);
+  if (!value.IsObject()) return false;
+  const std::string& key = path[at];
+  auto it = value.FindMember(json::Value(rapidjson::StringRef(key.data(), key.size())));
+  return it != value.MemberEnd() && HasAt(it->value, path, at + 1);
+}
+
+// `elements`: the event array that `value` is inside of (at `path`, the
+// member names from its element to the field), or null.
+bool FieldMatches(const PatternNode::Field& field, const json::Value* value,
+                  const json::Value* elements, std::vector<std::string>* path, bool* dotted) {
   if (field.child) {
-    if (value != nullptr && value->IsObject()) return field.child->Matches(value, dotted);
+    if (value != nullptr && value->IsObject()) {
+      if (elements == nullptr) return field.child->Matches(value, dotted);
+      path->push_back(field.key);
+      const bool matched = field.child->MatchesElement(value, elements, path, dotted);
+      path->pop_back();
+      return matched;
+    }
     if (value != nullptr && value->IsArray()) {
       bool any_object = false;
-      if (AnyObjectMatches(*field.child, *value, dotted, &any_object)) return true;
+      if (AnyObjectMatches(*field.child, *value, *value, dotted, &any_object)) return true;
       if (any_object || (dotted != nullptr && *dotted)) return false;
     }
-    return field.child->Matches(nullptr, dotted);
+    if (elements == nullptr) return field.child->Matches(nullptr, dotted);
+    path->push_back(field.key);
+    const bool matched = field.child->MatchesElement(nullptr, elements, path, dotted);
+    path->pop_back();
+    return matched;
   }
   for (const Condition& condition : field.conditions) {
     if (condition.kind == Kind::kExists) {
       bool present = value != nullptr && HasLeaf(*value);
+      if (!condition.exists && elements != nullptr && !field.absence_path.empty()) {
+        path->push_back(field.key);
+        // The path of the array's element: what a field must be under to
+        // pick an element of it.
+        const std::string relative = absl::StrJoin(*path, ".");
+        const absl::string_view element =
+            absl::string_view(field.absence_path)
+                .substr(0, field.absence_path.size() - relative.size());
+        const bool picked = std::any_of(
+            field.earlier_paths.begin(), field.earlier_paths.end(),
+            [&](const std::string& earlier) { return absl::StartsWith(earlier, element); });
+        if (!picked) present = HasAt(*elements, *path, 0);
+        path->pop_back();
+      }
       if (present == condition.exists) return true;
       continue;
     }
@@ -647,6 +725,11 @@ bool Condition::MatchesLeaf(const json::Value& value) const {
 }
 
 bool PatternNode::Matches(const json::Value* object, bool* dotted) const {
+  return MatchesElement(object, nullptr, nullptr, dotted);
+}
+
+bool PatternNode::MatchesElement(const json::Value* object, const json::Value* elements,
+                                 std::vector<std::string>* path, bool* dotted) const {
   if (dotted != nullptr && object != nullptr && internal::HasDottedName(*object)) {
     *dotted = true;
     return false;
@@ -658,11 +741,11 @@ bool PatternNode::Matches(const json::Value* object, bool* dotted) const {
           json::Value(rapidjson::StringRef(field.key.data(), field.key.size())));
       if (it != object->MemberEnd()) value = &it->value;
     }
-    if (!FieldMatches(field, value, dotted)) return false;
+    if (!FieldMatches(field, value, elements, path, dotted)) return false;
   }
   for (const std::vector<PatternNode>& group : or_groups) {
     if (std::none_of(group.begin(), group.end(), [&](const PatternNode& alternative) {
-          return alternative.Matches(object, dotted);
+          return alternative.MatchesElement(object, elements, path, dotted);
         })) {
       return false;
     }
@@ -756,7 +839,10 @@ absl::StatusOr<Pattern> Pattern::Parse(absl::string_view text) {
     return Invalid(absl::StrCat("Event pattern contains more than ", kMaxCombinations,
                                 " rule combinations"));
   }
-  if (!HasOr(*root)) return Pattern(std::move(root));
+  if (!HasOr(*root)) {
+    MarkAbsences(root.get());
+    return Pattern(std::move(root));
+  }
   // A pattern with $or matches as EventBridge's flat rules do: one
   // alternative per combination of branches, each with its parent's fields
   // (so all of them must hold in one element of an array of objects).
@@ -775,6 +861,7 @@ absl::StatusOr<Pattern> Pattern::Parse(absl::string_view text) {
     ASSIGN_OR_RETURN(std::unique_ptr<PatternNode> alternative, parser.ParseObject(object));
     alternatives.push_back(std::move(*alternative));
   }
+  MarkAbsences(flattened.get());
   return Pattern(std::move(flattened));
 }
 

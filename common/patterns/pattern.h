@@ -90,6 +90,14 @@ struct PatternNode {
     // Exactly one of the two is set: a value list or a nested object.
     std::vector<Condition> conditions;
     std::unique_ptr<PatternNode> child;
+    // For a value list with exists:false: its path from the pattern's root
+    // (names joined with '.'), and the paths of the fields with other
+    // conditions that come before it in name order. EventBridge's matcher
+    // takes fields in that order; in an array of objects an exists:false
+    // holds only if no element has the field, unless one of those fields
+    // has already picked an element.
+    std::string absence_path;
+    std::vector<std::string> earlier_paths;
   };
   std::vector<Field> fields;
   // Each group is a list of alternatives; every group must be satisfied.
@@ -100,6 +108,10 @@ struct PatternNode {
   // it and ends the match: the event's nested form must be matched instead
   // (Pattern::Matches does).
   bool Matches(const json::Value* object, bool* dotted = nullptr) const;
+  // The same for `object`, found at `path` (member names) inside an
+  // element of the event array `elements`.
+  bool MatchesElement(const json::Value* object, const json::Value* elements,
+                      std::vector<std::string>* path, bool* dotted) const;
 };
 
 class Pattern {
