@@ -10,7 +10,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/patterns/internal/address.h"
 #include "common/patterns/internal/dotted.h"
@@ -553,7 +552,7 @@ bool AnyObjectMatches(const PatternNode& node, const json::Value& array, const j
     }
     if (!element.IsObject()) continue;
     *any_object = true;
-    std::vector<std::string> path;
+    std::vector<const std::string*> path;
     if (node.MatchesElement(&element, &top, &path, dotted)) return true;
     if (dotted != nullptr && *dotted) return false;
   }
@@ -562,7 +561,7 @@ bool AnyObjectMatches(const PatternNode& node, const json::Value& array, const j
 
 // Whether `value` has a leaf at `path` (from `at` on), arrays along the
 // way at any depth.
-bool HasAt(const json::Value& value, const std::vector<std::string>& path, size_t at) {
+bool HasAt(const json::Value& value, const std::vector<const std::string*>& path, size_t at) {
   if (value.IsArray()) {
     for (const json::Value& element : value.GetArray()) {
       if (HasAt(element, path, at)) return true;
@@ -571,7 +570,7 @@ bool HasAt(const json::Value& value, const std::vector<std::string>& path, size_
   }
   if (at == path.size()) return HasLeaf(value);
   if (!value.IsObject()) return false;
-  const std::string& key = path[at];
+  const std::string& key = *path[at];
   auto it = value.FindMember(json::Value(rapidjson::StringRef(key.data(), key.size())));
   return it != value.MemberEnd() && HasAt(it->value, path, at + 1);
 }
@@ -579,11 +578,12 @@ bool HasAt(const json::Value& value, const std::vector<std::string>& path, size_
 // `elements`: the event array that `value` is inside of (at `path`, the
 // member names from its element to the field), or null.
 bool FieldMatches(const PatternNode::Field& field, const json::Value* value,
-                  const json::Value* elements, std::vector<std::string>* path, bool* dotted) {
+                  const json::Value* elements, std::vector<const std::string*>* path,
+                  bool* dotted) {
   if (field.child) {
     if (value != nullptr && value->IsObject()) {
       if (elements == nullptr) return field.child->Matches(value, dotted);
-      path->push_back(field.key);
+      path->push_back(&field.key);
       const bool matched = field.child->MatchesElement(value, elements, path, dotted);
       path->pop_back();
       return matched;
@@ -594,7 +594,7 @@ bool FieldMatches(const PatternNode::Field& field, const json::Value* value,
       if (any_object || (dotted != nullptr && *dotted)) return false;
     }
     if (elements == nullptr) return field.child->Matches(nullptr, dotted);
-    path->push_back(field.key);
+    path->push_back(&field.key);
     const bool matched = field.child->MatchesElement(nullptr, elements, path, dotted);
     path->pop_back();
     return matched;
@@ -603,13 +603,13 @@ bool FieldMatches(const PatternNode::Field& field, const json::Value* value,
     if (condition.kind == Kind::kExists) {
       bool present = value != nullptr && HasLeaf(*value);
       if (!condition.exists && elements != nullptr && !field.absence_path.empty()) {
-        path->push_back(field.key);
+        path->push_back(&field.key);
         // The path of the array's element: what a field must be under to
-        // pick an element of it.
-        const std::string relative = absl::StrJoin(*path, ".");
+        // pick an element of it (the absence's path less `path`).
+        size_t relative = path->size() - 1;  // the dots
+        for (const std::string* name : *path) relative += name->size();
         const absl::string_view element =
-            absl::string_view(field.absence_path)
-                .substr(0, field.absence_path.size() - relative.size());
+            absl::string_view(field.absence_path).substr(0, field.absence_path.size() - relative);
         const bool picked = std::any_of(
             field.earlier_paths.begin(), field.earlier_paths.end(),
             [&](const std::string& earlier) { return absl::StartsWith(earlier, element); });
@@ -729,7 +729,7 @@ bool PatternNode::Matches(const json::Value* object, bool* dotted) const {
 }
 
 bool PatternNode::MatchesElement(const json::Value* object, const json::Value* elements,
-                                 std::vector<std::string>* path, bool* dotted) const {
+                                 std::vector<const std::string*>* path, bool* dotted) const {
   if (dotted != nullptr && object != nullptr && internal::HasDottedName(*object)) {
     *dotted = true;
     return false;

@@ -111,7 +111,7 @@ struct PatternNode {
   // The same for `object`, found at `path` (member names) inside an
   // element of the event array `elements`.
   bool MatchesElement(const json::Value* object, const json::Value* elements,
-                      std::vector<std::string>* path, bool* dotted) const;
+                      std::vector<const std::string*>* path, bool* dotted) const;
 };
 
 class Pattern {
