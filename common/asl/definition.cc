@@ -1006,7 +1006,8 @@ class DefinitionParser {
       std::string problem;
       std::optional<Integration> integration =
           ParseIntegration(*resource, /*any_service=*/any_resource_, &problem);
-      if (!integration && any_resource_ && absl::StartsWith(*resource, "arn:")) {
+      if (!integration && problem.empty() && any_resource_ &&
+          absl::StartsWith(*resource, "arn:")) {
         state->resource = *resource;  // e.g. a Lambda function's ARN
         return;
       }

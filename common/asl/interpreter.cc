@@ -3183,6 +3183,10 @@ class Interpreter::Run {
     if (FailUnsupportedReaderOrWriter(frame_id, state)) return;
     json::Value inputs(rapidjson::kArrayType);
     for (rapidjson::SizeType i = 0; i < items.Size(); ++i) {
+      if (state.item_selector == nullptr) {
+        inputs.PushBack(json::Copy(items[i], a), a);
+        continue;
+      }
       std::string input;
       if (auto error = JsonataItemInput(*F(frame_id), state, *raw, static_cast<int32_t>(i),
                                         json::Serialize(items[i]), &input)) {
@@ -3926,6 +3930,11 @@ class Interpreter::Run {
         } else if (state.type != StateType::kMap) {
           data->clear_after_input_path();
         }
+        // A Map's tolerated failures, and the error of a path to them that
+        // finds no number (reported when iterations are said to have failed).
+        std::optional<int64_t> tolerated_count;
+        std::optional<double> tolerated_percentage;
+        std::optional<StateError> tolerance_problem;
         if (state.type == StateType::kMap) {
           // A Map shows its items (unless an ItemReader reads them) and its
           // limits.
@@ -3937,7 +3946,9 @@ class Interpreter::Run {
             }
             data->set_after_items_path(json::Serialize(items));
           }
-          InspectMapLimits(frame, state, after_input, data);
+          tolerance_problem = TestToleranceLimits(frame, state, after_input, &tolerated_count,
+                                                  &tolerated_percentage);
+          InspectMapLimits(frame, state, after_input, tolerated_count, tolerated_percentage, data);
         }
         json::Value result;
         if (state.type == StateType::kPass) {
@@ -3946,15 +3957,14 @@ class Interpreter::Run {
         } else if (!request.mock().result().empty()) {
           auto mocked = json::Parse(request.mock().result());
           result = json::Copy(*mocked, a);
-          if (state.type == StateType::kMap) {
-            std::optional<StateError> exceeded;
-            if (auto problem = TestTolerance(request, frame, state, after_input, result,
-                                             &exceeded)) {
-              fail(*problem);
+          if (state.type == StateType::kMap &&
+              request.state_configuration().map_iteration_failure_count() > 0) {
+            if (tolerance_problem) {
+              fail(*tolerance_problem);
               break;
             }
-            if (exceeded) {
-              TestError(request, state, *exceeded, &response);
+            if (ToleranceExceeded(request, tolerated_count, tolerated_percentage, result)) {
+              TestError(request, state, ExceededThreshold(), &response);
               break;
             }
           }
@@ -4148,8 +4158,7 @@ class Interpreter::Run {
           if (!request.mock().result().empty()) {
             auto mocked = json::Parse(request.mock().result());
             if (mocked.ok() && ToleranceExceeded(request, count, percentage, *mocked)) {
-              problem = StateError{"States.ExceedToleratedFailureThreshold",
-                                   "The specified tolerated failure threshold was exceeded"};
+              problem = ExceededThreshold();
               break;
             }
           }
@@ -4227,43 +4236,35 @@ class Interpreter::Run {
   }
 
   // A JSONPath Map's limits as TestState reports them: MaxConcurrency
-  // always (0: unlimited), the tolerated failures when given. A path that
-  // finds no number leaves its field out; TestTolerance reports it.
+  // always (0: unlimited, or a path that finds no number), the tolerated
+  // failures when given.
   void InspectMapLimits(const Frame& frame, const State& state, const json::Value& input,
-                        v1::InspectionData* data) {
-    auto number = [&](const std::optional<ReferencePath>& path) -> std::optional<double> {
-      if (!path) return std::nullopt;
-      const json::Value* found = Resolve(frame, *path, input);
-      if (found == nullptr || !found->IsNumber()) return std::nullopt;
-      return found->GetDouble();
-    };
-    std::optional<double> max = state.max_concurrency.value;
-    if (!max) max = number(state.max_concurrency.path);
-    data->set_max_concurrency(static_cast<int32_t>(max.value_or(0)));
-    std::optional<double> count = state.tolerated_failure_count.value;
-    if (!count) count = number(state.tolerated_failure_count.path);
-    if (count) data->set_tolerated_failure_count(static_cast<int32_t>(*count));
-    std::optional<double> percentage = state.tolerated_failure_percentage;
-    if (!percentage) percentage = number(state.tolerated_failure_percentage_path);
-    if (percentage) data->set_tolerated_failure_percentage(static_cast<float>(*percentage));
+                        std::optional<int64_t> tolerated_count,
+                        std::optional<double> tolerated_percentage, v1::InspectionData* data) {
+    int64_t max = state.max_concurrency.value.value_or(0);
+    if (state.max_concurrency.path) {
+      const json::Value* found = Resolve(frame, *state.max_concurrency.path, input);
+      if (found != nullptr && found->IsNumber()) max = static_cast<int64_t>(found->GetDouble());
+    }
+    data->set_max_concurrency(static_cast<int32_t>(max));
+    if (tolerated_count) data->set_tolerated_failure_count(static_cast<int32_t>(*tolerated_count));
+    if (tolerated_percentage) {
+      data->set_tolerated_failure_percentage(static_cast<float>(*tolerated_percentage));
+    }
   }
 
-  // TestState's state_configuration.map_iteration_failure_count: that many
-  // iterations failed. As AWS's TestState does, a Map with a
-  // ToleratedFailureCount or ToleratedFailurePercentage (or their Path)
-  // then fails with States.ExceedToleratedFailureThreshold (`*exceeded`)
-  // when they are exceeded; a Map with neither is not checked. The
-  // percentage counts the items of map_item_reader_data when it holds a
-  // JSON array, else the mocked results. Paths read `input`; returns the
-  // error of one that does not give a number.
-  std::optional<StateError> TestTolerance(const v1::TestStateRequest& request,
-                                          const Frame& frame, const State& state,
-                                          const json::Value& input, const json::Value& result,
-                                          std::optional<StateError>* exceeded) {
-    const int64_t failed = request.state_configuration().map_iteration_failure_count();
-    if (failed <= 0) return std::nullopt;
-    std::optional<int64_t> count = state.tolerated_failure_count.value;
-    std::optional<double> percentage = state.tolerated_failure_percentage;
+  // TestState of a JSONPath Map: its ToleratedFailureCount and
+  // ToleratedFailurePercentage, literal or through their Paths over
+  // `input`; the error of a path that finds no number. As AWS's TestState
+  // does, state_configuration.map_iteration_failure_count failed iterations
+  // are checked against them (ToleranceExceeded); a Map with neither is not
+  // checked.
+  std::optional<StateError> TestToleranceLimits(const Frame& frame, const State& state,
+                                                const json::Value& input,
+                                                std::optional<int64_t>* count,
+                                                std::optional<double>* percentage) {
+    *count = state.tolerated_failure_count.value;
+    *percentage = state.tolerated_failure_percentage;
     for (const auto& [path, name] :
          {std::pair{&state.tolerated_failure_count.path, "ToleratedFailureCountPath"},
           std::pair{&state.tolerated_failure_percentage_path, "ToleratedFailurePercentagePath"}}) {
@@ -4274,16 +4275,17 @@ class Interpreter::Run {
                                                 (*path)->text()));
       }
       if (path == &state.tolerated_failure_count.path) {
-        count = static_cast<int64_t>(found->GetDouble());
+        *count = static_cast<int64_t>(found->GetDouble());
       } else {
-        percentage = found->GetDouble();
+        *percentage = found->GetDouble();
       }
     }
-    if (ToleranceExceeded(request, count, percentage, result)) {
-      *exceeded = StateError{"States.ExceedToleratedFailureThreshold",
-                             "The specified tolerated failure threshold was exceeded"};
-    }
     return std::nullopt;
+  }
+
+  static StateError ExceededThreshold() {
+    return StateError{"States.ExceedToleratedFailureThreshold",
+                      "The specified tolerated failure threshold was exceeded"};
   }
 
   // Whether state_configuration.map_iteration_failure_count failed

@@ -699,6 +699,9 @@ TEST_F(InterpreterTest, TestStateTakesAGivenContextObject) {
   EXPECT_EQ(empty->inspection_data().after_parameters(), R"({"Whole":{}})");
 
   for (const auto& [given, message] : std::vector<std::pair<std::string, std::string>>{
+           {"[]", "the Context object must be a JSON object"},
+           {R"({"Execution": 1})", "Execution must be an object"},
+           {R"({"State": {"RetryCount": "1"}})", "State.RetryCount must be an integer"},
            {R"({"Execution": {"Id": 1}})", "Execution.Id must be a string"},
            {R"({"Map": {}})", "'Map' field is not supported when mocking a Context object"},
            {R"({"Execution": {"pokemon": "squirtle"}})", "Field 'pokemon' is not allowed"},
@@ -711,6 +714,10 @@ TEST_F(InterpreterTest, TestStateTakesAGivenContextObject) {
               "ValidationException: Invalid Context object provided: " + message)
         << given;
   }
+  request.set_context("{not json");
+  EXPECT_THAT(std::string(TestState(request, context_).status().message()),
+              ::testing::StartsWith("ValidationException: Invalid Context object provided: "));
+
   // A task token the state passes on comes from the given Task.
   request.set_definition(R"({"Type": "Task",
       "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",

@@ -9,6 +9,7 @@
 #include "common/asl/definition.h"
 #include "common/asl/interpreter.h"
 #include "common/json/json.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace stepflow::asl {
@@ -276,6 +277,20 @@ TEST_F(JsonataStateTest, TestStateRunsJsonataParallelAndMapWithAMock) {
   EXPECT_EQ(invoked->output(), R"({"StatusCode":200,"Payload":{"ok":true}})");
   lambda.mutable_mock()->Clear();
   EXPECT_EQ(TestState(lambda, context_).status().code(), absl::StatusCode::kInvalidArgument);
+  // Another ARN (a function's) is taken as is; an integration with a
+  // pattern no service has is still refused.
+  lambda.set_definition(R"({"Type": "Task", "End": true,
+      "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f"})");
+  lambda.mutable_mock()->set_result("1");
+  auto function = TestState(lambda, context_);
+  ASSERT_TRUE(function.ok()) << function.status();
+  EXPECT_EQ(function->output(), "1");
+  lambda.set_definition(R"({"Type": "Task", "End": true,
+      "Resource": "arn:aws:states:::lambda:invoke.later"})");
+  auto bad_pattern = TestState(lambda, context_);
+  ASSERT_FALSE(bad_pattern.ok());
+  EXPECT_THAT(std::string(bad_pattern.status().message()),
+              ::testing::HasSubstr("INVALID_RESOURCE"));
 
   // Without a mock: refused, as on AWS.
   request.mutable_mock()->Clear();

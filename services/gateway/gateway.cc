@@ -4,8 +4,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
-#include <cmath>
 #include <atomic>
+#include <cmath>
 #include <deque>
 #include <list>
 #include <optional>

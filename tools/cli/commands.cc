@@ -1503,12 +1503,13 @@ const std::vector<CommandSpec>& Commands() {
            "--inspection-level DEBUG the data after each processing step\n"
            "(InputPath, Parameters, result, ResultSelector, ResultPath) and the\n"
            "variables are printed too. A Task state needs a mocked result or\n"
-           "error, a Parallel or Map state a mocked result (an array) or error;\n"
-           "other states take no mock; a mock takes either a result or an\n"
-           "error, and no --reveal-secrets. The definition is a single state, or\n"
-           "a whole state machine with --state-name naming the state (which may\n"
-           "be nested in a Parallel's branch or a Map's processor). The state\n"
-           "runs under the name StateName, as on AWS.",
+           "error, a Parallel or Map state a mocked result (an array; an object\n"
+           "for a Map with a ResultWriter) or error; other states take no mock.\n"
+           "A mock takes either a result or an error, and no --reveal-secrets.\n"
+           "The definition is a single state, or a whole state machine with\n"
+           "--state-name naming the state (which may be nested in a Parallel's\n"
+           "branch or a Map's processor). The state runs under the name\n"
+           "StateName, as on AWS.",
        .flags = {{.name = "definition",
                   .value_name = "FILE|-",
                   .help = "The state (or state machine) definition\n(required)."},
@@ -1540,7 +1541,7 @@ const std::vector<CommandSpec>& Commands() {
                  {.name = "error-caused-by-state",
                   .value_name = "NAME",
                   .help = "The state inside a Map or Parallel that a\nmocked error comes "
-                          "from."},
+                          "from (passed on; this\nrelease does not use it)."},
                  {.name = "variables",
                   .value_name = "JSON",
                   .help = "Workflow variables as a JSON object."},
