@@ -3408,24 +3408,30 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
   asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_, ActivityExistsAnswer());
   asl::Interpreter interpreter(*definition, context);
   const PendingTasks before = PendingActivityTasks(record->state());
-  auto outcome = step(interpreter, record->mutable_state(), options_.clock->Now());
+  const absl::Time now = options_.clock->Now();
+  auto outcome = step(interpreter, record->mutable_state(), now);
   if (!outcome.ok()) {
     if (absl::IsFailedPrecondition(outcome.status())) {
       return ignore_stale ? absl::OkStatus() : TaskNoLongerExists();
     }
     return outcome.status();
   }
+  // The execution's next task (a workflow of several, a retry) goes to a
+  // waiting poller in this same write, as a new execution's first does.
+  std::vector<std::string> claimed = ClaimPollers(interpreter, *record, *outcome, now);
   storage::WriteBatch batch;
   if (commit_later) {
     handed_over = true;
     // As CommitTransition: an EXPRESS transition needs no fsync.
-    CommitLater(shard, *std::move(record), *outcome, std::move(batch), &before, /*claimed=*/{},
-                [&shard_lock] { shard_lock.Unlock(); }, std::move(*answer_later),
-                /*sync=*/sync && !express);
+    CommitLater(shard, *std::move(record), *outcome, std::move(batch), &before,
+                std::move(claimed), [&shard_lock] { shard_lock.Unlock(); },
+                std::move(*answer_later), /*sync=*/sync && !express);
     *answer_later = nullptr;
     return absl::OkStatus();
   }
-  return CommitTransition(shard, *record, *outcome, batch, &before, sync);
+  absl::Status committed = CommitTransition(shard, *record, *outcome, batch, &before, sync);
+  ReleaseClaims(claimed);
+  return committed;
 }
 
 absl::Status ShardCore::RecordActivityStarted(
@@ -3760,13 +3766,18 @@ absl::Status ShardCore::FireTimer(const std::string& key) {
   asl::ExecutionContext context = MakeContext(*record, &record->state_machine(), codec_, ActivityExistsAnswer());
   asl::Interpreter interpreter(*definition, context);
   const PendingTasks before = PendingActivityTasks(record->state());
-  auto outcome = interpreter.TimerFired(record->mutable_state(), timer_id, options_.clock->Now());
+  const absl::Time now = options_.clock->Now();
+  auto outcome = interpreter.TimerFired(record->mutable_state(), timer_id, now);
   if (!outcome.ok()) {
     // A timer whose wait ended otherwise (the task answered, the branch
     // failed): nothing to do.
     return store_->Write(batch, /*sync=*/false);
   }
-  return CommitTransition(shard, *record, *outcome, batch, &before);
+  // A task after a Wait, or a retry after its backoff.
+  const std::vector<std::string> claimed = ClaimPollers(interpreter, *record, *outcome, now);
+  absl::Status committed = CommitTransition(shard, *record, *outcome, batch, &before);
+  ReleaseClaims(claimed);
+  return committed;
 }
 
 absl::Status ShardCore::FireDueTimers() {

@@ -908,6 +908,60 @@ TEST_F(ShardCoreTest, WaitingPollerIsHandedTheTaskByTheStartsWrite) {
   EXPECT_EQ(events.events(5).activity_started_event_details().worker_name(), "w1");
 }
 
+// The tasks an execution schedules later meet a waiting poller the same
+// way: the next one by the previous one's result, a retry by the timer
+// that ends its backoff. Each is one write, ActivityStarted included.
+TEST_F(ShardCoreTest, WaitingPollerIsHandedTheNextTaskAndTheRetryByTheirTransitionsWrite) {
+  auto machine = CreateMachine("two-steps", R"({"StartAt": "First", "States": {
+    "First": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:work",
+              "Next": "Second"},
+    "Second": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:work",
+               "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 5}], "End": true}}})");
+  const std::string arn = Start(machine, "two-steps-1", "{}");
+  v1::GetActivityTaskResponse first = Poll();
+  ASSERT_FALSE(first.task_token().empty());
+
+  // Handed by the first task's result.
+  v1::GetActivityTaskResponse second;
+  std::thread poller([&] { second = Poll(absl::Seconds(10)); });
+  AwaitWaitingPoller();
+  DurabilityStats before = core_->Stats();
+  ASSERT_TRUE(SendSuccess(first.task_token()).ok());
+  poller.join();
+  ASSERT_FALSE(second.task_token().empty());
+  EXPECT_EQ(core_->Stats().synced_writes - before.synced_writes, 1u);
+  std::vector<std::string> types = HistoryTypes(arn);
+  ASSERT_GE(types.size(), 2u);
+  EXPECT_THAT(std::vector<std::string>(types.end() - 2, types.end()),
+              ElementsAre("ActivityScheduled", "ActivityStarted"));
+
+  // Handed by the timer that ends the retry's backoff.
+  v1::SendTaskFailureRequest failure;
+  failure.set_task_token(second.task_token());
+  failure.set_error("Flaky");
+  ASSERT_TRUE(core_->SendTaskFailure(failure).ok());
+  v1::GetActivityTaskResponse retry;
+  poller = std::thread([&] { retry = Poll(absl::Seconds(10)); });
+  AwaitWaitingPoller();
+  before = core_->Stats();
+  clock_.Advance(absl::Seconds(5));
+  ASSERT_TRUE(core_->FireDueTimers().ok());
+  poller.join();
+  ASSERT_FALSE(retry.task_token().empty());
+  EXPECT_NE(retry.task_token(), second.task_token());
+  EXPECT_EQ(core_->Stats().synced_writes - before.synced_writes, 1u);
+  types = HistoryTypes(arn);
+  EXPECT_THAT(std::vector<std::string>(types.end() - 2, types.end()),
+              ElementsAre("ActivityScheduled", "ActivityStarted"));
+
+  // Nothing is left in the backlog to be delivered again, after a restart
+  // either.
+  ASSERT_TRUE(Open(16).ok());
+  EXPECT_TRUE(Poll(absl::Milliseconds(200)).task_token().empty());
+  ASSERT_TRUE(SendSuccess(retry.task_token()).ok());
+  EXPECT_EQ(Describe(arn).status(), "SUCCEEDED");
+}
+
 // A claimed poller whose caller has gone by the time the task is handed to
 // it puts the task back into the backlog, durably: it is delivered once,
 // after a restart too.
