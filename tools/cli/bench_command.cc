@@ -88,6 +88,23 @@ std::map<std::string, int64_t> ClosedExpressExecutions(const prometheus::Registr
   return counts;
 }
 
+// Tasks the in-process cluster handed to workers so far, by how they met
+// their poller (stepflow_activity_polls_total without its "empty" polls).
+std::map<std::string, int64_t> ActivityHandOvers(const prometheus::Registry& registry) {
+  std::map<std::string, int64_t> counts;
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name != "stepflow_activity_polls_total") continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      for (const prometheus::ClientMetric::Label& label : metric.label) {
+        if (label.name == "result" && label.value != "empty") {
+          counts[label.value] += static_cast<int64_t>(metric.counter.value);
+        }
+      }
+    }
+  }
+  return counts;
+}
+
 // GET /metrics of `address` ("host:port"); the page without its headers.
 absl::StatusOr<std::string> FetchMetrics(const std::string& address) {
   const size_t colon = address.rfind(':');
@@ -385,6 +402,9 @@ int RunBenchCommand(const std::vector<std::string>& args, std::ostream& out,
     context.closed_express =
         [registry = &cluster->registry()]() -> absl::StatusOr<std::map<std::string, int64_t>> {
       return ClosedExpressExecutions(*registry);
+    };
+    context.activity_hand_overs = [registry = &cluster->registry()] {
+      return ActivityHandOvers(*registry);
     };
     report.target =
         absl::StrCat("in-process dev cluster, gateway ", context.endpoint);

@@ -225,6 +225,13 @@ TEST(BenchOptionsTest, ActivitiesDelivery) {
   EXPECT_FALSE(
       ParseBenchArgs({"--scenario", "activities", "--task-timeout", "100000000"}).ok());
   EXPECT_FALSE(ParseBenchArgs({"--scenario", "standard", "--task-timeout", "3"}).ok());
+  EXPECT_EQ(options->tasks_per_execution, 1);
+  options = ParseBenchArgs({"--scenario", "activities", "--tasks", "20"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->tasks_per_execution, 20);
+  EXPECT_FALSE(ParseBenchArgs({"--scenario", "activities", "--tasks", "0"}).ok());
+  EXPECT_FALSE(ParseBenchArgs({"--scenario", "activities", "--tasks", "10001"}).ok());
+  EXPECT_FALSE(ParseBenchArgs({"--scenario", "standard", "--tasks", "2"}).ok());
 }
 
 TEST(BenchOptionsTest, RefusesBadValues) {

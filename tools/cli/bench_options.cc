@@ -85,6 +85,14 @@ const std::vector<FlagSpec>& BenchFlags() {
        .help = "activities: the Task state's TimeoutSeconds\n"
                "(default 300): every round trip arms and,\n"
                "when its task is answered, deletes that timer."},
+      {.name = "tasks",
+       .kind = FlagKind::kInt,
+       .value_name = "N",
+       .help = "activities: tasks per execution, run one\n"
+               "after the other (default 1). An operation\n"
+               "is then one execution of N round trips;\n"
+               "the report adds round trips per second,\n"
+               "their ratio and CPU per round trip."},
       {.name = "connections",
        .kind = FlagKind::kInt,
        .value_name = "N",
@@ -253,6 +261,14 @@ absl::StatusOr<BenchOptions> ParseBenchArgs(
   }
   if (parsed->Has("task-timeout") && options.scenario != ScenarioKind::kActivities) {
     return absl::InvalidArgumentError("flag --task-timeout applies to --scenario activities only");
+  }
+  const int64_t tasks = parsed->GetInt("tasks", 1);
+  if (tasks < 1 || tasks > 10000) {
+    return absl::InvalidArgumentError("flag --tasks needs a count from 1 to 10000");
+  }
+  options.tasks_per_execution = static_cast<int>(tasks);
+  if (parsed->Has("tasks") && options.scenario != ScenarioKind::kActivities) {
+    return absl::InvalidArgumentError("flag --tasks applies to --scenario activities only");
   }
   options.connections = static_cast<int>(
       std::min<int64_t>(parsed->GetInt("connections", 0), 256));

@@ -55,6 +55,10 @@ struct BenchOptions {
   std::string workflow_type = "STANDARD";
   // The TimeoutSeconds of the activities scenario's Task state.
   int64_t task_timeout_seconds = 300;
+  // Activity tasks each execution of the activities scenario runs, one
+  // after the other (its Task state again while a Choice says more are
+  // left); 1: the one-Task workflow.
+  int tasks_per_execution = 1;
   // gRPC channels (connections) the load is spread over; 0: one per 16
   // slots, at most 8.
   int connections = 0;

@@ -193,6 +193,21 @@ std::string RenderJson(const BenchReport& report) {
     cpu.AddMember("ceiling_context_switches", Round(ceiling.context_switches), allocator);
     doc.AddMember("cpu_per_op", cpu, allocator);
   }
+  if (report.round_trips_per_operation > 1) {
+    const double n = report.round_trips_per_operation;
+    json::Value trips(rapidjson::kObjectType);
+    trips.AddMember("per_operation", report.round_trips_per_operation, allocator);
+    trips.AddMember("completed", json::Value(report.run.completed * report.round_trips_per_operation),
+                    allocator);
+    trips.AddMember("per_sec", Round(report.run.PerSecond() * n, 100), allocator);
+    trips.AddMember("ratio", Round(report.Ratio() * n, 1e6), allocator);
+    if (HasCpuPerOperation(report)) {
+      const PerOperation run = PerOperationOf(report.run);
+      trips.AddMember("cpu_us", Round(run.cpu_us / n), allocator);
+      trips.AddMember("context_switches", Round(run.context_switches / n), allocator);
+    }
+    doc.AddMember("round_trips", trips, allocator);
+  }
   json::Value latency_ratio(rapidjson::kObjectType);
   const LatencySummary& run = report.run.latency;
   const LatencySummary& ceiling = report.ceiling.latency;
@@ -266,6 +281,14 @@ std::string RenderText(const BenchReport& report) {
                 "ceiling's %.1f/s)\n",
                 run.completed, absl::ToDoubleSeconds(run.elapsed),
                 run.PerSecond(), report.Ratio(), ceiling.PerSecond()));
+  if (report.round_trips_per_operation > 1) {
+    const double n = report.round_trips_per_operation;
+    absl::StrAppend(
+        &out, absl::StrFormat("round trips     %d a completed operation: %.1f/s  (ratio %.4f of "
+                              "the ceiling's)\n",
+                              report.round_trips_per_operation, run.PerSecond() * n,
+                              report.Ratio() * n));
+  }
   auto latency_line = [&](absl::string_view name, absl::Duration value,
                           absl::Duration base) {
     absl::StrAppend(
@@ -317,6 +340,14 @@ std::string RenderText(const BenchReport& report) {
                               run_cpu.cpu_us, run_cpu.context_switches, ceiling_cpu.cpu_us,
                               ceiling_cpu.context_switches,
                               RatioOf(ceiling_cpu.cpu_us, run_cpu.cpu_us), report.cpu_of));
+    if (report.round_trips_per_operation > 1) {
+      const double n = report.round_trips_per_operation;
+      absl::StrAppend(
+          &out, absl::StrFormat("cpu per trip    %.1f us, %.2f context switches  (ratio %.4f of "
+                                "the ceiling's per call)\n",
+                                run_cpu.cpu_us / n, run_cpu.context_switches / n,
+                                RatioOf(ceiling_cpu.cpu_us, run_cpu.cpu_us / n)));
+    }
   }
   absl::StrAppend(&out, "errors          ", FormatErrors(run.errors));
   if (!ceiling.errors.counts().empty()) {

@@ -71,6 +71,10 @@ struct BenchReport {
   std::string delivery;
   // activities: the one-Task workflow's type.
   std::string workflow_type;
+  // activities with --tasks N > 1: an operation is an execution of N
+  // activity round trips; the report then gives rates, the ratio and CPU
+  // per round trip too ("round_trips"). 1 otherwise.
+  int round_trips_per_operation = 1;
   // Ended early by Ctrl-C (SIGINT) or SIGTERM.
   bool interrupted = false;
 

@@ -52,6 +52,15 @@ constexpr char kStampKey[] = "\"stepflow_bench_start_us\":";
 // And the key of the operation the input belongs to, which the worker's
 // report of the task's result finds the operation by.
 constexpr char kOperationKey[] = "\"stepflow_bench_op\":\"";
+// With --tasks N > 1: the tasks left, counting this one, in the first
+// task's input (N)...
+constexpr char kTasksLeftKey[] = "\"stepflow_bench_tasks\":";
+// ... and in each later one's, the result of the task before (its Task
+// state's ResultPath, which the Choice after it reads): {"left": tasks
+// left, "reported_us": when the worker reported it}.
+constexpr char kLoopResultPath[] = "$.stepflow_bench_result";
+constexpr char kLoopResultKey[] = "\"stepflow_bench_result\":{\"left\":";
+constexpr char kReportedKey[] = "\"reported_us\":";
 
 std::unique_ptr<grpc::ClientContext> NewContext(absl::Duration timeout) {
   auto context = std::make_unique<grpc::ClientContext>();
@@ -147,15 +156,17 @@ absl::Time ToTime(const google::protobuf::Timestamp& timestamp) {
 }
 
 // `input` with kStampKey set to the current time in microseconds (and
-// kOperationKey to `operation`, when not empty), when it is a JSON object;
-// unchanged otherwise.
-std::string StampInput(const std::string& input, const std::string& operation = "") {
+// kOperationKey to `operation`, when not empty; kTasksLeftKey to `tasks`
+// when more than 1), when it is a JSON object; unchanged otherwise.
+std::string StampInput(const std::string& input, const std::string& operation = "",
+                       int tasks = 1) {
   size_t open = input.find_first_not_of(" \t\r\n");
   if (open == std::string::npos || input[open] != '{') return input;
   size_t next = input.find_first_not_of(" \t\r\n", open + 1);
   bool empty_object = next != std::string::npos && input[next] == '}';
   std::string key_field =
       operation.empty() ? "" : absl::StrCat(kOperationKey, operation, "\",");
+  if (tasks > 1) absl::StrAppend(&key_field, kTasksLeftKey, tasks, ",");
   return absl::StrCat(input.substr(0, open + 1), key_field, kStampKey,
                       absl::ToUnixMicros(absl::Now()), empty_object ? "" : ",",
                       input.substr(open + 1));
@@ -170,16 +181,41 @@ std::string ReadOperationKey(const std::string& input) {
   return end == std::string::npos ? "" : input.substr(at, end - at);
 }
 
+// The digits after `key` in `text`, if it is there.
+std::optional<int64_t> ReadNumberAfter(const std::string& text, std::string_view key) {
+  size_t at = text.find(key);
+  if (at == std::string::npos) return std::nullopt;
+  int64_t number = 0;
+  for (size_t i = at + key.size(); i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    number = number * 10 + (text[i] - '0');
+  }
+  return number;
+}
+
 // The stamp StampInput wrote, if any.
 std::optional<absl::Time> ReadStamp(const std::string& input) {
-  size_t at = input.find(kStampKey);
-  if (at == std::string::npos) return std::nullopt;
-  int64_t micros = 0;
-  for (size_t i = at + sizeof(kStampKey) - 1;
-       i < input.size() && input[i] >= '0' && input[i] <= '9'; ++i) {
-    micros = micros * 10 + (input[i] - '0');
+  std::optional<int64_t> micros = ReadNumberAfter(input, kStampKey);
+  if (!micros.has_value()) return std::nullopt;
+  return absl::FromUnixMicros(*micros);
+}
+
+// When an activity task was scheduled, at the latest: the report of the
+// execution's task before (--tasks), or else the execution's start.
+std::optional<absl::Time> ReadTaskStamp(const std::string& input) {
+  if (input.find(kLoopResultKey) != std::string::npos) {
+    if (std::optional<int64_t> micros = ReadNumberAfter(input, kReportedKey)) {
+      return absl::FromUnixMicros(*micros);
+    }
   }
-  return absl::FromUnixMicros(micros);
+  return ReadStamp(input);
+}
+
+// The tasks an activity task's execution has left to run, this one
+// included: 1 for a one-Task workflow's.
+int64_t ReadTasksLeft(const std::string& input) {
+  std::optional<int64_t> left = ReadNumberAfter(input, kLoopResultKey);
+  if (!left.has_value()) left = ReadNumberAfter(input, kTasksLeftKey);
+  return left.value_or(1);
 }
 
 // What the StartExecution operations of one scenario share.
@@ -191,6 +227,8 @@ struct ExecutionShared {
   bool expect_success = true;
   // Stamp each input with its start time (activities).
   bool stamp_input = false;
+  // Activity tasks per execution (activities).
+  int tasks = 1;
   absl::Duration timeout;
   Scheduler* scheduler = nullptr;
   PollPacer pacer;
@@ -392,7 +430,7 @@ class RoundTripOperation final : public Operation {
 
   void Start(std::function<void(OpOutcome)> done) override {
     const std::string key = trips_->Expect(std::move(done));
-    request_.set_input(StampInput(shared_->input, key));
+    request_.set_input(StampInput(shared_->input, key, shared_->tasks));
     context_ = NewContext(shared_->timeout);
     stub_->async()->StartExecution(
         context_.get(), &request_, &response_, [this, key](grpc::Status status) {
@@ -772,11 +810,12 @@ class StateMachineScenario : public Scenario {
 // destructor calls it).
 class StreamingWorkers {
  public:
-  // `on_task` is called with each task's input, `on_reported` with its
-  // input and its report's answer, both on gRPC threads.
+  // `on_task` is called with each task's input and gives its result,
+  // `on_reported` with its input and its report's answer, both on gRPC
+  // threads.
   StreamingWorkers(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
                    std::string activity_arn, int slots,
-                   std::function<void(const std::string& input)> on_task,
+                   std::function<std::string(const std::string& input)> on_task,
                    std::function<void(const std::string& input, const grpc::Status& status)>
                        on_reported)
       : activity_arn_(std::move(activity_arn)),
@@ -901,10 +940,10 @@ class StreamingWorkers {
         workers_->tasks_.fetch_add(message_.tasks_size(), std::memory_order_relaxed);
         v1::StreamActivityTasksRequest reports;
         for (v1::DeliveredActivityTask& task : *message_.mutable_tasks()) {
-          workers_->on_task_(task.input());
+          std::string result = workers_->on_task_(task.input());
           v1::TaskReport* report = reports.add_reports();
           report->mutable_success()->set_task_token(std::move(*task.mutable_task_token()));
-          report->mutable_success()->set_output(R"({"done":true})");
+          report->mutable_success()->set_output(std::move(result));
           absl::MutexLock lock(&mu_);
           report->set_report_id(next_report_id_++);
           unanswered_.emplace(report->report_id(), std::move(*task.mutable_input()));
@@ -981,7 +1020,7 @@ class StreamingWorkers {
   };
 
   const std::string activity_arn_;
-  const std::function<void(const std::string&)> on_task_;
+  const std::function<std::string(const std::string&)> on_task_;
   const std::function<void(const std::string&, const grpc::Status&)> on_reported_;
   std::vector<std::unique_ptr<Stream>> streams_;
   bool started_ = false;
@@ -1001,6 +1040,7 @@ class ActivitiesScenario final : public StateMachineScenario {
       : StateMachineScenario(context, context.options->workflow_type, /*sync=*/false,
                              /*expect_success=*/true) {
     shared_.stamp_input = true;
+    shared_.tasks = context.options->tasks_per_execution;
   }
 
   absl::Status SetUp() override {
@@ -1012,23 +1052,41 @@ class ActivitiesScenario final : public StateMachineScenario {
                                request, &response, timeout());
     if (!status.ok()) return status;
     activity_arn_ = response.activity_arn();
-    std::string definition = absl::StrCat(
-        R"({"Comment":"stepflow bench: one activity task","StartAt":"Work","States":{"Work":{"Type":"Task","Resource":")",
-        activity_arn_, R"(","TimeoutSeconds":)", context_.options->task_timeout_seconds,
-        R"(,"End":true}}})");
+    const int tasks = context_.options->tasks_per_execution;
+    std::string definition =
+        tasks == 1
+            ? absl::StrCat(
+                  R"({"Comment":"stepflow bench: one activity task","StartAt":"Work","States":{"Work":{"Type":"Task","Resource":")",
+                  activity_arn_, R"(","TimeoutSeconds":)", context_.options->task_timeout_seconds,
+                  R"(,"End":true}}})")
+            // The Task state again while its result says tasks are left.
+            : absl::StrCat(
+                  R"({"Comment":"stepflow bench: activity tasks one after the other","StartAt":"Work","States":{"Work":{"Type":"Task","Resource":")",
+                  activity_arn_, R"(","TimeoutSeconds":)", context_.options->task_timeout_seconds,
+                  R"(,"ResultPath":")", kLoopResultPath,
+                  R"(","Next":"More"},"More":{"Type":"Choice","Choices":[{"Variable":")",
+                  kLoopResultPath,
+                  R"(.left","NumericGreaterThan":0,"Next":"Work"}],"Default":"Done"},"Done":{"Type":"Succeed"}}})");
     status = CreateStateMachine(definition);
     if (!status.ok()) return status;
+    if (context_.activity_hand_overs) hand_overs_before_ = context_.activity_hand_overs();
 
-    auto record_wait = [this](const std::string& input) {
-      if (std::optional<absl::Time> stamp = ReadStamp(input)) {
+    // Records the task's schedule-to-start; its result.
+    auto record_wait = [this, tasks](const std::string& input) -> std::string {
+      if (std::optional<absl::Time> stamp = ReadTaskStamp(input)) {
         absl::Duration wait = absl::Now() - *stamp;
         absl::MutexLock lock(&mu_);
         schedule_to_start_.Add(wait);
       }
+      if (tasks == 1) return R"({"done":true})";
+      return absl::StrCat(R"({"left":)", ReadTasksLeft(input) - 1, ",", kReportedKey,
+                          absl::ToUnixMicros(absl::Now()), "}");
     };
     // `trips` outlives the workers: they stop before the scenario ends.
+    // The operation ends with its execution's last task, or a failed one.
     auto report_done = [trips = trips_.get()](const std::string& input,
                                               const absl::Status& status) {
+      if (status.ok() && ReadTasksLeft(input) > 1) return;
       trips->Arrived(ReadOperationKey(input), /*start=*/false,
                      status.ok() ? OpOutcome::Ok()
                                  : OpOutcome::Error(absl::StatusCodeToString(status.code()),
@@ -1056,8 +1114,7 @@ class ActivitiesScenario final : public StateMachineScenario {
     };
     worker_ = std::make_unique<worker::Worker>(
         options, [record_wait](const worker::Task& task) {
-          record_wait(task.input);
-          return worker::TaskResult::Success(R"({"done":true})");
+          return worker::TaskResult::Success(record_wait(task.input));
         });
     return worker_->Start();
   }
@@ -1067,8 +1124,18 @@ class ActivitiesScenario final : public StateMachineScenario {
     report->delivery =
         context_.options->delivery == Delivery::kStream ? "stream" : "poll";
     report->workflow_type = context_.options->workflow_type;
+    report->round_trips_per_operation = context_.options->tasks_per_execution;
     if (streaming_) {
       report->extras["stream_tasks_per_message"] = streaming_->tasks_per_message();
+    }
+    if (context_.activity_hand_overs) {
+      // How tasks met their pollers: a sync match costs no transition of
+      // its own (ActivityStarted goes in the scheduling write), a task
+      // taken from the backlog does.
+      std::map<std::string, int64_t> after = context_.activity_hand_overs();
+      const double sync = after["sync_match"] - hand_overs_before_["sync_match"];
+      const double backlog = after["backlog"] - hand_overs_before_["backlog"];
+      if (sync + backlog > 0) report->extras["sync_match_share"] = sync / (sync + backlog);
     }
     if (streaming_ && streaming_->report_errors() > 0) {
       report->extras["task_report_errors"] =
@@ -1092,10 +1159,17 @@ class ActivitiesScenario final : public StateMachineScenario {
     }
     report->statuses = ended;
     report->latency_note =
-        "completed counts round trips: StartExecution answered and the task's "
-        "result answered (SendTaskSuccess when polling, a report on the stream when "
-        "streaming; it closes the one-Task execution); statuses are the executions' "
-        "ends, listed once after the load";
+        context_.options->tasks_per_execution == 1
+            ? "completed counts round trips: StartExecution answered and the task's "
+              "result answered (SendTaskSuccess when polling, a report on the stream when "
+              "streaming; it closes the one-Task execution); statuses are the executions' "
+              "ends, listed once after the load"
+            : "completed counts executions of --tasks round trips each: StartExecution "
+              "answered and the last task's result answered (SendTaskSuccess when "
+              "polling, a report on the stream when streaming; it closes the "
+              "execution); schedule-to-start of a later task is counted from the "
+              "worker's report of the task before; statuses are the executions' ends, "
+              "listed once after the load";
     absl::MutexLock lock(&mu_);
     report->schedule_to_start = schedule_to_start_.Summarize();
   }
@@ -1125,6 +1199,7 @@ class ActivitiesScenario final : public StateMachineScenario {
   }
 
   std::string activity_arn_;
+  std::map<std::string, int64_t> hand_overs_before_;
   const std::shared_ptr<RoundTrips> trips_ = std::make_shared<RoundTrips>();
   std::unique_ptr<worker::Worker> worker_;
   std::unique_ptr<StreamingWorkers> streaming_;

@@ -46,6 +46,9 @@ struct ScenarioContext {
   // cannot read it (--endpoint without --metrics), and the scenarios list
   // executions instead, which finds only the recent ones.
   std::function<absl::StatusOr<std::map<std::string, int64_t>>()> closed_express;
+  // Tasks handed to workers so far, by how they met their poller
+  // ("sync_match", "backlog"); only with the in-process cluster.
+  std::function<std::map<std::string, int64_t>()> activity_hand_overs;
 };
 
 // Thread-safety: SetUp, Settle, Finish and TearDown are called from one
