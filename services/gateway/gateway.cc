@@ -64,8 +64,10 @@ constexpr absl::Duration kStreamPollWindow = absl::Seconds(1);
 // that was unavailable.
 constexpr absl::Duration kUnavailableRewatch = absl::Milliseconds(100);
 constexpr int kMaxTasksPerPoll = 100;
-// Polls a stream runs at once (see TaskStream::Poll).
-constexpr int kPollsPerStream = 2;
+// Polls a stream runs at once, at most (see TaskStream::Poll).
+constexpr int kPollsPerStream = 8;
+// A poll takes up to 1/kPollShare of a stream's unfilled credits.
+constexpr int kPollShare = 2;
 // AWS: traceHeader is at most 256 characters; Express executions are
 // billed for 64 MB.
 constexpr int kMaxTraceHeaderBytes = 256;
@@ -1745,6 +1747,12 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
         }
       }
       if (read_on) {
+        // The credits first: a poll they start waits in its task queue
+        // before the reports' transitions run, so a transition that
+        // schedules the execution's next task hands it over in its own
+        // write (a sync match) rather than through the backlog and a
+        // hand-over transition of its own.
+        Advance();
         for (v1::TaskReport& report : *request_.mutable_reports()) Send(std::move(report));
         StartRead(&request_);
       }
@@ -1836,7 +1844,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     // is deleted once it has ended.
     void Advance(absl::FunctionRef<void()> update = [] {}) {
       const v1::StreamActivityTasksResponse* write = nullptr;
-      bool poll = false;
+      int polls = 0;
       bool probe = false;
       std::optional<grpc::Status> finish;
       {
@@ -1848,13 +1856,21 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
           write = &outgoing_.front();
         }
         // The first poll also looks the activity up, credits or not; more
-        // start once it has, while credits are left for them.
-        if (opened_ && !EndingLocked() &&
-            (!poll_started_ || (probed_ && polls_ < kPollsPerStream && credits_ > reserved_))) {
-          ++polls_;
-          probe = !poll_started_;
-          poll_started_ = true;
-          poll = true;
+        // start once it has, as many as the credits no poll has reserved
+        // call for (each reserves its share when it starts).
+        if (opened_ && !EndingLocked()) {
+          if (!poll_started_) {
+            probe = true;
+            poll_started_ = true;
+            polls = 1;
+          } else if (probed_) {
+            const int64_t share = (credits_ + kPollShare - 1) / kPollShare;
+            for (int64_t free = credits_ - reserved_;
+                 free > 0 && polls_ + polls < kPollsPerStream; free -= std::min(free, share)) {
+              ++polls;
+            }
+          }
+          polls_ += polls;
         }
         if (EndingLocked() && polls_ == 0 && reports_in_flight_ == 0 && !writing_ &&
             (outgoing_.empty() || write_failed_ || cancelled_)) {
@@ -1863,16 +1879,27 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
         }
       }
       if (write != nullptr) StartWrite(write);
-      if (poll) service_->poll_pool_.Run([this, probe] { Poll(probe); });
+      if (probe) {
+        // The look-up waits for its answer: on a thread of the pool.
+        service_->poll_pool_.Run([this] { Poll(/*probe_first=*/true); });
+      } else {
+        // Later polls wait without a thread: started here, they are in
+        // line before this thread goes on (see OnReadDone).
+        for (int i = 0; i < polls; ++i) Poll(/*probe_first=*/false);
+      }
       if (finish.has_value()) Finish(*finish);
     }
 
-    // On a thread of the pool: takes tasks while the stream has credits
-    // that no other poll of it may fill. Two polls per stream, each for up
-    // to half the credits, so that one is nearly always waiting: a task
-    // that meets a waiting poll is handed over in its transition's own
-    // write, one that finds none goes through the backlog and a hand-over
-    // of its own.
+    // Takes tasks while the stream has credits that no other poll of it
+    // may fill; the first one (`probe_first`, on a thread of the pool)
+    // looks the activity up before. Each takes up to half the unfilled
+    // credits, and credits freed while the polls are out start more (up
+    // to kPollsPerStream), so that polls nearly always wait for every
+    // credit: a task that meets a waiting poll is handed over in its
+    // transition's own write; one that finds none goes through the
+    // backlog and a hand-over transition of its own, and while the polls
+    // hand over a backlog, new tasks find none waiting and queue behind
+    // it.
     void Poll(bool probe_first) {
       if (probe_first) {
         // Errors of a missing activity are found before any wait: a watch
@@ -1978,7 +2005,7 @@ class StepFunctionsService final : public StepFunctionsServiceBase {
     // poll, with a pacer of its own, would start meanwhile).
     void ReserveLocked(int held, int* wanted, bool* done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       reserved_ -= held;
-      const int64_t share = (credits_ + kPollsPerStream - 1) / kPollsPerStream;
+      const int64_t share = (credits_ + kPollShare - 1) / kPollShare;
       *wanted =
           static_cast<int>(std::min({credits_ - reserved_, share, int64_t{kMaxTasksPerPoll}}));
       if (*wanted <= 0 || EndingLocked()) {
