@@ -9,7 +9,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -237,6 +239,98 @@ TEST_F(DevClusterTest, StreamsKeepToCreditsAndEndPromptly) {
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_EQ(dev_->Stop(SIGTERM, absl::Seconds(20)), 0);
   EXPECT_LT(absl::Now() - cancelled_at, absl::Seconds(10));
+}
+
+// A worker on a stream returns each task's credit with its report. The
+// credit waits as a poll before the report's transition runs, so the
+// execution's next task goes to it in that transition's own write: every
+// task of a workflow of several is a sync match, none goes through the
+// backlog (and a hand-over transition of its own).
+TEST_F(DevClusterTest, ANextTaskMeetsTheCreditItsReportReturned) {
+  ASSERT_NO_FATAL_FAILURE(StartDev());
+  const std::string activity_arn = CreateActivity("dev-steps");
+  const std::string task = absl::StrCat(R"({"Type": "Task", "Resource": ")", activity_arn, R"(", )");
+  const std::string machine_arn = api_->CreateStateMachine(
+      "dev-steps", absl::StrCat(R"({"StartAt": "A", "States": {"A": )", task, R"("Next": "B"}, "B": )",
+                                task, R"("Next": "C"}, "C": )", task, R"("End": true}}})"));
+  ASSERT_FALSE(machine_arn.empty());
+
+  grpc::ClientContext stream_context;
+  auto stream = stub_->StreamActivityTasks(&stream_context);
+  v1::StreamActivityTasksRequest open;
+  open.set_activity_arn(activity_arn);
+  open.set_worker_name("dev-steps");
+  open.set_credits(1);
+  ASSERT_TRUE(stream->Write(open));
+  const std::string label = "activity=\"dev-steps\"";
+  auto metric = [&](const std::string& result) {
+    auto page = testing::HttpGet(absl::StrCat("127.0.0.1:", metrics_port_), "/metrics");
+    EXPECT_TRUE(page.ok()) << page.status();
+    double total = 0;
+    for (absl::string_view line : absl::StrSplit(page.value_or(""), '\n')) {
+      if (!absl::StartsWith(line, "stepflow_activity_polls_total{") ||
+          !absl::StrContains(line, label) ||
+          !absl::StrContains(line, absl::StrCat("result=\"", result, "\""))) {
+        continue;
+      }
+      double value = 0;
+      if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) total += value;
+    }
+    return total;
+  };
+
+  v1::StartExecutionRequest start;
+  start.set_state_machine_arn(machine_arn);
+  start.set_input("{}");
+  v1::StartExecutionResponse started;
+  {
+    grpc::ClientContext c;
+    ASSERT_TRUE(stub_->StartExecution(&c, start, &started).ok());
+  }
+  uint64_t report_id = 0;
+  int answers = 0;
+  // The first task may come before the first poll waited (it looks the
+  // activity up first): it is not counted.
+  double sync_before = 0;
+  double backlog_before = 0;
+  v1::StreamActivityTasksResponse message;
+  while (answers < 3 && stream->Read(&message)) {
+    for (const auto& answer : message.answers()) {
+      EXPECT_EQ(answer.code(), 0) << answer.message();
+      ++answers;
+    }
+    if (message.tasks_size() == 0) continue;
+    if (report_id == 0) {
+      sync_before = metric("sync_match");
+      backlog_before = metric("backlog");
+    }
+    v1::StreamActivityTasksRequest report;
+    for (const auto& delivered : message.tasks()) {
+      auto* success = report.add_reports();
+      success->set_report_id(++report_id);
+      success->mutable_success()->set_task_token(delivered.task_token());
+      success->mutable_success()->set_output("{}");
+    }
+    report.set_credits(message.tasks_size());
+    ASSERT_TRUE(stream->Write(report));
+  }
+  EXPECT_EQ(report_id, 3u);
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(started.execution_arn());
+  v1::DescribeExecutionResponse described;
+  {
+    grpc::ClientContext c;
+    ASSERT_TRUE(stub_->DescribeExecution(&c, describe, &described).ok());
+  }
+  EXPECT_EQ(described.status(), "SUCCEEDED");
+  EXPECT_EQ(metric("sync_match") - sync_before, 2);
+  EXPECT_EQ(metric("backlog") - backlog_before, 0);
+
+  stream_context.TryCancel();
+  v1::StreamActivityTasksResponse ignored;
+  while (stream->Read(&ignored)) {
+  }
+  (void)stream->Finish();
 }
 
 // Idle long polls do not hold up a stop: a poll waits in its task queue
