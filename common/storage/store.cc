@@ -15,6 +15,7 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
+#include "rocksdb/slice_transform.h"
 #include "rocksdb/statistics.h"
 #include "rocksdb/status.h"
 #include "rocksdb/table.h"
@@ -22,6 +23,24 @@
 
 namespace stepflow::storage {
 namespace {
+
+// The insert-hint prefix of a sequenced family's keys: all but the
+// trailing 8-byte sequence.
+class KeyWithoutSequence final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "stepflow.KeyWithoutSequence"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), key.size() - kSequenceBytes);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override { return key.size() > kSequenceBytes; }
+
+ private:
+  static constexpr size_t kSequenceBytes = 8;
+};
+
+bool Listed(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
 
 absl::string_view AbslView(std::string_view s) {
   return absl::string_view(s.data(), s.size());
@@ -306,14 +325,25 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.reserve(names.size());
-  rocksdb::ColumnFamilyOptions point_lookup_options = cf_options;
-  point_lookup_options.memtable_whole_key_filtering = true;
-  point_lookup_options.memtable_prefix_bloom_size_ratio = 0.02;
+  // Insert hints (sequenced and rewritten families) are ignored with
+  // concurrent memtable writes; nearly every write comes through one
+  // thread (the group committer's) anyway.
+  db_options.allow_concurrent_memtable_write =
+      options.sequenced_families.empty() && options.rewritten_families.empty();
+  const auto sequenced = std::make_shared<KeyWithoutSequence>();
+  const std::shared_ptr<const rocksdb::SliceTransform> whole_key(rocksdb::NewNoopTransform());
   for (const std::string& name : names) {
-    const bool point_lookups =
-        std::find(options.point_lookup_families.begin(), options.point_lookup_families.end(),
-                  name) != options.point_lookup_families.end();
-    descriptors.emplace_back(name, point_lookups ? point_lookup_options : cf_options);
+    rocksdb::ColumnFamilyOptions family = cf_options;
+    if (Listed(options.point_lookup_families, name)) {
+      family.memtable_whole_key_filtering = true;
+      family.memtable_prefix_bloom_size_ratio = 0.02;
+    }
+    if (Listed(options.sequenced_families, name)) {
+      family.memtable_insert_with_hint_prefix_extractor = sequenced;
+    } else if (Listed(options.rewritten_families, name)) {
+      family.memtable_insert_with_hint_prefix_extractor = whole_key;
+    }
+    descriptors.emplace_back(name, family);
   }
 
   auto impl = std::make_unique<Impl>();

@@ -118,6 +118,14 @@ struct StoreOptions {
   // (an existence check): their memtables keep a bloom filter of whole
   // keys, so such a lookup skips the memtables' skip lists.
   std::vector<std::string> point_lookup_families;
+  // Families whose keys end in an 8-byte big-endian sequence, written in
+  // order under the rest of the key (a history): the memtable starts each
+  // insert from where the last one under the same rest went, rather than
+  // searching its skip list from the top.
+  std::vector<std::string> sequenced_families;
+  // Families whose keys are mostly rewritten (a record per entity): the
+  // memtable starts each insert from where the key last went.
+  std::vector<std::string> rewritten_families;
   // What RocksDB's files and threads go through; RocksDB's default when
   // null. Must outlive the store. Tests pass one whose writes fail on
   // demand (storage::testing::FailingWalEnv).

@@ -303,6 +303,10 @@ absl::Status ShardCore::Init() {
                                    keys::kRetention,   keys::kMapRuns};
   // A start looks its name up before it writes: usually a miss.
   store_options.point_lookup_families = {keys::kExecutions};
+  // Each transition rewrites its execution's record and adds a history
+  // chunk after the last one.
+  store_options.rewritten_families = {keys::kExecutions};
+  store_options.sequenced_families = {keys::kHistory};
   store_options.env = options_.store_env;
   store_options.on_write_failure = options_.on_store_failure;
   ASSIGN_OR_RETURN(store_, storage::Store::Open(store_options));
