@@ -187,6 +187,29 @@ TEST(BenchCliTest, ActivitiesOfExpressWorkflows) {
   EXPECT_EQ(doc["statuses"]["SUCCEEDED"].GetInt64(), 30) << result.out;
 }
 
+// Executions of several tasks one after the other: an operation is an
+// execution, and the report counts its round trips too. Over long polls
+// (the worker SDK) and over streams.
+TEST(BenchCliTest, ActivitiesOfSeveralTasksPerExecution) {
+  for (const char* delivery : {"poll", "stream"}) {
+    Result result = Stepflow({"bench", "--scenario", "activities", "--delivery", delivery,
+                              "--tasks", "3", "-n", "12", "-c", "4", "-O", "json"});
+    json::Document doc = Report(result);
+    ASSERT_TRUE(doc.IsObject()) << delivery;
+    EXPECT_EQ(result.exit_code, 0) << delivery << ": " << result.err;
+    EXPECT_EQ(doc["completed"].GetInt64(), 12) << result.out;
+    EXPECT_TRUE(doc["errors"].ObjectEmpty()) << result.out;
+    ASSERT_TRUE(doc.HasMember("round_trips")) << result.out;
+    EXPECT_EQ(doc["round_trips"]["per_operation"].GetInt(), 3) << result.out;
+    EXPECT_EQ(doc["round_trips"]["completed"].GetInt64(), 36) << result.out;
+    EXPECT_GT(doc["round_trips"]["per_sec"].GetDouble(), 0) << result.out;
+    ASSERT_TRUE(doc["statuses"].HasMember("SUCCEEDED")) << result.out;
+    EXPECT_EQ(doc["statuses"]["SUCCEEDED"].GetInt64(), 12) << result.out;
+    ASSERT_TRUE(doc.HasMember("schedule_to_start_ms")) << result.out;
+    ASSERT_TRUE(doc.HasMember("sync_match_share")) << result.out;
+  }
+}
+
 TEST(BenchCliTest, HelpAndUsage) {
   Result top = Stepflow({"--help"});
   EXPECT_EQ(top.exit_code, 0);
