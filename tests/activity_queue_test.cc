@@ -65,20 +65,10 @@ class ActivityQueueTest : public ::testing::Test {
   std::string CreateMachine(const std::string& name, const std::string& definition) {
     return api_->CreateStateMachine(name, definition);
   }
-  using TaskStream = grpc::ClientReaderWriter<v1::StreamActivityTasksRequest,
-                                              v1::StreamActivityTasksResponse>;
-  // Opens a task stream on `context` (deadline 60 s) with its first
-  // request.
+  using TaskStream = testing::StepFunctionsClient::TaskStream;
   std::unique_ptr<TaskStream> OpenStream(grpc::ClientContext* context, const std::string& activity,
                                          const std::string& worker, int credits) {
-    context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-    std::unique_ptr<TaskStream> stream = stub_->StreamActivityTasks(context);
-    v1::StreamActivityTasksRequest open;
-    open.set_activity_arn(activity);
-    open.set_worker_name(worker);
-    open.set_credits(credits);
-    EXPECT_TRUE(stream->Write(open));
-    return stream;
+    return api_->OpenTaskStream(context, activity, worker, credits);
   }
   std::string Start(const std::string& machine, const std::string& input) {
     return api_->StartExecution(machine, input);

@@ -68,21 +68,6 @@ class DevClusterTest : public ::testing::Test {
                            activity_arn, R"(", "End": true}}})"));
   }
 
-  using TaskStream = grpc::ClientReaderWriter<v1::StreamActivityTasksRequest,
-                                              v1::StreamActivityTasksResponse>;
-  // A StreamActivityTasks call of `activity_arn`, opened with `credits`.
-  std::unique_ptr<TaskStream> OpenStream(grpc::ClientContext* context,
-                                         const std::string& activity_arn,
-                                         const std::string& worker_name, int credits) {
-    std::unique_ptr<TaskStream> stream = stub_->StreamActivityTasks(context);
-    v1::StreamActivityTasksRequest open;
-    open.set_activity_arn(activity_arn);
-    open.set_worker_name(worker_name);
-    open.set_credits(credits);
-    EXPECT_TRUE(stream->Write(open));
-    return stream;
-  }
-
   std::filesystem::path dir_;
   int port_ = 0;
   int metrics_port_ = 0;
@@ -180,7 +165,7 @@ TEST_F(DevClusterTest, StreamsKeepToCreditsAndEndPromptly) {
   ASSERT_FALSE(machine_arn.empty());
 
   grpc::ClientContext stream_context;
-  auto stream = OpenStream(&stream_context, activity_arn, "dev-streamer", /*credits=*/1);
+  auto stream = api_->OpenTaskStream(&stream_context, activity_arn, "dev-streamer", /*credits=*/1);
 
   std::vector<std::string> executions;
   for (int i = 0; i < 3; ++i) {
@@ -266,7 +251,7 @@ TEST_F(DevClusterTest, ANextTaskMeetsTheCreditItsReportReturned) {
   ASSERT_FALSE(machine_arn.empty());
 
   grpc::ClientContext stream_context;
-  auto stream = OpenStream(&stream_context, activity_arn, "dev-steps", /*credits=*/1);
+  auto stream = api_->OpenTaskStream(&stream_context, activity_arn, "dev-steps", /*credits=*/1);
   const std::string label = "activity=\"dev-steps\"";
   auto metric = [&](const std::string& result) {
     auto page = testing::HttpGet(absl::StrCat("127.0.0.1:", metrics_port_), "/metrics");

@@ -125,6 +125,9 @@ struct StoreOptions {
   std::vector<std::string> sequenced_families;
   // Families whose keys are mostly rewritten (a record per entity): the
   // memtable starts each insert from where the key last went.
+  // Either list, when not empty, turns concurrent memtable writes off for
+  // the whole store (RocksDB ignores the hints with them): each write
+  // group's leader inserts the group's batches one after the other.
   std::vector<std::string> rewritten_families;
   // What RocksDB's files and threads go through; RocksDB's default when
   // null. Must outlive the store. Tests pass one whose writes fail on

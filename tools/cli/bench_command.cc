@@ -69,40 +69,52 @@ std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(
   return channels;
 }
 
-// EXPRESS executions the in-process cluster closed so far, by status
-// (stepflow_executions_closed_total).
-std::map<std::string, int64_t> ClosedExpressExecutions(const prometheus::Registry& registry) {
+// The samples of counter `name` in `registry`, summed by the key `key_of`
+// gives their labels (samples it gives no key are left out).
+std::map<std::string, int64_t> SumCounter(
+    const prometheus::Registry& registry, const std::string& name,
+    const std::function<std::optional<std::string>(
+        const std::vector<prometheus::ClientMetric::Label>&)>& key_of) {
   std::map<std::string, int64_t> counts;
   for (const prometheus::MetricFamily& family : registry.Collect()) {
-    if (family.name != "stepflow_executions_closed_total") continue;
+    if (family.name != name) continue;
     for (const prometheus::ClientMetric& metric : family.metric) {
-      std::string type;
-      std::string status;
-      for (const prometheus::ClientMetric::Label& label : metric.label) {
-        if (label.name == "type") type = label.value;
-        if (label.name == "status") status = label.value;
+      if (std::optional<std::string> key = key_of(metric.label)) {
+        counts[*key] += static_cast<int64_t>(metric.counter.value);
       }
-      if (type == "EXPRESS") counts[status] += static_cast<int64_t>(metric.counter.value);
     }
   }
   return counts;
 }
 
+// The value of label `name`, empty when absent.
+std::string LabelValue(const std::vector<prometheus::ClientMetric::Label>& labels,
+                       const std::string& name) {
+  for (const prometheus::ClientMetric::Label& label : labels) {
+    if (label.name == name) return label.value;
+  }
+  return "";
+}
+
+// EXPRESS executions the in-process cluster closed so far, by status
+// (stepflow_executions_closed_total).
+std::map<std::string, int64_t> ClosedExpressExecutions(const prometheus::Registry& registry) {
+  return SumCounter(registry, "stepflow_executions_closed_total",
+                    [](const auto& labels) -> std::optional<std::string> {
+                      if (LabelValue(labels, "type") != "EXPRESS") return std::nullopt;
+                      return LabelValue(labels, "status");
+                    });
+}
+
 // Tasks the in-process cluster handed to workers so far, by how they met
 // their poller (stepflow_activity_polls_total without its "empty" polls).
 std::map<std::string, int64_t> ActivityHandOvers(const prometheus::Registry& registry) {
-  std::map<std::string, int64_t> counts;
-  for (const prometheus::MetricFamily& family : registry.Collect()) {
-    if (family.name != "stepflow_activity_polls_total") continue;
-    for (const prometheus::ClientMetric& metric : family.metric) {
-      for (const prometheus::ClientMetric::Label& label : metric.label) {
-        if (label.name == "result" && label.value != "empty") {
-          counts[label.value] += static_cast<int64_t>(metric.counter.value);
-        }
-      }
-    }
-  }
-  return counts;
+  return SumCounter(registry, "stepflow_activity_polls_total",
+                    [](const auto& labels) -> std::optional<std::string> {
+                      std::string result = LabelValue(labels, "result");
+                      if (result.empty() || result == "empty") return std::nullopt;
+                      return result;
+                    });
 }
 
 // GET /metrics of `address` ("host:port"); the page without its headers.

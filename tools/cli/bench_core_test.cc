@@ -477,6 +477,45 @@ TEST(BenchReportTest, CpuPerOperationWithItsRatio) {
                         "0.25: ratio 0.1667; this process)"));
 }
 
+// With --tasks, an operation is several round trips: the report gives
+// them apart, per second, as a ratio and per CPU; nothing of the kind for
+// one round trip an operation.
+TEST(BenchReportTest, RoundTripsOfOperationsOfSeveral) {
+  BenchReport report = SampleReport();
+  report.cpu_of = "this process";
+  report.run.cpu = absl::Milliseconds(60);  // 200 operations: 300 us each
+  report.run.context_switches = 500;
+  report.ceiling.cpu = absl::Milliseconds(400);  // 8000 calls: 50 us each
+  report.ceiling.context_switches = 2000;
+  absl::StatusOr<json::Document> one = json::Parse(RenderJson(report));
+  ASSERT_TRUE(one.ok());
+  EXPECT_FALSE(one->HasMember("round_trips"));
+  EXPECT_THAT(RenderText(report), Not(HasSubstr("round trips")));
+
+  report.round_trips_per_operation = 4;
+  absl::StatusOr<json::Document> doc = json::Parse(RenderJson(report));
+  ASSERT_TRUE(doc.ok());
+  const json::Value& trips = (*doc)["round_trips"];
+  EXPECT_EQ(trips["per_operation"].GetInt(), 4);
+  EXPECT_EQ(trips["completed"].GetInt64(), 800);
+  EXPECT_DOUBLE_EQ(trips["per_sec"].GetDouble(), 400);
+  EXPECT_DOUBLE_EQ(trips["ratio"].GetDouble(), 0.1);
+  EXPECT_DOUBLE_EQ(trips["cpu_us"].GetDouble(), 75);
+  EXPECT_DOUBLE_EQ(trips["context_switches"].GetDouble(), 0.625);
+  const std::string text = RenderText(report);
+  EXPECT_THAT(text, HasSubstr("round trips     4 a completed operation: 400.0/s  (ratio 0.1000 "
+                              "of the ceiling's)"));
+  EXPECT_THAT(text, HasSubstr("cpu per trip    75.0 us, 0.62 context switches  (ratio 0.6667 of "
+                              "the ceiling's per call)"));
+
+  // Without CPU figures, no CPU per round trip.
+  report.run.cpu.reset();
+  doc = json::Parse(RenderJson(report));
+  ASSERT_TRUE(doc.ok());
+  EXPECT_FALSE((*doc)["round_trips"].HasMember("cpu_us"));
+  EXPECT_THAT(RenderText(report), Not(HasSubstr("cpu per trip")));
+}
+
 TEST(BenchReportTest, NoCeilingMeansRatioZero) {
   BenchReport report = SampleReport();
   report.ceiling = PhaseResult();

@@ -71,6 +71,26 @@ bool HasCpuPerOperation(const BenchReport& report) {
          report.run.completed > 0 && report.ceiling.completed > 0;
 }
 
+// The scenario's figures per round trip, when an operation is several
+// (BenchReport::round_trips_per_operation).
+struct PerRoundTrip {
+  int64_t completed = 0;
+  double per_sec = 0;
+  double ratio = 0;
+  std::optional<PerOperation> cpu;  // when HasCpuPerOperation
+};
+PerRoundTrip PerRoundTripOf(const BenchReport& report) {
+  const int n = report.round_trips_per_operation;
+  PerRoundTrip trips{.completed = report.run.completed * n,
+                     .per_sec = report.run.PerSecond() * n,
+                     .ratio = report.Ratio() * n};
+  if (HasCpuPerOperation(report)) {
+    const PerOperation run = PerOperationOf(report.run);
+    trips.cpu = PerOperation{run.cpu_us / n, run.context_switches / n};
+  }
+  return trips;
+}
+
 std::string FormatMs(absl::Duration duration) {
   return absl::StrFormat("%.3f ms", Milliseconds(duration));
 }
@@ -194,17 +214,15 @@ std::string RenderJson(const BenchReport& report) {
     doc.AddMember("cpu_per_op", cpu, allocator);
   }
   if (report.round_trips_per_operation > 1) {
-    const double n = report.round_trips_per_operation;
+    const PerRoundTrip per_trip = PerRoundTripOf(report);
     json::Value trips(rapidjson::kObjectType);
     trips.AddMember("per_operation", report.round_trips_per_operation, allocator);
-    trips.AddMember("completed", json::Value(report.run.completed * report.round_trips_per_operation),
-                    allocator);
-    trips.AddMember("per_sec", Round(report.run.PerSecond() * n, 100), allocator);
-    trips.AddMember("ratio", Round(report.Ratio() * n, 1e6), allocator);
-    if (HasCpuPerOperation(report)) {
-      const PerOperation run = PerOperationOf(report.run);
-      trips.AddMember("cpu_us", Round(run.cpu_us / n), allocator);
-      trips.AddMember("context_switches", Round(run.context_switches / n), allocator);
+    trips.AddMember("completed", json::Value(per_trip.completed), allocator);
+    trips.AddMember("per_sec", Round(per_trip.per_sec, 100), allocator);
+    trips.AddMember("ratio", Round(per_trip.ratio, 1e6), allocator);
+    if (per_trip.cpu.has_value()) {
+      trips.AddMember("cpu_us", Round(per_trip.cpu->cpu_us), allocator);
+      trips.AddMember("context_switches", Round(per_trip.cpu->context_switches), allocator);
     }
     doc.AddMember("round_trips", trips, allocator);
   }
@@ -281,13 +299,13 @@ std::string RenderText(const BenchReport& report) {
                 "ceiling's %.1f/s)\n",
                 run.completed, absl::ToDoubleSeconds(run.elapsed),
                 run.PerSecond(), report.Ratio(), ceiling.PerSecond()));
+  const PerRoundTrip per_trip = PerRoundTripOf(report);
   if (report.round_trips_per_operation > 1) {
-    const double n = report.round_trips_per_operation;
     absl::StrAppend(
         &out, absl::StrFormat("round trips     %d a completed operation: %.1f/s  (ratio %.4f of "
                               "the ceiling's)\n",
-                              report.round_trips_per_operation, run.PerSecond() * n,
-                              report.Ratio() * n));
+                              report.round_trips_per_operation, per_trip.per_sec,
+                              per_trip.ratio));
   }
   auto latency_line = [&](absl::string_view name, absl::Duration value,
                           absl::Duration base) {
@@ -341,12 +359,11 @@ std::string RenderText(const BenchReport& report) {
                               ceiling_cpu.context_switches,
                               RatioOf(ceiling_cpu.cpu_us, run_cpu.cpu_us), report.cpu_of));
     if (report.round_trips_per_operation > 1) {
-      const double n = report.round_trips_per_operation;
       absl::StrAppend(
           &out, absl::StrFormat("cpu per trip    %.1f us, %.2f context switches  (ratio %.4f of "
                                 "the ceiling's per call)\n",
-                                run_cpu.cpu_us / n, run_cpu.context_switches / n,
-                                RatioOf(ceiling_cpu.cpu_us, run_cpu.cpu_us / n)));
+                                per_trip.cpu->cpu_us, per_trip.cpu->context_switches,
+                                RatioOf(ceiling_cpu.cpu_us, per_trip.cpu->cpu_us)));
     }
   }
   absl::StrAppend(&out, "errors          ", FormatErrors(run.errors));
