@@ -406,6 +406,16 @@ BenchReport SampleReport() {
   return report;
 }
 
+// The process's CPU in both phases: 300 us and 2.5 context switches an
+// operation, 50 us and 0.25 a ceiling call.
+void SetCpuFigures(BenchReport& report) {
+  report.cpu_of = "this process";
+  report.run.cpu = absl::Milliseconds(60);  // 200 operations: 300 us each
+  report.run.context_switches = 500;
+  report.ceiling.cpu = absl::Milliseconds(400);  // 8000 calls: 50 us each
+  report.ceiling.context_switches = 2000;
+}
+
 TEST(BenchReportTest, JsonHasEveryKeyWithTheRatio) {
   std::string text = RenderJson(SampleReport());
   // Exactly one object on one line.
@@ -458,11 +468,7 @@ TEST(BenchReportTest, CpuPerOperationWithItsRatio) {
   EXPECT_FALSE(without->HasMember("cpu_per_op"));
   EXPECT_THAT(RenderText(report), Not(HasSubstr("cpu per op")));
 
-  report.cpu_of = "this process";
-  report.run.cpu = absl::Milliseconds(60);  // 200 operations: 300 us each
-  report.run.context_switches = 500;
-  report.ceiling.cpu = absl::Milliseconds(400);  // 8000 calls: 50 us each
-  report.ceiling.context_switches = 2000;
+  SetCpuFigures(report);
   absl::StatusOr<json::Document> doc = json::Parse(RenderJson(report));
   ASSERT_TRUE(doc.ok());
   const json::Value& cpu = (*doc)["cpu_per_op"];
@@ -482,11 +488,7 @@ TEST(BenchReportTest, CpuPerOperationWithItsRatio) {
 // one round trip an operation.
 TEST(BenchReportTest, RoundTripsOfOperationsOfSeveral) {
   BenchReport report = SampleReport();
-  report.cpu_of = "this process";
-  report.run.cpu = absl::Milliseconds(60);  // 200 operations: 300 us each
-  report.run.context_switches = 500;
-  report.ceiling.cpu = absl::Milliseconds(400);  // 8000 calls: 50 us each
-  report.ceiling.context_switches = 2000;
+  SetCpuFigures(report);
   absl::StatusOr<json::Document> one = json::Parse(RenderJson(report));
   ASSERT_TRUE(one.ok());
   EXPECT_FALSE(one->HasMember("round_trips"));
