@@ -1063,28 +1063,8 @@ TEST_F(ActivityQueueTest, BacklogAndPollMetricsShowTheQueue) {
             1.0);
 }
 
-// CPU seconds (user + system) a process has used, from /proc.
-double CpuSeconds(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  std::getline(stat, line);
-  // Fields after the command name (which may hold spaces) start after ')'.
-  std::vector<std::string> fields =
-      absl::StrSplit(line.substr(line.rfind(')') + 2), ' ', absl::SkipEmpty());
-  if (fields.size() < 13) return 0;
-  // utime and stime are fields 14 and 15 of the whole line.
-  return (std::stod(fields[11]) + std::stod(fields[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// Threads of process `pid` now (its /proc status).
-int ThreadCount(pid_t pid) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (absl::StartsWith(line, "Threads:")) return std::stoi(line.substr(8));
-  }
-  return 0;
-}
+using testing::CpuSeconds;
+using testing::ThreadCount;
 
 // Idle long polls cost no CPU, whether one server holds the activity's
 // queue or several do; they wait without a thread, in the servers' task

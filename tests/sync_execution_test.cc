@@ -7,10 +7,13 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/config/sharding.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "stepflow/v1/states.grpc.pb.h"
+#include "tests/fixture/child_process.h"
 #include "tests/fixture/cluster.h"
 
 namespace stepflow {
@@ -214,6 +217,120 @@ TEST_F(SyncExecutionTest, CallerDeadlineEndsTheCallNotTheExecution) {
   v1::DescribeExecutionResponse described;
   ASSERT_TRUE(Call(&Stub::DescribeExecution, describe, &described).ok());
   EXPECT_EQ(described.status(), "RUNNING");
+}
+
+// StartSyncExecution calls whose executions wait (here for an activity
+// task) hold no thread while they wait, in the gateway or a shard server:
+// the transition that closes an execution answers its call.
+TEST_F(SyncExecutionTest, WaitingSyncExecutionsHoldNoThreads) {
+  v1::CreateActivityRequest activity;
+  activity.set_name("review");
+  v1::CreateActivityResponse activity_created;
+  ASSERT_TRUE(Call(&Stub::CreateActivity, activity, &activity_created).ok());
+  const std::string machine = CreateMachine("waiting", TaskDefinition(), "EXPRESS");
+  // One execution of the machine on each shard server first: a server's
+  // first start of a definition reads it and, since that may wait, is made
+  // on a thread of its pool; a burst of such starts leaves the pool's
+  // threads lingering a while.
+  for (int server = 0, n = 0; server < 3; ++n) {
+    const std::string name = absl::StrCat("first-", n);
+    const std::string arn =
+        absl::StrCat("arn:aws:states:us-east-1:123456789012:execution:waiting:", name);
+    if (static_cast<int>(config::ShardOf(arn, 16) % 3) != server) continue;
+    v1::StartExecutionRequest start;
+    start.set_state_machine_arn(machine);
+    start.set_name(name);
+    start.set_input(R"({"first":true})");
+    v1::StartExecutionResponse started;
+    ASSERT_TRUE(Call(&Stub::StartExecution, start, &started).ok());
+    v1::GetActivityTaskRequest poll;
+    poll.set_activity_arn(kActivityArn);
+    v1::GetActivityTaskResponse task;
+    ASSERT_TRUE(Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(30)).ok());
+    ASSERT_FALSE(task.task_token().empty());
+    v1::SendTaskSuccessRequest success;
+    success.set_task_token(task.task_token());
+    success.set_output("{}");
+    v1::SendTaskSuccessResponse sent;
+    ASSERT_TRUE(Call(&Stub::SendTaskSuccess, success, &sent).ok());
+    ++server;
+  }
+  const std::vector<pid_t> pids = cluster_->ServerPids();
+  auto total_threads = [&] {
+    int total = 0;
+    for (pid_t pid : pids) total += testing::ThreadCount(pid);
+    return total;
+  };
+
+  // Calls in flight; each answer is counted by its status.
+  struct Calls {
+    absl::Mutex mu;
+    int answered ABSL_GUARDED_BY(mu) = 0;
+    std::map<std::string, int> statuses ABSL_GUARDED_BY(mu);
+  } calls;
+  constexpr int kCalls = 400;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<v1::StartSyncExecutionRequest> requests(kCalls);
+  std::vector<v1::StartSyncExecutionResponse> responses(kCalls);
+  const int threads_before = total_threads();
+  for (int i = 0; i < kCalls; ++i) {
+    // Ten at a time: a start whose state machine another server owns asks
+    // that server on a thread of its pool, and a burst of them leaves
+    // threads lingering that have nothing to do with waiting.
+    if (i % 10 == 0) absl::SleepFor(absl::Milliseconds(25));
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    requests[i].set_state_machine_arn(machine);
+    requests[i].set_name(absl::StrCat("wait-", i));
+    requests[i].set_input(absl::StrCat(R"({"doc":)", i, "}"));
+    stub_->async()->StartSyncExecution(
+        contexts.back().get(), &requests[i], &responses[i],
+        [&calls, &responses, i](grpc::Status status) {
+          absl::MutexLock lock(&calls.mu);
+          ++calls.answered;
+          ++calls.statuses[status.ok() ? responses[i].status()
+                                       : absl::StrCat("code ", status.error_code())];
+        });
+  }
+  // Every execution has started and waits for its task by now.
+  absl::SleepFor(absl::Seconds(3));
+  const int threads_waiting = total_threads();
+  {
+    absl::MutexLock lock(&calls.mu);
+    EXPECT_EQ(calls.answered, 0);
+  }
+  std::cout << "threads of the gateway and the shard servers: " << threads_before << " -> "
+            << threads_waiting << " with " << kCalls << " sync executions waiting\n";
+  // A thread per waiting call would add 400. (gRPC's own threads come and
+  // go by dozens under load.)
+  EXPECT_LT(threads_waiting - threads_before, kCalls / 4);
+
+  // A worker answers every task; each answer ends a call.
+  for (int done = 0; done < kCalls; ++done) {
+    v1::GetActivityTaskRequest poll;
+    poll.set_activity_arn(kActivityArn);
+    v1::GetActivityTaskResponse task;
+    grpc::Status polled = Call(&Stub::GetActivityTask, poll, &task, absl::Seconds(30));
+    ASSERT_TRUE(polled.ok()) << polled.error_message();
+    ASSERT_FALSE(task.task_token().empty()) << "after " << done << " tasks";
+    v1::SendTaskSuccessRequest success;
+    success.set_task_token(task.task_token());
+    success.set_output(task.input());
+    v1::SendTaskSuccessResponse sent;
+    grpc::Status answered = Call(&Stub::SendTaskSuccess, success, &sent);
+    ASSERT_TRUE(answered.ok()) << answered.error_message();
+  }
+  absl::MutexLock lock(&calls.mu);
+  auto all_answered = [&calls]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(calls.mu) {
+    return calls.answered == kCalls;
+  };
+  calls.mu.AwaitWithTimeout(absl::Condition(&all_answered), absl::Seconds(30));
+  EXPECT_EQ(calls.answered, kCalls);
+  EXPECT_EQ(calls.statuses, (std::map<std::string, int>{{"SUCCEEDED", kCalls}}));
+  for (int i = 0; i < kCalls; ++i) {
+    if (responses[i].status() != "SUCCEEDED") continue;
+    EXPECT_EQ(responses[i].output(), absl::StrCat(R"({"doc":)", i, "}"));
+  }
 }
 
 }  // namespace

@@ -36,6 +36,13 @@ bool CallCancelled(const grpc::ServerContext& context) {
   return context.IsCancelled();
 }
 
+std::function<bool()> CancelledLaterOf(const grpc::ServerContext& context) {
+  if (const auto* local = dynamic_cast<const LocalServerContext*>(&context)) {
+    return local->CancelledLater();
+  }
+  return [&context] { return context.IsCancelled(); };
+}
+
 bool CallMayBlock(const grpc::ServerContext& context) {
   const auto* local = dynamic_cast<const LocalServerContext*>(&context);
   return local == nullptr || local->may_block();

@@ -76,6 +76,10 @@ class LocalServerContext : public grpc::ServerContext {
 absl::Time CallDeadline(const grpc::ServerContext& context);
 // Whether the caller of `context`'s call went away.
 bool CallCancelled(const grpc::ServerContext& context);
+// CallCancelled as a function a handler that answers later may call after
+// it has returned (see LocalServerContext::CancelledLater); for a call
+// not made locally, valid while `context` is.
+std::function<bool()> CancelledLaterOf(const grpc::ServerContext& context);
 // Whether the handler of `context`'s call may wait (false only for a local
 // call made with may_block false).
 bool CallMayBlock(const grpc::ServerContext& context);

@@ -198,8 +198,8 @@ std::vector<std::string> VisibilityKeys(const ExecutionRecord& record) {
 // EXPRESS executions, and a closed one has nothing left to redo after a
 // crash). Not one a parent's task started (the parent's repeated start
 // must find it), nor one with map runs (their index names it), nor a
-// synchronous start's (its caller, which may start waiting only after the
-// close, must find it).
+// synchronous start's whose caller waits on a thread (it may start waiting
+// only after the close, and must find it).
 bool LeavesStoreWhenClosed(const ExecutionRecord& record) {
   return record.state_machine_type() == "EXPRESS" && !record.has_parent_task() &&
          !record.synchronous() && record.state().map_runs().empty() &&
@@ -582,11 +582,19 @@ absl::Status ShardCore::LoadTaskQueues() {
 
 void ShardCore::Shutdown() {
   if (task_queues_ != nullptr) task_queues_->Shutdown();
+  absl::flat_hash_map<std::string, std::vector<std::unique_ptr<LaterCloseWaiter>>> later;
   {
     absl::MutexLock lock(&close_waiters_mu_);
     close_waiters_stop_ = true;
     for (auto& [arn, waiters] : close_waiters_) {
       for (CloseWaiter* waiter : waiters) waiter->closed_cv.Signal();
+    }
+    later = std::move(later_close_waiters_);
+    later_close_waiters_.clear();
+  }
+  for (auto& [arn, waiters] : later) {
+    for (std::unique_ptr<LaterCloseWaiter>& waiter : waiters) {
+      std::move(waiter->answer)(absl::UnavailableError("the shard server is shutting down"));
     }
   }
   for (OutboxLane* lane : {&items_outbox_, &events_outbox_}) {
@@ -2201,7 +2209,10 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   record.set_state_machine_alias_arn(alias_arn);
   if (request.has_parent_task()) *record.mutable_parent_task() = request.parent_task();
   record.set_name_generated(request.name_generated());
-  record.set_synchronous(synchronous);
+  // A caller that waits on a thread may start waiting only after the
+  // close: the closed record stays stored for it. One listed before the
+  // start is handed the record as the execution closes.
+  record.set_synchronous(synchronous && !(sync_answer != nullptr && sync_answer->waits_later));
   // The record gets its copy of the state machine only when it is stored
   // (below): an EXPRESS execution that ends within its start needs none.
 
@@ -2225,7 +2236,14 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   // repeat it, keeps the plain path).
   const bool commit_later = !answers_at_once && may_answer_later &&
                             definition_cached && !request.has_parent_task();
-  if (would_block != nullptr && !answers_at_once && !commit_later) return decline();
+  // A synchronous EXPRESS start is written without an fsync: one whose
+  // caller waits for the close without a thread has nothing to wait for.
+  const bool sync_runs_on = express && synchronous && sync_answer != nullptr &&
+                            sync_answer->waits_later && definition_cached &&
+                            !request.has_parent_task();
+  if (would_block != nullptr && !answers_at_once && !commit_later && !sync_runs_on) {
+    return decline();
+  }
   // Such an execution: its definition stored if it is not yet (before it
   // enters the cache, see above; later transitions in the same write-ahead
   // log come after it), its record closed, its start answered.
@@ -2376,16 +2394,137 @@ absl::Status ShardCore::DescribeExecution(const v1::DescribeExecutionRequest& re
 
 void ShardCore::NotifyClosed(const std::string& execution_arn,
                              const ExecutionRecord* left_store) {
-  absl::MutexLock lock(&close_waiters_mu_);
-  auto it = close_waiters_.find(execution_arn);
-  if (it == close_waiters_.end()) return;
-  std::shared_ptr<const ExecutionRecord> closed =
-      left_store != nullptr ? std::make_shared<const ExecutionRecord>(*left_store) : nullptr;
-  for (CloseWaiter* waiter : it->second) {
-    waiter->closed = true;
-    waiter->closed_record = closed;
-    waiter->closed_cv.Signal();
+  std::vector<std::unique_ptr<LaterCloseWaiter>> later;
+  {
+    absl::MutexLock lock(&close_waiters_mu_);
+    if (auto it = later_close_waiters_.find(execution_arn); it != later_close_waiters_.end()) {
+      later = std::move(it->second);
+      later_close_waiters_.erase(it);
+    }
+    if (auto it = close_waiters_.find(execution_arn); it != close_waiters_.end()) {
+      std::shared_ptr<const ExecutionRecord> closed =
+          left_store != nullptr ? std::make_shared<const ExecutionRecord>(*left_store) : nullptr;
+      for (CloseWaiter* waiter : it->second) {
+        waiter->closed = true;
+        waiter->closed_record = closed;
+        waiter->closed_cv.Signal();
+      }
+    }
   }
+  for (std::unique_ptr<LaterCloseWaiter>& waiter : later) {
+    if (left_store == nullptr) {
+      // Read again, now closed (a redrive that reopened it meanwhile
+      // makes it wait again).
+      AwaitOrAnswer(std::move(waiter));
+      continue;
+    }
+    DescribeRecord(*left_store, waiter->included_data != "METADATA_ONLY",
+                   options_.clock->Now(), waiter->response);
+    std::move(waiter->answer)(absl::OkStatus());
+  }
+}
+
+void ShardCore::AwaitExecutionClosedLater(const v1::DescribeExecutionRequest& request,
+                                          absl::Time deadline, std::function<bool()> cancelled,
+                                          v1::DescribeExecutionResponse* response,
+                                          AnswerLater answer) {
+  AwaitOrAnswer(std::make_unique<LaterCloseWaiter>(
+      LaterCloseWaiter{0, request.execution_arn(), request.included_data(), deadline,
+                       std::move(cancelled), response, std::move(answer)}));
+}
+
+void ShardCore::AwaitOrAnswer(std::unique_ptr<LaterCloseWaiter> waiter) {
+  v1::DescribeExecutionRequest describe;
+  describe.set_execution_arn(waiter->execution_arn);
+  describe.set_included_data(waiter->included_data);
+  const uint64_t id = ListLaterCloseWaiter(waiter);
+  if (id == 0) {
+    return std::move(waiter->answer)(absl::UnavailableError("the shard server is shutting down"));
+  }
+  // Listed before the record is read: a close committed after the read
+  // finds it listed, one committed before is in the record.
+  v1::DescribeExecutionResponse described;
+  absl::Status status = DescribeExecution(describe, &described);
+  if (status.ok() && described.status() == "RUNNING") return;
+  std::unique_ptr<LaterCloseWaiter> taken = UnlistLaterCloseWaiter(describe.execution_arn(), id);
+  if (taken == nullptr) return;
+  if (status.ok()) *taken->response = std::move(described);
+  std::move(taken->answer)(std::move(status));
+}
+
+uint64_t ShardCore::ListLaterCloseWaiter(std::unique_ptr<LaterCloseWaiter>& waiter) {
+  const absl::Time deadline = waiter->deadline;
+  uint64_t id = 0;
+  {
+    absl::MutexLock lock(&close_waiters_mu_);
+    if (close_waiters_stop_) return 0;
+    id = waiter->id = ++later_close_last_id_;
+    later_close_earliest_ = std::min(later_close_earliest_, deadline);
+    std::string arn = waiter->execution_arn;
+    later_close_waiters_[std::move(arn)].push_back(std::move(waiter));
+  }
+  // The timer loop answers it at its deadline, and looks at its caller.
+  WakeTimersForPoll(std::min(deadline, absl::Now() + kLaterCloseRecheck));
+  return id;
+}
+
+std::unique_ptr<ShardCore::LaterCloseWaiter> ShardCore::UnlistLaterCloseWaiter(
+    const std::string& execution_arn, uint64_t id) {
+  absl::MutexLock lock(&close_waiters_mu_);
+  auto it = later_close_waiters_.find(execution_arn);
+  if (it == later_close_waiters_.end()) return nullptr;
+  std::vector<std::unique_ptr<LaterCloseWaiter>>& listed = it->second;
+  std::unique_ptr<LaterCloseWaiter> taken;
+  for (auto entry = listed.begin(); entry != listed.end(); ++entry) {
+    if ((*entry)->id != id) continue;
+    taken = std::move(*entry);
+    listed.erase(entry);
+    break;
+  }
+  if (listed.empty()) later_close_waiters_.erase(it);
+  return taken;
+}
+
+absl::Time ShardCore::ExpireLaterCloseWaiters(absl::Time now) {
+  std::vector<std::pair<std::unique_ptr<LaterCloseWaiter>, absl::Status>> ended;
+  absl::Time next = absl::InfiniteFuture();
+  {
+    absl::MutexLock lock(&close_waiters_mu_);
+    if (later_close_waiters_.empty()) return absl::InfiniteFuture();
+    if (now < later_close_earliest_ && now < later_close_checked_ + kLaterCloseRecheck) {
+      return std::min(later_close_earliest_, later_close_checked_ + kLaterCloseRecheck);
+    }
+    later_close_checked_ = now;
+    later_close_earliest_ = absl::InfiniteFuture();
+    for (auto it = later_close_waiters_.begin(); it != later_close_waiters_.end();) {
+      std::vector<std::unique_ptr<LaterCloseWaiter>>& listed = it->second;
+      for (auto entry = listed.begin(); entry != listed.end();) {
+        LaterCloseWaiter& waiter = **entry;
+        if (now >= waiter.deadline) {
+          ended.emplace_back(std::move(*entry),
+                             absl::DeadlineExceededError(absl::StrCat(
+                                 "Execution is still running: '", waiter.execution_arn, "'")));
+        } else if (waiter.cancelled && waiter.cancelled()) {
+          ended.emplace_back(std::move(*entry), absl::CancelledError("the caller went away"));
+        } else {
+          later_close_earliest_ = std::min(later_close_earliest_, waiter.deadline);
+          ++entry;
+          continue;
+        }
+        entry = listed.erase(entry);
+      }
+      if (listed.empty()) {
+        later_close_waiters_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+    if (!later_close_waiters_.empty()) {
+      next = std::min(later_close_earliest_, now + kLaterCloseRecheck);
+    }
+  }
+  for (auto& [waiter, status] : ended) std::move(waiter->answer)(std::move(status));
+  return next;
 }
 
 absl::Status ShardCore::AwaitExecutionClosed(const v1::DescribeExecutionRequest& request,
@@ -2464,13 +2603,17 @@ absl::Status ShardCore::AwaitExecutionClosed(const v1::DescribeExecutionRequest&
 
 size_t ShardCore::AwaitedExecutions() {
   absl::MutexLock lock(&close_waiters_mu_);
-  return close_waiters_.size();
+  size_t awaited = close_waiters_.size();
+  for (const auto& [arn, waiters] : later_close_waiters_) {
+    if (!close_waiters_.contains(arn)) ++awaited;
+  }
+  return awaited;
 }
 
 absl::Status ShardCore::StartSyncExecution(
     const internal::v1::StartSyncExecutionShardRequest& request, absl::Time deadline,
     const std::function<bool()>& cancelled, v1::DescribeExecutionResponse* response,
-    bool* would_block, const ResolvedStart* resolved) {
+    bool* would_block, const ResolvedStart* resolved, AnswerLater* answer_later) {
   const StateMachineRecord& machine =
       resolved != nullptr ? *resolved->machine : request.start().state_machine();
   if (machine.type() != "EXPRESS") {
@@ -2480,9 +2623,37 @@ absl::Status ShardCore::StartSyncExecution(
   v1::StartExecutionResponse started;
   SyncAnswer answer;
   answer.included_data = request.included_data();
-  RETURN_IF_ERROR(StartExecutionImpl(request.start(), /*synchronous=*/true, &started, &answer,
-                                     would_block, /*answer_later=*/nullptr, resolved));
-  if (would_block != nullptr && *would_block) return absl::OkStatus();
+  // A caller that takes the answer later waits for the close without a
+  // thread: listed before the start, so that no close can come first.
+  std::string execution_arn;
+  uint64_t listed = 0;
+  if (answer_later != nullptr && *answer_later) {
+    execution_arn =
+        config::ExecutionArn(options_.arn_scope, machine.name(), request.start().request().name());
+    auto waiter = std::make_unique<LaterCloseWaiter>(
+        LaterCloseWaiter{0, execution_arn, request.included_data(), deadline, cancelled, response,
+                         std::move(*answer_later)});
+    listed = ListLaterCloseWaiter(waiter);
+    if (listed == 0) {
+      *answer_later = std::move(waiter->answer);
+      return absl::UnavailableError("the shard server is shutting down");
+    }
+    *answer_later = nullptr;
+    answer.waits_later = true;
+  }
+  absl::Status status = StartExecutionImpl(request.start(), /*synchronous=*/true, &started,
+                                           &answer, would_block, /*answer_later=*/nullptr,
+                                           resolved);
+  const bool declined = would_block != nullptr && *would_block;
+  if (listed != 0) {
+    if (status.ok() && !declined && !answer.answered) return absl::OkStatus();  // waits listed
+    // Answered here after all, unless its deadline or a stop answered it.
+    std::unique_ptr<LaterCloseWaiter> waiter = UnlistLaterCloseWaiter(execution_arn, listed);
+    if (waiter == nullptr) return absl::OkStatus();
+    *answer_later = std::move(waiter->answer);
+  }
+  RETURN_IF_ERROR(status);
+  if (declined) return absl::OkStatus();
   if (answer.answered) {
     *response = std::move(answer.closed);
     return absl::OkStatus();
@@ -3813,6 +3984,7 @@ void ShardCore::TimerLoop() {
   while (true) {
     task_queues_->RefreshAges();
     task_queues_->ExpireLater(absl::Now());
+    const absl::Time later_close_due = ExpireLaterCloseWaiters(absl::Now());
     if (options_.clock->Now() >= next_retention_sweep_) {
       next_retention_sweep_ =
           options_.clock->Now() +
@@ -3830,7 +4002,8 @@ void ShardCore::TimerLoop() {
       // passed (the clock may move), or until stopped.
       const absl::Duration wait =
           std::min({absl::Seconds(1), next_timer_wake_ - options_.clock->Now(),
-                    task_queues_->NextLaterDeadline() - absl::Now()});
+                    task_queues_->NextLaterDeadline() - absl::Now(),
+                    later_close_due - absl::Now()});
       if (wait > absl::ZeroDuration()) {
         timers_changed_ = false;
         auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(timers_mu_) {

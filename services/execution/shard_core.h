@@ -277,14 +277,27 @@ class ShardCore {
   absl::Status AwaitExecutionClosed(const v1::DescribeExecutionRequest& request,
                                     absl::Time deadline, const std::function<bool()>& cancelled,
                                     v1::DescribeExecutionResponse* response);
+  // AwaitExecutionClosed without a thread: `answer` is called once, with
+  // *response filled in when the status is OK, by the transition that
+  // closes the execution, or by the timer loop once `deadline` passed
+  // (DEADLINE_EXCEEDED) or `cancelled()` turned true (CANCELLED, looked at
+  // about every kLaterCloseRecheck), or at once when the execution is not
+  // running or does not exist. `cancelled` and `response` must stay valid
+  // until then.
+  void AwaitExecutionClosedLater(const v1::DescribeExecutionRequest& request,
+                                 absl::Time deadline, std::function<bool()> cancelled,
+                                 v1::DescribeExecutionResponse* response, AnswerLater answer);
   // StartExecution, then AwaitExecutionClosed of the execution it started.
   // `would_block` as for StartExecution: only an execution that ends within
-  // its start is answered without waiting.
+  // its start is answered without waiting — unless the caller also passes
+  // `answer_later`: then a start that would wait for the close takes it
+  // and waits as AwaitExecutionClosedLater does, holding no thread.
   absl::Status StartSyncExecution(const internal::v1::StartSyncExecutionShardRequest& request,
                                   absl::Time deadline, const std::function<bool()>& cancelled,
                                   v1::DescribeExecutionResponse* response,
                                   bool* would_block = nullptr,
-                                  const ResolvedStart* resolved = nullptr);
+                                  const ResolvedStart* resolved = nullptr,
+                                  AnswerLater* answer_later = nullptr);
   absl::Status StopExecution(const v1::StopExecutionRequest& request,
                              v1::StopExecutionResponse* response);
   absl::Status GetExecutionHistory(const v1::GetExecutionHistoryRequest& request,
@@ -419,7 +432,7 @@ class ShardCore {
   size_t WaitingPollers(const std::string& activity_arn) {
     return task_queues_->WaitingPollers(activity_arn);
   }
-  // Executions some AwaitExecutionClosed call is waiting for now.
+  // Executions some AwaitExecutionClosed(Later) call is waiting for now.
   size_t AwaitedExecutions();
 
   // Activity ARN by scheduled event id, of the tasks an execution awaits.
@@ -605,6 +618,10 @@ class ShardCore {
   struct SyncAnswer {
     std::string included_data;  // of the StartSyncExecution request
     bool answered = false;      // `closed` is the answer
+    // The caller waits for the close without a thread (listed as an
+    // AwaitExecutionClosedLater caller before the start): a start that
+    // runs on need not be declined.
+    bool waits_later = false;
     v1::DescribeExecutionResponse closed;
   };
   absl::Status StartExecutionImpl(const internal::v1::StartExecutionShardRequest& request,
@@ -636,8 +653,32 @@ class ShardCore {
   // Wakes the AwaitExecutionClosed calls waiting for `execution_arn`,
   // handing them a copy of `left_store`: the closed record, when no store
   // keeps it (see LeavesStoreWhenClosed); null when they read it again.
+  // Answers the AwaitExecutionClosedLater calls waiting for it.
   void NotifyClosed(const std::string& execution_arn,
                     const internal::v1::ExecutionRecord* left_store);
+  // A caller of AwaitExecutionClosedLater while it waits.
+  struct LaterCloseWaiter {
+    uint64_t id;  // set when listed
+    std::string execution_arn;
+    std::string included_data;
+    absl::Time deadline;
+    std::function<bool()> cancelled;
+    v1::DescribeExecutionResponse* response;
+    AnswerLater answer;
+  };
+  // Lists `waiter` under its ARN, then answers it at once if its execution
+  // is not running (or cannot be read); else it stays listed.
+  void AwaitOrAnswer(std::unique_ptr<LaterCloseWaiter> waiter);
+  // Lists `waiter` under its ARN: its id; 0, with `waiter` left as it
+  // was, when the server is stopping.
+  uint64_t ListLaterCloseWaiter(std::unique_ptr<LaterCloseWaiter>& waiter);
+  // Takes a listed waiter back; null when its close, its deadline or a
+  // stop has answered it already.
+  std::unique_ptr<LaterCloseWaiter> UnlistLaterCloseWaiter(const std::string& execution_arn,
+                                                           uint64_t id);
+  // Answers the waiters whose deadline passed or whose caller went away
+  // (every kLaterCloseRecheck at most); when to call it again.
+  absl::Time ExpireLaterCloseWaiters(absl::Time now);
 
   // Makes a service task's call (an outbox item). A result to report, or
   // a status the outbox retries (the call is idempotent).
@@ -933,6 +974,14 @@ class ShardCore {
   absl::flat_hash_map<std::string, std::vector<CloseWaiter*>> close_waiters_
       ABSL_GUARDED_BY(close_waiters_mu_);
   bool close_waiters_stop_ ABSL_GUARDED_BY(close_waiters_mu_) = false;
+  // AwaitExecutionClosedLater's callers, by ARN.
+  absl::flat_hash_map<std::string, std::vector<std::unique_ptr<LaterCloseWaiter>>>
+      later_close_waiters_ ABSL_GUARDED_BY(close_waiters_mu_);
+  // How often the timer loop looks whether their callers went away.
+  static constexpr absl::Duration kLaterCloseRecheck = absl::Milliseconds(200);
+  uint64_t later_close_last_id_ ABSL_GUARDED_BY(close_waiters_mu_) = 0;
+  absl::Time later_close_checked_ ABSL_GUARDED_BY(close_waiters_mu_) = absl::InfinitePast();
+  absl::Time later_close_earliest_ ABSL_GUARDED_BY(close_waiters_mu_) = absl::InfiniteFuture();
 
   absl::Mutex timers_mu_;
   // Starts in the past: timers that came due while the server was down

@@ -3508,6 +3508,191 @@ TEST_F(AwaitExecutionClosedTest, SyncStartOfAnExecutionThatEndsAtOnce) {
   EXPECT_TRUE(response.has_stop_date());
 }
 
+// A caller that takes the answer later: what it was answered, once.
+struct LaterAnswers {
+  absl::Mutex mu;
+  std::vector<absl::Status> statuses ABSL_GUARDED_BY(mu);
+
+  ShardCore::AnswerLater Take() {
+    return [this](absl::Status status) {
+      absl::MutexLock lock(&mu);
+      statuses.push_back(std::move(status));
+    };
+  }
+  // Waits up to `wait` for `count` answers; the answers so far.
+  std::vector<absl::Status> Await(size_t count, absl::Duration wait = absl::Seconds(10)) {
+    absl::MutexLock lock(&mu);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return statuses.size() >= count; };
+    mu.AwaitWithTimeout(absl::Condition(&enough), wait);
+    return statuses;
+  }
+};
+
+class SyncStartWithoutAThreadTest : public AwaitExecutionClosedTest {
+ protected:
+  void SetUp() override {
+    AwaitExecutionClosedTest::SetUp();
+    machine_ = CreateMachine("express-orders", kDefinition, "EXPRESS");
+  }
+
+  // StartSyncExecution from a caller that takes the answer later, first
+  // on a thread that may not block and, if the start declines there (the
+  // first start of a definition reads it), again on one that may, as
+  // callers do; whether the start took the answer. `declined`: whether the
+  // first try declined.
+  bool StartSync(const std::string& name, absl::Time deadline,
+                 v1::DescribeExecutionResponse* response, LaterAnswers* answers,
+                 std::function<bool()> cancelled = nullptr, bool* declined = nullptr) {
+    iv1::StartSyncExecutionShardRequest request;
+    *request.mutable_start()->mutable_state_machine() = machine_;
+    request.mutable_start()->mutable_request()->set_name(name);
+    request.mutable_start()->mutable_request()->set_input(R"({"order": 7})");
+    bool would_block = false;
+    ShardCore::AnswerLater answer = answers->Take();
+    absl::Status status = core_->StartSyncExecution(request, deadline, cancelled, response,
+                                                    &would_block, /*resolved=*/nullptr, &answer);
+    EXPECT_TRUE(status.ok()) << status;
+    if (declined != nullptr) *declined = would_block;
+    if (would_block) {
+      EXPECT_TRUE(answer) << "a declined start keeps the answer";
+      status = core_->StartSyncExecution(request, deadline, cancelled, response,
+                                         /*would_block=*/nullptr, /*resolved=*/nullptr, &answer);
+      EXPECT_TRUE(status.ok()) << status;
+    }
+    return !answer;
+  }
+
+  iv1::StateMachineRecord machine_;
+};
+
+TEST_F(SyncStartWithoutAThreadTest, TheClosingTransitionAnswersTheStart) {
+  // The start runs on the caller's thread, which may not block, and
+  // returns with its task scheduled: the answer comes with the close.
+  // The first start declines (its definition is read), then waits on a
+  // thread that may block; the second runs on the first thread.
+  for (const bool first : {true, false}) {
+    SCOPED_TRACE(first ? "the first start" : "a later start");
+    LaterAnswers answers;
+    v1::DescribeExecutionResponse response;
+    bool declined = false;
+    ASSERT_TRUE(StartSync(first ? "sync-1" : "sync-2", absl::Now() + absl::Seconds(60),
+                          &response, &answers, nullptr, &declined));
+    EXPECT_EQ(declined, first);
+    EXPECT_TRUE(answers.Await(1, absl::Milliseconds(200)).empty());
+    EXPECT_EQ(core_->AwaitedExecutions(), 1u);
+
+    v1::GetActivityTaskResponse task = Poll();
+    ASSERT_FALSE(task.task_token().empty());
+    Succeed(task.task_token());
+    std::vector<absl::Status> answered = answers.Await(1);
+    ASSERT_EQ(answered.size(), 1u);
+    ASSERT_TRUE(answered[0].ok()) << answered[0];
+    EXPECT_EQ(response.status(), "SUCCEEDED");
+    EXPECT_EQ(response.output(), R"({"order":7,"prep":"ready","result":{"charged":true}})");
+    EXPECT_TRUE(response.has_stop_date());
+    EXPECT_EQ(core_->AwaitedExecutions(), 0u);
+    // Answered once only.
+    absl::SleepFor(absl::Milliseconds(300));
+    EXPECT_EQ(answers.Await(2, absl::ZeroDuration()).size(), 1u);
+  }
+}
+
+TEST_F(SyncStartWithoutAThreadTest, DeadlineOrCallerGoneEndTheWaitNotTheExecution) {
+  LaterAnswers timed_out;
+  v1::DescribeExecutionResponse response;
+  const absl::Time before = absl::Now();
+  ASSERT_TRUE(StartSync("sync-late", absl::Now() + absl::Milliseconds(300), &response,
+                        &timed_out));
+  std::vector<absl::Status> answered = timed_out.Await(1);
+  ASSERT_EQ(answered.size(), 1u);
+  EXPECT_EQ(answered[0].code(), absl::StatusCode::kDeadlineExceeded) << answered[0];
+  EXPECT_THAT(std::string(answered[0].message()), ::testing::HasSubstr("sync-late"));
+  EXPECT_GE(absl::Now() - before, absl::Milliseconds(300));
+  EXPECT_LT(absl::Now() - before, absl::Seconds(3));
+
+  std::atomic<bool> gone{false};
+  LaterAnswers cancelled;
+  v1::DescribeExecutionResponse other;
+  ASSERT_TRUE(StartSync("sync-gone", absl::Now() + absl::Seconds(60), &other, &cancelled,
+                        [&] { return gone.load(); }));
+  EXPECT_TRUE(cancelled.Await(1, absl::Milliseconds(300)).empty());
+  gone = true;
+  answered = cancelled.Await(1);
+  ASSERT_EQ(answered.size(), 1u);
+  EXPECT_EQ(answered[0].code(), absl::StatusCode::kCancelled) << answered[0];
+  EXPECT_EQ(core_->AwaitedExecutions(), 0u);
+
+  // Both executions run on; answering their tasks answers nobody again.
+  for (int i = 0; i < 2; ++i) {
+    v1::GetActivityTaskResponse task = Poll();
+    ASSERT_FALSE(task.task_token().empty());
+    Succeed(task.task_token());
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(timed_out.Await(2, absl::ZeroDuration()).size(), 1u);
+  EXPECT_EQ(cancelled.Await(2, absl::ZeroDuration()).size(), 1u);
+}
+
+TEST_F(SyncStartWithoutAThreadTest, AStopAnswersEveryWaitingStart) {
+  LaterAnswers answers;
+  std::vector<v1::DescribeExecutionResponse> responses(3);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(StartSync(absl::StrCat("sync-", i), absl::Now() + absl::Seconds(60),
+                          &responses[i], &answers));
+  }
+  EXPECT_EQ(core_->AwaitedExecutions(), 3u);
+  core_->Shutdown();
+  std::vector<absl::Status> answered = answers.Await(3, absl::Seconds(1));
+  ASSERT_EQ(answered.size(), 3u);
+  for (const absl::Status& status : answered) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  }
+}
+
+TEST_F(SyncStartWithoutAThreadTest, AwaitingLaterAnExecutionNotRunningAnswersAtOnce) {
+  std::string arn = Start(CreateMachine(), "standard-1", "{}");
+  v1::GetActivityTaskResponse task = Poll();
+  ASSERT_FALSE(task.task_token().empty());
+  Succeed(task.task_token());
+
+  LaterAnswers answers;
+  v1::DescribeExecutionRequest request;
+  request.set_execution_arn(arn);
+  v1::DescribeExecutionResponse closed;
+  core_->AwaitExecutionClosedLater(request, absl::Now() + absl::Seconds(60), nullptr, &closed,
+                                   answers.Take());
+  v1::DescribeExecutionResponse missing;
+  request.set_execution_arn(arn + "-missing");
+  core_->AwaitExecutionClosedLater(request, absl::Now() + absl::Seconds(60), nullptr, &missing,
+                                   answers.Take());
+  std::vector<absl::Status> answered = answers.Await(2, absl::ZeroDuration());
+  ASSERT_EQ(answered.size(), 2u);
+  EXPECT_TRUE(answered[0].ok()) << answered[0];
+  EXPECT_EQ(closed.status(), "SUCCEEDED");
+  EXPECT_EQ(answered[1].code(), absl::StatusCode::kNotFound) << answered[1];
+  EXPECT_EQ(core_->AwaitedExecutions(), 0u);
+}
+
+TEST_F(SyncStartWithoutAThreadTest, AStandardExecutionAwaitedLaterIsReadAgainAsItCloses) {
+  // A STANDARD execution stays stored when it closes: the waiter reads it.
+  std::string arn = Start(CreateMachine(), "standard-2", R"({"order": 8})");
+  LaterAnswers answers;
+  v1::DescribeExecutionRequest request;
+  request.set_execution_arn(arn);
+  v1::DescribeExecutionResponse closed;
+  core_->AwaitExecutionClosedLater(request, absl::Now() + absl::Seconds(60), nullptr, &closed,
+                                   answers.Take());
+  EXPECT_TRUE(answers.Await(1, absl::Milliseconds(100)).empty());
+  v1::GetActivityTaskResponse task = Poll();
+  ASSERT_FALSE(task.task_token().empty());
+  Succeed(task.task_token());
+  std::vector<absl::Status> answered = answers.Await(1);
+  ASSERT_EQ(answered.size(), 1u);
+  EXPECT_TRUE(answered[0].ok()) << answered[0];
+  EXPECT_EQ(closed.status(), "SUCCEEDED");
+  EXPECT_EQ(closed.output(), R"({"order":8,"prep":"ready","result":{"charged":true}})");
+}
+
 // --- Map runs ---------------------------------------------------------------
 
 // A distributed Map over $.items whose children each wait for the "work"

@@ -403,12 +403,13 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
                                   const iv1::StartSyncExecutionShardRequest* request,
                                   v1::DescribeExecutionResponse* response) override {
     const absl::Time deadline = std::min(absl::Now() + kMaxSyncWait, rpc::CallDeadline(*context));
-    auto cancelled = [context] { return rpc::CallCancelled(*context); };
+    std::function<bool()> cancelled = rpc::CancelledLaterOf(*context);
     return StartResolved(context, *request,
                          [&](const iv1::StartSyncExecutionShardRequest& start,
                              const ShardCore::ResolvedStart* resolved, bool* would_block) {
                            return core_->StartSyncExecution(start, deadline, cancelled, response,
-                                                            would_block, resolved);
+                                                            would_block, resolved,
+                                                            rpc::AnswerLaterOf(context));
                          });
   }
 
@@ -422,6 +423,12 @@ class ShardServiceImpl final : public iv1::ShardService::Service {
     v1::DescribeExecutionRequest describe;
     describe.set_execution_arn(request->execution_arn());
     describe.set_included_data(request->included_data());
+    if (rpc::LocalServerContext::LaterAnswer* answer = rpc::AnswerLaterOf(context)) {
+      core_->AwaitExecutionClosedLater(describe, deadline, rpc::CancelledLaterOf(*context),
+                                       response, std::move(*answer));
+      *answer = nullptr;
+      return grpc::Status::OK;
+    }
     return rpc::ToGrpcStatus(core_->AwaitExecutionClosed(
         describe, deadline, [context] { return rpc::CallCancelled(*context); }, response));
   }
@@ -537,8 +544,8 @@ class PooledShardService final : public iv1::ShardService::CallbackService {
   STEPFLOW_POOLED(ListMapRunExecutions)
   STEPFLOW_POOLED(ResolveStateMachine)
   STEPFLOW_POOLED(GetStateMachineRecord)
-  STEPFLOW_POOLED(StartSyncExecution)
-  STEPFLOW_POOLED(AwaitExecutionClosed)
+  STEPFLOW_INLINE_FIRST(StartSyncExecution)
+  STEPFLOW_INLINE_FIRST(AwaitExecutionClosed)
   // A poll waits in its task queue without a thread when it can, as the
   // transitions above wait for their fsync: an idle remote long poll holds
   // no thread here.
