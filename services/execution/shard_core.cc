@@ -50,33 +50,117 @@ constexpr int kMaxRedrives = 1000;
 // limit.
 constexpr size_t kMaxBatchInputBytes = 3 << 20;
 
-// Appends `event` to `chunk`, a serialized HistoryChunk: its one field,
-// repeated, is each event after its tag and length.
-void AppendToHistoryChunk(const v1::HistoryEvent& event, std::string* chunk) {
-  static_assert(internal::v1::HistoryChunk::kEventsFieldNumber == 1000);
-  // Field 1000, length-delimited: (1000 << 3) | 2 as a varint.
-  constexpr char kEventTag[] = {static_cast<char>(0xc2), 0x3e};
-  const size_t size = event.ByteSizeLong();
-  chunk->append(kEventTag, sizeof(kEventTag));
-  for (uint64_t rest = size;; rest >>= 7) {
-    if (rest < 0x80) {
-      chunk->push_back(static_cast<char>(rest));
-      break;
-    }
-    chunk->push_back(static_cast<char>((rest & 0x7f) | 0x80));
+// The payload `event` carries, a JSON input or output, when its type has
+// one that neighbouring events often repeat; null otherwise.
+std::string* HistoryPayloadOf(v1::HistoryEvent& event) {
+  using Details = v1::HistoryEvent::DetailsCase;
+  switch (event.details_case()) {
+    case Details::kStateEnteredEventDetails:
+      return event.mutable_state_entered_event_details()->mutable_input();
+    case Details::kStateExitedEventDetails:
+      return event.mutable_state_exited_event_details()->mutable_output();
+    case Details::kActivityScheduledEventDetails:
+      return event.mutable_activity_scheduled_event_details()->mutable_input();
+    case Details::kTaskScheduledEventDetails:
+      return event.mutable_task_scheduled_event_details()->mutable_parameters();
+    case Details::kLambdaFunctionScheduledEventDetails:
+      return event.mutable_lambda_function_scheduled_event_details()->mutable_input();
+    case Details::kExecutionStartedEventDetails:
+      return event.mutable_execution_started_event_details()->mutable_input();
+    case Details::kExecutionSucceededEventDetails:
+      return event.mutable_execution_succeeded_event_details()->mutable_output();
+    default:
+      return nullptr;
   }
-  const size_t at = chunk->size();
-  chunk->resize(at + size);
-  event.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(chunk->data() + at));
+}
+
+// Appends field `field`, length-delimited, of `size` bytes to `out`: its
+// tag and length.
+void AppendLengthDelimitedHeader(uint32_t field, size_t size, std::string* out) {
+  auto varint = [out](uint64_t value) {
+    for (;; value >>= 7) {
+      if (value < 0x80) {
+        out->push_back(static_cast<char>(value));
+        return;
+      }
+      out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    }
+  };
+  varint((static_cast<uint64_t>(field) << 3) | 2);
+  varint(size);
+}
+
+// Serializes `events` (consecutive ids, one transition's) as a
+// HistoryChunk into `chunk`. A payload an earlier event of the chunk
+// carries is stored once (HistoryChunk.shared_payloads); the events are
+// left as they were.
+void SerializeHistoryChunk(asl::EventList& events, size_t begin, size_t end,
+                           std::string* chunk) {
+  static_assert(internal::v1::HistoryChunk::kEventsFieldNumber == 1000);
+  static_assert(internal::v1::HistoryChunk::kSharedPayloadsFieldNumber == 1001);
+  // Small payloads are not worth a reference.
+  constexpr size_t kMinShared = 64;
+  std::vector<std::pair<int, int>> shared;  // (event, from)
+  std::vector<std::pair<int, const std::string*>> carried;  // (event, its payload)
+  for (size_t i = begin; i < end; ++i) {
+    v1::HistoryEvent& event = events[i];
+    const int index = static_cast<int>(i - begin);
+    std::string* payload = HistoryPayloadOf(event);
+    int from = -1;
+    if (payload != nullptr && payload->size() >= kMinShared) {
+      // The latest carrier first: a repeat is mostly of the event before.
+      for (auto it = carried.rbegin(); it != carried.rend(); ++it) {
+        if (*it->second == *payload) {
+          from = it->first;
+          break;
+        }
+      }
+    }
+    std::string kept;
+    if (from >= 0) {
+      payload->swap(kept);
+      shared.emplace_back(index, from);
+    }
+    const size_t size = event.ByteSizeLong();
+    AppendLengthDelimitedHeader(1000, size, chunk);
+    const size_t at = chunk->size();
+    chunk->resize(at + size);
+    event.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(chunk->data() + at));
+    if (from >= 0) {
+      payload->swap(kept);
+    } else if (payload != nullptr && payload->size() >= kMinShared) {
+      carried.emplace_back(index, payload);
+    }
+  }
+  for (const auto& [event, from] : shared) {
+    internal::v1::SharedPayload reference;
+    reference.set_event(event);
+    reference.set_from(from);
+    AppendLengthDelimitedHeader(1001, reference.ByteSizeLong(), chunk);
+    reference.AppendToString(chunk);
+  }
 }
 
 // A stored history value: a chunk, or the single event that older stores
-// keep per key.
+// keep per key. Shared payloads are put back in the events that share them.
 bool ParseHistoryChunk(std::string_view value, internal::v1::HistoryChunk* chunk) {
   if (!chunk->ParseFromArray(value.data(), static_cast<int>(value.size()))) return false;
-  if (chunk->events_size() > 0) return true;
-  chunk->Clear();
-  return chunk->add_events()->ParseFromArray(value.data(), static_cast<int>(value.size()));
+  if (chunk->events_size() == 0) {
+    chunk->Clear();
+    return chunk->add_events()->ParseFromArray(value.data(), static_cast<int>(value.size()));
+  }
+  for (const internal::v1::SharedPayload& reference : chunk->shared_payloads()) {
+    if (reference.event() < 0 || reference.event() >= chunk->events_size() ||
+        reference.from() < 0 || reference.from() >= reference.event()) {
+      return false;
+    }
+    std::string* payload = HistoryPayloadOf(*chunk->mutable_events(reference.event()));
+    const std::string* from = HistoryPayloadOf(*chunk->mutable_events(reference.from()));
+    if (payload == nullptr || from == nullptr) return false;
+    *payload = *from;
+  }
+  chunk->clear_shared_payloads();
+  return true;
 }
 
 google::protobuf::Timestamp ToProto(absl::Time time) {
@@ -1853,22 +1937,22 @@ ShardCore::CommitEffects ShardCore::PrepareCommit(uint32_t shard, ExecutionRecor
   if (!express && !outcome.events.empty()) {
     std::string chunk;
     int64_t first_id = 0;
-    int64_t last_id = 0;
     auto put_chunk = [&] {
       if (chunk.empty()) return;
       batch.Put(families_.history, keys::HistoryKey(shard, record.execution_arn(), first_id),
                 chunk);
       chunk.clear();
     };
-    for (const v1::HistoryEvent& event : outcome.events) {
-      if (chunk.empty() || event.id() != last_id + 1) {
-        put_chunk();
-        first_id = event.id();
-      }
-      AppendToHistoryChunk(event, &chunk);
-      last_id = event.id();
+    // Runs of consecutive ids, a chunk each.
+    asl::EventList& events = outcome.events;
+    for (size_t begin = 0; begin < events.size();) {
+      size_t end = begin + 1;
+      while (end < events.size() && events[end].id() == events[end - 1].id() + 1) ++end;
+      first_id = events[begin].id();
+      SerializeHistoryChunk(events, begin, end, &chunk);
+      put_chunk();
+      begin = end;
     }
-    put_chunk();
   }
   if (!outcome.closed_status.empty()) {
     record.set_status(outcome.closed_status);

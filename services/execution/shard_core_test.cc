@@ -1598,6 +1598,102 @@ TEST_F(ShardCoreTest, HistoryPagesCutThroughTransitionsChunksAndReadOldOnes) {
   check_pages();
 }
 
+// A state's output is most often the next state's input: a chunk stores
+// such a payload once, and reading the history puts it back in every event.
+TEST_F(ShardCoreTest, HistoryStoresAPayloadOnceWhereAChunkRepeatsIt) {
+  auto machine = CreateMachine("shaped", R"({"StartAt": "A", "States": {
+    "A": {"Type": "Pass", "Next": "B"},
+    "B": {"Type": "Pass", "Next": "Work"},
+    "Work": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:work",
+             "End": true}}})");
+  const std::string payload = absl::StrCat(R"({"blob":")", std::string(2000, 'x'), R"("})");
+  const std::string arn = Start(machine, "big", payload);
+  auto history = [&] {
+    v1::GetExecutionHistoryRequest request;
+    request.set_execution_arn(arn);
+    v1::GetExecutionHistoryResponse response;
+    absl::Status status = core_->GetExecutionHistory(request, &response);
+    EXPECT_TRUE(status.ok()) << status;
+    return response;
+  };
+  auto check = [&](const v1::GetExecutionHistoryResponse& response) {
+    int payloads = 0;
+    for (const v1::HistoryEvent& event : response.events()) {
+      SCOPED_TRACE(event.type());
+      if (event.has_execution_started_event_details()) {
+        EXPECT_EQ(event.execution_started_event_details().input(), payload);
+        ++payloads;
+      } else if (event.has_state_entered_event_details()) {
+        EXPECT_EQ(event.state_entered_event_details().input(), payload);
+        ++payloads;
+      } else if (event.has_state_exited_event_details()) {
+        EXPECT_EQ(event.state_exited_event_details().output(), payload);
+        ++payloads;
+      } else if (event.has_activity_scheduled_event_details()) {
+        EXPECT_EQ(event.activity_scheduled_event_details().input(), payload);
+        ++payloads;
+      }
+    }
+    // Started; A, B entered and exited; Work entered; its task scheduled.
+    EXPECT_EQ(payloads, 7);
+  };
+  const v1::GetExecutionHistoryResponse before = history();
+  check(before);
+
+  // What the store holds: the start's chunk carries the payload once.
+  size_t stored = 0;
+  int shared = 0;
+  std::string first_key;
+  std::string first_value;
+  WithStoreAlone([&](storage::Store& store) {
+    const storage::FamilyId history_family = *store.Family(keys::kHistory);
+    const uint32_t shard = config::ShardOf(arn, 16);
+    ASSERT_TRUE(store
+                    .Scan(history_family, keys::HistoryPrefix(shard, arn), "", false,
+                          [&](std::string_view key, std::string_view value) {
+                            stored += value.size();
+                            iv1::HistoryChunk chunk;
+                            EXPECT_TRUE(chunk.ParseFromArray(value.data(),
+                                                             static_cast<int>(value.size())));
+                            shared += chunk.shared_payloads_size();
+                            if (first_key.empty()) {
+                              first_key = std::string(key);
+                              first_value = std::string(value);
+                            }
+                            return true;
+                          })
+                    .ok());
+  });
+  ASSERT_NE(core_, nullptr);
+  EXPECT_EQ(shared, 6);
+  EXPECT_LT(stored, 2 * payload.size()) << "7 copies of the payload, stored once";
+  // A restart reads it back the same.
+  ASSERT_TRUE(Open(16).ok());
+  const v1::GetExecutionHistoryResponse reopened = history();
+  check(reopened);
+  ASSERT_EQ(reopened.events_size(), before.events_size());
+  for (int i = 0; i < before.events_size(); ++i) {
+    EXPECT_EQ(reopened.events(i).SerializeAsString(), before.events(i).SerializeAsString());
+  }
+
+  // A reference that points nowhere is corrupt data, not an event without
+  // its payload.
+  iv1::HistoryChunk corrupt;
+  ASSERT_TRUE(corrupt.ParseFromString(first_value));
+  ASSERT_GT(corrupt.shared_payloads_size(), 0);
+  corrupt.mutable_shared_payloads(0)->set_from(corrupt.events_size());
+  WithStoreAlone([&](storage::Store& store) {
+    storage::WriteBatch batch;
+    batch.Put(*store.Family(keys::kHistory), first_key, corrupt.SerializeAsString());
+    ASSERT_TRUE(store.Write(batch, /*sync=*/true).ok());
+  });
+  ASSERT_NE(core_, nullptr);
+  v1::GetExecutionHistoryRequest request;
+  request.set_execution_arn(arn);
+  v1::GetExecutionHistoryResponse response;
+  EXPECT_EQ(core_->GetExecutionHistory(request, &response).code(), absl::StatusCode::kDataLoss);
+}
+
 TEST_F(ShardCoreTest, DurableTimersFireAfterRestart) {
   v1::CreateStateMachineRequest create;
   create.set_name("waiter");
