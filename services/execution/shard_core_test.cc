@@ -3477,6 +3477,12 @@ class AwaitExecutionClosedTest : public ShardCoreTest {
     success.set_output(R"({"charged": true})");
     ASSERT_TRUE(core_->SendTaskSuccess(success).ok());
   }
+  // Polls the next task of "work" and answers it as Succeed does.
+  void SucceedNextTask() {
+    v1::GetActivityTaskResponse task = Poll();
+    ASSERT_FALSE(task.task_token().empty());
+    Succeed(task.task_token());
+  }
 };
 
 TEST_F(AwaitExecutionClosedTest, AnswersAsSoonAsTheExecutionCloses) {
@@ -3622,6 +3628,13 @@ struct LaterAnswers {
     mu.AwaitWithTimeout(absl::Condition(&enough), wait);
     return statuses;
   }
+  // The one answer, once it came (within 10 s); an error that says so
+  // when none or more came.
+  absl::Status Only() {
+    std::vector<absl::Status> answered = Await(1);
+    if (answered.size() == 1) return answered[0];
+    return absl::InternalError(absl::StrCat(answered.size(), " answers"));
+  }
 };
 
 class SyncStartWithoutAThreadTest : public AwaitExecutionClosedTest {
@@ -3677,12 +3690,9 @@ TEST_F(SyncStartWithoutAThreadTest, TheClosingTransitionAnswersTheStart) {
     EXPECT_TRUE(answers.Await(1, absl::Milliseconds(200)).empty());
     EXPECT_EQ(core_->AwaitedExecutions(), 1u);
 
-    v1::GetActivityTaskResponse task = Poll();
-    ASSERT_FALSE(task.task_token().empty());
-    Succeed(task.task_token());
-    std::vector<absl::Status> answered = answers.Await(1);
-    ASSERT_EQ(answered.size(), 1u);
-    ASSERT_TRUE(answered[0].ok()) << answered[0];
+    SucceedNextTask();
+    const absl::Status answered = answers.Only();
+    ASSERT_TRUE(answered.ok()) << answered;
     EXPECT_EQ(response.status(), "SUCCEEDED");
     EXPECT_EQ(response.output(), R"({"order":7,"prep":"ready","result":{"charged":true}})");
     EXPECT_TRUE(response.has_stop_date());
@@ -3699,10 +3709,9 @@ TEST_F(SyncStartWithoutAThreadTest, DeadlineOrCallerGoneEndTheWaitNotTheExecutio
   const absl::Time before = absl::Now();
   ASSERT_TRUE(StartSync("sync-late", absl::Now() + absl::Milliseconds(300), &response,
                         &timed_out));
-  std::vector<absl::Status> answered = timed_out.Await(1);
-  ASSERT_EQ(answered.size(), 1u);
-  EXPECT_EQ(answered[0].code(), absl::StatusCode::kDeadlineExceeded) << answered[0];
-  EXPECT_THAT(std::string(answered[0].message()), ::testing::HasSubstr("sync-late"));
+  absl::Status answered = timed_out.Only();
+  EXPECT_EQ(answered.code(), absl::StatusCode::kDeadlineExceeded) << answered;
+  EXPECT_THAT(std::string(answered.message()), ::testing::HasSubstr("sync-late"));
   EXPECT_GE(absl::Now() - before, absl::Milliseconds(300));
   EXPECT_LT(absl::Now() - before, absl::Seconds(3));
 
@@ -3713,17 +3722,13 @@ TEST_F(SyncStartWithoutAThreadTest, DeadlineOrCallerGoneEndTheWaitNotTheExecutio
                         [&] { return gone.load(); }));
   EXPECT_TRUE(cancelled.Await(1, absl::Milliseconds(300)).empty());
   gone = true;
-  answered = cancelled.Await(1);
-  ASSERT_EQ(answered.size(), 1u);
-  EXPECT_EQ(answered[0].code(), absl::StatusCode::kCancelled) << answered[0];
+  answered = cancelled.Only();
+  EXPECT_EQ(answered.code(), absl::StatusCode::kCancelled) << answered;
   EXPECT_EQ(core_->AwaitedExecutions(), 0u);
 
   // Both executions run on; answering their tasks answers nobody again.
-  for (int i = 0; i < 2; ++i) {
-    v1::GetActivityTaskResponse task = Poll();
-    ASSERT_FALSE(task.task_token().empty());
-    Succeed(task.task_token());
-  }
+  SucceedNextTask();
+  SucceedNextTask();
   absl::SleepFor(absl::Milliseconds(200));
   EXPECT_EQ(timed_out.Await(2, absl::ZeroDuration()).size(), 1u);
   EXPECT_EQ(cancelled.Await(2, absl::ZeroDuration()).size(), 1u);
@@ -3747,9 +3752,7 @@ TEST_F(SyncStartWithoutAThreadTest, AStopAnswersEveryWaitingStart) {
 
 TEST_F(SyncStartWithoutAThreadTest, AwaitingLaterAnExecutionNotRunningAnswersAtOnce) {
   std::string arn = Start(CreateMachine(), "standard-1", "{}");
-  v1::GetActivityTaskResponse task = Poll();
-  ASSERT_FALSE(task.task_token().empty());
-  Succeed(task.task_token());
+  SucceedNextTask();
 
   LaterAnswers answers;
   v1::DescribeExecutionRequest request;
@@ -3779,12 +3782,9 @@ TEST_F(SyncStartWithoutAThreadTest, AStandardExecutionAwaitedLaterIsReadAgainAsI
   core_->AwaitExecutionClosedLater(request, absl::Now() + absl::Seconds(60), nullptr, &closed,
                                    answers.Take());
   EXPECT_TRUE(answers.Await(1, absl::Milliseconds(100)).empty());
-  v1::GetActivityTaskResponse task = Poll();
-  ASSERT_FALSE(task.task_token().empty());
-  Succeed(task.task_token());
-  std::vector<absl::Status> answered = answers.Await(1);
-  ASSERT_EQ(answered.size(), 1u);
-  EXPECT_TRUE(answered[0].ok()) << answered[0];
+  SucceedNextTask();
+  const absl::Status answered = answers.Only();
+  EXPECT_TRUE(answered.ok()) << answered;
   EXPECT_EQ(closed.status(), "SUCCEEDED");
   EXPECT_EQ(closed.output(), R"({"order":8,"prep":"ready","result":{"charged":true}})");
 }
