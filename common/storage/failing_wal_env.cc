@@ -1,6 +1,8 @@
 #include "common/storage/failing_wal_env.h"
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -17,6 +19,13 @@ using rocksdb::IOStatus;
 struct Switch {
   std::shared_ptr<std::atomic<bool>> failing;
   std::shared_ptr<std::atomic<uint64_t>> refused;
+  std::shared_ptr<std::atomic<int64_t>> sync_delay_ms;
+
+  void DelaySync() const {
+    if (const int64_t delay = sync_delay_ms->load(); delay > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    }
+  }
 
   // An I/O error while failing, else OK.
   IOStatus Check() const {
@@ -42,10 +51,12 @@ class FailingWalFile : public rocksdb::FSWritableFileOwnerWrapper {
     return FSWritableFileOwnerWrapper::Append(data, options, info, dbg);
   }
   IOStatus Sync(const IOOptions& options, IODebugContext* dbg) override {
+    fault_.DelaySync();
     if (IOStatus s = fault_.Check(); !s.ok()) return s;
     return FSWritableFileOwnerWrapper::Sync(options, dbg);
   }
   IOStatus Fsync(const IOOptions& options, IODebugContext* dbg) override {
+    fault_.DelaySync();
     if (IOStatus s = fault_.Check(); !s.ok()) return s;
     return FSWritableFileOwnerWrapper::Fsync(options, dbg);
   }
@@ -80,8 +91,9 @@ class FailingWalFileSystem : public rocksdb::FileSystemWrapper {
 FailingWalEnv::FailingWalEnv()
     : failing_(std::make_shared<std::atomic<bool>>(false)),
       refused_(std::make_shared<std::atomic<uint64_t>>(0)),
+      sync_delay_ms_(std::make_shared<std::atomic<int64_t>>(0)),
       env_(rocksdb::NewCompositeEnv(std::make_shared<FailingWalFileSystem>(
-          rocksdb::FileSystem::Default(), Switch{failing_, refused_}))) {}
+          rocksdb::FileSystem::Default(), Switch{failing_, refused_, sync_delay_ms_}))) {}
 
 FailingWalEnv::~FailingWalEnv() = default;
 

@@ -1,6 +1,7 @@
 // FailingWalEnv: a RocksDB environment whose write-ahead-log appends and
 // syncs fail while a test asks them to, to exercise what a failed durable
-// write does (storage::Store, GroupCommitter and their callers).
+// write does (storage::Store, GroupCommitter and their callers); or whose
+// syncs take longer, to hold a durable write in flight.
 //
 //   storage::testing::FailingWalEnv env;
 //   StoreOptions options;
@@ -34,10 +35,13 @@ class FailingWalEnv {
   void set_failing(bool failing) { failing_->store(failing); }
   // WAL appends and syncs refused so far.
   uint64_t refused() const { return refused_->load(); }
+  // Each WAL sync first sleeps this long (0: not at all).
+  void set_sync_delay_ms(int64_t delay_ms) { sync_delay_ms_->store(delay_ms); }
 
  private:
   std::shared_ptr<std::atomic<bool>> failing_;
   std::shared_ptr<std::atomic<uint64_t>> refused_;
+  std::shared_ptr<std::atomic<int64_t>> sync_delay_ms_;
   std::unique_ptr<rocksdb::Env> env_;
 };
 

@@ -30,6 +30,11 @@
 namespace stepflow::execution {
 namespace {
 
+// At least this many locks (see ShardCore::LockOf): with 64 transitions
+// in flight on 256 shards, a lock per shard was often held by another's
+// fsync when a transition came for it.
+constexpr uint64_t kMinLockStripes = 4096;
+
 using internal::v1::ActivityRecord;
 using internal::v1::ActivityTask;
 using internal::v1::ExecutionRecord;
@@ -353,7 +358,14 @@ ShardCore::ShardCore(const ShardCoreOptions& options, Peers* peers)
     : options_(options),
       peers_(peers),
       codec_(options.token_secret),
-      shard_mu_(new ShardLock[options.shard_count]) {}
+      stripes_(static_cast<uint64_t>(options.shard_count) *
+               std::max<uint64_t>(1, (kMinLockStripes + options.shard_count - 1) /
+                                         options.shard_count)),
+      lock_stripes_(new ShardLock[stripes_]) {}
+
+ShardLock& ShardCore::LockOf(absl::string_view routing_key) {
+  return LockOfHash(config::StableHash(routing_key));
+}
 
 absl::StatusOr<std::unique_ptr<ShardCore>> ShardCore::Open(const ShardCoreOptions& options,
                                                            Peers* peers) {
@@ -732,7 +744,7 @@ absl::Status ShardCore::CreateStateMachine(const v1::CreateStateMachineRequest& 
   const std::string arn = config::StateMachineArn(options_.arn_scope, request.name());
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   const std::string key = keys::ResourceKey(shard, arn);
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(arn));
   ASSIGN_OR_RETURN(auto existing, Read<StateMachineRecord>(families_.state_machines, key));
   if (existing.has_value()) {
     // Creating the same state machine again is idempotent, as on AWS.
@@ -835,7 +847,7 @@ absl::Status ShardCore::DescribeStateMachine(const v1::DescribeStateMachineReque
 absl::Status ShardCore::DeleteStateMachine(const v1::DeleteStateMachineRequest& request) {
   const std::string& arn = request.state_machine_arn();
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(arn));
   // Deleting is idempotent on AWS: an unknown ARN succeeds. Running
   // executions keep their own copy of the definition revision.
   // Its versions and aliases go with it.
@@ -956,7 +968,7 @@ absl::Status ShardCore::UpdateStateMachine(const v1::UpdateStateMachineRequest& 
   const std::string& arn = request.state_machine_arn();
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   const std::string key = keys::ResourceKey(shard, arn);
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(arn));
   ASSIGN_OR_RETURN(auto record, Read<StateMachineRecord>(families_.state_machines, key));
   if (!record.has_value()) return StateMachineDoesNotExist(arn);
   using google::protobuf::util::MessageDifferencer;
@@ -1015,7 +1027,7 @@ absl::Status ShardCore::PublishStateMachineVersion(
   const std::string& arn = request.state_machine_arn();
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   const std::string key = keys::ResourceKey(shard, arn);
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(arn));
   ASSIGN_OR_RETURN(auto record, Read<StateMachineRecord>(families_.state_machines, key));
   if (!record.has_value()) return StateMachineDoesNotExist(arn);
   if (!request.revision_id().empty() && request.revision_id() != record->revision_id()) {
@@ -1045,7 +1057,7 @@ absl::Status ShardCore::DeleteStateMachineVersion(
         request.state_machine_version_arn(), "'"));
   }
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(ref.state_machine_arn));
   ASSIGN_OR_RETURN(auto aliases, ReadAliases(shard, ref.state_machine_arn));
   std::vector<std::string> routing_here;
   for (const auto& alias : aliases) {
@@ -1129,7 +1141,7 @@ absl::Status ShardCore::CreateStateMachineAlias(const v1::CreateStateMachineAlia
                        request.routing_configuration(0).state_machine_version_arn()));
   const std::string& machine_arn = first.state_machine_arn;
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(machine_arn));
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(machine_arn));
   ASSIGN_OR_RETURN(auto machine, Read<StateMachineRecord>(families_.state_machines,
                                                           keys::ResourceKey(shard, machine_arn)));
   if (!machine.has_value()) return StateMachineDoesNotExist(machine_arn);
@@ -1210,7 +1222,7 @@ absl::Status ShardCore::UpdateStateMachineAlias(const v1::UpdateStateMachineAlia
   ASSIGN_OR_RETURN(config::StateMachineRef ref,
                    ParseAliasArn(options_.arn_scope, request.state_machine_alias_arn()));
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(ref.state_machine_arn));
   const std::string key = keys::AliasKey(shard, ref.state_machine_arn, ref.alias);
   ASSIGN_OR_RETURN(auto alias, Read<internal::v1::StateMachineAliasRecord>(families_.versions, key));
   if (!alias.has_value()) return ResourceNotFound(request.state_machine_alias_arn());
@@ -1231,7 +1243,7 @@ absl::Status ShardCore::DeleteStateMachineAlias(const v1::DeleteStateMachineAlia
   ASSIGN_OR_RETURN(config::StateMachineRef ref,
                    ParseAliasArn(options_.arn_scope, request.state_machine_alias_arn()));
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(ref.state_machine_arn));
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(ref.state_machine_arn));
   const std::string key = keys::AliasKey(shard, ref.state_machine_arn, ref.alias);
   ASSIGN_OR_RETURN(auto alias, Read<internal::v1::StateMachineAliasRecord>(families_.versions, key));
   if (!alias.has_value()) return ResourceNotFound(request.state_machine_alias_arn());
@@ -1285,9 +1297,9 @@ absl::StatusOr<std::shared_ptr<const StateMachineRecord>> ShardCore::CachedState
     auto cached = machine_cache_.find(state_machine_arn);
     if (cached != machine_cache_.end()) return cached->second;
   }
-  // Read and cached under the shard's mutex, which every write of the
+  // Read and cached under the record's lock, which every write of the
   // record holds while it forgets the cached one: no stale record enters.
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(state_machine_arn));
   ASSIGN_OR_RETURN(auto record, Read<StateMachineRecord>(
                                     families_.state_machines,
                                     keys::ResourceKey(shard, state_machine_arn)));
@@ -1372,7 +1384,7 @@ absl::Status ShardCore::CreateActivity(const v1::CreateActivityRequest& request,
   const std::string arn = config::ActivityArn(options_.arn_scope, request.name());
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   const std::string key = keys::ResourceKey(shard, arn);
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(arn));
   ASSIGN_OR_RETURN(auto existing, Read<ActivityRecord>(families_.activities, key));
   if (existing.has_value()) {
     // CreateActivity is idempotent on AWS.
@@ -1408,7 +1420,7 @@ absl::Status ShardCore::DescribeActivity(const v1::DescribeActivityRequest& requ
 
 absl::Status ShardCore::DeleteActivity(const v1::DeleteActivityRequest& request) {
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(request.activity_arn()));
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(request.activity_arn()));
   storage::WriteBatch batch;
   batch.Delete(families_.activities, keys::ResourceKey(shard, request.activity_arn()));
   RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
@@ -2190,13 +2202,13 @@ void ShardCore::CommitLater(uint32_t shard, ExecutionRecord record, asl::Outcome
       sync);
 }
 
-bool ShardCore::LockShardUnlessBusy(uint32_t shard, const bool* would_block) {
+bool ShardCore::LockUnlessBusy(ShardLock& lock, const bool* would_block) {
   if (would_block == nullptr) {
-    ShardMutex(shard).Lock();
+    lock.Lock();
     return true;
   }
   // It may be held across another transition's fsync.
-  return ShardMutex(shard).TryLock();
+  return lock.TryLock();
 }
 
 bool ShardCore::StartCommitting(const std::string& execution_arn) {
@@ -2278,7 +2290,7 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   }
 
   // The first transition depends on nothing stored: it runs before the
-  // shard is locked.
+  // execution's lock is taken.
   const absl::Time now = options_.clock->Now();
   ExecutionRecord record;
   record.set_execution_arn(execution_arn);
@@ -2356,14 +2368,14 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   }
 
   if (ended_alone && !synchronous && !request.has_parent_task() && request.name_generated()) {
-    // A fresh name: no execution to look for under the shard mutex, and
+    // A fresh name: no execution to look for under its lock, and
     // nothing stored (see below).
     RETURN_IF_ERROR(close_at_once());
     KeepRecentExpress(std::move(record), /*keep_name=*/false);
     return absl::OkStatus();
   }
-  if (!LockShardUnlessBusy(shard, would_block)) return decline();
-  ShardLock& shard_lock = ShardMutex(shard);
+  ShardLock& shard_lock = LockOf(execution_arn);
+  if (!LockUnlessBusy(shard_lock, would_block)) return decline();
   absl::Cleanup unlock = [&shard_lock] { shard_lock.Unlock(); };
   // A name the gateway made up (a random UUID) is nobody else's: no start
   // of it to wait for, and nothing stored under it to look up.
@@ -2423,7 +2435,7 @@ absl::Status ShardCore::StartExecutionImpl(const internal::v1::StartExecutionSha
   const std::vector<std::string> claimed = ClaimPollers(interpreter, record, outcome, now);
   if (commit_later) {
     // Answered once durable. A new execution's records are its own: only
-    // its name stays reserved until then, not the whole shard.
+    // its name stays reserved until then, not its lock.
     response->set_execution_arn(execution_arn);
     *response->mutable_start_date() = record.start_date();
     absl::AnyInvocable<void() &&> release = [] {};
@@ -2755,7 +2767,7 @@ absl::Status ShardCore::RedriveExecution(const v1::RedriveExecutionRequest& requ
   const std::string& arn = request.execution_arn();
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(arn));
   const std::string key = keys::ResourceKey(shard, arn);
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(arn));
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions, key));
   if (!record.has_value()) return ExecutionDoesNotExist(arn);
   // A retry of the redrive that already happened answers the same.
@@ -2822,7 +2834,7 @@ absl::Status ShardCore::StopExecution(const v1::StopExecutionRequest& request,
   InflightSlot slot(this);
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(request.execution_arn()));
   const std::string key = keys::ResourceKey(shard, request.execution_arn());
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(request.execution_arn()));
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions, key));
   if (!record.has_value()) record = RecentExpressRecord(request.execution_arn());
   if (!record.has_value()) return ExecutionDoesNotExist(request.execution_arn());
@@ -3000,7 +3012,7 @@ absl::Status ShardCore::ListExecutions(const internal::v1::ListShardRequest& req
 absl::Status ShardCore::PurgeExecution(const std::string& retention_key,
                                        absl::string_view execution_arn) {
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(execution_arn));
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(execution_arn));
   storage::WriteBatch batch;
   batch.Delete(families_.retention, retention_key);
   const std::string key = keys::ResourceKey(shard, execution_arn);
@@ -3280,7 +3292,7 @@ bool ShardCore::QueueLocally(ActivityTask& task, storage::WriteBatch& batch,
   // left a fresh answer in the cache, so no I/O happens here.
   if (!claimed && !ActivityKnownToExist(task.activity_arn())) return false;
   // No enqueue mutex and no seen-check: this task id is new (only a later
-  // transition of the same execution, serialized behind the shard mutex the
+  // transition of the same execution, serialized behind the execution's lock the
   // caller holds, can cancel it), and a transition lost in a crash loses
   // its backlog record with it, so its replay queues the task once.
   // Nor is its id kept: with no outbox item, nothing can enqueue it again.
@@ -3631,8 +3643,8 @@ absl::Status ShardCore::ApplyTaskResult(const std::string& task_token, bool igno
     *would_block = true;
     return absl::OkStatus();
   };
-  if (!LockShardUnlessBusy(shard, would_block)) return decline();
-  ShardLock& shard_lock = ShardMutex(shard);
+  ShardLock& shard_lock = LockOf(content.execution_arn());
+  if (!LockUnlessBusy(shard_lock, would_block)) return decline();
   bool handed_over = false;  // to the group committer, which unlocks
   absl::Cleanup unlock = [&shard_lock, &handed_over] {
     if (!handed_over) shard_lock.Unlock();
@@ -4012,7 +4024,7 @@ absl::Status ShardCore::FireTimer(const std::string& key) {
   const int64_t timer_id = static_cast<int64_t>(storage::DecodeUint64(key.substr(key.size() - 8)));
   InflightSlot slot(this);
   ASSIGN_OR_RETURN(uint32_t shard, OwnedShard(execution_arn));
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOf(execution_arn));
   storage::WriteBatch batch;
   batch.Delete(families_.timers, key);
   ASSIGN_OR_RETURN(auto record, Read<ExecutionRecord>(families_.executions,
@@ -4563,7 +4575,7 @@ absl::Status ShardCore::UpdateMapRun(const v1::UpdateMapRunRequest& request,
   ASSIGN_OR_RETURN(config::MapRunRef ref,
                    config::ParseMapRunArn(options_.arn_scope, request.map_run_arn()));
   const uint32_t shard = config::ShardOfRoutingHash(ref.routing_hash, options_.shard_count);
-  ShardLockGuard lock(&ShardMutex(shard));
+  ShardLockGuard lock(&LockOfHash(ref.routing_hash));
   ASSIGN_OR_RETURN(FoundMapRun found, FindMapRun(ref.routing_hash, request.map_run_arn()));
   ExecutionRecord& record = found.record;
   const internal::v1::MapRunSummary& run = record.state().map_runs(found.run);

@@ -231,8 +231,8 @@ class ShardCore {
   absl::StatusOr<ResolvedStart> ResolveStart(
       const internal::v1::ResolveStateMachineRequest& request);
   // Whether the state machine's record is cached, so that resolving a start
-  // through it takes no shard mutex (which a transition may hold across its
-  // fsync).
+  // through it takes no lock (see LockOf; a transition may hold one across
+  // its fsync).
   bool StateMachineCached(const std::string& state_machine_arn);
   absl::Status CreateActivity(const v1::CreateActivityRequest& request,
                               v1::CreateActivityResponse* response);
@@ -492,13 +492,22 @@ class ShardCore {
   absl::Status LoadTaskQueues();
 
   absl::StatusOr<uint32_t> OwnedShard(absl::string_view arn) const;
-  ShardLock& ShardMutex(uint32_t shard) { return shard_mu_[shard]; }
+  // The lock of the resources routed by `routing_key` (the key OwnedShard
+  // is given) or by a routing hash: a stripe of its logical shard. Keys
+  // that share a shard by design share their routing key or hash, so they
+  // share a stripe; keys that share a shard by chance never relied on its
+  // lock, as they may as well fall in different shards. Finer than a lock
+  // per shard: a transition holds its lock until its write is durable, and
+  // every other transition that met it had to wait (or be made again on a
+  // thread that may wait).
+  ShardLock& LockOf(absl::string_view routing_key);
+  ShardLock& LockOfHash(uint64_t routing_hash) { return lock_stripes_[routing_hash % stripes_]; }
 
   template <typename Message>
   absl::StatusOr<std::optional<Message>> Read(storage::FamilyId family, const std::string& key);
 
   // Publishes the current revision of `machine` (bumping its last_version)
-  // unless a version of it exists; the caller holds the shard mutex and
+  // unless a version of it exists; the caller holds the machine's lock and
   // writes `machine` in `batch`.
   absl::StatusOr<internal::v1::StateMachineVersionRecord> PublishLocked(
       uint32_t shard, internal::v1::StateMachineRecord& machine, const std::string& description,
@@ -539,7 +548,7 @@ class ShardCore {
   absl::StatusOr<std::shared_ptr<const internal::v1::StateMachineRecord>> CachedStateMachine(
       uint32_t shard, const std::string& state_machine_arn);
   // Drops the cached record; every write of a state machine record calls it
-  // under the shard's mutex.
+  // under the record's lock.
   void ForgetStateMachine(const std::string& state_machine_arn);
 
   absl::StatusOr<std::shared_ptr<const asl::Definition>> LoadDefinition(
@@ -594,7 +603,7 @@ class ShardCore {
   // not const: parts of it may be set aside meanwhile).
   void AfterCommit(CommitEffects& effects, internal::v1::ExecutionRecord& record);
   // CommitTransition by the group committer, for a caller that keeps what
-  // it holds (its shard's lock, or its new execution's name) until the
+  // it holds (its execution's lock, or its new execution's name) until the
   // write is done: then the claims are released, `release` runs, and
   // `answer` is called with the write's status. Without `sync` the
   // transition is written in order but needs no fsync (EXPRESS).
@@ -603,15 +612,15 @@ class ShardCore {
                    std::vector<std::string> claimed, absl::AnyInvocable<void() &&> release,
                    AnswerLater answer, bool sync = true);
   // Names of new executions whose start the group committer is writing
-  // (their shard is not held meanwhile): another start of the same name
+  // (their lock is not held meanwhile): another start of the same name
   // waits for it.
   absl::Mutex committing_mu_;
   absl::flat_hash_set<std::string> committing_ ABSL_GUARDED_BY(committing_mu_);
   bool StartCommitting(const std::string& execution_arn);
-  // Locks ShardMutex(shard): waits for it, or, for a caller that may not
-  // wait (`would_block` not null), takes it only if it is free. False when
-  // it was not taken.
-  bool LockShardUnlessBusy(uint32_t shard, const bool* would_block);
+  // Locks `lock`: waits for it, or, for a caller that may not wait
+  // (`would_block` not null), takes it only if it is free. False when it
+  // was not taken.
+  static bool LockUnlessBusy(ShardLock& lock, const bool* would_block);
   void AwaitStartCommitted(const std::string& execution_arn);
   // What a synchronous start answers when its execution ended within the
   // start (no wait for the close, no read of the record).
@@ -743,7 +752,9 @@ class ShardCore {
   // (see StartExecution); stopped first at shutdown.
   std::unique_ptr<storage::GroupCommitter> committer_;
   Families families_{};
-  std::unique_ptr<ShardLock[]> shard_mu_;
+  // A multiple of the shard count (see LockOf): a stripe lies in one shard.
+  const uint64_t stripes_;
+  std::unique_ptr<ShardLock[]> lock_stripes_;
   Metrics metrics_;
   std::atomic<int> inflight_{0};
   // This incarnation's ownership epoch (see keys::kOwnerEpochKey), encoded.
@@ -763,7 +774,7 @@ class ShardCore {
   // The records of running executions as this server last wrote them
   // (serialized, by key), so that the next transition of one reads no
   // store: a task's result comes within milliseconds of its start. Kept
-  // after each durable write of a record, which its shard's lock orders;
+  // after each durable write of a record, which its lock orders;
   // emptied when it holds more than kRunningRecordBytes.
   static constexpr size_t kRunningRecordBytes = size_t{16} << 20;
   absl::Mutex running_records_mu_;
@@ -892,7 +903,7 @@ class ShardCore {
   // Puts `task`'s backlog record into `batch` and moves the task to
   // `queued`, when this server owns the task's queue partition and knows
   // the activity exists; the caller adds `queued` to task_queues_ once the
-  // batch is written, under the execution's shard mutex. False (and
+  // batch is written, under the execution's lock. False (and
   // nothing changed): the task must go through the outbox.
   bool QueueLocally(internal::v1::ActivityTask& task, storage::WriteBatch& batch,
                     std::vector<TaskQueues::Queued>* queued);
@@ -900,7 +911,7 @@ class ShardCore {
   // here: for each task QueueLocally will queue, claims the activity's
   // longest-waiting poller and records ActivityStarted for it in `outcome`
   // (so the transition's one write also hands the task over). Returns the
-  // claimed task ids; the caller holds the execution's shard mutex and
+  // claimed task ids; the caller holds the execution's lock and
   // calls ReleaseClaims with them after CommitTransition (which hands the
   // tasks over when its write succeeds: HandOrQueue).
   std::vector<std::string> ClaimPollers(asl::Interpreter& interpreter,
@@ -926,7 +937,7 @@ class ShardCore {
   absl::Mutex claims_mu_;
   absl::flat_hash_map<std::string, TaskQueues::Waiter*> claims_ ABSL_GUARDED_BY(claims_mu_);
   // The interpreter's ExecutionContext::activity_exists: asked under the
-  // execution shard's mutex, it answers from the cache when it can (a
+  // execution's lock, it answers from the cache when it can (a
   // miss reads this server's catalog or asks the activity's owner).
   std::function<bool(const std::string&)> ActivityExistsAnswer();
   // The shard of the first partition of `activity_arn` this server owns;

@@ -2158,6 +2158,87 @@ TEST_F(ShardCoreTest, StartsOnThreadsThatMayNotWaitAreAnsweredByTheGroupCommitte
   EXPECT_TRUE(declined);
 }
 
+// A transition holds its execution's lock until its write is durable: a
+// later transition of that execution waits (or declines), one of another
+// execution of the same logical shard does not.
+TEST_F(ShardCoreTest, ATransitionsFsyncHoldsUpItsExecutionOnly) {
+  // Outlives the core, which is closed here: TearDown is too late.
+  storage::testing::FailingWalEnv wal;
+  absl::Cleanup close_first = [this] {
+    peers_.set_core(nullptr);
+    core_.reset();
+  };
+  store_env_ = wal.env();
+  // One logical shard, so every execution is in it: a new data folder (the
+  // count is fixed when one is made).
+  peers_.set_core(nullptr);
+  core_.reset();
+  std::filesystem::remove_all(dir_);
+  const absl::Status opened = Open(1);
+  ASSERT_TRUE(opened.ok()) << opened;
+  auto machine = CreateMachine();
+  // Two executions whose locks differ (a lock is one of 4096 stripes).
+  auto lock_of = [&](const std::string& name) {
+    return config::StableHash(
+               absl::StrCat("arn:aws:states:us-east-1:123456789012:execution:orders:", name)) %
+           4096;
+  };
+  std::string other = "second";
+  for (int i = 0; lock_of(other) == lock_of("first"); ++i) other = absl::StrCat("second-", i);
+  const std::string first = Start(machine, "first", "{}");
+  const std::string second = Start(machine, other, "{}");
+  std::map<std::string, std::string> tokens;  // by execution
+  for (int i = 0; i < 2; ++i) {
+    v1::GetActivityTaskResponse task = Poll();
+    ASSERT_FALSE(task.task_token().empty());
+    auto content = tasktoken::TaskTokenCodec::Peek(task.task_token());
+    ASSERT_TRUE(content.ok());
+    tokens[content->execution_arn()] = task.task_token();
+  }
+  ASSERT_EQ(tokens.size(), 2u);
+
+  wal.set_sync_delay_ms(800);
+  absl::Mutex mu;
+  std::vector<absl::Status> answers;
+  auto answer_later = [&]() -> ShardCore::AnswerLater {
+    return [&](absl::Status status) {
+      absl::MutexLock lock(&mu);
+      answers.push_back(std::move(status));
+    };
+  };
+  auto succeed = [&](const std::string& execution, bool* declined) {
+    v1::SendTaskSuccessRequest success;
+    success.set_task_token(tokens[execution]);
+    success.set_output("{}");
+    ShardCore::AnswerLater later = answer_later();
+    absl::Status status = core_->SendTaskSuccess(success, declined, &later);
+    EXPECT_TRUE(status.ok()) << status;
+    EXPECT_EQ(static_cast<bool>(later), *declined) << "the answer is taken unless declined";
+  };
+  bool declined = false;
+  succeed(first, &declined);
+  EXPECT_FALSE(declined);
+  // The first one's write is in its fsync now. Its execution's next
+  // transition declines (a caller that may wait waits)...
+  v1::SendTaskHeartbeatRequest heartbeat;
+  heartbeat.set_task_token(tokens[first]);
+  bool heartbeat_declined = false;
+  EXPECT_TRUE(core_->SendTaskHeartbeat(heartbeat, &heartbeat_declined).ok());
+  EXPECT_TRUE(heartbeat_declined);
+  // ...another execution's goes on.
+  succeed(second, &declined);
+  EXPECT_FALSE(declined) << "held up by another execution's fsync";
+  {
+    absl::MutexLock lock(&mu);
+    auto both = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return answers.size() == 2; };
+    EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&both), absl::Seconds(20)));
+    for (const absl::Status& status : answers) EXPECT_TRUE(status.ok()) << status;
+  }
+  wal.set_sync_delay_ms(0);
+  EXPECT_EQ(Describe(first).status(), "SUCCEEDED");
+  EXPECT_EQ(Describe(second).status(), "SUCCEEDED");
+}
+
 // Task results made where no thread may wait are answered by the group
 // committer once durable (and the execution's shard stays locked until
 // then, so a later result waits for it). Without an answer to take, a
