@@ -341,13 +341,20 @@ class ShardCoreTest : public ::testing::Test {
     return task;
   }
 
-  std::vector<std::string> HistoryTypes(const std::string& arn) {
+  // The first page of the execution's history.
+  v1::GetExecutionHistoryResponse History(const std::string& arn) {
     v1::GetExecutionHistoryRequest request;
     request.set_execution_arn(arn);
     v1::GetExecutionHistoryResponse response;
-    EXPECT_TRUE(core_->GetExecutionHistory(request, &response).ok());
+    absl::Status status = core_->GetExecutionHistory(request, &response);
+    EXPECT_TRUE(status.ok()) << status;
+    return response;
+  }
+
+  std::vector<std::string> HistoryTypes(const std::string& arn) {
+    const v1::GetExecutionHistoryResponse history = History(arn);
     std::vector<std::string> types;
-    for (const auto& e : response.events()) types.push_back(e.type());
+    for (const auto& e : history.events()) types.push_back(e.type());
     return types;
   }
 
@@ -1608,14 +1615,6 @@ TEST_F(ShardCoreTest, HistoryStoresAPayloadOnceWhereAChunkRepeatsIt) {
              "End": true}}})");
   const std::string payload = absl::StrCat(R"({"blob":")", std::string(2000, 'x'), R"("})");
   const std::string arn = Start(machine, "big", payload);
-  auto history = [&] {
-    v1::GetExecutionHistoryRequest request;
-    request.set_execution_arn(arn);
-    v1::GetExecutionHistoryResponse response;
-    absl::Status status = core_->GetExecutionHistory(request, &response);
-    EXPECT_TRUE(status.ok()) << status;
-    return response;
-  };
   auto check = [&](const v1::GetExecutionHistoryResponse& response) {
     int payloads = 0;
     for (const v1::HistoryEvent& event : response.events()) {
@@ -1637,7 +1636,7 @@ TEST_F(ShardCoreTest, HistoryStoresAPayloadOnceWhereAChunkRepeatsIt) {
     // Started; A, B entered and exited; Work entered; its task scheduled.
     EXPECT_EQ(payloads, 7);
   };
-  const v1::GetExecutionHistoryResponse before = history();
+  const v1::GetExecutionHistoryResponse before = History(arn);
   check(before);
 
   // What the store holds: the start's chunk carries the payload once.
@@ -1669,7 +1668,7 @@ TEST_F(ShardCoreTest, HistoryStoresAPayloadOnceWhereAChunkRepeatsIt) {
   EXPECT_LT(stored, 2 * payload.size()) << "7 copies of the payload, stored once";
   // A restart reads it back the same.
   ASSERT_TRUE(Open(16).ok());
-  const v1::GetExecutionHistoryResponse reopened = history();
+  const v1::GetExecutionHistoryResponse reopened = History(arn);
   check(reopened);
   ASSERT_EQ(reopened.events_size(), before.events_size());
   for (int i = 0; i < before.events_size(); ++i) {
