@@ -1,5 +1,6 @@
-// ShardLock: the lock of one logical shard, held by a transition from the
-// read of its records to the end of its durable write. A transition handed
+// ShardLock: the lock of one stripe of a logical shard (see
+// ShardCore::LockOf), held by a transition from the read of its records to
+// the end of its durable write. A transition handed
 // to the group committer (see ShardCore::StartExecution) keeps it until the
 // committer has written it, so the lock is released on another thread than
 // the one that took it — which absl::Mutex does not allow.
