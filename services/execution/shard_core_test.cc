@@ -3751,6 +3751,15 @@ class SyncStartWithoutAThreadTest : public AwaitExecutionClosedTest {
     return !answer;
   }
 
+  // AwaitExecutionClosedLater of `arn`, answered to `answers`.
+  void AwaitLater(const std::string& arn, v1::DescribeExecutionResponse* response,
+                  LaterAnswers* answers) {
+    v1::DescribeExecutionRequest request;
+    request.set_execution_arn(arn);
+    core_->AwaitExecutionClosedLater(request, absl::Now() + absl::Seconds(60), nullptr, response,
+                                     answers->Take());
+  }
+
   iv1::StateMachineRecord machine_;
 };
 
@@ -3835,15 +3844,10 @@ TEST_F(SyncStartWithoutAThreadTest, AwaitingLaterAnExecutionNotRunningAnswersAtO
   SucceedNextTask();
 
   LaterAnswers answers;
-  v1::DescribeExecutionRequest request;
-  request.set_execution_arn(arn);
   v1::DescribeExecutionResponse closed;
-  core_->AwaitExecutionClosedLater(request, absl::Now() + absl::Seconds(60), nullptr, &closed,
-                                   answers.Take());
+  AwaitLater(arn, &closed, &answers);
   v1::DescribeExecutionResponse missing;
-  request.set_execution_arn(arn + "-missing");
-  core_->AwaitExecutionClosedLater(request, absl::Now() + absl::Seconds(60), nullptr, &missing,
-                                   answers.Take());
+  AwaitLater(arn + "-missing", &missing, &answers);
   std::vector<absl::Status> answered = answers.Await(2, absl::ZeroDuration());
   ASSERT_EQ(answered.size(), 2u);
   EXPECT_TRUE(answered[0].ok()) << answered[0];
@@ -3856,11 +3860,8 @@ TEST_F(SyncStartWithoutAThreadTest, AStandardExecutionAwaitedLaterIsReadAgainAsI
   // A STANDARD execution stays stored when it closes: the waiter reads it.
   std::string arn = Start(CreateMachine(), "standard-2", R"({"order": 8})");
   LaterAnswers answers;
-  v1::DescribeExecutionRequest request;
-  request.set_execution_arn(arn);
   v1::DescribeExecutionResponse closed;
-  core_->AwaitExecutionClosedLater(request, absl::Now() + absl::Seconds(60), nullptr, &closed,
-                                   answers.Take());
+  AwaitLater(arn, &closed, &answers);
   EXPECT_TRUE(answers.Await(1, absl::Milliseconds(100)).empty());
   SucceedNextTask();
   const absl::Status answered = answers.Only();
